@@ -1,0 +1,60 @@
+//! `pool_error_t`: error detail that travels with the call, never in thread-local state.
+
+use std::ffi::c_char;
+
+use super::status::{POOL_ERR_INTERNAL, pool_status_t, status_of};
+use crate::pool::Error;
+
+/// Caller-owned error detail. Functions taking a `pool_error_t *err_out` fill it on failure
+/// when it is not NULL, and leave it untouched on success.
+#[repr(C)]
+pub struct pool_error {
+    /// The status the call returned.
+    pub code: pool_status_t,
+    /// NUL-terminated, human-readable, never empty on failure.
+    pub message: [c_char; 256],
+}
+
+pub type pool_error_t = pool_error;
+
+/// Writes `code` and `msg` (truncated on a character boundary to fit) into `err_out`.
+pub(crate) fn write_error(err_out: *mut pool_error_t, code: pool_status_t, msg: &str) {
+    if err_out.is_null() {
+        return;
+    }
+    let max = 255;
+    let mut end = msg.len().min(max);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    let msg = if msg.is_empty() { "error" } else { &msg[..end] };
+    // SAFETY: the caller passed a pointer to a writable pool_error_t (checked non-NULL).
+    let e = unsafe { &mut *err_out };
+    e.code = code;
+    for (dst, src) in e.message.iter_mut().zip(msg.bytes()) {
+        *dst = src as c_char;
+    }
+    e.message[msg.len()] = 0;
+}
+
+/// Reports `e` through `err_out` and returns its status.
+pub(crate) fn fail(err_out: *mut pool_error_t, e: &Error) -> pool_status_t {
+    let code = status_of(e);
+    write_error(err_out, code, &e.to_string());
+    code
+}
+
+/// Reports an argument error naming what was wrong.
+pub(crate) fn invalid(err_out: *mut pool_error_t, msg: &str) -> pool_status_t {
+    fail(err_out, &Error::InvalidArg(msg.to_string()))
+}
+
+/// What a caught panic turns into.
+pub(crate) fn internal(err_out: *mut pool_error_t, what: &str) -> pool_status_t {
+    write_error(
+        err_out,
+        POOL_ERR_INTERNAL,
+        &format!("redis: internal error (a panic) in {what}; the pool is closed"),
+    );
+    POOL_ERR_INTERNAL
+}

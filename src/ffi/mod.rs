@@ -1,0 +1,26 @@
+//! The C ABI: a thin skin over `crate::pool`. One file per handle type; every exported body
+//! sits inside `ffi_boundary!` so no panic crosses the ABI.
+#![allow(non_camel_case_types)]
+// Each exported function's contract (which pointers, who owns what) is its doc comment,
+// which cbindgen copies into the header; a Rust-only `# Safety` heading would add nothing.
+#![allow(clippy::missing_safety_doc)]
+
+mod castable;
+mod conn_table;
+mod panic;
+
+pub mod cancel;
+pub mod conn;
+pub mod error;
+pub mod options;
+pub mod pool;
+pub mod stats;
+pub mod status;
+
+use std::ffi::c_char;
+
+/// The library version, e.g. "0.1.0". Static, never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn pool_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}

@@ -1,0 +1,310 @@
+//! `pool_options_t`: a flat struct of scalars, appended to over time (`struct_size`).
+
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::pool::{Dialer, Error, Options, Result, Wait, default_pool_size};
+
+/// A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
+/// passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
+/// take (0 = unbounded). Called from library dial threads, possibly from several at once:
+/// it must be thread-safe. It is the only user code a library thread ever runs.
+pub type pool_dial_fn = Option<
+    unsafe extern "C" fn(userdata: *mut c_void, timeout_ms: i64, fd_out: *mut c_int) -> c_int,
+>;
+
+/// Pool options. Always start with `pool_options_init`, then change fields.
+#[repr(C)]
+pub struct pool_options {
+    /// Set by pool_options_init: lets fields be appended in later versions.
+    pub struct_size: usize,
+    /// "host:port", "[v6]:port", or a unix socket path ("/..." or "unix:/..."). Copied.
+    pub addr: *const c_char,
+    /// Optional; replaces dialing addr.
+    pub dialer: pool_dial_fn,
+    /// Passed to dialer as its first argument.
+    pub dialer_userdata: *mut c_void,
+    /// false: LIFO idle list (default); true: FIFO.
+    pub pool_fifo: bool,
+    /// Turns: conns checked out plus dials in flight. Default 10 * number of CPUs; 0 = default.
+    pub pool_size: i32,
+    /// Idle conns kept ready by background dials. Default 0. At most pool_size.
+    pub min_idle_conns: i32,
+    /// Idle conns kept at most; a surplus conn is closed on put. 0 = unlimited.
+    pub max_idle_conns: i32,
+    /// 0 = unlimited; reaching it -> POOL_ERR_EXHAUSTED at once.
+    pub max_active_conns: i32,
+    /// Dials running at once. 0 = pool_size.
+    pub max_concurrent_dials: i32,
+    /// Per dial attempt. Default 5000; 0 = none.
+    pub dial_timeout_ms: i64,
+    /// Wait for a turn (and a dial). Default 6000; 0 = do not wait; -1 = wait forever.
+    pub pool_timeout_ms: i64,
+    /// Idle conns older than this are stale. Default 30 min; 0 (or -1) = none.
+    pub conn_max_idle_time_ms: i64,
+    /// Conns older than this are stale. Default 0 = none.
+    pub conn_max_lifetime_ms: i64,
+    /// Spreads expiries uniformly over +/- this much (capped at the lifetime).
+    pub conn_max_lifetime_jitter_ms: i64,
+    /// Attempts per dial. Default 5; 0 = default.
+    pub dialer_retries: i32,
+    /// Pause between dial attempts. Default 100; 0 = none.
+    pub dialer_retry_backoff_ms: i64,
+    /// Redis ACL user (not wired up yet: must be NULL).
+    pub username: *const c_char,
+    /// Redis password (not wired up yet: must be NULL).
+    pub password: *const c_char,
+    /// CLIENT SETNAME value (not wired up yet: must be NULL).
+    pub client_name: *const c_char,
+    /// SELECT db when non-zero (not wired up yet: must be 0).
+    pub db: i32,
+    /// 2 (default) or 3 (HELLO 3; not wired up yet: must be 2 or 0).
+    pub protocol: i32,
+    /// Conn helpers' read timeout. Default 5000.
+    pub read_timeout_ms: i64,
+    /// Conn helpers' write timeout. Default 5000.
+    pub write_timeout_ms: i64,
+    /// Background reaper interval: closes conns idle past conn_max_idle_time_ms (or past
+    /// their lifetime) even when nobody calls get, keeping min_idle_conns. 0 = off (default).
+    pub reaper_interval_ms: i64,
+}
+
+pub type pool_options_t = pool_options;
+
+impl pool_options {
+    pub(crate) fn defaults() -> Self {
+        pool_options {
+            struct_size: size_of::<pool_options>(),
+            addr: std::ptr::null(),
+            dialer: None,
+            dialer_userdata: std::ptr::null_mut(),
+            pool_fifo: false,
+            pool_size: clamp_i32(default_pool_size()),
+            min_idle_conns: 0,
+            max_idle_conns: 0,
+            max_active_conns: 0,
+            max_concurrent_dials: 0,
+            dial_timeout_ms: 5000,
+            pool_timeout_ms: 6000,
+            conn_max_idle_time_ms: 30 * 60 * 1000,
+            conn_max_lifetime_ms: 0,
+            conn_max_lifetime_jitter_ms: 0,
+            dialer_retries: 5,
+            dialer_retry_backoff_ms: 100,
+            username: std::ptr::null(),
+            password: std::ptr::null(),
+            client_name: std::ptr::null(),
+            db: 0,
+            protocol: 2,
+            read_timeout_ms: 5000,
+            write_timeout_ms: 5000,
+            reaper_interval_ms: 0,
+        }
+    }
+}
+
+/// The first version's fields end at `write_timeout_ms`.
+pub(crate) const MIN_OPTIONS_SIZE: usize =
+    std::mem::offset_of!(pool_options, write_timeout_ms) + size_of::<i64>();
+
+fn clamp_i32(n: usize) -> i32 {
+    n.min(i32::MAX as usize) as i32
+}
+
+/// Fills every field of `*opts` with its default, including `struct_size`. NULL is ignored.
+/// Any thread; never blocks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_options_init(opts: *mut pool_options_t) {
+    super::panic::ffi_boundary!((), {
+        if opts.is_null() {
+            return;
+        }
+        // SAFETY: the caller passes a writable pool_options_t (checked non-NULL).
+        unsafe { opts.write(pool_options::defaults()) };
+    })
+}
+
+/// The caller's struct, its unknown tail ignored and a missing tail defaulted.
+///
+/// # Safety
+/// `opts` is non-NULL and points to at least `struct_size` readable bytes.
+pub(crate) unsafe fn read_options(opts: *const pool_options_t) -> Result<pool_options> {
+    // SAFETY: non-NULL per contract; struct_size is the first field of every version.
+    let size = unsafe { (*opts).struct_size };
+    if size < MIN_OPTIONS_SIZE {
+        return Err(Error::invalid(format!(
+            "struct_size: {size} is smaller than any pool_options_t; call pool_options_init first"
+        )));
+    }
+    let mut out = std::mem::MaybeUninit::new(pool_options::defaults());
+    let n = size.min(size_of::<pool_options>());
+    let base = out.as_mut_ptr().cast::<u8>();
+    // SAFETY: both regions are valid for n bytes (n <= either size) and do not overlap.
+    // Every field is plain data except `pool_fifo`: a C bool byte other than 0/1 would be an
+    // invalid Rust bool, so that byte is normalised before the struct is read.
+    unsafe {
+        std::ptr::copy_nonoverlapping(opts.cast::<u8>(), base, n);
+        let fifo = base.add(std::mem::offset_of!(pool_options, pool_fifo));
+        *fifo = u8::from(*fifo != 0);
+        Ok(out.assume_init())
+    }
+}
+
+/// A C string option, or None for NULL.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string.
+unsafe fn c_str<'a>(p: *const c_char, field: &str) -> Result<Option<&'a str>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: per contract.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str()
+        .map(Some)
+        .map_err(|_| Error::invalid(format!("{field}: not valid UTF-8")))
+}
+
+fn millis(v: i64, field: &str, zero_is_none: bool) -> Result<Option<Duration>> {
+    match v {
+        0 if zero_is_none => Ok(None),
+        -1 if zero_is_none => Ok(None),
+        v if v >= 0 => Ok(Some(Duration::from_millis(v as u64))),
+        v => Err(Error::invalid(format!("{field}: {v} is negative"))),
+    }
+}
+
+fn count(v: i32, field: &str) -> Result<usize> {
+    usize::try_from(v).map_err(|_| Error::invalid(format!("{field}: {v} is negative")))
+}
+
+struct CDialer {
+    f: unsafe extern "C" fn(*mut c_void, i64, *mut c_int) -> c_int,
+    userdata: *mut c_void,
+}
+
+// SAFETY: the header requires dial callbacks and their userdata to be usable from any thread.
+unsafe impl Send for CDialer {}
+// SAFETY: as above.
+unsafe impl Sync for CDialer {}
+
+impl CDialer {
+    fn dial(&self, timeout: Option<Duration>) -> io::Result<OwnedFd> {
+        let ms = timeout.map_or(0, |t| t.as_millis().clamp(1, i64::MAX as u128) as i64);
+        let mut fd: c_int = -1;
+        // SAFETY: calling the user's callback as its contract in the header describes.
+        let rc = unsafe { (self.f)(self.userdata, ms, &mut fd) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        if fd < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "dialer returned 0 but no valid fd",
+            ));
+        }
+        // SAFETY: the callback contract passes ownership of a valid fd to us.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+/// Converts and validates the C options into core options, naming the bad field.
+///
+/// # Safety
+/// String pointers in `o` are NULL or NUL-terminated.
+pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
+    let dialer = match o.dialer {
+        Some(f) => {
+            let d = Arc::new(CDialer {
+                f,
+                userdata: o.dialer_userdata,
+            });
+            Dialer::Custom(Arc::new(move |t| d.dial(t)))
+        }
+        None => {
+            // SAFETY: per contract.
+            let addr = unsafe { c_str(o.addr, "addr") }?
+                .ok_or_else(|| Error::invalid("addr: NULL and no dialer given"))?;
+            Dialer::from_addr(addr)?
+        }
+    };
+    let mut opts = Options::new(dialer);
+    opts.pool_fifo = o.pool_fifo;
+    opts.pool_size = match count(o.pool_size, "pool_size")? {
+        0 => default_pool_size(),
+        n => n,
+    };
+    opts.min_idle_conns = count(o.min_idle_conns, "min_idle_conns")?;
+    opts.max_idle_conns = count(o.max_idle_conns, "max_idle_conns")?;
+    opts.max_active_conns = count(o.max_active_conns, "max_active_conns")?;
+    opts.max_concurrent_dials = count(o.max_concurrent_dials, "max_concurrent_dials")?;
+    opts.dial_timeout = millis(o.dial_timeout_ms, "dial_timeout_ms", true)?;
+    opts.pool_timeout = Wait::from_millis(o.pool_timeout_ms).ok_or_else(|| {
+        Error::invalid(format!(
+            "pool_timeout_ms: {} is invalid (0 = do not wait, -1 = forever, > 0 = milliseconds)",
+            o.pool_timeout_ms
+        ))
+    })?;
+    opts.conn_max_idle_time = millis(o.conn_max_idle_time_ms, "conn_max_idle_time_ms", true)?;
+    opts.conn_max_lifetime = millis(o.conn_max_lifetime_ms, "conn_max_lifetime_ms", true)?;
+    opts.conn_max_lifetime_jitter = millis(
+        o.conn_max_lifetime_jitter_ms,
+        "conn_max_lifetime_jitter_ms",
+        false,
+    )?
+    .unwrap_or_default();
+    opts.dialer_retries = match o.dialer_retries {
+        0 => 5,
+        n if n > 0 => n as u32,
+        n => return Err(Error::invalid(format!("dialer_retries: {n} is negative"))),
+    };
+    opts.dialer_retry_backoff =
+        millis(o.dialer_retry_backoff_ms, "dialer_retry_backoff_ms", false)?.unwrap_or_default();
+    opts.reaper_interval = match o.reaper_interval_ms {
+        0 => None,
+        v => millis(v, "reaper_interval_ms", false)?,
+    };
+    // The Redis session fields are wired up by a later version; refusing them beats
+    // silently running unauthenticated or on the wrong database.
+    for (p, field) in [
+        (o.username, "username"),
+        (o.password, "password"),
+        (o.client_name, "client_name"),
+    ] {
+        if !p.is_null() {
+            return Err(Error::invalid(format!(
+                "{field}: Redis session set-up is not supported by this version yet"
+            )));
+        }
+    }
+    if o.db != 0 {
+        return Err(Error::invalid(format!(
+            "db: {} (SELECT) is not supported by this version yet",
+            o.db
+        )));
+    }
+    if !matches!(o.protocol, 0 | 2) {
+        return Err(Error::invalid(format!(
+            "protocol: {} is not supported by this version (only 2)",
+            o.protocol
+        )));
+    }
+    for (v, field) in [
+        (o.read_timeout_ms, "read_timeout_ms"),
+        (o.write_timeout_ms, "write_timeout_ms"),
+    ] {
+        if v < -2 {
+            return Err(Error::invalid(format!("{field}: {v} is invalid")));
+        }
+    }
+    if opts.min_idle_conns > opts.pool_size {
+        return Err(Error::invalid(format!(
+            "min_idle_conns: {} is larger than pool_size {}",
+            opts.min_idle_conns, opts.pool_size
+        )));
+    }
+    Ok(opts)
+}

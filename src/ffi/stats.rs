@@ -1,0 +1,94 @@
+//! `pool_stats_t`: go-redis `Stats` plus counters go-redis lacks, appended over time.
+
+use std::mem::offset_of;
+
+use super::status::{POOL_ERR_INVALID_ARG, POOL_OK, pool_status_t};
+use crate::pool::Stats;
+
+/// A stats snapshot. Counters only increase; `*_conns`, `pending_requests`, `waiting` and
+/// `dials_in_progress` are gauges.
+#[repr(C)]
+pub struct pool_stats {
+    /// Set to sizeof(pool_stats_t) (or 0) before pool_stats; set to the bytes written after.
+    pub struct_size: usize,
+    /// Gets served by an idle or handed-over conn that passed the health check.
+    pub hits: u64,
+    /// Gets that found no usable idle conn and went on to dial (counted before the dial).
+    pub misses: u64,
+    /// Gets that returned POOL_ERR_TIMEOUT.
+    pub timeouts: u64,
+    /// Gets that waited for a turn and got one.
+    pub wait_count: u64,
+    /// Always 0, as in go-redis.
+    pub unusable: u64,
+    /// Total duration of the waits counted in wait_count.
+    pub wait_duration_ns: u64,
+    /// Conns the pool owns (idle, checked out, pool_new_conn conns); dials in flight excluded.
+    pub total_conns: u32,
+    /// Idle conns.
+    pub idle_conns: u32,
+    /// Conns closed as stale: lifetime, idle time, failed peek (EOF, error, unread bytes).
+    pub stale_conns: u32,
+    /// Gets in progress.
+    pub pending_requests: u32,
+    /// Successful dials.
+    pub dials: u64,
+    /// Failed dials (all attempts of one dial count once), including background probes.
+    pub dial_errors: u64,
+    /// Conns closed by pool_remove / pool_close_conn.
+    pub removed_conns: u64,
+    /// Conns closed on put because max_idle_conns were already idle.
+    pub evicted_conns: u64,
+    /// Gets queued for a turn right now.
+    pub waiting: u32,
+    /// Dials queued or running right now.
+    pub dials_in_progress: u32,
+}
+
+pub type pool_stats_t = pool_stats;
+
+/// The first version's fields end at `pending_requests`.
+const MIN_STATS_SIZE: usize = offset_of!(pool_stats, pending_requests) + size_of::<u32>();
+
+/// # Safety
+/// `out` is NULL or writable for its `struct_size` bytes (0 meaning the full struct).
+pub(crate) unsafe fn write_stats(s: &Stats, out: *mut pool_stats_t) -> pool_status_t {
+    if out.is_null() {
+        return POOL_ERR_INVALID_ARG;
+    }
+    // SAFETY: non-NULL; struct_size is the first field of every version.
+    let asked = unsafe { (*out).struct_size };
+    let full = size_of::<pool_stats>();
+    let n = if asked == 0 { full } else { asked.min(full) };
+    if n < MIN_STATS_SIZE {
+        return POOL_ERR_INVALID_ARG;
+    }
+    let snapshot = pool_stats {
+        struct_size: n,
+        hits: s.hits,
+        misses: s.misses,
+        timeouts: s.timeouts,
+        wait_count: s.wait_count,
+        unusable: s.unusable,
+        wait_duration_ns: s.wait_duration_ns,
+        total_conns: s.total_conns,
+        idle_conns: s.idle_conns,
+        stale_conns: s.stale_conns,
+        pending_requests: s.pending_requests,
+        dials: s.dials,
+        dial_errors: s.dial_errors,
+        removed_conns: s.removed_conns,
+        evicted_conns: s.evicted_conns,
+        waiting: s.waiting,
+        dials_in_progress: s.dials_in_progress,
+    };
+    // SAFETY: `out` is writable for n bytes and `snapshot` readable for n <= its size.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (&snapshot as *const pool_stats).cast::<u8>(),
+            out.cast::<u8>(),
+            n,
+        )
+    };
+    POOL_OK
+}

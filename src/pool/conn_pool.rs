@@ -1,0 +1,912 @@
+//! `ConnPool`: go-redis's `internal/pool.ConnPool`, with its known bugs left out.
+//!
+//! Turns are the capacity gate: at most `pool_size` conns checked out or being dialed.
+//! A get takes a free turn at once when nobody is queued, otherwise it queues; a released
+//! turn (put, remove, failed dial) goes to the oldest waiter, together with the conn when
+//! one comes back. A miss hands its turn to a dial job run on a dial thread, so the caller
+//! can stop waiting (timeout, cancel, close) without wasting the dial: the conn then goes to
+//! the oldest waiter or the idle list.
+//!
+//! Every transition of the counts happens under `Inner::state`; sockets are closed and
+//! health-checked outside it.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use socket2::Socket;
+
+use super::cancel::CancelToken;
+use super::conn::Conn;
+use super::error::{Error, Result};
+use super::health;
+use super::options::{Options, Wait};
+use super::stats::{Counters, Stats};
+use super::waiter::{Grant, WaitEnd, Waiter};
+
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A conn handed back to a pool that does not own it; nothing changed.
+#[derive(Debug)]
+pub struct Rejected {
+    pub error: Error,
+    pub conn: Conn,
+}
+
+/// A thread-safe connection pool. Cloning gives another handle to the same pool.
+#[derive(Clone)]
+pub struct ConnPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: u64,
+    opts: Options,
+    state: Mutex<State>,
+    /// Notified on close: interrupts dial backoffs, probes and the reaper.
+    closed_cv: Condvar,
+    closed: AtomicBool,
+    counters: Counters,
+    next_conn_id: AtomicU64,
+    jitter_seed: AtomicU64,
+}
+
+struct DialJob {
+    /// The get that started the dial, if it still waits for it.
+    initiator: Option<Arc<Waiter>>,
+    /// Started to keep `min_idle_conns` filled.
+    refill: bool,
+}
+
+#[derive(Default)]
+struct State {
+    closed: bool,
+    idle: VecDeque<Conn>,
+    /// Turns held: pooled conns checked out (or being handed over) plus dial jobs.
+    turns_used: usize,
+    /// Pooled conns checked out or being handed over.
+    checked_out: usize,
+    /// Conns from `new_conn` still open, and their dials in flight.
+    unpooled: usize,
+    unpooled_dials: usize,
+    /// Dial jobs queued or running; each holds a turn.
+    dials_pending: usize,
+    refill_dials: usize,
+    dial_queue: VecDeque<DialJob>,
+    dial_workers: usize,
+    /// Gets queued for a turn, oldest first.
+    waiters: VecDeque<Arc<Waiter>>,
+    /// Gets waiting for the dial they started.
+    dial_waiters: Vec<Arc<Waiter>>,
+    /// Consecutive failed dials; at `pool_size` misses fail fast until a dial succeeds.
+    dial_failures: usize,
+    last_dial_error: Option<Error>,
+    probe_running: bool,
+    /// User data of conns closed on library threads, dropped on the next user call.
+    deferred_userdata: Vec<Box<dyn Any + Send>>,
+}
+
+impl State {
+    fn total(&self) -> usize {
+        self.idle.len() + self.checked_out + self.unpooled
+    }
+}
+
+impl ConnPool {
+    /// Validates `opts`, starts the min-idle prewarm and the reaper when configured.
+    pub fn new(opts: Options) -> Result<ConnPool> {
+        let opts = opts.validate()?;
+        let id = NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed);
+        let inner = Arc::new(Inner {
+            id,
+            jitter_seed: AtomicU64::new(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed_from_clock()),
+            opts,
+            state: Mutex::new(State::default()),
+            closed_cv: Condvar::new(),
+            closed: AtomicBool::new(false),
+            counters: Counters::default(),
+            next_conn_id: AtomicU64::new(1),
+        });
+        {
+            let mut st = inner.state.lock();
+            inner.refill(&mut st);
+        }
+        if let Some(every) = inner.opts.reaper_interval {
+            let weak = Arc::downgrade(&inner);
+            thread::Builder::new()
+                .name("redispool-reaper".into())
+                .spawn(move || reaper_loop(weak, every))
+                .map_err(|e| Error::Internal(format!("cannot start the reaper thread: {e}")))?;
+        }
+        Ok(ConnPool { inner })
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+
+    /// Identifies the pool; conns carry it.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    pub fn same_pool(&self, other: &ConnPool) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Get with the pool's `pool_timeout` and no cancel token.
+    pub fn get(&self) -> Result<Conn> {
+        self.get_with(self.inner.opts.pool_timeout, None)
+    }
+
+    /// An idle, health-checked conn or a new one. Waits for a turn (and for the dial on a
+    /// miss) at most `wait`, or until `cancel` fires or the pool closes.
+    pub fn get_with(&self, wait: Wait, cancel: Option<&CancelToken>) -> Result<Conn> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        inner.counters.pending.fetch_add(1, Ordering::Relaxed);
+        let res = inner.get_conn(wait, cancel);
+        inner.counters.pending.fetch_sub(1, Ordering::Relaxed);
+        if let Err(Error::Timeout(_)) = res {
+            Counters::inc(&inner.counters.timeouts);
+        }
+        res
+    }
+
+    /// Never waits, dials or resolves: an idle healthy conn, or `Error::WouldBlock`.
+    pub fn try_get(&self) -> Result<Conn> {
+        let inner = &self.inner;
+        loop {
+            let conn = {
+                let mut st = inner.state.lock();
+                if st.closed {
+                    return Err(Error::Closed);
+                }
+                if !st.waiters.is_empty() || st.turns_used >= inner.opts.pool_size {
+                    return Err(Error::WouldBlock);
+                }
+                let Some(conn) = inner.pop_idle(&mut st) else {
+                    return Err(Error::WouldBlock);
+                };
+                st.turns_used += 1;
+                conn
+            };
+            match inner.check_health(conn) {
+                Some(conn) => return Ok(conn),
+                None => {
+                    let mut st = inner.state.lock();
+                    inner.release_turn(&mut st);
+                }
+            }
+        }
+    }
+
+    /// Returns a conn for reuse. A conn from `new_conn` is closed instead.
+    pub fn put(&self, conn: Conn) -> std::result::Result<(), Rejected> {
+        let mut conn = self.check_owner(conn)?;
+        let inner = &self.inner;
+        let deferred;
+        let mut surplus = None;
+        {
+            let mut st = inner.state.lock();
+            deferred = std::mem::take(&mut st.deferred_userdata);
+            if !conn.pooled {
+                st.unpooled -= 1;
+                surplus = Some(conn);
+            } else if st.closed {
+                st.checked_out -= 1;
+                st.turns_used -= 1;
+                surplus = Some(conn);
+            } else {
+                conn.used_at = Instant::now();
+                let mut grant = Grant::Conn(conn, false);
+                while let Some(w) = st.waiters.pop_front() {
+                    match w.deliver(grant) {
+                        Ok(()) => return Ok(()),
+                        Err(back) => grant = back,
+                    }
+                }
+                let Grant::Conn(conn, _) = grant else {
+                    unreachable!()
+                };
+                st.checked_out -= 1;
+                st.turns_used -= 1;
+                let max_idle = inner.opts.max_idle_conns;
+                if max_idle > 0 && st.idle.len() >= max_idle {
+                    Counters::inc(&inner.counters.evicted);
+                    surplus = Some(conn);
+                } else {
+                    st.idle.push_back(conn);
+                }
+            }
+        }
+        drop(surplus);
+        drop(deferred);
+        Ok(())
+    }
+
+    /// Closes a checked-out conn and frees its turn. `reason` is informational.
+    pub fn remove(&self, conn: Conn, _reason: Option<&str>) -> std::result::Result<(), Rejected> {
+        let conn = self.check_owner(conn)?;
+        let inner = &self.inner;
+        let deferred = {
+            let mut st = inner.state.lock();
+            if conn.pooled {
+                st.checked_out -= 1;
+                if st.closed {
+                    st.turns_used -= 1;
+                } else {
+                    inner.release_turn(&mut st);
+                }
+            } else {
+                st.unpooled -= 1;
+            }
+            Counters::inc(&inner.counters.removed);
+            inner.refill(&mut st);
+            std::mem::take(&mut st.deferred_userdata)
+        };
+        drop(conn);
+        drop(deferred);
+        Ok(())
+    }
+
+    /// go-redis `NewConn`: a conn outside the turns and the idle list (it still obeys
+    /// `max_active_conns` and counts in `len`). Dials on the calling thread. Release it with
+    /// `close_conn`.
+    pub fn new_conn(&self) -> Result<Conn> {
+        let inner = &self.inner;
+        {
+            let mut st = inner.state.lock();
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            inner.check_active_limit(&st)?;
+            st.unpooled_dials += 1;
+        }
+        let res = inner.dial_conn(false);
+        let mut st = inner.state.lock();
+        st.unpooled_dials -= 1;
+        inner.note_dial_result(&mut st, &res);
+        let conn = res?;
+        if st.closed {
+            drop(st);
+            drop(conn);
+            return Err(Error::Closed);
+        }
+        st.unpooled += 1;
+        Ok(conn)
+    }
+
+    /// Closes a conn from `new_conn`. A checked-out pooled conn is removed (its turn freed).
+    pub fn close_conn(&self, conn: Conn) -> std::result::Result<(), Rejected> {
+        self.remove(conn, None)
+    }
+
+    /// All conns the pool owns: idle, checked out, and `new_conn` conns.
+    pub fn len(&self) -> usize {
+        self.inner.state.lock().total()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn idle_len(&self) -> usize {
+        self.inner.state.lock().idle.len()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let inner = &self.inner;
+        let mut s = Stats::default();
+        {
+            let st = inner.state.lock();
+            s.total_conns = clamp_u32(st.total());
+            s.idle_conns = clamp_u32(st.idle.len());
+            s.waiting = clamp_u32(st.waiters.len());
+            s.dials_in_progress = clamp_u32(st.dials_pending + st.unpooled_dials);
+        }
+        inner.counters.fill(&mut s);
+        s
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes idle conns and wakes every waiter with `Error::Closed`. Checked-out conns are
+    /// closed when they come back. A second close returns `Error::Closed`.
+    pub fn close(&self) -> Result<()> {
+        let inner = &self.inner;
+        let (idle, deferred) = {
+            let mut st = inner.state.lock();
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            st.closed = true;
+            inner.closed.store(true, Ordering::Release);
+            let st = &mut *st;
+            for w in st.waiters.drain(..).chain(st.dial_waiters.drain(..)) {
+                let _ = w.deliver(Grant::Failed(Error::Closed));
+            }
+            inner.closed_cv.notify_all();
+            (
+                std::mem::take(&mut st.idle),
+                std::mem::take(&mut st.deferred_userdata),
+            )
+        };
+        drop(idle);
+        drop(deferred);
+        Ok(())
+    }
+
+    /// Gives `conn` back untouched when another pool owns it.
+    fn check_owner(&self, conn: Conn) -> std::result::Result<Conn, Rejected> {
+        if conn.pool_id() == self.inner.id {
+            return Ok(conn);
+        }
+        Err(Rejected {
+            error: Error::invalid("conn belongs to another pool"),
+            conn,
+        })
+    }
+}
+
+impl Inner {
+    fn get_conn(self: &Arc<Self>, wait: Wait, cancel: Option<&CancelToken>) -> Result<Conn> {
+        let start = Instant::now();
+        let deadline = wait.deadline_from(start);
+        if cancel.is_some_and(|c| c.is_fired()) {
+            return Err(Error::Canceled);
+        }
+        let mut handed = None;
+        {
+            let mut st = self.state.lock();
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            if st.waiters.is_empty() && st.turns_used < self.opts.pool_size {
+                st.turns_used += 1;
+            } else {
+                if wait == Wait::NoWait {
+                    return Err(self.timeout_error(&st, start, ""));
+                }
+                let w = Arc::new(Waiter::new());
+                st.waiters.push_back(w.clone());
+                drop(st);
+                let grant = self.wait_for(&w, deadline, cancel, start, "")?;
+                match grant {
+                    Grant::Conn(conn, fresh) => handed = Some((conn, fresh)),
+                    Grant::Turn => {}
+                    Grant::Failed(e) => return Err(e),
+                }
+                Counters::inc(&self.counters.wait_count);
+                self.counters
+                    .wait_duration_ns
+                    .fetch_add(nanos(start.elapsed()), Ordering::Relaxed);
+            }
+        }
+        // This get holds a turn from here on.
+        loop {
+            let (conn, fresh) = match handed.take() {
+                Some(c) => c,
+                None => {
+                    let mut st = self.state.lock();
+                    if st.closed {
+                        st.turns_used -= 1;
+                        return Err(Error::Closed);
+                    }
+                    let popped = self.pop_idle(&mut st);
+                    self.refill(&mut st);
+                    match popped {
+                        Some(c) => (c, false),
+                        None => break,
+                    }
+                }
+            };
+            if fresh {
+                Counters::inc(&self.counters.hits);
+                return Ok(conn);
+            }
+            if let Some(conn) = self.check_health(conn) {
+                return Ok(conn);
+            }
+        }
+        Counters::inc(&self.counters.misses);
+        self.dial_for_get(start, deadline, wait, cancel)
+    }
+
+    /// Pops the idle list (LIFO or FIFO) and counts the conn as checked out.
+    fn pop_idle(&self, st: &mut State) -> Option<Conn> {
+        let conn = if self.opts.pool_fifo {
+            st.idle.pop_front()
+        } else {
+            st.idle.pop_back()
+        }?;
+        st.checked_out += 1;
+        Some(conn)
+    }
+
+    /// Health-checks a conn taken for a get. A stale conn is closed and counted; its turn
+    /// stays with the caller.
+    fn check_health(&self, mut conn: Conn) -> Option<Conn> {
+        let now = Instant::now();
+        match health::check(&conn, now, self.opts.conn_max_idle_time) {
+            Ok(()) => {
+                conn.used_at = now;
+                Counters::inc(&self.counters.hits);
+                Some(conn)
+            }
+            Err(_) => {
+                {
+                    let mut st = self.state.lock();
+                    st.checked_out -= 1;
+                    Counters::inc(&self.counters.stale);
+                }
+                drop(conn);
+                None
+            }
+        }
+    }
+
+    /// The miss path: hand the turn to a dial job and wait for its conn.
+    fn dial_for_get(
+        self: &Arc<Self>,
+        start: Instant,
+        deadline: Option<Instant>,
+        wait: Wait,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Conn> {
+        let w = Arc::new(Waiter::new());
+        {
+            let mut st = self.state.lock();
+            if st.closed {
+                st.turns_used -= 1;
+                return Err(Error::Closed);
+            }
+            if let Err(e) = self.check_active_limit(&st) {
+                self.release_turn(&mut st);
+                return Err(e);
+            }
+            if st.dial_failures >= self.opts.pool_size {
+                if let Some(e) = st.last_dial_error.clone() {
+                    self.release_turn(&mut st);
+                    return Err(e);
+                }
+            }
+            st.dials_pending += 1;
+            st.dial_waiters.push(w.clone());
+            st.dial_queue.push_back(DialJob {
+                initiator: Some(w.clone()),
+                refill: false,
+            });
+            self.spawn_dial_workers(&mut st);
+        }
+        let dial_deadline = match wait {
+            Wait::For(_) => deadline,
+            Wait::Forever => None,
+            // "Do not wait" is about turns; the dial itself is still awaited, bounded by
+            // its own worst case.
+            Wait::NoWait => self.opts.dial_timeout.and_then(|t| {
+                let attempts = self.opts.dialer_retries;
+                let worst = t.saturating_mul(attempts)
+                    + self.opts.dialer_retry_backoff.saturating_mul(attempts - 1);
+                start.checked_add(worst)
+            }),
+        };
+        match self.wait_for(
+            &w,
+            dial_deadline,
+            cancel,
+            start,
+            " waiting for a new connection",
+        )? {
+            Grant::Conn(conn, _) => Ok(conn),
+            Grant::Failed(e) => Err(e),
+            Grant::Turn => {
+                // Dial waiters are only ever given conns or errors.
+                let mut st = self.state.lock();
+                self.release_turn(&mut st);
+                Err(Error::Internal("dial waiter was given a bare turn".into()))
+            }
+        }
+    }
+
+    /// Waits for a grant; on timeout or cancel, withdraws (taking a grant that raced in).
+    fn wait_for(
+        &self,
+        w: &Arc<Waiter>,
+        deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
+        start: Instant,
+        what: &str,
+    ) -> Result<Grant> {
+        let end = match cancel {
+            Some(c) if !c.register(w) => WaitEnd::Canceled,
+            _ => {
+                let end = w.wait(deadline, cancel);
+                if let Some(c) = cancel {
+                    c.unregister(w);
+                }
+                end
+            }
+        };
+        let canceled = match end {
+            WaitEnd::Granted(g) => return Ok(g),
+            WaitEnd::TimedOut => false,
+            WaitEnd::Canceled => true,
+        };
+        let mut st = self.state.lock();
+        if let Some(g) = w.withdraw() {
+            return Ok(g);
+        }
+        if let Some(i) = st.waiters.iter().position(|x| Arc::ptr_eq(x, w)) {
+            st.waiters.remove(i);
+        }
+        if let Some(i) = st.dial_waiters.iter().position(|x| Arc::ptr_eq(x, w)) {
+            st.dial_waiters.swap_remove(i);
+        }
+        if canceled {
+            Err(Error::Canceled)
+        } else {
+            Err(self.timeout_error(&st, start, what))
+        }
+    }
+
+    fn timeout_error(&self, st: &State, start: Instant, what: &str) -> Error {
+        let last = st
+            .last_dial_error
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |e| e.to_string());
+        Error::Timeout(format!(
+            "redis: connection pool timeout after {}ms{what} ({}/{} conns in use, {} idle, {} waiting; last dial error: {last})",
+            start.elapsed().as_millis(),
+            st.turns_used,
+            self.opts.pool_size,
+            st.idle.len(),
+            st.waiters.len(),
+        ))
+    }
+
+    fn check_active_limit(&self, st: &State) -> Result<()> {
+        let max = self.opts.max_active_conns;
+        let active = st.total() + st.dials_pending + st.unpooled_dials;
+        if max > 0 && active >= max {
+            return Err(Error::Exhausted(format!(
+                "max_active_conns {max} reached: {} conns open, {} dialing",
+                st.total(),
+                st.dials_pending + st.unpooled_dials
+            )));
+        }
+        Ok(())
+    }
+
+    /// Gives a freed turn to the oldest waiter, or returns it.
+    fn release_turn(&self, st: &mut State) {
+        while let Some(w) = st.waiters.pop_front() {
+            if w.deliver(Grant::Turn).is_ok() {
+                return;
+            }
+        }
+        st.turns_used -= 1;
+    }
+
+    /// Keeps `min_idle_conns` filled with spare turns, never beyond `pool_size` conns.
+    fn refill(self: &Arc<Self>, st: &mut State) {
+        let min = self.opts.min_idle_conns;
+        if min == 0 || st.closed || st.dial_failures >= self.opts.pool_size {
+            return;
+        }
+        let size = self.opts.pool_size;
+        let mut started = false;
+        while st.idle.len() + st.refill_dials < min
+            && st.total() + st.dials_pending < size
+            && st.turns_used < size
+            && st.waiters.is_empty()
+        {
+            st.turns_used += 1;
+            st.dials_pending += 1;
+            st.refill_dials += 1;
+            st.dial_queue.push_back(DialJob {
+                initiator: None,
+                refill: true,
+            });
+            started = true;
+        }
+        if started {
+            self.spawn_dial_workers(st);
+        }
+    }
+
+    fn spawn_dial_workers(self: &Arc<Self>, st: &mut State) {
+        while st.dial_workers < self.opts.max_concurrent_dials
+            && st.dial_workers < st.dial_queue.len()
+        {
+            let inner = Arc::clone(self);
+            let spawned = thread::Builder::new()
+                .name("redispool-dial".into())
+                .spawn(move || inner.dial_worker());
+            match spawned {
+                Ok(_) => st.dial_workers += 1,
+                Err(e) if st.dial_workers == 0 => {
+                    // No thread will ever run the queued jobs: fail them now.
+                    let err = Error::Internal(format!("cannot start a dial thread: {e}"));
+                    while let Some(job) = st.dial_queue.pop_front() {
+                        self.complete_dial(st, job, Err(err.clone()));
+                    }
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn dial_worker(self: Arc<Self>) {
+        loop {
+            let job = {
+                let mut st = self.state.lock();
+                match st.dial_queue.pop_front() {
+                    Some(job) => job,
+                    None => {
+                        st.dial_workers -= 1;
+                        return;
+                    }
+                }
+            };
+            let res = self.dial_conn(true);
+            let surplus = {
+                let mut st = self.state.lock();
+                self.note_dial_result(&mut st, &res);
+                self.complete_dial(&mut st, job, res)
+            };
+            drop(surplus);
+        }
+    }
+
+    /// Updates the fast-fail bookkeeping after a dial.
+    fn note_dial_result(self: &Arc<Self>, st: &mut State, res: &Result<Conn>) {
+        match res {
+            Ok(_) => {
+                st.dial_failures = 0;
+                Counters::inc(&self.counters.dials);
+            }
+            Err(Error::Closed) => {}
+            Err(e) => {
+                Counters::inc(&self.counters.dial_errors);
+                st.dial_failures += 1;
+                st.last_dial_error = Some(e.clone());
+                if st.dial_failures >= self.opts.pool_size && !st.probe_running && !st.closed {
+                    self.start_probe(st);
+                }
+            }
+        }
+    }
+
+    /// Delivers a dial's outcome: to the get that started it, else the oldest waiter, else
+    /// the idle list. Returns a conn to close outside the lock.
+    fn complete_dial(&self, st: &mut State, job: DialJob, res: Result<Conn>) -> Option<Conn> {
+        st.dials_pending -= 1;
+        if job.refill {
+            st.refill_dials -= 1;
+        }
+        if let Some(w) = &job.initiator {
+            if let Some(i) = st.dial_waiters.iter().position(|x| Arc::ptr_eq(x, w)) {
+                st.dial_waiters.swap_remove(i);
+            }
+        }
+        let conn = match res {
+            Ok(conn) => conn,
+            Err(e) => {
+                if let Some(w) = job.initiator {
+                    let _ = w.deliver(Grant::Failed(e));
+                }
+                if st.closed {
+                    st.turns_used -= 1;
+                } else {
+                    self.release_turn(st);
+                }
+                return None;
+            }
+        };
+        if st.closed {
+            st.turns_used -= 1;
+            return Some(conn);
+        }
+        st.checked_out += 1;
+        let mut grant = Grant::Conn(conn, true);
+        for w in job.initiator.into_iter() {
+            match w.deliver(grant) {
+                Ok(()) => return None,
+                Err(back) => grant = back,
+            }
+        }
+        while let Some(w) = st.waiters.pop_front() {
+            match w.deliver(grant) {
+                Ok(()) => return None,
+                Err(back) => grant = back,
+            }
+        }
+        let Grant::Conn(conn, _) = grant else {
+            unreachable!()
+        };
+        st.checked_out -= 1;
+        st.turns_used -= 1;
+        st.idle.push_back(conn);
+        None
+    }
+
+    /// One dial with retries and backoff; the backoff ends early when the pool closes.
+    fn dial_conn(&self, pooled: bool) -> Result<Conn> {
+        let attempts = self.opts.dialer_retries;
+        let mut last = Error::Internal("no dial attempt made".into());
+        for attempt in 0..attempts {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            let res = catch_unwind(AssertUnwindSafe(|| {
+                self.opts.dialer.dial(self.opts.dial_timeout)
+            }));
+            match res {
+                Ok(Ok(sock)) => return Ok(self.wrap(sock, pooled)),
+                Ok(Err(e)) => last = e,
+                Err(_) => last = Error::Internal("the dialer panicked".into()),
+            }
+            if attempt + 1 < attempts && !self.opts.dialer_retry_backoff.is_zero() {
+                self.sleep_unless_closed(self.opts.dialer_retry_backoff);
+            }
+        }
+        if let Error::Dial { message, errno } = last {
+            let message = if attempts > 1 {
+                format!("{message} (after {attempts} attempts)")
+            } else {
+                message
+            };
+            return Err(Error::Dial { message, errno });
+        }
+        Err(last)
+    }
+
+    fn wrap(&self, sock: Socket, pooled: bool) -> Conn {
+        let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        let expires_at = self.opts.conn_max_lifetime.and_then(|life| {
+            let jitter = self.opts.conn_max_lifetime_jitter;
+            let life = if jitter.is_zero() {
+                life
+            } else {
+                // Uniform in [life - jitter, life + jitter), as go-redis PR #3666.
+                let span = nanos(jitter).saturating_mul(2).max(1);
+                let r = self.next_random() % span;
+                (life + Duration::from_nanos(r)).saturating_sub(jitter)
+            };
+            Instant::now().checked_add(life)
+        });
+        Conn::new(sock, id, self.id, expires_at, pooled)
+    }
+
+    fn next_random(&self) -> u64 {
+        // splitmix64 over an atomic counter: enough to spread expiries.
+        let mut z = self
+            .jitter_seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn sleep_unless_closed(&self, d: Duration) {
+        let Some(until) = Instant::now().checked_add(d) else {
+            return;
+        };
+        let mut st = self.state.lock();
+        while !st.closed && Instant::now() < until {
+            self.closed_cv.wait_until(&mut st, until);
+        }
+    }
+
+    fn start_probe(self: &Arc<Self>, st: &mut State) {
+        let weak = Arc::downgrade(self);
+        let spawned = thread::Builder::new()
+            .name("redispool-probe".into())
+            .spawn(move || probe_loop(weak));
+        st.probe_running = spawned.is_ok();
+    }
+
+    /// Closes idle conns past their idle time or lifetime; returns what to drop.
+    fn reap(self: &Arc<Self>, st: &mut State) -> Vec<Conn> {
+        let now = Instant::now();
+        let max_idle = self.opts.conn_max_idle_time;
+        let mut stale = Vec::new();
+        let mut keep = VecDeque::with_capacity(st.idle.len());
+        for conn in st.idle.drain(..) {
+            if health::check_age(&conn, now, max_idle).is_ok() {
+                keep.push_back(conn);
+            } else {
+                stale.push(conn);
+            }
+        }
+        st.idle = keep;
+        for conn in &mut stale {
+            Counters::inc(&self.counters.stale);
+            // User data is freed on a user thread, never on this one.
+            if let Some(ud) = conn.take_userdata_box() {
+                st.deferred_userdata.push(ud);
+            }
+        }
+        self.refill(st);
+        stale
+    }
+}
+
+fn probe_loop(weak: Weak<Inner>) {
+    loop {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        if inner.closed.load(Ordering::Acquire) {
+            inner.state.lock().probe_running = false;
+            return;
+        }
+        match inner.opts.dialer.dial(inner.opts.dial_timeout) {
+            Ok(sock) => {
+                let conn = inner.wrap(sock, true);
+                let mut st = inner.state.lock();
+                st.dial_failures = 0;
+                st.probe_running = false;
+                Counters::inc(&inner.counters.dials);
+                // The probe's conn is kept when there is room, not wasted.
+                if !st.closed && st.total() + st.dials_pending < inner.opts.pool_size {
+                    st.idle.push_back(conn);
+                    inner.refill(&mut st);
+                } else {
+                    drop(st);
+                    drop(conn);
+                }
+                return;
+            }
+            Err(e) => {
+                let mut st = inner.state.lock();
+                Counters::inc(&inner.counters.dial_errors);
+                st.last_dial_error = Some(e);
+            }
+        }
+        inner.sleep_unless_closed(inner.opts.dial_probe_interval);
+    }
+}
+
+fn reaper_loop(weak: Weak<Inner>, every: Duration) {
+    loop {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        inner.sleep_unless_closed(every);
+        let stale = {
+            let mut st = inner.state.lock();
+            if st.closed {
+                return;
+            }
+            inner.reap(&mut st)
+        };
+        drop(stale);
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
+}
+
+fn clamp_u32(n: usize) -> u32 {
+    n.min(u32::MAX as usize) as u32
+}
+
+fn seed_from_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, nanos)
+}

@@ -1,0 +1,66 @@
+//! The health check on get (go-redis `isHealthyConn`), cheapest test first.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::conn::Conn;
+
+/// Why a conn was found stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staleness {
+    Expired,
+    IdleTooLong,
+    PeerClosed,
+    UnreadData,
+    SocketError,
+}
+
+/// Lifetime and idle-time checks, no syscall.
+pub(crate) fn check_age(
+    conn: &Conn,
+    now: Instant,
+    max_idle: Option<Duration>,
+) -> Result<(), Staleness> {
+    if conn.expires_at.is_some_and(|e| e <= now) {
+        return Err(Staleness::Expired);
+    }
+    if max_idle.is_some_and(|m| now.saturating_duration_since(conn.used_at) >= m) {
+        return Err(Staleness::IdleTooLong);
+    }
+    Ok(())
+}
+
+/// A non-blocking one-byte `MSG_PEEK`: EOF, bytes nobody asked for, or an error mean stale.
+/// Works whatever blocking mode the caller left the socket in.
+pub(crate) fn check_socket(conn: &Conn) -> Result<(), Staleness> {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: `byte` is a valid one-byte buffer and `fd` is owned by `conn` for the call.
+        let n = unsafe {
+            libc::recv(
+                conn.fd(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        return match n {
+            0 => Err(Staleness::PeerClosed),
+            n if n > 0 => Err(Staleness::UnreadData),
+            _ => match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EAGAIN) => Ok(()),
+                Some(libc::EINTR) => continue,
+                _ => Err(Staleness::SocketError),
+            },
+        };
+    }
+}
+
+pub(crate) fn check(
+    conn: &Conn,
+    now: Instant,
+    max_idle: Option<Duration>,
+) -> Result<(), Staleness> {
+    check_age(conn, now, max_idle)?;
+    check_socket(conn)
+}

@@ -1,0 +1,23 @@
+//! The pool core: plain safe Rust, knowing nothing of C.
+//!
+//! Names follow go-redis `internal/pool` (turn, idle list, stale, sticky) so that
+//! `reference/go-redis-pool.md` maps onto the code.
+
+mod cancel;
+mod conn;
+mod conn_pool;
+mod dial;
+mod error;
+mod health;
+mod options;
+mod stats;
+mod waiter;
+
+pub use cancel::CancelToken;
+pub use conn::Conn;
+pub use conn_pool::{ConnPool, Rejected};
+pub use dial::{DialFn, Dialer};
+pub use error::{Error, Result};
+pub use health::Staleness;
+pub use options::{Options, Wait, default_pool_size};
+pub use stats::Stats;

@@ -1,0 +1,123 @@
+//! Pool options: go-redis `pool.Options`, validated once at construction.
+
+use std::time::{Duration, Instant};
+
+use super::dial::Dialer;
+use super::error::{Error, Result};
+
+/// How long a `get` may wait for a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Do not wait: fail at once when every turn is taken.
+    NoWait,
+    For(Duration),
+    Forever,
+}
+
+impl Wait {
+    /// From the C convention: 0 = do not wait, -1 = forever, > 0 = milliseconds.
+    pub fn from_millis(ms: i64) -> Option<Wait> {
+        match ms {
+            0 => Some(Wait::NoWait),
+            -1 => Some(Wait::Forever),
+            ms if ms > 0 => Some(Wait::For(Duration::from_millis(ms as u64))),
+            _ => None,
+        }
+    }
+
+    /// The instant the wait ends; None = never. A duration too large for `Instant` is forever.
+    pub fn deadline_from(self, start: Instant) -> Option<Instant> {
+        match self {
+            Wait::NoWait => Some(start),
+            Wait::For(d) => start.checked_add(d),
+            Wait::Forever => None,
+        }
+    }
+}
+
+/// Everything a `ConnPool` is configured with. Build with `Options::new(dialer)` and adjust
+/// fields; `ConnPool::new` validates.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dialer: Dialer,
+    /// false: LIFO idle list (default); true: FIFO.
+    pub pool_fifo: bool,
+    /// Turns: conns checked out plus dials in flight. Also caps the conns the pool keeps.
+    pub pool_size: usize,
+    pub min_idle_conns: usize,
+    /// 0 = unlimited.
+    pub max_idle_conns: usize,
+    /// 0 = unlimited; reaching it fails a get at once with `Error::Exhausted`.
+    pub max_active_conns: usize,
+    /// Dials running at once for get misses and refills; 0 = pool_size.
+    pub max_concurrent_dials: usize,
+    /// Per dial attempt; None = unbounded.
+    pub dial_timeout: Option<Duration>,
+    pub pool_timeout: Wait,
+    pub conn_max_idle_time: Option<Duration>,
+    pub conn_max_lifetime: Option<Duration>,
+    pub conn_max_lifetime_jitter: Duration,
+    /// Attempts per dial (not retries after the first).
+    pub dialer_retries: u32,
+    pub dialer_retry_backoff: Duration,
+    /// Run a background reaper at this interval that closes conns idle past
+    /// `conn_max_idle_time` or past their lifetime (go-redis #3575). None = off.
+    pub reaper_interval: Option<Duration>,
+    /// Pause between background dial probes while dials fail fast.
+    pub dial_probe_interval: Duration,
+}
+
+pub fn default_pool_size() -> usize {
+    10 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Options {
+    /// go-redis defaults.
+    pub fn new(dialer: Dialer) -> Self {
+        Options {
+            dialer,
+            pool_fifo: false,
+            pool_size: default_pool_size(),
+            min_idle_conns: 0,
+            max_idle_conns: 0,
+            max_active_conns: 0,
+            max_concurrent_dials: 0,
+            dial_timeout: Some(Duration::from_secs(5)),
+            pool_timeout: Wait::For(Duration::from_secs(6)),
+            conn_max_idle_time: Some(Duration::from_secs(30 * 60)),
+            conn_max_lifetime: None,
+            conn_max_lifetime_jitter: Duration::ZERO,
+            dialer_retries: 5,
+            dialer_retry_backoff: Duration::from_millis(100),
+            reaper_interval: None,
+            dial_probe_interval: Duration::from_secs(1),
+        }
+    }
+
+    pub(crate) fn validate(mut self) -> Result<Self> {
+        if self.pool_size == 0 {
+            return Err(Error::invalid("pool_size: must be at least 1"));
+        }
+        if self.min_idle_conns > self.pool_size {
+            return Err(Error::invalid(format!(
+                "min_idle_conns: {} is larger than pool_size {}",
+                self.min_idle_conns, self.pool_size
+            )));
+        }
+        if self.dialer_retries == 0 {
+            return Err(Error::invalid("dialer_retries: must be at least 1"));
+        }
+        if self.max_concurrent_dials == 0 || self.max_concurrent_dials > self.pool_size {
+            self.max_concurrent_dials = self.pool_size;
+        }
+        if self.reaper_interval.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid("reaper_interval: must not be zero"));
+        }
+        // As go-redis: jitter never exceeds the lifetime, and means nothing without one.
+        self.conn_max_lifetime_jitter = match self.conn_max_lifetime {
+            Some(l) => self.conn_max_lifetime_jitter.min(l),
+            None => Duration::ZERO,
+        };
+        Ok(self)
+    }
+}
