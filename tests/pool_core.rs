@@ -1,0 +1,691 @@
+//! The pool core, driven through its Rust API with socketpair dialers: each dial makes a
+//! `UnixStream::pair`, hands one end to the pool and keeps the other (the "server" side) so a
+//! test can close it, write unexpected bytes, or slow down and fail dials.
+//! Behaviours ported from go-redis `internal/pool/pool_test.go`.
+
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redispool::pool::{CancelToken, Conn, ConnPool, Dialer, Error, Options, Wait};
+
+#[derive(Default)]
+struct Peers {
+    ends: Mutex<Vec<UnixStream>>,
+    dials: AtomicUsize,
+    fail: AtomicBool,
+    delay_ms: AtomicU64,
+}
+
+impl Peers {
+    fn dialer(self: &Arc<Self>) -> Dialer {
+        let peers = self.clone();
+        Dialer::Custom(Arc::new(move |_timeout| {
+            peers.dials.fetch_add(1, Ordering::SeqCst);
+            let delay = peers.delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                thread::sleep(Duration::from_millis(delay));
+            }
+            if peers.fail.load(Ordering::SeqCst) {
+                return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
+            }
+            let (ours, theirs) = UnixStream::pair()?;
+            peers.ends.lock().unwrap().push(theirs);
+            Ok(OwnedFd::from(ours))
+        }))
+    }
+
+    fn dials(&self) -> usize {
+        self.dials.load(Ordering::SeqCst)
+    }
+
+    /// The server side of the n-th dial (0-based).
+    fn end(&self, n: usize) -> UnixStream {
+        self.ends.lock().unwrap()[n].try_clone().unwrap()
+    }
+
+    fn count(&self) -> usize {
+        self.ends.lock().unwrap().len()
+    }
+}
+
+fn options(peers: &Arc<Peers>, size: usize) -> Options {
+    let mut o = Options::new(peers.dialer());
+    o.pool_size = size;
+    o.pool_timeout = Wait::For(Duration::from_secs(5));
+    o.dialer_retries = 1;
+    o.dialer_retry_backoff = Duration::ZERO;
+    o
+}
+
+fn pool(size: usize) -> (ConnPool, Arc<Peers>) {
+    let peers = Arc::new(Peers::default());
+    let p = ConnPool::new(options(&peers, size)).unwrap();
+    (p, peers)
+}
+
+/// Polls `cond` until it holds (bounded: 10 s), then returns; panics with `what` otherwise.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    panic!("condition never held: {what}");
+}
+
+/// Whether the server side sees EOF (the pool closed the conn).
+fn peer_sees_eof(end: &UnixStream) -> bool {
+    end.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 1];
+    matches!((&*end).read(&mut b), Ok(0))
+}
+
+#[test]
+fn get_put_hits_and_misses() {
+    let (p, peers) = pool(4);
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 1);
+    let s = p.stats();
+    assert_eq!(
+        (s.hits, s.misses, s.total_conns, s.idle_conns),
+        (0, 1, 1, 0)
+    );
+    p.put(c).unwrap();
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 1, "the idle conn is reused");
+    let s = p.stats();
+    assert_eq!(
+        (s.hits, s.misses, s.total_conns, s.idle_conns),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(s.pending_requests, 0);
+    p.put(c).unwrap();
+    assert_eq!((p.len(), p.idle_len()), (1, 1));
+    assert_eq!(peers.dials(), 1);
+    p.close().unwrap();
+}
+
+#[test]
+fn lifo_by_default_fifo_on_request() {
+    for fifo in [false, true] {
+        let peers = Arc::new(Peers::default());
+        let mut o = options(&peers, 4);
+        o.pool_fifo = fifo;
+        let p = ConnPool::new(o).unwrap();
+        let a = p.get().unwrap();
+        let b = p.get().unwrap();
+        let (ida, idb) = (a.id(), b.id());
+        p.put(a).unwrap();
+        p.put(b).unwrap();
+        let c = p.get().unwrap();
+        assert_eq!(c.id(), if fifo { ida } else { idb }, "fifo={fifo}");
+        p.put(c).unwrap();
+        p.close().unwrap();
+    }
+}
+
+#[test]
+fn waiter_gets_turn_and_wait_is_counted() {
+    let (p, _peers) = pool(1);
+    let c = p.get().unwrap();
+    let id = c.id();
+    let p2 = p.clone();
+    let t = thread::spawn(move || p2.get().map(|c| c.id()));
+    eventually("the get is queued", || p.stats().waiting == 1);
+    thread::sleep(Duration::from_millis(20));
+    p.put(c).unwrap();
+    assert_eq!(
+        t.join().unwrap().unwrap(),
+        id,
+        "the put conn goes to the waiter"
+    );
+    let s = p.stats();
+    assert_eq!(s.wait_count, 1);
+    assert!(s.wait_duration_ns >= 15_000_000, "{}", s.wait_duration_ns);
+    assert_eq!(s.timeouts, 0);
+}
+
+#[test]
+fn timeout_when_no_turn_is_free() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 1);
+    o.pool_timeout = Wait::For(Duration::from_millis(100));
+    let p = ConnPool::new(o).unwrap();
+    let c = p.get().unwrap();
+    let start = Instant::now();
+    let err = p.get().unwrap_err();
+    let took = start.elapsed();
+    let Error::Timeout(msg) = &err else {
+        panic!("expected a timeout, got {err:?}")
+    };
+    assert!(took >= Duration::from_millis(95), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        msg.starts_with("redis: connection pool timeout after"),
+        "{msg}"
+    );
+    assert!(msg.contains("1/1 conns in use, 0 idle"), "{msg}");
+    assert!(msg.contains("last dial error: none"), "{msg}");
+    let s = p.stats();
+    assert_eq!((s.timeouts, s.wait_count, s.pending_requests), (1, 0, 0));
+    // A zero wait fails at once.
+    let err = p.get_with(Wait::NoWait, None).unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)));
+    assert_eq!(p.stats().timeouts, 2);
+    p.put(c).unwrap();
+    let c = p.get().unwrap();
+    p.put(c).unwrap();
+}
+
+#[test]
+fn removal_unblocks_a_waiter() {
+    let (p, peers) = pool(1);
+    let c = p.get().unwrap();
+    let p2 = p.clone();
+    let t = thread::spawn(move || p2.get().map(|c| c.id()));
+    eventually("queued", || p.stats().waiting == 1);
+    p.remove(c, Some("test")).unwrap();
+    assert!(peer_sees_eof(&peers.end(0)));
+    let id = t.join().unwrap().unwrap();
+    assert_eq!(id, 2, "the waiter got the freed turn and dialed");
+    let s = p.stats();
+    assert_eq!((s.removed_conns, s.total_conns), (1, 1));
+}
+
+#[test]
+fn waiters_are_served_in_arrival_order() {
+    let (p, _peers) = pool(1);
+    let c = p.get().unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut threads = Vec::new();
+    for i in 0..6 {
+        let (p2, order) = (p.clone(), order.clone());
+        threads.push(thread::spawn(move || {
+            let c = p2.get().unwrap();
+            order.lock().unwrap().push(i);
+            p2.put(c).unwrap();
+        }));
+        eventually("queued in order", || p.stats().waiting == i + 1);
+    }
+    p.put(c).unwrap();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(p.len(), 1, "one conn served everybody");
+}
+
+#[test]
+fn stale_conns_are_dropped_on_get() {
+    let (p, peers) = pool(4);
+    // Peer closed: EOF on peek.
+    let c = p.get().unwrap();
+    p.put(c).unwrap();
+    drop(peers.ends.lock().unwrap().remove(0));
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 2, "the closed conn was replaced");
+    assert_eq!(p.stats().stale_conns, 1);
+    // Unexpected bytes: a reply nobody read.
+    p.put(c).unwrap();
+    peers.end(0).write_all(b"+PONG\r\n").unwrap();
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 3);
+    let s = p.stats();
+    assert_eq!((s.stale_conns, s.misses, s.hits), (2, 3, 0));
+    p.put(c).unwrap();
+}
+
+#[test]
+fn lifetime_and_idle_time_make_conns_stale() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 4);
+    o.conn_max_lifetime = Some(Duration::from_millis(50));
+    let p = ConnPool::new(o).unwrap();
+    let c = p.get().unwrap();
+    p.put(c).unwrap();
+    thread::sleep(Duration::from_millis(80));
+    let c = p.get().unwrap();
+    assert_eq!((c.id(), p.stats().stale_conns), (2, 1));
+    p.put(c).unwrap();
+
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 4);
+    o.conn_max_idle_time = Some(Duration::from_millis(50));
+    let p = ConnPool::new(o).unwrap();
+    let c = p.get().unwrap();
+    p.put(c).unwrap();
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 1, "used a moment ago: still fresh");
+    p.put(c).unwrap();
+    thread::sleep(Duration::from_millis(80));
+    let c = p.get().unwrap();
+    assert_eq!((c.id(), p.stats().stale_conns), (2, 1));
+}
+
+#[test]
+fn lifetime_jitter_spreads_expiry() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 64);
+    o.conn_max_lifetime = Some(Duration::from_millis(400));
+    o.conn_max_lifetime_jitter = Duration::from_millis(300);
+    let p = ConnPool::new(o).unwrap();
+    let conns: Vec<Conn> = (0..64).map(|_| p.get().unwrap()).collect();
+    for c in conns {
+        p.put(c).unwrap();
+    }
+    // Expiries lie in [100ms, 700ms): at 400ms some but not all have expired.
+    thread::sleep(Duration::from_millis(400));
+    let conns: Vec<Conn> = (0..64).map(|_| p.get().unwrap()).collect();
+    let stale = p.stats().stale_conns;
+    assert!(stale > 0 && stale < 64, "stale={stale}");
+    drop(conns);
+}
+
+#[test]
+fn min_idle_conns_are_kept_filled() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 10);
+    o.min_idle_conns = 5;
+    let p = ConnPool::new(o).unwrap();
+    eventually("prewarmed", || p.len() == 5 && p.idle_len() == 5);
+    let c = p.get().unwrap();
+    assert_eq!(p.stats().hits, 1);
+    eventually("refilled after get", || p.idle_len() == 5 && p.len() == 6);
+    p.remove(c, None).unwrap();
+    eventually("refilled after remove", || {
+        p.idle_len() == 5 && p.len() == 5
+    });
+    // Never beyond pool_size.
+    let conns: Vec<Conn> = (0..10).map(|_| p.get().unwrap()).collect();
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(p.len(), 10);
+    assert_eq!(p.stats().dials_in_progress, 0);
+    for c in conns {
+        p.put(c).unwrap();
+    }
+    assert_eq!((p.len(), p.idle_len()), (10, 10));
+}
+
+#[test]
+fn max_idle_conns_closes_the_surplus_on_put() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 4);
+    o.max_idle_conns = 1;
+    let p = ConnPool::new(o).unwrap();
+    let a = p.get().unwrap();
+    let b = p.get().unwrap();
+    p.put(a).unwrap();
+    p.put(b).unwrap();
+    assert_eq!((p.len(), p.idle_len()), (1, 1));
+    assert_eq!(p.stats().evicted_conns, 1);
+    assert!(peer_sees_eof(&peers.end(1)));
+}
+
+#[test]
+fn max_active_conns_fails_at_once() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 5);
+    o.max_active_conns = 2;
+    let p = ConnPool::new(o).unwrap();
+    let a = p.get().unwrap();
+    let b = p.get().unwrap();
+    let start = Instant::now();
+    let err = p.get().unwrap_err();
+    assert!(matches!(err, Error::Exhausted(_)), "{err:?}");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(
+        err.to_string()
+            .starts_with("redis: connection pool exhausted")
+    );
+    // new_conn obeys it too.
+    assert!(matches!(p.new_conn(), Err(Error::Exhausted(_))));
+    p.put(a).unwrap();
+    let a = p.get().unwrap();
+    assert_eq!(p.stats().misses, 3, "the failed get counted its miss");
+    p.put(a).unwrap();
+    p.put(b).unwrap();
+    // Nothing leaked: both turns and more are free.
+    let conns: Vec<Conn> = (0..2)
+        .map(|_| p.get_with(Wait::NoWait, None).unwrap())
+        .collect();
+    drop(conns);
+}
+
+#[test]
+fn new_conn_lives_outside_turns_and_counts_in_len() {
+    let (p, _peers) = pool(1);
+    let held = p.get().unwrap();
+    let extra = p.new_conn().unwrap();
+    assert!(!extra.is_pooled());
+    assert_eq!(p.len(), 2);
+    p.close_conn(extra).unwrap();
+    assert_eq!(p.len(), 1);
+    // A new_conn conn that is put is closed, never pooled, and frees no turn.
+    let extra = p.new_conn().unwrap();
+    p.put(extra).unwrap();
+    assert_eq!((p.len(), p.idle_len()), (1, 0));
+    assert!(matches!(
+        p.get_with(Wait::NoWait, None),
+        Err(Error::Timeout(_))
+    ));
+    p.put(held).unwrap();
+}
+
+#[test]
+fn foreign_conn_is_rejected_and_nothing_changes() {
+    let (a, _pa) = pool(2);
+    let (b, _pb) = pool(2);
+    let c = a.get().unwrap();
+    let before = (a.stats(), b.stats());
+    let rejected = b.put(c).unwrap_err();
+    assert!(matches!(rejected.error, Error::InvalidArg(_)));
+    assert_eq!((a.stats(), b.stats()), before);
+    let rejected = b.remove(rejected.conn, None).unwrap_err();
+    a.put(rejected.conn).unwrap();
+    assert_eq!((a.len(), a.idle_len(), b.len()), (1, 1, 0));
+}
+
+#[test]
+fn slow_dial_wait_is_bounded_and_the_dial_is_not_wasted() {
+    let peers = Arc::new(Peers::default());
+    peers.delay_ms.store(600, Ordering::SeqCst);
+    let mut o = options(&peers, 2);
+    o.pool_timeout = Wait::For(Duration::from_millis(100));
+    let p = ConnPool::new(o).unwrap();
+    let start = Instant::now();
+    let err = p.get().unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("waiting for a new connection"),
+        "{err}"
+    );
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    // The abandoned dial lands in the idle list, and the next get uses it.
+    eventually("abandoned dial kept", || p.idle_len() == 1);
+    peers.delay_ms.store(0, Ordering::SeqCst);
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 1);
+    assert_eq!(peers.dials(), 1);
+    p.put(c).unwrap();
+}
+
+#[test]
+fn abandoned_dial_goes_to_the_oldest_waiter() {
+    let peers = Arc::new(Peers::default());
+    peers.delay_ms.store(300, Ordering::SeqCst);
+    let mut o = options(&peers, 1);
+    o.pool_timeout = Wait::For(Duration::from_secs(5));
+    let p = ConnPool::new(o).unwrap();
+    let cancel = CancelToken::new();
+    let (p1, c1) = (p.clone(), cancel.clone());
+    let first = thread::spawn(move || p1.get_with(Wait::For(Duration::from_secs(5)), Some(&c1)));
+    eventually("dialing", || p.stats().dials_in_progress == 1);
+    let p2 = p.clone();
+    let second = thread::spawn(move || p2.get().map(|c| c.id()));
+    eventually("second queued", || p.stats().waiting == 1);
+    let start = Instant::now();
+    cancel.fire();
+    assert!(matches!(first.join().unwrap(), Err(Error::Canceled)));
+    assert!(start.elapsed() < Duration::from_millis(200));
+    assert_eq!(
+        second.join().unwrap().unwrap(),
+        1,
+        "the dial went to the waiter"
+    );
+    assert_eq!(peers.dials(), 1);
+}
+
+#[test]
+fn cancel_wakes_a_waiter_and_leaves_no_turn() {
+    let (p, _peers) = pool(1);
+    let held = p.get().unwrap();
+    let cancel = CancelToken::new();
+    let (p2, c2) = (p.clone(), cancel.clone());
+    let t = thread::spawn(move || {
+        let r = p2.get_with(Wait::Forever, Some(&c2));
+        (r.map(|c| c.id()), Instant::now())
+    });
+    eventually("queued", || p.stats().waiting == 1);
+    let fired = Instant::now();
+    cancel.fire();
+    let (r, woke) = t.join().unwrap();
+    assert!(matches!(r, Err(Error::Canceled)), "{r:?}");
+    assert!(woke.duration_since(fired) < Duration::from_millis(100));
+    assert_eq!(p.stats().waiting, 0);
+    // A fired token fails at once.
+    assert!(matches!(
+        p.get_with(Wait::Forever, Some(&cancel)),
+        Err(Error::Canceled)
+    ));
+    p.put(held).unwrap();
+    let c = p.get_with(Wait::NoWait, None).unwrap();
+    p.put(c).unwrap();
+}
+
+#[test]
+fn failing_dials_fail_fast_then_recover_through_the_probe() {
+    let peers = Arc::new(Peers::default());
+    peers.fail.store(true, Ordering::SeqCst);
+    let mut o = options(&peers, 2);
+    o.dial_probe_interval = Duration::from_millis(20);
+    let p = ConnPool::new(o).unwrap();
+    for _ in 0..2 {
+        let err = p.get().unwrap_err();
+        assert!(matches!(err, Error::Dial { .. }), "{err:?}");
+        assert!(err.to_string().contains("refused"), "{err}");
+    }
+    // Saturated: the next misses fail at once with the last dial error, no new dial.
+    let dials = peers.dials();
+    let err = p.get().unwrap_err();
+    assert!(matches!(err, Error::Dial { .. }));
+    let s = p.stats();
+    assert!(s.dial_errors >= 2);
+    // Only the background probe dials meanwhile.
+    eventually("probe is dialing", || peers.dials() > dials);
+    peers.fail.store(false, Ordering::SeqCst);
+    eventually("probe succeeded", || p.idle_len() == 1);
+    let c = p.get().unwrap();
+    let c2 = p.get().unwrap();
+    p.put(c).unwrap();
+    p.put(c2).unwrap();
+}
+
+#[test]
+fn a_successful_dial_resets_the_failure_count() {
+    let peers = Arc::new(Peers::default());
+    let p = ConnPool::new(options(&peers, 2)).unwrap();
+    peers.fail.store(true, Ordering::SeqCst);
+    assert!(p.get().is_err());
+    peers.fail.store(false, Ordering::SeqCst);
+    let c = p.get().unwrap();
+    peers.fail.store(true, Ordering::SeqCst);
+    assert!(p.get().is_err());
+    // Two failures, but not consecutive: no fast-fail, the dial is really tried.
+    let dials = peers.dials();
+    assert!(p.get().is_err());
+    assert_eq!(peers.dials(), dials + 1);
+    p.put(c).unwrap();
+}
+
+#[test]
+fn dial_retries_with_backoff() {
+    let peers = Arc::new(Peers::default());
+    peers.fail.store(true, Ordering::SeqCst);
+    let mut o = options(&peers, 4);
+    o.dialer_retries = 3;
+    o.dialer_retry_backoff = Duration::from_millis(50);
+    let p = ConnPool::new(o).unwrap();
+    let start = Instant::now();
+    let err = p.get().unwrap_err();
+    assert_eq!(peers.dials(), 3);
+    assert!(start.elapsed() >= Duration::from_millis(95));
+    assert!(err.to_string().contains("after 3 attempts"), "{err}");
+}
+
+#[test]
+fn close_wakes_waiters_and_closes_idle_conns() {
+    let (p, peers) = pool(1);
+    let c = p.get().unwrap();
+    let idle_pool_conn = {
+        let (q, qp) = pool(1);
+        let x = q.get().unwrap();
+        q.put(x).unwrap();
+        q.close().unwrap();
+        qp.end(0)
+    };
+    assert!(peer_sees_eof(&idle_pool_conn), "close closes idle conns");
+    let p2 = p.clone();
+    let t = thread::spawn(move || p2.get());
+    eventually("queued", || p.stats().waiting == 1);
+    p.close().unwrap();
+    assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
+    assert!(matches!(p.close(), Err(Error::Closed)), "second close");
+    assert!(matches!(p.get(), Err(Error::Closed)));
+    assert!(matches!(p.try_get(), Err(Error::Closed)));
+    // A conn returned after close is closed.
+    p.put(c).unwrap();
+    assert!(peer_sees_eof(&peers.end(0)));
+    assert_eq!(p.len(), 0);
+}
+
+#[test]
+fn close_while_dials_are_in_flight() {
+    let peers = Arc::new(Peers::default());
+    peers.delay_ms.store(200, Ordering::SeqCst);
+    let p = ConnPool::new(options(&peers, 4)).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let p2 = p.clone();
+            thread::spawn(move || p2.get())
+        })
+        .collect();
+    eventually("dials in flight", || p.stats().dials_in_progress == 4);
+    let start = Instant::now();
+    p.close().unwrap();
+    for t in threads {
+        assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(150),
+        "woken at once"
+    );
+    // The dials finish later and their conns are closed, never pooled.
+    eventually("dials done", || p.stats().dials_in_progress == 0);
+    assert_eq!(p.len(), 0);
+    for i in 0..peers.count() {
+        assert!(peer_sees_eof(&peers.end(i)));
+    }
+}
+
+#[test]
+fn try_get_never_waits_or_dials() {
+    let (p, peers) = pool(2);
+    assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
+    assert_eq!(peers.dials(), 0);
+    let c = p.get().unwrap();
+    p.put(c).unwrap();
+    let c = p.try_get().unwrap();
+    assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
+    p.put(c).unwrap();
+}
+
+#[test]
+fn reaper_closes_idle_conns_without_any_get() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 4);
+    o.conn_max_idle_time = Some(Duration::from_millis(100));
+    o.reaper_interval = Some(Duration::from_millis(20));
+    o.min_idle_conns = 1;
+    let p = ConnPool::new(o).unwrap();
+    eventually("prewarmed", || p.idle_len() == 1);
+    let conns: Vec<Conn> = (0..3).map(|_| p.get().unwrap()).collect();
+    for c in conns {
+        p.put(c).unwrap();
+    }
+    assert!(p.idle_len() >= 3);
+    // All of them go idle-stale; the reaper closes them and refills min_idle_conns.
+    eventually("reaped", || p.stats().stale_conns >= 3);
+    eventually("min idle kept", || p.idle_len() >= 1 && p.len() <= 2);
+    p.close().unwrap();
+}
+
+/// go-redis "race" test: get/put/remove from 20 threads; afterwards nothing leaked.
+#[test]
+fn get_put_remove_race_from_20_threads() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 8);
+    o.min_idle_conns = 2;
+    o.pool_timeout = Wait::For(Duration::from_secs(30));
+    let p = ConnPool::new(o).unwrap();
+    let barrier = Arc::new(Barrier::new(20));
+    let threads: Vec<_> = (0..20)
+        .map(|t| {
+            let (p, barrier) = (p.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                for i in 0..300 {
+                    let c = p.get().unwrap();
+                    if (i + t) % 7 == 0 {
+                        p.remove(c, Some("race")).unwrap();
+                    } else {
+                        p.put(c).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    eventually("quiet", || p.stats().dials_in_progress == 0);
+    let s = p.stats();
+    assert_eq!(s.total_conns, s.idle_conns, "nothing checked out");
+    assert!(s.total_conns <= 8);
+    assert_eq!(s.pending_requests, 0);
+    assert_eq!(s.hits + s.misses, 6000);
+    // No turn leaked: pool_size conns at once. (Refill dials for min_idle_conns hold turns
+    // while they run, as in go-redis, so a get may wait for one of them to finish.)
+    let all: Vec<Conn> = (0..8)
+        .map(|_| p.get_with(Wait::For(Duration::from_secs(5)), None).unwrap())
+        .collect();
+    let mut ids: Vec<u64> = all.iter().map(|c| c.id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 8, "no conn handed out twice");
+    assert!(matches!(
+        p.get_with(Wait::NoWait, None),
+        Err(Error::Timeout(_))
+    ));
+    drop(all);
+}
+
+#[test]
+fn invalid_options_name_the_field() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 2);
+    o.min_idle_conns = 3;
+    let err = ConnPool::new(o).err().unwrap();
+    assert!(err.to_string().contains("min_idle_conns"), "{err}");
+    let mut o = options(&peers, 0);
+    o.pool_size = 0;
+    assert!(
+        ConnPool::new(o)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("pool_size")
+    );
+    assert!(Dialer::from_addr("nohostport").is_err());
+    assert!(Dialer::from_addr("::1:6379").is_err());
+    assert!(Dialer::from_addr("[::1]:6379").is_ok());
+    assert!(Dialer::from_addr("unix:relative").is_err());
+    assert!(Dialer::from_addr("/tmp/redis.sock").is_ok());
+}
