@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, clippy, and all tests (unit tests,
+# integration tests against a real redis-server, the C examples, valgrind).
+#
+# On a fresh Debian/Ubuntu machine run it as root: it installs redis-server,
+# gcc, g++, valgrind and pkg-config when they are missing. Rust (cargo) must be
+# installed; rustfmt and clippy are added through rustup when absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+
+install_missing "redis-server:redis-server" "cc:gcc libc6-dev" "c++:g++" \
+    "valgrind:valgrind" "pkg-config:pkg-config"
+require_cargo
+
+add_component() {
+    if ! command -v rustup >/dev/null 2>&1; then
+        echo "error: $1 is missing and there is no rustup to add it with" >&2
+        exit 1
+    fi
+    rustup component add "$1"
+}
+cargo fmt --version >/dev/null 2>&1 || add_component rustfmt
+cargo clippy --version >/dev/null 2>&1 || add_component clippy
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+echo "== cargo test --all-targets"
+cargo test --all-targets
+echo "all checks passed"

@@ -1,0 +1,227 @@
+//! The C examples are real programs and double as tests: each is built against
+//! the freshly built library (shared and static) and run against a real
+//! redis-server. The header is also checked to compile cleanly as C11 and C++17.
+
+mod common;
+
+use common::{Link, RUN_TIMEOUT, RedisServer, build_c, build_cxx, describe, run};
+use std::fs;
+use std::process::Output;
+
+fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn assert_success(output: &Output) {
+    assert!(output.status.success(), "{}", describe(output));
+}
+
+fn assert_stdout_has(output: &Output, needle: &str) {
+    assert!(
+        stdout_of(output).contains(needle),
+        "expected {needle:?} on stdout\n{}",
+        describe(output)
+    );
+}
+
+fn run_basic(link: Link, name: &str) {
+    let redis = RedisServer::start();
+    let exe = build_c(name, &["examples-c/basic.c"], link, &[]);
+    let output = run(&exe, &[&redis.addr()], &[], RUN_TIMEOUT);
+    assert_success(&output);
+
+    let pongs = stdout_of(&output).matches("PONG\n").count();
+    assert_eq!(pongs, 2, "{}", describe(&output));
+    // One dial for the first get, a reuse of that same conn for the second.
+    assert_stdout_has(
+        &output,
+        "after first put: hits=0 misses=1 total_conns=1 idle_conns=1\n",
+    );
+    assert_stdout_has(
+        &output,
+        "after second put: hits=1 misses=1 total_conns=1 idle_conns=1\n",
+    );
+    assert_stdout_has(&output, ": hit\n");
+}
+
+#[test]
+fn basic_shared() {
+    run_basic(Link::Shared, "basic-shared");
+}
+
+#[test]
+fn basic_static() {
+    run_basic(Link::Static, "basic-static");
+}
+
+#[test]
+fn basic_reports_dial_failure_with_the_address() {
+    // Nothing listens on a port that was just free: the first get must fail to
+    // dial and the example must say so and exit non-zero.
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let exe = build_c(
+        "basic-dial-failure",
+        &["examples-c/basic.c"],
+        Link::Shared,
+        &[],
+    );
+    let output = run(&exe, &[&addr], &[], RUN_TIMEOUT);
+    assert!(!output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("pool_get: "), "{}", describe(&output));
+    assert!(stderr.contains(&addr), "{}", describe(&output));
+    let stdout = stdout_of(&output);
+    assert!(!stdout.contains("PONG"), "{}", describe(&output));
+}
+
+fn run_threads(link: Link, name: &str, args: &[&str], expected_gets: u64) {
+    let redis = RedisServer::start();
+    let exe = build_c(name, &["examples-c/threads.c"], link, &["-pthread"]);
+    let addr = redis.addr();
+    let mut argv = vec![addr.as_str()];
+    argv.extend_from_slice(args);
+    let output = run(&exe, &argv, &[], RUN_TIMEOUT);
+    assert_success(&output);
+
+    assert_stdout_has(&output, " failures=0\n");
+    assert_stdout_has(&output, " pending_requests=0\n");
+    assert_stdout_has(&output, "\nOK\n");
+
+    // The program checks these itself; check them here too so a program that
+    // forgot to would not pass.
+    let stdout = stdout_of(&output);
+    let field = |key: &str| -> u64 {
+        stdout
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}= in output\n{}", describe(&output)))
+    };
+    assert_eq!(field("hits") + field("misses"), expected_gets);
+    assert!(field("total_conns") <= 4, "{}", describe(&output));
+    assert!(field("misses") >= 1, "{}", describe(&output));
+}
+
+#[test]
+fn threads_shared_defaults() {
+    run_threads(Link::Shared, "threads-shared", &[], 8 * 200);
+}
+
+#[test]
+fn threads_static_more_threads() {
+    run_threads(Link::Static, "threads-static", &["16", "100"], 16 * 100);
+}
+
+#[test]
+fn basic_under_valgrind_has_no_errors_or_definite_leaks() {
+    if !common::valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let redis = RedisServer::start();
+    let exe = build_c("basic-valgrind", &["examples-c/basic.c"], Link::Shared, &[]);
+    let exe = exe.to_str().expect("UTF-8 path");
+    let output = run(
+        "valgrind",
+        &[
+            "--tool=memcheck",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            exe,
+            &redis.addr(),
+        ],
+        &[],
+        // valgrind is slow to start on the Rust runtime; stay generous.
+        RUN_TIMEOUT * 2,
+    );
+    assert_success(&output);
+    assert_stdout_has(&output, "after second put: hits=1 misses=1");
+}
+
+#[test]
+fn shared_example_depends_on_the_soname() {
+    // Programs must record libredispool.so.<major>, not the unversioned name,
+    // so that they survive compatible upgrades.
+    let exe = build_c("basic-soname", &["examples-c/basic.c"], Link::Shared, &[]);
+    let output = run(
+        "readelf",
+        &["-d", exe.to_str().expect("UTF-8 path")],
+        &[],
+        RUN_TIMEOUT,
+    );
+    assert_success(&output);
+    let soname = format!("[libredispool.so.{}]", env!("CARGO_PKG_VERSION_MAJOR"));
+    assert_stdout_has(&output, &soname);
+}
+
+/// A translation unit that includes nothing but the header (twice, to check the
+/// include guard) and uses a few of its declarations. Valid as C11 and C++17.
+const HEADER_TU: &str = r#"#include "redispool.h"
+#include "redispool.h"
+
+#include <stdio.h>
+
+/* Taking addresses makes the compiler check each declaration and the linker
+   check that the library exports it. */
+typedef void (*any_fn)(void);
+static const any_fn symbols[] = {
+    (any_fn)pool_options_init,
+    (any_fn)pool_new,
+    (any_fn)pool_get,
+    (any_fn)pool_put,
+    (any_fn)pool_status_str,
+};
+
+int main(void)
+{
+    pool_options_t opts;
+    pool_options_init(&opts);
+    if (opts.struct_size != sizeof opts) {
+        fprintf(stderr, "struct_size %zu, sizeof %zu\n", (size_t)opts.struct_size, sizeof opts);
+        return 1;
+    }
+    pool_t *pool = NULL;
+    pool_conn_t *conn = NULL;
+    pool_error_t err;
+    err.code = POOL_OK;
+    (void)pool;
+    (void)conn;
+    (void)err;
+    for (size_t i = 0; i < sizeof symbols / sizeof symbols[0]; i++) {
+        if (symbols[i] == NULL)
+            return 1;
+    }
+    const char *ok = pool_status_str(POOL_OK);
+    if (ok == NULL || pool_status_str(POOL_ERR_TIMEOUT) == NULL)
+        return 1;
+    printf("%s\n", ok);
+    return 0;
+}
+"#;
+
+fn check_header(file: &str, build: fn(&str, &[&str], Link, &[&str]) -> std::path::PathBuf) {
+    let src = common::c_tests_dir().join(file);
+    fs::write(&src, HEADER_TU).unwrap_or_else(|e| panic!("write {}: {e}", src.display()));
+    let exe_name = file.replace('.', "-");
+    let exe = build(
+        &exe_name,
+        &[src.to_str().expect("UTF-8 path")],
+        Link::Shared,
+        &[],
+    );
+    let output = run(&exe, &[], &[], RUN_TIMEOUT);
+    assert_success(&output);
+    // pool_status_str(POOL_OK) printed by the TU: a non-empty static string.
+    assert!(stdout_of(&output).trim().len() > 1, "{}", describe(&output));
+}
+
+#[test]
+fn header_compiles_as_c11() {
+    check_header("header_check.c", build_c);
+}
+
+#[test]
+fn header_compiles_as_cxx17() {
+    check_header("header_check.cpp", build_cxx);
+}
