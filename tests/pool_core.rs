@@ -395,7 +395,7 @@ fn foreign_conn_is_rejected_and_nothing_changes() {
 #[test]
 fn slow_dial_wait_is_bounded_and_the_dial_is_not_wasted() {
     let peers = Arc::new(Peers::default());
-    peers.delay_ms.store(600, Ordering::SeqCst);
+    peers.delay_ms.store(2000, Ordering::SeqCst);
     let mut o = options(&peers, 2);
     o.pool_timeout = Wait::For(Duration::from_millis(100));
     let p = ConnPool::new(o).unwrap();
@@ -407,7 +407,10 @@ fn slow_dial_wait_is_bounded_and_the_dial_is_not_wasted() {
         err.to_string().contains("waiting for a new connection"),
         "{err}"
     );
-    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "bounded by pool_timeout: {took:?}"
+    );
     // The abandoned dial lands in the idle list, and the next get uses it.
     eventually("abandoned dial kept", || p.idle_len() == 1);
     peers.delay_ms.store(0, Ordering::SeqCst);
@@ -420,7 +423,7 @@ fn slow_dial_wait_is_bounded_and_the_dial_is_not_wasted() {
 #[test]
 fn abandoned_dial_goes_to_the_oldest_waiter() {
     let peers = Arc::new(Peers::default());
-    peers.delay_ms.store(300, Ordering::SeqCst);
+    peers.delay_ms.store(2000, Ordering::SeqCst);
     let mut o = options(&peers, 1);
     o.pool_timeout = Wait::For(Duration::from_secs(5));
     let p = ConnPool::new(o).unwrap();
@@ -434,7 +437,10 @@ fn abandoned_dial_goes_to_the_oldest_waiter() {
     let start = Instant::now();
     cancel.fire();
     assert!(matches!(first.join().unwrap(), Err(Error::Canceled)));
-    assert!(start.elapsed() < Duration::from_millis(200));
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "canceled before the dial ended"
+    );
     assert_eq!(
         second.join().unwrap().unwrap(),
         1,
@@ -458,7 +464,7 @@ fn cancel_wakes_a_waiter_and_leaves_no_turn() {
     cancel.fire();
     let (r, woke) = t.join().unwrap();
     assert!(matches!(r, Err(Error::Canceled)), "{r:?}");
-    assert!(woke.duration_since(fired) < Duration::from_millis(100));
+    assert!(woke.duration_since(fired) < Duration::from_secs(2));
     assert_eq!(p.stats().waiting, 0);
     // A fired token fails at once.
     assert!(matches!(
@@ -501,14 +507,16 @@ fn failing_dials_fail_fast_then_recover_through_the_probe() {
 #[test]
 fn a_successful_dial_resets_the_failure_count() {
     let peers = Arc::new(Peers::default());
-    let p = ConnPool::new(options(&peers, 2)).unwrap();
+    let p = ConnPool::new(options(&peers, 3)).unwrap();
     peers.fail.store(true, Ordering::SeqCst);
+    assert!(p.get().is_err());
     assert!(p.get().is_err());
     peers.fail.store(false, Ordering::SeqCst);
     let c = p.get().unwrap();
     peers.fail.store(true, Ordering::SeqCst);
     assert!(p.get().is_err());
-    // Two failures, but not consecutive: no fast-fail, the dial is really tried.
+    // Four failures, but not three in a row: no fast-fail, the dial is really tried (and
+    // with two in a row no probe runs to disturb the count).
     let dials = peers.dials();
     assert!(p.get().is_err());
     assert_eq!(peers.dials(), dials + 1);
@@ -559,7 +567,7 @@ fn close_wakes_waiters_and_closes_idle_conns() {
 #[test]
 fn close_while_dials_are_in_flight() {
     let peers = Arc::new(Peers::default());
-    peers.delay_ms.store(200, Ordering::SeqCst);
+    peers.delay_ms.store(2000, Ordering::SeqCst);
     let p = ConnPool::new(options(&peers, 4)).unwrap();
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -574,7 +582,7 @@ fn close_while_dials_are_in_flight() {
         assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
     }
     assert!(
-        start.elapsed() < Duration::from_millis(150),
+        start.elapsed() < Duration::from_millis(1500),
         "woken at once"
     );
     // The dials finish later and their conns are closed, never pooled.
