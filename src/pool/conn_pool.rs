@@ -373,6 +373,11 @@ impl Inner {
             }
             if st.waiters.is_empty() && st.turns_used < self.opts.pool_size {
                 st.turns_used += 1;
+                // Fast path: the idle conn comes in the same critical section as the turn.
+                handed = self.pop_idle(&mut st).map(|c| (c, false));
+                if handed.is_some() {
+                    self.refill(&mut st);
+                }
             } else {
                 if wait == Wait::NoWait {
                     return Err(self.timeout_error(&st, start, ""));
