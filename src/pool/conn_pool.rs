@@ -206,15 +206,9 @@ impl ConnPool {
                 surplus = Some(conn);
             } else {
                 conn.used_at = Instant::now();
-                let mut grant = Grant::Conn(conn, false);
-                while let Some(w) = st.waiters.pop_front() {
-                    match w.deliver(grant) {
-                        Ok(()) => return Ok(()),
-                        Err(back) => grant = back,
-                    }
-                }
-                let Grant::Conn(conn, _) = grant else {
-                    unreachable!()
+                let Some(Grant::Conn(conn, _)) = hand_to_oldest(&mut st, Grant::Conn(conn, false))
+                else {
+                    return Ok(());
                 };
                 st.checked_out -= 1;
                 st.turns_used -= 1;
@@ -594,12 +588,9 @@ impl Inner {
 
     /// Gives a freed turn to the oldest waiter, or returns it.
     fn release_turn(&self, st: &mut State) {
-        while let Some(w) = st.waiters.pop_front() {
-            if w.deliver(Grant::Turn).is_ok() {
-                return;
-            }
+        if hand_to_oldest(st, Grant::Turn).is_some() {
+            st.turns_used -= 1;
         }
-        st.turns_used -= 1;
     }
 
     /// Keeps `min_idle_conns` filled with spare turns, never beyond `pool_size` conns.
@@ -725,20 +716,14 @@ impl Inner {
         }
         st.checked_out += 1;
         let mut grant = Grant::Conn(conn, true);
-        for w in job.initiator.into_iter() {
+        if let Some(w) = job.initiator {
             match w.deliver(grant) {
                 Ok(()) => return None,
                 Err(back) => grant = back,
             }
         }
-        while let Some(w) = st.waiters.pop_front() {
-            match w.deliver(grant) {
-                Ok(()) => return None,
-                Err(back) => grant = back,
-            }
-        }
-        let Grant::Conn(conn, _) = grant else {
-            unreachable!()
+        let Some(Grant::Conn(conn, _)) = hand_to_oldest(st, grant) else {
+            return None;
         };
         st.checked_out -= 1;
         st.turns_used -= 1;
@@ -847,6 +832,17 @@ impl Inner {
         self.refill(st);
         stale
     }
+}
+
+/// Gives `grant` (and the turn it carries) to the oldest waiter; returns it when nobody waits.
+fn hand_to_oldest(st: &mut State, mut grant: Grant) -> Option<Grant> {
+    while let Some(w) = st.waiters.pop_front() {
+        match w.deliver(grant) {
+            Ok(()) => return None,
+            Err(back) => grant = back,
+        }
+    }
+    Some(grant)
 }
 
 fn probe_loop(weak: Weak<Inner>) {
