@@ -168,10 +168,10 @@ unsafe fn c_str<'a>(p: *const c_char, field: &str) -> Result<Option<&'a str>> {
         .map_err(|_| Error::invalid(format!("{field}: not valid UTF-8")))
 }
 
+/// Milliseconds; with `zero_is_none`, 0 means "none".
 fn millis(v: i64, field: &str, zero_is_none: bool) -> Result<Option<Duration>> {
     match v {
         0 if zero_is_none => Ok(None),
-        -1 if zero_is_none => Ok(None),
         v if v >= 0 => Ok(Some(Duration::from_millis(v as u64))),
         v => Err(Error::invalid(format!("{field}: {v} is negative"))),
     }
@@ -248,7 +248,11 @@ pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
             o.pool_timeout_ms
         ))
     })?;
-    opts.conn_max_idle_time = millis(o.conn_max_idle_time_ms, "conn_max_idle_time_ms", true)?;
+    // -1 also disables it, as go-redis documents for ConnMaxIdleTime.
+    opts.conn_max_idle_time = match o.conn_max_idle_time_ms {
+        -1 => None,
+        v => millis(v, "conn_max_idle_time_ms", true)?,
+    };
     opts.conn_max_lifetime = millis(o.conn_max_lifetime_ms, "conn_max_lifetime_ms", true)?;
     opts.conn_max_lifetime_jitter = millis(
         o.conn_max_lifetime_jitter_ms,

@@ -1,0 +1,998 @@
+/*
+ * abi_misuse.c - the C ABI's argument checking and ownership rules, against a
+ * real redis-server.
+ *
+ *   ./abi_misuse HOST:PORT
+ *
+ * Checks, through the public header only:
+ *  - every exported function given NULL pointers returns its documented result
+ *    and fills err_out; status strings and the version are never NULL;
+ *  - pool_new rejects invalid options with POOL_ERR_INVALID_ARG naming the field;
+ *  - double put, put/remove after remove, a conn of another pool and made-up
+ *    handles are rejected and change nothing; the conn keeps working;
+ *  - close/free semantics: second close, gets after close, conns returned after
+ *    pool_close / pool_free are closed (Redis sees the client go away);
+ *  - conn userdata survives put/get and its free_fn runs exactly once;
+ *  - pool_stats honours struct_size.
+ *
+ * Prints one line per failed check (file:line) on stderr; exits 0 only if every
+ * check passed. Run by tests/c_abi.rs (also under valgrind).
+ */
+#define _GNU_SOURCE
+
+#include <netdb.h>
+#include <poll.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static const char *redis_addr; /* argv[1], "host:port" */
+static char redis_host[256];
+static char redis_port[16];
+
+/* ---- raw RESP over a socket ------------------------------------------------ */
+
+static int wait_readable(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    int r;
+    do
+        r = poll(&p, 1, (int)scaled(5000));
+    while (r < 0 && errno == EINTR);
+    return r > 0;
+}
+
+static int send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int recv_exact(int fd, char *buf, size_t len)
+{
+    while (len > 0) {
+        if (!wait_readable(fd))
+            return -1;
+        ssize_t n = recv(fd, buf, len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* One "\r\n"-terminated line, without the terminator. Byte by byte: replies are tiny. */
+static int recv_line(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        char ch;
+        if (recv_exact(fd, &ch, 1) != 0)
+            return -1;
+        if (ch == '\n' && n > 0 && buf[n - 1] == '\r') {
+            buf[n - 1] = '\0';
+            return 0;
+        }
+        if (n + 1 >= cap)
+            return -1;
+        buf[n++] = ch;
+    }
+}
+
+/*
+ * Sends a command and reads its reply. Returns the reply's type byte ('+', '-',
+ * ':' or '$'; -1 on I/O or protocol trouble) with its payload in `out`
+ * (truncated to `cap`; a nil bulk gives type '$' and "(nil)").
+ */
+static int redis_call(int fd, int argc, const char *const *argv, char *out, size_t cap)
+{
+    char cmd[1024];
+    size_t len = (size_t)snprintf(cmd, sizeof cmd, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++)
+        len += (size_t)snprintf(cmd + len, sizeof cmd - len, "$%zu\r\n%s\r\n", strlen(argv[i]),
+                                argv[i]);
+    if (len >= sizeof cmd || send_all(fd, cmd, len) != 0)
+        return -1;
+
+    char line[512];
+    if (recv_line(fd, line, sizeof line) != 0)
+        return -1;
+    out[0] = '\0';
+    switch (line[0]) {
+    case '+':
+    case '-':
+    case ':':
+        snprintf(out, cap, "%s", line + 1);
+        return line[0];
+    case '$': {
+        long n = strtol(line + 1, NULL, 10);
+        if (n < 0) {
+            snprintf(out, cap, "(nil)");
+            return '$';
+        }
+        char *body = malloc((size_t)n + 2);
+        if (body == NULL || recv_exact(fd, body, (size_t)n + 2) != 0) {
+            free(body);
+            return -1;
+        }
+        size_t keep = (size_t)n < cap - 1 ? (size_t)n : cap - 1;
+        memcpy(out, body, keep);
+        out[keep] = '\0';
+        free(body);
+        return '$';
+    }
+    default:
+        return -1;
+    }
+}
+
+/* A plain TCP connection to the test's redis-server, outside any pool. */
+static int redis_connect(void)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(redis_host, redis_port, &hints, &res) != 0 || res == NULL)
+        return -1;
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+    if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* PING over a checked-out conn's socket answers +PONG. */
+static int ping_ok(const pool_conn_t *conn)
+{
+    static const char *const argv[] = {"PING"};
+    char out[64];
+    int fd = pool_conn_fd(conn);
+    return fd >= 0 && redis_call(fd, 1, argv, out, sizeof out) == '+' && strcmp(out, "PONG") == 0;
+}
+
+/* The Redis CLIENT ID of a checked-out conn, or -1. */
+static long long client_id_of(const pool_conn_t *conn)
+{
+    static const char *const argv[] = {"CLIENT", "ID"};
+    char out[64];
+    int fd = pool_conn_fd(conn);
+    if (fd < 0 || redis_call(fd, 2, argv, out, sizeof out) != ':')
+        return -1;
+    return strtoll(out, NULL, 10);
+}
+
+/* 1 if Redis still lists client `id`, 0 if not, -1 on trouble. `admin` is a raw connection. */
+static int client_exists(int admin, long long id)
+{
+    char ids[32], out[2048];
+    snprintf(ids, sizeof ids, "%lld", id);
+    const char *const argv[] = {"CLIENT", "LIST", "ID", ids};
+    int type = redis_call(admin, 4, argv, out, sizeof out);
+    if (type != '$')
+        return -1;
+    return strstr(out, "id=") != NULL;
+}
+
+/* ---- pools ----------------------------------------------------------------- */
+
+static pool_options_t base_options(int32_t pool_size)
+{
+    pool_options_t o;
+    pool_options_init(&o);
+    o.addr = redis_addr;
+    o.pool_size = pool_size;
+    /* Nothing here should ever wait; a leaked turn then fails a check instead of hanging. */
+    o.pool_timeout_ms = scaled(2000);
+    o.dialer_retries = 1;
+    return o;
+}
+
+static pool_t *new_pool(int32_t pool_size)
+{
+    pool_options_t o = base_options(pool_size);
+    pool_t *pool = NULL;
+    pool_error_t err;
+    err_reset(&err);
+    if (!CHECK_STATUS(pool_new(&o, &pool, &err), POOL_OK, &err) || !CHECK(pool != NULL)) {
+        fprintf(stderr, "cannot create a pool for %s: giving up\n", redis_addr);
+        check_exit_status();
+        exit(1);
+    }
+    return pool;
+}
+
+/* A conn from pool_get, or NULL after a failed check. */
+static pool_conn_t *get_conn(pool_t *pool)
+{
+    pool_conn_t *conn = NULL;
+    pool_error_t err;
+    err_reset(&err);
+    pool_status_t rc = pool_get(pool, &conn, &err);
+    if (!CHECK_STATUS(rc, POOL_OK, &err))
+        return NULL;
+    CHECK_EQ(err.code, ERR_UNTOUCHED); /* err_out is left untouched on success */
+    CHECK(conn != NULL);
+    return conn;
+}
+
+typedef struct userdata {
+    int freed;
+} userdata_t;
+
+static void count_free(void *p)
+{
+    ((userdata_t *)p)->freed++;
+}
+
+/* ---- status strings and version -------------------------------------------- */
+
+static void test_status_and_version(void)
+{
+    section("status strings and version");
+    static const pool_status_t codes[] = {
+        POOL_OK,          POOL_ERR_CLOSED,      POOL_ERR_EXHAUSTED, POOL_ERR_TIMEOUT,
+        POOL_ERR_DIAL,    POOL_ERR_INVALID_ARG, POOL_ERR_WOULD_BLOCK, POOL_ERR_CANCELED,
+        POOL_ERR_BAD_CONN, POOL_ERR_HANDSHAKE,  POOL_ERR_IO,        POOL_ERR_PROTOCOL,
+        POOL_ERR_INTERNAL,
+    };
+    const size_t n = sizeof codes / sizeof codes[0];
+    CHECK_EQ(POOL_OK, 0);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = pool_status_str(codes[i]);
+        if (!CHECK(s != NULL))
+            continue;
+        if (!CHECK(s[0] != '\0'))
+            fprintf(stderr, "  (status %d)\n", (int)codes[i]);
+        if (!CHECK(strcmp(s, "unknown status") != 0))
+            fprintf(stderr, "  (status %d is defined)\n", (int)codes[i]);
+        for (size_t j = i + 1; j < n; j++)
+            CHECK_NE(codes[i], codes[j]);
+    }
+    CHECK_CONTAINS(pool_status_str(POOL_ERR_CLOSED), "redis: client is closed");
+    CHECK_CONTAINS(pool_status_str(POOL_ERR_EXHAUSTED), "redis: connection pool exhausted");
+    CHECK_CONTAINS(pool_status_str(POOL_ERR_TIMEOUT), "redis: connection pool timeout");
+    CHECK_CONTAINS(pool_status_str(POOL_ERR_BAD_CONN), "redis: Conn is in a bad state");
+
+    static const pool_status_t unknown[] = {-1, 13, 100, 1000, INT32_MIN, INT32_MAX};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        const char *s = pool_status_str(unknown[i]);
+        if (CHECK(s != NULL) && !CHECK(strcmp(s, "unknown status") == 0))
+            fprintf(stderr, "  (status %d gave \"%s\")\n", (int)unknown[i], s);
+    }
+
+    const char *v = pool_version();
+    if (CHECK(v != NULL)) {
+        CHECK(v[0] >= '0' && v[0] <= '9');
+        CHECK(strchr(v, '.') != NULL);
+    }
+}
+
+/* ---- invalid options ----------------------------------------------------- */
+
+typedef struct option_case {
+    const char *what;
+    void (*mutate)(pool_options_t *o);
+    const char *field; /* NULL: the options are valid */
+} option_case_t;
+
+static void o_valid(pool_options_t *o) { (void)o; }
+static void o_neg_pool_size(pool_options_t *o) { o->pool_size = -1; }
+static void o_min_idle_gt_size(pool_options_t *o) { o->pool_size = 2; o->min_idle_conns = 3; }
+static void o_neg_min_idle(pool_options_t *o) { o->min_idle_conns = -1; }
+static void o_neg_max_idle(pool_options_t *o) { o->max_idle_conns = -1; }
+static void o_neg_max_active(pool_options_t *o) { o->max_active_conns = -1; }
+static void o_neg_concurrent_dials(pool_options_t *o) { o->max_concurrent_dials = -1; }
+static void o_null_addr(pool_options_t *o) { o->addr = NULL; o->dialer = NULL; }
+static void o_no_port(pool_options_t *o) { o->addr = "nohostport"; }
+static void o_bare_v6(pool_options_t *o) { o->addr = "::1:6379"; }
+static void o_empty_addr(pool_options_t *o) { o->addr = ""; }
+static void o_bad_port(pool_options_t *o) { o->addr = "127.0.0.1:notaport"; }
+static void o_big_port(pool_options_t *o) { o->addr = "127.0.0.1:99999"; }
+static void o_pool_timeout_m5(pool_options_t *o) { o->pool_timeout_ms = -5; }
+static void o_dial_timeout_m5(pool_options_t *o) { o->dial_timeout_ms = -5; }
+static void o_dial_timeout_m1(pool_options_t *o) { o->dial_timeout_ms = -1; }
+static void o_neg_lifetime(pool_options_t *o) { o->conn_max_lifetime_ms = -5; }
+static void o_neg_idle_time(pool_options_t *o) { o->conn_max_idle_time_ms = -5; }
+static void o_neg_retries(pool_options_t *o) { o->dialer_retries = -1; }
+static void o_struct_size_0(pool_options_t *o) { o->struct_size = 0; }
+static void o_password(pool_options_t *o) { o->password = "secret"; }
+
+static const option_case_t option_cases[] = {
+    {"defaults with addr (control)", o_valid, NULL},
+    {"pool_size = -1", o_neg_pool_size, "pool_size"},
+    {"min_idle_conns > pool_size", o_min_idle_gt_size, "min_idle_conns"},
+    {"min_idle_conns = -1", o_neg_min_idle, "min_idle_conns"},
+    {"max_idle_conns = -1", o_neg_max_idle, "max_idle_conns"},
+    {"max_active_conns = -1", o_neg_max_active, "max_active_conns"},
+    {"max_concurrent_dials = -1", o_neg_concurrent_dials, "max_concurrent_dials"},
+    {"addr = NULL without dialer", o_null_addr, "addr"},
+    {"addr = \"nohostport\"", o_no_port, "addr"},
+    {"addr = \"::1:6379\" (v6 without brackets)", o_bare_v6, "addr"},
+    {"addr = \"\"", o_empty_addr, "addr"},
+    {"addr with a non-numeric port", o_bad_port, "addr"},
+    {"addr with port 99999", o_big_port, "addr"},
+    {"pool_timeout_ms = -5", o_pool_timeout_m5, "pool_timeout_ms"},
+    {"dial_timeout_ms = -5", o_dial_timeout_m5, "dial_timeout_ms"},
+    /* The header documents 0 = none for dial_timeout_ms, and no meaning for -1. */
+    {"dial_timeout_ms = -1", o_dial_timeout_m1, "dial_timeout_ms"},
+    {"conn_max_lifetime_ms = -5", o_neg_lifetime, "conn_max_lifetime_ms"},
+    {"conn_max_idle_time_ms = -5", o_neg_idle_time, "conn_max_idle_time_ms"},
+    {"dialer_retries = -1", o_neg_retries, "dialer_retries"},
+    {"struct_size = 0", o_struct_size_0, "struct_size"},
+    {"password set (not supported yet)", o_password, "password"},
+};
+
+static void test_invalid_options(void)
+{
+    section("pool_new with invalid options");
+    for (size_t i = 0; i < sizeof option_cases / sizeof option_cases[0]; i++) {
+        const option_case_t *c = &option_cases[i];
+        pool_status_t want = c->field == NULL ? POOL_OK : POOL_ERR_INVALID_ARG;
+        int failed_before = check_failures;
+
+        /* With err_out. */
+        pool_options_t o = base_options(4);
+        c->mutate(&o);
+        pool_t *pool = NULL;
+        pool_error_t err;
+        err_reset(&err);
+        pool_status_t rc = pool_new(&o, &pool, &err);
+        CHECK_STATUS(rc, want, &err);
+        if (want == POOL_OK) {
+            CHECK(pool != NULL);
+            CHECK_EQ(err.code, ERR_UNTOUCHED);
+        } else {
+            CHECK(pool == NULL);
+            if (CHECK_ERR_FILLED(&err, want))
+                CHECK_CONTAINS(err.message, c->field);
+        }
+        if (rc == POOL_OK)
+            pool_free(pool);
+
+        /* Without err_out: same status, no crash. */
+        pool = NULL;
+        rc = pool_new(&o, &pool, NULL);
+        CHECK_STATUS(rc, want, NULL);
+        if (rc == POOL_OK)
+            pool_free(pool);
+
+        if (check_failures != failed_before)
+            fprintf(stderr, "  (in option case: %s)\n", c->what);
+    }
+}
+
+/* ---- NULL arguments ----------------------------------------------------- */
+
+/* The live pool and checked-out conn the NULL cases pass as their other arguments. */
+static pool_t *g_pool;
+static pool_conn_t *g_conn;
+static userdata_t g_ud;
+
+typedef struct null_case {
+    const char *what;
+    int64_t (*call)(pool_error_t *err); /* err may be NULL */
+    int64_t want;
+    int fills_err; /* the function takes err_out */
+} null_case_t;
+
+static int64_t n_new_opts(pool_error_t *e)
+{
+    pool_t *p = NULL;
+    pool_status_t rc = pool_new(NULL, &p, e);
+    if (rc == POOL_OK)
+        pool_free(p);
+    return rc;
+}
+static int64_t n_new_out(pool_error_t *e)
+{
+    pool_options_t o = base_options(2);
+    return pool_new(&o, NULL, e);
+}
+static int64_t n_get_pool(pool_error_t *e)
+{
+    pool_conn_t *c = NULL;
+    return pool_get(NULL, &c, e);
+}
+static int64_t n_get_out(pool_error_t *e) { return pool_get(g_pool, NULL, e); }
+static int64_t n_get_ex_pool(pool_error_t *e)
+{
+    pool_conn_t *c = NULL;
+    return pool_get_ex(NULL, 0, NULL, &c, e);
+}
+static int64_t n_get_ex_out(pool_error_t *e) { return pool_get_ex(g_pool, 0, NULL, NULL, e); }
+static int64_t n_get_ex_out_wait(pool_error_t *e) { return pool_get_ex(g_pool, -1, NULL, NULL, e); }
+static int64_t n_try_get_pool(pool_error_t *e)
+{
+    pool_conn_t *c = NULL;
+    (void)e;
+    return pool_try_get(NULL, &c);
+}
+static int64_t n_try_get_out(pool_error_t *e) { (void)e; return pool_try_get(g_pool, NULL); }
+static int64_t n_put_pool(pool_error_t *e) { (void)e; return pool_put(NULL, g_conn); }
+static int64_t n_put_conn(pool_error_t *e) { (void)e; return pool_put(g_pool, NULL); }
+static int64_t n_remove_pool(pool_error_t *e) { (void)e; return pool_remove(NULL, g_conn, "r"); }
+static int64_t n_remove_conn(pool_error_t *e) { (void)e; return pool_remove(g_pool, NULL, "r"); }
+static int64_t n_remove_all(pool_error_t *e) { (void)e; return pool_remove(NULL, NULL, NULL); }
+static int64_t n_new_conn_pool(pool_error_t *e)
+{
+    pool_conn_t *c = NULL;
+    return pool_new_conn(NULL, &c, e);
+}
+static int64_t n_new_conn_out(pool_error_t *e) { return pool_new_conn(g_pool, NULL, e); }
+static int64_t n_close_conn_pool(pool_error_t *e) { (void)e; return pool_close_conn(NULL, g_conn); }
+static int64_t n_close_conn_conn(pool_error_t *e) { (void)e; return pool_close_conn(g_pool, NULL); }
+static int64_t n_len(pool_error_t *e) { (void)e; return pool_len(NULL); }
+static int64_t n_idle_len(pool_error_t *e) { (void)e; return pool_idle_len(NULL); }
+static int64_t n_stats_pool(pool_error_t *e)
+{
+    pool_stats_t s;
+    (void)e;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    return pool_stats(NULL, &s);
+}
+static int64_t n_stats_out(pool_error_t *e) { (void)e; return pool_stats(g_pool, NULL); }
+static int64_t n_close(pool_error_t *e) { (void)e; return pool_close(NULL); }
+static int64_t n_free(pool_error_t *e) { (void)e; pool_free(NULL); return 0; }
+static int64_t n_conn_fd(pool_error_t *e) { (void)e; return pool_conn_fd(NULL); }
+static int64_t n_conn_id(pool_error_t *e) { (void)e; return (int64_t)pool_conn_id(NULL); }
+static int64_t n_set_userdata(pool_error_t *e)
+{
+    (void)e;
+    pool_conn_set_userdata(NULL, &g_ud, count_free);
+    return g_ud.freed; /* nothing attached, nothing freed */
+}
+static int64_t n_userdata(pool_error_t *e) { (void)e; return pool_conn_userdata(NULL) != NULL; }
+static int64_t n_options_init(pool_error_t *e) { (void)e; pool_options_init(NULL); return 0; }
+static int64_t n_cancel_fire(pool_error_t *e) { (void)e; pool_cancel_fire(NULL); return 0; }
+static int64_t n_cancel_free(pool_error_t *e) { (void)e; pool_cancel_free(NULL); return 0; }
+
+static const null_case_t null_cases[] = {
+    {"pool_new(opts=NULL)", n_new_opts, POOL_ERR_INVALID_ARG, 1},
+    {"pool_new(pool_out=NULL)", n_new_out, POOL_ERR_INVALID_ARG, 1},
+    {"pool_get(pool=NULL)", n_get_pool, POOL_ERR_INVALID_ARG, 1},
+    {"pool_get(conn_out=NULL)", n_get_out, POOL_ERR_INVALID_ARG, 1},
+    {"pool_get_ex(pool=NULL)", n_get_ex_pool, POOL_ERR_INVALID_ARG, 1},
+    {"pool_get_ex(conn_out=NULL, timeout 0)", n_get_ex_out, POOL_ERR_INVALID_ARG, 1},
+    {"pool_get_ex(conn_out=NULL, timeout -1)", n_get_ex_out_wait, POOL_ERR_INVALID_ARG, 1},
+    {"pool_try_get(pool=NULL)", n_try_get_pool, POOL_ERR_INVALID_ARG, 0},
+    {"pool_try_get(conn_out=NULL)", n_try_get_out, POOL_ERR_INVALID_ARG, 0},
+    {"pool_put(pool=NULL)", n_put_pool, POOL_ERR_INVALID_ARG, 0},
+    {"pool_put(conn=NULL)", n_put_conn, POOL_ERR_INVALID_ARG, 0},
+    {"pool_remove(pool=NULL)", n_remove_pool, POOL_ERR_INVALID_ARG, 0},
+    {"pool_remove(conn=NULL)", n_remove_conn, POOL_ERR_INVALID_ARG, 0},
+    {"pool_remove(NULL, NULL, NULL)", n_remove_all, POOL_ERR_INVALID_ARG, 0},
+    {"pool_new_conn(pool=NULL)", n_new_conn_pool, POOL_ERR_INVALID_ARG, 1},
+    {"pool_new_conn(conn_out=NULL)", n_new_conn_out, POOL_ERR_INVALID_ARG, 1},
+    {"pool_close_conn(pool=NULL)", n_close_conn_pool, POOL_ERR_INVALID_ARG, 0},
+    {"pool_close_conn(conn=NULL)", n_close_conn_conn, POOL_ERR_INVALID_ARG, 0},
+    {"pool_len(NULL)", n_len, -1, 0},
+    {"pool_idle_len(NULL)", n_idle_len, -1, 0},
+    {"pool_stats(pool=NULL)", n_stats_pool, POOL_ERR_INVALID_ARG, 0},
+    {"pool_stats(stats_out=NULL)", n_stats_out, POOL_ERR_INVALID_ARG, 0},
+    {"pool_close(NULL)", n_close, POOL_ERR_INVALID_ARG, 0},
+    {"pool_free(NULL)", n_free, 0, 0},
+    {"pool_conn_fd(NULL)", n_conn_fd, -1, 0},
+    {"pool_conn_id(NULL)", n_conn_id, 0, 0},
+    {"pool_conn_set_userdata(NULL, ...)", n_set_userdata, 0, 0},
+    {"pool_conn_userdata(NULL)", n_userdata, 0, 0},
+    {"pool_options_init(NULL)", n_options_init, 0, 0},
+    {"pool_cancel_fire(NULL)", n_cancel_fire, 0, 0},
+    {"pool_cancel_free(NULL)", n_cancel_free, 0, 0},
+};
+
+static void test_null_args(void)
+{
+    section("NULL arguments");
+    const int32_t size = 2;
+    g_pool = new_pool(size);
+    g_conn = get_conn(g_pool);
+    if (g_conn == NULL)
+        return;
+    const uint64_t id = pool_conn_id(g_conn);
+    CHECK_NE(id, 0);
+    const pool_snapshot_t before = snapshot_of(g_pool);
+
+    for (size_t i = 0; i < sizeof null_cases / sizeof null_cases[0]; i++) {
+        const null_case_t *c = &null_cases[i];
+        int failed_before = check_failures;
+
+        pool_error_t err;
+        err_reset(&err);
+        CHECK_EQ(c->call(&err), c->want);
+        if (c->fills_err)
+            CHECK_ERR_FILLED(&err, (pool_status_t)c->want);
+        else
+            CHECK_EQ(err.code, ERR_UNTOUCHED);
+        CHECK_EQ(c->call(NULL), c->want);
+
+        /* Nothing changed: the pool's counts, and the conn is still checked out. */
+        CHECK_UNCHANGED(g_pool, before);
+        CHECK_EQ(pool_conn_id(g_conn), id);
+        if (check_failures != failed_before)
+            fprintf(stderr, "  (in NULL case: %s)\n", c->what);
+    }
+    CHECK_EQ(g_ud.freed, 0);
+
+    /* The conn still works and goes back normally. */
+    CHECK(ping_ok(g_conn));
+    CHECK_STATUS(pool_put(g_pool, g_conn), POOL_OK, NULL);
+
+    /* No call above leaked a turn: all pool_size conns can be had without waiting. */
+    pool_conn_t *held[2] = {NULL, NULL};
+    for (int32_t i = 0; i < size; i++) {
+        pool_error_t err;
+        err_reset(&err);
+        CHECK_STATUS(pool_get_ex(g_pool, 0, NULL, &held[i], &err), POOL_OK, &err);
+    }
+    /* ... and the pool still enforces its size (so the check above can fail). */
+    pool_conn_t *extra = NULL;
+    pool_error_t err;
+    err_reset(&err);
+    CHECK_STATUS(pool_get_ex(g_pool, 0, NULL, &extra, &err), POOL_ERR_TIMEOUT, &err);
+    for (int32_t i = 0; i < size; i++)
+        if (held[i] != NULL)
+            CHECK_STATUS(pool_put(g_pool, held[i]), POOL_OK, NULL);
+    if (extra != NULL)
+        pool_put(g_pool, extra);
+    pool_free(g_pool);
+    g_pool = NULL;
+    g_conn = NULL;
+}
+
+/* ---- conn misuse ------------------------------------------------------------ */
+
+/* Every way of giving back or using `conn` that must be rejected, with `pool` unchanged. */
+static void check_dead_handle(pool_t *pool, pool_conn_t *conn, const char *what)
+{
+    int failed_before = check_failures;
+    pool_snapshot_t before = snapshot_of(pool);
+    userdata_t ud = {0};
+
+    CHECK_EQ(pool_conn_fd(conn), -1);
+    CHECK_EQ(pool_conn_id(conn), 0);
+    CHECK(pool_conn_userdata(conn) == NULL);
+    pool_conn_set_userdata(conn, &ud, count_free);
+    CHECK(pool_conn_userdata(conn) == NULL);
+    CHECK_EQ(ud.freed, 0);
+    CHECK_UNCHANGED(pool, before);
+
+    CHECK_STATUS(pool_put(pool, conn), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_UNCHANGED(pool, before);
+    CHECK_STATUS(pool_remove(pool, conn, "misuse"), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_UNCHANGED(pool, before);
+    CHECK_STATUS(pool_remove(pool, conn, NULL), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_UNCHANGED(pool, before);
+    CHECK_STATUS(pool_close_conn(pool, conn), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_UNCHANGED(pool, before);
+    CHECK_EQ(ud.freed, 0);
+    if (check_failures != failed_before)
+        fprintf(stderr, "  (handle: %s)\n", what);
+}
+
+static void test_conn_misuse(void)
+{
+    section("double put, put/remove after remove, foreign and made-up handles");
+    pool_t *a = new_pool(3);
+    pool_t *b = new_pool(3);
+
+    /* A conn put back: its handle is dead. */
+    pool_conn_t *c = get_conn(a);
+    if (c == NULL)
+        return;
+    const uint64_t id = pool_conn_id(c);
+    CHECK_NE(id, 0);
+    CHECK(pool_conn_fd(c) >= 0);
+    CHECK(ping_ok(c));
+    CHECK_STATUS(pool_put(a, c), POOL_OK, NULL);
+    CHECK_EQ(pool_len(a), 1);
+    CHECK_EQ(pool_idle_len(a), 1);
+    check_dead_handle(a, c, "after put (double put)");
+    check_dead_handle(b, c, "after put, given to another pool");
+
+    /* The conn itself is fine: the next get reuses it and it works. */
+    pool_conn_t *c2 = get_conn(a);
+    if (c2 == NULL)
+        return;
+    CHECK_EQ(pool_conn_id(c2), id);
+    CHECK(ping_ok(c2));
+    CHECK(pool_conn_userdata(c2) == NULL); /* set_userdata on the dead handle was ignored */
+
+    /* The stale handle stays dead while the same conn is checked out again. */
+    check_dead_handle(a, c, "stale while its conn is checked out again");
+    CHECK_EQ(pool_conn_id(c2), id);
+    CHECK(ping_ok(c2));
+
+    /* Removed: put, remove and close_conn after it are rejected. */
+    CHECK_STATUS(pool_remove(a, c2, "test"), POOL_OK, NULL);
+    CHECK_EQ(pool_len(a), 0);
+    CHECK_EQ(pool_idle_len(a), 0);
+    check_dead_handle(a, c2, "after remove");
+
+    /* A conn of pool b given to pool a: rejected, both pools unchanged, conn still b's. */
+    pool_conn_t *cb = get_conn(b);
+    if (cb == NULL)
+        return;
+    const uint64_t idb = pool_conn_id(cb);
+    pool_snapshot_t sa = snapshot_of(a), sb = snapshot_of(b);
+    CHECK_STATUS(pool_put(a, cb), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_STATUS(pool_remove(a, cb, "not yours"), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_STATUS(pool_close_conn(a, cb), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_UNCHANGED(a, sa);
+    CHECK_UNCHANGED(b, sb);
+    CHECK_EQ(pool_conn_id(cb), idb);
+    CHECK(pool_conn_fd(cb) >= 0);
+    CHECK(ping_ok(cb));
+    CHECK_STATUS(pool_put(b, cb), POOL_OK, NULL);
+    CHECK_EQ(pool_idle_len(b), 1);
+    pool_conn_t *cb2 = get_conn(b);
+    if (cb2 != NULL) {
+        CHECK_EQ(pool_conn_id(cb2), idb);
+        CHECK(ping_ok(cb2));
+        CHECK_STATUS(pool_put(b, cb2), POOL_OK, NULL);
+    }
+
+    /* Made-up handle values: never checked out, never dereferenced. */
+    userdata_t local = {0};
+    pool_conn_t *fakes[] = {
+        (pool_conn_t *)(uintptr_t)0x1234,
+        (pool_conn_t *)(uintptr_t)-1,
+        (pool_conn_t *)(void *)&local, /* a real address that is not a handle */
+#if UINTPTR_MAX > 0xFFFFFFFFu
+        (pool_conn_t *)(uintptr_t)0x8000000000000001u,
+        (pool_conn_t *)(uintptr_t)0xFFFFFFFF00000000u,
+#endif
+    };
+    /* One conn checked out from each pool while the fakes are tried. */
+    pool_conn_t *ha = get_conn(a), *hb = get_conn(b);
+    for (size_t i = 0; i < sizeof fakes / sizeof fakes[0]; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "made-up %p", (void *)fakes[i]);
+        check_dead_handle(a, fakes[i], what);
+        check_dead_handle(b, fakes[i], what);
+    }
+    CHECK_EQ(local.freed, 0);
+    if (ha != NULL) {
+        CHECK(ping_ok(ha));
+        CHECK_STATUS(pool_put(a, ha), POOL_OK, NULL);
+    }
+    if (hb != NULL) {
+        CHECK(ping_ok(hb));
+        CHECK_STATUS(pool_put(b, hb), POOL_OK, NULL);
+    }
+    pool_free(a);
+    pool_free(b);
+}
+
+/* ---- close ------------------------------------------------------------------ */
+
+static void test_close(void)
+{
+    section("pool_close");
+    int admin = redis_connect();
+    if (!CHECK(admin >= 0))
+        return;
+    pool_t *pool = new_pool(3);
+    pool_conn_t *out = get_conn(pool);  /* stays checked out across the close */
+    pool_conn_t *idle = get_conn(pool); /* put back: idle at close */
+    if (out == NULL || idle == NULL)
+        return;
+    long long out_client = client_id_of(out);
+    long long idle_client = client_id_of(idle);
+    CHECK(out_client > 0);
+    CHECK(idle_client > 0);
+    CHECK_EQ(client_exists(admin, out_client), 1);
+    CHECK_EQ(client_exists(admin, idle_client), 1);
+    userdata_t ud_idle = {0}, ud_out = {0};
+    pool_conn_set_userdata(idle, &ud_idle, count_free);
+    pool_conn_set_userdata(out, &ud_out, count_free);
+    CHECK_STATUS(pool_put(pool, idle), POOL_OK, NULL);
+    CHECK_EQ(pool_idle_len(pool), 1);
+
+    CHECK_STATUS(pool_close(pool), POOL_OK, NULL);
+    /* Idle conns are closed by the close itself. */
+    CHECK_EQ(pool_idle_len(pool), 0);
+    CHECK_EQ(ud_idle.freed, 1);
+    CHECK_EVENTUALLY(client_exists(admin, idle_client) == 0, 5000);
+    CHECK_STATUS(pool_close(pool), POOL_ERR_CLOSED, NULL);
+
+    pool_error_t err;
+    pool_conn_t *c = NULL;
+    err_reset(&err);
+    CHECK_STATUS(pool_get(pool, &c, &err), POOL_ERR_CLOSED, &err);
+    CHECK_ERR_FILLED(&err, POOL_ERR_CLOSED);
+    if (!CHECK(strcmp(err.message, "redis: client is closed") == 0))
+        fprintf(stderr, "  (message: \"%s\")\n", err.message);
+    CHECK(c == NULL);
+    err_reset(&err);
+    CHECK_STATUS(pool_get_ex(pool, 0, NULL, &c, &err), POOL_ERR_CLOSED, &err);
+    CHECK_ERR_FILLED(&err, POOL_ERR_CLOSED);
+    CHECK(strcmp(err.message, "redis: client is closed") == 0);
+    CHECK(c == NULL);
+    CHECK_STATUS(pool_try_get(pool, &c), POOL_ERR_CLOSED, NULL);
+    CHECK(c == NULL);
+    err_reset(&err);
+    CHECK_STATUS(pool_new_conn(pool, &c, &err), POOL_ERR_CLOSED, &err);
+    CHECK_ERR_FILLED(&err, POOL_ERR_CLOSED);
+    CHECK(c == NULL);
+
+    /* The conn checked out across the close still works until it comes back ... */
+    CHECK_EQ(client_exists(admin, out_client), 1);
+    CHECK(ping_ok(out));
+    CHECK_EQ(ud_out.freed, 0);
+    /* ... and coming back closes it. */
+    CHECK_STATUS(pool_put(pool, out), POOL_OK, NULL);
+    CHECK_EQ(ud_out.freed, 1);
+    CHECK_EQ(pool_len(pool), 0);
+    CHECK_EQ(pool_idle_len(pool), 0);
+    CHECK_EVENTUALLY(client_exists(admin, out_client) == 0, 5000);
+    CHECK_STATUS(pool_put(pool, out), POOL_ERR_INVALID_ARG, NULL);
+    pool_free(pool);
+    CHECK_EQ(ud_idle.freed, 1);
+    CHECK_EQ(ud_out.freed, 1);
+    close(admin);
+}
+
+/* ---- conns returned after pool_free ------------------------------------------ */
+
+static void test_put_after_free(void)
+{
+    section("conns returned after pool_free");
+    int admin = redis_connect();
+    if (!CHECK(admin >= 0))
+        return;
+    pool_t *pool = new_pool(3);
+    pool_conn_t *put_me = get_conn(pool);
+    pool_conn_t *remove_me = get_conn(pool);
+    pool_conn_t *unpooled = NULL;
+    pool_error_t err;
+    err_reset(&err);
+    CHECK_STATUS(pool_new_conn(pool, &unpooled, &err), POOL_OK, &err);
+    if (put_me == NULL || remove_me == NULL || unpooled == NULL)
+        return;
+
+    long long ids[3] = {client_id_of(put_me), client_id_of(remove_me), client_id_of(unpooled)};
+    for (int i = 0; i < 3; i++) {
+        CHECK(ids[i] > 0);
+        CHECK_EQ(client_exists(admin, ids[i]), 1);
+    }
+    userdata_t ud[3] = {{0}, {0}, {0}};
+    pool_conn_set_userdata(put_me, &ud[0], count_free);
+    pool_conn_set_userdata(remove_me, &ud[1], count_free);
+    pool_conn_set_userdata(unpooled, &ud[2], count_free);
+
+    pool_free(pool);
+
+    /* Still checked out: open and usable until returned. */
+    CHECK(ping_ok(put_me));
+    CHECK(ping_ok(remove_me));
+    CHECK(ping_ok(unpooled));
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(ud[i].freed, 0);
+
+    CHECK_STATUS(pool_put(pool, put_me), POOL_OK, NULL);
+    CHECK_EQ(ud[0].freed, 1);
+    CHECK_EQ(pool_conn_fd(put_me), -1);
+    CHECK_EVENTUALLY(client_exists(admin, ids[0]) == 0, 5000);
+    CHECK_EQ(client_exists(admin, ids[1]), 1);
+
+    CHECK_STATUS(pool_remove(pool, remove_me, "after free"), POOL_OK, NULL);
+    CHECK_EQ(ud[1].freed, 1);
+    CHECK_EVENTUALLY(client_exists(admin, ids[1]) == 0, 5000);
+    CHECK_EQ(client_exists(admin, ids[2]), 1);
+
+    /* The last conn out: after this the pool's memory is gone (valgrind watches). */
+    CHECK_STATUS(pool_close_conn(pool, unpooled), POOL_OK, NULL);
+    CHECK_EQ(ud[2].freed, 1);
+    CHECK_EVENTUALLY(client_exists(admin, ids[2]) == 0, 5000);
+
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(ud[i].freed, 1);
+    close(admin);
+}
+
+/* ---- userdata ------------------------------------------------------------- */
+
+static void test_userdata(void)
+{
+    section("conn userdata");
+    pool_t *pool = new_pool(3);
+    userdata_t u1 = {0}, u2 = {0}, u3 = {0}, u4 = {0};
+
+    pool_conn_t *c = get_conn(pool);
+    if (c == NULL)
+        return;
+    const uint64_t id = pool_conn_id(c);
+    CHECK(pool_conn_userdata(c) == NULL);
+    pool_conn_set_userdata(c, &u1, count_free);
+    CHECK(pool_conn_userdata(c) == &u1);
+    CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
+    CHECK_EQ(u1.freed, 0);
+
+    /* Survives put/get: the same conn comes back with the same pointer. */
+    c = get_conn(pool);
+    if (c == NULL)
+        return;
+    CHECK_EQ(pool_conn_id(c), id);
+    CHECK(pool_conn_userdata(c) == &u1);
+    CHECK_EQ(u1.freed, 0);
+
+    /* Setting the same pointer again frees nothing; a new one frees the old once. */
+    pool_conn_set_userdata(c, &u1, count_free);
+    CHECK_EQ(u1.freed, 0);
+    CHECK(pool_conn_userdata(c) == &u1);
+    pool_conn_set_userdata(c, &u2, count_free);
+    CHECK_EQ(u1.freed, 1);
+    CHECK(pool_conn_userdata(c) == &u2);
+    CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
+
+    c = get_conn(pool);
+    if (c == NULL)
+        return;
+    CHECK_EQ(pool_conn_id(c), id);
+    CHECK(pool_conn_userdata(c) == &u2);
+    CHECK_EQ(u2.freed, 0);
+
+    /* Removed: free_fn runs exactly once, right away. */
+    CHECK_STATUS(pool_remove(pool, c, "done"), POOL_OK, NULL);
+    CHECK_EQ(u2.freed, 1);
+    CHECK_EQ(u1.freed, 1);
+    check_dead_handle(pool, c, "removed conn with userdata");
+    CHECK_EQ(u2.freed, 1);
+
+    /* A NULL free_fn is allowed; clearing with (NULL, NULL) runs the previous free_fn. */
+    c = get_conn(pool);
+    if (c == NULL)
+        return;
+    CHECK_NE(pool_conn_id(c), id); /* a new conn: ids are never reused */
+    CHECK(pool_conn_userdata(c) == NULL);
+    pool_conn_set_userdata(c, &u3, NULL);
+    CHECK(pool_conn_userdata(c) == &u3);
+    pool_conn_set_userdata(c, &u4, count_free);
+    CHECK(pool_conn_userdata(c) == &u4);
+    CHECK_EQ(u3.freed, 0);
+    pool_conn_set_userdata(c, NULL, NULL);
+    CHECK(pool_conn_userdata(c) == NULL);
+    CHECK_EQ(u4.freed, 1);
+    CHECK_STATUS(pool_remove(pool, c, NULL), POOL_OK, NULL);
+    CHECK_EQ(u3.freed, 0);
+    CHECK_EQ(u4.freed, 1);
+
+    /* pool_close_conn of a pooled conn frees it too. */
+    userdata_t u5 = {0};
+    c = get_conn(pool);
+    if (c == NULL)
+        return;
+    pool_conn_set_userdata(c, &u5, count_free);
+    CHECK_STATUS(pool_close_conn(pool, c), POOL_OK, NULL);
+    CHECK_EQ(u5.freed, 1);
+
+    pool_free(pool);
+    CHECK_EQ(u1.freed, 1);
+    CHECK_EQ(u2.freed, 1);
+    CHECK_EQ(u3.freed, 0);
+    CHECK_EQ(u4.freed, 1);
+    CHECK_EQ(u5.freed, 1);
+}
+
+/* ---- stats struct_size -------------------------------------------------------- */
+
+static int all_bytes(const unsigned char *p, size_t from, size_t to, unsigned char v)
+{
+    for (size_t i = from; i < to; i++)
+        if (p[i] != v)
+            return 0;
+    return 1;
+}
+
+static void test_stats_sizes(void)
+{
+    section("pool_stats struct_size");
+    pool_t *pool = new_pool(3);
+    pool_conn_t *c = get_conn(pool); /* one miss, one conn, then idle */
+    if (c == NULL)
+        return;
+    CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
+
+    union {
+        pool_stats_t s;
+        unsigned char bytes[sizeof(pool_stats_t) + 64];
+    } buf;
+
+    /* sizeof(pool_stats_t): everything written. */
+    memset(&buf, 0xAB, sizeof buf);
+    buf.s.struct_size = sizeof(pool_stats_t);
+    CHECK_STATUS(pool_stats(pool, &buf.s), POOL_OK, NULL);
+    CHECK_EQ(buf.s.struct_size, sizeof(pool_stats_t));
+    CHECK_EQ(buf.s.misses, 1);
+    CHECK_EQ(buf.s.hits, 0);
+    CHECK_EQ(buf.s.total_conns, 1);
+    CHECK_EQ(buf.s.idle_conns, 1);
+    CHECK_EQ(buf.s.pending_requests, 0);
+    CHECK_EQ(buf.s.dials, 1);
+    CHECK_EQ(buf.s.waiting, 0);
+    CHECK_EQ(buf.s.dials_in_progress, 0);
+    CHECK(all_bytes(buf.bytes, sizeof(pool_stats_t), sizeof buf, 0xAB));
+
+    /* 0 means the same. */
+    memset(&buf, 0xAB, sizeof buf);
+    buf.s.struct_size = 0;
+    CHECK_STATUS(pool_stats(pool, &buf.s), POOL_OK, NULL);
+    CHECK_EQ(buf.s.struct_size, sizeof(pool_stats_t));
+    CHECK_EQ(buf.s.misses, 1);
+    CHECK_EQ(buf.s.total_conns, 1);
+    CHECK_EQ(buf.s.idle_conns, 1);
+    CHECK_EQ(buf.s.dials_in_progress, 0);
+    CHECK(all_bytes(buf.bytes, sizeof(pool_stats_t), sizeof buf, 0xAB));
+
+    /* The first version's struct (up to pending_requests): only that much is written. */
+    const size_t v1 = offsetof(pool_stats_t, pending_requests) + sizeof(uint32_t);
+    memset(&buf, 0xAB, sizeof buf);
+    buf.s.struct_size = v1;
+    CHECK_STATUS(pool_stats(pool, &buf.s), POOL_OK, NULL);
+    CHECK_EQ(buf.s.struct_size, v1);
+    CHECK_EQ(buf.s.misses, 1);
+    CHECK_EQ(buf.s.total_conns, 1);
+    CHECK_EQ(buf.s.idle_conns, 1);
+    CHECK_EQ(buf.s.pending_requests, 0);
+    CHECK(all_bytes(buf.bytes, v1, sizeof buf, 0xAB));
+
+    /* Too small to be any version: rejected. */
+    static const size_t too_small[] = {1, 8, offsetof(pool_stats_t, total_conns)};
+    for (size_t i = 0; i < sizeof too_small / sizeof too_small[0]; i++) {
+        memset(&buf, 0xAB, sizeof buf);
+        buf.s.struct_size = too_small[i];
+        if (!CHECK_STATUS(pool_stats(pool, &buf.s), POOL_ERR_INVALID_ARG, NULL))
+            fprintf(stderr, "  (struct_size %zu)\n", too_small[i]);
+        /* Nothing beyond what the caller said it has (nor beyond struct_size itself). */
+        size_t from = too_small[i] > sizeof(size_t) ? too_small[i] : sizeof(size_t);
+        CHECK(all_bytes(buf.bytes, from, sizeof buf, 0xAB));
+    }
+    pool_free(pool);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    redis_addr = argv[1];
+    const char *colon = strrchr(redis_addr, ':');
+    if (colon == NULL || (size_t)(colon - redis_addr) >= sizeof redis_host ||
+        strlen(colon + 1) >= sizeof redis_port) {
+        fprintf(stderr, "bad address %s\n", redis_addr);
+        return 2;
+    }
+    memcpy(redis_host, redis_addr, (size_t)(colon - redis_addr));
+    redis_host[colon - redis_addr] = '\0';
+    strcpy(redis_port, colon + 1);
+
+    test_status_and_version();
+    test_invalid_options();
+    test_null_args();
+    test_conn_misuse();
+    test_close();
+    test_put_after_free();
+    test_userdata();
+    test_stats_sizes();
+    return check_exit_status();
+}

@@ -1,0 +1,315 @@
+/*
+ * check.h - the tiny test harness shared by the C ABI tests (the .c files in tests/c/).
+ *
+ * Every check records a failure with its file:line and keeps going, so one run
+ * shows every broken behaviour; the program's exit status is 0 only when no
+ * check failed (check_exit_status()).
+ *
+ * Timing: every time bound is a multiple of slow_factor(), read from the
+ * REDISPOOL_SLOW environment variable (default 1). The valgrind runs set it so
+ * that the same bounds hold on an instrumented, serialised program. Waiting for
+ * a condition is always a bounded polling loop (EVENTUALLY), never a bare sleep.
+ *
+ * Everything here is `static inline` so a program that uses only part of it
+ * still compiles cleanly with -Wall -Wextra -Werror.
+ */
+#ifndef REDISPOOL_TEST_CHECK_H
+#define REDISPOOL_TEST_CHECK_H
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "redispool.h"
+
+static int check_failures;
+static int check_total;
+static const char *check_section = "(start)";
+
+static inline void check_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static inline void check_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    check_failures++;
+    fprintf(stderr, "%s:%d: FAILED [%s]: ", file, line, check_section);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* Names the group of checks that follows, in progress output and failure lines. */
+static inline void section(const char *name)
+{
+    check_section = name;
+    printf("== %s\n", name);
+    fflush(stdout);
+}
+
+static inline int check_exit_status(void)
+{
+    if (check_failures == 0) {
+        printf("OK: %d checks passed\n", check_total);
+        return 0;
+    }
+    printf("FAILED: %d of %d checks failed (see stderr)\n", check_failures, check_total);
+    return 1;
+}
+
+/* Evaluates to whether `cond` held, so a dependent check can be skipped. */
+#define CHECK(cond) check_bool(!!(cond), __FILE__, __LINE__, #cond)
+
+static inline int check_bool(int ok, const char *file, int line, const char *expr)
+{
+    check_total++;
+    if (!ok)
+        check_fail(file, line, "%s", expr);
+    return ok;
+}
+
+#define CHECK_EQ(got, want) check_eq_i64((int64_t)(got), (int64_t)(want), __FILE__, __LINE__, #got, #want)
+
+static inline int check_eq_i64(int64_t got, int64_t want, const char *file, int line,
+                               const char *got_expr, const char *want_expr)
+{
+    check_total++;
+    if (got != want) {
+        check_fail(file, line, "%s == %s: got %" PRId64 ", want %" PRId64, got_expr, want_expr,
+                   got, want);
+        return 0;
+    }
+    return 1;
+}
+
+#define CHECK_NE(got, unwanted) \
+    check_ne_i64((int64_t)(got), (int64_t)(unwanted), __FILE__, __LINE__, #got, #unwanted)
+
+static inline int check_ne_i64(int64_t got, int64_t unwanted, const char *file, int line,
+                               const char *got_expr, const char *unwanted_expr)
+{
+    check_total++;
+    if (got == unwanted) {
+        check_fail(file, line, "%s != %s: both are %" PRId64, got_expr, unwanted_expr, got);
+        return 0;
+    }
+    return 1;
+}
+
+/* A status, with both codes' names and (when given) the error message on failure. */
+#define CHECK_STATUS(got, want, err) check_status((got), (want), (err), __FILE__, __LINE__, #got)
+
+static inline int check_status(pool_status_t got, pool_status_t want, const pool_error_t *err,
+                               const char *file, int line, const char *expr)
+{
+    check_total++;
+    if (got != want) {
+        check_fail(file, line, "%s: got %d (%s), want %d (%s)%s%s", expr, (int)got,
+                   pool_status_str(got), (int)want, pool_status_str(want),
+                   err != NULL ? "; message: " : "", err != NULL ? err->message : "");
+        return 0;
+    }
+    return 1;
+}
+
+/* The documented err_out contract of a failed call: code set, message non-empty and terminated. */
+#define CHECK_ERR_FILLED(err, want) check_err_filled((err), (want), __FILE__, __LINE__)
+
+static inline int check_err_filled(const pool_error_t *err, pool_status_t want, const char *file,
+                                   int line)
+{
+    check_total++;
+    if (err->code != want) {
+        check_fail(file, line, "err_out.code: got %d (%s), want %d (%s)", (int)err->code,
+                   pool_status_str(err->code), (int)want, pool_status_str(want));
+        return 0;
+    }
+    if (memchr(err->message, '\0', sizeof err->message) == NULL) {
+        check_fail(file, line, "err_out.message is not NUL-terminated");
+        return 0;
+    }
+    if (err->message[0] == '\0') {
+        check_fail(file, line, "err_out.message is empty");
+        return 0;
+    }
+    return 1;
+}
+
+/* Case-insensitive substring test. */
+static inline int contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay != '\0'; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] != '\0' &&
+               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n)
+            return 1;
+    }
+    return n == 0;
+}
+
+#define CHECK_CONTAINS(hay, needle) check_contains((hay), (needle), __FILE__, __LINE__, #hay)
+
+static inline int check_contains(const char *hay, const char *needle, const char *file, int line,
+                                 const char *expr)
+{
+    check_total++;
+    if (hay == NULL || !contains_ci(hay, needle)) {
+        check_fail(file, line, "%s does not contain \"%s\": \"%s\"", expr, needle,
+                   hay != NULL ? hay : "(null)");
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+static inline int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* REDISPOOL_SLOW (default 1): every time bound is multiplied by it. */
+static inline int64_t slow_factor(void)
+{
+    static int64_t factor;
+    if (factor == 0) {
+        const char *s = getenv("REDISPOOL_SLOW");
+        long v = s != NULL ? strtol(s, NULL, 10) : 1;
+        factor = v >= 1 ? v : 1;
+    }
+    return factor;
+}
+
+/* `ms` scaled by REDISPOOL_SLOW. */
+static inline int64_t scaled(int64_t ms)
+{
+    return ms * slow_factor();
+}
+
+/*
+ * Polls `cond` every 2 ms until it holds or `timeout_ms` (scaled) passed; sets
+ * `ok` accordingly. The bounded loop every "wait until" in these tests uses.
+ */
+#define POLL_UNTIL(ok, cond, timeout_ms)                                   \
+    do {                                                                   \
+        int64_t poll_deadline_ = now_ms() + scaled(timeout_ms);            \
+        for (;;) {                                                         \
+            if (cond) {                                                    \
+                (ok) = 1;                                                  \
+                break;                                                     \
+            }                                                              \
+            if (now_ms() >= poll_deadline_) {                              \
+                (ok) = 0;                                                  \
+                break;                                                     \
+            }                                                              \
+            sleep_ms(2);                                                   \
+        }                                                                  \
+    } while (0)
+
+/* A check that `cond` becomes true within `timeout_ms` (scaled). */
+#define CHECK_EVENTUALLY(cond, timeout_ms)                                              \
+    do {                                                                                \
+        int eventually_ok_;                                                             \
+        POLL_UNTIL(eventually_ok_, cond, timeout_ms);                                   \
+        check_total++;                                                                  \
+        if (!eventually_ok_)                                                            \
+            check_fail(__FILE__, __LINE__, "never became true within %" PRId64 " ms: %s", \
+                       scaled(timeout_ms), #cond);                                      \
+    } while (0)
+
+/* ---- pool helpers ------------------------------------------------------- */
+
+/* A stats snapshot with struct_size set as documented; zeroed first so it compares bytewise. */
+static inline pool_stats_t stats_of(const pool_t *pool)
+{
+    pool_stats_t s;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    pool_status_t rc = pool_stats(pool, &s);
+    if (rc != POOL_OK) {
+        check_fail(__FILE__, __LINE__, "pool_stats: %d (%s)", (int)rc, pool_status_str(rc));
+        memset(&s, 0, sizeof s);
+    }
+    return s;
+}
+
+/* Formats the stats fields tests care about, for failure messages. */
+static inline const char *stats_str(const pool_stats_t *s, char *buf, size_t len)
+{
+    snprintf(buf, len,
+             "hits=%" PRIu64 " misses=%" PRIu64 " timeouts=%" PRIu64 " wait_count=%" PRIu64
+             " total=%" PRIu32 " idle=%" PRIu32 " stale=%" PRIu32 " pending=%" PRIu32
+             " dials=%" PRIu64 " dial_errors=%" PRIu64 " removed=%" PRIu64 " evicted=%" PRIu64
+             " waiting=%" PRIu32 " dials_in_progress=%" PRIu32,
+             s->hits, s->misses, s->timeouts, s->wait_count, s->total_conns, s->idle_conns,
+             s->stale_conns, s->pending_requests, s->dials, s->dial_errors, s->removed_conns,
+             s->evicted_conns, s->waiting, s->dials_in_progress);
+    return buf;
+}
+
+/* What a misuse must leave unchanged: Len, IdleLen and every stats field. */
+typedef struct pool_snapshot {
+    int32_t len;
+    int32_t idle_len;
+    pool_stats_t stats;
+} pool_snapshot_t;
+
+static inline pool_snapshot_t snapshot_of(const pool_t *pool)
+{
+    pool_snapshot_t s;
+    s.len = pool_len(pool);
+    s.idle_len = pool_idle_len(pool);
+    s.stats = stats_of(pool);
+    return s;
+}
+
+#define CHECK_UNCHANGED(pool, before) check_unchanged((pool), &(before), __FILE__, __LINE__, #pool)
+
+static inline int check_unchanged(const pool_t *pool, const pool_snapshot_t *before,
+                                  const char *file, int line, const char *expr)
+{
+    pool_snapshot_t now = snapshot_of(pool);
+    check_total++;
+    if (now.len != before->len || now.idle_len != before->idle_len ||
+        memcmp(&now.stats, &before->stats, sizeof now.stats) != 0) {
+        char a[512], b[512];
+        check_fail(file, line,
+                   "%s changed:\n  before: len=%d idle_len=%d %s\n  after:  len=%d idle_len=%d %s",
+                   expr, (int)before->len, (int)before->idle_len,
+                   stats_str(&before->stats, a, sizeof a), (int)now.len, (int)now.idle_len,
+                   stats_str(&now.stats, b, sizeof b));
+        return 0;
+    }
+    return 1;
+}
+
+/* A pool_error_t that shows whether a call wrote to it (code ERR_UNTOUCHED, empty message). */
+#define ERR_UNTOUCHED (-777)
+
+static inline void err_reset(pool_error_t *err)
+{
+    memset(err, 0, sizeof *err);
+    err->code = ERR_UNTOUCHED;
+}
+
+#endif /* REDISPOOL_TEST_CHECK_H */

@@ -1,0 +1,180 @@
+//! The pool's behaviour proven through the C ABI: C programs under `tests/c/`,
+//! built against the freshly built library and run by `cargo test`.
+//!
+//! - `abi_misuse.c` (against a real redis-server): NULL arguments, invalid
+//!   options, double put / foreign / made-up conn handles, close and free
+//!   semantics, conn userdata, `pool_stats` struct sizes.
+//! - `abi_dialer.c` (a socketpair `pool_dial_fn`, no Redis): slow and failing
+//!   dials, fast fail, stale conns, cancel tokens, hand-off to waiters, close
+//!   waking waiters.
+//!
+//! Each program checks everything itself and exits 0 only if every check
+//! passed; failures are printed with file:line. Both also run under valgrind
+//! memcheck, with `REDISPOOL_SLOW` widening the programs' time bounds.
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use common::{Link, RUN_TIMEOUT, RedisServer, build_c, describe, run, valgrind_available};
+
+const MISUSE_SRC: &str = "tests/c/abi_misuse.c";
+const DIALER_SRC: &str = "tests/c/abi_dialer.c";
+
+/// Every section of abi_misuse.c, in order: a program that stopped early fails.
+const MISUSE_SECTIONS: &[&str] = &[
+    "== status strings and version\n",
+    "== pool_new with invalid options\n",
+    "== NULL arguments\n",
+    "== double put, put/remove after remove, foreign and made-up handles\n",
+    "== pool_close\n",
+    "== conns returned after pool_free\n",
+    "== conn userdata\n",
+    "== pool_stats struct_size\n",
+];
+
+/// Every section of abi_dialer.c, in order.
+const DIALER_SECTIONS: &[&str] = &[
+    "== slow dial: pool_timeout_ms=100 times out, the dial ends up idle\n",
+    "== failing dial: POOL_ERR_DIAL carrying the OS error\n",
+    "== dialer_retries: attempts per dial\n",
+    "== after pool_size failed dials, gets fail fast until a dial works\n",
+    "== peer closed an idle conn: next get drops it as stale\n",
+    "== unexpected bytes on an idle conn: next get drops it as stale\n",
+    "== cancel while waiting for a turn\n",
+    "== cancel while waiting for a slow dial\n",
+    "== pool_size 1: pool_put and pool_remove unblock a waiter\n",
+    "== pool_close wakes a thread waiting for a turn\n",
+    "== pool_close wakes a thread waiting for its dial\n",
+];
+
+/// Time-bound multiplier for the valgrind runs (the programs' REDISPOOL_SLOW).
+const VALGRIND_SLOW: u32 = 5;
+/// valgrind runs the Rust runtime and every pool thread serialised and instrumented.
+const VALGRIND_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Asserts the program passed every check and really ran all of them.
+fn assert_all_checks_passed(output: &Output, sections: &[&str], min_checks: u64) {
+    assert!(
+        output.status.success(),
+        "C ABI test program failed\n{}",
+        describe(output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut from = 0;
+    for section in sections {
+        match stdout[from..].find(section) {
+            Some(i) => from += i + section.len(),
+            None => panic!(
+                "section {section:?} missing or out of order\n{}",
+                describe(output)
+            ),
+        }
+    }
+    let passed: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("OK: ")?.strip_suffix(" checks passed"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no \"OK: N checks passed\" line\n{}", describe(output)));
+    assert!(
+        passed >= min_checks,
+        "only {passed} checks ran, expected at least {min_checks}\n{}",
+        describe(output)
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("FAILED"),
+        "{}",
+        describe(output)
+    );
+}
+
+/// REDISPOOL_SLOW for a valgrind run: at least VALGRIND_SLOW, more if the caller asked.
+fn valgrind_slow() -> String {
+    let asked = std::env::var("REDISPOOL_SLOW")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1);
+    asked.max(VALGRIND_SLOW).to_string()
+}
+
+fn run_under_valgrind(exe: &std::path::Path, args: &[&str]) -> Output {
+    let exe = exe.to_str().expect("UTF-8 path");
+    let mut argv = vec![
+        "--tool=memcheck",
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite",
+        exe,
+    ];
+    argv.extend_from_slice(args);
+    let slow = valgrind_slow();
+    run(
+        "valgrind",
+        &argv,
+        &[("REDISPOOL_SLOW", &slow)],
+        VALGRIND_TIMEOUT,
+    )
+}
+
+fn misuse(link: Link, name: &str) {
+    let redis = RedisServer::start();
+    let exe = build_c(name, &[MISUSE_SRC], link, &["-pthread"]);
+    let output = run(&exe, &[&redis.addr()], &[], RUN_TIMEOUT);
+    assert_all_checks_passed(&output, MISUSE_SECTIONS, 300);
+}
+
+#[test]
+fn abi_misuse_shared() {
+    misuse(Link::Shared, "abi_misuse-shared");
+}
+
+#[test]
+fn abi_misuse_static() {
+    misuse(Link::Static, "abi_misuse-static");
+}
+
+#[test]
+fn abi_dialer_shared() {
+    let exe = build_c(
+        "abi_dialer-shared",
+        &[DIALER_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run(&exe, &[], &[], RUN_TIMEOUT * 2);
+    assert_all_checks_passed(&output, DIALER_SECTIONS, 100);
+}
+
+#[test]
+fn abi_misuse_under_valgrind() {
+    if !valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "abi_misuse-valgrind",
+        &[MISUSE_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run_under_valgrind(&exe, &[&redis.addr()]);
+    assert_all_checks_passed(&output, MISUSE_SECTIONS, 300);
+}
+
+#[test]
+fn abi_dialer_under_valgrind() {
+    if !valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let exe = build_c(
+        "abi_dialer-valgrind",
+        &[DIALER_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run_under_valgrind(&exe, &[]);
+    assert_all_checks_passed(&output, DIALER_SECTIONS, 100);
+}
