@@ -264,15 +264,6 @@ static pool_conn_t *get_ok(pool_t *pool)
     return conn;
 }
 
-typedef struct userdata {
-    int freed;
-} userdata_t;
-
-static void count_free(void *p)
-{
-    ((userdata_t *)p)->freed++;
-}
-
 /* ---- a get on another thread -------------------------------------------------- */
 
 typedef struct getter {

@@ -232,15 +232,6 @@ static pool_conn_t *get_conn(pool_t *pool)
     return conn;
 }
 
-typedef struct userdata {
-    int freed;
-} userdata_t;
-
-static void count_free(void *p)
-{
-    ((userdata_t *)p)->freed++;
-}
-
 /* ---- status strings and version -------------------------------------------- */
 
 static void test_status_and_version(void)

@@ -312,4 +312,14 @@ static inline void err_reset(pool_error_t *err)
     err->code = ERR_UNTOUCHED;
 }
 
+/* Userdata for pool_conn_set_userdata whose free_fn counts its calls. */
+typedef struct userdata {
+    int freed;
+} userdata_t;
+
+static inline void count_free(void *p)
+{
+    ((userdata_t *)p)->freed++;
+}
+
 #endif /* REDISPOOL_TEST_CHECK_H */
