@@ -17,7 +17,9 @@ mod common;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{Link, RUN_TIMEOUT, RedisServer, build_c, describe, run, valgrind_available};
+use common::{
+    Link, RUN_TIMEOUT, RedisServer, build_c, describe, run, run_under_memcheck, valgrind_available,
+};
 
 const MISUSE_SRC: &str = "tests/c/abi_misuse.c";
 const DIALER_SRC: &str = "tests/c/abi_dialer.c";
@@ -99,22 +101,8 @@ fn valgrind_slow() -> String {
 }
 
 fn run_under_valgrind(exe: &std::path::Path, args: &[&str]) -> Output {
-    let exe = exe.to_str().expect("UTF-8 path");
-    let mut argv = vec![
-        "--tool=memcheck",
-        "--error-exitcode=99",
-        "--leak-check=full",
-        "--errors-for-leak-kinds=definite",
-        exe,
-    ];
-    argv.extend_from_slice(args);
     let slow = valgrind_slow();
-    run(
-        "valgrind",
-        &argv,
-        &[("REDISPOOL_SLOW", &slow)],
-        VALGRIND_TIMEOUT,
-    )
+    run_under_memcheck(exe, args, &[("REDISPOOL_SLOW", &slow)], VALGRIND_TIMEOUT)
 }
 
 fn misuse(link: Link, name: &str) {

@@ -120,21 +120,8 @@ fn basic_under_valgrind_has_no_errors_or_definite_leaks() {
     }
     let redis = RedisServer::start();
     let exe = build_c("basic-valgrind", &["examples-c/basic.c"], Link::Shared, &[]);
-    let exe = exe.to_str().expect("UTF-8 path");
-    let output = run(
-        "valgrind",
-        &[
-            "--tool=memcheck",
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-            exe,
-            &redis.addr(),
-        ],
-        &[],
-        // valgrind is slow to start on the Rust runtime; stay generous.
-        RUN_TIMEOUT * 2,
-    );
+    // valgrind is slow to start on the Rust runtime; stay generous.
+    let output = common::run_under_memcheck(&exe, &[&redis.addr()], &[], RUN_TIMEOUT * 2);
     assert_success(&output);
     assert_stdout_has(&output, "after second put: hits=1 misses=1");
 }

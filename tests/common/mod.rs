@@ -433,3 +433,23 @@ pub fn valgrind_available() -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Runs `exe args...` under valgrind memcheck: exit status 99 on any memory error or
+/// definite leak, otherwise the program's own.
+pub fn run_under_memcheck(
+    exe: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    timeout: Duration,
+) -> Output {
+    let exe = exe.to_str().expect("UTF-8 path");
+    let mut argv = vec![
+        "--tool=memcheck",
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite",
+        exe,
+    ];
+    argv.extend_from_slice(args);
+    run("valgrind", &argv, envs, timeout)
+}
