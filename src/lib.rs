@@ -5,3 +5,4 @@
 
 pub mod ffi;
 pub mod pool;
+pub mod redis;
