@@ -25,7 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// A pooler: a connection pool (later also single-conn and sticky pools). Opaque.
+// A pooler: a connection pool (pool_new, pool_new_url), a single-conn pool
+// (pool_single_new) or a sticky pool (pool_sticky_new). Every pool_* function of the
+// Pooler interface works on all three. Opaque.
 struct pool;
 
 // A cancellation token. Opaque.
@@ -249,6 +251,38 @@ void pool_options_init(pool_options_t *opts);
 // a dial itself. Invalid options -> POOL_ERR_INVALID_ARG naming the field.
 // Any thread.
 pool_status_t pool_new(const pool_options_t *opts, pool_t **pool_out, pool_error_t *err_out);
+
+// Creates a single-conn pool (go-redis SingleConnPool) over `conn`, a conn checked out
+// from `parent`; consumes `conn` on success (on failure nothing changes and `conn` stays
+// the caller's). On the new pool: pool_get returns that conn (waiting, as any get, while
+// another thread holds it), pool_put keeps it; pool_remove with a reason makes later gets
+// fail with POOL_ERR_BAD_CONN carrying the reason (with a NULL reason: POOL_ERR_CLOSED)
+// and hands the conn to the parent's pool_remove; pool_close makes later gets fail with
+// POOL_ERR_CLOSED and gives the conn back to the parent (pool_put, at once, or when the
+// conn is put if it is checked out) without closing it. pool_len and pool_idle_len are 0,
+// as in go-redis. Release with pool_free; the parent stays valid memory until then.
+// Never blocks. Any thread.
+pool_status_t pool_single_new(pool_t *parent, pool_conn_t *conn, pool_t **pool_out);
+
+// Creates a sticky pool (go-redis StickyConnPool) over `parent`: the first pool_get
+// borrows a conn from the parent, and every later get returns that same conn, waiting
+// (pool_timeout_ms of the parent, or pool_get_ex's own timeout and cancel token) while
+// another thread holds it. After pool_remove(sticky, conn, reason) gets fail with
+// POOL_ERR_BAD_CONN "redis: Conn is in a bad state: <reason>" until pool_sticky_reset.
+// Closing (or freeing) the sticky pool gives the conn back to the parent: pool_put, or
+// pool_remove when bad; a conn checked out at that moment goes back when it is put.
+// Over a sticky pool, the new handle shares that pool (reference counted, as go-redis):
+// the pool closes when every handle is closed or freed. pool_len is 1 while it holds a
+// conn, pool_idle_len 1 while that conn is not checked out.
+// Release with pool_free. Never blocks. Any thread.
+pool_status_t pool_sticky_new(pool_t *parent, pool_t **pool_out);
+
+// Reset (go-redis StickyConnPool.Reset): after a pool_remove on the sticky pool, hands the
+// bad conn to the parent's pool_remove and clears the bad state, so the next get borrows
+// a fresh conn. POOL_OK and nothing done when the pool is not in a bad state;
+// POOL_ERR_CLOSED after close; POOL_ERR_INVALID_ARG for NULL or a pool that is not
+// sticky. Never blocks. Any thread.
+pool_status_t pool_sticky_reset(pool_t *sticky);
 
 // Get: an idle, health-checked conn, or a newly dialed one. Blocks until a turn is free and,
 // on a miss, until the dial finishes: at most pool_timeout_ms in all (-1: forever;

@@ -14,9 +14,14 @@ use super::options::{pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
-use crate::pool::{CancelToken, Conn, ConnPool, Error, Wait};
+use crate::pool::{
+    CancelToken, Conn, ConnPool, Error, Pooler, Rejected, SingleConnPool, Stats, StickyConnPool,
+    Wait,
+};
 
-/// A pooler: a connection pool (later also single-conn and sticky pools). Opaque.
+/// A pooler: a connection pool (pool_new, pool_new_url), a single-conn pool
+/// (pool_single_new) or a sticky pool (pool_sticky_new). Every pool_* function of the
+/// Pooler interface works on all three. Opaque.
 pub struct pool {
     _opaque: [u8; 0],
 }
@@ -25,8 +30,70 @@ pub struct pool {
 pub type pool_t = pool;
 
 /// What a `pool_t *` points to.
-pub(crate) struct PoolObj {
-    pub(crate) pool: ConnPool,
+pub(crate) enum PoolObj {
+    Conn(ConnPool),
+    Single(SingleConnPool),
+    Sticky(StickyConnPool),
+}
+
+impl PoolObj {
+    pub(crate) fn pooler(&self) -> &dyn Pooler {
+        match self {
+            PoolObj::Conn(p) => p,
+            PoolObj::Single(p) => p,
+            PoolObj::Sticky(p) => p,
+        }
+    }
+
+    /// Whether a conn checked out through `owner` may come back through `self`: the same
+    /// handle, or another handle of the same sticky pool.
+    fn accepts(&self, owner: &PoolObj) -> bool {
+        if std::ptr::eq(self, owner) {
+            return true;
+        }
+        match (self, owner) {
+            (PoolObj::Sticky(a), PoolObj::Sticky(b)) => a.same_pool(b),
+            _ => false,
+        }
+    }
+}
+
+/// Children (single and sticky pools) hold their parent's object, which keeps it alive
+/// after the caller's pool_free of the parent.
+impl Pooler for PoolObj {
+    fn get_with(&self, wait: Wait, cancel: Option<&CancelToken>) -> crate::pool::Result<Conn> {
+        self.pooler().get_with(wait, cancel)
+    }
+    fn try_get(&self) -> crate::pool::Result<Conn> {
+        self.pooler().try_get()
+    }
+    fn put(&self, conn: Conn) -> Result<(), Rejected> {
+        self.pooler().put(conn)
+    }
+    fn remove(&self, conn: Conn, reason: Option<&str>) -> Result<(), Rejected> {
+        self.pooler().remove(conn, reason)
+    }
+    fn new_conn(&self) -> crate::pool::Result<Conn> {
+        self.pooler().new_conn()
+    }
+    fn close_conn(&self, conn: Conn) -> Result<(), Rejected> {
+        self.pooler().close_conn(conn)
+    }
+    fn len(&self) -> usize {
+        self.pooler().len()
+    }
+    fn idle_len(&self) -> usize {
+        self.pooler().idle_len()
+    }
+    fn stats(&self) -> Stats {
+        self.pooler().stats()
+    }
+    fn close(&self) -> crate::pool::Result<()> {
+        self.pooler().close()
+    }
+    fn pool_timeout(&self) -> Wait {
+        self.pooler().pool_timeout()
+    }
 }
 
 /// After a panic inside a call on `p`, the pool is closed (its state can no longer be trusted).
@@ -35,7 +102,7 @@ fn close_after_panic(p: *const pool_t) {
         // SAFETY: the caller's handle was valid when the call began and is not given back
         // by any function that can panic midway.
         if let Some(obj) = unsafe { pool_ref(p) } {
-            let _ = obj.pool.close();
+            let _ = obj.pooler().close();
         }
     });
 }
@@ -68,10 +135,106 @@ pub unsafe extern "C" fn pool_new(
         match created {
             Ok(pool) => {
                 // SAFETY: checked non-NULL above.
-                unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj { pool })) };
+                unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Conn(pool))) };
                 POOL_OK
             }
             Err(e) => fail(err_out, &e),
+        }
+    })
+}
+
+/// Creates a single-conn pool (go-redis SingleConnPool) over `conn`, a conn checked out
+/// from `parent`; consumes `conn` on success (on failure nothing changes and `conn` stays
+/// the caller's). On the new pool: pool_get returns that conn (waiting, as any get, while
+/// another thread holds it), pool_put keeps it; pool_remove with a reason makes later gets
+/// fail with POOL_ERR_BAD_CONN carrying the reason (with a NULL reason: POOL_ERR_CLOSED)
+/// and hands the conn to the parent's pool_remove; pool_close makes later gets fail with
+/// POOL_ERR_CLOSED and gives the conn back to the parent (pool_put, at once, or when the
+/// conn is put if it is checked out) without closing it. pool_len and pool_idle_len are 0,
+/// as in go-redis. Release with pool_free; the parent stays valid memory until then.
+/// Never blocks. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_single_new(
+    parent: *mut pool_t,
+    conn: *mut pool_conn_t,
+    pool_out: *mut *mut pool_t,
+) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        if pool_out.is_null() {
+            return POOL_ERR_INVALID_ARG;
+        }
+        // SAFETY: checked non-NULL; the caller passes a writable pointer.
+        unsafe { *pool_out = std::ptr::null_mut() };
+        let entry = match take_back(parent, conn) {
+            Ok(e) => e,
+            Err(code) => return code,
+        };
+        let parent: Arc<dyn Pooler> = entry.owner;
+        let single = SingleConnPool::new(parent, entry.conn);
+        // SAFETY: checked non-NULL above.
+        unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Single(single))) };
+        POOL_OK
+    })
+}
+
+/// Creates a sticky pool (go-redis StickyConnPool) over `parent`: the first pool_get
+/// borrows a conn from the parent, and every later get returns that same conn, waiting
+/// (pool_timeout_ms of the parent, or pool_get_ex's own timeout and cancel token) while
+/// another thread holds it. After pool_remove(sticky, conn, reason) gets fail with
+/// POOL_ERR_BAD_CONN "redis: Conn is in a bad state: <reason>" until pool_sticky_reset.
+/// Closing (or freeing) the sticky pool gives the conn back to the parent: pool_put, or
+/// pool_remove when bad; a conn checked out at that moment goes back when it is put.
+/// Over a sticky pool, the new handle shares that pool (reference counted, as go-redis):
+/// the pool closes when every handle is closed or freed. pool_len is 1 while it holds a
+/// conn, pool_idle_len 1 while that conn is not checked out.
+/// Release with pool_free. Never blocks. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_sticky_new(
+    parent: *mut pool_t,
+    pool_out: *mut *mut pool_t,
+) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        if pool_out.is_null() {
+            return POOL_ERR_INVALID_ARG;
+        }
+        // SAFETY: checked non-NULL; the caller passes a writable pointer.
+        unsafe { *pool_out = std::ptr::null_mut() };
+        // SAFETY: `parent` is NULL or a live handle per the header.
+        let Some(obj) = (unsafe { pool_ref(parent) }) else {
+            return POOL_ERR_INVALID_ARG;
+        };
+        let sticky = match obj {
+            PoolObj::Sticky(s) => match s.share() {
+                Ok(shared) => shared,
+                Err(e) => return status_of(&e),
+            },
+            _ => {
+                // SAFETY: `parent` is live (checked above), so another strong count is sound.
+                let parent: Arc<dyn Pooler> = unsafe { pool_clone(parent) };
+                StickyConnPool::new(parent)
+            }
+        };
+        // SAFETY: checked non-NULL above.
+        unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Sticky(sticky))) };
+        POOL_OK
+    })
+}
+
+/// Reset (go-redis StickyConnPool.Reset): after a pool_remove on the sticky pool, hands the
+/// bad conn to the parent's pool_remove and clears the bad state, so the next get borrows
+/// a fresh conn. POOL_OK and nothing done when the pool is not in a bad state;
+/// POOL_ERR_CLOSED after close; POOL_ERR_INVALID_ARG for NULL or a pool that is not
+/// sticky. Never blocks. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        // SAFETY: `sticky` is NULL or a live handle per the header.
+        match unsafe { pool_ref(sticky) } {
+            Some(PoolObj::Sticky(s)) => match s.reset() {
+                Ok(()) => POOL_OK,
+                Err(e) => status_of(&e),
+            },
+            _ => POOL_ERR_INVALID_ARG,
         }
     })
 }
@@ -95,7 +258,7 @@ unsafe fn hand_out(
             POOL_OK
         }
         Err(entry) => {
-            let _ = entry.owner.pool.remove(entry.conn, None);
+            let _ = entry.owner.remove(entry.conn, None);
             fail(
                 err_out,
                 &Error::Internal("too many conns checked out in this process".into()),
@@ -163,14 +326,14 @@ pub unsafe extern "C" fn pool_get_ex(
                 Err(code) => return code,
             };
             let wait = if timeout_ms < 0 {
-                obj.pool.options().pool_timeout
+                obj.pool_timeout()
             } else {
                 Wait::from_millis(timeout_ms).expect("non-negative")
             };
             // SAFETY: `cancel` is NULL or a live token, per the contract above.
             let token: Option<CancelToken> =
                 unsafe { super::castable::cancel_ref(cancel) }.cloned();
-            match obj.pool.get_with(wait, token.as_ref()) {
+            match obj.get_with(wait, token.as_ref()) {
                 // SAFETY: `pool` is live and `conn_out` writable, checked by get_args.
                 Ok(conn) => unsafe { hand_out(pool, conn, conn_out, err_out) },
                 Err(e) => fail(err_out, &e),
@@ -199,7 +362,7 @@ pub unsafe extern "C" fn pool_try_get(
                 Ok(o) => o,
                 Err(code) => return code,
             };
-            match obj.pool.try_get() {
+            match obj.try_get() {
                 // SAFETY: `pool` is live and `conn_out` writable, checked by get_args.
                 Ok(conn) => unsafe { hand_out(pool, conn, conn_out, null) },
                 Err(e) => status_of(&e),
@@ -214,7 +377,14 @@ fn take_back(pool: *const pool_t, conn: *const pool_conn_t) -> Result<Entry, poo
         return Err(POOL_ERR_INVALID_ARG);
     }
     // Both a dead handle and a conn of another pool are misuse; neither changes anything.
-    conn_table::take(conn_bits(conn), |e| is_pool(pool, &e.owner)).map_err(|e| match e {
+    conn_table::take(conn_bits(conn), |e| {
+        // Compare addresses first: after pool_free, `pool` is valid only for its own conns.
+        is_pool(pool, &e.owner)
+            // SAFETY: `pool` is not this conn's owner, so per the header it is a live
+            // handle (a freed handle may only take back its own conns).
+            || unsafe { pool_ref(pool) }.is_some_and(|p| p.accepts(&e.owner))
+    })
+    .map_err(|e| match e {
         TakeError::NotLive | TakeError::Refused => POOL_ERR_INVALID_ARG,
     })
 }
@@ -231,7 +401,7 @@ pub unsafe extern "C" fn pool_put(pool: *mut pool_t, conn: *mut pool_conn_t) -> 
             Ok(e) => e,
             Err(code) => return code,
         };
-        match entry.owner.pool.put(entry.conn) {
+        match entry.owner.put(entry.conn) {
             Ok(()) => POOL_OK,
             Err(rejected) => status_of(&rejected.error),
         }
@@ -258,7 +428,7 @@ pub unsafe extern "C" fn pool_remove(
                 .to_string_lossy()
                 .into_owned()
         });
-        match entry.owner.pool.remove(entry.conn, reason.as_deref()) {
+        match entry.owner.remove(entry.conn, reason.as_deref()) {
             Ok(()) => POOL_OK,
             Err(rejected) => status_of(&rejected.error),
         }
@@ -285,7 +455,7 @@ pub unsafe extern "C" fn pool_new_conn(
                 Ok(o) => o,
                 Err(code) => return code,
             };
-            match obj.pool.new_conn() {
+            match obj.new_conn() {
                 // SAFETY: `pool` is live and `conn_out` writable, checked by get_args.
                 Ok(conn) => unsafe { hand_out(pool, conn, conn_out, err_out) },
                 Err(e) => fail(err_out, &e),
@@ -307,7 +477,7 @@ pub unsafe extern "C" fn pool_close_conn(
             Ok(e) => e,
             Err(code) => return code,
         };
-        match entry.owner.pool.close_conn(entry.conn) {
+        match entry.owner.close_conn(entry.conn) {
             Ok(()) => POOL_OK,
             Err(rejected) => status_of(&rejected.error),
         }
@@ -321,7 +491,7 @@ pub unsafe extern "C" fn pool_len(pool: *const pool_t) -> i32 {
     ffi_boundary!(-1, {
         // SAFETY: `pool` is NULL or a live handle per the header.
         match unsafe { pool_ref(pool) } {
-            Some(obj) => obj.pool.len().min(i32::MAX as usize) as i32,
+            Some(obj) => obj.len().min(i32::MAX as usize) as i32,
             None => -1,
         }
     })
@@ -333,7 +503,7 @@ pub unsafe extern "C" fn pool_idle_len(pool: *const pool_t) -> i32 {
     ffi_boundary!(-1, {
         // SAFETY: `pool` is NULL or a live handle per the header.
         match unsafe { pool_ref(pool) } {
-            Some(obj) => obj.pool.idle_len().min(i32::MAX as usize) as i32,
+            Some(obj) => obj.idle_len().min(i32::MAX as usize) as i32,
             None => -1,
         }
     })
@@ -353,7 +523,7 @@ pub unsafe extern "C" fn pool_stats(
             return POOL_ERR_INVALID_ARG;
         };
         // SAFETY: `stats_out` is NULL or writable for its struct_size, per the header.
-        unsafe { write_stats(&obj.pool.stats(), stats_out) }
+        unsafe { write_stats(&obj.stats(), stats_out) }
     })
 }
 
@@ -367,7 +537,7 @@ pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
         let Some(obj) = (unsafe { pool_ref(pool) }) else {
             return POOL_ERR_INVALID_ARG;
         };
-        match obj.pool.close() {
+        match obj.close() {
             Ok(()) => POOL_OK,
             Err(e) => status_of(&e),
         }
@@ -386,7 +556,7 @@ pub unsafe extern "C" fn pool_free(pool: *mut pool_t) {
         }
         // SAFETY: a non-NULL handle from pool_new, given back once per the header.
         let obj = unsafe { pool_from_raw(pool) };
-        let _ = obj.pool.close();
+        let _ = obj.close();
         drop(obj);
     })
 }

@@ -26,17 +26,11 @@ use super::conn::Conn;
 use super::error::{Error, Result};
 use super::health;
 use super::options::{Options, Wait};
+use super::pooler::{Pooler, Rejected};
 use super::stats::{Counters, Stats};
 use super::waiter::{Grant, WaitEnd, Waiter};
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A conn handed back to a pool that does not own it; nothing changed.
-#[derive(Debug)]
-pub struct Rejected {
-    pub error: Error,
-    pub conn: Conn,
-}
 
 /// A thread-safe connection pool. Cloning gives another handle to the same pool.
 #[derive(Clone)]
@@ -349,6 +343,42 @@ impl ConnPool {
             error: Error::invalid("conn belongs to another pool"),
             conn,
         })
+    }
+}
+
+impl Pooler for ConnPool {
+    fn get_with(&self, wait: Wait, cancel: Option<&CancelToken>) -> Result<Conn> {
+        ConnPool::get_with(self, wait, cancel)
+    }
+    fn try_get(&self) -> Result<Conn> {
+        ConnPool::try_get(self)
+    }
+    fn put(&self, conn: Conn) -> std::result::Result<(), Rejected> {
+        ConnPool::put(self, conn)
+    }
+    fn remove(&self, conn: Conn, reason: Option<&str>) -> std::result::Result<(), Rejected> {
+        ConnPool::remove(self, conn, reason)
+    }
+    fn new_conn(&self) -> Result<Conn> {
+        ConnPool::new_conn(self)
+    }
+    fn close_conn(&self, conn: Conn) -> std::result::Result<(), Rejected> {
+        ConnPool::close_conn(self, conn)
+    }
+    fn len(&self) -> usize {
+        ConnPool::len(self)
+    }
+    fn idle_len(&self) -> usize {
+        ConnPool::idle_len(self)
+    }
+    fn stats(&self) -> Stats {
+        ConnPool::stats(self)
+    }
+    fn close(&self) -> Result<()> {
+        ConnPool::close(self)
+    }
+    fn pool_timeout(&self) -> Wait {
+        self.inner.opts.pool_timeout
     }
 }
 

@@ -6,6 +6,8 @@
 //! it, hence the `dead_code` allowances.
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::env;
 use std::ffi::OsStr;
 use std::fs;

@@ -1,0 +1,486 @@
+//! One conn used by one caller at a time: the mechanics shared by `SingleConnPool` and
+//! `StickyConnPool`.
+//!
+//! go-redis's sticky pool hands its conn around through a channel of capacity one, and its
+//! single pool is not thread-safe at all. Here both keep the conn in a slot under a mutex:
+//! a get takes it when it is idle and nobody is queued, otherwise it queues; a put hands it
+//! straight to the oldest queued get (FIFO, no thundering herd). Waits obey the same
+//! deadline and cancel-token rules as a `ConnPool` get.
+//!
+//! A sticky pool starts without a conn and borrows one from its parent on the first get
+//! (one borrow at a time; the others queue behind it). A single pool starts holding the
+//! conn it was given.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::cancel::CancelToken;
+use super::conn::Conn;
+use super::error::{Error, Result};
+use super::options::Wait;
+use super::pooler::{Pooler, Rejected};
+use super::stats::Stats;
+use super::waiter::{Grant, WaitEnd, Waiter};
+
+/// Identifies a conn across pools: (owning pool id, conn id).
+type ConnKey = (u64, u64);
+
+fn key(conn: &Conn) -> ConnKey {
+    (conn.pool_id(), conn.id())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Single,
+    Sticky,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Single => "SingleConnPool",
+            Kind::Sticky => "StickyConnPool",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No conn yet (sticky before its first get, and after a reset).
+    Empty,
+    /// A get is borrowing the conn from the parent.
+    Borrowing,
+    /// The conn exists: idle in `idle` or checked out as `out`.
+    Held,
+}
+
+struct State {
+    phase: Phase,
+    idle: Option<Conn>,
+    out: Option<ConnKey>,
+    /// Gets fail with this: a bad-conn error after a remove, or `Closed` (single).
+    failure: Option<Error>,
+    /// The reason given to the remove that set `failure`, passed on to the parent.
+    failure_reason: Option<String>,
+    closed: bool,
+    /// Open handles sharing this pool (sticky over sticky).
+    handles: usize,
+    waiters: VecDeque<Arc<Waiter>>,
+}
+
+/// What happens to a conn leaving this pool for good.
+enum Disposal {
+    Put(Conn),
+    Remove(Conn, Option<String>),
+}
+
+pub(crate) struct OneConn {
+    kind: Kind,
+    parent: Arc<dyn Pooler>,
+    state: Mutex<State>,
+}
+
+impl OneConn {
+    pub(crate) fn new(kind: Kind, parent: Arc<dyn Pooler>, conn: Option<Conn>) -> Self {
+        let phase = if conn.is_some() {
+            Phase::Held
+        } else {
+            Phase::Empty
+        };
+        OneConn {
+            kind,
+            parent,
+            state: Mutex::new(State {
+                phase,
+                idle: conn,
+                out: None,
+                failure: None,
+                failure_reason: None,
+                closed: false,
+                handles: 1,
+                waiters: VecDeque::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn parent(&self) -> &Arc<dyn Pooler> {
+        &self.parent
+    }
+
+    /// Another handle now shares this pool; each handle closes once.
+    pub(crate) fn add_handle(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        st.handles += 1;
+        Ok(())
+    }
+
+    pub(crate) fn get_with(&self, wait: Wait, cancel: Option<&CancelToken>) -> Result<Conn> {
+        let start = Instant::now();
+        let deadline = wait.deadline_from(start);
+        loop {
+            if cancel.is_some_and(|c| c.is_fired()) {
+                return Err(Error::Canceled);
+            }
+            let w = {
+                let mut st = self.state.lock();
+                self.check_usable(&st)?;
+                if st.waiters.is_empty() {
+                    match st.phase {
+                        Phase::Empty => {
+                            st.phase = Phase::Borrowing;
+                            drop(st);
+                            let left = remaining(wait, deadline);
+                            return self.finish_borrow(self.parent.get_with(left, cancel));
+                        }
+                        Phase::Held if st.idle.is_some() => {
+                            let conn = st.idle.take().expect("checked");
+                            st.out = Some(key(&conn));
+                            return Ok(conn);
+                        }
+                        _ => {}
+                    }
+                }
+                if wait == Wait::NoWait {
+                    return Err(self.timeout_error(&st, start));
+                }
+                let w = Arc::new(Waiter::new());
+                st.waiters.push_back(w.clone());
+                w
+            };
+            match self.wait_for(&w, deadline, cancel, start)? {
+                Grant::Conn(conn, _) => return Ok(conn),
+                // The borrow ahead failed: try again (borrow or queue anew).
+                Grant::Turn => continue,
+                Grant::Failed(e) => return Err(e),
+            }
+        }
+    }
+
+    pub(crate) fn try_get(&self) -> Result<Conn> {
+        let mut st = self.state.lock();
+        self.check_usable(&st)?;
+        if !st.waiters.is_empty() {
+            return Err(Error::WouldBlock);
+        }
+        match st.phase {
+            Phase::Empty => {
+                st.phase = Phase::Borrowing;
+                drop(st);
+                self.finish_borrow(self.parent.try_get())
+            }
+            Phase::Held if st.idle.is_some() => {
+                let conn = st.idle.take().expect("checked");
+                st.out = Some(key(&conn));
+                Ok(conn)
+            }
+            _ => Err(Error::WouldBlock),
+        }
+    }
+
+    fn check_usable(&self, st: &State) -> Result<()> {
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        if let Some(e) = &st.failure {
+            return Err(e.clone());
+        }
+        Ok(())
+    }
+
+    /// Ends a borrow from the parent started by a get.
+    fn finish_borrow(&self, res: Result<Conn>) -> Result<Conn> {
+        let mut st = self.state.lock();
+        match res {
+            Ok(conn) if st.closed => {
+                st.phase = Phase::Empty;
+                drop(st);
+                let _ = self.parent.put(conn);
+                Err(Error::Closed)
+            }
+            Ok(conn) => {
+                st.phase = Phase::Held;
+                st.out = Some(key(&conn));
+                Ok(conn)
+            }
+            Err(e) => {
+                st.phase = Phase::Empty;
+                // The next queued get borrows in its turn.
+                wake_oldest(&mut st, Grant::Turn);
+                Err(e)
+            }
+        }
+    }
+
+    fn wait_for(
+        &self,
+        w: &Arc<Waiter>,
+        deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
+        start: Instant,
+    ) -> Result<Grant> {
+        let end = match cancel {
+            Some(c) if !c.register(w) => WaitEnd::Canceled,
+            _ => {
+                let end = w.wait(deadline, cancel);
+                if let Some(c) = cancel {
+                    c.unregister(w);
+                }
+                end
+            }
+        };
+        let canceled = match end {
+            WaitEnd::Granted(g) => return Ok(g),
+            WaitEnd::TimedOut => false,
+            WaitEnd::Canceled => true,
+        };
+        let mut st = self.state.lock();
+        if let Some(g) = w.withdraw() {
+            return Ok(g);
+        }
+        if let Some(i) = st.waiters.iter().position(|x| Arc::ptr_eq(x, w)) {
+            st.waiters.remove(i);
+        }
+        if canceled {
+            Err(Error::Canceled)
+        } else {
+            Err(self.timeout_error(&st, start))
+        }
+    }
+
+    fn timeout_error(&self, st: &State, start: Instant) -> Error {
+        let holder = match st.phase {
+            Phase::Borrowing => "being borrowed from the parent pool",
+            _ => "in use by another caller",
+        };
+        Error::Timeout(format!(
+            "redis: connection pool timeout after {}ms ({} conn {holder}, {} waiting)",
+            start.elapsed().as_millis(),
+            self.kind.name(),
+            st.waiters.len(),
+        ))
+    }
+
+    /// Takes `conn` back if it is the one checked out.
+    fn check_out(&self, st: &mut State, conn: Conn) -> std::result::Result<Conn, Rejected> {
+        if st.out == Some(key(&conn)) {
+            st.out = None;
+            return Ok(conn);
+        }
+        let why = if st.idle.as_ref().is_some_and(|c| key(c) == key(&conn)) {
+            "it is already back (double put?)"
+        } else {
+            "it is not the conn checked out from it"
+        };
+        Err(Rejected {
+            error: Error::invalid(format!(
+                "redis: conn {} cannot go back to this {}: {why}",
+                conn.id(),
+                self.kind.name()
+            )),
+            conn,
+        })
+    }
+
+    pub(crate) fn put(&self, conn: Conn) -> std::result::Result<(), Rejected> {
+        let mut st = self.state.lock();
+        if !conn.is_pooled() && st.out != Some(key(&conn)) {
+            // A parent's NewConn conn: the parent closes it.
+            drop(st);
+            return self.parent.put(conn);
+        }
+        let conn = self.check_out(&mut st, conn)?;
+        if st.closed {
+            let d = self.disposal(&mut st, conn);
+            drop(st);
+            self.dispose(d);
+            return Ok(());
+        }
+        if st.failure.is_some() {
+            // Only a sticky pool can get here (a single pool gives its conn up on remove).
+            st.idle = Some(conn);
+            return Ok(());
+        }
+        let k = key(&conn);
+        let conn = match wake_oldest(&mut st, Grant::Conn(conn, false)) {
+            None => {
+                // The oldest waiter now holds it.
+                st.out = Some(k);
+                return Ok(());
+            }
+            Some(Grant::Conn(conn, _)) => conn,
+            Some(_) => unreachable!("wake_oldest gives back what it was given"),
+        };
+        st.idle = Some(conn);
+        Ok(())
+    }
+
+    pub(crate) fn remove(
+        &self,
+        conn: Conn,
+        reason: Option<&str>,
+    ) -> std::result::Result<(), Rejected> {
+        let mut st = self.state.lock();
+        if !conn.is_pooled() && st.out != Some(key(&conn)) {
+            drop(st);
+            return self.parent.remove(conn, reason);
+        }
+        let conn = self.check_out(&mut st, conn)?;
+        let reason = reason.map(str::to_owned);
+        if st.closed {
+            drop(st);
+            self.dispose(Disposal::Remove(conn, reason));
+            return Ok(());
+        }
+        let failure = match (self.kind, &reason) {
+            (Kind::Single, None) => Error::Closed,
+            (_, Some(r)) => Error::BadConn(r.clone()),
+            (Kind::Sticky, None) => Error::BadConn("conn removed".into()),
+        };
+        for w in st.waiters.drain(..) {
+            let _ = w.deliver(Grant::Failed(failure.clone()));
+        }
+        st.failure = Some(failure);
+        st.failure_reason.clone_from(&reason);
+        match self.kind {
+            Kind::Sticky => {
+                // Kept until reset or close hands it to the parent's remove.
+                st.idle = Some(conn);
+            }
+            Kind::Single => {
+                st.phase = Phase::Empty;
+                drop(st);
+                self.dispose(Disposal::Remove(conn, reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// go-redis `StickyConnPool.Reset`: after a remove, hands the bad conn to the parent's
+    /// remove and starts afresh (the next get borrows a new conn).
+    pub(crate) fn reset(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        if st.failure.is_none() {
+            return Ok(());
+        }
+        let Some(conn) = st.idle.take() else {
+            return Err(Error::invalid("redis: StickyConnPool does not have a Conn"));
+        };
+        st.failure = None;
+        let reason = st.failure_reason.take();
+        st.phase = Phase::Empty;
+        drop(st);
+        self.dispose(Disposal::Remove(conn, reason));
+        Ok(())
+    }
+
+    /// CloseConn: this pool's own conn is removed; any other goes to the parent's CloseConn.
+    pub(crate) fn close_conn(&self, conn: Conn) -> std::result::Result<(), Rejected> {
+        let ours = self.state.lock().out == Some(key(&conn));
+        if ours {
+            self.remove(conn, Some("conn closed"))
+        } else {
+            self.parent.close_conn(conn)
+        }
+    }
+
+    /// Closes one handle; the last one closes the pool: waiters fail with `Closed` and the
+    /// conn goes back to the parent now (or when it is put, if checked out).
+    pub(crate) fn close(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        st.handles -= 1;
+        if st.handles > 0 {
+            return Ok(());
+        }
+        st.closed = true;
+        for w in st.waiters.drain(..) {
+            let _ = w.deliver(Grant::Failed(Error::Closed));
+        }
+        let idle = st.idle.take();
+        let d = idle.map(|c| self.disposal(&mut st, c));
+        drop(st);
+        if let Some(d) = d {
+            self.dispose(d);
+        }
+        Ok(())
+    }
+
+    /// How a conn leaves a closed pool: a single pool never closes its conn (it goes back to
+    /// the parent, or was removed already); a sticky pool removes a bad one.
+    fn disposal(&self, st: &mut State, conn: Conn) -> Disposal {
+        match (self.kind, &st.failure) {
+            (Kind::Sticky, Some(_)) => Disposal::Remove(conn, st.failure_reason.clone()),
+            _ => Disposal::Put(conn),
+        }
+    }
+
+    fn dispose(&self, d: Disposal) {
+        // The parent accepts its own conns; a refusal would mean a library bug, and the
+        // conn is then simply closed.
+        let _ = match d {
+            Disposal::Put(c) => self.parent.put(c),
+            Disposal::Remove(c, reason) => self.parent.remove(c, reason.as_deref()),
+        };
+    }
+
+    /// go-redis: a single pool's Len is 0; a sticky pool's is 1 once it holds a conn.
+    pub(crate) fn len(&self) -> usize {
+        let st = self.state.lock();
+        match self.kind {
+            Kind::Sticky if !st.closed && st.phase == Phase::Held => 1,
+            _ => 0,
+        }
+    }
+
+    pub(crate) fn idle_len(&self) -> usize {
+        let st = self.state.lock();
+        match self.kind {
+            Kind::Sticky if st.idle.is_some() => 1,
+            _ => 0,
+        }
+    }
+
+    /// go-redis reports empty stats for these pools; the conn counts mirror len/idle_len.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut s = Stats {
+            total_conns: self.len() as u32,
+            idle_conns: self.idle_len() as u32,
+            ..Stats::default()
+        };
+        s.waiting = self.state.lock().waiters.len().min(u32::MAX as usize) as u32;
+        s
+    }
+}
+
+/// Hands `grant` to the oldest waiter that still waits; gives it back when there is none.
+fn wake_oldest(st: &mut State, mut grant: Grant) -> Option<Grant> {
+    while let Some(w) = st.waiters.pop_front() {
+        match w.deliver(grant) {
+            Ok(()) => return None,
+            Err(g) => grant = g,
+        }
+    }
+    Some(grant)
+}
+
+/// What is left of `wait` at `now`, for a borrow from the parent.
+fn remaining(wait: Wait, deadline: Option<Instant>) -> Wait {
+    match (wait, deadline) {
+        (Wait::For(_), Some(d)) => match d.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Wait::For(left),
+            _ => Wait::NoWait,
+        },
+        (w, _) => w,
+    }
+}
