@@ -25,6 +25,61 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// A bulk string (`$`): `str`/`len`.
+#define POOL_REPLY_STRING 1
+
+// An array (`*`): `element`/`elements`.
+#define POOL_REPLY_ARRAY 2
+
+// An integer (`:`): `integer`.
+#define POOL_REPLY_INTEGER 3
+
+// A nil (`$-1`, `*-1`, RESP3 `_`).
+#define POOL_REPLY_NIL 4
+
+// A simple string (`+`), e.g. "OK": `str`/`len`.
+#define POOL_REPLY_STATUS 5
+
+// An error reply (`-`, RESP3 `!`), e.g. "WRONGTYPE ...": `str`/`len`. The call itself
+// succeeded (POOL_OK) and the conn stays good.
+#define POOL_REPLY_ERROR 6
+
+// A double (RESP3 `,`): `dval`, and its text in `str`/`len` ("inf", "1.5").
+#define POOL_REPLY_DOUBLE 7
+
+// A boolean (RESP3 `#`): `integer` 0 or 1.
+#define POOL_REPLY_BOOL 8
+
+// A map (RESP3 `%`): `element` holds key0, value0, key1, value1, ...; `elements` counts
+// keys and values (2 per entry).
+#define POOL_REPLY_MAP 9
+
+// A set (RESP3 `~`): `element`/`elements`.
+#define POOL_REPLY_SET 10
+
+// A push message (RESP3 `>`, e.g. pub/sub messages): `element`/`elements`.
+#define POOL_REPLY_PUSH 12
+
+// A big number (RESP3 `(`): its digits in `str`/`len`.
+#define POOL_REPLY_BIGNUM 13
+
+// A verbatim string (RESP3 `=`): the text in `str`/`len`, its 3-letter format ("txt",
+// "mkd") in `vtype`.
+#define POOL_REPLY_VERB 14
+
+// The longest bulk string (or bulk error, or verbatim string) accepted: Redis's own
+// `proto-max-bulk-len` default.
+#define MAX_BULK_LEN ((512 * 1024) * 1024)
+
+// The largest element count an aggregate may declare (entries, for maps and attributes).
+#define MAX_AGGREGATE_LEN (1 << 32)
+
+// The deepest nesting of aggregates (attributes included) accepted.
+#define MAX_DEPTH 512
+
+// Longer URLs are refused before any parsing: a URL is configuration, not data.
+#define MAX_URL_LEN (8 * 1024)
+
 // A pooler: a connection pool (pool_new, pool_new_url), a single-conn pool
 // (pool_single_new) or a sticky pool (pool_sticky_new). Every pool_* function of the
 // Pooler interface works on all three. Opaque.
@@ -45,6 +100,46 @@ typedef struct pool_conn pool_conn_t;
 
 // A destructor for conn userdata.
 typedef void (*pool_free_fn)(void *userdata);
+
+// An integer status: `POOL_OK` (0) or one of the `POOL_ERR_*` codes below. Values never change.
+typedef int32_t pool_status_t;
+
+// One reply, possibly the root of a tree. Type numbers equal hiredis's REDIS_REPLY_*.
+// Fields that do not apply to a type are 0 / NULL. `str` is NUL-terminated too (binary
+// data may contain NULs: use `len`). Everything is owned by the root reply: release it
+// with pool_reply_free, once; never free or keep a child.
+struct pool_reply {
+  // POOL_REPLY_*.
+  int32_t type;
+  // INTEGER; BOOL as 0/1.
+  int64_t integer;
+  // DOUBLE.
+  double dval;
+  // Length of `str` in bytes, without the terminating NUL.
+  size_t len;
+  // STRING, STATUS, ERROR, DOUBLE and BIGNUM text, VERB body. NULL for other types.
+  char *str;
+  // VERB: the format, 3 letters and a NUL.
+  char vtype[4];
+  // ARRAY, SET, PUSH: the number of elements; MAP: keys plus values.
+  size_t elements;
+  // The `elements` children; NULL when there are none.
+  struct pool_reply **element;
+};
+
+// See `struct pool_reply`.
+typedef struct pool_reply pool_reply_t;
+
+// Caller-owned error detail. Functions taking a `pool_error_t *err_out` fill it on failure
+// when it is not NULL, and leave it untouched on success.
+struct pool_error {
+  // The status the call returned.
+  pool_status_t code;
+  // NUL-terminated, human-readable, never empty on failure.
+  char message[256];
+};
+
+typedef struct pool_error pool_error_t;
 
 // A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 // passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
@@ -88,43 +183,35 @@ struct pool_options {
   int32_t dialer_retries;
   // Pause between dial attempts. Default 100; 0 = none.
   int64_t dialer_retry_backoff_ms;
-  // Redis ACL user (not wired up yet: must be NULL).
+  // Redis ACL user for AUTH (needs password). NULL or "" = the default user. Copied.
   const char *username;
-  // Redis password (not wired up yet: must be NULL).
+  // Redis password: every new conn authenticates (AUTH, or inside HELLO 3). NULL or ""
+  // = no AUTH. Copied; never shown in any message.
   const char *password;
-  // CLIENT SETNAME value (not wired up yet: must be NULL).
+  // CLIENT SETNAME value for every new conn (no spaces). NULL or "" = none. Copied.
   const char *client_name;
-  // SELECT db when non-zero (not wired up yet: must be 0).
+  // SELECT db on every new conn when non-zero. Default 0.
   int32_t db;
-  // 2 (default) or 3 (HELLO 3; not wired up yet: must be 2 or 0).
+  // 2 (default; 0 also means 2) or 3: every new conn sends HELLO 3 and speaks RESP3.
   int32_t protocol;
-  // Conn helpers' read timeout. Default 5000.
+  // Bounds one reply read by pool_conn_command, the session set-up and the PING check.
+  // Default 5000; 0 or -1 = none.
   int64_t read_timeout_ms;
-  // Conn helpers' write timeout. Default 5000.
+  // Bounds one command write, as read_timeout_ms. Default 5000; 0 or -1 = none.
   int64_t write_timeout_ms;
   // Background reaper interval: closes conns idle past conn_max_idle_time_ms (or past
   // their lifetime) even when nobody calls get, keeping min_idle_conns. 0 = off (default).
   int64_t reaper_interval_ms;
+  // A get PINGs an idle conn unused for at least this long before handing it out (on
+  // top of the free socket peek); a conn that does not answer PONG within
+  // read_timeout_ms is dropped as stale. 0 = never (default).
+  int64_t ping_after_idle_ms;
 };
 
 typedef struct pool_options pool_options_t;
 
-// An integer status: `POOL_OK` (0) or one of the `POOL_ERR_*` codes below. Values never change.
-typedef int32_t pool_status_t;
-
 // See `struct pool`.
 typedef struct pool pool_t;
-
-// Caller-owned error detail. Functions taking a `pool_error_t *err_out` fill it on failure
-// when it is not NULL, and leave it untouched on success.
-struct pool_error {
-  // The status the call returned.
-  pool_status_t code;
-  // NUL-terminated, human-readable, never empty on failure.
-  char message[256];
-};
-
-typedef struct pool_error pool_error_t;
 
 // A stats snapshot. Counters only increase; `*_conns`, `pending_requests`, `waiting` and
 // `dials_in_progress` are gauges.
@@ -241,6 +328,25 @@ void pool_conn_set_userdata(pool_conn_t *conn, void *userdata, pool_free_fn free
 // The userdata set with pool_conn_set_userdata, or NULL.
 void *pool_conn_userdata(const pool_conn_t *conn);
 
+// Sends one command on `conn` and waits for its reply (hiredis's redisCommandArgv): `argc`
+// arguments, `argv[i]` of `argvlen[i]` bytes (binary safe), or NUL-terminated strings
+// when `argvlen` is NULL. On POOL_OK `*reply_out` holds the reply: the caller owns it and
+// releases it with pool_reply_free. A Redis error reply (WRONGTYPE, ...) is POOL_OK with
+// type POOL_REPLY_ERROR and the conn stays good.
+//
+// Blocks the calling thread for the write (at most write_timeout_ms) and for the reply (at
+// most read_timeout_ms), whatever blocking mode the fd is in; never raises SIGPIPE. A
+// failure mid-way (POOL_ERR_IO: timeout, EOF, OS error; POOL_ERR_PROTOCOL: malformed
+// reply) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
+// removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1, or a handle
+// that is not checked out. The thread that holds the conn calls this.
+pool_status_t pool_conn_command(pool_conn_t *conn,
+                                int argc,
+                                const char *const *argv,
+                                const size_t *argvlen,
+                                pool_reply_t **reply_out,
+                                pool_error_t *err_out);
+
 // Fills every field of `*opts` with its default, including `struct_size`. NULL is ignored.
 // Any thread; never blocks.
 void pool_options_init(pool_options_t *opts);
@@ -251,6 +357,22 @@ void pool_options_init(pool_options_t *opts);
 // a dial itself. Invalid options -> POOL_ERR_INVALID_ARG naming the field.
 // Any thread.
 pool_status_t pool_new(const pool_options_t *opts, pool_t **pool_out, pool_error_t *err_out);
+
+// Creates a connection pool from a go-redis URL (ParseURL format):
+// `redis://[[user]:password@]host[:port][/db][?option=value&...]` or
+// `unix://[[user]:password@]/path/to/redis.sock[?db=N&...]`. Options: pool_size,
+// min_idle_conns, max_idle_conns, max_active_conns, max_concurrent_dials, pool_timeout,
+// dial_timeout, read_timeout, write_timeout, conn_max_idle_time (alias idle_timeout),
+// conn_max_lifetime (alias max_conn_age), conn_max_lifetime_jitter, pool_fifo,
+// client_name, protocol, db (overrides the path), dialer_retries, dialer_retry_backoff,
+// reaper_interval, ping_after_idle. Durations as go-redis: "500ms", "4s", "1m30s", or a
+// plain integer of seconds; 0 or a negative value disables the timeout or feature.
+// Percent-encode reserved characters in user and password. Everything not in the URL
+// takes its pool_options_init default. An unknown, repeated or malformed option, an
+// unsupported scheme (rediss://: no TLS) or a URL over 8 KiB -> POOL_ERR_INVALID_ARG
+// naming it (the password is never shown). Release the pool with pool_free. Never waits
+// for a dial. Any thread.
+pool_status_t pool_new_url(const char *url, pool_t **pool_out, pool_error_t *err_out);
 
 // Creates a single-conn pool (go-redis SingleConnPool) over `conn`, a conn checked out
 // from `parent`; consumes `conn` on success (on failure nothing changes and `conn` stays
@@ -352,6 +474,10 @@ pool_status_t pool_close(pool_t *pool);
 // conns still checked out from it: its memory lives until the last of them is back.
 // Never blocks. Call it once.
 void pool_free(pool_t *pool);
+
+// Frees a reply returned by pool_conn_command, with everything it contains. NULL is fine.
+// Pass only the root reply, once. Any thread.
+void pool_reply_free(pool_reply_t *reply);
 
 // A static, NUL-terminated description of `status`; never NULL ("unknown status" for a
 // value this library does not define). Any thread.

@@ -1,11 +1,14 @@
 //! `pool_conn_t`: one checked-out connection.
 
 use std::any::Any;
-use std::ffi::{c_int, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
 
 use super::castable::conn_bits;
 use super::conn_table;
+use super::error::{fail, internal, invalid, pool_error_t};
 use super::panic::ffi_boundary;
+use super::reply::{into_c, pool_reply_t};
+use super::status::{POOL_OK, pool_status_t};
 
 /// One checked-out connection. Opaque: the handle is not a memory address, so a stale
 /// handle (after put/remove) is detected by every function instead of dereferenced.
@@ -104,5 +107,74 @@ pub extern "C" fn pool_conn_userdata(conn: *const pool_conn_t) -> *mut c_void {
                 .map_or(std::ptr::null_mut(), |d| d.ptr)
         })
         .unwrap_or(std::ptr::null_mut())
+    })
+}
+
+/// Upper bound on argc: far above any real command, low enough that a garbage argc is
+/// caught before it is used to read memory.
+const MAX_ARGS: c_int = 1 << 24;
+
+/// Sends one command on `conn` and waits for its reply (hiredis's redisCommandArgv): `argc`
+/// arguments, `argv[i]` of `argvlen[i]` bytes (binary safe), or NUL-terminated strings
+/// when `argvlen` is NULL. On POOL_OK `*reply_out` holds the reply: the caller owns it and
+/// releases it with pool_reply_free. A Redis error reply (WRONGTYPE, ...) is POOL_OK with
+/// type POOL_REPLY_ERROR and the conn stays good.
+///
+/// Blocks the calling thread for the write (at most write_timeout_ms) and for the reply (at
+/// most read_timeout_ms), whatever blocking mode the fd is in; never raises SIGPIPE. A
+/// failure mid-way (POOL_ERR_IO: timeout, EOF, OS error; POOL_ERR_PROTOCOL: malformed
+/// reply) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
+/// removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1, or a handle
+/// that is not checked out. The thread that holds the conn calls this.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_conn_command(
+    conn: *mut pool_conn_t,
+    argc: c_int,
+    argv: *const *const c_char,
+    argvlen: *const usize,
+    reply_out: *mut *mut pool_reply_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_conn_command"), {
+        if reply_out.is_null() {
+            return invalid(err_out, "reply_out: NULL");
+        }
+        // SAFETY: checked non-NULL; the caller passes a writable pointer.
+        unsafe { *reply_out = std::ptr::null_mut() };
+        if conn.is_null() {
+            return invalid(err_out, "conn: NULL");
+        }
+        if !(1..=MAX_ARGS).contains(&argc) {
+            return invalid(err_out, &format!("argc: {argc} (must be at least 1)"));
+        }
+        if argv.is_null() {
+            return invalid(err_out, "argv: NULL");
+        }
+        let mut args: Vec<&[u8]> = Vec::with_capacity(argc as usize);
+        for i in 0..argc as usize {
+            // SAFETY: per the header `argv` has `argc` entries.
+            let p = unsafe { *argv.add(i) };
+            if p.is_null() {
+                return invalid(err_out, &format!("argv[{i}]: NULL"));
+            }
+            let arg = if argvlen.is_null() {
+                // SAFETY: without argvlen, each argument is NUL-terminated per the header.
+                unsafe { CStr::from_ptr(p) }.to_bytes()
+            } else {
+                // SAFETY: per the header `argvlen` has `argc` entries and argv[i] is
+                // readable for argvlen[i] bytes.
+                unsafe { std::slice::from_raw_parts(p.cast::<u8>(), *argvlen.add(i)) }
+            };
+            args.push(arg);
+        }
+        match conn_table::with(conn_bits(conn), |e| e.conn.command(&args)) {
+            None => invalid(err_out, "conn: not a checked-out conn (already put or removed?)"),
+            Some(Err(e)) => fail(err_out, &e),
+            Some(Ok(reply)) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { *reply_out = into_c(reply) };
+                POOL_OK
+            }
+        }
     })
 }

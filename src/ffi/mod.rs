@@ -14,6 +14,7 @@ pub mod conn;
 pub mod error;
 pub mod options;
 pub mod pool;
+pub mod reply;
 pub mod stats;
 pub mod status;
 

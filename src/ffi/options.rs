@@ -1,12 +1,13 @@
 //! `pool_options_t`: a flat struct of scalars, appended to over time (`struct_size`).
 
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::pool::{Dialer, Error, Options, Result, Wait, default_pool_size};
+use crate::redis::url::{UrlConfig, UrlDuration};
 
 /// A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 /// passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
@@ -53,23 +54,29 @@ pub struct pool_options {
     pub dialer_retries: i32,
     /// Pause between dial attempts. Default 100; 0 = none.
     pub dialer_retry_backoff_ms: i64,
-    /// Redis ACL user (not wired up yet: must be NULL).
+    /// Redis ACL user for AUTH (needs password). NULL or "" = the default user. Copied.
     pub username: *const c_char,
-    /// Redis password (not wired up yet: must be NULL).
+    /// Redis password: every new conn authenticates (AUTH, or inside HELLO 3). NULL or ""
+    /// = no AUTH. Copied; never shown in any message.
     pub password: *const c_char,
-    /// CLIENT SETNAME value (not wired up yet: must be NULL).
+    /// CLIENT SETNAME value for every new conn (no spaces). NULL or "" = none. Copied.
     pub client_name: *const c_char,
-    /// SELECT db when non-zero (not wired up yet: must be 0).
+    /// SELECT db on every new conn when non-zero. Default 0.
     pub db: i32,
-    /// 2 (default) or 3 (HELLO 3; not wired up yet: must be 2 or 0).
+    /// 2 (default; 0 also means 2) or 3: every new conn sends HELLO 3 and speaks RESP3.
     pub protocol: i32,
-    /// Conn helpers' read timeout. Default 5000.
+    /// Bounds one reply read by pool_conn_command, the session set-up and the PING check.
+    /// Default 5000; 0 or -1 = none.
     pub read_timeout_ms: i64,
-    /// Conn helpers' write timeout. Default 5000.
+    /// Bounds one command write, as read_timeout_ms. Default 5000; 0 or -1 = none.
     pub write_timeout_ms: i64,
     /// Background reaper interval: closes conns idle past conn_max_idle_time_ms (or past
     /// their lifetime) even when nobody calls get, keeping min_idle_conns. 0 = off (default).
     pub reaper_interval_ms: i64,
+    /// A get PINGs an idle conn unused for at least this long before handing it out (on
+    /// top of the free socket peek); a conn that does not answer PONG within
+    /// read_timeout_ms is dropped as stale. 0 = never (default).
+    pub ping_after_idle_ms: i64,
 }
 
 pub type pool_options_t = pool_options;
@@ -102,6 +109,7 @@ impl pool_options {
             read_timeout_ms: 5000,
             write_timeout_ms: 5000,
             reaper_interval_ms: 0,
+            ping_after_idle_ms: 0,
         }
     }
 }
@@ -174,6 +182,18 @@ fn millis(v: i64, field: &str, zero_is_none: bool) -> Result<Option<Duration>> {
         0 if zero_is_none => Ok(None),
         v if v >= 0 => Ok(Some(Duration::from_millis(v as u64))),
         v => Err(Error::invalid(format!("{field}: {v} is negative"))),
+    }
+}
+
+/// A conn I/O timeout: > 0 milliseconds; 0 or -1 = none (go-redis uses -1 for "no
+/// deadline").
+fn io_timeout(v: i64, field: &str) -> Result<Option<Duration>> {
+    match v {
+        -1 | 0 => Ok(None),
+        v if v > 0 => Ok(Some(Duration::from_millis(v as u64))),
+        v => Err(Error::invalid(format!(
+            "{field}: {v} is invalid (> 0 = milliseconds, 0 or -1 = none)"
+        ))),
     }
 }
 
@@ -271,39 +291,39 @@ pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
         0 => None,
         v => millis(v, "reaper_interval_ms", false)?,
     };
-    // The Redis session fields are wired up by a later version; refusing them beats
-    // silently running unauthenticated or on the wrong database.
-    for (p, field) in [
-        (o.username, "username"),
-        (o.password, "password"),
-        (o.client_name, "client_name"),
-    ] {
-        if !p.is_null() {
-            return Err(Error::invalid(format!(
-                "{field}: Redis session set-up is not supported by this version yet"
-            )));
-        }
+    // SAFETY: per contract, for each of the three strings.
+    let (username, password, client_name) = unsafe {
+        (
+            c_str(o.username, "username")?,
+            c_str(o.password, "password")?,
+            c_str(o.client_name, "client_name")?,
+        )
+    };
+    // Empty strings mean "not set", as in go-redis (Options.Username == "" sends no user).
+    let owned = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+    opts.session.username = owned(username);
+    opts.session.password = owned(password);
+    opts.session.client_name = owned(client_name);
+    if let Some(name) = &opts.session.client_name
+        && name.bytes().any(|b| b <= b' ' || b == 0x7f)
+    {
+        return Err(Error::invalid(
+            "client_name: must not contain spaces, newlines or control characters (Redis refuses them)",
+        ));
     }
-    if o.db != 0 {
-        return Err(Error::invalid(format!(
-            "db: {} (SELECT) is not supported by this version yet",
-            o.db
-        )));
-    }
-    if !matches!(o.protocol, 0 | 2) {
-        return Err(Error::invalid(format!(
-            "protocol: {} is not supported by this version (only 2)",
-            o.protocol
-        )));
-    }
-    for (v, field) in [
-        (o.read_timeout_ms, "read_timeout_ms"),
-        (o.write_timeout_ms, "write_timeout_ms"),
-    ] {
-        if v < -2 {
-            return Err(Error::invalid(format!("{field}: {v} is invalid")));
-        }
-    }
+    opts.session.db = u32::try_from(o.db)
+        .map_err(|_| Error::invalid(format!("db: {} is negative", o.db)))?;
+    opts.session.protocol = match o.protocol {
+        0 | 2 => 2,
+        3 => 3,
+        p => return Err(Error::invalid(format!("protocol: {p} is not 2 or 3"))),
+    };
+    opts.read_timeout = io_timeout(o.read_timeout_ms, "read_timeout_ms")?;
+    opts.write_timeout = io_timeout(o.write_timeout_ms, "write_timeout_ms")?;
+    opts.ping_after_idle = match o.ping_after_idle_ms {
+        0 => None,
+        v => millis(v, "ping_after_idle_ms", false)?,
+    };
     if opts.min_idle_conns > opts.pool_size {
         return Err(Error::invalid(format!(
             "min_idle_conns: {} is larger than pool_size {}",
@@ -311,4 +331,66 @@ pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
         )));
     }
     Ok(opts)
+}
+
+/// The C options a URL stands for, and the strings they point into (keep both alive
+/// together). Fields the URL does not mention keep their defaults.
+pub(crate) fn options_from_url(cfg: &UrlConfig) -> Result<(pool_options, Vec<CString>)> {
+    let mut strings = Vec::new();
+    let mut keep = |s: &str, field: &str| -> Result<*const c_char> {
+        let c = CString::new(s)
+            .map_err(|_| Error::invalid(format!("{field}: contains a NUL byte")))?;
+        let p = c.as_ptr();
+        strings.push(c);
+        Ok(p)
+    };
+    let mut o = pool_options::defaults();
+    o.addr = keep(&cfg.addr, "addr")?;
+    if let Some(u) = &cfg.username {
+        o.username = keep(u, "username")?;
+    }
+    if let Some(p) = &cfg.password {
+        o.password = keep(p, "password")?;
+    }
+    if let Some(n) = &cfg.client_name {
+        o.client_name = keep(n, "client_name")?;
+    }
+    let set = |dst: &mut i32, v: Option<i32>| {
+        if let Some(v) = v {
+            *dst = v;
+        }
+    };
+    set(&mut o.db, cfg.db);
+    set(&mut o.protocol, cfg.protocol);
+    set(&mut o.pool_size, cfg.pool_size);
+    set(&mut o.min_idle_conns, cfg.min_idle_conns);
+    set(&mut o.max_idle_conns, cfg.max_idle_conns);
+    set(&mut o.max_active_conns, cfg.max_active_conns);
+    set(&mut o.max_concurrent_dials, cfg.max_concurrent_dials);
+    set(&mut o.dialer_retries, cfg.dialer_retries);
+    if let Some(f) = cfg.pool_fifo {
+        o.pool_fifo = f;
+    }
+    // go-redis: a duration <= 0 disables the thing; each field says how "disabled" is
+    // written in pool_options_t.
+    let dur = |dst: &mut i64, v: Option<UrlDuration>, disabled: i64| match v {
+        Some(UrlDuration::Millis(ms)) => *dst = ms,
+        Some(UrlDuration::Disabled) => *dst = disabled,
+        None => {}
+    };
+    dur(&mut o.pool_timeout_ms, cfg.pool_timeout, -1);
+    dur(&mut o.dial_timeout_ms, cfg.dial_timeout, 0);
+    dur(&mut o.read_timeout_ms, cfg.read_timeout, -1);
+    dur(&mut o.write_timeout_ms, cfg.write_timeout, -1);
+    dur(&mut o.conn_max_idle_time_ms, cfg.conn_max_idle_time, -1);
+    dur(&mut o.conn_max_lifetime_ms, cfg.conn_max_lifetime, 0);
+    dur(
+        &mut o.conn_max_lifetime_jitter_ms,
+        cfg.conn_max_lifetime_jitter,
+        0,
+    );
+    dur(&mut o.dialer_retry_backoff_ms, cfg.dialer_retry_backoff, 0);
+    dur(&mut o.reaper_interval_ms, cfg.reaper_interval, 0);
+    dur(&mut o.ping_after_idle_ms, cfg.ping_after_idle, 0);
+    Ok((o, strings))
 }

@@ -10,7 +10,7 @@ use super::castable::{
 use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t};
-use super::options::{pool_options_t, read_options, to_core};
+use super::options::{options_from_url, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
@@ -131,6 +131,59 @@ pub unsafe extern "C" fn pool_new(
         let created = unsafe { read_options(opts) }
             // SAFETY: strings in the caller's options are NULL or NUL-terminated.
             .and_then(|o| unsafe { to_core(&o) })
+            .and_then(ConnPool::new);
+        match created {
+            Ok(pool) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Conn(pool))) };
+                POOL_OK
+            }
+            Err(e) => fail(err_out, &e),
+        }
+    })
+}
+
+/// Creates a connection pool from a go-redis URL (ParseURL format):
+/// `redis://[[user]:password@]host[:port][/db][?option=value&...]` or
+/// `unix://[[user]:password@]/path/to/redis.sock[?db=N&...]`. Options: pool_size,
+/// min_idle_conns, max_idle_conns, max_active_conns, max_concurrent_dials, pool_timeout,
+/// dial_timeout, read_timeout, write_timeout, conn_max_idle_time (alias idle_timeout),
+/// conn_max_lifetime (alias max_conn_age), conn_max_lifetime_jitter, pool_fifo,
+/// client_name, protocol, db (overrides the path), dialer_retries, dialer_retry_backoff,
+/// reaper_interval, ping_after_idle. Durations as go-redis: "500ms", "4s", "1m30s", or a
+/// plain integer of seconds; 0 or a negative value disables the timeout or feature.
+/// Percent-encode reserved characters in user and password. Everything not in the URL
+/// takes its pool_options_init default. An unknown, repeated or malformed option, an
+/// unsupported scheme (rediss://: no TLS) or a URL over 8 KiB -> POOL_ERR_INVALID_ARG
+/// naming it (the password is never shown). Release the pool with pool_free. Never waits
+/// for a dial. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_new_url(
+    url: *const c_char,
+    pool_out: *mut *mut pool_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_new_url"), {
+        if pool_out.is_null() {
+            return invalid(err_out, "pool_out: NULL");
+        }
+        // SAFETY: checked non-NULL; the caller passes a writable pointer.
+        unsafe { *pool_out = std::ptr::null_mut() };
+        if url.is_null() {
+            return invalid(err_out, "url: NULL");
+        }
+        // SAFETY: a non-NULL url is NUL-terminated per the header. Its length is bounded
+        // before any parsing, so a huge string is rejected cheaply.
+        let bytes = unsafe { CStr::from_ptr(url) }.to_bytes();
+        let created = std::str::from_utf8(bytes)
+            .map_err(|_| Error::invalid("url: not valid UTF-8"))
+            .and_then(crate::redis::url::parse_url)
+            .and_then(|cfg| options_from_url(&cfg))
+            .and_then(|(opts, _strings)| {
+                // SAFETY: the strings `opts` points to live in `_strings` until the end of
+                // this closure.
+                unsafe { to_core(&opts) }
+            })
             .and_then(ConnPool::new);
         match created {
             Ok(pool) => {

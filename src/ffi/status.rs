@@ -44,6 +44,9 @@ pub(crate) fn status_of(e: &Error) -> pool_status_t {
         Error::WouldBlock => POOL_ERR_WOULD_BLOCK,
         Error::Canceled => POOL_ERR_CANCELED,
         Error::BadConn(_) => POOL_ERR_BAD_CONN,
+        Error::Handshake(_) => POOL_ERR_HANDSHAKE,
+        Error::Io(_) => POOL_ERR_IO,
+        Error::Protocol(_) => POOL_ERR_PROTOCOL,
         Error::Internal(_) => POOL_ERR_INTERNAL,
     }
 }

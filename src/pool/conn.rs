@@ -3,9 +3,22 @@
 use std::any::Any;
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
+
+use super::error::Error;
+use crate::redis::io::{self, IoError};
+use crate::redis::resp::{Parser, Reply};
+use crate::redis::{HandshakeError, Session};
+
+/// The conn's own Redis I/O state, made on first use so a conn only ever used through its
+/// fd pays nothing for it.
+#[derive(Default)]
+struct ConnIo {
+    parser: Parser,
+    out: Vec<u8>,
+}
 
 /// A connection owned by a pool. Dropping it closes the socket and drops its user data.
 pub struct Conn {
@@ -18,6 +31,12 @@ pub struct Conn {
     /// False for conns from `new_conn`: they live outside the turns and the idle list.
     pub(crate) pooled: bool,
     userdata: Option<Box<dyn Any + Send>>,
+    io: Option<Box<ConnIo>>,
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
+    /// Why the conn is out of step with the server (a command failed mid-way, or bytes
+    /// nobody asked for followed a reply): it is removed, never pooled, when given back.
+    broken: Option<String>,
 }
 
 impl Conn {
@@ -38,6 +57,10 @@ impl Conn {
             expires_at,
             pooled,
             userdata: None,
+            io: None,
+            read_timeout: None,
+            write_timeout: None,
+            broken: None,
         }
     }
 
@@ -83,12 +106,70 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Sends one command and reads its reply, each bounded by the pool's read/write
+    /// timeouts. A Redis error reply is `Ok(Reply::Error(..))` and the conn stays good; a
+    /// failure mid-way (timeout, EOF, OS error, malformed reply) marks the conn broken, so
+    /// giving it back removes it instead of pooling it.
+    pub fn command(&mut self, args: &[&[u8]]) -> Result<Reply, Error> {
+        if let Some(why) = &self.broken {
+            return Err(Error::BadConn(why.clone()));
+        }
+        let fd = self.fd();
+        let (rt, wt) = (self.read_timeout, self.write_timeout);
+        let cio = self.io.get_or_insert_with(Box::default);
+        match io::command(fd, &mut cio.parser, &mut cio.out, args, rt, wt) {
+            Ok(reply) => {
+                if !cio.parser.is_clean() {
+                    self.broken = Some("unexpected bytes after a reply".into());
+                }
+                Ok(reply)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.broken = Some(msg.clone());
+                Err(match e {
+                    IoError::Protocol(_) => Error::Protocol(msg),
+                    _ => Error::Io(msg),
+                })
+            }
+        }
+    }
+
+    /// Runs the Redis session set-up on a freshly dialed conn.
+    pub(crate) fn set_up(&mut self, session: &Session) -> Result<(), HandshakeError> {
+        if session.is_empty() {
+            return Ok(());
+        }
+        let fd = self.fd();
+        let (rt, wt) = (self.read_timeout, self.write_timeout);
+        let cio = self.io.get_or_insert_with(Box::default);
+        session.set_up(fd, &mut cio.parser, &mut cio.out, rt, wt)
+    }
+
+    /// Why the conn is out of step with the server, if it is.
+    pub fn broken_reason(&self) -> Option<&str> {
+        self.broken.as_deref()
+    }
+
+    /// Marks the conn out of step (the caller's own I/O on the fd failed mid-way).
+    pub fn mark_broken(&mut self, reason: impl Into<String>) {
+        self.broken.get_or_insert_with(|| reason.into());
+    }
+
+    /// Bytes received by `command` and not consumed: should never happen on a good conn.
+    pub(crate) fn has_buffered_input(&self) -> bool {
+        self.io.as_ref().is_some_and(|c| !c.parser.is_clean())
+    }
+}
+
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
             .field("id", &self.id)
             .field("fd", &self.fd())
             .field("pooled", &self.pooled)
+            .field("broken", &self.broken)
             .finish()
     }
 }

@@ -29,6 +29,7 @@ use super::options::{Options, Wait};
 use super::pooler::{Pooler, Rejected};
 use super::stats::{Counters, Stats};
 use super::waiter::{Grant, WaitEnd, Waiter};
+use crate::redis::HandshakeError;
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -183,7 +184,11 @@ impl ConnPool {
     }
 
     /// Returns a conn for reuse. A conn from `new_conn` is closed instead.
+    /// A broken conn (a command failed mid-way) is removed instead.
     pub fn put(&self, conn: Conn) -> std::result::Result<(), Rejected> {
+        if conn.broken_reason().is_some() {
+            return self.remove(conn, None);
+        }
         let mut conn = self.check_owner(conn)?;
         let inner = &self.inner;
         let deferred;
@@ -466,7 +471,9 @@ impl Inner {
     /// stays with the caller.
     fn check_health(&self, mut conn: Conn) -> Option<Conn> {
         let now = Instant::now();
-        match health::check(&conn, now, self.opts.conn_max_idle_time) {
+        let health = health::check(&conn, now, self.opts.conn_max_idle_time)
+            .and_then(|()| health::check_ping(&mut conn, now, self.opts.ping_after_idle));
+        match health {
             Ok(()) => {
                 conn.used_at = now;
                 Counters::inc(&self.counters.hits);
@@ -773,7 +780,25 @@ impl Inner {
                 self.opts.dialer.dial(self.opts.dial_timeout)
             }));
             match res {
-                Ok(Ok(sock)) => return Ok(self.wrap(sock, pooled)),
+                Ok(Ok(sock)) => {
+                    let mut conn = self.wrap(sock, pooled);
+                    match conn.set_up(&self.opts.session) {
+                        Ok(()) => return Ok(conn),
+                        // The same settings would be refused again: no retry.
+                        Err(e @ HandshakeError::Refused { .. }) => {
+                            return Err(Error::Handshake(format!(
+                                "{e} (on a new conn to {})",
+                                self.opts.dialer.target()
+                            )));
+                        }
+                        Err(e @ HandshakeError::Io { .. }) => {
+                            last = Error::Dial {
+                                message: format!("redis: dial {}: {e}", self.opts.dialer.target()),
+                                errno: None,
+                            };
+                        }
+                    }
+                }
                 Ok(Err(e)) => last = e,
                 Err(_) => last = Error::Internal("the dialer panicked".into()),
             }
@@ -806,7 +831,10 @@ impl Inner {
             };
             Instant::now().checked_add(life)
         });
-        Conn::new(sock, id, self.id, expires_at, pooled)
+        let mut conn = Conn::new(sock, id, self.id, expires_at, pooled);
+        conn.read_timeout = self.opts.read_timeout;
+        conn.write_timeout = self.opts.write_timeout;
+        conn
     }
 
     fn next_random(&self) -> u64 {

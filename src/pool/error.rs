@@ -29,6 +29,16 @@ pub enum Error {
     /// go-redis `BadConnError`.
     #[error("redis: Conn is in a bad state: {0}")]
     BadConn(String),
+    /// Redis refused the session set-up of a new conn (AUTH, HELLO, SELECT, CLIENT
+    /// SETNAME); the message carries the server's error text.
+    #[error("{0}")]
+    Handshake(String),
+    /// A command on a conn failed mid-way (timeout, EOF, OS error); the conn is bad.
+    #[error("{0}")]
+    Io(String),
+    /// The server sent malformed RESP; the conn is bad.
+    #[error("{0}")]
+    Protocol(String),
     /// A bug inside the library.
     #[error("redis: internal error: {0}")]
     Internal(String),

@@ -4,6 +4,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::conn::Conn;
+use crate::redis::resp::Reply;
 
 /// Why a conn was found stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +14,8 @@ pub enum Staleness {
     PeerClosed,
     UnreadData,
     SocketError,
+    /// The PING check for long-idle conns got no PONG in time.
+    NoPong,
 }
 
 /// Lifetime and idle-time checks, no syscall.
@@ -62,5 +65,27 @@ pub(crate) fn check(
     max_idle: Option<Duration>,
 ) -> Result<(), Staleness> {
     check_age(conn, now, max_idle)?;
+    if conn.has_buffered_input() {
+        return Err(Staleness::UnreadData);
+    }
     check_socket(conn)
+}
+
+/// The PING check (redis-client's idle_timeout idea): a conn idle for `after` or longer
+/// must answer PONG within the read timeout before it is handed out.
+pub(crate) fn check_ping(
+    conn: &mut Conn,
+    now: Instant,
+    after: Option<Duration>,
+) -> Result<(), Staleness> {
+    let Some(after) = after else {
+        return Ok(());
+    };
+    if now.saturating_duration_since(conn.used_at) < after {
+        return Ok(());
+    }
+    match conn.command(&[b"PING"]) {
+        Ok(Reply::Status(s)) if s == b"PONG" => Ok(()),
+        _ => Err(Staleness::NoPong),
+    }
 }

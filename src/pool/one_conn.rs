@@ -294,6 +294,13 @@ impl OneConn {
             drop(st);
             return self.parent.put(conn);
         }
+        if st.out == Some(key(&conn))
+            && let Some(why) = conn.broken_reason().map(str::to_owned)
+        {
+            // Out of step with the server: bad, as go-redis's close-on-put.
+            drop(st);
+            return self.remove(conn, Some(&why));
+        }
         let conn = self.check_out(&mut st, conn)?;
         if st.closed {
             let d = self.disposal(&mut st, conn);

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::dial::Dialer;
+use crate::redis::Session;
 use super::error::{Error, Result};
 
 /// How long a `get` may wait for a turn.
@@ -65,6 +66,15 @@ pub struct Options {
     pub reaper_interval: Option<Duration>,
     /// Pause between background dial probes while dials fail fast.
     pub dial_probe_interval: Duration,
+    /// The Redis session every new conn is set up with before anyone gets it.
+    pub session: Session,
+    /// Bounds one reply read by the conn's own commands (set-up, PING check, commands);
+    /// None = unbounded.
+    pub read_timeout: Option<Duration>,
+    pub write_timeout: Option<Duration>,
+    /// A get PINGs an idle conn unused for at least this long before handing it out
+    /// (redis-client's idle_timeout idea), on top of the socket peek. None = never.
+    pub ping_after_idle: Option<Duration>,
 }
 
 pub fn default_pool_size() -> usize {
@@ -91,6 +101,13 @@ impl Options {
             dialer_retry_backoff: Duration::from_millis(100),
             reaper_interval: None,
             dial_probe_interval: Duration::from_secs(1),
+            session: Session {
+                protocol: 2,
+                ..Session::default()
+            },
+            read_timeout: Some(Duration::from_secs(5)),
+            write_timeout: Some(Duration::from_secs(5)),
+            ping_after_idle: None,
         }
     }
 
@@ -109,6 +126,17 @@ impl Options {
         }
         if self.max_concurrent_dials == 0 || self.max_concurrent_dials > self.pool_size {
             self.max_concurrent_dials = self.pool_size;
+        }
+        if self.session.protocol != 2 && self.session.protocol != 3 {
+            return Err(Error::invalid(format!(
+                "protocol: {} is not 2 or 3",
+                self.session.protocol
+            )));
+        }
+        if self.session.username.is_some() && self.session.password.is_none() {
+            return Err(Error::invalid(
+                "username: given without a password (AUTH needs both)",
+            ));
         }
         if self.reaper_interval.is_some_and(|d| d.is_zero()) {
             return Err(Error::invalid("reaper_interval: must not be zero"));

@@ -303,7 +303,13 @@ static void o_neg_lifetime(pool_options_t *o) { o->conn_max_lifetime_ms = -5; }
 static void o_neg_idle_time(pool_options_t *o) { o->conn_max_idle_time_ms = -5; }
 static void o_neg_retries(pool_options_t *o) { o->dialer_retries = -1; }
 static void o_struct_size_0(pool_options_t *o) { o->struct_size = 0; }
-static void o_password(pool_options_t *o) { o->password = "secret"; }
+static void o_user_no_password(pool_options_t *o) { o->username = "alice"; }
+static void o_protocol_4(pool_options_t *o) { o->protocol = 4; }
+static void o_neg_db(pool_options_t *o) { o->db = -1; }
+static void o_client_name_space(pool_options_t *o) { o->client_name = "my app"; }
+static void o_read_timeout_m5(pool_options_t *o) { o->read_timeout_ms = -5; }
+static void o_write_timeout_m5(pool_options_t *o) { o->write_timeout_ms = -5; }
+static void o_ping_after_idle_m5(pool_options_t *o) { o->ping_after_idle_ms = -5; }
 
 static const option_case_t option_cases[] = {
     {"defaults with addr (control)", o_valid, NULL},
@@ -327,7 +333,13 @@ static const option_case_t option_cases[] = {
     {"conn_max_idle_time_ms = -5", o_neg_idle_time, "conn_max_idle_time_ms"},
     {"dialer_retries = -1", o_neg_retries, "dialer_retries"},
     {"struct_size = 0", o_struct_size_0, "struct_size"},
-    {"password set (not supported yet)", o_password, "password"},
+    {"username without password", o_user_no_password, "username"},
+    {"protocol = 4", o_protocol_4, "protocol"},
+    {"db = -1", o_neg_db, "db"},
+    {"client_name with a space", o_client_name_space, "client_name"},
+    {"read_timeout_ms = -5", o_read_timeout_m5, "read_timeout_ms"},
+    {"write_timeout_ms = -5", o_write_timeout_m5, "write_timeout_ms"},
+    {"ping_after_idle_ms = -5", o_ping_after_idle_m5, "ping_after_idle_ms"},
 };
 
 static void test_invalid_options(void)
