@@ -1,98 +1,61 @@
 /*
  * basic.c - the smallest complete use of redispool.
  *
- *   ./basic [HOST:PORT]
+ *   ./basic [URL | HOST:PORT]
  *
- * Creates a pool, borrows a connection, talks to Redis over it with plain
- * send()/recv(), gives it back, and shows in the pool's statistics that the
- * second borrow reuses the same connection instead of dialing a new one.
+ * Creates a pool from a Redis URL, borrows a connection, runs PING, SET, GET
+ * and INCR on it with pool_conn_command, gives it back, and shows in the pool's
+ * statistics that the second borrow reuses the same connection instead of
+ * dialing a new one.
  *
- * HOST:PORT defaults to 127.0.0.1:6379, Redis's usual address; the tests always
- * pass the address of the throwaway server they started.
+ * The URL is go-redis's format, e.g. redis://:password@127.0.0.1:6379/0?pool_size=4
+ * (a bare HOST:PORT is taken as redis://HOST:PORT). It defaults to Redis's usual
+ * address; the tests always pass the address of the throwaway server they started.
  *
  * Build and run it against a throwaway redis-server: ./scripts/example.sh
  * (README.md explains linking your own programs).
  */
-#define _POSIX_C_SOURCE 200809L /* send/recv/poll under -std=c11 */
-
-#include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "redispool.h"
 
-/* How long we wait for Redis to answer before calling the connection broken. */
-#define REPLY_TIMEOUT_MS 5000
-
 /*
- * Sends PING on `fd` and checks that the reply is +PONG.
- *
- * The fd still belongs to the pool, so we do not change its flags or socket
- * options (they would stick to the pooled connection); poll() gives us a
- * timeout instead. MSG_NOSIGNAL turns a write to a closed socket into EPIPE
- * rather than a SIGPIPE that would kill the program.
- *
- * Returns 0 on success, -1 (with a message on stderr) on failure.
+ * Runs one command on conn and prints its reply. Returns the reply (the caller
+ * frees it with pool_reply_free), or NULL when the command could not complete:
+ * then the conn is out of step with the server, and pool_put will remove it
+ * rather than pool it.
  */
-static int ping(int fd)
+static pool_reply_t *run(pool_conn_t *conn, int argc, const char *const *argv)
 {
-    static const char cmd[] = "*1\r\n$4\r\nPING\r\n"; /* RESP for: PING */
-    size_t len = sizeof cmd - 1;
-    size_t sent = 0;
-    while (sent < len) {
-        ssize_t n = send(fd, cmd + sent, len - sent, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            fprintf(stderr, "send: %s\n", strerror(errno));
-            return -1;
-        }
-        sent += (size_t)n;
+    pool_reply_t *reply = NULL;
+    pool_error_t err;
+    /* argvlen NULL: the arguments are NUL-terminated strings. Pass lengths for binary data. */
+    if (pool_conn_command(conn, argc, argv, NULL, &reply, &err) != POOL_OK) {
+        fprintf(stderr, "%s: %s (%s)\n", argv[0], err.message, pool_status_str(err.code));
+        return NULL;
     }
-
-    /* A simple-string reply is one line: read until its "\r\n". */
-    char reply[64];
-    size_t got = 0;
-    while (got < 2 || memcmp(reply + got - 2, "\r\n", 2) != 0) {
-        if (got == sizeof reply) {
-            fprintf(stderr, "reply longer than %zu bytes\n", sizeof reply);
-            return -1;
-        }
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int ready = poll(&pfd, 1, REPLY_TIMEOUT_MS);
-        if (ready < 0 && errno == EINTR)
-            continue;
-        if (ready < 0) {
-            fprintf(stderr, "poll: %s\n", strerror(errno));
-            return -1;
-        }
-        if (ready == 0) {
-            fprintf(stderr, "no reply within %d ms\n", REPLY_TIMEOUT_MS);
-            return -1;
-        }
-        ssize_t n = recv(fd, reply + got, sizeof reply - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            fprintf(stderr, "recv: %s\n", strerror(errno));
-            return -1;
-        }
-        if (n == 0) {
-            fprintf(stderr, "server closed the connection\n");
-            return -1;
-        }
-        got += (size_t)n;
+    switch (reply->type) {
+    case POOL_REPLY_STATUS:
+    case POOL_REPLY_STRING:
+        printf("%s\n", reply->str);
+        break;
+    case POOL_REPLY_INTEGER:
+        printf("(integer) %" PRId64 "\n", reply->integer);
+        break;
+    case POOL_REPLY_NIL:
+        printf("(nil)\n");
+        break;
+    case POOL_REPLY_ERROR:
+        /* A Redis error (e.g. WRONGTYPE): the call itself worked, the conn stays good. */
+        printf("(error) %s\n", reply->str);
+        break;
+    default:
+        printf("(reply of type %d)\n", (int)reply->type);
     }
-
-    if (got != 7 || memcmp(reply, "+PONG\r\n", 7) != 0) {
-        fprintf(stderr, "unexpected reply: %.*s\n", (int)got, reply);
-        return -1;
-    }
-    return 0;
+    return reply;
 }
 
 static int print_stats(const pool_t *pool, const char *when, pool_stats_t *st)
@@ -113,10 +76,11 @@ static int print_stats(const pool_t *pool, const char *when, pool_stats_t *st)
 }
 
 /*
- * Borrows a connection, PINGs over it and gives it back.
- * Stores the connection's id in *id_out. Returns 0 on success.
+ * Borrows a connection, runs PING and, when `counter` is set, SET/GET/INCR on
+ * it, and gives it back. Stores the connection's id in *id_out. Returns 0 on
+ * success.
  */
-static int ping_once(pool_t *pool, uint64_t *id_out)
+static int use_once(pool_t *pool, int counter, uint64_t *id_out)
 {
     pool_conn_t *conn = NULL;
     pool_error_t err;
@@ -128,52 +92,66 @@ static int ping_once(pool_t *pool, uint64_t *id_out)
     }
     *id_out = pool_conn_id(conn);
 
-    if (ping(pool_conn_fd(conn)) != 0) {
-        /* The connection may hold half a reply: never hand it out again. */
-        pool_remove(pool, conn, "PING failed");
-        return -1;
-    }
-    printf("PONG\n");
+    int ok = 1;
+    const char *ping[] = {"PING"};
+    pool_reply_t *r = run(conn, 1, ping);
+    ok = r != NULL && r->type == POOL_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+    pool_reply_free(r);
 
-    /* pool_put consumes conn: it is idle in the pool again, ready for reuse. */
+    if (ok && counter) {
+        const char *set[] = {"SET", "basic:greeting", "hello from redispool"};
+        const char *get[] = {"GET", "basic:greeting"};
+        const char *incr[] = {"INCR", "basic:runs"};
+        r = run(conn, 3, set);
+        ok = r != NULL && r->type == POOL_REPLY_STATUS;
+        pool_reply_free(r);
+        r = ok ? run(conn, 2, get) : NULL;
+        ok = r != NULL && r->type == POOL_REPLY_STRING;
+        pool_reply_free(r);
+        r = ok ? run(conn, 2, incr) : NULL;
+        ok = r != NULL && r->type == POOL_REPLY_INTEGER && r->integer >= 1;
+        pool_reply_free(r);
+    }
+
+    /* pool_put consumes conn: it is idle in the pool again, ready for reuse
+     * (a conn a command failed on is removed instead). */
     pool_status_t rc = pool_put(pool, conn);
     if (rc != POOL_OK) {
         fprintf(stderr, "pool_put: %s\n", pool_status_str(rc));
         return -1;
     }
-    return 0;
+    return ok ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
-    const char *addr = argc > 1 ? argv[1] : "127.0.0.1:6379";
+    const char *arg = argc > 1 ? argv[1] : "redis://127.0.0.1:6379";
+    char url[1024];
     int status = EXIT_FAILURE;
 
-    /* Always start from the defaults: pool_options_init also sets struct_size,
-     * which lets later library versions append fields safely. */
-    pool_options_t opts;
-    pool_options_init(&opts);
-    opts.addr = addr; /* copied by pool_new */
-    opts.pool_size = 4;
-    opts.pool_timeout_ms = 1000;
+    /* A bare HOST:PORT becomes a URL; options ride in the query string. */
+    snprintf(url, sizeof url, "%s%s%spool_size=4&pool_timeout=1s",
+             strstr(arg, "://") ? "" : "redis://", arg, strchr(arg, '?') ? "&" : "?");
 
     pool_t *pool = NULL;
     pool_error_t err;
-    if (pool_new(&opts, &pool, &err) != POOL_OK) {
-        fprintf(stderr, "pool_new: %s (%s)\n", err.message, pool_status_str(err.code));
+    if (pool_new_url(url, &pool, &err) != POOL_OK) {
+        fprintf(stderr, "pool_new_url: %s (%s)\n", err.message, pool_status_str(err.code));
         return EXIT_FAILURE;
     }
 
     /* First borrow: the pool is empty, so it dials (a miss). */
     uint64_t first_id = 0;
     pool_stats_t before;
-    if (ping_once(pool, &first_id) != 0 || print_stats(pool, "after first put", &before) != 0)
+    if (use_once(pool, 1, &first_id) != 0 ||
+        print_stats(pool, "after first put", &before) != 0)
         goto out;
 
     /* Second borrow: the idle connection is reused (a hit), no new dial. */
     uint64_t second_id = 0;
     pool_stats_t after;
-    if (ping_once(pool, &second_id) != 0 || print_stats(pool, "after second put", &after) != 0)
+    if (use_once(pool, 0, &second_id) != 0 ||
+        print_stats(pool, "after second put", &after) != 0)
         goto out;
 
     if (after.hits != before.hits + 1 || after.misses != before.misses || second_id != first_id) {

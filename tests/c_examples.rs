@@ -32,6 +32,8 @@ fn run_basic(link: Link, name: &str) {
 
     let pongs = stdout_of(&output).matches("PONG\n").count();
     assert_eq!(pongs, 2, "{}", describe(&output));
+    // SET, GET and INCR through pool_conn_command, on a fresh server.
+    assert_stdout_has(&output, "OK\nhello from redispool\n(integer) 1\n");
     // One dial for the first get, a reuse of that same conn for the second.
     assert_stdout_has(
         &output,

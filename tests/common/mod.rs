@@ -74,6 +74,7 @@ pub struct RedisServer {
     pub port: u16,
     child: Child,
     log: PathBuf,
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -95,7 +96,12 @@ impl RedisServer {
             let port = free_port();
             let log = logs.join(unique_name(&format!("redis-{port}")) + ".log");
             let child = spawn_redis(&program, port, &log, extra_args);
-            let mut server = RedisServer { port, child, log };
+            let mut server = RedisServer {
+                port,
+                child,
+                log,
+                extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            };
             match server.wait_ready() {
                 Ok(()) => return server,
                 // Drop kills and reaps it before the next attempt.
@@ -122,6 +128,67 @@ impl RedisServer {
         self.child.id()
     }
 
+    /// The `--requirepass` it was started with.
+    pub fn password(&self) -> Option<&str> {
+        let i = self.extra_args.iter().position(|a| a == "--requirepass")?;
+        self.extra_args.get(i + 1).map(String::as_str)
+    }
+
+    /// Kills the server with SIGKILL and starts a fresh one on the same port (same
+    /// arguments, empty dataset, no runtime config such as passwords set later).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let program = env::var_os("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
+        let owned = self.extra_args.clone();
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let end = Instant::now() + REDIS_READY_TIMEOUT;
+        loop {
+            self.child = spawn_redis(&program, self.port, &self.log, &args);
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(why) if Instant::now() >= end => {
+                    panic!("redis-server did not restart on port {}: {why}", self.port)
+                }
+                // The port may linger for a moment after the kill.
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    /// Sends one command on a fresh connection (after `AUTH auth...` when given) and
+    /// returns the first line of the reply, e.g. "+OK". For setting a server up.
+    pub fn command(&self, auth: &[&str], args: &[&str]) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let encode = |args: &[&str]| {
+            let mut req = format!("*{}\r\n", args.len());
+            for a in args {
+                req += &format!("${}\r\n{a}\r\n", a.len());
+            }
+            req
+        };
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut line = String::new();
+        if !auth.is_empty() {
+            let mut a = vec!["AUTH"];
+            a.extend_from_slice(auth);
+            stream.write_all(encode(&a).as_bytes()).expect("write");
+            reader.read_line(&mut line).expect("read");
+            assert_eq!(line, "+OK\r\n", "AUTH for {args:?}");
+            line.clear();
+        }
+        stream.write_all(encode(args).as_bytes()).expect("write");
+        reader.read_line(&mut line).expect("read");
+        line.trim_end().to_string()
+    }
+
     /// Polls until this very process answers PING, or fails with the reason.
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + REDIS_READY_TIMEOUT;
@@ -130,7 +197,7 @@ impl RedisServer {
             if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
                 return Err(format!("redis-server exited early with {status}"));
             }
-            match ping_and_pid(self.port) {
+            match ping_and_pid(self.port, self.password()) {
                 // Another server may have grabbed the port first and answered for
                 // ours (which then fails to bind): only our own pid counts.
                 Ok(pid) if pid == self.child.id() => return Ok(()),
@@ -186,15 +253,24 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local_addr").port()
 }
 
-/// Sends PING then `INFO server` and returns the server's `process_id`.
-fn ping_and_pid(port: u16) -> io::Result<u32> {
+/// Sends PING then `INFO server` (after AUTH when the server has a password) and returns
+/// the server's `process_id`.
+fn ping_and_pid(port: u16, password: Option<&str>) -> io::Result<u32> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")?;
-    let mut reader = BufReader::new(&stream);
-
+    let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
+    if let Some(pw) = password {
+        stream.write_all(format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{pw}\r\n", pw.len()).as_bytes())?;
+        reader.read_line(&mut line)?;
+        if line != "+OK\r\n" {
+            return Err(io::Error::other(format!("AUTH answered {line:?}")));
+        }
+        line.clear();
+    }
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")?;
+
     reader.read_line(&mut line)?;
     if line != "+PONG\r\n" {
         // "-LOADING ..." while the server starts up, for instance.

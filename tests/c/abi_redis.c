@@ -1,0 +1,644 @@
+/*
+ * abi_redis.c - Redis-ready conns through the C ABI, against real redis-servers:
+ * pool_new_url, pool_conn_command and pool_reply_t (RESP2 and RESP3), the session set-up
+ * of every new conn (AUTH / ACL user / HELLO 3 / SELECT / CLIENT SETNAME), handshake
+ * refusals, read timeouts marking a conn bad, and the PING check of long-idle conns.
+ *
+ * usage: abi_redis PLAIN_ADDR AUTH_ADDR
+ *   PLAIN_ADDR  a redis-server without a password, started with --enable-debug-command yes
+ *   AUTH_ADDR   a redis-server with requirepass "s3cret" and an ACL user alice/wonderland
+ */
+#include <pthread.h>
+
+#include "check.h"
+
+static const char *plain_addr;
+static const char *auth_addr;
+
+/* Runs a command given as NULL-terminated strings; returns the reply (NULL on error). */
+static pool_reply_t *cmd_status(pool_conn_t *conn, pool_status_t *st, pool_error_t *err, ...)
+{
+    const char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, err);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 32)
+        argv[argc++] = a;
+    va_end(ap);
+    pool_reply_t *reply = NULL;
+    *st = pool_conn_command(conn, argc, argv, NULL, &reply, err);
+    return reply;
+}
+
+/* A command that must succeed. */
+#define CMD(conn, ...) cmd_ok((conn), __FILE__, __LINE__, __VA_ARGS__, (const char *)NULL)
+
+static pool_reply_t *cmd_ok(pool_conn_t *conn, const char *file, int line, ...)
+{
+    const char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, line);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 32)
+        argv[argc++] = a;
+    va_end(ap);
+    pool_reply_t *reply = NULL;
+    pool_error_t err;
+    pool_status_t st = pool_conn_command(conn, argc, argv, NULL, &reply, &err);
+    check_total++;
+    if (st != POOL_OK || reply == NULL)
+        check_fail(file, line, "%s: status %d (%s): %s", argv[0], st, pool_status_str(st),
+                   st == POOL_OK ? "(no reply)" : err.message);
+    return reply;
+}
+
+static void check_reply_str(pool_reply_t *r, int32_t type, const char *want, const char *file,
+                            int line)
+{
+    check_total++;
+    if (r == NULL) {
+        check_fail(file, line, "no reply (wanted %s)", want);
+        return;
+    }
+    if (r->type != type) {
+        check_fail(file, line, "reply type %d, wanted %d (%s)", r->type, type,
+                   r->str ? r->str : "");
+        return;
+    }
+    if (r->str == NULL || r->len != strlen(want) || memcmp(r->str, want, r->len) != 0 ||
+        r->str[r->len] != '\0')
+        check_fail(file, line, "reply %.*s, wanted %s", (int)r->len, r->str ? r->str : "",
+                   want);
+}
+#define CHECK_REPLY_STR(r, type, want) check_reply_str((r), (type), (want), __FILE__, __LINE__)
+
+/* Runs a command whose reply must be a string of `type` equal to `want`, and frees it. */
+#define EXPECT_STR(conn, type, want, ...)                                                 \
+    do {                                                                                  \
+        pool_reply_t *r_ = CMD((conn), __VA_ARGS__);                                      \
+        CHECK_REPLY_STR(r_, (type), (want));                                              \
+        pool_reply_free(r_);                                                              \
+    } while (0)
+
+static int64_t cmd_int(pool_conn_t *conn, const char *file, int line, ...)
+{
+    const char *argv[32];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, line);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 32)
+        argv[argc++] = a;
+    va_end(ap);
+    pool_reply_t *reply = NULL;
+    pool_error_t err;
+    pool_status_t st = pool_conn_command(conn, argc, argv, NULL, &reply, &err);
+    int64_t v = INT64_MIN;
+    check_total++;
+    if (st != POOL_OK)
+        check_fail(file, line, "%s: status %d: %s", argv[0], st, err.message);
+    else if (reply->type != POOL_REPLY_INTEGER)
+        check_fail(file, line, "%s: reply type %d, wanted an integer", argv[0], reply->type);
+    else
+        v = reply->integer;
+    pool_reply_free(reply);
+    return v;
+}
+#define CMD_INT(conn, ...) cmd_int((conn), __FILE__, __LINE__, __VA_ARGS__, (const char *)NULL)
+
+static pool_t *pool_from_url(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static pool_t *pool_from_url(const char *fmt, ...)
+{
+    char url[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(url, sizeof url, fmt, ap);
+    va_end(ap);
+    pool_t *pool = NULL;
+    pool_error_t err;
+    pool_status_t st = pool_new_url(url, &pool, &err);
+    CHECK_STATUS(st, POOL_OK, &err);
+    if (st != POOL_OK) {
+        fprintf(stderr, "cannot continue without a pool for %s\n", url);
+        exit(1);
+    }
+    return pool;
+}
+
+static pool_conn_t *get_conn(pool_t *pool)
+{
+    pool_conn_t *conn = NULL;
+    pool_error_t err;
+    pool_status_t st = pool_get(pool, &conn, &err);
+    CHECK_STATUS(st, POOL_OK, &err);
+    if (st != POOL_OK) {
+        fprintf(stderr, "cannot continue without a conn\n");
+        exit(1);
+    }
+    return conn;
+}
+
+/* CLIENT INFO of the conn, as a heap string (the reply is verbatim in RESP3). */
+static char *client_info(pool_conn_t *conn)
+{
+    pool_reply_t *r = CMD(conn, "CLIENT", "INFO");
+    char *s = strdup(r && r->str ? r->str : "");
+    pool_reply_free(r);
+    return s;
+}
+
+static void test_url_and_commands(void)
+{
+    section("pool_new_url and pool_conn_command: SET/GET/INCR, binary data, error replies");
+    pool_t *pool = pool_from_url("redis://%s?pool_size=4&pool_timeout=2s&dial_timeout=500ms",
+                                 plain_addr);
+    pool_conn_t *conn = get_conn(pool);
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "OK", "SET", "rp:greeting", "hello");
+    EXPECT_STR(conn, POOL_REPLY_STRING, "hello", "GET", "rp:greeting");
+    CMD_INT(conn, "DEL", "rp:counter");
+    CHECK_EQ(CMD_INT(conn, "INCR", "rp:counter"), 1);
+    CHECK_EQ(CMD_INT(conn, "INCRBY", "rp:counter", "41"), 42);
+
+    /* Nil. */
+    pool_reply_t *r = CMD(conn, "GET", "rp:missing");
+    CHECK(r != NULL && r->type == POOL_REPLY_NIL && r->str == NULL && r->len == 0);
+    pool_reply_free(r);
+
+    /* Binary-safe arguments and replies through argvlen. */
+    const char bin[] = {'a', '\0', 'b', '\r', '\n', 'c'};
+    const char *argv[] = {"SET", "rp:bin", bin};
+    const size_t argvlen[] = {3, 6, sizeof bin};
+    pool_error_t err;
+    r = NULL;
+    CHECK_STATUS(pool_conn_command(conn, 3, argv, argvlen, &r, &err), POOL_OK, &err);
+    pool_reply_free(r);
+    r = CMD(conn, "GET", "rp:bin");
+    CHECK(r != NULL && r->type == POOL_REPLY_STRING && r->len == sizeof bin &&
+          memcmp(r->str, bin, sizeof bin) == 0 && r->str[r->len] == '\0');
+    pool_reply_free(r);
+
+    /* An error reply is POOL_OK with type ERROR, and the conn stays good. */
+    CMD_INT(conn, "LPUSH", "rp:list", "x");
+    r = CMD(conn, "INCR", "rp:list");
+    CHECK(r != NULL && r->type == POOL_REPLY_ERROR);
+    if (r != NULL)
+        CHECK_CONTAINS(r->str, "WRONGTYPE");
+    pool_reply_free(r);
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
+
+    /* Arrays. */
+    CMD_INT(conn, "DEL", "rp:list");
+    CMD_INT(conn, "RPUSH", "rp:list", "a", "b", "c");
+    r = CMD(conn, "LRANGE", "rp:list", "0", "-1");
+    CHECK(r != NULL && r->type == POOL_REPLY_ARRAY && r->elements == 3);
+    if (r != NULL && r->elements == 3) {
+        CHECK_REPLY_STR(r->element[0], POOL_REPLY_STRING, "a");
+        CHECK_REPLY_STR(r->element[2], POOL_REPLY_STRING, "c");
+    }
+    pool_reply_free(r);
+    r = CMD(conn, "LRANGE", "rp:nolist", "0", "-1");
+    CHECK(r != NULL && r->type == POOL_REPLY_ARRAY && r->elements == 0 && r->element == NULL);
+    pool_reply_free(r);
+
+    /* Put and get again: the conn stays usable across checkouts. */
+    uint64_t id = pool_conn_id(conn);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    conn = get_conn(pool);
+    CHECK_EQ(pool_conn_id(conn), id);
+    EXPECT_STR(conn, POOL_REPLY_STRING, "hello", "GET", "rp:greeting");
+
+    /* Argument checks: nothing is sent, the conn stays good. */
+    r = (pool_reply_t *)&err; /* must be overwritten with NULL */
+    CHECK_STATUS(pool_conn_command(conn, 0, argv, NULL, &r, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK(r == NULL);
+    CHECK_STATUS(pool_conn_command(conn, -3, argv, NULL, &r, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK_STATUS(pool_conn_command(conn, 1, NULL, NULL, &r, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK_CONTAINS(err.message, "argv");
+    CHECK_STATUS(pool_conn_command(conn, 1, argv, NULL, NULL, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK_STATUS(pool_conn_command(NULL, 1, argv, NULL, &r, &err), POOL_ERR_INVALID_ARG, &err);
+    const char *with_null[] = {"PING", NULL};
+    CHECK_STATUS(pool_conn_command(conn, 2, with_null, NULL, &r, &err), POOL_ERR_INVALID_ARG,
+                 &err);
+    CHECK_CONTAINS(err.message, "argv[1]");
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
+    pool_reply_free(NULL);
+
+    /* A conn already put back is refused, not used. */
+    pool_conn_t *stale = conn;
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    CHECK_STATUS(pool_conn_command(stale, 1, argv, NULL, &r, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK(r == NULL);
+    pool_free(pool);
+}
+
+static void test_malformed_urls(void)
+{
+    section("pool_new_url: malformed and unknown options name the culprit");
+    static const struct {
+        const char *url;
+        const char *needle;
+    } cases[] = {
+        {"redis://127.0.0.1:6390?pool_sise=3", "pool_sise"},
+        {"redis://127.0.0.1:6390?pool_size=abc", "pool_size"},
+        {"redis://127.0.0.1:6390?pool_size=3&pool_size=4", "pool_size"},
+        {"redis://127.0.0.1:6390?dial_timeout=5parsecs", "dial_timeout"},
+        {"redis://127.0.0.1:6390/notadb", "database"},
+        {"redis://127.0.0.1:6390?protocol=4", "protocol"},
+        {"redis://127.0.0.1:6390?min_idle_conns=50&pool_size=2", "min_idle_conns"},
+        {"rediss://127.0.0.1:6390", "TLS"},
+        {"http://127.0.0.1:6390", "scheme"},
+        {"redis://127.0.0.1:99999", "port"},
+        {"not a url", "url"},
+        {"", "url"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pool_t *pool = (pool_t *)&cases; /* must be overwritten with NULL */
+        pool_error_t err;
+        pool_status_t st = pool_new_url(cases[i].url, &pool, &err);
+        if (!CHECK_STATUS(st, POOL_ERR_INVALID_ARG, &err)) {
+            fprintf(stderr, "  url: %s\n", cases[i].url);
+            if (st == POOL_OK)
+                pool_free(pool);
+            continue;
+        }
+        CHECK(pool == NULL);
+        if (!check_contains(err.message, cases[i].needle, __FILE__, __LINE__, "err.message"))
+            fprintf(stderr, "  url: %s\n", cases[i].url);
+    }
+
+    /* The password never shows in a message. */
+    pool_t *pool = NULL;
+    pool_error_t err;
+    CHECK_STATUS(pool_new_url("redis://u:hunter2@127.0.0.1:6390?bogus=1", &pool, &err),
+                 POOL_ERR_INVALID_ARG, &err);
+    CHECK(strstr(err.message, "hunter2") == NULL);
+    CHECK_CONTAINS(err.message, "bogus");
+
+    /* Oversized URL. */
+    size_t big = 64 * 1024;
+    char *url = malloc(big + 1);
+    memset(url, 'a', big);
+    memcpy(url, "redis://", 8);
+    url[big] = '\0';
+    CHECK_STATUS(pool_new_url(url, &pool, &err), POOL_ERR_INVALID_ARG, &err);
+    free(url);
+
+    /* NULLs. */
+    CHECK_STATUS(pool_new_url(NULL, &pool, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK_EQ(pool_new_url("redis://127.0.0.1:6390", NULL, NULL), POOL_ERR_INVALID_ARG);
+    CHECK_EQ(pool_new_url(NULL, &pool, NULL), POOL_ERR_INVALID_ARG);
+}
+
+typedef struct {
+    pool_t *pool;
+    int ok;
+} auth_worker_t;
+
+static void *auth_worker(void *arg)
+{
+    auth_worker_t *w = arg;
+    pool_conn_t *conn = NULL;
+    pool_error_t err;
+    if (pool_get(w->pool, &conn, &err) != POOL_OK)
+        return NULL;
+    pool_reply_t *r = NULL;
+    const char *argv[] = {"ACL", "WHOAMI"};
+    if (pool_conn_command(conn, 2, argv, NULL, &r, &err) == POOL_OK &&
+        r->type == POOL_REPLY_STRING)
+        w->ok = strcmp(r->str, "alice") == 0 ? 2 : 1;
+    pool_reply_free(r);
+    /* Hold the conn a moment so the other workers dial their own. */
+    sleep_ms(50);
+    pool_put(w->pool, conn);
+    return NULL;
+}
+
+static void test_auth(void)
+{
+    section("requirepass and an ACL user: every new conn is authenticated");
+    pool_t *pool = pool_from_url("redis://:s3cret@%s?pool_size=4", auth_addr);
+    pool_conn_t *conn = get_conn(pool);
+    EXPECT_STR(conn, POOL_REPLY_STRING, "default", "ACL", "WHOAMI");
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "OK", "SET", "rp:auth", "yes");
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    pool_free(pool);
+
+    /* The same through pool_options_t. */
+    pool_options_t o;
+    pool_options_init(&o);
+    o.addr = auth_addr;
+    o.username = "alice";
+    o.password = "wonderland";
+    o.pool_size = 4;
+    pool_error_t err;
+    CHECK_STATUS(pool_new(&o, &pool, &err), POOL_OK, &err);
+    auth_worker_t workers[4];
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) {
+        workers[i] = (auth_worker_t){pool, 0};
+        pthread_create(&threads[i], NULL, auth_worker, &workers[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK_EQ(workers[i].ok, 2);
+    }
+    CHECK(pool_len(pool) >= 2); /* several conns, each authenticated on its own */
+    pool_free(pool);
+
+    /* Without a password the server refuses commands, and the pool says so only when a
+       command runs: no session set-up is needed, so the conn itself is fine. */
+    pool = pool_from_url("redis://%s", auth_addr);
+    conn = get_conn(pool);
+    pool_reply_t *r = CMD(conn, "GET", "rp:auth");
+    CHECK(r != NULL && r->type == POOL_REPLY_ERROR);
+    if (r != NULL)
+        CHECK_CONTAINS(r->str, "NOAUTH");
+    pool_reply_free(r);
+    pool_put(pool, conn);
+    pool_free(pool);
+}
+
+static void test_wrong_password(void)
+{
+    section("wrong password: POOL_ERR_HANDSHAKE at once, with the server's text");
+    /* Generous pool timeout, retries and backoff: none of them may be spent on a refusal. */
+    pool_t *pool = pool_from_url(
+        "redis://:wrong@%s?pool_size=2&pool_timeout=10s&dialer_retries=5&dialer_retry_backoff=1s",
+        auth_addr);
+    for (int i = 0; i < 3; i++) {
+        pool_conn_t *conn = NULL;
+        pool_error_t err;
+        int64_t t0 = now_ms();
+        pool_status_t st = pool_get(pool, &conn, &err);
+        int64_t took = now_ms() - t0;
+        CHECK_STATUS(st, POOL_ERR_HANDSHAKE, &err);
+        CHECK(conn == NULL);
+        CHECK_CONTAINS(err.message, "WRONGPASS");
+        CHECK(strstr(err.message, "wrong") == NULL || strstr(err.message, ":wrong@") == NULL);
+        if (!CHECK(took < 900 * slow_factor()))
+            fprintf(stderr, "  get took %" PRId64 " ms\n", took);
+    }
+    CHECK_EQ(pool_len(pool), 0);
+    pool_stats_t s = stats_of(pool);
+    CHECK(s.dial_errors >= 1);
+    pool_free(pool);
+
+    /* An ACL user that does not exist, through HELLO 3. */
+    pool = pool_from_url("redis://nobody:pw@%s?protocol=3", auth_addr);
+    pool_conn_t *conn = NULL;
+    pool_error_t err;
+    CHECK_STATUS(pool_get(pool, &conn, &err), POOL_ERR_HANDSHAKE, &err);
+    CHECK_CONTAINS(err.message, "WRONGPASS");
+    CHECK_CONTAINS(err.message, "HELLO");
+    pool_free(pool);
+}
+
+static void test_db_and_name(void)
+{
+    section("db and client_name: visible in CLIENT INFO, keys land in that db");
+    pool_t *pool = pool_from_url("redis://%s/5?client_name=rp-test-app", plain_addr);
+    pool_t *db0 = pool_from_url("redis://%s", plain_addr);
+    pool_conn_t *conn = get_conn(pool);
+    char *info = client_info(conn);
+    CHECK_CONTAINS(info, " db=5 ");
+    CHECK_CONTAINS(info, " name=rp-test-app ");
+    free(info);
+    EXPECT_STR(conn, POOL_REPLY_STRING, "rp-test-app", "CLIENT", "GETNAME");
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "OK", "SET", "rp:db5only", "1");
+
+    pool_conn_t *other = get_conn(db0);
+    CHECK_EQ(CMD_INT(other, "EXISTS", "rp:db5only"), 0);
+    EXPECT_STR(other, POOL_REPLY_STATUS, "OK", "SELECT", "5");
+    CHECK_EQ(CMD_INT(other, "EXISTS", "rp:db5only"), 1);
+    /* This conn was moved to db 5 by hand: remove it rather than pool it. */
+    CHECK_EQ(pool_remove(db0, other, "switched db"), POOL_OK);
+
+    /* A conn redialed after a kill is set up again. */
+    char id_text[32];
+    snprintf(id_text, sizeof id_text, "%" PRId64, CMD_INT(conn, "CLIENT", "ID"));
+    other = get_conn(db0);
+    CHECK_EQ(CMD_INT(other, "CLIENT", "KILL", "ID", id_text), 1);
+    CHECK_EQ(pool_put(db0, other), POOL_OK);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    pool_stats_t before = stats_of(pool);
+    conn = get_conn(pool); /* the killed one is found stale, a new one dialed */
+    pool_stats_t after = stats_of(pool);
+    CHECK_EQ(after.stale_conns, before.stale_conns + 1);
+    info = client_info(conn);
+    CHECK_CONTAINS(info, " db=5 ");
+    CHECK_CONTAINS(info, " name=rp-test-app ");
+    free(info);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+
+    /* Through pool_options_t, with RESP3: the name travels inside HELLO. */
+    pool_options_t o;
+    pool_options_init(&o);
+    o.addr = plain_addr;
+    o.db = 3;
+    o.client_name = "rp-resp3";
+    o.protocol = 3;
+    pool_t *p3 = NULL;
+    pool_error_t err;
+    CHECK_STATUS(pool_new(&o, &p3, &err), POOL_OK, &err);
+    conn = get_conn(p3);
+    info = client_info(conn);
+    CHECK_CONTAINS(info, " db=3 ");
+    CHECK_CONTAINS(info, " name=rp-resp3 ");
+    CHECK_CONTAINS(info, " resp=3");
+    free(info);
+    CHECK_EQ(pool_put(p3, conn), POOL_OK);
+    pool_free(p3);
+    pool_free(db0);
+    pool_free(pool);
+}
+
+static pool_reply_t *debug_protocol(pool_conn_t *conn, const char *what)
+{
+    return CMD(conn, "DEBUG", "PROTOCOL", what);
+}
+
+static void test_resp3(void)
+{
+    section("RESP3 replies: map, set, double, bool, bignum, verbatim, null, push, attributes");
+    pool_t *pool = pool_from_url("redis://%s?protocol=3", plain_addr);
+    pool_conn_t *conn = get_conn(pool);
+
+    pool_reply_t *r = debug_protocol(conn, "map");
+    CHECK(r != NULL && r->type == POOL_REPLY_MAP && r->elements == 6);
+    if (r != NULL && r->elements == 6) {
+        CHECK_EQ(r->element[0]->type, POOL_REPLY_INTEGER);
+        CHECK_EQ(r->element[0]->integer, 0);
+        CHECK_EQ(r->element[1]->type, POOL_REPLY_BOOL);
+        CHECK_EQ(r->element[1]->integer, 0);
+        CHECK_EQ(r->element[3]->integer, 1);
+    }
+    pool_reply_free(r);
+
+    r = debug_protocol(conn, "set");
+    CHECK(r != NULL && r->type == POOL_REPLY_SET && r->elements == 3);
+    pool_reply_free(r);
+
+    r = debug_protocol(conn, "double");
+    CHECK(r != NULL && r->type == POOL_REPLY_DOUBLE && r->dval > 3.14 && r->dval < 3.15 &&
+          r->str != NULL && strncmp(r->str, "3.14", 4) == 0);
+    pool_reply_free(r);
+
+    r = debug_protocol(conn, "true");
+    CHECK(r != NULL && r->type == POOL_REPLY_BOOL && r->integer == 1);
+    pool_reply_free(r);
+    r = debug_protocol(conn, "false");
+    CHECK(r != NULL && r->type == POOL_REPLY_BOOL && r->integer == 0);
+    pool_reply_free(r);
+
+    r = debug_protocol(conn, "bignum");
+    CHECK(r != NULL && r->type == POOL_REPLY_BIGNUM && r->str != NULL &&
+          strcmp(r->str, "1234567999999999999999999999999999999") == 0);
+    pool_reply_free(r);
+
+    r = debug_protocol(conn, "verbatim");
+    CHECK(r != NULL && r->type == POOL_REPLY_VERB && strcmp(r->vtype, "txt") == 0 &&
+          r->str != NULL && strstr(r->str, "verbatim") != NULL);
+    pool_reply_free(r);
+
+    r = debug_protocol(conn, "null");
+    CHECK(r != NULL && r->type == POOL_REPLY_NIL);
+    pool_reply_free(r);
+
+    /* An attribute is read and dropped: the reply it annotates comes back. */
+    r = debug_protocol(conn, "attrib");
+    CHECK(r != NULL && r->type == POOL_REPLY_STRING && r->str != NULL &&
+          strstr(r->str, "attribute") != NULL);
+    pool_reply_free(r);
+
+    /* Scores come back as doubles in RESP3. */
+    CMD_INT(conn, "DEL", "rp:z");
+    CMD_INT(conn, "ZADD", "rp:z", "1.5", "m");
+    r = CMD(conn, "ZSCORE", "rp:z", "m");
+    CHECK(r != NULL && r->type == POOL_REPLY_DOUBLE && r->dval == 1.5);
+    pool_reply_free(r);
+
+    /* HGETALL is a map with keys and values, 2 per entry. */
+    CMD_INT(conn, "DEL", "rp:h");
+    CMD_INT(conn, "HSET", "rp:h", "f1", "v1", "f2", "v2");
+    r = CMD(conn, "HGETALL", "rp:h");
+    CHECK(r != NULL && r->type == POOL_REPLY_MAP && r->elements == 4);
+    pool_reply_free(r);
+
+    /* SUBSCRIBE answers with a push message. */
+    r = CMD(conn, "SUBSCRIBE", "rp:chan");
+    CHECK(r != NULL && r->type == POOL_REPLY_PUSH && r->elements == 3);
+    if (r != NULL && r->elements == 3) {
+        CHECK_REPLY_STR(r->element[0], POOL_REPLY_STRING, "subscribe");
+        CHECK_REPLY_STR(r->element[1], POOL_REPLY_STRING, "rp:chan");
+    }
+    pool_reply_free(r);
+    r = CMD(conn, "UNSUBSCRIBE", "rp:chan");
+    CHECK(r != NULL && r->type == POOL_REPLY_PUSH);
+    pool_reply_free(r);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    pool_free(pool);
+}
+
+static void test_read_timeout(void)
+{
+    section("read timeout on a blocking command: POOL_ERR_IO, the conn is bad and removed");
+    pool_t *pool = pool_from_url("redis://%s?read_timeout=200ms&pool_size=2", plain_addr);
+    pool_conn_t *conn = get_conn(pool);
+    int64_t first_id = CMD_INT(conn, "CLIENT", "ID");
+    pool_reply_t *r = NULL;
+    pool_error_t err;
+    pool_status_t st;
+    int64_t t0 = now_ms();
+    r = cmd_status(conn, &st, &err, "BLPOP", "rp:never", "10", (const char *)NULL);
+    int64_t took = now_ms() - t0;
+    CHECK_STATUS(st, POOL_ERR_IO, &err);
+    CHECK(r == NULL);
+    CHECK_CONTAINS(err.message, "timeout");
+    CHECK(took >= 190);
+    if (!CHECK(took < 2000 * slow_factor()))
+        fprintf(stderr, "  BLPOP took %" PRId64 " ms\n", took);
+
+    /* Out of step now: later commands refuse instead of reading BLPOP's late reply. */
+    r = cmd_status(conn, &st, &err, "PING", (const char *)NULL);
+    CHECK_STATUS(st, POOL_ERR_BAD_CONN, &err);
+    CHECK(r == NULL);
+
+    CHECK_EQ(pool_len(pool), 1);
+    pool_stats_t before = stats_of(pool);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK); /* removed, not pooled */
+    pool_stats_t after = stats_of(pool);
+    CHECK_EQ(pool_len(pool), 0);
+    CHECK_EQ(pool_idle_len(pool), 0);
+    CHECK_EQ(after.removed_conns, before.removed_conns + 1);
+
+    conn = get_conn(pool);
+    CHECK_NE(CMD_INT(conn, "CLIENT", "ID"), first_id);
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    CHECK_EQ(pool_idle_len(pool), 1);
+    pool_free(pool);
+}
+
+static void test_ping_after_idle(void)
+{
+    section("ping_after_idle: a long-idle conn that does not answer PONG is replaced");
+    pool_t *admin = pool_from_url("redis://%s", plain_addr);
+    pool_t *pool = pool_from_url("redis://%s?ping_after_idle=100ms&read_timeout=300ms",
+                                 plain_addr);
+    pool_conn_t *conn = get_conn(pool);
+    int64_t first_id = CMD_INT(conn, "CLIENT", "ID");
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+
+    /* Used a moment ago: handed out without a PING, even while the server is paused. */
+    pool_conn_t *a = get_conn(admin);
+    EXPECT_STR(a, POOL_REPLY_STATUS, "OK", "CLIENT", "PAUSE", "3000", "ALL");
+    conn = get_conn(pool);
+    CHECK_EQ(stats_of(pool).stale_conns, 0);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+
+    /* Idle past the threshold: the PING times out, the conn is stale, a new one is dialed. */
+    sleep_ms(150);
+    pool_stats_t before = stats_of(pool);
+    conn = get_conn(pool);
+    pool_stats_t after = stats_of(pool);
+    CHECK_EQ(after.stale_conns, before.stale_conns + 1);
+    EXPECT_STR(a, POOL_REPLY_STATUS, "OK", "CLIENT", "UNPAUSE");
+    CHECK_NE(CMD_INT(conn, "CLIENT", "ID"), first_id);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+
+    /* Idle past the threshold on a healthy server: PONG, the same conn comes back. */
+    conn = get_conn(pool);
+    int64_t id = CMD_INT(conn, "CLIENT", "ID");
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    sleep_ms(150);
+    before = stats_of(pool);
+    conn = get_conn(pool);
+    CHECK_EQ(stats_of(pool).stale_conns, before.stale_conns);
+    CHECK_EQ(CMD_INT(conn, "CLIENT", "ID"), id);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    CHECK_EQ(pool_put(admin, a), POOL_OK);
+    pool_free(pool);
+    pool_free(admin);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s PLAIN_ADDR AUTH_ADDR\n", argv[0]);
+        return 2;
+    }
+    plain_addr = argv[1];
+    auth_addr = argv[2];
+    test_url_and_commands();
+    test_malformed_urls();
+    test_auth();
+    test_wrong_password();
+    test_db_and_name();
+    test_resp3();
+    test_read_timeout();
+    test_ping_after_idle();
+    return check_exit_status();
+}
