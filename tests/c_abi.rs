@@ -7,9 +7,14 @@
 //! - `abi_dialer.c` (a socketpair `pool_dial_fn`, no Redis): slow and failing
 //!   dials, fast fail, stale conns, cancel tokens, hand-off to waiters, close
 //!   waking waiters.
+//! - `abi_sticky.c` (against a real redis-server, speaking RESP over
+//!   `pool_conn_fd`): sticky pools (one conn borrowed from the parent,
+//!   MULTI/EXEC sessions from several threads, waits, bad conn and reset,
+//!   close/free giving the conn back, sticky over sticky), single-conn pools,
+//!   and their misuse.
 //!
 //! Each program checks everything itself and exits 0 only if every check
-//! passed; failures are printed with file:line. Both also run under valgrind
+//! passed; failures are printed with file:line. All also run under valgrind
 //! memcheck, with `REDISPOOL_SLOW` widening the programs' time bounds.
 
 mod common;
@@ -23,6 +28,7 @@ use common::{
 
 const MISUSE_SRC: &str = "tests/c/abi_misuse.c";
 const DIALER_SRC: &str = "tests/c/abi_dialer.c";
+const STICKY_SRC: &str = "tests/c/abi_sticky.c";
 
 /// Every section of abi_misuse.c, in order: a program that stopped early fails.
 const MISUSE_SECTIONS: &[&str] = &[
@@ -49,6 +55,18 @@ const DIALER_SECTIONS: &[&str] = &[
     "== pool_size 1: pool_put and pool_remove unblock a waiter\n",
     "== pool_close wakes a thread waiting for a turn\n",
     "== pool_close wakes a thread waiting for its dial\n",
+];
+
+/// Every section of abi_sticky.c, in order.
+const STICKY_SECTIONS: &[&str] = &[
+    "== sticky: the first get borrows from the parent, later gets return that conn\n",
+    "== sticky: MULTI/EXEC from two threads never interleave, parent busy meanwhile\n",
+    "== sticky: while the conn is held gets time out, cancel, would block\n",
+    "== sticky: pool_remove -> POOL_ERR_BAD_CONN until pool_sticky_reset\n",
+    "== sticky: close and free give the conn back to the parent\n",
+    "== sticky over sticky shares one pool\n",
+    "== single pool: wraps the conn it consumes, gives it back on close\n",
+    "== misuse: foreign conns, double put, wrong pools and NULLs change nothing\n",
 ];
 
 /// Time-bound multiplier for the valgrind runs (the programs' REDISPOOL_SLOW).
@@ -135,6 +153,19 @@ fn abi_dialer_shared() {
 }
 
 #[test]
+fn abi_sticky_shared() {
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "abi_sticky-shared",
+        &[STICKY_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run(&exe, &[&redis.addr()], &[], RUN_TIMEOUT);
+    assert_all_checks_passed(&output, STICKY_SECTIONS, 700);
+}
+
+#[test]
 fn abi_misuse_under_valgrind() {
     if !valgrind_available() {
         eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
@@ -165,4 +196,21 @@ fn abi_dialer_under_valgrind() {
     );
     let output = run_under_valgrind(&exe, &[]);
     assert_all_checks_passed(&output, DIALER_SECTIONS, 100);
+}
+
+#[test]
+fn abi_sticky_under_valgrind() {
+    if !valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "abi_sticky-valgrind",
+        &[STICKY_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run_under_valgrind(&exe, &[&redis.addr()]);
+    assert_all_checks_passed(&output, STICKY_SECTIONS, 700);
 }

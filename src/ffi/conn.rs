@@ -168,7 +168,10 @@ pub unsafe extern "C" fn pool_conn_command(
             args.push(arg);
         }
         match conn_table::with(conn_bits(conn), |e| e.conn.command(&args)) {
-            None => invalid(err_out, "conn: not a checked-out conn (already put or removed?)"),
+            None => invalid(
+                err_out,
+                "conn: not a checked-out conn (already put or removed?)",
+            ),
             Some(Err(e)) => fail(err_out, &e),
             Some(Ok(reply)) => {
                 // SAFETY: checked non-NULL above.

@@ -311,8 +311,8 @@ pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
             "client_name: must not contain spaces, newlines or control characters (Redis refuses them)",
         ));
     }
-    opts.session.db = u32::try_from(o.db)
-        .map_err(|_| Error::invalid(format!("db: {} is negative", o.db)))?;
+    opts.session.db =
+        u32::try_from(o.db).map_err(|_| Error::invalid(format!("db: {} is negative", o.db)))?;
     opts.session.protocol = match o.protocol {
         0 | 2 => 2,
         3 => 3,
@@ -338,8 +338,8 @@ pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
 pub(crate) fn options_from_url(cfg: &UrlConfig) -> Result<(pool_options, Vec<CString>)> {
     let mut strings = Vec::new();
     let mut keep = |s: &str, field: &str| -> Result<*const c_char> {
-        let c = CString::new(s)
-            .map_err(|_| Error::invalid(format!("{field}: contains a NUL byte")))?;
+        let c =
+            CString::new(s).map_err(|_| Error::invalid(format!("{field}: contains a NUL byte")))?;
         let p = c.as_ptr();
         strings.push(c);
         Ok(p)

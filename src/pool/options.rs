@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use super::dial::Dialer;
-use crate::redis::Session;
 use super::error::{Error, Result};
+use crate::redis::Session;
 
 /// How long a `get` may wait for a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -70,20 +70,31 @@ impl Session {
             cmds.push(("HELLO 3", hello));
         } else if let Some(pass) = &self.password {
             let auth = match &self.username {
-                Some(u) => vec![b"AUTH".to_vec(), u.as_bytes().to_vec(), pass.as_bytes().to_vec()],
+                Some(u) => vec![
+                    b"AUTH".to_vec(),
+                    u.as_bytes().to_vec(),
+                    pass.as_bytes().to_vec(),
+                ],
                 None => vec![b"AUTH".to_vec(), pass.as_bytes().to_vec()],
             };
             cmds.push(("AUTH", auth));
         }
         if self.db != 0 {
-            cmds.push(("SELECT", vec![b"SELECT".to_vec(), self.db.to_string().into_bytes()]));
+            cmds.push((
+                "SELECT",
+                vec![b"SELECT".to_vec(), self.db.to_string().into_bytes()],
+            ));
         }
         if self.protocol != 3
             && let Some(name) = &self.client_name
         {
             cmds.push((
                 "CLIENT SETNAME",
-                vec![b"CLIENT".to_vec(), b"SETNAME".to_vec(), name.as_bytes().to_vec()],
+                vec![
+                    b"CLIENT".to_vec(),
+                    b"SETNAME".to_vec(),
+                    name.as_bytes().to_vec(),
+                ],
             ));
         }
         cmds

@@ -19,11 +19,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "redispool.h"
@@ -320,6 +322,274 @@ typedef struct userdata {
 static inline void count_free(void *p)
 {
     ((userdata_t *)p)->freed++;
+}
+
+/* ---- RESP over a conn's socket ---------------------------------------------------
+ *
+ * For tests that talk to Redis themselves over pool_conn_fd(): one command at a
+ * time, its whole reply read back (simple strings, errors, integers, bulk
+ * strings and arrays, nested). A reply never shares a read with the next one
+ * because the next command is only sent after it, so the reader keeps no state
+ * between calls. Every wait for the socket is bounded by scaled(5000).
+ */
+
+typedef struct resp_reply {
+    char type;                   /* '+' status, '-' error, ':' integer, '$' bulk, '*' array */
+    int nil;                     /* a nil bulk string or nil array ($-1 / *-1) */
+    int64_t integer;             /* ':' */
+    char *str;                   /* '+', '-', '$' (not nil): the payload, NUL-terminated */
+    size_t len;                  /* length of str */
+    size_t elements;             /* '*' (not nil) */
+    struct resp_reply **element; /* '*' (not nil): `elements` replies */
+} resp_reply_t;
+
+static inline void resp_free(resp_reply_t *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->elements; i++)
+        resp_free(r->element[i]);
+    free(r->element);
+    free(r->str);
+    free(r);
+}
+
+/* Sends argv[0..argc) as one RESP command. 0 on success, -1 on trouble. */
+static inline int resp_send(int fd, int argc, const char *const *argv)
+{
+    size_t cap = 32;
+    for (int i = 0; i < argc; i++)
+        cap += strlen(argv[i]) + 32;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return -1;
+    size_t len = (size_t)snprintf(buf, cap, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(argv[i]);
+        len += (size_t)snprintf(buf + len, cap - len, "$%zu\r\n", n);
+        memcpy(buf + len, argv[i], n);
+        len += n;
+        memcpy(buf + len, "\r\n", 2);
+        len += 2;
+    }
+    const char *p = buf;
+    int rc = 0;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = {fd, POLLOUT, 0};
+            (void)poll(&pfd, 1, (int)scaled(5000));
+            continue;
+        }
+        if (n <= 0) {
+            rc = -1;
+            break;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    free(buf);
+    return rc;
+}
+
+typedef struct resp_reader {
+    int fd;
+    size_t start, end;
+    char buf[4096];
+} resp_reader_t;
+
+/* More bytes into the buffer (waiting at most scaled(5000)); 0 on success. */
+static inline int resp_fill(resp_reader_t *rd)
+{
+    if (rd->start == rd->end) {
+        rd->start = rd->end = 0;
+    } else if (rd->end == sizeof rd->buf) {
+        memmove(rd->buf, rd->buf + rd->start, rd->end - rd->start);
+        rd->end -= rd->start;
+        rd->start = 0;
+        if (rd->end == sizeof rd->buf)
+            return -1; /* a header line longer than the buffer: not a reply of ours */
+    }
+    for (;;) {
+        struct pollfd pfd = {rd->fd, POLLIN, 0};
+        int r = poll(&pfd, 1, (int)scaled(5000));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        ssize_t n = recv(rd->fd, rd->buf + rd->end, sizeof rd->buf - rd->end, 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+            continue;
+        if (n <= 0)
+            return -1;
+        rd->end += (size_t)n;
+        return 0;
+    }
+}
+
+/* One "\r\n"-terminated line; returns its start (terminator replaced by NUL) or NULL. */
+static inline char *resp_line(resp_reader_t *rd)
+{
+    size_t scanned = rd->start;
+    for (;;) {
+        for (size_t i = scanned; i + 1 < rd->end; i++) {
+            if (rd->buf[i] == '\r' && rd->buf[i + 1] == '\n') {
+                char *line = rd->buf + rd->start;
+                rd->buf[i] = '\0';
+                rd->start = i + 2;
+                return line;
+            }
+        }
+        size_t before = rd->start;
+        scanned = rd->end > rd->start ? rd->end - 1 : rd->start;
+        if (resp_fill(rd) != 0)
+            return NULL;
+        scanned -= before - rd->start; /* the fill may have moved the bytes down */
+    }
+}
+
+/* The decimal integer `s` (the whole of it), or 0 with *ok cleared. */
+static inline int64_t resp_int(const char *s, int *ok)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0')
+        *ok = 0;
+    return (int64_t)v;
+}
+
+static inline resp_reply_t *resp_read_reply(resp_reader_t *rd, int depth)
+{
+    if (depth > 16)
+        return NULL;
+    char *line = resp_line(rd);
+    if (line == NULL)
+        return NULL;
+    resp_reply_t *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->type = line[0];
+    int ok = 1;
+    switch (line[0]) {
+    case '+':
+    case '-':
+        r->len = strlen(line + 1);
+        r->str = malloc(r->len + 1);
+        if (r->str == NULL)
+            goto fail;
+        memcpy(r->str, line + 1, r->len + 1);
+        return r;
+    case ':':
+        r->integer = resp_int(line + 1, &ok);
+        if (!ok)
+            goto fail;
+        return r;
+    case '$': {
+        int64_t n = resp_int(line + 1, &ok);
+        if (!ok || n < -1)
+            goto fail;
+        if (n == -1) {
+            r->nil = 1;
+            return r;
+        }
+        r->len = (size_t)n;
+        r->str = malloc(r->len + 1);
+        if (r->str == NULL)
+            goto fail;
+        size_t got = 0, want = r->len + 2; /* the payload and its "\r\n" */
+        char crlf[2] = {0, 0};
+        while (got < want) {
+            if (rd->start == rd->end && resp_fill(rd) != 0)
+                goto fail;
+            size_t take = rd->end - rd->start;
+            if (take > want - got)
+                take = want - got;
+            for (size_t i = 0; i < take; i++, got++) {
+                char ch = rd->buf[rd->start + i];
+                if (got < r->len)
+                    r->str[got] = ch;
+                else
+                    crlf[got - r->len] = ch;
+            }
+            rd->start += take;
+        }
+        r->str[r->len] = '\0';
+        if (crlf[0] != '\r' || crlf[1] != '\n')
+            goto fail;
+        return r;
+    }
+    case '*': {
+        int64_t n = resp_int(line + 1, &ok);
+        if (!ok || n < -1 || n > 1000000)
+            goto fail;
+        if (n == -1) {
+            r->nil = 1;
+            return r;
+        }
+        if (n > 0) {
+            r->element = calloc((size_t)n, sizeof *r->element);
+            if (r->element == NULL)
+                goto fail;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            r->element[i] = resp_read_reply(rd, depth + 1);
+            if (r->element[i] == NULL)
+                goto fail;
+            r->elements++;
+        }
+        return r;
+    }
+    default:
+        goto fail;
+    }
+fail:
+    resp_free(r);
+    return NULL;
+}
+
+/*
+ * Sends one command and reads its whole reply: the reply (free it with
+ * resp_free), or NULL on I/O trouble, a timeout or malformed RESP (bytes left
+ * over after the reply count as malformed: nothing else was asked for).
+ */
+static inline resp_reply_t *resp_command(int fd, int argc, const char *const *argv)
+{
+    if (fd < 0 || resp_send(fd, argc, argv) != 0)
+        return NULL;
+    resp_reader_t *rd = malloc(sizeof *rd);
+    if (rd == NULL)
+        return NULL;
+    rd->fd = fd;
+    rd->start = rd->end = 0;
+    resp_reply_t *r = resp_read_reply(rd, 0);
+    if (r != NULL && rd->start != rd->end) {
+        resp_free(r);
+        r = NULL;
+    }
+    free(rd);
+    return r;
+}
+
+/* RESP_COMMAND(fd, "SET", "k", "v"): resp_command with the arguments listed inline. */
+#define RESP_COMMAND(fd, ...)                                                          \
+    resp_command((fd), (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *)), \
+                 (const char *const[]){__VA_ARGS__})
+
+/* A one-line description of a reply (or of NULL), for failure messages. */
+static inline const char *resp_str(const resp_reply_t *r, char *buf, size_t len)
+{
+    if (r == NULL)
+        snprintf(buf, len, "(no reply: I/O error, timeout or bad RESP)");
+    else if (r->nil)
+        snprintf(buf, len, "(nil %c)", r->type);
+    else if (r->type == ':')
+        snprintf(buf, len, ":%" PRId64, r->integer);
+    else if (r->type == '*')
+        snprintf(buf, len, "*%zu (array)", r->elements);
+    else
+        snprintf(buf, len, "%c%.*s", r->type, (int)(r->len < 200 ? r->len : 200), r->str);
+    return buf;
 }
 
 #endif /* REDISPOOL_TEST_CHECK_H */
