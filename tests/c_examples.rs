@@ -115,6 +115,29 @@ fn threads_static_more_threads() {
 }
 
 #[test]
+fn transaction_on_a_sticky_pool_is_atomic_across_threads() {
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "transaction-shared",
+        &["examples-c/transaction.c"],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run(&exe, &[&redis.addr(), "4", "150"], &[], RUN_TIMEOUT);
+    assert_success(&output);
+    assert_stdout_has(&output, "threads=4 transactions=600 ");
+    assert_stdout_has(&output, "counter=1200 (expected 1200)\n");
+    // The sticky pool holds exactly one conn of the parent (the GET afterwards dials a
+    // second), and gives it back on close.
+    assert_stdout_has(&output, " parent conns=1\n");
+    assert_stdout_has(
+        &output,
+        "parent idle conns: 1 before closing the sticky pool, 2 after\n",
+    );
+    assert_stdout_has(&output, "every transaction was atomic\n");
+}
+
+#[test]
 fn basic_under_valgrind_has_no_errors_or_definite_leaks() {
     if !common::valgrind_available() {
         eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
