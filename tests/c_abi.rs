@@ -4,6 +4,8 @@
 //! - `abi_misuse.c` (against a real redis-server): NULL arguments, invalid
 //!   options, double put / foreign / made-up conn handles, close and free
 //!   semantics, conn userdata, `pool_stats` struct sizes.
+//! - `abi_redis.c` (against two real redis-servers): pool_new_url, pool_conn_command
+//!   and RESP2/RESP3 replies, session set-up, handshake refusals, read timeouts, PING check.
 //! - `abi_dialer.c` (a socketpair `pool_dial_fn`, no Redis): slow and failing
 //!   dials, fast fail, stale conns, cancel tokens, hand-off to waiters, close
 //!   waking waiters.
@@ -29,6 +31,42 @@ use common::{
 const MISUSE_SRC: &str = "tests/c/abi_misuse.c";
 const DIALER_SRC: &str = "tests/c/abi_dialer.c";
 const STICKY_SRC: &str = "tests/c/abi_sticky.c";
+const REDIS_SRC: &str = "tests/c/abi_redis.c";
+
+/// Every section of abi_redis.c, in order.
+const REDIS_SECTIONS: &[&str] = &[
+    "== pool_new_url and pool_conn_command: SET/GET/INCR, binary data, error replies\n",
+    "== pool_new_url: malformed and unknown options name the culprit\n",
+    "== requirepass and an ACL user: every new conn is authenticated\n",
+    "== wrong password: POOL_ERR_HANDSHAKE at once, with the server's text\n",
+    "== db and client_name: visible in CLIENT INFO, keys land in that db\n",
+    "== RESP3 replies: map, set, double, bool, bignum, verbatim, null, push, attributes\n",
+    "== read timeout on a blocking command: POOL_ERR_IO, the conn is bad and removed\n",
+    "== ping_after_idle: a long-idle conn that does not answer PONG is replaced\n",
+];
+
+/// The two servers abi_redis.c needs: a plain one with DEBUG enabled (for DEBUG PROTOCOL),
+/// and one with a password and an ACL user, as its usage line says.
+fn redis_servers() -> (RedisServer, RedisServer) {
+    let plain = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    let auth = RedisServer::start();
+    assert_eq!(
+        auth.command(&[], &["CONFIG", "SET", "requirepass", "s3cret"]),
+        "+OK"
+    );
+    let acl = [
+        "ACL",
+        "SETUSER",
+        "alice",
+        "on",
+        ">wonderland",
+        "~*",
+        "&*",
+        "+@all",
+    ];
+    assert_eq!(auth.command(&["s3cret"], &acl), "+OK");
+    (plain, auth)
+}
 
 /// Every section of abi_misuse.c, in order: a program that stopped early fails.
 const MISUSE_SECTIONS: &[&str] = &[
@@ -163,6 +201,36 @@ fn abi_sticky_shared() {
     );
     let output = run(&exe, &[&redis.addr()], &[], RUN_TIMEOUT);
     assert_all_checks_passed(&output, STICKY_SECTIONS, 700);
+}
+
+#[test]
+fn abi_redis_shared() {
+    let (plain, auth) = redis_servers();
+    let exe = build_c(
+        "abi_redis-shared",
+        &[REDIS_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run(&exe, &[&plain.addr(), &auth.addr()], &[], RUN_TIMEOUT);
+    assert_all_checks_passed(&output, REDIS_SECTIONS, 250);
+}
+
+#[test]
+fn abi_redis_under_valgrind() {
+    if !valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let (plain, auth) = redis_servers();
+    let exe = build_c(
+        "abi_redis-valgrind",
+        &[REDIS_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run_under_valgrind(&exe, &[&plain.addr(), &auth.addr()]);
+    assert_all_checks_passed(&output, REDIS_SECTIONS, 250);
 }
 
 #[test]

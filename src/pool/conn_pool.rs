@@ -769,6 +769,8 @@ impl Inner {
     }
 
     /// One dial with retries and backoff; the backoff ends early when the pool closes.
+    /// Dials with `dialer_retries` attempts, `dialer_retry_backoff` apart. A refused
+    /// session set-up ends the dial at once: the same settings would be refused again.
     fn dial_conn(&self, pooled: bool) -> Result<Conn> {
         let attempts = self.opts.dialer_retries;
         let mut last = Error::Internal("no dial attempt made".into());
@@ -776,31 +778,10 @@ impl Inner {
             if self.closed.load(Ordering::Acquire) {
                 return Err(Error::Closed);
             }
-            let res = catch_unwind(AssertUnwindSafe(|| {
-                self.opts.dialer.dial(self.opts.dial_timeout)
-            }));
-            match res {
-                Ok(Ok(sock)) => {
-                    let mut conn = self.wrap(sock, pooled);
-                    match conn.set_up(&self.opts.session) {
-                        Ok(()) => return Ok(conn),
-                        // The same settings would be refused again: no retry.
-                        Err(e @ HandshakeError::Refused { .. }) => {
-                            return Err(Error::Handshake(format!(
-                                "{e} (on a new conn to {})",
-                                self.opts.dialer.target()
-                            )));
-                        }
-                        Err(e @ HandshakeError::Io { .. }) => {
-                            last = Error::Dial {
-                                message: format!("redis: dial {}: {e}", self.opts.dialer.target()),
-                                errno: None,
-                            };
-                        }
-                    }
-                }
-                Ok(Err(e)) => last = e,
-                Err(_) => last = Error::Internal("the dialer panicked".into()),
+            match self.dial_once(pooled) {
+                Ok(conn) => return Ok(conn),
+                Err(e @ Error::Handshake(_)) => return Err(e),
+                Err(e) => last = e,
             }
             if attempt + 1 < attempts && !self.opts.dialer_retry_backoff.is_zero() {
                 self.sleep_unless_closed(self.opts.dialer_retry_backoff);
@@ -815,6 +796,29 @@ impl Inner {
             return Err(Error::Dial { message, errno });
         }
         Err(last)
+    }
+
+    /// One attempt: connect, then the Redis session set-up. Every conn the pool ever hands
+    /// out (gets, refills, the fast-fail probe, new_conn) comes from here.
+    fn dial_once(&self, pooled: bool) -> Result<Conn> {
+        let sock = match catch_unwind(AssertUnwindSafe(|| {
+            self.opts.dialer.dial(self.opts.dial_timeout)
+        })) {
+            Ok(res) => res?,
+            Err(_) => return Err(Error::Internal("the dialer panicked".into())),
+        };
+        let mut conn = self.wrap(sock, pooled);
+        match conn.set_up(&self.opts.session) {
+            Ok(()) => Ok(conn),
+            Err(e @ HandshakeError::Refused { .. }) => Err(Error::Handshake(format!(
+                "{e} (on a new conn to {})",
+                self.opts.dialer.target()
+            ))),
+            Err(e @ HandshakeError::Io { .. }) => Err(Error::Dial {
+                message: format!("redis: dial {}: {e}", self.opts.dialer.target()),
+                errno: None,
+            }),
+        }
     }
 
     fn wrap(&self, sock: Socket, pooled: bool) -> Conn {
@@ -912,9 +916,8 @@ fn probe_loop(weak: Weak<Inner>) {
             inner.state.lock().probe_running = false;
             return;
         }
-        match inner.opts.dialer.dial(inner.opts.dial_timeout) {
-            Ok(sock) => {
-                let conn = inner.wrap(sock, true);
+        match inner.dial_once(true) {
+            Ok(conn) => {
                 let mut st = inner.state.lock();
                 st.dial_failures = 0;
                 st.probe_running = false;
