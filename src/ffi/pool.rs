@@ -234,12 +234,17 @@ pub unsafe extern "C" fn pool_single_new(
 /// borrows a conn from the parent, and every later get returns that same conn, waiting
 /// (pool_timeout_ms of the parent, or pool_get_ex's own timeout and cancel token) while
 /// another thread holds it. After pool_remove(sticky, conn, reason) gets fail with
-/// POOL_ERR_BAD_CONN "redis: Conn is in a bad state: <reason>" until pool_sticky_reset.
+/// POOL_ERR_BAD_CONN "redis: Conn is in a bad state: <reason>" until pool_sticky_reset
+/// (a NULL reason reads "conn removed": unlike go-redis, a removed conn is never handed
+/// out again); gets already waiting are told at once.
 /// Closing (or freeing) the sticky pool gives the conn back to the parent: pool_put, or
 /// pool_remove when bad; a conn checked out at that moment goes back when it is put.
 /// Over a sticky pool, the new handle shares that pool (reference counted, as go-redis):
 /// the pool closes when every handle is closed or freed. pool_len is 1 while it holds a
-/// conn, pool_idle_len 1 while that conn is not checked out.
+/// conn, pool_idle_len 1 while that conn is not checked out. pool_stats of a sticky or
+/// single pool: the counters are 0 (go-redis reports empty stats), total_conns and
+/// idle_conns equal pool_len and pool_idle_len, and `waiting` counts gets queued for the
+/// conn; the parent's stats count what the child borrows and gives back.
 /// Release with pool_free. Never blocks. Any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_sticky_new(
