@@ -28,7 +28,7 @@ use super::health;
 use super::options::{Options, Wait};
 use super::pooler::{Pooler, Rejected};
 use super::stats::{Counters, Stats};
-use super::waiter::{Grant, WaitEnd, Waiter};
+use super::waiter::{Grant, Outcome, Waiter, hand_to_oldest, wait_or_withdraw};
 use crate::redis::HandshakeError;
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
@@ -205,7 +205,8 @@ impl ConnPool {
                 surplus = Some(conn);
             } else {
                 conn.used_at = Instant::now();
-                let Some(Grant::Conn(conn, _)) = hand_to_oldest(&mut st, Grant::Conn(conn, false))
+                let Some(Grant::Conn(conn, _)) =
+                    hand_to_oldest(&mut st.waiters, Grant::Conn(conn, false))
                 else {
                     return Ok(());
                 };
@@ -563,25 +564,10 @@ impl Inner {
         start: Instant,
         what: &str,
     ) -> Result<Grant> {
-        let end = match cancel {
-            Some(c) if !c.register(w) => WaitEnd::Canceled,
-            _ => {
-                let end = w.wait(deadline, cancel);
-                if let Some(c) = cancel {
-                    c.unregister(w);
-                }
-                end
-            }
+        let (mut st, canceled) = match wait_or_withdraw(w, deadline, cancel, || self.state.lock()) {
+            Outcome::Granted(g) => return Ok(g),
+            Outcome::GaveUp { guard, canceled } => (guard, canceled),
         };
-        let canceled = match end {
-            WaitEnd::Granted(g) => return Ok(g),
-            WaitEnd::TimedOut => false,
-            WaitEnd::Canceled => true,
-        };
-        let mut st = self.state.lock();
-        if let Some(g) = w.withdraw() {
-            return Ok(g);
-        }
         if let Some(i) = st.waiters.iter().position(|x| Arc::ptr_eq(x, w)) {
             st.waiters.remove(i);
         }
@@ -625,7 +611,7 @@ impl Inner {
 
     /// Gives a freed turn to the oldest waiter, or returns it.
     fn release_turn(&self, st: &mut State) {
-        if hand_to_oldest(st, Grant::Turn).is_some() {
+        if hand_to_oldest(&mut st.waiters, Grant::Turn).is_some() {
             st.turns_used -= 1;
         }
     }
@@ -759,7 +745,7 @@ impl Inner {
                 Err(back) => grant = back,
             }
         }
-        let Some(Grant::Conn(conn, _)) = hand_to_oldest(st, grant) else {
+        let Some(Grant::Conn(conn, _)) = hand_to_oldest(&mut st.waiters, grant) else {
             return None;
         };
         st.checked_out -= 1;
@@ -894,17 +880,6 @@ impl Inner {
         self.refill(st);
         stale
     }
-}
-
-/// Gives `grant` (and the turn it carries) to the oldest waiter; returns it when nobody waits.
-fn hand_to_oldest(st: &mut State, mut grant: Grant) -> Option<Grant> {
-    while let Some(w) = st.waiters.pop_front() {
-        match w.deliver(grant) {
-            Ok(()) => return None,
-            Err(back) => grant = back,
-        }
-    }
-    Some(grant)
 }
 
 fn probe_loop(weak: Weak<Inner>) {

@@ -23,7 +23,7 @@ use super::error::{Error, Result};
 use super::options::Wait;
 use super::pooler::{Pooler, Rejected};
 use super::stats::Stats;
-use super::waiter::{Grant, WaitEnd, Waiter};
+use super::waiter::{Grant, Outcome, Waiter, hand_to_oldest, wait_or_withdraw};
 
 /// Identifies a conn across pools: (owning pool id, conn id).
 type ConnKey = (u64, u64);
@@ -211,7 +211,7 @@ impl OneConn {
             Err(e) => {
                 st.phase = Phase::Empty;
                 // The next queued get borrows in its turn.
-                wake_oldest(&mut st, Grant::Turn);
+                hand_to_oldest(&mut st.waiters, Grant::Turn);
                 Err(e)
             }
         }
@@ -224,25 +224,10 @@ impl OneConn {
         cancel: Option<&CancelToken>,
         start: Instant,
     ) -> Result<Grant> {
-        let end = match cancel {
-            Some(c) if !c.register(w) => WaitEnd::Canceled,
-            _ => {
-                let end = w.wait(deadline, cancel);
-                if let Some(c) = cancel {
-                    c.unregister(w);
-                }
-                end
-            }
+        let (mut st, canceled) = match wait_or_withdraw(w, deadline, cancel, || self.state.lock()) {
+            Outcome::Granted(g) => return Ok(g),
+            Outcome::GaveUp { guard, canceled } => (guard, canceled),
         };
-        let canceled = match end {
-            WaitEnd::Granted(g) => return Ok(g),
-            WaitEnd::TimedOut => false,
-            WaitEnd::Canceled => true,
-        };
-        let mut st = self.state.lock();
-        if let Some(g) = w.withdraw() {
-            return Ok(g);
-        }
         if let Some(i) = st.waiters.iter().position(|x| Arc::ptr_eq(x, w)) {
             st.waiters.remove(i);
         }
@@ -314,7 +299,7 @@ impl OneConn {
             return Ok(());
         }
         let k = key(&conn);
-        let conn = match wake_oldest(&mut st, Grant::Conn(conn, false)) {
+        let conn = match hand_to_oldest(&mut st.waiters, Grant::Conn(conn, false)) {
             None => {
                 // The oldest waiter now holds it.
                 st.out = Some(k);
@@ -468,17 +453,6 @@ impl OneConn {
         s.waiting = self.state.lock().waiters.len().min(u32::MAX as usize) as u32;
         s
     }
-}
-
-/// Hands `grant` to the oldest waiter that still waits; gives it back when there is none.
-fn wake_oldest(st: &mut State, mut grant: Grant) -> Option<Grant> {
-    while let Some(w) = st.waiters.pop_front() {
-        match w.deliver(grant) {
-            Ok(()) => return None,
-            Err(g) => grant = g,
-        }
-    }
-    Some(grant)
 }
 
 /// What is left of `wait` at `now`, for a borrow from the parent.

@@ -4,6 +4,8 @@
 //! the pool lock held too, so a grant is never lost between the two: `withdraw` returns a
 //! grant that arrived after the wait ended, and the caller then owns it.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
@@ -99,4 +101,57 @@ impl Waiter {
             _ => None,
         }
     }
+}
+
+/// How a wait in `wait_or_withdraw` ended.
+pub(crate) enum Outcome<G> {
+    Granted(Grant),
+    /// No grant: the caller holds its queue lock (`guard`) and must take the waiter out of
+    /// its queues.
+    GaveUp {
+        guard: G,
+        canceled: bool,
+    },
+}
+
+/// Waits for a grant, registered with `cancel` meanwhile. On timeout or cancel, takes the
+/// owner's lock with `lock` and withdraws, so a grant that raced in is still taken.
+pub(crate) fn wait_or_withdraw<G>(
+    w: &Arc<Waiter>,
+    deadline: Option<Instant>,
+    cancel: Option<&CancelToken>,
+    lock: impl FnOnce() -> G,
+) -> Outcome<G> {
+    let end = match cancel {
+        Some(c) if !c.register(w) => WaitEnd::Canceled,
+        _ => {
+            let end = w.wait(deadline, cancel);
+            if let Some(c) = cancel {
+                c.unregister(w);
+            }
+            end
+        }
+    };
+    let canceled = match end {
+        WaitEnd::Granted(g) => return Outcome::Granted(g),
+        WaitEnd::TimedOut => false,
+        WaitEnd::Canceled => true,
+    };
+    let guard = lock();
+    match w.withdraw() {
+        Some(g) => Outcome::Granted(g),
+        None => Outcome::GaveUp { guard, canceled },
+    }
+}
+
+/// Hands `grant` to the oldest waiter of `queue` that still waits (FIFO service); gives it
+/// back when there is none. Callers hold the queue owner's lock.
+pub(crate) fn hand_to_oldest(queue: &mut VecDeque<Arc<Waiter>>, mut grant: Grant) -> Option<Grant> {
+    while let Some(w) = queue.pop_front() {
+        match w.deliver(grant) {
+            Ok(()) => return None,
+            Err(back) => grant = back,
+        }
+    }
+    Some(grant)
 }
