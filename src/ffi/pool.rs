@@ -107,6 +107,25 @@ fn close_after_panic(p: *const pool_t) {
     });
 }
 
+/// Hands a newly created pool to the caller, or reports why it could not be created.
+///
+/// # Safety
+/// `pool_out` is non-NULL and writable.
+unsafe fn publish(
+    created: crate::pool::Result<ConnPool>,
+    pool_out: *mut *mut pool_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    match created {
+        Ok(pool) => {
+            // SAFETY: per contract.
+            unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Conn(pool))) };
+            POOL_OK
+        }
+        Err(e) => fail(err_out, &e),
+    }
+}
+
 /// Creates a connection pool from `*opts` (strings in it are copied). On success stores
 /// the pool in `*pool_out`; release it with `pool_free`. Starts background dials when
 /// `min_idle_conns > 0` and a reaper thread when `reaper_interval_ms > 0`; never waits for
@@ -132,14 +151,8 @@ pub unsafe extern "C" fn pool_new(
             // SAFETY: strings in the caller's options are NULL or NUL-terminated.
             .and_then(|o| unsafe { to_core(&o) })
             .and_then(ConnPool::new);
-        match created {
-            Ok(pool) => {
-                // SAFETY: checked non-NULL above.
-                unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Conn(pool))) };
-                POOL_OK
-            }
-            Err(e) => fail(err_out, &e),
-        }
+        // SAFETY: checked non-NULL above.
+        unsafe { publish(created, pool_out, err_out) }
     })
 }
 
@@ -185,14 +198,8 @@ pub unsafe extern "C" fn pool_new_url(
                 unsafe { to_core(&opts) }
             })
             .and_then(ConnPool::new);
-        match created {
-            Ok(pool) => {
-                // SAFETY: checked non-NULL above.
-                unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Conn(pool))) };
-                POOL_OK
-            }
-            Err(e) => fail(err_out, &e),
-        }
+        // SAFETY: checked non-NULL above.
+        unsafe { publish(created, pool_out, err_out) }
     })
 }
 
