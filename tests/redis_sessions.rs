@@ -1,6 +1,6 @@
-//! A Redis restart under load, through the C ABI (called from Rust): conns dialed after the
-//! restart are authenticated, on the right db and named again before anyone gets them, and
-//! no caller sees two failures in a row.
+//! Redis sessions through the C ABI (called from Rust): a restart under load, after which
+//! conns dialed anew are authenticated, on the right db and named again before anyone gets
+//! them, and no caller sees two failures in a row; and a `unix://` URL.
 
 mod common;
 
@@ -102,13 +102,7 @@ fn restart_under_load_reauthenticates_new_conns_and_fails_each_caller_at_most_on
          &dialer_retries=100&dialer_retry_backoff=50ms&read_timeout=5s",
         server.addr()
     );
-    let curl = CString::new(url).unwrap();
-    let mut raw: *mut pool_t = std::ptr::null_mut();
-    let mut err = new_error();
-    // SAFETY: a NUL-terminated URL and valid out-pointers.
-    let st = unsafe { pool_new_url(curl.as_ptr(), &mut raw, &mut err) };
-    assert_eq!(st, POOL_OK, "{}", message(&err));
-    let pool = Arc::new(Pool(raw));
+    let pool = Arc::new(new_pool_from_url(&url));
 
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
@@ -194,4 +188,45 @@ fn restart_under_load_reauthenticates_new_conns_and_fails_each_caller_at_most_on
     );
     // SAFETY: the last use of the pool; every worker has joined.
     unsafe { pool_free(pool.0) };
+}
+
+fn new_pool_from_url(url: &str) -> Pool {
+    let curl = CString::new(url).unwrap();
+    let mut raw: *mut pool_t = std::ptr::null_mut();
+    let mut err = new_error();
+    // SAFETY: a NUL-terminated URL and valid out-pointers.
+    let st = unsafe { pool_new_url(curl.as_ptr(), &mut raw, &mut err) };
+    assert_eq!(st, POOL_OK, "{url}: {}", message(&err));
+    Pool(raw)
+}
+
+#[test]
+fn unix_socket_url_with_password_and_db() {
+    let dir = common::c_tests_dir().join("sockets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("redis-{}.sock", std::process::id()));
+    let path_str = path.to_str().unwrap().to_string();
+    let server = RedisServer::start_with(&[
+        "--unixsocket",
+        &path_str,
+        "--unixsocketperm",
+        "700",
+        "--requirepass",
+        "s3cret",
+    ]);
+    let pool = new_pool_from_url(&format!(
+        "unix://:s3cret@{path_str}?db=7&client_name=rp-unix&pool_size=2"
+    ));
+    assert_eq!(round_trip(&pool, &["SET", "rp:unix", "1"]).unwrap(), "OK");
+    let info = round_trip(&pool, &["CLIENT", "INFO"]).unwrap();
+    assert!(info.contains(" db=7 "), "{info}");
+    assert!(info.contains(" name=rp-unix "), "{info}");
+    // A unix-socket client: redis reports the socket path as its local address.
+    assert!(info.contains(&format!("laddr={path_str}")), "{info}");
+    // The key landed in db 7, not 0.
+    assert_eq!(server.command(&["s3cret"], &["EXISTS", "rp:unix"]), ":0");
+    // SAFETY: the last use of the pool.
+    unsafe { pool_free(pool.0) };
+    drop(server);
+    let _ = std::fs::remove_file(&path);
 }
