@@ -214,22 +214,10 @@ static pool_options_t dialer_options(dialer_t *d, int32_t pool_size, int64_t poo
     return o;
 }
 
-static pool_t *new_pool_with(const pool_options_t *o)
-{
-    pool_t *pool = NULL;
-    pool_error_t err;
-    err_reset(&err);
-    if (!CHECK_STATUS(pool_new(o, &pool, &err), POOL_OK, &err) || !CHECK(pool != NULL)) {
-        check_exit_status();
-        exit(1);
-    }
-    return pool;
-}
-
 static pool_t *new_pool(dialer_t *d, int32_t pool_size, int64_t pool_timeout_ms)
 {
     pool_options_t o = dialer_options(d, pool_size, pool_timeout_ms);
-    return new_pool_with(&o);
+    return new_pool_or_exit(&o);
 }
 
 /* Frees the pool, waits (bounded) until no dial runs in `d`, closes the peers. */
@@ -253,82 +241,7 @@ static void finish(pool_t *pool, dialer_t *d)
     pthread_mutex_unlock(&d->mu);
 }
 
-static pool_conn_t *get_ok(pool_t *pool)
-{
-    pool_conn_t *conn = NULL;
-    pool_error_t err;
-    err_reset(&err);
-    if (!CHECK_STATUS(pool_get(pool, &conn, &err), POOL_OK, &err))
-        return NULL;
-    CHECK(conn != NULL);
-    return conn;
-}
-
-/* ---- a get on another thread -------------------------------------------------- */
-
-typedef struct getter {
-    pthread_t thread;
-    pool_t *pool;
-    int64_t timeout_ms; /* for pool_get_ex; GET_PLAIN: pool_get */
-    const pool_cancel_t *cancel;
-    pool_status_t rc;
-    pool_conn_t *conn;
-    pool_error_t err;
-    int64_t started_ms;
-    int64_t done_ms;
-    atomic_int done;
-} getter_t;
-
-#define GET_PLAIN INT64_MIN
-
-static void *getter_main(void *arg)
-{
-    getter_t *g = arg;
-    g->started_ms = now_ms();
-    err_reset(&g->err);
-    if (g->timeout_ms == GET_PLAIN)
-        g->rc = pool_get(g->pool, &g->conn, &g->err);
-    else
-        g->rc = pool_get_ex(g->pool, g->timeout_ms, g->cancel, &g->conn, &g->err);
-    g->done_ms = now_ms();
-    atomic_store(&g->done, 1);
-    return NULL;
-}
-
-static void getter_start(getter_t *g, pool_t *pool, int64_t timeout_ms, const pool_cancel_t *cancel)
-{
-    memset(g, 0, sizeof *g);
-    g->pool = pool;
-    g->timeout_ms = timeout_ms;
-    g->cancel = cancel;
-    atomic_init(&g->done, 0);
-    if (pthread_create(&g->thread, NULL, getter_main, g) != 0) {
-        fprintf(stderr, "pthread_create failed\n");
-        exit(1);
-    }
-}
-
-static int getter_done(getter_t *g)
-{
-    return atomic_load(&g->done);
-}
-
-/* Joins a getter; if it is still blocked (a failed check), closes the pool to release it. */
-static void getter_join(getter_t *g)
-{
-    int ok;
-    POLL_UNTIL(ok, getter_done(g), 10000);
-    if (!ok) {
-        check_fail(__FILE__, __LINE__, "getter thread still blocked: closing the pool");
-        pool_close(g->pool);
-    }
-    pthread_join(g->thread, NULL);
-}
-
-static uint32_t waiting_of(const pool_t *pool)
-{
-    return stats_of(pool).waiting;
-}
+/* ---- cancel tokens and turns ------------------------------------------------ */
 
 /* Fires a cancel token after a delay, from its own thread. */
 typedef struct firer {
@@ -406,7 +319,7 @@ static void test_slow_dial_times_out_then_idles(void)
 
     /* ... and the next get takes it without dialing. */
     dialer_set(d, 0, 0);
-    conn = get_ok(pool);
+    conn = get_conn(pool);
     if (conn != NULL) {
         CHECK_EQ(pool_conn_id(conn), 1);
         CHECK(conn_reaches_peer(d, conn));
@@ -449,7 +362,7 @@ static void test_failing_dial(void)
     pool_options_t o = dialer_options(d, 3, scaled(5000));
     o.dialer_retries = 3;
     o.dialer_retry_backoff_ms = 1;
-    pool = new_pool_with(&o);
+    pool = new_pool_or_exit(&o);
     err_reset(&err);
     CHECK_STATUS(pool_get(pool, &conn, &err), POOL_ERR_DIAL, &err);
     if (CHECK_ERR_FILLED(&err, POOL_ERR_DIAL))
@@ -520,7 +433,7 @@ static void test_fast_fail_after_pool_size_failures(void)
 static void check_stale_on_get(dialer_t *d, void (*spoil)(dialer_t *d, int peer))
 {
     pool_t *pool = new_pool(d, 2, scaled(5000));
-    pool_conn_t *c1 = get_ok(pool);
+    pool_conn_t *c1 = get_conn(pool);
     if (c1 == NULL) {
         finish(pool, d);
         return;
@@ -535,7 +448,7 @@ static void check_stale_on_get(dialer_t *d, void (*spoil)(dialer_t *d, int peer)
 
     spoil(d, peer);
 
-    pool_conn_t *c2 = get_ok(pool);
+    pool_conn_t *c2 = get_conn(pool);
     if (c2 != NULL) {
         CHECK_NE(pool_conn_id(c2), id1);
         CHECK(conn_reaches_peer(d, c2));
@@ -580,10 +493,7 @@ static void check_canceled_get(pool_t *pool)
     firer_t f = {0};
     f.cancel = cancel;
     f.after_ms = 50;
-    if (pthread_create(&f.thread, NULL, firer_main, &f) != 0) {
-        fprintf(stderr, "pthread_create failed\n");
-        exit(1);
-    }
+    start_thread(&f.thread, firer_main, &f);
     pool_conn_t *conn = NULL;
     pool_error_t err;
     err_reset(&err);
@@ -615,7 +525,7 @@ static void test_cancel(void)
     dialer_t *d = &d_cancel_turn;
     const int32_t size = 2;
     pool_t *pool = new_pool(d, size, scaled(10000));
-    pool_conn_t *held[2] = {get_ok(pool), get_ok(pool)};
+    pool_conn_t *held[2] = {get_conn(pool), get_conn(pool)};
     check_canceled_get(pool);
     for (int i = 0; i < size; i++)
         if (held[i] != NULL)
@@ -647,7 +557,7 @@ static void test_handoff_to_waiter(void)
     section("pool_size 1: pool_put and pool_remove unblock a waiter");
     dialer_t *d = &d_handoff;
     pool_t *pool = new_pool(d, 1, scaled(20000));
-    pool_conn_t *c1 = get_ok(pool);
+    pool_conn_t *c1 = get_conn(pool);
     if (c1 == NULL) {
         finish(pool, d);
         return;
@@ -699,7 +609,7 @@ static void test_close_wakes_waiters(void)
     section("pool_close wakes a thread waiting for a turn");
     dialer_t *d = &d_close_wait;
     pool_t *pool = new_pool(d, 1, scaled(20000));
-    pool_conn_t *c1 = get_ok(pool);
+    pool_conn_t *c1 = get_conn(pool);
     if (c1 == NULL) {
         finish(pool, d);
         return;

@@ -20,216 +20,25 @@
  */
 #define _GNU_SOURCE
 
-#include <netdb.h>
-#include <poll.h>
 #include <stddef.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "check.h"
 
-static const char *redis_addr; /* argv[1], "host:port" */
-static char redis_host[256];
-static char redis_port[16];
-
-/* ---- raw RESP over a socket ------------------------------------------------ */
-
-static int wait_readable(int fd)
-{
-    struct pollfd p = {fd, POLLIN, 0};
-    int r;
-    do
-        r = poll(&p, 1, (int)scaled(5000));
-    while (r < 0 && errno == EINTR);
-    return r > 0;
-}
-
-static int send_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int recv_exact(int fd, char *buf, size_t len)
-{
-    while (len > 0) {
-        if (!wait_readable(fd))
-            return -1;
-        ssize_t n = recv(fd, buf, len, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* One "\r\n"-terminated line, without the terminator. Byte by byte: replies are tiny. */
-static int recv_line(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    for (;;) {
-        char ch;
-        if (recv_exact(fd, &ch, 1) != 0)
-            return -1;
-        if (ch == '\n' && n > 0 && buf[n - 1] == '\r') {
-            buf[n - 1] = '\0';
-            return 0;
-        }
-        if (n + 1 >= cap)
-            return -1;
-        buf[n++] = ch;
-    }
-}
-
-/*
- * Sends a command and reads its reply. Returns the reply's type byte ('+', '-',
- * ':' or '$'; -1 on I/O or protocol trouble) with its payload in `out`
- * (truncated to `cap`; a nil bulk gives type '$' and "(nil)").
- */
-static int redis_call(int fd, int argc, const char *const *argv, char *out, size_t cap)
-{
-    char cmd[1024];
-    size_t len = (size_t)snprintf(cmd, sizeof cmd, "*%d\r\n", argc);
-    for (int i = 0; i < argc; i++)
-        len += (size_t)snprintf(cmd + len, sizeof cmd - len, "$%zu\r\n%s\r\n", strlen(argv[i]),
-                                argv[i]);
-    if (len >= sizeof cmd || send_all(fd, cmd, len) != 0)
-        return -1;
-
-    char line[512];
-    if (recv_line(fd, line, sizeof line) != 0)
-        return -1;
-    out[0] = '\0';
-    switch (line[0]) {
-    case '+':
-    case '-':
-    case ':':
-        snprintf(out, cap, "%s", line + 1);
-        return line[0];
-    case '$': {
-        long n = strtol(line + 1, NULL, 10);
-        if (n < 0) {
-            snprintf(out, cap, "(nil)");
-            return '$';
-        }
-        char *body = malloc((size_t)n + 2);
-        if (body == NULL || recv_exact(fd, body, (size_t)n + 2) != 0) {
-            free(body);
-            return -1;
-        }
-        size_t keep = (size_t)n < cap - 1 ? (size_t)n : cap - 1;
-        memcpy(out, body, keep);
-        out[keep] = '\0';
-        free(body);
-        return '$';
-    }
-    default:
-        return -1;
-    }
-}
-
-/* A plain TCP connection to the test's redis-server, outside any pool. */
-static int redis_connect(void)
-{
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(redis_host, redis_port, &hints, &res) != 0 || res == NULL)
-        return -1;
-    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
-    if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
-/* PING over a checked-out conn's socket answers +PONG. */
-static int ping_ok(const pool_conn_t *conn)
-{
-    static const char *const argv[] = {"PING"};
-    char out[64];
-    int fd = pool_conn_fd(conn);
-    return fd >= 0 && redis_call(fd, 1, argv, out, sizeof out) == '+' && strcmp(out, "PONG") == 0;
-}
-
-/* The Redis CLIENT ID of a checked-out conn, or -1. */
-static long long client_id_of(const pool_conn_t *conn)
-{
-    static const char *const argv[] = {"CLIENT", "ID"};
-    char out[64];
-    int fd = pool_conn_fd(conn);
-    if (fd < 0 || redis_call(fd, 2, argv, out, sizeof out) != ':')
-        return -1;
-    return strtoll(out, NULL, 10);
-}
-
-/* 1 if Redis still lists client `id`, 0 if not, -1 on trouble. `admin` is a raw connection. */
-static int client_exists(int admin, long long id)
-{
-    char ids[32], out[2048];
-    snprintf(ids, sizeof ids, "%lld", id);
-    const char *const argv[] = {"CLIENT", "LIST", "ID", ids};
-    int type = redis_call(admin, 4, argv, out, sizeof out);
-    if (type != '$')
-        return -1;
-    return strstr(out, "id=") != NULL;
-}
+static redis_server_t redis; /* argv[1] */
 
 /* ---- pools ----------------------------------------------------------------- */
 
 static pool_options_t base_options(int32_t pool_size)
 {
-    pool_options_t o;
-    pool_options_init(&o);
-    o.addr = redis_addr;
-    o.pool_size = pool_size;
     /* Nothing here should ever wait; a leaked turn then fails a check instead of hanging. */
-    o.pool_timeout_ms = scaled(2000);
-    o.dialer_retries = 1;
-    return o;
+    return redis_pool_options(&redis, pool_size, scaled(2000));
 }
 
 static pool_t *new_pool(int32_t pool_size)
 {
     pool_options_t o = base_options(pool_size);
-    pool_t *pool = NULL;
-    pool_error_t err;
-    err_reset(&err);
-    if (!CHECK_STATUS(pool_new(&o, &pool, &err), POOL_OK, &err) || !CHECK(pool != NULL)) {
-        fprintf(stderr, "cannot create a pool for %s: giving up\n", redis_addr);
-        check_exit_status();
-        exit(1);
-    }
-    return pool;
-}
-
-/* A conn from pool_get, or NULL after a failed check. */
-static pool_conn_t *get_conn(pool_t *pool)
-{
-    pool_conn_t *conn = NULL;
-    pool_error_t err;
-    err_reset(&err);
-    pool_status_t rc = pool_get(pool, &conn, &err);
-    if (!CHECK_STATUS(rc, POOL_OK, &err))
-        return NULL;
-    CHECK_EQ(err.code, ERR_UNTOUCHED); /* err_out is left untouched on success */
-    CHECK(conn != NULL);
-    return conn;
+    return new_pool_or_exit(&o);
 }
 
 /* ---- status strings and version -------------------------------------------- */
@@ -689,7 +498,7 @@ static void test_conn_misuse(void)
 static void test_close(void)
 {
     section("pool_close");
-    int admin = redis_connect();
+    int admin = redis_connect(&redis);
     if (!CHECK(admin >= 0))
         return;
     pool_t *pool = new_pool(3);
@@ -758,7 +567,7 @@ static void test_close(void)
 static void test_put_after_free(void)
 {
     section("conns returned after pool_free");
-    int admin = redis_connect();
+    int admin = redis_connect(&redis);
     if (!CHECK(admin >= 0))
         return;
     pool_t *pool = new_pool(3);
@@ -973,21 +782,10 @@ static void test_stats_sizes(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
-        return 2;
-    }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    redis_addr = argv[1];
-    const char *colon = strrchr(redis_addr, ':');
-    if (colon == NULL || (size_t)(colon - redis_addr) >= sizeof redis_host ||
-        strlen(colon + 1) >= sizeof redis_port) {
-        fprintf(stderr, "bad address %s\n", redis_addr);
-        return 2;
-    }
-    memcpy(redis_host, redis_addr, (size_t)(colon - redis_addr));
-    redis_host[colon - redis_addr] = '\0';
-    strcpy(redis_port, colon + 1);
+    int rc = redis_server_from_args(&redis, argc, argv);
+    if (rc != 0)
+        return rc;
 
     test_status_and_version();
     test_invalid_options();

@@ -16,20 +16,38 @@
 static const char *plain_addr;
 static const char *auth_addr;
 
-/* Runs a command given as NULL-terminated strings; returns the reply (NULL on error). */
-static pool_reply_t *cmd_status(pool_conn_t *conn, pool_status_t *st, pool_error_t *err, ...)
+/* A command run from NULL-terminated string arguments (at most 32). */
+typedef struct command {
+    const char *name; /* argv[0], for messages */
+    pool_status_t st;
+    pool_error_t err;
+    pool_reply_t *reply; /* NULL on error */
+} command_t;
+
+static command_t vcommand(pool_conn_t *conn, va_list ap)
 {
     const char *argv[32];
     int argc = 0;
-    va_list ap;
-    va_start(ap, err);
     const char *a;
     while ((a = va_arg(ap, const char *)) != NULL && argc < 32)
         argv[argc++] = a;
+    command_t c;
+    c.name = argv[0];
+    c.reply = NULL;
+    c.st = pool_conn_command(conn, argc, argv, NULL, &c.reply, &c.err);
+    return c;
+}
+
+/* Runs a command given as NULL-terminated strings; returns the reply (NULL on error). */
+static pool_reply_t *cmd_status(pool_conn_t *conn, pool_status_t *st, pool_error_t *err, ...)
+{
+    va_list ap;
+    va_start(ap, err);
+    command_t c = vcommand(conn, ap);
     va_end(ap);
-    pool_reply_t *reply = NULL;
-    *st = pool_conn_command(conn, argc, argv, NULL, &reply, err);
-    return reply;
+    *st = c.st;
+    *err = c.err;
+    return c.reply;
 }
 
 /* A command that must succeed. */
@@ -37,22 +55,15 @@ static pool_reply_t *cmd_status(pool_conn_t *conn, pool_status_t *st, pool_error
 
 static pool_reply_t *cmd_ok(pool_conn_t *conn, const char *file, int line, ...)
 {
-    const char *argv[32];
-    int argc = 0;
     va_list ap;
     va_start(ap, line);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 32)
-        argv[argc++] = a;
+    command_t c = vcommand(conn, ap);
     va_end(ap);
-    pool_reply_t *reply = NULL;
-    pool_error_t err;
-    pool_status_t st = pool_conn_command(conn, argc, argv, NULL, &reply, &err);
     check_total++;
-    if (st != POOL_OK || reply == NULL)
-        check_fail(file, line, "%s: status %d (%s): %s", argv[0], st, pool_status_str(st),
-                   st == POOL_OK ? "(no reply)" : err.message);
-    return reply;
+    if (c.st != POOL_OK || c.reply == NULL)
+        check_fail(file, line, "%s: status %d (%s): %s", c.name, c.st, pool_status_str(c.st),
+                   c.st == POOL_OK ? "(no reply)" : c.err.message);
+    return c.reply;
 }
 
 static void check_reply_str(pool_reply_t *r, int32_t type, const char *want, const char *file,
@@ -85,26 +96,19 @@ static void check_reply_str(pool_reply_t *r, int32_t type, const char *want, con
 
 static int64_t cmd_int(pool_conn_t *conn, const char *file, int line, ...)
 {
-    const char *argv[32];
-    int argc = 0;
     va_list ap;
     va_start(ap, line);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && argc < 32)
-        argv[argc++] = a;
+    command_t c = vcommand(conn, ap);
     va_end(ap);
-    pool_reply_t *reply = NULL;
-    pool_error_t err;
-    pool_status_t st = pool_conn_command(conn, argc, argv, NULL, &reply, &err);
     int64_t v = INT64_MIN;
     check_total++;
-    if (st != POOL_OK)
-        check_fail(file, line, "%s: status %d: %s", argv[0], st, err.message);
-    else if (reply->type != POOL_REPLY_INTEGER)
-        check_fail(file, line, "%s: reply type %d, wanted an integer", argv[0], reply->type);
+    if (c.st != POOL_OK)
+        check_fail(file, line, "%s: status %d: %s", c.name, c.st, c.err.message);
+    else if (c.reply->type != POOL_REPLY_INTEGER)
+        check_fail(file, line, "%s: reply type %d, wanted an integer", c.name, c.reply->type);
     else
-        v = reply->integer;
-    pool_reply_free(reply);
+        v = c.reply->integer;
+    pool_reply_free(c.reply);
     return v;
 }
 #define CMD_INT(conn, ...) cmd_int((conn), __FILE__, __LINE__, __VA_ARGS__, (const char *)NULL)
@@ -128,7 +132,8 @@ static pool_t *pool_from_url(const char *fmt, ...)
     return pool;
 }
 
-static pool_conn_t *get_conn(pool_t *pool)
+/* A conn from pool_get; the program cannot go on without it. */
+static pool_conn_t *get_conn_or_exit(pool_t *pool)
 {
     pool_conn_t *conn = NULL;
     pool_error_t err;
@@ -155,7 +160,7 @@ static void test_url_and_commands(void)
     section("pool_new_url and pool_conn_command: SET/GET/INCR, binary data, error replies");
     pool_t *pool = pool_from_url("redis://%s?pool_size=4&pool_timeout=2s&dial_timeout=500ms",
                                  plain_addr);
-    pool_conn_t *conn = get_conn(pool);
+    pool_conn_t *conn = get_conn_or_exit(pool);
     EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
     EXPECT_STR(conn, POOL_REPLY_STATUS, "OK", "SET", "rp:greeting", "hello");
     EXPECT_STR(conn, POOL_REPLY_STRING, "hello", "GET", "rp:greeting");
@@ -207,7 +212,7 @@ static void test_url_and_commands(void)
     /* Put and get again: the conn stays usable across checkouts. */
     uint64_t id = pool_conn_id(conn);
     CHECK_EQ(pool_put(pool, conn), POOL_OK);
-    conn = get_conn(pool);
+    conn = get_conn_or_exit(pool);
     CHECK_EQ(pool_conn_id(conn), id);
     EXPECT_STR(conn, POOL_REPLY_STRING, "hello", "GET", "rp:greeting");
 
@@ -321,7 +326,7 @@ static void test_auth(void)
 {
     section("requirepass and an ACL user: every new conn is authenticated");
     pool_t *pool = pool_from_url("redis://:s3cret@%s?pool_size=4", auth_addr);
-    pool_conn_t *conn = get_conn(pool);
+    pool_conn_t *conn = get_conn_or_exit(pool);
     EXPECT_STR(conn, POOL_REPLY_STRING, "default", "ACL", "WHOAMI");
     EXPECT_STR(conn, POOL_REPLY_STATUS, "OK", "SET", "rp:auth", "yes");
     CHECK_EQ(pool_put(pool, conn), POOL_OK);
@@ -352,7 +357,7 @@ static void test_auth(void)
     /* Without a password the server refuses commands, and the pool says so only when a
        command runs: no session set-up is needed, so the conn itself is fine. */
     pool = pool_from_url("redis://%s", auth_addr);
-    conn = get_conn(pool);
+    conn = get_conn_or_exit(pool);
     pool_reply_t *r = CMD(conn, "GET", "rp:auth");
     CHECK(r != NULL && r->type == POOL_REPLY_ERROR);
     if (r != NULL)
@@ -411,7 +416,7 @@ static void test_db_and_name(void)
     section("db and client_name: visible in CLIENT INFO, keys land in that db");
     pool_t *pool = pool_from_url("redis://%s/5?client_name=rp-test-app", plain_addr);
     pool_t *db0 = pool_from_url("redis://%s", plain_addr);
-    pool_conn_t *conn = get_conn(pool);
+    pool_conn_t *conn = get_conn_or_exit(pool);
     char *info = client_info(conn);
     CHECK_CONTAINS(info, " db=5 ");
     CHECK_CONTAINS(info, " name=rp-test-app ");
@@ -419,7 +424,7 @@ static void test_db_and_name(void)
     EXPECT_STR(conn, POOL_REPLY_STRING, "rp-test-app", "CLIENT", "GETNAME");
     EXPECT_STR(conn, POOL_REPLY_STATUS, "OK", "SET", "rp:db5only", "1");
 
-    pool_conn_t *other = get_conn(db0);
+    pool_conn_t *other = get_conn_or_exit(db0);
     CHECK_EQ(CMD_INT(other, "EXISTS", "rp:db5only"), 0);
     EXPECT_STR(other, POOL_REPLY_STATUS, "OK", "SELECT", "5");
     CHECK_EQ(CMD_INT(other, "EXISTS", "rp:db5only"), 1);
@@ -429,12 +434,12 @@ static void test_db_and_name(void)
     /* A conn redialed after a kill is set up again. */
     char id_text[32];
     snprintf(id_text, sizeof id_text, "%" PRId64, CMD_INT(conn, "CLIENT", "ID"));
-    other = get_conn(db0);
+    other = get_conn_or_exit(db0);
     CHECK_EQ(CMD_INT(other, "CLIENT", "KILL", "ID", id_text), 1);
     CHECK_EQ(pool_put(db0, other), POOL_OK);
     CHECK_EQ(pool_put(pool, conn), POOL_OK);
     pool_stats_t before = stats_of(pool);
-    conn = get_conn(pool); /* the killed one is found stale, a new one dialed */
+    conn = get_conn_or_exit(pool); /* the killed one is found stale, a new one dialed */
     pool_stats_t after = stats_of(pool);
     CHECK_EQ(after.stale_conns, before.stale_conns + 1);
     info = client_info(conn);
@@ -453,7 +458,7 @@ static void test_db_and_name(void)
     pool_t *p3 = NULL;
     pool_error_t err;
     CHECK_STATUS(pool_new(&o, &p3, &err), POOL_OK, &err);
-    conn = get_conn(p3);
+    conn = get_conn_or_exit(p3);
     info = client_info(conn);
     CHECK_CONTAINS(info, " db=3 ");
     CHECK_CONTAINS(info, " name=rp-resp3 ");
@@ -474,7 +479,7 @@ static void test_resp3(void)
 {
     section("RESP3 replies: map, set, double, bool, bignum, verbatim, null, push, attributes");
     pool_t *pool = pool_from_url("redis://%s?protocol=3", plain_addr);
-    pool_conn_t *conn = get_conn(pool);
+    pool_conn_t *conn = get_conn_or_exit(pool);
 
     pool_reply_t *r = debug_protocol(conn, "map");
     CHECK(r != NULL && r->type == POOL_REPLY_MAP && r->elements == 6);
@@ -556,7 +561,7 @@ static void test_read_timeout(void)
 {
     section("read timeout on a blocking command: POOL_ERR_IO, the conn is bad and removed");
     pool_t *pool = pool_from_url("redis://%s?read_timeout=200ms&pool_size=2", plain_addr);
-    pool_conn_t *conn = get_conn(pool);
+    pool_conn_t *conn = get_conn_or_exit(pool);
     int64_t first_id = CMD_INT(conn, "CLIENT", "ID");
     pool_reply_t *r = NULL;
     pool_error_t err;
@@ -584,7 +589,7 @@ static void test_read_timeout(void)
     CHECK_EQ(pool_idle_len(pool), 0);
     CHECK_EQ(after.removed_conns, before.removed_conns + 1);
 
-    conn = get_conn(pool);
+    conn = get_conn_or_exit(pool);
     CHECK_NE(CMD_INT(conn, "CLIENT", "ID"), first_id);
     EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
     CHECK_EQ(pool_put(pool, conn), POOL_OK);
@@ -604,23 +609,23 @@ static void test_ping_after_idle(void)
     pool_t *pool = pool_from_url("redis://%s?ping_after_idle=%" PRId64 "ms&read_timeout=%" PRId64
                                  "ms",
                                  plain_addr, idle_ms, scaled(300));
-    pool_conn_t *conn = get_conn(pool);
+    pool_conn_t *conn = get_conn_or_exit(pool);
     int64_t first_id = CMD_INT(conn, "CLIENT", "ID");
     CHECK_EQ(pool_put(pool, conn), POOL_OK);
 
     /* Used a moment ago: handed out without a PING, even while the server is paused. */
-    pool_conn_t *a = get_conn(admin);
+    pool_conn_t *a = get_conn_or_exit(admin);
     char pause_ms[32];
     snprintf(pause_ms, sizeof pause_ms, "%" PRId64, scaled(1500));
     EXPECT_STR(a, POOL_REPLY_STATUS, "OK", "CLIENT", "PAUSE", pause_ms, "ALL");
-    conn = get_conn(pool);
+    conn = get_conn_or_exit(pool);
     CHECK_EQ(stats_of(pool).stale_conns, 0);
     CHECK_EQ(pool_put(pool, conn), POOL_OK);
 
     /* Idle past the threshold: the PING times out, the conn is stale, a new one is dialed. */
     sleep_ms(idle_ms + idle_ms / 2);
     pool_stats_t before = stats_of(pool);
-    conn = get_conn(pool);
+    conn = get_conn_or_exit(pool);
     pool_stats_t after = stats_of(pool);
     CHECK_EQ(after.stale_conns, before.stale_conns + 1);
     /* Answered once the pause is over. */
@@ -629,12 +634,12 @@ static void test_ping_after_idle(void)
     CHECK_EQ(pool_put(pool, conn), POOL_OK);
 
     /* Idle past the threshold on a healthy server: PONG, the same conn comes back. */
-    conn = get_conn(pool);
+    conn = get_conn_or_exit(pool);
     int64_t id = CMD_INT(conn, "CLIENT", "ID");
     CHECK_EQ(pool_put(pool, conn), POOL_OK);
     sleep_ms(idle_ms + idle_ms / 2);
     before = stats_of(pool);
-    conn = get_conn(pool);
+    conn = get_conn_or_exit(pool);
     CHECK_EQ(stats_of(pool).stale_conns, before.stale_conns);
     CHECK_EQ(CMD_INT(conn, "CLIENT", "ID"), id);
     CHECK_EQ(pool_put(pool, conn), POOL_OK);

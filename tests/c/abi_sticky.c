@@ -23,87 +23,21 @@
  */
 #define _GNU_SOURCE
 
-#include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "check.h"
 
-static const char *redis_addr; /* argv[1], "host:port" */
-static char redis_host[256];
-static char redis_port[16];
-
-/* ---- Redis over a conn's socket ----------------------------------------------- */
-
-/* A plain TCP connection to the test's redis-server, outside any pool. */
-static int redis_connect(void)
-{
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(redis_host, redis_port, &hints, &res) != 0 || res == NULL)
-        return -1;
-    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
-    if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
-/* PING over a checked-out conn's socket answers +PONG. */
-static int ping_ok(const pool_conn_t *conn)
-{
-    resp_reply_t *r = RESP_COMMAND(pool_conn_fd(conn), "PING");
-    int ok = r != NULL && r->type == '+' && strcmp(r->str, "PONG") == 0;
-    resp_free(r);
-    return ok;
-}
-
-/* The Redis CLIENT ID of a checked-out conn, or -1. */
-static long long client_id_of(const pool_conn_t *conn)
-{
-    resp_reply_t *r = RESP_COMMAND(pool_conn_fd(conn), "CLIENT", "ID");
-    long long id = r != NULL && r->type == ':' ? (long long)r->integer : -1;
-    resp_free(r);
-    return id;
-}
-
-/* 1 if Redis still lists client `id`, 0 if not, -1 on trouble. `admin` is a raw connection. */
-static int client_exists(int admin, long long id)
-{
-    char ids[32];
-    snprintf(ids, sizeof ids, "%lld", id);
-    resp_reply_t *r = RESP_COMMAND(admin, "CLIENT", "LIST", "ID", ids);
-    int exists = r == NULL || r->type != '$' || r->nil ? -1 : strstr(r->str, "id=") != NULL;
-    resp_free(r);
-    return exists;
-}
+static redis_server_t redis; /* argv[1] */
 
 /* ---- pools ----------------------------------------------------------------- */
 
 /* A connection pool on the test's Redis; `pool_timeout_ms` is already scaled. */
 static pool_t *new_pool(int32_t pool_size, int64_t pool_timeout_ms)
 {
-    pool_options_t o;
-    pool_options_init(&o);
-    o.addr = redis_addr;
-    o.pool_size = pool_size;
-    o.pool_timeout_ms = pool_timeout_ms;
-    o.dialer_retries = 1;
-    pool_t *pool = NULL;
-    pool_error_t err;
-    err_reset(&err);
-    if (!CHECK_STATUS(pool_new(&o, &pool, &err), POOL_OK, &err) || !CHECK(pool != NULL)) {
-        fprintf(stderr, "cannot create a pool for %s: giving up\n", redis_addr);
-        check_exit_status();
-        exit(1);
-    }
-    return pool;
+    pool_options_t o = redis_pool_options(&redis, pool_size, pool_timeout_ms);
+    return new_pool_or_exit(&o);
 }
 
 /* The usual parent: nothing here should wait long; a leaked turn fails a check. */
@@ -122,21 +56,6 @@ static pool_t *new_sticky(pool_t *parent)
     }
     return sticky;
 }
-
-/* A conn from pool_get, or NULL after a failed check. */
-static pool_conn_t *get_conn(pool_t *pool)
-{
-    pool_conn_t *conn = NULL;
-    pool_error_t err;
-    err_reset(&err);
-    if (!CHECK_STATUS(pool_get(pool, &conn, &err), POOL_OK, &err))
-        return NULL;
-    CHECK_EQ(err.code, ERR_UNTOUCHED);
-    CHECK(conn != NULL);
-    return conn;
-}
-
-#define GET_PLAIN INT64_MIN
 
 /*
  * A get that must fail with `want` (pool_get for GET_PLAIN, else pool_get_ex with that
@@ -173,68 +92,6 @@ static int check_message(const pool_error_t *err, const char *want, const char *
         return 0;
     }
     return 1;
-}
-
-static uint32_t waiting_of(const pool_t *pool)
-{
-    return stats_of(pool).waiting;
-}
-
-/* ---- a get on its own thread ------------------------------------------------ */
-
-typedef struct getter {
-    pthread_t thread;
-    pool_t *pool;
-    int64_t timeout_ms; /* for pool_get_ex; GET_PLAIN: pool_get */
-    const pool_cancel_t *cancel;
-    pool_status_t rc;
-    pool_conn_t *conn;
-    pool_error_t err;
-    int64_t done_ms;
-    atomic_int done;
-} getter_t;
-
-static void *getter_main(void *arg)
-{
-    getter_t *g = arg;
-    err_reset(&g->err);
-    if (g->timeout_ms == GET_PLAIN)
-        g->rc = pool_get(g->pool, &g->conn, &g->err);
-    else
-        g->rc = pool_get_ex(g->pool, g->timeout_ms, g->cancel, &g->conn, &g->err);
-    g->done_ms = now_ms();
-    atomic_store(&g->done, 1);
-    return NULL;
-}
-
-static void getter_start(getter_t *g, pool_t *pool, int64_t timeout_ms, const pool_cancel_t *cancel)
-{
-    memset(g, 0, sizeof *g);
-    g->pool = pool;
-    g->timeout_ms = timeout_ms;
-    g->cancel = cancel;
-    atomic_init(&g->done, 0);
-    if (pthread_create(&g->thread, NULL, getter_main, g) != 0) {
-        fprintf(stderr, "pthread_create failed\n");
-        exit(1);
-    }
-}
-
-static int getter_done(getter_t *g)
-{
-    return atomic_load(&g->done);
-}
-
-/* Joins a getter; if it is still blocked (a failed check), closes the pool to release it. */
-static void getter_join(getter_t *g)
-{
-    int ok;
-    POLL_UNTIL(ok, getter_done(g), 10000);
-    if (!ok) {
-        check_fail(__FILE__, __LINE__, "getter thread still blocked: closing the pool");
-        pool_close(g->pool);
-    }
-    pthread_join(g->thread, NULL);
 }
 
 /* ---- 1. sticky basics ---------------------------------------------------------- */
@@ -279,10 +136,7 @@ static void check_concurrent_first_gets(void)
     for (int i = 0; i < FIRST_GETTERS; i++) {
         f[i].sticky = sticky;
         f[i].start = &start;
-        if (pthread_create(&f[i].thread, NULL, first_getter_main, &f[i]) != 0) {
-            fprintf(stderr, "pthread_create failed\n");
-            exit(1);
-        }
+        start_thread(&f[i].thread, first_getter_main, &f[i]);
     }
     for (int i = 0; i < FIRST_GETTERS; i++)
         pthread_join(f[i].thread, NULL);
@@ -582,18 +436,12 @@ static void test_sticky_transactions(void)
     for (int i = 0; i < 2; i++) {
         workers[i].pool = sticky;
         workers[i].sticky_client = client;
-        if (pthread_create(&workers[i].thread, NULL, tx_sticky_main, &workers[i]) != 0) {
-            fprintf(stderr, "pthread_create failed\n");
-            exit(1);
-        }
+        start_thread(&workers[i].thread, tx_sticky_main, &workers[i]);
     }
     pw.pool = parent;
     pw.sticky_client = client;
     pw.stop = &stop;
-    if (pthread_create(&pw.thread, NULL, tx_parent_main, &pw) != 0) {
-        fprintf(stderr, "pthread_create failed\n");
-        exit(1);
-    }
+    start_thread(&pw.thread, tx_parent_main, &pw);
     for (int i = 0; i < 2; i++)
         pthread_join(workers[i].thread, NULL);
     atomic_store(&stop, 1);
@@ -775,7 +623,7 @@ static void test_sticky_bad_conn(void)
 {
     section("sticky: pool_remove -> POOL_ERR_BAD_CONN until pool_sticky_reset");
     static const char want[] = "redis: Conn is in a bad state: read timeout";
-    int admin = redis_connect();
+    int admin = redis_connect(&redis);
     if (!CHECK(admin >= 0))
         return;
     pool_t *parent = new_parent();
@@ -878,7 +726,7 @@ out:
 static void test_sticky_close(void)
 {
     section("sticky: close and free give the conn back to the parent");
-    int admin = redis_connect();
+    int admin = redis_connect(&redis);
     if (!CHECK(admin >= 0))
         return;
     pool_t *parent = new_parent();
@@ -1141,7 +989,7 @@ static pool_t *new_single(pool_t *parent, uint64_t *id, long long *client)
 static void test_single(void)
 {
     section("single pool: wraps the conn it consumes, gives it back on close");
-    int admin = redis_connect();
+    int admin = redis_connect(&redis);
     if (!CHECK(admin >= 0))
         return;
     pool_t *parent = new_parent();
@@ -1311,7 +1159,7 @@ out:
 static void test_misuse(void)
 {
     section("misuse: foreign conns, double put, wrong pools and NULLs change nothing");
-    int admin = redis_connect();
+    int admin = redis_connect(&redis);
     if (!CHECK(admin >= 0))
         return;
     pool_t *parent = new_parent();
@@ -1497,21 +1345,10 @@ done:
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
-        return 2;
-    }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    redis_addr = argv[1];
-    const char *colon = strrchr(redis_addr, ':');
-    if (colon == NULL || (size_t)(colon - redis_addr) >= sizeof redis_host ||
-        strlen(colon + 1) >= sizeof redis_port) {
-        fprintf(stderr, "bad address %s\n", redis_addr);
-        return 2;
-    }
-    memcpy(redis_host, redis_addr, (size_t)(colon - redis_addr));
-    redis_host[colon - redis_addr] = '\0';
-    strcpy(redis_port, colon + 1);
+    int rc = redis_server_from_args(&redis, argc, argv);
+    if (rc != 0)
+        return rc;
 
     test_sticky_basics();
     test_sticky_transactions();

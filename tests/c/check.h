@@ -11,7 +11,8 @@
  * a condition is always a bounded polling loop (EVENTUALLY), never a bare sleep.
  *
  * Everything here is `static inline` so a program that uses only part of it
- * still compiles cleanly with -Wall -Wextra -Werror.
+ * still compiles cleanly with -std=c11 -Wall -Wextra -Werror -pedantic. The
+ * programs define _GNU_SOURCE before including it (clock_gettime, getaddrinfo).
  */
 #ifndef REDISPOOL_TEST_CHECK_H
 #define REDISPOOL_TEST_CHECK_H
@@ -19,14 +20,18 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "redispool.h"
 
@@ -324,6 +329,108 @@ static inline void count_free(void *p)
     ((userdata_t *)p)->freed++;
 }
 
+/* pool_new that must succeed: without its pool a program cannot go on, so it stops here. */
+static inline pool_t *new_pool_or_exit(const pool_options_t *o)
+{
+    pool_t *pool = NULL;
+    pool_error_t err;
+    err_reset(&err);
+    if (!CHECK_STATUS(pool_new(o, &pool, &err), POOL_OK, &err) || !CHECK(pool != NULL)) {
+        if (o->addr != NULL)
+            fprintf(stderr, "cannot create a pool for %s: giving up\n", o->addr);
+        check_exit_status();
+        exit(1);
+    }
+    return pool;
+}
+
+/* A conn from pool_get, or NULL after a failed check. */
+static inline pool_conn_t *get_conn(pool_t *pool)
+{
+    pool_conn_t *conn = NULL;
+    pool_error_t err;
+    err_reset(&err);
+    if (!CHECK_STATUS(pool_get(pool, &conn, &err), POOL_OK, &err))
+        return NULL;
+    CHECK_EQ(err.code, ERR_UNTOUCHED); /* err_out is left untouched on success */
+    CHECK(conn != NULL);
+    return conn;
+}
+
+/* Threads blocked in a get of `pool` right now. */
+static inline uint32_t waiting_of(const pool_t *pool)
+{
+    return stats_of(pool).waiting;
+}
+
+/* ---- threads ---------------------------------------------------------------- */
+
+/* pthread_create that must succeed. */
+static inline void start_thread(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+    if (pthread_create(thread, NULL, fn, arg) != 0) {
+        fprintf(stderr, "pthread_create failed\n");
+        exit(1);
+    }
+}
+
+/* getter_t.timeout_ms for a plain pool_get. */
+#define GET_PLAIN INT64_MIN
+
+/* A get on its own thread: getter_start, then wait for it (getter_done), then getter_join. */
+typedef struct getter {
+    pthread_t thread;
+    pool_t *pool;
+    int64_t timeout_ms; /* for pool_get_ex; GET_PLAIN: pool_get */
+    const pool_cancel_t *cancel;
+    pool_status_t rc;
+    pool_conn_t *conn;
+    pool_error_t err;
+    int64_t done_ms;
+    atomic_int done;
+} getter_t;
+
+static inline void *getter_main(void *arg)
+{
+    getter_t *g = arg;
+    err_reset(&g->err);
+    if (g->timeout_ms == GET_PLAIN)
+        g->rc = pool_get(g->pool, &g->conn, &g->err);
+    else
+        g->rc = pool_get_ex(g->pool, g->timeout_ms, g->cancel, &g->conn, &g->err);
+    g->done_ms = now_ms();
+    atomic_store(&g->done, 1);
+    return NULL;
+}
+
+static inline void getter_start(getter_t *g, pool_t *pool, int64_t timeout_ms,
+                                const pool_cancel_t *cancel)
+{
+    memset(g, 0, sizeof *g);
+    g->pool = pool;
+    g->timeout_ms = timeout_ms;
+    g->cancel = cancel;
+    atomic_init(&g->done, 0);
+    start_thread(&g->thread, getter_main, g);
+}
+
+static inline int getter_done(getter_t *g)
+{
+    return atomic_load(&g->done);
+}
+
+/* Joins a getter; if it is still blocked (a failed check), closes the pool to release it. */
+static inline void getter_join(getter_t *g)
+{
+    int ok;
+    POLL_UNTIL(ok, getter_done(g), 10000);
+    if (!ok) {
+        check_fail(__FILE__, __LINE__, "getter thread still blocked: closing the pool");
+        pool_close(g->pool);
+    }
+    pthread_join(g->thread, NULL);
+}
+
 /* ---- RESP over a conn's socket ---------------------------------------------------
  *
  * For tests that talk to Redis themselves over pool_conn_fd(): one command at a
@@ -590,6 +697,98 @@ static inline const char *resp_str(const resp_reply_t *r, char *buf, size_t len)
     else
         snprintf(buf, len, "%c%.*s", r->type, (int)(r->len < 200 ? r->len : 200), r->str);
     return buf;
+}
+
+/* ---- a redis-server given as HOST:PORT ------------------------------------------ */
+
+typedef struct redis_server {
+    const char *addr; /* "host:port" as given, for pool_options_t.addr */
+    char host[256];
+    char port[16];
+} redis_server_t;
+
+/*
+ * The arguments of a program run as `PROG HOST:PORT`: HOST:PORT (split at its
+ * last ':') into *s. 0, or 2 (the exit status) after a usage or bad-address
+ * message on stderr.
+ */
+static inline int redis_server_from_args(redis_server_t *s, int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
+        return 2;
+    }
+    s->addr = argv[1];
+    const char *colon = strrchr(s->addr, ':');
+    if (colon == NULL || (size_t)(colon - s->addr) >= sizeof s->host ||
+        strlen(colon + 1) >= sizeof s->port) {
+        fprintf(stderr, "bad address %s\n", s->addr);
+        return 2;
+    }
+    memcpy(s->host, s->addr, (size_t)(colon - s->addr));
+    s->host[colon - s->addr] = '\0';
+    strcpy(s->port, colon + 1);
+    return 0;
+}
+
+/* A plain TCP connection to the server, outside any pool; -1 on failure. */
+static inline int redis_connect(const redis_server_t *s)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(s->host, s->port, &hints, &res) != 0 || res == NULL)
+        return -1;
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+    if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* Options for a pool on the server: `pool_timeout_ms` (already scaled), one dial attempt. */
+static inline pool_options_t redis_pool_options(const redis_server_t *s, int32_t pool_size,
+                                                int64_t pool_timeout_ms)
+{
+    pool_options_t o;
+    pool_options_init(&o);
+    o.addr = s->addr;
+    o.pool_size = pool_size;
+    o.pool_timeout_ms = pool_timeout_ms;
+    o.dialer_retries = 1;
+    return o;
+}
+
+/* PING over a checked-out conn's socket answers +PONG. */
+static inline int ping_ok(const pool_conn_t *conn)
+{
+    resp_reply_t *r = RESP_COMMAND(pool_conn_fd(conn), "PING");
+    int ok = r != NULL && r->type == '+' && strcmp(r->str, "PONG") == 0;
+    resp_free(r);
+    return ok;
+}
+
+/* The Redis CLIENT ID of a checked-out conn, or -1. */
+static inline long long client_id_of(const pool_conn_t *conn)
+{
+    resp_reply_t *r = RESP_COMMAND(pool_conn_fd(conn), "CLIENT", "ID");
+    long long id = r != NULL && r->type == ':' ? (long long)r->integer : -1;
+    resp_free(r);
+    return id;
+}
+
+/* 1 if Redis still lists client `id`, 0 if not, -1 on trouble. `admin` is a raw connection. */
+static inline int client_exists(int admin, long long id)
+{
+    char ids[32];
+    snprintf(ids, sizeof ids, "%lld", id);
+    resp_reply_t *r = RESP_COMMAND(admin, "CLIENT", "LIST", "ID", ids);
+    int exists = r == NULL || r->type != '$' || r->nil ? -1 : strstr(r->str, "id=") != NULL;
+    resp_free(r);
+    return exists;
 }
 
 #endif /* REDISPOOL_TEST_CHECK_H */
