@@ -32,11 +32,12 @@ pub struct Conn {
     pub(crate) pooled: bool,
     userdata: Option<Box<dyn Any + Send>>,
     io: Option<Box<ConnIo>>,
-    pub(crate) read_timeout: Option<Duration>,
-    pub(crate) write_timeout: Option<Duration>,
+    /// Read and write timeouts of the conn's own commands, in milliseconds (0 = none):
+    /// kept small because a `Conn` is moved on every get and put.
+    timeouts_ms: [u32; 2],
     /// Why the conn is out of step with the server (a command failed mid-way, or bytes
     /// nobody asked for followed a reply): it is removed, never pooled, when given back.
-    broken: Option<String>,
+    broken: Option<Box<str>>,
 }
 
 impl Conn {
@@ -58,8 +59,7 @@ impl Conn {
             pooled,
             userdata: None,
             io: None,
-            read_timeout: None,
-            write_timeout: None,
+            timeouts_ms: [0, 0],
             broken: None,
         }
     }
@@ -113,10 +113,10 @@ impl Conn {
     /// giving it back removes it instead of pooling it.
     pub fn command(&mut self, args: &[&[u8]]) -> Result<Reply, Error> {
         if let Some(why) = &self.broken {
-            return Err(Error::BadConn(why.clone()));
+            return Err(Error::BadConn(why.to_string()));
         }
         let fd = self.fd();
-        let (rt, wt) = (self.read_timeout, self.write_timeout);
+        let (rt, wt) = self.timeouts();
         let cio = self.io.get_or_insert_with(Box::default);
         match io::command(fd, &mut cio.parser, &mut cio.out, args, rt, wt) {
             Ok(reply) => {
@@ -127,7 +127,7 @@ impl Conn {
             }
             Err(e) => {
                 let msg = e.to_string();
-                self.broken = Some(msg.clone());
+                self.broken = Some(msg.as_str().into());
                 Err(match e {
                     IoError::Protocol(_) => Error::Protocol(msg),
                     _ => Error::Io(msg),
@@ -142,9 +142,20 @@ impl Conn {
             return Ok(());
         }
         let fd = self.fd();
-        let (rt, wt) = (self.read_timeout, self.write_timeout);
+        let (rt, wt) = self.timeouts();
         let cio = self.io.get_or_insert_with(Box::default);
         session.set_up(fd, &mut cio.parser, &mut cio.out, rt, wt)
+    }
+
+    pub(crate) fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
+        let ms =
+            |t: Option<Duration>| t.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
+        self.timeouts_ms = [ms(read), ms(write)];
+    }
+
+    fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
+        let d = |ms: u32| (ms > 0).then(|| Duration::from_millis(ms.into()));
+        (d(self.timeouts_ms[0]), d(self.timeouts_ms[1]))
     }
 
     /// Why the conn is out of step with the server, if it is.
@@ -154,7 +165,7 @@ impl Conn {
 
     /// Marks the conn out of step (the caller's own I/O on the fd failed mid-way).
     pub fn mark_broken(&mut self, reason: impl Into<String>) {
-        self.broken.get_or_insert_with(|| reason.into());
+        self.broken.get_or_insert_with(|| reason.into().into());
     }
 
     /// Bytes received by `command` and not consumed: should never happen on a good conn.

@@ -822,8 +822,7 @@ impl Inner {
             Instant::now().checked_add(life)
         });
         let mut conn = Conn::new(sock, id, self.id, expires_at, pooled);
-        conn.read_timeout = self.opts.read_timeout;
-        conn.write_timeout = self.opts.write_timeout;
+        conn.set_timeouts(self.opts.read_timeout, self.opts.write_timeout);
         conn
     }
 
