@@ -188,7 +188,8 @@ struct pool_options {
   // Redis password: every new conn authenticates (AUTH, or inside HELLO 3). NULL or ""
   // = no AUTH. Copied; never shown in any message.
   const char *password;
-  // CLIENT SETNAME value for every new conn (no spaces). NULL or "" = none. Copied.
+  // CLIENT SETNAME value for every new conn: printable ASCII without spaces, as Redis
+  // requires. NULL or "" = none. Copied.
   const char *client_name;
   // SELECT db on every new conn when non-zero. Default 0.
   int32_t db;

@@ -59,7 +59,8 @@ pub struct pool_options {
     /// Redis password: every new conn authenticates (AUTH, or inside HELLO 3). NULL or ""
     /// = no AUTH. Copied; never shown in any message.
     pub password: *const c_char,
-    /// CLIENT SETNAME value for every new conn (no spaces). NULL or "" = none. Copied.
+    /// CLIENT SETNAME value for every new conn: printable ASCII without spaces, as Redis
+    /// requires. NULL or "" = none. Copied.
     pub client_name: *const c_char,
     /// SELECT db on every new conn when non-zero. Default 0.
     pub db: i32,
@@ -304,13 +305,6 @@ pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
     opts.session.username = owned(username);
     opts.session.password = owned(password);
     opts.session.client_name = owned(client_name);
-    if let Some(name) = &opts.session.client_name
-        && name.bytes().any(|b| b <= b' ' || b == 0x7f)
-    {
-        return Err(Error::invalid(
-            "client_name: must not contain spaces, newlines or control characters (Redis refuses them)",
-        ));
-    }
     opts.session.db =
         u32::try_from(o.db).map_err(|_| Error::invalid(format!("db: {} is negative", o.db)))?;
     opts.session.protocol = match o.protocol {

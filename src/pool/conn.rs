@@ -163,11 +163,6 @@ impl Conn {
         self.broken.as_deref()
     }
 
-    /// Marks the conn out of step (the caller's own I/O on the fd failed mid-way).
-    pub fn mark_broken(&mut self, reason: impl Into<String>) {
-        self.broken.get_or_insert_with(|| reason.into().into());
-    }
-
     /// Bytes received by `command` and not consumed: should never happen on a good conn.
     pub(crate) fn has_buffered_input(&self) -> bool {
         self.io.as_ref().is_some_and(|c| !c.parser.is_clean())

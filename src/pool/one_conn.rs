@@ -427,31 +427,31 @@ impl OneConn {
     }
 
     /// go-redis: a single pool's Len is 0; a sticky pool's is 1 once it holds a conn.
+    fn len_of(&self, st: &State) -> usize {
+        usize::from(self.kind == Kind::Sticky && !st.closed && st.phase == Phase::Held)
+    }
+
+    fn idle_len_of(&self, st: &State) -> usize {
+        usize::from(self.kind == Kind::Sticky && st.idle.is_some())
+    }
+
     pub(crate) fn len(&self) -> usize {
-        let st = self.state.lock();
-        match self.kind {
-            Kind::Sticky if !st.closed && st.phase == Phase::Held => 1,
-            _ => 0,
-        }
+        self.len_of(&self.state.lock())
     }
 
     pub(crate) fn idle_len(&self) -> usize {
-        let st = self.state.lock();
-        match self.kind {
-            Kind::Sticky if st.idle.is_some() => 1,
-            _ => 0,
-        }
+        self.idle_len_of(&self.state.lock())
     }
 
     /// go-redis reports empty stats for these pools; the conn counts mirror len/idle_len.
     pub(crate) fn stats(&self) -> Stats {
-        let mut s = Stats {
-            total_conns: self.len() as u32,
-            idle_conns: self.idle_len() as u32,
+        let st = self.state.lock();
+        Stats {
+            total_conns: self.len_of(&st) as u32,
+            idle_conns: self.idle_len_of(&st) as u32,
+            waiting: st.waiters.len().min(u32::MAX as usize) as u32,
             ..Stats::default()
-        };
-        s.waiting = self.state.lock().waiters.len().min(u32::MAX as usize) as u32;
-        s
+        }
     }
 }
 

@@ -133,6 +133,16 @@ impl Options {
                 self.session.protocol
             )));
         }
+        if self
+            .session
+            .client_name
+            .as_deref()
+            .is_some_and(|n| !crate::redis::valid_client_name(n))
+        {
+            return Err(Error::invalid(
+                "client_name: must not contain spaces, newlines, control or non-ASCII characters (Redis refuses them)",
+            ));
+        }
         if self.session.username.is_some() && self.session.password.is_none() {
             return Err(Error::invalid(
                 "username: given without a password (AUTH needs both)",

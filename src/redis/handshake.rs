@@ -49,6 +49,12 @@ pub enum HandshakeError {
     Io { step: &'static str, err: IoError },
 }
 
+/// Redis refuses CLIENT SETNAME with bytes outside '!'..='~' (spaces, newlines, control
+/// and non-ASCII bytes): checked once when the options are made, not on every dial.
+pub fn valid_client_name(name: &str) -> bool {
+    name.bytes().all(|b| (b'!'..=b'~').contains(&b))
+}
+
 impl Session {
     /// Whether a new conn needs any command at all.
     pub fn is_empty(&self) -> bool {

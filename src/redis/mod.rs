@@ -6,4 +6,4 @@ pub mod io;
 pub mod resp;
 pub mod url;
 
-pub use handshake::{HandshakeError, Session};
+pub use handshake::{HandshakeError, Session, valid_client_name};

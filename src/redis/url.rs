@@ -470,10 +470,9 @@ fn parse_bool(name: &str, s: &str, redact: &Redactor) -> Result<bool, Error> {
     }
 }
 
-/// Redis refuses CLIENT SETNAME with bytes outside '!'..='~'; go-redis would find out on every
-/// dial, this finds out once.
+/// go-redis would find out on every dial that Redis refuses the name; this finds out once.
 fn parse_client_name(s: &str, redact: &Redactor) -> Result<String, Error> {
-    if s.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+    if crate::redis::valid_client_name(s) {
         return Ok(s.to_owned());
     }
     Err(Error::invalid(format!(
