@@ -141,6 +141,20 @@ struct pool_error {
 
 typedef struct pool_error pool_error_t;
 
+// See `struct pool`.
+typedef struct pool pool_t;
+
+// One entry of pool_leaks: a conn checked out for longer than leak_detection_threshold_ms.
+struct pool_leak {
+  // As pool_conn_id.
+  uint64_t conn_id;
+  // How long it has been checked out, in milliseconds.
+  int64_t held_ms;
+};
+
+// See `struct pool_leak`.
+typedef struct pool_leak pool_leak_t;
+
 // A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 // passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
 // take (0 = unbounded). Called from library dial threads, possibly from several at once:
@@ -207,15 +221,16 @@ struct pool_options {
   // top of the free socket peek); a conn that does not answer PONG within
   // read_timeout_ms is dropped as stale. 0 = never (default).
   int64_t ping_after_idle_ms;
+  // Leak detection (HikariCP's leakDetectionThreshold): a conn checked out for longer
+  // than this counts in pool_stats_t.leak_suspects (and late_returns once given back)
+  // and is listed by pool_leaks. 0 = off (default); the bookkeeping then costs nothing.
+  int64_t leak_detection_threshold_ms;
 };
 
 typedef struct pool_options pool_options_t;
 
-// See `struct pool`.
-typedef struct pool pool_t;
-
 // A stats snapshot. Counters only increase; `*_conns`, `pending_requests`, `waiting` and
-// `dials_in_progress` are gauges.
+// `dials_in_progress` and `leak_suspects` are gauges.
 struct pool_stats {
   // Set to sizeof(pool_stats_t) (or 0) before pool_stats; set to the bytes written after.
   size_t struct_size;
@@ -251,6 +266,12 @@ struct pool_stats {
   uint32_t waiting;
   // Dials queued or running right now.
   uint32_t dials_in_progress;
+  // Leak detection: conns checked out right now for longer than
+  // leak_detection_threshold_ms (0 when it is off). A gauge.
+  uint32_t leak_suspects;
+  // Leak detection: conns given back (put or removed) after being checked out for
+  // longer than leak_detection_threshold_ms.
+  uint64_t late_returns;
 };
 
 typedef struct pool_stats pool_stats_t;
@@ -347,6 +368,38 @@ pool_status_t pool_conn_command(pool_conn_t *conn,
                                 const size_t *argvlen,
                                 pool_reply_t **reply_out,
                                 pool_error_t *err_out);
+
+// The fd for event loops: readable while pool_try_get may find a conn. Made on the
+// first call (an eventfd, non-blocking and close-on-exec); later calls return the same
+// fd. It belongs to the pool: never close it; it stays valid until pool_free.
+//
+// Level-triggered: the pool makes it readable when a conn comes back (pool_put, a dial
+// started by a pool_try_get miss, a min-idle refill, the fast-fail probe), when a turn is
+// freed (pool_remove, a failed dial) and on pool_close; a pool_try_get that returns
+// POOL_ERR_WOULD_BLOCK makes it unreadable again. So the loop is: call pool_try_get;
+// on POOL_ERR_WOULD_BLOCK wait for the fd; when readable, call pool_try_get again. You
+// need not read the fd (reading it is harmless), but while it is readable and you have
+// nothing to get, stop watching it or epoll will keep reporting it. Wake-ups can be
+// spurious (another thread took the conn first): try_get then just misses again.
+// A sticky pool without a conn borrows from its parent in pool_try_get: when that
+// misses, wait on the parent's fd. In a forked child the first call on the pool makes a
+// new fd (the parent's copy is closed): ask again after fork().
+// Returns -1 for NULL, or when the eventfd cannot be made (errno says why). Any thread.
+int32_t pool_notify_fd(pool_t *pool);
+
+// Lists the conns checked out for longer than the pool's leak_detection_threshold_ms,
+// longest held first: writes up to `cap` entries to `out` (which may be NULL when `cap` is
+// 0) and the total number of such conns to `*count_out`, so a second call with a larger
+// buffer gets them all. Nothing runs in the background: the list is computed here, from
+// the time each conn was handed out. POOL_ERR_INVALID_ARG (with a message) for NULL
+// `pool` or `count_out`, NULL `out` with `cap` > 0, a pool without leak detection
+// (leak_detection_threshold_ms 0) or a single or sticky pool (ask its parent).
+// Never blocks on I/O. Any thread.
+pool_status_t pool_leaks(const pool_t *pool,
+                         pool_leak_t *out,
+                         size_t cap,
+                         size_t *count_out,
+                         pool_error_t *err_out);
 
 // Fills every field of `*opts` with its default, including `struct_size`. NULL is ignored.
 // Any thread; never blocks.

@@ -521,15 +521,109 @@ fn close_while_dials_are_in_flight() {
 }
 
 #[test]
-fn try_get_never_waits_or_dials() {
+fn try_get_never_waits_or_dials_on_the_caller() {
     let (p, peers) = pool(2);
+    // A slow dialer: a miss must not wait for it.
+    peers.delay_ms.store(300, Ordering::SeqCst);
+    let t = Instant::now();
     assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
-    assert_eq!(peers.dials(), 0);
-    let c = p.get().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    // The miss started one dial in the background; its conn lands in the idle list.
+    eventually("background dial", || p.idle_len() == 1);
+    assert_eq!(peers.dials(), 1);
+    assert_eq!(p.stats().misses, 1);
+    peers.delay_ms.store(0, Ordering::SeqCst);
+    let c = p.try_get().unwrap();
+    assert_eq!(p.stats().hits, 1);
+    // One checked out, room for one more: the next miss dials one more, never beyond.
+    assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
+    eventually("second dial", || p.idle_len() == 1);
+    let c2 = p.try_get().unwrap();
+    assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
+    assert_eq!(p.stats().dials_in_progress, 0, "pool_size reached: no dial");
+    assert_eq!(peers.dials(), 2);
     p.put(c).unwrap();
+    p.put(c2).unwrap();
+    assert_eq!(p.len(), 2);
+}
+
+#[test]
+fn notify_fd_is_level_triggered_and_drained_by_a_miss() {
+    let (p, _peers) = pool(1);
+    let fd = p.notify_fd().unwrap();
+    assert_eq!(p.notify_fd().unwrap(), fd, "one fd per pool");
+    // New fd: readable, so a loop tries at least once.
+    assert!(readable(fd));
+    assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
+    // The miss's background dial brings a conn: readable again.
+    eventually("dialed conn signals", || readable(fd));
+    let c = p.try_get().unwrap();
+    // Still readable (level), until a miss drains it.
+    assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
+    assert!(!readable(fd), "a miss drains the fd");
+    p.put(c).unwrap();
+    assert!(readable(fd), "a put signals");
+    // A waiter served by the put does not signal: nothing for try_get.
     let c = p.try_get().unwrap();
     assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
+    let p2 = p.clone();
+    let waiter = std::thread::spawn(move || p2.get_with(Wait::Forever, None));
+    eventually("waiter queued", || p.stats().waiting == 1);
     p.put(c).unwrap();
+    let c = waiter.join().unwrap().unwrap();
+    assert!(!readable(fd), "the conn went to the waiter");
+    p.remove(c, None).unwrap();
+    assert!(readable(fd), "a freed turn signals");
+    assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
+    p.close().unwrap();
+    assert!(readable(fd), "close signals");
+    assert!(matches!(p.try_get(), Err(Error::Closed)));
+}
+
+fn readable(fd: std::os::fd::RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+}
+
+#[test]
+fn leak_detection_lists_conns_held_too_long() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 4);
+    o.leak_detection_threshold = Some(Duration::from_millis(100));
+    let p = ConnPool::new(o).unwrap();
+    let held = p.get().unwrap();
+    let quick = p.get().unwrap();
+    p.put(quick).unwrap();
+    assert_eq!(p.leaks().unwrap(), vec![]);
+    assert_eq!(p.stats().leak_suspects, 0);
+    eventually("held past the threshold", || p.stats().leak_suspects == 1);
+    let other = p.new_conn().unwrap();
+    let list = p.leaks().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].0, held.id());
+    assert!(list[0].1 > Duration::from_millis(100));
+    eventually("new_conn conn too", || p.leaks().unwrap().len() == 2);
+    let list = p.leaks().unwrap();
+    assert_eq!(list[0].0, held.id(), "longest held first");
+    assert_eq!(list[1].0, other.id());
+    assert_eq!(p.stats().late_returns, 0);
+    p.put(held).unwrap();
+    p.close_conn(other).unwrap();
+    let s = p.stats();
+    assert_eq!((s.leak_suspects, s.late_returns), (0, 2));
+    assert_eq!(p.leaks().unwrap(), vec![]);
+    // Off by default.
+    let (q, _peers) = pool(1);
+    assert_eq!(q.leaks(), None);
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod panic;
 pub mod cancel;
 pub mod conn;
 pub mod error;
+pub mod events;
 pub mod options;
 pub mod pool;
 pub mod reply;

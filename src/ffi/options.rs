@@ -78,6 +78,10 @@ pub struct pool_options {
     /// top of the free socket peek); a conn that does not answer PONG within
     /// read_timeout_ms is dropped as stale. 0 = never (default).
     pub ping_after_idle_ms: i64,
+    /// Leak detection (HikariCP's leakDetectionThreshold): a conn checked out for longer
+    /// than this counts in pool_stats_t.leak_suspects (and late_returns once given back)
+    /// and is listed by pool_leaks. 0 = off (default); the bookkeeping then costs nothing.
+    pub leak_detection_threshold_ms: i64,
 }
 
 pub type pool_options_t = pool_options;
@@ -111,6 +115,7 @@ impl pool_options {
             write_timeout_ms: 5000,
             reaper_interval_ms: 0,
             ping_after_idle_ms: 0,
+            leak_detection_threshold_ms: 0,
         }
     }
 }
@@ -318,6 +323,10 @@ pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
         0 => None,
         v => millis(v, "ping_after_idle_ms", false)?,
     };
+    opts.leak_detection_threshold = match o.leak_detection_threshold_ms {
+        0 => None,
+        v => millis(v, "leak_detection_threshold_ms", false)?,
+    };
     if opts.min_idle_conns > opts.pool_size {
         return Err(Error::invalid(format!(
             "min_idle_conns: {} is larger than pool_size {}",
@@ -386,5 +395,10 @@ pub(crate) fn options_from_url(cfg: &UrlConfig) -> Result<(pool_options, Vec<CSt
     dur(&mut o.dialer_retry_backoff_ms, cfg.dialer_retry_backoff, 0);
     dur(&mut o.reaper_interval_ms, cfg.reaper_interval, 0);
     dur(&mut o.ping_after_idle_ms, cfg.ping_after_idle, 0);
+    dur(
+        &mut o.leak_detection_threshold_ms,
+        cfg.leak_detection_threshold,
+        0,
+    );
     Ok((o, strings))
 }

@@ -94,6 +94,12 @@ impl Pooler for PoolObj {
     fn pool_timeout(&self) -> Wait {
         self.pooler().pool_timeout()
     }
+    fn notify_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
+        self.pooler().notify_fd()
+    }
+    fn leaks(&self) -> Option<Vec<(u64, std::time::Duration)>> {
+        self.pooler().leaks()
+    }
 }
 
 /// After a panic inside a call on `p`, the pool is closed (its state can no longer be trusted).

@@ -6,7 +6,7 @@ use super::status::{POOL_ERR_INVALID_ARG, POOL_OK, pool_status_t};
 use crate::pool::Stats;
 
 /// A stats snapshot. Counters only increase; `*_conns`, `pending_requests`, `waiting` and
-/// `dials_in_progress` are gauges.
+/// `dials_in_progress` and `leak_suspects` are gauges.
 #[repr(C)]
 pub struct pool_stats {
     /// Set to sizeof(pool_stats_t) (or 0) before pool_stats; set to the bytes written after.
@@ -43,6 +43,12 @@ pub struct pool_stats {
     pub waiting: u32,
     /// Dials queued or running right now.
     pub dials_in_progress: u32,
+    /// Leak detection: conns checked out right now for longer than
+    /// leak_detection_threshold_ms (0 when it is off). A gauge.
+    pub leak_suspects: u32,
+    /// Leak detection: conns given back (put or removed) after being checked out for
+    /// longer than leak_detection_threshold_ms.
+    pub late_returns: u64,
 }
 
 pub type pool_stats_t = pool_stats;
@@ -81,6 +87,8 @@ pub(crate) unsafe fn write_stats(s: &Stats, out: *mut pool_stats_t) -> pool_stat
         evicted_conns: s.evicted_conns,
         waiting: s.waiting,
         dials_in_progress: s.dials_in_progress,
+        leak_suspects: s.leak_suspects,
+        late_returns: s.late_returns,
     };
     // SAFETY: `out` is writable for n bytes and `snapshot` readable for n <= its size.
     unsafe {

@@ -23,6 +23,9 @@ struct ConnIo {
 /// A connection owned by a pool. Dropping it closes the socket and drops its user data.
 pub struct Conn {
     sock: Socket,
+    /// The fork generation it was dialed in: in a forked child the parent's conns are
+    /// closed when given back and refuse commands, never shared with the parent.
+    fork_generation: u32,
     id: u64,
     pool_id: u64,
     pub(crate) created_at: Instant,
@@ -47,10 +50,12 @@ impl Conn {
         pool_id: u64,
         expires_at: Option<Instant>,
         pooled: bool,
+        fork_generation: u32,
     ) -> Self {
         let now = Instant::now();
         Conn {
             sock,
+            fork_generation,
             id,
             pool_id,
             created_at: now,
@@ -71,6 +76,12 @@ impl Conn {
 
     pub(crate) fn pool_id(&self) -> u64 {
         self.pool_id
+    }
+
+    /// Whether the conn was dialed by this process, not inherited across `fork()`.
+    #[inline]
+    pub(crate) fn is_inherited(&self) -> bool {
+        self.fork_generation != super::fork::conn_generation()
     }
 
     pub fn fd(&self) -> RawFd {
@@ -114,6 +125,11 @@ impl Conn {
     pub fn command(&mut self, args: &[&[u8]]) -> Result<Reply, Error> {
         if let Some(why) = &self.broken {
             return Err(Error::BadConn(why.to_string()));
+        }
+        if self.is_inherited() {
+            return Err(Error::BadConn(
+                "the conn was opened before fork(): the parent process owns its session".into(),
+            ));
         }
         let fd = self.fd();
         let (rt, wt) = self.timeouts();

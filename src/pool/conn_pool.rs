@@ -11,9 +11,9 @@
 //! health-checked outside it.
 
 use std::any::Any;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,7 +24,9 @@ use socket2::Socket;
 use super::cancel::CancelToken;
 use super::conn::Conn;
 use super::error::{Error, Result};
+use super::fork;
 use super::health;
+use super::notify::Notifier;
 use super::options::{Options, Wait};
 use super::pooler::{Pooler, Rejected};
 use super::stats::{Counters, Stats};
@@ -36,12 +38,34 @@ static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
 /// A thread-safe connection pool. Cloning gives another handle to the same pool.
 #[derive(Clone)]
 pub struct ConnPool {
-    inner: Arc<Inner>,
+    cell: Arc<Cell>,
+}
+
+/// Where the pool's state lives. A forked child swaps in a fresh `Inner` on its first call
+/// (see `fork`); the abandoned one is leaked, never locked or freed, so a reference to any
+/// `Inner` ever stored here stays valid for the life of the process.
+struct Cell {
+    id: u64,
+    /// A leaked `Box<Arc<Inner>>`; the current one is freed with the cell.
+    cur: AtomicPtr<Arc<Inner>>,
+}
+
+impl Drop for Cell {
+    fn drop(&mut self) {
+        // SAFETY: `cur` came from `Box::into_raw` and is released only here, once.
+        drop(unsafe { Box::from_raw(*self.cur.get_mut()) });
+    }
 }
 
 struct Inner {
     id: u64,
+    /// The fork generation this state belongs to; conns dialed for it carry it too.
+    generation: u64,
     opts: Options,
+    /// Readable while `try_get` may find a conn (`pool_notify_fd`).
+    notify: Notifier,
+    /// With leak detection on: checked-out conn id -> when it was handed out.
+    leaks: Option<Mutex<HashMap<u64, Instant>>>,
     state: Mutex<State>,
     /// Notified on close: interrupts dial backoffs, probes and the reaper.
     closed_cv: Condvar,
@@ -96,91 +120,168 @@ impl ConnPool {
     /// Validates `opts`, starts the min-idle prewarm and the reaper when configured.
     pub fn new(opts: Options) -> Result<ConnPool> {
         let opts = opts.validate()?;
+        fork::watch();
         let id = NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed);
-        let inner = Arc::new(Inner {
+        let inner = Arc::new(Inner::new(opts, id, fork::generation(), 1, false));
+        inner.start()?;
+        let cell = Arc::new(Cell {
             id,
-            jitter_seed: AtomicU64::new(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed_from_clock()),
-            opts,
-            state: Mutex::new(State::default()),
-            closed_cv: Condvar::new(),
-            closed: AtomicBool::new(false),
-            counters: Counters::default(),
-            next_conn_id: AtomicU64::new(1),
+            cur: AtomicPtr::new(Box::into_raw(Box::new(inner))),
         });
-        {
-            let mut st = inner.state.lock();
-            inner.refill(&mut st);
+        Ok(ConnPool { cell })
+    }
+
+    /// The current state. In a forked child the first call abandons the parent's.
+    #[inline]
+    fn inner(&self) -> &Arc<Inner> {
+        // SAFETY: `cur` always points to a live `Box<Arc<Inner>>`: replaced ones are leaked,
+        // and the current one is freed only with the cell, which `self` keeps alive.
+        let inner = unsafe { &*self.cell.cur.load(Ordering::Acquire) };
+        if inner.generation == fork::generation() {
+            inner
+        } else {
+            self.after_fork()
         }
-        if let Some(every) = inner.opts.reaper_interval {
-            let weak = Arc::downgrade(&inner);
-            thread::Builder::new()
-                .name("redispool-reaper".into())
-                .spawn(move || reaper_loop(weak, every))
-                .map_err(|e| Error::Internal(format!("cannot start the reaper thread: {e}")))?;
+    }
+
+    /// First call in a forked child: a fresh state with the same options and id, so conns
+    /// of the parent are recognised (and closed, never pooled) when they come back. The
+    /// parent's state is not locked, only tried: another parent thread may have held it.
+    #[cold]
+    fn after_fork(&self) -> &Arc<Inner> {
+        loop {
+            let old_ptr = self.cell.cur.load(Ordering::Acquire);
+            // SAFETY: as in `inner`.
+            let old = unsafe { &*old_ptr };
+            let generation = fork::generation();
+            if old.generation == generation {
+                return old;
+            }
+            let fresh = Arc::new(Inner::new(
+                old.opts.clone(),
+                old.id,
+                generation,
+                old.next_conn_id.load(Ordering::Relaxed),
+                old.closed.load(Ordering::Acquire),
+            ));
+            let fresh_ptr = Box::into_raw(Box::new(fresh));
+            match self.cell.cur.compare_exchange(
+                old_ptr,
+                fresh_ptr,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    old.forget_inherited();
+                    // SAFETY: just published; freed only with the cell.
+                    let cur = unsafe { &*fresh_ptr };
+                    // Background threads restart here; without a reaper the pool still
+                    // works (gets check idle time themselves).
+                    let _ = cur.start();
+                    return cur;
+                }
+                // SAFETY: never published; no thread has seen it.
+                Err(_) => drop(unsafe { Box::from_raw(fresh_ptr) }),
+            }
         }
-        Ok(ConnPool { inner })
     }
 
     pub fn options(&self) -> &Options {
-        &self.inner.opts
+        &self.inner().opts
     }
 
     /// Identifies the pool; conns carry it.
     pub fn id(&self) -> u64 {
-        self.inner.id
+        self.cell.id
     }
 
     pub fn same_pool(&self, other: &ConnPool) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+        Arc::ptr_eq(&self.cell, &other.cell)
     }
 
     /// Get with the pool's `pool_timeout` and no cancel token.
     pub fn get(&self) -> Result<Conn> {
-        self.get_with(self.inner.opts.pool_timeout, None)
+        self.get_with(self.inner().opts.pool_timeout, None)
     }
 
     /// An idle, health-checked conn or a new one. Waits for a turn (and for the dial on a
     /// miss) at most `wait`, or until `cancel` fires or the pool closes.
     pub fn get_with(&self, wait: Wait, cancel: Option<&CancelToken>) -> Result<Conn> {
-        let inner = &self.inner;
+        let inner = self.inner();
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         inner.counters.pending.fetch_add(1, Ordering::Relaxed);
         let res = inner.get_conn(wait, cancel);
         inner.counters.pending.fetch_sub(1, Ordering::Relaxed);
-        if let Err(Error::Timeout(_)) = res {
-            Counters::inc(&inner.counters.timeouts);
+        match &res {
+            Ok(conn) => inner.track(conn),
+            Err(Error::Timeout(_)) => Counters::inc(&inner.counters.timeouts),
+            Err(_) => {}
         }
         res
     }
 
-    /// Never waits, dials or resolves: an idle healthy conn, or `Error::WouldBlock`.
+    /// Never waits, dials or resolves: an idle conn that passes the socket checks (no PING
+    /// check: that would wait for a reply), or `Error::WouldBlock`. A miss while the pool has
+    /// room starts one dial on a dial thread; its conn lands in the idle list and signals
+    /// the notify fd. Nothing queued for the pool is overtaken: with gets waiting, it misses.
     pub fn try_get(&self) -> Result<Conn> {
-        let inner = &self.inner;
+        let inner = self.inner();
         loop {
             let conn = {
                 let mut st = inner.state.lock();
                 if st.closed {
                     return Err(Error::Closed);
                 }
-                if !st.waiters.is_empty() || st.turns_used >= inner.opts.pool_size {
-                    return Err(Error::WouldBlock);
-                }
-                let Some(conn) = inner.pop_idle(&mut st) else {
+                let popped = if st.waiters.is_empty() && st.turns_used < inner.opts.pool_size {
+                    inner.pop_idle(&mut st)
+                } else {
+                    None
+                };
+                let Some(conn) = popped else {
+                    inner.notify.drain();
+                    inner.dial_in_background(&mut st);
                     return Err(Error::WouldBlock);
                 };
                 st.turns_used += 1;
                 conn
             };
-            match inner.check_health(conn) {
-                Some(conn) => return Ok(conn),
+            match inner.check_health(conn, false) {
+                Some(conn) => {
+                    inner.track(&conn);
+                    return Ok(conn);
+                }
                 None => {
                     let mut st = inner.state.lock();
                     inner.release_turn(&mut st);
                 }
             }
         }
+    }
+
+    /// The conn ids checked out for longer than `leak_detection_threshold`, with how long
+    /// each has been held, longest first; None when leak detection is off.
+    pub fn leaks(&self) -> Option<Vec<(u64, Duration)>> {
+        let inner = self.inner();
+        let (threshold, out) = inner
+            .opts
+            .leak_detection_threshold
+            .zip(inner.leaks.as_ref())?;
+        let now = Instant::now();
+        let mut list: Vec<(u64, Duration)> = out
+            .lock()
+            .iter()
+            .map(|(&id, &since)| (id, now.saturating_duration_since(since)))
+            .filter(|&(_, held)| held > threshold)
+            .collect();
+        list.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        Some(list)
+    }
+
+    /// The readiness fd of `pool_notify_fd`, made on first use.
+    pub fn notify_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
+        self.inner().notify.fd()
     }
 
     /// Returns a conn for reuse. A conn from `new_conn` is closed instead.
@@ -190,7 +291,13 @@ impl ConnPool {
             return self.remove(conn, None);
         }
         let mut conn = self.check_owner(conn)?;
-        let inner = &self.inner;
+        let inner = self.inner();
+        if conn.is_inherited() {
+            // Checked out before fork(): the parent's session. Close this process's copy.
+            drop(conn);
+            return Ok(());
+        }
+        inner.untrack(&conn);
         let deferred;
         let mut surplus = None;
         {
@@ -221,6 +328,7 @@ impl ConnPool {
                 }
             }
         }
+        inner.notify.signal();
         drop(surplus);
         drop(deferred);
         Ok(())
@@ -229,7 +337,12 @@ impl ConnPool {
     /// Closes a checked-out conn and frees its turn. `reason` is informational.
     pub fn remove(&self, conn: Conn, _reason: Option<&str>) -> std::result::Result<(), Rejected> {
         let conn = self.check_owner(conn)?;
-        let inner = &self.inner;
+        let inner = self.inner();
+        if conn.is_inherited() {
+            drop(conn);
+            return Ok(());
+        }
+        inner.untrack(&conn);
         let deferred = {
             let mut st = inner.state.lock();
             if conn.pooled {
@@ -246,6 +359,7 @@ impl ConnPool {
             inner.refill(&mut st);
             std::mem::take(&mut st.deferred_userdata)
         };
+        inner.notify.signal();
         drop(conn);
         drop(deferred);
         Ok(())
@@ -255,7 +369,7 @@ impl ConnPool {
     /// `max_active_conns` and counts in `len`). Dials on the calling thread. Release it with
     /// `close_conn`.
     pub fn new_conn(&self) -> Result<Conn> {
-        let inner = &self.inner;
+        let inner = self.inner();
         {
             let mut st = inner.state.lock();
             if st.closed {
@@ -275,6 +389,8 @@ impl ConnPool {
             return Err(Error::Closed);
         }
         st.unpooled += 1;
+        drop(st);
+        inner.track(&conn);
         Ok(conn)
     }
 
@@ -285,7 +401,7 @@ impl ConnPool {
 
     /// All conns the pool owns: idle, checked out, and `new_conn` conns.
     pub fn len(&self) -> usize {
-        self.inner.state.lock().total()
+        self.inner().state.lock().total()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -293,11 +409,11 @@ impl ConnPool {
     }
 
     pub fn idle_len(&self) -> usize {
-        self.inner.state.lock().idle.len()
+        self.inner().state.lock().idle.len()
     }
 
     pub fn stats(&self) -> Stats {
-        let inner = &self.inner;
+        let inner = self.inner();
         let mut s = Stats::default();
         {
             let st = inner.state.lock();
@@ -307,17 +423,26 @@ impl ConnPool {
             s.dials_in_progress = clamp_u32(st.dials_pending + st.unpooled_dials);
         }
         inner.counters.fill(&mut s);
+        if let (Some(threshold), Some(out)) = (inner.opts.leak_detection_threshold, &inner.leaks) {
+            let now = Instant::now();
+            let held = out
+                .lock()
+                .values()
+                .filter(|&&since| now.saturating_duration_since(since) > threshold)
+                .count();
+            s.leak_suspects = clamp_u32(held);
+        }
         s
     }
 
     pub fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.inner().closed.load(Ordering::Acquire)
     }
 
     /// Closes idle conns and wakes every waiter with `Error::Closed`. Checked-out conns are
     /// closed when they come back. A second close returns `Error::Closed`.
     pub fn close(&self) -> Result<()> {
-        let inner = &self.inner;
+        let inner = self.inner();
         let (idle, deferred) = {
             let mut st = inner.state.lock();
             if st.closed {
@@ -335,6 +460,7 @@ impl ConnPool {
                 std::mem::take(&mut st.deferred_userdata),
             )
         };
+        inner.notify.signal();
         drop(idle);
         drop(deferred);
         Ok(())
@@ -342,7 +468,7 @@ impl ConnPool {
 
     /// Gives `conn` back untouched when another pool owns it.
     fn check_owner(&self, conn: Conn) -> std::result::Result<Conn, Rejected> {
-        if conn.pool_id() == self.inner.id {
+        if conn.pool_id() == self.cell.id {
             return Ok(conn);
         }
         Err(Rejected {
@@ -384,11 +510,70 @@ impl Pooler for ConnPool {
         ConnPool::close(self)
     }
     fn pool_timeout(&self) -> Wait {
-        self.inner.opts.pool_timeout
+        self.inner().opts.pool_timeout
+    }
+    fn notify_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
+        ConnPool::notify_fd(self)
+    }
+    fn leaks(&self) -> Option<Vec<(u64, Duration)>> {
+        ConnPool::leaks(self)
     }
 }
 
 impl Inner {
+    fn new(opts: Options, id: u64, generation: u64, next_conn_id: u64, closed: bool) -> Inner {
+        let opts_leaks = opts
+            .leak_detection_threshold
+            .map(|_| Mutex::new(HashMap::new()));
+        Inner {
+            id,
+            generation,
+            jitter_seed: AtomicU64::new(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed_from_clock()),
+            opts,
+            notify: Notifier::default(),
+            leaks: opts_leaks,
+            state: Mutex::new(State {
+                closed,
+                ..State::default()
+            }),
+            closed_cv: Condvar::new(),
+            closed: AtomicBool::new(closed),
+            counters: Counters::default(),
+            next_conn_id: AtomicU64::new(next_conn_id),
+        }
+    }
+
+    /// Starts the min-idle prewarm and the reaper, if configured.
+    fn start(self: &Arc<Self>) -> Result<()> {
+        {
+            let mut st = self.state.lock();
+            self.refill(&mut st);
+        }
+        if let Some(every) = self.opts.reaper_interval {
+            let weak = Arc::downgrade(self);
+            thread::Builder::new()
+                .name("redispool-reaper".into())
+                .spawn(move || reaper_loop(weak, every))
+                .map_err(|e| Error::Internal(format!("cannot start the reaper thread: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// In a forked child, on the parent's state: closes this process's copies of the idle
+    /// conns and of the notify fd (plain close: no QUIT, no shutdown, so the parent's
+    /// sessions go on). Conns checked out are closed when they come back.
+    fn forget_inherited(&self) {
+        self.notify.forget();
+        let Some(mut st) = self.state.try_lock() else {
+            return;
+        };
+        let idle = std::mem::take(&mut st.idle);
+        let deferred = std::mem::take(&mut st.deferred_userdata);
+        drop(st);
+        drop(idle);
+        drop(deferred);
+    }
+
     fn get_conn(self: &Arc<Self>, wait: Wait, cancel: Option<&CancelToken>) -> Result<Conn> {
         let start = Instant::now();
         let deadline = wait.deadline_from(start);
@@ -449,7 +634,7 @@ impl Inner {
                 Counters::inc(&self.counters.hits);
                 return Ok(conn);
             }
-            if let Some(conn) = self.check_health(conn) {
+            if let Some(conn) = self.check_health(conn, true) {
                 return Ok(conn);
             }
         }
@@ -470,10 +655,15 @@ impl Inner {
 
     /// Health-checks a conn taken for a get. A stale conn is closed and counted; its turn
     /// stays with the caller.
-    fn check_health(&self, mut conn: Conn) -> Option<Conn> {
+    fn check_health(&self, mut conn: Conn, ping: bool) -> Option<Conn> {
         let now = Instant::now();
+        let ping_after = if ping {
+            self.opts.ping_after_idle
+        } else {
+            None
+        };
         let health = health::check(&conn, now, self.opts.conn_max_idle_time)
-            .and_then(|()| health::check_ping(&mut conn, now, self.opts.ping_after_idle));
+            .and_then(|()| health::check_ping(&mut conn, now, ping_after));
         match health {
             Ok(()) => {
                 conn.used_at = now;
@@ -555,6 +745,47 @@ impl Inner {
         }
     }
 
+    /// Leak detection: notes when `conn` was handed out.
+    fn track(&self, conn: &Conn) {
+        if let Some(out) = &self.leaks {
+            out.lock().insert(conn.id(), Instant::now());
+        }
+    }
+
+    /// Leak detection: `conn` is back; counts it when it was held too long.
+    fn untrack(&self, conn: &Conn) {
+        let (Some(out), Some(threshold)) = (&self.leaks, self.opts.leak_detection_threshold) else {
+            return;
+        };
+        if let Some(since) = out.lock().remove(&conn.id()) {
+            if since.elapsed() > threshold {
+                Counters::inc(&self.counters.late_returns);
+            }
+        }
+    }
+
+    /// A `try_get` miss: when the pool has room and nothing is queued, one dial on a dial
+    /// thread, whose conn goes to the idle list (or a waiter that came meanwhile).
+    fn dial_in_background(self: &Arc<Self>, st: &mut State) {
+        let size = self.opts.pool_size;
+        if !st.waiters.is_empty()
+            || !st.idle.is_empty()
+            || st.turns_used >= size
+            || st.dial_failures >= size
+            || self.check_active_limit(st).is_err()
+        {
+            return;
+        }
+        Counters::inc(&self.counters.misses);
+        st.turns_used += 1;
+        st.dials_pending += 1;
+        st.dial_queue.push_back(DialJob {
+            initiator: None,
+            refill: false,
+        });
+        self.spawn_dial_workers(st);
+    }
+
     /// Waits for a grant; on timeout or cancel, withdraws (taking a grant that raced in).
     fn wait_for(
         &self,
@@ -574,6 +805,8 @@ impl Inner {
         if let Some(i) = st.dial_waiters.iter().position(|x| Arc::ptr_eq(x, w)) {
             st.dial_waiters.swap_remove(i);
         }
+        // With one waiter fewer, a try_get may now succeed.
+        self.notify.signal();
         if canceled {
             Err(Error::Canceled)
         } else {
@@ -684,6 +917,7 @@ impl Inner {
                 self.note_dial_result(&mut st, &res);
                 self.complete_dial(&mut st, job, res)
             };
+            self.notify.signal();
             drop(surplus);
         }
     }
@@ -821,7 +1055,14 @@ impl Inner {
             };
             Instant::now().checked_add(life)
         });
-        let mut conn = Conn::new(sock, id, self.id, expires_at, pooled);
+        let mut conn = Conn::new(
+            sock,
+            id,
+            self.id,
+            expires_at,
+            pooled,
+            self.generation as u32,
+        );
         conn.set_timeouts(self.opts.read_timeout, self.opts.write_timeout);
         conn
     }
@@ -900,6 +1141,8 @@ fn probe_loop(weak: Weak<Inner>) {
                 if !st.closed && st.total() + st.dials_pending < inner.opts.pool_size {
                     st.idle.push_back(conn);
                     inner.refill(&mut st);
+                    drop(st);
+                    inner.notify.signal();
                 } else {
                     drop(st);
                     drop(conn);

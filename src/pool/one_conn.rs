@@ -15,11 +15,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use super::cancel::CancelToken;
 use super::conn::Conn;
 use super::error::{Error, Result};
+use super::fork;
+use super::notify::Notifier;
 use super::options::Wait;
 use super::pooler::{Pooler, Rejected};
 use super::stats::Stats;
@@ -66,6 +68,8 @@ struct State {
     /// The reason given to the remove that set `failure`, passed on to the parent.
     failure_reason: Option<String>,
     closed: bool,
+    /// The fork generation this state belongs to (see `fork`).
+    generation: u64,
     /// Open handles sharing this pool (sticky over sticky).
     handles: usize,
     waiters: VecDeque<Arc<Waiter>>,
@@ -81,6 +85,8 @@ pub(crate) struct OneConn {
     kind: Kind,
     parent: Arc<dyn Pooler>,
     state: Mutex<State>,
+    /// Readable while `try_get` may find the conn (`pool_notify_fd`).
+    notify: Notifier,
 }
 
 impl OneConn {
@@ -100,10 +106,51 @@ impl OneConn {
                 failure: None,
                 failure_reason: None,
                 closed: false,
+                generation: fork::generation(),
                 handles: 1,
                 waiters: VecDeque::new(),
             }),
+            notify: Notifier::default(),
         }
+    }
+
+    /// The state, locked. In a forked child, the first call forgets the parent's conn and
+    /// queued gets: a sticky pool then borrows a fresh conn from its parent (which starts
+    /// afresh too); a single pool has nothing to hand out any more.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        let mut st = self.state.lock();
+        let generation = fork::generation();
+        if st.generation != generation {
+            st.generation = generation;
+            self.notify.forget();
+            st.waiters.clear();
+            st.out = None;
+            st.phase = Phase::Empty;
+            st.failure_reason = None;
+            st.failure = match self.kind {
+                Kind::Sticky => None,
+                Kind::Single if st.closed => None,
+                Kind::Single => Some(Error::BadConn(
+                    "the SingleConnPool's conn was opened before fork(): the parent process owns it"
+                        .into(),
+                )),
+            };
+            // Closes this process's copy of the socket only.
+            st.idle = None;
+        }
+        st
+    }
+
+    /// A conn checked out before fork() and given back in the child: closed, nothing else.
+    fn drop_inherited(&self, conn: Conn) {
+        drop(self.lock());
+        drop(conn);
+    }
+
+    /// The readiness fd of `pool_notify_fd`, made on first use.
+    pub(crate) fn notify_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
+        drop(self.lock());
+        self.notify.fd()
     }
 
     pub(crate) fn parent(&self) -> &Arc<dyn Pooler> {
@@ -112,7 +159,7 @@ impl OneConn {
 
     /// Another handle now shares this pool; each handle closes once.
     pub(crate) fn add_handle(&self) -> Result<()> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if st.closed {
             return Err(Error::Closed);
         }
@@ -128,7 +175,7 @@ impl OneConn {
                 return Err(Error::Canceled);
             }
             let w = {
-                let mut st = self.state.lock();
+                let mut st = self.lock();
                 self.check_usable(&st)?;
                 if st.waiters.is_empty() {
                     match st.phase {
@@ -163,9 +210,10 @@ impl OneConn {
     }
 
     pub(crate) fn try_get(&self) -> Result<Conn> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         self.check_usable(&st)?;
         if !st.waiters.is_empty() {
+            self.notify.drain();
             return Err(Error::WouldBlock);
         }
         match st.phase {
@@ -179,7 +227,10 @@ impl OneConn {
                 st.out = Some(key(&conn));
                 Ok(conn)
             }
-            _ => Err(Error::WouldBlock),
+            _ => {
+                self.notify.drain();
+                Err(Error::WouldBlock)
+            }
         }
     }
 
@@ -195,7 +246,7 @@ impl OneConn {
 
     /// Ends a borrow from the parent started by a get.
     fn finish_borrow(&self, res: Result<Conn>) -> Result<Conn> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         match res {
             Ok(conn) if st.closed => {
                 st.phase = Phase::Empty;
@@ -212,6 +263,8 @@ impl OneConn {
                 st.phase = Phase::Empty;
                 // The next queued get borrows in its turn.
                 hand_to_oldest(&mut st.waiters, Grant::Turn);
+                drop(st);
+                self.notify.signal();
                 Err(e)
             }
         }
@@ -224,13 +277,14 @@ impl OneConn {
         cancel: Option<&CancelToken>,
         start: Instant,
     ) -> Result<Grant> {
-        let (mut st, canceled) = match wait_or_withdraw(w, deadline, cancel, || self.state.lock()) {
+        let (mut st, canceled) = match wait_or_withdraw(w, deadline, cancel, || self.lock()) {
             Outcome::Granted(g) => return Ok(g),
             Outcome::GaveUp { guard, canceled } => (guard, canceled),
         };
         if let Some(i) = st.waiters.iter().position(|x| Arc::ptr_eq(x, w)) {
             st.waiters.remove(i);
         }
+        self.notify.signal();
         if canceled {
             Err(Error::Canceled)
         } else {
@@ -273,7 +327,11 @@ impl OneConn {
     }
 
     pub(crate) fn put(&self, conn: Conn) -> std::result::Result<(), Rejected> {
-        let mut st = self.state.lock();
+        if conn.is_inherited() {
+            self.drop_inherited(conn);
+            return Ok(());
+        }
+        let mut st = self.lock();
         if !conn.is_pooled() && st.out != Some(key(&conn)) {
             // A parent's NewConn conn: the parent closes it.
             drop(st);
@@ -309,6 +367,8 @@ impl OneConn {
             Some(_) => unreachable!("wake_oldest gives back what it was given"),
         };
         st.idle = Some(conn);
+        drop(st);
+        self.notify.signal();
         Ok(())
     }
 
@@ -317,7 +377,11 @@ impl OneConn {
         conn: Conn,
         reason: Option<&str>,
     ) -> std::result::Result<(), Rejected> {
-        let mut st = self.state.lock();
+        if conn.is_inherited() {
+            self.drop_inherited(conn);
+            return Ok(());
+        }
+        let mut st = self.lock();
         if !conn.is_pooled() && st.out != Some(key(&conn)) {
             drop(st);
             return self.parent.remove(conn, reason);
@@ -339,6 +403,8 @@ impl OneConn {
         }
         st.failure = Some(failure);
         st.failure_reason.clone_from(&reason);
+        // A loop waiting on the fd learns of the failure from its next try_get.
+        self.notify.signal();
         match self.kind {
             Kind::Sticky => {
                 // Kept until reset or close hands it to the parent's remove.
@@ -356,7 +422,7 @@ impl OneConn {
     /// go-redis `StickyConnPool.Reset`: after a remove, hands the bad conn to the parent's
     /// remove and starts afresh (the next get borrows a new conn).
     pub(crate) fn reset(&self) -> Result<()> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if st.closed {
             return Err(Error::Closed);
         }
@@ -370,13 +436,18 @@ impl OneConn {
         let reason = st.failure_reason.take();
         st.phase = Phase::Empty;
         drop(st);
+        self.notify.signal();
         self.dispose(Disposal::Remove(conn, reason));
         Ok(())
     }
 
     /// CloseConn: this pool's own conn is removed; any other goes to the parent's CloseConn.
     pub(crate) fn close_conn(&self, conn: Conn) -> std::result::Result<(), Rejected> {
-        let ours = self.state.lock().out == Some(key(&conn));
+        if conn.is_inherited() {
+            self.drop_inherited(conn);
+            return Ok(());
+        }
+        let ours = self.lock().out == Some(key(&conn));
         if ours {
             self.remove(conn, Some("conn closed"))
         } else {
@@ -387,7 +458,7 @@ impl OneConn {
     /// Closes one handle; the last one closes the pool: waiters fail with `Closed` and the
     /// conn goes back to the parent now (or when it is put, if checked out).
     pub(crate) fn close(&self) -> Result<()> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if st.closed {
             return Err(Error::Closed);
         }
@@ -402,6 +473,7 @@ impl OneConn {
         let idle = st.idle.take();
         let d = idle.map(|c| self.disposal(&mut st, c));
         drop(st);
+        self.notify.signal();
         if let Some(d) = d {
             self.dispose(d);
         }
@@ -436,16 +508,16 @@ impl OneConn {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len_of(&self.state.lock())
+        self.len_of(&self.lock())
     }
 
     pub(crate) fn idle_len(&self) -> usize {
-        self.idle_len_of(&self.state.lock())
+        self.idle_len_of(&self.lock())
     }
 
     /// go-redis reports empty stats for these pools; the conn counts mirror len/idle_len.
     pub(crate) fn stats(&self) -> Stats {
-        let st = self.state.lock();
+        let st = self.lock();
         Stats {
             total_conns: self.len_of(&st) as u32,
             idle_conns: self.idle_len_of(&st) as u32,

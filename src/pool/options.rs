@@ -75,6 +75,9 @@ pub struct Options {
     /// A get PINGs an idle conn unused for at least this long before handing it out
     /// (redis-client's idle_timeout idea), on top of the socket peek. None = never.
     pub ping_after_idle: Option<Duration>,
+    /// Leak detection (HikariCP's leakDetectionThreshold): conns checked out longer than
+    /// this are counted in stats and listed by `ConnPool::leaks`. None = off.
+    pub leak_detection_threshold: Option<Duration>,
 }
 
 pub fn default_pool_size() -> usize {
@@ -108,6 +111,7 @@ impl Options {
             read_timeout: Some(Duration::from_secs(5)),
             write_timeout: Some(Duration::from_secs(5)),
             ping_after_idle: None,
+            leak_detection_threshold: None,
         }
     }
 

@@ -1,6 +1,9 @@
 //! `Pooler`: go-redis's `pool.Pooler` interface, shared by `ConnPool`, `SingleConnPool` and
 //! `StickyConnPool`, so a single or sticky pool can sit on top of any of them.
 
+use std::os::fd::RawFd;
+use std::time::Duration;
+
 use super::cancel::CancelToken;
 use super::conn::Conn;
 use super::error::{Error, Result};
@@ -38,4 +41,11 @@ pub trait Pooler: Send + Sync {
     fn close(&self) -> Result<()>;
     /// The wait a plain `get` uses.
     fn pool_timeout(&self) -> Wait;
+    /// An eventfd readable while `try_get` may find a conn; owned by the pool.
+    fn notify_fd(&self) -> std::io::Result<RawFd>;
+    /// Conns held longer than the leak detection threshold (id, held for), longest first;
+    /// None when this pooler does not track leaks.
+    fn leaks(&self) -> Option<Vec<(u64, Duration)>> {
+        None
+    }
 }

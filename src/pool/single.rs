@@ -68,4 +68,7 @@ impl Pooler for SingleConnPool {
     fn pool_timeout(&self) -> Wait {
         self.core.parent().pool_timeout()
     }
+    fn notify_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
+        self.core.notify_fd()
+    }
 }

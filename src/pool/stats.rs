@@ -37,6 +37,10 @@ pub struct Stats {
     pub waiting: u32,
     /// Dials queued or running right now.
     pub dials_in_progress: u32,
+    /// Leak detection: conns checked out right now for longer than the threshold.
+    pub leak_suspects: u32,
+    /// Leak detection: conns given back after being held longer than the threshold.
+    pub late_returns: u64,
 }
 
 #[derive(Default)]
@@ -52,6 +56,7 @@ pub(crate) struct Counters {
     pub dial_errors: AtomicU64,
     pub removed: AtomicU64,
     pub evicted: AtomicU64,
+    pub late_returns: AtomicU64,
 }
 
 impl Counters {
@@ -71,5 +76,6 @@ impl Counters {
         s.dial_errors = self.dial_errors.load(Relaxed);
         s.removed_conns = self.removed.load(Relaxed);
         s.evicted_conns = self.evicted.load(Relaxed);
+        s.late_returns = self.late_returns.load(Relaxed);
     }
 }

@@ -65,6 +65,7 @@ pub struct UrlConfig {
     pub dialer_retry_backoff: Option<UrlDuration>,
     pub reaper_interval: Option<UrlDuration>,
     pub ping_after_idle: Option<UrlDuration>,
+    pub leak_detection_threshold: Option<UrlDuration>,
 }
 
 /// Parses `redis://[[user][:password]@]host[:port][/db][?params]` or
@@ -287,12 +288,13 @@ enum Key {
     DialerRetryBackoff,
     ReaperInterval,
     PingAfterIdle,
+    LeakDetectionThreshold,
 }
 
-const KEY_COUNT: usize = Key::PingAfterIdle as usize + 1;
+const KEY_COUNT: usize = Key::LeakDetectionThreshold as usize + 1;
 
 /// Every query parameter this pool understands, by its name in the URL.
-const PARAMS: [(&str, Key); 22] = [
+const PARAMS: [(&str, Key); 23] = [
     ("db", Key::Db),
     ("client_name", Key::ClientName),
     ("protocol", Key::Protocol),
@@ -315,6 +317,7 @@ const PARAMS: [(&str, Key); 22] = [
     ("dialer_retry_backoff", Key::DialerRetryBackoff),
     ("reaper_interval", Key::ReaperInterval),
     ("ping_after_idle", Key::PingAfterIdle),
+    ("leak_detection_threshold", Key::LeakDetectionThreshold),
 ];
 
 /// go-redis parameters that configure its client (command retries, TLS, pipelining), which a
@@ -419,6 +422,7 @@ fn apply_param(
         Key::DialerRetryBackoff => cfg.dialer_retry_backoff = Some(duration()?),
         Key::ReaperInterval => cfg.reaper_interval = Some(duration()?),
         Key::PingAfterIdle => cfg.ping_after_idle = Some(duration()?),
+        Key::LeakDetectionThreshold => cfg.leak_detection_threshold = Some(duration()?),
     }
     Ok(())
 }
@@ -969,7 +973,8 @@ mod tests {
                    &max_concurrent_dials=4&dialer_retries=7&pool_timeout=4s&dial_timeout=3\
                    &read_timeout=500ms&write_timeout=1m30s&conn_max_idle_time=30m\
                    &conn_max_lifetime=1.5h&conn_max_lifetime_jitter=10s\
-                   &dialer_retry_backoff=250ms&reaper_interval=1m&ping_after_idle=0";
+                   &dialer_retry_backoff=250ms&reaper_interval=1m&ping_after_idle=0\
+                   &leak_detection_threshold=2s";
         let want = UrlConfig {
             db: Some(1),
             client_name: Some("app-1".into()),
@@ -991,6 +996,7 @@ mod tests {
             dialer_retry_backoff: ms(250),
             reaper_interval: ms(60_000),
             ping_after_idle: OFF,
+            leak_detection_threshold: ms(2_000),
             ..tcp("h:6379")
         };
         assert_eq!(parse_url(url), Ok(want));
@@ -1195,6 +1201,7 @@ mod tests {
             "dialer_retry_backoff",
             "reaper_interval",
             "ping_after_idle",
+            "leak_detection_threshold",
         ];
         for name in durations {
             for (bad, why) in [
