@@ -13,7 +13,17 @@
  *    nothing is printed. No library thread calls user code except the dial callback.
  *  - Library threads: dials run on short-lived "redispool-dial" threads (so a caller can stop
  *    waiting without wasting the dial); "redispool-reaper" runs only when reaper_interval_ms
- *    is set; "redispool-probe" runs only while dials keep failing.
+ *    is set; "redispool-probe" runs only while dials keep failing. The dial callback
+ *    (pool_dial_fn) may therefore run on a library thread; nothing else of yours does
+ *    (conn userdata is freed on one of your threads).
+ *  - Event loops: pool_try_get never waits, dials or resolves; pool_notify_fd gives an fd
+ *    to wait on next to your others. Cancellation: pool_get_ex with a pool_cancel_t.
+ *  - fork(): a child never uses, locks or shuts down the parent's conns. The first call on
+ *    a pool in the child forgets the parent's state (closing only the child's copies of the
+ *    idle conns' fds, no QUIT), and the pool dials fresh conns; background threads restart
+ *    then. A conn checked out before fork() and put or removed in the child is closed, and
+ *    pool_conn_command on it returns POOL_ERR_BAD_CONN. Detection costs nothing per call
+ *    (a pthread_atfork generation counter, no getpid). Stats restart from zero in the child.
  */
 
 #ifndef REDISPOOL_H
@@ -419,8 +429,9 @@ pool_status_t pool_new(const pool_options_t *opts, pool_t **pool_out, pool_error
 // dial_timeout, read_timeout, write_timeout, conn_max_idle_time (alias idle_timeout),
 // conn_max_lifetime (alias max_conn_age), conn_max_lifetime_jitter, pool_fifo,
 // client_name, protocol, db (overrides the path), dialer_retries, dialer_retry_backoff,
-// reaper_interval, ping_after_idle. Durations as go-redis: "500ms", "4s", "1m30s", or a
-// plain integer of seconds; 0 or a negative value disables the timeout or feature.
+// reaper_interval, ping_after_idle, leak_detection_threshold. Durations as go-redis:
+// "500ms", "4s", "1m30s", or a plain integer of seconds; 0 or a negative value disables
+// the timeout or feature.
 // Percent-encode reserved characters in user and password. Everything not in the URL
 // takes its pool_options_init default. An unknown, repeated or malformed option, an
 // unsupported scheme (rediss://: no TLS) or a URL over 8 KiB -> POOL_ERR_INVALID_ARG
@@ -484,9 +495,13 @@ pool_status_t pool_get_ex(pool_t *pool,
                           pool_conn_t **conn_out,
                           pool_error_t *err_out);
 
-// Never waits, dials or resolves: an idle healthy conn, or POOL_ERR_WOULD_BLOCK (also when
-// other callers are queued, so they keep their turn order). POOL_ERR_CLOSED after close,
-// POOL_ERR_INVALID_ARG for NULLs. Any thread.
+// Never waits, dials or resolves: an idle conn that passes the socket checks, or
+// POOL_ERR_WOULD_BLOCK (also when callers are queued in pool_get, so they keep their turn
+// order). The ping_after_idle_ms PING is skipped (it would wait for a reply). A miss makes
+// pool_notify_fd unreadable and, when the pool has room and nothing is queued, starts one
+// dial on a library thread whose conn goes to the idle list and makes the fd readable
+// (never more conns than pool_size). POOL_ERR_CLOSED after close, POOL_ERR_INVALID_ARG
+// for NULLs. Any thread; made for event loops (see pool_notify_fd).
 pool_status_t pool_try_get(pool_t *pool, pool_conn_t **conn_out);
 
 // Put: gives `conn` back for reuse and consumes it (the handle is dead afterwards); the

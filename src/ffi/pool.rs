@@ -169,8 +169,9 @@ pub unsafe extern "C" fn pool_new(
 /// dial_timeout, read_timeout, write_timeout, conn_max_idle_time (alias idle_timeout),
 /// conn_max_lifetime (alias max_conn_age), conn_max_lifetime_jitter, pool_fifo,
 /// client_name, protocol, db (overrides the path), dialer_retries, dialer_retry_backoff,
-/// reaper_interval, ping_after_idle. Durations as go-redis: "500ms", "4s", "1m30s", or a
-/// plain integer of seconds; 0 or a negative value disables the timeout or feature.
+/// reaper_interval, ping_after_idle, leak_detection_threshold. Durations as go-redis:
+/// "500ms", "4s", "1m30s", or a plain integer of seconds; 0 or a negative value disables
+/// the timeout or feature.
 /// Percent-encode reserved characters in user and password. Everything not in the URL
 /// takes its pool_options_init default. An unknown, repeated or malformed option, an
 /// unsupported scheme (rediss://: no TLS) or a URL over 8 KiB -> POOL_ERR_INVALID_ARG
@@ -413,9 +414,13 @@ pub unsafe extern "C" fn pool_get_ex(
     )
 }
 
-/// Never waits, dials or resolves: an idle healthy conn, or POOL_ERR_WOULD_BLOCK (also when
-/// other callers are queued, so they keep their turn order). POOL_ERR_CLOSED after close,
-/// POOL_ERR_INVALID_ARG for NULLs. Any thread.
+/// Never waits, dials or resolves: an idle conn that passes the socket checks, or
+/// POOL_ERR_WOULD_BLOCK (also when callers are queued in pool_get, so they keep their turn
+/// order). The ping_after_idle_ms PING is skipped (it would wait for a reply). A miss makes
+/// pool_notify_fd unreadable and, when the pool has room and nothing is queued, starts one
+/// dial on a library thread whose conn goes to the idle list and makes the fd readable
+/// (never more conns than pool_size). POOL_ERR_CLOSED after close, POOL_ERR_INVALID_ARG
+/// for NULLs. Any thread; made for event loops (see pool_notify_fd).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_try_get(
     pool: *mut pool_t,
