@@ -6,10 +6,19 @@
 //! into it uses a new generation. A double put, a put after remove, a handle of another
 //! pool or a made-up value is therefore detected, not undefined behaviour.
 //!
+//! Slot allocation is lock-free: never-used slots come from an atomic counter, returned
+//! slots go on a tagged Treiber stack (LIFO, so a warm slot is reused before a new one is
+//! touched), and chunks of slots are installed with a compare-exchange. The reason is
+//! fork(): a child of a multithreaded process keeps only the forking thread, so a lock
+//! another thread held at fork time would stay locked forever in the child. Nothing on the
+//! allocation path can block; a parent thread caught mid-allocation or mid-release costs
+//! the child at most that one slot. The only locks left are the per-slot mutexes, each
+//! taken briefly by an operation on that one handle.
+//!
 //! Slots are never freed (at most `MAX_SLOTS` conns checked out at once, process-wide).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -39,28 +48,97 @@ struct SlotInner {
 #[derive(Default)]
 struct Slot {
     inner: Mutex<SlotInner>,
+    /// The free-list link while the slot is free: (index + 1) of the next free slot, 0 at
+    /// the bottom of the stack. Meaningless while the slot is allocated.
+    next_free: AtomicU32,
 }
 
 struct Chunk {
     slots: [Slot; CHUNK_LEN],
 }
 
-struct Alloc {
-    free: Vec<u32>,
-    next: u32,
+/// A Treiber stack of slot indices. `head` is (tag << 32) | (index + 1), 0 when empty; the
+/// tag changes on every successful push and pop, so a pop that read a stale link (the top
+/// was popped and pushed back meanwhile: ABA) fails its compare-exchange and retries. The
+/// links live outside the stack (`Slot::next_free`) and are passed in.
+struct FreeList {
+    head: AtomicU64,
+}
+
+const LOW: u64 = 0xFFFF_FFFF;
+
+/// `head` with its tag advanced by one (wrapping) and its low half cleared.
+fn next_tag(head: u64) -> u64 {
+    (head & !LOW).wrapping_add(LOW + 1)
+}
+
+impl FreeList {
+    const fn new() -> Self {
+        Self {
+            head: AtomicU64::new(0),
+        }
+    }
+
+    /// Pushes `index`, whose link is `link`. The caller owns `index` (it is not on the
+    /// stack), so nobody else writes `link` meanwhile.
+    fn push(&self, index: u32, link: &AtomicU32) {
+        let top = index + 1;
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            link.store((head & LOW) as u32, Ordering::Relaxed);
+            // AcqRel: Release publishes the link (and everything the releasing thread did
+            // to the slot) to the popper that acquires this head.
+            match self.head.compare_exchange_weak(
+                head,
+                next_tag(head) | u64::from(top),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Pops the most recently pushed index; None when the stack is empty. `read_link(i)`
+    /// loads the link of index `i` (Relaxed is enough: the Acquire load of `head` orders it
+    /// after the push that stored it); it must work for any index ever pushed.
+    fn pop(&self, read_link: impl Fn(u32) -> u32) -> Option<u32> {
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            let top = (head & LOW) as u32;
+            if top == 0 {
+                return None;
+            }
+            let index = top - 1;
+            // May be stale if `index` was popped (and maybe pushed again) since `head` was
+            // read; the tag then differs and the compare-exchange below fails.
+            let below = read_link(index);
+            match self.head.compare_exchange_weak(
+                head,
+                next_tag(head) | u64::from(below),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(index),
+                Err(now) => head = now,
+            }
+        }
+    }
 }
 
 struct Table {
     chunks: [AtomicPtr<Chunk>; MAX_CHUNKS],
-    alloc: Mutex<Alloc>,
+    /// Indices below `next` have been handed out at least once; it never exceeds
+    /// `MAX_SLOTS`.
+    next: AtomicU32,
+    free: FreeList,
 }
 
 static TABLE: Table = Table {
     chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_CHUNKS],
-    alloc: Mutex::new(Alloc {
-        free: Vec::new(),
-        next: 0,
-    }),
+    next: AtomicU32::new(0),
+    free: FreeList::new(),
 };
 
 fn slot(index: usize) -> Option<&'static Slot> {
@@ -68,9 +146,20 @@ fn slot(index: usize) -> Option<&'static Slot> {
         .chunks
         .get(index >> CHUNK_BITS)?
         .load(Ordering::Acquire);
-    // SAFETY: chunks are allocated once, published with Release, and never freed.
+    // SAFETY: a chunk pointer is either null or came from `Box::into_raw` in
+    // `ensure_chunk`, was published with a Release compare-exchange (read here with
+    // Acquire, so the chunk is fully initialised), is never replaced once non-null and is
+    // never freed, so the reference is valid for 'static. Slots are only accessed through
+    // shared references (their fields are atomics or a mutex).
     let chunk = unsafe { chunk.as_ref() }?;
     Some(&chunk.slots[index & (CHUNK_LEN - 1)])
+}
+
+/// The slot of an index that has been handed out; its chunk is then installed and visible
+/// (the thread that handed the index out installed it or saw it, and every later use of
+/// the index is ordered after that).
+fn allocated_slot(index: usize) -> &'static Slot {
+    slot(index).expect("allocated slot exists")
 }
 
 fn decode(handle: u64) -> Option<(usize, u64)> {
@@ -82,28 +171,55 @@ fn decode(handle: u64) -> Option<(usize, u64)> {
     Some((index, generation))
 }
 
+/// Takes the next never-used index below `limit`; None, leaving `next` unchanged (so at
+/// `limit`), once all are taken.
+fn fresh_index(next: &AtomicU32, limit: u32) -> Option<u32> {
+    next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        if n < limit { Some(n + 1) } else { None }
+    })
+    .ok()
+}
+
+/// Installs chunk `c` if it is not there yet.
+fn ensure_chunk(c: usize) {
+    let cell = &TABLE.chunks[c];
+    if !cell.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    let new = Box::into_raw(Box::new(Chunk {
+        slots: std::array::from_fn(|_| Slot::default()),
+    }));
+    if cell
+        .compare_exchange(
+            std::ptr::null_mut(),
+            new,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        // SAFETY: `new` came from `Box::into_raw` just above and lost the race, so it was
+        // never published: this thread still owns it and nothing else can refer to it.
+        drop(unsafe { Box::from_raw(new) });
+    }
+}
+
 fn allocate_slot() -> Option<usize> {
-    let mut alloc = TABLE.alloc.lock();
-    if let Some(i) = alloc.free.pop() {
+    if let Some(i) = TABLE
+        .free
+        .pop(|i| allocated_slot(i as usize).next_free.load(Ordering::Relaxed))
+    {
         return Some(i as usize);
     }
-    let index = alloc.next as usize;
-    if index >= MAX_SLOTS {
-        return None;
-    }
-    let c = index >> CHUNK_BITS;
-    if TABLE.chunks[c].load(Ordering::Acquire).is_null() {
-        let chunk: Box<Chunk> = Box::new(Chunk {
-            slots: std::array::from_fn(|_| Slot::default()),
-        });
-        TABLE.chunks[c].store(Box::into_raw(chunk), Ordering::Release);
-    }
-    alloc.next += 1;
+    let index = fresh_index(&TABLE.next, MAX_SLOTS as u32)? as usize;
+    ensure_chunk(index >> CHUNK_BITS);
     Some(index)
 }
 
 fn release_slot(index: usize) {
-    TABLE.alloc.lock().free.push(index as u32);
+    TABLE
+        .free
+        .push(index as u32, &allocated_slot(index).next_free);
 }
 
 /// Stores a checked-out conn; returns its handle, or gives the entry back when the table
@@ -159,4 +275,215 @@ pub(crate) fn take(handle: u64, accept: impl FnOnce(&Entry) -> bool) -> Result<E
     };
     release_slot(index);
     Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    const THREADS: usize = 8;
+    const ITERS: usize = 20_000;
+
+    /// A small xorshift, so each thread holds and releases in its own varying order.
+    fn rng(state: &mut u32) -> u32 {
+        *state ^= *state << 13;
+        *state ^= *state >> 17;
+        *state ^= *state << 5;
+        *state
+    }
+
+    #[test]
+    fn concurrent_allocation_never_hands_a_slot_out_twice() {
+        let owned: Vec<AtomicBool> = (0..MAX_SLOTS).map(|_| AtomicBool::new(false)).collect();
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let owned = &owned;
+                s.spawn(move || {
+                    let mut state = 0x9E37_79B9 ^ (t as u32 + 1);
+                    let mut held: Vec<usize> = Vec::new();
+                    for _ in 0..ITERS {
+                        let index = allocate_slot().expect("table has room");
+                        assert!(
+                            !owned[index].swap(true, Ordering::SeqCst),
+                            "slot {index} handed out twice"
+                        );
+                        held.push(index);
+                        // Hold up to 4 slots; release a random one of them.
+                        while held.len() > (rng(&mut state) % 4) as usize {
+                            let at = rng(&mut state) as usize % held.len();
+                            let index = held.swap_remove(at);
+                            assert!(owned[index].swap(false, Ordering::SeqCst));
+                            release_slot(index);
+                        }
+                    }
+                    for index in held {
+                        assert!(owned[index].swap(false, Ordering::SeqCst));
+                        release_slot(index);
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn released_slot_is_reused_before_a_new_one() {
+        // Other tests share TABLE and may pop or push in between, so only require that the
+        // LIFO reuse shows up, and that reuse did not grow `next` when it did.
+        let mut reused = 0;
+        for _ in 0..100 {
+            let a = allocate_slot().expect("table has room");
+            release_slot(a);
+            let next_before = TABLE.next.load(Ordering::SeqCst);
+            let b = allocate_slot().expect("table has room");
+            release_slot(b);
+            if a == b {
+                reused += 1;
+            } else {
+                // Not ours: another test took `a` first. `b` is then no newer than what
+                // `next` reached, which other tests may also have moved.
+                assert!(b < TABLE.next.load(Ordering::SeqCst) as usize);
+            }
+            assert!(TABLE.next.load(Ordering::SeqCst) >= next_before);
+        }
+        assert!(reused > 0, "a released slot was never reused");
+    }
+
+    fn links(n: usize) -> Vec<AtomicU32> {
+        (0..n).map(|_| AtomicU32::new(0)).collect()
+    }
+
+    fn read(links: &[AtomicU32]) -> impl Fn(u32) -> u32 + '_ {
+        |i| links[i as usize].load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn free_list_is_lifo() {
+        let links = links(4);
+        let list = FreeList::new();
+        let pop = || list.pop(read(&links));
+        assert_eq!(pop(), None);
+        for i in 0..3 {
+            list.push(i, &links[i as usize]);
+        }
+        assert_eq!(pop(), Some(2));
+        list.push(3, &links[3]);
+        assert_eq!(pop(), Some(3));
+        assert_eq!(pop(), Some(1));
+        list.push(1, &links[1]);
+        assert_eq!(pop(), Some(1));
+        assert_eq!(pop(), Some(0));
+        assert_eq!(pop(), None);
+        assert_eq!(pop(), None);
+    }
+
+    /// The ABA interleaving, forced: the pop reads the top (2) and its link (1), then, before
+    /// its compare-exchange, another thread pops 2, pops 1 and pushes 2 back. The head
+    /// shows 2 again, but 1 is taken; only the tag tells the pop that its link is stale.
+    #[test]
+    fn free_list_pop_detects_aba() {
+        let links = links(3);
+        let list = FreeList::new();
+        for i in 0..3 {
+            list.push(i, &links[i as usize]);
+        }
+        let interfered = std::cell::Cell::new(false);
+        let popped = list.pop(|i| {
+            let link = links[i as usize].load(Ordering::Relaxed);
+            if !interfered.replace(true) {
+                assert_eq!((i, link), (2, 2), "top 2, link to 1 (stored as index + 1)");
+                assert_eq!(list.pop(read(&links)), Some(2));
+                assert_eq!(list.pop(read(&links)), Some(1));
+                list.push(2, &links[2]);
+            }
+            link
+        });
+        assert_eq!(popped, Some(2));
+        // 1 is still held by the interfering thread: only 0 may be left.
+        assert_eq!(list.pop(read(&links)), Some(0));
+        assert_eq!(list.pop(read(&links)), None);
+    }
+
+    #[test]
+    fn tag_wraps_without_touching_the_index() {
+        assert_eq!(next_tag(0), 1 << 32);
+        assert_eq!(next_tag((7 << 32) | 5), 8 << 32);
+        assert_eq!(next_tag(u64::MAX), 0);
+    }
+
+    /// Few entries and many threads: the top is popped and pushed back all the time, the
+    /// ABA case a free list without the tag gets wrong.
+    #[test]
+    fn free_list_under_contention_hands_each_index_to_one_thread() {
+        const N: usize = 4;
+        let links = links(N);
+        let list = FreeList::new();
+        for i in 0..N as u32 {
+            list.push(i, &links[i as usize]);
+        }
+        let owned: Vec<AtomicBool> = (0..N).map(|_| AtomicBool::new(false)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..THREADS {
+                s.spawn(|| {
+                    for _ in 0..ITERS {
+                        let Some(i) = list.pop(read(&links)) else {
+                            std::hint::spin_loop();
+                            continue;
+                        };
+                        assert!(
+                            !owned[i as usize].swap(true, Ordering::SeqCst),
+                            "index {i} popped twice"
+                        );
+                        assert!(owned[i as usize].swap(false, Ordering::SeqCst));
+                        list.push(i, &links[i as usize]);
+                    }
+                });
+            }
+        });
+        let mut left = HashSet::new();
+        while let Some(i) = list.pop(read(&links)) {
+            assert!(left.insert(i), "index {i} on the list twice");
+        }
+        assert_eq!(left, (0..N as u32).collect());
+    }
+
+    #[test]
+    fn fresh_index_stops_at_the_limit_and_stays_there() {
+        let next = AtomicU32::new(0);
+        assert_eq!(fresh_index(&next, 3), Some(0));
+        assert_eq!(fresh_index(&next, 3), Some(1));
+        assert_eq!(fresh_index(&next, 3), Some(2));
+        for _ in 0..3 {
+            assert_eq!(fresh_index(&next, 3), None);
+        }
+        assert_eq!(next.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn fresh_index_under_contention_is_unique_and_bounded() {
+        const LIMIT: u32 = 50_000;
+        let next = AtomicU32::new(0);
+        let got: Vec<Vec<u32>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        for _ in 0..ITERS {
+                            if let Some(i) = fresh_index(&next, LIMIT) {
+                                mine.push(i);
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let all: HashSet<u32> = got.iter().flatten().copied().collect();
+        assert_eq!(all.len(), got.iter().map(Vec::len).sum::<usize>());
+        assert_eq!(all, (0..LIMIT).collect());
+        assert_eq!(next.load(Ordering::SeqCst), LIMIT);
+    }
 }
