@@ -14,7 +14,12 @@ install_missing() {
         fi
     done
     ((${#pkgs[@]} == 0)) && return 0
+    install_packages "${pkgs[@]}"
+}
 
+# install_packages PACKAGE...: apt-get installs them (as root, or through sudo).
+install_packages() {
+    local pkgs=("$@")
     local sudo=()
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1; then

@@ -3,15 +3,24 @@
 # integration tests against a real redis-server, the C examples, valgrind).
 #
 # On a fresh Debian/Ubuntu machine run it as root: it installs redis-server,
-# gcc, g++, valgrind and pkg-config when they are missing. Rust (cargo) must be
+# gcc, g++, valgrind, pkg-config, binutils, Go and Ruby (with ruby-ffi and
+# minitest, for the language bindings) when they are missing. Rust (cargo) must be
 # installed; rustfmt and clippy are added through rustup when absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
 install_missing "redis-server:redis-server" "cc:gcc libc6-dev" "c++:g++" \
-    "valgrind:valgrind" "pkg-config:pkg-config"
+    "valgrind:valgrind" "pkg-config:pkg-config" "readelf:binutils" \
+    "go:golang-go" "ruby:ruby ruby-ffi ruby-minitest"
+# Ruby may be there without the gems the binding and its tests use.
+if ! ruby -e 'require "ffi"; require "minitest"' >/dev/null 2>&1; then
+    install_packages ruby-ffi ruby-minitest
+fi
 require_cargo
+# The Go and Ruby binding tests skip when their toolchain is missing; here it
+# was just installed, so a skip would hide a failure.
+export REDISPOOL_REQUIRE_BINDINGS=1
 
 add_component() {
     if ! command -v rustup >/dev/null 2>&1; then
