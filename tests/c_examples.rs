@@ -237,3 +237,77 @@ fn header_compiles_as_c11() {
 fn header_compiles_as_cxx17() {
     check_header("header_check.cpp", build_cxx);
 }
+
+/// The number after `key=` in a program's stdout (the first such word).
+fn event_loop_field(output: &Output, key: &str) -> u64 {
+    stdout_of(output)
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in output\n{}", describe(output)))
+}
+
+#[test]
+fn event_loop_serves_every_request_through_try_get_and_the_notify_fd() {
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "event-loop-shared",
+        &["examples-c/event_loop.c"],
+        Link::Shared,
+        &[],
+    );
+    let output = run(&exe, &[&redis.addr(), "3000", "64"], &[], RUN_TIMEOUT);
+    assert_success(&output);
+    assert_stdout_has(&output, "served=3000 errors=0\n");
+
+    // The timings are the point of the example but depend on the machine: shown, not checked.
+    let stdout = stdout_of(&output);
+    if let Some(line) = stdout.lines().find(|l| l.starts_with("max_try_get_us=")) {
+        println!("event_loop timings: {line}");
+    }
+
+    let field = |key: &str| event_loop_field(&output, key);
+    // A bare HOST:PORT gets a pool of 4, far fewer than the 64 requests in flight.
+    let pool_size = field("pool_size");
+    assert_eq!(pool_size, 4, "{}", describe(&output));
+    // Requests really queued for conns, and conns reached them through the notify fd.
+    assert!(field("max_queued") > 0, "{}", describe(&output));
+    assert!(field("would_block") > 0, "{}", describe(&output));
+    assert!(field("notify_wakeups") > 0, "{}", describe(&output));
+    // Never more conns than the pool allows: at once in the loop's hands, in the pool
+    // at the end, and ever dialed (no conn was closed, so each dial is a conn still there).
+    let max_in_use = field("max_in_use");
+    assert!(
+        (1..=pool_size).contains(&max_in_use),
+        "{}",
+        describe(&output)
+    );
+    assert!(field("total_conns") <= pool_size, "{}", describe(&output));
+    assert!(field("dials") <= pool_size, "{}", describe(&output));
+    // Every request got its conn from exactly one successful pool_try_get: a hit.
+    assert_eq!(field("hits"), 3000, "{}", describe(&output));
+}
+
+#[test]
+fn event_loop_under_valgrind_has_no_errors_or_definite_leaks() {
+    if !common::valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "event-loop-valgrind",
+        &["examples-c/event_loop.c"],
+        Link::Shared,
+        &[],
+    );
+    let output =
+        common::run_under_memcheck(&exe, &[&redis.addr(), "300", "64"], &[], RUN_TIMEOUT * 2);
+    assert_success(&output);
+    assert_stdout_has(&output, "served=300 errors=0\n");
+    assert!(
+        event_loop_field(&output, "notify_wakeups") > 0,
+        "{}",
+        describe(&output)
+    );
+}
