@@ -1,0 +1,198 @@
+# frozen_string_literal: true
+
+module RedisPool
+  # One connection checked out of a Pool (by Pool#get, #try_get, #with or
+  # #new_conn). Used by one thread at a time until it is given back with
+  # Pool#put / #remove / #close_conn (or Conn#put / #remove).
+  #
+  # A Conn that is dropped without being given back is removed from its pool
+  # by a GC finalizer (reason "garbage collected"), so its turn is not lost
+  # for ever; do not rely on it, give conns back.
+  class Conn
+    # The Pool this conn came from.
+    attr_reader :pool
+
+    # Internal: Pool builds conns.
+    def initialize(pool, ptr)
+      @pool = pool
+      @ptr = ptr
+      # Shared with the finalizer (which must not capture self): [checked out?].
+      @state = [true]
+      ObjectSpace.define_finalizer(self, self.class.finalizer(FFI::Pointer.new(pool.to_ptr), ptr, @state))
+    end
+
+    # The finalizer proc; built here so that it captures neither the Conn nor the
+    # Pool (plain FFI::Pointer copies of the handles, and the shared state).
+    # pool_remove is valid even after pool_free: the C library keeps a pool's
+    # memory until its last checked-out conn comes back, in any order.
+    def self.finalizer(pool_ptr, conn_ptr, state)
+      proc do
+        if state[0]
+          state[0] = false
+          Native.pool_remove(pool_ptr, conn_ptr, "garbage collected")
+        end
+      end
+    end
+
+    # Unique per pool, never reused (the first conn is 1); 0 once given back.
+    def id
+      Native.pool_conn_id(@ptr)
+    end
+
+    # The socket's fd, for your own I/O (do not close it); -1 once given back.
+    def fd
+      Native.pool_conn_fd(@ptr)
+    end
+
+    # Whether this conn has not been given back to its pool yet.
+    def checked_out?
+      @state[0]
+    end
+
+    # Gives the conn back to its pool (Pool#put).
+    def put
+      @pool.put(self)
+    end
+
+    # Closes the conn and frees its turn (Pool#remove).
+    def remove(reason = nil)
+      @pool.remove(self, reason)
+    end
+
+    # Sends one command and returns its reply as Ruby values:
+    #   bulk string -> String (UTF-8 when valid, else binary/ASCII-8BIT)
+    #   status ("OK") -> String; integer -> Integer; nil -> nil
+    #   array, set, push -> Array; map -> Hash
+    #   double -> Float; boolean -> true/false; big number -> Integer
+    #   verbatim string -> String (its body)
+    #   error reply -> raises CommandError at the top level; inside an array or
+    #     map it is returned as a CommandError object (e.g. from EXEC)
+    # Arguments: Strings are sent as their bytes (binary safe); Symbols,
+    # Integers and Floats as their text; Arrays are flattened.
+    #
+    # Blocks (without the GVL) for the write and the reply, bounded by the pool's
+    # write_timeout / read_timeout. A failure mid-way raises IOError or
+    # ProtocolError and marks the conn bad: later calls raise BadConnError and
+    # putting it back removes it.
+    def call(*args)
+      args = args.flatten
+      raise ArgumentError, "call needs a command" if args.empty?
+
+      reply = command(args)
+      raise reply if reply.is_a?(CommandError)
+
+      reply
+    end
+
+    # As #call, but an error reply is returned as a CommandError, not raised.
+    def call_noraise(*args)
+      args = args.flatten
+      raise ArgumentError, "call needs a command" if args.empty?
+
+      command(args)
+    end
+
+    # Internal: the native handle.
+    def to_ptr
+      @ptr
+    end
+
+    # Internal: marks the conn given back (after a successful put/remove).
+    def _returned!
+      @state[0] = false
+    end
+
+    def inspect
+      "#<#{self.class} id=#{id} fd=#{fd}#{checked_out? ? "" : " (given back)"}>"
+    end
+
+    private
+
+    def command(args)
+      strs = args.map { |a| self.class.arg_bytes(a) }
+      n = strs.size
+      argv = FFI::MemoryPointer.new(:pointer, n)
+      lens = FFI::MemoryPointer.new(:size_t, n)
+      buf = FFI::MemoryPointer.new(:char, [strs.sum(&:bytesize), 1].max)
+      offset = 0
+      strs.each_with_index do |s, i|
+        buf.put_bytes(offset, s) unless s.empty?
+        argv.put_pointer(i * FFI::Pointer.size, buf + offset)
+        offset += s.bytesize
+      end
+      size_t = FFI.type_size(:size_t)
+      strs.each_with_index { |s, i| lens.put(:size_t, i * size_t, s.bytesize) }
+      reply_out = FFI::MemoryPointer.new(:pointer)
+      err = Native::PoolError.new
+      status = Native.pool_conn_command(@ptr, n, argv, lens, reply_out, err)
+      raise RedisPool.error_for(status, err) unless status == Native::OK
+
+      reply = reply_out.read_pointer
+      begin
+        self.class.convert(reply)
+      ensure
+        Native.pool_reply_free(reply)
+      end
+    end
+
+    # The bytes to send for one argument.
+    def self.arg_bytes(arg)
+      case arg
+      when String then arg
+      when Symbol, Integer then arg.to_s
+      when Float
+        if arg.infinite? then arg.positive? ? "+inf" : "-inf"
+        else arg.to_s
+        end
+      else
+        raise TypeError, "unsupported command argument #{arg.inspect} (#{arg.class})"
+      end
+    end
+
+    # Converts a pool_reply_t tree (a pointer to its root) to Ruby values.
+    def self.convert(ptr)
+      r = Native::Reply.new(ptr)
+      case r[:type]
+      when Native::REPLY_STRING, Native::REPLY_VERB
+        text(r)
+      when Native::REPLY_STATUS
+        text(r)
+      when Native::REPLY_INTEGER
+        r[:integer]
+      when Native::REPLY_NIL
+        nil
+      when Native::REPLY_ERROR
+        CommandError.new(text(r))
+      when Native::REPLY_DOUBLE
+        r[:dval]
+      when Native::REPLY_BOOL
+        r[:integer] != 0
+      when Native::REPLY_BIGNUM
+        Integer(text(r), 10)
+      when Native::REPLY_ARRAY, Native::REPLY_SET, Native::REPLY_PUSH
+        children(r).map { |child| convert(child) }
+      when Native::REPLY_MAP
+        children(r).each_slice(2).to_h { |k, v| [convert(k), convert(v)] }
+      else
+        raise ProtocolError.new("unknown reply type #{r[:type]}", Native::ERR_PROTOCOL)
+      end
+    end
+
+    def self.text(r)
+      len = r[:len]
+      s = len.zero? || r[:str].null? ? +"" : r[:str].get_bytes(0, len)
+      s.force_encoding(Encoding::UTF_8)
+      s.force_encoding(Encoding::BINARY) unless s.valid_encoding?
+      s
+    end
+
+    def self.children(r)
+      n = r[:elements]
+      return [] if n.zero? || r[:element].null?
+
+      r[:element].get_array_of_pointer(0, n)
+    end
+
+    private_class_method :text, :children
+  end
+end

@@ -1,0 +1,172 @@
+# frozen_string_literal: true
+
+require "ffi"
+
+module RedisPool
+  # The raw C ABI of libredispool (include/redispool.h), attached with the ffi gem.
+  # Internal: use RedisPool::Pool, Conn and Cancel instead.
+  #
+  # Every function that can wait (for a turn, a dial or a reply) is attached with
+  # `blocking: true`: ffi then releases the GVL for the call, so other Ruby threads
+  # keep running while one thread waits in pool_get. Such a call cannot be
+  # interrupted by Thread#raise, Thread#kill or Timeout.timeout (they take effect
+  # only after it returns): bound it with a timeout and, to stop it early, a
+  # cancel token (RedisPool::Cancel). Cheap calls that never wait keep the GVL.
+  module Native
+    extend FFI::Library
+
+    # The library: $REDISPOOL_LIB (a path) when set, else an installed libredispool
+    # ("libredispool.so" through the linker name, or the SONAME libredispool.so.0).
+    LIBRARY = ENV["REDISPOOL_LIB"].then { |path| path.nil? || path.empty? ? nil : path }
+    if LIBRARY
+      ffi_lib LIBRARY
+    else
+      ffi_lib [["redispool", "libredispool.so.0"]]
+    end
+
+    # Status codes (POOL_OK, POOL_ERR_*): stable values.
+    OK = 0
+    ERR_CLOSED = 1
+    ERR_EXHAUSTED = 2
+    ERR_TIMEOUT = 3
+    ERR_DIAL = 4
+    ERR_INVALID_ARG = 5
+    ERR_WOULD_BLOCK = 6
+    ERR_CANCELED = 7
+    ERR_BAD_CONN = 8
+    ERR_HANDSHAKE = 9
+    ERR_IO = 10
+    ERR_PROTOCOL = 11
+    ERR_INTERNAL = 12
+
+    # Reply types (POOL_REPLY_*).
+    REPLY_STRING = 1
+    REPLY_ARRAY = 2
+    REPLY_INTEGER = 3
+    REPLY_NIL = 4
+    REPLY_STATUS = 5
+    REPLY_ERROR = 6
+    REPLY_DOUBLE = 7
+    REPLY_BOOL = 8
+    REPLY_MAP = 9
+    REPLY_SET = 10
+    REPLY_PUSH = 12
+    REPLY_BIGNUM = 13
+    REPLY_VERB = 14
+
+    # pool_error_t
+    class PoolError < FFI::Struct
+      layout :code, :int32,
+             :message, [:char, 256]
+
+      def message
+        self[:message].to_s.force_encoding(Encoding::UTF_8).scrub
+      end
+    end
+
+    # pool_reply_t
+    class Reply < FFI::Struct
+      layout :type, :int32,
+             :integer, :int64,
+             :dval, :double,
+             :len, :size_t,
+             :str, :pointer,
+             :vtype, [:char, 4],
+             :elements, :size_t,
+             :element, :pointer
+    end
+
+    # pool_stats_t; set :struct_size to Stats.size before pool_stats.
+    class Stats < FFI::Struct
+      layout :struct_size, :size_t,
+             :hits, :uint64,
+             :misses, :uint64,
+             :timeouts, :uint64,
+             :wait_count, :uint64,
+             :unusable, :uint64,
+             :wait_duration_ns, :uint64,
+             :total_conns, :uint32,
+             :idle_conns, :uint32,
+             :stale_conns, :uint32,
+             :pending_requests, :uint32,
+             :dials, :uint64,
+             :dial_errors, :uint64,
+             :removed_conns, :uint64,
+             :evicted_conns, :uint64,
+             :waiting, :uint32,
+             :dials_in_progress, :uint32,
+             :leak_suspects, :uint32,
+             :late_returns, :uint64
+    end
+
+    # pool_leak_t
+    class Leak < FFI::Struct
+      layout :conn_id, :uint64,
+             :held_ms, :int64
+    end
+
+    # pool_options_t; always filled by pool_options_init first.
+    class Options < FFI::Struct
+      layout :struct_size, :size_t,
+             :addr, :pointer,
+             :dialer, :pointer,
+             :dialer_userdata, :pointer,
+             :pool_fifo, :bool,
+             :pool_size, :int32,
+             :min_idle_conns, :int32,
+             :max_idle_conns, :int32,
+             :max_active_conns, :int32,
+             :max_concurrent_dials, :int32,
+             :dial_timeout_ms, :int64,
+             :pool_timeout_ms, :int64,
+             :conn_max_idle_time_ms, :int64,
+             :conn_max_lifetime_ms, :int64,
+             :conn_max_lifetime_jitter_ms, :int64,
+             :dialer_retries, :int32,
+             :dialer_retry_backoff_ms, :int64,
+             :username, :pointer,
+             :password, :pointer,
+             :client_name, :pointer,
+             :db, :int32,
+             :protocol, :int32,
+             :read_timeout_ms, :int64,
+             :write_timeout_ms, :int64,
+             :reaper_interval_ms, :int64,
+             :ping_after_idle_ms, :int64,
+             :leak_detection_threshold_ms, :int64
+    end
+
+    # --- Cheap calls: never wait, keep the GVL. ---
+    attach_function :pool_version, [], :string
+    attach_function :pool_status_str, [:int32], :string
+    attach_function :pool_cancel_new, [], :pointer
+    attach_function :pool_cancel_fire, [:pointer], :void
+    attach_function :pool_cancel_free, [:pointer], :void
+    attach_function :pool_conn_fd, [:pointer], :int
+    attach_function :pool_conn_id, [:pointer], :uint64
+    attach_function :pool_notify_fd, [:pointer], :int32
+    attach_function :pool_leaks, [:pointer, :pointer, :size_t, :pointer, :pointer], :int32
+    attach_function :pool_options_init, [:pointer], :void
+    attach_function :pool_try_get, [:pointer, :pointer], :int32
+    attach_function :pool_put, [:pointer, :pointer], :int32
+    attach_function :pool_remove, [:pointer, :pointer, :string], :int32
+    attach_function :pool_close_conn, [:pointer, :pointer], :int32
+    attach_function :pool_len, [:pointer], :int32
+    attach_function :pool_idle_len, [:pointer], :int32
+    attach_function :pool_stats, [:pointer, :pointer], :int32
+    attach_function :pool_close, [:pointer], :int32
+    attach_function :pool_free, [:pointer], :void
+    attach_function :pool_reply_free, [:pointer], :void
+
+    # --- Calls that wait or dial: the GVL is released. ---
+    # pool_new / pool_new_url never wait for a dial, but parse, allocate and may start
+    # threads: releasing the GVL costs nothing worth keeping it for.
+    attach_function :pool_new, [:pointer, :pointer, :pointer], :int32, blocking: true
+    attach_function :pool_new_url, [:string, :pointer, :pointer], :int32, blocking: true
+    attach_function :pool_get, [:pointer, :pointer, :pointer], :int32, blocking: true
+    attach_function :pool_get_ex, [:pointer, :int64, :pointer, :pointer, :pointer], :int32, blocking: true
+    attach_function :pool_new_conn, [:pointer, :pointer, :pointer], :int32, blocking: true
+    attach_function :pool_conn_command, [:pointer, :int, :pointer, :pointer, :pointer, :pointer], :int32,
+                    blocking: true
+  end
+end

@@ -1,0 +1,332 @@
+# frozen_string_literal: true
+
+require "io/wait"
+
+module RedisPool
+  # A snapshot of a pool's statistics (pool_stats_t); see the README of the C library.
+  Stats = Struct.new(
+    :hits, :misses, :timeouts, :wait_count, :unusable, :wait_duration_ns,
+    :total_conns, :idle_conns, :stale_conns, :pending_requests,
+    :dials, :dial_errors, :removed_conns, :evicted_conns,
+    :waiting, :dials_in_progress, :leak_suspects, :late_returns,
+    keyword_init: true
+  )
+
+  # A conn checked out longer than leak_detection_threshold (Pool#leaks).
+  Leak = Struct.new(:conn_id, :held_ms)
+
+  # A Redis connection pool with go-redis semantics, over libredispool.
+  #
+  #   pool = RedisPool::Pool.new("redis://127.0.0.1:6379/0?pool_size=8&pool_timeout=2s")
+  #   pool.with(timeout: 0.5) { |conn| conn.call("INCR", "visits") }
+  #
+  # Thread-safe: share one Pool between threads. Blocking calls (get, with,
+  # new_conn, Conn#call) release the GVL while they wait.
+  #
+  # Lifetime: #close closes idle conns and fails later gets; the native pool is
+  # freed by the garbage collector (pool_free never blocks), after which conns
+  # still checked out can still be given back. A pool keeps working in a child
+  # made with Process.fork: the child's first call forgets the parent's conns and
+  # dials its own (ask for #notify_io again in the child).
+  class Pool
+    DURATION_OPTIONS = %i[
+      dial_timeout pool_timeout conn_max_idle_time conn_max_lifetime
+      conn_max_lifetime_jitter dialer_retry_backoff read_timeout write_timeout
+      reaper_interval ping_after_idle leak_detection_threshold
+    ].freeze
+    INTEGER_OPTIONS = %i[
+      pool_size min_idle_conns max_idle_conns max_active_conns max_concurrent_dials
+      dialer_retries db protocol
+    ].freeze
+    STRING_OPTIONS = %i[addr username password client_name].freeze
+    BOOLEAN_OPTIONS = %i[pool_fifo].freeze
+    OPTIONS = (DURATION_OPTIONS + INTEGER_OPTIONS + STRING_OPTIONS + BOOLEAN_OPTIONS).freeze
+
+    # Called by FFI::AutoPointer at GC time. pool_free never blocks; conns still
+    # checked out keep the native pool's memory alive until they come back.
+    def self.release(ptr)
+      Native.pool_free(ptr)
+    end
+
+    # Opens a pool, yields it, and closes it when the block ends.
+    def self.open(*args, **options)
+      pool = new(*args, **options)
+      return pool unless block_given?
+
+      begin
+        yield pool
+      ensure
+        pool.close
+      end
+    end
+
+    # Pool.new(url): a go-redis URL, e.g.
+    #   "redis://[[user]:password@]host[:port][/db][?pool_size=10&pool_timeout=1s&...]"
+    #   "unix:///path/to/redis.sock?db=2"
+    # Pool.new(addr: "127.0.0.1:6379", pool_size: 4, pool_timeout: 1.5, ...): the
+    # fields of pool_options_t by keyword, durations in seconds (Float; 0 disables,
+    # Float::INFINITY passes -1, e.g. pool_timeout: Float::INFINITY waits for ever).
+    # Raises InvalidArgumentError for a bad URL or option. Never waits for a dial.
+    def initialize(url = nil, **options)
+      out = FFI::MemoryPointer.new(:pointer)
+      err = Native::PoolError.new
+      if url
+        raise ArgumentError, "pass a URL or keyword options, not both" unless options.empty?
+
+        status = Native.pool_new_url(url.to_str, out, err)
+      else
+        raise ArgumentError, "pass a URL or options (at least addr:)" if options.empty?
+
+        status = new_from_options(options, out, err)
+      end
+      raise RedisPool.error_for(status, err) unless status == Native::OK
+
+      @ptr = FFI::AutoPointer.new(out.read_pointer, self.class.method(:release))
+      @closed = false
+      @notify_io = nil
+      @notify_pid = nil
+    end
+
+    # Get: an idle, health-checked conn or a newly dialed one. Waits (without the
+    # GVL) for a free turn and the dial: `timeout` seconds at most (nil = the
+    # pool's pool_timeout, 0 = do not wait for a turn), then raises
+    # PoolTimeoutError. `cancel`: a RedisPool::Cancel another thread may fire
+    # (raises CanceledError). Also ClosedError, PoolExhaustedError, DialError.
+    # Give the conn back with #put or #remove, or use #with.
+    def get(timeout: nil, cancel: nil)
+      ms = self.class.timeout_ms(timeout)
+      out = FFI::MemoryPointer.new(:pointer)
+      err = Native::PoolError.new
+      status = Native.pool_get_ex(@ptr, ms, cancel ? cancel.to_ptr : nil, out, err)
+      raise RedisPool.error_for(status, err) unless status == Native::OK
+
+      Conn.new(self, out.read_pointer)
+    end
+
+    # Never waits, dials or resolves: an idle conn, or nil when there is none
+    # (exception: true raises WouldBlockError instead). A miss may start a dial in
+    # the background whose conn lands in the idle list and makes #notify_io
+    # readable. Raises ClosedError after #close.
+    def try_get(exception: false)
+      out = FFI::MemoryPointer.new(:pointer)
+      status = Native.pool_try_get(@ptr, out)
+      return Conn.new(self, out.read_pointer) if status == Native::OK
+      return nil if status == Native::ERR_WOULD_BLOCK && !exception
+
+      raise RedisPool.error_for(status)
+    end
+
+    # A get that never parks the thread in native code: try_get, and while it
+    # misses, wait for #notify_io with IO#wait_readable, so under a fiber
+    # scheduler (Fiber.set_scheduler) the other fibers keep running. `timeout`
+    # in seconds (nil = no limit: the pool's own timeout is not applied here),
+    # then PoolTimeoutError. Callers blocked in #get keep their turn order.
+    def get_nonblocking(timeout: nil)
+      deadline = timeout && Process.clock_gettime(Process::CLOCK_MONOTONIC) + timeout
+      io = notify_io
+      loop do
+        conn = try_get
+        return conn if conn
+
+        remaining = deadline && deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        if remaining && remaining <= 0
+          raise PoolTimeoutError.new("redis: connection pool timeout (get_nonblocking after #{timeout}s)",
+                                     Native::ERR_TIMEOUT)
+        end
+
+        io.wait_readable(remaining)
+      end
+    end
+
+    # Gives `conn` back for reuse (a conn a command failed on is closed instead).
+    # Never blocks. InvalidArgumentError for a double put or a foreign conn.
+    def put(conn)
+      status = Native.pool_put(@ptr, conn.to_ptr)
+      raise RedisPool.error_for(status) unless status == Native::OK
+
+      conn._returned!
+      nil
+    end
+
+    # Closes `conn` and frees its turn; `reason` is informational.
+    def remove(conn, reason = nil)
+      status = Native.pool_remove(@ptr, conn.to_ptr, reason&.to_s)
+      raise RedisPool.error_for(status) unless status == Native::OK
+
+      conn._returned!
+      nil
+    end
+
+    # Checks out a conn, yields it, gives it back, and returns the block's value.
+    # The conn always goes back: with #put, or with #remove when the block raised
+    # an error that means the conn may be broken - IOError, ProtocolError,
+    # BadConnError - or an exception that is not a StandardError (Interrupt,
+    # SignalException, ...). Other exceptions (CommandError, your own errors)
+    # put it back. Nothing is done if the block gave the conn back itself.
+    def with(timeout: nil, cancel: nil)
+      conn = get(timeout: timeout, cancel: cancel)
+      broken = nil
+      begin
+        yield conn
+      rescue IOError, ProtocolError, BadConnError => e
+        broken = "#{e.class}: #{e.message}"
+        raise
+      rescue StandardError
+        raise
+      rescue Exception => e # rubocop:disable Lint/RescueException
+        broken = "#{e.class} raised"
+        raise
+      ensure
+        if conn.checked_out?
+          broken ? remove(conn, broken) : put(conn)
+        end
+      end
+    end
+
+    # NewConn: dials a conn outside the pool's turns and idle list (it counts in
+    # #len and obeys max_active_conns). Give it back with #close_conn.
+    def new_conn
+      out = FFI::MemoryPointer.new(:pointer)
+      err = Native::PoolError.new
+      status = Native.pool_new_conn(@ptr, out, err)
+      raise RedisPool.error_for(status, err) unless status == Native::OK
+
+      Conn.new(self, out.read_pointer)
+    end
+
+    # Closes a conn from #new_conn (a conn from #get: as #remove).
+    def close_conn(conn)
+      status = Native.pool_close_conn(@ptr, conn.to_ptr)
+      raise RedisPool.error_for(status) unless status == Native::OK
+
+      conn._returned!
+      nil
+    end
+
+    # All conns the pool owns: idle, checked out, and #new_conn conns.
+    def len
+      Native.pool_len(@ptr)
+    end
+
+    # Idle conns.
+    def idle_len
+      Native.pool_idle_len(@ptr)
+    end
+
+    # A RedisPool::Stats snapshot.
+    def stats
+      st = Native::Stats.new
+      st[:struct_size] = Native::Stats.size
+      status = Native.pool_stats(@ptr, st)
+      raise RedisPool.error_for(status) unless status == Native::OK
+
+      Stats.new(**Stats.members.to_h { |m| [m, st[m]] })
+    end
+
+    # Conns checked out for longer than the pool's leak_detection_threshold,
+    # longest held first: an Array of RedisPool::Leak(conn_id, held_ms).
+    # InvalidArgumentError when leak detection is off.
+    def leaks
+      count = FFI::MemoryPointer.new(:size_t)
+      err = Native::PoolError.new
+      cap = 0
+      buf = nil
+      loop do
+        status = Native.pool_leaks(@ptr, buf, cap, count, err)
+        raise RedisPool.error_for(status, err) unless status == Native::OK
+
+        total = count.read(:size_t)
+        if total <= cap
+          return Array.new(total) do |i|
+            leak = Native::Leak.new(buf + i * Native::Leak.size)
+            Leak.new(leak[:conn_id], leak[:held_ms])
+          end
+        end
+        cap = total + 4
+        buf = FFI::MemoryPointer.new(Native::Leak, cap)
+      end
+    end
+
+    # Closes the pool: idle conns are closed, waiters and later gets raise
+    # ClosedError, conns still checked out are closed when given back. Idempotent.
+    def close
+      status = Native.pool_close(@ptr)
+      @closed = true
+      raise RedisPool.error_for(status) unless status == Native::OK || status == Native::ERR_CLOSED
+
+      nil
+    end
+
+    # Whether #close was called on this object.
+    def closed?
+      @closed
+    end
+
+    # An IO on the pool's notify fd (pool_notify_fd): readable while #try_get may
+    # find a conn. For event loops and fiber schedulers: io.wait_readable(t), then
+    # #try_get. The fd belongs to the pool (autoclose: false): never close it.
+    # A forked child gets its own fd: this method notices the fork.
+    def notify_io
+      pid = Process.pid
+      return @notify_io if @notify_io && @notify_pid == pid
+
+      fd = Native.pool_notify_fd(@ptr)
+      raise RedisPool::Error.new("pool_notify_fd failed: #{SystemCallError.new(FFI.errno).message}") if fd.negative?
+
+      @notify_pid = pid
+      @notify_io = IO.for_fd(fd, autoclose: false)
+    end
+
+    # Internal: the native handle.
+    def to_ptr
+      @ptr
+    end
+
+    def inspect
+      "#<#{self.class} len=#{len} idle=#{idle_len}#{@closed ? " closed" : ""}>"
+    end
+
+    # Seconds (nil, Integer, Float, Rational) to pool_get_ex's timeout_ms.
+    def self.timeout_ms(timeout)
+      return -1 if timeout.nil?
+      raise ArgumentError, "timeout must be >= 0 seconds, got #{timeout.inspect}" if timeout.negative?
+      return 2**62 if timeout.to_f.infinite?
+
+      (timeout * 1000).ceil
+    end
+
+    # Seconds to a pool_options_t *_ms field; INFINITY -> -1.
+    def self.duration_ms(name, value)
+      raise TypeError, "#{name} must be a number of seconds" unless value.is_a?(Numeric)
+      return -1 if value.to_f.infinite?
+
+      (value * 1000).ceil
+    end
+
+    private
+
+    def new_from_options(options, out, err)
+      unknown = options.keys - OPTIONS
+      raise ArgumentError, "unknown option(s): #{unknown.join(", ")}" unless unknown.empty?
+
+      opts = Native::Options.new
+      Native.pool_options_init(opts)
+      keep = [] # the strings must live until pool_new has copied them
+      options.each do |name, value|
+        next if value.nil?
+
+        if DURATION_OPTIONS.include?(name)
+          opts[:"#{name}_ms"] = self.class.duration_ms(name, value)
+        elsif INTEGER_OPTIONS.include?(name)
+          opts[name] = Integer(value)
+        elsif BOOLEAN_OPTIONS.include?(name)
+          opts[name] = value ? true : false
+        else
+          keep << FFI::MemoryPointer.from_string(value.to_str)
+          opts[name] = keep.last
+        end
+      end
+      Native.pool_new(opts, out, err)
+    end
+  end
+end

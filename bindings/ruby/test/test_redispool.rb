@@ -1,0 +1,502 @@
+# frozen_string_literal: true
+
+# Tests of the Ruby bindings against a real redis-server.
+#
+#   REDISPOOL_LIB=/path/to/libredispool.so ruby -Ilib test/test_redispool.rb
+#
+# Uses $REDISPOOL_TEST_REDIS_URL (e.g. "redis://127.0.0.1:7000") when set,
+# otherwise starts its own redis-server on a free port and kills it at the end.
+# Bounds are generous so the suite stays deterministic on a loaded 2-core box.
+
+require "minitest/autorun"
+require "socket"
+require "securerandom"
+require "redispool"
+
+module TestRedis
+  class << self
+    attr_reader :url
+
+    def start
+      @url = ENV["REDISPOOL_TEST_REDIS_URL"]
+      return if @url && !@url.empty?
+
+      5.times do
+        port = free_port
+        pid = Process.spawn("redis-server", "--port", port.to_s, "--bind", "127.0.0.1",
+                            "--save", "", "--appendonly", "no",
+                            in: File::NULL, out: File::NULL, err: File::NULL)
+        if wait_ready(port, pid)
+          @pid = pid
+          @url = "redis://127.0.0.1:#{port}"
+          Minitest.after_run { stop }
+          return
+        end
+        kill(pid)
+      end
+      abort "redis-server did not start"
+    end
+
+    def stop
+      kill(@pid) if @pid
+      @pid = nil
+    end
+
+    private
+
+    def free_port
+      server = TCPServer.new("127.0.0.1", 0)
+      server.addr[1]
+    ensure
+      server&.close
+    end
+
+    # Until this very process answers PING (another one might own the port).
+    def wait_ready(port, pid)
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 10
+      while Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+        return false if Process.waitpid(pid, Process::WNOHANG)
+
+        begin
+          sock = TCPSocket.new("127.0.0.1", port)
+          sock.write("*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+          if sock.gets == "+PONG\r\n"
+            len = sock.gets[1..].to_i
+            info = sock.read(len + 2)
+            return true if info[/^process_id:(\d+)/, 1].to_i == pid
+          end
+        rescue SystemCallError
+          nil
+        ensure
+          sock&.close
+        end
+        sleep 0.02
+      end
+      false
+    end
+
+    def kill(pid)
+      Process.kill(:KILL, pid)
+      Process.wait(pid)
+    rescue SystemCallError
+      nil
+    end
+  end
+end
+
+TestRedis.start
+
+class TestRedisPool < Minitest::Test
+  # The test server's URL with query options added.
+  def url(**params)
+    base = TestRedis.url
+    return base if params.empty?
+
+    base + (base.include?("?") ? "&" : "?") + params.map { |k, v| "#{k}=#{v}" }.join("&")
+  end
+
+  def key(name)
+    "rb-test:#{SecureRandom.hex(6)}:#{name}"
+  end
+
+  def now
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+
+  def setup
+    @pools = []
+  end
+
+  def teardown
+    @pools.each(&:close)
+  end
+
+  def pool(**params)
+    RedisPool::Pool.new(url(**params)).tap { |p| @pools << p }
+  end
+
+  # --- basics ---
+
+  def test_library_version
+    assert_match(/\A\d+\.\d+\.\d+/, RedisPool.library_version)
+  end
+
+  def test_with_set_get_and_reply_types
+    p = pool(pool_size: 2)
+    k = key("str")
+    result = p.with do |conn|
+      assert_operator conn.id, :>, 0
+      assert_operator conn.fd, :>=, 0
+      assert_equal "OK", conn.call("SET", k, "hello")
+      assert_equal "hello", conn.call("GET", k)
+      assert_equal Encoding::UTF_8, conn.call("GET", k).encoding
+      assert_nil conn.call("GET", key("missing"))
+      assert_equal 1, conn.call(:incr, key("n"))
+      binary = "a\0b\xff\r\n".b
+      conn.call("SET", k, binary)
+      got = conn.call("GET", k)
+      assert_equal binary, got
+      assert_equal Encoding::BINARY, got.encoding
+      assert_equal "", (conn.call("SET", k, "") && conn.call("GET", k))
+      lk = key("list")
+      conn.call("RPUSH", lk, %w[a b c], 42)
+      assert_equal ["a", "b", "c", "42"], conn.call("LRANGE", lk, 0, -1)
+      conn.call("DEL", k, lk)
+    end
+    assert_equal 2, result
+    assert_equal 1, p.idle_len
+    assert_equal 1, p.len
+  end
+
+  def test_command_error_is_raised_and_conn_stays_good
+    p = pool(pool_size: 1)
+    k = key("s")
+    p.with do |conn|
+      conn.call("SET", k, "x")
+      err = assert_raises(RedisPool::CommandError) { conn.call("INCR", k) }
+      assert_match(/WRONGTYPE|not an integer/, err.message)
+      assert_kind_of RedisPool::Error, err
+      assert_nil err.code
+      # Returned, not raised, with call_noraise and inside aggregates (EXEC).
+      assert_kind_of RedisPool::CommandError, conn.call_noraise("INCR", k)
+      conn.call("MULTI")
+      conn.call("INCR", k)
+      conn.call("SET", k, "y")
+      replies = conn.call("EXEC")
+      assert_kind_of RedisPool::CommandError, replies[0]
+      assert_equal "OK", replies[1]
+      assert_equal "PONG", conn.call("PING")
+    end
+    # CommandError from the block: the conn is put back, not removed.
+    assert_raises(RedisPool::CommandError) { p.with { |c| c.call("INCR", k) } }
+    assert_equal 1, p.idle_len
+    assert_equal 0, p.stats.removed_conns
+  end
+
+  def test_resp3_replies
+    p = pool(protocol: 3)
+    h = key("h")
+    z = key("z")
+    p.with do |conn|
+      conn.call("HSET", h, "f1", "v1", "f2", "v2")
+      assert_equal({ "f1" => "v1", "f2" => "v2" }, conn.call("HGETALL", h))
+      conn.call("ZADD", z, "1.5", "m")
+      assert_equal 1.5, conn.call("ZSCORE", z, "m")
+      assert_nil conn.call("GET", key("missing"))
+      conn.call("DEL", h, z)
+    end
+  end
+
+  def test_keyword_options
+    host, port = TestRedis.url[%r{redis://([^/?]+)}, 1].split(":")
+    p = RedisPool::Pool.new(addr: "#{host}:#{port}", pool_size: 3, pool_timeout: 0.2, read_timeout: 2)
+    @pools << p
+    assert_equal "PONG", p.with { |c| c.call("PING") }
+    assert_raises(RedisPool::InvalidArgumentError) { RedisPool::Pool.new(addr: "127.0.0.1:1", pool_size: -5) }
+    assert_raises(ArgumentError) { RedisPool::Pool.new(addr: "x", no_such_option: 1) }
+    assert_raises(ArgumentError) { RedisPool::Pool.new(url, pool_size: 1) }
+  end
+
+  def test_stats_len_and_put_remove
+    p = pool(pool_size: 3)
+    c1 = p.get
+    c2 = p.get
+    assert_equal 2, p.len
+    assert_equal 0, p.idle_len
+    p.put(c1)
+    c2.remove("test")
+    refute c1.checked_out?
+    st = p.stats
+    assert_kind_of RedisPool::Stats, st
+    assert_equal 2, st.misses
+    assert_equal 1, st.idle_conns
+    assert_equal 1, st.total_conns
+    assert_equal 1, st.removed_conns
+    assert_equal 1, p.len
+    # Double put and use after put are detected.
+    err = assert_raises(RedisPool::InvalidArgumentError) { p.put(c1) }
+    assert_equal RedisPool::Native::ERR_INVALID_ARG, err.code
+    assert_raises(RedisPool::InvalidArgumentError) { c1.call("PING") }
+    c3 = p.get
+    assert_equal 1, p.stats.hits
+    p.put(c3)
+  end
+
+  def test_new_conn_and_close_conn
+    p = pool(pool_size: 1)
+    c = p.new_conn
+    assert_equal "PONG", c.call("PING")
+    assert_equal 1, p.len
+    p.close_conn(c)
+    assert_equal 0, p.len
+  end
+
+  # --- with always gives the conn back ---
+
+  def test_with_returns_conn_when_block_raises
+    p = pool(pool_size: 1, pool_timeout: "2s")
+    assert_raises(RuntimeError) do
+      p.with do |conn|
+        conn.call("PING")
+        raise "boom"
+      end
+    end
+    assert_equal 1, p.idle_len
+    assert_equal 0, p.stats.removed_conns
+    # break/return out of the block also puts it back.
+    v = p.with { |c| break c.call("PING") }
+    assert_equal "PONG", v
+    assert_equal 1, p.idle_len
+    # A conn-breaking error removes it.
+    assert_raises(RedisPool::IOError) { p.with { |_c| raise RedisPool::IOError, "simulated" } }
+    assert_equal 0, p.idle_len
+    assert_equal 0, p.len
+    assert_equal 1, p.stats.removed_conns
+    # The turn came back: the next get does not time out.
+    assert_equal "PONG", p.with(timeout: 1) { |c| c.call("PING") }
+    # A conn the block gave back itself is left alone.
+    p.with { |c| p.put(c) }
+    assert_equal 1, p.idle_len
+  end
+
+  def test_io_error_marks_conn_bad
+    p = pool(pool_size: 1, read_timeout: "200ms")
+    t0 = now
+    assert_raises(RedisPool::IOError) do
+      p.with { |c| c.call("BLPOP", key("never"), "0") } # blocks past read_timeout
+    end
+    assert_operator now - t0, :<, 10
+    assert_equal 0, p.len
+    assert_equal "PONG", p.with(timeout: 2) { |c| c.call("PING") }
+  end
+
+  # --- errors map to classes ---
+
+  def test_pool_timeout_from_url
+    p = pool(pool_size: 1, pool_timeout: "100ms")
+    held = p.get
+    t0 = now
+    err = assert_raises(RedisPool::PoolTimeoutError) { p.get }
+    elapsed = now - t0
+    assert_operator elapsed, :>=, 0.08
+    assert_operator elapsed, :<, 5
+    assert_equal RedisPool::Native::ERR_TIMEOUT, err.code
+    assert_match(/connection pool timeout/, err.message)
+    assert_equal 1, p.stats.timeouts
+    p.put(held)
+  end
+
+  def test_explicit_timeout_is_honoured
+    p = pool(pool_size: 1, pool_timeout: "30s")
+    held = p.get
+    t0 = now
+    assert_raises(RedisPool::PoolTimeoutError) { p.get(timeout: 0.3) }
+    elapsed = now - t0
+    assert_operator elapsed, :>=, 0.25
+    assert_operator elapsed, :<, 10
+    # timeout: 0 does not wait for a turn.
+    t0 = now
+    assert_raises(RedisPool::PoolTimeoutError) { p.get(timeout: 0) }
+    assert_operator now - t0, :<, 5
+    assert_raises(RedisPool::PoolTimeoutError) { p.with(timeout: 0.05) { flunk "no conn expected" } }
+    assert_raises(ArgumentError) { p.get(timeout: -1) }
+    p.put(held)
+    assert_equal "PONG", p.with(timeout: 0.5) { |c| c.call("PING") }
+  end
+
+  def test_closed
+    p = pool
+    c = p.get
+    p.close
+    p.close # idempotent
+    assert p.closed?
+    err = assert_raises(RedisPool::ClosedError) { p.get }
+    assert_equal RedisPool::Native::ERR_CLOSED, err.code
+    assert_match(/closed/, err.message)
+    assert_raises(RedisPool::ClosedError) { p.try_get }
+    p.put(c) # a conn checked out before close is simply closed
+    assert_equal 0, p.len
+  end
+
+  def test_exhausted
+    p = pool(pool_size: 4, max_active_conns: 1)
+    c = p.get
+    t0 = now
+    err = assert_raises(RedisPool::PoolExhaustedError) { p.get(timeout: 5) }
+    assert_operator now - t0, :<, 3
+    assert_equal RedisPool::Native::ERR_EXHAUSTED, err.code
+    p.put(c)
+  end
+
+  def test_bad_url
+    err = assert_raises(RedisPool::InvalidArgumentError) { RedisPool::Pool.new("http://127.0.0.1:1") }
+    assert_equal RedisPool::Native::ERR_INVALID_ARG, err.code
+    refute_empty err.message
+    err = assert_raises(RedisPool::InvalidArgumentError) { RedisPool::Pool.new(url(no_such_option: 1)) }
+    assert_match(/no_such_option/, err.message)
+  end
+
+  def test_dial_error
+    port = TCPServer.new("127.0.0.1", 0).then { |s| s.addr[1].tap { s.close } }
+    p = RedisPool::Pool.new("redis://127.0.0.1:#{port}?dialer_retries=1&dial_timeout=1s&pool_timeout=5s")
+    @pools << p
+    err = assert_raises(RedisPool::DialError) { p.get }
+    assert_match(/127\.0\.0\.1/, err.message)
+  end
+
+  # --- cancellation and the GVL ---
+
+  def test_cancel_from_another_thread
+    p = pool(pool_size: 1, pool_timeout: "30s")
+    held = p.get
+    token = RedisPool::Cancel.new
+    t0 = now
+    waiter = Thread.new do
+      p.get(timeout: 20, cancel: token)
+    rescue RedisPool::Error => e
+      e
+    end
+    sleep 0.2
+    token.fire
+    assert token.fired?
+    result = waiter.value
+    assert_kind_of RedisPool::CanceledError, result
+    assert_equal RedisPool::Native::ERR_CANCELED, result.code
+    assert_operator now - t0, :<, 10
+    # A fired token stays fired.
+    assert_raises(RedisPool::CanceledError) { p.with(cancel: token) { flunk "canceled" } }
+    p.put(held)
+    assert_equal "PONG", p.with(timeout: 1, cancel: RedisPool::Cancel.new) { |c| c.call("PING") }
+  end
+
+  def test_other_threads_run_while_one_is_blocked_in_get
+    p = pool(pool_size: 1, pool_timeout: "30s")
+    held = p.get
+    waiting = true
+    ticks = 0
+    ticker = Thread.new do
+      while waiting
+        sleep 0.01
+        ticks += 1
+      end
+    end
+    t0 = now
+    assert_raises(RedisPool::PoolTimeoutError) { p.get(timeout: 1.5) }
+    elapsed = now - t0
+    waiting = false
+    ticker.join
+    assert_operator elapsed, :>=, 1.4
+    # ~150 with the GVL released; ~0 if get held it.
+    assert_operator ticks, :>, 10, "only #{ticks} ticks while blocked in get for #{elapsed.round(2)}s"
+    p.put(held)
+  end
+
+  def test_command_releases_gvl
+    p = pool(pool_size: 1)
+    waiting = true
+    ticks = 0
+    ticker = Thread.new do
+      while waiting
+        sleep 0.01
+        ticks += 1
+      end
+    end
+    p.with { |c| c.call("BLPOP", key("empty"), "1") } # the server waits 1 s
+    waiting = false
+    ticker.join
+    assert_operator ticks, :>, 10
+  end
+
+  def test_many_threads_share_a_pool
+    p = pool(pool_size: 3, pool_timeout: "20s")
+    k = key("counter")
+    threads = Array.new(8) do
+      Thread.new { 25.times { p.with { |c| c.call("INCR", k) } } }
+    end
+    threads.each(&:join)
+    assert_equal "200", p.with { |c| c.call("GET", k) }
+    assert_operator p.len, :<=, 3
+    p.with { |c| c.call("DEL", k) }
+  end
+
+  # --- event loops ---
+
+  def test_try_get_and_notify_io
+    p = pool(pool_size: 2)
+    assert_nil p.try_get # empty pool: a miss starts a background dial
+    assert_raises(RedisPool::WouldBlockError) { p.try_get(exception: true) } if p.idle_len.zero?
+    io = p.notify_io
+    assert_same io, p.notify_io
+    assert io.wait_readable(10), "notify fd not readable after the background dial"
+    conn = nil
+    deadline = now + 10
+    io.wait_readable(1) until (conn = p.try_get) || now > deadline
+    refute_nil conn
+    assert_equal "PONG", conn.call("PING")
+    p.put(conn)
+    c2 = p.get_nonblocking(timeout: 5)
+    assert_equal "PONG", c2.call("PING")
+    held = p.get
+    t0 = now
+    assert_raises(RedisPool::PoolTimeoutError) { p.get_nonblocking(timeout: 0.2) }
+    assert_operator now - t0, :>=, 0.15
+    p.put(c2)
+    p.put(held)
+  end
+
+  # --- fork ---
+
+  def test_pool_works_in_forked_child
+    p = pool(pool_size: 2)
+    k = key("fork")
+    p.with { |c| c.call("SET", k, "parent") }
+    pid = Process.fork do
+      status = 1
+      begin
+        v = p.with(timeout: 5) { |c| c.call("GET", k) }
+        p.with(timeout: 5) { |c| c.call("SET", k, "child") }
+        status = 0 if v == "parent"
+      rescue Exception # rubocop:disable Lint/RescueException
+        status = 2
+      end
+      exit!(status)
+    end
+    _, st = Process.wait2(pid)
+    assert_equal 0, st.exitstatus
+    assert_equal "child", p.with { |c| c.call("GET", k) }
+    p.with { |c| c.call("DEL", k) }
+  end
+
+  # --- finalizers ---
+
+  def test_finalizer_safety
+    100.times do |i|
+      p = RedisPool::Pool.new(url(pool_size: 2))
+      case i % 4
+      when 0 then nil # never used
+      when 1 then p.with { |c| c.call("PING") }
+      when 2 then p.get # checked out, dropped with the pool
+      when 3
+        p.get.call("PING")
+        p.close
+      end
+    end
+    GC.start
+    GC.start
+    # A token and a cancel-less get after all that.
+    50.times { RedisPool::Cancel.new }
+    GC.start
+    assert_equal "PONG", pool.with { |c| c.call("PING") }
+  end
+
+  def test_dropped_conns_are_removed_by_the_gc
+    p = pool(pool_size: 100)
+    leak = ->(n) { n.times { p.get } }
+    leak.call(40)
+    assert_equal 40, p.len
+    3.times { GC.start }
+    # The conservative stack scan may keep a few alive; most are removed.
+    assert_operator p.stats.removed_conns, :>, 0
+    assert_operator p.len, :<, 40
+  end
+end
