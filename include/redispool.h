@@ -240,7 +240,7 @@ struct pool_options {
 typedef struct pool_options pool_options_t;
 
 // A stats snapshot. Counters only increase; `*_conns`, `pending_requests`, `waiting` and
-// `dials_in_progress` and `leak_suspects` are gauges.
+// `dials_in_progress`, `leak_suspects` and `in_use_conns` are gauges.
 struct pool_stats {
   // Set to sizeof(pool_stats_t) (or 0) before pool_stats; set to the bytes written after.
   size_t struct_size;
@@ -279,6 +279,8 @@ struct pool_stats {
   // Leak detection: conns checked out right now for longer than
   // leak_detection_threshold_ms (0 when it is off). A gauge.
   uint32_t leak_suspects;
+  // Conns checked out right now (from pool_get and pool_new_conn). A gauge.
+  uint32_t in_use_conns;
   // Leak detection: conns given back (put or removed) after being checked out for
   // longer than leak_detection_threshold_ms.
   uint64_t late_returns;

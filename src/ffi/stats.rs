@@ -6,7 +6,7 @@ use super::status::{POOL_ERR_INVALID_ARG, POOL_OK, pool_status_t};
 use crate::pool::Stats;
 
 /// A stats snapshot. Counters only increase; `*_conns`, `pending_requests`, `waiting` and
-/// `dials_in_progress` and `leak_suspects` are gauges.
+/// `dials_in_progress`, `leak_suspects` and `in_use_conns` are gauges.
 #[repr(C)]
 pub struct pool_stats {
     /// Set to sizeof(pool_stats_t) (or 0) before pool_stats; set to the bytes written after.
@@ -46,12 +46,18 @@ pub struct pool_stats {
     /// Leak detection: conns checked out right now for longer than
     /// leak_detection_threshold_ms (0 when it is off). A gauge.
     pub leak_suspects: u32,
+    /// Conns checked out right now (from pool_get and pool_new_conn). A gauge.
+    pub in_use_conns: u32,
     /// Leak detection: conns given back (put or removed) after being checked out for
     /// longer than leak_detection_threshold_ms.
     pub late_returns: u64,
 }
 
 pub type pool_stats_t = pool_stats;
+
+// The snapshot is copied out byte for byte, so the struct must have no padding (whose
+// bytes would be undefined): 8 + 6*8 + 4*4 + 4*8 + 4*4 + 8.
+const _: () = assert!(size_of::<pool_stats>() == 128);
 
 /// The first version's fields end at `pending_requests`.
 const MIN_STATS_SIZE: usize = offset_of!(pool_stats, pending_requests) + size_of::<u32>();
@@ -88,6 +94,7 @@ pub(crate) unsafe fn write_stats(s: &Stats, out: *mut pool_stats_t) -> pool_stat
         waiting: s.waiting,
         dials_in_progress: s.dials_in_progress,
         leak_suspects: s.leak_suspects,
+        in_use_conns: s.in_use_conns,
         late_returns: s.late_returns,
     };
     // SAFETY: `out` is writable for n bytes and `snapshot` readable for n <= its size.

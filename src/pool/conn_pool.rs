@@ -421,6 +421,7 @@ impl ConnPool {
             s.idle_conns = clamp_u32(st.idle.len());
             s.waiting = clamp_u32(st.waiters.len());
             s.dials_in_progress = clamp_u32(st.dials_pending + st.unpooled_dials);
+            s.in_use_conns = clamp_u32(st.checked_out + st.unpooled);
         }
         inner.counters.fill(&mut s);
         if let (Some(threshold), Some(out)) = (inner.opts.leak_detection_threshold, &inner.leaks) {

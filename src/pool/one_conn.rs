@@ -522,6 +522,7 @@ impl OneConn {
             total_conns: self.len_of(&st) as u32,
             idle_conns: self.idle_len_of(&st) as u32,
             waiting: st.waiters.len().min(u32::MAX as usize) as u32,
+            in_use_conns: u32::from(st.out.is_some()),
             ..Stats::default()
         }
     }

@@ -39,6 +39,8 @@ pub struct Stats {
     pub dials_in_progress: u32,
     /// Leak detection: conns checked out right now for longer than the threshold.
     pub leak_suspects: u32,
+    /// Conns checked out right now (gets and `new_conn`).
+    pub in_use_conns: u32,
     /// Leak detection: conns given back after being held longer than the threshold.
     pub late_returns: u64,
 }
