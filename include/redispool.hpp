@@ -1,0 +1,582 @@
+/*
+ * redispool.hpp: a thin, header-only C++17 wrapper over redispool.h.
+ *
+ * Everything the pool does happens in the C library; this file only ties its
+ * handles to C++ object lifetimes (RAII) and turns its status codes into C++
+ * errors. Link exactly as for C (`pkg-config --cflags --libs redispool`, or
+ * -lredispool); build with -std=c++17 or later.
+ *
+ *   redispool::Pool pool("redis://127.0.0.1:6379/0?pool_size=8&pool_timeout=1s");
+ *   {
+ *       redispool::Conn conn = pool.get();              // waits up to pool_timeout
+ *       conn.command({"SET", "greeting", "hello"});
+ *       redispool::Reply r = conn.command({"GET", "greeting"});
+ *       std::cout << r.str() << "\n";                  // "hello"
+ *   }                                                   // conn goes back to the pool
+ *
+ * The classes, all in namespace redispool:
+ *   Pool       owns a pool_t (pool_free on destruction); get, try_get, stats, close.
+ *   Conn       a checked-out connection; gives it back to its pool on scope exit.
+ *   Reply      owns a pool_reply_t (pool_reply_free on destruction); ReplyView reads
+ *              one node of its tree without owning it.
+ *   Cancel     owns a pool_cancel_t; fire() it from any thread to stop a get.
+ *   Error      a failure: the pool_status_t code and the library's message.
+ *   Result<T>  a value or an Error, for code that does not use exceptions.
+ * Pool, Conn, Reply and Cancel own their C handle and are move-only: a moved-from
+ * object is empty and its destructor does nothing.
+ *
+ * Errors: exceptions, or not, as you choose. Exceptions are idiomatic C++ and keep
+ * the happy path short, but many code bases build with -fno-exceptions (games,
+ * embedded, some style guides). So every operation that can fail has two forms, each
+ * a single call into the C library:
+ *   - a throwing one (`Pool(url)`, `pool.get()`, `conn.command(...)`, `pool.close()`),
+ *     which throws redispool::Error: a std::runtime_error whose what() is the
+ *     library's message and whose code() is the POOL_ERR_* status;
+ *   - a non-throwing one (`Pool::open(url)`, `pool.get_nothrow()`,
+ *     `conn.command_nothrow(...)`, `pool.close_nothrow()`; and `pool.try_get()`, which
+ *     never waits), returning Result<T>: check ok(), then use value() or error().
+ * Code built without exceptions (-fno-exceptions) gets only the non-throwing forms:
+ * the throwing ones are compiled out, so using one is a compile error rather than a
+ * surprise abort. REDISPOOL_EXCEPTIONS (1 or 0) is detected from the compiler; define
+ * it to 0 yourself to leave the throwing forms out of a build that has exceptions
+ * (use one setting in every file of a program, as for any inline code).
+ * Result<T>::value() on an error throws the Error (with exceptions) or calls
+ * std::abort() (without): check ok() first. Result is [[nodiscard]]: ignoring one is a
+ * compiler warning. The non-throwing forms are noexcept: as everywhere under
+ * -fno-exceptions, running out of memory (for an error message) terminates.
+ *
+ * Threads: as in C. One Pool may be used from many threads at once (by reference;
+ * moving or destroying it must not race with other uses). A Conn is used by one
+ * thread at a time, and may be handed to another thread. Cancel::fire is for any thread.
+ */
+
+#ifndef REDISPOOL_HPP
+#define REDISPOOL_HPP
+
+#include "redispool.h"
+
+#include <chrono>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
+#include <iterator>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#ifndef REDISPOOL_EXCEPTIONS
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
+#define REDISPOOL_EXCEPTIONS 1
+#else
+#define REDISPOOL_EXCEPTIONS 0
+#endif
+#endif
+
+namespace redispool {
+
+/// A pool_get timeout meaning "the pool's own pool_timeout_ms" (the default).
+inline constexpr std::chrono::milliseconds use_pool_timeout{-1};
+/// A pool_get timeout meaning "do not wait for a turn" (a dial is still awaited).
+inline constexpr std::chrono::milliseconds no_wait{0};
+
+/// A failed call: code() is the POOL_ERR_* status, what() the library's message
+/// (from pool_error_t when the C function fills one, else pool_status_str(code)).
+/// Thrown by the throwing forms; carried by Result<T> in the non-throwing ones.
+class Error : public std::runtime_error {
+public:
+    Error(pool_status_t code, const std::string &message)
+        : std::runtime_error(message), code_(code) {}
+
+    /// The POOL_ERR_* code (POOL_OK only for Result<T>::error() of a success).
+    pool_status_t code() const noexcept { return code_; }
+
+    /// The static description of code(), e.g. "connection pool timeout".
+    const char *code_str() const noexcept { return pool_status_str(code_); }
+
+private:
+    pool_status_t code_;
+};
+
+namespace detail {
+
+inline pool_error_t empty_error() noexcept {
+    pool_error_t err;
+    err.code = POOL_OK;
+    err.message[0] = '\0';
+    return err;
+}
+
+/// The Error for `status`, with the detail of `err` when the call filled it.
+inline Error make_error(pool_status_t status, const pool_error_t &err) {
+    if (err.code == status && err.message[0] != '\0') {
+        return Error(status, std::string(err.message));
+    }
+    return Error(status, pool_status_str(status));
+}
+
+inline Error make_error(pool_status_t status) { return Error(status, pool_status_str(status)); }
+
+/// What Result<T>::error() returns for a success.
+inline const Error &success() {
+    static const Error ok(POOL_OK, pool_status_str(POOL_OK));
+    return ok;
+}
+
+[[noreturn]] inline void fail(const Error &error) {
+#if REDISPOOL_EXCEPTIONS
+    throw error;
+#else
+    (void)error;
+    std::abort();
+#endif
+}
+
+} // namespace detail
+
+/// The outcome of a non-throwing call: a T, or an Error. Like std::expected (C++23):
+///
+///   redispool::Result<redispool::Conn> r = pool.get_nothrow();
+///   if (!r.ok()) { log(r.error().code(), r.error().what()); return; }
+///   redispool::Conn conn = std::move(r).value();
+///
+/// value(), operator* and operator-> on an error throw the Error, or abort without
+/// exceptions: check ok() (or the bool conversion) first.
+template <class T> class [[nodiscard]] Result {
+public:
+    Result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : v_(std::in_place_index<0>, std::move(value)) {}
+    Result(Error error) noexcept : v_(std::in_place_index<1>, std::move(error)) {}
+
+    bool ok() const noexcept { return v_.index() == 0; }
+    explicit operator bool() const noexcept { return ok(); }
+
+    T &value() & { return *checked(); }
+    const T &value() const & { return *checked(); }
+    T &&value() && { return std::move(*checked()); }
+    T &operator*() & { return value(); }
+    const T &operator*() const & { return value(); }
+    T &&operator*() && { return std::move(*checked()); }
+    T *operator->() { return checked(); }
+    const T *operator->() const { return checked(); }
+
+    /// The error; for a success, an Error with code POOL_OK.
+    const Error &error() const noexcept {
+        const Error *e = std::get_if<1>(&v_);
+        return e != nullptr ? *e : detail::success();
+    }
+    /// POOL_OK, or the error's code.
+    pool_status_t code() const noexcept { return ok() ? POOL_OK : error().code(); }
+
+private:
+    T *checked() {
+        if (T *v = std::get_if<0>(&v_)) return v;
+        detail::fail(error());
+    }
+    const T *checked() const {
+        if (const T *v = std::get_if<0>(&v_)) return v;
+        detail::fail(error());
+    }
+
+    std::variant<T, Error> v_;
+};
+
+/// A success without a value, or an Error.
+template <> class [[nodiscard]] Result<void> {
+public:
+    Result() noexcept : error_() {}
+    Result(Error error) noexcept : error_(std::move(error)) {}
+
+    bool ok() const noexcept { return !error_.has_value(); }
+    explicit operator bool() const noexcept { return ok(); }
+    /// Nothing on success; throws (or aborts) on an error.
+    void value() const {
+        if (error_) detail::fail(*error_);
+    }
+    const Error &error() const noexcept { return error_ ? *error_ : detail::success(); }
+    pool_status_t code() const noexcept { return ok() ? POOL_OK : error_->code(); }
+
+private:
+    std::optional<Error> error_;
+};
+
+/// A read-only view of one node of a reply tree (the root or any child). It does not
+/// own anything: it is valid as long as the Reply it came from. Accessors that do not
+/// apply to the node's type return the C struct's neutral values ("" / 0), and an
+/// empty view (an index out of range) reports type() 0.
+class ReplyView {
+public:
+    ReplyView() noexcept = default;
+    explicit ReplyView(const pool_reply_t *reply) noexcept : r_(reply) {}
+
+    /// False for an empty view.
+    explicit operator bool() const noexcept { return r_ != nullptr; }
+    /// POOL_REPLY_* (0 for an empty view).
+    int type() const noexcept { return r_ != nullptr ? r_->type : 0; }
+
+    bool is_string() const noexcept { return type() == POOL_REPLY_STRING; }
+    bool is_status() const noexcept { return type() == POOL_REPLY_STATUS; }
+    /// A Redis error reply (WRONGTYPE ...): the command itself worked.
+    bool is_error() const noexcept { return type() == POOL_REPLY_ERROR; }
+    bool is_integer() const noexcept { return type() == POOL_REPLY_INTEGER; }
+    bool is_nil() const noexcept { return type() == POOL_REPLY_NIL; }
+    bool is_array() const noexcept { return type() == POOL_REPLY_ARRAY; }
+
+    /// The text of a STRING, STATUS, ERROR, DOUBLE, BIGNUM or VERB reply (binary
+    /// safe); empty for other types.
+    std::string_view str() const noexcept {
+        if (r_ == nullptr || r_->str == nullptr) return {};
+        return std::string_view(r_->str, r_->len);
+    }
+    /// str(), copied.
+    std::string string() const { return std::string(str()); }
+    /// INTEGER; BOOL as 0 or 1; 0 otherwise.
+    int64_t integer() const noexcept { return r_ != nullptr ? r_->integer : 0; }
+    /// DOUBLE; 0 otherwise.
+    double dval() const noexcept { return r_ != nullptr ? r_->dval : 0.0; }
+    /// The children of ARRAY, SET, PUSH; of MAP, keys and values alternating.
+    size_t size() const noexcept { return r_ != nullptr ? r_->elements : 0; }
+    /// Child `i`, or an empty view when `i >= size()`.
+    ReplyView operator[](size_t i) const noexcept {
+        if (r_ == nullptr || i >= r_->elements || r_->element == nullptr) return ReplyView();
+        return ReplyView(r_->element[i]);
+    }
+    /// The C struct (NULL for an empty view).
+    const pool_reply_t *native() const noexcept { return r_; }
+
+protected:
+    const pool_reply_t *r_ = nullptr;
+};
+
+/// One command's reply, owned: freed with pool_reply_free when destroyed. All the
+/// ReplyView accessors read its root; r[i] reads a child, valid while r lives.
+class Reply : public ReplyView {
+public:
+    Reply() noexcept = default;
+    /// Takes ownership of a reply from pool_conn_command.
+    explicit Reply(pool_reply_t *reply) noexcept : ReplyView(reply) {}
+    ~Reply() { pool_reply_free(owned()); }
+
+    Reply(Reply &&other) noexcept : ReplyView(std::exchange(other.r_, nullptr)) {}
+    Reply &operator=(Reply &&other) noexcept {
+        if (this != &other) {
+            pool_reply_free(owned());
+            r_ = std::exchange(other.r_, nullptr);
+        }
+        return *this;
+    }
+    Reply(const Reply &) = delete;
+    Reply &operator=(const Reply &) = delete;
+
+    /// Gives up ownership: the caller frees the result with pool_reply_free.
+    pool_reply_t *release() noexcept { return const_cast<pool_reply_t *>(std::exchange(r_, nullptr)); }
+
+private:
+    pool_reply_t *owned() const noexcept { return const_cast<pool_reply_t *>(r_); }
+};
+
+/// A cancellation token (pool_cancel_t) for Pool::get: fire() it from any thread and
+/// every get waiting with it returns POOL_ERR_CANCELED, as do later ones (a token
+/// stays fired: use a new one per request). It must outlive the gets using it.
+class Cancel {
+public:
+#if REDISPOOL_EXCEPTIONS
+    /// A new, unfired token. Throws std::bad_alloc if memory ran out.
+    Cancel() : c_(pool_cancel_new()) {
+        if (c_ == nullptr) throw std::bad_alloc();
+    }
+#else
+    /// A new, unfired token; empty (native() NULL, gets not cancelable) if memory ran out.
+    Cancel() noexcept : c_(pool_cancel_new()) {}
+#endif
+    ~Cancel() { pool_cancel_free(c_); }
+
+    Cancel(Cancel &&other) noexcept : c_(std::exchange(other.c_, nullptr)) {}
+    Cancel &operator=(Cancel &&other) noexcept {
+        if (this != &other) {
+            pool_cancel_free(c_);
+            c_ = std::exchange(other.c_, nullptr);
+        }
+        return *this;
+    }
+    Cancel(const Cancel &) = delete;
+    Cancel &operator=(const Cancel &) = delete;
+
+    /// Fires the token. Any thread; never blocks for long.
+    void fire() const noexcept { pool_cancel_fire(c_); }
+    const pool_cancel_t *native() const noexcept { return c_; }
+
+private:
+    pool_cancel_t *c_ = nullptr;
+};
+
+/// A checked-out connection (a guard over pool_conn_t). When it goes out of scope it
+/// gives the conn back to its pool: pool_put, or pool_remove when it is bad. It is bad
+/// after mark_bad(reason), or after a command through it failed with POOL_ERR_IO,
+/// POOL_ERR_PROTOCOL or POOL_ERR_BAD_CONN (the conn is then out of step with the server).
+///
+/// Moving it moves the duty to give the conn back; the moved-from guard is empty and
+/// does nothing. A Conn may outlive its Pool object: giving it back then closes it.
+class Conn {
+public:
+    /// An empty guard.
+    Conn() noexcept = default;
+    /// Adopts `conn`, checked out from `pool` with the C API.
+    Conn(pool_t *pool, pool_conn_t *conn) noexcept : pool_(pool), conn_(conn) {}
+    ~Conn() { reset(); }
+
+    Conn(Conn &&other) noexcept
+        : pool_(std::exchange(other.pool_, nullptr)), conn_(std::exchange(other.conn_, nullptr)),
+          bad_(std::exchange(other.bad_, false)), reason_(std::move(other.reason_)) {}
+    Conn &operator=(Conn &&other) noexcept {
+        if (this != &other) {
+            reset();
+            pool_ = std::exchange(other.pool_, nullptr);
+            conn_ = std::exchange(other.conn_, nullptr);
+            bad_ = std::exchange(other.bad_, false);
+            reason_ = std::move(other.reason_);
+        }
+        return *this;
+    }
+    Conn(const Conn &) = delete;
+    Conn &operator=(const Conn &) = delete;
+
+    /// False for an empty (default-constructed, moved-from, released or reset) guard.
+    explicit operator bool() const noexcept { return conn_ != nullptr; }
+    /// The socket, for your own I/O (do not close it); -1 when empty.
+    int fd() const noexcept { return pool_conn_fd(conn_); }
+    /// Unique per pool, never reused; 0 when empty.
+    uint64_t id() const noexcept { return pool_conn_id(conn_); }
+
+    /// Makes the guard remove the conn (pool_remove with `reason`) instead of putting it.
+    void mark_bad(std::string reason = {}) {
+        bad_ = true;
+        reason_ = std::move(reason);
+    }
+    /// Whether the conn will be removed rather than put back.
+    bool bad() const noexcept { return bad_; }
+
+#if REDISPOOL_EXCEPTIONS
+    /// Sends one command and returns its reply, e.g. command({"SET", key, value}).
+    /// Arguments are binary safe. A Redis error reply (WRONGTYPE ...) is a Reply with
+    /// is_error(), not an exception. Throws Error on failure (POOL_ERR_IO,
+    /// POOL_ERR_PROTOCOL and POOL_ERR_BAD_CONN also mark the conn bad).
+    Reply command(std::initializer_list<std::string_view> args) {
+        return command_nothrow(args).value();
+    }
+    /// As above, for any container of things convertible to std::string_view
+    /// (std::vector<std::string>, ...).
+    template <class Args> Reply command(const Args &args) {
+        return command_nothrow(args).value();
+    }
+#endif
+
+    /// command() without exceptions.
+    Result<Reply> command_nothrow(std::initializer_list<std::string_view> args) noexcept {
+        return run(args.begin(), args.size());
+    }
+    template <class Args> Result<Reply> command_nothrow(const Args &args) noexcept {
+        std::vector<std::string_view> views(std::begin(args), std::end(args));
+        return run(views.data(), views.size());
+    }
+
+    /// Gives the conn back now, as the destructor would; the guard is then empty.
+    void reset() noexcept {
+        if (conn_ == nullptr) return;
+        if (bad_) {
+            pool_remove(pool_, conn_, reason_.empty() ? nullptr : reason_.c_str());
+        } else {
+            pool_put(pool_, conn_);
+        }
+        pool_ = nullptr;
+        conn_ = nullptr;
+        bad_ = false;
+        reason_.clear();
+    }
+
+    /// Gives up the duty to give the conn back: the caller must pool_put or pool_remove
+    /// it on pool() (read pool() first: the guard is empty afterwards).
+    pool_conn_t *release() noexcept {
+        pool_ = nullptr;
+        bad_ = false;
+        reason_.clear();
+        return std::exchange(conn_, nullptr);
+    }
+
+    /// The C handles (NULL when empty).
+    pool_conn_t *native() const noexcept { return conn_; }
+    pool_t *pool() const noexcept { return pool_; }
+
+private:
+    Result<Reply> run(const std::string_view *args, size_t n) noexcept {
+        if (n == 0 || n > static_cast<size_t>(INT_MAX)) {
+            return Error(POOL_ERR_INVALID_ARG, "redispool: a command needs 1 to INT_MAX arguments");
+        }
+        // Small commands (the usual case) need no allocation for the argument arrays.
+        constexpr size_t inline_args = 16;
+        const char *ptr_buf[inline_args];
+        size_t len_buf[inline_args];
+        std::vector<const char *> ptr_vec;
+        std::vector<size_t> len_vec;
+        const char **ptrs = ptr_buf;
+        size_t *lens = len_buf;
+        if (n > inline_args) {
+            ptr_vec.resize(n);
+            len_vec.resize(n);
+            ptrs = ptr_vec.data();
+            lens = len_vec.data();
+        }
+        for (size_t i = 0; i < n; i++) {
+            // A non-NULL pointer even for an empty argument.
+            ptrs[i] = args[i].data() != nullptr ? args[i].data() : "";
+            lens[i] = args[i].size();
+        }
+        pool_reply_t *reply = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc =
+            pool_conn_command(conn_, static_cast<int>(n), ptrs, lens, &reply, &err);
+        if (rc != POOL_OK) {
+            Error error = detail::make_error(rc, err);
+            if (rc == POOL_ERR_IO || rc == POOL_ERR_PROTOCOL || rc == POOL_ERR_BAD_CONN) {
+                mark_bad(error.what());
+            }
+            return error;
+        }
+        return Reply(reply);
+    }
+
+    pool_t *pool_ = nullptr;
+    pool_conn_t *conn_ = nullptr;
+    bool bad_ = false;
+    std::string reason_{};
+};
+
+/// A connection pool (pool_t), freed with pool_free when destroyed (which closes it).
+/// Create it from a go-redis URL or from pool_options_t; borrow conns with get().
+class Pool {
+public:
+    /// An empty pool object (every call on it fails with POOL_ERR_INVALID_ARG).
+    Pool() noexcept = default;
+    /// Adopts a pool made with the C API (pool_new, pool_sticky_new, ...).
+    explicit Pool(pool_t *pool) noexcept : p_(pool) {}
+
+#if REDISPOOL_EXCEPTIONS
+    /// From a go-redis URL, e.g. "redis://:secret@127.0.0.1:6379/0?pool_size=8".
+    /// Throws Error (POOL_ERR_INVALID_ARG naming the bad part) when it is invalid.
+    explicit Pool(const std::string &url) : Pool(open(url).value()) {}
+    /// From options: start with Pool::default_options() and change fields.
+    explicit Pool(const pool_options_t &options) : Pool(open(options).value()) {}
+#endif
+
+    /// Pool(url) without exceptions.
+    static Result<Pool> open(const std::string &url) noexcept {
+        pool_t *p = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_new_url(url.c_str(), &p, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Pool(p);
+    }
+    /// Pool(options) without exceptions.
+    static Result<Pool> open(const pool_options_t &options) noexcept {
+        pool_t *p = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_new(&options, &p, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Pool(p);
+    }
+    /// pool_options_t with every default filled in (pool_options_init).
+    static pool_options_t default_options() noexcept {
+        pool_options_t options;
+        pool_options_init(&options);
+        return options;
+    }
+
+    ~Pool() { pool_free(p_); }
+    Pool(Pool &&other) noexcept : p_(std::exchange(other.p_, nullptr)) {}
+    Pool &operator=(Pool &&other) noexcept {
+        if (this != &other) {
+            pool_free(p_);
+            p_ = std::exchange(other.p_, nullptr);
+        }
+        return *this;
+    }
+    Pool(const Pool &) = delete;
+    Pool &operator=(const Pool &) = delete;
+
+    /// False for an empty (default-constructed or moved-from) object.
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+
+#if REDISPOOL_EXCEPTIONS
+    /// Borrows a conn: an idle one, or a newly dialed one. Waits at most `timeout`
+    /// (use_pool_timeout: the pool's pool_timeout; no_wait: no wait for a turn), and
+    /// stops early with POOL_ERR_CANCELED when `cancel` fires. Throws Error:
+    /// POOL_ERR_TIMEOUT, POOL_ERR_DIAL, POOL_ERR_CLOSED, POOL_ERR_CANCELED, ...
+    Conn get(std::chrono::milliseconds timeout = use_pool_timeout,
+             const Cancel *cancel = nullptr) {
+        return get_nothrow(timeout, cancel).value();
+    }
+    /// Closes the pool: idle conns close, waiters and later gets fail with
+    /// POOL_ERR_CLOSED; conns still out close when given back. Throws Error
+    /// (POOL_ERR_CLOSED when already closed).
+    void close() { close_nothrow().value(); }
+#endif
+
+    /// get() without exceptions.
+    Result<Conn> get_nothrow(std::chrono::milliseconds timeout = use_pool_timeout,
+                             const Cancel *cancel = nullptr) noexcept {
+        pool_conn_t *c = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_get_ex(p_, static_cast<int64_t>(timeout.count()),
+                                       cancel != nullptr ? cancel->native() : nullptr, &c, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Conn(p_, c);
+    }
+    /// Never waits, dials or resolves: an idle conn, or an error with code
+    /// POOL_ERR_WOULD_BLOCK (then wait for notify_fd() to become readable and retry).
+    Result<Conn> try_get() noexcept {
+        pool_conn_t *c = nullptr;
+        pool_status_t rc = pool_try_get(p_, &c);
+        if (rc != POOL_OK) return detail::make_error(rc);
+        return Conn(p_, c);
+    }
+    /// close() without exceptions.
+    Result<void> close_nothrow() noexcept {
+        pool_status_t rc = pool_close(p_);
+        if (rc != POOL_OK) return detail::make_error(rc);
+        return {};
+    }
+
+    /// A statistics snapshot (all zero for an empty object).
+    pool_stats_t stats() const noexcept {
+        pool_stats_t s{};
+        s.struct_size = sizeof s;
+        if (pool_stats(p_, &s) != POOL_OK) {
+            s = pool_stats_t{};
+            s.struct_size = sizeof s;
+        }
+        return s;
+    }
+    /// Conns the pool owns, idle or checked out (-1 when empty).
+    int len() const noexcept { return pool_len(p_); }
+    /// Idle conns (-1 when empty).
+    int idle_len() const noexcept { return pool_idle_len(p_); }
+    /// The level-triggered eventfd for event loops (see pool_notify_fd); owned by the
+    /// pool. -1 on failure or when empty.
+    int notify_fd() const noexcept { return pool_notify_fd(p_); }
+    /// The C handle, for the functions this wrapper does not cover (NULL when empty).
+    pool_t *native() const noexcept { return p_; }
+
+private:
+    pool_t *p_ = nullptr;
+};
+
+} // namespace redispool
+
+#endif /* REDISPOOL_HPP */
