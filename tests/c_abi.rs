@@ -14,6 +14,11 @@
 //!   MULTI/EXEC sessions from several threads, waits, bad conn and reset,
 //!   close/free giving the conn back, sticky over sticky), single-conn pools,
 //!   and their misuse.
+//! - `abi_events.c` (against a real redis-server): the notify fd of event loops
+//!   (`pool_notify_fd` with `pool_try_get`, epoll wake-up latency), cancelled gets,
+//!   leak detection (`pool_leaks`, `leak_suspects`, `late_returns`), and fork():
+//!   parent and child never share a conn, a thread busy in the pool never deadlocks
+//!   a child, sticky and single pools in a child.
 //!
 //! Each program checks everything itself and exits 0 only if every check
 //! passed; failures are printed with file:line. All also run under valgrind
@@ -32,6 +37,7 @@ const MISUSE_SRC: &str = "tests/c/abi_misuse.c";
 const DIALER_SRC: &str = "tests/c/abi_dialer.c";
 const STICKY_SRC: &str = "tests/c/abi_sticky.c";
 const REDIS_SRC: &str = "tests/c/abi_redis.c";
+const EVENTS_SRC: &str = "tests/c/abi_events.c";
 
 /// Every section of abi_redis.c, in order.
 const REDIS_SECTIONS: &[&str] = &[
@@ -105,6 +111,29 @@ const STICKY_SECTIONS: &[&str] = &[
     "== sticky over sticky shares one pool\n",
     "== single pool: wraps the conn it consumes, gives it back on close\n",
     "== misuse: foreign conns, double put, wrong pools and NULLs change nothing\n",
+];
+
+/// Every section of abi_events.c, in order.
+const EVENTS_SECTIONS: &[&str] = &[
+    "== notify fd: nonblocking, cloexec, unreadable after a miss, readable on dial, put, close\n",
+    "== notify fd: pool_try_get never overtakes a blocked pool_get\n",
+    "== notify fd: put on one thread -> epoll_wait wakes -> pool_try_get, latency\n",
+    "== cancel while waiting for a turn: prompt, no turn left behind\n",
+    "== cancel while waiting for a slow dial: the dial is not wasted\n",
+    "== leak detection: pool_new with leak_detection_threshold_ms\n",
+    "== leak detection: pool_new_url with ?leak_detection_threshold=100ms\n",
+    "== leak detection: misuse\n",
+    "== fork: parent and child never share a conn; a conn held across fork stays the parent's\n",
+    "== fork: another thread busy in the pool while forking, 5 times\n",
+    "== fork: sticky pools borrow a new conn in the child, single pools refuse\n",
+];
+
+/// Lines abi_events.c prints once its measurements and fork rounds are done.
+const EVENTS_REPORTS: &[&str] = &[
+    "notify-to-get latency: p50=",
+    "cancel latency: ",
+    "fork: parent and child each ran ",
+    "fork while busy: 5 of 5 children exited 0",
 ];
 
 /// Time-bound multiplier for the valgrind runs (the programs' REDISPOOL_SLOW).
@@ -281,4 +310,54 @@ fn abi_sticky_under_valgrind() {
     );
     let output = run_under_valgrind(&exe, &[&redis.addr()]);
     assert_all_checks_passed(&output, STICKY_SECTIONS, 700);
+}
+
+/// abi_events.c passed, and printed its measurements.
+fn assert_events_passed(output: &Output) {
+    assert_all_checks_passed(output, EVENTS_SECTIONS, 390);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for report in EVENTS_REPORTS {
+        assert!(
+            stdout.contains(report),
+            "no {report:?} line\n{}",
+            describe(output)
+        );
+    }
+}
+
+#[test]
+fn abi_events_shared() {
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "abi_events-shared",
+        &[EVENTS_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run(&exe, &[&redis.addr()], &[], RUN_TIMEOUT);
+    assert_events_passed(&output);
+}
+
+#[test]
+fn abi_events_under_valgrind() {
+    if !valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "abi_events-valgrind",
+        &[EVENTS_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    // REDISPOOL_VALGRIND tells the forked children (when valgrind.h was not found at build
+    // time) to leave through exec, skipping the leak check a forked child cannot pass.
+    let slow = valgrind_slow();
+    let envs = [
+        ("REDISPOOL_SLOW", slow.as_str()),
+        ("REDISPOOL_VALGRIND", "1"),
+    ];
+    let output = run_under_memcheck(&exe, &[&redis.addr()], &envs, VALGRIND_TIMEOUT);
+    assert_events_passed(&output);
 }
