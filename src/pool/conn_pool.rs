@@ -173,6 +173,9 @@ impl ConnPool {
             ) {
                 Ok(_) => {
                     old.forget_inherited();
+                    // SAFETY: `old_ptr` came from `Box::into_raw` and is no longer in the
+                    // cell; no thread of this process uses it (the parent's threads are gone).
+                    fork::abandon(unsafe { Box::from_raw(old_ptr) });
                     // SAFETY: just published; freed only with the cell.
                     let cur = unsafe { &*fresh_ptr };
                     // Background threads restart here; without a reaper the pool still

@@ -7,8 +7,9 @@
 //! newer generation abandons that state without locking it and starts afresh. The check is
 //! one relaxed load of a word that is only ever written in a child, never `getpid()`.
 
+use std::any::Any;
 use std::sync::Once;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static WATCH: Once = Once::new();
@@ -40,4 +41,30 @@ pub(crate) fn generation() -> u64 {
 #[inline]
 pub(crate) fn conn_generation() -> u32 {
     generation() as u32
+}
+
+/// State a forked child abandoned: kept reachable from a static list (pushed lock-free, never
+/// popped) so leak checkers such as valgrind see it as still reachable, not lost.
+struct Abandoned {
+    _state: Box<dyn Any + Send + Sync>,
+    next: *mut Abandoned,
+}
+
+static ABANDONED: AtomicPtr<Abandoned> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Keeps `state` alive, untouched, for the life of the process.
+pub(crate) fn abandon(state: Box<dyn Any + Send + Sync>) {
+    let node = Box::into_raw(Box::new(Abandoned {
+        _state: state,
+        next: std::ptr::null_mut(),
+    }));
+    let mut head = ABANDONED.load(Ordering::Acquire);
+    loop {
+        // SAFETY: `node` is ours until the exchange below publishes it.
+        unsafe { (*node).next = head };
+        match ABANDONED.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
+    }
 }
