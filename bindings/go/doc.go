@@ -1,0 +1,52 @@
+// Package redispool is the Go binding of redispool, a Redis connection pool with
+// go-redis pool semantics written in Rust and shipped as a C library
+// (libredispool.so / libredispool.a, header redispool.h).
+//
+// The package uses cgo and finds the library through pkg-config: install
+// redispool (which installs redispool.pc), or point PKG_CONFIG_PATH at a
+// directory holding a redispool.pc for a build tree. CGO_ENABLED=1 is
+// required. It depends on the Go standard library only.
+//
+// A Pool hands out Conns: Get waits (in arrival order) for a free turn, at most
+// the pool timeout or until the context is done, whichever comes first; Put
+// gives a Conn back, Remove closes it. Errors compare with errors.Is against
+// ErrClosed, ErrPoolExhausted, ErrPoolTimeout and the other sentinels; a Get
+// ended by its context matches context.Canceled or context.DeadlineExceeded.
+//
+//	pool, err := redispool.New("redis://127.0.0.1:6379/0?pool_size=10&pool_timeout=2s")
+//	if err != nil {
+//		return err
+//	}
+//	defer pool.Close()
+//
+//	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+//	defer cancel()
+//	cn, err := pool.Get(ctx)
+//	if errors.Is(err, redispool.ErrPoolTimeout) || errors.Is(err, context.DeadlineExceeded) {
+//		return err // overloaded: no conn in time
+//	} else if err != nil {
+//		return err
+//	}
+//	defer pool.Put(cn)
+//	n, err := cn.Do(ctx, "INCR", "visits") // int64(…)
+//
+// # Threads
+//
+// Get calls the library's blocking pool_get_ex, so a goroutine waiting in Get
+// occupies an OS thread for the length of its wait (as any blocking cgo call
+// does). The wait ends as soon as the context is done: a helper goroutine
+// fires a cancel token on ctx.Done(), so no thread stays parked after its
+// context is canceled or its deadline passes. Go keeps the threads it made
+// and reuses them for later cgo calls. Servers that may have thousands of
+// requests waiting at once should use GetPolled, which waits on the pool's
+// notify fd through Go's netpoller and parks no thread at all.
+//
+// # Conns and commands
+//
+// A Conn is used by one goroutine at a time, from Get until Put or Remove.
+// Conn.Do sends one command and returns its reply converted to Go values
+// (string, int64, float64, bool, []interface{}, map[interface{}]interface{},
+// *big.Int, nil, or RedisError inside arrays); a nil reply gives the error Nil,
+// a Redis error reply the error RedisError. Conn.FD gives the socket for your
+// own I/O.
+package redispool

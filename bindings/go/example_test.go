@@ -1,0 +1,74 @@
+package redispool_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	redispool "github.com/redispool/redispool-go"
+)
+
+// Get a conn with a request's context, run a command, give the conn back.
+func ExamplePool_Get() {
+	pool, err := redispool.New("redis://127.0.0.1:6379/0?pool_size=10&pool_timeout=2s")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	cn, err := pool.Get(ctx)
+	switch {
+	case errors.Is(err, redispool.ErrPoolTimeout), errors.Is(err, context.DeadlineExceeded):
+		log.Print("overloaded: no conn in time: ", err)
+		return
+	case err != nil:
+		log.Fatal(err)
+	}
+	defer pool.Put(cn)
+
+	visits, err := cn.Do(ctx, "INCR", "visits")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("visits:", visits.(int64))
+
+	if _, err := cn.Do(ctx, "GET", "no-such-key"); err == redispool.Nil {
+		fmt.Println("no-such-key is not set")
+	}
+}
+
+// Options instead of a URL.
+func ExampleNewWithOptions() {
+	pool, err := redispool.NewWithOptions(redispool.Options{
+		Addr:         "127.0.0.1:6379",
+		PoolSize:     20,
+		MinIdleConns: 2,
+		PoolTimeout:  time.Second,
+		ReadTimeout:  -1, // no read timeout (e.g. for blocking commands)
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	st := pool.Stats()
+	fmt.Println(st.TotalConns, st.IdleConns)
+}
+
+// GetPolled waits without holding an OS thread: for servers where thousands
+// of requests may wait for a conn at once.
+func ExamplePool_GetPolled() {
+	pool, err := redispool.New("redis://127.0.0.1:6379?pool_size=4")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	cn, err := pool.GetPolled(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	pool.Put(cn)
+}

@@ -1,0 +1,3 @@
+module github.com/redispool/redispool-go
+
+go 1.19

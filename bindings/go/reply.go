@@ -1,0 +1,159 @@
+package redispool
+
+/*
+#cgo pkg-config: redispool
+#include <stdlib.h>
+#include <redispool.h>
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"unsafe"
+)
+
+// Do sends one command on cn and returns its reply as Go values:
+//
+//	bulk and simple strings, verbatim strings   string
+//	integers                                    int64
+//	doubles (RESP3)                             float64
+//	booleans (RESP3)                            bool
+//	big numbers (RESP3)                         *big.Int
+//	arrays, sets and pushes                     []interface{}
+//	maps (RESP3)                                map[interface{}]interface{}
+//	nil inside an aggregate                     nil
+//	an error reply inside an aggregate          RedisError
+//
+// A nil reply returns (nil, Nil) and an error reply (nil, RedisError), as
+// go-redis; the conn stays good. Arguments are binary safe.
+//
+// ctx is checked before the command is sent; the write and the read are
+// bounded by the pool's write and read timeouts (not by ctx). A failure
+// mid-way (ErrIO, ErrProtocol) marks the conn bad: later commands on it fail
+// with ErrBadConn and Put removes it instead of pooling it.
+func (cn *Conn) Do(ctx context.Context, args ...string) (interface{}, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(args) == 0 {
+		return nil, &Error{Code: CodeInvalidArg, Msg: "redispool: Do: no command"}
+	}
+
+	// One C block holds argv, argvlen and the argument bytes: C never sees Go memory.
+	n := len(args)
+	ptrSize := unsafe.Sizeof((*C.char)(nil))
+	lenSize := unsafe.Sizeof(C.size_t(0))
+	total := uintptr(n) * (ptrSize + lenSize)
+	for _, a := range args {
+		total += uintptr(len(a)) + 1
+	}
+	block := C.malloc(C.size_t(total))
+	if block == nil {
+		return nil, &Error{Code: CodeInternal, Msg: "redispool: Do: out of memory"}
+	}
+	defer C.free(block)
+	argv := unsafe.Slice((**C.char)(block), n)
+	argvlen := unsafe.Slice((*C.size_t)(unsafe.Add(block, uintptr(n)*ptrSize)), n)
+	data := unsafe.Slice((*byte)(unsafe.Add(block, uintptr(n)*(ptrSize+lenSize))), int(total-uintptr(n)*(ptrSize+lenSize)))
+	off := 0
+	for i, a := range args {
+		argv[i] = (*C.char)(unsafe.Pointer(&data[off]))
+		argvlen[i] = C.size_t(len(a))
+		off += copy(data[off:], a)
+		data[off] = 0
+		off++
+	}
+
+	var reply *C.pool_reply_t
+	var cerr C.pool_error_t
+	st := C.pool_conn_command(cn.h, C.int(n), &argv[0], &argvlen[0], &reply, &cerr)
+	if st != C.POOL_OK {
+		return nil, errorFrom(st, &cerr)
+	}
+	defer C.pool_reply_free(reply)
+	v := convertReply(reply)
+	switch v := v.(type) {
+	case nilReply:
+		return nil, Nil
+	case RedisError:
+		return nil, v
+	}
+	return v, nil
+}
+
+// nilReply marks a nil reply at the top level (inside aggregates it is nil).
+type nilReply struct{}
+
+// convertReply copies a reply tree out of C memory.
+func convertReply(r *C.pool_reply_t) interface{} {
+	switch r._type {
+	case C.POOL_REPLY_STRING, C.POOL_REPLY_STATUS, C.POOL_REPLY_VERB:
+		return replyString(r)
+	case C.POOL_REPLY_ERROR:
+		return RedisError(replyString(r))
+	case C.POOL_REPLY_INTEGER:
+		return int64(r.integer)
+	case C.POOL_REPLY_NIL:
+		return nilReply{}
+	case C.POOL_REPLY_DOUBLE:
+		return float64(r.dval)
+	case C.POOL_REPLY_BOOL:
+		return r.integer != 0
+	case C.POOL_REPLY_BIGNUM:
+		s := replyString(r)
+		if b, ok := new(big.Int).SetString(s, 10); ok {
+			return b
+		}
+		return s
+	case C.POOL_REPLY_MAP:
+		elems := replyElements(r)
+		m := make(map[interface{}]interface{}, len(elems)/2)
+		for i := 0; i+1 < len(elems); i += 2 {
+			m[mapKey(convertElement(elems[i]))] = convertElement(elems[i+1])
+		}
+		return m
+	case C.POOL_REPLY_ARRAY, C.POOL_REPLY_SET, C.POOL_REPLY_PUSH:
+		elems := replyElements(r)
+		out := make([]interface{}, len(elems))
+		for i, e := range elems {
+			out[i] = convertElement(e)
+		}
+		return out
+	}
+	return fmt.Errorf("redispool: unknown reply type %d", int(r._type))
+}
+
+// convertElement is convertReply for an element of an aggregate: nil is nil.
+func convertElement(r *C.pool_reply_t) interface{} {
+	v := convertReply(r)
+	if _, ok := v.(nilReply); ok {
+		return nil
+	}
+	return v
+}
+
+// mapKey makes v usable as a map key: aggregates (which are not comparable)
+// become their fmt.Sprint text.
+func mapKey(v interface{}) interface{} {
+	switch v.(type) {
+	case []interface{}, map[interface{}]interface{}:
+		return fmt.Sprint(v)
+	}
+	return v
+}
+
+func replyString(r *C.pool_reply_t) string {
+	if r.str == nil || r.len == 0 {
+		return ""
+	}
+	return string(unsafe.Slice((*byte)(unsafe.Pointer(r.str)), int(r.len)))
+}
+
+func replyElements(r *C.pool_reply_t) []*C.pool_reply_t {
+	if r.element == nil || r.elements == 0 {
+		return nil
+	}
+	return unsafe.Slice((**C.pool_reply_t)(unsafe.Pointer(r.element)), int(r.elements))
+}
