@@ -170,6 +170,29 @@ fn stale_conns_are_dropped_on_get() {
 }
 
 #[test]
+fn health_check_bypass_skips_the_peek_only_within_its_window() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 4);
+    o.health_check_bypass = Some(Duration::from_millis(300));
+    let p = ConnPool::new(o).unwrap();
+    let c = p.get().unwrap();
+    p.put(c).unwrap();
+    // Given back a moment ago: handed out again without the peek, even though the peer
+    // wrote bytes nobody asked for (that is the trade the option makes).
+    peers.end(0).write_all(b"+PONG\r\n").unwrap();
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 1);
+    assert_eq!(p.stats().stale_conns, 0);
+    p.put(c).unwrap();
+    // Past the window the peek runs again and finds the unread bytes.
+    std::thread::sleep(Duration::from_millis(400));
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 2, "the conn with unread bytes was replaced");
+    assert_eq!(p.stats().stale_conns, 1);
+    p.put(c).unwrap();
+}
+
+#[test]
 fn lifetime_and_idle_time_make_conns_stale() {
     let peers = Arc::new(Peers::default());
     let mut o = options(&peers, 4);

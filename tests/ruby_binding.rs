@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{RedisServer, describe, repo_dir, run_command, shared_lib_dir};
+use common::{Link, RedisServer, build_c, describe, repo_dir, run_command, shared_lib_dir};
 use std::env;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -58,9 +58,16 @@ fn ruby_minitest_suite() {
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let dir = repo_dir().join("bindings").join("ruby");
 
+    // The struct sizes of the header, which the binding's FFI::Struct layouts must match.
+    let layout = build_c("layout", &["tests/c/layout.c"], Link::Shared, &[]);
+    let sizes = run_command(&mut Command::new(&layout), Duration::from_secs(30));
+    assert!(sizes.status.success(), "{}", describe(&sizes));
+    let sizes = String::from_utf8_lossy(&sizes.stdout).trim().to_string();
+
     let mut cmd = Command::new("ruby");
     cmd.args(["-Ilib", "test/test_redispool.rb", "--verbose"])
         .current_dir(&dir)
+        .env("REDISPOOL_C_SIZES", &sizes)
         .env("REDISPOOL_LIB", &lib)
         .env("REDISPOOL_TEST_REDIS_URL", &url);
     let output = run_command(&mut cmd, SUITE_TIMEOUT);

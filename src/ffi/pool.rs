@@ -169,7 +169,8 @@ pub unsafe extern "C" fn pool_new(
 /// dial_timeout, read_timeout, write_timeout, conn_max_idle_time (alias idle_timeout),
 /// conn_max_lifetime (alias max_conn_age), conn_max_lifetime_jitter, pool_fifo,
 /// client_name, protocol, db (overrides the path), dialer_retries, dialer_retry_backoff,
-/// reaper_interval, ping_after_idle, leak_detection_threshold. Durations as go-redis:
+/// reaper_interval, ping_after_idle, leak_detection_threshold, health_check_bypass.
+/// Durations as go-redis:
 /// "500ms", "4s", "1m30s", or a plain integer of seconds; 0 or a negative value disables
 /// the timeout or feature.
 /// Percent-encode reserved characters in user and password. Everything not in the URL

@@ -666,7 +666,12 @@ impl Inner {
         } else {
             None
         };
-        let health = health::check(&conn, now, self.opts.conn_max_idle_time)
+        let health = health::check(
+            &conn,
+            now,
+            self.opts.conn_max_idle_time,
+            self.opts.health_check_bypass,
+        )
             .and_then(|()| health::check_ping(&mut conn, now, ping_after));
         match health {
             Ok(()) => {

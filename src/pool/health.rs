@@ -59,14 +59,20 @@ pub(crate) fn check_socket(conn: &Conn) -> Result<(), Staleness> {
     }
 }
 
+/// Age, buffered input, then the socket peek, unless the conn was given back less than
+/// `bypass` ago (HikariCP's alive-bypass window): then the peek is skipped.
 pub(crate) fn check(
     conn: &Conn,
     now: Instant,
     max_idle: Option<Duration>,
+    bypass: Option<Duration>,
 ) -> Result<(), Staleness> {
     check_age(conn, now, max_idle)?;
     if conn.has_buffered_input() {
         return Err(Staleness::UnreadData);
+    }
+    if bypass.is_some_and(|b| now.saturating_duration_since(conn.used_at) < b) {
+        return Ok(());
     }
     check_socket(conn)
 }

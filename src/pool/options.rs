@@ -78,6 +78,9 @@ pub struct Options {
     /// Leak detection (HikariCP's leakDetectionThreshold): conns checked out longer than
     /// this are counted in stats and listed by `ConnPool::leaks`. None = off.
     pub leak_detection_threshold: Option<Duration>,
+    /// Skip the socket peek of the health check for a conn given back less than this long
+    /// ago (HikariCP's alive-bypass window). None = always peek (go-redis).
+    pub health_check_bypass: Option<Duration>,
 }
 
 pub fn default_pool_size() -> usize {
@@ -112,6 +115,7 @@ impl Options {
             write_timeout: Some(Duration::from_secs(5)),
             ping_after_idle: None,
             leak_detection_threshold: None,
+            health_check_bypass: None,
         }
     }
 

@@ -66,6 +66,7 @@ pub struct UrlConfig {
     pub reaper_interval: Option<UrlDuration>,
     pub ping_after_idle: Option<UrlDuration>,
     pub leak_detection_threshold: Option<UrlDuration>,
+    pub health_check_bypass: Option<UrlDuration>,
 }
 
 /// Parses `redis://[[user][:password]@]host[:port][/db][?params]` or
@@ -289,12 +290,13 @@ enum Key {
     ReaperInterval,
     PingAfterIdle,
     LeakDetectionThreshold,
+    HealthCheckBypass,
 }
 
-const KEY_COUNT: usize = Key::LeakDetectionThreshold as usize + 1;
+const KEY_COUNT: usize = Key::HealthCheckBypass as usize + 1;
 
 /// Every query parameter this pool understands, by its name in the URL.
-const PARAMS: [(&str, Key); 23] = [
+const PARAMS: [(&str, Key); 24] = [
     ("db", Key::Db),
     ("client_name", Key::ClientName),
     ("protocol", Key::Protocol),
@@ -318,6 +320,7 @@ const PARAMS: [(&str, Key); 23] = [
     ("reaper_interval", Key::ReaperInterval),
     ("ping_after_idle", Key::PingAfterIdle),
     ("leak_detection_threshold", Key::LeakDetectionThreshold),
+    ("health_check_bypass", Key::HealthCheckBypass),
 ];
 
 /// go-redis parameters that configure its client (command retries, TLS, pipelining), which a
@@ -423,6 +426,7 @@ fn apply_param(
         Key::ReaperInterval => cfg.reaper_interval = Some(duration()?),
         Key::PingAfterIdle => cfg.ping_after_idle = Some(duration()?),
         Key::LeakDetectionThreshold => cfg.leak_detection_threshold = Some(duration()?),
+        Key::HealthCheckBypass => cfg.health_check_bypass = Some(duration()?),
     }
     Ok(())
 }
@@ -974,7 +978,7 @@ mod tests {
                    &read_timeout=500ms&write_timeout=1m30s&conn_max_idle_time=30m\
                    &conn_max_lifetime=1.5h&conn_max_lifetime_jitter=10s\
                    &dialer_retry_backoff=250ms&reaper_interval=1m&ping_after_idle=0\
-                   &leak_detection_threshold=2s";
+                   &leak_detection_threshold=2s&health_check_bypass=500ms";
         let want = UrlConfig {
             db: Some(1),
             client_name: Some("app-1".into()),
@@ -997,6 +1001,7 @@ mod tests {
             reaper_interval: ms(60_000),
             ping_after_idle: OFF,
             leak_detection_threshold: ms(2_000),
+            health_check_bypass: ms(500),
             ..tcp("h:6379")
         };
         assert_eq!(parse_url(url), Ok(want));
@@ -1202,6 +1207,7 @@ mod tests {
             "reaper_interval",
             "ping_after_idle",
             "leak_detection_threshold",
+            "health_check_bypass",
         ];
         for name in durations {
             for (bad, why) in [

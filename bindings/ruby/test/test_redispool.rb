@@ -121,6 +121,24 @@ class TestRedisPool < Minitest::Test
     assert_match(/\A\d+\.\d+\.\d+/, RedisPool.library_version)
   end
 
+  # The FFI::Struct layouts are written by hand: they must match the header's sizes
+  # (pool_options_init writes a whole pool_options_t; a short layout would overflow).
+  # The Rust harness passes the sizes a C program compiled against the header printed.
+  def test_struct_layouts_match_the_header
+    sizes = ENV["REDISPOOL_C_SIZES"]
+    skip "REDISPOOL_C_SIZES not set (run through cargo test --test ruby_binding)" unless sizes
+    want = sizes.split.to_h { |kv| k, v = kv.split("="); [k, Integer(v)] }
+    native = RedisPool::Native
+    got = {
+      "pool_options_t" => native::Options.size,
+      "pool_stats_t" => native::Stats.size,
+      "pool_error_t" => native::PoolError.size,
+      "pool_reply_t" => native::Reply.size,
+      "pool_leak_t" => native::Leak.size,
+    }
+    assert_equal want, got
+  end
+
   def test_with_set_get_and_reply_types
     p = pool(pool_size: 2)
     k = key("str")

@@ -96,6 +96,7 @@ module RedisPool
              :waiting, :uint32,
              :dials_in_progress, :uint32,
              :leak_suspects, :uint32,
+             :in_use_conns, :uint32,
              :late_returns, :uint64
     end
 
@@ -133,7 +134,8 @@ module RedisPool
              :write_timeout_ms, :int64,
              :reaper_interval_ms, :int64,
              :ping_after_idle_ms, :int64,
-             :leak_detection_threshold_ms, :int64
+             :leak_detection_threshold_ms, :int64,
+             :health_check_bypass_ms, :int64
     end
 
     # --- Cheap calls: never wait, keep the GVL. ---
