@@ -672,7 +672,7 @@ impl Inner {
             self.opts.conn_max_idle_time,
             self.opts.health_check_bypass,
         )
-            .and_then(|()| health::check_ping(&mut conn, now, ping_after));
+        .and_then(|()| health::check_ping(&mut conn, now, ping_after));
         match health {
             Ok(()) => {
                 conn.used_at = now;
