@@ -53,6 +53,7 @@ struct Slot {
     next_free: AtomicU32,
 }
 
+#[repr(transparent)]
 struct Chunk {
     slots: [Slot; CHUNK_LEN],
 }
@@ -181,14 +182,25 @@ fn fresh_index(next: &AtomicU32, limit: u32) -> Option<u32> {
 }
 
 /// Installs chunk `c` if it is not there yet.
+#[inline]
 fn ensure_chunk(c: usize) {
-    let cell = &TABLE.chunks[c];
-    if !cell.load(Ordering::Acquire).is_null() {
-        return;
+    if TABLE.chunks[c].load(Ordering::Acquire).is_null() {
+        install_chunk(c);
     }
-    let new = Box::into_raw(Box::new(Chunk {
-        slots: std::array::from_fn(|_| Slot::default()),
-    }));
+}
+
+/// The slow part of `ensure_chunk`, kept out of line: a chunk is hundreds of KiB, and
+/// building it in a caller's frame would make every `insert` probe that much stack.
+#[cold]
+#[inline(never)]
+fn install_chunk(c: usize) {
+    let cell = &TABLE.chunks[c];
+    // Built on the heap slot by slot: `Box::new(Chunk { .. })` would build it on the stack.
+    let slots: Box<[Slot]> = (0..CHUNK_LEN).map(|_| Slot::default()).collect();
+    let slots: Box<[Slot; CHUNK_LEN]> = slots.try_into().ok().expect("CHUNK_LEN slots");
+    // SAFETY: `Chunk` is a struct with the single field `slots`, so it has the layout of
+    // `[Slot; CHUNK_LEN]` (repr(transparent) below).
+    let new: *mut Chunk = Box::into_raw(slots).cast();
     if cell
         .compare_exchange(
             std::ptr::null_mut(),
