@@ -21,22 +21,30 @@ struct ConnIo {
 }
 
 /// A connection owned by a pool. Dropping it closes the socket and drops its user data.
+///
+/// One pointer wide: a conn travels by value through every get and put (idle list, return
+/// values, the C handle table), so its state lives in one heap block made at dial time.
 pub struct Conn {
+    s: Box<ConnState>,
+}
+
+struct ConnState {
     sock: Socket,
     /// The fork generation it was dialed in: in a forked child the parent's conns are
     /// closed when given back and refuse commands, never shared with the parent.
     fork_generation: u32,
     id: u64,
     pool_id: u64,
-    pub(crate) created_at: Instant,
-    pub(crate) used_at: Instant,
-    pub(crate) expires_at: Option<Instant>,
+    created_at: Instant,
+    /// `clock::now_ns()` when last given back (or handed out).
+    used_at: u64,
+    /// `clock::now_ns()` when its lifetime ends; u64::MAX = never.
+    expires_at: u64,
     /// False for conns from `new_conn`: they live outside the turns and the idle list.
-    pub(crate) pooled: bool,
+    pooled: bool,
     userdata: Option<Box<dyn Any + Send>>,
     io: Option<Box<ConnIo>>,
-    /// Read and write timeouts of the conn's own commands, in milliseconds (0 = none):
-    /// kept small because a `Conn` is moved on every get and put.
+    /// Read and write timeouts of the conn's own commands, in milliseconds (0 = none).
     timeouts_ms: [u32; 2],
     /// Why the conn is out of step with the server (a command failed mid-way, or bytes
     /// nobody asked for followed a reply): it is removed, never pooled, when given back.
@@ -48,72 +56,91 @@ impl Conn {
         sock: Socket,
         id: u64,
         pool_id: u64,
-        expires_at: Option<Instant>,
+        expires_at: u64,
         pooled: bool,
         fork_generation: u32,
     ) -> Self {
         let now = Instant::now();
-        Conn {
+        let now_ns = super::clock::now_ns();
+        let s = Box::new(ConnState {
             sock,
             fork_generation,
             id,
             pool_id,
             created_at: now,
-            used_at: now,
+            used_at: now_ns,
             expires_at,
             pooled,
             userdata: None,
             io: None,
             timeouts_ms: [0, 0],
             broken: None,
-        }
+        });
+        Conn { s }
+    }
+
+    /// When the conn was last given back (or handed out): the idle-time clock.
+    #[inline]
+    pub(crate) fn used_at(&self) -> u64 {
+        self.s.used_at
+    }
+
+    #[inline]
+    pub(crate) fn set_used_at(&mut self, at_ns: u64) {
+        self.s.used_at = at_ns;
+    }
+
+    /// When its lifetime (with jitter) ends, in `clock::now_ns()` time; u64::MAX = never.
+    #[inline]
+    pub(crate) fn expires_at(&self) -> u64 {
+        self.s.expires_at
     }
 
     /// Unique within its pool, never reused.
     pub fn id(&self) -> u64 {
-        self.id
+        self.s.id
     }
 
     pub(crate) fn pool_id(&self) -> u64 {
-        self.pool_id
+        self.s.pool_id
     }
 
     /// Whether the conn was dialed by this process, not inherited across `fork()`.
     #[inline]
     pub(crate) fn is_inherited(&self) -> bool {
-        self.fork_generation != super::fork::conn_generation()
+        self.s.fork_generation != super::fork::conn_generation()
     }
 
     pub fn fd(&self) -> RawFd {
-        self.sock.as_raw_fd()
+        self.s.sock.as_raw_fd()
     }
 
     pub fn socket(&self) -> &Socket {
-        &self.sock
+        &self.s.sock
     }
 
     /// When the conn was dialed.
     pub fn created_at(&self) -> Instant {
-        self.created_at
+        self.s.created_at
     }
 
     /// Whether the conn came from `new_conn` (outside the pool).
     pub fn is_pooled(&self) -> bool {
-        self.pooled
+        self.s.pooled
     }
 
     /// Data the caller attached; it survives put/get and is dropped when the conn closes.
     pub fn userdata(&self) -> Option<&(dyn Any + Send)> {
-        self.userdata.as_deref()
+        self.s.userdata.as_deref()
     }
 
     pub fn set_userdata(&mut self, data: Option<Box<dyn Any + Send>>) {
-        self.userdata = data;
+        self.s.userdata = data;
     }
 
     /// Detaches the user data without dropping it.
     pub fn take_userdata_box(&mut self) -> Option<Box<dyn Any + Send>> {
-        self.userdata.take()
+        self.s.userdata.take()
     }
 }
 
@@ -123,7 +150,7 @@ impl Conn {
     /// failure mid-way (timeout, EOF, OS error, malformed reply) marks the conn broken, so
     /// giving it back removes it instead of pooling it.
     pub fn command(&mut self, args: &[&[u8]]) -> Result<Reply, Error> {
-        if let Some(why) = &self.broken {
+        if let Some(why) = &self.s.broken {
             return Err(Error::BadConn(why.to_string()));
         }
         if self.is_inherited() {
@@ -133,17 +160,17 @@ impl Conn {
         }
         let fd = self.fd();
         let (rt, wt) = self.timeouts();
-        let cio = self.io.get_or_insert_with(Box::default);
+        let cio = self.s.io.get_or_insert_with(Box::default);
         match io::command(fd, &mut cio.parser, &mut cio.out, args, rt, wt) {
             Ok(reply) => {
                 if !cio.parser.is_clean() {
-                    self.broken = Some("unexpected bytes after a reply".into());
+                    self.s.broken = Some("unexpected bytes after a reply".into());
                 }
                 Ok(reply)
             }
             Err(e) => {
                 let msg = e.to_string();
-                self.broken = Some(msg.as_str().into());
+                self.s.broken = Some(msg.as_str().into());
                 Err(match e {
                     IoError::Protocol(_) => Error::Protocol(msg),
                     _ => Error::Io(msg),
@@ -159,39 +186,39 @@ impl Conn {
         }
         let fd = self.fd();
         let (rt, wt) = self.timeouts();
-        let cio = self.io.get_or_insert_with(Box::default);
+        let cio = self.s.io.get_or_insert_with(Box::default);
         session.set_up(fd, &mut cio.parser, &mut cio.out, rt, wt)
     }
 
     pub(crate) fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
         let ms =
             |t: Option<Duration>| t.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
-        self.timeouts_ms = [ms(read), ms(write)];
+        self.s.timeouts_ms = [ms(read), ms(write)];
     }
 
     fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
         let d = |ms: u32| (ms > 0).then(|| Duration::from_millis(ms.into()));
-        (d(self.timeouts_ms[0]), d(self.timeouts_ms[1]))
+        (d(self.s.timeouts_ms[0]), d(self.s.timeouts_ms[1]))
     }
 
     /// Why the conn is out of step with the server, if it is.
     pub fn broken_reason(&self) -> Option<&str> {
-        self.broken.as_deref()
+        self.s.broken.as_deref()
     }
 
     /// Bytes received by `command` and not consumed: should never happen on a good conn.
     pub(crate) fn has_buffered_input(&self) -> bool {
-        self.io.as_ref().is_some_and(|c| !c.parser.is_clean())
+        self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean())
     }
 }
 
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
-            .field("id", &self.id)
+            .field("id", &self.s.id)
             .field("fd", &self.fd())
-            .field("pooled", &self.pooled)
-            .field("broken", &self.broken)
+            .field("pooled", &self.s.pooled)
+            .field("broken", &self.s.broken)
             .finish()
     }
 }

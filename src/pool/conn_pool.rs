@@ -22,6 +22,7 @@ use parking_lot::{Condvar, Mutex};
 use socket2::Socket;
 
 use super::cancel::CancelToken;
+use super::clock;
 use super::conn::Conn;
 use super::error::{Error, Result};
 use super::fork;
@@ -306,7 +307,7 @@ impl ConnPool {
         {
             let mut st = inner.state.lock();
             deferred = std::mem::take(&mut st.deferred_userdata);
-            if !conn.pooled {
+            if !conn.is_pooled() {
                 st.unpooled -= 1;
                 surplus = Some(conn);
             } else if st.closed {
@@ -314,7 +315,7 @@ impl ConnPool {
                 st.turns_used -= 1;
                 surplus = Some(conn);
             } else {
-                conn.used_at = Instant::now();
+                conn.set_used_at(clock::now_ns());
                 let Some(Grant::Conn(conn, _)) =
                     hand_to_oldest(&mut st.waiters, Grant::Conn(conn, false))
                 else {
@@ -348,7 +349,7 @@ impl ConnPool {
         inner.untrack(&conn);
         let deferred = {
             let mut st = inner.state.lock();
-            if conn.pooled {
+            if conn.is_pooled() {
                 st.checked_out -= 1;
                 if st.closed {
                     st.turns_used -= 1;
@@ -579,11 +580,11 @@ impl Inner {
     }
 
     fn get_conn(self: &Arc<Self>, wait: Wait, cancel: Option<&CancelToken>) -> Result<Conn> {
-        let start = Instant::now();
-        let deadline = wait.deadline_from(start);
         if cancel.is_some_and(|c| c.is_fired()) {
             return Err(Error::Canceled);
         }
+        // The clock is read only off the fast path: a wait or a dial starts the timeout.
+        let mut began: Option<(Instant, Option<Instant>)> = None;
         let mut handed = None;
         {
             let mut st = self.state.lock();
@@ -598,6 +599,9 @@ impl Inner {
                     self.refill(&mut st);
                 }
             } else {
+                let start = Instant::now();
+                let deadline = wait.deadline_from(start);
+                began = Some((start, deadline));
                 if wait == Wait::NoWait {
                     return Err(self.timeout_error(&st, start, ""));
                 }
@@ -643,6 +647,10 @@ impl Inner {
             }
         }
         Counters::inc(&self.counters.misses);
+        let (start, deadline) = began.unwrap_or_else(|| {
+            let start = Instant::now();
+            (start, wait.deadline_from(start))
+        });
         self.dial_for_get(start, deadline, wait, cancel)
     }
 
@@ -660,7 +668,7 @@ impl Inner {
     /// Health-checks a conn taken for a get. A stale conn is closed and counted; its turn
     /// stays with the caller.
     fn check_health(&self, mut conn: Conn, ping: bool) -> Option<Conn> {
-        let now = Instant::now();
+        let now = clock::now_ns();
         let ping_after = if ping {
             self.opts.ping_after_idle
         } else {
@@ -675,7 +683,7 @@ impl Inner {
         .and_then(|()| health::check_ping(&mut conn, now, ping_after));
         match health {
             Ok(()) => {
-                conn.used_at = now;
+                conn.set_used_at(now);
                 Counters::inc(&self.counters.hits);
                 Some(conn)
             }
@@ -1052,7 +1060,7 @@ impl Inner {
 
     fn wrap(&self, sock: Socket, pooled: bool) -> Conn {
         let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
-        let expires_at = self.opts.conn_max_lifetime.and_then(|life| {
+        let expires_at = self.opts.conn_max_lifetime.map_or(u64::MAX, |life| {
             let jitter = self.opts.conn_max_lifetime_jitter;
             let life = if jitter.is_zero() {
                 life
@@ -1062,7 +1070,7 @@ impl Inner {
                 let r = self.next_random() % span;
                 (life + Duration::from_nanos(r)).saturating_sub(jitter)
             };
-            Instant::now().checked_add(life)
+            clock::now_ns().saturating_add(clock::ns(life))
         });
         let mut conn = Conn::new(
             sock,
@@ -1107,7 +1115,7 @@ impl Inner {
 
     /// Closes idle conns past their idle time or lifetime; returns what to drop.
     fn reap(self: &Arc<Self>, st: &mut State) -> Vec<Conn> {
-        let now = Instant::now();
+        let now = clock::now_ns();
         let max_idle = self.opts.conn_max_idle_time;
         let mut stale = Vec::new();
         let mut keep = VecDeque::with_capacity(st.idle.len());

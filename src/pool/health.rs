@@ -1,7 +1,9 @@
 //! The health check on get (go-redis `isHealthyConn`), cheapest test first.
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock;
 
 use super::conn::Conn;
 use crate::redis::resp::Reply;
@@ -21,13 +23,13 @@ pub enum Staleness {
 /// Lifetime and idle-time checks, no syscall.
 pub(crate) fn check_age(
     conn: &Conn,
-    now: Instant,
+    now: u64,
     max_idle: Option<Duration>,
 ) -> Result<(), Staleness> {
-    if conn.expires_at.is_some_and(|e| e <= now) {
+    if conn.expires_at() <= now {
         return Err(Staleness::Expired);
     }
-    if max_idle.is_some_and(|m| now.saturating_duration_since(conn.used_at) >= m) {
+    if max_idle.is_some_and(|m| now.saturating_sub(conn.used_at()) >= clock::ns(m)) {
         return Err(Staleness::IdleTooLong);
     }
     Ok(())
@@ -63,7 +65,7 @@ pub(crate) fn check_socket(conn: &Conn) -> Result<(), Staleness> {
 /// `bypass` ago (HikariCP's alive-bypass window): then the peek is skipped.
 pub(crate) fn check(
     conn: &Conn,
-    now: Instant,
+    now: u64,
     max_idle: Option<Duration>,
     bypass: Option<Duration>,
 ) -> Result<(), Staleness> {
@@ -71,7 +73,7 @@ pub(crate) fn check(
     if conn.has_buffered_input() {
         return Err(Staleness::UnreadData);
     }
-    if bypass.is_some_and(|b| now.saturating_duration_since(conn.used_at) < b) {
+    if bypass.is_some_and(|b| now.saturating_sub(conn.used_at()) < clock::ns(b)) {
         return Ok(());
     }
     check_socket(conn)
@@ -81,13 +83,13 @@ pub(crate) fn check(
 /// must answer PONG within the read timeout before it is handed out.
 pub(crate) fn check_ping(
     conn: &mut Conn,
-    now: Instant,
+    now: u64,
     after: Option<Duration>,
 ) -> Result<(), Staleness> {
     let Some(after) = after else {
         return Ok(());
     };
-    if now.saturating_duration_since(conn.used_at) < after {
+    if now.saturating_sub(conn.used_at()) < clock::ns(after) {
         return Ok(());
     }
     match conn.command(&[b"PING"]) {

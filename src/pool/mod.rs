@@ -4,6 +4,7 @@
 //! `reference/go-redis-pool.md` maps onto the code.
 
 mod cancel;
+mod clock;
 mod conn;
 mod conn_pool;
 mod dial;
