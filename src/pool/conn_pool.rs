@@ -605,10 +605,12 @@ impl Inner {
                 if wait == Wait::NoWait {
                     return Err(self.timeout_error(&st, start, ""));
                 }
-                let w = Arc::new(Waiter::new());
+                let w = Waiter::acquire();
                 st.waiters.push_back(w.clone());
                 drop(st);
-                let grant = self.wait_for(&w, deadline, cancel, start, "")?;
+                let grant = self.wait_for(&w, deadline, cancel, start, "");
+                Waiter::recycle(w);
+                let grant = grant?;
                 match grant {
                     Grant::Conn(conn, fresh) => handed = Some((conn, fresh)),
                     Grant::Turn => {}

@@ -196,11 +196,13 @@ impl OneConn {
                 if wait == Wait::NoWait {
                     return Err(self.timeout_error(&st, start));
                 }
-                let w = Arc::new(Waiter::new());
+                let w = Waiter::acquire();
                 st.waiters.push_back(w.clone());
                 w
             };
-            match self.wait_for(&w, deadline, cancel, start)? {
+            let grant = self.wait_for(&w, deadline, cancel, start);
+            Waiter::recycle(w);
+            match grant? {
                 Grant::Conn(conn, _) => return Ok(conn),
                 // The borrow ahead failed: try again (borrow or queue anew).
                 Grant::Turn => continue,

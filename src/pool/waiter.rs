@@ -36,6 +36,16 @@ pub(crate) enum WaitEnd {
     Canceled,
 }
 
+/// Waiters kept per thread: enough that one is free even while others are still held for
+/// a moment by the thread that granted them.
+const SPARES_PER_THREAD: usize = 4;
+
+thread_local! {
+    /// Waiters this thread used before, for `Waiter::acquire`.
+    static SPARES: std::cell::RefCell<Vec<Arc<Waiter>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 pub(crate) struct Waiter {
     slot: Mutex<Slot>,
     cv: Condvar,
@@ -61,6 +71,45 @@ impl Waiter {
             }
             _ => Err(grant),
         }
+    }
+
+    /// A waiter for this thread's next wait: one it used before that nothing else holds any
+    /// more (the thread that granted it may still hold it for an instant, a dial job or a
+    /// cancel token for longer), else a new one. So a thread that waits for a turn over and
+    /// over allocates nothing in steady state.
+    pub(crate) fn acquire() -> Arc<Waiter> {
+        let reused = SPARES.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            let i = spares
+                .iter()
+                .position(|w| Arc::strong_count(w) == 1 && Arc::weak_count(w) == 0)?;
+            let w = spares.swap_remove(i);
+            let mut slot = w.slot.lock();
+            // A finished wait leaves its slot Withdrawn: grants are always taken.
+            if matches!(*slot, Slot::Granted(_)) {
+                return None;
+            }
+            *slot = Slot::Waiting;
+            drop(slot);
+            Some(w)
+        });
+        reused
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Arc::new(Waiter::new()))
+    }
+
+    /// Keeps `w` for this thread's later `acquire`s (once its wait is over).
+    pub(crate) fn recycle(w: Arc<Waiter>) {
+        let _ = SPARES.try_with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if spares.capacity() == 0 {
+                spares.reserve_exact(SPARES_PER_THREAD);
+            }
+            if spares.len() < SPARES_PER_THREAD {
+                spares.push(w);
+            }
+        });
     }
 
     pub(crate) fn wake(&self) {
