@@ -1,0 +1,1607 @@
+//! The benchmark suite of "Performance: faster than go-redis's pool".
+//!
+//! Run: `cargo bench --bench suite` (or `scripts/bench.sh`); add `-- --quick` for a short
+//! smoke run. It prints markdown tables and writes `bench-results/results.md` (the tables
+//! and the machine) and `bench-results/throughput.png` (Get+Put throughput vs threads).
+//! `cargo test --all-targets` runs this binary without `--bench`: it then does a tiny run
+//! of every section (a few hundred operations each) and writes under `target/`, so CI
+//! proves the suite works without spending time on it. Timings are never asserted.
+//!
+//! Sections:
+//!  a. Get+Put through the C ABI on loopback TCP sockets (a local acceptor thread):
+//!     redispool with defaults, redispool "hot" (health_check_bypass_ms = 500: a conn given
+//!     back less than 500 ms ago skips the MSG_PEEK syscall), and a plain Mutex + Condvar
+//!     pool (redis-plus-plus's and r2d2's design); pool size 8 and 64 x 2, 8, 64, 256
+//!     threads. ns/op is wall time / total ops from a run without timers; the wait
+//!     percentiles come from a second run that times every get.
+//!  b. Round trips against a real redis-server: Get + PING (pool_conn_command) + Put
+//!     against dedicated per-thread conns (the physical limit), pool size = threads.
+//!  c. Allocations per get/put (a counting global allocator) and library bytes per pooled
+//!     conn.
+//!  d. Overload fairness: pool 8, 256 threads against 8 threads.
+
+mod chart;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::VecDeque;
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::mem::ManuallyDrop;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redispool::ffi::conn::{pool_conn_command, pool_conn_fd, pool_conn_t};
+use redispool::ffi::options::{pool_options_init, pool_options_t};
+use redispool::ffi::pool::{
+    pool_free, pool_get, pool_idle_len, pool_new, pool_put, pool_stats, pool_t,
+};
+use redispool::ffi::reply::{POOL_REPLY_STATUS, pool_reply_free, pool_reply_t};
+use redispool::ffi::stats::pool_stats_t;
+use redispool::ffi::status::POOL_OK;
+use redispool::pool::{ConnPool, Dialer, Options, Wait};
+
+// ---------------------------------------------------------------------------
+// Counting allocator
+// ---------------------------------------------------------------------------
+
+/// Wraps the system allocator; while `COUNTING` is on it counts allocations (alloc,
+/// alloc_zeroed and realloc each count one) and the bytes allocated and freed, on every
+/// thread of the process.
+struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
+static FREED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+fn note_alloc(size: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        ALLOC_BYTES.fetch_add(size as u64, Ordering::Relaxed);
+    }
+}
+
+fn note_free(size: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        FREED_BYTES.fetch_add(size as u64, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; the counters have no effect on it.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_alloc(layout.size());
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_alloc(layout.size());
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note_free(layout.size());
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_free(layout.size());
+        note_alloc(new_size);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// What the allocator counted between `start` and `stop`.
+#[derive(Clone, Copy, Debug, Default)]
+struct AllocCount {
+    allocs: u64,
+    bytes: u64,
+    freed: u64,
+}
+
+impl AllocCount {
+    /// Bytes still allocated (allocated minus freed in the window).
+    fn net(&self) -> i64 {
+        self.bytes as i64 - self.freed as i64
+    }
+}
+
+fn count_start() {
+    ALLOCS.store(0, Ordering::SeqCst);
+    ALLOC_BYTES.store(0, Ordering::SeqCst);
+    FREED_BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+}
+
+fn count_stop() -> AllocCount {
+    COUNTING.store(false, Ordering::SeqCst);
+    AllocCount {
+        allocs: ALLOCS.load(Ordering::SeqCst),
+        bytes: ALLOC_BYTES.load(Ordering::SeqCst),
+        freed: FREED_BYTES.load(Ordering::SeqCst),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Run plan
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// `cargo test`: a few hundred ops per section, to prove the suite still works.
+    Smoke,
+    /// `cargo bench --bench suite -- --quick`.
+    Quick,
+    /// `cargo bench --bench suite`.
+    Full,
+}
+
+struct Plan {
+    mode: Mode,
+    /// One Get+Put cell (each cell runs twice: untimed for ns/op, timed for waits).
+    cell: Duration,
+    /// One round-trip cell.
+    rt_cell: Duration,
+    /// Get+Put pairs counted for allocations.
+    alloc_ops: usize,
+    /// Conns dialed into the idle list for bytes per conn.
+    mem_conns: usize,
+}
+
+impl Plan {
+    fn new(mode: Mode) -> Plan {
+        let ms = Duration::from_millis;
+        match mode {
+            Mode::Smoke => Plan {
+                mode,
+                cell: ms(2),
+                rt_cell: ms(5),
+                alloc_ops: 300,
+                mem_conns: 50,
+            },
+            Mode::Quick => Plan {
+                mode,
+                cell: ms(100),
+                rt_cell: ms(200),
+                alloc_ops: 20_000,
+                mem_conns: 200,
+            },
+            Mode::Full => Plan {
+                mode,
+                cell: ms(1000),
+                rt_cell: ms(1500),
+                alloc_ops: 100_000,
+                mem_conns: 1000,
+            },
+        }
+    }
+}
+
+/// Ops between two looks at the stop flag: 16, or 1 in the smoke run (where a thread
+/// starved by an unfair pool would otherwise hold up the end of a 2 ms cell).
+static BATCH: AtomicU64 = AtomicU64::new(16);
+
+const POOL_SIZES: [usize; 2] = [8, 64];
+const THREADS: [usize; 4] = [2, 8, 64, 256];
+const RT_THREADS: [usize; 2] = [8, 64];
+/// HikariCP's alive-bypass window, used by the "hot" variant.
+const HOT_BYPASS_MS: i64 = 500;
+
+// ---------------------------------------------------------------------------
+// Latency histogram: log-linear buckets (32 per power of two, <= 3 % error), allocated
+// once per thread before the measurement so recording never allocates.
+// ---------------------------------------------------------------------------
+
+const SUB_BITS: u32 = 5;
+const SUB: usize = 1 << SUB_BITS;
+const BUCKETS: usize = 2 * SUB + (64 - SUB_BITS as usize - 1) * SUB;
+
+struct Hist {
+    buckets: Box<[u64]>,
+    count: u64,
+    sum: u128,
+    max: u64,
+}
+
+impl Hist {
+    fn new() -> Hist {
+        Hist {
+            buckets: vec![0; BUCKETS].into_boxed_slice(),
+            count: 0,
+            sum: 0,
+            max: 0,
+        }
+    }
+
+    fn index(v: u64) -> usize {
+        if v < 2 * SUB as u64 {
+            return v as usize;
+        }
+        let msb = 63 - v.leading_zeros(); // >= SUB_BITS + 1
+        let shift = msb - SUB_BITS;
+        2 * SUB + (shift as usize - 1) * SUB + ((v >> shift) as usize & (SUB - 1))
+    }
+
+    /// The middle of bucket `i`'s value range.
+    fn value(i: usize) -> u64 {
+        if i < 2 * SUB {
+            return i as u64;
+        }
+        let shift = ((i - 2 * SUB) / SUB + 1) as u32;
+        let low = ((SUB + (i - 2 * SUB) % SUB) as u64) << shift;
+        low + (1u64 << shift) / 2
+    }
+
+    #[inline]
+    fn record(&mut self, ns: u64) {
+        self.buckets[Hist::index(ns)] += 1;
+        self.count += 1;
+        self.sum += u128::from(ns);
+        self.max = self.max.max(ns);
+    }
+
+    fn merge(&mut self, other: &Hist) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+    }
+
+    fn percentile(&self, p: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((p * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Hist::value(i).min(self.max);
+            }
+        }
+        self.max
+    }
+
+    fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.count as f64
+        }
+    }
+}
+
+/// Wait statistics of one cell, in ns.
+#[derive(Clone, Copy, Debug, Default)]
+struct Waits {
+    p50: u64,
+    p99: u64,
+    max: u64,
+    mean: f64,
+}
+
+impl From<&Hist> for Waits {
+    fn from(h: &Hist) -> Waits {
+        Waits {
+            p50: h.percentile(0.50),
+            p99: h.percentile(0.99),
+            max: h.max,
+            mean: h.mean(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The pools under test
+// ---------------------------------------------------------------------------
+
+trait BenchPool: Sync {
+    type Conn;
+    fn get(&self) -> Self::Conn;
+    fn put(&self, c: Self::Conn);
+}
+
+/// A pool_t used through the C ABI.
+struct CPool(*mut pool_t);
+// SAFETY: pool_t is documented thread-safe.
+unsafe impl Send for CPool {}
+// SAFETY: as above.
+unsafe impl Sync for CPool {}
+
+impl CPool {
+    /// A pool over `addr` (TCP) with `pool_size` conns, all dialed before it is returned.
+    fn new(addr: &str, size: usize, bypass_ms: i64) -> CPool {
+        let caddr = CString::new(addr).unwrap();
+        let mut o = options_init();
+        o.addr = caddr.as_ptr();
+        o.pool_size = size as i32;
+        // Oversubscribed cells queue for as long as it takes: a get must never time out.
+        o.pool_timeout_ms = -1;
+        o.health_check_bypass_ms = bypass_ms;
+        let p = CPool::from_options(&o);
+        p.prewarm(size);
+        p
+    }
+
+    fn from_options(o: &pool_options_t) -> CPool {
+        let mut p = std::ptr::null_mut();
+        // SAFETY: documented FFI use; strings in `o` outlive the call (pool_new copies them).
+        let rc = unsafe { pool_new(o, &mut p, std::ptr::null_mut()) };
+        assert_eq!(rc, POOL_OK, "pool_new");
+        CPool(p)
+    }
+
+    /// Dials `n` conns (n gets at once, then n puts) so measurements see only reuse.
+    fn prewarm(&self, n: usize) {
+        let conns: Vec<_> = (0..n).map(|_| self.get()).collect();
+        for c in conns {
+            self.put(c);
+        }
+    }
+
+    fn stats(&self) -> pool_stats_t {
+        // SAFETY: all-zero is a valid pool_stats_t (integers only).
+        let mut st: pool_stats_t = unsafe { std::mem::zeroed() };
+        st.struct_size = std::mem::size_of::<pool_stats_t>();
+        // SAFETY: live pool, writable stats.
+        assert_eq!(unsafe { pool_stats(self.0, &mut st) }, POOL_OK);
+        st
+    }
+}
+
+impl Drop for CPool {
+    fn drop(&mut self) {
+        // SAFETY: every thread using it has been joined; nothing is checked out.
+        unsafe { pool_free(self.0) }
+    }
+}
+
+impl BenchPool for CPool {
+    type Conn = *mut pool_conn_t;
+    #[inline]
+    fn get(&self) -> *mut pool_conn_t {
+        let mut c = std::ptr::null_mut();
+        // SAFETY: live pool, writable out pointer.
+        let rc = unsafe { pool_get(self.0, &mut c, std::ptr::null_mut()) };
+        assert_eq!(rc, POOL_OK, "pool_get");
+        c
+    }
+    #[inline]
+    fn put(&self, c: *mut pool_conn_t) {
+        // SAFETY: `c` was checked out from this pool by this thread.
+        let rc = unsafe { pool_put(self.0, c) };
+        assert_eq!(rc, POOL_OK, "pool_put");
+    }
+}
+
+fn options_init() -> pool_options_t {
+    // SAFETY: pool_options_init fills every field; zeroed memory is only its starting point.
+    unsafe {
+        let mut o: pool_options_t = std::mem::zeroed();
+        pool_options_init(&mut o);
+        o
+    }
+}
+
+/// The core pool through its Rust API.
+struct CorePool(ConnPool);
+
+impl CorePool {
+    fn new(addr: &str, size: usize, bypass: Option<Duration>) -> CorePool {
+        let mut o = Options::new(Dialer::Tcp(addr.to_string()));
+        o.pool_size = size;
+        o.pool_timeout = Wait::Forever;
+        o.health_check_bypass = bypass;
+        let p = CorePool(ConnPool::new(o).expect("ConnPool::new"));
+        let conns: Vec<_> = (0..size).map(|_| p.get()).collect();
+        for c in conns {
+            p.put(c);
+        }
+        p
+    }
+}
+
+impl BenchPool for CorePool {
+    type Conn = redispool::pool::Conn;
+    #[inline]
+    fn get(&self) -> Self::Conn {
+        self.0.get().expect("get")
+    }
+    #[inline]
+    fn put(&self, c: Self::Conn) {
+        if self.0.put(c).is_err() {
+            panic!("put rejected");
+        }
+    }
+}
+
+/// The baseline: one mutex over a deque of sockets, one condvar for waiters (the design of
+/// redis-plus-plus's ConnectionPool and r2d2).
+struct MutexPool {
+    idle: Mutex<VecDeque<TcpStream>>,
+    cv: Condvar,
+}
+
+impl MutexPool {
+    fn new(addr: &str, size: usize) -> Self {
+        let idle = (0..size)
+            .map(|_| {
+                let s = TcpStream::connect(addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                s
+            })
+            .collect();
+        MutexPool {
+            idle: Mutex::new(idle),
+            cv: Condvar::new(),
+        }
+    }
+}
+
+impl BenchPool for MutexPool {
+    type Conn = TcpStream;
+    #[inline]
+    fn get(&self) -> TcpStream {
+        let mut idle = self.idle.lock().unwrap();
+        loop {
+            if let Some(s) = idle.pop_back() {
+                return s;
+            }
+            idle = self.cv.wait(idle).unwrap();
+        }
+    }
+    #[inline]
+    fn put(&self, s: TcpStream) {
+        self.idle.lock().unwrap().push_back(s);
+        self.cv.notify_one();
+    }
+}
+
+/// Accepts loopback conns and keeps them open until the process ends. The list is
+/// preallocated so accepting never allocates (section c counts every thread).
+fn acceptor() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        let mut held = Vec::with_capacity(1 << 14);
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    addr
+}
+
+// ---------------------------------------------------------------------------
+// Runners
+// ---------------------------------------------------------------------------
+
+struct Run {
+    ns_per_op: f64,
+    ops: u64,
+    span_ns: u64,
+    waits: Option<Waits>,
+}
+
+/// Runs `threads` threads for `dur`. Each makes its state with `init` (before the start
+/// line), then repeats `op(state, hist)` in batches of `BATCH` until told to stop. With
+/// `timed`, each thread passes its own preallocated histogram (the op records into it).
+/// Returns wall time (from the start line to the last join) per op.
+fn run<S, I, F>(threads: usize, dur: Duration, timed: bool, init: I, op: F) -> Run
+where
+    I: Fn(usize) -> S + Sync,
+    F: Fn(&mut S, Option<&mut Hist>) + Sync,
+{
+    let stop = AtomicBool::new(false);
+    let total = AtomicU64::new(0);
+    // The measured span runs from the first thread's start to the last thread's end, in ns
+    // since `base`: ops a thread does before the main thread wakes up (256 runnable threads
+    // on 2 cores can delay it a lot) are inside the span too.
+    let base = Instant::now();
+    let first_start = AtomicU64::new(u64::MAX);
+    let last_end = AtomicU64::new(0);
+    let start_line = Barrier::new(threads + 1);
+    let merged = Mutex::new(Hist::new());
+    thread::scope(|s| {
+        for t in 0..threads {
+            let (stop, total, start_line, merged, init, op) =
+                (&stop, &total, &start_line, &merged, &init, &op);
+            let (first_start, last_end) = (&first_start, &last_end);
+            s.spawn(move || {
+                let mut state = init(t);
+                let mut hist = if timed { Some(Hist::new()) } else { None };
+                let batch = BATCH.load(Ordering::Relaxed);
+                start_line.wait();
+                first_start.fetch_min(base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    match hist.as_mut() {
+                        None => {
+                            for _ in 0..batch {
+                                op(&mut state, None);
+                            }
+                        }
+                        Some(h) => {
+                            for _ in 0..batch {
+                                op(&mut state, Some(&mut *h));
+                            }
+                        }
+                    }
+                    n += batch;
+                }
+                last_end.fetch_max(base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                total.fetch_add(n, Ordering::Relaxed);
+                if let Some(h) = hist {
+                    merged.lock().unwrap().merge(&h);
+                }
+            });
+        }
+        start_line.wait();
+        thread::sleep(dur);
+        stop.store(true, Ordering::Relaxed);
+    });
+    let span = last_end
+        .into_inner()
+        .saturating_sub(first_start.into_inner());
+    let ops = total.load(Ordering::Relaxed);
+    let merged = merged.into_inner().unwrap();
+    Run {
+        ns_per_op: span as f64 / ops.max(1) as f64,
+        ops,
+        span_ns: span,
+        waits: timed.then(|| Waits::from(&merged)),
+    }
+}
+
+/// One Get+Put; with a histogram, the get is timed.
+#[inline(always)]
+fn get_put<P: BenchPool>(p: &P, hist: Option<&mut Hist>) {
+    match hist {
+        None => {
+            let c = p.get();
+            p.put(c);
+        }
+        Some(h) => {
+            let t0 = Instant::now();
+            let c = p.get();
+            h.record(t0.elapsed().as_nanos() as u64);
+            p.put(c);
+        }
+    }
+}
+
+/// A Get+Put cell: an untimed run for ns/op, then a timed run for the waits.
+fn getput_cell<P: BenchPool>(p: &P, threads: usize, dur: Duration) -> (f64, Waits) {
+    let plain = run(threads, dur, false, |_| (), |_, h| get_put(p, h));
+    let timed = run(threads, dur, true, |_| (), |_, h| get_put(p, h));
+    (plain.ns_per_op, timed.waits.unwrap_or_default())
+}
+
+// ---------------------------------------------------------------------------
+// Section a: Get+Put through the C ABI
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Variant {
+    Default,
+    Hot,
+    MutexCondvar,
+}
+
+const VARIANTS: [Variant; 3] = [Variant::Default, Variant::Hot, Variant::MutexCondvar];
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Default => "redispool",
+            Variant::Hot => "redispool hot",
+            Variant::MutexCondvar => "Mutex+Condvar",
+        }
+    }
+}
+
+struct Cell {
+    variant: Variant,
+    size: usize,
+    threads: usize,
+    ns_per_op: f64,
+    waits: Waits,
+}
+
+impl Cell {
+    fn mops(&self) -> f64 {
+        1000.0 / self.ns_per_op
+    }
+}
+
+fn section_getput(plan: &Plan, addr: &str) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for size in POOL_SIZES {
+        let default = CPool::new(addr, size, 0);
+        let hot = CPool::new(addr, size, HOT_BYPASS_MS);
+        let mutex = MutexPool::new(addr, size);
+        for threads in THREADS {
+            for variant in VARIANTS {
+                progress(&format!(
+                    "a. Get+Put {:<13} pool {size:>2}, {threads:>3} threads",
+                    variant.name()
+                ));
+                let (ns_per_op, waits) = match variant {
+                    Variant::Default => getput_cell(&default, threads, plan.cell),
+                    Variant::Hot => getput_cell(&hot, threads, plan.cell),
+                    Variant::MutexCondvar => getput_cell(&mutex, threads, plan.cell),
+                };
+                cells.push(Cell {
+                    variant,
+                    size,
+                    threads,
+                    ns_per_op,
+                    waits,
+                });
+            }
+        }
+        // Every get reused a pooled conn: no dial after the prewarm, nothing went stale.
+        for p in [&default, &hot] {
+            let st = p.stats();
+            assert_eq!((st.misses, st.stale_conns), (size as u64, 0), "pool {size}");
+        }
+    }
+    cells
+}
+
+/// One thread, no contention: the cost of the Get+Put path itself.
+struct Uncontended {
+    name: &'static str,
+    ns_per_op: f64,
+}
+
+fn section_uncontended(plan: &Plan, addr: &str) -> Vec<Uncontended> {
+    progress("a. uncontended (1 thread)");
+    fn one<P: BenchPool>(name: &'static str, p: &P, dur: Duration) -> Uncontended {
+        let ns_per_op = run(1, dur, false, |_| (), |_, h| get_put(p, h)).ns_per_op;
+        Uncontended { name, ns_per_op }
+    }
+    let hot = Some(Duration::from_millis(HOT_BYPASS_MS as u64));
+    let dur = plan.cell;
+    vec![
+        one("redispool, C ABI", &CPool::new(addr, 8, 0), dur),
+        one(
+            "redispool hot, C ABI",
+            &CPool::new(addr, 8, HOT_BYPASS_MS),
+            dur,
+        ),
+        one(
+            "redispool, Rust core API",
+            &CorePool::new(addr, 8, None),
+            dur,
+        ),
+        one(
+            "redispool hot, Rust core API",
+            &CorePool::new(addr, 8, hot),
+            dur,
+        ),
+        one("Mutex+Condvar", &MutexPool::new(addr, 8), dur),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// Section b: round trips against redis-server
+// ---------------------------------------------------------------------------
+
+struct RoundTrip {
+    threads: usize,
+    dedicated: f64,
+    command: f64,
+    raw_fd: f64,
+}
+
+const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+const PONG: &[u8] = b"+PONG\r\n";
+
+fn ping_on(stream: &mut TcpStream) {
+    let mut buf = [0u8; 7];
+    stream.write_all(PING).expect("write PING");
+    stream.read_exact(&mut buf).expect("read PONG");
+    assert_eq!(&buf, PONG);
+}
+
+fn section_round_trips(plan: &Plan, redis_addr: &str) -> Vec<RoundTrip> {
+    // The variants take turns in short rounds, so a burst of load from elsewhere on the
+    // machine hits all of them alike; each result is total ops / total time.
+    let rounds = if plan.mode == Mode::Smoke { 1 } else { 4 };
+    let slice = plan.rt_cell / rounds;
+    let mut out = Vec::new();
+    for threads in RT_THREADS {
+        progress(&format!("b. round trips, {threads} threads"));
+        let pool = CPool::new(redis_addr, threads, 0);
+        let dedicated = || {
+            run(
+                threads,
+                slice,
+                false,
+                |_| {
+                    let s = TcpStream::connect(redis_addr).expect("connect redis");
+                    s.set_nodelay(true).unwrap();
+                    s
+                },
+                |s, _| ping_on(s),
+            )
+        };
+        let command = || {
+            run(
+                threads,
+                slice,
+                false,
+                |_| (),
+                |_, _| {
+                    let argv: [*const c_char; 1] = [c"PING".as_ptr()];
+                    let c = pool.get();
+                    let mut reply: *mut pool_reply_t = std::ptr::null_mut();
+                    // SAFETY: `c` is checked out by this thread; argv holds one C string.
+                    unsafe {
+                        let rc = pool_conn_command(
+                            c,
+                            1,
+                            argv.as_ptr(),
+                            std::ptr::null(),
+                            &mut reply,
+                            std::ptr::null_mut(),
+                        );
+                        assert_eq!(rc, POOL_OK, "pool_conn_command");
+                        assert_eq!((*reply).r#type, POOL_REPLY_STATUS);
+                        pool_reply_free(reply);
+                    }
+                    pool.put(c);
+                },
+            )
+        };
+        let raw_fd = || {
+            run(
+                threads,
+                slice,
+                false,
+                |_| (),
+                |_, _| {
+                    let c = pool.get();
+                    // SAFETY: the fd stays open while `c` is checked out; ManuallyDrop
+                    // never closes it.
+                    let mut s =
+                        ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(pool_conn_fd(c)) });
+                    ping_on(&mut s);
+                    pool.put(c);
+                },
+            )
+        };
+        let mut totals = [(0u64, 0u64); 3];
+        for _ in 0..rounds {
+            for (i, r) in [dedicated(), command(), raw_fd()].into_iter().enumerate() {
+                totals[i].0 += r.ops;
+                totals[i].1 += r.span_ns;
+            }
+        }
+        let rate = |(ops, ns): (u64, u64)| ops as f64 * 1e9 / ns.max(1) as f64;
+        out.push(RoundTrip {
+            threads,
+            dedicated: rate(totals[0]),
+            command: rate(totals[1]),
+            raw_fd: rate(totals[2]),
+        });
+    }
+    out
+}
+
+/// A throwaway redis-server on a free loopback port (never 6379), killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Result<Redis, String> {
+        let program = std::env::var_os("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
+        let mut why = String::new();
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| e.to_string())?
+                .port();
+            if port == 6379 {
+                continue;
+            }
+            let child = Command::new(&program)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("{}: {e}", program.to_string_lossy()))?;
+            let mut r = Redis { child, port };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(st)) = r.child.try_wait() {
+                    why = format!("redis-server exited with {st}");
+                    break;
+                }
+                match redis_pid(port) {
+                    Ok(pid) if pid == r.child.id() => return Ok(r),
+                    Ok(pid) => why = format!("port {port} answered by another redis (pid {pid})"),
+                    Err(e) => why = e.to_string(),
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            drop(r); // kills it
+        }
+        Err(why)
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// PINGs the server on `port` and returns its process id (from INFO server).
+fn redis_pid(port: u16) -> io::Result<u32> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    if line != "+PONG\r\n" {
+        return Err(io::Error::other(format!("PING answered {line:?}")));
+    }
+    line.clear();
+    r.read_line(&mut line)?;
+    let len: usize = line
+        .trim_start_matches('$')
+        .trim_end()
+        .parse()
+        .map_err(|_| io::Error::other("bad INFO reply"))?;
+    let mut body = vec![0; len + 2];
+    r.read_exact(&mut body)?;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|p| p.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no process_id"))
+}
+
+// ---------------------------------------------------------------------------
+// Section c: allocations and memory
+// ---------------------------------------------------------------------------
+
+struct AllocRow {
+    what: String,
+    ops: u64,
+    count: AllocCount,
+}
+
+/// Counts allocations over `ops` Get+Put pairs on `threads` threads, after a warm-up.
+fn count_getput<P: BenchPool>(p: &P, threads: usize, ops: usize) -> AllocCount {
+    let per_thread = ops / threads;
+    let warm_line = Barrier::new(threads + 1);
+    let start_line = Barrier::new(threads + 1);
+    let finish_line = Barrier::new(threads + 1);
+    thread::scope(|s| {
+        for _ in 0..threads {
+            let (warm_line, start_line, finish_line) = (&warm_line, &start_line, &finish_line);
+            s.spawn(move || {
+                // Warm-up: whatever is made lazily on first use (thread-locals, caches).
+                for _ in 0..per_thread.min(1000) {
+                    get_put(p, None);
+                }
+                warm_line.wait();
+                start_line.wait();
+                for _ in 0..per_thread {
+                    get_put(p, None);
+                }
+                finish_line.wait();
+            });
+        }
+        warm_line.wait();
+        count_start();
+        start_line.wait();
+        finish_line.wait();
+        count_stop()
+    })
+}
+
+fn section_allocs(plan: &Plan, addr: &str) -> Vec<AllocRow> {
+    progress("c. allocations per get/put");
+    let n = plan.alloc_ops;
+    let bypass = Some(Duration::from_millis(HOT_BYPASS_MS as u64));
+    let core = CorePool::new(addr, 8, None);
+    let core_hot = CorePool::new(addr, 8, bypass);
+    let c_default = CPool::new(addr, 8, 0);
+    let c_hot = CPool::new(addr, 8, HOT_BYPASS_MS);
+    let core_small = CorePool::new(addr, 2, None);
+    let c_small = CPool::new(addr, 2, 0);
+    let mut rows = Vec::new();
+    let mut add = |what: &str, threads: usize, count: AllocCount| {
+        rows.push(AllocRow {
+            what: what.to_string(),
+            ops: (n / threads * threads) as u64,
+            count,
+        })
+    };
+    add("Rust core API, 1 thread", 1, count_getput(&core, 1, n));
+    add(
+        "Rust core API hot, 1 thread",
+        1,
+        count_getput(&core_hot, 1, n),
+    );
+    add("C ABI, 1 thread", 1, count_getput(&c_default, 1, n));
+    add("C ABI hot, 1 thread", 1, count_getput(&c_hot, 1, n));
+    add(
+        "Rust core API, 8 threads on pool 2 (gets wait)",
+        8,
+        count_getput(&core_small, 8, n),
+    );
+    add(
+        "C ABI, 8 threads on pool 2 (gets wait)",
+        8,
+        count_getput(&c_small, 8, n),
+    );
+    rows
+}
+
+struct MemRow {
+    what: &'static str,
+    conns: usize,
+    /// Bytes a pool with 0 conns holds.
+    empty_pool: i64,
+    /// Bytes held per conn: (pool with N idle conns - pool with 0 conns) / N.
+    per_conn: f64,
+    /// Bytes allocated per conn while dialing, freed or not (dial threads etc.).
+    transient_per_conn: f64,
+}
+
+/// Pre-made socketpair ends handed out by the dialers of the memory measurement, so the
+/// dialer itself allocates nothing; the peers' ends are kept open meanwhile.
+struct FdStack {
+    ours: Mutex<Vec<OwnedFd>>,
+    _theirs: Vec<UnixStream>,
+}
+
+impl FdStack {
+    fn new(n: usize) -> FdStack {
+        let mut ours = Vec::with_capacity(n);
+        let mut theirs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (a, b) = UnixStream::pair().expect("socketpair");
+            ours.push(OwnedFd::from(a));
+            theirs.push(b);
+        }
+        FdStack {
+            ours: Mutex::new(ours),
+            _theirs: theirs,
+        }
+    }
+
+    fn pop(&self) -> Option<OwnedFd> {
+        self.ours.lock().unwrap().pop()
+    }
+}
+
+unsafe extern "C" fn dial_from_stack(
+    ud: *mut c_void,
+    _timeout_ms: i64,
+    fd_out: *mut c_int,
+) -> c_int {
+    // SAFETY: `ud` is the FdStack the pool was created with; it outlives the pool.
+    let stack = unsafe { &*(ud as *const FdStack) };
+    match stack.pop() {
+        Some(fd) => {
+            // SAFETY: the pool passes a writable out pointer.
+            unsafe { *fd_out = fd.into_raw_fd() };
+            0
+        }
+        None => libc::EMFILE,
+    }
+}
+
+/// Waits (bounded) until `idle()` reaches `n` with no dial in flight, then lets the dial
+/// threads exit. Allocates nothing itself.
+fn wait_filled(n: usize, idle: impl Fn() -> (usize, u32)) {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (len, dialing) = idle();
+        if len >= n && dialing == 0 {
+            break;
+        }
+        assert!(Instant::now() < end, "pool never filled: {len}/{n} idle");
+        thread::sleep(Duration::from_millis(2));
+    }
+    // The last dial thread returns right after its dial: give it time to exit and free.
+    thread::sleep(Duration::from_millis(100));
+}
+
+fn section_memory(plan: &Plan) -> Vec<MemRow> {
+    progress("c. memory per pooled conn");
+    let n = plan.mem_conns;
+    let mut rows = Vec::new();
+
+    // Rust core API.
+    {
+        let stack = Arc::new(FdStack::new(n));
+        let s = stack.clone();
+        let dialer = Dialer::Custom(Arc::new(move |_| {
+            s.pop()
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EMFILE))
+        }));
+        let opts = |min_idle: usize| {
+            let mut o = Options::new(dialer.clone());
+            o.pool_size = n;
+            o.min_idle_conns = min_idle;
+            o.max_concurrent_dials = 2;
+            o.dialer_retries = 1;
+            o
+        };
+        let (o0, on) = (opts(0), opts(n));
+        count_start();
+        let p0 = ConnPool::new(o0).expect("pool");
+        let empty = count_stop();
+        drop(p0);
+        count_start();
+        let p = ConnPool::new(on).expect("pool");
+        wait_filled(n, || (p.idle_len(), p.stats().dials_in_progress));
+        let full = count_stop();
+        assert_eq!(p.idle_len(), n);
+        drop(p);
+        rows.push(MemRow {
+            what: "Rust core API",
+            conns: n,
+            empty_pool: empty.net(),
+            per_conn: (full.net() - empty.net()) as f64 / n as f64,
+            transient_per_conn: (full.bytes as f64 - empty.bytes as f64) / n as f64,
+        });
+    }
+
+    // C ABI: the same through pool_new with a dial callback.
+    {
+        let stack = Box::new(FdStack::new(n));
+        let opts = |min_idle: usize| {
+            let mut o = options_init();
+            o.dialer = Some(dial_from_stack);
+            o.dialer_userdata = &*stack as *const FdStack as *mut c_void;
+            o.pool_size = n as i32;
+            o.min_idle_conns = min_idle as i32;
+            o.max_concurrent_dials = 2;
+            o.dialer_retries = 1;
+            o
+        };
+        let (o0, on) = (opts(0), opts(n));
+        count_start();
+        let p0 = CPool::from_options(&o0);
+        let empty = count_stop();
+        drop(p0);
+        count_start();
+        let p = CPool::from_options(&on);
+        wait_filled(n, || {
+            // SAFETY: live pool.
+            let idle = unsafe { pool_idle_len(p.0) }.max(0) as usize;
+            (idle, p.stats().dials_in_progress)
+        });
+        let full = count_stop();
+        drop(p);
+        rows.push(MemRow {
+            what: "C ABI (pool_new)",
+            conns: n,
+            empty_pool: empty.net(),
+            per_conn: (full.net() - empty.net()) as f64 / n as f64,
+            transient_per_conn: (full.bytes as f64 - empty.bytes as f64) / n as f64,
+        });
+    }
+    rows
+}
+
+// ---------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------
+
+/// A progress line on stderr (stdout carries only the tables), with the time since start.
+fn progress(what: &str) {
+    static BEGAN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let t = BEGAN.get_or_init(Instant::now).elapsed();
+    eprintln!("  [{:5.1} s] {what}", t.as_secs_f64());
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns < 1_000.0 {
+        format!("{ns:.0} ns")
+    } else if ns < 1_000_000.0 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{:.2} ms", ns / 1e6)
+    }
+}
+
+fn fmt_ops(ops: f64) -> String {
+    if ops >= 1e6 {
+        format!("{:.2} M", ops / 1e6)
+    } else {
+        format!("{:.0} k", ops / 1e3)
+    }
+}
+
+fn yes_no(ok: bool) -> &'static str {
+    if ok { "yes" } else { "**no**" }
+}
+
+fn find(cells: &[Cell], v: Variant, size: usize, threads: usize) -> Option<&Cell> {
+    cells
+        .iter()
+        .find(|c| c.variant == v && c.size == size && c.threads == threads)
+}
+
+struct Report<'a> {
+    plan: &'a Plan,
+    cells: &'a [Cell],
+    uncontended: &'a [Uncontended],
+    round_trips: Result<&'a [RoundTrip], String>,
+    allocs: &'a [AllocRow],
+    memory: &'a [MemRow],
+}
+
+impl Report<'_> {
+    fn getput_table(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "Get+Put through the C ABI on loopback TCP sockets. ns/op = wall time / total ops \
+             (all threads), from a run without timers; the waits (time spent in one get) come \
+             from a second run that times every get. \"hot\" = health_check_bypass_ms {HOT_BYPASS_MS}.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| pool | threads | variant | ns/op | Mops/s | speed vs Mutex+Condvar | wait p50 | wait p99 | wait max |"
+        );
+        let _ = writeln!(md, "|---:|---:|---|---:|---:|---:|---:|---:|---:|");
+        for size in POOL_SIZES {
+            for threads in THREADS {
+                let base = find(self.cells, Variant::MutexCondvar, size, threads);
+                for v in VARIANTS {
+                    let Some(c) = find(self.cells, v, size, threads) else {
+                        continue;
+                    };
+                    let ratio = match (v, base) {
+                        (Variant::MutexCondvar, _) | (_, None) => "".to_string(),
+                        (_, Some(b)) => format!("{:.2}x", b.ns_per_op / c.ns_per_op),
+                    };
+                    let _ = writeln!(
+                        md,
+                        "| {size} | {threads} | {} | {:.0} | {:.2} | {ratio} | {} | {} | {} |",
+                        v.name(),
+                        c.ns_per_op,
+                        c.mops(),
+                        fmt_ns(c.waits.p50 as f64),
+                        fmt_ns(c.waits.p99 as f64),
+                        fmt_ns(c.waits.max as f64),
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            md,
+            "\nUncontended (1 thread, pool 8, no timers): the cost of one Get+Put.\n"
+        );
+        let _ = writeln!(md, "| path | ns/op |");
+        let _ = writeln!(md, "|---|---:|");
+        for u in self.uncontended {
+            let _ = writeln!(md, "| {} | {:.1} |", u.name, u.ns_per_op);
+        }
+    }
+
+    fn round_trip_table(&self, md: &mut String) {
+        match &self.round_trips {
+            Err(why) => {
+                let _ = writeln!(md, "Skipped: no redis-server could be started ({why}).");
+            }
+            Ok(rts) => {
+                let _ = writeln!(
+                    md,
+                    "Round trips against a real redis-server, pool size = threads (pool \
+                     overhead, not queueing). \"dedicated\": each thread its own TcpStream \
+                     writing PING and reading +PONG. \"Get+PING+Put\": pool_get, \
+                     pool_conn_command(PING) (parses the reply into a pool_reply_t, freed), \
+                     pool_put. \"raw fd\": pool_get, the same PING bytes on pool_conn_fd, \
+                     pool_put.\n"
+                );
+                let _ = writeln!(
+                    md,
+                    "| threads | dedicated ops/s | Get+PING+Put ops/s | % of dedicated | Get+raw PING on fd+Put ops/s | % of dedicated |"
+                );
+                let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|");
+                for r in *rts {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {:.1} % | {} | {:.1} % |",
+                        r.threads,
+                        fmt_ops(r.dedicated),
+                        fmt_ops(r.command),
+                        100.0 * r.command / r.dedicated,
+                        fmt_ops(r.raw_fd),
+                        100.0 * r.raw_fd / r.dedicated,
+                    );
+                }
+            }
+        }
+    }
+
+    fn alloc_tables(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "Heap allocations counted by a counting global allocator (every thread of the \
+             process) over steady-state Get+Put pairs, after a warm-up. In the \"gets wait\" \
+             rows most gets queue for a conn, so they count what the library's waiting path \
+             allocates.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| path | get/put pairs | allocations | allocs/op | bytes/op |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+        for r in self.allocs {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.4} | {:.1} |",
+                r.what,
+                r.ops,
+                r.count.allocs,
+                r.count.allocs as f64 / r.ops as f64,
+                r.count.bytes as f64 / r.ops as f64,
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nLibrary heap memory per pooled conn: bytes still allocated after min_idle_conns \
+             = N conns were dialed into the idle list (socketpairs from a preallocated stack, \
+             so the dialer allocates nothing), minus a pool with 0 conns, divided by N. The \
+             kernel's socket buffers are not library memory and are not counted.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| path | N | pool with 0 conns (bytes) | bytes/conn held | bytes/conn allocated while dialing (incl. freed) |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+        for m in self.memory {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.1} | {:.1} |",
+                m.what, m.conns, m.empty_pool, m.per_conn, m.transient_per_conn
+            );
+        }
+    }
+
+    fn fairness_table(&self, md: &mut String) {
+        let _ = writeln!(
+            md,
+            "Overload fairness on pool 8: throughput with 256 threads against 8 threads, and \
+             the waits of the 256-thread run (waits are FIFO-bounded: ideally every get waits \
+             about as long as the others).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| variant | 8 threads Mops/s | 256 threads Mops/s | 256 / 8 | wait mean | wait p99 | wait max | max / mean |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for v in VARIANTS {
+            let (Some(a), Some(b)) = (find(self.cells, v, 8, 8), find(self.cells, v, 8, 256))
+            else {
+                continue;
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} | {:.2} | {:.0} % | {} | {} | {} | {:.1} |",
+                v.name(),
+                a.mops(),
+                b.mops(),
+                100.0 * b.mops() / a.mops(),
+                fmt_ns(b.waits.mean),
+                fmt_ns(b.waits.p99 as f64),
+                fmt_ns(b.waits.max as f64),
+                b.waits.max as f64 / b.waits.mean.max(1.0),
+            );
+        }
+    }
+
+    fn targets_table(&self, md: &mut String) {
+        let _ = writeln!(md, "| target | measured | met |");
+        let _ = writeln!(md, "|---|---|---|");
+        if let Some(u) = self
+            .uncontended
+            .iter()
+            .find(|u| u.name == "redispool hot, C ABI")
+        {
+            let _ = writeln!(
+                md,
+                "| hot Get+Put uncontended (1 thread, C ABI) <= 60 ns | {:.1} ns | {} |",
+                u.ns_per_op,
+                yes_no(u.ns_per_op <= 60.0)
+            );
+        }
+        if let Ok(rts) = &self.round_trips {
+            for r in *rts {
+                let pct = 100.0 * r.command / r.dedicated;
+                let _ = writeln!(
+                    md,
+                    "| Get+PING+Put >= 95 % of dedicated conns, {} threads | {pct:.1} % | {} |",
+                    r.threads,
+                    yes_no(pct >= 95.0)
+                );
+            }
+        }
+        for r in self.allocs {
+            let per = r.count.allocs as f64 / r.ops as f64;
+            let _ = writeln!(
+                md,
+                "| 0 allocations per get/put, {} | {per:.4} allocs/op | {} |",
+                r.what,
+                yes_no(r.count.allocs == 0)
+            );
+        }
+        for m in self.memory {
+            let _ = writeln!(
+                md,
+                "| <= 256 bytes of library memory per pooled conn, {} | {:.1} B | {} |",
+                m.what,
+                m.per_conn,
+                yes_no(m.per_conn <= 256.0)
+            );
+        }
+        if let (Some(a), Some(b)) = (
+            find(self.cells, Variant::Default, 8, 8),
+            find(self.cells, Variant::Default, 8, 256),
+        ) {
+            let keep = 100.0 * b.mops() / a.mops();
+            let ratio = b.waits.max as f64 / b.waits.mean.max(1.0);
+            let _ = writeln!(
+                md,
+                "| pool 8: 256 threads keep >= 80 % of the 8-thread throughput | {keep:.0} % | {} |",
+                yes_no(keep >= 80.0)
+            );
+            let _ = writeln!(
+                md,
+                "| pool 8, 256 threads: max wait <= 3x mean | {ratio:.1}x ({} / {}) | {} |",
+                fmt_ns(b.waits.max as f64),
+                fmt_ns(b.waits.mean),
+                yes_no(ratio <= 3.0)
+            );
+        }
+    }
+
+    fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "## Targets\n");
+        self.targets_table(&mut md);
+        let _ = writeln!(md, "\n## a. Get+Put through the C ABI\n");
+        self.getput_table(&mut md);
+        let _ = writeln!(md, "\n## b. Round trips vs dedicated conns\n");
+        self.round_trip_table(&mut md);
+        let _ = writeln!(md, "\n## c. Allocations and memory\n");
+        self.alloc_tables(&mut md);
+        let _ = writeln!(md, "\n## d. Overload fairness\n");
+        self.fairness_table(&mut md);
+        md
+    }
+
+    fn chart(&self) -> chart::LineChart {
+        let style = |v: Variant| match v {
+            Variant::Default => ([31, 119, 180], chart::Marker::Circle),
+            Variant::Hot => ([44, 160, 44], chart::Marker::Diamond),
+            Variant::MutexCondvar => ([214, 39, 40], chart::Marker::Square),
+        };
+        let mut series = Vec::new();
+        for v in VARIANTS {
+            for size in POOL_SIZES {
+                let (color, marker) = style(v);
+                series.push(chart::Series {
+                    label: format!("{} {size}", v.name()),
+                    color,
+                    dashed: size != POOL_SIZES[0],
+                    marker,
+                    points: THREADS
+                        .iter()
+                        .filter_map(|&t| find(self.cells, v, size, t))
+                        .map(|c| (c.threads as f64, c.mops()))
+                        .collect(),
+                });
+            }
+        }
+        chart::LineChart {
+            title: format!(
+                "Get+Put throughput, C ABI, loopback TCP, {} CPUs",
+                thread::available_parallelism().map_or(0, |n| n.get())
+            ),
+            x_label: "threads (log scale)".into(),
+            y_label: "Mops/s (higher is better)".into(),
+            x_ticks: THREADS.iter().map(|&t| t as f64).collect(),
+            series,
+            width: 1100,
+            height: 620,
+        }
+    }
+
+    fn machine(&self) -> String {
+        let cmd = |prog: &str, args: &[&str]| {
+            Command::new(prog)
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_else(|| "unknown".into())
+        };
+        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string());
+        let cpu = read("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let dirty = !cmd("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+        let mut m = String::new();
+        let _ = writeln!(m, "| | |\n|---|---|");
+        let _ = writeln!(
+            m,
+            "| nproc | {} |",
+            thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        let _ = writeln!(m, "| CPU | {cpu} |");
+        let _ = writeln!(
+            m,
+            "| uname -r | {} |",
+            read("/proc/sys/kernel/osrelease").unwrap_or_else(|_| cmd("uname", &["-r"]))
+        );
+        let _ = writeln!(m, "| rustc | {} |", cmd(&rustc, &["-V"]));
+        let _ = writeln!(
+            m,
+            "| redis-server | {} |",
+            cmd("redis-server", &["--version"])
+        );
+        let _ = writeln!(
+            m,
+            "| commit | {}{} |",
+            cmd("git", &["rev-parse", "--short", "HEAD"]),
+            if dirty {
+                " (with uncommitted changes)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            m,
+            "| date | {} |",
+            cmd("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+        );
+        let _ = writeln!(
+            m,
+            "| mode | {:?}: {} ms per Get+Put run (x2 per cell), {} ms per round-trip run |",
+            self.plan.mode,
+            self.plan.cell.as_millis(),
+            self.plan.rt_cell.as_millis()
+        );
+        m
+    }
+}
+
+/// Where results go: `bench-results/` in the crate for `cargo bench`; under the target
+/// directory for the smoke run of `cargo test`.
+fn results_dir(mode: Mode) -> PathBuf {
+    if mode == Mode::Smoke {
+        let exe = std::env::current_exe().expect("current_exe");
+        // target/<profile>/deps/suite-<hash> -> target/<profile>/bench-smoke
+        exe.parent()
+            .and_then(|d| d.parent())
+            .map(|d| d.join("bench-smoke"))
+            .unwrap_or_else(|| std::env::temp_dir().join("redispool-bench-smoke"))
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench-results")
+    }
+}
+
+/// Raises the open-file limit to its hard limit: section c holds 2 x N sockets at once.
+fn raise_fd_limit() {
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it.
+    let args: Vec<String> = std::env::args().collect();
+    let mode = if !args.iter().any(|a| a == "--bench") {
+        Mode::Smoke
+    } else if args.iter().any(|a| a == "--quick") {
+        Mode::Quick
+    } else {
+        Mode::Full
+    };
+    let plan = Plan::new(mode);
+    raise_fd_limit();
+    if mode == Mode::Smoke {
+        chart::self_check();
+        BATCH.store(1, Ordering::Relaxed);
+    }
+    let began = Instant::now();
+    eprintln!("redispool benchmark suite ({mode:?})");
+    progress("start");
+
+    let addr = acceptor();
+    let cells = section_getput(&plan, &addr);
+    let uncontended = section_uncontended(&plan, &addr);
+    let redis = Redis::start();
+    let round_trips = match &redis {
+        Ok(r) => Ok(section_round_trips(&plan, &r.addr())),
+        Err(why) => Err(why.clone()),
+    };
+    drop(redis);
+    let allocs = section_allocs(&plan, &addr);
+    let memory = section_memory(&plan);
+
+    let report = Report {
+        plan: &plan,
+        cells: &cells,
+        uncontended: &uncontended,
+        round_trips: round_trips.as_deref().map_err(Clone::clone),
+        allocs: &allocs,
+        memory: &memory,
+    };
+    let tables = report.markdown();
+    println!("{tables}");
+
+    let dir = results_dir(mode);
+    std::fs::create_dir_all(&dir).expect("create results dir");
+    let png = report.chart().to_png();
+    std::fs::write(dir.join("throughput.png"), &png).expect("write throughput.png");
+    let mut md = String::new();
+    let _ = writeln!(md, "# redispool benchmark results\n");
+    let _ = writeln!(
+        md,
+        "`cargo bench --bench suite{}` (benches/suite.rs). Numbers from a shared or busy \
+         machine are noisy; compare variants within one run.\n",
+        if mode == Mode::Quick {
+            " -- --quick"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(md, "## Machine\n\n{}", report.machine());
+    let _ = writeln!(md, "![Get+Put throughput vs threads](throughput.png)\n");
+    md.push_str(&tables);
+    std::fs::write(dir.join("results.md"), md).expect("write results.md");
+    eprintln!(
+        "wrote {} and {} in {:.1} s",
+        dir.join("results.md").display(),
+        dir.join("throughput.png").display(),
+        began.elapsed().as_secs_f64()
+    );
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The benchmark suite (benches/suite.rs) in one command: Get+Put through the C ABI
+# against a Mutex+Condvar pool, round trips against a throwaway redis-server against
+# dedicated per-thread conns, allocations and memory per conn, overload fairness.
+# Prints the tables and writes bench-results/results.md and bench-results/throughput.png.
+#
+#   scripts/bench.sh            # full run (about a minute and a half on 2 cores)
+#   scripts/bench.sh --quick    # short smoke run
+#
+# On a fresh Debian/Ubuntu machine run it as root: it installs redis-server when it is
+# missing. Rust (cargo) must be installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+
+install_missing "redis-server:redis-server"
+require_cargo
+
+cargo bench --bench suite -- "$@"
+echo "results: $(pwd)/bench-results/ (results.md, throughput.png)"
