@@ -378,8 +378,8 @@ void *pool_conn_userdata(const pool_conn_t *conn);
 // most read_timeout_ms), whatever blocking mode the fd is in; never raises SIGPIPE. A
 // failure mid-way (POOL_ERR_IO: timeout, EOF, OS error; POOL_ERR_PROTOCOL: malformed
 // reply) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
-// removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1, or a handle
-// that is not checked out. The thread that holds the conn calls this.
+// removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1 or above
+// 16777216 (2^24), or a handle that is not checked out. The thread that holds the conn calls this.
 pool_status_t pool_conn_command(pool_conn_t *conn,
                                 int argc,
                                 const char *const *argv,

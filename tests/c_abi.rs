@@ -19,10 +19,17 @@
 //!   leak detection (`pool_leaks`, `leak_suspects`, `late_returns`), and fork():
 //!   parent and child never share a conn, a thread busy in the pool never deadlocks
 //!   a child, sticky and single pools in a child.
+//! - `abi_hostile.c` (against a real redis-server): a table of hostile calls covering every
+//!   function of the header (NULLs, zero / negative / huge sizes and timeouts, out-of-range
+//!   options, made-up and stale handles, foreign conns, use after close and after free,
+//!   malformed and oversized URLs), each with its documented code and message, and the pools
+//!   unchanged afterwards; the test checks that every header function has rows.
 //!
 //! Each program checks everything itself and exits 0 only if every check
 //! passed; failures are printed with file:line. All also run under valgrind
 //! memcheck, with `REDISPOOL_SLOW` widening the programs' time bounds.
+//! `c_tests_under_asan_ubsan` also builds all of them with AddressSanitizer + UBSan
+//! (and LeakSanitizer where ptrace allows it).
 
 mod common;
 
@@ -360,4 +367,355 @@ fn abi_events_under_valgrind() {
     ];
     let output = run_under_memcheck(&exe, &[&redis.addr()], &envs, VALGRIND_TIMEOUT);
     assert_events_passed(&output);
+}
+
+// ---------------------------------------------------------------------------
+// abi_hostile.c: hostile input through every exported function
+// ---------------------------------------------------------------------------
+
+const HOSTILE_SRC: &str = "tests/c/abi_hostile.c";
+
+/// Every section of abi_hostile.c, in order.
+const HOSTILE_SECTIONS: &[&str] = &[
+    "== pure functions: version, status strings, options_init, cancel tokens, reply_free\n",
+    "== conn handles: NULL, made-up, stale (double put, put/remove after remove), foreign\n",
+    "== pool_conn_command: reply_out, argc 0 / negative / huge, NULL argv entries, argvlen\n",
+    "== pool_new: NULLs, struct_size, negative, out-of-range and huge option values\n",
+    "== pool_new_url: malformed, hostile and oversized URLs\n",
+    "== gets: NULLs, timeouts INT64_MIN / INT64_MAX, cancel tokens, a full pool\n",
+    "== put, remove, close_conn: NULLs, double put / remove, hostile reasons\n",
+    "== sticky and single pools: foreign conns, double remove, hostile reasons, close\n",
+    "== pool_leaks, pool_notify_fd, pool_stats, pool_len, pool_close, pool_free\n",
+    "== after pool_close: gets fail, conns still out come back\n",
+    "== after pool_free: only its own conns come back, and they do\n",
+];
+
+/// The table rows abi_hostile.c has at least, and the checks they make.
+const HOSTILE_MIN_CASES: u64 = 380;
+const HOSTILE_MIN_CHECKS: u64 = 10_000;
+
+/// Every function `include/redispool.h` declares: a line at the top level (not indented,
+/// not a typedef, comment or macro) naming `pool_*(`.
+fn header_functions() -> Vec<String> {
+    let path = common::repo_dir().join("include").join("redispool.h");
+    let header =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut names: Vec<String> = header
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_lowercase()) && !l.starts_with("typedef"))
+        .filter_map(|l| {
+            let open = l.find('(')?;
+            let start = l[..open].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+            let name = &l[start + 1..open];
+            name.starts_with("pool_").then(|| name.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(
+        names.len() >= 30,
+        "only {} functions found in {}: {names:?}",
+        names.len(),
+        path.display()
+    );
+    names
+}
+
+/// abi_hostile.c passed every check, ran every row, and has rows for every function of
+/// the header (so a new function cannot be added without hostile cases).
+fn assert_hostile_passed(output: &Output) {
+    assert_all_checks_passed(output, HOSTILE_SECTIONS, HOSTILE_MIN_CHECKS);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let cases: u64 = stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("hostile: ")?
+                .split(" cases")
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no \"hostile: N cases\" line\n{}", describe(output)));
+    assert!(
+        cases >= HOSTILE_MIN_CASES,
+        "only {cases} cases ran, expected at least {HOSTILE_MIN_CASES}\n{}",
+        describe(output)
+    );
+    let covered: Vec<&str> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("covers:"))
+        .unwrap_or_else(|| panic!("no \"covers:\" line\n{}", describe(output)))
+        .split_whitespace()
+        .collect();
+    let missing: Vec<String> = header_functions()
+        .into_iter()
+        .filter(|f| !covered.contains(&f.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "abi_hostile.c has no rows for {missing:?} (declared in include/redispool.h)"
+    );
+}
+
+#[test]
+fn abi_hostile_shared() {
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "abi_hostile-shared",
+        &[HOSTILE_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run(&exe, &[&redis.addr()], &[], RUN_TIMEOUT);
+    assert_hostile_passed(&output);
+}
+
+#[test]
+fn abi_hostile_under_valgrind() {
+    if !valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "abi_hostile-valgrind",
+        &[HOSTILE_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run_under_valgrind(&exe, &[&redis.addr()]);
+    assert_hostile_passed(&output);
+}
+
+// ---------------------------------------------------------------------------
+// Every C test program built with AddressSanitizer + UBSan
+// ---------------------------------------------------------------------------
+
+/// Compiler flags of the sanitizer builds. Only the C programs are instrumented: the
+/// library is the ordinary shared one, whose allocations ASan still sees through malloc.
+const SANITIZE_FLAGS: &[&str] = &[
+    "-pthread",
+    "-fsanitize=address,undefined",
+    "-fno-omit-frame-pointer",
+    "-fno-sanitize-recover=undefined",
+];
+
+/// The exit status ASan (and LeakSanitizer) give a program they caught.
+const ASAN_EXIT_CODE: i32 = 86;
+
+/// ASan slows the programs down about twice: widen their time bounds as much.
+const ASAN_SLOW: u32 = 2;
+
+/// What a sanitizer prints when it catches something (with halt_on_error / exitcode the
+/// status says so too, but a forked child's report would otherwise only reach stderr).
+const SANITIZER_REPORTS: &[&str] = &[
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "SUMMARY: UndefinedBehaviorSanitizer",
+];
+
+/// Compiles and runs a tiny program with `flags` and `ASAN_OPTIONS=options`; its output.
+fn sanitizer_probe(name: &str, source: &str, flags: &[&str], options: &str) -> Option<Output> {
+    let dir = common::c_tests_dir();
+    let src = dir.join(format!("{name}.c"));
+    let exe = dir.join(name);
+    std::fs::write(&src, source).unwrap_or_else(|e| panic!("write {}: {e}", src.display()));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let built = std::process::Command::new(cc)
+        .args(flags)
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .ok()?;
+    if !built.status.success() {
+        eprintln!(
+            "cc {flags:?} failed:\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        return None;
+    }
+    Some(run(&exe, &[], &[("ASAN_OPTIONS", options)], RUN_TIMEOUT))
+}
+
+/// Whether the compiler can build and run an ASan + UBSan program (gcc needs libasan and
+/// libubsan: on Debian they come with gcc, through libgcc-N-dev).
+fn sanitizers_available() -> bool {
+    let source = "#include <stdio.h>\nint main(void) { puts(\"ok\"); return 0; }\n";
+    sanitizer_probe("asan-probe", source, SANITIZE_FLAGS, "detect_leaks=0")
+        .is_some_and(|o| o.status.success() && o.stdout.starts_with(b"ok"))
+}
+
+/// Whether LeakSanitizer works here: it stops the world with ptrace, which some
+/// containers (and any run under a tracer) forbid. A leaking program must be caught.
+fn leak_sanitizer_works() -> bool {
+    let source = "#include <stdlib.h>\nvoid *volatile keep;\n\
+                  int main(void) { keep = malloc(32); keep = 0; return 0; }\n";
+    let options = format!("detect_leaks=1:exitcode={ASAN_EXIT_CODE}");
+    match sanitizer_probe("lsan-probe", source, SANITIZE_FLAGS, &options) {
+        Some(o) => {
+            o.status.code() == Some(ASAN_EXIT_CODE)
+                && String::from_utf8_lossy(&o.stderr).contains("detected memory leaks")
+        }
+        None => false,
+    }
+}
+
+/// One C test program for the sanitizer run: how to check it passed, and what it needs.
+struct SanitizedProgram {
+    name: &'static str,
+    src: &'static str,
+    servers: ServersNeeded,
+    check: fn(&Output),
+}
+
+#[derive(Clone, Copy)]
+enum ServersNeeded {
+    None,
+    One,
+    /// abi_redis.c: a plain server and one with a password and an ACL user.
+    RedisPair,
+}
+
+fn check_misuse(o: &Output) {
+    assert_all_checks_passed(o, MISUSE_SECTIONS, 300);
+}
+fn check_sticky(o: &Output) {
+    assert_all_checks_passed(o, STICKY_SECTIONS, 700);
+}
+fn check_redis(o: &Output) {
+    assert_all_checks_passed(o, REDIS_SECTIONS, 250);
+}
+fn check_dialer(o: &Output) {
+    assert_all_checks_passed(o, DIALER_SECTIONS, 100);
+}
+
+const SANITIZED_PROGRAMS: &[SanitizedProgram] = &[
+    SanitizedProgram {
+        name: "abi_misuse",
+        src: MISUSE_SRC,
+        servers: ServersNeeded::One,
+        check: check_misuse,
+    },
+    SanitizedProgram {
+        name: "abi_sticky",
+        src: STICKY_SRC,
+        servers: ServersNeeded::One,
+        check: check_sticky,
+    },
+    SanitizedProgram {
+        name: "abi_redis",
+        src: REDIS_SRC,
+        servers: ServersNeeded::RedisPair,
+        check: check_redis,
+    },
+    SanitizedProgram {
+        name: "abi_events",
+        src: EVENTS_SRC,
+        servers: ServersNeeded::One,
+        check: assert_events_passed,
+    },
+    SanitizedProgram {
+        name: "abi_dialer",
+        src: DIALER_SRC,
+        servers: ServersNeeded::None,
+        check: check_dialer,
+    },
+    SanitizedProgram {
+        name: "abi_hostile",
+        src: HOSTILE_SRC,
+        servers: ServersNeeded::One,
+        check: assert_hostile_passed,
+    },
+];
+
+/// Builds `p` with ASan + UBSan, runs it against the servers it needs, and checks it.
+fn run_sanitized(p: &SanitizedProgram, asan_options: &str) {
+    let exe = build_c(
+        &format!("{}-asan", p.name),
+        &[p.src],
+        Link::Shared,
+        SANITIZE_FLAGS,
+    );
+    let asked = std::env::var("REDISPOOL_SLOW")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(1);
+    let slow = asked.max(ASAN_SLOW).to_string();
+    let envs = [
+        ("ASAN_OPTIONS", asan_options),
+        ("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"),
+        ("REDISPOOL_SLOW", slow.as_str()),
+    ];
+    // The servers live until the program is done.
+    let (one, pair);
+    let addrs: Vec<String> = match p.servers {
+        ServersNeeded::None => Vec::new(),
+        ServersNeeded::One => {
+            one = RedisServer::start();
+            vec![one.addr()]
+        }
+        ServersNeeded::RedisPair => {
+            pair = redis_servers();
+            vec![pair.0.addr(), pair.1.addr()]
+        }
+    };
+    let args: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let output = run(&exe, &args, &envs, RUN_TIMEOUT * 3);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for report in SANITIZER_REPORTS {
+        assert!(
+            !stderr.contains(report),
+            "{} under ASan + UBSan: the sanitizer reported {report:?}\n{}",
+            p.name,
+            describe(&output)
+        );
+    }
+    assert_ne!(
+        output.status.code(),
+        Some(ASAN_EXIT_CODE),
+        "{} under ASan + UBSan: exit status {ASAN_EXIT_CODE} is the sanitizer's\n{}",
+        p.name,
+        describe(&output)
+    );
+    (p.check)(&output);
+}
+
+/// Every C test program built with `-fsanitize=address,undefined` (UBSan errors are fatal)
+/// and run as the plain tests run it, one after the other: no memory error, no undefined behaviour
+/// and, where LeakSanitizer can run, no leak at exit. abi_events.c's forked children run
+/// instrumented too and leave with _exit (no leak check in a child, as under valgrind).
+#[test]
+fn c_tests_under_asan_ubsan() {
+    if !sanitizers_available() {
+        eprintln!(
+            "cc cannot build with -fsanitize=address,undefined: skipping (on Debian/Ubuntu \
+             install gcc, whose libasan and libubsan come with it, e.g. apt-get install gcc \
+             libasan8 libubsan1)"
+        );
+        return;
+    }
+    let detect_leaks = if leak_sanitizer_works() {
+        1
+    } else {
+        eprintln!(
+            "LeakSanitizer cannot run here (no ptrace?): ASan + UBSan only, detect_leaks=0 \
+             (the valgrind tests still check leaks)"
+        );
+        0
+    };
+    let asan_options =
+        format!("detect_leaks={detect_leaks}:abort_on_error=0:exitcode={ASAN_EXIT_CODE}");
+    // One program at a time: cargo already runs the tests in parallel, and the programs'
+    // time bounds (scaled by REDISPOOL_SLOW) assume a machine that is not oversubscribed.
+    let failed: Vec<&str> = SANITIZED_PROGRAMS
+        .iter()
+        .filter(|p| std::panic::catch_unwind(|| run_sanitized(p, &asan_options)).is_err())
+        .map(|p| p.name)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "under ASan + UBSan, these failed (see their panics above): {failed:?}"
+    );
 }

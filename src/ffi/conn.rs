@@ -124,8 +124,8 @@ const MAX_ARGS: c_int = 1 << 24;
 /// most read_timeout_ms), whatever blocking mode the fd is in; never raises SIGPIPE. A
 /// failure mid-way (POOL_ERR_IO: timeout, EOF, OS error; POOL_ERR_PROTOCOL: malformed
 /// reply) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
-/// removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1, or a handle
-/// that is not checked out. The thread that holds the conn calls this.
+/// removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1 or above
+/// 16777216 (2^24), or a handle that is not checked out. The thread that holds the conn calls this.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_conn_command(
     conn: *mut pool_conn_t,
@@ -145,7 +145,10 @@ pub unsafe extern "C" fn pool_conn_command(
             return invalid(err_out, "conn: NULL");
         }
         if !(1..=MAX_ARGS).contains(&argc) {
-            return invalid(err_out, &format!("argc: {argc} (must be at least 1)"));
+            return invalid(
+                err_out,
+                &format!("argc: {argc} (must be at least 1 and at most {MAX_ARGS})"),
+            );
         }
         if argv.is_null() {
             return invalid(err_out, "argv: NULL");

@@ -36,6 +36,32 @@ impl fmt::Debug for Dialer {
     }
 }
 
+/// The longest DNS name (RFC 1035).
+const MAX_HOST_LEN: usize = 253;
+/// `sun_path` holds 108 bytes, NUL included.
+const MAX_UNIX_PATH_LEN: usize = 107;
+
+/// At most 64 characters of a user-given address, for messages (which are 255 bytes in
+/// C: a long address must not push the OS error out of them).
+fn elide(s: &str) -> String {
+    if s.chars().count() <= 64 {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(61).collect();
+    format!("{head}...")
+}
+
+fn unix_path(path: &str) -> Result<Dialer> {
+    if path.len() > MAX_UNIX_PATH_LEN {
+        return Err(Error::invalid(format!(
+            "addr: unix socket path is {} bytes, longer than the {MAX_UNIX_PATH_LEN} a socket address holds: {:?}",
+            path.len(),
+            elide(path)
+        )));
+    }
+    Ok(Dialer::Unix(PathBuf::from(path)))
+}
+
 /// TCP keepalive as go-redis 9.22: 30 s idle, 5 s interval, 3 probes.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
@@ -48,27 +74,39 @@ impl Dialer {
             let path = path.strip_prefix("//").unwrap_or(path);
             if !path.starts_with('/') {
                 return Err(Error::invalid(format!(
-                    "addr: unix socket path must be absolute: {addr:?}"
+                    "addr: unix socket path must be absolute: {:?}",
+                    elide(addr)
                 )));
             }
-            return Ok(Dialer::Unix(PathBuf::from(path)));
+            return unix_path(path);
         }
         if addr.starts_with('/') {
-            return Ok(Dialer::Unix(PathBuf::from(addr)));
+            return unix_path(addr);
         }
         let (host, port) = addr.rsplit_once(':').ok_or_else(|| {
             Error::invalid(format!(
-                "addr: expected \"host:port\", \"[v6]:port\" or a unix socket path, got {addr:?}"
+                "addr: expected \"host:port\", \"[v6]:port\" or a unix socket path, got {:?}",
+                elide(addr)
             ))
         })?;
         if host.is_empty() || port.parse::<u16>().is_err() {
             return Err(Error::invalid(format!(
-                "addr: bad host or port in {addr:?}"
+                "addr: bad host or port in {:?}",
+                elide(addr)
+            )));
+        }
+        // A DNS name is at most 253 bytes (RFC 1035); "[v6]" far less.
+        if host.len() > MAX_HOST_LEN {
+            return Err(Error::invalid(format!(
+                "addr: host is {} bytes, longer than a DNS name can be ({MAX_HOST_LEN}): {:?}",
+                host.len(),
+                elide(host)
             )));
         }
         if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
             return Err(Error::invalid(format!(
-                "addr: an IPv6 host must be written \"[v6]:port\", got {addr:?}"
+                "addr: an IPv6 host must be written \"[v6]:port\", got {:?}",
+                elide(addr)
             )));
         }
         Ok(Dialer::Tcp(addr.to_string()))
@@ -77,8 +115,8 @@ impl Dialer {
     /// Names the target in error messages.
     pub fn target(&self) -> String {
         match self {
-            Dialer::Tcp(a) => format!("tcp {a}"),
-            Dialer::Unix(p) => format!("unix {}", p.display()),
+            Dialer::Tcp(a) => format!("tcp {}", elide(a)),
+            Dialer::Unix(p) => format!("unix {}", elide(&p.display().to_string())),
             Dialer::Custom(_) => "custom dialer".to_string(),
         }
     }

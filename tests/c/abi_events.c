@@ -716,8 +716,11 @@ static int64_t canceled_get(pool_t *pool, pool_cancel_t *cancel, int wait_for_qu
     f.after_ms = 50;
     atomic_init(&f.fired_ns, 0);
     start_thread(&g.thread, ex_getter_main, &g);
-    if (wait_for_queue)
+    /* Fire only once the get really waits: 1 = queued for a turn, 2 = its dial started. */
+    if (wait_for_queue == 1)
         CHECK_EVENTUALLY(waiting_of(pool) == 1, 5000);
+    else if (wait_for_queue == 2)
+        CHECK_EVENTUALLY(stats_of(pool).dials_in_progress == 1, 5000);
     start_thread(&f.thread, firer_main, &f);
     pthread_join(f.thread, NULL);
     int ok;
@@ -788,9 +791,9 @@ static void test_cancel(void)
         pool_free(pool);
         return;
     }
-    lat = canceled_get(pool, cancel, 0, &returned_ns);
+    lat = canceled_get(pool, cancel, 2, &returned_ns);
     printf("cancel latency: %" PRId64 "us (waiting for a %" PRId64 " ms dial)\n", lat, delay);
-    CHECK_EQ(atomic_load(&dial_cancel.calls), 1);
+    CHECK_EVENTUALLY(atomic_load(&dial_cancel.calls) == 1, 5000);
 
     /* The dial goes on, and its conn ends up idle. */
     CHECK_EVENTUALLY(pool_idle_len(pool) == 1, 300 + 5000);

@@ -310,6 +310,37 @@ static inline int check_unchanged(const pool_t *pool, const pool_snapshot_t *bef
     return 1;
 }
 
+/*
+ * What a call that is not misuse (a get that timed out, was canceled or was served) must
+ * leave as it was: the conns and turns (Len, IdleLen and the stats gauges). Counters such
+ * as hits, timeouts or wait_count may move.
+ */
+#define CHECK_NOTHING_LOST(pool, before) \
+    check_nothing_lost((pool), &(before), __FILE__, __LINE__, #pool)
+
+static inline int check_nothing_lost(const pool_t *pool, const pool_snapshot_t *before,
+                                     const char *file, int line, const char *expr)
+{
+    pool_snapshot_t now = snapshot_of(pool);
+    const pool_stats_t *a = &before->stats, *b = &now.stats;
+    check_total++;
+    if (now.len != before->len || now.idle_len != before->idle_len ||
+        a->total_conns != b->total_conns || a->idle_conns != b->idle_conns ||
+        a->pending_requests != b->pending_requests || a->waiting != b->waiting ||
+        a->dials_in_progress != b->dials_in_progress || a->in_use_conns != b->in_use_conns ||
+        a->leak_suspects != b->leak_suspects) {
+        char sa[512], sb[512];
+        check_fail(file, line,
+                   "%s lost conns or turns:\n  before: len=%d idle_len=%d in_use=%" PRIu32
+                   " %s\n  after:  len=%d idle_len=%d in_use=%" PRIu32 " %s",
+                   expr, (int)before->len, (int)before->idle_len, a->in_use_conns,
+                   stats_str(a, sa, sizeof sa), (int)now.len, (int)now.idle_len,
+                   b->in_use_conns, stats_str(b, sb, sizeof sb));
+        return 0;
+    }
+    return 1;
+}
+
 /* A pool_error_t that shows whether a call wrote to it (code ERR_UNTOUCHED, empty message). */
 #define ERR_UNTOUCHED (-777)
 
