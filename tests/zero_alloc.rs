@@ -159,7 +159,9 @@ fn acceptor() -> String {
     let addr = l.local_addr().unwrap().to_string();
     thread::spawn(move || {
         let mut held = Vec::new();
-        for s in l.incoming().flatten() {
+        for mut s in l.incoming().flatten() {
+            // The pool PINGs a new conn (the default dialer expects Redis): answer it.
+            let _ = std::io::Write::write_all(&mut s, b"+PONG\r\n");
             held.push(s);
         }
     });

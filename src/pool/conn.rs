@@ -180,14 +180,21 @@ impl Conn {
     }
 
     /// Runs the Redis session set-up on a freshly dialed conn.
-    pub(crate) fn set_up(&mut self, session: &Session) -> Result<(), HandshakeError> {
-        if session.is_empty() {
+    /// With `ping`, an empty session still makes one round trip (a PING), so a refusal
+    /// the server sends on accept (maxclients, NOAUTH) is seen at dial time. The reply
+    /// buffers are freed afterwards: an idle conn holds none until a command needs them.
+    pub(crate) fn set_up(&mut self, session: &Session, ping: bool) -> Result<(), HandshakeError> {
+        if session.is_empty() && !ping {
             return Ok(());
         }
         let fd = self.fd();
         let (rt, wt) = self.timeouts();
         let cio = self.s.io.get_or_insert_with(Box::default);
-        session.set_up(fd, &mut cio.parser, &mut cio.out, rt, wt)
+        let res = session.set_up(fd, &mut cio.parser, &mut cio.out, rt, wt, ping);
+        if res.is_ok() && cio.parser.is_clean() {
+            self.s.io = None;
+        }
+        res
     }
 
     pub(crate) fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {

@@ -1047,8 +1047,21 @@ impl Inner {
             Err(_) => return Err(Error::Internal("the dialer panicked".into())),
         };
         let mut conn = self.wrap(sock, pooled);
-        match conn.set_up(&self.opts.session) {
+        // The default dialer reaches a Redis server: check it accepted the conn. A custom
+        // dialer may hand over anything, so an empty session sends nothing there.
+        let ping = !matches!(self.opts.dialer, super::dial::Dialer::Custom(_));
+        match conn.set_up(&self.opts.session, ping) {
             Ok(()) => Ok(conn),
+            // Full now, maybe not in a moment: a dial failure (retried, counted), not a
+            // refusal of the settings.
+            Err(HandshakeError::Refused { text, .. })
+                if text.starts_with("ERR max number of clients") =>
+            {
+                Err(Error::Dial {
+                    message: format!("redis: dial {}: {text}", self.opts.dialer.target()),
+                    errno: None,
+                })
+            }
             Err(e @ HandshakeError::Refused { .. }) => Err(Error::Handshake(format!(
                 "{e} (on a new conn to {})",
                 self.opts.dialer.target()

@@ -108,6 +108,8 @@ impl Session {
 
     /// Runs the set-up on a freshly dialed socket: one write, one reply per command. The
     /// first refusal is reported (later steps then fail with NOAUTH and say nothing new).
+    /// With nothing to set up, `ping` sends a PING instead, so a server that refuses the
+    /// conn (maxclients, NOAUTH) is seen now, not by the first caller.
     pub fn set_up(
         &self,
         fd: RawFd,
@@ -115,10 +117,14 @@ impl Session {
         out_buf: &mut Vec<u8>,
         read_timeout: Option<Duration>,
         write_timeout: Option<Duration>,
+        ping: bool,
     ) -> Result<(), HandshakeError> {
-        let cmds = self.commands();
+        let mut cmds = self.commands();
         if cmds.is_empty() {
-            return Ok(());
+            if !ping {
+                return Ok(());
+            }
+            cmds.push(("PING", vec![b"PING".to_vec()]));
         }
         let args: Vec<Vec<&[u8]>> = cmds
             .iter()

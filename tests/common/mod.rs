@@ -6,7 +6,10 @@
 //! it, hence the `dead_code` allowances.
 #![allow(dead_code)]
 
+pub mod admin;
+pub mod capi;
 pub mod peers;
+pub mod procfs;
 
 use std::env;
 use std::ffi::OsStr;

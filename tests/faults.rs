@@ -1,0 +1,1003 @@
+//! Server faults under load, through the C ABI (called from Rust as a C program would):
+//! 64 threads loop on pool_get_ex + PING (pool_conn_command) + pool_put (pool_remove after
+//! a failed command) against a redis-server the test owns, while the test kills it with
+//! SIGKILL and restarts it on the same port, stops it with SIGSTOP and resumes it, kills
+//! the pool's conns with CLIENT KILL, or fills its maxclients.
+//!
+//! After each fault: no crash, no hang (every thread is joined within a bound), every
+//! status is one the contract promises for that fault, with a clear message, every thread
+//! succeeds again within a bound, `total_conns` equals both the sockets the process really
+//! has open to the server (/proc) and the clients the server counts, and once the pool is
+//! freed the process has exactly the fds it had before. The figures (faults survived,
+//! recovery times, operations, fds) are printed (`--nocapture`).
+//!
+//! The tests run one at a time (a lock): fd counts are per process.
+
+mod common;
+
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use common::RedisServer;
+use common::admin::Admin;
+use common::capi::{CConn, CPool, Failure};
+use common::procfs::{fd_listing, open_fds, poll_until, tcp_sockets_to_port};
+use redispool::ffi::reply::POOL_REPLY_ERROR;
+use redispool::ffi::status::*;
+
+const THREADS: usize = 64;
+/// Bounds for conditions that settle within milliseconds on an idle machine; generous
+/// because the test machine may be slow and shared.
+const SETTLE: Duration = Duration::from_secs(20);
+
+/// One test at a time: the fd and socket counts are per process.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------------------
+// The load: THREADS threads looping on get + PING + put, every operation logged.
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Get,
+    Command,
+    /// pool_put / pool_remove returned something other than POOL_OK.
+    Release,
+}
+
+/// One get + PING + put/remove.
+#[derive(Clone, Copy, Debug)]
+struct Op {
+    start: Instant,
+    /// When pool_get_ex returned.
+    got: Instant,
+    end: Instant,
+    failure: Option<(Step, pool_status_t)>,
+}
+
+impl Op {
+    fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+    fn get_took(&self) -> Duration {
+        self.got - self.start
+    }
+    fn command_took(&self) -> Duration {
+        self.end - self.got
+    }
+}
+
+#[derive(Default)]
+struct ThreadLog {
+    ops: Vec<Op>,
+    /// Every distinct (step, code, message) seen, with how often.
+    messages: Vec<(Step, Failure, u64)>,
+}
+
+impl ThreadLog {
+    fn note(&mut self, step: Step, f: Failure) {
+        match self
+            .messages
+            .iter_mut()
+            .find(|(s, g, _)| *s == step && *g == f)
+        {
+            Some(entry) => entry.2 += 1,
+            None => self.messages.push((step, f, 1)),
+        }
+    }
+}
+
+struct Load {
+    stop: Arc<AtomicBool>,
+    logs: Arc<Vec<Mutex<ThreadLog>>>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// A failed step: pause a little before the next try, as a client would, so 64 threads
+/// spinning on errors leave the CPU to the server being restarted.
+const ERROR_PAUSE: Duration = Duration::from_millis(2);
+
+impl Load {
+    fn start(pool: &Arc<CPool>) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let logs: Arc<Vec<Mutex<ThreadLog>>> =
+            Arc::new((0..THREADS).map(|_| Mutex::default()).collect());
+        let handles = (0..THREADS)
+            .map(|t| {
+                let (pool, stop, logs) = (pool.clone(), stop.clone(), logs.clone());
+                thread::Builder::new()
+                    .name(format!("load-{t}"))
+                    .spawn(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            let (op, failure) = one_op(&pool);
+                            let mut log = logs[t].lock().unwrap();
+                            log.ops.push(op);
+                            if let Some((step, f)) = failure {
+                                log.note(step, f);
+                                drop(log);
+                                thread::sleep(ERROR_PAUSE);
+                            }
+                        }
+                    })
+                    .expect("spawn load thread")
+            })
+            .collect();
+        Load {
+            stop,
+            logs,
+            handles,
+        }
+    }
+
+    /// Whether `cond` holds for every thread's log.
+    fn all(&self, mut cond: impl FnMut(&ThreadLog) -> bool) -> bool {
+        self.logs.iter().all(|l| cond(&l.lock().unwrap()))
+    }
+
+    /// Waits until `cond` holds for every thread (bounded), or panics naming `what`.
+    fn await_all(&self, what: &str, limit: Duration, mut cond: impl FnMut(&ThreadLog) -> bool) {
+        if !poll_until(limit, || self.all(&mut cond)) {
+            let lagging: Vec<usize> = (0..THREADS)
+                .filter(|&t| !cond(&self.logs[t].lock().unwrap()))
+                .collect();
+            panic!(
+                "not every thread got there within {limit:?}: {what}; lagging threads {lagging:?}\n{}",
+                self.summary()
+            );
+        }
+    }
+
+    /// Every thread has `n` successful ops that started at or after `since`.
+    fn await_successes(&self, n: usize, since: Instant) {
+        self.await_all(&format!("{n} successful ops each"), SETTLE, |log| {
+            successes_since(log, since) >= n
+        });
+    }
+
+    fn summary(&self) -> String {
+        let mut out = String::new();
+        let mut all: Vec<(Step, Failure, u64)> = Vec::new();
+        for log in self.logs.iter() {
+            for (s, f, n) in &log.lock().unwrap().messages {
+                match all.iter_mut().find(|(s2, f2, _)| s2 == s && f2 == f) {
+                    Some(e) => e.2 += n,
+                    None => all.push((*s, f.clone(), *n)),
+                }
+            }
+        }
+        for (s, f, n) in all {
+            out += &format!("  {n} x {s:?}: {f}\n");
+        }
+        out
+    }
+
+    /// Stops the threads and joins them; a thread still running after `limit` is a hang.
+    fn finish(self) -> Vec<ThreadLog> {
+        self.stop.store(true, Ordering::SeqCst);
+        // One op is bounded by pool_timeout + dial + read + write timeouts: seconds.
+        let limit = Duration::from_secs(30);
+        if !poll_until(limit, || self.handles.iter().all(JoinHandle::is_finished)) {
+            panic!(
+                "load threads still running {limit:?} after stop: a hang\n{}",
+                self.summary()
+            );
+        }
+        for h in self.handles {
+            h.join().expect("a load thread panicked");
+        }
+        Arc::try_unwrap(self.logs)
+            .ok()
+            .expect("threads joined")
+            .into_iter()
+            .map(|m| m.into_inner().unwrap())
+            .collect()
+    }
+}
+
+fn successes_since(log: &ThreadLog, since: Instant) -> usize {
+    log.ops
+        .iter()
+        .filter(|o| o.start >= since && o.ok())
+        .count()
+}
+
+/// The end of the first successful op that ended at or after `since`.
+fn recovered_at(log: &ThreadLog, since: Instant) -> Option<Instant> {
+    log.ops
+        .iter()
+        .find(|o| o.end >= since && o.ok())
+        .map(|o| o.end)
+}
+
+fn one_op(pool: &CPool) -> (Op, Option<(Step, Failure)>) {
+    let start = Instant::now();
+    let conn = pool.get(-1);
+    let got = Instant::now();
+    let mut op = Op {
+        start,
+        got,
+        end: got,
+        failure: None,
+    };
+    let conn = match conn {
+        Ok(c) => c,
+        Err(f) => {
+            op.failure = Some((Step::Get, f.code));
+            return (op, Some((Step::Get, f)));
+        }
+    };
+    let res = conn.command(&[b"PING"]);
+    let failure = match res {
+        Ok(r) if r.text == "PONG" => release(pool, conn, false).map(|f| (Step::Release, f)),
+        Ok(r) => {
+            let _ = release(pool, conn, false);
+            // A reply that is not PONG: a failure with a pseudo-status (-1 for an error
+            // reply, -2 for anything else) and the reply as message. No test accepts it.
+            Some((
+                Step::Command,
+                Failure {
+                    code: if r.kind == POOL_REPLY_ERROR { -1 } else { -2 },
+                    message: r.text,
+                },
+            ))
+        }
+        Err(f) => match release(pool, conn, true) {
+            Some(rf) => Some((Step::Release, rf)),
+            None => Some((Step::Command, f)),
+        },
+    };
+    op.end = Instant::now();
+    op.failure = failure.as_ref().map(|(s, f)| (*s, f.code));
+    (op, failure)
+}
+
+/// Puts the conn back, or removes it after a failed command; a failure if that is refused.
+fn release(pool: &CPool, conn: CConn, failed: bool) -> Option<Failure> {
+    let st = if failed {
+        pool.remove(conn, "command failed")
+    } else {
+        pool.put(conn)
+    };
+    (st != POOL_OK).then(|| Failure {
+        code: st,
+        message: format!(
+            "{} returned {st}",
+            if failed { "pool_remove" } else { "pool_put" }
+        ),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Checks shared by the tests
+// ---------------------------------------------------------------------------
+
+/// Once the load has stopped: nothing checked out or dialing, `total_conns` equals the
+/// sockets this process has open to the server (in any TCP state: a conn whose server died
+/// is still an open fd until the pool closes it); then, after a sweep that takes every conn
+/// at once and PINGs it (a dead idle conn is found stale and replaced on the way), the
+/// clients the server counts. Returns (total_conns, sockets, server clients).
+fn check_conns_are_real(
+    pool: &CPool,
+    server: &RedisServer,
+    admin: &mut Admin,
+) -> (u32, usize, u64) {
+    assert!(
+        poll_until(SETTLE, || {
+            let s = pool.stats();
+            s.dials_in_progress == 0 && s.pending_requests == 0
+        }),
+        "dials still in flight: {}",
+        stats_line(pool)
+    );
+    let s = pool.stats();
+    assert_eq!(s.in_use_conns, 0, "{}", stats_line(pool));
+    assert_eq!(s.total_conns, s.idle_conns, "{}", stats_line(pool));
+    // A conn closed on a library thread is closed right after the count changes: poll.
+    let admin_port = admin.local_port();
+    let pool_sockets = || {
+        let mut v = tcp_sockets_to_port(server.port);
+        v.retain(|s| s.local_port != admin_port);
+        v
+    };
+    let sockets_match = poll_until(SETTLE, || {
+        pool_sockets().len() == pool.stats().total_conns as usize
+    });
+    let sockets = pool_sockets();
+    assert!(
+        sockets_match,
+        "total_conns {} but {} sockets open to port {}: {sockets:#?}",
+        pool.stats().total_conns,
+        sockets.len(),
+        server.port
+    );
+
+    let total = pool.stats().total_conns;
+    let mut held = Vec::new();
+    for _ in 0..total {
+        let c = pool.get(-1).unwrap_or_else(|f| panic!("sweep get: {f}"));
+        assert_eq!(c.command(&[b"PING"]).map(|r| r.text), Ok("PONG".into()));
+        held.push(c);
+    }
+    for c in held {
+        assert_eq!(pool.put(c), POOL_OK);
+    }
+    let clients_match = poll_until(SETTLE, || {
+        admin.other_clients() == u64::from(pool.stats().total_conns)
+    });
+    let clients = admin.other_clients();
+    assert!(
+        clients_match,
+        "total_conns {} but the server counts {clients} clients besides the admin",
+        pool.stats().total_conns
+    );
+    assert_eq!(pool_sockets().len(), pool.stats().total_conns as usize);
+    (pool.stats().total_conns, sockets.len(), clients)
+}
+
+/// After the pool is freed: the process has the fds it had before the pool existed.
+fn check_no_fd_leak(before: usize, listing_before: &[String]) -> usize {
+    let settled = poll_until(SETTLE, || open_fds() == before);
+    let after = open_fds();
+    assert!(
+        settled,
+        "fd leak: {before} fds before, {after} after\nbefore: {listing_before:#?}\nafter: {:#?}",
+        fd_listing()
+    );
+    after
+}
+
+/// Every conn dialed is counted open or closed: dials = total + stale + removed + evicted
+/// (a fast-fail probe's conn dropped because the pool was full is the only exception,
+/// hence >=).
+fn check_stats_add_up(pool: &CPool) {
+    let s = pool.stats();
+    let accounted =
+        u64::from(s.total_conns) + u64::from(s.stale_conns) + s.removed_conns + s.evicted_conns;
+    assert!(
+        s.dials >= accounted,
+        "dials {} < accounted {accounted}: {}",
+        s.dials,
+        stats_line(pool)
+    );
+}
+
+fn stats_line(pool: &CPool) -> String {
+    let s = pool.stats();
+    format!(
+        "stats: total {} idle {} in_use {} pending {} waiting {} dialing {} | hits {} misses {} \
+         timeouts {} dials {} dial_errors {} stale {} removed {}",
+        s.total_conns,
+        s.idle_conns,
+        s.in_use_conns,
+        s.pending_requests,
+        s.waiting,
+        s.dials_in_progress,
+        s.hits,
+        s.misses,
+        s.timeouts,
+        s.dials,
+        s.dial_errors,
+        s.stale_conns,
+        s.removed_conns
+    )
+}
+
+/// One sample message per (step, status) seen, with how often that status was seen.
+fn sample_messages(logs: &[ThreadLog]) -> String {
+    let mut seen: Vec<(Step, pool_status_t, u64, String)> = Vec::new();
+    for log in logs {
+        for (step, f, n) in &log.messages {
+            match seen
+                .iter_mut()
+                .find(|(s, c, _, _)| s == step && *c == f.code)
+            {
+                Some(e) => e.2 += n,
+                None => seen.push((*step, f.code, *n, f.message.clone())),
+            }
+        }
+    }
+    seen.iter()
+        .map(|(s, c, n, m)| format!("\n    {n} x {s:?} status {c}, e.g. {m:?}"))
+        .collect()
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: plain syscall on the server child we started.
+    let rc = unsafe { libc::kill(pid as i32, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The process state letter of /proc/<pid>/stat ('T' when stopped).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+fn percentile(mut v: Vec<Duration>, p: usize) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort_unstable();
+    v[(v.len() - 1) * p / 100]
+}
+
+// ---------------------------------------------------------------------------
+// kill -9 and restart on the same port
+// ---------------------------------------------------------------------------
+
+#[test]
+fn kill_9_and_restart_under_load_recovers_without_leaks() {
+    let _serial = serial();
+    let mut server = RedisServer::start();
+    let port = server.port;
+    let fds_before = open_fds();
+    let listing_before = fd_listing();
+
+    const POOL_SIZE: u32 = 16;
+    let pool = Arc::new(CPool::from_url(&format!(
+        "redis://127.0.0.1:{port}?pool_size={POOL_SIZE}&pool_timeout=3s&dial_timeout=1s\
+         &dialer_retries=2&dialer_retry_backoff=50ms&read_timeout=2s&write_timeout=2s\
+         &client_name=rp-faults-kill9"
+    )));
+    let load = Load::start(&pool);
+    load.await_successes(20, Instant::now());
+
+    const CYCLES: usize = 2;
+    // Per cycle: when the kill was sent, when the server answered again, the stats then.
+    let mut cycles = Vec::new();
+    for _ in 0..CYCLES {
+        // SIGKILL: the server dies with every conn open; the port refuses new ones.
+        let t_kill = Instant::now();
+        signal(server.pid(), libc::SIGKILL);
+        assert!(
+            poll_until(SETTLE, || TcpStream::connect(("127.0.0.1", port)).is_err()),
+            "port {port} still accepts after SIGKILL"
+        );
+        // Down: every thread sees it fail (a command on a dead conn, a refused dial, or
+        // the fast-fail that follows pool_size failed dials).
+        load.await_all("a failure while the server is down", SETTLE, |log| {
+            log.ops.iter().any(|o| o.start >= t_kill && !o.ok())
+        });
+        server.restart();
+        let t_up = Instant::now();
+        let at_up = pool.stats();
+        load.await_all("a success after the restart", SETTLE, |log| {
+            recovered_at(log, t_up).is_some()
+        });
+        load.await_successes(20, Instant::now());
+        cycles.push((t_kill, t_up, at_up, pool.stats()));
+    }
+    let logs = load.finish();
+
+    // What each thread saw, and when it recovered.
+    let mut recoveries = Vec::new();
+    let mut failed_after_up = Vec::new();
+    let mut worst_get = Duration::ZERO;
+    let (mut ops, mut fails) = (0usize, 0usize);
+    let mut problems = Vec::new();
+    for (t, log) in logs.iter().enumerate() {
+        ops += log.ops.len();
+        fails += log.ops.iter().filter(|o| !o.ok()).count();
+        for (c, &(_, t_up, _, _)) in cycles.iter().enumerate() {
+            let next_kill = cycles.get(c + 1).map(|n| n.0);
+            let before_next = |o: &&Op| next_kill.is_none_or(|k| o.end < k);
+            let back = recovered_at(log, t_up).expect("awaited above");
+            recoveries.push(back - t_up);
+            failed_after_up.push(
+                log.ops
+                    .iter()
+                    .filter(|o| o.start >= t_up && o.end <= back && !o.ok())
+                    .count(),
+            );
+            // After its first success, a thread never fails again (until the next kill).
+            if let Some(o) = log
+                .ops
+                .iter()
+                .filter(before_next)
+                .find(|o| o.start > back && !o.ok())
+            {
+                problems.push(format!(
+                    "thread {t} failed again after recovering from kill {c}: {o:?}"
+                ));
+            }
+        }
+        for o in &log.ops {
+            worst_get = worst_get.max(o.get_took());
+        }
+        for (step, f, n) in &log.messages {
+            // Gets: a refused dial (with the address and the OS error, or the set-up cut
+            // short) or its fast-fail repeat; a pool timeout when every turn was busy
+            // dialing. Commands: on the conns of the dead server (EOF, reset, broken pipe).
+            let fine = match step {
+                Step::Get if f.code == POOL_ERR_DIAL => {
+                    f.message.contains(&format!("127.0.0.1:{port}"))
+                }
+                Step::Get if f.code == POOL_ERR_TIMEOUT => {
+                    f.message.starts_with("redis: connection pool timeout")
+                }
+                Step::Command if f.code == POOL_ERR_IO => ["EOF", "reset", "Broken pipe"]
+                    .iter()
+                    .any(|w| f.message.contains(w)),
+                _ => false,
+            };
+            if !fine {
+                problems.push(format!("thread {t}: {n} x {step:?} {f}"));
+            }
+        }
+    }
+    // No get outlived the pool timeout (3 s: it bounds the wait for a turn and the dial
+    // together), with slack for a slow machine.
+    assert!(
+        worst_get < Duration::from_secs(6),
+        "a get took {worst_get:?}"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Every thread is back within the fast-fail probe's period (1 s: after pool_size failed
+    // dials gets fail at once until the probe's dial succeeds) plus one dial, with slack.
+    let worst_recovery = recoveries.iter().max().copied().unwrap_or_default();
+    assert!(
+        worst_recovery < Duration::from_secs(5),
+        "recovery took up to {worst_recovery:?}: {recoveries:?}"
+    );
+
+    // Within one dial: no dial started after the restart fails. Only dials already in
+    // flight when the server came back (counted in dials_in_progress), or the fast-fail
+    // probe's (one at a time, not counted there), may still end in the refusal they got.
+    let mut dial_errors_after_up = 0;
+    for (c, (_, _, at_up, recovered)) in cycles.iter().enumerate() {
+        let n = recovered.dial_errors - at_up.dial_errors;
+        assert!(
+            n <= u64::from(at_up.dials_in_progress) + 1,
+            "kill {c}: {n} dials failed after the restart ({} were in flight then)",
+            at_up.dials_in_progress
+        );
+        dial_errors_after_up += n;
+    }
+    let downtimes: Vec<u128> = cycles.iter().map(|c| ms(c.1 - c.0)).collect();
+    let first_back = recoveries.iter().min().copied().unwrap_or_default();
+
+    let mut admin = server.admin();
+    let (total, sockets, clients) = check_conns_are_real(&pool, &server, &mut admin);
+    check_stats_add_up(&pool);
+    let s = pool.stats();
+    drop(admin);
+    drop(pool);
+    let fds_after = check_no_fd_leak(fds_before, &listing_before);
+    eprintln!(
+        "kill -9 + restart: {CYCLES} kills survived; {ops} ops by {THREADS} threads, {fails} failed ({} after the \
+         restarts, at most {} per thread and restart); down {downtimes:?} ms; recovery after a restart: \
+         first thread {}ms, median {}ms, last {}ms; \
+         {dial_errors_after_up} dials failed after the restart; worst get {}ms; total_conns {total} = {sockets} sockets = {clients} server clients; {} stale + {} removed conns \
+         replaced by {} dials ({} dial errors); fds {fds_before} before, {fds_after} after; failures:{}",
+        failed_after_up.iter().sum::<usize>(),
+        failed_after_up.iter().max().unwrap_or(&0),
+        ms(first_back),
+        ms(percentile(recoveries.clone(), 50)),
+        ms(worst_recovery),
+        ms(worst_get),
+        s.stale_conns,
+        s.removed_conns,
+        s.dials,
+        s.dial_errors,
+        sample_messages(&logs),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// SIGSTOP / SIGCONT
+// ---------------------------------------------------------------------------
+
+/// SIGCONTs the server when dropped, so a failing test never leaves it stopped.
+struct ContGuard(u32);
+
+impl Drop for ContGuard {
+    fn drop(&mut self) {
+        // SAFETY: plain syscall on the server child we started.
+        unsafe { libc::kill(self.0 as i32, libc::SIGCONT) };
+    }
+}
+
+#[test]
+fn sigstop_bounds_every_get_and_sigcont_recovers() {
+    let _serial = serial();
+    let server = RedisServer::start();
+    let (port, pid) = (server.port, server.pid());
+    let fds_before = open_fds();
+    let listing_before = fd_listing();
+
+    const POOL_TIMEOUT: Duration = Duration::from_millis(1000);
+    const DIAL_TIMEOUT: Duration = Duration::from_millis(500);
+    const IO_TIMEOUT: Duration = Duration::from_millis(500);
+    /// Scheduling delays on a slow, shared machine.
+    const SLACK: Duration = Duration::from_millis(1500);
+    let pool = Arc::new(CPool::from_url(&format!(
+        "redis://127.0.0.1:{port}?pool_size=8&pool_timeout={}ms&dial_timeout={}ms\
+         &read_timeout={}ms&write_timeout={}ms&dialer_retries=1&client_name=rp-faults-stop",
+        ms(POOL_TIMEOUT),
+        ms(DIAL_TIMEOUT),
+        ms(IO_TIMEOUT),
+        ms(IO_TIMEOUT)
+    )));
+    let load = Load::start(&pool);
+    load.await_successes(20, Instant::now());
+
+    let guard = ContGuard(pid);
+    signal(pid, libc::SIGSTOP);
+    assert!(
+        poll_until(SETTLE, || proc_state(pid) == Some('T')),
+        "redis-server never showed as stopped"
+    );
+    let t_stopped = Instant::now();
+    // Stopped: the kernel still completes TCP handshakes (the listen backlog), so dials
+    // connect, but nothing is read or answered.
+    load.await_all("3 ops while the server is stopped", SETTLE, |log| {
+        log.ops.iter().filter(|o| o.start >= t_stopped).count() >= 3
+    });
+    let t_cont = Instant::now();
+    signal(pid, libc::SIGCONT);
+    drop(guard);
+    load.await_all("a success after SIGCONT", SETTLE, |log| {
+        recovered_at(log, t_cont).is_some()
+    });
+    load.await_successes(20, Instant::now());
+    let logs = load.finish();
+
+    let mut problems = Vec::new();
+    let (mut stopped_ops, mut get_ok, mut get_timeout, mut get_dial) = (0, 0, 0, 0);
+    let mut worst_get = Duration::ZERO;
+    let mut worst_command = Duration::ZERO;
+    let mut recoveries = Vec::new();
+    let mut ops = 0;
+    for (t, log) in logs.iter().enumerate() {
+        ops += log.ops.len();
+        // The bounds hold for every op, also those running when the server stopped or
+        // resumed.
+        for o in &log.ops {
+            worst_get = worst_get.max(o.get_took());
+            worst_command = worst_command.max(o.command_took());
+        }
+        // The ops that ran entirely while the server was stopped all failed, as follows.
+        for o in log
+            .ops
+            .iter()
+            .filter(|o| o.start >= t_stopped && o.end <= t_cont)
+        {
+            stopped_ops += 1;
+            match o.failure {
+                // A get waits at most pool_timeout in all (turn and dial).
+                Some((Step::Get, POOL_ERR_TIMEOUT)) => get_timeout += 1,
+                // The dial connected (backlog) but the set-up's CLIENT SETNAME got no reply
+                // within read_timeout; or pool_size such failures in a row made gets fail
+                // fast with that error; or the backlog was full and connect timed out.
+                Some((Step::Get, POOL_ERR_DIAL)) => get_dial += 1,
+                // An idle conn passed the health check (nothing to see on a stopped
+                // server's socket) and its PING timed out: read_timeout.
+                Some((Step::Command, POOL_ERR_IO)) => get_ok += 1,
+                other => problems.push(format!("thread {t} while stopped: {other:?} in {o:?}")),
+            }
+        }
+        let back = recovered_at(log, t_cont).expect("awaited above");
+        recoveries.push(back - t_cont);
+        if let Some(o) = log.ops.iter().find(|o| o.start > back && !o.ok()) {
+            problems.push(format!("thread {t} failed again after recovering: {o:?}"));
+        }
+        for (step, f, n) in &log.messages {
+            let fine = match step {
+                Step::Get if f.code == POOL_ERR_TIMEOUT => {
+                    f.message.starts_with("redis: connection pool timeout")
+                }
+                Step::Get if f.code == POOL_ERR_DIAL => {
+                    f.message.contains(&format!("127.0.0.1:{port}"))
+                        && (f.message.contains("timeout") || f.message.contains("timed out"))
+                }
+                Step::Command if f.code == POOL_ERR_IO => f.message.contains("i/o timeout"),
+                _ => false,
+            };
+            if !fine {
+                problems.push(format!("thread {t}: {n} x {step:?} {f}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let get_bound = POOL_TIMEOUT + DIAL_TIMEOUT + SLACK;
+    assert!(
+        worst_get <= get_bound,
+        "a get took {worst_get:?} (bound {get_bound:?})"
+    );
+    let command_bound = 2 * IO_TIMEOUT + SLACK;
+    assert!(
+        worst_command <= command_bound,
+        "a PING took {worst_command:?} (bound {command_bound:?})"
+    );
+    assert!(
+        stopped_ops >= 3 * THREADS,
+        "{stopped_ops} ops while stopped"
+    );
+    // Back within the fast-fail probe's period (1 s) plus one dial and set-up, with slack.
+    let worst_recovery = recoveries.iter().max().copied().unwrap_or_default();
+    assert!(
+        worst_recovery < Duration::from_secs(5),
+        "recovery after SIGCONT took up to {worst_recovery:?}"
+    );
+
+    let mut admin = server.admin();
+    let (total, sockets, clients) = check_conns_are_real(&pool, &server, &mut admin);
+    check_stats_add_up(&pool);
+    drop(admin);
+    drop(pool);
+    let fds_after = check_no_fd_leak(fds_before, &listing_before);
+    eprintln!(
+        "SIGSTOP/SIGCONT: {ops} ops by {THREADS} threads; stopped {}ms: {stopped_ops} ops, all failed \
+         cleanly ({get_timeout} pool timeouts, {get_dial} dial errors, {get_ok} gets ok whose PING timed \
+         out); worst get {}ms (bound {}ms), worst PING {}ms; recovery after SIGCONT: first thread {}ms, \
+         median {}ms, last {}ms; total_conns {total} = {sockets} sockets = {clients} server clients; \
+         fds {fds_before} before, {fds_after} after; failures:{}",
+        ms(t_cont - t_stopped),
+        ms(worst_get),
+        ms(get_bound),
+        ms(worst_command),
+        ms(recoveries.iter().min().copied().unwrap_or_default()),
+        ms(percentile(recoveries.clone(), 50)),
+        ms(worst_recovery),
+        sample_messages(&logs),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// CLIENT KILL of pooled conns
+// ---------------------------------------------------------------------------
+
+#[test]
+fn client_kill_of_pooled_conns_is_detected_and_replaced() {
+    let _serial = serial();
+    let server = RedisServer::start();
+    let port = server.port;
+    let mut admin = server.admin();
+    let fds_before = open_fds();
+    let listing_before = fd_listing();
+
+    const NAME: &str = "rp-faults-ckill";
+    const ROUNDS: usize = 5;
+    let pool = Arc::new(CPool::from_url(&format!(
+        "redis://127.0.0.1:{port}?pool_size=16&pool_timeout=3s&dial_timeout=1s&read_timeout=2s\
+         &write_timeout=2s&client_name={NAME}"
+    )));
+    let load = Load::start(&pool);
+    load.await_successes(10, Instant::now());
+    let mut killed = 0;
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let n = admin.kill_clients_named(NAME);
+        assert!(n > 0, "no pooled conn to kill");
+        killed += n;
+        load.await_successes(10, t);
+    }
+    let logs = load.finish();
+
+    // A killed conn is found either by the health check's peek (EOF) when a get takes it
+    // from the idle list, or by the PING of a thread that already held it (EOF or reset),
+    // which then removes it. Gets never fail: a dead idle conn is replaced by a dial.
+    let mut problems = Vec::new();
+    let (mut ops, mut failed_pings) = (0, 0u64);
+    for (t, log) in logs.iter().enumerate() {
+        ops += log.ops.len();
+        for (step, f, n) in &log.messages {
+            if *step == Step::Command
+                && f.code == POOL_ERR_IO
+                && (f.message.contains("EOF") || f.message.contains("reset"))
+            {
+                failed_pings += n;
+            } else {
+                problems.push(format!("thread {t}: {n} x {step:?} {f}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        failed_pings <= killed,
+        "{failed_pings} failed PINGs for {killed} killed conns"
+    );
+
+    let (total, sockets, clients) = check_conns_are_real(&pool, &server, &mut admin);
+    // Every killed conn was detected (the sweep took every idle conn), and each exactly
+    // once: stale (peek) or removed (after its failed PING); nothing else was closed.
+    let s = pool.stats();
+    assert_eq!(s.removed_conns, failed_pings, "{}", stats_line(&pool));
+    assert_eq!(
+        u64::from(s.stale_conns) + s.removed_conns,
+        killed,
+        "{}",
+        stats_line(&pool)
+    );
+    // ... and replaced: every dial is a conn still open or one of the killed ones.
+    assert_eq!(
+        s.dials,
+        u64::from(s.total_conns) + killed,
+        "{}",
+        stats_line(&pool)
+    );
+    assert_eq!(s.dial_errors, 0);
+    drop(pool);
+    let fds_after = check_no_fd_leak(fds_before, &listing_before);
+    eprintln!(
+        "CLIENT KILL: {ROUNDS} rounds killed {killed} pooled conns under load ({ops} ops by {THREADS} \
+         threads): {} found stale by the get's peek, {failed_pings} failed one PING and were removed, \
+         no get failed; {} dials; total_conns {total} = {sockets} sockets = {clients} server clients; \
+         fds {fds_before} before, {fds_after} after",
+        s.stale_conns, s.dials,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// maxclients
+// ---------------------------------------------------------------------------
+
+const MAXCLIENTS_TEXT: &str = "max number of clients reached";
+
+/// A server with maxclients 10, full: an admin conn plus 9 conns held from a pool.
+/// Returns the server, the admin, the holding pool and its conns.
+fn full_server() -> (RedisServer, Admin, CPool, Vec<CConn>) {
+    let server = RedisServer::start_with(&["--maxclients", "10"]);
+    let mut admin = server.admin();
+    let holder = CPool::from_url(&format!(
+        "redis://{}?pool_size=9&client_name=rp-holder",
+        server.addr()
+    ));
+    let held: Vec<CConn> = (0..9)
+        .map(|_| {
+            let c = holder.get(-1).unwrap_or_else(|f| panic!("holder get: {f}"));
+            assert_eq!(c.command(&[b"PING"]).map(|r| r.text), Ok("PONG".into()));
+            c
+        })
+        .collect();
+    assert!(
+        poll_until(SETTLE, || admin.other_clients() == 9),
+        "the server counts {} clients besides the admin, not 9",
+        admin.other_clients()
+    );
+    (server, admin, holder, held)
+}
+
+/// What a get on a full server gives: Ok(first command's reply) when the library hands
+/// out a conn anyway, or the get's failure.
+fn get_on_full_server(pool: &CPool) -> (Result<String, Failure>, Duration) {
+    let t = Instant::now();
+    let res = pool.get(-1);
+    let took = t.elapsed();
+    let res = res.map(|c| {
+        let reply = match c.command(&[b"PING"]) {
+            Ok(r) => format!("reply type {} {:?}", r.kind, r.text),
+            Err(f) => format!("command failed: {f}"),
+        };
+        assert_eq!(pool.remove(c, "test"), POOL_OK);
+        reply
+    });
+    (res, took)
+}
+
+/// With a session set-up (here CLIENT SETNAME), the refusal is read during the dial.
+#[test]
+fn maxclients_reached_fails_the_get_with_the_servers_text_and_recovers() {
+    let _serial = serial();
+    let fds_before = open_fds();
+    let listing_before = fd_listing();
+    let (server, mut admin, holder, mut held) = full_server();
+    let port = server.port;
+
+    let pool = CPool::from_url(&format!(
+        "redis://127.0.0.1:{port}?pool_size=4&pool_timeout=3s&dial_timeout=1s&dialer_retries=3\
+         &dialer_retry_backoff=10ms&client_name=rp-maxclients"
+    ));
+    let (res, took) = get_on_full_server(&pool);
+    let f = res.expect_err("a get on a server at maxclients must fail");
+    // The server's refusal arrives as the reply to the first set-up command. DIAL would be
+    // the natural code (the conn was refused, not the command); HANDSHAKE ("Redis refused
+    // the set-up") is what the set-up reports. Either way the message must carry the
+    // server's text and the address, and the get must not wait out the pool timeout.
+    assert!(
+        f.code == POOL_ERR_DIAL || f.code == POOL_ERR_HANDSHAKE,
+        "unexpected status: {f}"
+    );
+    assert!(
+        f.message.contains(MAXCLIENTS_TEXT),
+        "message lacks the server's text: {f}"
+    );
+    assert!(
+        f.message.contains(&format!("127.0.0.1:{port}")),
+        "message lacks the address: {f}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "the refused get took {took:?}"
+    );
+    // The refused conn was not kept or leaked.
+    let s = pool.stats();
+    assert_eq!(
+        (s.total_conns, s.in_use_conns, s.dials),
+        (0, 0, 0),
+        "{}",
+        stats_line(&pool)
+    );
+    assert!(s.dial_errors >= 1);
+    let admin_port = admin.local_port();
+    assert!(
+        poll_until(SETTLE, || tcp_sockets_to_port(port)
+            .iter()
+            .filter(|s| s.local_port != admin_port)
+            .count()
+            == held.len()),
+        "sockets left open by the refused dial: {:?}",
+        tcp_sockets_to_port(port)
+    );
+
+    // A slot frees: the next get succeeds.
+    assert_eq!(
+        holder.remove(held.pop().expect("held"), "free a slot"),
+        POOL_OK
+    );
+    assert!(poll_until(SETTLE, || admin.other_clients() == 8));
+    let c = pool
+        .get(-1)
+        .unwrap_or_else(|e| panic!("get after a slot freed: {e}"));
+    assert_eq!(c.command(&[b"PING"]).map(|r| r.text), Ok("PONG".into()));
+    assert_eq!(pool.put(c), POOL_OK);
+    for c in held {
+        assert_eq!(holder.put(c), POOL_OK);
+    }
+    drop((pool, holder, admin));
+    let fds_after = check_no_fd_leak(fds_before, &listing_before);
+    eprintln!(
+        "maxclients: a get on a full server failed in {}ms with status {} ({}); after a slot freed the \
+         next get succeeded; fds {fds_before} before, {fds_after} after",
+        took.as_millis(),
+        f.code,
+        f.message
+    );
+}
+
+/// Without any session set-up the default dialer still makes one round trip (a PING) on a
+/// new conn, so the server's refusal is read at dial time: the get fails with a dial error
+/// naming it, instead of handing out a conn the server already refused.
+#[test]
+fn maxclients_reached_fails_the_get_even_without_session_set_up() {
+    let _serial = serial();
+    let (server, _admin, holder, held) = full_server();
+    let pool = CPool::from_url(&format!(
+        "redis://{}?pool_size=4&pool_timeout=3s&dial_timeout=1s&dialer_retries=1",
+        server.addr()
+    ));
+    let (res, took) = get_on_full_server(&pool);
+    let stats = stats_line(&pool);
+    // Give everything back before asserting, so a failure leaks no socket into later tests.
+    for c in held {
+        assert_eq!(holder.put(c), POOL_OK);
+    }
+    drop((pool, holder));
+    match res {
+        Ok(reply) => panic!(
+            "a get on a server at maxclients succeeded in {took:?}; its first PING: {reply}; {stats}"
+        ),
+        Err(f) => {
+            assert!(
+                f.code == POOL_ERR_DIAL || f.code == POOL_ERR_HANDSHAKE,
+                "unexpected status: {f}"
+            );
+            assert!(f.message.contains(MAXCLIENTS_TEXT), "{f}");
+        }
+    }
+}
