@@ -122,8 +122,10 @@ fn measure(threads: usize, dur: Duration, op: Arc<dyn Fn() + Send + Sync>) -> f6
             })
         })
         .collect();
-    start_line.wait();
+    // The clock starts before the threads are released, so no op escapes it (a thread
+    // may run long before this one wakes up from the barrier on a loaded machine).
     let start = Instant::now();
+    start_line.wait();
     thread::sleep(dur);
     stop.store(true, Ordering::Relaxed);
     for h in handles {
