@@ -84,7 +84,7 @@ pub fn read_reply(
     parser: &mut Parser,
     timeout: Option<Duration>,
 ) -> Result<Reply, IoError> {
-    read_until(fd, parser, Deadline::after(timeout))
+    read_until(fd, parser, Deadline::after(timeout), false)
 }
 
 /// Writes every command in one write, then reads exactly one reply per command (pipelining).
@@ -111,8 +111,8 @@ pub fn pipeline(
     write_until(fd, out_buf, Deadline::after(write_timeout))?;
     let deadline = Deadline::after(read_timeout);
     let mut replies = Vec::with_capacity(cmds.len());
-    for _ in cmds {
-        replies.push(read_until(fd, parser, deadline)?);
+    for i in 0..cmds.len() {
+        replies.push(read_until(fd, parser, deadline, i == 0)?);
     }
     Ok(replies)
 }
@@ -129,7 +129,7 @@ pub fn command(
     out_buf.clear();
     encode_command(out_buf, args);
     write_until(fd, out_buf, Deadline::after(write_timeout))?;
-    read_reply(fd, parser, read_timeout)
+    read_until(fd, parser, Deadline::after(read_timeout), true)
 }
 
 fn write_until(fd: RawFd, mut buf: &[u8], deadline: Option<Deadline>) -> Result<(), IoError> {
@@ -154,13 +154,20 @@ fn write_until(fd: RawFd, mut buf: &[u8], deadline: Option<Deadline>) -> Result<
     Ok(())
 }
 
+/// `just_sent`: the command went out a moment ago, so its reply is almost never there yet:
+/// wait for it first instead of a `recv` that would only say EAGAIN (one syscall fewer per
+/// command).
 fn read_until(
     fd: RawFd,
     parser: &mut Parser,
     deadline: Option<Deadline>,
+    just_sent: bool,
 ) -> Result<Reply, IoError> {
     if let Some(reply) = parser.next_reply()? {
         return Ok(reply);
+    }
+    if just_sent {
+        wait(fd, libc::POLLIN, deadline, "read")?;
     }
     loop {
         match recv(fd, parser.spare(READ_CHUNK)) {
