@@ -4,7 +4,8 @@
 #
 # On a fresh Debian/Ubuntu machine run it as root: it installs redis-server,
 # gcc, g++, valgrind, pkg-config, binutils, Go and Ruby (with ruby-ffi and
-# minitest, for the language bindings) when they are missing. Rust (cargo) must be
+# minitest, for the language bindings) when they are missing. The fuzz step
+# needs a nightly toolchain (it says SKIP without one) and installs cargo-fuzz. Rust (cargo) must be
 # installed; rustfmt and clippy are added through rustup when absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,4 +39,6 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo test --all-targets"
 cargo test --all-targets
+echo "== scripts/fuzz.sh 15 (cargo-fuzz targets, loom models)"
+scripts/fuzz.sh 15
 echo "all checks passed"

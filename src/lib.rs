@@ -9,5 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod ffi;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pool;
 pub mod redis;

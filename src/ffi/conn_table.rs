@@ -18,12 +18,24 @@
 //! Slots are never freed (at most `MAX_SLOTS` conns checked out at once, process-wide).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use parking_lot::Mutex;
 
+use self::sync::{AtomicU32, AtomicU64};
+
 use super::pool::PoolObj;
 use crate::pool::Conn;
+
+/// The atomics of the free list, its links and the fresh-index counter: loom's under
+/// `--cfg loom`, so that the loom models at the end of this file explore this very code
+/// (`RUSTFLAGS="--cfg loom" cargo test --release --lib loom`, run by scripts/fuzz.sh).
+mod sync {
+    #[cfg(loom)]
+    pub(super) use loom::sync::atomic::{AtomicU32, AtomicU64};
+    #[cfg(not(loom))]
+    pub(super) use std::sync::atomic::{AtomicU32, AtomicU64};
+}
 
 const CHUNK_BITS: u32 = 10;
 const CHUNK_LEN: usize = 1 << CHUNK_BITS;
@@ -74,7 +86,16 @@ fn next_tag(head: u64) -> u64 {
 }
 
 impl FreeList {
+    #[cfg(not(loom))]
     const fn new() -> Self {
+        Self {
+            head: AtomicU64::new(0),
+        }
+    }
+
+    /// loom's atomics are not `const`: they are made inside a model.
+    #[cfg(loom)]
+    fn new() -> Self {
         Self {
             head: AtomicU64::new(0),
         }
@@ -136,11 +157,21 @@ struct Table {
     free: FreeList,
 }
 
+#[cfg(not(loom))]
 static TABLE: Table = Table {
     chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_CHUNKS],
     next: AtomicU32::new(0),
     free: FreeList::new(),
 };
+
+/// loom's atomics cannot be built in a `static` and only work inside a model. Under `--cfg
+/// loom` only the models run, on lists of their own: the table just has to compile.
+#[cfg(loom)]
+static TABLE: std::sync::LazyLock<Table> = std::sync::LazyLock::new(|| Table {
+    chunks: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+    next: AtomicU32::new(0),
+    free: FreeList::new(),
+});
 
 fn slot(index: usize) -> Option<&'static Slot> {
     let chunk = TABLE
@@ -289,7 +320,7 @@ pub(crate) fn take(handle: u64, accept: impl FnOnce(&Entry) -> bool) -> Result<E
     Ok(entry)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use std::collections::HashSet;
     use std::sync::atomic::AtomicBool;
@@ -497,5 +528,256 @@ mod tests {
         assert_eq!(all.len(), got.iter().map(Vec::len).sum::<usize>());
         assert_eq!(all, (0..LIMIT).collect());
         assert_eq!(next.load(Ordering::SeqCst), LIMIT);
+    }
+}
+
+/// loom models of the free list and the fresh-index counter: every interleaving of a few
+/// threads (up to `LOOM_MAX_PREEMPTIONS` preemptions each, when set), with loom's model of
+/// the memory orderings, so a link read by `pop` may be stale as the hardware allows.
+/// `RUSTFLAGS="--cfg loom" cargo test --release --lib loom -- --nocapture` prints how many
+/// interleavings each model explored.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+    use loom::thread;
+
+    use super::*;
+
+    /// Runs `f` under loom and prints how many interleavings it took. `exhaustive`: every
+    /// interleaving (the two-thread models, well under a second); otherwise those with at
+    /// most `LOOM_MAX_PREEMPTIONS` preemptions (3 when unset).
+    fn model(name: &str, exhaustive: bool, f: impl Fn() + Send + Sync + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if exhaustive {
+            builder.preemption_bound = None;
+        } else {
+            builder.preemption_bound = builder.preemption_bound.or(Some(3));
+        }
+        let bound = builder
+            .preemption_bound
+            .map_or("all".to_owned(), |b| format!("<= {b} preemptions"));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        builder.check(move || {
+            counted.fetch_add(1, SeqCst);
+            f();
+        });
+        println!("loom {name}: {} interleavings ({bound})", runs.load(SeqCst));
+    }
+
+    /// A free list holding `0..n`, its links, and who holds which index. `owned` is a plain
+    /// std atomic: it is the checker, not part of the model.
+    struct World {
+        list: FreeList,
+        links: Vec<AtomicU32>,
+        owned: Vec<AtomicBool>,
+    }
+
+    impl World {
+        fn new(n: u32) -> Arc<Self> {
+            let w = World {
+                list: FreeList::new(),
+                links: (0..n).map(|_| AtomicU32::new(0)).collect(),
+                owned: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            };
+            for i in 0..n {
+                w.list.push(i, &w.links[i as usize]);
+            }
+            Arc::new(w)
+        }
+
+        /// Pops an index, and checks that nobody else holds it.
+        fn pop(&self) -> Option<u32> {
+            let i = self
+                .list
+                .pop(|i| self.links[i as usize].load(Ordering::Relaxed))?;
+            assert!(
+                !self.owned[i as usize].swap(true, SeqCst),
+                "index {i} handed to two threads at once"
+            );
+            Some(i)
+        }
+
+        fn push(&self, i: u32) {
+            assert!(self.owned[i as usize].swap(false, SeqCst));
+            self.list.push(i, &self.links[i as usize]);
+        }
+
+        /// Once every thread is done: everything is back, once.
+        fn check_all_back(&self, n: u32) {
+            let mut left = HashSet::new();
+            while let Some(i) = self.pop() {
+                assert!(left.insert(i), "index {i} on the list twice");
+            }
+            assert_eq!(left, (0..n).collect(), "an index was lost");
+        }
+    }
+
+    /// The ABA shape: one thread pops and pushes back, the other pops two and pushes them
+    /// back in the other order, so the first one's pop may read a top that was popped and
+    /// pushed again, with a stale link below it. Only the tag saves it.
+    #[test]
+    fn loom_free_list_pop_push_aba() {
+        model("free list, pop/push vs pop/pop/push/push", true, || {
+            let w = World::new(3);
+            let w2 = Arc::clone(&w);
+            let t = thread::spawn(move || {
+                let a = w2.pop().expect("3 indices, 2 holders at most");
+                let b = w2.pop().expect("3 indices, 3 holders at most");
+                w2.push(a);
+                w2.push(b);
+            });
+            if let Some(i) = w.pop() {
+                w.push(i);
+            }
+            t.join().unwrap();
+            w.check_all_back(3);
+        });
+    }
+
+    /// Three threads, two indices: pops find the list empty, pushes race with pops.
+    #[test]
+    fn loom_free_list_three_threads_two_indices() {
+        model(
+            "free list, 3 threads x pop/push on 2 indices",
+            false,
+            || {
+                let w = World::new(2);
+                let threads: Vec<_> = (0..2)
+                    .map(|_| {
+                        let w = Arc::clone(&w);
+                        thread::spawn(move || {
+                            if let Some(i) = w.pop() {
+                                w.push(i);
+                            }
+                        })
+                    })
+                    .collect();
+                if let Some(i) = w.pop() {
+                    w.push(i);
+                }
+                for t in threads {
+                    t.join().unwrap();
+                }
+                w.check_all_back(2);
+            },
+        );
+    }
+
+    /// The counter hands each index out once and stops at the limit.
+    #[test]
+    fn loom_fresh_index_is_unique_and_bounded() {
+        model(
+            "fresh_index, 3 threads x 1 against a limit of 2",
+            true,
+            || {
+                let next = Arc::new(AtomicU32::new(0));
+                let threads: Vec<_> = (0..2)
+                    .map(|_| {
+                        let next = Arc::clone(&next);
+                        thread::spawn(move || fresh_index(&next, 2))
+                    })
+                    .collect();
+                let mut got: Vec<u32> = fresh_index(&next, 2).into_iter().collect();
+                for t in threads {
+                    got.extend(t.join().unwrap());
+                }
+                got.sort_unstable();
+                assert_eq!(got, [0, 1]);
+                assert_eq!(next.load(Ordering::Relaxed), 2);
+            },
+        );
+    }
+
+    /// The model can tell: the same list without the tag (a mutant) is caught handing an
+    /// index to two threads, or losing one, in the ABA shape above.
+    #[test]
+    fn loom_free_list_without_tag_is_caught() {
+        struct Tagless {
+            head: AtomicU64,
+        }
+        impl Tagless {
+            fn push(&self, index: u32, link: &AtomicU32) {
+                let mut head = self.head.load(Ordering::Acquire);
+                loop {
+                    link.store(head as u32, Ordering::Relaxed);
+                    match self.head.compare_exchange_weak(
+                        head,
+                        u64::from(index + 1),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return,
+                        Err(now) => head = now,
+                    }
+                }
+            }
+            fn pop(&self, read_link: impl Fn(u32) -> u32) -> Option<u32> {
+                let mut head = self.head.load(Ordering::Acquire);
+                loop {
+                    let top = head as u32;
+                    if top == 0 {
+                        return None;
+                    }
+                    let below = read_link(top - 1);
+                    match self.head.compare_exchange_weak(
+                        head,
+                        u64::from(below),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return Some(top - 1),
+                        Err(now) => head = now,
+                    }
+                }
+            }
+        }
+        let caught = std::panic::catch_unwind(|| {
+            loom::model(|| {
+                let list = Arc::new(Tagless {
+                    head: AtomicU64::new(0),
+                });
+                let links: Arc<Vec<AtomicU32>> =
+                    Arc::new((0..3).map(|_| AtomicU32::new(0)).collect());
+                let owned: Arc<Vec<AtomicBool>> =
+                    Arc::new((0..3).map(|_| AtomicBool::new(false)).collect());
+                for i in 0..3 {
+                    list.push(i, &links[i as usize]);
+                }
+                let pop = |list: &Tagless, links: &[AtomicU32], owned: &[AtomicBool]| {
+                    let i = list.pop(|i| links[i as usize].load(Ordering::Relaxed))?;
+                    assert!(!owned[i as usize].swap(true, SeqCst), "ABA: {i} held twice");
+                    Some(i)
+                };
+                let push = |list: &Tagless, links: &[AtomicU32], owned: &[AtomicBool], i: u32| {
+                    owned[i as usize].store(false, SeqCst);
+                    list.push(i, &links[i as usize]);
+                };
+                let (l2, k2, o2) = (Arc::clone(&list), Arc::clone(&links), Arc::clone(&owned));
+                let t = thread::spawn(move || {
+                    let a = pop(&l2, &k2, &o2).unwrap();
+                    let b = pop(&l2, &k2, &o2).unwrap();
+                    push(&l2, &k2, &o2, a);
+                    push(&l2, &k2, &o2, b);
+                });
+                if let Some(i) = pop(&list, &links, &owned) {
+                    push(&list, &links, &owned, i);
+                }
+                t.join().unwrap();
+                let mut left = HashSet::new();
+                while let Some(i) = pop(&list, &links, &owned) {
+                    assert!(left.insert(i), "ABA: {i} on the list twice");
+                }
+                assert_eq!(left.len(), 3, "ABA: an index was lost");
+            });
+        });
+        assert!(
+            caught.is_err(),
+            "loom missed the ABA of a list without a tag"
+        );
+        println!("loom free list without the tag: ABA found, as it must be");
     }
 }

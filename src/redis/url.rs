@@ -209,6 +209,15 @@ fn tcp_addr(u: &Url, redact: &Redactor) -> Result<String, Error> {
                     redact.quote(&host)
                 )));
             }
+            // Checked here, where the message can hide the password: a DNS name is at
+            // most 253 bytes (RFC 1035), and the dialer would refuse a longer one.
+            if host.len() > 253 {
+                return Err(Error::invalid(format!(
+                    "redis: invalid host: {} bytes, longer than a DNS name can be (253): {}",
+                    host.len(),
+                    redact.quote(&host)
+                )));
+            }
             if host.is_empty() {
                 "localhost".to_owned()
             } else {
@@ -262,6 +271,14 @@ fn unix_path(u: &Url, redact: &Redactor) -> Result<String, Error> {
         return Err(Error::invalid(
             "redis: invalid unix socket path: contains a NUL byte",
         ));
+    }
+    // sun_path holds 108 bytes, NUL included; checked here so the message hides the password.
+    if path.len() > 107 {
+        return Err(Error::invalid(format!(
+            "redis: invalid unix socket path: {} bytes, longer than the 107 a socket address holds: {}",
+            path.len(),
+            redact.quote(&path)
+        )));
     }
     Ok(path)
 }
