@@ -1560,4 +1560,22 @@ mod tests {
         );
         assert!(longest > 100, "longest message {longest} bytes");
     }
+
+    /// Found by the fuzzer: a host or unix path too long for the dialer used to be refused
+    /// by the dialer, whose message quoted it without hiding the password.
+    #[test]
+    fn overlong_host_or_unix_path_is_refused_here_with_the_password_hidden() {
+        let pw = "hunter2pw";
+        let host = pw.repeat(30);
+        let tcp = format!("redis://u:{pw}@{host}:1");
+        let unix = format!("unix://u:{pw}@/tmp/{pw}/{}.sock", "x".repeat(100));
+        for url in [tcp, unix] {
+            let err = parse_url(&url).unwrap_err().to_string();
+            assert!(!err.contains(pw), "{err}");
+            assert!(err.contains("longer than"), "{err}");
+        }
+        // At the limits it parses.
+        assert!(parse_url(&format!("redis://{}:1", "h".repeat(253))).is_ok());
+        assert!(parse_url(&format!("unix:///{}", "p".repeat(106))).is_ok());
+    }
 }
