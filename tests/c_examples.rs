@@ -4,25 +4,12 @@
 
 mod common;
 
-use common::{Link, RUN_TIMEOUT, RedisServer, build_c, build_cxx, describe, run};
+use common::{
+    Link, RUN_TIMEOUT, RedisServer, assert_stdout_has, assert_success, build_c, build_cxx,
+    describe, run, stdout_of,
+};
 use std::fs;
 use std::process::Output;
-
-fn stdout_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn assert_success(output: &Output) {
-    assert!(output.status.success(), "{}", describe(output));
-}
-
-fn assert_stdout_has(output: &Output, needle: &str) {
-    assert!(
-        stdout_of(output).contains(needle),
-        "expected {needle:?} on stdout\n{}",
-        describe(output)
-    );
-}
 
 fn run_basic(link: Link, name: &str) {
     let redis = RedisServer::start();

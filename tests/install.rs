@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    Link, RUN_TIMEOUT, RedisServer, build_cxx, describe, repo_dir, run, run_command,
-    shared_lib_dir, target_dir,
+    Link, RUN_TIMEOUT, RedisServer, assert_stdout_has, assert_success, build_cxx, describe,
+    repo_dir, run, run_command, shared_lib_dir, stdout_of, target_dir,
 };
 use std::collections::BTreeSet;
 use std::fs;
@@ -22,22 +22,6 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const MAJOR: &str = env!("CARGO_PKG_VERSION_MAJOR");
-
-fn stdout_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn assert_success(output: &Output) {
-    assert!(output.status.success(), "{}", describe(output));
-}
-
-fn assert_stdout_has(output: &Output, needle: &str) {
-    assert!(
-        stdout_of(output).contains(needle),
-        "expected {needle:?} on stdout\n{}",
-        describe(output)
-    );
-}
 
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")

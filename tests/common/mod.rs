@@ -496,6 +496,23 @@ fn drain<R: Read + Send + 'static>(mut pipe: R) -> thread::JoinHandle<Vec<u8>> {
 }
 
 /// Formats a finished program's status and output for an assertion message.
+/// A program's stdout as text.
+pub fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn assert_success(output: &Output) {
+    assert!(output.status.success(), "{}", describe(output));
+}
+
+pub fn assert_stdout_has(output: &Output, needle: &str) {
+    assert!(
+        stdout_of(output).contains(needle),
+        "expected {needle:?} on stdout\n{}",
+        describe(output)
+    );
+}
+
 pub fn describe(output: &Output) -> String {
     format!(
         "status: {}\n--- stdout ---\n{}--- stderr ---\n{}",
