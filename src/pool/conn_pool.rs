@@ -765,6 +765,7 @@ impl Inner {
     }
 
     /// Leak detection: notes when `conn` was handed out.
+    #[inline]
     fn track(&self, conn: &Conn) {
         if let Some(out) = &self.leaks {
             out.lock().insert(conn.id(), Instant::now());
@@ -772,7 +773,16 @@ impl Inner {
     }
 
     /// Leak detection: `conn` is back; counts it when it was held too long.
+    #[inline]
     fn untrack(&self, conn: &Conn) {
+        if self.leaks.is_none() {
+            return;
+        }
+        self.untrack_slow(conn);
+    }
+
+    #[cold]
+    fn untrack_slow(&self, conn: &Conn) {
         let (Some(out), Some(threshold)) = (&self.leaks, self.opts.leak_detection_threshold) else {
             return;
         };
@@ -869,9 +879,16 @@ impl Inner {
     }
 
     /// Keeps `min_idle_conns` filled with spare turns, never beyond `pool_size` conns.
+    #[inline]
     fn refill(self: &Arc<Self>, st: &mut State) {
+        if self.opts.min_idle_conns != 0 {
+            self.refill_slow(st);
+        }
+    }
+
+    fn refill_slow(self: &Arc<Self>, st: &mut State) {
         let min = self.opts.min_idle_conns;
-        if min == 0 || st.closed || st.dial_failures >= self.opts.pool_size {
+        if st.closed || st.dial_failures >= self.opts.pool_size {
             return;
         }
         let size = self.opts.pool_size;

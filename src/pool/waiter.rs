@@ -195,7 +195,15 @@ pub(crate) fn wait_or_withdraw<G>(
 
 /// Hands `grant` to the oldest waiter of `queue` that still waits (FIFO service); gives it
 /// back when there is none. Callers hold the queue owner's lock.
-pub(crate) fn hand_to_oldest(queue: &mut VecDeque<Arc<Waiter>>, mut grant: Grant) -> Option<Grant> {
+#[inline]
+pub(crate) fn hand_to_oldest(queue: &mut VecDeque<Arc<Waiter>>, grant: Grant) -> Option<Grant> {
+    if queue.is_empty() {
+        return Some(grant);
+    }
+    hand_to_oldest_slow(queue, grant)
+}
+
+fn hand_to_oldest_slow(queue: &mut VecDeque<Arc<Waiter>>, mut grant: Grant) -> Option<Grant> {
     while let Some(w) = queue.pop_front() {
         match w.deliver(grant) {
             Ok(()) => return None,
