@@ -267,18 +267,7 @@ impl ConnPool {
     /// The conn ids checked out for longer than `leak_detection_threshold`, with how long
     /// each has been held, longest first; None when leak detection is off.
     pub fn leaks(&self) -> Option<Vec<(u64, Duration)>> {
-        let inner = self.inner();
-        let (threshold, out) = inner
-            .opts
-            .leak_detection_threshold
-            .zip(inner.leaks.as_ref())?;
-        let now = Instant::now();
-        let mut list: Vec<(u64, Duration)> = out
-            .lock()
-            .iter()
-            .map(|(&id, &since)| (id, now.saturating_duration_since(since)))
-            .filter(|&(_, held)| held > threshold)
-            .collect();
+        let mut list = self.inner().held_too_long()?;
         list.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         Some(list)
     }
@@ -428,14 +417,8 @@ impl ConnPool {
             s.in_use_conns = clamp_u32(st.checked_out + st.unpooled);
         }
         inner.counters.fill(&mut s);
-        if let (Some(threshold), Some(out)) = (inner.opts.leak_detection_threshold, &inner.leaks) {
-            let now = Instant::now();
-            let held = out
-                .lock()
-                .values()
-                .filter(|&&since| now.saturating_duration_since(since) > threshold)
-                .count();
-            s.leak_suspects = clamp_u32(held);
+        if let Some(held) = inner.held_too_long() {
+            s.leak_suspects = clamp_u32(held.len());
         }
         s
     }
@@ -762,6 +745,23 @@ impl Inner {
                 Err(Error::Internal("dial waiter was given a bare turn".into()))
             }
         }
+    }
+
+    /// Leak detection: the conns checked out longer than the threshold, with how long each
+    /// has been held (unordered); None when leak detection is off.
+    fn held_too_long(&self) -> Option<Vec<(u64, Duration)>> {
+        let (threshold, out) = self
+            .opts
+            .leak_detection_threshold
+            .zip(self.leaks.as_ref())?;
+        let now = Instant::now();
+        let held = out
+            .lock()
+            .iter()
+            .map(|(&id, &since)| (id, now.saturating_duration_since(since)))
+            .filter(|&(_, held)| held > threshold)
+            .collect();
+        Some(held)
     }
 
     /// Leak detection: notes when `conn` was handed out.
