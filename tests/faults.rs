@@ -293,11 +293,11 @@ fn check_conns_are_real(
             s.dials_in_progress == 0 && s.pending_requests == 0
         }),
         "dials still in flight: {}",
-        stats_line(pool)
+        pool.stats_line()
     );
     let s = pool.stats();
-    assert_eq!(s.in_use_conns, 0, "{}", stats_line(pool));
-    assert_eq!(s.total_conns, s.idle_conns, "{}", stats_line(pool));
+    assert_eq!(s.in_use_conns, 0, "{}", pool.stats_line());
+    assert_eq!(s.total_conns, s.idle_conns, "{}", pool.stats_line());
     // A conn closed on a library thread is closed right after the count changes: poll.
     let admin_port = admin.local_port();
     let pool_sockets = || {
@@ -363,29 +363,8 @@ fn check_stats_add_up(pool: &CPool) {
         s.dials >= accounted,
         "dials {} < accounted {accounted}: {}",
         s.dials,
-        stats_line(pool)
+        pool.stats_line()
     );
-}
-
-fn stats_line(pool: &CPool) -> String {
-    let s = pool.stats();
-    format!(
-        "stats: total {} idle {} in_use {} pending {} waiting {} dialing {} | hits {} misses {} \
-         timeouts {} dials {} dial_errors {} stale {} removed {}",
-        s.total_conns,
-        s.idle_conns,
-        s.in_use_conns,
-        s.pending_requests,
-        s.waiting,
-        s.dials_in_progress,
-        s.hits,
-        s.misses,
-        s.timeouts,
-        s.dials,
-        s.dial_errors,
-        s.stale_conns,
-        s.removed_conns
-    )
 }
 
 /// One sample message per (step, status) seen, with how often that status was seen.
@@ -817,19 +796,19 @@ fn client_kill_of_pooled_conns_is_detected_and_replaced() {
     // Every killed conn was detected (the sweep took every idle conn), and each exactly
     // once: stale (peek) or removed (after its failed PING); nothing else was closed.
     let s = pool.stats();
-    assert_eq!(s.removed_conns, failed_pings, "{}", stats_line(&pool));
+    assert_eq!(s.removed_conns, failed_pings, "{}", pool.stats_line());
     assert_eq!(
         u64::from(s.stale_conns) + s.removed_conns,
         killed,
         "{}",
-        stats_line(&pool)
+        pool.stats_line()
     );
     // ... and replaced: every dial is a conn still open or one of the killed ones.
     assert_eq!(
         s.dials,
         u64::from(s.total_conns) + killed,
         "{}",
-        stats_line(&pool)
+        pool.stats_line()
     );
     assert_eq!(s.dial_errors, 0);
     drop(pool);
@@ -931,7 +910,7 @@ fn maxclients_reached_fails_the_get_with_the_servers_text_and_recovers() {
         (s.total_conns, s.in_use_conns, s.dials),
         (0, 0, 0),
         "{}",
-        stats_line(&pool)
+        pool.stats_line()
     );
     assert!(s.dial_errors >= 1);
     let admin_port = admin.local_port();
@@ -982,7 +961,7 @@ fn maxclients_reached_fails_the_get_even_without_session_set_up() {
         server.addr()
     ));
     let (res, took) = get_on_full_server(&pool);
-    let stats = stats_line(&pool);
+    let stats = pool.stats_line();
     // Give everything back before asserting, so a failure leaks no socket into later tests.
     for c in held {
         assert_eq!(holder.put(c), POOL_OK);

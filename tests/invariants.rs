@@ -748,7 +748,7 @@ fn join_workers(shared: &Shared, workers: Vec<thread::JoinHandle<()>>, done: &At
         panic!(
             "workers still running after {RUN_LIMIT:?} ({} ops done): a hang; {}",
             shared.tally.ops.load(Ordering::SeqCst),
-            stats_line(&shared.pool)
+            shared.pool.stats_line()
         );
     }
     for w in workers {
@@ -773,7 +773,7 @@ fn tear_down(
             poll_until(Duration::from_secs(10), || pool.stats().dials_in_progress
                 == 0),
             "dials in flight after close: {}",
-            stats_line(&pool)
+            pool.stats_line()
         );
     }
     drop(pool);
@@ -824,7 +824,7 @@ fn a_million_mixed_operations_under_random_faults_keep_every_invariant() {
         poll_until(Duration::from_secs(10), || pool.stats().dials_in_progress
             == 0),
         "dials never finished: {}",
-        stats_line(pool)
+        pool.stats_line()
     );
 
     // Nothing checked out, nobody waiting, every conn idle.
@@ -834,9 +834,9 @@ fn a_million_mixed_operations_under_random_faults_keep_every_invariant() {
         (s.in_use_conns, s.pending_requests, s.waiting),
         (0, 0, 0),
         "{}",
-        stats_line(pool)
+        pool.stats_line()
     );
-    assert_eq!(s.total_conns, s.idle_conns, "{}", stats_line(pool));
+    assert_eq!(s.total_conns, s.idle_conns, "{}", pool.stats_line());
     assert_eq!(pool.len() as u32, s.total_conns);
     assert_eq!(pool.idle_len() as u32, s.idle_conns);
     // Every get that timed out was counted, and nothing else was.
@@ -878,7 +878,7 @@ fn a_million_mixed_operations_under_random_faults_keep_every_invariant() {
             Ok(c) => held.push(c),
             Err(f) => panic!(
                 "get {i} of {POOL_SIZE} at once failed: {f}; {}",
-                stats_line(pool)
+                pool.stats_line()
             ),
         }
     }
@@ -909,7 +909,7 @@ fn a_million_mixed_operations_under_random_faults_keep_every_invariant() {
         assert_eq!(pool.put(c), POOL_OK);
     }
     let s = pool.stats();
-    assert_eq!(s.total_conns, s.idle_conns, "{}", stats_line(pool));
+    assert_eq!(s.total_conns, s.idle_conns, "{}", pool.stats_line());
     assert_eq!(s.in_use_conns, 0);
     // The conns the pool counts are the sockets really open. Every conn the pool holds has
     // just answered PING (the gets above found and dropped any conn a fault had closed or
@@ -924,7 +924,7 @@ fn a_million_mixed_operations_under_random_faults_keep_every_invariant() {
     );
     let final_stats = format!(
         "{} (final {POOL_SIZE} gets in {batch:.1?})",
-        stats_line(pool)
+        pool.stats_line()
     );
 
     let ops = tally.ops.load(Ordering::SeqCst);
@@ -972,28 +972,6 @@ fn a_million_mixed_operations_under_random_faults_keep_every_invariant() {
     eprintln!("invariants: fds before {fds_before}, after {fds_after}");
 }
 
-fn stats_line(pool: &CPool) -> String {
-    let s = pool.stats();
-    format!(
-        "stats: total {} idle {} in_use {} pending {} waiting {} dialing {} | hits {} misses {} timeouts {} \
-         dials {} dial_errors {} stale {} removed {} evicted {}",
-        s.total_conns,
-        s.idle_conns,
-        s.in_use_conns,
-        s.pending_requests,
-        s.waiting,
-        s.dials_in_progress,
-        s.hits,
-        s.misses,
-        s.timeouts,
-        s.dials,
-        s.dial_errors,
-        s.stale_conns,
-        s.removed_conns,
-        s.evicted_conns
-    )
-}
-
 /// pool_close while the 64 threads run the same faulty mix: gets waiting or dialing and
 /// every later get return POOL_ERR_CLOSED, conns given back afterwards are closed (put and
 /// remove still return POOL_OK), dials in flight land nowhere, and every conn and fd is
@@ -1011,7 +989,7 @@ fn pool_close_under_faulty_load_loses_nothing() {
     assert!(
         poll_until(RUN_LIMIT, || tally.ops.load(Ordering::SeqCst) >= 100_000),
         "no progress: {}",
-        stats_line(&shared.pool)
+        shared.pool.stats_line()
     );
     let before_close = shared.pool.stats();
     shared.closing.store(true, Ordering::SeqCst);
@@ -1038,14 +1016,14 @@ fn pool_close_under_faulty_load_loses_nothing() {
         poll_until(Duration::from_secs(10), || pool.stats().dials_in_progress
             == 0),
         "dials in flight after close: {}",
-        stats_line(pool)
+        pool.stats_line()
     );
     let s = pool.stats();
     assert_eq!(
         (s.total_conns, s.idle_conns, s.in_use_conns, s.waiting),
         (0, 0, 0, 0),
         "{}",
-        stats_line(pool)
+        pool.stats_line()
     );
     assert_eq!(pool.close(), POOL_ERR_CLOSED);
     assert_eq!(

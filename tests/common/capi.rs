@@ -60,6 +60,29 @@ unsafe impl Send for CPool {}
 unsafe impl Sync for CPool {}
 
 impl CPool {
+    /// The stats on one line, for test output.
+    pub fn stats_line(&self) -> String {
+        let s = self.stats();
+        format!(
+            "stats: total {} idle {} in_use {} pending {} waiting {} dialing {} | hits {} misses {} \
+             timeouts {} dials {} dial_errors {} stale {} removed {} evicted {}",
+            s.total_conns,
+            s.idle_conns,
+            s.in_use_conns,
+            s.pending_requests,
+            s.waiting,
+            s.dials_in_progress,
+            s.hits,
+            s.misses,
+            s.timeouts,
+            s.dials,
+            s.dial_errors,
+            s.stale_conns,
+            s.removed_conns,
+            s.evicted_conns
+        )
+    }
+
     /// `pool_new_url`, or the failure.
     pub fn try_from_url(url: &str) -> Result<CPool, Failure> {
         let curl = CString::new(url).expect("no NUL in the URL");
