@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     // parse to the same replies.
     let mut again = Vec::new();
     for r in &whole.replies {
-        encode(&mut again, r);
+        redispool::fuzzing::encode_reply(&mut again, r);
     }
     let round = parse(&again, &[again.len().max(1)], false);
     assert_eq!(
@@ -196,40 +196,3 @@ fn check_shape(r: &Reply, depth: usize) {
     }
 }
 
-/// RESP3 for a reply.
-fn encode(out: &mut Vec<u8>, r: &Reply) {
-    fn line(out: &mut Vec<u8>, kind: u8, b: &[u8]) {
-        out.push(kind);
-        out.extend_from_slice(b);
-        out.extend_from_slice(b"\r\n");
-    }
-    fn bulk(out: &mut Vec<u8>, kind: u8, b: &[u8]) {
-        line(out, kind, b.len().to_string().as_bytes());
-        out.extend_from_slice(b);
-        out.extend_from_slice(b"\r\n");
-    }
-    fn agg(out: &mut Vec<u8>, kind: u8, n: usize, items: &[Reply]) {
-        line(out, kind, n.to_string().as_bytes());
-        items.iter().for_each(|i| encode(out, i));
-    }
-    match r {
-        Reply::String(b) => bulk(out, b'$', b),
-        Reply::Status(b) => line(out, b'+', b),
-        Reply::Error(b) => bulk(out, b'!', b),
-        Reply::Integer(i) => line(out, b':', i.to_string().as_bytes()),
-        Reply::Nil => line(out, b'_', b""),
-        Reply::Double { text, .. } => line(out, b',', text),
-        Reply::Bool(b) => line(out, b'#', if *b { b"t" } else { b"f" }),
-        Reply::BigNum(b) => line(out, b'(', b),
-        Reply::Verb { format, text } => {
-            let mut body = format.to_vec();
-            body.push(b':');
-            body.extend_from_slice(text);
-            bulk(out, b'=', &body);
-        }
-        Reply::Array(v) => agg(out, b'*', v.len(), v),
-        Reply::Map(v) => agg(out, b'%', v.len() / 2, v),
-        Reply::Set(v) => agg(out, b'~', v.len(), v),
-        Reply::Push(v) => agg(out, b'>', v.len(), v),
-    }
-}

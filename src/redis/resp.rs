@@ -1352,47 +1352,6 @@ mod tests {
         assert!(ok > 1000 && failed > 1000, "ok {ok}, failed {failed}");
     }
 
-    /// Test-only RESP3 encoder for random round trips.
-    fn encode_reply(out: &mut Vec<u8>, r: &Reply) {
-        fn bulk(out: &mut Vec<u8>, kind: u8, b: &[u8]) {
-            out.push(kind);
-            out.extend_from_slice(format!("{}\r\n", b.len()).as_bytes());
-            out.extend_from_slice(b);
-            out.extend_from_slice(b"\r\n");
-        }
-        fn line(out: &mut Vec<u8>, kind: u8, b: &[u8]) {
-            out.push(kind);
-            out.extend_from_slice(b);
-            out.extend_from_slice(b"\r\n");
-        }
-        fn agg(out: &mut Vec<u8>, kind: u8, n: usize, items: &[Reply]) {
-            line(out, kind, n.to_string().as_bytes());
-            for i in items {
-                encode_reply(out, i);
-            }
-        }
-        match r {
-            Reply::String(b) => bulk(out, b'$', b),
-            Reply::Status(b) => line(out, b'+', b),
-            Reply::Error(b) => bulk(out, b'!', b),
-            Reply::Integer(i) => line(out, b':', i.to_string().as_bytes()),
-            Reply::Nil => line(out, b'_', b""),
-            Reply::Double { text, .. } => line(out, b',', text),
-            Reply::Bool(b) => line(out, b'#', if *b { b"t" } else { b"f" }),
-            Reply::BigNum(b) => line(out, b'(', b),
-            Reply::Verb { format, text } => {
-                let mut body = format.to_vec();
-                body.push(b':');
-                body.extend_from_slice(text);
-                bulk(out, b'=', &body);
-            }
-            Reply::Array(v) => agg(out, b'*', v.len(), v),
-            Reply::Map(v) => agg(out, b'%', v.len() / 2, v),
-            Reply::Set(v) => agg(out, b'~', v.len(), v),
-            Reply::Push(v) => agg(out, b'>', v.len(), v),
-        }
-    }
-
     fn random_reply(rng: &mut Rng, depth: usize) -> Reply {
         let bytes =
             |rng: &mut Rng| -> Vec<u8> { (0..rng.below(12)).map(|_| rng.next() as u8).collect() };
@@ -1439,7 +1398,7 @@ mod tests {
                 .collect();
             let mut wire = Vec::new();
             for r in &replies {
-                encode_reply(&mut wire, r);
+                crate::fuzzing::encode_reply(&mut wire, r);
             }
             assert_eq!(feed_randomly(&mut rng, &wire), Ok(replies));
         }
