@@ -707,7 +707,7 @@ func goroutinesWaitingIn(fn, state string) int {
 const waiters = 200
 
 // TestGetPolledManyWaiters: 200 goroutines waiting in GetPolled park no OS
-// thread, so here the thread count stays near where it started.
+// thread, so here the thread count stays far below one per waiter.
 func TestGetPolledManyWaiters(t *testing.T) {
 	p := newTestPool(t, "pool_size=1&pool_timeout=30s")
 	held := mustGet(t, p)
@@ -759,7 +759,12 @@ func TestGetPolledManyWaiters(t *testing.T) {
 	})
 	after := osThreads(t)
 	t.Logf("OS threads: start %d, peak with %d GetPolled waiting %d, after %d", start, waiters, peak, after)
-	if slack := 20; peak > start+slack || after > start+slack {
+	// A waiter parked in the netpoller holds no thread; a waiter blocked in
+	// cgo holds one each (TestCancelManyWaiters: +~200). The short cgo calls
+	// GetPolled makes (try_get, notify fd) can still get their P handed off by
+	// sysmon on a loaded machine, which starts a few threads (CI saw +37), so
+	// the bound is "well under one per waiter", not "none".
+	if slack := waiters / 2; peak > start+slack || after > start+slack {
 		t.Fatalf("GetPolled waiters made threads: start %d, peak %d, after %d", start, peak, after)
 	}
 }
