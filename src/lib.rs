@@ -8,6 +8,7 @@
 // add an allocation.
 #![allow(clippy::result_large_err)]
 
+pub mod cluster;
 pub mod ffi;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -9,6 +9,8 @@ use super::error::{fail, internal, invalid, pool_error_t};
 use super::panic::ffi_boundary;
 use super::reply::{into_c, pool_reply_t};
 use super::status::{POOL_OK, pool_status_t};
+use crate::cluster::topology::parse_redirect;
+use crate::redis::resp::Reply;
 
 /// One checked-out connection. Opaque: the handle is not a memory address, so a stale
 /// handle (after put/remove) is detected by every function instead of dereferenced.
@@ -126,6 +128,14 @@ const MAX_ARGS: c_int = 1 << 24;
 /// reply) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
 /// removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1 or above
 /// 16777216 (2^24), or a handle that is not checked out. The thread that holds the conn calls this.
+///
+/// On a conn of a cluster (pool_cluster_get*, or a cluster's node pool), a reply MOVED or
+/// ASK is followed: the command is sent again to the node named (after ASKING for ASK)
+/// over a conn of that node's pool, and that node's reply is returned; TRYAGAIN and
+/// CLUSTERDOWN are retried after a short pause (10, 20, 40 ms ...). At most the cluster's
+/// max_redirects times, after which the last redirect is returned as the error reply.
+/// MOVED also updates the slot map (and triggers a refresh, rate-limited). The conn
+/// passed in stays with the caller, connected to its own node.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_conn_command(
     conn: *mut pool_conn_t,
@@ -170,7 +180,23 @@ pub unsafe extern "C" fn pool_conn_command(
             };
             args.push(arg);
         }
-        match conn_table::with(conn_bits(conn), |e| e.conn.command(&args)) {
+        let result = conn_table::with(conn_bits(conn), |e| {
+            let result = e.conn.command(&args);
+            // A cluster conn answered MOVED / ASK / TRYAGAIN / CLUSTERDOWN: its cluster
+            // sends the command again where it belongs.
+            match (result, e.owner.cluster()) {
+                (Ok(Reply::Error(text)), Some((cluster, addr)))
+                    if parse_redirect(&text).is_some() =>
+                {
+                    match cluster.upgrade() {
+                        Some(c) => c.follow(addr, &mut e.conn, &args, Reply::Error(text)),
+                        None => Ok(Reply::Error(text)),
+                    }
+                }
+                (result, _) => result,
+            }
+        });
+        match result {
             None => invalid(
                 err_out,
                 "conn: not a checked-out conn (already put or removed?)",

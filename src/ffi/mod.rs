@@ -10,6 +10,7 @@ mod conn_table;
 mod panic;
 
 pub mod cancel;
+pub mod cluster;
 pub mod conn;
 pub mod error;
 pub mod events;

@@ -1,9 +1,10 @@
 //! `pool_t`: the Pooler interface over a connection pool.
 
 use std::ffi::{CStr, c_char};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::cancel::pool_cancel_t;
+use super::cluster::ClusterObj;
 use super::castable::{
     conn_bits, conn_from_bits, is_pool, pool_clone, pool_from_raw, pool_into_raw, pool_ref,
 };
@@ -14,6 +15,7 @@ use super::options::{options_from_url, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
+use crate::cluster::NodePool;
 use crate::pool::{
     CancelToken, Conn, ConnPool, Error, Pooler, Rejected, SingleConnPool, Stats, StickyConnPool,
     Wait,
@@ -34,6 +36,27 @@ pub(crate) enum PoolObj {
     Conn(ConnPool),
     Single(SingleConnPool),
     Sticky(StickyConnPool),
+    /// The pool of one node of a cluster (pool_cluster_node_pool): owned by the cluster.
+    Node(ClusterNode),
+}
+
+/// A cluster node's pool, and the way back to its cluster (for MOVED / ASK).
+pub(crate) struct ClusterNode {
+    pub(crate) pool: ConnPool,
+    /// "host:port".
+    pub(crate) addr: String,
+    pub(crate) cluster: Weak<ClusterObj>,
+}
+
+impl NodePool for PoolObj {
+    fn conn_pool(&self) -> &ConnPool {
+        match self {
+            PoolObj::Node(n) => &n.pool,
+            PoolObj::Conn(p) => p,
+            // The cluster only ever makes Node objects (see pool_cluster_new).
+            PoolObj::Single(_) | PoolObj::Sticky(_) => unreachable!("not a cluster node"),
+        }
+    }
 }
 
 impl PoolObj {
@@ -42,6 +65,15 @@ impl PoolObj {
             PoolObj::Conn(p) => p,
             PoolObj::Single(p) => p,
             PoolObj::Sticky(p) => p,
+            PoolObj::Node(n) => &n.pool,
+        }
+    }
+
+    /// The cluster of a node pool.
+    pub(crate) fn cluster(&self) -> Option<(&Weak<ClusterObj>, &str)> {
+        match self {
+            PoolObj::Node(n) => Some((&n.cluster, &n.addr)),
+            _ => None,
         }
     }
 
@@ -324,6 +356,20 @@ unsafe fn hand_out(
 ) -> pool_status_t {
     // SAFETY: per contract `p` is live, so taking another strong count is sound.
     let owner = unsafe { pool_clone(p) };
+    // SAFETY: per contract `conn_out` is writable.
+    unsafe { hand_out_owned(owner, conn, conn_out, err_out) }
+}
+
+/// Stores `conn` of pool `owner` in the handle table and hands its handle out.
+///
+/// # Safety
+/// `conn_out` is writable.
+pub(crate) unsafe fn hand_out_owned(
+    owner: Arc<PoolObj>,
+    conn: Conn,
+    conn_out: *mut *mut pool_conn_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
     match conn_table::insert(Entry { conn, owner }) {
         Ok(handle) => {
             // SAFETY: per contract `conn_out` is writable.
@@ -606,7 +652,9 @@ pub unsafe extern "C" fn pool_stats(
 
 /// Close: closes idle conns, wakes every waiter with POOL_ERR_CLOSED, fails later gets
 /// with POOL_ERR_CLOSED. Conns still checked out are closed when they are put or removed.
-/// A second call returns POOL_ERR_CLOSED. Does not wait for dials in flight. Any thread.
+/// A second call returns POOL_ERR_CLOSED. Does not wait for dials in flight. A cluster's
+/// node pool (pool_cluster_node_pool) is closed by pool_cluster_close only: here it gives
+/// POOL_ERR_INVALID_ARG. Any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
@@ -614,6 +662,10 @@ pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
         let Some(obj) = (unsafe { pool_ref(pool) }) else {
             return POOL_ERR_INVALID_ARG;
         };
+        if let PoolObj::Node(_) = obj {
+            // Its cluster owns it: pool_cluster_close closes every node pool.
+            return POOL_ERR_INVALID_ARG;
+        }
         match obj.close() {
             Ok(()) => POOL_OK,
             Err(e) => status_of(&e),
@@ -624,7 +676,8 @@ pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
 /// Free: closes the pool if needed and gives the caller's handle back. NULL is fine.
 /// Afterwards the only valid uses of `pool` are pool_put / pool_remove / pool_close_conn of
 /// conns still checked out from it: its memory lives until the last of them is back.
-/// Never blocks. Call it once.
+/// Never blocks. Call it once. For a cluster's node pool (pool_cluster_node_pool) it only
+/// gives back the caller's reference: the pool stays open, owned by its cluster.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_free(pool: *mut pool_t) {
     ffi_boundary!((), {
@@ -633,7 +686,10 @@ pub unsafe extern "C" fn pool_free(pool: *mut pool_t) {
         }
         // SAFETY: a non-NULL handle from pool_new, given back once per the header.
         let obj = unsafe { pool_from_raw(pool) };
-        let _ = obj.close();
+        // A cluster's node pool stays open: only the caller's reference is given back.
+        if !matches!(*obj, PoolObj::Node(_)) {
+            let _ = obj.close();
+        }
         drop(obj);
     })
 }

@@ -33,6 +33,9 @@ pub const POOL_ERR_IO: pool_status_t = 10;
 pub const POOL_ERR_PROTOCOL: pool_status_t = 11;
 /// A bug inside the library (a caught panic); the pool involved is then closed.
 pub const POOL_ERR_INTERNAL: pool_status_t = 12;
+/// A Redis Cluster cannot serve the request: no node could give the slot map, or the
+/// slot is not served by any master in it.
+pub const POOL_ERR_CLUSTER: pool_status_t = 13;
 
 pub(crate) fn status_of(e: &Error) -> pool_status_t {
     match e {
@@ -48,6 +51,7 @@ pub(crate) fn status_of(e: &Error) -> pool_status_t {
         Error::Io(_) => POOL_ERR_IO,
         Error::Protocol(_) => POOL_ERR_PROTOCOL,
         Error::Internal(_) => POOL_ERR_INTERNAL,
+        Error::Cluster(_) => POOL_ERR_CLUSTER,
     }
 }
 
@@ -69,6 +73,7 @@ pub extern "C" fn pool_status_str(status: pool_status_t) -> *const c_char {
         POOL_ERR_IO => b"i/o error\0",
         POOL_ERR_PROTOCOL => b"protocol error\0",
         POOL_ERR_INTERNAL => b"internal error\0",
+        POOL_ERR_CLUSTER => b"cluster cannot serve the request\0",
         _ => b"unknown status\0",
     };
     s.as_ptr().cast()

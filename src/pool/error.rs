@@ -42,6 +42,10 @@ pub enum Error {
     /// A bug inside the library.
     #[error("redis: internal error: {0}")]
     Internal(String),
+    /// A cluster cannot serve the request: no node could give the slot map, or the slot
+    /// has no master in it.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 impl Error {

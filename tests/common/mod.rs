@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod capi;
+pub mod cluster;
 pub mod peers;
 pub mod procfs;
 

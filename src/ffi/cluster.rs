@@ -1,0 +1,819 @@
+//! `pool_cluster_t`: a Redis Cluster, one connection pool per node (see `crate::cluster`).
+
+use std::ffi::{CStr, CString, c_char};
+use std::sync::{Arc, Weak};
+
+use super::cancel::pool_cancel_t;
+use super::castable::{cancel_ref, conn_bits};
+use super::conn::pool_conn_t;
+use super::conn_table::{self, Entry, TakeError};
+use super::error::{fail, internal, invalid, pool_error_t};
+use super::options::{options_from_url, pool_options, pool_options_t, read_options, to_core};
+use super::panic::ffi_boundary;
+use super::pool::{ClusterNode, PoolObj, hand_out_owned, pool_t};
+use super::stats::{pool_stats_t, write_stats};
+use super::status::*;
+use crate::cluster::{Cluster, ClusterOptions, MAX_REDIRECTS_LIMIT, NodeInfo, slot};
+use crate::pool::{CancelToken, Conn, Error, Wait};
+
+/// A Redis Cluster: a slot map and one connection pool per node, created on demand with
+/// the same options. Opaque; thread-safe.
+pub struct pool_cluster {
+    _opaque: [u8; 0],
+}
+
+/// See `struct pool_cluster`.
+pub type pool_cluster_t = pool_cluster;
+
+/// What a `pool_cluster_t *` points to (`Arc::into_raw`).
+pub(crate) type ClusterObj = Cluster<PoolObj>;
+
+/// Cluster options. Always start with `pool_cluster_options_init`, then change fields.
+#[repr(C)]
+pub struct pool_cluster_options {
+    /// Set by pool_cluster_options_init: lets fields be appended in later versions.
+    pub struct_size: usize,
+    /// "host:port" of cluster nodes to load the slot map from (any nodes of the cluster;
+    /// one is enough). `seeds_len` entries; copied.
+    pub seeds: *const *const c_char,
+    pub seeds_len: usize,
+    /// Options of every node pool (pool_size, timeouts, password, ...): NULL = the
+    /// pool_options_init defaults. Its `addr`, when set, is one more seed; a custom
+    /// `dialer` is refused (nodes are dialed by address), and so is a `db` other than 0.
+    pub node: *const pool_options_t,
+    /// MOVED / ASK redirects (and TRYAGAIN / CLUSTERDOWN retries) pool_conn_command follows
+    /// per command. Default 3 (go-redis MaxRedirects); 0 = none; at most 100.
+    pub max_redirects: i32,
+    /// The least time between two slot map refreshes triggered by MOVED or a node that
+    /// cannot be dialed. Default 100; 0 = no minimum (still one refresh at a time).
+    pub refresh_min_interval_ms: i64,
+}
+
+/// See `struct pool_cluster_options`.
+pub type pool_cluster_options_t = pool_cluster_options;
+
+const MIN_CLUSTER_OPTIONS_SIZE: usize = size_of::<pool_cluster_options>();
+
+impl pool_cluster_options {
+    fn defaults() -> Self {
+        pool_cluster_options {
+            struct_size: size_of::<pool_cluster_options>(),
+            seeds: std::ptr::null(),
+            seeds_len: 0,
+            node: std::ptr::null(),
+            max_redirects: 3,
+            refresh_min_interval_ms: 100,
+        }
+    }
+}
+
+/// Cluster-wide counters and gauges (each node pool has its own pool_stats_t).
+#[repr(C)]
+pub struct pool_cluster_info {
+    /// Set to sizeof(pool_cluster_info_t) (or 0, meaning the same) before the call.
+    pub struct_size: usize,
+    /// Slot map loads that succeeded.
+    pub refreshes: u64,
+    /// Slot map loads that found no node able to answer.
+    pub refresh_errors: u64,
+    /// MOVED replies followed by pool_conn_command.
+    pub moved: u64,
+    /// ASK replies followed (with ASKING).
+    pub ask: u64,
+    /// TRYAGAIN / CLUSTERDOWN replies retried.
+    pub retries: u64,
+    /// Nodes with a pool right now.
+    pub nodes: u32,
+    /// Masters in the slot map.
+    pub masters: u32,
+    /// Slots that have a master in the slot map (16384 when the cluster is whole).
+    pub slots_covered: u32,
+    pub reserved: u32,
+}
+
+/// See `struct pool_cluster_info`.
+pub type pool_cluster_info_t = pool_cluster_info;
+
+/// Room for "host:port" with the longest DNS name (253) and port, and a NUL.
+pub const POOL_CLUSTER_ADDR_MAX: usize = 264;
+
+/// One node, as listed by pool_cluster_nodes.
+#[repr(C)]
+pub struct pool_cluster_node {
+    /// "host:port", NUL-terminated.
+    pub addr: [c_char; POOL_CLUSTER_ADDR_MAX],
+    /// 1 when the node serves slots as a master per the slot map, else 0.
+    pub master: i32,
+    /// Slots it serves.
+    pub slots: i32,
+}
+
+/// See `struct pool_cluster_node`.
+pub type pool_cluster_node_t = pool_cluster_node;
+
+/// Fills `*opts` with the defaults (and its struct_size). NULL is ignored. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_options_init(opts: *mut pool_cluster_options_t) {
+    ffi_boundary!((), {
+        if !opts.is_null() {
+            // SAFETY: the caller passes a writable struct (checked non-NULL).
+            unsafe { opts.write(pool_cluster_options::defaults()) };
+        }
+    })
+}
+
+fn cluster_into_raw(c: Arc<ClusterObj>) -> *mut pool_cluster_t {
+    Arc::into_raw(c) as *mut pool_cluster_t
+}
+
+/// # Safety
+/// `c` is NULL or a live handle from pool_cluster_new*.
+unsafe fn cluster_ref<'a>(c: *const pool_cluster_t) -> Option<&'a ClusterObj> {
+    // SAFETY: per contract.
+    unsafe { c.cast::<ClusterObj>().as_ref() }
+}
+
+/// Builds the cluster; node objects point back to it for redirects.
+fn create(opts: ClusterOptions) -> Result<Arc<ClusterObj>, Error> {
+    let opts = ClusterObj::validate(opts)?;
+    Ok(Arc::new_cyclic(|weak: &Weak<ClusterObj>| {
+        let weak = weak.clone();
+        let make = Box::new(move |pool, addr: &str| {
+            Arc::new(PoolObj::Node(ClusterNode {
+                pool,
+                addr: addr.to_string(),
+                cluster: weak.clone(),
+            }))
+        });
+        Cluster::with_valid_options(opts, make)
+    }))
+}
+
+/// Hands a new cluster to the caller, or reports why it could not be made.
+///
+/// # Safety
+/// `out` is non-NULL and writable.
+unsafe fn publish(
+    created: Result<Arc<ClusterObj>, Error>,
+    out: *mut *mut pool_cluster_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    match created {
+        Ok(c) => {
+            // SAFETY: per contract.
+            unsafe { *out = cluster_into_raw(c) };
+            POOL_OK
+        }
+        Err(e) => fail(err_out, &e),
+    }
+}
+
+/// Reads the caller's cluster options into core options.
+///
+/// # Safety
+/// `o` is non-NULL and points to a pool_cluster_options_t of its struct_size; its pointers
+/// follow the header's contract.
+unsafe fn read_cluster_options(o: *const pool_cluster_options_t) -> Result<ClusterOptions, Error> {
+    // SAFETY: non-NULL per contract; struct_size is the first field.
+    let size = unsafe { (*o).struct_size };
+    if size < MIN_CLUSTER_OPTIONS_SIZE {
+        return Err(Error::invalid(format!(
+            "struct_size: {size} is smaller than any pool_cluster_options_t; call pool_cluster_options_init first"
+        )));
+    }
+    // SAFETY: at least the first version's fields are readable (checked above).
+    let o = unsafe { &*o };
+    if o.seeds_len > 0 && o.seeds.is_null() {
+        return Err(Error::invalid(format!(
+            "seeds: NULL with seeds_len {}",
+            o.seeds_len
+        )));
+    }
+    if o.seeds_len > 1024 {
+        return Err(Error::invalid(format!(
+            "seeds_len: {} (at most 1024)",
+            o.seeds_len
+        )));
+    }
+    let mut node: pool_options = if o.node.is_null() {
+        pool_options::defaults()
+    } else {
+        // SAFETY: a non-NULL node points to a pool_options_t per the header.
+        unsafe { read_options(o.node) }?
+    };
+    if node.dialer.is_some() {
+        return Err(Error::invalid(
+            "node.dialer: a cluster dials its nodes by address; a custom dialer is not supported",
+        ));
+    }
+    let mut seeds = Vec::new();
+    if !node.addr.is_null() {
+        // SAFETY: a non-NULL addr is NUL-terminated per the header.
+        let a = unsafe { CStr::from_ptr(node.addr) }
+            .to_str()
+            .map_err(|_| Error::invalid("node.addr: not valid UTF-8"))?;
+        seeds.push(a.to_string());
+    }
+    for i in 0..o.seeds_len {
+        // SAFETY: `seeds` has `seeds_len` entries per the header (non-NULL checked above).
+        let p = unsafe { *o.seeds.add(i) };
+        if p.is_null() {
+            return Err(Error::invalid(format!("seeds[{i}]: NULL")));
+        }
+        // SAFETY: non-NULL entries are NUL-terminated per the header.
+        let s = unsafe { CStr::from_ptr(p) }
+            .to_str()
+            .map_err(|_| Error::invalid(format!("seeds[{i}]: not valid UTF-8")))?;
+        seeds.push(s.to_string());
+    }
+    let Some(first) = seeds.first() else {
+        return Err(Error::invalid(
+            "seeds: empty (name at least one cluster node, \"host:port\")",
+        ));
+    };
+    let first = CString::new(first.as_str()).map_err(|_| Error::invalid("seeds: NUL byte"))?;
+    node.addr = first.as_ptr();
+    // SAFETY: every string `node` points to lives until the end of this function.
+    let core = unsafe { to_core(&node) }?;
+    let max_redirects = u32::try_from(o.max_redirects)
+        .ok()
+        .filter(|&n| n <= MAX_REDIRECTS_LIMIT)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "max_redirects: {} (must be 0..{MAX_REDIRECTS_LIMIT})",
+                o.max_redirects
+            ))
+        })?;
+    let interval = u64::try_from(o.refresh_min_interval_ms).map_err(|_| {
+        Error::invalid(format!(
+            "refresh_min_interval_ms: {} is negative",
+            o.refresh_min_interval_ms
+        ))
+    })?;
+    let mut opts = ClusterOptions::new(seeds, core);
+    opts.max_redirects = max_redirects;
+    opts.refresh_min_interval = std::time::Duration::from_millis(interval);
+    Ok(opts)
+}
+
+/// Creates a cluster handle from `*opts` (strings are copied). Dials nothing: the slot
+/// map is loaded by the first get (or pool_cluster_refresh), and each node's pool is made
+/// when first needed. Invalid options -> POOL_ERR_INVALID_ARG naming the field. Release
+/// with pool_cluster_free. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_new(
+    opts: *const pool_cluster_options_t,
+    cluster_out: *mut *mut pool_cluster_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_cluster_new"), {
+        if cluster_out.is_null() {
+            return invalid(err_out, "cluster_out: NULL");
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { *cluster_out = std::ptr::null_mut() };
+        if opts.is_null() {
+            return invalid(err_out, "opts: NULL");
+        }
+        // SAFETY: non-NULL, per the header a pool_cluster_options_t.
+        let created = unsafe { read_cluster_options(opts) }.and_then(create);
+        // SAFETY: checked non-NULL above.
+        unsafe { publish(created, cluster_out, err_out) }
+    })
+}
+
+/// Creates a cluster handle from a go-redis cluster URL (ParseClusterURL format):
+/// `redis://[[user]:password@]host:port[?addr=host2:port2&addr=host3:port3&...]`. The
+/// host and every `addr` are seeds; `max_redirects` (default 3) and `refresh_min_interval`
+/// (a duration, default 100ms) are the cluster's options; every other parameter is a node
+/// pool option as in pool_new_url. Only redis://, and db 0. Errors as pool_new_url (the
+/// password is never shown). Release with pool_cluster_free. Dials nothing. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_new_url(
+    url: *const c_char,
+    cluster_out: *mut *mut pool_cluster_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_cluster_new_url"), {
+        if cluster_out.is_null() {
+            return invalid(err_out, "cluster_out: NULL");
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { *cluster_out = std::ptr::null_mut() };
+        if url.is_null() {
+            return invalid(err_out, "url: NULL");
+        }
+        // SAFETY: a non-NULL url is NUL-terminated per the header.
+        let bytes = unsafe { CStr::from_ptr(url) }.to_bytes();
+        let created = std::str::from_utf8(bytes)
+            .map_err(|_| Error::invalid("url: not valid UTF-8"))
+            .and_then(crate::redis::url::parse_cluster_url)
+            .and_then(|cu| {
+                let (node, _strings) = options_from_url(&cu.base)?;
+                // SAFETY: the strings `node` points to live in `_strings` until the end of
+                // this closure.
+                let core = unsafe { to_core(&node) }?;
+                let mut opts = ClusterOptions::new(cu.seeds, core);
+                if let Some(n) = cu.max_redirects {
+                    opts.max_redirects = n as u32;
+                }
+                match cu.refresh_min_interval {
+                    Some(crate::redis::url::UrlDuration::Millis(ms)) => {
+                        opts.refresh_min_interval = std::time::Duration::from_millis(ms as u64)
+                    }
+                    Some(crate::redis::url::UrlDuration::Disabled) => {
+                        opts.refresh_min_interval = std::time::Duration::ZERO
+                    }
+                    None => {}
+                }
+                create(opts)
+            });
+        // SAFETY: checked non-NULL above.
+        unsafe { publish(created, cluster_out, err_out) }
+    })
+}
+
+/// How a get names its target.
+enum Target<'a> {
+    Slot(u16),
+    Node(&'a str),
+}
+
+/// The common part of the cluster gets.
+///
+/// # Safety
+/// `cluster` is NULL or live; `cancel` is NULL or live; `conn_out` is NULL or writable.
+unsafe fn cluster_get(
+    cluster: *const pool_cluster_t,
+    target: Result<Target<'_>, Error>,
+    timeout_ms: i64,
+    cancel: *const pool_cancel_t,
+    conn_out: *mut *mut pool_conn_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    if conn_out.is_null() {
+        return invalid(err_out, "conn_out: NULL");
+    }
+    // SAFETY: checked non-NULL.
+    unsafe { *conn_out = std::ptr::null_mut() };
+    // SAFETY: per contract.
+    let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+        return invalid(err_out, "cluster: NULL");
+    };
+    let target = match target {
+        Ok(t) => t,
+        Err(e) => return fail(err_out, &e),
+    };
+    let wait = if timeout_ms < 0 {
+        c.options().node.pool_timeout
+    } else {
+        Wait::from_millis(timeout_ms).expect("non-negative")
+    };
+    // SAFETY: per contract.
+    let token: Option<CancelToken> = unsafe { cancel_ref(cancel) }.cloned();
+    let got = match target {
+        Target::Slot(s) => c.get_slot(s, wait, token.as_ref()),
+        Target::Node(a) => c.get_node(a, wait, token.as_ref()),
+    };
+    match got {
+        // SAFETY: `conn_out` checked writable above.
+        Ok((node, conn)) => unsafe { hand_out_owned(node, conn, conn_out, err_out) },
+        Err(e) => fail(err_out, &e),
+    }
+}
+
+/// The hash slot of a key, 0..16383: CRC16 of the key, or of its hash tag (the text
+/// between the first `{` and the next `}`, when not empty), as Redis Cluster. `key` of
+/// `keylen` bytes (binary safe; NULL only with keylen 0). -1 for NULL with keylen > 0.
+/// Never blocks. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_key_slot(key: *const c_char, keylen: usize) -> i32 {
+    ffi_boundary!(-1, {
+        if keylen == 0 {
+            return i32::from(slot::key_slot(b""));
+        }
+        if key.is_null() {
+            return -1;
+        }
+        // SAFETY: per the header, `key` is readable for `keylen` bytes.
+        let key = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), keylen) };
+        i32::from(slot::key_slot(key))
+    })
+}
+
+/// Get a conn to the master serving `key` (its hash slot, see pool_cluster_key_slot), from
+/// that node's pool. The first get loads the slot map. A node that cannot be dialed makes
+/// the cluster refresh its slot map and try once more where the slot now lives.
+/// `timeout_ms`, `cancel`: as pool_get_ex (< 0: the node options' pool_timeout_ms).
+/// Errors: those of pool_get_ex, and POOL_ERR_CLUSTER when no node gives a slot map or the
+/// slot has no master. Give the conn back with pool_cluster_put / pool_cluster_remove (or
+/// pool_put / pool_remove on its node pool). Commands sent on it with pool_conn_command
+/// follow MOVED / ASK. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_get(
+    cluster: *mut pool_cluster_t,
+    key: *const c_char,
+    keylen: usize,
+    timeout_ms: i64,
+    cancel: *const pool_cancel_t,
+    conn_out: *mut *mut pool_conn_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_cluster_get"), {
+        let target = if key.is_null() && keylen > 0 {
+            Err(Error::invalid("key: NULL with keylen > 0"))
+        } else {
+            // SAFETY: as pool_cluster_key_slot.
+            let s = unsafe { pool_cluster_key_slot(key, keylen) };
+            Ok(Target::Slot(s as u16))
+        };
+        // SAFETY: per this function's contract.
+        unsafe { cluster_get(cluster, target, timeout_ms, cancel, conn_out, err_out) }
+    })
+}
+
+/// Get a conn to the master serving hash slot `slot` (0..16383; else
+/// POOL_ERR_INVALID_ARG). Otherwise as pool_cluster_get. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_get_slot(
+    cluster: *mut pool_cluster_t,
+    slot: i32,
+    timeout_ms: i64,
+    cancel: *const pool_cancel_t,
+    conn_out: *mut *mut pool_conn_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_cluster_get_slot"), {
+        let target = u16::try_from(slot)
+            .ok()
+            .filter(|&s| usize::from(s) < slot::SLOTS)
+            .map(Target::Slot)
+            .ok_or_else(|| Error::invalid(format!("slot: {slot} (must be 0..16383)")));
+        // SAFETY: per this function's contract.
+        unsafe { cluster_get(cluster, target, timeout_ms, cancel, conn_out, err_out) }
+    })
+}
+
+/// Get a conn to node `addr` ("host:port", any node: master or replica, known or not),
+/// from its pool (made on first use). Does not need the slot map. Otherwise as
+/// pool_cluster_get. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_get_node(
+    cluster: *mut pool_cluster_t,
+    addr: *const c_char,
+    timeout_ms: i64,
+    cancel: *const pool_cancel_t,
+    conn_out: *mut *mut pool_conn_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_cluster_get_node"), {
+        // SAFETY: a non-NULL addr is NUL-terminated per the header.
+        let target = unsafe { addr_arg(addr) }.map(Target::Node);
+        // SAFETY: per this function's contract.
+        unsafe { cluster_get(cluster, target, timeout_ms, cancel, conn_out, err_out) }
+    })
+}
+
+/// # Safety
+/// `addr` is NULL or NUL-terminated.
+unsafe fn addr_arg<'a>(addr: *const c_char) -> Result<&'a str, Error> {
+    if addr.is_null() {
+        return Err(Error::invalid("addr: NULL"));
+    }
+    // SAFETY: per contract.
+    unsafe { CStr::from_ptr(addr) }
+        .to_str()
+        .map_err(|_| Error::invalid("addr: not valid UTF-8"))
+}
+
+/// Takes a conn back from the table if it was checked out from a node of `cluster`.
+fn take_back(
+    cluster: *const pool_cluster_t,
+    conn: *const pool_conn_t,
+) -> Result<Entry, pool_status_t> {
+    if cluster.is_null() || conn.is_null() {
+        return Err(POOL_ERR_INVALID_ARG);
+    }
+    let me = cluster.cast::<ClusterObj>();
+    conn_table::take(conn_bits(conn), |e| {
+        // Compares addresses only: a freed cluster may still take back its conns.
+        e.owner
+            .cluster()
+            .is_some_and(|(w, _)| std::ptr::eq(w.as_ptr(), me))
+    })
+    .map_err(|e| match e {
+        TakeError::NotLive | TakeError::Refused => POOL_ERR_INVALID_ARG,
+    })
+}
+
+/// Put: gives a conn from pool_cluster_get* back to its node's pool (pool_put's rules).
+/// POOL_ERR_INVALID_ARG for NULLs, a conn not checked out, or one of another cluster or
+/// pool. After pool_cluster_close / pool_cluster_free the conn is simply closed. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_put(
+    cluster: *mut pool_cluster_t,
+    conn: *mut pool_conn_t,
+) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        let entry = match take_back(cluster, conn) {
+            Ok(e) => e,
+            Err(code) => return code,
+        };
+        give(entry, |pool, conn| pool.put(conn))
+    })
+}
+
+fn give(
+    entry: Entry,
+    f: impl FnOnce(&dyn crate::pool::Pooler, Conn) -> Result<(), crate::pool::Rejected>,
+) -> pool_status_t {
+    match f(entry.owner.pooler(), entry.conn) {
+        Ok(()) => POOL_OK,
+        Err(rejected) => status_of(&rejected.error),
+    }
+}
+
+/// Remove: closes a conn from pool_cluster_get* and frees its turn in its node's pool
+/// (pool_remove's rules). `reason` may be NULL. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_remove(
+    cluster: *mut pool_cluster_t,
+    conn: *mut pool_conn_t,
+    reason: *const c_char,
+) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        let entry = match take_back(cluster, conn) {
+            Ok(e) => e,
+            Err(code) => return code,
+        };
+        let reason = (!reason.is_null()).then(|| {
+            // SAFETY: a non-NULL reason is NUL-terminated per the header.
+            unsafe { CStr::from_ptr(reason) }
+                .to_string_lossy()
+                .into_owned()
+        });
+        give(entry, |pool, conn| pool.remove(conn, reason.as_deref()))
+    })
+}
+
+/// The pool of node `addr` ("host:port"; made on first use), as a `pool_t` on which every
+/// pool_* function works: pool_get / pool_put / pool_stats / pool_sticky_new (e.g. for
+/// MULTI/EXEC on one node) ... Conns from it follow MOVED / ASK too. The cluster owns the
+/// pool: pool_close on it is POOL_ERR_INVALID_ARG, and pool_free gives back this reference
+/// only (call it once per pool_cluster_node_pool). POOL_ERR_CLOSED after
+/// pool_cluster_close. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_node_pool(
+    cluster: *mut pool_cluster_t,
+    addr: *const c_char,
+    pool_out: *mut *mut pool_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_cluster_node_pool"), {
+        if pool_out.is_null() {
+            return invalid(err_out, "pool_out: NULL");
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { *pool_out = std::ptr::null_mut() };
+        // SAFETY: per the header.
+        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+            return invalid(err_out, "cluster: NULL");
+        };
+        // SAFETY: per the header.
+        let node = unsafe { addr_arg(addr) }.and_then(|a| c.node(a));
+        match node {
+            Ok(n) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { *pool_out = super::castable::pool_into_raw(n) };
+                POOL_OK
+            }
+            Err(e) => fail(err_out, &e),
+        }
+    })
+}
+
+/// Copies `s` and a NUL into `buf` of `cap` bytes; false when it does not fit.
+///
+/// # Safety
+/// `buf` is writable for `cap` bytes.
+unsafe fn copy_out(s: &str, buf: *mut c_char, cap: usize) -> bool {
+    if s.len() >= cap {
+        return false;
+    }
+    // SAFETY: s.len() + 1 <= cap bytes are writable per contract.
+    unsafe {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast::<u8>(), s.len());
+        *buf.add(s.len()) = 0;
+    }
+    true
+}
+
+/// The node ("host:port") a conn from pool_cluster_get* (or a node pool) is connected to,
+/// copied with a NUL into `buf` of `cap` bytes (POOL_CLUSTER_ADDR_MAX is always enough).
+/// POOL_ERR_INVALID_ARG for NULLs, a conn that is not checked out or not a cluster conn, or
+/// a `buf` too small. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_conn_node(
+    conn: *const pool_conn_t,
+    buf: *mut c_char,
+    cap: usize,
+) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        if buf.is_null() || cap == 0 {
+            return POOL_ERR_INVALID_ARG;
+        }
+        let addr = conn_table::with(conn_bits(conn), |e| {
+            e.owner.cluster().map(|(_, a)| a.to_string())
+        });
+        match addr.flatten() {
+            // SAFETY: `buf` is writable for `cap` bytes per the header.
+            Some(a) if unsafe { copy_out(&a, buf, cap) } => POOL_OK,
+            _ => POOL_ERR_INVALID_ARG,
+        }
+    })
+}
+
+/// Reloads the slot map now (CLUSTER SHARDS, or CLUSTER SLOTS on servers without it),
+/// asking the known nodes and then the seeds until one answers; waits first for a refresh
+/// already running. Blocks at most `timeout_ms` (< 0: the node options' pool_timeout_ms;
+/// 0: no bound but each node's dial and read timeouts). POOL_ERR_CLUSTER when no node
+/// answered (the message says why), POOL_ERR_TIMEOUT, POOL_ERR_CLOSED. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_refresh(
+    cluster: *mut pool_cluster_t,
+    timeout_ms: i64,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_cluster_refresh"), {
+        // SAFETY: per the header.
+        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+            return invalid(err_out, "cluster: NULL");
+        };
+        let wait = if timeout_ms < 0 {
+            c.options().node.pool_timeout
+        } else if timeout_ms == 0 {
+            Wait::Forever
+        } else {
+            Wait::from_millis(timeout_ms).expect("positive")
+        };
+        match c.refresh_now(wait.deadline_from(std::time::Instant::now())) {
+            Ok(()) => POOL_OK,
+            Err(e) => fail(err_out, &e),
+        }
+    })
+}
+
+/// Stats of node `addr`'s pool, or with `addr` NULL the sum over every node pool (counters
+/// and gauges added up). Set `stats_out->struct_size` as for pool_stats.
+/// POOL_ERR_INVALID_ARG for a NULL cluster or stats_out, or a node without a pool. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_stats(
+    cluster: *const pool_cluster_t,
+    addr: *const c_char,
+    stats_out: *mut pool_stats_t,
+) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        // SAFETY: per the header.
+        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+            return POOL_ERR_INVALID_ARG;
+        };
+        let which = if addr.is_null() {
+            None
+        } else {
+            // SAFETY: per the header.
+            match unsafe { addr_arg(addr) } {
+                Ok(a) => Some(a),
+                Err(_) => return POOL_ERR_INVALID_ARG,
+            }
+        };
+        match c.stats(which) {
+            // SAFETY: per the header.
+            Some(s) => unsafe { write_stats(&s, stats_out) },
+            None => POOL_ERR_INVALID_ARG,
+        }
+    })
+}
+
+/// Cluster-wide counters (refreshes, redirects followed) and gauges (nodes, masters, slots
+/// covered). Set `info_out->struct_size` to sizeof(pool_cluster_info_t) (or 0) first; only
+/// that many bytes are written. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_info(
+    cluster: *const pool_cluster_t,
+    info_out: *mut pool_cluster_info_t,
+) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        // SAFETY: per the header.
+        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+            return POOL_ERR_INVALID_ARG;
+        };
+        if info_out.is_null() {
+            return POOL_ERR_INVALID_ARG;
+        }
+        // SAFETY: non-NULL; struct_size is the first field.
+        let size = match unsafe { (*info_out).struct_size } {
+            0 => size_of::<pool_cluster_info>(),
+            n if n < 2 * size_of::<usize>() => return POOL_ERR_INVALID_ARG,
+            n => n.min(size_of::<pool_cluster_info>()),
+        };
+        let s = c.cluster_stats();
+        let info = pool_cluster_info {
+            struct_size: size,
+            refreshes: s.refreshes,
+            refresh_errors: s.refresh_errors,
+            moved: s.moved,
+            ask: s.ask,
+            retries: s.retries,
+            nodes: s.nodes,
+            masters: s.masters,
+            slots_covered: s.slots_covered,
+            reserved: 0,
+        };
+        // SAFETY: the caller's struct is writable for its struct_size, and `size` is no
+        // more than that.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&info as *const pool_cluster_info).cast::<u8>(),
+                info_out.cast::<u8>(),
+                size,
+            )
+        };
+        POOL_OK
+    })
+}
+
+/// Lists the nodes (masters of the slot map first, then replicas and other nodes with a
+/// pool; sorted by address within each group) into `out[0..cap)` and stores the total in
+/// `*count` (which may exceed `cap`: call again with more room). `out` may be NULL with
+/// cap 0. POOL_ERR_INVALID_ARG for NULLs. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_nodes(
+    cluster: *const pool_cluster_t,
+    out: *mut pool_cluster_node_t,
+    cap: usize,
+    count: *mut usize,
+) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        // SAFETY: per the header.
+        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+            return POOL_ERR_INVALID_ARG;
+        };
+        if count.is_null() || (out.is_null() && cap > 0) {
+            return POOL_ERR_INVALID_ARG;
+        }
+        let nodes: Vec<NodeInfo> = c.nodes();
+        for (i, n) in nodes.iter().take(cap).enumerate() {
+            let mut row = pool_cluster_node {
+                addr: [0; POOL_CLUSTER_ADDR_MAX],
+                master: i32::from(n.master),
+                slots: n.slots as i32,
+            };
+            for (d, s) in row
+                .addr
+                .iter_mut()
+                .zip(n.addr.bytes().take(POOL_CLUSTER_ADDR_MAX - 1))
+            {
+                *d = s as c_char;
+            }
+            // SAFETY: `out` has `cap` writable entries per the header, and i < cap.
+            unsafe { out.add(i).write(row) };
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { *count = nodes.len() };
+        POOL_OK
+    })
+}
+
+/// Close: closes every node pool (as pool_close: idle conns closed, waiters woken with
+/// POOL_ERR_CLOSED; conns checked out are closed when given back). Later gets return
+/// POOL_ERR_CLOSED; a second call returns POOL_ERR_CLOSED. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_close(cluster: *mut pool_cluster_t) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        // SAFETY: per the header.
+        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+            return POOL_ERR_INVALID_ARG;
+        };
+        match c.close() {
+            Ok(()) => POOL_OK,
+            Err(e) => status_of(&e),
+        }
+    })
+}
+
+/// Free: closes the cluster if needed and gives the caller's handle back. NULL is fine.
+/// Afterwards the only valid uses of `cluster` are pool_cluster_put / pool_cluster_remove
+/// of conns still checked out (node pools stay valid until their last conn is back and
+/// their pool_free). Never blocks. Call it once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_free(cluster: *mut pool_cluster_t) {
+    ffi_boundary!((), {
+        if cluster.is_null() {
+            return;
+        }
+        // SAFETY: a handle from pool_cluster_new*, given back once per the header.
+        let c = unsafe { Arc::from_raw(cluster.cast::<ClusterObj>()) };
+        let _ = c.close();
+        drop(c);
+    })
+}

@@ -1,0 +1,339 @@
+//! Redis Cluster through the C ABI (`tests/c/abi_cluster.c`), against a real cluster of
+//! 3 masters with a replica each (`common::cluster::ClusterHarness`, on free loopback ports).
+//!
+//! - `api`: keys spread over every master from 16 threads, gets by key / slot / node, node
+//!   pools, MOVED followed from a conn to the wrong node, stats, misuse; plain and under
+//!   valgrind.
+//! - `slot_migration_under_load`: 16 threads run SET + GET on keys of one slot while the
+//!   slot is migrated key batch by key batch (ASK), then handed over (MOVED): no call fails.
+//! - `master_killed_replica_promoted`: 16 threads over every slot while a master is
+//!   SIGKILLed and its replica promoted: every thread succeeds again within the failover
+//!   time and keeps succeeding.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::cluster::{ClusterHarness, hashtag_for_slot, key_slot};
+use common::{Link, RUN_TIMEOUT, build_c, describe, run, run_under_memcheck, valgrind_available};
+
+const SRC: &str = "tests/c/abi_cluster.c";
+
+fn exe() -> PathBuf {
+    build_c("abi_cluster", &[SRC], Link::Shared, &["-pthread"])
+}
+
+fn url(h: &ClusterHarness, extra: &str) -> String {
+    let seeds = h.seed_addrs();
+    let mut u = format!("redis://{}?pool_size=8&dial_timeout=1s", seeds[0]);
+    for s in &seeds[1..] {
+        u.push_str("&addr=");
+        u.push_str(s);
+    }
+    u.push_str(extra);
+    u
+}
+
+const API_SECTIONS: &[&str] = &[
+    "== cluster: keys spread over every master from 16 threads\n",
+    "== cluster: get by key, slot and node; node pools; conn node\n",
+    "== cluster: a command sent to the wrong node follows MOVED\n",
+    "== cluster: misuse and bad input\n",
+];
+
+fn assert_api_output(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "abi_cluster api failed\n{}",
+        describe(out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut from = 0;
+    for s in API_SECTIONS {
+        match stdout[from..].find(s) {
+            Some(i) => from += i + s.len(),
+            None => panic!("section {s:?} missing\n{}", describe(out)),
+        }
+    }
+    let passed: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("OK: ")?.strip_suffix(" checks passed"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no OK line\n{}", describe(out)));
+    assert!(passed >= 100, "only {passed} checks\n{}", describe(out));
+    assert_eq!(
+        stdout.matches("master 127.0.0.1:").count(),
+        3,
+        "{}",
+        describe(out)
+    );
+}
+
+#[test]
+fn api() {
+    let h = ClusterHarness::start(3, 1);
+    let exe = exe();
+    let out = run(&exe, &["api", &url(&h, ""), "3"], &[], RUN_TIMEOUT);
+    assert_api_output(&out);
+    // The spread test's keys really are on the master of their slot.
+    for t in [0, 7, 15] {
+        for i in [0, 123, 299] {
+            let key = format!("spread:{t}:{i}");
+            let owner = h.master_of_key(key.as_bytes());
+            assert_eq!(
+                h.command(&owner, &["GET", &key]),
+                format!("v{i}"),
+                "{key} on {owner}"
+            );
+        }
+    }
+    if valgrind_available() {
+        let out = run_under_memcheck(
+            &exe,
+            &["api", &url(&h, ""), "3"],
+            &[("REDISPOOL_SLOW", "5")],
+            Duration::from_secs(600),
+        );
+        assert_api_output(&out);
+    }
+}
+
+/// The C load program, talking over stdin/stdout.
+struct Load {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Load {
+    fn start(url: &str, threads: usize, tag: &str) -> Load {
+        let mut child = Command::new(exe())
+            .args(["load", url, &threads.to_string(), tag])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start abi_cluster load");
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut load = Load {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        };
+        load.expect_line("ready", Duration::from_secs(60));
+        load
+    }
+
+    fn expect_line(&mut self, want: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l == want => return,
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!(
+                    "no {want:?} line from abi_cluster load; got {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn mark(&mut self) {
+        self.send("mark");
+        self.expect_line("marked", Duration::from_secs(10));
+    }
+
+    /// Stops the load; returns the summary lines.
+    fn stop(mut self) -> Summary {
+        self.send("stop");
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut lines = std::mem::take(&mut self.seen);
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            lines.push(l);
+        }
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "abi_cluster load: {status}\n{lines:#?}");
+        Summary::parse(lines)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+struct ThreadResult {
+    ok: u64,
+    fail: u64,
+    last_fail_after_mark_ms: i64,
+    ok_after_last_fail: u64,
+}
+
+#[derive(Debug)]
+struct Summary {
+    threads: Vec<ThreadResult>,
+    info: Vec<(String, u64)>,
+    lines: Vec<String>,
+}
+
+fn field<T: std::str::FromStr>(line: &str, name: &str) -> T {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+}
+
+impl Summary {
+    fn parse(lines: Vec<String>) -> Summary {
+        let mut threads = Vec::new();
+        let mut info = Vec::new();
+        for l in &lines {
+            if l.starts_with("thread ") && l.contains(" ok=") {
+                threads.push(ThreadResult {
+                    ok: field(l, "ok"),
+                    fail: field(l, "fail"),
+                    last_fail_after_mark_ms: field(l, "last_fail_after_mark_ms"),
+                    ok_after_last_fail: field(l, "ok_after_last_fail"),
+                });
+            } else if let Some(rest) = l.strip_prefix("info ") {
+                for w in rest.split_whitespace() {
+                    let (k, v) = w.split_once('=').unwrap();
+                    info.push((k.to_string(), v.parse().unwrap()));
+                }
+            }
+        }
+        Summary {
+            threads,
+            info,
+            lines,
+        }
+    }
+
+    fn info(&self, name: &str) -> u64 {
+        self.info
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no info {name}: {:#?}", self.lines))
+    }
+}
+
+#[test]
+fn slot_migration_under_load() {
+    let h = ClusterHarness::start(3, 0);
+    let slot = 4242;
+    let tag = hashtag_for_slot(slot);
+    let tag = tag.trim_start_matches('{').trim_end_matches('}');
+    assert_eq!(key_slot(format!("{{{tag}}}:x").as_bytes()), slot);
+    let source = h.master_of_slot(slot);
+    let target = h.seed_addrs().into_iter().find(|a| *a != source).unwrap();
+
+    let load = Load::start(&url(&h, ""), 16, tag);
+    // Let keys pile up in the slot, then move them in small batches with load running
+    // between batches (clients get ASK for moved keys), then hand the slot over (MOVED).
+    thread::sleep(Duration::from_millis(300));
+    h.migrate_slot_with(slot, &target, 20, |_| {
+        thread::sleep(Duration::from_millis(30))
+    });
+    assert_eq!(h.master_of_slot(slot), target);
+    thread::sleep(Duration::from_millis(500));
+    let summary = load.stop();
+    let failed: u64 = summary.threads.iter().map(|t| t.fail).sum();
+    let ok: u64 = summary.threads.iter().map(|t| t.ok).sum();
+    assert_eq!(summary.threads.len(), 16, "{:#?}", summary.lines);
+    assert_eq!(
+        failed, 0,
+        "calls failed during the migration: {:#?}",
+        summary.lines
+    );
+    assert!(ok > 1000, "too little load ran: {:#?}", summary.lines);
+    // The load really went through both redirects.
+    assert!(summary.info("ask") > 0, "{:#?}", summary.lines);
+    assert!(summary.info("moved") > 0, "{:#?}", summary.lines);
+    eprintln!(
+        "migration under load: {ok} rounds, moved={} ask={} retries={} refreshes={}",
+        summary.info("moved"),
+        summary.info("ask"),
+        summary.info("retries"),
+        summary.info("refreshes")
+    );
+    // Every key the load wrote is on the target now.
+    let keys = h.query(&target, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]);
+    assert!(keys.int() > 0);
+    assert_eq!(
+        h.query(&source, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()])
+            .int(),
+        0
+    );
+}
+
+#[test]
+fn master_killed_replica_promoted() {
+    let h = ClusterHarness::start(3, 1);
+    let mut load = Load::start(&url(&h, "&dialer_retries=1"), 16, "-");
+    thread::sleep(Duration::from_millis(300));
+    let victim = h.master_of_slot(0);
+    let started = Instant::now();
+    let promoted = h.kill_master_and_await_failover(&victim);
+    let failover = started.elapsed();
+    load.mark();
+    // Every thread must succeed again within the failover time (bounded generously for a
+    // loaded machine), and keep succeeding.
+    thread::sleep(Duration::from_secs(3));
+    let summary = load.stop();
+    eprintln!(
+        "failover took {failover:?}; {victim} -> {promoted}; refreshes={}",
+        summary.info("refreshes")
+    );
+    assert_eq!(summary.threads.len(), 16);
+    let bound_ms = (failover.as_millis() as i64).max(2000);
+    for (i, t) in summary.threads.iter().enumerate() {
+        assert!(t.ok > 0, "thread {i} never succeeded: {:#?}", summary.lines);
+        assert!(
+            t.ok_after_last_fail > 0,
+            "thread {i} did not recover: {:#?}",
+            summary.lines
+        );
+        assert!(
+            t.last_fail_after_mark_ms <= bound_ms,
+            "thread {i} still failed {} ms after the failover ended: {:#?}",
+            t.last_fail_after_mark_ms,
+            summary.lines
+        );
+    }
+    // Some thread hit the dead master (its keys cover a third of the slots).
+    assert!(
+        summary.threads.iter().any(|t| t.fail > 0),
+        "no call ever reached the killed master? {:#?}",
+        summary.lines
+    );
+    assert_eq!(summary.info("slots_covered"), 16384, "{:#?}", summary.lines);
+}
