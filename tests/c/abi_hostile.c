@@ -50,6 +50,8 @@ static pool_conn_t *g_conn;
 static uint64_t g_conn_id;
 static userdata_t g_ud;
 static pool_t *g_other;
+/* A cluster handle seeded with the (not cluster-enabled) test server: it dials on use only. */
+static pool_cluster_t *g_cluster;
 static pool_conn_t *g_other_conn;
 static uint64_t g_other_conn_id;
 
@@ -307,6 +309,88 @@ static int64_t sticky_new(pool_t *parent)
     return rc;
 }
 
+
+/* ---- cluster handles ---- */
+
+static int refuse_dial(void *userdata, int64_t timeout_ms, int *fd_out)
+{
+    (void)userdata;
+    (void)timeout_ms;
+    (void)fd_out;
+    return ECONNREFUSED;
+}
+
+static pool_cluster_options_t cluster_opts(void)
+{
+    static const char *seeds[] = {"127.0.0.1:1"};
+    pool_cluster_options_t o;
+    pool_cluster_options_init(&o);
+    o.seeds = seeds;
+    o.seeds_len = 1;
+    return o;
+}
+
+/* pool_cluster_new with one field of valid options changed by `edit`. */
+static pool_status_t cluster_new_with(pool_error_t *err, int edit)
+{
+    pool_cluster_options_t o = cluster_opts();
+    static const char *null_seed[] = {NULL};
+    pool_options_t node;
+    pool_options_init(&node);
+    switch (edit) {
+    case 0: o.struct_size = 0; break;
+    case 1: o.seeds_len = 0; break;
+    case 2: o.seeds = null_seed; break;
+    case 3: o.seeds = NULL; o.seeds_len = 3; break;
+    case 4: o.max_redirects = -1; break;
+    case 5: o.max_redirects = INT32_MAX; break;
+    case 6: o.refresh_min_interval_ms = INT64_MIN; break;
+    case 7: node.dialer = refuse_dial; o.node = &node; break;
+    case 8: node.db = 1; o.node = &node; break;
+    case 9: node.pool_size = INT32_MIN; o.node = &node; break;
+    case 10: o.seeds_len = SIZE_MAX; break;
+    default: break;
+    }
+    pool_cluster_t *c = NULL;
+    pool_status_t rc = pool_cluster_new(&o, &c, err);
+    pool_cluster_free(c);
+    return rc;
+}
+
+static pool_status_t cluster_url(pool_error_t *err, const char *url)
+{
+    pool_cluster_t *c = NULL;
+    pool_status_t rc = pool_cluster_new_url(url, &c, err);
+    pool_cluster_free(c);
+    return rc;
+}
+
+static pool_status_t cluster_info_sized(size_t size)
+{
+    pool_cluster_info_t info;
+    memset(&info, 0xa5, sizeof info);
+    info.struct_size = size;
+    return pool_cluster_info(g_cluster, &info);
+}
+
+/* A conn of g_pool given to every cluster function that takes a conn: each refuses it,
+ * and it stays checked out, working. */
+static int64_t cluster_foreign_conn(void)
+{
+    char buf[POOL_CLUSTER_ADDR_MAX];
+    return pool_cluster_put(g_cluster, g_conn) == POOL_ERR_INVALID_ARG &&
+           pool_cluster_remove(g_cluster, g_conn, "x") == POOL_ERR_INVALID_ARG &&
+           pool_cluster_conn_node(g_conn, buf, sizeof buf) == POOL_ERR_INVALID_ARG &&
+           pool_conn_id(g_conn) == g_conn_id && ping_cmd(g_conn, NULL) == POOL_OK;
+}
+
+static pool_status_t cluster_get_down(pool_error_t *err)
+{
+    pool_conn_t *conn = (pool_conn_t *)1;
+    pool_status_t rc = pool_cluster_get(g_cluster, "k", 1, 2000, NULL, &conn, err);
+    return conn == NULL ? rc : POOL_ERR_INTERNAL;
+}
+
 /* ---- pure functions ---- */
 
 static int64_t version_ok(void)
@@ -325,7 +409,7 @@ static int64_t is_unknown_status(pool_status_t s)
 /* Every defined code has a non-empty text of its own. */
 static int64_t defined_statuses_named(void)
 {
-    for (pool_status_t s = POOL_OK; s <= POOL_ERR_INTERNAL; s++) {
+    for (pool_status_t s = POOL_OK; s <= POOL_ERR_CLUSTER; s++) {
         const char *t = pool_status_str(s);
         if (t == NULL || t[0] == '\0' || is_unknown_status(s))
             return 0;
@@ -1039,8 +1123,8 @@ typedef struct hcase {
     X(status_min, "pool_status_str", "INT32_MIN", FX_NONE, 1, NULL, 0,                         \
       is_unknown_status(INT32_MIN))                                                            \
     X(status_m1, "pool_status_str", "-1", FX_NONE, 1, NULL, 0, is_unknown_status(-1))          \
-    X(status_next, "pool_status_str", "POOL_ERR_INTERNAL + 1", FX_NONE, 1, NULL, 0,            \
-      is_unknown_status(POOL_ERR_INTERNAL + 1))                                                \
+    X(status_next, "pool_status_str", "POOL_ERR_CLUSTER + 1", FX_NONE, 1, NULL, 0,             \
+      is_unknown_status(POOL_ERR_CLUSTER + 1))                                                \
     X(status_max, "pool_status_str", "INT32_MAX", FX_NONE, 1, NULL, 0,                         \
       is_unknown_status(INT32_MAX))                                                            \
     X(status_defined, "pool_status_str", "every defined code: its own text", FX_NONE, 1, NULL, \
@@ -1533,6 +1617,121 @@ typedef struct hcase {
     X(close_null, "pool_close", "NULL", FX_NONE, INV, NULL, 0, pool_close(NULL))                \
     X(free_null, "pool_free", "NULL", FX_NONE, 0, NULL, 0, (pool_free(NULL), 0))
 
+/* ---- Redis Cluster handles ---- */
+#define CLUSTER_CASES(X)                                                                        \
+    X(cl_init_null, "pool_cluster_options_init", "NULL", FX_NONE, 0, NULL, 0,                   \
+      (pool_cluster_options_init(NULL), 0))                                                     \
+    X(cl_new_null, "pool_cluster_new", "opts NULL", FX_NONE, INV, "opts", F_ERR,                \
+      pool_cluster_new(NULL, &(pool_cluster_t *){NULL}, err))                                   \
+    X(cl_new_out_null, "pool_cluster_new", "cluster_out NULL", FX_NONE, INV, "cluster_out",     \
+      F_ERR, pool_cluster_new(&(pool_cluster_options_t){0}, NULL, err))                         \
+    X(cl_new_size0, "pool_cluster_new", "struct_size 0", FX_NONE, INV, "struct_size", F_ERR,    \
+      cluster_new_with(err, 0))                                                                 \
+    X(cl_new_no_seed, "pool_cluster_new", "no seeds", FX_NONE, INV, "seeds", F_ERR,             \
+      cluster_new_with(err, 1))                                                                 \
+    X(cl_new_seed_null, "pool_cluster_new", "seeds[0] NULL", FX_NONE, INV, "seeds[0]", F_ERR,   \
+      cluster_new_with(err, 2))                                                                 \
+    X(cl_new_seeds_null, "pool_cluster_new", "seeds NULL, seeds_len 3", FX_NONE, INV, "seeds",  \
+      F_ERR, cluster_new_with(err, 3))                                                          \
+    X(cl_new_seeds_huge, "pool_cluster_new", "seeds_len SIZE_MAX", FX_NONE, INV, "seeds_len",   \
+      F_ERR, cluster_new_with(err, 10))                                                         \
+    X(cl_new_redir_m1, "pool_cluster_new", "max_redirects -1", FX_NONE, INV, "max_redirects",   \
+      F_ERR, cluster_new_with(err, 4))                                                          \
+    X(cl_new_redir_max, "pool_cluster_new", "max_redirects INT32_MAX", FX_NONE, INV,            \
+      "max_redirects", F_ERR, cluster_new_with(err, 5))                                         \
+    X(cl_new_interval, "pool_cluster_new", "refresh_min_interval_ms INT64_MIN", FX_NONE, INV,   \
+      "refresh_min_interval_ms", F_ERR, cluster_new_with(err, 6))                               \
+    X(cl_new_dialer, "pool_cluster_new", "node options with a custom dialer", FX_NONE, INV,     \
+      "dialer", F_ERR, cluster_new_with(err, 7))                                                \
+    X(cl_new_db, "pool_cluster_new", "node options with db 1", FX_NONE, INV, "database 0",      \
+      F_ERR, cluster_new_with(err, 8))                                                          \
+    X(cl_new_size_min, "pool_cluster_new", "node pool_size INT32_MIN", FX_NONE, INV,            \
+      "pool_size", F_ERR, cluster_new_with(err, 9))                                             \
+    X(cl_url_null, "pool_cluster_new_url", "url NULL", FX_NONE, INV, "url", F_ERR,              \
+      cluster_url(err, NULL))                                                                   \
+    X(cl_url_out_null, "pool_cluster_new_url", "cluster_out NULL", FX_NONE, INV, "cluster_out", \
+      F_ERR, pool_cluster_new_url("redis://h:1", NULL, err))                                    \
+    X(cl_url_secret, "pool_cluster_new_url", "an unknown option next to a password", FX_NONE,   \
+      INV, "bogus", F_ERR | F_SECRET, cluster_url(err, "redis://:" SECRET "@h:1?bogus=1"))      \
+    X(cl_url_addr_secret, "pool_cluster_new_url", "an addr equal to the password", FX_NONE,     \
+      INV, "addr", F_ERR | F_SECRET, cluster_url(err, "redis://:" SECRET "@h:1?addr=" SECRET))  \
+    X(cl_url_db, "pool_cluster_new_url", "db 5", FX_NONE, INV, "database 0", F_ERR,             \
+      cluster_url(err, "redis://h:1/5"))                                                        \
+    X(cl_url_unix, "pool_cluster_new_url", "unix://", FX_NONE, INV, "TCP", F_ERR,               \
+      cluster_url(err, "unix:///tmp/redis.sock"))                                               \
+    X(cl_url_8k1, "pool_cluster_new_url", "a URL over 8 KiB", FX_NONE, INV, "too long", F_ERR,  \
+      cluster_url(err, g_url_8k1))                                                              \
+    X(cl_slot_null, "pool_cluster_key_slot", "key NULL, keylen 5", FX_NONE, -1, NULL, 0,        \
+      pool_cluster_key_slot(NULL, 5))                                                           \
+    X(cl_slot_empty, "pool_cluster_key_slot", "key NULL, keylen 0", FX_NONE, 0, NULL, 0,        \
+      pool_cluster_key_slot(NULL, 0))                                                           \
+    X(cl_get_null, "pool_cluster_get", "cluster NULL", FX_NONE, INV, "cluster", F_ERR,          \
+      pool_cluster_get(NULL, "k", 1, -1, NULL, &(pool_conn_t *){NULL}, err))                    \
+    X(cl_get_out_null, "pool_cluster_get", "conn_out NULL", FX_NONE, INV, "conn_out", F_ERR,    \
+      pool_cluster_get(g_cluster, "k", 1, -1, NULL, NULL, err))                                 \
+    X(cl_get_key_null, "pool_cluster_get", "key NULL, keylen 3", FX_NONE, INV, "key", F_ERR,    \
+      pool_cluster_get(g_cluster, NULL, 3, -1, NULL, &(pool_conn_t *){NULL}, err))              \
+    X(cl_get_down, "pool_cluster_get", "a seed that is not a cluster node", FX_NONE,            \
+      POOL_ERR_CLUSTER, "cluster support disabled", F_ERR | F_COUNTS, cluster_get_down(err))    \
+    X(cl_slot_big, "pool_cluster_get_slot", "slot 16384", FX_NONE, INV, "slot", F_ERR,          \
+      pool_cluster_get_slot(g_cluster, 16384, -1, NULL, &(pool_conn_t *){NULL}, err))           \
+    X(cl_slot_min, "pool_cluster_get_slot", "slot INT32_MIN", FX_NONE, INV, "slot", F_ERR,      \
+      pool_cluster_get_slot(g_cluster, INT32_MIN, -1, NULL, &(pool_conn_t *){NULL}, err))       \
+    X(cl_slot_cnull, "pool_cluster_get_slot", "cluster NULL", FX_NONE, INV, "cluster", F_ERR,   \
+      pool_cluster_get_slot(NULL, 0, -1, NULL, &(pool_conn_t *){NULL}, err))                    \
+    X(cl_node_null, "pool_cluster_get_node", "addr NULL", FX_NONE, INV, "addr", F_ERR,          \
+      pool_cluster_get_node(g_cluster, NULL, -1, NULL, &(pool_conn_t *){NULL}, err))            \
+    X(cl_node_bad, "pool_cluster_get_node", "addr without a port", FX_NONE, INV, "addr", F_ERR, \
+      pool_cluster_get_node(g_cluster, "localhost", -1, NULL, &(pool_conn_t *){NULL}, err))     \
+    X(cl_node_huge, "pool_cluster_get_node", "an address of 1 MiB", FX_NONE, INV, "addr", F_ERR, \
+      pool_cluster_get_node(g_cluster, g_addr_1m, -1, NULL, &(pool_conn_t *){NULL}, err))       \
+    X(cl_put_null, "pool_cluster_put", "NULLs", FX_NONE, INV, NULL, 0,                          \
+      pool_cluster_put(NULL, NULL))                                                             \
+    X(cl_put_madeup, "pool_cluster_put", "a made-up conn", FX_NONE, INV, NULL, 0,               \
+      pool_cluster_put(g_cluster, CONN_AT(1)))                                                  \
+    X(cl_foreign, "pool_cluster_put", "a conn of a plain pool (put, remove, conn_node)",        \
+      FX_NONE, 1, NULL, 0, cluster_foreign_conn())                                              \
+    X(cl_remove_null, "pool_cluster_remove", "NULLs", FX_NONE, INV, NULL, 0,                    \
+      pool_cluster_remove(NULL, NULL, NULL))                                                    \
+    X(cl_np_null, "pool_cluster_node_pool", "cluster NULL", FX_NONE, INV, "cluster", F_ERR,     \
+      pool_cluster_node_pool(NULL, "h:1", &(pool_t *){NULL}, err))                              \
+    X(cl_np_out_null, "pool_cluster_node_pool", "pool_out NULL", FX_NONE, INV, "pool_out",      \
+      F_ERR, pool_cluster_node_pool(g_cluster, "h:1", NULL, err))                               \
+    X(cl_np_addr, "pool_cluster_node_pool", "addr \"::\"", FX_NONE, INV, "addr", F_ERR,          \
+      pool_cluster_node_pool(g_cluster, "::", &(pool_t *){NULL}, err))                          \
+    X(cl_cn_null, "pool_cluster_conn_node", "conn NULL", FX_NONE, INV, NULL, 0,                 \
+      pool_cluster_conn_node(NULL, (char[8]){0}, 8))                                            \
+    X(cl_cn_buf_null, "pool_cluster_conn_node", "buf NULL", FX_NONE, INV, NULL, 0,              \
+      pool_cluster_conn_node(g_conn, NULL, 64))                                                 \
+    X(cl_cn_cap0, "pool_cluster_conn_node", "cap 0", FX_NONE, INV, NULL, 0,                     \
+      pool_cluster_conn_node(g_conn, (char[8]){0}, 0))                                          \
+    X(cl_refresh_null, "pool_cluster_refresh", "cluster NULL", FX_NONE, INV, "cluster", F_ERR,  \
+      pool_cluster_refresh(NULL, -1, err))                                                      \
+    X(cl_stats_null, "pool_cluster_stats", "cluster NULL", FX_NONE, INV, NULL, 0,               \
+      pool_cluster_stats(NULL, NULL, &(pool_stats_t){.struct_size = sizeof(pool_stats_t)}))     \
+    X(cl_stats_out_null, "pool_cluster_stats", "stats_out NULL", FX_NONE, INV, NULL, 0,         \
+      pool_cluster_stats(g_cluster, NULL, NULL))                                                \
+    X(cl_stats_unknown, "pool_cluster_stats", "a node without a pool", FX_NONE, INV, NULL, 0,   \
+      pool_cluster_stats(g_cluster, "10.0.0.1:1",                                               \
+                         &(pool_stats_t){.struct_size = sizeof(pool_stats_t)}))                 \
+    X(cl_info_null, "pool_cluster_info", "cluster NULL", FX_NONE, INV, NULL, 0,                 \
+      pool_cluster_info(NULL, &(pool_cluster_info_t){.struct_size = 0}))                        \
+    X(cl_info_out_null, "pool_cluster_info", "info_out NULL", FX_NONE, INV, NULL, 0,            \
+      pool_cluster_info(g_cluster, NULL))                                                       \
+    X(cl_info_size1, "pool_cluster_info", "struct_size 1", FX_NONE, INV, NULL, 0,               \
+      cluster_info_sized(1))                                                                    \
+    X(cl_info_size_max, "pool_cluster_info", "struct_size SIZE_MAX", FX_NONE, POOL_OK, NULL, 0, \
+      cluster_info_sized(SIZE_MAX))                                                             \
+    X(cl_nodes_null, "pool_cluster_nodes", "cluster NULL", FX_NONE, INV, NULL, 0,               \
+      pool_cluster_nodes(NULL, NULL, 0, &(size_t){0}))                                          \
+    X(cl_nodes_count_null, "pool_cluster_nodes", "count NULL", FX_NONE, INV, NULL, 0,           \
+      pool_cluster_nodes(g_cluster, NULL, 0, NULL))                                             \
+    X(cl_nodes_out_null, "pool_cluster_nodes", "out NULL, cap SIZE_MAX", FX_NONE, INV, NULL, 0, \
+      pool_cluster_nodes(g_cluster, NULL, SIZE_MAX, &(size_t){0}))                              \
+    X(cl_close_null, "pool_cluster_close", "NULL", FX_NONE, INV, NULL, 0,                       \
+      pool_cluster_close(NULL))                                                                 \
+    X(cl_free_null, "pool_cluster_free", "NULL", FX_NONE, 0, NULL, 0, (pool_cluster_free(NULL), 0))
+
 /* ---- after pool_close ---- */
 #define CLOSED_CASES(X)                                                                         \
     X(closed_get, "pool_get", "a closed pool", FX_CLOSED, POOL_ERR_CLOSED, "client is closed",  \
@@ -1608,6 +1807,7 @@ GET_CASES(DEFINE_CASE)
 GIVE_CASES(DEFINE_CASE)
 STICKY_CASES(DEFINE_CASE)
 MISC_CASES(DEFINE_CASE)
+CLUSTER_CASES(DEFINE_CASE)
 CLOSED_CASES(DEFINE_CASE)
 FREED_CASES(DEFINE_CASE)
 
@@ -1620,6 +1820,7 @@ static const hcase_t get_cases[] = {GET_CASES(CASE_ROW)};
 static const hcase_t give_cases[] = {GIVE_CASES(CASE_ROW)};
 static const hcase_t sticky_cases[] = {STICKY_CASES(CASE_ROW)};
 static const hcase_t misc_cases[] = {MISC_CASES(CASE_ROW)};
+static const hcase_t cluster_cases[] = {CLUSTER_CASES(CASE_ROW)};
 static const hcase_t closed_cases[] = {CLOSED_CASES(CASE_ROW)};
 static const hcase_t freed_cases[] = {FREED_CASES(CASE_ROW)};
 
@@ -1646,6 +1847,8 @@ static const section_def_t sections[] = {
     SECTION("sticky and single pools: foreign conns, double remove, hostile reasons, close",
             sticky_cases),
     SECTION("pool_leaks, pool_notify_fd, pool_stats, pool_len, pool_close, pool_free", misc_cases),
+    SECTION("cluster handles: NULLs, bad options and URLs, foreign conns, no cluster to ask",
+            cluster_cases),
     SECTION("after pool_close: gets fail, conns still out come back", closed_cases),
     SECTION("after pool_free: only its own conns come back, and they do", freed_cases),
 };
@@ -1909,6 +2112,16 @@ int main(int argc, char **argv)
     pool_options_t o = base_options(4);
     g_pool = new_pool_or_exit(&o);
     g_other = new_pool_or_exit(&o);
+    {
+        char cluster_url_buf[300];
+        pool_error_t cerr;
+        snprintf(cluster_url_buf, sizeof cluster_url_buf, "redis://%s?dialer_retries=1",
+                 redis.addr);
+        if (pool_cluster_new_url(cluster_url_buf, &g_cluster, &cerr) != POOL_OK) {
+            fprintf(stderr, "pool_cluster_new_url: %s\n", cerr.message);
+            return 2;
+        }
+    }
     g_conn = must_get(g_pool);
     g_conn_id = pool_conn_id(g_conn);
     pool_conn_set_userdata(g_conn, &g_ud, count_free);
@@ -1935,6 +2148,7 @@ int main(int argc, char **argv)
     CHECK_STATUS(pool_put(g_pool, g_conn), POOL_OK, NULL);
     CHECK_STATUS(pool_put(g_other, g_other_conn), POOL_OK, NULL);
     CHECK_EQ(g_ud.freed, 0);
+    pool_cluster_free(g_cluster);
     pool_free(g_pool);
     pool_free(g_other);
     CHECK_EQ(g_ud.freed, 1);
