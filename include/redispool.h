@@ -35,6 +35,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The most redirects a caller may ask to follow.
+#define MAX_REDIRECTS_LIMIT 100
+
+// Hash slots in a Redis Cluster.
+#define SLOTS 16384
+
+// Room for "host:port" with the longest DNS name (253) and port, and a NUL.
+#define POOL_CLUSTER_ADDR_MAX 264
+
 // A bulk string (`$`): `str`/`len`.
 #define POOL_REPLY_STRING 1
 
@@ -98,72 +107,16 @@ struct pool;
 // A cancellation token. Opaque.
 struct pool_cancel;
 
+// A Redis Cluster: a slot map and one connection pool per node, created on demand with
+// the same options. Opaque; thread-safe.
+struct pool_cluster;
+
 // One checked-out connection. Opaque: the handle is not a memory address, so a stale
 // handle (after put/remove) is detected by every function instead of dereferenced.
 struct pool_conn;
 
 // See `struct pool_cancel`.
 typedef struct pool_cancel pool_cancel_t;
-
-// See `struct pool_conn`.
-typedef struct pool_conn pool_conn_t;
-
-// A destructor for conn userdata.
-typedef void (*pool_free_fn)(void *userdata);
-
-// An integer status: `POOL_OK` (0) or one of the `POOL_ERR_*` codes below. Values never change.
-typedef int32_t pool_status_t;
-
-// One reply, possibly the root of a tree. Type numbers equal hiredis's REDIS_REPLY_*.
-// Fields that do not apply to a type are 0 / NULL. `str` is NUL-terminated too (binary
-// data may contain NULs: use `len`). Everything is owned by the root reply: release it
-// with pool_reply_free, once; never free or keep a child.
-struct pool_reply {
-  // POOL_REPLY_*.
-  int32_t type;
-  // INTEGER; BOOL as 0/1.
-  int64_t integer;
-  // DOUBLE.
-  double dval;
-  // Length of `str` in bytes, without the terminating NUL.
-  size_t len;
-  // STRING, STATUS, ERROR, DOUBLE and BIGNUM text, VERB body. NULL for other types.
-  char *str;
-  // VERB: the format, 3 letters and a NUL.
-  char vtype[4];
-  // ARRAY, SET, PUSH: the number of elements; MAP: keys plus values.
-  size_t elements;
-  // The `elements` children; NULL when there are none.
-  struct pool_reply **element;
-};
-
-// See `struct pool_reply`.
-typedef struct pool_reply pool_reply_t;
-
-// Caller-owned error detail. Functions taking a `pool_error_t *err_out` fill it on failure
-// when it is not NULL, and leave it untouched on success.
-struct pool_error {
-  // The status the call returned.
-  pool_status_t code;
-  // NUL-terminated, human-readable, never empty on failure.
-  char message[256];
-};
-
-typedef struct pool_error pool_error_t;
-
-// See `struct pool`.
-typedef struct pool pool_t;
-
-// One entry of pool_leaks: a conn checked out for longer than leak_detection_threshold_ms.
-struct pool_leak {
-  // As pool_conn_id.
-  uint64_t conn_id;
-  // How long it has been checked out, in milliseconds.
-  int64_t held_ms;
-};
-
-// See `struct pool_leak`.
-typedef struct pool_leak pool_leak_t;
 
 // A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 // passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
@@ -245,6 +198,52 @@ struct pool_options {
 
 typedef struct pool_options pool_options_t;
 
+// Cluster options. Always start with `pool_cluster_options_init`, then change fields.
+struct pool_cluster_options {
+  // Set by pool_cluster_options_init: lets fields be appended in later versions.
+  size_t struct_size;
+  // "host:port" of cluster nodes to load the slot map from (any nodes of the cluster;
+  // one is enough). `seeds_len` entries; copied.
+  const char *const *seeds;
+  size_t seeds_len;
+  // Options of every node pool (pool_size, timeouts, password, ...): NULL = the
+  // pool_options_init defaults. Its `addr`, when set, is one more seed; a custom
+  // `dialer` is refused (nodes are dialed by address), and so is a `db` other than 0.
+  const pool_options_t *node;
+  // MOVED / ASK redirects (and TRYAGAIN / CLUSTERDOWN retries) pool_conn_command follows
+  // per command. Default 3 (go-redis MaxRedirects); 0 = none; at most 100.
+  int32_t max_redirects;
+  // The least time between two slot map refreshes triggered by MOVED or a node that
+  // cannot be dialed. Default 100; 0 = no minimum (still one refresh at a time).
+  int64_t refresh_min_interval_ms;
+};
+
+// See `struct pool_cluster_options`.
+typedef struct pool_cluster_options pool_cluster_options_t;
+
+// An integer status: `POOL_OK` (0) or one of the `POOL_ERR_*` codes below. Values never change.
+typedef int32_t pool_status_t;
+
+// See `struct pool_cluster`.
+typedef struct pool_cluster pool_cluster_t;
+
+// Caller-owned error detail. Functions taking a `pool_error_t *err_out` fill it on failure
+// when it is not NULL, and leave it untouched on success.
+struct pool_error {
+  // The status the call returned.
+  pool_status_t code;
+  // NUL-terminated, human-readable, never empty on failure.
+  char message[256];
+};
+
+typedef struct pool_error pool_error_t;
+
+// See `struct pool_conn`.
+typedef struct pool_conn pool_conn_t;
+
+// See `struct pool`.
+typedef struct pool pool_t;
+
 // A stats snapshot. Counters only increase; `*_conns`, `pending_requests`, `waiting` and
 // `dials_in_progress`, `leak_suspects` and `in_use_conns` are gauges.
 struct pool_stats {
@@ -294,6 +293,85 @@ struct pool_stats {
 
 typedef struct pool_stats pool_stats_t;
 
+// Cluster-wide counters and gauges (each node pool has its own pool_stats_t).
+struct pool_cluster_info {
+  // Set to sizeof(pool_cluster_info_t) (or 0, meaning the same) before the call.
+  size_t struct_size;
+  // Slot map loads that succeeded.
+  uint64_t refreshes;
+  // Slot map loads that found no node able to answer.
+  uint64_t refresh_errors;
+  // MOVED replies followed by pool_conn_command.
+  uint64_t moved;
+  // ASK replies followed (with ASKING).
+  uint64_t ask;
+  // TRYAGAIN / CLUSTERDOWN replies retried.
+  uint64_t retries;
+  // Nodes with a pool right now.
+  uint32_t nodes;
+  // Masters in the slot map.
+  uint32_t masters;
+  // Slots that have a master in the slot map (16384 when the cluster is whole).
+  uint32_t slots_covered;
+  uint32_t reserved;
+};
+
+// See `struct pool_cluster_info`.
+typedef struct pool_cluster_info pool_cluster_info_t;
+
+// One node, as listed by pool_cluster_nodes.
+struct pool_cluster_node {
+  // "host:port", NUL-terminated.
+  char addr[POOL_CLUSTER_ADDR_MAX];
+  // 1 when the node serves slots as a master per the slot map, else 0.
+  int32_t master;
+  // Slots it serves.
+  int32_t slots;
+};
+
+// See `struct pool_cluster_node`.
+typedef struct pool_cluster_node pool_cluster_node_t;
+
+// A destructor for conn userdata.
+typedef void (*pool_free_fn)(void *userdata);
+
+// One reply, possibly the root of a tree. Type numbers equal hiredis's REDIS_REPLY_*.
+// Fields that do not apply to a type are 0 / NULL. `str` is NUL-terminated too (binary
+// data may contain NULs: use `len`). Everything is owned by the root reply: release it
+// with pool_reply_free, once; never free or keep a child.
+struct pool_reply {
+  // POOL_REPLY_*.
+  int32_t type;
+  // INTEGER; BOOL as 0/1.
+  int64_t integer;
+  // DOUBLE.
+  double dval;
+  // Length of `str` in bytes, without the terminating NUL.
+  size_t len;
+  // STRING, STATUS, ERROR, DOUBLE and BIGNUM text, VERB body. NULL for other types.
+  char *str;
+  // VERB: the format, 3 letters and a NUL.
+  char vtype[4];
+  // ARRAY, SET, PUSH: the number of elements; MAP: keys plus values.
+  size_t elements;
+  // The `elements` children; NULL when there are none.
+  struct pool_reply **element;
+};
+
+// See `struct pool_reply`.
+typedef struct pool_reply pool_reply_t;
+
+// One entry of pool_leaks: a conn checked out for longer than leak_detection_threshold_ms.
+struct pool_leak {
+  // As pool_conn_id.
+  uint64_t conn_id;
+  // How long it has been checked out, in milliseconds.
+  int64_t held_ms;
+};
+
+// See `struct pool_leak`.
+typedef struct pool_leak pool_leak_t;
+
 // Success.
 #define POOL_OK 0
 
@@ -333,6 +411,10 @@ typedef struct pool_stats pool_stats_t;
 // A bug inside the library (a caught panic); the pool involved is then closed.
 #define POOL_ERR_INTERNAL 12
 
+// A Redis Cluster cannot serve the request: no node could give the slot map, or the
+// slot is not served by any master in it.
+#define POOL_ERR_CLUSTER 13
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -349,6 +431,135 @@ void pool_cancel_fire(const pool_cancel_t *cancel);
 
 // Frees the token. No call may be using it any more. NULL is fine.
 void pool_cancel_free(pool_cancel_t *cancel);
+
+// Fills `*opts` with the defaults (and its struct_size). NULL is ignored. Any thread.
+void pool_cluster_options_init(pool_cluster_options_t *opts);
+
+// Creates a cluster handle from `*opts` (strings are copied). Dials nothing: the slot
+// map is loaded by the first get (or pool_cluster_refresh), and each node's pool is made
+// when first needed. Invalid options -> POOL_ERR_INVALID_ARG naming the field. Release
+// with pool_cluster_free. Any thread.
+pool_status_t pool_cluster_new(const pool_cluster_options_t *opts,
+                               pool_cluster_t **cluster_out,
+                               pool_error_t *err_out);
+
+// Creates a cluster handle from a go-redis cluster URL (ParseClusterURL format):
+// `redis://[[user]:password@]host:port[?addr=host2:port2&addr=host3:port3&...]`. The
+// host and every `addr` are seeds; `max_redirects` (default 3) and `refresh_min_interval`
+// (a duration, default 100ms) are the cluster's options; every other parameter is a node
+// pool option as in pool_new_url. Only redis://, and db 0. Errors as pool_new_url (the
+// password is never shown). Release with pool_cluster_free. Dials nothing. Any thread.
+pool_status_t pool_cluster_new_url(const char *url,
+                                   pool_cluster_t **cluster_out,
+                                   pool_error_t *err_out);
+
+// The hash slot of a key, 0..16383: CRC16 of the key, or of its hash tag (the text
+// between the first `{` and the next `}`, when not empty), as Redis Cluster. `key` of
+// `keylen` bytes (binary safe; NULL only with keylen 0). -1 for NULL with keylen > 0.
+// Never blocks. Any thread.
+int32_t pool_cluster_key_slot(const char *key, size_t keylen);
+
+// Get a conn to the master serving `key` (its hash slot, see pool_cluster_key_slot), from
+// that node's pool. The first get loads the slot map. A node that cannot be dialed makes
+// the cluster refresh its slot map and try once more where the slot now lives.
+// `timeout_ms`, `cancel`: as pool_get_ex (< 0: the node options' pool_timeout_ms).
+// Errors: those of pool_get_ex, and POOL_ERR_CLUSTER when no node gives a slot map or the
+// slot has no master. Give the conn back with pool_cluster_put / pool_cluster_remove (or
+// pool_put / pool_remove on its node pool). Commands sent on it with pool_conn_command
+// follow MOVED / ASK. Any thread.
+pool_status_t pool_cluster_get(pool_cluster_t *cluster,
+                               const char *key,
+                               size_t keylen,
+                               int64_t timeout_ms,
+                               const pool_cancel_t *cancel,
+                               pool_conn_t **conn_out,
+                               pool_error_t *err_out);
+
+// Get a conn to the master serving hash slot `slot` (0..16383; else
+// POOL_ERR_INVALID_ARG). Otherwise as pool_cluster_get. Any thread.
+pool_status_t pool_cluster_get_slot(pool_cluster_t *cluster,
+                                    int32_t slot,
+                                    int64_t timeout_ms,
+                                    const pool_cancel_t *cancel,
+                                    pool_conn_t **conn_out,
+                                    pool_error_t *err_out);
+
+// Get a conn to node `addr` ("host:port", any node: master or replica, known or not),
+// from its pool (made on first use). Does not need the slot map. Otherwise as
+// pool_cluster_get. Any thread.
+pool_status_t pool_cluster_get_node(pool_cluster_t *cluster,
+                                    const char *addr,
+                                    int64_t timeout_ms,
+                                    const pool_cancel_t *cancel,
+                                    pool_conn_t **conn_out,
+                                    pool_error_t *err_out);
+
+// Put: gives a conn from pool_cluster_get* back to its node's pool (pool_put's rules).
+// POOL_ERR_INVALID_ARG for NULLs, a conn not checked out, or one of another cluster or
+// pool. After pool_cluster_close / pool_cluster_free the conn is simply closed. Any thread.
+pool_status_t pool_cluster_put(pool_cluster_t *cluster, pool_conn_t *conn);
+
+// Remove: closes a conn from pool_cluster_get* and frees its turn in its node's pool
+// (pool_remove's rules). `reason` may be NULL. Any thread.
+pool_status_t pool_cluster_remove(pool_cluster_t *cluster, pool_conn_t *conn, const char *reason);
+
+// The pool of node `addr` ("host:port"; made on first use), as a `pool_t` on which every
+// pool_* function works: pool_get / pool_put / pool_stats / pool_sticky_new (e.g. for
+// MULTI/EXEC on one node) ... Conns from it follow MOVED / ASK too. The cluster owns the
+// pool: pool_close on it is POOL_ERR_INVALID_ARG, and pool_free gives back this reference
+// only (call it once per pool_cluster_node_pool). POOL_ERR_CLOSED after
+// pool_cluster_close. Any thread.
+pool_status_t pool_cluster_node_pool(pool_cluster_t *cluster,
+                                     const char *addr,
+                                     pool_t **pool_out,
+                                     pool_error_t *err_out);
+
+// The node ("host:port") a conn from pool_cluster_get* (or a node pool) is connected to,
+// copied with a NUL into `buf` of `cap` bytes (POOL_CLUSTER_ADDR_MAX is always enough).
+// POOL_ERR_INVALID_ARG for NULLs, a conn that is not checked out or not a cluster conn, or
+// a `buf` too small. Any thread.
+pool_status_t pool_cluster_conn_node(const pool_conn_t *conn, char *buf, size_t cap);
+
+// Reloads the slot map now (CLUSTER SHARDS, or CLUSTER SLOTS on servers without it),
+// asking the known nodes and then the seeds until one answers; waits first for a refresh
+// already running. Blocks at most `timeout_ms` (< 0: the node options' pool_timeout_ms;
+// 0: no bound but each node's dial and read timeouts). POOL_ERR_CLUSTER when no node
+// answered (the message says why), POOL_ERR_TIMEOUT, POOL_ERR_CLOSED. Any thread.
+pool_status_t pool_cluster_refresh(pool_cluster_t *cluster,
+                                   int64_t timeout_ms,
+                                   pool_error_t *err_out);
+
+// Stats of node `addr`'s pool, or with `addr` NULL the sum over every node pool (counters
+// and gauges added up). Set `stats_out->struct_size` as for pool_stats.
+// POOL_ERR_INVALID_ARG for a NULL cluster or stats_out, or a node without a pool. Any thread.
+pool_status_t pool_cluster_stats(const pool_cluster_t *cluster,
+                                 const char *addr,
+                                 pool_stats_t *stats_out);
+
+// Cluster-wide counters (refreshes, redirects followed) and gauges (nodes, masters, slots
+// covered). Set `info_out->struct_size` to sizeof(pool_cluster_info_t) (or 0) first; only
+// that many bytes are written. Any thread.
+pool_status_t pool_cluster_info(const pool_cluster_t *cluster, pool_cluster_info_t *info_out);
+
+// Lists the nodes (masters of the slot map first, then replicas and other nodes with a
+// pool; sorted by address within each group) into `out[0..cap)` and stores the total in
+// `*count` (which may exceed `cap`: call again with more room). `out` may be NULL with
+// cap 0. POOL_ERR_INVALID_ARG for NULLs. Any thread.
+pool_status_t pool_cluster_nodes(const pool_cluster_t *cluster,
+                                 pool_cluster_node_t *out,
+                                 size_t cap,
+                                 size_t *count);
+
+// Close: closes every node pool (as pool_close: idle conns closed, waiters woken with
+// POOL_ERR_CLOSED; conns checked out are closed when given back). Later gets return
+// POOL_ERR_CLOSED; a second call returns POOL_ERR_CLOSED. Any thread.
+pool_status_t pool_cluster_close(pool_cluster_t *cluster);
+
+// Free: closes the cluster if needed and gives the caller's handle back. NULL is fine.
+// Afterwards the only valid uses of `cluster` are pool_cluster_put / pool_cluster_remove
+// of conns still checked out (node pools stay valid until their last conn is back and
+// their pool_free). Never blocks. Call it once.
+void pool_cluster_free(pool_cluster_t *cluster);
 
 // The socket, for the caller's own I/O. Handed out in blocking mode; the library copes with
 // whatever mode the caller leaves it in. Do not close it. -1 for NULL or a handle that is
@@ -380,6 +591,14 @@ void *pool_conn_userdata(const pool_conn_t *conn);
 // reply) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
 // removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1 or above
 // 16777216 (2^24), or a handle that is not checked out. The thread that holds the conn calls this.
+//
+// On a conn of a cluster (pool_cluster_get*, or a cluster's node pool), a reply MOVED or
+// ASK is followed: the command is sent again to the node named (after ASKING for ASK)
+// over a conn of that node's pool, and that node's reply is returned; TRYAGAIN and
+// CLUSTERDOWN are retried after a short pause (10, 20, 40 ms ...). At most the cluster's
+// max_redirects times, after which the last redirect is returned as the error reply.
+// MOVED also updates the slot map (and triggers a refresh, rate-limited). The conn
+// passed in stays with the caller, connected to its own node.
 pool_status_t pool_conn_command(pool_conn_t *conn,
                                 int argc,
                                 const char *const *argv,
@@ -549,13 +768,16 @@ pool_status_t pool_stats(const pool_t *pool, pool_stats_t *stats_out);
 
 // Close: closes idle conns, wakes every waiter with POOL_ERR_CLOSED, fails later gets
 // with POOL_ERR_CLOSED. Conns still checked out are closed when they are put or removed.
-// A second call returns POOL_ERR_CLOSED. Does not wait for dials in flight. Any thread.
+// A second call returns POOL_ERR_CLOSED. Does not wait for dials in flight. A cluster's
+// node pool (pool_cluster_node_pool) is closed by pool_cluster_close only: here it gives
+// POOL_ERR_INVALID_ARG. Any thread.
 pool_status_t pool_close(pool_t *pool);
 
 // Free: closes the pool if needed and gives the caller's handle back. NULL is fine.
 // Afterwards the only valid uses of `pool` are pool_put / pool_remove / pool_close_conn of
 // conns still checked out from it: its memory lives until the last of them is back.
-// Never blocks. Call it once.
+// Never blocks. Call it once. For a cluster's node pool (pool_cluster_node_pool) it only
+// gives back the caller's reference: the pool stays open, owned by its cluster.
 void pool_free(pool_t *pool);
 
 // Frees a reply returned by pool_conn_command, with everything it contains. NULL is fine.

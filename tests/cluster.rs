@@ -15,7 +15,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,8 +24,12 @@ use common::{Link, RUN_TIMEOUT, build_c, describe, run, run_under_memcheck, valg
 
 const SRC: &str = "tests/c/abi_cluster.c";
 
+/// Built once per test binary: the tests run in parallel, and rebuilding the file one of
+/// them is running fails with ETXTBSY.
 fn exe() -> PathBuf {
-    build_c("abi_cluster", &[SRC], Link::Shared, &["-pthread"])
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| build_c("abi_cluster", &[SRC], Link::Shared, &["-pthread"]))
+        .clone()
 }
 
 fn url(h: &ClusterHarness, extra: &str) -> String {

@@ -4,10 +4,10 @@ use std::ffi::{CStr, c_char};
 use std::sync::{Arc, Weak};
 
 use super::cancel::pool_cancel_t;
-use super::cluster::ClusterObj;
 use super::castable::{
     conn_bits, conn_from_bits, is_pool, pool_clone, pool_from_raw, pool_into_raw, pool_ref,
 };
+use super::cluster::ClusterObj;
 use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t};
