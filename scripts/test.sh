@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
-install_missing "redis-server:redis-server" "cc:gcc libc6-dev" "c++:g++" \
+install_missing "redis-server:redis-server" "redis-cli:redis-tools" "cc:gcc libc6-dev" "c++:g++" \
     "valgrind:valgrind" "pkg-config:pkg-config" "readelf:binutils" \
     "go:golang-go" "ruby:ruby ruby-ffi ruby-minitest"
 # Ruby may be there without the gems the binding and its tests use.

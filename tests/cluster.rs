@@ -341,3 +341,24 @@ fn master_killed_replica_promoted() {
     );
     assert_eq!(summary.info("slots_covered"), 16384, "{:#?}", summary.lines);
 }
+
+/// examples-c/cluster.c, as a user runs it: 8 threads over a 3-master cluster.
+#[test]
+fn example_cluster() {
+    let h = ClusterHarness::start(3, 0);
+    let exe = build_c(
+        "example-cluster",
+        &["examples-c/cluster.c"],
+        Link::Static,
+        &["-pthread"],
+    );
+    let out = run(&exe, &[&url(&h, ""), "8"], &[], RUN_TIMEOUT);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("master 127.0.0.1:").count(), 3, "{stdout}");
+    assert!(
+        stdout.contains("8 threads x 1000 keys: 0 failures")
+            && stdout.contains("16384 of 16384 slots covered"),
+        "{stdout}"
+    );
+}
