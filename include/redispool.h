@@ -86,6 +86,10 @@
 // "mkd") in `vtype`.
 #define POOL_REPLY_VERB 14
 
+// A buffer of this many bytes always holds what pool_sentinel_master_addr writes (an
+// address of at most 261 characters and its NUL).
+#define POOL_SENTINEL_ADDR_LEN 272
+
 // The longest bulk string (or bulk error, or verbatim string) accepted: Redis's own
 // `proto-max-bulk-len` default.
 #define MAX_BULK_LEN ((512 * 1024) * 1024)
@@ -371,6 +375,36 @@ struct pool_leak {
 
 // See `struct pool_leak`.
 typedef struct pool_leak pool_leak_t;
+
+// Where the sentinels are and which master they watch. Always start with
+// `pool_sentinel_options_init`, then set `master_name` and the sentinel addresses.
+// Strings are copied by pool_sentinel_new.
+struct pool_sentinel_options {
+  // Set by pool_sentinel_options_init: lets fields be appended in later versions.
+  size_t struct_size;
+  // The name the sentinels monitor the master under (`sentinel monitor <name> ...`):
+  // printable ASCII without spaces, at most 256 bytes. Required.
+  const char *master_name;
+  // An array of `sentinel_addrs_len` sentinel addresses, each "host:port" or
+  // "[v6]:port" (or a unix socket path). They are asked in order, the first that answers
+  // wins and is asked first next time. At least 1, at most 64. Required.
+  const char *const *sentinel_addrs;
+  // How many entries `sentinel_addrs` has.
+  size_t sentinel_addrs_len;
+  // ACL user for AUTH on sentinel conns (needs sentinel_password). NULL or "" = the
+  // default user.
+  const char *sentinel_username;
+  // The sentinels' password (their `requirepass`): every sentinel conn sends AUTH. NULL
+  // or "" = no AUTH. Never shown in any message. The master's own password is
+  // `pool_options_t.password`.
+  const char *sentinel_password;
+  // How often the watcher thread asks its sentinel for the master besides listening for
+  // `+switch-master`, so a message missed while reconnecting is caught. Default 1000;
+  // 0 = only listen.
+  int64_t poll_interval_ms;
+};
+
+typedef struct pool_sentinel_options pool_sentinel_options_t;
 
 // Success.
 #define POOL_OK 0
@@ -783,6 +817,55 @@ void pool_free(pool_t *pool);
 // Frees a reply returned by pool_conn_command, with everything it contains. NULL is fine.
 // Pass only the root reply, once. Any thread.
 void pool_reply_free(pool_reply_t *reply);
+
+// Fills every field of `*sopts` with its default, including `struct_size`. NULL is
+// ignored. Any thread; never blocks.
+void pool_sentinel_options_init(pool_sentinel_options_t *sopts);
+
+// Creates a connection pool for the master that Redis Sentinel reports for
+// `sopts->master_name`, and that follows failovers.
+//
+// New conns go to the address the sentinels give for `SENTINEL GET-MASTER-ADDR-BY-NAME`
+// (asked on the first dial, bounded by dial_timeout_ms), and each is checked with `ROLE`
+// after the session set-up: a node that is not a master is refused (a dial error, retried
+// as any dial) and the sentinels are asked again. A watcher thread ("redispool-sentinel")
+// subscribes to `+switch-master` on one sentinel (the next one on error, after a backoff
+// of at most 2 s) and asks it for the master every `poll_interval_ms`. When the master
+// changes, every conn to the old one is retired before the new address is reported by
+// pool_sentinel_master_addr: idle conns are closed at once, conns checked out are closed
+// when put (pool_put acts as pool_remove), and a dial in flight is discarded when it
+// lands; such conns count in pool_stats_t.stale_conns. A get that begins after the switch
+// is seen never gets a conn to the old master. A command answered with a READONLY error
+// (the master was demoted under the conn) marks the conn bad: pool_put removes it and the
+// sentinels are asked again.
+//
+// `node_opts` configures the master conns exactly as for pool_new (pool size, timeouts,
+// password, db, protocol, ...); NULL means pool_options_init defaults. Its `addr` and
+// `dialer` must be NULL: the sentinels name the master. Strings of both structs are
+// copied. The sentinels are not contacted here (the first get does), so this never
+// blocks. On success stores an ordinary pool in `*pool_out`: every Pooler function works
+// on it (sticky and single pools too); release it with pool_free, which also stops the
+// watcher thread (within about 100 ms; it is not joined). Invalid options ->
+// POOL_ERR_INVALID_ARG naming the field. In a forked child the pool forgets the parent's
+// state on first use and starts its own watcher. Any thread.
+pool_status_t pool_sentinel_new(const pool_sentinel_options_t *sopts,
+                                const pool_options_t *node_opts,
+                                pool_t **pool_out,
+                                pool_error_t *err_out);
+
+// Writes the address of the master the pool dials now ("ip:port", "[v6]:port") into
+// `buf`, NUL-terminated; `cap` is its size in bytes (POOL_SENTINEL_ADDR_LEN always
+// suffices). When no address is known yet (nothing dialed, the watcher not yet answered),
+// asks the sentinels first, blocking for at most dial_timeout_ms (5 s when that is 0):
+// POOL_ERR_DIAL naming each sentinel's failure when none answers. Right after a failover
+// is seen the new address is reported only once every conn to the old master was retired.
+// POOL_ERR_INVALID_ARG for a NULL or non-sentinel pool, a NULL buf, or a cap too small
+// for the address (then `buf` holds "" when cap > 0); POOL_ERR_CLOSED when the pool is
+// closed and no address was ever known. `err_out` may be NULL. Any thread.
+pool_status_t pool_sentinel_master_addr(const pool_t *pool,
+                                        char *buf,
+                                        size_t cap,
+                                        pool_error_t *err_out);
 
 // A static, NUL-terminated description of `status`; never NULL ("unknown status" for a
 // value this library does not define). Any thread.

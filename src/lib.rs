@@ -14,3 +14,4 @@ pub mod ffi;
 pub mod fuzzing;
 pub mod pool;
 pub mod redis;
+pub mod sentinel;

@@ -387,6 +387,7 @@ const HOSTILE_SECTIONS: &[&str] = &[
     "== sticky and single pools: foreign conns, double remove, hostile reasons, close\n",
     "== pool_leaks, pool_notify_fd, pool_stats, pool_len, pool_close, pool_free\n",
     "== cluster handles: NULLs, bad options and URLs, foreign conns, no cluster to ask\n",
+    "== sentinel pools: NULLs, bad options, pools that are not sentinel pools\n",
     "== after pool_close: gets fail, conns still out come back\n",
     "== after pool_free: only its own conns come back, and they do\n",
 ];

@@ -17,6 +17,7 @@ pub mod events;
 pub mod options;
 pub mod pool;
 pub mod reply;
+pub mod sentinel;
 pub mod stats;
 pub mod status;
 

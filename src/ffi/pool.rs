@@ -164,6 +164,20 @@ unsafe fn publish(
     }
 }
 
+/// Hands a connection pool made elsewhere in `ffi` (e.g. `pool_sentinel_new`) to the
+/// caller as an ordinary `pool_t`, or reports why it could not be made.
+///
+/// # Safety
+/// `pool_out` is non-NULL and writable.
+pub(crate) unsafe fn publish_conn_pool(
+    created: crate::pool::Result<ConnPool>,
+    pool_out: *mut *mut pool_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    // SAFETY: per contract.
+    unsafe { publish(created, pool_out, err_out) }
+}
+
 /// Creates a connection pool from `*opts` (strings in it are copied). On success stores
 /// the pool in `*pool_out`; release it with `pool_free`. Starts background dials when
 /// `min_idle_conns > 0` and a reaper thread when `reaper_interval_ms > 0`; never waits for

@@ -49,7 +49,18 @@ struct ConnState {
     /// Why the conn is out of step with the server (a command failed mid-way, or bytes
     /// nobody asked for followed a reply): it is removed, never pooled, when given back.
     broken: Option<Box<str>>,
+    /// The pool's retire epoch when its dial began (`ConnPool::retire_all`): a conn of an
+    /// older epoch is closed when given back, never pooled again.
+    epoch: u64,
+    /// A READONLY error reply marks the conn broken: on a pool that follows a failover
+    /// (sentinel), such a conn talks to a demoted master (go-redis closes it too).
+    close_on_readonly: bool,
 }
+
+/// The `broken_reason` of a conn that got a READONLY error reply on a pool that follows
+/// failovers; `ConnPool::remove` recognises it by this prefix.
+pub(crate) const READONLY_REASON: &str =
+    "READONLY reply: the server is a replica now (failover); the conn is closed";
 
 impl Conn {
     pub(crate) fn new(
@@ -75,6 +86,8 @@ impl Conn {
             io: None,
             timeouts_ms: [0, 0],
             broken: None,
+            epoch: 0,
+            close_on_readonly: false,
         });
         Conn { s }
     }
@@ -94,6 +107,18 @@ impl Conn {
     #[inline]
     pub(crate) fn expires_at(&self) -> u64 {
         self.s.expires_at
+    }
+
+    /// The retire epoch the conn was dialed in.
+    #[inline]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.s.epoch
+    }
+
+    /// Records the retire epoch and the READONLY policy; set once, at dial time.
+    pub(crate) fn set_failover_state(&mut self, epoch: u64, close_on_readonly: bool) {
+        self.s.epoch = epoch;
+        self.s.close_on_readonly = close_on_readonly;
     }
 
     /// Unique within its pool, never reused.
@@ -146,7 +171,8 @@ impl Conn {
 
 impl Conn {
     /// Sends one command and reads its reply, each bounded by the pool's read/write
-    /// timeouts. A Redis error reply is `Ok(Reply::Error(..))` and the conn stays good; a
+    /// timeouts. A Redis error reply is `Ok(Reply::Error(..))` and the conn stays good
+    /// (except a READONLY reply on a pool that follows failovers: see `READONLY_REASON`); a
     /// failure mid-way (timeout, EOF, OS error, malformed reply) marks the conn broken, so
     /// giving it back removes it instead of pooling it.
     pub fn command(&mut self, args: &[&[u8]]) -> Result<Reply, Error> {
@@ -165,6 +191,10 @@ impl Conn {
             Ok(reply) => {
                 if !cio.parser.is_clean() {
                     self.s.broken = Some("unexpected bytes after a reply".into());
+                } else if self.s.close_on_readonly
+                    && matches!(&reply, Reply::Error(e) if e.starts_with(b"READONLY"))
+                {
+                    self.s.broken = Some(READONLY_REASON.into());
                 }
                 Ok(reply)
             }

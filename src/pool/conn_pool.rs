@@ -23,7 +23,8 @@ use socket2::Socket;
 
 use super::cancel::CancelToken;
 use super::clock;
-use super::conn::Conn;
+use super::conn::{Conn, READONLY_REASON};
+use super::dial::Dialer;
 use super::error::{Error, Result};
 use super::fork;
 use super::health;
@@ -33,6 +34,7 @@ use super::pooler::{Pooler, Rejected};
 use super::stats::{Counters, Stats};
 use super::waiter::{Grant, Outcome, Waiter, hand_to_oldest, wait_or_withdraw};
 use crate::redis::HandshakeError;
+use crate::sentinel::{Retire, SentinelState};
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -74,6 +76,11 @@ struct Inner {
     counters: Counters,
     next_conn_id: AtomicU64,
     jitter_seed: AtomicU64,
+    /// Bumped by `retire_all` under `state`: conns carry the epoch their dial began in, and
+    /// one of an older epoch is never pooled or handed out again.
+    epoch: AtomicU64,
+    /// Conns closed because `retire_all` retired them (also counted as stale).
+    retired: AtomicU64,
 }
 
 struct DialJob {
@@ -120,7 +127,11 @@ impl State {
 impl ConnPool {
     /// Validates `opts`, starts the min-idle prewarm and the reaper when configured.
     pub fn new(opts: Options) -> Result<ConnPool> {
-        let opts = opts.validate()?;
+        let opts = Options {
+            dialer: opts.dialer.for_new_pool(),
+            ..opts
+        }
+        .validate()?;
         fork::watch();
         let id = NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed);
         let inner = Arc::new(Inner::new(opts, id, fork::generation(), 1, false));
@@ -158,13 +169,22 @@ impl ConnPool {
             if old.generation == generation {
                 return old;
             }
-            let fresh = Arc::new(Inner::new(
-                old.opts.clone(),
+            // A sentinel dialer's locks may have been held by a parent thread: fresh state.
+            let opts = Options {
+                dialer: old.opts.dialer.for_new_pool(),
+                ..old.opts.clone()
+            };
+            let fresh = Inner::new(
+                opts,
                 old.id,
                 generation,
                 old.next_conn_id.load(Ordering::Relaxed),
                 old.closed.load(Ordering::Acquire),
-            ));
+            );
+            fresh
+                .epoch
+                .store(old.epoch.load(Ordering::Relaxed), Ordering::Relaxed);
+            let fresh = Arc::new(fresh);
             let fresh_ptr = Box::into_raw(Box::new(fresh));
             match self.cell.cur.compare_exchange(
                 old_ptr,
@@ -192,6 +212,26 @@ impl ConnPool {
 
     pub fn options(&self) -> &Options {
         &self.inner().opts
+    }
+
+    /// The sentinel state of a pool whose dialer is `Dialer::Sentinel` (its own copy, made
+    /// by `new`): the current master address and the switches seen.
+    pub fn sentinel(&self) -> Option<&Arc<SentinelState>> {
+        self.inner().opts.dialer.sentinel()
+    }
+
+    /// Retires every conn the pool has now: idle conns are closed at once, conns checked
+    /// out are closed when given back (put acts as remove), and a dial in flight is
+    /// discarded (and dialed again) when it lands. Conns made afterwards are pooled as
+    /// usual. Used when the master changes (sentinel failover); each conn closed this way
+    /// counts in `stale_conns` and in `retired_conns`.
+    pub fn retire_all(&self) {
+        self.inner().retire_conns();
+    }
+
+    /// Conns closed by `retire_all` so far (idle ones at once, others when they came back).
+    pub fn retired_conns(&self) -> u64 {
+        self.inner().retired.load(Ordering::Relaxed)
     }
 
     /// Identifies the pool; conns carry it.
@@ -303,6 +343,14 @@ impl ConnPool {
                 st.checked_out -= 1;
                 st.turns_used -= 1;
                 surplus = Some(conn);
+            } else if conn.epoch() != inner.epoch.load(Ordering::Relaxed) {
+                // Retired while checked out (the master changed): closed, never pooled.
+                // `retire_all` bumps the epoch under this lock, so the load cannot miss it.
+                st.checked_out -= 1;
+                inner.release_turn(&mut st);
+                inner.count_retired(1);
+                inner.refill(&mut st);
+                surplus = Some(conn);
             } else {
                 conn.set_used_at(clock::now_ns());
                 let Some(Grant::Conn(conn, _)) =
@@ -331,6 +379,11 @@ impl ConnPool {
     pub fn remove(&self, conn: Conn, _reason: Option<&str>) -> std::result::Result<(), Rejected> {
         let conn = self.check_owner(conn)?;
         let inner = self.inner();
+        if let Some(s) = inner.opts.dialer.sentinel() {
+            if conn.broken_reason() == Some(READONLY_REASON) {
+                s.note_readonly();
+            }
+        }
         if conn.is_inherited() {
             drop(conn);
             return Ok(());
@@ -528,14 +581,53 @@ impl Inner {
             closed: AtomicBool::new(closed),
             counters: Counters::default(),
             next_conn_id: AtomicU64::new(next_conn_id),
+            epoch: AtomicU64::new(0),
+            retired: AtomicU64::new(0),
         }
     }
 
-    /// Starts the min-idle prewarm and the reaper, if configured.
+    /// See `ConnPool::retire_all`. Runs on user threads and on the sentinel watcher thread.
+    fn retire_conns(self: &Arc<Self>) {
+        let idle = {
+            let mut st = self.state.lock();
+            self.epoch.fetch_add(1, Ordering::Relaxed);
+            let mut idle = std::mem::take(&mut st.idle);
+            self.count_retired(idle.len());
+            // User data is freed on a user thread, never on a library thread.
+            for conn in &mut idle {
+                if let Some(ud) = conn.take_userdata_box() {
+                    st.deferred_userdata.push(ud);
+                }
+            }
+            self.refill(&mut st);
+            idle
+        };
+        drop(idle);
+    }
+
+    fn count_retired(&self, n: usize) {
+        let n = n as u64;
+        self.retired.fetch_add(n, Ordering::Relaxed);
+        self.counters.stale.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Whether a conn dialed for this pool belongs to the current epoch (call under `state`
+    /// for a definitive answer).
+    #[inline]
+    fn is_current(&self, conn: &Conn) -> bool {
+        conn.epoch() == self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Starts the min-idle prewarm, the reaper (if configured) and a sentinel dialer's
+    /// watcher.
     fn start(self: &Arc<Self>) -> Result<()> {
         {
             let mut st = self.state.lock();
             self.refill(&mut st);
+        }
+        if let Some(s) = self.opts.dialer.sentinel() {
+            let me: Arc<dyn Retire> = self.clone();
+            s.attach(Arc::downgrade(&me))?;
         }
         if let Some(every) = self.opts.reaper_interval {
             let weak = Arc::downgrade(self);
@@ -1007,6 +1099,16 @@ impl Inner {
             st.turns_used -= 1;
             return Some(conn);
         }
+        if !self.is_current(&conn) {
+            // Retired while it was being dialed (`dial_conn` dials again when it sees this
+            // first; this is the race after that check): the getter sees a dial error.
+            self.count_retired(1);
+            if let Some(w) = job.initiator {
+                let _ = w.deliver(Grant::Failed(self.retired_dial_error()));
+            }
+            self.release_turn(st);
+            return Some(conn);
+        }
         st.checked_out += 1;
         let mut grant = Grant::Conn(conn, true);
         if let Some(w) = job.initiator {
@@ -1035,7 +1137,14 @@ impl Inner {
                 return Err(Error::Closed);
             }
             match self.dial_once(pooled) {
-                Ok(conn) => return Ok(conn),
+                Ok(conn) if self.is_current(&conn) => return Ok(conn),
+                // Retired while being dialed (the master changed): dial again at once.
+                Ok(conn) => {
+                    self.count_retired(1);
+                    drop(conn);
+                    last = self.retired_dial_error();
+                    continue;
+                }
                 Err(e @ Error::Handshake(_)) => return Err(e),
                 Err(e) => last = e,
             }
@@ -1054,21 +1163,37 @@ impl Inner {
         Err(last)
     }
 
-    /// One attempt: connect, then the Redis session set-up. Every conn the pool ever hands
-    /// out (gets, refills, the fast-fail probe, new_conn) comes from here.
+    fn retired_dial_error(&self) -> Error {
+        Error::Dial {
+            message: format!(
+                "redis: dial {}: the master changed while dialing (failover)",
+                self.opts.dialer.target()
+            ),
+            errno: None,
+        }
+    }
+
+    /// One attempt: connect, then the Redis session set-up (and, for a sentinel dialer, the
+    /// ROLE check). Every conn the pool ever hands out (gets, refills, the fast-fail probe,
+    /// new_conn) comes from here. The conn carries the epoch read before the dialer chose
+    /// its address, so a `retire_all` meanwhile makes it stale.
     fn dial_once(&self, pooled: bool) -> Result<Conn> {
+        let epoch = self.epoch.load(Ordering::Acquire);
         let sock = match catch_unwind(AssertUnwindSafe(|| {
             self.opts.dialer.dial(self.opts.dial_timeout)
         })) {
             Ok(res) => res?,
             Err(_) => return Err(Error::Internal("the dialer panicked".into())),
         };
-        let mut conn = self.wrap(sock, pooled);
+        let mut conn = self.wrap(sock, pooled, epoch);
         // The default dialer reaches a Redis server: check it accepted the conn. A custom
         // dialer may hand over anything, so an empty session sends nothing there.
-        let ping = !matches!(self.opts.dialer, super::dial::Dialer::Custom(_));
+        let ping = !matches!(self.opts.dialer, Dialer::Custom(_));
         match conn.set_up(&self.opts.session, ping) {
-            Ok(()) => Ok(conn),
+            Ok(()) => match self.opts.dialer.sentinel() {
+                Some(s) => s.verify_master(&mut conn).map(|()| conn),
+                None => Ok(conn),
+            },
             // Full now, maybe not in a moment: a dial failure (retried, counted), not a
             // refusal of the settings.
             Err(HandshakeError::Refused { text, .. })
@@ -1090,7 +1215,7 @@ impl Inner {
         }
     }
 
-    fn wrap(&self, sock: Socket, pooled: bool) -> Conn {
+    fn wrap(&self, sock: Socket, pooled: bool, epoch: u64) -> Conn {
         let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
         let expires_at = self.opts.conn_max_lifetime.map_or(u64::MAX, |life| {
             let jitter = self.opts.conn_max_lifetime_jitter;
@@ -1113,6 +1238,9 @@ impl Inner {
             self.generation as u32,
         );
         conn.set_timeouts(self.opts.read_timeout, self.opts.write_timeout);
+        let close_on_readonly =
+            self.opts.close_on_readonly || matches!(self.opts.dialer, Dialer::Sentinel(_));
+        conn.set_failover_state(epoch, close_on_readonly);
         conn
     }
 
@@ -1171,6 +1299,16 @@ impl Inner {
     }
 }
 
+impl Retire for Inner {
+    fn retire_all(self: Arc<Self>) {
+        self.retire_conns();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
 fn probe_loop(weak: Weak<Inner>) {
     loop {
         let Some(inner) = weak.upgrade() else {
@@ -1187,7 +1325,10 @@ fn probe_loop(weak: Weak<Inner>) {
                 st.probe_running = false;
                 Counters::inc(&inner.counters.dials);
                 // The probe's conn is kept when there is room, not wasted.
-                if !st.closed && st.total() + st.dials_pending < inner.opts.pool_size {
+                if !st.closed
+                    && inner.is_current(&conn)
+                    && st.total() + st.dials_pending < inner.opts.pool_size
+                {
                     st.idle.push_back(conn);
                     inner.refill(&mut st);
                     drop(st);

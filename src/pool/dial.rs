@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
 
 use super::error::{Error, Result};
+use crate::sentinel::SentinelState;
 
 /// A custom dial function: given the time it may take (None = unbounded), returns a connected
 /// stream socket whose ownership passes to the pool. It may be called from library threads.
@@ -24,6 +25,9 @@ pub enum Dialer {
     /// A unix socket path.
     Unix(PathBuf),
     Custom(Arc<DialFn>),
+    /// The master the sentinels report (`crate::sentinel`): resolved, dialed and checked
+    /// with ROLE on every dial. One state per pool (`ConnPool::new` makes a fresh one).
+    Sentinel(Arc<SentinelState>),
 }
 
 impl fmt::Debug for Dialer {
@@ -32,6 +36,7 @@ impl fmt::Debug for Dialer {
             Dialer::Tcp(a) => write!(f, "Tcp({a})"),
             Dialer::Unix(p) => write!(f, "Unix({})", p.display()),
             Dialer::Custom(_) => f.write_str("Custom"),
+            Dialer::Sentinel(s) => write!(f, "Sentinel({s:?})"),
         }
     }
 }
@@ -118,6 +123,24 @@ impl Dialer {
             Dialer::Tcp(a) => format!("tcp {}", elide(a)),
             Dialer::Unix(p) => format!("unix {}", elide(&p.display().to_string())),
             Dialer::Custom(_) => "custom dialer".to_string(),
+            Dialer::Sentinel(s) => s.target(),
+        }
+    }
+
+    /// The dialer a new pool (or a forked child's pool) keeps: the same, except that a
+    /// sentinel dialer gets state of its own (its cached master, its watcher, fresh locks).
+    pub(crate) fn for_new_pool(&self) -> Dialer {
+        match self {
+            Dialer::Sentinel(s) => Dialer::Sentinel(Arc::new(s.fresh())),
+            other => other.clone(),
+        }
+    }
+
+    /// The sentinel state of a sentinel dialer.
+    pub fn sentinel(&self) -> Option<&Arc<SentinelState>> {
+        match self {
+            Dialer::Sentinel(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -128,6 +151,7 @@ impl Dialer {
             Dialer::Tcp(addr) => dial_tcp(addr, timeout),
             Dialer::Unix(path) => dial_unix(path, timeout),
             Dialer::Custom(f) => f(timeout).and_then(adopt_fd),
+            Dialer::Sentinel(s) => return s.dial(timeout),
         };
         sock.map_err(|e| Error::dial(&self.target(), &e))
     }

@@ -81,6 +81,9 @@ pub struct Options {
     /// Skip the socket peek of the health check for a conn given back less than this long
     /// ago (HikariCP's alive-bypass window). None = always peek (go-redis).
     pub health_check_bypass: Option<Duration>,
+    /// A READONLY error reply marks the conn broken, so giving it back closes it: for pools
+    /// whose master may be demoted under them (always on with a sentinel dialer).
+    pub close_on_readonly: bool,
 }
 
 pub fn default_pool_size() -> usize {
@@ -116,6 +119,7 @@ impl Options {
             ping_after_idle: None,
             leak_detection_threshold: None,
             health_check_bypass: None,
+            close_on_readonly: false,
         }
     }
 

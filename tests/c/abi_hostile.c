@@ -391,6 +391,43 @@ static pool_status_t cluster_get_down(pool_error_t *err)
     return conn == NULL ? rc : POOL_ERR_INTERNAL;
 }
 
+
+/* ---- sentinel pools ---- */
+
+/* pool_sentinel_new with one field of valid options changed by `edit`. Nothing is dialed
+ * by pool_sentinel_new, so valid options succeed without a sentinel. */
+static pool_status_t sentinel_new_with(pool_error_t *err, int edit)
+{
+    static const char *addrs[] = {"127.0.0.1:1"};
+    static const char *null_addr[] = {NULL};
+    pool_sentinel_options_t so;
+    pool_sentinel_options_init(&so);
+    so.master_name = "mymaster";
+    so.sentinel_addrs = addrs;
+    so.sentinel_addrs_len = 1;
+    pool_options_t node;
+    pool_options_init(&node);
+    const pool_options_t *np = NULL;
+    switch (edit) {
+    case 0: so.struct_size = 0; break;
+    case 1: so.master_name = NULL; break;
+    case 2: so.sentinel_addrs_len = 0; break;
+    case 3: so.sentinel_addrs = NULL; break;
+    case 4: so.sentinel_addrs = null_addr; break;
+    case 5: so.sentinel_addrs_len = SIZE_MAX; break;
+    case 6: so.poll_interval_ms = INT64_MIN; break;
+    case 7: node.addr = "127.0.0.1:2"; np = &node; break;
+    case 8: node.dialer = refuse_dial; np = &node; break;
+    case 9: node.pool_size = INT32_MIN; np = &node; break;
+    case 10: so.sentinel_password = SECRET "\xff"; break;
+    default: break;
+    }
+    pool_t *p = NULL;
+    pool_status_t rc = pool_sentinel_new(&so, np, &p, err);
+    pool_free(p);
+    return rc;
+}
+
 /* ---- pure functions ---- */
 
 static int64_t version_ok(void)
@@ -1732,6 +1769,44 @@ typedef struct hcase {
       pool_cluster_close(NULL))                                                                 \
     X(cl_free_null, "pool_cluster_free", "NULL", FX_NONE, 0, NULL, 0, (pool_cluster_free(NULL), 0))
 
+/* ---- sentinel pools ---- */
+#define SENTINEL_CASES(X)                                                                       \
+    X(sn_init_null, "pool_sentinel_options_init", "NULL", FX_NONE, 0, NULL, 0,                  \
+      (pool_sentinel_options_init(NULL), 0))                                                    \
+    X(sn_new_null, "pool_sentinel_new", "sopts NULL", FX_NONE, INV, "sopts", F_ERR,             \
+      pool_sentinel_new(NULL, NULL, &(pool_t *){NULL}, err))                                    \
+    X(sn_new_out_null, "pool_sentinel_new", "pool_out NULL", FX_NONE, INV, "pool_out", F_ERR,   \
+      pool_sentinel_new(&(pool_sentinel_options_t){0}, NULL, NULL, err))                        \
+    X(sn_size0, "pool_sentinel_new", "struct_size 0", FX_NONE, INV, "struct_size", F_ERR,       \
+      sentinel_new_with(err, 0))                                                                \
+    X(sn_name_null, "pool_sentinel_new", "master_name NULL", FX_NONE, INV, "master_name",       \
+      F_ERR, sentinel_new_with(err, 1))                                                         \
+    X(sn_no_addrs, "pool_sentinel_new", "sentinel_addrs_len 0", FX_NONE, INV,                   \
+      "sentinel_addrs_len", F_ERR, sentinel_new_with(err, 2))                                   \
+    X(sn_addrs_null, "pool_sentinel_new", "sentinel_addrs NULL", FX_NONE, INV, "sentinel_addrs", \
+      F_ERR, sentinel_new_with(err, 3))                                                         \
+    X(sn_addr0_null, "pool_sentinel_new", "sentinel_addrs[0] NULL", FX_NONE, INV,               \
+      "sentinel_addrs[0]", F_ERR, sentinel_new_with(err, 4))                                    \
+    X(sn_addrs_huge, "pool_sentinel_new", "sentinel_addrs_len SIZE_MAX", FX_NONE, INV,          \
+      "sentinel_addrs_len", F_ERR, sentinel_new_with(err, 5))                                   \
+    X(sn_poll_min, "pool_sentinel_new", "poll_interval_ms INT64_MIN", FX_NONE, INV,             \
+      "poll_interval_ms", F_ERR, sentinel_new_with(err, 6))                                     \
+    X(sn_node_addr, "pool_sentinel_new", "node options naming an addr", FX_NONE, INV,           \
+      "node_opts.addr", F_ERR, sentinel_new_with(err, 7))                                       \
+    X(sn_node_dialer, "pool_sentinel_new", "node options with a dialer", FX_NONE, INV,          \
+      "node_opts.dialer", F_ERR, sentinel_new_with(err, 8))                                     \
+    X(sn_node_size, "pool_sentinel_new", "node pool_size INT32_MIN", FX_NONE, INV, "pool_size",  \
+      F_ERR, sentinel_new_with(err, 9))                                                         \
+    X(sn_password, "pool_sentinel_new", "a sentinel_password that is not UTF-8", FX_NONE, INV,  \
+      "sentinel_password", F_ERR | F_SECRET, sentinel_new_with(err, 10))                        \
+    X(sn_addr_pool_null, "pool_sentinel_master_addr", "pool NULL", FX_NONE, INV, "pool", F_ERR, \
+      pool_sentinel_master_addr(NULL, (char[64]){0}, 64, err))                                  \
+    X(sn_addr_plain, "pool_sentinel_master_addr", "a pool that is not a sentinel pool",         \
+      FX_NONE, INV, "not a sentinel pool", F_ERR,                                               \
+      pool_sentinel_master_addr(g_pool, (char[64]){0}, 64, err))                                \
+    X(sn_addr_sticky, "pool_sentinel_master_addr", "a sticky pool", FX_STICKY, INV,             \
+      "not a sentinel pool", F_ERR, pool_sentinel_master_addr(fx->pool, (char[64]){0}, 64, err))
+
 /* ---- after pool_close ---- */
 #define CLOSED_CASES(X)                                                                         \
     X(closed_get, "pool_get", "a closed pool", FX_CLOSED, POOL_ERR_CLOSED, "client is closed",  \
@@ -1808,6 +1883,7 @@ GIVE_CASES(DEFINE_CASE)
 STICKY_CASES(DEFINE_CASE)
 MISC_CASES(DEFINE_CASE)
 CLUSTER_CASES(DEFINE_CASE)
+SENTINEL_CASES(DEFINE_CASE)
 CLOSED_CASES(DEFINE_CASE)
 FREED_CASES(DEFINE_CASE)
 
@@ -1821,6 +1897,7 @@ static const hcase_t give_cases[] = {GIVE_CASES(CASE_ROW)};
 static const hcase_t sticky_cases[] = {STICKY_CASES(CASE_ROW)};
 static const hcase_t misc_cases[] = {MISC_CASES(CASE_ROW)};
 static const hcase_t cluster_cases[] = {CLUSTER_CASES(CASE_ROW)};
+static const hcase_t sentinel_cases[] = {SENTINEL_CASES(CASE_ROW)};
 static const hcase_t closed_cases[] = {CLOSED_CASES(CASE_ROW)};
 static const hcase_t freed_cases[] = {FREED_CASES(CASE_ROW)};
 
@@ -1849,6 +1926,8 @@ static const section_def_t sections[] = {
     SECTION("pool_leaks, pool_notify_fd, pool_stats, pool_len, pool_close, pool_free", misc_cases),
     SECTION("cluster handles: NULLs, bad options and URLs, foreign conns, no cluster to ask",
             cluster_cases),
+    SECTION("sentinel pools: NULLs, bad options, pools that are not sentinel pools",
+            sentinel_cases),
     SECTION("after pool_close: gets fail, conns still out come back", closed_cases),
     SECTION("after pool_free: only its own conns come back, and they do", freed_cases),
 };

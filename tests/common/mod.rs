@@ -11,6 +11,7 @@ pub mod capi;
 pub mod cluster;
 pub mod peers;
 pub mod procfs;
+pub mod sentinel;
 
 use std::env;
 use std::ffi::OsStr;

@@ -1,0 +1,319 @@
+//! `pool_sentinel_options_t` and `pool_sentinel_new`: a connection pool whose conns go to
+//! the master Redis Sentinel reports, following failovers (`crate::sentinel`).
+
+use std::ffi::{CStr, c_char};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::castable::pool_ref;
+use super::error::{fail, internal, invalid, pool_error_t};
+use super::options::{pool_options, pool_options_t, read_options, to_core};
+use super::panic::ffi_boundary;
+use super::pool::{PoolObj, pool_t, publish_conn_pool};
+use super::status::*;
+use crate::pool::{ConnPool, Dialer, Error, Result};
+use crate::sentinel::{
+    DEFAULT_SENTINEL_TIMEOUT, MAX_ADDR_LEN, MAX_SENTINELS, SentinelConfig, SentinelState,
+};
+
+/// A buffer of this many bytes always holds what pool_sentinel_master_addr writes (an
+/// address of at most 261 characters and its NUL).
+pub const POOL_SENTINEL_ADDR_LEN: usize = 272;
+
+const _: () = assert!(MAX_ADDR_LEN < POOL_SENTINEL_ADDR_LEN);
+
+/// Where the sentinels are and which master they watch. Always start with
+/// `pool_sentinel_options_init`, then set `master_name` and the sentinel addresses.
+/// Strings are copied by pool_sentinel_new.
+#[repr(C)]
+pub struct pool_sentinel_options {
+    /// Set by pool_sentinel_options_init: lets fields be appended in later versions.
+    pub struct_size: usize,
+    /// The name the sentinels monitor the master under (`sentinel monitor <name> ...`):
+    /// printable ASCII without spaces, at most 256 bytes. Required.
+    pub master_name: *const c_char,
+    /// An array of `sentinel_addrs_len` sentinel addresses, each "host:port" or
+    /// "[v6]:port" (or a unix socket path). They are asked in order, the first that answers
+    /// wins and is asked first next time. At least 1, at most 64. Required.
+    pub sentinel_addrs: *const *const c_char,
+    /// How many entries `sentinel_addrs` has.
+    pub sentinel_addrs_len: usize,
+    /// ACL user for AUTH on sentinel conns (needs sentinel_password). NULL or "" = the
+    /// default user.
+    pub sentinel_username: *const c_char,
+    /// The sentinels' password (their `requirepass`): every sentinel conn sends AUTH. NULL
+    /// or "" = no AUTH. Never shown in any message. The master's own password is
+    /// `pool_options_t.password`.
+    pub sentinel_password: *const c_char,
+    /// How often the watcher thread asks its sentinel for the master besides listening for
+    /// `+switch-master`, so a message missed while reconnecting is caught. Default 1000;
+    /// 0 = only listen.
+    pub poll_interval_ms: i64,
+}
+
+pub type pool_sentinel_options_t = pool_sentinel_options;
+
+impl pool_sentinel_options {
+    fn defaults() -> Self {
+        pool_sentinel_options {
+            struct_size: size_of::<pool_sentinel_options>(),
+            master_name: std::ptr::null(),
+            sentinel_addrs: std::ptr::null(),
+            sentinel_addrs_len: 0,
+            sentinel_username: std::ptr::null(),
+            sentinel_password: std::ptr::null(),
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
+/// The first version's fields end at `poll_interval_ms`.
+const MIN_SENTINEL_OPTIONS_SIZE: usize =
+    std::mem::offset_of!(pool_sentinel_options, poll_interval_ms) + size_of::<i64>();
+
+/// Fills every field of `*sopts` with its default, including `struct_size`. NULL is
+/// ignored. Any thread; never blocks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_sentinel_options_init(sopts: *mut pool_sentinel_options_t) {
+    ffi_boundary!((), {
+        if sopts.is_null() {
+            return;
+        }
+        // SAFETY: the caller passes a writable pool_sentinel_options_t (checked non-NULL).
+        unsafe { sopts.write(pool_sentinel_options::defaults()) };
+    })
+}
+
+/// A C string field, None for NULL or "".
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string.
+unsafe fn opt_str(p: *const c_char, field: &str) -> Result<Option<String>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: per contract.
+    let s = unsafe { CStr::from_ptr(p) };
+    let s = s
+        .to_str()
+        .map_err(|_| Error::invalid(format!("{field}: not valid UTF-8")))?;
+    Ok((!s.is_empty()).then(|| s.to_string()))
+}
+
+/// The caller's sentinel options as a core configuration (its sentinel timeout still to
+/// be set), naming the bad field.
+///
+/// # Safety
+/// `sopts` is non-NULL, readable for its `struct_size`, and its pointers are as the header
+/// says.
+unsafe fn read_sentinel_options(sopts: *const pool_sentinel_options_t) -> Result<SentinelConfig> {
+    // SAFETY: non-NULL per contract; struct_size is the first field of every version.
+    let size = unsafe { (*sopts).struct_size };
+    if size < MIN_SENTINEL_OPTIONS_SIZE {
+        return Err(Error::invalid(format!(
+            "struct_size: {size} is smaller than any pool_sentinel_options_t; call pool_sentinel_options_init first"
+        )));
+    }
+    let mut o = pool_sentinel_options::defaults();
+    let n = size.min(size_of::<pool_sentinel_options>());
+    // SAFETY: both regions are valid for n bytes and do not overlap; every field is plain
+    // data (pointers and integers), valid for any bit pattern.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            sopts.cast::<u8>(),
+            (&mut o as *mut pool_sentinel_options).cast::<u8>(),
+            n,
+        )
+    };
+    // SAFETY: per contract, for every string below.
+    let name = unsafe { opt_str(o.master_name, "master_name") }?
+        .ok_or_else(|| Error::invalid("master_name: NULL or empty"))?;
+    if o.sentinel_addrs_len == 0 {
+        return Err(Error::invalid(
+            "sentinel_addrs_len: 0; at least one sentinel address is needed",
+        ));
+    }
+    if o.sentinel_addrs_len > MAX_SENTINELS {
+        return Err(Error::invalid(format!(
+            "sentinel_addrs_len: {} is more than {MAX_SENTINELS}",
+            o.sentinel_addrs_len
+        )));
+    }
+    if o.sentinel_addrs.is_null() {
+        return Err(Error::invalid("sentinel_addrs: NULL"));
+    }
+    let mut addrs = Vec::with_capacity(o.sentinel_addrs_len);
+    for i in 0..o.sentinel_addrs_len {
+        let field = format!("sentinel_addrs[{i}]");
+        // SAFETY: the array has sentinel_addrs_len readable entries, per the header.
+        let p = unsafe { *o.sentinel_addrs.add(i) };
+        // SAFETY: each entry is NULL or NUL-terminated, per the header.
+        let a = unsafe { opt_str(p, &field) }?
+            .ok_or_else(|| Error::invalid(format!("{field}: NULL or empty")))?;
+        addrs.push(a);
+    }
+    let mut cfg = SentinelConfig::new(name, addrs);
+    // SAFETY: per contract.
+    unsafe {
+        cfg.username = opt_str(o.sentinel_username, "sentinel_username")?;
+        cfg.password = opt_str(o.sentinel_password, "sentinel_password")?;
+    }
+    cfg.poll_interval = match o.poll_interval_ms {
+        0 => None,
+        v if v > 0 => Some(Duration::from_millis(v as u64)),
+        v => {
+            return Err(Error::invalid(format!(
+                "poll_interval_ms: {v} is negative (0 = only listen for +switch-master)"
+            )));
+        }
+    };
+    Ok(cfg)
+}
+
+/// Creates a connection pool for the master that Redis Sentinel reports for
+/// `sopts->master_name`, and that follows failovers.
+///
+/// New conns go to the address the sentinels give for `SENTINEL GET-MASTER-ADDR-BY-NAME`
+/// (asked on the first dial, bounded by dial_timeout_ms), and each is checked with `ROLE`
+/// after the session set-up: a node that is not a master is refused (a dial error, retried
+/// as any dial) and the sentinels are asked again. A watcher thread ("redispool-sentinel")
+/// subscribes to `+switch-master` on one sentinel (the next one on error, after a backoff
+/// of at most 2 s) and asks it for the master every `poll_interval_ms`. When the master
+/// changes, every conn to the old one is retired before the new address is reported by
+/// pool_sentinel_master_addr: idle conns are closed at once, conns checked out are closed
+/// when put (pool_put acts as pool_remove), and a dial in flight is discarded when it
+/// lands; such conns count in pool_stats_t.stale_conns. A get that begins after the switch
+/// is seen never gets a conn to the old master. A command answered with a READONLY error
+/// (the master was demoted under the conn) marks the conn bad: pool_put removes it and the
+/// sentinels are asked again.
+///
+/// `node_opts` configures the master conns exactly as for pool_new (pool size, timeouts,
+/// password, db, protocol, ...); NULL means pool_options_init defaults. Its `addr` and
+/// `dialer` must be NULL: the sentinels name the master. Strings of both structs are
+/// copied. The sentinels are not contacted here (the first get does), so this never
+/// blocks. On success stores an ordinary pool in `*pool_out`: every Pooler function works
+/// on it (sticky and single pools too); release it with pool_free, which also stops the
+/// watcher thread (within about 100 ms; it is not joined). Invalid options ->
+/// POOL_ERR_INVALID_ARG naming the field. In a forked child the pool forgets the parent's
+/// state on first use and starts its own watcher. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_sentinel_new(
+    sopts: *const pool_sentinel_options_t,
+    node_opts: *const pool_options_t,
+    pool_out: *mut *mut pool_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_sentinel_new"), {
+        if pool_out.is_null() {
+            return invalid(err_out, "pool_out: NULL");
+        }
+        // SAFETY: checked non-NULL; the caller passes a writable pointer.
+        unsafe { *pool_out = std::ptr::null_mut() };
+        if sopts.is_null() {
+            return invalid(err_out, "sopts: NULL");
+        }
+        // SAFETY: `sopts` is non-NULL and as the header describes.
+        let cfg = match unsafe { read_sentinel_options(sopts) } {
+            Ok(c) => c,
+            Err(e) => return fail(err_out, &e),
+        };
+        let node = if node_opts.is_null() {
+            Ok(pool_options::defaults())
+        } else {
+            // SAFETY: `node_opts` is non-NULL and points to a pool_options_t of its
+            // struct_size.
+            unsafe { read_options(node_opts) }
+        };
+        let created = node.and_then(|mut o| {
+            if !o.addr.is_null() {
+                return Err(Error::invalid(
+                    "node_opts.addr: must be NULL for a sentinel pool (the sentinels name the master)",
+                ));
+            }
+            if o.dialer.is_some() {
+                return Err(Error::invalid(
+                    "node_opts.dialer: must be NULL for a sentinel pool (the sentinels name the master)",
+                ));
+            }
+            // A placeholder address for the shared validation; the dialer replaces it.
+            o.addr = c"127.0.0.1:1".as_ptr();
+            // SAFETY: the strings of `o` are the caller's (NULL or NUL-terminated, per the
+            // header) or the static placeholder above.
+            let mut opts = unsafe { to_core(&o) }?;
+            let mut cfg = cfg;
+            cfg.timeout = opts.dial_timeout.unwrap_or(DEFAULT_SENTINEL_TIMEOUT);
+            let state = SentinelState::new(cfg)?;
+            opts.dialer = Dialer::Sentinel(Arc::new(state));
+            ConnPool::new(opts)
+        });
+        // SAFETY: checked non-NULL above.
+        unsafe { publish_conn_pool(created, pool_out, err_out) }
+    })
+}
+
+/// Writes the address of the master the pool dials now ("ip:port", "[v6]:port") into
+/// `buf`, NUL-terminated; `cap` is its size in bytes (POOL_SENTINEL_ADDR_LEN always
+/// suffices). When no address is known yet (nothing dialed, the watcher not yet answered),
+/// asks the sentinels first, blocking for at most dial_timeout_ms (5 s when that is 0):
+/// POOL_ERR_DIAL naming each sentinel's failure when none answers. Right after a failover
+/// is seen the new address is reported only once every conn to the old master was retired.
+/// POOL_ERR_INVALID_ARG for a NULL or non-sentinel pool, a NULL buf, or a cap too small
+/// for the address (then `buf` holds "" when cap > 0); POOL_ERR_CLOSED when the pool is
+/// closed and no address was ever known. `err_out` may be NULL. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_sentinel_master_addr(
+    pool: *const pool_t,
+    buf: *mut c_char,
+    cap: usize,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_sentinel_master_addr"), {
+        // SAFETY: `pool` is NULL or a live handle per the header.
+        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+            return invalid(err_out, "pool: NULL");
+        };
+        let Some(state) = (match obj {
+            PoolObj::Conn(p) => p.sentinel().cloned().map(|s| (p.clone(), s)),
+            _ => None,
+        }) else {
+            return invalid(
+                err_out,
+                "pool: not a sentinel pool (made by pool_sentinel_new)",
+            );
+        };
+        let (pool, state) = state;
+        if buf.is_null() {
+            return invalid(err_out, "buf: NULL");
+        }
+        let addr = match state.master_addr() {
+            Some(a) => a,
+            None if pool.is_closed() => return fail(err_out, &Error::Closed),
+            None => match state.query_master(state.config().timeout) {
+                Ok(a) => {
+                    state.switch_to(&a);
+                    a
+                }
+                Err(e) => return fail(err_out, &e),
+            },
+        };
+        if cap > 0 {
+            // SAFETY: `buf` is writable for `cap` bytes per the header; cap > 0.
+            unsafe { *buf = 0 };
+        }
+        if addr.len() >= cap {
+            return invalid(
+                err_out,
+                &format!(
+                    "cap: {cap} bytes, the address needs {} (POOL_SENTINEL_ADDR_LEN always suffices)",
+                    addr.len() + 1
+                ),
+            );
+        }
+        // SAFETY: `buf` is writable for `cap` > addr.len() bytes; the regions are distinct.
+        unsafe {
+            std::ptr::copy_nonoverlapping(addr.as_ptr().cast::<c_char>(), buf, addr.len());
+            *buf.add(addr.len()) = 0;
+        }
+        POOL_OK
+    })
+}
