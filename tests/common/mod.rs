@@ -147,14 +147,18 @@ impl RedisServer {
         let program = env::var_os("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
         let owned = self.extra_args.clone();
         let args: Vec<&str> = owned.iter().map(String::as_str).collect();
-        let end = Instant::now() + REDIS_READY_TIMEOUT;
+        // Generous: a loaded CI box once took over 10 s to get a restarted server going.
+        let end = Instant::now() + 3 * REDIS_READY_TIMEOUT;
         loop {
             self.child = spawn_redis(&program, self.port, &self.log, &args);
             match self.wait_ready() {
                 Ok(()) => return,
-                Err(why) if Instant::now() >= end => {
-                    panic!("redis-server did not restart on port {}: {why}", self.port)
-                }
+                Err(why) if Instant::now() >= end => panic!(
+                    "redis-server did not restart on port {}: {why}\n--- {} ---\n{}",
+                    self.port,
+                    self.log.display(),
+                    fs::read_to_string(&self.log).unwrap_or_default()
+                ),
                 // The port may linger for a moment after the kill.
                 Err(_) => {
                     let _ = self.child.kill();
