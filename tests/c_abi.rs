@@ -37,7 +37,8 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::{
-    Link, RUN_TIMEOUT, RedisServer, build_c, describe, run, run_under_memcheck, valgrind_available,
+    Link, RUN_TIMEOUT, RedisServer, assert_all_checks_passed, build_c, describe, run,
+    run_under_memcheck, valgrind_available,
 };
 
 const MISUSE_SRC: &str = "tests/c/abi_misuse.c";
@@ -147,41 +148,6 @@ const EVENTS_REPORTS: &[&str] = &[
 const VALGRIND_SLOW: u32 = 5;
 /// valgrind runs the Rust runtime and every pool thread serialised and instrumented.
 const VALGRIND_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Asserts the program passed every check and really ran all of them.
-fn assert_all_checks_passed(output: &Output, sections: &[&str], min_checks: u64) {
-    assert!(
-        output.status.success(),
-        "C ABI test program failed\n{}",
-        describe(output)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut from = 0;
-    for section in sections {
-        match stdout[from..].find(section) {
-            Some(i) => from += i + section.len(),
-            None => panic!(
-                "section {section:?} missing or out of order\n{}",
-                describe(output)
-            ),
-        }
-    }
-    let passed: u64 = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("OK: ")?.strip_suffix(" checks passed"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no \"OK: N checks passed\" line\n{}", describe(output)));
-    assert!(
-        passed >= min_checks,
-        "only {passed} checks ran, expected at least {min_checks}\n{}",
-        describe(output)
-    );
-    assert!(
-        !String::from_utf8_lossy(&output.stderr).contains("FAILED"),
-        "{}",
-        describe(output)
-    );
-}
 
 /// REDISPOOL_SLOW for a valgrind run: at least VALGRIND_SLOW, more if the caller asked.
 fn valgrind_slow() -> String {

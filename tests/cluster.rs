@@ -20,7 +20,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::cluster::{ClusterHarness, hashtag_for_slot, key_slot};
-use common::{Link, RUN_TIMEOUT, build_c, describe, run, run_under_memcheck, valgrind_available};
+use common::{
+    Link, RUN_TIMEOUT, assert_all_checks_passed, build_c, describe, run, run_under_memcheck,
+    valgrind_available,
+};
 
 const SRC: &str = "tests/c/abi_cluster.c";
 
@@ -51,25 +54,8 @@ const API_SECTIONS: &[&str] = &[
 ];
 
 fn assert_api_output(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "abi_cluster api failed\n{}",
-        describe(out)
-    );
+    assert_all_checks_passed(out, API_SECTIONS, 100);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut from = 0;
-    for s in API_SECTIONS {
-        match stdout[from..].find(s) {
-            Some(i) => from += i + s.len(),
-            None => panic!("section {s:?} missing\n{}", describe(out)),
-        }
-    }
-    let passed: u64 = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("OK: ")?.strip_suffix(" checks passed"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no OK line\n{}", describe(out)));
-    assert!(passed >= 100, "only {passed} checks\n{}", describe(out));
     assert_eq!(
         stdout.matches("master 127.0.0.1:").count(),
         3,

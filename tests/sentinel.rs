@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use common::procfs::poll_until;
 use common::sentinel::{Deployment, MASTER_NAME};
 use common::{
-    Link, RUN_TIMEOUT, RedisServer, build_c, c_tests_dir, describe, run, run_under_memcheck,
-    valgrind_available,
+    Link, RUN_TIMEOUT, RedisServer, assert_all_checks_passed, build_c, c_tests_dir, describe, run,
+    run_under_memcheck, valgrind_available,
 };
 use redispool::pool::{ConnPool, Dialer, Options, Wait};
 use redispool::redis::resp::Reply;
@@ -320,26 +320,9 @@ fn args<'a>(mode: &'a str, d: &'a Deployment, master: &'a str) -> Vec<String> {
 }
 
 fn assert_passed(output: &Output, sections: &[&str], min_checks: u64, d: &Deployment) {
-    let stdout = String::from_utf8_lossy(&output.stdout);
     let ok = output.status.success() && !String::from_utf8_lossy(&output.stderr).contains("FAILED");
     assert!(ok, "{}\n{}", describe(output), d.logs());
-    let mut from = 0;
-    for s in sections {
-        match stdout[from..].find(s) {
-            Some(i) => from += i + s.len(),
-            None => panic!("{s:?} missing or out of order\n{}", describe(output)),
-        }
-    }
-    let passed: u64 = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("OK: ")?.strip_suffix(" checks passed"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no \"OK: N checks passed\" line\n{}", describe(output)));
-    assert!(
-        passed >= min_checks,
-        "only {passed} checks\n{}",
-        describe(output)
-    );
+    assert_all_checks_passed(output, sections, min_checks);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use super::cancel::pool_cancel_t;
 use super::castable::{cancel_ref, conn_bits};
 use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
-use super::error::{fail, internal, invalid, pool_error_t};
+use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::options::{options_from_url, pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
 use super::pool::{ClusterNode, PoolObj, hand_out_owned, pool_t};
@@ -267,13 +267,11 @@ pub unsafe extern "C" fn pool_cluster_new(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_cluster_new"), {
-        if cluster_out.is_null() {
-            return invalid(err_out, "cluster_out: NULL");
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { *cluster_out = std::ptr::null_mut() };
-        if opts.is_null() {
-            return invalid(err_out, "opts: NULL");
+        // SAFETY: `cluster_out` is NULL or writable per the header.
+        if let Err(code) = unsafe {
+            start_constructor(cluster_out, "cluster_out", opts.is_null(), "opts", err_out)
+        } {
+            return code;
         }
         // SAFETY: non-NULL, per the header a pool_cluster_options_t.
         let created = unsafe { read_cluster_options(opts) }.and_then(create);
@@ -295,18 +293,14 @@ pub unsafe extern "C" fn pool_cluster_new_url(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_cluster_new_url"), {
-        if cluster_out.is_null() {
-            return invalid(err_out, "cluster_out: NULL");
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { *cluster_out = std::ptr::null_mut() };
-        if url.is_null() {
-            return invalid(err_out, "url: NULL");
+        // SAFETY: `cluster_out` is NULL or writable per the header.
+        if let Err(code) =
+            unsafe { start_constructor(cluster_out, "cluster_out", url.is_null(), "url", err_out) }
+        {
+            return code;
         }
         // SAFETY: a non-NULL url is NUL-terminated per the header.
-        let bytes = unsafe { CStr::from_ptr(url) }.to_bytes();
-        let created = std::str::from_utf8(bytes)
-            .map_err(|_| Error::invalid("url: not valid UTF-8"))
+        let created = unsafe { url_text(url) }
             .and_then(crate::redis::url::parse_cluster_url)
             .and_then(|cu| {
                 let (node, _strings) = options_from_url(&cu.base)?;

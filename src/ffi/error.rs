@@ -58,3 +58,38 @@ pub(crate) fn internal(err_out: *mut pool_error_t, what: &str) -> pool_status_t 
     );
     POOL_ERR_INTERNAL
 }
+
+/// The prologue every constructor shares (pool_new*, pool_cluster_new*, pool_sentinel_new):
+/// `*out` is cleared first, so a failure never leaves garbage there; a NULL `out` or a
+/// NULL input is POOL_ERR_INVALID_ARG naming it.
+///
+/// # Safety
+/// `out` is NULL or writable.
+pub(crate) unsafe fn start_constructor<T>(
+    out: *mut *mut T,
+    out_name: &str,
+    input_is_null: bool,
+    input_name: &str,
+    err_out: *mut pool_error_t,
+) -> Result<(), pool_status_t> {
+    if out.is_null() {
+        return Err(invalid(err_out, &format!("{out_name}: NULL")));
+    }
+    // SAFETY: checked non-NULL; writable per contract.
+    unsafe { *out = std::ptr::null_mut() };
+    if input_is_null {
+        return Err(invalid(err_out, &format!("{input_name}: NULL")));
+    }
+    Ok(())
+}
+
+/// A URL argument as text.
+///
+/// # Safety
+/// `url` is non-NULL and NUL-terminated.
+pub(crate) unsafe fn url_text<'a>(url: *const c_char) -> Result<&'a str, Error> {
+    // SAFETY: per contract. Its length is bounded by the URL parsers before any parsing,
+    // so a huge string is rejected cheaply.
+    std::str::from_utf8(unsafe { std::ffi::CStr::from_ptr(url) }.to_bytes())
+        .map_err(|_| Error::invalid("url: not valid UTF-8"))
+}

@@ -10,7 +10,7 @@ use super::castable::{
 use super::cluster::ClusterObj;
 use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
-use super::error::{fail, internal, invalid, pool_error_t};
+use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::options::{options_from_url, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
 use super::stats::{pool_stats_t, write_stats};
@@ -190,13 +190,11 @@ pub unsafe extern "C" fn pool_new(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_new"), {
-        if pool_out.is_null() {
-            return invalid(err_out, "pool_out: NULL");
-        }
-        // SAFETY: checked non-NULL; the caller passes a writable pointer.
-        unsafe { *pool_out = std::ptr::null_mut() };
-        if opts.is_null() {
-            return invalid(err_out, "opts: NULL");
+        // SAFETY: `pool_out` is NULL or writable per the header.
+        if let Err(code) =
+            unsafe { start_constructor(pool_out, "pool_out", opts.is_null(), "opts", err_out) }
+        {
+            return code;
         }
         // SAFETY: `opts` is non-NULL and points to a pool_options_t of its struct_size.
         let created = unsafe { read_options(opts) }
@@ -231,19 +229,14 @@ pub unsafe extern "C" fn pool_new_url(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_new_url"), {
-        if pool_out.is_null() {
-            return invalid(err_out, "pool_out: NULL");
+        // SAFETY: `pool_out` is NULL or writable per the header.
+        if let Err(code) =
+            unsafe { start_constructor(pool_out, "pool_out", url.is_null(), "url", err_out) }
+        {
+            return code;
         }
-        // SAFETY: checked non-NULL; the caller passes a writable pointer.
-        unsafe { *pool_out = std::ptr::null_mut() };
-        if url.is_null() {
-            return invalid(err_out, "url: NULL");
-        }
-        // SAFETY: a non-NULL url is NUL-terminated per the header. Its length is bounded
-        // before any parsing, so a huge string is rejected cheaply.
-        let bytes = unsafe { CStr::from_ptr(url) }.to_bytes();
-        let created = std::str::from_utf8(bytes)
-            .map_err(|_| Error::invalid("url: not valid UTF-8"))
+        // SAFETY: a non-NULL url is NUL-terminated per the header.
+        let created = unsafe { url_text(url) }
             .and_then(crate::redis::url::parse_url)
             .and_then(|cfg| options_from_url(&cfg))
             .and_then(|(opts, _strings)| {

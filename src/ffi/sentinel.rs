@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::castable::pool_ref;
-use super::error::{fail, internal, invalid, pool_error_t};
+use super::error::{fail, internal, invalid, pool_error_t, start_constructor};
 use super::options::{pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
 use super::pool::{PoolObj, pool_t, publish_conn_pool};
@@ -204,13 +204,11 @@ pub unsafe extern "C" fn pool_sentinel_new(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_sentinel_new"), {
-        if pool_out.is_null() {
-            return invalid(err_out, "pool_out: NULL");
-        }
-        // SAFETY: checked non-NULL; the caller passes a writable pointer.
-        unsafe { *pool_out = std::ptr::null_mut() };
-        if sopts.is_null() {
-            return invalid(err_out, "sopts: NULL");
+        // SAFETY: `pool_out` is NULL or writable per the header.
+        if let Err(code) =
+            unsafe { start_constructor(pool_out, "pool_out", sopts.is_null(), "sopts", err_out) }
+        {
+            return code;
         }
         // SAFETY: `sopts` is non-NULL and as the header describes.
         let cfg = match unsafe { read_sentinel_options(sopts) } {

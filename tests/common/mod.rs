@@ -557,3 +557,40 @@ pub fn run_under_memcheck(
     argv.extend_from_slice(args);
     run("valgrind", &argv, envs, timeout)
 }
+
+/// Asserts a C test program (tests/c/check.h) passed every check and really ran all of
+/// them: it exited 0, printed every `sections` line in order, and an "OK: N checks
+/// passed" line with N at least `min_checks`.
+pub fn assert_all_checks_passed(output: &Output, sections: &[&str], min_checks: u64) {
+    assert!(
+        output.status.success(),
+        "C ABI test program failed\n{}",
+        describe(output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut from = 0;
+    for section in sections {
+        match stdout[from..].find(section) {
+            Some(i) => from += i + section.len(),
+            None => panic!(
+                "section {section:?} missing or out of order\n{}",
+                describe(output)
+            ),
+        }
+    }
+    let passed: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("OK: ")?.strip_suffix(" checks passed"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no \"OK: N checks passed\" line\n{}", describe(output)));
+    assert!(
+        passed >= min_checks,
+        "only {passed} checks ran, expected at least {min_checks}\n{}",
+        describe(output)
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("FAILED"),
+        "{}",
+        describe(output)
+    );
+}
