@@ -50,6 +50,7 @@ const API_SECTIONS: &[&str] = &[
     "== cluster: keys spread over every master from 16 threads\n",
     "== cluster: get by key, slot and node; node pools; conn node\n",
     "== cluster: a command sent to the wrong node follows MOVED\n",
+    "== cluster: fork() - the child uses the cluster with conns of its own\n",
     "== cluster: misuse and bad input\n",
 ];
 

@@ -16,6 +16,8 @@
 #define _GNU_SOURCE
 #include "check.h"
 
+#include <sys/wait.h>
+
 /* `a op b` on integers, each evaluated once; evaluates to whether it held. */
 #define CHECK_CMP(a, op, b)                                                                  \
     check_cmp((long long)(a), #op, (long long)(b), #a " " #op " " #b, __FILE__, __LINE__)
@@ -319,6 +321,78 @@ static void api_moved(void)
     pool_cluster_free(c0);
 }
 
+static void api_fork(void)
+{
+    section("cluster: fork() - the child uses the cluster with conns of its own");
+    /* The parent holds a conn across the fork and keeps using it. */
+    pool_conn_t *held;
+    pool_error_t err;
+    char held_key[48];
+    snprintf(held_key, sizeof held_key, "fork:held:%ld", (long)getpid());
+    if (!CHECK_CMP(pool_cluster_get(cluster, held_key, strlen(held_key), -1, NULL, &held, &err),
+                   ==, POOL_OK))
+        return;
+    char held_node[POOL_CLUSTER_ADDR_MAX];
+    CHECK_CMP(pool_cluster_conn_node(held, held_node, sizeof held_node), ==, POOL_OK);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The child: every key, on every master, through conns it dials itself. */
+        int bad = 0;
+        for (int i = 0; i < 200 && !bad; i++) {
+            char key[32], val[32];
+            snprintf(key, sizeof key, "fork:child:%d", i);
+            snprintf(val, sizeof val, "c%d", i);
+            pool_conn_t *conn;
+            if (pool_cluster_get(cluster, key, strlen(key), 5000, NULL, &conn, &err) != POOL_OK) {
+                bad = 1;
+                break;
+            }
+            const char *set[] = {"SET", key, val};
+            const char *get[] = {"GET", key};
+            pool_reply_t *r = NULL;
+            bad |= cmd(conn, &r, 3, set) != POOL_OK || !reply_is(r, POOL_REPLY_STATUS, "OK");
+            pool_reply_free(r);
+            r = NULL;
+            bad |= cmd(conn, &r, 2, get) != POOL_OK || !reply_is(r, POOL_REPLY_STRING, val);
+            pool_reply_free(r);
+            bad |= pool_cluster_put(cluster, conn) != POOL_OK;
+        }
+        /* The parent's conn is not the child's to use. */
+        const char *ping[] = {"PING"};
+        pool_reply_t *r = NULL;
+        bad |= cmd(held, &r, 1, ping) != POOL_ERR_BAD_CONN;
+        pool_reply_free(r);
+        _exit(bad ? 1 : 0);
+    }
+    if (!CHECK(pid > 0))
+        return;
+    /* Meanwhile the parent keeps using its conn and the cluster. */
+    for (int i = 0; i < 200; i++) {
+        const char *incr[] = {"INCR", held_key};
+        pool_reply_t *r = NULL;
+        CHECK_CMP(cmd(held, &r, 2, incr), ==, POOL_OK);
+        CHECK(r != NULL && r->type == POOL_REPLY_INTEGER && r->integer == i + 1);
+        pool_reply_free(r);
+    }
+    int status = 0;
+    CHECK_CMP(waitpid(pid, &status, 0), ==, pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_CMP(pool_cluster_put(cluster, held), ==, POOL_OK);
+    /* The child's writes are there. */
+    pool_conn_t *conn;
+    if (CHECK_CMP(pool_cluster_get(cluster, "fork:child:7", 12, -1, NULL, &conn, &err), ==,
+                  POOL_OK)) {
+        const char *get[] = {"GET", "fork:child:7"};
+        pool_reply_t *r = NULL;
+        CHECK_CMP(cmd(conn, &r, 2, get), ==, POOL_OK);
+        CHECK(reply_is(r, POOL_REPLY_STRING, "c7"));
+        pool_reply_free(r);
+        CHECK_CMP(pool_cluster_put(cluster, conn), ==, POOL_OK);
+    }
+}
+
 static void api_misuse(const char *url)
 {
     section("cluster: misuse and bad input");
@@ -617,6 +691,7 @@ int main(int argc, char **argv)
     api_spread(atoi(argv[3]));
     api_targets();
     api_moved();
+    api_fork();
     api_misuse(argv[2]);
     pool_cluster_free(cluster);
     return check_exit_status();
