@@ -427,7 +427,10 @@ mod tests {
             .unwrap();
         }
         let grown = TABLE.next.load(Ordering::Relaxed) - before;
-        assert!(grown < 2000, "{grown} fresh slots for 2000 threads of 3 slots each");
+        assert!(
+            grown < 2000,
+            "{grown} fresh slots for 2000 threads of 3 slots each"
+        );
     }
 
     #[test]
