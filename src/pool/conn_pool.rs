@@ -62,6 +62,8 @@ impl Drop for Cell {
 
 struct Inner {
     id: u64,
+    /// `opts`' health-check thresholds in nanoseconds.
+    limits: health::Limits,
     /// The fork generation this state belongs to; conns dialed for it carry it too.
     generation: u64,
     opts: Options,
@@ -335,7 +337,11 @@ impl ConnPool {
         let mut surplus = None;
         {
             let mut st = inner.state.lock();
-            deferred = std::mem::take(&mut st.deferred_userdata);
+            // Userdata of conns a library thread closed, freed here on a user thread; a
+            // `Vec` moved out and dropped on every put shows up in instruction counts, so
+            // only when there is any.
+            deferred = (!st.deferred_userdata.is_empty())
+                .then(|| std::mem::take(&mut st.deferred_userdata));
             if !conn.is_pooled() {
                 st.unpooled -= 1;
                 surplus = Some(conn);
@@ -567,6 +573,11 @@ impl Inner {
             .leak_detection_threshold
             .map(|_| Mutex::new(HashMap::new()));
         Inner {
+            limits: health::Limits::new(
+                opts.conn_max_idle_time,
+                opts.health_check_bypass,
+                opts.ping_after_idle,
+            ),
             id,
             generation,
             jitter_seed: AtomicU64::new(id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed_from_clock()),
@@ -747,17 +758,12 @@ impl Inner {
     fn check_health(&self, mut conn: Conn, ping: bool) -> Option<Conn> {
         let now = clock::now_ns();
         let ping_after = if ping {
-            self.opts.ping_after_idle
+            self.limits.ping_after_ns
         } else {
             None
         };
-        let health = health::check(
-            &conn,
-            now,
-            self.opts.conn_max_idle_time,
-            self.opts.health_check_bypass,
-        )
-        .and_then(|()| health::check_ping(&mut conn, now, ping_after));
+        let health = health::check(&conn, now, &self.limits)
+            .and_then(|()| health::check_ping(&mut conn, now, ping_after));
         match health {
             Ok(()) => {
                 conn.set_used_at(now);
@@ -1276,7 +1282,7 @@ impl Inner {
     /// Closes idle conns past their idle time or lifetime; returns what to drop.
     fn reap(self: &Arc<Self>, st: &mut State) -> Vec<Conn> {
         let now = clock::now_ns();
-        let max_idle = self.opts.conn_max_idle_time;
+        let max_idle = self.limits.max_idle_ns;
         let mut stale = Vec::new();
         let mut keep = VecDeque::with_capacity(st.idle.len());
         for conn in st.idle.drain(..) {

@@ -20,16 +20,35 @@ pub enum Staleness {
     NoPong,
 }
 
+/// A pool's health-check thresholds in nanoseconds, converted once from its `Options`
+/// (a `Duration` to nanoseconds is 128-bit arithmetic, not worth doing on every get).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub max_idle_ns: Option<u64>,
+    pub bypass_ns: Option<u64>,
+    pub ping_after_ns: Option<u64>,
+}
+
+impl Limits {
+    pub(crate) fn new(
+        max_idle: Option<Duration>,
+        bypass: Option<Duration>,
+        ping_after: Option<Duration>,
+    ) -> Self {
+        Limits {
+            max_idle_ns: max_idle.map(clock::ns),
+            bypass_ns: bypass.map(clock::ns),
+            ping_after_ns: ping_after.map(clock::ns),
+        }
+    }
+}
+
 /// Lifetime and idle-time checks, no syscall.
-pub(crate) fn check_age(
-    conn: &Conn,
-    now: u64,
-    max_idle: Option<Duration>,
-) -> Result<(), Staleness> {
+pub(crate) fn check_age(conn: &Conn, now: u64, max_idle_ns: Option<u64>) -> Result<(), Staleness> {
     if conn.expires_at() <= now {
         return Err(Staleness::Expired);
     }
-    if max_idle.is_some_and(|m| now.saturating_sub(conn.used_at()) >= clock::ns(m)) {
+    if max_idle_ns.is_some_and(|m| now.saturating_sub(conn.used_at()) >= m) {
         return Err(Staleness::IdleTooLong);
     }
     Ok(())
@@ -63,17 +82,15 @@ pub(crate) fn check_socket(conn: &Conn) -> Result<(), Staleness> {
 
 /// Age, buffered input, then the socket peek, unless the conn was given back less than
 /// `bypass` ago (HikariCP's alive-bypass window): then the peek is skipped.
-pub(crate) fn check(
-    conn: &Conn,
-    now: u64,
-    max_idle: Option<Duration>,
-    bypass: Option<Duration>,
-) -> Result<(), Staleness> {
-    check_age(conn, now, max_idle)?;
+pub(crate) fn check(conn: &Conn, now: u64, limits: &Limits) -> Result<(), Staleness> {
+    check_age(conn, now, limits.max_idle_ns)?;
     if conn.has_buffered_input() {
         return Err(Staleness::UnreadData);
     }
-    if bypass.is_some_and(|b| now.saturating_sub(conn.used_at()) < clock::ns(b)) {
+    if limits
+        .bypass_ns
+        .is_some_and(|b| now.saturating_sub(conn.used_at()) < b)
+    {
         return Ok(());
     }
     check_socket(conn)
@@ -84,12 +101,12 @@ pub(crate) fn check(
 pub(crate) fn check_ping(
     conn: &mut Conn,
     now: u64,
-    after: Option<Duration>,
+    after_ns: Option<u64>,
 ) -> Result<(), Staleness> {
-    let Some(after) = after else {
+    let Some(after) = after_ns else {
         return Ok(());
     };
-    if now.saturating_sub(conn.used_at()) < clock::ns(after) {
+    if now.saturating_sub(conn.used_at()) < after {
         return Ok(());
     }
     match conn.command(&[b"PING"]) {
