@@ -347,6 +347,14 @@ pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
     Ok(opts)
 }
 
+/// The core options a parsed URL stands for (via the C options, so a URL and the
+/// equivalent `pool_options_t` are validated by the same code).
+pub(crate) fn core_options_from_url(cfg: &UrlConfig) -> Result<Options> {
+    let (opts, _strings) = options_from_url(cfg)?;
+    // SAFETY: the strings `opts` points to live in `_strings` until this function returns.
+    unsafe { to_core(&opts) }
+}
+
 /// The C options a URL stands for, and the strings they point into (keep both alive
 /// together). Fields the URL does not mention keep their defaults.
 pub(crate) fn options_from_url(cfg: &UrlConfig) -> Result<(pool_options, Vec<CString>)> {
