@@ -6,8 +6,7 @@
 //! into it uses a new generation. A double put, a put after remove, a handle of another
 //! pool or a made-up value is therefore detected, not undefined behaviour.
 //!
-//! Slot allocation is lock-free: each thread first reuses the few slots it returned itself
-//! (a thread-local cache), never-used slots come from an atomic counter, other returned
+//! Slot allocation is lock-free: never-used slots come from an atomic counter, returned
 //! slots go on a tagged Treiber stack (LIFO, so a warm slot is reused before a new one is
 //! touched), and chunks of slots are installed with a compare-exchange. The reason is
 //! fork(): a child of a multithreaded process keeps only the forking thread, so a lock
@@ -248,69 +247,7 @@ fn install_chunk(c: usize) {
     }
 }
 
-/// Free slot indices a thread keeps for itself, so that a thread that checks conns out and
-/// back (the common case) reuses its own slots without touching the shared free list: two
-/// compare-exchanges on one cache line fewer per get/put. A thread gives its cached slots
-/// back to the shared list when it exits; in a forked child the other threads' cached
-/// slots are lost (at most `LOCAL_SLOTS` each, out of `MAX_SLOTS`).
-#[cfg(not(loom))]
-mod local {
-    use std::cell::Cell;
-
-    pub(super) const LOCAL_SLOTS: usize = 8;
-
-    pub(super) struct LocalSlots {
-        len: Cell<usize>,
-        indices: [Cell<u32>; LOCAL_SLOTS],
-    }
-
-    impl LocalSlots {
-        pub(super) const fn new() -> Self {
-            LocalSlots {
-                len: Cell::new(0),
-                indices: [const { Cell::new(0) }; LOCAL_SLOTS],
-            }
-        }
-
-        pub(super) fn pop(&self) -> Option<u32> {
-            let n = self.len.get();
-            if n == 0 {
-                return None;
-            }
-            self.len.set(n - 1);
-            Some(self.indices[n - 1].get())
-        }
-
-        /// False when full: the caller gives the index to the shared list instead.
-        pub(super) fn push(&self, index: u32) -> bool {
-            let n = self.len.get();
-            if n == LOCAL_SLOTS {
-                return false;
-            }
-            self.indices[n].set(index);
-            self.len.set(n + 1);
-            true
-        }
-    }
-
-    impl Drop for LocalSlots {
-        fn drop(&mut self) {
-            while let Some(i) = self.pop() {
-                super::release_shared(i as usize);
-            }
-        }
-    }
-
-    thread_local! {
-        pub(super) static SLOTS: LocalSlots = const { LocalSlots::new() };
-    }
-}
-
 fn allocate_slot() -> Option<usize> {
-    #[cfg(not(loom))]
-    if let Some(i) = local::SLOTS.try_with(|l| l.pop()).ok().flatten() {
-        return Some(i as usize);
-    }
     if let Some(i) = TABLE
         .free
         .pop(|i| allocated_slot(i as usize).next_free.load(Ordering::Relaxed))
@@ -323,14 +260,6 @@ fn allocate_slot() -> Option<usize> {
 }
 
 fn release_slot(index: usize) {
-    #[cfg(not(loom))]
-    if local::SLOTS.try_with(|l| l.push(index as u32)) == Ok(true) {
-        return;
-    }
-    release_shared(index);
-}
-
-fn release_shared(index: usize) {
     TABLE
         .free
         .push(index as u32, &allocated_slot(index).next_free);
@@ -407,30 +336,6 @@ mod tests {
         *state ^= *state >> 17;
         *state ^= *state << 5;
         *state
-    }
-
-    /// A thread's cached free slots go back to the shared list when it exits: 2000
-    /// short-lived threads, each taking and returning 3 slots, reuse slots instead of
-    /// each stranding its own. (Other tests run alongside and take fresh slots too, hence
-    /// the generous bound: without the hand-back this grows by 6000.)
-    #[test]
-    fn exiting_threads_give_their_cached_slots_back() {
-        let before = TABLE.next.load(Ordering::Relaxed);
-        for _ in 0..2000 {
-            std::thread::spawn(|| {
-                let taken: Vec<usize> = (0..3).map(|_| allocate_slot().unwrap()).collect();
-                for i in taken {
-                    release_slot(i);
-                }
-            })
-            .join()
-            .unwrap();
-        }
-        let grown = TABLE.next.load(Ordering::Relaxed) - before;
-        assert!(
-            grown < 2000,
-            "{grown} fresh slots for 2000 threads of 3 slots each"
-        );
     }
 
     #[test]
