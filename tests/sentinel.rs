@@ -370,3 +370,31 @@ fn c_abi_sentinel_failover_under_load() {
         || (0..3).all(|i| d.reported_master(i).as_deref() == Some(replica.as_str())),
     );
 }
+
+/// examples-c/sentinel.c, as a user runs it: the master's address from the sentinels, and
+/// every INCR of 4 threads on it.
+#[test]
+fn example_sentinel() {
+    let d = Deployment::start();
+    let exe = build_c(
+        "example-sentinel",
+        &["examples-c/sentinel.c"],
+        Link::Static,
+        &["-pthread"],
+    );
+    let mut args = vec![MASTER_NAME.to_string()];
+    args.extend(d.sentinel_addrs());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&exe, &args, &[], RUN_TIMEOUT);
+    assert!(out.status.success(), "{}\n{}", describe(&out), d.logs());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("master {}\n", d.master.addr())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("counter 2000\n"), "{stdout}");
+    assert!(
+        stdout.contains("4 threads x 500 INCR: 0 failures"),
+        "{stdout}"
+    );
+}
