@@ -40,13 +40,6 @@
 
 #include "check.h"
 
-/* valgrind.h (optional): lets a forked child count memcheck's errors before it exits. */
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define HAVE_VALGRIND_H 1
-#endif
-#endif
 
 static redis_server_t redis; /* argv[1] */
 
@@ -1020,45 +1013,12 @@ static void child_start(const char *name, int64_t alarm_seconds)
     child_alarm(alarm_seconds);
 }
 
-/* Under valgrind: its client request when valgrind.h was found, else REDISPOOL_VALGRIND=1. */
-static int under_valgrind(void)
-{
-#ifdef HAVE_VALGRIND_H
-    if (RUNNING_ON_VALGRIND)
-        return 1;
-#endif
-    const char *v = getenv("REDISPOOL_VALGRIND");
-    return v != NULL && strcmp(v, "1") == 0;
-}
 
-/*
- * In a child: its own verdict as exit status (its failures are already on stderr).
- *
- * Under valgrind a forked child cannot pass memcheck's exit-time leak check: what the
- * parent's other threads owned (a busy thread's buffers, its parking_lot thread data)
- * is unreachable in the child, and so is the pool state the library abandons, unlocked
- * and unfreed, on the child's first call. So the child counts memcheck's errors itself
- * (invalid reads and writes are what matter after fork) and leaves through exec of
- * true/false, which skips the leak check and keeps the verdict as exit status.
- */
+/* In a child: its own verdict as exit status (its failures are already on stderr); see
+ * check_child_exit for valgrind. */
 static void child_exit(void)
 {
-    if (under_valgrind()) {
-#ifdef HAVE_VALGRIND_H
-        unsigned errors = VALGRIND_COUNT_ERRORS;
-        check_total++;
-        if (errors != 0)
-            check_fail(__FILE__, __LINE__, "memcheck found %u errors in this child (above)",
-                       errors);
-#endif
-        fflush(stdout);
-        fflush(stderr);
-        const char *verdict = check_failures == 0 ? "true" : "false";
-        execlp(verdict, verdict, (char *)NULL);
-    }
-    fflush(stdout);
-    fflush(stderr);
-    _exit(check_failures == 0 ? 0 : 1);
+    check_child_exit(check_failures == 0 ? 0 : 1);
 }
 
 /* fork() with stdio flushed first, so nothing buffered is written twice. */

@@ -27,13 +27,6 @@
 
 #include "check.h"
 
-/* valgrind.h (optional): lets a forked child count memcheck's errors before it exits. */
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define HAVE_VALGRIND_H 1
-#endif
-#endif
 
 #define MASTER_NAME "mymaster"
 #define THREADS 12
@@ -231,39 +224,7 @@ static int child_uses_pool(pool_t *pool, int parent_conn_id)
     return watching ? 0 : 14;
 }
 
-/* Under valgrind: its client request when valgrind.h was found, else REDISPOOL_VALGRIND=1. */
-static int under_valgrind(void)
-{
-#ifdef HAVE_VALGRIND_H
-    if (RUNNING_ON_VALGRIND)
-        return 1;
-#endif
-    const char *v = getenv("REDISPOOL_VALGRIND");
-    return v != NULL && strcmp(v, "1") == 0;
-}
 
-/*
- * A forked child's exit with status `rc`. Under valgrind it cannot pass memcheck's exit-time
- * leak check (what the parent's threads owned, such as the watcher's buffers, is unreachable
- * in the child), so, as abi_events.c does, it checks memcheck's error count itself and
- * leaves through exec of true/false, which skips the leak check.
- */
-static void child_exit(int rc)
-{
-    if (under_valgrind()) {
-#ifdef HAVE_VALGRIND_H
-        if (VALGRIND_COUNT_ERRORS != 0) {
-            fprintf(stderr, "memcheck found errors in the forked child (above)\n");
-            rc = 20;
-        }
-#endif
-        fflush(stdout);
-        fflush(stderr);
-        const char *verdict = rc == 0 ? "true" : "false";
-        execlp(verdict, verdict, (char *)NULL);
-    }
-    _exit(rc);
-}
 
 /* ---- inputs ------------------------------------------------------------------------ */
 
@@ -440,7 +401,7 @@ static void inputs(void)
         fflush(stderr);
         pid_t pid = fork();
         if (pid == 0)
-            child_exit(child_uses_pool(pool, held_id));
+            check_child_exit(child_uses_pool(pool, held_id));
         int status = 0;
         if (CHECK(pid > 0) && CHECK(waitpid(pid, &status, 0) == pid)) {
             CHECK(WIFEXITED(status));
