@@ -323,6 +323,23 @@ pub unsafe extern "C" fn pool_cluster_new_url(
     })
 }
 
+/// The prologue of the calls that hand something out through `*out` on a cluster
+/// (`start_constructor`'s rules): `*out` cleared first, a NULL `out` or cluster named.
+///
+/// # Safety
+/// `out` is NULL or writable; `cluster` is NULL or live.
+unsafe fn out_and_cluster<'a, T>(
+    out: *mut *mut T,
+    out_name: &str,
+    cluster: *const pool_cluster_t,
+    err_out: *mut pool_error_t,
+) -> Result<&'a ClusterObj, pool_status_t> {
+    // SAFETY: per contract.
+    unsafe { start_constructor(out, out_name, cluster.is_null(), "cluster", err_out) }?;
+    // SAFETY: per contract; checked non-NULL.
+    Ok(unsafe { cluster_ref(cluster) }.expect("checked non-NULL"))
+}
+
 /// How a get names its target.
 enum Target<'a> {
     Slot(u16),
@@ -341,14 +358,10 @@ unsafe fn cluster_get(
     conn_out: *mut *mut pool_conn_t,
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
-    if conn_out.is_null() {
-        return invalid(err_out, "conn_out: NULL");
-    }
-    // SAFETY: checked non-NULL.
-    unsafe { *conn_out = std::ptr::null_mut() };
     // SAFETY: per contract.
-    let Some(c) = (unsafe { cluster_ref(cluster) }) else {
-        return invalid(err_out, "cluster: NULL");
+    let c = match unsafe { out_and_cluster(conn_out, "conn_out", cluster, err_out) } {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let target = match target {
         Ok(t) => t,
@@ -560,14 +573,10 @@ pub unsafe extern "C" fn pool_cluster_node_pool(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_cluster_node_pool"), {
-        if pool_out.is_null() {
-            return invalid(err_out, "pool_out: NULL");
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { *pool_out = std::ptr::null_mut() };
         // SAFETY: per the header.
-        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
-            return invalid(err_out, "cluster: NULL");
+        let c = match unsafe { out_and_cluster(pool_out, "pool_out", cluster, err_out) } {
+            Ok(c) => c,
+            Err(code) => return code,
         };
         // SAFETY: per the header.
         let node = unsafe { addr_arg(addr) }.and_then(|a| c.node(a));

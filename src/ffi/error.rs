@@ -59,9 +59,10 @@ pub(crate) fn internal(err_out: *mut pool_error_t, what: &str) -> pool_status_t 
     POOL_ERR_INTERNAL
 }
 
-/// The prologue every constructor shares (pool_new*, pool_cluster_new*, pool_sentinel_new):
-/// `*out` is cleared first, so a failure never leaves garbage there; a NULL `out` or a
-/// NULL input is POOL_ERR_INVALID_ARG naming it.
+/// The prologue of every call that hands a new object out through `*out` (pool_new*,
+/// pool_cluster_new*, pool_sentinel_new, the cluster gets): `*out` is cleared first, so a
+/// failure never leaves garbage there; a NULL `out` or a NULL input is
+/// POOL_ERR_INVALID_ARG naming it.
 ///
 /// # Safety
 /// `out` is NULL or writable.
