@@ -319,8 +319,15 @@ fn check_conns_are_real(
 
     let total = pool.stats().total_conns;
     let mut held = Vec::new();
+    // The sweep checks that each conn is real, not how fast a get is (the tests bound that
+    // themselves): a get may have to dial and wait for it (a fresh clone's run once saw a
+    // dial's set-up take over the 1 s pool_timeout of the SIGSTOP test right after
+    // recovery), so it may wait up to SETTLE.
+    let sweep_wait = SETTLE.as_millis() as i64;
     for _ in 0..total {
-        let c = pool.get(-1).unwrap_or_else(|f| panic!("sweep get: {f}"));
+        let c = pool
+            .get(sweep_wait)
+            .unwrap_or_else(|f| panic!("sweep get: {f}\n{}", pool.stats_line()));
         assert_eq!(c.command(&[b"PING"]).map(|r| r.text), Ok("PONG".into()));
         held.push(c);
     }
