@@ -271,7 +271,8 @@ struct pool_stats {
   uint32_t idle_conns;
   // Conns closed as stale: lifetime, idle time, failed peek (EOF, error, unread bytes).
   uint32_t stale_conns;
-  // Gets in progress.
+  // Gets in progress that wait for a turn or for a new conn (a get served at once from
+  // the idle list is never counted here).
   uint32_t pending_requests;
   // Successful dials.
   uint64_t dials;

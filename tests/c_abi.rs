@@ -88,6 +88,7 @@ const MISUSE_SECTIONS: &[&str] = &[
     "== pool_new with invalid options\n",
     "== NULL arguments\n",
     "== double put, put/remove after remove, foreign and made-up handles\n",
+    "== racing puts and removes of one handle; stale handle of a reused slot\n",
     "== pool_close\n",
     "== conns returned after pool_free\n",
     "== conn userdata\n",

@@ -6,21 +6,28 @@
 //! into it uses a new generation. A double put, a put after remove, a handle of another
 //! pool or a made-up value is therefore detected, not undefined behaviour.
 //!
-//! Slot allocation is lock-free: never-used slots come from an atomic counter, returned
+//! A conn reserves its slot on its first checkout through the C ABI and keeps it until it
+//! is closed (`Reservation`, stored in the conn), so a steady-state get and put allocate
+//! no slot: the checkout is one plain store of the slot's state word, the return one
+//! compare-exchange (which is also what makes two racing puts of one handle safe: only
+//! one wins) and one plain store.
+//!
+//! Slot allocation is lock-free: never-used slots come from an atomic counter, released
 //! slots go on a tagged Treiber stack (LIFO, so a warm slot is reused before a new one is
 //! touched), and chunks of slots are installed with a compare-exchange. The reason is
 //! fork(): a child of a multithreaded process keeps only the forking thread, so a lock
 //! another thread held at fork time would stay locked forever in the child. Nothing on the
 //! allocation path can block; a parent thread caught mid-allocation or mid-release costs
-//! the child at most that one slot. The only locks left are the per-slot mutexes, each
-//! taken briefly by an operation on that one handle.
+//! the child at most that one slot. There are no locks at all: a slot in use by one call
+//! (`with`, `take`) is marked busy in its state word, and a second call on the same handle
+//! waits for it.
 //!
-//! Slots are never freed (at most `MAX_SLOTS` conns checked out at once, process-wide).
+//! Slots are never freed (at most `MAX_SLOTS` conns with a reserved slot at once,
+//! process-wide).
 
+use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, Ordering};
-
-use parking_lot::Mutex;
 
 use self::sync::{AtomicU32, AtomicU64};
 
@@ -51,18 +58,41 @@ pub(crate) struct Entry {
     pub owner: Arc<PoolObj>,
 }
 
-#[derive(Default)]
-struct SlotInner {
-    generation: u64,
-    entry: Option<Entry>,
-}
+/// Phases of a slot's state word, `(generation << 2) | phase`.
+const FREE: u64 = 0;
+const LIVE: u64 = 1;
+const BUSY: u64 = 2;
+const PHASE_MASK: u64 = 3;
 
 #[derive(Default)]
 struct Slot {
-    inner: Mutex<SlotInner>,
-    /// The free-list link while the slot is free: (index + 1) of the next free slot, 0 at
-    /// the bottom of the stack. Meaningless while the slot is allocated.
+    /// `(generation << 2) | phase`. FREE: no entry; only the holder of the slot's
+    /// `Reservation` (the conn) writes `entry`, then publishes LIVE with a new generation.
+    /// LIVE: the entry is checked out under that generation. BUSY: one call won the
+    /// compare-exchange LIVE -> BUSY and has the entry to itself until it stores LIVE or
+    /// FREE again.
+    state: AtomicU64,
+    entry: UnsafeCell<Option<Entry>>,
+    /// The free-list link while the slot is unreserved: (index + 1) of the next free slot,
+    /// 0 at the bottom of the stack. Meaningless while the slot is reserved.
     next_free: AtomicU32,
+}
+
+// SAFETY: `entry` is only accessed by the thread that owns the slot by the protocol on
+// `state` (the reservation holder in FREE, the compare-exchange winner in BUSY), with
+// Release/Acquire on `state` ordering the handovers; everything else is atomic.
+unsafe impl Sync for Slot {}
+
+/// A conn's claim on its slot, kept from its first checkout through the C ABI until it is
+/// dropped (closed), which puts the slot back on the free list.
+pub(crate) struct Reservation(u32);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // The conn is being closed, so it is in no slot: the slot is FREE and nobody will
+        // write its entry until it is reserved again.
+        release_slot(self.0 as usize);
+    }
 }
 
 #[repr(transparent)]
@@ -267,30 +297,103 @@ fn release_slot(index: usize) {
 
 /// Stores a checked-out conn; returns its handle, or gives the entry back when the table
 /// is full.
-pub(crate) fn insert(entry: Entry) -> Result<u64, Entry> {
-    let Some(index) = allocate_slot() else {
-        return Err(entry);
+pub(crate) fn insert(mut entry: Entry) -> Result<u64, Entry> {
+    let index = match entry.conn.handle_slot() {
+        Some(r) => r.0 as usize,
+        None => {
+            let Some(index) = allocate_slot() else {
+                return Err(entry);
+            };
+            entry.conn.set_handle_slot(Reservation(index as u32));
+            index
+        }
     };
-    let s = slot(index).expect("allocated slot exists");
-    let mut inner = s.inner.lock();
-    inner.generation = (inner.generation + 1) & GEN_MASK;
-    if inner.generation == 0 {
-        inner.generation = 1;
+    let s = allocated_slot(index);
+    // The conn holds the reservation and is not checked out, so the slot is FREE and this
+    // thread is the only writer; the last take's Release store reached this thread with
+    // the conn (through the pool's lock).
+    let cur = s.state.load(Ordering::Relaxed);
+    debug_assert_eq!(
+        cur & PHASE_MASK,
+        FREE,
+        "a reserved slot of a conn in hand is free"
+    );
+    let mut generation = ((cur >> 2) + 1) & GEN_MASK;
+    if generation == 0 {
+        generation = 1;
     }
-    let handle = TAG | (inner.generation << INDEX_BITS) | index as u64;
-    inner.entry = Some(entry);
-    Ok(handle)
+    // SAFETY: FREE and reserved by this conn: no other thread reads or writes `entry`
+    // (they only do after winning LIVE -> BUSY, and LIVE is published below).
+    unsafe { *s.entry.get() = Some(entry) };
+    s.state.store((generation << 2) | LIVE, Ordering::Release);
+    Ok(TAG | (generation << INDEX_BITS) | index as u64)
+}
+
+/// Marks the slot BUSY while `f` runs on its entry; restores the state it is given on drop
+/// (LIVE, or FREE once the entry is taken), also when `f` panics.
+struct Busy {
+    slot: &'static Slot,
+    restore: u64,
+}
+
+impl Busy {
+    /// Wins LIVE -> BUSY for `handle`; waits while another call has the slot busy. None
+    /// when the handle is not live.
+    fn claim(handle: u64) -> Option<Busy> {
+        let (index, generation) = decode(handle)?;
+        let slot = slot(index)?;
+        let live = (generation << 2) | LIVE;
+        let busy = (generation << 2) | BUSY;
+        let mut spins = 0u32;
+        loop {
+            match slot
+                .state
+                .compare_exchange(live, busy, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Some(Busy {
+                        slot,
+                        restore: live,
+                    });
+                }
+                // Another call on this very handle (a command, say) is running: wait for
+                // it, as a lock would, but without one.
+                Err(now) if now == busy => backoff(&mut spins),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn entry(&mut self) -> &mut Option<Entry> {
+        // SAFETY: this `Busy` won the slot's LIVE -> BUSY exchange (Acquire, pairing with
+        // the Release that published the entry) and is the only one until it drops.
+        unsafe { &mut *self.slot.entry.get() }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.slot.state.store(self.restore, Ordering::Release);
+    }
+}
+
+/// Waiting for a busy slot: spin briefly, then yield, then sleep (a command on the conn
+/// may take up to its read timeout).
+fn backoff(spins: &mut u32) {
+    *spins = spins.saturating_add(1);
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else if *spins < 128 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
 }
 
 /// Runs `f` on the live entry behind `handle`; None when the handle is not live.
 pub(crate) fn with<R>(handle: u64, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
-    let (index, generation) = decode(handle)?;
-    let s = slot(index)?;
-    let mut inner = s.inner.lock();
-    if inner.generation != generation {
-        return None;
-    }
-    inner.entry.as_mut().map(f)
+    let mut busy = Busy::claim(handle)?;
+    busy.entry().as_mut().map(f)
 }
 
 /// Why `take` refused.
@@ -301,22 +404,17 @@ pub(crate) enum TakeError {
     Refused,
 }
 
-/// Removes the live entry behind `handle` if `accept` agrees; the slot is then reusable.
+/// Removes the live entry behind `handle` if `accept` agrees; the handle is then dead (the
+/// slot stays reserved by the conn).
 pub(crate) fn take(handle: u64, accept: impl FnOnce(&Entry) -> bool) -> Result<Entry, TakeError> {
-    let (index, generation) = decode(handle).ok_or(TakeError::NotLive)?;
-    let s = slot(index).ok_or(TakeError::NotLive)?;
-    let entry = {
-        let mut inner = s.inner.lock();
-        if inner.generation != generation {
-            return Err(TakeError::NotLive);
-        }
-        let e = inner.entry.as_ref().ok_or(TakeError::NotLive)?;
-        if !accept(e) {
-            return Err(TakeError::Refused);
-        }
-        inner.entry.take().expect("checked above")
-    };
-    release_slot(index);
+    let mut busy = Busy::claim(handle).ok_or(TakeError::NotLive)?;
+    let entry = busy.entry();
+    let e = entry.as_ref().ok_or(TakeError::NotLive)?;
+    if !accept(e) {
+        return Err(TakeError::Refused);
+    }
+    let entry = entry.take().expect("checked above");
+    busy.restore = (busy.restore & !PHASE_MASK) | FREE;
     Ok(entry)
 }
 

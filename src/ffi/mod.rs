@@ -6,7 +6,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod castable;
-mod conn_table;
+pub(crate) mod conn_table;
 mod panic;
 
 pub mod cancel;

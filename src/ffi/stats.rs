@@ -29,7 +29,8 @@ pub struct pool_stats {
     pub idle_conns: u32,
     /// Conns closed as stale: lifetime, idle time, failed peek (EOF, error, unread bytes).
     pub stale_conns: u32,
-    /// Gets in progress.
+    /// Gets in progress that wait for a turn or for a new conn (a get served at once from
+    /// the idle list is never counted here).
     pub pending_requests: u32,
     /// Successful dials.
     pub dials: u64,

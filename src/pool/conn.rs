@@ -55,6 +55,9 @@ struct ConnState {
     /// A READONLY error reply marks the conn broken: on a pool that follows a failover
     /// (sentinel), such a conn talks to a demoted master (go-redis closes it too).
     close_on_readonly: bool,
+    /// Its slot in the C ABI's handle table, reserved on its first checkout through the C
+    /// ABI and released when the conn is closed (see `ffi::conn_table`).
+    handle_slot: Option<crate::ffi::conn_table::Reservation>,
 }
 
 /// The `broken_reason` of a conn that got a READONLY error reply on a pool that follows
@@ -88,8 +91,19 @@ impl Conn {
             broken: None,
             epoch: 0,
             close_on_readonly: false,
+            handle_slot: None,
         });
         Conn { s }
+    }
+
+    /// Its slot in the C handle table, if it has been checked out through the C ABI.
+    #[inline]
+    pub(crate) fn handle_slot(&self) -> Option<&crate::ffi::conn_table::Reservation> {
+        self.s.handle_slot.as_ref()
+    }
+
+    pub(crate) fn set_handle_slot(&mut self, r: crate::ffi::conn_table::Reservation) {
+        self.s.handle_slot = Some(r);
     }
 
     /// When the conn was last given back (or handed out): the idle-time clock.

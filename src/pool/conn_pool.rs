@@ -38,6 +38,22 @@ use crate::sentinel::{Retire, SentinelState};
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A get counted in `Stats::pending_requests` while it lives.
+struct Pending<'a>(&'a Counters);
+
+impl<'a> Pending<'a> {
+    fn new(counters: &'a Counters) -> Self {
+        counters.pending.fetch_add(1, Ordering::Relaxed);
+        Pending(counters)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A thread-safe connection pool. Cloning gives another handle to the same pool.
 #[derive(Clone)]
 pub struct ConnPool {
@@ -116,6 +132,10 @@ struct State {
     dial_failures: usize,
     last_dial_error: Option<Error>,
     probe_running: bool,
+    /// Hits counted under the lock, so a get served from the idle list touches no shared
+    /// counter: every conn taken for a get (idle pops, puts handed to a waiter), less those
+    /// then found stale. `Stats::hits` is this plus `Counters::hits` (fresh dials).
+    hits: u64,
     /// User data of conns closed on library threads, dropped on the next user call.
     deferred_userdata: Vec<Box<dyn Any + Send>>,
 }
@@ -257,9 +277,7 @@ impl ConnPool {
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        inner.counters.pending.fetch_add(1, Ordering::Relaxed);
         let res = inner.get_conn(wait, cancel);
-        inner.counters.pending.fetch_sub(1, Ordering::Relaxed);
         match &res {
             Ok(conn) => inner.track(conn),
             Err(Error::Timeout(_)) => Counters::inc(&inner.counters.timeouts),
@@ -358,10 +376,11 @@ impl ConnPool {
                 inner.refill(&mut st);
                 surplus = Some(conn);
             } else {
-                conn.set_used_at(clock::now_ns());
+                conn.set_used_at(inner.limits.now());
                 let Some(Grant::Conn(conn, _)) =
                     hand_to_oldest(&mut st.waiters, Grant::Conn(conn, false))
                 else {
+                    st.hits += 1;
                     return Ok(());
                 };
                 st.checked_out -= 1;
@@ -467,8 +486,10 @@ impl ConnPool {
     pub fn stats(&self) -> Stats {
         let inner = self.inner();
         let mut s = Stats::default();
+        let locked_hits;
         {
             let st = inner.state.lock();
+            locked_hits = st.hits;
             s.total_conns = clamp_u32(st.total());
             s.idle_conns = clamp_u32(st.idle.len());
             s.waiting = clamp_u32(st.waiters.len());
@@ -476,6 +497,7 @@ impl ConnPool {
             s.in_use_conns = clamp_u32(st.checked_out + st.unpooled);
         }
         inner.counters.fill(&mut s);
+        s.hits += locked_hits;
         if let Some(held) = inner.held_too_long() {
             s.leak_suspects = clamp_u32(held.len());
         }
@@ -577,6 +599,7 @@ impl Inner {
                 opts.conn_max_idle_time,
                 opts.health_check_bypass,
                 opts.ping_after_idle,
+                opts.conn_max_lifetime,
             ),
             id,
             generation,
@@ -671,6 +694,9 @@ impl Inner {
         }
         // The clock is read only off the fast path: a wait or a dial starts the timeout.
         let mut began: Option<(Instant, Option<Instant>)> = None;
+        // Counted in `pending_requests` once it waits or dials: a get served at once
+        // stays off that gauge (and its shared cache line).
+        let mut pending: Option<Pending<'_>> = None;
         let mut handed = None;
         {
             let mut st = self.state.lock();
@@ -685,6 +711,7 @@ impl Inner {
                     self.refill(&mut st);
                 }
             } else {
+                pending = Some(Pending::new(&self.counters));
                 let start = Instant::now();
                 let deadline = wait.deadline_from(start);
                 began = Some((start, deadline));
@@ -735,6 +762,7 @@ impl Inner {
             }
         }
         Counters::inc(&self.counters.misses);
+        let _pending = pending.unwrap_or_else(|| Pending::new(&self.counters));
         let (start, deadline) = began.unwrap_or_else(|| {
             let start = Instant::now();
             (start, wait.deadline_from(start))
@@ -750,13 +778,14 @@ impl Inner {
             st.idle.pop_back()
         }?;
         st.checked_out += 1;
+        st.hits += 1;
         Some(conn)
     }
 
     /// Health-checks a conn taken for a get. A stale conn is closed and counted; its turn
     /// stays with the caller.
     fn check_health(&self, mut conn: Conn, ping: bool) -> Option<Conn> {
-        let now = clock::now_ns();
+        let now = self.limits.now();
         let ping_after = if ping {
             self.limits.ping_after_ns
         } else {
@@ -767,13 +796,14 @@ impl Inner {
         match health {
             Ok(()) => {
                 conn.set_used_at(now);
-                Counters::inc(&self.counters.hits);
                 Some(conn)
             }
             Err(_) => {
                 {
                     let mut st = self.state.lock();
                     st.checked_out -= 1;
+                    // Counted as a hit when it was taken.
+                    st.hits -= 1;
                     Counters::inc(&self.counters.stale);
                 }
                 drop(conn);

@@ -27,6 +27,11 @@ pub(crate) struct Limits {
     pub max_idle_ns: Option<u64>,
     pub bypass_ns: Option<u64>,
     pub ping_after_ns: Option<u64>,
+    /// Read the coarse clock on get and put: every threshold (lifetime included) is at
+    /// least `COARSE_TICKS_PER_THRESHOLD` coarse ticks long, so a reading one tick late
+    /// cannot matter. Off for short thresholds (tests and odd setups), which then keep
+    /// the precise clock.
+    pub coarse: bool,
 }
 
 impl Limits {
@@ -34,11 +39,39 @@ impl Limits {
         max_idle: Option<Duration>,
         bypass: Option<Duration>,
         ping_after: Option<Duration>,
+        lifetime: Option<Duration>,
     ) -> Self {
+        let max_idle_ns = max_idle.map(clock::ns);
+        let bypass_ns = bypass.map(clock::ns);
+        let ping_after_ns = ping_after.map(clock::ns);
+        let shortest = [
+            max_idle_ns,
+            bypass_ns,
+            ping_after_ns,
+            lifetime.map(clock::ns),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(u64::MAX);
+        let coarse = clock::coarse_resolution_ns()
+            .checked_mul(clock::COARSE_TICKS_PER_THRESHOLD)
+            .is_some_and(|enough| shortest >= enough);
         Limits {
-            max_idle_ns: max_idle.map(clock::ns),
-            bypass_ns: bypass.map(clock::ns),
-            ping_after_ns: ping_after.map(clock::ns),
+            max_idle_ns,
+            bypass_ns,
+            ping_after_ns,
+            coarse,
+        }
+    }
+
+    /// Now, on the clock these thresholds are checked against.
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        if self.coarse {
+            clock::now_coarse_ns()
+        } else {
+            clock::now_ns()
         }
     }
 }

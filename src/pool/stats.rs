@@ -23,7 +23,8 @@ pub struct Stats {
     pub idle_conns: u32,
     /// Conns closed as stale: lifetime, idle time, failed peek, unread data.
     pub stale_conns: u32,
-    /// Gets in progress.
+    /// Gets in progress that wait for a turn or for a new conn (a get served at once from
+    /// the idle list is never counted here).
     pub pending_requests: u32,
     /// Successful dials.
     pub dials: u64,

@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 
+#include <pthread.h>
 #include <stddef.h>
 #include <unistd.h>
 
@@ -493,6 +494,112 @@ static void test_conn_misuse(void)
     pool_free(b);
 }
 
+/* ---- racing returns of one handle ------------------------------------------- */
+
+#define RACERS 6
+#define RACE_ROUNDS 300
+
+typedef struct {
+    pool_t *pool;
+    pool_conn_t *volatile conn; /* the handle every racer returns this round */
+    volatile int round;         /* racers start a round when it changes */
+    volatile int arrived;       /* racers done with the current round */
+    int ok[RACERS];             /* POOL_OK results per racer, all rounds */
+    int bad[RACERS];            /* any other status */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} race_t;
+
+typedef struct {
+    race_t *r;
+    int idx;
+} racer_arg_t;
+
+static void *racer(void *p)
+{
+    racer_arg_t *a = p;
+    race_t *r = a->r;
+    for (int round = 1; round <= RACE_ROUNDS; round++) {
+        pthread_mutex_lock(&r->mu);
+        while (r->round < round)
+            pthread_cond_wait(&r->cv, &r->mu);
+        pool_conn_t *c = r->conn;
+        pthread_mutex_unlock(&r->mu);
+        /* Half the racers put, half remove: exactly one of them may win the handle. */
+        pool_status_t s = (a->idx % 2 == 0) ? pool_put(r->pool, c) : pool_remove(r->pool, c, "race");
+        if (s == POOL_OK)
+            r->ok[a->idx]++;
+        else if (s != POOL_ERR_INVALID_ARG)
+            r->bad[a->idx]++;
+        pthread_mutex_lock(&r->mu);
+        r->arrived++;
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+    }
+    return NULL;
+}
+
+static void test_racing_returns(void)
+{
+    section("racing puts and removes of one handle; stale handle of a reused slot");
+    pool_t *a = new_pool(2);
+    race_t r = {.pool = a};
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.cv, NULL);
+    pthread_t th[RACERS];
+    racer_arg_t args[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        args[i] = (racer_arg_t){&r, i};
+        pthread_create(&th[i], NULL, racer, &args[i]);
+    }
+    int rounds_ok = 0;
+    for (int round = 1; round <= RACE_ROUNDS; round++) {
+        pool_conn_t *c = get_conn(a);
+        pthread_mutex_lock(&r.mu);
+        r.conn = c;
+        r.arrived = 0;
+        r.round = round;
+        pthread_cond_broadcast(&r.cv);
+        while (r.arrived < RACERS)
+            pthread_cond_wait(&r.cv, &r.mu);
+        pthread_mutex_unlock(&r.mu);
+        /* Every conn came back exactly once: nothing checked out, nothing lost. */
+        pool_stats_t st = {.struct_size = sizeof st};
+        pool_stats(a, &st);
+        if (st.in_use_conns == 0 && pool_len(a) <= 2)
+            rounds_ok++;
+    }
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(th[i], NULL);
+    int ok = 0, bad = 0;
+    for (int i = 0; i < RACERS; i++) {
+        ok += r.ok[i];
+        bad += r.bad[i];
+    }
+    CHECK_EQ(ok, RACE_ROUNDS); /* one winner per round */
+    CHECK_EQ(bad, 0);          /* every loser was told INVALID_ARG */
+    CHECK_EQ(rounds_ok, RACE_ROUNDS);
+    pthread_mutex_destroy(&r.mu);
+    pthread_cond_destroy(&r.cv);
+
+    /* A removed conn's slot is reused by the next new conn: the old handle stays dead and
+       cannot touch the new checkout. */
+    pool_free(a);
+    pool_t *b = new_pool(1);
+    pool_conn_t *c1 = get_conn(b);
+    if (c1 != NULL) {
+        CHECK_STATUS(pool_remove(b, c1, "closing"), POOL_OK, NULL);
+        pool_conn_t *c2 = get_conn(b); /* a new conn, likely in c1's slot */
+        if (c2 != NULL) {
+            check_dead_handle(b, c1, "stale handle of a closed conn, slot reused");
+            CHECK(ping_ok(c2));
+            CHECK_STATUS(pool_put(b, c2), POOL_OK, NULL);
+            CHECK_EQ(pool_idle_len(b), 1);
+        }
+    }
+    pool_free(b);
+}
+
 /* ---- close ------------------------------------------------------------------ */
 
 static void test_close(void)
@@ -791,6 +898,7 @@ int main(int argc, char **argv)
     test_invalid_options();
     test_null_args();
     test_conn_misuse();
+    test_racing_returns();
     test_close();
     test_put_after_free();
     test_userdata();
