@@ -597,8 +597,10 @@ pool_status_t pool_cluster_close(pool_cluster_t *cluster);
 void pool_cluster_free(pool_cluster_t *cluster);
 
 // The socket, for the caller's own I/O. Handed out in blocking mode; the library copes with
-// whatever mode the caller leaves it in. Do not close it. -1 for NULL or a handle that is
-// not checked out.
+// whatever mode the caller leaves it in. Its SO_RCVTIMEO is the pool's read_timeout_ms
+// (none when 0), so a blocking read of your own also ends after that long (EAGAIN):
+// pool_conn_command waits for its reply in one blocking recv bounded by it. Leave
+// SO_RCVTIMEO alone. Do not close it. -1 for NULL or a handle that is not checked out.
 int pool_conn_fd(const pool_conn_t *conn);
 
 // Unique per pool, never reused (the first conn is 1). 0 for NULL or a handle that is not

@@ -45,8 +45,10 @@ impl Drop for CUserData {
 }
 
 /// The socket, for the caller's own I/O. Handed out in blocking mode; the library copes with
-/// whatever mode the caller leaves it in. Do not close it. -1 for NULL or a handle that is
-/// not checked out.
+/// whatever mode the caller leaves it in. Its SO_RCVTIMEO is the pool's read_timeout_ms
+/// (none when 0), so a blocking read of your own also ends after that long (EAGAIN):
+/// pool_conn_command waits for its reply in one blocking recv bounded by it. Leave
+/// SO_RCVTIMEO alone. Do not close it. -1 for NULL or a handle that is not checked out.
 #[unsafe(no_mangle)]
 pub extern "C" fn pool_conn_fd(conn: *const pool_conn_t) -> c_int {
     ffi_boundary!(-1, {

@@ -46,6 +46,9 @@ struct ConnState {
     io: Option<Box<ConnIo>>,
     /// Read and write timeouts of the conn's own commands, in milliseconds (0 = none).
     timeouts_ms: [u32; 2],
+    /// The socket's SO_RCVTIMEO is the read timeout (`set_timeouts`), so a command may wait
+    /// for its reply in a blocking `recv` instead of `poll` + `recv`.
+    recv_bounded: bool,
     /// Why the conn is out of step with the server (a command failed mid-way, or bytes
     /// nobody asked for followed a reply): it is removed, never pooled, when given back.
     broken: Option<Box<str>>,
@@ -88,6 +91,7 @@ impl Conn {
             userdata: None,
             io: None,
             timeouts_ms: [0, 0],
+            recv_bounded: false,
             broken: None,
             epoch: 0,
             close_on_readonly: false,
@@ -200,8 +204,13 @@ impl Conn {
         }
         let fd = self.fd();
         let (rt, wt) = self.timeouts();
+        let wait = if self.s.recv_bounded {
+            io::ReplyWait::BlockingRecv
+        } else {
+            io::ReplyWait::Poll
+        };
         let cio = self.s.io.get_or_insert_with(Box::default);
-        match io::command(fd, &mut cio.parser, &mut cio.out, args, rt, wt) {
+        match io::command_with(fd, &mut cio.parser, &mut cio.out, args, rt, wt, wait) {
             Ok(reply) => {
                 if !cio.parser.is_clean() {
                     self.s.broken = Some("unexpected bytes after a reply".into());
@@ -241,10 +250,17 @@ impl Conn {
         res
     }
 
+    /// Sets the timeouts of the conn's commands, and the socket's SO_RCVTIMEO to the read
+    /// timeout (none: 0, block forever), so that the wait for a reply is one blocking
+    /// `recv` (bounded by the kernel) instead of `poll` and `recv`: a syscall fewer per
+    /// command. A socket that refuses the option keeps the `poll` path.
     pub(crate) fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
         let ms =
             |t: Option<Duration>| t.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
         self.s.timeouts_ms = [ms(read), ms(write)];
+        let read = (self.s.timeouts_ms[0] > 0)
+            .then(|| Duration::from_millis(self.s.timeouts_ms[0].into()));
+        self.s.recv_bounded = self.s.sock.set_read_timeout(read).is_ok();
     }
 
     fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {

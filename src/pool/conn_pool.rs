@@ -32,7 +32,9 @@ use super::notify::Notifier;
 use super::options::{Options, Wait};
 use super::pooler::{Pooler, Rejected};
 use super::stats::{Counters, Stats};
-use super::waiter::{Grant, Outcome, Waiter, hand_to_oldest, wait_or_withdraw};
+use super::waiter::{
+    Grant, Outcome, Waiter, hand_to_oldest, hand_to_oldest_later, wait_or_withdraw,
+};
 use crate::redis::HandshakeError;
 use crate::sentinel::{Retire, SentinelState};
 
@@ -377,11 +379,17 @@ impl ConnPool {
                 surplus = Some(conn);
             } else {
                 conn.set_used_at(inner.limits.now());
-                let Some(Grant::Conn(conn, _)) =
-                    hand_to_oldest(&mut st.waiters, Grant::Conn(conn, false))
-                else {
-                    st.hits += 1;
-                    return Ok(());
+                let conn = match hand_to_oldest_later(&mut st.waiters, Grant::Conn(conn, false)) {
+                    Ok(wake) => {
+                        st.hits += 1;
+                        // Woken once the lock is released: it takes the lock next.
+                        drop(st);
+                        drop(wake);
+                        drop(deferred);
+                        return Ok(());
+                    }
+                    Err(Grant::Conn(conn, _)) => conn,
+                    Err(_) => unreachable!("a grant comes back as it went"),
                 };
                 st.checked_out -= 1;
                 st.turns_used -= 1;

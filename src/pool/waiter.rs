@@ -4,11 +4,12 @@
 //! the pool lock held too, so a grant is never lost between the two: `withdraw` returns a
 //! grant that arrived after the wait ended, and the caller then owns it.
 
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::{self, Thread};
 use std::time::Instant;
-
-use parking_lot::{Condvar, Mutex};
 
 use super::cancel::CancelToken;
 use super::conn::Conn;
@@ -24,11 +25,11 @@ pub(crate) enum Grant {
     Failed(Error),
 }
 
-enum Slot {
-    Waiting,
-    Granted(Grant),
-    Withdrawn,
-}
+/// `Waiter::state` values.
+const WAITING: u32 = 0;
+const GRANTED: u32 = 1;
+/// The wait is over: the grant was taken, or the waiter withdrew.
+const DONE: u32 = 2;
 
 pub(crate) enum WaitEnd {
     Granted(Grant),
@@ -46,31 +47,60 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// One blocked get. No lock of its own: grants and withdrawals happen under the pool's
+/// lock, which orders them; the waiting thread reads `state` (Acquire) and sleeps in
+/// `thread::park`, so a grant to a waiter that has not gone to sleep yet costs no
+/// syscall, and the wake-up of one that has can happen after the pool lock is released
+/// (`Wake`).
 pub(crate) struct Waiter {
-    slot: Mutex<Slot>,
-    cv: Condvar,
+    state: AtomicU32,
+    /// Written by the granter while `state` is WAITING (under the pool lock), read by the
+    /// waiter once it sees GRANTED, or by `withdraw` under the pool lock.
+    grant: UnsafeCell<Option<Grant>>,
+    /// The thread that waits (waiters are per thread: `acquire`, or made on the spot).
+    thread: Thread,
 }
+
+// SAFETY: `grant` is handed over through `state`: written only while WAITING by the one
+// granter (pool lock held, so no other granter or `withdraw` runs), published by the
+// Release store of GRANTED, and taken only by whoever then moves `state` to DONE (the
+// waiter after an Acquire load of GRANTED, or `withdraw` under the pool lock); nothing
+// touches it after DONE until `acquire` resets an unshared waiter.
+unsafe impl Sync for Waiter {}
+unsafe impl Send for Waiter {}
 
 impl Waiter {
     pub(crate) fn new() -> Self {
         Waiter {
-            slot: Mutex::new(Slot::Waiting),
-            cv: Condvar::new(),
+            state: AtomicU32::new(WAITING),
+            grant: UnsafeCell::new(None),
+            thread: thread::current(),
         }
     }
 
-    /// Hands `grant` over. Fails, giving it back, when the waiter already has one or withdrew.
-    /// Callers hold the pool lock.
-    pub(crate) fn deliver(&self, grant: Grant) -> Result<(), Grant> {
-        let mut slot = self.slot.lock();
-        match *slot {
-            Slot::Waiting => {
-                *slot = Slot::Granted(grant);
-                self.cv.notify_one();
-                Ok(())
-            }
-            _ => Err(grant),
+    /// Hands `grant` over and wakes the waiter at once. Fails, giving it back, when the
+    /// waiter already has one or withdrew. Callers hold the pool lock.
+    pub(crate) fn deliver(self: &Arc<Self>, grant: Grant) -> Result<(), Grant> {
+        self.deliver_later(grant).map(drop)
+    }
+
+    /// `deliver`, with the wake-up left to the returned `Wake` (drop it after releasing
+    /// the pool lock, so the woken thread does not find the lock held by the syscall).
+    pub(crate) fn deliver_later(self: &Arc<Self>, grant: Grant) -> Result<Wake, Grant> {
+        self.grant(grant)?;
+        Ok(Wake(Some(self.clone())))
+    }
+
+    /// Stores the grant for the waiter, without waking it. Callers hold the pool lock.
+    fn grant(&self, grant: Grant) -> Result<(), Grant> {
+        if self.state.load(Ordering::Acquire) != WAITING {
+            return Err(grant);
         }
+        // SAFETY: WAITING, and the caller holds the pool lock: this is the only granter,
+        // and the waiter does not read `grant` before it sees GRANTED.
+        unsafe { *self.grant.get() = Some(grant) };
+        self.state.store(GRANTED, Ordering::Release);
+        Ok(())
     }
 
     /// A waiter for this thread's next wait: one it used before that nothing else holds any
@@ -84,13 +114,11 @@ impl Waiter {
                 .iter()
                 .position(|w| Arc::strong_count(w) == 1 && Arc::weak_count(w) == 0)?;
             let w = spares.swap_remove(i);
-            let mut slot = w.slot.lock();
-            // A finished wait leaves its slot Withdrawn: grants are always taken.
-            if matches!(*slot, Slot::Granted(_)) {
+            // A finished wait leaves the waiter DONE with its grant taken.
+            if w.state.load(Ordering::Acquire) != DONE {
                 return None;
             }
-            *slot = Slot::Waiting;
-            drop(slot);
+            w.state.store(WAITING, Ordering::Relaxed);
             Some(w)
         });
         reused
@@ -112,42 +140,63 @@ impl Waiter {
         });
     }
 
+    /// Wakes the waiting thread to look again (a cancel token fired).
     pub(crate) fn wake(&self) {
-        let _slot = self.slot.lock();
-        self.cv.notify_one();
+        self.thread.unpark();
+    }
+
+    /// Takes the grant once `state` is GRANTED.
+    fn take_granted(&self) -> Grant {
+        // SAFETY: GRANTED was observed with Acquire (or under the pool lock), so the
+        // granter's write is visible and finished; moving to DONE right after makes this
+        // the only reader.
+        let g = unsafe { (*self.grant.get()).take() }.expect("GRANTED waiter holds a grant");
+        self.state.store(DONE, Ordering::Relaxed);
+        g
     }
 
     /// Blocks until a grant arrives, `deadline` passes (None = never) or `cancel` fires.
     pub(crate) fn wait(&self, deadline: Option<Instant>, cancel: Option<&CancelToken>) -> WaitEnd {
-        let mut slot = self.slot.lock();
         loop {
-            if let Slot::Granted(_) = *slot {
-                let Slot::Granted(g) = std::mem::replace(&mut *slot, Slot::Withdrawn) else {
-                    unreachable!()
-                };
-                return WaitEnd::Granted(g);
+            if self.state.load(Ordering::Acquire) == GRANTED {
+                return WaitEnd::Granted(self.take_granted());
             }
             if cancel.is_some_and(|c| c.is_fired()) {
                 return WaitEnd::Canceled;
             }
             match deadline {
                 Some(d) => {
-                    if Instant::now() >= d {
+                    let now = Instant::now();
+                    if now >= d {
                         return WaitEnd::TimedOut;
                     }
-                    self.cv.wait_until(&mut slot, d);
+                    thread::park_timeout(d - now);
                 }
-                None => self.cv.wait(&mut slot),
+                None => thread::park(),
             }
         }
     }
 
     /// Stops waiting. Returns a grant that arrived in the meantime. Callers hold the pool lock.
     pub(crate) fn withdraw(&self) -> Option<Grant> {
-        let mut slot = self.slot.lock();
-        match std::mem::replace(&mut *slot, Slot::Withdrawn) {
-            Slot::Granted(g) => Some(g),
-            _ => None,
+        match self.state.load(Ordering::Acquire) {
+            GRANTED => Some(self.take_granted()),
+            _ => {
+                self.state.store(DONE, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// A granted waiter's wake-up, done when dropped.
+#[must_use = "dropping it wakes the waiter: keep it until the pool lock is released"]
+pub(crate) struct Wake(Option<Arc<Waiter>>);
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.thread.unpark();
         }
     }
 }
@@ -193,22 +242,25 @@ pub(crate) fn wait_or_withdraw<G>(
     }
 }
 
-/// Hands `grant` to the oldest waiter of `queue` that still waits (FIFO service); gives it
-/// back when there is none. Callers hold the queue owner's lock.
+/// Hands `grant` to the oldest waiter of `queue` that still waits (FIFO service) and wakes
+/// it; gives the grant back when there is none. Callers hold the queue owner's lock.
 #[inline]
 pub(crate) fn hand_to_oldest(queue: &mut VecDeque<Arc<Waiter>>, grant: Grant) -> Option<Grant> {
-    if queue.is_empty() {
-        return Some(grant);
-    }
-    hand_to_oldest_slow(queue, grant)
+    hand_to_oldest_later(queue, grant).err()
 }
 
-fn hand_to_oldest_slow(queue: &mut VecDeque<Arc<Waiter>>, mut grant: Grant) -> Option<Grant> {
+/// `hand_to_oldest`, with the wake-up left to the returned `Wake`: drop it once the lock
+/// is released.
+#[inline]
+pub(crate) fn hand_to_oldest_later(
+    queue: &mut VecDeque<Arc<Waiter>>,
+    mut grant: Grant,
+) -> Result<Wake, Grant> {
     while let Some(w) = queue.pop_front() {
-        match w.deliver(grant) {
-            Ok(()) => return None,
+        match w.grant(grant) {
+            Ok(()) => return Ok(Wake(Some(w))),
             Err(back) => grant = back,
         }
     }
-    Some(grant)
+    Err(grant)
 }

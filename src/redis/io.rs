@@ -117,6 +117,18 @@ pub fn pipeline(
     Ok(replies)
 }
 
+/// How `command` waits for the reply it has just asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyWait {
+    /// `poll` until readable, then `recv` (works whatever the socket's options).
+    Poll,
+    /// The caller set the socket's SO_RCVTIMEO to `read_timeout` (or none for none): try one
+    /// blocking `recv` first, which the kernel bounds by that timeout. If the caller of the
+    /// fd switched it to `O_NONBLOCK`, that `recv` says EAGAIN at once and `poll` takes
+    /// over, with whatever is left of the deadline.
+    BlockingRecv,
+}
+
 /// One command, one reply. `out_buf` is the caller's reusable buffer (cleared, then filled).
 pub fn command(
     fd: RawFd,
@@ -126,10 +138,54 @@ pub fn command(
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
 ) -> Result<Reply, IoError> {
+    command_with(
+        fd,
+        parser,
+        out_buf,
+        args,
+        read_timeout,
+        write_timeout,
+        ReplyWait::Poll,
+    )
+}
+
+/// `command`, waiting for the reply as `wait` says.
+pub fn command_with(
+    fd: RawFd,
+    parser: &mut Parser,
+    out_buf: &mut Vec<u8>,
+    args: &[&[u8]],
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    wait: ReplyWait,
+) -> Result<Reply, IoError> {
     out_buf.clear();
     encode_command(out_buf, args);
+    // The read deadline starts before the write, as the kernel's SO_RCVTIMEO timer starts
+    // after it: whichever fires first bounds the wait.
+    let deadline = Deadline::after(read_timeout);
     write_until(fd, out_buf, Deadline::after(write_timeout))?;
-    read_until(fd, parser, Deadline::after(read_timeout), true)
+    if wait == ReplyWait::BlockingRecv {
+        loop {
+            match recv_blocking(fd, parser.spare(READ_CHUNK)) {
+                Ok(0) => return Err(IoError::Eof),
+                Ok(n) => {
+                    parser.advance(n);
+                    return read_until(fd, parser, deadline, false);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                    if Deadline::passed(deadline) {
+                        return Err(timeout("read", deadline));
+                    }
+                }
+                // SO_RCVTIMEO ran out (the deadline passed: `read_until` says so), or the
+                // fd is non-blocking: poll with what is left.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) => return Err(IoError::Os(err)),
+            }
+        }
+    }
+    read_until(fd, parser, deadline, true)
 }
 
 fn write_until(fd: RawFd, mut buf: &[u8], deadline: Option<Deadline>) -> Result<(), IoError> {
@@ -255,6 +311,14 @@ fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// `recv` without MSG_DONTWAIT: blocks if the fd is in blocking mode (for at most its
+/// SO_RCVTIMEO).
+fn recv_blocking(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: as in `recv`.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call, and
     // `recv` writes at most that many. A bad `fd` is reported as an error, not undefined
@@ -313,13 +377,14 @@ mod tests {
         let before = flags(ours.as_raw_fd());
         let mut parser = Parser::new();
         let mut out = Vec::new();
-        let reply = command(
+        let reply = command_with(
             ours.as_raw_fd(),
             &mut parser,
             &mut out,
             &[b"GET", b"key"],
             Some(Duration::from_secs(5)),
             Some(Duration::from_secs(5)),
+            ReplyWait::Poll,
         )
         .unwrap();
         assert_eq!(reply, Reply::String(b"hello world".to_vec()));
@@ -344,13 +409,14 @@ mod tests {
         });
         let mut parser = Parser::new();
         let mut out = Vec::new();
-        let reply = command(
+        let reply = command_with(
             ours.as_raw_fd(),
             &mut parser,
             &mut out,
             &[b"PING"],
             Some(Duration::from_secs(5)),
             None,
+            ReplyWait::Poll,
         )
         .unwrap();
         assert_eq!(reply, Reply::Status(b"PONG".to_vec()));
@@ -364,13 +430,14 @@ mod tests {
         peer.write_all(b"-ERR unknown command 'NOPE'\r\n").unwrap();
         let mut parser = Parser::new();
         let mut out = Vec::new();
-        let reply = command(
+        let reply = command_with(
             ours.as_raw_fd(),
             &mut parser,
             &mut out,
             &[b"NOPE"],
             Some(Duration::from_secs(5)),
             Some(Duration::from_secs(5)),
+            ReplyWait::Poll,
         )
         .unwrap();
         assert_eq!(reply, Reply::Error(b"ERR unknown command 'NOPE'".to_vec()));
@@ -643,13 +710,14 @@ mod tests {
             }
             let mut parser = Parser::new();
             let mut out = Vec::new();
-            let res = command(
+            let res = command_with(
                 ours.as_raw_fd(),
                 &mut parser,
                 &mut out,
                 &[b"PING"],
                 None,
                 None,
+                ReplyWait::Poll,
             );
             assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EPIPE));
         });
@@ -670,5 +738,102 @@ mod tests {
         write_all(ours.as_raw_fd(), &big, Some(Duration::from_secs(10))).unwrap();
         assert_eq!(reader.join().unwrap(), big);
         assert_eq!(flags(ours.as_raw_fd()), before);
+    }
+
+    /// Sets SO_RCVTIMEO as `Conn::set_timeouts` does for `ReplyWait::BlockingRecv`.
+    fn bound_recv(s: &UnixStream, timeout: Option<Duration>) {
+        s.set_read_timeout(timeout).unwrap();
+    }
+
+    #[test]
+    fn blocking_recv_round_trip_with_a_reply_in_pieces() {
+        let (ours, mut peer) = pair();
+        bound_recv(&ours, Some(Duration::from_secs(5)));
+        let request = cmd(&[b"GET", b"key"]);
+        let len = request.len();
+        let server = thread::spawn(move || {
+            let got = read_exact(&mut peer, len);
+            for piece in [&b"$1"[..], b"1\r\nhello", b" world", b"\r\n"] {
+                thread::sleep(Duration::from_millis(20));
+                peer.write_all(piece).unwrap();
+            }
+            (got, peer)
+        });
+        let before = flags(ours.as_raw_fd());
+        let mut parser = Parser::new();
+        let mut out = Vec::new();
+        let reply = command_with(
+            ours.as_raw_fd(),
+            &mut parser,
+            &mut out,
+            &[b"GET", b"key"],
+            Some(Duration::from_secs(5)),
+            Some(Duration::from_secs(5)),
+            ReplyWait::BlockingRecv,
+        )
+        .unwrap();
+        assert_eq!(reply, Reply::String(b"hello world".to_vec()));
+        let (got, _peer) = server.join().unwrap();
+        assert_eq!(got, request);
+        assert_eq!(flags(ours.as_raw_fd()), before);
+        assert!(parser.is_clean());
+    }
+
+    /// A command whose reply never comes, in `BlockingRecv` mode: the read timeout holds.
+    fn assert_blocking_recv_times_out(ours: &UnixStream) {
+        let timeout = Duration::from_millis(300);
+        let start = Instant::now();
+        let res = command_with(
+            ours.as_raw_fd(),
+            &mut Parser::new(),
+            &mut Vec::new(),
+            &[b"PING"],
+            Some(timeout),
+            Some(timeout),
+            ReplyWait::BlockingRecv,
+        );
+        let elapsed = start.elapsed();
+        match res {
+            Err(IoError::Timeout("read", t)) => assert_eq!(t, timeout),
+            other => panic!("{other:?}"),
+        }
+        assert!(elapsed >= timeout, "{elapsed:?}");
+        assert!(elapsed < timeout + Duration::from_secs(2), "{elapsed:?}");
+    }
+
+    #[test]
+    fn blocking_recv_read_timeout_fires_on_a_blocking_and_a_nonblocking_fd() {
+        let (ours, _peer) = pair();
+        bound_recv(&ours, Some(Duration::from_millis(300)));
+        // The kernel's SO_RCVTIMEO ends the recv; the deadline then says timeout.
+        assert_blocking_recv_times_out(&ours);
+        // A caller switched the fd to O_NONBLOCK: recv says EAGAIN at once, poll waits.
+        ours.set_nonblocking(true).unwrap();
+        assert_blocking_recv_times_out(&ours);
+    }
+
+    #[test]
+    fn blocking_recv_on_a_nonblocking_fd_still_gets_the_reply() {
+        let (ours, mut peer) = pair();
+        bound_recv(&ours, Some(Duration::from_secs(5)));
+        ours.set_nonblocking(true).unwrap();
+        let server = thread::spawn(move || {
+            let _ = read_exact(&mut peer, cmd(&[b"PING"]).len());
+            thread::sleep(Duration::from_millis(30));
+            peer.write_all(b"+PONG\r\n").unwrap();
+            peer
+        });
+        let reply = command_with(
+            ours.as_raw_fd(),
+            &mut Parser::new(),
+            &mut Vec::new(),
+            &[b"PING"],
+            Some(Duration::from_secs(5)),
+            Some(Duration::from_secs(5)),
+            ReplyWait::BlockingRecv,
+        )
+        .unwrap();
+        assert_eq!(reply, Reply::Status(b"PONG".to_vec()));
+        let _peer = server.join().unwrap();
     }
 }
