@@ -78,17 +78,24 @@ impl Waiter {
         }
     }
 
+    /// A waiter whose wait is over, as `acquire` expects its spares.
+    fn done() -> Self {
+        let w = Waiter::new();
+        w.state.store(DONE, Ordering::Relaxed);
+        w
+    }
+
     /// Hands `grant` over and wakes the waiter at once. Fails, giving it back, when the
     /// waiter already has one or withdrew. Callers hold the pool lock.
-    pub(crate) fn deliver(self: &Arc<Self>, grant: Grant) -> Result<(), Grant> {
+    pub(crate) fn deliver(&self, grant: Grant) -> Result<(), Grant> {
         self.deliver_later(grant).map(drop)
     }
 
     /// `deliver`, with the wake-up left to the returned `Wake` (drop it after releasing
     /// the pool lock, so the woken thread does not find the lock held by the syscall).
-    pub(crate) fn deliver_later(self: &Arc<Self>, grant: Grant) -> Result<Wake, Grant> {
+    pub(crate) fn deliver_later(&self, grant: Grant) -> Result<Wake, Grant> {
         self.grant(grant)?;
-        Ok(Wake(Some(self.clone())))
+        Ok(Wake(Some(self.thread.clone())))
     }
 
     /// Stores the grant for the waiter, without waking it. Callers hold the pool lock.
@@ -110,6 +117,13 @@ impl Waiter {
     pub(crate) fn acquire() -> Arc<Waiter> {
         let reused = SPARES.try_with(|spares| {
             let mut spares = spares.borrow_mut();
+            if spares.capacity() == 0 {
+                // A thread's first wait makes all its spares at once: a waiter can still be
+                // held for an instant by the thread that granted it when this thread waits
+                // again, and that must not cost an allocation later, in steady state.
+                spares.reserve_exact(SPARES_PER_THREAD);
+                spares.extend((0..SPARES_PER_THREAD).map(|_| Arc::new(Waiter::done())));
+            }
             let i = spares
                 .iter()
                 .position(|w| Arc::strong_count(w) == 1 && Arc::weak_count(w) == 0)?;
@@ -189,14 +203,16 @@ impl Waiter {
     }
 }
 
-/// A granted waiter's wake-up, done when dropped.
+/// A granted waiter's wake-up, done when dropped. It holds the waiting thread, not the
+/// waiter, so the waiter is free for its thread's next wait at once (no allocation when
+/// the waiting thread comes back before the granter has woken it).
 #[must_use = "dropping it wakes the waiter: keep it until the pool lock is released"]
-pub(crate) struct Wake(Option<Arc<Waiter>>);
+pub(crate) struct Wake(Option<Thread>);
 
 impl Drop for Wake {
     fn drop(&mut self) {
-        if let Some(w) = self.0.take() {
-            w.thread.unpark();
+        if let Some(t) = self.0.take() {
+            t.unpark();
         }
     }
 }
@@ -254,11 +270,18 @@ pub(crate) fn hand_to_oldest(queue: &mut VecDeque<Arc<Waiter>>, grant: Grant) ->
 #[inline]
 pub(crate) fn hand_to_oldest_later(
     queue: &mut VecDeque<Arc<Waiter>>,
-    mut grant: Grant,
+    grant: Grant,
 ) -> Result<Wake, Grant> {
+    if queue.is_empty() {
+        return Err(grant);
+    }
+    hand_to_oldest_slow(queue, grant)
+}
+
+fn hand_to_oldest_slow(queue: &mut VecDeque<Arc<Waiter>>, mut grant: Grant) -> Result<Wake, Grant> {
     while let Some(w) = queue.pop_front() {
         match w.grant(grant) {
-            Ok(()) => return Ok(Wake(Some(w))),
+            Ok(()) => return Ok(Wake(Some(w.thread.clone()))),
             Err(back) => grant = back,
         }
     }
