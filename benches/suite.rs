@@ -909,7 +909,11 @@ fn count_getput<P: BenchPool>(p: &P, threads: usize, ops: usize) -> AllocCount {
         for _ in 0..threads {
             let (warm_line, start_line, finish_line) = (&warm_line, &start_line, &finish_line);
             s.spawn(move || {
-                // Warm-up: whatever is made lazily on first use (thread-locals, caches).
+                // Warm-up: whatever is made lazily on first use (thread-locals, caches, and
+                // parking_lot's per-thread parking data, made on a thread's first park:
+                // forced here, as a contended pool lock may first park only later).
+                let m = parking_lot::Mutex::new(());
+                parking_lot::Condvar::new().wait_for(&mut m.lock(), Duration::ZERO);
                 for _ in 0..per_thread.min(1000) {
                     get_put(p, None);
                 }

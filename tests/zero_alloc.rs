@@ -67,6 +67,15 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// parking_lot sets up a thread's parking data (and may grow its global table) the first
+/// time that thread parks, e.g. on the first contended pool lock: a once-per-thread
+/// allocation, like a thread local, that may otherwise first happen while counting.
+fn first_park() {
+    let m = parking_lot::Mutex::new(());
+    let mut g = m.lock();
+    parking_lot::Condvar::new().wait_for(&mut g, std::time::Duration::ZERO);
+}
+
 /// Runs `op` on `threads` threads: `warm` rounds first (first-use allocations: thread
 /// locals, queue capacity, the C handle table), then `rounds` counted ones. Returns the
 /// allocations made while counting.
@@ -82,6 +91,7 @@ fn count_allocs(
             let (b, op) = (barrier.clone(), op.clone());
             thread::spawn(move || {
                 MEASURED.with(|m| m.set(true));
+                first_park();
                 // All threads warm up together, so each one really waits for turns (and
                 // fills its spare waiters) before counting starts.
                 b.wait();
