@@ -7,12 +7,19 @@ use std::time::Duration;
 /// Nanoseconds since an arbitrary point (boot); never goes backwards.
 #[inline]
 pub(crate) fn now_ns() -> u64 {
+    read(libc::CLOCK_MONOTONIC)
+}
+
+/// `clock_id` as plain nanoseconds.
+#[inline]
+fn read(clock_id: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // SAFETY: `ts` is a valid timespec to write; the monotonic clocks used here always
+    // exist on Linux (CLOCK_MONOTONIC_COARSE since 2.6.32).
+    unsafe { libc::clock_gettime(clock_id, &mut ts) };
     (ts.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
         .wrapping_add(ts.tv_nsec as u64)
@@ -28,16 +35,7 @@ pub(crate) fn ns(d: Duration) -> u64 {
 /// (a few ns instead of ~20, but up to one tick, typically 1-4 ms, behind).
 #[inline]
 pub(crate) fn now_coarse_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC_COARSE exists on Linux
-    // since 2.6.32.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
+    read(libc::CLOCK_MONOTONIC_COARSE)
 }
 
 /// How far the coarse clock may lag, in nanoseconds (its resolution); u64::MAX when it

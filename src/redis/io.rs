@@ -360,14 +360,17 @@ mod tests {
         out
     }
 
-    #[test]
-    fn command_round_trip_on_a_blocking_socket() {
+    /// A GET whose reply comes in pieces, with pauses, on a blocking socket: the reader
+    /// has to wait (in poll, or in the blocking recv, then poll) for the rest.
+    fn round_trip_in_pieces(wait: ReplyWait) {
         let (ours, mut peer) = pair();
+        if wait == ReplyWait::BlockingRecv {
+            bound_recv(&ours, Some(Duration::from_secs(5)));
+        }
         let request = cmd(&[b"GET", b"key"]);
         let len = request.len();
         let server = thread::spawn(move || {
             let got = read_exact(&mut peer, len);
-            // The reply comes in pieces, with pauses, so the reader has to wait in poll.
             for piece in [&b"$1"[..], b"1\r\nhello", b" world", b"\r\n"] {
                 thread::sleep(Duration::from_millis(20));
                 peer.write_all(piece).unwrap();
@@ -384,7 +387,7 @@ mod tests {
             &[b"GET", b"key"],
             Some(Duration::from_secs(5)),
             Some(Duration::from_secs(5)),
-            ReplyWait::Poll,
+            wait,
         )
         .unwrap();
         assert_eq!(reply, Reply::String(b"hello world".to_vec()));
@@ -396,8 +399,22 @@ mod tests {
     }
 
     #[test]
-    fn command_round_trip_on_a_nonblocking_socket() {
+    fn command_round_trip_on_a_blocking_socket() {
+        round_trip_in_pieces(ReplyWait::Poll);
+    }
+
+    #[test]
+    fn blocking_recv_round_trip_with_a_reply_in_pieces() {
+        round_trip_in_pieces(ReplyWait::BlockingRecv);
+    }
+
+    /// A PING on a socket the caller switched to O_NONBLOCK: the reply is awaited in poll
+    /// (in `BlockingRecv` mode after a recv that says EAGAIN at once), flags untouched.
+    fn round_trip_nonblocking(wait: ReplyWait) {
         let (ours, mut peer) = pair();
+        if wait == ReplyWait::BlockingRecv {
+            bound_recv(&ours, Some(Duration::from_secs(5)));
+        }
         ours.set_nonblocking(true).unwrap();
         let before = flags(ours.as_raw_fd());
         assert_ne!(before & libc::O_NONBLOCK, 0);
@@ -416,12 +433,22 @@ mod tests {
             &[b"PING"],
             Some(Duration::from_secs(5)),
             None,
-            ReplyWait::Poll,
+            wait,
         )
         .unwrap();
         assert_eq!(reply, Reply::Status(b"PONG".to_vec()));
         assert_eq!(flags(ours.as_raw_fd()), before);
         server.join().unwrap();
+    }
+
+    #[test]
+    fn command_round_trip_on_a_nonblocking_socket() {
+        round_trip_nonblocking(ReplyWait::Poll);
+    }
+
+    #[test]
+    fn blocking_recv_on_a_nonblocking_fd_still_gets_the_reply() {
+        round_trip_nonblocking(ReplyWait::BlockingRecv);
     }
 
     #[test]
@@ -534,11 +561,24 @@ mod tests {
         server.join().unwrap();
     }
 
-    fn assert_read_times_out(ours: &UnixStream) {
+    /// The read of a reply that never comes ends with the read timeout: `read_reply`
+    /// (None) or a PING by `command_with` in mode `wait`.
+    fn assert_read_times_out_with(ours: &UnixStream, wait: Option<ReplyWait>) {
         let timeout = Duration::from_millis(300);
         let mut parser = Parser::new();
         let start = Instant::now();
-        let res = read_reply(ours.as_raw_fd(), &mut parser, Some(timeout));
+        let res = match wait {
+            None => read_reply(ours.as_raw_fd(), &mut parser, Some(timeout)),
+            Some(wait) => command_with(
+                ours.as_raw_fd(),
+                &mut parser,
+                &mut Vec::new(),
+                &[b"PING"],
+                Some(timeout),
+                Some(timeout),
+                wait,
+            ),
+        };
         let elapsed = start.elapsed();
         match res {
             Err(IoError::Timeout("read", t)) => assert_eq!(t, timeout),
@@ -546,6 +586,10 @@ mod tests {
         }
         assert!(elapsed >= timeout, "{elapsed:?}");
         assert!(elapsed < timeout + Duration::from_secs(2), "{elapsed:?}");
+    }
+
+    fn assert_read_times_out(ours: &UnixStream) {
+        assert_read_times_out_with(ours, None);
     }
 
     #[test]
@@ -746,94 +790,13 @@ mod tests {
     }
 
     #[test]
-    fn blocking_recv_round_trip_with_a_reply_in_pieces() {
-        let (ours, mut peer) = pair();
-        bound_recv(&ours, Some(Duration::from_secs(5)));
-        let request = cmd(&[b"GET", b"key"]);
-        let len = request.len();
-        let server = thread::spawn(move || {
-            let got = read_exact(&mut peer, len);
-            for piece in [&b"$1"[..], b"1\r\nhello", b" world", b"\r\n"] {
-                thread::sleep(Duration::from_millis(20));
-                peer.write_all(piece).unwrap();
-            }
-            (got, peer)
-        });
-        let before = flags(ours.as_raw_fd());
-        let mut parser = Parser::new();
-        let mut out = Vec::new();
-        let reply = command_with(
-            ours.as_raw_fd(),
-            &mut parser,
-            &mut out,
-            &[b"GET", b"key"],
-            Some(Duration::from_secs(5)),
-            Some(Duration::from_secs(5)),
-            ReplyWait::BlockingRecv,
-        )
-        .unwrap();
-        assert_eq!(reply, Reply::String(b"hello world".to_vec()));
-        let (got, _peer) = server.join().unwrap();
-        assert_eq!(got, request);
-        assert_eq!(flags(ours.as_raw_fd()), before);
-        assert!(parser.is_clean());
-    }
-
-    /// A command whose reply never comes, in `BlockingRecv` mode: the read timeout holds.
-    fn assert_blocking_recv_times_out(ours: &UnixStream) {
-        let timeout = Duration::from_millis(300);
-        let start = Instant::now();
-        let res = command_with(
-            ours.as_raw_fd(),
-            &mut Parser::new(),
-            &mut Vec::new(),
-            &[b"PING"],
-            Some(timeout),
-            Some(timeout),
-            ReplyWait::BlockingRecv,
-        );
-        let elapsed = start.elapsed();
-        match res {
-            Err(IoError::Timeout("read", t)) => assert_eq!(t, timeout),
-            other => panic!("{other:?}"),
-        }
-        assert!(elapsed >= timeout, "{elapsed:?}");
-        assert!(elapsed < timeout + Duration::from_secs(2), "{elapsed:?}");
-    }
-
-    #[test]
     fn blocking_recv_read_timeout_fires_on_a_blocking_and_a_nonblocking_fd() {
         let (ours, _peer) = pair();
         bound_recv(&ours, Some(Duration::from_millis(300)));
         // The kernel's SO_RCVTIMEO ends the recv; the deadline then says timeout.
-        assert_blocking_recv_times_out(&ours);
+        assert_read_times_out_with(&ours, Some(ReplyWait::BlockingRecv));
         // A caller switched the fd to O_NONBLOCK: recv says EAGAIN at once, poll waits.
         ours.set_nonblocking(true).unwrap();
-        assert_blocking_recv_times_out(&ours);
-    }
-
-    #[test]
-    fn blocking_recv_on_a_nonblocking_fd_still_gets_the_reply() {
-        let (ours, mut peer) = pair();
-        bound_recv(&ours, Some(Duration::from_secs(5)));
-        ours.set_nonblocking(true).unwrap();
-        let server = thread::spawn(move || {
-            let _ = read_exact(&mut peer, cmd(&[b"PING"]).len());
-            thread::sleep(Duration::from_millis(30));
-            peer.write_all(b"+PONG\r\n").unwrap();
-            peer
-        });
-        let reply = command_with(
-            ours.as_raw_fd(),
-            &mut Parser::new(),
-            &mut Vec::new(),
-            &[b"PING"],
-            Some(Duration::from_secs(5)),
-            Some(Duration::from_secs(5)),
-            ReplyWait::BlockingRecv,
-        )
-        .unwrap();
-        assert_eq!(reply, Reply::Status(b"PONG".to_vec()));
-        let _peer = server.join().unwrap();
+        assert_read_times_out_with(&ours, Some(ReplyWait::BlockingRecv));
     }
 }
