@@ -181,7 +181,7 @@ impl Plan {
             Mode::Full => Plan {
                 mode,
                 cell: ms(1000),
-                rt_cell: ms(1500),
+                rt_cell: ms(3000),
                 alloc_ops: 100_000,
                 mem_conns: 1000,
             },
@@ -708,6 +708,13 @@ struct RoundTrip {
     dedicated: f64,
     command: f64,
     raw_fd: f64,
+    /// Median over the rounds of (variant ops/s) / (dedicated ops/s in the same round), in
+    /// percent: a burst of outside load hits one round, not the comparison.
+    command_pct: f64,
+    raw_fd_pct: f64,
+    /// Get+PING+Put on a pool with `health_check_bypass_ms` = HOT_BYPASS_MS.
+    hot: f64,
+    hot_pct: f64,
 }
 
 const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
@@ -720,15 +727,34 @@ fn ping_on(stream: &mut TcpStream) {
     assert_eq!(&buf, PONG);
 }
 
+/// The median of `v` (the mean of the middle two for an even count); 0 when empty.
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 0 {
+        (v[m - 1] + v[m]) / 2.0
+    } else {
+        v[m]
+    }
+}
+
 fn section_round_trips(plan: &Plan, redis_addr: &str) -> Vec<RoundTrip> {
     // The variants take turns in short rounds, so a burst of load from elsewhere on the
     // machine hits all of them alike; each result is total ops / total time.
-    let rounds = if plan.mode == Mode::Smoke { 1 } else { 4 };
+    let rounds = match plan.mode {
+        Mode::Smoke => 1,
+        Mode::Quick => 4,
+        Mode::Full => 12,
+    };
     let slice = plan.rt_cell / rounds;
     let mut out = Vec::new();
     for threads in RT_THREADS {
         progress(&format!("b. round trips, {threads} threads"));
         let pool = CPool::new(redis_addr, threads, 0);
+        let hot_pool = CPool::new(redis_addr, threads, HOT_BYPASS_MS);
         let dedicated = || {
             run(
                 threads,
@@ -742,7 +768,7 @@ fn section_round_trips(plan: &Plan, redis_addr: &str) -> Vec<RoundTrip> {
                 |s, _| ping_on(s),
             )
         };
-        let command = || {
+        let command = |pool: &CPool| {
             run(
                 threads,
                 slice,
@@ -787,19 +813,29 @@ fn section_round_trips(plan: &Plan, redis_addr: &str) -> Vec<RoundTrip> {
                 },
             )
         };
-        let mut totals = [(0u64, 0u64); 3];
+        let rate = |(ops, ns): (u64, u64)| ops as f64 * 1e9 / ns.max(1) as f64;
+        let mut totals = [(0u64, 0u64); 4];
+        let mut pcts: [Vec<f64>; 3] = Default::default();
         for _ in 0..rounds {
-            for (i, r) in [dedicated(), command(), raw_fd()].into_iter().enumerate() {
+            let runs = [dedicated(), command(&pool), raw_fd(), command(&hot_pool)];
+            for (i, r) in runs.iter().enumerate() {
                 totals[i].0 += r.ops;
                 totals[i].1 += r.span_ns;
             }
+            let base = rate((runs[0].ops, runs[0].span_ns));
+            for (i, r) in runs[1..].iter().enumerate() {
+                pcts[i].push(100.0 * rate((r.ops, r.span_ns)) / base);
+            }
         }
-        let rate = |(ops, ns): (u64, u64)| ops as f64 * 1e9 / ns.max(1) as f64;
         out.push(RoundTrip {
             threads,
             dedicated: rate(totals[0]),
             command: rate(totals[1]),
             raw_fd: rate(totals[2]),
+            hot: rate(totals[3]),
+            command_pct: median(&mut pcts[0]),
+            raw_fd_pct: median(&mut pcts[1]),
+            hot_pct: median(&mut pcts[2]),
         });
     }
     out
@@ -899,22 +935,32 @@ struct AllocRow {
     count: AllocCount,
 }
 
+/// Get+Put pairs each thread runs before allocations are counted.
+const WARM_UP_PAIRS: usize = 20_000;
+
 /// Counts allocations over `ops` Get+Put pairs on `threads` threads, after a warm-up.
 fn count_getput<P: BenchPool>(p: &P, threads: usize, ops: usize) -> AllocCount {
     let per_thread = ops / threads;
+    // All threads warm up together, so that with more threads than conns each one really
+    // waits during the warm-up (its first wait makes its spare waiters).
+    let ready_line = Barrier::new(threads);
     let warm_line = Barrier::new(threads + 1);
     let start_line = Barrier::new(threads + 1);
     let finish_line = Barrier::new(threads + 1);
     thread::scope(|s| {
         for _ in 0..threads {
             let (warm_line, start_line, finish_line) = (&warm_line, &start_line, &finish_line);
+            let ready_line = &ready_line;
             s.spawn(move || {
+                ready_line.wait();
                 // Warm-up: whatever is made lazily on first use (thread-locals, caches, and
                 // parking_lot's per-thread parking data, made on a thread's first park:
-                // forced here, as a contended pool lock may first park only later).
+                // forced here, as a contended pool lock may first park only later). With
+                // more threads than conns a thread seldom waits (2 cores run 2 threads at a
+                // time), so the warm-up is long enough that each one has waited.
                 let m = parking_lot::Mutex::new(());
                 parking_lot::Condvar::new().wait_for(&mut m.lock(), Duration::ZERO);
-                for _ in 0..per_thread.min(1000) {
+                for _ in 0..WARM_UP_PAIRS {
                     get_put(p, None);
                 }
                 warm_line.wait();
@@ -1165,6 +1211,8 @@ struct Report<'a> {
     plan: &'a Plan,
     cells: &'a [Cell],
     uncontended: &'a [Uncontended],
+    /// callgrind's count per hot C ABI Get+Put (None: valgrind missing, or smoke mode).
+    instructions: &'a Option<Result<f64, String>>,
     round_trips: Result<&'a [RoundTrip], String>,
     allocs: &'a [AllocRow],
     memory: &'a [MemRow],
@@ -1216,6 +1264,19 @@ impl Report<'_> {
         for u in self.uncontended {
             let _ = writeln!(md, "| {} | {:.1} |", u.name, u.ns_per_op);
         }
+        match self.instructions {
+            Some(Ok(ir)) => {
+                let _ = writeln!(
+                    md,
+                    "\nInstructions per hot Get+Put through the C ABI (valgrind --tool=callgrind, \
+                     user space only, stable between runs): {ir:.0}."
+                );
+            }
+            Some(Err(why)) => {
+                let _ = writeln!(md, "\nInstruction count: callgrind failed ({why}).");
+            }
+            None => {}
+        }
     }
 
     fn round_trip_table(&self, md: &mut String) {
@@ -1231,23 +1292,29 @@ impl Report<'_> {
                      writing PING and reading +PONG. \"Get+PING+Put\": pool_get, \
                      pool_conn_command(PING) (parses the reply into a pool_reply_t, freed), \
                      pool_put. \"raw fd\": pool_get, the same PING bytes on pool_conn_fd, \
-                     pool_put.\n"
+                     pool_put. \"hot\": Get+PING+Put with health_check_bypass_ms = 500 (no \
+                     peek syscall for a conn given back less than 500 ms ago). The variants \
+                     take turns in short rounds; ops/s are over all \
+                     rounds, \"% of dedicated\" is the median over the rounds of the ratio \
+                     to the dedicated run of the same round.\n"
                 );
                 let _ = writeln!(
                     md,
-                    "| threads | dedicated ops/s | Get+PING+Put ops/s | % of dedicated | Get+raw PING on fd+Put ops/s | % of dedicated |"
+                    "| threads | dedicated ops/s | Get+PING+Put ops/s | % of dedicated | Get+raw PING on fd+Put ops/s | % of dedicated | Get+PING+Put hot ops/s | % of dedicated |"
                 );
-                let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|");
+                let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|");
                 for r in *rts {
                     let _ = writeln!(
                         md,
-                        "| {} | {} | {} | {:.1} % | {} | {:.1} % |",
+                        "| {} | {} | {} | {:.1} % | {} | {:.1} % | {} | {:.1} % |",
                         r.threads,
                         fmt_ops(r.dedicated),
                         fmt_ops(r.command),
-                        100.0 * r.command / r.dedicated,
+                        r.command_pct,
                         fmt_ops(r.raw_fd),
-                        100.0 * r.raw_fd / r.dedicated,
+                        r.raw_fd_pct,
+                        fmt_ops(r.hot),
+                        r.hot_pct,
                     );
                 }
             }
@@ -1258,9 +1325,11 @@ impl Report<'_> {
         let _ = writeln!(
             md,
             "Heap allocations counted by a counting global allocator (every thread of the \
-             process) over steady-state Get+Put pairs, after a warm-up. In the \"gets wait\" \
-             rows most gets queue for a conn, so they count what the library's waiting path \
-             allocates.\n"
+             process) over steady-state Get+Put pairs, after a warm-up of {WARM_UP_PAIRS} \
+             pairs per thread. In the \"gets wait\" rows there are more threads than conns: \
+             a get queues whenever both conns are held (by a thread the scheduler preempted, \
+             say), and the put hands its conn over, so they count what the library's \
+             waiting path allocates too.\n"
         );
         let _ = writeln!(
             md,
@@ -1347,14 +1416,16 @@ impl Report<'_> {
             );
         }
         if let Ok(rts) = &self.round_trips {
-            for r in *rts {
-                let pct = 100.0 * r.command / r.dedicated;
-                let _ = writeln!(
-                    md,
-                    "| Get+PING+Put >= 95 % of dedicated conns, {} threads | {pct:.1} % | {} |",
-                    r.threads,
-                    yes_no(pct >= 95.0)
-                );
+            for (variant, hot) in [("", false), (" hot", true)] {
+                for r in *rts {
+                    let pct = if hot { r.hot_pct } else { r.command_pct };
+                    let _ = writeln!(
+                        md,
+                        "| Get+PING+Put{variant} >= 95 % of dedicated conns, {} threads | {pct:.1} % | {} |",
+                        r.threads,
+                        yes_no(pct >= 95.0)
+                    );
+                }
             }
         }
         for r in self.allocs {
@@ -1505,7 +1576,7 @@ impl Report<'_> {
         );
         let _ = writeln!(
             m,
-            "| mode | {:?}: {} ms per Get+Put run (x2 per cell), {} ms per round-trip run |",
+            "| mode | {:?}: {} ms per Get+Put run (x2 per cell), {} ms per round-trip variant (in rounds) |",
             self.plan.mode,
             self.plan.cell.as_millis(),
             self.plan.rt_cell.as_millis()
@@ -1541,9 +1612,74 @@ fn raise_fd_limit() {
     }
 }
 
+/// `--hot-loop N`: N hot Get+Put pairs through the C ABI on a fresh pool, nothing else
+/// (the program callgrind runs for `instructions_per_hot_op`).
+fn hot_loop(n: usize) {
+    let addr = acceptor();
+    let p = CPool::new(&addr, 8, HOT_BYPASS_MS);
+    for _ in 0..n {
+        get_put(&p, None);
+    }
+}
+
+/// Instructions per hot Get+Put through the C ABI, counted by callgrind (stable across
+/// runs, unlike timings): this program's `--hot-loop` run for two loop lengths, the
+/// difference divided by the extra pairs (set-up and teardown cancel out). None when
+/// valgrind is not installed.
+fn instructions_per_hot_op() -> Option<Result<f64, String>> {
+    let valgrind_ok = std::process::Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !valgrind_ok {
+        return None;
+    }
+    progress("a. instructions per hot get+put (callgrind)");
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = std::env::temp_dir();
+    let count = |n: usize| -> Result<u64, String> {
+        let out = dir.join(format!(
+            "redispool-callgrind-{}-{n}.out",
+            std::process::id()
+        ));
+        let status = std::process::Command::new("valgrind")
+            .arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(&exe)
+            .args(["--hot-loop", &n.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("valgrind: {e}"))?;
+        let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()));
+        let _ = std::fs::remove_file(&out);
+        if !status.success() {
+            return Err(format!("callgrind run of {n} pairs: {status}"));
+        }
+        text?
+            .lines()
+            .find_map(|l| l.strip_prefix("totals: "))
+            .and_then(|t| t.trim().parse().ok())
+            .ok_or_else(|| format!("no totals line in {}", out.display()))
+    };
+    let (short, long) = (2_000, 22_000);
+    Some(count(short).and_then(|a| {
+        let b = count(long)?;
+        Ok(b.saturating_sub(a) as f64 / (long - short) as f64)
+    }))
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it.
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--hot-loop") {
+        let n = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--hot-loop N");
+        hot_loop(n);
+        return;
+    }
     let mode = if !args.iter().any(|a| a == "--bench") {
         Mode::Smoke
     } else if args.iter().any(|a| a == "--quick") {
@@ -1564,6 +1700,11 @@ fn main() {
     let addr = acceptor();
     let cells = section_getput(&plan, &addr);
     let uncontended = section_uncontended(&plan, &addr);
+    let instructions = if mode == Mode::Smoke {
+        None
+    } else {
+        instructions_per_hot_op()
+    };
     let redis = Redis::start();
     let round_trips = match &redis {
         Ok(r) => Ok(section_round_trips(&plan, &r.addr())),
@@ -1577,6 +1718,7 @@ fn main() {
         plan: &plan,
         cells: &cells,
         uncontended: &uncontended,
+        instructions: &instructions,
         round_trips: round_trips.as_deref().map_err(Clone::clone),
         allocs: &allocs,
         memory: &memory,
