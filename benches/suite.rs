@@ -195,6 +195,9 @@ static BATCH: AtomicU64 = AtomicU64::new(16);
 
 const POOL_SIZES: [usize; 2] = [8, 64];
 const THREADS: [usize; 4] = [2, 8, 64, 256];
+/// Extra (pool size, threads) cells, in the table only: a small pool where every few
+/// gets wait (the waiters' spin-then-park matters most there).
+const EXTRA_CELLS: [(usize, usize); 1] = [(2, 8)];
 const RT_THREADS: [usize; 2] = [8, 64];
 /// HikariCP's alive-bypass window, used by the "hot" variant.
 const HOT_BYPASS_MS: i64 = 500;
@@ -631,11 +634,15 @@ impl Cell {
 
 fn section_getput(plan: &Plan, addr: &str) -> Vec<Cell> {
     let mut cells = Vec::new();
-    for size in POOL_SIZES {
+    let grid = POOL_SIZES
+        .iter()
+        .map(|&size| (size, THREADS.to_vec()))
+        .chain(EXTRA_CELLS.iter().map(|&(size, t)| (size, vec![t])));
+    for (size, threads_list) in grid {
         let default = CPool::new(addr, size, 0);
         let hot = CPool::new(addr, size, HOT_BYPASS_MS);
         let mutex = MutexPool::new(addr, size);
-        for threads in THREADS {
+        for threads in threads_list {
             for variant in VARIANTS {
                 progress(&format!(
                     "a. Get+Put {:<13} pool {size:>2}, {threads:>3} threads",
@@ -1231,8 +1238,12 @@ impl Report<'_> {
             "| pool | threads | variant | ns/op | Mops/s | speed vs Mutex+Condvar | wait p50 | wait p99 | wait max |"
         );
         let _ = writeln!(md, "|---:|---:|---|---:|---:|---:|---:|---:|---:|");
-        for size in POOL_SIZES {
-            for threads in THREADS {
+        let rows = POOL_SIZES
+            .iter()
+            .flat_map(|&size| THREADS.iter().map(move |&t| (size, t)))
+            .chain(EXTRA_CELLS);
+        for (size, threads) in rows {
+            {
                 let base = find(self.cells, Variant::MutexCondvar, size, threads);
                 for v in VARIANTS {
                     let Some(c) = find(self.cells, v, size, threads) else {
