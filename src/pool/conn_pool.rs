@@ -40,12 +40,6 @@ use crate::sentinel::{Retire, SentinelState};
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A get that queues behind fewer than this many waiters yields `SPIN_YIELDS` times
-/// before it parks; one further back parks at once (its grant is far off, and yields
-/// by hundreds of queued threads would only crowd the CPUs).
-const SPIN_AHEAD: usize = 8;
-const SPIN_YIELDS: u32 = 8;
-
 /// A get counted in `Stats::pending_requests` while it lives.
 struct Pending<'a>(&'a Counters);
 
@@ -733,15 +727,6 @@ impl Inner {
                     return Err(self.timeout_error(&st, start, ""));
                 }
                 let w = Waiter::acquire();
-                // Near the head of the queue a grant is a few puts away: yield the CPU a
-                // few times before sleeping. On a small machine that keeps the CPU busy
-                // with the threads that will put, instead of idling until the grant's
-                // wake-up crosses CPUs (8 threads on pool 2, 2 vCPUs: 5x the throughput).
-                w.set_spins(if st.waiters.len() < SPIN_AHEAD {
-                    SPIN_YIELDS
-                } else {
-                    0
-                });
                 st.waiters.push_back(w.clone());
                 drop(st);
                 let grant = self.wait_for(&w, deadline, cancel, start, "");

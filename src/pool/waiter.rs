@@ -59,8 +59,6 @@ pub(crate) struct Waiter {
     grant: UnsafeCell<Option<Grant>>,
     /// The thread that waits (waiters are per thread: `acquire`, or made on the spot).
     thread: Thread,
-    /// Yields before parking (set by the waiting thread before it queues).
-    spins: AtomicU32,
 }
 
 // SAFETY: `grant` is handed over through `state`: written only while WAITING by the one
@@ -77,7 +75,6 @@ impl Waiter {
             state: AtomicU32::new(WAITING),
             grant: UnsafeCell::new(None),
             thread: thread::current(),
-            spins: AtomicU32::new(0),
         }
     }
 
@@ -157,11 +154,6 @@ impl Waiter {
         });
     }
 
-    /// How many times `wait` yields the CPU before it parks.
-    pub(crate) fn set_spins(&self, n: u32) {
-        self.spins.store(n, Ordering::Relaxed);
-    }
-
     /// Wakes the waiting thread to look again (a cancel token fired).
     pub(crate) fn wake(&self) {
         self.thread.unpark();
@@ -179,14 +171,6 @@ impl Waiter {
 
     /// Blocks until a grant arrives, `deadline` passes (None = never) or `cancel` fires.
     pub(crate) fn wait(&self, deadline: Option<Instant>, cancel: Option<&CancelToken>) -> WaitEnd {
-        // Yields first, if the pool asked for them (`set_spins`): a grant that comes
-        // meanwhile needs no park and no wake-up syscall.
-        for _ in 0..self.spins.load(Ordering::Relaxed) {
-            if self.state.load(Ordering::Acquire) == GRANTED {
-                return WaitEnd::Granted(self.take_granted());
-            }
-            thread::yield_now();
-        }
         loop {
             if self.state.load(Ordering::Acquire) == GRANTED {
                 return WaitEnd::Granted(self.take_granted());
