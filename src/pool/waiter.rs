@@ -88,14 +88,9 @@ impl Waiter {
     /// Hands `grant` over and wakes the waiter at once. Fails, giving it back, when the
     /// waiter already has one or withdrew. Callers hold the pool lock.
     pub(crate) fn deliver(&self, grant: Grant) -> Result<(), Grant> {
-        self.deliver_later(grant).map(drop)
-    }
-
-    /// `deliver`, with the wake-up left to the returned `Wake` (drop it after releasing
-    /// the pool lock, so the woken thread does not find the lock held by the syscall).
-    pub(crate) fn deliver_later(&self, grant: Grant) -> Result<Wake, Grant> {
         self.grant(grant)?;
-        Ok(Wake(Some(self.thread.clone())))
+        self.thread.unpark();
+        Ok(())
     }
 
     /// Stores the grant for the waiter, without waking it. Callers hold the pool lock.
@@ -207,13 +202,11 @@ impl Waiter {
 /// waiter, so the waiter is free for its thread's next wait at once (no allocation when
 /// the waiting thread comes back before the granter has woken it).
 #[must_use = "dropping it wakes the waiter: keep it until the pool lock is released"]
-pub(crate) struct Wake(Option<Thread>);
+pub(crate) struct Wake(Thread);
 
 impl Drop for Wake {
     fn drop(&mut self) {
-        if let Some(t) = self.0.take() {
-            t.unpark();
-        }
+        self.0.unpark();
     }
 }
 
@@ -281,7 +274,7 @@ pub(crate) fn hand_to_oldest_later(
 fn hand_to_oldest_slow(queue: &mut VecDeque<Arc<Waiter>>, mut grant: Grant) -> Result<Wake, Grant> {
     while let Some(w) = queue.pop_front() {
         match w.grant(grant) {
-            Ok(()) => return Ok(Wake(Some(w.thread.clone()))),
+            Ok(()) => return Ok(Wake(w.thread.clone())),
             Err(back) => grant = back,
         }
     }
