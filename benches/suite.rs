@@ -474,6 +474,86 @@ impl BenchPool for MutexPool {
     }
 }
 
+/// The second baseline: strict FIFO hand-off and nothing else. One mutex over the idle
+/// sockets and a queue of waiting threads; a put with a waiter queued hands its socket to
+/// the oldest waiter and unparks it, as redispool does, but with no health check, clock,
+/// stats or C ABI. Under oversubscription (more threads than conns) every get then parks
+/// and is woken: this is the cost of the context switches alone, the floor of any pool
+/// that serves waiters first come, first served with OS threads on this machine.
+struct FifoPool {
+    state: parking_lot::Mutex<FifoState>,
+}
+
+struct FifoState {
+    idle: Vec<TcpStream>,
+    waiters: VecDeque<Arc<FifoWaiter>>,
+}
+
+/// One per thread, reused by every wait of that thread (no allocation per wait).
+struct FifoWaiter {
+    granted: parking_lot::Mutex<Option<TcpStream>>,
+    thread: thread::Thread,
+}
+
+thread_local! {
+    static FIFO_WAITER: Arc<FifoWaiter> = Arc::new(FifoWaiter {
+        granted: parking_lot::Mutex::new(None),
+        thread: thread::current(),
+    });
+}
+
+impl FifoPool {
+    fn new(addr: &str, size: usize) -> Self {
+        let idle = (0..size)
+            .map(|_| {
+                let s = TcpStream::connect(addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                s
+            })
+            .collect();
+        FifoPool {
+            state: parking_lot::Mutex::new(FifoState {
+                idle,
+                waiters: VecDeque::with_capacity(4096),
+            }),
+        }
+    }
+}
+
+impl BenchPool for FifoPool {
+    type Conn = TcpStream;
+    #[inline]
+    fn get(&self) -> TcpStream {
+        let me = {
+            let mut st = self.state.lock();
+            if let Some(s) = st.idle.pop() {
+                return s;
+            }
+            let me = FIFO_WAITER.with(Arc::clone);
+            st.waiters.push_back(Arc::clone(&me));
+            me
+        };
+        loop {
+            if let Some(s) = me.granted.lock().take() {
+                return s;
+            }
+            thread::park();
+        }
+    }
+    #[inline]
+    fn put(&self, s: TcpStream) {
+        let mut st = self.state.lock();
+        match st.waiters.pop_front() {
+            Some(w) => {
+                drop(st);
+                *w.granted.lock() = Some(s);
+                w.thread.unpark();
+            }
+            None => st.idle.push(s),
+        }
+    }
+}
+
 /// Accepts loopback conns and keeps them open until the process ends. The list is
 /// preallocated so accepting never allocates (section c counts every thread).
 fn acceptor() -> String {
@@ -604,9 +684,15 @@ enum Variant {
     Default,
     Hot,
     MutexCondvar,
+    Fifo,
 }
 
-const VARIANTS: [Variant; 3] = [Variant::Default, Variant::Hot, Variant::MutexCondvar];
+const VARIANTS: [Variant; 4] = [
+    Variant::Default,
+    Variant::Hot,
+    Variant::MutexCondvar,
+    Variant::Fifo,
+];
 
 impl Variant {
     fn name(self) -> &'static str {
@@ -614,6 +700,7 @@ impl Variant {
             Variant::Default => "redispool",
             Variant::Hot => "redispool hot",
             Variant::MutexCondvar => "Mutex+Condvar",
+            Variant::Fifo => "FIFO hand-off floor",
         }
     }
 }
@@ -642,16 +729,18 @@ fn section_getput(plan: &Plan, addr: &str) -> Vec<Cell> {
         let default = CPool::new(addr, size, 0);
         let hot = CPool::new(addr, size, HOT_BYPASS_MS);
         let mutex = MutexPool::new(addr, size);
+        let fifo = FifoPool::new(addr, size);
         for threads in threads_list {
             for variant in VARIANTS {
                 progress(&format!(
-                    "a. Get+Put {:<13} pool {size:>2}, {threads:>3} threads",
+                    "a. Get+Put {:<19} pool {size:>2}, {threads:>3} threads",
                     variant.name()
                 ));
                 let (ns_per_op, waits) = match variant {
                     Variant::Default => getput_cell(&default, threads, plan.cell),
                     Variant::Hot => getput_cell(&hot, threads, plan.cell),
                     Variant::MutexCondvar => getput_cell(&mutex, threads, plan.cell),
+                    Variant::Fifo => getput_cell(&fifo, threads, plan.cell),
                 };
                 cells.push(Cell {
                     variant,
@@ -669,6 +758,33 @@ fn section_getput(plan: &Plan, addr: &str) -> Vec<Cell> {
         }
     }
     cells
+}
+
+/// `--cell POOLxTHREADS`: one Get+Put cell of section a, every variant, 1 s each,
+/// printed as it goes (for profiling one cell: `perf record` around it, say).
+fn one_cell(size: usize, threads: usize) {
+    raise_fd_limit();
+    let addr = acceptor();
+    let dur = Duration::from_secs(1);
+    let default = CPool::new(&addr, size, 0);
+    let hot = CPool::new(&addr, size, HOT_BYPASS_MS);
+    let mutex = MutexPool::new(&addr, size);
+    let fifo = FifoPool::new(&addr, size);
+    for variant in VARIANTS {
+        let (ns, w) = match variant {
+            Variant::Default => getput_cell(&default, threads, dur),
+            Variant::Hot => getput_cell(&hot, threads, dur),
+            Variant::MutexCondvar => getput_cell(&mutex, threads, dur),
+            Variant::Fifo => getput_cell(&fifo, threads, dur),
+        };
+        println!(
+            "pool {size} x {threads} threads  {:<20} {ns:>7.0} ns/op  wait mean {} p99 {} max {}",
+            variant.name(),
+            fmt_ns(w.mean),
+            fmt_ns(w.p99 as f64),
+            fmt_ns(w.max as f64)
+        );
+    }
 }
 
 /// One thread, no contention: the cost of the Get+Put path itself.
@@ -762,16 +878,22 @@ fn section_round_trips(plan: &Plan, redis_addr: &str) -> Vec<RoundTrip> {
         progress(&format!("b. round trips, {threads} threads"));
         let pool = CPool::new(redis_addr, threads, 0);
         let hot_pool = CPool::new(redis_addr, threads, HOT_BYPASS_MS);
+        // Dialed once, like the pools' conns: a round borrows each thread its own conn
+        // (a dup of the fd, so the thread's drop closes only the dup). Reconnecting per
+        // round would make Redis accept and close 64 conns inside the neighbouring runs.
+        let own: Vec<TcpStream> = (0..threads)
+            .map(|_| {
+                let s = TcpStream::connect(redis_addr).expect("connect redis");
+                s.set_nodelay(true).unwrap();
+                s
+            })
+            .collect();
         let dedicated = || {
             run(
                 threads,
                 slice,
                 false,
-                |_| {
-                    let s = TcpStream::connect(redis_addr).expect("connect redis");
-                    s.set_nodelay(true).unwrap();
-                    s
-                },
+                |t| own[t].try_clone().expect("dup a dedicated conn"),
                 |s, _| ping_on(s),
             )
         };
@@ -1409,6 +1531,36 @@ impl Report<'_> {
                 b.waits.max as f64 / b.waits.mean.max(1.0),
             );
         }
+        if let (Some(ours), Some(floor)) = (
+            find(self.cells, Variant::Default, 8, 256),
+            find(self.cells, Variant::Fifo, 8, 256),
+        ) {
+            let _ = writeln!(
+                md,
+                "\nredispool with 256 threads on pool 8 runs at {:.0} % of the FIFO hand-off \
+                 floor's throughput. With more threads than conns, serving waiters first come, \
+                 first served means every get parks and is woken (one context switch per \
+                 Get+Put), so no FIFO pool can beat that floor; only letting a running thread \
+                 take a conn ahead of the queue (what Mutex+Condvar does) avoids the switches, \
+                 and that is what makes its longest wait thousands of times its mean.",
+                100.0 * ours.mops() / floor.mops()
+            );
+        }
+        let noise: Vec<String> = VARIANTS
+            .iter()
+            .filter_map(|&v| find(self.cells, v, 64, 2).map(|c| (v, c)))
+            .map(|(v, c)| format!("{} {}", v.name(), fmt_ns(c.waits.max as f64)))
+            .collect();
+        if !noise.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nScheduler noise in this run: the longest get of the cells with 2 threads on \
+                 pool 64, where a get never waits for a conn: {}. A get the OS preempts (or the \
+                 hypervisor deschedules) lasts that long whatever the pool does, so a max wait \
+                 below 3x the mean is only measurable when the mean wait is above a third of it.",
+                noise.join(", ")
+            );
+        }
     }
 
     fn targets_table(&self, md: &mut String) {
@@ -1498,6 +1650,7 @@ impl Report<'_> {
             Variant::Default => ([31, 119, 180], chart::Marker::Circle),
             Variant::Hot => ([44, 160, 44], chart::Marker::Diamond),
             Variant::MutexCondvar => ([214, 39, 40], chart::Marker::Square),
+            Variant::Fifo => ([148, 103, 189], chart::Marker::Square),
         };
         let mut series = Vec::new();
         for v in VARIANTS {
@@ -1689,6 +1842,17 @@ fn main() {
             .and_then(|n| n.parse().ok())
             .expect("--hot-loop N");
         hot_loop(n);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--cell") {
+        let spec = args.get(i + 1).map(String::as_str).unwrap_or("");
+        let Some((size, threads)) = spec
+            .split_once('x')
+            .and_then(|(p, t)| Some((p.parse().ok()?, t.parse().ok()?)))
+        else {
+            panic!("--cell POOLxTHREADS, e.g. --cell 8x256");
+        };
+        one_cell(size, threads);
         return;
     }
     let mode = if !args.iter().any(|a| a == "--bench") {
