@@ -198,6 +198,16 @@ struct pool_options {
   // with a reply nobody read, before a caller gets it. Set it when the ~0.3 us matter
   // more: a conn closed within the window then fails its first command instead.
   int64_t health_check_bypass_ms;
+  // How long queued gets may be overtaken, in ms. 0 = never (default): strict first
+  // come, first served; a put hands its conn straight to the oldest waiting get, so
+  // with more threads than conns each get waits its turn and costs a context switch.
+  // Above 0: while the oldest waiting get has waited less than this, a put leaves its
+  // conn idle and wakes that waiter to take it, and a get that finds the conn idle
+  // first takes it at once, without a context switch (the woken waiter queues again at
+  // the front). Once the oldest has waited this long, puts hand conns over in order
+  // again. Throughput under oversubscription for a bounded unfairness (Go's sync.Mutex
+  // switches to hand-off after 1 ms); see the README.
+  int64_t overtake_window_ms;
 };
 
 typedef struct pool_options pool_options_t;
@@ -693,9 +703,9 @@ pool_status_t pool_new(const pool_options_t *opts, pool_t **pool_out, pool_error
 // dial_timeout, read_timeout, write_timeout, conn_max_idle_time (alias idle_timeout),
 // conn_max_lifetime (alias max_conn_age), conn_max_lifetime_jitter, pool_fifo,
 // client_name, protocol, db (overrides the path), dialer_retries, dialer_retry_backoff,
-// reaper_interval, ping_after_idle, leak_detection_threshold, health_check_bypass.
-// Durations as go-redis:
-// "500ms", "4s", "1m30s", or a plain integer of seconds; 0 or a negative value disables
+// reaper_interval, ping_after_idle, leak_detection_threshold, health_check_bypass,
+// overtake_window. Durations as go-redis: "500ms", "4s", "1m30s", or a plain integer
+// of seconds; 0 or a negative value disables
 // the timeout or feature.
 // Percent-encode reserved characters in user and password. Everything not in the URL
 // takes its pool_options_init default. An unknown, repeated or malformed option, an
@@ -744,7 +754,9 @@ pool_status_t pool_sticky_reset(pool_t *sticky);
 // Get: an idle, health-checked conn, or a newly dialed one. Blocks until a turn is free and,
 // on a miss, until the dial finishes: at most pool_timeout_ms in all (-1: forever;
 // 0: no wait for a turn, the dial itself still awaited), then POOL_ERR_TIMEOUT with a
-// message describing the pool. Waiters are served in arrival order.
+// message describing the pool. Waiters are served in arrival order (with
+// overtake_window_ms set, a get may take a conn ahead of them while the oldest has
+// waited less than that window).
 // On success `*conn_out` is a conn used by one thread at a time until it is given back with
 // `pool_put` or `pool_remove`. Any thread.
 pool_status_t pool_get(pool_t *pool, pool_conn_t **conn_out, pool_error_t *err_out);

@@ -57,6 +57,7 @@ const REDIS_SECTIONS: &[&str] = &[
     "== RESP3 replies: map, set, double, bool, bignum, verbatim, null, push, attributes\n",
     "== read timeout on a blocking command: POOL_ERR_IO, the conn is bad and removed\n",
     "== ping_after_idle: a long-idle conn that does not answer PONG is replaced\n",
+    "== overtake_window: a get may take a conn ahead of queued gets, for a bounded time\n",
 ];
 
 /// The two servers abi_redis.c needs: a plain one with DEBUG enabled (for DEBUG PROTOCOL),

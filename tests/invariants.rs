@@ -681,7 +681,7 @@ fn seed(test: &str) -> u64 {
 /// A fake server with its thread, and a pool on it with every feature that runs in the
 /// background or on a timer turned on: min idle refills, max idle eviction, lifetimes with
 /// jitter, idle timeouts, the reaper, the session set-up (CLIENT SETNAME), dial retries.
-fn set_up(seed: u64, op_limit: u64) -> (Arc<Shared>, thread::JoinHandle<()>) {
+fn set_up(seed: u64, op_limit: u64, overtake_ms: i64) -> (Arc<Shared>, thread::JoinHandle<()>) {
     let server = FakeRedis::new(seed);
     let server_thread = {
         let s = server.clone();
@@ -707,6 +707,7 @@ fn set_up(seed: u64, op_limit: u64) -> (Arc<Shared>, thread::JoinHandle<()>) {
     opts.conn_max_lifetime_jitter_ms = 100;
     opts.reaper_interval_ms = 25;
     opts.conn_max_idle_time_ms = 200;
+    opts.overtake_window_ms = overtake_ms;
     let name = c"rp-invariants";
     opts.client_name = name.as_ptr();
 
@@ -797,11 +798,22 @@ fn tear_down(
 
 #[test]
 fn a_million_mixed_operations_under_random_faults_keep_every_invariant() {
+    mixed_operations_keep_every_invariant("invariants", TOTAL_OPS, 0);
+}
+
+/// The same with gets allowed to overtake the queue for 2 ms (`overtake_window_ms`): puts
+/// then leave conns idle while gets wait, and woken waiters race the other gets for them.
+#[test]
+fn with_an_overtake_window_the_same_invariants_hold() {
+    mixed_operations_keep_every_invariant("invariants, overtake window", TOTAL_OPS / 3, 2);
+}
+
+fn mixed_operations_keep_every_invariant(label: &str, total_ops: u64, overtake_ms: i64) {
     let _serial = serial();
-    let seed = seed("invariants");
+    let seed = seed(label);
     let fds_before = open_fds();
     let listing_before = fd_listing();
-    let (shared, server_thread) = set_up(seed, TOTAL_OPS);
+    let (shared, server_thread) = set_up(seed, total_ops, overtake_ms);
     let server = shared.server.clone();
 
     let started = Instant::now();
@@ -930,7 +942,7 @@ fn a_million_mixed_operations_under_random_faults_keep_every_invariant() {
     let ops = tally.ops.load(Ordering::SeqCst);
     let c = &server.counts;
     eprintln!(
-        "invariants: {ops} pool operations ({} gets ok, {} puts, {} removes, {} timeouts, {} would-block, \
+        "{label}: {ops} pool operations ({} gets ok, {} puts, {} removes, {} timeouts, {} would-block, \
          {} dial errors, {} handshake errors; {} commands ok, {} out-of-step replies on faulted conns, {} command failures) \
          from {THREADS} threads in {:.1?} ({:.0} ops/s)",
         tally.gets_ok.load(Ordering::SeqCst),
@@ -947,7 +959,7 @@ fn a_million_mixed_operations_under_random_faults_keep_every_invariant() {
         ops as f64 / elapsed.as_secs_f64()
     );
     eprintln!(
-        "invariants: {} faults injected: {} failed dials, {} slow dials, {} refused set-ups, {} conns closed \
+        "{label}: {} faults injected: {} failed dials, {} slow dials, {} refused set-ups, {} conns closed \
          on a request, {} replies followed by junk, {} garbage replies, {} half replies, {} idle/held conns \
          closed, {} unsolicited junk writes ({} dials, {} requests served)",
         c.total_faults(),
@@ -963,13 +975,13 @@ fn a_million_mixed_operations_under_random_faults_keep_every_invariant() {
         c.dials.load(Ordering::SeqCst),
         c.requests.load(Ordering::SeqCst),
     );
-    eprintln!("invariants: final {final_stats}");
-    assert!(ops >= TOTAL_OPS, "only {ops} operations ran");
+    eprintln!("{label}: final {final_stats}");
+    assert!(ops >= total_ops, "only {ops} operations ran");
 
     // Freeing the pool closes every conn; then no fd is left over.
     drop(server);
     let fds_after = tear_down(shared, server_thread, fds_before, &listing_before);
-    eprintln!("invariants: fds before {fds_before}, after {fds_after}");
+    eprintln!("{label}: fds before {fds_before}, after {fds_after}");
 }
 
 /// pool_close while the 64 threads run the same faulty mix: gets waiting or dialing and
@@ -982,7 +994,7 @@ fn pool_close_under_faulty_load_loses_nothing() {
     let seed = seed("close under load");
     let fds_before = open_fds();
     let listing_before = fd_listing();
-    let (shared, server_thread) = set_up(seed, u64::MAX);
+    let (shared, server_thread) = set_up(seed, u64::MAX, 0);
     let done = Arc::new(AtomicBool::new(false));
     let workers = start_workers(&shared, seed, &done);
     let tally = &shared.tally;

@@ -149,6 +149,199 @@ fn waiters_are_served_in_arrival_order() {
     assert_eq!(p.len(), 1, "one conn served everybody");
 }
 
+/// With an overtake window, queued gets still come out in arrival order among themselves:
+/// each put leaves the conn idle and wakes the oldest, and nobody else competes here.
+#[test]
+fn overtake_window_keeps_waiters_in_arrival_order() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 1);
+    o.overtake_window = Some(Duration::from_secs(60));
+    let p = ConnPool::new(o).unwrap();
+    let c = p.get().unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut threads = Vec::new();
+    for i in 0..6 {
+        let (p2, order) = (p.clone(), order.clone());
+        threads.push(thread::spawn(move || {
+            let c = p2.get().unwrap();
+            order.lock().unwrap().push(i);
+            p2.put(c).unwrap();
+        }));
+        eventually("queued in order", || p.stats().waiting == i + 1);
+    }
+    p.put(c).unwrap();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4, 5]);
+    let s = p.stats();
+    assert_eq!((s.total_conns, s.idle_conns, s.waiting), (1, 1, 0));
+    assert_eq!(s.wait_count, 6);
+}
+
+/// A put while a get waits: in strict order (no window) the conn goes to the waiter, so a
+/// get that does not wait finds nothing; within a window the conn stays idle for a moment
+/// and that get may take it; past the window (the waiter has waited longer) it goes to the
+/// waiter again. The waiter holds what it gets until told, so an ask cannot come after it.
+#[test]
+fn overtake_window_lets_a_get_ahead_only_within_the_window() {
+    fn round(p: &ConnPool, held: Conn, wait_first: Duration) -> (bool, Conn) {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let p2 = p.clone();
+        let t = thread::spawn(move || {
+            let c = p2.get().unwrap();
+            rx.recv().unwrap();
+            p2.put(c).unwrap();
+        });
+        eventually("queued", || p.stats().waiting == 1);
+        thread::sleep(wait_first);
+        p.put(held).unwrap();
+        let asked = p.get_with(Wait::NoWait, None);
+        let overtook = asked.is_ok();
+        match asked {
+            Ok(c) => p.put(c).unwrap(),
+            Err(e) => assert!(matches!(e, Error::Timeout(_)), "{e:?}"),
+        }
+        tx.send(()).unwrap();
+        t.join().unwrap();
+        (overtook, p.get().unwrap())
+    }
+    for (window, wait_first, want) in [
+        (None, Duration::ZERO, "never"),
+        (Some(Duration::from_secs(60)), Duration::ZERO, "mostly"),
+        (
+            Some(Duration::from_millis(50)),
+            Duration::from_millis(200),
+            "never",
+        ),
+    ] {
+        let peers = Arc::new(Peers::default());
+        let mut o = options(&peers, 1);
+        o.overtake_window = window;
+        let p = ConnPool::new(o).unwrap();
+        let mut held = p.get().unwrap();
+        let mut overtakes = 0;
+        for _ in 0..8 {
+            let (overtook, c) = round(&p, held, wait_first);
+            overtakes += usize::from(overtook);
+            held = c;
+        }
+        match want {
+            "never" => assert_eq!(overtakes, 0, "window {window:?}"),
+            // The woken waiter may run first now and then on a busy machine.
+            _ => assert!(overtakes >= 1, "window {window:?}: no get overtook"),
+        }
+        p.put(held).unwrap();
+        let s = p.stats();
+        assert_eq!((s.total_conns, s.idle_conns, s.waiting), (1, 1, 0));
+        assert_eq!(peers.dials(), 1, "one conn served every round");
+    }
+}
+
+/// Two conns go idle at once while two gets wait: the first put wakes one waiter (only
+/// one at a time), and that waiter, having taken its conn, wakes the next for the other.
+/// Both end up holding a conn although nobody puts again.
+#[test]
+fn overtake_window_wakes_the_next_waiter_while_conns_are_idle() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 2);
+    o.overtake_window = Some(Duration::from_secs(60));
+    o.pool_timeout = Wait::For(Duration::from_secs(20));
+    let p = ConnPool::new(o).unwrap();
+    let (a, b) = (p.get().unwrap(), p.get().unwrap());
+    let (got_tx, got_rx) = std::sync::mpsc::channel();
+    let release = Arc::new(Barrier::new(3));
+    let waiters: Vec<_> = (0..2)
+        .map(|i| {
+            let (p2, got_tx, release) = (p.clone(), got_tx.clone(), release.clone());
+            let t = thread::spawn(move || {
+                let c = p2.get();
+                got_tx
+                    .send(c.as_ref().map(Conn::id).map_err(|e| format!("{e:?}")))
+                    .unwrap();
+                release.wait();
+                if let Ok(c) = c {
+                    p2.put(c).unwrap();
+                }
+            });
+            eventually("queued", || p.stats().waiting == i + 1);
+            t
+        })
+        .collect();
+    p.put(a).unwrap();
+    p.put(b).unwrap();
+    let mut ids: Vec<u64> = (0..2)
+        .map(|_| got_rx.recv().unwrap().expect("each waiter gets a conn"))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2]);
+    release.wait();
+    for t in waiters {
+        t.join().unwrap();
+    }
+    let s = p.stats();
+    assert_eq!((s.total_conns, s.idle_conns, s.timeouts), (2, 2, 0));
+}
+
+/// Within a window, gets that give up (short timeouts) while conns go idle and woken
+/// waiters race the others for them: nothing is lost. At the end every conn is idle,
+/// nobody waits, and exactly pool_size gets succeed at once.
+#[test]
+fn overtake_window_under_load_with_timeouts_loses_no_turn() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 2);
+    o.overtake_window = Some(Duration::from_millis(1));
+    o.pool_timeout = Wait::For(Duration::from_millis(2));
+    let p = ConnPool::new(o).unwrap();
+    let barrier = Arc::new(Barrier::new(12));
+    let threads: Vec<_> = (0..12)
+        .map(|t| {
+            let (p, barrier) = (p.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                let (mut ok, mut timeouts) = (0u64, 0u64);
+                for i in 0..1500u64 {
+                    match p.get() {
+                        Ok(c) => {
+                            ok += 1;
+                            if (i + t) % 5 == 0 {
+                                thread::yield_now();
+                            }
+                            p.put(c).unwrap();
+                        }
+                        Err(Error::Timeout(_)) => timeouts += 1,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                (ok, timeouts)
+            })
+        })
+        .collect();
+    let (mut ok, mut timeouts) = (0, 0);
+    for t in threads {
+        let (o, to) = t.join().unwrap();
+        ok += o;
+        timeouts += to;
+    }
+    assert_eq!(ok + timeouts, 12 * 1500);
+    let s = p.stats();
+    assert_eq!(s.timeouts, timeouts);
+    assert_eq!(
+        (s.total_conns, s.idle_conns, s.waiting, s.pending_requests),
+        (2, 2, 0, 0)
+    );
+    let a = p.get_with(Wait::NoWait, None).unwrap();
+    let b = p.get_with(Wait::NoWait, None).unwrap();
+    assert_ne!(a.id(), b.id());
+    assert!(matches!(
+        p.get_with(Wait::NoWait, None),
+        Err(Error::Timeout(_))
+    ));
+    p.put(a).unwrap();
+    p.put(b).unwrap();
+    assert_eq!(peers.dials(), 2);
+}
+
 #[test]
 fn stale_conns_are_dropped_on_get() {
     let (p, peers) = pool(4);

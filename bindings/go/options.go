@@ -76,6 +76,13 @@ type Options struct {
 	// LeakDetectionThreshold counts conns checked out longer than this in
 	// Stats.LeakSuspects and Stats.LateReturns. 0 or negative = off.
 	LeakDetectionThreshold time.Duration
+	// HealthCheckBypass skips Get's socket peek for a conn given back less than
+	// this long ago. 0 or negative = always peek (default).
+	HealthCheckBypass time.Duration
+	// OvertakeWindow lets a Get take a free conn ahead of queued Gets while the
+	// oldest has waited less than this (no context switch; Go's sync.Mutex does
+	// the same for 1ms). 0 or negative = strict first come, first served (default).
+	OvertakeWindow time.Duration
 }
 
 // ceilMillis converts a positive duration to whole milliseconds, rounding up
@@ -181,6 +188,8 @@ func (o *Options) toC() (*cOptions, error) {
 	setMillis(&c.opts.reaper_interval_ms, o.ReaperInterval, 0)
 	setMillis(&c.opts.ping_after_idle_ms, o.PingAfterIdle, 0)
 	setMillis(&c.opts.leak_detection_threshold_ms, o.LeakDetectionThreshold, 0)
+	setMillis(&c.opts.health_check_bypass_ms, o.HealthCheckBypass, 0)
+	setMillis(&c.opts.overtake_window_ms, o.OvertakeWindow, 0)
 	ok = true
 	return c, nil
 }

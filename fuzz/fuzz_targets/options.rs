@@ -148,6 +148,7 @@ fuzz_target!(|data: &[u8]| {
     o.ping_after_idle_ms = input.ms(o.ping_after_idle_ms);
     o.leak_detection_threshold_ms = input.ms(o.leak_detection_threshold_ms);
     o.health_check_bypass_ms = input.ms(o.health_check_bypass_ms);
+    o.overtake_window_ms = input.ms(o.overtake_window_ms);
     // Background dials start when 0 < min_idle_conns <= pool_size (0 = the default size);
     // above pool_size, or negative, it is refused before anything starts.
     let pool_size = match o.pool_size {

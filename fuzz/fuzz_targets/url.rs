@@ -327,6 +327,7 @@ fn canonical(cfg: &UrlConfig, unix: bool) -> String {
         ("ping_after_idle", cfg.ping_after_idle),
         ("leak_detection_threshold", cfg.leak_detection_threshold),
         ("health_check_bypass", cfg.health_check_bypass),
+        ("overtake_window", cfg.overtake_window),
     ];
     for (name, v) in durations {
         if let Some(v) = v {
@@ -450,6 +451,10 @@ fn check_c_options(cfg: &UrlConfig, c: &pool_options_t) {
         c.health_check_bypass_ms,
         dur(cfg.health_check_bypass, d.health_check_bypass_ms, 0)
     );
+    assert_eq!(
+        c.overtake_window_ms,
+        dur(cfg.overtake_window, d.overtake_window_ms, 0)
+    );
 }
 
 /// The pool `pool_new_url` would start: the URL's values, in the core's units.
@@ -531,4 +536,5 @@ fn check_core_options(cfg: &UrlConfig, o: &Options) {
         opt(cfg.leak_detection_threshold, None)
     );
     assert_eq!(o.health_check_bypass, opt(cfg.health_check_bypass, None));
+    assert_eq!(o.overtake_window, opt(cfg.overtake_window, None));
 }

@@ -213,9 +213,9 @@ pub unsafe extern "C" fn pool_new(
 /// dial_timeout, read_timeout, write_timeout, conn_max_idle_time (alias idle_timeout),
 /// conn_max_lifetime (alias max_conn_age), conn_max_lifetime_jitter, pool_fifo,
 /// client_name, protocol, db (overrides the path), dialer_retries, dialer_retry_backoff,
-/// reaper_interval, ping_after_idle, leak_detection_threshold, health_check_bypass.
-/// Durations as go-redis:
-/// "500ms", "4s", "1m30s", or a plain integer of seconds; 0 or a negative value disables
+/// reaper_interval, ping_after_idle, leak_detection_threshold, health_check_bypass,
+/// overtake_window. Durations as go-redis: "500ms", "4s", "1m30s", or a plain integer
+/// of seconds; 0 or a negative value disables
 /// the timeout or feature.
 /// Percent-encode reserved characters in user and password. Everything not in the URL
 /// takes its pool_options_init default. An unknown, repeated or malformed option, an
@@ -409,7 +409,9 @@ unsafe fn get_args<'a>(
 /// Get: an idle, health-checked conn, or a newly dialed one. Blocks until a turn is free and,
 /// on a miss, until the dial finishes: at most pool_timeout_ms in all (-1: forever;
 /// 0: no wait for a turn, the dial itself still awaited), then POOL_ERR_TIMEOUT with a
-/// message describing the pool. Waiters are served in arrival order.
+/// message describing the pool. Waiters are served in arrival order (with
+/// overtake_window_ms set, a get may take a conn ahead of them while the oldest has
+/// waited less than that window).
 /// On success `*conn_out` is a conn used by one thread at a time until it is given back with
 /// `pool_put` or `pool_remove`. Any thread.
 #[unsafe(no_mangle)]

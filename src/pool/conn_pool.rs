@@ -33,7 +33,7 @@ use super::options::{Options, Wait};
 use super::pooler::{Pooler, Rejected};
 use super::stats::{Counters, Stats};
 use super::waiter::{
-    Grant, Outcome, Waiter, hand_to_oldest, hand_to_oldest_later, wait_or_withdraw,
+    Grant, Outcome, Waiter, Wake, hand_to_oldest, hand_to_oldest_later, wait_or_withdraw,
 };
 use crate::redis::HandshakeError;
 use crate::sentinel::{Retire, SentinelState};
@@ -101,6 +101,8 @@ struct Inner {
     epoch: AtomicU64,
     /// Conns closed because `retire_all` retired them (also counted as stale).
     retired: AtomicU64,
+    /// `opts.overtake_window` in ns; 0 = strict first come, first served.
+    overtake_ns: u64,
 }
 
 struct DialJob {
@@ -134,6 +136,10 @@ struct State {
     dial_failures: usize,
     last_dial_error: Option<Error>,
     probe_running: bool,
+    /// A waiter was given `Grant::Retry` and has not looked at the idle list yet. While
+    /// gets may overtake the queue, idle conns with gets queued always have one waiter on
+    /// its way to them (`nudge`), and only one at a time (no thundering herd).
+    retry_pending: bool,
     /// Hits counted under the lock, so a get served from the idle list touches no shared
     /// counter: every conn taken for a get (idle pops, puts handed to a waiter), less those
     /// then found stale. `Stats::hits` is this plus `Counters::hits` (fresh dials).
@@ -379,6 +385,23 @@ impl ConnPool {
                 surplus = Some(conn);
             } else {
                 conn.set_used_at(inner.limits.now());
+                let max_idle = inner.opts.max_idle_conns;
+                if !st.waiters.is_empty()
+                    && inner.overtake_open(&st)
+                    && (max_idle == 0 || st.idle.len() < max_idle)
+                {
+                    // Gets may still overtake the oldest waiter: the conn goes idle, for
+                    // whoever comes first, and one waiter is woken to look.
+                    st.checked_out -= 1;
+                    st.turns_used -= 1;
+                    st.idle.push_back(conn);
+                    let wake = inner.nudge(&mut st);
+                    drop(st);
+                    drop(wake);
+                    inner.notify.signal();
+                    drop(deferred);
+                    return Ok(());
+                }
                 let conn = match hand_to_oldest_later(&mut st.waiters, Grant::Conn(conn, false)) {
                     Ok(wake) => {
                         st.hits += 1;
@@ -393,7 +416,6 @@ impl ConnPool {
                 };
                 st.checked_out -= 1;
                 st.turns_used -= 1;
-                let max_idle = inner.opts.max_idle_conns;
                 if max_idle > 0 && st.idle.len() >= max_idle {
                     Counters::inc(&inner.counters.evicted);
                     surplus = Some(conn);
@@ -602,6 +624,7 @@ impl Inner {
         let opts_leaks = opts
             .leak_detection_threshold
             .map(|_| Mutex::new(HashMap::new()));
+        let opts_overtake_ns = opts.overtake_window.map_or(0, |w| clock::ns(w).max(1));
         Inner {
             limits: health::Limits::new(
                 opts.conn_max_idle_time,
@@ -625,6 +648,7 @@ impl Inner {
             next_conn_id: AtomicU64::new(next_conn_id),
             epoch: AtomicU64::new(0),
             retired: AtomicU64::new(0),
+            overtake_ns: opts_overtake_ns,
         }
     }
 
@@ -711,7 +735,9 @@ impl Inner {
             if st.closed {
                 return Err(Error::Closed);
             }
-            if st.waiters.is_empty() && st.turns_used < self.opts.pool_size {
+            if (st.waiters.is_empty() || self.may_overtake(&st))
+                && st.turns_used < self.opts.pool_size
+            {
                 st.turns_used += 1;
                 // Fast path: the idle conn comes in the same critical section as the turn.
                 handed = self.pop_idle(&mut st).map(|c| (c, false));
@@ -726,16 +752,42 @@ impl Inner {
                 if wait == Wait::NoWait {
                     return Err(self.timeout_error(&st, start, ""));
                 }
-                let w = Waiter::acquire();
-                st.waiters.push_back(w.clone());
-                drop(st);
-                let grant = self.wait_for(&w, deadline, cancel, start, "");
-                Waiter::recycle(w);
-                let grant = grant?;
-                match grant {
+                let queued_at = if self.overtake_ns != 0 {
+                    clock::now_ns()
+                } else {
+                    0
+                };
+                let mut again = false;
+                let grant = loop {
+                    let w = Waiter::acquire();
+                    w.set_queued_at(queued_at);
+                    if again {
+                        // Overtaken after a Retry: still the oldest, so first in line.
+                        st.waiters.push_front(w.clone());
+                    } else {
+                        st.waiters.push_back(w.clone());
+                    }
+                    drop(st);
+                    let grant = self.wait_for(&w, deadline, cancel, start, "");
+                    Waiter::recycle(w);
+                    if !matches!(grant, Ok(Grant::Retry)) {
+                        break grant;
+                    }
+                    st = self.state.lock();
+                    match self.take_after_retry(&mut st)? {
+                        Some((grant, wake)) => {
+                            drop(st);
+                            drop(wake);
+                            break Ok(grant);
+                        }
+                        None => again = true,
+                    }
+                };
+                match grant? {
                     Grant::Conn(conn, fresh) => handed = Some((conn, fresh)),
                     Grant::Turn => {}
                     Grant::Failed(e) => return Err(e),
+                    Grant::Retry => unreachable!("a Retry is looked at in the loop above"),
                 }
                 Counters::inc(&self.counters.wait_count);
                 self.counters
@@ -788,6 +840,66 @@ impl Inner {
         st.checked_out += 1;
         st.hits += 1;
         Some(conn)
+    }
+
+    /// Whether a get may take an idle conn ahead of the queued gets: there is one (a get
+    /// never dials ahead of them) and `overtake_open`.
+    #[inline]
+    fn may_overtake(&self, st: &State) -> bool {
+        !st.idle.is_empty() && self.overtake_open(st)
+    }
+
+    /// Whether queued gets may be overtaken: an overtake window is set and the oldest
+    /// waiter has waited less than it. Reads the clock only then.
+    #[inline]
+    fn overtake_open(&self, st: &State) -> bool {
+        if self.overtake_ns == 0 {
+            return false;
+        }
+        match st.waiters.front() {
+            // The retried waiter, if any, is older than the front, but it is on its way
+            // to the idle list, and it queues at the front again if it finds none.
+            Some(oldest) => clock::now_ns().saturating_sub(oldest.queued_at()) < self.overtake_ns,
+            None => true,
+        }
+    }
+
+    /// Keeps one waiter on its way while gets may overtake the queue: with a turn free,
+    /// waiters queued and none woken yet, gives the oldest `Grant::Retry`. Returns its
+    /// wake-up, to drop once the lock is released. (In strict order a freed turn goes
+    /// straight to the oldest waiter instead, and turns are never free with gets queued.)
+    fn nudge(&self, st: &mut State) -> Option<Wake> {
+        if self.overtake_ns == 0
+            || st.retry_pending
+            || st.closed
+            || st.turns_used >= self.opts.pool_size
+        {
+            return None;
+        }
+        let wake = hand_to_oldest_later(&mut st.waiters, Grant::Retry).ok()?;
+        st.retry_pending = true;
+        Some(wake)
+    }
+
+    /// A waiter woken with `Grant::Retry` looks again: with a turn free it takes it, with
+    /// an idle conn if there is one (`Grant::Conn`; otherwise `Grant::Turn`, and it dials),
+    /// plus the wake-up of the next waiter when turns remain free. None when gets took
+    /// them first: the caller queues again at the front.
+    fn take_after_retry(&self, st: &mut State) -> Result<Option<(Grant, Option<Wake>)>> {
+        st.retry_pending = false;
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        if st.turns_used >= self.opts.pool_size {
+            return Ok(None);
+        }
+        st.turns_used += 1;
+        let grant = match self.pop_idle(st) {
+            Some(conn) => Grant::Conn(conn, false),
+            None => Grant::Turn,
+        };
+        let wake = self.nudge(st);
+        Ok(Some((grant, wake)))
     }
 
     /// Health-checks a conn taken for a get. A stale conn is closed and counted; its turn
@@ -880,6 +992,7 @@ impl Inner {
                 self.release_turn(&mut st);
                 Err(Error::Internal("dial waiter was given a bare turn".into()))
             }
+            Grant::Retry => Err(Error::Internal("dial waiter was given a retry".into())),
         }
     }
 
@@ -972,11 +1085,15 @@ impl Inner {
         }
         // With one waiter fewer, a try_get may now succeed.
         self.notify.signal();
-        if canceled {
-            Err(Error::Canceled)
+        let err = if canceled {
+            Error::Canceled
         } else {
-            Err(self.timeout_error(&st, start, what))
-        }
+            self.timeout_error(&st, start, what)
+        };
+        let wake = self.nudge(&mut st);
+        drop(st);
+        drop(wake);
+        Err(err)
     }
 
     fn timeout_error(&self, st: &State, start: Instant, what: &str) -> Error {

@@ -207,6 +207,8 @@ impl OneConn {
                 // The borrow ahead failed: try again (borrow or queue anew).
                 Grant::Turn => continue,
                 Grant::Failed(e) => return Err(e),
+                // Not given here (no overtake window): look again, as for a turn.
+                Grant::Retry => continue,
             }
         }
     }

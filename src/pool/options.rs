@@ -81,6 +81,16 @@ pub struct Options {
     /// Skip the socket peek of the health check for a conn given back less than this long
     /// ago (HikariCP's alive-bypass window). None = always peek (go-redis).
     pub health_check_bypass: Option<Duration>,
+    /// How long queued gets may be overtaken. None (default) = strict first come, first
+    /// served: a put hands its conn to the oldest waiting get, so with more threads than
+    /// conns every get waits its turn (one context switch per get). With a window, a put
+    /// while the oldest waiter has waited less than this leaves the conn idle and wakes
+    /// that waiter to take it; a get that finds the conn idle first takes it at once (no
+    /// context switch, as Go's sync.Mutex in normal mode), and the woken waiter queues
+    /// again at the front. Once the oldest waiter has waited the window, puts hand conns
+    /// to waiters in order again, so no get waits much longer than the window plus its
+    /// turn.
+    pub overtake_window: Option<Duration>,
     /// A READONLY error reply marks the conn broken, so giving it back closes it: for pools
     /// whose master may be demoted under them (always on with a sentinel dialer).
     pub close_on_readonly: bool,
@@ -119,6 +129,7 @@ impl Options {
             ping_after_idle: None,
             leak_detection_threshold: None,
             health_check_bypass: None,
+            overtake_window: None,
             close_on_readonly: false,
         }
     }

@@ -7,7 +7,7 @@
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
@@ -23,6 +23,10 @@ pub(crate) enum Grant {
     Turn,
     /// The wait ends with this error and no turn (dial failed, pool closed).
     Failed(Error),
+    /// No turn: a conn went idle while gets may overtake the queue
+    /// (`Options::overtake_window`). The waiter looks at the idle list again and, when a
+    /// get took the conn first, queues again at the front.
+    Retry,
 }
 
 /// `Waiter::state` values.
@@ -59,6 +63,10 @@ pub(crate) struct Waiter {
     grant: UnsafeCell<Option<Grant>>,
     /// The thread that waits (waiters are per thread: `acquire`, or made on the spot).
     thread: Thread,
+    /// When the get first queued (`clock::now_ns`), kept when it queues again after a
+    /// `Grant::Retry`: how long the oldest waiter has waited decides whether gets may
+    /// still overtake it. Written and read under the pool lock.
+    queued_at_ns: AtomicU64,
 }
 
 // SAFETY: `grant` is handed over through `state`: written only while WAITING by the one
@@ -75,7 +83,18 @@ impl Waiter {
             state: AtomicU32::new(WAITING),
             grant: UnsafeCell::new(None),
             thread: thread::current(),
+            queued_at_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Records when the get this waiter stands for first queued. Callers hold the pool lock.
+    pub(crate) fn set_queued_at(&self, ns: u64) {
+        self.queued_at_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// When the get first queued. Callers hold the pool lock.
+    pub(crate) fn queued_at(&self) -> u64 {
+        self.queued_at_ns.load(Ordering::Relaxed)
     }
 
     /// A waiter whose wait is over, as `acquire` expects its spares.

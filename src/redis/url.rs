@@ -67,6 +67,7 @@ pub struct UrlConfig {
     pub ping_after_idle: Option<UrlDuration>,
     pub leak_detection_threshold: Option<UrlDuration>,
     pub health_check_bypass: Option<UrlDuration>,
+    pub overtake_window: Option<UrlDuration>,
 }
 
 /// Parses `redis://[[user][:password]@]host[:port][/db][?params]` or
@@ -308,12 +309,13 @@ enum Key {
     PingAfterIdle,
     LeakDetectionThreshold,
     HealthCheckBypass,
+    OvertakeWindow,
 }
 
-const KEY_COUNT: usize = Key::HealthCheckBypass as usize + 1;
+const KEY_COUNT: usize = Key::OvertakeWindow as usize + 1;
 
 /// Every query parameter this pool understands, by its name in the URL.
-const PARAMS: [(&str, Key); 24] = [
+const PARAMS: [(&str, Key); 25] = [
     ("db", Key::Db),
     ("client_name", Key::ClientName),
     ("protocol", Key::Protocol),
@@ -338,6 +340,7 @@ const PARAMS: [(&str, Key); 24] = [
     ("ping_after_idle", Key::PingAfterIdle),
     ("leak_detection_threshold", Key::LeakDetectionThreshold),
     ("health_check_bypass", Key::HealthCheckBypass),
+    ("overtake_window", Key::OvertakeWindow),
 ];
 
 /// go-redis parameters that configure its client (command retries, TLS, pipelining), which a
@@ -444,6 +447,7 @@ fn apply_param(
         Key::PingAfterIdle => cfg.ping_after_idle = Some(duration()?),
         Key::LeakDetectionThreshold => cfg.leak_detection_threshold = Some(duration()?),
         Key::HealthCheckBypass => cfg.health_check_bypass = Some(duration()?),
+        Key::OvertakeWindow => cfg.overtake_window = Some(duration()?),
     }
     Ok(())
 }
@@ -995,7 +999,8 @@ mod tests {
                    &read_timeout=500ms&write_timeout=1m30s&conn_max_idle_time=30m\
                    &conn_max_lifetime=1.5h&conn_max_lifetime_jitter=10s\
                    &dialer_retry_backoff=250ms&reaper_interval=1m&ping_after_idle=0\
-                   &leak_detection_threshold=2s&health_check_bypass=500ms";
+                   &leak_detection_threshold=2s&health_check_bypass=500ms\
+                   &overtake_window=5ms";
         let want = UrlConfig {
             db: Some(1),
             client_name: Some("app-1".into()),
@@ -1019,6 +1024,7 @@ mod tests {
             ping_after_idle: OFF,
             leak_detection_threshold: ms(2_000),
             health_check_bypass: ms(500),
+            overtake_window: ms(5),
             ..tcp("h:6379")
         };
         assert_eq!(parse_url(url), Ok(want));
@@ -1225,6 +1231,7 @@ mod tests {
             "ping_after_idle",
             "leak_detection_threshold",
             "health_check_bypass",
+            "overtake_window",
         ];
         for name in durations {
             for (bad, why) in [

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE /* strdup, clock_gettime under -std=c11 */
 #include <pthread.h>
+#include <semaphore.h>
 
 #include "check.h"
 
@@ -648,6 +649,136 @@ static void test_ping_after_idle(void)
     pool_free(admin);
 }
 
+/* A thread that takes one conn from `pool` (waiting in the queue), asks its CLIENT ID,
+   and holds it until `release` is posted. */
+typedef struct {
+    pool_t *pool;
+    sem_t release;
+    int64_t client_id;
+    pool_status_t st;
+} queued_get_t;
+
+static void *queued_get(void *arg)
+{
+    queued_get_t *q = arg;
+    pool_conn_t *conn = NULL;
+    pool_error_t err;
+    q->st = pool_get(q->pool, &conn, &err);
+    if (q->st == POOL_OK)
+        q->client_id = CMD_INT(conn, "CLIENT", "ID");
+    sem_wait(&q->release);
+    if (q->st == POOL_OK)
+        CHECK_EQ(pool_put(q->pool, conn), POOL_OK);
+    return NULL;
+}
+
+static void queued_get_start(queued_get_t *q, pool_t *pool, pthread_t *t)
+{
+    q->pool = pool;
+    q->client_id = 0;
+    q->st = -1;
+    sem_init(&q->release, 0, 0);
+    pthread_create(t, NULL, queued_get, q);
+}
+
+static void queued_get_end(queued_get_t *q, pthread_t t)
+{
+    sem_post(&q->release);
+    pthread_join(t, NULL);
+    sem_destroy(&q->release);
+    CHECK_EQ(q->st, POOL_OK);
+}
+
+/* One round on a pool of one conn: this thread holds it while another get queues, then
+   gives it back and at once asks again without waiting (timeout 0). Returns 1 when that
+   ask took the conn ahead of the queued get. Either way both gets end with the conn. */
+static int put_then_ask_again(pool_t *pool, pool_conn_t **held)
+{
+    queued_get_t q;
+    pthread_t t;
+    queued_get_start(&q, pool, &t);
+    CHECK_EVENTUALLY(stats_of(pool).waiting == 1, 10000);
+    CHECK_EQ(pool_put(pool, *held), POOL_OK);
+    pool_conn_t *again = NULL;
+    pool_error_t err;
+    pool_status_t st = pool_get_ex(pool, 0, NULL, &again, &err);
+    int overtook = st == POOL_OK;
+    if (overtook) {
+        /* The queued get is still waiting (woken, it found nothing and queued again):
+           it gets the conn now. */
+        CHECK_EQ(pool_put(pool, again), POOL_OK);
+    } else {
+        /* The queued get has it, and holds it: the ask cannot have come after its put. */
+        CHECK_STATUS(st, POOL_ERR_TIMEOUT, &err);
+    }
+    queued_get_end(&q, t);
+    *held = get_conn_or_exit(pool);
+    return overtook;
+}
+
+static void test_overtake_window(void)
+{
+    section("overtake_window: a get may take a conn ahead of queued gets, for a bounded time");
+    /* Default: strict arrival order. The put hands the conn to the queued get, so the
+       immediate ask never gets it. */
+    pool_t *strict = pool_from_url("redis://%s?pool_size=1", plain_addr);
+    pool_conn_t *held = get_conn_or_exit(strict);
+    int overtakes = 0;
+    for (int round = 0; round < 10; round++)
+        overtakes += put_then_ask_again(strict, &held);
+    CHECK_EQ(overtakes, 0);
+    CHECK_EQ(pool_put(strict, held), POOL_OK);
+    pool_free(strict);
+
+    /* A window (via the URL): the put leaves the conn idle and wakes the queued get, and
+       the ask, already running, gets there first (a woken thread takes microseconds to
+       run: it may win now and then on a busy machine, so not every round is asserted). */
+    pool_t *open = pool_from_url("redis://%s?pool_size=1&overtake_window=60s", plain_addr);
+    held = get_conn_or_exit(open);
+    overtakes = 0;
+    for (int round = 0; round < 10; round++)
+        overtakes += put_then_ask_again(open, &held);
+    CHECK(overtakes >= 1);
+    printf("overtake_window 60s: the immediate ask overtook in %d of 10 rounds\n", overtakes);
+    CHECK_EQ(pool_put(open, held), POOL_OK);
+    pool_stats_t s = stats_of(open);
+    CHECK_EQ(s.total_conns, 1);
+    CHECK_EQ(s.idle_conns, 1);
+    CHECK_EQ(s.waiting, 0);
+    pool_free(open);
+
+    /* Once the queued get has waited the window (via pool_options_t), puts hand over in
+       order again: the ask after the put finds nothing. */
+    pool_options_t o;
+    pool_options_init(&o);
+    o.addr = plain_addr;
+    o.pool_size = 1;
+    o.overtake_window_ms = scaled(100);
+    pool_t *bounded = NULL;
+    pool_error_t err;
+    CHECK_STATUS(pool_new(&o, &bounded, &err), POOL_OK, &err);
+    held = get_conn_or_exit(bounded);
+    int64_t first_id = CMD_INT(held, "CLIENT", "ID");
+    queued_get_t q;
+    pthread_t t;
+    queued_get_start(&q, bounded, &t);
+    CHECK_EVENTUALLY(stats_of(bounded).waiting == 1, 10000);
+    sleep_ms(scaled(300));
+    CHECK_EQ(pool_put(bounded, held), POOL_OK);
+    pool_conn_t *again = NULL;
+    CHECK_STATUS(pool_get_ex(bounded, 0, NULL, &again, &err), POOL_ERR_TIMEOUT, &err);
+    queued_get_end(&q, t);
+    CHECK_EQ(q.client_id, first_id);
+    pool_free(bounded);
+
+    /* Out of range: a negative window is refused, naming the field. */
+    o.overtake_window_ms = -1;
+    pool_t *bad = NULL;
+    CHECK_STATUS(pool_new(&o, &bad, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK(strstr(err.message, "overtake_window_ms") != NULL);
+    CHECK(bad == NULL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -664,5 +795,6 @@ int main(int argc, char **argv)
     test_resp3();
     test_read_timeout();
     test_ping_after_idle();
+    test_overtake_window();
     return check_exit_status();
 }

@@ -135,7 +135,8 @@ module RedisPool
              :reaper_interval_ms, :int64,
              :ping_after_idle_ms, :int64,
              :leak_detection_threshold_ms, :int64,
-             :health_check_bypass_ms, :int64
+             :health_check_bypass_ms, :int64,
+             :overtake_window_ms, :int64
     end
 
     # --- Cheap calls: never wait, keep the GVL. ---

@@ -32,7 +32,8 @@ module RedisPool
     DURATION_OPTIONS = %i[
       dial_timeout pool_timeout conn_max_idle_time conn_max_lifetime
       conn_max_lifetime_jitter dialer_retry_backoff read_timeout write_timeout
-      reaper_interval ping_after_idle leak_detection_threshold
+      reaper_interval ping_after_idle leak_detection_threshold health_check_bypass
+      overtake_window
     ].freeze
     INTEGER_OPTIONS = %i[
       pool_size min_idle_conns max_idle_conns max_active_conns max_concurrent_dials
