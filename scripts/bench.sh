@@ -4,7 +4,7 @@
 # dedicated per-thread conns, allocations and memory per conn, overload fairness.
 # Prints the tables and writes bench-results/results.md and bench-results/throughput.png.
 #
-#   scripts/bench.sh            # full run (about a minute and a half on 2 cores)
+#   scripts/bench.sh            # full run (about two minutes on 2 cores)
 #   scripts/bench.sh --quick    # short smoke run
 #
 # On a fresh Debian/Ubuntu machine run it as root: it installs redis-server when it is

@@ -498,6 +498,72 @@ func TestMisuse(t *testing.T) {
 	}
 }
 
+// OvertakeWindow reaches the library: with it, a Get right after a Put takes the conn
+// ahead of a Get that waits in the queue (the woken waiter needs a moment to run, so most
+// rounds, not all); without it, never (the Put hands the conn to the waiter).
+func TestOvertakeWindow(t *testing.T) {
+	for _, window := range []time.Duration{0, time.Minute} {
+		p, err := NewWithOptions(Options{Addr: redisAddr, PoolSize: 1, OvertakeWindow: window,
+			HealthCheckBypass: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, err := p.Get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		overtakes := 0
+		for round := 0; round < 10; round++ {
+			release := make(chan struct{})
+			done := make(chan error)
+			go func() {
+				cn, err := p.Get(context.Background())
+				if err == nil {
+					<-release
+					err = p.Put(cn)
+				}
+				done <- err
+			}()
+			for i := 0; p.Stats().Waiting != 1; i++ {
+				if i > 5000 {
+					t.Fatal("the second Get never queued")
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			if err := p.Put(held); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+			again, err := p.Get(ctx)
+			cancel()
+			if err == nil {
+				overtakes++
+				if err := p.Put(again); err != nil {
+					t.Fatal(err)
+				}
+			}
+			close(release)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if held, err = p.Get(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Put(held); err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		t.Logf("window %v: %d of 10 Gets overtook the queued one", window, overtakes)
+		if window == 0 && overtakes != 0 {
+			t.Fatalf("strict order, yet %d Gets overtook", overtakes)
+		}
+		if window > 0 && overtakes == 0 {
+			t.Fatal("with a window, no Get overtook")
+		}
+	}
+}
+
 func TestDialError(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

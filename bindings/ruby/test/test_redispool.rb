@@ -213,6 +213,16 @@ class TestRedisPool < Minitest::Test
     assert_raises(RedisPool::InvalidArgumentError) { RedisPool::Pool.new(addr: "127.0.0.1:1", pool_size: -5) }
     assert_raises(ArgumentError) { RedisPool::Pool.new(addr: "x", no_such_option: 1) }
     assert_raises(ArgumentError) { RedisPool::Pool.new(url, pool_size: 1) }
+    # The fields after the first version's reach the library (the layout test checks
+    # the struct's size; a negative window is refused by name).
+    p2 = RedisPool::Pool.new(addr: "#{host}:#{port}", pool_size: 1, health_check_bypass: 0.5,
+                             overtake_window: 0.005)
+    @pools << p2
+    assert_equal "PONG", p2.with { |c| c.call("PING") }
+    err = assert_raises(RedisPool::InvalidArgumentError) do
+      RedisPool::Pool.new(addr: "#{host}:#{port}", overtake_window: -0.5)
+    end
+    assert_match(/overtake_window_ms/, err.message)
   end
 
   def test_stats_len_and_put_remove
