@@ -12,6 +12,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use peers::{Peers, options};
 use redispool::ffi::conn::pool_conn_t;
@@ -123,10 +124,11 @@ fn count_allocs(
     n
 }
 
-fn core_pool(size: usize) -> (ConnPool, Arc<Peers>) {
+fn core_pool(size: usize, overtake: Option<Duration>) -> (ConnPool, Arc<Peers>) {
     let peers = Arc::new(Peers::default());
     let mut o = options(&peers, size);
     o.pool_timeout = Wait::Forever;
+    o.overtake_window = overtake;
     let p = ConnPool::new(o).unwrap();
     // Every conn dialed up front: a dial is not steady state.
     let conns: Vec<_> = (0..size).map(|_| p.get().unwrap()).collect();
@@ -139,15 +141,21 @@ fn core_pool(size: usize) -> (ConnPool, Arc<Peers>) {
 #[test]
 fn core_get_put_allocates_nothing() {
     let _serial = serial();
-    for (threads, size) in [(1, 4), (4, 4), (8, 2)] {
-        let (p, _peers) = core_pool(size);
+    // The last case lets gets overtake the queue for 5 ms: puts then leave conns idle
+    // and wake waiters with a retry, which queue again when overtaken.
+    let overtake = Some(Duration::from_millis(5));
+    for (threads, size, overtake) in [(1, 4, None), (4, 4, None), (8, 2, None), (8, 2, overtake)] {
+        let (p, _peers) = core_pool(size, overtake);
         let p2 = p.clone();
         let op: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
             let c = p2.get().unwrap();
             p2.put(c).unwrap();
         });
         let n = count_allocs(threads, 20_000, 20_000, op);
-        assert_eq!(n, 0, "{threads} threads on pool {size}: {n} allocations");
+        assert_eq!(
+            n, 0,
+            "{threads} threads on pool {size}, overtake {overtake:?}: {n} allocations"
+        );
         let s = p.stats();
         if threads > size {
             assert!(s.wait_count > 0, "the contended case must really wait");
