@@ -15,10 +15,12 @@
 //!     Condvar pool (redis-plus-plus's and r2d2's design) and a minimal FIFO hand-off pool
 //!     (one lock, a queue of parked threads, a put hands its socket to the oldest: the
 //!     waiting design of redispool with nothing else); pool size 8 and 64 x 2, 8, 64, 256
-//!     threads. `--cell POOLxTHREADS` runs one cell of every variant. ns/op is wall time / total ops from a run without timers; the wait
-//!     percentiles come from a second run that times every get.
+//!     threads. ns/op is wall time / total ops from a run without timers; the wait
+//!     percentiles come from a second run that times every get. `-- --cell POOLxTHREADS`
+//!     runs one cell of every variant.
 //!  b. Round trips against a real redis-server: Get + PING (pool_conn_command) + Put
 //!     against dedicated per-thread conns (the physical limit), pool size = threads.
+//!     `-- --round-trips` runs this section alone.
 //!  c. Allocations per get/put (a counting global allocator) and library bytes per pooled
 //!     conn.
 //!  d. Overload fairness: pool 8, 256 threads against 8 threads.
@@ -1896,6 +1898,17 @@ fn main() {
             panic!("--cell POOLxTHREADS, e.g. --cell 8x256");
         };
         one_cell(size, threads);
+        return;
+    }
+    if args.iter().any(|a| a == "--round-trips") {
+        // Section b alone, at full length (its numbers move the most between runs).
+        let redis = Redis::start().expect("start redis-server");
+        for r in section_round_trips(&Plan::new(Mode::Full), &redis.addr()) {
+            println!(
+                "{} threads: dedicated {:.0} ops/s; Get+PING+Put {:.1} %, raw fd {:.1} %, hot {:.1} % of dedicated",
+                r.threads, r.dedicated, r.command_pct, r.raw_fd_pct, r.hot_pct
+            );
+        }
         return;
     }
     let mode = if !args.iter().any(|a| a == "--bench") {
