@@ -445,6 +445,15 @@ impl BenchPool for CorePool {
     }
 }
 
+/// `n` TCP conns to `addr` with TCP_NODELAY, as the baselines hold them.
+fn connect_all(addr: &str, n: usize) -> impl Iterator<Item = TcpStream> + '_ {
+    (0..n).map(move |_| {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    })
+}
+
 /// The baseline: one mutex over a deque of sockets, one condvar for waiters (the design of
 /// redis-plus-plus's ConnectionPool and r2d2).
 struct MutexPool {
@@ -454,13 +463,7 @@ struct MutexPool {
 
 impl MutexPool {
     fn new(addr: &str, size: usize) -> Self {
-        let idle = (0..size)
-            .map(|_| {
-                let s = TcpStream::connect(addr).unwrap();
-                s.set_nodelay(true).unwrap();
-                s
-            })
-            .collect();
+        let idle = connect_all(addr, size).collect();
         MutexPool {
             idle: Mutex::new(idle),
             cv: Condvar::new(),
@@ -517,13 +520,7 @@ thread_local! {
 
 impl FifoPool {
     fn new(addr: &str, size: usize) -> Self {
-        let idle = (0..size)
-            .map(|_| {
-                let s = TcpStream::connect(addr).unwrap();
-                s.set_nodelay(true).unwrap();
-                s
-            })
-            .collect();
+        let idle = connect_all(addr, size).collect();
         FifoPool {
             state: parking_lot::Mutex::new(FifoState {
                 idle,
@@ -901,13 +898,7 @@ fn section_round_trips(plan: &Plan, redis_addr: &str) -> Vec<RoundTrip> {
         // Dialed once, like the pools' conns: a round borrows each thread its own conn
         // (a dup of the fd, so the thread's drop closes only the dup). Reconnecting per
         // round would make Redis accept and close 64 conns inside the neighbouring runs.
-        let own: Vec<TcpStream> = (0..threads)
-            .map(|_| {
-                let s = TcpStream::connect(redis_addr).expect("connect redis");
-                s.set_nodelay(true).unwrap();
-                s
-            })
-            .collect();
+        let own: Vec<TcpStream> = connect_all(redis_addr, threads).collect();
         let dedicated = || {
             run(
                 threads,

@@ -126,57 +126,37 @@ fn removal_unblocks_a_waiter() {
     assert_eq!((s.removed_conns, s.total_conns), (1, 1));
 }
 
+/// Waiters come out in arrival order: in strict order each put hands the conn to the
+/// oldest; with an overtake window each put leaves it idle and wakes the oldest, and nobody
+/// else competes here, so the order is the same.
 #[test]
 fn waiters_are_served_in_arrival_order() {
-    let (p, _peers) = pool(1);
-    let c = p.get().unwrap();
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let mut threads = Vec::new();
-    for i in 0..6 {
-        let (p2, order) = (p.clone(), order.clone());
-        threads.push(thread::spawn(move || {
-            let c = p2.get().unwrap();
-            order.lock().unwrap().push(i);
-            p2.put(c).unwrap();
-        }));
-        eventually("queued in order", || p.stats().waiting == i + 1);
+    for window in [None, Some(Duration::from_secs(60))] {
+        let peers = Arc::new(Peers::default());
+        let mut o = options(&peers, 1);
+        o.overtake_window = window;
+        let p = ConnPool::new(o).unwrap();
+        let c = p.get().unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for i in 0..6 {
+            let (p2, order) = (p.clone(), order.clone());
+            threads.push(thread::spawn(move || {
+                let c = p2.get().unwrap();
+                order.lock().unwrap().push(i);
+                p2.put(c).unwrap();
+            }));
+            eventually("queued in order", || p.stats().waiting == i + 1);
+        }
+        p.put(c).unwrap();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4, 5], "{window:?}");
+        assert_eq!(p.len(), 1, "one conn served everybody");
+        let s = p.stats();
+        assert_eq!((s.idle_conns, s.waiting, s.wait_count), (1, 0, 6));
     }
-    p.put(c).unwrap();
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4, 5]);
-    assert_eq!(p.len(), 1, "one conn served everybody");
-}
-
-/// With an overtake window, queued gets still come out in arrival order among themselves:
-/// each put leaves the conn idle and wakes the oldest, and nobody else competes here.
-#[test]
-fn overtake_window_keeps_waiters_in_arrival_order() {
-    let peers = Arc::new(Peers::default());
-    let mut o = options(&peers, 1);
-    o.overtake_window = Some(Duration::from_secs(60));
-    let p = ConnPool::new(o).unwrap();
-    let c = p.get().unwrap();
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let mut threads = Vec::new();
-    for i in 0..6 {
-        let (p2, order) = (p.clone(), order.clone());
-        threads.push(thread::spawn(move || {
-            let c = p2.get().unwrap();
-            order.lock().unwrap().push(i);
-            p2.put(c).unwrap();
-        }));
-        eventually("queued in order", || p.stats().waiting == i + 1);
-    }
-    p.put(c).unwrap();
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4, 5]);
-    let s = p.stats();
-    assert_eq!((s.total_conns, s.idle_conns, s.waiting), (1, 1, 0));
-    assert_eq!(s.wait_count, 6);
 }
 
 /// A put while a get waits: in strict order (no window) the conn goes to the waiter, so a
