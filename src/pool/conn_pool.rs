@@ -105,6 +105,16 @@ struct Inner {
     overtake_ns: u64,
 }
 
+/// Where `Inner::hand_over` put a conn; dropping it wakes the waiter concerned (do that
+/// once the pool lock is released).
+struct Handed {
+    /// The waiter given the conn, or the one woken to look at the idle list (None when
+    /// one already was).
+    _wake: Option<Wake>,
+    /// The conn went to the idle list (gets may overtake the queue), not to a waiter.
+    went_idle: bool,
+}
+
 struct DialJob {
     /// The get that started the dial, if it still waits for it.
     initiator: Option<Arc<Waiter>>,
@@ -385,37 +395,27 @@ impl ConnPool {
                 surplus = Some(conn);
             } else {
                 conn.set_used_at(inner.limits.now());
-                let max_idle = inner.opts.max_idle_conns;
-                if !st.waiters.is_empty()
-                    && inner.overtake_open(&st)
-                    && (max_idle == 0 || st.idle.len() < max_idle)
-                {
-                    // Gets may still overtake the oldest waiter: the conn goes idle, for
-                    // whoever comes first, and one waiter is woken to look.
-                    st.checked_out -= 1;
-                    st.turns_used -= 1;
-                    st.idle.push_back(conn);
-                    let wake = inner.nudge(&mut st);
-                    drop(st);
-                    drop(wake);
-                    inner.notify.signal();
-                    drop(deferred);
-                    return Ok(());
-                }
-                let conn = match hand_to_oldest_later(&mut st.waiters, Grant::Conn(conn, false)) {
-                    Ok(wake) => {
-                        st.hits += 1;
-                        // Woken once the lock is released: it takes the lock next.
-                        drop(st);
-                        drop(wake);
-                        drop(deferred);
-                        return Ok(());
+                let conn = if st.waiters.is_empty() {
+                    conn
+                } else {
+                    match inner.hand_over(&mut st, conn) {
+                        Ok(handed) => {
+                            // Woken once the lock is released: it takes the lock next.
+                            drop(st);
+                            let went_idle = handed.went_idle;
+                            drop(handed);
+                            if went_idle {
+                                inner.notify.signal();
+                            }
+                            drop(deferred);
+                            return Ok(());
+                        }
+                        Err(conn) => conn,
                     }
-                    Err(Grant::Conn(conn, _)) => conn,
-                    Err(_) => unreachable!("a grant comes back as it went"),
                 };
                 st.checked_out -= 1;
                 st.turns_used -= 1;
+                let max_idle = inner.opts.max_idle_conns;
                 if max_idle > 0 && st.idle.len() >= max_idle {
                     Counters::inc(&inner.counters.evicted);
                     surplus = Some(conn);
@@ -840,6 +840,35 @@ impl Inner {
         st.checked_out += 1;
         st.hits += 1;
         Some(conn)
+    }
+
+    /// A put while gets wait (kept out of line: the put of an uncontended pool never
+    /// comes here). While they may be overtaken, the conn goes idle for whoever comes
+    /// first and one waiter is woken to look (`Handed::Idle`); otherwise it goes to the
+    /// oldest waiter (`Handed::Waiter`). Gives the conn back when no waiter still waits.
+    #[inline(never)]
+    fn hand_over(&self, st: &mut State, conn: Conn) -> std::result::Result<Handed, Conn> {
+        let max_idle = self.opts.max_idle_conns;
+        if self.overtake_open(st) && (max_idle == 0 || st.idle.len() < max_idle) {
+            st.checked_out -= 1;
+            st.turns_used -= 1;
+            st.idle.push_back(conn);
+            return Ok(Handed {
+                _wake: self.nudge(st),
+                went_idle: true,
+            });
+        }
+        match hand_to_oldest_later(&mut st.waiters, Grant::Conn(conn, false)) {
+            Ok(wake) => {
+                st.hits += 1;
+                Ok(Handed {
+                    _wake: Some(wake),
+                    went_idle: false,
+                })
+            }
+            Err(Grant::Conn(conn, _)) => Err(conn),
+            Err(_) => unreachable!("a grant comes back as it went"),
+        }
     }
 
     /// Whether a get may take an idle conn ahead of the queued gets: there is one (a get
