@@ -196,7 +196,9 @@ struct pool_options {
   // than this long ago (HikariCP's alive-bypass window, 500 ms there). 0 = always peek
   // (default, as go-redis): the peek is what catches a conn the server closed, or one
   // with a reply nobody read, before a caller gets it. Set it when the ~0.3 us matter
-  // more: a conn closed within the window then fails its first command instead.
+  // more: a conn closed within the window then fails its first command instead. A conn
+  // whose fd was asked for (pool_conn_fd) is peeked anyway on its next get, since raw
+  // I/O may have left a reply unread; pool_conn_command never does.
   int64_t health_check_bypass_ms;
   // How long queued gets may be overtaken, in ms. 0 = never (default): strict first
   // come, first served; a put hands its conn straight to the oldest waiting get, so
@@ -611,6 +613,8 @@ void pool_cluster_free(pool_cluster_t *cluster);
 // (none when 0), so a blocking read of your own also ends after that long (EAGAIN):
 // pool_conn_command waits for its reply in one blocking recv bounded by it. Leave
 // SO_RCVTIMEO alone. Do not close it. -1 for NULL or a handle that is not checked out.
+// Asking for the fd makes the next get of this conn peek its socket for bytes your own
+// I/O left unread, even inside health_check_bypass_ms.
 int pool_conn_fd(const pool_conn_t *conn);
 
 // Unique per pool, never reused (the first conn is 1). 0 for NULL or a handle that is not

@@ -58,6 +58,7 @@ const REDIS_SECTIONS: &[&str] = &[
     "== read timeout on a blocking command: POOL_ERR_IO, the conn is bad and removed\n",
     "== ping_after_idle: a long-idle conn that does not answer PONG is replaced\n",
     "== overtake_window: a get may take a conn ahead of queued gets, for a bounded time\n",
+    "== health_check_bypass: no peek for a conn used a moment ago, unless its fd was lent\n",
 ];
 
 /// The two servers abi_redis.c needs: a plain one with DEBUG enabled (for DEBUG PROTOCOL),

@@ -359,9 +359,31 @@ fn health_check_bypass_skips_the_peek_only_within_its_window() {
     p.put(c).unwrap();
     // Past the window the peek runs again and finds the unread bytes.
     std::thread::sleep(Duration::from_millis(400));
-    let c = p.get().unwrap();
+    let mut c = p.get().unwrap();
     assert_eq!(c.id(), 2, "the conn with unread bytes was replaced");
     assert_eq!(p.stats().stale_conns, 1);
+    // Inside the window, a conn whose fd was lent out for raw I/O is peeked anyway: that
+    // I/O may have left a reply unread (the conn's own commands never do).
+    let _fd = c.lend_fd();
+    p.put(c).unwrap();
+    peers.end(1).write_all(b"+PONG\r\n").unwrap();
+    let mut c = p.get().unwrap();
+    assert_eq!(c.id(), 3, "the lent conn with unread bytes was replaced");
+    assert_eq!(p.stats().stale_conns, 2);
+    // Once that peek passed, the bypass applies to it again until the fd is lent again.
+    let _fd = c.lend_fd();
+    p.put(c).unwrap();
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 3, "nothing unread: the lent conn passed its peek");
+    p.put(c).unwrap();
+    peers.end(2).write_all(b"+PONG\r\n").unwrap();
+    let c = p.get().unwrap();
+    assert_eq!(
+        c.id(),
+        3,
+        "peek passed last time, so the bypass skips it now"
+    );
+    assert_eq!(p.stats().stale_conns, 2);
     p.put(c).unwrap();
 }
 

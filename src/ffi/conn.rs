@@ -49,10 +49,12 @@ impl Drop for CUserData {
 /// (none when 0), so a blocking read of your own also ends after that long (EAGAIN):
 /// pool_conn_command waits for its reply in one blocking recv bounded by it. Leave
 /// SO_RCVTIMEO alone. Do not close it. -1 for NULL or a handle that is not checked out.
+/// Asking for the fd makes the next get of this conn peek its socket for bytes your own
+/// I/O left unread, even inside health_check_bypass_ms.
 #[unsafe(no_mangle)]
 pub extern "C" fn pool_conn_fd(conn: *const pool_conn_t) -> c_int {
     ffi_boundary!(-1, {
-        conn_table::with(conn_bits(conn), |e| e.conn.fd()).unwrap_or(-1)
+        conn_table::with(conn_bits(conn), |e| e.conn.lend_fd()).unwrap_or(-1)
     })
 }
 

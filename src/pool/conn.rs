@@ -49,6 +49,10 @@ struct ConnState {
     /// The socket's SO_RCVTIMEO is the read timeout (`set_timeouts`), so a command may wait
     /// for its reply in a blocking `recv` instead of `poll` + `recv`.
     recv_bounded: bool,
+    /// The socket was lent out for the caller's own I/O (`lend_fd`) since the last get's
+    /// health check: the next get peeks it even inside `health_check_bypass` (raw I/O may
+    /// have left a reply unread, which the conn's own commands never do).
+    fd_lent: bool,
     /// Why the conn is out of step with the server (a command failed mid-way, or bytes
     /// nobody asked for followed a reply): it is removed, never pooled, when given back.
     broken: Option<Box<str>>,
@@ -92,6 +96,7 @@ impl Conn {
             io: None,
             timeouts_ms: [0, 0],
             recv_bounded: false,
+            fd_lent: false,
             broken: None,
             epoch: 0,
             close_on_readonly: false,
@@ -156,6 +161,23 @@ impl Conn {
 
     pub fn fd(&self) -> RawFd {
         self.s.sock.as_raw_fd()
+    }
+
+    /// The fd, for the caller's own I/O: the next get then peeks the socket even inside
+    /// `health_check_bypass`.
+    pub fn lend_fd(&mut self) -> RawFd {
+        self.s.fd_lent = true;
+        self.fd()
+    }
+
+    /// Whether the fd was lent out since the last get's health check.
+    pub(crate) fn fd_lent(&self) -> bool {
+        self.s.fd_lent
+    }
+
+    /// A get's health check passed: what was done with a lent fd has been looked at.
+    pub(crate) fn clear_fd_lent(&mut self) {
+        self.s.fd_lent = false;
     }
 
     pub fn socket(&self) -> &Socket {

@@ -945,6 +945,7 @@ impl Inner {
         match health {
             Ok(()) => {
                 conn.set_used_at(now);
+                conn.clear_fd_lent();
                 Some(conn)
             }
             Err(_) => {

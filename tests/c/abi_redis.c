@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE /* strdup, clock_gettime under -std=c11 */
 #include <pthread.h>
+#include <unistd.h>
 #include <semaphore.h>
 
 #include "check.h"
@@ -779,6 +780,35 @@ static void test_overtake_window(void)
     CHECK(bad == NULL);
 }
 
+static void test_bypass_and_raw_fd(void)
+{
+    section("health_check_bypass: no peek for a conn used a moment ago, unless its fd was lent");
+    pool_t *pool = pool_from_url("redis://%s?pool_size=2&health_check_bypass=60s", plain_addr);
+    pool_conn_t *conn = get_conn_or_exit(pool);
+    int64_t first_id = CMD_INT(conn, "CLIENT", "ID");
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    /* Used a moment ago, commands only: handed out again without a peek. */
+    conn = get_conn_or_exit(pool);
+    CHECK_EQ(CMD_INT(conn, "CLIENT", "ID"), first_id);
+    /* Raw I/O that leaves the reply unread: the next get peeks despite the window, finds
+       the +PONG nobody read, and replaces the conn instead of handing the reply to the
+       next command. */
+    int fd = pool_conn_fd(conn);
+    CHECK(fd >= 0);
+    const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    CHECK_EQ(write(fd, ping, sizeof ping - 1), (ssize_t)(sizeof ping - 1));
+    /* Let the reply arrive before the conn goes back. */
+    sleep_ms(scaled(50));
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    pool_stats_t before = stats_of(pool);
+    conn = get_conn_or_exit(pool);
+    CHECK_EQ(stats_of(pool).stale_conns, before.stale_conns + 1);
+    CHECK_NE(CMD_INT(conn, "CLIENT", "ID"), first_id);
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    pool_free(pool);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -796,5 +826,6 @@ int main(int argc, char **argv)
     test_read_timeout();
     test_ping_after_idle();
     test_overtake_window();
+    test_bypass_and_raw_fd();
     return check_exit_status();
 }
