@@ -821,15 +821,11 @@ fn section_fairness(plan: &Plan, addr: &str) -> Vec<Keep> {
     };
     let default = CPool::new(addr, 8, 0);
     let overtake = CPool::with(addr, 8, 0, OVERTAKE_MS);
+    let hot = CPool::new(addr, 8, HOT_BYPASS_MS);
     let mutex = MutexPool::new(addr, 8);
     let fifo = FifoPool::new(addr, 8);
     let mut out = Vec::new();
-    for variant in [
-        Variant::Default,
-        Variant::Overtake,
-        Variant::MutexCondvar,
-        Variant::Fifo,
-    ] {
+    for variant in VARIANTS {
         progress(&format!(
             "d. fairness {:<18} pool 8, 8 vs 256 threads",
             variant.name()
@@ -837,8 +833,9 @@ fn section_fairness(plan: &Plan, addr: &str) -> Vec<Keep> {
         let ns = |threads: usize| match variant {
             Variant::Default => run(threads, slice, false, |_| (), |_, h| get_put(&default, h)),
             Variant::Overtake => run(threads, slice, false, |_| (), |_, h| get_put(&overtake, h)),
+            Variant::Hot => run(threads, slice, false, |_| (), |_, h| get_put(&hot, h)),
             Variant::MutexCondvar => run(threads, slice, false, |_| (), |_, h| get_put(&mutex, h)),
-            _ => run(threads, slice, false, |_| (), |_, h| get_put(&fifo, h)),
+            Variant::Fifo => run(threads, slice, false, |_| (), |_, h| get_put(&fifo, h)),
         }
         .ns_per_op;
         let mut pcts: Vec<f64> = (0..rounds)
