@@ -678,11 +678,16 @@ fn get_put<P: BenchPool>(p: &P, hist: Option<&mut Hist>) {
     }
 }
 
+/// ns per Get+Put from one run without timers.
+fn getput_ns<P: BenchPool>(p: &P, threads: usize, dur: Duration) -> f64 {
+    run(threads, dur, false, |_| (), |_, h| get_put(p, h)).ns_per_op
+}
+
 /// A Get+Put cell: an untimed run for ns/op, then a timed run for the waits.
 fn getput_cell<P: BenchPool>(p: &P, threads: usize, dur: Duration) -> (f64, Waits) {
-    let plain = run(threads, dur, false, |_| (), |_, h| get_put(p, h));
+    let ns = getput_ns(p, threads, dur);
     let timed = run(threads, dur, true, |_| (), |_, h| get_put(p, h));
-    (plain.ns_per_op, timed.waits.unwrap_or_default())
+    (ns, timed.waits.unwrap_or_default())
 }
 
 // ---------------------------------------------------------------------------
@@ -732,6 +737,49 @@ impl Cell {
     }
 }
 
+/// One pool per variant, all of `size` conns on `addr`.
+struct VariantPools {
+    default: CPool,
+    hot: CPool,
+    overtake: CPool,
+    mutex: MutexPool,
+    fifo: FifoPool,
+}
+
+impl VariantPools {
+    fn new(addr: &str, size: usize) -> Self {
+        VariantPools {
+            default: CPool::new(addr, size, 0),
+            hot: CPool::new(addr, size, HOT_BYPASS_MS),
+            overtake: CPool::with(addr, size, 0, OVERTAKE_MS),
+            mutex: MutexPool::new(addr, size),
+            fifo: FifoPool::new(addr, size),
+        }
+    }
+
+    /// `getput_cell` on the pool of `v`.
+    fn cell(&self, v: Variant, threads: usize, dur: Duration) -> (f64, Waits) {
+        match v {
+            Variant::Default => getput_cell(&self.default, threads, dur),
+            Variant::Hot => getput_cell(&self.hot, threads, dur),
+            Variant::Overtake => getput_cell(&self.overtake, threads, dur),
+            Variant::MutexCondvar => getput_cell(&self.mutex, threads, dur),
+            Variant::Fifo => getput_cell(&self.fifo, threads, dur),
+        }
+    }
+
+    /// ns per Get+Put on the pool of `v`, one run without timers.
+    fn ns_per_op(&self, v: Variant, threads: usize, dur: Duration) -> f64 {
+        match v {
+            Variant::Default => getput_ns(&self.default, threads, dur),
+            Variant::Hot => getput_ns(&self.hot, threads, dur),
+            Variant::Overtake => getput_ns(&self.overtake, threads, dur),
+            Variant::MutexCondvar => getput_ns(&self.mutex, threads, dur),
+            Variant::Fifo => getput_ns(&self.fifo, threads, dur),
+        }
+    }
+}
+
 fn section_getput(plan: &Plan, addr: &str) -> Vec<Cell> {
     let mut cells = Vec::new();
     let grid = POOL_SIZES
@@ -739,24 +787,14 @@ fn section_getput(plan: &Plan, addr: &str) -> Vec<Cell> {
         .map(|&size| (size, THREADS.to_vec()))
         .chain(EXTRA_CELLS.iter().map(|&(size, t)| (size, vec![t])));
     for (size, threads_list) in grid {
-        let default = CPool::new(addr, size, 0);
-        let hot = CPool::new(addr, size, HOT_BYPASS_MS);
-        let mutex = MutexPool::new(addr, size);
-        let fifo = FifoPool::new(addr, size);
-        let overtake = CPool::with(addr, size, 0, OVERTAKE_MS);
+        let pools = VariantPools::new(addr, size);
         for threads in threads_list {
             for variant in VARIANTS {
                 progress(&format!(
                     "a. Get+Put {:<18} pool {size:>2}, {threads:>3} threads",
                     variant.name()
                 ));
-                let (ns_per_op, waits) = match variant {
-                    Variant::Default => getput_cell(&default, threads, plan.cell),
-                    Variant::Hot => getput_cell(&hot, threads, plan.cell),
-                    Variant::MutexCondvar => getput_cell(&mutex, threads, plan.cell),
-                    Variant::Fifo => getput_cell(&fifo, threads, plan.cell),
-                    Variant::Overtake => getput_cell(&overtake, threads, plan.cell),
-                };
+                let (ns_per_op, waits) = pools.cell(variant, threads, plan.cell);
                 cells.push(Cell {
                     variant,
                     size,
@@ -767,7 +805,7 @@ fn section_getput(plan: &Plan, addr: &str) -> Vec<Cell> {
             }
         }
         // Every get reused a pooled conn: no dial after the prewarm, nothing went stale.
-        for p in [&default, &hot, &overtake] {
+        for p in [&pools.default, &pools.hot, &pools.overtake] {
             let st = p.stats();
             assert_eq!((st.misses, st.stale_conns), (size as u64, 0), "pool {size}");
         }
@@ -780,20 +818,9 @@ fn section_getput(plan: &Plan, addr: &str) -> Vec<Cell> {
 fn one_cell(size: usize, threads: usize) {
     raise_fd_limit();
     let addr = acceptor();
-    let dur = Duration::from_secs(1);
-    let default = CPool::new(&addr, size, 0);
-    let hot = CPool::new(&addr, size, HOT_BYPASS_MS);
-    let mutex = MutexPool::new(&addr, size);
-    let fifo = FifoPool::new(&addr, size);
-    let overtake = CPool::with(&addr, size, 0, OVERTAKE_MS);
+    let pools = VariantPools::new(&addr, size);
     for variant in VARIANTS {
-        let (ns, w) = match variant {
-            Variant::Default => getput_cell(&default, threads, dur),
-            Variant::Hot => getput_cell(&hot, threads, dur),
-            Variant::MutexCondvar => getput_cell(&mutex, threads, dur),
-            Variant::Fifo => getput_cell(&fifo, threads, dur),
-            Variant::Overtake => getput_cell(&overtake, threads, dur),
-        };
+        let (ns, w) = pools.cell(variant, threads, Duration::from_secs(1));
         println!(
             "pool {size} x {threads} threads  {:<20} {ns:>7.0} ns/op  wait mean {} p99 {} max {}",
             variant.name(),
@@ -819,25 +846,14 @@ fn section_fairness(plan: &Plan, addr: &str) -> Vec<Keep> {
         Mode::Quick => (4, Duration::from_millis(50)),
         Mode::Full => (8, Duration::from_millis(250)),
     };
-    let default = CPool::new(addr, 8, 0);
-    let overtake = CPool::with(addr, 8, 0, OVERTAKE_MS);
-    let hot = CPool::new(addr, 8, HOT_BYPASS_MS);
-    let mutex = MutexPool::new(addr, 8);
-    let fifo = FifoPool::new(addr, 8);
+    let pools = VariantPools::new(addr, 8);
     let mut out = Vec::new();
     for variant in VARIANTS {
         progress(&format!(
             "d. fairness {:<18} pool 8, 8 vs 256 threads",
             variant.name()
         ));
-        let ns = |threads: usize| match variant {
-            Variant::Default => run(threads, slice, false, |_| (), |_, h| get_put(&default, h)),
-            Variant::Overtake => run(threads, slice, false, |_| (), |_, h| get_put(&overtake, h)),
-            Variant::Hot => run(threads, slice, false, |_| (), |_, h| get_put(&hot, h)),
-            Variant::MutexCondvar => run(threads, slice, false, |_| (), |_, h| get_put(&mutex, h)),
-            Variant::Fifo => run(threads, slice, false, |_| (), |_, h| get_put(&fifo, h)),
-        }
-        .ns_per_op;
+        let ns = |threads: usize| pools.ns_per_op(variant, threads, slice);
         let mut pcts: Vec<f64> = (0..rounds)
             .map(|round| {
                 // Alternate which runs first, as the round trips do.
