@@ -93,6 +93,7 @@ const MISUSE_SECTIONS: &[&str] = &[
     "== racing puts and removes of one handle; stale handle of a reused slot\n",
     "== pool_close\n",
     "== conns returned after pool_free\n",
+    "== a pool freed while another thread keeps its count from its last put\n",
     "== conn userdata\n",
     "== pool_stats struct_size\n",
 ];

@@ -727,6 +727,102 @@ static void test_put_after_free(void)
     close(admin);
 }
 
+/* ---- a pool freed while another thread keeps its count ----------------------- */
+
+/* A thread's pool_put parks the pool's count for that thread's next get (so a steady
+ * get/put costs no atomic on the pool's shared count). A pool freed on another thread
+ * meanwhile must stay valid for its conns still out and be released by that thread
+ * later (its next put of another pool, or its exit), never inside a call on the pool.
+ * valgrind and ASan watch every step. */
+
+typedef struct {
+    pool_t *first;  /* gets and puts here, then waits */
+    pool_t *second; /* NULL: the worker just exits after the wait */
+    int step;       /* 1: first done; 2: main freed `first`; 3: worker done */
+    pool_status_t status[4];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} parked_t;
+
+static void parked_set(parked_t *t, int step)
+{
+    pthread_mutex_lock(&t->mu);
+    t->step = step;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void parked_await(parked_t *t, int step)
+{
+    pthread_mutex_lock(&t->mu);
+    while (t->step < step)
+        pthread_cond_wait(&t->cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void *parked_worker(void *p)
+{
+    parked_t *t = p;
+    pool_conn_t *c = NULL;
+    t->status[0] = pool_get(t->first, &c, NULL);
+    t->status[1] = c ? pool_put(t->first, c) : POOL_ERR_INTERNAL;
+    parked_set(t, 1);
+    parked_await(t, 2);
+    if (t->second != NULL) {
+        c = NULL;
+        t->status[2] = pool_get(t->second, &c, NULL);
+        t->status[3] = c ? pool_put(t->second, c) : POOL_ERR_INTERNAL;
+    }
+    parked_set(t, 3);
+    return NULL;
+}
+
+static void test_parked_count_of_freed_pool(void)
+{
+    section("a pool freed while another thread keeps its count from its last put");
+    for (int exits = 0; exits <= 1; exits++) {
+        pool_t *first = new_pool(2);
+        pool_t *second = exits ? NULL : new_pool(2);
+        parked_t t = {.first = first, .second = second};
+        for (int i = 0; i < 4; i++)
+            t.status[i] = POOL_OK;
+        pthread_mutex_init(&t.mu, NULL);
+        pthread_cond_init(&t.cv, NULL);
+        pool_conn_t *held = get_conn(first);
+        userdata_t ud = {0};
+        if (held != NULL)
+            pool_conn_set_userdata(held, &ud, count_free);
+        pthread_t th;
+        if (!CHECK_EQ(pthread_create(&th, NULL, parked_worker, &t), 0))
+            return;
+        parked_await(&t, 1);
+
+        pool_free(first);
+        if (held != NULL) {
+            CHECK(ping_ok(held));
+            CHECK_STATUS(pool_put(first, held), POOL_OK, NULL);
+            CHECK_EQ(ud.freed, 1);
+        }
+        /* The worker's next put parks `second`'s count and drops `first`'s, the last;
+         * or the worker exits and its thread-local drops it. */
+        parked_set(&t, 2);
+        CHECK_EQ(pthread_join(th, NULL), 0);
+        CHECK_EQ(t.step, 3);
+        for (int i = 0; i < 4; i++)
+            if (!CHECK_STATUS(t.status[i], POOL_OK, NULL))
+                fprintf(stderr, "  (worker call %d, worker %s)\n", i, exits ? "exits" : "goes on");
+        if (second != NULL) {
+            /* This thread's own parked count of `second` goes with pool_free. */
+            pool_conn_t *c = get_conn(second);
+            if (c != NULL)
+                CHECK_STATUS(pool_put(second, c), POOL_OK, NULL);
+            pool_free(second);
+        }
+        pthread_cond_destroy(&t.cv);
+        pthread_mutex_destroy(&t.mu);
+    }
+}
+
 /* ---- userdata ------------------------------------------------------------- */
 
 static void test_userdata(void)
@@ -901,6 +997,7 @@ int main(int argc, char **argv)
     test_racing_returns();
     test_close();
     test_put_after_free();
+    test_parked_count_of_freed_pool();
     test_userdata();
     test_stats_sizes();
     return check_exit_status();
