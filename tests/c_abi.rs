@@ -55,6 +55,7 @@ const REDIS_SECTIONS: &[&str] = &[
     "== wrong password: POOL_ERR_HANDSHAKE at once, with the server's text\n",
     "== db and client_name: visible in CLIENT INFO, keys land in that db\n",
     "== RESP3 replies: map, set, double, bool, bignum, verbatim, null, push, attributes\n",
+    "== RESP3 client tracking: an invalidation push is never taken for a command's reply\n",
     "== read timeout on a blocking command: POOL_ERR_IO, the conn is bad and removed\n",
     "== ping_after_idle: a long-idle conn that does not answer PONG is replaced\n",
     "== overtake_window: a get may take a conn ahead of queued gets, for a bounded time\n",

@@ -936,3 +936,91 @@ fn invalid_options_name_the_field() {
     assert!(Dialer::from_addr("unix:relative").is_err());
     assert!(Dialer::from_addr("/tmp/redis.sock").is_ok());
 }
+
+/// RESP3 pushes (client tracking invalidations, pub/sub messages) may arrive at any time,
+/// also just before or right behind a command's reply: they are never taken for its reply
+/// and do not put the conn out of step. The subscribe family's replies are pushes, and
+/// are returned. A reply nobody asked for still marks the conn bad.
+#[test]
+fn resp3_pushes_around_a_reply_are_not_its_reply() {
+    use redispool::redis::resp::Reply;
+    use std::io::Read;
+
+    const INVALIDATE: &[u8] = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n";
+    let (pool, peers) = pool(1);
+    let mut conn = pool.get().unwrap();
+    let end = peers.end(0);
+
+    // The peer answers each command with `parts`, one write each, 20 ms apart (so the
+    // reply usually comes in a read of its own after the push).
+    let answer = |parts: Vec<Vec<u8>>| {
+        let mut end = end.try_clone().unwrap();
+        thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            let n = end.read(&mut buf).unwrap();
+            assert!(n > 0, "the command reached the peer");
+            for p in parts {
+                end.write_all(&p).unwrap();
+                thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+
+    let t = answer(vec![
+        INVALIDATE.to_vec(),
+        INVALIDATE.to_vec(),
+        b"+PONG\r\n".to_vec(),
+    ]);
+    assert_eq!(
+        conn.command(&[b"PING"]).unwrap(),
+        Reply::Status(b"PONG".to_vec()),
+        "two pushes before the reply are skipped"
+    );
+    t.join().unwrap();
+    assert_eq!(conn.broken_reason(), None);
+
+    let mut same_write = b"$1\r\nv\r\n".to_vec();
+    same_write.extend_from_slice(INVALIDATE);
+    let t = answer(vec![same_write]);
+    assert_eq!(
+        conn.command(&[b"GET", b"k"]).unwrap(),
+        Reply::String(b"v".to_vec()),
+        "a push in the same read right behind the reply"
+    );
+    t.join().unwrap();
+    assert_eq!(
+        conn.broken_reason(),
+        None,
+        "the push behind it is skipped too"
+    );
+
+    let t = answer(vec![b"$2\r\nhi\r\n".to_vec()]);
+    assert_eq!(
+        conn.command(&[b"ECHO", b"hi"]).unwrap(),
+        Reply::String(b"hi".to_vec()),
+        "the next command reads its own reply: nothing shifted"
+    );
+    t.join().unwrap();
+
+    let subscribed = b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n".to_vec();
+    let t = answer(vec![subscribed]);
+    match conn.command(&[b"subscribe", b"ch"]).unwrap() {
+        Reply::Push(items) => assert_eq!(items.len(), 3, "{items:?}"),
+        other => panic!("SUBSCRIBE's reply is its push, got {other:?}"),
+    }
+    t.join().unwrap();
+    assert_eq!(conn.broken_reason(), None);
+
+    let t = answer(vec![b"+PONG\r\n+EXTRA\r\n".to_vec()]);
+    assert_eq!(
+        conn.command(&[b"PING"]).unwrap(),
+        Reply::Status(b"PONG".to_vec())
+    );
+    t.join().unwrap();
+    assert_eq!(
+        conn.broken_reason(),
+        Some("unexpected bytes after a reply"),
+        "a second reply nobody asked for puts the conn out of step"
+    );
+    pool.remove(conn, None).unwrap();
+}

@@ -72,6 +72,19 @@ struct ConnState {
 pub(crate) const READONLY_REASON: &str =
     "READONLY reply: the server is a replica now (failover); the conn is closed";
 
+/// Commands whose replies are RESP3 pushes (one per channel): SUBSCRIBE and its kin.
+fn replies_are_pushes(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 6] = [
+        b"SUBSCRIBE",
+        b"PSUBSCRIBE",
+        b"SSUBSCRIBE",
+        b"UNSUBSCRIBE",
+        b"PUNSUBSCRIBE",
+        b"SUNSUBSCRIBE",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
 impl Conn {
     pub(crate) fn new(
         sock: Socket,
@@ -232,9 +245,34 @@ impl Conn {
             io::ReplyWait::Poll
         };
         let cio = self.s.io.get_or_insert_with(Box::default);
-        match io::command_with(fd, &mut cio.parser, &mut cio.out, args, rt, wt, wait) {
+        // RESP3 push frames (client tracking invalidations, pub/sub messages) may arrive at
+        // any time, also just before a reply: they are not this command's reply, except
+        // for the subscribe family, whose replies are pushes.
+        let skip_pushes = !args.first().is_some_and(|name| replies_are_pushes(name));
+        let res = io::command_with(fd, &mut cio.parser, &mut cio.out, args, rt, wt, wait).and_then(
+            |mut reply| {
+                while skip_pushes && matches!(reply, Reply::Push(_)) {
+                    reply = io::next_reply(fd, &mut cio.parser, rt)?;
+                }
+                Ok(reply)
+            },
+        );
+        match res {
             Ok(reply) => {
-                if !cio.parser.is_clean() {
+                let mut stray = false;
+                // Pushes right behind the reply, in the same read, are skipped as well; a
+                // reply nobody asked for means the conn is out of step.
+                while skip_pushes && !cio.parser.is_clean() {
+                    match cio.parser.next_reply() {
+                        Ok(Some(Reply::Push(_))) => {}
+                        Ok(None) => break,
+                        Ok(Some(_)) | Err(_) => {
+                            stray = true;
+                            break;
+                        }
+                    }
+                }
+                if stray || !cio.parser.is_clean() {
                     self.s.broken = Some("unexpected bytes after a reply".into());
                 } else if self.s.close_on_readonly
                     && matches!(&reply, Reply::Error(e) if e.starts_with(b"READONLY"))

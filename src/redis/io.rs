@@ -149,6 +149,16 @@ pub fn command(
     )
 }
 
+/// The next reply on `fd` after the one a command already read (RESP3 pushes that came
+/// before a command's reply are skipped this way), within a fresh `read_timeout`.
+pub fn next_reply(
+    fd: RawFd,
+    parser: &mut Parser,
+    read_timeout: Option<Duration>,
+) -> Result<Reply, IoError> {
+    read_until(fd, parser, Deadline::after(read_timeout), true)
+}
+
 /// `command`, waiting for the reply as `wait` says.
 pub fn command_with(
     fd: RawFd,

@@ -9,6 +9,7 @@
  *   AUTH_ADDR   a redis-server with requirepass "s3cret" and an ACL user alice/wonderland
  */
 #define _GNU_SOURCE /* strdup, clock_gettime under -std=c11 */
+#include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
 #include <semaphore.h>
@@ -559,6 +560,46 @@ static void test_resp3(void)
     pool_free(pool);
 }
 
+static void test_resp3_tracking_push(void)
+{
+    section("RESP3 client tracking: an invalidation push is never taken for a command's reply");
+    pool_t *pool = pool_from_url("redis://%s?protocol=3&pool_size=2", plain_addr);
+    pool_conn_t *tracking = get_conn_or_exit(pool);
+    pool_conn_t *writer = get_conn_or_exit(pool);
+    int64_t id = CMD_INT(tracking, "CLIENT", "ID");
+    EXPECT_STR(tracking, POOL_REPLY_STATUS, "OK", "CLIENT", "TRACKING", "ON");
+    CMD_INT(writer, "DEL", "rp:tracked");
+    pool_reply_free(CMD(tracking, "GET", "rp:tracked"));
+    EXPECT_STR(writer, POOL_REPLY_STATUS, "OK", "SET", "rp:tracked", "v");
+    /* Redis now sends `tracking` an invalidate push nobody asked for: wait until it is
+       there, so the next command's reply comes after it. */
+    struct pollfd p = {.fd = pool_conn_fd(tracking), .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, scaled(5000)), 1);
+    EXPECT_STR(tracking, POOL_REPLY_STATUS, "PONG", "PING");
+    EXPECT_STR(tracking, POOL_REPLY_STRING, "x", "ECHO", "x");
+    /* Reading it again sends one more invalidation, which arrives right behind the GET's
+       reply or before the next command's. */
+    EXPECT_STR(tracking, POOL_REPLY_STRING, "v", "GET", "rp:tracked");
+    EXPECT_STR(writer, POOL_REPLY_STATUS, "OK", "SET", "rp:tracked", "w");
+    CHECK_EQ(poll(&p, 1, scaled(5000)), 1);
+    EXPECT_STR(tracking, POOL_REPLY_STRING, "y", "ECHO", "y");
+    EXPECT_STR(tracking, POOL_REPLY_STRING, "w", "GET", "rp:tracked");
+    /* The conn stayed in step: it is pooled, and the next get hands out the same one. */
+    CHECK_EQ(pool_put(pool, tracking), POOL_OK);
+    CHECK_EQ(pool_put(pool, writer), POOL_OK);
+    pool_conn_t *again = get_conn_or_exit(pool);
+    pool_conn_t *other = get_conn_or_exit(pool);
+    int64_t a = CMD_INT(again, "CLIENT", "ID"), b = CMD_INT(other, "CLIENT", "ID");
+    CHECK(a == id || b == id);
+    pool_stats_t st = stats_of(pool);
+    CHECK_EQ(st.removed_conns, 0);
+    CHECK_EQ(st.stale_conns, 0);
+    CHECK_EQ(st.dials, 2);
+    CHECK_EQ(pool_put(pool, again), POOL_OK);
+    CHECK_EQ(pool_put(pool, other), POOL_OK);
+    pool_free(pool);
+}
+
 static void test_read_timeout(void)
 {
     section("read timeout on a blocking command: POOL_ERR_IO, the conn is bad and removed");
@@ -823,6 +864,7 @@ int main(int argc, char **argv)
     test_wrong_password();
     test_db_and_name();
     test_resp3();
+    test_resp3_tracking_push();
     test_read_timeout();
     test_ping_after_idle();
     test_overtake_window();
