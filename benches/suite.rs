@@ -14,7 +14,10 @@
 //!     (overtake_window_ms = 5: gets may pass queued gets for up to 5 ms), a plain Mutex +
 //!     Condvar pool (redis-plus-plus's and r2d2's design) and a minimal FIFO hand-off pool
 //!     (one lock, a queue of parked threads, a put hands its socket to the oldest: the
-//!     waiting design of redispool with nothing else); pool size 8 and 64 x 2, 8, 64, 256
+//!     waiting design of redispool with nothing else), and go-redis's own pool from
+//!     goroutines (go-redis v5's internal/pool, from Debian's golang-gopkg-redis.v5-dev,
+//!     driven by benches/goredis/main.go; left out with a note when Go or the package is
+//!     missing); pool size 8 and 64 x 2, 8, 64, 256
 //!     threads. ns/op is wall time / total ops from a run without timers; the wait
 //!     percentiles come from a second run that times every get. `-- --cell POOLxTHREADS`
 //!     runs one cell of every variant.
@@ -701,14 +704,16 @@ enum Variant {
     MutexCondvar,
     Fifo,
     Overtake,
+    GoRedis,
 }
 
-const VARIANTS: [Variant; 5] = [
+const VARIANTS: [Variant; 6] = [
     Variant::Default,
     Variant::Overtake,
     Variant::Hot,
     Variant::MutexCondvar,
     Variant::Fifo,
+    Variant::GoRedis,
 ];
 
 impl Variant {
@@ -719,6 +724,7 @@ impl Variant {
             Variant::MutexCondvar => "Mutex+Condvar",
             Variant::Fifo => "FIFO hand-off",
             Variant::Overtake => "redispool overtake",
+            Variant::GoRedis => "go-redis v5 (goroutines)",
         }
     }
 }
@@ -738,63 +744,182 @@ impl Cell {
 }
 
 /// One pool per variant, all of `size` conns on `addr`.
-struct VariantPools {
+struct VariantPools<'g> {
     default: CPool,
     hot: CPool,
     overtake: CPool,
     mutex: MutexPool,
     fifo: FifoPool,
+    /// go-redis runs in its own process, which makes its own pool per run.
+    go: Option<(&'g GoRedis, String, usize)>,
 }
 
-impl VariantPools {
-    fn new(addr: &str, size: usize) -> Self {
+impl<'g> VariantPools<'g> {
+    fn new(addr: &str, size: usize, go: Option<&'g GoRedis>) -> Self {
         VariantPools {
             default: CPool::new(addr, size, 0),
             hot: CPool::new(addr, size, HOT_BYPASS_MS),
             overtake: CPool::with(addr, size, 0, OVERTAKE_MS),
             mutex: MutexPool::new(addr, size),
             fifo: FifoPool::new(addr, size),
+            go: go.map(|g| (g, addr.to_string(), size)),
         }
     }
 
-    /// `getput_cell` on the pool of `v`.
-    fn cell(&self, v: Variant, threads: usize, dur: Duration) -> (f64, Waits) {
-        match v {
+    /// `getput_cell` on the pool of `v`; None for go-redis when it is not built.
+    fn cell(&self, v: Variant, threads: usize, dur: Duration) -> Option<(f64, Waits)> {
+        Some(match v {
             Variant::Default => getput_cell(&self.default, threads, dur),
             Variant::Hot => getput_cell(&self.hot, threads, dur),
             Variant::Overtake => getput_cell(&self.overtake, threads, dur),
             Variant::MutexCondvar => getput_cell(&self.mutex, threads, dur),
             Variant::Fifo => getput_cell(&self.fifo, threads, dur),
-        }
+            Variant::GoRedis => {
+                let (go, addr, size) = self.go.as_ref()?;
+                let (ns, waits) = go.run(addr, *size, threads, dur, true);
+                (ns, waits.unwrap_or_default())
+            }
+        })
     }
 
     /// ns per Get+Put on the pool of `v`, one run without timers.
-    fn ns_per_op(&self, v: Variant, threads: usize, dur: Duration) -> f64 {
-        match v {
+    fn ns_per_op(&self, v: Variant, threads: usize, dur: Duration) -> Option<f64> {
+        Some(match v {
             Variant::Default => getput_ns(&self.default, threads, dur),
             Variant::Hot => getput_ns(&self.hot, threads, dur),
             Variant::Overtake => getput_ns(&self.overtake, threads, dur),
             Variant::MutexCondvar => getput_ns(&self.mutex, threads, dur),
             Variant::Fifo => getput_ns(&self.fifo, threads, dur),
-        }
+            Variant::GoRedis => {
+                let (go, addr, size) = self.go.as_ref()?;
+                go.run(addr, *size, threads, dur, false).0
+            }
+        })
     }
 }
 
-fn section_getput(plan: &Plan, addr: &str) -> Vec<Cell> {
+// ---------------------------------------------------------------------------
+// The go-redis baseline
+// ---------------------------------------------------------------------------
+
+/// Where Debian's golang-gopkg-redis.v5-dev installs go-redis v5 (5.2.9 in Debian 12).
+const GO_REDIS_SRC: &str = "/usr/share/gocode/src/gopkg.in/redis.v5";
+
+/// go-redis's own pool (v5's internal/pool: the channel semaphore, the mutex-guarded free
+/// list, a pooled timer per get; go-redis 9 adds a MSG_PEEK and deadline resets per get),
+/// from goroutines, driven by benches/goredis/main.go in a process per run.
+struct GoRedis {
+    exe: PathBuf,
+}
+
+impl GoRedis {
+    /// Builds benches/goredis/main.go inside a copy of go-redis's tree, in GOPATH mode: an
+    /// internal package is importable only from inside the tree it belongs to.
+    fn build() -> Result<GoRedis, String> {
+        let src = std::path::Path::new(GO_REDIS_SRC);
+        if !src.join("internal/pool/pool.go").is_file() {
+            return Err(format!(
+                "{GO_REDIS_SRC} is missing (apt-get install golang-go golang-gopkg-redis.v5-dev; \
+                 scripts/bench.sh does)"
+            ));
+        }
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("goredis-bench");
+        let _ = std::fs::remove_dir_all(&root);
+        let pkg = root.join("src/gopkg.in/redis.v5");
+        std::fs::create_dir_all(root.join("src/gopkg.in")).map_err(|e| e.to_string())?;
+        let copied = Command::new("cp")
+            .arg("-r")
+            .arg(src)
+            .arg(&pkg)
+            .status()
+            .map_err(|e| format!("cp: {e}"))?;
+        if !copied.success() {
+            return Err(format!("cp -r {GO_REDIS_SRC}: {copied}"));
+        }
+        let dir = pkg.join("redispoolbench");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("main.go"), include_str!("goredis/main.go"))
+            .map_err(|e| e.to_string())?;
+        let exe = root.join("redispoolbench");
+        let out = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&exe)
+            .arg("gopkg.in/redis.v5/redispoolbench")
+            .current_dir(&root)
+            .env("GO111MODULE", "off")
+            .env("GOPATH", &root)
+            .env("GOCACHE", root.join("cache"))
+            .env("GOFLAGS", "")
+            .output()
+            .map_err(|e| format!("go: {e} (apt-get install golang-go; scripts/bench.sh does)"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "go build: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(GoRedis { exe })
+    }
+
+    /// One process: ns per Get+Put of `threads` goroutines on a pool of `size` conns to
+    /// `addr` for `dur`, and with `timed` the waits of a second run timing every get.
+    fn run(
+        &self,
+        addr: &str,
+        size: usize,
+        threads: usize,
+        dur: Duration,
+        timed: bool,
+    ) -> (f64, Option<Waits>) {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg(addr)
+            .arg(size.to_string())
+            .arg(threads.to_string())
+            .arg(dur.as_millis().max(1).to_string());
+        if timed {
+            cmd.arg("timed");
+        }
+        let out = cmd.output().expect("run the go-redis baseline");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "go-redis baseline (pool {size}, {threads} goroutines): {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let field = |name: &str| -> Option<f64> {
+            let i = words.iter().position(|w| *w == name)?;
+            words.get(i + 1)?.parse().ok()
+        };
+        let ns = field("ns_per_op").unwrap_or_else(|| panic!("go-redis baseline printed {text:?}"));
+        let waits = timed.then(|| Waits {
+            p50: field("p50").unwrap_or(0.0) as u64,
+            p99: field("p99").unwrap_or(0.0) as u64,
+            max: field("max").unwrap_or(0.0) as u64,
+            mean: field("mean").unwrap_or(0.0),
+        });
+        (ns, waits)
+    }
+}
+
+fn section_getput(plan: &Plan, addr: &str, go: Option<&GoRedis>) -> Vec<Cell> {
     let mut cells = Vec::new();
     let grid = POOL_SIZES
         .iter()
         .map(|&size| (size, THREADS.to_vec()))
         .chain(EXTRA_CELLS.iter().map(|&(size, t)| (size, vec![t])));
     for (size, threads_list) in grid {
-        let pools = VariantPools::new(addr, size);
+        let pools = VariantPools::new(addr, size, go);
         for threads in threads_list {
             for variant in VARIANTS {
                 progress(&format!(
-                    "a. Get+Put {:<18} pool {size:>2}, {threads:>3} threads",
+                    "a. Get+Put {:<24} pool {size:>2}, {threads:>3} threads",
                     variant.name()
                 ));
-                let (ns_per_op, waits) = pools.cell(variant, threads, plan.cell);
+                let Some((ns_per_op, waits)) = pools.cell(variant, threads, plan.cell) else {
+                    continue;
+                };
                 cells.push(Cell {
                     variant,
                     size,
@@ -818,9 +943,14 @@ fn section_getput(plan: &Plan, addr: &str) -> Vec<Cell> {
 fn one_cell(size: usize, threads: usize) {
     raise_fd_limit();
     let addr = acceptor();
-    let pools = VariantPools::new(&addr, size);
+    let go = GoRedis::build()
+        .map_err(|why| eprintln!("go-redis baseline left out: {why}"))
+        .ok();
+    let pools = VariantPools::new(&addr, size, go.as_ref());
     for variant in VARIANTS {
-        let (ns, w) = pools.cell(variant, threads, Duration::from_secs(1));
+        let Some((ns, w)) = pools.cell(variant, threads, Duration::from_secs(1)) else {
+            continue;
+        };
         println!(
             "pool {size} x {threads} threads  {:<20} {ns:>7.0} ns/op  wait mean {} p99 {} max {}",
             variant.name(),
@@ -840,20 +970,27 @@ struct Keep {
     pct: f64,
 }
 
-fn section_fairness(plan: &Plan, addr: &str) -> Vec<Keep> {
+fn section_fairness(plan: &Plan, addr: &str, go: Option<&GoRedis>) -> Vec<Keep> {
     let (rounds, slice) = match plan.mode {
         Mode::Smoke => (1, Duration::from_millis(2)),
         Mode::Quick => (4, Duration::from_millis(50)),
         Mode::Full => (8, Duration::from_millis(250)),
     };
-    let pools = VariantPools::new(addr, 8);
+    let pools = VariantPools::new(addr, 8, go);
     let mut out = Vec::new();
     for variant in VARIANTS {
+        if variant == Variant::GoRedis && go.is_none() {
+            continue;
+        }
         progress(&format!(
-            "d. fairness {:<18} pool 8, 8 vs 256 threads",
+            "d. fairness {:<24} pool 8, 8 vs 256 threads",
             variant.name()
         ));
-        let ns = |threads: usize| pools.ns_per_op(variant, threads, slice);
+        let ns = |threads: usize| {
+            pools
+                .ns_per_op(variant, threads, slice)
+                .expect("built variant")
+        };
         let mut pcts: Vec<f64> = (0..rounds)
             .map(|round| {
                 // Alternate which runs first, as the round trips do.
@@ -1440,6 +1577,8 @@ struct Report<'a> {
     allocs: &'a [AllocRow],
     memory: &'a [MemRow],
     keeps: &'a [Keep],
+    /// Why the go-redis baseline was left out, if it was.
+    go_missing: Option<&'a str>,
 }
 
 impl Report<'_> {
@@ -1451,13 +1590,19 @@ impl Report<'_> {
              from a second run that times every get. \"hot\" = health_check_bypass_ms {HOT_BYPASS_MS}; \
              \"overtake\" = overtake_window_ms {OVERTAKE_MS}; \"FIFO hand-off\" = a minimal pool \
              with redispool's waiting design and nothing else (one lock, the idle sockets, a queue \
-             of parked threads; a put hands its socket to the oldest waiter).\n"
+             of parked threads; a put hands its socket to the oldest waiter). \"go-redis v5 \
+             (goroutines)\" = go-redis's own pool (v5.2.9's internal/pool, Debian's \
+             golang-gopkg-redis.v5-dev) from as many goroutines, GOMAXPROCS = CPUs; go-redis 9 \
+             adds a MSG_PEEK syscall and deadline resets to every get, so it is slower still.\n"
         );
+        if let Some(why) = self.go_missing {
+            let _ = writeln!(md, "go-redis baseline left out: {why}.\n");
+        }
         let _ = writeln!(
             md,
-            "| pool | threads | variant | ns/op | Mops/s | speed vs Mutex+Condvar | wait p50 | wait p99 | wait max |"
+            "| pool | threads | variant | ns/op | Mops/s | speed vs Mutex+Condvar | speed vs go-redis v5 | wait p50 | wait p99 | wait max |"
         );
-        let _ = writeln!(md, "|---:|---:|---|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(md, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
         let rows = POOL_SIZES
             .iter()
             .flat_map(|&size| THREADS.iter().map(move |&t| (size, t)))
@@ -1465,6 +1610,7 @@ impl Report<'_> {
         for (size, threads) in rows {
             {
                 let base = find(self.cells, Variant::MutexCondvar, size, threads);
+                let go = find(self.cells, Variant::GoRedis, size, threads);
                 for v in VARIANTS {
                     let Some(c) = find(self.cells, v, size, threads) else {
                         continue;
@@ -1473,9 +1619,13 @@ impl Report<'_> {
                         (Variant::MutexCondvar, _) | (_, None) => "".to_string(),
                         (_, Some(b)) => format!("{:.2}x", b.ns_per_op / c.ns_per_op),
                     };
+                    let vs_go = match (v, go) {
+                        (Variant::GoRedis, _) | (_, None) => "".to_string(),
+                        (_, Some(g)) => format!("{:.2}x", g.ns_per_op / c.ns_per_op),
+                    };
                     let _ = writeln!(
                         md,
-                        "| {size} | {threads} | {} | {:.0} | {:.2} | {ratio} | {} | {} | {} |",
+                        "| {size} | {threads} | {} | {:.0} | {:.2} | {ratio} | {vs_go} | {} | {} | {} |",
                         v.name(),
                         c.ns_per_op,
                         c.mops(),
@@ -1690,6 +1840,28 @@ impl Report<'_> {
                 yes_no(u.ns_per_op <= 60.0)
             );
         }
+        for v in [Variant::Default, Variant::Hot, Variant::Overtake] {
+            // The cell where `v` is least ahead of go-redis.
+            let worst = self
+                .cells
+                .iter()
+                .filter(|c| c.variant == v)
+                .filter_map(|c| {
+                    let g = find(self.cells, Variant::GoRedis, c.size, c.threads)?;
+                    Some((g.ns_per_op / c.ns_per_op, c))
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((speedup, c)) = worst {
+                let _ = writeln!(
+                    md,
+                    "| {} >= 5x go-redis v5's pool in every Get+Put cell | {speedup:.2}x in its worst cell (pool {}, {} threads) | {} |",
+                    v.name(),
+                    c.size,
+                    c.threads,
+                    yes_no(speedup >= 5.0)
+                );
+            }
+        }
         if let Ok(rts) = &self.round_trips {
             for (variant, hot) in [("", false), (" hot", true)] {
                 for r in *rts {
@@ -1772,6 +1944,7 @@ impl Report<'_> {
             Variant::MutexCondvar => ([214, 39, 40], chart::Marker::Square),
             Variant::Fifo => ([148, 103, 189], chart::Marker::Square),
             Variant::Overtake => ([255, 127, 14], chart::Marker::Diamond),
+            Variant::GoRedis => ([90, 90, 90], chart::Marker::Circle),
         };
         let mut series = Vec::new();
         for v in VARIANTS {
@@ -2005,7 +2178,19 @@ fn main() {
     progress("start");
 
     let addr = acceptor();
-    let cells = section_getput(&plan, &addr);
+    progress("building the go-redis baseline");
+    let go = GoRedis::build();
+    if let Err(why) = &go {
+        eprintln!("go-redis baseline left out: {why}");
+        // scripts/test.sh installs Go and go-redis v5: then a failing build is a bug here.
+        let required = std::env::var_os("REDISPOOL_REQUIRE_BINDINGS").is_some_and(|v| v == "1");
+        let have_source = std::path::Path::new(GO_REDIS_SRC).is_dir();
+        assert!(
+            !(mode == Mode::Smoke && required && have_source),
+            "the go-redis baseline did not build: {why}"
+        );
+    }
+    let cells = section_getput(&plan, &addr, go.as_ref().ok());
     let uncontended = section_uncontended(&plan, &addr);
     let instructions = if mode == Mode::Smoke {
         None
@@ -2020,7 +2205,7 @@ fn main() {
     drop(redis);
     let allocs = section_allocs(&plan, &addr);
     let memory = section_memory(&plan);
-    let keeps = section_fairness(&plan, &addr);
+    let keeps = section_fairness(&plan, &addr, go.as_ref().ok());
 
     let report = Report {
         plan: &plan,
@@ -2031,6 +2216,7 @@ fn main() {
         allocs: &allocs,
         memory: &memory,
         keeps: &keeps,
+        go_missing: go.as_ref().err().map(String::as_str),
     };
     let tables = report.markdown();
     println!("{tables}");

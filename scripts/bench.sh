@@ -7,13 +7,15 @@
 #   scripts/bench.sh            # full run (about two minutes on 2 cores)
 #   scripts/bench.sh --quick    # short smoke run
 #
-# On a fresh Debian/Ubuntu machine run it as root: it installs redis-server when it is
+# On a fresh Debian/Ubuntu machine run it as root: it installs redis-server, Go and
+# go-redis v5's source (golang-gopkg-redis.v5-dev, the go-redis baseline) when they are
 # missing. Rust (cargo) must be installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
-install_missing "redis-server:redis-server"
+install_missing "redis-server:redis-server" "go:golang-go"
+install_go_redis_v5
 require_cargo
 
 cargo bench --bench suite -- "$@"

@@ -52,3 +52,12 @@ require_cargo() {
         return 1
     fi
 }
+
+# install_go_redis_v5: go-redis v5's source (Debian's golang-gopkg-redis.v5-dev), the
+# go-redis baseline of the bench suite. Not fatal: the suite leaves that baseline out,
+# with a note, when the package cannot be had.
+install_go_redis_v5() {
+    [ -f /usr/share/gocode/src/gopkg.in/redis.v5/internal/pool/pool.go ] && return 0
+    install_packages golang-gopkg-redis.v5-dev ||
+        echo "warning: golang-gopkg-redis.v5-dev not installed: no go-redis baseline" >&2
+}

@@ -4,7 +4,8 @@
 #
 # On a fresh Debian/Ubuntu machine run it as root: it installs redis-server,
 # gcc, g++, valgrind, pkg-config, binutils, Go and Ruby (with ruby-ffi and
-# minitest, for the language bindings) when they are missing. The fuzz step
+# minitest, for the language bindings) and go-redis v5's source (the bench
+# suite's go-redis baseline) when they are missing. The fuzz step
 # needs a nightly toolchain (it says SKIP without one) and installs cargo-fuzz. Rust (cargo) must be
 # installed; rustfmt and clippy are added through rustup when absent.
 set -euo pipefail
@@ -14,6 +15,8 @@ cd "$(dirname "$0")/.."
 install_missing "redis-server:redis-server" "redis-cli:redis-tools" "cc:gcc libc6-dev" "c++:g++" \
     "valgrind:valgrind" "pkg-config:pkg-config" "readelf:binutils" \
     "go:golang-go" "ruby:ruby ruby-ffi ruby-minitest"
+# The bench suite's smoke run builds and runs its go-redis baseline with it.
+install_go_redis_v5
 # Ruby may be there without the gems the binding and its tests use.
 if ! ruby -e 'require "ffi"; require "minitest"' >/dev/null 2>&1; then
     install_packages ruby-ffi ruby-minitest
