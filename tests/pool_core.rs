@@ -947,8 +947,27 @@ fn resp3_pushes_around_a_reply_are_not_its_reply() {
     use std::io::Read;
 
     const INVALIDATE: &[u8] = b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n";
-    let (pool, peers) = pool(1);
+    // Pushes exist in RESP3 only (on a RESP2 conn one is a protocol error): the peer
+    // answers the HELLO 3 of the set-up first.
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 1);
+    o.session.protocol = 3;
+    let pool = ConnPool::new(o).unwrap();
+    let hello = {
+        let peers = peers.clone();
+        thread::spawn(move || {
+            eventually("the pool dials", || peers.count() == 1);
+            let mut end = peers.end(0);
+            let mut buf = [0u8; 256];
+            assert!(
+                end.read(&mut buf).unwrap() > 0,
+                "the HELLO reached the peer"
+            );
+            end.write_all(b"%1\r\n$5\r\nproto\r\n:3\r\n").unwrap();
+        })
+    };
     let mut conn = pool.get().unwrap();
+    hello.join().unwrap();
     let end = peers.end(0);
 
     // The peer answers each command with `parts`, one write each, 20 ms apart (so the

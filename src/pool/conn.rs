@@ -49,6 +49,9 @@ struct ConnState {
     /// The socket's SO_RCVTIMEO is the read timeout (`set_timeouts`), so a command may wait
     /// for its reply in a blocking `recv` instead of `poll` + `recv`.
     recv_bounded: bool,
+    /// The session negotiated RESP3 (HELLO 3): push frames are out-of-band messages to
+    /// skip. On a RESP2 conn a push frame is a protocol error.
+    resp3: bool,
     /// The socket was lent out for the caller's own I/O (`lend_fd`) since the last get's
     /// health check: the next get peeks it even inside `health_check_bypass` (raw I/O may
     /// have left a reply unread, which the conn's own commands never do).
@@ -109,6 +112,7 @@ impl Conn {
             io: None,
             timeouts_ms: [0, 0],
             recv_bounded: false,
+            resp3: false,
             fd_lent: false,
             broken: None,
             epoch: 0,
@@ -224,11 +228,24 @@ impl Conn {
 
 impl Conn {
     /// Sends one command and reads its reply, each bounded by the pool's read/write
-    /// timeouts. A Redis error reply is `Ok(Reply::Error(..))` and the conn stays good
-    /// (except a READONLY reply on a pool that follows failovers: see `READONLY_REASON`); a
-    /// failure mid-way (timeout, EOF, OS error, malformed reply) marks the conn broken, so
-    /// giving it back removes it instead of pooling it.
+    /// timeouts, counted once from the start of the call: RESP3 pushes skipped on the way
+    /// do not extend them. A Redis error reply is `Ok(Reply::Error(..))` and the conn stays
+    /// good (except a READONLY reply on a pool that follows failovers: see
+    /// `READONLY_REASON`); a failure mid-way (timeout, EOF, OS error, malformed reply, a
+    /// push frame on a RESP2 conn) marks the conn broken, so giving it back removes it
+    /// instead of pooling it.
     pub fn command(&mut self, args: &[&[u8]]) -> Result<Reply, Error> {
+        self.command_until(args, None)
+    }
+
+    /// `command`, over by `cap` at the latest (its read and write deadlines are the earlier
+    /// of the conn's own and `cap`): for a command that is part of a larger bounded call,
+    /// such as the PING check inside a get.
+    pub(crate) fn command_until(
+        &mut self,
+        args: &[&[u8]],
+        cap: Option<io::Deadline>,
+    ) -> Result<Reply, Error> {
         if let Some(why) = &self.s.broken {
             return Err(Error::BadConn(why.to_string()));
         }
@@ -239,30 +256,43 @@ impl Conn {
         }
         let fd = self.fd();
         let (rt, wt) = self.timeouts();
-        let wait = if self.s.recv_bounded {
+        let now = Instant::now();
+        let own_read = io::Deadline::after_from(now, rt);
+        let read = io::Deadline::earliest(own_read, cap);
+        let write = io::Deadline::earliest(io::Deadline::after_from(now, wt), cap);
+        // The blocking recv is bounded by SO_RCVTIMEO, i.e. the conn's own read timeout:
+        // only when that is the deadline.
+        let wait = if self.s.recv_bounded && read == own_read {
             io::ReplyWait::BlockingRecv
         } else {
             io::ReplyWait::Poll
         };
-        let cio = self.s.io.get_or_insert_with(Box::default);
         // RESP3 push frames (client tracking invalidations, pub/sub messages) may arrive at
         // any time, also just before a reply: they are not this command's reply, except
-        // for the subscribe family, whose replies are pushes.
+        // for the subscribe family, whose replies are pushes. RESP2 has no pushes.
         let skip_pushes = !args.first().is_some_and(|name| replies_are_pushes(name));
-        let res = io::command_with(fd, &mut cio.parser, &mut cio.out, args, rt, wt, wait).and_then(
-            |mut reply| {
-                while skip_pushes && matches!(reply, Reply::Push(_)) {
-                    reply = io::next_reply(fd, &mut cio.parser, rt)?;
-                }
-                Ok(reply)
-            },
+        let pushes = match (self.s.resp3, skip_pushes) {
+            (false, _) => io::Pushes::Refuse,
+            (true, true) => io::Pushes::Skip,
+            (true, false) => io::Pushes::Return,
+        };
+        let cio = self.s.io.get_or_insert_with(Box::default);
+        let res = io::command_with(
+            fd,
+            &mut cio.parser,
+            &mut cio.out,
+            args,
+            read,
+            write,
+            wait,
+            pushes,
         );
         match res {
             Ok(reply) => {
                 let mut stray = false;
                 // Pushes right behind the reply, in the same read, are skipped as well; a
                 // reply nobody asked for means the conn is out of step.
-                while skip_pushes && !cio.parser.is_clean() {
+                while pushes == io::Pushes::Skip && !cio.parser.is_clean() {
                     match cio.parser.next_reply() {
                         Ok(Some(Reply::Push(_))) => {}
                         Ok(None) => break,
@@ -279,13 +309,25 @@ impl Conn {
                 {
                     self.s.broken = Some(READONLY_REASON.into());
                 }
+                if args
+                    .first()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(b"HELLO"))
+                {
+                    // The caller switched protocols: a map reply is RESP3's, an array
+                    // RESP2's (an error reply leaves the protocol as it was).
+                    match reply {
+                        Reply::Map(_) => self.s.resp3 = true,
+                        Reply::Array(_) => self.s.resp3 = false,
+                        _ => {}
+                    }
+                }
                 Ok(reply)
             }
             Err(e) => {
                 let msg = e.to_string();
                 self.s.broken = Some(msg.as_str().into());
                 Err(match e {
-                    IoError::Protocol(_) => Error::Protocol(msg),
+                    IoError::Protocol(_) | IoError::PushOnResp2 => Error::Protocol(msg),
                     _ => Error::Io(msg),
                 })
             }
@@ -307,6 +349,7 @@ impl Conn {
         if res.is_ok() && cio.parser.is_clean() {
             self.s.io = None;
         }
+        self.s.resp3 = res.is_ok() && session.protocol == 3;
         res
     }
 

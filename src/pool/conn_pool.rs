@@ -36,7 +36,17 @@ use super::waiter::{
     Grant, Outcome, Waiter, Wake, hand_to_oldest, hand_to_oldest_later, wait_or_withdraw,
 };
 use crate::redis::HandshakeError;
+use crate::redis::io;
 use crate::sentinel::{Retire, SentinelState};
+
+/// When a get's clock started and when it must be over (None = never): read only off the
+/// fast path, when the get waits, dials or PINGs.
+type Began = Option<(Instant, Option<Instant>)>;
+
+/// The bound of a get's PING check when neither the get (`Wait::Forever`, `NoWait`) nor the
+/// dial timeout gives one, and the read timeout is none either: go-redis's default dial
+/// timeout.
+pub const PING_CAP_WITHOUT_DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -329,7 +339,7 @@ impl ConnPool {
                 st.turns_used += 1;
                 conn
             };
-            match inner.check_health(conn, false) {
+            match inner.check_health(conn, None) {
                 Some(conn) => {
                     inner.track(&conn);
                     return Ok(conn);
@@ -725,7 +735,7 @@ impl Inner {
             return Err(Error::Canceled);
         }
         // The clock is read only off the fast path: a wait or a dial starts the timeout.
-        let mut began: Option<(Instant, Option<Instant>)> = None;
+        let mut began: Began = None;
         // Counted in `pending_requests` once it waits or dials: a get served at once
         // stays off that gauge (and its shared cache line).
         let mut pending: Option<Pending<'_>> = None;
@@ -817,8 +827,17 @@ impl Inner {
                 Counters::inc(&self.counters.hits);
                 return Ok(conn);
             }
-            if let Some(conn) = self.check_health(conn, true) {
+            if let Some(conn) = self.check_health(conn, Some((wait, &mut began))) {
                 return Ok(conn);
+            }
+            // A PING check that ran out the get's own deadline ends the get: no other
+            // conn is looked at, no dial is started for a get that is over.
+            if let (Wait::For(_), Some((start, Some(deadline)))) = (wait, began)
+                && Instant::now() >= deadline
+            {
+                let mut st = self.state.lock();
+                self.release_turn(&mut st);
+                return Err(self.timeout_error(&st, start, " checking idle connections"));
             }
         }
         Counters::inc(&self.counters.misses);
@@ -932,16 +951,19 @@ impl Inner {
     }
 
     /// Health-checks a conn taken for a get. A stale conn is closed and counted; its turn
-    /// stays with the caller.
-    fn check_health(&self, mut conn: Conn, ping: bool) -> Option<Conn> {
+    /// stays with the caller. `ping`: the get's wait and its (start, deadline), read from
+    /// the clock here if the get has not yet (None: no PING check, as for `try_get`).
+    fn check_health(&self, mut conn: Conn, ping: Option<(Wait, &mut Began)>) -> Option<Conn> {
         let now = self.limits.now();
-        let ping_after = if ping {
-            self.limits.ping_after_ns
-        } else {
-            None
+        let (ping_after, ping) = match ping {
+            Some(p) => (self.limits.ping_after_ns, Some(p)),
+            None => (None, None),
         };
-        let health = health::check(&conn, now, &self.limits)
-            .and_then(|()| health::check_ping(&mut conn, now, ping_after));
+        let health = health::check(&conn, now, &self.limits).and_then(|()| {
+            health::check_ping(&mut conn, now, ping_after, || {
+                ping.and_then(|(wait, began)| self.ping_cap(wait, began))
+            })
+        });
         match health {
             Ok(()) => {
                 conn.set_used_at(now);
@@ -959,6 +981,30 @@ impl Inner {
                 drop(conn);
                 None
             }
+        }
+    }
+
+    /// The bound of a get's PING check (on top of the conn's read timeout): the get's own
+    /// deadline under `Wait::For`, whose clock starts here if the get has not read it yet.
+    /// A get that does not wait for turns (`NoWait`) or waits forever still gets a bound:
+    /// the dial timeout (`PING_CAP_WITHOUT_DIAL_TIMEOUT` without one), since a conn that
+    /// takes longer to answer PING than a new conn takes to dial is better replaced.
+    #[cold]
+    fn ping_cap(&self, wait: Wait, began: &mut Began) -> Option<io::Deadline> {
+        let (start, deadline) = *began.get_or_insert_with(|| {
+            let start = Instant::now();
+            (start, wait.deadline_from(start))
+        });
+        match (wait, deadline) {
+            (Wait::For(t), Some(d)) => Some(io::Deadline::at(d, t)),
+            _ => io::Deadline::after_from(
+                start,
+                Some(
+                    self.opts
+                        .dial_timeout
+                        .unwrap_or(PING_CAP_WITHOUT_DIAL_TIMEOUT),
+                ),
+            ),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::clock;
 
 use super::conn::Conn;
+use crate::redis::io::Deadline;
 use crate::redis::resp::Reply;
 
 /// Why a conn was found stale.
@@ -132,11 +133,13 @@ pub(crate) fn check(conn: &Conn, now: u64, limits: &Limits) -> Result<(), Stalen
 }
 
 /// The PING check (redis-client's idle_timeout idea): a conn idle for `after` or longer
-/// must answer PONG within the read timeout before it is handed out.
+/// must answer PONG before it is handed out, by the conn's read timeout or `cap()`,
+/// whichever comes first (`cap` is the get's own bound; asked only when a PING is sent).
 pub(crate) fn check_ping(
     conn: &mut Conn,
     now: u64,
     after_ns: Option<u64>,
+    cap: impl FnOnce() -> Option<Deadline>,
 ) -> Result<(), Staleness> {
     let Some(after) = after_ns else {
         return Ok(());
@@ -144,7 +147,7 @@ pub(crate) fn check_ping(
     if now.saturating_sub(conn.used_at()) < after {
         return Ok(());
     }
-    match conn.command(&[b"PING"]) {
+    match conn.command_until(&[b"PING"], cap()) {
         Ok(Reply::Status(s)) if s == b"PONG" => Ok(()),
         _ => Err(Staleness::NoPong),
     }

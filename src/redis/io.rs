@@ -37,6 +37,10 @@ pub enum IoError {
     Os(io::Error),
     #[error("redis: protocol error: {0}")]
     Protocol(#[from] ProtocolError),
+    /// A RESP3 push frame (`>`) on a conn that did not negotiate RESP3: the peer is not
+    /// speaking the protocol agreed on, so the stream cannot be trusted.
+    #[error("redis: protocol error: a RESP3 push frame on a RESP2 conn")]
+    PushOnResp2,
 }
 
 impl IoError {
@@ -50,8 +54,10 @@ impl IoError {
 }
 
 /// When an operation must be over, and the timeout it came from (for the error message).
-#[derive(Clone, Copy)]
-struct Deadline {
+/// A call computes its deadlines once, before any I/O, and passes them down: nothing that
+/// arrives meanwhile (a push, a slow trickle) starts a fresh timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
     at: Instant,
     timeout: Duration,
 }
@@ -59,15 +65,39 @@ struct Deadline {
 impl Deadline {
     /// `None` for no timeout, and for one so large that the deadline is not representable
     /// (which is as good as none).
-    fn after(timeout: Option<Duration>) -> Option<Self> {
+    pub fn after(timeout: Option<Duration>) -> Option<Self> {
+        Self::after_from(Instant::now(), timeout)
+    }
+
+    /// `after`, counted from `now` (one clock read for several deadlines).
+    pub fn after_from(now: Instant, timeout: Option<Duration>) -> Option<Self> {
         let timeout = timeout?;
         Some(Deadline {
-            at: Instant::now().checked_add(timeout)?,
+            at: now.checked_add(timeout)?,
             timeout,
         })
     }
 
-    fn passed(deadline: Option<Self>) -> bool {
+    /// The deadline `at`, reported as a timeout of `timeout`.
+    pub fn at(at: Instant, timeout: Duration) -> Self {
+        Deadline { at, timeout }
+    }
+
+    /// When it passes.
+    pub fn instant(&self) -> Instant {
+        self.at
+    }
+
+    /// The earlier of two deadlines (None = none).
+    pub fn earliest(a: Option<Self>, b: Option<Self>) -> Option<Self> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b.at < a.at { b } else { a }),
+            (a, None) => a,
+            (None, b) => b,
+        }
+    }
+
+    pub fn passed(deadline: Option<Self>) -> bool {
         deadline.is_some_and(|d| Instant::now() >= d.at)
     }
 }
@@ -122,14 +152,29 @@ pub fn pipeline(
 pub enum ReplyWait {
     /// `poll` until readable, then `recv` (works whatever the socket's options).
     Poll,
-    /// The caller set the socket's SO_RCVTIMEO to `read_timeout` (or none for none): try one
-    /// blocking `recv` first, which the kernel bounds by that timeout. If the caller of the
-    /// fd switched it to `O_NONBLOCK`, that `recv` says EAGAIN at once and `poll` takes
-    /// over, with whatever is left of the deadline.
+    /// The caller set the socket's SO_RCVTIMEO to the read timeout (or none for none), and
+    /// the read deadline is that timeout from now: try one blocking `recv` first, which the
+    /// kernel bounds by that timeout. If the caller of the fd switched it to `O_NONBLOCK`,
+    /// that `recv` says EAGAIN at once and `poll` takes over, with whatever is left of the
+    /// deadline.
     BlockingRecv,
 }
 
-/// One command, one reply. `out_buf` is the caller's reusable buffer (cleared, then filled).
+/// What a command does with RESP3 push frames (`>`) that come where its reply should.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushes {
+    /// A push is the reply (the subscribe family on a RESP3 conn; raw callers).
+    Return,
+    /// Pushes are out-of-band (client tracking invalidations, pub/sub messages on a RESP3
+    /// conn): skipped, and the reply is the first frame that is not one. The one read
+    /// deadline covers them all: a server that keeps pushing cannot stretch the call.
+    Skip,
+    /// The conn speaks RESP2, where there are no pushes: one is `IoError::PushOnResp2`.
+    Refuse,
+}
+
+/// One command, one reply; pushes are returned as the reply. `out_buf` is the caller's
+/// reusable buffer (cleared, then filled).
 pub fn command(
     fd: RawFd,
     parser: &mut Parser,
@@ -138,54 +183,73 @@ pub fn command(
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
 ) -> Result<Reply, IoError> {
+    let now = Instant::now();
     command_with(
         fd,
         parser,
         out_buf,
         args,
-        read_timeout,
-        write_timeout,
+        Deadline::after_from(now, read_timeout),
+        Deadline::after_from(now, write_timeout),
         ReplyWait::Poll,
+        Pushes::Return,
     )
 }
 
-/// The next reply on `fd` after the one a command already read (RESP3 pushes that came
-/// before a command's reply are skipped this way), within a fresh `read_timeout`.
-pub fn next_reply(
-    fd: RawFd,
-    parser: &mut Parser,
-    read_timeout: Option<Duration>,
-) -> Result<Reply, IoError> {
-    read_until(fd, parser, Deadline::after(read_timeout), true)
-}
-
-/// `command`, waiting for the reply as `wait` says.
+/// `command`, by deadlines the caller computed (the read deadline before the write, as the
+/// kernel's SO_RCVTIMEO timer starts after it: whichever fires first bounds the wait),
+/// waiting for the reply as `wait` says and treating pushes as `pushes` says.
+#[allow(clippy::too_many_arguments)]
 pub fn command_with(
     fd: RawFd,
     parser: &mut Parser,
     out_buf: &mut Vec<u8>,
     args: &[&[u8]],
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    read: Option<Deadline>,
+    write: Option<Deadline>,
     wait: ReplyWait,
+    pushes: Pushes,
 ) -> Result<Reply, IoError> {
     out_buf.clear();
     encode_command(out_buf, args);
-    // The read deadline starts before the write, as the kernel's SO_RCVTIMEO timer starts
-    // after it: whichever fires first bounds the wait.
-    let deadline = Deadline::after(read_timeout);
-    write_until(fd, out_buf, Deadline::after(write_timeout))?;
+    write_until(fd, out_buf, write)?;
+    let mut reply = first_reply(fd, parser, read, wait)?;
+    loop {
+        if !matches!(reply, Reply::Push(_)) {
+            return Ok(reply);
+        }
+        match pushes {
+            Pushes::Return => return Ok(reply),
+            Pushes::Refuse => return Err(IoError::PushOnResp2),
+            Pushes::Skip => {}
+        }
+        // Pushes already buffered parse without a recv, so `read_until` never looks at the
+        // clock for them: a flood that always has the next one ready must be cut here.
+        if Deadline::passed(read) {
+            return Err(timeout("read", read));
+        }
+        reply = read_until(fd, parser, read, false)?;
+    }
+}
+
+/// The first frame after a command was sent, by `read`.
+fn first_reply(
+    fd: RawFd,
+    parser: &mut Parser,
+    read: Option<Deadline>,
+    wait: ReplyWait,
+) -> Result<Reply, IoError> {
     if wait == ReplyWait::BlockingRecv {
         loop {
             match recv_blocking(fd, parser.spare(READ_CHUNK)) {
                 Ok(0) => return Err(IoError::Eof),
                 Ok(n) => {
                     parser.advance(n);
-                    return read_until(fd, parser, deadline, false);
+                    return read_until(fd, parser, read, false);
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {
-                    if Deadline::passed(deadline) {
-                        return Err(timeout("read", deadline));
+                    if Deadline::passed(read) {
+                        return Err(timeout("read", read));
                     }
                 }
                 // SO_RCVTIMEO ran out (the deadline passed: `read_until` says so), or the
@@ -195,7 +259,7 @@ pub fn command_with(
             }
         }
     }
-    read_until(fd, parser, deadline, true)
+    read_until(fd, parser, read, true)
 }
 
 fn write_until(fd: RawFd, mut buf: &[u8], deadline: Option<Deadline>) -> Result<(), IoError> {
@@ -345,6 +409,20 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::thread;
 
+    /// `command_with` by timeouts, pushes returned.
+    fn command_timeouts(
+        fd: RawFd,
+        parser: &mut Parser,
+        out: &mut Vec<u8>,
+        args: &[&[u8]],
+        read: Option<Duration>,
+        write: Option<Duration>,
+        wait: ReplyWait,
+    ) -> Result<Reply, IoError> {
+        let (r, w) = (Deadline::after(read), Deadline::after(write));
+        command_with(fd, parser, out, args, r, w, wait, Pushes::Return)
+    }
+
     fn pair() -> (UnixStream, UnixStream) {
         UnixStream::pair().expect("socketpair")
     }
@@ -390,7 +468,7 @@ mod tests {
         let before = flags(ours.as_raw_fd());
         let mut parser = Parser::new();
         let mut out = Vec::new();
-        let reply = command_with(
+        let reply = command_timeouts(
             ours.as_raw_fd(),
             &mut parser,
             &mut out,
@@ -436,7 +514,7 @@ mod tests {
         });
         let mut parser = Parser::new();
         let mut out = Vec::new();
-        let reply = command_with(
+        let reply = command_timeouts(
             ours.as_raw_fd(),
             &mut parser,
             &mut out,
@@ -467,7 +545,7 @@ mod tests {
         peer.write_all(b"-ERR unknown command 'NOPE'\r\n").unwrap();
         let mut parser = Parser::new();
         let mut out = Vec::new();
-        let reply = command_with(
+        let reply = command_timeouts(
             ours.as_raw_fd(),
             &mut parser,
             &mut out,
@@ -579,7 +657,7 @@ mod tests {
         let start = Instant::now();
         let res = match wait {
             None => read_reply(ours.as_raw_fd(), &mut parser, Some(timeout)),
-            Some(wait) => command_with(
+            Some(wait) => command_timeouts(
                 ours.as_raw_fd(),
                 &mut parser,
                 &mut Vec::new(),
@@ -764,7 +842,7 @@ mod tests {
             }
             let mut parser = Parser::new();
             let mut out = Vec::new();
-            let res = command_with(
+            let res = command_timeouts(
                 ours.as_raw_fd(),
                 &mut parser,
                 &mut out,
