@@ -58,6 +58,8 @@ const REDIS_SECTIONS: &[&str] = &[
     "== RESP3 client tracking: an invalidation push is never taken for a command's reply\n",
     "== read timeout on a blocking command: POOL_ERR_IO, the conn is bad and removed\n",
     "== ping_after_idle: a long-idle conn that does not answer PONG is replaced\n",
+    "== RESP3 CLIENT TRACKING BCAST: pushes never extend a command's read timeout\n",
+    "== ping_after_idle: the PING check ends by the get's pool_timeout\n",
     "== overtake_window: a get may take a conn ahead of queued gets, for a bounded time\n",
     "== health_check_bypass: no peek for a conn used a moment ago, unless its fd was lent\n",
 ];

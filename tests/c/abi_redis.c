@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <unistd.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 
 #include "check.h"
 
@@ -691,6 +692,119 @@ static void test_ping_after_idle(void)
     pool_free(admin);
 }
 
+/* Keeps SETting keys over its own conn until `stop` is set (at most 15 s scaled), so a
+   conn tracking in BCAST mode keeps getting invalidation pushes. */
+typedef struct {
+    pool_t *pool;
+    atomic_int stop;
+    int64_t sets;
+} bcast_writer_t;
+
+static void *bcast_writer(void *arg)
+{
+    bcast_writer_t *w = arg;
+    pool_conn_t *conn = get_conn_or_exit(w->pool);
+    int64_t end = now_ms() + scaled(15000);
+    char key[32];
+    while (!atomic_load(&w->stop) && now_ms() < end) {
+        snprintf(key, sizeof key, "rp:bcast:%d", (int)(w->sets % 16));
+        pool_status_t st;
+        pool_error_t err;
+        pool_reply_t *r = cmd_status(conn, &st, &err, "SET", key, "v", (const char *)NULL);
+        pool_reply_free(r);
+        if (st != POOL_OK)
+            break;
+        w->sets++;
+        sleep_ms(1);
+    }
+    CHECK_EQ(pool_put(w->pool, conn), POOL_OK);
+    return NULL;
+}
+
+static void test_tracking_pushes_keep_the_deadline(void)
+{
+    section("RESP3 CLIENT TRACKING BCAST: pushes never extend a command's read timeout");
+    int64_t read_timeout = scaled(1000);
+    pool_t *pool =
+        pool_from_url("redis://%s?protocol=3&pool_size=2&read_timeout=%" PRId64 "ms",
+                      plain_addr, read_timeout);
+    pool_conn_t *tracking = get_conn_or_exit(pool);
+    EXPECT_STR(tracking, POOL_REPLY_STATUS, "OK", "CLIENT", "TRACKING", "ON", "BCAST");
+    bcast_writer_t w = {.pool = pool, .sets = 0};
+    atomic_init(&w.stop, 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, bcast_writer, &w), 0);
+    /* Pushes are flowing before the blocking command starts. */
+    struct pollfd p = {.fd = pool_conn_fd(tracking), .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, scaled(5000)), 1);
+
+    char blpop_s[32];
+    snprintf(blpop_s, sizeof blpop_s, "%" PRId64, 6 * slow_factor());
+    pool_status_t st;
+    pool_error_t err;
+    int64_t t0 = now_ms();
+    pool_reply_t *r =
+        cmd_status(tracking, &st, &err, "BLPOP", "rp:bcast:empty", blpop_s, (const char *)NULL);
+    int64_t took = now_ms() - t0;
+    atomic_store(&w.stop, 1);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_STATUS(st, POOL_ERR_IO, &err);
+    CHECK(r == NULL);
+    pool_reply_free(r);
+    CHECK_CONTAINS(err.message, "timeout");
+    CHECK(took >= read_timeout - 10);
+    if (!CHECK(took < read_timeout + scaled(2000)))
+        fprintf(stderr, "  BLPOP took %" PRId64 " ms\n", took);
+    CHECK(w.sets > 0);
+    CHECK_EQ(pool_put(pool, tracking), POOL_OK); /* bad: removed */
+    pool_free(pool);
+}
+
+static void test_ping_after_idle_keeps_the_gets_deadline(void)
+{
+    section("ping_after_idle: the PING check ends by the get's pool_timeout");
+    pool_t *admin = pool_from_url("redis://%s?read_timeout=%" PRId64 "ms", plain_addr,
+                                  scaled(10000));
+    int64_t idle_ms = scaled(100), pool_timeout = scaled(1000);
+    pool_t *pool = pool_from_url("redis://%s?ping_after_idle=%" PRId64
+                                 "ms&pool_timeout=%" PRId64 "ms&read_timeout=%" PRId64 "ms",
+                                 plain_addr, idle_ms, pool_timeout, scaled(5000));
+    pool_conn_t *conn = get_conn_or_exit(pool);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    sleep_ms(idle_ms + idle_ms / 2);
+
+    /* The server holds every command for 3 s: the PING of the long-idle conn is not
+       answered within the get's 1 s. */
+    pool_conn_t *a = get_conn_or_exit(admin);
+    char pause_ms[32];
+    snprintf(pause_ms, sizeof pause_ms, "%" PRId64, scaled(3000));
+    EXPECT_STR(a, POOL_REPLY_STATUS, "OK", "CLIENT", "PAUSE", pause_ms, "ALL");
+    pool_stats_t before = stats_of(pool);
+    pool_error_t err;
+    conn = NULL;
+    int64_t t0 = now_ms();
+    pool_status_t st = pool_get(pool, &conn, &err);
+    int64_t took = now_ms() - t0;
+    CHECK_STATUS(st, POOL_ERR_TIMEOUT, &err);
+    CHECK(conn == NULL);
+    CHECK(took >= pool_timeout - 10);
+    if (!CHECK(took < pool_timeout + scaled(1500)))
+        fprintf(stderr, "  pool_get took %" PRId64 " ms\n", took);
+    pool_stats_t after = stats_of(pool);
+    CHECK_EQ(after.stale_conns, before.stale_conns + 1);
+    CHECK_EQ(after.timeouts, before.timeouts + 1);
+    CHECK_EQ(pool_len(pool), 0);
+
+    /* Once the pause is over, a get dials a new conn. */
+    EXPECT_STR(a, POOL_REPLY_STATUS, "PONG", "PING");
+    CHECK_EQ(pool_put(admin, a), POOL_OK);
+    conn = get_conn_or_exit(pool);
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    pool_free(pool);
+    pool_free(admin);
+}
+
 /* A thread that takes one conn from `pool` (waiting in the queue), asks its CLIENT ID,
    and holds it until `release` is posted. */
 typedef struct {
@@ -867,6 +981,8 @@ int main(int argc, char **argv)
     test_resp3_tracking_push();
     test_read_timeout();
     test_ping_after_idle();
+    test_tracking_pushes_keep_the_deadline();
+    test_ping_after_idle_keeps_the_gets_deadline();
     test_overtake_window();
     test_bypass_and_raw_fd();
     return check_exit_status();
