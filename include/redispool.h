@@ -185,8 +185,14 @@ struct pool_options {
   // their lifetime) even when nobody calls get, keeping min_idle_conns. 0 = off (default).
   int64_t reaper_interval_ms;
   // A get PINGs an idle conn unused for at least this long before handing it out (on
-  // top of the free socket peek); a conn that does not answer PONG within
-  // read_timeout_ms is dropped as stale. 0 = never (default).
+  // top of the free socket peek); a conn that does not answer PONG in time is dropped
+  // as stale. In time: within read_timeout_ms and within what is left of the get's own
+  // pool_timeout_ms, whichever ends first; a get with pool_timeout_ms -1 (forever) or 0
+  // still bounds the PING, by dial_timeout_ms (5000 when that is 0), since a new conn
+  // would be ready sooner. A PING that runs out the get's pool_timeout_ms ends the get
+  // with POOL_ERR_TIMEOUT (as a go-redis get out of pool timeout); otherwise the get
+  // goes on with the next idle conn or a dial, within the same pool_timeout_ms.
+  // 0 = never (default).
   int64_t ping_after_idle_ms;
   // Leak detection (HikariCP's leakDetectionThreshold): a conn checked out for longer
   // than this counts in pool_stats_t.leak_suspects (and late_returns once given back)
@@ -637,11 +643,15 @@ void *pool_conn_userdata(const pool_conn_t *conn);
 // type POOL_REPLY_ERROR and the conn stays good. RESP3 pushes the server sends on its own
 // (client tracking invalidations, pub/sub messages) are skipped when they come before or
 // right behind the reply, never returned as it; (P|S)(UN)SUBSCRIBE return their own push.
+// On a conn that did not negotiate RESP3 (protocol 2, no HELLO 3) a push frame is
+// POOL_ERR_PROTOCOL.
 //
 // Blocks the calling thread for the write (at most write_timeout_ms) and for the reply (at
-// most read_timeout_ms), whatever blocking mode the fd is in; never raises SIGPIPE. A
+// most read_timeout_ms), whatever blocking mode the fd is in; never raises SIGPIPE. Both
+// are counted once from the start of the call: pushes skipped on the way do not restart
+// them, so a server that keeps pushing cannot keep the call going. A
 // failure mid-way (POOL_ERR_IO: timeout, EOF, OS error; POOL_ERR_PROTOCOL: malformed
-// reply) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
+// reply, or a push on a RESP2 conn) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
 // removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1 or above
 // 16777216 (2^24), or a handle that is not checked out. The thread that holds the conn calls this.
 //
@@ -762,7 +772,8 @@ pool_status_t pool_sticky_reset(pool_t *sticky);
 // 0: no wait for a turn, the dial itself still awaited), then POOL_ERR_TIMEOUT with a
 // message describing the pool. Waiters are served in arrival order (with
 // overtake_window_ms set, a get may take a conn ahead of them while the oldest has
-// waited less than that window).
+// waited less than that window). The ping_after_idle_ms check of a long-idle conn is
+// part of the get and ends by its pool_timeout_ms too (see ping_after_idle_ms).
 // On success `*conn_out` is a conn used by one thread at a time until it is given back with
 // `pool_put` or `pool_remove`. Any thread.
 pool_status_t pool_get(pool_t *pool, pool_conn_t **conn_out, pool_error_t *err_out);

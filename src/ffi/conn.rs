@@ -127,11 +127,15 @@ const MAX_ARGS: c_int = 1 << 24;
 /// type POOL_REPLY_ERROR and the conn stays good. RESP3 pushes the server sends on its own
 /// (client tracking invalidations, pub/sub messages) are skipped when they come before or
 /// right behind the reply, never returned as it; (P|S)(UN)SUBSCRIBE return their own push.
+/// On a conn that did not negotiate RESP3 (protocol 2, no HELLO 3) a push frame is
+/// POOL_ERR_PROTOCOL.
 ///
 /// Blocks the calling thread for the write (at most write_timeout_ms) and for the reply (at
-/// most read_timeout_ms), whatever blocking mode the fd is in; never raises SIGPIPE. A
+/// most read_timeout_ms), whatever blocking mode the fd is in; never raises SIGPIPE. Both
+/// are counted once from the start of the call: pushes skipped on the way do not restart
+/// them, so a server that keeps pushing cannot keep the call going. A
 /// failure mid-way (POOL_ERR_IO: timeout, EOF, OS error; POOL_ERR_PROTOCOL: malformed
-/// reply) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
+/// reply, or a push on a RESP2 conn) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
 /// removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1 or above
 /// 16777216 (2^24), or a handle that is not checked out. The thread that holds the conn calls this.
 ///

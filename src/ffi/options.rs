@@ -75,8 +75,14 @@ pub struct pool_options {
     /// their lifetime) even when nobody calls get, keeping min_idle_conns. 0 = off (default).
     pub reaper_interval_ms: i64,
     /// A get PINGs an idle conn unused for at least this long before handing it out (on
-    /// top of the free socket peek); a conn that does not answer PONG within
-    /// read_timeout_ms is dropped as stale. 0 = never (default).
+    /// top of the free socket peek); a conn that does not answer PONG in time is dropped
+    /// as stale. In time: within read_timeout_ms and within what is left of the get's own
+    /// pool_timeout_ms, whichever ends first; a get with pool_timeout_ms -1 (forever) or 0
+    /// still bounds the PING, by dial_timeout_ms (5000 when that is 0), since a new conn
+    /// would be ready sooner. A PING that runs out the get's pool_timeout_ms ends the get
+    /// with POOL_ERR_TIMEOUT (as a go-redis get out of pool timeout); otherwise the get
+    /// goes on with the next idle conn or a dial, within the same pool_timeout_ms.
+    /// 0 = never (default).
     pub ping_after_idle_ms: i64,
     /// Leak detection (HikariCP's leakDetectionThreshold): a conn checked out for longer
     /// than this counts in pool_stats_t.leak_suspects (and late_returns once given back)

@@ -472,7 +472,8 @@ unsafe fn get_args<'a>(
 /// 0: no wait for a turn, the dial itself still awaited), then POOL_ERR_TIMEOUT with a
 /// message describing the pool. Waiters are served in arrival order (with
 /// overtake_window_ms set, a get may take a conn ahead of them while the oldest has
-/// waited less than that window).
+/// waited less than that window). The ping_after_idle_ms check of a long-idle conn is
+/// part of the get and ends by its pool_timeout_ms too (see ping_after_idle_ms).
 /// On success `*conn_out` is a conn used by one thread at a time until it is given back with
 /// `pool_put` or `pool_remove`. Any thread.
 #[unsafe(no_mangle)]

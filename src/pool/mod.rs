@@ -22,7 +22,7 @@ mod waiter;
 
 pub use cancel::CancelToken;
 pub use conn::Conn;
-pub use conn_pool::ConnPool;
+pub use conn_pool::{ConnPool, PING_CAP_WITHOUT_DIAL_TIMEOUT};
 pub use dial::{DialFn, Dialer};
 pub use error::{Error, Result};
 pub use health::Staleness;

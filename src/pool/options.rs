@@ -73,7 +73,10 @@ pub struct Options {
     pub read_timeout: Option<Duration>,
     pub write_timeout: Option<Duration>,
     /// A get PINGs an idle conn unused for at least this long before handing it out
-    /// (redis-client's idle_timeout idea), on top of the socket peek. None = never.
+    /// (redis-client's idle_timeout idea), on top of the socket peek. None = never. The
+    /// PING ends by the read timeout and by the get's own deadline, whichever is first;
+    /// a get without one (`Wait::Forever`, `Wait::NoWait`) bounds it by `dial_timeout`
+    /// (`PING_CAP_WITHOUT_DIAL_TIMEOUT` without one).
     pub ping_after_idle: Option<Duration>,
     /// Leak detection (HikariCP's leakDetectionThreshold): conns checked out longer than
     /// this are counted in stats and listed by `ConnPool::leaks`. None = off.
