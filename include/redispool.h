@@ -659,7 +659,11 @@ void *pool_conn_userdata(const pool_conn_t *conn);
 // ASK is followed: the command is sent again to the node named (after ASKING for ASK)
 // over a conn of that node's pool, and that node's reply is returned; TRYAGAIN and
 // CLUSTERDOWN are retried after a short pause (10, 20, 40 ms ...). At most the cluster's
-// max_redirects times, after which the last redirect is returned as the error reply.
+// max_redirects times, after which the last redirect is returned as the error reply. The
+// whole call, redirects included, is bounded by one read_timeout_ms from its start: a
+// redirect is not followed once it has passed (the redirect is returned, as after
+// max_redirects), a command sent again that does not answer in what is left fails with
+// POOL_ERR_IO, and a conn of another node is waited for at most what is left.
 // MOVED also updates the slot map (and triggers a refresh, rate-limited). The conn
 // passed in stays with the caller, connected to its own node.
 pool_status_t pool_conn_command(pool_conn_t *conn,

@@ -118,14 +118,24 @@ impl Peer {
 
     /// The next command's name, upper-cased; None once the client is gone or time is up.
     fn next_command(&mut self) -> Option<String> {
+        self.next_args().map(|mut a| a.swap_remove(0))
+    }
+
+    /// The next command's arguments, upper-cased (never empty).
+    fn next_args(&mut self) -> Option<Vec<String>> {
         loop {
             if let Some(Reply::Array(args)) = self.parser.next_reply().ok()? {
-                return match args.first() {
-                    Some(Reply::String(name)) => {
-                        Some(String::from_utf8_lossy(name).to_ascii_uppercase())
-                    }
-                    _ => Some(String::new()),
-                };
+                let mut out: Vec<String> = args
+                    .iter()
+                    .map(|a| match a {
+                        Reply::String(s) => String::from_utf8_lossy(s).to_ascii_uppercase(),
+                        _ => String::new(),
+                    })
+                    .collect();
+                if out.is_empty() {
+                    out.push(String::new());
+                }
+                return Some(out);
             }
             if self.over() {
                 return None;
@@ -407,4 +417,100 @@ fn the_ping_check_without_any_timeout_is_bounded_by_the_dial_timeout() {
         "a new conn replaced the mute one"
     );
     pool.put(conn).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Cluster redirects: the whole call within one read deadline.
+// ---------------------------------------------------------------------------
+
+/// A one-node cluster whose node answers every GET with TRYAGAIN after 400 ms: with
+/// read_timeout 500 ms and max_redirects 8, pool_conn_command used to send the GET 9 times,
+/// each with a fresh read timeout (about 5 s in all); now the call ends by its one read
+/// deadline.
+#[test]
+fn cluster_redirects_stay_within_one_read_deadline() {
+    use common::capi::CConn;
+    use redispool::ffi::cluster::{
+        pool_cluster_free, pool_cluster_get, pool_cluster_new_url, pool_cluster_remove,
+        pool_cluster_t,
+    };
+    use redispool::ffi::error::pool_error_t;
+    use redispool::ffi::reply::POOL_REPLY_ERROR;
+    use redispool::ffi::status::{POOL_ERR_IO, POOL_OK};
+    use std::ffi::CString;
+    use std::sync::Mutex;
+
+    let port = Arc::new(Mutex::new(0u16));
+    let server = {
+        let port = port.clone();
+        FakeServer::start(move |mut peer| {
+            while let Some(args) = peer.next_args() {
+                let answer = match (args[0].as_str(), args.get(1).map(String::as_str)) {
+                    ("PING", _) => "+PONG\r\n".to_string(),
+                    ("CLUSTER", Some("SHARDS")) => "-ERR unknown subcommand 'SHARDS'\r\n".into(),
+                    ("CLUSTER", Some("SLOTS")) => format!(
+                        "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:{}\r\n",
+                        *port.lock().unwrap()
+                    ),
+                    ("GET", _) => {
+                        thread::sleep(Duration::from_millis(400));
+                        "-TRYAGAIN Multiple keys request during rehashing of slot\r\n".into()
+                    }
+                    (other, _) => panic!("unexpected command {other:?}"),
+                };
+                if !peer.send(answer.as_bytes()) {
+                    return;
+                }
+            }
+        })
+    };
+    *port.lock().unwrap() = server.addr.rsplit(':').next().unwrap().parse().unwrap();
+
+    let url = CString::new(format!(
+        "redis://{}?read_timeout=500ms&max_redirects=8&dialer_retries=1",
+        server.addr
+    ))
+    .unwrap();
+    let mut err = pool_error_t {
+        code: 0,
+        message: [0; 256],
+    };
+    let mut cluster: *mut pool_cluster_t = std::ptr::null_mut();
+    // SAFETY: valid NUL-terminated URL and writable out-pointers.
+    let st = unsafe { pool_cluster_new_url(url.as_ptr(), &mut cluster, &mut err) };
+    assert_eq!(st, POOL_OK);
+    let mut conn = std::ptr::null_mut();
+    // SAFETY: a live cluster handle, a 1-byte key, writable out-pointers.
+    let st = unsafe {
+        pool_cluster_get(
+            cluster,
+            c"k".as_ptr(),
+            1,
+            -1,
+            std::ptr::null(),
+            &mut conn,
+            &mut err,
+        )
+    };
+    assert_eq!(st, POOL_OK);
+    let conn = CConn(conn);
+    let read_timeout = Duration::from_millis(500);
+    let start = Instant::now();
+    let res = conn.command(&[b"GET", b"k"]);
+    let took = start.elapsed();
+    println!("cluster GET, TRYAGAIN after 400 ms each, read_timeout 500 ms: {took:?}, {res:?}");
+    match &res {
+        Err(f) => assert_eq!(f.code, POOL_ERR_IO, "{f}"),
+        Ok(r) => assert!(
+            r.kind == POOL_REPLY_ERROR && r.text.starts_with("TRYAGAIN"),
+            "{r:?}"
+        ),
+    }
+    assert!(took < bound(read_timeout), "the call took {took:?}");
+    // SAFETY: the conn came from this cluster and is given back once; then the handle is
+    // freed once.
+    unsafe {
+        pool_cluster_remove(cluster, conn.0, std::ptr::null());
+        pool_cluster_free(cluster);
+    }
 }

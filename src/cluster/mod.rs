@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 
 use crate::pool::{CancelToken, Conn, ConnPool, Dialer, Error, Options, Result, Stats, Wait};
+use crate::redis::io::Deadline;
 use crate::redis::resp::Reply;
 use slot::SLOTS;
 use topology::{Redirect, Shard, parse_redirect, parse_shards, parse_slots};
@@ -377,11 +378,13 @@ impl<N: NodePool> Cluster<N> {
         };
         let mut conn = pool.get_with(left, None)?;
         let host = host_of(addr);
+        // The queries end by the refresh's deadline too, not only by the read timeout.
+        let cap = deadline.map(|d| Deadline::at(d, d.saturating_duration_since(Instant::now())));
         let result = (|| {
-            let reply = conn.command(&[b"CLUSTER", b"SHARDS"])?;
+            let reply = conn.command_until(&[b"CLUSTER", b"SHARDS"], cap)?;
             let (reply, shards) = match reply {
                 Reply::Error(e) if e.to_ascii_lowercase().windows(7).any(|w| w == b"unknown") => {
-                    let r = conn.command(&[b"CLUSTER", b"SLOTS"])?;
+                    let r = conn.command_until(&[b"CLUSTER", b"SLOTS"], cap)?;
                     let parsed = parse_slots(&r, host);
                     (r, parsed)
                 }
@@ -505,12 +508,18 @@ impl<N: NodePool> Cluster<N> {
     /// `from`: a retry on that node goes over it (taking a second conn from the same pool
     /// while holding one could wait for a turn the caller itself holds); conns to other
     /// nodes are taken from and given back to their pools.
+    ///
+    /// `deadline` bounds the whole call (the caller's read deadline, counted from the
+    /// first send): no redirect is followed once it has passed (the redirect is returned,
+    /// as after `max_redirects`), each command sent again ends by it, the pause before a
+    /// retry is cut to it, and a conn of another node is waited for at most until then.
     pub fn follow(
         &self,
         from: &str,
         own: &mut Conn,
         args: &[&[u8]],
         mut reply: Reply,
+        deadline: Option<Deadline>,
     ) -> Result<Reply> {
         let mut at = from.to_string();
         for attempt in 0..self.opts.max_redirects {
@@ -520,6 +529,9 @@ impl<N: NodePool> Cluster<N> {
             let Some(redirect) = parse_redirect(text) else {
                 return Ok(reply);
             };
+            if Deadline::passed(deadline) {
+                return Ok(reply);
+            }
             let fill = |a: String| {
                 if a.starts_with(':') {
                     format!("{}{a}", host_of(&at))
@@ -541,7 +553,13 @@ impl<N: NodePool> Cluster<N> {
                 }
                 Redirect::Retry => {
                     self.counters.retries.fetch_add(1, Relaxed);
-                    std::thread::sleep(Duration::from_millis(10 << attempt.min(5)));
+                    let pause = Duration::from_millis(10 << attempt.min(5));
+                    std::thread::sleep(deadline.map_or(pause, |d| {
+                        pause.min(d.instant().saturating_duration_since(Instant::now()))
+                    }));
+                    if Deadline::passed(deadline) {
+                        return Ok(reply);
+                    }
                     if text.starts_with(b"CLUSTERDOWN") {
                         self.refresh_soon();
                     }
@@ -550,16 +568,25 @@ impl<N: NodePool> Cluster<N> {
             };
             let send = |conn: &mut Conn| {
                 if asking {
-                    conn.command(&[b"ASKING"])?;
+                    conn.command_until(&[b"ASKING"], deadline)?;
                 }
-                conn.command(args)
+                conn.command_until(args, deadline)
             };
             if addr == from {
                 reply = send(own)?;
             } else {
                 let node = self.node(&addr)?;
                 let pool = node.conn_pool();
-                let mut conn = pool.get_with(pool.options().pool_timeout, None)?;
+                let wait = match (pool.options().pool_timeout, deadline) {
+                    (Wait::NoWait, _) | (_, None) => pool.options().pool_timeout,
+                    (Wait::For(t), Some(d)) => {
+                        Wait::For(t.min(d.instant().saturating_duration_since(Instant::now())))
+                    }
+                    (Wait::Forever, Some(d)) => {
+                        Wait::For(d.instant().saturating_duration_since(Instant::now()))
+                    }
+                };
+                let mut conn = pool.get_with(wait, None)?;
                 let result = send(&mut conn);
                 give_back(pool, conn);
                 reply = result?;

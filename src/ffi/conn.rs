@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::ffi::{CStr, c_char, c_int, c_void};
+use std::time::Instant;
 
 use super::castable::conn_bits;
 use super::conn_table;
@@ -143,7 +144,11 @@ const MAX_ARGS: c_int = 1 << 24;
 /// ASK is followed: the command is sent again to the node named (after ASKING for ASK)
 /// over a conn of that node's pool, and that node's reply is returned; TRYAGAIN and
 /// CLUSTERDOWN are retried after a short pause (10, 20, 40 ms ...). At most the cluster's
-/// max_redirects times, after which the last redirect is returned as the error reply.
+/// max_redirects times, after which the last redirect is returned as the error reply. The
+/// whole call, redirects included, is bounded by one read_timeout_ms from its start: a
+/// redirect is not followed once it has passed (the redirect is returned, as after
+/// max_redirects), a command sent again that does not answer in what is left fails with
+/// POOL_ERR_IO, and a conn of another node is waited for at most what is left.
 /// MOVED also updates the slot map (and triggers a refresh, rate-limited). The conn
 /// passed in stays with the caller, connected to its own node.
 #[unsafe(no_mangle)]
@@ -191,6 +196,9 @@ pub unsafe extern "C" fn pool_conn_command(
             args.push(arg);
         }
         let result = conn_table::with(conn_bits(conn), |e| {
+            // A cluster conn's call may take several commands (redirects): all of them
+            // within one read deadline, counted from here.
+            let started = e.owner.cluster().map(|_| Instant::now());
             let result = e.conn.command(&args);
             // A cluster conn answered MOVED / ASK / TRYAGAIN / CLUSTERDOWN: its cluster
             // sends the command again where it belongs.
@@ -199,7 +207,10 @@ pub unsafe extern "C" fn pool_conn_command(
                     if parse_redirect(&text).is_some() =>
                 {
                     match cluster.upgrade() {
-                        Some(c) => c.follow(addr, &mut e.conn, &args, Reply::Error(text)),
+                        Some(c) => {
+                            let deadline = started.and_then(|t| e.conn.read_deadline_from(t));
+                            c.follow(addr, &mut e.conn, &args, Reply::Error(text), deadline)
+                        }
                         None => Ok(Reply::Error(text)),
                     }
                 }

@@ -366,6 +366,12 @@ impl Conn {
         self.s.recv_bounded = self.s.sock.set_read_timeout(read).is_ok();
     }
 
+    /// The read deadline of a call that began at `start`: the conn's read timeout from
+    /// then (None = none). For a call made of several commands (cluster redirects).
+    pub(crate) fn read_deadline_from(&self, start: Instant) -> Option<io::Deadline> {
+        io::Deadline::after_from(start, self.timeouts().0)
+    }
+
     fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {
         let d = |ms: u32| (ms > 0).then(|| Duration::from_millis(ms.into()));
         (d(self.s.timeouts_ms[0]), d(self.s.timeouts_ms[1]))
