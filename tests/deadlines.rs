@@ -514,3 +514,42 @@ fn cluster_redirects_stay_within_one_read_deadline() {
         pool_cluster_free(cluster);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Sentinel queries: connect, AUTH and the query share one deadline.
+// ---------------------------------------------------------------------------
+
+/// A sentinel that answers AUTH and GET-MASTER-ADDR-BY-NAME 1.9 s late each: a search with a
+/// 2 s budget used to give each step a fresh 2 s and answer after 3.8 s; now it ends by its
+/// budget.
+#[test]
+fn a_sentinel_query_ends_by_its_budget() {
+    use redispool::sentinel::{SentinelConfig, SentinelState};
+
+    let server = FakeServer::start(|mut peer| {
+        while let Some(args) = peer.next_args() {
+            thread::sleep(Duration::from_millis(1900));
+            let answer: &[u8] = match args[0].as_str() {
+                "AUTH" => b"+OK\r\n",
+                "SENTINEL" => b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6399\r\n",
+                other => panic!("unexpected command {other:?}"),
+            };
+            if !peer.send(answer) {
+                return;
+            }
+        }
+    });
+    let mut cfg = SentinelConfig::new("mymaster", vec![server.addr.clone()]);
+    cfg.password = Some("pw".into());
+    let state = SentinelState::new(cfg).unwrap();
+    let budget = Duration::from_secs(2);
+    let start = Instant::now();
+    let res = state.query_master(budget);
+    let took = start.elapsed();
+    println!("sentinel query, 2 s budget, AUTH and query 1.9 s late each: {took:?}, {res:?}");
+    match res {
+        Err(Error::Dial { message, .. }) => assert!(message.contains("timeout"), "{message}"),
+        other => panic!("expected the search to run out of time, got {other:?}"),
+    }
+    assert!(took < budget + Duration::from_millis(1200), "took {took:?}");
+}

@@ -2,12 +2,12 @@
 //! messages of a subscription.
 
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
 use super::{SentinelConfig, parse_master_addr_reply};
-use crate::pool::Dialer;
+use crate::pool::{Dialer, Error};
 use crate::redis::io::{self, IoError};
 use crate::redis::resp::{Parser, Reply};
 
@@ -18,15 +18,15 @@ pub(crate) struct SentinelConn {
 }
 
 impl SentinelConn {
-    /// Connects to the sentinel at `addr` and authenticates when configured; `timeout`
-    /// bounds the connect and the AUTH round trip each.
+    /// Connects to the sentinel at `addr` and authenticates when configured, all by
+    /// `deadline` (the connect and the AUTH round trip share it).
     pub(crate) fn connect(
         addr: &str,
         cfg: &SentinelConfig,
-        timeout: Duration,
+        deadline: Instant,
     ) -> Result<SentinelConn, String> {
         let sock = Dialer::from_addr(addr)
-            .and_then(|d| d.dial(Some(timeout)))
+            .and_then(|d| d.dial(Some(left_until(deadline)?)))
             .map_err(|e| e.to_string())?;
         let mut conn = SentinelConn {
             sock,
@@ -39,7 +39,7 @@ impl SentinelConn {
                 args.push(user.as_bytes());
             }
             args.push(pass.as_bytes());
-            match conn.command(&args, timeout)? {
+            match conn.command(&args, deadline)? {
                 Reply::Status(_) => {}
                 Reply::Error(e) => {
                     return Err(format!(
@@ -53,15 +53,21 @@ impl SentinelConn {
         Ok(conn)
     }
 
-    /// One command and its reply, each bounded by `timeout`.
-    pub(crate) fn command(&mut self, args: &[&[u8]], timeout: Duration) -> Result<Reply, String> {
-        io::command(
+    /// One command and its reply, by `deadline`.
+    pub(crate) fn command(&mut self, args: &[&[u8]], deadline: Instant) -> Result<Reply, String> {
+        let d = Some(io::Deadline::at(
+            deadline,
+            left_until(deadline).map_err(|e| e.to_string())?,
+        ));
+        io::command_with(
             self.sock.as_raw_fd(),
             &mut self.parser,
             &mut self.out,
             args,
-            Some(timeout),
-            Some(timeout),
+            d,
+            d,
+            io::ReplyWait::Poll,
+            io::Pushes::Return,
         )
         .map_err(|e| e.to_string())
     }
@@ -70,18 +76,18 @@ impl SentinelConn {
     pub(crate) fn get_master_addr(
         &mut self,
         name: &str,
-        timeout: Duration,
+        deadline: Instant,
     ) -> Result<Option<String>, String> {
         let reply = self.command(
             &[b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", name.as_bytes()],
-            timeout,
+            deadline,
         )?;
         parse_master_addr_reply(&reply)
     }
 
-    /// Subscribes to `channel` and waits for the confirmation.
-    pub(crate) fn subscribe(&mut self, channel: &str, timeout: Duration) -> Result<(), String> {
-        match self.command(&[b"SUBSCRIBE", channel.as_bytes()], timeout)? {
+    /// Subscribes to `channel` and waits for the confirmation, by `deadline`.
+    pub(crate) fn subscribe(&mut self, channel: &str, deadline: Instant) -> Result<(), String> {
+        match self.command(&[b"SUBSCRIBE", channel.as_bytes()], deadline)? {
             Reply::Array(v) if matches!(v.first(), Some(Reply::String(k)) if k == b"subscribe") => {
                 Ok(())
             }
@@ -107,4 +113,23 @@ impl SentinelConn {
             Err(e) => Err(e.to_string()),
         }
     }
+}
+
+/// What is left until `deadline`; an error once it has passed.
+fn left_until(deadline: Instant) -> Result<Duration, Error> {
+    match deadline.checked_duration_since(Instant::now()) {
+        Some(left) if !left.is_zero() => Ok(left),
+        _ => Err(Error::Dial {
+            message: "redis: sentinel: i/o timeout".into(),
+            errno: None,
+        }),
+    }
+}
+
+/// `timeout` from now; a timeout too large for the clock is as good as a century.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }

@@ -39,7 +39,7 @@ pub(crate) const MAX_SENTINELS: usize = 64;
 pub(crate) const MAX_MASTER_NAME_LEN: usize = 256;
 /// Default interval of the watcher's own `GET-MASTER-ADDR-BY-NAME` query.
 pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Default bound of one exchange with a sentinel (connect, AUTH, one command).
+/// Default bound of one exchange with a sentinel (connect, AUTH and one command together).
 pub(crate) const DEFAULT_SENTINEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a sentinel pool is configured with (the master conns themselves take the pool's
@@ -57,7 +57,8 @@ pub struct SentinelConfig {
     /// How often the watcher asks the sentinels for the master besides listening for
     /// `+switch-master`; None = only listen.
     pub poll_interval: Option<Duration>,
-    /// Bounds one exchange with a sentinel (the dial path uses the pool's dial timeout).
+    /// Bounds one exchange with a sentinel: the connect, AUTH and one command together (the
+    /// dial path uses the pool's dial timeout).
     pub timeout: Duration,
 }
 
@@ -294,7 +295,7 @@ impl SentinelState {
     /// address; the first answer wins. `budget` bounds the whole search; each sentinel gets
     /// a fair share of what is left.
     pub fn query_master(&self, budget: Duration) -> Result<String> {
-        let deadline = Instant::now() + budget;
+        let deadline = client::deadline_after(budget);
         let n = self.cfg.addrs.len();
         let first = self.preferred.load(Ordering::Relaxed) % n;
         let mut errors = Vec::new();
@@ -307,8 +308,11 @@ impl SentinelState {
             let share = (left / (n - k) as u32).max(Duration::from_millis(100).min(left));
             let i = (first + k) % n;
             let addr = &self.cfg.addrs[i];
-            let res = SentinelConn::connect(addr, &self.cfg, share)
-                .and_then(|mut c| c.get_master_addr(&self.cfg.master_name, share));
+            // Connect, AUTH and the query share one deadline: each step taking a fresh
+            // share used to stretch one sentinel's turn to three shares.
+            let until = client::deadline_after(share);
+            let res = SentinelConn::connect(addr, &self.cfg, until)
+                .and_then(|mut c| c.get_master_addr(&self.cfg.master_name, until));
             match res {
                 Ok(Some(master)) => {
                     self.preferred.store(i, Ordering::Relaxed);

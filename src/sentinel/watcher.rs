@@ -13,6 +13,7 @@ use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::client::deadline_after;
 use super::{Retire, SentinelConn, SentinelState, parse_switch_master};
 
 /// How long one blocking read of the subscription lasts: the bound on noticing a closed
@@ -51,8 +52,9 @@ pub(super) fn run(state: Arc<SentinelState>, pool: Weak<dyn Retire>) {
         }
         let subscribed = {
             let addr = &state.cfg.addrs[idx];
-            SentinelConn::connect(addr, &state.cfg, state.cfg.timeout)
-                .and_then(|mut c| c.subscribe(CHANNEL, state.cfg.timeout).map(|()| c))
+            let until = deadline_after(state.cfg.timeout);
+            SentinelConn::connect(addr, &state.cfg, until)
+                .and_then(|mut c| c.subscribe(CHANNEL, until).map(|()| c))
         };
         if let Ok(sub) = subscribed {
             backoff = BACKOFF_MIN;
@@ -78,12 +80,13 @@ fn listen(state: &SentinelState, pool: &Weak<dyn Retire>, mut sub: SentinelConn,
             return;
         }
         if state.is_suspect() || next_poll.is_some_and(|t| Instant::now() >= t) {
+            let until = deadline_after(cfg.timeout);
             if query.is_none() {
-                query = SentinelConn::connect(addr, cfg, cfg.timeout).ok();
+                query = SentinelConn::connect(addr, cfg, until).ok();
             }
             match query
                 .as_mut()
-                .map(|q| q.get_master_addr(&cfg.master_name, cfg.timeout))
+                .map(|q| q.get_master_addr(&cfg.master_name, until))
             {
                 Some(Ok(Some(master))) => {
                     state.set_preferred(idx);
