@@ -177,7 +177,8 @@ struct pool_options {
   // 2 (default; 0 also means 2) or 3: every new conn sends HELLO 3 and speaks RESP3.
   int32_t protocol;
   // Bounds one reply read by pool_conn_command, the session set-up and the PING check.
-  // Default 5000; 0 or -1 = none.
+  // Default 5000; 0 or -1 = none (the session set-up of a new conn is then still bounded,
+  // by dial_timeout_ms, or 5000 when that is 0 too: it is part of a dial).
   int64_t read_timeout_ms;
   // Bounds one command write, as read_timeout_ms. Default 5000; 0 or -1 = none.
   int64_t write_timeout_ms;

@@ -553,3 +553,31 @@ fn a_sentinel_query_ends_by_its_budget() {
     }
     assert!(took < budget + Duration::from_millis(1200), "took {took:?}");
 }
+
+// ---------------------------------------------------------------------------
+// The session set-up of a new conn ends, even without a read timeout.
+// ---------------------------------------------------------------------------
+
+/// A server that accepts conns and never answers: with no read timeout and a get that
+/// waits forever, the set-up (here its PING) used to wait as long as the server kept the
+/// conn open; it now ends by the dial timeout (1 s), as a dial failure.
+#[test]
+fn a_set_up_without_read_timeout_ends_by_the_dial_timeout() {
+    let server = FakeServer::start(|mut peer| peer.hold());
+    let dial_timeout = Duration::from_secs(1);
+    let mut o = options(&server.addr, 2, Duration::from_secs(5));
+    o.read_timeout = None;
+    o.pool_timeout = Wait::Forever;
+    o.dial_timeout = Some(dial_timeout);
+    let pool = ConnPool::new(o).unwrap();
+    let start = Instant::now();
+    let res = pool.get();
+    let took = start.elapsed();
+    println!("get, no read timeout, set-up never answered: {took:?}, {res:?}");
+    match res {
+        Err(Error::Dial { message, .. }) => assert!(message.contains("timeout"), "{message}"),
+        other => panic!("expected a dial error, got {other:?} after {took:?}"),
+    }
+    assert!(took >= dial_timeout, "{took:?}");
+    assert!(took < bound(dial_timeout), "get took {took:?}");
+}

@@ -67,7 +67,8 @@ pub struct pool_options {
     /// 2 (default; 0 also means 2) or 3: every new conn sends HELLO 3 and speaks RESP3.
     pub protocol: i32,
     /// Bounds one reply read by pool_conn_command, the session set-up and the PING check.
-    /// Default 5000; 0 or -1 = none.
+    /// Default 5000; 0 or -1 = none (the session set-up of a new conn is then still bounded,
+    /// by dial_timeout_ms, or 5000 when that is 0 too: it is part of a dial).
     pub read_timeout_ms: i64,
     /// Bounds one command write, as read_timeout_ms. Default 5000; 0 or -1 = none.
     pub write_timeout_ms: i64,

@@ -338,14 +338,24 @@ impl Conn {
     /// With `ping`, an empty session still makes one round trip (a PING), so a refusal
     /// the server sends on accept (maxclients, NOAUTH) is seen at dial time. The reply
     /// buffers are freed afterwards: an idle conn holds none until a command needs them.
-    pub(crate) fn set_up(&mut self, session: &Session, ping: bool) -> Result<(), HandshakeError> {
+    /// The read and write timeouts bound it, and `unbounded` stands for either when it is
+    /// none: a set-up is part of a dial and must end.
+    pub(crate) fn set_up(
+        &mut self,
+        session: &Session,
+        ping: bool,
+        unbounded: Duration,
+    ) -> Result<(), HandshakeError> {
         if session.is_empty() && !ping {
             return Ok(());
         }
         let fd = self.fd();
         let (rt, wt) = self.timeouts();
+        let now = Instant::now();
+        let read = io::Deadline::after_from(now, Some(rt.unwrap_or(unbounded)));
+        let write = io::Deadline::after_from(now, Some(wt.unwrap_or(unbounded)));
         let cio = self.s.io.get_or_insert_with(Box::default);
-        let res = session.set_up(fd, &mut cio.parser, &mut cio.out, rt, wt, ping);
+        let res = session.set_up(fd, &mut cio.parser, &mut cio.out, read, write, ping);
         if res.is_ok() && cio.parser.is_clean() {
             self.s.io = None;
         }

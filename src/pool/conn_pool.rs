@@ -1426,9 +1426,21 @@ impl Inner {
         // The default dialer reaches a Redis server: check it accepted the conn. A custom
         // dialer may hand over anything, so an empty session sends nothing there.
         let ping = !matches!(self.opts.dialer, Dialer::Custom(_));
-        match conn.set_up(&self.opts.session, ping) {
+        // Without a read (or write) timeout the set-up and the ROLE check still end: by the
+        // dial timeout, as the PING check of a get does.
+        let unbounded = self
+            .opts
+            .dial_timeout
+            .unwrap_or(PING_CAP_WITHOUT_DIAL_TIMEOUT);
+        match conn.set_up(&self.opts.session, ping, unbounded) {
             Ok(()) => match self.opts.dialer.sentinel() {
-                Some(s) => s.verify_master(&mut conn).map(|()| conn),
+                Some(s) => {
+                    let cap = match self.opts.read_timeout {
+                        Some(_) => None,
+                        None => io::Deadline::after(Some(unbounded)),
+                    };
+                    s.verify_master(&mut conn, cap).map(|()| conn)
+                }
                 None => Ok(conn),
             },
             // Full now, maybe not in a moment: a dial failure (retried, counted), not a

@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::os::fd::RawFd;
-use std::time::Duration;
 
 use super::io::{self, IoError};
 use super::resp::{Parser, Reply};
@@ -106,7 +105,8 @@ impl Session {
         cmds
     }
 
-    /// Runs the set-up on a freshly dialed socket: one write, one reply per command. The
+    /// Runs the set-up on a freshly dialed socket by the deadlines given: one write, one
+    /// reply per command. The
     /// first refusal is reported (later steps then fail with NOAUTH and say nothing new).
     /// With nothing to set up, `ping` sends a PING instead, so a server that refuses the
     /// conn (maxclients, NOAUTH) is seen now, not by the first caller.
@@ -115,8 +115,8 @@ impl Session {
         fd: RawFd,
         parser: &mut Parser,
         out_buf: &mut Vec<u8>,
-        read_timeout: Option<Duration>,
-        write_timeout: Option<Duration>,
+        read: Option<io::Deadline>,
+        write: Option<io::Deadline>,
         ping: bool,
     ) -> Result<(), HandshakeError> {
         let mut cmds = self.commands();
@@ -131,11 +131,12 @@ impl Session {
             .map(|(_, a)| a.iter().map(Vec::as_slice).collect())
             .collect();
         let arg_refs: Vec<&[&[u8]]> = args.iter().map(Vec::as_slice).collect();
-        let replies = io::pipeline(fd, parser, out_buf, &arg_refs, read_timeout, write_timeout)
-            .map_err(|err| HandshakeError::Io {
+        let replies = io::pipeline(fd, parser, out_buf, &arg_refs, read, write).map_err(|err| {
+            HandshakeError::Io {
                 step: cmds[0].0,
                 err,
-            })?;
+            }
+        })?;
         for ((step, _), reply) in cmds.iter().zip(replies) {
             if let Reply::Error(text) = reply {
                 return Err(HandshakeError::Refused {

@@ -120,16 +120,17 @@ pub fn read_reply(
 /// Writes every command in one write, then reads exactly one reply per command (pipelining).
 ///
 /// `out_buf` is the caller's reusable buffer; it is cleared, then filled with the encoded
-/// commands. As in go-redis, `write_timeout` bounds the whole write and `read_timeout` the
-/// reading of all the replies together. Error replies are returned in place; they do not stop
-/// the reading of the replies after them.
+/// commands. `write` bounds the whole write and `read` the reading of all the replies
+/// together; both are deadlines the caller computed once, before the write (as `command`'s).
+/// Error replies are returned in place; they do not stop the reading of the replies after
+/// them.
 pub fn pipeline(
     fd: RawFd,
     parser: &mut Parser,
     out_buf: &mut Vec<u8>,
     cmds: &[&[&[u8]]],
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    read: Option<Deadline>,
+    write: Option<Deadline>,
 ) -> Result<Vec<Reply>, IoError> {
     if cmds.is_empty() {
         return Ok(Vec::new());
@@ -138,8 +139,8 @@ pub fn pipeline(
     for args in cmds {
         encode_command(out_buf, args);
     }
-    write_until(fd, out_buf, Deadline::after(write_timeout))?;
-    let deadline = Deadline::after(read_timeout);
+    write_until(fd, out_buf, write)?;
+    let deadline = read;
     let mut replies = Vec::with_capacity(cmds.len());
     for i in 0..cmds.len() {
         replies.push(read_until(fd, parser, deadline, i == 0)?);
@@ -583,8 +584,8 @@ mod tests {
             &mut parser,
             &mut out,
             &cmds,
-            Some(Duration::from_secs(5)),
-            Some(Duration::from_secs(5)),
+            Deadline::after(Some(Duration::from_secs(5))),
+            Deadline::after(Some(Duration::from_secs(5))),
         )
         .unwrap();
         assert_eq!(

@@ -408,14 +408,19 @@ impl SentinelState {
     /// master (a replica, or a master demoted during a failover). A refusal makes the next
     /// dial ask the sentinels again. A server that refuses ROLE itself (an ACL without it)
     /// cannot be checked and is accepted.
-    pub(crate) fn verify_master(&self, conn: &mut Conn) -> Result<()> {
+    /// `cap` bounds the ROLE round trip on top of the conn's read timeout.
+    pub(crate) fn verify_master(
+        &self,
+        conn: &mut Conn,
+        cap: Option<crate::redis::io::Deadline>,
+    ) -> Result<()> {
         let peer = conn
             .socket()
             .peer_addr()
             .ok()
             .and_then(|a| a.as_socket())
             .map_or_else(|| "?".to_string(), |a| a.to_string());
-        let role = match conn.command(&[b"ROLE"]) {
+        let role = match conn.command_until(&[b"ROLE"], cap) {
             Ok(Reply::Array(v)) => match v.first() {
                 Some(Reply::String(r)) | Some(Reply::Status(r)) => r.clone(),
                 _ => b"?".to_vec(),
