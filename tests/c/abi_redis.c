@@ -650,9 +650,11 @@ static void test_ping_after_idle(void)
                                   scaled(10000));
     /* The threshold and the naps scale with slow_factor() (valgrind runs). */
     int64_t idle_ms = scaled(100);
+    /* The PING check is part of the get: pool_timeout must cover it and the dial of the
+       replacement, which waits for the pause to end. */
     pool_t *pool = pool_from_url("redis://%s?ping_after_idle=%" PRId64 "ms&read_timeout=%" PRId64
-                                 "ms",
-                                 plain_addr, idle_ms, scaled(300));
+                                 "ms&pool_timeout=%" PRId64 "ms",
+                                 plain_addr, idle_ms, scaled(300), scaled(10000));
     pool_conn_t *conn = get_conn_or_exit(pool);
     int64_t first_id = CMD_INT(conn, "CLIENT", "ID");
     CHECK_EQ(pool_put(pool, conn), POOL_OK);
