@@ -581,3 +581,44 @@ fn a_set_up_without_read_timeout_ends_by_the_dial_timeout() {
     assert!(took >= dial_timeout, "{took:?}");
     assert!(took < bound(dial_timeout), "get took {took:?}");
 }
+
+/// A caller that switches a RESP2 conn to RESP3 itself (HELLO 3) gets pushes skipped from
+/// then on, and refused again after HELLO 2.
+#[test]
+fn hello_sent_by_the_caller_switches_how_pushes_are_taken() {
+    let server = FakeServer::start(|mut peer| {
+        if peer.answer_set_up().is_none() {
+            return;
+        }
+        while let Some(args) = peer.next_args() {
+            let answer: Vec<u8> = match (args[0].as_str(), args.get(1).map(String::as_str)) {
+                ("HELLO", Some("3")) => b"%1\r\n$5\r\nproto\r\n:3\r\n".to_vec(),
+                ("HELLO", _) => b"*2\r\n$5\r\nproto\r\n:2\r\n".to_vec(),
+                _ => [INVALIDATE, b"+PONG\r\n"].concat(),
+            };
+            if !peer.send(&answer) {
+                return;
+            }
+        }
+    });
+    let pool = ConnPool::new(options(&server.addr, 2, Duration::from_secs(5))).unwrap();
+    let mut conn = pool.get().unwrap();
+    assert!(matches!(
+        conn.command(&[b"HELLO", b"3"]).unwrap(),
+        Reply::Map(_)
+    ));
+    assert_eq!(
+        conn.command(&[b"PING"]).unwrap(),
+        Reply::Status(b"PONG".to_vec()),
+        "after HELLO 3 the push is skipped"
+    );
+    assert!(matches!(
+        conn.command(&[b"HELLO", b"2"]).unwrap(),
+        Reply::Array(_)
+    ));
+    assert!(
+        matches!(conn.command(&[b"PING"]), Err(Error::Protocol(_))),
+        "after HELLO 2 a push is refused again"
+    );
+    pool.remove(conn, None).unwrap();
+}
