@@ -111,7 +111,7 @@ pub(crate) fn into_c(reply: Reply) -> *mut pool_reply {
         Reply::Nil => pool_reply::empty(POOL_REPLY_NIL),
         Reply::Double { value, text } => pool_reply {
             dval: value,
-            ..pool_reply::with_text(POOL_REPLY_DOUBLE, text)
+            ..pool_reply::with_text(POOL_REPLY_DOUBLE, text.into_vec())
         },
         Reply::Bool(b) => pool_reply {
             integer: i64::from(b),

@@ -177,7 +177,7 @@ pub fn command_with(
     write_until(fd, out_buf, Deadline::after(write_timeout))?;
     if wait == ReplyWait::BlockingRecv {
         loop {
-            match recv_blocking(fd, parser.spare(READ_CHUNK)) {
+            match recv_blocking(fd, parser.try_spare(READ_CHUNK)?) {
                 Ok(0) => return Err(IoError::Eof),
                 Ok(n) => {
                     parser.advance(n);
@@ -236,7 +236,7 @@ fn read_until(
         wait(fd, libc::POLLIN, deadline, "read")?;
     }
     loop {
-        match recv(fd, parser.spare(READ_CHUNK)) {
+        match recv(fd, parser.try_spare(READ_CHUNK)?) {
             Ok(0) => return Err(IoError::Eof),
             Ok(n) => {
                 parser.advance(n);
