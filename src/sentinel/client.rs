@@ -9,7 +9,16 @@ use socket2::Socket;
 use super::{SentinelConfig, parse_master_addr_reply};
 use crate::pool::Dialer;
 use crate::redis::io::{self, IoError};
-use crate::redis::resp::{Parser, Reply};
+use crate::redis::resp::{Parser, Reply, ReplyLimits};
+
+/// A sentinel's replies (an address, a few dozen fields per known replica or sentinel,
+/// pub/sub messages) are small: one that sends far more is refused at these limits rather
+/// than at the data-sized defaults (512 MiB, 16 M elements) of a pool's conns, which would
+/// let it fill the watcher thread's memory.
+const REPLY_LIMITS: ReplyLimits = ReplyLimits {
+    max_bytes: 4 << 20,
+    max_elements: 1 << 18,
+};
 
 pub(crate) struct SentinelConn {
     sock: Socket,
@@ -30,7 +39,7 @@ impl SentinelConn {
             .map_err(|e| e.to_string())?;
         let mut conn = SentinelConn {
             sock,
-            parser: Parser::new(),
+            parser: Parser::with_limits(REPLY_LIMITS),
             out: Vec::new(),
         };
         if let Some(pass) = &cfg.password {
