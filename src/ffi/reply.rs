@@ -77,60 +77,131 @@ impl pool_reply {
         }
     }
 
-    fn with_text(kind: i32, text: Vec<u8>) -> Self {
-        let mut r = pool_reply::empty(kind);
-        r.len = text.len();
-        let mut bytes = text;
-        bytes.push(0);
-        r.str = Box::into_raw(bytes.into_boxed_slice()).cast::<c_char>();
-        r
+    /// `text` as this reply's NUL-terminated `str`; None (and nothing changed) when memory
+    /// runs out.
+    fn set_text(&mut self, mut text: Vec<u8>) -> Option<()> {
+        text.try_reserve_exact(1).ok()?;
+        self.len = text.len();
+        text.push(0);
+        self.str = Box::into_raw(text.into_boxed_slice()).cast::<c_char>();
+        Some(())
     }
 
-    fn with_children(kind: i32, children: Vec<Reply>) -> Self {
-        let mut r = pool_reply::empty(kind);
-        if children.is_empty() {
-            return r;
+    /// `children` as this reply's elements; None (and nothing changed, nothing leaked) when
+    /// memory runs out. The children live in one block (`element[0]` is its start), not one
+    /// allocation each: 64 bytes and a pointer per element, not 64 + the allocator's
+    /// overhead, and one allocation per aggregate rather than one per element.
+    fn set_children(&mut self, children: Vec<Reply>) -> Option<()> {
+        let n = children.len();
+        if n == 0 {
+            return Some(());
         }
-        let ptrs: Box<[*mut pool_reply]> = children.into_iter().map(into_c).collect();
-        r.elements = ptrs.len();
-        r.element = Box::into_raw(ptrs).cast::<*mut pool_reply>();
-        r
+        let mut block: Vec<pool_reply> = Vec::new();
+        let mut ptrs: Vec<*mut pool_reply> = Vec::new();
+        if block.try_reserve_exact(n).is_err() || ptrs.try_reserve_exact(n).is_err() {
+            return None;
+        }
+        for child in children {
+            let mut c = pool_reply::empty(POOL_REPLY_NIL);
+            if c.fill(child).is_none() {
+                for built in &mut block {
+                    // SAFETY: every entry of `block` was filled by `fill` and is owned here.
+                    unsafe { free_contents(built) };
+                }
+                return None;
+            }
+            block.push(c);
+        }
+        // Exact capacity: boxing neither reallocates nor moves the elements.
+        let block = Box::into_raw(block.into_boxed_slice()).cast::<pool_reply>();
+        // SAFETY: `block` holds `n` elements, so every `add(i)` for i < n stays inside it.
+        ptrs.extend((0..n).map(|i| unsafe { block.add(i) }));
+        self.elements = n;
+        self.element = Box::into_raw(ptrs.into_boxed_slice()).cast::<*mut pool_reply>();
+        Some(())
+    }
+
+    /// Makes this (empty) reply stand for `reply`; None (and still empty) when memory runs
+    /// out. Recursion depth is bounded by the RESP parser's nesting limit.
+    fn fill(&mut self, reply: Reply) -> Option<()> {
+        let (kind, text, children) = match reply {
+            Reply::String(s) => (POOL_REPLY_STRING, Some(s), None),
+            Reply::Status(s) => (POOL_REPLY_STATUS, Some(s), None),
+            Reply::Error(s) => (POOL_REPLY_ERROR, Some(s), None),
+            Reply::Integer(i) => {
+                self.integer = i;
+                (POOL_REPLY_INTEGER, None, None)
+            }
+            Reply::Nil => (POOL_REPLY_NIL, None, None),
+            Reply::Double { value, text } => {
+                self.dval = value;
+                (POOL_REPLY_DOUBLE, Some(text.into_vec()), None)
+            }
+            Reply::Bool(b) => {
+                self.integer = i64::from(b);
+                (POOL_REPLY_BOOL, None, None)
+            }
+            Reply::Array(v) => (POOL_REPLY_ARRAY, None, Some(v)),
+            Reply::Map(v) => (POOL_REPLY_MAP, None, Some(v)),
+            Reply::Set(v) => (POOL_REPLY_SET, None, Some(v)),
+            Reply::Push(v) => (POOL_REPLY_PUSH, None, Some(v)),
+            Reply::BigNum(s) => (POOL_REPLY_BIGNUM, Some(s), None),
+            Reply::Verb { format, text } => {
+                for (d, s) in self.vtype.iter_mut().zip(format) {
+                    *d = s as c_char;
+                }
+                (POOL_REPLY_VERB, Some(text), None)
+            }
+        };
+        self.r#type = kind;
+        let done = match (text, children) {
+            (Some(text), _) => self.set_text(text),
+            (None, Some(children)) => self.set_children(children),
+            (None, None) => Some(()),
+        };
+        if done.is_none() {
+            *self = pool_reply::empty(POOL_REPLY_NIL);
+        }
+        done
     }
 }
 
-/// Builds the C tree. Depth is bounded by the RESP parser's nesting limit.
-pub(crate) fn into_c(reply: Reply) -> *mut pool_reply {
-    let r = match reply {
-        Reply::String(s) => pool_reply::with_text(POOL_REPLY_STRING, s),
-        Reply::Status(s) => pool_reply::with_text(POOL_REPLY_STATUS, s),
-        Reply::Error(s) => pool_reply::with_text(POOL_REPLY_ERROR, s),
-        Reply::Integer(i) => pool_reply {
-            integer: i,
-            ..pool_reply::empty(POOL_REPLY_INTEGER)
-        },
-        Reply::Nil => pool_reply::empty(POOL_REPLY_NIL),
-        Reply::Double { value, text } => pool_reply {
-            dval: value,
-            ..pool_reply::with_text(POOL_REPLY_DOUBLE, text.into_vec())
-        },
-        Reply::Bool(b) => pool_reply {
-            integer: i64::from(b),
-            ..pool_reply::empty(POOL_REPLY_BOOL)
-        },
-        Reply::Array(v) => pool_reply::with_children(POOL_REPLY_ARRAY, v),
-        Reply::Map(v) => pool_reply::with_children(POOL_REPLY_MAP, v),
-        Reply::Set(v) => pool_reply::with_children(POOL_REPLY_SET, v),
-        Reply::Push(v) => pool_reply::with_children(POOL_REPLY_PUSH, v),
-        Reply::BigNum(s) => pool_reply::with_text(POOL_REPLY_BIGNUM, s),
-        Reply::Verb { format, text } => {
-            let mut r = pool_reply::with_text(POOL_REPLY_VERB, text);
-            for (d, s) in r.vtype.iter_mut().zip(format) {
-                *d = s as c_char;
-            }
-            r
+/// Builds the C tree; None when memory runs out (nothing is leaked). The root is a single
+/// allocation of one `pool_reply`.
+pub(crate) fn into_c(reply: Reply) -> Option<*mut pool_reply> {
+    let mut root: Vec<pool_reply> = Vec::new();
+    root.try_reserve_exact(1).ok()?;
+    let mut r = pool_reply::empty(POOL_REPLY_NIL);
+    r.fill(reply)?;
+    root.push(r);
+    Some(Box::into_raw(root.into_boxed_slice()).cast::<pool_reply>())
+}
+
+/// Frees what `r` owns (its text, its children and theirs), not `r` itself.
+///
+/// # Safety
+/// `r` was filled by `pool_reply::fill` and its contents are freed once.
+unsafe fn free_contents(r: &mut pool_reply) {
+    if !r.str.is_null() {
+        let bytes = std::ptr::slice_from_raw_parts_mut(r.str.cast::<u8>(), r.len + 1);
+        // SAFETY: `str` is the boxed slice of len + 1 bytes made by `set_text`.
+        drop(unsafe { Box::from_raw(bytes) });
+        r.str = std::ptr::null_mut();
+    }
+    if !r.element.is_null() {
+        let ptrs = std::ptr::slice_from_raw_parts_mut(r.element, r.elements);
+        // SAFETY: `element` is the boxed slice of `elements` pointers made by
+        // `set_children`, the first of which is the start of the children's block.
+        let ptrs = unsafe { Box::from_raw(ptrs) };
+        let block = std::ptr::slice_from_raw_parts_mut(ptrs[0], r.elements);
+        // SAFETY: the block is the boxed slice of `elements` children made by `set_children`.
+        let mut block = unsafe { Box::from_raw(block) };
+        for child in block.iter_mut() {
+            // SAFETY: each child was filled by `fill` and is owned by this block only.
+            unsafe { free_contents(child) };
         }
-    };
-    Box::into_raw(Box::new(r))
+        r.element = std::ptr::null_mut();
+    }
 }
 
 /// Frees a tree built by `into_c`.
@@ -138,22 +209,10 @@ pub(crate) fn into_c(reply: Reply) -> *mut pool_reply {
 /// # Safety
 /// `r` came from `into_c` and is freed once.
 unsafe fn free_tree(r: *mut pool_reply) {
-    // SAFETY: per contract, `r` is a Box made by `into_c`.
-    let r = unsafe { Box::from_raw(r) };
-    if !r.str.is_null() {
-        let bytes = std::ptr::slice_from_raw_parts_mut(r.str.cast::<u8>(), r.len + 1);
-        // SAFETY: `str` is the boxed slice of len + 1 bytes made by `with_text`.
-        drop(unsafe { Box::from_raw(bytes) });
-    }
-    if !r.element.is_null() {
-        let ptrs = std::ptr::slice_from_raw_parts_mut(r.element, r.elements);
-        // SAFETY: `element` is the boxed slice of `elements` children made by `with_children`.
-        let ptrs = unsafe { Box::from_raw(ptrs) };
-        for &child in ptrs.iter() {
-            // SAFETY: each child was made by `into_c` and is owned by this parent only.
-            unsafe { free_tree(child) };
-        }
-    }
+    // SAFETY: per contract, `r` is the boxed one-element slice made by `into_c`.
+    let mut root = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(r, 1)) };
+    // SAFETY: filled by `into_c`, freed once (now).
+    unsafe { free_contents(&mut root[0]) };
 }
 
 /// Frees a reply returned by pool_conn_command, with everything it contains. NULL is fine.
@@ -166,4 +225,54 @@ pub unsafe extern "C" fn pool_reply_free(reply: *mut pool_reply_t) {
             unsafe { free_tree(reply) };
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_is_built_in_blocks_and_freed() {
+        let reply = Reply::Array(vec![
+            Reply::Integer(7),
+            Reply::String(b"ab".to_vec()),
+            Reply::Map(vec![
+                Reply::Status(b"k".to_vec()),
+                Reply::Double {
+                    value: 1.5,
+                    text: b"1.5"[..].into(),
+                },
+            ]),
+            Reply::Array(vec![]),
+            Reply::Verb {
+                format: *b"txt",
+                text: b"hi".to_vec(),
+            },
+        ]);
+        let root = into_c(reply).unwrap();
+        // SAFETY: a tree just built by into_c, read before it is freed.
+        unsafe {
+            let r = &*root;
+            assert_eq!((r.r#type, r.elements), (POOL_REPLY_ARRAY, 5));
+            let kids: Vec<&pool_reply> = (0..5).map(|i| &**r.element.add(i)).collect();
+            for i in 1..5 {
+                assert_eq!(*r.element.add(i), r.element.read().add(i), "one block");
+            }
+            assert_eq!((kids[0].r#type, kids[0].integer), (POOL_REPLY_INTEGER, 7));
+            assert_eq!(
+                std::ffi::CStr::from_ptr(kids[1].str).to_bytes(),
+                b"ab",
+                "NUL-terminated"
+            );
+            assert_eq!((kids[2].r#type, kids[2].elements), (POOL_REPLY_MAP, 2));
+            let v = &**kids[2].element.add(1);
+            assert_eq!((v.r#type, v.dval, v.len), (POOL_REPLY_DOUBLE, 1.5, 3));
+            assert!(kids[3].element.is_null() && kids[3].elements == 0);
+            assert_eq!(
+                kids[4].vtype,
+                [b't' as c_char, b'x' as c_char, b't' as c_char, 0]
+            );
+            free_tree(root);
+        }
+    }
 }
