@@ -308,6 +308,8 @@ impl Conn {
     /// With `ping`, an empty session still makes one round trip (a PING), so a refusal
     /// the server sends on accept (maxclients, NOAUTH) is seen at dial time. The reply
     /// buffers are freed afterwards: an idle conn holds none until a command needs them.
+    /// Its replies (HELLO's map, OK, PONG) are held to the default reply limits, not the
+    /// pool's: limits set for data replies, however small, must not make set-up fail.
     pub(crate) fn set_up(&mut self, session: &Session, ping: bool) -> Result<(), HandshakeError> {
         if session.is_empty() && !ping {
             return Ok(());
@@ -315,8 +317,13 @@ impl Conn {
         let fd = self.fd();
         let (rt, wt) = self.timeouts();
         let limits = self.s.reply_limits;
-        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        let cio = self
+            .s
+            .io
+            .get_or_insert_with(|| ConnIo::new(ReplyLimits::DEFAULT));
+        cio.parser.set_limits(ReplyLimits::DEFAULT);
         let res = session.set_up(fd, &mut cio.parser, &mut cio.out, rt, wt, ping);
+        cio.parser.set_limits(limits);
         if res.is_ok() && cio.parser.is_clean() {
             self.s.io = None;
         }

@@ -14,6 +14,8 @@ use std::fmt;
 /// RESP3 attributes read with it, included. Memory for a reply is about
 /// `max_bytes + max_elements * size_of::<Reply>()`, and reading it takes time in proportion,
 /// whatever the peer announces or sends.
+///
+/// cbindgen:ignore
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplyLimits {
     /// String data: the bytes of every bulk string, simple string, error, verbatim string,
@@ -25,6 +27,7 @@ pub struct ReplyLimits {
     pub max_elements: u64,
 }
 
+/// cbindgen:ignore
 impl ReplyLimits {
     /// 512 MiB, Redis's own `proto-max-bulk-len` default: the largest string a default Redis
     /// stores is readable.
