@@ -90,8 +90,12 @@ impl pool_reply {
     /// `children` as this reply's elements; None (and nothing changed, nothing leaked) when
     /// memory runs out. The children live in one block (`element[0]` is its start), not one
     /// allocation each: 64 bytes and a pointer per element, not 64 + the allocator's
-    /// overhead, and one allocation per aggregate rather than one per element.
-    fn set_children(&mut self, children: Vec<Reply>) -> Option<()> {
+    /// overhead, and one allocation per aggregate rather than one per element. The block is
+    /// filled from its end while `children` gives back its memory as it empties, so the
+    /// Rust and the C element tables of a huge aggregate never both exist in full.
+    fn set_children(&mut self, mut children: Vec<Reply>) -> Option<()> {
+        /// Give back the emptied tail of `children` every this many elements (2 MiB).
+        const SHRINK_STEP: usize = 1 << 16;
         let n = children.len();
         if n == 0 {
             return Some(());
@@ -101,17 +105,27 @@ impl pool_reply {
         if block.try_reserve_exact(n).is_err() || ptrs.try_reserve_exact(n).is_err() {
             return None;
         }
-        for child in children {
+        let slots = &mut block.spare_capacity_mut()[..n];
+        // slots[next..] are filled.
+        let mut next = n;
+        while let Some(child) = children.pop() {
             let mut c = pool_reply::empty(POOL_REPLY_NIL);
             if c.fill(child).is_none() {
-                for built in &mut block {
-                    // SAFETY: every entry of `block` was filled by `fill` and is owned here.
-                    unsafe { free_contents(built) };
+                for built in &mut slots[next..] {
+                    // SAFETY: slots[next..] were written (below) and are owned here.
+                    unsafe { free_contents(built.assume_init_mut()) };
                 }
                 return None;
             }
-            block.push(c);
+            next -= 1;
+            slots[next].write(c);
+            if next % SHRINK_STEP == 0 && children.capacity() - children.len() >= SHRINK_STEP {
+                // A shrinking realloc: done in place (or by mremap) by the allocator.
+                children.shrink_to_fit();
+            }
         }
+        // SAFETY: all `n` slots were written: `children` held `n` elements.
+        unsafe { block.set_len(n) };
         // Exact capacity: boxing neither reallocates nor moves the elements.
         let block = Box::into_raw(block.into_boxed_slice()).cast::<pool_reply>();
         // SAFETY: `block` holds `n` elements, so every `add(i)` for i < n stays inside it.
