@@ -80,6 +80,7 @@ impl pool_reply {
     /// `text` as this reply's NUL-terminated `str`; None (and nothing changed) when memory
     /// runs out.
     fn set_text(&mut self, mut text: Vec<u8>) -> Option<()> {
+        may_allocate()?;
         text.try_reserve_exact(1).ok()?;
         self.len = text.len();
         text.push(0);
@@ -87,57 +88,10 @@ impl pool_reply {
         Some(())
     }
 
-    /// `children` as this reply's elements; None (and nothing changed, nothing leaked) when
-    /// memory runs out. The children live in one block (`element[0]` is its start), not one
-    /// allocation each: 64 bytes and a pointer per element, not 64 + the allocator's
-    /// overhead, and one allocation per aggregate rather than one per element. The block is
-    /// filled from its end while `children` gives back its memory as it empties, so the
-    /// Rust and the C element tables of a huge aggregate never both exist in full.
-    fn set_children(&mut self, mut children: Vec<Reply>) -> Option<()> {
-        /// Give back the emptied tail of `children` every this many elements (2 MiB).
-        const SHRINK_STEP: usize = 1 << 16;
-        let n = children.len();
-        if n == 0 {
-            return Some(());
-        }
-        let mut block: Vec<pool_reply> = Vec::new();
-        let mut ptrs: Vec<*mut pool_reply> = Vec::new();
-        if block.try_reserve_exact(n).is_err() || ptrs.try_reserve_exact(n).is_err() {
-            return None;
-        }
-        let slots = &mut block.spare_capacity_mut()[..n];
-        // slots[next..] are filled.
-        let mut next = n;
-        while let Some(child) = children.pop() {
-            let mut c = pool_reply::empty(POOL_REPLY_NIL);
-            if c.fill(child).is_none() {
-                for built in &mut slots[next..] {
-                    // SAFETY: slots[next..] were written (below) and are owned here.
-                    unsafe { free_contents(built.assume_init_mut()) };
-                }
-                return None;
-            }
-            next -= 1;
-            slots[next].write(c);
-            if next % SHRINK_STEP == 0 && children.capacity() - children.len() >= SHRINK_STEP {
-                // A shrinking realloc: done in place (or by mremap) by the allocator.
-                children.shrink_to_fit();
-            }
-        }
-        // SAFETY: all `n` slots were written: `children` held `n` elements.
-        unsafe { block.set_len(n) };
-        // Exact capacity: boxing neither reallocates nor moves the elements.
-        let block = Box::into_raw(block.into_boxed_slice()).cast::<pool_reply>();
-        // SAFETY: `block` holds `n` elements, so every `add(i)` for i < n stays inside it.
-        ptrs.extend((0..n).map(|i| unsafe { block.add(i) }));
-        self.elements = n;
-        self.element = Box::into_raw(ptrs.into_boxed_slice()).cast::<*mut pool_reply>();
-        Some(())
-    }
-
-    /// Makes this (empty) reply stand for `reply`; None (and still empty) when memory runs
-    /// out. Recursion depth is bounded by the RESP parser's nesting limit.
-    fn fill(&mut self, reply: Reply) -> Option<()> {
+    /// Makes this (empty) reply stand for `reply`, except for the elements of a non-empty
+    /// aggregate, which are returned for `into_c` to convert. None when memory runs out
+    /// (nothing is then owned by this reply).
+    fn start(&mut self, reply: Reply) -> Option<Option<Vec<Reply>>> {
         let (kind, text, children) = match reply {
             Reply::String(s) => (POOL_REPLY_STRING, Some(s), None),
             Reply::Status(s) => (POOL_REPLY_STATUS, Some(s), None),
@@ -168,53 +122,225 @@ impl pool_reply {
             }
         };
         self.r#type = kind;
-        let done = match (text, children) {
-            (Some(text), _) => self.set_text(text),
-            (None, Some(children)) => self.set_children(children),
-            (None, None) => Some(()),
-        };
-        if done.is_none() {
-            *self = pool_reply::empty(POOL_REPLY_NIL);
+        if let Some(text) = text {
+            self.set_text(text)?;
         }
-        done
+        Some(children.filter(|c| !c.is_empty()))
     }
+}
+
+/// An aggregate whose children are being converted. They live in one block (`element[0]`
+/// is its start), not one allocation each: 64 bytes and a pointer per element, not 64 +
+/// the allocator's overhead. The block is filled from its end while `children` gives back
+/// its memory as it empties, so the Rust and the C element tables of a huge aggregate never
+/// both exist in full.
+struct Open {
+    /// The reply the block goes to (in its parent's block, or the root).
+    dst: *mut pool_reply,
+    children: Vec<Reply>,
+    n: usize,
+    /// Capacity `n`, length 0: `block[next..n]` are written.
+    block: Vec<pool_reply>,
+    next: usize,
+    /// Capacity `n`: `element` is made at the end without allocating.
+    ptrs: Vec<*mut pool_reply>,
+}
+
+impl Open {
+    fn new(dst: *mut pool_reply, children: Vec<Reply>) -> Option<Open> {
+        may_allocate()?;
+        let n = children.len();
+        let mut block = Vec::new();
+        let mut ptrs = Vec::new();
+        block.try_reserve_exact(n).ok()?;
+        ptrs.try_reserve_exact(n).ok()?;
+        Some(Open {
+            dst,
+            children,
+            n,
+            block,
+            next: n,
+            ptrs,
+        })
+    }
+
+    /// The next child's slot in the block, written empty, and the child; None when all are
+    /// converted.
+    fn next_child(&mut self) -> Option<(*mut pool_reply, Reply)> {
+        /// Give back the emptied tail of `children` every this many elements (2 MiB).
+        const SHRINK_STEP: usize = 1 << 16;
+        let child = self.children.pop()?;
+        self.next -= 1;
+        let slot = self.block.spare_capacity_mut()[self.next].write(pool_reply::empty(0));
+        if self.next % SHRINK_STEP == 0
+            && self.children.capacity() - self.children.len() >= SHRINK_STEP
+        {
+            // A shrinking realloc: done in place (or by mremap) by the allocator.
+            self.children.shrink_to_fit();
+        }
+        Some((slot, child))
+    }
+
+    /// Hands the finished block to `dst`.
+    fn close(mut self) {
+        // SAFETY: all `n` slots were written (`children` held `n` elements).
+        unsafe { self.block.set_len(self.n) };
+        // Exact capacity: boxing neither reallocates nor moves the elements.
+        let block = Box::into_raw(self.block.into_boxed_slice()).cast::<pool_reply>();
+        // SAFETY: `block` holds `n` elements, so every `add(i)` for i < n stays inside it.
+        self.ptrs
+            .extend((0..self.n).map(|i| unsafe { block.add(i) }));
+        // SAFETY: `dst` is the root or a slot of a block still open below this one on the
+        // stack: valid, and written by nobody else meanwhile.
+        let dst = unsafe { &mut *self.dst };
+        dst.elements = self.n;
+        dst.element = Box::into_raw(self.ptrs.into_boxed_slice()).cast::<*mut pool_reply>();
+    }
+
+    /// Frees what was converted so far (memory ran out). Opens above this one on the stack
+    /// must have been abandoned first.
+    fn abandon(mut self) {
+        let n = self.n;
+        for slot in &mut self.block.spare_capacity_mut()[self.next..n] {
+            // SAFETY: block[next..n] were written and are owned here; a slot whose own
+            // block was open is empty by now (abandoned first, never closed).
+            unsafe { free_contents(slot.assume_init_mut()) };
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests make the n-th allocation of a conversion fail.
+    static ALLOCATIONS_LEFT: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Whether the next allocation may succeed: always, except in tests of running out.
+fn may_allocate() -> Option<()> {
+    #[cfg(test)]
+    {
+        let left = ALLOCATIONS_LEFT.get();
+        ALLOCATIONS_LEFT.set(left.saturating_sub(1));
+        if left == 0 {
+            return None;
+        }
+    }
+    Some(())
 }
 
 /// Builds the C tree; None when memory runs out (nothing is leaked). The root is a single
-/// allocation of one `pool_reply`.
+/// allocation of one `pool_reply`. Iterative, with its own stack: the machine stack used
+/// does not grow with the nesting (up to 512 levels), whatever thread calls it.
 pub(crate) fn into_c(reply: Reply) -> Option<*mut pool_reply> {
     let mut root: Vec<pool_reply> = Vec::new();
     root.try_reserve_exact(1).ok()?;
-    let mut r = pool_reply::empty(POOL_REPLY_NIL);
-    r.fill(reply)?;
-    root.push(r);
-    Some(Box::into_raw(root.into_boxed_slice()).cast::<pool_reply>())
+    root.push(pool_reply::empty(0));
+    let root = Box::into_raw(root.into_boxed_slice()).cast::<pool_reply>();
+    let mut stack: Vec<Open> = Vec::new();
+    let built = (|| {
+        // SAFETY: `root` was just allocated and is owned here.
+        if let Some(children) = unsafe { &mut *root }.start(reply)? {
+            stack.try_reserve(1).ok()?;
+            stack.push(Open::new(root, children)?);
+        }
+        while let Some(top) = stack.last_mut() {
+            let Some((slot, child)) = top.next_child() else {
+                if let Some(done) = stack.pop() {
+                    done.close();
+                }
+                continue;
+            };
+            // SAFETY: `slot` was just written in the top block, which is never reallocated.
+            if let Some(children) = unsafe { &mut *slot }.start(child)? {
+                stack.try_reserve(1).ok()?;
+                stack.push(Open::new(slot, children)?);
+            }
+        }
+        Some(())
+    })();
+    if built.is_none() {
+        while let Some(open) = stack.pop() {
+            open.abandon();
+        }
+        // SAFETY: the root, its open blocks abandoned, is freed once.
+        unsafe { free_tree(root) };
+        return None;
+    }
+    Some(root)
 }
 
-/// Frees what `r` owns (its text, its children and theirs), not `r` itself.
+/// The start of the str of `r` freed, and `str` reset.
 ///
 /// # Safety
-/// `r` was filled by `pool_reply::fill` and its contents are freed once.
-unsafe fn free_contents(r: &mut pool_reply) {
+/// `r.str` is NULL or the boxed slice of `len + 1` bytes made by `set_text`.
+unsafe fn free_text(r: &mut pool_reply) {
     if !r.str.is_null() {
         let bytes = std::ptr::slice_from_raw_parts_mut(r.str.cast::<u8>(), r.len + 1);
-        // SAFETY: `str` is the boxed slice of len + 1 bytes made by `set_text`.
+        // SAFETY: per contract.
         drop(unsafe { Box::from_raw(bytes) });
         r.str = std::ptr::null_mut();
     }
-    if !r.element.is_null() {
-        let ptrs = std::ptr::slice_from_raw_parts_mut(r.element, r.elements);
-        // SAFETY: `element` is the boxed slice of `elements` pointers made by
-        // `set_children`, the first of which is the start of the children's block.
-        let ptrs = unsafe { Box::from_raw(ptrs) };
-        let block = std::ptr::slice_from_raw_parts_mut(ptrs[0], r.elements);
-        // SAFETY: the block is the boxed slice of `elements` children made by `set_children`.
-        let mut block = unsafe { Box::from_raw(block) };
-        for child in block.iter_mut() {
-            // SAFETY: each child was filled by `fill` and is owned by this block only.
-            unsafe { free_contents(child) };
+}
+
+/// Takes the children of `r`: its pointer array is freed and (block, count) returned.
+///
+/// # Safety
+/// `r.element` is NULL or the boxed pointer slice made by `Open::close`.
+unsafe fn take_block(r: &mut pool_reply) -> (*mut pool_reply, usize) {
+    if r.element.is_null() {
+        return (std::ptr::null_mut(), 0);
+    }
+    let ptrs = std::ptr::slice_from_raw_parts_mut(r.element, r.elements);
+    // SAFETY: per contract; its first pointer is the start of the children's block.
+    let ptrs = unsafe { Box::from_raw(ptrs) };
+    r.element = std::ptr::null_mut();
+    (ptrs[0], r.elements)
+}
+
+/// Frees what `r` owns (its text, its children and theirs), not `r` itself. Iterative,
+/// without allocating: going down into a child, the position in its parent's block is
+/// kept in the child's own fields (already freed), and read back coming up.
+///
+/// # Safety
+/// `r` was built by `into_c` (or is part of a tree it built) and its contents are freed
+/// once.
+unsafe fn free_contents(r: &mut pool_reply) {
+    let root: *mut pool_reply = r;
+    // SAFETY (whole function): every node reached is part of the tree `r` owns; each text
+    // and block is freed once, after the nodes in it were done with.
+    unsafe {
+        free_text(&mut *root);
+        let (mut block, mut n) = take_block(&mut *root);
+        let mut i = 0;
+        let mut cur = root;
+        loop {
+            if i < n {
+                let child = block.add(i);
+                i += 1;
+                free_text(&mut *child);
+                let (cb, cn) = take_block(&mut *child);
+                if cb.is_null() {
+                    continue;
+                }
+                // Down: remember where we were, in the child's freed fields.
+                (*child).str = block.cast::<c_char>();
+                (*child).len = n;
+                (*child).elements = i;
+                (*child).element = cur.cast::<*mut pool_reply>();
+                (cur, block, n, i) = (child, cb, cn, 0);
+            } else {
+                if !block.is_null() {
+                    drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(block, n)));
+                }
+                if cur == root {
+                    return;
+                }
+                // Up: back to the parent's block, after `cur`.
+                let c = &mut *cur;
+                (block, n, i) = (c.str.cast::<pool_reply>(), c.len, c.elements);
+                cur = c.element.cast::<pool_reply>();
+            }
         }
-        r.element = std::ptr::null_mut();
     }
 }
 
@@ -225,7 +351,7 @@ unsafe fn free_contents(r: &mut pool_reply) {
 unsafe fn free_tree(r: *mut pool_reply) {
     // SAFETY: per contract, `r` is the boxed one-element slice made by `into_c`.
     let mut root = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(r, 1)) };
-    // SAFETY: filled by `into_c`, freed once (now).
+    // SAFETY: built by `into_c`, freed once (now).
     unsafe { free_contents(&mut root[0]) };
 }
 
@@ -288,5 +414,136 @@ mod tests {
             );
             free_tree(root);
         }
+    }
+
+    /// The reply a C tree stands for (doubles compared by their text).
+    unsafe fn back(r: &pool_reply) -> Reply {
+        // SAFETY: a tree built by into_c, read before it is freed.
+        unsafe {
+            let text = || std::slice::from_raw_parts(r.str.cast::<u8>(), r.len).to_vec();
+            let kids = || {
+                (0..r.elements)
+                    .map(|i| back(&**r.element.add(i)))
+                    .collect::<Vec<_>>()
+            };
+            match r.r#type {
+                POOL_REPLY_STRING => Reply::String(text()),
+                POOL_REPLY_STATUS => Reply::Status(text()),
+                POOL_REPLY_ERROR => Reply::Error(text()),
+                POOL_REPLY_INTEGER => Reply::Integer(r.integer),
+                POOL_REPLY_NIL => Reply::Nil,
+                POOL_REPLY_DOUBLE => Reply::Double {
+                    value: r.dval,
+                    text: text().into(),
+                },
+                POOL_REPLY_BOOL => Reply::Bool(r.integer != 0),
+                POOL_REPLY_ARRAY => Reply::Array(kids()),
+                POOL_REPLY_MAP => Reply::Map(kids()),
+                POOL_REPLY_SET => Reply::Set(kids()),
+                POOL_REPLY_PUSH => Reply::Push(kids()),
+                POOL_REPLY_BIGNUM => Reply::BigNum(text()),
+                _ => Reply::Verb {
+                    format: [r.vtype[0] as u8, r.vtype[1] as u8, r.vtype[2] as u8],
+                    text: text(),
+                },
+            }
+        }
+    }
+
+    fn tree(seed: &mut u64, depth: usize) -> Reply {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let pick = *seed % if depth > 5 { 8 } else { 12 };
+        let n = (*seed >> 8) as usize % 5;
+        match pick {
+            0 => Reply::String(vec![b'a'; n]),
+            1 => Reply::Status(b"OK".to_vec()),
+            2 => Reply::Error(b"ERR".to_vec()),
+            3 => Reply::Integer(*seed as i64),
+            4 => Reply::Nil,
+            5 => Reply::Double {
+                value: 0.5,
+                text: b"0.5"[..].into(),
+            },
+            6 => Reply::BigNum(b"123".to_vec()),
+            7 => Reply::Verb {
+                format: *b"mkd",
+                text: vec![b'v'; n],
+            },
+            k => {
+                let items = (0..n).map(|_| tree(seed, depth + 1)).collect();
+                match k {
+                    8 => Reply::Array(items),
+                    9 => Reply::Map(items),
+                    10 => Reply::Set(items),
+                    _ => Reply::Push(items),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_trees_convert_exactly() {
+        let mut seed = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..2000 {
+            let r = tree(&mut seed, 0);
+            let c = into_c(r.clone()).unwrap();
+            // SAFETY: just built, freed once.
+            unsafe {
+                assert_eq!(back(&*c), r);
+                free_tree(c);
+            }
+        }
+    }
+
+    #[test]
+    fn the_deepest_reply_converts_on_a_small_stack() {
+        let mut r = Reply::Integer(1);
+        for i in 0..crate::redis::resp::MAX_DEPTH {
+            r = if i % 2 == 0 {
+                Reply::Array(vec![Reply::Nil, r, Reply::String(b"x".to_vec())])
+            } else {
+                Reply::Map(vec![Reply::Status(b"k".to_vec()), r])
+            };
+        }
+        // A recursive conversion needed over 128 KiB here (release) and over 1 MiB (debug).
+        let ok = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let c = into_c(r).unwrap();
+                // SAFETY: just built, freed once.
+                unsafe { free_tree(c) };
+            })
+            .unwrap()
+            .join();
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn running_out_of_memory_anywhere_frees_what_was_built() {
+        let mut seed = 7;
+        let mut failures = 0;
+        for _ in 0..200 {
+            let r = tree(&mut seed, 0);
+            for k in 0.. {
+                ALLOCATIONS_LEFT.set(k);
+                let c = into_c(r.clone());
+                ALLOCATIONS_LEFT.set(usize::MAX);
+                match c {
+                    None => failures += 1,
+                    Some(c) => {
+                        // SAFETY: just built, freed once.
+                        unsafe {
+                            assert_eq!(back(&*c), r);
+                            free_tree(c);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        // Run under valgrind (scripts or by hand) to see that nothing leaks.
+        assert!(failures > 200, "{failures}");
     }
 }
