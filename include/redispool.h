@@ -460,7 +460,8 @@ typedef struct pool_sentinel_options pool_sentinel_options_t;
 // A read/write failure or timeout in a conn helper.
 #define POOL_ERR_IO 10
 
-// Malformed RESP from the server.
+// Malformed RESP from the server, a reply past the pool's max_reply_bytes or
+// max_reply_elements, or out of memory for a reply (never an abort).
 #define POOL_ERR_PROTOCOL 11
 
 // A bug inside the library (a caught panic); the pool involved is then closed.

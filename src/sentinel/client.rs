@@ -117,3 +117,44 @@ impl SentinelConn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A sentinel that answers its first command with `reply`, then hangs up.
+    fn fake_sentinel(reply: Vec<u8>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(&reply);
+        });
+        addr
+    }
+
+    #[test]
+    fn a_sentinel_reply_is_held_to_small_limits() {
+        let cfg = SentinelConfig::new("m", vec![]);
+        let t = Duration::from_secs(5);
+        let ok = fake_sentinel(b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n".to_vec());
+        let mut conn = SentinelConn::connect(&ok, &cfg, t).unwrap();
+        assert_eq!(
+            conn.get_master_addr("m", t),
+            Ok(Some("127.0.0.1:6379".into()))
+        );
+        // Far below the pools' defaults (16 M elements, 512 MiB).
+        let many = fake_sentinel(b"*300000\r\n".to_vec());
+        let mut conn = SentinelConn::connect(&many, &cfg, t).unwrap();
+        let e = conn.get_master_addr("m", t).unwrap_err();
+        assert!(e.contains("max_reply_elements limit (262144)"), "{e}");
+        let big = fake_sentinel(b"$5000000\r\n".to_vec());
+        let mut conn = SentinelConn::connect(&big, &cfg, t).unwrap();
+        let e = conn.get_master_addr("m", t).unwrap_err();
+        assert!(e.contains("max_reply_bytes"), "{e}");
+    }
+}
