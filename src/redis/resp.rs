@@ -660,7 +660,12 @@ impl Parser {
                 max: self.limits.max_bytes,
             });
         }
-        let end = start + len;
+        // Cannot overflow on 64-bit targets (len <= i64::MAX); a 32-bit one refuses it.
+        let Some(end) = start.checked_add(len).filter(|e| e.checked_add(2).is_some()) else {
+            return Err(ProtocolError::TooManyBytes {
+                max: self.limits.max_bytes,
+            });
+        };
         if self.filled < end + 2 {
             self.want = end + 2 - self.pos;
             return Ok(Step::NeedMore);
