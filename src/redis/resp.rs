@@ -110,6 +110,29 @@ pub enum Reply {
     Verb { format: [u8; 3], text: Vec<u8> },
 }
 
+impl Reply {
+    /// A short description for messages: the type and the start of its text, or its size;
+    /// never the whole reply, which may be large or deeply nested (`Debug` shows it all).
+    pub fn summary(&self) -> String {
+        let n = |v: &Vec<Reply>| v.len();
+        match self {
+            Reply::String(b) => format!("string {}", Snippet::new(b)),
+            Reply::Status(b) => format!("status {}", Snippet::new(b)),
+            Reply::Error(b) => format!("error {}", Snippet::new(b)),
+            Reply::Integer(i) => format!("integer {i}"),
+            Reply::Nil => "nil".to_owned(),
+            Reply::Double { text, .. } => format!("double {}", Snippet::new(text)),
+            Reply::Bool(b) => format!("boolean {b}"),
+            Reply::Array(v) => format!("array of {} elements", n(v)),
+            Reply::Map(v) => format!("map of {} entries", n(v) / 2),
+            Reply::Set(v) => format!("set of {} elements", n(v)),
+            Reply::Push(v) => format!("push of {} elements", n(v)),
+            Reply::BigNum(b) => format!("big number {}", Snippet::new(b)),
+            Reply::Verb { text, .. } => format!("verbatim string {}", Snippet::new(text)),
+        }
+    }
+}
+
 /// A short excerpt of offending input, shown escaped (and cut) in error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snippet {
@@ -661,7 +684,10 @@ impl Parser {
             });
         }
         // Cannot overflow on 64-bit targets (len <= i64::MAX); a 32-bit one refuses it.
-        let Some(end) = start.checked_add(len).filter(|e| e.checked_add(2).is_some()) else {
+        let Some(end) = start
+            .checked_add(len)
+            .filter(|e| e.checked_add(2).is_some())
+        else {
             return Err(ProtocolError::TooManyBytes {
                 max: self.limits.max_bytes,
             });

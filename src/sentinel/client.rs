@@ -53,10 +53,15 @@ impl SentinelConn {
                 Reply::Error(e) => {
                     return Err(format!(
                         "sentinel AUTH refused: {}",
-                        String::from_utf8_lossy(&e)
+                        String::from_utf8_lossy(&e[..e.len().min(256)])
                     ));
                 }
-                other => return Err(format!("sentinel AUTH: unexpected reply {other:?}")),
+                other => {
+                    return Err(format!(
+                        "sentinel AUTH: unexpected reply: {}",
+                        other.summary()
+                    ));
+                }
             }
         }
         Ok(conn)
@@ -94,7 +99,10 @@ impl SentinelConn {
             Reply::Array(v) if matches!(v.first(), Some(Reply::String(k)) if k == b"subscribe") => {
                 Ok(())
             }
-            other => Err(format!("SUBSCRIBE {channel}: unexpected reply {other:?}")),
+            other => Err(format!(
+                "SUBSCRIBE {channel}: unexpected reply: {}",
+                other.summary()
+            )),
         }
     }
 
