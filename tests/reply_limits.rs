@@ -58,6 +58,17 @@ fn respond(key: &[u8], s: &mut TcpStream) -> bool {
             let chunk = b":1\r\n".repeat(1_000_000);
             send(s, b"*20000000\r\n") && (0..20).all(|_| send(s, &chunk))
         }
+        // RESP3 pushes (invalidations) without end, and never the reply.
+        b"pushes" => {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(30) {
+                if !send(s, b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n") {
+                    return false;
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+            false
+        }
         b"bytes-ok" => send(s, format!("$1000\r\n{}\r\n", "x".repeat(1000)).as_bytes()),
         b"bytes-over" => send(s, format!("$1001\r\n{}\r\n", "x".repeat(1001)).as_bytes()),
         b"nested-bytes-over" => send(
@@ -211,6 +222,28 @@ fn replies_just_under_the_limits_pass_and_just_over_fail() {
     let failure = conn.command(&[b"GET", b"deep"]).unwrap_err();
     assert_eq!(failure.code, POOL_ERR_PROTOCOL, "{failure}");
     assert!(failure.message.contains("nested deeper"), "{failure}");
+    pool.put(conn);
+    assert!(poll_until(Duration::from_secs(10), || pool.len() == 0));
+}
+
+/// Pushes are skipped while waiting for a reply, but not for longer than a second read
+/// timeout in all: before, each push restarted the read timeout.
+#[test]
+fn endless_pushes_before_a_reply_time_out() {
+    let _serial = serial();
+    let port = fake_server();
+    let pool = CPool::from_url(&format!(
+        "redis://127.0.0.1:{port}?pool_size=1&read_timeout=300ms"
+    ));
+    let conn = pool.get(5000).unwrap();
+    let start = Instant::now();
+    let failure = conn.command(&[b"GET", b"pushes"]).unwrap_err();
+    let took = start.elapsed();
+    assert!(
+        failure.message.contains("timeout (read after 300ms)"),
+        "{failure}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
     pool.put(conn);
     assert!(poll_until(Duration::from_secs(10), || pool.len() == 0));
 }

@@ -263,8 +263,20 @@ impl Conn {
         let skip_pushes = !args.first().is_some_and(|name| replies_are_pushes(name));
         let res = io::command_with(fd, &mut cio.parser, &mut cio.out, args, rt, wt, wait).and_then(
             |mut reply| {
+                // The pushes after the first share one more read timeout, not one each: a
+                // server sending pushes without end must not hold the command forever.
+                let mut pushes_deadline = None;
                 while skip_pushes && matches!(reply, Reply::Push(_)) {
-                    reply = io::next_reply(fd, &mut cio.parser, rt)?;
+                    let left = rt.map(|t| {
+                        let end = *pushes_deadline.get_or_insert_with(|| Instant::now() + t);
+                        end.saturating_duration_since(Instant::now())
+                    });
+                    reply = match io::next_reply(fd, &mut cio.parser, left) {
+                        Err(IoError::Timeout(op, _)) => {
+                            return Err(IoError::Timeout(op, rt.unwrap_or_default()));
+                        }
+                        r => r?,
+                    };
                 }
                 Ok(reply)
             },
