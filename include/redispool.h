@@ -645,7 +645,8 @@ void *pool_conn_userdata(const pool_conn_t *conn);
 // releases it with pool_reply_free. A Redis error reply (WRONGTYPE, ...) is POOL_OK with
 // type POOL_REPLY_ERROR and the conn stays good. RESP3 pushes the server sends on its own
 // (client tracking invalidations, pub/sub messages) are skipped when they come before or
-// right behind the reply, never returned as it; (P|S)(UN)SUBSCRIBE return their own push.
+// right behind the reply, never returned as it (those before it for at most one more
+// read_timeout_ms in all); (P|S)(UN)SUBSCRIBE return their own push.
 //
 // Blocks the calling thread for the write (at most write_timeout_ms) and for the reply (at
 // most read_timeout_ms), whatever blocking mode the fd is in; never raises SIGPIPE. A
