@@ -289,7 +289,8 @@ enum Step {
 /// empty, a buffer that grew beyond 1 MiB shrinks back, so a single huge reply does not keep its
 /// memory for the life of the conn.
 ///
-/// After a [`ProtocolError`] the stream is out of step; `next_reply` keeps returning that error
+/// After a [`ProtocolError`] the stream is out of step: what was buffered and half parsed is
+/// dropped (its memory given back at once), and `next_reply` keeps returning that error
 /// until [`Parser::clear`].
 #[derive(Default)]
 pub struct Parser {
@@ -457,7 +458,16 @@ impl Parser {
         match self.parse() {
             Ok(reply) => Ok(reply),
             Err(err) => {
-                self.stack.clear();
+                // What was parsed and buffered is of no use any more: give the memory back
+                // now (the error may be that memory ran out), not when the conn is closed.
+                self.stack = Vec::new();
+                self.pos = 0;
+                self.filled = 0;
+                self.scanned = 0;
+                self.want = 0;
+                if self.buf.len() > INITIAL_BUF {
+                    self.buf = Vec::new();
+                }
                 self.failed = Some(err.clone());
                 Err(err)
             }
@@ -1605,6 +1615,22 @@ mod tests {
         );
         assert!(p.is_clean());
         assert!(p.buf.len() <= INITIAL_BUF);
+    }
+
+    #[test]
+    fn an_error_gives_the_memory_back() {
+        let mut p = Parser::new();
+        p.feed(b"*2\r\n:1\r\n$5000000\r\n");
+        p.feed(&vec![b'x'; 5_000_000]);
+        assert_eq!(p.next_reply(), Ok(None));
+        assert!(p.buf.len() >= 5_000_000);
+        p.feed(b"XX");
+        assert!(matches!(
+            p.next_reply(),
+            Err(ProtocolError::MissingCrlf { .. })
+        ));
+        assert!(p.buf.len() <= INITIAL_BUF && p.stack.capacity() == 0);
+        assert!(!p.is_clean());
     }
 
     #[test]
