@@ -90,13 +90,6 @@
 // address of at most 261 characters and its NUL).
 #define POOL_SENTINEL_ADDR_LEN 272
 
-// The longest bulk string (or bulk error, or verbatim string) accepted: Redis's own
-// `proto-max-bulk-len` default.
-#define MAX_BULK_LEN ((512 * 1024) * 1024)
-
-// The largest element count an aggregate may declare (entries, for maps and attributes).
-#define MAX_AGGREGATE_LEN (1 << 32)
-
 // The deepest nesting of aggregates (attributes included) accepted.
 #define MAX_DEPTH 512
 
@@ -217,6 +210,21 @@ struct pool_options {
   // again. Throughput under oversubscription for a bounded unfairness (Go's sync.Mutex
   // switches to hand-off after 1 ms); see the README.
   int64_t overtake_window_ms;
+  // The most string data one reply may hold, in bytes: bulk and simple strings, errors,
+  // verbatim strings, big numbers and double texts, counted over the whole reply (nested
+  // elements and RESP3 attributes included). A length announcing more is refused at once,
+  // before its bytes come. 0 = the default, 512 MiB (Redis's own proto-max-bulk-len:
+  // any string a default Redis stores fits). A reply past it fails the command with
+  // POOL_ERR_PROTOCOL and the conn is closed (its stream is out of step). Running out of
+  // memory while reading a reply fails the same way; it never aborts the process.
+  int64_t max_reply_bytes;
+  // The most elements one reply may have, counted as max_reply_bytes: every value,
+  // aggregate and attribute, nested ones included (a map entry counts 2). An aggregate
+  // announcing more is refused at its header. 0 = the default, 16777216 (2^24): an element
+  // costs 32 bytes in the reply tree (64 more in a pool_reply_t) however small it is on the
+  // wire, so this bounds a tree of small elements as max_reply_bytes bounds string data.
+  // Past it: POOL_ERR_PROTOCOL, the conn closed.
+  int64_t max_reply_elements;
 };
 
 typedef struct pool_options pool_options_t;
@@ -459,7 +467,8 @@ typedef struct pool_sentinel_options pool_sentinel_options_t;
 // A read/write failure or timeout in a conn helper.
 #define POOL_ERR_IO 10
 
-// Malformed RESP from the server.
+// Malformed RESP from the server, a reply past the pool's max_reply_bytes or
+// max_reply_elements, or out of memory for a reply (never an abort).
 #define POOL_ERR_PROTOCOL 11
 
 // A bug inside the library (a caught panic); the pool involved is then closed.
@@ -652,8 +661,12 @@ void *pool_conn_userdata(const pool_conn_t *conn);
 // are counted once from the start of the call: pushes skipped on the way do not restart
 // them, so a server that keeps pushing cannot keep the call going. A
 // failure mid-way (POOL_ERR_IO: timeout, EOF, OS error; POOL_ERR_PROTOCOL: malformed
-// reply, or a push on a RESP2 conn) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
-// removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1 or above
+// reply, a push on a RESP2 conn, a reply past the pool's max_reply_bytes or
+// max_reply_elements, nested deeper than 512 levels, or out of memory while reading it)
+// marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put removes
+// it instead of pooling it. Out of memory for the reply tree once the reply is read whole
+// is POOL_ERR_PROTOCOL too, but the conn stays good. The process is never aborted for
+// memory. POOL_ERR_INVALID_ARG for NULLs, argc < 1 or above
 // 16777216 (2^24), or a handle that is not checked out. The thread that holds the conn calls this.
 //
 // On a conn of a cluster (pool_cluster_get*, or a cluster's node pool), a reply MOVED or
@@ -725,9 +738,9 @@ pool_status_t pool_new(const pool_options_t *opts, pool_t **pool_out, pool_error
 // conn_max_lifetime (alias max_conn_age), conn_max_lifetime_jitter, pool_fifo,
 // client_name, protocol, db (overrides the path), dialer_retries, dialer_retry_backoff,
 // reaper_interval, ping_after_idle, leak_detection_threshold, health_check_bypass,
-// overtake_window. Durations as go-redis: "500ms", "4s", "1m30s", or a plain integer
-// of seconds; 0 or a negative value disables
-// the timeout or feature.
+// overtake_window, max_reply_bytes, max_reply_elements (plain integers, 0 = the default).
+// Durations as go-redis: "500ms", "4s", "1m30s", or a plain integer of seconds; 0 or a
+// negative value disables the timeout or feature.
 // Percent-encode reserved characters in user and password. Everything not in the URL
 // takes its pool_options_init default. An unknown, repeated or malformed option, an
 // unsupported scheme (rediss://: no TLS) or a URL over 8 KiB -> POOL_ERR_INVALID_ARG

@@ -83,6 +83,13 @@ type Options struct {
 	// oldest has waited less than this (no context switch; Go's sync.Mutex does
 	// the same for 1ms). 0 or negative = strict first come, first served (default).
 	OvertakeWindow time.Duration
+	// MaxReplyBytes caps the string data of one reply (bytes, the whole reply
+	// counted); a reply past it fails with CodeProtocol and the conn is closed.
+	// 0 = the default, 512 MiB.
+	MaxReplyBytes int64
+	// MaxReplyElements caps the elements of one reply, nested ones included.
+	// 0 = the default, 16777216.
+	MaxReplyElements int64
 }
 
 // ceilMillis converts a positive duration to whole milliseconds, rounding up
@@ -190,6 +197,8 @@ func (o *Options) toC() (*cOptions, error) {
 	setMillis(&c.opts.leak_detection_threshold_ms, o.LeakDetectionThreshold, 0)
 	setMillis(&c.opts.health_check_bypass_ms, o.HealthCheckBypass, 0)
 	setMillis(&c.opts.overtake_window_ms, o.OvertakeWindow, 0)
+	c.opts.max_reply_bytes = C.int64_t(o.MaxReplyBytes)
+	c.opts.max_reply_elements = C.int64_t(o.MaxReplyElements)
 	ok = true
 	return c, nil
 }

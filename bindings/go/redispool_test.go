@@ -496,6 +496,35 @@ func TestMisuse(t *testing.T) {
 	if _, err := NewWithOptions(Options{}); !errors.Is(err, ErrInvalidArg) {
 		t.Fatalf("NewWithOptions without Addr = %v, want ErrInvalidArg", err)
 	}
+	if _, err := NewWithOptions(Options{Addr: redisAddr, MaxReplyElements: -1}); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("NewWithOptions(MaxReplyElements -1) = %v, want ErrInvalidArg", err)
+	}
+}
+
+func TestMaxReplyBytes(t *testing.T) {
+	p, err := NewWithOptions(Options{Addr: redisAddr, PoolSize: 1, MaxReplyBytes: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	cn, err := p.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cn.Do(ctx, "SET", "go-test:maxreply", strings.Repeat("x", 17)); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := cn.Do(ctx, "GETRANGE", "go-test:maxreply", "0", "15"); err != nil || v != strings.Repeat("x", 16) {
+		t.Fatalf("GETRANGE of 16 bytes = %v, %v", v, err)
+	}
+	if _, err := cn.Do(ctx, "GET", "go-test:maxreply"); !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "max_reply_bytes") {
+		t.Fatalf("GET of 17 bytes = %v, want ErrProtocol naming max_reply_bytes", err)
+	}
+	p.Put(cn)
+	if n := p.Len(); n != 0 {
+		t.Fatalf("Len after putting a bad conn = %d, want 0", n)
+	}
 }
 
 // OvertakeWindow reaches the library: with it, a Get right after a Put takes the conn

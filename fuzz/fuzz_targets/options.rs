@@ -149,6 +149,8 @@ fuzz_target!(|data: &[u8]| {
     o.leak_detection_threshold_ms = input.ms(o.leak_detection_threshold_ms);
     o.health_check_bypass_ms = input.ms(o.health_check_bypass_ms);
     o.overtake_window_ms = input.ms(o.overtake_window_ms);
+    o.max_reply_bytes = input.ms(o.max_reply_bytes);
+    o.max_reply_elements = input.ms(o.max_reply_elements);
     // Background dials start when 0 < min_idle_conns <= pool_size (0 = the default size);
     // above pool_size, or negative, it is refused before anything starts.
     let pool_size = match o.pool_size {

@@ -25,6 +25,7 @@ use redispool::ffi::pool::{pool_free, pool_new_url, pool_t};
 use redispool::ffi::status::{POOL_ERR_INVALID_ARG, POOL_OK};
 use redispool::fuzzing::{core_options, url_to_c_options};
 use redispool::pool::{Error, Options, Wait, default_pool_size};
+use redispool::redis::resp::ReplyLimits;
 use redispool::redis::url::{MAX_URL_LEN, UrlConfig, UrlDuration, parse_url};
 
 fuzz_target!(|data: &[u8]| {
@@ -334,6 +335,15 @@ fn canonical(cfg: &UrlConfig, unix: bool) -> String {
             query.push((name, duration(v)));
         }
     }
+    let sizes = [
+        ("max_reply_bytes", cfg.max_reply_bytes),
+        ("max_reply_elements", cfg.max_reply_elements),
+    ];
+    for (name, v) in sizes {
+        if let Some(v) = v {
+            query.push((name, v.to_string()));
+        }
+    }
     for (i, (name, value)) in query.iter().enumerate() {
         u.push(if i == 0 { '?' } else { '&' });
         write!(u, "{name}={value}").unwrap();
@@ -455,6 +465,14 @@ fn check_c_options(cfg: &UrlConfig, c: &pool_options_t) {
         c.overtake_window_ms,
         dur(cfg.overtake_window, d.overtake_window_ms, 0)
     );
+    assert_eq!(
+        c.max_reply_bytes,
+        cfg.max_reply_bytes.unwrap_or(d.max_reply_bytes)
+    );
+    assert_eq!(
+        c.max_reply_elements,
+        cfg.max_reply_elements.unwrap_or(d.max_reply_elements)
+    );
 }
 
 /// The pool `pool_new_url` would start: the URL's values, in the core's units.
@@ -537,4 +555,17 @@ fn check_core_options(cfg: &UrlConfig, o: &Options) {
     );
     assert_eq!(o.health_check_bypass, opt(cfg.health_check_bypass, None));
     assert_eq!(o.overtake_window, opt(cfg.overtake_window, None));
+    // 0 (or not in the URL) is the default.
+    let limit = |v: Option<i64>, default: u64| match v {
+        None | Some(0) => default,
+        Some(v) => v as u64,
+    };
+    assert_eq!(
+        o.reply_limits.max_bytes,
+        limit(cfg.max_reply_bytes, ReplyLimits::DEFAULT_MAX_BYTES)
+    );
+    assert_eq!(
+        o.reply_limits.max_elements,
+        limit(cfg.max_reply_elements, ReplyLimits::DEFAULT_MAX_ELEMENTS)
+    );
 }

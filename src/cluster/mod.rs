@@ -440,18 +440,18 @@ impl<N: NodePool> Cluster<N> {
         )))
     }
 
+    /// Installs a slot map from `topology` (which caps it: at most 16384 masters, so an index
+    /// always fits below NO_NODE).
     fn install(&self, shards: &[Shard]) {
         let mut masters: Vec<String> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
         let mut slots = vec![NO_NODE; SLOTS];
         let mut replicas = Vec::new();
         for shard in shards {
-            let i = match masters.iter().position(|m| *m == shard.master) {
-                Some(i) => i,
-                None => {
-                    masters.push(shard.master.clone());
-                    masters.len() - 1
-                }
-            };
+            let i = *index.entry(&shard.master).or_insert_with(|| {
+                masters.push(shard.master.clone());
+                masters.len() - 1
+            });
             for &(a, b) in &shard.slots {
                 for s in a..=b {
                     slots[usize::from(s)] = i as u16;

@@ -1,6 +1,49 @@
 //! The slot map of a cluster, parsed from CLUSTER SHARDS (Redis 7+) or CLUSTER SLOTS.
 
+use std::collections::HashMap;
+
+use super::slot::SLOTS;
 use crate::redis::resp::Reply;
+
+/// The most nodes (masters and replicas) a slot map may name; Redis advises at most 1000.
+const MAX_NODES: usize = 4 * SLOTS;
+
+/// What a slot map reply may hold. A valid map has at most one range per slot, so at most
+/// 16384 ranges, and masters. A reply past this is refused, so that building the map takes
+/// time and memory bounded by the map, not by what a broken or hostile node sends (the
+/// reply itself is bounded by the pool's reply limits). It also keeps a master's index in
+/// the map below `NO_NODE`.
+struct Caps {
+    what: &'static str,
+    ranges: usize,
+    nodes: usize,
+}
+
+impl Caps {
+    fn new(what: &'static str) -> Self {
+        Caps {
+            what,
+            ranges: 0,
+            nodes: 0,
+        }
+    }
+
+    fn range(&mut self) -> Result<(), TopologyError> {
+        self.ranges += 1;
+        if self.ranges > SLOTS {
+            return err(format!("{}: more than {SLOTS} slot ranges", self.what));
+        }
+        Ok(())
+    }
+
+    fn node(&mut self) -> Result<(), TopologyError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return err(format!("{}: more than {MAX_NODES} nodes", self.what));
+        }
+        Ok(())
+    }
+}
 
 /// One shard: the slot ranges it serves, its master and its replicas ("host:port").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +95,7 @@ fn pairs(r: &Reply) -> Option<impl Iterator<Item = (String, &Reply)>> {
 fn slot(v: i64) -> Result<u16, TopologyError> {
     u16::try_from(v)
         .ok()
-        .filter(|&s| usize::from(s) < super::slot::SLOTS)
+        .filter(|&s| usize::from(s) < SLOTS)
         .map_or_else(|| err(format!("slot {v} out of range")), Ok)
 }
 
@@ -80,6 +123,7 @@ pub fn parse_shards(reply: &Reply, queried_host: &str) -> Result<Vec<Shard>, Top
     let Reply::Array(shards) = reply else {
         return err("CLUSTER SHARDS: not an array");
     };
+    let mut caps = Caps::new("CLUSTER SHARDS");
     let mut out = Vec::new();
     for shard in shards {
         let Some(fields) = pairs(shard) else {
@@ -105,6 +149,7 @@ pub fn parse_shards(reply: &Reply, queried_host: &str) -> Result<Vec<Shard>, Top
                         if a > b {
                             return err(format!("CLUSTER SHARDS: slot range {a}-{b}"));
                         }
+                        caps.range()?;
                         slots.push((a, b));
                     }
                 }
@@ -132,6 +177,7 @@ pub fn parse_shards(reply: &Reply, queried_host: &str) -> Result<Vec<Shard>, Top
                             // A node without a plain-text port (TLS only): not reachable here.
                             continue;
                         };
+                        caps.node()?;
                         let host = endpoint.filter(|e| !e.is_empty() && e != "?").or(ip);
                         let addr = address(host, port, queried_host)?;
                         let failed = health.as_deref() == Some("fail");
@@ -167,7 +213,10 @@ pub fn parse_slots(reply: &Reply, queried_host: &str) -> Result<Vec<Shard>, Topo
     let Reply::Array(ranges) = reply else {
         return err("CLUSTER SLOTS: not an array");
     };
+    let mut caps = Caps::new("CLUSTER SLOTS");
     let mut out: Vec<Shard> = Vec::new();
+    // Master address -> its shard in `out`.
+    let mut shard_of: HashMap<String, usize> = HashMap::new();
     for range in ranges {
         let Reply::Array(items) = range else {
             return err("CLUSTER SLOTS: a range is not an array");
@@ -182,6 +231,7 @@ pub fn parse_slots(reply: &Reply, queried_host: &str) -> Result<Vec<Shard>, Topo
         if a > b {
             return err(format!("CLUSTER SLOTS: slot range {a}-{b}"));
         }
+        caps.range()?;
         let mut nodes = Vec::new();
         for node in &items[2..] {
             let Reply::Array(n) = node else {
@@ -190,16 +240,20 @@ pub fn parse_slots(reply: &Reply, queried_host: &str) -> Result<Vec<Shard>, Topo
             let (Some(host), Some(port)) = (n.first().map(text), n.get(1).and_then(int)) else {
                 return err("CLUSTER SLOTS: a node without host and port");
             };
+            caps.node()?;
             nodes.push(address(host, port, queried_host)?);
         }
         let master = nodes.remove(0);
-        match out.iter_mut().find(|s| s.master == master) {
-            Some(shard) => shard.slots.push((a, b)),
-            None => out.push(Shard {
-                slots: vec![(a, b)],
-                master,
-                replicas: nodes,
-            }),
+        match shard_of.get(&master) {
+            Some(&i) => out[i].slots.push((a, b)),
+            None => {
+                shard_of.insert(master.clone(), out.len());
+                out.push(Shard {
+                    slots: vec![(a, b)],
+                    master,
+                    replicas: nodes,
+                });
+            }
         }
     }
     Ok(out)
@@ -390,5 +444,44 @@ mod tests {
         assert_eq!(parse_redirect(b"MOVED x h:1"), None);
         assert_eq!(parse_redirect(b"WRONGTYPE Operation"), None);
         assert_eq!(parse_redirect(b"MOVEDX 1 h:1"), None);
+    }
+
+    #[test]
+    fn slot_maps_are_capped() {
+        let n = |port: i64| Reply::Array(vec![s("10.0.0.1"), Reply::Integer(port)]);
+        let range = |a: i64, b: i64, nodes: Vec<Reply>| {
+            let mut v = vec![Reply::Integer(a), Reply::Integer(b)];
+            v.extend(nodes);
+            Reply::Array(v)
+        };
+        // The largest valid map: 16384 one-slot ranges, each its own master.
+        let full = Reply::Array((0..16384).map(|i| range(i, i, vec![n(1 + i)])).collect());
+        assert_eq!(parse_slots(&full, "h").unwrap().len(), 16384);
+        // One range more can only overlap: refused.
+        let over = Reply::Array((0..16385).map(|_| range(0, 0, vec![n(7000)])).collect());
+        let e = parse_slots(&over, "h").unwrap_err();
+        assert!(e.0.contains("more than 16384 slot ranges"), "{e:?}");
+        // Endless replica lists too.
+        let crowd = Reply::Array(vec![range(
+            0,
+            16383,
+            (0..MAX_NODES as i64 + 1)
+                .map(|i| n(1 + i % 60000))
+                .collect(),
+        )]);
+        let e = parse_slots(&crowd, "h").unwrap_err();
+        assert!(e.0.contains("nodes"), "{e:?}");
+        let shard = Reply::Array(vec![
+            s("slots"),
+            Reply::Array(
+                (0..16385)
+                    .flat_map(|_| [Reply::Integer(5), Reply::Integer(5)])
+                    .collect(),
+            ),
+            s("nodes"),
+            Reply::Array(vec![node("10.0.0.1", 7000, "master", "online")]),
+        ]);
+        let e = parse_shards(&Reply::Array(vec![shard]), "h").unwrap_err();
+        assert!(e.0.contains("more than 16384 slot ranges"), "{e:?}");
     }
 }

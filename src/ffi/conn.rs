@@ -11,6 +11,7 @@ use super::panic::ffi_boundary;
 use super::reply::{into_c, pool_reply_t};
 use super::status::{POOL_OK, pool_status_t};
 use crate::cluster::topology::parse_redirect;
+use crate::pool::Error;
 use crate::redis::resp::Reply;
 
 /// One checked-out connection. Opaque: the handle is not a memory address, so a stale
@@ -136,8 +137,12 @@ const MAX_ARGS: c_int = 1 << 24;
 /// are counted once from the start of the call: pushes skipped on the way do not restart
 /// them, so a server that keeps pushing cannot keep the call going. A
 /// failure mid-way (POOL_ERR_IO: timeout, EOF, OS error; POOL_ERR_PROTOCOL: malformed
-/// reply, or a push on a RESP2 conn) marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put
-/// removes it instead of pooling it. POOL_ERR_INVALID_ARG for NULLs, argc < 1 or above
+/// reply, a push on a RESP2 conn, a reply past the pool's max_reply_bytes or
+/// max_reply_elements, nested deeper than 512 levels, or out of memory while reading it)
+/// marks the conn bad: later commands on it return POOL_ERR_BAD_CONN and pool_put removes
+/// it instead of pooling it. Out of memory for the reply tree once the reply is read whole
+/// is POOL_ERR_PROTOCOL too, but the conn stays good. The process is never aborted for
+/// memory. POOL_ERR_INVALID_ARG for NULLs, argc < 1 or above
 /// 16777216 (2^24), or a handle that is not checked out. The thread that holds the conn calls this.
 ///
 /// On a conn of a cluster (pool_cluster_get*, or a cluster's node pool), a reply MOVED or
@@ -223,11 +228,18 @@ pub unsafe extern "C" fn pool_conn_command(
                 "conn: not a checked-out conn (already put or removed?)",
             ),
             Some(Err(e)) => fail(err_out, &e),
-            Some(Ok(reply)) => {
-                // SAFETY: checked non-NULL above.
-                unsafe { *reply_out = into_c(reply) };
-                POOL_OK
-            }
+            Some(Ok(reply)) => match into_c(reply) {
+                Some(r) => {
+                    // SAFETY: checked non-NULL above.
+                    unsafe { *reply_out = r };
+                    POOL_OK
+                }
+                // The reply was read whole: the conn stays good.
+                None => fail(
+                    err_out,
+                    &Error::Protocol("out of memory: the reply could not be handed over".into()),
+                ),
+            },
         }
     })
 }

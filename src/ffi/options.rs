@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::pool::{Dialer, Error, Options, Result, Wait, default_pool_size};
+use crate::redis::resp::ReplyLimits;
 use crate::redis::url::{UrlConfig, UrlDuration};
 
 /// A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
@@ -107,6 +108,21 @@ pub struct pool_options {
     /// again. Throughput under oversubscription for a bounded unfairness (Go's sync.Mutex
     /// switches to hand-off after 1 ms); see the README.
     pub overtake_window_ms: i64,
+    /// The most string data one reply may hold, in bytes: bulk and simple strings, errors,
+    /// verbatim strings, big numbers and double texts, counted over the whole reply (nested
+    /// elements and RESP3 attributes included). A length announcing more is refused at once,
+    /// before its bytes come. 0 = the default, 512 MiB (Redis's own proto-max-bulk-len:
+    /// any string a default Redis stores fits). A reply past it fails the command with
+    /// POOL_ERR_PROTOCOL and the conn is closed (its stream is out of step). Running out of
+    /// memory while reading a reply fails the same way; it never aborts the process.
+    pub max_reply_bytes: i64,
+    /// The most elements one reply may have, counted as max_reply_bytes: every value,
+    /// aggregate and attribute, nested ones included (a map entry counts 2). An aggregate
+    /// announcing more is refused at its header. 0 = the default, 16777216 (2^24): an element
+    /// costs 32 bytes in the reply tree (64 more in a pool_reply_t) however small it is on the
+    /// wire, so this bounds a tree of small elements as max_reply_bytes bounds string data.
+    /// Past it: POOL_ERR_PROTOCOL, the conn closed.
+    pub max_reply_elements: i64,
 }
 
 pub type pool_options_t = pool_options;
@@ -143,6 +159,8 @@ impl pool_options {
             leak_detection_threshold_ms: 0,
             health_check_bypass_ms: 0,
             overtake_window_ms: 0,
+            max_reply_bytes: 0,
+            max_reply_elements: 0,
         }
     }
 }
@@ -227,6 +245,18 @@ fn io_timeout(v: i64, field: &str) -> Result<Option<Duration>> {
         v => Err(Error::invalid(format!(
             "{field}: {v} is invalid (> 0 = milliseconds, 0 or -1 = none)"
         ))),
+    }
+}
+
+/// A reply limit: > 0 as given, 0 = `default`.
+fn reply_limit(v: i64, field: &str, default: u64) -> Result<u64> {
+    match v {
+        0 => Ok(default),
+        v => u64::try_from(v).map_err(|_| {
+            Error::invalid(format!(
+                "{field}: {v} is negative (> 0 = the limit, 0 = the default)"
+            ))
+        }),
     }
 }
 
@@ -362,6 +392,18 @@ pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
         0 => None,
         v => millis(v, "overtake_window_ms", false)?,
     };
+    opts.reply_limits = ReplyLimits {
+        max_bytes: reply_limit(
+            o.max_reply_bytes,
+            "max_reply_bytes",
+            ReplyLimits::DEFAULT_MAX_BYTES,
+        )?,
+        max_elements: reply_limit(
+            o.max_reply_elements,
+            "max_reply_elements",
+            ReplyLimits::DEFAULT_MAX_ELEMENTS,
+        )?,
+    };
     if opts.min_idle_conns > opts.pool_size {
         return Err(Error::invalid(format!(
             "min_idle_conns: {} is larger than pool_size {}",
@@ -445,5 +487,11 @@ pub(crate) fn options_from_url(cfg: &UrlConfig) -> Result<(pool_options, Vec<CSt
     );
     dur(&mut o.health_check_bypass_ms, cfg.health_check_bypass, 0);
     dur(&mut o.overtake_window_ms, cfg.overtake_window, 0);
+    if let Some(v) = cfg.max_reply_bytes {
+        o.max_reply_bytes = v;
+    }
+    if let Some(v) = cfg.max_reply_elements {
+        o.max_reply_elements = v;
+    }
     Ok((o, strings))
 }

@@ -29,7 +29,8 @@ pub const POOL_ERR_BAD_CONN: pool_status_t = 8;
 pub const POOL_ERR_HANDSHAKE: pool_status_t = 9;
 /// A read/write failure or timeout in a conn helper.
 pub const POOL_ERR_IO: pool_status_t = 10;
-/// Malformed RESP from the server.
+/// Malformed RESP from the server, a reply past the pool's max_reply_bytes or
+/// max_reply_elements, or out of memory for a reply (never an abort).
 pub const POOL_ERR_PROTOCOL: pool_status_t = 11;
 /// A bug inside the library (a caught panic); the pool involved is then closed.
 pub const POOL_ERR_INTERNAL: pool_status_t = 12;

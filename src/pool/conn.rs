@@ -9,15 +9,23 @@ use socket2::Socket;
 
 use super::error::Error;
 use crate::redis::io::{self, IoError};
-use crate::redis::resp::{Parser, Reply};
+use crate::redis::resp::{Parser, Reply, ReplyLimits};
 use crate::redis::{HandshakeError, Session};
 
 /// The conn's own Redis I/O state, made on first use so a conn only ever used through its
 /// fd pays nothing for it.
-#[derive(Default)]
 struct ConnIo {
     parser: Parser,
     out: Vec<u8>,
+}
+
+impl ConnIo {
+    fn new(limits: ReplyLimits) -> Box<Self> {
+        Box::new(ConnIo {
+            parser: Parser::with_limits(limits),
+            out: Vec::new(),
+        })
+    }
 }
 
 /// A connection owned by a pool. Dropping it closes the socket and drops its user data.
@@ -44,6 +52,8 @@ struct ConnState {
     pooled: bool,
     userdata: Option<Box<dyn Any + Send>>,
     io: Option<Box<ConnIo>>,
+    /// What one reply of the conn's own commands may hold (the pool's `reply_limits`).
+    reply_limits: ReplyLimits,
     /// Read and write timeouts of the conn's own commands, in milliseconds (0 = none).
     timeouts_ms: [u32; 2],
     /// The socket's SO_RCVTIMEO is the read timeout (`set_timeouts`), so a command may wait
@@ -110,6 +120,7 @@ impl Conn {
             pooled,
             userdata: None,
             io: None,
+            reply_limits: ReplyLimits::DEFAULT,
             timeouts_ms: [0, 0],
             recv_bounded: false,
             resp3: false,
@@ -267,6 +278,7 @@ impl Conn {
         } else {
             io::ReplyWait::Poll
         };
+        let limits = self.s.reply_limits;
         // RESP3 push frames (client tracking invalidations, pub/sub messages) may arrive at
         // any time, also just before a reply: they are not this command's reply, except
         // for the subscribe family, whose replies are pushes. RESP2 has no pushes.
@@ -276,7 +288,7 @@ impl Conn {
             (true, true) => io::Pushes::Skip,
             (true, false) => io::Pushes::Return,
         };
-        let cio = self.s.io.get_or_insert_with(Box::default);
+        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
         let res = io::command_with(
             fd,
             &mut cio.parser,
@@ -339,7 +351,9 @@ impl Conn {
     /// the server sends on accept (maxclients, NOAUTH) is seen at dial time. The reply
     /// buffers are freed afterwards: an idle conn holds none until a command needs them.
     /// The read and write timeouts bound it, and `unbounded` stands for either when it is
-    /// none: a set-up is part of a dial and must end.
+    /// none: a set-up is part of a dial and must end. Its replies (HELLO's map, OK, PONG)
+    /// are held to the default reply limits, not the pool's: limits set for data replies,
+    /// however small, must not make set-up fail.
     pub(crate) fn set_up(
         &mut self,
         session: &Session,
@@ -354,13 +368,27 @@ impl Conn {
         let now = Instant::now();
         let read = io::Deadline::after_from(now, Some(rt.unwrap_or(unbounded)));
         let write = io::Deadline::after_from(now, Some(wt.unwrap_or(unbounded)));
-        let cio = self.s.io.get_or_insert_with(Box::default);
+        let limits = self.s.reply_limits;
+        let cio = self
+            .s
+            .io
+            .get_or_insert_with(|| ConnIo::new(ReplyLimits::DEFAULT));
+        cio.parser.set_limits(ReplyLimits::DEFAULT);
         let res = session.set_up(fd, &mut cio.parser, &mut cio.out, read, write, ping);
+        cio.parser.set_limits(limits);
         if res.is_ok() && cio.parser.is_clean() {
             self.s.io = None;
         }
         self.s.resp3 = res.is_ok() && session.protocol == 3;
         res
+    }
+
+    /// Sets the caps on one reply of the conn's commands (before its first command).
+    pub(crate) fn set_reply_limits(&mut self, limits: ReplyLimits) {
+        self.s.reply_limits = limits;
+        if let Some(cio) = &mut self.s.io {
+            cio.parser.set_limits(limits);
+        }
     }
 
     /// Sets the timeouts of the conn's commands, and the socket's SO_RCVTIMEO to the read

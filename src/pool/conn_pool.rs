@@ -1487,6 +1487,7 @@ impl Inner {
             self.generation as u32,
         );
         conn.set_timeouts(self.opts.read_timeout, self.opts.write_timeout);
+        conn.set_reply_limits(self.opts.reply_limits);
         let close_on_readonly =
             self.opts.close_on_readonly || matches!(self.opts.dialer, Dialer::Sentinel(_));
         conn.set_failover_state(epoch, close_on_readonly);

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use super::dial::Dialer;
 use super::error::{Error, Result};
 use crate::redis::Session;
+use crate::redis::resp::ReplyLimits;
 
 /// How long a `get` may wait for a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,10 @@ pub struct Options {
     /// A READONLY error reply marks the conn broken, so giving it back closes it: for pools
     /// whose master may be demoted under them (always on with a sentinel dialer).
     pub close_on_readonly: bool,
+    /// Caps on one reply read by the conn's own commands (string bytes and elements, over
+    /// the whole reply): a reply past them fails with `Error::Protocol` and the conn is
+    /// closed. Bounds the memory a server can make a command take.
+    pub reply_limits: ReplyLimits,
 }
 
 pub fn default_pool_size() -> usize {
@@ -134,6 +139,7 @@ impl Options {
             health_check_bypass: None,
             overtake_window: None,
             close_on_readonly: false,
+            reply_limits: ReplyLimits::DEFAULT,
         }
     }
 
@@ -172,6 +178,11 @@ impl Options {
         if self.session.username.is_some() && self.session.password.is_none() {
             return Err(Error::invalid(
                 "username: given without a password (AUTH needs both)",
+            ));
+        }
+        if self.reply_limits.max_bytes == 0 || self.reply_limits.max_elements == 0 {
+            return Err(Error::invalid(
+                "reply_limits: max_reply_bytes and max_reply_elements must be at least 1",
             ));
         }
         if self.reaper_interval.is_some_and(|d| d.is_zero()) {

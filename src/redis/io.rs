@@ -242,7 +242,7 @@ fn first_reply(
 ) -> Result<Reply, IoError> {
     if wait == ReplyWait::BlockingRecv {
         loop {
-            match recv_blocking(fd, parser.spare(READ_CHUNK)) {
+            match recv_blocking(fd, parser.try_spare(READ_CHUNK)?) {
                 Ok(0) => return Err(IoError::Eof),
                 Ok(n) => {
                     parser.advance(n);
@@ -301,7 +301,7 @@ fn read_until(
         wait(fd, libc::POLLIN, deadline, "read")?;
     }
     loop {
-        match recv(fd, parser.spare(READ_CHUNK)) {
+        match recv(fd, parser.try_spare(READ_CHUNK)?) {
             Ok(0) => return Err(IoError::Eof),
             Ok(n) => {
                 parser.advance(n);

@@ -10,12 +10,44 @@
 
 use std::fmt;
 
-/// The longest bulk string (or bulk error, or verbatim string) accepted: Redis's own
-/// `proto-max-bulk-len` default.
-pub const MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+/// Caps on one reply, counted cumulatively over the whole reply: its nested elements, and any
+/// RESP3 attributes read with it, included. Memory for a reply is about
+/// `max_bytes + max_elements * size_of::<Reply>()`, and reading it takes time in proportion,
+/// whatever the peer announces or sends.
+///
+/// cbindgen:ignore
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyLimits {
+    /// String data: the bytes of every bulk string, simple string, error, verbatim string,
+    /// big number and double text (not the framing, nor integer and length lines, which the
+    /// element count bounds).
+    pub max_bytes: u64,
+    /// Elements: every value, aggregate and attribute, nested ones included; a map entry
+    /// counts two (its key and its value).
+    pub max_elements: u64,
+}
 
-/// The largest element count an aggregate may declare (entries, for maps and attributes).
-pub const MAX_AGGREGATE_LEN: u64 = 1 << 32;
+/// cbindgen:ignore
+impl ReplyLimits {
+    /// 512 MiB, Redis's own `proto-max-bulk-len` default: the largest string a default Redis
+    /// stores is readable.
+    pub const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
+    /// 2^24 (16,777,216): an element costs `size_of::<Reply>()` (32 bytes) in the reply tree
+    /// however few bytes it has on the wire, so this caps the tree of small elements at
+    /// 512 MiB too, as `DEFAULT_MAX_BYTES` caps string data. LRANGE/HGETALL/KEYS replies
+    /// beyond 16 M elements are better read in pages (SCAN, ranges); raise it if needed.
+    pub const DEFAULT_MAX_ELEMENTS: u64 = 1 << 24;
+    pub const DEFAULT: ReplyLimits = ReplyLimits {
+        max_bytes: Self::DEFAULT_MAX_BYTES,
+        max_elements: Self::DEFAULT_MAX_ELEMENTS,
+    };
+}
+
+impl Default for ReplyLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 
 /// The deepest nesting of aggregates (attributes included) accepted.
 pub const MAX_DEPTH: usize = 512;
@@ -29,10 +61,6 @@ const MAX_NUMBER_LINE: usize = 32;
 /// letting through the longest fixed-point spelling of a finite double (about 330 bytes).
 const MAX_DOUBLE_LINE: usize = 512;
 
-/// Simple strings, simple errors and big numbers have no length prefix; they are held to the
-/// same limit as bulk strings.
-const MAX_SIMPLE_LINE: usize = MAX_BULK_LEN;
-
 /// Preallocation for an aggregate's elements is capped: its declared count is not trusted.
 const PREALLOC_ELEMENTS: usize = 1024;
 
@@ -42,6 +70,9 @@ const INITIAL_BUF: usize = 32 * 1024;
 /// After a reply leaves the buffer empty, a buffer bigger than this is given back to the
 /// allocator, so that one huge reply does not pin its memory for the conn's lifetime.
 const SHRINK_ABOVE: usize = 1024 * 1024;
+
+/// A bulk string at least this long is taken out of the parser as its buffer, not copied.
+const STEAL_ABOVE: usize = 1024 * 1024;
 
 /// How many offending bytes an error message shows.
 const SNIPPET_LEN: usize = 32;
@@ -59,8 +90,10 @@ pub enum Reply {
     Integer(i64),
     /// `$-1`, `*-1`, and RESP3 `_`.
     Nil,
-    /// `,` double (RESP3), with the text it was sent as ("inf", "-inf", "nan", "1.5e3").
-    Double { value: f64, text: Vec<u8> },
+    /// `,` double (RESP3), with the text it was sent as ("inf", "-inf", "nan", "1.5e3"). The
+    /// text is a boxed slice, not a `Vec`: it keeps this variant, and so every `Reply`, at
+    /// 32 bytes.
+    Double { value: f64, text: Box<[u8]> },
     /// `#t` / `#f` (RESP3).
     Bool(bool),
     /// `*` array.
@@ -75,6 +108,29 @@ pub enum Reply {
     BigNum(Vec<u8>),
     /// `=` verbatim string (RESP3): "txt:Some text" gives format `b"txt"`, text `b"Some text"`.
     Verb { format: [u8; 3], text: Vec<u8> },
+}
+
+impl Reply {
+    /// A short description for messages: the type and the start of its text, or its size;
+    /// never the whole reply, which may be large or deeply nested (`Debug` shows it all).
+    pub fn summary(&self) -> String {
+        let n = |v: &Vec<Reply>| v.len();
+        match self {
+            Reply::String(b) => format!("string {}", Snippet::new(b)),
+            Reply::Status(b) => format!("status {}", Snippet::new(b)),
+            Reply::Error(b) => format!("error {}", Snippet::new(b)),
+            Reply::Integer(i) => format!("integer {i}"),
+            Reply::Nil => "nil".to_owned(),
+            Reply::Double { text, .. } => format!("double {}", Snippet::new(text)),
+            Reply::Bool(b) => format!("boolean {b}"),
+            Reply::Array(v) => format!("array of {} elements", n(v)),
+            Reply::Map(v) => format!("map of {} entries", n(v) / 2),
+            Reply::Set(v) => format!("set of {} elements", n(v)),
+            Reply::Push(v) => format!("push of {} elements", n(v)),
+            Reply::BigNum(b) => format!("big number {}", Snippet::new(b)),
+            Reply::Verb { text, .. } => format!("verbatim string {}", Snippet::new(text)),
+        }
+    }
 }
 
 /// A short excerpt of offending input, shown escaped (and cut) in error messages.
@@ -115,10 +171,17 @@ pub enum ProtocolError {
     Streamed { kind: char },
     #[error("bad length in '{kind}' header: {line}")]
     BadLength { kind: char, line: Snippet },
-    #[error("'{kind}' length {len} exceeds the 512 MiB limit")]
-    BulkTooLong { kind: char, len: usize },
-    #[error("'{kind}' aggregate declares {count} elements, more than 2^32")]
-    TooManyElements { kind: char, count: u64 },
+    /// The reply's string data passes `ReplyLimits::max_bytes` (refused as soon as a length
+    /// announces it, before the bytes come).
+    #[error("reply larger than the max_reply_bytes limit ({max} bytes of string data)")]
+    TooManyBytes { max: u64 },
+    /// The reply's elements pass `ReplyLimits::max_elements` (refused as soon as a count
+    /// announces it).
+    #[error("reply has more elements than the max_reply_elements limit ({max})")]
+    TooManyElements { max: u64 },
+    /// Memory for the reply could not be allocated: the reply is dropped, not the process.
+    #[error("out of memory: {bytes} bytes for a reply could not be allocated")]
+    OutOfMemory { bytes: usize },
     #[error("aggregates nested deeper than {} levels", MAX_DEPTH)]
     TooDeep,
     #[error("missing CRLF {place}: {found}")]
@@ -226,7 +289,8 @@ enum Step {
 /// empty, a buffer that grew beyond 1 MiB shrinks back, so a single huge reply does not keep its
 /// memory for the life of the conn.
 ///
-/// After a [`ProtocolError`] the stream is out of step; `next_reply` keeps returning that error
+/// After a [`ProtocolError`] the stream is out of step: what was buffered and half parsed is
+/// dropped (its memory given back at once), and `next_reply` keeps returning that error
 /// until [`Parser::clear`].
 #[derive(Default)]
 pub struct Parser {
@@ -243,6 +307,16 @@ pub struct Parser {
     /// mid-reply even though the stack is empty).
     after_attribute: bool,
     failed: Option<ProtocolError>,
+    limits: ReplyLimits,
+    /// String data of the reply being read, so far (against `limits.max_bytes`).
+    reply_bytes: u64,
+    /// Elements of the reply being read: those received, plus those that open aggregates
+    /// announced and that have not come yet (against `limits.max_elements`).
+    reply_elements: u64,
+    /// Size, from `pos`, of the bulk string being received once its header is in: the buffer
+    /// grows to hold it but no further. A declared length only ever caps an allocation, it
+    /// never sizes one. 0 when unknown.
+    want: usize,
     /// Bytes examined by line scans, to let tests check that parsing stays linear.
     #[cfg(test)]
     work: u64,
@@ -260,21 +334,48 @@ impl fmt::Debug for Parser {
 }
 
 impl Parser {
+    /// A parser with the default [`ReplyLimits`].
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A parser whose replies are held to `limits`.
+    pub fn with_limits(limits: ReplyLimits) -> Self {
+        Parser {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// The limits replies are held to from the next reply on.
+    pub fn set_limits(&mut self, limits: ReplyLimits) {
+        self.limits = limits;
+    }
+
     /// Appends received bytes (a copy; see [`Parser::spare`] to avoid it).
+    ///
+    /// # Panics
+    /// If the buffer cannot grow (out of memory): for tests and tools; I/O uses
+    /// [`Parser::try_spare`].
     pub fn feed(&mut self, bytes: &[u8]) {
         self.spare(bytes.len())[..bytes.len()].copy_from_slice(bytes);
         self.advance(bytes.len());
     }
 
+    /// [`Parser::try_spare`], panicking when memory runs out (for tests and tools).
+    pub fn spare(&mut self, min: usize) -> &mut [u8] {
+        match self.try_spare(min) {
+            Ok(space) => space,
+            Err(e) => panic!("Parser::spare({min}): {e}"),
+        }
+    }
+
     /// Writable space of at least `min` bytes at the end of the buffer, to be filled in place
     /// (by `recv`) and then committed with [`Parser::advance`]. The space is initialised memory
     /// (zeroed when the buffer grows), so it can be handed out as a plain `&mut [u8]`; it may be
-    /// larger than `min`.
-    pub fn spare(&mut self, min: usize) -> &mut [u8] {
+    /// larger than `min`. A buffer that cannot grow is `ProtocolError::OutOfMemory`, never an
+    /// abort.
+    pub fn try_spare(&mut self, min: usize) -> Result<&mut [u8], ProtocolError> {
         if self.buf.len() - self.filled < min {
             if self.pos > 0 {
                 // Move only the unconsumed tail. Everything before `pos` was consumed, and the
@@ -285,15 +386,24 @@ impl Parser {
                 self.pos = 0;
             }
             if self.buf.len() - self.filled < min {
-                let want = self
+                let need = self
                     .filled
                     .checked_add(min)
-                    .expect("parser buffer size overflows usize");
-                let len = want.max(self.buf.len().saturating_mul(2)).max(INITIAL_BUF);
+                    .ok_or(ProtocolError::OutOfMemory { bytes: usize::MAX })?;
+                // Doubling keeps copying linear overall; a bulk string whose size is known
+                // (`want`, counted from `pos`, now 0) is not given more than it needs.
+                let mut doubled = self.buf.len().saturating_mul(2);
+                if self.want > 0 {
+                    doubled = doubled.min(self.want);
+                }
+                let len = need.max(doubled).max(INITIAL_BUF);
+                self.buf
+                    .try_reserve_exact(len - self.buf.len())
+                    .map_err(|_| ProtocolError::OutOfMemory { bytes: len })?;
                 self.buf.resize(len, 0);
             }
         }
-        &mut self.buf[self.filled..]
+        Ok(&mut self.buf[self.filled..])
     }
 
     /// Commits `n` bytes written at the start of the last [`Parser::spare`] slice.
@@ -334,6 +444,9 @@ impl Parser {
         self.stack.clear();
         self.after_attribute = false;
         self.failed = None;
+        self.reply_bytes = 0;
+        self.reply_elements = 0;
+        self.want = 0;
     }
 
     /// The next complete reply, `Ok(None)` when more bytes are needed. RESP3 attributes are
@@ -345,7 +458,16 @@ impl Parser {
         match self.parse() {
             Ok(reply) => Ok(reply),
             Err(err) => {
-                self.stack.clear();
+                // What was parsed and buffered is of no use any more: give the memory back
+                // now (the error may be that memory ran out), not when the conn is closed.
+                self.stack = Vec::new();
+                self.pos = 0;
+                self.filled = 0;
+                self.scanned = 0;
+                self.want = 0;
+                if self.buf.len() > INITIAL_BUF {
+                    self.buf = Vec::new();
+                }
                 self.failed = Some(err.clone());
                 Err(err)
             }
@@ -354,7 +476,12 @@ impl Parser {
 
     fn parse(&mut self) -> Result<Option<Reply>, ProtocolError> {
         loop {
-            let mut value = match self.step()? {
+            let step = self.step()?;
+            if matches!(step, Step::NeedMore) {
+                return Ok(None);
+            }
+            self.count_element(&step)?;
+            let mut value = match step {
                 Step::NeedMore => return Ok(None),
                 Step::Skip => {
                     self.after_attribute |= self.stack.is_empty();
@@ -364,13 +491,26 @@ impl Parser {
                     if self.stack.len() >= MAX_DEPTH {
                         return Err(ProtocolError::TooDeep);
                     }
-                    let items = if kind == Aggregate::Attribute {
-                        Vec::new()
-                    } else {
-                        // Capped: the declared count is the peer's word, not bytes received.
-                        // After `min` the value fits any usize.
-                        Vec::with_capacity(count.min(PREALLOC_ELEMENTS as u64) as usize)
-                    };
+                    let mut items = Vec::new();
+                    if kind != Aggregate::Attribute {
+                        // The declared count is the peer's word: reserve no more than the
+                        // bytes in hand can fill (an element takes 3 bytes at least), and a
+                        // small cap. After `min` the value fits any usize.
+                        let n = count
+                            .min(PREALLOC_ELEMENTS as u64)
+                            .min((self.buffered() / 3) as u64)
+                            as usize;
+                        items
+                            .try_reserve_exact(n)
+                            .map_err(|_| ProtocolError::OutOfMemory {
+                                bytes: n * size_of::<Reply>(),
+                            })?;
+                    }
+                    self.stack
+                        .try_reserve(1)
+                        .map_err(|_| ProtocolError::OutOfMemory {
+                            bytes: size_of::<Frame>(),
+                        })?;
                     self.stack.push(Frame {
                         kind,
                         remaining: count,
@@ -390,6 +530,13 @@ impl Parser {
                 if top.kind == Aggregate::Attribute {
                     drop(value);
                 } else {
+                    if top.items.len() == top.items.capacity() {
+                        top.items
+                            .try_reserve(1)
+                            .map_err(|_| ProtocolError::OutOfMemory {
+                                bytes: top.items.len().saturating_mul(2 * size_of::<Reply>()),
+                            })?;
+                    }
                     top.items.push(value);
                 }
                 if top.remaining > 0 {
@@ -411,10 +558,35 @@ impl Parser {
         }
     }
 
+    /// Counts an element against `max_elements`: one not announced by the aggregate it is in
+    /// (a top-level value, an attribute), and the elements an aggregate header announces.
+    /// An aggregate announcing more than the limit allows is refused at once.
+    fn count_element(&mut self, step: &Step) -> Result<(), ProtocolError> {
+        let attribute = matches!(step, Step::Skip | Step::Open(Aggregate::Attribute, _));
+        let mut n = u64::from(self.stack.is_empty() || attribute);
+        if let Step::Open(_, count) = step {
+            n = n.saturating_add(*count);
+        }
+        self.reply_elements = self.reply_elements.saturating_add(n);
+        if self.reply_elements > self.limits.max_elements {
+            return Err(ProtocolError::TooManyElements {
+                max: self.limits.max_elements,
+            });
+        }
+        Ok(())
+    }
+
+    /// What is left of `max_bytes` for the reply being read.
+    fn bytes_left(&self) -> u64 {
+        self.limits.max_bytes.saturating_sub(self.reply_bytes)
+    }
+
     /// Called when a whole reply was taken out: resets an empty buffer to its start (no copy),
     /// and gives back the memory of one that grew huge.
     fn reply_done(&mut self) {
         self.after_attribute = false;
+        self.reply_bytes = 0;
+        self.reply_elements = 0;
         if self.pos == self.filled {
             self.pos = 0;
             self.filled = 0;
@@ -429,6 +601,7 @@ impl Parser {
     fn consume_to(&mut self, next: usize) {
         self.pos = next;
         self.scanned = 0;
+        self.want = 0;
     }
 
     /// Parses the element at `pos`, consuming it only if it is complete.
@@ -436,8 +609,10 @@ impl Parser {
         let Some(&kind) = self.buf[self.pos..self.filled].first() else {
             return Ok(Step::NeedMore);
         };
-        let limit = match kind {
-            b'+' | b'-' | b'(' => MAX_SIMPLE_LINE,
+        // Lines without a length prefix that are kept as text count against `max_bytes`, and
+        // the search for their end stops where the limit would be passed.
+        let kind_limit = match kind {
+            b'+' | b'-' | b'(' => usize::MAX,
             b',' => MAX_DOUBLE_LINE,
             b'$' | b'!' | b'=' | b'*' | b'%' | b'~' | b'>' | b'|' | b':' | b'#' | b'_' => {
                 MAX_NUMBER_LINE
@@ -449,14 +624,30 @@ impl Parser {
                 });
             }
         };
-        let Some(cr) = self.find_line_end(kind, limit)? else {
-            return Ok(Step::NeedMore);
+        let text = matches!(kind, b'+' | b'-' | b'(' | b',');
+        let limit = if text {
+            kind_limit.min(usize::try_from(self.bytes_left()).unwrap_or(usize::MAX))
+        } else {
+            kind_limit
+        };
+        let cr = match self.find_line_end(kind, limit) {
+            Ok(Some(cr)) => cr,
+            Ok(None) => return Ok(Step::NeedMore),
+            Err(ProtocolError::LineTooLong { .. }) if limit < kind_limit => {
+                return Err(ProtocolError::TooManyBytes {
+                    max: self.limits.max_bytes,
+                });
+            }
+            Err(e) => return Err(e),
         };
         let line = &self.buf[self.pos + 1..cr];
         let next = cr + 2;
+        if text {
+            self.reply_bytes += line.len() as u64;
+        }
         let value = match kind {
-            b'+' => Reply::Status(line.to_vec()),
-            b'-' => Reply::Error(line.to_vec()),
+            b'+' => Reply::Status(copy(line)?),
+            b'-' => Reply::Error(copy(line)?),
             b':' => Reply::Integer(
                 parse_i64(line).ok_or_else(|| ProtocolError::BadInteger(Snippet::new(line)))?,
             ),
@@ -470,9 +661,9 @@ impl Parser {
             b',' => Reply::Double {
                 value: parse_double(line)
                     .ok_or_else(|| ProtocolError::BadDouble(Snippet::new(line)))?,
-                text: line.to_vec(),
+                text: copy(line)?.into_boxed_slice(),
             },
-            b'(' if is_big_number(line) => Reply::BigNum(line.to_vec()),
+            b'(' if is_big_number(line) => Reply::BigNum(copy(line)?),
             b'(' => return Err(ProtocolError::BadBigNum(Snippet::new(line))),
             b'$' | b'!' | b'=' => return self.bulk(kind, cr),
             _ => return self.aggregate(kind, cr),
@@ -497,14 +688,22 @@ impl Parser {
                 line: Snippet::new(&self.buf[self.pos + 1..cr]),
             });
         };
-        if len > MAX_BULK_LEN {
-            return Err(ProtocolError::BulkTooLong {
-                kind: char::from(kind),
-                len,
+        if len as u64 > self.bytes_left() {
+            return Err(ProtocolError::TooManyBytes {
+                max: self.limits.max_bytes,
             });
         }
-        let end = start + len;
+        // Cannot overflow on 64-bit targets (len <= i64::MAX); a 32-bit one refuses it.
+        let Some(end) = start
+            .checked_add(len)
+            .filter(|e| e.checked_add(2).is_some())
+        else {
+            return Err(ProtocolError::TooManyBytes {
+                max: self.limits.max_bytes,
+            });
+        };
         if self.filled < end + 2 {
+            self.want = end + 2 - self.pos;
             return Ok(Step::NeedMore);
         }
         if &self.buf[end..end + 2] != b"\r\n" {
@@ -513,20 +712,49 @@ impl Parser {
                 found: Snippet::new(&self.buf[end..end + 2]),
             });
         }
+        self.reply_bytes += len as u64;
+        if len >= STEAL_ABOVE && len >= self.buf.len() / 2 && kind != b'=' {
+            let body = self.steal_body(start, end)?;
+            return Ok(Step::Value(match kind {
+                b'$' => Reply::String(body),
+                _ => Reply::Error(body),
+            }));
+        }
         let body = &self.buf[start..end];
         let value = match kind {
-            b'$' => Reply::String(body.to_vec()),
-            b'!' => Reply::Error(body.to_vec()),
+            b'$' => Reply::String(copy(body)?),
+            b'!' => Reply::Error(copy(body)?),
             _ => match body {
                 [a, b, c, b':', text @ ..] => Reply::Verb {
                     format: [*a, *b, *c],
-                    text: text.to_vec(),
+                    text: copy(text)?,
                 },
                 _ => return Err(ProtocolError::BadVerbatim(Snippet::new(body))),
             },
         };
         self.consume_to(end + 2);
         Ok(Step::Value(value))
+    }
+
+    /// The body `buf[start..end]` of a large bulk string, taken as the buffer itself rather
+    /// than copied: a huge string then costs its size once, not twice (buffer and copy).
+    /// What follows the body's CRLF moves to a fresh buffer.
+    fn steal_body(&mut self, start: usize, end: usize) -> Result<Vec<u8>, ProtocolError> {
+        let rest = &self.buf[end + 2..self.filled];
+        let size = rest.len().max(INITIAL_BUF);
+        let mut fresh = Vec::new();
+        fresh
+            .try_reserve_exact(size)
+            .map_err(|_| ProtocolError::OutOfMemory { bytes: size })?;
+        fresh.extend_from_slice(rest);
+        let filled = fresh.len();
+        fresh.resize(size, 0);
+        let mut body = std::mem::replace(&mut self.buf, fresh);
+        body.truncate(end);
+        body.drain(..start);
+        self.filled = filled;
+        self.consume_to(0);
+        Ok(body)
     }
 
     /// An aggregate header (`*`, `%`, `~`, `>`, `|`) whose line ends at `cr`.
@@ -543,12 +771,6 @@ impl Parser {
                 line: Snippet::new(line),
             });
         };
-        if count > MAX_AGGREGATE_LEN {
-            return Err(ProtocolError::TooManyElements {
-                kind: char::from(kind),
-                count,
-            });
-        }
         self.consume_to(cr + 2);
         let (aggregate, elements) = match kind {
             b'*' => (Aggregate::Array, count),
@@ -617,6 +839,15 @@ impl Parser {
             }
         }
     }
+}
+
+/// A copy of `bytes`; running out of memory is an error, not an abort.
+fn copy(bytes: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(bytes.len())
+        .map_err(|_| ProtocolError::OutOfMemory { bytes: bytes.len() })?;
+    v.extend_from_slice(bytes);
+    Ok(v)
 }
 
 /// A length or count: `-1` or more. Smaller negatives are left to the caller, which knows
@@ -837,7 +1068,7 @@ mod tests {
             match one(&wire) {
                 Reply::Double { value, text: t } => {
                     assert_eq!(value, want, "{text:?}");
-                    assert_eq!(t, text);
+                    assert_eq!(&*t, text);
                 }
                 other => panic!("{other:?}"),
             }
@@ -845,7 +1076,7 @@ mod tests {
         match one(b",nan\r\n") {
             Reply::Double { value, text } => {
                 assert!(value.is_nan());
-                assert_eq!(text, b"nan");
+                assert_eq!(&*text, b"nan");
             }
             other => panic!("{other:?}"),
         }
@@ -873,7 +1104,7 @@ mod tests {
                     Reply::Bool(true),
                     Reply::Double {
                         value: 2.5,
-                        text: b"2.5".to_vec()
+                        text: b"2.5"[..].into()
                     }
                 ]),
             ])
@@ -962,7 +1193,7 @@ mod tests {
             Reply::Nil,
             Reply::Double {
                 value: 1500.0,
-                text: b"1.5e3".to_vec(),
+                text: b"1.5e3"[..].into(),
             },
             Reply::Bool(true),
             Reply::BigNum(b"123456789012345678901234567890".to_vec()),
@@ -1134,23 +1365,11 @@ mod tests {
                 matches!(e, E::BadInteger(_))
             }),
             (b"$536870913\r\n", |e| {
-                matches!(
-                    e,
-                    E::BulkTooLong {
-                        len: 536_870_913,
-                        ..
-                    }
-                )
+                matches!(e, E::TooManyBytes { max: 536_870_912 })
             }),
-            (b"=999999999\r\n", |e| matches!(e, E::BulkTooLong { .. })),
+            (b"=999999999\r\n", |e| matches!(e, E::TooManyBytes { .. })),
             (b"*4294967297\r\n", |e| {
-                matches!(
-                    e,
-                    E::TooManyElements {
-                        count: 4_294_967_297,
-                        ..
-                    }
-                )
+                matches!(e, E::TooManyElements { max: 16_777_216 })
             }),
             (b"%9223372036854775807\r\n", |e| {
                 matches!(e, E::TooManyElements { .. })
@@ -1259,11 +1478,15 @@ mod tests {
 
     #[test]
     fn huge_declared_counts_do_not_allocate() {
-        let mut p = Parser::new();
+        let mut p = Parser::with_limits(ReplyLimits {
+            max_elements: u64::MAX,
+            ..ReplyLimits::DEFAULT
+        });
         p.feed(b"*4294967295\r\n%4294967296\r\n~4294967295\r\n:1\r\n");
         assert_eq!(p.next_reply(), Ok(None));
+        // No more than the bytes in hand could fill (3 bytes an element at least).
         let capacity: usize = p.stack.iter().map(|f| f.items.capacity()).sum();
-        assert!(capacity <= 3 * PREALLOC_ELEMENTS, "{capacity}");
+        assert!(capacity <= 3 * 16, "{capacity}");
         assert_eq!(p.stack.len(), 3);
         assert_eq!(p.stack[1].remaining, 2 * (1 << 32));
         // A huge declared bulk length waits for its bytes instead of reserving them.
@@ -1271,6 +1494,150 @@ mod tests {
         p.feed(b"$536870912\r\nabc");
         assert_eq!(p.next_reply(), Ok(None));
         assert!(p.buf.len() <= INITIAL_BUF);
+    }
+
+    fn limited(max_bytes: u64, max_elements: u64) -> Parser {
+        Parser::with_limits(ReplyLimits {
+            max_bytes,
+            max_elements,
+        })
+    }
+
+    fn parse_with(p: &mut Parser, wire: &[u8]) -> Result<Option<Reply>, ProtocolError> {
+        p.feed(wire);
+        p.next_reply()
+    }
+
+    #[test]
+    fn the_element_limit_counts_the_whole_reply() {
+        let too_many = Err(ProtocolError::TooManyElements { max: 5 });
+        // The array and its four elements: 5. Nested aggregates and map entries (2 each) count.
+        let ok: &[&[u8]] = &[
+            b"*4\r\n:1\r\n:2\r\n:3\r\n:4\r\n",
+            b"*2\r\n*2\r\n:1\r\n:2\r\n:3\r\n",
+            b"%2\r\n+a\r\n:1\r\n+b\r\n:2\r\n",
+            // An attribute and its entry count too: 3, then the reply's 2.
+            b"|1\r\n+k\r\n+v\r\n*1\r\n:1\r\n",
+        ];
+        for wire in ok {
+            let mut p = limited(1 << 20, 5);
+            assert!(matches!(parse_with(&mut p, wire), Ok(Some(_))), "{wire:?}");
+            // The count starts again with each reply.
+            assert!(matches!(parse_with(&mut p, wire), Ok(Some(_))), "{wire:?}");
+        }
+        let over: &[&[u8]] = &[
+            b"*5\r\n",
+            b"*2\r\n*2\r\n:1\r\n:2\r\n*1\r\n",
+            b"%3\r\n",
+            b"*2\r\n%1\r\n+a\r\n:1\r\n%1\r\n",
+            b"*2\r\n|1\r\n+k\r\n+v\r\n:1\r\n",
+            b"|3\r\n",
+        ];
+        for wire in over {
+            let mut p = limited(1 << 20, 5);
+            assert_eq!(parse_with(&mut p, wire), too_many, "{wire:?}");
+        }
+        // Refused at the header, before any element arrives.
+        let mut p = Parser::new();
+        assert_eq!(
+            parse_with(&mut p, b"*4294967296\r\n"),
+            Err(ProtocolError::TooManyElements {
+                max: ReplyLimits::DEFAULT_MAX_ELEMENTS
+            })
+        );
+        // Top-level attributes alone are bounded too (each is dropped, but counted).
+        let mut p = limited(1 << 20, 100);
+        let mut got = Ok(None);
+        for _ in 0..101 {
+            got = parse_with(&mut p, b"|0\r\n");
+            if got.is_err() {
+                break;
+            }
+        }
+        assert_eq!(got, Err(ProtocolError::TooManyElements { max: 100 }));
+    }
+
+    #[test]
+    fn the_byte_limit_counts_string_data() {
+        let too_big = Err(ProtocolError::TooManyBytes { max: 10 });
+        let ok: &[&[u8]] = &[
+            b"$10\r\n0123456789\r\n",
+            b"+0123456789\r\n",
+            b"*3\r\n$4\r\nabcd\r\n-ERR\r\n,1.5\r\n",
+            // Integers and lengths are not string data.
+            b"*2\r\n:1234567890123\r\n$10\r\n0123456789\r\n",
+        ];
+        for wire in ok {
+            let mut p = limited(10, 100);
+            assert!(matches!(parse_with(&mut p, wire), Ok(Some(_))), "{wire:?}");
+            assert!(matches!(parse_with(&mut p, wire), Ok(Some(_))), "{wire:?}");
+        }
+        // A length over the limit is refused before its bytes come; a line without a length
+        // as soon as it passes the limit, without waiting for its end.
+        let over: &[&[u8]] = &[
+            b"$11\r\n",
+            b"!11\r\n",
+            b"=11\r\n",
+            b"+0123456789X",
+            b"(12345678901",
+            b"*2\r\n$6\r\nabcdef\r\n$5\r\n",
+            b"*2\r\n+abcdef\r\n-abcde",
+            b"|1\r\n+abcdef\r\n+abcde",
+        ];
+        for wire in over {
+            let mut p = limited(10, 100);
+            assert_eq!(parse_with(&mut p, wire), too_big, "{wire:?}");
+        }
+    }
+
+    #[test]
+    fn a_big_bulk_is_not_buffered_twice() {
+        let body = vec![b'q'; 3 * 1024 * 1024 + 5];
+        let mut wire = Vec::new();
+        encode_command(&mut wire, &[&body]);
+        wire.extend_from_slice(b"+next\r\n");
+        let mut p = Parser::new();
+        let mut got = Vec::new();
+        for chunk in wire.chunks(16 * 1024) {
+            p.feed(chunk);
+            // The buffer grows to what the string needs, not to the next power of two.
+            assert!(p.buf.len() <= body.len() + 64 * 1024, "{}", p.buf.len());
+            while let Some(r) = p.next_reply().unwrap() {
+                got.push(r);
+            }
+        }
+        assert_eq!(
+            got,
+            vec![
+                Reply::Array(vec![s(&body)]),
+                Reply::Status(b"next".to_vec())
+            ]
+        );
+        assert!(p.is_clean());
+        assert!(p.buf.len() <= INITIAL_BUF);
+    }
+
+    #[test]
+    fn an_error_gives_the_memory_back() {
+        let mut p = Parser::new();
+        p.feed(b"*2\r\n:1\r\n$5000000\r\n");
+        p.feed(&vec![b'x'; 5_000_000]);
+        assert_eq!(p.next_reply(), Ok(None));
+        assert!(p.buf.len() >= 5_000_000);
+        p.feed(b"XX");
+        assert!(matches!(
+            p.next_reply(),
+            Err(ProtocolError::MissingCrlf { .. })
+        ));
+        assert!(p.buf.len() <= INITIAL_BUF && p.stack.capacity() == 0);
+        assert!(!p.is_clean());
+    }
+
+    #[test]
+    fn a_reply_element_is_small() {
+        // A reply of many small elements costs this much per element (plus its data); the
+        // element limit's default is derived from it.
+        assert!(size_of::<Reply>() <= 32, "{}", size_of::<Reply>());
     }
 
     fn valid_corpus() -> Vec<Vec<u8>> {
@@ -1366,7 +1733,7 @@ mod tests {
                 let value = (rng.next() as i64 % 100_000) as f64 / 8.0;
                 Reply::Double {
                     value,
-                    text: value.to_string().into_bytes(),
+                    text: value.to_string().into_bytes().into(),
                 }
             }
             6 => Reply::Bool(rng.below(2) == 1),

@@ -68,6 +68,10 @@ pub struct UrlConfig {
     pub leak_detection_threshold: Option<UrlDuration>,
     pub health_check_bypass: Option<UrlDuration>,
     pub overtake_window: Option<UrlDuration>,
+    /// Bytes of string data one reply may hold; 0 = the default.
+    pub max_reply_bytes: Option<i64>,
+    /// Elements one reply may have, nested ones included; 0 = the default.
+    pub max_reply_elements: Option<i64>,
 }
 
 /// Parses `redis://[[user][:password]@]host[:port][/db][?params]` or
@@ -310,12 +314,14 @@ enum Key {
     LeakDetectionThreshold,
     HealthCheckBypass,
     OvertakeWindow,
+    MaxReplyBytes,
+    MaxReplyElements,
 }
 
-const KEY_COUNT: usize = Key::OvertakeWindow as usize + 1;
+const KEY_COUNT: usize = Key::MaxReplyElements as usize + 1;
 
 /// Every query parameter this pool understands, by its name in the URL.
-const PARAMS: [(&str, Key); 25] = [
+const PARAMS: [(&str, Key); 27] = [
     ("db", Key::Db),
     ("client_name", Key::ClientName),
     ("protocol", Key::Protocol),
@@ -341,6 +347,8 @@ const PARAMS: [(&str, Key); 25] = [
     ("leak_detection_threshold", Key::LeakDetectionThreshold),
     ("health_check_bypass", Key::HealthCheckBypass),
     ("overtake_window", Key::OvertakeWindow),
+    ("max_reply_bytes", Key::MaxReplyBytes),
+    ("max_reply_elements", Key::MaxReplyElements),
 ];
 
 /// go-redis parameters that configure its client (command retries, TLS, pipelining), which a
@@ -448,6 +456,8 @@ fn apply_param(
         Key::LeakDetectionThreshold => cfg.leak_detection_threshold = Some(duration()?),
         Key::HealthCheckBypass => cfg.health_check_bypass = Some(duration()?),
         Key::OvertakeWindow => cfg.overtake_window = Some(duration()?),
+        Key::MaxReplyBytes => cfg.max_reply_bytes = Some(parse_size(name, value, redact)?),
+        Key::MaxReplyElements => cfg.max_reply_elements = Some(parse_size(name, value, redact)?),
     }
     Ok(())
 }
@@ -473,6 +483,17 @@ fn parse_count(name: &str, s: &str, redact: &Redactor) -> Result<i32, Error> {
             "redis: invalid {name} number: {} (expected 0 to {})",
             redact.quote(s),
             i32::MAX
+        ))
+    })
+}
+
+/// A reply limit: a decimal integer from 0 (the default) to `i64::MAX`.
+fn parse_size(name: &str, s: &str, redact: &Redactor) -> Result<i64, Error> {
+    s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+        Error::invalid(format!(
+            "redis: invalid {name} number: {} (expected 0 to {})",
+            redact.quote(s),
+            i64::MAX
         ))
     })
 }
@@ -1000,7 +1021,7 @@ mod tests {
                    &conn_max_lifetime=1.5h&conn_max_lifetime_jitter=10s\
                    &dialer_retry_backoff=250ms&reaper_interval=1m&ping_after_idle=0\
                    &leak_detection_threshold=2s&health_check_bypass=500ms\
-                   &overtake_window=5ms";
+                   &overtake_window=5ms&max_reply_bytes=1048576&max_reply_elements=1000";
         let want = UrlConfig {
             db: Some(1),
             client_name: Some("app-1".into()),
@@ -1025,6 +1046,8 @@ mod tests {
             leak_detection_threshold: ms(2_000),
             health_check_bypass: ms(500),
             overtake_window: ms(5),
+            max_reply_bytes: Some(1 << 20),
+            max_reply_elements: Some(1000),
             ..tcp("h:6379")
         };
         assert_eq!(parse_url(url), Ok(want));
@@ -1065,6 +1088,11 @@ mod tests {
             ("read_timeout=-2", |c| c.read_timeout == OFF),
             ("write_timeout=1%C2%B5s", |c| c.write_timeout == ms(1)),
             ("db=0", |c| c.db == Some(0)),
+            ("max_reply_bytes=0", |c| c.max_reply_bytes == Some(0)),
+            ("max_reply_bytes=9223372036854775807", |c| {
+                c.max_reply_bytes == Some(i64::MAX)
+            }),
+            ("max_reply_elements=", |c| c.max_reply_elements.is_none()),
             ("&&pool_size=1&", |c| c.pool_size == Some(1)),
         ];
         for (query, check) in cases {
@@ -1208,6 +1236,20 @@ mod tests {
             "max_concurrent_dials",
             "dialer_retries",
         ];
+        for name in ["max_reply_bytes", "max_reply_elements"] {
+            for bad in [
+                "abc",
+                "-1",
+                "9223372036854775808",
+                "1.5",
+                "1e3",
+                "0x10",
+                "%201",
+            ] {
+                let m = msg(&format!("redis://h?{name}={bad}"));
+                assert!(m.contains(&format!("invalid {name} number")), "{m}");
+            }
+        }
         for name in counts {
             for bad in ["abc", "-1", "2147483648", "1.5", "1e3", "0x10", "%201"] {
                 let m = msg(&format!("redis://h?{name}={bad}"));

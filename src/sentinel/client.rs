@@ -9,7 +9,16 @@ use socket2::Socket;
 use super::{SentinelConfig, parse_master_addr_reply};
 use crate::pool::{Dialer, Error};
 use crate::redis::io::{self, IoError};
-use crate::redis::resp::{Parser, Reply};
+use crate::redis::resp::{Parser, Reply, ReplyLimits};
+
+/// A sentinel's replies (an address, a few dozen fields per known replica or sentinel,
+/// pub/sub messages) are small: one that sends far more is refused at these limits rather
+/// than at the data-sized defaults (512 MiB, 16 M elements) of a pool's conns, which would
+/// let it fill the watcher thread's memory.
+const REPLY_LIMITS: ReplyLimits = ReplyLimits {
+    max_bytes: 4 << 20,
+    max_elements: 1 << 18,
+};
 
 pub(crate) struct SentinelConn {
     sock: Socket,
@@ -30,7 +39,7 @@ impl SentinelConn {
             .map_err(|e| e.to_string())?;
         let mut conn = SentinelConn {
             sock,
-            parser: Parser::new(),
+            parser: Parser::with_limits(REPLY_LIMITS),
             out: Vec::new(),
         };
         if let Some(pass) = &cfg.password {
@@ -44,10 +53,15 @@ impl SentinelConn {
                 Reply::Error(e) => {
                     return Err(format!(
                         "sentinel AUTH refused: {}",
-                        String::from_utf8_lossy(&e)
+                        String::from_utf8_lossy(&e[..e.len().min(256)])
                     ));
                 }
-                other => return Err(format!("sentinel AUTH: unexpected reply {other:?}")),
+                other => {
+                    return Err(format!(
+                        "sentinel AUTH: unexpected reply: {}",
+                        other.summary()
+                    ));
+                }
             }
         }
         Ok(conn)
@@ -91,7 +105,10 @@ impl SentinelConn {
             Reply::Array(v) if matches!(v.first(), Some(Reply::String(k)) if k == b"subscribe") => {
                 Ok(())
             }
-            other => Err(format!("SUBSCRIBE {channel}: unexpected reply {other:?}")),
+            other => Err(format!(
+                "SUBSCRIBE {channel}: unexpected reply: {}",
+                other.summary()
+            )),
         }
     }
 
@@ -132,4 +149,45 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     now.checked_add(timeout)
         .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
         .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A sentinel that answers its first command with `reply`, then hangs up.
+    fn fake_sentinel(reply: Vec<u8>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(&reply);
+        });
+        addr
+    }
+
+    #[test]
+    fn a_sentinel_reply_is_held_to_small_limits() {
+        let cfg = SentinelConfig::new("m", vec![]);
+        let t = || deadline_after(Duration::from_secs(5));
+        let ok = fake_sentinel(b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n".to_vec());
+        let mut conn = SentinelConn::connect(&ok, &cfg, t()).unwrap();
+        assert_eq!(
+            conn.get_master_addr("m", t()),
+            Ok(Some("127.0.0.1:6379".into()))
+        );
+        // Far below the pools' defaults (16 M elements, 512 MiB).
+        let many = fake_sentinel(b"*300000\r\n".to_vec());
+        let mut conn = SentinelConn::connect(&many, &cfg, t()).unwrap();
+        let e = conn.get_master_addr("m", t()).unwrap_err();
+        assert!(e.contains("max_reply_elements limit (262144)"), "{e}");
+        let big = fake_sentinel(b"$5000000\r\n".to_vec());
+        let mut conn = SentinelConn::connect(&big, &cfg, t()).unwrap();
+        let e = conn.get_master_addr("m", t()).unwrap_err();
+        assert!(e.contains("max_reply_bytes"), "{e}");
+    }
 }

@@ -207,11 +207,15 @@ pub fn parse_master_addr_reply(reply: &Reply) -> std::result::Result<Option<Stri
             let port = text(&v[1]).and_then(|p| p.parse::<u16>().ok());
             match (host, port) {
                 (Some(h), Some(p)) if p != 0 => Ok(Some(join_host_port(&h, p))),
-                _ => Err(format!("malformed address reply {reply:?}")),
+                _ => Err(format!(
+                    "malformed address reply: [{}, {}]",
+                    v[0].summary(),
+                    v[1].summary()
+                )),
             }
         }
-        Reply::Error(e) => Err(String::from_utf8_lossy(e).into_owned()),
-        other => Err(format!("unexpected reply {other:?}")),
+        Reply::Error(e) => Err(String::from_utf8_lossy(&e[..e.len().min(256)]).into_owned()),
+        other => Err(format!("unexpected reply: {}", other.summary())),
     }
 }
 
@@ -525,6 +529,21 @@ mod tests {
         assert!(parse_master_addr_reply(&Reply::Array(vec![s("h"), s("x")])).is_err());
         assert!(parse_master_addr_reply(&Reply::Array(vec![s("")])).is_err());
         assert!(parse_master_addr_reply(&Reply::Error(b"ERR nope".to_vec())).is_err());
+        // A sentinel's odd reply is described, not dumped: a 1 MB string or a deep
+        // nesting gives a short message.
+        let mut deep = Reply::Integer(1);
+        for _ in 0..512 {
+            deep = Reply::Array(vec![deep]);
+        }
+        for odd in [
+            Reply::Array(vec![Reply::String(vec![b'h'; 1 << 20]), s("x")]),
+            Reply::Array(vec![deep.clone(), s("1")]),
+            deep,
+            Reply::Error(vec![b'E'; 1 << 20]),
+        ] {
+            let e = parse_master_addr_reply(&odd).unwrap_err();
+            assert!(e.len() < 300, "{} bytes", e.len());
+        }
     }
 
     #[test]

@@ -716,6 +716,8 @@ static int64_t opt_everything_max(pool_error_t *err)
     o.leak_detection_threshold_ms = INT64_MAX;
     o.health_check_bypass_ms = INT64_MAX;
     o.overtake_window_ms = INT64_MAX;
+    o.max_reply_bytes = INT64_MAX;
+    o.max_reply_elements = INT64_MAX;
     return try_new(&o, err);
 }
 
@@ -1331,6 +1333,10 @@ typedef struct hcase {
     BAD64(X, bypass_min, health_check_bypass_ms, INT64_MIN)                                     \
     BAD64(X, overtake_m1, overtake_window_ms, -1)                                               \
     BAD64(X, overtake_min, overtake_window_ms, INT64_MIN)                                       \
+    BAD64(X, reply_bytes_m1, max_reply_bytes, -1)                                               \
+    BAD64(X, reply_bytes_min, max_reply_bytes, INT64_MIN)                                       \
+    BAD64(X, reply_elements_m1, max_reply_elements, -1)                                         \
+    BAD64(X, reply_elements_min, max_reply_elements, INT64_MIN)                                 \
     OK32(X, pool_size_max, pool_size, INT32_MAX)                                                \
     OK32(X, max_idle_max, max_idle_conns, INT32_MAX)                                            \
     OK32(X, max_active_max, max_active_conns, INT32_MAX)                                        \
@@ -1349,6 +1355,10 @@ typedef struct hcase {
     OK64(X, leak_max, leak_detection_threshold_ms, INT64_MAX)                                   \
     OK64(X, bypass_max, health_check_bypass_ms, INT64_MAX)                                      \
     OK64(X, overtake_max, overtake_window_ms, INT64_MAX)                                        \
+    OK64(X, reply_bytes_max, max_reply_bytes, INT64_MAX)                                        \
+    OK64(X, reply_bytes_4, max_reply_bytes, 4) /* "PONG" fits exactly */                       \
+    OK64(X, reply_elements_max, max_reply_elements, INT64_MAX)                                  \
+    OK64(X, reply_elements_1, max_reply_elements, 1)                                            \
     X(life_jitter_max, "pool_new", "conn_max_lifetime_ms and its jitter INT64_MAX", FX_NONE,    \
       POOL_OK, NULL, F_ERR, opt_lifetime_and_jitter_max(err))                                   \
     X(everything_max, "pool_new", "every count INT32_MAX, every duration INT64_MAX", FX_NONE,   \

@@ -641,6 +641,65 @@ static void test_read_timeout(void)
     pool_free(pool);
 }
 
+static void test_reply_limits(void)
+{
+    section("max_reply_bytes / max_reply_elements: a reply past them is POOL_ERR_PROTOCOL");
+    /* Set through pool_options_t (the URL parameters go the same way). */
+    pool_options_t o;
+    pool_options_init(&o);
+    CHECK_EQ(o.max_reply_bytes, 0);
+    CHECK_EQ(o.max_reply_elements, 0);
+    o.addr = plain_addr;
+    o.pool_size = 2;
+    o.max_reply_bytes = 4096;
+    o.max_reply_elements = 100;
+    pool_t *pool = NULL;
+    pool_error_t err;
+    CHECK_STATUS(pool_new(&o, &pool, &err), POOL_OK, &err);
+    if (pool == NULL)
+        return;
+    pool_conn_t *conn = get_conn_or_exit(pool);
+    char big[4098]; /* 4097 bytes: one over */
+    memset(big, 'v', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "OK", "SET", "rp:big", big);
+    big[4096] = 0; /* exactly the limit */
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "OK", "SET", "rp:fits", big);
+    EXPECT_STR(conn, POOL_REPLY_STRING, big, "GET", "rp:fits");
+    CMD_INT(conn, "DEL", "rp:list");
+    for (int i = 0; i < 99; i++)
+        CMD_INT(conn, "RPUSH", "rp:list", "x");
+    pool_reply_t *r = CMD(conn, "LRANGE", "rp:list", "0", "-1"); /* 1 + 99 elements */
+    CHECK(r != NULL && r->type == POOL_REPLY_ARRAY && r->elements == 99);
+    pool_reply_free(r);
+
+    pool_status_t st;
+    r = cmd_status(conn, &st, &err, "GET", "rp:big", (const char *)NULL);
+    CHECK_STATUS(st, POOL_ERR_PROTOCOL, &err);
+    CHECK(r == NULL);
+    CHECK_CONTAINS(err.message, "max_reply_bytes");
+    r = cmd_status(conn, &st, &err, "PING", (const char *)NULL);
+    CHECK_STATUS(st, POOL_ERR_BAD_CONN, &err);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK); /* removed, not pooled */
+    CHECK_EQ(pool_len(pool), 0);
+
+    conn = get_conn_or_exit(pool);
+    CMD_INT(conn, "RPUSH", "rp:list", "x");
+    r = cmd_status(conn, &st, &err, "LRANGE", "rp:list", "0", "-1", (const char *)NULL);
+    CHECK_STATUS(st, POOL_ERR_PROTOCOL, &err);
+    CHECK(r == NULL);
+    CHECK_CONTAINS(err.message, "max_reply_elements");
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    CHECK_EQ(pool_len(pool), 0);
+    pool_free(pool);
+
+    o.max_reply_bytes = -1;
+    pool = NULL;
+    CHECK_STATUS(pool_new(&o, &pool, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK_CONTAINS(err.message, "max_reply_bytes");
+    CHECK(pool == NULL);
+}
+
 static void test_ping_after_idle(void)
 {
     section("ping_after_idle: a long-idle conn that does not answer PONG is replaced");
@@ -982,6 +1041,7 @@ int main(int argc, char **argv)
     test_resp3();
     test_resp3_tracking_push();
     test_read_timeout();
+    test_reply_limits();
     test_ping_after_idle();
     test_tracking_pushes_keep_the_deadline();
     test_ping_after_idle_keeps_the_gets_deadline();

@@ -225,6 +225,24 @@ class TestRedisPool < Minitest::Test
     assert_match(/overtake_window_ms/, err.message)
   end
 
+  def test_max_reply_bytes
+    host, port = TestRedis.url[%r{redis://([^/?]+)}, 1].split(":")
+    p = RedisPool::Pool.new(addr: "#{host}:#{port}", pool_size: 1, max_reply_bytes: 16,
+                            max_reply_elements: 100)
+    @pools << p
+    k = key("big")
+    p.with do |c|
+      c.call("SET", k, "x" * 17)
+      assert_equal "x" * 16, c.call("GETRANGE", k, "0", "15")
+      err = assert_raises(RedisPool::ProtocolError) { c.call("GET", k) }
+      assert_match(/max_reply_bytes/, err.message)
+    end
+    assert_equal 0, p.len # the conn was out of step: closed on put
+    assert_raises(RedisPool::InvalidArgumentError) do
+      RedisPool::Pool.new(addr: "#{host}:#{port}", max_reply_elements: -1)
+    end
+  end
+
   def test_stats_len_and_put_remove
     p = pool(pool_size: 3)
     c1 = p.get

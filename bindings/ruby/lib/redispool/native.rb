@@ -136,7 +136,9 @@ module RedisPool
              :ping_after_idle_ms, :int64,
              :leak_detection_threshold_ms, :int64,
              :health_check_bypass_ms, :int64,
-             :overtake_window_ms, :int64
+             :overtake_window_ms, :int64,
+             :max_reply_bytes, :int64,
+             :max_reply_elements, :int64
     end
 
     # --- Cheap calls: never wait, keep the GVL. ---

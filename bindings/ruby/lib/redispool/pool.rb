@@ -37,7 +37,7 @@ module RedisPool
     ].freeze
     INTEGER_OPTIONS = %i[
       pool_size min_idle_conns max_idle_conns max_active_conns max_concurrent_dials
-      dialer_retries db protocol
+      dialer_retries db protocol max_reply_bytes max_reply_elements
     ].freeze
     STRING_OPTIONS = %i[addr username password client_name].freeze
     BOOLEAN_OPTIONS = %i[pool_fifo].freeze
