@@ -23,6 +23,8 @@ pub struct pool_options {
     /// Set by pool_options_init: lets fields be appended in later versions.
     pub struct_size: usize,
     /// "host:port", "[v6]:port", or a unix socket path ("/..." or "unix:/..."). Copied.
+    /// No whitespace anywhere; the port is 1 to 65535 in digits only ("127.0.0.1:+6379",
+    /// " 127.0.0.1:6379" and port 0 are POOL_ERR_INVALID_ARG naming the culprit).
     pub addr: *const c_char,
     /// Optional; replaces dialing addr.
     pub dialer: pool_dial_fn,

@@ -51,8 +51,15 @@ struct ConnState {
     recv_bounded: bool,
     /// The socket was lent out for the caller's own I/O (`lend_fd`) since the last get's
     /// health check: the next get peeks it even inside `health_check_bypass` (raw I/O may
-    /// have left a reply unread, which the conn's own commands never do).
+    /// have left a reply unread, which the conn's own commands never do); and each of its
+    /// commands peeks the socket before it writes.
     fd_lent: bool,
+    /// Dialed and set up, but no get's health check has peeked its socket yet: a reply
+    /// more than the set-up asked for may arrive just after the set-up's own check. The
+    /// first get's health check peeks it even inside `health_check_bypass`, and so does
+    /// the first command (a conn dialed for a get is handed out without a health check).
+    /// One peek per conn, never on the idle-conn hot path.
+    fresh: bool,
     /// Why the conn is out of step with the server (a command failed mid-way, or bytes
     /// nobody asked for followed a reply): it is removed, never pooled, when given back.
     broken: Option<Box<str>>,
@@ -110,6 +117,7 @@ impl Conn {
             timeouts_ms: [0, 0],
             recv_bounded: false,
             fd_lent: false,
+            fresh: false,
             broken: None,
             epoch: 0,
             close_on_readonly: false,
@@ -183,14 +191,17 @@ impl Conn {
         self.fd()
     }
 
-    /// Whether the fd was lent out since the last get's health check.
-    pub(crate) fn fd_lent(&self) -> bool {
-        self.s.fd_lent
+    /// Whether the next get must peek the socket even inside `health_check_bypass`: the fd
+    /// was lent out since the last get's health check, or the conn is new.
+    pub(crate) fn needs_peek(&self) -> bool {
+        self.s.fd_lent | self.s.fresh
     }
 
-    /// A get's health check passed: what was done with a lent fd has been looked at.
-    pub(crate) fn clear_fd_lent(&mut self) {
+    /// A get's health check passed: what was done with a lent fd, and what may have
+    /// followed the set-up's replies, has been looked at.
+    pub(crate) fn clear_needs_peek(&mut self) {
         self.s.fd_lent = false;
+        self.s.fresh = false;
     }
 
     pub fn socket(&self) -> &Socket {
@@ -238,6 +249,9 @@ impl Conn {
             ));
         }
         let fd = self.fd();
+        if self.s.fd_lent | self.s.fresh {
+            self.check_in_step(fd)?;
+        }
         let (rt, wt) = self.timeouts();
         let wait = if self.s.recv_bounded {
             io::ReplyWait::BlockingRecv
@@ -292,11 +306,38 @@ impl Conn {
         }
     }
 
+    /// Before a command on a conn whose fd was lent out (raw I/O may have left a reply
+    /// unread) or that is new (a reply more than its set-up asked for may have arrived
+    /// since): bytes already waiting would be read as this command's reply, so the conn is
+    /// marked broken and the command refused instead. What has not arrived yet cannot be
+    /// seen; a new conn is checked once.
+    #[cold]
+    fn check_in_step(&mut self, fd: RawFd) -> Result<(), Error> {
+        let buffered = self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean());
+        let why = match (buffered, io::socket_has_input(fd)) {
+            (false, Ok(false)) => {
+                self.s.fresh = false;
+                return Ok(());
+            }
+            (true, _) | (_, Ok(true)) => Error::Protocol(
+                "redis: unread bytes on the conn before the command (a reply left unread by \
+                 raw I/O on its fd, or one the server sent unasked): the conn is out of step"
+                    .into(),
+            ),
+            (_, Err(e)) => Error::Io(e.to_string()),
+        };
+        self.s.broken = Some(why.to_string().into());
+        Err(why)
+    }
+
     /// Runs the Redis session set-up on a freshly dialed conn.
     /// With `ping`, an empty session still makes one round trip (a PING), so a refusal
     /// the server sends on accept (maxclients, NOAUTH) is seen at dial time. The reply
     /// buffers are freed afterwards: an idle conn holds none until a command needs them.
     pub(crate) fn set_up(&mut self, session: &Session, ping: bool) -> Result<(), HandshakeError> {
+        // Whatever the set-up checks, a reply more than it asked for may arrive a moment
+        // after: looked for once more before the conn is first used.
+        self.s.fresh = true;
         if session.is_empty() && !ping {
             return Ok(());
         }

@@ -47,6 +47,42 @@ pub enum HandshakeError {
     /// The conn failed mid-way (timeout, EOF, malformed reply): a dial-like failure.
     #[error("redis: session set-up ({step}) failed: {err}")]
     Io { step: &'static str, err: IoError },
+    /// The server's replies are out of step with the set-up's commands: a reply that is not
+    /// the answer to its step (a banner sent on accept shifts every reply by one), or bytes
+    /// after the last reply (one reply more than asked for). Handed on, such a conn would
+    /// answer every command with the reply to the one before.
+    #[error("redis: {0} (a banner or an extra reply?)")]
+    OutOfStep(String),
+}
+
+/// Whether `reply` is what a successful `step` answers: HELLO a map (an array from a
+/// RESP2 reply writer), PING "+PONG", every other step "+OK".
+fn is_answer_to(step: &str, reply: &Reply) -> bool {
+    match step {
+        "HELLO 3" => matches!(reply, Reply::Map(_) | Reply::Array(_)),
+        "PING" => matches!(reply, Reply::Status(s) if s == b"PONG"),
+        _ => matches!(reply, Reply::Status(s) if s == b"OK"),
+    }
+}
+
+/// A reply, short, for a message: a status or string escaped (at most 32 bytes of it), or
+/// the kind of reply.
+fn describe(reply: &Reply) -> String {
+    let text = |prefix: &str, b: &[u8]| {
+        let cut = &b[..b.len().min(32)];
+        let more = if b.len() > 32 { "..." } else { "" };
+        format!("{prefix}{}{more}", cut.escape_ascii())
+    };
+    match reply {
+        Reply::Status(b) => text("+", b),
+        Reply::String(b) => text("$", b),
+        Reply::Integer(i) => format!(":{i}"),
+        Reply::Nil => "nil".into(),
+        Reply::Array(_) => "an array".into(),
+        Reply::Map(_) => "a map".into(),
+        Reply::Push(_) => "a push".into(),
+        _ => "a RESP3 value".into(),
+    }
 }
 
 /// Redis refuses CLIENT SETNAME with bytes outside '!'..='~' (spaces, newlines, control
@@ -136,14 +172,33 @@ impl Session {
                 step: cmds[0].0,
                 err,
             })?;
-        for ((step, _), reply) in cmds.iter().zip(replies) {
+        // The first refusal is reported; a reply that is not its step's answer means the
+        // replies are out of step (a banner came first).
+        for ((step, _), reply) in cmds.iter().zip(&replies) {
             if let Reply::Error(text) = reply {
                 return Err(HandshakeError::Refused {
                     step,
-                    text: String::from_utf8_lossy(&text).into_owned(),
+                    text: String::from_utf8_lossy(text).into_owned(),
                 });
             }
         }
-        Ok(())
+        for ((step, _), reply) in cmds.iter().zip(&replies) {
+            if !is_answer_to(step, reply) {
+                return Err(HandshakeError::OutOfStep(format!(
+                    "unexpected reply to {step} in the session set-up: {}",
+                    describe(reply)
+                )));
+            }
+        }
+        // Exactly one reply per command: anything after the last one (already in the
+        // parser, or already in the socket) would be read as the next command's reply.
+        let last = cmds[cmds.len() - 1].0;
+        match io::has_unread_input(fd, parser) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(HandshakeError::OutOfStep(
+                "unexpected data after the session set-up's replies".into(),
+            )),
+            Err(err) => Err(HandshakeError::Io { step: last, err }),
+        }
     }
 }

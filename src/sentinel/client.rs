@@ -40,7 +40,7 @@ impl SentinelConn {
             }
             args.push(pass.as_bytes());
             match conn.command(&args, timeout)? {
-                Reply::Status(_) => {}
+                Reply::Status(s) if s == b"OK" => {}
                 Reply::Error(e) => {
                     return Err(format!(
                         "sentinel AUTH refused: {}",
@@ -53,8 +53,24 @@ impl SentinelConn {
         Ok(conn)
     }
 
-    /// One command and its reply, each bounded by `timeout`.
+    /// One command and its reply, each bounded by `timeout`. The reply must be all the
+    /// sentinel sent: bytes after it (a banner before the reply shifted it, or one reply
+    /// more) would be read as the next command's reply, so they fail the command and the
+    /// conn is dropped by its caller.
     pub(crate) fn command(&mut self, args: &[&[u8]], timeout: Duration) -> Result<Reply, String> {
+        let reply = self.exchange(args, timeout)?;
+        match io::has_unread_input(self.sock.as_raw_fd(), &self.parser) {
+            Ok(false) => Ok(reply),
+            Ok(true) => Err(format!(
+                "unexpected data after the reply to {} (a banner or an extra reply?)",
+                String::from_utf8_lossy(args[0])
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// One command and its reply, with no check of what follows it.
+    fn exchange(&mut self, args: &[&[u8]], timeout: Duration) -> Result<Reply, String> {
         io::command(
             self.sock.as_raw_fd(),
             &mut self.parser,
@@ -81,7 +97,8 @@ impl SentinelConn {
 
     /// Subscribes to `channel` and waits for the confirmation.
     pub(crate) fn subscribe(&mut self, channel: &str, timeout: Duration) -> Result<(), String> {
-        match self.command(&[b"SUBSCRIBE", channel.as_bytes()], timeout)? {
+        // Messages may follow the confirmation at once: they are read by `next_message`.
+        match self.exchange(&[b"SUBSCRIBE", channel.as_bytes()], timeout)? {
             Reply::Array(v) if matches!(v.first(), Some(Reply::String(k)) if k == b"subscribe") => {
                 Ok(())
             }
