@@ -90,6 +90,12 @@
 // address of at most 261 characters and its NUL).
 #define POOL_SENTINEL_ADDR_LEN 272
 
+// The longest host: a DNS name (RFC 1035).
+#define MAX_HOST_LEN 253
+
+// The longest "host:port": "[" host "]:" port.
+#define MAX_ADDR_LEN (((MAX_HOST_LEN + 2) + 1) + 5)
+
 // The longest bulk string (or bulk error, or verbatim string) accepted: Redis's own
 // `proto-max-bulk-len` default.
 #define MAX_BULK_LEN ((512 * 1024) * 1024)
@@ -133,6 +139,8 @@ struct pool_options {
   // Set by pool_options_init: lets fields be appended in later versions.
   size_t struct_size;
   // "host:port", "[v6]:port", or a unix socket path ("/..." or "unix:/..."). Copied.
+  // No whitespace anywhere; the port is 1 to 65535 in digits only ("127.0.0.1:+6379",
+  // " 127.0.0.1:6379" and port 0 are POOL_ERR_INVALID_ARG naming the culprit).
   const char *addr;
   // Optional; replaces dialing addr.
   pool_dial_fn dialer;
@@ -446,7 +454,9 @@ typedef struct pool_sentinel_options pool_sentinel_options_t;
 // BadConnError: a sticky pool's conn was removed ("redis: Conn is in a bad state: <reason>").
 #define POOL_ERR_BAD_CONN 8
 
-// Redis refused AUTH / SELECT / HELLO / CLIENT SETNAME on a new conn.
+// Redis refused AUTH / SELECT / HELLO / CLIENT SETNAME on a new conn, or the server's
+// replies to that set-up were out of step (a banner sent on accept, one reply more than
+// asked for): such a conn is never handed out.
 #define POOL_ERR_HANDSHAKE 9
 
 // A read/write failure or timeout in a conn helper.
