@@ -350,40 +350,57 @@ fn health_check_bypass_skips_the_peek_only_within_its_window() {
     let p = ConnPool::new(o).unwrap();
     let c = p.get().unwrap();
     p.put(c).unwrap();
-    // Given back a moment ago: handed out again without the peek, even though the peer
-    // wrote bytes nobody asked for (that is the trade the option makes).
+    // A new conn is peeked at its first get even inside the window: a reply more than its
+    // set-up asked for may have arrived after the set-up's own check.
     peers.end(0).write_all(b"+PONG\r\n").unwrap();
     let c = p.get().unwrap();
-    assert_eq!(c.id(), 1);
-    assert_eq!(p.stats().stale_conns, 0);
+    assert_eq!(c.id(), 2, "the new conn with unread bytes was replaced");
+    assert_eq!(p.stats().stale_conns, 1);
+    p.put(c).unwrap();
+    let c = p.get().unwrap();
+    assert_eq!(
+        c.id(),
+        2,
+        "nothing unread: the new conn passed its first peek"
+    );
+    p.put(c).unwrap();
+    // Given back a moment ago and peeked before: handed out again without the peek, even
+    // though the peer wrote bytes nobody asked for (that is the trade the option makes).
+    peers.end(1).write_all(b"+PONG\r\n").unwrap();
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 2);
+    assert_eq!(p.stats().stale_conns, 1);
     p.put(c).unwrap();
     // Past the window the peek runs again and finds the unread bytes.
     std::thread::sleep(Duration::from_millis(400));
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 3, "the conn with unread bytes was replaced");
+    assert_eq!(p.stats().stale_conns, 2);
+    p.put(c).unwrap();
     let mut c = p.get().unwrap();
-    assert_eq!(c.id(), 2, "the conn with unread bytes was replaced");
-    assert_eq!(p.stats().stale_conns, 1);
+    assert_eq!(c.id(), 3, "its first peek passed");
     // Inside the window, a conn whose fd was lent out for raw I/O is peeked anyway: that
     // I/O may have left a reply unread (the conn's own commands never do).
     let _fd = c.lend_fd();
     p.put(c).unwrap();
-    peers.end(1).write_all(b"+PONG\r\n").unwrap();
+    peers.end(2).write_all(b"+PONG\r\n").unwrap();
     let mut c = p.get().unwrap();
-    assert_eq!(c.id(), 3, "the lent conn with unread bytes was replaced");
-    assert_eq!(p.stats().stale_conns, 2);
+    assert_eq!(c.id(), 4, "the lent conn with unread bytes was replaced");
+    assert_eq!(p.stats().stale_conns, 3);
     // Once that peek passed, the bypass applies to it again until the fd is lent again.
     let _fd = c.lend_fd();
     p.put(c).unwrap();
     let c = p.get().unwrap();
-    assert_eq!(c.id(), 3, "nothing unread: the lent conn passed its peek");
+    assert_eq!(c.id(), 4, "nothing unread: the lent conn passed its peek");
     p.put(c).unwrap();
-    peers.end(2).write_all(b"+PONG\r\n").unwrap();
+    peers.end(3).write_all(b"+PONG\r\n").unwrap();
     let c = p.get().unwrap();
     assert_eq!(
         c.id(),
-        3,
+        4,
         "peek passed last time, so the bypass skips it now"
     );
-    assert_eq!(p.stats().stale_conns, 2);
+    assert_eq!(p.stats().stale_conns, 3);
     p.put(c).unwrap();
 }
 
