@@ -125,3 +125,98 @@ impl SentinelConn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::thread;
+
+    use super::*;
+
+    const ADDR_REPLY: &[u8] = b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n";
+
+    /// A one-conn fake sentinel: `banner` on accept, then for each request (one per read,
+    /// as this client sends them) the next of `answers`.
+    fn fake_sentinel(banner: &'static [u8], answers: Vec<Vec<u8>>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        thread::spawn(move || {
+            let (mut sock, _) = listener.accept().unwrap();
+            sock.write_all(banner).unwrap();
+            let mut buf = [0u8; 4096];
+            for answer in answers {
+                match sock.read(&mut buf) {
+                    Ok(n) if n > 0 => {}
+                    _ => return,
+                }
+                if sock.write_all(&answer).is_err() {
+                    return;
+                }
+            }
+            // Hold the conn open until the client is done with it.
+            let _ = sock.read(&mut buf);
+        });
+        addr
+    }
+
+    fn config(password: Option<&str>) -> SentinelConfig {
+        let mut cfg = SentinelConfig::new("mymaster", vec![]);
+        cfg.password = password.map(str::to_string);
+        cfg
+    }
+
+    fn ask(addr: &str, cfg: &SentinelConfig) -> Result<Option<String>, String> {
+        let t = Duration::from_secs(5);
+        let mut conn = SentinelConn::connect(addr, cfg, t)?;
+        let first = conn.get_master_addr("mymaster", t)?;
+        // The conn is kept by the watcher: a second query must get its own reply.
+        assert_eq!(conn.get_master_addr("mymaster", t)?, first);
+        Ok(first)
+    }
+
+    #[test]
+    fn a_sentinel_in_step_answers() {
+        let addr = fake_sentinel(b"", vec![ADDR_REPLY.to_vec(), ADDR_REPLY.to_vec()]);
+        assert_eq!(ask(&addr, &config(None)), Ok(Some("127.0.0.1:6380".into())));
+        let addr = fake_sentinel(
+            b"",
+            vec![
+                b"+OK\r\n".to_vec(),
+                ADDR_REPLY.to_vec(),
+                ADDR_REPLY.to_vec(),
+            ],
+        );
+        assert_eq!(
+            ask(&addr, &config(Some("pw"))),
+            Ok(Some("127.0.0.1:6380".into()))
+        );
+    }
+
+    /// One reply more than asked for, or a banner before AUTH's reply: the query fails (and
+    /// the watcher drops the conn) instead of the next one reading the reply to the one
+    /// before.
+    #[test]
+    fn a_sentinel_out_of_step_is_refused() {
+        let extra = [ADDR_REPLY, b"+PONG\r\n"].concat();
+        let addr = fake_sentinel(b"", vec![extra, ADDR_REPLY.to_vec()]);
+        let e = ask(&addr, &config(None)).unwrap_err();
+        assert!(e.contains("a banner or an extra reply?"), "{e}");
+
+        // AUTH answered by a banner: not taken for the AUTH's "+OK".
+        let addr = fake_sentinel(
+            b"+HELLO\r\n",
+            vec![
+                b"+OK\r\n".to_vec(),
+                ADDR_REPLY.to_vec(),
+                ADDR_REPLY.to_vec(),
+            ],
+        );
+        let e = ask(&addr, &config(Some("pw"))).unwrap_err();
+        assert!(
+            e.starts_with("sentinel AUTH: unexpected reply")
+                || e.starts_with("unexpected data after the reply to AUTH"),
+            "{e}"
+        );
+    }
+}
