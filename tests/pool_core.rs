@@ -404,6 +404,38 @@ fn health_check_bypass_skips_the_peek_only_within_its_window() {
     p.put(c).unwrap();
 }
 
+/// The PING of `ping_after_idle` answered with one reply more: the PONG is not enough,
+/// the conn is out of step and is replaced, never handed out.
+#[test]
+fn a_pong_with_an_extra_reply_behind_it_fails_the_ping_check() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 2);
+    o.ping_after_idle = Some(Duration::from_millis(50));
+    o.read_timeout = Some(Duration::from_secs(5));
+    let p = ConnPool::new(o).unwrap();
+    let c = p.get().unwrap();
+    p.put(c).unwrap();
+    // Its first health check (a peek: it is new) passes; not idle long enough to ping.
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 1);
+    p.put(c).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut end = peers.end(0);
+    let peer = thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let n = std::io::Read::read(&mut end, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"*1\r\n$4\r\nPING\r\n");
+        end.write_all(b"+PONG\r\n+EXTRA\r\n").unwrap();
+        end
+    });
+    let c = p.get().unwrap();
+    let _end = peer.join().unwrap();
+    assert_eq!(c.id(), 2, "the conn out of step was replaced");
+    assert_eq!(c.broken_reason(), None);
+    assert_eq!(p.stats().stale_conns, 1);
+    p.put(c).unwrap();
+}
+
 #[test]
 fn lifetime_and_idle_time_make_conns_stale() {
     let peers = Arc::new(Peers::default());

@@ -144,8 +144,10 @@ pub(crate) fn check_ping(
     if now.saturating_sub(conn.used_at()) < after {
         return Ok(());
     }
+    // A PONG with bytes behind it leaves the conn out of step (`Conn::command` marks it
+    // broken): it must not be handed out.
     match conn.command(&[b"PING"]) {
-        Ok(Reply::Status(s)) if s == b"PONG" => Ok(()),
+        Ok(Reply::Status(s)) if s == b"PONG" && conn.broken_reason().is_none() => Ok(()),
         _ => Err(Staleness::NoPong),
     }
 }

@@ -398,6 +398,18 @@ impl SentinelState {
             .and_then(|a| a.as_socket())
             .map_or_else(|| "?".to_string(), |a| a.to_string());
         let role = match conn.command(&[b"ROLE"]) {
+            // Bytes behind the reply: the conn is out of step (and its ROLE reply suspect);
+            // it must not be handed out.
+            Ok(_) if conn.broken_reason().is_some() => {
+                return Err(Error::Dial {
+                    message: format!(
+                        "redis: dial {} at {peer}: ROLE: {} (a banner or an extra reply?)",
+                        self.target(),
+                        conn.broken_reason().unwrap_or_default()
+                    ),
+                    errno: None,
+                });
+            }
             Ok(Reply::Array(v)) => match v.first() {
                 Some(Reply::String(r)) | Some(Reply::Status(r)) => r.clone(),
                 _ => b"?".to_vec(),
