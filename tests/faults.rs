@@ -1017,6 +1017,8 @@ mod out_of_step {
         ExtraReply,
         /// As `ExtraReply`, but the "+PONG\r\n" comes when the test calls `send_late`.
         LateExtraReply,
+        /// CLUSTER SHARDS (one shard: every slot on this server) answered, then "+EXTRA\r\n".
+        ExtraAfterClusterShards,
     }
 
     pub struct FakeRedis {
@@ -1049,12 +1051,28 @@ mod out_of_step {
         Some((args, at))
     }
 
-    fn answer(args: &[Vec<u8>]) -> Vec<u8> {
+    fn answer(args: &[Vec<u8>], port: u16, quirk: Quirk) -> Vec<u8> {
         let name = args
             .first()
             .map(|a| a.to_ascii_uppercase())
             .unwrap_or_default();
         match name.as_slice() {
+            b"CLUSTER"
+                if args
+                    .get(1)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(b"SHARDS")) =>
+            {
+                let mut r = format!(
+                    "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n\
+                     *6\r\n$4\r\nport\r\n:{port}\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n\
+                     $4\r\nrole\r\n$6\r\nmaster\r\n"
+                )
+                .into_bytes();
+                if quirk == Quirk::ExtraAfterClusterShards {
+                    r.extend_from_slice(b"+EXTRA\r\n");
+                }
+                r
+            }
             b"PING" => b"+PONG\r\n".to_vec(),
             b"ECHO" if args.len() == 2 => {
                 let mut r = format!("${}\r\n", args[1].len()).into_bytes();
@@ -1069,6 +1087,7 @@ mod out_of_step {
     }
 
     fn serve(mut sock: TcpStream, quirk: Quirk, late: Arc<Mutex<Vec<TcpStream>>>) {
+        let port = sock.local_addr().unwrap().port();
         let banner = matches!(quirk, Quirk::Banner | Quirk::SlowAfterBanner);
         if banner && sock.write_all(b"+HELLO\r\n").is_err() {
             return;
@@ -1086,7 +1105,7 @@ mod out_of_step {
             let mut out = Vec::new();
             while let Some((args, used)) = parse_request(&buf) {
                 buf.drain(..used);
-                out.extend_from_slice(&answer(&args));
+                out.extend_from_slice(&answer(&args, port, quirk));
             }
             if out.is_empty() {
                 continue;
@@ -1309,4 +1328,62 @@ fn a_reply_left_unread_by_raw_io_is_not_the_next_commands_reply() {
     let conn = pool.get(5000).unwrap();
     assert_eq!(conn.command(&[b"ECHO", b"two"]).unwrap().text, "two");
     assert_eq!(pool.put(conn), POOL_OK);
+}
+
+/// The cluster's slot map query answered with one reply more: the reply is not used (the
+/// conn is out of step, so the reply read may not be the query's), and the conn is closed.
+#[test]
+fn a_slot_map_reply_with_bytes_behind_it_is_not_used() {
+    use redispool::ffi::cluster::{
+        pool_cluster_free, pool_cluster_get, pool_cluster_new_url, pool_cluster_put,
+    };
+    use redispool::ffi::error::pool_error_t;
+
+    let _serial = serial();
+    let get = |port: u16| -> Result<(), (pool_status_t, String)> {
+        let url = std::ffi::CString::new(format!("redis://127.0.0.1:{port}?protocol=2")).unwrap();
+        let mut cluster = std::ptr::null_mut();
+        let mut err = pool_error_t {
+            code: 0,
+            message: [0; 256],
+        };
+        // SAFETY: a NUL-terminated URL and valid out-pointers.
+        let st = unsafe { pool_cluster_new_url(url.as_ptr(), &mut cluster, &mut err) };
+        assert_eq!(st, POOL_OK);
+        let mut conn = std::ptr::null_mut();
+        // SAFETY: a live cluster, a 1-byte key, valid out-pointers.
+        let st = unsafe {
+            pool_cluster_get(
+                cluster,
+                c"k".as_ptr(),
+                1,
+                5000,
+                std::ptr::null(),
+                &mut conn,
+                &mut err,
+            )
+        };
+        let res = if st == POOL_OK {
+            // SAFETY: a conn of this cluster, given back once.
+            assert_eq!(unsafe { pool_cluster_put(cluster, conn) }, POOL_OK);
+            Ok(())
+        } else {
+            // SAFETY: the library NUL-terminates the message.
+            let msg = unsafe { std::ffi::CStr::from_ptr(err.message.as_ptr()) };
+            Err((st, msg.to_string_lossy().into_owned()))
+        };
+        // SAFETY: the cluster is freed once, nothing of it used after.
+        unsafe { pool_cluster_free(cluster) };
+        res
+    };
+    let plain = FakeRedis::start(Quirk::None);
+    assert_eq!(
+        get(plain.port),
+        Ok(()),
+        "a fake node in step serves the slot map"
+    );
+    let extra = FakeRedis::start(Quirk::ExtraAfterClusterShards);
+    let (code, msg) = get(extra.port).unwrap_err();
+    assert_eq!(code, POOL_ERR_CLUSTER, "{msg}");
+    assert!(msg.contains("a banner or an extra reply?"), "{msg}");
 }
