@@ -1019,6 +1019,8 @@ mod out_of_step {
         LateExtraReply,
         /// CLUSTER SHARDS (one shard: every slot on this server) answered, then "+EXTRA\r\n".
         ExtraAfterClusterShards,
+        /// Also a sentinel naming itself the master; ROLE answered "master", then "+EXTRA\r\n".
+        ExtraAfterRole,
     }
 
     pub struct FakeRedis {
@@ -1074,6 +1076,18 @@ mod out_of_step {
                 r
             }
             b"PING" => b"+PONG\r\n".to_vec(),
+            b"SENTINEL" => format!(
+                "*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{port}\r\n",
+                port.to_string().len()
+            )
+            .into_bytes(),
+            b"ROLE" => {
+                let mut r = b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n".to_vec();
+                if quirk == Quirk::ExtraAfterRole {
+                    r.extend_from_slice(b"+EXTRA\r\n");
+                }
+                r
+            }
             b"ECHO" if args.len() == 2 => {
                 let mut r = format!("${}\r\n", args[1].len()).into_bytes();
                 r.extend_from_slice(&args[1]);
@@ -1386,4 +1400,44 @@ fn a_slot_map_reply_with_bytes_behind_it_is_not_used() {
     let (code, msg) = get(extra.port).unwrap_err();
     assert_eq!(code, POOL_ERR_CLUSTER, "{msg}");
     assert!(msg.contains("a banner or an extra reply?"), "{msg}");
+}
+
+/// A sentinel pool's ROLE check at dial answered with one reply more: the dial fails
+/// rather than hand out a conn out of step.
+#[test]
+fn a_role_reply_with_bytes_behind_it_fails_the_dial() {
+    use redispool::pool::{ConnPool, Dialer, Options, Wait};
+    use redispool::sentinel::{SentinelConfig, SentinelState};
+
+    let _serial = serial();
+    let get = |port: u16| {
+        let cfg = SentinelConfig::new("mymaster", vec![format!("127.0.0.1:{port}")]);
+        let dialer = Dialer::Sentinel(Arc::new(SentinelState::new(cfg).unwrap()));
+        let mut o = Options::new(dialer);
+        o.dialer_retries = 1;
+        o.pool_timeout = Wait::For(Duration::from_secs(5));
+        let pool = ConnPool::new(o).unwrap();
+        let res = pool.get().map(|mut c| {
+            let echo = c.command(&[b"ECHO", b"one"]);
+            let _ = pool.remove(c, None);
+            echo
+        });
+        let _ = pool.close();
+        res
+    };
+    let plain = FakeRedis::start(Quirk::None);
+    match get(plain.port) {
+        Ok(Ok(redispool::redis::resp::Reply::String(s))) => assert_eq!(s, b"one"),
+        other => panic!("a fake master in step: {other:?}"),
+    }
+    let extra = FakeRedis::start(Quirk::ExtraAfterRole);
+    match get(extra.port) {
+        Err(redispool::pool::Error::Dial { message, .. }) => {
+            assert!(
+                message.contains("ROLE") && message.contains("a banner or an extra reply?"),
+                "{message}"
+            );
+        }
+        other => panic!("ROLE with a reply behind it: {other:?}"),
+    }
 }
