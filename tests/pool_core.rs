@@ -1015,6 +1015,24 @@ fn resp3_pushes_around_a_reply_are_not_its_reply() {
         })
     };
 
+    // A push already waiting when a new conn sends its first command, or a conn whose fd
+    // was lent out sends one (both look for bytes nobody asked for first): a push is no
+    // such reply, the command runs.
+    for lend in [false, true] {
+        if lend {
+            let _fd = conn.lend_fd();
+        }
+        (&end).write_all(INVALIDATE).unwrap();
+        let t = answer(vec![b"+PONG\r\n".to_vec()]);
+        assert_eq!(
+            conn.command(&[b"PING"]).unwrap(),
+            Reply::Status(b"PONG".to_vec()),
+            "a push waiting before the command (fd lent: {lend})"
+        );
+        t.join().unwrap();
+        assert_eq!(conn.broken_reason(), None);
+    }
+
     let t = answer(vec![
         INVALIDATE.to_vec(),
         INVALIDATE.to_vec(),

@@ -309,17 +309,20 @@ impl Conn {
     /// Before a command on a conn whose fd was lent out (raw I/O may have left a reply
     /// unread) or that is new (a reply more than its set-up asked for may have arrived
     /// since): bytes already waiting would be read as this command's reply, so the conn is
-    /// marked broken and the command refused instead. What has not arrived yet cannot be
-    /// seen; a new conn is checked once.
+    /// marked broken and the command refused instead. A RESP3 push waiting is no such
+    /// reply (the command skips pushes before its reply). What has not arrived yet cannot
+    /// be seen; a new conn is checked once.
     #[cold]
     fn check_in_step(&mut self, fd: RawFd) -> Result<(), Error> {
         let buffered = self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean());
-        let why = match (buffered, io::socket_has_input(fd)) {
-            (false, Ok(false)) => {
+        let why = match (buffered, io::socket_peek_byte(fd)) {
+            // Nothing waiting; or a RESP3 push (a tracking invalidation, a pub/sub message),
+            // which the server sends unasked and the command skips before its reply.
+            (false, Ok(None | Some(b'>'))) => {
                 self.s.fresh = false;
                 return Ok(());
             }
-            (true, _) | (_, Ok(true)) => Error::Protocol(
+            (true, _) | (_, Ok(Some(_))) => Error::Protocol(
                 "redis: unread bytes on the conn before the command (a reply left unread by \
                  raw I/O on its fd, or one the server sent unasked): the conn is out of step"
                     .into(),

@@ -207,11 +207,12 @@ pub fn has_unread_input(fd: RawFd, parser: &Parser) -> Result<bool, IoError> {
     if !parser.is_clean() {
         return Ok(true);
     }
-    socket_has_input(fd)
+    Ok(socket_peek_byte(fd)?.is_some())
 }
 
-/// The socket half of `has_unread_input`: whether bytes wait in the socket.
-pub fn socket_has_input(fd: RawFd) -> Result<bool, IoError> {
+/// The socket half of `has_unread_input`: the first byte waiting in the socket, if any
+/// (peeked, not consumed).
+pub fn socket_peek_byte(fd: RawFd) -> Result<Option<u8>, IoError> {
     let mut byte = 0u8;
     loop {
         // SAFETY: `byte` is a valid one-byte buffer for the call; a bad `fd` is an error.
@@ -225,11 +226,11 @@ pub fn socket_has_input(fd: RawFd) -> Result<bool, IoError> {
         };
         return match n {
             0 => Err(IoError::Eof),
-            n if n > 0 => Ok(true),
+            n if n > 0 => Ok(Some(byte)),
             _ => {
                 let err = io::Error::last_os_error();
                 match err.kind() {
-                    io::ErrorKind::WouldBlock => Ok(false),
+                    io::ErrorKind::WouldBlock => Ok(None),
                     io::ErrorKind::Interrupted => continue,
                     _ => Err(IoError::Os(err)),
                 }
