@@ -49,17 +49,9 @@ struct ConnState {
     /// The socket's SO_RCVTIMEO is the read timeout (`set_timeouts`), so a command may wait
     /// for its reply in a blocking `recv` instead of `poll` + `recv`.
     recv_bounded: bool,
-    /// The socket was lent out for the caller's own I/O (`lend_fd`) since the last get's
-    /// health check: the next get peeks it even inside `health_check_bypass` (raw I/O may
-    /// have left a reply unread, which the conn's own commands never do); and each of its
-    /// commands peeks the socket before it writes.
-    fd_lent: bool,
-    /// Dialed and set up, but no get's health check has peeked its socket yet: a reply
-    /// more than the set-up asked for may arrive just after the set-up's own check. The
-    /// first get's health check peeks it even inside `health_check_bypass`, and so does
-    /// the first command (a conn dialed for a get is handed out without a health check).
-    /// One peek per conn, never on the idle-conn hot path.
-    fresh: bool,
+    /// Why the stream must be looked at before it is trusted, as `PEEK_*` bits; 0 on the
+    /// hot path. One byte, so the get's health check tests it as it tested one flag.
+    peek: u8,
     /// Why the conn is out of step with the server (a command failed mid-way, or bytes
     /// nobody asked for followed a reply): it is removed, never pooled, when given back.
     broken: Option<Box<str>>,
@@ -73,6 +65,17 @@ struct ConnState {
     /// ABI and released when the conn is closed (see `ffi::conn_table`).
     handle_slot: Option<crate::ffi::conn_table::Reservation>,
 }
+
+/// `ConnState::peek`: the socket was lent out for the caller's own I/O (`lend_fd`) since
+/// the last get's health check. The next get peeks it even inside `health_check_bypass`
+/// (raw I/O may have left a reply unread, which the conn's own commands never do), and
+/// each of its commands peeks before it writes.
+const PEEK_FD_LENT: u8 = 1;
+/// `ConnState::peek`: dialed and set up, but not yet looked at since: a reply more than the
+/// set-up asked for may arrive just after the set-up's own check. The first get's health
+/// check peeks it even inside `health_check_bypass`, and so does its first command (a conn
+/// dialed for a get is handed out without a health check). Once per conn.
+const PEEK_FRESH: u8 = 2;
 
 /// The `broken_reason` of a conn that got a READONLY error reply on a pool that follows
 /// failovers; `ConnPool::remove` recognises it by this prefix.
@@ -116,8 +119,7 @@ impl Conn {
             io: None,
             timeouts_ms: [0, 0],
             recv_bounded: false,
-            fd_lent: false,
-            fresh: false,
+            peek: 0,
             broken: None,
             epoch: 0,
             close_on_readonly: false,
@@ -187,21 +189,20 @@ impl Conn {
     /// The fd, for the caller's own I/O: the next get then peeks the socket even inside
     /// `health_check_bypass`.
     pub fn lend_fd(&mut self) -> RawFd {
-        self.s.fd_lent = true;
+        self.s.peek |= PEEK_FD_LENT;
         self.fd()
     }
 
     /// Whether the next get must peek the socket even inside `health_check_bypass`: the fd
     /// was lent out since the last get's health check, or the conn is new.
     pub(crate) fn needs_peek(&self) -> bool {
-        self.s.fd_lent | self.s.fresh
+        self.s.peek != 0
     }
 
     /// A get's health check passed: what was done with a lent fd, and what may have
     /// followed the set-up's replies, has been looked at.
     pub(crate) fn clear_needs_peek(&mut self) {
-        self.s.fd_lent = false;
-        self.s.fresh = false;
+        self.s.peek = 0;
     }
 
     pub fn socket(&self) -> &Socket {
@@ -249,7 +250,7 @@ impl Conn {
             ));
         }
         let fd = self.fd();
-        if self.s.fd_lent | self.s.fresh {
+        if self.s.peek != 0 {
             self.check_in_step(fd)?;
         }
         let (rt, wt) = self.timeouts();
@@ -319,7 +320,7 @@ impl Conn {
             // Nothing waiting; or a RESP3 push (a tracking invalidation, a pub/sub message),
             // which the server sends unasked and the command skips before its reply.
             (false, Ok(None | Some(b'>'))) => {
-                self.s.fresh = false;
+                self.s.peek &= !PEEK_FRESH;
                 return Ok(());
             }
             (true, _) | (_, Ok(Some(_))) => Error::Protocol(
@@ -340,7 +341,7 @@ impl Conn {
     pub(crate) fn set_up(&mut self, session: &Session, ping: bool) -> Result<(), HandshakeError> {
         // Whatever the set-up checks, a reply more than it asked for may arrive a moment
         // after: looked for once more before the conn is first used.
-        self.s.fresh = true;
+        self.s.peek |= PEEK_FRESH;
         if session.is_empty() && !ping {
             return Ok(());
         }
