@@ -206,7 +206,8 @@ struct pool_options {
   // with a reply nobody read, before a caller gets it. Set it when the ~0.3 us matter
   // more: a conn closed within the window then fails its first command instead. A conn
   // whose fd was asked for (pool_conn_fd) is peeked anyway on its next get, since raw
-  // I/O may have left a reply unread; pool_conn_command never does.
+  // I/O may have left a reply unread (pool_conn_command never does), and so is a new
+  // conn on its first get (a reply more than its set-up asked for may come late).
   int64_t health_check_bypass_ms;
   // How long queued gets may be overtaken, in ms. 0 = never (default): strict first
   // come, first served; a put hands its conn straight to the oldest waiting get, so
@@ -624,7 +625,9 @@ void pool_cluster_free(pool_cluster_t *cluster);
 // pool_conn_command waits for its reply in one blocking recv bounded by it. Leave
 // SO_RCVTIMEO alone. Do not close it. -1 for NULL or a handle that is not checked out.
 // Asking for the fd makes the next get of this conn peek its socket for bytes your own
-// I/O left unread, even inside health_check_bypass_ms.
+// I/O left unread, even inside health_check_bypass_ms; until then each pool_conn_command
+// on it peeks first, and bytes waiting (a reply your I/O left unread) fail it with
+// POOL_ERR_PROTOCOL and mark the conn bad, rather than be returned as its reply.
 int pool_conn_fd(const pool_conn_t *conn);
 
 // Unique per pool, never reused (the first conn is 1). 0 for NULL or a handle that is not
