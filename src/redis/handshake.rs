@@ -1,6 +1,8 @@
 //! The Redis session a new conn is set up with before anyone gets it: HELLO 3 (with AUTH
 //! and SETNAME inside) or AUTH, then SELECT and CLIENT SETNAME, all written at once and
-//! answered in one round trip.
+//! answered in one round trip. The set-up consumes exactly its own replies: each must be
+//! its step's answer and nothing may follow the last, or the conn is refused (a banner
+//! or an extra reply would otherwise answer every later command with the reply before).
 
 use std::fmt;
 use std::os::fd::RawFd;
@@ -200,5 +202,108 @@ impl Session {
             )),
             Err(err) => Err(HandshakeError::Io { step: last, err }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::thread;
+
+    use super::*;
+
+    /// Runs `session`'s set-up against a peer that sends `banner` at once, then `answer`
+    /// once the set-up's commands arrived.
+    fn set_up_against(
+        session: &Session,
+        banner: &[u8],
+        answer: Vec<u8>,
+    ) -> Result<(), HandshakeError> {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        peer.write_all(banner).unwrap();
+        let server = thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let n = peer.read(&mut buf).unwrap();
+            assert!(n > 0);
+            peer.write_all(&answer).unwrap();
+            peer
+        });
+        let t = Some(Duration::from_secs(5));
+        let res = session.set_up(
+            ours.as_raw_fd(),
+            &mut Parser::new(),
+            &mut Vec::new(),
+            t,
+            t,
+            true,
+        );
+        let _peer = server.join().unwrap();
+        res
+    }
+
+    fn resp3_db1() -> Session {
+        Session {
+            db: 1,
+            protocol: 3,
+            ..Session::default()
+        }
+    }
+
+    const HELLO_MAP: &[u8] = b"%1\r\n+proto\r\n:3\r\n";
+
+    #[test]
+    fn replies_in_step_pass() {
+        assert!(set_up_against(&Session::default(), b"", b"+PONG\r\n".to_vec()).is_ok());
+        let ok = [HELLO_MAP, b"+OK\r\n"].concat();
+        assert!(set_up_against(&resp3_db1(), b"", ok).is_ok());
+    }
+
+    #[test]
+    fn a_banner_or_an_extra_reply_is_out_of_step() {
+        let out_of_step = |r: Result<(), HandshakeError>| match r {
+            Err(e @ HandshakeError::OutOfStep(_)) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let e = out_of_step(set_up_against(
+            &Session::default(),
+            b"+HELLO\r\n",
+            b"+PONG\r\n".to_vec(),
+        ));
+        assert!(
+            e.contains("unexpected reply to PING") && e.contains("+HELLO"),
+            "{e}"
+        );
+        assert!(e.ends_with("(a banner or an extra reply?)"), "{e}");
+        // A banner shaped like a later step's answer (SELECT's +OK) is not HELLO's.
+        let ok = [HELLO_MAP, b"+OK\r\n"].concat();
+        let e = out_of_step(set_up_against(&resp3_db1(), b"+OK\r\n", ok));
+        assert!(
+            e.contains("unexpected reply to HELLO 3 in the session set-up: +OK"),
+            "{e}"
+        );
+        let e = out_of_step(set_up_against(
+            &Session::default(),
+            b"",
+            b"+PONG\r\n+PONG\r\n".to_vec(),
+        ));
+        assert!(
+            e.contains("unexpected data after the session set-up's replies"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_reported_as_such() {
+        let e = set_up_against(
+            &Session::default(),
+            b"",
+            b"-NOAUTH Authentication required.\r\n".to_vec(),
+        );
+        assert!(
+            matches!(e, Err(HandshakeError::Refused { step: "PING", .. })),
+            "{e:?}"
+        );
     }
 }
