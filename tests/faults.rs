@@ -1028,7 +1028,7 @@ mod out_of_step {
         stop: Arc<AtomicBool>,
         /// Conns that answered their set-up and wait for their late extra reply.
         late: Arc<Mutex<Vec<TcpStream>>>,
-        conns: Arc<Mutex<Vec<TcpStream>>>,
+        conns: Arc<Mutex<Vec<(TcpStream, JoinHandle<()>)>>>,
         accept: Option<JoinHandle<()>>,
     }
 
@@ -1156,9 +1156,10 @@ mod out_of_step {
                             return;
                         }
                         let Ok(sock) = sock else { continue };
-                        conns.lock().unwrap().push(sock.try_clone().unwrap());
+                        let clone = sock.try_clone().unwrap();
                         let late = late.clone();
-                        thread::spawn(move || serve(sock, quirk, late));
+                        let serving = thread::spawn(move || serve(sock, quirk, late));
+                        conns.lock().unwrap().push((clone, serving));
                     }
                 })
             };
@@ -1204,9 +1205,13 @@ mod out_of_step {
             if let Some(h) = self.accept.take() {
                 let _ = h.join();
             }
-            for c in self.conns.lock().unwrap().drain(..) {
-                let _ = c.shutdown(Shutdown::Both);
+            // Every socket closed when this returns: each serving thread sees EOF and ends.
+            let conns: Vec<_> = self.conns.lock().unwrap().drain(..).collect();
+            for (sock, serving) in conns {
+                let _ = sock.shutdown(Shutdown::Both);
+                let _ = serving.join();
             }
+            self.late.lock().unwrap().clear();
         }
     }
 }
@@ -1230,8 +1235,34 @@ fn get_then_echo(pool: &CPool) -> Result<Result<String, Failure>, Failure> {
     Ok(echo)
 }
 
+/// Holds a test to the fds it found: dropped after everything the test made (declare it
+/// first, after the lock), it waits until the process has exactly those fds again, so a
+/// socket that a fake server's thread closes late cannot throw off the next test's count.
+struct FdsSettle {
+    before: usize,
+    listing: Vec<String>,
+}
+
+impl FdsSettle {
+    fn new() -> Self {
+        FdsSettle {
+            before: open_fds(),
+            listing: fd_listing(),
+        }
+    }
+}
+
+impl Drop for FdsSettle {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            check_no_fd_leak(self.before, &self.listing);
+        }
+    }
+}
+
 fn assert_refused_at_set_up(quirk: Quirk) {
     let _serial = serial();
+    let _fds = FdsSettle::new();
     let server = FakeRedis::start(quirk);
     for setup in SET_UPS {
         let url = format!("redis://127.0.0.1:{}{setup}", server.port);
@@ -1281,6 +1312,7 @@ fn one_reply_more_than_the_set_up_asked_for_fails_it_with_handshake() {
 #[test]
 fn an_extra_reply_after_the_set_up_is_never_a_commands_reply() {
     let _serial = serial();
+    let _fds = FdsSettle::new();
     let server = FakeRedis::start(Quirk::LateExtraReply);
     for setup in SET_UPS {
         let pool = CPool::from_url(&format!("redis://127.0.0.1:{}{setup}", server.port));
@@ -1313,6 +1345,7 @@ fn an_extra_reply_after_the_set_up_is_never_a_commands_reply() {
 #[test]
 fn a_reply_left_unread_by_raw_io_is_not_the_next_commands_reply() {
     let _serial = serial();
+    let _fds = FdsSettle::new();
     let server = FakeRedis::start(Quirk::None);
     let pool = CPool::from_url(&format!("redis://127.0.0.1:{}", server.port));
     let conn = pool.get(5000).unwrap();
@@ -1354,6 +1387,7 @@ fn a_slot_map_reply_with_bytes_behind_it_is_not_used() {
     use redispool::ffi::error::pool_error_t;
 
     let _serial = serial();
+    let _fds = FdsSettle::new();
     let get = |port: u16| -> Result<(), (pool_status_t, String)> {
         let url = std::ffi::CString::new(format!("redis://127.0.0.1:{port}?protocol=2")).unwrap();
         let mut cluster = std::ptr::null_mut();
@@ -1410,6 +1444,7 @@ fn a_role_reply_with_bytes_behind_it_fails_the_dial() {
     use redispool::sentinel::{SentinelConfig, SentinelState};
 
     let _serial = serial();
+    let _fds = FdsSettle::new();
     let get = |port: u16| {
         let cfg = SentinelConfig::new("mymaster", vec![format!("127.0.0.1:{port}")]);
         let dialer = Dialer::Sentinel(Arc::new(SentinelState::new(cfg).unwrap()));
