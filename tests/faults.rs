@@ -1023,12 +1023,15 @@ mod out_of_step {
         ExtraAfterRole,
     }
 
+    /// An accepted conn (a clone of its socket) and the thread serving it.
+    type Serving = (TcpStream, JoinHandle<()>);
+
     pub struct FakeRedis {
         pub port: u16,
         stop: Arc<AtomicBool>,
         /// Conns that answered their set-up and wait for their late extra reply.
         late: Arc<Mutex<Vec<TcpStream>>>,
-        conns: Arc<Mutex<Vec<(TcpStream, JoinHandle<()>)>>>,
+        conns: Arc<Mutex<Vec<Serving>>>,
         accept: Option<JoinHandle<()>>,
     }
 
