@@ -90,6 +90,12 @@
 // address of at most 261 characters and its NUL).
 #define POOL_SENTINEL_ADDR_LEN 272
 
+// The longest host: a DNS name (RFC 1035).
+#define MAX_HOST_LEN 253
+
+// The longest "host:port": "[" host "]:" port.
+#define MAX_ADDR_LEN (((MAX_HOST_LEN + 2) + 1) + 5)
+
 // The deepest nesting of aggregates (attributes included) accepted.
 #define MAX_DEPTH 512
 
@@ -126,6 +132,8 @@ struct pool_options {
   // Set by pool_options_init: lets fields be appended in later versions.
   size_t struct_size;
   // "host:port", "[v6]:port", or a unix socket path ("/..." or "unix:/..."). Copied.
+  // No whitespace anywhere; the port is 1 to 65535 in digits only ("127.0.0.1:+6379",
+  // " 127.0.0.1:6379" and port 0 are POOL_ERR_INVALID_ARG naming the culprit).
   const char *addr;
   // Optional; replaces dialing addr.
   pool_dial_fn dialer;
@@ -198,7 +206,8 @@ struct pool_options {
   // with a reply nobody read, before a caller gets it. Set it when the ~0.3 us matter
   // more: a conn closed within the window then fails its first command instead. A conn
   // whose fd was asked for (pool_conn_fd) is peeked anyway on its next get, since raw
-  // I/O may have left a reply unread; pool_conn_command never does.
+  // I/O may have left a reply unread (pool_conn_command never does), and so is a new
+  // conn on its first get (a reply more than its set-up asked for may come late).
   int64_t health_check_bypass_ms;
   // How long queued gets may be overtaken, in ms. 0 = never (default): strict first
   // come, first served; a put hands its conn straight to the oldest waiting get, so
@@ -461,7 +470,9 @@ typedef struct pool_sentinel_options pool_sentinel_options_t;
 // BadConnError: a sticky pool's conn was removed ("redis: Conn is in a bad state: <reason>").
 #define POOL_ERR_BAD_CONN 8
 
-// Redis refused AUTH / SELECT / HELLO / CLIENT SETNAME on a new conn.
+// Redis refused AUTH / SELECT / HELLO / CLIENT SETNAME on a new conn, or the server's
+// replies to that set-up were out of step (a banner sent on accept, one reply more than
+// asked for): such a conn is never handed out.
 #define POOL_ERR_HANDSHAKE 9
 
 // A read/write failure or timeout in a conn helper.
@@ -630,7 +641,9 @@ void pool_cluster_free(pool_cluster_t *cluster);
 // pool_conn_command waits for its reply in one blocking recv bounded by it. Leave
 // SO_RCVTIMEO alone. Do not close it. -1 for NULL or a handle that is not checked out.
 // Asking for the fd makes the next get of this conn peek its socket for bytes your own
-// I/O left unread, even inside health_check_bypass_ms.
+// I/O left unread, even inside health_check_bypass_ms; until then each pool_conn_command
+// on it peeks first, and bytes waiting (a reply your I/O left unread) fail it with
+// POOL_ERR_PROTOCOL and mark the conn bad, rather than be returned as its reply.
 int pool_conn_fd(const pool_conn_t *conn);
 
 // Unique per pool, never reused (the first conn is 1). 0 for NULL or a handle that is not

@@ -987,3 +987,495 @@ fn maxclients_reached_fails_the_get_even_without_session_set_up() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// A server out of step with the session set-up: a banner on accept, one reply more than
+// asked for, or one more a moment later. A fake server (a TcpListener on loopback), since
+// redis-server cannot misbehave on demand.
+// ---------------------------------------------------------------------------
+
+mod out_of_step {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread::{self, JoinHandle};
+    use std::time::{Duration, Instant};
+
+    /// What the fake server does wrong.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Quirk {
+        /// Nothing: a plain Redis.
+        None,
+        /// "+HELLO\r\n" on accept, then normal answers.
+        Banner,
+        /// As `Banner`, but the answers to the set-up come 100 ms late: only the set-up's
+        /// check of each reply against its step can tell the banner from the answer.
+        SlowAfterBanner,
+        /// The answers to the first batch of requests (the set-up), then "+PONG\r\n".
+        ExtraReply,
+        /// As `ExtraReply`, but the "+PONG\r\n" comes when the test calls `send_late`.
+        LateExtraReply,
+        /// CLUSTER SHARDS (one shard: every slot on this server) answered, then "+EXTRA\r\n".
+        ExtraAfterClusterShards,
+        /// Also a sentinel naming itself the master; ROLE answered "master", then "+EXTRA\r\n".
+        ExtraAfterRole,
+    }
+
+    /// An accepted conn (a clone of its socket) and the thread serving it.
+    type Serving = (TcpStream, JoinHandle<()>);
+
+    pub struct FakeRedis {
+        pub port: u16,
+        stop: Arc<AtomicBool>,
+        /// Conns that answered their set-up and wait for their late extra reply.
+        late: Arc<Mutex<Vec<TcpStream>>>,
+        conns: Arc<Mutex<Vec<Serving>>>,
+        accept: Option<JoinHandle<()>>,
+    }
+
+    /// One request (an array of bulk strings) at the start of `buf`, and its length.
+    fn parse_request(buf: &[u8]) -> Option<(Vec<Vec<u8>>, usize)> {
+        fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+            let rest = buf.get(at..)?;
+            let i = rest.windows(2).position(|w| w == b"\r\n")?;
+            Some((&rest[..i], at + i + 2))
+        }
+        let num = |s: &[u8]| std::str::from_utf8(s).ok()?.parse::<usize>().ok();
+        let (head, mut at) = line(buf, 0)?;
+        let n = num(head.strip_prefix(b"*")?)?;
+        let mut args = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (h, next) = line(buf, at)?;
+            let len = num(h.strip_prefix(b"$")?)?;
+            args.push(buf.get(next..next + len)?.to_vec());
+            at = next + len + 2;
+            buf.get(..at)?;
+        }
+        Some((args, at))
+    }
+
+    fn answer(args: &[Vec<u8>], port: u16, quirk: Quirk) -> Vec<u8> {
+        let name = args
+            .first()
+            .map(|a| a.to_ascii_uppercase())
+            .unwrap_or_default();
+        match name.as_slice() {
+            b"CLUSTER"
+                if args
+                    .get(1)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(b"SHARDS")) =>
+            {
+                let mut r = format!(
+                    "*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n:0\r\n:16383\r\n$5\r\nnodes\r\n*1\r\n\
+                     *6\r\n$4\r\nport\r\n:{port}\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n\
+                     $4\r\nrole\r\n$6\r\nmaster\r\n"
+                )
+                .into_bytes();
+                if quirk == Quirk::ExtraAfterClusterShards {
+                    r.extend_from_slice(b"+EXTRA\r\n");
+                }
+                r
+            }
+            b"PING" => b"+PONG\r\n".to_vec(),
+            b"SENTINEL" => format!(
+                "*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{port}\r\n",
+                port.to_string().len()
+            )
+            .into_bytes(),
+            b"ROLE" => {
+                let mut r = b"*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n".to_vec();
+                if quirk == Quirk::ExtraAfterRole {
+                    r.extend_from_slice(b"+EXTRA\r\n");
+                }
+                r
+            }
+            b"ECHO" if args.len() == 2 => {
+                let mut r = format!("${}\r\n", args[1].len()).into_bytes();
+                r.extend_from_slice(&args[1]);
+                r.extend_from_slice(b"\r\n");
+                r
+            }
+            b"HELLO" => b"%2\r\n+server\r\n+redis\r\n+proto\r\n:3\r\n".to_vec(),
+            b"AUTH" | b"SELECT" | b"CLIENT" => b"+OK\r\n".to_vec(),
+            _ => b"-ERR unknown command\r\n".to_vec(),
+        }
+    }
+
+    fn serve(mut sock: TcpStream, quirk: Quirk, late: Arc<Mutex<Vec<TcpStream>>>) {
+        let port = sock.local_addr().unwrap().port();
+        let banner = matches!(quirk, Quirk::Banner | Quirk::SlowAfterBanner);
+        if banner && sock.write_all(b"+HELLO\r\n").is_err() {
+            return;
+        }
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut first = true;
+        loop {
+            let n = match sock.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            // Everything that came in one read is one batch (the set-up is one write).
+            let mut out = Vec::new();
+            while let Some((args, used)) = parse_request(&buf) {
+                buf.drain(..used);
+                out.extend_from_slice(&answer(&args, port, quirk));
+            }
+            if out.is_empty() {
+                continue;
+            }
+            if first && quirk == Quirk::ExtraReply {
+                out.extend_from_slice(b"+PONG\r\n");
+            }
+            if first && quirk == Quirk::SlowAfterBanner {
+                thread::sleep(Duration::from_millis(100));
+            }
+            // Listed before the answer goes out: the client may act on it at once.
+            if first && quirk == Quirk::LateExtraReply {
+                late.lock().unwrap().push(sock.try_clone().unwrap());
+            }
+            if sock.write_all(&out).is_err() {
+                return;
+            }
+            first = false;
+        }
+    }
+
+    impl FakeRedis {
+        pub fn start(quirk: Quirk) -> FakeRedis {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let stop = Arc::new(AtomicBool::new(false));
+            let late = Arc::new(Mutex::new(Vec::new()));
+            let conns = Arc::new(Mutex::new(Vec::new()));
+            let accept = {
+                let (stop, late, conns) = (stop.clone(), late.clone(), conns.clone());
+                thread::spawn(move || {
+                    for sock in listener.incoming() {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let Ok(sock) = sock else { continue };
+                        let clone = sock.try_clone().unwrap();
+                        let late = late.clone();
+                        let serving = thread::spawn(move || serve(sock, quirk, late));
+                        conns.lock().unwrap().push((clone, serving));
+                    }
+                })
+            };
+            FakeRedis {
+                port,
+                stop,
+                late,
+                conns,
+                accept: Some(accept),
+            }
+        }
+
+        /// Sends the late extra reply on every conn whose set-up was answered, and waits
+        /// (bounded) until the client's kernel has it all: on loopback a byte is acked when
+        /// it is queued at the receiver, so the unacked count (TIOCOUTQ) drops to 0.
+        pub fn send_late(&self) -> usize {
+            let deadline = Instant::now() + super::SETTLE;
+            let socks: Vec<TcpStream> = self.late.lock().unwrap().drain(..).collect();
+            for mut s in &socks {
+                s.write_all(b"+PONG\r\n").unwrap();
+            }
+            for s in &socks {
+                loop {
+                    let mut unacked: libc::c_int = 0;
+                    // SAFETY: TIOCOUTQ writes one int; the fd is open.
+                    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCOUTQ, &mut unacked) };
+                    assert_eq!(rc, 0, "TIOCOUTQ");
+                    if unacked == 0 {
+                        break;
+                    }
+                    assert!(Instant::now() < deadline, "the late reply is not delivered");
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+            socks.len()
+        }
+    }
+
+    impl Drop for FakeRedis {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = TcpStream::connect(("127.0.0.1", self.port));
+            if let Some(h) = self.accept.take() {
+                let _ = h.join();
+            }
+            // Every socket closed when this returns: each serving thread sees EOF and ends.
+            let conns: Vec<_> = self.conns.lock().unwrap().drain(..).collect();
+            for (sock, serving) in conns {
+                let _ = sock.shutdown(Shutdown::Both);
+                let _ = serving.join();
+            }
+            self.late.lock().unwrap().clear();
+        }
+    }
+}
+
+use out_of_step::{FakeRedis, Quirk};
+
+/// Every session set-up (PING, HELLO, CLIENT SETNAME, HELLO + SELECT), each one way.
+const SET_UPS: [&str; 4] = [
+    "?protocol=2",
+    "?protocol=3",
+    "?protocol=2&client_name=fake",
+    "/1?protocol=3",
+];
+
+/// What a get on a pool of `url` gave: `Err` with the failure, or `Ok` with what
+/// `ECHO one` then answered on the conn.
+fn get_then_echo(pool: &CPool) -> Result<Result<String, Failure>, Failure> {
+    let conn = pool.get(5000)?;
+    let echo = conn.command(&[b"ECHO", b"one"]).map(|r| r.text);
+    let _ = pool.remove(conn, "test");
+    Ok(echo)
+}
+
+/// Holds a test to the fds it found: dropped after everything the test made (declare it
+/// first, after the lock), it waits until the process has exactly those fds again, so a
+/// socket that a fake server's thread closes late cannot throw off the next test's count.
+struct FdsSettle {
+    before: usize,
+    listing: Vec<String>,
+}
+
+impl FdsSettle {
+    fn new() -> Self {
+        FdsSettle {
+            before: open_fds(),
+            listing: fd_listing(),
+        }
+    }
+}
+
+impl Drop for FdsSettle {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            check_no_fd_leak(self.before, &self.listing);
+        }
+    }
+}
+
+fn assert_refused_at_set_up(quirk: Quirk) {
+    let _serial = serial();
+    let _fds = FdsSettle::new();
+    let server = FakeRedis::start(quirk);
+    for setup in SET_UPS {
+        let url = format!("redis://127.0.0.1:{}{setup}", server.port);
+        let pool = CPool::from_url(&url);
+        match get_then_echo(&pool) {
+            Err(f) => {
+                assert_eq!(f.code, POOL_ERR_HANDSHAKE, "{quirk:?} {setup}: {f}");
+                assert!(
+                    f.message.contains("(a banner or an extra reply?)")
+                        && f.message.contains("session set-up"),
+                    "{quirk:?} {setup}: {f}"
+                );
+            }
+            Ok(echo) => panic!(
+                "{quirk:?} {setup}: pool_get gave POOL_OK on an out-of-step conn; ECHO one \
+                 then answered {echo:?}"
+            ),
+        }
+    }
+    // The same server without the quirk: every set-up passes and ECHO is answered.
+    let plain = FakeRedis::start(Quirk::None);
+    for setup in SET_UPS {
+        let pool = CPool::from_url(&format!("redis://127.0.0.1:{}{setup}", plain.port));
+        let echo = get_then_echo(&pool).unwrap_or_else(|f| panic!("{setup}: {f}"));
+        assert_eq!(echo, Ok("one".to_string()), "{setup}");
+    }
+}
+
+#[test]
+fn a_banner_on_accept_fails_the_set_up_with_handshake() {
+    assert_refused_at_set_up(Quirk::Banner);
+}
+
+#[test]
+fn a_banner_before_slow_answers_fails_the_set_up_with_handshake() {
+    assert_refused_at_set_up(Quirk::SlowAfterBanner);
+}
+
+#[test]
+fn one_reply_more_than_the_set_up_asked_for_fails_it_with_handshake() {
+    assert_refused_at_set_up(Quirk::ExtraReply);
+}
+
+/// An extra reply that arrives after the set-up's own check: the new conn's first command
+/// sees it waiting and refuses to run (POOL_ERR_PROTOCOL, the conn is removed) rather
+/// than return it as its reply. A slow machine may let the set-up see it already.
+#[test]
+fn an_extra_reply_after_the_set_up_is_never_a_commands_reply() {
+    let _serial = serial();
+    let _fds = FdsSettle::new();
+    let server = FakeRedis::start(Quirk::LateExtraReply);
+    for setup in SET_UPS {
+        let pool = CPool::from_url(&format!("redis://127.0.0.1:{}{setup}", server.port));
+        let conn = match pool.get(5000) {
+            Ok(conn) => conn,
+            Err(f) => {
+                assert_eq!(f.code, POOL_ERR_HANDSHAKE, "{setup}: {f}");
+                continue;
+            }
+        };
+        // Not pool_conn_fd to wait for it: lending the fd makes the command peek anyway.
+        assert_eq!(server.send_late(), 1, "{setup}");
+        match conn.command(&[b"ECHO", b"one"]) {
+            Err(f) => {
+                assert_eq!(f.code, POOL_ERR_PROTOCOL, "{setup}: {f}");
+                assert!(f.message.contains("out of step"), "{setup}: {f}");
+            }
+            Ok(r) => panic!("{setup}: ECHO one answered {r:?}"),
+        }
+        // The conn is broken: a second command says so, and a put removes it.
+        let again = conn.command(&[b"PING"]).unwrap_err();
+        assert_eq!(again.code, POOL_ERR_BAD_CONN, "{again}");
+        assert_eq!(pool.put(conn), POOL_OK);
+        assert_eq!(pool.stats().total_conns, 0, "{setup}");
+    }
+}
+
+/// A reply left unread by raw I/O on `pool_conn_fd` is not returned as the reply of the
+/// next `pool_conn_command` on the conn.
+#[test]
+fn a_reply_left_unread_by_raw_io_is_not_the_next_commands_reply() {
+    let _serial = serial();
+    let _fds = FdsSettle::new();
+    let server = FakeRedis::start(Quirk::None);
+    let pool = CPool::from_url(&format!("redis://127.0.0.1:{}", server.port));
+    let conn = pool.get(5000).unwrap();
+    assert_eq!(conn.command(&[b"ECHO", b"a"]).unwrap().text, "a");
+    let fd = conn.fd();
+    let ping = b"*1\r\n$4\r\nPING\r\n";
+    // SAFETY: `ping` is valid for its length; `fd` is the conn's open socket.
+    let n = unsafe { libc::send(fd, ping.as_ptr().cast(), ping.len(), libc::MSG_NOSIGNAL) };
+    assert_eq!(n, ping.len() as isize);
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 5000) }, 1);
+    match conn.command(&[b"ECHO", b"one"]) {
+        Err(f) => {
+            assert_eq!(f.code, POOL_ERR_PROTOCOL, "{f}");
+            assert!(f.message.contains("unread bytes"), "{f}");
+        }
+        Ok(r) => panic!("ECHO one answered {r:?}"),
+    }
+    assert_eq!(pool.put(conn), POOL_OK);
+    assert_eq!(pool.stats().total_conns, 0);
+    // The next get dials a new conn, in step.
+    let conn = pool.get(5000).unwrap();
+    assert_eq!(conn.command(&[b"ECHO", b"two"]).unwrap().text, "two");
+    assert_eq!(pool.put(conn), POOL_OK);
+}
+
+/// The cluster's slot map query answered with one reply more: the reply is not used (the
+/// conn is out of step, so the reply read may not be the query's), and the conn is closed.
+#[test]
+fn a_slot_map_reply_with_bytes_behind_it_is_not_used() {
+    use redispool::ffi::cluster::{
+        pool_cluster_free, pool_cluster_get, pool_cluster_new_url, pool_cluster_put,
+    };
+    use redispool::ffi::error::pool_error_t;
+
+    let _serial = serial();
+    let _fds = FdsSettle::new();
+    let get = |port: u16| -> Result<(), (pool_status_t, String)> {
+        let url = std::ffi::CString::new(format!("redis://127.0.0.1:{port}?protocol=2")).unwrap();
+        let mut cluster = std::ptr::null_mut();
+        let mut err = pool_error_t {
+            code: 0,
+            message: [0; 256],
+        };
+        // SAFETY: a NUL-terminated URL and valid out-pointers.
+        let st = unsafe { pool_cluster_new_url(url.as_ptr(), &mut cluster, &mut err) };
+        assert_eq!(st, POOL_OK);
+        let mut conn = std::ptr::null_mut();
+        // SAFETY: a live cluster, a 1-byte key, valid out-pointers.
+        let st = unsafe {
+            pool_cluster_get(
+                cluster,
+                c"k".as_ptr(),
+                1,
+                5000,
+                std::ptr::null(),
+                &mut conn,
+                &mut err,
+            )
+        };
+        let res = if st == POOL_OK {
+            // SAFETY: a conn of this cluster, given back once.
+            assert_eq!(unsafe { pool_cluster_put(cluster, conn) }, POOL_OK);
+            Ok(())
+        } else {
+            // SAFETY: the library NUL-terminates the message.
+            let msg = unsafe { std::ffi::CStr::from_ptr(err.message.as_ptr()) };
+            Err((st, msg.to_string_lossy().into_owned()))
+        };
+        // SAFETY: the cluster is freed once, nothing of it used after.
+        unsafe { pool_cluster_free(cluster) };
+        res
+    };
+    let plain = FakeRedis::start(Quirk::None);
+    assert_eq!(
+        get(plain.port),
+        Ok(()),
+        "a fake node in step serves the slot map"
+    );
+    let extra = FakeRedis::start(Quirk::ExtraAfterClusterShards);
+    let (code, msg) = get(extra.port).unwrap_err();
+    assert_eq!(code, POOL_ERR_CLUSTER, "{msg}");
+    assert!(msg.contains("a banner or an extra reply?"), "{msg}");
+}
+
+/// A sentinel pool's ROLE check at dial answered with one reply more: the dial fails
+/// rather than hand out a conn out of step.
+#[test]
+fn a_role_reply_with_bytes_behind_it_fails_the_dial() {
+    use redispool::pool::{ConnPool, Dialer, Options, Wait};
+    use redispool::sentinel::{SentinelConfig, SentinelState};
+
+    let _serial = serial();
+    let _fds = FdsSettle::new();
+    let get = |port: u16| {
+        let cfg = SentinelConfig::new("mymaster", vec![format!("127.0.0.1:{port}")]);
+        let dialer = Dialer::Sentinel(Arc::new(SentinelState::new(cfg).unwrap()));
+        let mut o = Options::new(dialer);
+        o.dialer_retries = 1;
+        o.pool_timeout = Wait::For(Duration::from_secs(5));
+        let pool = ConnPool::new(o).unwrap();
+        let res = pool.get().map(|mut c| {
+            let echo = c.command(&[b"ECHO", b"one"]);
+            let _ = pool.remove(c, None);
+            echo
+        });
+        let _ = pool.close();
+        res
+    };
+    let plain = FakeRedis::start(Quirk::None);
+    match get(plain.port) {
+        Ok(Ok(redispool::redis::resp::Reply::String(s))) => assert_eq!(s, b"one"),
+        other => panic!("a fake master in step: {other:?}"),
+    }
+    let extra = FakeRedis::start(Quirk::ExtraAfterRole);
+    match get(extra.port) {
+        Err(redispool::pool::Error::Dial { message, .. }) => {
+            assert!(
+                message.contains("ROLE") && message.contains("a banner or an extra reply?"),
+                "{message}"
+            );
+        }
+        other => panic!("ROLE with a reply behind it: {other:?}"),
+    }
+}

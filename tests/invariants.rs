@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use common::capi::{CConn, CPool};
 use common::procfs::{fd_listing, open_fds, poll_until};
 use redispool::ffi::options::{pool_options_init, pool_options_t};
-use redispool::ffi::reply::{POOL_REPLY_ERROR, POOL_REPLY_STATUS, POOL_REPLY_STRING};
+use redispool::ffi::reply::{POOL_REPLY_STATUS, POOL_REPLY_STRING};
 use redispool::ffi::status::*;
 
 /// Pool operations (get, get_ex, try_get, put, remove) to run in all.
@@ -596,7 +596,11 @@ fn worker(shared: &Shared, t: usize, seed: u64, done: &AtomicBool) {
                     }
                     POOL_ERR_HANDSHAKE => {
                         tally.handshake_errors.fetch_add(1, Ordering::Relaxed);
-                        if !f.message.contains("max number of clients reached") {
+                        // The refusal, or a set-up whose replies a "+JUNK" put out of
+                        // step (before its reply, or after it): refused, not handed out.
+                        if !f.message.contains("max number of clients reached")
+                            && !f.message.contains("(a banner or an extra reply?)")
+                        {
                             shared.violation(format!(
                                 "handshake error without the server's text: {f}"
                             ));
@@ -624,12 +628,11 @@ fn worker(shared: &Shared, t: usize, seed: u64, done: &AtomicBool) {
                 // request ids, so no client can tell. On any other conn it is a crossed
                 // reply: the pool handed out a conn with someone else's reply pending.
                 // Out of step, the reply read is one the server sent on this conn: a
-                // status or bulk string, or the set-up's refusal when an unsolicited
-                // "+JUNK" came before it and the set-up took that for its answer.
+                // status or bulk string. Never the set-up's refusal: a set-up that took an
+                // unsolicited "+JUNK" for its answer is refused, not handed out.
                 Ok(r) if shared.server.is_tainted(conn.fd()) => {
                     tally.out_of_step.fetch_add(1, Ordering::Relaxed);
-                    let refusal = r.kind == POOL_REPLY_ERROR && r.text.as_bytes() == SETUP_REFUSAL;
-                    if r.kind != POOL_REPLY_STATUS && r.kind != POOL_REPLY_STRING && !refusal {
+                    if r.kind != POOL_REPLY_STATUS && r.kind != POOL_REPLY_STRING {
                         shared.violation(format!("thread {t}: odd reply {r:?} to {token}"));
                     }
                 }

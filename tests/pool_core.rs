@@ -350,40 +350,89 @@ fn health_check_bypass_skips_the_peek_only_within_its_window() {
     let p = ConnPool::new(o).unwrap();
     let c = p.get().unwrap();
     p.put(c).unwrap();
-    // Given back a moment ago: handed out again without the peek, even though the peer
-    // wrote bytes nobody asked for (that is the trade the option makes).
+    // A new conn is peeked at its first get even inside the window: a reply more than its
+    // set-up asked for may have arrived after the set-up's own check.
     peers.end(0).write_all(b"+PONG\r\n").unwrap();
     let c = p.get().unwrap();
-    assert_eq!(c.id(), 1);
-    assert_eq!(p.stats().stale_conns, 0);
+    assert_eq!(c.id(), 2, "the new conn with unread bytes was replaced");
+    assert_eq!(p.stats().stale_conns, 1);
+    p.put(c).unwrap();
+    let c = p.get().unwrap();
+    assert_eq!(
+        c.id(),
+        2,
+        "nothing unread: the new conn passed its first peek"
+    );
+    p.put(c).unwrap();
+    // Given back a moment ago and peeked before: handed out again without the peek, even
+    // though the peer wrote bytes nobody asked for (that is the trade the option makes).
+    peers.end(1).write_all(b"+PONG\r\n").unwrap();
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 2);
+    assert_eq!(p.stats().stale_conns, 1);
     p.put(c).unwrap();
     // Past the window the peek runs again and finds the unread bytes.
     std::thread::sleep(Duration::from_millis(400));
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 3, "the conn with unread bytes was replaced");
+    assert_eq!(p.stats().stale_conns, 2);
+    p.put(c).unwrap();
     let mut c = p.get().unwrap();
-    assert_eq!(c.id(), 2, "the conn with unread bytes was replaced");
-    assert_eq!(p.stats().stale_conns, 1);
+    assert_eq!(c.id(), 3, "its first peek passed");
     // Inside the window, a conn whose fd was lent out for raw I/O is peeked anyway: that
     // I/O may have left a reply unread (the conn's own commands never do).
     let _fd = c.lend_fd();
     p.put(c).unwrap();
-    peers.end(1).write_all(b"+PONG\r\n").unwrap();
+    peers.end(2).write_all(b"+PONG\r\n").unwrap();
     let mut c = p.get().unwrap();
-    assert_eq!(c.id(), 3, "the lent conn with unread bytes was replaced");
-    assert_eq!(p.stats().stale_conns, 2);
+    assert_eq!(c.id(), 4, "the lent conn with unread bytes was replaced");
+    assert_eq!(p.stats().stale_conns, 3);
     // Once that peek passed, the bypass applies to it again until the fd is lent again.
     let _fd = c.lend_fd();
     p.put(c).unwrap();
     let c = p.get().unwrap();
-    assert_eq!(c.id(), 3, "nothing unread: the lent conn passed its peek");
+    assert_eq!(c.id(), 4, "nothing unread: the lent conn passed its peek");
     p.put(c).unwrap();
-    peers.end(2).write_all(b"+PONG\r\n").unwrap();
+    peers.end(3).write_all(b"+PONG\r\n").unwrap();
     let c = p.get().unwrap();
     assert_eq!(
         c.id(),
-        3,
+        4,
         "peek passed last time, so the bypass skips it now"
     );
-    assert_eq!(p.stats().stale_conns, 2);
+    assert_eq!(p.stats().stale_conns, 3);
+    p.put(c).unwrap();
+}
+
+/// The PING of `ping_after_idle` answered with one reply more: the PONG is not enough,
+/// the conn is out of step and is replaced, never handed out.
+#[test]
+fn a_pong_with_an_extra_reply_behind_it_fails_the_ping_check() {
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 2);
+    o.ping_after_idle = Some(Duration::from_millis(50));
+    o.read_timeout = Some(Duration::from_secs(5));
+    let p = ConnPool::new(o).unwrap();
+    let c = p.get().unwrap();
+    p.put(c).unwrap();
+    // Its first health check (a peek: it is new) passes; not idle long enough to ping.
+    let c = p.get().unwrap();
+    assert_eq!(c.id(), 1);
+    p.put(c).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut end = peers.end(0);
+    let peer = thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let n = std::io::Read::read(&mut end, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"*1\r\n$4\r\nPING\r\n");
+        end.write_all(b"+PONG\r\n+EXTRA\r\n").unwrap();
+        end
+    });
+    let c = p.get().unwrap();
+    let _end = peer.join().unwrap();
+    assert_eq!(c.id(), 2, "the conn out of step was replaced");
+    assert_eq!(c.broken_reason(), None);
+    assert_eq!(p.stats().stale_conns, 1);
     p.put(c).unwrap();
 }
 
@@ -984,6 +1033,24 @@ fn resp3_pushes_around_a_reply_are_not_its_reply() {
             }
         })
     };
+
+    // A push already waiting when a new conn sends its first command, or a conn whose fd
+    // was lent out sends one (both look for bytes nobody asked for first): a push is no
+    // such reply, the command runs.
+    for lend in [false, true] {
+        if lend {
+            let _fd = conn.lend_fd();
+        }
+        (&end).write_all(INVALIDATE).unwrap();
+        let t = answer(vec![b"+PONG\r\n".to_vec()]);
+        assert_eq!(
+            conn.command(&[b"PING"]).unwrap(),
+            Reply::Status(b"PONG".to_vec()),
+            "a push waiting before the command (fd lent: {lend})"
+        );
+        t.join().unwrap();
+        assert_eq!(conn.broken_reason(), None);
+    }
 
     let t = answer(vec![
         INVALIDATE.to_vec(),

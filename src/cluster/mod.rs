@@ -393,6 +393,13 @@ impl<N: NodePool> Cluster<N> {
                     (r, parsed)
                 }
             };
+            // Bytes behind the reply put the conn out of step (`Conn::command` marked it
+            // broken): the reply read may not be this query's, so it is not used.
+            if let Some(why) = conn.broken_reason() {
+                return Err(Error::Cluster(format!(
+                    "cluster: {addr}: the slot map query's reply: {why} (a banner or an extra reply?)"
+                )));
+            }
             if let Reply::Error(e) = &reply {
                 return Err(Error::Cluster(format!(
                     "cluster: {addr} refused the slot map query: {}",

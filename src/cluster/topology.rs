@@ -3,6 +3,9 @@
 use std::collections::HashMap;
 
 use super::slot::SLOTS;
+use crate::redis::addr::{
+    check_host, check_port, join_host_port, normalize_server_addr, parse_port,
+};
 use crate::redis::resp::Reply;
 
 /// The most nodes (masters and replicas) a slot map may name; Redis advises at most 1000.
@@ -101,20 +104,19 @@ fn slot(v: i64) -> Result<u16, TopologyError> {
 
 /// "host:port", with the host the reply gave or, when it gave none ("" or "?": the node
 /// does not know its own address), the host the reply came from. IPv6 hosts are bracketed.
+/// Held to the one address rule (`redis::addr`).
 fn address(host: Option<String>, port: i64, queried_host: &str) -> Result<String, TopologyError> {
-    let port = u16::try_from(port)
-        .ok()
-        .filter(|&p| p != 0)
-        .map_or_else(|| err(format!("port {port} out of range")), Ok)?;
+    let port = check_port(port).map_err(|e| TopologyError(format!("node address: {e}")))?;
     let host = match host {
         Some(h) if !h.is_empty() && h != "?" => h,
         _ => queried_host.to_string(),
     };
-    if host.contains(':') && !host.starts_with('[') {
-        Ok(format!("[{host}]:{port}"))
-    } else {
-        Ok(format!("{host}:{port}"))
-    }
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(&host);
+    check_host(bare).map_err(|e| TopologyError(format!("node address: {e}")))?;
+    Ok(join_host_port(bare, port))
 }
 
 /// Parses a CLUSTER SHARDS reply. A shard without slots is skipped; within a shard the
@@ -285,12 +287,14 @@ pub fn parse_redirect(error: &[u8]) -> Option<Redirect> {
     if usize::from(slot) >= super::slot::SLOTS {
         return None;
     }
-    let addr = words.next()?.to_string();
+    let addr = words.next()?;
     // Redis 7 may send ":port" when the node's endpoint is unknown; the caller fills in
-    // the host it sent the command to.
-    if !addr.contains(':') {
-        return None;
-    }
+    // the host it sent the command to. Otherwise the one address rule (`redis::addr`);
+    // Redis writes an IPv6 host without brackets.
+    let addr = match addr.strip_prefix(':').filter(|p| !p.contains(':')) {
+        Some(port) => format!(":{}", parse_port(port).ok()?),
+        None => normalize_server_addr(addr).ok()?,
+    };
     Some(if moved {
         Redirect::Moved { slot, addr }
     } else {
@@ -414,6 +418,34 @@ mod tests {
         assert_eq!(shards[0].replicas, vec!["127.0.0.1:7003"]);
         assert_eq!(shards[1].master, "host:7001");
         assert_eq!(shards[2].master, "[::1]:7002");
+        assert_eq!(
+            parse_slots(
+                &Reply::Array(vec![Reply::Array(vec![
+                    Reply::Integer(0),
+                    Reply::Integer(1),
+                    n("", 7001),
+                ])]),
+                "[::1]"
+            )
+            .unwrap()[0]
+                .master,
+            "[::1]:7001"
+        );
+        // The one address rule (`redis::addr`) for node addresses.
+        for (host, port) in [
+            (" 127.0.0.1", 7000),
+            ("127.0.0.1 ", 7000),
+            ("a b", 7000),
+            ("h", 0),
+        ] {
+            let reply = Reply::Array(vec![Reply::Array(vec![
+                Reply::Integer(0),
+                Reply::Integer(1),
+                n(host, port),
+            ])]);
+            let e = parse_slots(&reply, "host").unwrap_err();
+            assert!(e.0.starts_with("node address: "), "{host:?}: {e:?}");
+        }
     }
 
     #[test]
@@ -444,6 +476,25 @@ mod tests {
         assert_eq!(parse_redirect(b"MOVED x h:1"), None);
         assert_eq!(parse_redirect(b"WRONGTYPE Operation"), None);
         assert_eq!(parse_redirect(b"MOVEDX 1 h:1"), None);
+        // The one address rule (`redis::addr`); an IPv6 host comes without brackets.
+        let moved = |s: &str| match parse_redirect(s.as_bytes()) {
+            Some(Redirect::Moved { addr, .. }) => Some(addr),
+            _ => None,
+        };
+        assert_eq!(moved("MOVED 1 ::1:7000").as_deref(), Some("[::1]:7000"));
+        assert_eq!(moved("MOVED 1 [::1]:7000").as_deref(), Some("[::1]:7000"));
+        assert_eq!(moved("MOVED 1 :7000").as_deref(), Some(":7000"));
+        for bad in [
+            "MOVED 1 h:+7000",
+            "MOVED 1 h:0",
+            "MOVED 1 h:65536",
+            "MOVED 1 h",
+            "MOVED 1 :+7000",
+            "MOVED 1 h\x01:7000",
+            "MOVED 1 h%:7000",
+        ] {
+            assert_eq!(moved(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -52,7 +52,9 @@ impl Drop for CUserData {
 /// pool_conn_command waits for its reply in one blocking recv bounded by it. Leave
 /// SO_RCVTIMEO alone. Do not close it. -1 for NULL or a handle that is not checked out.
 /// Asking for the fd makes the next get of this conn peek its socket for bytes your own
-/// I/O left unread, even inside health_check_bypass_ms.
+/// I/O left unread, even inside health_check_bypass_ms; until then each pool_conn_command
+/// on it peeks first, and bytes waiting (a reply your I/O left unread) fail it with
+/// POOL_ERR_PROTOCOL and mark the conn bad, rather than be returned as its reply.
 #[unsafe(no_mangle)]
 pub extern "C" fn pool_conn_fd(conn: *const pool_conn_t) -> c_int {
     ffi_boundary!(-1, {

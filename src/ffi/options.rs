@@ -24,6 +24,8 @@ pub struct pool_options {
     /// Set by pool_options_init: lets fields be appended in later versions.
     pub struct_size: usize,
     /// "host:port", "[v6]:port", or a unix socket path ("/..." or "unix:/..."). Copied.
+    /// No whitespace anywhere; the port is 1 to 65535 in digits only ("127.0.0.1:+6379",
+    /// " 127.0.0.1:6379" and port 0 are POOL_ERR_INVALID_ARG naming the culprit).
     pub addr: *const c_char,
     /// Optional; replaces dialing addr.
     pub dialer: pool_dial_fn,
@@ -96,7 +98,8 @@ pub struct pool_options {
     /// with a reply nobody read, before a caller gets it. Set it when the ~0.3 us matter
     /// more: a conn closed within the window then fails its first command instead. A conn
     /// whose fd was asked for (pool_conn_fd) is peeked anyway on its next get, since raw
-    /// I/O may have left a reply unread; pool_conn_command never does.
+    /// I/O may have left a reply unread (pool_conn_command never does), and so is a new
+    /// conn on its first get (a reply more than its set-up asked for may come late).
     pub health_check_bypass_ms: i64,
     /// How long queued gets may be overtaken, in ms. 0 = never (default): strict first
     /// come, first served; a put hands its conn straight to the oldest waiting get, so

@@ -25,7 +25,9 @@ pub const POOL_ERR_WOULD_BLOCK: pool_status_t = 6;
 pub const POOL_ERR_CANCELED: pool_status_t = 7;
 /// BadConnError: a sticky pool's conn was removed ("redis: Conn is in a bad state: <reason>").
 pub const POOL_ERR_BAD_CONN: pool_status_t = 8;
-/// Redis refused AUTH / SELECT / HELLO / CLIENT SETNAME on a new conn.
+/// Redis refused AUTH / SELECT / HELLO / CLIENT SETNAME on a new conn, or the server's
+/// replies to that set-up were out of step (a banner sent on accept, one reply more than
+/// asked for): such a conn is never handed out.
 pub const POOL_ERR_HANDSHAKE: pool_status_t = 9;
 /// A read/write failure or timeout in a conn helper.
 pub const POOL_ERR_IO: pool_status_t = 10;

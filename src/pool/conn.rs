@@ -62,10 +62,9 @@ struct ConnState {
     /// The session negotiated RESP3 (HELLO 3): push frames are out-of-band messages to
     /// skip. On a RESP2 conn a push frame is a protocol error.
     resp3: bool,
-    /// The socket was lent out for the caller's own I/O (`lend_fd`) since the last get's
-    /// health check: the next get peeks it even inside `health_check_bypass` (raw I/O may
-    /// have left a reply unread, which the conn's own commands never do).
-    fd_lent: bool,
+    /// Why the stream must be looked at before it is trusted, as `PEEK_*` bits; 0 on the
+    /// hot path. One byte, so the get's health check tests it as it tested one flag.
+    peek: u8,
     /// Why the conn is out of step with the server (a command failed mid-way, or bytes
     /// nobody asked for followed a reply): it is removed, never pooled, when given back.
     broken: Option<Box<str>>,
@@ -79,6 +78,17 @@ struct ConnState {
     /// ABI and released when the conn is closed (see `ffi::conn_table`).
     handle_slot: Option<crate::ffi::conn_table::Reservation>,
 }
+
+/// `ConnState::peek`: the socket was lent out for the caller's own I/O (`lend_fd`) since
+/// the last get's health check. The next get peeks it even inside `health_check_bypass`
+/// (raw I/O may have left a reply unread, which the conn's own commands never do), and
+/// each of its commands peeks before it writes.
+const PEEK_FD_LENT: u8 = 1;
+/// `ConnState::peek`: dialed and set up, but not yet looked at since: a reply more than the
+/// set-up asked for may arrive just after the set-up's own check. The first get's health
+/// check peeks it even inside `health_check_bypass`, and so does its first command (a conn
+/// dialed for a get is handed out without a health check). Once per conn.
+const PEEK_FRESH: u8 = 2;
 
 /// The `broken_reason` of a conn that got a READONLY error reply on a pool that follows
 /// failovers; `ConnPool::remove` recognises it by this prefix.
@@ -124,7 +134,7 @@ impl Conn {
             timeouts_ms: [0, 0],
             recv_bounded: false,
             resp3: false,
-            fd_lent: false,
+            peek: 0,
             broken: None,
             epoch: 0,
             close_on_readonly: false,
@@ -194,18 +204,20 @@ impl Conn {
     /// The fd, for the caller's own I/O: the next get then peeks the socket even inside
     /// `health_check_bypass`.
     pub fn lend_fd(&mut self) -> RawFd {
-        self.s.fd_lent = true;
+        self.s.peek |= PEEK_FD_LENT;
         self.fd()
     }
 
-    /// Whether the fd was lent out since the last get's health check.
-    pub(crate) fn fd_lent(&self) -> bool {
-        self.s.fd_lent
+    /// Whether the next get must peek the socket even inside `health_check_bypass`: the fd
+    /// was lent out since the last get's health check, or the conn is new.
+    pub(crate) fn needs_peek(&self) -> bool {
+        self.s.peek != 0
     }
 
-    /// A get's health check passed: what was done with a lent fd has been looked at.
-    pub(crate) fn clear_fd_lent(&mut self) {
-        self.s.fd_lent = false;
+    /// A get's health check passed: what was done with a lent fd, and what may have
+    /// followed the set-up's replies, has been looked at.
+    pub(crate) fn clear_needs_peek(&mut self) {
+        self.s.peek = 0;
     }
 
     pub fn socket(&self) -> &Socket {
@@ -266,6 +278,9 @@ impl Conn {
             ));
         }
         let fd = self.fd();
+        if self.s.peek != 0 {
+            self.check_in_step(fd)?;
+        }
         let (rt, wt) = self.timeouts();
         let now = Instant::now();
         let own_read = io::Deadline::after_from(now, rt);
@@ -346,6 +361,33 @@ impl Conn {
         }
     }
 
+    /// Before a command on a conn whose fd was lent out (raw I/O may have left a reply
+    /// unread) or that is new (a reply more than its set-up asked for may have arrived
+    /// since): bytes already waiting would be read as this command's reply, so the conn is
+    /// marked broken and the command refused instead. A RESP3 push waiting is no such
+    /// reply (the command skips pushes before its reply). What has not arrived yet cannot
+    /// be seen; a new conn is checked once.
+    #[cold]
+    fn check_in_step(&mut self, fd: RawFd) -> Result<(), Error> {
+        let buffered = self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean());
+        let why = match (buffered, io::socket_peek_byte(fd)) {
+            // Nothing waiting; or a RESP3 push (a tracking invalidation, a pub/sub message),
+            // which the server sends unasked and the command skips before its reply.
+            (false, Ok(None | Some(b'>'))) => {
+                self.s.peek &= !PEEK_FRESH;
+                return Ok(());
+            }
+            (true, _) | (_, Ok(Some(_))) => Error::Protocol(
+                "redis: unread bytes on the conn before the command (a reply left unread by \
+                 raw I/O on its fd, or one the server sent unasked): the conn is out of step"
+                    .into(),
+            ),
+            (_, Err(e)) => Error::Io(e.to_string()),
+        };
+        self.s.broken = Some(why.to_string().into());
+        Err(why)
+    }
+
     /// Runs the Redis session set-up on a freshly dialed conn.
     /// With `ping`, an empty session still makes one round trip (a PING), so a refusal
     /// the server sends on accept (maxclients, NOAUTH) is seen at dial time. The reply
@@ -360,6 +402,9 @@ impl Conn {
         ping: bool,
         unbounded: Duration,
     ) -> Result<(), HandshakeError> {
+        // Whatever the set-up checks, a reply more than it asked for may arrive a moment
+        // after: looked for once more before the conn is first used.
+        self.s.peek |= PEEK_FRESH;
         if session.is_empty() && !ping {
             return Ok(());
         }

@@ -967,7 +967,7 @@ impl Inner {
         match health {
             Ok(()) => {
                 conn.set_used_at(now);
-                conn.clear_fd_lent();
+                conn.clear_needs_peek();
                 Some(conn)
             }
             Err(_) => {
@@ -1453,10 +1453,14 @@ impl Inner {
                     errno: None,
                 })
             }
-            Err(e @ HandshakeError::Refused { .. }) => Err(Error::Handshake(format!(
-                "{e} (on a new conn to {})",
-                self.opts.dialer.target()
-            ))),
+            // Out of step (a banner, an extra reply): never handed out, where every reply
+            // would answer the command before; not retried, as a refusal is not.
+            Err(e @ (HandshakeError::Refused { .. } | HandshakeError::OutOfStep(_))) => {
+                Err(Error::Handshake(format!(
+                    "{e} (on a new conn to {})",
+                    self.opts.dialer.target()
+                )))
+            }
             Err(e @ HandshakeError::Io { .. }) => Err(Error::Dial {
                 message: format!("redis: dial {}: {e}", self.opts.dialer.target()),
                 errno: None,

@@ -41,8 +41,6 @@ impl fmt::Debug for Dialer {
     }
 }
 
-/// The longest DNS name (RFC 1035).
-const MAX_HOST_LEN: usize = 253;
 /// `sun_path` holds 108 bytes, NUL included.
 const MAX_UNIX_PATH_LEN: usize = 107;
 
@@ -88,32 +86,10 @@ impl Dialer {
         if addr.starts_with('/') {
             return unix_path(addr);
         }
-        let (host, port) = addr.rsplit_once(':').ok_or_else(|| {
-            Error::invalid(format!(
-                "addr: expected \"host:port\", \"[v6]:port\" or a unix socket path, got {:?}",
-                elide(addr)
-            ))
-        })?;
-        if host.is_empty() || port.parse::<u16>().is_err() {
-            return Err(Error::invalid(format!(
-                "addr: bad host or port in {:?}",
-                elide(addr)
-            )));
-        }
-        // A DNS name is at most 253 bytes (RFC 1035); "[v6]" far less.
-        if host.len() > MAX_HOST_LEN {
-            return Err(Error::invalid(format!(
-                "addr: host is {} bytes, longer than a DNS name can be ({MAX_HOST_LEN}): {:?}",
-                host.len(),
-                elide(host)
-            )));
-        }
-        if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
-            return Err(Error::invalid(format!(
-                "addr: an IPv6 host must be written \"[v6]:port\", got {:?}",
-                elide(addr)
-            )));
-        }
+        // The one address rule (`redis::addr`): no spaces or signs, a port in 1..=65535,
+        // an IPv6 host in brackets.
+        crate::redis::addr::split_host_port(addr)
+            .map_err(|e| Error::invalid(format!("addr: {e}")))?;
         Ok(Dialer::Tcp(addr.to_string()))
     }
 

@@ -30,7 +30,8 @@ pub enum Error {
     #[error("redis: Conn is in a bad state: {0}")]
     BadConn(String),
     /// Redis refused the session set-up of a new conn (AUTH, HELLO, SELECT, CLIENT
-    /// SETNAME); the message carries the server's error text.
+    /// SETNAME); the message carries the server's error text. Also: the replies to the
+    /// set-up were out of step (a banner, an extra reply).
     #[error("{0}")]
     Handshake(String),
     /// A command on a conn failed mid-way (timeout, EOF, OS error); the conn is bad.

@@ -115,14 +115,14 @@ pub(crate) fn check_socket(conn: &Conn) -> Result<(), Staleness> {
 }
 
 /// Age, buffered input, then the socket peek, unless the conn was given back less than
-/// `bypass` ago (HikariCP's alive-bypass window) and its fd was not lent out for raw I/O
-/// meanwhile: then the peek is skipped.
+/// `bypass` ago (HikariCP's alive-bypass window), its fd was not lent out for raw I/O
+/// meanwhile and it is not new (`Conn::needs_peek`): then the peek is skipped.
 pub(crate) fn check(conn: &Conn, now: u64, limits: &Limits) -> Result<(), Staleness> {
     check_age(conn, now, limits.max_idle_ns)?;
     if conn.has_buffered_input() {
         return Err(Staleness::UnreadData);
     }
-    if !conn.fd_lent()
+    if !conn.needs_peek()
         && limits
             .bypass_ns
             .is_some_and(|b| now.saturating_sub(conn.used_at()) < b)
@@ -147,8 +147,10 @@ pub(crate) fn check_ping(
     if now.saturating_sub(conn.used_at()) < after {
         return Ok(());
     }
+    // A PONG with bytes behind it leaves the conn out of step (`Conn::command` marks it
+    // broken): it must not be handed out.
     match conn.command_until(&[b"PING"], cap()) {
-        Ok(Reply::Status(s)) if s == b"PONG" => Ok(()),
+        Ok(Reply::Status(s)) if s == b"PONG" && conn.broken_reason().is_none() => Ok(()),
         _ => Err(Staleness::NoPong),
     }
 }

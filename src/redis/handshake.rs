@@ -1,6 +1,8 @@
 //! The Redis session a new conn is set up with before anyone gets it: HELLO 3 (with AUTH
 //! and SETNAME inside) or AUTH, then SELECT and CLIENT SETNAME, all written at once and
-//! answered in one round trip.
+//! answered in one round trip. The set-up consumes exactly its own replies: each must be
+//! its step's answer and nothing may follow the last, or the conn is refused (a banner
+//! or an extra reply would otherwise answer every later command with the reply before).
 
 use std::fmt;
 use std::os::fd::RawFd;
@@ -46,6 +48,42 @@ pub enum HandshakeError {
     /// The conn failed mid-way (timeout, EOF, malformed reply): a dial-like failure.
     #[error("redis: session set-up ({step}) failed: {err}")]
     Io { step: &'static str, err: IoError },
+    /// The server's replies are out of step with the set-up's commands: a reply that is not
+    /// the answer to its step (a banner sent on accept shifts every reply by one), or bytes
+    /// after the last reply (one reply more than asked for). Handed on, such a conn would
+    /// answer every command with the reply to the one before.
+    #[error("redis: {0} (a banner or an extra reply?)")]
+    OutOfStep(String),
+}
+
+/// Whether `reply` is what a successful `step` answers: HELLO a map (an array from a
+/// RESP2 reply writer), PING "+PONG", every other step "+OK".
+fn is_answer_to(step: &str, reply: &Reply) -> bool {
+    match step {
+        "HELLO 3" => matches!(reply, Reply::Map(_) | Reply::Array(_)),
+        "PING" => matches!(reply, Reply::Status(s) if s == b"PONG"),
+        _ => matches!(reply, Reply::Status(s) if s == b"OK"),
+    }
+}
+
+/// A reply, short, for a message: a status or string escaped (at most 32 bytes of it), or
+/// the kind of reply.
+fn describe(reply: &Reply) -> String {
+    let text = |prefix: &str, b: &[u8]| {
+        let cut = &b[..b.len().min(32)];
+        let more = if b.len() > 32 { "..." } else { "" };
+        format!("{prefix}{}{more}", cut.escape_ascii())
+    };
+    match reply {
+        Reply::Status(b) => text("+", b),
+        Reply::String(b) => text("$", b),
+        Reply::Integer(i) => format!(":{i}"),
+        Reply::Nil => "nil".into(),
+        Reply::Array(_) => "an array".into(),
+        Reply::Map(_) => "a map".into(),
+        Reply::Push(_) => "a push".into(),
+        _ => "a RESP3 value".into(),
+    }
 }
 
 /// Redis refuses CLIENT SETNAME with bytes outside '!'..='~' (spaces, newlines, control
@@ -137,14 +175,136 @@ impl Session {
                 err,
             }
         })?;
-        for ((step, _), reply) in cmds.iter().zip(replies) {
+        // The first refusal is reported; a reply that is not its step's answer means the
+        // replies are out of step (a banner came first).
+        for ((step, _), reply) in cmds.iter().zip(&replies) {
             if let Reply::Error(text) = reply {
                 return Err(HandshakeError::Refused {
                     step,
-                    text: String::from_utf8_lossy(&text).into_owned(),
+                    text: String::from_utf8_lossy(text).into_owned(),
                 });
             }
         }
-        Ok(())
+        for ((step, _), reply) in cmds.iter().zip(&replies) {
+            if !is_answer_to(step, reply) {
+                return Err(HandshakeError::OutOfStep(format!(
+                    "unexpected reply to {step} in the session set-up: {}",
+                    describe(reply)
+                )));
+            }
+        }
+        // Exactly one reply per command: anything after the last one (already in the
+        // parser, or already in the socket) would be read as the next command's reply.
+        let last = cmds[cmds.len() - 1].0;
+        match io::has_unread_input(fd, parser) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(HandshakeError::OutOfStep(
+                "unexpected data after the session set-up's replies".into(),
+            )),
+            Err(err) => Err(HandshakeError::Io { step: last, err }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::thread;
+
+    use super::*;
+
+    /// Runs `session`'s set-up against a peer that sends `banner` at once, then `answer`
+    /// once the set-up's commands arrived.
+    fn set_up_against(
+        session: &Session,
+        banner: &[u8],
+        answer: Vec<u8>,
+    ) -> Result<(), HandshakeError> {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        peer.write_all(banner).unwrap();
+        let server = thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let n = peer.read(&mut buf).unwrap();
+            assert!(n > 0);
+            peer.write_all(&answer).unwrap();
+            peer
+        });
+        let t = io::Deadline::after(Some(std::time::Duration::from_secs(5)));
+        let res = session.set_up(
+            ours.as_raw_fd(),
+            &mut Parser::new(),
+            &mut Vec::new(),
+            t,
+            t,
+            true,
+        );
+        let _peer = server.join().unwrap();
+        res
+    }
+
+    fn resp3_db1() -> Session {
+        Session {
+            db: 1,
+            protocol: 3,
+            ..Session::default()
+        }
+    }
+
+    const HELLO_MAP: &[u8] = b"%1\r\n+proto\r\n:3\r\n";
+
+    #[test]
+    fn replies_in_step_pass() {
+        assert!(set_up_against(&Session::default(), b"", b"+PONG\r\n".to_vec()).is_ok());
+        let ok = [HELLO_MAP, b"+OK\r\n"].concat();
+        assert!(set_up_against(&resp3_db1(), b"", ok).is_ok());
+    }
+
+    #[test]
+    fn a_banner_or_an_extra_reply_is_out_of_step() {
+        let out_of_step = |r: Result<(), HandshakeError>| match r {
+            Err(e @ HandshakeError::OutOfStep(_)) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let e = out_of_step(set_up_against(
+            &Session::default(),
+            b"+HELLO\r\n",
+            b"+PONG\r\n".to_vec(),
+        ));
+        assert!(
+            e.contains("unexpected reply to PING") && e.contains("+HELLO"),
+            "{e}"
+        );
+        assert!(e.ends_with("(a banner or an extra reply?)"), "{e}");
+        // A banner shaped like a later step's answer (SELECT's +OK) is not HELLO's.
+        let ok = [HELLO_MAP, b"+OK\r\n"].concat();
+        let e = out_of_step(set_up_against(&resp3_db1(), b"+OK\r\n", ok));
+        assert!(
+            e.contains("unexpected reply to HELLO 3 in the session set-up: +OK"),
+            "{e}"
+        );
+        let e = out_of_step(set_up_against(
+            &Session::default(),
+            b"",
+            b"+PONG\r\n+PONG\r\n".to_vec(),
+        ));
+        assert!(
+            e.contains("unexpected data after the session set-up's replies"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_reported_as_such() {
+        let e = set_up_against(
+            &Session::default(),
+            b"",
+            b"-NOAUTH Authentication required.\r\n".to_vec(),
+        );
+        assert!(
+            matches!(e, Err(HandshakeError::Refused { step: "PING", .. })),
+            "{e:?}"
+        );
     }
 }

@@ -263,6 +263,47 @@ fn first_reply(
     read_until(fd, parser, read, true)
 }
 
+/// Whether bytes are waiting after the replies read so far: in `parser`'s buffer, or already
+/// in the socket (a non-blocking `MSG_PEEK`, so nothing is consumed and the fd's flags stay
+/// as they are). A reply nobody asked for (a banner, an extra reply) would be taken for the
+/// next command's reply: a conn with such bytes must not be handed on. EOF is `Eof`. Bytes
+/// the peer has not sent yet cannot be seen: this is a check of what has arrived.
+pub fn has_unread_input(fd: RawFd, parser: &Parser) -> Result<bool, IoError> {
+    if !parser.is_clean() {
+        return Ok(true);
+    }
+    Ok(socket_peek_byte(fd)?.is_some())
+}
+
+/// The socket half of `has_unread_input`: the first byte waiting in the socket, if any
+/// (peeked, not consumed).
+pub fn socket_peek_byte(fd: RawFd) -> Result<Option<u8>, IoError> {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: `byte` is a valid one-byte buffer for the call; a bad `fd` is an error.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        return match n {
+            0 => Err(IoError::Eof),
+            n if n > 0 => Ok(Some(byte)),
+            _ => {
+                let err = io::Error::last_os_error();
+                match err.kind() {
+                    io::ErrorKind::WouldBlock => Ok(None),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => Err(IoError::Os(err)),
+                }
+            }
+        };
+    }
+}
+
 fn write_until(fd: RawFd, mut buf: &[u8], deadline: Option<Deadline>) -> Result<(), IoError> {
     while !buf.is_empty() {
         match send(fd, buf) {
@@ -600,6 +641,35 @@ mod tests {
         assert_eq!(got, request, "all three commands, in order, in one stream");
         assert_eq!(out, request);
         assert!(parser.is_clean());
+    }
+
+    #[test]
+    fn unread_input_in_the_parser_or_the_socket_is_seen() {
+        let (ours, mut peer) = pair();
+        let fd = ours.as_raw_fd();
+        let mut parser = Parser::new();
+        assert!(!has_unread_input(fd, &parser).unwrap());
+        parser.feed(b"+OK\r\n+EXTRA\r\n");
+        assert_eq!(
+            parser.next_reply().unwrap(),
+            Some(Reply::Status(b"OK".to_vec()))
+        );
+        assert!(has_unread_input(fd, &parser).unwrap(), "in the parser");
+        parser.clear();
+        peer.write_all(b"+EXTRA\r\n").unwrap();
+        assert!(has_unread_input(fd, &parser).unwrap(), "in the socket");
+        // Peeked, not consumed.
+        assert_eq!(
+            read_reply(fd, &mut parser, Some(Duration::from_secs(5))).unwrap(),
+            Reply::Status(b"EXTRA".to_vec())
+        );
+        assert!(!has_unread_input(fd, &parser).unwrap());
+        drop(peer);
+        assert!(matches!(has_unread_input(fd, &parser), Err(IoError::Eof)));
+        assert_eq!(
+            has_unread_input(-1, &parser).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Redis on a pooled conn: the RESP wire format, deadline-bounded I/O on the conn's socket,
 //! and the go-redis URL format. Plain safe Rust, knowing nothing of C.
 
+pub mod addr;
 mod handshake;
 pub mod io;
 pub mod resp;

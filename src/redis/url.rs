@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use url::{Host, Url};
 
+use super::addr;
 use crate::pool::Error;
 
 /// Longer URLs are refused before any parsing: a URL is configuration, not data.
@@ -195,34 +196,17 @@ fn with_default_host(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Go's `net.JoinHostPort(u.Hostname(), u.Port())` with go-redis's defaults.
+/// Go's `net.JoinHostPort(u.Hostname(), u.Port())` with go-redis's defaults, held to the
+/// one address rule (`super::addr`): port 0 and hosts with spaces or odd bytes are refused.
 fn tcp_addr(u: &Url, redact: &Redactor) -> Result<String, Error> {
     let host = match u.host() {
         None => "localhost".to_owned(),
-        Some(Host::Ipv6(a)) => format!("[{a}]"),
+        Some(Host::Ipv6(a)) => a.to_string(),
         Some(Host::Ipv4(a)) => a.to_string(),
         Some(Host::Domain(d)) => {
             let host = percent_decode(d).ok_or_else(|| {
                 Error::invalid("redis: invalid URL: bad percent-encoding in the host")
             })?;
-            let bad = |c: char| {
-                c.is_control() || matches!(c, ' ' | ':' | '/' | '?' | '#' | '[' | ']' | '@' | '%')
-            };
-            if host.contains(bad) {
-                return Err(Error::invalid(format!(
-                    "redis: invalid host: {}",
-                    redact.quote(&host)
-                )));
-            }
-            // Checked here, where the message can hide the password: a DNS name is at
-            // most 253 bytes (RFC 1035), and the dialer would refuse a longer one.
-            if host.len() > 253 {
-                return Err(Error::invalid(format!(
-                    "redis: invalid host: {} bytes, longer than a DNS name can be (253): {}",
-                    host.len(),
-                    redact.quote(&host)
-                )));
-            }
             if host.is_empty() {
                 "localhost".to_owned()
             } else {
@@ -230,7 +214,26 @@ fn tcp_addr(u: &Url, redact: &Redactor) -> Result<String, Error> {
             }
         }
     };
-    Ok(format!("{host}:{}", u.port().unwrap_or(6379)))
+    // Checked here, where the message can hide the password: a DNS name is at most 253
+    // bytes (RFC 1035), and no host holds spaces or other odd bytes.
+    if host.len() > addr::MAX_HOST_LEN {
+        return Err(Error::invalid(format!(
+            "redis: invalid host: {} bytes, longer than a DNS name can be ({}): {}",
+            host.len(),
+            addr::MAX_HOST_LEN,
+            redact.quote(&host)
+        )));
+    }
+    let domain = !matches!(u.host(), Some(Host::Ipv6(_)));
+    if (domain && host.contains(':')) || addr::check_host(&host).is_err() {
+        return Err(Error::invalid(format!(
+            "redis: invalid host: {} (a DNS name, an IPv4 address or a bracketed IPv6 address)",
+            redact.quote(&host)
+        )));
+    }
+    let port = addr::check_port(u.port().unwrap_or(6379).into())
+        .map_err(|e| Error::invalid(format!("redis: invalid URL: {e}")))?;
+    Ok(addr::join_host_port(&host, port))
 }
 
 /// go-redis `setupTCPConn`: the path holds at most one segment, the database number.
@@ -1120,6 +1123,17 @@ mod tests {
             ("redis://[::1", &["invalid URL"]),
             ("redis://[fe80::1%25eth0]:1", &["invalid URL", "IPv6"]),
             ("redis://a%3Ab:1", &["invalid host", "\"a:b\""]),
+            // The one address rule (`addr`): no spaces, signs or port 0, however written.
+            ("redis:// 127.0.0.1:6379", &["unescaped space"]),
+            ("redis://127.0.0.1:+6379", &["invalid URL", "port"]),
+            ("redis://127.0.0.1: 6379", &["unescaped space"]),
+            ("redis://127.0.0.1:0", &["invalid URL", "port 0"]),
+            ("redis://h:0", &["invalid URL", "port 0"]),
+            ("redis://h:65536", &["invalid URL", "port"]),
+            ("redis://%20h:1", &["invalid host", "\" h\""]),
+            ("redis://h%20:1", &["invalid host", "\"h \""]),
+            ("redis://h%09:1", &["invalid host", "\"h\\t\""]),
+            ("redis://h%2B:1", &["invalid host", "\"h+\""]),
             ("redis://a%zz:1", &["bad percent-encoding in the host"]),
             (
                 "redis://u:p%zz@h",
@@ -1734,6 +1748,9 @@ pub fn parse_cluster_url(s: &str) -> Result<ClusterUrl, Error> {
         if redact.leaks(&a) {
             return Err(Error::invalid(format!("redis: option addr: {REDACTED}")));
         }
+        // The one address rule, as for the URL's own host (a seed is dialed over TCP).
+        addr::split_host_port(&a)
+            .map_err(|e| Error::invalid(format!("redis: option addr: {e}")))?;
         if !out.seeds.contains(&a) {
             out.seeds.push(a);
         }
@@ -1775,6 +1792,20 @@ mod cluster_url_tests {
         assert!(msg("redis://h:1?refresh_min_interval=xs").contains("refresh_min_interval"));
         assert!(msg("redis://h:1?bogus=1").contains("unexpected option: bogus"));
         assert!(msg("http://h:1").contains("scheme"));
+        for (bad, culprit) in [
+            ("%20127.0.0.1:7001", "\" 127.0.0.1\""),
+            ("127.0.0.1:%2B7001", "\"+7001\""),
+            ("127.0.0.1:7001%20", "\"7001 \""),
+            ("127.0.0.1:0", "\"0\""),
+            ("127.0.0.1", "host:port"),
+            ("::1:7001", "[v6]:port"),
+        ] {
+            let m = msg(&format!("redis://h:1?addr={bad}"));
+            assert!(
+                m.contains("option addr") && m.contains(culprit),
+                "{bad}: {m}"
+            );
+        }
         let secret = msg("redis://:hunter2@h:1?addr=hunter2");
         assert!(!secret.contains("hunter2"), "{secret}");
     }

@@ -49,7 +49,7 @@ impl SentinelConn {
             }
             args.push(pass.as_bytes());
             match conn.command(&args, deadline)? {
-                Reply::Status(_) => {}
+                Reply::Status(s) if s == b"OK" => {}
                 Reply::Error(e) => {
                     return Err(format!(
                         "sentinel AUTH refused: {}",
@@ -67,8 +67,24 @@ impl SentinelConn {
         Ok(conn)
     }
 
-    /// One command and its reply, by `deadline`.
+    /// One command and its reply, by `deadline`. The reply must be all the sentinel sent:
+    /// bytes after it (a banner before the reply shifted it, or one reply more) would be
+    /// read as the next command's reply, so they fail the command and the conn is dropped
+    /// by its caller.
     pub(crate) fn command(&mut self, args: &[&[u8]], deadline: Instant) -> Result<Reply, String> {
+        let reply = self.exchange(args, deadline)?;
+        match io::has_unread_input(self.sock.as_raw_fd(), &self.parser) {
+            Ok(false) => Ok(reply),
+            Ok(true) => Err(format!(
+                "unexpected data after the reply to {} (a banner or an extra reply?)",
+                String::from_utf8_lossy(args[0])
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// One command and its reply by `deadline`, with no check of what follows it.
+    fn exchange(&mut self, args: &[&[u8]], deadline: Instant) -> Result<Reply, String> {
         let d = Some(io::Deadline::at(
             deadline,
             left_until(deadline).map_err(|e| e.to_string())?,
@@ -101,7 +117,8 @@ impl SentinelConn {
 
     /// Subscribes to `channel` and waits for the confirmation, by `deadline`.
     pub(crate) fn subscribe(&mut self, channel: &str, deadline: Instant) -> Result<(), String> {
-        match self.command(&[b"SUBSCRIBE", channel.as_bytes()], deadline)? {
+        // Messages may follow the confirmation at once: they are read by `next_message`.
+        match self.exchange(&[b"SUBSCRIBE", channel.as_bytes()], deadline)? {
             Reply::Array(v) if matches!(v.first(), Some(Reply::String(k)) if k == b"subscribe") => {
                 Ok(())
             }
@@ -153,19 +170,34 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::io::{Read, Write};
     use std::net::TcpListener;
+    use std::thread;
 
-    /// A sentinel that answers its first command with `reply`, then hangs up.
-    fn fake_sentinel(reply: Vec<u8>) -> String {
+    use super::*;
+
+    const ADDR_REPLY: &[u8] = b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n";
+
+    /// A one-conn fake sentinel: `banner` on accept, then for each request (one per read,
+    /// as this client sends them) the next of `answers`.
+    fn fake_sentinel(banner: &'static [u8], answers: Vec<Vec<u8>>) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(&reply);
+        thread::spawn(move || {
+            let (mut sock, _) = listener.accept().unwrap();
+            sock.write_all(banner).unwrap();
+            let mut buf = [0u8; 4096];
+            for answer in answers {
+                match sock.read(&mut buf) {
+                    Ok(n) if n > 0 => {}
+                    _ => return,
+                }
+                if sock.write_all(&answer).is_err() {
+                    return;
+                }
+            }
+            // Hold the conn open until the client is done with it.
+            let _ = sock.read(&mut buf);
         });
         addr
     }
@@ -174,20 +206,83 @@ mod tests {
     fn a_sentinel_reply_is_held_to_small_limits() {
         let cfg = SentinelConfig::new("m", vec![]);
         let t = || deadline_after(Duration::from_secs(5));
-        let ok = fake_sentinel(b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n".to_vec());
+        let ok = fake_sentinel(
+            b"",
+            vec![b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n".to_vec()],
+        );
         let mut conn = SentinelConn::connect(&ok, &cfg, t()).unwrap();
         assert_eq!(
             conn.get_master_addr("m", t()),
             Ok(Some("127.0.0.1:6379".into()))
         );
         // Far below the pools' defaults (16 M elements, 512 MiB).
-        let many = fake_sentinel(b"*300000\r\n".to_vec());
+        let many = fake_sentinel(b"", vec![b"*300000\r\n".to_vec()]);
         let mut conn = SentinelConn::connect(&many, &cfg, t()).unwrap();
         let e = conn.get_master_addr("m", t()).unwrap_err();
         assert!(e.contains("max_reply_elements limit (262144)"), "{e}");
-        let big = fake_sentinel(b"$5000000\r\n".to_vec());
+        let big = fake_sentinel(b"", vec![b"$5000000\r\n".to_vec()]);
         let mut conn = SentinelConn::connect(&big, &cfg, t()).unwrap();
         let e = conn.get_master_addr("m", t()).unwrap_err();
         assert!(e.contains("max_reply_bytes"), "{e}");
+    }
+
+    fn config(password: Option<&str>) -> SentinelConfig {
+        let mut cfg = SentinelConfig::new("mymaster", vec![]);
+        cfg.password = password.map(str::to_string);
+        cfg
+    }
+
+    fn ask(addr: &str, cfg: &SentinelConfig) -> Result<Option<String>, String> {
+        let t = || deadline_after(Duration::from_secs(5));
+        let mut conn = SentinelConn::connect(addr, cfg, t())?;
+        let first = conn.get_master_addr("mymaster", t())?;
+        // The conn is kept by the watcher: a second query must get its own reply.
+        assert_eq!(conn.get_master_addr("mymaster", t())?, first);
+        Ok(first)
+    }
+
+    #[test]
+    fn a_sentinel_in_step_answers() {
+        let addr = fake_sentinel(b"", vec![ADDR_REPLY.to_vec(), ADDR_REPLY.to_vec()]);
+        assert_eq!(ask(&addr, &config(None)), Ok(Some("127.0.0.1:6380".into())));
+        let addr = fake_sentinel(
+            b"",
+            vec![
+                b"+OK\r\n".to_vec(),
+                ADDR_REPLY.to_vec(),
+                ADDR_REPLY.to_vec(),
+            ],
+        );
+        assert_eq!(
+            ask(&addr, &config(Some("pw"))),
+            Ok(Some("127.0.0.1:6380".into()))
+        );
+    }
+
+    /// One reply more than asked for, or a banner before AUTH's reply: the query fails (and
+    /// the watcher drops the conn) instead of the next one reading the reply to the one
+    /// before.
+    #[test]
+    fn a_sentinel_out_of_step_is_refused() {
+        let extra = [ADDR_REPLY, b"+PONG\r\n"].concat();
+        let addr = fake_sentinel(b"", vec![extra, ADDR_REPLY.to_vec()]);
+        let e = ask(&addr, &config(None)).unwrap_err();
+        assert!(e.contains("a banner or an extra reply?"), "{e}");
+
+        // AUTH answered by a banner: not taken for the AUTH's "+OK".
+        let addr = fake_sentinel(
+            b"+HELLO\r\n",
+            vec![
+                b"+OK\r\n".to_vec(),
+                ADDR_REPLY.to_vec(),
+                ADDR_REPLY.to_vec(),
+            ],
+        );
+        let e = ask(&addr, &config(Some("pw"))).unwrap_err();
+        assert!(
+            e.starts_with("sentinel AUTH: unexpected reply")
+                || e.starts_with("unexpected data after the reply to AUTH"),
+            "{e}"
+        );
     }
 }

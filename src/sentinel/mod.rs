@@ -156,34 +156,19 @@ pub struct SwitchMaster {
     pub new_addr: String,
 }
 
-/// The longest host accepted in an address from a sentinel (a DNS name, RFC 1035), so an
-/// address always fits `MAX_ADDR_LEN` bytes.
-pub(crate) const MAX_HOST_LEN: usize = 253;
-/// The longest master address: "[" host "]:" port.
-pub(crate) const MAX_ADDR_LEN: usize = MAX_HOST_LEN + 2 + 1 + 5;
-
-fn host_ok(host: &str) -> bool {
-    !host.is_empty() && host.len() <= MAX_HOST_LEN && host.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// "host:port", brackets around an IPv6 host.
-fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
+/// The longest master address: "[" host "]:" port (`redis::addr`).
+pub(crate) use crate::redis::addr::MAX_ADDR_LEN;
+use crate::redis::addr::{check_host, join_host_port, parse_port};
 
 /// Parses a `+switch-master` payload; None when it is not one.
 pub fn parse_switch_master(payload: &str) -> Option<SwitchMaster> {
     let mut parts = payload.split_ascii_whitespace();
     let name = parts.next()?;
     let old_host = parts.next()?;
-    let old_port: u16 = parts.next()?.parse().ok()?;
+    let old_port = parse_port(parts.next()?).ok()?;
     let new_host = parts.next()?;
-    let new_port: u16 = parts.next()?.parse().ok()?;
-    if parts.next().is_some() || new_port == 0 || !host_ok(old_host) || !host_ok(new_host) {
+    let new_port = parse_port(parts.next()?).ok()?;
+    if parts.next().is_some() || check_host(old_host).is_err() || check_host(new_host).is_err() {
         return None;
     }
     Some(SwitchMaster {
@@ -194,7 +179,8 @@ pub fn parse_switch_master(payload: &str) -> Option<SwitchMaster> {
 }
 
 /// The reply to `SENTINEL GET-MASTER-ADDR-BY-NAME`: Ok(Some("ip:port")), Ok(None) when the
-/// sentinel does not know the name, Err for anything else.
+/// sentinel does not know the name, Err for anything else (an address that breaks the
+/// rule of `redis::addr` included).
 pub fn parse_master_addr_reply(reply: &Reply) -> std::result::Result<Option<String>, String> {
     let text = |r: &Reply| match r {
         Reply::String(b) | Reply::Status(b) => Some(String::from_utf8_lossy(b).into_owned()),
@@ -202,18 +188,18 @@ pub fn parse_master_addr_reply(reply: &Reply) -> std::result::Result<Option<Stri
     };
     match reply {
         Reply::Nil => Ok(None),
-        Reply::Array(v) if v.len() == 2 => {
-            let host = text(&v[0]).filter(|h| host_ok(h));
-            let port = text(&v[1]).and_then(|p| p.parse::<u16>().ok());
-            match (host, port) {
-                (Some(h), Some(p)) if p != 0 => Ok(Some(join_host_port(&h, p))),
-                _ => Err(format!(
-                    "malformed address reply: [{}, {}]",
-                    v[0].summary(),
-                    v[1].summary()
-                )),
+        Reply::Array(v) if v.len() == 2 => match (text(&v[0]), text(&v[1])) {
+            (Some(h), Some(p)) => {
+                let port = parse_port(&p).map_err(|e| format!("master address: {e}"))?;
+                check_host(&h).map_err(|e| format!("master address: {e}"))?;
+                Ok(Some(join_host_port(&h, port)))
             }
-        }
+            _ => Err(format!(
+                "malformed address reply: [{}, {}]",
+                v[0].summary(),
+                v[1].summary()
+            )),
+        },
         Reply::Error(e) => Err(String::from_utf8_lossy(&e[..e.len().min(256)]).into_owned()),
         other => Err(format!("unexpected reply: {}", other.summary())),
     }
@@ -425,6 +411,18 @@ impl SentinelState {
             .and_then(|a| a.as_socket())
             .map_or_else(|| "?".to_string(), |a| a.to_string());
         let role = match conn.command_until(&[b"ROLE"], cap) {
+            // Bytes behind the reply: the conn is out of step (and its ROLE reply suspect);
+            // it must not be handed out.
+            Ok(_) if conn.broken_reason().is_some() => {
+                return Err(Error::Dial {
+                    message: format!(
+                        "redis: dial {} at {peer}: ROLE: {} (a banner or an extra reply?)",
+                        self.target(),
+                        conn.broken_reason().unwrap_or_default()
+                    ),
+                    errno: None,
+                });
+            }
             Ok(Reply::Array(v)) => match v.first() {
                 Some(Reply::String(r)) | Some(Reply::Status(r)) => r.clone(),
                 _ => b"?".to_vec(),
@@ -513,6 +511,9 @@ mod tests {
             "mymaster 127.0.0.1 6379 127.0.0.1 70000",
             "mymaster 127.0.0.1 6379 127.0.0.1 0",
             "mymaster 127.0.0.1 6379 127.0.0.1 6380 extra",
+            "mymaster 127.0.0.1 6379 127.0.0.1 +6380",
+            "mymaster 127.0.0.1 6379 127.0.0.1:6380 6380",
+            "mymaster 127.0.0.1 6379 [::1] 6380",
         ] {
             assert_eq!(parse_switch_master(bad), None, "{bad:?}");
         }
@@ -528,6 +529,23 @@ mod tests {
         assert_eq!(parse_master_addr_reply(&Reply::Nil), Ok(None));
         assert!(parse_master_addr_reply(&Reply::Array(vec![s("h"), s("x")])).is_err());
         assert!(parse_master_addr_reply(&Reply::Array(vec![s("")])).is_err());
+        // The one address rule (`redis::addr`), for addresses from servers too.
+        for (host, port) in [
+            (" 10.0.0.1", "7000"),
+            ("10.0.0.1", "+7000"),
+            ("10.0.0.1", " 7000"),
+            ("10.0.0.1", "0"),
+            ("10.0.0.1", "65536"),
+            ("", "7000"),
+            ("10.0.0.1\r\n", "7000"),
+        ] {
+            let e = parse_master_addr_reply(&Reply::Array(vec![s(host), s(port)])).unwrap_err();
+            assert!(e.starts_with("master address: "), "{host:?} {port:?}: {e}");
+        }
+        assert_eq!(
+            parse_master_addr_reply(&Reply::Array(vec![s("::1"), s("7000")])),
+            Ok(Some("[::1]:7000".into()))
+        );
         assert!(parse_master_addr_reply(&Reply::Error(b"ERR nope".to_vec())).is_err());
         // A sentinel's odd reply is described, not dumped: a 1 MB string or a deep
         // nesting gives a short message.

@@ -335,6 +335,8 @@ static pool_status_t cluster_new_with(pool_error_t *err, int edit)
 {
     pool_cluster_options_t o = cluster_opts();
     static const char *null_seed[] = {NULL};
+    static const char *space_seed[] = {" 127.0.0.1:7000"};
+    static const char *plus_seed[] = {"127.0.0.1:+7000"};
     pool_options_t node;
     pool_options_init(&node);
     switch (edit) {
@@ -349,6 +351,8 @@ static pool_status_t cluster_new_with(pool_error_t *err, int edit)
     case 8: node.db = 1; o.node = &node; break;
     case 9: node.pool_size = INT32_MIN; o.node = &node; break;
     case 10: o.seeds_len = SIZE_MAX; break;
+    case 11: o.seeds = space_seed; break;
+    case 12: o.seeds = plus_seed; break;
     default: break;
     }
     pool_cluster_t *c = NULL;
@@ -400,6 +404,8 @@ static pool_status_t sentinel_new_with(pool_error_t *err, int edit)
 {
     static const char *addrs[] = {"127.0.0.1:1"};
     static const char *null_addr[] = {NULL};
+    static const char *space_addr[] = {"127.0.0.1: 26379"};
+    static const char *plus_addr[] = {"127.0.0.1:+26379"};
     pool_sentinel_options_t so;
     pool_sentinel_options_init(&so);
     so.master_name = "mymaster";
@@ -420,6 +426,8 @@ static pool_status_t sentinel_new_with(pool_error_t *err, int edit)
     case 8: node.dialer = refuse_dial; np = &node; break;
     case 9: node.pool_size = INT32_MIN; np = &node; break;
     case 10: so.sentinel_password = SECRET "\xff"; break;
+    case 11: so.sentinel_addrs = space_addr; break;
+    case 12: so.sentinel_addrs = plus_addr; break;
     default: break;
     }
     pool_t *p = NULL;
@@ -1367,8 +1375,22 @@ typedef struct hcase {
       NULL, F_ERR, opt_fifo_byte(err, 0xFF))                                                    \
     X(addr_utf8, "pool_new", "addr not UTF-8", FX_NONE, INV, "addr", F_ERR,                     \
       OPTSTR(addr, "\xff\xfe:6379"))                                                            \
-    X(addr_port0, "pool_get", "addr with port 0: refused, or a dial error with the OS error",   \
-      FX_NONE, 0, NULL, 0, addr_refused_or_dial_error("127.0.0.1:0", "refused"))                \
+    X(addr_port0, "pool_new", "addr with port 0", FX_NONE, INV, "bad port \"0\"", F_ERR,       \
+      OPTSTR(addr, "127.0.0.1:0"))                                                              \
+    X(addr_lead_space, "pool_new", "addr with a leading space", FX_NONE, INV,                   \
+      "bad host \" 127.0.0.1\"", F_ERR, OPTSTR(addr, " 127.0.0.1:6379"))                        \
+    X(addr_trail_space, "pool_new", "addr with a trailing space", FX_NONE, INV,                 \
+      "bad port \"6379 \"", F_ERR, OPTSTR(addr, "127.0.0.1:6379 "))                             \
+    X(addr_port_plus, "pool_new", "addr with port +6379", FX_NONE, INV, "bad port \"+6379\"",   \
+      F_ERR, OPTSTR(addr, "127.0.0.1:+6379"))                                                   \
+    X(addr_port_space, "pool_new", "addr with a space before the port", FX_NONE, INV,           \
+      "bad port \" 6379\"", F_ERR, OPTSTR(addr, "127.0.0.1: 6379"))                             \
+    X(addr_port_big, "pool_new", "addr with port 65536", FX_NONE, INV, "bad port \"65536\"",    \
+      F_ERR, OPTSTR(addr, "127.0.0.1:65536"))                                                   \
+    X(addr_tab, "pool_new", "addr with a tab before the host", FX_NONE, INV, "bad host",        \
+      F_ERR, OPTSTR(addr, "\t127.0.0.1:6379"))                                                  \
+    X(addr_v6_bare, "pool_new", "an IPv6 addr without brackets", FX_NONE, INV, "[v6]:port",     \
+      F_ERR, OPTSTR(addr, "::1:6379"))                                                          \
     X(addr_long, "pool_get", "a 300-byte host: refused, or a dial error with the OS error",     \
       FX_NONE, 0, NULL, 0, addr_refused_or_dial_error(g_addr_300, "lookup address"))            \
     X(addr_huge, "pool_get", "a 1 MiB addr: refused, or a dial error with the OS error",        \
@@ -1415,6 +1437,12 @@ typedef struct hcase {
     BADURL(X, url_port_big, "port 99999", "redis://localhost:99999", "port")                    \
     BADURL(X, url_port_alpha, "port abc", "redis://localhost:abc", "port")                      \
     BADURL(X, url_port_neg, "port -1", "redis://localhost:-1", "port")                          \
+    BADURL(X, url_port0, "port 0", "redis://127.0.0.1:0", "port 0")                             \
+    BADURL(X, url_port_plus, "port +6379", "redis://127.0.0.1:+6379", "port")                   \
+    BADURL(X, url_port_space, "a space before the port", "redis://127.0.0.1: 6379", "space")    \
+    BADURL(X, url_lead_space, "a space before the host", "redis:// 127.0.0.1:6379", "space")    \
+    BADURL(X, url_host_pct_space, "%20 before the host", "redis://%20127.0.0.1:6379",           \
+           "invalid host")                                                                      \
     BADURL(X, url_v6_open, "an unclosed IPv6 bracket", "redis://[::1:6379", "IPv6")             \
     BADURL(X, url_db_alpha, "db abc", "redis://localhost/abc", "database number")               \
     BADURL(X, url_db_neg, "db -1", "redis://localhost/-1", "database number")                   \
@@ -1686,6 +1714,16 @@ typedef struct hcase {
       F_ERR, cluster_new_with(err, 3))                                                          \
     X(cl_new_seeds_huge, "pool_cluster_new", "seeds_len SIZE_MAX", FX_NONE, INV, "seeds_len",   \
       F_ERR, cluster_new_with(err, 10))                                                         \
+    X(cl_new_seed_space, "pool_cluster_new", "a seed with a leading space", FX_NONE, INV,       \
+      "bad host \" 127.0.0.1\"", F_ERR, cluster_new_with(err, 11))                              \
+    X(cl_new_seed_plus, "pool_cluster_new", "a seed with port +7000", FX_NONE, INV,             \
+      "bad port \"+7000\"", F_ERR, cluster_new_with(err, 12))                                   \
+    X(cl_url_addr_space, "pool_cluster_new_url", "addr=%20127.0.0.1:7001", FX_NONE, INV,        \
+      "option addr", F_ERR, cluster_url(err, "redis://h:1?addr=%20127.0.0.1:7001"))             \
+    X(cl_url_addr_plus, "pool_cluster_new_url", "addr=127.0.0.1:%2B7001", FX_NONE, INV,         \
+      "bad port \"+7001\"", F_ERR, cluster_url(err, "redis://h:1?addr=127.0.0.1:%2B7001"))      \
+    X(cl_url_port0, "pool_cluster_new_url", "port 0", FX_NONE, INV, "port 0", F_ERR,            \
+      cluster_url(err, "redis://127.0.0.1:0"))                                                  \
     X(cl_new_redir_m1, "pool_cluster_new", "max_redirects -1", FX_NONE, INV, "max_redirects",   \
       F_ERR, cluster_new_with(err, 4))                                                          \
     X(cl_new_redir_max, "pool_cluster_new", "max_redirects INT32_MAX", FX_NONE, INV,            \
@@ -1813,6 +1851,10 @@ typedef struct hcase {
       F_ERR, sentinel_new_with(err, 9))                                                         \
     X(sn_password, "pool_sentinel_new", "a sentinel_password that is not UTF-8", FX_NONE, INV,  \
       "sentinel_password", F_ERR | F_SECRET, sentinel_new_with(err, 10))                        \
+    X(sn_addr_space, "pool_sentinel_new", "a sentinel address with a space before the port",   \
+      FX_NONE, INV, "sentinel_addrs[0]: bad port \" 26379\"", F_ERR, sentinel_new_with(err, 11)) \
+    X(sn_addr_plus, "pool_sentinel_new", "a sentinel address with port +26379", FX_NONE, INV,   \
+      "sentinel_addrs[0]: bad port \"+26379\"", F_ERR, sentinel_new_with(err, 12))              \
     X(sn_addr_pool_null, "pool_sentinel_master_addr", "pool NULL", FX_NONE, INV, "pool", F_ERR, \
       pool_sentinel_master_addr(NULL, (char[64]){0}, 64, err))                                  \
     X(sn_addr_plain, "pool_sentinel_master_addr", "a pool that is not a sentinel pool",         \
