@@ -829,10 +829,24 @@ pool_status_t pool_stats(const pool_t *pool, pool_stats_t *stats_out);
 pool_status_t pool_close(pool_t *pool);
 
 // Free: closes the pool if needed and gives the caller's handle back. NULL is fine.
-// Afterwards the only valid uses of `pool` are pool_put / pool_remove / pool_close_conn of
-// conns still checked out from it: its memory lives until the last of them is back.
-// Never blocks. Call it once. For a cluster's node pool (pool_cluster_node_pool) it only
+// Never blocks. Any thread. For a cluster's node pool (pool_cluster_node_pool) it only
 // gives back the caller's reference: the pool stays open, owned by its cluster.
+//
+// Calls in flight on other threads are safe: every call takes its own reference to the
+// pool first thing, before it can block, so the pool's memory lives until the last call
+// running has returned. Gets waiting for a turn, for a sticky pool's conn or for a dial
+// (pool_get, pool_get_ex, and pool_new_conn once its dial returns) return
+// POOL_ERR_CLOSED promptly; pool_stats and the like report the closed pool. A dial
+// function already running is not interrupted (its conn is closed when it returns); a
+// dial waiting to retry stops at once and no new attempt starts.
+//
+// Not allowed, as for free(3): a call on `pool` that starts after pool_free, or that is
+// not ordered before it (a call only just entering on another thread may not have taken
+// its reference yet; one already waiting has). The only exceptions: pool_put /
+// pool_remove / pool_close_conn of conns still checked out from `pool`, which stay valid
+// and close the conn, the pool's memory living until the last of them is back; and a
+// second pool_free of the same handle, a bug that is detected and ignored while that
+// memory lives (conns of the pool out, calls on it running), undefined once it is gone.
 void pool_free(pool_t *pool);
 
 // Frees a reply returned by pool_conn_command, with everything it contains. NULL is fine.

@@ -1,8 +1,10 @@
 //! Every conversion between a C handle and the Rust object behind it lives here.
 //!
 //! - `pool_t *` is `Arc::into_raw` of a `PoolObj`. The caller holds one strong count (given
-//!   back by `pool_free`); each checked-out conn holds another, so the object outlives
-//!   `pool_free` until the last conn is back.
+//!   back by `pool_free`); each checked-out conn holds another, and so does each call
+//!   running on the pool (`pool::Held`), so the object outlives `pool_free` until the last
+//!   conn is back and the last call has returned. `pool_ref` borrows without a count: only
+//!   for calls that cannot block and never outlive their caller's count.
 //! - `pool_cancel_t *` is `Box::into_raw` of a `CancelToken`.
 //! - `pool_conn_t *` is not an address at all: it encodes a slot of `conn_table` and a
 //!   generation, so stale or foreign handles are detected instead of dereferenced.

@@ -1,7 +1,6 @@
 //! For hosts that cannot park a thread in `pool_get`: the readiness fd of event loops, and
 //! the leak listing.
 
-use super::castable::pool_ref;
 use super::error::{fail, invalid, pool_error_t};
 use super::panic::ffi_boundary;
 use super::pool::pool_t;
@@ -28,7 +27,7 @@ use crate::pool::Pooler;
 pub unsafe extern "C" fn pool_notify_fd(pool: *mut pool_t) -> i32 {
     ffi_boundary!(-1, {
         // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+        let Some(obj) = (unsafe { super::pool::Held::new(pool) }) else {
             return -1;
         };
         match obj.notify_fd() {
@@ -81,7 +80,7 @@ pub unsafe extern "C" fn pool_leaks(
             return invalid(err_out, "out: NULL with cap > 0");
         }
         // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+        let Some(obj) = (unsafe { super::pool::Held::new(pool) }) else {
             return invalid(err_out, "pool: NULL");
         };
         let Some(list) = obj.leaks() else {

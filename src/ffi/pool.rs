@@ -1,6 +1,7 @@
 //! `pool_t`: the Pooler interface over a connection pool.
 
 use std::ffi::{CStr, c_char};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::cancel::pool_cancel_t;
@@ -31,8 +32,30 @@ pub struct pool {
 /// See `struct pool`.
 pub type pool_t = pool;
 
-/// What a `pool_t *` points to.
-pub(crate) enum PoolObj {
+/// What a `pool_t *` points to: the pooler, and whether its handle was freed.
+pub(crate) struct PoolObj {
+    kind: PoolKind,
+    /// Set by the first pool_free of the handle, so that a second one (while the memory
+    /// still lives: conns of the pool checked out, calls on it running) gives back no
+    /// count it does not have.
+    freed: AtomicBool,
+}
+
+impl PoolObj {
+    pub(crate) fn new(kind: PoolKind) -> PoolObj {
+        PoolObj {
+            kind,
+            freed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> &PoolKind {
+        &self.kind
+    }
+}
+
+/// The poolers a `pool_t *` can be.
+pub(crate) enum PoolKind {
     Conn(ConnPool),
     Single(SingleConnPool),
     Sticky(StickyConnPool),
@@ -50,29 +73,29 @@ pub(crate) struct ClusterNode {
 
 impl NodePool for PoolObj {
     fn conn_pool(&self) -> &ConnPool {
-        match self {
-            PoolObj::Node(n) => &n.pool,
-            PoolObj::Conn(p) => p,
+        match &self.kind {
+            PoolKind::Node(n) => &n.pool,
+            PoolKind::Conn(p) => p,
             // The cluster only ever makes Node objects (see pool_cluster_new).
-            PoolObj::Single(_) | PoolObj::Sticky(_) => unreachable!("not a cluster node"),
+            PoolKind::Single(_) | PoolKind::Sticky(_) => unreachable!("not a cluster node"),
         }
     }
 }
 
 impl PoolObj {
     pub(crate) fn pooler(&self) -> &dyn Pooler {
-        match self {
-            PoolObj::Conn(p) => p,
-            PoolObj::Single(p) => p,
-            PoolObj::Sticky(p) => p,
-            PoolObj::Node(n) => &n.pool,
+        match &self.kind {
+            PoolKind::Conn(p) => p,
+            PoolKind::Single(p) => p,
+            PoolKind::Sticky(p) => p,
+            PoolKind::Node(n) => &n.pool,
         }
     }
 
     /// The cluster of a node pool.
     pub(crate) fn cluster(&self) -> Option<(&Weak<ClusterObj>, &str)> {
-        match self {
-            PoolObj::Node(n) => Some((&n.cluster, &n.addr)),
+        match &self.kind {
+            PoolKind::Node(n) => Some((&n.cluster, &n.addr)),
             _ => None,
         }
     }
@@ -83,8 +106,8 @@ impl PoolObj {
         if std::ptr::eq(self, owner) {
             return true;
         }
-        match (self, owner) {
-            (PoolObj::Sticky(a), PoolObj::Sticky(b)) => a.same_pool(b),
+        match (&self.kind, &owner.kind) {
+            (PoolKind::Sticky(a), PoolKind::Sticky(b)) => a.same_pool(b),
             _ => false,
         }
     }
@@ -157,7 +180,7 @@ unsafe fn publish(
     match created {
         Ok(pool) => {
             // SAFETY: per contract.
-            unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Conn(pool))) };
+            unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::new(PoolKind::Conn(pool)))) };
             POOL_OK
         }
         Err(e) => fail(err_out, &e),
@@ -274,7 +297,7 @@ pub unsafe extern "C" fn pool_single_new(
         let parent: Arc<dyn Pooler> = entry.owner;
         let single = SingleConnPool::new(parent, entry.conn);
         // SAFETY: checked non-NULL above.
-        unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Single(single))) };
+        unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::new(PoolKind::Single(single)))) };
         POOL_OK
     })
 }
@@ -307,22 +330,21 @@ pub unsafe extern "C" fn pool_sticky_new(
         // SAFETY: checked non-NULL; the caller passes a writable pointer.
         unsafe { *pool_out = std::ptr::null_mut() };
         // SAFETY: `parent` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { pool_ref(parent) }) else {
+        let Some(obj) = (unsafe { Held::new(parent) }) else {
             return POOL_ERR_INVALID_ARG;
         };
-        let sticky = match obj {
-            PoolObj::Sticky(s) => match s.share() {
+        let sticky = match obj.kind() {
+            PoolKind::Sticky(s) => match s.share() {
                 Ok(shared) => shared,
                 Err(e) => return status_of(&e),
             },
             _ => {
-                // SAFETY: `parent` is live (checked above), so another strong count is sound.
-                let parent: Arc<dyn Pooler> = unsafe { pool_clone(parent) };
+                let parent: Arc<dyn Pooler> = Arc::<PoolObj>::clone(obj.arc());
                 StickyConnPool::new(parent)
             }
         };
         // SAFETY: checked non-NULL above.
-        unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Sticky(sticky))) };
+        unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::new(PoolKind::Sticky(sticky)))) };
         POOL_OK
     })
 }
@@ -336,8 +358,11 @@ pub unsafe extern "C" fn pool_sticky_new(
 pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
         // SAFETY: `sticky` is NULL or a live handle per the header.
-        match unsafe { pool_ref(sticky) } {
-            Some(PoolObj::Sticky(s)) => match s.reset() {
+        let Some(obj) = (unsafe { Held::new(sticky) }) else {
+            return POOL_ERR_INVALID_ARG;
+        };
+        match obj.kind() {
+            PoolKind::Sticky(s) => match s.reset() {
                 Ok(()) => POOL_OK,
                 Err(e) => status_of(&e),
             },
@@ -346,32 +371,67 @@ pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t
     })
 }
 
-/// Stores `conn` in the handle table and hands its handle out.
-///
-/// # Safety
-/// `p` is a live pool handle; `conn_out` is writable.
-unsafe fn hand_out(
-    p: *const pool_t,
-    conn: Conn,
-    conn_out: *mut *mut pool_conn_t,
-    err_out: *mut pool_error_t,
-) -> pool_status_t {
-    // SAFETY: per contract `p` is live.
-    let owner = unsafe { owner_for(p) };
-    // SAFETY: per contract `conn_out` is writable.
-    unsafe { hand_out_owned(owner, conn, conn_out, err_out) }
+/// A strong count of the pool behind a handle, held for the whole of one call on it. A
+/// pool_free on another thread meanwhile then gives back only the caller's count, and the
+/// pool's memory lives until this call has returned: a get blocked in the pool wakes up
+/// with POOL_ERR_CLOSED inside live memory, whoever drops the pool's last count (pool_free,
+/// a dial thread finishing, or this call). It is this thread's parked count when that is
+/// the pool's (no atomic operation: a get after a put on one thread costs what it did
+/// before), else a new one; a get that succeeds moves it into the conn's handle-table
+/// entry (`into_owner`), and any other call parks it again when it ends (`park_owner`).
+pub(crate) struct Held(Option<Arc<PoolObj>>);
+
+impl Held {
+    /// None for NULL.
+    ///
+    /// # Safety
+    /// `p` is NULL or a live pool handle (its caller's count not given back yet).
+    pub(crate) unsafe fn new(p: *const pool_t) -> Option<Held> {
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: per contract `p` is live.
+        Some(Held(Some(unsafe { owner_for(p) })))
+    }
+
+    pub(crate) fn arc(&self) -> &Arc<PoolObj> {
+        self.0.as_ref().expect("held until dropped or moved out")
+    }
+
+    /// The count, for the handle-table entry of a conn this call checked out.
+    pub(crate) fn into_owner(mut self) -> Arc<PoolObj> {
+        self.0.take().expect("held until dropped or moved out")
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = PoolObj;
+
+    fn deref(&self) -> &PoolObj {
+        self.arc()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(owner) = self.0.take() {
+            park_owner(owner);
+        }
+    }
 }
 
 thread_local! {
-    /// The strong count of this thread's last pool_put / pool_remove, kept for its next
-    /// checkout (see `owner_for` and `park_owner`).
+    /// The strong count of this thread's last call on a pool (pool_put, pool_remove, or
+    /// any call that ended without handing out a conn), kept for its next checkout (see
+    /// `owner_for`, `park_owner` and `Held`).
     static PARKED_OWNER: std::cell::Cell<Option<Arc<PoolObj>>> =
         const { std::cell::Cell::new(None) };
 }
 
-/// The strong count a conn checked out from `p` carries in its handle-table entry (which
-/// keeps the pool alive for a put after pool_free): the one this thread parked at its
-/// last put when it is `p`'s, else a new one. Taking another count and dropping it at
+/// The strong count a call on `p` holds while it runs and a conn checked out from `p`
+/// then carries in its handle-table entry (which keeps the pool alive for a put after
+/// pool_free): the one this thread parked at its last call when it is `p`'s, else a new
+/// one. Taking another count and dropping it at
 /// every put cost two atomic read-modify-writes on a cache line every thread of the pool
 /// writes: about 5 ns of a 55 ns Get+Put on one thread, 20 ns at 8 threads (README,
 /// "What the hot path does").
@@ -397,7 +457,7 @@ fn take_parked(p: *const pool_t) -> Option<Arc<PoolObj>> {
         .flatten()
 }
 
-/// After a put or remove returned (so no method of the pool is running on this thread),
+/// After a call returned (so no method of the pool is running on this thread),
 /// parks `owner` for this thread's next checkout instead of dropping it. A closed pool's
 /// count is dropped, so at most the last open pool a thread gave a conn back to stays
 /// referenced from that thread, until its next put of another pool, pool_free of that
@@ -405,10 +465,10 @@ fn take_parked(p: *const pool_t) -> Option<Arc<PoolObj>> {
 /// memory until then (its sockets and eventfd are closed by the close). Only connection
 /// pools and cluster node pools are parked: single and sticky pools are not on a hot path.
 fn park_owner(owner: Arc<PoolObj>) {
-    let keep = match &*owner {
-        PoolObj::Conn(p) => !p.is_closed(),
-        PoolObj::Node(n) => !n.pool.is_closed(),
-        PoolObj::Single(_) | PoolObj::Sticky(_) => false,
+    let keep = match owner.kind() {
+        PoolKind::Conn(p) => !p.is_closed(),
+        PoolKind::Node(n) => !n.pool.is_closed(),
+        PoolKind::Single(_) | PoolKind::Sticky(_) => false,
     };
     if !keep {
         return;
@@ -449,22 +509,23 @@ pub(crate) unsafe fn hand_out_owned(
     }
 }
 
-/// Common checks of the get family; returns the pool or the status to return.
+/// Common checks of the get family; returns the pool, held for the call, or the status to
+/// return.
 ///
 /// # Safety
 /// `p` is NULL or a live pool handle; `conn_out` is NULL or writable.
-unsafe fn get_args<'a>(
+unsafe fn get_args(
     p: *const pool_t,
     conn_out: *mut *mut pool_conn_t,
     err_out: *mut pool_error_t,
-) -> Result<&'a PoolObj, pool_status_t> {
+) -> Result<Held, pool_status_t> {
     if conn_out.is_null() {
         return Err(invalid(err_out, "conn_out: NULL"));
     }
     // SAFETY: checked non-NULL.
     unsafe { *conn_out = std::ptr::null_mut() };
     // SAFETY: per contract.
-    unsafe { pool_ref(p) }.ok_or_else(|| invalid(err_out, "pool: NULL"))
+    unsafe { Held::new(p) }.ok_or_else(|| invalid(err_out, "pool: NULL"))
 }
 
 /// Get: an idle, health-checked conn, or a newly dialed one. Blocks until a turn is free and,
@@ -518,8 +579,8 @@ pub unsafe extern "C" fn pool_get_ex(
             let token: Option<CancelToken> =
                 unsafe { super::castable::cancel_ref(cancel) }.cloned();
             match obj.get_with(wait, token.as_ref()) {
-                // SAFETY: `pool` is live and `conn_out` writable, checked by get_args.
-                Ok(conn) => unsafe { hand_out(pool, conn, conn_out, err_out) },
+                // SAFETY: `conn_out` is writable, checked by get_args.
+                Ok(conn) => unsafe { hand_out_owned(obj.into_owner(), conn, conn_out, err_out) },
                 Err(e) => fail(err_out, &e),
             }
         }
@@ -551,8 +612,8 @@ pub unsafe extern "C" fn pool_try_get(
                 Err(code) => return code,
             };
             match obj.try_get() {
-                // SAFETY: `pool` is live and `conn_out` writable, checked by get_args.
-                Ok(conn) => unsafe { hand_out(pool, conn, conn_out, null) },
+                // SAFETY: `conn_out` is writable, checked by get_args.
+                Ok(conn) => unsafe { hand_out_owned(obj.into_owner(), conn, conn_out, null) },
                 Err(e) => status_of(&e),
             }
         }
@@ -648,8 +709,8 @@ pub unsafe extern "C" fn pool_new_conn(
                 Err(code) => return code,
             };
             match obj.new_conn() {
-                // SAFETY: `pool` is live and `conn_out` writable, checked by get_args.
-                Ok(conn) => unsafe { hand_out(pool, conn, conn_out, err_out) },
+                // SAFETY: `conn_out` is writable, checked by get_args.
+                Ok(conn) => unsafe { hand_out_owned(obj.into_owner(), conn, conn_out, err_out) },
                 Err(e) => fail(err_out, &e),
             }
         }
@@ -682,7 +743,7 @@ pub unsafe extern "C" fn pool_close_conn(
 pub unsafe extern "C" fn pool_len(pool: *const pool_t) -> i32 {
     ffi_boundary!(-1, {
         // SAFETY: `pool` is NULL or a live handle per the header.
-        match unsafe { pool_ref(pool) } {
+        match unsafe { Held::new(pool) } {
             Some(obj) => obj.len().min(i32::MAX as usize) as i32,
             None => -1,
         }
@@ -694,7 +755,7 @@ pub unsafe extern "C" fn pool_len(pool: *const pool_t) -> i32 {
 pub unsafe extern "C" fn pool_idle_len(pool: *const pool_t) -> i32 {
     ffi_boundary!(-1, {
         // SAFETY: `pool` is NULL or a live handle per the header.
-        match unsafe { pool_ref(pool) } {
+        match unsafe { Held::new(pool) } {
             Some(obj) => obj.idle_len().min(i32::MAX as usize) as i32,
             None => -1,
         }
@@ -711,7 +772,7 @@ pub unsafe extern "C" fn pool_stats(
 ) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
         // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+        let Some(obj) = (unsafe { Held::new(pool) }) else {
             return POOL_ERR_INVALID_ARG;
         };
         // SAFETY: `stats_out` is NULL or writable for its struct_size, per the header.
@@ -728,10 +789,10 @@ pub unsafe extern "C" fn pool_stats(
 pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
         // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+        let Some(obj) = (unsafe { Held::new(pool) }) else {
             return POOL_ERR_INVALID_ARG;
         };
-        if let PoolObj::Node(_) = obj {
+        if let PoolKind::Node(_) = obj.kind() {
             // Its cluster owns it: pool_cluster_close closes every node pool.
             return POOL_ERR_INVALID_ARG;
         }
@@ -743,21 +804,42 @@ pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
 }
 
 /// Free: closes the pool if needed and gives the caller's handle back. NULL is fine.
-/// Afterwards the only valid uses of `pool` are pool_put / pool_remove / pool_close_conn of
-/// conns still checked out from it: its memory lives until the last of them is back.
-/// Never blocks. Call it once. For a cluster's node pool (pool_cluster_node_pool) it only
+/// Never blocks. Any thread. For a cluster's node pool (pool_cluster_node_pool) it only
 /// gives back the caller's reference: the pool stays open, owned by its cluster.
+///
+/// Calls in flight on other threads are safe: every call takes its own reference to the
+/// pool first thing, before it can block, so the pool's memory lives until the last call
+/// running has returned. Gets waiting for a turn, for a sticky pool's conn or for a dial
+/// (pool_get, pool_get_ex, and pool_new_conn once its dial returns) return
+/// POOL_ERR_CLOSED promptly; pool_stats and the like report the closed pool. A dial
+/// function already running is not interrupted (its conn is closed when it returns); a
+/// dial waiting to retry stops at once and no new attempt starts.
+///
+/// Not allowed, as for free(3): a call on `pool` that starts after pool_free, or that is
+/// not ordered before it (a call only just entering on another thread may not have taken
+/// its reference yet; one already waiting has). The only exceptions: pool_put /
+/// pool_remove / pool_close_conn of conns still checked out from `pool`, which stay valid
+/// and close the conn, the pool's memory living until the last of them is back; and a
+/// second pool_free of the same handle, a bug that is detected and ignored while that
+/// memory lives (conns of the pool out, calls on it running), undefined once it is gone.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_free(pool: *mut pool_t) {
     ffi_boundary!((), {
-        if pool.is_null() {
+        // SAFETY: `pool` is NULL, a live handle, or (misuse, detected here) a handle
+        // already freed whose memory still lives, per the header.
+        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+            return;
+        };
+        if obj.freed.swap(true, Ordering::AcqRel) {
+            // A second pool_free of this handle: its count was given back already.
             return;
         }
         unpark_owner(pool);
-        // SAFETY: a non-NULL handle from pool_new, given back once per the header.
+        // SAFETY: a non-NULL handle from pool_new whose count is given back once: the
+        // swap above lets only the first pool_free through.
         let obj = unsafe { pool_from_raw(pool) };
         // A cluster's node pool stays open: only the caller's reference is given back.
-        if !matches!(*obj, PoolObj::Node(_)) {
+        if !matches!(obj.kind(), PoolKind::Node(_)) {
             let _ = obj.close();
         }
         drop(obj);
