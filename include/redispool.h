@@ -2,8 +2,9 @@
  * redispool: a Redis connection pool with go-redis pool semantics, as a C library.
  *
  * Threads and ownership:
- *  - A pool_t is safe to use from any number of threads at once. A pool_conn_t may move
- *    between threads but is used by one thread at a time, from get until put/remove.
+ *  - A pool_t is safe to use from any number of threads at once, and to pool_free while
+ *    other threads are inside calls on it (they return; see pool_free). A pool_conn_t may
+ *    move between threads but is used by one thread at a time, from get until put/remove.
  *  - Every function checks its pointer arguments: NULL gives POOL_ERR_INVALID_ARG (or the
  *    neutral value documented for it). A conn handle is not a memory address: stale handles
  *    (after put/remove), double puts and conns of another pool are detected.
@@ -125,7 +126,10 @@ typedef struct pool_cancel pool_cancel_t;
 // A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 // passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
 // take (0 = unbounded). Called from library dial threads, possibly from several at once:
-// it must be thread-safe. It is the only user code a library thread ever runs.
+// it must be thread-safe. It is the only user code a library thread ever runs. A dial
+// under way when the pool is closed or freed still runs to its end, possibly after
+// pool_close / pool_free has returned (nothing waits for it): keep `dialer_userdata`
+// valid until such calls are over, e.g. for the life of the process.
 typedef int (*pool_dial_fn)(void *userdata, int64_t timeout_ms, int *fd_out);
 
 // Pool options. Always start with `pool_options_init`, then change fields.
@@ -837,8 +841,9 @@ pool_status_t pool_close(pool_t *pool);
 // running has returned. Gets waiting for a turn, for a sticky pool's conn or for a dial
 // (pool_get, pool_get_ex, and pool_new_conn once its dial returns) return
 // POOL_ERR_CLOSED promptly; pool_stats and the like report the closed pool. A dial
-// function already running is not interrupted (its conn is closed when it returns); a
-// dial waiting to retry stops at once and no new attempt starts.
+// waiting to retry stops at once; a dial function already running (or being entered by
+// a dial thread) is not interrupted, and its conn is closed when it returns: see
+// pool_dial_fn for how long `dialer_userdata` must live.
 //
 // Not allowed, as for free(3): a call on `pool` that starts after pool_free, or that is
 // not ordered before it (a call only just entering on another thread may not have taken

@@ -377,9 +377,19 @@ pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t
 /// with POOL_ERR_CLOSED inside live memory, whoever drops the pool's last count (pool_free,
 /// a dial thread finishing, or this call). It is this thread's parked count when that is
 /// the pool's (no atomic operation: a get after a put on one thread costs what it did
-/// before), else a new one; a get that succeeds moves it into the conn's handle-table
-/// entry (`into_owner`), and any other call parks it again when it ends (`park_owner`).
-pub(crate) struct Held(Option<Arc<PoolObj>>);
+/// before), else a new one. Taking a new count at every get and dropping it at every put
+/// cost two atomic read-modify-writes on a cache line every thread of the pool writes:
+/// about 5 ns of a 55 ns Get+Put on one thread, 20 ns at 8 threads (README, "What the hot
+/// path does"). A get that succeeds moves the count into the conn's handle-table entry
+/// (`into_owner`), which keeps the pool alive for a put after pool_free. Any other call
+/// gives it back where it came from when it ends: parked again, or dropped, so a call
+/// never changes which pool this thread has parked (a pool_stats of another pool between
+/// a put and the next get costs that get nothing).
+pub(crate) struct Held {
+    owner: Option<Arc<PoolObj>>,
+    /// `owner` is the count this thread had parked.
+    was_parked: bool,
+}
 
 impl Held {
     /// None for NULL.
@@ -390,17 +400,26 @@ impl Held {
         if p.is_null() {
             return None;
         }
-        // SAFETY: per contract `p` is live.
-        Some(Held(Some(unsafe { owner_for(p) })))
+        let (owner, was_parked) = match take_parked(p) {
+            Some(owner) => (owner, true),
+            // SAFETY: per contract `p` is live, so taking another strong count is sound.
+            None => (unsafe { pool_clone(p) }, false),
+        };
+        Some(Held {
+            owner: Some(owner),
+            was_parked,
+        })
     }
 
     pub(crate) fn arc(&self) -> &Arc<PoolObj> {
-        self.0.as_ref().expect("held until dropped or moved out")
+        self.owner
+            .as_ref()
+            .expect("held until dropped or moved out")
     }
 
     /// The count, for the handle-table entry of a conn this call checked out.
     pub(crate) fn into_owner(mut self) -> Arc<PoolObj> {
-        self.0.take().expect("held until dropped or moved out")
+        self.owner.take().expect("held until dropped or moved out")
     }
 }
 
@@ -414,33 +433,19 @@ impl std::ops::Deref for Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(owner) = self.0.take() {
-            park_owner(owner);
+        if let Some(owner) = self.owner.take() {
+            if self.was_parked {
+                park_owner(owner);
+            }
         }
     }
 }
 
 thread_local! {
-    /// The strong count of this thread's last call on a pool (pool_put, pool_remove, or
-    /// any call that ended without handing out a conn), kept for its next checkout (see
-    /// `owner_for`, `park_owner` and `Held`).
+    /// The strong count of this thread's last pool_put / pool_remove, kept for its next
+    /// checkout (see `Held` and `park_owner`).
     static PARKED_OWNER: std::cell::Cell<Option<Arc<PoolObj>>> =
         const { std::cell::Cell::new(None) };
-}
-
-/// The strong count a call on `p` holds while it runs and a conn checked out from `p`
-/// then carries in its handle-table entry (which keeps the pool alive for a put after
-/// pool_free): the one this thread parked at its last call when it is `p`'s, else a new
-/// one. Taking another count and dropping it at
-/// every put cost two atomic read-modify-writes on a cache line every thread of the pool
-/// writes: about 5 ns of a 55 ns Get+Put on one thread, 20 ns at 8 threads (README,
-/// "What the hot path does").
-///
-/// # Safety
-/// `p` is a non-NULL, live pool handle.
-unsafe fn owner_for(p: *const pool_t) -> Arc<PoolObj> {
-    // SAFETY: per contract `p` is live, so taking another strong count is sound.
-    take_parked(p).unwrap_or_else(|| unsafe { pool_clone(p) })
 }
 
 /// This thread's parked count, taken out, if it is `p`'s.
@@ -812,8 +817,9 @@ pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
 /// running has returned. Gets waiting for a turn, for a sticky pool's conn or for a dial
 /// (pool_get, pool_get_ex, and pool_new_conn once its dial returns) return
 /// POOL_ERR_CLOSED promptly; pool_stats and the like report the closed pool. A dial
-/// function already running is not interrupted (its conn is closed when it returns); a
-/// dial waiting to retry stops at once and no new attempt starts.
+/// waiting to retry stops at once; a dial function already running (or being entered by
+/// a dial thread) is not interrupted, and its conn is closed when it returns: see
+/// pool_dial_fn for how long `dialer_userdata` must live.
 ///
 /// Not allowed, as for free(3): a call on `pool` that starts after pool_free, or that is
 /// not ordered before it (a call only just entering on another thread may not have taken

@@ -1182,6 +1182,12 @@ static void test_double_free(void)
     pool_free(pool);
     pool_free(pool);
     CHECK(ping_ok(c));
+    /* pool_conn_command reaches the pool through the conn's own reference. */
+    const char *argv[] = {"PING"};
+    pool_reply_t *reply = NULL;
+    CHECK_STATUS(pool_conn_command(c, 1, argv, NULL, &reply, NULL), POOL_OK, NULL);
+    CHECK(reply != NULL && reply->type == POOL_REPLY_STATUS && strcmp(reply->str, "PONG") == 0);
+    pool_reply_free(reply);
     CHECK_EQ(ud.freed, 0);
     CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
     CHECK_EQ(ud.freed, 1);
