@@ -851,7 +851,9 @@ pool_status_t pool_close(pool_t *pool);
 // pool_remove / pool_close_conn of conns still checked out from `pool`, which stay valid
 // and close the conn, the pool's memory living until the last of them is back; and a
 // second pool_free of the same handle, a bug that is detected and ignored while that
-// memory lives (conns of the pool out, calls on it running), undefined once it is gone.
+// memory lives (conns of the pool out, calls on it running), undefined once it is gone
+// (for a node pool, each pool_cluster_node_pool reference takes its own pool_free, and
+// one too many is not detected).
 void pool_free(pool_t *pool);
 
 // Frees a reply returned by pool_conn_command, with everything it contains. NULL is fine.

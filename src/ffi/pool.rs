@@ -37,7 +37,7 @@ pub(crate) struct PoolObj {
     kind: PoolKind,
     /// Set by the first pool_free of the handle, so that a second one (while the memory
     /// still lives: conns of the pool checked out, calls on it running) gives back no
-    /// count it does not have.
+    /// count it does not have. Not used for node pools (see pool_free).
     freed: AtomicBool,
 }
 
@@ -827,7 +827,9 @@ pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
 /// pool_remove / pool_close_conn of conns still checked out from `pool`, which stay valid
 /// and close the conn, the pool's memory living until the last of them is back; and a
 /// second pool_free of the same handle, a bug that is detected and ignored while that
-/// memory lives (conns of the pool out, calls on it running), undefined once it is gone.
+/// memory lives (conns of the pool out, calls on it running), undefined once it is gone
+/// (for a node pool, each pool_cluster_node_pool reference takes its own pool_free, and
+/// one too many is not detected).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_free(pool: *mut pool_t) {
     ffi_boundary!((), {
@@ -836,16 +838,21 @@ pub unsafe extern "C" fn pool_free(pool: *mut pool_t) {
         let Some(obj) = (unsafe { pool_ref(pool) }) else {
             return;
         };
-        if obj.freed.swap(true, Ordering::AcqRel) {
+        // Every pool_cluster_node_pool of one node gives out the same address with a count
+        // of its own, each given back by a pool_free: no flag can tell a second one from a
+        // double free there.
+        let node = matches!(obj.kind(), PoolKind::Node(_));
+        if !node && obj.freed.swap(true, Ordering::AcqRel) {
             // A second pool_free of this handle: its count was given back already.
             return;
         }
         unpark_owner(pool);
-        // SAFETY: a non-NULL handle from pool_new whose count is given back once: the
-        // swap above lets only the first pool_free through.
+        // SAFETY: a non-NULL handle whose count is given back once: the swap above lets
+        // only the first pool_free through (a node pool's, once per pool_cluster_node_pool
+        // per the header).
         let obj = unsafe { pool_from_raw(pool) };
         // A cluster's node pool stays open: only the caller's reference is given back.
-        if !matches!(obj.kind(), PoolKind::Node(_)) {
+        if !node {
             let _ = obj.close();
         }
         drop(obj);

@@ -15,7 +15,7 @@
  *  - pool_free while gets wait for a turn, for a hung dial or for a dial's retry
  *    backoff: each returns POOL_ERR_CLOSED promptly, no memory error (valgrind,
  *    ASan), and the dial threads end; a second pool_free while conns are out is
- *    ignored;
+ *    ignored (but every reference to a cluster's node pool takes its own);
  *  - conn userdata survives put/get and its free_fn runs exactly once;
  *  - pool_stats honours struct_size.
  *
@@ -1192,6 +1192,36 @@ static void test_double_free(void)
     CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
     CHECK_EQ(ud.freed, 1);
     CHECK_STATUS(pool_put(pool, c), POOL_ERR_INVALID_ARG, NULL);
+
+    /* A cluster's node pool is the exception: each pool_cluster_node_pool gives out the
+     * same handle with a reference of its own, and each takes its own pool_free. None
+     * may be ignored as a double free (valgrind's leak check would see the node pool
+     * outlive its cluster). */
+    const char *seeds[] = {redis.addr};
+    pool_cluster_options_t co;
+    pool_cluster_options_init(&co);
+    co.seeds = seeds;
+    co.seeds_len = 1;
+    pool_cluster_t *cluster = NULL;
+    CHECK_STATUS(pool_cluster_new(&co, &cluster, NULL), POOL_OK, NULL);
+    if (cluster == NULL)
+        return;
+    pool_t *node1 = NULL, *node2 = NULL;
+    CHECK_STATUS(pool_cluster_node_pool(cluster, redis.addr, &node1, NULL), POOL_OK, NULL);
+    CHECK_STATUS(pool_cluster_node_pool(cluster, redis.addr, &node2, NULL), POOL_OK, NULL);
+    CHECK(node1 != NULL && node1 == node2);
+    if (node1 != NULL) {
+        c = get_conn(node1);
+        if (c != NULL)
+            CHECK_STATUS(pool_put(node1, c), POOL_OK, NULL);
+        pool_free(node1);
+        /* Still the cluster's and node2's: open. */
+        c = get_conn(node2);
+        if (c != NULL)
+            CHECK_STATUS(pool_put(node2, c), POOL_OK, NULL);
+        pool_free(node2);
+    }
+    pool_cluster_free(cluster);
 }
 
 /* ---- userdata ------------------------------------------------------------- */
