@@ -1,6 +1,7 @@
 //! `pool_t`: the Pooler interface over a connection pool.
 
 use std::ffi::{CStr, c_char};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -386,7 +387,8 @@ pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t
 /// never changes which pool this thread has parked (a pool_stats of another pool between
 /// a put and the next get costs that get nothing).
 pub(crate) struct Held {
-    owner: Option<Arc<PoolObj>>,
+    /// Taken out only by `into_owner` (which skips the drop) or the drop itself.
+    owner: ManuallyDrop<Arc<PoolObj>>,
     /// `owner` is the count this thread had parked.
     was_parked: bool,
 }
@@ -406,20 +408,22 @@ impl Held {
             None => (unsafe { pool_clone(p) }, false),
         };
         Some(Held {
-            owner: Some(owner),
+            owner: ManuallyDrop::new(owner),
             was_parked,
         })
     }
 
+    #[inline]
     pub(crate) fn arc(&self) -> &Arc<PoolObj> {
-        self.owner
-            .as_ref()
-            .expect("held until dropped or moved out")
+        &self.owner
     }
 
     /// The count, for the handle-table entry of a conn this call checked out.
-    pub(crate) fn into_owner(mut self) -> Arc<PoolObj> {
-        self.owner.take().expect("held until dropped or moved out")
+    #[inline]
+    pub(crate) fn into_owner(self) -> Arc<PoolObj> {
+        let mut me = ManuallyDrop::new(self);
+        // SAFETY: `me` is never dropped, so `owner` is taken out exactly once, here.
+        unsafe { ManuallyDrop::take(&mut me.owner) }
     }
 }
 
@@ -433,10 +437,10 @@ impl std::ops::Deref for Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(owner) = self.owner.take() {
-            if self.was_parked {
-                park_owner(owner);
-            }
+        // SAFETY: `owner` is taken out only here or in `into_owner`, which skips this drop.
+        let owner = unsafe { ManuallyDrop::take(&mut self.owner) };
+        if self.was_parked {
+            park_owner(owner);
         }
     }
 }
