@@ -6,8 +6,9 @@
  *    other threads are inside calls on it (they return; see pool_free). A pool_conn_t may
  *    move between threads but is used by one thread at a time, from get until put/remove.
  *  - Every function checks its pointer arguments: NULL gives POOL_ERR_INVALID_ARG (or the
- *    neutral value documented for it). A conn handle is not a memory address: stale handles
- *    (after put/remove), double puts and conns of another pool are detected.
+ *    neutral value documented for it). Pool and conn handles are not memory addresses:
+ *    stale conn handles (after put/remove), double puts, conns of another pool, freed pool
+ *    handles (after pool_free) and double pool_free are detected.
  *  - Error detail travels with the call (a trailing pool_error_t *err_out, may be NULL),
  *    never in thread-local state.
  *  - No panic crosses the ABI; no write raises SIGPIPE; no signal handler is installed and
@@ -832,28 +833,30 @@ pool_status_t pool_stats(const pool_t *pool, pool_stats_t *stats_out);
 // POOL_ERR_INVALID_ARG. Any thread.
 pool_status_t pool_close(pool_t *pool);
 
-// Free: closes the pool if needed and gives the caller's handle back. NULL is fine.
-// Never blocks. Any thread. For a cluster's node pool (pool_cluster_node_pool) it only
-// gives back the caller's reference: the pool stays open, owned by its cluster.
+// Free: closes the pool if needed and makes the handle dead. NULL is fine. Never blocks.
+// Any thread. For a cluster's node pool (pool_cluster_node_pool) it only kills that
+// handle: the pool stays open, owned by its cluster (and reachable through its other
+// handles).
 //
-// Calls in flight on other threads are safe: every call takes its own reference to the
-// pool first thing, before it can block, so the pool's memory lives until the last call
-// running has returned. Gets waiting for a turn, for a sticky pool's conn or for a dial
-// (pool_get, pool_get_ex, and pool_new_conn once its dial returns) return
-// POOL_ERR_CLOSED promptly; pool_stats and the like report the closed pool. A dial
-// waiting to retry stops at once; a dial function already running (or being entered by
-// a dial thread) is not interrupted, and its conn is closed when it returns: see
-// pool_dial_fn for how long `dialer_userdata` must live.
+// Calls on other threads: a pool_t is a checked handle, like a conn handle. Every call
+// on it first takes its own reference to the pool through the handle, atomically with
+// checking that the handle is live; pool_free kills the handle atomically too. So a call
+// made before, during or after pool_free on another thread either got in, and then the
+// pool's memory lives until it returns (gets waiting for a turn, for a sticky pool's conn
+// or for a dial return POOL_ERR_CLOSED promptly, pool_new_conn too once its dial
+// returns; pool_stats and the like report the closed pool), or is refused as after
+// pool_free: POOL_ERR_INVALID_ARG ("not a live pool handle"), -1 from pool_len,
+// pool_idle_len and pool_notify_fd. One exception: a thread whose last pool_put came
+// through this handle just before the free acts once more on the closed pool through the
+// reference that put kept (POOL_ERR_CLOSED from a get). Never a read of freed memory.
 //
-// Not allowed, as for free(3): a call on `pool` that starts after pool_free, or that is
-// not ordered before it (a call only just entering on another thread may not have taken
-// its reference yet; one already waiting has). The only exceptions: pool_put /
-// pool_remove / pool_close_conn of conns still checked out from `pool`, which stay valid
-// and close the conn, the pool's memory living until the last of them is back; and a
-// second pool_free of the same handle, a bug that is detected and ignored while that
-// memory lives (conns of the pool out, calls on it running), undefined once it is gone
-// (for a node pool, each pool_cluster_node_pool reference takes its own pool_free, and
-// one too many is not detected).
+// After pool_free the handle stays valid for pool_put / pool_remove / pool_close_conn of
+// conns checked out through it, which close them; the pool's memory lives until the last
+// one is back. A second pool_free of the handle, or of a made-up value, does nothing.
+//
+// A dial waiting to retry stops at once; a dial function already running (or being
+// entered by a dial thread) is not interrupted, and its conn is closed when it returns:
+// see pool_dial_fn for how long `dialer_userdata` must live.
 void pool_free(pool_t *pool);
 
 // Frees a reply returned by pool_conn_command, with everything it contains. NULL is fine.

@@ -394,7 +394,7 @@ unsafe fn cluster_get(
     };
     match got {
         // SAFETY: `conn_out` checked writable above.
-        Ok((node, conn)) => unsafe { hand_out_owned(node, conn, conn_out, err_out) },
+        Ok((node, conn)) => unsafe { hand_out_owned(0, node, conn, conn_out, err_out) },
         Err(e) => fail(err_out, &e),
     }
 }
@@ -594,12 +594,16 @@ pub unsafe extern "C" fn pool_cluster_node_pool(
         };
         // SAFETY: per the header.
         let node = unsafe { addr_arg(addr) }.and_then(|a| c.node(a));
-        match node {
-            Ok(n) => {
+        match node.map(super::castable::pool_into_raw) {
+            Ok(Ok(p)) => {
                 // SAFETY: checked non-NULL above.
-                unsafe { *pool_out = super::castable::pool_into_raw(n) };
+                unsafe { *pool_out = p };
                 POOL_OK
             }
+            Ok(Err(_)) => fail(
+                err_out,
+                &Error::Internal("too many pool handles in this process".into()),
+            ),
             Err(e) => fail(err_out, &e),
         }
     })

@@ -37,11 +37,11 @@ use crate::pool::Conn;
 /// The atomics of the free list, its links and the fresh-index counter: loom's under
 /// `--cfg loom`, so that the loom models at the end of this file explore this very code
 /// (`RUSTFLAGS="--cfg loom" cargo test --release --lib loom`, run by scripts/fuzz.sh).
-mod sync {
+pub(super) mod sync {
     #[cfg(loom)]
-    pub(super) use loom::sync::atomic::{AtomicU32, AtomicU64};
+    pub(in crate::ffi) use loom::sync::atomic::{AtomicU32, AtomicU64};
     #[cfg(not(loom))]
-    pub(super) use std::sync::atomic::{AtomicU32, AtomicU64};
+    pub(in crate::ffi) use std::sync::atomic::{AtomicU32, AtomicU64};
 }
 
 const CHUNK_BITS: u32 = 10;
@@ -56,6 +56,9 @@ const TAG: u64 = 1 << 63;
 pub(crate) struct Entry {
     pub conn: Conn,
     pub owner: Arc<PoolObj>,
+    /// The `pool_t *` (as an integer) it was checked out through, which may give it back
+    /// even after its pool_free; 0 for a cluster get.
+    pub via: u64,
 }
 
 /// Phases of a slot's state word, `(generation << 2) | phase`.
@@ -104,7 +107,7 @@ struct Chunk {
 /// tag changes on every successful push and pop, so a pop that read a stale link (the top
 /// was popped and pushed back meanwhile: ABA) fails its compare-exchange and retries. The
 /// links live outside the stack (`Slot::next_free`) and are passed in.
-struct FreeList {
+pub(super) struct FreeList {
     head: AtomicU64,
 }
 
@@ -117,7 +120,7 @@ fn next_tag(head: u64) -> u64 {
 
 impl FreeList {
     #[cfg(not(loom))]
-    const fn new() -> Self {
+    pub(super) const fn new() -> Self {
         Self {
             head: AtomicU64::new(0),
         }
@@ -125,7 +128,7 @@ impl FreeList {
 
     /// loom's atomics are not `const`: they are made inside a model.
     #[cfg(loom)]
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             head: AtomicU64::new(0),
         }
@@ -133,7 +136,7 @@ impl FreeList {
 
     /// Pushes `index`, whose link is `link`. The caller owns `index` (it is not on the
     /// stack), so nobody else writes `link` meanwhile.
-    fn push(&self, index: u32, link: &AtomicU32) {
+    pub(super) fn push(&self, index: u32, link: &AtomicU32) {
         let top = index + 1;
         let mut head = self.head.load(Ordering::Acquire);
         loop {
@@ -155,7 +158,7 @@ impl FreeList {
     /// Pops the most recently pushed index; None when the stack is empty. `read_link(i)`
     /// loads the link of index `i` (Relaxed is enough: the Acquire load of `head` orders it
     /// after the push that stored it); it must work for any index ever pushed.
-    fn pop(&self, read_link: impl Fn(u32) -> u32) -> Option<u32> {
+    pub(super) fn pop(&self, read_link: impl Fn(u32) -> u32) -> Option<u32> {
         let mut head = self.head.load(Ordering::Acquire);
         loop {
             let top = (head & LOW) as u32;
@@ -235,7 +238,7 @@ fn decode(handle: u64) -> Option<(usize, u64)> {
 
 /// Takes the next never-used index below `limit`; None, leaving `next` unchanged (so at
 /// `limit`), once all are taken.
-fn fresh_index(next: &AtomicU32, limit: u32) -> Option<u32> {
+pub(super) fn fresh_index(next: &AtomicU32, limit: u32) -> Option<u32> {
     next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
         if n < limit { Some(n + 1) } else { None }
     })

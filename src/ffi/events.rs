@@ -26,8 +26,7 @@ use crate::pool::Pooler;
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_notify_fd(pool: *mut pool_t) -> i32 {
     ffi_boundary!(-1, {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { super::pool::Held::new(pool) }) else {
+        let Some(obj) = super::pool::Held::new(pool) else {
             return -1;
         };
         match obj.notify_fd() {
@@ -79,8 +78,7 @@ pub unsafe extern "C" fn pool_leaks(
         if out.is_null() && cap > 0 {
             return invalid(err_out, "out: NULL with cap > 0");
         }
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { super::pool::Held::new(pool) }) else {
+        let Some(obj) = super::pool::Held::new(pool) else {
             return invalid(err_out, "pool: NULL");
         };
         let Some(list) = obj.leaks() else {

@@ -2,19 +2,17 @@
 
 use std::ffi::{CStr, c_char};
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::cancel::pool_cancel_t;
-use super::castable::{
-    conn_bits, conn_from_bits, is_pool, pool_clone, pool_from_raw, pool_into_raw, pool_ref,
-};
+use super::castable::{conn_bits, conn_from_bits, pool_bits, pool_into_raw};
 use super::cluster::ClusterObj;
 use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::options::{core_options_from_url, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
+use super::pool_table;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
 use crate::cluster::NodePool;
@@ -33,21 +31,14 @@ pub struct pool {
 /// See `struct pool`.
 pub type pool_t = pool;
 
-/// What a `pool_t *` points to: the pooler, and whether its handle was freed.
+/// What a `pool_t *` stands for (through `pool_table`).
 pub(crate) struct PoolObj {
     kind: PoolKind,
-    /// Set by the first pool_free of the handle, so that a second one (while the memory
-    /// still lives: conns of the pool checked out, calls on it running) gives back no
-    /// count it does not have. Not used for node pools (see pool_free).
-    freed: AtomicBool,
 }
 
 impl PoolObj {
     pub(crate) fn new(kind: PoolKind) -> PoolObj {
-        PoolObj {
-            kind,
-            freed: AtomicBool::new(false),
-        }
+        PoolObj { kind }
     }
 
     pub(crate) fn kind(&self) -> &PoolKind {
@@ -161,9 +152,7 @@ impl Pooler for PoolObj {
 /// After a panic inside a call on `p`, the pool is closed (its state can no longer be trusted).
 fn close_after_panic(p: *const pool_t) {
     let _ = std::panic::catch_unwind(|| {
-        // SAFETY: the caller's handle was valid when the call began and is not given back
-        // by any function that can panic midway.
-        if let Some(obj) = unsafe { pool_ref(p) } {
+        if let Some(obj) = pool_table::enter(pool_bits(p)) {
             let _ = obj.pooler().close();
         }
     });
@@ -179,12 +168,35 @@ unsafe fn publish(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     match created {
-        Ok(pool) => {
+        // SAFETY: per contract.
+        Ok(pool) => unsafe { publish_obj(PoolKind::Conn(pool), pool_out, err_out) },
+        Err(e) => fail(err_out, &e),
+    }
+}
+
+/// Gives a new pool object a handle and hands it to the caller; when the handle table is
+/// full, closes the object and says so.
+///
+/// # Safety
+/// `pool_out` is non-NULL and writable.
+unsafe fn publish_obj(
+    kind: PoolKind,
+    pool_out: *mut *mut pool_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    match pool_into_raw(Arc::new(PoolObj::new(kind))) {
+        Ok(p) => {
             // SAFETY: per contract.
-            unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::new(PoolKind::Conn(pool)))) };
+            unsafe { *pool_out = p };
             POOL_OK
         }
-        Err(e) => fail(err_out, &e),
+        Err(obj) => {
+            let _ = obj.close();
+            fail(
+                err_out,
+                &Error::Internal("too many pool handles in this process".into()),
+            )
+        }
     }
 }
 
@@ -298,8 +310,7 @@ pub unsafe extern "C" fn pool_single_new(
         let parent: Arc<dyn Pooler> = entry.owner;
         let single = SingleConnPool::new(parent, entry.conn);
         // SAFETY: checked non-NULL above.
-        unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::new(PoolKind::Single(single)))) };
-        POOL_OK
+        unsafe { publish_obj(PoolKind::Single(single), pool_out, std::ptr::null_mut()) }
     })
 }
 
@@ -330,8 +341,7 @@ pub unsafe extern "C" fn pool_sticky_new(
         }
         // SAFETY: checked non-NULL; the caller passes a writable pointer.
         unsafe { *pool_out = std::ptr::null_mut() };
-        // SAFETY: `parent` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { Held::new(parent) }) else {
+        let Some(obj) = Held::new(parent) else {
             return POOL_ERR_INVALID_ARG;
         };
         let sticky = match obj.kind() {
@@ -345,8 +355,7 @@ pub unsafe extern "C" fn pool_sticky_new(
             }
         };
         // SAFETY: checked non-NULL above.
-        unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::new(PoolKind::Sticky(sticky)))) };
-        POOL_OK
+        unsafe { publish_obj(PoolKind::Sticky(sticky), pool_out, std::ptr::null_mut()) }
     })
 }
 
@@ -358,8 +367,7 @@ pub unsafe extern "C" fn pool_sticky_new(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
-        // SAFETY: `sticky` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { Held::new(sticky) }) else {
+        let Some(obj) = Held::new(sticky) else {
             return POOL_ERR_INVALID_ARG;
         };
         match obj.kind() {
@@ -377,8 +385,9 @@ pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t
 /// pool's memory lives until this call has returned: a get blocked in the pool wakes up
 /// with POOL_ERR_CLOSED inside live memory, whoever drops the pool's last count (pool_free,
 /// a dial thread finishing, or this call). It is this thread's parked count when that is
-/// the pool's (no atomic operation: a get after a put on one thread costs what it did
-/// before), else a new one. Taking a new count at every get and dropping it at every put
+/// the pool's and the handle is still live (no atomic read-modify-write: a get after a put
+/// on one thread costs what it did before), else a new one taken through `pool_table`,
+/// which refuses a freed handle even while pool_free runs. Taking a new count at every get and dropping it at every put
 /// cost two atomic read-modify-writes on a cache line every thread of the pool writes:
 /// about 5 ns of a 55 ns Get+Put on one thread, 20 ns at 8 threads (README, "What the hot
 /// path does"). A get that succeeds moves the count into the conn's handle-table entry
@@ -389,28 +398,44 @@ pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t
 pub(crate) struct Held {
     /// Taken out only by `into_owner` (which skips the drop) or the drop itself.
     owner: ManuallyDrop<Arc<PoolObj>>,
+    /// The handle, as an integer.
+    handle: u64,
     /// `owner` is the count this thread had parked.
     was_parked: bool,
 }
 
 impl Held {
-    /// None for NULL.
-    ///
-    /// # Safety
-    /// `p` is NULL or a live pool handle (its caller's count not given back yet).
-    pub(crate) unsafe fn new(p: *const pool_t) -> Option<Held> {
-        if p.is_null() {
-            return None;
+    /// None for NULL, a freed handle or a made-up value.
+    #[inline]
+    pub(crate) fn new(p: *const pool_t) -> Option<Held> {
+        let handle = pool_bits(p);
+        match take_parked(handle) {
+            // Not checked against `pool_table` (that would be one more cache line per
+            // get): if another thread freed the handle since, this call acts on the pool
+            // it closed, in memory the parked count keeps alive.
+            Some(owner) => Some(Held {
+                owner: ManuallyDrop::new(owner),
+                handle,
+                was_parked: true,
+            }),
+            None => Held::enter(handle),
         }
-        let (owner, was_parked) = match take_parked(p) {
-            Some(owner) => (owner, true),
-            // SAFETY: per contract `p` is live, so taking another strong count is sound.
-            None => (unsafe { pool_clone(p) }, false),
-        };
+    }
+
+    #[cold]
+    fn enter(handle: u64) -> Option<Held> {
+        let owner = pool_table::enter(handle)?;
         Some(Held {
             owner: ManuallyDrop::new(owner),
-            was_parked,
+            handle,
+            was_parked: false,
         })
+    }
+
+    /// The handle the call came through (for the checked-out conn's entry).
+    #[inline]
+    pub(crate) fn handle(&self) -> u64 {
+        self.handle
     }
 
     #[inline]
@@ -440,7 +465,7 @@ impl Drop for Held {
         // SAFETY: `owner` is taken out only here or in `into_owner`, which skips this drop.
         let owner = unsafe { ManuallyDrop::take(&mut self.owner) };
         if self.was_parked {
-            park_owner(owner);
+            park_owner(self.handle, owner);
         }
     }
 }
@@ -448,15 +473,16 @@ impl Drop for Held {
 thread_local! {
     /// The strong count of this thread's last pool_put / pool_remove, kept for its next
     /// checkout (see `Held` and `park_owner`).
-    static PARKED_OWNER: std::cell::Cell<Option<Arc<PoolObj>>> =
+    static PARKED_OWNER: std::cell::Cell<Option<(u64, Arc<PoolObj>)>> =
         const { std::cell::Cell::new(None) };
 }
 
-/// This thread's parked count, taken out, if it is `p`'s.
-fn take_parked(p: *const pool_t) -> Option<Arc<PoolObj>> {
+/// This thread's parked count, taken out, if it was parked for `handle`.
+#[inline]
+fn take_parked(handle: u64) -> Option<Arc<PoolObj>> {
     PARKED_OWNER
         .try_with(|c| match c.take() {
-            Some(owner) if is_pool(p, &owner) => Some(owner),
+            Some((h, owner)) if h == handle => Some(owner),
             other => {
                 c.set(other);
                 None
@@ -467,13 +493,18 @@ fn take_parked(p: *const pool_t) -> Option<Arc<PoolObj>> {
 }
 
 /// After a call returned (so no method of the pool is running on this thread),
-/// parks `owner` for this thread's next checkout instead of dropping it. A closed pool's
-/// count is dropped, so at most the last open pool a thread gave a conn back to stays
-/// referenced from that thread, until its next put of another pool, pool_free of that
-/// pool on this thread, or its exit; a pool freed on another thread meanwhile keeps its
-/// memory until then (its sockets and eventfd are closed by the close). Only connection
-/// pools and cluster node pools are parked: single and sticky pools are not on a hot path.
-fn park_owner(owner: Arc<PoolObj>) {
+/// parks `owner`, a count of the pool behind `handle`, for this thread's next checkout
+/// through that handle instead of dropping it. A closed pool's count is dropped, so at
+/// most the last open pool a thread gave a conn back to stays referenced from that
+/// thread, until its next put of another pool, its next call with that handle once freed,
+/// pool_free of that handle on this thread, or its exit; a pool freed on another thread
+/// meanwhile keeps its memory until then (its sockets and eventfd are closed by the
+/// close). Only connection pools and cluster node pools are parked: single and sticky
+/// pools are not on a hot path. `handle` 0 (a cluster conn) is never parked.
+fn park_owner(handle: u64, owner: Arc<PoolObj>) {
+    if handle == 0 {
+        return;
+    }
     let keep = match owner.kind() {
         PoolKind::Conn(p) => !p.is_closed(),
         PoolKind::Node(n) => !n.pool.is_closed(),
@@ -484,25 +515,27 @@ fn park_owner(owner: Arc<PoolObj>) {
     }
     // The count parked before (another pool's, or a second conn's of this one) is dropped
     // after the thread-local access, outside any method of its pool.
-    let _previous = PARKED_OWNER.try_with(move |c| c.replace(Some(owner)));
+    let _previous = PARKED_OWNER.try_with(move |c| c.replace(Some((handle, owner))));
 }
 
-/// Drops this thread's parked count of `p`, if that is what it holds (pool_free).
-fn unpark_owner(p: *const pool_t) {
-    drop(take_parked(p));
+/// Drops this thread's parked count of `handle`, if that is what it holds (pool_free).
+fn unpark_owner(handle: u64) {
+    drop(take_parked(handle));
 }
 
-/// Stores `conn` of pool `owner` in the handle table and hands its handle out.
+/// Stores `conn` of pool `owner`, checked out through pool handle `via` (0: none), in the
+/// handle table and hands its handle out.
 ///
 /// # Safety
 /// `conn_out` is writable.
 pub(crate) unsafe fn hand_out_owned(
+    via: u64,
     owner: Arc<PoolObj>,
     conn: Conn,
     conn_out: *mut *mut pool_conn_t,
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
-    match conn_table::insert(Entry { conn, owner }) {
+    match conn_table::insert(Entry { conn, owner, via }) {
         Ok(handle) => {
             // SAFETY: per contract `conn_out` is writable.
             unsafe { *conn_out = conn_from_bits(handle) };
@@ -523,6 +556,7 @@ pub(crate) unsafe fn hand_out_owned(
 ///
 /// # Safety
 /// `p` is NULL or a live pool handle; `conn_out` is NULL or writable.
+#[inline]
 unsafe fn get_args(
     p: *const pool_t,
     conn_out: *mut *mut pool_conn_t,
@@ -533,8 +567,14 @@ unsafe fn get_args(
     }
     // SAFETY: checked non-NULL.
     unsafe { *conn_out = std::ptr::null_mut() };
-    // SAFETY: per contract.
-    unsafe { Held::new(p) }.ok_or_else(|| invalid(err_out, "pool: NULL"))
+    Held::new(p).ok_or_else(|| {
+        let what = if p.is_null() {
+            "pool: NULL"
+        } else {
+            "pool: not a live pool handle (freed already?)"
+        };
+        invalid(err_out, what)
+    })
 }
 
 /// Get: an idle, health-checked conn, or a newly dialed one. Blocks until a turn is free and,
@@ -589,7 +629,9 @@ pub unsafe extern "C" fn pool_get_ex(
                 unsafe { super::castable::cancel_ref(cancel) }.cloned();
             match obj.get_with(wait, token.as_ref()) {
                 // SAFETY: `conn_out` is writable, checked by get_args.
-                Ok(conn) => unsafe { hand_out_owned(obj.into_owner(), conn, conn_out, err_out) },
+                Ok(conn) => unsafe {
+                    hand_out_owned(obj.handle(), obj.into_owner(), conn, conn_out, err_out)
+                },
                 Err(e) => fail(err_out, &e),
             }
         }
@@ -622,7 +664,9 @@ pub unsafe extern "C" fn pool_try_get(
             };
             match obj.try_get() {
                 // SAFETY: `conn_out` is writable, checked by get_args.
-                Ok(conn) => unsafe { hand_out_owned(obj.into_owner(), conn, conn_out, null) },
+                Ok(conn) => unsafe {
+                    hand_out_owned(obj.handle(), obj.into_owner(), conn, conn_out, null)
+                },
                 Err(e) => status_of(&e),
             }
         }
@@ -635,16 +679,17 @@ fn take_back(pool: *const pool_t, conn: *const pool_conn_t) -> Result<Entry, poo
         return Err(POOL_ERR_INVALID_ARG);
     }
     // Both a dead handle and a conn of another pool are misuse; neither changes anything.
-    conn_table::take(conn_bits(conn), |e| {
-        // Compare addresses first: after pool_free, `pool` is valid only for its own conns.
-        is_pool(pool, &e.owner)
-            // SAFETY: `pool` is not this conn's owner, so per the header it is a live
-            // handle (a freed handle may only take back its own conns).
-            || unsafe { pool_ref(pool) }.is_some_and(|p| p.accepts(&e.owner))
-    })
-    .map_err(|e| match e {
-        TakeError::NotLive | TakeError::Refused => POOL_ERR_INVALID_ARG,
-    })
+    // The handle the conn came through takes it back, even after its pool_free.
+    let via = pool_bits(pool);
+    match conn_table::take(conn_bits(conn), |e| e.via == via) {
+        Err(TakeError::Refused) => {}
+        taken => return taken.map_err(|_| POOL_ERR_INVALID_ARG),
+    }
+    // Another live handle of the same pool (a sticky pool's, a node pool's) does too.
+    let Some(other) = Held::new(pool) else {
+        return Err(POOL_ERR_INVALID_ARG);
+    };
+    conn_table::take(conn_bits(conn), |e| other.accepts(&e.owner)).map_err(|_| POOL_ERR_INVALID_ARG)
 }
 
 /// Put: gives `conn` back for reuse and consumes it (the handle is dead afterwards); the
@@ -663,7 +708,7 @@ pub unsafe extern "C" fn pool_put(pool: *mut pool_t, conn: *mut pool_conn_t) -> 
             Ok(()) => POOL_OK,
             Err(rejected) => status_of(&rejected.error),
         };
-        park_owner(entry.owner);
+        park_owner(entry.via, entry.owner);
         status
     })
 }
@@ -692,7 +737,7 @@ pub unsafe extern "C" fn pool_remove(
             Ok(()) => POOL_OK,
             Err(rejected) => status_of(&rejected.error),
         };
-        park_owner(entry.owner);
+        park_owner(entry.via, entry.owner);
         status
     })
 }
@@ -719,7 +764,9 @@ pub unsafe extern "C" fn pool_new_conn(
             };
             match obj.new_conn() {
                 // SAFETY: `conn_out` is writable, checked by get_args.
-                Ok(conn) => unsafe { hand_out_owned(obj.into_owner(), conn, conn_out, err_out) },
+                Ok(conn) => unsafe {
+                    hand_out_owned(obj.handle(), obj.into_owner(), conn, conn_out, err_out)
+                },
                 Err(e) => fail(err_out, &e),
             }
         }
@@ -751,8 +798,7 @@ pub unsafe extern "C" fn pool_close_conn(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_len(pool: *const pool_t) -> i32 {
     ffi_boundary!(-1, {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        match unsafe { Held::new(pool) } {
+        match Held::new(pool) {
             Some(obj) => obj.len().min(i32::MAX as usize) as i32,
             None => -1,
         }
@@ -763,8 +809,7 @@ pub unsafe extern "C" fn pool_len(pool: *const pool_t) -> i32 {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_idle_len(pool: *const pool_t) -> i32 {
     ffi_boundary!(-1, {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        match unsafe { Held::new(pool) } {
+        match Held::new(pool) {
             Some(obj) => obj.idle_len().min(i32::MAX as usize) as i32,
             None => -1,
         }
@@ -780,8 +825,7 @@ pub unsafe extern "C" fn pool_stats(
     stats_out: *mut pool_stats_t,
 ) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { Held::new(pool) }) else {
+        let Some(obj) = Held::new(pool) else {
             return POOL_ERR_INVALID_ARG;
         };
         // SAFETY: `stats_out` is NULL or writable for its struct_size, per the header.
@@ -797,8 +841,7 @@ pub unsafe extern "C" fn pool_stats(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { Held::new(pool) }) else {
+        let Some(obj) = Held::new(pool) else {
             return POOL_ERR_INVALID_ARG;
         };
         if let PoolKind::Node(_) = obj.kind() {
@@ -812,51 +855,42 @@ pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
     })
 }
 
-/// Free: closes the pool if needed and gives the caller's handle back. NULL is fine.
-/// Never blocks. Any thread. For a cluster's node pool (pool_cluster_node_pool) it only
-/// gives back the caller's reference: the pool stays open, owned by its cluster.
+/// Free: closes the pool if needed and makes the handle dead. NULL is fine. Never blocks.
+/// Any thread. For a cluster's node pool (pool_cluster_node_pool) it only kills that
+/// handle: the pool stays open, owned by its cluster (and reachable through its other
+/// handles).
 ///
-/// Calls in flight on other threads are safe: every call takes its own reference to the
-/// pool first thing, before it can block, so the pool's memory lives until the last call
-/// running has returned. Gets waiting for a turn, for a sticky pool's conn or for a dial
-/// (pool_get, pool_get_ex, and pool_new_conn once its dial returns) return
-/// POOL_ERR_CLOSED promptly; pool_stats and the like report the closed pool. A dial
-/// waiting to retry stops at once; a dial function already running (or being entered by
-/// a dial thread) is not interrupted, and its conn is closed when it returns: see
-/// pool_dial_fn for how long `dialer_userdata` must live.
+/// Calls on other threads: a pool_t is a checked handle, like a conn handle. Every call
+/// on it first takes its own reference to the pool through the handle, atomically with
+/// checking that the handle is live; pool_free kills the handle atomically too. So a call
+/// made before, during or after pool_free on another thread either got in, and then the
+/// pool's memory lives until it returns (gets waiting for a turn, for a sticky pool's conn
+/// or for a dial return POOL_ERR_CLOSED promptly, pool_new_conn too once its dial
+/// returns; pool_stats and the like report the closed pool), or is refused as after
+/// pool_free: POOL_ERR_INVALID_ARG ("not a live pool handle"), -1 from pool_len,
+/// pool_idle_len and pool_notify_fd. One exception: a thread whose last pool_put came
+/// through this handle just before the free acts once more on the closed pool through the
+/// reference that put kept (POOL_ERR_CLOSED from a get). Never a read of freed memory.
 ///
-/// Not allowed, as for free(3): a call on `pool` that starts after pool_free, or that is
-/// not ordered before it (a call only just entering on another thread may not have taken
-/// its reference yet; one already waiting has). The only exceptions: pool_put /
-/// pool_remove / pool_close_conn of conns still checked out from `pool`, which stay valid
-/// and close the conn, the pool's memory living until the last of them is back; and a
-/// second pool_free of the same handle, a bug that is detected and ignored while that
-/// memory lives (conns of the pool out, calls on it running), undefined once it is gone
-/// (for a node pool, each pool_cluster_node_pool reference takes its own pool_free, and
-/// one too many is not detected).
+/// After pool_free the handle stays valid for pool_put / pool_remove / pool_close_conn of
+/// conns checked out through it, which close them; the pool's memory lives until the last
+/// one is back. A second pool_free of the handle, or of a made-up value, does nothing.
+///
+/// A dial waiting to retry stops at once; a dial function already running (or being
+/// entered by a dial thread) is not interrupted, and its conn is closed when it returns:
+/// see pool_dial_fn for how long `dialer_userdata` must live.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_free(pool: *mut pool_t) {
     ffi_boundary!((), {
-        // SAFETY: `pool` is NULL, a live handle, or (misuse, detected here) a handle
-        // already freed whose memory still lives, per the header.
-        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+        // NULL, a handle freed already (by another pool_free, maybe running right now on
+        // another thread) or a made-up value: nothing to give back.
+        let handle = pool_bits(pool);
+        let Some(obj) = pool_table::remove(handle) else {
             return;
         };
-        // Every pool_cluster_node_pool of one node gives out the same address with a count
-        // of its own, each given back by a pool_free: no flag can tell a second one from a
-        // double free there.
-        let node = matches!(obj.kind(), PoolKind::Node(_));
-        if !node && obj.freed.swap(true, Ordering::AcqRel) {
-            // A second pool_free of this handle: its count was given back already.
-            return;
-        }
-        unpark_owner(pool);
-        // SAFETY: a non-NULL handle whose count is given back once: the swap above lets
-        // only the first pool_free through (a node pool's, once per pool_cluster_node_pool
-        // per the header).
-        let obj = unsafe { pool_from_raw(pool) };
+        unpark_owner(handle);
         // A cluster's node pool stays open: only the caller's reference is given back.
-        if !node {
+        if !matches!(obj.kind(), PoolKind::Node(_)) {
             let _ = obj.close();
         }
         drop(obj);

@@ -265,8 +265,7 @@ pub unsafe extern "C" fn pool_sentinel_master_addr(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_sentinel_master_addr"), {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { super::pool::Held::new(pool) }) else {
+        let Some(obj) = super::pool::Held::new(pool) else {
             return invalid(err_out, "pool: NULL");
         };
         let Some(state) = (match obj.kind() {

@@ -14,8 +14,10 @@
  *    pool_close / pool_free are closed (Redis sees the client go away);
  *  - pool_free while gets wait for a turn, for a hung dial or for a dial's retry
  *    backoff: each returns POOL_ERR_CLOSED promptly, no memory error (valgrind,
- *    ASan), and the dial threads end; a second pool_free while conns are out is
- *    ignored (but every reference to a cluster's node pool takes its own);
+ *    ASan), and the dial threads end;
+ *  - pool handles are checked as conn handles are: a second pool_free, any call after
+ *    pool_free, a made-up handle, and calls racing with pool_free are refused, never
+ *    a read of freed memory;
  *  - conn userdata survives put/get and its free_fn runs exactly once;
  *  - pool_stats honours struct_size.
  *
@@ -1165,14 +1167,44 @@ static void test_free_in_flight(void)
     test_cluster_free_in_flight();
 }
 
-/* ---- a second pool_free ------------------------------------------------------- */
+/* ---- pool handles after pool_free ------------------------------------------------ */
 
-/* A second pool_free of one handle while its memory still lives (a conn of the pool is
- * still out) is detected and ignored: it must not give back the conn's count, which
- * would free the pool under that conn (valgrind and ASan watch the put that follows). */
-static void test_double_free(void)
+/* Every call a freed handle can get, and what it must answer: refused, never a read of
+ * freed memory (valgrind and ASan watch). */
+static void check_dead_pool(pool_t *pool, const char *what)
 {
-    section("a second pool_free of a handle is ignored while conns of the pool are out");
+    pool_conn_t *c = NULL;
+    pool_error_t err;
+    err_reset(&err);
+    if (!CHECK_STATUS(pool_get(pool, &c, &err), POOL_ERR_INVALID_ARG, &err))
+        fprintf(stderr, "  (%s)\n", what);
+    CHECK_CONTAINS(err.message, "not a live pool handle");
+    CHECK(c == NULL);
+    CHECK_STATUS(pool_get_ex(pool, 0, NULL, &c, NULL), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_STATUS(pool_try_get(pool, &c), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_STATUS(pool_new_conn(pool, &c, NULL), POOL_ERR_INVALID_ARG, NULL);
+    CHECK(c == NULL);
+    CHECK_EQ(pool_len(pool), -1);
+    CHECK_EQ(pool_idle_len(pool), -1);
+    pool_stats_t s = {.struct_size = sizeof s};
+    CHECK_STATUS(pool_stats(pool, &s), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_STATUS(pool_close(pool), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_EQ(pool_notify_fd(pool), -1);
+    pool_t *child = NULL;
+    CHECK_STATUS(pool_sticky_new(pool, &child), POOL_ERR_INVALID_ARG, NULL);
+    CHECK(child == NULL);
+    CHECK_STATUS(pool_sticky_reset(pool), POOL_ERR_INVALID_ARG, NULL);
+    pool_free(pool); /* once more: ignored */
+}
+
+/* A pool handle is checked as a conn handle is: after pool_free it is dead, and a second
+ * pool_free or any other call with it is refused, whether or not the pool's memory is
+ * still alive (a conn of it still out) and however long ago. A second pool_free must
+ * above all not give back a checked-out conn's count, which would free the pool under
+ * that conn. */
+static void test_dead_pool_handles(void)
+{
+    section("pool handles: a second pool_free, calls after it and made-up handles are refused");
     pool_t *pool = new_pool(2);
     pool_conn_t *c = get_conn(pool);
     if (c == NULL)
@@ -1181,6 +1213,7 @@ static void test_double_free(void)
     pool_conn_set_userdata(c, &ud, count_free);
     pool_free(pool);
     pool_free(pool);
+    check_dead_pool(pool, "conn still out");
     CHECK(ping_ok(c));
     /* pool_conn_command reaches the pool through the conn's own reference. */
     const char *argv[] = {"PING"};
@@ -1189,14 +1222,31 @@ static void test_double_free(void)
     CHECK(reply != NULL && reply->type == POOL_REPLY_STATUS && strcmp(reply->str, "PONG") == 0);
     pool_reply_free(reply);
     CHECK_EQ(ud.freed, 0);
+    /* The handle the conn came through still takes it back. */
     CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
     CHECK_EQ(ud.freed, 1);
     CHECK_STATUS(pool_put(pool, c), POOL_ERR_INVALID_ARG, NULL);
+    /* Now nothing keeps the pool: its memory is gone, the handle is still refused. */
+    check_dead_pool(pool, "memory gone");
 
-    /* A cluster's node pool is the exception: each pool_cluster_node_pool gives out the
-     * same handle with a reference of its own, and each takes its own pool_free. None
-     * may be ignored as a double free (valgrind's leak check would see the node pool
-     * outlive its cluster). */
+    /* A new pool may reuse the slot: the old handle still does not reach it. */
+    pool_t *again = new_pool(2);
+    CHECK(again != pool);
+    check_dead_pool(pool, "slot reused");
+    c = get_conn(again);
+    if (c != NULL)
+        CHECK_STATUS(pool_put(again, c), POOL_OK, NULL);
+    CHECK_EQ(pool_idle_len(again), 1);
+    pool_free(again);
+
+    /* Made-up values. */
+    static char not_a_pool[64];
+    check_dead_pool((pool_t *)(void *)not_a_pool, "an address");
+    check_dead_pool((pool_t *)(uintptr_t)0xC000000000123456ull, "made-up bits");
+
+    /* Each pool_cluster_node_pool is a handle of its own, freed once; a second free of
+     * one of them is refused too, and the node pool (the cluster's) stays open for the
+     * other handle. */
     const char *seeds[] = {redis.addr};
     pool_cluster_options_t co;
     pool_cluster_options_init(&co);
@@ -1209,19 +1259,103 @@ static void test_double_free(void)
     pool_t *node1 = NULL, *node2 = NULL;
     CHECK_STATUS(pool_cluster_node_pool(cluster, redis.addr, &node1, NULL), POOL_OK, NULL);
     CHECK_STATUS(pool_cluster_node_pool(cluster, redis.addr, &node2, NULL), POOL_OK, NULL);
-    CHECK(node1 != NULL && node1 == node2);
-    if (node1 != NULL) {
+    CHECK(node1 != NULL && node2 != NULL && node1 != node2);
+    if (node1 != NULL && node2 != NULL) {
         c = get_conn(node1);
+        /* Another handle of the same node pool takes it back. */
         if (c != NULL)
-            CHECK_STATUS(pool_put(node1, c), POOL_OK, NULL);
+            CHECK_STATUS(pool_put(node2, c), POOL_OK, NULL);
         pool_free(node1);
-        /* Still the cluster's and node2's: open. */
+        pool_free(node1);
+        check_dead_pool(node1, "node pool handle");
         c = get_conn(node2);
         if (c != NULL)
             CHECK_STATUS(pool_put(node2, c), POOL_OK, NULL);
         pool_free(node2);
     }
     pool_cluster_free(cluster);
+}
+
+/* ---- calls racing with pool_free --------------------------------------------------- */
+
+/* Threads call the pool in a loop while another thread frees it: every call either got in
+ * (and answers as on a closed pool at worst) or is refused as a dead handle; once refused,
+ * always refused. Nothing reads freed memory (valgrind, ASan). */
+#define FREE_RACERS 4
+
+typedef struct {
+    pool_t *pool;
+    int kind;
+    atomic_int *go;
+    int calls, refused, bad;
+} free_race_t;
+
+static void *race_calls(void *p)
+{
+    free_race_t *r = p;
+    while (!atomic_load(r->go)) {
+    }
+    for (;;) {
+        pool_status_t st;
+        pool_conn_t *c = NULL;
+        switch (r->kind) {
+        case 0:
+            st = pool_try_get(r->pool, &c);
+            break;
+        case 1:
+            st = pool_get_ex(r->pool, 0, NULL, &c, NULL);
+            break;
+        case 2: {
+            pool_stats_t s = {.struct_size = sizeof s};
+            st = pool_stats(r->pool, &s);
+            break;
+        }
+        default:
+            st = pool_len(r->pool) >= 0 ? POOL_OK : POOL_ERR_INVALID_ARG;
+            break;
+        }
+        if (c != NULL && pool_put(r->pool, c) != POOL_OK)
+            r->bad++;
+        r->calls++;
+        if (st == POOL_ERR_INVALID_ARG) {
+            r->refused++;
+            if (r->refused >= 3)
+                return NULL;
+        } else if (r->refused > 0) {
+            r->bad++; /* refused, then let in again */
+        } else if (st != POOL_OK && st != POOL_ERR_CLOSED && st != POOL_ERR_WOULD_BLOCK &&
+                   st != POOL_ERR_TIMEOUT) {
+            r->bad++;
+        }
+    }
+}
+
+static void test_calls_racing_free(void)
+{
+    section("calls racing with pool_free get in or are refused");
+    for (int round = 0; round < 20; round++) {
+        pool_t *pool = new_pool(2);
+        pool_conn_t *c = get_conn(pool); /* one conn dialed: try_get has something to find */
+        if (c != NULL)
+            CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
+        atomic_int go = 0;
+        free_race_t r[FREE_RACERS];
+        pthread_t th[FREE_RACERS];
+        for (int i = 0; i < FREE_RACERS; i++) {
+            r[i] = (free_race_t){.pool = pool, .kind = i % 4, .go = &go};
+            if (!CHECK_EQ(pthread_create(&th[i], NULL, race_calls, &r[i]), 0))
+                exit(check_exit_status());
+        }
+        atomic_store(&go, 1);
+        sleep_ms(round % 3); /* free at varying points of the threads' loops */
+        pool_free(pool);
+        for (int i = 0; i < FREE_RACERS; i++) {
+            CHECK_EQ(pthread_join(th[i], NULL), 0);
+            if (!CHECK_EQ(r[i].bad, 0))
+                fprintf(stderr, "  (round %d, racer kind %d)\n", round, r[i].kind);
+            CHECK_EQ(r[i].refused, 3);
+        }
+    }
 }
 
 /* ---- userdata ------------------------------------------------------------- */
@@ -1400,7 +1534,8 @@ int main(int argc, char **argv)
     test_put_after_free();
     test_parked_count_of_freed_pool();
     test_free_in_flight();
-    test_double_free();
+    test_dead_pool_handles();
+    test_calls_racing_free();
     test_userdata();
     test_stats_sizes();
     return check_exit_status();
