@@ -555,7 +555,7 @@ pub(crate) unsafe fn hand_out_owned(
 /// return.
 ///
 /// # Safety
-/// `p` is NULL or a live pool handle; `conn_out` is NULL or writable.
+/// `conn_out` is NULL or writable (`p` may be anything: it is checked).
 #[inline]
 unsafe fn get_args(
     p: *const pool_t,
