@@ -611,6 +611,10 @@ pool_status_t pool_cluster_close(pool_cluster_t *cluster);
 // Afterwards the only valid uses of `cluster` are pool_cluster_put / pool_cluster_remove
 // of conns still checked out (node pools stay valid until their last conn is back and
 // their pool_free). Never blocks. Call it once.
+// Calls already running on other threads keep the cluster alive until they return: a get
+// loading the slot map or waiting in a node pool returns POOL_ERR_CLOSED. Unlike a
+// pool_t, a pool_cluster_t is an address: a call that starts after this one, or races
+// with it, and a second pool_cluster_free are undefined.
 void pool_cluster_free(pool_cluster_t *cluster);
 
 // The socket, for the caller's own I/O. Handed out in blocking mode; the library copes with
