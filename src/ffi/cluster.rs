@@ -512,7 +512,7 @@ fn take_back(
         return Err(POOL_ERR_INVALID_ARG);
     }
     let me = cluster.cast::<ClusterObj>();
-    conn_table::take(conn_bits(conn), |e| {
+    conn_table::take(conn_bits(conn), |e, _| {
         // Compares addresses only: a freed cluster may still take back its conns.
         e.owner
             .cluster()

@@ -535,7 +535,7 @@ pub(crate) unsafe fn hand_out_owned(
     conn_out: *mut *mut pool_conn_t,
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
-    match conn_table::insert(Entry { conn, owner, via }) {
+    match conn_table::insert(Entry { conn, owner }, via) {
         Ok(handle) => {
             // SAFETY: per contract `conn_out` is writable.
             unsafe { *conn_out = conn_from_bits(handle) };
@@ -674,6 +674,7 @@ pub unsafe extern "C" fn pool_try_get(
 }
 
 /// Takes a conn handle back from the table if it was checked out from `pool`.
+#[inline]
 fn take_back(pool: *const pool_t, conn: *const pool_conn_t) -> Result<Entry, pool_status_t> {
     if pool.is_null() || conn.is_null() {
         return Err(POOL_ERR_INVALID_ARG);
@@ -681,15 +682,27 @@ fn take_back(pool: *const pool_t, conn: *const pool_conn_t) -> Result<Entry, poo
     // Both a dead handle and a conn of another pool are misuse; neither changes anything.
     // The handle the conn came through takes it back, even after its pool_free.
     let via = pool_bits(pool);
-    match conn_table::take(conn_bits(conn), |e| e.via == via) {
-        Err(TakeError::Refused) => {}
-        taken => return taken.map_err(|_| POOL_ERR_INVALID_ARG),
+    match conn_table::take(conn_bits(conn), |_, took_via| took_via == via) {
+        Ok(entry) => Ok(entry),
+        Err(TakeError::Refused) => take_back_through_another(pool, conn),
+        Err(TakeError::NotLive) => Err(POOL_ERR_INVALID_ARG),
     }
-    // Another live handle of the same pool (a sticky pool's, a node pool's) does too.
+}
+
+/// `take_back` through another live handle of the conn's pool (a sticky pool's sibling, a
+/// node pool's other handle, a cluster conn through its node pool): looked up in the table,
+/// so kept off the inlined path.
+#[cold]
+#[inline(never)]
+fn take_back_through_another(
+    pool: *const pool_t,
+    conn: *const pool_conn_t,
+) -> Result<Entry, pool_status_t> {
     let Some(other) = Held::new(pool) else {
         return Err(POOL_ERR_INVALID_ARG);
     };
-    conn_table::take(conn_bits(conn), |e| other.accepts(&e.owner)).map_err(|_| POOL_ERR_INVALID_ARG)
+    conn_table::take(conn_bits(conn), |e, _| other.accepts(&e.owner))
+        .map_err(|_| POOL_ERR_INVALID_ARG)
 }
 
 /// Put: gives `conn` back for reuse and consumes it (the handle is dead afterwards); the
@@ -708,7 +721,7 @@ pub unsafe extern "C" fn pool_put(pool: *mut pool_t, conn: *mut pool_conn_t) -> 
             Ok(()) => POOL_OK,
             Err(rejected) => status_of(&rejected.error),
         };
-        park_owner(entry.via, entry.owner);
+        park_owner(pool_bits(pool), entry.owner);
         status
     })
 }
@@ -737,7 +750,7 @@ pub unsafe extern "C" fn pool_remove(
             Ok(()) => POOL_OK,
             Err(rejected) => status_of(&rejected.error),
         };
-        park_owner(entry.via, entry.owner);
+        park_owner(pool_bits(pool), entry.owner);
         status
     })
 }
