@@ -2,11 +2,13 @@
  * redispool: a Redis connection pool with go-redis pool semantics, as a C library.
  *
  * Threads and ownership:
- *  - A pool_t is safe to use from any number of threads at once. A pool_conn_t may move
- *    between threads but is used by one thread at a time, from get until put/remove.
+ *  - A pool_t is safe to use from any number of threads at once, and to pool_free while
+ *    other threads are inside calls on it (they return; see pool_free). A pool_conn_t may
+ *    move between threads but is used by one thread at a time, from get until put/remove.
  *  - Every function checks its pointer arguments: NULL gives POOL_ERR_INVALID_ARG (or the
- *    neutral value documented for it). A conn handle is not a memory address: stale handles
- *    (after put/remove), double puts and conns of another pool are detected.
+ *    neutral value documented for it). Pool and conn handles are not memory addresses:
+ *    stale conn handles (after put/remove), double puts, conns of another pool, freed pool
+ *    handles (after pool_free) and double pool_free are detected.
  *  - Error detail travels with the call (a trailing pool_error_t *err_out, may be NULL),
  *    never in thread-local state.
  *  - No panic crosses the ABI; no write raises SIGPIPE; no signal handler is installed and
@@ -124,7 +126,10 @@ typedef struct pool_cancel pool_cancel_t;
 // A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 // passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
 // take (0 = unbounded). Called from library dial threads, possibly from several at once:
-// it must be thread-safe. It is the only user code a library thread ever runs.
+// it must be thread-safe. It is the only user code a library thread ever runs. A dial
+// under way when the pool is closed or freed still runs to its end, possibly after
+// pool_close / pool_free has returned (nothing waits for it): keep `dialer_userdata`
+// valid until such calls are over, e.g. for the life of the process.
 typedef int (*pool_dial_fn)(void *userdata, int64_t timeout_ms, int *fd_out);
 
 // Pool options. Always start with `pool_options_init`, then change fields.
@@ -633,6 +638,10 @@ pool_status_t pool_cluster_close(pool_cluster_t *cluster);
 // Afterwards the only valid uses of `cluster` are pool_cluster_put / pool_cluster_remove
 // of conns still checked out (node pools stay valid until their last conn is back and
 // their pool_free). Never blocks. Call it once.
+// Calls already running on other threads keep the cluster alive until they return: a get
+// loading the slot map or waiting in a node pool returns POOL_ERR_CLOSED. Unlike a
+// pool_t, a pool_cluster_t is an address: a call that starts after this one, or races
+// with it, and a second pool_cluster_free are undefined.
 void pool_cluster_free(pool_cluster_t *cluster);
 
 // The socket, for the caller's own I/O. Handed out in blocking mode; the library copes with
@@ -870,11 +879,30 @@ pool_status_t pool_stats(const pool_t *pool, pool_stats_t *stats_out);
 // POOL_ERR_INVALID_ARG. Any thread.
 pool_status_t pool_close(pool_t *pool);
 
-// Free: closes the pool if needed and gives the caller's handle back. NULL is fine.
-// Afterwards the only valid uses of `pool` are pool_put / pool_remove / pool_close_conn of
-// conns still checked out from it: its memory lives until the last of them is back.
-// Never blocks. Call it once. For a cluster's node pool (pool_cluster_node_pool) it only
-// gives back the caller's reference: the pool stays open, owned by its cluster.
+// Free: closes the pool if needed and makes the handle dead. NULL is fine. Never blocks.
+// Any thread. For a cluster's node pool (pool_cluster_node_pool) it only kills that
+// handle: the pool stays open, owned by its cluster (and reachable through its other
+// handles).
+//
+// Calls on other threads: a pool_t is a checked handle, like a conn handle. Every call
+// on it first takes its own reference to the pool through the handle, atomically with
+// checking that the handle is live; pool_free kills the handle atomically too. So a call
+// made before, during or after pool_free on another thread either got in, and then the
+// pool's memory lives until it returns (gets waiting for a turn, for a sticky pool's conn
+// or for a dial return POOL_ERR_CLOSED promptly, pool_new_conn too once its dial
+// returns; pool_stats and the like report the closed pool), or is refused as after
+// pool_free: POOL_ERR_INVALID_ARG ("not a live pool handle"), -1 from pool_len,
+// pool_idle_len and pool_notify_fd. One exception: a thread whose last pool_put came
+// through this handle just before the free acts once more on the closed pool through the
+// reference that put kept (POOL_ERR_CLOSED from a get). Never a read of freed memory.
+//
+// After pool_free the handle stays valid for pool_put / pool_remove / pool_close_conn of
+// conns checked out through it, which close them; the pool's memory lives until the last
+// one is back. A second pool_free of the handle, or of a made-up value, does nothing.
+//
+// A dial waiting to retry stops at once; a dial function already running (or being
+// entered by a dial thread) is not interrupted, and its conn is closed when it returns:
+// see pool_dial_fn for how long `dialer_userdata` must live.
 void pool_free(pool_t *pool);
 
 // Frees a reply returned by pool_conn_command, with everything it contains. NULL is fine.

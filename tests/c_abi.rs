@@ -98,6 +98,9 @@ const MISUSE_SECTIONS: &[&str] = &[
     "== pool_close\n",
     "== conns returned after pool_free\n",
     "== a pool freed while another thread keeps its count from its last put\n",
+    "== pool_free while calls are in flight: blocked gets and dials return POOL_ERR_CLOSED\n",
+    "== pool handles: a second pool_free, calls after it and made-up handles are refused\n",
+    "== calls racing with pool_free get in or are refused\n",
     "== conn userdata\n",
     "== pool_stats struct_size\n",
 ];

@@ -440,6 +440,10 @@ impl<N: NodePool> Cluster<N> {
                 Err(e) => last_err = Some(e),
             }
         }
+        // Closed while asking (a node's get was woken by the close): say so, as a get does.
+        if self.closed.load(Relaxed) {
+            return Err(Error::Closed);
+        }
         self.counters.refresh_errors.fetch_add(1, Relaxed);
         let why = last_err.map_or_else(|| "no node left to ask".to_string(), |e| e.to_string());
         Err(Error::Cluster(format!(

@@ -10,7 +10,7 @@ use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::options::{core_options_from_url, pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
-use super::pool::{ClusterNode, PoolObj, hand_out_owned, pool_t};
+use super::pool::{ClusterNode, PoolKind, PoolObj, hand_out_owned, pool_t};
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
 use crate::cluster::{Cluster, ClusterOptions, MAX_REDIRECTS_LIMIT, NodeInfo, slot};
@@ -126,11 +126,25 @@ fn cluster_into_raw(c: Arc<ClusterObj>) -> *mut pool_cluster_t {
     Arc::into_raw(c) as *mut pool_cluster_t
 }
 
+/// A strong count of the cluster behind a handle, held for the whole of one call (as
+/// `pool::Held` for pools): a pool_cluster_free on another thread meanwhile gives back only
+/// the caller's count, so a get blocked in a node pool or a slot-map refresh wakes up in
+/// live memory. None for NULL. A cluster call already allocates (the node's address) and
+/// takes the node's count, so one more atomic here is noise.
+///
 /// # Safety
 /// `c` is NULL or a live handle from pool_cluster_new*.
-unsafe fn cluster_ref<'a>(c: *const pool_cluster_t) -> Option<&'a ClusterObj> {
-    // SAFETY: per contract.
-    unsafe { c.cast::<ClusterObj>().as_ref() }
+unsafe fn cluster_hold(c: *const pool_cluster_t) -> Option<Arc<ClusterObj>> {
+    if c.is_null() {
+        return None;
+    }
+    let c = c.cast::<ClusterObj>();
+    // SAFETY: per contract `c` came from `Arc::into_raw` and its caller's count is still
+    // held, so taking another one is sound.
+    unsafe {
+        Arc::increment_strong_count(c);
+        Some(Arc::from_raw(c))
+    }
 }
 
 /// Builds the cluster; node objects point back to it for redirects.
@@ -139,11 +153,11 @@ fn create(opts: ClusterOptions) -> Result<Arc<ClusterObj>, Error> {
     Ok(Arc::new_cyclic(|weak: &Weak<ClusterObj>| {
         let weak = weak.clone();
         let make = Box::new(move |pool, addr: &str| {
-            Arc::new(PoolObj::Node(ClusterNode {
+            Arc::new(PoolObj::new(PoolKind::Node(ClusterNode {
                 pool,
                 addr: addr.to_string(),
                 cluster: weak.clone(),
-            }))
+            })))
         });
         Cluster::with_valid_options(opts, make)
     }))
@@ -328,16 +342,16 @@ pub unsafe extern "C" fn pool_cluster_new_url(
 ///
 /// # Safety
 /// `out` is NULL or writable; `cluster` is NULL or live.
-unsafe fn out_and_cluster<'a, T>(
+unsafe fn out_and_cluster<T>(
     out: *mut *mut T,
     out_name: &str,
     cluster: *const pool_cluster_t,
     err_out: *mut pool_error_t,
-) -> Result<&'a ClusterObj, pool_status_t> {
+) -> Result<Arc<ClusterObj>, pool_status_t> {
     // SAFETY: per contract.
     unsafe { start_constructor(out, out_name, cluster.is_null(), "cluster", err_out) }?;
     // SAFETY: per contract; checked non-NULL.
-    Ok(unsafe { cluster_ref(cluster) }.expect("checked non-NULL"))
+    Ok(unsafe { cluster_hold(cluster) }.expect("checked non-NULL"))
 }
 
 /// How a get names its target.
@@ -380,7 +394,7 @@ unsafe fn cluster_get(
     };
     match got {
         // SAFETY: `conn_out` checked writable above.
-        Ok((node, conn)) => unsafe { hand_out_owned(node, conn, conn_out, err_out) },
+        Ok((node, conn)) => unsafe { hand_out_owned(0, node, conn, conn_out, err_out) },
         Err(e) => fail(err_out, &e),
     }
 }
@@ -498,7 +512,7 @@ fn take_back(
         return Err(POOL_ERR_INVALID_ARG);
     }
     let me = cluster.cast::<ClusterObj>();
-    conn_table::take(conn_bits(conn), |e| {
+    conn_table::take(conn_bits(conn), |e, _| {
         // Compares addresses only: a freed cluster may still take back its conns.
         e.owner
             .cluster()
@@ -580,12 +594,16 @@ pub unsafe extern "C" fn pool_cluster_node_pool(
         };
         // SAFETY: per the header.
         let node = unsafe { addr_arg(addr) }.and_then(|a| c.node(a));
-        match node {
-            Ok(n) => {
+        match node.map(super::castable::pool_into_raw) {
+            Ok(Ok(p)) => {
                 // SAFETY: checked non-NULL above.
-                unsafe { *pool_out = super::castable::pool_into_raw(n) };
+                unsafe { *pool_out = p };
                 POOL_OK
             }
+            Ok(Err(_)) => fail(
+                err_out,
+                &Error::Internal("too many pool handles in this process".into()),
+            ),
             Err(e) => fail(err_out, &e),
         }
     })
@@ -645,7 +663,7 @@ pub unsafe extern "C" fn pool_cluster_refresh(
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_cluster_refresh"), {
         // SAFETY: per the header.
-        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+        let Some(c) = (unsafe { cluster_hold(cluster) }) else {
             return invalid(err_out, "cluster: NULL");
         };
         let wait = if timeout_ms < 0 {
@@ -673,7 +691,7 @@ pub unsafe extern "C" fn pool_cluster_stats(
 ) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
         // SAFETY: per the header.
-        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+        let Some(c) = (unsafe { cluster_hold(cluster) }) else {
             return POOL_ERR_INVALID_ARG;
         };
         let which = if addr.is_null() {
@@ -703,7 +721,7 @@ pub unsafe extern "C" fn pool_cluster_info(
 ) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
         // SAFETY: per the header.
-        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+        let Some(c) = (unsafe { cluster_hold(cluster) }) else {
             return POOL_ERR_INVALID_ARG;
         };
         if info_out.is_null() {
@@ -754,7 +772,7 @@ pub unsafe extern "C" fn pool_cluster_nodes(
 ) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
         // SAFETY: per the header.
-        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+        let Some(c) = (unsafe { cluster_hold(cluster) }) else {
             return POOL_ERR_INVALID_ARG;
         };
         if count.is_null() || (out.is_null() && cap > 0) {
@@ -790,7 +808,7 @@ pub unsafe extern "C" fn pool_cluster_nodes(
 pub unsafe extern "C" fn pool_cluster_close(cluster: *mut pool_cluster_t) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
         // SAFETY: per the header.
-        let Some(c) = (unsafe { cluster_ref(cluster) }) else {
+        let Some(c) = (unsafe { cluster_hold(cluster) }) else {
             return POOL_ERR_INVALID_ARG;
         };
         match c.close() {
@@ -804,6 +822,10 @@ pub unsafe extern "C" fn pool_cluster_close(cluster: *mut pool_cluster_t) -> poo
 /// Afterwards the only valid uses of `cluster` are pool_cluster_put / pool_cluster_remove
 /// of conns still checked out (node pools stay valid until their last conn is back and
 /// their pool_free). Never blocks. Call it once.
+/// Calls already running on other threads keep the cluster alive until they return: a get
+/// loading the slot map or waiting in a node pool returns POOL_ERR_CLOSED. Unlike a
+/// pool_t, a pool_cluster_t is an address: a call that starts after this one, or races
+/// with it, and a second pool_cluster_free are undefined.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_cluster_free(cluster: *mut pool_cluster_t) {
     ffi_boundary!((), {

@@ -37,11 +37,11 @@ use crate::pool::Conn;
 /// The atomics of the free list, its links and the fresh-index counter: loom's under
 /// `--cfg loom`, so that the loom models at the end of this file explore this very code
 /// (`RUSTFLAGS="--cfg loom" cargo test --release --lib loom`, run by scripts/fuzz.sh).
-mod sync {
+pub(super) mod sync {
     #[cfg(loom)]
-    pub(super) use loom::sync::atomic::{AtomicU32, AtomicU64};
+    pub(in crate::ffi) use loom::sync::atomic::{AtomicU32, AtomicU64};
     #[cfg(not(loom))]
-    pub(super) use std::sync::atomic::{AtomicU32, AtomicU64};
+    pub(in crate::ffi) use std::sync::atomic::{AtomicU32, AtomicU64};
 }
 
 const CHUNK_BITS: u32 = 10;
@@ -73,6 +73,11 @@ struct Slot {
     /// FREE again.
     state: AtomicU64,
     entry: UnsafeCell<Option<Entry>>,
+    /// The `pool_t *` (as an integer) the entry was checked out through, which may give it
+    /// back even after its pool_free; 0 for a cluster get. Beside the entry, not in it: a
+    /// wider `Entry` made every move of one a store-forwarding stall (about 20 ns per
+    /// Get+Put, measured). Accessed as `entry` is.
+    via: UnsafeCell<u64>,
     /// The free-list link while the slot is unreserved: (index + 1) of the next free slot,
     /// 0 at the bottom of the stack. Meaningless while the slot is reserved.
     next_free: AtomicU32,
@@ -104,7 +109,7 @@ struct Chunk {
 /// tag changes on every successful push and pop, so a pop that read a stale link (the top
 /// was popped and pushed back meanwhile: ABA) fails its compare-exchange and retries. The
 /// links live outside the stack (`Slot::next_free`) and are passed in.
-struct FreeList {
+pub(super) struct FreeList {
     head: AtomicU64,
 }
 
@@ -117,7 +122,7 @@ fn next_tag(head: u64) -> u64 {
 
 impl FreeList {
     #[cfg(not(loom))]
-    const fn new() -> Self {
+    pub(super) const fn new() -> Self {
         Self {
             head: AtomicU64::new(0),
         }
@@ -125,7 +130,7 @@ impl FreeList {
 
     /// loom's atomics are not `const`: they are made inside a model.
     #[cfg(loom)]
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             head: AtomicU64::new(0),
         }
@@ -133,7 +138,7 @@ impl FreeList {
 
     /// Pushes `index`, whose link is `link`. The caller owns `index` (it is not on the
     /// stack), so nobody else writes `link` meanwhile.
-    fn push(&self, index: u32, link: &AtomicU32) {
+    pub(super) fn push(&self, index: u32, link: &AtomicU32) {
         let top = index + 1;
         let mut head = self.head.load(Ordering::Acquire);
         loop {
@@ -155,7 +160,7 @@ impl FreeList {
     /// Pops the most recently pushed index; None when the stack is empty. `read_link(i)`
     /// loads the link of index `i` (Relaxed is enough: the Acquire load of `head` orders it
     /// after the push that stored it); it must work for any index ever pushed.
-    fn pop(&self, read_link: impl Fn(u32) -> u32) -> Option<u32> {
+    pub(super) fn pop(&self, read_link: impl Fn(u32) -> u32) -> Option<u32> {
         let mut head = self.head.load(Ordering::Acquire);
         loop {
             let top = (head & LOW) as u32;
@@ -235,7 +240,7 @@ fn decode(handle: u64) -> Option<(usize, u64)> {
 
 /// Takes the next never-used index below `limit`; None, leaving `next` unchanged (so at
 /// `limit`), once all are taken.
-fn fresh_index(next: &AtomicU32, limit: u32) -> Option<u32> {
+pub(super) fn fresh_index(next: &AtomicU32, limit: u32) -> Option<u32> {
     next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
         if n < limit { Some(n + 1) } else { None }
     })
@@ -297,7 +302,7 @@ fn release_slot(index: usize) {
 
 /// Stores a checked-out conn; returns its handle, or gives the entry back when the table
 /// is full.
-pub(crate) fn insert(mut entry: Entry) -> Result<u64, Entry> {
+pub(crate) fn insert(mut entry: Entry, via: u64) -> Result<u64, Entry> {
     let index = match entry.conn.handle_slot() {
         Some(r) => r.0 as usize,
         None => {
@@ -324,7 +329,10 @@ pub(crate) fn insert(mut entry: Entry) -> Result<u64, Entry> {
     }
     // SAFETY: FREE and reserved by this conn: no other thread reads or writes `entry`
     // (they only do after winning LIVE -> BUSY, and LIVE is published below).
-    unsafe { *s.entry.get() = Some(entry) };
+    unsafe {
+        *s.entry.get() = Some(entry);
+        *s.via.get() = via;
+    }
     s.state.store((generation << 2) | LIVE, Ordering::Release);
     Ok(TAG | (generation << INDEX_BITS) | index as u64)
 }
@@ -406,11 +414,16 @@ pub(crate) enum TakeError {
 
 /// Removes the live entry behind `handle` if `accept` agrees; the handle is then dead (the
 /// slot stays reserved by the conn).
-pub(crate) fn take(handle: u64, accept: impl FnOnce(&Entry) -> bool) -> Result<Entry, TakeError> {
+pub(crate) fn take(
+    handle: u64,
+    accept: impl FnOnce(&Entry, u64) -> bool,
+) -> Result<Entry, TakeError> {
     let mut busy = Busy::claim(handle).ok_or(TakeError::NotLive)?;
+    // SAFETY: `busy` owns the slot (see `Busy::entry`); `via` goes with `entry`.
+    let via = unsafe { *busy.slot.via.get() };
     let entry = busy.entry();
     let e = entry.as_ref().ok_or(TakeError::NotLive)?;
-    if !accept(e) {
+    if !accept(e, via) {
         return Err(TakeError::Refused);
     }
     let entry = entry.take().expect("checked above");

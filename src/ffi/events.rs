@@ -1,7 +1,6 @@
 //! For hosts that cannot park a thread in `pool_get`: the readiness fd of event loops, and
 //! the leak listing.
 
-use super::castable::pool_ref;
 use super::error::{fail, invalid, pool_error_t};
 use super::panic::ffi_boundary;
 use super::pool::pool_t;
@@ -27,8 +26,7 @@ use crate::pool::Pooler;
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_notify_fd(pool: *mut pool_t) -> i32 {
     ffi_boundary!(-1, {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+        let Some(obj) = super::pool::Held::new(pool) else {
             return -1;
         };
         match obj.notify_fd() {
@@ -80,8 +78,7 @@ pub unsafe extern "C" fn pool_leaks(
         if out.is_null() && cap > 0 {
             return invalid(err_out, "out: NULL with cap > 0");
         }
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+        let Some(obj) = super::pool::Held::new(pool) else {
             return invalid(err_out, "pool: NULL");
         };
         let Some(list) = obj.leaks() else {

@@ -8,6 +8,7 @@
 mod castable;
 pub(crate) mod conn_table;
 mod panic;
+mod pool_table;
 
 pub mod cancel;
 pub mod cluster;

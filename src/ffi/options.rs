@@ -13,7 +13,10 @@ use crate::redis::url::{UrlConfig, UrlDuration};
 /// A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 /// passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
 /// take (0 = unbounded). Called from library dial threads, possibly from several at once:
-/// it must be thread-safe. It is the only user code a library thread ever runs.
+/// it must be thread-safe. It is the only user code a library thread ever runs. A dial
+/// under way when the pool is closed or freed still runs to its end, possibly after
+/// pool_close / pool_free has returned (nothing waits for it): keep `dialer_userdata`
+/// valid until such calls are over, e.g. for the life of the process.
 pub type pool_dial_fn = Option<
     unsafe extern "C" fn(userdata: *mut c_void, timeout_ms: i64, fd_out: *mut c_int) -> c_int,
 >;

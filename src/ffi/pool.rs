@@ -1,18 +1,18 @@
 //! `pool_t`: the Pooler interface over a connection pool.
 
 use std::ffi::{CStr, c_char};
+use std::mem::ManuallyDrop;
 use std::sync::{Arc, Weak};
 
 use super::cancel::pool_cancel_t;
-use super::castable::{
-    conn_bits, conn_from_bits, is_pool, pool_clone, pool_from_raw, pool_into_raw, pool_ref,
-};
+use super::castable::{conn_bits, conn_from_bits, pool_bits, pool_into_raw};
 use super::cluster::ClusterObj;
 use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::options::{core_options_from_url, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
+use super::pool_table;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
 use crate::cluster::NodePool;
@@ -31,8 +31,23 @@ pub struct pool {
 /// See `struct pool`.
 pub type pool_t = pool;
 
-/// What a `pool_t *` points to.
-pub(crate) enum PoolObj {
+/// What a `pool_t *` stands for (through `pool_table`).
+pub(crate) struct PoolObj {
+    kind: PoolKind,
+}
+
+impl PoolObj {
+    pub(crate) fn new(kind: PoolKind) -> PoolObj {
+        PoolObj { kind }
+    }
+
+    pub(crate) fn kind(&self) -> &PoolKind {
+        &self.kind
+    }
+}
+
+/// The poolers a `pool_t *` can be.
+pub(crate) enum PoolKind {
     Conn(ConnPool),
     Single(SingleConnPool),
     Sticky(StickyConnPool),
@@ -50,29 +65,29 @@ pub(crate) struct ClusterNode {
 
 impl NodePool for PoolObj {
     fn conn_pool(&self) -> &ConnPool {
-        match self {
-            PoolObj::Node(n) => &n.pool,
-            PoolObj::Conn(p) => p,
+        match &self.kind {
+            PoolKind::Node(n) => &n.pool,
+            PoolKind::Conn(p) => p,
             // The cluster only ever makes Node objects (see pool_cluster_new).
-            PoolObj::Single(_) | PoolObj::Sticky(_) => unreachable!("not a cluster node"),
+            PoolKind::Single(_) | PoolKind::Sticky(_) => unreachable!("not a cluster node"),
         }
     }
 }
 
 impl PoolObj {
     pub(crate) fn pooler(&self) -> &dyn Pooler {
-        match self {
-            PoolObj::Conn(p) => p,
-            PoolObj::Single(p) => p,
-            PoolObj::Sticky(p) => p,
-            PoolObj::Node(n) => &n.pool,
+        match &self.kind {
+            PoolKind::Conn(p) => p,
+            PoolKind::Single(p) => p,
+            PoolKind::Sticky(p) => p,
+            PoolKind::Node(n) => &n.pool,
         }
     }
 
     /// The cluster of a node pool.
     pub(crate) fn cluster(&self) -> Option<(&Weak<ClusterObj>, &str)> {
-        match self {
-            PoolObj::Node(n) => Some((&n.cluster, &n.addr)),
+        match &self.kind {
+            PoolKind::Node(n) => Some((&n.cluster, &n.addr)),
             _ => None,
         }
     }
@@ -83,8 +98,8 @@ impl PoolObj {
         if std::ptr::eq(self, owner) {
             return true;
         }
-        match (self, owner) {
-            (PoolObj::Sticky(a), PoolObj::Sticky(b)) => a.same_pool(b),
+        match (&self.kind, &owner.kind) {
+            (PoolKind::Sticky(a), PoolKind::Sticky(b)) => a.same_pool(b),
             _ => false,
         }
     }
@@ -137,9 +152,7 @@ impl Pooler for PoolObj {
 /// After a panic inside a call on `p`, the pool is closed (its state can no longer be trusted).
 fn close_after_panic(p: *const pool_t) {
     let _ = std::panic::catch_unwind(|| {
-        // SAFETY: the caller's handle was valid when the call began and is not given back
-        // by any function that can panic midway.
-        if let Some(obj) = unsafe { pool_ref(p) } {
+        if let Some(obj) = pool_table::enter(pool_bits(p)) {
             let _ = obj.pooler().close();
         }
     });
@@ -155,12 +168,35 @@ unsafe fn publish(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     match created {
-        Ok(pool) => {
+        // SAFETY: per contract.
+        Ok(pool) => unsafe { publish_obj(PoolKind::Conn(pool), pool_out, err_out) },
+        Err(e) => fail(err_out, &e),
+    }
+}
+
+/// Gives a new pool object a handle and hands it to the caller; when the handle table is
+/// full, closes the object and says so.
+///
+/// # Safety
+/// `pool_out` is non-NULL and writable.
+unsafe fn publish_obj(
+    kind: PoolKind,
+    pool_out: *mut *mut pool_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    match pool_into_raw(Arc::new(PoolObj::new(kind))) {
+        Ok(p) => {
             // SAFETY: per contract.
-            unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Conn(pool))) };
+            unsafe { *pool_out = p };
             POOL_OK
         }
-        Err(e) => fail(err_out, &e),
+        Err(obj) => {
+            let _ = obj.close();
+            fail(
+                err_out,
+                &Error::Internal("too many pool handles in this process".into()),
+            )
+        }
     }
 }
 
@@ -274,8 +310,7 @@ pub unsafe extern "C" fn pool_single_new(
         let parent: Arc<dyn Pooler> = entry.owner;
         let single = SingleConnPool::new(parent, entry.conn);
         // SAFETY: checked non-NULL above.
-        unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Single(single))) };
-        POOL_OK
+        unsafe { publish_obj(PoolKind::Single(single), pool_out, std::ptr::null_mut()) }
     })
 }
 
@@ -306,24 +341,21 @@ pub unsafe extern "C" fn pool_sticky_new(
         }
         // SAFETY: checked non-NULL; the caller passes a writable pointer.
         unsafe { *pool_out = std::ptr::null_mut() };
-        // SAFETY: `parent` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { pool_ref(parent) }) else {
+        let Some(obj) = Held::new(parent) else {
             return POOL_ERR_INVALID_ARG;
         };
-        let sticky = match obj {
-            PoolObj::Sticky(s) => match s.share() {
+        let sticky = match obj.kind() {
+            PoolKind::Sticky(s) => match s.share() {
                 Ok(shared) => shared,
                 Err(e) => return status_of(&e),
             },
             _ => {
-                // SAFETY: `parent` is live (checked above), so another strong count is sound.
-                let parent: Arc<dyn Pooler> = unsafe { pool_clone(parent) };
+                let parent: Arc<dyn Pooler> = Arc::<PoolObj>::clone(obj.arc());
                 StickyConnPool::new(parent)
             }
         };
         // SAFETY: checked non-NULL above.
-        unsafe { *pool_out = pool_into_raw(Arc::new(PoolObj::Sticky(sticky))) };
-        POOL_OK
+        unsafe { publish_obj(PoolKind::Sticky(sticky), pool_out, std::ptr::null_mut()) }
     })
 }
 
@@ -335,9 +367,11 @@ pub unsafe extern "C" fn pool_sticky_new(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
-        // SAFETY: `sticky` is NULL or a live handle per the header.
-        match unsafe { pool_ref(sticky) } {
-            Some(PoolObj::Sticky(s)) => match s.reset() {
+        let Some(obj) = Held::new(sticky) else {
+            return POOL_ERR_INVALID_ARG;
+        };
+        match obj.kind() {
+            PoolKind::Sticky(s) => match s.reset() {
                 Ok(()) => POOL_OK,
                 Err(e) => status_of(&e),
             },
@@ -346,48 +380,109 @@ pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t
     })
 }
 
-/// Stores `conn` in the handle table and hands its handle out.
-///
-/// # Safety
-/// `p` is a live pool handle; `conn_out` is writable.
-unsafe fn hand_out(
-    p: *const pool_t,
-    conn: Conn,
-    conn_out: *mut *mut pool_conn_t,
-    err_out: *mut pool_error_t,
-) -> pool_status_t {
-    // SAFETY: per contract `p` is live.
-    let owner = unsafe { owner_for(p) };
-    // SAFETY: per contract `conn_out` is writable.
-    unsafe { hand_out_owned(owner, conn, conn_out, err_out) }
+/// A strong count of the pool behind a handle, held for the whole of one call on it. A
+/// pool_free on another thread meanwhile then gives back only the caller's count, and the
+/// pool's memory lives until this call has returned: a get blocked in the pool wakes up
+/// with POOL_ERR_CLOSED inside live memory, whoever drops the pool's last count (pool_free,
+/// a dial thread finishing, or this call). It is this thread's parked count when that is
+/// the pool's and the handle is still live (no atomic read-modify-write: a get after a put
+/// on one thread costs what it did before), else a new one taken through `pool_table`,
+/// which refuses a freed handle even while pool_free runs. Taking a new count at every get and dropping it at every put
+/// cost two atomic read-modify-writes on a cache line every thread of the pool writes:
+/// about 5 ns of a 55 ns Get+Put on one thread, 20 ns at 8 threads (README, "What the hot
+/// path does"). A get that succeeds moves the count into the conn's handle-table entry
+/// (`into_owner`), which keeps the pool alive for a put after pool_free. Any other call
+/// gives it back where it came from when it ends: parked again, or dropped, so a call
+/// never changes which pool this thread has parked (a pool_stats of another pool between
+/// a put and the next get costs that get nothing).
+pub(crate) struct Held {
+    /// Taken out only by `into_owner` (which skips the drop) or the drop itself.
+    owner: ManuallyDrop<Arc<PoolObj>>,
+    /// The handle, as an integer.
+    handle: u64,
+    /// `owner` is the count this thread had parked.
+    was_parked: bool,
+}
+
+impl Held {
+    /// None for NULL, a freed handle or a made-up value.
+    #[inline]
+    pub(crate) fn new(p: *const pool_t) -> Option<Held> {
+        let handle = pool_bits(p);
+        match take_parked(handle) {
+            // Not checked against `pool_table` (that would be one more cache line per
+            // get): if another thread freed the handle since, this call acts on the pool
+            // it closed, in memory the parked count keeps alive.
+            Some(owner) => Some(Held {
+                owner: ManuallyDrop::new(owner),
+                handle,
+                was_parked: true,
+            }),
+            None => Held::enter(handle),
+        }
+    }
+
+    #[cold]
+    fn enter(handle: u64) -> Option<Held> {
+        let owner = pool_table::enter(handle)?;
+        Some(Held {
+            owner: ManuallyDrop::new(owner),
+            handle,
+            was_parked: false,
+        })
+    }
+
+    /// The handle the call came through (for the checked-out conn's entry).
+    #[inline]
+    pub(crate) fn handle(&self) -> u64 {
+        self.handle
+    }
+
+    #[inline]
+    pub(crate) fn arc(&self) -> &Arc<PoolObj> {
+        &self.owner
+    }
+
+    /// The count, for the handle-table entry of a conn this call checked out.
+    #[inline]
+    pub(crate) fn into_owner(self) -> Arc<PoolObj> {
+        let mut me = ManuallyDrop::new(self);
+        // SAFETY: `me` is never dropped, so `owner` is taken out exactly once, here.
+        unsafe { ManuallyDrop::take(&mut me.owner) }
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = PoolObj;
+
+    fn deref(&self) -> &PoolObj {
+        self.arc()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: `owner` is taken out only here or in `into_owner`, which skips this drop.
+        let owner = unsafe { ManuallyDrop::take(&mut self.owner) };
+        if self.was_parked {
+            park_owner(self.handle, owner);
+        }
+    }
 }
 
 thread_local! {
     /// The strong count of this thread's last pool_put / pool_remove, kept for its next
-    /// checkout (see `owner_for` and `park_owner`).
-    static PARKED_OWNER: std::cell::Cell<Option<Arc<PoolObj>>> =
+    /// checkout (see `Held` and `park_owner`).
+    static PARKED_OWNER: std::cell::Cell<Option<(u64, Arc<PoolObj>)>> =
         const { std::cell::Cell::new(None) };
 }
 
-/// The strong count a conn checked out from `p` carries in its handle-table entry (which
-/// keeps the pool alive for a put after pool_free): the one this thread parked at its
-/// last put when it is `p`'s, else a new one. Taking another count and dropping it at
-/// every put cost two atomic read-modify-writes on a cache line every thread of the pool
-/// writes: about 5 ns of a 55 ns Get+Put on one thread, 20 ns at 8 threads (README,
-/// "What the hot path does").
-///
-/// # Safety
-/// `p` is a non-NULL, live pool handle.
-unsafe fn owner_for(p: *const pool_t) -> Arc<PoolObj> {
-    // SAFETY: per contract `p` is live, so taking another strong count is sound.
-    take_parked(p).unwrap_or_else(|| unsafe { pool_clone(p) })
-}
-
-/// This thread's parked count, taken out, if it is `p`'s.
-fn take_parked(p: *const pool_t) -> Option<Arc<PoolObj>> {
+/// This thread's parked count, taken out, if it was parked for `handle`.
+#[inline]
+fn take_parked(handle: u64) -> Option<Arc<PoolObj>> {
     PARKED_OWNER
         .try_with(|c| match c.take() {
-            Some(owner) if is_pool(p, &owner) => Some(owner),
+            Some((h, owner)) if h == handle => Some(owner),
             other => {
                 c.set(other);
                 None
@@ -397,43 +492,50 @@ fn take_parked(p: *const pool_t) -> Option<Arc<PoolObj>> {
         .flatten()
 }
 
-/// After a put or remove returned (so no method of the pool is running on this thread),
-/// parks `owner` for this thread's next checkout instead of dropping it. A closed pool's
-/// count is dropped, so at most the last open pool a thread gave a conn back to stays
-/// referenced from that thread, until its next put of another pool, pool_free of that
-/// pool on this thread, or its exit; a pool freed on another thread meanwhile keeps its
-/// memory until then (its sockets and eventfd are closed by the close). Only connection
-/// pools and cluster node pools are parked: single and sticky pools are not on a hot path.
-fn park_owner(owner: Arc<PoolObj>) {
-    let keep = match &*owner {
-        PoolObj::Conn(p) => !p.is_closed(),
-        PoolObj::Node(n) => !n.pool.is_closed(),
-        PoolObj::Single(_) | PoolObj::Sticky(_) => false,
+/// After a call returned (so no method of the pool is running on this thread),
+/// parks `owner`, a count of the pool behind `handle`, for this thread's next checkout
+/// through that handle instead of dropping it. A closed pool's count is dropped, so at
+/// most the last open pool a thread gave a conn back to stays referenced from that
+/// thread, until its next put of another pool, its next call with that handle once freed,
+/// pool_free of that handle on this thread, or its exit; a pool freed on another thread
+/// meanwhile keeps its memory until then (its sockets and eventfd are closed by the
+/// close). Only connection pools and cluster node pools are parked: single and sticky
+/// pools are not on a hot path. `handle` 0 (a cluster conn) is never parked.
+fn park_owner(handle: u64, owner: Arc<PoolObj>) {
+    if handle == 0 {
+        return;
+    }
+    let keep = match owner.kind() {
+        PoolKind::Conn(p) => !p.is_closed(),
+        PoolKind::Node(n) => !n.pool.is_closed(),
+        PoolKind::Single(_) | PoolKind::Sticky(_) => false,
     };
     if !keep {
         return;
     }
     // The count parked before (another pool's, or a second conn's of this one) is dropped
     // after the thread-local access, outside any method of its pool.
-    let _previous = PARKED_OWNER.try_with(move |c| c.replace(Some(owner)));
+    let _previous = PARKED_OWNER.try_with(move |c| c.replace(Some((handle, owner))));
 }
 
-/// Drops this thread's parked count of `p`, if that is what it holds (pool_free).
-fn unpark_owner(p: *const pool_t) {
-    drop(take_parked(p));
+/// Drops this thread's parked count of `handle`, if that is what it holds (pool_free).
+fn unpark_owner(handle: u64) {
+    drop(take_parked(handle));
 }
 
-/// Stores `conn` of pool `owner` in the handle table and hands its handle out.
+/// Stores `conn` of pool `owner`, checked out through pool handle `via` (0: none), in the
+/// handle table and hands its handle out.
 ///
 /// # Safety
 /// `conn_out` is writable.
 pub(crate) unsafe fn hand_out_owned(
+    via: u64,
     owner: Arc<PoolObj>,
     conn: Conn,
     conn_out: *mut *mut pool_conn_t,
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
-    match conn_table::insert(Entry { conn, owner }) {
+    match conn_table::insert(Entry { conn, owner }, via) {
         Ok(handle) => {
             // SAFETY: per contract `conn_out` is writable.
             unsafe { *conn_out = conn_from_bits(handle) };
@@ -449,22 +551,30 @@ pub(crate) unsafe fn hand_out_owned(
     }
 }
 
-/// Common checks of the get family; returns the pool or the status to return.
+/// Common checks of the get family; returns the pool, held for the call, or the status to
+/// return.
 ///
 /// # Safety
-/// `p` is NULL or a live pool handle; `conn_out` is NULL or writable.
-unsafe fn get_args<'a>(
+/// `conn_out` is NULL or writable (`p` may be anything: it is checked).
+#[inline]
+unsafe fn get_args(
     p: *const pool_t,
     conn_out: *mut *mut pool_conn_t,
     err_out: *mut pool_error_t,
-) -> Result<&'a PoolObj, pool_status_t> {
+) -> Result<Held, pool_status_t> {
     if conn_out.is_null() {
         return Err(invalid(err_out, "conn_out: NULL"));
     }
     // SAFETY: checked non-NULL.
     unsafe { *conn_out = std::ptr::null_mut() };
-    // SAFETY: per contract.
-    unsafe { pool_ref(p) }.ok_or_else(|| invalid(err_out, "pool: NULL"))
+    Held::new(p).ok_or_else(|| {
+        let what = if p.is_null() {
+            "pool: NULL"
+        } else {
+            "pool: not a live pool handle (freed already?)"
+        };
+        invalid(err_out, what)
+    })
 }
 
 /// Get: an idle, health-checked conn, or a newly dialed one. Blocks until a turn is free and,
@@ -519,8 +629,10 @@ pub unsafe extern "C" fn pool_get_ex(
             let token: Option<CancelToken> =
                 unsafe { super::castable::cancel_ref(cancel) }.cloned();
             match obj.get_with(wait, token.as_ref()) {
-                // SAFETY: `pool` is live and `conn_out` writable, checked by get_args.
-                Ok(conn) => unsafe { hand_out(pool, conn, conn_out, err_out) },
+                // SAFETY: `conn_out` is writable, checked by get_args.
+                Ok(conn) => unsafe {
+                    hand_out_owned(obj.handle(), obj.into_owner(), conn, conn_out, err_out)
+                },
                 Err(e) => fail(err_out, &e),
             }
         }
@@ -552,8 +664,10 @@ pub unsafe extern "C" fn pool_try_get(
                 Err(code) => return code,
             };
             match obj.try_get() {
-                // SAFETY: `pool` is live and `conn_out` writable, checked by get_args.
-                Ok(conn) => unsafe { hand_out(pool, conn, conn_out, null) },
+                // SAFETY: `conn_out` is writable, checked by get_args.
+                Ok(conn) => unsafe {
+                    hand_out_owned(obj.handle(), obj.into_owner(), conn, conn_out, null)
+                },
                 Err(e) => status_of(&e),
             }
         }
@@ -561,21 +675,35 @@ pub unsafe extern "C" fn pool_try_get(
 }
 
 /// Takes a conn handle back from the table if it was checked out from `pool`.
+#[inline]
 fn take_back(pool: *const pool_t, conn: *const pool_conn_t) -> Result<Entry, pool_status_t> {
     if pool.is_null() || conn.is_null() {
         return Err(POOL_ERR_INVALID_ARG);
     }
     // Both a dead handle and a conn of another pool are misuse; neither changes anything.
-    conn_table::take(conn_bits(conn), |e| {
-        // Compare addresses first: after pool_free, `pool` is valid only for its own conns.
-        is_pool(pool, &e.owner)
-            // SAFETY: `pool` is not this conn's owner, so per the header it is a live
-            // handle (a freed handle may only take back its own conns).
-            || unsafe { pool_ref(pool) }.is_some_and(|p| p.accepts(&e.owner))
-    })
-    .map_err(|e| match e {
-        TakeError::NotLive | TakeError::Refused => POOL_ERR_INVALID_ARG,
-    })
+    // The handle the conn came through takes it back, even after its pool_free.
+    let via = pool_bits(pool);
+    match conn_table::take(conn_bits(conn), |_, took_via| took_via == via) {
+        Ok(entry) => Ok(entry),
+        Err(TakeError::Refused) => take_back_through_another(pool, conn),
+        Err(TakeError::NotLive) => Err(POOL_ERR_INVALID_ARG),
+    }
+}
+
+/// `take_back` through another live handle of the conn's pool (a sticky pool's sibling, a
+/// node pool's other handle, a cluster conn through its node pool): looked up in the table,
+/// so kept off the inlined path.
+#[cold]
+#[inline(never)]
+fn take_back_through_another(
+    pool: *const pool_t,
+    conn: *const pool_conn_t,
+) -> Result<Entry, pool_status_t> {
+    let Some(other) = Held::new(pool) else {
+        return Err(POOL_ERR_INVALID_ARG);
+    };
+    conn_table::take(conn_bits(conn), |e, _| other.accepts(&e.owner))
+        .map_err(|_| POOL_ERR_INVALID_ARG)
 }
 
 /// Put: gives `conn` back for reuse and consumes it (the handle is dead afterwards); the
@@ -594,7 +722,7 @@ pub unsafe extern "C" fn pool_put(pool: *mut pool_t, conn: *mut pool_conn_t) -> 
             Ok(()) => POOL_OK,
             Err(rejected) => status_of(&rejected.error),
         };
-        park_owner(entry.owner);
+        park_owner(pool_bits(pool), entry.owner);
         status
     })
 }
@@ -623,7 +751,7 @@ pub unsafe extern "C" fn pool_remove(
             Ok(()) => POOL_OK,
             Err(rejected) => status_of(&rejected.error),
         };
-        park_owner(entry.owner);
+        park_owner(pool_bits(pool), entry.owner);
         status
     })
 }
@@ -649,8 +777,10 @@ pub unsafe extern "C" fn pool_new_conn(
                 Err(code) => return code,
             };
             match obj.new_conn() {
-                // SAFETY: `pool` is live and `conn_out` writable, checked by get_args.
-                Ok(conn) => unsafe { hand_out(pool, conn, conn_out, err_out) },
+                // SAFETY: `conn_out` is writable, checked by get_args.
+                Ok(conn) => unsafe {
+                    hand_out_owned(obj.handle(), obj.into_owner(), conn, conn_out, err_out)
+                },
                 Err(e) => fail(err_out, &e),
             }
         }
@@ -682,8 +812,7 @@ pub unsafe extern "C" fn pool_close_conn(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_len(pool: *const pool_t) -> i32 {
     ffi_boundary!(-1, {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        match unsafe { pool_ref(pool) } {
+        match Held::new(pool) {
             Some(obj) => obj.len().min(i32::MAX as usize) as i32,
             None => -1,
         }
@@ -694,8 +823,7 @@ pub unsafe extern "C" fn pool_len(pool: *const pool_t) -> i32 {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_idle_len(pool: *const pool_t) -> i32 {
     ffi_boundary!(-1, {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        match unsafe { pool_ref(pool) } {
+        match Held::new(pool) {
             Some(obj) => obj.idle_len().min(i32::MAX as usize) as i32,
             None => -1,
         }
@@ -711,8 +839,7 @@ pub unsafe extern "C" fn pool_stats(
     stats_out: *mut pool_stats_t,
 ) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+        let Some(obj) = Held::new(pool) else {
             return POOL_ERR_INVALID_ARG;
         };
         // SAFETY: `stats_out` is NULL or writable for its struct_size, per the header.
@@ -728,11 +855,10 @@ pub unsafe extern "C" fn pool_stats(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+        let Some(obj) = Held::new(pool) else {
             return POOL_ERR_INVALID_ARG;
         };
-        if let PoolObj::Node(_) = obj {
+        if let PoolKind::Node(_) = obj.kind() {
             // Its cluster owns it: pool_cluster_close closes every node pool.
             return POOL_ERR_INVALID_ARG;
         }
@@ -743,22 +869,42 @@ pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
     })
 }
 
-/// Free: closes the pool if needed and gives the caller's handle back. NULL is fine.
-/// Afterwards the only valid uses of `pool` are pool_put / pool_remove / pool_close_conn of
-/// conns still checked out from it: its memory lives until the last of them is back.
-/// Never blocks. Call it once. For a cluster's node pool (pool_cluster_node_pool) it only
-/// gives back the caller's reference: the pool stays open, owned by its cluster.
+/// Free: closes the pool if needed and makes the handle dead. NULL is fine. Never blocks.
+/// Any thread. For a cluster's node pool (pool_cluster_node_pool) it only kills that
+/// handle: the pool stays open, owned by its cluster (and reachable through its other
+/// handles).
+///
+/// Calls on other threads: a pool_t is a checked handle, like a conn handle. Every call
+/// on it first takes its own reference to the pool through the handle, atomically with
+/// checking that the handle is live; pool_free kills the handle atomically too. So a call
+/// made before, during or after pool_free on another thread either got in, and then the
+/// pool's memory lives until it returns (gets waiting for a turn, for a sticky pool's conn
+/// or for a dial return POOL_ERR_CLOSED promptly, pool_new_conn too once its dial
+/// returns; pool_stats and the like report the closed pool), or is refused as after
+/// pool_free: POOL_ERR_INVALID_ARG ("not a live pool handle"), -1 from pool_len,
+/// pool_idle_len and pool_notify_fd. One exception: a thread whose last pool_put came
+/// through this handle just before the free acts once more on the closed pool through the
+/// reference that put kept (POOL_ERR_CLOSED from a get). Never a read of freed memory.
+///
+/// After pool_free the handle stays valid for pool_put / pool_remove / pool_close_conn of
+/// conns checked out through it, which close them; the pool's memory lives until the last
+/// one is back. A second pool_free of the handle, or of a made-up value, does nothing.
+///
+/// A dial waiting to retry stops at once; a dial function already running (or being
+/// entered by a dial thread) is not interrupted, and its conn is closed when it returns:
+/// see pool_dial_fn for how long `dialer_userdata` must live.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_free(pool: *mut pool_t) {
     ffi_boundary!((), {
-        if pool.is_null() {
+        // NULL, a handle freed already (by another pool_free, maybe running right now on
+        // another thread) or a made-up value: nothing to give back.
+        let handle = pool_bits(pool);
+        let Some(obj) = pool_table::remove(handle) else {
             return;
-        }
-        unpark_owner(pool);
-        // SAFETY: a non-NULL handle from pool_new, given back once per the header.
-        let obj = unsafe { pool_from_raw(pool) };
+        };
+        unpark_owner(handle);
         // A cluster's node pool stays open: only the caller's reference is given back.
-        if !matches!(*obj, PoolObj::Node(_)) {
+        if !matches!(obj.kind(), PoolKind::Node(_)) {
             let _ = obj.close();
         }
         drop(obj);

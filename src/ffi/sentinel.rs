@@ -5,11 +5,10 @@ use std::ffi::{CStr, c_char};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::castable::pool_ref;
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor};
 use super::options::{pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
-use super::pool::{PoolObj, pool_t, publish_conn_pool};
+use super::pool::{PoolKind, pool_t, publish_conn_pool};
 use super::status::*;
 use crate::pool::{ConnPool, Dialer, Error, Result};
 use crate::sentinel::{
@@ -266,12 +265,11 @@ pub unsafe extern "C" fn pool_sentinel_master_addr(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_sentinel_master_addr"), {
-        // SAFETY: `pool` is NULL or a live handle per the header.
-        let Some(obj) = (unsafe { pool_ref(pool) }) else {
+        let Some(obj) = super::pool::Held::new(pool) else {
             return invalid(err_out, "pool: NULL");
         };
-        let Some(state) = (match obj {
-            PoolObj::Conn(p) => p.sentinel().cloned().map(|s| (p.clone(), s)),
+        let Some(state) = (match obj.kind() {
+            PoolKind::Conn(p) => p.sentinel().cloned().map(|s| (p.clone(), s)),
             _ => None,
         }) else {
             return invalid(

@@ -12,6 +12,12 @@
  *    handles are rejected and change nothing; the conn keeps working;
  *  - close/free semantics: second close, gets after close, conns returned after
  *    pool_close / pool_free are closed (Redis sees the client go away);
+ *  - pool_free while gets wait for a turn, for a hung dial or for a dial's retry
+ *    backoff: each returns POOL_ERR_CLOSED promptly, no memory error (valgrind,
+ *    ASan), and the dial threads end;
+ *  - pool handles are checked as conn handles are: a second pool_free, any call after
+ *    pool_free, a made-up handle, and calls racing with pool_free are refused, never
+ *    a read of freed memory;
  *  - conn userdata survives put/get and its free_fn runs exactly once;
  *  - pool_stats honours struct_size.
  *
@@ -20,6 +26,9 @@
  */
 #define _GNU_SOURCE
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <unistd.h>
@@ -823,6 +832,537 @@ static void test_parked_count_of_freed_pool(void)
     }
 }
 
+/* ---- pool_free while calls are in flight ------------------------------------ */
+
+/* A dial function that blocks while its gate is shut (a slow server), answers with one end
+ * of a socketpair when it is open, or fails with `fail_errno`. It is static and outlives
+ * every pool that uses it: a dial already running when its pool is freed still returns
+ * into it. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int shut;       /* dials block while set */
+    int fail_errno; /* non-zero: answer with it */
+    int calls, in_progress;
+} gate_t;
+
+static gate_t gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
+
+static int gate_dial(void *userdata, int64_t timeout_ms, int *fd_out)
+{
+    gate_t *g = userdata;
+    pthread_mutex_lock(&g->mu);
+    g->calls++;
+    g->in_progress++;
+    pthread_cond_broadcast(&g->cv);
+    const int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 60000);
+    while (g->shut && now_ms() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 5 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    }
+    int rc = g->shut ? ETIMEDOUT : g->fail_errno;
+    if (rc == 0) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+            rc = errno;
+        } else {
+            close(sv[1]); /* nobody speaks on it: the conns here are never used */
+            *fd_out = sv[0];
+        }
+    }
+    g->in_progress--;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+static void gate_set(int shut, int fail_errno)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.shut = shut;
+    gate.fail_errno = fail_errno;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static int gate_get(const int *field)
+{
+    pthread_mutex_lock(&gate.mu);
+    int n = *field;
+    pthread_mutex_unlock(&gate.mu);
+    return n;
+}
+
+static pool_t *gate_pool(int32_t pool_size, int32_t retries, int64_t backoff_ms)
+{
+    pool_options_t o;
+    pool_options_init(&o);
+    o.addr = NULL;
+    o.dialer = gate_dial;
+    o.dialer_userdata = &gate;
+    o.pool_size = pool_size;
+    o.pool_timeout_ms = 60000; /* far beyond any bound checked here */
+    o.dial_timeout_ms = 60000;
+    o.dialer_retries = retries;
+    o.dialer_retry_backoff_ms = backoff_ms;
+    return new_pool_or_exit(&o);
+}
+
+/* How many threads of this process are named `name` (/proc/self/task/<tid>/comm). */
+static int threads_named(const char *name)
+{
+    int n = 0;
+    DIR *dir = opendir("/proc/self/task");
+    if (dir == NULL)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        if (fgets(comm, sizeof comm, f) != NULL) {
+            comm[strcspn(comm, "\n")] = '\0';
+            n += strcmp(comm, name) == 0;
+        }
+        fclose(f);
+    }
+    closedir(dir);
+    return n;
+}
+
+#define IN_FLIGHT 4
+
+typedef struct {
+    pool_t *pool;
+    int64_t timeout_ms; /* pool_get_ex's */
+    int new_conn;       /* pool_new_conn instead of pool_get_ex */
+    pool_status_t status;
+    int64_t took_ms;
+    pool_conn_t *conn;
+    atomic_int done;
+} in_flight_t;
+
+static void *in_flight_get(void *p)
+{
+    in_flight_t *t = p;
+    pool_error_t err;
+    err_reset(&err);
+    int64_t t0 = now_ms();
+    if (t->new_conn)
+        t->status = pool_new_conn(t->pool, &t->conn, &err);
+    else
+        t->status = pool_get_ex(t->pool, t->timeout_ms, NULL, &t->conn, &err);
+    t->took_ms = now_ms() - t0;
+    atomic_store(&t->done, 1);
+    return NULL;
+}
+
+static int all_done(in_flight_t *t, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!atomic_load(&t[i].done))
+            return 0;
+    return 1;
+}
+
+/* Starts `n` gets (pool_get_ex with `timeout_ms`) or pool_new_conn calls on `pool`. */
+static int start_calls(pthread_t *th, in_flight_t *t, int n, pool_t *pool, int64_t timeout_ms,
+                       int new_conn)
+{
+    for (int i = 0; i < n; i++) {
+        t[i] = (in_flight_t){
+            .pool = pool, .timeout_ms = timeout_ms, .new_conn = new_conn, .status = -1};
+        if (!CHECK_EQ(pthread_create(&th[i], NULL, in_flight_get, &t[i]), 0))
+            return 0;
+    }
+    return 1;
+}
+
+/* After pool_free: every call returns POOL_ERR_CLOSED promptly (well before pool_timeout). */
+static void check_gets_closed(pthread_t *th, in_flight_t *t, int n, const char *what)
+{
+    int ok;
+    POLL_UNTIL(ok, all_done(t, n), 5000);
+    if (!CHECK(ok)) {
+        fprintf(stderr, "  (%s: gets still blocked 5 s after pool_free; giving up)\n", what);
+        exit(check_exit_status());
+    }
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+        if (!CHECK_STATUS(t[i].status, POOL_ERR_CLOSED, NULL))
+            fprintf(stderr, "  (%s: get %d)\n", what, i);
+        CHECK(t[i].conn == NULL);
+        CHECK(t[i].took_ms < scaled(5000));
+    }
+}
+
+typedef struct {
+    pool_cluster_t *cluster;
+    pool_status_t status;
+    pool_conn_t *conn;
+    int64_t took_ms;
+    atomic_int done;
+} cluster_get_t;
+
+static void *cluster_get_thread(void *p)
+{
+    cluster_get_t *t = p;
+    int64_t t0 = now_ms();
+    t->status = pool_cluster_get_slot(t->cluster, 0, -1, NULL, &t->conn, NULL);
+    t->took_ms = now_ms() - t0;
+    atomic_store(&t->done, 1);
+    return NULL;
+}
+
+/* 6. A cluster get loading the slot map from a seed that accepts the connection and never
+ * answers (a listener nobody accepts on: the kernel completes the handshake) is inside
+ * the cluster, waiting for the seed's new conn, when the cluster is freed: it returns
+ * POOL_ERR_CLOSED well before any timeout. */
+static void test_cluster_free_in_flight(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    if (!CHECK(lfd >= 0) || !CHECK_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0) ||
+        !CHECK_EQ(listen(lfd, 8), 0) ||
+        !CHECK_EQ(getsockname(lfd, (struct sockaddr *)&sa, &len), 0))
+        return;
+    char seed[64];
+    snprintf(seed, sizeof seed, "127.0.0.1:%d", ntohs(sa.sin_port));
+    const char *seeds[] = {seed};
+    pool_options_t node;
+    pool_options_init(&node);
+    node.read_timeout_ms = 60000;
+    node.dial_timeout_ms = 60000;
+    node.pool_timeout_ms = 60000;
+    pool_cluster_options_t co;
+    pool_cluster_options_init(&co);
+    co.seeds = seeds;
+    co.seeds_len = 1;
+    co.node = &node;
+    cluster_get_t t = {.status = -1};
+    CHECK_STATUS(pool_cluster_new(&co, &t.cluster, NULL), POOL_OK, NULL);
+    if (t.cluster == NULL)
+        return;
+    pthread_t th;
+    if (!CHECK_EQ(pthread_create(&th, NULL, cluster_get_thread, &t), 0))
+        return;
+    /* The get's connection waits in the listener's queue: it is reading the slot map. */
+    struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+    CHECK_EVENTUALLY(poll(&pfd, 1, 0) == 1, 5000);
+    pool_cluster_free(t.cluster);
+    int ok;
+    POLL_UNTIL(ok, atomic_load(&t.done), 5000);
+    if (!CHECK(ok)) {
+        fprintf(stderr, "  (cluster get still blocked 5 s after pool_cluster_free)\n");
+        exit(check_exit_status());
+    }
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_STATUS(t.status, POOL_ERR_CLOSED, NULL);
+    CHECK(t.took_ms < scaled(5000));
+    CHECK(t.conn == NULL);
+    close(lfd);
+}
+
+static void test_free_in_flight(void)
+{
+    section("pool_free while calls are in flight: blocked gets and dials return POOL_ERR_CLOSED");
+    pthread_t th[IN_FLIGHT];
+    in_flight_t t[IN_FLIGHT];
+    char buf[512];
+
+    /* 1. pool_size 1 and a dial that hangs: one get waits for its dial, the others for
+     * the turn. No conn is out, so nothing but the calls themselves and the dial thread
+     * keeps the pool. The dial is let go right after pool_free, so its thread (which
+     * may drop the pool's last count) races with the gets on their way out; a few
+     * rounds, as which one wins varies. */
+    for (int round = 0; round < 5; round++) {
+        gate_set(1, 0);
+        pool_t *pool = gate_pool(1, 1, 0);
+        if (!start_calls(th, t, IN_FLIGHT, pool, -1, 0))
+            return;
+        CHECK_EVENTUALLY(gate_get(&gate.in_progress) == 1, 5000);
+        CHECK_EVENTUALLY(stats_of(pool).waiting == IN_FLIGHT - 1, 5000);
+        CHECK_EVENTUALLY(stats_of(pool).pending_requests == IN_FLIGHT, 5000);
+        pool_free(pool);
+        gate_set(0, 0);
+        check_gets_closed(th, t, IN_FLIGHT, "hung dial");
+        CHECK_EVENTUALLY(gate_get(&gate.in_progress) == 0, 5000);
+        CHECK_EVENTUALLY(threads_named("redispool-dial") == 0, 5000);
+    }
+
+    /* 2. pool_new_conn dials on the calling thread, so no dial thread keeps the pool:
+     * freed while its dial hangs, the pool is only kept by the call itself. The dial
+     * then returns to a closed pool: POOL_ERR_CLOSED, its conn closed. */
+    gate_set(1, 0);
+    const int calls_before_new_conn = gate_get(&gate.calls);
+    pool_t *pool = gate_pool(1, 1, 0);
+    if (!start_calls(th, t, 1, pool, -1, 1))
+        return;
+    CHECK_EVENTUALLY(gate_get(&gate.calls) == calls_before_new_conn + 1, 5000);
+    pool_free(pool);
+    gate_set(0, 0);
+    check_gets_closed(th, t, 1, "pool_new_conn in a hung dial");
+    CHECK_EVENTUALLY(gate_get(&gate.in_progress) == 0, 5000);
+
+    /* 3. The turn is held by a conn that stays out across the free; gets wait for it,
+     * get_ex with its own long timeout too. The conn comes back through the freed handle. */
+    pool = gate_pool(1, 1, 0);
+    pool_conn_t *held = get_conn(pool);
+    if (held == NULL)
+        return;
+    if (!start_calls(th, t, 1, pool, 60000, 0) ||
+        !start_calls(th + 1, t + 1, IN_FLIGHT - 1, pool, -1, 0))
+        return;
+    CHECK_EVENTUALLY(stats_of(pool).waiting == IN_FLIGHT, 5000);
+    pool_free(pool);
+    check_gets_closed(th, t, IN_FLIGHT, "turn held");
+    CHECK(pool_conn_fd(held) >= 0);
+    CHECK_STATUS(pool_put(pool, held), POOL_OK, NULL);
+
+    /* 4. A dial worker between retries (dialer_retries 5, a 60 s backoff) when the pool
+     * is freed: the get returns POOL_ERR_CLOSED, the worker stops at once (no further
+     * dial call) and its thread ends. */
+    gate_set(0, ECONNREFUSED);
+    const int calls_before = gate_get(&gate.calls);
+    pool = gate_pool(2, 5, 60000);
+    if (!start_calls(th, t, 1, pool, -1, 0))
+        return;
+    CHECK_EVENTUALLY(gate_get(&gate.calls) == calls_before + 1, 5000);
+    CHECK_EVENTUALLY(stats_of(pool).dials_in_progress == 1, 5000);
+    pool_stats_t s = stats_of(pool);
+    if (!CHECK_EQ(s.pending_requests, 1))
+        fprintf(stderr, "  (%s)\n", stats_str(&s, buf, sizeof buf));
+    pool_free(pool);
+    check_gets_closed(th, t, 1, "dial backoff");
+    CHECK_EVENTUALLY(threads_named("redispool-dial") == 0, 5000);
+    CHECK_EQ(gate_get(&gate.calls), calls_before + 1);
+    gate_set(0, 0);
+
+    /* 5. A sticky pool whose conn is held: gets on it wait for that conn; freeing the
+     * sticky pool (not its parent) wakes them with POOL_ERR_CLOSED, and the conn, put
+     * through the freed handle, goes back to the parent. */
+    pool_t *parent = gate_pool(2, 1, 0);
+    pool_t *sticky = NULL;
+    CHECK_STATUS(pool_sticky_new(parent, &sticky), POOL_OK, NULL);
+    if (sticky == NULL)
+        return;
+    held = get_conn(sticky);
+    if (held == NULL)
+        return;
+    if (!start_calls(th, t, IN_FLIGHT, sticky, 60000, 0))
+        return;
+    CHECK_EVENTUALLY(stats_of(sticky).waiting == IN_FLIGHT, 5000);
+    pool_free(sticky);
+    check_gets_closed(th, t, IN_FLIGHT, "sticky conn held");
+    CHECK_STATUS(pool_put(sticky, held), POOL_OK, NULL);
+    CHECK_EQ(pool_idle_len(parent), 1);
+    pool_free(parent);
+
+    test_cluster_free_in_flight();
+}
+
+/* ---- pool handles after pool_free ------------------------------------------------ */
+
+/* Every call a freed handle can get, and what it must answer: refused, never a read of
+ * freed memory (valgrind and ASan watch). */
+static void check_dead_pool(pool_t *pool, const char *what)
+{
+    pool_conn_t *c = NULL;
+    pool_error_t err;
+    err_reset(&err);
+    if (!CHECK_STATUS(pool_get(pool, &c, &err), POOL_ERR_INVALID_ARG, &err))
+        fprintf(stderr, "  (%s)\n", what);
+    CHECK_CONTAINS(err.message, "not a live pool handle");
+    CHECK(c == NULL);
+    CHECK_STATUS(pool_get_ex(pool, 0, NULL, &c, NULL), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_STATUS(pool_try_get(pool, &c), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_STATUS(pool_new_conn(pool, &c, NULL), POOL_ERR_INVALID_ARG, NULL);
+    CHECK(c == NULL);
+    CHECK_EQ(pool_len(pool), -1);
+    CHECK_EQ(pool_idle_len(pool), -1);
+    pool_stats_t s = {.struct_size = sizeof s};
+    CHECK_STATUS(pool_stats(pool, &s), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_STATUS(pool_close(pool), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_EQ(pool_notify_fd(pool), -1);
+    pool_t *child = NULL;
+    CHECK_STATUS(pool_sticky_new(pool, &child), POOL_ERR_INVALID_ARG, NULL);
+    CHECK(child == NULL);
+    CHECK_STATUS(pool_sticky_reset(pool), POOL_ERR_INVALID_ARG, NULL);
+    pool_free(pool); /* once more: ignored */
+}
+
+/* A pool handle is checked as a conn handle is: after pool_free it is dead, and a second
+ * pool_free or any other call with it is refused, whether or not the pool's memory is
+ * still alive (a conn of it still out) and however long ago. A second pool_free must
+ * above all not give back a checked-out conn's count, which would free the pool under
+ * that conn. */
+static void test_dead_pool_handles(void)
+{
+    section("pool handles: a second pool_free, calls after it and made-up handles are refused");
+    pool_t *pool = new_pool(2);
+    pool_conn_t *c = get_conn(pool);
+    if (c == NULL)
+        return;
+    userdata_t ud = {0};
+    pool_conn_set_userdata(c, &ud, count_free);
+    pool_free(pool);
+    pool_free(pool);
+    check_dead_pool(pool, "conn still out");
+    CHECK(ping_ok(c));
+    /* pool_conn_command reaches the pool through the conn's own reference. */
+    const char *argv[] = {"PING"};
+    pool_reply_t *reply = NULL;
+    CHECK_STATUS(pool_conn_command(c, 1, argv, NULL, &reply, NULL), POOL_OK, NULL);
+    CHECK(reply != NULL && reply->type == POOL_REPLY_STATUS && strcmp(reply->str, "PONG") == 0);
+    pool_reply_free(reply);
+    CHECK_EQ(ud.freed, 0);
+    /* The handle the conn came through still takes it back. */
+    CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
+    CHECK_EQ(ud.freed, 1);
+    CHECK_STATUS(pool_put(pool, c), POOL_ERR_INVALID_ARG, NULL);
+    /* Now nothing keeps the pool: its memory is gone, the handle is still refused. */
+    check_dead_pool(pool, "memory gone");
+
+    /* A new pool may reuse the slot: the old handle still does not reach it. */
+    pool_t *again = new_pool(2);
+    CHECK(again != pool);
+    check_dead_pool(pool, "slot reused");
+    c = get_conn(again);
+    if (c != NULL)
+        CHECK_STATUS(pool_put(again, c), POOL_OK, NULL);
+    CHECK_EQ(pool_idle_len(again), 1);
+    pool_free(again);
+
+    /* Made-up values. */
+    static char not_a_pool[64];
+    check_dead_pool((pool_t *)(void *)not_a_pool, "an address");
+    check_dead_pool((pool_t *)(uintptr_t)0xC000000000123456ull, "made-up bits");
+
+    /* Each pool_cluster_node_pool is a handle of its own, freed once; a second free of
+     * one of them is refused too, and the node pool (the cluster's) stays open for the
+     * other handle. */
+    const char *seeds[] = {redis.addr};
+    pool_cluster_options_t co;
+    pool_cluster_options_init(&co);
+    co.seeds = seeds;
+    co.seeds_len = 1;
+    pool_cluster_t *cluster = NULL;
+    CHECK_STATUS(pool_cluster_new(&co, &cluster, NULL), POOL_OK, NULL);
+    if (cluster == NULL)
+        return;
+    pool_t *node1 = NULL, *node2 = NULL;
+    CHECK_STATUS(pool_cluster_node_pool(cluster, redis.addr, &node1, NULL), POOL_OK, NULL);
+    CHECK_STATUS(pool_cluster_node_pool(cluster, redis.addr, &node2, NULL), POOL_OK, NULL);
+    CHECK(node1 != NULL && node2 != NULL && node1 != node2);
+    if (node1 != NULL && node2 != NULL) {
+        c = get_conn(node1);
+        /* Another handle of the same node pool takes it back. */
+        if (c != NULL)
+            CHECK_STATUS(pool_put(node2, c), POOL_OK, NULL);
+        pool_free(node1);
+        pool_free(node1);
+        check_dead_pool(node1, "node pool handle");
+        c = get_conn(node2);
+        if (c != NULL)
+            CHECK_STATUS(pool_put(node2, c), POOL_OK, NULL);
+        pool_free(node2);
+    }
+    pool_cluster_free(cluster);
+}
+
+/* ---- calls racing with pool_free --------------------------------------------------- */
+
+/* Threads call the pool in a loop while another thread frees it: every call either got in
+ * (and answers as on a closed pool at worst) or is refused as a dead handle; once refused,
+ * always refused. Nothing reads freed memory (valgrind, ASan). */
+#define FREE_RACERS 4
+
+typedef struct {
+    pool_t *pool;
+    int kind;
+    atomic_int *go;
+    int calls, refused, bad;
+} free_race_t;
+
+static void *race_calls(void *p)
+{
+    free_race_t *r = p;
+    while (!atomic_load(r->go)) {
+    }
+    for (;;) {
+        pool_status_t st;
+        pool_conn_t *c = NULL;
+        switch (r->kind) {
+        case 0:
+            st = pool_try_get(r->pool, &c);
+            break;
+        case 1:
+            st = pool_get_ex(r->pool, 0, NULL, &c, NULL);
+            break;
+        case 2: {
+            pool_stats_t s = {.struct_size = sizeof s};
+            st = pool_stats(r->pool, &s);
+            break;
+        }
+        default:
+            st = pool_len(r->pool) >= 0 ? POOL_OK : POOL_ERR_INVALID_ARG;
+            break;
+        }
+        if (c != NULL && pool_put(r->pool, c) != POOL_OK)
+            r->bad++;
+        r->calls++;
+        if (st == POOL_ERR_INVALID_ARG) {
+            r->refused++;
+            if (r->refused >= 3)
+                return NULL;
+        } else if (r->refused > 0) {
+            r->bad++; /* refused, then let in again */
+        } else if (st != POOL_OK && st != POOL_ERR_CLOSED && st != POOL_ERR_WOULD_BLOCK &&
+                   st != POOL_ERR_TIMEOUT) {
+            r->bad++;
+        }
+    }
+}
+
+static void test_calls_racing_free(void)
+{
+    section("calls racing with pool_free get in or are refused");
+    for (int round = 0; round < 20; round++) {
+        pool_t *pool = new_pool(2);
+        pool_conn_t *c = get_conn(pool); /* one conn dialed: try_get has something to find */
+        if (c != NULL)
+            CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
+        atomic_int go = 0;
+        free_race_t r[FREE_RACERS];
+        pthread_t th[FREE_RACERS];
+        for (int i = 0; i < FREE_RACERS; i++) {
+            r[i] = (free_race_t){.pool = pool, .kind = i % 4, .go = &go};
+            if (!CHECK_EQ(pthread_create(&th[i], NULL, race_calls, &r[i]), 0))
+                exit(check_exit_status());
+        }
+        atomic_store(&go, 1);
+        sleep_ms(round % 3); /* free at varying points of the threads' loops */
+        pool_free(pool);
+        for (int i = 0; i < FREE_RACERS; i++) {
+            CHECK_EQ(pthread_join(th[i], NULL), 0);
+            if (!CHECK_EQ(r[i].bad, 0))
+                fprintf(stderr, "  (round %d, racer kind %d)\n", round, r[i].kind);
+            CHECK_EQ(r[i].refused, 3);
+        }
+    }
+}
+
 /* ---- userdata ------------------------------------------------------------- */
 
 static void test_userdata(void)
@@ -998,6 +1538,9 @@ int main(int argc, char **argv)
     test_close();
     test_put_after_free();
     test_parked_count_of_freed_pool();
+    test_free_in_flight();
+    test_dead_pool_handles();
+    test_calls_racing_free();
     test_userdata();
     test_stats_sizes();
     return check_exit_status();
