@@ -296,14 +296,20 @@ impl Conn {
     /// With `ping`, an empty session still makes one round trip (a PING), so a refusal
     /// the server sends on accept (maxclients, NOAUTH) is seen at dial time. The reply
     /// buffers are freed afterwards: an idle conn holds none until a command needs them.
-    pub(crate) fn set_up(&mut self, session: &Session, ping: bool) -> Result<(), HandshakeError> {
+    /// It is all over by `deadline` (the dial's; None = no deadline), whatever the timeouts.
+    pub(crate) fn set_up(
+        &mut self,
+        session: &Session,
+        ping: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), HandshakeError> {
         if session.is_empty() && !ping {
             return Ok(());
         }
         let fd = self.fd();
         let (rt, wt) = self.timeouts();
         let cio = self.s.io.get_or_insert_with(Box::default);
-        let res = session.set_up(fd, &mut cio.parser, &mut cio.out, rt, wt, ping);
+        let res = session.set_up(fd, &mut cio.parser, &mut cio.out, rt, wt, ping, deadline);
         if res.is_ok() && cio.parser.is_clean() {
             self.s.io = None;
         }
@@ -321,6 +327,27 @@ impl Conn {
         let read = (self.s.timeouts_ms[0] > 0)
             .then(|| Duration::from_millis(self.s.timeouts_ms[0].into()));
         self.s.recv_bounded = self.s.sock.set_read_timeout(read).is_ok();
+    }
+
+    /// Runs `f` with the read and write timeouts cut to what is left before `deadline`
+    /// (None: as they are), then puts them back. For the checks a dial makes on its conn.
+    pub(crate) fn within<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&mut Conn) -> R,
+    ) -> R {
+        let Some(deadline) = deadline else {
+            return f(self);
+        };
+        let (rt, wt) = self.timeouts();
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        let cut = |t: Option<Duration>| Some(t.map_or(left, |t| t.min(left)));
+        self.set_timeouts(cut(rt), cut(wt));
+        let res = f(self);
+        self.set_timeouts(rt, wt);
+        res
     }
 
     fn timeouts(&self) -> (Option<Duration>, Option<Duration>) {

@@ -24,10 +24,11 @@ use socket2::Socket;
 use super::cancel::CancelToken;
 use super::clock;
 use super::conn::{Conn, READONLY_REASON};
-use super::dial::Dialer;
+use super::dial::{Dialer, deadline_after};
 use super::error::{Error, Result};
 use super::fork;
 use super::health;
+use super::in_flight::InFlight;
 use super::notify::Notifier;
 use super::options::{Options, Wait};
 use super::pooler::{Pooler, Rejected};
@@ -39,6 +40,9 @@ use crate::redis::HandshakeError;
 use crate::sentinel::{Retire, SentinelState};
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A dial worker with nothing to do for this long ends (the next miss starts another).
+const DIAL_WORKER_IDLE: Duration = Duration::from_secs(2);
 
 /// A get counted in `Stats::pending_requests` while it lives.
 struct Pending<'a>(&'a Counters);
@@ -92,6 +96,10 @@ struct Inner {
     state: Mutex<State>,
     /// Notified on close: interrupts dial backoffs, probes and the reaper.
     closed_cv: Condvar,
+    /// Idle dial workers wait here for jobs (and for close).
+    dial_cv: Condvar,
+    /// The sockets being dialed and set up; `close` shuts them down.
+    in_flight: InFlight,
     closed: AtomicBool,
     counters: Counters,
     next_conn_id: AtomicU64,
@@ -136,8 +144,13 @@ struct State {
     /// Dial jobs queued or running; each holds a turn.
     dials_pending: usize,
     refill_dials: usize,
+    /// Dial jobs for gets and `try_get` misses, oldest first; run before refills.
     dial_queue: VecDeque<DialJob>,
+    /// Refill dials not yet started (a count: a large `min_idle_conns` queues no objects).
+    refills_queued: usize,
+    /// Dial worker threads alive, and those of them waiting for a job on `dial_cv`.
     dial_workers: usize,
+    idle_dial_workers: usize,
     /// Gets queued for a turn, oldest first.
     waiters: VecDeque<Arc<Waiter>>,
     /// Gets waiting for the dial they started.
@@ -554,11 +567,14 @@ impl ConnPool {
                 let _ = w.deliver(Grant::Failed(Error::Closed));
             }
             inner.closed_cv.notify_all();
+            inner.dial_cv.notify_all();
             (
                 std::mem::take(&mut st.idle),
                 std::mem::take(&mut st.deferred_userdata),
             )
         };
+        // Dials in flight end now: their connects and set-up reads are woken.
+        inner.in_flight.close();
         inner.notify.signal();
         drop(idle);
         drop(deferred);
@@ -643,6 +659,8 @@ impl Inner {
                 ..State::default()
             }),
             closed_cv: Condvar::new(),
+            dial_cv: Condvar::new(),
+            in_flight: InFlight::default(),
             closed: AtomicBool::new(closed),
             counters: Counters::default(),
             next_conn_id: AtomicU64::new(next_conn_id),
@@ -993,7 +1011,7 @@ impl Inner {
                 initiator: Some(w.clone()),
                 refill: false,
             });
-            self.spawn_dial_workers(&mut st);
+            self.wake_dial_worker(&mut st);
         }
         let dial_deadline = match wait {
             Wait::For(_) => deadline,
@@ -1091,7 +1109,7 @@ impl Inner {
             initiator: None,
             refill: false,
         });
-        self.spawn_dial_workers(st);
+        self.wake_dial_worker(st);
     }
 
     /// Waits for a grant; on timeout or cancel, withdraws (taking a grant that raced in).
@@ -1174,62 +1192,126 @@ impl Inner {
         if st.closed || st.dial_failures >= self.opts.pool_size {
             return;
         }
+        if !st.waiters.is_empty() {
+            return;
+        }
+        // Counted, not looped: min_idle_conns may be in the millions.
         let size = self.opts.pool_size;
-        let mut started = false;
-        while st.idle.len() + st.refill_dials < min
-            && st.total() + st.dials_pending < size
-            && st.turns_used < size
-            && st.waiters.is_empty()
-        {
-            st.turns_used += 1;
-            st.dials_pending += 1;
-            st.refill_dials += 1;
-            st.dial_queue.push_back(DialJob {
-                initiator: None,
-                refill: true,
-            });
-            started = true;
+        let n = min
+            .saturating_sub(st.idle.len() + st.refill_dials)
+            .min(size.saturating_sub(st.total() + st.dials_pending))
+            .min(size.saturating_sub(st.turns_used));
+        if n == 0 {
+            return;
         }
-        if started {
-            self.spawn_dial_workers(st);
-        }
+        st.turns_used += n;
+        st.dials_pending += n;
+        st.refill_dials += n;
+        st.refills_queued += n;
+        self.wake_dial_worker(st);
     }
 
-    fn spawn_dial_workers(self: &Arc<Self>, st: &mut State) {
-        while st.dial_workers < self.opts.max_concurrent_dials
-            && st.dial_workers < st.dial_queue.len()
-        {
-            let inner = Arc::clone(self);
-            let spawned = thread::Builder::new()
-                .name("redispool-dial".into())
-                .spawn(move || inner.dial_worker());
-            match spawned {
-                Ok(_) => st.dial_workers += 1,
-                Err(e) if st.dial_workers == 0 => {
-                    // No thread will ever run the queued jobs: fail them now.
-                    let err = Error::Internal(format!("cannot start a dial thread: {e}"));
-                    while let Some(job) = st.dial_queue.pop_front() {
-                        self.complete_dial(st, job, Err(err.clone()));
-                    }
-                    return;
-                }
-                Err(_) => return,
+    /// Jobs were queued: an idle dial worker takes them, else a new worker is started while
+    /// fewer than `max_concurrent_dials` run. One at a time: a worker that finds more jobs
+    /// queued behind its own starts the next (`dial_worker`), so a large refill never
+    /// starts a crowd of threads under the pool lock or in `ConnPool::new`.
+    fn wake_dial_worker(self: &Arc<Self>, st: &mut State) {
+        if st.idle_dial_workers > 0 {
+            self.dial_cv.notify_one();
+            return;
+        }
+        if st.dial_workers >= self.opts.max_concurrent_dials {
+            return;
+        }
+        st.dial_workers += 1;
+        if let Err(e) = self.start_dial_worker() {
+            st.dial_workers -= 1;
+            if st.dial_workers == 0 {
+                // No thread will ever run the queued jobs: fail them now.
+                self.fail_queued_dials(st, &e);
             }
         }
     }
 
+    fn start_dial_worker(self: &Arc<Self>) -> std::result::Result<(), Error> {
+        let inner = Arc::clone(self);
+        thread::Builder::new()
+            .name("redispool-dial".into())
+            .spawn(move || inner.dial_worker())
+            .map(|_| ())
+            .map_err(|e| Error::Internal(format!("cannot start a dial thread: {e}")))
+    }
+
+    fn fail_queued_dials(&self, st: &mut State, err: &Error) {
+        while let Some(job) = st.dial_queue.pop_front() {
+            let _ = self.complete_dial(st, job, Err(err.clone()));
+        }
+        // Refills have nobody waiting: their turns go to waiters, or back.
+        let n = std::mem::take(&mut st.refills_queued);
+        st.dials_pending -= n;
+        st.refill_dials -= n;
+        let mut left = n;
+        while left > 0 && !st.closed && !st.waiters.is_empty() {
+            self.release_turn(st);
+            left -= 1;
+        }
+        st.turns_used -= left;
+    }
+
+    /// The next job: dials gets wait for first, then refills.
+    fn next_dial_job(&self, st: &mut State) -> Option<DialJob> {
+        if let Some(job) = st.dial_queue.pop_front() {
+            return Some(job);
+        }
+        if st.refills_queued == 0 {
+            return None;
+        }
+        st.refills_queued -= 1;
+        Some(DialJob {
+            initiator: None,
+            refill: true,
+        })
+    }
+
+    /// A dial worker: runs queued dial jobs one after another, waits for more while idle,
+    /// and ends after `DIAL_WORKER_IDLE` without work or when the pool closes.
     fn dial_worker(self: Arc<Self>) {
         loop {
-            let job = {
+            let (job, start_another) = {
                 let mut st = self.state.lock();
-                match st.dial_queue.pop_front() {
-                    Some(job) => job,
-                    None => {
+                let job = loop {
+                    if let Some(job) = self.next_dial_job(&mut st) {
+                        break job;
+                    }
+                    if st.closed {
                         st.dial_workers -= 1;
                         return;
                     }
+                    st.idle_dial_workers += 1;
+                    let timed_out = self.dial_cv.wait_for(&mut st, DIAL_WORKER_IDLE).timed_out();
+                    st.idle_dial_workers -= 1;
+                    if timed_out && st.dial_queue.is_empty() && st.refills_queued == 0 {
+                        st.dial_workers -= 1;
+                        return;
+                    }
+                };
+                // More jobs behind this one: another worker takes them meanwhile.
+                let more = !st.dial_queue.is_empty() || st.refills_queued > 0;
+                let mut start_another = false;
+                if more && !st.closed {
+                    if st.idle_dial_workers > 0 {
+                        self.dial_cv.notify_one();
+                    } else if st.dial_workers < self.opts.max_concurrent_dials {
+                        st.dial_workers += 1;
+                        start_another = true;
+                    }
                 }
+                (job, start_another)
             };
+            // Started outside the lock: thread creation takes tens of microseconds.
+            if start_another && self.start_dial_worker().is_err() {
+                self.state.lock().dial_workers -= 1;
+            }
             let res = self.dial_conn(true);
             let surplus = {
                 let mut st = self.state.lock();
@@ -1370,21 +1452,36 @@ impl Inner {
     /// its address, so a `retire_all` meanwhile makes it stale.
     fn dial_once(&self, pooled: bool) -> Result<Conn> {
         let epoch = self.epoch.load(Ordering::Acquire);
+        // One deadline for the whole attempt: resolution, connect, set-up, ROLE check.
+        let deadline = deadline_after(self.opts.dial_timeout);
         let sock = match catch_unwind(AssertUnwindSafe(|| {
-            self.opts.dialer.dial(self.opts.dial_timeout)
+            self.opts
+                .dialer
+                .dial_within(deadline, Some(&self.in_flight))
         })) {
             Ok(res) => res?,
             Err(_) => return Err(Error::Internal("the dialer panicked".into())),
         };
         let mut conn = self.wrap(sock, pooled, epoch);
+        // Registered while it is set up, so that closing the pool ends the set-up at once.
+        let Ok(registered) = self.in_flight.register(conn.fd()) else {
+            return Err(Error::Closed);
+        };
         // The default dialer reaches a Redis server: check it accepted the conn. A custom
         // dialer may hand over anything, so an empty session sends nothing there.
         let ping = !matches!(self.opts.dialer, Dialer::Custom(_));
-        match conn.set_up(&self.opts.session, ping) {
-            Ok(()) => match self.opts.dialer.sentinel() {
-                Some(s) => s.verify_master(&mut conn).map(|()| conn),
-                None => Ok(conn),
-            },
+        let res = conn.set_up(&self.opts.session, ping, deadline);
+        let res = match (res, self.opts.dialer.sentinel()) {
+            (Ok(()), Some(s)) => Ok(s.verify_master(&mut conn, deadline)),
+            (res, _) => res.map(Ok),
+        };
+        // Out of the registry before the socket can be closed.
+        drop(registered);
+        if self.in_flight.is_closed() {
+            return Err(Error::Closed);
+        }
+        match res {
+            Ok(checked) => checked.map(|()| conn),
             // Full now, maybe not in a moment: a dial failure (retried, counted), not a
             // refusal of the settings.
             Err(HandshakeError::Refused { text, .. })

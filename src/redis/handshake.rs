@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::os::fd::RawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::io::{self, IoError};
 use super::resp::{Parser, Reply};
@@ -109,7 +109,9 @@ impl Session {
     /// Runs the set-up on a freshly dialed socket: one write, one reply per command. The
     /// first refusal is reported (later steps then fail with NOAUTH and say nothing new).
     /// With nothing to set up, `ping` sends a PING instead, so a server that refuses the
-    /// conn (maxclients, NOAUTH) is seen now, not by the first caller.
+    /// conn (maxclients, NOAUTH) is seen now, not by the first caller. It is all over by
+    /// `deadline` (the dial's), whatever the read and write timeouts (None: no deadline).
+    #[allow(clippy::too_many_arguments)]
     pub fn set_up(
         &self,
         fd: RawFd,
@@ -118,6 +120,7 @@ impl Session {
         read_timeout: Option<Duration>,
         write_timeout: Option<Duration>,
         ping: bool,
+        deadline: Option<Instant>,
     ) -> Result<(), HandshakeError> {
         let mut cmds = self.commands();
         if cmds.is_empty() {
@@ -131,11 +134,19 @@ impl Session {
             .map(|(_, a)| a.iter().map(Vec::as_slice).collect())
             .collect();
         let arg_refs: Vec<&[&[u8]]> = args.iter().map(Vec::as_slice).collect();
-        let replies = io::pipeline(fd, parser, out_buf, &arg_refs, read_timeout, write_timeout)
-            .map_err(|err| HandshakeError::Io {
-                step: cmds[0].0,
-                err,
-            })?;
+        let replies = io::pipeline_by(
+            fd,
+            parser,
+            out_buf,
+            &arg_refs,
+            read_timeout,
+            write_timeout,
+            deadline,
+        )
+        .map_err(|err| HandshakeError::Io {
+            step: cmds[0].0,
+            err,
+        })?;
         for ((step, _), reply) in cmds.iter().zip(replies) {
             if let Reply::Error(text) = reply {
                 return Err(HandshakeError::Refused {

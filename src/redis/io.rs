@@ -67,6 +67,21 @@ impl Deadline {
         })
     }
 
+    /// `after(timeout)`, or `cap` when that comes first (the timeout reported is then the
+    /// time left until `cap`).
+    fn capped(timeout: Option<Duration>, cap: Option<Instant>) -> Option<Self> {
+        let Some(cap) = cap else {
+            return Self::after(timeout);
+        };
+        match Self::after(timeout) {
+            Some(d) if d.at <= cap => Some(d),
+            _ => Some(Deadline {
+                at: cap,
+                timeout: cap.saturating_duration_since(Instant::now()),
+            }),
+        }
+    }
+
     fn passed(deadline: Option<Self>) -> bool {
         deadline.is_some_and(|d| Instant::now() >= d.at)
     }
@@ -101,6 +116,20 @@ pub fn pipeline(
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
 ) -> Result<Vec<Reply>, IoError> {
+    pipeline_by(fd, parser, out_buf, cmds, read_timeout, write_timeout, None)
+}
+
+/// `pipeline`, all over by `cap` whatever the timeouts say (None: no cap). A new conn's
+/// set-up runs this way within its dial's deadline.
+pub fn pipeline_by(
+    fd: RawFd,
+    parser: &mut Parser,
+    out_buf: &mut Vec<u8>,
+    cmds: &[&[&[u8]]],
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    cap: Option<Instant>,
+) -> Result<Vec<Reply>, IoError> {
     if cmds.is_empty() {
         return Ok(Vec::new());
     }
@@ -108,8 +137,8 @@ pub fn pipeline(
     for args in cmds {
         encode_command(out_buf, args);
     }
-    write_until(fd, out_buf, Deadline::after(write_timeout))?;
-    let deadline = Deadline::after(read_timeout);
+    write_until(fd, out_buf, Deadline::capped(write_timeout, cap))?;
+    let deadline = Deadline::capped(read_timeout, cap);
     let mut replies = Vec::with_capacity(cmds.len());
     for i in 0..cmds.len() {
         replies.push(read_until(fd, parser, deadline, i == 0)?);

@@ -2,7 +2,7 @@
 //! messages of a subscription.
 
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
@@ -19,12 +19,13 @@ pub(crate) struct SentinelConn {
 
 impl SentinelConn {
     /// Connects to the sentinel at `addr` and authenticates when configured; `timeout`
-    /// bounds the connect and the AUTH round trip each.
+    /// bounds the two together (name resolution, connect and the AUTH round trip).
     pub(crate) fn connect(
         addr: &str,
         cfg: &SentinelConfig,
         timeout: Duration,
     ) -> Result<SentinelConn, String> {
+        let deadline = Instant::now() + timeout;
         let sock = Dialer::from_addr(addr)
             .and_then(|d| d.dial(Some(timeout)))
             .map_err(|e| e.to_string())?;
@@ -39,7 +40,11 @@ impl SentinelConn {
                 args.push(user.as_bytes());
             }
             args.push(pass.as_bytes());
-            match conn.command(&args, timeout)? {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("sentinel AUTH: timeout".to_string());
+            }
+            match conn.command(&args, left)? {
                 Reply::Status(_) => {}
                 Reply::Error(e) => {
                     return Err(format!(

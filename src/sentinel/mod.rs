@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use socket2::Socket;
 
-use crate::pool::{Conn, Dialer, Error, Result};
+use crate::pool::{Conn, Dialer, Error, InFlight, Result, time_left};
 use crate::redis::resp::Reply;
 
 pub(crate) use client::SentinelConn;
@@ -307,8 +307,15 @@ impl SentinelState {
             let share = (left / (n - k) as u32).max(Duration::from_millis(100).min(left));
             let i = (first + k) % n;
             let addr = &self.cfg.addrs[i];
-            let res = SentinelConn::connect(addr, &self.cfg, share)
-                .and_then(|mut c| c.get_master_addr(&self.cfg.master_name, share));
+            let until = Instant::now() + share;
+            // One share for the connect, the AUTH and the question together.
+            let res = SentinelConn::connect(addr, &self.cfg, share).and_then(|mut c| {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err("timeout".to_string());
+                }
+                c.get_master_addr(&self.cfg.master_name, left)
+            });
             match res {
                 Ok(Some(master)) => {
                     self.preferred.store(i, Ordering::Relaxed);
@@ -352,41 +359,43 @@ impl SentinelState {
     }
 
     /// The dialer of a sentinel pool: dials the cached master, asking the sentinels first
-    /// when none is cached or the cached one is suspect. `timeout` bounds it all (None: each
-    /// sentinel exchange is bounded by the configured sentinel timeout, the connect to the
-    /// master is not).
-    pub fn dial(&self, timeout: Option<Duration>) -> Result<Socket> {
-        let start = Instant::now();
+    /// when none is cached or the cached one is suspect. `deadline` bounds it all (None:
+    /// the sentinels are asked within the configured sentinel timeout, the connect to the
+    /// master is not bounded); closing `in_flight` ends the connect to the master.
+    pub(crate) fn dial_within(
+        &self,
+        deadline: Option<Instant>,
+        in_flight: Option<&InFlight>,
+    ) -> Result<Socket> {
         let cached = if self.suspect.load(Ordering::Relaxed) {
             None
         } else {
             self.master.lock().clone()
         };
+        let out_of_time = |addr: &str| Error::Dial {
+            message: format!(
+                "redis: dial {} at {addr}: dial timeout asking the sentinels",
+                self.target()
+            ),
+            errno: None,
+        };
         let addr = match cached {
             Some(a) => a,
             None => {
-                let a = self.query_master(timeout.unwrap_or(self.cfg.timeout))?;
+                let budget = match time_left(deadline) {
+                    Ok(t) => t.unwrap_or(self.cfg.timeout),
+                    Err(_) => return Err(out_of_time("?")),
+                };
+                let a = self.query_master(budget)?;
                 self.switch_to(&a);
                 a
             }
         };
-        let remaining = match timeout {
-            Some(t) => match t.checked_sub(start.elapsed()) {
-                Some(r) if !r.is_zero() => Some(r),
-                _ => {
-                    return Err(Error::Dial {
-                        message: format!(
-                            "redis: dial {} at {addr}: dial timeout asking the sentinels",
-                            self.target()
-                        ),
-                        errno: None,
-                    });
-                }
-            },
-            None => None,
-        };
+        if time_left(deadline).is_err() {
+            return Err(out_of_time(&addr));
+        }
         Dialer::Tcp(addr.clone())
-            .dial(remaining)
+            .dial_within(deadline, in_flight)
             .map_err(|e| match e {
                 Error::Dial { message, errno } => Error::Dial {
                     message: message.replacen(
@@ -404,14 +413,15 @@ impl SentinelState {
     /// master (a replica, or a master demoted during a failover). A refusal makes the next
     /// dial ask the sentinels again. A server that refuses ROLE itself (an ACL without it)
     /// cannot be checked and is accepted.
-    pub(crate) fn verify_master(&self, conn: &mut Conn) -> Result<()> {
+    /// The ROLE round trip is over by `deadline` (the dial's; None: the conn's timeouts).
+    pub(crate) fn verify_master(&self, conn: &mut Conn, deadline: Option<Instant>) -> Result<()> {
         let peer = conn
             .socket()
             .peer_addr()
             .ok()
             .and_then(|a| a.as_socket())
             .map_or_else(|| "?".to_string(), |a| a.to_string());
-        let role = match conn.command(&[b"ROLE"]) {
+        let role = match conn.within(deadline, |c| c.command(&[b"ROLE"])) {
             Ok(Reply::Array(v)) => match v.first() {
                 Some(Reply::String(r)) | Some(Reply::Status(r)) => r.clone(),
                 _ => b"?".to_vec(),

@@ -1,0 +1,213 @@
+//! Name resolution bounded by a dial's deadline.
+//!
+//! `getaddrinfo` blocks and cannot be cancelled, so a name is resolved on a resolver thread
+//! and the dial stops waiting at its deadline (or when its pool closes); the lookup itself
+//! then finishes, unobserved, on that thread. The resolver threads are shared by every pool
+//! and there are at most `MAX_RESOLVERS` of them, so a slow resolver cannot make threads pile
+//! up: further lookups queue (at most `MAX_QUEUED`, then they fail at once) and a lookup
+//! whose dial gave up while it was queued is skipped. A literal IP address ("10.0.0.1:6379",
+//! "[::1]:6379", the common case) needs no lookup and no thread.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::in_flight::InFlight;
+
+/// Resolver threads running at most, across all pools.
+const MAX_RESOLVERS: usize = 4;
+/// Lookups waiting for a resolver thread at most; beyond, a dial fails at once.
+const MAX_QUEUED: usize = 1024;
+/// An idle resolver thread exits after this long.
+const RESOLVER_IDLE: Duration = Duration::from_secs(2);
+/// A dial waiting for a lookup looks at its pool's closed flag at least this often.
+const CLOSE_CHECK: Duration = Duration::from_millis(50);
+
+type Lookup = io::Result<Vec<SocketAddr>>;
+
+/// Resolves names ending in ".test" (RFC 6761: never resolvable) instead of
+/// `getaddrinfo`, for tests that need a slow or failing resolver.
+pub type TestResolver = dyn Fn(&str) -> Lookup + Send + Sync;
+
+static TEST_RESOLVER: Mutex<Option<Arc<TestResolver>>> = Mutex::new(None);
+
+/// Installs (or, with None, removes) the resolver of ".test" names. For tests only.
+#[doc(hidden)]
+pub fn set_test_resolver(f: Option<Arc<TestResolver>>) {
+    *TEST_RESOLVER.lock() = f;
+}
+
+/// One lookup's result, shared by the dial waiting for it and the resolver thread.
+#[derive(Default)]
+struct Slot {
+    result: Mutex<Option<Lookup>>,
+    done: Condvar,
+}
+
+struct Job {
+    addr: String,
+    slot: Arc<Slot>,
+}
+
+#[derive(Default)]
+struct Resolvers {
+    st: Mutex<ResolverState>,
+    work: Condvar,
+}
+
+#[derive(Default)]
+struct ResolverState {
+    queue: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+fn resolvers() -> &'static Resolvers {
+    static R: OnceLock<Resolvers> = OnceLock::new();
+    R.get_or_init(Resolvers::default)
+}
+
+/// The addresses of "host:port" ("[v6]:port"), looked up by `lookup`-free parsing when the
+/// host is a literal IP address, else on a resolver thread. Gives up at `deadline` and when
+/// `in_flight` closes.
+pub(crate) fn resolve(
+    addr: &str,
+    deadline: Option<Instant>,
+    in_flight: Option<&InFlight>,
+) -> Lookup {
+    if let Ok(sa) = addr.parse::<SocketAddr>() {
+        return Ok(vec![sa]);
+    }
+    if deadline.is_none() && in_flight.is_none() {
+        return lookup(addr);
+    }
+    let slot = Arc::new(Slot::default());
+    submit(Job {
+        addr: addr.to_string(),
+        slot: Arc::clone(&slot),
+    })?;
+    let mut result = slot.result.lock();
+    loop {
+        if let Some(r) = result.take() {
+            return r;
+        }
+        if in_flight.is_some_and(InFlight::is_closed) {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the pool closed during name resolution",
+            ));
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "dial timeout during name resolution",
+            ));
+        }
+        let mut until = now + CLOSE_CHECK;
+        if let Some(d) = deadline {
+            until = until.min(d);
+        }
+        if in_flight.is_none() {
+            until = deadline.unwrap_or(until);
+        }
+        slot.done.wait_until(&mut result, until);
+    }
+}
+
+fn lookup(addr: &str) -> Lookup {
+    if let Some((host, _)) = addr.rsplit_once(':') {
+        if host.ends_with(".test") {
+            let hook = TEST_RESOLVER.lock().clone();
+            if let Some(f) = hook {
+                return f(addr);
+            }
+        }
+    }
+    Ok(addr.to_socket_addrs()?.collect())
+}
+
+fn submit(job: Job) -> io::Result<()> {
+    let r = resolvers();
+    let mut st = r.st.lock();
+    if st.queue.len() >= MAX_QUEUED {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{MAX_QUEUED} name lookups already wait for the resolver threads"),
+        ));
+    }
+    st.queue.push_back(job);
+    if st.idle > 0 {
+        r.work.notify_one();
+    } else if st.threads < MAX_RESOLVERS {
+        let spawned = thread::Builder::new()
+            .name("redispool-resolve".into())
+            .spawn(resolver_loop);
+        match spawned {
+            Ok(_) => st.threads += 1,
+            // Another resolver thread will take the job.
+            Err(_) if st.threads > 0 => {}
+            Err(e) => {
+                st.queue.pop_back();
+                return Err(io::Error::other(format!(
+                    "cannot start a resolver thread: {e}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn resolver_loop() {
+    let r = resolvers();
+    loop {
+        let job = {
+            let mut st = r.st.lock();
+            loop {
+                if let Some(job) = st.queue.pop_front() {
+                    break job;
+                }
+                st.idle += 1;
+                let timed_out = r
+                    .work
+                    .wait_for(&mut st, RESOLVER_IDLE)
+                    .timed_out();
+                st.idle -= 1;
+                if timed_out && st.queue.is_empty() {
+                    st.threads -= 1;
+                    return;
+                }
+            }
+        };
+        // The dial gave up while the job was queued: nobody wants the answer.
+        if Arc::strong_count(&job.slot) == 1 {
+            continue;
+        }
+        let res = lookup(&job.addr);
+        *job.slot.result.lock() = Some(res);
+        job.slot.done.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_literal_address_needs_no_lookup() {
+        let t = Some(Instant::now());
+        assert_eq!(
+            resolve("127.0.0.1:7", t, None).unwrap(),
+            vec!["127.0.0.1:7".parse().unwrap()]
+        );
+        assert_eq!(
+            resolve("[::1]:7", t, None).unwrap(),
+            vec!["[::1]:7".parse().unwrap()]
+        );
+    }
+}
