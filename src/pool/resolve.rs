@@ -11,12 +11,14 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use super::fork;
 use super::in_flight::InFlight;
 
 /// Resolver threads running at most, across all pools.
@@ -54,8 +56,11 @@ struct Job {
     slot: Arc<Slot>,
 }
 
+/// The resolver threads of one process: a forked child makes its own (the parent's
+/// threads do not exist there, and their lock may have been held at fork time).
 #[derive(Default)]
 struct Resolvers {
+    generation: u64,
     st: Mutex<ResolverState>,
     work: Condvar,
 }
@@ -68,13 +73,41 @@ struct ResolverState {
 }
 
 fn resolvers() -> &'static Resolvers {
-    static R: OnceLock<Resolvers> = OnceLock::new();
-    R.get_or_init(Resolvers::default)
+    static CURRENT: AtomicPtr<Resolvers> = AtomicPtr::new(std::ptr::null_mut());
+    let generation = fork::generation();
+    let cur = CURRENT.load(Ordering::Acquire);
+    // SAFETY: a published `Resolvers` is never freed (a replaced one is abandoned).
+    if let Some(r) = unsafe { cur.as_ref() } {
+        if r.generation == generation {
+            return r;
+        }
+    }
+    let fresh = Box::into_raw(Box::new(Resolvers {
+        generation,
+        ..Resolvers::default()
+    }));
+    match CURRENT.compare_exchange(cur, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            if !cur.is_null() {
+                // SAFETY: `cur` came from `Box::into_raw` and is no longer published; in
+                // this (forked) process no thread uses it. Kept, untouched, not freed.
+                fork::abandon(unsafe { Box::from_raw(cur) });
+            }
+            // SAFETY: just published; never freed.
+            unsafe { &*fresh }
+        }
+        Err(now) => {
+            // SAFETY: `fresh` was never published.
+            drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: as above, a published `Resolvers` is never freed.
+            unsafe { &*now }
+        }
+    }
 }
 
-/// The addresses of "host:port" ("[v6]:port"), looked up by `lookup`-free parsing when the
-/// host is a literal IP address, else on a resolver thread. Gives up at `deadline` and when
-/// `in_flight` closes.
+/// The addresses of "host:port" ("[v6]:port"): parsed when the host is a literal IP
+/// address, else looked up on a resolver thread. Gives up at `deadline` and when
+/// `in_flight` closes (None and None: looked up on this thread).
 pub(crate) fn resolve(
     addr: &str,
     deadline: Option<Instant>,
@@ -133,7 +166,7 @@ fn lookup(addr: &str) -> Lookup {
 }
 
 fn submit(job: Job) -> io::Result<()> {
-    let r = resolvers();
+    let r: &'static Resolvers = resolvers();
     let mut st = r.st.lock();
     if st.queue.len() >= MAX_QUEUED {
         return Err(io::Error::new(
@@ -147,7 +180,7 @@ fn submit(job: Job) -> io::Result<()> {
     } else if st.threads < MAX_RESOLVERS {
         let spawned = thread::Builder::new()
             .name("redispool-resolve".into())
-            .spawn(resolver_loop);
+            .spawn(move || resolver_loop(r));
         match spawned {
             Ok(_) => st.threads += 1,
             // Another resolver thread will take the job.
@@ -163,8 +196,7 @@ fn submit(job: Job) -> io::Result<()> {
     Ok(())
 }
 
-fn resolver_loop() {
-    let r = resolvers();
+fn resolver_loop(r: &'static Resolvers) {
     loop {
         let job = {
             let mut st = r.st.lock();
@@ -173,10 +205,7 @@ fn resolver_loop() {
                     break job;
                 }
                 st.idle += 1;
-                let timed_out = r
-                    .work
-                    .wait_for(&mut st, RESOLVER_IDLE)
-                    .timed_out();
+                let timed_out = r.work.wait_for(&mut st, RESOLVER_IDLE).timed_out();
                 st.idle -= 1;
                 if timed_out && st.queue.is_empty() {
                     st.threads -= 1;
