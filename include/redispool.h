@@ -90,6 +90,13 @@
 // address of at most 261 characters and its NUL).
 #define POOL_SENTINEL_ADDR_LEN 272
 
+// `max_concurrent_dials` when 0: dial threads a pool runs at most by default.
+#define DEFAULT_MAX_CONCURRENT_DIALS 64
+
+// The most dial threads a pool runs, whatever `max_concurrent_dials` says: a large
+// `pool_size` or `min_idle_conns` is dialed by this many threads in turn.
+#define MAX_CONCURRENT_DIALS 1024
+
 // The longest bulk string (or bulk error, or verbatim string) accepted: Redis's own
 // `proto-max-bulk-len` default.
 #define MAX_BULK_LEN ((512 * 1024) * 1024)
@@ -124,8 +131,11 @@ typedef struct pool_cancel pool_cancel_t;
 
 // A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 // passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
-// take (0 = unbounded). Called from library dial threads, possibly from several at once:
-// it must be thread-safe. It is the only user code a library thread ever runs.
+// take (0 = unbounded); the session set-up that follows gets what is left of it. The
+// library cannot interrupt this function: it should return within `timeout_ms`, and
+// `pool_free` does not wait for a call still running. Called from library dial threads,
+// possibly from several at once: it must be thread-safe. It is the only user code a
+// library thread ever runs.
 typedef int (*pool_dial_fn)(void *userdata, int64_t timeout_ms, int *fd_out);
 
 // Pool options. Always start with `pool_options_init`, then change fields.
@@ -141,16 +151,25 @@ struct pool_options {
   // false: LIFO idle list (default); true: FIFO.
   bool pool_fifo;
   // Turns: conns checked out plus dials in flight. Default 10 * number of CPUs; 0 = default.
+  // Any value up to INT32_MAX is served: turns are counts, and conns are only made when
+  // asked for (the process's fd limit then bounds them: a dial past it fails with EMFILE).
   int32_t pool_size;
-  // Idle conns kept ready by background dials. Default 0. At most pool_size.
+  // Idle conns kept ready by background dials. Default 0. At most pool_size. Dialed in
+  // the background by at most max_concurrent_dials threads: pool_new never waits for
+  // them, and a get's own dial goes ahead of them.
   int32_t min_idle_conns;
   // Idle conns kept at most; a surplus conn is closed on put. 0 = unlimited.
   int32_t max_idle_conns;
   // 0 = unlimited; reaching it -> POOL_ERR_EXHAUSTED at once.
   int32_t max_active_conns;
-  // Dials running at once. 0 = pool_size.
+  // Dials running at once, each on a library dial thread (reused; one ends after 2 s
+  // without work or when the pool closes). 0 = min(pool_size, 64). Any value is held to
+  // pool_size and to 1024: a pool never runs more than 1024 dial threads.
   int32_t max_concurrent_dials;
-  // Per dial attempt. Default 5000; 0 = none.
+  // Bounds one dial attempt as a whole: name resolution, connect, the session set-up
+  // (whatever read_timeout_ms and write_timeout_ms say, 0 included) and, for a sentinel
+  // pool, the ROLE check. Default 5000; 0 = none. Closing the pool ends the attempts in
+  // flight at once (a custom dialer's call excepted).
   int64_t dial_timeout_ms;
   // Wait for a turn (and a dial). Default 6000; 0 = do not wait; -1 = wait forever.
   int64_t pool_timeout_ms;
@@ -177,7 +196,8 @@ struct pool_options {
   // 2 (default; 0 also means 2) or 3: every new conn sends HELLO 3 and speaks RESP3.
   int32_t protocol;
   // Bounds one reply read by pool_conn_command, the session set-up and the PING check.
-  // Default 5000; 0 or -1 = none.
+  // Default 5000; 0 or -1 = none (the set-up of a new conn is still bounded by
+  // dial_timeout_ms).
   int64_t read_timeout_ms;
   // Bounds one command write, as read_timeout_ms. Default 5000; 0 or -1 = none.
   int64_t write_timeout_ms;
