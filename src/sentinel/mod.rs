@@ -528,6 +528,40 @@ mod tests {
         assert!(parse_master_addr_reply(&Reply::Error(b"ERR nope".to_vec())).is_err());
     }
 
+    /// A sentinel that answers AUTH late and then never answers: asking it takes the
+    /// budget, not the budget again for each step (before: AUTH, then the question with a
+    /// fresh share, 1.8 s for a 1 s budget).
+    #[test]
+    fn query_master_keeps_to_its_budget_when_a_sentinel_answers_late() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf);
+            // A slow sentinel: AUTH answered after 800 ms.
+            std::thread::sleep(Duration::from_millis(800));
+            let _ = s.write_all(b"+OK\r\n");
+            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        let cfg = SentinelConfig {
+            password: Some("pw".into()),
+            ..SentinelConfig::new("m", vec![addr])
+        };
+        let state = SentinelState::new(cfg).unwrap();
+        let start = Instant::now();
+        let res = state.query_master(Duration::from_secs(1));
+        let took = start.elapsed();
+        assert!(res.is_err(), "{res:?}");
+        assert!(
+            took < Duration::from_millis(1500),
+            "a 1 s budget took {took:?}"
+        );
+        drop(state);
+        server.join().unwrap();
+    }
+
     #[test]
     fn config_validation_names_the_field() {
         let ok = SentinelConfig::new("m", vec!["127.0.0.1:26379".into()]);
