@@ -562,6 +562,53 @@ mod tests {
         server.join().unwrap();
     }
 
+    /// A master that answers the set-up's PING and never ROLE: with no read timeout the
+    /// dial still ends at dial_timeout (before: the ROLE read waited forever).
+    #[test]
+    fn the_role_check_is_bounded_by_the_dial_timeout() {
+        use crate::pool::{ConnPool, Options, Wait};
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let master = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 256];
+                    if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                        let _ = s.write_all(b"+PONG\r\n");
+                    }
+                    while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                });
+            }
+        });
+        // No sentinel listens there: the cached master is dialed directly.
+        let state =
+            SentinelState::new(SentinelConfig::new("m", vec!["127.0.0.1:1".into()])).unwrap();
+        state.switch_to(&master);
+        let mut opts = Options::new(Dialer::Sentinel(Arc::new(state)));
+        opts.pool_size = 1;
+        opts.dial_timeout = Some(Duration::from_millis(300));
+        opts.read_timeout = None;
+        opts.write_timeout = None;
+        opts.dialer_retries = 1;
+        opts.pool_timeout = Wait::Forever;
+        let pool = ConnPool::new(opts).unwrap();
+        let p = pool.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let start = Instant::now();
+        std::thread::spawn(move || tx.send(p.get().map(|_| ())));
+        let res = rx.recv_timeout(Duration::from_secs(5));
+        let took = start.elapsed();
+        pool.close().unwrap();
+        let res = res.expect("the get returned within 5 s");
+        assert!(
+            matches!(&res, Err(Error::Dial { message, .. }) if message.contains("ROLE")),
+            "{res:?}"
+        );
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+    }
+
     #[test]
     fn config_validation_names_the_field() {
         let ok = SentinelConfig::new("m", vec!["127.0.0.1:26379".into()]);
