@@ -14,11 +14,11 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Mutex, MutexGuard};
 use socket2::Socket;
 
 use super::cancel::CancelToken;
@@ -94,10 +94,16 @@ struct Inner {
     /// With leak detection on: checked-out conn id -> when it was handed out.
     leaks: Option<Mutex<HashMap<u64, Instant>>>,
     state: Mutex<State>,
-    /// Notified on close: interrupts dial backoffs, probes and the reaper.
-    closed_cv: Condvar,
-    /// Idle dial workers wait here for jobs (and for close).
-    dial_cv: Condvar,
+    /// Idle dial workers wait here for jobs (and for close): `dial_seq` is bumped, under
+    /// `state`, at each wake-up. Dial backoffs, the probe and the reaper sleep on
+    /// `closed_cv` under the same lock. std's futex condvar, not parking_lot's: parking_lot keeps
+    /// parked threads in a process-wide table, and a worker parked there at fork() corrupts
+    /// it in the child (whose new threads reuse the dead thread's stack), which then hangs
+    /// in its first park or unpark.
+    dial_seq: std::sync::Mutex<u64>,
+    dial_cv: std::sync::Condvar,
+    /// Notified (with `dial_seq` locked) on close.
+    closed_cv: std::sync::Condvar,
     /// The sockets being dialed and set up; `close` shuts them down.
     in_flight: InFlight,
     closed: AtomicBool,
@@ -566,8 +572,8 @@ impl ConnPool {
             for w in st.waiters.drain(..).chain(st.dial_waiters.drain(..)) {
                 let _ = w.deliver(Grant::Failed(Error::Closed));
             }
+            inner.wake_dial_workers(true);
             inner.closed_cv.notify_all();
-            inner.dial_cv.notify_all();
             (
                 std::mem::take(&mut st.idle),
                 std::mem::take(&mut st.deferred_userdata),
@@ -658,8 +664,9 @@ impl Inner {
                 closed,
                 ..State::default()
             }),
-            closed_cv: Condvar::new(),
-            dial_cv: Condvar::new(),
+            dial_seq: std::sync::Mutex::new(0),
+            dial_cv: std::sync::Condvar::new(),
+            closed_cv: std::sync::Condvar::new(),
             in_flight: InFlight::default(),
             closed: AtomicBool::new(closed),
             counters: Counters::default(),
@@ -1217,7 +1224,7 @@ impl Inner {
     /// starts a crowd of threads under the pool lock or in `ConnPool::new`.
     fn wake_dial_worker(self: &Arc<Self>, st: &mut State) {
         if st.idle_dial_workers > 0 {
-            self.dial_cv.notify_one();
+            self.wake_dial_workers(false);
             return;
         }
         if st.dial_workers >= self.opts.max_concurrent_dials {
@@ -1231,6 +1238,30 @@ impl Inner {
                 self.fail_queued_dials(st, &e);
             }
         }
+    }
+
+    /// Wakes one idle dial worker, or all. Call under `state`.
+    fn wake_dial_workers(&self, all: bool) {
+        *self.dial_seq.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        if all {
+            self.dial_cv.notify_all();
+        } else {
+            self.dial_cv.notify_one();
+        }
+    }
+
+    /// An idle worker's wait: until woken or `DIAL_WORKER_IDLE` passed (true), with `state`
+    /// released meanwhile. A wake-up given after `st` was locked is never missed.
+    fn wait_for_dial_job(&self, st: &mut MutexGuard<'_, State>) -> bool {
+        let seen = *self.dial_seq.lock().unwrap_or_else(PoisonError::into_inner);
+        MutexGuard::unlocked(st, || {
+            let seq = self.dial_seq.lock().unwrap_or_else(PoisonError::into_inner);
+            let (_seq, res) = self
+                .dial_cv
+                .wait_timeout_while(seq, DIAL_WORKER_IDLE, |now| *now == seen)
+                .unwrap_or_else(PoisonError::into_inner);
+            res.timed_out()
+        })
     }
 
     fn start_dial_worker(self: &Arc<Self>) -> std::result::Result<(), Error> {
@@ -1288,7 +1319,7 @@ impl Inner {
                         return;
                     }
                     st.idle_dial_workers += 1;
-                    let timed_out = self.dial_cv.wait_for(&mut st, DIAL_WORKER_IDLE).timed_out();
+                    let timed_out = self.wait_for_dial_job(&mut st);
                     st.idle_dial_workers -= 1;
                     if timed_out && st.dial_queue.is_empty() && st.refills_queued == 0 {
                         st.dial_workers -= 1;
@@ -1300,7 +1331,7 @@ impl Inner {
                 let mut start_another = false;
                 if more && !st.closed {
                     if st.idle_dial_workers > 0 {
-                        self.dial_cv.notify_one();
+                        self.wake_dial_workers(false);
                     } else if st.dial_workers < self.opts.max_concurrent_dials {
                         st.dial_workers += 1;
                         start_another = true;
@@ -1543,13 +1574,24 @@ impl Inner {
         z ^ (z >> 31)
     }
 
+    /// Sleeps `d`, or less when the pool closes (dial backoffs, the probe, the reaper).
+    /// Waits on a std condvar rather than a parking_lot one (see `dial_seq`).
     fn sleep_unless_closed(&self, d: Duration) {
         let Some(until) = Instant::now().checked_add(d) else {
             return;
         };
-        let mut st = self.state.lock();
-        while !st.closed && Instant::now() < until {
-            self.closed_cv.wait_until(&mut st, until);
+        let mut seq = self.dial_seq.lock().unwrap_or_else(PoisonError::into_inner);
+        // `closed` is set before close bumps `dial_seq` under its lock: never missed.
+        while !self.closed.load(Ordering::Acquire) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            seq = self
+                .closed_cv
+                .wait_timeout(seq, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 

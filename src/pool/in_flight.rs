@@ -9,9 +9,10 @@
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use parking_lot::Mutex;
-
+/// std's lock, not parking_lot's, as everything a library thread may be blocked on at
+/// fork() (see `ConnPool`'s `dial_cv`).
 #[derive(Default)]
 pub(crate) struct InFlight {
     fds: Mutex<Vec<RawFd>>,
@@ -30,9 +31,13 @@ pub(crate) struct Registration<'a> {
 pub(crate) struct Closed;
 
 impl InFlight {
+    fn fds(&self) -> MutexGuard<'_, Vec<RawFd>> {
+        self.fds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Registers `fd` until the returned guard is dropped; fails once `close` ran.
     pub(crate) fn register(&self, fd: RawFd) -> Result<Registration<'_>, Closed> {
-        let mut fds = self.fds.lock();
+        let mut fds = self.fds();
         if self.closed.load(Ordering::Relaxed) {
             return Err(Closed);
         }
@@ -46,7 +51,7 @@ impl InFlight {
 
     /// Ends every registered dial and refuses new registrations.
     pub(crate) fn close(&self) {
-        let fds = self.fds.lock();
+        let fds = self.fds();
         self.closed.store(true, Ordering::Release);
         for &fd in fds.iter() {
             // SAFETY: `fd` is open: its owner takes it out of `fds` (under this lock, held
@@ -58,7 +63,7 @@ impl InFlight {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        let mut fds = self.reg.fds.lock();
+        let mut fds = self.reg.fds();
         if let Some(i) = fds.iter().rposition(|&f| f == self.fd) {
             fds.swap_remove(i);
         }
@@ -83,7 +88,7 @@ mod tests {
             assert_eq!(reader.join().unwrap(), 0, "shutdown reads as EOF");
         });
         drop(r);
-        assert!(reg.fds.lock().is_empty());
+        assert!(reg.fds().is_empty());
         let (other, _p) = UnixStream::pair().unwrap();
         assert!(reg.register(other.as_raw_fd()).is_err());
         assert!(reg.is_closed());

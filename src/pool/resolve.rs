@@ -7,16 +7,17 @@
 //! up: further lookups queue (at most `MAX_QUEUED`, then they fail at once) and a lookup
 //! whose dial gave up while it was queued is skipped. A literal IP address ("10.0.0.1:6379",
 //! "[::1]:6379", the common case) needs no lookup and no thread.
+//!
+//! The locks and condvars are std's (futex-based), not parking_lot's: a thread parked in
+//! parking_lot's process-wide table at fork() corrupts it in the child.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex};
 
 use super::fork;
 use super::in_flight::InFlight;
@@ -41,7 +42,7 @@ static TEST_RESOLVER: Mutex<Option<Arc<TestResolver>>> = Mutex::new(None);
 /// Installs (or, with None, removes) the resolver of ".test" names. For tests only.
 #[doc(hidden)]
 pub fn set_test_resolver(f: Option<Arc<TestResolver>>) {
-    *TEST_RESOLVER.lock() = f;
+    *lock(&TEST_RESOLVER) = f;
 }
 
 /// One lookup's result, shared by the dial waiting for it and the resolver thread.
@@ -124,7 +125,7 @@ pub(crate) fn resolve(
         addr: addr.to_string(),
         slot: Arc::clone(&slot),
     })?;
-    let mut result = slot.result.lock();
+    let mut result = lock(&slot.result);
     loop {
         if let Some(r) = result.take() {
             return r;
@@ -149,14 +150,24 @@ pub(crate) fn resolve(
         if in_flight.is_none() {
             until = deadline.unwrap_or(until);
         }
-        slot.done.wait_until(&mut result, until);
+        let wait = until.saturating_duration_since(Instant::now());
+        result = slot
+            .done
+            .wait_timeout(result, wait)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
+}
+
+/// A panic while a lock was held (a test resolver's) leaves nothing half-done here.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn lookup(addr: &str) -> Lookup {
     if let Some((host, _)) = addr.rsplit_once(':') {
         if host.ends_with(".test") {
-            let hook = TEST_RESOLVER.lock().clone();
+            let hook = lock(&TEST_RESOLVER).clone();
             if let Some(f) = hook {
                 return f(addr);
             }
@@ -167,7 +178,7 @@ fn lookup(addr: &str) -> Lookup {
 
 fn submit(job: Job) -> io::Result<()> {
     let r: &'static Resolvers = resolvers();
-    let mut st = r.st.lock();
+    let mut st = lock(&r.st);
     if st.queue.len() >= MAX_QUEUED {
         return Err(io::Error::new(
             io::ErrorKind::WouldBlock,
@@ -199,13 +210,18 @@ fn submit(job: Job) -> io::Result<()> {
 fn resolver_loop(r: &'static Resolvers) {
     loop {
         let job = {
-            let mut st = r.st.lock();
+            let mut st = lock(&r.st);
             loop {
                 if let Some(job) = st.queue.pop_front() {
                     break job;
                 }
                 st.idle += 1;
-                let timed_out = r.work.wait_for(&mut st, RESOLVER_IDLE).timed_out();
+                let (back, res) = r
+                    .work
+                    .wait_timeout(st, RESOLVER_IDLE)
+                    .unwrap_or_else(PoisonError::into_inner);
+                st = back;
+                let timed_out = res.timed_out();
                 st.idle -= 1;
                 if timed_out && st.queue.is_empty() {
                     st.threads -= 1;
@@ -218,7 +234,7 @@ fn resolver_loop(r: &'static Resolvers) {
             continue;
         }
         let res = lookup(&job.addr);
-        *job.slot.result.lock() = Some(res);
+        *lock(&job.slot.result) = Some(res);
         job.slot.done.notify_all();
     }
 }
