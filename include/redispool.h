@@ -717,8 +717,10 @@ void pool_options_init(pool_options_t *opts);
 
 // Creates a connection pool from `*opts` (strings in it are copied). On success stores
 // the pool in `*pool_out`; release it with `pool_free`. Starts background dials when
-// `min_idle_conns > 0` and a reaper thread when `reaper_interval_ms > 0`; never waits for
-// a dial itself. Invalid options -> POOL_ERR_INVALID_ARG naming the field.
+// `min_idle_conns > 0` (on one dial thread; more start as it finds work, up to
+// max_concurrent_dials) and a reaper thread when `reaper_interval_ms > 0`; never waits for
+// a dial itself, whatever the sizes. Invalid options -> POOL_ERR_INVALID_ARG naming the
+// field.
 // Any thread.
 pool_status_t pool_new(const pool_options_t *opts, pool_t **pool_out, pool_error_t *err_out);
 
@@ -821,7 +823,8 @@ pool_status_t pool_remove(pool_t *pool, pool_conn_t *conn, const char *reason);
 
 // NewConn: dials a conn outside the pool's turns and idle list (it obeys max_active_conns
 // and counts in pool_len). Blocks for the dial (dial_timeout_ms per attempt, with
-// retries) on the calling thread. Release it with pool_close_conn. Any thread.
+// retries) on the calling thread; pool_close ends it at once (POOL_ERR_CLOSED). Release
+// it with pool_close_conn. Any thread.
 pool_status_t pool_new_conn(pool_t *pool, pool_conn_t **conn_out, pool_error_t *err_out);
 
 // CloseConn: closes a conn from pool_new_conn and consumes it. Given a conn from pool_get
@@ -843,12 +846,16 @@ pool_status_t pool_stats(const pool_t *pool, pool_stats_t *stats_out);
 
 // Close: closes idle conns, wakes every waiter with POOL_ERR_CLOSED, fails later gets
 // with POOL_ERR_CLOSED. Conns still checked out are closed when they are put or removed.
-// A second call returns POOL_ERR_CLOSED. Does not wait for dials in flight. A cluster's
+// A second call returns POOL_ERR_CLOSED. Does not wait for dials in flight, but ends them:
+// their sockets are shut down, so a connect or a session set-up returns at once (a
+// custom pool_dial_fn call runs to its end), and the dial threads exit. A cluster's
 // node pool (pool_cluster_node_pool) is closed by pool_cluster_close only: here it gives
 // POOL_ERR_INVALID_ARG. Any thread.
 pool_status_t pool_close(pool_t *pool);
 
 // Free: closes the pool if needed and gives the caller's handle back. NULL is fine.
+// Closing ends the pool's dials in flight (their sockets are shut down; a custom
+// pool_dial_fn call still running is not waited for) and its idle dial threads.
 // Afterwards the only valid uses of `pool` are pool_put / pool_remove / pool_close_conn of
 // conns still checked out from it: its memory lives until the last of them is back.
 // Never blocks. Call it once. For a cluster's node pool (pool_cluster_node_pool) it only
