@@ -373,3 +373,82 @@ fn dial_timeout_bounds_a_slow_name_resolution() {
     assert!(took < Duration::from_secs(2), "3 attempts took {took:?}");
     assert!(resolvers <= 4, "{resolvers} resolver threads");
 }
+
+/// Sizes far beyond what a process can hold are served within their bounds: a pool of a
+/// million conns that must keep a million idle is made at once, dials on at most 64
+/// threads, answers a get within its pool_timeout (here with the dial error: every dial
+/// fails), and closes at once, its million queued dials dropped rather than run.
+#[test]
+fn a_million_min_idle_conns_are_served_within_bounds() {
+    let _s = serial();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let mut opts = Options::new(Dialer::Custom(Arc::new(move |_| {
+        c.fetch_add(1, Ordering::AcqRel);
+        Err(std::io::Error::from_raw_os_error(libc::ECONNREFUSED))
+    })));
+    opts.pool_size = 1_000_000;
+    opts.min_idle_conns = 1_000_000;
+    opts.dialer_retries = 1;
+    opts.pool_timeout = Wait::For(Duration::from_secs(3));
+    let start = Instant::now();
+    let pool = ConnPool::new(opts).expect("pool");
+    let new_took = start.elapsed();
+    assert_eq!(
+        pool.options().max_concurrent_dials,
+        DEFAULT_MAX_CONCURRENT_DIALS
+    );
+    let start = Instant::now();
+    let got = pool.get();
+    let get_took = start.elapsed();
+    let threads = dial_threads();
+    let start = Instant::now();
+    pool.close().expect("close");
+    // Only the dials running at close are left, not the queued ones.
+    let left_at_close = pool.stats().dials_in_progress as usize;
+    let gone = poll_until(SETTLE, || dial_threads() == 0);
+    let close_took = start.elapsed();
+    eprintln!(
+        "pool_size = min_idle_conns = 1e6, every dial refused: ConnPool::new {new_took:?}, \
+         get {get_took:?} ({:?}), {threads} dial threads, {} dials made, close + threads \
+         gone {close_took:?}",
+        got.as_ref().map(|_| ()),
+        calls.load(Ordering::Acquire)
+    );
+    assert!(
+        new_took < Duration::from_millis(500),
+        "new took {new_took:?}"
+    );
+    assert!(matches!(got, Err(Error::Dial { .. })), "{got:?}");
+    assert!(get_took < Duration::from_secs(3), "get took {get_took:?}");
+    assert!(
+        threads <= DEFAULT_MAX_CONCURRENT_DIALS,
+        "{threads} dial threads"
+    );
+    assert!(
+        left_at_close <= DEFAULT_MAX_CONCURRENT_DIALS,
+        "{left_at_close} dials still pending after close"
+    );
+    assert!(gone, "{} dial threads left after close", dial_threads());
+    assert_eq!(pool.stats().dials_in_progress, 0);
+}
+
+#[test]
+fn max_concurrent_dials_is_held_to_its_bounds() {
+    let opts = |size: usize, dials: usize| {
+        let mut o = Options::new(Dialer::from_addr("127.0.0.1:1").unwrap());
+        o.pool_size = size;
+        o.max_concurrent_dials = dials;
+        ConnPool::new(o)
+            .expect("pool")
+            .options()
+            .max_concurrent_dials
+    };
+    assert_eq!(opts(10, 0), 10);
+    assert_eq!(opts(1_000, 0), DEFAULT_MAX_CONCURRENT_DIALS);
+    assert_eq!(opts(10, 500), 10);
+    assert_eq!(
+        opts(100_000, 100_000),
+        redispool::pool::MAX_CONCURRENT_DIALS
+    );
+}

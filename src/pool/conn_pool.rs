@@ -572,6 +572,9 @@ impl ConnPool {
             for w in st.waiters.drain(..).chain(st.dial_waiters.drain(..)) {
                 let _ = w.deliver(Grant::Failed(Error::Closed));
             }
+            // Dials not started never start: a large refill is dropped at once, not
+            // drained one job at a time by the workers.
+            inner.fail_queued_dials(st, &Error::Closed);
             inner.wake_dial_workers(true);
             inner.closed_cv.notify_all();
             (
