@@ -162,8 +162,8 @@ struct pool_options {
   int32_t max_idle_conns;
   // 0 = unlimited; reaching it -> POOL_ERR_EXHAUSTED at once.
   int32_t max_active_conns;
-  // Dials running at once, each on a library dial thread (reused; one ends after 2 s
-  // without work or when the pool closes). 0 = min(pool_size, 64). Any value is held to
+  // Dials running at once, each on a library dial thread (which runs queued dials one
+  // after another and ends when none is left). 0 = min(pool_size, 64). Any value is held to
   // pool_size and to 1024: a pool never runs more than 1024 dial threads.
   int32_t max_concurrent_dials;
   // Bounds one dial attempt as a whole: name resolution, connect, the session set-up
@@ -855,7 +855,7 @@ pool_status_t pool_close(pool_t *pool);
 
 // Free: closes the pool if needed and gives the caller's handle back. NULL is fine.
 // Closing ends the pool's dials in flight (their sockets are shut down; a custom
-// pool_dial_fn call still running is not waited for) and its idle dial threads.
+// pool_dial_fn call still running is not waited for), so its dial threads end.
 // Afterwards the only valid uses of `pool` are pool_put / pool_remove / pool_close_conn of
 // conns still checked out from it: its memory lives until the last of them is back.
 // Never blocks. Call it once. For a cluster's node pool (pool_cluster_node_pool) it only

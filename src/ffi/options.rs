@@ -45,8 +45,8 @@ pub struct pool_options {
     pub max_idle_conns: i32,
     /// 0 = unlimited; reaching it -> POOL_ERR_EXHAUSTED at once.
     pub max_active_conns: i32,
-    /// Dials running at once, each on a library dial thread (reused; one ends after 2 s
-    /// without work or when the pool closes). 0 = min(pool_size, 64). Any value is held to
+    /// Dials running at once, each on a library dial thread (which runs queued dials one
+    /// after another and ends when none is left). 0 = min(pool_size, 64). Any value is held to
     /// pool_size and to 1024: a pool never runs more than 1024 dial threads.
     pub max_concurrent_dials: i32,
     /// Bounds one dial attempt as a whole: name resolution, connect, the session set-up

@@ -749,7 +749,7 @@ pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
 
 /// Free: closes the pool if needed and gives the caller's handle back. NULL is fine.
 /// Closing ends the pool's dials in flight (their sockets are shut down; a custom
-/// pool_dial_fn call still running is not waited for) and its idle dial threads.
+/// pool_dial_fn call still running is not waited for), so its dial threads end.
 /// Afterwards the only valid uses of `pool` are pool_put / pool_remove / pool_close_conn of
 /// conns still checked out from it: its memory lives until the last of them is back.
 /// Never blocks. Call it once. For a cluster's node pool (pool_cluster_node_pool) it only

@@ -18,7 +18,7 @@ use std::sync::{Arc, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 use socket2::Socket;
 
 use super::cancel::CancelToken;
@@ -40,9 +40,6 @@ use crate::redis::HandshakeError;
 use crate::sentinel::{Retire, SentinelState};
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A dial worker with nothing to do for this long ends (the next miss starts another).
-const DIAL_WORKER_IDLE: Duration = Duration::from_secs(2);
 
 /// A get counted in `Stats::pending_requests` while it lives.
 struct Pending<'a>(&'a Counters);
@@ -94,15 +91,12 @@ struct Inner {
     /// With leak detection on: checked-out conn id -> when it was handed out.
     leaks: Option<Mutex<HashMap<u64, Instant>>>,
     state: Mutex<State>,
-    /// Idle dial workers wait here for jobs (and for close): `dial_seq` is bumped, under
-    /// `state`, at each wake-up. Dial backoffs, the probe and the reaper sleep on
-    /// `closed_cv` under the same lock. std's futex condvar, not parking_lot's: parking_lot keeps
-    /// parked threads in a process-wide table, and a worker parked there at fork() corrupts
-    /// it in the child (whose new threads reuse the dead thread's stack), which then hangs
-    /// in its first park or unpark.
-    dial_seq: std::sync::Mutex<u64>,
-    dial_cv: std::sync::Condvar,
-    /// Notified (with `dial_seq` locked) on close.
+    /// Dial backoffs, the probe and the reaper sleep on `closed_cv` (with `sleep_lock`),
+    /// which close notifies. std's futex condvar, not parking_lot's: parking_lot keeps
+    /// parked threads in a process-wide table, and a thread parked there at fork()
+    /// corrupts it in the child (whose new threads reuse the dead thread's stack), which
+    /// then hangs in its first park or unpark.
+    sleep_lock: std::sync::Mutex<()>,
     closed_cv: std::sync::Condvar,
     /// The sockets being dialed and set up; `close` shuts them down.
     in_flight: InFlight,
@@ -154,9 +148,8 @@ struct State {
     dial_queue: VecDeque<DialJob>,
     /// Refill dials not yet started (a count: a large `min_idle_conns` queues no objects).
     refills_queued: usize,
-    /// Dial worker threads alive, and those of them waiting for a job on `dial_cv`.
+    /// Dial worker threads alive.
     dial_workers: usize,
-    idle_dial_workers: usize,
     /// Gets queued for a turn, oldest first.
     waiters: VecDeque<Arc<Waiter>>,
     /// Gets waiting for the dial they started.
@@ -575,7 +568,13 @@ impl ConnPool {
             // Dials not started never start: a large refill is dropped at once, not
             // drained one job at a time by the workers.
             inner.fail_queued_dials(st, &Error::Closed);
-            inner.wake_dial_workers(true);
+            // `closed` is set: a sleeper checks it under `sleep_lock`, so none misses this.
+            drop(
+                inner
+                    .sleep_lock
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
             inner.closed_cv.notify_all();
             (
                 std::mem::take(&mut st.idle),
@@ -667,8 +666,7 @@ impl Inner {
                 closed,
                 ..State::default()
             }),
-            dial_seq: std::sync::Mutex::new(0),
-            dial_cv: std::sync::Condvar::new(),
+            sleep_lock: std::sync::Mutex::new(()),
             closed_cv: std::sync::Condvar::new(),
             in_flight: InFlight::default(),
             closed: AtomicBool::new(closed),
@@ -1221,15 +1219,11 @@ impl Inner {
         self.wake_dial_worker(st);
     }
 
-    /// Jobs were queued: an idle dial worker takes them, else a new worker is started while
-    /// fewer than `max_concurrent_dials` run. One at a time: a worker that finds more jobs
-    /// queued behind its own starts the next (`dial_worker`), so a large refill never
+    /// Jobs were queued: a new worker is started while fewer than `max_concurrent_dials`
+    /// run (else a running one takes them next). One at a time: a worker that finds more
+    /// jobs queued behind its own starts the next (`dial_worker`), so a large refill never
     /// starts a crowd of threads under the pool lock or in `ConnPool::new`.
     fn wake_dial_worker(self: &Arc<Self>, st: &mut State) {
-        if st.idle_dial_workers > 0 {
-            self.wake_dial_workers(false);
-            return;
-        }
         if st.dial_workers >= self.opts.max_concurrent_dials {
             return;
         }
@@ -1241,30 +1235,6 @@ impl Inner {
                 self.fail_queued_dials(st, &e);
             }
         }
-    }
-
-    /// Wakes one idle dial worker, or all. Call under `state`.
-    fn wake_dial_workers(&self, all: bool) {
-        *self.dial_seq.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        if all {
-            self.dial_cv.notify_all();
-        } else {
-            self.dial_cv.notify_one();
-        }
-    }
-
-    /// An idle worker's wait: until woken or `DIAL_WORKER_IDLE` passed (true), with `state`
-    /// released meanwhile. A wake-up given after `st` was locked is never missed.
-    fn wait_for_dial_job(&self, st: &mut MutexGuard<'_, State>) -> bool {
-        let seen = *self.dial_seq.lock().unwrap_or_else(PoisonError::into_inner);
-        MutexGuard::unlocked(st, || {
-            let seq = self.dial_seq.lock().unwrap_or_else(PoisonError::into_inner);
-            let (_seq, res) = self
-                .dial_cv
-                .wait_timeout_while(seq, DIAL_WORKER_IDLE, |now| *now == seen)
-                .unwrap_or_else(PoisonError::into_inner);
-            res.timed_out()
-        })
     }
 
     fn start_dial_worker(self: &Arc<Self>) -> std::result::Result<(), Error> {
@@ -1307,38 +1277,24 @@ impl Inner {
         })
     }
 
-    /// A dial worker: runs queued dial jobs one after another, waits for more while idle,
-    /// and ends after `DIAL_WORKER_IDLE` without work or when the pool closes.
+    /// A dial worker: runs queued dial jobs one after another and ends when none is left.
+    /// It does not linger for more: a thread alive at fork() leaves its memory unreachable
+    /// in the child (valgrind reports it lost there), and one start per burst of misses
+    /// costs little next to the dials.
     fn dial_worker(self: Arc<Self>) {
         loop {
             let (job, start_another) = {
                 let mut st = self.state.lock();
-                let job = loop {
-                    if let Some(job) = self.next_dial_job(&mut st) {
-                        break job;
-                    }
-                    if st.closed {
-                        st.dial_workers -= 1;
-                        return;
-                    }
-                    st.idle_dial_workers += 1;
-                    let timed_out = self.wait_for_dial_job(&mut st);
-                    st.idle_dial_workers -= 1;
-                    if timed_out && st.dial_queue.is_empty() && st.refills_queued == 0 {
-                        st.dial_workers -= 1;
-                        return;
-                    }
+                let Some(job) = self.next_dial_job(&mut st) else {
+                    st.dial_workers -= 1;
+                    return;
                 };
                 // More jobs behind this one: another worker takes them meanwhile.
                 let more = !st.dial_queue.is_empty() || st.refills_queued > 0;
-                let mut start_another = false;
-                if more && !st.closed {
-                    if st.idle_dial_workers > 0 {
-                        self.wake_dial_workers(false);
-                    } else if st.dial_workers < self.opts.max_concurrent_dials {
-                        st.dial_workers += 1;
-                        start_another = true;
-                    }
+                let start_another =
+                    more && !st.closed && st.dial_workers < self.opts.max_concurrent_dials;
+                if start_another {
+                    st.dial_workers += 1;
                 }
                 (job, start_another)
             };
@@ -1578,21 +1534,23 @@ impl Inner {
     }
 
     /// Sleeps `d`, or less when the pool closes (dial backoffs, the probe, the reaper).
-    /// Waits on a std condvar rather than a parking_lot one (see `dial_seq`).
+    /// Waits on a std condvar rather than a parking_lot one (see `sleep_lock`).
     fn sleep_unless_closed(&self, d: Duration) {
         let Some(until) = Instant::now().checked_add(d) else {
             return;
         };
-        let mut seq = self.dial_seq.lock().unwrap_or_else(PoisonError::into_inner);
-        // `closed` is set before close bumps `dial_seq` under its lock: never missed.
+        let mut guard = self
+            .sleep_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         while !self.closed.load(Ordering::Acquire) {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
             }
-            seq = self
+            guard = self
                 .closed_cv
-                .wait_timeout(seq, left)
+                .wait_timeout(guard, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }

@@ -26,8 +26,6 @@ use super::in_flight::InFlight;
 const MAX_RESOLVERS: usize = 4;
 /// Lookups waiting for a resolver thread at most; beyond, a dial fails at once.
 const MAX_QUEUED: usize = 1024;
-/// An idle resolver thread exits after this long.
-const RESOLVER_IDLE: Duration = Duration::from_secs(2);
 /// A dial waiting for a lookup looks at its pool's closed flag at least this often.
 const CLOSE_CHECK: Duration = Duration::from_millis(50);
 
@@ -63,14 +61,13 @@ struct Job {
 struct Resolvers {
     generation: u64,
     st: Mutex<ResolverState>,
-    work: Condvar,
 }
 
 #[derive(Default)]
 struct ResolverState {
     queue: VecDeque<Job>,
+    /// Resolver threads alive; each takes queued jobs until none is left.
     threads: usize,
-    idle: usize,
 }
 
 fn resolvers() -> &'static Resolvers {
@@ -186,9 +183,7 @@ fn submit(job: Job) -> io::Result<()> {
         ));
     }
     st.queue.push_back(job);
-    if st.idle > 0 {
-        r.work.notify_one();
-    } else if st.threads < MAX_RESOLVERS {
+    if st.threads < MAX_RESOLVERS {
         let spawned = thread::Builder::new()
             .name("redispool-resolve".into())
             .spawn(move || resolver_loop(r));
@@ -211,19 +206,11 @@ fn resolver_loop(r: &'static Resolvers) {
     loop {
         let job = {
             let mut st = lock(&r.st);
-            loop {
-                if let Some(job) = st.queue.pop_front() {
-                    break job;
-                }
-                st.idle += 1;
-                let (back, res) = r
-                    .work
-                    .wait_timeout(st, RESOLVER_IDLE)
-                    .unwrap_or_else(PoisonError::into_inner);
-                st = back;
-                let timed_out = res.timed_out();
-                st.idle -= 1;
-                if timed_out && st.queue.is_empty() {
+            match st.queue.pop_front() {
+                Some(job) => job,
+                // No lingering: a thread alive at fork() leaves its memory unreachable in
+                // the child.
+                None => {
                     st.threads -= 1;
                     return;
                 }
