@@ -92,6 +92,13 @@
 // address of at most 261 characters and its NUL).
 #define POOL_SENTINEL_ADDR_LEN 272
 
+// `max_concurrent_dials` when 0: dial threads a pool runs at most by default.
+#define DEFAULT_MAX_CONCURRENT_DIALS 64
+
+// The most dial threads a pool runs, whatever `max_concurrent_dials` says: a large
+// `pool_size` or `min_idle_conns` is dialed by this many threads in turn.
+#define MAX_CONCURRENT_DIALS 1024
+
 // The longest host: a DNS name (RFC 1035).
 #define MAX_HOST_LEN 253
 
@@ -125,11 +132,13 @@ typedef struct pool_cancel pool_cancel_t;
 
 // A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 // passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
-// take (0 = unbounded). Called from library dial threads, possibly from several at once:
-// it must be thread-safe. It is the only user code a library thread ever runs. A dial
-// under way when the pool is closed or freed still runs to its end, possibly after
-// pool_close / pool_free has returned (nothing waits for it): keep `dialer_userdata`
-// valid until such calls are over, e.g. for the life of the process.
+// take (0 = unbounded); the session set-up that follows gets what is left of it. The
+// library cannot interrupt this function: it should return within `timeout_ms`. Called
+// from library dial threads, possibly from several at once: it must be thread-safe. It is
+// the only user code a library thread ever runs. A dial under way when the pool is closed
+// or freed still runs to its end, possibly after pool_close / pool_free has returned
+// (nothing waits for it): keep `dialer_userdata` valid until such calls are over, e.g.
+// for the life of the process.
 typedef int (*pool_dial_fn)(void *userdata, int64_t timeout_ms, int *fd_out);
 
 // Pool options. Always start with `pool_options_init`, then change fields.
@@ -147,16 +156,25 @@ struct pool_options {
   // false: LIFO idle list (default); true: FIFO.
   bool pool_fifo;
   // Turns: conns checked out plus dials in flight. Default 10 * number of CPUs; 0 = default.
+  // Any value up to INT32_MAX is served: turns are counts, and conns are only made when
+  // asked for (the process's fd limit then bounds them: a dial past it fails with EMFILE).
   int32_t pool_size;
-  // Idle conns kept ready by background dials. Default 0. At most pool_size.
+  // Idle conns kept ready by background dials. Default 0. At most pool_size. Dialed in
+  // the background by at most max_concurrent_dials threads: pool_new never waits for
+  // them, and a get's own dial goes ahead of them.
   int32_t min_idle_conns;
   // Idle conns kept at most; a surplus conn is closed on put. 0 = unlimited.
   int32_t max_idle_conns;
   // 0 = unlimited; reaching it -> POOL_ERR_EXHAUSTED at once.
   int32_t max_active_conns;
-  // Dials running at once. 0 = pool_size.
+  // Dials running at once, each on a library dial thread (which runs queued dials one
+  // after another and ends when none is left). 0 = min(pool_size, 64). Any value is held to
+  // pool_size and to 1024: a pool never runs more than 1024 dial threads.
   int32_t max_concurrent_dials;
-  // Per dial attempt. Default 5000; 0 = none.
+  // Bounds one dial attempt as a whole: name resolution, connect, the session set-up
+  // (whatever read_timeout_ms and write_timeout_ms say, 0 included) and, for a sentinel
+  // pool, the ROLE check. Default 5000; 0 = none. Closing the pool ends the attempts in
+  // flight at once (a custom dialer's call excepted).
   int64_t dial_timeout_ms;
   // Wait for a turn (and a dial). Default 6000; 0 = do not wait; -1 = wait forever.
   int64_t pool_timeout_ms;
@@ -747,8 +765,10 @@ void pool_options_init(pool_options_t *opts);
 
 // Creates a connection pool from `*opts` (strings in it are copied). On success stores
 // the pool in `*pool_out`; release it with `pool_free`. Starts background dials when
-// `min_idle_conns > 0` and a reaper thread when `reaper_interval_ms > 0`; never waits for
-// a dial itself. Invalid options -> POOL_ERR_INVALID_ARG naming the field.
+// `min_idle_conns > 0` (on one dial thread; more start as it finds work, up to
+// max_concurrent_dials) and a reaper thread when `reaper_interval_ms > 0`; never waits for
+// a dial itself, whatever the sizes. Invalid options -> POOL_ERR_INVALID_ARG naming the
+// field.
 // Any thread.
 pool_status_t pool_new(const pool_options_t *opts, pool_t **pool_out, pool_error_t *err_out);
 
@@ -852,7 +872,8 @@ pool_status_t pool_remove(pool_t *pool, pool_conn_t *conn, const char *reason);
 
 // NewConn: dials a conn outside the pool's turns and idle list (it obeys max_active_conns
 // and counts in pool_len). Blocks for the dial (dial_timeout_ms per attempt, with
-// retries) on the calling thread. Release it with pool_close_conn. Any thread.
+// retries) on the calling thread; pool_close ends it at once (POOL_ERR_CLOSED). Release
+// it with pool_close_conn. Any thread.
 pool_status_t pool_new_conn(pool_t *pool, pool_conn_t **conn_out, pool_error_t *err_out);
 
 // CloseConn: closes a conn from pool_new_conn and consumes it. Given a conn from pool_get
@@ -874,7 +895,9 @@ pool_status_t pool_stats(const pool_t *pool, pool_stats_t *stats_out);
 
 // Close: closes idle conns, wakes every waiter with POOL_ERR_CLOSED, fails later gets
 // with POOL_ERR_CLOSED. Conns still checked out are closed when they are put or removed.
-// A second call returns POOL_ERR_CLOSED. Does not wait for dials in flight. A cluster's
+// A second call returns POOL_ERR_CLOSED. Does not wait for dials in flight, but ends them:
+// their sockets are shut down, so a connect or a session set-up returns at once (a
+// custom pool_dial_fn call runs to its end), and the dial threads exit. A cluster's
 // node pool (pool_cluster_node_pool) is closed by pool_cluster_close only: here it gives
 // POOL_ERR_INVALID_ARG. Any thread.
 pool_status_t pool_close(pool_t *pool);
@@ -900,9 +923,11 @@ pool_status_t pool_close(pool_t *pool);
 // conns checked out through it, which close them; the pool's memory lives until the last
 // one is back. A second pool_free of the handle, or of a made-up value, does nothing.
 //
-// A dial waiting to retry stops at once; a dial function already running (or being
-// entered by a dial thread) is not interrupted, and its conn is closed when it returns:
-// see pool_dial_fn for how long `dialer_userdata` must live.
+// Closing ends the pool's dials in flight: their sockets (connecting or in the session
+// set-up) are shut down and a dial waiting to retry stops at once, so its dial threads
+// end; a dial function already running (or being entered by a dial thread) is not
+// interrupted, and its conn is closed when it returns: see pool_dial_fn for how long
+// `dialer_userdata` must live.
 void pool_free(pool_t *pool);
 
 // Frees a reply returned by pool_conn_command, with everything it contains. NULL is fine.

@@ -118,6 +118,8 @@ const DIALER_SECTIONS: &[&str] = &[
     "== pool_size 1: pool_put and pool_remove unblock a waiter\n",
     "== pool_close wakes a thread waiting for a turn\n",
     "== pool_close wakes a thread waiting for its dial\n",
+    "== silent peer during set-up: dial_timeout_ms bounds it with read_timeout_ms 0\n",
+    "== silent peer during set-up: pool_close ends the dial at once\n",
 ];
 
 /// Every section of abi_sticky.c, in order.

@@ -24,7 +24,9 @@ use redispool::ffi::options::pool_options_t;
 use redispool::ffi::pool::{pool_free, pool_new_url, pool_t};
 use redispool::ffi::status::{POOL_ERR_INVALID_ARG, POOL_OK};
 use redispool::fuzzing::{core_options, url_to_c_options};
-use redispool::pool::{Error, Options, Wait, default_pool_size};
+use redispool::pool::{
+    DEFAULT_MAX_CONCURRENT_DIALS, Error, MAX_CONCURRENT_DIALS, Options, Wait, default_pool_size,
+};
 use redispool::redis::resp::ReplyLimits;
 use redispool::redis::url::{MAX_URL_LEN, UrlConfig, UrlDuration, parse_url};
 
@@ -502,13 +504,15 @@ fn check_core_options(cfg: &UrlConfig, o: &Options) {
         o.max_active_conns,
         cfg.max_active_conns.unwrap_or(0) as usize
     );
-    assert!((1..=o.pool_size).contains(&o.max_concurrent_dials));
-    match cfg.max_concurrent_dials {
-        Some(n) if n > 0 && n as usize <= pool_size => {
-            assert_eq!(o.max_concurrent_dials, n as usize)
-        }
-        _ => assert_eq!(o.max_concurrent_dials, pool_size),
-    }
+    assert!((1..=o.pool_size.min(MAX_CONCURRENT_DIALS)).contains(&o.max_concurrent_dials));
+    let asked = match cfg.max_concurrent_dials {
+        Some(n) if n > 0 => n as usize,
+        _ => DEFAULT_MAX_CONCURRENT_DIALS,
+    };
+    assert_eq!(
+        o.max_concurrent_dials,
+        asked.min(pool_size).min(MAX_CONCURRENT_DIALS)
+    );
     let retries = match cfg.dialer_retries {
         None | Some(0) => 5,
         Some(n) => n as u32,

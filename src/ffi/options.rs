@@ -12,11 +12,13 @@ use crate::redis::url::{UrlConfig, UrlDuration};
 
 /// A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 /// passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
-/// take (0 = unbounded). Called from library dial threads, possibly from several at once:
-/// it must be thread-safe. It is the only user code a library thread ever runs. A dial
-/// under way when the pool is closed or freed still runs to its end, possibly after
-/// pool_close / pool_free has returned (nothing waits for it): keep `dialer_userdata`
-/// valid until such calls are over, e.g. for the life of the process.
+/// take (0 = unbounded); the session set-up that follows gets what is left of it. The
+/// library cannot interrupt this function: it should return within `timeout_ms`. Called
+/// from library dial threads, possibly from several at once: it must be thread-safe. It is
+/// the only user code a library thread ever runs. A dial under way when the pool is closed
+/// or freed still runs to its end, possibly after pool_close / pool_free has returned
+/// (nothing waits for it): keep `dialer_userdata` valid until such calls are over, e.g.
+/// for the life of the process.
 pub type pool_dial_fn = Option<
     unsafe extern "C" fn(userdata: *mut c_void, timeout_ms: i64, fd_out: *mut c_int) -> c_int,
 >;
@@ -37,16 +39,25 @@ pub struct pool_options {
     /// false: LIFO idle list (default); true: FIFO.
     pub pool_fifo: bool,
     /// Turns: conns checked out plus dials in flight. Default 10 * number of CPUs; 0 = default.
+    /// Any value up to INT32_MAX is served: turns are counts, and conns are only made when
+    /// asked for (the process's fd limit then bounds them: a dial past it fails with EMFILE).
     pub pool_size: i32,
-    /// Idle conns kept ready by background dials. Default 0. At most pool_size.
+    /// Idle conns kept ready by background dials. Default 0. At most pool_size. Dialed in
+    /// the background by at most max_concurrent_dials threads: pool_new never waits for
+    /// them, and a get's own dial goes ahead of them.
     pub min_idle_conns: i32,
     /// Idle conns kept at most; a surplus conn is closed on put. 0 = unlimited.
     pub max_idle_conns: i32,
     /// 0 = unlimited; reaching it -> POOL_ERR_EXHAUSTED at once.
     pub max_active_conns: i32,
-    /// Dials running at once. 0 = pool_size.
+    /// Dials running at once, each on a library dial thread (which runs queued dials one
+    /// after another and ends when none is left). 0 = min(pool_size, 64). Any value is held to
+    /// pool_size and to 1024: a pool never runs more than 1024 dial threads.
     pub max_concurrent_dials: i32,
-    /// Per dial attempt. Default 5000; 0 = none.
+    /// Bounds one dial attempt as a whole: name resolution, connect, the session set-up
+    /// (whatever read_timeout_ms and write_timeout_ms say, 0 included) and, for a sentinel
+    /// pool, the ROLE check. Default 5000; 0 = none. Closing the pool ends the attempts in
+    /// flight at once (a custom dialer's call excepted).
     pub dial_timeout_ms: i64,
     /// Wait for a turn (and a dial). Default 6000; 0 = do not wait; -1 = wait forever.
     pub pool_timeout_ms: i64,

@@ -216,8 +216,10 @@ pub(crate) unsafe fn publish_conn_pool(
 
 /// Creates a connection pool from `*opts` (strings in it are copied). On success stores
 /// the pool in `*pool_out`; release it with `pool_free`. Starts background dials when
-/// `min_idle_conns > 0` and a reaper thread when `reaper_interval_ms > 0`; never waits for
-/// a dial itself. Invalid options -> POOL_ERR_INVALID_ARG naming the field.
+/// `min_idle_conns > 0` (on one dial thread; more start as it finds work, up to
+/// max_concurrent_dials) and a reaper thread when `reaper_interval_ms > 0`; never waits for
+/// a dial itself, whatever the sizes. Invalid options -> POOL_ERR_INVALID_ARG naming the
+/// field.
 /// Any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_new(
@@ -758,7 +760,8 @@ pub unsafe extern "C" fn pool_remove(
 
 /// NewConn: dials a conn outside the pool's turns and idle list (it obeys max_active_conns
 /// and counts in pool_len). Blocks for the dial (dial_timeout_ms per attempt, with
-/// retries) on the calling thread. Release it with pool_close_conn. Any thread.
+/// retries) on the calling thread; pool_close ends it at once (POOL_ERR_CLOSED). Release
+/// it with pool_close_conn. Any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_new_conn(
     pool: *mut pool_t,
@@ -849,7 +852,9 @@ pub unsafe extern "C" fn pool_stats(
 
 /// Close: closes idle conns, wakes every waiter with POOL_ERR_CLOSED, fails later gets
 /// with POOL_ERR_CLOSED. Conns still checked out are closed when they are put or removed.
-/// A second call returns POOL_ERR_CLOSED. Does not wait for dials in flight. A cluster's
+/// A second call returns POOL_ERR_CLOSED. Does not wait for dials in flight, but ends them:
+/// their sockets are shut down, so a connect or a session set-up returns at once (a
+/// custom pool_dial_fn call runs to its end), and the dial threads exit. A cluster's
 /// node pool (pool_cluster_node_pool) is closed by pool_cluster_close only: here it gives
 /// POOL_ERR_INVALID_ARG. Any thread.
 #[unsafe(no_mangle)]
@@ -890,9 +895,11 @@ pub unsafe extern "C" fn pool_close(pool: *mut pool_t) -> pool_status_t {
 /// conns checked out through it, which close them; the pool's memory lives until the last
 /// one is back. A second pool_free of the handle, or of a made-up value, does nothing.
 ///
-/// A dial waiting to retry stops at once; a dial function already running (or being
-/// entered by a dial thread) is not interrupted, and its conn is closed when it returns:
-/// see pool_dial_fn for how long `dialer_userdata` must live.
+/// Closing ends the pool's dials in flight: their sockets (connecting or in the session
+/// set-up) are shut down and a dial waiting to retry stops at once, so its dial threads
+/// end; a dial function already running (or being entered by a dial thread) is not
+/// interrupted, and its conn is closed when it returns: see pool_dial_fn for how long
+/// `dialer_userdata` must live.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_free(pool: *mut pool_t) {
     ffi_boundary!((), {

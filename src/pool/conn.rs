@@ -396,11 +396,13 @@ impl Conn {
     /// none: a set-up is part of a dial and must end. Its replies (HELLO's map, OK, PONG)
     /// are held to the default reply limits, not the pool's: limits set for data replies,
     /// however small, must not make set-up fail.
+    /// It is all over by `deadline` (the dial's; None = no deadline), whatever the timeouts.
     pub(crate) fn set_up(
         &mut self,
         session: &Session,
         ping: bool,
         unbounded: Duration,
+        deadline: Option<Instant>,
     ) -> Result<(), HandshakeError> {
         // Whatever the set-up checks, a reply more than it asked for may arrive a moment
         // after: looked for once more before the conn is first used.
@@ -411,8 +413,15 @@ impl Conn {
         let fd = self.fd();
         let (rt, wt) = self.timeouts();
         let now = Instant::now();
-        let read = io::Deadline::after_from(now, Some(rt.unwrap_or(unbounded)));
-        let write = io::Deadline::after_from(now, Some(wt.unwrap_or(unbounded)));
+        let cap = deadline.map(|d| io::Deadline::at(d, d.saturating_duration_since(now)));
+        let read = io::Deadline::earliest(
+            io::Deadline::after_from(now, Some(rt.unwrap_or(unbounded))),
+            cap,
+        );
+        let write = io::Deadline::earliest(
+            io::Deadline::after_from(now, Some(wt.unwrap_or(unbounded))),
+            cap,
+        );
         let limits = self.s.reply_limits;
         let cio = self
             .s

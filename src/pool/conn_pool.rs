@@ -14,20 +14,21 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use socket2::Socket;
 
 use super::cancel::CancelToken;
 use super::clock;
 use super::conn::{Conn, READONLY_REASON};
-use super::dial::Dialer;
+use super::dial::{Dialer, deadline_after};
 use super::error::{Error, Result};
 use super::fork;
 use super::health;
+use super::in_flight::InFlight;
 use super::notify::Notifier;
 use super::options::{Options, Wait};
 use super::pooler::{Pooler, Rejected};
@@ -100,8 +101,15 @@ struct Inner {
     /// With leak detection on: checked-out conn id -> when it was handed out.
     leaks: Option<Mutex<HashMap<u64, Instant>>>,
     state: Mutex<State>,
-    /// Notified on close: interrupts dial backoffs, probes and the reaper.
-    closed_cv: Condvar,
+    /// Dial backoffs, the probe and the reaper sleep on `closed_cv` (with `sleep_lock`),
+    /// which close notifies. std's futex condvar, not parking_lot's: parking_lot keeps
+    /// parked threads in a process-wide table, and a thread parked there at fork()
+    /// corrupts it in the child (whose new threads reuse the dead thread's stack), which
+    /// then hangs in its first park or unpark.
+    sleep_lock: std::sync::Mutex<()>,
+    closed_cv: std::sync::Condvar,
+    /// The sockets being dialed and set up; `close` shuts them down.
+    in_flight: InFlight,
     closed: AtomicBool,
     counters: Counters,
     next_conn_id: AtomicU64,
@@ -146,7 +154,11 @@ struct State {
     /// Dial jobs queued or running; each holds a turn.
     dials_pending: usize,
     refill_dials: usize,
+    /// Dial jobs for gets and `try_get` misses, oldest first; run before refills.
     dial_queue: VecDeque<DialJob>,
+    /// Refill dials not yet started (a count: a large `min_idle_conns` queues no objects).
+    refills_queued: usize,
+    /// Dial worker threads alive.
     dial_workers: usize,
     /// Gets queued for a turn, oldest first.
     waiters: VecDeque<Arc<Waiter>>,
@@ -563,12 +575,24 @@ impl ConnPool {
             for w in st.waiters.drain(..).chain(st.dial_waiters.drain(..)) {
                 let _ = w.deliver(Grant::Failed(Error::Closed));
             }
+            // Dials not started never start: a large refill is dropped at once, not
+            // drained one job at a time by the workers.
+            inner.fail_queued_dials(st, &Error::Closed);
+            // `closed` is set: a sleeper checks it under `sleep_lock`, so none misses this.
+            drop(
+                inner
+                    .sleep_lock
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
             inner.closed_cv.notify_all();
             (
                 std::mem::take(&mut st.idle),
                 std::mem::take(&mut st.deferred_userdata),
             )
         };
+        // Dials in flight end now: their connects and set-up reads are woken.
+        inner.in_flight.close();
         inner.notify.signal();
         drop(idle);
         drop(deferred);
@@ -652,7 +676,9 @@ impl Inner {
                 closed,
                 ..State::default()
             }),
-            closed_cv: Condvar::new(),
+            sleep_lock: std::sync::Mutex::new(()),
+            closed_cv: std::sync::Condvar::new(),
+            in_flight: InFlight::default(),
             closed: AtomicBool::new(closed),
             counters: Counters::default(),
             next_conn_id: AtomicU64::new(next_conn_id),
@@ -1039,7 +1065,7 @@ impl Inner {
                 initiator: Some(w.clone()),
                 refill: false,
             });
-            self.spawn_dial_workers(&mut st);
+            self.wake_dial_worker(&mut st);
         }
         let dial_deadline = match wait {
             Wait::For(_) => deadline,
@@ -1137,7 +1163,7 @@ impl Inner {
             initiator: None,
             refill: false,
         });
-        self.spawn_dial_workers(st);
+        self.wake_dial_worker(st);
     }
 
     /// Waits for a grant; on timeout or cancel, withdraws (taking a grant that raced in).
@@ -1220,62 +1246,108 @@ impl Inner {
         if st.closed || st.dial_failures >= self.opts.pool_size {
             return;
         }
+        if !st.waiters.is_empty() {
+            return;
+        }
+        // Counted, not looped: min_idle_conns may be in the millions.
         let size = self.opts.pool_size;
-        let mut started = false;
-        while st.idle.len() + st.refill_dials < min
-            && st.total() + st.dials_pending < size
-            && st.turns_used < size
-            && st.waiters.is_empty()
-        {
-            st.turns_used += 1;
-            st.dials_pending += 1;
-            st.refill_dials += 1;
-            st.dial_queue.push_back(DialJob {
-                initiator: None,
-                refill: true,
-            });
-            started = true;
+        let n = min
+            .saturating_sub(st.idle.len() + st.refill_dials)
+            .min(size.saturating_sub(st.total() + st.dials_pending))
+            .min(size.saturating_sub(st.turns_used));
+        if n == 0 {
+            return;
         }
-        if started {
-            self.spawn_dial_workers(st);
-        }
+        st.turns_used += n;
+        st.dials_pending += n;
+        st.refill_dials += n;
+        st.refills_queued += n;
+        self.wake_dial_worker(st);
     }
 
-    fn spawn_dial_workers(self: &Arc<Self>, st: &mut State) {
-        while st.dial_workers < self.opts.max_concurrent_dials
-            && st.dial_workers < st.dial_queue.len()
-        {
-            let inner = Arc::clone(self);
-            let spawned = thread::Builder::new()
-                .name("redispool-dial".into())
-                .spawn(move || inner.dial_worker());
-            match spawned {
-                Ok(_) => st.dial_workers += 1,
-                Err(e) if st.dial_workers == 0 => {
-                    // No thread will ever run the queued jobs: fail them now.
-                    let err = Error::Internal(format!("cannot start a dial thread: {e}"));
-                    while let Some(job) = st.dial_queue.pop_front() {
-                        self.complete_dial(st, job, Err(err.clone()));
-                    }
-                    return;
-                }
-                Err(_) => return,
+    /// Jobs were queued: a new worker is started while fewer than `max_concurrent_dials`
+    /// run (else a running one takes them next). One at a time: a worker that finds more
+    /// jobs queued behind its own starts the next (`dial_worker`), so a large refill never
+    /// starts a crowd of threads under the pool lock or in `ConnPool::new`.
+    fn wake_dial_worker(self: &Arc<Self>, st: &mut State) {
+        if st.dial_workers >= self.opts.max_concurrent_dials {
+            return;
+        }
+        st.dial_workers += 1;
+        if let Err(e) = self.start_dial_worker() {
+            st.dial_workers -= 1;
+            if st.dial_workers == 0 {
+                // No thread will ever run the queued jobs: fail them now.
+                self.fail_queued_dials(st, &e);
             }
         }
     }
 
+    fn start_dial_worker(self: &Arc<Self>) -> std::result::Result<(), Error> {
+        let inner = Arc::clone(self);
+        thread::Builder::new()
+            .name("redispool-dial".into())
+            .spawn(move || inner.dial_worker())
+            .map(|_| ())
+            .map_err(|e| Error::Internal(format!("cannot start a dial thread: {e}")))
+    }
+
+    fn fail_queued_dials(&self, st: &mut State, err: &Error) {
+        while let Some(job) = st.dial_queue.pop_front() {
+            let _ = self.complete_dial(st, job, Err(err.clone()));
+        }
+        // Refills have nobody waiting: their turns go to waiters, or back.
+        let n = std::mem::take(&mut st.refills_queued);
+        st.dials_pending -= n;
+        st.refill_dials -= n;
+        let mut left = n;
+        while left > 0 && !st.closed && !st.waiters.is_empty() {
+            self.release_turn(st);
+            left -= 1;
+        }
+        st.turns_used -= left;
+    }
+
+    /// The next job: dials gets wait for first, then refills.
+    fn next_dial_job(&self, st: &mut State) -> Option<DialJob> {
+        if let Some(job) = st.dial_queue.pop_front() {
+            return Some(job);
+        }
+        if st.refills_queued == 0 {
+            return None;
+        }
+        st.refills_queued -= 1;
+        Some(DialJob {
+            initiator: None,
+            refill: true,
+        })
+    }
+
+    /// A dial worker: runs queued dial jobs one after another and ends when none is left.
+    /// It does not linger for more: a thread alive at fork() leaves its memory unreachable
+    /// in the child (valgrind reports it lost there), and one start per burst of misses
+    /// costs little next to the dials.
     fn dial_worker(self: Arc<Self>) {
         loop {
-            let job = {
+            let (job, start_another) = {
                 let mut st = self.state.lock();
-                match st.dial_queue.pop_front() {
-                    Some(job) => job,
-                    None => {
-                        st.dial_workers -= 1;
-                        return;
-                    }
+                let Some(job) = self.next_dial_job(&mut st) else {
+                    st.dial_workers -= 1;
+                    return;
+                };
+                // More jobs behind this one: another worker takes them meanwhile.
+                let more = !st.dial_queue.is_empty() || st.refills_queued > 0;
+                let start_another =
+                    more && !st.closed && st.dial_workers < self.opts.max_concurrent_dials;
+                if start_another {
+                    st.dial_workers += 1;
                 }
+                (job, start_another)
             };
+            // Started outside the lock: thread creation takes tens of microseconds.
+            if start_another && self.start_dial_worker().is_err() {
+                self.state.lock().dial_workers -= 1;
+            }
             let res = self.dial_conn(true);
             let surplus = {
                 let mut st = self.state.lock();
@@ -1416,33 +1488,49 @@ impl Inner {
     /// its address, so a `retire_all` meanwhile makes it stale.
     fn dial_once(&self, pooled: bool) -> Result<Conn> {
         let epoch = self.epoch.load(Ordering::Acquire);
+        // One deadline for the whole attempt: resolution, connect, set-up, ROLE check.
+        let deadline = deadline_after(self.opts.dial_timeout);
         let sock = match catch_unwind(AssertUnwindSafe(|| {
-            self.opts.dialer.dial(self.opts.dial_timeout)
+            self.opts
+                .dialer
+                .dial_within(deadline, Some(&self.in_flight))
         })) {
             Ok(res) => res?,
             Err(_) => return Err(Error::Internal("the dialer panicked".into())),
         };
         let mut conn = self.wrap(sock, pooled, epoch);
+        // Registered while it is set up, so that closing the pool ends the set-up at once.
+        let Ok(registered) = self.in_flight.register(conn.fd()) else {
+            return Err(Error::Closed);
+        };
         // The default dialer reaches a Redis server: check it accepted the conn. A custom
         // dialer may hand over anything, so an empty session sends nothing there.
         let ping = !matches!(self.opts.dialer, Dialer::Custom(_));
         // Without a read (or write) timeout the set-up and the ROLE check still end: by the
-        // dial timeout, as the PING check of a get does.
+        // dial timeout, as the PING check of a get does (5 s without one either).
         let unbounded = self
             .opts
             .dial_timeout
             .unwrap_or(PING_CAP_WITHOUT_DIAL_TIMEOUT);
-        match conn.set_up(&self.opts.session, ping, unbounded) {
-            Ok(()) => match self.opts.dialer.sentinel() {
-                Some(s) => {
-                    let cap = match self.opts.read_timeout {
-                        Some(_) => None,
-                        None => io::Deadline::after(Some(unbounded)),
-                    };
-                    s.verify_master(&mut conn, cap).map(|()| conn)
-                }
-                None => Ok(conn),
-            },
+        let res = conn.set_up(&self.opts.session, ping, unbounded, deadline);
+        let res = match (res, self.opts.dialer.sentinel()) {
+            (Ok(()), Some(s)) => {
+                let own = match self.opts.read_timeout {
+                    Some(_) => None,
+                    None => io::Deadline::after(Some(unbounded)),
+                };
+                let dial = deadline.map(|d| io::Deadline::at(d, unbounded));
+                Ok(s.verify_master(&mut conn, io::Deadline::earliest(own, dial)))
+            }
+            (res, _) => res.map(Ok),
+        };
+        // Out of the registry before the socket can be closed.
+        drop(registered);
+        if self.in_flight.is_closed() {
+            return Err(Error::Closed);
+        }
+        match res {
+            Ok(checked) => checked.map(|()| conn),
             // Full now, maybe not in a moment: a dial failure (retried, counted), not a
             // refusal of the settings.
             Err(HandshakeError::Refused { text, .. })
@@ -1509,13 +1597,26 @@ impl Inner {
         z ^ (z >> 31)
     }
 
+    /// Sleeps `d`, or less when the pool closes (dial backoffs, the probe, the reaper).
+    /// Waits on a std condvar rather than a parking_lot one (see `sleep_lock`).
     fn sleep_unless_closed(&self, d: Duration) {
         let Some(until) = Instant::now().checked_add(d) else {
             return;
         };
-        let mut st = self.state.lock();
-        while !st.closed && Instant::now() < until {
-            self.closed_cv.wait_until(&mut st, until);
+        let mut guard = self
+            .sleep_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        while !self.closed.load(Ordering::Acquire) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            guard = self
+                .closed_cv
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 

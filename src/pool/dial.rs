@@ -2,8 +2,8 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::OwnedFd;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
 
 use super::error::{Error, Result};
+use super::in_flight::InFlight;
+use super::resolve::resolve;
 use crate::sentinel::SentinelState;
 
 /// A custom dial function: given the time it may take (None = unbounded), returns a connected
@@ -123,14 +125,59 @@ impl Dialer {
     /// One dial attempt, bounded by `timeout` (None = unbounded). The socket is close-on-exec
     /// and in blocking mode.
     pub fn dial(&self, timeout: Option<Duration>) -> Result<Socket> {
-        let sock = match self {
-            Dialer::Tcp(addr) => dial_tcp(addr, timeout),
-            Dialer::Unix(path) => dial_unix(path, timeout),
-            Dialer::Custom(f) => f(timeout).and_then(adopt_fd),
-            Dialer::Sentinel(s) => return s.dial(timeout),
-        };
-        sock.map_err(|e| Error::dial(&self.target(), &e))
+        self.dial_within(deadline_after(timeout), None)
     }
+
+    /// One dial attempt that must be over by `deadline` (None = unbounded): name resolution
+    /// and connect both stop there. While it connects, the socket is registered in
+    /// `in_flight`, whose `close` ends the attempt at once. A custom dial function is given
+    /// the time left and cannot be interrupted.
+    pub(crate) fn dial_within(
+        &self,
+        deadline: Option<Instant>,
+        in_flight: Option<&InFlight>,
+    ) -> Result<Socket> {
+        let sock = match self {
+            Dialer::Tcp(addr) => dial_tcp(addr, deadline, in_flight),
+            Dialer::Unix(path) => dial_unix(path, deadline, in_flight),
+            Dialer::Custom(f) => time_left(deadline).and_then(|t| f(t)).and_then(adopt_fd),
+            Dialer::Sentinel(s) => return s.dial_within(deadline, in_flight),
+        };
+        sock.map_err(|e| {
+            if in_flight.is_some_and(InFlight::is_closed) {
+                Error::Closed
+            } else {
+                Error::dial(&self.target(), &e)
+            }
+        })
+    }
+}
+
+/// `now + timeout`; None for no timeout or one too large to represent (as good as none).
+pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// The time left before `deadline` (None = unbounded), or a dial timeout once it passed.
+pub(crate) fn time_left(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
+    match deadline {
+        None => Ok(None),
+        Some(d) => match d.checked_duration_since(Instant::now()) {
+            Some(r) if !r.is_zero() => Ok(Some(r)),
+            _ => Err(io::Error::new(io::ErrorKind::TimedOut, "dial timeout")),
+        },
+    }
+}
+
+/// Registers a socket being connected, so that closing the pool aborts the connect.
+fn register<'a>(
+    in_flight: Option<&'a InFlight>,
+    sock: &Socket,
+) -> io::Result<Option<super::in_flight::Registration<'a>>> {
+    in_flight
+        .map(|r| r.register(sock.as_raw_fd()))
+        .transpose()
+        .map_err(|_| io::Error::new(io::ErrorKind::Interrupted, "the pool closed"))
 }
 
 fn adopt_fd(fd: OwnedFd) -> io::Result<Socket> {
@@ -140,19 +187,15 @@ fn adopt_fd(fd: OwnedFd) -> io::Result<Socket> {
     Ok(sock)
 }
 
-fn dial_tcp(addr: &str, timeout: Option<Duration>) -> io::Result<Socket> {
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+fn dial_tcp(
+    addr: &str,
+    deadline: Option<Instant>,
+    in_flight: Option<&InFlight>,
+) -> io::Result<Socket> {
+    let addrs = resolve(addr, deadline, in_flight)?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses resolved");
     for sa in addrs {
-        let remaining = match deadline {
-            Some(d) => match d.checked_duration_since(Instant::now()) {
-                Some(r) if !r.is_zero() => Some(r),
-                _ => return Err(io::Error::new(io::ErrorKind::TimedOut, "dial timeout")),
-            },
-            None => None,
-        };
-        match connect_tcp(&sa, remaining) {
+        match connect_tcp(&sa, time_left(deadline)?, in_flight) {
             Ok(s) => return Ok(s),
             Err(e) => last = e,
         }
@@ -160,14 +203,20 @@ fn dial_tcp(addr: &str, timeout: Option<Duration>) -> io::Result<Socket> {
     Err(last)
 }
 
-fn connect_tcp(sa: &SocketAddr, timeout: Option<Duration>) -> io::Result<Socket> {
+fn connect_tcp(
+    sa: &SocketAddr,
+    timeout: Option<Duration>,
+    in_flight: Option<&InFlight>,
+) -> io::Result<Socket> {
     // A fresh socket per attempt: after a failed timed connect its state is unspecified.
     let sock = Socket::new(Domain::for_address(*sa), Type::STREAM.cloexec(), None)?;
     let target = SockAddr::from(*sa);
+    let registered = register(in_flight, &sock)?;
     match timeout {
         Some(t) => sock.connect_timeout(&target, t)?,
         None => sock.connect(&target)?,
     }
+    drop(registered);
     sock.set_nonblocking(false)?;
     sock.set_tcp_nodelay(true)?;
     let ka = TcpKeepalive::new()
@@ -178,13 +227,19 @@ fn connect_tcp(sa: &SocketAddr, timeout: Option<Duration>) -> io::Result<Socket>
     Ok(sock)
 }
 
-fn dial_unix(path: &PathBuf, timeout: Option<Duration>) -> io::Result<Socket> {
+fn dial_unix(
+    path: &PathBuf,
+    deadline: Option<Instant>,
+    in_flight: Option<&InFlight>,
+) -> io::Result<Socket> {
     let sock = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?;
     let target = SockAddr::unix(path)?;
-    match timeout {
+    let registered = register(in_flight, &sock)?;
+    match time_left(deadline)? {
         Some(t) => sock.connect_timeout(&target, t)?,
         None => sock.connect(&target)?,
     }
+    drop(registered);
     sock.set_nonblocking(false)?;
     Ok(sock)
 }

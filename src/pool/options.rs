@@ -51,7 +51,9 @@ pub struct Options {
     pub max_idle_conns: usize,
     /// 0 = unlimited; reaching it fails a get at once with `Error::Exhausted`.
     pub max_active_conns: usize,
-    /// Dials running at once for get misses and refills; 0 = pool_size.
+    /// Dials running at once for get misses and refills, each on a dial thread of the pool:
+    /// 0 = min(pool_size, `DEFAULT_MAX_CONCURRENT_DIALS`); any value is held to pool_size
+    /// and to `MAX_CONCURRENT_DIALS`.
     pub max_concurrent_dials: usize,
     /// Per dial attempt; None = unbounded.
     pub dial_timeout: Option<Duration>,
@@ -103,6 +105,12 @@ pub struct Options {
     /// closed. Bounds the memory a server can make a command take.
     pub reply_limits: ReplyLimits,
 }
+
+/// `max_concurrent_dials` when 0: dial threads a pool runs at most by default.
+pub const DEFAULT_MAX_CONCURRENT_DIALS: usize = 64;
+/// The most dial threads a pool runs, whatever `max_concurrent_dials` says: a large
+/// `pool_size` or `min_idle_conns` is dialed by this many threads in turn.
+pub const MAX_CONCURRENT_DIALS: usize = 1024;
 
 pub fn default_pool_size() -> usize {
     10 * std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -156,9 +164,13 @@ impl Options {
         if self.dialer_retries == 0 {
             return Err(Error::invalid("dialer_retries: must be at least 1"));
         }
-        if self.max_concurrent_dials == 0 || self.max_concurrent_dials > self.pool_size {
-            self.max_concurrent_dials = self.pool_size;
+        if self.max_concurrent_dials == 0 {
+            self.max_concurrent_dials = DEFAULT_MAX_CONCURRENT_DIALS;
         }
+        self.max_concurrent_dials = self
+            .max_concurrent_dials
+            .min(self.pool_size)
+            .min(MAX_CONCURRENT_DIALS);
         if self.session.protocol != 2 && self.session.protocol != 3 {
             return Err(Error::invalid(format!(
                 "protocol: {} is not 2 or 3",

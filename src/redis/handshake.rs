@@ -147,7 +147,8 @@ impl Session {
     /// reply per command. The
     /// first refusal is reported (later steps then fail with NOAUTH and say nothing new).
     /// With nothing to set up, `ping` sends a PING instead, so a server that refuses the
-    /// conn (maxclients, NOAUTH) is seen now, not by the first caller.
+    /// conn (maxclients, NOAUTH) is seen now, not by the first caller. The caller's
+    /// deadlines include the dial's: it is all over by then, whatever the timeouts.
     pub fn set_up(
         &self,
         fd: RawFd,

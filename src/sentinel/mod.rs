@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use socket2::Socket;
 
-use crate::pool::{Conn, Dialer, Error, Result};
+use crate::pool::{Conn, Dialer, Error, InFlight, Result, time_left};
 use crate::redis::resp::Reply;
 
 pub(crate) use client::SentinelConn;
@@ -346,41 +346,43 @@ impl SentinelState {
     }
 
     /// The dialer of a sentinel pool: dials the cached master, asking the sentinels first
-    /// when none is cached or the cached one is suspect. `timeout` bounds it all (None: each
-    /// sentinel exchange is bounded by the configured sentinel timeout, the connect to the
-    /// master is not).
-    pub fn dial(&self, timeout: Option<Duration>) -> Result<Socket> {
-        let start = Instant::now();
+    /// when none is cached or the cached one is suspect. `deadline` bounds it all (None:
+    /// the sentinels are asked within the configured sentinel timeout, the connect to the
+    /// master is not bounded); closing `in_flight` ends the connect to the master.
+    pub(crate) fn dial_within(
+        &self,
+        deadline: Option<Instant>,
+        in_flight: Option<&InFlight>,
+    ) -> Result<Socket> {
         let cached = if self.suspect.load(Ordering::Relaxed) {
             None
         } else {
             self.master.lock().clone()
         };
+        let out_of_time = |addr: &str| Error::Dial {
+            message: format!(
+                "redis: dial {} at {addr}: dial timeout asking the sentinels",
+                self.target()
+            ),
+            errno: None,
+        };
         let addr = match cached {
             Some(a) => a,
             None => {
-                let a = self.query_master(timeout.unwrap_or(self.cfg.timeout))?;
+                let budget = match time_left(deadline) {
+                    Ok(t) => t.unwrap_or(self.cfg.timeout),
+                    Err(_) => return Err(out_of_time("?")),
+                };
+                let a = self.query_master(budget)?;
                 self.switch_to(&a);
                 a
             }
         };
-        let remaining = match timeout {
-            Some(t) => match t.checked_sub(start.elapsed()) {
-                Some(r) if !r.is_zero() => Some(r),
-                _ => {
-                    return Err(Error::Dial {
-                        message: format!(
-                            "redis: dial {} at {addr}: dial timeout asking the sentinels",
-                            self.target()
-                        ),
-                        errno: None,
-                    });
-                }
-            },
-            None => None,
-        };
+        if time_left(deadline).is_err() {
+            return Err(out_of_time(&addr));
+        }
         Dialer::Tcp(addr.clone())
-            .dial(remaining)
+            .dial_within(deadline, in_flight)
             .map_err(|e| match e {
                 Error::Dial { message, errno } => Error::Dial {
                     message: message.replacen(
@@ -562,6 +564,87 @@ mod tests {
             let e = parse_master_addr_reply(&odd).unwrap_err();
             assert!(e.len() < 300, "{} bytes", e.len());
         }
+    }
+
+    /// A sentinel that answers AUTH late and then never answers: asking it takes the
+    /// budget, not the budget again for each step (before: AUTH, then the question with a
+    /// fresh share, 1.8 s for a 1 s budget).
+    #[test]
+    fn query_master_keeps_to_its_budget_when_a_sentinel_answers_late() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf);
+            // A slow sentinel: AUTH answered after 800 ms.
+            std::thread::sleep(Duration::from_millis(800));
+            let _ = s.write_all(b"+OK\r\n");
+            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        let cfg = SentinelConfig {
+            password: Some("pw".into()),
+            ..SentinelConfig::new("m", vec![addr])
+        };
+        let state = SentinelState::new(cfg).unwrap();
+        let start = Instant::now();
+        let res = state.query_master(Duration::from_secs(1));
+        let took = start.elapsed();
+        assert!(res.is_err(), "{res:?}");
+        assert!(
+            took < Duration::from_millis(1500),
+            "a 1 s budget took {took:?}"
+        );
+        drop(state);
+        server.join().unwrap();
+    }
+
+    /// A master that answers the set-up's PING and never ROLE: with no read timeout the
+    /// dial still ends at dial_timeout (before: the ROLE read waited forever).
+    #[test]
+    fn the_role_check_is_bounded_by_the_dial_timeout() {
+        use crate::pool::{ConnPool, Options, Wait};
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let master = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 256];
+                    if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                        let _ = s.write_all(b"+PONG\r\n");
+                    }
+                    while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                });
+            }
+        });
+        // No sentinel listens there: the cached master is dialed directly.
+        let state =
+            SentinelState::new(SentinelConfig::new("m", vec!["127.0.0.1:1".into()])).unwrap();
+        state.switch_to(&master);
+        let mut opts = Options::new(Dialer::Sentinel(Arc::new(state)));
+        opts.pool_size = 1;
+        opts.dial_timeout = Some(Duration::from_millis(300));
+        opts.read_timeout = None;
+        opts.write_timeout = None;
+        opts.dialer_retries = 1;
+        opts.pool_timeout = Wait::Forever;
+        let pool = ConnPool::new(opts).unwrap();
+        let p = pool.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let start = Instant::now();
+        std::thread::spawn(move || tx.send(p.get().map(|_| ())));
+        let res = rx.recv_timeout(Duration::from_secs(5));
+        let took = start.elapsed();
+        pool.close().unwrap();
+        let res = res.expect("the get returned within 5 s");
+        assert!(
+            matches!(&res, Err(Error::Dial { message, .. }) if message.contains("ROLE")),
+            "{res:?}"
+        );
+        assert!(took < Duration::from_secs(2), "took {took:?}");
     }
 
     #[test]

@@ -64,10 +64,12 @@ static dialer_t d_cancel_turn = DIALER_INIT("cancel turn wait");
 static dialer_t d_cancel_dial = DIALER_INIT("cancel dial wait");
 static dialer_t d_handoff = DIALER_INIT("put/remove hand-off");
 static dialer_t d_close_wait = DIALER_INIT("close wakes waiters");
+static dialer_t d_silent = DIALER_INIT("silent peer during set-up");
 
 static dialer_t *const all_dialers[] = {
     &d_slow,    &d_fail,        &d_retry,       &d_fast_fail, &d_peer_close,
     &d_unread,  &d_cancel_turn, &d_cancel_dial, &d_handoff,   &d_close_wait,
+    &d_silent,
 };
 
 static atomic_int dial_bad_userdata; /* dial calls with a userdata we never passed */
@@ -660,6 +662,81 @@ static void test_close_wakes_waiters(void)
     finish(pool, d);
 }
 
+/* Whether the peer sees EOF: the pool closed (or shut down) its end. Drains what the
+   pool wrote first. */
+static int peer_sees_eof(int peer)
+{
+    char buf[256];
+    for (;;) {
+        ssize_t n = recv(peer, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0)
+            return 1;
+        if (n < 0)
+            return 0;
+    }
+}
+
+static int newest_peer(dialer_t *d)
+{
+    pthread_mutex_lock(&d->mu);
+    int peer = d->ends > 0 ? d->peers[d->ends - 1] : -1;
+    pthread_mutex_unlock(&d->mu);
+    return peer;
+}
+
+/* A peer that never answers the session set-up (CLIENT SETNAME): with read_timeout_ms 0
+   the dial is still bounded by dial_timeout_ms, and closing the pool ends the dial at
+   once rather than when its time is up. */
+static void test_silent_peer_during_set_up(void)
+{
+    section("silent peer during set-up: dial_timeout_ms bounds it with read_timeout_ms 0");
+    dialer_t *d = &d_silent;
+    const int64_t dial_timeout = scaled(300);
+    pool_options_t o = dialer_options(d, 1, -1);
+    o.client_name = "abi-dialer";
+    o.read_timeout_ms = 0;
+    o.write_timeout_ms = 0;
+    o.dial_timeout_ms = dial_timeout;
+    o.dialer_retries = 2;
+    pool_t *pool = new_pool_or_exit(&o);
+    getter_t g;
+    int64_t t0 = now_ms();
+    getter_start(&g, pool, GET_PLAIN, NULL);
+    CHECK_EVENTUALLY(getter_done(&g), 3000);
+    if (!getter_done(&g))
+        pool_close(pool); /* releases the getter (before the fix: it waited forever) */
+    getter_join(&g);
+    CHECK_STATUS(g.rc, POOL_ERR_DIAL, &g.err);
+    if (CHECK_ERR_FILLED(&g.err, POOL_ERR_DIAL) && !CHECK(strstr(g.err.message, "timeout")))
+        fprintf(stderr, "  (message: %s)\n", g.err.message);
+    CHECK(g.done_ms - t0 >= 2 * dial_timeout - 20);
+    CHECK(g.done_ms - t0 < 2 * dial_timeout + scaled(1000));
+    CHECK(dialer_calls(d) >= 2); /* then the fast-fail probe may dial again */
+    finish(pool, d);
+
+    section("silent peer during set-up: pool_close ends the dial at once");
+    pthread_mutex_lock(&d->mu);
+    d->abort_sleep = 0;
+    pthread_mutex_unlock(&d->mu);
+    o.dial_timeout_ms = DIAL_TIMEOUT_MS;
+    o.dialer_retries = 1;
+    pool = new_pool_or_exit(&o);
+    const int calls_before = dialer_calls(d);
+    getter_start(&g, pool, GET_PLAIN, NULL);
+    CHECK_EVENTUALLY(dialer_calls(d) == calls_before + 1 && dialer_in_progress(d) == 0, 5000);
+    int peer = newest_peer(d);
+    CHECK(!getter_done(&g));
+    int64_t t_close = now_ms();
+    CHECK_STATUS(pool_close(pool), POOL_OK, NULL);
+    getter_join(&g);
+    CHECK_STATUS(g.rc, POOL_ERR_CLOSED, &g.err);
+    CHECK(g.done_ms - t_close < scaled(1000));
+    /* The dial's socket is shut down at once, not left to a set-up that never ends. */
+    if (CHECK(peer >= 0))
+        CHECK_EVENTUALLY(peer_sees_eof(peer), 1000);
+    finish(pool, d);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -672,6 +749,7 @@ int main(void)
     test_cancel();
     test_handoff_to_waiter();
     test_close_wakes_waiters();
+    test_silent_peer_during_set_up();
 
     CHECK_EQ(atomic_load(&dial_bad_userdata), 0);
     return check_exit_status();
