@@ -139,6 +139,109 @@ class TestRedisPool < Minitest::Test
     assert_equal want, got
   end
 
+  # --- one source of truth: the header ---
+
+  # include/redispool.h, which the binding's tables must match.
+  def header
+    @header ||= File.read(ENV.fetch("REDISPOOL_HEADER") { File.expand_path("../../../include/redispool.h", __dir__) })
+  end
+
+  # {"POOL_OK" => 0, ...}: the header's #defines whose names match `pattern`.
+  def header_defines(pattern)
+    header.scan(/^#define (#{pattern}) (-?\d+)\s*$/).to_h { |name, value| [name, Integer(value)] }
+  end
+
+  # [[field, c_type, array_length_or_nil], ...] of `struct NAME { ... };` in the header.
+  def header_struct(name)
+    body = header[/^struct #{name} \{\n(.*?)^\};/m, 1]
+    refute_nil body, "struct #{name} not found in the header"
+    body.lines.map(&:strip).reject { |l| l.empty? || l.start_with?("//") }.map do |line|
+      m = line.match(/\A(.+?)\s*\b(\w+)(?:\[(\w+)\])?;\z/)
+      refute_nil m, "cannot parse #{line.inspect} in struct #{name}"
+      [m[2], m[1].strip, m[3]]
+    end
+  end
+
+  # The FFI type a C field type must have in the binding's layout.
+  def ffi_type_for(c_type)
+    return FFI.find_type(:pointer) if c_type.end_with?("*") || c_type.end_with?("_fn")
+
+    FFI.find_type({ "bool" => :bool, "char" => :char, "double" => :double, "size_t" => :size_t,
+                    "int32_t" => :int32, "int64_t" => :int64, "uint32_t" => :uint32,
+                    "uint64_t" => :uint64, "pool_status_t" => :int32 }.fetch(c_type))
+  end
+
+  def test_status_codes_match_the_header
+    want = header_defines("POOL_(?:OK|ERR_\\w+)").transform_keys { |n| n.delete_prefix("POOL_") }
+    assert_includes want.keys, "ERR_CLUSTER"
+    native = RedisPool::Native
+    got = native.constants.grep(/\A(OK|ERR_\w+)\z/).to_h { |c| [c.to_s, native.const_get(c)] }
+    assert_equal want.sort.to_h, got.sort.to_h
+    # Every error status has its own exception class, which error_for picks.
+    classes = RedisPool.error_classes
+    assert_equal want.values.reject(&:zero?).sort, classes.keys.sort
+    assert_equal classes.size, classes.values.uniq.size
+    classes.each do |code, klass|
+      err = RedisPool.error_for(code)
+      assert_instance_of klass, err
+      assert_equal code, err.code
+      refute_empty err.message
+    end
+  end
+
+  def test_reply_types_match_the_header
+    want = header_defines("POOL_REPLY_\\w+").transform_keys { |n| n.delete_prefix("POOL_") }
+    refute_empty want
+    native = RedisPool::Native
+    got = native.constants.grep(/\AREPLY_\w+\z/).to_h { |c| [c.to_s, native.const_get(c)] }
+    assert_equal want.sort.to_h, got.sort.to_h
+  end
+
+  # Field by field (names, order, types), so that a field added to the header is
+  # not forgotten, where the size check below only sees the total.
+  def test_struct_fields_match_the_header
+    native = RedisPool::Native
+    { "pool_options" => native::Options, "pool_stats" => native::Stats, "pool_error" => native::PoolError,
+      "pool_reply" => native::Reply, "pool_leak" => native::Leak }.each do |name, klass|
+      fields = header_struct(name)
+      assert_equal fields.map(&:first), klass.members.map(&:to_s), "#{name}: field names"
+      fields.each do |field, c_type, len|
+        type = klass.new.layout[field.to_sym].type
+        if len
+          assert_kind_of FFI::Type::Array, type, "#{name}.#{field}"
+          assert_equal ffi_type_for(c_type), type.elem_type, "#{name}.#{field}"
+          assert_equal Integer(len), type.length, "#{name}.#{field}" if len.match?(/\A\d+\z/)
+        else
+          assert_equal ffi_type_for(c_type), type, "#{name}.#{field} (#{c_type})"
+        end
+      end
+    end
+  end
+
+  def test_public_stats_and_options_cover_the_header
+    stats = header_struct("pool_stats").map(&:first) - ["struct_size"]
+    assert_includes stats, "in_use_conns"
+    assert_equal stats, RedisPool::Stats.members.map(&:to_s)
+
+    want = { duration: [], integer: [], string: [], boolean: [] }
+    header_struct("pool_options").each do |field, c_type, _|
+      next if %w[struct_size dialer dialer_userdata].include?(field)
+
+      kind = if c_type == "int64_t" && field.end_with?("_ms") then :duration
+             elsif c_type.match?(/\Au?int\d+_t\z/) then :integer
+             elsif c_type == "bool" then :boolean
+             elsif c_type == "const char *" then :string
+             else flunk "pool_options.#{field}: no keyword kind for #{c_type}"
+             end
+      want[kind] << (kind == :duration ? field.delete_suffix("_ms") : field).to_sym
+    end
+    pool_class = RedisPool::Pool
+    assert_equal want[:duration].sort, pool_class::DURATION_OPTIONS.sort
+    assert_equal want[:integer].sort, pool_class::INTEGER_OPTIONS.sort
+    assert_equal want[:string].sort, pool_class::STRING_OPTIONS.sort
+    assert_equal want[:boolean].sort, pool_class::BOOLEAN_OPTIONS.sort
+  end
+
   def test_with_set_get_and_reply_types
     p = pool(pool_size: 2)
     k = key("str")
@@ -268,6 +371,20 @@ class TestRedisPool < Minitest::Test
     p.put(c3)
   end
 
+  def test_stats_in_use_conns
+    p = pool(pool_size: 4)
+    assert_equal 0, p.stats.in_use_conns
+    c1 = p.get
+    c2 = p.new_conn
+    assert_equal 2, p.stats.in_use_conns
+    p.put(c1)
+    assert_equal 1, p.stats.in_use_conns
+    p.close_conn(c2)
+    st = p.stats
+    assert_equal 0, st.in_use_conns
+    assert_equal st.members.size, st.to_a.compact.size, "a Stats field was left nil: #{st.inspect}"
+  end
+
   def test_new_conn_and_close_conn
     p = pool(pool_size: 1)
     c = p.new_conn
@@ -348,6 +465,74 @@ class TestRedisPool < Minitest::Test
     assert_raises(ArgumentError) { p.get(timeout: -1) }
     p.put(held)
     assert_equal "PONG", p.with(timeout: 0.5) { |c| c.call("PING") }
+  end
+
+  # connection_pool's TimeoutError is a ::Timeout::Error; code written for it
+  # rescues Timeout::Error. RedisPool::Error still catches it too.
+  def test_pool_timeout_error_is_a_timeout_error
+    p = pool(pool_size: 1, pool_timeout: "30s")
+    held = p.get
+    err = assert_raises(::Timeout::Error) { p.get(timeout: 0.05) }
+    assert_instance_of RedisPool::PoolTimeoutError, err
+    assert_equal RedisPool::Native::ERR_TIMEOUT, err.code
+    assert_kind_of StandardError, err
+    caught = begin
+      p.with(timeout: 0.05) { flunk "no conn expected" }
+    rescue RedisPool::Error => e
+      e
+    end
+    assert_instance_of RedisPool::PoolTimeoutError, caught
+    assert_raises(::Timeout::Error) { p.checkout(timeout: 0.05) }
+    assert_raises(::Timeout::Error) { p.get_nonblocking(timeout: 0.05) }
+    # The widened match is RedisPool::Error's own, not its subclasses'.
+    refute RedisPool::ClosedError === err # rubocop:disable Style/CaseEquality
+    assert RedisPool::Error === RedisPool::ClosedError.new("x") # rubocop:disable Style/CaseEquality
+    p.put(held)
+  end
+
+  # --- connection_pool conventions: checkout / checkin ---
+
+  def test_checkout_checkin
+    p = pool(pool_size: 1, pool_timeout: "5s")
+    conn = p.checkout
+    assert_equal "PONG", conn.call("PING")
+    # Reentrant: the same thread gets the conn it holds (pool_size 1: no wait).
+    assert_same conn, p.checkout(timeout: 0)
+    assert_same conn, p.with(timeout: 0) { |c| c }
+    p.checkin
+    assert conn.checked_out?, "an inner checkin must not give the conn back"
+    assert_equal 0, p.idle_len
+    # Another thread gets its own conn, so it waits for this one.
+    other = Thread.new do
+      p.checkout(timeout: 0.05)
+    rescue RedisPool::Error => e
+      e
+    end
+    assert_instance_of RedisPool::PoolTimeoutError, other.value
+    p.checkin
+    refute conn.checked_out?
+    assert_equal 1, p.idle_len
+    err = assert_raises(RedisPool::InvalidArgumentError) { p.checkin }
+    assert_equal RedisPool::Native::ERR_INVALID_ARG, err.code
+    # force: gives it back whatever the depth.
+    c = p.checkout
+    p.checkout
+    p.checkin(force: true)
+    refute c.checked_out?
+    # A conn given back behind checkout's back is not handed out again.
+    c = p.checkout
+    p.put(c)
+    c2 = p.checkout
+    assert c2.checked_out?
+    refute_same c, c2
+    p.checkin
+    # Nested with: one conn, given back by the outermost.
+    p.with do |outer|
+      p.with(timeout: 0) { |inner| assert_same outer, inner }
+      assert outer.checked_out?
+    end
+    assert_equal 1, p.idle_len
+    assert_equal 0, p.stats.in_use_conns
   end
 
   def test_closed

@@ -1,12 +1,37 @@
 # frozen_string_literal: true
 
+require "timeout"
+
 module RedisPool
-  # Base class of every error this library raises. #code is the C status
-  # (RedisPool::Native::ERR_*), nil for CommandError (a Redis error reply).
+  # Base class of every error this library raises but PoolTimeoutError (a
+  # ::Timeout::Error, see there), which `rescue RedisPool::Error` catches too.
+  # #code is the C status (RedisPool::Native::ERR_*), nil for CommandError (a
+  # Redis error reply).
   class Error < StandardError
     attr_reader :code
 
     def initialize(message = nil, code = nil)
+      super(message)
+      @code = code
+    end
+
+    # `rescue RedisPool::Error` (and `when RedisPool::Error`) also matches a
+    # PoolTimeoutError, which cannot inherit from this class. Ruby's own
+    # SystemCallError.=== widens its match the same way.
+    def self.===(other)
+      super || (equal?(Error) && other.is_a?(PoolTimeoutError))
+    end
+  end
+
+  # POOL_ERR_TIMEOUT: no conn within the timeout ("redis: connection pool timeout ...").
+  # A ::Timeout::Error, as connection_pool's ConnectionPool::TimeoutError, so code
+  # written for connection_pool (`rescue Timeout::Error`) keeps working; and
+  # `rescue RedisPool::Error` catches it too (RedisPool::Error.===), though it is
+  # not a RedisPool::Error subclass (is_a?(RedisPool::Error) is false).
+  class PoolTimeoutError < ::Timeout::Error
+    attr_reader :code
+
+    def initialize(message = nil, code = Native::ERR_TIMEOUT)
       super(message)
       @code = code
     end
@@ -16,8 +41,6 @@ module RedisPool
   class ClosedError < Error; end
   # POOL_ERR_EXHAUSTED: max_active_conns reached ("redis: connection pool exhausted").
   class PoolExhaustedError < Error; end
-  # POOL_ERR_TIMEOUT: no conn within the timeout ("redis: connection pool timeout ...").
-  class PoolTimeoutError < Error; end
   # POOL_ERR_DIAL: dialing failed; the message names the address and the OS error.
   class DialError < Error; end
   # POOL_ERR_INVALID_ARG: a bad URL or option, a foreign conn, a double put/remove,
@@ -38,6 +61,10 @@ module RedisPool
   class ProtocolError < Error; end
   # POOL_ERR_INTERNAL: a bug inside the library; the pool involved is closed.
   class InternalError < Error; end
+  # POOL_ERR_CLUSTER: a Redis Cluster cannot serve the request (no node could give
+  # the slot map, or no master serves the slot). From the C pool_cluster_* calls;
+  # this binding's single-node Pool never raises it.
+  class ClusterError < Error; end
 
   # A Redis error reply ("WRONGTYPE ...", "ERR ..."). The command itself went
   # through and the conn stays good. Conn#call raises it for a top-level error
@@ -62,8 +89,15 @@ module RedisPool
     Native::ERR_IO => IOError,
     Native::ERR_PROTOCOL => ProtocolError,
     Native::ERR_INTERNAL => InternalError,
+    Native::ERR_CLUSTER => ClusterError,
   }.freeze
   private_constant :ERRORS_BY_CODE
+
+  # The exception class for each POOL_ERR_* status (the tests check that every
+  # status but POOL_OK has one).
+  def self.error_classes
+    ERRORS_BY_CODE
+  end
 
   # The exception for C status `code`, with the message from a pool_error_t when the
   # call filled one, else the library's description of the status.

@@ -15,16 +15,28 @@ module RedisPool
   module Native
     extend FFI::Library
 
+    # The SONAME of the C library this binding is written against: the name an
+    # installed runtime library is found by (a runtime package ships only it, not
+    # the "libredispool.so" linker name of a development install).
+    SONAME = "libredispool.so.0"
+
     # The library: $REDISPOOL_LIB (a path) when set, else an installed libredispool
-    # ("libredispool.so" through the linker name, or the SONAME libredispool.so.0).
+    # found by the dynamic loader (ld.so.cache, LD_LIBRARY_PATH): its SONAME first,
+    # then "libredispool.so" (FFI's name for "redispool"). One array of
+    # alternatives: ffi_lib takes each argument as a library that must load, each
+    # array as names of which the first that loads wins.
     LIBRARY = ENV["REDISPOOL_LIB"].then { |path| path.nil? || path.empty? ? nil : path }
-    if LIBRARY
-      ffi_lib LIBRARY
-    else
-      ffi_lib [["redispool", "libredispool.so.0"]]
+    LIBRARY_NAMES = (LIBRARY ? [LIBRARY] : [SONAME, "redispool"]).freeze
+    begin
+      ffi_lib LIBRARY_NAMES
+    rescue LoadError => e
+      raise LoadError, "redispool: cannot load the C library (tried #{LIBRARY_NAMES.join(", ")}): " \
+                       "install it (scripts/install.sh, then ldconfig), point LD_LIBRARY_PATH at its " \
+                       "directory, or set REDISPOOL_LIB to its path. #{e.message}"
     end
 
-    # Status codes (POOL_OK, POOL_ERR_*): stable values.
+    # Status codes (POOL_OK, POOL_ERR_*): stable values. test_redispool.rb checks
+    # that these are exactly the POOL_OK / POOL_ERR_* of include/redispool.h.
     OK = 0
     ERR_CLOSED = 1
     ERR_EXHAUSTED = 2
@@ -38,8 +50,9 @@ module RedisPool
     ERR_IO = 10
     ERR_PROTOCOL = 11
     ERR_INTERNAL = 12
+    ERR_CLUSTER = 13
 
-    # Reply types (POOL_REPLY_*).
+    # Reply types (POOL_REPLY_*), checked against the header as the status codes.
     REPLY_STRING = 1
     REPLY_ARRAY = 2
     REPLY_INTEGER = 3
@@ -76,7 +89,8 @@ module RedisPool
              :element, :pointer
     end
 
-    # pool_stats_t; set :struct_size to Stats.size before pool_stats.
+    # pool_stats_t; set :struct_size to Stats.size before pool_stats. The layouts
+    # below are checked field by field (names, order, types) against the header.
     class Stats < FFI::Struct
       layout :struct_size, :size_t,
              :hits, :uint64,

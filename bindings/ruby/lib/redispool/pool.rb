@@ -3,12 +3,13 @@
 require "io/wait"
 
 module RedisPool
-  # A snapshot of a pool's statistics (pool_stats_t); see the README of the C library.
+  # A snapshot of a pool's statistics: every field of pool_stats_t but struct_size,
+  # in the header's order (the tests check it); see include/redispool.h.
   Stats = Struct.new(
     :hits, :misses, :timeouts, :wait_count, :unusable, :wait_duration_ns,
     :total_conns, :idle_conns, :stale_conns, :pending_requests,
     :dials, :dial_errors, :removed_conns, :evicted_conns,
-    :waiting, :dials_in_progress, :leak_suspects, :late_returns,
+    :waiting, :dials_in_progress, :leak_suspects, :in_use_conns, :late_returns,
     keyword_init: true
   )
 
@@ -21,7 +22,12 @@ module RedisPool
   #   pool.with(timeout: 0.5) { |conn| conn.call("INCR", "visits") }
   #
   # Thread-safe: share one Pool between threads. Blocking calls (get, with,
-  # new_conn, Conn#call) release the GVL while they wait.
+  # checkout, new_conn, Conn#call) release the GVL while they wait.
+  #
+  # connection_pool conventions: #with yields a conn and gives it back;
+  # #checkout / #checkin are the per-thread (per-fiber) pair underneath it, and
+  # both are reentrant: nested calls in one thread share one conn. Timeouts
+  # raise PoolTimeoutError, a ::Timeout::Error.
   #
   # Lifetime: #close closes idle conns and fails later gets; the native pool is
   # freed by the garbage collector (pool_free never blocks), after which conns
@@ -65,8 +71,15 @@ module RedisPool
     #   "redis://[[user]:password@]host[:port][/db][?pool_size=10&pool_timeout=1s&...]"
     #   "unix:///path/to/redis.sock?db=2"
     # Pool.new(addr: "127.0.0.1:6379", pool_size: 4, pool_timeout: 1.5, ...): the
-    # fields of pool_options_t by keyword, durations in seconds (Float; 0 disables,
-    # Float::INFINITY passes -1, e.g. pool_timeout: Float::INFINITY waits for ever).
+    # fields of pool_options_t by keyword, durations in seconds without the _ms
+    # (Numeric; passed as pool_options_t's milliseconds, so 0 means what 0 means
+    # there, and Float::INFINITY passes -1).
+    #
+    # pool_timeout differs between the two forms: in a URL, as in go-redis,
+    # pool_timeout=0 (or negative) waits for ever; as a keyword, pool_timeout: 0
+    # does not wait at all (pool_timeout_ms = 0) and pool_timeout: Float::INFINITY
+    # waits for ever.
+    #
     # Raises InvalidArgumentError for a bad URL or option. Never waits for a dial.
     def initialize(url = nil, **options)
       out = FFI::MemoryPointer.new(:pointer)
@@ -86,6 +99,8 @@ module RedisPool
       @closed = false
       @notify_io = nil
       @notify_pid = nil
+      # The fiber-local slot (Thread#[]) holding [conn, depth, pid] for #checkout.
+      @checkout_key = :"redispool_checkout_#{object_id}"
     end
 
     # Get: an idle, health-checked conn or a newly dialed one. Waits (without the
@@ -164,8 +179,24 @@ module RedisPool
     # BadConnError - or an exception that is not a StandardError (Interrupt,
     # SignalException, ...). Other exceptions (CommandError, your own errors)
     # put it back. Nothing is done if the block gave the conn back itself.
+    #
+    # Reentrant, as connection_pool's: inside a #with block or between #checkout
+    # and #checkin, the same thread (fiber) gets the conn it already holds, and
+    # the outermost #with / #checkin gives it back. `timeout` and `cancel` apply
+    # only when a conn is actually checked out.
     def with(timeout: nil, cancel: nil)
+      held = held_checkout
+      if held
+        held[1] += 1
+        begin
+          return yield(held[0])
+        ensure
+          checkin
+        end
+      end
+
       conn = get(timeout: timeout, cancel: cancel)
+      Thread.current[@checkout_key] = [conn, 1, Process.pid]
       broken = nil
       begin
         yield conn
@@ -178,10 +209,46 @@ module RedisPool
         broken = "#{e.class} raised"
         raise
       ensure
+        Thread.current[@checkout_key] = nil
         if conn.checked_out?
           broken ? remove(conn, broken) : put(conn)
         end
       end
+    end
+
+    # connection_pool's checkout: the conn this thread (fiber) holds from this pool,
+    # checked out with #get (`timeout`, `cancel` as there) unless it already holds
+    # one. Every #checkout must be matched by a #checkin; nested ones return the
+    # same conn. Raises what #get raises (PoolTimeoutError, ...).
+    def checkout(timeout: nil, cancel: nil)
+      held = held_checkout
+      if held
+        held[1] += 1
+        return held[0]
+      end
+
+      conn = get(timeout: timeout, cancel: cancel)
+      Thread.current[@checkout_key] = [conn, 1, Process.pid]
+      conn
+    end
+
+    # connection_pool's checkin: matches one #checkout (or ends one #with level) of
+    # this thread; the last one puts the conn back (force: true puts it back at
+    # once). A conn the caller already gave back with #put / #remove is left alone.
+    # InvalidArgumentError when this thread holds no conn from this pool.
+    def checkin(force: false)
+      held = Thread.current[@checkout_key]
+      unless held
+        raise InvalidArgumentError.new("redispool: checkin without a checkout in this thread",
+                                       Native::ERR_INVALID_ARG)
+      end
+
+      held[1] -= 1
+      return nil if held[1].positive? && !force
+
+      Thread.current[@checkout_key] = nil
+      put(held[0]) if held[0].checked_out?
+      nil
     end
 
     # NewConn: dials a conn outside the pool's turns and idle list (it counts in
@@ -305,6 +372,17 @@ module RedisPool
     end
 
     private
+
+    # [conn, depth, pid] when this thread (fiber) holds a conn from #checkout / #with
+    # that is still checked out; forgets one given back behind our back, and one a
+    # forked child inherited (its socket is the parent's: the child gets its own).
+    def held_checkout
+      held = Thread.current[@checkout_key]
+      return nil unless held
+      return held if held[0].checked_out? && held[2] == Process.pid
+
+      Thread.current[@checkout_key] = nil
+    end
 
     def new_from_options(options, out, err)
       unknown = options.keys - OPTIONS
