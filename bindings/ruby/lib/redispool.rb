@@ -4,7 +4,8 @@
 # go-redis pool semantics, through the ffi gem. See README.md next to lib/.
 #
 # The native library: $REDISPOOL_LIB (a path to libredispool.so) when set,
-# else an installed libredispool.so / libredispool.so.0.
+# else the installed one, found by its SONAME libredispool.so.0 (then by
+# libredispool.so) through the dynamic loader.
 require "ffi"
 
 require_relative "redispool/version"
