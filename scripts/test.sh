@@ -21,6 +21,8 @@ install_go_redis_v5
 if ! ruby -e 'require "ffi"; require "minitest"' >/dev/null 2>&1; then
     install_packages ruby-ffi ruby-minitest
 fi
+# tests/ruby_binding.rs builds and installs the binding's gem with `gem`.
+install_missing "gem:ruby-rubygems"
 require_cargo
 # The Go and Ruby binding tests skip when their toolchain is missing; here it
 # was just installed, so a skip would hide a failure.

@@ -4,7 +4,7 @@
 //! and used as a user would: a plain `require "redispool"` that finds the library
 //! by its SONAME through the dynamic loader, without `REDISPOOL_LIB`.
 //!
-//! Skips (with a note on stderr) when `ruby`, the ffi gem or minitest is missing,
+//! Skips (with a note on stderr) when `ruby`, `gem`, the ffi gem or minitest is missing,
 //! unless `REDISPOOL_REQUIRE_BINDINGS` is set (scripts/test.sh and CI set it and
 //! install them: Debian `ruby ruby-ffi ruby-minitest`), in which case it fails.
 
@@ -25,6 +25,21 @@ const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Why the Ruby toolchain cannot run the suite, or None when it can.
 fn ruby_missing() -> Option<String> {
+    // `gem` (Debian: ruby-rubygems, which the `ruby` package depends on) builds
+    // and installs the binding's gem.
+    match Command::new("gem")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Err(e) => return Some(format!("cannot run `gem`: {e}")),
+        Ok(status) if !status.success() => {
+            return Some(format!("`gem --version` failed ({status})"));
+        }
+        Ok(_) => {}
+    }
     let probe = Command::new("ruby")
         .args(["-e", "require 'ffi'; require 'minitest'"])
         .stdin(Stdio::null())
