@@ -111,3 +111,24 @@ func TestGetPutAllocs(t *testing.T) {
 		t.Errorf("%.1f allocations per Get+Put, want at most 1 (the *Conn)", allocs)
 	}
 }
+
+// BenchmarkGetPut measures a Get served by an idle conn and its Put:
+// go test -run '^$' -bench GetPut -benchmem
+func BenchmarkGetPut(b *testing.B) {
+	p, err := New("redis://" + redisAddr + "/?pool_size=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		cn, err := p.Get(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Put(cn); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
