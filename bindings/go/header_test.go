@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 )
 
@@ -73,35 +74,65 @@ func TestCodesMatchHeader(t *testing.T) {
 	}
 }
 
-// snakeCase turns a Go field name into the C one: "InUseConns" -> "in_use_conns".
+// snakeCase turns a Go field name into the C one: "InUseConns" ->
+// "in_use_conns", "PoolFIFO" -> "pool_fifo".
 func snakeCase(s string) string {
 	var b strings.Builder
-	for i, r := range s {
+	prevLower := false
+	for _, r := range s {
 		if unicode.IsUpper(r) {
-			if i > 0 {
+			if prevLower {
 				b.WriteByte('_')
 			}
 			r = unicode.ToLower(r)
+			prevLower = false
+		} else {
+			prevLower = true
 		}
 		b.WriteRune(r)
 	}
 	return b.String()
 }
 
+// headerFields returns the field names of the header's struct name, but
+// struct_size.
+func headerFields(t *testing.T, name string) map[string]bool {
+	t.Helper()
+	body := regexp.MustCompile(`(?s)\nstruct ` + name + ` \{(.*?)\n\};`).FindStringSubmatch(headerText(t))
+	if body == nil {
+		t.Fatalf("struct %s not found in the header", name)
+	}
+	fields := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*[\w ]+?[ *](\w+);`).FindAllStringSubmatch(body[1], -1) {
+		if m[1] != "struct_size" {
+			fields[m[1]] = true
+		}
+	}
+	if len(fields) < 5 {
+		t.Fatalf("parsed only %v from struct %s", fields, name)
+	}
+	return fields
+}
+
+// compareFields reports the fields only one side has.
+func compareFields(t *testing.T, cStruct string, want, got map[string]bool, goType string) {
+	t.Helper()
+	for name := range want {
+		if !got[name] {
+			t.Errorf("%s.%s has no field in %s", cStruct, name, goType)
+		}
+	}
+	for name := range got {
+		if !want[name] {
+			t.Errorf("%s has %s, which %s lacks", goType, name, cStruct)
+		}
+	}
+}
+
 // TestStatsMatchHeader checks that Stats has one field for each field of the
 // header's struct pool_stats (but struct_size), so a new counter in the C
 // library shows up here as a failing test until the binding carries it.
 func TestStatsMatchHeader(t *testing.T) {
-	body := regexp.MustCompile(`(?s)struct pool_stats \{(.*?)\n\};`).FindStringSubmatch(headerText(t))
-	if body == nil {
-		t.Fatal("struct pool_stats not found in the header")
-	}
-	want := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^\s*\w+ (\w+);`).FindAllStringSubmatch(body[1], -1) {
-		if m[1] != "struct_size" {
-			want[m[1]] = true
-		}
-	}
 	got := map[string]bool{}
 	st := reflect.TypeOf(Stats{})
 	for i := 0; i < st.NumField(); i++ {
@@ -111,14 +142,25 @@ func TestStatsMatchHeader(t *testing.T) {
 		}
 		got[name] = true
 	}
-	for name := range want {
-		if !got[name] {
-			t.Errorf("pool_stats_t.%s has no field in Stats", name)
+	compareFields(t, "pool_stats_t", headerFields(t, "pool_stats"), got, "Stats")
+}
+
+// TestOptionsMatchHeader checks that Options has one field for each option of
+// the header's struct pool_options: durations without the "_ms" suffix, and
+// no dialer callback (a C function pointer, which Go cannot supply).
+func TestOptionsMatchHeader(t *testing.T) {
+	want := headerFields(t, "pool_options")
+	delete(want, "dialer")
+	delete(want, "dialer_userdata")
+	got := map[string]bool{}
+	ot := reflect.TypeOf(Options{})
+	for i := 0; i < ot.NumField(); i++ {
+		f := ot.Field(i)
+		name := snakeCase(f.Name)
+		if f.Type == reflect.TypeOf(time.Duration(0)) {
+			name += "_ms"
 		}
+		got[name] = true
 	}
-	for name := range got {
-		if !want[name] {
-			t.Errorf("Stats has %s, which pool_stats_t lacks", name)
-		}
-	}
+	compareFields(t, "pool_options_t", want, got, "Options")
 }
