@@ -5,7 +5,9 @@
 // The package uses cgo and finds the library through pkg-config: install
 // redispool (which installs redispool.pc), or point PKG_CONFIG_PATH at a
 // directory holding a redispool.pc for a build tree. CGO_ENABLED=1 is
-// required. It depends on the Go standard library only.
+// required. It depends on the Go standard library only and needs Go 1.21 or
+// later. The module is not on a module proxy: README.md shows how to depend on
+// a checkout (go work use, or a replace directive).
 //
 // A Pool hands out Conns: Get waits (in arrival order) for a free turn, at most
 // the pool timeout or until the context is done, whichever comes first; Put
@@ -49,4 +51,10 @@
 // *big.Int, nil, or RedisError inside arrays); a nil reply gives the error Nil,
 // a Redis error reply the error RedisError. Conn.FD gives the socket for your
 // own I/O.
+//
+// # Stats
+//
+// Pool.PoolStats returns go-redis v9's PoolStats fields (uint32 counters,
+// WaitDurationNs), so metrics adapters written for go-redis fit; Pool.Stats
+// has every counter of the library's pool_stats_t.
 package redispool

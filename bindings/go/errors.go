@@ -29,7 +29,33 @@ const (
 	CodeIO         Code = C.POOL_ERR_IO          // a command failed mid-way (timeout, EOF, OS error)
 	CodeProtocol   Code = C.POOL_ERR_PROTOCOL    // malformed RESP from the server
 	CodeInternal   Code = C.POOL_ERR_INTERNAL    // a bug inside the library
+	CodeCluster    Code = C.POOL_ERR_CLUSTER     // no node could give the slot map, or no master serves the slot
 )
+
+// codes lists every status code with its C name and sentinel, in the
+// header's order. A test parses redispool.h and checks that this table holds
+// exactly the header's POOL_OK / POOL_ERR_* codes, so a new code cannot be
+// forgotten here.
+var codes = []struct {
+	name     string
+	code     Code
+	sentinel *Error // nil for CodeOK
+}{
+	{"POOL_OK", CodeOK, nil},
+	{"POOL_ERR_CLOSED", CodeClosed, ErrClosed},
+	{"POOL_ERR_EXHAUSTED", CodeExhausted, ErrPoolExhausted},
+	{"POOL_ERR_TIMEOUT", CodeTimeout, ErrPoolTimeout},
+	{"POOL_ERR_DIAL", CodeDial, ErrDial},
+	{"POOL_ERR_INVALID_ARG", CodeInvalidArg, ErrInvalidArg},
+	{"POOL_ERR_WOULD_BLOCK", CodeWouldBlock, ErrWouldBlock},
+	{"POOL_ERR_CANCELED", CodeCanceled, ErrCanceled},
+	{"POOL_ERR_BAD_CONN", CodeBadConn, ErrBadConn},
+	{"POOL_ERR_HANDSHAKE", CodeHandshake, ErrHandshake},
+	{"POOL_ERR_IO", CodeIO, ErrIO},
+	{"POOL_ERR_PROTOCOL", CodeProtocol, ErrProtocol},
+	{"POOL_ERR_INTERNAL", CodeInternal, ErrInternal},
+	{"POOL_ERR_CLUSTER", CodeCluster, ErrCluster},
+}
 
 // String returns the library's static description of the code, e.g.
 // "redis: connection pool timeout".
@@ -112,6 +138,9 @@ var (
 	ErrProtocol = sentinel(CodeProtocol)
 	// ErrInternal means a bug inside the library; the pool involved is closed.
 	ErrInternal = sentinel(CodeInternal)
+	// ErrCluster means a Redis Cluster cannot serve the request: no node
+	// could give the slot map, or no master serves the slot.
+	ErrCluster = sentinel(CodeCluster)
 )
 
 // errorFrom turns a failed status and the pool_error_t the library filled
@@ -121,6 +150,12 @@ func errorFrom(st C.pool_status_t, cerr *C.pool_error_t) *Error {
 	if cerr != nil {
 		msg = C.GoString(&cerr.message[0])
 	}
+	return errorWithMessage(st, msg)
+}
+
+// errorWithMessage is the *Error for a failed status and the library's
+// message (the code's description when the message is empty).
+func errorWithMessage(st C.pool_status_t, msg string) *Error {
 	if msg == "" {
 		msg = Code(st).String()
 	}

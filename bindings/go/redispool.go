@@ -3,7 +3,35 @@ package redispool
 /*
 #cgo pkg-config: redispool
 #include <stdlib.h>
+#include <string.h>
 #include <redispool.h>
+
+// The hot calls take no pointer to Go memory: a Go variable whose address is
+// passed to C escapes to the heap, which cost pool_get_ex's pool_error_t and
+// conn out-pointer two allocations per Get. These wrappers keep both on the C
+// stack and return the outcome by value; only a failure allocates (a copy of
+// the message, freed by the caller).
+typedef struct {
+	pool_status_t status;
+	pool_conn_t *conn;
+	char *msg; // NULL on success or when the library gave no message; free() it
+} rp_get_result;
+
+static rp_get_result rp_get(pool_t *pool, int64_t timeout_ms, const pool_cancel_t *cancel) {
+	rp_get_result r = {POOL_OK, NULL, NULL};
+	pool_error_t err;
+	err.message[0] = 0;
+	r.status = pool_get_ex(pool, timeout_ms, cancel, &r.conn, &err);
+	if (r.status != POOL_OK && err.message[0] != 0)
+		r.msg = strdup(err.message);
+	return r;
+}
+
+static rp_get_result rp_try_get(pool_t *pool) {
+	rp_get_result r = {POOL_OK, NULL, NULL};
+	r.status = pool_try_get(pool, &r.conn);
+	return r;
+}
 */
 import "C"
 
@@ -151,10 +179,9 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 		}()
 	}
 
-	var h *C.pool_conn_t
-	var cerr C.pool_error_t
-	st := C.pool_get_ex(p.p, C.int64_t(timeout), tok, &h, &cerr)
+	r := C.rp_get(p.p, C.int64_t(timeout), tok)
 	runtime.KeepAlive(p)
+	st := r.status
 	if tok != nil {
 		// The watcher must be gone before the token is freed.
 		close(stop)
@@ -162,9 +189,15 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 		C.pool_cancel_free(tok)
 	}
 
+	if st == C.POOL_OK {
+		return p.conn(r.conn), nil
+	}
+	msg := ""
+	if r.msg != nil {
+		msg = C.GoString(r.msg)
+		C.free(unsafe.Pointer(r.msg))
+	}
 	switch {
-	case st == C.POOL_OK:
-		return p.conn(h), nil
 	case st == C.POOL_ERR_CANCELED && ctx.Err() != nil:
 		// Only the watcher fires the token, after ctx.Done() closed.
 		return nil, contextError(ctx.Err())
@@ -173,7 +206,7 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 		// report what go-redis reports then. ctx.Err() may lag the clock by a moment.
 		return nil, contextError(context.DeadlineExceeded)
 	}
-	return nil, errorFrom(st, &cerr)
+	return nil, errorWithMessage(st, msg)
 }
 
 // TryGet returns an idle conn that passes the socket health checks, or an
@@ -182,13 +215,12 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 // room starts one dial in the background, whose conn lands in the idle list
 // (and makes the notify fd readable). ErrClosed after Close.
 func (p *Pool) TryGet() (*Conn, error) {
-	var h *C.pool_conn_t
-	st := C.pool_try_get(p.p, &h)
+	r := C.rp_try_get(p.p)
 	runtime.KeepAlive(p)
-	if st != C.POOL_OK {
-		return nil, statusError(st, "try get")
+	if r.status != C.POOL_OK {
+		return nil, statusError(r.status, "try get")
 	}
-	return p.conn(h), nil
+	return p.conn(r.conn), nil
 }
 
 // Put gives cn back for reuse; cn must not be used afterwards. The oldest
@@ -295,6 +327,46 @@ func (p *Pool) Stats() Stats {
 		LeakSuspects:    uint32(s.leak_suspects),
 		InUseConns:      uint32(s.in_use_conns),
 		LateReturns:     uint64(s.late_returns),
+	}
+}
+
+// PoolStats is a pool's statistics in the shape of go-redis v9's
+// redis.PoolStats (internal/pool.Stats): the same field names and types, so
+// metrics adapters written for go-redis (redisotel, redisprom, hand-written
+// exporters reading stats.Hits, stats.WaitDurationNs, …) work unchanged.
+// go-redis keeps its counters in uint32, and so do these: a counter past
+// 2^32-1 wraps as go-redis's does (Stats has the full 64-bit values).
+// go-redis's PubSubStats has no counterpart: the pool has no pub/sub conns.
+type PoolStats struct {
+	Hits           uint32 // gets served by an idle or handed-over conn
+	Misses         uint32 // gets that found no idle conn and dialed
+	Timeouts       uint32 // gets that timed out waiting for a turn
+	WaitCount      uint32 // gets that waited for a turn and got one
+	Unusable       uint32 // always 0, as in go-redis
+	WaitDurationNs int64  // total time of the waits counted in WaitCount, in nanoseconds
+
+	TotalConns      uint32 // conns the pool owns
+	IdleConns       uint32 // idle conns
+	StaleConns      uint32 // conns closed as stale (lifetime, idle time, failed health check)
+	PendingRequests uint32 // gets in progress that wait for a turn or a new conn
+}
+
+// PoolStats returns a snapshot of the pool's statistics shaped like go-redis's
+// Client.PoolStats (a new *PoolStats each call). Stats has every counter the
+// library keeps.
+func (p *Pool) PoolStats() *PoolStats {
+	s := p.Stats()
+	return &PoolStats{
+		Hits:            uint32(s.Hits),
+		Misses:          uint32(s.Misses),
+		Timeouts:        uint32(s.Timeouts),
+		WaitCount:       uint32(s.WaitCount),
+		Unusable:        uint32(s.Unusable),
+		WaitDurationNs:  int64(s.WaitDuration),
+		TotalConns:      s.TotalConns,
+		IdleConns:       s.IdleConns,
+		StaleConns:      s.StaleConns,
+		PendingRequests: s.PendingRequests,
 	}
 }
 
