@@ -156,9 +156,10 @@ trap 'rm -rf "$work"' EXIT
 
 # --- the shared library, with versioned symbols -------------------------------
 # rustc hands the linker a version script of its own for every cdylib (every
-# export in one anonymous, unversioned node), and the linkers keep the first
-# version script that names a symbol, so src/ffi/redispool.map cannot go
-# through build.rs. The installed shared library is therefore linked here from
+# export in one anonymous, unversioned node), so src/ffi/redispool.map cannot
+# go through build.rs: rust-lld keeps rustc's script (the exports stay
+# unversioned) and GNU ld refuses the pair ("anonymous version tag cannot be
+# combined with other version tags"). The installed shared library is therefore linked here from
 # the static library (the same compiled code): -u pulls in each function the
 # map lists, the map versions them and hides everything else, and
 # --no-undefined-version fails the link if the map names a function that no
