@@ -3,7 +3,8 @@
 # integration tests against a real redis-server, the C examples, valgrind).
 #
 # On a fresh Debian/Ubuntu machine run it as root: it installs redis-server,
-# gcc, g++, valgrind, pkg-config, binutils, Go 1.21+ and Ruby (with ruby-ffi and
+# gcc, g++, valgrind, pkg-config, binutils, cmake, ninja, libhiredis-dev, Go 1.21+ and
+# Ruby (with ruby-ffi and
 # minitest, for the language bindings) and go-redis v5's source (the bench
 # suite's go-redis baseline) when they are missing. The fuzz step
 # needs a nightly toolchain (it says SKIP without one) and installs cargo-fuzz. Rust (cargo) must be
@@ -14,10 +15,12 @@ cd "$(dirname "$0")/.."
 
 install_missing "redis-server:redis-server" "redis-cli:redis-tools" "cc:gcc libc6-dev" "c++:g++" \
     "valgrind:valgrind" "pkg-config:pkg-config" "readelf:binutils" \
-    "ruby:ruby ruby-ffi ruby-minitest"
+    "ruby:ruby ruby-ffi ruby-minitest" "cmake:cmake" "ninja:ninja-build" "objcopy:binutils"
 # Go 1.21 or later for the Go binding: /usr/local/go/bin when present, else
 # golang-1.22 (from bookworm-backports on Debian 12, whose golang-go is 1.19).
 install_go
+# examples-c/hiredis.c (tests/c_examples.rs) builds against Debian's hiredis.
+[ -f /usr/include/hiredis/hiredis.h ] || install_packages libhiredis-dev
 # The bench suite's smoke run builds and runs its go-redis baseline with it.
 install_go_redis_v5
 # Ruby may be there without the gems the binding and its tests use.

@@ -298,3 +298,65 @@ fn event_loop_under_valgrind_has_no_errors_or_definite_leaks() {
         describe(&output)
     );
 }
+
+/// hiredis on pooled conns (examples-c/hiredis.c, Debian's libhiredis-dev):
+/// 8 threads x 2000 SET + GET rounds on a pool of 4, every reply the right
+/// one, every conn reused, none lost or found stale.
+#[test]
+fn hiredis_on_pooled_conns() {
+    if !std::path::Path::new("/usr/include/hiredis/hiredis.h").is_file() {
+        if std::env::var_os("REDISPOOL_REQUIRE_BINDINGS").is_some() {
+            panic!(
+                "hiredis is not installed and REDISPOOL_REQUIRE_BINDINGS is set: \
+                 apt-get install libhiredis-dev (scripts/test.sh does)"
+            );
+        }
+        eprintln!(
+            "SKIPPED hiredis_on_pooled_conns: no /usr/include/hiredis/hiredis.h \
+             (apt-get install libhiredis-dev); set REDISPOOL_REQUIRE_BINDINGS=1 to make \
+             this a failure"
+        );
+        return;
+    }
+    let repo = common::repo_dir();
+    let lib_dir = common::shared_lib_dir();
+    let exe = common::c_tests_dir().join("hiredis-example");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let mut cmd = std::process::Command::new(cc);
+    // The libraries after the source, so that --as-needed linkers keep them.
+    cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+        .arg(format!("-I{}", repo.join("include").display()))
+        .arg(repo.join("examples-c").join("hiredis.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg("-lredispool")
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .args(["-lhiredis", "-pthread"]);
+    let built = common::run_command(&mut cmd, RUN_TIMEOUT);
+    assert!(built.status.success(), "{cmd:?}\n{}", describe(&built));
+
+    let redis = RedisServer::start();
+    let output = run(&exe, &[&redis.addr(), "8", "2000"], &[], RUN_TIMEOUT);
+    assert_success(&output);
+    assert_stdout_has(
+        &output,
+        "threads=8 rounds=16000 commands=32000 ok=16000 wrong_replies=0 errors=0\n",
+    );
+    assert_stdout_has(&output, " removed=0 stale=0 ");
+    assert_stdout_has(&output, "\nOK\n");
+    // Checked by the program too; here so that a program that forgot would not pass.
+    let stdout = stdout_of(&output);
+    let field = |key: &str| -> u64 {
+        stdout
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}= in output\n{}", describe(&output)))
+    };
+    let conns = field("conns");
+    assert!((1..=4).contains(&conns), "{}", describe(&output));
+    assert_eq!(field("misses"), conns, "{}", describe(&output));
+    assert_eq!(field("hits") + field("misses"), 16000);
+    assert!(field("min_uses_per_conn") >= 2, "{}", describe(&output));
+}

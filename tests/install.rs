@@ -1,7 +1,9 @@
 //! Installing and consuming the library as a user would: `scripts/install.sh`
-//! into a prefix, then C programs built with nothing but `pkg-config`; the
-//! shared library's exported symbols against the header; and the C++17 wrapper
-//! `include/redispool.hpp` against a real redis-server.
+//! into a prefix, then C programs built with nothing but `pkg-config`, and a
+//! CMake project with nothing but `find_package(redispool CONFIG)`; the
+//! installed shared library's exported symbols (versioned, as the version
+//! script says) against the header; stripping and the separate debug info; and
+//! the C++17 wrapper `include/redispool.hpp` against a real redis-server.
 
 mod common;
 
@@ -13,6 +15,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -145,6 +148,24 @@ fn check_installed_tree(root: &Path, prefix: &str) {
     }
     assert_eq!(soname(&lib.join(&real)), major);
     assert!(fs::symlink_metadata(lib.join("libredispool.a")).is_ok_and(|m| m.is_file()));
+    check_stripped_with_debug_info(&lib);
+    for file in ["redispoolConfig.cmake", "redispoolConfigVersion.cmake"] {
+        let path = lib.join("cmake").join("redispool").join(file);
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            !text.contains('@'),
+            "{file} has an unfilled @PLACEHOLDER@:\n{text}"
+        );
+        assert!(
+            text.contains(VERSION),
+            "{file} does not name version {VERSION}"
+        );
+    }
+    for doc in ["LICENSE", "CHANGELOG.md"] {
+        let installed = fs::read(root.join("share/doc/redispool").join(doc))
+            .unwrap_or_else(|e| panic!("share/doc/redispool/{doc}: {e}"));
+        assert!(installed == fs::read(repo_dir().join(doc)).expect("source doc"));
+    }
     for header in ["redispool.h", "redispool.hpp"] {
         let installed = fs::read(include.join(header))
             .unwrap_or_else(|e| panic!("{}: {e}", include.join(header).display()));
@@ -186,6 +207,142 @@ fn check_installed_tree(root: &Path, prefix: &str) {
     assert!(words.contains(&"-lc"), "Libs.private: {private:?}");
 }
 
+/// The names of a file's ELF sections, from `readelf -S -W` (every member's,
+/// for an archive).
+fn section_names(file: &Path) -> Vec<String> {
+    let output = run("readelf", &["-S", "-W", path_str(file)], &[], RUN_TIMEOUT);
+    assert_success(&output);
+    stdout_of(&output)
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(']')?;
+            rest.split_whitespace().next().map(str::to_string)
+        })
+        .collect()
+}
+
+/// The build id in a file's `.note.gnu.build-id`, from `readelf -n`.
+fn build_id(file: &Path) -> Option<String> {
+    let output = run("readelf", &["-n", path_str(file)], &[], RUN_TIMEOUT);
+    assert_success(&output);
+    stdout_of(&output).lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("Build ID:")
+            .map(|id| id.trim().to_string())
+    })
+}
+
+/// Numbers the scratch directories of section dumps (tests run in parallel).
+static DUMPS: AtomicUsize = AtomicUsize::new(0);
+
+/// CRC-32 (IEEE, reflected, as zlib), which `.gnu_debuglink` records of the debug file.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The raw bytes of one section, from `objcopy --dump-section`.
+fn section_bytes(file: &Path, section: &str, scratch: &Path) -> Vec<u8> {
+    let out = scratch.join(format!("section{}", section.replace('.', "_")));
+    let arg = format!("{section}={}", out.display());
+    let output = run(
+        "objcopy",
+        &[
+            "--dump-section",
+            &arg,
+            path_str(file),
+            path_str(&scratch.join("objcopy.out")),
+        ],
+        &[],
+        RUN_TIMEOUT,
+    );
+    assert_success(&output);
+    fs::read(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display()))
+}
+
+/// The installed libraries carry no debug info; the shared library's is in
+/// `lib/debug/`, named by its `.gnu_debuglink` (with the right CRC) and linked
+/// from `lib/debug/.build-id/` under the library's build id.
+fn check_stripped_with_debug_info(lib: &Path) {
+    let so = lib.join(format!("libredispool.so.{VERSION}"));
+    let sections = section_names(&so);
+    assert!(
+        !sections.iter().any(|s| s.starts_with(".debug_")),
+        "installed {} still has debug sections: {sections:?}",
+        so.display()
+    );
+    let so_size = fs::metadata(&so).expect("installed .so").len();
+    assert!(
+        so_size < 4 << 20,
+        "installed .so is {so_size} bytes: not stripped?"
+    );
+
+    let debug_name = format!("libredispool.so.{VERSION}.debug");
+    let debug = lib.join("debug").join(&debug_name);
+    let debug_sections = section_names(&debug);
+    assert!(
+        debug_sections.iter().any(|s| s == ".debug_info")
+            && debug_sections.iter().any(|s| s == ".debug_line"),
+        "{} lacks debug info: {debug_sections:?}",
+        debug.display()
+    );
+
+    // .gnu_debuglink: the file name, NUL, padding to 4 bytes, then its CRC-32.
+    let scratch = Scratch::new(&format!("dump-{}", DUMPS.fetch_add(1, Ordering::Relaxed)));
+    let link = section_bytes(&so, ".gnu_debuglink", &scratch.0);
+    let nul = link
+        .iter()
+        .position(|&b| b == 0)
+        .expect("NUL in .gnu_debuglink");
+    assert_eq!(
+        std::str::from_utf8(&link[..nul]).expect("UTF-8 name"),
+        debug_name
+    );
+    let crc_at = (nul + 4) & !3;
+    let recorded = u32::from_le_bytes(link[crc_at..crc_at + 4].try_into().expect("4 bytes"));
+    assert_eq!(
+        recorded,
+        crc32(&fs::read(&debug).expect("debug file")),
+        ".gnu_debuglink's CRC does not match {}",
+        debug.display()
+    );
+
+    let id = build_id(&so).unwrap_or_else(|| panic!("{} has no build id", so.display()));
+    assert_eq!(build_id(&debug).as_deref(), Some(id.as_str()));
+    let by_id = lib
+        .join("debug/.build-id")
+        .join(&id[..2])
+        .join(format!("{}.debug", &id[2..]));
+    assert_eq!(
+        fs::canonicalize(&by_id).unwrap_or_else(|e| panic!("{}: {e}", by_id.display())),
+        fs::canonicalize(&debug).expect("debug file")
+    );
+
+    let archive = lib.join("libredispool.a");
+    let archive_sections = section_names(&archive);
+    assert!(
+        !archive_sections
+            .iter()
+            .any(|s| s.starts_with(".debug_") || s == ".llvmbc"),
+        "installed libredispool.a keeps debug info or LLVM bitcode"
+    );
+    let archive_size = fs::metadata(&archive).expect("installed .a").len();
+    assert!(
+        archive_size < 20 << 20,
+        "installed .a is {archive_size} bytes"
+    );
+}
+
 #[test]
 fn install_into_a_prefix_and_build_with_pkg_config() {
     let scratch = Scratch::new("prefix");
@@ -195,7 +352,9 @@ fn install_into_a_prefix_and_build_with_pkg_config() {
     assert_stdout_has(&output, &format!("installed redispool {VERSION}"));
     check_installed_tree(&prefix, prefix_str);
     let lib = prefix.join("lib");
-    assert_exports_equal_header(&lib.join(format!("libredispool.so.{VERSION}")));
+    let installed_so = lib.join(format!("libredispool.so.{VERSION}"));
+    assert_exports_equal_header(&installed_so);
+    assert_exports_versioned(&installed_so);
 
     // pkg-config sees the version; every path it gives is in the prefix (which
     // itself lies under target/), none elsewhere in the build tree.
@@ -246,6 +405,9 @@ fn install_into_a_prefix_and_build_with_pkg_config() {
         static_flags.iter().any(|f| f == "-lc"),
         "--static --libs should add Libs.private: {static_flags:?}"
     );
+    // The program binds each function to its version node, not to any pool_get.
+    assert_imports_versioned(&shared);
+
     let static_exe = scratch.0.join("basic-static");
     compile_basic(&static_exe, &static_flags);
     let deps = needed(&static_exe);
@@ -391,6 +553,278 @@ fn assert_exports_equal_header(so: &Path) {
         "{} exports data symbols: {others:?}",
         so.display()
     );
+}
+
+/// The version node of this release's functions in `src/ffi/redispool.map`.
+const VERSION_NODE: &str = "REDISPOOL_0.1";
+
+/// The version script's nodes: (node, the functions it makes global), in order.
+fn version_script_nodes() -> Vec<(String, BTreeSet<String>)> {
+    let path = repo_dir().join("src").join("ffi").join("redispool.map");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    parse_version_script(&text)
+}
+
+fn parse_version_script(text: &str) -> Vec<(String, BTreeSet<String>)> {
+    // Drop /* comments */, then read `NODE { global: a; b; local: *; } PARENT;`.
+    let mut code = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("/*") {
+        code.push_str(&rest[..start]);
+        rest = rest[start..].split_once("*/").map_or("", |(_, tail)| tail);
+    }
+    code.push_str(rest);
+    let mut nodes = Vec::new();
+    let mut body_rest = code.as_str();
+    while let Some(open) = body_rest.find('{') {
+        let name = body_rest[..open]
+            .split([';', '}'])
+            .next_back()
+            .unwrap_or("")
+            .split_whitespace()
+            .next_back()
+            .unwrap_or_else(|| panic!("a version node without a name:\n{text}"))
+            .to_string();
+        let close = body_rest[open..].find('}').expect("closing brace") + open;
+        let body = &body_rest[open + 1..close];
+        let mut global = BTreeSet::new();
+        let mut scope = "";
+        for item in body.split(';') {
+            let mut item = item.trim();
+            for label in ["global:", "local:"] {
+                if let Some(after) = item.strip_prefix(label) {
+                    scope = label;
+                    item = after.trim();
+                }
+            }
+            if scope == "global:" && !item.is_empty() {
+                global.insert(item.to_string());
+            }
+        }
+        nodes.push((name, global));
+        body_rest = &body_rest[close + 1..];
+    }
+    nodes
+}
+
+#[test]
+fn version_script_parser_reads_nodes_in_order() {
+    let text = "/* pool_fake; */\nREDISPOOL_0.1 {\n  global:\n    pool_a;\n    pool_b;\n  \
+                local:\n    *;\n};\nREDISPOOL_0.2 {\n  global: pool_c;\n} REDISPOOL_0.1;\n";
+    let nodes = parse_version_script(text);
+    let names: Vec<(&str, Vec<&str>)> = nodes
+        .iter()
+        .map(|(n, g)| (n.as_str(), g.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("REDISPOOL_0.1", vec!["pool_a", "pool_b"]),
+            ("REDISPOOL_0.2", vec!["pool_c"])
+        ]
+    );
+}
+
+#[test]
+fn version_script_lists_exactly_the_header_functions() {
+    let nodes = version_script_nodes();
+    assert_eq!(
+        nodes.first().map(|(name, _)| name.as_str()),
+        Some(VERSION_NODE),
+        "the first node of src/ffi/redispool.map"
+    );
+    let mut listed = BTreeSet::new();
+    for (node, names) in &nodes {
+        for name in names {
+            assert!(
+                listed.insert(name.clone()),
+                "{name} is listed twice (again in {node})"
+            );
+        }
+    }
+    let header = fs::read_to_string(repo_dir().join("include").join("redispool.h"))
+        .expect("read include/redispool.h");
+    let declared = header_functions(&header);
+    let missing: Vec<_> = declared.difference(&listed).collect();
+    let extra: Vec<_> = listed.difference(&declared).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "src/ffi/redispool.map is out of step with include/redispool.h: add new functions \
+         to a new version node (docs/abi.md). Not in the map: {missing:?}; not in the \
+         header: {extra:?}"
+    );
+}
+
+/// The version each of the map's functions belongs to.
+fn expected_versions() -> Vec<(String, String)> {
+    version_script_nodes()
+        .into_iter()
+        .flat_map(|(node, names)| names.into_iter().map(move |n| (n, node.clone())))
+        .collect()
+}
+
+/// Every function the installed library exports is `name@@NODE`, NODE being
+/// the version node the map puts it in.
+fn assert_exports_versioned(so: &Path) {
+    let output = run(
+        "nm",
+        &["-D", "--defined-only", path_str(so)],
+        &[],
+        RUN_TIMEOUT,
+    );
+    assert_success(&output);
+    let stdout = stdout_of(&output);
+    let mut exported = BTreeSet::new();
+    for line in stdout.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, "A", _] | [_, "A", _, ..] => {}
+            [_, _, sym] => {
+                exported.insert(sym.to_string());
+            }
+            _ => {}
+        }
+    }
+    let wanted: BTreeSet<String> = expected_versions()
+        .into_iter()
+        .map(|(name, node)| format!("{name}@@{node}"))
+        .collect();
+    let unversioned: Vec<_> = exported.iter().filter(|s| !s.contains("@@")).collect();
+    assert!(
+        unversioned.is_empty(),
+        "{} exports unversioned symbols: {unversioned:?}",
+        so.display()
+    );
+    assert_eq!(exported, wanted, "exports of {}", so.display());
+
+    // readelf agrees: the version definitions are the map's nodes.
+    let output = run("readelf", &["-V", "-W", path_str(so)], &[], RUN_TIMEOUT);
+    assert_success(&output);
+    assert_stdout_has(&output, &format!("Name: {VERSION_NODE}"));
+}
+
+/// A program linked against the installed library refers to its functions by
+/// version (`pool_get@REDISPOOL_0.1`), so another library's `pool_free` in the
+/// same process cannot capture its calls.
+fn assert_imports_versioned(exe: &Path) {
+    let output = run(
+        "nm",
+        &["-D", "--undefined-only", path_str(exe)],
+        &[],
+        RUN_TIMEOUT,
+    );
+    assert_success(&output);
+    let imports: Vec<String> = stdout_of(&output)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .filter(|s| s.starts_with("pool_"))
+        .collect();
+    assert!(
+        !imports.is_empty(),
+        "{} imports no pool_ function",
+        exe.display()
+    );
+    let bad: Vec<_> = imports
+        .iter()
+        .filter(|s| !s.ends_with(&format!("@{VERSION_NODE}")))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} imports unversioned or misversioned functions: {bad:?}",
+        exe.display()
+    );
+}
+
+/// Runs `cmake args...` (in `dir`) and returns its output, whatever its status.
+fn cmake(args: &[&str]) -> Output {
+    run("cmake", args, &[], INSTALL_TIMEOUT)
+}
+
+#[test]
+fn cmake_project_finds_the_staged_install() {
+    // Staged as a package build would stage it: DESTDIR + /usr. The CMake
+    // package finds everything from its own place, so it works from the stage.
+    let scratch = Scratch::new("cmake");
+    let destdir = scratch.0.join("stage");
+    install("/usr", &[("DESTDIR", path_str(&destdir))]);
+    let root = destdir.join("usr");
+    let build = scratch.0.join("build");
+    let source = repo_dir().join("tests").join("cmake");
+    let generator: &[&str] = if Command::new("ninja").arg("--version").output().is_ok() {
+        &["-G", "Ninja"]
+    } else {
+        &[]
+    };
+    let prefix_path = format!("-DCMAKE_PREFIX_PATH={}", root.display());
+
+    let mut args = vec!["-S", path_str(&source), "-B", path_str(&build)];
+    args.extend_from_slice(generator);
+    args.push(&prefix_path);
+    let configured = cmake(&args);
+    assert_success(&configured);
+    assert_stdout_has(&configured, &format!("found redispool {VERSION}"));
+    assert_success(&cmake(&["--build", path_str(&build)]));
+
+    let redis = RedisServer::start();
+    let shared = build.join("consumer_shared");
+    assert!(
+        needed(&shared).contains(&format!("libredispool.so.{MAJOR}")),
+        "{:?}",
+        needed(&shared)
+    );
+    assert_imports_versioned(&shared);
+    // CMake gives the build tree an rpath to the imported library's directory.
+    let ldd = run("ldd", &[path_str(&shared)], &[], RUN_TIMEOUT);
+    assert_stdout_has(
+        &ldd,
+        &format!(
+            "libredispool.so.{MAJOR} => {}",
+            root.join("lib")
+                .join(format!("libredispool.so.{MAJOR}"))
+                .display()
+        ),
+    );
+    assert_basic_ran(&run(&shared, &[&redis.addr()], &[], RUN_TIMEOUT));
+
+    let static_exe = build.join("consumer_static");
+    let deps = needed(&static_exe);
+    assert!(
+        deps.iter().all(|d| !d.starts_with("libredispool")),
+        "the static target's program still needs {deps:?}"
+    );
+    assert_basic_ran(&run(&static_exe, &[&redis.addr()], &[], RUN_TIMEOUT));
+
+    let cpp = run(
+        build.join("consumer_cpp"),
+        &[&redis.addr()],
+        &[],
+        RUN_TIMEOUT,
+    );
+    assert_success(&cpp);
+    assert_stdout_has(&cpp, "GET: from cmake\n");
+    assert_stdout_has(&cpp, &format!("version: {VERSION}"));
+
+    // The version file: a later major version, or a newer minor one, is refused.
+    for wanted in ["1.0", "0.99"] {
+        let build = scratch.0.join(format!("build-{wanted}"));
+        let want = format!("-DREDISPOOL_WANTED={wanted}");
+        let mut args = vec!["-S", path_str(&source), "-B", path_str(&build)];
+        args.extend_from_slice(generator);
+        args.push(&prefix_path);
+        args.push(&want);
+        let refused = cmake(&args);
+        assert!(
+            !refused.status.success(),
+            "find_package(redispool {wanted}) succeeded"
+        );
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains(&format!("requested version \"{wanted}\""))
+                && stderr.contains(&format!("version: {VERSION}")),
+            "find_package(redispool {wanted}) failed for another reason:\n{}",
+            describe(&refused)
+        );
+    }
 }
 
 #[test]
