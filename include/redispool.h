@@ -2,13 +2,15 @@
  * redispool: a Redis connection pool with go-redis pool semantics, as a C library.
  *
  * Threads and ownership:
- *  - A pool_t is safe to use from any number of threads at once, and to pool_free while
- *    other threads are inside calls on it (they return; see pool_free). A pool_conn_t may
+ *  - A pool_t (and a pool_cluster_t) is safe to use from any number of threads at once,
+ *    and to pool_free (pool_cluster_free) while other threads are inside calls on it (they
+ *    return; see pool_free, pool_cluster_free). A pool_conn_t may
  *    move between threads but is used by one thread at a time, from get until put/remove.
  *  - Every function checks its pointer arguments: NULL gives POOL_ERR_INVALID_ARG (or the
- *    neutral value documented for it). Pool and conn handles are not memory addresses:
- *    stale conn handles (after put/remove), double puts, conns of another pool, freed pool
- *    handles (after pool_free) and double pool_free are detected.
+ *    neutral value documented for it). Pool, cluster and conn handles are not memory
+ *    addresses: stale conn handles (after put/remove), double puts, conns of another pool,
+ *    freed pool and cluster handles (after pool_free, pool_cluster_free) and a double
+ *    pool_free or pool_cluster_free are detected.
  *  - Error detail travels with the call (a trailing pool_error_t *err_out, may be NULL),
  *    never in thread-local state.
  *  - No panic crosses the ABI; no write raises SIGPIPE; no signal handler is installed and
@@ -634,14 +636,24 @@ pool_status_t pool_cluster_nodes(const pool_cluster_t *cluster,
 // POOL_ERR_CLOSED; a second call returns POOL_ERR_CLOSED. Any thread.
 pool_status_t pool_cluster_close(pool_cluster_t *cluster);
 
-// Free: closes the cluster if needed and gives the caller's handle back. NULL is fine.
-// Afterwards the only valid uses of `cluster` are pool_cluster_put / pool_cluster_remove
-// of conns still checked out (node pools stay valid until their last conn is back and
-// their pool_free). Never blocks. Call it once.
-// Calls already running on other threads keep the cluster alive until they return: a get
-// loading the slot map or waiting in a node pool returns POOL_ERR_CLOSED. Unlike a
-// pool_t, a pool_cluster_t is an address: a call that starts after this one, or races
-// with it, and a second pool_cluster_free are undefined.
+// Free: closes the cluster if needed and makes the handle dead. NULL is fine. Never
+// blocks. Any thread. Node pools from pool_cluster_node_pool stay valid (closed) until
+// their own pool_free, and their memory until their last conn is back.
+//
+// Calls on other threads: a pool_cluster_t is a checked handle, like a pool_t. Every
+// call on it first takes its own reference to the cluster through the handle, atomically
+// with checking that the handle is live; pool_cluster_free kills the handle atomically
+// too. So a call made before, during or after pool_cluster_free on another thread either
+// got in, and then the cluster's memory lives until it returns (a get loading the slot
+// map or waiting in a node pool returns POOL_ERR_CLOSED; pool_cluster_stats and the like
+// report the closed cluster), or is refused as after pool_cluster_free:
+// POOL_ERR_INVALID_ARG ("cluster: not a live cluster handle"; no message where the
+// function has no err_out). Never a read of freed memory.
+//
+// After pool_cluster_free the handle stays valid only for pool_cluster_put /
+// pool_cluster_remove of conns of its nodes still checked out, which close them. A
+// second pool_cluster_free of the handle, or of a made-up value (or of a pool_t), does
+// nothing.
 void pool_cluster_free(pool_cluster_t *cluster);
 
 // The socket, for the caller's own I/O. Handed out in blocking mode; the library copes with

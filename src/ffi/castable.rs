@@ -1,6 +1,6 @@
 //! Every conversion between a C handle and the Rust object behind it lives here.
 //!
-//! - `pool_t *` is not an address: like a conn handle, it encodes a slot of `pool_table` and a
+//! - `pool_t *` is not an address: like a conn handle, it encodes a slot of `handle_table::POOLS` and a
 //!   generation. The slot holds the caller's strong count of a `PoolObj` (taken out by
 //!   `pool_free`); each checked-out conn holds another, and so does each call running on
 //!   the pool (`pool::Held`), so the object outlives `pool_free` until the last conn is
@@ -13,13 +13,15 @@ use std::sync::Arc;
 
 use super::cancel::pool_cancel_t;
 use super::conn::pool_conn_t;
+use super::handle_table;
 use super::pool::{PoolObj, pool_t};
-use super::pool_table;
 use crate::pool::CancelToken;
 
-/// A new handle for `obj` (see `pool_table`); `obj` back when the table is full.
+/// A new handle for `obj` (see `handle_table`); `obj` back when the table is full.
 pub(crate) fn pool_into_raw(obj: Arc<PoolObj>) -> Result<*mut pool_t, Arc<PoolObj>> {
-    pool_table::insert(obj).map(|h| std::ptr::without_provenance_mut(h as usize))
+    handle_table::POOLS
+        .insert(obj)
+        .map(|h| std::ptr::without_provenance_mut(h as usize))
 }
 
 /// A pool handle as the integer it encodes.
