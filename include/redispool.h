@@ -14,11 +14,13 @@
  *  - Error detail travels with the call (a trailing pool_error_t *err_out, may be NULL),
  *    never in thread-local state.
  *  - No panic crosses the ABI; no write raises SIGPIPE; no signal handler is installed and
- *    nothing is printed. No library thread calls user code except the dial callback.
+ *    nothing is printed. No library thread calls user code except the dial callback and
+ *    dialer_userdata_free.
  *  - Library threads: dials run on short-lived "redispool-dial" threads (so a caller can stop
  *    waiting without wasting the dial); "redispool-reaper" runs only when reaper_interval_ms
  *    is set; "redispool-probe" runs only while dials keep failing. The dial callback
- *    (pool_dial_fn) may therefore run on a library thread; nothing else of yours does
+ *    (pool_dial_fn) may therefore run on a library thread, and so may dialer_userdata_free
+ *    (the last dial thread may be what lets the pool go); nothing else of yours does
  *    (conn userdata is freed on one of your threads).
  *  - Event loops: pool_try_get never waits, dials or resolves; pool_notify_fd gives an fd
  *    to wait on next to your others. Cancellation: pool_get_ex with a pool_cancel_t.
@@ -128,11 +130,15 @@ typedef struct pool_cancel pool_cancel_t;
 // A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 // passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
 // take (0 = unbounded). Called from library dial threads, possibly from several at once:
-// it must be thread-safe. It is the only user code a library thread ever runs. A dial
-// under way when the pool is closed or freed still runs to its end, possibly after
-// pool_close / pool_free has returned (nothing waits for it): keep `dialer_userdata`
-// valid until such calls are over, e.g. for the life of the process.
+// it must be thread-safe. It is the only user code a library thread ever runs (with
+// `dialer_userdata_free`). A dial under way when the pool is closed or freed still runs
+// to its end, possibly after pool_close / pool_free has returned (nothing waits for it):
+// keep `dialer_userdata` valid until such calls are over. `dialer_userdata_free` tells
+// you when that is; without it, keep it for the life of the process.
 typedef int (*pool_dial_fn)(void *userdata, int64_t timeout_ms, int *fd_out);
+
+// A destructor for conn userdata.
+typedef void (*pool_free_fn)(void *userdata);
 
 // Pool options. Always start with `pool_options_init`, then change fields.
 struct pool_options {
@@ -241,6 +247,14 @@ struct pool_options {
   // wire, so this bounds a tree of small elements as max_reply_bytes bounds string data.
   // Past it: POOL_ERR_PROTOCOL, the conn closed.
   int64_t max_reply_elements;
+  // Called with `dialer_userdata` exactly once, when the pool no longer needs it: after
+  // pool_free, once the last dial has returned and nothing holds the pool any more (no
+  // conn checked out, no call running). It runs on the thread that lets the pool go:
+  // the pool_free caller, a library dial thread, or the thread of the last call or
+  // pool_put on the pool. Only for a pool pool_new created: when pool_new fails it is
+  // not called and the userdata stays yours. Called once per pool made with these
+  // options. NULL = nothing is called (default). Ignored without `dialer`.
+  pool_free_fn dialer_userdata_free;
 };
 
 typedef struct pool_options pool_options_t;
@@ -379,9 +393,6 @@ struct pool_cluster_node {
 
 // See `struct pool_cluster_node`.
 typedef struct pool_cluster_node pool_cluster_node_t;
-
-// A destructor for conn userdata.
-typedef void (*pool_free_fn)(void *userdata);
 
 // One reply, possibly the root of a tree. Type numbers equal hiredis's REDIS_REPLY_*.
 // Fields that do not apply to a type are 0 / NULL. `str` is NUL-terminated too (binary

@@ -120,6 +120,7 @@ const DIALER_SECTIONS: &[&str] = &[
     "== pool_size 1: pool_put and pool_remove unblock a waiter\n",
     "== pool_close wakes a thread waiting for a turn\n",
     "== pool_close wakes a thread waiting for its dial\n",
+    "== dialer_userdata_free: called once per pool, after its last dial returned\n",
 ];
 
 /// Every section of abi_sticky.c, in order.

@@ -11,7 +11,7 @@ use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::handle_table;
-use super::options::{core_options_from_url, pool_options_t, read_options, to_core};
+use super::options::{core_options_from_url, pool_options_t, read_options, to_core_owning};
 use super::panic::ffi_boundary;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
@@ -243,13 +243,25 @@ pub unsafe extern "C" fn pool_new(
         {
             return code;
         }
+        let mut owner = None;
         // SAFETY: `opts` is non-NULL and points to a pool_options_t of its struct_size.
         let created = unsafe { read_options(opts) }
             // SAFETY: strings in the caller's options are NULL or NUL-terminated.
-            .and_then(|o| unsafe { to_core(&o) })
-            .and_then(ConnPool::new);
+            .and_then(|o| unsafe { to_core_owning(&o) })
+            .and_then(|(core, o)| {
+                owner = o;
+                ConnPool::new(core)
+            });
         // SAFETY: checked non-NULL above.
-        unsafe { publish(created, pool_out, err_out) }
+        let status = unsafe { publish(created, pool_out, err_out) };
+        // The pool exists (and nothing of it can be dropped before this thread returns
+        // its handle): it now owns `dialer_userdata`.
+        if status == POOL_OK
+            && let Some(owner) = owner
+        {
+            owner.arm();
+        }
+        status
     })
 }
 
