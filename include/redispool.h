@@ -623,7 +623,8 @@ pool_status_t pool_cluster_refresh(pool_cluster_t *cluster,
 
 // Stats of node `addr`'s pool, or with `addr` NULL the sum over every node pool (counters
 // and gauges added up). Set `stats_out->struct_size` as for pool_stats.
-// POOL_ERR_INVALID_ARG for a NULL cluster or stats_out, or a node without a pool. Any thread.
+// POOL_ERR_INVALID_ARG for a NULL or freed cluster, a NULL stats_out, or a node without a
+// pool. Any thread.
 pool_status_t pool_cluster_stats(const pool_cluster_t *cluster,
                                  const char *addr,
                                  pool_stats_t *stats_out);

@@ -4,7 +4,7 @@ use std::ffi::{CStr, CString, c_char};
 use std::sync::{Arc, OnceLock, Weak};
 
 use super::cancel::pool_cancel_t;
-use super::castable::{cancel_ref, conn_bits};
+use super::castable::{cancel_ref, cluster_bits, cluster_into_raw, conn_bits};
 use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
@@ -123,11 +123,6 @@ pub unsafe extern "C" fn pool_cluster_options_init(opts: *mut pool_cluster_optio
     })
 }
 
-/// A cluster handle as the integer it encodes.
-fn cluster_bits(c: *const pool_cluster_t) -> u64 {
-    c.addr() as u64
-}
-
 /// What a call on a handle that is not live says.
 const NOT_LIVE: &str = "cluster: not a live cluster handle (freed already?)";
 
@@ -196,12 +191,12 @@ unsafe fn publish(
         Ok(c) => c,
         Err(e) => return fail(err_out, &e),
     };
-    match CLUSTERS.insert(cluster) {
+    match cluster_into_raw(cluster) {
         Ok(h) => {
             // Before the caller has the handle: no node exists yet.
-            let _ = cell.set(h);
+            let _ = cell.set(cluster_bits(h));
             // SAFETY: per contract.
-            unsafe { *out = std::ptr::without_provenance_mut(h as usize) };
+            unsafe { *out = h };
             POOL_OK
         }
         Err(c) => {
@@ -712,7 +707,8 @@ pub unsafe extern "C" fn pool_cluster_refresh(
 
 /// Stats of node `addr`'s pool, or with `addr` NULL the sum over every node pool (counters
 /// and gauges added up). Set `stats_out->struct_size` as for pool_stats.
-/// POOL_ERR_INVALID_ARG for a NULL cluster or stats_out, or a node without a pool. Any thread.
+/// POOL_ERR_INVALID_ARG for a NULL or freed cluster, a NULL stats_out, or a node without a
+/// pool. Any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_cluster_stats(
     cluster: *const pool_cluster_t,
