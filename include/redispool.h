@@ -137,7 +137,8 @@ typedef struct pool_cancel pool_cancel_t;
 // you when that is; without it, keep it for the life of the process.
 typedef int (*pool_dial_fn)(void *userdata, int64_t timeout_ms, int *fd_out);
 
-// A destructor for conn userdata.
+// A destructor for userdata: of a conn (pool_conn_set_userdata) or of a dialer
+// (pool_options_t.dialer_userdata_free).
 typedef void (*pool_free_fn)(void *userdata);
 
 // Pool options. Always start with `pool_options_init`, then change fields.
