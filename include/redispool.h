@@ -2,21 +2,25 @@
  * redispool: a Redis connection pool with go-redis pool semantics, as a C library.
  *
  * Threads and ownership:
- *  - A pool_t is safe to use from any number of threads at once, and to pool_free while
- *    other threads are inside calls on it (they return; see pool_free). A pool_conn_t may
+ *  - A pool_t (and a pool_cluster_t) is safe to use from any number of threads at once,
+ *    and to pool_free (pool_cluster_free) while other threads are inside calls on it (they
+ *    return; see pool_free, pool_cluster_free). A pool_conn_t may
  *    move between threads but is used by one thread at a time, from get until put/remove.
  *  - Every function checks its pointer arguments: NULL gives POOL_ERR_INVALID_ARG (or the
- *    neutral value documented for it). Pool and conn handles are not memory addresses:
- *    stale conn handles (after put/remove), double puts, conns of another pool, freed pool
- *    handles (after pool_free) and double pool_free are detected.
+ *    neutral value documented for it). Pool, cluster and conn handles are not memory
+ *    addresses: stale conn handles (after put/remove), double puts, conns of another pool,
+ *    freed pool and cluster handles (after pool_free, pool_cluster_free) and a double
+ *    pool_free or pool_cluster_free are detected.
  *  - Error detail travels with the call (a trailing pool_error_t *err_out, may be NULL),
  *    never in thread-local state.
  *  - No panic crosses the ABI; no write raises SIGPIPE; no signal handler is installed and
- *    nothing is printed. No library thread calls user code except the dial callback.
+ *    nothing is printed. No library thread calls user code except the dial callback and
+ *    dialer_userdata_free.
  *  - Library threads: dials run on short-lived "redispool-dial" threads (so a caller can stop
  *    waiting without wasting the dial); "redispool-reaper" runs only when reaper_interval_ms
  *    is set; "redispool-probe" runs only while dials keep failing. The dial callback
- *    (pool_dial_fn) may therefore run on a library thread; nothing else of yours does
+ *    (pool_dial_fn) may therefore run on a library thread, and so may dialer_userdata_free
+ *    (the last dial thread may be what lets the pool go); nothing else of yours does
  *    (conn userdata is freed on one of your threads).
  *  - Event loops: pool_try_get never waits, dials or resolves; pool_notify_fd gives an fd
  *    to wait on next to your others. Cancellation: pool_get_ex with a pool_cancel_t.
@@ -135,11 +139,16 @@ typedef struct pool_cancel pool_cancel_t;
 // take (0 = unbounded); the session set-up that follows gets what is left of it. The
 // library cannot interrupt this function: it should return within `timeout_ms`. Called
 // from library dial threads, possibly from several at once: it must be thread-safe. It is
-// the only user code a library thread ever runs. A dial under way when the pool is closed
-// or freed still runs to its end, possibly after pool_close / pool_free has returned
-// (nothing waits for it): keep `dialer_userdata` valid until such calls are over, e.g.
-// for the life of the process.
+// the only user code a library thread ever runs (with `dialer_userdata_free`). A dial
+// under way when the pool is closed or freed still runs to its end, possibly after
+// pool_close / pool_free has returned (nothing waits for it): keep `dialer_userdata`
+// valid until such calls are over. `dialer_userdata_free` tells you when that is;
+// without it, keep it for the life of the process.
 typedef int (*pool_dial_fn)(void *userdata, int64_t timeout_ms, int *fd_out);
+
+// A destructor for userdata: of a conn (pool_conn_set_userdata) or of a dialer
+// (pool_options_t.dialer_userdata_free).
+typedef void (*pool_free_fn)(void *userdata);
 
 // Pool options. Always start with `pool_options_init`, then change fields.
 struct pool_options {
@@ -257,6 +266,14 @@ struct pool_options {
   // wire, so this bounds a tree of small elements as max_reply_bytes bounds string data.
   // Past it: POOL_ERR_PROTOCOL, the conn closed.
   int64_t max_reply_elements;
+  // Called with `dialer_userdata` exactly once, when the pool no longer needs it: after
+  // pool_free, once the last dial has returned and nothing holds the pool any more (no
+  // conn checked out, no call running). It runs on the thread that lets the pool go:
+  // the pool_free caller, a library dial thread, or the thread of the last call or
+  // pool_put on the pool. Only for a pool pool_new created: when pool_new fails it is
+  // not called and the userdata stays yours. Called once per pool made with these
+  // options. NULL = nothing is called (default). Ignored without `dialer`.
+  pool_free_fn dialer_userdata_free;
 };
 
 typedef struct pool_options pool_options_t;
@@ -395,9 +412,6 @@ struct pool_cluster_node {
 
 // See `struct pool_cluster_node`.
 typedef struct pool_cluster_node pool_cluster_node_t;
-
-// A destructor for conn userdata.
-typedef void (*pool_free_fn)(void *userdata);
 
 // One reply, possibly the root of a tree. Type numbers equal hiredis's REDIS_REPLY_*.
 // Fields that do not apply to a type are 0 / NULL. `str` is NUL-terminated too (binary
@@ -628,7 +642,8 @@ pool_status_t pool_cluster_refresh(pool_cluster_t *cluster,
 
 // Stats of node `addr`'s pool, or with `addr` NULL the sum over every node pool (counters
 // and gauges added up). Set `stats_out->struct_size` as for pool_stats.
-// POOL_ERR_INVALID_ARG for a NULL cluster or stats_out, or a node without a pool. Any thread.
+// POOL_ERR_INVALID_ARG for a NULL or freed cluster, a NULL stats_out, or a node without a
+// pool. Any thread.
 pool_status_t pool_cluster_stats(const pool_cluster_t *cluster,
                                  const char *addr,
                                  pool_stats_t *stats_out);
@@ -652,14 +667,24 @@ pool_status_t pool_cluster_nodes(const pool_cluster_t *cluster,
 // POOL_ERR_CLOSED; a second call returns POOL_ERR_CLOSED. Any thread.
 pool_status_t pool_cluster_close(pool_cluster_t *cluster);
 
-// Free: closes the cluster if needed and gives the caller's handle back. NULL is fine.
-// Afterwards the only valid uses of `cluster` are pool_cluster_put / pool_cluster_remove
-// of conns still checked out (node pools stay valid until their last conn is back and
-// their pool_free). Never blocks. Call it once.
-// Calls already running on other threads keep the cluster alive until they return: a get
-// loading the slot map or waiting in a node pool returns POOL_ERR_CLOSED. Unlike a
-// pool_t, a pool_cluster_t is an address: a call that starts after this one, or races
-// with it, and a second pool_cluster_free are undefined.
+// Free: closes the cluster if needed and makes the handle dead. NULL is fine. Never
+// blocks. Any thread. Node pools from pool_cluster_node_pool stay valid (closed) until
+// their own pool_free, and their memory until their last conn is back.
+//
+// Calls on other threads: a pool_cluster_t is a checked handle, like a pool_t. Every
+// call on it first takes its own reference to the cluster through the handle, atomically
+// with checking that the handle is live; pool_cluster_free kills the handle atomically
+// too. So a call made before, during or after pool_cluster_free on another thread either
+// got in, and then the cluster's memory lives until it returns (a get loading the slot
+// map or waiting in a node pool returns POOL_ERR_CLOSED; pool_cluster_stats and the like
+// report the closed cluster), or is refused as after pool_cluster_free:
+// POOL_ERR_INVALID_ARG ("cluster: not a live cluster handle"; no message where the
+// function has no err_out). Never a read of freed memory.
+//
+// After pool_cluster_free the handle stays valid only for pool_cluster_put /
+// pool_cluster_remove of conns of its nodes still checked out, which close them. A
+// second pool_cluster_free of the handle, or of a made-up value (or of a pool_t), does
+// nothing.
 void pool_cluster_free(pool_cluster_t *cluster);
 
 // The socket, for the caller's own I/O. Handed out in blocking mode; the library copes with

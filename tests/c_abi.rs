@@ -101,6 +101,8 @@ const MISUSE_SECTIONS: &[&str] = &[
     "== pool_free while calls are in flight: blocked gets and dials return POOL_ERR_CLOSED\n",
     "== pool handles: a second pool_free, calls after it and made-up handles are refused\n",
     "== calls racing with pool_free get in or are refused\n",
+    "== cluster handles: a second pool_cluster_free, calls after it and made-up handles are refused\n",
+    "== cluster calls racing with pool_cluster_free get in or are refused\n",
     "== conn userdata\n",
     "== pool_stats struct_size\n",
 ];
@@ -120,6 +122,7 @@ const DIALER_SECTIONS: &[&str] = &[
     "== pool_close wakes a thread waiting for its dial\n",
     "== silent peer during set-up: dial_timeout_ms bounds it with read_timeout_ms 0\n",
     "== silent peer during set-up: pool_close ends the dial at once\n",
+    "== dialer_userdata_free: called once per pool, after its last dial returned\n",
 ];
 
 /// Every section of abi_sticky.c, in order.

@@ -1,10 +1,12 @@
 //! Every conversion between a C handle and the Rust object behind it lives here.
 //!
-//! - `pool_t *` is not an address: like a conn handle, it encodes a slot of `pool_table` and a
-//!   generation. The slot holds the caller's strong count of a `PoolObj` (taken out by
+//! - `pool_t *` is not an address: like a conn handle, it encodes a slot of
+//!   `handle_table::POOLS` and a generation. The slot holds the caller's strong count of a `PoolObj` (taken out by
 //!   `pool_free`); each checked-out conn holds another, and so does each call running on
 //!   the pool (`pool::Held`), so the object outlives `pool_free` until the last conn is
 //!   back and the last call has returned, and a freed or made-up handle is refused.
+//! - `pool_cluster_t *` is the same, in `handle_table::CLUSTERS` (each call on it holds a
+//!   count of the cluster while it runs, see `cluster::cluster_hold`).
 //! - `pool_cancel_t *` is `Box::into_raw` of a `CancelToken`.
 //! - `pool_conn_t *` is not an address at all: it encodes a slot of `conn_table` and a
 //!   generation, so stale or foreign handles are detected instead of dereferenced.
@@ -12,19 +14,36 @@
 use std::sync::Arc;
 
 use super::cancel::pool_cancel_t;
+use super::cluster::{ClusterObj, pool_cluster_t};
 use super::conn::pool_conn_t;
+use super::handle_table;
 use super::pool::{PoolObj, pool_t};
-use super::pool_table;
 use crate::pool::CancelToken;
 
-/// A new handle for `obj` (see `pool_table`); `obj` back when the table is full.
+/// A new handle for `obj` (see `handle_table`); `obj` back when the table is full.
 pub(crate) fn pool_into_raw(obj: Arc<PoolObj>) -> Result<*mut pool_t, Arc<PoolObj>> {
-    pool_table::insert(obj).map(|h| std::ptr::without_provenance_mut(h as usize))
+    handle_table::POOLS
+        .insert(obj)
+        .map(|h| std::ptr::without_provenance_mut(h as usize))
 }
 
 /// A pool handle as the integer it encodes.
 pub(crate) fn pool_bits(p: *const pool_t) -> u64 {
     p.addr() as u64
+}
+
+/// A new handle for `obj` (see `handle_table`); `obj` back when the table is full.
+pub(crate) fn cluster_into_raw(
+    obj: Arc<ClusterObj>,
+) -> Result<*mut pool_cluster_t, Arc<ClusterObj>> {
+    handle_table::CLUSTERS
+        .insert(obj)
+        .map(|h| std::ptr::without_provenance_mut(h as usize))
+}
+
+/// A cluster handle as the integer it encodes.
+pub(crate) fn cluster_bits(c: *const pool_cluster_t) -> u64 {
+    c.addr() as u64
 }
 
 pub(crate) fn cancel_into_raw(c: CancelToken) -> *mut pool_cancel_t {

@@ -1,13 +1,14 @@
 //! `pool_cluster_t`: a Redis Cluster, one connection pool per node (see `crate::cluster`).
 
 use std::ffi::{CStr, CString, c_char};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use super::cancel::pool_cancel_t;
-use super::castable::{cancel_ref, conn_bits};
+use super::castable::{cancel_ref, cluster_bits, cluster_into_raw, conn_bits};
 use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
+use super::handle_table::CLUSTERS;
 use super::options::{core_options_from_url, pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
 use super::pool::{ClusterNode, PoolKind, PoolObj, hand_out_owned, pool_t};
@@ -25,7 +26,7 @@ pub struct pool_cluster {
 /// See `struct pool_cluster`.
 pub type pool_cluster_t = pool_cluster;
 
-/// What a `pool_cluster_t *` points to (`Arc::into_raw`).
+/// What a `pool_cluster_t *` stands for (through `handle_table::CLUSTERS`).
 pub(crate) type ClusterObj = Cluster<PoolObj>;
 
 /// Cluster options. Always start with `pool_cluster_options_init`, then change fields.
@@ -122,45 +123,59 @@ pub unsafe extern "C" fn pool_cluster_options_init(opts: *mut pool_cluster_optio
     })
 }
 
-fn cluster_into_raw(c: Arc<ClusterObj>) -> *mut pool_cluster_t {
-    Arc::into_raw(c) as *mut pool_cluster_t
-}
+/// What a call on a handle that is not live says.
+const NOT_LIVE: &str = "cluster: not a live cluster handle (freed already?)";
 
 /// A strong count of the cluster behind a handle, held for the whole of one call (as
 /// `pool::Held` for pools): a pool_cluster_free on another thread meanwhile gives back only
 /// the caller's count, so a get blocked in a node pool or a slot-map refresh wakes up in
-/// live memory. None for NULL. A cluster call already allocates (the node's address) and
-/// takes the node's count, so one more atomic here is noise.
-///
-/// # Safety
-/// `c` is NULL or a live handle from pool_cluster_new*.
-unsafe fn cluster_hold(c: *const pool_cluster_t) -> Option<Arc<ClusterObj>> {
-    if c.is_null() {
-        return None;
-    }
-    let c = c.cast::<ClusterObj>();
-    // SAFETY: per contract `c` came from `Arc::into_raw` and its caller's count is still
-    // held, so taking another one is sound.
-    unsafe {
-        Arc::increment_strong_count(c);
-        Some(Arc::from_raw(c))
-    }
+/// live memory. None for NULL, a freed handle or a made-up value (`handle_table` refuses
+/// them, even while pool_cluster_free runs). A cluster call already allocates (the node's
+/// address) and takes the node's count, so one more atomic here is noise.
+fn cluster_hold(c: *const pool_cluster_t) -> Option<Arc<ClusterObj>> {
+    CLUSTERS.enter(cluster_bits(c))
 }
 
-/// Builds the cluster; node objects point back to it for redirects.
-fn create(opts: ClusterOptions) -> Result<Arc<ClusterObj>, Error> {
+/// `cluster_hold`, or the status (and message) of a NULL or dead handle.
+fn cluster_or_fail(
+    c: *const pool_cluster_t,
+    err_out: *mut pool_error_t,
+) -> Result<Arc<ClusterObj>, pool_status_t> {
+    cluster_hold(c).ok_or_else(|| {
+        invalid(
+            err_out,
+            if c.is_null() {
+                "cluster: NULL"
+            } else {
+                NOT_LIVE
+            },
+        )
+    })
+}
+
+/// A new cluster, and the cell its handle goes in once it has one.
+type Created = (Arc<ClusterObj>, Arc<OnceLock<u64>>);
+
+/// Builds the cluster; node objects point back to it for redirects, and know the handle
+/// it is given (`publish`) so that pool_cluster_put can tell its conns even after
+/// pool_cluster_free.
+fn create(opts: ClusterOptions) -> Result<Created, Error> {
     let opts = ClusterObj::validate(opts)?;
-    Ok(Arc::new_cyclic(|weak: &Weak<ClusterObj>| {
+    let handle = Arc::new(OnceLock::new());
+    let cell = handle.clone();
+    let cluster = Arc::new_cyclic(|weak: &Weak<ClusterObj>| {
         let weak = weak.clone();
         let make = Box::new(move |pool, addr: &str| {
             Arc::new(PoolObj::new(PoolKind::Node(ClusterNode {
                 pool,
                 addr: addr.to_string(),
                 cluster: weak.clone(),
+                cluster_handle: cell.clone(),
             })))
         });
         Cluster::with_valid_options(opts, make)
-    }))
+    });
+    Ok((cluster, handle))
 }
 
 /// Hands a new cluster to the caller, or reports why it could not be made.
@@ -168,17 +183,29 @@ fn create(opts: ClusterOptions) -> Result<Arc<ClusterObj>, Error> {
 /// # Safety
 /// `out` is non-NULL and writable.
 unsafe fn publish(
-    created: Result<Arc<ClusterObj>, Error>,
+    created: Result<Created, Error>,
     out: *mut *mut pool_cluster_t,
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
-    match created {
-        Ok(c) => {
+    let (cluster, cell) = match created {
+        Ok(c) => c,
+        Err(e) => return fail(err_out, &e),
+    };
+    match cluster_into_raw(cluster) {
+        Ok(h) => {
+            // Before the caller has the handle: no node exists yet.
+            let _ = cell.set(cluster_bits(h));
             // SAFETY: per contract.
-            unsafe { *out = cluster_into_raw(c) };
+            unsafe { *out = h };
             POOL_OK
         }
-        Err(e) => fail(err_out, &e),
+        Err(c) => {
+            let _ = c.close();
+            fail(
+                err_out,
+                &Error::Internal("too many cluster handles in this process".into()),
+            )
+        }
     }
 }
 
@@ -341,7 +368,7 @@ pub unsafe extern "C" fn pool_cluster_new_url(
 /// (`start_constructor`'s rules): `*out` cleared first, a NULL `out` or cluster named.
 ///
 /// # Safety
-/// `out` is NULL or writable; `cluster` is NULL or live.
+/// `out` is NULL or writable (`cluster` may be anything: it is checked).
 unsafe fn out_and_cluster<T>(
     out: *mut *mut T,
     out_name: &str,
@@ -350,8 +377,7 @@ unsafe fn out_and_cluster<T>(
 ) -> Result<Arc<ClusterObj>, pool_status_t> {
     // SAFETY: per contract.
     unsafe { start_constructor(out, out_name, cluster.is_null(), "cluster", err_out) }?;
-    // SAFETY: per contract; checked non-NULL.
-    Ok(unsafe { cluster_hold(cluster) }.expect("checked non-NULL"))
+    cluster_or_fail(cluster, err_out)
 }
 
 /// How a get names its target.
@@ -363,7 +389,7 @@ enum Target<'a> {
 /// The common part of the cluster gets.
 ///
 /// # Safety
-/// `cluster` is NULL or live; `cancel` is NULL or live; `conn_out` is NULL or writable.
+/// `cancel` is NULL or live; `conn_out` is NULL or writable.
 unsafe fn cluster_get(
     cluster: *const pool_cluster_t,
     target: Result<Target<'_>, Error>,
@@ -511,12 +537,11 @@ fn take_back(
     if cluster.is_null() || conn.is_null() {
         return Err(POOL_ERR_INVALID_ARG);
     }
-    let me = cluster.cast::<ClusterObj>();
+    let me = cluster_bits(cluster);
     conn_table::take(conn_bits(conn), |e, _| {
-        // Compares addresses only: a freed cluster may still take back its conns.
-        e.owner
-            .cluster()
-            .is_some_and(|(w, _)| std::ptr::eq(w.as_ptr(), me))
+        // Compares handles only: a freed cluster still takes back its conns, and a handle
+        // freed and made up again (or of another cluster) has another generation.
+        e.owner.cluster_handle() == Some(me)
     })
     .map_err(|e| match e {
         TakeError::NotLive | TakeError::Refused => POOL_ERR_INVALID_ARG,
@@ -662,9 +687,9 @@ pub unsafe extern "C" fn pool_cluster_refresh(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_cluster_refresh"), {
-        // SAFETY: per the header.
-        let Some(c) = (unsafe { cluster_hold(cluster) }) else {
-            return invalid(err_out, "cluster: NULL");
+        let c = match cluster_or_fail(cluster, err_out) {
+            Ok(c) => c,
+            Err(code) => return code,
         };
         let wait = if timeout_ms < 0 {
             c.options().node.pool_timeout
@@ -682,7 +707,8 @@ pub unsafe extern "C" fn pool_cluster_refresh(
 
 /// Stats of node `addr`'s pool, or with `addr` NULL the sum over every node pool (counters
 /// and gauges added up). Set `stats_out->struct_size` as for pool_stats.
-/// POOL_ERR_INVALID_ARG for a NULL cluster or stats_out, or a node without a pool. Any thread.
+/// POOL_ERR_INVALID_ARG for a NULL or freed cluster, a NULL stats_out, or a node without a
+/// pool. Any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_cluster_stats(
     cluster: *const pool_cluster_t,
@@ -690,8 +716,7 @@ pub unsafe extern "C" fn pool_cluster_stats(
     stats_out: *mut pool_stats_t,
 ) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
-        // SAFETY: per the header.
-        let Some(c) = (unsafe { cluster_hold(cluster) }) else {
+        let Some(c) = cluster_hold(cluster) else {
             return POOL_ERR_INVALID_ARG;
         };
         let which = if addr.is_null() {
@@ -720,8 +745,7 @@ pub unsafe extern "C" fn pool_cluster_info(
     info_out: *mut pool_cluster_info_t,
 ) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
-        // SAFETY: per the header.
-        let Some(c) = (unsafe { cluster_hold(cluster) }) else {
+        let Some(c) = cluster_hold(cluster) else {
             return POOL_ERR_INVALID_ARG;
         };
         if info_out.is_null() {
@@ -771,8 +795,7 @@ pub unsafe extern "C" fn pool_cluster_nodes(
     count: *mut usize,
 ) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
-        // SAFETY: per the header.
-        let Some(c) = (unsafe { cluster_hold(cluster) }) else {
+        let Some(c) = cluster_hold(cluster) else {
             return POOL_ERR_INVALID_ARG;
         };
         if count.is_null() || (out.is_null() && cap > 0) {
@@ -807,8 +830,7 @@ pub unsafe extern "C" fn pool_cluster_nodes(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_cluster_close(cluster: *mut pool_cluster_t) -> pool_status_t {
     ffi_boundary!(POOL_ERR_INTERNAL, {
-        // SAFETY: per the header.
-        let Some(c) = (unsafe { cluster_hold(cluster) }) else {
+        let Some(c) = cluster_hold(cluster) else {
             return POOL_ERR_INVALID_ARG;
         };
         match c.close() {
@@ -818,22 +840,32 @@ pub unsafe extern "C" fn pool_cluster_close(cluster: *mut pool_cluster_t) -> poo
     })
 }
 
-/// Free: closes the cluster if needed and gives the caller's handle back. NULL is fine.
-/// Afterwards the only valid uses of `cluster` are pool_cluster_put / pool_cluster_remove
-/// of conns still checked out (node pools stay valid until their last conn is back and
-/// their pool_free). Never blocks. Call it once.
-/// Calls already running on other threads keep the cluster alive until they return: a get
-/// loading the slot map or waiting in a node pool returns POOL_ERR_CLOSED. Unlike a
-/// pool_t, a pool_cluster_t is an address: a call that starts after this one, or races
-/// with it, and a second pool_cluster_free are undefined.
+/// Free: closes the cluster if needed and makes the handle dead. NULL is fine. Never
+/// blocks. Any thread. Node pools from pool_cluster_node_pool stay valid (closed) until
+/// their own pool_free, and their memory until their last conn is back.
+///
+/// Calls on other threads: a pool_cluster_t is a checked handle, like a pool_t. Every
+/// call on it first takes its own reference to the cluster through the handle, atomically
+/// with checking that the handle is live; pool_cluster_free kills the handle atomically
+/// too. So a call made before, during or after pool_cluster_free on another thread either
+/// got in, and then the cluster's memory lives until it returns (a get loading the slot
+/// map or waiting in a node pool returns POOL_ERR_CLOSED; pool_cluster_stats and the like
+/// report the closed cluster), or is refused as after pool_cluster_free:
+/// POOL_ERR_INVALID_ARG ("cluster: not a live cluster handle"; no message where the
+/// function has no err_out). Never a read of freed memory.
+///
+/// After pool_cluster_free the handle stays valid only for pool_cluster_put /
+/// pool_cluster_remove of conns of its nodes still checked out, which close them. A
+/// second pool_cluster_free of the handle, or of a made-up value (or of a pool_t), does
+/// nothing.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_cluster_free(cluster: *mut pool_cluster_t) {
     ffi_boundary!((), {
-        if cluster.is_null() {
+        // NULL, a handle freed already (by another pool_cluster_free, maybe running right
+        // now on another thread) or a made-up value: nothing to give back.
+        let Some(c) = CLUSTERS.remove(cluster_bits(cluster)) else {
             return;
-        }
-        // SAFETY: a handle from pool_cluster_new*, given back once per the header.
-        let c = unsafe { Arc::from_raw(cluster.cast::<ClusterObj>()) };
+        };
         let _ = c.close();
         drop(c);
     })

@@ -23,7 +23,8 @@ pub struct pool_conn {
 /// See `struct pool_conn`.
 pub type pool_conn_t = pool_conn;
 
-/// A destructor for conn userdata.
+/// A destructor for userdata: of a conn (pool_conn_set_userdata) or of a dialer
+/// (pool_options_t.dialer_userdata_free).
 pub type pool_free_fn = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
 /// The caller's userdata; its free_fn runs when the conn closes, on a thread that called

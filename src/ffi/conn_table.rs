@@ -44,8 +44,7 @@ pub(super) mod sync {
     pub(in crate::ffi) use std::sync::atomic::{AtomicU32, AtomicU64};
 }
 
-const CHUNK_BITS: u32 = 10;
-const CHUNK_LEN: usize = 1 << CHUNK_BITS;
+const CHUNK_LEN: usize = 1 << 10;
 const INDEX_BITS: u32 = 22;
 const MAX_SLOTS: usize = 1 << INDEX_BITS;
 const MAX_CHUNKS: usize = MAX_SLOTS / CHUNK_LEN;
@@ -98,11 +97,6 @@ impl Drop for Reservation {
         // write its entry until it is reserved again.
         release_slot(self.0 as usize);
     }
-}
-
-#[repr(transparent)]
-struct Chunk {
-    slots: [Slot; CHUNK_LEN],
 }
 
 /// A Treiber stack of slot indices. `head` is (tag << 32) | (index + 1), 0 when empty; the
@@ -184,8 +178,79 @@ impl FreeList {
     }
 }
 
+/// Slots in chunks of `N`, at most `M` chunks, for `conn_table` and `handle_table`. A chunk
+/// is installed once, with a compare-exchange (so racing installers agree on one), and is
+/// never replaced nor freed: a slot reference lives as long as the `Chunks` (a static).
+pub(super) struct Chunks<S, const N: usize, const M: usize> {
+    ptrs: [AtomicPtr<[S; N]>; M],
+    /// Shares `S` between threads (`AtomicPtr` alone would be `Sync` for any `S`).
+    _slots: std::marker::PhantomData<S>,
+}
+
+impl<S, const N: usize, const M: usize> Chunks<S, N, M> {
+    pub(super) const fn new() -> Self {
+        Self {
+            ptrs: [const { AtomicPtr::new(std::ptr::null_mut()) }; M],
+            _slots: std::marker::PhantomData,
+        }
+    }
+
+    /// Slot `index`; None when its chunk is not installed (or is past `M`).
+    #[inline]
+    pub(super) fn get(&self, index: usize) -> Option<&S> {
+        let chunk = self.ptrs.get(index / N)?.load(Ordering::Acquire);
+        // SAFETY: a chunk pointer is either null or came from `Box::into_raw` in
+        // `install`, was published with a Release compare-exchange (read here with
+        // Acquire, so the chunk is fully initialised), is never replaced once non-null and
+        // is never freed, so the reference is valid as long as `self`. Slots are only
+        // accessed through shared references.
+        let chunk = unsafe { chunk.as_ref() }?;
+        Some(&chunk[index % N])
+    }
+
+    /// Installs the chunk of slot `index` if it is not there yet; `index` is below `N * M`.
+    #[inline]
+    pub(super) fn ensure(&self, index: usize)
+    where
+        S: Default,
+    {
+        let c = index / N;
+        if self.ptrs[c].load(Ordering::Acquire).is_null() {
+            self.install(c);
+        }
+    }
+
+    /// The slow part of `ensure`, kept out of line: a chunk may be hundreds of KiB, and
+    /// building it in a caller's frame would make every caller probe that much stack.
+    #[cold]
+    #[inline(never)]
+    fn install(&self, c: usize)
+    where
+        S: Default,
+    {
+        let cell = &self.ptrs[c];
+        // Built on the heap slot by slot: `Box::new([..])` would build it on the stack.
+        let slots: Box<[S]> = (0..N).map(|_| S::default()).collect();
+        let slots: Box<[S; N]> = slots.try_into().ok().expect("N slots");
+        let new = Box::into_raw(slots);
+        if cell
+            .compare_exchange(
+                std::ptr::null_mut(),
+                new,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // SAFETY: `new` came from `Box::into_raw` just above and lost the race, so it
+            // was never published: this thread still owns it and nothing else refers to it.
+            drop(unsafe { Box::from_raw(new) });
+        }
+    }
+}
+
 struct Table {
-    chunks: [AtomicPtr<Chunk>; MAX_CHUNKS],
+    chunks: Chunks<Slot, CHUNK_LEN, MAX_CHUNKS>,
     /// Indices below `next` have been handed out at least once; it never exceeds
     /// `MAX_SLOTS`.
     next: AtomicU32,
@@ -194,7 +259,7 @@ struct Table {
 
 #[cfg(not(loom))]
 static TABLE: Table = Table {
-    chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_CHUNKS],
+    chunks: Chunks::new(),
     next: AtomicU32::new(0),
     free: FreeList::new(),
 };
@@ -203,23 +268,13 @@ static TABLE: Table = Table {
 /// loom` only the models run, on lists of their own: the table just has to compile.
 #[cfg(loom)]
 static TABLE: std::sync::LazyLock<Table> = std::sync::LazyLock::new(|| Table {
-    chunks: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+    chunks: Chunks::new(),
     next: AtomicU32::new(0),
     free: FreeList::new(),
 });
 
 fn slot(index: usize) -> Option<&'static Slot> {
-    let chunk = TABLE
-        .chunks
-        .get(index >> CHUNK_BITS)?
-        .load(Ordering::Acquire);
-    // SAFETY: a chunk pointer is either null or came from `Box::into_raw` in
-    // `ensure_chunk`, was published with a Release compare-exchange (read here with
-    // Acquire, so the chunk is fully initialised), is never replaced once non-null and is
-    // never freed, so the reference is valid for 'static. Slots are only accessed through
-    // shared references (their fields are atomics or a mutex).
-    let chunk = unsafe { chunk.as_ref() }?;
-    Some(&chunk.slots[index & (CHUNK_LEN - 1)])
+    TABLE.chunks.get(index)
 }
 
 /// The slot of an index that has been handed out; its chunk is then installed and visible
@@ -247,41 +302,6 @@ pub(super) fn fresh_index(next: &AtomicU32, limit: u32) -> Option<u32> {
     .ok()
 }
 
-/// Installs chunk `c` if it is not there yet.
-#[inline]
-fn ensure_chunk(c: usize) {
-    if TABLE.chunks[c].load(Ordering::Acquire).is_null() {
-        install_chunk(c);
-    }
-}
-
-/// The slow part of `ensure_chunk`, kept out of line: a chunk is hundreds of KiB, and
-/// building it in a caller's frame would make every `insert` probe that much stack.
-#[cold]
-#[inline(never)]
-fn install_chunk(c: usize) {
-    let cell = &TABLE.chunks[c];
-    // Built on the heap slot by slot: `Box::new(Chunk { .. })` would build it on the stack.
-    let slots: Box<[Slot]> = (0..CHUNK_LEN).map(|_| Slot::default()).collect();
-    let slots: Box<[Slot; CHUNK_LEN]> = slots.try_into().ok().expect("CHUNK_LEN slots");
-    // SAFETY: `Chunk` is a struct with the single field `slots`, so it has the layout of
-    // `[Slot; CHUNK_LEN]` (repr(transparent) below).
-    let new: *mut Chunk = Box::into_raw(slots).cast();
-    if cell
-        .compare_exchange(
-            std::ptr::null_mut(),
-            new,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_err()
-    {
-        // SAFETY: `new` came from `Box::into_raw` just above and lost the race, so it was
-        // never published: this thread still owns it and nothing else can refer to it.
-        drop(unsafe { Box::from_raw(new) });
-    }
-}
-
 fn allocate_slot() -> Option<usize> {
     if let Some(i) = TABLE
         .free
@@ -290,7 +310,7 @@ fn allocate_slot() -> Option<usize> {
         return Some(i as usize);
     }
     let index = fresh_index(&TABLE.next, MAX_SLOTS as u32)? as usize;
-    ensure_chunk(index >> CHUNK_BITS);
+    TABLE.chunks.ensure(index);
     Some(index)
 }
 

@@ -7,8 +7,8 @@
 
 mod castable;
 pub(crate) mod conn_table;
+mod handle_table;
 mod panic;
-mod pool_table;
 
 pub mod cancel;
 pub mod cluster;

@@ -4,8 +4,10 @@ use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::conn::pool_free_fn;
 use crate::pool::{Dialer, Error, Options, Result, Wait, default_pool_size};
 use crate::redis::resp::ReplyLimits;
 use crate::redis::url::{UrlConfig, UrlDuration};
@@ -15,10 +17,11 @@ use crate::redis::url::{UrlConfig, UrlDuration};
 /// take (0 = unbounded); the session set-up that follows gets what is left of it. The
 /// library cannot interrupt this function: it should return within `timeout_ms`. Called
 /// from library dial threads, possibly from several at once: it must be thread-safe. It is
-/// the only user code a library thread ever runs. A dial under way when the pool is closed
-/// or freed still runs to its end, possibly after pool_close / pool_free has returned
-/// (nothing waits for it): keep `dialer_userdata` valid until such calls are over, e.g.
-/// for the life of the process.
+/// the only user code a library thread ever runs (with `dialer_userdata_free`). A dial
+/// under way when the pool is closed or freed still runs to its end, possibly after
+/// pool_close / pool_free has returned (nothing waits for it): keep `dialer_userdata`
+/// valid until such calls are over. `dialer_userdata_free` tells you when that is;
+/// without it, keep it for the life of the process.
 pub type pool_dial_fn = Option<
     unsafe extern "C" fn(userdata: *mut c_void, timeout_ms: i64, fd_out: *mut c_int) -> c_int,
 >;
@@ -140,6 +143,14 @@ pub struct pool_options {
     /// wire, so this bounds a tree of small elements as max_reply_bytes bounds string data.
     /// Past it: POOL_ERR_PROTOCOL, the conn closed.
     pub max_reply_elements: i64,
+    /// Called with `dialer_userdata` exactly once, when the pool no longer needs it: after
+    /// pool_free, once the last dial has returned and nothing holds the pool any more (no
+    /// conn checked out, no call running). It runs on the thread that lets the pool go:
+    /// the pool_free caller, a library dial thread, or the thread of the last call or
+    /// pool_put on the pool. Only for a pool pool_new created: when pool_new fails it is
+    /// not called and the userdata stays yours. Called once per pool made with these
+    /// options. NULL = nothing is called (default). Ignored without `dialer`.
+    pub dialer_userdata_free: pool_free_fn,
 }
 
 pub type pool_options_t = pool_options;
@@ -178,6 +189,7 @@ impl pool_options {
             overtake_window_ms: 0,
             max_reply_bytes: 0,
             max_reply_elements: 0,
+            dialer_userdata_free: None,
         }
     }
 }
@@ -284,6 +296,32 @@ fn count(v: i32, field: &str) -> Result<usize> {
 struct CDialer {
     f: unsafe extern "C" fn(*mut c_void, i64, *mut c_int) -> c_int,
     userdata: *mut c_void,
+    /// `dialer_userdata_free`, run when the dialer is dropped (with the pool's state, after
+    /// its last dial) once `armed`.
+    free: pool_free_fn,
+    armed: AtomicBool,
+}
+
+impl Drop for CDialer {
+    fn drop(&mut self) {
+        if let Some(free) = self.free
+            && *self.armed.get_mut()
+        {
+            // SAFETY: the user's destructor of its own userdata, called once, as the
+            // header describes.
+            unsafe { free(self.userdata) };
+        }
+    }
+}
+
+/// Hands `dialer_userdata` over to the pool: once armed, the dialer calls
+/// `dialer_userdata_free` when it is dropped. Arm only a pool that was created.
+pub(crate) struct UserdataOwner(Arc<CDialer>);
+
+impl UserdataOwner {
+    pub(crate) fn arm(self) {
+        self.0.armed.store(true, Ordering::Release);
+    }
 }
 
 // SAFETY: the header requires dial callbacks and their userdata to be usable from any thread.
@@ -316,12 +354,27 @@ impl CDialer {
 /// # Safety
 /// String pointers in `o` are NULL or NUL-terminated.
 pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
+    // SAFETY: per contract.
+    unsafe { to_core_owning(o) }.map(|(opts, _)| opts)
+}
+
+/// `to_core`, and for a `dialer_userdata_free` the means to arm it once the pool exists.
+///
+/// # Safety
+/// As `to_core`.
+pub(crate) unsafe fn to_core_owning(o: &pool_options) -> Result<(Options, Option<UserdataOwner>)> {
+    let mut owner = None;
     let dialer = match o.dialer {
         Some(f) => {
             let d = Arc::new(CDialer {
                 f,
                 userdata: o.dialer_userdata,
+                free: o.dialer_userdata_free,
+                armed: AtomicBool::new(false),
             });
+            if o.dialer_userdata_free.is_some() {
+                owner = Some(UserdataOwner(d.clone()));
+            }
             Dialer::Custom(Arc::new(move |t| d.dial(t)))
         }
         None => {
@@ -427,7 +480,7 @@ pub(crate) unsafe fn to_core(o: &pool_options) -> Result<Options> {
             opts.min_idle_conns, opts.pool_size
         )));
     }
-    Ok(opts)
+    Ok((opts, owner))
 }
 
 /// The core options a parsed URL stands for (via the C options, so a URL and the

@@ -2,7 +2,7 @@
 
 use std::ffi::{CStr, c_char};
 use std::mem::ManuallyDrop;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use super::cancel::pool_cancel_t;
 use super::castable::{conn_bits, conn_from_bits, pool_bits, pool_into_raw};
@@ -10,9 +10,9 @@ use super::cluster::ClusterObj;
 use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
-use super::options::{core_options_from_url, pool_options_t, read_options, to_core};
+use super::handle_table;
+use super::options::{core_options_from_url, pool_options_t, read_options, to_core_owning};
 use super::panic::ffi_boundary;
-use super::pool_table;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
 use crate::cluster::NodePool;
@@ -31,7 +31,7 @@ pub struct pool {
 /// See `struct pool`.
 pub type pool_t = pool;
 
-/// What a `pool_t *` stands for (through `pool_table`).
+/// What a `pool_t *` stands for (through `handle_table::POOLS`).
 pub(crate) struct PoolObj {
     kind: PoolKind,
 }
@@ -61,6 +61,9 @@ pub(crate) struct ClusterNode {
     /// "host:port".
     pub(crate) addr: String,
     pub(crate) cluster: Weak<ClusterObj>,
+    /// The cluster's handle (as an integer), set when it is handed out; it stays valid
+    /// after pool_cluster_free for giving back the conns of this node.
+    pub(crate) cluster_handle: Arc<OnceLock<u64>>,
 }
 
 impl NodePool for PoolObj {
@@ -88,6 +91,14 @@ impl PoolObj {
     pub(crate) fn cluster(&self) -> Option<(&Weak<ClusterObj>, &str)> {
         match &self.kind {
             PoolKind::Node(n) => Some((&n.cluster, &n.addr)),
+            _ => None,
+        }
+    }
+
+    /// The handle of the cluster of a node pool.
+    pub(crate) fn cluster_handle(&self) -> Option<u64> {
+        match &self.kind {
+            PoolKind::Node(n) => n.cluster_handle.get().copied(),
             _ => None,
         }
     }
@@ -152,7 +163,7 @@ impl Pooler for PoolObj {
 /// After a panic inside a call on `p`, the pool is closed (its state can no longer be trusted).
 fn close_after_panic(p: *const pool_t) {
     let _ = std::panic::catch_unwind(|| {
-        if let Some(obj) = pool_table::enter(pool_bits(p)) {
+        if let Some(obj) = handle_table::POOLS.enter(pool_bits(p)) {
             let _ = obj.pooler().close();
         }
     });
@@ -234,13 +245,25 @@ pub unsafe extern "C" fn pool_new(
         {
             return code;
         }
+        let mut owner = None;
         // SAFETY: `opts` is non-NULL and points to a pool_options_t of its struct_size.
         let created = unsafe { read_options(opts) }
             // SAFETY: strings in the caller's options are NULL or NUL-terminated.
-            .and_then(|o| unsafe { to_core(&o) })
-            .and_then(ConnPool::new);
+            .and_then(|o| unsafe { to_core_owning(&o) })
+            .and_then(|(core, o)| {
+                owner = o;
+                ConnPool::new(core)
+            });
         // SAFETY: checked non-NULL above.
-        unsafe { publish(created, pool_out, err_out) }
+        let status = unsafe { publish(created, pool_out, err_out) };
+        // The pool exists (and nothing of it can be dropped before this thread returns
+        // its handle): it now owns `dialer_userdata`.
+        if status == POOL_OK
+            && let Some(owner) = owner
+        {
+            owner.arm();
+        }
+        status
     })
 }
 
@@ -388,7 +411,7 @@ pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t
 /// with POOL_ERR_CLOSED inside live memory, whoever drops the pool's last count (pool_free,
 /// a dial thread finishing, or this call). It is this thread's parked count when that is
 /// the pool's and the handle is still live (no atomic read-modify-write: a get after a put
-/// on one thread costs what it did before), else a new one taken through `pool_table`,
+/// on one thread costs what it did before), else a new one taken through `handle_table::POOLS`,
 /// which refuses a freed handle even while pool_free runs. Taking a new count at every get and dropping it at every put
 /// cost two atomic read-modify-writes on a cache line every thread of the pool writes:
 /// about 5 ns of a 55 ns Get+Put on one thread, 20 ns at 8 threads (README, "What the hot
@@ -412,7 +435,7 @@ impl Held {
     pub(crate) fn new(p: *const pool_t) -> Option<Held> {
         let handle = pool_bits(p);
         match take_parked(handle) {
-            // Not checked against `pool_table` (that would be one more cache line per
+            // Not checked against `handle_table` (that would be one more cache line per
             // get): if another thread freed the handle since, this call acts on the pool
             // it closed, in memory the parked count keeps alive.
             Some(owner) => Some(Held {
@@ -426,7 +449,7 @@ impl Held {
 
     #[cold]
     fn enter(handle: u64) -> Option<Held> {
-        let owner = pool_table::enter(handle)?;
+        let owner = handle_table::POOLS.enter(handle)?;
         Some(Held {
             owner: ManuallyDrop::new(owner),
             handle,
@@ -906,7 +929,7 @@ pub unsafe extern "C" fn pool_free(pool: *mut pool_t) {
         // NULL, a handle freed already (by another pool_free, maybe running right now on
         // another thread) or a made-up value: nothing to give back.
         let handle = pool_bits(pool);
-        let Some(obj) = pool_table::remove(handle) else {
+        let Some(obj) = handle_table::POOLS.remove(handle) else {
             return;
         };
         unpark_owner(handle);

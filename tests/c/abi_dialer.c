@@ -65,11 +65,13 @@ static dialer_t d_cancel_dial = DIALER_INIT("cancel dial wait");
 static dialer_t d_handoff = DIALER_INIT("put/remove hand-off");
 static dialer_t d_close_wait = DIALER_INIT("close wakes waiters");
 static dialer_t d_silent = DIALER_INIT("silent peer during set-up");
+static dialer_t d_userdata_free = DIALER_INIT("dialer_userdata_free");
 
 static dialer_t *const all_dialers[] = {
     &d_slow,    &d_fail,        &d_retry,       &d_fast_fail, &d_peer_close,
     &d_unread,  &d_cancel_turn, &d_cancel_dial, &d_handoff,   &d_close_wait,
     &d_silent,
+    &d_userdata_free,
 };
 
 static atomic_int dial_bad_userdata; /* dial calls with a userdata we never passed */
@@ -737,6 +739,78 @@ static void test_silent_peer_during_set_up(void)
     finish(pool, d);
 }
 
+/* ---- dialer_userdata_free ---------------------------------------------------- */
+
+static atomic_int ud_frees;        /* calls of userdata_free */
+static atomic_int ud_bad;          /* ... with another pointer, or while a dial ran */
+static atomic_int ud_dials_at_free; /* dial calls made before the last free */
+
+static void userdata_free(void *p)
+{
+    dialer_t *d = &d_userdata_free;
+    if (p != d || dialer_in_progress(d) != 0)
+        atomic_fetch_add(&ud_bad, 1);
+    atomic_store(&ud_dials_at_free, dialer_calls(d));
+    atomic_fetch_add(&ud_frees, 1);
+}
+
+/* The free callback of dialer_userdata runs exactly once per pool, once the pool is gone:
+ * after pool_free, the last conn back and the last dial returned (one still running when
+ * pool_free returns included). Never for a pool_new that failed, nor for a struct_size
+ * that predates the field. */
+static void test_dialer_userdata_free(void)
+{
+    section("dialer_userdata_free: called once per pool, after its last dial returned");
+    dialer_t *d = &d_userdata_free;
+    pool_options_t o = dialer_options(d, 2, scaled(5000));
+    o.dialer_userdata_free = userdata_free;
+
+    /* pool_new fails: the userdata stays the caller's. */
+    pool_options_t bad = o;
+    bad.pool_size = -1;
+    pool_t *pool = NULL;
+    CHECK_STATUS(pool_new(&bad, &pool, NULL), POOL_ERR_INVALID_ARG, NULL);
+    /* An older struct_size: the field is not read. No dial ever ran: no library thread
+       holds the pool, so pool_free drops it at once. */
+    pool_options_t old = o;
+    old.struct_size = offsetof(pool_options_t, dialer_userdata_free);
+    pool = new_pool_or_exit(&old);
+    pool_free(pool);
+    CHECK_EQ(atomic_load(&ud_frees), 0);
+
+    /* No dial: called by pool_free itself. */
+    pool = new_pool_or_exit(&o);
+    pool_free(pool);
+    CHECK_EQ(atomic_load(&ud_frees), 1);
+
+    /* A conn out keeps the pool (and the userdata) until it is back. */
+    pool = new_pool_or_exit(&o);
+    pool_conn_t *c = get_conn(pool);
+    pool_free(pool);
+    if (c != NULL) {
+        CHECK_EQ(dialer_in_progress(d), 0);
+        CHECK_EQ(atomic_load(&ud_frees), 1);
+        CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
+    }
+    CHECK_EVENTUALLY(atomic_load(&ud_frees) == 2, 5000);
+
+    /* A dial still running when pool_free returns: called once it has returned. */
+    dialer_set(d, scaled(60000), 0);
+    pool = new_pool_or_exit(&o);
+    CHECK_STATUS(pool_try_get(pool, &c), POOL_ERR_WOULD_BLOCK, NULL); /* starts a dial */
+    CHECK_EVENTUALLY(dialer_in_progress(d) == 1, 5000);
+    pool_free(pool);
+    CHECK_EQ(dialer_in_progress(d), 1);
+    CHECK_EQ(atomic_load(&ud_frees), 2);
+    const int calls = dialer_calls(d);
+    finish(pool, d); /* ends the dial (abort_sleep) and waits for it */
+    CHECK_EVENTUALLY(atomic_load(&ud_frees) == 3, 5000);
+    CHECK_EQ(atomic_load(&ud_dials_at_free), calls);
+    CHECK_EQ(atomic_load(&ud_bad), 0);
+    /* Exactly once each: nothing is left that could call it again. */
+    CHECK_EQ(atomic_load(&ud_frees), 3);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -750,6 +824,7 @@ int main(void)
     test_handoff_to_waiter();
     test_close_wakes_waiters();
     test_silent_peer_during_set_up();
+    test_dialer_userdata_free();
 
     CHECK_EQ(atomic_load(&dial_bad_userdata), 0);
     return check_exit_status();

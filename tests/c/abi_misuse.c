@@ -1283,13 +1283,18 @@ static void test_dead_pool_handles(void)
 
 /* ---- calls racing with pool_free --------------------------------------------------- */
 
-/* Threads call the pool in a loop while another thread frees it: every call either got in
- * (and answers as on a closed pool at worst) or is refused as a dead handle; once refused,
- * always refused. Nothing reads freed memory (valgrind, ASan). */
+/* Threads call a handle in a loop while another thread frees it: every call either got in
+ * (and answers as on a closed pool or cluster at worst) or is refused as a dead handle;
+ * once refused, always refused. Nothing reads freed memory (valgrind, ASan). */
 #define FREE_RACERS 4
 
+/* One call of kind `kind` (0..3) on `handle`; gives back a conn it got, counting a failed
+ * give-back in *bad. */
+typedef pool_status_t (*race_call_fn)(void *handle, int kind, int *bad);
+
 typedef struct {
-    pool_t *pool;
+    void *handle;
+    race_call_fn call;
     int kind;
     atomic_int *go;
     int calls, refused, bad;
@@ -1300,27 +1305,9 @@ static void *race_calls(void *p)
     free_race_t *r = p;
     while (!atomic_load(r->go)) {
     }
+    int64_t deadline = now_ms() + scaled(10000);
     for (;;) {
-        pool_status_t st;
-        pool_conn_t *c = NULL;
-        switch (r->kind) {
-        case 0:
-            st = pool_try_get(r->pool, &c);
-            break;
-        case 1:
-            st = pool_get_ex(r->pool, 0, NULL, &c, NULL);
-            break;
-        case 2: {
-            pool_stats_t s = {.struct_size = sizeof s};
-            st = pool_stats(r->pool, &s);
-            break;
-        }
-        default:
-            st = pool_len(r->pool) >= 0 ? POOL_OK : POOL_ERR_INVALID_ARG;
-            break;
-        }
-        if (c != NULL && pool_put(r->pool, c) != POOL_OK)
-            r->bad++;
+        pool_status_t st = r->call(r->handle, r->kind, &r->bad);
         r->calls++;
         if (st == POOL_ERR_INVALID_ARG) {
             r->refused++;
@@ -1332,28 +1319,32 @@ static void *race_calls(void *p)
                    st != POOL_ERR_TIMEOUT) {
             r->bad++;
         }
+        if (now_ms() > deadline) {
+            r->bad++; /* still let in long after the free */
+            return NULL;
+        }
     }
 }
 
-static void test_calls_racing_free(void)
+/* 20 rounds of FREE_RACERS threads (one of each kind) calling a handle from make() while
+ * this thread frees it with free_fn at varying points of their loops. */
+static void race_free_rounds(void *(*make)(void), race_call_fn call, void (*free_fn)(void *))
 {
-    section("calls racing with pool_free get in or are refused");
     for (int round = 0; round < 20; round++) {
-        pool_t *pool = new_pool(2);
-        pool_conn_t *c = get_conn(pool); /* one conn dialed: try_get has something to find */
-        if (c != NULL)
-            CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
+        void *handle = make();
+        if (handle == NULL)
+            return;
         atomic_int go = 0;
         free_race_t r[FREE_RACERS];
         pthread_t th[FREE_RACERS];
         for (int i = 0; i < FREE_RACERS; i++) {
-            r[i] = (free_race_t){.pool = pool, .kind = i % 4, .go = &go};
+            r[i] = (free_race_t){.handle = handle, .call = call, .kind = i % 4, .go = &go};
             if (!CHECK_EQ(pthread_create(&th[i], NULL, race_calls, &r[i]), 0))
                 exit(check_exit_status());
         }
         atomic_store(&go, 1);
-        sleep_ms(round % 3); /* free at varying points of the threads' loops */
-        pool_free(pool);
+        sleep_ms(round % 3);
+        free_fn(handle);
         for (int i = 0; i < FREE_RACERS; i++) {
             CHECK_EQ(pthread_join(th[i], NULL), 0);
             if (!CHECK_EQ(r[i].bad, 0))
@@ -1361,6 +1352,210 @@ static void test_calls_racing_free(void)
             CHECK_EQ(r[i].refused, 3);
         }
     }
+}
+
+static pool_status_t pool_race_call(void *handle, int kind, int *bad)
+{
+    pool_t *pool = handle;
+    pool_status_t st;
+    pool_conn_t *c = NULL;
+    switch (kind) {
+    case 0:
+        st = pool_try_get(pool, &c);
+        break;
+    case 1:
+        st = pool_get_ex(pool, 0, NULL, &c, NULL);
+        break;
+    case 2: {
+        pool_stats_t s = {.struct_size = sizeof s};
+        st = pool_stats(pool, &s);
+        break;
+    }
+    default:
+        st = pool_len(pool) >= 0 ? POOL_OK : POOL_ERR_INVALID_ARG;
+        break;
+    }
+    if (c != NULL && pool_put(pool, c) != POOL_OK)
+        (*bad)++;
+    return st;
+}
+
+static void *pool_race_make(void)
+{
+    pool_t *pool = new_pool(2);
+    pool_conn_t *c = get_conn(pool); /* one conn dialed: try_get has something to find */
+    if (c != NULL)
+        CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
+    return pool;
+}
+
+static void pool_race_free(void *handle) { pool_free(handle); }
+
+static void test_calls_racing_free(void)
+{
+    section("calls racing with pool_free get in or are refused");
+    race_free_rounds(pool_race_make, pool_race_call, pool_race_free);
+}
+
+/* ---- cluster handles: dead, made up, racing pool_cluster_free ---------------------- */
+
+static pool_cluster_t *new_cluster(void)
+{
+    const char *seeds[] = {redis.addr};
+    pool_cluster_options_t co;
+    pool_cluster_options_init(&co);
+    co.seeds = seeds;
+    co.seeds_len = 1;
+    pool_cluster_t *cluster = NULL;
+    CHECK_STATUS(pool_cluster_new(&co, &cluster, NULL), POOL_OK, NULL);
+    return cluster;
+}
+
+/* Every call on a dead (or made-up) cluster handle is refused, changes nothing and writes
+ * no output but the cleared out-pointers. */
+static void check_dead_cluster(pool_cluster_t *cluster, const char *what)
+{
+    pool_conn_t *c = (pool_conn_t *)(uintptr_t)1;
+    pool_error_t err;
+    err_reset(&err);
+    if (!CHECK_STATUS(pool_cluster_get_node(cluster, redis.addr, 0, NULL, &c, &err),
+                      POOL_ERR_INVALID_ARG, &err))
+        fprintf(stderr, "  (%s)\n", what);
+    CHECK_CONTAINS(err.message, "not a live cluster handle");
+    CHECK(c == NULL);
+    err_reset(&err);
+    CHECK_STATUS(pool_cluster_get(cluster, "k", 1, 0, NULL, &c, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK_CONTAINS(err.message, "not a live cluster handle");
+    CHECK_STATUS(pool_cluster_get_slot(cluster, 0, 0, NULL, &c, NULL), POOL_ERR_INVALID_ARG, NULL);
+    CHECK(c == NULL);
+    pool_t *node = (pool_t *)(uintptr_t)1;
+    err_reset(&err);
+    CHECK_STATUS(pool_cluster_node_pool(cluster, redis.addr, &node, &err), POOL_ERR_INVALID_ARG,
+                 &err);
+    CHECK_CONTAINS(err.message, "not a live cluster handle");
+    CHECK(node == NULL);
+    err_reset(&err);
+    CHECK_STATUS(pool_cluster_refresh(cluster, 100, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK_CONTAINS(err.message, "not a live cluster handle");
+    pool_stats_t s = {.struct_size = sizeof s};
+    CHECK_STATUS(pool_cluster_stats(cluster, NULL, &s), POOL_ERR_INVALID_ARG, NULL);
+    pool_cluster_info_t info = {.struct_size = sizeof info};
+    CHECK_STATUS(pool_cluster_info(cluster, &info), POOL_ERR_INVALID_ARG, NULL);
+    size_t count = 12345;
+    CHECK_STATUS(pool_cluster_nodes(cluster, NULL, 0, &count), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_EQ(count, 12345);
+    CHECK_STATUS(pool_cluster_close(cluster), POOL_ERR_INVALID_ARG, NULL);
+    pool_cluster_free(cluster); /* once more: ignored */
+}
+
+/* A pool_cluster_t is checked as a pool_t is: after pool_cluster_free it is dead, a second
+ * pool_cluster_free or any other call with it is refused (with the memory alive or gone,
+ * and with its slot reused), and it still takes back the conns of its nodes. */
+static void test_dead_cluster_handles(void)
+{
+    section("cluster handles: a second pool_cluster_free, calls after it and made-up handles are refused");
+    pool_cluster_t *cluster = new_cluster();
+    if (cluster == NULL)
+        return;
+    pool_conn_t *c = NULL, *c2 = NULL;
+    CHECK_STATUS(pool_cluster_get_node(cluster, redis.addr, -1, NULL, &c, NULL), POOL_OK, NULL);
+    CHECK_STATUS(pool_cluster_get_node(cluster, redis.addr, -1, NULL, &c2, NULL), POOL_OK, NULL);
+    pool_t *node = NULL;
+    CHECK_STATUS(pool_cluster_node_pool(cluster, redis.addr, &node, NULL), POOL_OK, NULL);
+    if (c == NULL || c2 == NULL || node == NULL)
+        return;
+    pool_cluster_free(cluster);
+    pool_cluster_free(cluster);
+    check_dead_cluster(cluster, "conns still out");
+    CHECK(ping_ok(c));
+    /* The freed handle still takes back its conns (closing them), once each. */
+    CHECK_STATUS(pool_cluster_put(cluster, c), POOL_OK, NULL);
+    CHECK_STATUS(pool_cluster_put(cluster, c), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_STATUS(pool_cluster_remove(cluster, c2, "done"), POOL_OK, NULL);
+    CHECK_STATUS(pool_cluster_remove(cluster, c2, "done"), POOL_ERR_INVALID_ARG, NULL);
+    CHECK_EQ(pool_len(node), 0);
+    pool_free(node);
+    /* Now nothing keeps the cluster: its memory is gone, the handle is still refused. */
+    check_dead_cluster(cluster, "memory gone");
+
+    /* A new cluster may reuse the slot: the old handle does not reach it, nor its conns. */
+    pool_cluster_t *again = new_cluster();
+    if (again == NULL)
+        return;
+    CHECK(again != cluster);
+    check_dead_cluster(cluster, "slot reused");
+    c = NULL;
+    CHECK_STATUS(pool_cluster_get_node(again, redis.addr, -1, NULL, &c, NULL), POOL_OK, NULL);
+    if (c != NULL) {
+        CHECK_STATUS(pool_cluster_put(cluster, c), POOL_ERR_INVALID_ARG, NULL);
+        CHECK_STATUS(pool_cluster_put(again, c), POOL_OK, NULL);
+    }
+    pool_stats_t s = {.struct_size = sizeof s};
+    CHECK_STATUS(pool_cluster_stats(again, redis.addr, &s), POOL_OK, NULL);
+    CHECK_EQ(s.idle_conns, 1);
+
+    /* Made-up values, and handles of the other kind, both ways. */
+    static char not_a_cluster[64];
+    check_dead_cluster((pool_cluster_t *)(void *)not_a_cluster, "an address");
+    check_dead_cluster((pool_cluster_t *)(uintptr_t)0xE000000000123456ull, "made-up bits");
+    pool_t *pool = new_pool(1);
+    check_dead_cluster((pool_cluster_t *)(void *)pool, "a pool_t");
+    CHECK_EQ(pool_len(pool), 0); /* not freed by pool_cluster_free above */
+    pool_free(pool);
+    CHECK_EQ(pool_len((pool_t *)(void *)again), -1);
+    pool_free((pool_t *)(void *)again); /* ignored: not a pool */
+    CHECK_STATUS(pool_cluster_stats(again, redis.addr, &s), POOL_OK, NULL);
+    pool_cluster_free(again);
+}
+
+static pool_status_t cluster_race_call(void *handle, int kind, int *bad)
+{
+    pool_cluster_t *cluster = handle;
+    pool_status_t st;
+    pool_conn_t *c = NULL;
+    switch (kind) {
+    case 0:
+        st = pool_cluster_get_node(cluster, redis.addr, 0, NULL, &c, NULL);
+        break;
+    case 1: {
+        pool_stats_t s = {.struct_size = sizeof s};
+        st = pool_cluster_stats(cluster, NULL, &s);
+        break;
+    }
+    case 2: {
+        pool_cluster_info_t info = {.struct_size = sizeof info};
+        st = pool_cluster_info(cluster, &info);
+        break;
+    }
+    default: {
+        size_t n = 0;
+        st = pool_cluster_nodes(cluster, NULL, 0, &n);
+        break;
+    }
+    }
+    if (c != NULL && pool_cluster_put(cluster, c) != POOL_OK)
+        (*bad)++;
+    return st;
+}
+
+static void *cluster_race_make(void)
+{
+    pool_cluster_t *cluster = new_cluster();
+    pool_conn_t *c = NULL; /* the node's pool exists, with an idle conn */
+    if (cluster != NULL &&
+        CHECK_STATUS(pool_cluster_get_node(cluster, redis.addr, -1, NULL, &c, NULL), POOL_OK,
+                     NULL))
+        CHECK_STATUS(pool_cluster_put(cluster, c), POOL_OK, NULL);
+    return cluster;
+}
+
+static void cluster_race_free(void *handle) { pool_cluster_free(handle); }
+
+/* As test_calls_racing_free, for a cluster handle. */
+static void test_cluster_calls_racing_free(void)
+{
+    section("cluster calls racing with pool_cluster_free get in or are refused");
+    race_free_rounds(cluster_race_make, cluster_race_call, cluster_race_free);
 }
 
 /* ---- userdata ------------------------------------------------------------- */
@@ -1541,6 +1736,8 @@ int main(int argc, char **argv)
     test_free_in_flight();
     test_dead_pool_handles();
     test_calls_racing_free();
+    test_dead_cluster_handles();
+    test_cluster_calls_racing_free();
     test_userdata();
     test_stats_sizes();
     return check_exit_status();

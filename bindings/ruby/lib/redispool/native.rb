@@ -152,7 +152,8 @@ module RedisPool
              :health_check_bypass_ms, :int64,
              :overtake_window_ms, :int64,
              :max_reply_bytes, :int64,
-             :max_reply_elements, :int64
+             :max_reply_elements, :int64,
+             :dialer_userdata_free, :pointer
     end
 
     # --- Cheap calls: never wait, keep the GVL. ---
