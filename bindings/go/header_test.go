@@ -152,6 +152,7 @@ func TestOptionsMatchHeader(t *testing.T) {
 	want := headerFields(t, "pool_options")
 	delete(want, "dialer")
 	delete(want, "dialer_userdata")
+	delete(want, "dialer_userdata_free")
 	got := map[string]bool{}
 	ot := reflect.TypeOf(Options{})
 	for i := 0; i < ot.NumField(); i++ {
