@@ -3,9 +3,9 @@
 # integration tests against a real redis-server, the C examples, valgrind).
 #
 # On a fresh Debian/Ubuntu machine run it as root: it installs redis-server,
-# gcc, g++, valgrind, pkg-config, binutils, Go and Ruby (with ruby-ffi and
-# minitest, for the language bindings) and go-redis v5's source (the bench
-# suite's go-redis baseline) when they are missing. The fuzz step
+# gcc, g++, valgrind, pkg-config, binutils, Go, Ruby (with ruby-ffi and
+# minitest) and Python 3 (with pytest and venv), for the language bindings, and
+# go-redis v5's source (the bench suite's go-redis baseline) when they are missing. The fuzz step
 # needs a nightly toolchain (it says SKIP without one) and installs cargo-fuzz. Rust (cargo) must be
 # installed; rustfmt and clippy are added through rustup when absent.
 set -euo pipefail
@@ -14,15 +14,24 @@ cd "$(dirname "$0")/.."
 
 install_missing "redis-server:redis-server" "redis-cli:redis-tools" "cc:gcc libc6-dev" "c++:g++" \
     "valgrind:valgrind" "pkg-config:pkg-config" "readelf:binutils" \
-    "go:golang-go" "ruby:ruby ruby-ffi ruby-minitest"
+    "go:golang-go" "ruby:ruby ruby-ffi ruby-minitest" "python3:python3"
 # The bench suite's smoke run builds and runs its go-redis baseline with it.
 install_go_redis_v5
 # Ruby may be there without the gems the binding and its tests use.
 if ! ruby -e 'require "ffi"; require "minitest"' >/dev/null 2>&1; then
     install_packages ruby-ffi ruby-minitest
 fi
+# The Python binding's tests need pytest and venv (with ensurepip, for the pip
+# install test). Debian's pip refuses system-wide installs, so apt first; pip
+# only for a python3 apt does not manage (pyenv, a virtualenv).
+if ! python3 -c 'import pytest, venv, ensurepip' >/dev/null 2>&1; then
+    install_packages python3-pytest python3-venv
+fi
+if ! python3 -c 'import pytest' >/dev/null 2>&1; then
+    python3 -m pip install pytest
+fi
 require_cargo
-# The Go and Ruby binding tests skip when their toolchain is missing; here it
+# The Go, Ruby and Python binding tests skip when their toolchain is missing; here it
 # was just installed, so a skip would hide a failure.
 export REDISPOOL_REQUIRE_BINDINGS=1
 
