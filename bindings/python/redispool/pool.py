@@ -190,7 +190,8 @@ class Pool:
             timeout = self._aget_timeout
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self._loop_waiters(loop).add(fut)
+        waiters = self._loop_waiters(loop)
+        waiters.add(fut)
         timer = None
         if timeout is not None:
             timer = loop.call_later(timeout, self._expire, fut, timeout)
@@ -203,6 +204,7 @@ class Pool:
         finally:
             if timer is not None:
                 timer.cancel()
+            waiters.discard(fut)  # timed out or cancelled: leave the queue now
 
     def _expire(self, fut: asyncio.Future, timeout: float) -> None:
         if fut.done():
@@ -223,9 +225,10 @@ class Pool:
                 waiters = self._loops[loop] = _LoopWaiters(self, loop)
             return waiters
 
-    def _drop_loop_waiters(self, loop) -> None:
+    def _drop_loop_waiters(self, waiters: _LoopWaiters) -> None:
         with self._loops_lock:
-            self._loops.pop(loop, None)
+            if self._loops.get(waiters.loop) is waiters:
+                del self._loops[waiters.loop]
 
     # --- the pool itself ---
 
@@ -292,6 +295,20 @@ class _LoopWaiters:
             self.loop.add_reader(self.pool.notify_fd(), self.on_readable)
             self.watching = True
 
+    def discard(self, fut: asyncio.Future) -> None:
+        try:
+            self.queue.remove(fut)
+        except ValueError:  # served already
+            return
+        if not self.queue:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self.watching:
+            self.loop.remove_reader(self.pool.notify_fd())
+            self.watching = False
+        self.pool._drop_loop_waiters(self)
+
     def on_readable(self) -> None:
         queue = self.queue
         while queue:
@@ -310,9 +327,7 @@ class _LoopWaiters:
                 break
             queue.popleft().set_result(conn)
         if not queue:
-            self.loop.remove_reader(self.pool.notify_fd())
-            self.watching = False
-            self.pool._drop_loop_waiters(self.loop)
+            self._stop()
 
 
 def _encode_arg(arg, encoding: str, errors: str) -> bytes:

@@ -79,6 +79,7 @@ def test_aget_timeout_is_a_pool_timeout_error(redis_server):
         assert isinstance(info.value, redispool.PoolTimeoutError)
         assert "connection pool timeout" in str(info.value)
         assert 0.15 < time.monotonic() - started < 3
+        assert not pool._loops, "the timed-out waiter stopped watching the fd"
         held.put()
         again = await pool.aget(timeout=5)  # the timed-out waiter left nothing behind
         again.put()
