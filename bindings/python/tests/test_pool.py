@@ -289,3 +289,47 @@ def test_a_conn_never_given_back_is_removed_with_a_warning(pool):
         gc.collect()
     assert any(issubclass(w.category, ResourceWarning) for w in caught)
     assert pool.stats().in_use_conns == 0
+
+
+def test_io_failure_makes_the_conn_bad_and_put_closes_it(redis_server):
+    pool = redispool.Pool(redis_server.addr, pool_size=2, read_timeout_ms=200)
+    try:
+        conn = pool.get()
+        with pytest.raises(OSError) as info:  # ConnIOError is an OSError
+            conn.execute("BLPOP", "py:never", 2)
+        assert isinstance(info.value, redispool.ConnIOError)
+        with pytest.raises(redispool.BadConnError):
+            conn.execute("PING")
+        first = conn.id
+        conn.put()
+        stats = pool.stats()
+        assert stats.idle_conns == 0 and stats.total_conns == 0
+        with pool.get() as fresh:
+            assert fresh.id != first and fresh.execute("PING") == b"PONG"
+    finally:
+        pool.close()
+
+
+def test_reply_past_max_reply_bytes_is_a_protocol_error(redis_server):
+    pool = redispool.Pool(redis_server.addr, max_reply_bytes=64)
+    try:
+        conn = pool.get()
+        conn.execute("SET", "py:big", "x" * 1000)
+        with pytest.raises(redispool.ProtocolError):
+            conn.execute("GET", "py:big")
+        with pytest.raises(redispool.BadConnError):
+            conn.execute("PING")
+        conn.put()
+        assert pool.stats().total_conns == 0
+    finally:
+        pool.close()
+
+
+def test_max_active_conns_gives_pool_exhausted(redis_server):
+    pool = redispool.Pool(redis_server.addr, pool_size=4, max_active_conns=1)
+    try:
+        with pool.get():
+            with pytest.raises(redispool.PoolExhaustedError, match="exhausted"):
+                pool.get(timeout=1)
+    finally:
+        pool.close()
