@@ -28,6 +28,7 @@ from .errors import (
     ReplyError,
     WouldBlockError,
 )
+from .cluster import Cluster, ClusterInfo, key_slot
 from .pool import OPTION_NAMES, Cancel, Conn, Pool, Stats
 
 __version__ = "0.1.0"
@@ -48,6 +49,8 @@ __all__ = [
     "OPTION_NAMES",
     "BadConnError",
     "Cancel",
+    "Cluster",
+    "ClusterInfo",
     "CanceledError",
     "ClosedError",
     "ClusterError",
@@ -65,6 +68,7 @@ __all__ = [
     "ReplyError",
     "Stats",
     "WouldBlockError",
+    "key_slot",
     "library_path",
     "library_version",
 ]

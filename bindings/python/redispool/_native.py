@@ -164,7 +164,51 @@ class PoolOptions(Structure):
     ]
 
 
-# Opaque handles (pool_t *, pool_conn_t *, pool_cancel_t *) are c_void_p.
+class PoolClusterOptions(Structure):
+    """pool_cluster_options_t; always filled by pool_cluster_options_init first."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("seeds", POINTER(c_char_p)),
+        ("seeds_len", c_size_t),
+        ("node", POINTER(PoolOptions)),
+        ("max_redirects", c_int32),
+        ("refresh_min_interval_ms", c_int64),
+    ]
+
+
+class PoolClusterInfo(Structure):
+    """pool_cluster_info_t"""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("refreshes", c_uint64),
+        ("refresh_errors", c_uint64),
+        ("moved", c_uint64),
+        ("ask", c_uint64),
+        ("retries", c_uint64),
+        ("nodes", c_uint32),
+        ("masters", c_uint32),
+        ("slots_covered", c_uint32),
+        ("reserved", c_uint32),
+    ]
+
+
+class PoolSentinelOptions(Structure):
+    """pool_sentinel_options_t; always filled by pool_sentinel_options_init first."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("master_name", c_char_p),
+        ("sentinel_addrs", POINTER(c_char_p)),
+        ("sentinel_addrs_len", c_size_t),
+        ("sentinel_username", c_char_p),
+        ("sentinel_password", c_char_p),
+        ("poll_interval_ms", c_int64),
+    ]
+
+
+# Opaque handles (pool_t *, pool_conn_t *, pool_cancel_t *, pool_cluster_t *) are c_void_p.
 _HANDLE_OUT = POINTER(c_void_p)
 
 # name -> (restype, argtypes), in the header's order of arguments.
@@ -209,7 +253,43 @@ PROTOTYPES = {
         ],
     ),
     "pool_reply_free": (None, [POINTER(PoolReply)]),
+    "pool_cluster_options_init": (None, [POINTER(PoolClusterOptions)]),
+    "pool_cluster_new": (
+        c_int32,
+        [POINTER(PoolClusterOptions), _HANDLE_OUT, POINTER(PoolError)],
+    ),
+    "pool_cluster_new_url": (c_int32, [c_char_p, _HANDLE_OUT, POINTER(PoolError)]),
+    "pool_cluster_key_slot": (c_int32, [c_char_p, c_size_t]),
+    "pool_cluster_get": (
+        c_int32,
+        [c_void_p, c_char_p, c_size_t, c_int64, c_void_p, _HANDLE_OUT, POINTER(PoolError)],
+    ),
+    "pool_cluster_get_slot": (
+        c_int32,
+        [c_void_p, c_int32, c_int64, c_void_p, _HANDLE_OUT, POINTER(PoolError)],
+    ),
+    "pool_cluster_get_node": (
+        c_int32,
+        [c_void_p, c_char_p, c_int64, c_void_p, _HANDLE_OUT, POINTER(PoolError)],
+    ),
+    "pool_cluster_put": (c_int32, [c_void_p, c_void_p]),
+    "pool_cluster_remove": (c_int32, [c_void_p, c_void_p, c_char_p]),
+    "pool_cluster_conn_node": (c_int32, [c_void_p, c_void_p, c_size_t]),
+    "pool_cluster_stats": (c_int32, [c_void_p, c_char_p, POINTER(PoolStats)]),
+    "pool_cluster_info": (c_int32, [c_void_p, POINTER(PoolClusterInfo)]),
+    "pool_cluster_close": (c_int32, [c_void_p]),
+    "pool_cluster_free": (None, [c_void_p]),
+    "pool_sentinel_options_init": (None, [POINTER(PoolSentinelOptions)]),
+    "pool_sentinel_new": (
+        c_int32,
+        [POINTER(PoolSentinelOptions), POINTER(PoolOptions), _HANDLE_OUT, POINTER(PoolError)],
+    ),
+    "pool_sentinel_master_addr": (c_int32, [c_void_p, c_void_p, c_size_t, POINTER(PoolError)]),
 }
+
+# Buffer sizes from the header (checked by the tests).
+POOL_CLUSTER_ADDR_MAX = 264
+POOL_SENTINEL_ADDR_LEN = 272
 
 
 def _in_tree_candidates() -> list[Path]:

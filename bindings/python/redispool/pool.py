@@ -8,7 +8,16 @@ import dataclasses
 import math
 import threading
 import warnings
-from ctypes import POINTER, byref, c_char_p, c_size_t, c_void_p, sizeof
+from ctypes import (
+    POINTER,
+    byref,
+    c_char_p,
+    c_size_t,
+    c_void_p,
+    cast,
+    create_string_buffer,
+    sizeof,
+)
 
 from . import _native, _reply
 from .errors import InvalidArgumentError, PoolTimeoutError, ReplyError, error_for
@@ -40,6 +49,31 @@ _DEFAULT_POOL_TIMEOUT = 6.0
 
 def _ms(seconds: float) -> int:
     return max(0, math.ceil(seconds * 1000))
+
+
+def _timeout_ms(timeout: float | None) -> int:
+    return -1 if timeout is None else _ms(timeout)
+
+
+def _pool_options(addr: str | None, options: dict, who: str) -> _native.PoolOptions:
+    """A pool_options_t: the library's defaults, then ``addr`` and ``options``."""
+    opts = _native.PoolOptions()
+    lib.pool_options_init(byref(opts))
+    if addr is not None:
+        opts.addr = addr.encode()
+    for name, value in options.items():
+        if name not in OPTION_NAMES:
+            raise TypeError(f"{who} got an unknown option {name!r}")
+        if name in _STRING_OPTIONS and isinstance(value, str):
+            value = value.encode()
+        setattr(opts, name, value)
+    return opts
+
+
+def _init_codec(owner, decode_responses: bool, encoding: str, encoding_errors: str) -> None:
+    owner._encoding = encoding
+    owner._errors = encoding_errors
+    owner._reply_encoding = encoding if decode_responses else None
 
 
 class Cancel:
@@ -80,30 +114,68 @@ class Pool:
         **options,
     ):
         self._handle = None
-        opts = _native.PoolOptions()
-        lib.pool_options_init(byref(opts))
-        if addr is not None:
-            opts.addr = addr.encode()
-        for name, value in options.items():
-            if name not in OPTION_NAMES:
-                raise TypeError(f"Pool() got an unknown option {name!r}")
-            if name in _STRING_OPTIONS and isinstance(value, str):
-                value = value.encode()
-            setattr(opts, name, value)
-        timeout_ms = opts.pool_timeout_ms
-        if timeout_ms < 0:
-            self._aget_timeout = None
-        elif timeout_ms == 0:  # no wait for a turn; a dial still has dial_timeout_ms
-            self._aget_timeout = opts.dial_timeout_ms / 1000 or None
-        else:
-            self._aget_timeout = timeout_ms / 1000
-        self._init_common(decode_responses, encoding, encoding_errors)
+        opts = _pool_options(addr, options, "Pool()")
+        self._init_common(decode_responses, encoding, encoding_errors, opts)
         out = c_void_p()
         err = _native.PoolError()
         status = lib.pool_new(byref(opts), byref(out), byref(err))
         if status != _native.POOL_OK:
             raise error_for(status, err)
         self._handle = out.value
+
+    @classmethod
+    def sentinel(
+        cls,
+        master_name: str,
+        sentinel_addrs: list[str],
+        *,
+        sentinel_username: str | None = None,
+        sentinel_password: str | None = None,
+        poll_interval_ms: int | None = None,
+        decode_responses: bool = False,
+        encoding: str = "utf-8",
+        encoding_errors: str = "strict",
+        **options,
+    ) -> Pool:
+        """A pool for the master Redis Sentinel reports for ``master_name``, which
+        follows failovers (pool_sentinel_new). ``sentinel_addrs``: "host:port" of
+        the sentinels; ``options``: pool_options_t fields for the master conns
+        (no addr: the sentinels name the master)."""
+        self = cls.__new__(cls)
+        self._handle = None
+        node = _pool_options(None, options, "Pool.sentinel()")
+        self._init_common(decode_responses, encoding, encoding_errors, node)
+        sopts = _native.PoolSentinelOptions()
+        lib.pool_sentinel_options_init(byref(sopts))
+        sopts.master_name = master_name.encode()
+        addrs = (c_char_p * len(sentinel_addrs))(*(a.encode() for a in sentinel_addrs))
+        sopts.sentinel_addrs = addrs
+        sopts.sentinel_addrs_len = len(sentinel_addrs)
+        if sentinel_username is not None:
+            sopts.sentinel_username = sentinel_username.encode()
+        if sentinel_password is not None:
+            sopts.sentinel_password = sentinel_password.encode()
+        if poll_interval_ms is not None:
+            sopts.poll_interval_ms = poll_interval_ms
+        out = c_void_p()
+        err = _native.PoolError()
+        status = lib.pool_sentinel_new(byref(sopts), byref(node), byref(out), byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        self._handle = out.value
+        return self
+
+    def sentinel_master_addr(self) -> str:
+        """The master a sentinel pool dials now, "ip:port" (pool_sentinel_master_addr;
+        may ask the sentinels, blocking at most dial_timeout_ms)."""
+        buf = create_string_buffer(_native.POOL_SENTINEL_ADDR_LEN)
+        err = _native.PoolError()
+        status = lib.pool_sentinel_master_addr(
+            self._handle, cast(buf, c_void_p), len(buf), byref(err)
+        )
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        return buf.value.decode()
 
     @classmethod
     def from_url(
@@ -118,8 +190,7 @@ class Pool:
         [?pool_size=8&pool_timeout=1s&...]`` or ``unix:///path?db=N`` (pool_new_url)."""
         self = cls.__new__(cls)
         self._handle = None
-        self._aget_timeout = _DEFAULT_POOL_TIMEOUT
-        self._init_common(decode_responses, encoding, encoding_errors)
+        self._init_common(decode_responses, encoding, encoding_errors, None)
         out = c_void_p()
         err = _native.PoolError()
         status = lib.pool_new_url(url.encode(), byref(out), byref(err))
@@ -128,10 +199,16 @@ class Pool:
         self._handle = out.value
         return self
 
-    def _init_common(self, decode_responses, encoding, encoding_errors):
-        self._encoding = encoding
-        self._errors = encoding_errors
-        self._reply_encoding = encoding if decode_responses else None
+    def _init_common(self, decode_responses, encoding, encoding_errors, opts):
+        _init_codec(self, decode_responses, encoding, encoding_errors)
+        if opts is None:
+            self._aget_timeout = _DEFAULT_POOL_TIMEOUT
+        elif opts.pool_timeout_ms < 0:
+            self._aget_timeout = None
+        elif opts.pool_timeout_ms == 0:  # no wait for a turn; a dial has dial_timeout_ms
+            self._aget_timeout = opts.dial_timeout_ms / 1000 or None
+        else:
+            self._aget_timeout = opts.pool_timeout_ms / 1000
         self._loops_lock = threading.Lock()
         self._loops: dict[asyncio.AbstractEventLoop, _LoopWaiters] = {}
 
@@ -148,7 +225,7 @@ class Pool:
         if timeout is None and cancel is None:
             status = lib.pool_get(self._handle, byref(out), byref(err))
         else:
-            ms = -1 if timeout is None else _ms(timeout)
+            ms = _timeout_ms(timeout)
             token = cancel._handle if cancel is not None else None
             status = lib.pool_get_ex(self._handle, ms, token, byref(out), byref(err))
         if status != _native.POOL_OK:
@@ -174,6 +251,11 @@ class Pool:
     def remove(self, conn: Conn, reason: str | None = None) -> None:
         """Closes ``conn`` and frees its turn (pool_remove)."""
         conn._release(self, reason, True)
+
+    def _give_back(self, handle: int, reason: bytes | None, remove: bool) -> int:
+        if remove:
+            return lib.pool_remove(self._handle, handle, reason)
+        return lib.pool_put(self._handle, handle)
 
     async def aget(self, timeout: float | None = ...) -> Conn:
         """The asyncio get: never blocks the event loop. Tries pool_try_get and,
@@ -358,8 +440,8 @@ class Conn:
 
     __slots__ = ("_pool", "_handle", "__weakref__")
 
-    def __init__(self, pool: Pool, handle: int):
-        self._pool = pool
+    def __init__(self, pool, handle: int):
+        self._pool = pool  # a Pool or a Cluster
         self._handle = handle
 
     def execute(self, *args):
@@ -415,16 +497,13 @@ class Conn:
         """Closes the conn and frees its turn (pool_remove)."""
         self._release(self._pool, reason, True)
 
-    def _release(self, pool: Pool, reason: str | None, remove: bool) -> None:
+    def _release(self, pool, reason: str | None, remove: bool) -> None:
         handle = self._handle
         if handle is None:
             raise InvalidArgumentError("conn was already given back", _native.STATUS_CODES["POOL_ERR_INVALID_ARG"])
         if pool is not self._pool:
             raise InvalidArgumentError("conn is not from this pool", _native.STATUS_CODES["POOL_ERR_INVALID_ARG"])
-        if remove:
-            status = lib.pool_remove(pool._handle, handle, reason.encode() if reason else None)
-        else:
-            status = lib.pool_put(pool._handle, handle)
+        status = pool._give_back(handle, reason.encode() if reason else None, remove)
         if status != _native.POOL_OK:
             raise error_for(status)
         self._handle = None

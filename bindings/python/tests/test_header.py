@@ -69,6 +69,8 @@ SCALARS = {
     "char[256]": ctypes.c_char * 256,
     "char[4]": ctypes.c_char * 4,
     "struct pool_reply **": ctypes.POINTER(ctypes.POINTER(_native.PoolReply)),
+    "const char *const *": ctypes.POINTER(ctypes.c_char_p),
+    "const pool_options_t *": ctypes.POINTER(_native.PoolOptions),
 }
 
 
@@ -104,6 +106,11 @@ def test_reply_types_match_header(header):
     assert defines(header, "POOL_REPLY_") == _native.REPLY_TYPES
 
 
+def test_buffer_sizes_match_header(header):
+    for name in ("POOL_CLUSTER_ADDR_MAX", "POOL_SENTINEL_ADDR_LEN"):
+        assert defines(header, name)[name] == getattr(_native, name)
+
+
 @pytest.mark.parametrize(
     "c_name,py_struct",
     [
@@ -112,6 +119,9 @@ def test_reply_types_match_header(header):
         ("pool_error", _native.PoolError),
         ("pool_reply", _native.PoolReply),
         ("pool_leak", _native.PoolLeak),
+        ("pool_cluster_options", _native.PoolClusterOptions),
+        ("pool_cluster_info", _native.PoolClusterInfo),
+        ("pool_sentinel_options", _native.PoolSentinelOptions),
     ],
 )
 def test_struct_layouts_match_header(header, c_name, py_struct):
@@ -161,7 +171,16 @@ ARG_TYPES.update(
         "pool_reply_t **": ctypes.POINTER(ctypes.POINTER(_native.PoolReply)),
     }
 )
-for handle in ("pool_t", "pool_conn_t", "pool_cancel_t"):
+ARG_TYPES.update(
+    {
+        "pool_cluster_options_t *": ctypes.POINTER(_native.PoolClusterOptions),
+        "const pool_cluster_options_t *": ctypes.POINTER(_native.PoolClusterOptions),
+        "pool_cluster_info_t *": ctypes.POINTER(_native.PoolClusterInfo),
+        "pool_sentinel_options_t *": ctypes.POINTER(_native.PoolSentinelOptions),
+        "const pool_sentinel_options_t *": ctypes.POINTER(_native.PoolSentinelOptions),
+    }
+)
+for handle in ("pool_t", "pool_conn_t", "pool_cancel_t", "pool_cluster_t"):
     ARG_TYPES[f"{handle} *"] = ctypes.c_void_p
     ARG_TYPES[f"const {handle} *"] = ctypes.c_void_p
     ARG_TYPES[f"{handle} **"] = ctypes.POINTER(ctypes.c_void_p)
