@@ -333,3 +333,23 @@ def test_max_active_conns_gives_pool_exhausted(redis_server):
                 pool.get(timeout=1)
     finally:
         pool.close()
+
+
+def test_pool_works_in_a_forked_child(pool):
+    import os
+
+    with pool.get() as conn:
+        conn.execute("SET", "py:fork", "parent")
+    pid = os.fork()
+    if pid == 0:  # the child: the pool forgets the parent's conns and dials its own
+        code = 1
+        try:
+            with pool.get(timeout=5) as conn:
+                if conn.execute("GET", "py:fork") == b"parent":
+                    code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    with pool.get() as conn:  # the parent's conn is untouched
+        assert conn.execute("GET", "py:fork") == b"parent"
