@@ -412,20 +412,27 @@ class _LoopWaiters:
             self._stop()
 
 
+def _misuse(message: str) -> InvalidArgumentError:
+    """What the library would say for a stale conn handle, without calling it."""
+    return InvalidArgumentError(message, InvalidArgumentError.code)
+
+
 def _encode_arg(arg, encoding: str, errors: str) -> bytes:
     if isinstance(arg, bytes):
         return arg
     if isinstance(arg, str):
         return arg.encode(encoding, errors)
     if isinstance(arg, bool) or arg is None:  # as redis-py: ambiguous, refused
-        raise TypeError(f"invalid argument {arg!r}: convert bool and None to bytes, str or int")
+        raise TypeError(f"invalid argument {arg!r}: convert bool and None first")
     if isinstance(arg, int):
         return str(arg).encode()
     if isinstance(arg, float):
         return repr(arg).encode()
     if isinstance(arg, (bytearray, memoryview)):
         return bytes(arg)
-    raise TypeError(f"invalid argument of type {type(arg).__name__}: use bytes, str, int or float")
+    raise TypeError(
+        f"invalid argument of type {type(arg).__name__}: use bytes, str, int or float"
+    )
 
 
 class Conn:
@@ -454,7 +461,7 @@ class Conn:
         ProtocolError and make the conn bad (put then closes it)."""
         handle = self._handle
         if handle is None:
-            raise InvalidArgumentError("conn was already given back", _native.STATUS_CODES["POOL_ERR_INVALID_ARG"])
+            raise _misuse("conn was already given back")
         n = len(args)
         if n == 0:
             raise ValueError("execute needs a command")
@@ -500,9 +507,9 @@ class Conn:
     def _release(self, pool, reason: str | None, remove: bool) -> None:
         handle = self._handle
         if handle is None:
-            raise InvalidArgumentError("conn was already given back", _native.STATUS_CODES["POOL_ERR_INVALID_ARG"])
+            raise _misuse("conn was already given back")
         if pool is not self._pool:
-            raise InvalidArgumentError("conn is not from this pool", _native.STATUS_CODES["POOL_ERR_INVALID_ARG"])
+            raise _misuse("conn is not from this pool")
         status = pool._give_back(handle, reason.encode() if reason else None, remove)
         if status != _native.POOL_OK:
             raise error_for(status)

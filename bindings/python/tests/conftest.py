@@ -58,7 +58,8 @@ class RedisServer:
                     return
                 time.sleep(0.02)
             self.stop()
-        pytest.fail(f"redis-server did not start; last log:\n{self.log.read_text() if self.log.exists() else ''}")
+        log = self.log.read_text() if self.log.exists() else ""
+        pytest.fail(f"redis-server did not start; last log:\n{log}")
 
     @property
     def addr(self) -> str:

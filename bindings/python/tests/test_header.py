@@ -186,6 +186,11 @@ for handle in ("pool_t", "pool_conn_t", "pool_cancel_t", "pool_cluster_t"):
     ARG_TYPES[f"{handle} **"] = ctypes.POINTER(ctypes.c_void_p)
 
 
+def spelling(ctype: str) -> str:
+    """One spelling per type: `T *`, `T **`, `const char *const *`."""
+    return re.sub(r"\s*\*", " *", ctype).replace("* *", "**")
+
+
 def prototypes(header: str) -> dict[str, tuple[str, list[str]]]:
     protos = {}
     for m in re.finditer(r"^([A-Za-z_][\w ]*?[\s*]+)(pool_\w+)\(([^)]*)\);", header, re.M):
@@ -194,8 +199,8 @@ def prototypes(header: str) -> dict[str, tuple[str, list[str]]]:
         if args != "void":
             for arg in args.split(","):
                 am = re.fullmatch(r"(.+?)\s*(\w+)", arg.strip())
-                arg_types.append(re.sub(r"\s*\*", " *", am.group(1)).replace("* *", "**").replace("*const *", "*const *"))
-        protos[name] = (re.sub(r"\s*\*", " *", ret).replace("* *", "**"), arg_types)
+                arg_types.append(spelling(am.group(1)))
+        protos[name] = (spelling(ret), arg_types)
     return protos
 
 
@@ -209,4 +214,5 @@ def test_prototypes_match_header(header):
         assert len(c_args) == len(argtypes), f"{name}: {c_args}"
         for i, (c_arg, py_arg) in enumerate(zip(c_args, argtypes)):
             assert c_arg in ARG_TYPES, f"{name} arg {i}: no mapping for {c_arg!r}"
-            assert ARG_TYPES[c_arg] == py_arg, f"{name} arg {i}: {c_arg} must be {ARG_TYPES[c_arg]}"
+            want = ARG_TYPES[c_arg]
+            assert want == py_arg, f"{name} arg {i}: {c_arg} must be {want}"
