@@ -6,6 +6,7 @@
 #
 #   scripts/bench.sh            # full run (about two minutes on 2 cores)
 #   scripts/bench.sh --quick    # short smoke run
+#   REDISPOOL_BENCH_PYTHON=1 scripts/bench.sh   # also the Python binding vs redis-py
 #
 # On a fresh Debian/Ubuntu machine run it as root: it installs redis-server, Go and
 # go-redis v5's source (golang-gopkg-redis.v5-dev, the go-redis baseline) when they are
@@ -20,3 +21,14 @@ require_cargo
 
 cargo bench --bench suite -- "$@"
 echo "results: $(pwd)/bench-results/ (results.md, throughput.png)"
+
+# Optional: the Python binding against redis-py's ConnectionPool (with hiredis),
+# PING/s from 8 threads. Needs PyPI (redis, hiredis go into a venv under target/).
+if [ "${REDISPOOL_BENCH_PYTHON:-0}" = 1 ]; then
+    venv=target/bench-venv
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q redis hiredis
+    cargo build --release
+    REDISPOOL_LIB="$(pwd)/target/release/libredispool.so" \
+        "$venv/bin/python" bindings/python/bench/ping_threads.py
+fi

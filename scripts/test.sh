@@ -3,10 +3,10 @@
 # integration tests against a real redis-server, the C examples, valgrind).
 #
 # On a fresh Debian/Ubuntu machine run it as root: it installs redis-server,
-# gcc, g++, valgrind, pkg-config, binutils, cmake, ninja, libhiredis-dev, Go 1.21+ and
-# Ruby (with ruby-ffi and
-# minitest, for the language bindings) and go-redis v5's source (the bench
-# suite's go-redis baseline) when they are missing. The fuzz step
+# gcc, g++, valgrind, pkg-config, binutils, cmake, ninja, libhiredis-dev, Go 1.21+,
+# Ruby (with ruby-ffi and minitest) and Python 3 (with pytest and venv), for the
+# language bindings, and go-redis v5's source (the bench suite's go-redis
+# baseline) when they are missing. The fuzz step
 # needs a nightly toolchain (it says SKIP without one) and installs cargo-fuzz. Rust (cargo) must be
 # installed; rustfmt and clippy are added through rustup when absent.
 set -euo pipefail
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 install_missing "redis-server:redis-server" "redis-cli:redis-tools" "cc:gcc libc6-dev" "c++:g++" \
     "valgrind:valgrind" "pkg-config:pkg-config" "readelf:binutils" \
-    "ruby:ruby ruby-ffi ruby-minitest" "cmake:cmake" "ninja:ninja-build" "objcopy:binutils"
+    "ruby:ruby ruby-ffi ruby-minitest" "python3:python3" "cmake:cmake" "ninja:ninja-build" "objcopy:binutils"
 # Go 1.21 or later for the Go binding: /usr/local/go/bin when present, else
 # golang-1.22 (from bookworm-backports on Debian 12, whose golang-go is 1.19).
 install_go
@@ -29,8 +29,17 @@ if ! ruby -e 'require "ffi"; require "minitest"' >/dev/null 2>&1; then
 fi
 # tests/ruby_binding.rs builds and installs the binding's gem with `gem`.
 install_missing "gem:ruby-rubygems"
+# The Python binding's tests need pytest and venv (with ensurepip, for the pip
+# install test). Debian's pip refuses system-wide installs, so apt first; pip
+# only for a python3 apt does not manage (pyenv, a virtualenv).
+if ! python3 -c 'import pytest, venv, ensurepip' >/dev/null 2>&1; then
+    install_packages python3-pytest python3-venv
+fi
+if ! python3 -c 'import pytest' >/dev/null 2>&1; then
+    python3 -m pip install pytest
+fi
 require_cargo
-# The Go and Ruby binding tests skip when their toolchain is missing; here it
+# The Go, Ruby and Python binding tests skip when their toolchain is missing; here it
 # was just installed, so a skip would hide a failure.
 export REDISPOOL_REQUIRE_BINDINGS=1
 

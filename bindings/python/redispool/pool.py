@@ -1,0 +1,540 @@
+"""Pool, Conn and Cancel: the Python face of pool_t, pool_conn_t and pool_cancel_t."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import math
+import threading
+import warnings
+from ctypes import (
+    POINTER,
+    byref,
+    c_char_p,
+    c_size_t,
+    c_void_p,
+    cast,
+    create_string_buffer,
+    sizeof,
+)
+
+from . import _native, _reply
+from .errors import InvalidArgumentError, PoolTimeoutError, ReplyError, error_for
+
+lib = _native.lib
+
+# Keyword options of Pool(): every field of pool_options_t a Python caller can set
+# (the dial callback is C's business). tests/test_header.py checks it against the header.
+OPTION_NAMES = tuple(
+    name
+    for name, _ in _native.PoolOptions._fields_
+    if name not in ("struct_size", "addr", "dialer", "dialer_userdata")
+)
+_STRING_OPTIONS = {"username", "password", "client_name"}
+
+# The fields of pool_stats_t (struct_size aside), as a frozen dataclass.
+Stats = dataclasses.make_dataclass(
+    "Stats",
+    [(name, int) for name, _ in _native.PoolStats._fields_ if name != "struct_size"],
+    frozen=True,
+)
+Stats.__module__ = __name__
+Stats.__doc__ = """A pool_stats_t snapshot: every field of the C struct (see the header for
+their meanings), e.g. hits, misses, timeouts, total_conns, idle_conns, in_use_conns."""
+
+# The library's pool_timeout_ms default, used by aget for a pool made from a URL.
+_DEFAULT_POOL_TIMEOUT = 6.0
+
+
+def _ms(seconds: float) -> int:
+    return max(0, math.ceil(seconds * 1000))
+
+
+def _timeout_ms(timeout: float | None) -> int:
+    return -1 if timeout is None else _ms(timeout)
+
+
+def _pool_options(addr: str | None, options: dict, who: str) -> _native.PoolOptions:
+    """A pool_options_t: the library's defaults, then ``addr`` and ``options``."""
+    opts = _native.PoolOptions()
+    lib.pool_options_init(byref(opts))
+    if addr is not None:
+        opts.addr = addr.encode()
+    for name, value in options.items():
+        if name not in OPTION_NAMES:
+            raise TypeError(f"{who} got an unknown option {name!r}")
+        if name in _STRING_OPTIONS and isinstance(value, str):
+            value = value.encode()
+        setattr(opts, name, value)
+    return opts
+
+
+def _init_codec(owner, decode_responses: bool, encoding: str, encoding_errors: str) -> None:
+    owner._encoding = encoding
+    owner._errors = encoding_errors
+    owner._reply_encoding = encoding if decode_responses else None
+
+
+class Cancel:
+    """A cancellation token (pool_cancel_t): ``pool.get(cancel=token)`` returns
+    CanceledError as soon as another thread calls ``token.fire()``."""
+
+    def __init__(self):
+        self._handle = lib.pool_cancel_new()
+        if not self._handle:
+            raise MemoryError("pool_cancel_new")
+
+    def fire(self) -> None:
+        """Wakes every get waiting with this token, and fails later ones. Any thread."""
+        lib.pool_cancel_fire(self._handle)
+
+    def __del__(self):
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle:
+            lib.pool_cancel_free(handle)
+
+
+class Pool:
+    """A connection pool (pool_t), safe to share between threads.
+
+    ``Pool("127.0.0.1:6379", pool_size=8, pool_timeout_ms=1000)`` takes the
+    address and any field of pool_options_t by name (``OPTION_NAMES``; durations
+    in milliseconds, as in C); ``Pool.from_url("redis://...")`` takes a go-redis
+    URL. ``decode_responses=True`` makes replies str instead of bytes.
+    """
+
+    def __init__(
+        self,
+        addr: str | None = None,
+        *,
+        decode_responses: bool = False,
+        encoding: str = "utf-8",
+        encoding_errors: str = "strict",
+        **options,
+    ):
+        self._handle = None
+        opts = _pool_options(addr, options, "Pool()")
+        self._init_common(decode_responses, encoding, encoding_errors, opts)
+        out = c_void_p()
+        err = _native.PoolError()
+        status = lib.pool_new(byref(opts), byref(out), byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        self._handle = out.value
+
+    @classmethod
+    def sentinel(
+        cls,
+        master_name: str,
+        sentinel_addrs: list[str],
+        *,
+        sentinel_username: str | None = None,
+        sentinel_password: str | None = None,
+        poll_interval_ms: int | None = None,
+        decode_responses: bool = False,
+        encoding: str = "utf-8",
+        encoding_errors: str = "strict",
+        **options,
+    ) -> Pool:
+        """A pool for the master Redis Sentinel reports for ``master_name``, which
+        follows failovers (pool_sentinel_new). ``sentinel_addrs``: "host:port" of
+        the sentinels; ``options``: pool_options_t fields for the master conns
+        (no addr: the sentinels name the master)."""
+        self = cls.__new__(cls)
+        self._handle = None
+        node = _pool_options(None, options, "Pool.sentinel()")
+        self._init_common(decode_responses, encoding, encoding_errors, node)
+        sopts = _native.PoolSentinelOptions()
+        lib.pool_sentinel_options_init(byref(sopts))
+        sopts.master_name = master_name.encode()
+        addrs = (c_char_p * len(sentinel_addrs))(*(a.encode() for a in sentinel_addrs))
+        sopts.sentinel_addrs = addrs
+        sopts.sentinel_addrs_len = len(sentinel_addrs)
+        if sentinel_username is not None:
+            sopts.sentinel_username = sentinel_username.encode()
+        if sentinel_password is not None:
+            sopts.sentinel_password = sentinel_password.encode()
+        if poll_interval_ms is not None:
+            sopts.poll_interval_ms = poll_interval_ms
+        out = c_void_p()
+        err = _native.PoolError()
+        status = lib.pool_sentinel_new(byref(sopts), byref(node), byref(out), byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        self._handle = out.value
+        return self
+
+    def sentinel_master_addr(self) -> str:
+        """The master a sentinel pool dials now, "ip:port" (pool_sentinel_master_addr;
+        may ask the sentinels, blocking at most dial_timeout_ms)."""
+        buf = create_string_buffer(_native.POOL_SENTINEL_ADDR_LEN)
+        err = _native.PoolError()
+        status = lib.pool_sentinel_master_addr(
+            self._handle, cast(buf, c_void_p), len(buf), byref(err)
+        )
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        return buf.value.decode()
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        decode_responses: bool = False,
+        encoding: str = "utf-8",
+        encoding_errors: str = "strict",
+    ) -> Pool:
+        """A pool from a go-redis URL: ``redis://[[user]:password@]host[:port][/db]
+        [?pool_size=8&pool_timeout=1s&...]`` or ``unix:///path?db=N`` (pool_new_url)."""
+        self = cls.__new__(cls)
+        self._handle = None
+        self._init_common(decode_responses, encoding, encoding_errors, None)
+        out = c_void_p()
+        err = _native.PoolError()
+        status = lib.pool_new_url(url.encode(), byref(out), byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        self._handle = out.value
+        return self
+
+    def _init_common(self, decode_responses, encoding, encoding_errors, opts):
+        _init_codec(self, decode_responses, encoding, encoding_errors)
+        if opts is None:
+            self._aget_timeout = _DEFAULT_POOL_TIMEOUT
+        elif opts.pool_timeout_ms < 0:
+            self._aget_timeout = None
+        elif opts.pool_timeout_ms == 0:  # no wait for a turn; a dial has dial_timeout_ms
+            self._aget_timeout = opts.dial_timeout_ms / 1000 or None
+        else:
+            self._aget_timeout = opts.pool_timeout_ms / 1000
+        self._loops_lock = threading.Lock()
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopWaiters] = {}
+
+    # --- getting and giving back conns ---
+
+    def get(self, timeout: float | None = None, cancel: Cancel | None = None) -> Conn:
+        """A conn: an idle, health-checked one or a new one. Waits (GIL released)
+        at most ``timeout`` seconds (None: the pool's pool_timeout_ms; 0: no wait
+        for a turn) for a turn and a dial, then raises PoolTimeoutError. A
+        ``cancel`` token fired on another thread ends the wait (CanceledError).
+        Use as ``with pool.get() as conn:``, or give it back with put/remove."""
+        out = c_void_p()
+        err = _native.PoolError()
+        if timeout is None and cancel is None:
+            status = lib.pool_get(self._handle, byref(out), byref(err))
+        else:
+            ms = _timeout_ms(timeout)
+            token = cancel._handle if cancel is not None else None
+            status = lib.pool_get_ex(self._handle, ms, token, byref(out), byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        return Conn(self, out.value)
+
+    def try_get(self) -> Conn | None:
+        """An idle conn at once, or None; never waits or dials (pool_try_get).
+        A miss may start a background dial; see aget."""
+        out = c_void_p()
+        status = lib.pool_try_get(self._handle, byref(out))
+        if status == _native.POOL_OK:
+            return Conn(self, out.value)
+        if status == _native.POOL_ERR_WOULD_BLOCK:
+            return None
+        raise error_for(status)
+
+    def put(self, conn: Conn) -> None:
+        """Gives ``conn`` back for reuse (pool_put); a conn an I/O or protocol
+        error made bad is closed instead."""
+        conn._release(self, None, False)
+
+    def remove(self, conn: Conn, reason: str | None = None) -> None:
+        """Closes ``conn`` and frees its turn (pool_remove)."""
+        conn._release(self, reason, True)
+
+    def _give_back(self, handle: int, reason: bytes | None, remove: bool) -> int:
+        if remove:
+            return lib.pool_remove(self._handle, handle, reason)
+        return lib.pool_put(self._handle, handle)
+
+    async def aget(self, timeout: float | None = ...) -> Conn:
+        """The asyncio get: never blocks the event loop. Tries pool_try_get and,
+        on a miss, waits for the pool's notify fd (loop.add_reader) until a conn
+        comes back or a background dial lands. Waiters of one loop are served in
+        arrival order. ``timeout`` in seconds (None: forever); by default the
+        pool's pool_timeout_ms (6 s for a pool made from a URL). Raises
+        PoolTimeoutError, ClosedError. Cancelling the task is safe: a conn it
+        was about to receive goes back to the pool."""
+        conn = self.try_get()
+        if conn is not None:
+            return conn
+        if timeout is ...:
+            timeout = self._aget_timeout
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        waiters = self._loop_waiters(loop)
+        waiters.add(fut)
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(timeout, self._expire, fut, timeout)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                fut.result().put()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            waiters.discard(fut)  # timed out or cancelled: leave the queue now
+
+    def _expire(self, fut: asyncio.Future, timeout: float) -> None:
+        if fut.done():
+            return
+        s = self.stats()
+        fut.set_exception(
+            PoolTimeoutError(
+                f"redis: connection pool timeout after {_ms(timeout)}ms in aget "
+                f"({s.in_use_conns}/{s.total_conns} conns in use, {s.idle_conns} idle, "
+                f"{s.dials_in_progress} dialing, {s.dial_errors} dial errors so far)"
+            )
+        )
+
+    def _loop_waiters(self, loop) -> _LoopWaiters:
+        with self._loops_lock:
+            waiters = self._loops.get(loop)
+            if waiters is None:
+                waiters = self._loops[loop] = _LoopWaiters(self, loop)
+            return waiters
+
+    def _drop_loop_waiters(self, waiters: _LoopWaiters) -> None:
+        with self._loops_lock:
+            if self._loops.get(waiters.loop) is waiters:
+                del self._loops[waiters.loop]
+
+    # --- the pool itself ---
+
+    def stats(self) -> Stats:
+        """A snapshot of every pool_stats_t field."""
+        raw = _native.PoolStats()
+        raw.struct_size = sizeof(raw)
+        status = lib.pool_stats(self._handle, byref(raw))
+        if status != _native.POOL_OK:
+            raise error_for(status)
+        return Stats(**{name: getattr(raw, name) for name in Stats.__dataclass_fields__})
+
+    def len(self) -> int:
+        """Conns the pool owns: idle and checked out (pool_len)."""
+        return lib.pool_len(self._handle)
+
+    def idle_len(self) -> int:
+        """Idle conns (pool_idle_len)."""
+        return lib.pool_idle_len(self._handle)
+
+    def notify_fd(self) -> int:
+        """The pool's eventfd, readable while try_get may find a conn (pool_notify_fd).
+        It belongs to the pool: never close it."""
+        fd = lib.pool_notify_fd(self._handle)
+        if fd < 0:
+            raise OSError("pool_notify_fd failed")
+        return fd
+
+    def close(self) -> None:
+        """Closes idle conns and wakes every waiter with ClosedError; later gets
+        raise ClosedError. Conns still out are closed when given back. Idempotent."""
+        status = lib.pool_close(self._handle)
+        if status not in (_native.POOL_OK, _native.STATUS_CODES["POOL_ERR_CLOSED"]):
+            raise error_for(status)
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle:
+            lib.pool_free(handle)
+
+
+class _LoopWaiters:
+    """The agets of one event loop on one pool: a FIFO of futures and, while it is
+    not empty, one reader on the notify fd (a loop allows one reader per fd).
+    Runs on the loop's thread only, as event_loop.c's queue."""
+
+    def __init__(self, pool: Pool, loop: asyncio.AbstractEventLoop):
+        self.pool = pool
+        self.loop = loop
+        self.queue: collections.deque[asyncio.Future] = collections.deque()
+        self.watching = False
+
+    def add(self, fut: asyncio.Future) -> None:
+        self.queue.append(fut)
+        if not self.watching:
+            # A put between the caller's try_get miss and this point left the fd
+            # readable (level-triggered), so the reader fires at once: no lost wake-up.
+            self.loop.add_reader(self.pool.notify_fd(), self.on_readable)
+            self.watching = True
+
+    def discard(self, fut: asyncio.Future) -> None:
+        try:
+            self.queue.remove(fut)
+        except ValueError:  # served already
+            return
+        if not self.queue:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self.watching:
+            self.loop.remove_reader(self.pool.notify_fd())
+            self.watching = False
+        self.pool._drop_loop_waiters(self)
+
+    def on_readable(self) -> None:
+        queue = self.queue
+        while queue:
+            if queue[0].done():  # timed out or cancelled
+                queue.popleft()
+                continue
+            try:
+                conn = self.pool.try_get()  # a miss re-arms the fd
+            except Exception as e:  # closed: every waiter fails the same way
+                while queue:
+                    fut = queue.popleft()
+                    if not fut.done():
+                        fut.set_exception(e)
+                break
+            if conn is None:
+                break
+            queue.popleft().set_result(conn)
+        if not queue:
+            self._stop()
+
+
+def _misuse(message: str) -> InvalidArgumentError:
+    """What the library would say for a stale conn handle, without calling it."""
+    return InvalidArgumentError(message, InvalidArgumentError.code)
+
+
+def _encode_arg(arg, encoding: str, errors: str) -> bytes:
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, str):
+        return arg.encode(encoding, errors)
+    if isinstance(arg, bool) or arg is None:  # as redis-py: ambiguous, refused
+        raise TypeError(f"invalid argument {arg!r}: convert bool and None first")
+    if isinstance(arg, int):
+        return str(arg).encode()
+    if isinstance(arg, float):
+        return repr(arg).encode()
+    if isinstance(arg, (bytearray, memoryview)):
+        return bytes(arg)
+    raise TypeError(
+        f"invalid argument of type {type(arg).__name__}: use bytes, str, int or float"
+    )
+
+
+class Conn:
+    """One checked-out connection (pool_conn_t), used by one thread at a time.
+
+    As a context manager it goes back to its pool on exit: put after a normal
+    exit, remove (closed, its turn freed) when an exception leaves the block,
+    since the conn's session state is then unknown (a MULTI not EXECed, a WATCH,
+    a SUBSCRIBE, a raw-fd request half done). Catch an expected ReplyError
+    inside the block to keep the conn.
+    """
+
+    __slots__ = ("_pool", "_handle", "__weakref__")
+
+    def __init__(self, pool, handle: int):
+        self._pool = pool  # a Pool or a Cluster
+        self._handle = handle
+
+    def execute(self, *args):
+        """Sends one command and returns its reply (pool_conn_command, GIL
+        released): bytes (str with decode_responses), int, None, list, dict
+        (RESP3 map), set (RESP3 set), float (RESP3 double), bool (RESP3 bool).
+        Arguments: bytes, str (encoded), int, float. A Redis error reply raises
+        ReplyError (the conn stays good); nested in an array (EXEC) it is returned
+        as a ReplyError value. I/O and protocol failures raise ConnIOError /
+        ProtocolError and make the conn bad (put then closes it)."""
+        handle = self._handle
+        if handle is None:
+            raise _misuse("conn was already given back")
+        n = len(args)
+        if n == 0:
+            raise ValueError("execute needs a command")
+        pool = self._pool
+        enc, errs = pool._encoding, pool._errors
+        bufs = [_encode_arg(a, enc, errs) for a in args]
+        argv = (c_char_p * n)(*bufs)
+        lens = (c_size_t * n)(*map(len, bufs))
+        reply = POINTER(_native.PoolReply)()
+        err = _native.PoolError()
+        status = lib.pool_conn_command(handle, n, argv, lens, byref(reply), byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        try:
+            value = _reply.convert(reply.contents, pool._reply_encoding, errs)
+        finally:
+            lib.pool_reply_free(reply)
+        if isinstance(value, ReplyError):
+            raise value
+        return value
+
+    async def aexecute(self, *args):
+        """execute on a worker thread (asyncio.to_thread), so the loop goes on."""
+        return await asyncio.to_thread(self.execute, *args)
+
+    @property
+    def id(self) -> int:
+        """Unique per pool, never reused (pool_conn_id); 0 once given back."""
+        return lib.pool_conn_id(self._handle) if self._handle is not None else 0
+
+    def fd(self) -> int:
+        """The socket, for your own I/O (pool_conn_fd). Do not close it."""
+        return lib.pool_conn_fd(self._handle) if self._handle is not None else -1
+
+    def put(self) -> None:
+        """Gives the conn back to its pool (pool_put)."""
+        self._release(self._pool, None, False)
+
+    def remove(self, reason: str | None = None) -> None:
+        """Closes the conn and frees its turn (pool_remove)."""
+        self._release(self._pool, reason, True)
+
+    def _release(self, pool, reason: str | None, remove: bool) -> None:
+        handle = self._handle
+        if handle is None:
+            raise _misuse("conn was already given back")
+        if pool is not self._pool:
+            raise _misuse("conn is not from this pool")
+        status = pool._give_back(handle, reason.encode() if reason else None, remove)
+        if status != _native.POOL_OK:
+            raise error_for(status)
+        self._handle = None
+
+    def __enter__(self) -> Conn:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._handle is None:  # given back inside the block
+            return
+        if exc_type is None:
+            self.put()
+        else:
+            self.remove(f"{exc_type.__name__} raised while checked out")
+
+    def __del__(self):
+        if getattr(self, "_handle", None) is None:
+            return
+        try:
+            warnings.warn(
+                f"redispool conn {self.id} was never given back: removed",
+                ResourceWarning,
+                source=self,
+            )
+            self.remove("garbage collected while checked out")
+        except Exception:  # interpreter shutdown
+            pass

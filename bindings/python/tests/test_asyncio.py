@@ -1,0 +1,129 @@
+"""Pool.aget: pool_try_get plus the notify fd on the event loop, never blocking it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import redispool
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def test_many_agets_on_a_small_pool_all_served_and_the_loop_never_blocks(redis_server):
+    pool = redispool.Pool(redis_server.addr, pool_size=2, pool_timeout_ms=10000)
+
+    async def main():
+        ticks = 0
+        stop = False
+
+        async def ticker():
+            nonlocal ticks
+            while not stop:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        async def request(i):
+            conn = await pool.aget()
+            try:
+                assert await conn.aexecute("INCR", "py:async") >= 1
+                await asyncio.sleep(0.002)  # hold it, so others must wait
+            finally:
+                conn.put()
+
+        tick_task = asyncio.create_task(ticker())
+        with pool.get() as conn:
+            conn.execute("DEL", "py:async")
+        await asyncio.gather(*(request(i) for i in range(50)))
+        stop = True
+        await tick_task
+        return ticks
+
+    try:
+        ticks = run(main())
+        assert ticks > 10, "the ticker ran while requests waited"
+        with pool.get() as conn:
+            assert conn.execute("GET", "py:async") == b"50"
+        stats = pool.stats()
+        assert stats.total_conns <= 2 and stats.in_use_conns == 0
+    finally:
+        pool.close()
+
+
+def test_aget_from_an_empty_pool_waits_for_the_background_dial(redis_server):
+    pool = redispool.Pool(redis_server.addr, pool_size=1)
+
+    async def main():
+        conn = await pool.aget(timeout=5)
+        conn.put()
+
+    try:
+        run(main())
+        assert pool.stats().dials == 1
+    finally:
+        pool.close()
+
+
+def test_aget_timeout_is_a_pool_timeout_error(redis_server):
+    pool = redispool.Pool(redis_server.addr, pool_size=1)
+
+    async def main():
+        held = await pool.aget(timeout=5)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as info:
+            await pool.aget(timeout=0.2)
+        assert isinstance(info.value, redispool.PoolTimeoutError)
+        assert "connection pool timeout" in str(info.value)
+        assert 0.15 < time.monotonic() - started < 3
+        assert not pool._loops, "the timed-out waiter stopped watching the fd"
+        held.put()
+        again = await pool.aget(timeout=5)  # the timed-out waiter left nothing behind
+        again.put()
+
+    try:
+        run(main())
+        assert pool.stats().in_use_conns == 0
+    finally:
+        pool.close()
+
+
+def test_cancelled_aget_leaves_no_conn_behind(redis_server):
+    pool = redispool.Pool(redis_server.addr, pool_size=1)
+
+    async def main():
+        held = await pool.aget(timeout=5)
+        waiter = asyncio.create_task(pool.aget(timeout=10))
+        await asyncio.sleep(0.05)
+        held.put()  # hands the conn towards the waiter ...
+        waiter.cancel()  # ... which is cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        conn = await pool.aget(timeout=5)
+        conn.put()
+
+    try:
+        run(main())
+        assert pool.stats().in_use_conns == 0
+    finally:
+        pool.close()
+
+
+def test_close_wakes_agets_with_closed_error(redis_server):
+    pool = redispool.Pool(redis_server.addr, pool_size=1)
+
+    async def main():
+        held = await pool.aget(timeout=5)
+        waiters = [asyncio.create_task(pool.aget(timeout=10)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        pool.close()
+        results = await asyncio.gather(*waiters, return_exceptions=True)
+        assert all(isinstance(r, redispool.ClosedError) for r in results), results
+        assert time.monotonic() - started < 2
+        held.put()
+
+    run(main())

@@ -1,0 +1,218 @@
+"""The binding's hand-written tables against include/redispool.h, parsed here: a
+status code, reply type, struct field or prototype change in the C API fails
+these tests until the binding follows."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+import redispool
+from redispool import _native, errors
+
+HEADER = Path(
+    os.environ.get("REDISPOOL_HEADER")
+    or Path(__file__).resolve().parents[3] / "include" / "redispool.h"
+)
+
+
+@pytest.fixture(scope="module")
+def header() -> str:
+    if not HEADER.is_file():
+        pytest.fail(f"{HEADER} not found (set REDISPOOL_HEADER)")
+    # Comments out, so that examples in them do not count.
+    return re.sub(r"//[^\n]*|/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+
+
+def defines(header: str, prefix: str) -> dict[str, int]:
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(rf"^#define ({prefix}\w*) (\d+)\s*$", header, re.M)
+    }
+
+
+def struct_fields(header: str, name: str) -> list[tuple[str, str]]:
+    """(C type, field name) of `struct NAME { ... };` in order; arrays as `T[N]`."""
+    m = re.search(rf"struct {name} \{{(.*?)\n\}};", header, re.S)
+    assert m, f"struct {name} not in the header"
+    fields = []
+    for decl in m.group(1).split(";"):
+        decl = " ".join(decl.split())
+        if not decl:
+            continue
+        fm = re.fullmatch(r"(.+?)\s*\b(\w+)(\[\w+\])?", decl)
+        assert fm, decl
+        ctype, field, array = fm.group(1).strip(), fm.group(2), fm.group(3)
+        fields.append((ctype + (array or ""), field))
+    return fields
+
+
+# C type spelling in the header -> the ctypes type the binding must use for it.
+SCALARS = {
+    "size_t": ctypes.c_size_t,
+    "bool": ctypes.c_bool,
+    "int": ctypes.c_int,
+    "int32_t": ctypes.c_int32,
+    "int64_t": ctypes.c_int64,
+    "uint32_t": ctypes.c_uint32,
+    "uint64_t": ctypes.c_uint64,
+    "double": ctypes.c_double,
+    "pool_status_t": ctypes.c_int32,
+    "const char *": ctypes.c_char_p,
+    "char *": ctypes.c_void_p,  # pool_reply_t.str: binary, read with len
+    "pool_dial_fn": ctypes.c_void_p,  # not set from Python
+    "void *": ctypes.c_void_p,
+    "char[256]": ctypes.c_char * 256,
+    "char[4]": ctypes.c_char * 4,
+    "struct pool_reply **": ctypes.POINTER(ctypes.POINTER(_native.PoolReply)),
+    "const char *const *": ctypes.POINTER(ctypes.c_char_p),
+    "const pool_options_t *": ctypes.POINTER(_native.PoolOptions),
+}
+
+
+def check_struct(header, c_name, py_struct):
+    expected = struct_fields(header, c_name)
+    actual = py_struct._fields_
+    assert [n for _, n in expected] == [n for n, _ in actual], f"{c_name} fields"
+    for (ctype, name), (_, pytype) in zip(expected, actual):
+        want = SCALARS.get(ctype)
+        assert want is not None, f"{c_name}.{name}: no mapping for C type {ctype!r}"
+        assert ctypes.sizeof(want) == ctypes.sizeof(pytype), f"{c_name}.{name}"
+        if not issubclass(want, ctypes.Array):
+            assert want == pytype, f"{c_name}.{name}: {ctype} must be {want}, is {pytype}"
+
+
+def test_status_codes_match_header(header):
+    assert defines(header, "POOL_(?:OK|ERR_)") == _native.STATUS_CODES
+
+
+def test_every_error_code_has_its_exception_class(header):
+    codes = {v for k, v in defines(header, "POOL_ERR_").items()}
+    assert set(redispool.ERRORS_BY_CODE) == codes
+    classes = list(redispool.ERRORS_BY_CODE.values())
+    assert len(set(classes)) == len(classes), "one class per code"
+    for code, cls in redispool.ERRORS_BY_CODE.items():
+        assert issubclass(cls, redispool.RedisPoolError)
+        assert cls.code == code
+        err = errors.error_for(code)
+        assert type(err) is cls and err.code == code and str(err), code
+
+
+def test_reply_types_match_header(header):
+    assert defines(header, "POOL_REPLY_") == _native.REPLY_TYPES
+
+
+def test_buffer_sizes_match_header(header):
+    for name in ("POOL_CLUSTER_ADDR_MAX", "POOL_SENTINEL_ADDR_LEN"):
+        assert defines(header, name)[name] == getattr(_native, name)
+
+
+@pytest.mark.parametrize(
+    "c_name,py_struct",
+    [
+        ("pool_options", _native.PoolOptions),
+        ("pool_stats", _native.PoolStats),
+        ("pool_error", _native.PoolError),
+        ("pool_reply", _native.PoolReply),
+        ("pool_leak", _native.PoolLeak),
+        ("pool_cluster_options", _native.PoolClusterOptions),
+        ("pool_cluster_info", _native.PoolClusterInfo),
+        ("pool_sentinel_options", _native.PoolSentinelOptions),
+    ],
+)
+def test_struct_layouts_match_header(header, c_name, py_struct):
+    check_struct(header, c_name, py_struct)
+
+
+def test_stats_and_options_cover_every_header_field(header):
+    stats = [n for _, n in struct_fields(header, "pool_stats") if n != "struct_size"]
+    assert list(redispool.Stats.__dataclass_fields__) == stats
+    options = [
+        n for _, n in struct_fields(header, "pool_options")
+        if n not in ("struct_size", "addr", "dialer", "dialer_userdata")
+    ]
+    assert list(redispool.OPTION_NAMES) == options
+
+
+def test_struct_sizes_match_the_c_compiler():
+    """REDISPOOL_C_SIZES (from tests/c/layout.c, set by tests/python_binding.rs)."""
+    sizes = os.environ.get("REDISPOOL_C_SIZES")
+    if not sizes:
+        pytest.skip("REDISPOOL_C_SIZES not set (cargo test --test python_binding sets it)")
+    c = dict(item.split("=") for item in sizes.split())
+    py = {
+        "pool_options_t": _native.PoolOptions,
+        "pool_stats_t": _native.PoolStats,
+        "pool_error_t": _native.PoolError,
+        "pool_reply_t": _native.PoolReply,
+        "pool_leak_t": _native.PoolLeak,
+    }
+    for name, struct in py.items():
+        assert int(c[name]) == ctypes.sizeof(struct), name
+
+
+ARG_TYPES = dict(SCALARS)
+ARG_TYPES.update(
+    {
+        "void": None,
+        "const char *const *": ctypes.POINTER(ctypes.c_char_p),
+        "const size_t *": ctypes.POINTER(ctypes.c_size_t),
+        "size_t *": ctypes.POINTER(ctypes.c_size_t),
+        "pool_error_t *": ctypes.POINTER(_native.PoolError),
+        "pool_options_t *": ctypes.POINTER(_native.PoolOptions),
+        "const pool_options_t *": ctypes.POINTER(_native.PoolOptions),
+        "pool_stats_t *": ctypes.POINTER(_native.PoolStats),
+        "pool_leak_t *": ctypes.POINTER(_native.PoolLeak),
+        "pool_reply_t *": ctypes.POINTER(_native.PoolReply),
+        "pool_reply_t **": ctypes.POINTER(ctypes.POINTER(_native.PoolReply)),
+    }
+)
+ARG_TYPES.update(
+    {
+        "pool_cluster_options_t *": ctypes.POINTER(_native.PoolClusterOptions),
+        "const pool_cluster_options_t *": ctypes.POINTER(_native.PoolClusterOptions),
+        "pool_cluster_info_t *": ctypes.POINTER(_native.PoolClusterInfo),
+        "pool_sentinel_options_t *": ctypes.POINTER(_native.PoolSentinelOptions),
+        "const pool_sentinel_options_t *": ctypes.POINTER(_native.PoolSentinelOptions),
+    }
+)
+for handle in ("pool_t", "pool_conn_t", "pool_cancel_t", "pool_cluster_t"):
+    ARG_TYPES[f"{handle} *"] = ctypes.c_void_p
+    ARG_TYPES[f"const {handle} *"] = ctypes.c_void_p
+    ARG_TYPES[f"{handle} **"] = ctypes.POINTER(ctypes.c_void_p)
+
+
+def spelling(ctype: str) -> str:
+    """One spelling per type: `T *`, `T **`, `const char *const *`."""
+    return re.sub(r"\s*\*", " *", ctype).replace("* *", "**")
+
+
+def prototypes(header: str) -> dict[str, tuple[str, list[str]]]:
+    protos = {}
+    for m in re.finditer(r"^([A-Za-z_][\w ]*?[\s*]+)(pool_\w+)\(([^)]*)\);", header, re.M):
+        ret, name, args = " ".join(m.group(1).split()), m.group(2), " ".join(m.group(3).split())
+        arg_types = []
+        if args != "void":
+            for arg in args.split(","):
+                am = re.fullmatch(r"(.+?)\s*(\w+)", arg.strip())
+                arg_types.append(spelling(am.group(1)))
+        protos[name] = (spelling(ret), arg_types)
+    return protos
+
+
+def test_prototypes_match_header(header):
+    protos = prototypes(header)
+    assert "pool_conn_command" in protos and "pool_get_ex" in protos
+    for name, (restype, argtypes) in _native.PROTOTYPES.items():
+        assert name in protos, f"{name} is not in the header"
+        c_ret, c_args = protos[name]
+        assert ARG_TYPES[c_ret] == restype, f"{name} returns {c_ret}"
+        assert len(c_args) == len(argtypes), f"{name}: {c_args}"
+        for i, (c_arg, py_arg) in enumerate(zip(c_args, argtypes)):
+            assert c_arg in ARG_TYPES, f"{name} arg {i}: no mapping for {c_arg!r}"
+            want = ARG_TYPES[c_arg]
+            assert want == py_arg, f"{name} arg {i}: {c_arg} must be {want}"

@@ -1,0 +1,148 @@
+//! The Python binding (`bindings/python`, ctypes) runs its pytest suite against the
+//! freshly built `libredispool.so`; the suite starts its own redis-server on a free
+//! loopback port, checks the binding's tables against `include/redispool.h`, and
+//! `pip install`s the package into a temporary venv. A second test runs the Cluster
+//! and Sentinel tests against a 3-master Redis Cluster and a master + replica + 3
+//! sentinels deployment it starts (tests/common).
+//!
+//! Skips (with a note on stderr) when `python3`, pytest or the venv module is
+//! missing, unless `REDISPOOL_REQUIRE_BINDINGS` is set (scripts/test.sh and CI set
+//! it and install them: Debian `python3 python3-pytest python3-venv`), in which
+//! case it fails.
+
+mod common;
+
+use common::cluster::ClusterHarness;
+use common::sentinel::{Deployment, MASTER_NAME};
+use common::{Link, build_c, describe, repo_dir, run_command, shared_lib_dir};
+use std::env;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The whole suite takes a few seconds (the venv a few more); this only catches a hang.
+const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Why Python cannot run the suite, or None when it can.
+fn python_missing() -> Option<String> {
+    let probe = Command::new("python3")
+        .args(["-c", "import pytest, venv, ensurepip"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output();
+    match probe {
+        Err(e) => Some(format!("cannot run `python3`: {e}")),
+        Ok(out) if !out.status.success() => Some(format!(
+            "`python3 -c \"import pytest, venv, ensurepip\"` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// Fails (REDISPOOL_REQUIRE_BINDINGS) or tells why it skips; true when Python can run.
+fn python_ready() -> bool {
+    let Some(why) = python_missing() else {
+        return true;
+    };
+    if env::var_os("REDISPOOL_REQUIRE_BINDINGS").is_some() {
+        panic!(
+            "REDISPOOL_REQUIRE_BINDINGS is set but the Python binding cannot be tested: \
+             {why}. Install python3, python3-pytest and python3-venv (apt), or run \
+             ./scripts/test.sh"
+        );
+    }
+    eprintln!(
+        "SKIPPED python_binding: {why}. Install python3-pytest and python3-venv to run it \
+         (set REDISPOOL_REQUIRE_BINDINGS=1 to make this a failure)"
+    );
+    false
+}
+
+/// Runs `python3 -m pytest` on `args` (paths under bindings/python/tests) with the
+/// library under test and `envs`; fails on a failure or a skipped test.
+fn run_pytest(args: &[&str], envs: &[(&str, String)]) {
+    let lib = shared_lib_dir().join("libredispool.so");
+    let lib = lib
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", lib.display()));
+
+    // The struct sizes of the header, which the binding's ctypes layouts must match.
+    let layout = build_c("layout", &["tests/c/layout.c"], Link::Shared, &[]);
+    let sizes = run_command(&mut Command::new(&layout), Duration::from_secs(30));
+    assert!(sizes.status.success(), "{}", describe(&sizes));
+    let sizes = String::from_utf8_lossy(&sizes.stdout).trim().to_string();
+
+    let mut cmd = Command::new("python3");
+    cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"])
+        .args(args)
+        .current_dir(repo_dir())
+        .env("REDISPOOL_C_SIZES", &sizes)
+        .env("REDISPOOL_LIB", &lib)
+        .env(
+            "REDISPOOL_HEADER",
+            repo_dir().join("include").join("redispool.h"),
+        )
+        .envs(envs.iter().map(|(k, v)| (k, v)));
+    let output = run_command(&mut cmd, SUITE_TIMEOUT);
+
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "the Python pytest suite failed (REDISPOOL_LIB={})\n{}",
+        lib.display(),
+        describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(" passed") && !stdout.contains(" skipped"),
+        "no pytest summary line, or a test skipped\n{}",
+        describe(&output)
+    );
+}
+
+const CLUSTER_TESTS: &str = "bindings/python/tests/test_cluster.py";
+const SENTINEL_TESTS: &str = "bindings/python/tests/test_sentinel.py";
+
+#[test]
+fn python_pytest_suite() {
+    if !python_ready() {
+        return;
+    }
+    run_pytest(
+        &[
+            "bindings/python/tests",
+            &format!("--ignore={CLUSTER_TESTS}"),
+            &format!("--ignore={SENTINEL_TESTS}"),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn python_cluster_and_sentinel() {
+    if !python_ready() {
+        return;
+    }
+    let cluster = ClusterHarness::start(3, 0);
+    let sentinels = Deployment::start();
+    run_pytest(
+        &[CLUSTER_TESTS, SENTINEL_TESTS],
+        &[
+            (
+                "REDISPOOL_TEST_CLUSTER_SEEDS",
+                cluster.seed_addrs().join(","),
+            ),
+            (
+                "REDISPOOL_TEST_SENTINELS",
+                sentinels.sentinel_addrs().join(","),
+            ),
+            (
+                "REDISPOOL_TEST_SENTINEL_MASTER",
+                format!("{MASTER_NAME}={}", sentinels.master.addr()),
+            ),
+        ],
+    );
+}
