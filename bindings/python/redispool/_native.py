@@ -161,6 +161,7 @@ class PoolOptions(Structure):
         ("overtake_window_ms", c_int64),
         ("max_reply_bytes", c_int64),
         ("max_reply_elements", c_int64),
+        ("dialer_userdata_free", c_void_p),
     ]
 
 

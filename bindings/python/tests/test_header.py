@@ -65,6 +65,7 @@ SCALARS = {
     "const char *": ctypes.c_char_p,
     "char *": ctypes.c_void_p,  # pool_reply_t.str: binary, read with len
     "pool_dial_fn": ctypes.c_void_p,  # not set from Python
+    "pool_free_fn": ctypes.c_void_p,  # not set from Python
     "void *": ctypes.c_void_p,
     "char[256]": ctypes.c_char * 256,
     "char[4]": ctypes.c_char * 4,
