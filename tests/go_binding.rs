@@ -91,9 +91,13 @@ fn require_pkg_config() {
 }
 
 /// Writes `contents` to `path` through a private temporary file and a rename,
-/// so a concurrent run never reads a half-written file.
+/// so a concurrent run never reads a half-written file. The temporary name is
+/// private to this process and call: the tests of this file run on parallel
+/// threads of one process and write the same files.
 fn write_atomically(path: &Path, contents: &str) {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{call}", std::process::id()));
     fs::write(&tmp, contents).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
     fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename to {}: {e}", path.display()));
 }
