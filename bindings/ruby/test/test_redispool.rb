@@ -225,7 +225,7 @@ class TestRedisPool < Minitest::Test
 
     want = { duration: [], integer: [], string: [], boolean: [] }
     header_struct("pool_options").each do |field, c_type, _|
-      next if %w[struct_size dialer dialer_userdata].include?(field)
+      next if %w[struct_size dialer dialer_userdata dialer_userdata_free].include?(field)
 
       kind = if c_type == "int64_t" && field.end_with?("_ms") then :duration
              elsif c_type.match?(/\Au?int\d+_t\z/) then :integer
