@@ -1479,3 +1479,57 @@ fn a_role_reply_with_bytes_behind_it_fails_the_dial() {
         other => panic!("ROLE with a reply behind it: {other:?}"),
     }
 }
+
+/// `pool_timeout` means in a URL what `pool_timeout_ms` means in pool_options_t: 0 does not
+/// wait (before, the URL's 0 waited forever) and a negative value waits forever.
+#[test]
+fn url_pool_timeout_has_the_options_meaning() {
+    let _serial = serial();
+    let server = RedisServer::start();
+    for (timeout, waits) in [("0", false), ("0s", false), ("-1", true), ("-1s", true)] {
+        let url = format!(
+            "redis://{}?pool_size=1&pool_timeout={timeout}",
+            server.addr()
+        );
+        let pool = Arc::new(CPool::from_url(&url));
+        let held = pool.get(-1).unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let getter = {
+            let (pool, done) = (pool.clone(), done.clone());
+            thread::spawn(move || {
+                let start = Instant::now();
+                // -1: the pool's own pool_timeout.
+                let res = pool.get(-1);
+                done.store(true, Ordering::SeqCst);
+                let took = start.elapsed();
+                res.map(|c| {
+                    pool.put(c);
+                })
+                .map(|()| took)
+            })
+        };
+        if waits {
+            thread::sleep(Duration::from_millis(500));
+            assert!(
+                !done.load(Ordering::SeqCst),
+                "pool_timeout={timeout}: did not wait"
+            );
+            assert_eq!(pool.put(held), POOL_OK);
+            let took = getter
+                .join()
+                .unwrap()
+                .expect("the waiting get gets the conn");
+            assert!(
+                took >= Duration::from_millis(400),
+                "pool_timeout={timeout}: {took:?}"
+            );
+        } else {
+            // Released after 3 s at the latest, so a get that waits fails the test rather
+            // than hanging it.
+            assert!(poll_until(Duration::from_secs(3), || done.load(Ordering::SeqCst)));
+            assert_eq!(pool.put(held), POOL_OK);
+            let e = getter.join().unwrap().unwrap_err();
+            assert_eq!(e.code, POOL_ERR_TIMEOUT, "pool_timeout={timeout}: {e}");
+        }
+    }
+}

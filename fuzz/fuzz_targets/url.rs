@@ -28,7 +28,7 @@ use redispool::pool::{
     DEFAULT_MAX_CONCURRENT_DIALS, Error, MAX_CONCURRENT_DIALS, Options, Wait, default_pool_size,
 };
 use redispool::redis::resp::ReplyLimits;
-use redispool::redis::url::{MAX_URL_LEN, UrlConfig, UrlDuration, parse_url};
+use redispool::redis::url::{MAX_URL_LEN, UrlConfig, UrlDuration, UrlWait, parse_url};
 
 fuzz_target!(|data: &[u8]| {
     let bytes = data.split(|&b| b == 0).next().unwrap_or_default();
@@ -252,6 +252,14 @@ fn enc(out: &mut String, s: &str) {
     }
 }
 
+fn wait(w: UrlWait) -> String {
+    match w {
+        UrlWait::NoWait => "0".to_owned(),
+        UrlWait::Forever => "-1".to_owned(),
+        UrlWait::Millis(ms) => duration(UrlDuration::Millis(ms)),
+    }
+}
+
 fn duration(d: UrlDuration) -> String {
     match d {
         UrlDuration::Disabled => "0".to_owned(),
@@ -317,8 +325,10 @@ fn canonical(cfg: &UrlConfig, unix: bool) -> String {
         enc(&mut v, n);
         query.push(("client_name", v));
     }
+    if let Some(w) = cfg.pool_timeout {
+        query.push(("pool_timeout", wait(w)));
+    }
     let durations = [
-        ("pool_timeout", cfg.pool_timeout),
         ("dial_timeout", cfg.dial_timeout),
         ("read_timeout", cfg.read_timeout),
         ("write_timeout", cfg.write_timeout),
@@ -409,7 +419,15 @@ fn check_c_options(cfg: &UrlConfig, c: &pool_options_t) {
     };
     assert_eq!(
         c.pool_timeout_ms,
-        dur(cfg.pool_timeout, d.pool_timeout_ms, -1)
+        match cfg.pool_timeout {
+            None => d.pool_timeout_ms,
+            Some(UrlWait::NoWait) => 0,
+            Some(UrlWait::Forever) => -1,
+            Some(UrlWait::Millis(ms)) => {
+                assert!(ms >= 1, "a Millis below 1: {ms}");
+                ms
+            }
+        }
     );
     assert_eq!(
         c.dial_timeout_ms,
@@ -520,8 +538,9 @@ fn check_core_options(cfg: &UrlConfig, o: &Options) {
     assert_eq!(o.dialer_retries, retries);
     let pool_timeout = match cfg.pool_timeout {
         None => Wait::For(Duration::from_secs(6)),
-        Some(UrlDuration::Disabled) => Wait::Forever,
-        Some(UrlDuration::Millis(v)) => Wait::For(ms(v)),
+        Some(UrlWait::NoWait) => Wait::NoWait,
+        Some(UrlWait::Forever) => Wait::Forever,
+        Some(UrlWait::Millis(v)) => Wait::For(ms(v)),
     };
     assert_eq!(o.pool_timeout, pool_timeout);
     assert_eq!(

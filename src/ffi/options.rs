@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::conn::pool_free_fn;
 use crate::pool::{Dialer, Error, Options, Result, Wait, default_pool_size};
 use crate::redis::resp::ReplyLimits;
-use crate::redis::url::{UrlConfig, UrlDuration};
+use crate::redis::url::{UrlConfig, UrlDuration, UrlWait};
 
 /// A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 /// passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
@@ -536,7 +536,13 @@ pub(crate) fn options_from_url(cfg: &UrlConfig) -> Result<(pool_options, Vec<CSt
         Some(UrlDuration::Disabled) => *dst = disabled,
         None => {}
     };
-    dur(&mut o.pool_timeout_ms, cfg.pool_timeout, -1);
+    // One meaning for the URL and pool_options_t: 0 = do not wait, negative = forever.
+    match cfg.pool_timeout {
+        Some(UrlWait::NoWait) => o.pool_timeout_ms = 0,
+        Some(UrlWait::Forever) => o.pool_timeout_ms = -1,
+        Some(UrlWait::Millis(ms)) => o.pool_timeout_ms = ms,
+        None => {}
+    }
     dur(&mut o.dial_timeout_ms, cfg.dial_timeout, 0);
     dur(&mut o.read_timeout_ms, cfg.read_timeout, -1);
     dur(&mut o.write_timeout_ms, cfg.write_timeout, -1);

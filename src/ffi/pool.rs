@@ -277,7 +277,8 @@ pub unsafe extern "C" fn pool_new(
 /// reaper_interval, ping_after_idle, leak_detection_threshold, health_check_bypass,
 /// overtake_window, max_reply_bytes, max_reply_elements (plain integers, 0 = the default).
 /// Durations as go-redis: "500ms", "4s", "1m30s", or a plain integer of seconds; 0 or a
-/// negative value disables the timeout or feature.
+/// negative value disables the timeout or feature. pool_timeout means what
+/// pool_timeout_ms means: 0 ("0", "0s") does not wait, a negative value waits forever.
 /// Percent-encode reserved characters in user and password. Everything not in the URL
 /// takes its pool_options_init default. An unknown, repeated or malformed option, an
 /// unsupported scheme (rediss://: no TLS) or a URL over 8 KiB -> POOL_ERR_INVALID_ARG

@@ -32,6 +32,17 @@ pub enum UrlDuration {
     Millis(i64),
 }
 
+/// `pool_timeout` in a URL, with the meaning `pool_timeout_ms` has in `pool_options_t`
+/// (one meaning for both): exactly 0 ("0", "0s") is "do not wait", a negative value ("-1",
+/// "-1s") is "wait forever", and anything else a duration, rounded up to whole
+/// milliseconds as `UrlDuration` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlWait {
+    NoWait,
+    Forever,
+    Millis(i64),
+}
+
 /// What a URL sets. `None` means "not in the URL": keep the option's default. Empty query
 /// values (`pool_size=`) count as not given, as in go-redis.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -53,7 +64,7 @@ pub struct UrlConfig {
     pub max_active_conns: Option<i32>,
     pub max_concurrent_dials: Option<i32>,
     pub dialer_retries: Option<i32>,
-    pub pool_timeout: Option<UrlDuration>,
+    pub pool_timeout: Option<UrlWait>,
     pub dial_timeout: Option<UrlDuration>,
     pub read_timeout: Option<UrlDuration>,
     pub write_timeout: Option<UrlDuration>,
@@ -446,7 +457,7 @@ fn apply_param(
         Key::MaxActiveConns => cfg.max_active_conns = Some(count()?),
         Key::MaxConcurrentDials => cfg.max_concurrent_dials = Some(count()?),
         Key::DialerRetries => cfg.dialer_retries = Some(count()?),
-        Key::PoolTimeout => cfg.pool_timeout = Some(duration()?),
+        Key::PoolTimeout => cfg.pool_timeout = Some(parse_wait_param(name, value, redact)?),
         Key::DialTimeout => cfg.dial_timeout = Some(duration()?),
         Key::ReadTimeout => cfg.read_timeout = Some(duration()?),
         Key::WriteTimeout => cfg.write_timeout = Some(duration()?),
@@ -541,8 +552,18 @@ const NANOS_PER_SEC: i64 = 1_000_000_000;
 /// a result `<= 0` disables. Unlike Go, a plain integer too large for a `time.Duration` is an
 /// error rather than a silent wrap-around.
 fn parse_duration_param(name: &str, s: &str, redact: &Redactor) -> Result<UrlDuration, Error> {
+    Ok(match parse_wait_param(name, s, redact)? {
+        UrlWait::Millis(millis) => UrlDuration::Millis(millis),
+        UrlWait::NoWait | UrlWait::Forever => UrlDuration::Disabled,
+    })
+}
+
+/// A duration parameter as `parse_duration_param` reads it, with 0 and negative values
+/// kept apart (`pool_timeout`: do not wait / wait forever).
+fn parse_wait_param(name: &str, s: &str, redact: &Redactor) -> Result<UrlWait, Error> {
     let nanos = match s.parse::<i64>() {
-        Ok(secs) if secs <= 0 => return Ok(UrlDuration::Disabled),
+        Ok(0) => return Ok(UrlWait::NoWait),
+        Ok(secs) if secs < 0 => return Ok(UrlWait::Forever),
         Ok(secs) => secs
             .checked_mul(NANOS_PER_SEC)
             .ok_or(DurationError::Overflow),
@@ -557,11 +578,14 @@ fn parse_duration_param(name: &str, s: &str, redact: &Redactor) -> Result<UrlDur
             e.reason(shown)
         ))
     })?;
-    if nanos <= 0 {
-        return Ok(UrlDuration::Disabled);
+    if nanos == 0 {
+        return Ok(UrlWait::NoWait);
+    }
+    if nanos < 0 {
+        return Ok(UrlWait::Forever);
     }
     let millis = nanos / NANOS_PER_MILLI + i64::from(nanos % NANOS_PER_MILLI != 0);
-    Ok(UrlDuration::Millis(millis))
+    Ok(UrlWait::Millis(millis))
 }
 
 /// Why a Go duration did not parse.
@@ -1036,7 +1060,7 @@ mod tests {
             max_active_conns: Some(40),
             max_concurrent_dials: Some(4),
             dialer_retries: Some(7),
-            pool_timeout: ms(4_000),
+            pool_timeout: Some(UrlWait::Millis(4_000)),
             dial_timeout: ms(3_000),
             read_timeout: ms(500),
             write_timeout: ms(90_000),

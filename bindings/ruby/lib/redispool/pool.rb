@@ -75,8 +75,8 @@ module RedisPool
     # (Numeric; passed as pool_options_t's milliseconds, so 0 means what 0 means
     # there, and Float::INFINITY passes -1).
     #
-    # pool_timeout differs between the two forms: in a URL, as in go-redis,
-    # pool_timeout=0 (or negative) waits for ever; as a keyword, pool_timeout: 0
+    # pool_timeout means the same in both forms: in a URL, pool_timeout=0 does
+    # not wait and a negative value waits for ever; as a keyword, pool_timeout: 0
     # does not wait at all (pool_timeout_ms = 0) and pool_timeout: Float::INFINITY
     # waits for ever.
     #
