@@ -860,6 +860,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn pool_timeout_keeps_zero_and_negative_apart() {
+        for (v, want) in [
+            ("0", UrlWait::NoWait),
+            ("0s", UrlWait::NoWait),
+            ("0ms", UrlWait::NoWait),
+            ("-1", UrlWait::Forever),
+            ("-2m", UrlWait::Forever),
+            ("2", UrlWait::Millis(2_000)),
+            ("250ms", UrlWait::Millis(250)),
+            ("1ns", UrlWait::Millis(1)),
+        ] {
+            let cfg = parse_url(&format!("redis://h?pool_timeout={v}")).unwrap();
+            assert_eq!(cfg.pool_timeout, Some(want), "pool_timeout={v}");
+        }
+        // The other durations still read 0 and negative alike, as go-redis does.
+        for v in ["0", "-1", "0s"] {
+            let cfg = parse_url(&format!("redis://h?dial_timeout={v}")).unwrap();
+            assert_eq!(cfg.dial_timeout, OFF, "dial_timeout={v}");
+        }
+    }
+
     fn msg(url: &str) -> String {
         match parse_url(url) {
             Ok(cfg) => panic!("{url:?} parsed, expected an error: {cfg:?}"),
