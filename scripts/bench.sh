@@ -15,7 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
-install_missing "redis-server:redis-server" "go:golang-go"
+install_missing "redis-server:redis-server"
+# Go 1.21+ (the go-redis baseline's driver): /usr/local/go/bin when present, else
+# golang-1.22 (see install_go in scripts/deps.sh).
+install_go
 install_go_redis_v5
 require_cargo
 
