@@ -26,7 +26,8 @@ fn build(name: &str) -> PathBuf {
     build_cxx(name, &[SRC], Link::Shared, &["-pthread"])
 }
 
-/// Starts the cluster and the sentinels, then runs `exe` on them with `runner`.
+/// Starts the cluster and the sentinels, then calls `run_exe` with the program's
+/// arguments for them: SEEDS SENTINELS MASTER_NAME MASTER_ADDR.
 fn run_against_deployments(run_exe: impl FnOnce(&[&str]) -> Output) -> Output {
     let cluster = ClusterHarness::start(3, 0);
     let sentinels = Deployment::start();
