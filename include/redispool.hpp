@@ -16,13 +16,17 @@
  *
  * The classes, all in namespace redispool:
  *   Pool       owns a pool_t (pool_free on destruction); get, try_get, stats, close.
- *   Conn       a checked-out connection; gives it back to its pool on scope exit.
+ *              Pool::sentinel(master, sentinels) follows a Sentinel-managed master.
+ *   Cluster    owns a pool_cluster_t (pool_cluster_free on destruction); get(key),
+ *              get_slot, get_node, stats, info, nodes, refresh, close.
+ *   Conn       a checked-out connection; gives it back to its pool (or cluster) on
+ *              scope exit.
  *   Reply      owns a pool_reply_t (pool_reply_free on destruction); ReplyView reads
  *              one node of its tree without owning it.
  *   Cancel     owns a pool_cancel_t; fire() it from any thread to stop a get.
  *   Error      a failure: the pool_status_t code and the library's message.
  *   Result<T>  a value or an Error, for code that does not use exceptions.
- * Pool, Conn, Reply and Cancel own their C handle and are move-only: a moved-from
+ * Pool, Cluster, Conn, Reply and Cancel own their C handle and are move-only: a moved-from
  * object is empty and its destructor does nothing.
  *
  * Errors: exceptions, or not, as you choose. Exceptions are idiomatic C++ and keep
@@ -322,23 +326,32 @@ private:
 /// after mark_bad(reason), or after a command through it failed with POOL_ERR_IO,
 /// POOL_ERR_PROTOCOL or POOL_ERR_BAD_CONN (the conn is then out of step with the server).
 ///
+/// A conn from a Cluster goes back the same way through the cluster
+/// (pool_cluster_put / pool_cluster_remove): the node pool it came from.
+///
 /// Moving it moves the duty to give the conn back; the moved-from guard is empty and
-/// does nothing. A Conn may outlive its Pool object: giving it back then closes it.
+/// does nothing. A Conn may outlive its Pool (or Cluster) object: giving it back then
+/// closes it.
 class Conn {
 public:
     /// An empty guard.
     Conn() noexcept = default;
     /// Adopts `conn`, checked out from `pool` with the C API.
     Conn(pool_t *pool, pool_conn_t *conn) noexcept : pool_(pool), conn_(conn) {}
+    /// Adopts `conn`, checked out from `cluster` with pool_cluster_get*.
+    Conn(pool_cluster_t *cluster, pool_conn_t *conn) noexcept : cluster_(cluster), conn_(conn) {}
     ~Conn() { reset(); }
 
     Conn(Conn &&other) noexcept
-        : pool_(std::exchange(other.pool_, nullptr)), conn_(std::exchange(other.conn_, nullptr)),
-          bad_(std::exchange(other.bad_, false)), reason_(std::move(other.reason_)) {}
+        : pool_(std::exchange(other.pool_, nullptr)),
+          cluster_(std::exchange(other.cluster_, nullptr)),
+          conn_(std::exchange(other.conn_, nullptr)), bad_(std::exchange(other.bad_, false)),
+          reason_(std::move(other.reason_)) {}
     Conn &operator=(Conn &&other) noexcept {
         if (this != &other) {
             reset();
             pool_ = std::exchange(other.pool_, nullptr);
+            cluster_ = std::exchange(other.cluster_, nullptr);
             conn_ = std::exchange(other.conn_, nullptr);
             bad_ = std::exchange(other.bad_, false);
             reason_ = std::move(other.reason_);
@@ -354,6 +367,13 @@ public:
     int fd() const noexcept { return pool_conn_fd(conn_); }
     /// Unique per pool, never reused; 0 when empty.
     uint64_t id() const noexcept { return pool_conn_id(conn_); }
+    /// For a conn of a Cluster (or of a cluster's node pool): the node ("host:port") it
+    /// is connected to. Empty for any other conn, or when empty.
+    std::string node() const {
+        char buf[POOL_CLUSTER_ADDR_MAX];
+        if (pool_cluster_conn_node(conn_, buf, sizeof buf) != POOL_OK) return std::string();
+        return std::string(buf);
+    }
 
     /// Makes the guard remove the conn (pool_remove with `reason`) instead of putting it.
     void mark_bad(std::string reason = {}) {
@@ -390,29 +410,41 @@ public:
     /// Gives the conn back now, as the destructor would; the guard is then empty.
     void reset() noexcept {
         if (conn_ == nullptr) return;
-        if (bad_) {
-            pool_remove(pool_, conn_, reason_.empty() ? nullptr : reason_.c_str());
+        const char *reason = reason_.empty() ? nullptr : reason_.c_str();
+        if (cluster_ != nullptr) {
+            if (bad_) {
+                pool_cluster_remove(cluster_, conn_, reason);
+            } else {
+                pool_cluster_put(cluster_, conn_);
+            }
+        } else if (bad_) {
+            pool_remove(pool_, conn_, reason);
         } else {
             pool_put(pool_, conn_);
         }
         pool_ = nullptr;
+        cluster_ = nullptr;
         conn_ = nullptr;
         bad_ = false;
         reason_.clear();
     }
 
     /// Gives up the duty to give the conn back: the caller must pool_put or pool_remove
-    /// it on pool() (read pool() first: the guard is empty afterwards).
+    /// it on pool(), or pool_cluster_put / pool_cluster_remove it on cluster() (read
+    /// them first: the guard is empty afterwards).
     pool_conn_t *release() noexcept {
         pool_ = nullptr;
+        cluster_ = nullptr;
         bad_ = false;
         reason_.clear();
         return std::exchange(conn_, nullptr);
     }
 
-    /// The C handles (NULL when empty).
+    /// The C handles (NULL when empty). pool() is NULL for a conn of a Cluster, and
+    /// cluster() for any other.
     pool_conn_t *native() const noexcept { return conn_; }
     pool_t *pool() const noexcept { return pool_; }
+    pool_cluster_t *cluster() const noexcept { return cluster_; }
 
 private:
     Result<Reply> run(const std::string_view *args, size_t n) noexcept {
@@ -453,6 +485,7 @@ private:
     }
 
     pool_t *pool_ = nullptr;
+    pool_cluster_t *cluster_ = nullptr;
     pool_conn_t *conn_ = nullptr;
     bool bad_ = false;
     std::string reason_{};
@@ -495,6 +528,51 @@ public:
     static pool_options_t default_options() noexcept {
         pool_options_t options;
         pool_options_init(&options);
+        return options;
+    }
+
+#if REDISPOOL_EXCEPTIONS
+    /// A pool for the master the sentinels at `sentinel_addrs` ("host:port") report for
+    /// `master_name`, following failovers (pool_sentinel_new). `node` configures the
+    /// master conns as for Pool(options) (NULL: the defaults); its addr must be NULL.
+    /// Contacts no sentinel (the first get does). Throws Error (POOL_ERR_INVALID_ARG).
+    static Pool sentinel(const std::string &master_name,
+                         const std::vector<std::string> &sentinel_addrs,
+                         const pool_options_t *node = nullptr) {
+        return open_sentinel(master_name, sentinel_addrs, node).value();
+    }
+    /// As above, from pool_sentinel_options_t (start with default_sentinel_options()).
+    static Pool sentinel(const pool_sentinel_options_t &options,
+                         const pool_options_t *node = nullptr) {
+        return open_sentinel(options, node).value();
+    }
+#endif
+
+    /// Pool::sentinel(...) without exceptions.
+    static Result<Pool> open_sentinel(const std::string &master_name,
+                                      const std::vector<std::string> &sentinel_addrs,
+                                      const pool_options_t *node = nullptr) noexcept {
+        std::vector<const char *> addrs;
+        addrs.reserve(sentinel_addrs.size());
+        for (const std::string &a : sentinel_addrs) addrs.push_back(a.c_str());
+        pool_sentinel_options_t options = default_sentinel_options();
+        options.master_name = master_name.c_str();
+        options.sentinel_addrs = addrs.data();
+        options.sentinel_addrs_len = addrs.size();
+        return open_sentinel(options, node);
+    }
+    static Result<Pool> open_sentinel(const pool_sentinel_options_t &options,
+                                      const pool_options_t *node = nullptr) noexcept {
+        pool_t *p = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_sentinel_new(&options, node, &p, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Pool(p);
+    }
+    /// pool_sentinel_options_t with every default filled in (pool_sentinel_options_init).
+    static pool_sentinel_options_t default_sentinel_options() noexcept {
+        pool_sentinel_options_t options;
+        pool_sentinel_options_init(&options);
         return options;
     }
 
@@ -570,11 +648,253 @@ public:
     /// The level-triggered eventfd for event loops (see pool_notify_fd); owned by the
     /// pool. -1 on failure or when empty.
     int notify_fd() const noexcept { return pool_notify_fd(p_); }
+#if REDISPOOL_EXCEPTIONS
+    /// For a sentinel pool: the master it dials now ("ip:port"). May ask the sentinels
+    /// (at most dial_timeout_ms) when none is known yet. Throws Error: POOL_ERR_DIAL
+    /// when no sentinel answers, POOL_ERR_INVALID_ARG for a pool that is not a sentinel one.
+    std::string sentinel_master_addr() const { return sentinel_master_addr_nothrow().value(); }
+#endif
+    /// sentinel_master_addr() without exceptions.
+    Result<std::string> sentinel_master_addr_nothrow() const noexcept {
+        char buf[POOL_SENTINEL_ADDR_LEN];
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_sentinel_master_addr(p_, buf, sizeof buf, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return std::string(buf);
+    }
+
     /// The C handle, for the functions this wrapper does not cover (NULL when empty).
     pool_t *native() const noexcept { return p_; }
 
 private:
     pool_t *p_ = nullptr;
+};
+
+/// A Redis Cluster (pool_cluster_t): a slot map and one pool per node, made on demand
+/// with the same node options. Freed with pool_cluster_free when destroyed (which
+/// closes it). get(key) borrows a Conn to the master serving the key's slot; commands
+/// on it follow MOVED / ASK (max_redirects), and the Conn gives itself back to its node
+/// pool on scope exit. Errors as for Pool, plus POOL_ERR_CLUSTER when no node gives a
+/// slot map or a slot has no master. Thread-safe like Pool; move-only.
+///
+///   redispool::Cluster cluster("redis://127.0.0.1:7000?addr=127.0.0.1:7001");
+///   redispool::Conn conn = cluster.get("user:42");
+///   conn.command({"SET", "user:42", "Ada"});
+class Cluster {
+public:
+    /// An empty object (every call on it fails with POOL_ERR_INVALID_ARG).
+    Cluster() noexcept = default;
+    /// Adopts a cluster made with the C API.
+    explicit Cluster(pool_cluster_t *cluster) noexcept : c_(cluster) {}
+
+#if REDISPOOL_EXCEPTIONS
+    /// From a go-redis cluster URL: "redis://host:port?addr=host2:port2&pool_size=4"
+    /// (pool_cluster_new_url). Dials nothing. Throws Error (POOL_ERR_INVALID_ARG).
+    explicit Cluster(const std::string &url) : Cluster(open(url).value()) {}
+    /// From options: start with Cluster::default_options() and set the seeds.
+    explicit Cluster(const pool_cluster_options_t &options) : Cluster(open(options).value()) {}
+    /// From seed addresses ("host:port") and node pool options (NULL: the defaults).
+    static Cluster from_seeds(const std::vector<std::string> &seeds,
+                              const pool_options_t *node = nullptr) {
+        return open_seeds(seeds, node).value();
+    }
+#endif
+
+    /// Cluster(url) without exceptions.
+    static Result<Cluster> open(const std::string &url) noexcept {
+        pool_cluster_t *c = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_cluster_new_url(url.c_str(), &c, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Cluster(c);
+    }
+    /// Cluster(options) without exceptions.
+    static Result<Cluster> open(const pool_cluster_options_t &options) noexcept {
+        pool_cluster_t *c = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_cluster_new(&options, &c, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Cluster(c);
+    }
+    /// from_seeds() without exceptions.
+    static Result<Cluster> open_seeds(const std::vector<std::string> &seeds,
+                                      const pool_options_t *node = nullptr) noexcept {
+        std::vector<const char *> addrs;
+        addrs.reserve(seeds.size());
+        for (const std::string &s : seeds) addrs.push_back(s.c_str());
+        pool_cluster_options_t options = default_options();
+        options.seeds = addrs.data();
+        options.seeds_len = addrs.size();
+        options.node = node;
+        return open(options);
+    }
+    /// pool_cluster_options_t with every default filled in (pool_cluster_options_init).
+    static pool_cluster_options_t default_options() noexcept {
+        pool_cluster_options_t options;
+        pool_cluster_options_init(&options);
+        return options;
+    }
+    /// The hash slot (0..16383) of `key`, or of its {hash tag}, as Redis Cluster.
+    static int key_slot(std::string_view key) noexcept {
+        return pool_cluster_key_slot(key.data() != nullptr ? key.data() : "", key.size());
+    }
+
+    ~Cluster() { pool_cluster_free(c_); }
+    Cluster(Cluster &&other) noexcept : c_(std::exchange(other.c_, nullptr)) {}
+    Cluster &operator=(Cluster &&other) noexcept {
+        if (this != &other) {
+            pool_cluster_free(c_);
+            c_ = std::exchange(other.c_, nullptr);
+        }
+        return *this;
+    }
+    Cluster(const Cluster &) = delete;
+    Cluster &operator=(const Cluster &) = delete;
+
+    /// False for an empty (default-constructed or moved-from) object.
+    explicit operator bool() const noexcept { return c_ != nullptr; }
+
+#if REDISPOOL_EXCEPTIONS
+    /// A conn to the master serving `key` (binary safe). The first get loads the slot
+    /// map. `timeout`, `cancel` as Pool::get. Throws Error: those of Pool::get, and
+    /// POOL_ERR_CLUSTER.
+    Conn get(std::string_view key, std::chrono::milliseconds timeout = use_pool_timeout,
+             const Cancel *cancel = nullptr) {
+        return get_nothrow(key, timeout, cancel).value();
+    }
+    /// A conn to the master serving hash slot `slot` (0..16383, else
+    /// POOL_ERR_INVALID_ARG). Otherwise as get(key).
+    Conn get_slot(int slot, std::chrono::milliseconds timeout = use_pool_timeout,
+                  const Cancel *cancel = nullptr) {
+        return get_slot_nothrow(slot, timeout, cancel).value();
+    }
+    /// A conn to node `addr` ("host:port", master or replica); needs no slot map.
+    Conn get_node(const std::string &addr, std::chrono::milliseconds timeout = use_pool_timeout,
+                  const Cancel *cancel = nullptr) {
+        return get_node_nothrow(addr, timeout, cancel).value();
+    }
+    /// Node `addr`'s pool (made on first use), e.g. for a sticky pool or its stats.
+    /// The cluster owns it: close() on it fails; destroying it gives back a reference.
+    Pool node_pool(const std::string &addr) { return node_pool_nothrow(addr).value(); }
+    /// Reloads the slot map now, blocking at most `timeout` (use_pool_timeout: the node
+    /// options' pool_timeout). Throws Error: POOL_ERR_CLUSTER when no node answered,
+    /// POOL_ERR_TIMEOUT, POOL_ERR_CLOSED.
+    void refresh(std::chrono::milliseconds timeout = use_pool_timeout) {
+        refresh_nothrow(timeout).value();
+    }
+    /// Closes every node pool; later gets fail with POOL_ERR_CLOSED. Throws Error
+    /// (POOL_ERR_CLOSED when already closed).
+    void close() { close_nothrow().value(); }
+#endif
+
+    /// get(key) without exceptions.
+    Result<Conn> get_nothrow(std::string_view key,
+                             std::chrono::milliseconds timeout = use_pool_timeout,
+                             const Cancel *cancel = nullptr) noexcept {
+        pool_conn_t *conn = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_cluster_get(c_, key.data() != nullptr ? key.data() : "",
+                                            key.size(), static_cast<int64_t>(timeout.count()),
+                                            native_cancel(cancel), &conn, &err);
+        return adopt(rc, conn, err);
+    }
+    /// get_slot() without exceptions.
+    Result<Conn> get_slot_nothrow(int slot, std::chrono::milliseconds timeout = use_pool_timeout,
+                                  const Cancel *cancel = nullptr) noexcept {
+        pool_conn_t *conn = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc =
+            pool_cluster_get_slot(c_, static_cast<int32_t>(slot),
+                                  static_cast<int64_t>(timeout.count()), native_cancel(cancel),
+                                  &conn, &err);
+        return adopt(rc, conn, err);
+    }
+    /// get_node() without exceptions.
+    Result<Conn> get_node_nothrow(const std::string &addr,
+                                  std::chrono::milliseconds timeout = use_pool_timeout,
+                                  const Cancel *cancel = nullptr) noexcept {
+        pool_conn_t *conn = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc =
+            pool_cluster_get_node(c_, addr.c_str(), static_cast<int64_t>(timeout.count()),
+                                  native_cancel(cancel), &conn, &err);
+        return adopt(rc, conn, err);
+    }
+    /// node_pool() without exceptions.
+    Result<Pool> node_pool_nothrow(const std::string &addr) noexcept {
+        pool_t *p = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_cluster_node_pool(c_, addr.c_str(), &p, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Pool(p);
+    }
+    /// refresh() without exceptions.
+    Result<void> refresh_nothrow(std::chrono::milliseconds timeout = use_pool_timeout) noexcept {
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_cluster_refresh(c_, static_cast<int64_t>(timeout.count()), &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return {};
+    }
+    /// close() without exceptions.
+    Result<void> close_nothrow() noexcept {
+        pool_status_t rc = pool_cluster_close(c_);
+        if (rc != POOL_OK) return detail::make_error(rc);
+        return {};
+    }
+
+    /// Stats summed over every node pool (all zero for an empty object).
+    pool_stats_t stats() const noexcept { return stats_of(nullptr); }
+    /// Stats of node `addr`'s pool (all zero when it has no pool).
+    pool_stats_t stats(const std::string &addr) const noexcept { return stats_of(addr.c_str()); }
+    /// Cluster-wide counters (refreshes, MOVED / ASK followed) and gauges (nodes,
+    /// masters, slots covered); all zero for an empty object.
+    pool_cluster_info_t info() const noexcept {
+        pool_cluster_info_t i{};
+        i.struct_size = sizeof i;
+        if (pool_cluster_info(c_, &i) != POOL_OK) {
+            i = pool_cluster_info_t{};
+            i.struct_size = sizeof i;
+        }
+        return i;
+    }
+    /// The nodes: masters of the slot map first, then the other nodes with a pool
+    /// (empty for an empty object, or before the slot map is loaded).
+    std::vector<pool_cluster_node_t> nodes() const {
+        std::vector<pool_cluster_node_t> out;
+        size_t count = 0;
+        // The list may grow between the two calls: ask again until it fits.
+        for (int attempt = 0; attempt < 8; attempt++) {
+            if (pool_cluster_nodes(c_, out.data(), out.size(), &count) != POOL_OK) return {};
+            if (count <= out.size()) {
+                out.resize(count);
+                return out;
+            }
+            out.resize(count);
+        }
+        return out;
+    }
+    /// The C handle, for the functions this wrapper does not cover (NULL when empty).
+    pool_cluster_t *native() const noexcept { return c_; }
+
+private:
+    static const pool_cancel_t *native_cancel(const Cancel *cancel) noexcept {
+        return cancel != nullptr ? cancel->native() : nullptr;
+    }
+    Result<Conn> adopt(pool_status_t rc, pool_conn_t *conn, const pool_error_t &err) noexcept {
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Conn(c_, conn);
+    }
+    pool_stats_t stats_of(const char *addr) const noexcept {
+        pool_stats_t s{};
+        s.struct_size = sizeof s;
+        if (pool_cluster_stats(c_, addr, &s) != POOL_OK) {
+            s = pool_stats_t{};
+            s.struct_size = sizeof s;
+        }
+        return s;
+    }
+
+    pool_cluster_t *c_ = nullptr;
 };
 
 } // namespace redispool

@@ -29,6 +29,14 @@ static_assert(!has_get<redispool::Pool>::value, "the throwing get() is compiled 
 static_assert(!has_command<redispool::Conn>::value, "the throwing command() is compiled out");
 static_assert(!std::is_constructible_v<redispool::Pool, std::string>,
               "the throwing constructors are compiled out");
+static_assert(!std::is_constructible_v<redispool::Cluster, std::string>,
+              "the throwing Cluster constructors are compiled out");
+template <class C, class = void> struct has_cluster_get : std::false_type {};
+template <class C>
+struct has_cluster_get<C, std::void_t<decltype(std::declval<C &>().get(std::string_view()))>>
+    : std::true_type {};
+static_assert(!has_cluster_get<redispool::Cluster>::value,
+              "the throwing Cluster::get() is compiled out");
 
 static int failures = 0;
 
@@ -76,6 +84,22 @@ int main(int argc, char **argv) {
     redispool::Result<void> closed = pool.close_nothrow();
     CHECK(closed.ok() && closed.code() == POOL_OK);
     CHECK(pool.close_nothrow().code() == POOL_ERR_CLOSED);
+
+    // Cluster and Sentinel: their Result forms (the real deployments are checked by
+    // cluster_sentinel.cpp). The server here is no cluster: no slot map.
+    pool_options_t node = redispool::Pool::default_options();
+    node.dialer_retries = 1;
+    auto cluster = redispool::Cluster::open_seeds({argv[1]}, &node);
+    CHECK(cluster.ok());
+    if (cluster.ok()) {
+        auto got = cluster->get_nothrow("k", std::chrono::milliseconds(2000));
+        CHECK(!got.ok() && got.code() == POOL_ERR_CLUSTER);
+        CHECK(cluster->close_nothrow().ok());
+    }
+    CHECK(redispool::Cluster::open("no url").code() == POOL_ERR_INVALID_ARG);
+    auto sentinel = redispool::Pool::open_sentinel("", {argv[1]});
+    CHECK(!sentinel.ok() && sentinel.code() == POOL_ERR_INVALID_ARG);
+    CHECK(pool.sentinel_master_addr_nothrow().code() == POOL_ERR_INVALID_ARG);
 
     if (failures != 0) {
         std::printf("%d checks failed\n", failures);
