@@ -40,7 +40,10 @@ class TestCluster < Minitest::Test
   SEEDS = ClusterSentinelEnv::SEEDS
 
   def setup
-    skip "REDISPOOL_TEST_CLUSTER_SEEDS not set (cargo test --test ruby_binding)" if SEEDS.empty?
+    if SEEDS.empty?
+      flunk "REDISPOOL_TEST_CLUSTER_SEEDS is set but names no address" if ENV.key?("REDISPOOL_TEST_CLUSTER_SEEDS")
+      skip "REDISPOOL_TEST_CLUSTER_SEEDS not set (cargo test --test ruby_binding)"
+    end
     @clusters = []
     @tag = SecureRandom.hex(4)
   end
@@ -261,6 +264,29 @@ class TestCluster < Minitest::Test
     assert_nil c.close
   end
 
+  # A cluster conn dropped without being given back is removed by its GC finalizer
+  # (pool_cluster_remove), and clusters dropped with conns out are freed safely.
+  def test_dropped_conns_are_removed_by_the_gc
+    c = cluster(seeds: SEEDS, pool_size: 100)
+    k = "rb:gc:#{@tag}"
+    leak = ->(n) { n.times { c.get(k) } }
+    leak.call(40)
+    assert_equal 40, c.stats.in_use_conns
+    3.times { GC.start }
+    # The conservative stack scan may keep a few alive; most are removed.
+    assert_operator c.stats.removed_conns, :>, 0
+    assert_operator c.stats.in_use_conns, :<, 40
+
+    20.times do |i|
+      dropped = RedisPool::Cluster.new(seeds: SEEDS, pool_size: 2)
+      conn = dropped.get("#{k}:#{i}")
+      conn.call("PING")
+      dropped.close if i.even?
+    end
+    3.times { GC.start }
+    assert_equal "PONG", c.with(k) { |conn| conn.call("PING") }
+  end
+
   def test_threads_share_one_cluster
     c = cluster(seeds: SEEDS, pool_size: 2)
     errors = Queue.new
@@ -291,8 +317,13 @@ class TestSentinel < Minitest::Test
   MASTER_ADDR = ClusterSentinelEnv::MASTER_ADDR
 
   def setup
-    if SENTINELS.empty? || MASTER_NAME.nil? || MASTER_ADDR.nil?
-      skip "REDISPOOL_TEST_SENTINELS / REDISPOOL_TEST_SENTINEL_MASTER not set (cargo test --test ruby_binding)"
+    vars = %w[REDISPOOL_TEST_SENTINELS REDISPOOL_TEST_SENTINEL_MASTER]
+    if SENTINELS.empty? || MASTER_NAME.to_s.empty? || MASTER_ADDR.to_s.empty?
+      if vars.any? { |v| ENV.key?(v) }
+        flunk "set both #{vars.join(" and ")} (\"host:port,...\" and \"name=ip:port\"), got " \
+              "#{vars.map { |v| ENV[v].inspect }.join(" and ")}"
+      end
+      skip "#{vars.join(" / ")} not set (cargo test --test ruby_binding)"
     end
     @pools = []
   end
@@ -336,8 +367,14 @@ class TestSentinel < Minitest::Test
 
   def test_sentinel_with_a_single_address_string_and_sentinel_options
     pool = sentinel_pool(MASTER_NAME, SENTINELS.first, sentinel_username: "", sentinel_password: "",
-                                                       poll_interval: 0, protocol: 3)
-    assert_equal "master", pool.with { |c| c.call("ROLE").first }
+                                                       poll_interval: 0, protocol: 3,
+                                                       client_name: "rb-sentinel-node")
+    pool.with do |c|
+      assert_equal "master", c.call("ROLE").first
+      # The pool options reach the master conns.
+      assert_equal "rb-sentinel-node", c.call("CLIENT", "GETNAME")
+      assert_equal 3, c.call("HELLO")["proto"]
+    end
     assert_equal MASTER_ADDR, pool.sentinel_master_addr
   end
 
