@@ -4,12 +4,18 @@
 //! and used as a user would: a plain `require "redispool"` that finds the library
 //! by its SONAME through the dynamic loader, without `REDISPOOL_LIB`.
 //!
+//! A third test runs `test/test_cluster_sentinel.rb` (RedisPool::Cluster,
+//! RedisPool::Pool.sentinel) against a 3-master Redis Cluster and a master + replica
+//! + 3 sentinels deployment it starts (tests/common).
+//!
 //! Skips (with a note on stderr) when `ruby`, `gem`, the ffi gem or minitest is missing,
 //! unless `REDISPOOL_REQUIRE_BINDINGS` is set (scripts/test.sh and CI set it and
 //! install them: Debian `ruby ruby-ffi ruby-minitest`), in which case it fails.
 
 mod common;
 
+use common::cluster::ClusterHarness;
+use common::sentinel::{Deployment, MASTER_NAME};
 use common::{
     Link, RedisServer, build_c, c_tests_dir, describe, repo_dir, run_command, shared_lib_dir,
 };
@@ -76,47 +82,122 @@ fn ruby_available() -> bool {
     false
 }
 
-#[test]
-fn ruby_minitest_suite() {
-    if !ruby_available() {
-        return;
-    }
+/// The structs the Ruby binding mirrors besides those tests/c/layout.c prints.
+const EXTRA_LAYOUT_C: &str = r#"#include <stdio.h>
+#include "redispool.h"
+int main(void)
+{
+    printf("pool_cluster_options_t=%zu pool_cluster_info_t=%zu pool_cluster_node_t=%zu "
+           "pool_sentinel_options_t=%zu\n",
+           sizeof(pool_cluster_options_t), sizeof(pool_cluster_info_t),
+           sizeof(pool_cluster_node_t), sizeof(pool_sentinel_options_t));
+    return 0;
+}
+"#;
 
+/// "name=size ..." of every struct the binding's FFI::Struct layouts mirror, as a C
+/// compiler sees them through the header.
+fn c_struct_sizes() -> String {
+    let mut sizes = Vec::new();
+    let extra = c_tests_dir().join("ruby_layout_extra.c");
+    fs::create_dir_all(c_tests_dir()).unwrap_or_else(|e| panic!("create c-tests dir: {e}"));
+    fs::write(&extra, EXTRA_LAYOUT_C).unwrap_or_else(|e| panic!("{}: {e}", extra.display()));
+    let extra = extra.to_string_lossy().into_owned();
+    for (name, source) in [
+        ("layout", "tests/c/layout.c"),
+        ("ruby_layout_extra", extra.as_str()),
+    ] {
+        let exe = build_c(name, &[source], Link::Shared, &[]);
+        let out = run_command(&mut Command::new(&exe), Duration::from_secs(30));
+        assert!(out.status.success(), "{}", describe(&out));
+        sizes.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    sizes.join(" ")
+}
+
+/// Runs one minitest file of bindings/ruby/test against the freshly built library
+/// with `envs`; fails on a failure, an error, or (with `no_skips`) a skipped test.
+fn run_minitest(file: &str, envs: &[(&str, String)], no_skips: bool) {
     let lib = shared_lib_dir().join("libredispool.so");
     let lib = lib
         .canonicalize()
         .unwrap_or_else(|e| panic!("{}: {e}", lib.display()));
-    let redis = RedisServer::start();
-    let url = format!("redis://127.0.0.1:{}", redis.port);
     let dir = repo_dir().join("bindings").join("ruby");
 
-    // The struct sizes of the header, which the binding's FFI::Struct layouts must match.
-    let layout = build_c("layout", &["tests/c/layout.c"], Link::Shared, &[]);
-    let sizes = run_command(&mut Command::new(&layout), Duration::from_secs(30));
-    assert!(sizes.status.success(), "{}", describe(&sizes));
-    let sizes = String::from_utf8_lossy(&sizes.stdout).trim().to_string();
-
     let mut cmd = Command::new("ruby");
-    cmd.args(["-Ilib", "test/test_redispool.rb", "--verbose"])
+    cmd.args(["-Ilib", file, "--verbose"])
         .current_dir(&dir)
-        .env("REDISPOOL_C_SIZES", &sizes)
         .env("REDISPOOL_LIB", &lib)
-        .env("REDISPOOL_TEST_REDIS_URL", &url);
+        .envs(envs.iter().map(|(k, v)| (k, v)));
     let output = run_command(&mut cmd, SUITE_TIMEOUT);
 
     println!("{}", String::from_utf8_lossy(&output.stdout));
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     assert!(
         output.status.success(),
-        "the Ruby minitest suite failed (REDISPOOL_LIB={}, REDISPOOL_TEST_REDIS_URL={url})\n{}",
+        "the Ruby minitest file {file} failed (REDISPOOL_LIB={}, {envs:?})\n{}",
         lib.display(),
         describe(&output)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = if no_skips {
+        " 0 failures, 0 errors, 0 skips"
+    } else {
+        " 0 failures, 0 errors"
+    };
     assert!(
-        stdout.contains(" 0 failures, 0 errors"),
-        "no minitest summary line\n{}",
+        stdout.contains(summary),
+        "no minitest summary line with{summary}\n{}",
         describe(&output)
+    );
+}
+
+#[test]
+fn ruby_minitest_suite() {
+    if !ruby_available() {
+        return;
+    }
+    let redis = RedisServer::start();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    // The struct sizes of the header, which the binding's FFI::Struct layouts must match.
+    let sizes = c_struct_sizes();
+    run_minitest(
+        "test/test_redispool.rb",
+        &[
+            ("REDISPOOL_TEST_REDIS_URL", url),
+            ("REDISPOOL_C_SIZES", sizes),
+        ],
+        false,
+    );
+}
+
+/// RedisPool::Cluster and RedisPool::Pool.sentinel against real deployments: keys
+/// over many slots, MOVED followed, stats, error mapping, a sentinel pool on the
+/// master. Every test must run: a skip (an env var not reaching Ruby) fails.
+#[test]
+fn ruby_cluster_and_sentinel() {
+    if !ruby_available() {
+        return;
+    }
+    let cluster = ClusterHarness::start(3, 0);
+    let sentinels = Deployment::start();
+    run_minitest(
+        "test/test_cluster_sentinel.rb",
+        &[
+            (
+                "REDISPOOL_TEST_CLUSTER_SEEDS",
+                cluster.seed_addrs().join(","),
+            ),
+            (
+                "REDISPOOL_TEST_SENTINELS",
+                sentinels.sentinel_addrs().join(","),
+            ),
+            (
+                "REDISPOOL_TEST_SENTINEL_MASTER",
+                format!("{MASTER_NAME}={}", sentinels.master.addr()),
+            ),
+        ],
+        true,
     );
 }
 

@@ -14,6 +14,7 @@ require_relative "redispool/errors"
 require_relative "redispool/cancel"
 require_relative "redispool/conn"
 require_relative "redispool/pool"
+require_relative "redispool/cluster"
 
 module RedisPool
   # The version of the loaded C library, e.g. "0.1.0".

@@ -30,9 +30,10 @@ class TestInstalledGem < Minitest::Test
     main = $LOADED_FEATURES.find { |f| f.end_with?("/redispool.rb") }
     assert File.realpath(main).start_with?(gem_home + "/"), "redispool.rb loaded from #{main}"
     assert_equal RedisPool::VERSION, spec.version.to_s
-    %w[lib/redispool.rb lib/redispool/native.rb lib/redispool/pool.rb README.md].each do |f|
+    %w[lib/redispool.rb lib/redispool/native.rb lib/redispool/pool.rb lib/redispool/cluster.rb README.md].each do |f|
       assert File.file?(File.join(spec.full_gem_path, f)), "#{f} is not in the installed gem"
     end
+    assert_equal 12_739, RedisPool::Cluster.key_slot("123456789"), "the gem's Cluster works"
     assert_equal ["ffi"], spec.runtime_dependencies.map(&:name)
     expected_license = ENV["REDISPOOL_EXPECT_LICENSE"]
     assert_equal [expected_license], spec.licenses if expected_license && !expected_license.empty?

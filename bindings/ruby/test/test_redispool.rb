@@ -135,6 +135,10 @@ class TestRedisPool < Minitest::Test
       "pool_error_t" => native::PoolError.size,
       "pool_reply_t" => native::Reply.size,
       "pool_leak_t" => native::Leak.size,
+      "pool_cluster_options_t" => native::ClusterOptions.size,
+      "pool_cluster_info_t" => native::ClusterInfo.size,
+      "pool_cluster_node_t" => native::ClusterNode.size,
+      "pool_sentinel_options_t" => native::SentinelOptions.size,
     }
     assert_equal want, got
   end
@@ -201,8 +205,12 @@ class TestRedisPool < Minitest::Test
   # not forgotten, where the size check below only sees the total.
   def test_struct_fields_match_the_header
     native = RedisPool::Native
+    defines = header_defines("\\w+")
     { "pool_options" => native::Options, "pool_stats" => native::Stats, "pool_error" => native::PoolError,
-      "pool_reply" => native::Reply, "pool_leak" => native::Leak }.each do |name, klass|
+      "pool_reply" => native::Reply, "pool_leak" => native::Leak,
+      "pool_cluster_options" => native::ClusterOptions, "pool_cluster_info" => native::ClusterInfo,
+      "pool_cluster_node" => native::ClusterNode,
+      "pool_sentinel_options" => native::SentinelOptions }.each do |name, klass|
       fields = header_struct(name)
       assert_equal fields.map(&:first), klass.members.map(&:to_s), "#{name}: field names"
       fields.each do |field, c_type, len|
@@ -210,12 +218,45 @@ class TestRedisPool < Minitest::Test
         if len
           assert_kind_of FFI::Type::Array, type, "#{name}.#{field}"
           assert_equal ffi_type_for(c_type), type.elem_type, "#{name}.#{field}"
-          assert_equal Integer(len), type.length, "#{name}.#{field}" if len.match?(/\A\d+\z/)
+          length = len.match?(/\A\d+\z/) ? Integer(len) : defines.fetch(len) { flunk "#{len} not #defined" }
+          assert_equal length, type.length, "#{name}.#{field}[#{len}]"
         else
           assert_equal ffi_type_for(c_type), type, "#{name}.#{field} (#{c_type})"
         end
       end
     end
+  end
+
+  def test_buffer_sizes_match_the_header
+    want = header_defines("POOL_(?:CLUSTER_ADDR_MAX|SENTINEL_ADDR_LEN)")
+    assert_equal 2, want.size
+    want.each { |name, value| assert_equal value, RedisPool::Native.const_get(name.delete_prefix("POOL_")), name }
+  end
+
+  # The keywords of Cluster.new and Pool.sentinel, and the members of
+  # ClusterInfo, cover their C structs: a field added to the header must be
+  # taken (or listed here as set by the binding itself).
+  def test_cluster_and_sentinel_api_covers_the_header
+    info = header_struct("pool_cluster_info").map(&:first) - %w[struct_size reserved]
+    assert_includes info, "slots_covered"
+    assert_equal info, RedisPool::ClusterInfo.members.map(&:to_s)
+
+    keywords = ->(method) { method.parameters.select { |kind, _| kind == :key }.map { |_, n| n.to_s } }
+    positional = ->(method) { method.parameters.select { |kind, _| kind == :req }.map { |_, n| n.to_s } }
+    as_keyword = ->(field) { field.delete_suffix("_ms") }
+
+    cluster_fields = header_struct("pool_cluster_options").map(&:first) -
+                     %w[struct_size seeds_len node] # seeds' length; node = the other keywords
+    cluster_new = RedisPool::Cluster.instance_method(:initialize)
+    assert_equal cluster_fields.map(&as_keyword).sort, keywords.call(cluster_new).sort
+    assert_equal cluster_fields.map(&as_keyword).sort, RedisPool::Cluster::CLUSTER_OPTIONS.map(&:to_s).sort
+
+    sentinel_fields = header_struct("pool_sentinel_options").map(&:first) -
+                      %w[struct_size sentinel_addrs_len master_name sentinel_addrs]
+    sentinel = RedisPool::Pool.method(:sentinel)
+    assert_equal %w[master_name sentinels], positional.call(sentinel)
+    assert_equal sentinel_fields.map(&as_keyword).sort, keywords.call(sentinel).sort
+    assert_equal sentinel_fields.map(&as_keyword).sort, RedisPool::Pool::SENTINEL_OPTIONS.map(&:to_s).sort
   end
 
   def test_public_stats_and_options_cover_the_header

@@ -2,34 +2,39 @@
 
 module RedisPool
   # One connection checked out of a Pool (by Pool#get, #try_get, #with or
-  # #new_conn). Used by one thread at a time until it is given back with
-  # Pool#put / #remove / #close_conn (or Conn#put / #remove).
+  # #new_conn) or of a Cluster (Cluster#get, #get_slot, #get_node, #with). Used
+  # by one thread at a time until it is given back with Pool#put / #remove /
+  # #close_conn, Cluster#put / #remove (or Conn#put / #remove).
   #
   # A Conn that is dropped without being given back is removed from its pool
   # by a GC finalizer (reason "garbage collected"), so its turn is not lost
   # for ever; do not rely on it, give conns back.
   class Conn
-    # The Pool this conn came from.
+    # The Pool (or Cluster) this conn came from.
     attr_reader :pool
 
-    # Internal: Pool builds conns.
-    def initialize(pool, ptr)
+    # Internal: Pool and Cluster build conns. `remove_fn`: the Native function
+    # the finalizer gives a forgotten conn back with (pool_remove, or
+    # pool_cluster_remove for a Cluster's conn).
+    def initialize(pool, ptr, remove_fn = :pool_remove)
       @pool = pool
       @ptr = ptr
       # Shared with the finalizer (which must not capture self): [checked out?].
       @state = [true]
-      ObjectSpace.define_finalizer(self, self.class.finalizer(FFI::Pointer.new(pool.to_ptr), ptr, @state))
+      ObjectSpace.define_finalizer(self,
+                                   self.class.finalizer(FFI::Pointer.new(pool.to_ptr), ptr, @state, remove_fn))
     end
 
     # The finalizer proc; built here so that it captures neither the Conn nor the
     # Pool (plain FFI::Pointer copies of the handles, and the shared state).
     # pool_remove is valid even after pool_free: the C library keeps a pool's
-    # memory until its last checked-out conn comes back, in any order.
-    def self.finalizer(pool_ptr, conn_ptr, state)
+    # memory until its last checked-out conn comes back, in any order; so is
+    # pool_cluster_remove after pool_cluster_free.
+    def self.finalizer(pool_ptr, conn_ptr, state, remove_fn = :pool_remove)
       proc do
         if state[0]
           state[0] = false
-          Native.pool_remove(pool_ptr, conn_ptr, "garbage collected")
+          Native.public_send(remove_fn, pool_ptr, conn_ptr, "garbage collected")
         end
       end
     end
@@ -42,6 +47,17 @@ module RedisPool
     # The socket's fd, for your own I/O (do not close it); -1 once given back.
     def fd
       Native.pool_conn_fd(@ptr)
+    end
+
+    # The cluster node ("host:port") a conn of a Cluster (or of a Cluster#node_pool)
+    # is connected to. InvalidArgumentError for a conn of a plain Pool or one
+    # given back.
+    def node
+      buf = FFI::MemoryPointer.new(:char, Native::CLUSTER_ADDR_MAX)
+      status = Native.pool_cluster_conn_node(@ptr, buf, buf.size)
+      raise RedisPool.error_for(status) unless status == Native::OK
+
+      buf.read_string
     end
 
     # Whether this conn has not been given back to its pool yet.

@@ -62,8 +62,7 @@ module RedisPool
   # POOL_ERR_INTERNAL: a bug inside the library; the pool involved is closed.
   class InternalError < Error; end
   # POOL_ERR_CLUSTER: a Redis Cluster cannot serve the request (no node could give
-  # the slot map, or no master serves the slot). From the C pool_cluster_* calls;
-  # this binding's single-node Pool never raises it.
+  # the slot map, or no master serves the slot): RedisPool::Cluster#get and the like.
   class ClusterError < Error; end
 
   # A Redis error reply ("WRONGTYPE ...", "ERR ..."). The command itself went

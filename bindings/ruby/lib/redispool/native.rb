@@ -4,7 +4,7 @@ require "ffi"
 
 module RedisPool
   # The raw C ABI of libredispool (include/redispool.h), attached with the ffi gem.
-  # Internal: use RedisPool::Pool, Conn and Cancel instead.
+  # Internal: use RedisPool::Pool, Cluster, Conn and Cancel instead.
   #
   # Every function that can wait (for a turn, a dial or a reply) is attached with
   # `blocking: true`: ffi then releases the GVL for the call, so other Ruby threads
@@ -66,6 +66,11 @@ module RedisPool
     REPLY_PUSH = 12
     REPLY_BIGNUM = 13
     REPLY_VERB = 14
+
+    # Buffer sizes (POOL_CLUSTER_ADDR_MAX, POOL_SENTINEL_ADDR_LEN), checked against the
+    # header as the status codes.
+    CLUSTER_ADDR_MAX = 264
+    SENTINEL_ADDR_LEN = 272
 
     # pool_error_t
     class PoolError < FFI::Struct
@@ -156,6 +161,48 @@ module RedisPool
              :dialer_userdata_free, :pointer
     end
 
+    # pool_cluster_options_t; always filled by pool_cluster_options_init first.
+    class ClusterOptions < FFI::Struct
+      layout :struct_size, :size_t,
+             :seeds, :pointer,
+             :seeds_len, :size_t,
+             :node, :pointer,
+             :max_redirects, :int32,
+             :refresh_min_interval_ms, :int64
+    end
+
+    # pool_cluster_info_t; set :struct_size to ClusterInfo.size before pool_cluster_info.
+    class ClusterInfo < FFI::Struct
+      layout :struct_size, :size_t,
+             :refreshes, :uint64,
+             :refresh_errors, :uint64,
+             :moved, :uint64,
+             :ask, :uint64,
+             :retries, :uint64,
+             :nodes, :uint32,
+             :masters, :uint32,
+             :slots_covered, :uint32,
+             :reserved, :uint32
+    end
+
+    # pool_cluster_node_t
+    class ClusterNode < FFI::Struct
+      layout :addr, [:char, CLUSTER_ADDR_MAX],
+             :master, :int32,
+             :slots, :int32
+    end
+
+    # pool_sentinel_options_t; always filled by pool_sentinel_options_init first.
+    class SentinelOptions < FFI::Struct
+      layout :struct_size, :size_t,
+             :master_name, :pointer,
+             :sentinel_addrs, :pointer,
+             :sentinel_addrs_len, :size_t,
+             :sentinel_username, :pointer,
+             :sentinel_password, :pointer,
+             :poll_interval_ms, :int64
+    end
+
     # --- Cheap calls: never wait, keep the GVL. ---
     attach_function :pool_version, [], :string
     attach_function :pool_status_str, [:int32], :string
@@ -177,6 +224,18 @@ module RedisPool
     attach_function :pool_close, [:pointer], :int32
     attach_function :pool_free, [:pointer], :void
     attach_function :pool_reply_free, [:pointer], :void
+    attach_function :pool_cluster_options_init, [:pointer], :void
+    attach_function :pool_cluster_key_slot, [:pointer, :size_t], :int32
+    attach_function :pool_cluster_put, [:pointer, :pointer], :int32
+    attach_function :pool_cluster_remove, [:pointer, :pointer, :string], :int32
+    attach_function :pool_cluster_node_pool, [:pointer, :string, :pointer, :pointer], :int32
+    attach_function :pool_cluster_conn_node, [:pointer, :pointer, :size_t], :int32
+    attach_function :pool_cluster_stats, [:pointer, :string, :pointer], :int32
+    attach_function :pool_cluster_info, [:pointer, :pointer], :int32
+    attach_function :pool_cluster_nodes, [:pointer, :pointer, :size_t, :pointer], :int32
+    attach_function :pool_cluster_close, [:pointer], :int32
+    attach_function :pool_cluster_free, [:pointer], :void
+    attach_function :pool_sentinel_options_init, [:pointer], :void
 
     # --- Calls that wait or dial: the GVL is released. ---
     # pool_new / pool_new_url never wait for a dial, but parse, allocate and may start
@@ -187,6 +246,20 @@ module RedisPool
     attach_function :pool_get_ex, [:pointer, :int64, :pointer, :pointer, :pointer], :int32, blocking: true
     attach_function :pool_new_conn, [:pointer, :pointer, :pointer], :int32, blocking: true
     attach_function :pool_conn_command, [:pointer, :int, :pointer, :pointer, :pointer, :pointer], :int32,
+                    blocking: true
+    attach_function :pool_cluster_new, [:pointer, :pointer, :pointer], :int32, blocking: true
+    attach_function :pool_cluster_new_url, [:string, :pointer, :pointer], :int32, blocking: true
+    attach_function :pool_cluster_get, [:pointer, :pointer, :size_t, :int64, :pointer, :pointer, :pointer],
+                    :int32, blocking: true
+    attach_function :pool_cluster_get_slot, [:pointer, :int32, :int64, :pointer, :pointer, :pointer], :int32,
+                    blocking: true
+    attach_function :pool_cluster_get_node, [:pointer, :string, :int64, :pointer, :pointer, :pointer], :int32,
+                    blocking: true
+    attach_function :pool_cluster_refresh, [:pointer, :int64, :pointer], :int32, blocking: true
+    # Never contacts the sentinels (the first get does); see pool_new.
+    attach_function :pool_sentinel_new, [:pointer, :pointer, :pointer, :pointer], :int32, blocking: true
+    # Asks the sentinels when no master address is known yet.
+    attach_function :pool_sentinel_master_addr, [:pointer, :pointer, :size_t, :pointer], :int32,
                     blocking: true
   end
 end

@@ -95,12 +95,54 @@ module RedisPool
       end
       raise RedisPool.error_for(status, err) unless status == Native::OK
 
-      @ptr = FFI::AutoPointer.new(out.read_pointer, self.class.method(:release))
-      @closed = false
-      @notify_io = nil
-      @notify_pid = nil
-      # The fiber-local slot (Thread#[]) holding [conn, depth, pid] for #checkout.
-      @checkout_key = :"redispool_checkout_#{object_id}"
+      adopt(out.read_pointer)
+    end
+
+    SENTINEL_OPTIONS = %i[sentinel_username sentinel_password poll_interval].freeze
+
+    # A pool for the master that Redis Sentinel reports for `master_name`, which
+    # follows failovers (pool_sentinel_new): new conns go to the address the
+    # sentinels give, each checked with ROLE; on +switch-master the conns to the
+    # old master are retired.
+    #
+    #   pool = RedisPool::Pool.sentinel("mymaster", ["10.0.0.1:26379", "10.0.0.2:26379"],
+    #                                   password: "master-secret", pool_size: 8)
+    #
+    # `sentinels`: "host:port" addresses, asked in order. `sentinel_username:`,
+    # `sentinel_password:` authenticate to the sentinels (the master's own are
+    # `username:` / `password:`); `poll_interval:` seconds between the watcher's
+    # checks besides listening for +switch-master (default 1; 0 = only listen).
+    # Every other keyword is a pool option as for Pool.new, but not `addr:`.
+    # Contacts no sentinel (the first get does): never waits.
+    # InvalidArgumentError for a bad option, an empty list, a missing name.
+    def self.sentinel(master_name, sentinels, sentinel_username: nil, sentinel_password: nil,
+                      poll_interval: nil, **options)
+      sentinels = [sentinels] if sentinels.is_a?(String)
+      sentinels = sentinels.to_ary
+      keep = []
+      node = native_options(options, keep)
+      sopts = Native::SentinelOptions.new
+      Native.pool_sentinel_options_init(sopts)
+      sopts[:master_name] = FFI::MemoryPointer.from_string(master_name.to_s).tap { |m| keep << m }
+      sopts[:sentinel_addrs] = string_array(sentinels, keep)
+      sopts[:sentinel_addrs_len] = sentinels.size
+      { sentinel_username: sentinel_username, sentinel_password: sentinel_password }.each do |name, value|
+        sopts[name] = FFI::MemoryPointer.from_string(value.to_str).tap { |m| keep << m } unless value.nil?
+      end
+      sopts[:poll_interval_ms] = duration_ms(:poll_interval, poll_interval) unless poll_interval.nil?
+
+      out = FFI::MemoryPointer.new(:pointer)
+      err = Native::PoolError.new
+      status = Native.pool_sentinel_new(sopts, node, out, err)
+      raise RedisPool.error_for(status, err) unless status == Native::OK
+
+      adopt(out.read_pointer)
+    end
+
+    # Internal: a Pool over a native pool this object now holds a reference to
+    # (released with pool_free by the garbage collector).
+    def self.adopt(ptr)
+      allocate.tap { |pool| pool.send(:adopt, ptr) }
     end
 
     # Get: an idle, health-checked conn or a newly dialed one. Waits (without the
@@ -371,7 +413,65 @@ module RedisPool
       (value * 1000).ceil
     end
 
+    # Internal: a Native::Options filled by pool_options_init, then with the
+    # keyword `options` (as for Pool.new). The C strings it points to are appended
+    # to `keep`, which must stay referenced until the native call has copied them.
+    def self.native_options(options, keep)
+      unknown = options.keys - OPTIONS
+      raise ArgumentError, "unknown option(s): #{unknown.join(", ")}" unless unknown.empty?
+
+      opts = Native::Options.new
+      Native.pool_options_init(opts)
+      options.each do |name, value|
+        next if value.nil?
+
+        if DURATION_OPTIONS.include?(name)
+          opts[:"#{name}_ms"] = duration_ms(name, value)
+        elsif INTEGER_OPTIONS.include?(name)
+          opts[name] = Integer(value)
+        elsif BOOLEAN_OPTIONS.include?(name)
+          opts[name] = value ? true : false
+        else
+          keep << FFI::MemoryPointer.from_string(value.to_str)
+          opts[name] = keep.last
+        end
+      end
+      opts
+    end
+
+    # Internal: a C string array (const char *const *) of `strings`; the memory is
+    # appended to `keep`.
+    def self.string_array(strings, keep)
+      ptrs = strings.map { |s| FFI::MemoryPointer.from_string(s.to_str).tap { |m| keep << m } }
+      array = FFI::MemoryPointer.new(:pointer, [ptrs.size, 1].max)
+      array.write_array_of_pointer(ptrs) unless ptrs.empty?
+      keep << array
+      array
+    end
+
+    # The address ("ip:port") of the master a Pool.sentinel pool dials now. When
+    # none is known yet, asks the sentinels first (waits at most dial_timeout):
+    # DialError when none answers. InvalidArgumentError for a pool not made by
+    # Pool.sentinel.
+    def sentinel_master_addr
+      buf = FFI::MemoryPointer.new(:char, Native::SENTINEL_ADDR_LEN)
+      err = Native::PoolError.new
+      status = Native.pool_sentinel_master_addr(@ptr, buf, buf.size, err)
+      raise RedisPool.error_for(status, err) unless status == Native::OK
+
+      buf.read_string
+    end
+
     private
+
+    def adopt(ptr)
+      @ptr = FFI::AutoPointer.new(ptr, self.class.method(:release))
+      @closed = false
+      @notify_io = nil
+      @notify_pid = nil
+      # The fiber-local slot (Thread#[]) holding [conn, depth, pid] for #checkout.
+      @checkout_key = :"redispool_checkout_#{object_id}"
+    end
 
     # [conn, depth, pid] when this thread (fiber) holds a conn from #checkout / #with
     # that is still checked out; forgets one given back behind our back, and one a
@@ -385,27 +485,8 @@ module RedisPool
     end
 
     def new_from_options(options, out, err)
-      unknown = options.keys - OPTIONS
-      raise ArgumentError, "unknown option(s): #{unknown.join(", ")}" unless unknown.empty?
-
-      opts = Native::Options.new
-      Native.pool_options_init(opts)
       keep = [] # the strings must live until pool_new has copied them
-      options.each do |name, value|
-        next if value.nil?
-
-        if DURATION_OPTIONS.include?(name)
-          opts[:"#{name}_ms"] = self.class.duration_ms(name, value)
-        elsif INTEGER_OPTIONS.include?(name)
-          opts[name] = Integer(value)
-        elsif BOOLEAN_OPTIONS.include?(name)
-          opts[name] = value ? true : false
-        else
-          keep << FFI::MemoryPointer.from_string(value.to_str)
-          opts[name] = keep.last
-        end
-      end
-      Native.pool_new(opts, out, err)
+      Native.pool_new(self.class.native_options(options, keep), out, err)
     end
   end
 end
