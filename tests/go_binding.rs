@@ -278,6 +278,7 @@ const GO_CLUSTER_SENTINEL_TESTS: &[&str] = &[
     "TestClusterMovedFollowed",
     "TestClusterErrors",
     "TestClusterContext",
+    "TestClusterGetPutAllocs",
     "TestSentinelPool",
 ];
 

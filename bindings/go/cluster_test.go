@@ -375,3 +375,36 @@ func deadAddr(t *testing.T) string {
 	l.Close()
 	return addr
 }
+
+// TestClusterGetPutAllocs checks that a Cluster.Get served by an idle conn
+// and its Put allocate only the *Conn, as Pool.Get: the key is passed in
+// place and the error struct stays on the C side.
+func TestClusterGetPutAllocs(t *testing.T) {
+	cl := newTestCluster(t, clusterSeeds(t))
+	ctx := context.Background()
+	const key = "go-cluster-allocs"
+	cn, err := cl.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Put(cn); err != nil {
+		t.Fatal(err)
+	}
+	var failed error
+	allocs := testing.AllocsPerRun(1000, func() {
+		cn, err := cl.Get(ctx, key)
+		if err == nil {
+			err = cl.Put(cn)
+		}
+		if err != nil && failed == nil {
+			failed = err
+		}
+	})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	t.Logf("%.1f allocations per Cluster.Get+Put", allocs)
+	if allocs > 1 {
+		t.Errorf("%.1f allocations per Cluster.Get+Put, want at most 1 (the *Conn)", allocs)
+	}
+}
