@@ -263,13 +263,49 @@ func TestClusterErrors(t *testing.T) {
 }
 
 // TestClusterContext checks that a Get whose context is already done fails
-// with the context's error before anything is dialed.
+// with the context's error, and that a Get waiting for a node's only turn
+// ends at its context's deadline (not the 10s pool timeout) or at its
+// cancellation, as Pool.Get does.
 func TestClusterContext(t *testing.T) {
-	cl := newTestCluster(t, clusterSeeds(t))
-	ctx, cancel := context.WithCancel(context.Background())
+	seeds := clusterSeeds(t)
+	cl, err := NewCluster(ClusterOptions{Seeds: seeds, Node: Options{PoolSize: 1, PoolTimeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	done, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := cl.Get(ctx, "k"); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCanceled) {
+	if _, err := cl.Get(done, "k"); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCanceled) {
 		t.Fatalf("Get with a canceled context: %v", err)
+	}
+
+	const key = "go-cluster-context"
+	held, err := cl.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Put(held)
+
+	ctx, cancelDeadline := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancelDeadline()
+	start := time.Now()
+	_, err = cl.Get(ctx, key)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrCanceled) {
+		t.Fatalf("Get past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("Get past its deadline returned after %v", waited)
+	}
+
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel2)
+	start = time.Now()
+	_, err = cl.GetSlot(ctx2, KeySlot(key))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("GetSlot canceled while waiting: %v, want context.Canceled", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("canceled GetSlot returned after %v", waited)
 	}
 }
 
