@@ -7,12 +7,19 @@
 //! outside the tree that depends on the binding by the README's steps (a
 //! `replace`, then a `go work` workspace) and runs it against Redis.
 //!
+//! `go_cluster_and_sentinel` runs the binding's Cluster and Sentinel tests
+//! (`-run 'Cluster|Sentinel'`, plain and with `-race`) against a 3-master Redis
+//! Cluster and a master + replica + 3 sentinels deployment it starts
+//! (tests/common), passed in environment variables; the Go tests skip without them.
+//!
 //! Skipped (with a note on stderr) when `go` is not installed or older than
 //! the binding's go.mod (1.21), unless `REDISPOOL_REQUIRE_BINDINGS` is set, as
 //! CI does: then that fails.
 
 mod common;
 
+use common::cluster::ClusterHarness;
+use common::sentinel::{Deployment, MASTER_NAME};
 use common::{RedisServer, STATIC_NATIVE_LIBS, repo_dir, run_command, shared_lib_dir, target_dir};
 use std::collections::hash_map::DefaultHasher;
 use std::env;
@@ -255,6 +262,75 @@ fn go_test_suite() {
             String::from_utf8_lossy(&out.stdout).contains("\nok "),
             "{what} printed no `ok` line\n{report}"
         );
+        if race {
+            assert!(
+                !String::from_utf8_lossy(&out.stderr).contains("WARNING: DATA RACE"),
+                "{report}"
+            );
+        }
+    }
+}
+
+/// The Go tests that need a cluster or sentinels; each must run (not skip)
+/// when `go_cluster_and_sentinel` passes them the deployments.
+const GO_CLUSTER_SENTINEL_TESTS: &[&str] = &[
+    "TestClusterKeysAcrossSlots",
+    "TestClusterMovedFollowed",
+    "TestClusterErrors",
+    "TestClusterContext",
+    "TestClusterGetPutAllocs",
+    "TestSentinelPool",
+];
+
+#[test]
+fn go_cluster_and_sentinel() {
+    let Some(go) = require_go() else { return };
+    require_pkg_config();
+    let work = target_dir().join("go-binding");
+    fs::create_dir_all(&work).unwrap_or_else(|e| panic!("create {}: {e}", work.display()));
+    let lib_dir = shared_lib_dir();
+    let pkg_config_dir = write_pkg_config(&work, &lib_dir);
+    // TestMain wants a plain server too (it would start one itself otherwise).
+    let redis = RedisServer::start();
+    let cluster = ClusterHarness::start(3, 0);
+    let sentinels = Deployment::start();
+
+    for race in [false, true] {
+        let mut cmd = go_command(&go, &work, &pkg_config_dir, &lib_dir);
+        cmd.args(["test", "-count=1", "-v", "-timeout", "600s"]);
+        if race {
+            cmd.arg("-race");
+        }
+        cmd.args(["-run", "Cluster|Sentinel", "."])
+            .env("REDISPOOL_TEST_REDIS_ADDR", redis.addr())
+            .env(
+                "REDISPOOL_TEST_CLUSTER_SEEDS",
+                cluster.seed_addrs().join(","),
+            )
+            .env(
+                "REDISPOOL_TEST_SENTINELS",
+                sentinels.sentinel_addrs().join(","),
+            )
+            .env(
+                "REDISPOOL_TEST_SENTINEL_MASTER",
+                format!("{MASTER_NAME}={}", sentinels.master.addr()),
+            );
+        let out = run_command(&mut cmd, GO_TEST_TIMEOUT);
+        let what = if race { "go test -race" } else { "go test" };
+        let report = describe(
+            &format!("{what} -run 'Cluster|Sentinel' in bindings/go"),
+            &out,
+        );
+        eprintln!("{report}");
+        assert!(out.status.success(), "{report}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for test in GO_CLUSTER_SENTINEL_TESTS {
+            assert!(
+                stdout.contains(&format!("--- PASS: {test} ")),
+                "{test} did not pass (skipped or missing)\n{report}"
+            );
+        }
+        assert!(!stdout.contains("--- SKIP"), "a test skipped\n{report}");
         if race {
             assert!(
                 !String::from_utf8_lossy(&out.stderr).contains("WARNING: DATA RACE"),

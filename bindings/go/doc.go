@@ -52,6 +52,26 @@
 // a Redis error reply the error RedisError. Conn.FD gives the socket for your
 // own I/O.
 //
+// # Cluster and Sentinel
+//
+// NewClusterURL (go-redis's ParseClusterURL format) and NewCluster make a
+// Cluster: a slot map and one pool per node. Cluster.Get(ctx, key) returns a
+// conn to the master of the key's hash slot (GetSlot and GetNode choose
+// directly); give it back with Cluster.Put or Cluster.Remove. Conn.Do on it
+// follows MOVED and ASK redirects. Errors are those of Pool.Get, plus
+// ErrCluster when no node gives a slot map or no master serves the slot.
+// Cluster.Stats and Cluster.PoolStats add up the node pools; Cluster.Info
+// counts refreshes and redirects; Cluster.Nodes lists the nodes.
+//
+//	cl, err := redispool.NewClusterURL("redis://10.0.0.1:7000?addr=10.0.0.2:7000")
+//	cn, err := cl.Get(ctx, "user:{42}")
+//	v, err := cn.Do(ctx, "GET", "user:{42}")
+//	cl.Put(cn)
+//
+// NewSentinelPool returns an ordinary *Pool for the master Redis Sentinel
+// names, which follows failovers (no Get after a switch hands out a conn to
+// the old master); Pool.SentinelMasterAddr reports the master it dials.
+//
 // # Stats
 //
 // Pool.PoolStats returns go-redis v9's PoolStats fields (uint32 counters,

@@ -72,3 +72,56 @@ func ExamplePool_GetPolled() {
 	}
 	pool.Put(cn)
 }
+
+// A conn to the master serving a key of a Redis Cluster; the command follows
+// MOVED / ASK. (Not run by go test: it needs a cluster at these addresses.)
+func ExampleCluster_Get() {
+	cl, err := redispool.NewClusterURL("redis://127.0.0.1:7000?addr=127.0.0.1:7001&pool_size=10")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	cn, err := cl.Get(ctx, "user:{42}:visits")
+	if errors.Is(err, redispool.ErrCluster) {
+		log.Print("no slot map or no master for the slot: ", err)
+		return
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Put(cn)
+	n, err := cn.Do(ctx, "INCR", "user:{42}:visits")
+	if err != nil {
+		log.Fatal(err)
+	}
+	node, _ := cn.Node()
+	fmt.Println(n, "from", node, "slot", redispool.KeySlot("user:{42}:visits"))
+}
+
+// A pool for the master Redis Sentinel names; it follows failovers.
+// (Not run by go test: it needs sentinels at these addresses.)
+func ExampleNewSentinelPool() {
+	pool, err := redispool.NewSentinelPool(
+		redispool.SentinelOptions{
+			MasterName:    "mymaster",
+			SentinelAddrs: []string{"127.0.0.1:26379", "127.0.0.1:26380", "127.0.0.1:26381"},
+		},
+		redispool.Options{PoolSize: 10, PoolTimeout: 2 * time.Second},
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	cn, err := pool.Get(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Put(cn)
+	role, err := cn.Do(context.Background(), "ROLE")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(role.([]interface{})[0]) // master
+}

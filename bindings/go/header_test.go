@@ -97,18 +97,23 @@ func snakeCase(s string) string {
 // headerFields returns the field names of the header's struct name, but
 // struct_size.
 func headerFields(t *testing.T, name string) map[string]bool {
+	return headerFieldsMin(t, name, 5)
+}
+
+// headerFieldsMin is headerFields for a struct of at least min fields.
+func headerFieldsMin(t *testing.T, name string, min int) map[string]bool {
 	t.Helper()
 	body := regexp.MustCompile(`(?s)\nstruct ` + name + ` \{(.*?)\n\};`).FindStringSubmatch(headerText(t))
 	if body == nil {
 		t.Fatalf("struct %s not found in the header", name)
 	}
 	fields := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^\s*[\w ]+?[ *](\w+);`).FindAllStringSubmatch(body[1], -1) {
+	for _, m := range regexp.MustCompile(`(?m)^\s*[\w *]+?[ *](\w+)(?:\[\w+\])?;`).FindAllStringSubmatch(body[1], -1) {
 		if m[1] != "struct_size" {
 			fields[m[1]] = true
 		}
 	}
-	if len(fields) < 5 {
+	if len(fields) < min {
 		t.Fatalf("parsed only %v from struct %s", fields, name)
 	}
 	return fields
@@ -164,4 +169,49 @@ func TestOptionsMatchHeader(t *testing.T) {
 		got[name] = true
 	}
 	compareFields(t, "pool_options_t", want, got, "Options")
+}
+
+// goFields returns the snake_case names of v's fields, durations with "_ms"
+// appended, and a []string field F as "f" plus "f_len".
+func goFields(v interface{}, lenSuffix string) map[string]bool {
+	got := map[string]bool{}
+	rt := reflect.TypeOf(v)
+	for i := 0; i < rt.NumField(); i++ {
+		f := rt.Field(i)
+		name := snakeCase(f.Name)
+		switch f.Type {
+		case reflect.TypeOf(time.Duration(0)):
+			name += "_ms"
+		case reflect.TypeOf([]string(nil)):
+			got[name+lenSuffix] = true
+		}
+		got[name] = true
+	}
+	return got
+}
+
+// TestClusterOptionsMatchHeader checks ClusterOptions against the header's
+// struct pool_cluster_options: Seeds for seeds and seeds_len, Node for node.
+func TestClusterOptionsMatchHeader(t *testing.T) {
+	compareFields(t, "pool_cluster_options_t", headerFieldsMin(t, "pool_cluster_options", 5),
+		goFields(ClusterOptions{}, "_len"), "ClusterOptions")
+}
+
+// TestClusterInfoMatchHeader checks ClusterInfo against the header's struct
+// pool_cluster_info (but its reserved padding), and ClusterNode against
+// struct pool_cluster_node.
+func TestClusterInfoMatchHeader(t *testing.T) {
+	want := headerFields(t, "pool_cluster_info")
+	delete(want, "reserved")
+	compareFields(t, "pool_cluster_info_t", want, goFields(ClusterInfo{}, ""), "ClusterInfo")
+	compareFields(t, "pool_cluster_node_t", headerFieldsMin(t, "pool_cluster_node", 3),
+		goFields(ClusterNode{}, ""), "ClusterNode")
+}
+
+// TestSentinelOptionsMatchHeader checks SentinelOptions against the header's
+// struct pool_sentinel_options: SentinelAddrs for sentinel_addrs and
+// sentinel_addrs_len, PollInterval for poll_interval_ms.
+func TestSentinelOptionsMatchHeader(t *testing.T) {
+	compareFields(t, "pool_sentinel_options_t", headerFieldsMin(t, "pool_sentinel_options", 6),
+		goFields(SentinelOptions{}, "_len"), "SentinelOptions")
 }

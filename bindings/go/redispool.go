@@ -109,8 +109,9 @@ func (p *Pool) finalize() {
 // Conn is a connection checked out from a Pool, used by one goroutine at a
 // time until it is given back with Pool.Put or Pool.Remove.
 type Conn struct {
-	h    *C.pool_conn_t // a checked handle, not a memory address
-	pool *Pool          // keeps the pool alive while the conn is out
+	h       *C.pool_conn_t // a checked handle, not a memory address
+	pool    *Pool          // keeps the pool alive while the conn is out (nil for a cluster conn)
+	cluster *Cluster       // keeps the cluster alive while the conn is out (nil for a pool conn)
 }
 
 func (p *Pool) conn(h *C.pool_conn_t) *Conn { return &Conn{h: h, pool: p} }
@@ -120,7 +121,7 @@ func (p *Pool) conn(h *C.pool_conn_t) *Conn { return &Conn{h: h, pool: p} }
 // pool timeout applies). byDeadline tells that the deadline was chosen, so
 // that a POOL_ERR_TIMEOUT means the deadline passed; expired that it already
 // has.
-func (p *Pool) getTimeout(ctx context.Context) (ms int64, byDeadline, expired bool) {
+func (t poolTimeout) getTimeout(ctx context.Context) (ms int64, byDeadline, expired bool) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return -1, false, false
@@ -129,10 +130,10 @@ func (p *Pool) getTimeout(ctx context.Context) (ms int64, byDeadline, expired bo
 	switch {
 	case left <= 0:
 		return 0, true, true
-	case !p.timeout.known:
+	case !t.known:
 		// The watcher goroutine ends the wait when the deadline passes.
 		return -1, false, false
-	case !p.timeout.forever && left >= p.timeout.d:
+	case !t.forever && left >= t.d:
 		return -1, false, false
 	}
 	return ceilMillis(left), true, false
@@ -154,10 +155,28 @@ func (p *Pool) getTimeout(ctx context.Context) (ms int64, byDeadline, expired bo
 // cancel token on ctx.Done(). A context that can never be done
 // (context.Background) costs no helper goroutine.
 func (p *Pool) Get(ctx context.Context) (*Conn, error) {
+	h, err := waitGet(ctx, p.timeout, func(ms C.int64_t, tok *C.pool_cancel_t) (C.pool_status_t, *C.pool_conn_t, *C.char) {
+		r := C.rp_get(p.p, ms, tok)
+		return r.status, r.conn, r.msg
+	})
+	runtime.KeepAlive(p)
+	if err != nil {
+		return nil, err
+	}
+	return p.conn(h), nil
+}
+
+// waitGet runs one blocking get of the library (get, given the timeout in
+// milliseconds and a cancel token or nil) under ctx: the timeout is ctx's
+// deadline when that comes before the pool timeout t, and a helper goroutine
+// fires the token when ctx is done. get returns the status, the conn and the
+// library's message (malloc'd, freed here; nil on success). Errors are
+// mapped as Get documents. Pool.Get and Cluster.Get* share it.
+func waitGet(ctx context.Context, t poolTimeout, get func(ms C.int64_t, tok *C.pool_cancel_t) (C.pool_status_t, *C.pool_conn_t, *C.char)) (*C.pool_conn_t, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, contextError(err)
 	}
-	timeout, byDeadline, expired := p.getTimeout(ctx)
+	timeout, byDeadline, expired := t.getTimeout(ctx)
 	if expired {
 		return nil, contextError(context.DeadlineExceeded)
 	}
@@ -179,9 +198,7 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 		}()
 	}
 
-	r := C.rp_get(p.p, C.int64_t(timeout), tok)
-	runtime.KeepAlive(p)
-	st := r.status
+	st, h, cmsg := get(C.int64_t(timeout), tok)
 	if tok != nil {
 		// The watcher must be gone before the token is freed.
 		close(stop)
@@ -190,12 +207,12 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 	}
 
 	if st == C.POOL_OK {
-		return p.conn(r.conn), nil
+		return h, nil
 	}
 	msg := ""
-	if r.msg != nil {
-		msg = C.GoString(r.msg)
-		C.free(unsafe.Pointer(r.msg))
+	if cmsg != nil {
+		msg = C.GoString(cmsg)
+		C.free(unsafe.Pointer(cmsg))
 	}
 	switch {
 	case st == C.POOL_ERR_CANCELED && ctx.Err() != nil:
@@ -307,6 +324,11 @@ func (p *Pool) Stats() Stats {
 	s.struct_size = C.sizeof_pool_stats_t
 	C.pool_stats(p.p, &s)
 	runtime.KeepAlive(p)
+	return statsFromC(&s)
+}
+
+// statsFromC converts a pool_stats_t.
+func statsFromC(s *C.pool_stats_t) Stats {
 	return Stats{
 		Hits:            uint64(s.hits),
 		Misses:          uint64(s.misses),
@@ -354,8 +376,10 @@ type PoolStats struct {
 // PoolStats returns a snapshot of the pool's statistics shaped like go-redis's
 // Client.PoolStats (a new *PoolStats each call). Stats has every counter the
 // library keeps.
-func (p *Pool) PoolStats() *PoolStats {
-	s := p.Stats()
+func (p *Pool) PoolStats() *PoolStats { return p.Stats().poolStats() }
+
+// poolStats is s in go-redis's shape.
+func (s Stats) poolStats() *PoolStats {
 	return &PoolStats{
 		Hits:            uint32(s.Hits),
 		Misses:          uint32(s.Misses),

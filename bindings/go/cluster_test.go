@@ -1,0 +1,446 @@
+package redispool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The Cluster and Sentinel tests need deployments this package does not start:
+// tests/go_binding.rs (go_cluster_and_sentinel) starts a 3-master Redis Cluster
+// and a master + replica + 3 sentinels and passes them in these variables.
+// Without them the tests skip; with them, anything wrong fails.
+//
+//	REDISPOOL_TEST_CLUSTER_SEEDS    "host:port,host:port,…" (cluster nodes)
+//	REDISPOOL_TEST_SENTINELS        "host:port,host:port,…" (sentinels)
+//	REDISPOOL_TEST_SENTINEL_MASTER  "name=host:port" (the master's name and address)
+
+// clusterSeeds returns the seeds of the test cluster, or skips the test.
+func clusterSeeds(t *testing.T) []string {
+	t.Helper()
+	v := os.Getenv("REDISPOOL_TEST_CLUSTER_SEEDS")
+	if v == "" {
+		t.Skip("REDISPOOL_TEST_CLUSTER_SEEDS is not set (tests/go_binding.rs sets it)")
+	}
+	return strings.Split(v, ",")
+}
+
+func newTestCluster(t *testing.T, seeds []string) *Cluster {
+	t.Helper()
+	cl, err := NewCluster(ClusterOptions{
+		Seeds: seeds,
+		Node: Options{
+			PoolSize:     4,
+			DialTimeout:  5 * time.Second,
+			ReadTimeout:  5 * time.Second,
+			WriteTimeout: 5 * time.Second,
+			PoolTimeout:  10 * time.Second,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// TestClusterKeysAcrossSlots sets and reads back keys spread over many slots,
+// each through a conn Get chose for its key, and checks that every master
+// served some, that the stats count the gets, and that Nodes lists the masters.
+func TestClusterKeysAcrossSlots(t *testing.T) {
+	cl := newTestCluster(t, clusterSeeds(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	const keys = 300
+	slots := map[int]bool{}
+	nodes := map[string]int{}
+	for i := 0; i < keys; i++ {
+		key := fmt.Sprintf("go-cluster-key-%d", i)
+		slots[KeySlot(key)] = true
+		cn, err := cl.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("Get(%q): %v", key, err)
+		}
+		node, err := cn.Node()
+		if err != nil {
+			t.Fatalf("Node: %v", err)
+		}
+		nodes[node]++
+		if v, err := cn.Do(ctx, "SET", key, "v"+key); err != nil || v != "OK" {
+			t.Fatalf("SET %s on %s: %v %v", key, node, v, err)
+		}
+		if v, err := cn.Do(ctx, "GET", key); err != nil || v != "v"+key {
+			t.Fatalf("GET %s on %s: %v %v", key, node, v, err)
+		}
+		if err := cl.Put(cn); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	if len(slots) < keys*9/10 {
+		t.Fatalf("only %d distinct slots for %d keys", len(slots), keys)
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("keys went to %d nodes, want the 3 masters: %v", len(nodes), nodes)
+	}
+
+	// Each key again through a conn of the slot, read back.
+	for i := 0; i < keys; i += 7 {
+		key := fmt.Sprintf("go-cluster-key-%d", i)
+		cn, err := cl.GetSlot(ctx, KeySlot(key))
+		if err != nil {
+			t.Fatalf("GetSlot: %v", err)
+		}
+		if v, err := cn.Do(ctx, "GET", key); err != nil || v != "v"+key {
+			t.Fatalf("GET %s: %v %v", key, v, err)
+		}
+		if err := cl.Put(cn); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	st := cl.Stats()
+	if st.Hits+st.Misses < keys || st.TotalConns == 0 || st.IdleConns == 0 || st.InUseConns != 0 {
+		t.Fatalf("cluster stats: %+v", st)
+	}
+	ps := cl.PoolStats()
+	if uint64(ps.Hits) != st.Hits&0xffffffff || ps.TotalConns != st.TotalConns {
+		t.Fatalf("PoolStats %+v does not match Stats %+v", ps, st)
+	}
+	info := cl.Info()
+	if info.Refreshes == 0 || info.Masters != 3 || info.SlotsCovered != Slots || info.Nodes < 3 {
+		t.Fatalf("cluster info: %+v", info)
+	}
+	masters, covered := 0, 0
+	for _, n := range cl.Nodes() {
+		if n.Master {
+			masters++
+			covered += n.Slots
+			if _, ok := nodes[n.Addr]; !ok {
+				t.Errorf("master %s served no key (keys went to %v)", n.Addr, nodes)
+			}
+			if _, err := cl.NodeStats(n.Addr); err != nil {
+				t.Errorf("NodeStats(%s): %v", n.Addr, err)
+			}
+		}
+	}
+	if masters != 3 || covered != Slots {
+		t.Fatalf("Nodes: %d masters covering %d slots: %+v", masters, covered, cl.Nodes())
+	}
+}
+
+// TestClusterMovedFollowed sends a command for a key to a master that does
+// not serve its slot: Do follows the MOVED reply and returns the right node's
+// reply, and Info counts it.
+func TestClusterMovedFollowed(t *testing.T) {
+	cl := newTestCluster(t, clusterSeeds(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const key = "go-cluster-moved"
+	if err := cl.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	owner := ""
+	{
+		cn, err := cl.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if owner, err = cn.Node(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cn.Do(ctx, "SET", key, "moved-value"); err != nil {
+			t.Fatal(err)
+		}
+		cl.Put(cn)
+	}
+	other := ""
+	for _, n := range cl.Nodes() {
+		if n.Master && n.Addr != owner {
+			other = n.Addr
+			break
+		}
+	}
+	if other == "" {
+		t.Fatalf("no master but %s in %+v", owner, cl.Nodes())
+	}
+	before := cl.Info().Moved
+	cn, err := cl.GetNode(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Put(cn)
+	v, err := cn.Do(ctx, "GET", key)
+	if err != nil || v != "moved-value" {
+		t.Fatalf("GET %s on %s (served by %s): %v %v", key, other, owner, v, err)
+	}
+	if node, _ := cn.Node(); node != other {
+		t.Fatalf("the conn moved to %s, want it to stay on %s", node, other)
+	}
+	if after := cl.Info().Moved; after <= before {
+		t.Fatalf("Info().Moved %d -> %d: MOVED not counted", before, after)
+	}
+}
+
+// TestClusterErrors checks a Redis error reply through the cluster (a bad key
+// type), the library's misuse errors and ErrCluster for a cluster whose seed
+// does not answer.
+func TestClusterErrors(t *testing.T) {
+	seeds := clusterSeeds(t)
+	cl := newTestCluster(t, seeds)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	const key = "go-cluster-wrongtype"
+	cn, err := cl.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cn.Do(ctx, "SET", key, "a string"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cn.Do(ctx, "LPUSH", key, "x")
+	var rerr RedisError
+	if !errors.As(err, &rerr) || !strings.HasPrefix(string(rerr), "WRONGTYPE") {
+		t.Fatalf("LPUSH on a string: %v, want a WRONGTYPE RedisError", err)
+	}
+	// The conn stays good after an error reply.
+	if v, err := cn.Do(ctx, "GET", key); err != nil || v != "a string" {
+		t.Fatalf("GET after WRONGTYPE: %v %v", v, err)
+	}
+	if err := cl.Put(cn); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Put(cn); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("second Put: %v, want ErrInvalidArg", err)
+	}
+	if _, err := cl.GetSlot(ctx, Slots); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("GetSlot(%d): %v, want ErrInvalidArg", Slots, err)
+	}
+	if _, err := NewCluster(ClusterOptions{Seeds: seeds, Node: Options{DB: 1}}); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("NewCluster with DB 1: %v, want ErrInvalidArg", err)
+	}
+
+	// A URL cluster works as well.
+	ucl, err := NewClusterURL("redis://" + seeds[0] + "?pool_size=2&pool_timeout=10s&max_redirects=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ucn, err := ucl.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := ucn.Do(ctx, "GET", key); err != nil || v != "a string" {
+		t.Fatalf("GET through a URL cluster: %v %v", v, err)
+	}
+	if err := ucl.Remove(ucn, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ucl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ucl.Get(ctx, key); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get after Close: %v, want ErrClosed", err)
+	}
+
+	// A seed that answers nothing: no slot map.
+	dead, err := NewCluster(ClusterOptions{
+		Seeds: []string{deadAddr(t)},
+		Node:  Options{DialTimeout: time.Second, DialerRetries: 1, PoolTimeout: 5 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	if _, err := dead.Get(ctx, key); !errors.Is(err, ErrCluster) {
+		t.Fatalf("Get on a cluster without a live seed: %v, want ErrCluster", err)
+	}
+}
+
+// TestClusterContext checks that a Get whose context is already done fails
+// with the context's error, and that a Get waiting for a node's only turn
+// ends at its context's deadline (not the 10s pool timeout) or at its
+// cancellation, as Pool.Get does.
+func TestClusterContext(t *testing.T) {
+	seeds := clusterSeeds(t)
+	cl, err := NewCluster(ClusterOptions{Seeds: seeds, Node: Options{PoolSize: 1, PoolTimeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := cl.Get(done, "k"); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCanceled) {
+		t.Fatalf("Get with a canceled context: %v", err)
+	}
+
+	const key = "go-cluster-context"
+	held, err := cl.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Put(held)
+
+	ctx, cancelDeadline := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancelDeadline()
+	start := time.Now()
+	_, err = cl.Get(ctx, key)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrCanceled) {
+		t.Fatalf("Get past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("Get past its deadline returned after %v", waited)
+	}
+
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel2)
+	start = time.Now()
+	_, err = cl.GetSlot(ctx2, KeySlot(key))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("GetSlot canceled while waiting: %v, want context.Canceled", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("canceled GetSlot returned after %v", waited)
+	}
+}
+
+// sentinelSetup returns the sentinels, the master's name and its address, or
+// skips the test.
+func sentinelSetup(t *testing.T) (sentinels []string, name, master string) {
+	t.Helper()
+	s := os.Getenv("REDISPOOL_TEST_SENTINELS")
+	m := os.Getenv("REDISPOOL_TEST_SENTINEL_MASTER")
+	if s == "" && m == "" {
+		t.Skip("REDISPOOL_TEST_SENTINELS is not set (tests/go_binding.rs sets it)")
+	}
+	name, master, ok := strings.Cut(m, "=")
+	if s == "" || !ok || name == "" || master == "" {
+		t.Fatalf("REDISPOOL_TEST_SENTINELS=%q REDISPOOL_TEST_SENTINEL_MASTER=%q: want addresses and name=host:port", s, m)
+	}
+	return strings.Split(s, ","), name, master
+}
+
+// TestSentinelPool checks that a sentinel pool reaches the master the
+// sentinels watch (ROLE says master, the address is the master's) and that
+// commands work on it; and that bad options are refused.
+func TestSentinelPool(t *testing.T) {
+	sentinels, name, master := sentinelSetup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := NewSentinelPool(
+		SentinelOptions{MasterName: name, SentinelAddrs: sentinels},
+		Options{PoolSize: 4, DialTimeout: 5 * time.Second, PoolTimeout: 10 * time.Second},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cn, err := p.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role, err := cn.Do(ctx, "ROLE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := role.([]interface{}); !ok || len(r) == 0 || r[0] != "master" {
+		t.Fatalf("ROLE: %v, want master", role)
+	}
+	const key = "go-sentinel-counter"
+	first, err := cn.Do(ctx, "INCR", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := cn.Do(ctx, "INCR", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := first.(int64); !ok || second != f+1 {
+		t.Fatalf("INCR twice: %v then %v", first, second)
+	}
+	if err := p.Put(cn); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := p.SentinelMasterAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr != master {
+		t.Fatalf("SentinelMasterAddr %q, want %q", addr, master)
+	}
+	if s := p.Stats(); s.Dials == 0 || s.IdleConns != 1 {
+		t.Fatalf("sentinel pool stats: %+v", s)
+	}
+
+	// An ordinary pool is not a sentinel pool.
+	plain, err := New("redis://" + master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := plain.SentinelMasterAddr(); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("SentinelMasterAddr of a plain pool: %v, want ErrInvalidArg", err)
+	}
+	for _, bad := range []SentinelOptions{
+		{SentinelAddrs: sentinels},
+		{MasterName: name},
+		{MasterName: name, SentinelAddrs: []string{""}},
+	} {
+		if _, err := NewSentinelPool(bad, Options{}); !errors.Is(err, ErrInvalidArg) {
+			t.Fatalf("NewSentinelPool(%+v): %v, want ErrInvalidArg", bad, err)
+		}
+	}
+	if _, err := NewSentinelPool(SentinelOptions{MasterName: name, SentinelAddrs: sentinels}, Options{Addr: master}); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("NewSentinelPool with Addr: %v, want ErrInvalidArg", err)
+	}
+}
+
+// deadAddr returns a loopback address nothing listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// TestClusterGetPutAllocs checks that a Cluster.Get served by an idle conn
+// and its Put allocate only the *Conn, as Pool.Get: the key is passed in
+// place and the error struct stays on the C side.
+func TestClusterGetPutAllocs(t *testing.T) {
+	cl := newTestCluster(t, clusterSeeds(t))
+	ctx := context.Background()
+	const key = "go-cluster-allocs"
+	cn, err := cl.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Put(cn); err != nil {
+		t.Fatal(err)
+	}
+	var failed error
+	allocs := testing.AllocsPerRun(1000, func() {
+		cn, err := cl.Get(ctx, key)
+		if err == nil {
+			err = cl.Put(cn)
+		}
+		if err != nil && failed == nil {
+			failed = err
+		}
+	})
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	t.Logf("%.1f allocations per Cluster.Get+Put", allocs)
+	if allocs > 1 {
+		t.Errorf("%.1f allocations per Cluster.Get+Put, want at most 1 (the *Conn)", allocs)
+	}
+}
