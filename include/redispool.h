@@ -752,6 +752,27 @@ pool_status_t pool_conn_command(pool_conn_t *conn,
                                 pool_reply_t **reply_out,
                                 pool_error_t *err_out);
 
+// pool_conn_command with this call's own read timeout: `timeout_ms` < 0 is the pool's
+// read_timeout_ms (exactly pool_conn_command), 0 is no read timeout (wait for the reply
+// as long as it takes), > 0 is this call's read timeout in milliseconds, in place of the
+// pool's (not added to it). For blocking commands: `BLPOP key 5` on a pool whose
+// read_timeout_ms is 1000 needs a timeout_ms above 5000 (say 5000 + the pool's read
+// timeout, as go-redis does); its nil reply after 5 s (or the element, once another client
+// pushes one) is POOL_OK and the conn stays good. If the reply does not arrive within
+// timeout_ms the call fails with POOL_ERR_IO and the conn is bad, as with
+// pool_conn_command. The write stays bounded by the pool's write_timeout_ms. On a
+// cluster conn the whole call, redirects included, is bounded by timeout_ms from its start
+// (a command sent again to another node is also bounded by that node's pool's
+// read_timeout_ms). Everything else, statuses and reply ownership included, is as
+// pool_conn_command's.
+pool_status_t pool_conn_command_ex(pool_conn_t *conn,
+                                   int argc,
+                                   const char *const *argv,
+                                   const size_t *argvlen,
+                                   int64_t timeout_ms,
+                                   pool_reply_t **reply_out,
+                                   pool_error_t *err_out);
+
 // The fd for event loops: readable while pool_try_get may find a conn. Made on the
 // first call (an eventfd, non-blocking and close-on-exec); later calls return the same
 // fd. It belongs to the pool: never close it; it stays valid until pool_free.

@@ -63,6 +63,7 @@ const REDIS_SECTIONS: &[&str] = &[
     "== ping_after_idle: the PING check ends by the get's pool_timeout\n",
     "== overtake_window: a get may take a conn ahead of queued gets, for a bounded time\n",
     "== health_check_bypass: no peek for a conn used a moment ago, unless its fd was lent\n",
+    "== pool_conn_command_ex: a blocking command with its own read timeout\n",
 ];
 
 /// The two servers abi_redis.c needs: a plain one with DEBUG enabled (for DEBUG PROTOCOL),

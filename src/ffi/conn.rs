@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::castable::conn_bits;
 use super::conn_table;
@@ -12,6 +12,7 @@ use super::reply::{into_c, pool_reply_t};
 use super::status::{POOL_OK, pool_status_t};
 use crate::cluster::topology::parse_redirect;
 use crate::pool::Error;
+use crate::redis::io;
 use crate::redis::resp::Reply;
 
 /// One checked-out connection. Opaque: the handle is not a memory address, so a stale
@@ -168,7 +169,78 @@ pub unsafe extern "C" fn pool_conn_command(
     reply_out: *mut *mut pool_reply_t,
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
-    ffi_boundary!(internal(err_out, "pool_conn_command"), {
+    // SAFETY: the caller's pointers, forwarded under pool_conn_command's contract.
+    unsafe {
+        command_impl(
+            "pool_conn_command",
+            conn,
+            argc,
+            argv,
+            argvlen,
+            None,
+            reply_out,
+            err_out,
+        )
+    }
+}
+
+/// pool_conn_command with this call's own read timeout: `timeout_ms` < 0 is the pool's
+/// read_timeout_ms (exactly pool_conn_command), 0 is no read timeout (wait for the reply
+/// as long as it takes), > 0 is this call's read timeout in milliseconds, in place of the
+/// pool's (not added to it). For blocking commands: `BLPOP key 5` on a pool whose
+/// read_timeout_ms is 1000 needs a timeout_ms above 5000 (say 5000 + the pool's read
+/// timeout, as go-redis does); its nil reply after 5 s (or the element, once another client
+/// pushes one) is POOL_OK and the conn stays good. If the reply does not arrive within
+/// timeout_ms the call fails with POOL_ERR_IO and the conn is bad, as with
+/// pool_conn_command. The write stays bounded by the pool's write_timeout_ms. On a
+/// cluster conn the whole call, redirects included, is bounded by timeout_ms from its start
+/// (a command sent again to another node is also bounded by that node's pool's
+/// read_timeout_ms). Everything else, statuses and reply ownership included, is as
+/// pool_conn_command's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_conn_command_ex(
+    conn: *mut pool_conn_t,
+    argc: c_int,
+    argv: *const *const c_char,
+    argvlen: *const usize,
+    timeout_ms: i64,
+    reply_out: *mut *mut pool_reply_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    let read = match timeout_ms {
+        ..0 => None,
+        0 => Some(None),
+        ms => Some(Some(Duration::from_millis(ms as u64))),
+    };
+    // SAFETY: the caller's pointers, forwarded under this function's contract.
+    unsafe {
+        command_impl(
+            "pool_conn_command_ex",
+            conn,
+            argc,
+            argv,
+            argvlen,
+            read,
+            reply_out,
+            err_out,
+        )
+    }
+}
+
+/// The body of pool_conn_command(_ex): `read` (when Some) is this call's read timeout
+/// (None inside = none).
+#[allow(clippy::too_many_arguments)]
+unsafe fn command_impl(
+    name: &'static str,
+    conn: *mut pool_conn_t,
+    argc: c_int,
+    argv: *const *const c_char,
+    argvlen: *const usize,
+    read: Option<Option<Duration>>,
+    reply_out: *mut *mut pool_reply_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, name), {
         if reply_out.is_null() {
             return invalid(err_out, "reply_out: NULL");
         }
@@ -207,7 +279,10 @@ pub unsafe extern "C" fn pool_conn_command(
             // A cluster conn's call may take several commands (redirects): all of them
             // within one read deadline, counted from here.
             let started = e.owner.cluster().map(|_| Instant::now());
-            let result = e.conn.command(&args);
+            let result = match read {
+                None => e.conn.command(&args),
+                Some(r) => e.conn.command_read_timeout(&args, r),
+            };
             // A cluster conn answered MOVED / ASK / TRYAGAIN / CLUSTERDOWN: its cluster
             // sends the command again where it belongs.
             match (result, e.owner.cluster()) {
@@ -216,7 +291,10 @@ pub unsafe extern "C" fn pool_conn_command(
                 {
                     match cluster.upgrade() {
                         Some(c) => {
-                            let deadline = started.and_then(|t| e.conn.read_deadline_from(t));
+                            let deadline = match read {
+                                None => started.and_then(|t| e.conn.read_deadline_from(t)),
+                                Some(r) => started.and_then(|t| io::Deadline::after_from(t, r)),
+                            };
                             c.follow(addr, &mut e.conn, &args, Reply::Error(text), deadline)
                         }
                         None => Ok(Reply::Error(text)),

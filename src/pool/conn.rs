@@ -269,6 +269,28 @@ impl Conn {
         args: &[&[u8]],
         cap: Option<io::Deadline>,
     ) -> Result<Reply, Error> {
+        self.command_full(args, cap, None)
+    }
+
+    /// `command` with this call's own read timeout instead of the pool's (None = no read
+    /// timeout): for blocking commands (BLPOP key 5 on a pool whose read timeout is 1 s).
+    /// The write timeout stays the pool's. A timeout here marks the conn broken, as in
+    /// `command`.
+    pub fn command_read_timeout(
+        &mut self,
+        args: &[&[u8]],
+        read: Option<Duration>,
+    ) -> Result<Reply, Error> {
+        self.command_full(args, None, Some(read))
+    }
+
+    /// `command_until`, with `read_override` (when Some) as the read timeout of this call.
+    fn command_full(
+        &mut self,
+        args: &[&[u8]],
+        cap: Option<io::Deadline>,
+        read_override: Option<Option<Duration>>,
+    ) -> Result<Reply, Error> {
         if let Some(why) = &self.s.broken {
             return Err(Error::BadConn(why.to_string()));
         }
@@ -284,11 +306,14 @@ impl Conn {
         let (rt, wt) = self.timeouts();
         let now = Instant::now();
         let own_read = io::Deadline::after_from(now, rt);
-        let read = io::Deadline::earliest(own_read, cap);
+        let read = match read_override {
+            Some(r) => io::Deadline::earliest(io::Deadline::after_from(now, r), cap),
+            None => io::Deadline::earliest(own_read, cap),
+        };
         let write = io::Deadline::earliest(io::Deadline::after_from(now, wt), cap);
         // The blocking recv is bounded by SO_RCVTIMEO, i.e. the conn's own read timeout:
-        // only when that is the deadline.
-        let wait = if self.s.recv_bounded && read == own_read {
+        // only when that is the deadline (a call with its own read timeout polls).
+        let wait = if self.s.recv_bounded && read_override.is_none() && read == own_read {
             io::ReplyWait::BlockingRecv
         } else {
             io::ReplyWait::Poll

@@ -252,6 +252,36 @@ static int64_t ping_cmd(pool_conn_t *c, pool_error_t *err)
     return rc;
 }
 
+/* PING through pool_conn_command_ex with `timeout_ms`: POOL_OK must come with +PONG. */
+static int64_t ping_ex(pool_conn_t *c, int64_t timeout_ms, pool_error_t *err)
+{
+    static const char *const argv[] = {"PING"};
+    pool_reply_t *reply = NULL;
+    pool_status_t rc = pool_conn_command_ex(c, 1, argv, NULL, timeout_ms, &reply, err);
+    if (rc != POOL_OK) {
+        CHECK(reply == NULL);
+        return rc;
+    }
+    if (CHECK(reply != NULL)) {
+        CHECK_EQ(reply->type, POOL_REPLY_STATUS);
+        CHECK(reply->str != NULL && strcmp(reply->str, "PONG") == 0);
+        pool_reply_free(reply);
+    }
+    return rc;
+}
+
+/* pool_conn_command_ex on g_conn with hostile arguments (reply_out NULL when !with_reply). */
+static int64_t cmd_ex_args(int argc, const char *const *argv, int with_reply, pool_error_t *err)
+{
+    pool_reply_t *reply = NULL;
+    pool_status_t rc = pool_conn_command_ex(g_conn, argc, argv, NULL, 1000,
+                                            with_reply ? &reply : NULL, err);
+    if (rc != POOL_OK)
+        CHECK(reply == NULL);
+    pool_reply_free(reply);
+    return rc;
+}
+
 /* A normal get, PING and put on `pool` give `want_get` and then work: nothing was lost. */
 static void check_get_put_works(pool_t *pool, pool_status_t want_get)
 {
@@ -1196,6 +1226,8 @@ typedef struct hcase {
     X(id##_set_ud, "pool_conn_set_userdata", label " (ignored, nothing freed)", fixture, 0,    \
       NULL, 0, set_userdata_ignored(H))                                                        \
     X(id##_cmd, "pool_conn_command", label, fixture, INV, cmd_msg, F_ERR, ping_cmd(H, err))    \
+    X(id##_cmd_ex, "pool_conn_command_ex", label, fixture, INV, cmd_msg, F_ERR,                \
+      ping_ex(H, 1000, err))                                                                   \
     X(id##_put, "pool_put", label, fixture, INV, NULL, 0, pool_put(g_pool, H))                 \
     X(id##_remove, "pool_remove", label, fixture, INV, NULL, 0, pool_remove(g_pool, H, "x"))   \
     X(id##_remove_nr, "pool_remove", label ", reason NULL", fixture, INV, NULL, 0,             \
@@ -1263,7 +1295,25 @@ typedef struct hcase {
     X(cmd_many_args, "pool_conn_command", "argc 100000", FX_NONE, POOL_OK, NULL, F_ERR,          \
       cmd_many_args(err))                                                                       \
     X(cmd_unknown, "pool_conn_command", "an unknown command: error reply, conn still good",     \
-      FX_NONE, POOL_OK, NULL, F_ERR, cmd_unknown(err))
+      FX_NONE, POOL_OK, NULL, F_ERR, cmd_unknown(err))                                          \
+    X(cmd_ex_reply_null, "pool_conn_command_ex", "reply_out NULL", FX_NONE, INV, "reply_out",   \
+      F_ERR, cmd_ex_args(1, (const char *const[]){"PING"}, 0, err))                             \
+    X(cmd_ex_argc0, "pool_conn_command_ex", "argc 0", FX_NONE, INV, "argc", F_ERR,              \
+      cmd_ex_args(0, (const char *const[]){"PING"}, 1, err))                                    \
+    X(cmd_ex_argc_max, "pool_conn_command_ex", "argc INT_MAX", FX_NONE, INV, "at most", F_ERR,  \
+      cmd_ex_args(INT_MAX, (const char *const[]){"PING"}, 1, err))                              \
+    X(cmd_ex_argv_null, "pool_conn_command_ex", "argv NULL", FX_NONE, INV, "argv", F_ERR,       \
+      cmd_ex_args(1, NULL, 1, err))                                                             \
+    X(cmd_ex_argv1_null, "pool_conn_command_ex", "argv[1] NULL of 2", FX_NONE, INV, "argv[1]",  \
+      F_ERR, cmd_ex_args(2, (const char *const[]){"ECHO", NULL}, 1, err))                       \
+    X(cmd_ex_t_min, "pool_conn_command_ex", "timeout_ms INT64_MIN: the pool's", FX_NONE,        \
+      POOL_OK, NULL, F_ERR, ping_ex(g_conn, INT64_MIN, err))                                    \
+    X(cmd_ex_t_m1, "pool_conn_command_ex", "timeout_ms -1: the pool's", FX_NONE, POOL_OK, NULL, \
+      F_ERR, ping_ex(g_conn, -1, err))                                                          \
+    X(cmd_ex_t_0, "pool_conn_command_ex", "timeout_ms 0: none", FX_NONE, POOL_OK, NULL, F_ERR,  \
+      ping_ex(g_conn, 0, err))                                                                  \
+    X(cmd_ex_t_max, "pool_conn_command_ex", "timeout_ms INT64_MAX: as good as none", FX_NONE,   \
+      POOL_OK, NULL, F_ERR, ping_ex(g_conn, INT64_MAX, err))
 
 /* ---- pool_new ---- */
 #define BAD32(X, id, field, v)                                                                  \

@@ -1025,6 +1025,119 @@ static void test_bypass_and_raw_fd(void)
     pool_free(pool);
 }
 
+/* pool_conn_command_ex with NUL-terminated string arguments (at most 32). */
+static pool_reply_t *cmd_ex(pool_conn_t *conn, int64_t timeout_ms, pool_status_t *st,
+                            pool_error_t *err, ...)
+{
+    const char *argv[32];
+    int argc = 0;
+    const char *a;
+    va_list ap;
+    va_start(ap, err);
+    while ((a = va_arg(ap, const char *)) != NULL && argc < 32)
+        argv[argc++] = a;
+    va_end(ap);
+    pool_reply_t *r = NULL;
+    *st = pool_conn_command_ex(conn, argc, argv, NULL, timeout_ms, &r, err);
+    return r;
+}
+
+struct delayed_push {
+    pool_t *pool;
+    pool_status_t st;
+};
+
+/* RPUSH ct:list late, on a conn of its own, 500 ms after it starts. */
+static void *delayed_push_worker(void *arg)
+{
+    struct delayed_push *d = arg;
+    pool_error_t err;
+    pool_conn_t *conn = NULL;
+    d->st = pool_get(d->pool, &conn, &err);
+    if (d->st != POOL_OK)
+        return NULL;
+    sleep_ms(500);
+    const char *argv[] = {"RPUSH", "ct:list", "late"};
+    pool_reply_t *r = NULL;
+    d->st = pool_conn_command(conn, 3, argv, NULL, &r, &err);
+    pool_reply_free(r);
+    pool_put(d->pool, conn);
+    return NULL;
+}
+
+static void test_per_call_timeout(void)
+{
+    section("pool_conn_command_ex: a blocking command with its own read timeout");
+    pool_t *pool = pool_from_url("redis://%s?read_timeout=1000ms&pool_size=2", plain_addr);
+    pool_conn_t *conn = get_conn_or_exit(pool);
+    int64_t id = CMD_INT(conn, "CLIENT", "ID");
+    CMD_INT(conn, "DEL", "ct:empty", "ct:list");
+    pool_reply_t *r = NULL;
+    pool_error_t err;
+    pool_status_t st;
+
+    /* BLPOP 2 with 3000 ms: its nil after ~2 s is a reply, not a timeout. */
+    int64_t t0 = now_ms();
+    r = cmd_ex(conn, 3000, &st, &err, "BLPOP", "ct:empty", "2", (const char *)NULL);
+    int64_t took = now_ms() - t0;
+    CHECK_STATUS(st, POOL_OK, &err);
+    CHECK(r != NULL && r->type == POOL_REPLY_NIL);
+    pool_reply_free(r);
+    CHECK(took >= 1900);
+    if (!CHECK(took < 2900 * slow_factor()))
+        fprintf(stderr, "  BLPOP 2 took %" PRId64 " ms\n", took);
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
+
+    /* 0: no read timeout at all. */
+    r = cmd_ex(conn, 0, &st, &err, "BLPOP", "ct:empty", "1.2", (const char *)NULL);
+    CHECK_STATUS(st, POOL_OK, &err);
+    CHECK(r != NULL && r->type == POOL_REPLY_NIL);
+    pool_reply_free(r);
+    /* < 0: the pool's read timeout, as pool_conn_command. */
+    r = cmd_ex(conn, -1, &st, &err, "PING", (const char *)NULL);
+    CHECK_STATUS(st, POOL_OK, &err);
+    CHECK_REPLY_STR(r, POOL_REPLY_STATUS, "PONG");
+
+    /* Another client pushes after 500 ms: BLPOP returns the element. */
+    struct delayed_push d = {pool, POOL_OK};
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, delayed_push_worker, &d), 0);
+    t0 = now_ms();
+    r = cmd_ex(conn, 6000, &st, &err, "BLPOP", "ct:list", "5", (const char *)NULL);
+    took = now_ms() - t0;
+    pthread_join(th, NULL);
+    CHECK_STATUS(d.st, POOL_OK, &err);
+    CHECK_STATUS(st, POOL_OK, &err);
+    CHECK(r != NULL && r->type == POOL_REPLY_ARRAY && r->elements == 2);
+    if (r != NULL && r->elements == 2) {
+        CHECK_REPLY_STR(r->element[0], POOL_REPLY_STRING, "ct:list");
+        CHECK_REPLY_STR(r->element[1], POOL_REPLY_STRING, "late");
+    }
+    pool_reply_free(r);
+    CHECK(took >= 400);
+    if (!CHECK(took < 4000 * slow_factor()))
+        fprintf(stderr, "  BLPOP with a push took %" PRId64 " ms\n", took);
+    CHECK_EQ(CMD_INT(conn, "CLIENT", "ID"), id); /* the same conn, still good */
+
+    /* BLPOP 3 with 1000 ms: POOL_ERR_IO after ~1 s, and the conn is bad. */
+    t0 = now_ms();
+    r = cmd_ex(conn, 1000, &st, &err, "BLPOP", "ct:empty", "3", (const char *)NULL);
+    took = now_ms() - t0;
+    CHECK_STATUS(st, POOL_ERR_IO, &err);
+    CHECK(r == NULL);
+    CHECK_CONTAINS(err.message, "timeout");
+    CHECK(took >= 950);
+    if (!CHECK(took < 2900 * slow_factor()))
+        fprintf(stderr, "  BLPOP 3 took %" PRId64 " ms\n", took);
+    r = cmd_status(conn, &st, &err, "PING", (const char *)NULL);
+    CHECK_STATUS(st, POOL_ERR_BAD_CONN, &err);
+    CHECK(r == NULL);
+    pool_stats_t before = stats_of(pool);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    CHECK_EQ(stats_of(pool).removed_conns, before.removed_conns + 1);
+    pool_free(pool);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -1047,5 +1160,6 @@ int main(int argc, char **argv)
     test_ping_after_idle_keeps_the_gets_deadline();
     test_overtake_window();
     test_bypass_and_raw_fd();
+    test_per_call_timeout();
     return check_exit_status();
 }
