@@ -773,6 +773,44 @@ pool_status_t pool_conn_command_ex(pool_conn_t *conn,
                                    pool_reply_t **reply_out,
                                    pool_error_t *err_out);
 
+// Sends `ncmds` commands on `conn` in one write, then reads their `ncmds` replies (a
+// pipeline, as hiredis's redisAppendCommandArgv then redisGetReply, or go-redis's
+// Pipeline). Command `i` has `argcs[i]` arguments `argvs[i][j]` of `argvlens[i][j]` bytes;
+// `argvlens` NULL, or `argvlens[i]` NULL, means NUL-terminated strings. `replies_out` is
+// the caller's array of `ncmds` pointers: `replies_out[i]` receives command `i`'s reply,
+// converted as it is read (the caller frees each non-NULL one with pool_reply_free), and
+// `*nreplies_out` how many replies arrived. Each reply is its own: a Redis error reply
+// (WRONGTYPE, ...) is POOL_REPLY_ERROR in its place and the replies after it are read
+// as usual. A transaction is a pipeline too: MULTI, the commands (each answered QUEUED),
+// EXEC, whose reply is the array of their replies, or POOL_REPLY_NIL when a WATCHed key
+// changed (an EXECABORT error reply when a queued command was refused).
+//
+// POOL_OK: all `ncmds` replies arrived. An I/O or protocol failure mid-way (POOL_ERR_IO,
+// POOL_ERR_PROTOCOL, as pool_conn_command's) marks the conn bad; the replies read before
+// it are returned all the same: `*nreplies_out` says how many (the first ones), the other
+// entries are NULL. Out of memory for one reply's tree once it was read whole leaves that
+// entry NULL, reads the rest (the conn stays good) and returns POOL_ERR_PROTOCOL with
+// `*nreplies_out` = ncmds. POOL_ERR_INVALID_ARG (nothing sent, `*nreplies_out` 0) for
+// NULLs, `ncmds` 0 or above 1048576 (2^20), an `argcs[i]` below 1 or above 2^24, or a
+// handle that is not checked out.
+//
+// `timeout_ms` as pool_conn_command_ex's (< 0 the pool's read_timeout_ms, 0 none, > 0
+// this call's): it bounds the reading of all the replies together, counted once from the
+// start of the call, as write_timeout_ms bounds the one write. RESP3 pushes are skipped
+// as by pool_conn_command. On a cluster conn, MOVED and ASK are not followed inside a
+// pipeline: they are returned as error replies in their places, for the caller to send
+// those commands again (pool_conn_command follows them). The thread that holds the conn
+// calls this.
+pool_status_t pool_conn_pipeline(pool_conn_t *conn,
+                                 size_t ncmds,
+                                 const int *argcs,
+                                 const char *const *const *argvs,
+                                 const size_t *const *argvlens,
+                                 int64_t timeout_ms,
+                                 pool_reply_t **replies_out,
+                                 size_t *nreplies_out,
+                                 pool_error_t *err_out);
+
 // The fd for event loops: readable while pool_try_get may find a conn. Made on the
 // first call (an eventfd, non-blocking and close-on-exec); later calls return the same
 // fd. It belongs to the pool: never close it; it stays valid until pool_free.

@@ -324,3 +324,156 @@ unsafe fn command_impl(
         }
     })
 }
+
+/// Upper bound on a pipeline's ncmds: 2^20 commands in one write.
+const MAX_PIPELINE: usize = 1 << 20;
+
+/// Sends `ncmds` commands on `conn` in one write, then reads their `ncmds` replies (a
+/// pipeline, as hiredis's redisAppendCommandArgv then redisGetReply, or go-redis's
+/// Pipeline). Command `i` has `argcs[i]` arguments `argvs[i][j]` of `argvlens[i][j]` bytes;
+/// `argvlens` NULL, or `argvlens[i]` NULL, means NUL-terminated strings. `replies_out` is
+/// the caller's array of `ncmds` pointers: `replies_out[i]` receives command `i`'s reply,
+/// converted as it is read (the caller frees each non-NULL one with pool_reply_free), and
+/// `*nreplies_out` how many replies arrived. Each reply is its own: a Redis error reply
+/// (WRONGTYPE, ...) is POOL_REPLY_ERROR in its place and the replies after it are read
+/// as usual. A transaction is a pipeline too: MULTI, the commands (each answered QUEUED),
+/// EXEC, whose reply is the array of their replies, or POOL_REPLY_NIL when a WATCHed key
+/// changed (an EXECABORT error reply when a queued command was refused).
+///
+/// POOL_OK: all `ncmds` replies arrived. An I/O or protocol failure mid-way (POOL_ERR_IO,
+/// POOL_ERR_PROTOCOL, as pool_conn_command's) marks the conn bad; the replies read before
+/// it are returned all the same: `*nreplies_out` says how many (the first ones), the other
+/// entries are NULL. Out of memory for one reply's tree once it was read whole leaves that
+/// entry NULL, reads the rest (the conn stays good) and returns POOL_ERR_PROTOCOL with
+/// `*nreplies_out` = ncmds. POOL_ERR_INVALID_ARG (nothing sent, `*nreplies_out` 0) for
+/// NULLs, `ncmds` 0 or above 1048576 (2^20), an `argcs[i]` below 1 or above 2^24, or a
+/// handle that is not checked out.
+///
+/// `timeout_ms` as pool_conn_command_ex's (< 0 the pool's read_timeout_ms, 0 none, > 0
+/// this call's): it bounds the reading of all the replies together, counted once from the
+/// start of the call, as write_timeout_ms bounds the one write. RESP3 pushes are skipped
+/// as by pool_conn_command. On a cluster conn, MOVED and ASK are not followed inside a
+/// pipeline: they are returned as error replies in their places, for the caller to send
+/// those commands again (pool_conn_command follows them). The thread that holds the conn
+/// calls this.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn pool_conn_pipeline(
+    conn: *mut pool_conn_t,
+    ncmds: usize,
+    argcs: *const c_int,
+    argvs: *const *const *const c_char,
+    argvlens: *const *const usize,
+    timeout_ms: i64,
+    replies_out: *mut *mut pool_reply_t,
+    nreplies_out: *mut usize,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_conn_pipeline"), {
+        if nreplies_out.is_null() {
+            return invalid(err_out, "nreplies_out: NULL");
+        }
+        // SAFETY: checked non-NULL; the caller passes a writable pointer.
+        unsafe { *nreplies_out = 0 };
+        if replies_out.is_null() {
+            return invalid(err_out, "replies_out: NULL");
+        }
+        if ncmds == 0 || ncmds > MAX_PIPELINE {
+            return invalid(
+                err_out,
+                &format!("ncmds: {ncmds} (must be at least 1 and at most {MAX_PIPELINE})"),
+            );
+        }
+        for i in 0..ncmds {
+            // SAFETY: per the header `replies_out` has `ncmds` writable entries.
+            unsafe { *replies_out.add(i) = std::ptr::null_mut() };
+        }
+        if conn.is_null() {
+            return invalid(err_out, "conn: NULL");
+        }
+        if argcs.is_null() {
+            return invalid(err_out, "argcs: NULL");
+        }
+        if argvs.is_null() {
+            return invalid(err_out, "argvs: NULL");
+        }
+        let mut flat: Vec<&[u8]> = Vec::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(ncmds);
+        for i in 0..ncmds {
+            // SAFETY: per the header `argcs` and `argvs` have `ncmds` entries.
+            let (argc, argv) = unsafe { (*argcs.add(i), *argvs.add(i)) };
+            if !(1..=MAX_ARGS).contains(&argc) {
+                return invalid(
+                    err_out,
+                    &format!("argcs[{i}]: {argc} (must be at least 1 and at most {MAX_ARGS})"),
+                );
+            }
+            if argv.is_null() {
+                return invalid(err_out, &format!("argvs[{i}]: NULL"));
+            }
+            let lens = if argvlens.is_null() {
+                std::ptr::null()
+            } else {
+                // SAFETY: per the header a non-NULL `argvlens` has `ncmds` entries.
+                unsafe { *argvlens.add(i) }
+            };
+            for j in 0..argc as usize {
+                // SAFETY: per the header `argvs[i]` has `argcs[i]` entries.
+                let p = unsafe { *argv.add(j) };
+                if p.is_null() {
+                    return invalid(err_out, &format!("argvs[{i}][{j}]: NULL"));
+                }
+                let arg = if lens.is_null() {
+                    // SAFETY: without lengths, each argument is NUL-terminated per the header.
+                    unsafe { CStr::from_ptr(p) }.to_bytes()
+                } else {
+                    // SAFETY: per the header `argvlens[i]` has `argcs[i]` entries and
+                    // argvs[i][j] is readable for argvlens[i][j] bytes.
+                    unsafe { std::slice::from_raw_parts(p.cast::<u8>(), *lens.add(j)) }
+                };
+                flat.push(arg);
+            }
+            ends.push(flat.len());
+        }
+        let mut start = 0;
+        let cmds: Vec<&[&[u8]]> = ends
+            .iter()
+            .map(|&end| {
+                let c = &flat[start..end];
+                start = end;
+                c
+            })
+            .collect();
+        let read = match timeout_ms {
+            ..0 => None,
+            0 => Some(None),
+            ms => Some(Some(Duration::from_millis(ms as u64))),
+        };
+        let mut n = 0usize;
+        let mut oom = false;
+        let result = conn_table::with(conn_bits(conn), |e| {
+            e.conn.pipeline(&cmds, read, &mut |reply| {
+                match into_c(reply) {
+                    // SAFETY: n < ncmds: the conn hands over one reply per command.
+                    Some(r) => unsafe { *replies_out.add(n) = r },
+                    None => oom = true,
+                }
+                n += 1;
+            })
+        });
+        // SAFETY: checked non-NULL above.
+        unsafe { *nreplies_out = n };
+        match result {
+            None => invalid(
+                err_out,
+                "conn: not a checked-out conn (already put or removed?)",
+            ),
+            Some(Err((_, e))) => fail(err_out, &e),
+            Some(Ok(())) if oom => fail(
+                err_out,
+                &Error::Protocol("out of memory: a reply could not be handed over".into()),
+            ),
+            Some(Ok(())) => POOL_OK,
+        }
+    })
+}

@@ -284,6 +284,98 @@ impl Conn {
         self.command_full(args, None, Some(read))
     }
 
+    /// Sends `cmds` in one write, then reads one reply per command, handing each to
+    /// `on_reply` as it arrives (a Redis error reply is a reply: it does not stop the
+    /// rest). `read` (when Some) is the call's read timeout instead of the pool's (None
+    /// inside = none); both deadlines are counted once from the start, for the whole
+    /// pipeline. A failure mid-way marks the conn broken and says how many replies were
+    /// handed over before it. Replies are not followed for cluster redirects.
+    pub fn pipeline(
+        &mut self,
+        cmds: &[&[&[u8]]],
+        read: Option<Option<Duration>>,
+        on_reply: &mut dyn FnMut(Reply),
+    ) -> Result<(), (usize, Error)> {
+        if let Some(why) = &self.s.broken {
+            return Err((0, Error::BadConn(why.to_string())));
+        }
+        if self.is_inherited() {
+            return Err((
+                0,
+                Error::BadConn(
+                    "the conn was opened before fork(): the parent process owns its session".into(),
+                ),
+            ));
+        }
+        let fd = self.fd();
+        if self.s.peek != 0 {
+            self.check_in_step(fd).map_err(|e| (0, e))?;
+        }
+        let (rt, wt) = self.timeouts();
+        let now = Instant::now();
+        let read = io::Deadline::after_from(now, read.unwrap_or(rt));
+        let write = io::Deadline::after_from(now, wt);
+        let limits = self.s.reply_limits;
+        let resp3 = self.s.resp3;
+        let pushes = |i: usize| match (resp3, cmds[i].first()) {
+            (false, _) => io::Pushes::Refuse,
+            (true, Some(name)) if replies_are_pushes(name) => io::Pushes::Return,
+            (true, _) => io::Pushes::Skip,
+        };
+        let close_on_readonly = self.s.close_on_readonly;
+        let mut readonly = false;
+        let mut each = |reply: Reply| {
+            if close_on_readonly && matches!(&reply, Reply::Error(e) if e.starts_with(b"READONLY"))
+            {
+                readonly = true;
+            }
+            on_reply(reply)
+        };
+        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        let res = io::pipeline_each(
+            fd,
+            &mut cio.parser,
+            &mut cio.out,
+            cmds,
+            read,
+            write,
+            &pushes,
+            &mut each,
+        );
+        match res {
+            Ok(()) => {
+                let mut stray = false;
+                while resp3 && !cio.parser.is_clean() {
+                    match cio.parser.next_reply() {
+                        Ok(Some(Reply::Push(_))) => {}
+                        Ok(None) => break,
+                        Ok(Some(_)) | Err(_) => {
+                            stray = true;
+                            break;
+                        }
+                    }
+                }
+                if stray || !cio.parser.is_clean() {
+                    self.s.broken = Some("unexpected bytes after a reply".into());
+                } else if readonly {
+                    self.s.broken = Some(READONLY_REASON.into());
+                }
+                Ok(())
+            }
+            Err((n, e)) => {
+                let msg = e.to_string();
+                self.s.broken = Some(msg.as_str().into());
+                Err((
+                    n,
+                    match e {
+                        IoError::Protocol(_) | IoError::PushOnResp2 => Error::Protocol(msg),
+                        _ => Error::Io(msg),
+                    },
+                ))
+            }
+        }
+    }
+
     /// `command_until`, with `read_override` (when Some) as the read timeout of this call.
     fn command_full(
         &mut self,

@@ -148,6 +148,45 @@ pub fn pipeline(
     Ok(replies)
 }
 
+/// `pipeline`, handing each reply to `on_reply` as it is read instead of collecting them
+/// (a pipeline's replies are not buffered twice). `pushes(i)` says what the `i`-th
+/// command does with RESP3 pushes that come where its reply should (as `command_with`).
+/// On failure, the error and how many replies were handed over before it.
+#[allow(clippy::too_many_arguments)]
+pub fn pipeline_each(
+    fd: RawFd,
+    parser: &mut Parser,
+    out_buf: &mut Vec<u8>,
+    cmds: &[&[&[u8]]],
+    read: Option<Deadline>,
+    write: Option<Deadline>,
+    pushes: &dyn Fn(usize) -> Pushes,
+    on_reply: &mut dyn FnMut(Reply),
+) -> Result<(), (usize, IoError)> {
+    out_buf.clear();
+    for args in cmds {
+        encode_command(out_buf, args);
+    }
+    write_until(fd, out_buf, write).map_err(|e| (0, e))?;
+    for i in 0..cmds.len() {
+        let mut reply = read_until(fd, parser, read, i == 0).map_err(|e| (i, e))?;
+        while matches!(reply, Reply::Push(_)) {
+            match pushes(i) {
+                Pushes::Return => break,
+                Pushes::Refuse => return Err((i, IoError::PushOnResp2)),
+                Pushes::Skip => {}
+            }
+            // As in `command_with`: a flood of buffered pushes is cut by the deadline.
+            if Deadline::passed(read) {
+                return Err((i, timeout("read", read)));
+            }
+            reply = read_until(fd, parser, read, false).map_err(|e| (i, e))?;
+        }
+        on_reply(reply);
+    }
+    Ok(())
+}
+
 /// How `command` waits for the reply it has just asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyWait {

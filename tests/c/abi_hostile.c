@@ -282,6 +282,51 @@ static int64_t cmd_ex_args(int argc, const char *const *argv, int with_reply, po
     return rc;
 }
 
+/* pool_conn_pipeline of PING, ECHO x on `c` with hostile arguments: `which` picks what is
+   broken (0: nothing). The replies that came are checked and freed. */
+static int64_t pipe_case(pool_conn_t *c, int which, size_t ncmds, pool_error_t *err)
+{
+    static const char *const ping[] = {"PING"};
+    static const char *const echo[] = {"ECHO", "x"};
+    static const char *const echo_null[] = {"ECHO", NULL};
+    static const size_t ping_len[] = {4};
+    int argcs[2] = {1, 2};
+    const char *const *argvs[2] = {ping, echo};
+    const size_t *lens[2] = {ping_len, NULL}; /* mixed: lengths, then NUL-terminated */
+    pool_reply_t *replies[2] = {(pool_reply_t *)1, (pool_reply_t *)1};
+    size_t n = 77;
+    if (which == 3)
+        argcs[1] = 0;
+    if (which == 4)
+        argcs[1] = INT_MIN;
+    if (which == 5)
+        argvs[1] = NULL;
+    if (which == 6)
+        argvs[1] = echo_null;
+    pool_status_t rc = pool_conn_pipeline(c, ncmds, which == 1 ? NULL : argcs,
+                                          which == 2 ? NULL : argvs, which == 9 ? NULL : lens,
+                                          1000, which == 7 ? NULL : replies,
+                                          which == 8 ? NULL : &n, err);
+    if (which == 8)
+        return rc;
+    CHECK(n <= 2);
+    if (rc != POOL_OK) {
+        CHECK_EQ(n, 0);
+        if (which != 7 && ncmds <= 2)
+            for (size_t i = 0; i < ncmds; i++)
+                CHECK(replies[i] == NULL);
+        return rc;
+    }
+    CHECK_EQ(n, 2);
+    if (CHECK(replies[0] != NULL && replies[1] != NULL)) {
+        CHECK(replies[0]->type == POOL_REPLY_STATUS && strcmp(replies[0]->str, "PONG") == 0);
+        CHECK(replies[1]->type == POOL_REPLY_STRING && strcmp(replies[1]->str, "x") == 0);
+    }
+    pool_reply_free(replies[0]);
+    pool_reply_free(replies[1]);
+    return rc;
+}
+
 /* A normal get, PING and put on `pool` give `want_get` and then work: nothing was lost. */
 static void check_get_put_works(pool_t *pool, pool_status_t want_get)
 {
@@ -1228,6 +1273,8 @@ typedef struct hcase {
     X(id##_cmd, "pool_conn_command", label, fixture, INV, cmd_msg, F_ERR, ping_cmd(H, err))    \
     X(id##_cmd_ex, "pool_conn_command_ex", label, fixture, INV, cmd_msg, F_ERR,                \
       ping_ex(H, 1000, err))                                                                   \
+    X(id##_pipe, "pool_conn_pipeline", label, fixture, INV, cmd_msg, F_ERR,                    \
+      pipe_case(H, 0, 2, err))                                                                 \
     X(id##_put, "pool_put", label, fixture, INV, NULL, 0, pool_put(g_pool, H))                 \
     X(id##_remove, "pool_remove", label, fixture, INV, NULL, 0, pool_remove(g_pool, H, "x"))   \
     X(id##_remove_nr, "pool_remove", label ", reason NULL", fixture, INV, NULL, 0,             \
@@ -1313,7 +1360,33 @@ typedef struct hcase {
     X(cmd_ex_t_0, "pool_conn_command_ex", "timeout_ms 0: none", FX_NONE, POOL_OK, NULL, F_ERR,  \
       ping_ex(g_conn, 0, err))                                                                  \
     X(cmd_ex_t_max, "pool_conn_command_ex", "timeout_ms INT64_MAX: as good as none", FX_NONE,   \
-      POOL_OK, NULL, F_ERR, ping_ex(g_conn, INT64_MAX, err))
+      POOL_OK, NULL, F_ERR, ping_ex(g_conn, INT64_MAX, err))                                    \
+    X(pipe_ok, "pool_conn_pipeline", "PING + ECHO, lengths for one, NUL-terminated the other",  \
+      FX_NONE, POOL_OK, NULL, F_ERR, pipe_case(g_conn, 0, 2, err))                              \
+    X(pipe_no_lens, "pool_conn_pipeline", "argvlens NULL", FX_NONE, POOL_OK, NULL, F_ERR,       \
+      pipe_case(g_conn, 9, 2, err))                                                             \
+    X(pipe_n0, "pool_conn_pipeline", "ncmds 0", FX_NONE, INV, "ncmds", F_ERR,                   \
+      pipe_case(g_conn, 0, 0, err))                                                             \
+    X(pipe_n_big, "pool_conn_pipeline", "ncmds 2^20 + 1: the message says the limit", FX_NONE,  \
+      INV, "at most 1048576", F_ERR, pipe_case(g_conn, 0, ((size_t)1 << 20) + 1, err))          \
+    X(pipe_n_max, "pool_conn_pipeline", "ncmds SIZE_MAX", FX_NONE, INV, "ncmds", F_ERR,         \
+      pipe_case(g_conn, 0, SIZE_MAX, err))                                                      \
+    X(pipe_argcs_null, "pool_conn_pipeline", "argcs NULL", FX_NONE, INV, "argcs", F_ERR,        \
+      pipe_case(g_conn, 1, 2, err))                                                             \
+    X(pipe_argvs_null, "pool_conn_pipeline", "argvs NULL", FX_NONE, INV, "argvs", F_ERR,        \
+      pipe_case(g_conn, 2, 2, err))                                                             \
+    X(pipe_argc0, "pool_conn_pipeline", "argcs[1] 0", FX_NONE, INV, "argcs[1]", F_ERR,          \
+      pipe_case(g_conn, 3, 2, err))                                                             \
+    X(pipe_argc_min, "pool_conn_pipeline", "argcs[1] INT_MIN", FX_NONE, INV, "argcs[1]", F_ERR, \
+      pipe_case(g_conn, 4, 2, err))                                                             \
+    X(pipe_argv1_null, "pool_conn_pipeline", "argvs[1] NULL", FX_NONE, INV, "argvs[1]", F_ERR,  \
+      pipe_case(g_conn, 5, 2, err))                                                             \
+    X(pipe_arg_null, "pool_conn_pipeline", "argvs[1][1] NULL", FX_NONE, INV, "argvs[1][1]",     \
+      F_ERR, pipe_case(g_conn, 6, 2, err))                                                      \
+    X(pipe_replies_null, "pool_conn_pipeline", "replies_out NULL", FX_NONE, INV, "replies_out", \
+      F_ERR, pipe_case(g_conn, 7, 2, err))                                                      \
+    X(pipe_n_null, "pool_conn_pipeline", "nreplies_out NULL", FX_NONE, INV, "nreplies_out",     \
+      F_ERR, pipe_case(g_conn, 8, 2, err))
 
 /* ---- pool_new ---- */
 #define BAD32(X, id, field, v)                                                                  \

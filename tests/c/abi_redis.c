@@ -1138,6 +1138,143 @@ static void test_per_call_timeout(void)
     pool_free(pool);
 }
 
+/* A pipeline of up to 256 commands of NUL-terminated strings, each at most 4 arguments. */
+typedef struct pipe {
+    size_t n;
+    int argcs[256];
+    const char *args[256][4];
+    const char *const *argvs[256];
+    char bufs[256][2][32];
+    pool_reply_t *replies[256];
+    size_t nreplies;
+    pool_error_t err;
+} pipe_t;
+
+static void pipe_add(pipe_t *p, const char *a0, const char *a1, const char *a2)
+{
+    size_t i = p->n++;
+    p->args[i][0] = a0;
+    p->args[i][1] = a1;
+    p->args[i][2] = a2;
+    p->argcs[i] = a2 != NULL ? 3 : a1 != NULL ? 2 : 1;
+    p->argvs[i] = p->args[i];
+}
+
+static pool_status_t pipe_run(pool_conn_t *conn, pipe_t *p, int64_t timeout_ms)
+{
+    return pool_conn_pipeline(conn, p->n, p->argcs, p->argvs, NULL, timeout_ms, p->replies,
+                              &p->nreplies, &p->err);
+}
+
+static void pipe_free(pipe_t *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        pool_reply_free(p->replies[i]);
+    p->n = 0;
+}
+
+static void pipeline_on(const char *url_fmt)
+{
+    pool_t *pool = pool_from_url(url_fmt, plain_addr);
+    pool_conn_t *conn = get_conn_or_exit(pool);
+    static pipe_t p;
+    memset(&p, 0, sizeof p);
+
+    /* 100 SETs, a WRONGTYPE in the middle, 100 GETs: every reply in its place. */
+    for (int i = 0; i < 100; i++) {
+        snprintf(p.bufs[i][0], 32, "pl:k%d", i);
+        snprintf(p.bufs[i][1], 32, "v%d", i);
+        pipe_add(&p, "SET", p.bufs[i][0], p.bufs[i][1]);
+    }
+    pipe_add(&p, "LPUSH", "pl:k0", "x");
+    for (int i = 0; i < 100; i++)
+        pipe_add(&p, "GET", p.bufs[i][0], NULL);
+    CHECK_STATUS(pipe_run(conn, &p, -1), POOL_OK, &p.err);
+    CHECK_EQ(p.nreplies, 201);
+    for (int i = 0; i < 100; i++) {
+        CHECK_REPLY_STR(p.replies[i], POOL_REPLY_STATUS, "OK");
+        CHECK_REPLY_STR(p.replies[101 + i], POOL_REPLY_STRING, p.bufs[i][1]);
+    }
+    CHECK(p.replies[100] != NULL && p.replies[100]->type == POOL_REPLY_ERROR &&
+          strncmp(p.replies[100]->str, "WRONGTYPE", 9) == 0);
+    pipe_free(&p);
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
+
+    /* MULTI / SET / INCR / EXEC: EXEC's reply is the array of theirs. */
+    pipe_add(&p, "MULTI", NULL, NULL);
+    pipe_add(&p, "SET", "pl:t", "1");
+    pipe_add(&p, "INCR", "pl:t", NULL);
+    pipe_add(&p, "EXEC", NULL, NULL);
+    CHECK_STATUS(pipe_run(conn, &p, -1), POOL_OK, &p.err);
+    CHECK_EQ(p.nreplies, 4);
+    CHECK_REPLY_STR(p.replies[0], POOL_REPLY_STATUS, "OK");
+    CHECK_REPLY_STR(p.replies[1], POOL_REPLY_STATUS, "QUEUED");
+    CHECK_REPLY_STR(p.replies[2], POOL_REPLY_STATUS, "QUEUED");
+    pool_reply_t *exec = p.replies[3];
+    CHECK(exec != NULL && exec->type == POOL_REPLY_ARRAY && exec->elements == 2);
+    if (exec != NULL && exec->elements == 2) {
+        CHECK_REPLY_STR(exec->element[0], POOL_REPLY_STATUS, "OK");
+        CHECK(exec->element[1]->type == POOL_REPLY_INTEGER && exec->element[1]->integer == 2);
+    }
+    pipe_free(&p);
+
+    /* WATCH, another client changes the key, then MULTI/SET/EXEC: EXEC is nil, not an
+       error. */
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "OK", "WATCH", "pl:w");
+    pool_conn_t *other = get_conn_or_exit(pool);
+    EXPECT_STR(other, POOL_REPLY_STATUS, "OK", "SET", "pl:w", "theirs");
+    CHECK_EQ(pool_put(pool, other), POOL_OK);
+    pipe_add(&p, "MULTI", NULL, NULL);
+    pipe_add(&p, "SET", "pl:w", "mine");
+    pipe_add(&p, "EXEC", NULL, NULL);
+    CHECK_STATUS(pipe_run(conn, &p, -1), POOL_OK, &p.err);
+    CHECK_EQ(p.nreplies, 3);
+    CHECK(p.replies[2] != NULL && p.replies[2]->type == POOL_REPLY_NIL);
+    pipe_free(&p);
+    EXPECT_STR(conn, POOL_REPLY_STRING, "theirs", "GET", "pl:w");
+    /* A refused command inside MULTI: EXEC is an EXECABORT error reply instead. */
+    pipe_add(&p, "MULTI", NULL, NULL);
+    pipe_add(&p, "NOSUCHCOMMAND", NULL, NULL);
+    pipe_add(&p, "EXEC", NULL, NULL);
+    CHECK_STATUS(pipe_run(conn, &p, -1), POOL_OK, &p.err);
+    CHECK_EQ(p.nreplies, 3);
+    CHECK(p.replies[1] != NULL && p.replies[1]->type == POOL_REPLY_ERROR);
+    CHECK(p.replies[2] != NULL && p.replies[2]->type == POOL_REPLY_ERROR &&
+          strncmp(p.replies[2]->str, "EXECABORT", 9) == 0);
+    pipe_free(&p);
+
+    /* ncmds 0: refused, nothing sent. */
+    p.nreplies = 99;
+    CHECK_STATUS(pipe_run(conn, &p, -1), POOL_ERR_INVALID_ARG, &p.err);
+    CHECK_CONTAINS(p.err.message, "ncmds");
+    CHECK_EQ(p.nreplies, 0);
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
+
+    /* A timeout mid-way: the replies before it are returned, the conn is bad. */
+    pipe_add(&p, "SET", "pl:a", "1");
+    pipe_add(&p, "BLPOP", "pl:none", "5");
+    pipe_add(&p, "GET", "pl:a", NULL);
+    CHECK_STATUS(pipe_run(conn, &p, 500), POOL_ERR_IO, &p.err);
+    CHECK_EQ(p.nreplies, 1);
+    CHECK_REPLY_STR(p.replies[0], POOL_REPLY_STATUS, "OK");
+    CHECK(p.replies[1] == NULL && p.replies[2] == NULL);
+    pipe_free(&p);
+    pool_error_t err;
+    pool_status_t st;
+    pool_reply_t *r = cmd_status(conn, &st, &err, "PING", (const char *)NULL);
+    CHECK_STATUS(st, POOL_ERR_BAD_CONN, &err);
+    CHECK(r == NULL);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    pool_free(pool);
+}
+
+static void test_pipeline(void)
+{
+    section("pool_conn_pipeline: replies in place, MULTI/EXEC, WATCH's nil, a failure mid-way");
+    pipeline_on("redis://%s?pool_size=2");
+    pipeline_on("redis://%s?pool_size=2&protocol=3");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -1161,5 +1298,6 @@ int main(int argc, char **argv)
     test_overtake_window();
     test_bypass_and_raw_fd();
     test_per_call_timeout();
+    test_pipeline();
     return check_exit_status();
 }
