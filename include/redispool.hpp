@@ -396,7 +396,21 @@ public:
     template <class Args> Reply command(const Args &args) {
         return command_nothrow(args).value();
     }
+    /// command() with this call's own read timeout (pool_conn_command_ex), in place of
+    /// the pool's: for blocking commands, e.g. command({"BLPOP", key, "5"},
+    /// std::chrono::seconds(6)) on a pool whose read timeout is 1 s. 0 = none,
+    /// negative = the pool's.
+    Reply command(std::initializer_list<std::string_view> args,
+                  std::chrono::milliseconds read_timeout) {
+        return command_nothrow(args, read_timeout).value();
+    }
 #endif
+
+    /// command(args, read_timeout) without exceptions.
+    Result<Reply> command_nothrow(std::initializer_list<std::string_view> args,
+                                  std::chrono::milliseconds read_timeout) noexcept {
+        return run(args.begin(), args.size(), static_cast<int64_t>(read_timeout.count()));
+    }
 
     /// command() without exceptions.
     Result<Reply> command_nothrow(std::initializer_list<std::string_view> args) noexcept {
@@ -447,7 +461,7 @@ public:
     pool_cluster_t *cluster() const noexcept { return cluster_; }
 
 private:
-    Result<Reply> run(const std::string_view *args, size_t n) noexcept {
+    Result<Reply> run(const std::string_view *args, size_t n, int64_t timeout_ms = -1) noexcept {
         if (n == 0 || n > static_cast<size_t>(INT_MAX)) {
             return Error(POOL_ERR_INVALID_ARG, "redispool: a command needs 1 to INT_MAX arguments");
         }
@@ -473,7 +487,8 @@ private:
         pool_reply_t *reply = nullptr;
         pool_error_t err = detail::empty_error();
         pool_status_t rc =
-            pool_conn_command(conn_, static_cast<int>(n), ptrs, lens, &reply, &err);
+            pool_conn_command_ex(conn_, static_cast<int>(n), ptrs, lens, timeout_ms, &reply,
+                                 &err);
         if (rc != POOL_OK) {
             Error error = detail::make_error(rc, err);
             if (rc == POOL_ERR_IO || rc == POOL_ERR_PROTOCOL || rc == POOL_ERR_BAD_CONN) {

@@ -867,6 +867,7 @@ fn cpp_wrapper_against_real_redis() {
         "ok   timeout.has_value() && timeout->code() == POOL_ERR_TIMEOUT\n",
         "ok   e.has_value() && e->code() == POOL_ERR_CANCELED\n",
         "ok   !a && a.id() == 0 && a.fd() == -1 && a.native() == nullptr\n",
+        "ok   nil.is_nil() && !fresh.bad()\n",
     ] {
         assert_stdout_has(&output, line);
     }

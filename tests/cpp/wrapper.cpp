@@ -151,6 +151,13 @@ static void failed_command_marks_bad(const std::string &base) {
     // The pool dials a fresh conn for the next get.
     Conn fresh = pool.get();
     CHECK(fresh.command({"PING"}).str() == "PONG");
+
+    section("A blocking command with its own read timeout keeps the conn good");
+    // BLPOP 1 (s) with a 3 s read timeout on a 200 ms pool: nil, conn still good.
+    Reply nil = fresh.command({"BLPOP", "cpp:never", "1"}, std::chrono::milliseconds(3000));
+    CHECK(nil.is_nil() && !fresh.bad());
+    auto late = fresh.command_nothrow({"BLPOP", "cpp:never", "2"}, std::chrono::milliseconds(500));
+    CHECK(!late.ok() && late.code() == POOL_ERR_IO && fresh.bad());
 }
 
 static void exceptions(const std::string &base) {
