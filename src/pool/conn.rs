@@ -289,7 +289,9 @@ impl Conn {
     /// rest). `read` (when Some) is the call's read timeout instead of the pool's (None
     /// inside = none); both deadlines are counted once from the start, for the whole
     /// pipeline. A failure mid-way marks the conn broken and says how many replies were
-    /// handed over before it. Replies are not followed for cluster redirects.
+    /// handed over before it. Replies are not followed for cluster redirects. A HELLO in
+    /// the pipeline switches the protocol the conn expects from the next call on (pushes
+    /// inside this pipeline are judged by the protocol it started with).
     pub fn pipeline(
         &mut self,
         cmds: &[&[&[u8]]],
@@ -324,11 +326,26 @@ impl Conn {
         };
         let close_on_readonly = self.s.close_on_readonly;
         let mut readonly = false;
+        // A HELLO inside the pipeline switches the protocol for the commands after it (as
+        // in `command`: a map reply is RESP3's, an array RESP2's).
+        let mut hello: Option<bool> = None;
+        let mut i = 0;
         let mut each = |reply: Reply| {
             if close_on_readonly && matches!(&reply, Reply::Error(e) if e.starts_with(b"READONLY"))
             {
                 readonly = true;
             }
+            if cmds[i]
+                .first()
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"HELLO"))
+            {
+                match reply {
+                    Reply::Map(_) => hello = Some(true),
+                    Reply::Array(_) => hello = Some(false),
+                    _ => {}
+                }
+            }
+            i += 1;
             on_reply(reply)
         };
         let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
@@ -359,6 +376,9 @@ impl Conn {
                     self.s.broken = Some("unexpected bytes after a reply".into());
                 } else if readonly {
                     self.s.broken = Some(READONLY_REASON.into());
+                }
+                if let Some(resp3) = hello {
+                    self.s.resp3 = resp3;
                 }
                 Ok(())
             }

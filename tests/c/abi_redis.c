@@ -1097,6 +1097,7 @@ static void test_per_call_timeout(void)
     r = cmd_ex(conn, -1, &st, &err, "PING", (const char *)NULL);
     CHECK_STATUS(st, POOL_OK, &err);
     CHECK_REPLY_STR(r, POOL_REPLY_STATUS, "PONG");
+    pool_reply_free(r);
 
     /* Another client pushes after 500 ms: BLPOP returns the element. */
     struct delayed_push d = {pool, POOL_OK};
@@ -1248,6 +1249,19 @@ static void pipeline_on(const char *url_fmt)
     CHECK_STATUS(pipe_run(conn, &p, -1), POOL_ERR_INVALID_ARG, &p.err);
     CHECK_CONTAINS(p.err.message, "ncmds");
     CHECK_EQ(p.nreplies, 0);
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
+
+    /* HELLO 3 inside a pipeline: the conn expects RESP3 afterwards, so a client tracking
+       invalidation push is skipped, not a protocol error. */
+    pipe_add(&p, "HELLO", "3", NULL);
+    pipe_add(&p, "CLIENT", "TRACKING", "ON");
+    pipe_add(&p, "GET", "pl:trk", NULL);
+    CHECK_STATUS(pipe_run(conn, &p, -1), POOL_OK, &p.err);
+    CHECK(p.nreplies == 3 && p.replies[0] != NULL && p.replies[0]->type == POOL_REPLY_MAP);
+    pipe_free(&p);
+    other = get_conn_or_exit(pool);
+    EXPECT_STR(other, POOL_REPLY_STATUS, "OK", "SET", "pl:trk", "changed");
+    CHECK_EQ(pool_put(pool, other), POOL_OK);
     EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
 
     /* A timeout mid-way: the replies before it are returned, the conn is bad. */
