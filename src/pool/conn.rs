@@ -109,6 +109,11 @@ const SESSION_DB: u8 = 8;
 /// sends: CLIENT REPLY OFF|SKIP, HELLO, AUTH, RESET (which undoes the set-up).
 const SESSION_OTHER: u8 = 16;
 
+/// Why a conn given back was closed when `Conn::session_changed`.
+pub(crate) const SESSION_CHANGED_REASON: &str = "commands on the conn changed the session the \
+     pool set up (subscribe mode, MULTI, WATCH, SELECT, CLIENT REPLY, HELLO, AUTH or RESET): \
+     it was closed when given back";
+
 /// The `broken_reason` of a conn that got a READONLY error reply on a pool that follows
 /// failovers; `ConnPool::remove` recognises it by this prefix.
 pub(crate) const READONLY_REASON: &str =
@@ -376,6 +381,9 @@ impl Conn {
             (true, true) => io::Pushes::Skip,
             (true, false) => io::Pushes::Return,
         };
+        // Before the command is sent: one that fails (CLIENT REPLY SKIP has no reply, so it
+        // times out) may still have changed the session.
+        self.s.session = track_session(self.s.session, self.s.session_db, args);
         let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
         let res = io::command_with(
             fd,
@@ -389,7 +397,6 @@ impl Conn {
         );
         match res {
             Ok(reply) => {
-                self.s.session = track_session(self.s.session, self.s.session_db, args);
                 let mut stray = false;
                 // Pushes right behind the reply, in the same read, are skipped as well; a
                 // reply nobody asked for means the conn is out of step.

@@ -18,7 +18,7 @@ use std::time::Instant;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::cancel::CancelToken;
-use super::conn::Conn;
+use super::conn::{Conn, SESSION_CHANGED_REASON};
 use super::error::{Error, Result};
 use super::fork;
 use super::notify::Notifier;
@@ -346,7 +346,7 @@ impl OneConn {
             // is not the one the pool set up.
             let why = conn
                 .broken_reason()
-                .unwrap_or("the session was changed")
+                .unwrap_or(SESSION_CHANGED_REASON)
                 .to_owned();
             drop(st);
             return self.remove(conn, Some(&why));
