@@ -587,3 +587,53 @@ impl fmt::Debug for Conn {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(bits: u8, args: &[&str]) -> u8 {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        track_session(bits, 2, &a)
+    }
+
+    #[test]
+    fn session_tracking_by_command_name() {
+        for plain in [
+            &["GET", "k"][..],
+            &["SET", "k", "v"],
+            &["HSET", "h", "f", "v"],
+            &["SUBSCRIBEX"],
+            &["CLIENT", "REPLY", "ON"],
+            &["CLIENT", "INFO"],
+            &["SELECT", "2"],
+            &["PUBLISH", "c", "m"],
+            &[],
+        ] {
+            assert_eq!(track(0, plain), 0, "{plain:?}");
+        }
+        assert_eq!(track(0, &["subscribe", "c"]), SESSION_SUBSCRIBED);
+        assert_eq!(track(0, &["SSubscribe", "c"]), SESSION_SUBSCRIBED);
+        assert_eq!(track(0, &["PSUBSCRIBE", "c*"]), SESSION_SUBSCRIBED);
+        assert_eq!(track(0, &["Multi"]), SESSION_MULTI);
+        assert_eq!(track(0, &["WATCH", "k"]), SESSION_WATCH);
+        assert_eq!(track(SESSION_MULTI | SESSION_WATCH, &["exec"]), 0);
+        assert_eq!(track(SESSION_MULTI | SESSION_WATCH, &["DISCARD"]), 0);
+        assert_eq!(
+            track(SESSION_MULTI | SESSION_WATCH, &["UNWATCH"]),
+            SESSION_MULTI
+        );
+        assert_eq!(track(0, &["SELECT", "0"]), SESSION_DB);
+        assert_eq!(track(0, &["SELECT", "x"]), SESSION_DB);
+        assert_eq!(track(SESSION_DB, &["select", "2"]), 0);
+        assert_eq!(track(0, &["client", "reply", "skip"]), SESSION_OTHER);
+        assert_eq!(track(0, &["CLIENT", "REPLY", "OFF"]), SESSION_OTHER);
+        for other in ["HELLO", "AUTH", "RESET"] {
+            assert_eq!(track(0, &[other]), SESSION_OTHER, "{other}");
+        }
+        assert_eq!(
+            track(SESSION_SUBSCRIBED, &["UNSUBSCRIBE"]),
+            SESSION_SUBSCRIBED
+        );
+    }
+}
