@@ -135,18 +135,26 @@ fn replies_are_pushes(name: &[u8]) -> bool {
 /// The new `ConnState::session` bits after `args` was sent and answered on a conn whose
 /// bits were `bits` and whose set-up selected `session_db`. Most commands are neither of
 /// the few that change the session: a length and first-letter test turns them away
-/// before any name is compared.
+/// (GET, SET, PING, HGET, ...) before any name is compared.
 #[inline]
 fn track_session(bits: u8, session_db: u32, args: &[&[u8]]) -> u8 {
     let Some(name) = args.first() else {
         return bits;
     };
-    if !(4..=10).contains(&name.len())
-        || !matches!(
-            name[0] | 0x20,
-            b'a' | b'c' | b'd' | b'e' | b'h' | b'm' | b'p' | b'r' | b's' | b'u' | b'w'
-        )
-    {
+    let Some(&first) = name.first() else {
+        return bits;
+    };
+    // (length, first letter) of AUTH, EXEC, HELLO, MULTI, RESET, WATCH, CLIENT, SELECT,
+    // DISCARD, UNWATCH, SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE.
+    if !matches!(
+        (name.len(), first | 0x20),
+        (4, b'a' | b'e')
+            | (5, b'h' | b'm' | b'r' | b'w')
+            | (6, b'c' | b's')
+            | (7, b'd' | b'u')
+            | (9, b's')
+            | (10, b'p' | b's')
+    ) {
         return bits;
     }
     track_session_named(bits, session_db, name, args)
@@ -608,6 +616,9 @@ mod tests {
             &["CLIENT", "INFO"],
             &["SELECT", "2"],
             &["PUBLISH", "c", "m"],
+            &["PING"],
+            &["EXISTS", "k"],
+            &[""],
             &[],
         ] {
             assert_eq!(track(0, plain), 0, "{plain:?}");
