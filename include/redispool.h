@@ -370,6 +370,13 @@ struct pool_stats {
   // Leak detection: conns given back (put or removed) after being checked out for
   // longer than leak_detection_threshold_ms.
   uint64_t late_returns;
+  // Conns closed on their way back (put or remove) because commands sent on them
+  // through pool_conn_command changed the session the pool set up: SUBSCRIBE,
+  // PSUBSCRIBE or SSUBSCRIBE (subscribe mode), MULTI without EXEC/DISCARD, WATCH without
+  // EXEC/DISCARD/UNWATCH, SELECT of another db, CLIENT REPLY OFF|SKIP, HELLO, AUTH,
+  // RESET. Such a conn is never handed to the next user; it is also counted in
+  // removed_conns. Raw I/O on pool_conn_fd is not tracked (see pool_conn_fd).
+  uint64_t reset_conns;
 };
 
 typedef struct pool_stats pool_stats_t;
@@ -696,6 +703,11 @@ void pool_cluster_free(pool_cluster_t *cluster);
 // I/O left unread, even inside health_check_bypass_ms; until then each pool_conn_command
 // on it peeks first, and bytes waiting (a reply your I/O left unread) fail it with
 // POOL_ERR_PROTOCOL and mark the conn bad, rather than be returned as its reply.
+// Session state your own I/O changes (SUBSCRIBE, MULTI, WATCH, SELECT, CLIENT REPLY,
+// AUTH, HELLO) cannot be tracked: undo it (UNSUBSCRIBE, EXEC or DISCARD, UNWATCH, SELECT
+// back, or RESET) before pool_put, or give the conn back with pool_remove. The same
+// commands sent through pool_conn_command are tracked, and such a conn is closed on
+// pool_put (pool_stats_t.reset_conns).
 int pool_conn_fd(const pool_conn_t *conn);
 
 // Unique per pool, never reused (the first conn is 1). 0 for NULL or a handle that is not

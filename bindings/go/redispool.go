@@ -316,6 +316,7 @@ type Stats struct {
 	LeakSuspects    uint32        // conns checked out longer than the leak detection threshold now
 	InUseConns      uint32        // conns checked out right now (Get and NewConn)
 	LateReturns     uint64        // conns given back after being held longer than that
+	ResetConns      uint64        // conns closed on Put because their commands changed the session
 }
 
 // Stats returns a snapshot of the pool's statistics.
@@ -349,6 +350,7 @@ func statsFromC(s *C.pool_stats_t) Stats {
 		LeakSuspects:    uint32(s.leak_suspects),
 		InUseConns:      uint32(s.in_use_conns),
 		LateReturns:     uint64(s.late_returns),
+		ResetConns:      uint64(s.reset_conns),
 	}
 }
 

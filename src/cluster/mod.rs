@@ -706,4 +706,5 @@ fn add_stats(t: &mut Stats, s: &Stats) {
     t.leak_suspects = t.leak_suspects.saturating_add(s.leak_suspects);
     t.in_use_conns = t.in_use_conns.saturating_add(s.in_use_conns);
     t.late_returns += s.late_returns;
+    t.reset_conns += s.reset_conns;
 }

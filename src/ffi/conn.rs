@@ -57,6 +57,11 @@ impl Drop for CUserData {
 /// I/O left unread, even inside health_check_bypass_ms; until then each pool_conn_command
 /// on it peeks first, and bytes waiting (a reply your I/O left unread) fail it with
 /// POOL_ERR_PROTOCOL and mark the conn bad, rather than be returned as its reply.
+/// Session state your own I/O changes (SUBSCRIBE, MULTI, WATCH, SELECT, CLIENT REPLY,
+/// AUTH, HELLO) cannot be tracked: undo it (UNSUBSCRIBE, EXEC or DISCARD, UNWATCH, SELECT
+/// back, or RESET) before pool_put, or give the conn back with pool_remove. The same
+/// commands sent through pool_conn_command are tracked, and such a conn is closed on
+/// pool_put (pool_stats_t.reset_conns).
 #[unsafe(no_mangle)]
 pub extern "C" fn pool_conn_fd(conn: *const pool_conn_t) -> c_int {
     ffi_boundary!(-1, {

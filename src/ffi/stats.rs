@@ -52,13 +52,20 @@ pub struct pool_stats {
     /// Leak detection: conns given back (put or removed) after being checked out for
     /// longer than leak_detection_threshold_ms.
     pub late_returns: u64,
+    /// Conns closed on their way back (put or remove) because commands sent on them
+    /// through pool_conn_command changed the session the pool set up: SUBSCRIBE,
+    /// PSUBSCRIBE or SSUBSCRIBE (subscribe mode), MULTI without EXEC/DISCARD, WATCH without
+    /// EXEC/DISCARD/UNWATCH, SELECT of another db, CLIENT REPLY OFF|SKIP, HELLO, AUTH,
+    /// RESET. Such a conn is never handed to the next user; it is also counted in
+    /// removed_conns. Raw I/O on pool_conn_fd is not tracked (see pool_conn_fd).
+    pub reset_conns: u64,
 }
 
 pub type pool_stats_t = pool_stats;
 
 // The snapshot is copied out byte for byte, so the struct must have no padding (whose
-// bytes would be undefined): 8 + 6*8 + 4*4 + 4*8 + 4*4 + 8.
-const _: () = assert!(size_of::<pool_stats>() == 128);
+// bytes would be undefined): 8 + 6*8 + 4*4 + 4*8 + 4*4 + 2*8.
+const _: () = assert!(size_of::<pool_stats>() == 136);
 
 /// The first version's fields end at `pending_requests`.
 const MIN_STATS_SIZE: usize = offset_of!(pool_stats, pending_requests) + size_of::<u32>();
@@ -97,6 +104,7 @@ pub(crate) unsafe fn write_stats(s: &Stats, out: *mut pool_stats_t) -> pool_stat
         leak_suspects: s.leak_suspects,
         in_use_conns: s.in_use_conns,
         late_returns: s.late_returns,
+        reset_conns: s.reset_conns,
     };
     // SAFETY: `out` is writable for n bytes and `snapshot` readable for n <= its size.
     unsafe {

@@ -65,6 +65,12 @@ struct ConnState {
     /// Why the stream must be looked at before it is trusted, as `PEEK_*` bits; 0 on the
     /// hot path. One byte, so the get's health check tests it as it tested one flag.
     peek: u8,
+    /// How the session differs from the one the pool set up, as `SESSION_*` bits, tracked
+    /// from the names of the commands sent (the server is never asked); 0 for a conn used
+    /// for plain commands. A conn with any bit set is closed when given back, never pooled.
+    session: u8,
+    /// The db the pool's set-up selected (a SELECT of another db changes the session).
+    session_db: u32,
     /// Why the conn is out of step with the server (a command failed mid-way, or bytes
     /// nobody asked for followed a reply): it is removed, never pooled, when given back.
     broken: Option<Box<str>>,
@@ -90,6 +96,24 @@ const PEEK_FD_LENT: u8 = 1;
 /// dialed for a get is handed out without a health check). Once per conn.
 const PEEK_FRESH: u8 = 2;
 
+/// `ConnState::session`: SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE was sent (subscribe mode; kept
+/// after the UNSUBSCRIBEs too: which channels are left is not tracked).
+const SESSION_SUBSCRIBED: u8 = 1;
+/// `ConnState::session`: MULTI was sent and no EXEC or DISCARD since.
+const SESSION_MULTI: u8 = 2;
+/// `ConnState::session`: WATCH was sent and no EXEC, DISCARD or UNWATCH since.
+const SESSION_WATCH: u8 = 4;
+/// `ConnState::session`: SELECT of a db other than the set-up's (SELECT of that db clears it).
+const SESSION_DB: u8 = 8;
+/// `ConnState::session`: a command that changes what the pool set up, or what the server
+/// sends: CLIENT REPLY OFF|SKIP, HELLO, AUTH, RESET (which undoes the set-up).
+const SESSION_OTHER: u8 = 16;
+
+/// Why a conn given back was closed when `Conn::session_changed`.
+pub(crate) const SESSION_CHANGED_REASON: &str = "commands on the conn changed the session the \
+     pool set up (subscribe mode, MULTI, WATCH, SELECT, CLIENT REPLY, HELLO, AUTH or RESET): \
+     it was closed when given back";
+
 /// The `broken_reason` of a conn that got a READONLY error reply on a pool that follows
 /// failovers; `ConnPool::remove` recognises it by this prefix.
 pub(crate) const READONLY_REASON: &str =
@@ -106,6 +130,66 @@ fn replies_are_pushes(name: &[u8]) -> bool {
         b"SUNSUBSCRIBE",
     ];
     NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// The new `ConnState::session` bits after `args` was sent and answered on a conn whose
+/// bits were `bits` and whose set-up selected `session_db`. Most commands are neither of
+/// the few that change the session: a length and first-letter test turns them away
+/// (GET, SET, PING, HGET, ...) before any name is compared.
+#[inline]
+fn track_session(bits: u8, session_db: u32, args: &[&[u8]]) -> u8 {
+    let Some(name) = args.first() else {
+        return bits;
+    };
+    let Some(&first) = name.first() else {
+        return bits;
+    };
+    // (length, first letter) of AUTH, EXEC, HELLO, MULTI, RESET, WATCH, CLIENT, SELECT,
+    // DISCARD, UNWATCH, SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE.
+    if !matches!(
+        (name.len(), first | 0x20),
+        (4, b'a' | b'e')
+            | (5, b'h' | b'm' | b'r' | b'w')
+            | (6, b'c' | b's')
+            | (7, b'd' | b'u')
+            | (9, b's')
+            | (10, b'p' | b's')
+    ) {
+        return bits;
+    }
+    track_session_named(bits, session_db, name, args)
+}
+
+#[cold]
+fn track_session_named(bits: u8, session_db: u32, name: &[u8], args: &[&[u8]]) -> u8 {
+    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    let arg_is = |i: usize, v: &[u8]| args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(v));
+    if is(b"SUBSCRIBE") || is(b"PSUBSCRIBE") || is(b"SSUBSCRIBE") {
+        bits | SESSION_SUBSCRIBED
+    } else if is(b"MULTI") {
+        bits | SESSION_MULTI
+    } else if is(b"WATCH") {
+        bits | SESSION_WATCH
+    } else if is(b"EXEC") || is(b"DISCARD") {
+        bits & !(SESSION_MULTI | SESSION_WATCH)
+    } else if is(b"UNWATCH") {
+        bits & !SESSION_WATCH
+    } else if is(b"SELECT") {
+        let db = args.get(1).and_then(|a| std::str::from_utf8(a).ok());
+        if db.and_then(|d| d.parse::<u32>().ok()) == Some(session_db) {
+            bits & !SESSION_DB
+        } else {
+            bits | SESSION_DB
+        }
+    } else if (is(b"CLIENT") && arg_is(1, b"REPLY") && !arg_is(2, b"ON"))
+        || is(b"HELLO")
+        || is(b"AUTH")
+        || is(b"RESET")
+    {
+        bits | SESSION_OTHER
+    } else {
+        bits
+    }
 }
 
 impl Conn {
@@ -135,6 +219,8 @@ impl Conn {
             recv_bounded: false,
             resp3: false,
             peek: 0,
+            session: 0,
+            session_db: 0,
             broken: None,
             epoch: 0,
             close_on_readonly: false,
@@ -440,6 +526,9 @@ impl Conn {
             (true, true) => io::Pushes::Skip,
             (true, false) => io::Pushes::Return,
         };
+        // Before the command is sent: one that fails (CLIENT REPLY SKIP has no reply, so it
+        // times out) may still have changed the session.
+        self.s.session = track_session(self.s.session, self.s.session_db, args);
         let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
         let res = io::command_with(
             fd,
@@ -544,6 +633,7 @@ impl Conn {
         // Whatever the set-up checks, a reply more than it asked for may arrive a moment
         // after: looked for once more before the conn is first used.
         self.s.peek |= PEEK_FRESH;
+        self.s.session_db = session.db;
         if session.is_empty() && !ping {
             return Ok(());
         }
@@ -606,6 +696,21 @@ impl Conn {
         (d(self.s.timeouts_ms[0]), d(self.s.timeouts_ms[1]))
     }
 
+    /// Whether commands sent on the conn changed the session the pool set up (subscribe
+    /// mode, MULTI, WATCH, SELECT of another db, CLIENT REPLY OFF|SKIP, HELLO, AUTH,
+    /// RESET): such a conn is closed when given back, never pooled. Tracked from the
+    /// commands sent through `command`, not from raw I/O on a lent fd.
+    pub fn session_changed(&self) -> bool {
+        self.s.session != 0
+    }
+
+    /// Broken or `session_changed`: given back, it is removed instead of pooled. One
+    /// branch for a conn used for plain commands.
+    #[inline]
+    pub(crate) fn must_close_on_put(&self) -> bool {
+        self.s.broken.is_some() | (self.s.session != 0)
+    }
+
     /// Why the conn is out of step with the server, if it is.
     pub fn broken_reason(&self) -> Option<&str> {
         self.s.broken.as_deref()
@@ -625,5 +730,58 @@ impl fmt::Debug for Conn {
             .field("pooled", &self.s.pooled)
             .field("broken", &self.s.broken)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(bits: u8, args: &[&str]) -> u8 {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        track_session(bits, 2, &a)
+    }
+
+    #[test]
+    fn session_tracking_by_command_name() {
+        for plain in [
+            &["GET", "k"][..],
+            &["SET", "k", "v"],
+            &["HSET", "h", "f", "v"],
+            &["SUBSCRIBEX"],
+            &["CLIENT", "REPLY", "ON"],
+            &["CLIENT", "INFO"],
+            &["SELECT", "2"],
+            &["PUBLISH", "c", "m"],
+            &["PING"],
+            &["EXISTS", "k"],
+            &[""],
+            &[],
+        ] {
+            assert_eq!(track(0, plain), 0, "{plain:?}");
+        }
+        assert_eq!(track(0, &["subscribe", "c"]), SESSION_SUBSCRIBED);
+        assert_eq!(track(0, &["SSubscribe", "c"]), SESSION_SUBSCRIBED);
+        assert_eq!(track(0, &["PSUBSCRIBE", "c*"]), SESSION_SUBSCRIBED);
+        assert_eq!(track(0, &["Multi"]), SESSION_MULTI);
+        assert_eq!(track(0, &["WATCH", "k"]), SESSION_WATCH);
+        assert_eq!(track(SESSION_MULTI | SESSION_WATCH, &["exec"]), 0);
+        assert_eq!(track(SESSION_MULTI | SESSION_WATCH, &["DISCARD"]), 0);
+        assert_eq!(
+            track(SESSION_MULTI | SESSION_WATCH, &["UNWATCH"]),
+            SESSION_MULTI
+        );
+        assert_eq!(track(0, &["SELECT", "0"]), SESSION_DB);
+        assert_eq!(track(0, &["SELECT", "x"]), SESSION_DB);
+        assert_eq!(track(SESSION_DB, &["select", "2"]), 0);
+        assert_eq!(track(0, &["client", "reply", "skip"]), SESSION_OTHER);
+        assert_eq!(track(0, &["CLIENT", "REPLY", "OFF"]), SESSION_OTHER);
+        for other in ["HELLO", "AUTH", "RESET"] {
+            assert_eq!(track(0, &[other]), SESSION_OTHER, "{other}");
+        }
+        assert_eq!(
+            track(SESSION_SUBSCRIBED, &["UNSUBSCRIBE"]),
+            SESSION_SUBSCRIBED
+        );
     }
 }

@@ -378,9 +378,10 @@ impl ConnPool {
     }
 
     /// Returns a conn for reuse. A conn from `new_conn` is closed instead.
-    /// A broken conn (a command failed mid-way) is removed instead.
+    /// A broken conn (a command failed mid-way), or one whose session its commands changed
+    /// (`Conn::session_changed`: counted in `Stats::reset_conns`), is removed instead.
     pub fn put(&self, conn: Conn) -> std::result::Result<(), Rejected> {
-        if conn.broken_reason().is_some() {
+        if conn.must_close_on_put() {
             return self.remove(conn, None);
         }
         let mut conn = self.check_owner(conn)?;
@@ -479,6 +480,9 @@ impl ConnPool {
                 st.unpooled -= 1;
             }
             Counters::inc(&inner.counters.removed);
+            if conn.session_changed() {
+                Counters::inc(&inner.counters.reset);
+            }
             inner.refill(&mut st);
             std::mem::take(&mut st.deferred_userdata)
         };

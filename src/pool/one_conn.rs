@@ -18,7 +18,7 @@ use std::time::Instant;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::cancel::CancelToken;
-use super::conn::Conn;
+use super::conn::{Conn, SESSION_CHANGED_REASON};
 use super::error::{Error, Result};
 use super::fork;
 use super::notify::Notifier;
@@ -341,10 +341,13 @@ impl OneConn {
             drop(st);
             return self.parent.put(conn);
         }
-        if st.out == Some(key(&conn))
-            && let Some(why) = conn.broken_reason().map(str::to_owned)
-        {
-            // Out of step with the server: bad, as go-redis's close-on-put.
+        if st.out == Some(key(&conn)) && conn.must_close_on_put() {
+            // Out of step with the server: bad, as go-redis's close-on-put; or its session
+            // is not the one the pool set up.
+            let why = conn
+                .broken_reason()
+                .unwrap_or(SESSION_CHANGED_REASON)
+                .to_owned();
             drop(st);
             return self.remove(conn, Some(&why));
         }

@@ -44,6 +44,10 @@ pub struct Stats {
     pub in_use_conns: u32,
     /// Leak detection: conns given back after being held longer than the threshold.
     pub late_returns: u64,
+    /// Conns closed on their way back (put or remove) because commands sent on them
+    /// changed the session the pool set up: subscribe mode, MULTI, WATCH, SELECT of another
+    /// db, CLIENT REPLY OFF|SKIP, HELLO, AUTH, RESET. Also counted in `removed_conns`.
+    pub reset_conns: u64,
 }
 
 #[derive(Default)]
@@ -60,6 +64,7 @@ pub(crate) struct Counters {
     pub removed: AtomicU64,
     pub evicted: AtomicU64,
     pub late_returns: AtomicU64,
+    pub reset: AtomicU64,
 }
 
 impl Counters {
@@ -80,5 +85,6 @@ impl Counters {
         s.removed_conns = self.removed.load(Relaxed);
         s.evicted_conns = self.evicted.load(Relaxed);
         s.late_returns = self.late_returns.load(Relaxed);
+        s.reset_conns = self.reset.load(Relaxed);
     }
 }

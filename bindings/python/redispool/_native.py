@@ -117,6 +117,7 @@ class PoolStats(Structure):
         ("leak_suspects", c_uint32),
         ("in_use_conns", c_uint32),
         ("late_returns", c_uint64),
+        ("reset_conns", c_uint64),
     ]
 
 

@@ -116,7 +116,8 @@ module RedisPool
              :dials_in_progress, :uint32,
              :leak_suspects, :uint32,
              :in_use_conns, :uint32,
-             :late_returns, :uint64
+             :late_returns, :uint64,
+             :reset_conns, :uint64
     end
 
     # pool_leak_t

@@ -10,6 +10,7 @@ module RedisPool
     :total_conns, :idle_conns, :stale_conns, :pending_requests,
     :dials, :dial_errors, :removed_conns, :evicted_conns,
     :waiting, :dials_in_progress, :leak_suspects, :in_use_conns, :late_returns,
+    :reset_conns,
     keyword_init: true
   )
 
