@@ -161,3 +161,35 @@ fn sticky_pool_closes_a_changed_conn() {
     assert_clean(&mut c, &server);
     p.put(c).unwrap();
 }
+
+/// Commands sent in a pipeline are tracked as `command` tracks them: a pipeline that
+/// leaves a MULTI open is not handed back; MULTI ... EXEC in one pipeline is.
+#[test]
+fn pipelined_session_changes_are_tracked() {
+    let server = RedisServer::start();
+    let p = pool(&server, 2);
+    for (cmds, dirty) in [
+        (&[&["MULTI"][..], &["SET", "handback:p", "1"]][..], true),
+        (
+            &[&["MULTI"][..], &["SET", "handback:p", "1"], &["EXEC"]][..],
+            false,
+        ),
+    ] {
+        let mut c = p.get().unwrap();
+        let first = c.id();
+        let args: Vec<Vec<&[u8]>> = cmds
+            .iter()
+            .map(|a| a.iter().map(|s| s.as_bytes()).collect())
+            .collect();
+        let refs: Vec<&[&[u8]]> = args.iter().map(Vec::as_slice).collect();
+        let mut replies = 0;
+        c.pipeline(&refs, None, &mut |_| replies += 1).unwrap();
+        assert_eq!(replies, cmds.len());
+        p.put(c).unwrap();
+        let mut c = p.get().unwrap();
+        assert_eq!(c.id() != first, dirty, "{cmds:?}");
+        assert_clean(&mut c, &server);
+        p.put(c).unwrap();
+    }
+    assert_eq!(p.stats().reset_conns, 1);
+}

@@ -395,6 +395,11 @@ impl Conn {
                 ),
             ));
         }
+        // The session bits as `command` keeps them, for every queued command (before
+        // sending: a CLIENT REPLY SKIP gets no reply).
+        for args in cmds {
+            self.s.session = track_session(self.s.session, self.s.session_db, args);
+        }
         let fd = self.fd();
         if self.s.peek != 0 {
             self.check_in_step(fd).map_err(|e| (0, e))?;
