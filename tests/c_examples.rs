@@ -124,6 +124,60 @@ fn transaction_on_a_sticky_pool_is_atomic_across_threads() {
     assert_stdout_has(&output, "every transaction was atomic\n");
 }
 
+/// examples-c/pipeline.c: 100 SETs + 100 GETs in one pipeline, a pipelined
+/// MULTI/INCR/INCR/EXEC, and a BLPOP waiting 1 s through pool_conn_command_ex on a
+/// pool whose read timeout is 200 ms; the conn goes back to the pool after it all.
+fn run_pipeline(link: Link, name: &str) {
+    let redis = RedisServer::start();
+    let exe = build_c(name, &["examples-c/pipeline.c"], link, &[]);
+    let output = run(&exe, &[&redis.addr()], &[], RUN_TIMEOUT);
+    assert_success(&output);
+    // The program checks these itself; checked here too so a program that forgot would not pass.
+    assert_stdout_has(
+        &output,
+        "pipeline: commands=200 replies=200 sets_ok=100 gets_ok=100\n",
+    );
+    assert_stdout_has(&output, "transaction: exec=[1, 2]\n");
+    assert_stdout_has(
+        &output,
+        "blpop: status=ok reply=nil timeout_ms=1200 read_timeout_ms=200\n",
+    );
+    assert_stdout_has(&output, "after put: total_conns=1 idle_conns=1\n");
+    assert_stdout_has(&output, "\nOK\n");
+}
+
+#[test]
+fn pipeline_shared() {
+    run_pipeline(Link::Shared, "pipeline-shared");
+}
+
+#[test]
+fn pipeline_static() {
+    run_pipeline(Link::Static, "pipeline-static");
+}
+
+#[test]
+fn pipeline_under_valgrind_has_no_errors_or_definite_leaks() {
+    if !common::valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "pipeline-valgrind",
+        &["examples-c/pipeline.c"],
+        Link::Shared,
+        &[],
+    );
+    let output = common::run_under_memcheck(&exe, &[&redis.addr()], &[], RUN_TIMEOUT * 2);
+    assert_success(&output);
+    assert_stdout_has(
+        &output,
+        "pipeline: commands=200 replies=200 sets_ok=100 gets_ok=100\n",
+    );
+    assert_stdout_has(&output, "\nOK\n");
+}
+
 #[test]
 fn basic_under_valgrind_has_no_errors_or_definite_leaks() {
     if !common::valgrind_available() {
