@@ -64,7 +64,7 @@ const REDIS_SECTIONS: &[&str] = &[
     "== overtake_window: a get may take a conn ahead of queued gets, for a bounded time\n",
     "== health_check_bypass: no peek for a conn used a moment ago, unless its fd was lent\n",
     "== pool_conn_command_ex: a blocking command with its own read timeout\n",
-    "== pool_conn_pipeline: replies in place, MULTI/EXEC, WATCH's nil, a failure mid-way\n",
+    "== pool_conn_pipeline: replies in place, MULTI/EXEC, WATCH's nil, a failure mid-way, 2^20\n",
 ];
 
 /// The two servers abi_redis.c needs: a plain one with DEBUG enabled (for DEBUG PROTOCOL),

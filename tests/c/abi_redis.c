@@ -1282,11 +1282,60 @@ static void pipeline_on(const char *url_fmt)
     pool_free(pool);
 }
 
+/* A pipeline at the 2^20 limit (PINGs) completes, every reply read; one past it is
+   refused before anything is sent. Under valgrind or ASan (REDISPOOL_SLOW > 1) a
+   smaller pipeline keeps the run short; the refusal is checked at the limit there too. */
+static void pipeline_at_the_limit(void)
+{
+    pool_t *pool = pool_from_url("redis://%s?pool_size=1", plain_addr);
+    pool_conn_t *conn = get_conn_or_exit(pool);
+    const size_t limit = (size_t)1 << 20;
+    const size_t n = slow_factor() > 1 ? limit / 64 : limit;
+    static const char *const ping[] = {"PING"};
+    int *argcs = malloc((limit + 1) * sizeof *argcs);
+    const char *const **argvs = malloc((limit + 1) * sizeof *argvs);
+    pool_reply_t **replies = calloc(limit + 1, sizeof *replies);
+    if (argcs == NULL || argvs == NULL || replies == NULL) {
+        fprintf(stderr, "out of memory for a pipeline of %zu\n", limit + 1);
+        exit(1);
+    }
+    for (size_t i = 0; i <= limit; i++) {
+        argcs[i] = 1;
+        argvs[i] = ping;
+    }
+    pool_error_t err;
+    size_t nreplies = 0;
+    CHECK_STATUS(pool_conn_pipeline(conn, n, argcs, argvs, NULL, -1, replies, &nreplies, &err),
+                 POOL_OK, &err);
+    CHECK_EQ(nreplies, n);
+    for (size_t i = 0; i < nreplies; i++) {
+        pool_reply_free(replies[i]);
+        replies[i] = NULL;
+    }
+
+    nreplies = 99;
+    CHECK_STATUS(
+        pool_conn_pipeline(conn, limit + 1, argcs, argvs, NULL, -1, replies, &nreplies, &err),
+        POOL_ERR_INVALID_ARG, &err);
+    CHECK_CONTAINS(err.message, "ncmds");
+    CHECK_EQ(nreplies, 0);
+    /* Nothing was sent: the conn is in step and goes back to the pool. */
+    EXPECT_STR(conn, POOL_REPLY_STATUS, "PONG", "PING");
+    pool_stats_t before = stats_of(pool);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    CHECK_EQ(stats_of(pool).idle_conns, before.idle_conns + 1);
+    free(argcs);
+    free(argvs);
+    free(replies);
+    pool_free(pool);
+}
+
 static void test_pipeline(void)
 {
-    section("pool_conn_pipeline: replies in place, MULTI/EXEC, WATCH's nil, a failure mid-way");
+    section("pool_conn_pipeline: replies in place, MULTI/EXEC, WATCH's nil, a failure mid-way, 2^20");
     pipeline_on("redis://%s?pool_size=2");
     pipeline_on("redis://%s?pool_size=2&protocol=3");
+    pipeline_at_the_limit();
 }
 
 int main(int argc, char **argv)
