@@ -1,8 +1,11 @@
 package redispool
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,4 +135,77 @@ func TestPipelineTransaction(t *testing.T) {
 	if !ok || len(exec) != 2 || exec[0] != int64(1) || exec[1] != int64(2) {
 		t.Fatalf("EXEC: %#v, want [1 2]", replies[3])
 	}
+}
+
+// TestPipelineIOFailure: a fake server answers two SETs, then closes the
+// connection at the GET: Pipeline returns the two replies and ErrIO, and the
+// conn is bad.
+func TestPipelineIOFailure(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil || !strings.HasPrefix(line, "*") {
+				return
+			}
+			n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
+			var args []string
+			for i := 0; i < n; i++ {
+				hdr, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				size, _ := strconv.Atoi(strings.TrimSpace(hdr[1:]))
+				buf := make([]byte, size+2)
+				if _, err := io.ReadFull(r, buf); err != nil {
+					return
+				}
+				args = append(args, string(buf[:size]))
+			}
+			switch strings.ToUpper(args[0]) {
+			case "GET":
+				return // close without answering
+			case "PING":
+				_, err = c.Write([]byte("+PONG\r\n"))
+			default:
+				_, err = c.Write([]byte("+OK\r\n"))
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	p, err := NewWithOptions(Options{Addr: l.Addr().String(), PoolSize: 1, ReadTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	cn, err := p.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies, err := cn.Pipeline(ctx, [][]string{{"SET", "a", "1"}, {"SET", "b", "2"}, {"GET", "a"}, {"SET", "c", "3"}})
+	if !errors.Is(err, ErrIO) {
+		t.Fatalf("Pipeline through a closed conn: %v, want ErrIO", err)
+	}
+	if len(replies) != 2 || replies[0] != "OK" || replies[1] != "OK" {
+		t.Fatalf("replies before the failure: %#v, want [OK OK]", replies)
+	}
+	if _, err := cn.Do(ctx, "PING"); !errors.Is(err, ErrBadConn) {
+		t.Fatalf("PING after a failed pipeline: %v, want ErrBadConn", err)
+	}
+	_ = p.Put(cn)
 }
