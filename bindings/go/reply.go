@@ -34,41 +34,31 @@ import (
 // mid-way (ErrIO, ErrProtocol) marks the conn bad: later commands on it fail
 // with ErrBadConn and Put removes it instead of pooling it.
 func (cn *Conn) Do(ctx context.Context, args ...string) (interface{}, error) {
+	return cn.do(ctx, "Do", -1, args)
+}
+
+// do is Do and DoTimeout: timeoutMs < 0 is the pool's read timeout.
+func (cn *Conn) do(ctx context.Context, what string, timeoutMs int64, args []string) (interface{}, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if len(args) == 0 {
-		return nil, &Error{Code: CodeInvalidArg, Msg: "redispool: Do: no command"}
+		return nil, &Error{Code: CodeInvalidArg, Msg: "redispool: " + what + ": no command"}
 	}
-
-	// One C block holds argv, argvlen and the argument bytes: C never sees Go memory.
-	n := len(args)
-	ptrSize := unsafe.Sizeof((*C.char)(nil))
-	lenSize := unsafe.Sizeof(C.size_t(0))
-	total := uintptr(n) * (ptrSize + lenSize)
-	for _, a := range args {
-		total += uintptr(len(a)) + 1
-	}
-	block := C.malloc(C.size_t(total))
+	block, argv, argvlen := argBlock(args)
 	if block == nil {
-		return nil, &Error{Code: CodeInternal, Msg: "redispool: Do: out of memory"}
+		return nil, &Error{Code: CodeInternal, Msg: "redispool: " + what + ": out of memory"}
 	}
 	defer C.free(block)
-	argv := unsafe.Slice((**C.char)(block), n)
-	argvlen := unsafe.Slice((*C.size_t)(unsafe.Add(block, uintptr(n)*ptrSize)), n)
-	data := unsafe.Slice((*byte)(unsafe.Add(block, uintptr(n)*(ptrSize+lenSize))), int(total-uintptr(n)*(ptrSize+lenSize)))
-	off := 0
-	for i, a := range args {
-		argv[i] = (*C.char)(unsafe.Pointer(&data[off]))
-		argvlen[i] = C.size_t(len(a))
-		off += copy(data[off:], a)
-		data[off] = 0
-		off++
-	}
 
 	var reply *C.pool_reply_t
 	var cerr C.pool_error_t
-	st := C.pool_conn_command(cn.h, C.int(n), &argv[0], &argvlen[0], &reply, &cerr)
+	var st C.pool_status_t
+	if timeoutMs < 0 {
+		st = C.pool_conn_command(cn.h, C.int(len(args)), argv, argvlen, &reply, &cerr)
+	} else {
+		st = C.pool_conn_command_ex(cn.h, C.int(len(args)), argv, argvlen, C.int64_t(timeoutMs), &reply, &cerr)
+	}
 	if st != C.POOL_OK {
 		return nil, errorFrom(st, &cerr)
 	}
@@ -81,6 +71,35 @@ func (cn *Conn) Do(ctx context.Context, args ...string) (interface{}, error) {
 		return nil, v
 	}
 	return v, nil
+}
+
+// argBlock copies args into one C block holding argv, argvlen and the
+// argument bytes (NUL-terminated), so C never sees Go memory. The caller
+// frees block with C.free; block is nil when out of memory.
+func argBlock(args []string) (block unsafe.Pointer, argv **C.char, argvlen *C.size_t) {
+	n := len(args)
+	ptrSize := unsafe.Sizeof((*C.char)(nil))
+	lenSize := unsafe.Sizeof(C.size_t(0))
+	total := uintptr(n) * (ptrSize + lenSize)
+	for _, a := range args {
+		total += uintptr(len(a)) + 1
+	}
+	block = C.malloc(C.size_t(total))
+	if block == nil {
+		return nil, nil, nil
+	}
+	av := unsafe.Slice((**C.char)(block), n)
+	al := unsafe.Slice((*C.size_t)(unsafe.Add(block, uintptr(n)*ptrSize)), n)
+	data := unsafe.Slice((*byte)(unsafe.Add(block, uintptr(n)*(ptrSize+lenSize))), int(total-uintptr(n)*(ptrSize+lenSize)))
+	off := 0
+	for i, a := range args {
+		av[i] = (*C.char)(unsafe.Pointer(&data[off]))
+		al[i] = C.size_t(len(a))
+		off += copy(data[off:], a)
+		data[off] = 0
+		off++
+	}
+	return block, &av[0], &al[0]
 }
 
 // nilReply marks a nil reply at the top level (inside aggregates it is nil).
