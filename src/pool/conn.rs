@@ -487,6 +487,63 @@ impl Conn {
         }
     }
 
+    /// Sends `cmds` in one write (bounded by the conn's write timeout) and reads nothing:
+    /// their replies are read later with `receive`, as frames among others (a subscriber's
+    /// conn, where confirmations and messages share the stream). A failure marks the conn
+    /// broken. The session bits are not tracked: such a conn is never pooled again.
+    pub fn send(&mut self, cmds: &[&[&[u8]]]) -> Result<(), Error> {
+        if let Some(why) = &self.s.broken {
+            return Err(Error::BadConn(why.to_string()));
+        }
+        let fd = self.fd();
+        let write = io::Deadline::after(self.timeouts().1);
+        let limits = self.s.reply_limits;
+        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        cio.out.clear();
+        for args in cmds {
+            crate::redis::resp::encode_command(&mut cio.out, args);
+        }
+        let res = io::write_by(fd, &cio.out, write);
+        // A subscriber's buffer would otherwise keep its largest SUBSCRIBE forever.
+        if cio.out.capacity() > 64 * 1024 {
+            cio.out = Vec::new();
+        }
+        res.map_err(|e| self.fail(e))
+    }
+
+    /// Reads the next frame (a reply or a RESP3 push, as it comes) by `deadline`; None when
+    /// no whole frame arrived by then, and the conn stays good (part of a frame stays
+    /// buffered for the next call). A deadline already passed takes what has arrived. EOF,
+    /// an OS error or a malformed frame marks the conn broken.
+    pub fn receive(&mut self, deadline: Option<io::Deadline>) -> Result<Option<Reply>, Error> {
+        if let Some(why) = &self.s.broken {
+            return Err(Error::BadConn(why.to_string()));
+        }
+        let fd = self.fd();
+        let limits = self.s.reply_limits;
+        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        match io::read_frame(fd, &mut cio.parser, deadline) {
+            Ok(r) => Ok(Some(r)),
+            Err(IoError::Timeout(..)) => Ok(None),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Whether the session speaks RESP3 (HELLO 3).
+    pub fn is_resp3(&self) -> bool {
+        self.s.resp3
+    }
+
+    /// Marks the conn broken by `e` and says so as a pool error.
+    fn fail(&mut self, e: IoError) -> Error {
+        let msg = e.to_string();
+        self.s.broken = Some(msg.as_str().into());
+        match e {
+            IoError::Protocol(_) | IoError::PushOnResp2 => Error::Protocol(msg),
+            _ => Error::Io(msg),
+        }
+    }
+
     /// `command_until`, with `read_override` (when Some) as the read timeout of this call.
     fn command_full(
         &mut self,
@@ -722,7 +779,7 @@ impl Conn {
     }
 
     /// Bytes received by `command` and not consumed: should never happen on a good conn.
-    pub(crate) fn has_buffered_input(&self) -> bool {
+    pub fn has_buffered_input(&self) -> bool {
         self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean())
     }
 }
