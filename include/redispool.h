@@ -96,6 +96,50 @@
 // address of at most 261 characters and its NUL).
 #define POOL_SENTINEL_ADDR_LEN 272
 
+// A message published to a channel subscribed to: `channel`, `payload`.
+#define POOL_MSG_MESSAGE 1
+
+// A message published to a channel matching a pattern: `pattern`, `channel`, `payload`.
+#define POOL_MSG_PMESSAGE 2
+
+// A message published to a shard channel (SPUBLISH): `channel`, `payload`.
+#define POOL_MSG_SMESSAGE 3
+
+// SUBSCRIBE confirmed for `channel`; `count` = subscriptions on that conn.
+#define POOL_MSG_SUBSCRIBE 4
+
+// PSUBSCRIBE confirmed for the pattern in `channel`; `count` as above.
+#define POOL_MSG_PSUBSCRIBE 5
+
+// SSUBSCRIBE confirmed for `channel`; `count` as above.
+#define POOL_MSG_SSUBSCRIBE 6
+
+// UNSUBSCRIBE confirmed for `channel` (NULL when there was none); `count` = left.
+#define POOL_MSG_UNSUBSCRIBE 7
+
+// PUNSUBSCRIBE confirmed; as above.
+#define POOL_MSG_PUNSUBSCRIBE 8
+
+// SUNSUBSCRIBE confirmed (also sent by the server when a shard channel's slot moves).
+#define POOL_MSG_SUNSUBSCRIBE 9
+
+// The answer to a PING you sent yourself: `payload`.
+#define POOL_MSG_PONG 10
+
+// The subscriber's conn was lost (the server closed it, restarted, or a ping failed) and a
+// new conn now carries every subscription: messages published in between were missed.
+// `count` = resubscriptions so far (pool_subscriber_resubscribes), `payload` = why the
+// old conn was lost. Comes before the new conn's subscribe confirmations.
+#define POOL_MSG_RESUBSCRIBED 11
+
+// Any other push the server sent (e.g. a RESP3 client tracking "invalidate"): the whole
+// frame in `reply`.
+#define POOL_MSG_PUSH 12
+
+// An error reply in the stream (a refused SUBSCRIBE, a MOVED for an SSUBSCRIBE, which is
+// then subscribed again where the slot is now): the text in `payload`.
+#define POOL_MSG_ERROR 13
+
 // `max_concurrent_dials` when 0: dial threads a pool runs at most by default.
 #define DEFAULT_MAX_CONCURRENT_DIALS 64
 
@@ -130,6 +174,11 @@ struct pool_cluster;
 // One checked-out connection. Opaque: the handle is not a memory address, so a stale
 // handle (after put/remove) is detected by every function instead of dereferenced.
 struct pool_conn;
+
+// A subscriber: SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE on conns of its own, and the messages
+// they bring. Opaque. Used by one thread at a time (it may move between threads), except
+// pool_subscriber_fd and pool_subscriber_resubscribes, which any thread may call.
+struct pool_subscriber;
 
 // See `struct pool_cancel`.
 typedef struct pool_cancel pool_cancel_t;
@@ -486,6 +535,32 @@ struct pool_sentinel_options {
 };
 
 typedef struct pool_sentinel_options pool_sentinel_options_t;
+
+// See `struct pool_subscriber`.
+typedef struct pool_subscriber pool_subscriber_t;
+
+// One message or event from pool_subscriber_receive. Owned by the caller: release with
+// pool_message_free. The strings are binary safe (use the lengths) and NUL-terminated
+// too; a field that does not apply to `kind` is NULL with length 0.
+struct pool_message {
+  // POOL_MSG_*.
+  int32_t kind;
+  const char *channel;
+  size_t channel_len;
+  // PMESSAGE: the pattern that matched.
+  const char *pattern;
+  size_t pattern_len;
+  const char *payload;
+  size_t payload_len;
+  // Subscribe kinds: subscriptions left on that conn; RESUBSCRIBED: resubscriptions so
+  // far; else 0.
+  int64_t count;
+  // PUSH: the whole frame (owned by the message); else NULL.
+  const pool_reply_t *reply;
+};
+
+// See `struct pool_message`.
+typedef struct pool_message pool_message_t;
 
 // Success.
 #define POOL_OK 0
@@ -1083,6 +1158,129 @@ pool_status_t pool_sentinel_master_addr(const pool_t *pool,
 // A static, NUL-terminated description of `status`; never NULL ("unknown status" for a
 // value this library does not define). Any thread.
 const char *pool_status_str(pool_status_t status);
+
+// A subscriber on `pool`: its conn is its own, dialed now with the pool's dialer and
+// session set-up (AUTH, HELLO, SELECT, CLIENT SETNAME), as pool_new_conn does (outside the
+// pool's turns, as go-redis's PubSub; it counts in pool_len and obeys max_active_conns),
+// and closed by pool_subscriber_free or when lost. Nothing is subscribed yet.
+// POOL_ERR_DIAL (or another pool_new_conn status) when the conn cannot be made;
+// POOL_ERR_CLOSED for a closed pool. Release with pool_subscriber_free. Any thread.
+pool_status_t pool_subscriber_new(pool_t *pool, pool_subscriber_t **sub_out, pool_error_t *err_out);
+
+// A subscriber on a cluster: pool_subscriber_ssubscribe sends each shard channel to the
+// master of its slot (one conn per node, made as needed), SUBSCRIBE and PSUBSCRIBE go to
+// the master of slot 0 (a cluster delivers PUBLISH to every node). A conn that is lost,
+// or an SSUBSCRIBE answered with MOVED, makes the slot map refresh and the channels go
+// where their slots are now (a POOL_MSG_RESUBSCRIBED event says so). Otherwise as
+// pool_subscriber_new. Any thread.
+pool_status_t pool_cluster_subscriber_new(pool_cluster_t *cluster,
+                                          pool_subscriber_t **sub_out,
+                                          pool_error_t *err_out);
+
+// SUBSCRIBE to `count` (at least 1) channels: `names[i]` of `lens[i]` bytes, or
+// NUL-terminated strings when `lens` is NULL. Sends the command and returns (bounded by
+// the pool's write_timeout_ms); the confirmations (POOL_MSG_SUBSCRIBE, one per channel)
+// and then the messages come through pool_subscriber_receive. The subscriptions are
+// remembered: a lost conn is replaced and resubscribed to all of them. If the conn was
+// lost, it is dialed again here (and a failure to do so is this call's status, the
+// subscription still remembered). POOL_ERR_CLOSED once the pool is closed.
+pool_status_t pool_subscriber_subscribe(pool_subscriber_t *sub,
+                                        size_t count,
+                                        const char *const *names,
+                                        const size_t *lens,
+                                        pool_error_t *err_out);
+
+// PSUBSCRIBE to `count` patterns; as pool_subscriber_subscribe (POOL_MSG_PSUBSCRIBE, then
+// POOL_MSG_PMESSAGE).
+pool_status_t pool_subscriber_psubscribe(pool_subscriber_t *sub,
+                                         size_t count,
+                                         const char *const *names,
+                                         const size_t *lens,
+                                         pool_error_t *err_out);
+
+// SSUBSCRIBE to `count` shard channels (Redis 7); as pool_subscriber_subscribe
+// (POOL_MSG_SSUBSCRIBE, then POOL_MSG_SMESSAGE). On a cluster subscriber each channel goes
+// to the master of its slot (channels of several slots are fine: one command per node).
+pool_status_t pool_subscriber_ssubscribe(pool_subscriber_t *sub,
+                                         size_t count,
+                                         const char *const *names,
+                                         const size_t *lens,
+                                         pool_error_t *err_out);
+
+// UNSUBSCRIBE from `count` channels, or from all when `count` is 0 (`names` may then be
+// NULL). They are forgotten at once (a later resubscription leaves them out); the
+// confirmations come through pool_subscriber_receive. Otherwise as
+// pool_subscriber_subscribe.
+pool_status_t pool_subscriber_unsubscribe(pool_subscriber_t *sub,
+                                          size_t count,
+                                          const char *const *names,
+                                          const size_t *lens,
+                                          pool_error_t *err_out);
+
+// PUNSUBSCRIBE; as pool_subscriber_unsubscribe.
+pool_status_t pool_subscriber_punsubscribe(pool_subscriber_t *sub,
+                                           size_t count,
+                                           const char *const *names,
+                                           const size_t *lens,
+                                           pool_error_t *err_out);
+
+// SUNSUBSCRIBE; as pool_subscriber_unsubscribe (each channel to its node).
+pool_status_t pool_subscriber_sunsubscribe(pool_subscriber_t *sub,
+                                           size_t count,
+                                           const char *const *names,
+                                           const size_t *lens,
+                                           pool_error_t *err_out);
+
+// The next message or event, waiting at most `timeout_ms` (< 0: as long as it takes; 0:
+// only what has already arrived). POOL_OK with `*msg_out` set (release it with
+// pool_message_free); POOL_ERR_TIMEOUT with `*msg_out` NULL when nothing came in time
+// (nothing is lost: the subscriber is as good as before). Frames are delivered in the
+// order the server sent them, RESP2 and RESP3 alike.
+//
+// A lost conn (EOF when the server restarts or kills the client, an I/O error, a
+// failed pool_subscriber_ping) is replaced right here: a new conn is dialed, subscribed to
+// everything, and POOL_MSG_RESUBSCRIBED is returned first (go-redis's PubSub does this).
+// If no conn can be dialed, its status is returned (POOL_ERR_DIAL, ...) and the next call
+// tries again. POOL_ERR_CLOSED once the pool (or cluster) is closed: the subscriber's
+// conns are then closed. The thread using the subscriber calls this.
+pool_status_t pool_subscriber_receive(pool_subscriber_t *sub,
+                                      int64_t timeout_ms,
+                                      pool_message_t **msg_out,
+                                      pool_error_t *err_out);
+
+// Frees a message from pool_subscriber_receive (with its `reply`). NULL is fine. Any
+// thread.
+void pool_message_free(pool_message_t *msg);
+
+// A health check: PINGs each of the subscriber's conns and waits for the answers, at most
+// `timeout_ms` (< 0: as long as it takes). Messages that arrive meanwhile are kept for
+// pool_subscriber_receive; the answers are not delivered. A conn that fails or does not
+// answer in time is treated as lost: the status is POOL_ERR_IO, and the next call
+// resubscribes on a new conn (POOL_MSG_RESUBSCRIBED). Use it on a quiet subscriber to
+// find a dead peer (a server gone without closing the socket), e.g. every minute as
+// go-redis does. POOL_ERR_CLOSED once the pool is closed.
+pool_status_t pool_subscriber_ping(pool_subscriber_t *sub,
+                                   int64_t timeout_ms,
+                                   pool_error_t *err_out);
+
+// A file descriptor for event loops (an epoll set; owned by the subscriber, do not close
+// it): readable when pool_subscriber_receive has something to return without waiting (a
+// frame arrived or is buffered, a message is kept, or a conn was closed by the server and
+// the call will resubscribe). When it is readable, call pool_subscriber_receive with
+// timeout_ms 0 until it returns POOL_ERR_TIMEOUT. While a lost conn cannot be dialed
+// again (receive returned POOL_ERR_DIAL), nothing makes it readable: retry
+// pool_subscriber_receive from a timer. The same fd for the subscriber's whole life. -1
+// for NULL. Any thread.
+int pool_subscriber_fd(const pool_subscriber_t *sub);
+
+// How many times a lost conn was replaced and resubscribed (each is one
+// POOL_MSG_RESUBSCRIBED). 0 for NULL. Any thread.
+uint64_t pool_subscriber_resubscribes(const pool_subscriber_t *sub);
+
+// Closes the subscriber's conns (given back to the pool's count) and frees it, with the
+// messages it kept. NULL is fine. No other call may be using it. Works after pool_close or
+// pool_free of its pool (the subscriber holds the pool's memory until then).
+void pool_subscriber_free(pool_subscriber_t *sub);
 
 #ifdef __cplusplus
 }  // extern "C"

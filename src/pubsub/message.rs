@@ -164,7 +164,10 @@ mod tests {
         assert_eq!(decode(Reply::Status(b"PONG".to_vec())).kind, Kind::Pong);
         let m = decode(Reply::Array(vec![s("pong"), s("x")]));
         assert_eq!((m.kind, m.payload), (Kind::Pong, Some(b"x".to_vec())));
-        assert_eq!(decode(Reply::Error(b"MOVED 1 h:1".to_vec())).kind, Kind::Error);
+        assert_eq!(
+            decode(Reply::Error(b"MOVED 1 h:1".to_vec())).kind,
+            Kind::Error
+        );
         assert_eq!(decode(Reply::Integer(3)).kind, Kind::Push);
     }
 }

@@ -240,8 +240,7 @@ impl Subscriber {
         let mut by_node: BTreeMap<String, Vec<&[u8]>> = BTreeMap::new();
         for n in names {
             let node = if self.source.sharded() {
-                self.source
-                    .node_of(crate::cluster::slot::key_slot(n))?
+                self.source.node_of(crate::cluster::slot::key_slot(n))?
             } else {
                 String::new()
             };
@@ -441,8 +440,9 @@ impl Subscriber {
     /// Links that were lost are dialed again (and resubscribed) now.
     fn heal(&mut self) -> Result<()> {
         for i in 0..self.links.len() {
-            if self.links[i].conn.is_none() && self.links[i].lost.is_some() {
-                self.reconnect(i, true)?;
+            if self.links[i].conn.is_none() {
+                let gap = self.links[i].lost.is_some();
+                self.reconnect(i, gap)?;
             }
         }
         Ok(())
@@ -472,7 +472,8 @@ impl Subscriber {
             if let Some(m) = self.take_frame()? {
                 return Ok(Some(m));
             }
-            if !self.queue.is_empty() {
+            // A link lost on the way is dialed again by the next round, not waited on.
+            if !self.queue.is_empty() || self.links.iter().any(|l| l.conn.is_none()) {
                 continue;
             }
             if !self.wait_readable(deadline)? {
@@ -506,16 +507,15 @@ impl Subscriber {
     /// Whether a frame is for the user: answers to `ping`'s own PINGs are not; a MOVED for
     /// an SSUBSCRIBE also makes the link resubscribe where the slot is now.
     fn filter(&mut self, i: usize, m: Message) -> Option<Message> {
-        if m.kind == Kind::Pong
-            && self.pings_out > 0
-            && m.payload.as_deref() == Some(PING_TOKEN)
-        {
+        if m.kind == Kind::Pong && self.pings_out > 0 && m.payload.as_deref() == Some(PING_TOKEN) {
             self.pings_out -= 1;
             return None;
         }
         if m.kind == Kind::Error
             && i > 0
-            && m.payload.as_deref().is_some_and(|p| p.starts_with(b"MOVED"))
+            && m.payload
+                .as_deref()
+                .is_some_and(|p| p.starts_with(b"MOVED"))
         {
             let why = String::from_utf8_lossy(m.payload.as_deref().unwrap_or_default());
             let why = format!("SSUBSCRIBE answered {why}");
@@ -544,8 +544,7 @@ impl Subscriber {
             if rc > 0 {
                 return Ok(true);
             }
-            if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
-            {
+            if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
                 return Err(os_err("epoll_wait"));
             }
         }
