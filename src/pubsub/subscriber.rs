@@ -348,6 +348,8 @@ impl Subscriber {
     /// lost before (a `Resubscribed` event is queued); false for a link's first dial.
     fn reconnect(&mut self, i: usize, gap: bool) -> Result<()> {
         let node = self.links[i].node.clone();
+        // Shard channels of this link whose slot is served by another node now.
+        let mut moved: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         if i > 0 && gap {
             // The slot map may have changed: the link's channels go where their slots are
             // now (possibly another link), then this link carries what is left.
@@ -357,10 +359,11 @@ impl Subscriber {
                 .filter(|(_, n)| **n == node)
                 .map(|(c, _)| c.clone())
                 .collect();
-            for c in &mine {
-                let now = self.source.node_of(crate::cluster::slot::key_slot(c))?;
+            for c in mine {
+                let now = self.source.node_of(crate::cluster::slot::key_slot(&c))?;
                 if now != node {
-                    self.shard_channels.insert(c.clone(), now);
+                    self.shard_channels.insert(c.clone(), now.clone());
+                    moved.entry(now).or_default().push(c);
                 }
             }
         }
@@ -411,23 +414,14 @@ impl Subscriber {
             ));
         }
         // Shard channels that moved to another node are subscribed there.
-        if i > 0 && gap {
-            let moved: BTreeMap<String, Vec<Vec<u8>>> = self
-                .shard_channels
-                .iter()
-                .filter(|(_, n)| **n != node)
-                .fold(BTreeMap::new(), |mut m, (c, n)| {
-                    m.entry(n.clone()).or_default().push(c.clone());
-                    m
-                });
-            for (n, chans) in moved {
-                let j = self.link_of(&n);
-                if self.links[j].conn.is_some() {
-                    let refs: Vec<&[u8]> = chans.iter().map(|c| c.as_slice()).collect();
-                    self.send_on(j, b"SSUBSCRIBE", &refs)?;
-                } else if self.links[j].lost.is_none() {
-                    self.reconnect(j, false)?;
-                }
+        for (n, chans) in moved {
+            let j = self.link_of(&n);
+            if self.links[j].conn.is_some() {
+                let refs: Vec<&[u8]> = chans.iter().map(|c| c.as_slice()).collect();
+                self.send_on(j, b"SSUBSCRIBE", &refs)?;
+            } else if self.links[j].lost.is_none() {
+                // A new link: `reconnect` subscribes it to its channels.
+                self.reconnect(j, false)?;
             }
         }
         Ok(())
