@@ -140,6 +140,9 @@
 // then subscribed again where the slot is now): the text in `payload`.
 #define POOL_MSG_ERROR 13
 
+// At most this many pushes are kept per conn; beyond it the oldest is dropped.
+#define MAX_KEPT_PUSHES 65536
+
 // `max_concurrent_dials` when 0: dial threads a pool runs at most by default.
 #define DEFAULT_MAX_CONCURRENT_DIALS 64
 
@@ -897,6 +900,32 @@ pool_status_t pool_conn_pipeline(pool_conn_t *conn,
                                  pool_reply_t **replies_out,
                                  size_t *nreplies_out,
                                  pool_error_t *err_out);
+
+// Client-side caching and other RESP3 pushes on a normal conn: with `keep` true, pushes
+// the server sends on this conn (CLIENT TRACKING invalidations, ...) are kept for
+// pool_conn_next_push instead of skipped, whenever the conn's own calls meet them (before
+// or right behind a reply) and when pool_conn_next_push reads them; at most 65536 are
+// kept (the oldest dropped beyond that). `keep` false drops those kept and skips them
+// again. RESP3 only (protocol=3): POOL_ERR_INVALID_ARG on a RESP2 conn, which gets no
+// pushes. Asking for pushes changes the conn's session: pool_put does not hand it to a
+// next user as it is (it is closed, counted in reset_conns, as after SUBSCRIBE or MULTI).
+// POOL_ERR_INVALID_ARG for NULL or a handle that is not checked out. The thread that
+// holds the conn calls this.
+pool_status_t pool_conn_keep_pushes(pool_conn_t *conn, bool keep, pool_error_t *err_out);
+
+// The oldest push kept on `conn` (see pool_conn_keep_pushes), as a POOL_REPLY_PUSH tree the
+// caller frees with pool_reply_free; when none is kept, waits for the next one to arrive,
+// at most `timeout_ms` (< 0: as long as it takes; 0: only what has already arrived).
+// POOL_ERR_TIMEOUT with `*push_out` NULL when none came (the conn stays good). A frame
+// that is not a push arriving while no command waits for it means the conn is out of
+// step: POOL_ERR_PROTOCOL, the conn is bad. An I/O failure: POOL_ERR_IO, the conn is bad.
+// On a conn that keeps no pushes, pushes that arrive are returned too (and none are
+// kept). POOL_ERR_INVALID_ARG for NULLs or a handle that is not checked out. The thread
+// that holds the conn calls this.
+pool_status_t pool_conn_next_push(pool_conn_t *conn,
+                                  int64_t timeout_ms,
+                                  pool_reply_t **push_out,
+                                  pool_error_t *err_out);
 
 // The fd for event loops: readable while pool_try_get may find a conn. Made on the
 // first call (an eventfd, non-blocking and close-on-exec); later calls return the same

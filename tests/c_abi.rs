@@ -62,6 +62,7 @@ const PUBSUB_SECTIONS: &[&str] = &[
     "== server restart in RESP3\n",
     "== a closed or freed pool: POOL_ERR_CLOSED\n",
     "== misuse: NULLs, no names, made-up handles\n",
+    "== RESP3 pushes on a normal conn: client tracking invalidations kept and delivered\n",
 ];
 const PUBSUB_MIN_CHECKS: u64 = 250;
 

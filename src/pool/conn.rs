@@ -83,6 +83,8 @@ struct ConnState {
     /// Its slot in the C ABI's handle table, reserved on its first checkout through the C
     /// ABI and released when the conn is closed (see `ffi::conn_table`).
     handle_slot: Option<crate::ffi::conn_table::Reservation>,
+    /// RESP3 pushes kept for the user (`keep_pushes`), oldest first; None = skipped.
+    kept: Option<Box<std::collections::VecDeque<Reply>>>,
 }
 
 /// `ConnState::peek`: the socket was lent out for the caller's own I/O (`lend_fd`) since
@@ -108,6 +110,12 @@ const SESSION_DB: u8 = 8;
 /// `ConnState::session`: a command that changes what the pool set up, or what the server
 /// sends: CLIENT REPLY OFF|SKIP, HELLO, AUTH, RESET (which undoes the set-up).
 const SESSION_OTHER: u8 = 16;
+/// `ConnState::session`: the user asked for the conn's RESP3 pushes (`keep_pushes`): the
+/// next user did not, and must not get them.
+const SESSION_PUSHES: u8 = 32;
+
+/// At most this many pushes are kept per conn; beyond it the oldest is dropped.
+pub const MAX_KEPT_PUSHES: usize = 65536;
 
 /// Why a conn given back was closed when `Conn::session_changed`.
 pub(crate) const SESSION_CHANGED_REASON: &str = "commands on the conn changed the session the \
@@ -225,6 +233,7 @@ impl Conn {
             epoch: 0,
             close_on_readonly: false,
             handle_slot: None,
+            kept: None,
         });
         Conn { s }
     }
@@ -410,11 +419,16 @@ impl Conn {
         let write = io::Deadline::after_from(now, wt);
         let limits = self.s.reply_limits;
         let resp3 = self.s.resp3;
+        let keeping = resp3 && self.s.kept.is_some();
+        // Kept pushes come to `each` in a reply's place (and are set aside there): the
+        // replies they displaced are read after `pipeline_each`.
         let pushes = |i: usize| match (resp3, cmds[i].first()) {
             (false, _) => io::Pushes::Refuse,
             (true, Some(name)) if replies_are_pushes(name) => io::Pushes::Return,
+            (true, _) if keeping => io::Pushes::Return,
             (true, _) => io::Pushes::Skip,
         };
+        let kept_now: std::cell::RefCell<Vec<Reply>> = Default::default();
         let close_on_readonly = self.s.close_on_readonly;
         let mut readonly = false;
         // A HELLO inside the pipeline switches the protocol for the commands after it (as
@@ -422,6 +436,16 @@ impl Conn {
         let mut hello: Option<bool> = None;
         let mut i = 0;
         let mut each = |reply: Reply| {
+            if keeping
+                && matches!(reply, Reply::Push(_))
+                && !cmds
+                    .get(i)
+                    .and_then(|c| c.first())
+                    .is_some_and(|n| replies_are_pushes(n))
+            {
+                kept_now.borrow_mut().push(reply);
+                return;
+            }
             if close_on_readonly && matches!(&reply, Reply::Error(e) if e.starts_with(b"READONLY"))
             {
                 readonly = true;
@@ -450,12 +474,35 @@ impl Conn {
             &pushes,
             &mut each,
         );
+        // The replies displaced by kept pushes, each maybe behind more pushes.
+        let mut res = res.map_err(|(_, e)| e);
+        let mut missing = kept_now.borrow().len();
+        while res.is_ok() && missing > 0 {
+            match io::read_frame(fd, &mut cio.parser, read) {
+                Ok(p @ Reply::Push(_)) => kept_now.borrow_mut().push(p),
+                Ok(reply) => {
+                    missing -= 1;
+                    each(reply);
+                }
+                Err(e) => res = Err(e),
+            }
+        }
+        let res = res.map_err(|e| (i, e));
+        if let Some(kept) = self.s.kept.as_mut() {
+            for p in kept_now.into_inner() {
+                keep_push(kept, p);
+            }
+        }
         match res {
             Ok(()) => {
                 let mut stray = false;
                 while resp3 && !cio.parser.is_clean() {
                     match cio.parser.next_reply() {
-                        Ok(Some(Reply::Push(_))) => {}
+                        Ok(Some(p @ Reply::Push(_))) => {
+                            if let Some(kept) = self.s.kept.as_mut() {
+                                keep_push(kept, p);
+                            }
+                        }
                         Ok(None) => break,
                         Ok(Some(_)) | Err(_) => {
                             stray = true;
@@ -529,6 +576,52 @@ impl Conn {
         }
     }
 
+    /// From now on (`keep`) RESP3 pushes that arrive around this conn's replies (client
+    /// tracking invalidations, ...) are kept for `next_push` instead of skipped, at most
+    /// `MAX_KEPT_PUSHES` (the oldest dropped beyond it); `!keep` drops those kept and skips
+    /// again. Asking for them changes the session: the conn is not pooled for a next user
+    /// as it is (see `must_close_on_put`). RESP3 only.
+    pub fn keep_pushes(&mut self, keep: bool) -> Result<(), Error> {
+        if !self.s.resp3 {
+            return Err(Error::invalid(
+                "pushes: the conn speaks RESP2, which has none (use protocol=3)",
+            ));
+        }
+        if keep {
+            self.s.kept.get_or_insert_with(Default::default);
+            self.s.session |= SESSION_PUSHES;
+        } else {
+            self.s.kept = None;
+        }
+        Ok(())
+    }
+
+    /// The oldest kept push; when none is kept, the next push that arrives by `deadline`
+    /// (a deadline already passed takes what has arrived). Ok(None) when none came. A frame
+    /// that is not a push (no command is waiting for a reply) means the conn is out of step:
+    /// it is marked broken.
+    pub fn next_push(&mut self, deadline: Option<io::Deadline>) -> Result<Option<Reply>, Error> {
+        if let Some(p) = self.s.kept.as_mut().and_then(|k| k.pop_front()) {
+            return Ok(Some(p));
+        }
+        if !self.s.resp3 {
+            return Ok(None);
+        }
+        match self.receive(deadline)? {
+            None => Ok(None),
+            Some(p @ Reply::Push(_)) => Ok(Some(p)),
+            Some(other) => {
+                let e = Error::Protocol(format!(
+                    "redis: a reply nobody asked for ({}) while waiting for a push: the conn \
+                     is out of step",
+                    other.summary()
+                ));
+                self.s.broken = Some(e.to_string().into());
+                Err(e)
+            }
+        }
+    }
+
     /// Whether the session speaks RESP3 (HELLO 3).
     pub fn is_resp3(&self) -> bool {
         self.s.resp3
@@ -583,7 +676,9 @@ impl Conn {
         // any time, also just before a reply: they are not this command's reply, except
         // for the subscribe family, whose replies are pushes. RESP2 has no pushes.
         let skip_pushes = !args.first().is_some_and(|name| replies_are_pushes(name));
-        let pushes = match (self.s.resp3, skip_pushes) {
+        // Kept pushes are returned by the read and set aside here, one by one.
+        let keeping = skip_pushes && self.s.kept.is_some();
+        let pushes = match (self.s.resp3, skip_pushes && !keeping) {
             (false, _) => io::Pushes::Refuse,
             (true, true) => io::Pushes::Skip,
             (true, false) => io::Pushes::Return,
@@ -592,7 +687,7 @@ impl Conn {
         // times out) may still have changed the session.
         self.s.session = track_session(self.s.session, self.s.session_db, args);
         let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
-        let res = io::command_with(
+        let mut res = io::command_with(
             fd,
             &mut cio.parser,
             &mut cio.out,
@@ -602,14 +697,31 @@ impl Conn {
             wait,
             pushes,
         );
+        if keeping && self.s.resp3 {
+            while let Ok(Reply::Push(_)) = &res {
+                if let (Some(kept), Ok(p)) = (self.s.kept.as_mut(), res) {
+                    keep_push(kept, p);
+                }
+                res = if io::Deadline::passed(read) {
+                    let t = read_override.unwrap_or(rt).unwrap_or_default();
+                    Err(IoError::Timeout("read", t))
+                } else {
+                    io::read_frame(fd, &mut cio.parser, read)
+                };
+            }
+        }
         match res {
             Ok(reply) => {
                 let mut stray = false;
-                // Pushes right behind the reply, in the same read, are skipped as well; a
-                // reply nobody asked for means the conn is out of step.
-                while pushes == io::Pushes::Skip && !cio.parser.is_clean() {
+                // Pushes right behind the reply, in the same read, are skipped (or kept) as
+                // well; a reply nobody asked for means the conn is out of step.
+                while (pushes == io::Pushes::Skip || keeping) && !cio.parser.is_clean() {
                     match cio.parser.next_reply() {
-                        Ok(Some(Reply::Push(_))) => {}
+                        Ok(Some(p @ Reply::Push(_))) => {
+                            if let Some(kept) = self.s.kept.as_mut() {
+                                keep_push(kept, p);
+                            }
+                        }
                         Ok(None) => break,
                         Ok(Some(_)) | Err(_) => {
                             stray = true;
@@ -782,6 +894,14 @@ impl Conn {
     pub fn has_buffered_input(&self) -> bool {
         self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean())
     }
+}
+
+/// Appends `p` to the kept pushes, dropping the oldest beyond `MAX_KEPT_PUSHES`.
+fn keep_push(kept: &mut std::collections::VecDeque<Reply>, p: Reply) {
+    if kept.len() >= MAX_KEPT_PUSHES {
+        kept.pop_front();
+    }
+    kept.push_back(p);
 }
 
 impl fmt::Debug for Conn {

@@ -1339,6 +1339,10 @@ typedef struct hcase {
       ping_ex(H, 1000, err))                                                                   \
     X(id##_pipe, "pool_conn_pipeline", label, fixture, INV, cmd_msg, F_ERR,                    \
       pipe_case(H, 0, 2, err))                                                                 \
+    X(id##_keep_pushes, "pool_conn_keep_pushes", label, fixture, INV, cmd_msg, F_ERR,         \
+      pool_conn_keep_pushes(H, true, err))                                                      \
+    X(id##_next_push, "pool_conn_next_push", label, fixture, INV, cmd_msg, F_ERR,             \
+      pool_conn_next_push(H, 0, &(pool_reply_t *){NULL}, err))                                  \
     X(id##_put, "pool_put", label, fixture, INV, NULL, 0, pool_put(g_pool, H))                 \
     X(id##_remove, "pool_remove", label, fixture, INV, NULL, 0, pool_remove(g_pool, H, "x"))   \
     X(id##_remove_nr, "pool_remove", label ", reason NULL", fixture, INV, NULL, 0,             \
@@ -1425,6 +1429,16 @@ typedef struct hcase {
       ping_ex(g_conn, 0, err))                                                                  \
     X(cmd_ex_t_max, "pool_conn_command_ex", "timeout_ms INT64_MAX: as good as none", FX_NONE,   \
       POOL_OK, NULL, F_ERR, ping_ex(g_conn, INT64_MAX, err))                                    \
+    X(keep_resp2, "pool_conn_keep_pushes", "a RESP2 conn: it gets no pushes", FX_NONE, INV,    \
+      "RESP2", F_ERR, pool_conn_keep_pushes(g_conn, true, err))                                 \
+    X(next_push_out_null, "pool_conn_next_push", "push_out NULL", FX_NONE, INV, "push_out",     \
+      F_ERR, pool_conn_next_push(g_conn, 0, NULL, err))                                         \
+    X(next_push_none, "pool_conn_next_push", "timeout_ms 0, none there", FX_NONE,               \
+      POOL_ERR_TIMEOUT, "no push", F_ERR | F_COUNTS, pool_conn_next_push(g_conn, 0,             \
+      &(pool_reply_t *){NULL}, err))                                                            \
+    X(next_push_t_min, "pool_conn_next_push", "timeout_ms INT64_MIN on a RESP2 conn: none",     \
+      FX_NONE, POOL_ERR_TIMEOUT, "no push", F_ERR | F_COUNTS, pool_conn_next_push(g_conn,       \
+      INT64_MIN, &(pool_reply_t *){NULL}, err))                                                 \
     X(pipe_ok, "pool_conn_pipeline", "PING + ECHO, lengths for one, NUL-terminated the other",  \
       FX_NONE, POOL_OK, NULL, F_ERR, pipe_case(g_conn, 0, 2, err))                              \
     X(pipe_no_lens, "pool_conn_pipeline", "argvlens NULL", FX_NONE, POOL_OK, NULL, F_ERR,       \

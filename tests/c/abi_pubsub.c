@@ -478,6 +478,107 @@ static void misuse(void)
     pool_free(pool);
 }
 
+/* A command on `c` that must succeed; the reply is freed. */
+static void must(pool_conn_t *c, int argc, const char **argv)
+{
+    pool_reply_t *r = NULL;
+    pool_error_t err;
+    CHECK_STATUS(pool_conn_command(c, argc, argv, NULL, &r, &err), POOL_OK, &err);
+    pool_reply_free(r);
+}
+
+/* `r` is an "invalidate" push naming `key`. */
+static int is_invalidate(const pool_reply_t *r, const char *key)
+{
+    return r != NULL && r->type == POOL_REPLY_PUSH && r->elements == 2 &&
+           strcmp(r->element[0]->str, "invalidate") == 0 && r->element[1]->elements == 1 &&
+           strcmp(r->element[1]->element[0]->str, key) == 0;
+}
+
+static void conn_pushes(void)
+{
+    pool_t *pool = new_pool("?protocol=3");
+    pool_conn_t *c = NULL, *other = NULL;
+    pool_error_t err;
+    CHECK_STATUS(pool_get(pool, &c, &err), POOL_OK, &err);
+    CHECK_STATUS(pool_get(pool, &other, &err), POOL_OK, &err);
+    if (c == NULL || other == NULL)
+        return;
+    CHECK_STATUS(pool_conn_keep_pushes(c, true, &err), POOL_OK, &err);
+    const char *tracking[] = {"CLIENT", "TRACKING", "ON"};
+    const char *get[] = {"GET", "tracked"};
+    const char *set[] = {"SET", "tracked", "v"};
+    const char *ping[] = {"PING"};
+    must(c, 3, tracking);
+    must(c, 2, get);
+    /* Nothing yet. */
+    pool_reply_t *p = (pool_reply_t *)1;
+    CHECK_STATUS(pool_conn_next_push(c, 0, &p, &err), POOL_ERR_TIMEOUT, &err);
+    CHECK(p == NULL);
+    /* Another client changes the key: the invalidation arrives on its own. */
+    must(other, 3, set);
+    CHECK_STATUS(pool_conn_next_push(c, scaled(5000), &p, &err), POOL_OK, &err);
+    CHECK(is_invalidate(p, "tracked"));
+    pool_reply_free(p);
+    /* Met by a command before its reply: kept, not dropped, and the reply is PING's. */
+    must(c, 2, get);
+    must(other, 3, set);
+    pool_reply_t *r = NULL;
+    CHECK_STATUS(pool_conn_command(c, 1, ping, NULL, &r, &err), POOL_OK, &err);
+    CHECK(r != NULL && r->type == POOL_REPLY_STATUS && strcmp(r->str, "PONG") == 0);
+    pool_reply_free(r);
+    p = NULL;
+    CHECK_STATUS(pool_conn_next_push(c, scaled(5000), &p, &err), POOL_OK, &err);
+    CHECK(is_invalidate(p, "tracked"));
+    pool_reply_free(p);
+    /* In a pipeline: the replies stay in their places, the push is kept. */
+    must(c, 2, get);
+    must(other, 3, set);
+    const char *const *argvs[] = {ping, get, ping};
+    int argcs[] = {1, 2, 1};
+    pool_reply_t *replies[3] = {0};
+    size_t n = 0;
+    CHECK_STATUS(pool_conn_pipeline(c, 3, argcs, argvs, NULL, -1, replies, &n, &err), POOL_OK,
+                 &err);
+    CHECK_EQ(n, 3);
+    CHECK(replies[0] && replies[0]->type == POOL_REPLY_STATUS);
+    CHECK(replies[1] && replies[1]->type == POOL_REPLY_STRING && strcmp(replies[1]->str, "v") == 0);
+    CHECK(replies[2] && replies[2]->type == POOL_REPLY_STATUS);
+    for (int i = 0; i < 3; i++)
+        pool_reply_free(replies[i]);
+    p = NULL;
+    CHECK_STATUS(pool_conn_next_push(c, scaled(5000), &p, &err), POOL_OK, &err);
+    CHECK(is_invalidate(p, "tracked"));
+    pool_reply_free(p);
+    CHECK_STATUS(pool_conn_next_push(c, 0, &p, &err), POOL_ERR_TIMEOUT, &err);
+
+    /* Such a conn is not handed to the next user as it is. */
+    pool_stats_t before = {.struct_size = sizeof before}, after = {.struct_size = sizeof after};
+    pool_stats(pool, &before);
+    uint64_t id = pool_conn_id(c);
+    CHECK_EQ(pool_put(pool, c), POOL_OK);
+    pool_stats(pool, &after);
+    CHECK_EQ(after.reset_conns, before.reset_conns + 1);
+    CHECK_EQ(pool_put(pool, other), POOL_OK);
+    CHECK_STATUS(pool_get(pool, &c, &err), POOL_OK, &err);
+    CHECK(pool_conn_id(c) != id);
+    CHECK_STATUS(pool_conn_next_push(c, 0, &p, &err), POOL_ERR_TIMEOUT, &err);
+    pool_put(pool, c);
+    /* Misuse: NULLs, a handle not checked out, a RESP2 conn. */
+    CHECK_STATUS(pool_conn_keep_pushes(NULL, true, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK_STATUS(pool_conn_keep_pushes(c, true, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK_STATUS(pool_conn_next_push(c, 0, &p, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK_STATUS(pool_conn_next_push(NULL, 0, &p, &err), POOL_ERR_INVALID_ARG, &err);
+    pool_free(pool);
+    pool = new_pool("");
+    CHECK_STATUS(pool_get(pool, &c, &err), POOL_OK, &err);
+    CHECK_STATUS(pool_conn_keep_pushes(c, true, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK(strstr(err.message, "RESP2") != NULL);
+    CHECK_STATUS(pool_conn_next_push(c, 0, NULL, &err), POOL_ERR_INVALID_ARG, &err);
+    pool_put(pool, c);
+    pool_free(pool);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -506,6 +607,8 @@ int main(int argc, char **argv)
     closed_pool();
     section("misuse: NULLs, no names, made-up handles");
     misuse();
+    section("RESP3 pushes on a normal conn: client tracking invalidations kept and delivered");
+    conn_pushes();
 
     if (restarted > 0) {
         kill(restarted, SIGKILL);
