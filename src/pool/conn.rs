@@ -84,7 +84,7 @@ struct ConnState {
     /// ABI and released when the conn is closed (see `ffi::conn_table`).
     handle_slot: Option<crate::ffi::conn_table::Reservation>,
     /// RESP3 pushes kept for the user (`keep_pushes`), oldest first; None = skipped.
-    kept: Option<Box<std::collections::VecDeque<Reply>>>,
+    kept: Option<std::collections::VecDeque<Reply>>,
 }
 
 /// `ConnState::peek`: the socket was lent out for the caller's own I/O (`lend_fd`) since
