@@ -422,12 +422,19 @@ struct pool_stats {
   // Leak detection: conns given back (put or removed) after being checked out for
   // longer than leak_detection_threshold_ms.
   uint64_t late_returns;
-  // Conns closed on their way back (put or remove) because commands sent on them
-  // through pool_conn_command changed the session the pool set up: SUBSCRIBE,
-  // PSUBSCRIBE or SSUBSCRIBE (subscribe mode), MULTI without EXEC/DISCARD, WATCH without
-  // EXEC/DISCARD/UNWATCH, SELECT of another db, CLIENT REPLY OFF|SKIP, HELLO, AUTH,
-  // RESET. Such a conn is never handed to the next user; it is also counted in
-  // removed_conns. Raw I/O on pool_conn_fd is not tracked (see pool_conn_fd).
+  // Conns whose session commands sent on them (pool_conn_command, pool_conn_pipeline)
+  // changed from the one the pool set up, and that were restored before the next user
+  // got them: SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE (subscribe mode), MULTI without
+  // EXEC/DISCARD, WATCH without EXEC/DISCARD/UNWATCH, SELECT of another db, CLIENT REPLY
+  // OFF, HELLO, AUTH, RESET, pool_conn_keep_pushes. pool_put pools such a conn, and the
+  // get that takes it sends PING, RESET (Redis 6.2+) and the set-up (HELLO / AUTH /
+  // SELECT / CLIENT SETNAME) in one write, drops whatever came before RESET's reply
+  // (messages, unread replies), and hands it out (about 30 us on loopback, against
+  // over 1 ms for closing it and dialing a new one); a conn that cannot be restored (no
+  // RESET before Redis 6.2, a timeout) is closed and counted in stale_conns. Also
+  // counted: such conns given back with pool_remove (then in removed_conns too), or
+  // to a sticky or single pool (closed). Raw I/O on pool_conn_fd is not tracked (see
+  // pool_conn_fd).
   uint64_t reset_conns;
 };
 
@@ -784,8 +791,8 @@ void pool_cluster_free(pool_cluster_t *cluster);
 // Session state your own I/O changes (SUBSCRIBE, MULTI, WATCH, SELECT, CLIENT REPLY,
 // AUTH, HELLO) cannot be tracked: undo it (UNSUBSCRIBE, EXEC or DISCARD, UNWATCH, SELECT
 // back, or RESET) before pool_put, or give the conn back with pool_remove. The same
-// commands sent through pool_conn_command are tracked, and such a conn is closed on
-// pool_put (pool_stats_t.reset_conns).
+// commands sent through pool_conn_command are tracked, and such a conn is restored (RESET
+// and the pool's set-up) by the get that takes it next (pool_stats_t.reset_conns).
 int pool_conn_fd(const pool_conn_t *conn);
 
 // Unique per pool, never reused (the first conn is 1). 0 for NULL or a handle that is not
@@ -907,8 +914,8 @@ pool_status_t pool_conn_pipeline(pool_conn_t *conn,
 // or right behind a reply) and when pool_conn_next_push reads them; at most 65536 are
 // kept (the oldest dropped beyond that). `keep` false drops those kept and skips them
 // again. RESP3 only (protocol=3): POOL_ERR_INVALID_ARG on a RESP2 conn, which gets no
-// pushes. Asking for pushes changes the conn's session: pool_put does not hand it to a
-// next user as it is (it is closed, counted in reset_conns, as after SUBSCRIBE or MULTI).
+// pushes. Asking for pushes changes the conn's session: it is not handed to a next user
+// as it is (restored first, with tracking off; see pool_stats_t.reset_conns).
 // POOL_ERR_INVALID_ARG for NULL or a handle that is not checked out. The thread that
 // holds the conn calls this.
 pool_status_t pool_conn_keep_pushes(pool_conn_t *conn, bool keep, pool_error_t *err_out);

@@ -60,8 +60,8 @@ impl Drop for CUserData {
 /// Session state your own I/O changes (SUBSCRIBE, MULTI, WATCH, SELECT, CLIENT REPLY,
 /// AUTH, HELLO) cannot be tracked: undo it (UNSUBSCRIBE, EXEC or DISCARD, UNWATCH, SELECT
 /// back, or RESET) before pool_put, or give the conn back with pool_remove. The same
-/// commands sent through pool_conn_command are tracked, and such a conn is closed on
-/// pool_put (pool_stats_t.reset_conns).
+/// commands sent through pool_conn_command are tracked, and such a conn is restored (RESET
+/// and the pool's set-up) by the get that takes it next (pool_stats_t.reset_conns).
 #[unsafe(no_mangle)]
 pub extern "C" fn pool_conn_fd(conn: *const pool_conn_t) -> c_int {
     ffi_boundary!(-1, {
@@ -489,8 +489,8 @@ pub unsafe extern "C" fn pool_conn_pipeline(
 /// or right behind a reply) and when pool_conn_next_push reads them; at most 65536 are
 /// kept (the oldest dropped beyond that). `keep` false drops those kept and skips them
 /// again. RESP3 only (protocol=3): POOL_ERR_INVALID_ARG on a RESP2 conn, which gets no
-/// pushes. Asking for pushes changes the conn's session: pool_put does not hand it to a
-/// next user as it is (it is closed, counted in reset_conns, as after SUBSCRIBE or MULTI).
+/// pushes. Asking for pushes changes the conn's session: it is not handed to a next user
+/// as it is (restored first, with tracking off; see pool_stats_t.reset_conns).
 /// POOL_ERR_INVALID_ARG for NULL or a handle that is not checked out. The thread that
 /// holds the conn calls this.
 #[unsafe(no_mangle)]

@@ -303,10 +303,12 @@ impl Conn {
         self.fd()
     }
 
-    /// Whether the next get must peek the socket even inside `health_check_bypass`: the fd
-    /// was lent out since the last get's health check, or the conn is new.
+    /// Whether the next get must look at the conn even inside `health_check_bypass`: the fd
+    /// was lent out since the last get's health check, the conn is new, or its session
+    /// must be restored (`restore`). Two adjacent bytes: one test on the get's path.
+    #[inline]
     pub(crate) fn needs_peek(&self) -> bool {
-        self.s.peek != 0
+        (self.s.peek | self.s.session) != 0
     }
 
     /// A get's health check passed: what was done with a lent fd, and what may have
@@ -878,8 +880,88 @@ impl Conn {
         self.s.session != 0
     }
 
-    /// Broken or `session_changed`: given back, it is removed instead of pooled. One
-    /// branch for a conn used for plain commands.
+    /// Broken: given back, it is removed instead of pooled (a conn whose session changed
+    /// is pooled, and restored by the next get's health check: `restore`).
+    #[inline]
+    pub(crate) fn must_remove_on_put(&self) -> bool {
+        self.s.broken.is_some()
+    }
+
+    /// Brings a conn whose session its commands changed (`session_changed`) back to the
+    /// session the pool set up, before it is handed out again: `PING`, `RESET` (Redis 6.2+:
+    /// leaves subscribe mode, discards MULTI, unwatches, turns CLIENT REPLY and tracking
+    /// off, back to RESP2, db 0, the default user, no name), then the set-up's commands
+    /// (HELLO / AUTH / SELECT / CLIENT SETNAME), all in one write. Everything that arrives
+    /// before RESET's `+RESET` is discarded: pub/sub messages, replies nobody read, the
+    /// PING's answer (which is there only to absorb a pending CLIENT REPLY SKIP, which
+    /// would eat RESET's reply). Bounded by the conn's read timeout and `cap`. On failure
+    /// (a server without RESET, an error reply to the set-up, a timeout) the conn is marked
+    /// broken and the reason returned: it must be closed.
+    pub(crate) fn restore(
+        &mut self,
+        session: &Session,
+        cap: Option<io::Deadline>,
+    ) -> Result<(), String> {
+        let res = self.restore_inner(session, cap);
+        if let Err(why) = &res {
+            self.s.broken = Some(why.as_str().into());
+        }
+        res
+    }
+
+    fn restore_inner(
+        &mut self,
+        session: &Session,
+        cap: Option<io::Deadline>,
+    ) -> Result<(), String> {
+        let setup = session.commands();
+        let mut cmds: Vec<Vec<&[u8]>> = vec![vec![b"PING"], vec![b"RESET"]];
+        for (_, args) in &setup {
+            cmds.push(args.iter().map(Vec::as_slice).collect());
+        }
+        let refs: Vec<&[&[u8]]> = cmds.iter().map(Vec::as_slice).collect();
+        // After RESET the server speaks RESP2 until the set-up's HELLO 3: frames are read
+        // as they come (pushes included), whatever the conn spoke before.
+        let (rt, _) = self.timeouts();
+        let read = io::Deadline::earliest(io::Deadline::after(rt), cap);
+        self.send(&refs).map_err(|e| e.to_string())?;
+        loop {
+            match self.receive(read).map_err(|e| e.to_string())? {
+                None => return Err("redis: restoring the session: no +RESET in time".into()),
+                Some(Reply::Status(s)) if s == b"RESET" => break,
+                Some(Reply::Error(e)) if e.windows(5).any(|w| w.eq_ignore_ascii_case(b"RESET")) => {
+                    return Err(format!(
+                        "redis: restoring the session: RESET refused ({}): Redis 6.2 or later \
+                         is needed to restore a conn; it is closed instead",
+                        String::from_utf8_lossy(&e)
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, _) in &setup {
+            match self.receive(read).map_err(|e| e.to_string())? {
+                None => return Err(format!("redis: restoring the session: no reply to {name}")),
+                Some(Reply::Error(e)) => {
+                    return Err(format!(
+                        "redis: restoring the session: {name} refused: {}",
+                        String::from_utf8_lossy(&e)
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if self.has_buffered_input() {
+            return Err("redis: restoring the session: unexpected bytes after it".into());
+        }
+        self.s.session = 0;
+        self.s.kept = None;
+        self.s.resp3 = session.protocol == 3;
+        Ok(())
+    }
+
+    /// Broken or `session_changed`: given back to a sticky or single pool, it is removed
+    /// instead of kept. One branch for a conn used for plain commands.
     #[inline]
     pub(crate) fn must_close_on_put(&self) -> bool {
         self.s.broken.is_some() | (self.s.session != 0)

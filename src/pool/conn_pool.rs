@@ -378,10 +378,11 @@ impl ConnPool {
     }
 
     /// Returns a conn for reuse. A conn from `new_conn` is closed instead.
-    /// A broken conn (a command failed mid-way), or one whose session its commands changed
-    /// (`Conn::session_changed`: counted in `Stats::reset_conns`), is removed instead.
+    /// A broken conn (a command failed mid-way) is removed instead. One whose session its
+    /// commands changed (`Conn::session_changed`) is pooled, and restored by the get that
+    /// takes it (`health::check_restore`, counted in `Stats::reset_conns`).
     pub fn put(&self, conn: Conn) -> std::result::Result<(), Rejected> {
-        if conn.must_close_on_put() {
+        if conn.must_remove_on_put() {
             return self.remove(conn, None);
         }
         let mut conn = self.check_owner(conn)?;
@@ -989,11 +990,19 @@ impl Inner {
             Some(p) => (self.limits.ping_after_ns, Some(p)),
             None => (None, None),
         };
-        let health = health::check(&conn, now, &self.limits).and_then(|()| {
-            health::check_ping(&mut conn, now, ping_after, || {
-                ping.and_then(|(wait, began)| self.ping_cap(wait, began))
+        let mut ping = ping;
+        let health = health::check(&conn, now, &self.limits)
+            .and_then(|()| {
+                if !conn.session_changed() {
+                    return Ok(());
+                }
+                self.restore(&mut conn, ping.as_mut().map(|(w, b)| (*w, &mut **b)))
             })
-        });
+            .and_then(|()| {
+                health::check_ping(&mut conn, now, ping_after, || {
+                    ping.and_then(|(wait, began)| self.ping_cap(wait, began))
+                })
+            });
         match health {
             Ok(()) => {
                 conn.set_used_at(now);
@@ -1012,6 +1021,24 @@ impl Inner {
                 None
             }
         }
+    }
+
+    /// Restores a conn whose session changed (`health::check_restore`), bounded as the PING
+    /// check is; counted in `reset_conns`.
+    #[cold]
+    fn restore(
+        &self,
+        conn: &mut Conn,
+        ping: Option<(Wait, &mut Began)>,
+    ) -> std::result::Result<(), health::Staleness> {
+        let restored = health::check_restore(conn, &self.opts.session, || match ping {
+            Some((wait, began)) => self.ping_cap(wait, began),
+            None => io::Deadline::after(Some(PING_CAP_WITHOUT_DIAL_TIMEOUT)),
+        })?;
+        if restored {
+            Counters::inc(&self.counters.reset);
+        }
+        Ok(())
     }
 
     /// The bound of a get's PING check (on top of the conn's read timeout): the get's own
