@@ -238,6 +238,15 @@ impl Conn {
         Conn { s }
     }
 
+    /// A conn over `sock` outside any pool, speaking RESP3 when `resp3` (as if HELLO 3 had
+    /// been answered): for the fuzz targets and tests that play the server themselves.
+    #[doc(hidden)]
+    pub fn over_socket(sock: Socket, resp3: bool) -> Conn {
+        let mut c = Conn::new(sock, 1, 0, u64::MAX, false, super::fork::conn_generation());
+        c.s.resp3 = resp3;
+        c
+    }
+
     /// Its slot in the C handle table, if it has been checked out through the C ABI.
     #[inline]
     pub(crate) fn handle_slot(&self) -> Option<&crate::ffi::conn_table::Reservation> {
@@ -852,7 +861,7 @@ impl Conn {
     /// timeout (none: 0, block forever), so that the wait for a reply is one blocking
     /// `recv` (bounded by the kernel) instead of `poll` and `recv`: a syscall fewer per
     /// command. A socket that refuses the option keeps the `poll` path.
-    pub(crate) fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
+    pub fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
         let ms =
             |t: Option<Duration>| t.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
         self.s.timeouts_ms = [ms(read), ms(write)];
