@@ -94,7 +94,8 @@ pub type pool_message_t = pool_message;
 #[repr(C)]
 pub(crate) struct MessageBox {
     c: pool_message,
-    strings: [Vec<u8>; 3],
+    /// The channel, pattern and payload, each followed by a NUL: one allocation.
+    text: Vec<u8>,
     reply: *mut pool_reply_t,
 }
 
@@ -112,39 +113,45 @@ fn message_box(m: Message) -> Option<Box<MessageBox>> {
         Some(r) => into_c(r)?,
         None => std::ptr::null_mut(),
     };
-    let mut b = Box::new(MessageBox {
+    let parts = [m.channel, m.pattern, m.payload];
+    let size: usize = parts.iter().flatten().map(|p| p.len() + 1).sum();
+    let mut text = Vec::new();
+    if text.try_reserve_exact(size).is_err() {
+        // SAFETY: built by `into_c` just above, owned here.
+        unsafe { free_tree(reply) };
+        return None;
+    }
+    let mut spans = [None; 3];
+    for (span, part) in spans.iter_mut().zip(&parts) {
+        if let Some(p) = part {
+            *span = Some((text.len(), p.len()));
+            text.extend_from_slice(p);
+            text.push(0);
+        }
+    }
+    // `text` is complete: its buffer does not move any more (moving the Vec keeps it).
+    let at = |span: Option<(usize, usize)>| match span {
+        Some((off, len)) => (text[off..].as_ptr().cast::<c_char>(), len),
+        None => (std::ptr::null(), 0),
+    };
+    let (channel, channel_len) = at(spans[0]);
+    let (pattern, pattern_len) = at(spans[1]);
+    let (payload, payload_len) = at(spans[2]);
+    Some(Box::new(MessageBox {
         c: pool_message {
             kind: m.kind as i32,
-            channel: std::ptr::null(),
-            channel_len: 0,
-            pattern: std::ptr::null(),
-            pattern_len: 0,
-            payload: std::ptr::null(),
-            payload_len: 0,
+            channel,
+            channel_len,
+            pattern,
+            pattern_len,
+            payload,
+            payload_len,
             count: m.count,
             reply,
         },
-        strings: [Vec::new(), Vec::new(), Vec::new()],
+        text,
         reply,
-    });
-    let mut set = |i: usize, s: Option<Vec<u8>>| -> (*const c_char, usize) {
-        match s {
-            None => (std::ptr::null(), 0),
-            Some(mut v) => {
-                let len = v.len();
-                v.push(0);
-                b.strings[i] = v;
-                (b.strings[i].as_ptr().cast(), len)
-            }
-        }
-    };
-    let (cp, cl) = set(0, m.channel);
-    let (pp, pl) = set(1, m.pattern);
-    let (yp, yl) = set(2, m.payload);
-    (b.c.channel, b.c.channel_len) = (cp, cl);
-    (b.c.pattern, b.c.pattern_len) = (pp, pl);
-    (b.c.payload, b.c.payload_len) = (yp, yl);
-    Some(b)
+    }))
 }
 
 /// A pool as a subscriber's source of conns.

@@ -69,63 +69,76 @@ fn bytes(r: &Reply) -> Option<Vec<u8>> {
     }
 }
 
+/// `bytes`, moving the text out of the reply instead of copying it.
+fn take_bytes(r: &mut Reply) -> Option<Vec<u8>> {
+    match r {
+        Reply::String(b) | Reply::Status(b) => Some(std::mem::take(b)),
+        Reply::Verb { text, .. } => Some(std::mem::take(text)),
+        Reply::Integer(i) => Some(i.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
 /// Decodes one frame of a subscriber's stream.
 pub fn decode(frame: Reply) -> Message {
-    let items = match &frame {
-        Reply::Array(v) | Reply::Push(v) => v,
+    let kind = match &frame {
+        Reply::Array(v) | Reply::Push(v) => v.first().and_then(|n| match n {
+            Reply::String(b) | Reply::Status(b) => Some(b.as_slice()),
+            _ => None,
+        }),
         // A PING's answer outside subscribe mode (+PONG), or in RESP3 (bulk payload).
-        Reply::Status(_) | Reply::String(_) => {
-            let mut m = Message::event(Kind::Pong, 0, bytes(&frame));
-            if let Some(Reply::Status(s)) = Some(&frame) {
-                if s.eq_ignore_ascii_case(b"PONG") {
-                    m.payload = Some(Vec::new());
-                }
-            }
-            return m;
+        Reply::Status(s) => {
+            let payload = if s.eq_ignore_ascii_case(b"PONG") {
+                Vec::new()
+            } else {
+                s.clone()
+            };
+            return Message::event(Kind::Pong, 0, Some(payload));
         }
+        Reply::String(_) => return Message::event(Kind::Pong, 0, bytes(&frame)),
         Reply::Error(e) => return Message::event(Kind::Error, 0, Some(e.clone())),
         _ => return other(frame),
     };
-    let Some(name) = items.first().and_then(bytes) else {
-        return other(frame);
-    };
-    let name = name.to_ascii_lowercase();
-    let arg = |i: usize| items.get(i).and_then(bytes);
-    let count = |i: usize| match items.get(i) {
-        Some(Reply::Integer(n)) => *n,
+    let len = match &frame {
+        Reply::Array(v) | Reply::Push(v) => v.len(),
         _ => 0,
     };
-    let sub = |kind: Kind| {
-        let mut m = Message::event(kind, count(2), None);
-        m.channel = arg(1);
-        m
+    let kind = match (kind.map(|k| k.to_ascii_lowercase()).as_deref(), len) {
+        (Some(b"message"), 3) => Kind::Message,
+        (Some(b"smessage"), 3) => Kind::SMessage,
+        (Some(b"pmessage"), 4) => Kind::PMessage,
+        (Some(b"subscribe"), 3) => Kind::Subscribe,
+        (Some(b"psubscribe"), 3) => Kind::PSubscribe,
+        (Some(b"ssubscribe"), 3) => Kind::SSubscribe,
+        (Some(b"unsubscribe"), 3) => Kind::Unsubscribe,
+        (Some(b"punsubscribe"), 3) => Kind::PUnsubscribe,
+        (Some(b"sunsubscribe"), 3) => Kind::SUnsubscribe,
+        (Some(b"pong"), 2) => Kind::Pong,
+        _ => return other(frame),
     };
-    match (name.as_slice(), items.len()) {
-        (b"message", 3) | (b"smessage", 3) => {
-            let kind = if name == b"message" {
-                Kind::Message
-            } else {
-                Kind::SMessage
-            };
-            let mut m = Message::event(kind, 0, arg(2));
-            m.channel = arg(1);
-            m
+    let (Reply::Array(mut items) | Reply::Push(mut items)) = frame else {
+        unreachable!("only arrays and pushes get here")
+    };
+    let mut m = Message::event(kind, 0, None);
+    match kind {
+        Kind::Message | Kind::SMessage => {
+            m.channel = take_bytes(&mut items[1]);
+            m.payload = take_bytes(&mut items[2]);
         }
-        (b"pmessage", 4) => {
-            let mut m = Message::event(Kind::PMessage, 0, arg(3));
-            m.pattern = arg(1);
-            m.channel = arg(2);
-            m
+        Kind::PMessage => {
+            m.pattern = take_bytes(&mut items[1]);
+            m.channel = take_bytes(&mut items[2]);
+            m.payload = take_bytes(&mut items[3]);
         }
-        (b"subscribe", 3) => sub(Kind::Subscribe),
-        (b"psubscribe", 3) => sub(Kind::PSubscribe),
-        (b"ssubscribe", 3) => sub(Kind::SSubscribe),
-        (b"unsubscribe", 3) => sub(Kind::Unsubscribe),
-        (b"punsubscribe", 3) => sub(Kind::PUnsubscribe),
-        (b"sunsubscribe", 3) => sub(Kind::SUnsubscribe),
-        (b"pong", 2) => Message::event(Kind::Pong, 0, arg(1)),
-        _ => other(frame),
+        Kind::Pong => m.payload = take_bytes(&mut items[1]),
+        _ => {
+            m.channel = take_bytes(&mut items[1]);
+            if let Reply::Integer(n) = items[2] {
+                m.count = n;
+            }
+        }
     }
+    m
 }
 
 fn other(frame: Reply) -> Message {
