@@ -63,6 +63,7 @@ const PUBSUB_SECTIONS: &[&str] = &[
     "== a closed or freed pool: POOL_ERR_CLOSED\n",
     "== misuse: NULLs, no names, made-up handles\n",
     "== RESP3 pushes on a normal conn: client tracking invalidations kept and delivered\n",
+    "== raw I/O on the fd: pool_conn_session_changed has the conn restored\n",
 ];
 const PUBSUB_MIN_CHECKS: u64 = 250;
 

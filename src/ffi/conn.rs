@@ -59,7 +59,8 @@ impl Drop for CUserData {
 /// POOL_ERR_PROTOCOL and mark the conn bad, rather than be returned as its reply.
 /// Session state your own I/O changes (SUBSCRIBE, MULTI, WATCH, SELECT, CLIENT REPLY,
 /// AUTH, HELLO) cannot be tracked: undo it (UNSUBSCRIBE, EXEC or DISCARD, UNWATCH, SELECT
-/// back, or RESET) before pool_put, or give the conn back with pool_remove. The same
+/// back, or RESET) before pool_put, call pool_conn_session_changed (the pool restores it),
+/// or give the conn back with pool_remove. The same
 /// commands sent through pool_conn_command are tracked, and such a conn is restored (RESET
 /// and the pool's set-up) by the get that takes it next (pool_stats_t.reset_conns).
 #[unsafe(no_mangle)]
@@ -573,6 +574,23 @@ pub unsafe extern "C" fn pool_conn_next_push(
                     &Error::Protocol("out of memory: the push could not be handed over".into()),
                 ),
             },
+        }
+    })
+}
+
+/// Tells the pool that your own I/O on the conn's fd (pool_conn_fd: hiredis, a raw
+/// SUBSCRIBE, MULTI, SELECT ...) changed the session it set up, which it cannot see: the
+/// conn is then treated as one whose commands changed it. Given back with pool_put, it is
+/// restored (PING, RESET, the pool's set-up; whatever your I/O left unread is dropped)
+/// by the get that takes it next, counted in pool_stats_t.reset_conns; a sticky or single
+/// pool closes it instead. POOL_ERR_INVALID_ARG for NULL or a handle that is not checked
+/// out. The thread that holds the conn calls this.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_conn_session_changed(conn: *mut pool_conn_t) -> pool_status_t {
+    ffi_boundary!(super::status::POOL_ERR_INTERNAL, {
+        match conn_table::with(conn_bits(conn), |e| e.conn.mark_session_changed()) {
+            Some(()) => POOL_OK,
+            None => super::status::POOL_ERR_INVALID_ARG,
         }
     })
 }

@@ -633,6 +633,12 @@ impl Conn {
         }
     }
 
+    /// The caller's own I/O on the fd changed the session (`lend_fd` cannot see it): the
+    /// conn is restored like one whose commands changed it (`restore`).
+    pub fn mark_session_changed(&mut self) {
+        self.s.session |= SESSION_OTHER;
+    }
+
     /// Whether the session speaks RESP3 (HELLO 3).
     pub fn is_resp3(&self) -> bool {
         self.s.resp3

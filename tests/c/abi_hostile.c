@@ -1339,6 +1339,8 @@ typedef struct hcase {
       ping_ex(H, 1000, err))                                                                   \
     X(id##_pipe, "pool_conn_pipeline", label, fixture, INV, cmd_msg, F_ERR,                    \
       pipe_case(H, 0, 2, err))                                                                 \
+    X(id##_session_changed, "pool_conn_session_changed", label, fixture, INV, NULL, 0,        \
+      pool_conn_session_changed(H))                                                            \
     X(id##_keep_pushes, "pool_conn_keep_pushes", label, fixture, INV, cmd_msg, F_ERR,         \
       pool_conn_keep_pushes(H, true, err))                                                      \
     X(id##_next_push, "pool_conn_next_push", label, fixture, INV, cmd_msg, F_ERR,             \

@@ -582,6 +582,60 @@ static void conn_pushes(void)
     pool_free(pool);
 }
 
+/* Raw I/O on the fd changed the session: pool_conn_session_changed has it restored. */
+static void raw_session_changed(void)
+{
+    pool_t *pool = new_pool("?pool_size=2");
+    pool_conn_t *c = NULL;
+    pool_error_t err;
+    CHECK_STATUS(pool_get(pool, &c, &err), POOL_OK, &err);
+    if (c == NULL)
+        return;
+    int fd = pool_conn_fd(c);
+    const char raw[] = "*2\r\n$6\r\nSELECT\r\n$1\r\n5\r\n*2\r\n$9\r\nSUBSCRIBE\r\n$3\r\nraw\r\n";
+    CHECK(write(fd, raw, sizeof raw - 1) == (ssize_t)(sizeof raw - 1));
+    /* +OK, then the subscribe confirmation (an array): read until its ":1". */
+    char buf[256];
+    size_t got = 0;
+    for (int i = 0; i < 100 && (got < 4 || memcmp(buf + got - 4, ":1\r\n", 4) != 0); i++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, scaled(5000)) != 1)
+            break;
+        ssize_t n = read(fd, buf + got, sizeof buf - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    CHECK(got >= 4 && memcmp(buf + got - 4, ":1\r\n", 4) == 0);
+    uint64_t id = pool_conn_id(c);
+    CHECK_EQ(pool_conn_session_changed(c), POOL_OK);
+    pool_stats_t before = {.struct_size = sizeof before}, after = {.struct_size = sizeof after};
+    pool_stats(pool, &before);
+    pool_conn_t *other = NULL;
+    CHECK_STATUS(pool_get(pool, &other, &err), POOL_OK, &err);
+    CHECK_EQ(pool_put(pool, c), POOL_OK);
+    /* A message lands on it while it is idle: dropped by the restore, not handed on. */
+    const char *pub[] = {"PUBLISH", "raw", "while idle"};
+    pool_reply_t *n = NULL;
+    CHECK_STATUS(pool_conn_command(other, 3, pub, NULL, &n, &err), POOL_OK, &err);
+    CHECK(n && n->integer == 1);
+    pool_reply_free(n);
+    CHECK_STATUS(pool_get(pool, &c, &err), POOL_OK, &err);
+    pool_put(pool, other);
+    CHECK_EQ(pool_conn_id(c), id);
+    pool_stats(pool, &after);
+    CHECK_EQ(after.reset_conns, before.reset_conns + 1);
+    const char *info[] = {"CLIENT", "INFO"};
+    pool_reply_t *r = NULL;
+    CHECK_STATUS(pool_conn_command(c, 2, info, NULL, &r, &err), POOL_OK, &err);
+    CHECK(r && r->str && strstr(r->str, " db=0 ") && strstr(r->str, " sub=0 "));
+    pool_reply_free(r);
+    pool_put(pool, c);
+    CHECK_EQ(pool_conn_session_changed(c), POOL_ERR_INVALID_ARG); /* not checked out */
+    CHECK_EQ(pool_conn_session_changed(NULL), POOL_ERR_INVALID_ARG);
+    pool_free(pool);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -612,6 +666,8 @@ int main(int argc, char **argv)
     misuse();
     section("RESP3 pushes on a normal conn: client tracking invalidations kept and delivered");
     conn_pushes();
+    section("raw I/O on the fd: pool_conn_session_changed has the conn restored");
+    raw_session_changed();
 
     if (restarted > 0) {
         kill(restarted, SIGKILL);
