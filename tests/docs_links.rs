@@ -107,6 +107,14 @@ fn slug(heading: &str) -> String {
         .collect()
 }
 
+/// The title of an ATX heading line (`## Title`), or None: one to six `#`
+/// and a space (`#3575` at the start of a line is text).
+fn heading_title(line: &str) -> Option<&str> {
+    let hashes = line.len() - line.trim_start_matches('#').len();
+    let rest = &line[hashes..];
+    ((1..=6).contains(&hashes) && rest.starts_with(' ')).then(|| rest.trim())
+}
+
 /// The anchors of a Markdown file's headings (outside code blocks).
 fn anchors(path: &Path) -> BTreeSet<String> {
     let text = fs::read_to_string(path).unwrap_or_default();
@@ -115,8 +123,8 @@ fn anchors(path: &Path) -> BTreeSet<String> {
     for line in text.lines() {
         if line.trim_start().starts_with("```") {
             fenced = !fenced;
-        } else if !fenced && line.starts_with('#') {
-            set.insert(slug(line.trim_start_matches('#').replace('`', "").as_str()));
+        } else if !fenced && let Some(title) = heading_title(line) {
+            set.insert(slug(&title.replace('`', "")));
         }
     }
     set
@@ -206,4 +214,6 @@ fn link_parsing_finds_what_it_must() {
         "against-go-rediss-own-pool"
     );
     assert_eq!(slug("C++"), "c");
+    assert_eq!(heading_title("## Status codes"), Some("Status codes"));
+    assert_eq!(heading_title("#3575)."), None);
 }

@@ -126,7 +126,7 @@ pub struct pool_options {
     /// first takes it at once, without a context switch (the woken waiter queues again at
     /// the front). Once the oldest has waited this long, puts hand conns over in order
     /// again. Throughput under oversubscription for a bounded unfairness (Go's sync.Mutex
-    /// switches to hand-off after 1 ms); see the README.
+    /// switches to hand-off after 1 ms); see docs/behaviour.md, "Overtaking".
     pub overtake_window_ms: i64,
     /// The most string data one reply may hold, in bytes: bulk and simple strings, errors,
     /// verbatim strings, big numbers and double texts, counted over the whole reply (nested

@@ -415,8 +415,8 @@ pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t
 /// on one thread costs what it did before), else a new one taken through `handle_table::POOLS`,
 /// which refuses a freed handle even while pool_free runs. Taking a new count at every get and dropping it at every put
 /// cost two atomic read-modify-writes on a cache line every thread of the pool writes:
-/// about 5 ns of a 55 ns Get+Put on one thread, 20 ns at 8 threads (README, "What the hot
-/// path does"). A get that succeeds moves the count into the conn's handle-table entry
+/// about 5 ns of a 55 ns Get+Put on one thread, 20 ns at 8 threads (docs/design-hot-path.md,
+/// "Pool count"). A get that succeeds moves the count into the conn's handle-table entry
 /// (`into_owner`), which keeps the pool alive for a put after pool_free. Any other call
 /// gives it back where it came from when it ends: parked again, or dropped, so a call
 /// never changes which pool this thread has parked (a pool_stats of another pool between
