@@ -1,5 +1,5 @@
 //! The front page and the docs hold together: every relative link in README.md,
-//! docs/*.md and the bindings' READMEs points at a file that exists (and, for a
+//! CHANGELOG.md, docs/*.md and the bindings' READMEs points at a file that exists (and, for a
 //! `#fragment` into a Markdown file, at one of its headings), and README.md stays a
 //! front page of at most `README_MAX_LINES` lines (the rest belongs in docs/).
 
@@ -14,10 +14,10 @@ fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// README.md, docs/*.md and bindings/*/README.md, sorted.
+/// README.md, CHANGELOG.md, docs/*.md and bindings/*/README.md.
 fn markdown_files() -> Vec<PathBuf> {
     let root = repo_dir();
-    let mut files = vec![root.join("README.md")];
+    let mut files = vec![root.join("README.md"), root.join("CHANGELOG.md")];
     let mut more = Vec::new();
     for entry in fs::read_dir(root.join("docs")).expect("read docs/") {
         let path = entry.expect("docs/ entry").path();
