@@ -40,12 +40,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+// The version of this header (pool_version() gives the loaded library's).
+#define REDISPOOL_VERSION_MAJOR 0
+#define REDISPOOL_VERSION_MINOR 1
+#define REDISPOOL_VERSION_PATCH 0
+#define REDISPOOL_VERSION "0.1.0"
 
-// The most redirects a caller may ask to follow.
-#define MAX_REDIRECTS_LIMIT 100
+// The longest URL pool_new_url and pool_cluster_new_url accept, in bytes (without the NUL).
+#define POOL_MAX_URL_LEN 8192
 
-// Hash slots in a Redis Cluster.
-#define SLOTS 16384
+// The most dial threads a pool runs, whatever `max_concurrent_dials` says.
+#define POOL_MAX_CONCURRENT_DIALS 1024
+
+// The largest `max_redirects` pool_cluster_options_t accepts.
+#define POOL_CLUSTER_MAX_REDIRECTS 100
+
+// The deepest nesting of aggregate replies (arrays in arrays ...) a reply may have.
+#define POOL_MAX_REPLY_DEPTH 512
 
 // Room for "host:port" with the longest DNS name (253) and port, and a NUL.
 #define POOL_CLUSTER_ADDR_MAX 264
@@ -95,25 +106,6 @@
 // A buffer of this many bytes always holds what pool_sentinel_master_addr writes (an
 // address of at most 261 characters and its NUL).
 #define POOL_SENTINEL_ADDR_LEN 272
-
-// `max_concurrent_dials` when 0: dial threads a pool runs at most by default.
-#define DEFAULT_MAX_CONCURRENT_DIALS 64
-
-// The most dial threads a pool runs, whatever `max_concurrent_dials` says: a large
-// `pool_size` or `min_idle_conns` is dialed by this many threads in turn.
-#define MAX_CONCURRENT_DIALS 1024
-
-// The longest host: a DNS name (RFC 1035).
-#define MAX_HOST_LEN 253
-
-// The longest "host:port": "[" host "]:" port.
-#define MAX_ADDR_LEN (((MAX_HOST_LEN + 2) + 1) + 5)
-
-// The deepest nesting of aggregates (attributes included) accepted.
-#define MAX_DEPTH 512
-
-// Longer URLs are refused before any parsing: a URL is configuration, not data.
-#define MAX_URL_LEN (8 * 1024)
 
 // A pooler: a connection pool (pool_new, pool_new_url), a single-conn pool
 // (pool_single_new) or a sticky pool (pool_sticky_new). Every pool_* function of the

@@ -57,7 +57,7 @@ static uint64_t g_other_conn_id;
 
 /* Long strings, made once in main. */
 static char *g_long_reason; /* 1 MiB of 'r' */
-static char *g_url_8k;      /* a valid URL of exactly MAX_URL_LEN bytes */
+static char *g_url_8k;      /* a valid URL of exactly POOL_MAX_URL_LEN bytes */
 static char *g_url_8k1;     /* the same, one byte longer */
 static char *g_url_1m;      /* 1 MiB */
 static char *g_addr_1m;     /* "aaaa...:6379", 1 MiB */
@@ -2352,8 +2352,8 @@ int main(int argc, char **argv)
         return rc;
 
     g_long_reason = filled(1 << 20, 'r');
-    g_url_8k = url_of_length(MAX_URL_LEN);
-    g_url_8k1 = url_of_length(MAX_URL_LEN + 1);
+    g_url_8k = url_of_length(POOL_MAX_URL_LEN);
+    g_url_8k1 = url_of_length(POOL_MAX_URL_LEN + 1);
     g_url_1m = url_of_length(1 << 20);
     g_addr_1m = filled(1 << 20, 'a');
     memcpy(g_addr_1m + (1 << 20) - 5, ":6379", 5);
