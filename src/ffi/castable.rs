@@ -10,14 +10,17 @@
 //! - `pool_cancel_t *` is `Box::into_raw` of a `CancelToken`.
 //! - `pool_conn_t *` is not an address at all: it encodes a slot of `conn_table` and a
 //!   generation, so stale or foreign handles are detected instead of dereferenced.
+//!
+//! and every view of the caller's memory: byte strings (`bytes_in`), strings copied out
+//! (`copy_out`) and versioned structs (`read_versioned`, `write_versioned`). The one
+//! exception is the reply tree's own allocation (`reply.rs`), which never holds the
+//! caller's memory.
 
+use std::ffi::c_char;
 use std::sync::Arc;
 
-use super::cancel::pool_cancel_t;
-use super::cluster::{ClusterObj, pool_cluster_t};
-use super::conn::pool_conn_t;
 use super::handle_table;
-use super::pool::{PoolObj, pool_t};
+use super::handles::{ClusterObj, PoolObj, pool_cancel_t, pool_cluster_t, pool_conn_t, pool_t};
 use crate::pool::CancelToken;
 
 /// A new handle for `obj` (see `handle_table`); `obj` back when the table is full.
@@ -71,4 +74,33 @@ pub(crate) fn conn_bits(c: *const pool_conn_t) -> u64 {
 
 pub(crate) fn conn_from_bits(bits: u64) -> *mut pool_conn_t {
     std::ptr::without_provenance_mut(bits as usize)
+}
+
+/// The caller's `len` bytes at `p`, borrowed.
+///
+/// # Safety
+/// `p` is readable for `len` bytes and stays so for `'a`; it may be NULL only when `len`
+/// is 0.
+pub(crate) unsafe fn bytes_in<'a>(p: *const c_char, len: usize) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: per the contract above.
+    unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
+}
+
+/// Copies `s` and a NUL into `buf` of `cap` bytes; false when it does not fit.
+///
+/// # Safety
+/// `buf` is writable for `cap` bytes.
+pub(crate) unsafe fn copy_out(s: &str, buf: *mut c_char, cap: usize) -> bool {
+    if s.len() >= cap {
+        return false;
+    }
+    // SAFETY: s.len() + 1 <= cap bytes are writable per contract.
+    unsafe {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast::<u8>(), s.len());
+        *buf.add(s.len()) = 0;
+    }
+    true
 }

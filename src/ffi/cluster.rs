@@ -3,31 +3,21 @@
 use std::ffi::{CStr, CString, c_char};
 use std::sync::{Arc, OnceLock, Weak};
 
-use super::cancel::pool_cancel_t;
-use super::castable::{cancel_ref, cluster_bits, cluster_into_raw, conn_bits};
-use super::conn::pool_conn_t;
+use super::castable::{bytes_in, cancel_ref, cluster_bits, cluster_into_raw, conn_bits, copy_out};
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::handle_table::CLUSTERS;
+use super::handles::{ClusterNode, ClusterObj, PoolKind, PoolObj, pool_t};
+use super::handles::{pool_cancel_t, pool_conn_t};
 use super::options::{core_options_from_url, pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
-use super::pool::{ClusterNode, PoolKind, PoolObj, hand_out_owned, pool_t};
+use super::pool::hand_out_owned;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
 use crate::cluster::{Cluster, ClusterOptions, MAX_REDIRECTS_LIMIT, NodeInfo, slot};
 use crate::pool::{CancelToken, Conn, Error, Wait};
 
-/// A Redis Cluster: a slot map and one connection pool per node, created on demand with
-/// the same options. Opaque; thread-safe.
-pub struct pool_cluster {
-    _opaque: [u8; 0],
-}
-
-/// See `struct pool_cluster`.
-pub type pool_cluster_t = pool_cluster;
-
-/// What a `pool_cluster_t *` stands for (through `handle_table::CLUSTERS`).
-pub(crate) type ClusterObj = Cluster<PoolObj>;
+pub use super::handles::{pool_cluster, pool_cluster_t};
 
 /// Cluster options. Always start with `pool_cluster_options_init`, then change fields.
 #[repr(C)]
@@ -439,7 +429,7 @@ pub unsafe extern "C" fn pool_cluster_key_slot(key: *const c_char, keylen: usize
             return -1;
         }
         // SAFETY: per the header, `key` is readable for `keylen` bytes.
-        let key = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), keylen) };
+        let key = unsafe { bytes_in(key, keylen) };
         i32::from(slot::key_slot(key))
     })
 }
@@ -632,22 +622,6 @@ pub unsafe extern "C" fn pool_cluster_node_pool(
             Err(e) => fail(err_out, &e),
         }
     })
-}
-
-/// Copies `s` and a NUL into `buf` of `cap` bytes; false when it does not fit.
-///
-/// # Safety
-/// `buf` is writable for `cap` bytes.
-unsafe fn copy_out(s: &str, buf: *mut c_char, cap: usize) -> bool {
-    if s.len() >= cap {
-        return false;
-    }
-    // SAFETY: s.len() + 1 <= cap bytes are writable per contract.
-    unsafe {
-        std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast::<u8>(), s.len());
-        *buf.add(s.len()) = 0;
-    }
-    true
 }
 
 /// The node ("host:port") a conn from pool_cluster_get* (or a node pool) is connected to,

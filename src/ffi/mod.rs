@@ -8,6 +8,7 @@
 mod castable;
 pub(crate) mod conn_table;
 mod handle_table;
+mod handles;
 pub mod limits;
 mod panic;
 

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor};
+use super::handles::{PoolKind, pool_t};
 use super::options::{pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
-use super::pool::{PoolKind, pool_t, publish_conn_pool};
+use super::pool::publish_conn_pool;
 use super::status::*;
 use crate::pool::{ConnPool, Dialer, Error, Result};
 use crate::sentinel::{
