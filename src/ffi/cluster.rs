@@ -3,7 +3,10 @@
 use std::ffi::{CStr, CString, c_char};
 use std::sync::{Arc, OnceLock, Weak};
 
-use super::castable::{bytes_in, cancel_ref, cluster_bits, cluster_into_raw, conn_bits, copy_out};
+use super::castable::{
+    Versioned, bytes_in, cancel_ref, cluster_bits, cluster_into_raw, conn_bits, copy_out, out_size,
+    read_versioned, write_versioned,
+};
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::handle_table::CLUSTERS;
@@ -43,9 +46,12 @@ pub struct pool_cluster_options {
 /// See `struct pool_cluster_options`.
 pub type pool_cluster_options_t = pool_cluster_options;
 
-const MIN_CLUSTER_OPTIONS_SIZE: usize = size_of::<pool_cluster_options>();
-
-impl pool_cluster_options {
+// SAFETY: repr(C), struct_size first; every field is an integer or a pointer.
+unsafe impl Versioned for pool_cluster_options {
+    const NAME: &'static str = "pool_cluster_options_t";
+    const HINT: &'static str = "call pool_cluster_options_init first";
+    /// The first version is the whole struct.
+    const MIN_SIZE: usize = size_of::<pool_cluster_options>();
     fn defaults() -> Self {
         pool_cluster_options {
             struct_size: size_of::<pool_cluster_options>(),
@@ -85,6 +91,28 @@ pub struct pool_cluster_info {
 /// See `struct pool_cluster_info`.
 pub type pool_cluster_info_t = pool_cluster_info;
 
+// SAFETY: repr(C), struct_size first; every field is an integer.
+unsafe impl Versioned for pool_cluster_info {
+    const NAME: &'static str = "pool_cluster_info_t";
+    const HINT: &'static str = "set it to sizeof(pool_cluster_info_t) or 0";
+    /// The first version is the whole struct.
+    const MIN_SIZE: usize = size_of::<pool_cluster_info>();
+    fn defaults() -> Self {
+        pool_cluster_info {
+            struct_size: size_of::<pool_cluster_info>(),
+            refreshes: 0,
+            refresh_errors: 0,
+            moved: 0,
+            ask: 0,
+            retries: 0,
+            nodes: 0,
+            masters: 0,
+            slots_covered: 0,
+            reserved: 0,
+        }
+    }
+}
+
 /// Room for "host:port" with the longest DNS name (253) and port, and a NUL.
 pub const POOL_CLUSTER_ADDR_MAX: usize = 264;
 
@@ -102,13 +130,37 @@ pub struct pool_cluster_node {
 /// See `struct pool_cluster_node`.
 pub type pool_cluster_node_t = pool_cluster_node;
 
-/// Fills `*opts` with the defaults (and its struct_size). NULL is ignored. Any thread.
+/// Fills `*opts` with the defaults (and its struct_size), writing
+/// sizeof(pool_cluster_options_t) of the library. NULL is ignored. Any thread. C code calls
+/// it through the pool_cluster_options_init macro: pool_cluster_options_init_size with
+/// its header's sizeof (see pool_options_init).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_cluster_options_init(opts: *mut pool_cluster_options_t) {
     ffi_boundary!((), {
         if !opts.is_null() {
             // SAFETY: the caller passes a writable struct (checked non-NULL).
-            unsafe { opts.write(pool_cluster_options::defaults()) };
+            let size = size_of::<pool_cluster_options>();
+            let _ = unsafe { write_versioned(pool_cluster_options::defaults(), opts, size) };
+        }
+    })
+}
+
+/// Fills the first `size` bytes of `*opts` (of the sizeof its header gives) with the
+/// defaults, as pool_options_init_size. POOL_ERR_INVALID_ARG, writing nothing, for NULL or
+/// a `size` below the first version's. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_options_init_size(
+    opts: *mut pool_cluster_options_t,
+    size: usize,
+) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        if opts.is_null() {
+            return POOL_ERR_INVALID_ARG;
+        }
+        // SAFETY: the caller's struct is writable for `size` bytes per the header.
+        match unsafe { write_versioned(pool_cluster_options::defaults(), opts, size) } {
+            Ok(_) => POOL_OK,
+            Err(_) => POOL_ERR_INVALID_ARG,
         }
     })
 }
@@ -205,15 +257,8 @@ unsafe fn publish(
 /// `o` is non-NULL and points to a pool_cluster_options_t of its struct_size; its pointers
 /// follow the header's contract.
 unsafe fn read_cluster_options(o: *const pool_cluster_options_t) -> Result<ClusterOptions, Error> {
-    // SAFETY: non-NULL per contract; struct_size is the first field.
-    let size = unsafe { (*o).struct_size };
-    if size < MIN_CLUSTER_OPTIONS_SIZE {
-        return Err(Error::invalid(format!(
-            "struct_size: {size} is smaller than any pool_cluster_options_t; call pool_cluster_options_init first"
-        )));
-    }
-    // SAFETY: at least the first version's fields are readable (checked above).
-    let o = unsafe { &*o };
+    // SAFETY: per contract.
+    let o = unsafe { read_versioned(o) }.map_err(Error::invalid)?;
     if o.seeds_len > 0 && o.seeds.is_null() {
         return Err(Error::invalid(format!(
             "seeds: NULL with seeds_len {}",
@@ -726,11 +771,7 @@ pub unsafe extern "C" fn pool_cluster_info(
             return POOL_ERR_INVALID_ARG;
         }
         // SAFETY: non-NULL; struct_size is the first field.
-        let size = match unsafe { (*info_out).struct_size } {
-            0 => size_of::<pool_cluster_info>(),
-            n if n < 2 * size_of::<usize>() => return POOL_ERR_INVALID_ARG,
-            n => n.min(size_of::<pool_cluster_info>()),
-        };
+        let size = unsafe { out_size(info_out) };
         let s = c.cluster_stats();
         let info = pool_cluster_info {
             struct_size: size,
@@ -744,16 +785,11 @@ pub unsafe extern "C" fn pool_cluster_info(
             slots_covered: s.slots_covered,
             reserved: 0,
         };
-        // SAFETY: the caller's struct is writable for its struct_size, and `size` is no
-        // more than that.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                (&info as *const pool_cluster_info).cast::<u8>(),
-                info_out.cast::<u8>(),
-                size,
-            )
-        };
-        POOL_OK
+        // SAFETY: the caller's struct is writable for its struct_size (`size`).
+        match unsafe { write_versioned(info, info_out, size) } {
+            Ok(_) => POOL_OK,
+            Err(_) => POOL_ERR_INVALID_ARG,
+        }
     })
 }
 
