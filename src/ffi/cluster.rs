@@ -8,7 +8,7 @@ use super::castable::{
     read_versioned, write_versioned,
 };
 use super::conn_table::{self, Entry, TakeError};
-use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
+use super::error::{construct, fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::handle_table::CLUSTERS;
 use super::handles::{ClusterNode, ClusterObj, PoolKind, PoolObj, pool_t};
 use super::handles::{pool_cancel_t, pool_conn_t};
@@ -343,16 +343,20 @@ pub unsafe extern "C" fn pool_cluster_new(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_cluster_new"), {
-        // SAFETY: `cluster_out` is NULL or writable per the header.
-        if let Err(code) = unsafe {
-            start_constructor(cluster_out, "cluster_out", opts.is_null(), "opts", err_out)
-        } {
-            return code;
+        // SAFETY: non-NULL (checked by `construct`), per the header a
+        // pool_cluster_options_t.
+        let make = |opts| unsafe { read_cluster_options(opts) }.and_then(create);
+        // SAFETY: `cluster_out` is NULL or writable per the header; `construct` checked it
+        // non-NULL before `publish`.
+        unsafe {
+            construct(
+                (cluster_out, "cluster_out"),
+                (opts, "opts"),
+                err_out,
+                make,
+                |c, out, e| publish(Ok(c), out, e),
+            )
         }
-        // SAFETY: non-NULL, per the header a pool_cluster_options_t.
-        let created = unsafe { read_cluster_options(opts) }.and_then(create);
-        // SAFETY: checked non-NULL above.
-        unsafe { publish(created, cluster_out, err_out) }
     })
 }
 
@@ -369,33 +373,38 @@ pub unsafe extern "C" fn pool_cluster_new_url(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_cluster_new_url"), {
-        // SAFETY: `cluster_out` is NULL or writable per the header.
-        if let Err(code) =
-            unsafe { start_constructor(cluster_out, "cluster_out", url.is_null(), "url", err_out) }
-        {
-            return code;
+        // SAFETY: a non-NULL url (checked by `construct`) is NUL-terminated per the header.
+        let make = |url| {
+            unsafe { url_text(url) }
+                .and_then(crate::redis::url::parse_cluster_url)
+                .and_then(|cu| {
+                    let mut opts = ClusterOptions::new(cu.seeds, core_options_from_url(&cu.base)?);
+                    if let Some(n) = cu.max_redirects {
+                        opts.max_redirects = n as u32;
+                    }
+                    match cu.refresh_min_interval {
+                        Some(crate::redis::url::UrlDuration::Millis(ms)) => {
+                            opts.refresh_min_interval = std::time::Duration::from_millis(ms as u64)
+                        }
+                        Some(crate::redis::url::UrlDuration::Disabled) => {
+                            opts.refresh_min_interval = std::time::Duration::ZERO
+                        }
+                        None => {}
+                    }
+                    create(opts)
+                })
+        };
+        // SAFETY: `cluster_out` is NULL or writable per the header; `construct` checked it
+        // non-NULL before `publish`.
+        unsafe {
+            construct(
+                (cluster_out, "cluster_out"),
+                (url, "url"),
+                err_out,
+                make,
+                |c, out, e| publish(Ok(c), out, e),
+            )
         }
-        // SAFETY: a non-NULL url is NUL-terminated per the header.
-        let created = unsafe { url_text(url) }
-            .and_then(crate::redis::url::parse_cluster_url)
-            .and_then(|cu| {
-                let mut opts = ClusterOptions::new(cu.seeds, core_options_from_url(&cu.base)?);
-                if let Some(n) = cu.max_redirects {
-                    opts.max_redirects = n as u32;
-                }
-                match cu.refresh_min_interval {
-                    Some(crate::redis::url::UrlDuration::Millis(ms)) => {
-                        opts.refresh_min_interval = std::time::Duration::from_millis(ms as u64)
-                    }
-                    Some(crate::redis::url::UrlDuration::Disabled) => {
-                        opts.refresh_min_interval = std::time::Duration::ZERO
-                    }
-                    None => {}
-                }
-                create(opts)
-            });
-        // SAFETY: checked non-NULL above.
-        unsafe { publish(created, cluster_out, err_out) }
     })
 }
 

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use super::castable::{conn_bits, conn_from_bits, pool_bits, pool_into_raw};
 use super::conn_table::{self, Entry, TakeError};
-use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
+use super::error::{construct, fail, internal, invalid, pool_error_t, url_text};
 use super::handle_table;
 use super::handles::{PoolKind, PoolObj, pool_cancel_t, pool_conn_t};
-use super::options::{core_options_from_url, pool_options_t, read_options, to_core_owning};
+use super::options::{
+    UserdataOwner, core_options_from_url, pool_options_t, read_options, to_core_owning,
+};
 use super::panic::ffi_boundary;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
@@ -98,31 +100,35 @@ pub unsafe extern "C" fn pool_new(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_new"), {
-        // SAFETY: `pool_out` is NULL or writable per the header.
-        if let Err(code) =
-            unsafe { start_constructor(pool_out, "pool_out", opts.is_null(), "opts", err_out) }
-        {
-            return code;
-        }
-        let mut owner = None;
-        // SAFETY: `opts` is non-NULL and points to a pool_options_t of its struct_size.
-        let created = unsafe { read_options(opts) }
+        let make = |opts| {
+            // SAFETY: `opts` is non-NULL and points to a pool_options_t of its struct_size.
+            let o = unsafe { read_options(opts) }?;
             // SAFETY: strings in the caller's options are NULL or NUL-terminated.
-            .and_then(|o| unsafe { to_core_owning(&o) })
-            .and_then(|(core, o)| {
-                owner = o;
-                ConnPool::new(core)
-            });
-        // SAFETY: checked non-NULL above.
-        let status = unsafe { publish(created, pool_out, err_out) };
-        // The pool exists (and nothing of it can be dropped before this thread returns
-        // its handle): it now owns `dialer_userdata`.
-        if status == POOL_OK
-            && let Some(owner) = owner
-        {
-            owner.arm();
+            let (core, owner) = unsafe { to_core_owning(&o) }?;
+            Ok((ConnPool::new(core)?, owner))
+        };
+        let publish = |(pool, owner): (_, Option<UserdataOwner>), out, err_out| {
+            // SAFETY: `construct` checked `out` non-NULL.
+            let status = unsafe { publish(Ok(pool), out, err_out) };
+            // The pool exists (and nothing of it can be dropped before this thread
+            // returns its handle): it now owns `dialer_userdata`.
+            if status == POOL_OK
+                && let Some(owner) = owner
+            {
+                owner.arm();
+            }
+            status
+        };
+        // SAFETY: `pool_out` is NULL or writable per the header.
+        unsafe {
+            construct(
+                (pool_out, "pool_out"),
+                (opts, "opts"),
+                err_out,
+                make,
+                publish,
+            )
         }
-        status
     })
 }
 
@@ -150,19 +156,24 @@ pub unsafe extern "C" fn pool_new_url(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_new_url"), {
-        // SAFETY: `pool_out` is NULL or writable per the header.
-        if let Err(code) =
-            unsafe { start_constructor(pool_out, "pool_out", url.is_null(), "url", err_out) }
-        {
-            return code;
+        let make = |url| {
+            // SAFETY: a non-NULL url is NUL-terminated per the header.
+            unsafe { url_text(url) }
+                .and_then(crate::redis::url::parse_url)
+                .and_then(|cfg| core_options_from_url(&cfg))
+                .and_then(ConnPool::new)
+        };
+        // SAFETY: `pool_out` is NULL or writable per the header; `construct` checked it
+        // non-NULL before `publish`.
+        unsafe {
+            construct(
+                (pool_out, "pool_out"),
+                (url, "url"),
+                err_out,
+                make,
+                |p, out, e| publish(Ok(p), out, e),
+            )
         }
-        // SAFETY: a non-NULL url is NUL-terminated per the header.
-        let created = unsafe { url_text(url) }
-            .and_then(crate::redis::url::parse_url)
-            .and_then(|cfg| core_options_from_url(&cfg))
-            .and_then(ConnPool::new);
-        // SAFETY: checked non-NULL above.
-        unsafe { publish(created, pool_out, err_out) }
     })
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::castable::{Versioned, read_versioned, write_versioned};
-use super::error::{fail, internal, invalid, pool_error_t, start_constructor};
+use super::error::{construct, fail, internal, invalid, pool_error_t};
 use super::handles::{PoolKind, pool_t};
 use super::options::{pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
@@ -214,25 +214,17 @@ pub unsafe extern "C" fn pool_sentinel_new(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_sentinel_new"), {
-        // SAFETY: `pool_out` is NULL or writable per the header.
-        if let Err(code) =
-            unsafe { start_constructor(pool_out, "pool_out", sopts.is_null(), "sopts", err_out) }
-        {
-            return code;
-        }
-        // SAFETY: `sopts` is non-NULL and as the header describes.
-        let cfg = match unsafe { read_sentinel_options(sopts) } {
-            Ok(c) => c,
-            Err(e) => return fail(err_out, &e),
-        };
-        let node = if node_opts.is_null() {
-            Ok(pool_options::defaults())
-        } else {
-            // SAFETY: `node_opts` is non-NULL and points to a pool_options_t of its
-            // struct_size.
-            unsafe { read_options(node_opts) }
-        };
-        let created = node.and_then(|mut o| {
+        let make = |sopts| {
+            // SAFETY: `sopts` is non-NULL (checked by `construct`) and as the header
+            // describes.
+            let cfg = unsafe { read_sentinel_options(sopts) }?;
+            let mut o = if node_opts.is_null() {
+                pool_options::defaults()
+            } else {
+                // SAFETY: `node_opts` is non-NULL and points to a pool_options_t of its
+                // struct_size.
+                unsafe { read_options(node_opts) }?
+            };
             if !o.addr.is_null() {
                 return Err(Error::invalid(
                     "node_opts.addr: must be NULL for a sentinel pool (the sentinels name the master)",
@@ -253,9 +245,18 @@ pub unsafe extern "C" fn pool_sentinel_new(
             let state = SentinelState::new(cfg)?;
             opts.dialer = Dialer::Sentinel(Arc::new(state));
             ConnPool::new(opts)
-        });
-        // SAFETY: checked non-NULL above.
-        unsafe { publish_conn_pool(created, pool_out, err_out) }
+        };
+        // SAFETY: `pool_out` is NULL or writable per the header; `construct` checked it
+        // non-NULL before `publish_conn_pool`.
+        unsafe {
+            construct(
+                (pool_out, "pool_out"),
+                (sopts, "sopts"),
+                err_out,
+                make,
+                |p, out, e| publish_conn_pool(Ok(p), out, e),
+            )
+        }
     })
 }
 
