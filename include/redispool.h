@@ -40,6 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
 // The version of this header (pool_version() gives the loaded library's).
 #define REDISPOOL_VERSION_MAJOR 0
 #define REDISPOOL_VERSION_MINOR 1

@@ -10,7 +10,7 @@ const PREFIXES: [&str; 3] = ["pool_", "POOL_", "REDISPOOL_"];
 /// The version macros, from Cargo.toml (hiredis has the same four).
 fn version_macros() -> String {
     format!(
-        "// The version of this header (pool_version() gives the loaded library's).\n\
+        "\n// The version of this header (pool_version() gives the loaded library's).\n\
          #define REDISPOOL_VERSION_MAJOR {}\n\
          #define REDISPOOL_VERSION_MINOR {}\n\
          #define REDISPOOL_VERSION_PATCH {}\n\
