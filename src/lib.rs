@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cluster;
+pub mod error;
 pub mod ffi;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
-use super::error::Error;
+use crate::error::Error;
 use crate::redis::io::{self, IoError};
 use crate::redis::resp::{Parser, Reply, ReplyLimits};
 use crate::redis::{HandshakeError, Session};

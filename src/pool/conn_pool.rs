@@ -25,7 +25,6 @@ use super::cancel::CancelToken;
 use super::clock;
 use super::conn::{Conn, READONLY_REASON};
 use super::dial::{Dialer, deadline_after};
-use super::error::{Error, Result};
 use super::fork;
 use super::health;
 use super::in_flight::InFlight;
@@ -36,6 +35,7 @@ use super::stats::{Counters, Stats};
 use super::waiter::{
     Grant, Outcome, Waiter, Wake, hand_to_oldest, hand_to_oldest_later, wait_or_withdraw,
 };
+use crate::error::{Error, Result};
 use crate::redis::HandshakeError;
 use crate::redis::io;
 use crate::sentinel::{Retire, SentinelState};

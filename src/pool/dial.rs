@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
 
-use super::error::{Error, Result};
 use super::in_flight::InFlight;
 use super::resolve::resolve;
+use crate::error::{Error, Result};
 use crate::sentinel::SentinelState;
 
 /// A custom dial function: given the time it may take (None = unbounded), returns a connected

@@ -8,7 +8,6 @@ mod clock;
 mod conn;
 mod conn_pool;
 mod dial;
-mod error;
 mod fork;
 mod health;
 mod in_flight;
@@ -22,12 +21,12 @@ mod stats;
 mod sticky;
 mod waiter;
 
+pub use crate::error::{Error, Result};
 pub use cancel::CancelToken;
 pub use conn::Conn;
 pub use conn_pool::{ConnPool, PING_CAP_WITHOUT_DIAL_TIMEOUT};
 pub(crate) use dial::time_left;
 pub use dial::{DialFn, Dialer};
-pub use error::{Error, Result};
 pub use health::Staleness;
 pub(crate) use in_flight::InFlight;
 pub use options::{

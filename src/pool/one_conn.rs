@@ -19,13 +19,13 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::cancel::CancelToken;
 use super::conn::{Conn, SESSION_CHANGED_REASON};
-use super::error::{Error, Result};
 use super::fork;
 use super::notify::Notifier;
 use super::options::Wait;
 use super::pooler::{Pooler, Rejected};
 use super::stats::Stats;
 use super::waiter::{Grant, Outcome, Waiter, hand_to_oldest, wait_or_withdraw};
+use crate::error::{Error, Result};
 
 /// Identifies a conn across pools: (owning pool id, conn id).
 type ConnKey = (u64, u64);

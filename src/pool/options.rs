@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::dial::Dialer;
-use super::error::{Error, Result};
+use crate::error::{Error, Result};
 use crate::redis::Session;
 use crate::redis::resp::ReplyLimits;
 

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use url::{Host, Url};
 
 use super::addr;
-use crate::pool::Error;
+use crate::error::Error;
 
 /// Longer URLs are refused before any parsing: a URL is configuration, not data.
 pub const MAX_URL_LEN: usize = 8 * 1024;
