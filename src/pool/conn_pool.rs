@@ -25,6 +25,7 @@ use super::cancel::CancelToken;
 use super::clock;
 use super::conn::{Conn, READONLY_REASON};
 use super::dial::{Dialer, deadline_after};
+use super::dial_source::{DialSource, Retire};
 use super::fork;
 use super::health;
 use super::in_flight::InFlight;
@@ -38,7 +39,6 @@ use super::waiter::{
 use crate::error::{Error, Result};
 use crate::redis::HandshakeError;
 use crate::redis::io;
-use crate::sentinel::{Retire, SentinelState};
 
 /// When a get's clock started and when it must be over (None = never): read only off the
 /// fast path, when the get waits, dials or PINGs.
@@ -231,7 +231,7 @@ impl ConnPool {
             if old.generation == generation {
                 return old;
             }
-            // A sentinel dialer's locks may have been held by a parent thread: fresh state.
+            // A dial source's locks may have been held by a parent thread: fresh state.
             let opts = Options {
                 dialer: old.opts.dialer.for_new_pool(),
                 ..old.opts.clone()
@@ -276,10 +276,10 @@ impl ConnPool {
         &self.inner().opts
     }
 
-    /// The sentinel state of a pool whose dialer is `Dialer::Sentinel` (its own copy, made
-    /// by `new`): the current master address and the switches seen.
-    pub fn sentinel(&self) -> Option<&Arc<SentinelState>> {
-        self.inner().opts.dialer.sentinel()
+    /// The dial source of a pool whose dialer is `Dialer::Source` (its own copy, made by
+    /// `new`). The sentinel module gets its state back from it (`ConnPool::sentinel`).
+    pub fn dial_source(&self) -> Option<&Arc<dyn DialSource>> {
+        self.inner().opts.dialer.source()
     }
 
     /// Retires every conn the pool has now: idle conns are closed at once, conns checked
@@ -457,7 +457,7 @@ impl ConnPool {
     pub fn remove(&self, conn: Conn, _reason: Option<&str>) -> std::result::Result<(), Rejected> {
         let conn = self.check_owner(conn)?;
         let inner = self.inner();
-        if let Some(s) = inner.opts.dialer.sentinel() {
+        if let Some(s) = inner.opts.dialer.source() {
             if conn.broken_reason() == Some(READONLY_REASON) {
                 s.note_readonly();
             }
@@ -724,16 +724,16 @@ impl Inner {
         conn.epoch() == self.epoch.load(Ordering::Relaxed)
     }
 
-    /// Starts the min-idle prewarm, the reaper (if configured) and a sentinel dialer's
-    /// watcher.
+    /// Starts the min-idle prewarm, the reaper (if configured) and links a dial source
+    /// (which starts the sentinel watcher).
     fn start(self: &Arc<Self>) -> Result<()> {
         {
             let mut st = self.state.lock();
             self.refill(&mut st);
         }
-        if let Some(s) = self.opts.dialer.sentinel() {
+        if let Some(s) = self.opts.dialer.source() {
             let me: Arc<dyn Retire> = self.clone();
-            s.attach(Arc::downgrade(&me))?;
+            Arc::clone(s).attach(Arc::downgrade(&me))?;
         }
         if let Some(every) = self.opts.reaper_interval {
             let weak = Arc::downgrade(self);
@@ -1486,8 +1486,8 @@ impl Inner {
         }
     }
 
-    /// One attempt: connect, then the Redis session set-up (and, for a sentinel dialer, the
-    /// ROLE check). Every conn the pool ever hands out (gets, refills, the fast-fail probe,
+    /// One attempt: connect, then the Redis session set-up (and, for a dial source, its
+    /// check of the new conn: the sentinel's ROLE check). Every conn the pool ever hands out (gets, refills, the fast-fail probe,
     /// new_conn) comes from here. The conn carries the epoch read before the dialer chose
     /// its address, so a `retire_all` meanwhile makes it stale.
     fn dial_once(&self, pooled: bool) -> Result<Conn> {
@@ -1517,14 +1517,14 @@ impl Inner {
             .dial_timeout
             .unwrap_or(PING_CAP_WITHOUT_DIAL_TIMEOUT);
         let res = conn.set_up(&self.opts.session, ping, unbounded, deadline);
-        let res = match (res, self.opts.dialer.sentinel()) {
+        let res = match (res, self.opts.dialer.source()) {
             (Ok(()), Some(s)) => {
                 let own = match self.opts.read_timeout {
                     Some(_) => None,
                     None => io::Deadline::after(Some(unbounded)),
                 };
                 let dial = deadline.map(|d| io::Deadline::at(d, unbounded));
-                Ok(s.verify_master(&mut conn, io::Deadline::earliest(own, dial)))
+                Ok(s.check_new_conn(&mut conn, io::Deadline::earliest(own, dial)))
             }
             (res, _) => res.map(Ok),
         };
@@ -1585,7 +1585,7 @@ impl Inner {
         conn.set_timeouts(self.opts.read_timeout, self.opts.write_timeout);
         conn.set_reply_limits(self.opts.reply_limits);
         let close_on_readonly =
-            self.opts.close_on_readonly || matches!(self.opts.dialer, Dialer::Sentinel(_));
+            self.opts.close_on_readonly || matches!(self.opts.dialer, Dialer::Source(_));
         conn.set_failover_state(epoch, close_on_readonly);
         conn
     }

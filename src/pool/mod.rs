@@ -8,7 +8,9 @@ mod clock;
 mod conn;
 mod conn_pool;
 mod dial;
+mod dial_source;
 mod fork;
+mod handle_token;
 mod health;
 mod in_flight;
 mod notify;
@@ -27,8 +29,10 @@ pub use conn::Conn;
 pub use conn_pool::{ConnPool, PING_CAP_WITHOUT_DIAL_TIMEOUT};
 pub(crate) use dial::time_left;
 pub use dial::{DialFn, Dialer};
+pub use dial_source::{DialSource, Retire};
+pub use handle_token::HandleToken;
 pub use health::Staleness;
-pub(crate) use in_flight::InFlight;
+pub use in_flight::InFlight;
 pub use options::{
     DEFAULT_MAX_CONCURRENT_DIALS, MAX_CONCURRENT_DIALS, Options, Wait, default_pool_size,
 };

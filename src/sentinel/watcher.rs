@@ -14,7 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::client::deadline_after;
-use super::{Retire, SentinelConn, SentinelState, parse_switch_master};
+use super::{SentinelConn, SentinelState, parse_switch_master};
+use crate::pool::Retire;
 
 /// How long one blocking read of the subscription lasts: the bound on noticing a closed
 /// pool, a READONLY hint or a due poll.
