@@ -1,7 +1,13 @@
 //! The pool core: plain safe Rust, knowing nothing of C.
 //!
-//! Names follow go-redis `internal/pool` (turn, idle list, stale, sticky) so that
-//! `reference/go-redis-pool.md` maps onto the code.
+//! Names follow go-redis `internal/pool` (turn, idle list, stale, sticky), so that its
+//! source (`internal/pool/pool.go`, `conn.go`) maps onto the code. The behaviour contract,
+//! and where it differs from go-redis on purpose, is documented in `docs/behaviour.md`
+//! (before the README was cut down: its "How the pool behaves" section).
+//!
+//! The core imports nothing from the layers above it (`ffi`, `sentinel`, `cluster`): they
+//! reach it through its own abstractions (`DialSource` and `Retire` for a dialer whose
+//! target changes, `HandleToken` for the C skin's handle slot, `Pooler` for the cluster).
 
 mod cancel;
 mod clock;
