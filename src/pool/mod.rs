@@ -7,8 +7,8 @@
 //!
 //! The core imports nothing from the layers above it (`ffi`, `sentinel`, `cluster`): they
 //! reach it through its own abstractions (`DialSource` and `Retire` for a dialer whose
-//! target changes, `HandleToken` for the C skin's handle slot; the cluster is generic over its own
-//! `NodePool`, built on `ConnPool`).
+//! target changes, `HandleToken` for the C skin's handle slot); the cluster is generic
+//! over its own `NodePool`, built on `ConnPool`.
 
 mod cancel;
 mod clock;
