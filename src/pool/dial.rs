@@ -14,6 +14,7 @@ use super::dial_source::DialSource;
 use super::in_flight::InFlight;
 use super::resolve::resolve;
 use crate::error::{Error, Result};
+use crate::redis::deadline::{instant_after, time_left};
 
 /// A custom dial function: given the time it may take (None = unbounded), returns a connected
 /// stream socket whose ownership passes to the pool. It may be called from library threads.
@@ -125,7 +126,7 @@ impl Dialer {
     /// One dial attempt, bounded by `timeout` (None = unbounded). The socket is close-on-exec
     /// and in blocking mode.
     pub fn dial(&self, timeout: Option<Duration>) -> Result<Socket> {
-        self.dial_within(deadline_after(timeout), None)
+        self.dial_within(instant_after(timeout), None)
     }
 
     /// One dial attempt that must be over by `deadline` (None = unbounded): name resolution
@@ -150,22 +151,6 @@ impl Dialer {
                 Error::dial(&self.target(), &e)
             }
         })
-    }
-}
-
-/// `now + timeout`; None for no timeout or one too large to represent (as good as none).
-pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
-}
-
-/// The time left before `deadline` (None = unbounded), or a dial timeout once it passed.
-pub(crate) fn time_left(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
-    match deadline {
-        None => Ok(None),
-        Some(d) => match d.checked_duration_since(Instant::now()) {
-            Some(r) if !r.is_zero() => Ok(Some(r)),
-            _ => Err(io::Error::new(io::ErrorKind::TimedOut, "dial timeout")),
-        },
     }
 }
 

@@ -34,7 +34,6 @@ pub use crate::error::{Error, Result};
 pub use cancel::CancelToken;
 pub use conn::Conn;
 pub use conn_pool::{ConnPool, PING_CAP_WITHOUT_DIAL_TIMEOUT};
-pub(crate) use dial::time_left;
 pub use dial::{DialFn, Dialer};
 pub use dial_source::{DialSource, Retire};
 pub use handle_token::HandleToken;

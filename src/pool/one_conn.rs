@@ -26,6 +26,7 @@ use super::pooler::{Pooler, Rejected};
 use super::stats::Stats;
 use super::waiter::{Grant, Outcome, Waiter, hand_to_oldest, wait_or_withdraw};
 use crate::error::{Error, Result};
+use crate::redis::deadline::left;
 
 /// Identifies a conn across pools: (owning pool id, conn id).
 type ConnKey = (u64, u64);
@@ -538,10 +539,7 @@ impl OneConn {
 /// What is left of `wait` at `now`, for a borrow from the parent.
 fn remaining(wait: Wait, deadline: Option<Instant>) -> Wait {
     match (wait, deadline) {
-        (Wait::For(_), Some(d)) => match d.checked_duration_since(Instant::now()) {
-            Some(left) if !left.is_zero() => Wait::For(left),
-            _ => Wait::NoWait,
-        },
+        (Wait::For(_), Some(d)) => left(d).map_or(Wait::NoWait, Wait::For),
         (w, _) => w,
     }
 }

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use socket2::Socket;
 
-use crate::pool::{Conn, ConnPool, DialSource, Dialer, Error, InFlight, Result, Retire, time_left};
+use crate::pool::{Conn, ConnPool, DialSource, Dialer, Error, InFlight, Result, Retire};
+use crate::redis::deadline::{bounded_instant_after, time_left};
 use crate::redis::resp::Reply;
 
 pub(crate) use client::SentinelConn;
@@ -277,7 +278,7 @@ impl SentinelState {
     /// address; the first answer wins. `budget` bounds the whole search; each sentinel gets
     /// a fair share of what is left.
     pub fn query_master(&self, budget: Duration) -> Result<String> {
-        let deadline = client::deadline_after(budget);
+        let deadline = bounded_instant_after(budget);
         let n = self.cfg.addrs.len();
         let first = self.preferred.load(Ordering::Relaxed) % n;
         let mut errors = Vec::new();
@@ -292,7 +293,7 @@ impl SentinelState {
             let addr = &self.cfg.addrs[i];
             // Connect, AUTH and the query share one deadline: each step taking a fresh
             // share used to stretch one sentinel's turn to three shares.
-            let until = client::deadline_after(share);
+            let until = bounded_instant_after(share);
             let res = SentinelConn::connect(addr, &self.cfg, until)
                 .and_then(|mut c| c.get_master_addr(&self.cfg.master_name, until));
             match res {

@@ -364,7 +364,7 @@ impl Inner {
     pub(super) fn dial_once(&self, pooled: bool) -> Result<Conn> {
         let epoch = self.epoch.load(Ordering::Acquire);
         // One deadline for the whole attempt: resolution, connect, set-up, ROLE check.
-        let deadline = deadline_after(self.opts.dial_timeout);
+        let deadline = instant_after(self.opts.dial_timeout);
         let sock = match catch_unwind(AssertUnwindSafe(|| {
             self.opts
                 .dialer

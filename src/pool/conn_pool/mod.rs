@@ -37,7 +37,7 @@ use socket2::Socket;
 use super::cancel::CancelToken;
 use super::clock;
 use super::conn::{Conn, READONLY_REASON};
-use super::dial::{Dialer, deadline_after};
+use super::dial::Dialer;
 use super::dial_source::{DialSource, Retire};
 use super::fork;
 use super::health;
@@ -51,6 +51,7 @@ use super::waiter::{
 };
 use crate::error::{Error, Result};
 use crate::redis::HandshakeError;
+use crate::redis::deadline::instant_after;
 use crate::redis::io;
 use dialing::{DialJob, seed_from_clock};
 use fork_cell::Cell;
