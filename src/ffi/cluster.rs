@@ -9,7 +9,7 @@ use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::handle_table::CLUSTERS;
-use super::options::{core_options_from_url, pool_options, pool_options_t, read_options, to_core};
+use super::options::{pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
 use super::pool::{ClusterNode, PoolKind, PoolObj, hand_out_owned, pool_t};
 use super::stats::{pool_stats_t, write_stats};
@@ -344,7 +344,8 @@ pub unsafe extern "C" fn pool_cluster_new_url(
         let created = unsafe { url_text(url) }
             .and_then(crate::redis::url::parse_cluster_url)
             .and_then(|cu| {
-                let mut opts = ClusterOptions::new(cu.seeds, core_options_from_url(&cu.base)?);
+                let mut opts =
+                    ClusterOptions::new(cu.seeds, crate::pool::Options::from_url_config(&cu.base)?);
                 if let Some(n) = cu.max_redirects {
                     opts.max_redirects = n as u32;
                 }

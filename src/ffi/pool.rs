@@ -11,7 +11,7 @@ use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::handle_table;
-use super::options::{core_options_from_url, pool_options_t, read_options, to_core_owning};
+use super::options::{pool_options_t, read_options, to_core_owning};
 use super::panic::ffi_boundary;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
@@ -299,8 +299,7 @@ pub unsafe extern "C" fn pool_new_url(
         }
         // SAFETY: a non-NULL url is NUL-terminated per the header.
         let created = unsafe { url_text(url) }
-            .and_then(crate::redis::url::parse_url)
-            .and_then(|cfg| core_options_from_url(&cfg))
+            .and_then(crate::pool::Options::from_url)
             .and_then(ConnPool::new);
         // SAFETY: checked non-NULL above.
         unsafe { publish(created, pool_out, err_out) }

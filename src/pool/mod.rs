@@ -25,6 +25,7 @@ mod one_conn;
 mod options;
 mod pooler;
 mod resolve;
+mod settings;
 mod single;
 mod stats;
 mod sticky;
@@ -44,6 +45,7 @@ pub use options::{
 };
 pub use pooler::{Pooler, Rejected};
 pub use resolve::{TestResolver, set_test_resolver};
+pub use settings::Settings;
 pub use single::SingleConnPool;
 pub use stats::Stats;
 pub use sticky::StickyConnPool;
