@@ -7,10 +7,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::castable::{msg_from_raw, msg_into_raw, sub_from_raw, sub_into_raw, sub_ref};
-use super::cluster::{ClusterObj, cluster_or_fail, pool_cluster_t};
+use super::cluster::cluster_or_fail;
 use super::error::{fail, internal, invalid, pool_error_t, start_constructor, write_error};
+use super::handles::{ClusterObj, PoolKind, PoolObj, pool_cluster_t, pool_t};
 use super::panic::ffi_boundary;
-use super::pool::{Held, PoolKind, PoolObj, pool_t};
+use super::pool::Held;
 use super::reply::{free_tree, into_c, pool_reply_t};
 use super::status::*;
 use crate::cluster::NodePool;
