@@ -416,8 +416,9 @@ struct pool_stats {
   // changed from the one the pool set up, and that were restored before the next user
   // got them: SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE (subscribe mode), MULTI without
   // EXEC/DISCARD, WATCH without EXEC/DISCARD/UNWATCH, SELECT of another db, CLIENT REPLY
-  // OFF, HELLO, AUTH, RESET, pool_conn_keep_pushes. pool_put pools such a conn, and the
-  // get that takes it sends PING, RESET (Redis 6.2+) and the set-up (HELLO / AUTH /
+  // OFF, CLIENT TRACKING ON, HELLO, AUTH, RESET, pool_conn_keep_pushes,
+  // pool_conn_session_changed. pool_put pools such a conn, and the get that takes it
+  // sends PING, RESET (Redis 6.2+) and the set-up (HELLO / AUTH /
   // SELECT / CLIENT SETNAME) in one write, drops whatever came before RESET's reply
   // (messages, unread replies), and hands it out (about 30 us on loopback, against
   // over 1 ms for closing it and dialing a new one); a conn that cannot be restored (no

@@ -153,6 +153,13 @@ fn another_db_is_restored_before_it_is_handed_back() {
     check_reset(2, &[&["SELECT", "3"]]);
 }
 
+/// Client tracking left on would send the next user invalidations it never asked for.
+#[test]
+fn client_tracking_is_restored_before_it_is_handed_back() {
+    check_reset(3, &[&["CLIENT", "TRACKING", "ON"], &["GET", "handback:k"]]);
+    check_reset(2, &[&["CLIENT", "TRACKING", "ON", "BCAST"]]);
+}
+
 #[test]
 fn client_reply_skip_is_not_handed_back() {
     check_closed(2, &[&["CLIENT", "REPLY", "SKIP"]]);

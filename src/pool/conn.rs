@@ -110,7 +110,8 @@ const SESSION_WATCH: u8 = 4;
 /// `ConnState::session`: SELECT of a db other than the set-up's (SELECT of that db clears it).
 const SESSION_DB: u8 = 8;
 /// `ConnState::session`: a command that changes what the pool set up, or what the server
-/// sends: CLIENT REPLY OFF|SKIP, HELLO, AUTH, RESET (which undoes the set-up).
+/// sends: CLIENT REPLY OFF|SKIP, CLIENT TRACKING ON, HELLO, AUTH, RESET (which undoes the
+/// set-up).
 const SESSION_OTHER: u8 = 16;
 /// `ConnState::session`: the user asked for the conn's RESP3 pushes (`keep_pushes`): the
 /// next user did not, and must not get them.
@@ -192,6 +193,7 @@ fn track_session_named(bits: u8, session_db: u32, name: &[u8], args: &[&[u8]]) -
             bits | SESSION_DB
         }
     } else if (is(b"CLIENT") && arg_is(1, b"REPLY") && !arg_is(2, b"ON"))
+        || (is(b"CLIENT") && arg_is(1, b"TRACKING") && !arg_is(2, b"OFF"))
         || is(b"HELLO")
         || is(b"AUTH")
         || is(b"RESET")
@@ -1058,6 +1060,8 @@ mod tests {
         assert_eq!(track(SESSION_DB, &["select", "2"]), 0);
         assert_eq!(track(0, &["client", "reply", "skip"]), SESSION_OTHER);
         assert_eq!(track(0, &["CLIENT", "REPLY", "OFF"]), SESSION_OTHER);
+        assert_eq!(track(0, &["client", "tracking", "on"]), SESSION_OTHER);
+        assert_eq!(track(0, &["CLIENT", "TRACKING", "OFF"]), 0);
         for other in ["HELLO", "AUTH", "RESET"] {
             assert_eq!(track(0, &[other]), SESSION_OTHER, "{other}");
         }
