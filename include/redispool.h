@@ -1234,8 +1234,10 @@ pool_status_t pool_subscriber_new(pool_t *pool, pool_subscriber_t **sub_out, poo
 // master of its slot (one conn per node, made as needed), SUBSCRIBE and PSUBSCRIBE go to
 // the master of slot 0 (a cluster delivers PUBLISH to every node). A conn that is lost,
 // or an SSUBSCRIBE answered with MOVED, makes the slot map refresh and the channels go
-// where their slots are now (a POOL_MSG_RESUBSCRIBED event says so). Otherwise as
-// pool_subscriber_new. Any thread.
+// where their slots are now (a POOL_MSG_RESUBSCRIBED event says so); so does a slot
+// migration, after which the old master unsubscribes the slot's shard channels (the
+// POOL_MSG_SUNSUBSCRIBE is delivered, then POOL_MSG_RESUBSCRIBED, then the new
+// master's POOL_MSG_SSUBSCRIBE). Otherwise as pool_subscriber_new. Any thread.
 pool_status_t pool_cluster_subscriber_new(pool_cluster_t *cluster,
                                           pool_subscriber_t **sub_out,
                                           pool_error_t *err_out);

@@ -386,7 +386,9 @@ fn sub_next(sub: *mut redispool::ffi::subscriber::pool_subscriber_t) -> (i32, St
 /// A cluster subscriber: SSUBSCRIBE to shard channels of three slots (one per master) in
 /// one call sends each to the master of its slot; SPUBLISH on each master reaches it; a
 /// CLIENT KILL of its conn on one master resubscribes that node's channel only
-/// (POOL_MSG_RESUBSCRIBED, then its confirmation), and every channel works again.
+/// (POOL_MSG_RESUBSCRIBED, then its confirmation), and every channel works again; a slot
+/// migrated to another master makes its old master SUNSUBSCRIBE the channel, and the
+/// subscriber subscribes it on the new one.
 /// SUBSCRIBE goes to its main conn, and a PUBLISH on any node reaches it.
 #[test]
 fn sharded_subscriber_routes_by_slot_and_resubscribes() {
@@ -479,6 +481,32 @@ fn sharded_subscriber_routes_by_slot_and_resubscribes() {
     // SAFETY: a live subscriber.
     assert_eq!(unsafe { pool_subscriber_resubscribes(sub) }, 1);
     publish_all("two");
+    // The slot of chans[0] moves to masters[1]: its old master unsubscribes the channel
+    // (SUNSUBSCRIBE), and the subscriber subscribes it where the slot is now.
+    let slot0 = key_slot(chans[0].as_bytes());
+    h.migrate_slot(slot0, &masters[1]);
+    assert_eq!(
+        sub_next(sub),
+        (POOL_MSG_SUNSUBSCRIBE, chans[0].clone(), String::new())
+    );
+    let (kind, _, why) = sub_next(sub);
+    assert_eq!(kind, POOL_MSG_RESUBSCRIBED, "{why}");
+    assert!(why.contains("slot moved"), "{why}");
+    assert_eq!(
+        sub_next(sub),
+        (POOL_MSG_SSUBSCRIBE, chans[0].clone(), String::new())
+    );
+    // SAFETY: a live subscriber.
+    assert_eq!(unsafe { pool_subscriber_resubscribes(sub) }, 2);
+    let moved_to = masters[1].clone();
+    assert_eq!(
+        h.query(&moved_to, &["SPUBLISH", &chans[0], "three"]).int(),
+        1
+    );
+    assert_eq!(
+        sub_next(sub),
+        (POOL_MSG_SMESSAGE, chans[0].clone(), "three".to_string())
+    );
     // A plain channel: on the main conn, and PUBLISH reaches it from any node.
     let plain = std::ffi::CString::new("plain").unwrap();
     let p = [plain.as_ptr()];

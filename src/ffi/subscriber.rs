@@ -224,6 +224,10 @@ impl Source for ClusterSource {
     fn topology_changed(&self) {
         self.cluster.refresh_soon();
     }
+    fn refresh_topology(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let _ = self.cluster.refresh_now(Some(deadline));
+    }
     fn sharded(&self) -> bool {
         true
     }
@@ -281,8 +285,10 @@ pub unsafe extern "C" fn pool_subscriber_new(
 /// master of its slot (one conn per node, made as needed), SUBSCRIBE and PSUBSCRIBE go to
 /// the master of slot 0 (a cluster delivers PUBLISH to every node). A conn that is lost,
 /// or an SSUBSCRIBE answered with MOVED, makes the slot map refresh and the channels go
-/// where their slots are now (a POOL_MSG_RESUBSCRIBED event says so). Otherwise as
-/// pool_subscriber_new. Any thread.
+/// where their slots are now (a POOL_MSG_RESUBSCRIBED event says so); so does a slot
+/// migration, after which the old master unsubscribes the slot's shard channels (the
+/// POOL_MSG_SUNSUBSCRIBE is delivered, then POOL_MSG_RESUBSCRIBED, then the new
+/// master's POOL_MSG_SSUBSCRIBE). Otherwise as pool_subscriber_new. Any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_cluster_subscriber_new(
     cluster: *mut pool_cluster_t,

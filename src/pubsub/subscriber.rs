@@ -32,6 +32,9 @@ pub trait Source: Send + Sync {
     fn is_closed(&self) -> bool;
     /// A link of a node was lost or answered MOVED: the slot map may be stale.
     fn topology_changed(&self) {}
+    /// The server dropped a shard channel (its slot moved): the slot map is stale, reload
+    /// it now (bounded) so the channel goes where its slot is.
+    fn refresh_topology(&self) {}
     /// Whether SSUBSCRIBE goes to per-slot links (cluster) rather than the main link.
     fn sharded(&self) -> bool {
         false
@@ -505,6 +508,18 @@ impl Subscriber {
             self.pings_out -= 1;
             return None;
         }
+        if m.kind == Kind::SUnsubscribe && self.source.sharded() {
+            // Not one the user asked for (those left `shard_channels` when asked): the
+            // server dropped it because its slot moved to another node.
+            if let Some(ch) = m
+                .channel
+                .as_ref()
+                .filter(|c| self.shard_channels.contains_key(*c))
+            {
+                let ch = ch.clone();
+                self.reroute(ch);
+            }
+        }
         if m.kind == Kind::Error
             && i > 0
             && m.payload
@@ -516,6 +531,38 @@ impl Subscriber {
             self.lose(i, why);
         }
         Some(m)
+    }
+
+    /// Subscribes shard channel `ch` again where its slot is now (the server unsubscribed
+    /// it), reporting the gap as a `Resubscribed` event. Should the slot map still be
+    /// stale, the old node answers MOVED and the link is rerouted then.
+    fn reroute(&mut self, ch: Vec<u8>) {
+        self.source.refresh_topology();
+        let Ok(now) = self.source.node_of(crate::cluster::slot::key_slot(&ch)) else {
+            return;
+        };
+        self.shard_channels.insert(ch.clone(), now.clone());
+        let j = self.link_of(&now);
+        let res = if self.links[j].conn.is_some() {
+            self.send_on(j, b"SSUBSCRIBE", &[&ch])
+        } else if self.links[j].lost.is_none() {
+            self.reconnect(j, false)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = res {
+            self.links[j].lost.get_or_insert_with(|| e.to_string());
+        }
+        self.resubscribes += 1;
+        let why = format!(
+            "the server unsubscribed shard channel {} (its slot moved)",
+            String::from_utf8_lossy(&ch)
+        );
+        self.push(Message::event(
+            Kind::Resubscribed,
+            self.resubscribes as i64,
+            Some(why.into_bytes()),
+        ));
     }
 
     /// Waits until a link or `ready` is readable, or `deadline`; false when it passed.
