@@ -422,7 +422,8 @@ struct pool_stats {
   // SELECT / CLIENT SETNAME) in one write, drops whatever came before RESET's reply
   // (messages, unread replies), and hands it out (about 30 us on loopback, against
   // over 1 ms for closing it and dialing a new one); a conn that cannot be restored (no
-  // RESET before Redis 6.2, a timeout) is closed and counted in stale_conns. Also
+  // RESET before Redis 6.2, a timeout), or one met by pool_try_get (which never waits
+  // for a reply), is closed and counted in stale_conns. Also
   // counted: such conns given back with pool_remove (then in removed_conns too), or
   // to a sticky or single pool (closed). Raw I/O on pool_conn_fd is not tracked (see
   // pool_conn_fd).
@@ -1079,7 +1080,9 @@ pool_status_t pool_get_ex(pool_t *pool,
 
 // Never waits, dials or resolves: an idle conn that passes the socket checks, or
 // POOL_ERR_WOULD_BLOCK (also when callers are queued in pool_get, so they keep their turn
-// order). The ping_after_idle_ms PING is skipped (it would wait for a reply). A miss makes
+// order). The ping_after_idle_ms PING is skipped (it would wait for a reply), and an idle
+// conn whose session its last user changed is closed rather than restored (restoring
+// waits for a reply; see pool_stats_t.reset_conns). A miss makes
 // pool_notify_fd unreadable and, when the pool has room and nothing is queued, starts one
 // dial on a library thread whose conn goes to the idle list and makes the fd readable
 // (never more conns than pool_size). POOL_ERR_CLOSED after close, POOL_ERR_INVALID_ARG

@@ -288,3 +288,25 @@ fn restore_costs_less_than_a_new_dial() {
     assert_eq!(s.reset_conns, 2 * u64::from(N), "{s:?}");
     assert_eq!(s.dials, u64::from(N), "{s:?}");
 }
+
+/// pool_try_get never waits for a reply: a changed conn it meets is closed (counted in
+/// reset_conns and stale_conns), not restored, and the next get dials.
+#[test]
+fn try_get_closes_a_changed_conn_instead_of_waiting() {
+    let server = RedisServer::start();
+    let p = pool(&server, 2);
+    let mut c = p.get().unwrap();
+    let first = c.id();
+    cmd(&mut c, &["SELECT", "3"]).unwrap();
+    p.put(c).unwrap();
+    assert!(matches!(
+        p.try_get(),
+        Err(redispool::pool::Error::WouldBlock)
+    ));
+    let s = p.stats();
+    assert_eq!((s.reset_conns, s.stale_conns), (1, 1), "{s:?}");
+    let mut c = p.get().unwrap();
+    assert_ne!(c.id(), first);
+    assert_clean(&mut c, &server);
+    p.put(c).unwrap();
+}

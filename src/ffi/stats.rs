@@ -63,7 +63,8 @@ pub struct pool_stats {
     /// SELECT / CLIENT SETNAME) in one write, drops whatever came before RESET's reply
     /// (messages, unread replies), and hands it out (about 30 us on loopback, against
     /// over 1 ms for closing it and dialing a new one); a conn that cannot be restored (no
-    /// RESET before Redis 6.2, a timeout) is closed and counted in stale_conns. Also
+    /// RESET before Redis 6.2, a timeout), or one met by pool_try_get (which never waits
+    /// for a reply), is closed and counted in stale_conns. Also
     /// counted: such conns given back with pool_remove (then in removed_conns too), or
     /// to a sticky or single pool (closed). Raw I/O on pool_conn_fd is not tracked (see
     /// pool_conn_fd).

@@ -295,17 +295,20 @@ impl Inner {
     }
 
     /// Restores a conn whose session changed (`health::check_restore`), bounded as the PING
-    /// check is; counted in `reset_conns`.
+    /// check is; counted in `reset_conns`. A `try_get` (no `ping`) never waits for a reply:
+    /// it closes such a conn instead (counted in `reset_conns` too).
     #[cold]
     fn restore(
         &self,
         conn: &mut Conn,
         ping: Option<(Wait, &mut Began)>,
     ) -> std::result::Result<(), health::Staleness> {
-        let restored = health::check_restore(conn, &self.opts.session, || match ping {
-            Some((wait, began)) => self.ping_cap(wait, began),
-            None => io::Deadline::after(Some(PING_CAP_WITHOUT_DIAL_TIMEOUT)),
-        })?;
+        let Some((wait, began)) = ping else {
+            Counters::inc(&self.counters.reset);
+            return Err(health::Staleness::NotRestored);
+        };
+        let restored =
+            health::check_restore(conn, &self.opts.session, || self.ping_cap(wait, began))?;
         if restored {
             Counters::inc(&self.counters.reset);
         }
