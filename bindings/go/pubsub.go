@@ -90,7 +90,7 @@ type PubSub struct {
 	s      *C.pool_subscriber_t
 	closed chan struct{}
 	once   sync.Once
-	chOnce sync.Once
+	chMu   sync.Mutex // guards ch and done
 	ch     chan *Message
 	done   chan struct{} // closed when the Channel goroutine has ended
 }
@@ -316,17 +316,19 @@ func (ps *PubSub) Resubscribes() uint64 {
 // after a pause (a lost conn is dialed again). The first call's ctx counts:
 // later calls return the same channel.
 func (ps *PubSub) Channel(ctx context.Context) <-chan *Message {
-	ps.chOnce.Do(func() {
+	ps.chMu.Lock()
+	defer ps.chMu.Unlock()
+	if ps.ch == nil {
 		ps.ch = make(chan *Message, 100)
 		ps.done = make(chan struct{})
-		go ps.feed(ctx)
-	})
+		go ps.feed(ctx, ps.ch, ps.done)
+	}
 	return ps.ch
 }
 
-func (ps *PubSub) feed(ctx context.Context) {
-	defer close(ps.done)
-	defer close(ps.ch)
+func (ps *PubSub) feed(ctx context.Context, out chan<- *Message, done chan<- struct{}) {
+	defer close(done)
+	defer close(out)
 	for {
 		m, err := ps.ReceiveTimeout(ctx, receiveSlice)
 		switch {
@@ -334,7 +336,7 @@ func (ps *PubSub) feed(ctx context.Context) {
 			continue
 		case err == nil:
 			select {
-			case ps.ch <- m:
+			case out <- m:
 			case <-ctx.Done():
 				return
 			case <-ps.closed:
@@ -359,8 +361,11 @@ func (ps *PubSub) feed(ctx context.Context) {
 func (ps *PubSub) Close() error {
 	ps.once.Do(func() {
 		close(ps.closed)
-		if ps.done != nil {
-			<-ps.done
+		ps.chMu.Lock()
+		done := ps.done
+		ps.chMu.Unlock()
+		if done != nil {
+			<-done
 		}
 		ps.mu.Lock()
 		C.pool_subscriber_free(ps.s)

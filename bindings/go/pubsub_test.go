@@ -151,3 +151,53 @@ func TestSubscribeReceiveTimeout(t *testing.T) {
 		t.Fatalf("after the pool's Close: %v", err)
 	}
 }
+
+// TestPubSubConcurrentUse: Subscribe from several goroutines while the
+// Channel goroutine receives, then Close while it runs (go test -race checks
+// the sharing); every subscribed channel's message arrives.
+func TestPubSubConcurrentUse(t *testing.T) {
+	p := newTestPool(t, "pool_size=2")
+	ctx := context.Background()
+	ps, err := p.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := ps.Channel(ctx)
+	base := "go:conc:" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	const n = 4
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) { errs <- ps.Subscribe(ctx, base+strconv.Itoa(i)) }(i)
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if m := next(t, msgs); m.Kind != MsgSubscribe {
+			t.Fatalf("confirmation: %+v", m)
+		}
+	}
+	cn := mustGet(t, p)
+	for i := 0; i < n; i++ {
+		if _, err := cn.Do(ctx, "PUBLISH", base+strconv.Itoa(i), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = p.Put(cn)
+	seen := map[string]bool{}
+	for len(seen) < n {
+		m := next(t, msgs)
+		if m.Kind == MsgMessage {
+			seen[m.Channel] = true
+		}
+	}
+	if err := ps.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-msgs; ok {
+		for range msgs {
+		}
+	}
+}
