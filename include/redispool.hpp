@@ -861,6 +861,15 @@ public:
         if (rc != POOL_OK) return detail::make_error(rc, err);
         return Subscriber(s);
     }
+    /// A subscriber on a cluster (pool_cluster_subscriber_new: SSUBSCRIBE goes to the
+    /// master of each channel's slot), e.g. Subscriber::open(cluster.native()).
+    static Result<Subscriber> open(pool_cluster_t *cluster) noexcept {
+        pool_subscriber_t *s = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_cluster_subscriber_new(cluster, &s, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Subscriber(s);
+    }
     ~Subscriber() { pool_subscriber_free(s_); }
     Subscriber(Subscriber &&other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
     Subscriber &operator=(Subscriber &&other) noexcept {
