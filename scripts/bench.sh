@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite (benches/suite.rs) in one command: Get+Put through the C ABI
+# The benchmark suite (benches/suite/) in one command: Get+Put through the C ABI
 # against a Mutex+Condvar pool, round trips against a throwaway redis-server against
 # dedicated per-thread conns, allocations and memory per conn, overload fairness.
 # Prints the tables and writes bench-results/results.md and bench-results/throughput.png.
