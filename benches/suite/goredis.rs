@@ -9,13 +9,13 @@ pub(crate) const GO_REDIS_SRC: &str = "/usr/share/gocode/src/gopkg.in/redis.v5";
 
 /// go-redis's own pool (v5's internal/pool: the channel semaphore, the mutex-guarded free
 /// list, a pooled timer per get; go-redis 9 adds a MSG_PEEK and deadline resets per get),
-/// from goroutines, driven by benches/goredis/main.go in a process per run.
+/// from goroutines, driven by benches/goredis/v5/main.go in a process per run.
 pub(crate) struct GoRedis {
     pub(crate) exe: PathBuf,
 }
 
 impl GoRedis {
-    /// Builds benches/goredis/main.go inside a copy of go-redis's tree, in GOPATH mode: an
+    /// Builds benches/goredis/v5/main.go inside a copy of go-redis's tree, in GOPATH mode: an
     /// internal package is importable only from inside the tree it belongs to.
     pub(crate) fn build() -> Result<GoRedis, String> {
         let src = std::path::Path::new(GO_REDIS_SRC);
@@ -40,7 +40,9 @@ impl GoRedis {
         }
         let dir = pkg.join("redispoolbench");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        std::fs::write(dir.join("main.go"), include_str!("../goredis/main.go"))
+        std::fs::write(dir.join("main.go"), include_str!("../goredis/v5/main.go"))
+            .map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("hist.go"), include_str!("../goredis/hist.go"))
             .map_err(|e| e.to_string())?;
         let exe = root.join("redispoolbench");
         let out = Command::new("go")

@@ -16,7 +16,7 @@
 //!     (one lock, a queue of parked threads, a put hands its socket to the oldest: the
 //!     waiting design of redispool with nothing else), and go-redis's own pool from
 //!     goroutines (go-redis v5's internal/pool, from Debian's golang-gopkg-redis.v5-dev,
-//!     driven by benches/goredis/main.go; left out with a note when Go or the package is
+//!     driven by benches/goredis/v5/main.go; left out with a note when Go or the package is
 //!     missing); pool size 8 and 64 x 2, 8, 64, 256
 //!     threads. ns/op is wall time / total ops from a run without timers; the wait
 //!     percentiles come from a second run that times every get. `-- --cell POOLxTHREADS`
