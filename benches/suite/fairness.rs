@@ -1,7 +1,7 @@
 //! Section d: overload fairness, 256 against 8 threads on pool 8 in alternating rounds.
 
 use crate::getput::{VARIANTS, Variant, VariantPools};
-use crate::goredis::GoRedis;
+use crate::goredis::GoBuilds;
 use crate::hist::median;
 use crate::plan::{Mode, Plan};
 use crate::report::progress;
@@ -13,7 +13,7 @@ pub(crate) struct Keep {
     pub(crate) pct: f64,
 }
 
-pub(crate) fn section_fairness(plan: &Plan, addr: &str, go: Option<&GoRedis>) -> Vec<Keep> {
+pub(crate) fn section_fairness(plan: &Plan, addr: &str, go: &GoBuilds) -> Vec<Keep> {
     let (rounds, slice) = match plan.mode {
         Mode::Smoke => (1, Duration::from_millis(2)),
         Mode::Quick => (4, Duration::from_millis(50)),
@@ -22,7 +22,7 @@ pub(crate) fn section_fairness(plan: &Plan, addr: &str, go: Option<&GoRedis>) ->
     let pools = VariantPools::new(addr, 8, go);
     let mut out = Vec::new();
     for variant in VARIANTS {
-        if variant == Variant::GoRedis && go.is_none() {
+        if go.missing(variant) {
             continue;
         }
         progress(&format!(

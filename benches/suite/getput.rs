@@ -2,7 +2,7 @@
 
 use crate::baselines::fifo::FifoPool;
 use crate::baselines::mutex_condvar::MutexPool;
-use crate::goredis::GoRedis;
+use crate::goredis::GoBuilds;
 use crate::hist::Waits;
 use crate::loopback::acceptor;
 use crate::plan::{EXTRA_CELLS, HOT_BYPASS_MS, OVERTAKE_MS, POOL_SIZES, Plan, THREADS};
@@ -20,15 +20,17 @@ pub(crate) enum Variant {
     Fifo,
     Overtake,
     GoRedis,
+    GoRedisV9,
 }
 
-pub(crate) const VARIANTS: [Variant; 6] = [
+pub(crate) const VARIANTS: [Variant; 7] = [
     Variant::Default,
     Variant::Overtake,
     Variant::Hot,
     Variant::MutexCondvar,
     Variant::Fifo,
     Variant::GoRedis,
+    Variant::GoRedisV9,
 ];
 
 impl Variant {
@@ -40,6 +42,7 @@ impl Variant {
             Variant::Fifo => "FIFO hand-off",
             Variant::Overtake => "redispool overtake",
             Variant::GoRedis => "go-redis v5 (goroutines)",
+            Variant::GoRedisV9 => "go-redis v9 (goroutines)",
         }
     }
 }
@@ -66,18 +69,22 @@ pub(crate) struct VariantPools<'g> {
     pub(crate) mutex: MutexPool,
     pub(crate) fifo: FifoPool,
     /// go-redis runs in its own process, which makes its own pool per run.
-    pub(crate) go: Option<(&'g GoRedis, String, usize)>,
+    pub(crate) go: &'g GoBuilds,
+    pub(crate) addr: String,
+    pub(crate) size: usize,
 }
 
 impl<'g> VariantPools<'g> {
-    pub(crate) fn new(addr: &str, size: usize, go: Option<&'g GoRedis>) -> Self {
+    pub(crate) fn new(addr: &str, size: usize, go: &'g GoBuilds) -> Self {
         VariantPools {
             default: CPool::new(addr, size, 0),
             hot: CPool::new(addr, size, HOT_BYPASS_MS),
             overtake: CPool::with(addr, size, 0, OVERTAKE_MS),
             mutex: MutexPool::new(addr, size),
             fifo: FifoPool::new(addr, size),
-            go: go.map(|g| (g, addr.to_string(), size)),
+            go,
+            addr: addr.to_string(),
+            size,
         }
     }
 
@@ -89,9 +96,9 @@ impl<'g> VariantPools<'g> {
             Variant::Overtake => getput_cell(&self.overtake, threads, dur),
             Variant::MutexCondvar => getput_cell(&self.mutex, threads, dur),
             Variant::Fifo => getput_cell(&self.fifo, threads, dur),
-            Variant::GoRedis => {
-                let (go, addr, size) = self.go.as_ref()?;
-                let (ns, waits) = go.run(addr, *size, threads, dur, true);
+            Variant::GoRedis | Variant::GoRedisV9 => {
+                let go = self.go.of(v)?;
+                let (ns, waits) = go.run(&self.addr, self.size, threads, dur, true);
                 (ns, waits.unwrap_or_default())
             }
         })
@@ -105,15 +112,15 @@ impl<'g> VariantPools<'g> {
             Variant::Overtake => getput_ns(&self.overtake, threads, dur),
             Variant::MutexCondvar => getput_ns(&self.mutex, threads, dur),
             Variant::Fifo => getput_ns(&self.fifo, threads, dur),
-            Variant::GoRedis => {
-                let (go, addr, size) = self.go.as_ref()?;
-                go.run(addr, *size, threads, dur, false).0
+            Variant::GoRedis | Variant::GoRedisV9 => {
+                let go = self.go.of(v)?;
+                go.run(&self.addr, self.size, threads, dur, false).0
             }
         })
     }
 }
 
-pub(crate) fn section_getput(plan: &Plan, addr: &str, go: Option<&GoRedis>) -> Vec<Cell> {
+pub(crate) fn section_getput(plan: &Plan, addr: &str, go: &GoBuilds) -> Vec<Cell> {
     let mut cells = Vec::new();
     let grid = POOL_SIZES
         .iter()
@@ -153,10 +160,8 @@ pub(crate) fn section_getput(plan: &Plan, addr: &str, go: Option<&GoRedis>) -> V
 pub(crate) fn one_cell(size: usize, threads: usize) {
     raise_fd_limit();
     let addr = acceptor();
-    let go = GoRedis::build()
-        .map_err(|why| eprintln!("go-redis baseline left out: {why}"))
-        .ok();
-    let pools = VariantPools::new(&addr, size, go.as_ref());
+    let go = GoBuilds::build(true);
+    let pools = VariantPools::new(&addr, size, &go);
     for variant in VARIANTS {
         let Some((ns, w)) = pools.cell(variant, threads, Duration::from_secs(1)) else {
             continue;

@@ -42,14 +42,17 @@ mod chart;
 mod fairness;
 mod getput;
 mod goredis;
+mod headline;
 mod hist;
 mod loopback;
 mod memory;
+mod pipelines;
 mod plan;
 mod report;
 mod round_trips;
 mod runner;
 mod server;
+mod syscalls;
 mod under_test;
 
 use std::fmt::Write as _;
@@ -61,13 +64,16 @@ use crate::allocs::section_allocs;
 use crate::callgrind::{hot_loop, instructions_per_hot_op};
 use crate::fairness::section_fairness;
 use crate::getput::{one_cell, section_getput, section_uncontended};
-use crate::goredis::{GO_REDIS_SRC, GoRedis};
+use crate::goredis::{GO_REDIS_SRC, GoBuilds};
+use crate::headline::section_headline;
 use crate::loopback::acceptor;
-use crate::memory::section_memory;
+use crate::memory::{memory_after_command, section_memory};
+use crate::pipelines::section_pipelines;
 use crate::plan::{BATCH, Mode, Plan};
 use crate::report::{Report, progress};
 use crate::round_trips::section_round_trips;
 use crate::server::Redis;
+use crate::syscalls::{section_syscalls, syscall_loop};
 
 /// Where results go: `bench-results/` in the crate for `cargo bench`; under the target
 /// directory for the smoke run of `cargo test`.
@@ -107,6 +113,10 @@ fn main() {
         hot_loop(n);
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--syscall-loop") {
+        syscall_loop(&args[i + 1..]);
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--cell") {
         let spec = args.get(i + 1).map(String::as_str).unwrap_or("");
         let Some((size, threads)) = spec
@@ -121,7 +131,7 @@ fn main() {
     if args.iter().any(|a| a == "--round-trips") {
         // Section b alone, at full length (its numbers move the most between runs).
         let redis = Redis::start().expect("start redis-server");
-        for r in section_round_trips(&Plan::new(Mode::Full), &redis.addr()) {
+        for r in section_round_trips(&Plan::new(Mode::Full), &redis.addr(), None) {
             println!(
                 "{} threads: dedicated {:.0} ops/s; Get+PING+Put {:.1} %, raw fd {:.1} %, hot {:.1} % of dedicated",
                 r.threads, r.dedicated, r.command_pct, r.raw_fd_pct, r.hot_pct
@@ -147,10 +157,13 @@ fn main() {
     progress("start");
 
     let addr = acceptor();
-    progress("building the go-redis baseline");
-    let go = GoRedis::build();
-    if let Err(why) = &go {
-        eprintln!("go-redis baseline left out: {why}");
+    progress("building the go-redis baselines");
+    // The smoke run of `cargo test` leaves v9 out (it is fetched from the Go module proxy
+    // and its first build takes minutes) unless REDISPOOL_BENCH_GOREDIS_V9=1.
+    let with_v9 = mode != Mode::Smoke
+        || std::env::var_os("REDISPOOL_BENCH_GOREDIS_V9").is_some_and(|v| v == "1");
+    let go = GoBuilds::build(with_v9);
+    if let Err(why) = &go.v5 {
         // scripts/test.sh installs Go and go-redis v5: then a failing build is a bug here.
         let required = std::env::var_os("REDISPOOL_REQUIRE_BINDINGS").is_some_and(|v| v == "1");
         let have_source = std::path::Path::new(GO_REDIS_SRC).is_dir();
@@ -159,22 +172,29 @@ fn main() {
             "the go-redis baseline did not build: {why}"
         );
     }
-    let cells = section_getput(&plan, &addr, go.as_ref().ok());
+    let headline = section_headline(&plan, &addr, &go);
+    let cells = section_getput(&plan, &addr, &go);
     let uncontended = section_uncontended(&plan, &addr);
     let instructions = if mode == Mode::Smoke {
         None
     } else {
         instructions_per_hot_op()
     };
+    let syscalls = section_syscalls(&plan);
     let redis = Redis::start();
-    let round_trips = match &redis {
-        Ok(r) => Ok(section_round_trips(&plan, &r.addr())),
-        Err(why) => Err(why.clone()),
+    let (round_trips, pipelines, memory_after_command) = match &redis {
+        Ok(r) => (
+            Ok(section_round_trips(&plan, &r.addr(), go.v9.as_ref().ok())),
+            Ok(section_pipelines(&plan, &r.addr(), r.port)),
+            Some(memory_after_command(plan.mem_conns, &r.addr())),
+        ),
+        Err(why) => (Err(why.clone()), Err(why.clone()), None),
     };
     drop(redis);
     let allocs = section_allocs(&plan, &addr);
-    let memory = section_memory(&plan);
-    let keeps = section_fairness(&plan, &addr, go.as_ref().ok());
+    let mut memory = section_memory(&plan);
+    memory.extend(memory_after_command);
+    let keeps = section_fairness(&plan, &addr, &go);
 
     let report = Report {
         plan: &plan,
@@ -185,7 +205,10 @@ fn main() {
         allocs: &allocs,
         memory: &memory,
         keeps: &keeps,
-        go_missing: go.as_ref().err().map(String::as_str),
+        go: &go,
+        headline: &headline,
+        syscalls: syscalls.as_deref().map_err(Clone::clone),
+        pipelines: pipelines.as_ref().map_err(Clone::clone),
     };
     let tables = report.markdown();
     println!("{tables}");

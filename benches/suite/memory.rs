@@ -3,10 +3,14 @@
 use crate::alloc::{count_start, count_stop};
 use crate::plan::Plan;
 use crate::report::progress;
+use crate::runner::BenchPool;
 use crate::under_test::{CPool, options_init};
+use redispool::ffi::conn::pool_conn_command;
 use redispool::ffi::pool::pool_idle_len;
+use redispool::ffi::reply::{pool_reply_free, pool_reply_t};
+use redispool::ffi::status::POOL_OK;
 use redispool::pool::{ConnPool, Dialer, Options};
-use std::ffi::{c_int, c_void};
+use std::ffi::{CString, c_char, c_int, c_void};
 use std::io;
 use std::os::fd::{IntoRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -162,4 +166,55 @@ pub(crate) fn section_memory(plan: &Plan) -> Vec<MemRow> {
         });
     }
     rows
+}
+
+/// Library heap per idle conn after every conn ran a command (PING through
+/// pool_conn_command against redis-server), so the read buffer a conn keeps after a
+/// reply is counted: a pool of `n` on `redis_addr`, `n` gets at once (each dials), a PING
+/// on each, `n` puts; bytes still held afterwards divided by `n`.
+pub(crate) fn memory_after_command(n: usize, redis_addr: &str) -> MemRow {
+    progress("c. memory per pooled conn after a command");
+    let caddr = CString::new(redis_addr).expect("no NUL");
+    let mut o = options_init();
+    o.addr = caddr.as_ptr();
+    o.pool_size = n as i32;
+    o.pool_timeout_ms = -1;
+    count_start();
+    let p = CPool::from_options(&o);
+    let empty = count_stop();
+    count_start();
+    let conns: Vec<_> = (0..n).map(|_| p.get()).collect();
+    for &c in &conns {
+        let argv: [*const c_char; 1] = [c"PING".as_ptr()];
+        let mut reply: *mut pool_reply_t = std::ptr::null_mut();
+        // SAFETY: `c` is checked out by this thread; argv holds one C string.
+        unsafe {
+            let rc = pool_conn_command(
+                c,
+                1,
+                argv.as_ptr(),
+                std::ptr::null(),
+                &mut reply,
+                std::ptr::null_mut(),
+            );
+            assert_eq!(rc, POOL_OK, "PING");
+            pool_reply_free(reply);
+        }
+    }
+    for c in conns {
+        p.put(c);
+    }
+    // A dial thread returns right after its dial: give it time to exit and free.
+    thread::sleep(Duration::from_millis(100));
+    let full = count_stop();
+    // SAFETY: live pool.
+    assert_eq!(unsafe { pool_idle_len(p.0) }, n as c_int);
+    drop(p);
+    MemRow {
+        what: "C ABI, every conn ran a PING (redis-server)",
+        conns: n,
+        empty_pool: empty.net(),
+        per_conn: full.net() as f64 / n as f64,
+        transient_per_conn: full.bytes as f64 / n as f64,
+    }
 }

@@ -4,9 +4,15 @@ use crate::allocs::{AllocRow, WARM_UP_PAIRS};
 use crate::chart;
 use crate::fairness::Keep;
 use crate::getput::{Cell, Uncontended, VARIANTS, Variant};
+use crate::goredis::GoBuilds;
+use crate::headline::{
+    HEADLINE_CELLS, HEADLINE_VARIANTS, HeadlineCell, find_headline, headline_plan,
+};
 use crate::memory::MemRow;
+use crate::pipelines::{DEPTH, Pipelines};
 use crate::plan::{EXTRA_CELLS, HOT_BYPASS_MS, OVERTAKE_MS, POOL_SIZES, Plan, THREADS};
 use crate::round_trips::RoundTrip;
+use crate::syscalls::SyscallRow;
 use std::fmt::Write as _;
 use std::process::Command;
 use std::thread;
@@ -56,8 +62,11 @@ pub(crate) struct Report<'a> {
     pub(crate) allocs: &'a [AllocRow],
     pub(crate) memory: &'a [MemRow],
     pub(crate) keeps: &'a [Keep],
-    /// Why the go-redis baseline was left out, if it was.
-    pub(crate) go_missing: Option<&'a str>,
+    /// The go-redis drivers (or why each was left out).
+    pub(crate) go: &'a GoBuilds,
+    pub(crate) headline: &'a [HeadlineCell],
+    pub(crate) syscalls: Result<&'a [SyscallRow], String>,
+    pub(crate) pipelines: Result<&'a Pipelines, String>,
 }
 
 impl Report<'_> {
@@ -71,17 +80,24 @@ impl Report<'_> {
              with redispool's waiting design and nothing else (one lock, the idle sockets, a queue \
              of parked threads; a put hands its socket to the oldest waiter). \"go-redis v5 \
              (goroutines)\" = go-redis's own pool (v5.2.9's internal/pool, Debian's \
-             golang-gopkg-redis.v5-dev) from as many goroutines, GOMAXPROCS = CPUs; go-redis 9 \
-             adds a MSG_PEEK syscall and deadline resets to every get, so it is slower still.\n"
+             golang-gopkg-redis.v5-dev) from as many goroutines, GOMAXPROCS = CPUs; \"go-redis \
+             v9 (goroutines)\" = the same with go-redis {}'s internal/pool (fetched from the Go \
+             module proxy at run time), with the options redis.NewClient gives it.\n",
+            self.v9_version()
         );
-        if let Some(why) = self.go_missing {
-            let _ = writeln!(md, "go-redis baseline left out: {why}.\n");
+        for (name, why) in [("v5", &self.go.v5), ("v9", &self.go.v9)] {
+            if let Err(why) = why {
+                let _ = writeln!(md, "go-redis {name} baseline left out: {why}.\n");
+            }
         }
         let _ = writeln!(
             md,
-            "| pool | threads | variant | ns/op | Mops/s | speed vs Mutex+Condvar | speed vs go-redis v5 | wait p50 | wait p99 | wait max |"
+            "| pool | threads | variant | ns/op | Mops/s | speed vs Mutex+Condvar | speed vs go-redis v5 | speed vs go-redis v9 | wait p50 | wait p99 | wait max |"
         );
-        let _ = writeln!(md, "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            md,
+            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         let rows = POOL_SIZES
             .iter()
             .flat_map(|&size| THREADS.iter().map(move |&t| (size, t)))
@@ -90,6 +106,7 @@ impl Report<'_> {
             {
                 let base = find(self.cells, Variant::MutexCondvar, size, threads);
                 let go = find(self.cells, Variant::GoRedis, size, threads);
+                let go9 = find(self.cells, Variant::GoRedisV9, size, threads);
                 for v in VARIANTS {
                     let Some(c) = find(self.cells, v, size, threads) else {
                         continue;
@@ -102,9 +119,13 @@ impl Report<'_> {
                         (Variant::GoRedis, _) | (_, None) => "".to_string(),
                         (_, Some(g)) => format!("{:.2}x", g.ns_per_op / c.ns_per_op),
                     };
+                    let vs_go9 = match (v, go9) {
+                        (Variant::GoRedisV9, _) | (_, None) => "".to_string(),
+                        (_, Some(g)) => format!("{:.2}x", g.ns_per_op / c.ns_per_op),
+                    };
                     let _ = writeln!(
                         md,
-                        "| {size} | {threads} | {} | {:.0} | {:.2} | {ratio} | {vs_go} | {} | {} | {} |",
+                        "| {size} | {threads} | {} | {:.0} | {:.2} | {ratio} | {vs_go} | {vs_go9} | {} | {} | {} |",
                         v.name(),
                         c.ns_per_op,
                         c.mops(),
@@ -157,17 +178,24 @@ impl Report<'_> {
                      take turns in short rounds; ops/s are over all \
                      rounds, \"% of dedicated\" is the median over the rounds of the ratio \
                      to the dedicated run of the same round; each round starts with a \
-                     different variant.\n"
+                     different variant. \"go-redis v9 Ping\": the go-redis {} client's \
+                     Ping from as many goroutines (PoolSize = threads, a process per round, \
+                     after a warm-up).\n",
+                    self.v9_version()
                 );
                 let _ = writeln!(
                     md,
-                    "| threads | dedicated ops/s | Get+PING+Put ops/s | % of dedicated | Get+raw PING on fd+Put ops/s | % of dedicated | Get+PING+Put hot ops/s | % of dedicated |"
+                    "| threads | dedicated ops/s | Get+PING+Put ops/s | % of dedicated | Get+raw PING on fd+Put ops/s | % of dedicated | Get+PING+Put hot ops/s | % of dedicated | go-redis v9 Ping ops/s | % of dedicated |"
                 );
-                let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+                let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
                 for r in *rts {
+                    let (go_ops, go_pct) = r.go_ping.map_or_else(
+                        || ("–".to_string(), "–".to_string()),
+                        |(ops, pct)| (fmt_ops(ops), format!("{pct:.1} %")),
+                    );
                     let _ = writeln!(
                         md,
-                        "| {} | {} | {} | {:.1} % | {} | {:.1} % | {} | {:.1} % |",
+                        "| {} | {} | {} | {:.1} % | {} | {:.1} % | {} | {:.1} % | {go_ops} | {go_pct} |",
                         r.threads,
                         fmt_ops(r.dedicated),
                         fmt_ops(r.command),
@@ -304,42 +332,68 @@ impl Report<'_> {
         }
     }
 
+    /// Issue 22's targets (default options unless named) and issue 20's pipeline target.
     pub(crate) fn targets_table(&self, md: &mut String) {
         let _ = writeln!(md, "| target | measured | met |");
         let _ = writeln!(md, "|---|---|---|");
-        if let Some(u) = self
-            .uncontended
-            .iter()
-            .find(|u| u.name == "redispool hot, C ABI")
-        {
-            let _ = writeln!(
-                md,
-                "| hot Get+Put uncontended (1 thread, C ABI) <= 60 ns | {:.1} ns | {} |",
-                u.ns_per_op,
-                yes_no(u.ns_per_op <= 60.0)
-            );
+        // Get+Put against go-redis v9 and Mutex+Condvar, in the headline cells.
+        for (base, factor, what) in [
+            (
+                Variant::GoRedisV9,
+                5.0,
+                "at least 5x faster than the go-redis v9 pool",
+            ),
+            (
+                Variant::MutexCondvar,
+                1.0,
+                "at least as fast as Mutex+Condvar",
+            ),
+        ] {
+            for v in [Variant::Default, Variant::Hot, Variant::Overtake] {
+                let worst = HEADLINE_CELLS
+                    .iter()
+                    .filter_map(|&(s, th)| {
+                        let c = find_headline(self.headline, v, s, th)?;
+                        let b = find_headline(self.headline, base, s, th)?;
+                        Some((b.median() / c.median(), s, th))
+                    })
+                    .min_by(|a, b| a.0.total_cmp(&b.0));
+                if let Some((speedup, s, th)) = worst {
+                    let _ = writeln!(
+                        md,
+                        "| Get+Put {what} in every headline cell: {} | {speedup:.2}x in its worst cell ({s} conns x {th} threads) | {} |",
+                        self.headline_name(v),
+                        yes_no(speedup >= factor)
+                    );
+                }
+            }
         }
         for v in [Variant::Default, Variant::Hot, Variant::Overtake] {
-            // The cell where `v` is least ahead of go-redis.
-            let worst = self
-                .cells
+            let (Some(a), Some(b)) = (find(self.cells, v, 8, 8), find(self.cells, v, 8, 256))
+            else {
+                continue;
+            };
+            // The alternating measurement when there is one (section d), else the cells.
+            let keep = self
+                .keeps
                 .iter()
-                .filter(|c| c.variant == v)
-                .filter_map(|c| {
-                    let g = find(self.cells, Variant::GoRedis, c.size, c.threads)?;
-                    Some((g.ns_per_op / c.ns_per_op, c))
-                })
-                .min_by(|a, b| a.0.total_cmp(&b.0));
-            if let Some((speedup, c)) = worst {
-                let _ = writeln!(
-                    md,
-                    "| {} >= 5x go-redis v5's pool in every Get+Put cell | {speedup:.2}x in its worst cell (pool {}, {} threads) | {} |",
-                    v.name(),
-                    c.size,
-                    c.threads,
-                    yes_no(speedup >= 5.0)
-                );
-            }
+                .find(|k| k.variant == v)
+                .map_or(100.0 * b.mops() / a.mops(), |k| k.pct);
+            let ratio = b.waits.max as f64 / b.waits.mean.max(1.0);
+            let _ = writeln!(
+                md,
+                "| Overload, {}: 256 threads on pool 8 keep >= 80 % of the 8-thread throughput | {keep:.0} % | {} |",
+                v.name(),
+                yes_no(keep >= 80.0)
+            );
+            let _ = writeln!(
+                md,
+                "| Overload, {}: max wait <= 10x mean wait (256 threads, pool 8) | {ratio:.1}x ({} / {}) | {} |",
+                v.name(),
+                fmt_ns(b.waits.max as f64),
+                fmt_ns(b.waits.mean),
+                yes_no(ratio <= 10.0)
+            );
         }
         if let Ok(rts) = &self.round_trips {
             for (variant, hot) in [("", false), (" hot", true)] {
@@ -347,9 +401,9 @@ impl Report<'_> {
                     let pct = if hot { r.hot_pct } else { r.command_pct };
                     let _ = writeln!(
                         md,
-                        "| Get+PING+Put{variant} >= 95 % of dedicated conns, {} threads | {pct:.1} % | {} |",
+                        "| Get+PING+Put{variant} >= 98 % of dedicated conns, {} threads | {pct:.1} % | {} |",
                         r.threads,
-                        yes_no(pct >= 95.0)
+                        yes_no(pct >= 98.0)
                     );
                 }
             }
@@ -366,38 +420,244 @@ impl Report<'_> {
         for m in self.memory {
             let _ = writeln!(
                 md,
-                "| <= 256 bytes of library memory per pooled conn, {} | {:.1} B | {} |",
+                "| <= 256 bytes of library heap per pooled idle conn, {} | {:.1} B | {} |",
                 m.what,
                 m.per_conn,
                 yes_no(m.per_conn <= 256.0)
             );
         }
-        for v in [Variant::Default, Variant::Overtake] {
-            let (Some(a), Some(b)) = (find(self.cells, v, 8, 8), find(self.cells, v, 8, 256))
-            else {
+        if let Ok(rows) = &self.syscalls {
+            for r in *rows {
+                let _ = writeln!(
+                    md,
+                    "| < 0.1 system calls per Get+Put, {}, {} thread(s) on pool {} | {:.3} | {} |",
+                    r.variant.name(),
+                    r.threads,
+                    r.size,
+                    r.per_op,
+                    yes_no(r.per_op < 0.1)
+                );
+            }
+        }
+        for v in [Variant::Default, Variant::Hot] {
+            let name = if v == Variant::Hot {
+                "redispool hot, C ABI"
+            } else {
+                "redispool, C ABI"
+            };
+            let Some(u) = self.uncontended.iter().find(|u| u.name == name) else {
                 continue;
             };
-            // The alternating measurement when there is one (section d), else the cells.
-            let keep = self
-                .keeps
+            let _ = writeln!(
+                md,
+                "| 1-thread Get+Put through the C ABI <= 30 ns, {} | {:.1} ns | {} |",
+                v.name(),
+                u.ns_per_op,
+                yes_no(u.ns_per_op <= 30.0)
+            );
+            if let Some(c) = find_headline(self.headline, v, 8, 8) {
+                let ratio = c.median() / u.ns_per_op;
+                let _ = writeln!(
+                    md,
+                    "| Get+Put at 8 threads on pool 8 within 1.3x of the 1-thread figure, {} | {ratio:.2}x ({:.0} ns / {:.1} ns) | {} |",
+                    v.name(),
+                    c.median(),
+                    u.ns_per_op,
+                    yes_no(ratio <= 1.3)
+                );
+            }
+        }
+        if let Ok(p) = &self.pipelines {
+            for r in &p.rows {
+                let _ = writeln!(
+                    md,
+                    "| Get + pipeline of {DEPTH} SETs + Put >= 95 % of a dedicated conn, {} thread(s) | {:.1} % | {} |",
+                    r.threads,
+                    r.pct,
+                    yes_no(r.pct >= 95.0)
+                );
+            }
+        }
+    }
+
+    /// "go-redis v9.x.y", or "go-redis v9" when it was left out.
+    pub(crate) fn v9_version(&self) -> String {
+        self.go
+            .v9
+            .as_ref()
+            .map_or_else(|_| "v9".to_string(), |g| g.version.clone())
+    }
+
+    pub(crate) fn headline_name(&self, v: Variant) -> String {
+        match v {
+            Variant::GoRedisV9 => format!("go-redis {} pool (goroutines)", self.v9_version()),
+            Variant::MutexCondvar => "Mutex+Condvar, redis-plus-plus's design (threads)".into(),
+            Variant::Default => "redispool, default options".into(),
+            Variant::Hot => format!("redispool, `health_check_bypass_ms` {HOT_BYPASS_MS}"),
+            Variant::Overtake => format!("redispool, `overtake_window_ms` {OVERTAKE_MS}"),
+            other => other.name().into(),
+        }
+    }
+
+    pub(crate) fn headline_table(&self, md: &mut String) {
+        let (rounds, slice) = headline_plan(self.plan);
+        let _ = writeln!(
+            md,
+            "Get+Put ns/op (wall time / total ops over all threads, no timers) on loopback TCP \
+             conns, redispool through the C ABI. Every cell runs {rounds} rounds of {} ms per \
+             variant, the variants taking turns (each round starts with a different one); a \
+             figure is the median over the rounds, with the spread (min-max) across rounds. \
+             The speed-ups are ratios of those medians, from this same run. The machine is a \
+             loaded 2-core VM shared with other jobs: the figures are indicative.\n",
+            slice.as_millis()
+        );
+        if let Err(why) = &self.go.v9 {
+            let _ = writeln!(md, "go-redis v9 left out: {why}.\n");
+        }
+        let header: Vec<String> = HEADLINE_CELLS
+            .iter()
+            .enumerate()
+            .map(|(i, (s, t))| {
+                if i == 0 {
+                    format!("{s} conns x {t} thr")
+                } else {
+                    format!("{s} x {t}")
+                }
+            })
+            .collect();
+        let _ = writeln!(md, "| Get+Put, ns/op | {} |", header.join(" | "));
+        let _ = writeln!(md, "|---|{}", "---:|".repeat(HEADLINE_CELLS.len()));
+        for v in HEADLINE_VARIANTS {
+            let cells: Vec<String> = HEADLINE_CELLS
                 .iter()
-                .find(|k| k.variant == v)
-                .map_or(100.0 * b.mops() / a.mops(), |k| k.pct);
-            let ratio = b.waits.max as f64 / b.waits.mean.max(1.0);
+                .map(|&(s, t)| {
+                    find_headline(self.headline, v, s, t).map_or_else(
+                        || "–".to_string(),
+                        |c| format!("{:.0} ({:.0}-{:.0})", c.median(), c.min(), c.max()),
+                    )
+                })
+                .collect();
+            let _ = writeln!(md, "| {} | {} |", self.headline_name(v), cells.join(" | "));
+        }
+        let _ = writeln!(
+            md,
+            "\n| speed-up (ratio of medians) | {} |",
+            header.join(" | ")
+        );
+        let _ = writeln!(md, "|---|{}", "---:|".repeat(HEADLINE_CELLS.len()));
+        for v in [Variant::Default, Variant::Hot, Variant::Overtake] {
+            for base in [Variant::GoRedisV9, Variant::MutexCondvar] {
+                let cells: Vec<String> = HEADLINE_CELLS
+                    .iter()
+                    .map(|&(s, t)| {
+                        match (
+                            find_headline(self.headline, v, s, t),
+                            find_headline(self.headline, base, s, t),
+                        ) {
+                            (Some(c), Some(b)) => format!("{:.2}x", b.median() / c.median()),
+                            _ => "–".into(),
+                        }
+                    })
+                    .collect();
+                let base_name = match base {
+                    Variant::GoRedisV9 => "go-redis v9",
+                    _ => "Mutex+Condvar",
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} vs {base_name} | {} |",
+                    self.headline_name(v),
+                    cells.join(" | ")
+                );
+            }
+        }
+    }
+
+    pub(crate) fn syscall_table(&self, md: &mut String) {
+        let rows = match &self.syscalls {
+            Err(why) => {
+                let _ = writeln!(md, "Skipped: {why}.");
+                return;
+            }
+            Ok(rows) => rows,
+        };
+        let _ = writeln!(
+            md,
+            "System calls per Get+Put through the C ABI, counted by `strace -f -c` (every \
+             thread) over this program's `--syscall-loop` mode: a pool on the loopback \
+             acceptor, 1000 warm-up Get+Puts, then the threads run a fixed number of Get+Puts \
+             between them; two runs of different lengths, the difference in calls divided by \
+             the extra Get+Puts (set-up and teardown cancel out). Under strace every system \
+             call is slow, which changes how often threads meet (futex counts are indicative).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| variant | threads | pool | extra Get+Puts | syscalls per Get+Put | by kind (>= 0.01 per op) |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---|");
+        for r in *rows {
+            let kinds: Vec<String> = r
+                .kinds
+                .iter()
+                .map(|(k, per)| format!("{k} {per:.2}"))
+                .collect();
             let _ = writeln!(
                 md,
-                "| {}, pool 8: 256 threads keep >= 80 % of the 8-thread throughput | {keep:.0} % | {} |",
-                v.name(),
-                yes_no(keep >= 80.0)
+                "| {} | {} | {} | {} | {:.3} | {} |",
+                r.variant.name(),
+                r.threads,
+                r.size,
+                r.extra_ops,
+                r.per_op,
+                kinds.join(", ")
             );
+        }
+    }
+
+    pub(crate) fn pipeline_table(&self, md: &mut String) {
+        let p = match &self.pipelines {
+            Err(why) => {
+                let _ = writeln!(md, "Skipped: no redis-server could be started ({why}).");
+                return;
+            }
+            Ok(p) => p,
+        };
+        let _ = writeln!(
+            md,
+            "Pipelines of {DEPTH} SETs against a real redis-server, pool size = threads. \
+             \"dedicated\": each thread its own TcpStream, the {DEPTH} SETs encoded once, one \
+             write, {DEPTH} +OK read. \"Get+pipeline+Put\": pool_get, pool_conn_pipeline (the \
+             {DEPTH} replies parsed into pool_reply_t, freed), pool_put. The two take turns in \
+             short rounds; SETs/s are over all rounds, \"% of dedicated\" the median over the \
+             rounds of the ratio in the same round.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| threads | dedicated SETs/s | Get+pipeline+Put SETs/s | % of dedicated |"
+        );
+        let _ = writeln!(md, "|---:|---:|---:|---:|");
+        for r in &p.rows {
             let _ = writeln!(
                 md,
-                "| {}, pool 8, 256 threads: max wait <= 3x mean | {ratio:.1}x ({} / {}) | {} |",
-                v.name(),
-                fmt_ns(b.waits.max as f64),
-                fmt_ns(b.waits.mean),
-                yes_no(ratio <= 3.0)
+                "| {} | {} | {} | {:.1} % |",
+                r.threads,
+                fmt_ops(r.dedicated),
+                fmt_ops(r.pooled),
+                r.pct
             );
+        }
+        match &p.redis_benchmark {
+            Ok(rate) => {
+                let _ = writeln!(
+                    md,
+                    "\n`{}` (its default 50 clients) against the same server: {} SETs/s.",
+                    p.redis_benchmark_cmd,
+                    fmt_ops(*rate)
+                );
+            }
+            Err(why) => {
+                let _ = writeln!(md, "\nredis-benchmark: {why}.");
+            }
         }
     }
 
@@ -405,6 +665,11 @@ impl Report<'_> {
         let mut md = String::new();
         let _ = writeln!(md, "## Targets\n");
         self.targets_table(&mut md);
+        let _ = writeln!(
+            md,
+            "\n## Get+Put against the pools users would pick instead\n"
+        );
+        self.headline_table(&mut md);
         let _ = writeln!(md, "\n## a. Get+Put through the C ABI\n");
         self.getput_table(&mut md);
         let _ = writeln!(md, "\n## b. Round trips vs dedicated conns\n");
@@ -413,6 +678,10 @@ impl Report<'_> {
         self.alloc_tables(&mut md);
         let _ = writeln!(md, "\n## d. Overload fairness\n");
         self.fairness_table(&mut md);
+        let _ = writeln!(md, "\n## e. System calls per Get+Put\n");
+        self.syscall_table(&mut md);
+        let _ = writeln!(md, "\n## f. Pipelines\n");
+        self.pipeline_table(&mut md);
         md
     }
 
@@ -424,6 +693,7 @@ impl Report<'_> {
             Variant::Fifo => ([148, 103, 189], chart::Marker::Square),
             Variant::Overtake => ([255, 127, 14], chart::Marker::Diamond),
             Variant::GoRedis => ([90, 90, 90], chart::Marker::Circle),
+            Variant::GoRedisV9 => ([23, 190, 207], chart::Marker::Square),
         };
         let mut series = Vec::new();
         for v in VARIANTS {

@@ -1,6 +1,7 @@
 //! Section b: round trips against redis-server
 
 use crate::baselines::connect_all;
+use crate::goredis::GoRedis;
 use crate::hist::median;
 use crate::plan::{HOT_BYPASS_MS, Mode, Plan, RT_THREADS};
 use crate::report::progress;
@@ -28,6 +29,9 @@ pub(crate) struct RoundTrip {
     /// Get+PING+Put on a pool with `health_check_bypass_ms` = HOT_BYPASS_MS.
     pub(crate) hot: f64,
     pub(crate) hot_pct: f64,
+    /// The go-redis v9 client's Ping from as many goroutines (PoolSize = threads), when
+    /// its driver is built: ops/s (mean over the rounds) and % of dedicated (median).
+    pub(crate) go_ping: Option<(f64, f64)>,
 }
 
 pub(crate) const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
@@ -40,7 +44,11 @@ pub(crate) fn ping_on(stream: &mut TcpStream) {
     assert_eq!(&buf, PONG);
 }
 
-pub(crate) fn section_round_trips(plan: &Plan, redis_addr: &str) -> Vec<RoundTrip> {
+pub(crate) fn section_round_trips(
+    plan: &Plan,
+    redis_addr: &str,
+    go: Option<&GoRedis>,
+) -> Vec<RoundTrip> {
     // The variants take turns in short rounds, so a burst of load from elsewhere on the
     // machine hits all of them alike; each result is total ops / total time.
     let rounds = match plan.mode {
@@ -115,7 +123,15 @@ pub(crate) fn section_round_trips(plan: &Plan, redis_addr: &str) -> Vec<RoundTri
         let rate = |(ops, ns): (u64, u64)| ops as f64 * 1e9 / ns.max(1) as f64;
         let mut totals = [(0u64, 0u64); 4];
         let mut pcts: [Vec<f64>; 3] = Default::default();
+        let (mut go_rates, mut go_pcts) = (Vec::new(), Vec::new());
         for round in 0..rounds {
+            // go-redis v9's client runs in its own process (a warm-up first), after the
+            // others in even rounds, before them in odd ones.
+            let go_rate = |first: bool| {
+                go.filter(|_| first == (round % 2 == 1))
+                    .map(|g| g.ping(redis_addr, threads, slice))
+            };
+            let go_first = go_rate(true);
             // Each round starts with a different variant, so no variant always runs
             // first (or right after another): position effects cancel out.
             let mut runs: [Option<Run>; 4] = Default::default();
@@ -128,6 +144,7 @@ pub(crate) fn section_round_trips(plan: &Plan, redis_addr: &str) -> Vec<RoundTri
                     _ => command(&hot_pool),
                 });
             }
+            let go_rate = go_first.or_else(|| go_rate(false));
             let runs = runs.map(|r| r.expect("every variant ran"));
             for (i, r) in runs.iter().enumerate() {
                 totals[i].0 += r.ops;
@@ -136,6 +153,10 @@ pub(crate) fn section_round_trips(plan: &Plan, redis_addr: &str) -> Vec<RoundTri
             let base = rate((runs[0].ops, runs[0].span_ns));
             for (i, r) in runs[1..].iter().enumerate() {
                 pcts[i].push(100.0 * rate((r.ops, r.span_ns)) / base);
+            }
+            if let Some(g) = go_rate {
+                go_rates.push(g);
+                go_pcts.push(100.0 * g / base);
             }
         }
         out.push(RoundTrip {
@@ -147,6 +168,12 @@ pub(crate) fn section_round_trips(plan: &Plan, redis_addr: &str) -> Vec<RoundTri
             command_pct: median(&mut pcts[0]),
             raw_fd_pct: median(&mut pcts[1]),
             hot_pct: median(&mut pcts[2]),
+            go_ping: (!go_rates.is_empty()).then(|| {
+                (
+                    go_rates.iter().sum::<f64>() / go_rates.len() as f64,
+                    median(&mut go_pcts),
+                )
+            }),
         });
     }
     out
