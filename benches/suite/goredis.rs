@@ -158,13 +158,14 @@ impl GoRedis {
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
         let (modcache, cache) = (root.join("modcache"), root.join("cache"));
-        let env: [(&str, &OsStr); 6] = [
+        // GOTOOLCHAIN is left to the user's setting (Go's default "auto": a Go older than
+        // the module's go line fetches the newer toolchain from the module proxy).
+        let env: [(&str, &OsStr); 5] = [
             ("GOMODCACHE", modcache.as_os_str()),
             ("GOCACHE", cache.as_os_str()),
             ("GOPATH", root.as_os_str()),
             ("GO111MODULE", OsStr::new("on")),
             ("GOFLAGS", OsStr::new("-mod=mod")),
-            ("GOTOOLCHAIN", OsStr::new("local")),
         ];
         let want = std::env::var("REDISPOOL_GOREDIS_V9").unwrap_or_else(|_| "latest".into());
         let json = go(

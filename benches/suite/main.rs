@@ -7,7 +7,11 @@
 //! of every section (a few hundred operations each) and writes under `target/`, so CI
 //! proves the suite works without spending time on it. Timings are never asserted.
 //!
-//! Sections:
+//! Sections (docs/bench-suite.md has the details):
+//!  headline. Issue 22's table: Get+Put ns/op of redispool (default, hot, overtake)
+//!     against go-redis v9's pool (fetched from the Go module proxy at run time) and the
+//!     Mutex+Condvar pool at 8x2, 8x8, 8x64, 8x256, 64x64, 64x256 (conns x threads), as
+//!     medians of interleaved rounds with the min-max spread.
 //!  a. Get+Put through the C ABI on loopback TCP sockets (a local acceptor thread):
 //!     redispool with defaults, redispool "hot" (health_check_bypass_ms = 500: a conn given
 //!     back less than 500 ms ago skips the MSG_PEEK syscall), redispool "overtake"
@@ -15,24 +19,28 @@
 //!     Condvar pool (redis-plus-plus's and r2d2's design) and a minimal FIFO hand-off pool
 //!     (one lock, a queue of parked threads, a put hands its socket to the oldest: the
 //!     waiting design of redispool with nothing else), and go-redis's own pool from
-//!     goroutines (go-redis v5's internal/pool, from Debian's golang-gopkg-redis.v5-dev,
-//!     driven by benches/goredis/v5/main.go; left out with a note when Go or the package is
-//!     missing); pool size 8 and 64 x 2, 8, 64, 256
+//!     goroutines (v5's internal/pool from Debian's golang-gopkg-redis.v5-dev, driven by
+//!     benches/goredis/v5/main.go, and v9's, driven by benches/goredis/v9/main.go; each
+//!     left out with a note when it cannot be built); pool size 8 and 64 x 2, 8, 64, 256
 //!     threads. ns/op is wall time / total ops from a run without timers; the wait
 //!     percentiles come from a second run that times every get. `-- --cell POOLxTHREADS`
 //!     runs one cell of every variant.
 //!  b. Round trips against a real redis-server: Get + PING (pool_conn_command) + Put
-//!     against dedicated per-thread conns (the physical limit), pool size = threads.
-//!     `-- --round-trips` runs this section alone.
+//!     against dedicated per-thread conns (the physical limit), pool size = threads, and
+//!     the go-redis v9 client's Ping. `-- --round-trips` runs this section alone.
 //!  c. Allocations per get/put (a counting global allocator) and library bytes per pooled
-//!     conn.
+//!     conn, fresh and after each conn ran a command.
 //!  d. Overload fairness: pool 8, 256 threads against 8 threads.
+//!  e. System calls per Get+Put, counted by `strace -f -c` over `--syscall-loop` runs.
+//!  f. Pipelines: Get + 100 SETs + Put against a dedicated conn at 1, 8 and 64 threads,
+//!     and `redis-benchmark -P 100 -t set` against the same server.
 //!
-//! One file per concept: the sections (getput.rs, round_trips.rs, allocs.rs, memory.rs,
-//! fairness.rs), the pools under test (under_test.rs), the competitors (baselines/, and
-//! goredis.rs driving benches/goredis/ in a Go process), redis-server management
-//! (server.rs), the harness (runner.rs, hist.rs, alloc.rs, loopback.rs, plan.rs), the
-//! report (report.rs, chart.rs) and callgrind.rs.
+//! One file per concept: the sections (headline.rs, getput.rs, round_trips.rs,
+//! allocs.rs, memory.rs, fairness.rs, syscalls.rs, pipelines.rs), the pools under test
+//! (under_test.rs), the competitors (baselines/, and goredis.rs driving benches/goredis/
+//! in a Go process), redis-server management (server.rs), the harness (runner.rs,
+//! hist.rs, alloc.rs, loopback.rs, plan.rs), the report (report.rs, chart.rs) and
+//! callgrind.rs.
 
 mod alloc;
 mod allocs;
