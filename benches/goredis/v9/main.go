@@ -156,6 +156,18 @@ func getput(addr string, size, goroutines int, dur time.Duration, timed bool) {
 		if err != nil {
 			fail("dial", err)
 		}
+		// What the client's initConn does after its handshake (redis.go): CREATED ->
+		// INITIALIZING -> IDLE, then IN_USE for the command; Put releases IN_USE -> IDLE.
+		sm := cn.GetStateMachine()
+		if _, err := sm.TryTransition([]pool.ConnState{pool.StateCreated}, pool.StateInitializing); err != nil {
+			fail("init", err)
+		}
+		if _, err := sm.TryTransition([]pool.ConnState{pool.StateInitializing}, pool.StateIdle); err != nil {
+			fail("init", err)
+		}
+		if _, err := sm.TryTransition([]pool.ConnState{pool.StateIdle}, pool.StateInUse); err != nil {
+			fail("init", err)
+		}
 		held[i] = cn
 	}
 	for _, cn := range held {
