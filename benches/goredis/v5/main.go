@@ -19,7 +19,7 @@ package main
 import (
 	"fmt"
 	"math"
-		"net"
+	"net"
 	"os"
 	"strconv"
 	"sync"
