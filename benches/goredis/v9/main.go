@@ -26,6 +26,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -134,9 +135,25 @@ func getput(addr string, size, goroutines int, dur time.Duration, timed bool) {
 	// except PoolTimeout, raised from 4 s (ReadTimeout + 1 s) so that a loaded machine
 	// never times a get out.
 	p := pool.NewConnPool(&pool.Options{
+		// The suite's loopback acceptor answers every new conn with +PONG (redispool's
+		// dialer PINGs it, as redis.Client's handshake would talk to Redis): read it,
+		// or v9's health check finds unread bytes on the idle conn and drops it.
 		Dialer: func(ctx context.Context) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "tcp", addr)
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			pong := make([]byte, 7)
+			if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+				c.Close()
+				return nil, err
+			}
+			if _, err := io.ReadFull(c, pong); err != nil || string(pong) != "+PONG\r\n" {
+				c.Close()
+				return nil, fmt.Errorf("set-up PING: %q %v", pong, err)
+			}
+			return c, nil
 		},
 		PoolSize:           int32(size),
 		MaxConcurrentDials: size,
