@@ -147,6 +147,27 @@ fn main() {
         }
         return;
     }
+    if args.iter().any(|a| a == "--pipelines") {
+        // Section f alone, at full length.
+        let redis = Redis::start().expect("start redis-server");
+        let p = section_pipelines(&Plan::new(Mode::Full), &redis.addr(), redis.port);
+        for r in &p.rows {
+            println!(
+                "{} threads: dedicated {:.0} SETs/s, Get+pipeline+Put {:.0} SETs/s, {:.1} % of dedicated (rounds: {})",
+                r.threads,
+                r.dedicated,
+                r.pooled,
+                r.pct,
+                r.round_pcts
+                    .iter()
+                    .map(|p| format!("{p:.0} %"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        println!("{}: {:?} SETs/s", p.redis_benchmark_cmd, p.redis_benchmark);
+        return;
+    }
     let mode = if !args.iter().any(|a| a == "--bench") {
         Mode::Smoke
     } else if args.iter().any(|a| a == "--quick") {

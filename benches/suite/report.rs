@@ -629,17 +629,19 @@ impl Report<'_> {
              write, {DEPTH} +OK read. \"Get+pipeline+Put\": pool_get, pool_conn_pipeline (the \
              {DEPTH} replies parsed into pool_reply_t, freed), pool_put. The two take turns in \
              short rounds; SETs/s are over all rounds, \"% of dedicated\" the median over the \
-             rounds of the ratio in the same round.\n"
+             rounds of the ratio in the same round, with its spread (min-max) across rounds.\n"
         );
         let _ = writeln!(
             md,
-            "| threads | dedicated SETs/s | Get+pipeline+Put SETs/s | % of dedicated |"
+            "| threads | dedicated SETs/s | Get+pipeline+Put SETs/s | % of dedicated | spread across rounds |"
         );
-        let _ = writeln!(md, "|---:|---:|---:|---:|");
+        let _ = writeln!(md, "|---:|---:|---:|---:|---:|");
         for r in &p.rows {
+            let lo = r.round_pcts.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = r.round_pcts.iter().copied().fold(0.0, f64::max);
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.1} % |",
+                "| {} | {} | {} | {:.1} % | {lo:.0}-{hi:.0} % |",
                 r.threads,
                 fmt_ops(r.dedicated),
                 fmt_ops(r.pooled),
