@@ -274,6 +274,37 @@ struct pool_options {
   // not called and the userdata stays yours. Called once per pool made with these
   // options. NULL = nothing is called (default). Ignored without `dialer`.
   pool_free_fn dialer_userdata_free;
+  // Speak TLS on every conn (rediss:// sets it): over the TCP connection, the unix
+  // socket, or the fd `dialer` returns. false = plain (default). The TLS settings below
+  // are read only when this is set; they are checked and loaded once, by pool_new*: a
+  // missing or malformed PEM file, a key that does not match its certificate, or a bad
+  // tls_min_version is POOL_ERR_INVALID_ARG there, never a failure of a later get. A
+  // handshake that fails (the server's certificate refused, not a TLS port) fails the
+  // get with POOL_ERR_TLS, within dial_timeout_ms. See docs/tls.md.
+  bool tls;
+  // PEM file of the CA certificates that sign the server's certificate. NULL or "" (and
+  // no tls_ca_dir) = the system trust store. Copied (the path; read by pool_new*).
+  const char *tls_ca_file;
+  // Directory of PEM files of CA certificates (every regular file holding certificates
+  // is read; others are skipped). With tls_ca_file, both are trusted. NULL or "" = none.
+  const char *tls_ca_dir;
+  // PEM file of the client certificate (chain) for mutual TLS (redis-server
+  // --tls-auth-clients yes). Needs tls_key_file. NULL or "" = no client certificate.
+  const char *tls_cert_file;
+  // PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1), not
+  // encrypted. Its contents never appear in a message.
+  const char *tls_key_file;
+  // The name the server's certificate must be valid for, also sent as SNI. NULL or "" =
+  // the host dialed (the host of addr; for a sentinel pool the master's address).
+  // Required with a unix socket addr or a dialer, unless tls_insecure_skip_verify.
+  const char *tls_server_name;
+  // The oldest TLS version accepted: 12 (TLS 1.2; 0 also means 12, the default) or 13.
+  int32_t tls_min_version;
+  // DANGER: accept any server certificate, unverified (no CA, name or expiry check). The
+  // conn is encrypted but anyone on the path can pose as the server and read everything,
+  // the password included. For tests against self-signed servers only. false (default)
+  // = verify.
+  bool tls_insecure_skip_verify;
 };
 
 typedef struct pool_options pool_options_t;
@@ -532,6 +563,14 @@ typedef struct pool_sentinel_options pool_sentinel_options_t;
 // A Redis Cluster cannot serve the request: no node could give the slot map, or the
 // slot is not served by any master in it.
 #define POOL_ERR_CLUSTER 13
+
+// TLS failed on a new conn: the server's certificate was refused (unknown CA, wrong host
+// name, expired, not yet valid), the server refused the handshake (a client certificate
+// required or refused), or the server does not speak TLS (a plain port). The message
+// says which. Not retried: the same settings fail the same way. (A TLS configuration
+// error, a missing or malformed PEM file or a key that does not match its certificate,
+// is POOL_ERR_INVALID_ARG from pool_new*.)
+#define POOL_ERR_TLS 14
 
 #ifdef __cplusplus
 extern "C" {

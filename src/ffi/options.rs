@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::conn::pool_free_fn;
 use crate::pool::{Dialer, Error, Options, Result, Wait, default_pool_size};
 use crate::redis::resp::ReplyLimits;
+use crate::redis::tls::{TlsConfig, TlsSettings};
 use crate::redis::url::{UrlConfig, UrlDuration, UrlWait};
 
 /// A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
@@ -151,6 +152,37 @@ pub struct pool_options {
     /// not called and the userdata stays yours. Called once per pool made with these
     /// options. NULL = nothing is called (default). Ignored without `dialer`.
     pub dialer_userdata_free: pool_free_fn,
+    /// Speak TLS on every conn (rediss:// sets it): over the TCP connection, the unix
+    /// socket, or the fd `dialer` returns. false = plain (default). The TLS settings below
+    /// are read only when this is set; they are checked and loaded once, by pool_new*: a
+    /// missing or malformed PEM file, a key that does not match its certificate, or a bad
+    /// tls_min_version is POOL_ERR_INVALID_ARG there, never a failure of a later get. A
+    /// handshake that fails (the server's certificate refused, not a TLS port) fails the
+    /// get with POOL_ERR_TLS, within dial_timeout_ms. See docs/tls.md.
+    pub tls: bool,
+    /// PEM file of the CA certificates that sign the server's certificate. NULL or "" (and
+    /// no tls_ca_dir) = the system trust store. Copied (the path; read by pool_new*).
+    pub tls_ca_file: *const c_char,
+    /// Directory of PEM files of CA certificates (every regular file holding certificates
+    /// is read; others are skipped). With tls_ca_file, both are trusted. NULL or "" = none.
+    pub tls_ca_dir: *const c_char,
+    /// PEM file of the client certificate (chain) for mutual TLS (redis-server
+    /// --tls-auth-clients yes). Needs tls_key_file. NULL or "" = no client certificate.
+    pub tls_cert_file: *const c_char,
+    /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1), not
+    /// encrypted. Its contents never appear in a message.
+    pub tls_key_file: *const c_char,
+    /// The name the server's certificate must be valid for, also sent as SNI. NULL or "" =
+    /// the host dialed (the host of addr; for a sentinel pool the master's address).
+    /// Required with a unix socket addr or a dialer, unless tls_insecure_skip_verify.
+    pub tls_server_name: *const c_char,
+    /// The oldest TLS version accepted: 12 (TLS 1.2; 0 also means 12, the default) or 13.
+    pub tls_min_version: i32,
+    /// DANGER: accept any server certificate, unverified (no CA, name or expiry check). The
+    /// conn is encrypted but anyone on the path can pose as the server and read everything,
+    /// the password included. For tests against self-signed servers only. false (default)
+    /// = verify.
+    pub tls_insecure_skip_verify: bool,
 }
 
 pub type pool_options_t = pool_options;
@@ -190,6 +222,14 @@ impl pool_options {
             max_reply_bytes: 0,
             max_reply_elements: 0,
             dialer_userdata_free: None,
+            tls: false,
+            tls_ca_file: std::ptr::null(),
+            tls_ca_dir: std::ptr::null(),
+            tls_cert_file: std::ptr::null(),
+            tls_key_file: std::ptr::null(),
+            tls_server_name: std::ptr::null(),
+            tls_min_version: 0,
+            tls_insecure_skip_verify: false,
         }
     }
 }
@@ -235,8 +275,14 @@ pub(crate) unsafe fn read_options(opts: *const pool_options_t) -> Result<pool_op
     // invalid Rust bool, so that byte is normalised before the struct is read.
     unsafe {
         std::ptr::copy_nonoverlapping(opts.cast::<u8>(), base, n);
-        let fifo = base.add(std::mem::offset_of!(pool_options, pool_fifo));
-        *fifo = u8::from(*fifo != 0);
+        for offset in [
+            std::mem::offset_of!(pool_options, pool_fifo),
+            std::mem::offset_of!(pool_options, tls),
+            std::mem::offset_of!(pool_options, tls_insecure_skip_verify),
+        ] {
+            let flag = base.add(offset);
+            *flag = u8::from(*flag != 0);
+        }
         Ok(out.assume_init())
     }
 }
@@ -480,7 +526,42 @@ pub(crate) unsafe fn to_core_owning(o: &pool_options) -> Result<(Options, Option
             opts.min_idle_conns, opts.pool_size
         )));
     }
+    if o.tls {
+        // SAFETY: per contract.
+        let settings = unsafe { tls_settings(o) }?;
+        let config = TlsConfig::new(&settings).map_err(Error::InvalidArg)?;
+        opts.tls = Some(Arc::new(config));
+    }
     Ok((opts, owner))
+}
+
+/// The `tls_*` fields.
+///
+/// # Safety
+/// As `to_core`.
+unsafe fn tls_settings(o: &pool_options) -> Result<TlsSettings> {
+    let owned = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+    // SAFETY: per contract, for each string.
+    let s = unsafe {
+        TlsSettings {
+            ca_file: owned(c_str(o.tls_ca_file, "tls_ca_file")?),
+            ca_dir: owned(c_str(o.tls_ca_dir, "tls_ca_dir")?),
+            cert_file: owned(c_str(o.tls_cert_file, "tls_cert_file")?),
+            key_file: owned(c_str(o.tls_key_file, "tls_key_file")?),
+            server_name: owned(c_str(o.tls_server_name, "tls_server_name")?),
+            min_version: match o.tls_min_version {
+                0 | 12 => 12,
+                13 => 13,
+                v => {
+                    return Err(Error::invalid(format!(
+                        "tls_min_version: {v} is not 12 (TLS 1.2) or 13 (TLS 1.3)"
+                    )));
+                }
+            },
+            insecure_skip_verify: o.tls_insecure_skip_verify,
+        }
+    };
+    Ok(s)
 }
 
 /// The core options a parsed URL stands for (via the C options, so a URL and the
@@ -568,6 +649,22 @@ pub(crate) fn options_from_url(cfg: &UrlConfig) -> Result<(pool_options, Vec<CSt
     }
     if let Some(v) = cfg.max_reply_elements {
         o.max_reply_elements = v;
+    }
+    if let Some(t) = &cfg.tls {
+        o.tls = true;
+        o.tls_insecure_skip_verify = t.insecure_skip_verify;
+        o.tls_min_version = i32::from(t.min_version);
+        let mut path = |v: &Option<String>, field: &str| -> Result<*const c_char> {
+            match v {
+                Some(v) => keep(v, field),
+                None => Ok(std::ptr::null()),
+            }
+        };
+        o.tls_ca_file = path(&t.ca_file, "tls_ca_file")?;
+        o.tls_ca_dir = path(&t.ca_dir, "tls_ca_dir")?;
+        o.tls_cert_file = path(&t.cert_file, "tls_cert_file")?;
+        o.tls_key_file = path(&t.key_file, "tls_key_file")?;
+        o.tls_server_name = path(&t.server_name, "tls_server_name")?;
     }
     Ok((o, strings))
 }

@@ -39,6 +39,13 @@ pub const POOL_ERR_INTERNAL: pool_status_t = 12;
 /// A Redis Cluster cannot serve the request: no node could give the slot map, or the
 /// slot is not served by any master in it.
 pub const POOL_ERR_CLUSTER: pool_status_t = 13;
+/// TLS failed on a new conn: the server's certificate was refused (unknown CA, wrong host
+/// name, expired, not yet valid), the server refused the handshake (a client certificate
+/// required or refused), or the server does not speak TLS (a plain port). The message
+/// says which. Not retried: the same settings fail the same way. (A TLS configuration
+/// error, a missing or malformed PEM file or a key that does not match its certificate,
+/// is POOL_ERR_INVALID_ARG from pool_new*.)
+pub const POOL_ERR_TLS: pool_status_t = 14;
 
 pub(crate) fn status_of(e: &Error) -> pool_status_t {
     match e {
@@ -55,6 +62,7 @@ pub(crate) fn status_of(e: &Error) -> pool_status_t {
         Error::Protocol(_) => POOL_ERR_PROTOCOL,
         Error::Internal(_) => POOL_ERR_INTERNAL,
         Error::Cluster(_) => POOL_ERR_CLUSTER,
+        Error::Tls(_) => POOL_ERR_TLS,
     }
 }
 
@@ -77,6 +85,7 @@ pub extern "C" fn pool_status_str(status: pool_status_t) -> *const c_char {
         POOL_ERR_PROTOCOL => b"protocol error\0",
         POOL_ERR_INTERNAL => b"internal error\0",
         POOL_ERR_CLUSTER => b"cluster cannot serve the request\0",
+        POOL_ERR_TLS => b"TLS handshake failed\0",
         _ => b"unknown status\0",
     };
     s.as_ptr().cast()

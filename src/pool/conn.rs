@@ -5,6 +5,7 @@ use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
+use rustls::ClientConnection;
 use socket2::Socket;
 
 use super::error::Error;
@@ -83,6 +84,10 @@ struct ConnState {
     /// Its slot in the C ABI's handle table, reserved on its first checkout through the C
     /// ABI and released when the conn is closed (see `ffi::conn_table`).
     handle_slot: Option<crate::ffi::conn_table::Reservation>,
+    /// The TLS session over the socket, on a pool with TLS: every byte of the conn's own
+    /// commands and of raw I/O (`stream`) goes through it. Dropped without a word to the
+    /// server (no close_notify): a forked child drops its parent's sessions this way.
+    tls: Option<Box<ClientConnection>>,
 }
 
 /// `ConnState::peek`: the socket was lent out for the caller's own I/O (`lend_fd`) since
@@ -225,6 +230,7 @@ impl Conn {
             epoch: 0,
             close_on_readonly: false,
             handle_slot: None,
+            tls: None,
         });
         Conn { s }
     }
@@ -304,6 +310,46 @@ impl Conn {
     /// followed the set-up's replies, has been looked at.
     pub(crate) fn clear_needs_peek(&mut self) {
         self.s.peek = 0;
+    }
+
+    /// Runs the TLS handshake on the conn's socket (right after the dial, before the
+    /// session set-up), by `deadline`; from then on the conn speaks TLS.
+    pub(crate) fn start_tls(
+        &mut self,
+        config: &crate::redis::tls::TlsConfig,
+        host: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<(), crate::redis::tls::HandshakeFailure> {
+        let c = config.connect(self.fd(), host, deadline)?;
+        self.s.tls = Some(Box::new(c));
+        Ok(())
+    }
+
+    /// Whether the conn speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.s.tls.is_some()
+    }
+
+    /// The conn's byte stream (its socket, or its TLS session), for raw I/O. Marks the
+    /// conn as lent, as `lend_fd` does.
+    pub fn stream(&mut self) -> io::Stream<'_> {
+        self.s.peek |= PEEK_FD_LENT;
+        let fd = self.s.sock.as_raw_fd();
+        match &mut self.s.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        }
+    }
+
+    /// The first byte waiting on the conn, not consumed (see `io::peek_byte`): for the
+    /// health check on get.
+    #[inline]
+    pub(crate) fn peek_input(&mut self) -> Result<Option<u8>, IoError> {
+        let fd = self.s.sock.as_raw_fd();
+        match &mut self.s.tls {
+            None => io::socket_peek_byte(fd),
+            Some(c) => io::peek_byte(&mut io::Stream::Tls(fd, c)),
+        }
     }
 
     pub fn socket(&self) -> &Socket {
@@ -400,9 +446,8 @@ impl Conn {
         for args in cmds {
             self.s.session = track_session(self.s.session, self.s.session_db, args);
         }
-        let fd = self.fd();
         if self.s.peek != 0 {
-            self.check_in_step(fd).map_err(|e| (0, e))?;
+            self.check_in_step().map_err(|e| (0, e))?;
         }
         let (rt, wt) = self.timeouts();
         let now = Instant::now();
@@ -439,9 +484,15 @@ impl Conn {
             i += 1;
             on_reply(reply)
         };
-        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        let fd = self.fd();
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
         let res = io::pipeline_each(
-            fd,
+            &mut stream,
             &mut cio.parser,
             &mut cio.out,
             cmds,
@@ -502,9 +553,8 @@ impl Conn {
                 "the conn was opened before fork(): the parent process owns its session".into(),
             ));
         }
-        let fd = self.fd();
         if self.s.peek != 0 {
-            self.check_in_step(fd)?;
+            self.check_in_step()?;
         }
         let (rt, wt) = self.timeouts();
         let now = Instant::now();
@@ -534,9 +584,15 @@ impl Conn {
         // Before the command is sent: one that fails (CLIENT REPLY SKIP has no reply, so it
         // times out) may still have changed the session.
         self.s.session = track_session(self.s.session, self.s.session_db, args);
-        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        let fd = self.fd();
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
         let res = io::command_with(
-            fd,
+            &mut stream,
             &mut cio.parser,
             &mut cio.out,
             args,
@@ -599,9 +655,9 @@ impl Conn {
     /// reply (the command skips pushes before its reply). What has not arrived yet cannot
     /// be seen; a new conn is checked once.
     #[cold]
-    fn check_in_step(&mut self, fd: RawFd) -> Result<(), Error> {
+    fn check_in_step(&mut self) -> Result<(), Error> {
         let buffered = self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean());
-        let why = match (buffered, io::socket_peek_byte(fd)) {
+        let why = match (buffered, self.peek_input()) {
             // Nothing waiting; or a RESP3 push (a tracking invalidation, a pub/sub message),
             // which the server sends unasked and the command skips before its reply.
             (false, Ok(None | Some(b'>'))) => {
@@ -655,12 +711,23 @@ impl Conn {
             cap,
         );
         let limits = self.s.reply_limits;
-        let cio = self
-            .s
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st
             .io
             .get_or_insert_with(|| ConnIo::new(ReplyLimits::DEFAULT));
         cio.parser.set_limits(ReplyLimits::DEFAULT);
-        let res = session.set_up(fd, &mut cio.parser, &mut cio.out, read, write, ping);
+        let res = session.set_up(
+            &mut stream,
+            &mut cio.parser,
+            &mut cio.out,
+            read,
+            write,
+            ping,
+        );
         cio.parser.set_limits(limits);
         if res.is_ok() && cio.parser.is_clean() {
             self.s.io = None;

@@ -5,6 +5,7 @@ pub mod addr;
 mod handshake;
 pub mod io;
 pub mod resp;
+pub mod tls;
 pub mod url;
 
 pub use handshake::{HandshakeError, Session, valid_client_name};

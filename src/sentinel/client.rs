@@ -73,7 +73,7 @@ impl SentinelConn {
     /// by its caller.
     pub(crate) fn command(&mut self, args: &[&[u8]], deadline: Instant) -> Result<Reply, String> {
         let reply = self.exchange(args, deadline)?;
-        match io::has_unread_input(self.sock.as_raw_fd(), &self.parser) {
+        match io::has_unread_input(&mut io::Stream::Plain(self.sock.as_raw_fd()), &self.parser) {
             Ok(false) => Ok(reply),
             Ok(true) => Err(format!(
                 "unexpected data after the reply to {} (a banner or an extra reply?)",
@@ -90,7 +90,7 @@ impl SentinelConn {
             left_until(deadline).map_err(|e| e.to_string())?,
         ));
         io::command_with(
-            self.sock.as_raw_fd(),
+            &mut io::Stream::Plain(self.sock.as_raw_fd()),
             &mut self.parser,
             &mut self.out,
             args,
@@ -133,7 +133,11 @@ impl SentinelConn {
     /// channel, Ok(None) when `timeout` passed first. Bytes of a message cut by the timeout
     /// stay in the parser for the next call.
     pub(crate) fn next_message(&mut self, timeout: Duration) -> Result<Option<String>, String> {
-        match io::read_reply(self.sock.as_raw_fd(), &mut self.parser, Some(timeout)) {
+        match io::read_reply(
+            &mut io::Stream::Plain(self.sock.as_raw_fd()),
+            &mut self.parser,
+            Some(timeout),
+        ) {
             Ok(Reply::Array(v)) => match v.as_slice() {
                 [Reply::String(kind), _, Reply::String(payload)] if kind == b"message" => {
                     Ok(Some(String::from_utf8_lossy(payload).into_owned()))

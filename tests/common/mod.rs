@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod peers;
 pub mod procfs;
 pub mod sentinel;
+pub mod tls;
 
 use std::env;
 use std::ffi::OsStr;

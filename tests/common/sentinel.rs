@@ -29,8 +29,15 @@ pub fn query(addr: &str, args: &[&str]) -> std::io::Result<Reply> {
     let mut parser = Parser::new();
     let mut out = Vec::new();
     let t = Some(Duration::from_secs(10));
-    io::command(stream.as_raw_fd(), &mut parser, &mut out, &args, t, t)
-        .map_err(|e| std::io::Error::other(e.to_string()))
+    io::command(
+        &mut io::Stream::Plain(stream.as_raw_fd()),
+        &mut parser,
+        &mut out,
+        &args,
+        t,
+        t,
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// A reply's text (bulk or status string, error with its text, integer as decimal).

@@ -31,7 +31,16 @@ OPTION_NAMES = tuple(
     for name, _ in _native.PoolOptions._fields_
     if name not in ("struct_size", "addr", "dialer", "dialer_userdata")
 )
-_STRING_OPTIONS = {"username", "password", "client_name"}
+_STRING_OPTIONS = {
+    "username",
+    "password",
+    "client_name",
+    "tls_ca_file",
+    "tls_ca_dir",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_server_name",
+}
 
 # The fields of pool_stats_t (struct_size aside), as a frozen dataclass.
 Stats = dataclasses.make_dataclass(

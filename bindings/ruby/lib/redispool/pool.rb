@@ -44,10 +44,13 @@ module RedisPool
     ].freeze
     INTEGER_OPTIONS = %i[
       pool_size min_idle_conns max_idle_conns max_active_conns max_concurrent_dials
-      dialer_retries db protocol max_reply_bytes max_reply_elements
+      dialer_retries db protocol max_reply_bytes max_reply_elements tls_min_version
     ].freeze
-    STRING_OPTIONS = %i[addr username password client_name].freeze
-    BOOLEAN_OPTIONS = %i[pool_fifo].freeze
+    STRING_OPTIONS = %i[
+      addr username password client_name
+      tls_ca_file tls_ca_dir tls_cert_file tls_key_file tls_server_name
+    ].freeze
+    BOOLEAN_OPTIONS = %i[pool_fifo tls tls_insecure_skip_verify].freeze
     OPTIONS = (DURATION_OPTIONS + INTEGER_OPTIONS + STRING_OPTIONS + BOOLEAN_OPTIONS).freeze
 
     # Called by FFI::AutoPointer at GC time. pool_free never blocks; conns still

@@ -1,0 +1,387 @@
+//! TLS against a real redis-server started with `--tls-port` and certificates generated at
+//! test time (tests/common/tls.rs), through the C ABI: `rediss://` URLs and the
+//! `pool_options_t` `tls_*` fields, every verification failure, configuration errors from
+//! pool_new*, mutual TLS, and the health check on get under TLS.
+
+mod common;
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use common::capi::{CPool, Failure};
+use common::tls::{TlsServer, certs};
+use redispool::ffi::options::{pool_options_init, pool_options_t};
+use redispool::ffi::status::{
+    POOL_ERR_DIAL, POOL_ERR_INVALID_ARG, POOL_ERR_PROTOCOL, POOL_ERR_TLS, pool_status_t,
+};
+
+/// A URL to the TLS port trusting the test CA, with `extra` parameters.
+fn url(srv: &TlsServer, extra: &str) -> String {
+    format!(
+        "rediss://{}/?tls_ca_file={}&dialer_retries=1{extra}",
+        srv.tls_addr(),
+        certs().path("ca.pem")
+    )
+}
+
+fn round_trip(pool: &CPool) {
+    let conn = pool.get(-1).unwrap_or_else(|f| panic!("get: {f}"));
+    assert_eq!(
+        conn.command(&[b"SET", b"k", b"tls value"]).unwrap().text,
+        "OK"
+    );
+    assert_eq!(conn.command(&[b"GET", b"k"]).unwrap().text, "tls value");
+    // A reply larger than one TLS record (16 KiB) arrives whole.
+    let big = vec![b'x'; 100_000];
+    assert_eq!(conn.command(&[b"SET", b"big", &big]).unwrap().text, "OK");
+    assert_eq!(
+        conn.command(&[b"GET", b"big"]).unwrap().text.len(),
+        big.len()
+    );
+    pool.put(conn);
+}
+
+/// The first get's failure on a pool made from `url`, and how long it took.
+fn get_failure(url: &str) -> (Failure, Duration) {
+    let pool = CPool::from_url(url);
+    let start = Instant::now();
+    let f = match pool.get(-1) {
+        Ok(_) => panic!("get over {url} succeeded"),
+        Err(f) => f,
+    };
+    (f, start.elapsed())
+}
+
+fn assert_tls_failure(url: &str, needle: &str) -> Failure {
+    let (f, took) = get_failure(url);
+    assert_eq!(f.code, POOL_ERR_TLS, "{f}");
+    assert!(f.message.contains(needle), "{f}: no {needle:?}");
+    // Bounded by the dial timeout (5 s), never a hang.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    f
+}
+
+#[test]
+fn rediss_url_with_the_ca_round_trips() {
+    let srv = TlsServer::start();
+    let pool = CPool::from_url(&url(&srv, ""));
+    round_trip(&pool);
+    // The conn is the TLS port's: the server counts it as a TLS client.
+    let conn = pool.get(-1).unwrap();
+    let info = conn.command(&[b"CLIENT", b"INFO"]).unwrap().text;
+    assert!(
+        info.contains(&format!("laddr=127.0.0.1:{}", srv.tls_port)),
+        "{info}"
+    );
+    pool.put(conn);
+}
+
+#[test]
+fn session_set_up_runs_over_tls() {
+    let srv = TlsServer::start_with("server", false, &["--requirepass", "s3cret"]);
+    let pool = CPool::from_url(&url(&srv, "&protocol=3&db=2&client_name=tls-test"));
+    let pool_pw = CPool::from_url(&url(&srv, "").replace("rediss://", "rediss://:s3cret@"));
+    round_trip(&pool_pw);
+    // Without the password the set-up is refused (a HELLO with no AUTH): over TLS.
+    let f = pool.get(-1).map(|_| ()).unwrap_err();
+    assert!(
+        f.message.contains("NOAUTH") || f.message.contains("HELLO"),
+        "{f}"
+    );
+    let pool = CPool::from_url(
+        &url(&srv, "&protocol=3&db=2&client_name=tls-test")
+            .replace("rediss://", "rediss://:s3cret@"),
+    );
+    let conn = pool.get(-1).unwrap();
+    let info = conn.command(&[b"CLIENT", b"INFO"]).unwrap().text;
+    assert!(info.contains("name=tls-test"), "{info}");
+    assert!(info.contains("db=2"), "{info}");
+    assert!(info.contains("resp=3"), "{info}");
+    pool.put(conn);
+}
+
+#[test]
+fn pool_options_fields_enable_tls_with_mutual_auth() {
+    let srv = TlsServer::start_with("server", true, &[]);
+    let c = certs();
+    let addr = CString::new(srv.tls_addr()).unwrap();
+    let ca = CString::new(c.path("ca.pem")).unwrap();
+    let cert = CString::new(c.path("client.pem")).unwrap();
+    let key = CString::new(c.path("client.key")).unwrap();
+    let mut o = std::mem::MaybeUninit::<pool_options_t>::uninit();
+    // SAFETY: pool_options_init fills every field.
+    let mut o = unsafe {
+        pool_options_init(o.as_mut_ptr());
+        o.assume_init()
+    };
+    o.addr = addr.as_ptr();
+    o.tls = true;
+    o.tls_ca_file = ca.as_ptr();
+    o.dialer_retries = 1;
+    // Without a client certificate the server refuses the handshake.
+    let pool = CPool::from_options(&o);
+    let f = pool.get(-1).map(|_| ()).unwrap_err();
+    assert_eq!(f.code, POOL_ERR_TLS, "{f}");
+    assert!(f.message.contains("alert"), "{f}");
+    // With one, it works.
+    o.tls_cert_file = cert.as_ptr();
+    o.tls_key_file = key.as_ptr();
+    let pool = CPool::from_options(&o);
+    round_trip(&pool);
+    // The same through a URL.
+    let pool = CPool::from_url(&url(
+        &srv,
+        &format!(
+            "&tls_cert_file={}&tls_key_file={}",
+            c.path("client.pem"),
+            c.path("client.key")
+        ),
+    ));
+    round_trip(&pool);
+}
+
+#[test]
+fn an_unknown_ca_is_refused() {
+    let srv = TlsServer::start();
+    let u = url(&srv, "").replace("ca.pem", "other-ca.pem");
+    assert_tls_failure(&u, "unknown issuer");
+    // The system trust store does not know the test CA either.
+    let u = format!("rediss://{}/?dialer_retries=1", srv.tls_addr());
+    assert_tls_failure(&u, "unknown issuer");
+}
+
+#[test]
+fn a_wrong_host_name_is_refused_unless_the_name_is_set() {
+    let srv = TlsServer::start_with("wronghost", false, &[]);
+    let f = assert_tls_failure(&url(&srv, ""), "wrong host name");
+    assert!(f.message.contains("127.0.0.1"), "{f}");
+    // localhost (a DNS name) is not in the certificate either.
+    let u = url(&srv, "").replace("127.0.0.1", "localhost");
+    assert_tls_failure(&u, "wrong host name");
+    let pool = CPool::from_url(&url(&srv, "&tls_server_name=wrong.example"));
+    round_trip(&pool);
+}
+
+#[test]
+fn an_expired_certificate_is_refused() {
+    let srv = TlsServer::start_with("expired", false, &[]);
+    assert_tls_failure(&url(&srv, ""), "expired");
+}
+
+#[test]
+fn skip_verify_accepts_what_verification_refuses() {
+    let srv = TlsServer::start_with("expired", false, &[]);
+    let u = format!("rediss://{}/?skip_verify=true", srv.tls_addr());
+    round_trip(&CPool::from_url(&u));
+    let srv = TlsServer::start_with("wronghost", false, &[]);
+    let u = format!("rediss://{}/?skip_verify=true", srv.tls_addr());
+    round_trip(&CPool::from_url(&u));
+}
+
+#[test]
+fn tls_to_a_plain_port_fails_with_a_clear_message() {
+    let srv = TlsServer::start();
+    let u = url(&srv, "&dial_timeout=2s").replace(&srv.tls_addr(), &srv.server.addr());
+    let (f, took) = get_failure(&u);
+    // The server answers the ClientHello with an error line (not TLS), or waits for the
+    // rest of an inline command until the dial timeout.
+    assert!(
+        (f.code == POOL_ERR_TLS && f.message.contains("non-TLS port"))
+            || (f.code == POOL_ERR_DIAL && f.message.contains("TLS handshake timed out")),
+        "{f}"
+    );
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}
+
+#[test]
+fn plain_to_a_tls_port_fails_with_a_clear_message() {
+    let srv = TlsServer::start();
+    let u = format!(
+        "redis://{}/?dialer_retries=1&dial_timeout=2s",
+        srv.tls_addr()
+    );
+    let (f, took) = get_failure(&u);
+    assert!(
+        [POOL_ERR_DIAL, POOL_ERR_PROTOCOL, POOL_ERR_TLS].contains(&f.code),
+        "{f}"
+    );
+    assert!(f.message.contains("TLS port?"), "{f}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}
+
+/// pool_new_url's failure for `url`.
+fn config_failure(url: &str) -> Failure {
+    match CPool::try_from_url(url) {
+        Ok(_) => panic!("pool_new_url({url}) succeeded"),
+        Err(f) => f,
+    }
+}
+
+fn assert_config_error(url: &str, needles: &[&str]) -> Failure {
+    let f = config_failure(url);
+    assert_eq!(f.code, POOL_ERR_INVALID_ARG, "{f}");
+    for n in needles {
+        assert!(f.message.contains(n), "{f}: no {n:?}");
+    }
+    f
+}
+
+#[test]
+fn configuration_errors_come_from_pool_new() {
+    let c = certs();
+    let base = "rediss://127.0.0.1:1/?";
+    assert_config_error(
+        &format!("{base}tls_ca_file=/nonexistent/ca.pem"),
+        &["tls_ca_file", "/nonexistent/ca.pem", "No such file"],
+    );
+    assert_config_error(
+        &format!("{base}tls_ca_file={}", c.path("malformed.pem")),
+        &["tls_ca_file", "malformed PEM"],
+    );
+    // A key file is never quoted: only its path and what is wrong.
+    let key = std::fs::read_to_string(c.path("client.key")).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    let f = assert_config_error(
+        &format!(
+            "{base}tls_ca_file={}&tls_cert_file={}&tls_key_file={}",
+            c.path("ca.pem"),
+            c.path("client.pem"),
+            c.path("server.key")
+        ),
+        &["tls_key_file", "does not match"],
+    );
+    assert!(!f.message.contains(key_body));
+    let f = assert_config_error(
+        &format!(
+            "{base}tls_ca_file={}&tls_cert_file={}&tls_key_file={}",
+            c.path("ca.pem"),
+            c.path("client.pem"),
+            c.path("client.pem")
+        ),
+        &["tls_key_file", "no PEM private key"],
+    );
+    assert!(!f.message.contains("BEGIN"));
+    assert_config_error(
+        &format!("{base}tls_cert_file={}", c.path("client.pem")),
+        &["tls_cert_file", "without tls_key_file"],
+    );
+    assert_config_error(&format!("{base}tls_min_version=11"), &["tls_min_version"]);
+    assert_config_error("redis://127.0.0.1:1/?skip_verify=true", &["rediss://"]);
+    assert_config_error("unix:///tmp/x.sock?tls_ca_file=/x", &["rediss://"]);
+}
+
+#[test]
+fn tls_min_version_13_against_a_tls12_only_server_fails() {
+    let srv = TlsServer::start_with("server", false, &["--tls-protocols", "TLSv1.2"]);
+    round_trip(&CPool::from_url(&url(&srv, "")));
+    round_trip(&CPool::from_url(&url(&srv, "&tls_min_version=12")));
+    let (f, _) = get_failure(&url(&srv, "&tls_min_version=13"));
+    assert_eq!(f.code, POOL_ERR_TLS, "{f}");
+    let srv = TlsServer::start();
+    round_trip(&CPool::from_url(&url(&srv, "&tls_min_version=13")));
+}
+
+fn stale(pool: &CPool) -> u32 {
+    pool.stats().stale_conns
+}
+
+#[test]
+fn a_healthy_tls_conn_is_reused_after_session_tickets() {
+    // TLS 1.3: the server sends session tickets after the handshake; they arrive on the
+    // idle conn and must not make the health check drop it.
+    let srv = TlsServer::start();
+    let pool = CPool::from_url(&url(&srv, "&tls_min_version=13"));
+    let conn = pool.get(-1).unwrap();
+    let id = conn.id();
+    assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+    pool.put(conn);
+    for _ in 0..5 {
+        let conn = pool.get(-1).unwrap();
+        assert_eq!(conn.id(), id, "{}", pool.stats_line());
+        assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+        pool.put(conn);
+    }
+    assert_eq!(stale(&pool), 0, "{}", pool.stats_line());
+}
+
+/// Waits (bounded) until the server has no client but the admin conn.
+fn await_no_clients(srv: &TlsServer) {
+    let mut admin = srv.server.admin();
+    let end = Instant::now() + Duration::from_secs(20);
+    while admin.other_clients() > 0 {
+        assert!(Instant::now() < end, "the server kept its clients");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_tls_conn_the_server_killed_is_never_handed_out() {
+    let srv = TlsServer::start();
+    let pool = CPool::from_url(&url(&srv, "&client_name=victim"));
+    let conn = pool.get(-1).unwrap();
+    let id = conn.id();
+    assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+    pool.put(conn);
+    assert_eq!(srv.server.admin().kill_clients_named("victim"), 1);
+    await_no_clients(&srv);
+    let conn = pool.get(-1).unwrap();
+    assert_ne!(conn.id(), id);
+    assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+    pool.put(conn);
+    assert_eq!(stale(&pool), 1, "{}", pool.stats_line());
+}
+
+#[test]
+fn a_tls_conn_closed_by_the_idle_timeout_is_never_handed_out() {
+    let srv = TlsServer::start_with("server", false, &["--timeout", "1"]);
+    let pool = CPool::from_url(&url(&srv, ""));
+    let conn = pool.get(-1).unwrap();
+    let id = conn.id();
+    pool.put(conn);
+    // Each probe is a fresh admin conn (an idle one would be closed too).
+    let end = Instant::now() + Duration::from_secs(30);
+    while !stale_probe_done(&srv) {
+        assert!(
+            Instant::now() < end,
+            "the server did not close the idle conn"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let conn = pool.get(-1).unwrap();
+    assert_ne!(conn.id(), id);
+    assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+    pool.put(conn);
+    assert_eq!(stale(&pool), 1, "{}", pool.stats_line());
+}
+
+/// Whether the server has closed every conn but the one asking (INFO's connected_clients
+/// counts the asking conn).
+fn stale_probe_done(srv: &TlsServer) -> bool {
+    let info = {
+        let mut admin = srv.server.admin();
+        admin.info_u64("clients", "connected_clients")
+    };
+    info <= 1
+}
+
+#[test]
+fn sticky_and_single_pools_work_over_tls() {
+    use redispool::ffi::pool::{pool_single_new, pool_sticky_new, pool_t};
+    let srv = TlsServer::start();
+    let pool = CPool::from_url(&url(&srv, ""));
+    let mut raw: *mut pool_t = std::ptr::null_mut();
+    // SAFETY: a live pool and a valid out-pointer.
+    let st: pool_status_t = unsafe { pool_sticky_new(pool.raw(), &mut raw) };
+    assert_eq!(st, 0);
+    // SAFETY: the sticky pool is ours.
+    let sticky = unsafe { CPool::from_raw(raw) };
+    round_trip(&sticky);
+    let conn = pool.get(-1).unwrap();
+    let mut raw: *mut pool_t = std::ptr::null_mut();
+    // SAFETY: a conn checked out of `pool`, handed over.
+    let st = unsafe { pool_single_new(pool.raw(), conn.0, &mut raw) };
+    assert_eq!(st, 0);
+    // SAFETY: the single pool is ours.
+    let single = unsafe { CPool::from_raw(raw) };
+    round_trip(&single);
+}
