@@ -536,7 +536,8 @@ typedef struct pool_sentinel_options pool_sentinel_options_t;
 // NULL where not allowed, a bad option, a conn not checked out from this pool, double put/remove.
 #define POOL_ERR_INVALID_ARG 5
 
-// pool_try_get found no idle conn.
+// pool_try_get found no idle conn; or pool_conn_read / pool_conn_write could not read or
+// write anything yet (poll pool_conn_fd for POLLIN / POLLOUT respectively).
 #define POOL_ERR_WOULD_BLOCK 6
 
 // The cancel token fired while waiting.
@@ -733,7 +734,10 @@ pool_status_t pool_cluster_close(pool_cluster_t *cluster);
 // nothing.
 void pool_cluster_free(pool_cluster_t *cluster);
 
-// The socket, for the caller's own I/O. Handed out in blocking mode; the library copes with
+// The socket, for readiness polling (poll, epoll, an event loop) and for your own I/O on a
+// plain conn. On a TLS conn the socket carries TLS records: read and write through
+// pool_conn_read and pool_conn_write (which work on plain conns too), never on the fd.
+// Handed out in blocking mode; the library copes with
 // whatever mode the caller leaves it in. Its SO_RCVTIMEO is the pool's read_timeout_ms
 // (none when 0), so a blocking read of your own also ends after that long (EAGAIN):
 // pool_conn_command waits for its reply in one blocking recv bounded by it. Leave
@@ -748,6 +752,52 @@ void pool_cluster_free(pool_cluster_t *cluster);
 // commands sent through pool_conn_command are tracked, and such a conn is closed on
 // pool_put (pool_stats_t.reset_conns).
 int pool_conn_fd(const pool_conn_t *conn);
+
+// Reads up to `len` bytes of what the server sent on `conn` into `buf`, for your own
+// protocol handling (a RESP reader of your own, an event loop): on a TLS conn the bytes
+// are decrypted, so the same code serves plain and TLS conns (raw reads of
+// pool_conn_fd() would see TLS records). On POOL_OK `*n_out` is the number of bytes
+// read, at least 1, or 0 at EOF (the server closed the conn, or sent its TLS
+// close_notify). `timeout_ms`: 0 = do not wait, -1 = wait until something arrives, > 0 =
+// wait at most that many milliseconds. When nothing arrived in that time:
+// POOL_ERR_WOULD_BLOCK, `*n_out` 0, nothing consumed: poll pool_conn_fd() for readability
+// (POLLIN / EPOLLIN) and call again. A TLS conn may hold bytes already decrypted that the
+// fd does not signal: after a read that returned data, read again until
+// POOL_ERR_WOULD_BLOCK before polling. An OS or TLS failure is POOL_ERR_IO and marks the
+// conn bad (pool_put removes it). POOL_ERR_BAD_CONN on a conn already bad or inherited
+// across fork(); POOL_ERR_INVALID_ARG for NULLs, timeout_ms below -1 or a handle that is
+// not checked out. As with pool_conn_fd, the next get of the conn peeks it for bytes your
+// own I/O left unread. `len` 0 is POOL_ERR_INVALID_ARG. The thread that holds the conn
+// calls this.
+pool_status_t pool_conn_read(pool_conn_t *conn,
+                             void *buf,
+                             size_t len,
+                             int64_t timeout_ms,
+                             size_t *n_out,
+                             pool_error_t *err_out);
+
+// Writes `len` bytes of `buf` on `conn` (encrypted on a TLS conn): raw I/O that works
+// for plain and TLS conns alike. `timeout_ms`: -1 = until all is written, > 0 = at most
+// that many milliseconds, 0 = only what the socket takes now. On POOL_OK `*n_out` bytes
+// were taken (all of them, unless the time ran out or timeout_ms is 0); when none could
+// be, POOL_ERR_WOULD_BLOCK: poll pool_conn_fd() for writability (POLLOUT / EPOLLOUT) and
+// call again. On a TLS conn the bytes taken are encrypted into the session, which sends
+// what the socket takes: a write with a timeout also sends the rest before it returns;
+// a non-blocking one may leave records behind (pool_conn_write_pending() says so): when
+// the fd is writable, call pool_conn_write again (len 0 is fine) to send them. An OS or
+// TLS failure is POOL_ERR_IO and marks the conn bad. Never raises SIGPIPE. Other
+// statuses as pool_conn_read's. The thread that holds the conn calls this.
+pool_status_t pool_conn_write(pool_conn_t *conn,
+                              const void *buf,
+                              size_t len,
+                              int64_t timeout_ms,
+                              size_t *n_out,
+                              pool_error_t *err_out);
+
+// Whether a TLS conn holds encrypted bytes a non-blocking pool_conn_write could not send
+// yet: poll pool_conn_fd() for writability and call pool_conn_write (len 0 is fine) until
+// this is false. Always false on a plain conn, NULL, or a handle that is not checked out.
+bool pool_conn_write_pending(const pool_conn_t *conn);
 
 // Unique per pool, never reused (the first conn is 1). 0 for NULL or a handle that is not
 // checked out.

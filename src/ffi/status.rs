@@ -19,7 +19,8 @@ pub const POOL_ERR_TIMEOUT: pool_status_t = 3;
 pub const POOL_ERR_DIAL: pool_status_t = 4;
 /// NULL where not allowed, a bad option, a conn not checked out from this pool, double put/remove.
 pub const POOL_ERR_INVALID_ARG: pool_status_t = 5;
-/// pool_try_get found no idle conn.
+/// pool_try_get found no idle conn; or pool_conn_read / pool_conn_write could not read or
+/// write anything yet (poll pool_conn_fd for POLLIN / POLLOUT respectively).
 pub const POOL_ERR_WOULD_BLOCK: pool_status_t = 6;
 /// The cancel token fired while waiting.
 pub const POOL_ERR_CANCELED: pool_status_t = 7;

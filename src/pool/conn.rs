@@ -300,6 +300,96 @@ impl Conn {
         self.fd()
     }
 
+    /// Raw I/O (`read_raw`, `write_raw`): refused on a conn inherited across fork (its
+    /// session, TLS state included, is the parent's) or one already out of step.
+    fn raw_usable(&self) -> Result<(), Error> {
+        if self.is_inherited() {
+            return Err(Error::BadConn(
+                "the conn was opened before fork(): the parent process owns its session".into(),
+            ));
+        }
+        if let Some(why) = &self.s.broken {
+            return Err(Error::BadConn(why.to_string()));
+        }
+        Ok(())
+    }
+
+    /// A raw I/O failure: the stream's position is unknown, the conn is bad.
+    fn raw_failed(&mut self, err: std::io::Error) -> Error {
+        let msg = io::Stream::error(err).to_string();
+        self.s.broken = Some(msg.as_str().into());
+        Error::Io(msg)
+    }
+
+    /// Reads what has arrived on the conn's stream (decrypted on a TLS conn) into `buf`,
+    /// waiting as `wait` says for at least one byte: `Ok(Some(0))` is EOF (or the
+    /// server's close_notify), `Ok(None)` that nothing came in time (poll the fd for
+    /// POLLIN). The next get peeks the conn, as after `lend_fd`.
+    pub fn read_raw(&mut self, buf: &mut [u8], wait: RawWait) -> Result<Option<usize>, Error> {
+        self.raw_usable()?;
+        let deadline = wait.deadline();
+        loop {
+            let res = self.stream().recv(buf);
+            match res {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if wait == RawWait::NoWait {
+                        return Ok(None);
+                    }
+                    match io::wait(self.fd(), libc::POLLIN, deadline, "read") {
+                        Ok(()) => {}
+                        Err(IoError::Timeout(..)) => return Ok(None),
+                        Err(e) => return Err(Error::Io(e.to_string())),
+                    }
+                }
+                Err(e) => return Err(self.raw_failed(e)),
+            }
+        }
+    }
+
+    /// Writes `buf` on the conn's stream, waiting for room as `wait` says: the bytes
+    /// taken (all of them unless the wait ran out), 0 meaning nothing could be (poll for
+    /// POLLOUT). On a TLS conn bytes are taken into the session, which sends what the
+    /// socket takes; a write that waits also sends the rest before it returns, while one
+    /// that does not may leave records in the session (`pending_write`), sent by the next
+    /// write (of any length, 0 included).
+    pub fn write_raw(&mut self, buf: &[u8], wait: RawWait) -> Result<usize, Error> {
+        self.raw_usable()?;
+        let deadline = wait.deadline();
+        let mut off = 0;
+        loop {
+            let res = if off < buf.len() {
+                self.stream().send(&buf[off..])
+            } else {
+                match self.stream().flush() {
+                    Ok(()) => return Ok(off),
+                    Err(e) => Err(e),
+                }
+            };
+            match res {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if wait == RawWait::NoWait {
+                        return Ok(off);
+                    }
+                    match io::wait(self.fd(), libc::POLLOUT, deadline, "write") {
+                        Ok(()) => {}
+                        Err(IoError::Timeout(..)) => return Ok(off),
+                        Err(e) => return Err(Error::Io(e.to_string())),
+                    }
+                }
+                Err(e) => return Err(self.raw_failed(e)),
+            }
+        }
+    }
+
+    /// Whether a TLS session holds records a non-blocking `write_raw` could not send yet.
+    pub fn pending_write(&self) -> bool {
+        self.s.tls.as_ref().is_some_and(|c| c.wants_write())
+    }
+
     /// Whether the next get must peek the socket even inside `health_check_bypass`: the fd
     /// was lent out since the last get's health check, or the conn is new.
     pub(crate) fn needs_peek(&self) -> bool {
@@ -791,6 +881,24 @@ impl Conn {
     /// Bytes received by `command` and not consumed: should never happen on a good conn.
     pub(crate) fn has_buffered_input(&self) -> bool {
         self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean())
+    }
+}
+
+/// How long raw I/O on a conn (`Conn::read_raw`, `Conn::write_raw`) may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawWait {
+    NoWait,
+    For(Duration),
+    Forever,
+}
+
+impl RawWait {
+    fn deadline(self) -> Option<io::Deadline> {
+        match self {
+            RawWait::NoWait => io::Deadline::after(Some(Duration::ZERO)),
+            RawWait::For(d) => io::Deadline::after(Some(d)),
+            RawWait::Forever => None,
+        }
     }
 }
 

@@ -23,7 +23,7 @@ mod sticky;
 mod waiter;
 
 pub use cancel::CancelToken;
-pub use conn::Conn;
+pub use conn::{Conn, RawWait};
 pub use conn_pool::{ConnPool, PING_CAP_WITHOUT_DIAL_TIMEOUT};
 pub(crate) use dial::time_left;
 pub use dial::{DialFn, Dialer};
