@@ -385,3 +385,74 @@ fn sticky_and_single_pools_work_over_tls() {
     let single = unsafe { CPool::from_raw(raw) };
     round_trip(&single);
 }
+
+/// A `pool_dial_fn` that connects to the TCP port `*userdata` (a u16) on 127.0.0.1.
+unsafe extern "C" fn dial_port(
+    userdata: *mut std::ffi::c_void,
+    _timeout_ms: i64,
+    fd_out: *mut std::ffi::c_int,
+) -> std::ffi::c_int {
+    use std::os::fd::IntoRawFd;
+    // SAFETY: the test passes a pointer to a u16 that outlives the pool.
+    let port = unsafe { *userdata.cast::<u16>() };
+    match std::net::TcpStream::connect(("127.0.0.1", port)) {
+        Ok(s) => {
+            // SAFETY: the library passes a writable fd_out.
+            unsafe { *fd_out = s.into_raw_fd() };
+            0
+        }
+        Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+    }
+}
+
+#[test]
+fn tls_wraps_a_custom_dialers_fd_and_session_tickets_keep_it_healthy() {
+    // A custom dialer with an empty session: nothing is sent after the handshake, so the
+    // server's TLS 1.3 session tickets arrive on the idle socket. The conn's first command
+    // and the next get's health check must take them for what they are (post-handshake
+    // records), not for a reply nobody asked for.
+    let srv = TlsServer::start();
+    let mut port: u16 = srv.tls_port;
+    let addr_ca = CString::new(certs().path("ca.pem")).unwrap();
+    let name = CString::new("localhost").unwrap();
+    let mut o = std::mem::MaybeUninit::<pool_options_t>::uninit();
+    // SAFETY: pool_options_init fills every field.
+    let mut o = unsafe {
+        pool_options_init(o.as_mut_ptr());
+        o.assume_init()
+    };
+    o.dialer = Some(dial_port);
+    o.dialer_userdata = (&mut port as *mut u16).cast();
+    o.tls = true;
+    o.tls_ca_file = addr_ca.as_ptr();
+    o.tls_server_name = name.as_ptr();
+    o.tls_min_version = 13;
+    o.dialer_retries = 1;
+    let pool = CPool::from_options(&o);
+    let conn = pool.get(-1).unwrap();
+    let id = conn.id();
+    // Wait for the tickets to arrive (readable without being read).
+    let mut pfd = libc::pollfd {
+        fd: conn.fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    assert_eq!(
+        unsafe { libc::poll(&mut pfd, 1, 10_000) },
+        1,
+        "no session ticket came"
+    );
+    assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+    pool.put(conn);
+    let conn = pool.get(-1).unwrap();
+    assert_eq!(conn.id(), id, "{}", pool.stats_line());
+    assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+    pool.put(conn);
+    assert_eq!(stale(&pool), 0, "{}", pool.stats_line());
+    // No tls_server_name and verification on: refused by pool_new (no host to verify).
+    o.tls_server_name = std::ptr::null();
+    let f = CPool::try_from_options(&o).map(|_| ()).unwrap_err();
+    assert_eq!(f.code, POOL_ERR_INVALID_ARG, "{f}");
+    assert!(f.message.contains("tls_server_name"), "{f}");
+}
