@@ -456,3 +456,46 @@ fn tls_wraps_a_custom_dialers_fd_and_session_tickets_keep_it_healthy() {
     assert_eq!(f.code, POOL_ERR_INVALID_ARG, "{f}");
     assert!(f.message.contains("tls_server_name"), "{f}");
 }
+
+#[test]
+fn a_tls_conn_with_an_unread_reply_is_never_handed_out() {
+    use redispool::ffi::conn::pool_conn_write;
+    let srv = TlsServer::start();
+    let pool = CPool::from_url(&url(&srv, ""));
+    let conn = pool.get(-1).unwrap();
+    let id = conn.id();
+    assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+    // Raw I/O: a PING whose PONG nobody reads.
+    let ping = b"*1\r\n$4\r\nPING\r\n";
+    let mut n = 0usize;
+    // SAFETY: a checked-out conn, a readable buffer, valid out-pointers.
+    let st = unsafe {
+        pool_conn_write(
+            conn.0,
+            ping.as_ptr().cast(),
+            ping.len(),
+            5000,
+            &mut n,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!((st, n), (0, ping.len()));
+    let mut pfd = libc::pollfd {
+        fd: conn.fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    assert_eq!(
+        unsafe { libc::poll(&mut pfd, 1, 10_000) },
+        1,
+        "no PONG came"
+    );
+    pool.put(conn);
+    // The PONG is decrypted by the health check and seen for what it is.
+    let conn = pool.get(-1).unwrap();
+    assert_ne!(conn.id(), id, "{}", pool.stats_line());
+    assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+    pool.put(conn);
+    assert_eq!(stale(&pool), 1, "{}", pool.stats_line());
+}
