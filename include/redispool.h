@@ -514,6 +514,13 @@ struct pool_sentinel_options {
   // `+switch-master`, so a message missed while reconnecting is caught. Default 1000;
   // 0 = only listen.
   int64_t poll_interval_ms;
+  // Reach the sentinels themselves over TLS (their --tls-port), with the TLS settings of
+  // `node_opts` (tls_ca_file, tls_ca_dir, tls_cert_file, tls_key_file, tls_server_name,
+  // tls_min_version, tls_insecure_skip_verify), whether or not `node_opts->tls` is set:
+  // TLS to the sentinels and TLS to the master are each switched on their own. The name
+  // verified is tls_server_name, else each sentinel's host. false (default) = plain.
+  // A TLS failure with a sentinel is reported as the sentinel's failure (see docs/tls.md).
+  bool sentinel_tls;
 };
 
 typedef struct pool_sentinel_options pool_sentinel_options_t;
@@ -605,7 +612,8 @@ pool_status_t pool_cluster_new(const pool_cluster_options_t *opts,
 // `redis://[[user]:password@]host:port[?addr=host2:port2&addr=host3:port3&...]`. The
 // host and every `addr` are seeds; `max_redirects` (default 3) and `refresh_min_interval`
 // (a duration, default 100ms) are the cluster's options; every other parameter is a node
-// pool option as in pool_new_url. Only redis://, and db 0. Errors as pool_new_url (the
+// pool option as in pool_new_url. redis://, or rediss:// (TLS: seeds are TLS ports, and
+// the nodes' TLS ports are taken from CLUSTER SHARDS; see docs/tls.md), and db 0. Errors as pool_new_url (the
 // password is never shown). Release with pool_cluster_free. Dials nothing. Any thread.
 pool_status_t pool_cluster_new_url(const char *url,
                                    pool_cluster_t **cluster_out,

@@ -21,7 +21,7 @@ fn cpp_pool_over_tls() {
     assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains("FAIL"), "{}", describe(&output));
-    assert_stdout_has(&output, "4 of 4 checks passed\n");
+    assert_stdout_has(&output, "7 of 7 checks passed\n");
     assert_stdout_has(
         &output,
         "ok   err.has_value() && err->code() == POOL_ERR_TLS\n",

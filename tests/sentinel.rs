@@ -305,6 +305,52 @@ fn sentinel_pool_reaches_the_master_over_tls() {
     assert!(err.to_string().contains("TLS port?"), "{err}");
 }
 
+/// TLS to the sentinels themselves (their TLS ports), configured apart from TLS to the
+/// master: both on here; a CA the sentinels' certificates are not signed by fails the
+/// get, naming the sentinel and the reason.
+#[test]
+fn sentinels_reached_over_tls() {
+    use redispool::redis::tls::{TlsConfig, TlsSettings};
+    let d = Deployment::start_tls();
+    let tls = |ca: &str| {
+        let settings = TlsSettings {
+            ca_file: Some(common::tls::certs().path(ca)),
+            ..TlsSettings::default()
+        };
+        Arc::new(TlsConfig::new(&settings).expect("TLS config"))
+    };
+    let pool_with = |sentinel_ca: &str| {
+        let mut cfg = SentinelConfig::new(MASTER_NAME, d.sentinel_tls_addrs());
+        cfg.tls = Some(tls(sentinel_ca));
+        let state = SentinelState::new(cfg).expect("config");
+        let mut opts = Options::new(Dialer::Sentinel(Arc::new(state)));
+        opts.pool_size = 2;
+        opts.dialer_retries = 1;
+        opts.tls = Some(tls("ca.pem"));
+        ConnPool::new(opts).expect("pool")
+    };
+    let pool = pool_with("ca.pem");
+    let s = pool.sentinel().expect("a sentinel pool").clone();
+    let mut conn = pool.get().expect("get");
+    assert!(conn.is_tls());
+    assert_eq!(
+        s.master_addr(),
+        Some(format!("127.0.0.1:{}", d.master_tls_port.unwrap()))
+    );
+    assert!(matches!(
+        conn.command(&[b"SET", b"k", b"v"]),
+        Ok(Reply::Status(_))
+    ));
+    pool.put(conn).expect("put");
+    pool.close().expect("close");
+
+    let pool = pool_with("other-ca.pem");
+    let err = pool.get().expect_err("sentinels with an unknown CA");
+    let msg = err.to_string();
+    assert!(msg.contains("unknown issuer"), "{msg}");
+    assert!(msg.contains(&d.sentinel_tls_addrs()[0]), "{msg}");
+}
+
 // ---------------------------------------------------------------------------
 // The C ABI
 // ---------------------------------------------------------------------------

@@ -180,16 +180,15 @@ func (o *Options) toC() (*cOptions, error) {
 	set(&c.opts.username, "Username", o.Username)
 	set(&c.opts.password, "Password", o.Password)
 	set(&c.opts.client_name, "ClientName", o.ClientName)
-	if o.TLS {
-		c.opts.tls = C.bool(true)
-		set(&c.opts.tls_ca_file, "TLSCAFile", o.TLSCAFile)
-		set(&c.opts.tls_ca_dir, "TLSCADir", o.TLSCADir)
-		set(&c.opts.tls_cert_file, "TLSCertFile", o.TLSCertFile)
-		set(&c.opts.tls_key_file, "TLSKeyFile", o.TLSKeyFile)
-		set(&c.opts.tls_server_name, "TLSServerName", o.TLSServerName)
-		c.opts.tls_min_version = C.int32_t(o.TLSMinVersion)
-		c.opts.tls_insecure_skip_verify = C.bool(o.TLSInsecureSkipVerify)
-	}
+	// The TLS settings also serve SentinelOptions.SentinelTLS, with TLS off here.
+	c.opts.tls = C.bool(o.TLS)
+	set(&c.opts.tls_ca_file, "TLSCAFile", o.TLSCAFile)
+	set(&c.opts.tls_ca_dir, "TLSCADir", o.TLSCADir)
+	set(&c.opts.tls_cert_file, "TLSCertFile", o.TLSCertFile)
+	set(&c.opts.tls_key_file, "TLSKeyFile", o.TLSKeyFile)
+	set(&c.opts.tls_server_name, "TLSServerName", o.TLSServerName)
+	c.opts.tls_min_version = C.int32_t(o.TLSMinVersion)
+	c.opts.tls_insecure_skip_verify = C.bool(o.TLSInsecureSkipVerify)
 	if err != nil {
 		return nil, err
 	}

@@ -539,7 +539,7 @@ pub(crate) unsafe fn to_core_owning(o: &pool_options) -> Result<(Options, Option
 ///
 /// # Safety
 /// As `to_core`.
-unsafe fn tls_settings(o: &pool_options) -> Result<TlsSettings> {
+pub(crate) unsafe fn tls_settings(o: &pool_options) -> Result<TlsSettings> {
     let owned = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
     // SAFETY: per contract, for each string.
     let s = unsafe {

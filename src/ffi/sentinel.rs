@@ -11,6 +11,7 @@ use super::panic::ffi_boundary;
 use super::pool::{PoolKind, pool_t, publish_conn_pool};
 use super::status::*;
 use crate::pool::{ConnPool, Dialer, Error, Result};
+use crate::redis::tls::TlsConfig;
 use crate::sentinel::{
     DEFAULT_SENTINEL_TIMEOUT, MAX_ADDR_LEN, MAX_SENTINELS, SentinelConfig, SentinelState,
 };
@@ -48,6 +49,13 @@ pub struct pool_sentinel_options {
     /// `+switch-master`, so a message missed while reconnecting is caught. Default 1000;
     /// 0 = only listen.
     pub poll_interval_ms: i64,
+    /// Reach the sentinels themselves over TLS (their --tls-port), with the TLS settings of
+    /// `node_opts` (tls_ca_file, tls_ca_dir, tls_cert_file, tls_key_file, tls_server_name,
+    /// tls_min_version, tls_insecure_skip_verify), whether or not `node_opts->tls` is set:
+    /// TLS to the sentinels and TLS to the master are each switched on their own. The name
+    /// verified is tls_server_name, else each sentinel's host. false (default) = plain.
+    /// A TLS failure with a sentinel is reported as the sentinel's failure (see docs/tls.md).
+    pub sentinel_tls: bool,
 }
 
 pub type pool_sentinel_options_t = pool_sentinel_options;
@@ -62,6 +70,7 @@ impl pool_sentinel_options {
             sentinel_username: std::ptr::null(),
             sentinel_password: std::ptr::null(),
             poll_interval_ms: 1000,
+            sentinel_tls: false,
         }
     }
 }
@@ -105,7 +114,9 @@ unsafe fn opt_str(p: *const c_char, field: &str) -> Result<Option<String>> {
 /// # Safety
 /// `sopts` is non-NULL, readable for its `struct_size`, and its pointers are as the header
 /// says.
-unsafe fn read_sentinel_options(sopts: *const pool_sentinel_options_t) -> Result<SentinelConfig> {
+unsafe fn read_sentinel_options(
+    sopts: *const pool_sentinel_options_t,
+) -> Result<(SentinelConfig, bool)> {
     // SAFETY: non-NULL per contract; struct_size is the first field of every version.
     let size = unsafe { (*sopts).struct_size };
     if size < MIN_SENTINEL_OPTIONS_SIZE {
@@ -116,13 +127,13 @@ unsafe fn read_sentinel_options(sopts: *const pool_sentinel_options_t) -> Result
     let mut o = pool_sentinel_options::defaults();
     let n = size.min(size_of::<pool_sentinel_options>());
     // SAFETY: both regions are valid for n bytes and do not overlap; every field is plain
-    // data (pointers and integers), valid for any bit pattern.
+    // data (pointers and integers), valid for any bit pattern, except the C bool
+    // `sentinel_tls`, whose byte is normalised before the struct is read as Rust.
     unsafe {
-        std::ptr::copy_nonoverlapping(
-            sopts.cast::<u8>(),
-            (&mut o as *mut pool_sentinel_options).cast::<u8>(),
-            n,
-        )
+        let base = (&mut o as *mut pool_sentinel_options).cast::<u8>();
+        std::ptr::copy_nonoverlapping(sopts.cast::<u8>(), base, n);
+        let flag = base.add(std::mem::offset_of!(pool_sentinel_options, sentinel_tls));
+        *flag = u8::from(*flag != 0);
     };
     // SAFETY: per contract, for every string below.
     let name = unsafe { opt_str(o.master_name, "master_name") }?
@@ -166,7 +177,7 @@ unsafe fn read_sentinel_options(sopts: *const pool_sentinel_options_t) -> Result
             )));
         }
     };
-    Ok(cfg)
+    Ok((cfg, o.sentinel_tls))
 }
 
 /// Creates a connection pool for the master that Redis Sentinel reports for
@@ -210,7 +221,7 @@ pub unsafe extern "C" fn pool_sentinel_new(
             return code;
         }
         // SAFETY: `sopts` is non-NULL and as the header describes.
-        let cfg = match unsafe { read_sentinel_options(sopts) } {
+        let (cfg, sentinel_tls) = match unsafe { read_sentinel_options(sopts) } {
             Ok(c) => c,
             Err(e) => return fail(err_out, &e),
         };
@@ -232,12 +243,18 @@ pub unsafe extern "C" fn pool_sentinel_new(
                     "node_opts.dialer: must be NULL for a sentinel pool (the sentinels name the master)",
                 ));
             }
+            let mut cfg = cfg;
+            if sentinel_tls {
+                // SAFETY: the strings of `o` are the caller's, as the header says.
+                let settings = unsafe { super::options::tls_settings(&o) }?;
+                let config = TlsConfig::new(&settings).map_err(Error::InvalidArg)?;
+                cfg.tls = Some(Arc::new(config));
+            }
             // A placeholder address for the shared validation; the dialer replaces it.
             o.addr = c"127.0.0.1:1".as_ptr();
             // SAFETY: the strings of `o` are the caller's (NULL or NUL-terminated, per the
             // header) or the static placeholder above.
             let mut opts = unsafe { to_core(&o) }?;
-            let mut cfg = cfg;
             cfg.timeout = opts.dial_timeout.unwrap_or(DEFAULT_SENTINEL_TIMEOUT);
             let state = SentinelState::new(cfg)?;
             opts.dialer = Dialer::Sentinel(Arc::new(state));

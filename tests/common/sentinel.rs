@@ -88,6 +88,8 @@ fn field<'a>(entry: &'a [(String, String)], name: &str) -> &'a str {
 
 pub struct Sentinel {
     pub port: u16,
+    /// Its TLS port, in a TLS deployment.
+    pub tls_port: Option<u16>,
     child: Child,
     log: PathBuf,
 }
@@ -147,6 +149,7 @@ fn start_sentinel(dir: &std::path::Path, i: usize, master_port: u16, tls: bool) 
     let mut failures = Vec::new();
     for attempt in 0..START_ATTEMPTS {
         let port = free_port();
+        let tls_port = tls.then(free_port);
         let conf = dir.join(format!("sentinel-{i}-{attempt}.conf"));
         let log = dir.join(format!("sentinel-{i}-{attempt}.log"));
         let body = format!(
@@ -161,8 +164,9 @@ fn start_sentinel(dir: &std::path::Path, i: usize, master_port: u16, tls: bool) 
             tls = if tls {
                 let c = super::tls::certs();
                 format!(
-                    "tls-replication yes\ntls-cert-file {}\ntls-key-file {}\n\
+                    "tls-port {}\ntls-replication yes\ntls-cert-file {}\ntls-key-file {}\n\
                      tls-ca-cert-file {}\ntls-auth-clients no\n",
+                    tls_port.unwrap_or_default(),
                     c.path("server.pem"),
                     c.path("server.key"),
                     c.path("ca.pem")
@@ -180,7 +184,12 @@ fn start_sentinel(dir: &std::path::Path, i: usize, master_port: u16, tls: bool) 
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start redis-server --sentinel: {e}"));
-        let mut s = Sentinel { port, child, log };
+        let mut s = Sentinel {
+            port,
+            tls_port,
+            child,
+            log,
+        };
         let end = Instant::now() + Duration::from_secs(10);
         let mut last;
         loop {
@@ -275,6 +284,14 @@ impl Deployment {
 
     pub fn sentinel_addrs(&self) -> Vec<String> {
         self.sentinels.iter().map(Sentinel::addr).collect()
+    }
+
+    /// The sentinels' TLS addresses, in a TLS deployment (`start_tls`).
+    pub fn sentinel_tls_addrs(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.tls_port.expect("a TLS deployment")))
+            .collect()
     }
 
     /// Polls `cond` every 50 ms until it holds; panics with `what` and the sentinels' logs

@@ -10,6 +10,7 @@
  */
 #include "redispool.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -58,6 +59,18 @@ int main(int argc, char **argv) {
         o.tls_ca_file = ca.c_str();
         Pool opt_pool(o);
         CHECK(round_trip(opt_pool));
+
+        /* Raw I/O through the TLS session: write(), read(). */
+        {
+            auto conn = opt_pool.get();
+            const std::string ping = "*1\r\n$4\r\nPING\r\n";
+            auto w = conn.write(ping, std::chrono::milliseconds(5000));
+            CHECK(w.ok() && *w == ping.size());
+            CHECK(!conn.write_pending());
+            char buf[16];
+            auto r = conn.read(buf, sizeof buf, std::chrono::milliseconds(5000));
+            CHECK(r.ok() && *r == 7 && std::string(buf, 7) == "+PONG\r\n");
+        }
 
         o.tls_ca_file = other_ca.c_str();
         o.dialer_retries = 1;

@@ -216,6 +216,7 @@ class PoolSentinelOptions(Structure):
         ("sentinel_username", c_char_p),
         ("sentinel_password", c_char_p),
         ("poll_interval_ms", c_int64),
+        ("sentinel_tls", c_bool),
     ]
 
 

@@ -141,6 +141,7 @@ class Pool:
         sentinel_username: str | None = None,
         sentinel_password: str | None = None,
         poll_interval_ms: int | None = None,
+        sentinel_tls: bool = False,
         decode_responses: bool = False,
         encoding: str = "utf-8",
         encoding_errors: str = "strict",
@@ -166,6 +167,8 @@ class Pool:
             sopts.sentinel_password = sentinel_password.encode()
         if poll_interval_ms is not None:
             sopts.poll_interval_ms = poll_interval_ms
+        # TLS to the sentinels, with the tls_* options of the master conns.
+        sopts.sentinel_tls = bool(sentinel_tls)
         out = c_void_p()
         err = _native.PoolError()
         status = lib.pool_sentinel_new(byref(sopts), byref(node), byref(out), byref(err))

@@ -210,7 +210,8 @@ module RedisPool
              :sentinel_addrs_len, :size_t,
              :sentinel_username, :pointer,
              :sentinel_password, :pointer,
-             :poll_interval_ms, :int64
+             :poll_interval_ms, :int64,
+             :sentinel_tls, :bool
     end
 
     # --- Cheap calls: never wait, keep the GVL. ---

@@ -102,7 +102,7 @@ module RedisPool
       adopt(out.read_pointer)
     end
 
-    SENTINEL_OPTIONS = %i[sentinel_username sentinel_password poll_interval].freeze
+    SENTINEL_OPTIONS = %i[sentinel_username sentinel_password poll_interval sentinel_tls].freeze
 
     # A pool for the master that Redis Sentinel reports for `master_name`, which
     # follows failovers (pool_sentinel_new): new conns go to the address the
@@ -116,11 +116,13 @@ module RedisPool
     # `sentinel_password:` authenticate to the sentinels (the master's own are
     # `username:` / `password:`); `poll_interval:` seconds between the watcher's
     # checks besides listening for +switch-master (default 1; 0 = only listen).
+    # `sentinel_tls: true` reaches the sentinels over TLS with the tls_* options
+    # (which `tls: true` applies to the master conns).
     # Every other keyword is a pool option as for Pool.new, but not `addr:`.
     # Contacts no sentinel (the first get does): never waits.
     # InvalidArgumentError for a bad option, an empty list, a missing name.
     def self.sentinel(master_name, sentinels, sentinel_username: nil, sentinel_password: nil,
-                      poll_interval: nil, **options)
+                      poll_interval: nil, sentinel_tls: false, **options)
       sentinels = [sentinels] if sentinels.is_a?(String)
       sentinels = sentinels.to_ary
       keep = []
@@ -134,6 +136,8 @@ module RedisPool
         sopts[name] = FFI::MemoryPointer.from_string(value.to_str).tap { |m| keep << m } unless value.nil?
       end
       sopts[:poll_interval_ms] = duration_ms(:poll_interval, poll_interval) unless poll_interval.nil?
+      # TLS to the sentinels, with the tls_* options of the master conns.
+      sopts[:sentinel_tls] = sentinel_tls ? true : false
 
       out = FFI::MemoryPointer.new(:pointer)
       err = Native::PoolError.new
