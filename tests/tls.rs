@@ -499,3 +499,95 @@ fn a_tls_conn_with_an_unread_reply_is_never_handed_out() {
     pool.put(conn);
     assert_eq!(stale(&pool), 1, "{}", pool.stats_line());
 }
+
+#[test]
+fn a_tls_pool_recovers_after_a_restart_under_load() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let mut srv = TlsServer::start();
+    let pool = Arc::new(CPool::from_url(&url(
+        &srv,
+        "&pool_size=8&dial_timeout=2s&read_timeout=2s&write_timeout=2s\
+         &pool_timeout=5s",
+    )));
+    const THREADS: usize = 4;
+    let stop = Arc::new(AtomicBool::new(false));
+    let restarted = Arc::new(AtomicBool::new(false));
+    let ok_total = Arc::new(AtomicU64::new(0));
+    let ok_after: Arc<Vec<AtomicU64>> = Arc::new((0..THREADS).map(|_| AtomicU64::new(0)).collect());
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (pool, stop, restarted, ok_total, ok_after) = (
+                pool.clone(),
+                stop.clone(),
+                restarted.clone(),
+                ok_total.clone(),
+                ok_after.clone(),
+            );
+            std::thread::spawn(move || {
+                let key = format!("k{t}");
+                while !stop.load(Ordering::Acquire) {
+                    let Ok(conn) = pool.get(-1) else { continue };
+                    let ok = conn
+                        .command(&[b"SET", key.as_bytes(), b"v"])
+                        .is_ok_and(|r| r.text == "OK");
+                    pool.put(conn);
+                    if ok {
+                        ok_total.fetch_add(1, Ordering::Relaxed);
+                        if restarted.load(Ordering::Acquire) {
+                            ok_after[t].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let end = Instant::now() + Duration::from_secs(60);
+        while !cond() {
+            assert!(Instant::now() < end, "{what}: {}", pool.stats_line());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("load before the restart", &|| {
+        ok_total.load(Ordering::Relaxed) >= 200
+    });
+    srv.server.restart();
+    restarted.store(true, Ordering::Release);
+    wait_for("every thread succeeding again over TLS", &|| {
+        ok_after.iter().all(|n| n.load(Ordering::Relaxed) >= 20)
+    });
+    stop.store(true, Ordering::Release);
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn a_stopped_tls_server_bounds_commands_and_handshakes() {
+    let srv = TlsServer::start();
+    let pool = CPool::from_url(&url(
+        &srv,
+        "&read_timeout=500ms&dial_timeout=1s&pool_timeout=10s",
+    ));
+    let conn = pool.get(-1).unwrap();
+    assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+    let pid = srv.server.pid() as libc::pid_t;
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let start = Instant::now();
+    let f = conn.command(&[b"PING"]).unwrap_err();
+    assert!(f.message.contains("timeout"), "{f}");
+    assert!(start.elapsed() < Duration::from_secs(20));
+    pool.put(conn);
+    // A new conn: the kernel completes the TCP connect, the handshake gets no answer.
+    let start = Instant::now();
+    let f = pool.get(-1).map(|_| ()).unwrap_err();
+    assert!(f.message.contains("TLS handshake timed out"), "{f}");
+    assert!(start.elapsed() < Duration::from_secs(20));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let conn = pool.get(-1).unwrap();
+    assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+    pool.put(conn);
+}
