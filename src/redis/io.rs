@@ -285,26 +285,50 @@ fn first_reply(
     read: Option<Deadline>,
     wait: ReplyWait,
 ) -> Result<Reply, IoError> {
-    // A TLS stream decrypts what it reads: a blocking `recv` of its records would not do.
-    if wait == ReplyWait::BlockingRecv
-        && let Stream::Plain(fd) = *s
-    {
-        loop {
-            match recv_blocking(fd, parser.try_spare(READ_CHUNK)?) {
-                Ok(0) => return Err(IoError::Eof),
-                Ok(n) => {
-                    parser.advance(n);
-                    return read_until(s, parser, read, false);
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
-                    if Deadline::passed(read) {
-                        return Err(timeout("read", read));
+    if wait == ReplyWait::BlockingRecv {
+        match s {
+            Stream::Plain(fd) => {
+                let fd = *fd;
+                loop {
+                    match recv_blocking(fd, parser.try_spare(READ_CHUNK)?) {
+                        Ok(0) => return Err(IoError::Eof),
+                        Ok(n) => {
+                            parser.advance(n);
+                            return read_until(s, parser, read, false);
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                            if Deadline::passed(read) {
+                                return Err(timeout("read", read));
+                            }
+                        }
+                        // SO_RCVTIMEO ran out (the deadline passed: `read_until` says so),
+                        // or the fd is non-blocking: poll with what is left.
+                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(err) => return Err(IoError::Os(err)),
                     }
                 }
-                // SO_RCVTIMEO ran out (the deadline passed: `read_until` says so), or the
-                // fd is non-blocking: poll with what is left.
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                Err(err) => return Err(IoError::Os(err)),
+            }
+            // The same for TLS: one blocking read of records (bounded by SO_RCVTIMEO),
+            // decrypted, then the parse; no EAGAIN recv and poll before it.
+            Stream::Tls(fd, c) => {
+                let fd = *fd;
+                if !tls_has_plaintext(c) {
+                    loop {
+                        match c.read_tls(&mut FdIoBlocking(fd)) {
+                            Ok(_) => {
+                                tls_process(fd, c)?;
+                                return read_until(s, parser, read, false);
+                            }
+                            Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                                if Deadline::passed(read) {
+                                    return Err(timeout("read", read));
+                                }
+                            }
+                            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(err) => return Err(IoError::Os(err)),
+                        }
+                    }
+                }
             }
         }
     }
@@ -443,9 +467,15 @@ fn read_until(
     if let Some(reply) = parser.next_reply()? {
         return Ok(reply);
     }
-    // A TLS session may hold decrypted bytes already: it is read before any wait.
-    if just_sent && let Stream::Plain(fd) = *s {
-        wait(fd, libc::POLLIN, deadline, "read")?;
+    // A TLS session may hold decrypted bytes already: then they are read without a wait.
+    if just_sent {
+        let ready = match s {
+            Stream::Plain(_) => false,
+            Stream::Tls(_, c) => tls_has_plaintext(c),
+        };
+        if !ready {
+            wait(s.fd(), libc::POLLIN, deadline, "read")?;
+        }
     }
     loop {
         match s.recv(parser.try_spare(READ_CHUNK)?) {
@@ -631,6 +661,23 @@ impl std::io::Write for FdIo {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// The socket under a TLS session for a blocking read of records: `recv` without
+/// MSG_DONTWAIT, bounded by the socket's SO_RCVTIMEO (`ReplyWait::BlockingRecv`).
+struct FdIoBlocking(RawFd);
+
+impl std::io::Read for FdIoBlocking {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_blocking(self.0, buf)
+    }
+}
+
+/// Whether the session holds decrypted bytes not read yet (or has seen the end of the
+/// stream: a read then returns at once too).
+fn tls_has_plaintext(c: &mut ClientConnection) -> bool {
+    use std::io::BufRead;
+    !matches!(c.reader().fill_buf(), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 /// An io::Error carrying a rustls error, or an OS error, as an `IoError`.
