@@ -231,7 +231,7 @@ fn sentinel_pool_dials_the_master_and_its_watcher_stops_on_close() {
     let d = Deployment::start();
     let cfg = SentinelConfig::new(MASTER_NAME, d.sentinel_addrs());
     let state = SentinelState::new(cfg).expect("config");
-    let mut opts = Options::new(Dialer::Sentinel(Arc::new(state)));
+    let mut opts = Options::new(Dialer::sentinel(Arc::new(state)));
     opts.pool_size = 2;
     let pool = ConnPool::new(opts).expect("pool");
     let s = pool.sentinel().expect("a sentinel pool").clone();
@@ -274,7 +274,7 @@ fn sentinel_pool_reaches_the_master_over_tls() {
     assert_eq!(d.reported_master(0), Some(format!("127.0.0.1:{tls_port}")));
     let cfg = SentinelConfig::new(MASTER_NAME, d.sentinel_addrs());
     let state = SentinelState::new(cfg).expect("config");
-    let mut opts = Options::new(Dialer::Sentinel(Arc::new(state)));
+    let mut opts = Options::new(Dialer::sentinel(Arc::new(state)));
     opts.pool_size = 2;
     opts.dialer_retries = 1;
     let settings = TlsSettings {
@@ -296,7 +296,7 @@ fn sentinel_pool_reaches_the_master_over_tls() {
 
     // Without TLS the same deployment's master port refuses the plain set-up.
     let cfg = SentinelConfig::new(MASTER_NAME, d.sentinel_addrs());
-    let mut plain = Options::new(Dialer::Sentinel(Arc::new(
+    let mut plain = Options::new(Dialer::sentinel(Arc::new(
         SentinelState::new(cfg).expect("config"),
     )));
     plain.dialer_retries = 1;
@@ -323,7 +323,7 @@ fn sentinels_reached_over_tls() {
         let mut cfg = SentinelConfig::new(MASTER_NAME, d.sentinel_tls_addrs());
         cfg.tls = Some(tls(sentinel_ca));
         let state = SentinelState::new(cfg).expect("config");
-        let mut opts = Options::new(Dialer::Sentinel(Arc::new(state)));
+        let mut opts = Options::new(Dialer::sentinel(Arc::new(state)));
         opts.pool_size = 2;
         opts.dialer_retries = 1;
         opts.tls = Some(tls("ca.pem"));

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::castable::{Versioned, read_versioned, write_versioned};
 use super::conn::pool_free_fn;
-use crate::pool::{Dialer, Error, Options, Result, Wait, default_pool_size};
-use crate::redis::resp::ReplyLimits;
-use crate::redis::tls::{TlsConfig, TlsSettings};
-use crate::redis::url::{UrlConfig, UrlDuration, UrlWait};
+use super::status::{POOL_ERR_INTERNAL, POOL_ERR_INVALID_ARG, POOL_OK, pool_status_t};
+use crate::pool::{Dialer, Error, Options, Result, Settings};
+use crate::redis::tls::TlsSettings;
+use crate::redis::url::UrlConfig;
 
 /// A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 /// passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
@@ -127,7 +128,7 @@ pub struct pool_options {
     /// first takes it at once, without a context switch (the woken waiter queues again at
     /// the front). Once the oldest has waited this long, puts hand conns over in order
     /// again. Throughput under oversubscription for a bounded unfairness (Go's sync.Mutex
-    /// switches to hand-off after 1 ms); see the README.
+    /// switches to hand-off after 1 ms); see docs/behaviour.md, "Overtaking".
     pub overtake_window_ms: i64,
     /// The most string data one reply may hold, in bytes: bulk and simple strings, errors,
     /// verbatim strings, big numbers and double texts, counted over the whole reply (nested
@@ -188,39 +189,51 @@ pub struct pool_options {
 pub type pool_options_t = pool_options;
 
 impl pool_options {
+    /// The defaults (`Settings::default`, the core's).
     pub(crate) fn defaults() -> Self {
+        Self::with_settings(
+            &Settings::default(),
+            std::ptr::null(),
+            [std::ptr::null(); 3],
+        )
+    }
+
+    /// `s` as the C struct; the strings are the caller's (`addr`, then `username`,
+    /// `password`, `client_name`), no dialer.
+    fn with_settings(s: &Settings, addr: *const c_char, strings: [*const c_char; 3]) -> Self {
+        let [username, password, client_name] = strings;
         pool_options {
             struct_size: size_of::<pool_options>(),
-            addr: std::ptr::null(),
+            addr,
             dialer: None,
             dialer_userdata: std::ptr::null_mut(),
-            pool_fifo: false,
-            pool_size: clamp_i32(default_pool_size()),
-            min_idle_conns: 0,
-            max_idle_conns: 0,
-            max_active_conns: 0,
-            max_concurrent_dials: 0,
-            dial_timeout_ms: 5000,
-            pool_timeout_ms: 6000,
-            conn_max_idle_time_ms: 30 * 60 * 1000,
-            conn_max_lifetime_ms: 0,
-            conn_max_lifetime_jitter_ms: 0,
-            dialer_retries: 5,
-            dialer_retry_backoff_ms: 100,
-            username: std::ptr::null(),
-            password: std::ptr::null(),
-            client_name: std::ptr::null(),
-            db: 0,
-            protocol: 2,
-            read_timeout_ms: 5000,
-            write_timeout_ms: 5000,
-            reaper_interval_ms: 0,
-            ping_after_idle_ms: 0,
-            leak_detection_threshold_ms: 0,
-            health_check_bypass_ms: 0,
-            overtake_window_ms: 0,
-            max_reply_bytes: 0,
-            max_reply_elements: 0,
+            pool_fifo: s.pool_fifo,
+            pool_size: s.pool_size,
+            min_idle_conns: s.min_idle_conns,
+            max_idle_conns: s.max_idle_conns,
+            max_active_conns: s.max_active_conns,
+            max_concurrent_dials: s.max_concurrent_dials,
+            dial_timeout_ms: s.dial_timeout_ms,
+            pool_timeout_ms: s.pool_timeout_ms,
+            conn_max_idle_time_ms: s.conn_max_idle_time_ms,
+            conn_max_lifetime_ms: s.conn_max_lifetime_ms,
+            conn_max_lifetime_jitter_ms: s.conn_max_lifetime_jitter_ms,
+            dialer_retries: s.dialer_retries,
+            dialer_retry_backoff_ms: s.dialer_retry_backoff_ms,
+            username,
+            password,
+            client_name,
+            db: s.db,
+            protocol: s.protocol,
+            read_timeout_ms: s.read_timeout_ms,
+            write_timeout_ms: s.write_timeout_ms,
+            reaper_interval_ms: s.reaper_interval_ms,
+            ping_after_idle_ms: s.ping_after_idle_ms,
+            leak_detection_threshold_ms: s.leak_detection_threshold_ms,
+            health_check_bypass_ms: s.health_check_bypass_ms,
+            overtake_window_ms: s.overtake_window_ms,
+            max_reply_bytes: s.max_reply_bytes,
+            max_reply_elements: s.max_reply_elements,
             dialer_userdata_free: None,
             tls: false,
             tls_ca_file: std::ptr::null(),
@@ -234,24 +247,72 @@ impl pool_options {
     }
 }
 
-/// The first version's fields end at `write_timeout_ms`.
-pub(crate) const MIN_OPTIONS_SIZE: usize =
-    std::mem::offset_of!(pool_options, write_timeout_ms) + size_of::<i64>();
-
-fn clamp_i32(n: usize) -> i32 {
-    n.min(i32::MAX as usize) as i32
+// SAFETY: repr(C), struct_size first; every field is an integer, a pointer or an
+// Option<fn> except `pool_fifo`, `tls` and `tls_insecure_skip_verify`, bools, which
+// `fix_bytes` normalises.
+unsafe impl Versioned for pool_options {
+    const NAME: &'static str = "pool_options_t";
+    const HINT: &'static str = "call pool_options_init first";
+    /// The first version's fields end at `write_timeout_ms`.
+    const MIN_SIZE: usize = std::mem::offset_of!(pool_options, write_timeout_ms) + size_of::<i64>();
+    fn defaults() -> Self {
+        pool_options::defaults()
+    }
+    unsafe fn fix_bytes(base: *mut u8, n: usize) {
+        for at in [
+            std::mem::offset_of!(pool_options, pool_fifo),
+            std::mem::offset_of!(pool_options, tls),
+            std::mem::offset_of!(pool_options, tls_insecure_skip_verify),
+        ] {
+            if at < n {
+                // SAFETY: byte `at` of the struct was copied (at < n), so it is
+                // initialised; a C bool byte other than 0/1 would be an invalid Rust bool.
+                unsafe {
+                    let flag = base.add(at);
+                    *flag = u8::from(*flag != 0);
+                }
+            }
+        }
+    }
 }
 
-/// Fills every field of `*opts` with its default, including `struct_size`. NULL is ignored.
-/// Any thread; never blocks.
+/// Fills every field of `*opts` with its default, including `struct_size`, writing
+/// sizeof(pool_options_t) of the library. NULL is ignored. Any thread; never blocks.
+/// C code calls it through the pool_options_init macro (at the end of this header), which
+/// is pool_options_init_size with the sizeof its header gives, so a program built against
+/// an older header is never written past its struct. Bindings that load the symbol
+/// directly pin the struct's layout in their tests.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_options_init(opts: *mut pool_options_t) {
     super::panic::ffi_boundary!((), {
-        if opts.is_null() {
-            return;
+        if !opts.is_null() {
+            // SAFETY: the caller passes a writable pool_options_t (checked non-NULL).
+            let _ = unsafe {
+                write_versioned(pool_options::defaults(), opts, size_of::<pool_options>())
+            };
         }
-        // SAFETY: the caller passes a writable pool_options_t (checked non-NULL).
-        unsafe { opts.write(pool_options::defaults()) };
+    })
+}
+
+/// Fills the first `size` bytes of `*opts` (a pool_options_t of `size` bytes: the sizeof
+/// of the header it was compiled with) with the defaults, `struct_size` set to what was
+/// written (at most sizeof(pool_options_t)); nothing past `size` is written.
+/// POOL_ERR_INVALID_ARG, writing nothing, for NULL or a `size` below the first version's.
+/// `pool_options_init(opts)` is this with sizeof(pool_options_t). Any thread; never blocks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_options_init_size(
+    opts: *mut pool_options_t,
+    size: usize,
+) -> pool_status_t {
+    super::panic::ffi_boundary!(POOL_ERR_INTERNAL, {
+        if opts.is_null() {
+            return POOL_ERR_INVALID_ARG;
+        }
+        // SAFETY: the caller's struct is writable for `size` bytes per the header.
+        match unsafe { write_versioned(pool_options::defaults(), opts, size) } {
+            Ok(_) => POOL_OK,
+            Err(_) => POOL_ERR_INVALID_ARG,
+        }
     })
 }
 
@@ -260,31 +321,8 @@ pub unsafe extern "C" fn pool_options_init(opts: *mut pool_options_t) {
 /// # Safety
 /// `opts` is non-NULL and points to at least `struct_size` readable bytes.
 pub(crate) unsafe fn read_options(opts: *const pool_options_t) -> Result<pool_options> {
-    // SAFETY: non-NULL per contract; struct_size is the first field of every version.
-    let size = unsafe { (*opts).struct_size };
-    if size < MIN_OPTIONS_SIZE {
-        return Err(Error::invalid(format!(
-            "struct_size: {size} is smaller than any pool_options_t; call pool_options_init first"
-        )));
-    }
-    let mut out = std::mem::MaybeUninit::new(pool_options::defaults());
-    let n = size.min(size_of::<pool_options>());
-    let base = out.as_mut_ptr().cast::<u8>();
-    // SAFETY: both regions are valid for n bytes (n <= either size) and do not overlap.
-    // Every field is plain data except `pool_fifo`: a C bool byte other than 0/1 would be an
-    // invalid Rust bool, so that byte is normalised before the struct is read.
-    unsafe {
-        std::ptr::copy_nonoverlapping(opts.cast::<u8>(), base, n);
-        for offset in [
-            std::mem::offset_of!(pool_options, pool_fifo),
-            std::mem::offset_of!(pool_options, tls),
-            std::mem::offset_of!(pool_options, tls_insecure_skip_verify),
-        ] {
-            let flag = base.add(offset);
-            *flag = u8::from(*flag != 0);
-        }
-        Ok(out.assume_init())
-    }
+    // SAFETY: per contract.
+    unsafe { read_versioned(opts) }.map_err(Error::invalid)
 }
 
 /// A C string option, or None for NULL.
@@ -300,43 +338,6 @@ unsafe fn c_str<'a>(p: *const c_char, field: &str) -> Result<Option<&'a str>> {
     s.to_str()
         .map(Some)
         .map_err(|_| Error::invalid(format!("{field}: not valid UTF-8")))
-}
-
-/// Milliseconds; with `zero_is_none`, 0 means "none".
-fn millis(v: i64, field: &str, zero_is_none: bool) -> Result<Option<Duration>> {
-    match v {
-        0 if zero_is_none => Ok(None),
-        v if v >= 0 => Ok(Some(Duration::from_millis(v as u64))),
-        v => Err(Error::invalid(format!("{field}: {v} is negative"))),
-    }
-}
-
-/// A conn I/O timeout: > 0 milliseconds; 0 or -1 = none (go-redis uses -1 for "no
-/// deadline").
-fn io_timeout(v: i64, field: &str) -> Result<Option<Duration>> {
-    match v {
-        -1 | 0 => Ok(None),
-        v if v > 0 => Ok(Some(Duration::from_millis(v as u64))),
-        v => Err(Error::invalid(format!(
-            "{field}: {v} is invalid (> 0 = milliseconds, 0 or -1 = none)"
-        ))),
-    }
-}
-
-/// A reply limit: > 0 as given, 0 = `default`.
-fn reply_limit(v: i64, field: &str, default: u64) -> Result<u64> {
-    match v {
-        0 => Ok(default),
-        v => u64::try_from(v).map_err(|_| {
-            Error::invalid(format!(
-                "{field}: {v} is negative (> 0 = the limit, 0 = the default)"
-            ))
-        }),
-    }
-}
-
-fn count(v: i32, field: &str) -> Result<usize> {
-    usize::try_from(v).map_err(|_| Error::invalid(format!("{field}: {v} is negative")))
 }
 
 struct CDialer {
@@ -421,54 +422,15 @@ pub(crate) unsafe fn to_core_owning(o: &pool_options) -> Result<(Options, Option
             if o.dialer_userdata_free.is_some() {
                 owner = Some(UserdataOwner(d.clone()));
             }
-            Dialer::Custom(Arc::new(move |t| d.dial(t)))
+            Some(Dialer::Custom(Arc::new(move |t| d.dial(t))))
         }
-        None => {
-            // SAFETY: per contract.
-            let addr = unsafe { c_str(o.addr, "addr") }?
-                .ok_or_else(|| Error::invalid("addr: NULL and no dialer given"))?;
-            Dialer::from_addr(addr)?
-        }
+        None => None,
     };
-    let mut opts = Options::new(dialer);
-    opts.pool_fifo = o.pool_fifo;
-    opts.pool_size = match count(o.pool_size, "pool_size")? {
-        0 => default_pool_size(),
-        n => n,
-    };
-    opts.min_idle_conns = count(o.min_idle_conns, "min_idle_conns")?;
-    opts.max_idle_conns = count(o.max_idle_conns, "max_idle_conns")?;
-    opts.max_active_conns = count(o.max_active_conns, "max_active_conns")?;
-    opts.max_concurrent_dials = count(o.max_concurrent_dials, "max_concurrent_dials")?;
-    opts.dial_timeout = millis(o.dial_timeout_ms, "dial_timeout_ms", true)?;
-    opts.pool_timeout = Wait::from_millis(o.pool_timeout_ms).ok_or_else(|| {
-        Error::invalid(format!(
-            "pool_timeout_ms: {} is invalid (0 = do not wait, -1 = forever, > 0 = milliseconds)",
-            o.pool_timeout_ms
-        ))
-    })?;
-    // -1 also disables it, as go-redis documents for ConnMaxIdleTime.
-    opts.conn_max_idle_time = match o.conn_max_idle_time_ms {
-        -1 => None,
-        v => millis(v, "conn_max_idle_time_ms", true)?,
-    };
-    opts.conn_max_lifetime = millis(o.conn_max_lifetime_ms, "conn_max_lifetime_ms", true)?;
-    opts.conn_max_lifetime_jitter = millis(
-        o.conn_max_lifetime_jitter_ms,
-        "conn_max_lifetime_jitter_ms",
-        false,
-    )?
-    .unwrap_or_default();
-    opts.dialer_retries = match o.dialer_retries {
-        0 => 5,
-        n if n > 0 => n as u32,
-        n => return Err(Error::invalid(format!("dialer_retries: {n} is negative"))),
-    };
-    opts.dialer_retry_backoff =
-        millis(o.dialer_retry_backoff_ms, "dialer_retry_backoff_ms", false)?.unwrap_or_default();
-    opts.reaper_interval = match o.reaper_interval_ms {
-        0 => None,
-        v => millis(v, "reaper_interval_ms", false)?,
+    // The address is not read when a dialer replaces it.
+    let addr = match dialer {
+        Some(_) => None,
+        // SAFETY: per contract.
+        None => unsafe { c_str(o.addr, "addr") }?,
     };
     // SAFETY: per contract, for each of the three strings.
     let (username, password, client_name) = unsafe {
@@ -478,60 +440,44 @@ pub(crate) unsafe fn to_core_owning(o: &pool_options) -> Result<(Options, Option
             c_str(o.client_name, "client_name")?,
         )
     };
-    // Empty strings mean "not set", as in go-redis (Options.Username == "" sends no user).
-    let owned = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
-    opts.session.username = owned(username);
-    opts.session.password = owned(password);
-    opts.session.client_name = owned(client_name);
-    opts.session.db =
-        u32::try_from(o.db).map_err(|_| Error::invalid(format!("db: {} is negative", o.db)))?;
-    opts.session.protocol = match o.protocol {
-        0 | 2 => 2,
-        3 => 3,
-        p => return Err(Error::invalid(format!("protocol: {p} is not 2 or 3"))),
+    let owned = |s: Option<&str>| s.map(str::to_owned);
+    let settings = Settings {
+        addr: owned(addr),
+        pool_fifo: o.pool_fifo,
+        pool_size: o.pool_size,
+        min_idle_conns: o.min_idle_conns,
+        max_idle_conns: o.max_idle_conns,
+        max_active_conns: o.max_active_conns,
+        max_concurrent_dials: o.max_concurrent_dials,
+        dial_timeout_ms: o.dial_timeout_ms,
+        pool_timeout_ms: o.pool_timeout_ms,
+        conn_max_idle_time_ms: o.conn_max_idle_time_ms,
+        conn_max_lifetime_ms: o.conn_max_lifetime_ms,
+        conn_max_lifetime_jitter_ms: o.conn_max_lifetime_jitter_ms,
+        dialer_retries: o.dialer_retries,
+        dialer_retry_backoff_ms: o.dialer_retry_backoff_ms,
+        username: owned(username),
+        password: owned(password),
+        client_name: owned(client_name),
+        db: o.db,
+        protocol: o.protocol,
+        read_timeout_ms: o.read_timeout_ms,
+        write_timeout_ms: o.write_timeout_ms,
+        reaper_interval_ms: o.reaper_interval_ms,
+        ping_after_idle_ms: o.ping_after_idle_ms,
+        leak_detection_threshold_ms: o.leak_detection_threshold_ms,
+        health_check_bypass_ms: o.health_check_bypass_ms,
+        overtake_window_ms: o.overtake_window_ms,
+        max_reply_bytes: o.max_reply_bytes,
+        max_reply_elements: o.max_reply_elements,
+        tls: if o.tls {
+            // SAFETY: per contract.
+            Some(unsafe { tls_settings(o) }?)
+        } else {
+            None
+        },
     };
-    opts.read_timeout = io_timeout(o.read_timeout_ms, "read_timeout_ms")?;
-    opts.write_timeout = io_timeout(o.write_timeout_ms, "write_timeout_ms")?;
-    opts.ping_after_idle = match o.ping_after_idle_ms {
-        0 => None,
-        v => millis(v, "ping_after_idle_ms", false)?,
-    };
-    opts.leak_detection_threshold = match o.leak_detection_threshold_ms {
-        0 => None,
-        v => millis(v, "leak_detection_threshold_ms", false)?,
-    };
-    opts.health_check_bypass = match o.health_check_bypass_ms {
-        0 => None,
-        v => millis(v, "health_check_bypass_ms", false)?,
-    };
-    opts.overtake_window = match o.overtake_window_ms {
-        0 => None,
-        v => millis(v, "overtake_window_ms", false)?,
-    };
-    opts.reply_limits = ReplyLimits {
-        max_bytes: reply_limit(
-            o.max_reply_bytes,
-            "max_reply_bytes",
-            ReplyLimits::DEFAULT_MAX_BYTES,
-        )?,
-        max_elements: reply_limit(
-            o.max_reply_elements,
-            "max_reply_elements",
-            ReplyLimits::DEFAULT_MAX_ELEMENTS,
-        )?,
-    };
-    if opts.min_idle_conns > opts.pool_size {
-        return Err(Error::invalid(format!(
-            "min_idle_conns: {} is larger than pool_size {}",
-            opts.min_idle_conns, opts.pool_size
-        )));
-    }
-    if o.tls {
-        // SAFETY: per contract.
-        let settings = unsafe { tls_settings(o) }?;
-        let config = TlsConfig::new(&settings).map_err(Error::InvalidArg)?;
-        opts.tls = Some(Arc::new(config));
-    }
+    let opts = settings.into_options(dialer)?;
     Ok((opts, owner))
 }
 
@@ -564,107 +510,39 @@ pub(crate) unsafe fn tls_settings(o: &pool_options) -> Result<TlsSettings> {
     Ok(s)
 }
 
-/// The core options a parsed URL stands for (via the C options, so a URL and the
-/// equivalent `pool_options_t` are validated by the same code).
-pub(crate) fn core_options_from_url(cfg: &UrlConfig) -> Result<Options> {
-    let (opts, _strings) = options_from_url(cfg)?;
-    // SAFETY: the strings `opts` points to live in `_strings` until this function returns.
-    unsafe { to_core(&opts) }
-}
-
-/// The C options a URL stands for, and the strings they point into (keep both alive
-/// together). Fields the URL does not mention keep their defaults.
+/// The C options a URL stands for (`Settings::from_url`), and the strings they point into
+/// (keep both alive together). Fields the URL does not mention keep their defaults. Not
+/// on the path of `pool_new_url` (which parses straight into core options): the fuzz
+/// target cross-checks the two paths with it.
 pub(crate) fn options_from_url(cfg: &UrlConfig) -> Result<(pool_options, Vec<CString>)> {
+    let s = Settings::from_url(cfg);
     let mut strings = Vec::new();
-    let mut keep = |s: &str, field: &str| -> Result<*const c_char> {
-        let c =
-            CString::new(s).map_err(|_| Error::invalid(format!("{field}: contains a NUL byte")))?;
+    let mut keep = |v: &Option<String>, field: &str| -> Result<*const c_char> {
+        let Some(v) = v else {
+            return Ok(std::ptr::null());
+        };
+        let c = CString::new(v.as_str())
+            .map_err(|_| Error::invalid(format!("{field}: contains a NUL byte")))?;
         let p = c.as_ptr();
         strings.push(c);
         Ok(p)
     };
-    let mut o = pool_options::defaults();
-    o.addr = keep(&cfg.addr, "addr")?;
-    if let Some(u) = &cfg.username {
-        o.username = keep(u, "username")?;
-    }
-    if let Some(p) = &cfg.password {
-        o.password = keep(p, "password")?;
-    }
-    if let Some(n) = &cfg.client_name {
-        o.client_name = keep(n, "client_name")?;
-    }
-    let set = |dst: &mut i32, v: Option<i32>| {
-        if let Some(v) = v {
-            *dst = v;
-        }
-    };
-    set(&mut o.db, cfg.db);
-    set(&mut o.protocol, cfg.protocol);
-    set(&mut o.pool_size, cfg.pool_size);
-    set(&mut o.min_idle_conns, cfg.min_idle_conns);
-    set(&mut o.max_idle_conns, cfg.max_idle_conns);
-    set(&mut o.max_active_conns, cfg.max_active_conns);
-    set(&mut o.max_concurrent_dials, cfg.max_concurrent_dials);
-    set(&mut o.dialer_retries, cfg.dialer_retries);
-    if let Some(f) = cfg.pool_fifo {
-        o.pool_fifo = f;
-    }
-    // go-redis: a duration <= 0 disables the thing; each field says how "disabled" is
-    // written in pool_options_t.
-    let dur = |dst: &mut i64, v: Option<UrlDuration>, disabled: i64| match v {
-        Some(UrlDuration::Millis(ms)) => *dst = ms,
-        Some(UrlDuration::Disabled) => *dst = disabled,
-        None => {}
-    };
-    // One meaning for the URL and pool_options_t: 0 = do not wait, negative = forever.
-    match cfg.pool_timeout {
-        Some(UrlWait::NoWait) => o.pool_timeout_ms = 0,
-        Some(UrlWait::Forever) => o.pool_timeout_ms = -1,
-        Some(UrlWait::Millis(ms)) => o.pool_timeout_ms = ms,
-        None => {}
-    }
-    dur(&mut o.dial_timeout_ms, cfg.dial_timeout, 0);
-    dur(&mut o.read_timeout_ms, cfg.read_timeout, -1);
-    dur(&mut o.write_timeout_ms, cfg.write_timeout, -1);
-    dur(&mut o.conn_max_idle_time_ms, cfg.conn_max_idle_time, -1);
-    dur(&mut o.conn_max_lifetime_ms, cfg.conn_max_lifetime, 0);
-    dur(
-        &mut o.conn_max_lifetime_jitter_ms,
-        cfg.conn_max_lifetime_jitter,
-        0,
-    );
-    dur(&mut o.dialer_retry_backoff_ms, cfg.dialer_retry_backoff, 0);
-    dur(&mut o.reaper_interval_ms, cfg.reaper_interval, 0);
-    dur(&mut o.ping_after_idle_ms, cfg.ping_after_idle, 0);
-    dur(
-        &mut o.leak_detection_threshold_ms,
-        cfg.leak_detection_threshold,
-        0,
-    );
-    dur(&mut o.health_check_bypass_ms, cfg.health_check_bypass, 0);
-    dur(&mut o.overtake_window_ms, cfg.overtake_window, 0);
-    if let Some(v) = cfg.max_reply_bytes {
-        o.max_reply_bytes = v;
-    }
-    if let Some(v) = cfg.max_reply_elements {
-        o.max_reply_elements = v;
-    }
-    if let Some(t) = &cfg.tls {
+    let addr = keep(&s.addr, "addr")?;
+    let texts = [
+        keep(&s.username, "username")?,
+        keep(&s.password, "password")?,
+        keep(&s.client_name, "client_name")?,
+    ];
+    let mut o = pool_options::with_settings(&s, addr, texts);
+    if let Some(t) = &s.tls {
         o.tls = true;
         o.tls_insecure_skip_verify = t.insecure_skip_verify;
         o.tls_min_version = i32::from(t.min_version);
-        let mut path = |v: &Option<String>, field: &str| -> Result<*const c_char> {
-            match v {
-                Some(v) => keep(v, field),
-                None => Ok(std::ptr::null()),
-            }
-        };
-        o.tls_ca_file = path(&t.ca_file, "tls_ca_file")?;
-        o.tls_ca_dir = path(&t.ca_dir, "tls_ca_dir")?;
-        o.tls_cert_file = path(&t.cert_file, "tls_cert_file")?;
-        o.tls_key_file = path(&t.key_file, "tls_key_file")?;
-        o.tls_server_name = path(&t.server_name, "tls_server_name")?;
+        o.tls_ca_file = keep(&t.ca_file, "tls_ca_file")?;
+        o.tls_ca_dir = keep(&t.ca_dir, "tls_ca_dir")?;
+        o.tls_cert_file = keep(&t.cert_file, "tls_cert_file")?;
+        o.tls_key_file = keep(&t.key_file, "tls_key_file")?;
+        o.tls_server_name = keep(&t.server_name, "tls_server_name")?;
     }
     Ok((o, strings))
 }
