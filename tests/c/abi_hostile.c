@@ -587,6 +587,9 @@ static int64_t options_init_over_garbage(void)
 
 /* The first published pool_options_t ends at write_timeout_ms: what a program built
  * against the oldest header has. */
+/* The first pool_sentinel_options_t ended at poll_interval_ms (sentinel_tls came later). */
+#define SENTINEL_OPTIONS_V1_SIZE \
+    (offsetof(pool_sentinel_options_t, poll_interval_ms) + sizeof(int64_t))
 #define OPTIONS_V1_SIZE (offsetof(pool_options_t, write_timeout_ms) + sizeof(int64_t))
 
 /* An "older header" caller: a struct of `size` bytes followed by a guard region. The
@@ -2104,8 +2107,10 @@ typedef struct hcase {
       (pool_sentinel_options_init(NULL), 0))                                                    \
     X(sn_init_size_null, "pool_sentinel_options_init_size", "NULL", FX_NONE, INV, NULL, 0,      \
       pool_sentinel_options_init_size(NULL, sizeof(pool_sentinel_options_t)))                   \
-    X(sn_init_size_short, "pool_sentinel_options_init_size", "one byte short: nothing written", \
-      FX_NONE, INV, NULL, 0, sentinel_options_init_sized(sizeof(pool_sentinel_options_t) - 1))  \
+    X(sn_init_size_short, "pool_sentinel_options_init_size", "one byte short of the first",     \
+      FX_NONE, INV, NULL, 0, sentinel_options_init_sized(SENTINEL_OPTIONS_V1_SIZE - 1))         \
+    X(sn_init_size_v1, "pool_sentinel_options_init_size", "an older header: its bytes written", \
+      FX_NONE, POOL_OK, NULL, 0, sentinel_options_init_sized(SENTINEL_OPTIONS_V1_SIZE))         \
     X(sn_init_size_exact, "pool_sentinel_options_init_size", "its sizeof: all of it written",   \
       FX_NONE, POOL_OK, NULL, 0, sentinel_options_init_sized(sizeof(pool_sentinel_options_t)))  \
     X(sn_new_null, "pool_sentinel_new", "sopts NULL", FX_NONE, INV, "sopts", F_ERR,             \
