@@ -5,6 +5,7 @@ use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
+use rustls::ClientConnection;
 use socket2::Socket;
 
 use super::handle_token::HandleToken;
@@ -85,6 +86,10 @@ struct ConnState {
     /// handle-table slot, reserved on its first checkout through the C ABI and released
     /// when the conn is closed (`HandleToken`).
     handle_token: Option<HandleToken>,
+    /// The TLS session over the socket, on a pool with TLS: every byte of the conn's own
+    /// commands and of raw I/O (`stream`) goes through it. Dropped without a word to the
+    /// server (no close_notify): a forked child drops its parent's sessions this way.
+    tls: Option<Box<ClientConnection>>,
     /// RESP3 pushes kept for the user (`keep_pushes`), oldest first; None = skipped.
     kept: Option<std::collections::VecDeque<Reply>>,
 }
@@ -237,6 +242,7 @@ impl Conn {
             epoch: 0,
             close_on_readonly: false,
             handle_token: None,
+            tls: None,
             kept: None,
         });
         Conn { s }
@@ -317,6 +323,96 @@ impl Conn {
         self.fd()
     }
 
+    /// Raw I/O (`read_raw`, `write_raw`): refused on a conn inherited across fork (its
+    /// session, TLS state included, is the parent's) or one already out of step.
+    fn raw_usable(&self) -> Result<(), Error> {
+        if self.is_inherited() {
+            return Err(Error::BadConn(
+                "the conn was opened before fork(): the parent process owns its session".into(),
+            ));
+        }
+        if let Some(why) = &self.s.broken {
+            return Err(Error::BadConn(why.to_string()));
+        }
+        Ok(())
+    }
+
+    /// A raw I/O failure: the stream's position is unknown, the conn is bad.
+    fn raw_failed(&mut self, err: std::io::Error) -> Error {
+        let msg = io::Stream::error(err).to_string();
+        self.s.broken = Some(msg.as_str().into());
+        Error::Io(msg)
+    }
+
+    /// Reads what has arrived on the conn's stream (decrypted on a TLS conn) into `buf`,
+    /// waiting as `wait` says for at least one byte: `Ok(Some(0))` is EOF (or the
+    /// server's close_notify), `Ok(None)` that nothing came in time (poll the fd for
+    /// POLLIN). The next get peeks the conn, as after `lend_fd`.
+    pub fn read_raw(&mut self, buf: &mut [u8], wait: RawWait) -> Result<Option<usize>, Error> {
+        self.raw_usable()?;
+        let deadline = wait.deadline();
+        loop {
+            let res = self.stream().recv(buf);
+            match res {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if wait == RawWait::NoWait {
+                        return Ok(None);
+                    }
+                    match io::wait(self.fd(), libc::POLLIN, deadline, "read") {
+                        Ok(()) => {}
+                        Err(IoError::Timeout(..)) => return Ok(None),
+                        Err(e) => return Err(Error::Io(e.to_string())),
+                    }
+                }
+                Err(e) => return Err(self.raw_failed(e)),
+            }
+        }
+    }
+
+    /// Writes `buf` on the conn's stream, waiting for room as `wait` says: the bytes
+    /// taken (all of them unless the wait ran out), 0 meaning nothing could be (poll for
+    /// POLLOUT). On a TLS conn bytes are taken into the session, which sends what the
+    /// socket takes; a write that waits also sends the rest before it returns, while one
+    /// that does not may leave records in the session (`pending_write`), sent by the next
+    /// write (of any length, 0 included).
+    pub fn write_raw(&mut self, buf: &[u8], wait: RawWait) -> Result<usize, Error> {
+        self.raw_usable()?;
+        let deadline = wait.deadline();
+        let mut off = 0;
+        loop {
+            let res = if off < buf.len() {
+                self.stream().send(&buf[off..])
+            } else {
+                match self.stream().flush() {
+                    Ok(()) => return Ok(off),
+                    Err(e) => Err(e),
+                }
+            };
+            match res {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if wait == RawWait::NoWait {
+                        return Ok(off);
+                    }
+                    match io::wait(self.fd(), libc::POLLOUT, deadline, "write") {
+                        Ok(()) => {}
+                        Err(IoError::Timeout(..)) => return Ok(off),
+                        Err(e) => return Err(Error::Io(e.to_string())),
+                    }
+                }
+                Err(e) => return Err(self.raw_failed(e)),
+            }
+        }
+    }
+
+    /// Whether a TLS session holds records a non-blocking `write_raw` could not send yet.
+    pub fn pending_write(&self) -> bool {
+        self.s.tls.as_ref().is_some_and(|c| c.wants_write())
+    }
+
     /// Whether the next get must look at the conn even inside `health_check_bypass`: the fd
     /// was lent out since the last get's health check, the conn is new, or its session
     /// must be restored (`restore`). Two adjacent bytes: one test on the get's path.
@@ -329,6 +425,46 @@ impl Conn {
     /// followed the set-up's replies, has been looked at.
     pub(crate) fn clear_needs_peek(&mut self) {
         self.s.peek = 0;
+    }
+
+    /// Runs the TLS handshake on the conn's socket (right after the dial, before the
+    /// session set-up), by `deadline`; from then on the conn speaks TLS.
+    pub(crate) fn start_tls(
+        &mut self,
+        config: &crate::redis::tls::TlsConfig,
+        host: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<(), crate::redis::tls::HandshakeFailure> {
+        let c = config.connect(self.fd(), host, deadline)?;
+        self.s.tls = Some(Box::new(c));
+        Ok(())
+    }
+
+    /// Whether the conn speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.s.tls.is_some()
+    }
+
+    /// The conn's byte stream (its socket, or its TLS session), for raw I/O. Marks the
+    /// conn as lent, as `lend_fd` does.
+    pub fn stream(&mut self) -> io::Stream<'_> {
+        self.s.peek |= PEEK_FD_LENT;
+        let fd = self.s.sock.as_raw_fd();
+        match &mut self.s.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        }
+    }
+
+    /// The first byte waiting on the conn, not consumed (see `io::peek_byte`): for the
+    /// health check on get.
+    #[inline]
+    pub(crate) fn peek_input(&mut self) -> Result<Option<u8>, IoError> {
+        let fd = self.s.sock.as_raw_fd();
+        match &mut self.s.tls {
+            None => io::socket_peek_byte(fd),
+            Some(c) => io::peek_byte(&mut io::Stream::Tls(fd, c)),
+        }
     }
 
     pub fn socket(&self) -> &Socket {
@@ -425,9 +561,8 @@ impl Conn {
         for args in cmds {
             self.s.session = track_session(self.s.session, self.s.session_db, args);
         }
-        let fd = self.fd();
         if self.s.peek != 0 {
-            self.check_in_step(fd).map_err(|e| (0, e))?;
+            self.check_in_step().map_err(|e| (0, e))?;
         }
         let (rt, wt) = self.timeouts();
         let now = Instant::now();
@@ -479,9 +614,15 @@ impl Conn {
             i += 1;
             on_reply(reply)
         };
-        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        let fd = self.fd();
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
         let res = io::pipeline_each(
-            fd,
+            &mut stream,
             &mut cio.parser,
             &mut cio.out,
             cmds,
@@ -494,7 +635,7 @@ impl Conn {
         let mut res = res.map_err(|(_, e)| e);
         let mut missing = kept_now.borrow().len();
         while res.is_ok() && missing > 0 {
-            match io::read_frame(fd, &mut cio.parser, read) {
+            match io::read_frame(&mut stream, &mut cio.parser, read) {
                 Ok(p @ Reply::Push(_)) => kept_now.borrow_mut().push(p),
                 Ok(reply) => {
                     missing -= 1;
@@ -504,7 +645,7 @@ impl Conn {
             }
         }
         let res = res.map_err(|e| (i, e));
-        if let Some(kept) = self.s.kept.as_mut() {
+        if let Some(kept) = st.kept.as_mut() {
             for p in kept_now.into_inner() {
                 keep_push(kept, p);
             }
@@ -515,7 +656,7 @@ impl Conn {
                 while resp3 && !cio.parser.is_clean() {
                     match cio.parser.next_reply() {
                         Ok(Some(p @ Reply::Push(_))) => {
-                            if let Some(kept) = self.s.kept.as_mut() {
+                            if let Some(kept) = st.kept.as_mut() {
                                 keep_push(kept, p);
                             }
                         }
@@ -561,12 +702,17 @@ impl Conn {
         let fd = self.fd();
         let write = io::Deadline::after(self.timeouts().1);
         let limits = self.s.reply_limits;
-        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
         cio.out.clear();
         for args in cmds {
             crate::redis::resp::encode_command(&mut cio.out, args);
         }
-        let res = io::write_by(fd, &cio.out, write);
+        let res = io::write_by(&mut stream, &cio.out, write);
         // A subscriber's buffer would otherwise keep its largest SUBSCRIBE forever.
         if cio.out.capacity() > 64 * 1024 {
             cio.out = Vec::new();
@@ -584,8 +730,13 @@ impl Conn {
         }
         let fd = self.fd();
         let limits = self.s.reply_limits;
-        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
-        match io::read_frame(fd, &mut cio.parser, deadline) {
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
+        match io::read_frame(&mut stream, &mut cio.parser, deadline) {
             Ok(r) => Ok(Some(r)),
             Err(IoError::Timeout(..)) => Ok(None),
             Err(e) => Err(self.fail(e)),
@@ -674,9 +825,8 @@ impl Conn {
                 "the conn was opened before fork(): the parent process owns its session".into(),
             ));
         }
-        let fd = self.fd();
         if self.s.peek != 0 {
-            self.check_in_step(fd)?;
+            self.check_in_step()?;
         }
         let (rt, wt) = self.timeouts();
         let now = Instant::now();
@@ -708,9 +858,15 @@ impl Conn {
         // Before the command is sent: one that fails (CLIENT REPLY SKIP has no reply, so it
         // times out) may still have changed the session.
         self.s.session = track_session(self.s.session, self.s.session_db, args);
-        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        let fd = self.fd();
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
         let mut res = io::command_with(
-            fd,
+            &mut stream,
             &mut cio.parser,
             &mut cio.out,
             args,
@@ -719,16 +875,16 @@ impl Conn {
             wait,
             pushes,
         );
-        if keeping && self.s.resp3 {
+        if keeping && st.resp3 {
             while let Ok(Reply::Push(_)) = &res {
-                if let (Some(kept), Ok(p)) = (self.s.kept.as_mut(), res) {
+                if let (Some(kept), Ok(p)) = (st.kept.as_mut(), res) {
                     keep_push(kept, p);
                 }
                 res = if io::Deadline::passed(read) {
                     let t = read_override.unwrap_or(rt).unwrap_or_default();
                     Err(IoError::Timeout("read", t))
                 } else {
-                    io::read_frame(fd, &mut cio.parser, read)
+                    io::read_frame(&mut stream, &mut cio.parser, read)
                 };
             }
         }
@@ -740,7 +896,7 @@ impl Conn {
                 while (pushes == io::Pushes::Skip || keeping) && !cio.parser.is_clean() {
                     match cio.parser.next_reply() {
                         Ok(Some(p @ Reply::Push(_))) => {
-                            if let Some(kept) = self.s.kept.as_mut() {
+                            if let Some(kept) = st.kept.as_mut() {
                                 keep_push(kept, p);
                             }
                         }
@@ -790,9 +946,9 @@ impl Conn {
     /// reply (the command skips pushes before its reply). What has not arrived yet cannot
     /// be seen; a new conn is checked once.
     #[cold]
-    fn check_in_step(&mut self, fd: RawFd) -> Result<(), Error> {
+    fn check_in_step(&mut self) -> Result<(), Error> {
         let buffered = self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean());
-        let why = match (buffered, io::socket_peek_byte(fd)) {
+        let why = match (buffered, self.peek_input()) {
             // Nothing waiting; or a RESP3 push (a tracking invalidation, a pub/sub message),
             // which the server sends unasked and the command skips before its reply.
             (false, Ok(None | Some(b'>'))) => {
@@ -846,12 +1002,23 @@ impl Conn {
             cap,
         );
         let limits = self.s.reply_limits;
-        let cio = self
-            .s
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st
             .io
             .get_or_insert_with(|| ConnIo::new(ReplyLimits::DEFAULT));
         cio.parser.set_limits(ReplyLimits::DEFAULT);
-        let res = session.set_up(fd, &mut cio.parser, &mut cio.out, read, write, ping);
+        let res = session.set_up(
+            &mut stream,
+            &mut cio.parser,
+            &mut cio.out,
+            read,
+            write,
+            ping,
+        );
         cio.parser.set_limits(limits);
         if res.is_ok() && cio.parser.is_clean() {
             self.s.io = None;
@@ -1004,6 +1171,24 @@ fn keep_push(kept: &mut std::collections::VecDeque<Reply>, p: Reply) {
         kept.pop_front();
     }
     kept.push_back(p);
+}
+
+/// How long raw I/O on a conn (`Conn::read_raw`, `Conn::write_raw`) may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawWait {
+    NoWait,
+    For(Duration),
+    Forever,
+}
+
+impl RawWait {
+    fn deadline(self) -> Option<io::Deadline> {
+        match self {
+            RawWait::NoWait => io::Deadline::after(Some(Duration::ZERO)),
+            RawWait::For(d) => io::Deadline::after(Some(d)),
+            RawWait::Forever => None,
+        }
+    }
 }
 
 impl fmt::Debug for Conn {

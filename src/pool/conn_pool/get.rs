@@ -262,7 +262,7 @@ impl Inner {
             None => (None, None),
         };
         let mut ping = ping;
-        let health = health::check(&conn, now, &self.limits)
+        let health = health::check(&mut conn, now, &self.limits)
             .and_then(|()| {
                 if !conn.session_changed() {
                     return Ok(());
