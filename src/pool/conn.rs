@@ -65,6 +65,11 @@ struct ConnState {
     /// Why the stream must be looked at before it is trusted, as `PEEK_*` bits; 0 on the
     /// hot path. One byte, so the get's health check tests it as it tested one flag.
     peek: u8,
+    /// It joined its pool's epoll set (`sweep::Sweeper::register`): sweeps answer for it.
+    swept: bool,
+    /// Vetted clean by the get that took it (`sweep::Sweeper::vet`): its health check skips
+    /// the peek. Cleared when it is handed out.
+    vetted: bool,
     /// How the session differs from the one the pool set up, as `SESSION_*` bits, tracked
     /// from the names of the commands sent (the server is never asked); 0 for a conn used
     /// for plain commands. A conn with any bit set is closed when given back, never pooled.
@@ -95,6 +100,9 @@ const PEEK_FD_LENT: u8 = 1;
 /// check peeks it even inside `health_check_bypass`, and so does its first command (a conn
 /// dialed for a get is handed out without a health check). Once per conn.
 const PEEK_FRESH: u8 = 2;
+/// `ConnState::peek`: a sweep reported it while it was idle (closed by the server, an error,
+/// or bytes nobody asked for): the next get peeks it (and closes it, as stale).
+const PEEK_SUSPECT: u8 = 4;
 
 /// `ConnState::session`: SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE was sent (subscribe mode; kept
 /// after the UNSUBSCRIBEs too: which channels are left is not tracked).
@@ -219,6 +227,8 @@ impl Conn {
             recv_bounded: false,
             resp3: false,
             peek: 0,
+            swept: false,
+            vetted: false,
             session: 0,
             session_db: 0,
             broken: None,
@@ -304,6 +314,33 @@ impl Conn {
     /// followed the set-up's replies, has been looked at.
     pub(crate) fn clear_needs_peek(&mut self) {
         self.s.peek = 0;
+        self.s.vetted = false;
+    }
+
+    /// A sweep reported it while it was idle: the next get peeks it.
+    pub(crate) fn mark_suspect(&mut self) {
+        self.s.peek |= PEEK_SUSPECT;
+    }
+
+    /// Whether it joined its pool's epoll set.
+    #[inline]
+    pub(crate) fn is_swept(&self) -> bool {
+        self.s.swept
+    }
+
+    pub(crate) fn set_swept(&mut self, swept: bool) {
+        self.s.swept = swept;
+    }
+
+    /// Whether the get that took it vetted it clean (`sweep::Sweeper::vet`).
+    #[inline]
+    pub(crate) fn is_vetted(&self) -> bool {
+        self.s.vetted
+    }
+
+    #[inline]
+    pub(crate) fn set_vetted(&mut self, clean: bool) {
+        self.s.vetted = clean;
     }
 
     pub fn socket(&self) -> &Socket {

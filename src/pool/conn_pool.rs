@@ -33,6 +33,7 @@ use super::notify::Notifier;
 use super::options::{Options, Wait};
 use super::pooler::{Pooler, Rejected};
 use super::stats::{Counters, Stats};
+use super::sweep::{SweepState, Sweeper};
 use super::waiter::{
     Grant, Outcome, Waiter, Wake, hand_to_oldest, hand_to_oldest_later, wait_or_withdraw,
 };
@@ -121,6 +122,8 @@ struct Inner {
     retired: AtomicU64,
     /// `opts.overtake_window` in ns; 0 = strict first come, first served.
     overtake_ns: u64,
+    /// The epoll set whose sweeps vouch for idle conns (`sweep`).
+    sweeper: Sweeper,
 }
 
 /// Where `Inner::hand_over` put a conn; dropping it wakes the waiter concerned (do that
@@ -178,6 +181,8 @@ struct State {
     hits: u64,
     /// User data of conns closed on library threads, dropped on the next user call.
     deferred_userdata: Vec<Box<dyn Any + Send>>,
+    /// What the last health sweep found.
+    sweep: SweepState,
 }
 
 impl State {
@@ -689,6 +694,7 @@ impl Inner {
             epoch: AtomicU64::new(0),
             retired: AtomicU64::new(0),
             overtake_ns: opts_overtake_ns,
+            sweeper: Sweeper::new(),
         }
     }
 
@@ -881,13 +887,21 @@ impl Inner {
 
     /// Pops the idle list (LIFO or FIFO) and counts the conn as checked out.
     fn pop_idle(&self, st: &mut State) -> Option<Conn> {
-        let conn = if self.opts.pool_fifo {
+        let mut conn = if self.opts.pool_fifo {
             st.idle.pop_front()
         } else {
             st.idle.pop_back()
         }?;
         st.checked_out += 1;
         st.hits += 1;
+        let conns = st.total();
+        self.sweeper.vet(
+            &mut st.sweep,
+            &mut st.idle,
+            &mut conn,
+            self.opts.pool_fifo,
+            conns,
+        );
         Some(conn)
     }
 
@@ -984,6 +998,10 @@ impl Inner {
     /// stays with the caller. `ping`: the get's wait and its (start, deadline), read from
     /// the clock here if the get has not yet (None: no PING check, as for `try_get`).
     fn check_health(&self, mut conn: Conn, ping: Option<(Wait, &mut Began)>) -> Option<Conn> {
+        if !conn.is_vetted() && !conn.needs_peek() && self.sweeper.is_on() {
+            // Not taken from the idle list by this get (a put handed it over): vetted now.
+            self.vet_late(&mut conn);
+        }
         let now = self.limits.now();
         let (ping_after, ping) = match ping {
             Some(p) => (self.limits.ping_after_ns, Some(p)),
@@ -1012,6 +1030,21 @@ impl Inner {
                 None
             }
         }
+    }
+
+    /// Vets a conn handed to this get by a put (`sweep::Sweeper::vet`).
+    #[cold]
+    fn vet_late(&self, conn: &mut Conn) {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let conns = st.total();
+        self.sweeper.vet(
+            &mut st.sweep,
+            &mut st.idle,
+            conn,
+            self.opts.pool_fifo,
+            conns,
+        );
     }
 
     /// The bound of a get's PING check (on top of the conn's read timeout): the get's own
@@ -1587,6 +1620,9 @@ impl Inner {
         let close_on_readonly =
             self.opts.close_on_readonly || matches!(self.opts.dialer, Dialer::Sentinel(_));
         conn.set_failover_state(epoch, close_on_readonly);
+        if pooled {
+            self.sweeper.register(&mut conn);
+        }
         conn
     }
 

@@ -20,6 +20,7 @@ mod resolve;
 mod single;
 mod stats;
 mod sticky;
+mod sweep;
 mod waiter;
 
 pub use cancel::CancelToken;

@@ -1,0 +1,236 @@
+//! The health sweep: one readiness check answers for every conn of a pool at once, so a
+//! get does not pay a `recv(MSG_PEEK)` of its own (go-redis's `connCheck` costs one
+//! system call per get, most of an uncontended get's time).
+//!
+//! Each pool has one epoll set. Every pooled conn joins it once, right after it is dialed
+//! (`EPOLL_CTL_ADD`, level-triggered, `EPOLLIN | EPOLLRDHUP`; `EPOLLHUP` and `EPOLLERR`
+//! always count), keyed by its conn id; the kernel drops it when the socket is closed, so
+//! leaving costs nothing. A *sweep* is one `epoll_wait` with timeout 0, run under the pool
+//! lock by a get that finds the last sweep older than `TRUST_NS`: every conn reported is
+//! either
+//! - idle: whatever it reports (the server closed it, an error, or bytes nobody asked for)
+//!   makes it stale. It is marked suspect (`Conn::mark_suspect`) and moved to the end of
+//!   the idle list the next gets pop from, which peek it (`health::check_socket`), find it
+//!   stale and close it, as they would have without the sweep;
+//! - not idle (checked out, being handed over, or closed meanwhile): its id goes into the
+//!   sweep's suspect list. Checked-out conns are reported for their replies too (`EPOLLIN`),
+//!   so the list holds more than dead conns: a get that takes one of them peeks it.
+//!
+//! A get then *vets* the conn it takes (`Sweeper::vet`, under the pool lock): it is clean
+//! when the last sweep began less than `TRUST_NS` ago and the conn is neither marked
+//! suspect nor on that sweep's suspect list. A clean conn is handed out without a peek;
+//! any other is peeked as before. At most one sweep per `TRUST_NS` (2,000 a second) is
+//! paid for all the gets of the pool: a busy pool pays far less than one system call per
+//! get, a pool with one get per millisecond pays what it paid before.
+//!
+//! The guarantee: a conn the server closed, or that received bytes nobody read, at least
+//! `TRUST_NS` before a get began is not handed out by that get. The sweep trusted by the
+//! get began at most `TRUST_NS` before the get's vet, so after the close (or the bytes):
+//! level-triggered epoll reports what is still the case when a sweep runs, a closed
+//! socket stays closed, and bytes stay until someone reads them. A conn reported while it
+//! was idle carries its mark until a peek clears it; one reported while it was checked
+//! out is on the suspect list of that sweep, and of every later sweep while the condition
+//! lasts (level-triggered), whenever it comes back. Bytes that arrived on a checked-out
+//! conn and were read by its user are no longer unread: a later sweep no longer reports
+//! them. Bytes or a close newer than the trusted sweep are not seen by the get, as the
+//! peek does not see what arrives just after it: the first command on such a conn fails
+//! (marking it broken) and the next get's sweep catches the rest. The promise (a
+//! conn closed by the server at least 1 ms before a get is never handed out) therefore
+//! holds with `TRUST_NS` = 0.5 ms to spare for the close to reach the socket.
+//!
+//! A get that finds the sweep due runs it itself, under the pool lock it already holds:
+//! one sweep at a time, and no get ever sees half a sweep. A pool whose epoll set could not
+//! be made, a conn that could not join it, a sweep that failed or could not read every
+//! event (more ready conns than the pool has), all fall back to the peek for the conns
+//! concerned.
+//!
+//! Forked children: a child's pool state is a new one with its own epoll set (`fork`); the
+//! parent's set is never used there, and conns are never removed from it by hand, so the
+//! child closing its copies of the parent's sockets changes nothing for the parent.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::clock;
+use super::conn::Conn;
+
+/// How long a sweep answers for the conns it found clean: 0.5 ms, half the promised 1 ms.
+pub(crate) const TRUST_NS: u64 = 500_000;
+
+/// Events read per `epoll_wait` call (on the stack: 64 x 12 bytes).
+const BATCH: usize = 64;
+
+/// A pool's epoll set; None when it could not be made (every get then peeks).
+pub(crate) struct Sweeper {
+    ep: Option<OwnedFd>,
+}
+
+/// What the last sweep found, kept under the pool lock.
+#[derive(Default)]
+pub(crate) struct SweepState {
+    /// `clock::now_ns()` read just before the last complete sweep; 0 = none yet.
+    started_ns: u64,
+    /// Ids of the conns that sweep reported while they were not idle, sorted.
+    suspects: Vec<u64>,
+}
+
+impl Default for Sweeper {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sweeper {
+    pub(crate) fn new() -> Sweeper {
+        // SAFETY: plain syscall; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        let ep = (fd >= 0).then(|| {
+            // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        });
+        Sweeper { ep }
+    }
+
+    /// Whether the pool has an epoll set (else every get peeks).
+    #[inline]
+    pub(crate) fn is_on(&self) -> bool {
+        self.ep.is_some()
+    }
+
+    /// Adds a new pooled conn to the set, once, before anyone gets it. A conn that cannot
+    /// join (no epoll set, `max_user_watches` reached) is peeked on every get.
+    pub(crate) fn register(&self, conn: &mut Conn) {
+        let Some(ep) = &self.ep else {
+            return;
+        };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+            u64: conn.id(),
+        };
+        // SAFETY: `ep` and the conn's fd are open; `ev` is a valid event to copy from.
+        let rc =
+            unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, conn.fd(), &mut ev) };
+        conn.set_swept(rc == 0);
+    }
+
+    /// Vets `conn`, just taken for a get (under the pool lock, with `idle` the idle list
+    /// without it): sweeps first when the last sweep is `TRUST_NS` old, then marks the conn
+    /// clean (`Conn::vetted`: its get skips the peek) or not. `fifo`: the idle list is
+    /// popped from the front. `conns`: the pool's conns, a bound on the events to read.
+    pub(crate) fn vet(
+        &self,
+        state: &mut SweepState,
+        idle: &mut VecDeque<Conn>,
+        conn: &mut Conn,
+        fifo: bool,
+        conns: usize,
+    ) {
+        let clean = match &self.ep {
+            Some(ep) if conn.is_swept() && !conn.needs_peek() => {
+                let now = clock::now_ns();
+                if state.started_ns == 0 || now.wrapping_sub(state.started_ns) >= TRUST_NS {
+                    sweep(ep.as_raw_fd(), state, idle, now, fifo, conns);
+                }
+                state.started_ns != 0
+                    && now.wrapping_sub(state.started_ns) < TRUST_NS
+                    && (state.suspects.is_empty()
+                        || state.suspects.binary_search(&conn.id()).is_err())
+            }
+            _ => false,
+        };
+        conn.set_vetted(clean);
+    }
+}
+
+/// One sweep: reads every ready conn of the set. Records `now` as its start when it read
+/// them all (a failed or incomplete sweep is not trusted: gets peek until the next one).
+fn sweep(
+    ep: libc::c_int,
+    state: &mut SweepState,
+    idle: &mut VecDeque<Conn>,
+    now: u64,
+    fifo: bool,
+    conns: usize,
+) {
+    state.suspects.clear();
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+    // Level-triggered items go back to the end of the ready list once reported, so calls
+    // after the first return the rest; more ready items than the pool has conns (only
+    // sockets kept open elsewhere, say by a forked child) ends the sweep incomplete.
+    for _ in 0..conns / BATCH + 2 {
+        let n = loop {
+            // SAFETY: `events` holds BATCH entries for the kernel to write.
+            let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), BATCH as i32, 0) };
+            if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                break n;
+            }
+        };
+        let Ok(n) = usize::try_from(n) else {
+            return;
+        };
+        if n > 0 {
+            apply(&events[..n], state, idle, fifo);
+        }
+        if n < BATCH {
+            state.suspects.sort_unstable();
+            state.suspects.dedup();
+            state.started_ns = now;
+            return;
+        }
+    }
+}
+
+#[cold]
+fn apply(
+    events: &[libc::epoll_event],
+    state: &mut SweepState,
+    idle: &mut VecDeque<Conn>,
+    fifo: bool,
+) {
+    let mut ids = [0u64; BATCH];
+    for (id, ev) in ids.iter_mut().zip(events) {
+        *id = ev.u64;
+    }
+    let ids = &mut ids[..events.len()];
+    ids.sort_unstable();
+    let mut idle_hit = [false; BATCH];
+    let mut marked = false;
+    for conn in idle.iter_mut() {
+        if let Ok(i) = ids.binary_search(&conn.id()) {
+            idle_hit[i] = true;
+            conn.mark_suspect();
+            marked = true;
+        }
+    }
+    for (id, hit) in ids.iter().zip(idle_hit) {
+        if !hit {
+            state.suspects.push(*id);
+        }
+    }
+    if marked {
+        to_pop_end(idle, fifo);
+    }
+}
+
+/// Moves the conns marked suspect to the end of the idle list gets pop from (the back, or
+/// the front when `fifo`), so the next gets peek them, find them stale and close them.
+fn to_pop_end(idle: &mut VecDeque<Conn>, fifo: bool) {
+    if fifo {
+        for i in 0..idle.len() {
+            if idle[i].needs_peek()
+                && let Some(conn) = idle.remove(i)
+            {
+                idle.push_front(conn);
+            }
+        }
+    } else {
+        for i in (0..idle.len()).rev() {
+            if idle[i].needs_peek()
+                && let Some(conn) = idle.remove(i)
+            {
+                idle.push_back(conn);
+            }
+        }
+    }
+}
