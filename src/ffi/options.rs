@@ -118,15 +118,15 @@ pub struct pool_options {
     /// I/O may have left a reply unread (pool_conn_command never does), and so is a new
     /// conn on its first get (a reply more than its set-up asked for may come late).
     pub health_check_bypass_ms: i64,
-    /// How long queued gets may be overtaken, in ms. 0 = never (default): strict first
-    /// come, first served; a put hands its conn straight to the oldest waiting get, so
-    /// with more threads than conns each get waits its turn and costs a context switch.
-    /// Above 0: while the oldest waiting get has waited less than this, a put leaves its
-    /// conn idle and wakes that waiter to take it, and a get that finds the conn idle
-    /// first takes it at once, without a context switch (the woken waiter queues again at
-    /// the front). Once the oldest has waited this long, puts hand conns over in order
-    /// again. Throughput under oversubscription for a bounded unfairness (Go's sync.Mutex
-    /// switches to hand-off after 1 ms); see the README.
+    /// How long queued gets may be overtaken, in ms; 1 by default. While the oldest
+    /// waiting get has waited less than this, a put leaves its conn idle and wakes that
+    /// waiter to take it, and a get that finds the conn idle first takes it at once,
+    /// without a context switch (the woken waiter queues again at the front). Once the
+    /// oldest has waited this long, puts hand conns over in order again, so no get waits
+    /// much longer than this plus its turn (Go's sync.Mutex switches to hand-off after
+    /// 1 ms too). 0 = never: strict first come, first served; a put hands its conn
+    /// straight to the oldest waiting get, so with more threads than conns each get waits
+    /// its turn and costs a context switch (about 10x slower; see docs/performance.md).
     pub overtake_window_ms: i64,
     /// The most string data one reply may hold, in bytes: bulk and simple strings, errors,
     /// verbatim strings, big numbers and double texts, counted over the whole reply (nested
@@ -186,7 +186,7 @@ impl pool_options {
             ping_after_idle_ms: 0,
             leak_detection_threshold_ms: 0,
             health_check_bypass_ms: 0,
-            overtake_window_ms: 0,
+            overtake_window_ms: 1,
             max_reply_bytes: 0,
             max_reply_elements: 0,
             dialer_userdata_free: None,

@@ -32,7 +32,8 @@ pub use error::{Error, Result};
 pub use health::Staleness;
 pub(crate) use in_flight::InFlight;
 pub use options::{
-    DEFAULT_MAX_CONCURRENT_DIALS, MAX_CONCURRENT_DIALS, Options, Wait, default_pool_size,
+    DEFAULT_MAX_CONCURRENT_DIALS, DEFAULT_OVERTAKE_WINDOW, MAX_CONCURRENT_DIALS, Options, Wait,
+    default_pool_size,
 };
 pub use pooler::{Pooler, Rejected};
 pub use resolve::{TestResolver, set_test_resolver};
