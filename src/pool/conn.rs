@@ -1,6 +1,7 @@
 //! One pooled connection: its socket, identity and the timestamps the health check reads.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
@@ -12,11 +13,24 @@ use crate::redis::io::{self, IoError};
 use crate::redis::resp::{Parser, Reply, ReplyLimits};
 use crate::redis::{HandshakeError, Session};
 
-/// The conn's own Redis I/O state, made on first use so a conn only ever used through its
-/// fd pays nothing for it.
+/// The Redis I/O state of a conn's commands (reply parser, command buffer): borrowed from
+/// the thread's spare (`SPARE_IO`) for a command and given back after it, so a conn holds
+/// one only while a command runs (or while a reply left bytes unread).
 struct ConnIo {
     parser: Parser,
     out: Vec<u8>,
+}
+
+/// The most command-encoding capacity a spare `ConnIo` keeps (a huge command's buffer
+/// is freed, not kept by the thread).
+const SPARE_OUT_MAX: usize = 64 * 1024;
+
+thread_local! {
+    /// The thread's spare I/O state. A conn borrows it for a command and gives it back
+    /// when the reply left nothing unread, so an idle conn keeps no read buffer (the
+    /// parser's 32 KiB) and a thread running commands on many conns in turn reuses one:
+    /// no allocation per command, one buffer per thread instead of one per conn.
+    static SPARE_IO: Cell<Option<Box<ConnIo>>> = const { Cell::new(None) };
 }
 
 impl ConnIo {
@@ -25,6 +39,28 @@ impl ConnIo {
             parser: Parser::with_limits(limits),
             out: Vec::new(),
         })
+    }
+
+    /// The thread's spare (see `SPARE_IO`), or a new one.
+    fn take(limits: ReplyLimits) -> Box<Self> {
+        match SPARE_IO.try_with(Cell::take).ok().flatten() {
+            Some(mut cio) => {
+                cio.parser.set_limits(limits);
+                cio
+            }
+            None => ConnIo::new(limits),
+        }
+    }
+
+    /// Keeps a clean one as the thread's spare (see `SPARE_IO`).
+    fn give_back(mut cio: Box<Self>) {
+        debug_assert!(cio.parser.is_clean());
+        if cio.out.capacity() > SPARE_OUT_MAX {
+            cio.out = Vec::new();
+        }
+        cio.out.clear();
+        // A thread exiting has no spare any more: the state is dropped.
+        let _ = SPARE_IO.try_with(|spare| spare.set(Some(cio)));
     }
 }
 
@@ -51,6 +87,7 @@ struct ConnState {
     /// False for conns from `new_conn`: they live outside the turns and the idle list.
     pooled: bool,
     userdata: Option<Box<dyn Any + Send>>,
+    /// Some only during a command, or when its reply left bytes unread (see `ConnIo`).
     io: Option<Box<ConnIo>>,
     /// What one reply of the conn's own commands may hold (the pool's `reply_limits`).
     reply_limits: ReplyLimits,
@@ -476,7 +513,7 @@ impl Conn {
             i += 1;
             on_reply(reply)
         };
-        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        let cio = self.s.io.get_or_insert_with(|| ConnIo::take(limits));
         let res = io::pipeline_each(
             fd,
             &mut cio.parser,
@@ -508,6 +545,7 @@ impl Conn {
                 if let Some(resp3) = hello {
                     self.s.resp3 = resp3;
                 }
+                self.release_io();
                 Ok(())
             }
             Err((n, e)) => {
@@ -571,7 +609,7 @@ impl Conn {
         // Before the command is sent: one that fails (CLIENT REPLY SKIP has no reply, so it
         // times out) may still have changed the session.
         self.s.session = track_session(self.s.session, self.s.session_db, args);
-        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        let cio = self.s.io.get_or_insert_with(|| ConnIo::take(limits));
         let res = io::command_with(
             fd,
             &mut cio.parser,
@@ -616,6 +654,7 @@ impl Conn {
                         _ => {}
                     }
                 }
+                self.release_io();
                 Ok(reply)
             }
             Err(e) => {
@@ -659,7 +698,7 @@ impl Conn {
     /// Runs the Redis session set-up on a freshly dialed conn.
     /// With `ping`, an empty session still makes one round trip (a PING), so a refusal
     /// the server sends on accept (maxclients, NOAUTH) is seen at dial time. The reply
-    /// buffers are freed afterwards: an idle conn holds none until a command needs them.
+    /// buffers go back to the thread afterwards: an idle conn holds none (see `ConnIo`).
     /// The read and write timeouts bound it, and `unbounded` stands for either when it is
     /// none: a set-up is part of a dial and must end. Its replies (HELLO's map, OK, PONG)
     /// are held to the default reply limits, not the pool's: limits set for data replies,
@@ -695,12 +734,12 @@ impl Conn {
         let cio = self
             .s
             .io
-            .get_or_insert_with(|| ConnIo::new(ReplyLimits::DEFAULT));
+            .get_or_insert_with(|| ConnIo::take(ReplyLimits::DEFAULT));
         cio.parser.set_limits(ReplyLimits::DEFAULT);
         let res = session.set_up(fd, &mut cio.parser, &mut cio.out, read, write, ping);
         cio.parser.set_limits(limits);
-        if res.is_ok() && cio.parser.is_clean() {
-            self.s.io = None;
+        if res.is_ok() {
+            self.release_io();
         }
         self.s.resp3 = res.is_ok() && session.protocol == 3;
         res
@@ -756,6 +795,18 @@ impl Conn {
     /// Why the conn is out of step with the server, if it is.
     pub fn broken_reason(&self) -> Option<&str> {
         self.s.broken.as_deref()
+    }
+
+    /// After a command: gives the I/O state back to the thread (`SPARE_IO`) unless the
+    /// reply left bytes unread or the conn broke (then it stays, for the checks that look
+    /// at what is buffered, until the conn is closed).
+    #[inline]
+    fn release_io(&mut self) {
+        if self.s.broken.is_none()
+            && let Some(cio) = self.s.io.take_if(|cio| cio.parser.is_clean())
+        {
+            ConnIo::give_back(cio);
+        }
     }
 
     /// Bytes received by `command` and not consumed: should never happen on a good conn.
