@@ -110,10 +110,12 @@ pub struct pool_options {
     /// and is listed by pool_leaks. 0 = off (default); the bookkeeping then costs nothing.
     pub leak_detection_threshold_ms: i64,
     /// Skip the health check's socket peek (one recv syscall) for a conn given back less
-    /// than this long ago (HikariCP's alive-bypass window, 500 ms there). 0 = always peek
-    /// (default, as go-redis): the peek is what catches a conn the server closed, or one
-    /// with a reply nobody read, before a caller gets it. Set it when the ~0.3 us matter
-    /// more: a conn closed within the window then fails its first command instead. A conn
+    /// than this long ago (HikariCP's alive-bypass window, 500 ms there). 0 = off
+    /// (default): a get peeks its conn unless the pool's health sweep vouches for it (one
+    /// epoll_wait at most every 0.5 ms answers for all conns: a conn the server closed, or
+    /// one with bytes nobody read, at least 1 ms before a get is never handed out; see
+    /// docs/performance.md). With a window, a conn closed within it may be handed out
+    /// without a peek, and fails its first command instead. A conn
     /// whose fd was asked for (pool_conn_fd) is peeked anyway on its next get, since raw
     /// I/O may have left a reply unread (pool_conn_command never does), and so is a new
     /// conn on its first get (a reply more than its set-up asked for may come late).

@@ -85,7 +85,8 @@ pub struct Options {
     /// this are counted in stats and listed by `ConnPool::leaks`. None = off.
     pub leak_detection_threshold: Option<Duration>,
     /// Skip the socket peek of the health check for a conn given back less than this long
-    /// ago (HikariCP's alive-bypass window). None = always peek (go-redis).
+    /// ago (HikariCP's alive-bypass window). None (default) = peek unless the pool's health
+    /// sweep vouches for the conn (see `pool::sweep` and docs/performance.md).
     pub health_check_bypass: Option<Duration>,
     /// How long queued gets may be overtaken: `DEFAULT_OVERTAKE_WINDOW` (1 ms) by
     /// default. With a window, a put while the oldest waiter has waited less than this
