@@ -104,9 +104,9 @@ struct ConnState {
     peek: u8,
     /// It joined its pool's epoll set (`sweep::Sweeper::register`): sweeps answer for it.
     swept: bool,
-    /// Vetted clean by the get that took it (`sweep::Sweeper::vet`): its health check skips
-    /// the peek. Cleared when it is handed out.
-    vetted: bool,
+    /// When the sweep that vouches for it began (`sweep::Sweeper::stamp`, by the get that
+    /// took it), in `clock::now_ns()` time; 0 = none. Cleared when it is handed out.
+    swept_at: u64,
     /// How the session differs from the one the pool set up, as `SESSION_*` bits, tracked
     /// from the names of the commands sent (the server is never asked); 0 for a conn used
     /// for plain commands. A conn with any bit set is closed when given back, never pooled.
@@ -265,7 +265,7 @@ impl Conn {
             resp3: false,
             peek: 0,
             swept: false,
-            vetted: false,
+            swept_at: 0,
             session: 0,
             session_db: 0,
             broken: None,
@@ -351,7 +351,7 @@ impl Conn {
     /// followed the set-up's replies, has been looked at.
     pub(crate) fn clear_needs_peek(&mut self) {
         self.s.peek = 0;
-        self.s.vetted = false;
+        self.s.swept_at = 0;
     }
 
     /// A sweep reported it while it was idle: the next get peeks it.
@@ -369,15 +369,15 @@ impl Conn {
         self.s.swept = swept;
     }
 
-    /// Whether the get that took it vetted it clean (`sweep::Sweeper::vet`).
+    /// When the sweep that vouches for it began; 0 = none (`sweep::Sweeper::stamp`).
     #[inline]
-    pub(crate) fn is_vetted(&self) -> bool {
-        self.s.vetted
+    pub(crate) fn swept_at(&self) -> u64 {
+        self.s.swept_at
     }
 
     #[inline]
-    pub(crate) fn set_vetted(&mut self, clean: bool) {
-        self.s.vetted = clean;
+    pub(crate) fn set_swept_at(&mut self, at_ns: u64) {
+        self.s.swept_at = at_ns;
     }
 
     pub fn socket(&self) -> &Socket {

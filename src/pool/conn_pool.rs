@@ -894,14 +894,7 @@ impl Inner {
         }?;
         st.checked_out += 1;
         st.hits += 1;
-        let conns = st.total();
-        self.sweeper.vet(
-            &mut st.sweep,
-            &mut st.idle,
-            &mut conn,
-            self.opts.pool_fifo,
-            conns,
-        );
+        self.sweeper.stamp(&st.sweep, &mut conn);
         Some(conn)
     }
 
@@ -998,16 +991,23 @@ impl Inner {
     /// stays with the caller. `ping`: the get's wait and its (start, deadline), read from
     /// the clock here if the get has not yet (None: no PING check, as for `try_get`).
     fn check_health(&self, mut conn: Conn, ping: Option<(Wait, &mut Began)>) -> Option<Conn> {
-        if !conn.is_vetted() && !conn.needs_peek() && self.sweeper.is_on() {
-            // Not taken from the idle list by this get (a put handed it over): vetted now.
-            self.vet_late(&mut conn);
+        // With a sweeper, the precise clock: a sweep vouches for 0.5 ms.
+        let now = if self.sweeper.is_on() {
+            clock::now_ns()
+        } else {
+            self.limits.now()
+        };
+        let mut vouched = Sweeper::vouches(&conn, now);
+        if !vouched && !conn.needs_peek() && conn.is_swept() {
+            // The sweep is due, or a put handed the conn over: sweep (if still due) and
+            // look again.
+            vouched = self.sweep_for(&mut conn, now);
         }
-        let now = self.limits.now();
         let (ping_after, ping) = match ping {
             Some(p) => (self.limits.ping_after_ns, Some(p)),
             None => (None, None),
         };
-        let health = health::check(&conn, now, &self.limits).and_then(|()| {
+        let health = health::check(&conn, now, &self.limits, vouched).and_then(|()| {
             health::check_ping(&mut conn, now, ping_after, || {
                 ping.and_then(|(wait, began)| self.ping_cap(wait, began))
             })
@@ -1032,19 +1032,20 @@ impl Inner {
         }
     }
 
-    /// Vets a conn handed to this get by a put (`sweep::Sweeper::vet`).
+    /// Sweeps if the last sweep is due and stamps `conn` again (`sweep::Sweeper::sweep_for`).
     #[cold]
-    fn vet_late(&self, conn: &mut Conn) {
+    fn sweep_for(&self, conn: &mut Conn, now: u64) -> bool {
         let mut st = self.state.lock();
         let st = &mut *st;
         let conns = st.total();
-        self.sweeper.vet(
+        self.sweeper.sweep_for(
             &mut st.sweep,
             &mut st.idle,
             conn,
+            now,
             self.opts.pool_fifo,
             conns,
-        );
+        )
     }
 
     /// The bound of a get's PING check (on top of the conn's read timeout): the get's own

@@ -115,16 +115,21 @@ pub(crate) fn check_socket(conn: &Conn) -> Result<(), Staleness> {
 }
 
 /// Age, buffered input, then the socket peek, unless the conn's fd was not lent out for
-/// raw I/O, it is not new and no sweep reported it (`Conn::needs_peek`), and either the
-/// pool's last sweep vouched for it (`Conn::is_vetted`, see `sweep`) or it was given back
-/// less than `bypass` ago (HikariCP's alive-bypass window): then the peek is skipped.
-pub(crate) fn check(conn: &Conn, now: u64, limits: &Limits) -> Result<(), Staleness> {
+/// raw I/O, it is not new and no sweep reported it (`Conn::needs_peek`), and either a
+/// recent sweep vouches for it (`vouched`, see `sweep`) or it was given back less than
+/// `bypass` ago (HikariCP's alive-bypass window): then the peek is skipped.
+pub(crate) fn check(
+    conn: &Conn,
+    now: u64,
+    limits: &Limits,
+    vouched: bool,
+) -> Result<(), Staleness> {
     check_age(conn, now, limits.max_idle_ns)?;
     if conn.has_buffered_input() {
         return Err(Staleness::UnreadData);
     }
     if !conn.needs_peek()
-        && (conn.is_vetted()
+        && (vouched
             || limits
                 .bypass_ns
                 .is_some_and(|b| now.saturating_sub(conn.used_at()) < b))

@@ -16,33 +16,37 @@
 //!   sweep's suspect list. Checked-out conns are reported for their replies too (`EPOLLIN`),
 //!   so the list holds more than dead conns: a get that takes one of them peeks it.
 //!
-//! A get then *vets* the conn it takes (`Sweeper::vet`, under the pool lock): it is clean
-//! when the last sweep began less than `TRUST_NS` ago and the conn is neither marked
-//! suspect nor on that sweep's suspect list. A clean conn is handed out without a peek;
-//! any other is peeked as before. At most one sweep per `TRUST_NS` (2,000 a second) is
-//! paid for all the gets of the pool: a busy pool pays far less than one system call per
-//! get, a pool with one get per millisecond pays what it paid before.
+//! A get *stamps* the conn it takes from the idle list with the start of the last sweep,
+//! unless that sweep reported it (`Sweeper::stamp`, under the pool lock, no clock); outside
+//! the lock it reads the clock once: a conn stamped by a sweep that began less than
+//! `TRUST_NS` ago, and not marked suspect, is handed out without a peek. Otherwise (the
+//! sweep is due, or a put handed the conn over without the idle list) the get takes the
+//! lock again, sweeps if that is still due, and stamps the conn again
+//! (`Sweeper::sweep_for`); a conn still not vouched for is peeked as before. At most one
+//! sweep per `TRUST_NS` (2,000 a second) is paid for all the gets of the pool: a busy pool
+//! pays far less than one system call per get, a pool with one get per millisecond pays
+//! what it paid before.
 //!
 //! The guarantee: a conn the server closed, or that received bytes nobody read, at least
-//! `TRUST_NS` before a get began is not handed out by that get. The sweep trusted by the
-//! get began at most `TRUST_NS` before the get's vet, so after the close (or the bytes):
-//! level-triggered epoll reports what is still the case when a sweep runs, a closed
-//! socket stays closed, and bytes stay until someone reads them. A conn reported while it
-//! was idle carries its mark until a peek clears it; one reported while it was checked
-//! out is on the suspect list of that sweep, and of every later sweep while the condition
-//! lasts (level-triggered), whenever it comes back. Bytes that arrived on a checked-out
-//! conn and were read by its user are no longer unread: a later sweep no longer reports
-//! them. Bytes or a close newer than the trusted sweep are not seen by the get, as the
-//! peek does not see what arrives just after it: the first command on such a conn fails
-//! (marking it broken) and the next get's sweep catches the rest. The promise (a
+//! `TRUST_NS` before a get began is not handed out by that get. The sweep that vouches for
+//! it began less than `TRUST_NS` before the get read the clock, so after the close (or the
+//! bytes): level-triggered epoll reports what is still the case when a sweep runs, a
+//! closed socket stays closed, and bytes stay until someone reads them. A conn reported
+//! while it was idle carries its mark until a peek clears it; one reported while it was
+//! checked out is on the suspect list of that sweep, and of every later sweep while the
+//! condition lasts (level-triggered), whenever it comes back. Bytes that arrived on a
+//! checked-out conn and were read by its user are no longer unread: a later sweep no
+//! longer reports them. Bytes or a close newer than the sweep are not seen by the get, as
+//! the peek does not see what arrives just after it: the first command on such a conn
+//! fails (marking it broken) and a later sweep catches the rest. The promise (a
 //! conn closed by the server at least 1 ms before a get is never handed out) therefore
 //! holds with `TRUST_NS` = 0.5 ms to spare for the close to reach the socket.
 //!
-//! A get that finds the sweep due runs it itself, under the pool lock it already holds:
-//! one sweep at a time, and no get ever sees half a sweep. A pool whose epoll set could not
-//! be made, a conn that could not join it, a sweep that failed or could not read every
-//! event (more ready conns than the pool has), all fall back to the peek for the conns
-//! concerned.
+//! A get that finds the sweep due runs it itself, under the pool lock: one sweep at a
+//! time, and no get ever sees half a sweep (its cost, a system call under the lock, comes
+//! once per `TRUST_NS` at most). A pool whose epoll set could not be made, a conn that
+//! could not join it, a sweep that failed or could not read every event (more ready conns
+//! than the pool has), all fall back to the peek for the conns concerned.
 //!
 //! Forked children: a child's pool state is a new one with its own epoll set (`fork`); the
 //! parent's set is never used there, and conns are never removed from it by hand, so the
@@ -52,7 +56,6 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::clock;
 use super::conn::Conn;
 
 /// How long a sweep answers for the conns it found clean: 0.5 ms, half the promised 1 ms.
@@ -114,32 +117,53 @@ impl Sweeper {
         conn.set_swept(rc == 0);
     }
 
-    /// Vets `conn`, just taken for a get (under the pool lock, with `idle` the idle list
-    /// without it): sweeps first when the last sweep is `TRUST_NS` old, then marks the conn
-    /// clean (`Conn::vetted`: its get skips the peek) or not. `fifo`: the idle list is
-    /// popped from the front. `conns`: the pool's conns, a bound on the events to read.
-    pub(crate) fn vet(
+    /// As a get takes `conn` from the idle list (under the pool lock): stamps it with the
+    /// start of the last sweep, unless that sweep reported it (or there is none, or the
+    /// conn is not in the set). No clock, no system call: whether the stamp is recent
+    /// enough is judged outside the lock (`vouches`).
+    #[inline]
+    pub(crate) fn stamp(&self, state: &SweepState, conn: &mut Conn) {
+        let at = if self.ep.is_some()
+            && conn.is_swept()
+            && (state.suspects.is_empty() || state.suspects.binary_search(&conn.id()).is_err())
+        {
+            state.started_ns
+        } else {
+            0
+        };
+        conn.set_swept_at(at);
+    }
+
+    /// Whether a sweep vouches for `conn` at `now` (precise clock): the get that took it
+    /// stamped it, and that sweep began less than `TRUST_NS` ago.
+    #[inline]
+    pub(crate) fn vouches(conn: &Conn, now: u64) -> bool {
+        let at = conn.swept_at();
+        at != 0 && now.wrapping_sub(at) < TRUST_NS
+    }
+
+    /// For a get whose conn no sweep vouches for (the last one is due, or a put handed the
+    /// conn over): under the pool lock, sweeps if the last sweep is still due (another get
+    /// may have swept meanwhile), stamps the conn again and says whether it is vouched for
+    /// now. `idle` is the idle list, `fifo` whether gets pop its front, `conns` the pool's
+    /// conns (a bound on the events to read).
+    pub(crate) fn sweep_for(
         &self,
         state: &mut SweepState,
         idle: &mut VecDeque<Conn>,
         conn: &mut Conn,
+        now: u64,
         fifo: bool,
         conns: usize,
-    ) {
-        let clean = match &self.ep {
-            Some(ep) if conn.is_swept() && !conn.needs_peek() => {
-                let now = clock::now_ns();
-                if state.started_ns == 0 || now.wrapping_sub(state.started_ns) >= TRUST_NS {
-                    sweep(ep.as_raw_fd(), state, idle, now, fifo, conns);
-                }
-                state.started_ns != 0
-                    && now.wrapping_sub(state.started_ns) < TRUST_NS
-                    && (state.suspects.is_empty()
-                        || state.suspects.binary_search(&conn.id()).is_err())
-            }
-            _ => false,
+    ) -> bool {
+        let Some(ep) = &self.ep else {
+            return false;
         };
-        conn.set_vetted(clean);
+        if state.started_ns == 0 || now.wrapping_sub(state.started_ns) >= TRUST_NS {
+            sweep(ep.as_raw_fd(), state, idle, now, fifo, conns);
+        }
+        self.stamp(state, conn);
+        Self::vouches(conn, now)
     }
 }
 
