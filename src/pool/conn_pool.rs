@@ -903,7 +903,7 @@ impl Inner {
     /// first and one waiter is woken to look (`Handed::Idle`); otherwise it goes to the
     /// oldest waiter (`Handed::Waiter`). Gives the conn back when no waiter still waits.
     #[inline(never)]
-    fn hand_over(&self, st: &mut State, conn: Conn) -> std::result::Result<Handed, Conn> {
+    fn hand_over(&self, st: &mut State, mut conn: Conn) -> std::result::Result<Handed, Conn> {
         let max_idle = self.opts.max_idle_conns;
         if self.overtake_open(st) && (max_idle == 0 || st.idle.len() < max_idle) {
             st.checked_out -= 1;
@@ -914,6 +914,8 @@ impl Inner {
                 went_idle: true,
             });
         }
+        // Stamped for the waiter, as a get stamps the conn it pops (`pop_idle`).
+        self.sweeper.stamp(&st.sweep, &mut conn);
         match hand_to_oldest_later(&mut st.waiters, Grant::Conn(conn, false)) {
             Ok(wake) => {
                 st.hits += 1;
@@ -999,8 +1001,8 @@ impl Inner {
         };
         let mut vouched = Sweeper::vouches(&conn, now);
         if !vouched && !conn.needs_peek() && conn.is_swept() {
-            // The sweep is due, or a put handed the conn over: sweep (if still due) and
-            // look again.
+            // The sweep that stamped it is 0.5 ms old (or none did): sweep, if that is
+            // still due, and look again.
             vouched = self.sweep_for(&mut conn, now);
         }
         let (ping_after, ping) = match ping {

@@ -16,12 +16,12 @@
 //!   sweep's suspect list. Checked-out conns are reported for their replies too (`EPOLLIN`),
 //!   so the list holds more than dead conns: a get that takes one of them peeks it.
 //!
-//! A get *stamps* the conn it takes from the idle list with the start of the last sweep,
-//! unless that sweep reported it (`Sweeper::stamp`, under the pool lock, no clock); outside
-//! the lock it reads the clock once: a conn stamped by a sweep that began less than
-//! `TRUST_NS` ago, and not marked suspect, is handed out without a peek. Otherwise (the
-//! sweep is due, or a put handed the conn over without the idle list) the get takes the
-//! lock again, sweeps if that is still due, and stamps the conn again
+//! A get *stamps* the conn it takes from the idle list (and a put the conn it hands to a
+//! waiting get) with the start of the last sweep, unless that sweep reported it
+//! (`Sweeper::stamp`, under the pool lock, no clock); outside the lock the get reads the
+//! clock once: a conn stamped by a sweep that began less than `TRUST_NS` ago, and not
+//! marked suspect, is handed out without a peek. Otherwise (the sweep is due) the get
+//! takes the lock again, sweeps if that is still due, and stamps the conn again
 //! (`Sweeper::sweep_for`); a conn still not vouched for is peeked as before. At most one
 //! sweep per `TRUST_NS` (2,000 a second) is paid for all the gets of the pool: a busy pool
 //! pays far less than one system call per get, a pool with one get per millisecond pays
@@ -117,10 +117,10 @@ impl Sweeper {
         conn.set_swept(rc == 0);
     }
 
-    /// As a get takes `conn` from the idle list (under the pool lock): stamps it with the
-    /// start of the last sweep, unless that sweep reported it (or there is none, or the
-    /// conn is not in the set). No clock, no system call: whether the stamp is recent
-    /// enough is judged outside the lock (`vouches`).
+    /// As a get takes `conn` from the idle list, or a put hands it to a waiting get (under
+    /// the pool lock): stamps it with the start of the last sweep, unless that sweep
+    /// reported it (or there is none, or the conn is not in the set). No clock, no system
+    /// call: whether the stamp is recent enough is judged outside the lock (`vouches`).
     #[inline]
     pub(crate) fn stamp(&self, state: &SweepState, conn: &mut Conn) {
         let at = if self.ep.is_some()
@@ -142,8 +142,8 @@ impl Sweeper {
         at != 0 && now.wrapping_sub(at) < TRUST_NS
     }
 
-    /// For a get whose conn no sweep vouches for (the last one is due, or a put handed the
-    /// conn over): under the pool lock, sweeps if the last sweep is still due (another get
+    /// For a get whose conn no sweep vouches for (the last one is due, or there is none):
+    /// under the pool lock, sweeps if the last sweep is still due (another get
     /// may have swept meanwhile), stamps the conn again and says whether it is vouched for
     /// now. `idle` is the idle list, `fifo` whether gets pop its front, `conns` the pool's
     /// conns (a bound on the events to read).
