@@ -698,7 +698,7 @@ impl Conn {
     /// Runs the Redis session set-up on a freshly dialed conn.
     /// With `ping`, an empty session still makes one round trip (a PING), so a refusal
     /// the server sends on accept (maxclients, NOAUTH) is seen at dial time. The reply
-    /// buffers go back to the thread afterwards: an idle conn holds none (see `ConnIo`).
+    /// buffers are freed afterwards: an idle conn holds none (see `ConnIo`).
     /// The read and write timeouts bound it, and `unbounded` stands for either when it is
     /// none: a set-up is part of a dial and must end. Its replies (HELLO's map, OK, PONG)
     /// are held to the default reply limits, not the pool's: limits set for data replies,
@@ -734,12 +734,14 @@ impl Conn {
         let cio = self
             .s
             .io
-            .get_or_insert_with(|| ConnIo::take(ReplyLimits::DEFAULT));
+            .get_or_insert_with(|| ConnIo::new(ReplyLimits::DEFAULT));
         cio.parser.set_limits(ReplyLimits::DEFAULT);
         let res = session.set_up(fd, &mut cio.parser, &mut cio.out, read, write, ping);
         cio.parser.set_limits(limits);
-        if res.is_ok() {
-            self.release_io();
+        // Freed, not kept as the thread's spare: set-ups run on dial threads, which come
+        // and go (a spare there would be 32 KiB per live dial thread, for one use per conn).
+        if res.is_ok() && cio.parser.is_clean() {
+            self.s.io = None;
         }
         self.s.resp3 = res.is_ok() && session.protocol == 3;
         res
