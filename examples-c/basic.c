@@ -13,7 +13,7 @@
  * address; the tests always pass the address of the throwaway server they started.
  *
  * Build and run it against a throwaway redis-server: ./scripts/example.sh
- * (README.md explains linking your own programs).
+ * (docs/install.md explains linking your own programs).
  */
 #include <inttypes.h>
 #include <stdio.h>

@@ -41,11 +41,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// The most redirects a caller may ask to follow.
-#define MAX_REDIRECTS_LIMIT 100
+// The version of this header (pool_version() gives the loaded library's).
+#define REDISPOOL_VERSION_MAJOR 0
+#define REDISPOOL_VERSION_MINOR 1
+#define REDISPOOL_VERSION_PATCH 0
+#define REDISPOOL_VERSION "0.1.0"
 
-// Hash slots in a Redis Cluster.
-#define SLOTS 16384
+// The longest URL pool_new_url and pool_cluster_new_url accept, in bytes (without the NUL).
+#define POOL_MAX_URL_LEN 8192
+
+// The most dial threads a pool runs, whatever `max_concurrent_dials` says.
+#define POOL_MAX_CONCURRENT_DIALS 1024
+
+// The largest `max_redirects` pool_cluster_options_t accepts.
+#define POOL_CLUSTER_MAX_REDIRECTS 100
+
+// The deepest nesting of aggregate replies (arrays in arrays ...) a reply may have.
+#define POOL_MAX_REPLY_DEPTH 512
 
 // Room for "host:port" with the longest DNS name (253) and port, and a NUL.
 #define POOL_CLUSTER_ADDR_MAX 264
@@ -95,25 +107,6 @@
 // A buffer of this many bytes always holds what pool_sentinel_master_addr writes (an
 // address of at most 261 characters and its NUL).
 #define POOL_SENTINEL_ADDR_LEN 272
-
-// `max_concurrent_dials` when 0: dial threads a pool runs at most by default.
-#define DEFAULT_MAX_CONCURRENT_DIALS 64
-
-// The most dial threads a pool runs, whatever `max_concurrent_dials` says: a large
-// `pool_size` or `min_idle_conns` is dialed by this many threads in turn.
-#define MAX_CONCURRENT_DIALS 1024
-
-// The longest host: a DNS name (RFC 1035).
-#define MAX_HOST_LEN 253
-
-// The longest "host:port": "[" host "]:" port.
-#define MAX_ADDR_LEN (((MAX_HOST_LEN + 2) + 1) + 5)
-
-// The deepest nesting of aggregates (attributes included) accepted.
-#define MAX_DEPTH 512
-
-// Longer URLs are refused before any parsing: a URL is configuration, not data.
-#define MAX_URL_LEN (8 * 1024)
 
 // A pooler: a connection pool (pool_new, pool_new_url), a single-conn pool
 // (pool_single_new) or a sticky pool (pool_sticky_new). Every pool_* function of the
@@ -251,7 +244,8 @@ struct pool_options {
   // much longer than this plus its turn (Go's sync.Mutex switches to hand-off after
   // 1 ms too). 0 = never: strict first come, first served; a put hands its conn
   // straight to the oldest waiting get, so with more threads than conns each get waits
-  // its turn and costs a context switch (about 10x slower; see docs/performance.md).
+  // its turn and costs a context switch (about 10x slower; see docs/performance.md and
+  // docs/behaviour.md, "Overtaking").
   int64_t overtake_window_ms;
   // The most string data one reply may hold, in bytes: bulk and simple strings, errors,
   // verbatim strings, big numbers and double texts, counted over the whole reply (nested
@@ -552,8 +546,16 @@ void pool_cancel_fire(const pool_cancel_t *cancel);
 // Frees the token. No call may be using it any more. NULL is fine.
 void pool_cancel_free(pool_cancel_t *cancel);
 
-// Fills `*opts` with the defaults (and its struct_size). NULL is ignored. Any thread.
+// Fills `*opts` with the defaults (and its struct_size), writing
+// sizeof(pool_cluster_options_t) of the library. NULL is ignored. Any thread. C code calls
+// it through the pool_cluster_options_init macro: pool_cluster_options_init_size with
+// its header's sizeof (see pool_options_init).
 void pool_cluster_options_init(pool_cluster_options_t *opts);
+
+// Fills the first `size` bytes of `*opts` (of the sizeof its header gives) with the
+// defaults, as pool_options_init_size. POOL_ERR_INVALID_ARG, writing nothing, for NULL or
+// a `size` below the first version's. Any thread.
+pool_status_t pool_cluster_options_init_size(pool_cluster_options_t *opts, size_t size);
 
 // Creates a cluster handle from `*opts` (strings are copied). Dials nothing: the slot
 // map is loaded by the first get (or pool_cluster_refresh), and each node's pool is made
@@ -857,9 +859,20 @@ pool_status_t pool_leaks(const pool_t *pool,
                          size_t *count_out,
                          pool_error_t *err_out);
 
-// Fills every field of `*opts` with its default, including `struct_size`. NULL is ignored.
-// Any thread; never blocks.
+// Fills every field of `*opts` with its default, including `struct_size`, writing
+// sizeof(pool_options_t) of the library. NULL is ignored. Any thread; never blocks.
+// C code calls it through the pool_options_init macro (at the end of this header), which
+// is pool_options_init_size with the sizeof its header gives, so a program built against
+// an older header is never written past its struct. Bindings that load the symbol
+// directly pin the struct's layout in their tests.
 void pool_options_init(pool_options_t *opts);
+
+// Fills the first `size` bytes of `*opts` (a pool_options_t of `size` bytes: the sizeof
+// of the header it was compiled with) with the defaults, `struct_size` set to what was
+// written (at most sizeof(pool_options_t)); nothing past `size` is written.
+// POOL_ERR_INVALID_ARG, writing nothing, for NULL or a `size` below the first version's.
+// `pool_options_init(opts)` is this with sizeof(pool_options_t). Any thread; never blocks.
+pool_status_t pool_options_init_size(pool_options_t *opts, size_t size);
 
 // Creates a connection pool from `*opts` (strings in it are copied). On success stores
 // the pool in `*pool_out`; release it with `pool_free`. Starts background dials when
@@ -1035,9 +1048,16 @@ void pool_free(pool_t *pool);
 // Pass only the root reply, once. Any thread.
 void pool_reply_free(pool_reply_t *reply);
 
-// Fills every field of `*sopts` with its default, including `struct_size`. NULL is
-// ignored. Any thread; never blocks.
+// Fills every field of `*sopts` with its default, including `struct_size`, writing
+// sizeof(pool_sentinel_options_t) of the library. NULL is ignored. Any thread; never
+// blocks. C code calls it through the pool_sentinel_options_init macro:
+// pool_sentinel_options_init_size with its header's sizeof (see pool_options_init).
 void pool_sentinel_options_init(pool_sentinel_options_t *sopts);
+
+// Fills the first `size` bytes of `*sopts` (of the sizeof its header gives) with the
+// defaults, as pool_options_init_size. POOL_ERR_INVALID_ARG, writing nothing, for NULL or
+// a `size` below the first version's. Any thread; never blocks.
+pool_status_t pool_sentinel_options_init_size(pool_sentinel_options_t *sopts, size_t size);
 
 // Creates a connection pool for the master that Redis Sentinel reports for
 // `sopts->master_name`, and that follows failovers.
@@ -1093,3 +1113,16 @@ const char *pool_status_str(pool_status_t status);
 #endif  // __cplusplus
 
 #endif  /* REDISPOOL_H */
+
+// The *_init functions through their sized twins: C code compiled against this header
+// passes the sizeof it knows, so a newer library never writes past an older program's
+// struct. The functions themselves stay, for bindings that load symbols;
+// `(pool_options_init)(o)` calls one. After the include guard, hence a guard of their own.
+#ifndef REDISPOOL_INIT_MACROS
+#define REDISPOOL_INIT_MACROS
+#define pool_options_init(opts) pool_options_init_size((opts), sizeof(pool_options_t))
+#define pool_cluster_options_init(opts) \
+  pool_cluster_options_init_size((opts), sizeof(pool_cluster_options_t))
+#define pool_sentinel_options_init(sopts) \
+  pool_sentinel_options_init_size((sopts), sizeof(pool_sentinel_options_t))
+#endif  /* REDISPOOL_INIT_MACROS */

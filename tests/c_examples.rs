@@ -414,3 +414,51 @@ fn hiredis_on_pooled_conns() {
     assert_eq!(field("hits") + field("misses"), 16000);
     assert!(field("min_uses_per_conn") >= 2, "{}", describe(&output));
 }
+
+/// The first C program of README.md, as printed there: the first ```c block
+/// under "## A first program in C".
+fn readme_c_program() -> String {
+    let readme = fs::read_to_string(common::repo_dir().join("README.md")).expect("read README.md");
+    let section = readme
+        .split_once("\n## A first program in C\n")
+        .unwrap_or_else(|| panic!("README.md has no \"## A first program in C\" section"))
+        .1;
+    let code = section
+        .split_once("```c\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .unwrap_or_else(|| panic!("no ```c block in README.md's first program section"))
+        .0;
+    format!("{code}\n")
+}
+
+/// The README's C program compiles (with the tests' warnings as errors) and does
+/// what the page says: INCR through a pooled conn, and a message on failure.
+#[test]
+fn readme_c_program_runs() {
+    let source = common::c_tests_dir().join("readme_first_program.c");
+    fs::write(&source, readme_c_program())
+        .unwrap_or_else(|e| panic!("write {}: {e}", source.display()));
+    let source = source.to_str().expect("UTF-8 path");
+    for link in [Link::Shared, Link::Static] {
+        let name = format!("readme-first-program-{link:?}").to_lowercase();
+        let exe = build_c(&name, &[source], link, &[]);
+        let redis = RedisServer::start();
+        let url = format!("redis://{}/0?pool_size=4", redis.addr());
+        for visits in 1..=2 {
+            let output = run(&exe, &[&url], &[], RUN_TIMEOUT);
+            assert_success(&output);
+            assert_eq!(
+                stdout_of(&output),
+                format!("visits: {visits}\n"),
+                "{}",
+                describe(&output)
+            );
+        }
+        let down = format!("redis://127.0.0.1:{}?dialer_retries=1", common::free_port());
+        let output = run(&exe, &[&down], &[], RUN_TIMEOUT);
+        assert!(!output.status.success(), "{}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("redispool: "), "{}", describe(&output));
+        assert!(stderr.contains("127.0.0.1:"), "{}", describe(&output));
+    }
+}

@@ -4,7 +4,7 @@
 //! temporary `redispool.pc` under `target/` points cgo's
 //! `#cgo pkg-config: redispool` at the build tree's header and library, as an
 //! install under a prefix would. `go_user_module` builds a program in a module
-//! outside the tree that depends on the binding by the README's steps (a
+//! outside the tree that depends on the binding by bindings/go/README.md's steps (a
 //! `replace`, then a `go work` workspace) and runs it against Redis.
 //!
 //! `go_cluster_and_sentinel` runs the binding's Cluster and Sentinel tests
@@ -340,7 +340,7 @@ fn go_cluster_and_sentinel() {
     }
 }
 
-/// A user's program: the README's example, run against the server at `argv[1]`.
+/// A user's program: the Go binding's usage example, run against the server at `argv[1]`.
 const USER_MAIN: &str = r#"package main
 
 import (
@@ -403,7 +403,7 @@ impl Drop for UserDir {
     }
 }
 
-/// The README's two ways to depend on the binding from a checkout, each in a
+/// bindings/go/README.md's two ways to depend on the binding from a checkout, each in a
 /// fresh module outside the tree: `go mod edit -require … -replace …`, and a
 /// `go work` workspace. Each builds the user's program and runs it against Redis.
 #[test]

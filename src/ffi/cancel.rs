@@ -4,13 +4,7 @@ use super::castable::{cancel_from_raw, cancel_into_raw, cancel_ref};
 use super::panic::ffi_boundary;
 use crate::pool::CancelToken;
 
-/// A cancellation token. Opaque.
-pub struct pool_cancel {
-    _opaque: [u8; 0],
-}
-
-/// See `struct pool_cancel`.
-pub type pool_cancel_t = pool_cancel;
+pub use super::handles::{pool_cancel, pool_cancel_t};
 
 /// A new, unfired token; release with pool_cancel_free. NULL only if memory ran out.
 #[unsafe(no_mangle)]

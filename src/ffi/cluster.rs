@@ -3,31 +3,24 @@
 use std::ffi::{CStr, CString, c_char};
 use std::sync::{Arc, OnceLock, Weak};
 
-use super::cancel::pool_cancel_t;
-use super::castable::{cancel_ref, cluster_bits, cluster_into_raw, conn_bits};
-use super::conn::pool_conn_t;
+use super::castable::{
+    Versioned, bytes_in, cancel_ref, cluster_bits, cluster_into_raw, conn_bits, copy_out, out_size,
+    read_versioned, write_versioned,
+};
 use super::conn_table::{self, Entry, TakeError};
-use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
+use super::error::{construct, fail, internal, invalid, pool_error_t, start_constructor, url_text};
 use super::handle_table::CLUSTERS;
+use super::handles::{ClusterNode, ClusterObj, PoolKind, PoolObj, pool_t};
+use super::handles::{pool_cancel_t, pool_conn_t};
 use super::options::{core_options_from_url, pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
-use super::pool::{ClusterNode, PoolKind, PoolObj, hand_out_owned, pool_t};
+use super::pool::hand_out_owned;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
 use crate::cluster::{Cluster, ClusterOptions, MAX_REDIRECTS_LIMIT, NodeInfo, slot};
 use crate::pool::{CancelToken, Conn, Error, Wait};
 
-/// A Redis Cluster: a slot map and one connection pool per node, created on demand with
-/// the same options. Opaque; thread-safe.
-pub struct pool_cluster {
-    _opaque: [u8; 0],
-}
-
-/// See `struct pool_cluster`.
-pub type pool_cluster_t = pool_cluster;
-
-/// What a `pool_cluster_t *` stands for (through `handle_table::CLUSTERS`).
-pub(crate) type ClusterObj = Cluster<PoolObj>;
+pub use super::handles::{pool_cluster, pool_cluster_t};
 
 /// Cluster options. Always start with `pool_cluster_options_init`, then change fields.
 #[repr(C)]
@@ -53,9 +46,12 @@ pub struct pool_cluster_options {
 /// See `struct pool_cluster_options`.
 pub type pool_cluster_options_t = pool_cluster_options;
 
-const MIN_CLUSTER_OPTIONS_SIZE: usize = size_of::<pool_cluster_options>();
-
-impl pool_cluster_options {
+// SAFETY: repr(C), struct_size first; every field is an integer or a pointer.
+unsafe impl Versioned for pool_cluster_options {
+    const NAME: &'static str = "pool_cluster_options_t";
+    const HINT: &'static str = "call pool_cluster_options_init first";
+    /// The first version is the whole struct.
+    const MIN_SIZE: usize = size_of::<pool_cluster_options>();
     fn defaults() -> Self {
         pool_cluster_options {
             struct_size: size_of::<pool_cluster_options>(),
@@ -95,6 +91,28 @@ pub struct pool_cluster_info {
 /// See `struct pool_cluster_info`.
 pub type pool_cluster_info_t = pool_cluster_info;
 
+// SAFETY: repr(C), struct_size first; every field is an integer.
+unsafe impl Versioned for pool_cluster_info {
+    const NAME: &'static str = "pool_cluster_info_t";
+    const HINT: &'static str = "set it to sizeof(pool_cluster_info_t) or 0";
+    /// The first version is the whole struct.
+    const MIN_SIZE: usize = size_of::<pool_cluster_info>();
+    fn defaults() -> Self {
+        pool_cluster_info {
+            struct_size: size_of::<pool_cluster_info>(),
+            refreshes: 0,
+            refresh_errors: 0,
+            moved: 0,
+            ask: 0,
+            retries: 0,
+            nodes: 0,
+            masters: 0,
+            slots_covered: 0,
+            reserved: 0,
+        }
+    }
+}
+
 /// Room for "host:port" with the longest DNS name (253) and port, and a NUL.
 pub const POOL_CLUSTER_ADDR_MAX: usize = 264;
 
@@ -112,13 +130,37 @@ pub struct pool_cluster_node {
 /// See `struct pool_cluster_node`.
 pub type pool_cluster_node_t = pool_cluster_node;
 
-/// Fills `*opts` with the defaults (and its struct_size). NULL is ignored. Any thread.
+/// Fills `*opts` with the defaults (and its struct_size), writing
+/// sizeof(pool_cluster_options_t) of the library. NULL is ignored. Any thread. C code calls
+/// it through the pool_cluster_options_init macro: pool_cluster_options_init_size with
+/// its header's sizeof (see pool_options_init).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_cluster_options_init(opts: *mut pool_cluster_options_t) {
     ffi_boundary!((), {
         if !opts.is_null() {
             // SAFETY: the caller passes a writable struct (checked non-NULL).
-            unsafe { opts.write(pool_cluster_options::defaults()) };
+            let size = size_of::<pool_cluster_options>();
+            let _ = unsafe { write_versioned(pool_cluster_options::defaults(), opts, size) };
+        }
+    })
+}
+
+/// Fills the first `size` bytes of `*opts` (of the sizeof its header gives) with the
+/// defaults, as pool_options_init_size. POOL_ERR_INVALID_ARG, writing nothing, for NULL or
+/// a `size` below the first version's. Any thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_cluster_options_init_size(
+    opts: *mut pool_cluster_options_t,
+    size: usize,
+) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        if opts.is_null() {
+            return POOL_ERR_INVALID_ARG;
+        }
+        // SAFETY: the caller's struct is writable for `size` bytes per the header.
+        match unsafe { write_versioned(pool_cluster_options::defaults(), opts, size) } {
+            Ok(_) => POOL_OK,
+            Err(_) => POOL_ERR_INVALID_ARG,
         }
     })
 }
@@ -215,15 +257,8 @@ unsafe fn publish(
 /// `o` is non-NULL and points to a pool_cluster_options_t of its struct_size; its pointers
 /// follow the header's contract.
 unsafe fn read_cluster_options(o: *const pool_cluster_options_t) -> Result<ClusterOptions, Error> {
-    // SAFETY: non-NULL per contract; struct_size is the first field.
-    let size = unsafe { (*o).struct_size };
-    if size < MIN_CLUSTER_OPTIONS_SIZE {
-        return Err(Error::invalid(format!(
-            "struct_size: {size} is smaller than any pool_cluster_options_t; call pool_cluster_options_init first"
-        )));
-    }
-    // SAFETY: at least the first version's fields are readable (checked above).
-    let o = unsafe { &*o };
+    // SAFETY: per contract.
+    let o = unsafe { read_versioned(o) }.map_err(Error::invalid)?;
     if o.seeds_len > 0 && o.seeds.is_null() {
         return Err(Error::invalid(format!(
             "seeds: NULL with seeds_len {}",
@@ -308,16 +343,20 @@ pub unsafe extern "C" fn pool_cluster_new(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_cluster_new"), {
-        // SAFETY: `cluster_out` is NULL or writable per the header.
-        if let Err(code) = unsafe {
-            start_constructor(cluster_out, "cluster_out", opts.is_null(), "opts", err_out)
-        } {
-            return code;
+        // SAFETY: non-NULL (checked by `construct`), per the header a
+        // pool_cluster_options_t.
+        let make = |opts| unsafe { read_cluster_options(opts) }.and_then(create);
+        // SAFETY: `cluster_out` is NULL or writable per the header; `construct` checked it
+        // non-NULL before `publish`.
+        unsafe {
+            construct(
+                (cluster_out, "cluster_out"),
+                (opts, "opts"),
+                err_out,
+                make,
+                |c, out, e| publish(Ok(c), out, e),
+            )
         }
-        // SAFETY: non-NULL, per the header a pool_cluster_options_t.
-        let created = unsafe { read_cluster_options(opts) }.and_then(create);
-        // SAFETY: checked non-NULL above.
-        unsafe { publish(created, cluster_out, err_out) }
     })
 }
 
@@ -334,33 +373,38 @@ pub unsafe extern "C" fn pool_cluster_new_url(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_cluster_new_url"), {
-        // SAFETY: `cluster_out` is NULL or writable per the header.
-        if let Err(code) =
-            unsafe { start_constructor(cluster_out, "cluster_out", url.is_null(), "url", err_out) }
-        {
-            return code;
+        // SAFETY: a non-NULL url (checked by `construct`) is NUL-terminated per the header.
+        let make = |url| {
+            unsafe { url_text(url) }
+                .and_then(crate::redis::url::parse_cluster_url)
+                .and_then(|cu| {
+                    let mut opts = ClusterOptions::new(cu.seeds, core_options_from_url(&cu.base)?);
+                    if let Some(n) = cu.max_redirects {
+                        opts.max_redirects = n as u32;
+                    }
+                    match cu.refresh_min_interval {
+                        Some(crate::redis::url::UrlDuration::Millis(ms)) => {
+                            opts.refresh_min_interval = std::time::Duration::from_millis(ms as u64)
+                        }
+                        Some(crate::redis::url::UrlDuration::Disabled) => {
+                            opts.refresh_min_interval = std::time::Duration::ZERO
+                        }
+                        None => {}
+                    }
+                    create(opts)
+                })
+        };
+        // SAFETY: `cluster_out` is NULL or writable per the header; `construct` checked it
+        // non-NULL before `publish`.
+        unsafe {
+            construct(
+                (cluster_out, "cluster_out"),
+                (url, "url"),
+                err_out,
+                make,
+                |c, out, e| publish(Ok(c), out, e),
+            )
         }
-        // SAFETY: a non-NULL url is NUL-terminated per the header.
-        let created = unsafe { url_text(url) }
-            .and_then(crate::redis::url::parse_cluster_url)
-            .and_then(|cu| {
-                let mut opts = ClusterOptions::new(cu.seeds, core_options_from_url(&cu.base)?);
-                if let Some(n) = cu.max_redirects {
-                    opts.max_redirects = n as u32;
-                }
-                match cu.refresh_min_interval {
-                    Some(crate::redis::url::UrlDuration::Millis(ms)) => {
-                        opts.refresh_min_interval = std::time::Duration::from_millis(ms as u64)
-                    }
-                    Some(crate::redis::url::UrlDuration::Disabled) => {
-                        opts.refresh_min_interval = std::time::Duration::ZERO
-                    }
-                    None => {}
-                }
-                create(opts)
-            });
-        // SAFETY: checked non-NULL above.
-        unsafe { publish(created, cluster_out, err_out) }
     })
 }
 
@@ -439,7 +483,7 @@ pub unsafe extern "C" fn pool_cluster_key_slot(key: *const c_char, keylen: usize
             return -1;
         }
         // SAFETY: per the header, `key` is readable for `keylen` bytes.
-        let key = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), keylen) };
+        let key = unsafe { bytes_in(key, keylen) };
         i32::from(slot::key_slot(key))
     })
 }
@@ -634,22 +678,6 @@ pub unsafe extern "C" fn pool_cluster_node_pool(
     })
 }
 
-/// Copies `s` and a NUL into `buf` of `cap` bytes; false when it does not fit.
-///
-/// # Safety
-/// `buf` is writable for `cap` bytes.
-unsafe fn copy_out(s: &str, buf: *mut c_char, cap: usize) -> bool {
-    if s.len() >= cap {
-        return false;
-    }
-    // SAFETY: s.len() + 1 <= cap bytes are writable per contract.
-    unsafe {
-        std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast::<u8>(), s.len());
-        *buf.add(s.len()) = 0;
-    }
-    true
-}
-
 /// The node ("host:port") a conn from pool_cluster_get* (or a node pool) is connected to,
 /// copied with a NUL into `buf` of `cap` bytes (POOL_CLUSTER_ADDR_MAX is always enough).
 /// POOL_ERR_INVALID_ARG for NULLs, a conn that is not checked out or not a cluster conn, or
@@ -752,11 +780,7 @@ pub unsafe extern "C" fn pool_cluster_info(
             return POOL_ERR_INVALID_ARG;
         }
         // SAFETY: non-NULL; struct_size is the first field.
-        let size = match unsafe { (*info_out).struct_size } {
-            0 => size_of::<pool_cluster_info>(),
-            n if n < 2 * size_of::<usize>() => return POOL_ERR_INVALID_ARG,
-            n => n.min(size_of::<pool_cluster_info>()),
-        };
+        let size = unsafe { out_size(info_out) };
         let s = c.cluster_stats();
         let info = pool_cluster_info {
             struct_size: size,
@@ -770,16 +794,11 @@ pub unsafe extern "C" fn pool_cluster_info(
             slots_covered: s.slots_covered,
             reserved: 0,
         };
-        // SAFETY: the caller's struct is writable for its struct_size, and `size` is no
-        // more than that.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                (&info as *const pool_cluster_info).cast::<u8>(),
-                info_out.cast::<u8>(),
-                size,
-            )
-        };
-        POOL_OK
+        // SAFETY: the caller's struct is writable for its struct_size (`size`).
+        match unsafe { write_versioned(info, info_out, size) } {
+            Ok(_) => POOL_OK,
+            Err(_) => POOL_ERR_INVALID_ARG,
+        }
     })
 }
 

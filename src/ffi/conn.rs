@@ -4,7 +4,7 @@ use std::any::Any;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::time::{Duration, Instant};
 
-use super::castable::conn_bits;
+use super::castable::{bytes_in, conn_bits};
 use super::conn_table;
 use super::error::{fail, internal, invalid, pool_error_t};
 use super::panic::ffi_boundary;
@@ -15,14 +15,7 @@ use crate::pool::Error;
 use crate::redis::io;
 use crate::redis::resp::Reply;
 
-/// One checked-out connection. Opaque: the handle is not a memory address, so a stale
-/// handle (after put/remove) is detected by every function instead of dereferenced.
-pub struct pool_conn {
-    _opaque: [u8; 0],
-}
-
-/// See `struct pool_conn`.
-pub type pool_conn_t = pool_conn;
+pub use super::handles::{pool_conn, pool_conn_t};
 
 /// A destructor for userdata: of a conn (pool_conn_set_userdata) or of a dialer
 /// (pool_options_t.dialer_userdata_free).
@@ -276,7 +269,7 @@ unsafe fn command_impl(
             } else {
                 // SAFETY: per the header `argvlen` has `argc` entries and argv[i] is
                 // readable for argvlen[i] bytes.
-                unsafe { std::slice::from_raw_parts(p.cast::<u8>(), *argvlen.add(i)) }
+                unsafe { bytes_in(p, *argvlen.add(i)) }
             };
             args.push(arg);
         }
@@ -434,7 +427,7 @@ pub unsafe extern "C" fn pool_conn_pipeline(
                 } else {
                     // SAFETY: per the header `argvlens[i]` has `argcs[i]` entries and
                     // argvs[i][j] is readable for argvlens[i][j] bytes.
-                    unsafe { std::slice::from_raw_parts(p.cast::<u8>(), *lens.add(j)) }
+                    unsafe { bytes_in(p, *lens.add(j)) }
                 };
                 flat.push(arg);
             }

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use self::sync::{AtomicU32, AtomicU64};
 
-use super::pool::PoolObj;
+use super::handles::PoolObj;
 use crate::pool::Conn;
 
 /// The atomics of the free list, its links and the fresh-index counter: loom's under

@@ -84,6 +84,33 @@ pub(crate) unsafe fn start_constructor<T>(
     Ok(())
 }
 
+/// The whole of a constructor (pool_new, pool_new_url, pool_cluster_new,
+/// pool_cluster_new_url, pool_sentinel_new): the prologue of `start_constructor` (`*out`
+/// cleared, a NULL `out` or `input` named), then `make` on the non-NULL `input`, then
+/// `publish` hands what it made to the caller through `out` (non-NULL by then); an error of
+/// `make` is reported through `err_out`.
+///
+/// # Safety
+/// `out` is NULL or writable; `make` receives `input` checked non-NULL, nothing more.
+pub(crate) unsafe fn construct<I, T, O>(
+    (out, out_name): (*mut *mut T, &str),
+    (input, input_name): (*const I, &str),
+    err_out: *mut pool_error_t,
+    make: impl FnOnce(*const I) -> Result<O, Error>,
+    publish: impl FnOnce(O, *mut *mut T, *mut pool_error_t) -> pool_status_t,
+) -> pool_status_t {
+    // SAFETY: per contract.
+    if let Err(code) =
+        unsafe { start_constructor(out, out_name, input.is_null(), input_name, err_out) }
+    {
+        return code;
+    }
+    match make(input) {
+        Ok(made) => publish(made, out, err_out),
+        Err(e) => fail(err_out, &e),
+    }
+}
+
 /// A URL argument as text.
 ///
 /// # Safety

@@ -34,10 +34,9 @@ use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::cluster::ClusterObj;
 use super::conn_table::sync::{AtomicU32, AtomicU64};
 use super::conn_table::{Chunks, FreeList, fresh_index};
-use super::pool::PoolObj;
+use super::handles::{ClusterObj, PoolObj};
 
 const CHUNK_LEN: usize = 1 << 6;
 const INDEX_BITS: u32 = 20;
@@ -265,7 +264,7 @@ impl<T> Table<T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::ffi::pool::{PoolKind, PoolObj};
+    use crate::ffi::handles::{PoolKind, PoolObj};
     use crate::pool::{ConnPool, Dialer, Options};
 
     fn obj() -> Arc<PoolObj> {

@@ -8,6 +8,8 @@
 mod castable;
 pub(crate) mod conn_table;
 mod handle_table;
+mod handles;
+pub mod limits;
 mod panic;
 
 pub mod cancel;

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::castable::{Versioned, read_versioned, write_versioned};
 use super::conn::pool_free_fn;
+use super::status::{POOL_ERR_INTERNAL, POOL_ERR_INVALID_ARG, POOL_OK, pool_status_t};
 use crate::pool::{Dialer, Error, Options, Result, Wait, default_pool_size};
 use crate::redis::resp::ReplyLimits;
 use crate::redis::url::{UrlConfig, UrlDuration, UrlWait};
@@ -128,7 +130,8 @@ pub struct pool_options {
     /// much longer than this plus its turn (Go's sync.Mutex switches to hand-off after
     /// 1 ms too). 0 = never: strict first come, first served; a put hands its conn
     /// straight to the oldest waiting get, so with more threads than conns each get waits
-    /// its turn and costs a context switch (about 10x slower; see docs/performance.md).
+    /// its turn and costs a context switch (about 10x slower; see docs/performance.md and
+    /// docs/behaviour.md, "Overtaking").
     pub overtake_window_ms: i64,
     /// The most string data one reply may hold, in bytes: bulk and simple strings, errors,
     /// verbatim strings, big numbers and double texts, counted over the whole reply (nested
@@ -196,24 +199,70 @@ impl pool_options {
     }
 }
 
-/// The first version's fields end at `write_timeout_ms`.
-pub(crate) const MIN_OPTIONS_SIZE: usize =
-    std::mem::offset_of!(pool_options, write_timeout_ms) + size_of::<i64>();
+// SAFETY: repr(C), struct_size first; every field is an integer, a pointer or an
+// Option<fn> except `pool_fifo`, a bool, which `fix_bytes` normalises.
+unsafe impl Versioned for pool_options {
+    const NAME: &'static str = "pool_options_t";
+    const HINT: &'static str = "call pool_options_init first";
+    /// The first version's fields end at `write_timeout_ms`.
+    const MIN_SIZE: usize = std::mem::offset_of!(pool_options, write_timeout_ms) + size_of::<i64>();
+    fn defaults() -> Self {
+        pool_options::defaults()
+    }
+    unsafe fn fix_bytes(base: *mut u8, n: usize) {
+        let at = std::mem::offset_of!(pool_options, pool_fifo);
+        if at < n {
+            // SAFETY: byte `at` of the struct was copied (at < n), so it is initialised;
+            // a C bool byte other than 0/1 would be an invalid Rust bool.
+            unsafe {
+                let fifo = base.add(at);
+                *fifo = u8::from(*fifo != 0);
+            }
+        }
+    }
+}
 
 fn clamp_i32(n: usize) -> i32 {
     n.min(i32::MAX as usize) as i32
 }
 
-/// Fills every field of `*opts` with its default, including `struct_size`. NULL is ignored.
-/// Any thread; never blocks.
+/// Fills every field of `*opts` with its default, including `struct_size`, writing
+/// sizeof(pool_options_t) of the library. NULL is ignored. Any thread; never blocks.
+/// C code calls it through the pool_options_init macro (at the end of this header), which
+/// is pool_options_init_size with the sizeof its header gives, so a program built against
+/// an older header is never written past its struct. Bindings that load the symbol
+/// directly pin the struct's layout in their tests.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_options_init(opts: *mut pool_options_t) {
     super::panic::ffi_boundary!((), {
-        if opts.is_null() {
-            return;
+        if !opts.is_null() {
+            // SAFETY: the caller passes a writable pool_options_t (checked non-NULL).
+            let _ = unsafe {
+                write_versioned(pool_options::defaults(), opts, size_of::<pool_options>())
+            };
         }
-        // SAFETY: the caller passes a writable pool_options_t (checked non-NULL).
-        unsafe { opts.write(pool_options::defaults()) };
+    })
+}
+
+/// Fills the first `size` bytes of `*opts` (a pool_options_t of `size` bytes: the sizeof
+/// of the header it was compiled with) with the defaults, `struct_size` set to what was
+/// written (at most sizeof(pool_options_t)); nothing past `size` is written.
+/// POOL_ERR_INVALID_ARG, writing nothing, for NULL or a `size` below the first version's.
+/// `pool_options_init(opts)` is this with sizeof(pool_options_t). Any thread; never blocks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_options_init_size(
+    opts: *mut pool_options_t,
+    size: usize,
+) -> pool_status_t {
+    super::panic::ffi_boundary!(POOL_ERR_INTERNAL, {
+        if opts.is_null() {
+            return POOL_ERR_INVALID_ARG;
+        }
+        // SAFETY: the caller's struct is writable for `size` bytes per the header.
+        match unsafe { write_versioned(pool_options::defaults(), opts, size) } {
+            Ok(_) => POOL_OK,
+            Err(_) => POOL_ERR_INVALID_ARG,
+        }
     })
 }
 
@@ -222,25 +271,8 @@ pub unsafe extern "C" fn pool_options_init(opts: *mut pool_options_t) {
 /// # Safety
 /// `opts` is non-NULL and points to at least `struct_size` readable bytes.
 pub(crate) unsafe fn read_options(opts: *const pool_options_t) -> Result<pool_options> {
-    // SAFETY: non-NULL per contract; struct_size is the first field of every version.
-    let size = unsafe { (*opts).struct_size };
-    if size < MIN_OPTIONS_SIZE {
-        return Err(Error::invalid(format!(
-            "struct_size: {size} is smaller than any pool_options_t; call pool_options_init first"
-        )));
-    }
-    let mut out = std::mem::MaybeUninit::new(pool_options::defaults());
-    let n = size.min(size_of::<pool_options>());
-    let base = out.as_mut_ptr().cast::<u8>();
-    // SAFETY: both regions are valid for n bytes (n <= either size) and do not overlap.
-    // Every field is plain data except `pool_fifo`: a C bool byte other than 0/1 would be an
-    // invalid Rust bool, so that byte is normalised before the struct is read.
-    unsafe {
-        std::ptr::copy_nonoverlapping(opts.cast::<u8>(), base, n);
-        let fifo = base.add(std::mem::offset_of!(pool_options, pool_fifo));
-        *fifo = u8::from(*fifo != 0);
-        Ok(out.assume_init())
-    }
+    // SAFETY: per contract.
+    unsafe { read_versioned(opts) }.map_err(Error::invalid)
 }
 
 /// A C string option, or None for NULL.

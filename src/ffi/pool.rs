@@ -2,163 +2,24 @@
 
 use std::ffi::{CStr, c_char};
 use std::mem::ManuallyDrop;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 
-use super::cancel::pool_cancel_t;
 use super::castable::{conn_bits, conn_from_bits, pool_bits, pool_into_raw};
-use super::cluster::ClusterObj;
-use super::conn::pool_conn_t;
 use super::conn_table::{self, Entry, TakeError};
-use super::error::{fail, internal, invalid, pool_error_t, start_constructor, url_text};
+use super::error::{construct, fail, internal, invalid, pool_error_t, url_text};
 use super::handle_table;
-use super::options::{core_options_from_url, pool_options_t, read_options, to_core_owning};
+use super::handles::{PoolKind, PoolObj, pool_cancel_t, pool_conn_t};
+use super::options::{
+    UserdataOwner, core_options_from_url, pool_options_t, read_options, to_core_owning,
+};
 use super::panic::ffi_boundary;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
-use crate::cluster::NodePool;
 use crate::pool::{
-    CancelToken, Conn, ConnPool, Error, Pooler, Rejected, SingleConnPool, Stats, StickyConnPool,
-    Wait,
+    CancelToken, Conn, ConnPool, Error, Pooler, SingleConnPool, StickyConnPool, Wait,
 };
 
-/// A pooler: a connection pool (pool_new, pool_new_url), a single-conn pool
-/// (pool_single_new) or a sticky pool (pool_sticky_new). Every pool_* function of the
-/// Pooler interface works on all three. Opaque.
-pub struct pool {
-    _opaque: [u8; 0],
-}
-
-/// See `struct pool`.
-pub type pool_t = pool;
-
-/// What a `pool_t *` stands for (through `handle_table::POOLS`).
-pub(crate) struct PoolObj {
-    kind: PoolKind,
-}
-
-impl PoolObj {
-    pub(crate) fn new(kind: PoolKind) -> PoolObj {
-        PoolObj { kind }
-    }
-
-    pub(crate) fn kind(&self) -> &PoolKind {
-        &self.kind
-    }
-}
-
-/// The poolers a `pool_t *` can be.
-pub(crate) enum PoolKind {
-    Conn(ConnPool),
-    Single(SingleConnPool),
-    Sticky(StickyConnPool),
-    /// The pool of one node of a cluster (pool_cluster_node_pool): owned by the cluster.
-    Node(ClusterNode),
-}
-
-/// A cluster node's pool, and the way back to its cluster (for MOVED / ASK).
-pub(crate) struct ClusterNode {
-    pub(crate) pool: ConnPool,
-    /// "host:port".
-    pub(crate) addr: String,
-    pub(crate) cluster: Weak<ClusterObj>,
-    /// The cluster's handle (as an integer), set when it is handed out; it stays valid
-    /// after pool_cluster_free for giving back the conns of this node.
-    pub(crate) cluster_handle: Arc<OnceLock<u64>>,
-}
-
-impl NodePool for PoolObj {
-    fn conn_pool(&self) -> &ConnPool {
-        match &self.kind {
-            PoolKind::Node(n) => &n.pool,
-            PoolKind::Conn(p) => p,
-            // The cluster only ever makes Node objects (see pool_cluster_new).
-            PoolKind::Single(_) | PoolKind::Sticky(_) => unreachable!("not a cluster node"),
-        }
-    }
-}
-
-impl PoolObj {
-    pub(crate) fn pooler(&self) -> &dyn Pooler {
-        match &self.kind {
-            PoolKind::Conn(p) => p,
-            PoolKind::Single(p) => p,
-            PoolKind::Sticky(p) => p,
-            PoolKind::Node(n) => &n.pool,
-        }
-    }
-
-    /// The cluster of a node pool.
-    pub(crate) fn cluster(&self) -> Option<(&Weak<ClusterObj>, &str)> {
-        match &self.kind {
-            PoolKind::Node(n) => Some((&n.cluster, &n.addr)),
-            _ => None,
-        }
-    }
-
-    /// The handle of the cluster of a node pool.
-    pub(crate) fn cluster_handle(&self) -> Option<u64> {
-        match &self.kind {
-            PoolKind::Node(n) => n.cluster_handle.get().copied(),
-            _ => None,
-        }
-    }
-
-    /// Whether a conn checked out through `owner` may come back through `self`: the same
-    /// handle, or another handle of the same sticky pool.
-    fn accepts(&self, owner: &PoolObj) -> bool {
-        if std::ptr::eq(self, owner) {
-            return true;
-        }
-        match (&self.kind, &owner.kind) {
-            (PoolKind::Sticky(a), PoolKind::Sticky(b)) => a.same_pool(b),
-            _ => false,
-        }
-    }
-}
-
-/// Children (single and sticky pools) hold their parent's object, which keeps it alive
-/// after the caller's pool_free of the parent.
-impl Pooler for PoolObj {
-    fn get_with(&self, wait: Wait, cancel: Option<&CancelToken>) -> crate::pool::Result<Conn> {
-        self.pooler().get_with(wait, cancel)
-    }
-    fn try_get(&self) -> crate::pool::Result<Conn> {
-        self.pooler().try_get()
-    }
-    fn put(&self, conn: Conn) -> Result<(), Rejected> {
-        self.pooler().put(conn)
-    }
-    fn remove(&self, conn: Conn, reason: Option<&str>) -> Result<(), Rejected> {
-        self.pooler().remove(conn, reason)
-    }
-    fn new_conn(&self) -> crate::pool::Result<Conn> {
-        self.pooler().new_conn()
-    }
-    fn close_conn(&self, conn: Conn) -> Result<(), Rejected> {
-        self.pooler().close_conn(conn)
-    }
-    fn len(&self) -> usize {
-        self.pooler().len()
-    }
-    fn idle_len(&self) -> usize {
-        self.pooler().idle_len()
-    }
-    fn stats(&self) -> Stats {
-        self.pooler().stats()
-    }
-    fn close(&self) -> crate::pool::Result<()> {
-        self.pooler().close()
-    }
-    fn pool_timeout(&self) -> Wait {
-        self.pooler().pool_timeout()
-    }
-    fn notify_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
-        self.pooler().notify_fd()
-    }
-    fn leaks(&self) -> Option<Vec<(u64, std::time::Duration)>> {
-        self.pooler().leaks()
-    }
-}
+pub use super::handles::{pool, pool_t};
 
 /// After a panic inside a call on `p`, the pool is closed (its state can no longer be trusted).
 fn close_after_panic(p: *const pool_t) {
@@ -239,31 +100,35 @@ pub unsafe extern "C" fn pool_new(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_new"), {
-        // SAFETY: `pool_out` is NULL or writable per the header.
-        if let Err(code) =
-            unsafe { start_constructor(pool_out, "pool_out", opts.is_null(), "opts", err_out) }
-        {
-            return code;
-        }
-        let mut owner = None;
-        // SAFETY: `opts` is non-NULL and points to a pool_options_t of its struct_size.
-        let created = unsafe { read_options(opts) }
+        let make = |opts| {
+            // SAFETY: `opts` is non-NULL and points to a pool_options_t of its struct_size.
+            let o = unsafe { read_options(opts) }?;
             // SAFETY: strings in the caller's options are NULL or NUL-terminated.
-            .and_then(|o| unsafe { to_core_owning(&o) })
-            .and_then(|(core, o)| {
-                owner = o;
-                ConnPool::new(core)
-            });
-        // SAFETY: checked non-NULL above.
-        let status = unsafe { publish(created, pool_out, err_out) };
-        // The pool exists (and nothing of it can be dropped before this thread returns
-        // its handle): it now owns `dialer_userdata`.
-        if status == POOL_OK
-            && let Some(owner) = owner
-        {
-            owner.arm();
+            let (core, owner) = unsafe { to_core_owning(&o) }?;
+            Ok((ConnPool::new(core)?, owner))
+        };
+        let publish = |(pool, owner): (_, Option<UserdataOwner>), out, err_out| {
+            // SAFETY: `construct` checked `out` non-NULL.
+            let status = unsafe { publish(Ok(pool), out, err_out) };
+            // The pool exists (and nothing of it can be dropped before this thread
+            // returns its handle): it now owns `dialer_userdata`.
+            if status == POOL_OK
+                && let Some(owner) = owner
+            {
+                owner.arm();
+            }
+            status
+        };
+        // SAFETY: `pool_out` is NULL or writable per the header.
+        unsafe {
+            construct(
+                (pool_out, "pool_out"),
+                (opts, "opts"),
+                err_out,
+                make,
+                publish,
+            )
         }
-        status
     })
 }
 
@@ -291,19 +156,24 @@ pub unsafe extern "C" fn pool_new_url(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_new_url"), {
-        // SAFETY: `pool_out` is NULL or writable per the header.
-        if let Err(code) =
-            unsafe { start_constructor(pool_out, "pool_out", url.is_null(), "url", err_out) }
-        {
-            return code;
+        let make = |url| {
+            // SAFETY: a non-NULL url is NUL-terminated per the header.
+            unsafe { url_text(url) }
+                .and_then(crate::redis::url::parse_url)
+                .and_then(|cfg| core_options_from_url(&cfg))
+                .and_then(ConnPool::new)
+        };
+        // SAFETY: `pool_out` is NULL or writable per the header; `construct` checked it
+        // non-NULL before `publish`.
+        unsafe {
+            construct(
+                (pool_out, "pool_out"),
+                (url, "url"),
+                err_out,
+                make,
+                |p, out, e| publish(Ok(p), out, e),
+            )
         }
-        // SAFETY: a non-NULL url is NUL-terminated per the header.
-        let created = unsafe { url_text(url) }
-            .and_then(crate::redis::url::parse_url)
-            .and_then(|cfg| core_options_from_url(&cfg))
-            .and_then(ConnPool::new);
-        // SAFETY: checked non-NULL above.
-        unsafe { publish(created, pool_out, err_out) }
     })
 }
 
@@ -415,8 +285,8 @@ pub unsafe extern "C" fn pool_sticky_reset(sticky: *mut pool_t) -> pool_status_t
 /// on one thread costs what it did before), else a new one taken through `handle_table::POOLS`,
 /// which refuses a freed handle even while pool_free runs. Taking a new count at every get and dropping it at every put
 /// cost two atomic read-modify-writes on a cache line every thread of the pool writes:
-/// about 5 ns of a 55 ns Get+Put on one thread, 20 ns at 8 threads (README, "What the hot
-/// path does"). A get that succeeds moves the count into the conn's handle-table entry
+/// about 5 ns of a 55 ns Get+Put on one thread, 20 ns at 8 threads (docs/design-hot-path.md,
+/// "Pool count"). A get that succeeds moves the count into the conn's handle-table entry
 /// (`into_owner`), which keeps the pool alive for a put after pool_free. Any other call
 /// gives it back where it came from when it ends: parked again, or dropped, so a call
 /// never changes which pool this thread has parked (a pool_stats of another pool between

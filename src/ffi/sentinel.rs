@@ -5,10 +5,12 @@ use std::ffi::{CStr, c_char};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::{fail, internal, invalid, pool_error_t, start_constructor};
+use super::castable::{Versioned, read_versioned, write_versioned};
+use super::error::{construct, fail, internal, invalid, pool_error_t};
+use super::handles::{PoolKind, pool_t};
 use super::options::{pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
-use super::pool::{PoolKind, pool_t, publish_conn_pool};
+use super::pool::publish_conn_pool;
 use super::status::*;
 use crate::pool::{ConnPool, Dialer, Error, Result};
 use crate::sentinel::{
@@ -52,7 +54,13 @@ pub struct pool_sentinel_options {
 
 pub type pool_sentinel_options_t = pool_sentinel_options;
 
-impl pool_sentinel_options {
+// SAFETY: repr(C), struct_size first; every field is an integer or a pointer.
+unsafe impl Versioned for pool_sentinel_options {
+    const NAME: &'static str = "pool_sentinel_options_t";
+    const HINT: &'static str = "call pool_sentinel_options_init first";
+    /// The first version's fields end at `poll_interval_ms`.
+    const MIN_SIZE: usize =
+        std::mem::offset_of!(pool_sentinel_options, poll_interval_ms) + size_of::<i64>();
     fn defaults() -> Self {
         pool_sentinel_options {
             struct_size: size_of::<pool_sentinel_options>(),
@@ -66,20 +74,39 @@ impl pool_sentinel_options {
     }
 }
 
-/// The first version's fields end at `poll_interval_ms`.
-const MIN_SENTINEL_OPTIONS_SIZE: usize =
-    std::mem::offset_of!(pool_sentinel_options, poll_interval_ms) + size_of::<i64>();
-
-/// Fills every field of `*sopts` with its default, including `struct_size`. NULL is
-/// ignored. Any thread; never blocks.
+/// Fills every field of `*sopts` with its default, including `struct_size`, writing
+/// sizeof(pool_sentinel_options_t) of the library. NULL is ignored. Any thread; never
+/// blocks. C code calls it through the pool_sentinel_options_init macro:
+/// pool_sentinel_options_init_size with its header's sizeof (see pool_options_init).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_sentinel_options_init(sopts: *mut pool_sentinel_options_t) {
     ffi_boundary!((), {
         if sopts.is_null() {
             return;
         }
+        let size = size_of::<pool_sentinel_options>();
         // SAFETY: the caller passes a writable pool_sentinel_options_t (checked non-NULL).
-        unsafe { sopts.write(pool_sentinel_options::defaults()) };
+        let _ = unsafe { write_versioned(pool_sentinel_options::defaults(), sopts, size) };
+    })
+}
+
+/// Fills the first `size` bytes of `*sopts` (of the sizeof its header gives) with the
+/// defaults, as pool_options_init_size. POOL_ERR_INVALID_ARG, writing nothing, for NULL or
+/// a `size` below the first version's. Any thread; never blocks.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_sentinel_options_init_size(
+    sopts: *mut pool_sentinel_options_t,
+    size: usize,
+) -> pool_status_t {
+    ffi_boundary!(POOL_ERR_INTERNAL, {
+        if sopts.is_null() {
+            return POOL_ERR_INVALID_ARG;
+        }
+        // SAFETY: the caller's struct is writable for `size` bytes per the header.
+        match unsafe { write_versioned(pool_sentinel_options::defaults(), sopts, size) } {
+            Ok(_) => POOL_OK,
+            Err(_) => POOL_ERR_INVALID_ARG,
+        }
     })
 }
 
@@ -106,24 +133,8 @@ unsafe fn opt_str(p: *const c_char, field: &str) -> Result<Option<String>> {
 /// `sopts` is non-NULL, readable for its `struct_size`, and its pointers are as the header
 /// says.
 unsafe fn read_sentinel_options(sopts: *const pool_sentinel_options_t) -> Result<SentinelConfig> {
-    // SAFETY: non-NULL per contract; struct_size is the first field of every version.
-    let size = unsafe { (*sopts).struct_size };
-    if size < MIN_SENTINEL_OPTIONS_SIZE {
-        return Err(Error::invalid(format!(
-            "struct_size: {size} is smaller than any pool_sentinel_options_t; call pool_sentinel_options_init first"
-        )));
-    }
-    let mut o = pool_sentinel_options::defaults();
-    let n = size.min(size_of::<pool_sentinel_options>());
-    // SAFETY: both regions are valid for n bytes and do not overlap; every field is plain
-    // data (pointers and integers), valid for any bit pattern.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            sopts.cast::<u8>(),
-            (&mut o as *mut pool_sentinel_options).cast::<u8>(),
-            n,
-        )
-    };
+    // SAFETY: per contract.
+    let o = unsafe { read_versioned(sopts) }.map_err(Error::invalid)?;
     // SAFETY: per contract, for every string below.
     let name = unsafe { opt_str(o.master_name, "master_name") }?
         .ok_or_else(|| Error::invalid("master_name: NULL or empty"))?;
@@ -203,25 +214,17 @@ pub unsafe extern "C" fn pool_sentinel_new(
     err_out: *mut pool_error_t,
 ) -> pool_status_t {
     ffi_boundary!(internal(err_out, "pool_sentinel_new"), {
-        // SAFETY: `pool_out` is NULL or writable per the header.
-        if let Err(code) =
-            unsafe { start_constructor(pool_out, "pool_out", sopts.is_null(), "sopts", err_out) }
-        {
-            return code;
-        }
-        // SAFETY: `sopts` is non-NULL and as the header describes.
-        let cfg = match unsafe { read_sentinel_options(sopts) } {
-            Ok(c) => c,
-            Err(e) => return fail(err_out, &e),
-        };
-        let node = if node_opts.is_null() {
-            Ok(pool_options::defaults())
-        } else {
-            // SAFETY: `node_opts` is non-NULL and points to a pool_options_t of its
-            // struct_size.
-            unsafe { read_options(node_opts) }
-        };
-        let created = node.and_then(|mut o| {
+        let make = |sopts| {
+            // SAFETY: `sopts` is non-NULL (checked by `construct`) and as the header
+            // describes.
+            let cfg = unsafe { read_sentinel_options(sopts) }?;
+            let mut o = if node_opts.is_null() {
+                pool_options::defaults()
+            } else {
+                // SAFETY: `node_opts` is non-NULL and points to a pool_options_t of its
+                // struct_size.
+                unsafe { read_options(node_opts) }?
+            };
             if !o.addr.is_null() {
                 return Err(Error::invalid(
                     "node_opts.addr: must be NULL for a sentinel pool (the sentinels name the master)",
@@ -242,9 +245,18 @@ pub unsafe extern "C" fn pool_sentinel_new(
             let state = SentinelState::new(cfg)?;
             opts.dialer = Dialer::Sentinel(Arc::new(state));
             ConnPool::new(opts)
-        });
-        // SAFETY: checked non-NULL above.
-        unsafe { publish_conn_pool(created, pool_out, err_out) }
+        };
+        // SAFETY: `pool_out` is NULL or writable per the header; `construct` checked it
+        // non-NULL before `publish_conn_pool`.
+        unsafe {
+            construct(
+                (pool_out, "pool_out"),
+                (sopts, "sopts"),
+                err_out,
+                make,
+                |p, out, e| publish_conn_pool(Ok(p), out, e),
+            )
+        }
     })
 }
 

@@ -2,6 +2,7 @@
 
 use std::mem::offset_of;
 
+use super::castable::{Versioned, out_size, write_versioned};
 use super::status::{POOL_ERR_INVALID_ARG, POOL_OK, pool_status_t};
 use crate::pool::Stats;
 
@@ -67,8 +68,16 @@ pub type pool_stats_t = pool_stats;
 // bytes would be undefined): 8 + 6*8 + 4*4 + 4*8 + 4*4 + 2*8.
 const _: () = assert!(size_of::<pool_stats>() == 136);
 
-/// The first version's fields end at `pending_requests`.
-const MIN_STATS_SIZE: usize = offset_of!(pool_stats, pending_requests) + size_of::<u32>();
+// SAFETY: repr(C), struct_size first; every field is an integer.
+unsafe impl Versioned for pool_stats {
+    const NAME: &'static str = "pool_stats_t";
+    const HINT: &'static str = "set it to sizeof(pool_stats_t) or 0";
+    /// The first version's fields end at `pending_requests`.
+    const MIN_SIZE: usize = offset_of!(pool_stats, pending_requests) + size_of::<u32>();
+    fn defaults() -> Self {
+        snapshot(&Stats::default(), size_of::<pool_stats>())
+    }
+}
 
 /// # Safety
 /// `out` is NULL or writable for its `struct_size` bytes (0 meaning the full struct).
@@ -76,14 +85,17 @@ pub(crate) unsafe fn write_stats(s: &Stats, out: *mut pool_stats_t) -> pool_stat
     if out.is_null() {
         return POOL_ERR_INVALID_ARG;
     }
-    // SAFETY: non-NULL; struct_size is the first field of every version.
-    let asked = unsafe { (*out).struct_size };
-    let full = size_of::<pool_stats>();
-    let n = if asked == 0 { full } else { asked.min(full) };
-    if n < MIN_STATS_SIZE {
-        return POOL_ERR_INVALID_ARG;
+    // SAFETY: non-NULL; writable for its struct_size per contract.
+    let size = unsafe { out_size(out) };
+    // SAFETY: as above.
+    match unsafe { write_versioned(snapshot(s, size), out, size) } {
+        Ok(_) => POOL_OK,
+        Err(_) => POOL_ERR_INVALID_ARG,
     }
-    let snapshot = pool_stats {
+}
+
+fn snapshot(s: &Stats, n: usize) -> pool_stats {
+    pool_stats {
         struct_size: n,
         hits: s.hits,
         misses: s.misses,
@@ -105,14 +117,5 @@ pub(crate) unsafe fn write_stats(s: &Stats, out: *mut pool_stats_t) -> pool_stat
         in_use_conns: s.in_use_conns,
         late_returns: s.late_returns,
         reset_conns: s.reset_conns,
-    };
-    // SAFETY: `out` is writable for n bytes and `snapshot` readable for n <= its size.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            (&snapshot as *const pool_stats).cast::<u8>(),
-            out.cast::<u8>(),
-            n,
-        )
-    };
-    POOL_OK
+    }
 }

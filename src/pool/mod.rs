@@ -1,7 +1,7 @@
 //! The pool core: plain safe Rust, knowing nothing of C.
 //!
 //! Names follow go-redis `internal/pool` (turn, idle list, stale, sticky) so that
-//! `reference/go-redis-pool.md` maps onto the code.
+//! its source maps onto the code; docs/behaviour.md says where this pool differs.
 
 mod cancel;
 mod clock;

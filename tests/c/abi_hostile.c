@@ -57,7 +57,7 @@ static uint64_t g_other_conn_id;
 
 /* Long strings, made once in main. */
 static char *g_long_reason; /* 1 MiB of 'r' */
-static char *g_url_8k;      /* a valid URL of exactly MAX_URL_LEN bytes */
+static char *g_url_8k;      /* a valid URL of exactly POOL_MAX_URL_LEN bytes */
 static char *g_url_8k1;     /* the same, one byte longer */
 static char *g_url_1m;      /* 1 MiB */
 static char *g_addr_1m;     /* "aaaa...:6379", 1 MiB */
@@ -553,6 +553,83 @@ static int64_t options_init_over_garbage(void)
            o.pool_size > 0 && o.pool_timeout_ms == 6000 && o.dial_timeout_ms == 5000 &&
            o.protocol == 2 && !o.pool_fifo && o.pool_size == clean.pool_size &&
            o.min_idle_conns == 0 && o.leak_detection_threshold_ms == 0;
+}
+
+/* The first published pool_options_t ends at write_timeout_ms: what a program built
+ * against the oldest header has. */
+#define OPTIONS_V1_SIZE (offsetof(pool_options_t, write_timeout_ms) + sizeof(int64_t))
+
+/* An "older header" caller: a struct of `size` bytes followed by a guard region. The
+ * *_init_size function writes its bytes (struct_size = min(size, sizeof)) and not one
+ * byte past them; a size below the first version's writes nothing. Returns the status,
+ * -1 if a guard byte changed. */
+#define GUARDED_INIT(fn, type, size)                                                         \
+    do {                                                                                     \
+        union {                                                                              \
+            type o;                                                                          \
+            unsigned char bytes[sizeof(type) + 64];                                          \
+        } u_;                                                                                \
+        size_t size_ = (size);                                                               \
+        memset(&u_, 0xAB, sizeof u_);                                                        \
+        pool_status_t rc_ = fn(&u_.o, size_);                                                \
+        size_t limit_ = size_ < sizeof(type) ? size_ : sizeof(type);                         \
+        if (rc_ != POOL_OK)                                                                  \
+            limit_ = 0;                                                                      \
+        for (size_t i_ = limit_; i_ < sizeof u_.bytes; i_++)                                 \
+            if (u_.bytes[i_] != 0xAB) {                                                      \
+                CHECK(!#fn " wrote past the caller's struct_size");                          \
+                fprintf(stderr, "  (size %zu: byte %zu written)\n", size_, i_);              \
+                return -1;                                                                   \
+            }                                                                                \
+        if (rc_ == POOL_OK && !CHECK_EQ(u_.o.struct_size, limit_))                           \
+            return -1;                                                                       \
+        return rc_;                                                                          \
+    } while (0)
+
+static int64_t options_init_sized(size_t size)
+{
+    GUARDED_INIT(pool_options_init_size, pool_options_t, size);
+}
+
+static int64_t cluster_options_init_sized(size_t size)
+{
+    GUARDED_INIT(pool_cluster_options_init_size, pool_cluster_options_t, size);
+}
+
+static int64_t sentinel_options_init_sized(size_t size)
+{
+    GUARDED_INIT(pool_sentinel_options_init_size, pool_sentinel_options_t, size);
+}
+
+/* An older program's options on the heap, exactly the first version's bytes (ASan and
+ * valgrind see any byte read or written past them): filled by pool_options_init_size,
+ * defaults kept for the fields it lacks, accepted by pool_new. */
+static int64_t options_v1_heap(pool_error_t *err)
+{
+    pool_options_t *o = malloc(OPTIONS_V1_SIZE);
+    if (o == NULL)
+        return -1;
+    pool_status_t rc = pool_options_init_size(o, OPTIONS_V1_SIZE);
+    if (rc == POOL_OK && o->struct_size == OPTIONS_V1_SIZE) {
+        o->addr = "127.0.0.1:1";
+        pool_t *p = NULL;
+        rc = pool_new(o, &p, err);
+        pool_free(p);
+    } else if (rc == POOL_OK) {
+        rc = -1;
+    }
+    free(o);
+    return rc;
+}
+
+/* The function behind the pool_options_init macro is still exported, and fills a whole
+ * struct of this header. */
+static int64_t options_init_symbol(void)
+{
+    pool_options_t o;
+    memset(&o, 0xA5, sizeof o);
+    (pool_options_init)(&o);
+    return o.struct_size == sizeof o && o.addr == NULL && o.pool_timeout_ms == 6000;
 }
 
 /* 1000 tokens made, fired twice and freed: none NULL. Returns how many were NULL. */
@@ -1255,6 +1332,22 @@ typedef struct hcase {
     X(init_null, "pool_options_init", "NULL", FX_NONE, 0, NULL, 0, (pool_options_init(NULL), 0)) \
     X(init_garbage, "pool_options_init", "a struct full of garbage", FX_NONE, 1, NULL, 0,      \
       options_init_over_garbage())                                                             \
+    X(init_symbol, "pool_options_init", "the symbol behind the macro", FX_NONE, 1, NULL, 0,    \
+      options_init_symbol())                                                                   \
+    X(init_size_null, "pool_options_init_size", "NULL", FX_NONE, INV, NULL, 0,                 \
+      pool_options_init_size(NULL, sizeof(pool_options_t)))                                    \
+    X(init_size0, "pool_options_init_size", "size 0: nothing written", FX_NONE, INV, NULL, 0,  \
+      options_init_sized(0))                                                                   \
+    X(init_size_short, "pool_options_init_size", "one byte short of the first version",       \
+      FX_NONE, INV, NULL, 0, options_init_sized(OPTIONS_V1_SIZE - 1))                          \
+    X(init_size_v1, "pool_options_init_size", "an older header: only its bytes written",      \
+      FX_NONE, POOL_OK, NULL, 0, options_init_sized(OPTIONS_V1_SIZE))                          \
+    X(init_size_odd, "pool_options_init_size", "a size between two fields", FX_NONE, POOL_OK,  \
+      NULL, 0, options_init_sized(OPTIONS_V1_SIZE + 3))                                        \
+    X(init_size_max, "pool_options_init_size", "SIZE_MAX: a later header, sizeof written",    \
+      FX_NONE, POOL_OK, NULL, 0, options_init_sized(SIZE_MAX))                                 \
+    X(init_v1_heap, "pool_options_init_size", "a first-version struct on the heap, to pool_new", \
+      FX_NONE, POOL_OK, NULL, F_ERR, options_v1_heap(err))                                     \
     X(cancel_churn, "pool_cancel_new", "1000 tokens made, fired twice, freed", FX_NONE, 0,     \
       NULL, 0, cancel_churn())                                                                 \
     X(cancel_fire_null, "pool_cancel_fire", "NULL", FX_NONE, 0, NULL, 0,                       \
@@ -1823,6 +1916,12 @@ typedef struct hcase {
 #define CLUSTER_CASES(X)                                                                        \
     X(cl_init_null, "pool_cluster_options_init", "NULL", FX_NONE, 0, NULL, 0,                   \
       (pool_cluster_options_init(NULL), 0))                                                     \
+    X(cl_init_size_null, "pool_cluster_options_init_size", "NULL", FX_NONE, INV, NULL, 0,       \
+      pool_cluster_options_init_size(NULL, sizeof(pool_cluster_options_t)))                     \
+    X(cl_init_size_short, "pool_cluster_options_init_size", "one byte short: nothing written",  \
+      FX_NONE, INV, NULL, 0, cluster_options_init_sized(sizeof(pool_cluster_options_t) - 1))    \
+    X(cl_init_size_max, "pool_cluster_options_init_size", "SIZE_MAX: sizeof written", FX_NONE,  \
+      POOL_OK, NULL, 0, cluster_options_init_sized(SIZE_MAX))                                   \
     X(cl_new_null, "pool_cluster_new", "opts NULL", FX_NONE, INV, "opts", F_ERR,                \
       pool_cluster_new(NULL, &(pool_cluster_t *){NULL}, err))                                   \
     X(cl_new_out_null, "pool_cluster_new", "cluster_out NULL", FX_NONE, INV, "cluster_out",     \
@@ -1948,6 +2047,12 @@ typedef struct hcase {
 #define SENTINEL_CASES(X)                                                                       \
     X(sn_init_null, "pool_sentinel_options_init", "NULL", FX_NONE, 0, NULL, 0,                  \
       (pool_sentinel_options_init(NULL), 0))                                                    \
+    X(sn_init_size_null, "pool_sentinel_options_init_size", "NULL", FX_NONE, INV, NULL, 0,      \
+      pool_sentinel_options_init_size(NULL, sizeof(pool_sentinel_options_t)))                   \
+    X(sn_init_size_short, "pool_sentinel_options_init_size", "one byte short: nothing written", \
+      FX_NONE, INV, NULL, 0, sentinel_options_init_sized(sizeof(pool_sentinel_options_t) - 1))  \
+    X(sn_init_size_exact, "pool_sentinel_options_init_size", "its sizeof: all of it written",   \
+      FX_NONE, POOL_OK, NULL, 0, sentinel_options_init_sized(sizeof(pool_sentinel_options_t)))  \
     X(sn_new_null, "pool_sentinel_new", "sopts NULL", FX_NONE, INV, "sopts", F_ERR,             \
       pool_sentinel_new(NULL, NULL, &(pool_t *){NULL}, err))                                    \
     X(sn_new_out_null, "pool_sentinel_new", "pool_out NULL", FX_NONE, INV, "pool_out", F_ERR,   \
@@ -2352,8 +2457,8 @@ int main(int argc, char **argv)
         return rc;
 
     g_long_reason = filled(1 << 20, 'r');
-    g_url_8k = url_of_length(MAX_URL_LEN);
-    g_url_8k1 = url_of_length(MAX_URL_LEN + 1);
+    g_url_8k = url_of_length(POOL_MAX_URL_LEN);
+    g_url_8k1 = url_of_length(POOL_MAX_URL_LEN + 1);
     g_url_1m = url_of_length(1 << 20);
     g_addr_1m = filled(1 << 20, 'a');
     memcpy(g_addr_1m + (1 << 20) - 5, ":6379", 5);
