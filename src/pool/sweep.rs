@@ -258,3 +258,96 @@ fn to_pop_end(idle: &mut VecDeque<Conn>, fifo: bool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    use socket2::Socket;
+
+    use super::*;
+
+    /// Conns 1..=n on socketpairs, all in `sweeper`'s set; the peers (the "server" ends).
+    fn conns(sweeper: &Sweeper, n: u64) -> (Vec<Conn>, Vec<UnixStream>) {
+        let mut conns = Vec::new();
+        let mut peers = Vec::new();
+        for id in 1..=n {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            let mut c = Conn::new(Socket::from(ours), id, 1, u64::MAX, true, 0);
+            sweeper.register(&mut c);
+            assert!(c.is_swept());
+            conns.push(c);
+            peers.push(theirs);
+        }
+        (conns, peers)
+    }
+
+    fn ids(idle: &VecDeque<Conn>) -> Vec<u64> {
+        idle.iter().map(Conn::id).collect()
+    }
+
+    #[test]
+    fn a_sweep_marks_idle_conns_and_moves_them_to_the_pop_end() {
+        for fifo in [false, true] {
+            let sweeper = Sweeper::new();
+            assert!(sweeper.is_on());
+            let (all, mut peers) = conns(&sweeper, 6);
+            let mut idle: VecDeque<Conn> = all.into_iter().collect();
+            // The get's own conn (id 6) was popped: checked out during the sweep.
+            let mut taken = idle.pop_back().unwrap();
+            // Closed by the server: idle 2 and 4, and the checked-out 6; bytes nobody
+            // asked for on idle 3.
+            drop(peers.remove(5));
+            drop(peers.remove(3));
+            drop(peers.remove(1));
+            peers[1].write_all(b"+late\r\n").unwrap();
+            let mut state = SweepState::default();
+            let now = crate::pool::clock::now_ns();
+            assert!(!sweeper.sweep_for(&mut state, &mut idle, &mut taken, now, fifo, 6));
+            assert_eq!(
+                taken.swept_at(),
+                0,
+                "reported while checked out: not vouched"
+            );
+            assert_eq!(state.suspects, vec![6]);
+            assert_eq!(state.started_ns, now);
+            let order = ids(&idle);
+            let (marked, clean): (Vec<u64>, Vec<u64>) = if fifo {
+                (order[..3].to_vec(), order[3..].to_vec())
+            } else {
+                (order[2..].to_vec(), order[..2].to_vec())
+            };
+            let mut marked_sorted = marked.clone();
+            marked_sorted.sort_unstable();
+            assert_eq!(marked_sorted, vec![2, 3, 4], "fifo {fifo}: {order:?}");
+            assert_eq!(clean, vec![1, 5], "fifo {fifo}: healthy order kept");
+            for c in &idle {
+                assert_eq!(c.needs_peek(), marked.contains(&c.id()), "conn {}", c.id());
+            }
+            // A healthy conn taken now is vouched for by that sweep, without a new one.
+            let mut healthy = if fifo {
+                idle.pop_back().unwrap()
+            } else {
+                idle.pop_front().unwrap()
+            };
+            sweeper.stamp(&state, &mut healthy);
+            assert_eq!(healthy.swept_at(), now);
+            assert!(Sweeper::vouches(&healthy, now + TRUST_NS - 1));
+            assert!(!Sweeper::vouches(&healthy, now + TRUST_NS));
+        }
+    }
+
+    #[test]
+    fn a_conn_outside_the_set_is_never_vouched_for() {
+        let sweeper = Sweeper::new();
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let mut c = Conn::new(Socket::from(ours), 1, 1, u64::MAX, true, 0);
+        let mut state = SweepState::default();
+        let mut idle = VecDeque::new();
+        let now = crate::pool::clock::now_ns();
+        assert!(!sweeper.sweep_for(&mut state, &mut idle, &mut c, now, false, 1));
+        assert_eq!(c.swept_at(), 0);
+        assert_ne!(state.started_ns, 0, "the sweep ran");
+    }
+}
