@@ -102,9 +102,9 @@ struct ConnState {
     /// Why the stream must be looked at before it is trusted, as `PEEK_*` bits; 0 on the
     /// hot path. One byte, so the get's health check tests it as it tested one flag.
     peek: u8,
-    /// It joined its pool's epoll set (`sweep::Sweeper::register`): sweeps answer for it.
+    /// It joined its pool's epoll set (`sweep::SweepState::register`): sweeps answer for it.
     swept: bool,
-    /// When the sweep that vouches for it began (`sweep::Sweeper::stamp`, by the get that
+    /// When the sweep that vouches for it began (`sweep::SweepState::stamp`, by the get that
     /// took it), in `clock::now_ns()` time; 0 = none. Cleared when it is handed out.
     swept_at: u64,
     /// How the session differs from the one the pool set up, as `SESSION_*` bits, tracked
@@ -369,7 +369,7 @@ impl Conn {
         self.s.swept = swept;
     }
 
-    /// When the sweep that vouches for it began; 0 = none (`sweep::Sweeper::stamp`).
+    /// When the sweep that vouches for it began; 0 = none (`sweep::SweepState::stamp`).
     #[inline]
     pub(crate) fn swept_at(&self) -> u64 {
         self.s.swept_at

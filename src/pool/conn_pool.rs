@@ -33,7 +33,7 @@ use super::notify::Notifier;
 use super::options::{Options, Wait};
 use super::pooler::{Pooler, Rejected};
 use super::stats::{Counters, Stats};
-use super::sweep::{SweepState, Sweeper};
+use super::sweep::SweepState;
 use super::waiter::{
     Grant, Outcome, Waiter, Wake, hand_to_oldest, hand_to_oldest_later, wait_or_withdraw,
 };
@@ -122,8 +122,6 @@ struct Inner {
     retired: AtomicU64,
     /// `opts.overtake_window` in ns; 0 = strict first come, first served.
     overtake_ns: u64,
-    /// The epoll set whose sweeps vouch for idle conns (`sweep`).
-    sweeper: Sweeper,
 }
 
 /// Where `Inner::hand_over` put a conn; dropping it wakes the waiter concerned (do that
@@ -181,7 +179,7 @@ struct State {
     hits: u64,
     /// User data of conns closed on library threads, dropped on the next user call.
     deferred_userdata: Vec<Box<dyn Any + Send>>,
-    /// What the last health sweep found.
+    /// The epoll set whose sweeps vouch for idle conns, and what the last one found.
     sweep: SweepState,
 }
 
@@ -573,7 +571,7 @@ impl ConnPool {
     /// closed when they come back. A second close returns `Error::Closed`.
     pub fn close(&self) -> Result<()> {
         let inner = self.inner();
-        let (idle, deferred) = {
+        let (idle, deferred, sweep_fd) = {
             let mut st = inner.state.lock();
             if st.closed {
                 return Err(Error::Closed);
@@ -598,12 +596,14 @@ impl ConnPool {
             (
                 std::mem::take(&mut st.idle),
                 std::mem::take(&mut st.deferred_userdata),
+                st.sweep.close(),
             )
         };
         // Dials in flight end now: their connects and set-up reads are woken.
         inner.in_flight.close();
         inner.notify.signal();
         drop(idle);
+        drop(sweep_fd);
         drop(deferred);
         Ok(())
     }
@@ -683,6 +683,11 @@ impl Inner {
             leaks: opts_leaks,
             state: Mutex::new(State {
                 closed,
+                sweep: if closed {
+                    SweepState::default()
+                } else {
+                    SweepState::new()
+                },
                 ..State::default()
             }),
             sleep_lock: std::sync::Mutex::new(()),
@@ -694,7 +699,6 @@ impl Inner {
             epoch: AtomicU64::new(0),
             retired: AtomicU64::new(0),
             overtake_ns: opts_overtake_ns,
-            sweeper: Sweeper::new(),
         }
     }
 
@@ -894,7 +898,7 @@ impl Inner {
         }?;
         st.checked_out += 1;
         st.hits += 1;
-        self.sweeper.stamp(&st.sweep, &mut conn);
+        st.sweep.stamp(&mut conn);
         Some(conn)
     }
 
@@ -915,7 +919,7 @@ impl Inner {
             });
         }
         // Stamped for the waiter, as a get stamps the conn it pops (`pop_idle`).
-        self.sweeper.stamp(&st.sweep, &mut conn);
+        st.sweep.stamp(&mut conn);
         match hand_to_oldest_later(&mut st.waiters, Grant::Conn(conn, false)) {
             Ok(wake) => {
                 st.hits += 1;
@@ -993,13 +997,9 @@ impl Inner {
     /// stays with the caller. `ping`: the get's wait and its (start, deadline), read from
     /// the clock here if the get has not yet (None: no PING check, as for `try_get`).
     fn check_health(&self, mut conn: Conn, ping: Option<(Wait, &mut Began)>) -> Option<Conn> {
-        // With a sweeper, the precise clock: a sweep vouches for 0.5 ms.
-        let now = if self.sweeper.is_on() {
-            clock::now_ns()
-        } else {
-            self.limits.now()
-        };
-        let mut vouched = Sweeper::vouches(&conn, now);
+        // The precise clock: a sweep vouches for 0.5 ms.
+        let now = clock::now_ns();
+        let mut vouched = SweepState::vouches(&conn, now);
         if !vouched && !conn.needs_peek() && conn.is_swept() {
             // The sweep that stamped it is 0.5 ms old (or none did): sweep, if that is
             // still due, and look again.
@@ -1034,20 +1034,14 @@ impl Inner {
         }
     }
 
-    /// Sweeps if the last sweep is due and stamps `conn` again (`sweep::Sweeper::sweep_for`).
+    /// Sweeps if the last sweep is due and stamps `conn` again (`sweep::SweepState::sweep_for`).
     #[cold]
     fn sweep_for(&self, conn: &mut Conn, now: u64) -> bool {
         let mut st = self.state.lock();
         let st = &mut *st;
         let conns = st.total();
-        self.sweeper.sweep_for(
-            &mut st.sweep,
-            &mut st.idle,
-            conn,
-            now,
-            self.opts.pool_fifo,
-            conns,
-        )
+        st.sweep
+            .sweep_for(&mut st.idle, conn, now, self.opts.pool_fifo, conns)
     }
 
     /// The bound of a get's PING check (on top of the conn's read timeout): the get's own
@@ -1624,7 +1618,7 @@ impl Inner {
             self.opts.close_on_readonly || matches!(self.opts.dialer, Dialer::Sentinel(_));
         conn.set_failover_state(epoch, close_on_readonly);
         if pooled {
-            self.sweeper.register(&mut conn);
+            self.state.lock().sweep.register(&mut conn);
         }
         conn
     }

@@ -2,7 +2,8 @@
 //! get does not pay a `recv(MSG_PEEK)` of its own (go-redis's `connCheck` costs one
 //! system call per get, most of an uncontended get's time).
 //!
-//! Each pool has one epoll set. Every pooled conn joins it once, right after it is dialed
+//! Each pool has one epoll set (kept under the pool lock, closed by `close`). Every pooled
+//! conn joins it once, right after it is dialed
 //! (`EPOLL_CTL_ADD`, level-triggered, `EPOLLIN | EPOLLRDHUP`; `EPOLLHUP` and `EPOLLERR`
 //! always count), keyed by its conn id; the kernel drops it when the socket is closed, so
 //! leaving costs nothing. A *sweep* is one `epoll_wait` with timeout 0, run under the pool
@@ -18,11 +19,11 @@
 //!
 //! A get *stamps* the conn it takes from the idle list (and a put the conn it hands to a
 //! waiting get) with the start of the last sweep, unless that sweep reported it
-//! (`Sweeper::stamp`, under the pool lock, no clock); outside the lock the get reads the
+//! (`SweepState::stamp`, under the pool lock, no clock); outside the lock the get reads the
 //! clock once: a conn stamped by a sweep that began less than `TRUST_NS` ago, and not
 //! marked suspect, is handed out without a peek. Otherwise (the sweep is due) the get
 //! takes the lock again, sweeps if that is still due, and stamps the conn again
-//! (`Sweeper::sweep_for`); a conn still not vouched for is peeked as before. At most one
+//! (`SweepState::sweep_for`); a conn still not vouched for is peeked as before. At most one
 //! sweep per `TRUST_NS` (2,000 a second) is paid for all the gets of the pool: a busy pool
 //! pays far less than one system call per get, a pool with one get per millisecond pays
 //! what it paid before.
@@ -64,41 +65,38 @@ pub(crate) const TRUST_NS: u64 = 500_000;
 /// Events read per `epoll_wait` call (on the stack: 64 x 12 bytes).
 const BATCH: usize = 64;
 
-/// A pool's epoll set; None when it could not be made (every get then peeks).
-pub(crate) struct Sweeper {
-    ep: Option<OwnedFd>,
-}
-
-/// What the last sweep found, kept under the pool lock.
+/// A pool's epoll set and what its last sweep found, kept under the pool lock (so that
+/// closing the pool closes the set, and no dial can add a conn to a closed fd).
 #[derive(Default)]
 pub(crate) struct SweepState {
+    /// None when it could not be made, or the pool is closed: every get then peeks.
+    ep: Option<OwnedFd>,
     /// `clock::now_ns()` read just before the last complete sweep; 0 = none yet.
     started_ns: u64,
     /// Ids of the conns that sweep reported while they were not idle, sorted.
     suspects: Vec<u64>,
 }
 
-impl Default for Sweeper {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Sweeper {
-    pub(crate) fn new() -> Sweeper {
+impl SweepState {
+    /// With a new epoll set (without one if it cannot be made).
+    pub(crate) fn new() -> SweepState {
         // SAFETY: plain syscall; a non-negative result is a new fd we own.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         let ep = (fd >= 0).then(|| {
             // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
             unsafe { OwnedFd::from_raw_fd(fd) }
         });
-        Sweeper { ep }
+        SweepState {
+            ep,
+            ..SweepState::default()
+        }
     }
 
-    /// Whether the pool has an epoll set (else every get peeks).
-    #[inline]
-    pub(crate) fn is_on(&self) -> bool {
-        self.ep.is_some()
+    /// The pool closed: its epoll set goes (the caller drops it outside the lock); later
+    /// conns join none.
+    pub(crate) fn close(&mut self) -> Option<OwnedFd> {
+        self.started_ns = 0;
+        self.ep.take()
     }
 
     /// Adds a new pooled conn to the set, once, before anyone gets it. A conn that cannot
@@ -122,12 +120,12 @@ impl Sweeper {
     /// reported it (or there is none, or the conn is not in the set). No clock, no system
     /// call: whether the stamp is recent enough is judged outside the lock (`vouches`).
     #[inline]
-    pub(crate) fn stamp(&self, state: &SweepState, conn: &mut Conn) {
-        let at = if self.ep.is_some()
-            && conn.is_swept()
-            && (state.suspects.is_empty() || state.suspects.binary_search(&conn.id()).is_err())
+    pub(crate) fn stamp(&self, conn: &mut Conn) {
+        let at = if conn.is_swept()
+            && self.ep.is_some()
+            && (self.suspects.is_empty() || self.suspects.binary_search(&conn.id()).is_err())
         {
-            state.started_ns
+            self.started_ns
         } else {
             0
         };
@@ -143,26 +141,26 @@ impl Sweeper {
     }
 
     /// For a get whose conn no sweep vouches for (the last one is due, or there is none):
-    /// under the pool lock, sweeps if the last sweep is still due (another get
-    /// may have swept meanwhile), stamps the conn again and says whether it is vouched for
-    /// now. `idle` is the idle list, `fifo` whether gets pop its front, `conns` the pool's
-    /// conns (a bound on the events to read).
+    /// under the pool lock, sweeps if the last sweep is still due (another get may have
+    /// swept meanwhile), stamps the conn again and says whether it is vouched for now.
+    /// `idle` is the idle list, `fifo` whether gets pop its front, `conns` the pool's conns
+    /// (a bound on the events to read).
     pub(crate) fn sweep_for(
-        &self,
-        state: &mut SweepState,
+        &mut self,
         idle: &mut VecDeque<Conn>,
         conn: &mut Conn,
         now: u64,
         fifo: bool,
         conns: usize,
     ) -> bool {
-        let Some(ep) = &self.ep else {
+        let Some(ep) = self.ep.as_ref().map(AsRawFd::as_raw_fd) else {
+            conn.set_swept_at(0);
             return false;
         };
-        if state.started_ns == 0 || now.wrapping_sub(state.started_ns) >= TRUST_NS {
-            sweep(ep.as_raw_fd(), state, idle, now, fifo, conns);
+        if self.started_ns == 0 || now.wrapping_sub(self.started_ns) >= TRUST_NS {
+            sweep(ep, self, idle, now, fifo, conns);
         }
-        self.stamp(state, conn);
+        self.stamp(conn);
         Self::vouches(conn, now)
     }
 }
@@ -269,7 +267,7 @@ mod tests {
     use super::*;
 
     /// Conns 1..=n on socketpairs, all in `sweeper`'s set; the peers (the "server" ends).
-    fn conns(sweeper: &Sweeper, n: u64) -> (Vec<Conn>, Vec<UnixStream>) {
+    fn conns(sweeper: &SweepState, n: u64) -> (Vec<Conn>, Vec<UnixStream>) {
         let mut conns = Vec::new();
         let mut peers = Vec::new();
         for id in 1..=n {
@@ -290,9 +288,9 @@ mod tests {
     #[test]
     fn a_sweep_marks_idle_conns_and_moves_them_to_the_pop_end() {
         for fifo in [false, true] {
-            let sweeper = Sweeper::new();
-            assert!(sweeper.is_on());
-            let (all, mut peers) = conns(&sweeper, 6);
+            let mut state = SweepState::new();
+            assert!(state.ep.is_some());
+            let (all, mut peers) = conns(&state, 6);
             let mut idle: VecDeque<Conn> = all.into_iter().collect();
             // The get's own conn (id 6) was popped: checked out during the sweep.
             let mut taken = idle.pop_back().unwrap();
@@ -302,9 +300,8 @@ mod tests {
             drop(peers.remove(3));
             drop(peers.remove(1));
             peers[1].write_all(b"+late\r\n").unwrap();
-            let mut state = SweepState::default();
             let now = crate::pool::clock::now_ns();
-            assert!(!sweeper.sweep_for(&mut state, &mut idle, &mut taken, now, fifo, 6));
+            assert!(!state.sweep_for(&mut idle, &mut taken, now, fifo, 6));
             assert_eq!(
                 taken.swept_at(),
                 0,
@@ -331,22 +328,25 @@ mod tests {
             } else {
                 idle.pop_front().unwrap()
             };
-            sweeper.stamp(&state, &mut healthy);
+            state.stamp(&mut healthy);
             assert_eq!(healthy.swept_at(), now);
-            assert!(Sweeper::vouches(&healthy, now + TRUST_NS - 1));
-            assert!(!Sweeper::vouches(&healthy, now + TRUST_NS));
+            assert!(SweepState::vouches(&healthy, now + TRUST_NS - 1));
+            assert!(!SweepState::vouches(&healthy, now + TRUST_NS));
+            // Closed: no set, nothing vouched for any more.
+            assert!(state.close().is_some());
+            assert!(!state.sweep_for(&mut idle, &mut healthy, now, fifo, 6));
+            assert_eq!(healthy.swept_at(), 0);
         }
     }
 
     #[test]
     fn a_conn_outside_the_set_is_never_vouched_for() {
-        let sweeper = Sweeper::new();
         let (ours, _theirs) = UnixStream::pair().unwrap();
         let mut c = Conn::new(Socket::from(ours), 1, 1, u64::MAX, true, 0);
-        let mut state = SweepState::default();
+        let mut state = SweepState::new();
         let mut idle = VecDeque::new();
         let now = crate::pool::clock::now_ns();
-        assert!(!sweeper.sweep_for(&mut state, &mut idle, &mut c, now, false, 1));
+        assert!(!state.sweep_for(&mut idle, &mut c, now, false, 1));
         assert_eq!(c.swept_at(), 0);
         assert_ne!(state.started_ns, 0, "the sweep ran");
     }
