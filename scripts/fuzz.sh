@@ -36,8 +36,8 @@ fuzz() {
     if ! cargo +nightly --version >/dev/null 2>&1; then
         echo "SKIP fuzzing: no nightly toolchain ('cargo +nightly' fails; rustup toolchain install nightly)."
         echo "     Only the stable unit tests' bounded fuzz loops cover the parsers then:"
-        echo "     src/redis/url.rs fuzz_never_panics_and_messages_stay_bounded and"
-        echo "     src/redis/resp.rs fuzz_mutated_replies_never_panic (cargo test --lib fuzz)."
+        echo "     src/redis/url/mod.rs fuzz_never_panics_and_messages_stay_bounded and"
+        echo "     src/redis/resp/parser.rs fuzz_mutated_replies_never_panic (cargo test --lib fuzz)."
         return 0
     fi
     if ! cargo +nightly fuzz --version >/dev/null 2>&1; then

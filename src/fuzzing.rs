@@ -8,8 +8,9 @@ use crate::pool::{Error, Options};
 use crate::redis::resp::Reply;
 use crate::redis::url::UrlConfig;
 
-/// The C options a parsed URL stands for (what `pool_new_url` builds before `to_core`), and
-/// the strings they point into: keep both alive together.
+/// The C options a parsed URL stands for (`pool::Settings::from_url` laid over the C
+/// struct), and the strings they point into: keep both alive together. `pool_new_url`
+/// itself parses straight into core options; the fuzz target checks the two agree.
 pub fn url_to_c_options(cfg: &UrlConfig) -> Result<(pool_options, Vec<CString>), Error> {
     crate::ffi::options::options_from_url(cfg)
 }

@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
 
 /// Everything `pool_new_url` does before creating the pool: the parsed URL, or the message
 /// of the first refusal as `pool_error_t` holds it (checked here: InvalidArg, one line, no
-/// password; from the URL parser itself also under 256 bytes, as url.rs promises).
+/// password; from the URL parser itself also under 256 bytes, as redis/url promises).
 fn rust_path(url: &str) -> Result<UrlConfig, String> {
     let (err, parsing) = match parse_url(url) {
         Ok(cfg) => match convert(&cfg) {

@@ -12,7 +12,7 @@ use super::error::{construct, fail, internal, invalid, pool_error_t, start_const
 use super::handle_table::CLUSTERS;
 use super::handles::{ClusterNode, ClusterObj, PoolKind, PoolObj, pool_t};
 use super::handles::{pool_cancel_t, pool_conn_t};
-use super::options::{core_options_from_url, pool_options, pool_options_t, read_options, to_core};
+use super::options::{pool_options, pool_options_t, read_options, to_core};
 use super::panic::ffi_boundary;
 use super::pool::hand_out_owned;
 use super::stats::{pool_stats_t, write_stats};
@@ -378,7 +378,10 @@ pub unsafe extern "C" fn pool_cluster_new_url(
             unsafe { url_text(url) }
                 .and_then(crate::redis::url::parse_cluster_url)
                 .and_then(|cu| {
-                    let mut opts = ClusterOptions::new(cu.seeds, core_options_from_url(&cu.base)?);
+                    let mut opts = ClusterOptions::new(
+                        cu.seeds,
+                        crate::pool::Options::from_url_config(&cu.base)?,
+                    );
                     if let Some(n) = cu.max_redirects {
                         opts.max_redirects = n as u32;
                     }

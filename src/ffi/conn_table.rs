@@ -7,7 +7,7 @@
 //! pool or a made-up value is therefore detected, not undefined behaviour.
 //!
 //! A conn reserves its slot on its first checkout through the C ABI and keeps it until it
-//! is closed (`Reservation`, stored in the conn), so a steady-state get and put allocate
+//! is closed (a reservation, stored in the conn as its `HandleToken`), so a steady-state get and put allocate
 //! no slot: the checkout is one plain store of the slot's state word, the return one
 //! compare-exchange (which is also what makes two racing puts of one handle safe: only
 //! one wins) and one plain store.
@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use self::sync::{AtomicU32, AtomicU64};
 
 use super::handles::PoolObj;
-use crate::pool::Conn;
+use crate::pool::{Conn, HandleToken};
 
 /// The atomics of the free list, its links and the fresh-index counter: loom's under
 /// `--cfg loom`, so that the loom models at the end of this file explore this very code
@@ -66,7 +66,7 @@ const PHASE_MASK: u64 = 3;
 #[derive(Default)]
 struct Slot {
     /// `(generation << 2) | phase`. FREE: no entry; only the holder of the slot's
-    /// `Reservation` (the conn) writes `entry`, then publishes LIVE with a new generation.
+    /// reservation (the conn) writes `entry`, then publishes LIVE with a new generation.
     /// LIVE: the entry is checked out under that generation. BUSY: one call won the
     /// compare-exchange LIVE -> BUSY and has the entry to itself until it stores LIVE or
     /// FREE again.
@@ -87,16 +87,17 @@ struct Slot {
 // Release/Acquire on `state` ordering the handovers; everything else is atomic.
 unsafe impl Sync for Slot {}
 
-/// A conn's claim on its slot, kept from its first checkout through the C ABI until it is
-/// dropped (closed), which puts the slot back on the free list.
-pub(crate) struct Reservation(u32);
+/// A conn's claim on its slot, kept (as the conn's `HandleToken`) from its first checkout
+/// through the C ABI until the conn is dropped (closed), which puts the slot back on the
+/// free list.
+fn reservation(index: usize) -> HandleToken {
+    HandleToken::new(index as u32, release_reserved)
+}
 
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        // The conn is being closed, so it is in no slot: the slot is FREE and nobody will
-        // write its entry until it is reserved again.
-        release_slot(self.0 as usize);
-    }
+fn release_reserved(index: u32) {
+    // The conn is being closed, so it is in no slot: the slot is FREE and nobody will
+    // write its entry until it is reserved again.
+    release_slot(index as usize);
 }
 
 /// A Treiber stack of slot indices. `head` is (tag << 32) | (index + 1), 0 when empty; the
@@ -323,13 +324,13 @@ fn release_slot(index: usize) {
 /// Stores a checked-out conn; returns its handle, or gives the entry back when the table
 /// is full.
 pub(crate) fn insert(mut entry: Entry, via: u64) -> Result<u64, Entry> {
-    let index = match entry.conn.handle_slot() {
-        Some(r) => r.0 as usize,
+    let index = match entry.conn.handle_token() {
+        Some(r) => r.index() as usize,
         None => {
             let Some(index) = allocate_slot() else {
                 return Err(entry);
             };
-            entry.conn.set_handle_slot(Reservation(index as u32));
+            entry.conn.set_handle_token(reservation(index));
             index
         }
     };

@@ -10,9 +10,8 @@ use std::time::Duration;
 use super::castable::{Versioned, read_versioned, write_versioned};
 use super::conn::pool_free_fn;
 use super::status::{POOL_ERR_INTERNAL, POOL_ERR_INVALID_ARG, POOL_OK, pool_status_t};
-use crate::pool::{Dialer, Error, Options, Result, Wait, default_pool_size};
-use crate::redis::resp::ReplyLimits;
-use crate::redis::url::{UrlConfig, UrlDuration, UrlWait};
+use crate::pool::{Dialer, Error, Options, Result, Settings};
+use crate::redis::url::UrlConfig;
 
 /// A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
 /// passes to the pool), or return an errno value. `timeout_ms` is the time the attempt may
@@ -161,39 +160,51 @@ pub struct pool_options {
 pub type pool_options_t = pool_options;
 
 impl pool_options {
+    /// The defaults (`Settings::default`, the core's).
     pub(crate) fn defaults() -> Self {
+        Self::with_settings(
+            &Settings::default(),
+            std::ptr::null(),
+            [std::ptr::null(); 3],
+        )
+    }
+
+    /// `s` as the C struct; the strings are the caller's (`addr`, then `username`,
+    /// `password`, `client_name`), no dialer.
+    fn with_settings(s: &Settings, addr: *const c_char, strings: [*const c_char; 3]) -> Self {
+        let [username, password, client_name] = strings;
         pool_options {
             struct_size: size_of::<pool_options>(),
-            addr: std::ptr::null(),
+            addr,
             dialer: None,
             dialer_userdata: std::ptr::null_mut(),
-            pool_fifo: false,
-            pool_size: clamp_i32(default_pool_size()),
-            min_idle_conns: 0,
-            max_idle_conns: 0,
-            max_active_conns: 0,
-            max_concurrent_dials: 0,
-            dial_timeout_ms: 5000,
-            pool_timeout_ms: 6000,
-            conn_max_idle_time_ms: 30 * 60 * 1000,
-            conn_max_lifetime_ms: 0,
-            conn_max_lifetime_jitter_ms: 0,
-            dialer_retries: 5,
-            dialer_retry_backoff_ms: 100,
-            username: std::ptr::null(),
-            password: std::ptr::null(),
-            client_name: std::ptr::null(),
-            db: 0,
-            protocol: 2,
-            read_timeout_ms: 5000,
-            write_timeout_ms: 5000,
-            reaper_interval_ms: 0,
-            ping_after_idle_ms: 0,
-            leak_detection_threshold_ms: 0,
-            health_check_bypass_ms: 0,
-            overtake_window_ms: 1,
-            max_reply_bytes: 0,
-            max_reply_elements: 0,
+            pool_fifo: s.pool_fifo,
+            pool_size: s.pool_size,
+            min_idle_conns: s.min_idle_conns,
+            max_idle_conns: s.max_idle_conns,
+            max_active_conns: s.max_active_conns,
+            max_concurrent_dials: s.max_concurrent_dials,
+            dial_timeout_ms: s.dial_timeout_ms,
+            pool_timeout_ms: s.pool_timeout_ms,
+            conn_max_idle_time_ms: s.conn_max_idle_time_ms,
+            conn_max_lifetime_ms: s.conn_max_lifetime_ms,
+            conn_max_lifetime_jitter_ms: s.conn_max_lifetime_jitter_ms,
+            dialer_retries: s.dialer_retries,
+            dialer_retry_backoff_ms: s.dialer_retry_backoff_ms,
+            username,
+            password,
+            client_name,
+            db: s.db,
+            protocol: s.protocol,
+            read_timeout_ms: s.read_timeout_ms,
+            write_timeout_ms: s.write_timeout_ms,
+            reaper_interval_ms: s.reaper_interval_ms,
+            ping_after_idle_ms: s.ping_after_idle_ms,
+            leak_detection_threshold_ms: s.leak_detection_threshold_ms,
+            health_check_bypass_ms: s.health_check_bypass_ms,
+            overtake_window_ms: s.overtake_window_ms,
+            max_reply_bytes: s.max_reply_bytes,
+            max_reply_elements: s.max_reply_elements,
             dialer_userdata_free: None,
         }
     }
@@ -220,10 +231,6 @@ unsafe impl Versioned for pool_options {
             }
         }
     }
-}
-
-fn clamp_i32(n: usize) -> i32 {
-    n.min(i32::MAX as usize) as i32
 }
 
 /// Fills every field of `*opts` with its default, including `struct_size`, writing
@@ -288,43 +295,6 @@ unsafe fn c_str<'a>(p: *const c_char, field: &str) -> Result<Option<&'a str>> {
     s.to_str()
         .map(Some)
         .map_err(|_| Error::invalid(format!("{field}: not valid UTF-8")))
-}
-
-/// Milliseconds; with `zero_is_none`, 0 means "none".
-fn millis(v: i64, field: &str, zero_is_none: bool) -> Result<Option<Duration>> {
-    match v {
-        0 if zero_is_none => Ok(None),
-        v if v >= 0 => Ok(Some(Duration::from_millis(v as u64))),
-        v => Err(Error::invalid(format!("{field}: {v} is negative"))),
-    }
-}
-
-/// A conn I/O timeout: > 0 milliseconds; 0 or -1 = none (go-redis uses -1 for "no
-/// deadline").
-fn io_timeout(v: i64, field: &str) -> Result<Option<Duration>> {
-    match v {
-        -1 | 0 => Ok(None),
-        v if v > 0 => Ok(Some(Duration::from_millis(v as u64))),
-        v => Err(Error::invalid(format!(
-            "{field}: {v} is invalid (> 0 = milliseconds, 0 or -1 = none)"
-        ))),
-    }
-}
-
-/// A reply limit: > 0 as given, 0 = `default`.
-fn reply_limit(v: i64, field: &str, default: u64) -> Result<u64> {
-    match v {
-        0 => Ok(default),
-        v => u64::try_from(v).map_err(|_| {
-            Error::invalid(format!(
-                "{field}: {v} is negative (> 0 = the limit, 0 = the default)"
-            ))
-        }),
-    }
-}
-
-fn count(v: i32, field: &str) -> Result<usize> {
-    usize::try_from(v).map_err(|_| Error::invalid(format!("{field}: {v} is negative")))
 }
 
 struct CDialer {
@@ -409,54 +379,15 @@ pub(crate) unsafe fn to_core_owning(o: &pool_options) -> Result<(Options, Option
             if o.dialer_userdata_free.is_some() {
                 owner = Some(UserdataOwner(d.clone()));
             }
-            Dialer::Custom(Arc::new(move |t| d.dial(t)))
+            Some(Dialer::Custom(Arc::new(move |t| d.dial(t))))
         }
-        None => {
-            // SAFETY: per contract.
-            let addr = unsafe { c_str(o.addr, "addr") }?
-                .ok_or_else(|| Error::invalid("addr: NULL and no dialer given"))?;
-            Dialer::from_addr(addr)?
-        }
+        None => None,
     };
-    let mut opts = Options::new(dialer);
-    opts.pool_fifo = o.pool_fifo;
-    opts.pool_size = match count(o.pool_size, "pool_size")? {
-        0 => default_pool_size(),
-        n => n,
-    };
-    opts.min_idle_conns = count(o.min_idle_conns, "min_idle_conns")?;
-    opts.max_idle_conns = count(o.max_idle_conns, "max_idle_conns")?;
-    opts.max_active_conns = count(o.max_active_conns, "max_active_conns")?;
-    opts.max_concurrent_dials = count(o.max_concurrent_dials, "max_concurrent_dials")?;
-    opts.dial_timeout = millis(o.dial_timeout_ms, "dial_timeout_ms", true)?;
-    opts.pool_timeout = Wait::from_millis(o.pool_timeout_ms).ok_or_else(|| {
-        Error::invalid(format!(
-            "pool_timeout_ms: {} is invalid (0 = do not wait, -1 = forever, > 0 = milliseconds)",
-            o.pool_timeout_ms
-        ))
-    })?;
-    // -1 also disables it, as go-redis documents for ConnMaxIdleTime.
-    opts.conn_max_idle_time = match o.conn_max_idle_time_ms {
-        -1 => None,
-        v => millis(v, "conn_max_idle_time_ms", true)?,
-    };
-    opts.conn_max_lifetime = millis(o.conn_max_lifetime_ms, "conn_max_lifetime_ms", true)?;
-    opts.conn_max_lifetime_jitter = millis(
-        o.conn_max_lifetime_jitter_ms,
-        "conn_max_lifetime_jitter_ms",
-        false,
-    )?
-    .unwrap_or_default();
-    opts.dialer_retries = match o.dialer_retries {
-        0 => 5,
-        n if n > 0 => n as u32,
-        n => return Err(Error::invalid(format!("dialer_retries: {n} is negative"))),
-    };
-    opts.dialer_retry_backoff =
-        millis(o.dialer_retry_backoff_ms, "dialer_retry_backoff_ms", false)?.unwrap_or_default();
-    opts.reaper_interval = match o.reaper_interval_ms {
-        0 => None,
-        v => millis(v, "reaper_interval_ms", false)?,
+    // The address is not read when a dialer replaces it.
+    let addr = match dialer {
+        Some(_) => None,
+        // SAFETY: per contract.
+        None => unsafe { c_str(o.addr, "addr") }?,
     };
     // SAFETY: per contract, for each of the three strings.
     let (username, password, client_name) = unsafe {
@@ -466,142 +397,63 @@ pub(crate) unsafe fn to_core_owning(o: &pool_options) -> Result<(Options, Option
             c_str(o.client_name, "client_name")?,
         )
     };
-    // Empty strings mean "not set", as in go-redis (Options.Username == "" sends no user).
-    let owned = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
-    opts.session.username = owned(username);
-    opts.session.password = owned(password);
-    opts.session.client_name = owned(client_name);
-    opts.session.db =
-        u32::try_from(o.db).map_err(|_| Error::invalid(format!("db: {} is negative", o.db)))?;
-    opts.session.protocol = match o.protocol {
-        0 | 2 => 2,
-        3 => 3,
-        p => return Err(Error::invalid(format!("protocol: {p} is not 2 or 3"))),
+    let owned = |s: Option<&str>| s.map(str::to_owned);
+    let settings = Settings {
+        addr: owned(addr),
+        pool_fifo: o.pool_fifo,
+        pool_size: o.pool_size,
+        min_idle_conns: o.min_idle_conns,
+        max_idle_conns: o.max_idle_conns,
+        max_active_conns: o.max_active_conns,
+        max_concurrent_dials: o.max_concurrent_dials,
+        dial_timeout_ms: o.dial_timeout_ms,
+        pool_timeout_ms: o.pool_timeout_ms,
+        conn_max_idle_time_ms: o.conn_max_idle_time_ms,
+        conn_max_lifetime_ms: o.conn_max_lifetime_ms,
+        conn_max_lifetime_jitter_ms: o.conn_max_lifetime_jitter_ms,
+        dialer_retries: o.dialer_retries,
+        dialer_retry_backoff_ms: o.dialer_retry_backoff_ms,
+        username: owned(username),
+        password: owned(password),
+        client_name: owned(client_name),
+        db: o.db,
+        protocol: o.protocol,
+        read_timeout_ms: o.read_timeout_ms,
+        write_timeout_ms: o.write_timeout_ms,
+        reaper_interval_ms: o.reaper_interval_ms,
+        ping_after_idle_ms: o.ping_after_idle_ms,
+        leak_detection_threshold_ms: o.leak_detection_threshold_ms,
+        health_check_bypass_ms: o.health_check_bypass_ms,
+        overtake_window_ms: o.overtake_window_ms,
+        max_reply_bytes: o.max_reply_bytes,
+        max_reply_elements: o.max_reply_elements,
     };
-    opts.read_timeout = io_timeout(o.read_timeout_ms, "read_timeout_ms")?;
-    opts.write_timeout = io_timeout(o.write_timeout_ms, "write_timeout_ms")?;
-    opts.ping_after_idle = match o.ping_after_idle_ms {
-        0 => None,
-        v => millis(v, "ping_after_idle_ms", false)?,
-    };
-    opts.leak_detection_threshold = match o.leak_detection_threshold_ms {
-        0 => None,
-        v => millis(v, "leak_detection_threshold_ms", false)?,
-    };
-    opts.health_check_bypass = match o.health_check_bypass_ms {
-        0 => None,
-        v => millis(v, "health_check_bypass_ms", false)?,
-    };
-    opts.overtake_window = match o.overtake_window_ms {
-        0 => None,
-        v => millis(v, "overtake_window_ms", false)?,
-    };
-    opts.reply_limits = ReplyLimits {
-        max_bytes: reply_limit(
-            o.max_reply_bytes,
-            "max_reply_bytes",
-            ReplyLimits::DEFAULT_MAX_BYTES,
-        )?,
-        max_elements: reply_limit(
-            o.max_reply_elements,
-            "max_reply_elements",
-            ReplyLimits::DEFAULT_MAX_ELEMENTS,
-        )?,
-    };
-    if opts.min_idle_conns > opts.pool_size {
-        return Err(Error::invalid(format!(
-            "min_idle_conns: {} is larger than pool_size {}",
-            opts.min_idle_conns, opts.pool_size
-        )));
-    }
+    let opts = settings.into_options(dialer)?;
     Ok((opts, owner))
 }
 
-/// The core options a parsed URL stands for (via the C options, so a URL and the
-/// equivalent `pool_options_t` are validated by the same code).
-pub(crate) fn core_options_from_url(cfg: &UrlConfig) -> Result<Options> {
-    let (opts, _strings) = options_from_url(cfg)?;
-    // SAFETY: the strings `opts` points to live in `_strings` until this function returns.
-    unsafe { to_core(&opts) }
-}
-
-/// The C options a URL stands for, and the strings they point into (keep both alive
-/// together). Fields the URL does not mention keep their defaults.
+/// The C options a URL stands for (`Settings::from_url`), and the strings they point into
+/// (keep both alive together). Fields the URL does not mention keep their defaults. Not
+/// on the path of `pool_new_url` (which parses straight into core options): the fuzz
+/// target cross-checks the two paths with it.
 pub(crate) fn options_from_url(cfg: &UrlConfig) -> Result<(pool_options, Vec<CString>)> {
+    let s = Settings::from_url(cfg);
     let mut strings = Vec::new();
-    let mut keep = |s: &str, field: &str| -> Result<*const c_char> {
-        let c =
-            CString::new(s).map_err(|_| Error::invalid(format!("{field}: contains a NUL byte")))?;
+    let mut keep = |v: &Option<String>, field: &str| -> Result<*const c_char> {
+        let Some(v) = v else {
+            return Ok(std::ptr::null());
+        };
+        let c = CString::new(v.as_str())
+            .map_err(|_| Error::invalid(format!("{field}: contains a NUL byte")))?;
         let p = c.as_ptr();
         strings.push(c);
         Ok(p)
     };
-    let mut o = pool_options::defaults();
-    o.addr = keep(&cfg.addr, "addr")?;
-    if let Some(u) = &cfg.username {
-        o.username = keep(u, "username")?;
-    }
-    if let Some(p) = &cfg.password {
-        o.password = keep(p, "password")?;
-    }
-    if let Some(n) = &cfg.client_name {
-        o.client_name = keep(n, "client_name")?;
-    }
-    let set = |dst: &mut i32, v: Option<i32>| {
-        if let Some(v) = v {
-            *dst = v;
-        }
-    };
-    set(&mut o.db, cfg.db);
-    set(&mut o.protocol, cfg.protocol);
-    set(&mut o.pool_size, cfg.pool_size);
-    set(&mut o.min_idle_conns, cfg.min_idle_conns);
-    set(&mut o.max_idle_conns, cfg.max_idle_conns);
-    set(&mut o.max_active_conns, cfg.max_active_conns);
-    set(&mut o.max_concurrent_dials, cfg.max_concurrent_dials);
-    set(&mut o.dialer_retries, cfg.dialer_retries);
-    if let Some(f) = cfg.pool_fifo {
-        o.pool_fifo = f;
-    }
-    // go-redis: a duration <= 0 disables the thing; each field says how "disabled" is
-    // written in pool_options_t.
-    let dur = |dst: &mut i64, v: Option<UrlDuration>, disabled: i64| match v {
-        Some(UrlDuration::Millis(ms)) => *dst = ms,
-        Some(UrlDuration::Disabled) => *dst = disabled,
-        None => {}
-    };
-    // One meaning for the URL and pool_options_t: 0 = do not wait, negative = forever.
-    match cfg.pool_timeout {
-        Some(UrlWait::NoWait) => o.pool_timeout_ms = 0,
-        Some(UrlWait::Forever) => o.pool_timeout_ms = -1,
-        Some(UrlWait::Millis(ms)) => o.pool_timeout_ms = ms,
-        None => {}
-    }
-    dur(&mut o.dial_timeout_ms, cfg.dial_timeout, 0);
-    dur(&mut o.read_timeout_ms, cfg.read_timeout, -1);
-    dur(&mut o.write_timeout_ms, cfg.write_timeout, -1);
-    dur(&mut o.conn_max_idle_time_ms, cfg.conn_max_idle_time, -1);
-    dur(&mut o.conn_max_lifetime_ms, cfg.conn_max_lifetime, 0);
-    dur(
-        &mut o.conn_max_lifetime_jitter_ms,
-        cfg.conn_max_lifetime_jitter,
-        0,
-    );
-    dur(&mut o.dialer_retry_backoff_ms, cfg.dialer_retry_backoff, 0);
-    dur(&mut o.reaper_interval_ms, cfg.reaper_interval, 0);
-    dur(&mut o.ping_after_idle_ms, cfg.ping_after_idle, 0);
-    dur(
-        &mut o.leak_detection_threshold_ms,
-        cfg.leak_detection_threshold,
-        0,
-    );
-    dur(&mut o.health_check_bypass_ms, cfg.health_check_bypass, 0);
-    dur(&mut o.overtake_window_ms, cfg.overtake_window, 0);
-    if let Some(v) = cfg.max_reply_bytes {
-        o.max_reply_bytes = v;
-    }
-    if let Some(v) = cfg.max_reply_elements {
-        o.max_reply_elements = v;
-    }
-    Ok((o, strings))
+    let addr = keep(&s.addr, "addr")?;
+    let texts = [
+        keep(&s.username, "username")?,
+        keep(&s.password, "password")?,
+        keep(&s.client_name, "client_name")?,
+    ];
+    Ok((pool_options::with_settings(&s, addr, texts), strings))
 }

@@ -9,9 +9,7 @@ use super::conn_table::{self, Entry, TakeError};
 use super::error::{construct, fail, internal, invalid, pool_error_t, url_text};
 use super::handle_table;
 use super::handles::{PoolKind, PoolObj, pool_cancel_t, pool_conn_t};
-use super::options::{
-    UserdataOwner, core_options_from_url, pool_options_t, read_options, to_core_owning,
-};
+use super::options::{UserdataOwner, pool_options_t, read_options, to_core_owning};
 use super::panic::ffi_boundary;
 use super::stats::{pool_stats_t, write_stats};
 use super::status::*;
@@ -159,8 +157,7 @@ pub unsafe extern "C" fn pool_new_url(
         let make = |url| {
             // SAFETY: a non-NULL url is NUL-terminated per the header.
             unsafe { url_text(url) }
-                .and_then(crate::redis::url::parse_url)
-                .and_then(|cfg| core_options_from_url(&cfg))
+                .and_then(crate::pool::Options::from_url)
                 .and_then(ConnPool::new)
         };
         // SAFETY: `pool_out` is NULL or writable per the header; `construct` checked it

@@ -281,7 +281,7 @@ pub unsafe extern "C" fn pool_sentinel_master_addr(
             return invalid(err_out, "pool: NULL");
         };
         let Some(state) = (match obj.kind() {
-            PoolKind::Conn(p) => p.sentinel().cloned().map(|s| (p.clone(), s)),
+            PoolKind::Conn(p) => p.sentinel().map(|s| (p.clone(), s)),
             _ => None,
         }) else {
             return invalid(

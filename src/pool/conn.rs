@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
-use super::error::Error;
+use super::handle_token::HandleToken;
+use crate::error::Error;
 use crate::redis::io::{self, IoError};
 use crate::redis::resp::{Parser, Reply, ReplyLimits};
 use crate::redis::{HandshakeError, Session};
@@ -122,9 +123,10 @@ struct ConnState {
     /// A READONLY error reply marks the conn broken: on a pool that follows a failover
     /// (sentinel), such a conn talks to a demoted master (go-redis closes it too).
     close_on_readonly: bool,
-    /// Its slot in the C ABI's handle table, reserved on its first checkout through the C
-    /// ABI and released when the conn is closed (see `ffi::conn_table`).
-    handle_slot: Option<crate::ffi::conn_table::Reservation>,
+    /// A token a layer above the pool keeps here for the conn's lifetime: the C ABI's
+    /// handle-table slot, reserved on its first checkout through the C ABI and released
+    /// when the conn is closed (`HandleToken`).
+    handle_token: Option<HandleToken>,
 }
 
 /// `ConnState::peek`: the socket was lent out for the caller's own I/O (`lend_fd`) since
@@ -271,19 +273,20 @@ impl Conn {
             broken: None,
             epoch: 0,
             close_on_readonly: false,
-            handle_slot: None,
+            handle_token: None,
         });
         Conn { s }
     }
 
-    /// Its slot in the C handle table, if it has been checked out through the C ABI.
+    /// The token a layer above the pool gave the conn (`set_handle_token`), if any.
     #[inline]
-    pub(crate) fn handle_slot(&self) -> Option<&crate::ffi::conn_table::Reservation> {
-        self.s.handle_slot.as_ref()
+    pub(crate) fn handle_token(&self) -> Option<&HandleToken> {
+        self.s.handle_token.as_ref()
     }
 
-    pub(crate) fn set_handle_slot(&mut self, r: crate::ffi::conn_table::Reservation) {
-        self.s.handle_slot = Some(r);
+    /// Keeps `token` until the conn is closed, which drops it.
+    pub(crate) fn set_handle_token(&mut self, token: HandleToken) {
+        self.s.handle_token = Some(token);
     }
 
     /// When the conn was last given back (or handed out): the idle-time clock.

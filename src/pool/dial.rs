@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, TcpKeepalive, Type};
 
-use super::error::{Error, Result};
+use super::dial_source::DialSource;
 use super::in_flight::InFlight;
 use super::resolve::resolve;
-use crate::sentinel::SentinelState;
+use crate::error::{Error, Result};
+use crate::redis::deadline::{instant_after, time_left};
 
 /// A custom dial function: given the time it may take (None = unbounded), returns a connected
 /// stream socket whose ownership passes to the pool. It may be called from library threads.
@@ -27,9 +28,9 @@ pub enum Dialer {
     /// A unix socket path.
     Unix(PathBuf),
     Custom(Arc<DialFn>),
-    /// The master the sentinels report (`crate::sentinel`): resolved, dialed and checked
-    /// with ROLE on every dial. One state per pool (`ConnPool::new` makes a fresh one).
-    Sentinel(Arc<SentinelState>),
+    /// A source above the pool decides the target (`DialSource`; the sentinels' master in
+    /// the sentinel module). One per pool (`ConnPool::new` makes a fresh one).
+    Source(Arc<dyn DialSource>),
 }
 
 impl fmt::Debug for Dialer {
@@ -38,7 +39,7 @@ impl fmt::Debug for Dialer {
             Dialer::Tcp(a) => write!(f, "Tcp({a})"),
             Dialer::Unix(p) => write!(f, "Unix({})", p.display()),
             Dialer::Custom(_) => f.write_str("Custom"),
-            Dialer::Sentinel(s) => write!(f, "Sentinel({s:?})"),
+            Dialer::Source(s) => write!(f, "Source({s:?})"),
         }
     }
 }
@@ -101,23 +102,23 @@ impl Dialer {
             Dialer::Tcp(a) => format!("tcp {}", elide(a)),
             Dialer::Unix(p) => format!("unix {}", elide(&p.display().to_string())),
             Dialer::Custom(_) => "custom dialer".to_string(),
-            Dialer::Sentinel(s) => s.target(),
+            Dialer::Source(s) => s.target(),
         }
     }
 
     /// The dialer a new pool (or a forked child's pool) keeps: the same, except that a
-    /// sentinel dialer gets state of its own (its cached master, its watcher, fresh locks).
+    /// dial source gets state of its own (`DialSource::for_new_pool`).
     pub(crate) fn for_new_pool(&self) -> Dialer {
         match self {
-            Dialer::Sentinel(s) => Dialer::Sentinel(Arc::new(s.fresh())),
+            Dialer::Source(s) => Dialer::Source(s.for_new_pool()),
             other => other.clone(),
         }
     }
 
-    /// The sentinel state of a sentinel dialer.
-    pub fn sentinel(&self) -> Option<&Arc<SentinelState>> {
+    /// The source of a `Dialer::Source`.
+    pub fn source(&self) -> Option<&Arc<dyn DialSource>> {
         match self {
-            Dialer::Sentinel(s) => Some(s),
+            Dialer::Source(s) => Some(s),
             _ => None,
         }
     }
@@ -125,14 +126,14 @@ impl Dialer {
     /// One dial attempt, bounded by `timeout` (None = unbounded). The socket is close-on-exec
     /// and in blocking mode.
     pub fn dial(&self, timeout: Option<Duration>) -> Result<Socket> {
-        self.dial_within(deadline_after(timeout), None)
+        self.dial_within(instant_after(timeout), None)
     }
 
     /// One dial attempt that must be over by `deadline` (None = unbounded): name resolution
     /// and connect both stop there. While it connects, the socket is registered in
     /// `in_flight`, whose `close` ends the attempt at once. A custom dial function is given
     /// the time left and cannot be interrupted.
-    pub(crate) fn dial_within(
+    pub fn dial_within(
         &self,
         deadline: Option<Instant>,
         in_flight: Option<&InFlight>,
@@ -141,7 +142,7 @@ impl Dialer {
             Dialer::Tcp(addr) => dial_tcp(addr, deadline, in_flight),
             Dialer::Unix(path) => dial_unix(path, deadline, in_flight),
             Dialer::Custom(f) => time_left(deadline).and_then(|t| f(t)).and_then(adopt_fd),
-            Dialer::Sentinel(s) => return s.dial_within(deadline, in_flight),
+            Dialer::Source(s) => return s.dial_within(deadline, in_flight),
         };
         sock.map_err(|e| {
             if in_flight.is_some_and(InFlight::is_closed) {
@@ -150,22 +151,6 @@ impl Dialer {
                 Error::dial(&self.target(), &e)
             }
         })
-    }
-}
-
-/// `now + timeout`; None for no timeout or one too large to represent (as good as none).
-pub(crate) fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
-}
-
-/// The time left before `deadline` (None = unbounded), or a dial timeout once it passed.
-pub(crate) fn time_left(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
-    match deadline {
-        None => Ok(None),
-        Some(d) => match d.checked_duration_since(Instant::now()) {
-            Some(r) if !r.is_zero() => Ok(Some(r)),
-            _ => Err(io::Error::new(io::ErrorKind::TimedOut, "dial timeout")),
-        },
     }
 }
 

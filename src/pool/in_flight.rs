@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// std's lock, not parking_lot's, as everything a library thread may be blocked on at
 /// fork() (see `ConnPool`'s `dial_cv`).
 #[derive(Default)]
-pub(crate) struct InFlight {
+pub struct InFlight {
     fds: Mutex<Vec<RawFd>>,
     /// Set under `fds`; readable without it by dials that only need to know.
     closed: AtomicBool,

@@ -19,13 +19,14 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::cancel::CancelToken;
 use super::conn::{Conn, SESSION_CHANGED_REASON};
-use super::error::{Error, Result};
 use super::fork;
 use super::notify::Notifier;
 use super::options::Wait;
 use super::pooler::{Pooler, Rejected};
 use super::stats::Stats;
 use super::waiter::{Grant, Outcome, Waiter, hand_to_oldest, wait_or_withdraw};
+use crate::error::{Error, Result};
+use crate::redis::deadline::left;
 
 /// Identifies a conn across pools: (owning pool id, conn id).
 type ConnKey = (u64, u64);
@@ -538,10 +539,7 @@ impl OneConn {
 /// What is left of `wait` at `now`, for a borrow from the parent.
 fn remaining(wait: Wait, deadline: Option<Instant>) -> Wait {
     match (wait, deadline) {
-        (Wait::For(_), Some(d)) => match d.checked_duration_since(Instant::now()) {
-            Some(left) if !left.is_zero() => Wait::For(left),
-            _ => Wait::NoWait,
-        },
+        (Wait::For(_), Some(d)) => left(d).map_or(Wait::NoWait, Wait::For),
         (w, _) => w,
     }
 }

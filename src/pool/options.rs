@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::dial::Dialer;
-use super::error::{Error, Result};
+use crate::error::{Error, Result};
 use crate::redis::Session;
 use crate::redis::resp::ReplyLimits;
 
@@ -100,7 +100,7 @@ pub struct Options {
     /// Get+Put; see docs/performance.md).
     pub overtake_window: Option<Duration>,
     /// A READONLY error reply marks the conn broken, so giving it back closes it: for pools
-    /// whose master may be demoted under them (always on with a sentinel dialer).
+    /// whose master may be demoted under them (always on with a `Dialer::Source`: the sentinel one).
     pub close_on_readonly: bool,
     /// Caps on one reply read by the conn's own commands (string bytes and elements, over
     /// the whole reply): a reply past them fails with `Error::Protocol` and the conn is

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use super::cancel::CancelToken;
 use super::conn::Conn;
-use super::error::{Error, Result};
 use super::options::Wait;
 use super::stats::Stats;
+use crate::error::{Error, Result};
 
 /// A conn handed back to a pooler that does not accept it; nothing changed.
 #[derive(Debug)]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use super::cancel::CancelToken;
 use super::conn::Conn;
-use super::error::Result;
 use super::one_conn::{Kind, OneConn};
 use super::options::Wait;
 use super::pooler::{Pooler, Rejected};
 use super::stats::Stats;
+use crate::error::Result;
 
 /// Wraps one conn checked out from `parent`. get returns it, put keeps it; remove with a
 /// reason makes later gets fail with `BadConn(reason)` (without one: `Closed`) and hands the

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cancel::CancelToken;
 use super::conn::Conn;
-use super::error::{Error, Result};
 use super::one_conn::{Kind, OneConn};
 use super::options::Wait;
 use super::pooler::{Pooler, Rejected};
 use super::stats::Stats;
+use crate::error::{Error, Result};
 
 /// A handle to a sticky pool. `share` gives another handle to the same pool (go-redis's
 /// sticky-over-sticky reference count); each handle is closed once, and the pool closes

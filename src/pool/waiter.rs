@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::cancel::CancelToken;
 use super::conn::Conn;
-use super::error::Error;
+use crate::error::Error;
 
 /// What a waiter is given.
 pub(crate) enum Grant {

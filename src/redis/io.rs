@@ -17,6 +17,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+pub use super::deadline::Deadline;
 use super::resp::{Parser, ProtocolError, Reply, encode_command};
 
 /// `recv` asks for at least this much room in the parser's buffer, so a large reply is read in
@@ -50,55 +51,6 @@ impl IoError {
             IoError::Os(err) => err.raw_os_error(),
             _ => None,
         }
-    }
-}
-
-/// When an operation must be over, and the timeout it came from (for the error message).
-/// A call computes its deadlines once, before any I/O, and passes them down: nothing that
-/// arrives meanwhile (a push, a slow trickle) starts a fresh timeout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadline {
-    at: Instant,
-    timeout: Duration,
-}
-
-impl Deadline {
-    /// `None` for no timeout, and for one so large that the deadline is not representable
-    /// (which is as good as none).
-    pub fn after(timeout: Option<Duration>) -> Option<Self> {
-        Self::after_from(Instant::now(), timeout)
-    }
-
-    /// `after`, counted from `now` (one clock read for several deadlines).
-    pub fn after_from(now: Instant, timeout: Option<Duration>) -> Option<Self> {
-        let timeout = timeout?;
-        Some(Deadline {
-            at: now.checked_add(timeout)?,
-            timeout,
-        })
-    }
-
-    /// The deadline `at`, reported as a timeout of `timeout`.
-    pub fn at(at: Instant, timeout: Duration) -> Self {
-        Deadline { at, timeout }
-    }
-
-    /// When it passes.
-    pub fn instant(&self) -> Instant {
-        self.at
-    }
-
-    /// The earlier of two deadlines (None = none).
-    pub fn earliest(a: Option<Self>, b: Option<Self>) -> Option<Self> {
-        match (a, b) {
-            (Some(a), Some(b)) => Some(if b.at < a.at { b } else { a }),
-            (a, None) => a,
-            (None, b) => b,
-        }
-    }
-
-    pub fn passed(deadline: Option<Self>) -> bool {
-        deadline.is_some_and(|d| Instant::now() >= d.at)
     }
 }
 

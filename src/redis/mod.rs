@@ -2,6 +2,7 @@
 //! and the go-redis URL format. Plain safe Rust, knowing nothing of C.
 
 pub mod addr;
+pub mod deadline;
 mod handshake;
 pub mod io;
 pub mod resp;

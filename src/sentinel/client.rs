@@ -8,6 +8,7 @@ use socket2::Socket;
 
 use super::{SentinelConfig, parse_master_addr_reply};
 use crate::pool::{Dialer, Error};
+use crate::redis::deadline::left;
 use crate::redis::io::{self, IoError};
 use crate::redis::resp::{Parser, Reply, ReplyLimits};
 
@@ -35,7 +36,7 @@ impl SentinelConn {
         deadline: Instant,
     ) -> Result<SentinelConn, String> {
         let sock = Dialer::from_addr(addr)
-            .and_then(|d| d.dial(Some(left_until(deadline)?)))
+            .and_then(|d| d.dial(Some(left(deadline).ok_or_else(timed_out)?)))
             .map_err(|e| e.to_string())?;
         let mut conn = SentinelConn {
             sock,
@@ -87,7 +88,7 @@ impl SentinelConn {
     fn exchange(&mut self, args: &[&[u8]], deadline: Instant) -> Result<Reply, String> {
         let d = Some(io::Deadline::at(
             deadline,
-            left_until(deadline).map_err(|e| e.to_string())?,
+            left(deadline).ok_or_else(|| timed_out().to_string())?,
         ));
         io::command_with(
             self.sock.as_raw_fd(),
@@ -149,23 +150,12 @@ impl SentinelConn {
     }
 }
 
-/// What is left until `deadline`; an error once it has passed.
-fn left_until(deadline: Instant) -> Result<Duration, Error> {
-    match deadline.checked_duration_since(Instant::now()) {
-        Some(left) if !left.is_zero() => Ok(left),
-        _ => Err(Error::Dial {
-            message: "redis: sentinel: i/o timeout".into(),
-            errno: None,
-        }),
+/// The error of a sentinel exchange that ran out of time.
+fn timed_out() -> Error {
+    Error::Dial {
+        message: "redis: sentinel: i/o timeout".into(),
+        errno: None,
     }
-}
-
-/// `timeout` from now; a timeout too large for the clock is as good as a century.
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
-        .unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -175,6 +165,7 @@ mod tests {
     use std::thread;
 
     use super::*;
+    use crate::redis::deadline::bounded_instant_after;
 
     const ADDR_REPLY: &[u8] = b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n";
 
@@ -205,7 +196,7 @@ mod tests {
     #[test]
     fn a_sentinel_reply_is_held_to_small_limits() {
         let cfg = SentinelConfig::new("m", vec![]);
-        let t = || deadline_after(Duration::from_secs(5));
+        let t = || bounded_instant_after(Duration::from_secs(5));
         let ok = fake_sentinel(
             b"",
             vec![b"*2\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n".to_vec()],
@@ -233,7 +224,7 @@ mod tests {
     }
 
     fn ask(addr: &str, cfg: &SentinelConfig) -> Result<Option<String>, String> {
-        let t = || deadline_after(Duration::from_secs(5));
+        let t = || bounded_instant_after(Duration::from_secs(5));
         let mut conn = SentinelConn::connect(addr, cfg, t())?;
         let first = conn.get_master_addr("mymaster", t())?;
         // The conn is kept by the watcher: a second query must get its own reply.

@@ -9,7 +9,7 @@
 //! - Watching (`watcher`): one thread per pool subscribes to `+switch-master` on a sentinel
 //!   and asks it for the master every `poll_interval` too (a message missed while
 //!   reconnecting is caught that way). A new address is cached and every conn to the old
-//!   master is retired (`Retire::retire_all`): idle ones closed at once, checked-out ones on
+//!   master is retired (`pool::Retire::retire_all`): idle ones closed at once, checked-out ones on
 //!   put, dials in flight discarded when they land.
 //! - A READONLY error reply on a conn (the master was demoted under it) marks the conn broken
 //!   (it is removed when given back) and makes the next dial and the watcher ask the
@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use socket2::Socket;
 
-use crate::pool::{Conn, Dialer, Error, InFlight, Result, time_left};
+use crate::pool::{Conn, ConnPool, DialSource, Dialer, Error, InFlight, Result, Retire};
+use crate::redis::deadline::{bounded_instant_after, time_left};
 use crate::redis::resp::Reply;
 
 pub(crate) use client::SentinelConn;
@@ -138,14 +139,6 @@ impl SentinelConfig {
         }
         Ok(())
     }
-}
-
-/// A pool the watcher retires conns of. Implemented by the pool core.
-pub(crate) trait Retire: Send + Sync {
-    /// Closes idle conns now; conns checked out or being dialed are closed when they come
-    /// back or land.
-    fn retire_all(self: Arc<Self>);
-    fn is_closed(&self) -> bool;
 }
 
 /// A `+switch-master` message: "<name> <old ip> <old port> <new ip> <new port>".
@@ -285,7 +278,7 @@ impl SentinelState {
     /// address; the first answer wins. `budget` bounds the whole search; each sentinel gets
     /// a fair share of what is left.
     pub fn query_master(&self, budget: Duration) -> Result<String> {
-        let deadline = client::deadline_after(budget);
+        let deadline = bounded_instant_after(budget);
         let n = self.cfg.addrs.len();
         let first = self.preferred.load(Ordering::Relaxed) % n;
         let mut errors = Vec::new();
@@ -300,7 +293,7 @@ impl SentinelState {
             let addr = &self.cfg.addrs[i];
             // Connect, AUTH and the query share one deadline: each step taking a fresh
             // share used to stretch one sentinel's turn to three shares.
-            let until = client::deadline_after(share);
+            let until = bounded_instant_after(share);
             let res = SentinelConn::connect(addr, &self.cfg, until)
                 .and_then(|mut c| c.get_master_addr(&self.cfg.master_name, until));
             match res {
@@ -485,6 +478,62 @@ impl SentinelState {
 
     fn set_preferred(&self, i: usize) {
         self.preferred.store(i, Ordering::Relaxed);
+    }
+}
+
+/// The pool sees a sentinel state only as its dial source.
+impl DialSource for SentinelState {
+    fn target(&self) -> String {
+        SentinelState::target(self)
+    }
+
+    fn dial_within(
+        &self,
+        deadline: Option<Instant>,
+        in_flight: Option<&InFlight>,
+    ) -> Result<Socket> {
+        SentinelState::dial_within(self, deadline, in_flight)
+    }
+
+    fn check_new_conn(
+        &self,
+        conn: &mut Conn,
+        cap: Option<crate::redis::io::Deadline>,
+    ) -> Result<()> {
+        self.verify_master(conn, cap)
+    }
+
+    fn note_readonly(&self) {
+        SentinelState::note_readonly(self)
+    }
+
+    fn for_new_pool(&self) -> Arc<dyn DialSource> {
+        Arc::new(self.fresh())
+    }
+
+    fn attach(self: Arc<Self>, pool: Weak<dyn Retire>) -> Result<()> {
+        SentinelState::attach(&self, pool)
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+impl Dialer {
+    /// The dialer of a sentinel pool: the master `state` reports (`Dialer::Source`).
+    #[allow(non_snake_case)]
+    pub fn Sentinel(state: Arc<SentinelState>) -> Dialer {
+        Dialer::Source(state)
+    }
+}
+
+impl ConnPool {
+    /// The sentinel state of a pool whose dialer is `Dialer::Sentinel` (its own copy, made
+    /// by `new`): the current master address and the switches seen.
+    pub fn sentinel(&self) -> Option<Arc<SentinelState>> {
+        let source = Arc::clone(self.dial_source()?);
+        source.into_any().downcast::<SentinelState>().ok()
     }
 }
 

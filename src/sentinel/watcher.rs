@@ -13,8 +13,9 @@ use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::client::deadline_after;
-use super::{Retire, SentinelConn, SentinelState, parse_switch_master};
+use super::{SentinelConn, SentinelState, parse_switch_master};
+use crate::pool::Retire;
+use crate::redis::deadline::{bounded_instant_after, instant_after};
 
 /// How long one blocking read of the subscription lasts: the bound on noticing a closed
 /// pool, a READONLY hint or a due poll.
@@ -52,7 +53,7 @@ pub(super) fn run(state: Arc<SentinelState>, pool: Weak<dyn Retire>) {
         }
         let subscribed = {
             let addr = &state.cfg.addrs[idx];
-            let until = deadline_after(state.cfg.timeout);
+            let until = bounded_instant_after(state.cfg.timeout);
             SentinelConn::connect(addr, &state.cfg, until)
                 .and_then(|mut c| c.subscribe(CHANNEL, until).map(|()| c))
         };
@@ -80,7 +81,7 @@ fn listen(state: &SentinelState, pool: &Weak<dyn Retire>, mut sub: SentinelConn,
             return;
         }
         if state.is_suspect() || next_poll.is_some_and(|t| Instant::now() >= t) {
-            let until = deadline_after(cfg.timeout);
+            let until = bounded_instant_after(cfg.timeout);
             if query.is_none() {
                 query = SentinelConn::connect(addr, cfg, until).ok();
             }
@@ -98,9 +99,7 @@ fn listen(state: &SentinelState, pool: &Weak<dyn Retire>, mut sub: SentinelConn,
                 Some(Err(_)) | None => query = None,
             }
             // While suspect, ask again at the next tick at the earliest.
-            next_poll = cfg
-                .poll_interval
-                .and_then(|p| Instant::now().checked_add(p));
+            next_poll = instant_after(cfg.poll_interval);
         }
         match sub.next_message(TICK) {
             Ok(Some(payload)) => {

@@ -6,19 +6,27 @@
 //! Where this parser is stricter than go-redis it says so next to the rule. Every error is
 //! `Error::InvalidArg`, names the offending part, quotes user text clipped and escaped, and
 //! never carries the URL's password.
+//!
+//! Beside this file: `duration` (Go's `time.ParseDuration`), `redact` (user text in
+//! messages, never the password) and `cluster` (go-redis `ParseClusterURL`).
 
 use std::borrow::Cow;
 
 use url::{Host, Url};
 
 use super::addr;
-use crate::pool::Error;
+use crate::error::Error;
+use duration::{DurationError, NANOS_PER_MILLI, NANOS_PER_SEC, parse_go_duration};
+use redact::{CLIP_BYTES, REDACTED, Redactor};
+
+mod cluster;
+mod duration;
+mod redact;
+
+pub use cluster::{ClusterUrl, parse_cluster_url};
 
 /// Longer URLs are refused before any parsing: a URL is configuration, not data.
 pub const MAX_URL_LEN: usize = 8 * 1024;
-
-/// Quoted user text is clipped to this many bytes, so messages stay well under 256 bytes.
-const CLIP_BYTES: usize = 64;
 
 /// A duration parameter: go-redis accepts a Go duration ("500ms", "4s", "1m30s", "1.5h"; units
 /// ns, us, µs, ms, s, m, h) or a plain integer meaning seconds.
@@ -545,9 +553,6 @@ fn parse_client_name(s: &str, redact: &Redactor) -> Result<String, Error> {
     )))
 }
 
-const NANOS_PER_MILLI: i64 = 1_000_000;
-const NANOS_PER_SEC: i64 = 1_000_000_000;
-
 /// go-redis `queryOptions.duration`: a plain integer is seconds, anything else a Go duration;
 /// a result `<= 0` disables. Unlike Go, a plain integer too large for a `time.Duration` is an
 /// error rather than a silent wrap-around.
@@ -588,156 +593,6 @@ fn parse_wait_param(name: &str, s: &str, redact: &Redactor) -> Result<UrlWait, E
     Ok(UrlWait::Millis(millis))
 }
 
-/// Why a Go duration did not parse.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum DurationError {
-    Invalid,
-    MissingUnit,
-    UnknownUnit(String),
-    Overflow,
-}
-
-impl DurationError {
-    fn reason(&self, show_unit: bool) -> String {
-        match self {
-            DurationError::Invalid => "not a number or a Go duration such as 500ms".to_owned(),
-            DurationError::MissingUnit => "missing unit: ns, us, ms, s, m or h".to_owned(),
-            DurationError::UnknownUnit(u) if show_unit => {
-                format!("unknown unit {}", quote_clipped(u, 16))
-            }
-            DurationError::UnknownUnit(_) => "unknown unit".to_owned(),
-            DurationError::Overflow => "out of range".to_owned(),
-        }
-    }
-}
-
-/// A Go duration unit and its length in nanoseconds.
-fn unit_nanos(unit: &[u8]) -> Option<u64> {
-    Some(match unit {
-        b"ns" => 1,
-        // "µs" as U+00B5 (micro sign) and as U+03BC (Greek mu), as Go accepts both.
-        b"us" | b"\xc2\xb5s" | b"\xce\xbcs" => 1_000,
-        b"ms" => 1_000_000,
-        b"s" => 1_000_000_000,
-        b"m" => 60_000_000_000,
-        b"h" => 3_600_000_000_000,
-        _ => return None,
-    })
-}
-
-const DURATION_LIMIT: u64 = 1 << 63;
-
-/// Go's `time.ParseDuration`, to signed nanoseconds: `[-+]?` then one or more
-/// `<decimal><unit>` ("1h2m3.5s", ".5s", "1.s"); "0" alone needs no unit. Follows Go's overflow
-/// rules, including that a fraction's excess digits are dropped, not rounded.
-fn parse_go_duration(s: &str) -> Result<i64, DurationError> {
-    let mut s = s.as_bytes();
-    let mut neg = false;
-    if let Some((&c @ (b'-' | b'+'), rest)) = s.split_first() {
-        neg = c == b'-';
-        s = rest;
-    }
-    if s == b"0" {
-        return Ok(0);
-    }
-    if s.is_empty() {
-        return Err(DurationError::Invalid);
-    }
-    let mut total: u64 = 0;
-    while !s.is_empty() {
-        if !(s[0] == b'.' || s[0].is_ascii_digit()) {
-            return Err(DurationError::Invalid);
-        }
-        let (whole, rest) = leading_int(s)?;
-        let pre = rest.len() != s.len();
-        s = rest;
-        let (mut frac, mut scale, mut post) = (0u64, 1f64, false);
-        if let Some((b'.', rest)) = s.split_first() {
-            let (f, sc, rest2) = leading_fraction(rest);
-            post = rest2.len() != rest.len();
-            (frac, scale, s) = (f, sc, rest2);
-        }
-        if !pre && !post {
-            return Err(DurationError::Invalid);
-        }
-        let unit_len = s
-            .iter()
-            .position(|&c| c == b'.' || c.is_ascii_digit())
-            .unwrap_or(s.len());
-        if unit_len == 0 {
-            return Err(DurationError::MissingUnit);
-        }
-        let (unit, rest) = s.split_at(unit_len);
-        s = rest;
-        let Some(unit) = unit_nanos(unit) else {
-            return Err(DurationError::UnknownUnit(
-                String::from_utf8_lossy(unit).into_owned(),
-            ));
-        };
-        if whole > DURATION_LIMIT / unit {
-            return Err(DurationError::Overflow);
-        }
-        let mut v = whole * unit;
-        if frac > 0 {
-            // Go computes this part in float64 too; it is below `unit`, so the cast is exact
-            // enough and cannot overflow.
-            v += (frac as f64 * (unit as f64 / scale)) as u64;
-            if v > DURATION_LIMIT {
-                return Err(DurationError::Overflow);
-            }
-        }
-        total = total.checked_add(v).ok_or(DurationError::Overflow)?;
-        if total > DURATION_LIMIT {
-            return Err(DurationError::Overflow);
-        }
-    }
-    if neg {
-        // total <= 2^63, so its negation fits (2^63 gives i64::MIN).
-        return Ok(0i64.wrapping_sub_unsigned(total));
-    }
-    i64::try_from(total).map_err(|_| DurationError::Overflow)
-}
-
-/// Go's `leadingInt`: the leading decimal digits of `s`, refusing values past 2^63.
-fn leading_int(s: &[u8]) -> Result<(u64, &[u8]), DurationError> {
-    let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
-    let mut x: u64 = 0;
-    for &c in &s[..digits] {
-        if x > DURATION_LIMIT / 10 {
-            return Err(DurationError::Overflow);
-        }
-        x = x * 10 + u64::from(c - b'0');
-        if x > DURATION_LIMIT {
-            return Err(DurationError::Overflow);
-        }
-    }
-    Ok((x, &s[digits..]))
-}
-
-/// Go's `leadingFraction`: the digits after a '.', as a value and its power-of-ten scale;
-/// digits beyond what fits are consumed and ignored.
-fn leading_fraction(s: &[u8]) -> (u64, f64, &[u8]) {
-    let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
-    let (mut x, mut scale, mut overflow) = (0u64, 1f64, false);
-    for &c in &s[..digits] {
-        if overflow {
-            continue;
-        }
-        if x > (DURATION_LIMIT - 1) / 10 {
-            overflow = true;
-            continue;
-        }
-        let y = x * 10 + u64::from(c - b'0');
-        if y > DURATION_LIMIT {
-            overflow = true;
-            continue;
-        }
-        x = y;
-        scale *= 10.0;
-    }
-    (x, scale, &s[digits..])
-}
-
 /// Percent-decodes `s`; `None` for a malformed escape or bytes that are not UTF-8 (Go's
 /// url.Parse refuses the former too).
 fn percent_decode(s: &str) -> Option<String> {
@@ -770,77 +625,6 @@ fn decode_userinfo(s: &str) -> Result<String, Error> {
 
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
-}
-
-const REDACTED: &str = "<redacted>";
-
-/// Clips and escapes user text for a message, and withholds any text holding the password
-/// (as written and as decoded).
-struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl Redactor {
-    fn new(raw_password: Option<&str>) -> Self {
-        let mut r = Redactor {
-            secrets: Vec::new(),
-        };
-        if let Some(raw) = raw_password {
-            r.add(raw);
-            if let Some(decoded) = percent_decode(raw) {
-                r.add(&decoded);
-            }
-        }
-        r
-    }
-
-    fn with(mut self, password: Option<&str>) -> Self {
-        if let Some(p) = password {
-            self.add(p);
-        }
-        self
-    }
-
-    fn add(&mut self, secret: &str) {
-        if !secret.is_empty() && !self.secrets.iter().any(|s| s == secret) {
-            self.secrets.push(secret.to_owned());
-        }
-    }
-
-    fn leaks(&self, text: &str) -> bool {
-        self.secrets.iter().any(|s| text.contains(s.as_str()))
-    }
-
-    /// Escaped and clipped to `max` bytes; `None` when it would show the password.
-    fn clip(&self, s: &str, max: usize) -> Option<String> {
-        let out = clip_escaped(s, max);
-        // Escaping can spell out a password such as `\n` from text that did not hold it.
-        (!self.leaks(s) && !self.leaks(&out)).then_some(out)
-    }
-
-    /// Escaped, clipped and in double quotes, as Go's `%q`; or `<redacted>`.
-    fn quote(&self, s: &str) -> String {
-        match self.clip(s, CLIP_BYTES) {
-            Some(clipped) => format!("\"{clipped}\""),
-            None => REDACTED.to_owned(),
-        }
-    }
-}
-
-fn clip_escaped(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in s.escape_debug() {
-        if out.len() + c.len_utf8() > max {
-            out.push('…');
-            break;
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn quote_clipped(s: &str, max: usize) -> String {
-    format!("\"{}\"", clip_escaped(s, max))
 }
 
 #[cfg(test)]
@@ -1385,93 +1169,6 @@ mod tests {
     }
 
     #[test]
-    fn go_durations() {
-        const S: i64 = NANOS_PER_SEC;
-        let ok: &[(&str, i64)] = &[
-            ("0", 0),
-            ("+0", 0),
-            ("-0", 0),
-            ("0s", 0),
-            ("5s", 5 * S),
-            ("30s", 30 * S),
-            ("1478s", 1478 * S),
-            ("-5s", -5 * S),
-            ("+5s", 5 * S),
-            ("-0s", 0),
-            ("+0s", 0),
-            ("5.0s", 5 * S),
-            ("5.6s", 5 * S + 600_000_000),
-            ("5.s", 5 * S),
-            (".5s", S / 2),
-            ("1.0s", S),
-            ("1.00s", S),
-            ("1.004s", S + 4_000_000),
-            ("1.0040s", S + 4_000_000),
-            ("100.00100s", 100 * S + 1_000_000),
-            ("10ns", 10),
-            ("11us", 11_000),
-            ("12µs", 12_000),
-            ("12μs", 12_000),
-            ("13ms", 13_000_000),
-            ("14s", 14 * S),
-            ("15m", 15 * 60 * S),
-            ("16h", 16 * 3600 * S),
-            ("3h30m", (3 * 3600 + 30 * 60) * S),
-            ("10.5s4m", 4 * 60 * S + 10 * S + S / 2),
-            ("-2m3.4s", -(2 * 60 * S + 3 * S + 400_000_000)),
-            (
-                "1h2m3s4ms5us6ns",
-                3600 * S + 2 * 60 * S + 3 * S + 4_000_000 + 5_000 + 6,
-            ),
-            (
-                "39h9m14.425s",
-                39 * 3600 * S + 9 * 60 * S + 14 * S + 425_000_000,
-            ),
-            ("52763797000ns", 52_763_797_000),
-            ("0.3333333333333333333h", 20 * 60 * S),
-            ("9007199254740993ns", (1 << 53) + 1),
-            ("9223372036854775807ns", i64::MAX),
-            ("9223372036854775.807us", i64::MAX),
-            ("9223372036s854ms775us807ns", i64::MAX),
-            ("-9223372036854775808ns", i64::MIN),
-            ("-9223372036854775.808us", i64::MIN),
-            ("-9223372036s854ms775us808ns", i64::MIN),
-            ("0.100000000000000000000h", 6 * 60 * S),
-            ("0.830103483285477580700h", 49 * 60 * S + 48_372_539_827),
-        ];
-        for (s, want) in ok {
-            assert_eq!(parse_go_duration(s), Ok(*want), "{s}");
-        }
-        let bad: &[(&str, DurationError)] = &[
-            ("", DurationError::Invalid),
-            ("-", DurationError::Invalid),
-            ("+", DurationError::Invalid),
-            ("3", DurationError::MissingUnit),
-            ("s", DurationError::Invalid),
-            (".", DurationError::Invalid),
-            ("-.", DurationError::Invalid),
-            (".s", DurationError::Invalid),
-            ("+.s", DurationError::Invalid),
-            ("1d", DurationError::UnknownUnit("d".into())),
-            ("1s2", DurationError::MissingUnit),
-            ("1.5", DurationError::MissingUnit),
-            ("1sx", DurationError::UnknownUnit("sx".into())),
-            ("- 1s", DurationError::Invalid),
-            ("1 s", DurationError::UnknownUnit(" s".into())),
-            ("9223372036854775808ns", DurationError::Overflow),
-            ("-9223372036854775809ns", DurationError::Overflow),
-            ("9223372036854775.808us", DurationError::Overflow),
-            ("9223372036854ms775us808ns", DurationError::Overflow),
-            ("9999999999999h", DurationError::Overflow),
-            ("99999999999999999999s", DurationError::Overflow),
-            ("3000000h", DurationError::Overflow),
-        ];
-        for (s, want) in bad {
-            assert_eq!(parse_go_duration(s).as_ref(), Err(want), "{s}");
-        }
-    }
-
-    #[test]
     fn password_never_in_messages() {
         const PW: &str = "S3cr3t-Pw";
         let bad_tails = [
@@ -1686,173 +1383,5 @@ mod tests {
         // At the limits it parses.
         assert!(parse_url(&format!("redis://{}:1", "h".repeat(253))).is_ok());
         assert!(parse_url(&format!("unix:///{}", "p".repeat(106))).is_ok());
-    }
-}
-
-/// A cluster URL (go-redis `ParseClusterURL`): a `redis://` URL naming one node, more
-/// nodes in repeated `addr=host:port` parameters, and the cluster's own parameters; every
-/// other parameter is a node pool option as in `parse_url`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClusterUrl {
-    /// The node options; `base.addr` is the first seed.
-    pub base: UrlConfig,
-    /// Every seed: the URL's host first, then each `addr` parameter.
-    pub seeds: Vec<String>,
-    pub max_redirects: Option<i32>,
-    pub refresh_min_interval: Option<UrlDuration>,
-}
-
-/// The parameters a cluster URL has on top of `parse_url`'s.
-const CLUSTER_PARAMS: [&str; 3] = ["addr", "max_redirects", "refresh_min_interval"];
-
-/// Parses `redis://[[user][:password]@]host:port[?addr=host2:port2&addr=...&max_redirects=N&
-/// refresh_min_interval=D&<node options>]`. Only `redis://` (cluster nodes are reached over
-/// TCP); a database number other than 0 is refused (a cluster has only db 0). The password
-/// is never shown in a message.
-pub fn parse_cluster_url(s: &str) -> Result<ClusterUrl, Error> {
-    if s.len() > MAX_URL_LEN {
-        return Err(Error::invalid(format!(
-            "redis: URL is too long ({} bytes, at most {MAX_URL_LEN})",
-            s.len()
-        )));
-    }
-    match split_scheme(s) {
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("redis") => {}
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("unix") => {
-            return Err(Error::invalid(
-                "redis: a cluster URL is redis://host:port…: cluster nodes are reached over TCP",
-            ));
-        }
-        // parse_url words every other scheme error.
-        _ => {
-            parse_url(s)?;
-            return Err(Error::invalid("redis: invalid cluster URL"));
-        }
-    }
-    let redact = Redactor::new(raw_password(s));
-    let (head, query) = match s.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (s, None),
-    };
-    let mut kept: Vec<&str> = Vec::new();
-    let mut out = ClusterUrl {
-        base: UrlConfig::default(),
-        seeds: Vec::new(),
-        max_redirects: None,
-        refresh_min_interval: None,
-    };
-    let mut extra = Vec::new();
-    for pair in query.into_iter().flat_map(|q| q.split('&')) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if !CLUSTER_PARAMS.contains(&name) {
-            kept.push(pair);
-            continue;
-        }
-        let Some(value) = percent_decode(value) else {
-            return Err(Error::invalid(format!(
-                "redis: option {name}: invalid percent-encoding"
-            )));
-        };
-        match name {
-            "addr" if value.is_empty() => {}
-            "addr" => extra.push(value),
-            "max_redirects" => {
-                if out.max_redirects.is_some() {
-                    return Err(Error::invalid(
-                        "redis: option max_redirects is given more than once",
-                    ));
-                }
-                if !value.is_empty() {
-                    out.max_redirects = Some(parse_count(name, &value, &redact)?);
-                }
-            }
-            _ => {
-                if out.refresh_min_interval.is_some() {
-                    return Err(Error::invalid(
-                        "redis: option refresh_min_interval is given more than once",
-                    ));
-                }
-                if !value.is_empty() {
-                    out.refresh_min_interval = Some(parse_duration_param(name, &value, &redact)?);
-                }
-            }
-        }
-    }
-    let rebuilt = if kept.is_empty() {
-        head.to_string()
-    } else {
-        format!("{head}?{}", kept.join("&"))
-    };
-    out.base = parse_url(&rebuilt)?;
-    if out.base.db.is_some_and(|db| db != 0) {
-        return Err(Error::invalid(
-            "redis: a cluster has only database 0 (db in the URL)",
-        ));
-    }
-    out.seeds.push(out.base.addr.clone());
-    for a in extra {
-        if redact.leaks(&a) {
-            return Err(Error::invalid(format!("redis: option addr: {REDACTED}")));
-        }
-        // The one address rule, as for the URL's own host (a seed is dialed over TCP).
-        addr::split_host_port(&a)
-            .map_err(|e| Error::invalid(format!("redis: option addr: {e}")))?;
-        if !out.seeds.contains(&a) {
-            out.seeds.push(a);
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod cluster_url_tests {
-    use super::*;
-
-    #[test]
-    fn seeds_and_cluster_options() {
-        let c = parse_cluster_url(
-            "redis://u:p%40ss@127.0.0.1:7000?addr=127.0.0.1:7001&pool_size=4&addr=127.0.0.1%3A7002&max_redirects=5&refresh_min_interval=250ms",
-        )
-        .unwrap();
-        assert_eq!(
-            c.seeds,
-            vec!["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"]
-        );
-        assert_eq!(c.base.pool_size, Some(4));
-        assert_eq!(c.base.password.as_deref(), Some("p@ss"));
-        assert_eq!(c.max_redirects, Some(5));
-        assert_eq!(c.refresh_min_interval, Some(UrlDuration::Millis(250)));
-
-        let plain = parse_cluster_url("redis://h:1").unwrap();
-        assert_eq!(plain.seeds, vec!["h:1"]);
-        assert_eq!(plain.max_redirects, None);
-    }
-
-    #[test]
-    fn refusals() {
-        let msg = |u: &str| parse_cluster_url(u).unwrap_err().to_string();
-        assert!(msg("unix:///tmp/x.sock").contains("over TCP"));
-        assert!(msg("redis://h:1/2").contains("only database 0"));
-        assert!(msg("redis://h:1?max_redirects=1&max_redirects=2").contains("more than once"));
-        assert!(msg("redis://h:1?max_redirects=-1").contains("max_redirects"));
-        assert!(msg("redis://h:1?refresh_min_interval=xs").contains("refresh_min_interval"));
-        assert!(msg("redis://h:1?bogus=1").contains("unexpected option: bogus"));
-        assert!(msg("http://h:1").contains("scheme"));
-        for (bad, culprit) in [
-            ("%20127.0.0.1:7001", "\" 127.0.0.1\""),
-            ("127.0.0.1:%2B7001", "\"+7001\""),
-            ("127.0.0.1:7001%20", "\"7001 \""),
-            ("127.0.0.1:0", "\"0\""),
-            ("127.0.0.1", "host:port"),
-            ("::1:7001", "[v6]:port"),
-        ] {
-            let m = msg(&format!("redis://h:1?addr={bad}"));
-            assert!(
-                m.contains("option addr") && m.contains(culprit),
-                "{bad}: {m}"
-            );
-        }
-        let secret = msg("redis://:hunter2@h:1?addr=hunter2");
-        assert!(!secret.contains("hunter2"), "{secret}");
     }
 }

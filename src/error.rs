@@ -1,4 +1,5 @@
-//! The errors a pool operation can end with. Each maps to one stable C status code in `ffi`.
+//! The errors a pool operation can end with (`pool::Error` re-exports them). Each maps to
+//! one stable C status code in `ffi`.
 
 use std::io;
 

@@ -1,0 +1,64 @@
+//! Retiring: when the target changes (a sentinel failover) every conn of the pool goes,
+//! idle ones at once, checked-out and in-flight ones when they come back or land.
+
+use super::*;
+
+impl Retire for Inner {
+    fn retire_all(self: Arc<Self>) {
+        self.retire_conns();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl ConnPool {
+    /// Retires every conn the pool has now: idle conns are closed at once, conns checked
+    /// out are closed when given back (put acts as remove), and a dial in flight is
+    /// discarded (and dialed again) when it lands. Conns made afterwards are pooled as
+    /// usual. Used when the master changes (sentinel failover); each conn closed this way
+    /// counts in `stale_conns` and in `retired_conns`.
+    pub fn retire_all(&self) {
+        self.inner().retire_conns();
+    }
+
+    /// Conns closed by `retire_all` so far (idle ones at once, others when they came back).
+    pub fn retired_conns(&self) -> u64 {
+        self.inner().retired.load(Ordering::Relaxed)
+    }
+}
+
+impl Inner {
+    /// See `ConnPool::retire_all`. Runs on user threads and on the sentinel watcher thread.
+    pub(super) fn retire_conns(self: &Arc<Self>) {
+        let idle = {
+            let mut st = self.state.lock();
+            self.epoch.fetch_add(1, Ordering::Relaxed);
+            let mut idle = std::mem::take(&mut st.idle);
+            self.count_retired(idle.len());
+            // User data is freed on a user thread, never on a library thread.
+            for conn in &mut idle {
+                if let Some(ud) = conn.take_userdata_box() {
+                    st.deferred_userdata.push(ud);
+                }
+            }
+            self.refill(&mut st);
+            idle
+        };
+        drop(idle);
+    }
+
+    pub(super) fn count_retired(&self, n: usize) {
+        let n = n as u64;
+        self.retired.fetch_add(n, Ordering::Relaxed);
+        self.counters.stale.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Whether a conn dialed for this pool belongs to the current epoch (call under `state`
+    /// for a definitive answer).
+    #[inline]
+    pub(super) fn is_current(&self, conn: &Conn) -> bool {
+        conn.epoch() == self.epoch.load(Ordering::Relaxed)
+    }
+}
