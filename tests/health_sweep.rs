@@ -1,7 +1,8 @@
 //! The health sweep (src/pool/sweep.rs) against a real redis-server: a conn the server
 //! closed at least 1 ms before a get is never handed out (CLIENT KILL, the server's idle
-//! timeout, a conn handed over by a put to a waiting get), and a steady Get+Put costs far
-//! fewer than 0.1 system calls (counted with `strace -c`: counts, not timings, are asserted).
+//! timeout, a conn handed over by a put to a waiting get), nor one with bytes nobody read
+//! (a RESP3 tracking push), and a steady Get+Put costs far fewer than 0.1 system calls
+//! (counted with `strace -c`: counts, not timings, are asserted).
 
 mod common;
 
@@ -203,6 +204,45 @@ fn a_conn_killed_while_checked_out_is_not_handed_to_a_waiting_get() {
             waiter.join().unwrap(),
             "round {round}: the waiting get was handed the killed conn"
         );
+    }
+}
+
+#[test]
+fn an_idle_conn_with_bytes_nobody_read_is_never_handed_out() {
+    // RESP3 with client tracking: the server pushes an invalidation to the idle conn when
+    // another client changes a key it read. Bytes nobody asked for: the conn is stale (as
+    // go-redis's peek would find it), closed and replaced, never handed out.
+    let server = RedisServer::start();
+    let mut o = options(&server.addr(), 1);
+    o.session.protocol = 3;
+    let p = ConnPool::new(o).unwrap();
+    for round in 0..3u64 {
+        let mut c = p.get().unwrap();
+        let Ok(Reply::Integer(id)) = c.command(&[b"CLIENT", b"ID"]) else {
+            panic!("CLIENT ID");
+        };
+        assert_eq!(
+            c.command(&[b"CLIENT", b"TRACKING", b"ON"]).unwrap(),
+            Reply::Status(b"OK".to_vec())
+        );
+        c.command(&[b"GET", b"tracked"]).unwrap();
+        p.put(c).unwrap();
+        // Idle now: the next get finds the last sweep old and sweeps.
+        assert_eq!(admin(&server, &["SET", "tracked", "v"]), "+OK");
+        // The push went out with the SET's reply; it is on the idle conn's socket well
+        // before the guarantee's 1 ms.
+        past_the_guarantee();
+        let stale_before = p.stats().stale_conns;
+        let mut c = p.get().unwrap();
+        let Ok(Reply::Integer(new_id)) = c.command(&[b"CLIENT", b"ID"]) else {
+            panic!("CLIENT ID");
+        };
+        assert_ne!(
+            new_id, id,
+            "round {round}: the conn with the unread push was handed out"
+        );
+        assert_eq!(p.stats().stale_conns, stale_before + 1, "round {round}");
+        p.put(c).unwrap();
     }
 }
 
