@@ -32,6 +32,9 @@ type SentinelOptions struct {
 	// PollInterval is how often the watcher asks its sentinel for the master
 	// besides listening for +switch-master. 0 = 1s; negative = only listen.
 	PollInterval time.Duration
+	// SentinelTLS reaches the sentinels over TLS, with the TLS* settings of the
+	// node Options (whose TLS field switches TLS to the master on its own).
+	SentinelTLS bool
 }
 
 // NewSentinelPool makes a Pool for the master the sentinels report for
@@ -82,6 +85,7 @@ func NewSentinelPool(sopts SentinelOptions, node Options) (*Pool, error) {
 		so.sentinel_addrs_len = C.size_t(n)
 	}
 	setMillis(&so.poll_interval_ms, sopts.PollInterval, 0)
+	so.sentinel_tls = C.bool(sopts.SentinelTLS)
 
 	var p *C.pool_t
 	var cerr C.pool_error_t

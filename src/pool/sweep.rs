@@ -49,6 +49,10 @@
 //! could not join it, a sweep that failed or could not read every event (more ready conns
 //! than the pool has), all fall back to the peek for the conns concerned.
 //!
+//! TLS conns stay out of the set, and every get peeks them (`health::check_socket` reads
+//! and decrypts what waits): rustls may hold records it already read from the socket,
+//! which epoll no longer reports.
+//!
 //! Forked children: a child's pool state is a new one with its own epoll set (`fork`); the
 //! parent's set is never used there, and conns are never removed from it by hand, so the
 //! child closing its copies of the parent's sockets changes nothing for the parent.
