@@ -275,23 +275,26 @@ struct pool_options {
   // and is listed by pool_leaks. 0 = off (default); the bookkeeping then costs nothing.
   int64_t leak_detection_threshold_ms;
   // Skip the health check's socket peek (one recv syscall) for a conn given back less
-  // than this long ago (HikariCP's alive-bypass window, 500 ms there). 0 = always peek
-  // (default, as go-redis): the peek is what catches a conn the server closed, or one
-  // with a reply nobody read, before a caller gets it. Set it when the ~0.3 us matter
-  // more: a conn closed within the window then fails its first command instead. A conn
+  // than this long ago (HikariCP's alive-bypass window, 500 ms there). 0 = off
+  // (default): a get peeks its conn unless the pool's health sweep vouches for it (one
+  // epoll_wait at most every 0.5 ms answers for all conns: a conn the server closed, or
+  // one with bytes nobody read, at least 1 ms before a get is never handed out; see
+  // docs/performance.md). With a window, a conn closed within it may be handed out
+  // without a peek, and fails its first command instead. A conn
   // whose fd was asked for (pool_conn_fd) is peeked anyway on its next get, since raw
   // I/O may have left a reply unread (pool_conn_command never does), and so is a new
   // conn on its first get (a reply more than its set-up asked for may come late).
   int64_t health_check_bypass_ms;
-  // How long queued gets may be overtaken, in ms. 0 = never (default): strict first
-  // come, first served; a put hands its conn straight to the oldest waiting get, so
-  // with more threads than conns each get waits its turn and costs a context switch.
-  // Above 0: while the oldest waiting get has waited less than this, a put leaves its
-  // conn idle and wakes that waiter to take it, and a get that finds the conn idle
-  // first takes it at once, without a context switch (the woken waiter queues again at
-  // the front). Once the oldest has waited this long, puts hand conns over in order
-  // again. Throughput under oversubscription for a bounded unfairness (Go's sync.Mutex
-  // switches to hand-off after 1 ms); see docs/behaviour.md, "Overtaking".
+  // How long queued gets may be overtaken, in ms; 1 by default. While the oldest
+  // waiting get has waited less than this, a put leaves its conn idle and wakes that
+  // waiter to take it, and a get that finds the conn idle first takes it at once,
+  // without a context switch (the woken waiter queues again at the front). Once the
+  // oldest has waited this long, puts hand conns over in order again, so no get waits
+  // much longer than this plus its turn (Go's sync.Mutex switches to hand-off after
+  // 1 ms too). 0 = never: strict first come, first served; a put hands its conn
+  // straight to the oldest waiting get, so with more threads than conns each get waits
+  // its turn and costs a context switch (about 10x slower; see docs/performance.md and
+  // docs/behaviour.md, "Overtaking").
   int64_t overtake_window_ms;
   // The most string data one reply may hold, in bytes: bulk and simple strings, errors,
   // verbatim strings, big numbers and double texts, counted over the whole reply (nested
@@ -1156,13 +1159,15 @@ pool_status_t pool_sticky_reset(pool_t *sticky);
 // Get: an idle, health-checked conn, or a newly dialed one. Blocks until a turn is free and,
 // on a miss, until the dial finishes: at most pool_timeout_ms in all (-1: forever;
 // 0: no wait for a turn, the dial itself still awaited), then POOL_ERR_TIMEOUT with a
-// message describing the pool. Waiters are served in arrival order (with
-// overtake_window_ms set, a get may take a conn ahead of them while the oldest has
-// waited less than that window). The ping_after_idle_ms check of a long-idle conn is
+// message describing the pool. Waiters are served in arrival order, except that a get
+// may take a conn ahead of them while the oldest has waited less than overtake_window_ms
+// (1 ms by default; 0 keeps strict arrival order). The ping_after_idle_ms check of a long-idle conn is
 // part of the get and ends by its pool_timeout_ms too (see ping_after_idle_ms).
 // On success `*conn_out` is a conn used by one thread at a time until it is given back with
 // `pool_put` or `pool_remove`. Any thread.
-pool_status_t pool_get(pool_t *pool, pool_conn_t **conn_out, pool_error_t *err_out);
+pool_status_t pool_get(pool_t *pool,
+                       pool_conn_t **conn_out,
+                       pool_error_t *err_out);
 
 // Get with its own timeout and cancel token: `timeout_ms < 0` uses the pool's
 // pool_timeout_ms, 0 does not wait for a turn, > 0 bounds the whole get. `cancel` may be

@@ -1,6 +1,7 @@
 //! One pooled connection: its socket, identity and the timestamps the health check reads.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
@@ -14,11 +15,24 @@ use crate::redis::io::{self, IoError};
 use crate::redis::resp::{Parser, Reply, ReplyLimits};
 use crate::redis::{HandshakeError, Session};
 
-/// The conn's own Redis I/O state, made on first use so a conn only ever used through its
-/// fd pays nothing for it.
+/// The Redis I/O state of a conn's commands (reply parser, command buffer): borrowed from
+/// the thread's spare (`SPARE_IO`) for a command and given back after it, so a conn holds
+/// one only while a command runs (or while a reply left bytes unread).
 struct ConnIo {
     parser: Parser,
     out: Vec<u8>,
+}
+
+/// The most command-encoding capacity a spare `ConnIo` keeps (a huge command's buffer
+/// is freed, not kept by the thread).
+const SPARE_OUT_MAX: usize = 64 * 1024;
+
+thread_local! {
+    /// The thread's spare I/O state. A conn borrows it for a command and gives it back
+    /// when the reply left nothing unread, so an idle conn keeps no read buffer (the
+    /// parser's 32 KiB) and a thread running commands on many conns in turn reuses one:
+    /// no allocation per command, one buffer per thread instead of one per conn.
+    static SPARE_IO: Cell<Option<Box<ConnIo>>> = const { Cell::new(None) };
 }
 
 impl ConnIo {
@@ -27,6 +41,28 @@ impl ConnIo {
             parser: Parser::with_limits(limits),
             out: Vec::new(),
         })
+    }
+
+    /// The thread's spare (see `SPARE_IO`), or a new one.
+    fn take(limits: ReplyLimits) -> Box<Self> {
+        match SPARE_IO.try_with(Cell::take).ok().flatten() {
+            Some(mut cio) => {
+                cio.parser.set_limits(limits);
+                cio
+            }
+            None => ConnIo::new(limits),
+        }
+    }
+
+    /// Keeps a clean one as the thread's spare (see `SPARE_IO`).
+    fn give_back(mut cio: Box<Self>) {
+        debug_assert!(cio.parser.is_clean());
+        if cio.out.capacity() > SPARE_OUT_MAX {
+            cio.out = Vec::new();
+        }
+        cio.out.clear();
+        // A thread exiting has no spare any more: the state is dropped.
+        let _ = SPARE_IO.try_with(|spare| spare.set(Some(cio)));
     }
 }
 
@@ -53,6 +89,7 @@ struct ConnState {
     /// False for conns from `new_conn`: they live outside the turns and the idle list.
     pooled: bool,
     userdata: Option<Box<dyn Any + Send>>,
+    /// Some only during a command, or when its reply left bytes unread (see `ConnIo`).
     io: Option<Box<ConnIo>>,
     /// What one reply of the conn's own commands may hold (the pool's `reply_limits`).
     reply_limits: ReplyLimits,
@@ -67,6 +104,11 @@ struct ConnState {
     /// Why the stream must be looked at before it is trusted, as `PEEK_*` bits; 0 on the
     /// hot path. One byte, so the get's health check tests it as it tested one flag.
     peek: u8,
+    /// It joined its pool's epoll set (`sweep::SweepState::register`): sweeps answer for it.
+    swept: bool,
+    /// When the sweep that vouches for it began (`sweep::SweepState::stamp`, by the get that
+    /// took it), in `clock::now_ns()` time; 0 = none. Cleared when it is handed out.
+    swept_at: u64,
     /// How the session differs from the one the pool set up, as `SESSION_*` bits, tracked
     /// from the names of the commands sent (the server is never asked); 0 for a conn used
     /// for plain commands. A conn with any bit set is closed when given back, never pooled.
@@ -104,6 +146,9 @@ const PEEK_FD_LENT: u8 = 1;
 /// check peeks it even inside `health_check_bypass`, and so does its first command (a conn
 /// dialed for a get is handed out without a health check). Once per conn.
 const PEEK_FRESH: u8 = 2;
+/// `ConnState::peek`: a sweep reported it while it was idle (closed by the server, an error,
+/// or bytes nobody asked for): the next get peeks it (and closes it, as stale).
+const PEEK_SUSPECT: u8 = 4;
 
 /// `ConnState::session`: SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE was sent (subscribe mode; kept
 /// after the UNSUBSCRIBEs too: which channels are left is not tracked).
@@ -236,6 +281,8 @@ impl Conn {
             recv_bounded: false,
             resp3: false,
             peek: 0,
+            swept: false,
+            swept_at: 0,
             session: 0,
             session_db: 0,
             broken: None,
@@ -425,6 +472,33 @@ impl Conn {
     /// followed the set-up's replies, has been looked at.
     pub(crate) fn clear_needs_peek(&mut self) {
         self.s.peek = 0;
+        self.s.swept_at = 0;
+    }
+
+    /// A sweep reported it while it was idle: the next get peeks it.
+    pub(crate) fn mark_suspect(&mut self) {
+        self.s.peek |= PEEK_SUSPECT;
+    }
+
+    /// Whether it joined its pool's epoll set.
+    #[inline]
+    pub(crate) fn is_swept(&self) -> bool {
+        self.s.swept
+    }
+
+    pub(crate) fn set_swept(&mut self, swept: bool) {
+        self.s.swept = swept;
+    }
+
+    /// When the sweep that vouches for it began; 0 = none (`sweep::SweepState::stamp`).
+    #[inline]
+    pub(crate) fn swept_at(&self) -> u64 {
+        self.s.swept_at
+    }
+
+    #[inline]
+    pub(crate) fn set_swept_at(&mut self, at_ns: u64) {
+        self.s.swept_at = at_ns;
     }
 
     /// Runs the TLS handshake on the conn's socket (right after the dial, before the
@@ -620,7 +694,7 @@ impl Conn {
             Some(c) => io::Stream::Tls(fd, c),
             None => io::Stream::Plain(fd),
         };
-        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
+        let cio = st.io.get_or_insert_with(|| ConnIo::take(limits));
         let res = io::pipeline_each(
             &mut stream,
             &mut cio.parser,
@@ -675,6 +749,7 @@ impl Conn {
                 if let Some(resp3) = hello {
                     self.s.resp3 = resp3;
                 }
+                self.release_io();
                 Ok(())
             }
             Err((n, e)) => {
@@ -864,7 +939,7 @@ impl Conn {
             Some(c) => io::Stream::Tls(fd, c),
             None => io::Stream::Plain(fd),
         };
-        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
+        let cio = st.io.get_or_insert_with(|| ConnIo::take(limits));
         let mut res = io::command_with(
             &mut stream,
             &mut cio.parser,
@@ -926,6 +1001,7 @@ impl Conn {
                         _ => {}
                     }
                 }
+                self.release_io();
                 Ok(reply)
             }
             Err(e) => {
@@ -969,7 +1045,7 @@ impl Conn {
     /// Runs the Redis session set-up on a freshly dialed conn.
     /// With `ping`, an empty session still makes one round trip (a PING), so a refusal
     /// the server sends on accept (maxclients, NOAUTH) is seen at dial time. The reply
-    /// buffers are freed afterwards: an idle conn holds none until a command needs them.
+    /// buffers are freed afterwards: an idle conn holds none (see `ConnIo`).
     /// The read and write timeouts bound it, and `unbounded` stands for either when it is
     /// none: a set-up is part of a dial and must end. Its replies (HELLO's map, OK, PONG)
     /// are held to the default reply limits, not the pool's: limits set for data replies,
@@ -1020,6 +1096,8 @@ impl Conn {
             ping,
         );
         cio.parser.set_limits(limits);
+        // Freed, not kept as the thread's spare: set-ups run on dial threads, which come
+        // and go (a spare there would be 32 KiB per live dial thread, for one use per conn).
         if res.is_ok() && cio.parser.is_clean() {
             self.s.io = None;
         }
@@ -1157,6 +1235,18 @@ impl Conn {
     /// Why the conn is out of step with the server, if it is.
     pub fn broken_reason(&self) -> Option<&str> {
         self.s.broken.as_deref()
+    }
+
+    /// After a command: gives the I/O state back to the thread (`SPARE_IO`) unless the
+    /// reply left bytes unread or the conn broke (then it stays, for the checks that look
+    /// at what is buffered, until the conn is closed).
+    #[inline]
+    fn release_io(&mut self) {
+        if self.s.broken.is_none()
+            && let Some(cio) = self.s.io.take_if(|cio| cio.parser.is_clean())
+        {
+            ConnIo::give_back(cio);
+        }
     }
 
     /// Bytes received by `command` and not consumed: should never happen on a good conn.

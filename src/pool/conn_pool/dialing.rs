@@ -520,6 +520,10 @@ impl Inner {
         let close_on_readonly =
             self.opts.close_on_readonly || matches!(self.opts.dialer, Dialer::Source(_));
         conn.set_failover_state(epoch, close_on_readonly);
+        // TLS conns stay out of the sweep (see `sweep`): their gets peek, TLS-aware.
+        if pooled && self.opts.tls.is_none() {
+            self.state.lock().sweep.register(&mut conn);
+        }
         conn
     }
 

@@ -46,6 +46,7 @@ use super::notify::Notifier;
 use super::options::{Options, Wait};
 use super::pooler::{Pooler, Rejected};
 use super::stats::{Counters, Stats};
+use super::sweep::SweepState;
 use super::waiter::{
     Grant, Outcome, Waiter, Wake, hand_to_oldest, hand_to_oldest_later, wait_or_withdraw,
 };
@@ -155,6 +156,8 @@ struct State {
     hits: u64,
     /// User data of conns closed on library threads, dropped on the next user call.
     deferred_userdata: Vec<Box<dyn Any + Send>>,
+    /// The epoll set whose sweeps vouch for idle conns, and what the last one found.
+    sweep: SweepState,
 }
 
 impl State {
@@ -457,7 +460,7 @@ impl ConnPool {
     /// closed when they come back. A second close returns `Error::Closed`.
     pub fn close(&self) -> Result<()> {
         let inner = self.inner();
-        let (idle, deferred) = {
+        let (idle, deferred, sweep_fd) = {
             let mut st = inner.state.lock();
             if st.closed {
                 return Err(Error::Closed);
@@ -482,12 +485,14 @@ impl ConnPool {
             (
                 std::mem::take(&mut st.idle),
                 std::mem::take(&mut st.deferred_userdata),
+                st.sweep.close(),
             )
         };
         // Dials in flight end now: their connects and set-up reads are woken.
         inner.in_flight.close();
         inner.notify.signal();
         drop(idle);
+        drop(sweep_fd);
         drop(deferred);
         Ok(())
     }
@@ -567,6 +572,11 @@ impl Inner {
             leaks: opts_leaks,
             state: Mutex::new(State {
                 closed,
+                sweep: if closed {
+                    SweepState::default()
+                } else {
+                    SweepState::new()
+                },
                 ..State::default()
             }),
             sleep_lock: std::sync::Mutex::new(()),
