@@ -211,7 +211,10 @@ fn a_conn_killed_while_checked_out_is_not_handed_to_a_waiting_get() {
 fn an_idle_conn_with_bytes_nobody_read_is_never_handed_out() {
     // RESP3 with client tracking: the server pushes an invalidation to the idle conn when
     // another client changes a key it read. Bytes nobody asked for: the conn is stale (as
-    // go-redis's peek would find it), closed and replaced, never handed out.
+    // go-redis's peek would find it), closed and replaced, never handed out. Tracking is
+    // turned on behind the pool's back (on the raw socket, as a program using the fd for
+    // its own I/O would), so the pool does not know the session changed (it would restore
+    // such a conn, draining the push: tests/handback.rs) and only the sweep can tell.
     let server = RedisServer::start();
     let mut o = options(&server.addr(), 1);
     o.session.protocol = 3;
@@ -221,10 +224,16 @@ fn an_idle_conn_with_bytes_nobody_read_is_never_handed_out() {
         let Ok(Reply::Integer(id)) = c.command(&[b"CLIENT", b"ID"]) else {
             panic!("CLIENT ID");
         };
-        assert_eq!(
-            c.command(&[b"CLIENT", b"TRACKING", b"ON"]).unwrap(),
-            Reply::Status(b"OK".to_vec())
-        );
+        {
+            use std::os::fd::FromRawFd;
+            // SAFETY: the conn's fd stays open while `c` lives; ManuallyDrop never closes it.
+            let mut raw = std::mem::ManuallyDrop::new(unsafe { TcpStream::from_raw_fd(c.fd()) });
+            raw.write_all(b"*3\r\n$6\r\nCLIENT\r\n$8\r\nTRACKING\r\n$2\r\nON\r\n")
+                .unwrap();
+            let mut ok = [0u8; 5];
+            raw.read_exact(&mut ok).unwrap();
+            assert_eq!(&ok, b"+OK\r\n");
+        }
         c.command(&[b"GET", b"tracked"]).unwrap();
         p.put(c).unwrap();
         // Idle now: the next get finds the last sweep old and sweeps.
