@@ -219,8 +219,9 @@ static int child_uses_pool(pool_t *pool, int parent_conn_id)
     pool_put(pool, c);
     if (!ok)
         return 13;
+    /* The child's own watchers: a listener per sentinel and the resolver. */
     int watching;
-    POLL_UNTIL(watching, watcher_threads() == 1, 5000);
+    POLL_UNTIL(watching, watcher_threads() == 3 + 1, 5000);
     return watching ? 0 : 14;
 }
 

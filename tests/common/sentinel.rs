@@ -131,7 +131,12 @@ fn unique_dir() -> PathBuf {
     dir
 }
 
-fn start_sentinel(dir: &std::path::Path, i: usize, master_port: u16) -> Sentinel {
+fn start_sentinel(
+    dir: &std::path::Path,
+    i: usize,
+    master_port: u16,
+    down_after_ms: u32,
+) -> Sentinel {
     let program = std::env::var_os("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
     let mut failures = Vec::new();
     for attempt in 0..START_ATTEMPTS {
@@ -142,7 +147,7 @@ fn start_sentinel(dir: &std::path::Path, i: usize, master_port: u16) -> Sentinel
             "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile {log}\ndir {dir}\n\
              sentinel resolve-hostnames no\n\
              sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
-             sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+             sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}\n\
              sentinel failover-timeout {MASTER_NAME} 5000\n\
              sentinel parallel-syncs {MASTER_NAME} 1\n",
             log = log.display(),
@@ -192,6 +197,11 @@ impl Deployment {
     /// Master, replica, 3 sentinels; returns once the sentinels know each other and the
     /// replica and the replica's link is up.
     pub fn start() -> Deployment {
+        Self::start_with_down_after(1000)
+    }
+
+    /// `start`, the sentinels judging the master down after `down_after_ms`.
+    pub fn start_with_down_after(down_after_ms: u32) -> Deployment {
         // Replication writes the RDB it receives into the working dir: keep it in ours.
         let dir = unique_dir();
         let dir_arg = dir.to_str().expect("UTF-8 path").to_string();
@@ -200,7 +210,7 @@ impl Deployment {
         let replica =
             RedisServer::start_with(&["--dir", &dir_arg, "--replicaof", "127.0.0.1", &mport]);
         let sentinels = (0..3)
-            .map(|i| start_sentinel(&dir, i, master.port))
+            .map(|i| start_sentinel(&dir, i, master.port, down_after_ms))
             .collect();
         let d = Deployment {
             sentinels,

@@ -346,7 +346,8 @@ impl ConnPool {
         let conn = self.check_owner(conn)?;
         let inner = self.inner();
         if let Some(s) = inner.opts.dialer.source() {
-            if conn.broken_reason() == Some(READONLY_REASON) {
+            // A conn retired already (dialed before the target changed) brings no news.
+            if conn.broken_reason() == Some(READONLY_REASON) && inner.is_current(&conn) {
                 s.note_readonly();
             }
         }

@@ -2,6 +2,7 @@
 //! idle ones at once, checked-out and in-flight ones when they come back or land.
 
 use super::*;
+use crate::redis::resp::Reply;
 
 impl Retire for Inner {
     fn retire_all(self: Arc<Self>) {
@@ -10,6 +11,35 @@ impl Retire for Inner {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    fn probe_role(&self, addr: &str, timeout: Duration) -> Result<Option<Vec<u8>>> {
+        let deadline = crate::redis::deadline::bounded_instant_after(timeout);
+        let sock = Dialer::from_addr(addr)?.dial_within(Some(deadline), Some(&self.in_flight))?;
+        // Outside the pool: no turn, no count, an id no pooled conn will have.
+        let mut conn = self.wrap(sock, false, u64::MAX);
+        let Ok(registered) = self.in_flight.register(conn.fd()) else {
+            return Err(Error::Closed);
+        };
+        let res = conn
+            .set_up(&self.opts.session, true, timeout, Some(deadline))
+            .map_err(|e| Error::Dial {
+                message: format!("redis: probe {addr}: {e}"),
+                errno: None,
+            })
+            .and_then(|()| {
+                let cap = io::Deadline::at(deadline, timeout);
+                conn.command_until(&[b"ROLE"], Some(cap))
+            });
+        drop(registered);
+        match res? {
+            Reply::Array(v) => Ok(Some(match v.first() {
+                Some(Reply::String(r) | Reply::Status(r)) => r.clone(),
+                _ => b"?".to_vec(),
+            })),
+            Reply::Error(_) => Ok(None),
+            other => Ok(Some(other.summary().into_bytes())),
+        }
     }
 }
 
