@@ -12,6 +12,9 @@
 //!   `+switch-master`).
 //! - The master SIGKILLed: only writes the replica had not received are lost; the pool
 //!   resumes on the promoted replica.
+//! - Redis Cluster (3 masters with a replica each): `CLUSTER FAILOVER` (graceful, the old
+//!   master pauses its clients) and a reshard lose nothing; `CLUSTER FAILOVER FORCE` and a
+//!   SIGKILLed master are measured (the client follows MOVED to the new owner).
 
 mod common;
 
@@ -20,7 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::cluster::{ClusterHarness, Role, key_slot};
 use common::sentinel::{Deployment, MASTER_NAME, query, text};
+use redispool::cluster::{Cluster, ClusterOptions, NodePool};
 use redispool::pool::{ConnPool, Dialer, Error, Options, Wait};
 use redispool::redis::resp::Reply;
 use redispool::sentinel::{SentinelConfig, SentinelState};
@@ -287,4 +292,158 @@ fn sentinel_master_sigkilled() {
         row.longest_pause
     );
     pool.close().expect("close");
+}
+
+// ---------------------------------------------------------------------------
+// Redis Cluster: 3 masters with a replica each (`common::cluster::ClusterHarness`,
+// `cluster-node-timeout` 1000 ms).
+// ---------------------------------------------------------------------------
+
+struct Node(ConnPool, String);
+
+impl NodePool for Node {
+    fn conn_pool(&self) -> &ConnPool {
+        &self.0
+    }
+}
+
+fn cluster_client(h: &ClusterHarness) -> Arc<Cluster<Node>> {
+    let seeds = h.seed_addrs();
+    let mut node = Options::new(Dialer::from_addr(&seeds[0]).expect("addr"));
+    node.pool_size = THREADS * 2;
+    node.pool_timeout = Wait::For(Duration::from_secs(10));
+    node.dial_timeout = Some(Duration::from_secs(1));
+    node.read_timeout = Some(Duration::from_secs(3));
+    let mut opts = ClusterOptions::new(seeds, node);
+    opts.max_redirects = 5;
+    Arc::new(
+        Cluster::new(
+            opts,
+            Box::new(|pool, addr: &str| Arc::new(Node(pool, addr.to_string()))),
+        )
+        .expect("cluster"),
+    )
+}
+
+/// INCR through the cluster client: the slot's master, MOVED / ASK / TRYAGAIN followed.
+fn incr_cluster(c: &Arc<Cluster<Node>>) -> Arc<Op> {
+    let c = c.clone();
+    Arc::new(move |key: &[u8]| {
+        let (node, mut conn) =
+            c.get_slot(key_slot(key), Wait::For(Duration::from_secs(10)), None)?;
+        let args: [&[u8]; 2] = [b"INCR", key];
+        let res = conn
+            .command(&args)
+            .and_then(|r| c.follow(&node.1, &mut conn, &args, r, None));
+        let pool = node.conn_pool();
+        let _ = if conn.broken_reason().is_some() {
+            pool.remove(conn, None)
+        } else {
+            pool.put(conn)
+        };
+        res
+    })
+}
+
+fn cluster_values(h: &ClusterHarness, keys: &[String]) -> Vec<i64> {
+    h.wait_settled();
+    keys.iter()
+        .map(|k| {
+            let r = h.query(&h.master_of_key(k.as_bytes()), &["GET", k]);
+            let t = r.text();
+            if t.is_empty() || t == "(nil)" {
+                0
+            } else {
+                t.parse().unwrap_or_else(|_| panic!("GET {k}: {t:?}"))
+            }
+        })
+        .collect()
+}
+
+/// Waits (bounded) until the harness sees `addr` serving the slot of `key`.
+fn await_owner(h: &ClusterHarness, key: &str, addr: &str) {
+    let end = Instant::now() + LIMIT;
+    while h.master_of_key(key.as_bytes()) != addr {
+        assert!(Instant::now() < end, "{addr} did not take over {key}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn cluster_graceful_failover_and_reshard_lose_nothing() {
+    let h = ClusterHarness::start(3, 1);
+    let c = cluster_client(&h);
+    let load = Load::start("cluster-graceful", incr_cluster(&c));
+    load.await_progress(&[0; THREADS], 200, "before the failover");
+    let key = load.keys[0].clone();
+    let victim = h.master_of_key(key.as_bytes());
+    let replica = h.replicas_of(&victim)[0].clone();
+    assert_eq!(h.command(&replica, &["CLUSTER", "FAILOVER"]), "OK");
+    await_owner(&h, &key, &replica);
+    load.await_progress(&load.acked(), 200, "after the failover");
+    // A reshard under load: the slot of another key moves to another master.
+    let moved = load.keys[1].clone();
+    let slot = key_slot(moved.as_bytes());
+    let from = h.master_of_slot(slot);
+    let to = h
+        .nodes()
+        .into_iter()
+        .find(|n| n.role == Role::Master && n.alive && n.addr != from)
+        .expect("another master")
+        .addr;
+    h.migrate_slot(slot, &to);
+    load.await_progress(&load.acked(), 200, "after the reshard");
+    let keys = load.keys.clone();
+    let (_, counts) = load.finish();
+    let row = tally(&counts, &cluster_values(&h, &keys));
+    print_row("`CLUSTER FAILOVER` (graceful) + reshard", &row);
+    assert_eq!(row.extra, 0);
+    assert_eq!(row.lost, 0, "lost {} of {}", row.lost, row.acked);
+    c.close().expect("close");
+}
+
+#[test]
+fn cluster_failover_force() {
+    let h = ClusterHarness::start(3, 1);
+    let c = cluster_client(&h);
+    let load = Load::start("cluster-force", incr_cluster(&c));
+    load.await_progress(&[0; THREADS], 200, "before the failover");
+    let key = load.keys[0].clone();
+    let victim = h.master_of_key(key.as_bytes());
+    let replica = h.replicas_of(&victim)[0].clone();
+    assert_eq!(h.command(&replica, &["CLUSTER", "FAILOVER", "FORCE"]), "OK");
+    await_owner(&h, &key, &replica);
+    load.await_progress(&load.acked(), 200, "after the failover");
+    let keys = load.keys.clone();
+    let (_, counts) = load.finish();
+    let row = tally(&counts, &cluster_values(&h, &keys));
+    print_row("`CLUSTER FAILOVER FORCE`, old master alive", &row);
+    assert_eq!(row.extra, 0);
+    c.close().expect("close");
+}
+
+#[test]
+fn cluster_master_sigkilled() {
+    let h = ClusterHarness::start(3, 1);
+    let c = cluster_client(&h);
+    let load = Load::start("cluster-kill", incr_cluster(&c));
+    load.await_progress(&[0; THREADS], 200, "before the kill");
+    let key = load.keys[0].clone();
+    let victim = h.master_of_key(key.as_bytes());
+    let promoted = h.kill_master_and_await_failover(&victim);
+    await_owner(&h, &key, &promoted);
+    load.await_progress(&load.acked(), 200, "after the failover");
+    let keys = load.keys.clone();
+    let (_, counts) = load.finish();
+    let row = tally(&counts, &cluster_values(&h, &keys));
+    print_row("cluster: master SIGKILLed", &row);
+    assert_eq!(row.extra, 0);
+    // Only what the replica had not received can be lost.
+    assert!(
+        row.lost * 10 < row.acked,
+        "lost {} of {}",
+        row.lost,
+        row.acked
+    );
+    c.close().expect("close");
 }
