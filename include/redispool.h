@@ -786,6 +786,29 @@ pool_status_t pool_conn_command_ex(pool_conn_t *conn,
                                    pool_reply_t **reply_out,
                                    pool_error_t *err_out);
 
+// `WAIT numreplicas timeout_ms` on `conn`: blocks until the writes sent on this conn so
+// far have reached at least `numreplicas` replicas, or `timeout_ms` (at least 1) passed.
+// For a write that must survive a failover: a write the master acknowledged but no
+// replica received is lost when a replica is promoted (docs/sentinel.md, "Failover").
+// `*acked_out` (may be NULL) receives how many replicas have the writes.
+//
+// POOL_OK: at least `numreplicas` have them. POOL_ERR_TIMEOUT: fewer did within
+// `timeout_ms`; the writes are applied on the master (this is no undo), but a failover
+// may lose them. POOL_ERR_IO with the server's text when it refuses WAIT (a replica, an
+// ACL without it); the conn stays good. The reply is awaited `timeout_ms` plus the pool's
+// read_timeout_ms (an I/O failure or timeout marks the conn bad, as pool_conn_command's).
+// POOL_ERR_INVALID_ARG for a NULL or not checked-out conn, `numreplicas` < 0 or
+// `timeout_ms` < 1. On a cluster conn, WAIT goes to the conn's own node: it covers
+// the writes sent there, not those a redirect sent to another node. Costs one round trip
+// plus the replicas' acknowledgement (a replica acknowledges within a millisecond on a
+// LAN; see the docs for the measured throughput). The thread that holds the conn calls
+// this.
+pool_status_t pool_conn_wait_replicas(pool_conn_t *conn,
+                                      int numreplicas,
+                                      int64_t timeout_ms,
+                                      int *acked_out,
+                                      pool_error_t *err_out);
+
 // Sends `ncmds` commands on `conn` in one write, then reads their `ncmds` replies (a
 // pipeline, as hiredis's redisAppendCommandArgv then redisGetReply, or go-redis's
 // Pipeline). Command `i` has `argcs[i]` arguments `argvs[i][j]` of `argvlens[i][j]` bytes;

@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::RedisServer;
 use common::cluster::{ClusterHarness, Role, key_slot};
-use common::sentinel::{Deployment, MASTER_NAME, query, text};
+use common::sentinel::{Deployment, MASTER_NAME, info_field, query, text};
 use redispool::cluster::{Cluster, ClusterOptions, NodePool};
 use redispool::pool::{ConnPool, Dialer, Error, Options, Wait};
 use redispool::redis::resp::Reply;
@@ -446,4 +447,121 @@ fn cluster_master_sigkilled() {
         row.acked
     );
     c.close().expect("close");
+}
+
+// ---------------------------------------------------------------------------
+// WAIT: writes confirmed by replicas (`Conn::wait_replicas`, `pool_conn_wait_replicas`).
+// ---------------------------------------------------------------------------
+
+/// INCR then `WAIT 1 200` on the same conn: acknowledged only once a replica has it. A
+/// write redirected to another node (whose conn this WAIT does not cover) counts as an
+/// error, as does one no replica confirmed in time.
+fn incr_cluster_confirmed(c: &Arc<Cluster<Node>>) -> Arc<Op> {
+    let c = c.clone();
+    Arc::new(move |key: &[u8]| {
+        let (node, mut conn) =
+            c.get_slot(key_slot(key), Wait::For(Duration::from_secs(10)), None)?;
+        let res = match conn.command(&[b"INCR", key]) {
+            Ok(r @ Reply::Integer(_)) => match conn.wait_replicas(1, Duration::from_millis(200)) {
+                Ok(k) if k >= 1 => Ok(r),
+                Ok(_) => Err(Error::Timeout("no replica confirmed the write".into())),
+                Err(e) => Err(e),
+            },
+            Ok(other) => {
+                c.refresh_soon();
+                Ok(other)
+            }
+            Err(e) => Err(e),
+        };
+        let pool = node.conn_pool();
+        let _ = if conn.broken_reason().is_some() {
+            pool.remove(conn, None)
+        } else {
+            pool.put(conn)
+        };
+        res
+    })
+}
+
+#[test]
+fn cluster_failover_force_loses_no_write_a_replica_confirmed() {
+    let h = ClusterHarness::start(3, 1);
+    let c = cluster_client(&h);
+    let load = Load::start("cluster-force-wait", incr_cluster_confirmed(&c));
+    load.await_progress(&[0; THREADS], 100, "before the failover");
+    let key = load.keys[0].clone();
+    let victim = h.master_of_key(key.as_bytes());
+    let replica = h.replicas_of(&victim)[0].clone();
+    assert_eq!(h.command(&replica, &["CLUSTER", "FAILOVER", "FORCE"]), "OK");
+    await_owner(&h, &key, &replica);
+    load.await_progress(&load.acked(), 100, "after the failover");
+    let keys = load.keys.clone();
+    let (_, counts) = load.finish();
+    let row = tally(&counts, &cluster_values(&h, &keys));
+    print_row("`CLUSTER FAILOVER FORCE` + WAIT 1 200", &row);
+    assert_eq!(row.extra, 0);
+    assert_eq!(
+        row.lost, 0,
+        "writes a replica confirmed were lost: {} of {}",
+        row.lost, row.acked
+    );
+    c.close().expect("close");
+}
+
+#[test]
+fn wait_replicas_confirms_and_costs() {
+    let master = RedisServer::start();
+    let port = master.port.to_string();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    let end = Instant::now() + LIMIT;
+    while info_field(&replica.addr(), "replication", "master_link_status").as_deref() != Some("up")
+    {
+        assert!(Instant::now() < end, "the replica did not sync");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut opts = Options::new(Dialer::from_addr(&master.addr()).expect("addr"));
+    opts.pool_size = 1;
+    let pool = ConnPool::new(opts).expect("pool");
+    let mut conn = pool.get().expect("get");
+    const N: u32 = 2000;
+    let t = Instant::now();
+    for _ in 0..N {
+        conn.command(&[b"INCR", b"wait:plain"]).expect("INCR");
+    }
+    let plain = t.elapsed();
+    let t = Instant::now();
+    for _ in 0..N {
+        conn.command(&[b"INCR", b"wait:confirmed"]).expect("INCR");
+        assert_eq!(
+            conn.wait_replicas(1, Duration::from_secs(5)).expect("WAIT"),
+            1
+        );
+    }
+    let confirmed = t.elapsed();
+    println!(
+        "WAIT 1 after each INCR, one conn: {:.1} us per write vs {:.1} us without ({:.2}x)",
+        confirmed.as_secs_f64() * 1e6 / f64::from(N),
+        plain.as_secs_f64() * 1e6 / f64::from(N),
+        confirmed.as_secs_f64() / plain.as_secs_f64()
+    );
+    // Two replicas cannot confirm: the count says one, the conn stays good.
+    assert_eq!(
+        conn.wait_replicas(2, Duration::from_millis(50))
+            .expect("WAIT"),
+        1
+    );
+    assert!(conn.broken_reason().is_none());
+    // A replica refuses WAIT: an error, the conn stays good.
+    drop(conn);
+    let mut ro = Options::new(Dialer::from_addr(&replica.addr()).expect("addr"));
+    ro.pool_size = 1;
+    let rpool = ConnPool::new(ro).expect("pool");
+    let mut rc = rpool.get().expect("get");
+    let e = rc.wait_replicas(1, Duration::from_millis(50)).unwrap_err();
+    assert!(
+        matches!(&e, Error::Io(m) if m.contains("WAIT refused")),
+        "{e:?}"
+    );
+    assert!(rc.broken_reason().is_none());
+    rpool.put(rc).expect("put");
 }

@@ -373,6 +373,38 @@ impl Conn {
         self.command_full(args, None, Some(read))
     }
 
+    /// `WAIT numreplicas timeout`: blocks until the writes sent on this conn so far have
+    /// reached at least `numreplicas` replicas, or `timeout` passed (Redis counts it; the
+    /// read deadline is that plus the conn's read timeout, so a slow reply to a WAIT that
+    /// ended on time does not break the conn). Ok(n): `n` replicas have the writes; fewer
+    /// than `numreplicas` means the timeout passed first (the writes are applied on the
+    /// master, but a failover may lose them). A Redis error reply (WAIT on a replica, an
+    /// ACL without WAIT) is `Error::Io` with its text; the conn stays good. For a write
+    /// that must outlive a failover (docs/sentinel.md, "Failover").
+    pub fn wait_replicas(&mut self, numreplicas: u32, timeout: Duration) -> Result<u32, Error> {
+        let ms = timeout.as_millis().clamp(1, i64::MAX as u128);
+        let read = timeout
+            .checked_add(self.timeouts().0.unwrap_or(Duration::from_secs(1)))
+            .unwrap_or(Duration::MAX);
+        let n = numreplicas.to_string();
+        let t = ms.to_string();
+        match self.command_full(
+            &[b"WAIT", n.as_bytes(), t.as_bytes()],
+            None,
+            Some(Some(read)),
+        )? {
+            Reply::Integer(k) => Ok(u32::try_from(k.max(0)).unwrap_or(u32::MAX)),
+            Reply::Error(e) => Err(Error::Io(format!(
+                "redis: WAIT refused: {}",
+                String::from_utf8_lossy(&e[..e.len().min(200)])
+            ))),
+            other => Err(Error::Protocol(format!(
+                "redis: WAIT: unexpected reply {}",
+                other.summary()
+            ))),
+        }
+    }
+
     /// Sends `cmds` in one write, then reads one reply per command, handing each to
     /// `on_reply` as it arrives (a Redis error reply is a reply: it does not stop the
     /// rest). `read` (when Some) is the call's read timeout instead of the pool's (None

@@ -364,6 +364,23 @@ static void inputs(void)
         CHECK(r != NULL && r->type == POOL_REPLY_ARRAY && r->elements >= 1 &&
               strcmp(r->element[0]->str, "master") == 0);
         pool_reply_free(r);
+        /* WAIT: the SET reached the replica; two replicas cannot confirm it. */
+        int acked = -1;
+        CHECK_STATUS(pool_conn_wait_replicas(conn, 1, 5000, &acked, &err), POOL_OK, &err);
+        CHECK_EQ(acked, 1);
+        acked = -1;
+        CHECK_STATUS(pool_conn_wait_replicas(conn, 2, 50, &acked, &err), POOL_ERR_TIMEOUT, &err);
+        CHECK_EQ(acked, 1);
+        CHECK_CONTAINS(err.message, "reached 1 of the 2 replicas");
+        CHECK_STATUS(pool_conn_wait_replicas(conn, 1, 5000, NULL, NULL), POOL_OK, NULL);
+        CHECK_STATUS(pool_conn_wait_replicas(conn, -1, 50, &acked, &err), POOL_ERR_INVALID_ARG,
+                     &err);
+        CHECK_CONTAINS(err.message, "numreplicas");
+        CHECK_STATUS(pool_conn_wait_replicas(conn, 1, 0, &acked, &err), POOL_ERR_INVALID_ARG,
+                     &err);
+        CHECK_CONTAINS(err.message, "timeout_ms");
+        CHECK_STATUS(pool_conn_wait_replicas(NULL, 1, 50, &acked, &err), POOL_ERR_INVALID_ARG,
+                     &err);
         /* An ordinary error reply leaves the conn good. */
         const char *bad_cmd[] = {"INCR", "sentinel:key"};
         r = cmdv(conn, NULL, 2, bad_cmd);
