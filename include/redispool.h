@@ -480,6 +480,31 @@ struct pool_sentinel_options {
 
 typedef struct pool_sentinel_options pool_sentinel_options_t;
 
+// Failover figures of a sentinel pool (pool_sentinel_stats). Counters only increase;
+// `in_failover` is a gauge.
+struct pool_sentinel_stats {
+  // Set to sizeof(pool_sentinel_stats_t) (or 0) before pool_sentinel_stats; set to the
+  // bytes written after.
+  size_t struct_size;
+  // Failovers seen: times the pool stopped handing out conns to its master on a sign
+  // that it was being replaced (a sentinel event, READONLY, a ROLE that is not master).
+  uint64_t failovers;
+  // Dials (for gets, refills, pool_new_conn) that waited for a failover to end.
+  uint64_t failover_waits;
+  // Failovers that ended on another master.
+  uint64_t switches;
+  // Conns closed because a failover retired them (idle ones at once, checked-out ones
+  // when given back, dials in flight when they landed); also counted in the pool's
+  // stale_conns.
+  uint64_t conns_retired;
+  // The longest time the pool handed out no conn for a failover, in milliseconds.
+  uint64_t longest_pause_ms;
+  // 1 while a failover is under way (gets wait), else 0.
+  uint64_t in_failover;
+};
+
+typedef struct pool_sentinel_stats pool_sentinel_stats_t;
+
 // Success.
 #define POOL_OK 0
 
@@ -1121,6 +1146,14 @@ pool_status_t pool_sentinel_master_addr(const pool_t *pool,
                                         char *buf,
                                         size_t cap,
                                         pool_error_t *err_out);
+
+// Failover figures of a pool made by pool_sentinel_new into `*stats_out`: set
+// `stats_out->struct_size` to sizeof(pool_sentinel_stats_t) (or 0, the same) first; only
+// that many bytes are written. POOL_ERR_INVALID_ARG for NULLs or a pool that is not a
+// sentinel pool. `err_out` may be NULL. Any thread; never blocks on I/O.
+pool_status_t pool_sentinel_stats(const pool_t *pool,
+                                  pool_sentinel_stats_t *stats_out,
+                                  pool_error_t *err_out);
 
 // A static, NUL-terminated description of `status`; never NULL ("unknown status" for a
 // value this library does not define). Any thread.

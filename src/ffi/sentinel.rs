@@ -325,3 +325,95 @@ pub unsafe extern "C" fn pool_sentinel_master_addr(
         POOL_OK
     })
 }
+
+/// Failover figures of a sentinel pool (pool_sentinel_stats). Counters only increase;
+/// `in_failover` is a gauge.
+#[repr(C)]
+pub struct pool_sentinel_stats {
+    /// Set to sizeof(pool_sentinel_stats_t) (or 0) before pool_sentinel_stats; set to the
+    /// bytes written after.
+    pub struct_size: usize,
+    /// Failovers seen: times the pool stopped handing out conns to its master on a sign
+    /// that it was being replaced (a sentinel event, READONLY, a ROLE that is not master).
+    pub failovers: u64,
+    /// Dials (for gets, refills, pool_new_conn) that waited for a failover to end.
+    pub failover_waits: u64,
+    /// Failovers that ended on another master.
+    pub switches: u64,
+    /// Conns closed because a failover retired them (idle ones at once, checked-out ones
+    /// when given back, dials in flight when they landed); also counted in the pool's
+    /// stale_conns.
+    pub conns_retired: u64,
+    /// The longest time the pool handed out no conn for a failover, in milliseconds.
+    pub longest_pause_ms: u64,
+    /// 1 while a failover is under way (gets wait), else 0.
+    pub in_failover: u64,
+}
+
+pub type pool_sentinel_stats_t = pool_sentinel_stats;
+
+const _: () = assert!(size_of::<pool_sentinel_stats>() == 56);
+
+// SAFETY: repr(C), struct_size first; every field is an integer.
+unsafe impl Versioned for pool_sentinel_stats {
+    const NAME: &'static str = "pool_sentinel_stats_t";
+    const HINT: &'static str = "set it to sizeof(pool_sentinel_stats_t) or 0";
+    const MIN_SIZE: usize = size_of::<pool_sentinel_stats>();
+    fn defaults() -> Self {
+        pool_sentinel_stats {
+            struct_size: size_of::<pool_sentinel_stats>(),
+            failovers: 0,
+            failover_waits: 0,
+            switches: 0,
+            conns_retired: 0,
+            longest_pause_ms: 0,
+            in_failover: 0,
+        }
+    }
+}
+
+/// Failover figures of a pool made by pool_sentinel_new into `*stats_out`: set
+/// `stats_out->struct_size` to sizeof(pool_sentinel_stats_t) (or 0, the same) first; only
+/// that many bytes are written. POOL_ERR_INVALID_ARG for NULLs or a pool that is not a
+/// sentinel pool. `err_out` may be NULL. Any thread; never blocks on I/O.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_sentinel_stats(
+    pool: *const pool_t,
+    stats_out: *mut pool_sentinel_stats_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_sentinel_stats"), {
+        let Some(obj) = super::pool::Held::new(pool) else {
+            return invalid(err_out, "pool: NULL");
+        };
+        let Some((pool, state)) = (match obj.kind() {
+            PoolKind::Conn(p) => p.sentinel().map(|s| (p.clone(), s)),
+            _ => None,
+        }) else {
+            return invalid(
+                err_out,
+                "pool: not a sentinel pool (made by pool_sentinel_new)",
+            );
+        };
+        if stats_out.is_null() {
+            return invalid(err_out, "stats_out: NULL");
+        }
+        let f = state.failover_stats();
+        // SAFETY: non-NULL; writable for its struct_size per the header.
+        let size = unsafe { super::castable::out_size(stats_out) };
+        let snapshot = pool_sentinel_stats {
+            struct_size: size.min(size_of::<pool_sentinel_stats>()),
+            failovers: f.failovers,
+            failover_waits: f.waits,
+            switches: f.switches,
+            conns_retired: pool.retired_conns(),
+            longest_pause_ms: f.longest_pause_ms,
+            in_failover: u64::from(f.in_failover),
+        };
+        // SAFETY: as above.
+        match unsafe { write_versioned(snapshot, stats_out, size) } {
+            Ok(_) => POOL_OK,
+            Err(e) => invalid(err_out, &format!("stats_out: {e}")),
+        }
+    })
+}

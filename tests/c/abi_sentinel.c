@@ -435,6 +435,25 @@ static void inputs(void)
         }
     }
 
+    {
+        /* No failover yet; bad arguments named. */
+        pool_sentinel_stats_t fs;
+        memset(&fs, 0xAB, sizeof fs);
+        fs.struct_size = 0;
+        if (CHECK_STATUS(pool_sentinel_stats(pool, &fs, &err), POOL_OK, &err)) {
+            CHECK_EQ(fs.struct_size, sizeof fs);
+            CHECK_EQ(fs.failovers, 0);
+            CHECK_EQ(fs.switches, 0);
+            CHECK_EQ(fs.in_failover, 0);
+        }
+        CHECK_STATUS(pool_sentinel_stats(pool, NULL, &err), POOL_ERR_INVALID_ARG, &err);
+        CHECK_CONTAINS(err.message, "stats_out");
+        CHECK_STATUS(pool_sentinel_stats(NULL, &fs, &err), POOL_ERR_INVALID_ARG, &err);
+        fs.struct_size = 8;
+        CHECK_STATUS(pool_sentinel_stats(pool, &fs, &err), POOL_ERR_INVALID_ARG, &err);
+        CHECK_CONTAINS(err.message, "pool_sentinel_stats_t");
+    }
+
     section("pool_sentinel_master_addr: NULLs, small buffers, plain pools");
     CHECK_STATUS(pool_sentinel_master_addr(NULL, addr, sizeof addr, &err), POOL_ERR_INVALID_ARG,
                  &err);
@@ -803,6 +822,20 @@ static void failover(void)
     CHECK(moved);
     char sbuf[512];
     printf("failover: stats %s\n", stats_str(&st, sbuf, sizeof sbuf));
+    /* The failover figures: one failover seen, ended on the new master. */
+    pool_sentinel_stats_t fs;
+    fs.struct_size = sizeof fs;
+    if (CHECK_STATUS(pool_sentinel_stats(pool, &fs, &err), POOL_OK, &err)) {
+        CHECK_EQ(fs.struct_size, sizeof fs);
+        CHECK(fs.failovers >= 1);
+        CHECK(fs.switches >= 1);
+        CHECK(fs.conns_retired >= 1);
+        CHECK_EQ(fs.in_failover, 0);
+        printf("failover: %llu failovers, %llu dials waited, %llu conns retired, longest pause "
+               "%llu ms\n",
+               (unsigned long long)fs.failovers, (unsigned long long)fs.failover_waits,
+               (unsigned long long)fs.conns_retired, (unsigned long long)fs.longest_pause_ms);
+    }
     pool_free(pool);
 }
 
