@@ -472,8 +472,8 @@ struct pool_sentinel_options {
   // or "" = no AUTH. Never shown in any message. The master's own password is
   // `pool_options_t.password`.
   const char *sentinel_password;
-  // How often the watcher thread asks its sentinel for the master besides listening for
-  // `+switch-master`, so a message missed while reconnecting is caught. Default 1000;
+  // How often the pool asks the sentinels for the master besides listening for their
+  // failover events, so an event missed while reconnecting is caught. Default 1000;
   // 0 = only listen.
   int64_t poll_interval_ms;
 };
@@ -1108,16 +1108,22 @@ pool_status_t pool_sentinel_options_init_size(pool_sentinel_options_t *sopts, si
 // New conns go to the address the sentinels give for `SENTINEL GET-MASTER-ADDR-BY-NAME`
 // (asked on the first dial, bounded by dial_timeout_ms), and each is checked with `ROLE`
 // after the session set-up: a node that is not a master is refused (a dial error, retried
-// as any dial) and the sentinels are asked again. A watcher thread ("redispool-sentinel")
-// subscribes to `+switch-master` on one sentinel (the next one on error, after a backoff
-// of at most 2 s) and asks it for the master every `poll_interval_ms`. When the master
-// changes, every conn to the old one is retired before the new address is reported by
-// pool_sentinel_master_addr: idle conns are closed at once, conns checked out are closed
-// when put (pool_put acts as pool_remove), and a dial in flight is discarded when it
-// lands; such conns count in pool_stats_t.stale_conns. A get that begins after the switch
-// is seen never gets a conn to the old master. A command answered with a READONLY error
-// (the master was demoted under the conn) marks the conn bad: pool_put removes it and the
-// sentinels are asked again.
+// as any dial). Watcher threads (all named "redispool-sentinel"; a listener per
+// sentinel, reconnecting after a backoff of at most 2 s, and a resolver) follow the
+// sentinels' failover events and ask them for the master every `poll_interval_ms`.
+//
+// Failover: on the first sign that the master is being replaced (`+selected-slave`,
+// `+failover-state-send-slaveof-noone`, `+promoted-slave` or `+switch-master` from any
+// sentinel, a READONLY reply, a new conn whose ROLE is not master, a poll naming another
+// master) the pool stops handing out conns to it at once: every conn is retired (idle
+// conns closed, conns checked out closed when put, as pool_remove, dials in flight
+// discarded when they land; counted in pool_stats_t.stale_conns and
+// pool_sentinel_stats_t.conns_retired) and new gets wait, within their own
+// pool_timeout_ms (their dials within dial_timeout_ms), until the node being promoted
+// answers ROLE as master; then the pool resumes there. The old master is not written to
+// after the sign, so writes it would have thrown away when demoted are not lost; what is
+// left is what it acknowledged but had not replicated at the promotion (see
+// pool_conn_wait_replicas, and docs/sentinel.md, "Failover").
 //
 // `node_opts` configures the master conns exactly as for pool_new (pool size, timeouts,
 // password, db, protocol, ...); NULL means pool_options_init defaults. Its `addr` and
@@ -1125,9 +1131,9 @@ pool_status_t pool_sentinel_options_init_size(pool_sentinel_options_t *sopts, si
 // copied. The sentinels are not contacted here (the first get does), so this never
 // blocks. On success stores an ordinary pool in `*pool_out`: every Pooler function works
 // on it (sticky and single pools too); release it with pool_free, which also stops the
-// watcher thread (within about 100 ms; it is not joined). Invalid options ->
+// watcher threads (within about 100 ms; they are not joined). Invalid options ->
 // POOL_ERR_INVALID_ARG naming the field. In a forked child the pool forgets the parent's
-// state on first use and starts its own watcher. Any thread.
+// state on first use and starts its own watchers. Any thread.
 pool_status_t pool_sentinel_new(const pool_sentinel_options_t *sopts,
                                 const pool_options_t *node_opts,
                                 pool_t **pool_out,

@@ -60,8 +60,8 @@ pub struct SentinelConfig {
     pub username: Option<String>,
     /// `AUTH` on sentinel conns when set (the sentinels' `requirepass`).
     pub password: Option<String>,
-    /// How often the watcher asks the sentinels for the master besides listening for
-    /// `+switch-master`; None = only listen.
+    /// How often the resolver asks the sentinels for the master besides listening for
+    /// their failover events; None = only listen.
     pub poll_interval: Option<Duration>,
     /// Bounds one exchange with a sentinel: the connect, AUTH and one command together (the
     /// dial path uses the pool's dial timeout).
