@@ -10,8 +10,9 @@
 //!   is promoted), so nothing is written there after the replica stopped replicating:
 //!   0 losses (before: 6-9 % of the writes, those of the second between the promotion and
 //!   `+switch-master`).
-//! - The master SIGKILLed: only writes the replica had not received are lost; the pool
-//!   resumes on the promoted replica.
+//! - The master SIGKILLed: only writes the replica had not received are lost; gets wait
+//!   (within their pool timeout) while the master cannot be dialed, so only the calls under
+//!   way at the kill fail, and the pool resumes on the promoted replica.
 //! - Redis Cluster (3 masters with a replica each): `CLUSTER FAILOVER` (graceful, the old
 //!   master pauses its clients) and a reshard lose nothing; `CLUSTER FAILOVER FORCE` and a
 //!   SIGKILLed master are measured (the client follows MOVED to the new owner).
@@ -284,6 +285,13 @@ fn sentinel_master_sigkilled() {
         "lost {} of {} acknowledged INCRs",
         row.lost,
         row.acked
+    );
+    // Gets wait out the promotion instead of failing: only the calls under way at the
+    // kill fail (before the pause on unreachable masters: 1254-1592 errors).
+    assert!(
+        row.errors <= 4 * THREADS as u64,
+        "{} errors returned",
+        row.errors
     );
     // down-after, the election and the promotion, with generous slack for a loaded machine.
     assert!(

@@ -217,6 +217,9 @@ pub(crate) struct Failover {
     pub(crate) by: Option<usize>,
     /// That sentinel aborted the failover: the old master may be kept.
     pub(crate) aborted: bool,
+    /// It began because the master could not be dialed, with no sign yet that it is being
+    /// replaced: the old master may be kept once it answers again.
+    pub(crate) unreachable: bool,
 }
 
 /// The failover pause and what it leaves behind.
@@ -434,6 +437,24 @@ impl SentinelState {
     /// answer ROLE as master (`resume`). Already paused: `candidate` (when it is not the
     /// old master) becomes the node to try. `by`: the sentinel whose event it is.
     pub(crate) fn begin_failover(&self, candidate: Option<&str>, by: Option<usize>) {
+        self.begin(candidate, by, false);
+    }
+
+    /// A dial to `addr` failed. When it is the master in use, the pool pauses as for a
+    /// failover (gets wait instead of failing one after another while the sentinels
+    /// judge the master down and promote a replica), but may resume on the same master as
+    /// soon as it answers again. Returns whether the dial should be tried again (after
+    /// the pause): false when the master changed or is unknown.
+    pub(crate) fn note_unreachable(&self, addr: &str) -> bool {
+        let paused = lock(&self.pause).cur.is_some();
+        if !paused && self.master.lock().as_deref() != Some(addr) {
+            return self.master.lock().is_some();
+        }
+        self.begin(None, None, true);
+        true
+    }
+
+    fn begin(&self, candidate: Option<&str>, by: Option<usize>, unreachable: bool) {
         let mut p = lock(&self.pause);
         let master = self.master.lock().clone();
         if let Some(f) = &mut p.cur {
@@ -444,6 +465,11 @@ impl SentinelState {
             }
             if f.by.is_none() {
                 f.by = by;
+            }
+            if f.unreachable && !unreachable {
+                // A sign that the master is being replaced: a failover after all.
+                f.unreachable = false;
+                self.failovers.fetch_add(1, Ordering::Relaxed);
             }
             drop(p);
             self.changed.notify_all();
@@ -459,8 +485,11 @@ impl SentinelState {
             candidate: candidate.map(str::to_string),
             by,
             aborted: false,
+            unreachable,
         });
-        self.failovers.fetch_add(1, Ordering::Relaxed);
+        if !unreachable {
+            self.failovers.fetch_add(1, Ordering::Relaxed);
+        }
         // Retired before any dial can see the pause end: no conn to the old master is
         // handed out from here on.
         let pool = self.pool.lock().as_ref().and_then(Weak::upgrade);
@@ -485,9 +514,13 @@ impl SentinelState {
     }
 
     /// Whether a failover `f` may end on `addr`: any node but the old master; the old one
-    /// only when the failover was aborted or is older than `FAILOVER_PAUSE_LIMIT`.
+    /// only when the failover was aborted, began only because the master could not be
+    /// reached, or is older than `FAILOVER_PAUSE_LIMIT`.
     pub(crate) fn may_resume_on(f: &Failover, addr: &str) -> bool {
-        f.old.as_deref() != Some(addr) || f.aborted || f.since.elapsed() >= FAILOVER_PAUSE_LIMIT
+        f.old.as_deref() != Some(addr)
+            || f.aborted
+            || f.unreachable
+            || f.since.elapsed() >= FAILOVER_PAUSE_LIMIT
     }
 
     /// Ends the failover on `addr`, which answered ROLE as master: dials go there from now.
@@ -513,14 +546,23 @@ impl SentinelState {
 
     /// A sentinel polled while no failover is under way named `addr`: a failover the
     /// events missed, unless it is the master in use or the one the last failover left
-    /// (that sentinel lags).
+    /// (that sentinel lags). With no master known yet, `addr` becomes the master.
     pub(crate) fn note_polled(&self, addr: &str) {
         let p = lock(&self.pause);
         if p.cur.is_some() || p.left.as_deref() == Some(addr) {
             return;
         }
-        if self.master.lock().as_deref() == Some(addr) {
-            return;
+        {
+            let mut master = self.master.lock();
+            match master.as_deref() {
+                Some(m) if m == addr => return,
+                Some(_) => {}
+                // Nothing dialed yet: the answer is the master, no failover.
+                None => {
+                    *master = Some(addr.to_string());
+                    return;
+                }
+            }
         }
         drop(p);
         self.begin_failover(Some(addr), None);
@@ -594,8 +636,35 @@ impl SentinelState {
         deadline: Option<Instant>,
         in_flight: Option<&InFlight>,
     ) -> Result<Socket> {
-        self.await_resumed(deadline, in_flight)?;
-        let cached = self.master.lock().clone();
+        loop {
+            self.await_resumed(deadline, in_flight)?;
+            let addr = self.dial_target(deadline)?;
+            let res = Dialer::Tcp(addr.clone()).dial_within(deadline, in_flight);
+            match res {
+                Ok(sock) => return Ok(sock),
+                // The master cannot be reached: wait (within the deadline) for it to
+                // answer again or for the sentinels to promote a replica.
+                Err(Error::Dial { .. })
+                    if !in_flight.is_some_and(InFlight::is_closed)
+                        && matches!(time_left(deadline), Ok(t) if t.is_none_or(|t| !t.is_zero()))
+                        && self.note_unreachable(&addr) => {}
+                Err(Error::Dial { message, errno }) => {
+                    return Err(Error::Dial {
+                        message: message.replacen(
+                            "redis: dial ",
+                            &format!("redis: dial {} at ", self.target()),
+                            1,
+                        ),
+                        errno,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The cached master, or the one the sentinels name when none is cached.
+    fn dial_target(&self, deadline: Option<Instant>) -> Result<String> {
         let out_of_time = |addr: &str| Error::Dial {
             message: format!(
                 "redis: dial {} at {addr}: dial timeout asking the sentinels",
@@ -603,6 +672,7 @@ impl SentinelState {
             ),
             errno: None,
         };
+        let cached = self.master.lock().clone();
         let addr = match cached {
             Some(a) => a,
             None => {
@@ -618,19 +688,7 @@ impl SentinelState {
         if time_left(deadline).is_err() {
             return Err(out_of_time(&addr));
         }
-        Dialer::Tcp(addr.clone())
-            .dial_within(deadline, in_flight)
-            .map_err(|e| match e {
-                Error::Dial { message, errno } => Error::Dial {
-                    message: message.replacen(
-                        "redis: dial ",
-                        &format!("redis: dial {} at ", self.target()),
-                        1,
-                    ),
-                    errno,
-                },
-                e => e,
-            })
+        Ok(addr)
     }
 
     /// After the session set-up of a new conn: asks it `ROLE` and refuses it unless it is a
@@ -937,6 +995,10 @@ mod tests {
     #[test]
     fn a_failover_pauses_until_a_new_master_and_ignores_the_old_one() {
         let s = SentinelState::new(SentinelConfig::new("m", vec!["127.0.0.1:1".into()])).unwrap();
+        // A poll before any dial: the master, not a failover.
+        s.note_polled("127.0.0.1:10");
+        assert!(s.failover().is_none());
+        assert_eq!(s.master_addr().as_deref(), Some("127.0.0.1:10"));
         s.switch_to("127.0.0.1:10");
         s.on_event(0, "+switch-master", "m 127.0.0.1 9 127.0.0.1 10");
         assert!(s.failover().is_none(), "the master in use is no sign");
@@ -973,10 +1035,28 @@ mod tests {
             s.failover().is_none(),
             "a lagging sentinel naming the old master"
         );
-        s.note_polled("127.0.0.1:12");
+        // An unreachable master pauses the pool but may come back; not a failover until a
+        // sign says so.
+        // Not the master in use (it changed meanwhile): no pause, the dial goes again.
+        assert!(s.note_unreachable("127.0.0.1:99"));
+        assert!(s.failover().is_none());
+        assert!(s.note_unreachable("127.0.0.1:11"));
+        let f = s.failover().expect("paused");
+        assert!(f.unreachable && SentinelState::may_resume_on(&f, "127.0.0.1:11"));
+        assert_eq!(s.failover_stats().failovers, 1);
+        s.on_event(
+            2,
+            "+selected-slave",
+            "slave 127.0.0.1:12 127.0.0.1 12 @ m 127.0.0.1 11",
+        );
+        let f = s.failover().expect("paused");
+        assert!(!f.unreachable && !SentinelState::may_resume_on(&f, "127.0.0.1:11"));
+        assert_eq!(s.failover_stats().failovers, 2);
+        s.resume("127.0.0.1:12");
+        s.note_polled("127.0.0.1:13");
         assert_eq!(
             s.failover().and_then(|f| f.candidate).as_deref(),
-            Some("127.0.0.1:12")
+            Some("127.0.0.1:13")
         );
     }
 
