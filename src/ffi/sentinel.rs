@@ -201,7 +201,9 @@ unsafe fn read_sentinel_options(sopts: *const pool_sentinel_options_t) -> Result
 /// answers ROLE as master; then the pool resumes there. The old master is not written to
 /// after the sign, so writes it would have thrown away when demoted are not lost; what is
 /// left is what it acknowledged but had not replicated at the promotion (see
-/// pool_conn_wait_replicas, and docs/sentinel.md, "Failover").
+/// pool_conn_wait_replicas, and docs/sentinel.md, "Failover"). A dial to the master that
+/// fails pauses the pool the same way (gets wait while the sentinels promote a replica),
+/// but may end on the same master once it answers again.
 ///
 /// `node_opts` configures the master conns exactly as for pool_new (pool size, timeouts,
 /// password, db, protocol, ...); NULL means pool_options_init defaults. Its `addr` and
