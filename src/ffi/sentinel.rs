@@ -194,8 +194,8 @@ unsafe fn read_sentinel_options(sopts: *const pool_sentinel_options_t) -> Result
 /// `+failover-state-send-slaveof-noone`, `+promoted-slave` or `+switch-master` from any
 /// sentinel, a READONLY reply, a new conn whose ROLE is not master, a poll naming another
 /// master) the pool stops handing out conns to it at once: every conn is retired (idle
-/// conns closed, conns checked out closed when put, as pool_remove, dials in flight
-/// discarded when they land; counted in pool_stats_t.stale_conns and
+/// conns closed; conns checked out refuse further commands with POOL_ERR_BAD_CONN and are
+/// closed when put, as pool_remove; dials in flight discarded when they land; counted in pool_stats_t.stale_conns and
 /// pool_sentinel_stats_t.conns_retired) and new gets wait, within their own
 /// pool_timeout_ms (their dials within dial_timeout_ms), until the node being promoted
 /// answers ROLE as master; then the pool resumes there. The old master is not written to

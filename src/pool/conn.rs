@@ -3,6 +3,8 @@
 use std::any::Any;
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use socket2::Socket;
@@ -81,6 +83,10 @@ struct ConnState {
     /// A READONLY error reply marks the conn broken: on a pool that follows a failover
     /// (sentinel), such a conn talks to a demoted master (go-redis closes it too).
     close_on_readonly: bool,
+    /// On a pool whose target changes (a dial source: sentinel), the pool's retire epoch:
+    /// once it differs from `epoch`, the conn's commands are refused (its node is being
+    /// replaced), before the conn is even given back. None elsewhere.
+    retire_signal: Option<Arc<AtomicU64>>,
     /// A token a layer above the pool keeps here for the conn's lifetime: the C ABI's
     /// handle-table slot, reserved on its first checkout through the C ABI and released
     /// when the conn is closed (`HandleToken`).
@@ -120,6 +126,10 @@ pub(crate) const SESSION_CHANGED_REASON: &str = "commands on the conn changed th
 /// failovers; `ConnPool::remove` recognises it by this prefix.
 pub(crate) const READONLY_REASON: &str =
     "READONLY reply: the server is a replica now (failover); the conn is closed";
+
+/// Why a command on a conn retired by a failover is refused.
+pub(crate) const RETIRED_REASON: &str = "the master is being replaced (failover): the conn \
+     was retired and takes no more commands; give it back and get another";
 
 /// Commands whose replies are RESP3 pushes (one per channel): SUBSCRIBE and its kin.
 fn replies_are_pushes(name: &[u8]) -> bool {
@@ -226,6 +236,7 @@ impl Conn {
             broken: None,
             epoch: 0,
             close_on_readonly: false,
+            retire_signal: None,
             handle_token: None,
         });
         Conn { s }
@@ -265,10 +276,29 @@ impl Conn {
         self.s.epoch
     }
 
-    /// Records the retire epoch and the READONLY policy; set once, at dial time.
-    pub(crate) fn set_failover_state(&mut self, epoch: u64, close_on_readonly: bool) {
+    /// Records the retire epoch, the READONLY policy and the pool's retire signal (see
+    /// `ConnState::retire_signal`); set once, at dial time.
+    pub(crate) fn set_failover_state(
+        &mut self,
+        epoch: u64,
+        close_on_readonly: bool,
+        retire_signal: Option<Arc<AtomicU64>>,
+    ) {
         self.s.epoch = epoch;
         self.s.close_on_readonly = close_on_readonly;
+        self.s.retire_signal = retire_signal;
+    }
+
+    /// Refuses a command on a conn its pool retired (a failover began): its node is being
+    /// replaced, and a write there may be thrown away.
+    #[inline]
+    fn check_not_retired(&self) -> Result<(), Error> {
+        match &self.s.retire_signal {
+            Some(sig) if sig.load(Ordering::Relaxed) != self.s.epoch => {
+                Err(Error::BadConn(RETIRED_REASON.into()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Unique within its pool, never reused.
@@ -422,6 +452,7 @@ impl Conn {
         if let Some(why) = &self.s.broken {
             return Err((0, Error::BadConn(why.to_string())));
         }
+        self.check_not_retired().map_err(|e| (0, e))?;
         if self.is_inherited() {
             return Err((
                 0,
@@ -532,6 +563,7 @@ impl Conn {
         if let Some(why) = &self.s.broken {
             return Err(Error::BadConn(why.to_string()));
         }
+        self.check_not_retired()?;
         if self.is_inherited() {
             return Err(Error::BadConn(
                 "the conn was opened before fork(): the parent process owns its session".into(),

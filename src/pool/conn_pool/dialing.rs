@@ -457,7 +457,7 @@ impl Inner {
         conn.set_reply_limits(self.opts.reply_limits);
         let close_on_readonly =
             self.opts.close_on_readonly || matches!(self.opts.dialer, Dialer::Source(_));
-        conn.set_failover_state(epoch, close_on_readonly);
+        conn.set_failover_state(epoch, close_on_readonly, self.retire_signal.clone());
         conn
     }
 

@@ -18,6 +18,8 @@ impl Retire for Inner {
         let sock = Dialer::from_addr(addr)?.dial_within(Some(deadline), Some(&self.in_flight))?;
         // Outside the pool: no turn, no count, an id no pooled conn will have.
         let mut conn = self.wrap(sock, false, u64::MAX);
+        // Not one of the pool's conns: retires do not concern it.
+        conn.set_failover_state(u64::MAX, false, None);
         let Ok(registered) = self.in_flight.register(conn.fd()) else {
             return Err(Error::Closed);
         };
@@ -45,7 +47,8 @@ impl Retire for Inner {
 
 impl ConnPool {
     /// Retires every conn the pool has now: idle conns are closed at once, conns checked
-    /// out are closed when given back (put acts as remove), and a dial in flight is
+    /// out are closed when given back (put acts as remove; on a pool with a dial source
+    /// they refuse commands from now on, `Error::BadConn`), and a dial in flight is
     /// discarded (and dialed again) when it lands. Conns made afterwards are pooled as
     /// usual. Used when the master changes (sentinel failover); each conn closed this way
     /// counts in `stale_conns` and in `retired_conns`.
@@ -64,7 +67,10 @@ impl Inner {
     pub(super) fn retire_conns(self: &Arc<Self>) {
         let idle = {
             let mut st = self.state.lock();
-            self.epoch.fetch_add(1, Ordering::Relaxed);
+            let epoch = self.epoch.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(sig) = &self.retire_signal {
+                sig.store(epoch, Ordering::Relaxed);
+            }
             let mut idle = std::mem::take(&mut st.idle);
             self.count_retired(idle.len());
             // User data is freed on a user thread, never on a library thread.
