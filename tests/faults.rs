@@ -1450,7 +1450,7 @@ fn a_role_reply_with_bytes_behind_it_fails_the_dial() {
     let _fds = FdsSettle::new();
     let get = |port: u16| {
         let cfg = SentinelConfig::new("mymaster", vec![format!("127.0.0.1:{port}")]);
-        let dialer = Dialer::Sentinel(Arc::new(SentinelState::new(cfg).unwrap()));
+        let dialer = Dialer::sentinel(Arc::new(SentinelState::new(cfg).unwrap()));
         let mut o = Options::new(dialer);
         o.dialer_retries = 1;
         o.pool_timeout = Wait::For(Duration::from_secs(5));

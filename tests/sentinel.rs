@@ -231,7 +231,7 @@ fn sentinel_pool_dials_the_master_and_its_watcher_stops_on_close() {
     let d = Deployment::start();
     let cfg = SentinelConfig::new(MASTER_NAME, d.sentinel_addrs());
     let state = SentinelState::new(cfg).expect("config");
-    let mut opts = Options::new(Dialer::Sentinel(Arc::new(state)));
+    let mut opts = Options::new(Dialer::sentinel(Arc::new(state)));
     opts.pool_size = 2;
     let pool = ConnPool::new(opts).expect("pool");
     let s = pool.sentinel().expect("a sentinel pool").clone();

@@ -251,7 +251,7 @@ pub unsafe extern "C" fn pool_sentinel_new(
             let mut cfg = cfg;
             cfg.timeout = opts.dial_timeout.unwrap_or(DEFAULT_SENTINEL_TIMEOUT);
             let state = SentinelState::new(cfg)?;
-            opts.dialer = Dialer::Sentinel(Arc::new(state));
+            opts.dialer = Dialer::sentinel(Arc::new(state));
             ConnPool::new(opts)
         };
         // SAFETY: `pool_out` is NULL or writable per the header; `construct` checked it

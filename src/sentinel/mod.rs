@@ -912,14 +912,13 @@ impl DialSource for SentinelState {
 
 impl Dialer {
     /// The dialer of a sentinel pool: the master `state` reports (`Dialer::Source`).
-    #[allow(non_snake_case)]
-    pub fn Sentinel(state: Arc<SentinelState>) -> Dialer {
+    pub fn sentinel(state: Arc<SentinelState>) -> Dialer {
         Dialer::Source(state)
     }
 }
 
 impl ConnPool {
-    /// The sentinel state of a pool whose dialer is `Dialer::Sentinel` (its own copy, made
+    /// The sentinel state of a pool whose dialer is `Dialer::sentinel` (its own copy, made
     /// by `new`): the current master address and the switches seen.
     pub fn sentinel(&self) -> Option<Arc<SentinelState>> {
         let source = Arc::clone(self.dial_source()?);
@@ -1163,7 +1162,7 @@ mod tests {
         let state =
             SentinelState::new(SentinelConfig::new("m", vec!["127.0.0.1:1".into()])).unwrap();
         state.switch_to(&master);
-        let mut opts = Options::new(Dialer::Sentinel(Arc::new(state)));
+        let mut opts = Options::new(Dialer::sentinel(Arc::new(state)));
         opts.pool_size = 1;
         opts.dial_timeout = Some(Duration::from_millis(300));
         opts.read_timeout = None;

@@ -1,4 +1,4 @@
-// The go-redis baseline of benches/suite.rs: Get+Put on go-redis's own connection pool
+// The go-redis v5 baseline of the bench suite (benches/suite/goredis.rs): Get+Put on go-redis's own connection pool
 // (internal/pool of go-redis v5, from Debian's golang-gopkg-redis.v5-dev), on loopback TCP
 // conns, from goroutines. The suite builds it in GOPATH mode inside a copy of that
 // package's tree (an internal package is importable only from inside its module) and
@@ -12,13 +12,13 @@
 //	ns_per_op N [mean N p50 N p99 N max N]
 //
 // ns_per_op is wall time (first goroutine's start to last goroutine's end) per Get+Put
-// over all goroutines; with "timed", a second run times every Get (nanoseconds).
+// over all goroutines; with "timed", a second run times every Get (nanoseconds). The
+// histogram is in ../hist.go, copied next to this file by the suite.
 package main
 
 import (
 	"fmt"
 	"math"
-	"math/bits"
 	"net"
 	"os"
 	"strconv"
@@ -28,64 +28,6 @@ import (
 
 	"gopkg.in/redis.v5/internal/pool"
 )
-
-// A log-linear histogram like the suite's: 32 buckets per power of two.
-const subBits = 5
-const sub = 1 << subBits
-
-type hist struct {
-	counts         [64 * sub]uint64
-	n, sum, maxVal uint64
-}
-
-func bucket(v uint64) int {
-	if v < sub {
-		return int(v)
-	}
-	shift := bits.Len64(v) - 1 - subBits
-	return (shift+1)*sub + int((v>>uint(shift))&(sub-1))
-}
-
-// The smallest value of bucket b.
-func lower(b int) uint64 {
-	if b < sub {
-		return uint64(b)
-	}
-	shift := b/sub - 1
-	return (uint64(b%sub) | sub) << uint(shift)
-}
-
-func (h *hist) record(ns uint64) {
-	h.n++
-	h.sum += ns
-	if ns > h.maxVal {
-		h.maxVal = ns
-	}
-	h.counts[bucket(ns)]++
-}
-
-func (h *hist) merge(o *hist) {
-	h.n += o.n
-	h.sum += o.sum
-	if o.maxVal > h.maxVal {
-		h.maxVal = o.maxVal
-	}
-	for i, c := range o.counts {
-		h.counts[i] += c
-	}
-}
-
-func (h *hist) quantile(q float64) uint64 {
-	want := uint64(math.Ceil(q * float64(h.n)))
-	var seen uint64
-	for b, c := range h.counts {
-		seen += c
-		if c > 0 && seen >= want {
-			return lower(b)
-		}
-	}
-	return h.maxVal
-}
 
 const batch = 16
 
