@@ -183,7 +183,7 @@ fn get_int(addr: &str, key: &str) -> i64 {
 fn sentinel_pool(d: &Deployment) -> ConnPool {
     let state =
         SentinelState::new(SentinelConfig::new(MASTER_NAME, d.sentinel_addrs())).expect("config");
-    let mut opts = Options::new(Dialer::Sentinel(Arc::new(state)));
+    let mut opts = Options::new(Dialer::sentinel(Arc::new(state)));
     opts.pool_size = THREADS * 2;
     // Gets wait out the failover within their own timeout.
     opts.pool_timeout = Wait::For(Duration::from_secs(10));
