@@ -633,3 +633,41 @@ fn wait_replicas_confirms_and_costs() {
     assert!(rc.broken_reason().is_none());
     rpool.put(rc).expect("put");
 }
+
+/// A master that could not be dialed pauses the pool; when it comes back (a restart, no
+/// failover) the pool resumes on it, even with every sentinel down.
+#[test]
+fn sentinel_pool_resumes_on_a_restarted_master_with_the_sentinels_down() {
+    let mut d = Deployment::start();
+    let pool = sentinel_pool(&d);
+    let incr = incr_through(&pool);
+    assert!(matches!(incr(b"restart"), Ok(Reply::Integer(1))));
+    d.sentinels.clear();
+    let pid = d.master.pid().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let getter = {
+        let incr = incr.clone();
+        thread::spawn(move || incr(b"restart"))
+    };
+    let s = pool.sentinel().expect("sentinel");
+    let end = Instant::now() + LIMIT;
+    while !s.failover_stats().in_failover {
+        assert!(Instant::now() < end, "the pool did not pause");
+        thread::sleep(Duration::from_millis(10));
+    }
+    d.master.restart();
+    let res = getter.join().expect("getter");
+    // The restarted master is empty: the INCR there gives 1.
+    assert!(matches!(res, Ok(Reply::Integer(1))), "{res:?}");
+    let st = s.failover_stats();
+    assert!(
+        !st.in_failover && st.failovers == 0 && st.waits >= 1,
+        "{st:?}"
+    );
+    assert_eq!(s.master_addr(), Some(d.master.addr()));
+    pool.close().expect("close");
+}

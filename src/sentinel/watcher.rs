@@ -121,6 +121,13 @@ pub(super) fn resolve(state: Arc<SentinelState>, pool: Weak<dyn Retire>) {
                 }
             }
         }
+        // The old master itself, when it may be kept (it was only unreachable, the
+        // failover was aborted, or no new master came): the sentinels may be out of reach.
+        if let Some(old) = &f.old {
+            if SentinelState::may_resume_on(&f, old) && !candidates.iter().any(|(c, _)| c == old) {
+                candidates.push((old.clone(), false));
+            }
+        }
         for (c, reported) in candidates {
             if !SentinelState::may_resume_on(&f, &c) {
                 continue;
