@@ -608,9 +608,13 @@ impl SentinelState {
             if let Some(d) = deadline {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
+                    let what = match (&f.old, f.unreachable) {
+                        (Some(old), true) => format!("the master {old} cannot be reached"),
+                        _ => "a failover is under way".to_string(),
+                    };
                     return Err(Error::Dial {
                         message: format!(
-                            "redis: dial {}: a failover is under way (for {} ms) and no new master answered ROLE as master within the dial timeout",
+                            "redis: dial {}: {what} (for {} ms) and no master answered ROLE as master within the dial timeout",
                             self.target(),
                             f.since.elapsed().as_millis()
                         ),
@@ -1183,6 +1187,40 @@ mod tests {
             "{res:?}"
         );
         assert!(took < Duration::from_secs(2), "took {took:?}");
+    }
+
+    /// A master that refuses connections: the dial waits (the pool is paused) and ends by
+    /// the dial timeout with a message naming the unreachable master, not at once.
+    #[test]
+    fn a_dial_to_an_unreachable_master_waits_within_the_dial_timeout() {
+        use crate::pool::{ConnPool, Options, Wait};
+        // A port nothing listens on: bound, then closed.
+        let master = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let state =
+            SentinelState::new(SentinelConfig::new("m", vec!["127.0.0.1:1".into()])).unwrap();
+        state.switch_to(&master);
+        let mut opts = Options::new(Dialer::sentinel(Arc::new(state)));
+        opts.pool_size = 1;
+        opts.dial_timeout = Some(Duration::from_millis(400));
+        opts.dialer_retries = 1;
+        opts.pool_timeout = Wait::For(Duration::from_secs(5));
+        let pool = ConnPool::new(opts).unwrap();
+        let res = pool.get().map(|_| ());
+        let s = pool.sentinel().unwrap();
+        let st = s.failover_stats();
+        pool.close().unwrap();
+        assert!(
+            matches!(&res, Err(Error::Dial { message, .. }) if message.contains("cannot be reached")),
+            "{res:?}"
+        );
+        assert!(took >= Duration::from_millis(300), "took {took:?}");
+        assert!(
+            st.in_failover && st.waits >= 1 && st.failovers == 0,
+            "{st:?}"
+        );
     }
 
     #[test]
