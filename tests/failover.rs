@@ -649,9 +649,19 @@ fn sentinel_pool_resumes_on_a_restarted_master_with_the_sentinels_down() {
         .status()
         .expect("kill");
     assert!(killed.success());
+    // A call on a conn to the dead master fails; then a dial fails and the pool pauses.
     let getter = {
         let incr = incr.clone();
-        thread::spawn(move || incr(b"restart"))
+        thread::spawn(move || {
+            let end = Instant::now() + LIMIT;
+            loop {
+                let res = incr(b"restart");
+                if res.is_ok() || Instant::now() >= end {
+                    return res;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        })
     };
     let s = pool.sentinel().expect("sentinel");
     let end = Instant::now() + LIMIT;

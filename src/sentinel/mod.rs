@@ -523,9 +523,13 @@ impl SentinelState {
             || f.since.elapsed() >= FAILOVER_PAUSE_LIMIT
     }
 
-    /// Ends the failover on `addr`, which answered ROLE as master: dials go there from now.
-    pub(crate) fn resume(&self, addr: &str) {
+    /// Ends the failover that began at `since` on `addr`, which answered ROLE as master:
+    /// dials go there from now. Nothing when that failover is over already.
+    pub(crate) fn resume(&self, since: Instant, addr: &str) {
         let mut p = lock(&self.pause);
+        if p.cur.as_ref().is_none_or(|f| f.since != since) {
+            return;
+        }
         let Some(f) = p.cur.take() else {
             return;
         };
@@ -1029,7 +1033,9 @@ mod tests {
         let f = s.failover().unwrap();
         assert!(f.aborted && SentinelState::may_resume_on(&f, "127.0.0.1:10"));
         s.begin_failover(Some("127.0.0.1:11"), None);
-        s.resume("127.0.0.1:11");
+        s.resume(Instant::now(), "127.0.0.1:11");
+        assert!(s.failover().is_some(), "not the failover under way");
+        s.resume(f.since, "127.0.0.1:11");
         assert_eq!(s.master_addr().as_deref(), Some("127.0.0.1:11"));
         let st = s.failover_stats();
         assert_eq!((st.failovers, st.switches, st.in_failover), (1, 1, false));
@@ -1055,7 +1061,7 @@ mod tests {
         let f = s.failover().expect("paused");
         assert!(!f.unreachable && !SentinelState::may_resume_on(&f, "127.0.0.1:11"));
         assert_eq!(s.failover_stats().failovers, 2);
-        s.resume("127.0.0.1:12");
+        s.resume(f.since, "127.0.0.1:12");
         s.note_polled("127.0.0.1:13");
         assert_eq!(
             s.failover().and_then(|f| f.candidate).as_deref(),

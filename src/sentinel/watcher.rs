@@ -28,6 +28,8 @@ const TICK: Duration = Duration::from_millis(100);
 const RESOLVE_TICK: Duration = Duration::from_millis(10);
 /// How often a paused pool asks the sentinels which node they promote.
 const ASK_EVERY: Duration = Duration::from_millis(100);
+/// Bounds a poll of the sentinels between failovers.
+const POLL_BUDGET: Duration = Duration::from_secs(1);
 /// Bounds one ROLE probe (connect, set-up, ROLE).
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -99,7 +101,9 @@ pub(super) fn resolve(state: Arc<SentinelState>, pool: Weak<dyn Retire>) {
         let Some(f) = state.failover() else {
             let due = next_poll.is_some_and(|t| Instant::now() >= t);
             if state.take_poll_request() || due {
-                if let Ok(addr) = state.query_master(cfg.timeout) {
+                // Bounded short of the sentinel timeout: a pause begun meanwhile waits for
+                // this thread.
+                if let Ok(addr) = state.query_master(cfg.timeout.min(POLL_BUDGET)) {
                     state.note_polled(&addr);
                 }
                 next_poll = instant_after(cfg.poll_interval);
@@ -143,7 +147,7 @@ pub(super) fn resolve(state: Arc<SentinelState>, pool: Weak<dyn Retire>) {
                 Err(_) => false,
             };
             if ready {
-                state.resume(&c);
+                state.resume(f.since, &c);
                 break;
             }
         }
