@@ -37,6 +37,16 @@ const DOWN_AFTER_MS: u32 = 2000;
 /// Bounds every wait of these tests (a failover takes a few seconds).
 const LIMIT: Duration = Duration::from_secs(60);
 
+/// The tests of this file run one at a time: each starts a deployment of 5 or 6 servers
+/// and 8 busy threads, and the sentinel tests depend on the pool hearing the leader's
+/// `+selected-slave` within the ~100 ms before it promotes the replica, which a machine
+/// running all of them at once on 2 cores may not leave it.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One thread's counts.
 #[derive(Default, Clone)]
 struct ThreadCounts {
@@ -238,6 +248,7 @@ fn await_pool_on(pool: &ConnPool, new_master: &str, d: &Deployment) {
 
 #[test]
 fn sentinel_failover_loses_no_acknowledged_write() {
+    let _serial = serial();
     let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
     let pool = sentinel_pool(&d);
     let load = Load::start("sentinel", incr_through(&pool));
@@ -285,6 +296,7 @@ fn sentinel_failover_loses_no_acknowledged_write() {
 /// written through them is lost either.
 #[test]
 fn sentinel_failover_conns_held_across_it_lose_nothing() {
+    let _serial = serial();
     let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
     let pool = sentinel_pool(&d);
     let load = Load::start("held", incr_on_held_conn(&pool));
@@ -316,6 +328,7 @@ fn sentinel_failover_conns_held_across_it_lose_nothing() {
 
 #[test]
 fn sentinel_master_sigkilled() {
+    let _serial = serial();
     let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
     let pool = sentinel_pool(&d);
     let load = Load::start("sigkill", incr_through(&pool));
@@ -440,6 +453,7 @@ fn await_owner(h: &ClusterHarness, key: &str, addr: &str) {
 
 #[test]
 fn cluster_graceful_failover_and_reshard_lose_nothing() {
+    let _serial = serial();
     let h = ClusterHarness::start(3, 1);
     let c = cluster_client(&h);
     let load = Load::start("cluster-graceful", incr_cluster(&c));
@@ -473,6 +487,7 @@ fn cluster_graceful_failover_and_reshard_lose_nothing() {
 
 #[test]
 fn cluster_failover_force() {
+    let _serial = serial();
     let h = ClusterHarness::start(3, 1);
     let c = cluster_client(&h);
     let load = Load::start("cluster-force", incr_cluster(&c));
@@ -493,6 +508,7 @@ fn cluster_failover_force() {
 
 #[test]
 fn cluster_master_sigkilled() {
+    let _serial = serial();
     let h = ClusterHarness::start(3, 1);
     let c = cluster_client(&h);
     let load = Load::start("cluster-kill", incr_cluster(&c));
@@ -553,6 +569,7 @@ fn incr_cluster_confirmed(c: &Arc<Cluster<Node>>) -> Arc<Op> {
 
 #[test]
 fn cluster_failover_force_loses_no_write_a_replica_confirmed() {
+    let _serial = serial();
     let h = ClusterHarness::start(3, 1);
     let c = cluster_client(&h);
     let load = Load::start("cluster-force-wait", incr_cluster_confirmed(&c));
@@ -578,6 +595,7 @@ fn cluster_failover_force_loses_no_write_a_replica_confirmed() {
 
 #[test]
 fn wait_replicas_confirms_and_costs() {
+    let _serial = serial();
     let master = RedisServer::start();
     let port = master.port.to_string();
     let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
@@ -638,6 +656,7 @@ fn wait_replicas_confirms_and_costs() {
 /// failover) the pool resumes on it, even with every sentinel down.
 #[test]
 fn sentinel_pool_resumes_on_a_restarted_master_with_the_sentinels_down() {
+    let _serial = serial();
     let mut d = Deployment::start();
     let pool = sentinel_pool(&d);
     let incr = incr_through(&pool);
