@@ -1368,6 +1368,8 @@ typedef struct hcase {
       ping_ex(H, 1000, err))                                                                   \
     X(id##_pipe, "pool_conn_pipeline", label, fixture, INV, cmd_msg, F_ERR,                    \
       pipe_case(H, 0, 2, err))                                                                 \
+    X(id##_wait, "pool_conn_wait_replicas", label, fixture, INV, cmd_msg, F_ERR,               \
+      pool_conn_wait_replicas(H, 1, 50, NULL, err))                                            \
     X(id##_put, "pool_put", label, fixture, INV, NULL, 0, pool_put(g_pool, H))                 \
     X(id##_remove, "pool_remove", label, fixture, INV, NULL, 0, pool_remove(g_pool, H, "x"))   \
     X(id##_remove_nr, "pool_remove", label ", reason NULL", fixture, INV, NULL, 0,             \
@@ -1897,6 +1899,10 @@ typedef struct hcase {
     X(notify_null, "pool_notify_fd", "NULL", FX_NONE, -1, NULL, 0, pool_notify_fd(NULL))        \
     X(notify_twice, "pool_notify_fd", "twice: the same fd", FX_NONE, 1, NULL, 0,                \
       notify_same_fd(g_pool))                                                                   \
+    X(sstats_pool_null, "pool_sentinel_stats", "pool NULL", FX_NONE, INV, "pool", F_ERR,        \
+      pool_sentinel_stats(NULL, &(pool_sentinel_stats_t){.struct_size = 0}, err))               \
+    X(sstats_plain, "pool_sentinel_stats", "a plain pool", FX_NONE, INV, "not a sentinel pool", \
+      F_ERR, pool_sentinel_stats(g_pool, &(pool_sentinel_stats_t){.struct_size = 0}, err))      \
     X(stats_pool_null, "pool_stats", "pool NULL", FX_NONE, INV, NULL, 0,                        \
       pool_stats(NULL, &(pool_stats_t){.struct_size = sizeof(pool_stats_t)}))                   \
     X(stats_out_null, "pool_stats", "stats_out NULL", FX_NONE, INV, NULL, 0,                    \
