@@ -36,9 +36,17 @@
  *    readable. That is how the pool grows without the loop ever waiting for a
  *    TCP handshake.
  *
- *  - With a connection, the loop does its own non-blocking I/O on
- *    pool_conn_fd(conn): send and recv with MSG_DONTWAIT, so the fd's flags
- *    (the pool's business) are never touched. Once the whole reply is read,
+ *  - With a connection, the loop does its own non-blocking I/O with
+ *    pool_conn_write and pool_conn_read (timeout 0), which work the same on a
+ *    plain and on a TLS connection (a rediss:// URL): POOL_ERR_WOULD_BLOCK
+ *    means "wait for EPOLLOUT" (write) or "wait for EPOLLIN" (read) on
+ *    pool_conn_fd(conn), which is for readiness only (on TLS it carries
+ *    encrypted records). A TLS connection may hold a few encrypted bytes a
+ *    write could not send yet (pool_conn_write_pending): a write of 0 bytes
+ *    sends them once the fd is writable. And it may hold decrypted bytes the
+ *    fd does not signal, so the loop reads until POOL_ERR_WOULD_BLOCK before
+ *    it waits. The fd's flags (the pool's business) are never touched. Once
+ *    the whole reply is read,
  *    the fd leaves the epoll set and pool_put returns the connection. After
  *    anything unexpected the connection's protocol state is unknown, so
  *    pool_remove closes it instead.
@@ -49,7 +57,7 @@
  * longest single pool_try_get call. Exits non-zero unless every request was
  * served.
  */
-#define _GNU_SOURCE /* epoll, timerfd, MSG_NOSIGNAL, MSG_DONTWAIT */
+#define _GNU_SOURCE /* epoll, timerfd */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -59,7 +67,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -261,20 +268,21 @@ static int watch(struct loop *lp, long i, uint32_t events)
 static void on_writable(struct loop *lp, long i)
 {
     struct request *r = &lp->reqs[i];
-    while (r->sent < PING_LEN) {
-        ssize_t n = send(r->fd, PING + r->sent, PING_LEN - r->sent, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    while (r->sent < PING_LEN || pool_conn_write_pending(r->conn)) {
+        size_t n = 0;
+        pool_error_t err;
+        pool_status_t rc =
+            pool_conn_write(r->conn, PING + r->sent, PING_LEN - r->sent, 0, &n, &err);
+        if (rc == POOL_ERR_WOULD_BLOCK) {
             if (!r->watched && watch(lp, i, EPOLLOUT) != 0)
                 release(lp, i, "epoll_ctl failed");
             return;
         }
-        if (n < 0) {
-            release(lp, i, strerror(errno));
+        if (rc != POOL_OK) {
+            release(lp, i, err.message);
             return;
         }
-        r->sent += (size_t)n;
+        r->sent += n;
     }
     r->state = REQ_READING;
     r->since_ns = now_ns();
@@ -288,20 +296,20 @@ static void on_readable(struct loop *lp, long i)
     struct request *r = &lp->reqs[i];
     while (r->got < PONG_LEN) {
         /* Ask for the rest of a PONG only: bytes beyond it would belong to nothing. */
-        ssize_t n = recv(r->fd, r->reply + r->got, PONG_LEN - r->got, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        size_t n = 0;
+        pool_error_t err;
+        pool_status_t rc = pool_conn_read(r->conn, r->reply + r->got, PONG_LEN - r->got, 0, &n, &err);
+        if (rc == POOL_ERR_WOULD_BLOCK)
             return; /* partial reply (or a spurious wake-up): wait for more */
-        if (n <= 0) {
-            release(lp, i, n == 0 ? "server closed the connection" : strerror(errno));
+        if (rc != POOL_OK || n == 0) {
+            release(lp, i, rc != POOL_OK ? err.message : "server closed the connection");
             return;
         }
-        if (memcmp(r->reply + r->got, PONG + r->got, (size_t)n) != 0) {
+        if (memcmp(r->reply + r->got, PONG + r->got, n) != 0) {
             release(lp, i, "unexpected reply");
             return;
         }
-        r->got += (size_t)n;
+        r->got += n;
     }
     release(lp, i, NULL);
 }

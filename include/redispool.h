@@ -267,6 +267,37 @@ struct pool_options {
   // not called and the userdata stays yours. Called once per pool made with these
   // options. NULL = nothing is called (default). Ignored without `dialer`.
   pool_free_fn dialer_userdata_free;
+  // Speak TLS on every conn (rediss:// sets it): over the TCP connection, the unix
+  // socket, or the fd `dialer` returns. false = plain (default). The TLS settings below
+  // are read only when this is set; they are checked and loaded once, by pool_new*: a
+  // missing or malformed PEM file, a key that does not match its certificate, or a bad
+  // tls_min_version is POOL_ERR_INVALID_ARG there, never a failure of a later get. A
+  // handshake that fails (the server's certificate refused, not a TLS port) fails the
+  // get with POOL_ERR_TLS, within dial_timeout_ms. See docs/tls.md.
+  bool tls;
+  // PEM file of the CA certificates that sign the server's certificate. NULL or "" (and
+  // no tls_ca_dir) = the system trust store. Copied (the path; read by pool_new*).
+  const char *tls_ca_file;
+  // Directory of PEM files of CA certificates (every regular file holding certificates
+  // is read; others are skipped). With tls_ca_file, both are trusted. NULL or "" = none.
+  const char *tls_ca_dir;
+  // PEM file of the client certificate (chain) for mutual TLS (redis-server
+  // --tls-auth-clients yes). Needs tls_key_file. NULL or "" = no client certificate.
+  const char *tls_cert_file;
+  // PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1), not
+  // encrypted. Its contents never appear in a message.
+  const char *tls_key_file;
+  // The name the server's certificate must be valid for, also sent as SNI. NULL or "" =
+  // the host dialed (the host of addr; for a sentinel pool the master's address).
+  // Required with a unix socket addr or a dialer, unless tls_insecure_skip_verify.
+  const char *tls_server_name;
+  // The oldest TLS version accepted: 12 (TLS 1.2; 0 also means 12, the default) or 13.
+  int32_t tls_min_version;
+  // DANGER: accept any server certificate, unverified (no CA, name or expiry check). The
+  // conn is encrypted but anyone on the path can pose as the server and read everything,
+  // the password included. For tests against self-signed servers only. false (default)
+  // = verify.
+  bool tls_insecure_skip_verify;
 };
 
 typedef struct pool_options pool_options_t;
@@ -476,6 +507,13 @@ struct pool_sentinel_options {
   // failover events, so an event missed while reconnecting is caught. Default 1000;
   // 0 = only listen.
   int64_t poll_interval_ms;
+  // Reach the sentinels themselves over TLS (their --tls-port), with the TLS settings of
+  // `node_opts` (tls_ca_file, tls_ca_dir, tls_cert_file, tls_key_file, tls_server_name,
+  // tls_min_version, tls_insecure_skip_verify), whether or not `node_opts->tls` is set:
+  // TLS to the sentinels and TLS to the master are each switched on their own. The name
+  // verified is tls_server_name, else each sentinel's host. false (default) = plain.
+  // A TLS failure with a sentinel is reported as the sentinel's failure (see docs/tls.md).
+  bool sentinel_tls;
 };
 
 typedef struct pool_sentinel_options pool_sentinel_options_t;
@@ -523,7 +561,8 @@ typedef struct pool_sentinel_stats pool_sentinel_stats_t;
 // NULL where not allowed, a bad option, a conn not checked out from this pool, double put/remove.
 #define POOL_ERR_INVALID_ARG 5
 
-// pool_try_get found no idle conn.
+// pool_try_get found no idle conn; or pool_conn_read / pool_conn_write could not read or
+// write anything yet (poll pool_conn_fd for POLLIN / POLLOUT respectively).
 #define POOL_ERR_WOULD_BLOCK 6
 
 // The cancel token fired while waiting.
@@ -550,6 +589,14 @@ typedef struct pool_sentinel_stats pool_sentinel_stats_t;
 // A Redis Cluster cannot serve the request: no node could give the slot map, or the
 // slot is not served by any master in it.
 #define POOL_ERR_CLUSTER 13
+
+// TLS failed on a new conn: the server's certificate was refused (unknown CA, wrong host
+// name, expired, not yet valid), the server refused the handshake (a client certificate
+// required or refused), or the server does not speak TLS (a plain port). The message
+// says which. Not retried: the same settings fail the same way. (A TLS configuration
+// error, a missing or malformed PEM file or a key that does not match its certificate,
+// is POOL_ERR_INVALID_ARG from pool_new*.)
+#define POOL_ERR_TLS 14
 
 #ifdef __cplusplus
 extern "C" {
@@ -591,7 +638,8 @@ pool_status_t pool_cluster_new(const pool_cluster_options_t *opts,
 // `redis://[[user]:password@]host:port[?addr=host2:port2&addr=host3:port3&...]`. The
 // host and every `addr` are seeds; `max_redirects` (default 3) and `refresh_min_interval`
 // (a duration, default 100ms) are the cluster's options; every other parameter is a node
-// pool option as in pool_new_url. Only redis://, and db 0. Errors as pool_new_url (the
+// pool option as in pool_new_url. redis://, or rediss:// (TLS: seeds are TLS ports, and
+// the nodes' TLS ports are taken from CLUSTER SHARDS; see docs/tls.md), and db 0. Errors as pool_new_url (the
 // password is never shown). Release with pool_cluster_free. Dials nothing. Any thread.
 pool_status_t pool_cluster_new_url(const char *url,
                                    pool_cluster_t **cluster_out,
@@ -720,7 +768,10 @@ pool_status_t pool_cluster_close(pool_cluster_t *cluster);
 // nothing.
 void pool_cluster_free(pool_cluster_t *cluster);
 
-// The socket, for the caller's own I/O. Handed out in blocking mode; the library copes with
+// The socket, for readiness polling (poll, epoll, an event loop) and for your own I/O on a
+// plain conn. On a TLS conn the socket carries TLS records: read and write through
+// pool_conn_read and pool_conn_write (which work on plain conns too), never on the fd.
+// Handed out in blocking mode; the library copes with
 // whatever mode the caller leaves it in. Its SO_RCVTIMEO is the pool's read_timeout_ms
 // (none when 0), so a blocking read of your own also ends after that long (EAGAIN):
 // pool_conn_command waits for its reply in one blocking recv bounded by it. Leave
@@ -735,6 +786,52 @@ void pool_cluster_free(pool_cluster_t *cluster);
 // commands sent through pool_conn_command are tracked, and such a conn is closed on
 // pool_put (pool_stats_t.reset_conns).
 int pool_conn_fd(const pool_conn_t *conn);
+
+// Reads up to `len` bytes of what the server sent on `conn` into `buf`, for your own
+// protocol handling (a RESP reader of your own, an event loop): on a TLS conn the bytes
+// are decrypted, so the same code serves plain and TLS conns (raw reads of
+// pool_conn_fd() would see TLS records). On POOL_OK `*n_out` is the number of bytes
+// read, at least 1, or 0 at EOF (the server closed the conn, or sent its TLS
+// close_notify). `timeout_ms`: 0 = do not wait, -1 = wait until something arrives, > 0 =
+// wait at most that many milliseconds. When nothing arrived in that time:
+// POOL_ERR_WOULD_BLOCK, `*n_out` 0, nothing consumed: poll pool_conn_fd() for readability
+// (POLLIN / EPOLLIN) and call again. A TLS conn may hold bytes already decrypted that the
+// fd does not signal: after a read that returned data, read again until
+// POOL_ERR_WOULD_BLOCK before polling. An OS or TLS failure is POOL_ERR_IO and marks the
+// conn bad (pool_put removes it). POOL_ERR_BAD_CONN on a conn already bad or inherited
+// across fork(); POOL_ERR_INVALID_ARG for NULLs, timeout_ms below -1 or a handle that is
+// not checked out. As with pool_conn_fd, the next get of the conn peeks it for bytes your
+// own I/O left unread. `len` 0 is POOL_ERR_INVALID_ARG. The thread that holds the conn
+// calls this.
+pool_status_t pool_conn_read(pool_conn_t *conn,
+                             void *buf,
+                             size_t len,
+                             int64_t timeout_ms,
+                             size_t *n_out,
+                             pool_error_t *err_out);
+
+// Writes `len` bytes of `buf` on `conn` (encrypted on a TLS conn): raw I/O that works
+// for plain and TLS conns alike. `timeout_ms`: -1 = until all is written, > 0 = at most
+// that many milliseconds, 0 = only what the socket takes now. On POOL_OK `*n_out` bytes
+// were taken (all of them, unless the time ran out or timeout_ms is 0); when none could
+// be, POOL_ERR_WOULD_BLOCK: poll pool_conn_fd() for writability (POLLOUT / EPOLLOUT) and
+// call again. On a TLS conn the bytes taken are encrypted into the session, which sends
+// what the socket takes: a write with a timeout also sends the rest before it returns;
+// a non-blocking one may leave records behind (pool_conn_write_pending() says so): when
+// the fd is writable, call pool_conn_write again (len 0 is fine) to send them. An OS or
+// TLS failure is POOL_ERR_IO and marks the conn bad. Never raises SIGPIPE. Other
+// statuses as pool_conn_read's. The thread that holds the conn calls this.
+pool_status_t pool_conn_write(pool_conn_t *conn,
+                              const void *buf,
+                              size_t len,
+                              int64_t timeout_ms,
+                              size_t *n_out,
+                              pool_error_t *err_out);
+
+// Whether a TLS conn holds encrypted bytes a non-blocking pool_conn_write could not send
+// yet: poll pool_conn_fd() for writability and call pool_conn_write (len 0 is fine) until
+// this is false. Always false on a plain conn, NULL, or a handle that is not checked out.
+bool pool_conn_write_pending(const pool_conn_t *conn);
 
 // Unique per pool, never reused (the first conn is 1). 0 for NULL or a handle that is not
 // checked out.

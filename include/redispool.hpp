@@ -363,8 +363,37 @@ public:
 
     /// False for an empty (default-constructed, moved-from, released or reset) guard.
     explicit operator bool() const noexcept { return conn_ != nullptr; }
-    /// The socket, for your own I/O (do not close it); -1 when empty.
+    /// The socket, for readiness polling and your own I/O on a plain conn (do not close
+    /// it); -1 when empty. On a TLS conn use read() and write(): the socket carries TLS
+    /// records.
     int fd() const noexcept { return pool_conn_fd(conn_); }
+
+    /// pool_conn_read: up to `len` bytes of what the server sent (decrypted on a TLS
+    /// conn), 0 at EOF. `timeout` 0 = do not wait (POOL_ERR_WOULD_BLOCK when nothing came:
+    /// poll fd() for reading, after reading until then), negative = as long as it takes.
+    Result<size_t> read(void *buf, size_t len, std::chrono::milliseconds timeout) noexcept {
+        size_t n = 0;
+        pool_error_t err = detail::empty_error();
+        int64_t ms = timeout.count() < 0 ? -1 : static_cast<int64_t>(timeout.count());
+        pool_status_t rc = pool_conn_read(conn_, buf, len, ms, &n, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return n;
+    }
+    /// pool_conn_write: the bytes of `data` taken (all of them unless the time ran out,
+    /// or `timeout` is 0: only what the socket takes now; POOL_ERR_WOULD_BLOCK when none:
+    /// poll fd() for writing). Negative = as long as it takes. On a TLS conn a
+    /// non-blocking write may leave records behind: write_pending().
+    Result<size_t> write(std::string_view data, std::chrono::milliseconds timeout) noexcept {
+        size_t n = 0;
+        pool_error_t err = detail::empty_error();
+        int64_t ms = timeout.count() < 0 ? -1 : static_cast<int64_t>(timeout.count());
+        pool_status_t rc = pool_conn_write(conn_, data.data(), data.size(), ms, &n, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return n;
+    }
+    /// pool_conn_write_pending: TLS records a non-blocking write() left behind (send them
+    /// with write("", 0ms) once fd() is writable).
+    bool write_pending() const noexcept { return pool_conn_write_pending(conn_); }
     /// Unique per pool, never reused; 0 when empty.
     uint64_t id() const noexcept { return pool_conn_id(conn_); }
     /// For a conn of a Cluster (or of a cluster's node pool): the node ("host:port") it

@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 
 install_missing "redis-server:redis-server" "redis-cli:redis-tools" "cc:gcc libc6-dev" "c++:g++" \
     "valgrind:valgrind" "pkg-config:pkg-config" "readelf:binutils" \
-    "ruby:ruby ruby-ffi ruby-minitest" "python3:python3" "cmake:cmake" "ninja:ninja-build" "objcopy:binutils"
+    "ruby:ruby ruby-ffi ruby-minitest" "python3:python3" "cmake:cmake" "ninja:ninja-build" "objcopy:binutils" \
+    "openssl:openssl"
 # Go 1.21 or later for the Go binding: /usr/local/go/bin when present, else
 # golang-1.22 (from bookworm-backports on Debian 12, whose golang-go is 1.19).
 install_go

@@ -48,6 +48,11 @@ pub enum Error {
     /// has no master in it.
     #[error("{0}")]
     Cluster(String),
+    /// TLS failed: the handshake of a new conn (the server's certificate refused: unknown
+    /// CA, wrong host name, expired; the server refused ours; not a TLS port), or a TLS
+    /// record on an established conn. The message names the reason.
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl Error {

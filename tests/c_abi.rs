@@ -19,6 +19,9 @@
 //!   leak detection (`pool_leaks`, `leak_suspects`, `late_returns`), and fork():
 //!   parent and child never share a conn, a thread busy in the pool never deadlocks
 //!   a child, sticky and single pools in a child.
+//! - `abi_tls.c` (against redis-servers with `--tls-port`, certificates made at test
+//!   time): TLS options and rediss://, every verification and configuration error, mutual
+//!   TLS, pool_conn_read / pool_conn_write, the health check, try_get, cancel, fork.
 //! - `abi_hostile.c` (against a real redis-server): a table of hostile calls covering every
 //!   function of the header (NULLs, zero / negative / huge sizes and timeouts, out-of-range
 //!   options, made-up and stale handles, foreign conns, use after close and after free,
@@ -36,6 +39,7 @@ mod common;
 use std::process::Output;
 use std::time::Duration;
 
+use common::tls::{TlsServer, certs};
 use common::{
     Link, RUN_TIMEOUT, RedisServer, assert_all_checks_passed, build_c, describe, run,
     run_under_memcheck, valgrind_available,
@@ -46,6 +50,19 @@ const DIALER_SRC: &str = "tests/c/abi_dialer.c";
 const STICKY_SRC: &str = "tests/c/abi_sticky.c";
 const REDIS_SRC: &str = "tests/c/abi_redis.c";
 const EVENTS_SRC: &str = "tests/c/abi_events.c";
+const TLS_SRC: &str = "tests/c/abi_tls.c";
+
+/// Every section of abi_tls.c, in order.
+const TLS_SECTIONS: &[&str] = &[
+    "== TLS: pool_options_t tls fields, commands, pipeline, a reply over many records\n",
+    "== TLS: unknown CA, wrong host name, expired, plain port, no client certificate\n",
+    "== TLS: mutual TLS with a client certificate\n",
+    "== TLS: configuration errors come from pool_new, never a key in a message\n",
+    "== TLS: pool_conn_read / pool_conn_write, blocking and non-blocking\n",
+    "== TLS: health check: a killed conn is never handed out, a healthy one is reused\n",
+    "== TLS: pool_try_get and pool_notify_fd, a cancelled get\n",
+    "== TLS: fork: the child drops the parent's sessions, dials its own\n",
+];
 
 /// Every section of abi_redis.c, in order.
 const REDIS_SECTIONS: &[&str] = &[
@@ -562,6 +579,63 @@ enum ServersNeeded {
     One,
     /// abi_redis.c: a plain server and one with a password and an ACL user.
     RedisPair,
+    /// abi_tls.c: TLS servers (`TlsServers`).
+    Tls,
+}
+
+/// The servers abi_tls.c runs against, and its arguments: the certificate dir, a TLS port
+/// (and that server's plain port), a TLS port that requires client certificates, and one
+/// with an expired certificate.
+struct TlsServers {
+    good: TlsServer,
+    mtls: TlsServer,
+    expired: TlsServer,
+}
+
+impl TlsServers {
+    fn start() -> TlsServers {
+        TlsServers {
+            good: TlsServer::start(),
+            mtls: TlsServer::start_with("server", true, &[]),
+            expired: TlsServer::start_with("expired", false, &[]),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            certs().dir.to_str().expect("UTF-8 path").to_string(),
+            self.good.tls_addr(),
+            self.good.server.addr(),
+            self.mtls.tls_addr(),
+            self.expired.tls_addr(),
+        ]
+    }
+}
+
+fn check_tls(o: &Output) {
+    assert_all_checks_passed(o, TLS_SECTIONS, 100);
+}
+
+#[test]
+fn abi_tls_shared() {
+    let servers = TlsServers::start();
+    let exe = build_c("abi_tls-shared", &[TLS_SRC], Link::Shared, &["-pthread"]);
+    let args = servers.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    check_tls(&run(&exe, &args, &[], RUN_TIMEOUT));
+}
+
+#[test]
+fn abi_tls_under_valgrind() {
+    if !valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let servers = TlsServers::start();
+    let exe = build_c("abi_tls-valgrind", &[TLS_SRC], Link::Shared, &["-pthread"]);
+    let args = servers.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    check_tls(&run_under_valgrind(&exe, &args));
 }
 
 fn check_misuse(o: &Output) {
@@ -609,6 +683,12 @@ const SANITIZED_PROGRAMS: &[SanitizedProgram] = &[
         check: check_dialer,
     },
     SanitizedProgram {
+        name: "abi_tls",
+        src: TLS_SRC,
+        servers: ServersNeeded::Tls,
+        check: check_tls,
+    },
+    SanitizedProgram {
         name: "abi_hostile",
         src: HOSTILE_SRC,
         servers: ServersNeeded::One,
@@ -635,8 +715,12 @@ fn run_sanitized(p: &SanitizedProgram, asan_options: &str) {
         ("REDISPOOL_SLOW", slow.as_str()),
     ];
     // The servers live until the program is done.
-    let (one, pair);
+    let (one, pair, tls);
     let addrs: Vec<String> = match p.servers {
+        ServersNeeded::Tls => {
+            tls = TlsServers::start();
+            tls.args()
+        }
         ServersNeeded::None => Vec::new(),
         ServersNeeded::One => {
             one = RedisServer::start();

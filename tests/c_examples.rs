@@ -329,6 +329,44 @@ fn event_loop_serves_every_request_through_try_get_and_the_notify_fd() {
     assert_eq!(field("hits"), 3000, "{}", describe(&output));
 }
 
+/// The same event loop over TLS (a rediss:// URL): pool_conn_read / pool_conn_write do
+/// the I/O, the fd only says when.
+#[test]
+fn event_loop_over_tls_serves_every_request() {
+    let srv = common::tls::TlsServer::start();
+    let exe = build_c(
+        "event-loop-tls",
+        &["examples-c/event_loop.c"],
+        Link::Shared,
+        &[],
+    );
+    let url = format!(
+        "rediss://{}/?tls_ca_file={}&pool_size=4",
+        srv.tls_addr(),
+        common::tls::certs().path("ca.pem")
+    );
+    let output = run(&exe, &[&url, "2000", "64"], &[], RUN_TIMEOUT);
+    assert_success(&output);
+    assert_stdout_has(&output, "served=2000 errors=0\n");
+    assert!(
+        event_loop_field(&output, "notify_wakeups") > 0,
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(
+        event_loop_field(&output, "hits"),
+        2000,
+        "{}",
+        describe(&output)
+    );
+    // Every conn was a TLS conn of the server's TLS port.
+    assert!(
+        event_loop_field(&output, "dials") <= 4,
+        "{}",
+        describe(&output)
+    );
+}
+
 #[test]
 fn event_loop_under_valgrind_has_no_errors_or_definite_leaks() {
     if !common::valgrind_available() {

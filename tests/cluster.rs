@@ -65,6 +65,40 @@ fn assert_api_output(out: &std::process::Output) {
     );
 }
 
+/// The `api` program over TLS: a cluster whose nodes listen for TLS (`--tls-cluster
+/// yes`), reached by a rediss:// URL naming TLS ports; the slot map's addresses are the
+/// nodes' TLS ports (CLUSTER SHARDS "tls-port"), and MOVED names TLS ports too.
+#[test]
+fn api_over_tls() {
+    let h = ClusterHarness::start_tls(3, 0);
+    let seeds = h.tls_seed_addrs();
+    let mut u = format!(
+        "rediss://{}?pool_size=8&dial_timeout=5s&tls_ca_file={}",
+        seeds[0],
+        common::tls::certs().path("ca.pem")
+    );
+    for s in &seeds[1..] {
+        u.push_str("&addr=");
+        u.push_str(s);
+    }
+    let ca = common::tls::certs().path("ca.pem");
+    let out = run(
+        exe(),
+        &["api", &u, "3"],
+        &[("ABI_CLUSTER_TLS_CA", ca.as_str())],
+        RUN_TIMEOUT,
+    );
+    assert_api_output(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for s in &seeds {
+        assert!(
+            stdout.contains(&format!("master {s}")),
+            "{s}\n{}",
+            describe(&out)
+        );
+    }
+}
+
 #[test]
 fn api() {
     let h = ClusterHarness::start(3, 1);

@@ -271,6 +271,33 @@ fn go_test_suite() {
     }
 }
 
+/// The Go binding against a redis-server with `--tls-port`: rediss:// URLs, the TLS
+/// options, ErrTLS (TestTLSPool must run, not skip).
+#[test]
+fn go_tls() {
+    let Some(go) = require_go() else { return };
+    require_pkg_config();
+    let work = target_dir().join("go-binding");
+    fs::create_dir_all(&work).unwrap_or_else(|e| panic!("create {}: {e}", work.display()));
+    let lib_dir = shared_lib_dir();
+    let pkg_config_dir = write_pkg_config(&work, &lib_dir);
+    let tls = common::tls::TlsServer::start();
+    let mut cmd = go_command(&go, &work, &pkg_config_dir, &lib_dir);
+    cmd.args([
+        "test", "-count=1", "-v", "-timeout", "600s", "-run", "TLS", ".",
+    ])
+    .env("REDISPOOL_TEST_REDIS_ADDR", tls.server.addr())
+    .env("REDISPOOL_TEST_TLS_ADDR", tls.tls_addr())
+    .env("REDISPOOL_TEST_TLS_CERTS", &common::tls::certs().dir);
+    let out = run_command(&mut cmd, GO_TEST_TIMEOUT);
+    let report = describe("go test -run TLS in bindings/go", &out);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("--- PASS: TestTLSPool "),
+        "TestTLSPool did not pass (skipped or missing)\n{report}"
+    );
+}
+
 /// The Go tests that need a cluster or sentinels; each must run (not skip)
 /// when `go_cluster_and_sentinel` passes them the deployments.
 const GO_CLUSTER_SENTINEL_TESTS: &[&str] = &[

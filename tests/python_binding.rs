@@ -105,6 +105,7 @@ fn run_pytest(args: &[&str], envs: &[(&str, String)]) {
 
 const CLUSTER_TESTS: &str = "bindings/python/tests/test_cluster.py";
 const SENTINEL_TESTS: &str = "bindings/python/tests/test_sentinel.py";
+const TLS_TESTS: &str = "bindings/python/tests/test_tls.py";
 
 #[test]
 fn python_pytest_suite() {
@@ -116,8 +117,25 @@ fn python_pytest_suite() {
             "bindings/python/tests",
             &format!("--ignore={CLUSTER_TESTS}"),
             &format!("--ignore={SENTINEL_TESTS}"),
+            &format!("--ignore={TLS_TESTS}"),
         ],
         &[],
+    );
+}
+
+/// Pool over TLS: rediss://, the tls_* options, TLSError (no test may skip).
+#[test]
+fn python_tls() {
+    if !python_ready() {
+        return;
+    }
+    let tls = common::tls::TlsServer::start();
+    run_pytest(
+        &[TLS_TESTS],
+        &[
+            ("REDISPOOL_TEST_TLS_ADDR", tls.tls_addr()),
+            ("REDISPOOL_TEST_TLS_CERTS", common::tls::certs().path("")),
+        ],
     );
 }
 

@@ -292,7 +292,11 @@ fn oom_child() {
         })
         .unwrap();
     let mut parser = Parser::new();
-    let res = read_reply(ours.as_raw_fd(), &mut parser, Some(Duration::from_secs(60)));
+    let res = read_reply(
+        &mut redispool::redis::io::Stream::Plain(ours.as_raw_fd()),
+        &mut parser,
+        Some(Duration::from_secs(60)),
+    );
     match res {
         Err(IoError::Protocol(ProtocolError::OutOfMemory { .. })) => {}
         other => panic!("a 512 MiB bulk under RLIMIT_AS gave {other:?}"),

@@ -171,6 +171,23 @@ fn ruby_minitest_suite() {
     );
 }
 
+/// RedisPool::Pool over TLS (rediss://, the tls_* options, TLSError): every test runs.
+#[test]
+fn ruby_tls() {
+    if !ruby_available() {
+        return;
+    }
+    let tls = common::tls::TlsServer::start();
+    run_minitest(
+        "test/test_tls.rb",
+        &[
+            ("REDISPOOL_TEST_TLS_ADDR", tls.tls_addr()),
+            ("REDISPOOL_TEST_TLS_CERTS", common::tls::certs().path("")),
+        ],
+        true,
+    );
+}
+
 /// RedisPool::Cluster and RedisPool::Pool.sentinel against real deployments: keys
 /// over many slots, MOVED followed, stats, error mapping, a sentinel pool on the
 /// master. Every test must run: a skip (an env var not reaching Ruby) fails.

@@ -262,6 +262,95 @@ fn sentinel_pool_dials_the_master_and_its_watcher_stops_on_close() {
     assert_eq!(s.switches(), 0);
 }
 
+/// A deployment whose master and replica replicate over TLS and are watched over TLS: the
+/// sentinels report the master's TLS port, and a pool with TLS dials it, verifying the
+/// certificate against the master's IP (no tls_server_name). The sentinels are asked in
+/// plain.
+#[test]
+fn sentinel_pool_reaches_the_master_over_tls() {
+    use redispool::redis::tls::{TlsConfig, TlsSettings};
+    let d = Deployment::start_tls();
+    let tls_port = d.master_tls_port.expect("a TLS deployment");
+    assert_eq!(d.reported_master(0), Some(format!("127.0.0.1:{tls_port}")));
+    let cfg = SentinelConfig::new(MASTER_NAME, d.sentinel_addrs());
+    let state = SentinelState::new(cfg).expect("config");
+    let mut opts = Options::new(Dialer::sentinel(Arc::new(state)));
+    opts.pool_size = 2;
+    opts.dialer_retries = 1;
+    let settings = TlsSettings {
+        ca_file: Some(common::tls::certs().path("ca.pem")),
+        ..TlsSettings::default()
+    };
+    opts.tls = Some(Arc::new(TlsConfig::new(&settings).expect("TLS config")));
+    let pool = ConnPool::new(opts.clone()).expect("pool");
+    let mut conn = pool.get().expect("get");
+    assert!(conn.is_tls());
+    let peer = conn.socket().peer_addr().ok().and_then(|a| a.as_socket());
+    assert_eq!(peer.map(|a| a.port()), Some(tls_port));
+    match conn.command(&[b"ROLE"]) {
+        Ok(Reply::Array(v)) => assert_eq!(v.first(), Some(&Reply::String(b"master".to_vec()))),
+        other => panic!("ROLE: {other:?}"),
+    }
+    pool.put(conn).expect("put");
+    pool.close().expect("close");
+
+    // Without TLS the same deployment's master port refuses the plain set-up.
+    let cfg = SentinelConfig::new(MASTER_NAME, d.sentinel_addrs());
+    let mut plain = Options::new(Dialer::sentinel(Arc::new(
+        SentinelState::new(cfg).expect("config"),
+    )));
+    plain.dialer_retries = 1;
+    let pool = ConnPool::new(plain).expect("pool");
+    let err = pool.get().expect_err("a plain conn to a TLS port");
+    assert!(err.to_string().contains("TLS port?"), "{err}");
+}
+
+/// TLS to the sentinels themselves (their TLS ports), configured apart from TLS to the
+/// master: both on here; a CA the sentinels' certificates are not signed by fails the
+/// get, naming the sentinel and the reason.
+#[test]
+fn sentinels_reached_over_tls() {
+    use redispool::redis::tls::{TlsConfig, TlsSettings};
+    let d = Deployment::start_tls();
+    let tls = |ca: &str| {
+        let settings = TlsSettings {
+            ca_file: Some(common::tls::certs().path(ca)),
+            ..TlsSettings::default()
+        };
+        Arc::new(TlsConfig::new(&settings).expect("TLS config"))
+    };
+    let pool_with = |sentinel_ca: &str| {
+        let mut cfg = SentinelConfig::new(MASTER_NAME, d.sentinel_tls_addrs());
+        cfg.tls = Some(tls(sentinel_ca));
+        let state = SentinelState::new(cfg).expect("config");
+        let mut opts = Options::new(Dialer::sentinel(Arc::new(state)));
+        opts.pool_size = 2;
+        opts.dialer_retries = 1;
+        opts.tls = Some(tls("ca.pem"));
+        ConnPool::new(opts).expect("pool")
+    };
+    let pool = pool_with("ca.pem");
+    let s = pool.sentinel().expect("a sentinel pool").clone();
+    let mut conn = pool.get().expect("get");
+    assert!(conn.is_tls());
+    assert_eq!(
+        s.master_addr(),
+        Some(format!("127.0.0.1:{}", d.master_tls_port.unwrap()))
+    );
+    assert!(matches!(
+        conn.command(&[b"SET", b"k", b"v"]),
+        Ok(Reply::Status(_))
+    ));
+    pool.put(conn).expect("put");
+    pool.close().expect("close");
+
+    let pool = pool_with("other-ca.pem");
+    let err = pool.get().expect_err("sentinels with an unknown CA");
+    let msg = err.to_string();
+    assert!(msg.contains("unknown issuer"), "{msg}");
+    assert!(msg.contains(&d.sentinel_tls_addrs()[0]), "{msg}");
+}
+
 // ---------------------------------------------------------------------------
 // The C ABI
 // ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ const (
 	CodeProtocol   Code = C.POOL_ERR_PROTOCOL    // malformed RESP from the server
 	CodeInternal   Code = C.POOL_ERR_INTERNAL    // a bug inside the library
 	CodeCluster    Code = C.POOL_ERR_CLUSTER     // no node could give the slot map, or no master serves the slot
+	CodeTLS        Code = C.POOL_ERR_TLS         // the TLS handshake of a new conn failed
 )
 
 // codes lists every status code with its C name and sentinel, in the
@@ -55,6 +56,7 @@ var codes = []struct {
 	{"POOL_ERR_PROTOCOL", CodeProtocol, ErrProtocol},
 	{"POOL_ERR_INTERNAL", CodeInternal, ErrInternal},
 	{"POOL_ERR_CLUSTER", CodeCluster, ErrCluster},
+	{"POOL_ERR_TLS", CodeTLS, ErrTLS},
 }
 
 // String returns the library's static description of the code, e.g.
@@ -141,6 +143,10 @@ var (
 	// ErrCluster means a Redis Cluster cannot serve the request: no node
 	// could give the slot map, or no master serves the slot.
 	ErrCluster = sentinel(CodeCluster)
+	// ErrTLS means the TLS handshake of a new conn failed: the server's
+	// certificate was refused (unknown CA, wrong host name, expired), the
+	// server refused ours, or it does not speak TLS. The message says which.
+	ErrTLS = sentinel(CodeTLS)
 )
 
 // errorFrom turns a failed status and the pool_error_t the library filled

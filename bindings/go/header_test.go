@@ -166,6 +166,10 @@ func TestOptionsMatchHeader(t *testing.T) {
 		if f.Type == reflect.TypeOf(time.Duration(0)) {
 			name += "_ms"
 		}
+		// Initialisms (TLSCAFile) name their C field in a tag.
+		if tag := f.Tag.Get("c"); tag != "" {
+			name = tag
+		}
 		got[name] = true
 	}
 	compareFields(t, "pool_options_t", want, got, "Options")

@@ -90,6 +90,27 @@ type Options struct {
 	// MaxReplyElements caps the elements of one reply, nested ones included.
 	// 0 = the default, 16777216.
 	MaxReplyElements int64
+
+	// TLS makes every conn speak TLS (a rediss:// URL sets it). The TLS*
+	// files are read, and checked, by NewWithOptions. See docs/tls.md.
+	TLS bool
+	// TLSCAFile is a PEM file of the CAs that sign the server's certificate;
+	// "" (and no TLSCADir) = the system trust store.
+	TLSCAFile string `c:"tls_ca_file"`
+	// TLSCADir is a directory of PEM CA certificates.
+	TLSCADir string `c:"tls_ca_dir"`
+	// TLSCertFile and TLSKeyFile are the client certificate and its key
+	// (PEM) for mutual TLS.
+	TLSCertFile string `c:"tls_cert_file"`
+	TLSKeyFile  string `c:"tls_key_file"`
+	// TLSServerName is the name the server's certificate must be valid for
+	// (and the SNI); "" = the host of Addr.
+	TLSServerName string `c:"tls_server_name"`
+	// TLSMinVersion is 12 (TLS 1.2, default) or 13.
+	TLSMinVersion int `c:"tls_min_version"`
+	// TLSInsecureSkipVerify accepts any server certificate, unverified:
+	// anyone on the path can pose as the server. Tests only.
+	TLSInsecureSkipVerify bool `c:"tls_insecure_skip_verify"`
 }
 
 // ceilMillis converts a positive duration to whole milliseconds, rounding up
@@ -159,6 +180,15 @@ func (o *Options) toC() (*cOptions, error) {
 	set(&c.opts.username, "Username", o.Username)
 	set(&c.opts.password, "Password", o.Password)
 	set(&c.opts.client_name, "ClientName", o.ClientName)
+	// The TLS settings also serve SentinelOptions.SentinelTLS, with TLS off here.
+	c.opts.tls = C.bool(o.TLS)
+	set(&c.opts.tls_ca_file, "TLSCAFile", o.TLSCAFile)
+	set(&c.opts.tls_ca_dir, "TLSCADir", o.TLSCADir)
+	set(&c.opts.tls_cert_file, "TLSCertFile", o.TLSCertFile)
+	set(&c.opts.tls_key_file, "TLSKeyFile", o.TLSKeyFile)
+	set(&c.opts.tls_server_name, "TLSServerName", o.TLSServerName)
+	c.opts.tls_min_version = C.int32_t(o.TLSMinVersion)
+	c.opts.tls_insecure_skip_verify = C.bool(o.TLSInsecureSkipVerify)
 	if err != nil {
 		return nil, err
 	}

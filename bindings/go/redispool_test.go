@@ -484,8 +484,8 @@ func TestMisuse(t *testing.T) {
 	if err := p.Put(nil); !errors.Is(err, ErrInvalidArg) {
 		t.Fatalf("Put(nil) = %v", err)
 	}
-	if _, err := New("rediss://" + redisAddr); !errors.Is(err, ErrInvalidArg) || !strings.Contains(err.Error(), "rediss") {
-		t.Fatalf("New(rediss://) = %v, want ErrInvalidArg naming the scheme", err)
+	if _, err := New("rediss://" + redisAddr + "?tls_ca_file=/nonexistent/ca.pem"); !errors.Is(err, ErrInvalidArg) || !strings.Contains(err.Error(), "tls_ca_file") {
+		t.Fatalf("New(rediss:// with a missing CA file) = %v, want ErrInvalidArg naming tls_ca_file", err)
 	}
 	if _, err := New("redis://" + redisAddr + "?pool_size=x"); !errors.Is(err, ErrInvalidArg) {
 		t.Fatalf("New(bad pool_size) = %v, want ErrInvalidArg", err)

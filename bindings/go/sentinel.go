@@ -33,6 +33,9 @@ type SentinelOptions struct {
 	// besides listening for their failover events. 0 = 1s; negative = only
 	// listen.
 	PollInterval time.Duration
+	// SentinelTLS reaches the sentinels over TLS, with the TLS* settings of the
+	// node Options (whose TLS field switches TLS to the master on its own).
+	SentinelTLS bool
 }
 
 // NewSentinelPool makes a Pool for the master the sentinels report for
@@ -83,6 +86,7 @@ func NewSentinelPool(sopts SentinelOptions, node Options) (*Pool, error) {
 		so.sentinel_addrs_len = C.size_t(n)
 	}
 	setMillis(&so.poll_interval_ms, sopts.PollInterval, 0)
+	so.sentinel_tls = C.bool(sopts.SentinelTLS)
 
 	var p *C.pool_t
 	var cerr C.pool_error_t

@@ -389,7 +389,7 @@ impl<N: NodePool> Cluster<N> {
                     (r, parsed)
                 }
                 r => {
-                    let parsed = parse_shards(&r, host);
+                    let parsed = parse_shards(&r, host, pool.options().tls.is_some());
                     (r, parsed)
                 }
             };

@@ -121,7 +121,13 @@ fn address(host: Option<String>, port: i64, queried_host: &str) -> Result<String
 
 /// Parses a CLUSTER SHARDS reply. A shard without slots is skipped; within a shard the
 /// master is the node with role "master" (preferring one whose health is not "fail").
-pub fn parse_shards(reply: &Reply, queried_host: &str) -> Result<Vec<Shard>, TopologyError> {
+/// `tls`: the cluster is reached over TLS, so a node's address has its "tls-port" (a node
+/// without one is skipped), else its plain "port".
+pub fn parse_shards(
+    reply: &Reply,
+    queried_host: &str,
+    tls: bool,
+) -> Result<Vec<Shard>, TopologyError> {
     let Reply::Array(shards) = reply else {
         return err("CLUSTER SHARDS: not an array");
     };
@@ -165,18 +171,22 @@ pub fn parse_shards(reply: &Reply, queried_host: &str) -> Result<Vec<Shard>, Top
                         };
                         let (mut ip, mut endpoint, mut port, mut role, mut health) =
                             (None, None, None, None, None);
+                        let mut tls_port = None;
                         for (k, v) in nf {
                             match k.as_str() {
                                 "ip" => ip = text(v),
                                 "endpoint" => endpoint = text(v),
                                 "port" => port = int(v),
+                                "tls-port" => tls_port = int(v),
                                 "role" => role = text(v),
                                 "health" => health = text(v),
                                 _ => {}
                             }
                         }
+                        let port = if tls { tls_port } else { port };
                         let Some(port) = port else {
-                            // A node without a plain-text port (TLS only): not reachable here.
+                            // No port for the transport the cluster is reached by (a
+                            // TLS-only node for a plain cluster, or the reverse).
                             continue;
                         };
                         caps.node()?;
@@ -330,6 +340,36 @@ mod tests {
     }
 
     #[test]
+    fn shards_over_tls_use_the_tls_port() {
+        let with_tls = |port: i64, tls_port: Option<i64>, role: &str| {
+            let Reply::Array(mut fields) = node("127.0.0.1", port, role, "online") else {
+                unreachable!()
+            };
+            if let Some(t) = tls_port {
+                fields.extend([s("tls-port"), Reply::Integer(t)]);
+            }
+            Reply::Array(fields)
+        };
+        let reply = Reply::Array(vec![Reply::Array(vec![
+            s("slots"),
+            Reply::Array(vec![Reply::Integer(0), Reply::Integer(16383)]),
+            s("nodes"),
+            Reply::Array(vec![
+                with_tls(7000, Some(8000), "master"),
+                with_tls(7001, None, "replica"),
+                with_tls(7002, Some(8002), "replica"),
+            ]),
+        ])]);
+        let plain = parse_shards(&reply, "h", false).unwrap();
+        assert_eq!(plain[0].master, "127.0.0.1:7000");
+        assert_eq!(plain[0].replicas, vec!["127.0.0.1:7001", "127.0.0.1:7002"]);
+        let tls = parse_shards(&reply, "h", true).unwrap();
+        assert_eq!(tls[0].master, "127.0.0.1:8000");
+        // A node without a TLS port cannot be reached over TLS.
+        assert_eq!(tls[0].replicas, vec!["127.0.0.1:8002"]);
+    }
+
+    #[test]
     fn shards_resp2_and_resp3() {
         let shard = |slots: Vec<i64>, nodes: Vec<Reply>| {
             Reply::Array(vec![
@@ -356,7 +396,7 @@ mod tests {
             ),
             shard(vec![], vec![node("127.0.0.1", 7009, "master", "online")]),
         ]);
-        let shards = parse_shards(&reply, "10.0.0.1").unwrap();
+        let shards = parse_shards(&reply, "10.0.0.1", false).unwrap();
         assert_eq!(shards.len(), 2);
         assert_eq!(shards[0].master, "127.0.0.1:7000");
         assert_eq!(shards[0].slots, vec![(0, 5460), (10923, 10923)]);
@@ -377,13 +417,13 @@ mod tests {
                 s("master"),
             ])]),
         ])]);
-        let shards = parse_shards(&resp3, "10.0.0.1").unwrap();
+        let shards = parse_shards(&resp3, "10.0.0.1", false).unwrap();
         assert_eq!(shards[0].master, "10.0.0.1:7000");
         assert_eq!(shards[0].slots, vec![(0, 16383)]);
 
         let bad = Reply::Array(vec![shard(vec![0, 16384], vec![])]);
-        assert!(parse_shards(&bad, "h").is_err());
-        assert!(parse_shards(&Reply::Nil, "h").is_err());
+        assert!(parse_shards(&bad, "h", false).is_err());
+        assert!(parse_shards(&Reply::Nil, "h", false).is_err());
     }
 
     #[test]
@@ -532,7 +572,7 @@ mod tests {
             s("nodes"),
             Reply::Array(vec![node("10.0.0.1", 7000, "master", "online")]),
         ]);
-        let e = parse_shards(&Reply::Array(vec![shard]), "h").unwrap_err();
+        let e = parse_shards(&Reply::Array(vec![shard]), "h", false).unwrap_err();
         assert!(e.0.contains("more than 16384 slot ranges"), "{e:?}");
     }
 }

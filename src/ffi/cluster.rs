@@ -364,7 +364,8 @@ pub unsafe extern "C" fn pool_cluster_new(
 /// `redis://[[user]:password@]host:port[?addr=host2:port2&addr=host3:port3&...]`. The
 /// host and every `addr` are seeds; `max_redirects` (default 3) and `refresh_min_interval`
 /// (a duration, default 100ms) are the cluster's options; every other parameter is a node
-/// pool option as in pool_new_url. Only redis://, and db 0. Errors as pool_new_url (the
+/// pool option as in pool_new_url. redis://, or rediss:// (TLS: seeds are TLS ports, and
+/// the nodes' TLS ports are taken from CLUSTER SHARDS; see docs/tls.md), and db 0. Errors as pool_new_url (the
 /// password is never shown). Release with pool_cluster_free. Dials nothing. Any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_cluster_new_url(

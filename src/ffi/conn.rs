@@ -9,9 +9,9 @@ use super::conn_table;
 use super::error::{fail, internal, invalid, pool_error_t};
 use super::panic::ffi_boundary;
 use super::reply::{into_c, pool_reply_t};
-use super::status::{POOL_OK, pool_status_t};
+use super::status::{POOL_ERR_WOULD_BLOCK, POOL_OK, pool_status_t};
 use crate::cluster::topology::parse_redirect;
-use crate::pool::Error;
+use crate::pool::{Error, RawWait};
 use crate::redis::io;
 use crate::redis::resp::Reply;
 
@@ -41,7 +41,10 @@ impl Drop for CUserData {
     }
 }
 
-/// The socket, for the caller's own I/O. Handed out in blocking mode; the library copes with
+/// The socket, for readiness polling (poll, epoll, an event loop) and for your own I/O on a
+/// plain conn. On a TLS conn the socket carries TLS records: read and write through
+/// pool_conn_read and pool_conn_write (which work on plain conns too), never on the fd.
+/// Handed out in blocking mode; the library copes with
 /// whatever mode the caller leaves it in. Its SO_RCVTIMEO is the pool's read_timeout_ms
 /// (none when 0), so a blocking read of your own also ends after that long (EAGAIN):
 /// pool_conn_command waits for its reply in one blocking recv bounded by it. Leave
@@ -59,6 +62,165 @@ impl Drop for CUserData {
 pub extern "C" fn pool_conn_fd(conn: *const pool_conn_t) -> c_int {
     ffi_boundary!(-1, {
         conn_table::with(conn_bits(conn), |e| e.conn.lend_fd()).unwrap_or(-1)
+    })
+}
+
+fn would_block(err_out: *mut pool_error_t, msg: &str) -> pool_status_t {
+    super::error::write_error(err_out, POOL_ERR_WOULD_BLOCK, &format!("redis: {msg}"));
+    POOL_ERR_WOULD_BLOCK
+}
+
+/// Raw I/O timeouts: 0 = do not wait, -1 = wait as long as it takes, > 0 = milliseconds.
+fn raw_wait(timeout_ms: i64) -> Option<RawWait> {
+    match timeout_ms {
+        0 => Some(RawWait::NoWait),
+        -1 => Some(RawWait::Forever),
+        ms if ms > 0 => Some(RawWait::For(Duration::from_millis(ms as u64))),
+        _ => None,
+    }
+}
+
+/// Reads up to `len` bytes of what the server sent on `conn` into `buf`, for your own
+/// protocol handling (a RESP reader of your own, an event loop): on a TLS conn the bytes
+/// are decrypted, so the same code serves plain and TLS conns (raw reads of
+/// pool_conn_fd() would see TLS records). On POOL_OK `*n_out` is the number of bytes
+/// read, at least 1, or 0 at EOF (the server closed the conn, or sent its TLS
+/// close_notify). `timeout_ms`: 0 = do not wait, -1 = wait until something arrives, > 0 =
+/// wait at most that many milliseconds. When nothing arrived in that time:
+/// POOL_ERR_WOULD_BLOCK, `*n_out` 0, nothing consumed: poll pool_conn_fd() for readability
+/// (POLLIN / EPOLLIN) and call again. A TLS conn may hold bytes already decrypted that the
+/// fd does not signal: after a read that returned data, read again until
+/// POOL_ERR_WOULD_BLOCK before polling. An OS or TLS failure is POOL_ERR_IO and marks the
+/// conn bad (pool_put removes it). POOL_ERR_BAD_CONN on a conn already bad or inherited
+/// across fork(); POOL_ERR_INVALID_ARG for NULLs, timeout_ms below -1 or a handle that is
+/// not checked out. As with pool_conn_fd, the next get of the conn peeks it for bytes your
+/// own I/O left unread. `len` 0 is POOL_ERR_INVALID_ARG. The thread that holds the conn
+/// calls this.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_conn_read(
+    conn: *mut pool_conn_t,
+    buf: *mut c_void,
+    len: usize,
+    timeout_ms: i64,
+    n_out: *mut usize,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_conn_read"), {
+        if n_out.is_null() {
+            return invalid(err_out, "n_out: NULL");
+        }
+        // SAFETY: checked non-NULL; the caller passes a writable pointer.
+        unsafe { *n_out = 0 };
+        if conn.is_null() {
+            return invalid(err_out, "conn: NULL");
+        }
+        if len == 0 {
+            return invalid(
+                err_out,
+                "len: 0 (a read of 0 bytes could not tell EOF apart)",
+            );
+        }
+        if buf.is_null() {
+            return invalid(err_out, "buf: NULL");
+        }
+        let Some(wait) = raw_wait(timeout_ms) else {
+            return invalid(
+                err_out,
+                &format!("timeout_ms: {timeout_ms} (0 = do not wait, -1 = forever, > 0 = ms)"),
+            );
+        };
+        // SAFETY: the caller passes `buf` writable for `len` bytes.
+        let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+        match conn_table::with(conn_bits(conn), |e| e.conn.read_raw(out, wait)) {
+            None => invalid(
+                err_out,
+                "conn: not a checked-out conn (already put or removed?)",
+            ),
+            Some(Err(e)) => fail(err_out, &e),
+            Some(Ok(None)) => would_block(err_out, "nothing to read yet: poll the fd for POLLIN"),
+            Some(Ok(Some(n))) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { *n_out = n };
+                POOL_OK
+            }
+        }
+    })
+}
+
+/// Writes `len` bytes of `buf` on `conn` (encrypted on a TLS conn): raw I/O that works
+/// for plain and TLS conns alike. `timeout_ms`: -1 = until all is written, > 0 = at most
+/// that many milliseconds, 0 = only what the socket takes now. On POOL_OK `*n_out` bytes
+/// were taken (all of them, unless the time ran out or timeout_ms is 0); when none could
+/// be, POOL_ERR_WOULD_BLOCK: poll pool_conn_fd() for writability (POLLOUT / EPOLLOUT) and
+/// call again. On a TLS conn the bytes taken are encrypted into the session, which sends
+/// what the socket takes: a write with a timeout also sends the rest before it returns;
+/// a non-blocking one may leave records behind (pool_conn_write_pending() says so): when
+/// the fd is writable, call pool_conn_write again (len 0 is fine) to send them. An OS or
+/// TLS failure is POOL_ERR_IO and marks the conn bad. Never raises SIGPIPE. Other
+/// statuses as pool_conn_read's. The thread that holds the conn calls this.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_conn_write(
+    conn: *mut pool_conn_t,
+    buf: *const c_void,
+    len: usize,
+    timeout_ms: i64,
+    n_out: *mut usize,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_conn_write"), {
+        if n_out.is_null() {
+            return invalid(err_out, "n_out: NULL");
+        }
+        // SAFETY: checked non-NULL; the caller passes a writable pointer.
+        unsafe { *n_out = 0 };
+        if conn.is_null() {
+            return invalid(err_out, "conn: NULL");
+        }
+        if buf.is_null() && len > 0 {
+            return invalid(err_out, "buf: NULL");
+        }
+        let Some(wait) = raw_wait(timeout_ms) else {
+            return invalid(
+                err_out,
+                &format!("timeout_ms: {timeout_ms} (0 = do not wait, -1 = forever, > 0 = ms)"),
+            );
+        };
+        let data: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: the caller passes `buf` readable for `len` bytes.
+            unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }
+        };
+        let res = conn_table::with(conn_bits(conn), |e| {
+            e.conn
+                .write_raw(data, wait)
+                .map(|n| (n, e.conn.pending_write()))
+        });
+        match res {
+            None => invalid(
+                err_out,
+                "conn: not a checked-out conn (already put or removed?)",
+            ),
+            Some(Err(e)) => fail(err_out, &e),
+            Some(Ok((0, pending))) if len > 0 || pending => {
+                would_block(err_out, "no room to write yet: poll the fd for POLLOUT")
+            }
+            Some(Ok((n, _))) => {
+                // SAFETY: checked non-NULL above.
+                unsafe { *n_out = n };
+                POOL_OK
+            }
+        }
+    })
+}
+
+/// Whether a TLS conn holds encrypted bytes a non-blocking pool_conn_write could not send
+/// yet: poll pool_conn_fd() for writability and call pool_conn_write (len 0 is fine) until
+/// this is false. Always false on a plain conn, NULL, or a handle that is not checked out.
+#[unsafe(no_mangle)]
+pub extern "C" fn pool_conn_write_pending(conn: *const pool_conn_t) -> bool {
+    ffi_boundary!(false, {
+        conn_table::with(conn_bits(conn), |e| e.conn.pending_write()).unwrap_or(false)
     })
 }
 

@@ -11,6 +11,7 @@ use super::castable::{Versioned, read_versioned, write_versioned};
 use super::conn::pool_free_fn;
 use super::status::{POOL_ERR_INTERNAL, POOL_ERR_INVALID_ARG, POOL_OK, pool_status_t};
 use crate::pool::{Dialer, Error, Options, Result, Settings};
+use crate::redis::tls::TlsSettings;
 use crate::redis::url::UrlConfig;
 
 /// A dial callback: return 0 and store a connected stream socket in `*fd_out` (ownership
@@ -152,6 +153,37 @@ pub struct pool_options {
     /// not called and the userdata stays yours. Called once per pool made with these
     /// options. NULL = nothing is called (default). Ignored without `dialer`.
     pub dialer_userdata_free: pool_free_fn,
+    /// Speak TLS on every conn (rediss:// sets it): over the TCP connection, the unix
+    /// socket, or the fd `dialer` returns. false = plain (default). The TLS settings below
+    /// are read only when this is set; they are checked and loaded once, by pool_new*: a
+    /// missing or malformed PEM file, a key that does not match its certificate, or a bad
+    /// tls_min_version is POOL_ERR_INVALID_ARG there, never a failure of a later get. A
+    /// handshake that fails (the server's certificate refused, not a TLS port) fails the
+    /// get with POOL_ERR_TLS, within dial_timeout_ms. See docs/tls.md.
+    pub tls: bool,
+    /// PEM file of the CA certificates that sign the server's certificate. NULL or "" (and
+    /// no tls_ca_dir) = the system trust store. Copied (the path; read by pool_new*).
+    pub tls_ca_file: *const c_char,
+    /// Directory of PEM files of CA certificates (every regular file holding certificates
+    /// is read; others are skipped). With tls_ca_file, both are trusted. NULL or "" = none.
+    pub tls_ca_dir: *const c_char,
+    /// PEM file of the client certificate (chain) for mutual TLS (redis-server
+    /// --tls-auth-clients yes). Needs tls_key_file. NULL or "" = no client certificate.
+    pub tls_cert_file: *const c_char,
+    /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1), not
+    /// encrypted. Its contents never appear in a message.
+    pub tls_key_file: *const c_char,
+    /// The name the server's certificate must be valid for, also sent as SNI. NULL or "" =
+    /// the host dialed (the host of addr; for a sentinel pool the master's address).
+    /// Required with a unix socket addr or a dialer, unless tls_insecure_skip_verify.
+    pub tls_server_name: *const c_char,
+    /// The oldest TLS version accepted: 12 (TLS 1.2; 0 also means 12, the default) or 13.
+    pub tls_min_version: i32,
+    /// DANGER: accept any server certificate, unverified (no CA, name or expiry check). The
+    /// conn is encrypted but anyone on the path can pose as the server and read everything,
+    /// the password included. For tests against self-signed servers only. false (default)
+    /// = verify.
+    pub tls_insecure_skip_verify: bool,
 }
 
 pub type pool_options_t = pool_options;
@@ -203,12 +235,21 @@ impl pool_options {
             max_reply_bytes: s.max_reply_bytes,
             max_reply_elements: s.max_reply_elements,
             dialer_userdata_free: None,
+            tls: false,
+            tls_ca_file: std::ptr::null(),
+            tls_ca_dir: std::ptr::null(),
+            tls_cert_file: std::ptr::null(),
+            tls_key_file: std::ptr::null(),
+            tls_server_name: std::ptr::null(),
+            tls_min_version: 0,
+            tls_insecure_skip_verify: false,
         }
     }
 }
 
 // SAFETY: repr(C), struct_size first; every field is an integer, a pointer or an
-// Option<fn> except `pool_fifo`, a bool, which `fix_bytes` normalises.
+// Option<fn> except `pool_fifo`, `tls` and `tls_insecure_skip_verify`, bools, which
+// `fix_bytes` normalises.
 unsafe impl Versioned for pool_options {
     const NAME: &'static str = "pool_options_t";
     const HINT: &'static str = "call pool_options_init first";
@@ -218,13 +259,18 @@ unsafe impl Versioned for pool_options {
         pool_options::defaults()
     }
     unsafe fn fix_bytes(base: *mut u8, n: usize) {
-        let at = std::mem::offset_of!(pool_options, pool_fifo);
-        if at < n {
-            // SAFETY: byte `at` of the struct was copied (at < n), so it is initialised;
-            // a C bool byte other than 0/1 would be an invalid Rust bool.
-            unsafe {
-                let fifo = base.add(at);
-                *fifo = u8::from(*fifo != 0);
+        for at in [
+            std::mem::offset_of!(pool_options, pool_fifo),
+            std::mem::offset_of!(pool_options, tls),
+            std::mem::offset_of!(pool_options, tls_insecure_skip_verify),
+        ] {
+            if at < n {
+                // SAFETY: byte `at` of the struct was copied (at < n), so it is
+                // initialised; a C bool byte other than 0/1 would be an invalid Rust bool.
+                unsafe {
+                    let flag = base.add(at);
+                    *flag = u8::from(*flag != 0);
+                }
             }
         }
     }
@@ -424,9 +470,44 @@ pub(crate) unsafe fn to_core_owning(o: &pool_options) -> Result<(Options, Option
         overtake_window_ms: o.overtake_window_ms,
         max_reply_bytes: o.max_reply_bytes,
         max_reply_elements: o.max_reply_elements,
+        tls: if o.tls {
+            // SAFETY: per contract.
+            Some(unsafe { tls_settings(o) }?)
+        } else {
+            None
+        },
     };
     let opts = settings.into_options(dialer)?;
     Ok((opts, owner))
+}
+
+/// The `tls_*` fields.
+///
+/// # Safety
+/// As `to_core`.
+pub(crate) unsafe fn tls_settings(o: &pool_options) -> Result<TlsSettings> {
+    let owned = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+    // SAFETY: per contract, for each string.
+    let s = unsafe {
+        TlsSettings {
+            ca_file: owned(c_str(o.tls_ca_file, "tls_ca_file")?),
+            ca_dir: owned(c_str(o.tls_ca_dir, "tls_ca_dir")?),
+            cert_file: owned(c_str(o.tls_cert_file, "tls_cert_file")?),
+            key_file: owned(c_str(o.tls_key_file, "tls_key_file")?),
+            server_name: owned(c_str(o.tls_server_name, "tls_server_name")?),
+            min_version: match o.tls_min_version {
+                0 | 12 => 12,
+                13 => 13,
+                v => {
+                    return Err(Error::invalid(format!(
+                        "tls_min_version: {v} is not 12 (TLS 1.2) or 13 (TLS 1.3)"
+                    )));
+                }
+            },
+            insecure_skip_verify: o.tls_insecure_skip_verify,
+        }
+    };
+    Ok(s)
 }
 
 /// The C options a URL stands for (`Settings::from_url`), and the strings they point into
@@ -452,5 +533,16 @@ pub(crate) fn options_from_url(cfg: &UrlConfig) -> Result<(pool_options, Vec<CSt
         keep(&s.password, "password")?,
         keep(&s.client_name, "client_name")?,
     ];
-    Ok((pool_options::with_settings(&s, addr, texts), strings))
+    let mut o = pool_options::with_settings(&s, addr, texts);
+    if let Some(t) = &s.tls {
+        o.tls = true;
+        o.tls_insecure_skip_verify = t.insecure_skip_verify;
+        o.tls_min_version = i32::from(t.min_version);
+        o.tls_ca_file = keep(&t.ca_file, "tls_ca_file")?;
+        o.tls_ca_dir = keep(&t.ca_dir, "tls_ca_dir")?;
+        o.tls_cert_file = keep(&t.cert_file, "tls_cert_file")?;
+        o.tls_key_file = keep(&t.key_file, "tls_key_file")?;
+        o.tls_server_name = keep(&t.server_name, "tls_server_name")?;
+    }
+    Ok((o, strings))
 }

@@ -13,6 +13,7 @@ use super::panic::ffi_boundary;
 use super::pool::publish_conn_pool;
 use super::status::*;
 use crate::pool::{ConnPool, Dialer, Error, Result};
+use crate::redis::tls::TlsConfig;
 use crate::sentinel::{
     DEFAULT_SENTINEL_TIMEOUT, MAX_ADDR_LEN, MAX_SENTINELS, SentinelConfig, SentinelState,
 };
@@ -50,11 +51,19 @@ pub struct pool_sentinel_options {
     /// failover events, so an event missed while reconnecting is caught. Default 1000;
     /// 0 = only listen.
     pub poll_interval_ms: i64,
+    /// Reach the sentinels themselves over TLS (their --tls-port), with the TLS settings of
+    /// `node_opts` (tls_ca_file, tls_ca_dir, tls_cert_file, tls_key_file, tls_server_name,
+    /// tls_min_version, tls_insecure_skip_verify), whether or not `node_opts->tls` is set:
+    /// TLS to the sentinels and TLS to the master are each switched on their own. The name
+    /// verified is tls_server_name, else each sentinel's host. false (default) = plain.
+    /// A TLS failure with a sentinel is reported as the sentinel's failure (see docs/tls.md).
+    pub sentinel_tls: bool,
 }
 
 pub type pool_sentinel_options_t = pool_sentinel_options;
 
-// SAFETY: repr(C), struct_size first; every field is an integer or a pointer.
+// SAFETY: repr(C), struct_size first; every field is an integer or a pointer except the
+// bool `sentinel_tls`, which `fix_bytes` normalises.
 unsafe impl Versioned for pool_sentinel_options {
     const NAME: &'static str = "pool_sentinel_options_t";
     const HINT: &'static str = "call pool_sentinel_options_init first";
@@ -70,6 +79,18 @@ unsafe impl Versioned for pool_sentinel_options {
             sentinel_username: std::ptr::null(),
             sentinel_password: std::ptr::null(),
             poll_interval_ms: 1000,
+            sentinel_tls: false,
+        }
+    }
+    unsafe fn fix_bytes(base: *mut u8, n: usize) {
+        let at = std::mem::offset_of!(pool_sentinel_options, sentinel_tls);
+        if at < n {
+            // SAFETY: byte `at` was copied (at < n); a C bool byte other than 0/1 would be
+            // an invalid Rust bool.
+            unsafe {
+                let flag = base.add(at);
+                *flag = u8::from(*flag != 0);
+            }
         }
     }
 }
@@ -132,7 +153,9 @@ unsafe fn opt_str(p: *const c_char, field: &str) -> Result<Option<String>> {
 /// # Safety
 /// `sopts` is non-NULL, readable for its `struct_size`, and its pointers are as the header
 /// says.
-unsafe fn read_sentinel_options(sopts: *const pool_sentinel_options_t) -> Result<SentinelConfig> {
+unsafe fn read_sentinel_options(
+    sopts: *const pool_sentinel_options_t,
+) -> Result<(SentinelConfig, bool)> {
     // SAFETY: per contract.
     let o = unsafe { read_versioned(sopts) }.map_err(Error::invalid)?;
     // SAFETY: per contract, for every string below.
@@ -177,7 +200,7 @@ unsafe fn read_sentinel_options(sopts: *const pool_sentinel_options_t) -> Result
             )));
         }
     };
-    Ok(cfg)
+    Ok((cfg, o.sentinel_tls))
 }
 
 /// Creates a connection pool for the master that Redis Sentinel reports for
@@ -225,7 +248,7 @@ pub unsafe extern "C" fn pool_sentinel_new(
         let make = |sopts| {
             // SAFETY: `sopts` is non-NULL (checked by `construct`) and as the header
             // describes.
-            let cfg = unsafe { read_sentinel_options(sopts) }?;
+            let (cfg, sentinel_tls) = unsafe { read_sentinel_options(sopts) }?;
             let mut o = if node_opts.is_null() {
                 pool_options::defaults()
             } else {
@@ -243,12 +266,18 @@ pub unsafe extern "C" fn pool_sentinel_new(
                     "node_opts.dialer: must be NULL for a sentinel pool (the sentinels name the master)",
                 ));
             }
+            let mut cfg = cfg;
+            if sentinel_tls {
+                // SAFETY: the strings of `o` are the caller's, as the header says.
+                let settings = unsafe { super::options::tls_settings(&o) }?;
+                let config = TlsConfig::new(&settings).map_err(Error::InvalidArg)?;
+                cfg.tls = Some(Arc::new(config));
+            }
             // A placeholder address for the shared validation; the dialer replaces it.
             o.addr = c"127.0.0.1:1".as_ptr();
             // SAFETY: the strings of `o` are the caller's (NULL or NUL-terminated, per the
             // header) or the static placeholder above.
             let mut opts = unsafe { to_core(&o) }?;
-            let mut cfg = cfg;
             cfg.timeout = opts.dial_timeout.unwrap_or(DEFAULT_SENTINEL_TIMEOUT);
             let state = SentinelState::new(cfg)?;
             opts.dialer = Dialer::sentinel(Arc::new(state));

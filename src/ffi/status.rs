@@ -19,7 +19,8 @@ pub const POOL_ERR_TIMEOUT: pool_status_t = 3;
 pub const POOL_ERR_DIAL: pool_status_t = 4;
 /// NULL where not allowed, a bad option, a conn not checked out from this pool, double put/remove.
 pub const POOL_ERR_INVALID_ARG: pool_status_t = 5;
-/// pool_try_get found no idle conn.
+/// pool_try_get found no idle conn; or pool_conn_read / pool_conn_write could not read or
+/// write anything yet (poll pool_conn_fd for POLLIN / POLLOUT respectively).
 pub const POOL_ERR_WOULD_BLOCK: pool_status_t = 6;
 /// The cancel token fired while waiting.
 pub const POOL_ERR_CANCELED: pool_status_t = 7;
@@ -39,6 +40,13 @@ pub const POOL_ERR_INTERNAL: pool_status_t = 12;
 /// A Redis Cluster cannot serve the request: no node could give the slot map, or the
 /// slot is not served by any master in it.
 pub const POOL_ERR_CLUSTER: pool_status_t = 13;
+/// TLS failed on a new conn: the server's certificate was refused (unknown CA, wrong host
+/// name, expired, not yet valid), the server refused the handshake (a client certificate
+/// required or refused), or the server does not speak TLS (a plain port). The message
+/// says which. Not retried: the same settings fail the same way. (A TLS configuration
+/// error, a missing or malformed PEM file or a key that does not match its certificate,
+/// is POOL_ERR_INVALID_ARG from pool_new*.)
+pub const POOL_ERR_TLS: pool_status_t = 14;
 
 pub(crate) fn status_of(e: &Error) -> pool_status_t {
     match e {
@@ -55,6 +63,7 @@ pub(crate) fn status_of(e: &Error) -> pool_status_t {
         Error::Protocol(_) => POOL_ERR_PROTOCOL,
         Error::Internal(_) => POOL_ERR_INTERNAL,
         Error::Cluster(_) => POOL_ERR_CLUSTER,
+        Error::Tls(_) => POOL_ERR_TLS,
     }
 }
 
@@ -77,6 +86,7 @@ pub extern "C" fn pool_status_str(status: pool_status_t) -> *const c_char {
         POOL_ERR_PROTOCOL => b"protocol error\0",
         POOL_ERR_INTERNAL => b"internal error\0",
         POOL_ERR_CLUSTER => b"cluster cannot serve the request\0",
+        POOL_ERR_TLS => b"TLS handshake failed\0",
         _ => b"unknown status\0",
     };
     s.as_ptr().cast()

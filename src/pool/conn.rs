@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rustls::ClientConnection;
 use socket2::Socket;
 
 use super::handle_token::HandleToken;
@@ -91,6 +92,10 @@ struct ConnState {
     /// handle-table slot, reserved on its first checkout through the C ABI and released
     /// when the conn is closed (`HandleToken`).
     handle_token: Option<HandleToken>,
+    /// The TLS session over the socket, on a pool with TLS: every byte of the conn's own
+    /// commands and of raw I/O (`stream`) goes through it. Dropped without a word to the
+    /// server (no close_notify): a forked child drops its parent's sessions this way.
+    tls: Option<Box<ClientConnection>>,
 }
 
 /// `ConnState::peek`: the socket was lent out for the caller's own I/O (`lend_fd`) since
@@ -238,6 +243,7 @@ impl Conn {
             close_on_readonly: false,
             retire_signal: None,
             handle_token: None,
+            tls: None,
         });
         Conn { s }
     }
@@ -327,6 +333,96 @@ impl Conn {
         self.fd()
     }
 
+    /// Raw I/O (`read_raw`, `write_raw`): refused on a conn inherited across fork (its
+    /// session, TLS state included, is the parent's) or one already out of step.
+    fn raw_usable(&self) -> Result<(), Error> {
+        if self.is_inherited() {
+            return Err(Error::BadConn(
+                "the conn was opened before fork(): the parent process owns its session".into(),
+            ));
+        }
+        if let Some(why) = &self.s.broken {
+            return Err(Error::BadConn(why.to_string()));
+        }
+        Ok(())
+    }
+
+    /// A raw I/O failure: the stream's position is unknown, the conn is bad.
+    fn raw_failed(&mut self, err: std::io::Error) -> Error {
+        let msg = io::Stream::error(err).to_string();
+        self.s.broken = Some(msg.as_str().into());
+        Error::Io(msg)
+    }
+
+    /// Reads what has arrived on the conn's stream (decrypted on a TLS conn) into `buf`,
+    /// waiting as `wait` says for at least one byte: `Ok(Some(0))` is EOF (or the
+    /// server's close_notify), `Ok(None)` that nothing came in time (poll the fd for
+    /// POLLIN). The next get peeks the conn, as after `lend_fd`.
+    pub fn read_raw(&mut self, buf: &mut [u8], wait: RawWait) -> Result<Option<usize>, Error> {
+        self.raw_usable()?;
+        let deadline = wait.deadline();
+        loop {
+            let res = self.stream().recv(buf);
+            match res {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if wait == RawWait::NoWait {
+                        return Ok(None);
+                    }
+                    match io::wait(self.fd(), libc::POLLIN, deadline, "read") {
+                        Ok(()) => {}
+                        Err(IoError::Timeout(..)) => return Ok(None),
+                        Err(e) => return Err(Error::Io(e.to_string())),
+                    }
+                }
+                Err(e) => return Err(self.raw_failed(e)),
+            }
+        }
+    }
+
+    /// Writes `buf` on the conn's stream, waiting for room as `wait` says: the bytes
+    /// taken (all of them unless the wait ran out), 0 meaning nothing could be (poll for
+    /// POLLOUT). On a TLS conn bytes are taken into the session, which sends what the
+    /// socket takes; a write that waits also sends the rest before it returns, while one
+    /// that does not may leave records in the session (`pending_write`), sent by the next
+    /// write (of any length, 0 included).
+    pub fn write_raw(&mut self, buf: &[u8], wait: RawWait) -> Result<usize, Error> {
+        self.raw_usable()?;
+        let deadline = wait.deadline();
+        let mut off = 0;
+        loop {
+            let res = if off < buf.len() {
+                self.stream().send(&buf[off..])
+            } else {
+                match self.stream().flush() {
+                    Ok(()) => return Ok(off),
+                    Err(e) => Err(e),
+                }
+            };
+            match res {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if wait == RawWait::NoWait {
+                        return Ok(off);
+                    }
+                    match io::wait(self.fd(), libc::POLLOUT, deadline, "write") {
+                        Ok(()) => {}
+                        Err(IoError::Timeout(..)) => return Ok(off),
+                        Err(e) => return Err(Error::Io(e.to_string())),
+                    }
+                }
+                Err(e) => return Err(self.raw_failed(e)),
+            }
+        }
+    }
+
+    /// Whether a TLS session holds records a non-blocking `write_raw` could not send yet.
+    pub fn pending_write(&self) -> bool {
+        self.s.tls.as_ref().is_some_and(|c| c.wants_write())
+    }
+
     /// Whether the next get must peek the socket even inside `health_check_bypass`: the fd
     /// was lent out since the last get's health check, or the conn is new.
     pub(crate) fn needs_peek(&self) -> bool {
@@ -337,6 +433,46 @@ impl Conn {
     /// followed the set-up's replies, has been looked at.
     pub(crate) fn clear_needs_peek(&mut self) {
         self.s.peek = 0;
+    }
+
+    /// Runs the TLS handshake on the conn's socket (right after the dial, before the
+    /// session set-up), by `deadline`; from then on the conn speaks TLS.
+    pub(crate) fn start_tls(
+        &mut self,
+        config: &crate::redis::tls::TlsConfig,
+        host: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<(), crate::redis::tls::HandshakeFailure> {
+        let c = config.connect(self.fd(), host, deadline)?;
+        self.s.tls = Some(Box::new(c));
+        Ok(())
+    }
+
+    /// Whether the conn speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.s.tls.is_some()
+    }
+
+    /// The conn's byte stream (its socket, or its TLS session), for raw I/O. Marks the
+    /// conn as lent, as `lend_fd` does.
+    pub fn stream(&mut self) -> io::Stream<'_> {
+        self.s.peek |= PEEK_FD_LENT;
+        let fd = self.s.sock.as_raw_fd();
+        match &mut self.s.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        }
+    }
+
+    /// The first byte waiting on the conn, not consumed (see `io::peek_byte`): for the
+    /// health check on get.
+    #[inline]
+    pub(crate) fn peek_input(&mut self) -> Result<Option<u8>, IoError> {
+        let fd = self.s.sock.as_raw_fd();
+        match &mut self.s.tls {
+            None => io::socket_peek_byte(fd),
+            Some(c) => io::peek_byte(&mut io::Stream::Tls(fd, c)),
+        }
     }
 
     pub fn socket(&self) -> &Socket {
@@ -466,9 +602,8 @@ impl Conn {
         for args in cmds {
             self.s.session = track_session(self.s.session, self.s.session_db, args);
         }
-        let fd = self.fd();
         if self.s.peek != 0 {
-            self.check_in_step(fd).map_err(|e| (0, e))?;
+            self.check_in_step().map_err(|e| (0, e))?;
         }
         let (rt, wt) = self.timeouts();
         let now = Instant::now();
@@ -505,9 +640,15 @@ impl Conn {
             i += 1;
             on_reply(reply)
         };
-        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        let fd = self.fd();
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
         let res = io::pipeline_each(
-            fd,
+            &mut stream,
             &mut cio.parser,
             &mut cio.out,
             cmds,
@@ -569,9 +710,8 @@ impl Conn {
                 "the conn was opened before fork(): the parent process owns its session".into(),
             ));
         }
-        let fd = self.fd();
         if self.s.peek != 0 {
-            self.check_in_step(fd)?;
+            self.check_in_step()?;
         }
         let (rt, wt) = self.timeouts();
         let now = Instant::now();
@@ -601,9 +741,15 @@ impl Conn {
         // Before the command is sent: one that fails (CLIENT REPLY SKIP has no reply, so it
         // times out) may still have changed the session.
         self.s.session = track_session(self.s.session, self.s.session_db, args);
-        let cio = self.s.io.get_or_insert_with(|| ConnIo::new(limits));
+        let fd = self.fd();
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
         let res = io::command_with(
-            fd,
+            &mut stream,
             &mut cio.parser,
             &mut cio.out,
             args,
@@ -666,9 +812,9 @@ impl Conn {
     /// reply (the command skips pushes before its reply). What has not arrived yet cannot
     /// be seen; a new conn is checked once.
     #[cold]
-    fn check_in_step(&mut self, fd: RawFd) -> Result<(), Error> {
+    fn check_in_step(&mut self) -> Result<(), Error> {
         let buffered = self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean());
-        let why = match (buffered, io::socket_peek_byte(fd)) {
+        let why = match (buffered, self.peek_input()) {
             // Nothing waiting; or a RESP3 push (a tracking invalidation, a pub/sub message),
             // which the server sends unasked and the command skips before its reply.
             (false, Ok(None | Some(b'>'))) => {
@@ -722,12 +868,23 @@ impl Conn {
             cap,
         );
         let limits = self.s.reply_limits;
-        let cio = self
-            .s
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st
             .io
             .get_or_insert_with(|| ConnIo::new(ReplyLimits::DEFAULT));
         cio.parser.set_limits(ReplyLimits::DEFAULT);
-        let res = session.set_up(fd, &mut cio.parser, &mut cio.out, read, write, ping);
+        let res = session.set_up(
+            &mut stream,
+            &mut cio.parser,
+            &mut cio.out,
+            read,
+            write,
+            ping,
+        );
         cio.parser.set_limits(limits);
         if res.is_ok() && cio.parser.is_clean() {
             self.s.io = None;
@@ -791,6 +948,24 @@ impl Conn {
     /// Bytes received by `command` and not consumed: should never happen on a good conn.
     pub(crate) fn has_buffered_input(&self) -> bool {
         self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean())
+    }
+}
+
+/// How long raw I/O on a conn (`Conn::read_raw`, `Conn::write_raw`) may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawWait {
+    NoWait,
+    For(Duration),
+    Forever,
+}
+
+impl RawWait {
+    fn deadline(self) -> Option<io::Deadline> {
+        match self {
+            RawWait::NoWait => io::Deadline::after(Some(Duration::ZERO)),
+            RawWait::For(d) => io::Deadline::after(Some(d)),
+            RawWait::Forever => None,
+        }
     }
 }
 

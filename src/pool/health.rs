@@ -1,12 +1,11 @@
 //! The health check on get (go-redis `isHealthyConn`), cheapest test first.
 
-use std::io;
 use std::time::Duration;
 
 use super::clock;
 
 use super::conn::Conn;
-use crate::redis::io::Deadline;
+use crate::redis::io::{Deadline, IoError};
 use crate::redis::resp::Reply;
 
 /// Why a conn was found stale.
@@ -89,35 +88,23 @@ pub(crate) fn check_age(conn: &Conn, now: u64, max_idle_ns: Option<u64>) -> Resu
 }
 
 /// A non-blocking one-byte `MSG_PEEK`: EOF, bytes nobody asked for, or an error mean stale.
-/// Works whatever blocking mode the caller left the socket in.
-pub(crate) fn check_socket(conn: &Conn) -> Result<(), Staleness> {
-    let mut byte = 0u8;
-    loop {
-        // SAFETY: `byte` is a valid one-byte buffer and `fd` is owned by `conn` for the call.
-        let n = unsafe {
-            libc::recv(
-                conn.fd(),
-                (&mut byte as *mut u8).cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        return match n {
-            0 => Err(Staleness::PeerClosed),
-            n if n > 0 => Err(Staleness::UnreadData),
-            _ => match io::Error::last_os_error().raw_os_error() {
-                Some(libc::EAGAIN) => Ok(()),
-                Some(libc::EINTR) => continue,
-                _ => Err(Staleness::SocketError),
-            },
-        };
+/// Works whatever blocking mode the caller left the socket in. On a TLS conn the records
+/// waiting are read and decrypted instead (`io::peek_byte`): session tickets and other
+/// post-handshake messages leave the conn healthy, a `close_notify` or EOF is
+/// `PeerClosed`, application data `UnreadData`.
+pub(crate) fn check_socket(conn: &mut Conn) -> Result<(), Staleness> {
+    match conn.peek_input() {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(Staleness::UnreadData),
+        Err(IoError::Eof) => Err(Staleness::PeerClosed),
+        Err(_) => Err(Staleness::SocketError),
     }
 }
 
 /// Age, buffered input, then the socket peek, unless the conn was given back less than
 /// `bypass` ago (HikariCP's alive-bypass window), its fd was not lent out for raw I/O
 /// meanwhile and it is not new (`Conn::needs_peek`): then the peek is skipped.
-pub(crate) fn check(conn: &Conn, now: u64, limits: &Limits) -> Result<(), Staleness> {
+pub(crate) fn check(conn: &mut Conn, now: u64, limits: &Limits) -> Result<(), Staleness> {
     check_age(conn, now, limits.max_idle_ns)?;
     if conn.has_buffered_input() {
         return Err(Staleness::UnreadData);

@@ -104,6 +104,9 @@ pub struct Options {
     /// the whole reply): a reply past them fails with `Error::Protocol` and the conn is
     /// closed. Bounds the memory a server can make a command take.
     pub reply_limits: ReplyLimits,
+    /// TLS over whatever the dialer connects (TCP, a unix socket, a custom dialer's fd):
+    /// built once (`TlsConfig::new`), shared by every conn. None = plain.
+    pub tls: Option<std::sync::Arc<crate::redis::tls::TlsConfig>>,
 }
 
 /// `max_concurrent_dials` when 0: dial threads a pool runs at most by default.
@@ -148,6 +151,7 @@ impl Options {
             overtake_window: None,
             close_on_readonly: false,
             reply_limits: ReplyLimits::DEFAULT,
+            tls: None,
         }
     }
 
@@ -195,6 +199,15 @@ impl Options {
         if self.reply_limits.max_bytes == 0 || self.reply_limits.max_elements == 0 {
             return Err(Error::invalid(
                 "reply_limits: max_reply_bytes and max_reply_elements must be at least 1",
+            ));
+        }
+        if let Some(tls) = &self.tls
+            && matches!(self.dialer, Dialer::Unix(_) | Dialer::Custom(_))
+            && !tls.has_fixed_name()
+        {
+            return Err(Error::invalid(
+                "tls_server_name: required for TLS over a unix socket or a custom dialer (no \
+                 host name to verify the server's certificate against)",
             ));
         }
         if self.reaper_interval.is_some_and(|d| d.is_zero()) {

@@ -10,6 +10,7 @@ use super::dial::Dialer;
 use super::options::{Options, Wait, default_pool_size};
 use crate::error::{Error, Result};
 use crate::redis::resp::ReplyLimits;
+use crate::redis::tls::{TlsConfig, TlsSettings};
 use crate::redis::url::{UrlConfig, UrlDuration, UrlWait, parse_url};
 
 /// Every option but the dial function, as `pool_options_t` documents each field (the
@@ -44,6 +45,8 @@ pub struct Settings {
     pub overtake_window_ms: i64,
     pub max_reply_bytes: i64,
     pub max_reply_elements: i64,
+    /// TLS (`tls` and the `tls_*` fields, a `rediss://` URL); None = plain.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for Settings {
@@ -78,6 +81,7 @@ impl Default for Settings {
             overtake_window_ms: 0,
             max_reply_bytes: 0,
             max_reply_elements: 0,
+            tls: None,
         }
     }
 }
@@ -153,6 +157,7 @@ impl Settings {
         if let Some(v) = cfg.max_reply_elements {
             o.max_reply_elements = v;
         }
+        o.tls = cfg.tls.clone();
         o
     }
 
@@ -269,6 +274,12 @@ impl Settings {
                 "min_idle_conns: {} is larger than pool_size {}",
                 opts.min_idle_conns, opts.pool_size
             )));
+        }
+        // Every file is read and checked here, once per pool: a bad CA, key or
+        // certificate is an error of pool_new*, never of a later get.
+        if let Some(t) = &o.tls {
+            let config = TlsConfig::new(t).map_err(Error::InvalidArg)?;
+            opts.tls = Some(std::sync::Arc::new(config));
         }
         Ok(opts)
     }

@@ -5,7 +5,6 @@
 //! or an extra reply would otherwise answer every later command with the reply before).
 
 use std::fmt;
-use std::os::fd::RawFd;
 
 use super::io::{self, IoError};
 use super::resp::{Parser, Reply};
@@ -151,7 +150,7 @@ impl Session {
     /// deadlines include the dial's: it is all over by then, whatever the timeouts.
     pub fn set_up(
         &self,
-        fd: RawFd,
+        s: &mut io::Stream<'_>,
         parser: &mut Parser,
         out_buf: &mut Vec<u8>,
         read: Option<io::Deadline>,
@@ -170,7 +169,7 @@ impl Session {
             .map(|(_, a)| a.iter().map(Vec::as_slice).collect())
             .collect();
         let arg_refs: Vec<&[&[u8]]> = args.iter().map(Vec::as_slice).collect();
-        let replies = io::pipeline(fd, parser, out_buf, &arg_refs, read, write).map_err(|err| {
+        let replies = io::pipeline(s, parser, out_buf, &arg_refs, read, write).map_err(|err| {
             HandshakeError::Io {
                 step: cmds[0].0,
                 err,
@@ -197,7 +196,7 @@ impl Session {
         // Exactly one reply per command: anything after the last one (already in the
         // parser, or already in the socket) would be read as the next command's reply.
         let last = cmds[cmds.len() - 1].0;
-        match io::has_unread_input(fd, parser) {
+        match io::has_unread_input(s, parser) {
             Ok(false) => Ok(()),
             Ok(true) => Err(HandshakeError::OutOfStep(
                 "unexpected data after the session set-up's replies".into(),
@@ -234,7 +233,7 @@ mod tests {
         });
         let t = io::Deadline::after(Some(std::time::Duration::from_secs(5)));
         let res = session.set_up(
-            ours.as_raw_fd(),
+            &mut io::Stream::Plain(ours.as_raw_fd()),
             &mut Parser::new(),
             &mut Vec::new(),
             t,

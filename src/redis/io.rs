@@ -17,6 +17,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use rustls::ClientConnection;
+
 pub use super::deadline::Deadline;
 use super::resp::{Parser, ProtocolError, Reply, encode_command};
 
@@ -42,6 +44,10 @@ pub enum IoError {
     /// speaking the protocol agreed on, so the stream cannot be trusted.
     #[error("redis: protocol error: a RESP3 push frame on a RESP2 conn")]
     PushOnResp2,
+    /// The TLS session failed (a bad record, an alert from the server, a failed
+    /// verification during the handshake).
+    #[error("redis: TLS: {0}")]
+    Tls(Box<rustls::Error>),
 }
 
 impl IoError {
@@ -55,18 +61,18 @@ impl IoError {
 }
 
 /// Writes all of `buf`, waiting for room in the socket buffer for at most `timeout` in all.
-pub fn write_all(fd: RawFd, buf: &[u8], timeout: Option<Duration>) -> Result<(), IoError> {
-    write_until(fd, buf, Deadline::after(timeout))
+pub fn write_all(s: &mut Stream<'_>, buf: &[u8], timeout: Option<Duration>) -> Result<(), IoError> {
+    write_until(s, buf, Deadline::after(timeout))
 }
 
 /// Reads one reply. What the parser already holds is parsed first; the socket is read only if
 /// that is not a whole reply. `timeout` bounds the whole reply, not each `recv`.
 pub fn read_reply(
-    fd: RawFd,
+    s: &mut Stream<'_>,
     parser: &mut Parser,
     timeout: Option<Duration>,
 ) -> Result<Reply, IoError> {
-    read_until(fd, parser, Deadline::after(timeout), false)
+    read_until(s, parser, Deadline::after(timeout), false)
 }
 
 /// Writes every command in one write, then reads exactly one reply per command (pipelining).
@@ -77,7 +83,7 @@ pub fn read_reply(
 /// Error replies are returned in place; they do not stop the reading of the replies after
 /// them.
 pub fn pipeline(
-    fd: RawFd,
+    s: &mut Stream<'_>,
     parser: &mut Parser,
     out_buf: &mut Vec<u8>,
     cmds: &[&[&[u8]]],
@@ -91,11 +97,11 @@ pub fn pipeline(
     for args in cmds {
         encode_command(out_buf, args);
     }
-    write_until(fd, out_buf, write)?;
+    write_until(s, out_buf, write)?;
     let deadline = read;
     let mut replies = Vec::with_capacity(cmds.len());
     for i in 0..cmds.len() {
-        replies.push(read_until(fd, parser, deadline, i == 0)?);
+        replies.push(read_until(s, parser, deadline, i == 0)?);
     }
     Ok(replies)
 }
@@ -106,7 +112,7 @@ pub fn pipeline(
 /// On failure, the error and how many replies were handed over before it.
 #[allow(clippy::too_many_arguments)]
 pub fn pipeline_each(
-    fd: RawFd,
+    s: &mut Stream<'_>,
     parser: &mut Parser,
     out_buf: &mut Vec<u8>,
     cmds: &[&[&[u8]]],
@@ -119,9 +125,9 @@ pub fn pipeline_each(
     for args in cmds {
         encode_command(out_buf, args);
     }
-    write_until(fd, out_buf, write).map_err(|e| (0, e))?;
+    write_until(s, out_buf, write).map_err(|e| (0, e))?;
     for i in 0..cmds.len() {
-        let mut reply = read_until(fd, parser, read, i == 0).map_err(|e| (i, e))?;
+        let mut reply = read_until(s, parser, read, i == 0).map_err(|e| (i, e))?;
         while matches!(reply, Reply::Push(_)) {
             match pushes(i) {
                 Pushes::Return => break,
@@ -132,7 +138,7 @@ pub fn pipeline_each(
             if Deadline::passed(read) {
                 return Err((i, timeout("read", read)));
             }
-            reply = read_until(fd, parser, read, false).map_err(|e| (i, e))?;
+            reply = read_until(s, parser, read, false).map_err(|e| (i, e))?;
         }
         on_reply(reply);
     }
@@ -168,7 +174,7 @@ pub enum Pushes {
 /// One command, one reply; pushes are returned as the reply. `out_buf` is the caller's
 /// reusable buffer (cleared, then filled).
 pub fn command(
-    fd: RawFd,
+    s: &mut Stream<'_>,
     parser: &mut Parser,
     out_buf: &mut Vec<u8>,
     args: &[&[u8]],
@@ -177,7 +183,7 @@ pub fn command(
 ) -> Result<Reply, IoError> {
     let now = Instant::now();
     command_with(
-        fd,
+        s,
         parser,
         out_buf,
         args,
@@ -193,7 +199,7 @@ pub fn command(
 /// waiting for the reply as `wait` says and treating pushes as `pushes` says.
 #[allow(clippy::too_many_arguments)]
 pub fn command_with(
-    fd: RawFd,
+    s: &mut Stream<'_>,
     parser: &mut Parser,
     out_buf: &mut Vec<u8>,
     args: &[&[u8]],
@@ -204,8 +210,8 @@ pub fn command_with(
 ) -> Result<Reply, IoError> {
     out_buf.clear();
     encode_command(out_buf, args);
-    write_until(fd, out_buf, write)?;
-    let mut reply = first_reply(fd, parser, read, wait)?;
+    write_until(s, out_buf, write)?;
+    let mut reply = first_reply(s, parser, read, wait)?;
     loop {
         if !matches!(reply, Reply::Push(_)) {
             return Ok(reply);
@@ -220,38 +226,65 @@ pub fn command_with(
         if Deadline::passed(read) {
             return Err(timeout("read", read));
         }
-        reply = read_until(fd, parser, read, false)?;
+        reply = read_until(s, parser, read, false)?;
     }
 }
 
 /// The first frame after a command was sent, by `read`.
 fn first_reply(
-    fd: RawFd,
+    s: &mut Stream<'_>,
     parser: &mut Parser,
     read: Option<Deadline>,
     wait: ReplyWait,
 ) -> Result<Reply, IoError> {
     if wait == ReplyWait::BlockingRecv {
-        loop {
-            match recv_blocking(fd, parser.try_spare(READ_CHUNK)?) {
-                Ok(0) => return Err(IoError::Eof),
-                Ok(n) => {
-                    parser.advance(n);
-                    return read_until(fd, parser, read, false);
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
-                    if Deadline::passed(read) {
-                        return Err(timeout("read", read));
+        match s {
+            Stream::Plain(fd) => {
+                let fd = *fd;
+                loop {
+                    match recv_blocking(fd, parser.try_spare(READ_CHUNK)?) {
+                        Ok(0) => return Err(IoError::Eof),
+                        Ok(n) => {
+                            parser.advance(n);
+                            return read_until(s, parser, read, false);
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                            if Deadline::passed(read) {
+                                return Err(timeout("read", read));
+                            }
+                        }
+                        // SO_RCVTIMEO ran out (the deadline passed: `read_until` says so),
+                        // or the fd is non-blocking: poll with what is left.
+                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(err) => return Err(IoError::Os(err)),
                     }
                 }
-                // SO_RCVTIMEO ran out (the deadline passed: `read_until` says so), or the
-                // fd is non-blocking: poll with what is left.
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                Err(err) => return Err(IoError::Os(err)),
+            }
+            // The same for TLS: one blocking read of records (bounded by SO_RCVTIMEO),
+            // decrypted, then the parse; no EAGAIN recv and poll before it.
+            Stream::Tls(fd, c) => {
+                let fd = *fd;
+                if !tls_has_plaintext(c) {
+                    loop {
+                        match c.read_tls(&mut FdIoBlocking(fd)) {
+                            Ok(_) => {
+                                tls_process(fd, c)?;
+                                return read_until(s, parser, read, false);
+                            }
+                            Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                                if Deadline::passed(read) {
+                                    return Err(timeout("read", read));
+                                }
+                            }
+                            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(err) => return Err(IoError::Os(err)),
+                        }
+                    }
+                }
             }
         }
     }
-    read_until(fd, parser, read, true)
+    read_until(s, parser, read, true)
 }
 
 /// Whether bytes are waiting after the replies read so far: in `parser`'s buffer, or already
@@ -259,15 +292,26 @@ fn first_reply(
 /// as they are). A reply nobody asked for (a banner, an extra reply) would be taken for the
 /// next command's reply: a conn with such bytes must not be handed on. EOF is `Eof`. Bytes
 /// the peer has not sent yet cannot be seen: this is a check of what has arrived.
-pub fn has_unread_input(fd: RawFd, parser: &Parser) -> Result<bool, IoError> {
+pub fn has_unread_input(s: &mut Stream<'_>, parser: &Parser) -> Result<bool, IoError> {
     if !parser.is_clean() {
         return Ok(true);
     }
-    Ok(socket_peek_byte(fd)?.is_some())
+    Ok(peek_byte(s)?.is_some())
 }
 
-/// The socket half of `has_unread_input`: the first byte waiting in the socket, if any
-/// (peeked, not consumed).
+/// The socket half of `has_unread_input`: the first byte waiting, if any, not consumed. On
+/// a plain conn a `MSG_PEEK`. On a TLS conn the records waiting are read and decrypted
+/// (they cannot be peeked): post-handshake messages (TLS 1.3 session tickets, key updates)
+/// are consumed, application data stays buffered in the session (seen here, read by the
+/// next read), a `close_notify` or EOF is `Eof`.
+pub fn peek_byte(s: &mut Stream<'_>) -> Result<Option<u8>, IoError> {
+    match s {
+        Stream::Plain(fd) => socket_peek_byte(*fd),
+        Stream::Tls(fd, c) => tls_peek_byte(*fd, c),
+    }
+}
+
+/// The first byte waiting in the socket `fd`, if any (peeked, not consumed).
 pub fn socket_peek_byte(fd: RawFd) -> Result<Option<u8>, IoError> {
     let mut byte = 0u8;
     loop {
@@ -295,9 +339,42 @@ pub fn socket_peek_byte(fd: RawFd) -> Result<Option<u8>, IoError> {
     }
 }
 
-fn write_until(fd: RawFd, mut buf: &[u8], deadline: Option<Deadline>) -> Result<(), IoError> {
+/// Records read by one `tls_peek_byte` at most: a peer that keeps sending session tickets
+/// cannot hold the check in a loop.
+const TLS_PEEK_MAX_READS: usize = 16;
+
+fn tls_peek_byte(fd: RawFd, c: &mut ClientConnection) -> Result<Option<u8>, IoError> {
+    use std::io::BufRead;
+    let mut reads = 0;
+    loop {
+        match c.reader().fill_buf() {
+            Ok([first, ..]) => return Ok(Some(*first)),
+            // close_notify received, all data read.
+            Ok([]) => return Err(IoError::Eof),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(IoError::Eof),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(os(e)),
+        }
+        if reads == TLS_PEEK_MAX_READS {
+            return Ok(None);
+        }
+        reads += 1;
+        match c.read_tls(&mut FdIo(fd)) {
+            Ok(_) => tls_process(fd, c)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(os(e)),
+        }
+    }
+}
+
+fn write_until(
+    s: &mut Stream<'_>,
+    mut buf: &[u8],
+    deadline: Option<Deadline>,
+) -> Result<(), IoError> {
     while !buf.is_empty() {
-        match send(fd, buf) {
+        match s.send(buf) {
             Ok(0) => return Err(IoError::Os(io::ErrorKind::WriteZero.into())),
             Ok(n) => {
                 buf = &buf[n..];
@@ -309,9 +386,22 @@ fn write_until(fd: RawFd, mut buf: &[u8], deadline: Option<Deadline>) -> Result<
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                wait(fd, libc::POLLOUT, deadline, "write")?;
+                wait(s.fd(), libc::POLLOUT, deadline, "write")?;
             }
-            Err(err) => return Err(IoError::Os(err)),
+            Err(err) => return Err(os(err)),
+        }
+    }
+    // A TLS session may hold records it could not send yet.
+    if let Stream::Tls(fd, c) = s {
+        while c.wants_write() {
+            match c.write_tls(&mut FdIo(*fd)) {
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    wait(*fd, libc::POLLOUT, deadline, "write")?;
+                }
+                Err(err) => return Err(os(err)),
+            }
         }
     }
     Ok(())
@@ -321,7 +411,7 @@ fn write_until(fd: RawFd, mut buf: &[u8], deadline: Option<Deadline>) -> Result<
 /// wait for it first instead of a `recv` that would only say EAGAIN (one syscall fewer per
 /// command).
 fn read_until(
-    fd: RawFd,
+    s: &mut Stream<'_>,
     parser: &mut Parser,
     deadline: Option<Deadline>,
     just_sent: bool,
@@ -329,11 +419,18 @@ fn read_until(
     if let Some(reply) = parser.next_reply()? {
         return Ok(reply);
     }
+    // A TLS session may hold decrypted bytes already: then they are read without a wait.
     if just_sent {
-        wait(fd, libc::POLLIN, deadline, "read")?;
+        let ready = match s {
+            Stream::Plain(_) => false,
+            Stream::Tls(_, c) => tls_has_plaintext(c),
+        };
+        if !ready {
+            wait(s.fd(), libc::POLLIN, deadline, "read")?;
+        }
     }
     loop {
-        match recv(fd, parser.try_spare(READ_CHUNK)?) {
+        match s.recv(parser.try_spare(READ_CHUNK)?) {
             Ok(0) => return Err(IoError::Eof),
             Ok(n) => {
                 parser.advance(n);
@@ -348,9 +445,9 @@ fn read_until(
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                wait(fd, libc::POLLIN, deadline, "read")?;
+                wait(s.fd(), libc::POLLIN, deadline, "read")?;
             }
-            Err(err) => return Err(IoError::Os(err)),
+            Err(err) => return Err(os(err)),
         }
     }
 }
@@ -361,7 +458,7 @@ fn timeout(op: &'static str, deadline: Option<Deadline>) -> IoError {
 
 /// Waits until `fd` is ready for `events` or the deadline passes. Readiness includes errors and
 /// hang-ups: the `send`/`recv` that follows reports them precisely.
-fn wait(
+pub(crate) fn wait(
     fd: RawFd,
     events: libc::c_short,
     deadline: Option<Deadline>,
@@ -434,6 +531,238 @@ fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
+/// The byte stream of a conn, borrowed for one call: its socket, or a TLS session over it.
+/// Every function here takes one, so the same code serves both; on a plain conn the cost
+/// is one match.
+pub enum Stream<'a> {
+    Plain(RawFd),
+    Tls(RawFd, &'a mut ClientConnection),
+}
+
+impl Stream<'_> {
+    /// The socket underneath, for `poll`.
+    #[inline]
+    pub fn fd(&self) -> RawFd {
+        match self {
+            Stream::Plain(fd) | Stream::Tls(fd, _) => *fd,
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(..))
+    }
+
+    /// One non-blocking write: how many bytes were taken (sent, or for TLS encrypted into
+    /// the session, which sends what the socket takes now and keeps the rest for
+    /// `flush`), or `WouldBlock` when nothing could be (poll for POLLOUT).
+    pub fn send(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(fd) => send(*fd, buf),
+            Stream::Tls(fd, c) => tls_send(*fd, c, buf),
+        }
+    }
+
+    /// Sends records a TLS session still holds; Ok once none is left, `WouldBlock` when
+    /// the socket is full (poll for POLLOUT). Nothing to do on a plain stream.
+    pub fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(_) => Ok(()),
+            Stream::Tls(fd, c) => tls_flush(*fd, c),
+        }
+    }
+
+    /// Whether a TLS session holds records not sent yet.
+    pub fn wants_write(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            Stream::Tls(_, c) => c.wants_write(),
+        }
+    }
+
+    /// One non-blocking read: bytes (decrypted, on TLS), 0 at EOF (or the server's
+    /// `close_notify`), `WouldBlock` when nothing has arrived (poll for POLLIN).
+    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(fd) => recv(*fd, buf),
+            Stream::Tls(fd, c) => tls_recv(*fd, c, buf),
+        }
+    }
+
+    /// An `io::Error` from `send`, `recv` or `flush` as an `IoError` (a TLS failure is
+    /// `IoError::Tls`).
+    pub fn error(err: io::Error) -> IoError {
+        os(err)
+    }
+}
+
+/// The socket under a TLS session, as rustls reads and writes records: non-blocking per
+/// call, and never SIGPIPE.
+struct FdIo(RawFd);
+
+impl std::io::Read for FdIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv(self.0, buf)
+    }
+}
+
+impl std::io::Write for FdIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send(self.0, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The socket under a TLS session for a blocking read of records: `recv` without
+/// MSG_DONTWAIT, bounded by the socket's SO_RCVTIMEO (`ReplyWait::BlockingRecv`).
+struct FdIoBlocking(RawFd);
+
+impl std::io::Read for FdIoBlocking {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_blocking(self.0, buf)
+    }
+}
+
+/// Whether the session holds decrypted bytes not read yet (or has seen the end of the
+/// stream: a read then returns at once too).
+fn tls_has_plaintext(c: &mut ClientConnection) -> bool {
+    use std::io::BufRead;
+    !matches!(c.reader().fill_buf(), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// An io::Error carrying a rustls error, or an OS error, as an `IoError`.
+fn os(err: io::Error) -> IoError {
+    if err.get_ref().is_some_and(|e| e.is::<TlsFailure>()) {
+        let inner = err.into_inner().expect("checked above");
+        let failure = inner.downcast::<TlsFailure>().expect("checked above");
+        return IoError::Tls(Box::new(failure.0));
+    }
+    IoError::Os(err)
+}
+
+/// A rustls error travelling inside an `io::Error` (the `Stream` calls speak io::Result).
+#[derive(Debug)]
+struct TlsFailure(rustls::Error);
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsFailure {}
+
+/// The records just read: decrypted, and whatever they ask to send back (a key update's
+/// answer) sent if the socket takes it now (else with the next write).
+fn tls_process(fd: RawFd, c: &mut ClientConnection) -> Result<(), IoError> {
+    if let Err(e) = c.process_new_packets() {
+        // The alert rustls queued tells the server why; best effort.
+        let _ = c.write_tls(&mut FdIo(fd));
+        return Err(IoError::Tls(Box::new(e)));
+    }
+    if c.wants_write() {
+        match tls_flush(fd, c) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(os(e)),
+        }
+    }
+    Ok(())
+}
+
+fn tls_flush(fd: RawFd, c: &mut ClientConnection) -> io::Result<()> {
+    while c.wants_write() {
+        match c.write_tls(&mut FdIo(fd)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn tls_send(fd: RawFd, c: &mut ClientConnection, buf: &[u8]) -> io::Result<usize> {
+    use std::io::Write;
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    // Records from before first: the session's buffer is bounded.
+    tls_flush(fd, c)?;
+    let n = c.writer().write(buf)?;
+    if n == 0 {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    match tls_flush(fd, c) {
+        Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+        _ => Ok(n),
+    }
+}
+
+fn tls_recv(fd: RawFd, c: &mut ClientConnection, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    loop {
+        match c.reader().read(buf) {
+            // Data, or 0 after the server's close_notify.
+            Ok(n) => return Ok(n),
+            // EOF without close_notify: EOF all the same.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        c.read_tls(&mut FdIo(fd))?;
+        match tls_process(fd, c) {
+            Ok(()) => {}
+            Err(IoError::Tls(e)) => return Err(io::Error::other(TlsFailure(*e))),
+            Err(IoError::Os(e)) => return Err(e),
+            Err(other) => return Err(io::Error::other(other.to_string())),
+        }
+    }
+}
+
+/// The client side of a TLS handshake on `fd`, over by `deadline`. A failed verification
+/// or a bad record is `Tls`; the server closing the socket is `Eof`.
+pub(crate) fn tls_handshake(
+    fd: RawFd,
+    c: &mut ClientConnection,
+    deadline: Option<Deadline>,
+) -> Result<(), IoError> {
+    let mut io = FdIo(fd);
+    loop {
+        while c.wants_write() {
+            match c.write_tls(&mut io) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait(fd, libc::POLLOUT, deadline, "write")?;
+                }
+                Err(e) => return Err(IoError::Os(e)),
+            }
+        }
+        if !c.is_handshaking() {
+            return Ok(());
+        }
+        match c.read_tls(&mut io) {
+            Ok(0) => return Err(IoError::Eof),
+            Ok(_) => {
+                if let Err(e) = c.process_new_packets() {
+                    let _ = c.write_tls(&mut io);
+                    return Err(IoError::Tls(Box::new(e)));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait(fd, libc::POLLIN, deadline, "read")?;
+            }
+            Err(e) => return Err(IoError::Os(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,7 +773,7 @@ mod tests {
 
     /// `command_with` by timeouts, pushes returned.
     fn command_timeouts(
-        fd: RawFd,
+        fd: &mut Stream<'_>,
         parser: &mut Parser,
         out: &mut Vec<u8>,
         args: &[&[u8]],
@@ -502,7 +831,7 @@ mod tests {
         let mut parser = Parser::new();
         let mut out = Vec::new();
         let reply = command_timeouts(
-            ours.as_raw_fd(),
+            &mut Stream::Plain(ours.as_raw_fd()),
             &mut parser,
             &mut out,
             &[b"GET", b"key"],
@@ -548,7 +877,7 @@ mod tests {
         let mut parser = Parser::new();
         let mut out = Vec::new();
         let reply = command_timeouts(
-            ours.as_raw_fd(),
+            &mut Stream::Plain(ours.as_raw_fd()),
             &mut parser,
             &mut out,
             &[b"PING"],
@@ -579,7 +908,7 @@ mod tests {
         let mut parser = Parser::new();
         let mut out = Vec::new();
         let reply = command_timeouts(
-            ours.as_raw_fd(),
+            &mut Stream::Plain(ours.as_raw_fd()),
             &mut parser,
             &mut out,
             &[b"NOPE"],
@@ -612,7 +941,7 @@ mod tests {
         let mut parser = Parser::new();
         let mut out = b"stale bytes".to_vec();
         let replies = pipeline(
-            ours.as_raw_fd(),
+            &mut Stream::Plain(ours.as_raw_fd()),
             &mut parser,
             &mut out,
             &cmds,
@@ -639,26 +968,42 @@ mod tests {
         let (ours, mut peer) = pair();
         let fd = ours.as_raw_fd();
         let mut parser = Parser::new();
-        assert!(!has_unread_input(fd, &parser).unwrap());
+        assert!(!has_unread_input(&mut Stream::Plain(fd), &parser).unwrap());
         parser.feed(b"+OK\r\n+EXTRA\r\n");
         assert_eq!(
             parser.next_reply().unwrap(),
             Some(Reply::Status(b"OK".to_vec()))
         );
-        assert!(has_unread_input(fd, &parser).unwrap(), "in the parser");
+        assert!(
+            has_unread_input(&mut Stream::Plain(fd), &parser).unwrap(),
+            "in the parser"
+        );
         parser.clear();
         peer.write_all(b"+EXTRA\r\n").unwrap();
-        assert!(has_unread_input(fd, &parser).unwrap(), "in the socket");
+        assert!(
+            has_unread_input(&mut Stream::Plain(fd), &parser).unwrap(),
+            "in the socket"
+        );
         // Peeked, not consumed.
         assert_eq!(
-            read_reply(fd, &mut parser, Some(Duration::from_secs(5))).unwrap(),
+            read_reply(
+                &mut Stream::Plain(fd),
+                &mut parser,
+                Some(Duration::from_secs(5))
+            )
+            .unwrap(),
             Reply::Status(b"EXTRA".to_vec())
         );
-        assert!(!has_unread_input(fd, &parser).unwrap());
+        assert!(!has_unread_input(&mut Stream::Plain(fd), &parser).unwrap());
         drop(peer);
-        assert!(matches!(has_unread_input(fd, &parser), Err(IoError::Eof)));
+        assert!(matches!(
+            has_unread_input(&mut Stream::Plain(fd), &parser),
+            Err(IoError::Eof)
+        ));
         assert_eq!(
-            has_unread_input(-1, &parser).unwrap_err().raw_os_error(),
+            has_unread_input(&mut Stream::Plain(-1), &parser)
+                .unwrap_err()
+                .raw_os_error(),
             Some(libc::EBADF)
         );
     }
@@ -669,7 +1014,14 @@ mod tests {
         drop(peer);
         let mut parser = Parser::new();
         let mut out = Vec::new();
-        let replies = pipeline(ours.as_raw_fd(), &mut parser, &mut out, &[], None, None);
+        let replies = pipeline(
+            &mut Stream::Plain(ours.as_raw_fd()),
+            &mut parser,
+            &mut out,
+            &[],
+            None,
+            None,
+        );
         assert!(replies.unwrap().is_empty());
     }
 
@@ -680,15 +1032,15 @@ mod tests {
         parser.feed(b":1\r\n:2\r\n");
         let timeout = Some(Duration::from_millis(1));
         assert_eq!(
-            read_reply(ours.as_raw_fd(), &mut parser, timeout).unwrap(),
+            read_reply(&mut Stream::Plain(ours.as_raw_fd()), &mut parser, timeout).unwrap(),
             Reply::Integer(1)
         );
         assert_eq!(
-            read_reply(ours.as_raw_fd(), &mut parser, timeout).unwrap(),
+            read_reply(&mut Stream::Plain(ours.as_raw_fd()), &mut parser, timeout).unwrap(),
             Reply::Integer(2)
         );
         assert!(matches!(
-            read_reply(ours.as_raw_fd(), &mut parser, timeout),
+            read_reply(&mut Stream::Plain(ours.as_raw_fd()), &mut parser, timeout),
             Err(IoError::Timeout("read", _))
         ));
     }
@@ -703,7 +1055,11 @@ mod tests {
             peer
         });
         let mut parser = Parser::new();
-        let reply = read_reply(ours.as_raw_fd(), &mut parser, Some(Duration::from_secs(10)));
+        let reply = read_reply(
+            &mut Stream::Plain(ours.as_raw_fd()),
+            &mut parser,
+            Some(Duration::from_secs(10)),
+        );
         assert_eq!(
             reply.unwrap(),
             Reply::Array(vec![Reply::String(body), Reply::String(b"tail".to_vec())])
@@ -718,9 +1074,13 @@ mod tests {
         let mut parser = Parser::new();
         let start = Instant::now();
         let res = match wait {
-            None => read_reply(ours.as_raw_fd(), &mut parser, Some(timeout)),
+            None => read_reply(
+                &mut Stream::Plain(ours.as_raw_fd()),
+                &mut parser,
+                Some(timeout),
+            ),
             Some(wait) => command_timeouts(
-                ours.as_raw_fd(),
+                &mut Stream::Plain(ours.as_raw_fd()),
                 &mut parser,
                 &mut Vec::new(),
                 &[b"PING"],
@@ -766,7 +1126,11 @@ mod tests {
         });
         let timeout = Duration::from_millis(300);
         let start = Instant::now();
-        let res = read_reply(ours.as_raw_fd(), &mut Parser::new(), Some(timeout));
+        let res = read_reply(
+            &mut Stream::Plain(ours.as_raw_fd()),
+            &mut Parser::new(),
+            Some(timeout),
+        );
         let elapsed = start.elapsed();
         assert!(matches!(res, Err(IoError::Timeout("read", _))), "{res:?}");
         assert!(elapsed >= timeout && elapsed < timeout + Duration::from_secs(2));
@@ -780,7 +1144,7 @@ mod tests {
         let timeout = Duration::from_millis(300);
         let big = vec![b'x'; 64 * 1024 * 1024];
         let start = Instant::now();
-        let res = write_all(ours.as_raw_fd(), &big, Some(timeout));
+        let res = write_all(&mut Stream::Plain(ours.as_raw_fd()), &big, Some(timeout));
         let elapsed = start.elapsed();
         assert!(
             matches!(res, Err(IoError::Timeout("write", t)) if t == timeout),
@@ -799,7 +1163,7 @@ mod tests {
         peer.write_all(b"$10\r\nhel").unwrap();
         drop(peer);
         let res = read_reply(
-            ours.as_raw_fd(),
+            &mut Stream::Plain(ours.as_raw_fd()),
             &mut Parser::new(),
             Some(Duration::from_secs(5)),
         );
@@ -811,7 +1175,7 @@ mod tests {
         let (ours, mut peer) = pair();
         peer.write_all(b"HTTP/1.1 400 Bad Request\r\n").unwrap();
         let res = read_reply(
-            ours.as_raw_fd(),
+            &mut Stream::Plain(ours.as_raw_fd()),
             &mut Parser::new(),
             Some(Duration::from_secs(5)),
         );
@@ -828,9 +1192,13 @@ mod tests {
 
     #[test]
     fn a_bad_fd_is_an_os_error() {
-        let res = read_reply(-1, &mut Parser::new(), Some(Duration::from_millis(100)));
+        let res = read_reply(
+            &mut Stream::Plain(-1),
+            &mut Parser::new(),
+            Some(Duration::from_millis(100)),
+        );
         assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EBADF));
-        let res = write_all(-1, b"x", None);
+        let res = write_all(&mut Stream::Plain(-1), b"x", None);
         assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EBADF));
     }
 
@@ -894,7 +1262,11 @@ mod tests {
         let raised = sigpipe_pending_after(|| {
             let (ours, peer) = pair();
             drop(peer);
-            let res = write_all(ours.as_raw_fd(), b"*1\r\n$4\r\nPING\r\n", None);
+            let res = write_all(
+                &mut Stream::Plain(ours.as_raw_fd()),
+                b"*1\r\n$4\r\nPING\r\n",
+                None,
+            );
             match res {
                 Err(ref e @ IoError::Os(ref os)) => {
                     assert_eq!(os.raw_os_error(), Some(libc::EPIPE));
@@ -905,7 +1277,7 @@ mod tests {
             let mut parser = Parser::new();
             let mut out = Vec::new();
             let res = command_timeouts(
-                ours.as_raw_fd(),
+                &mut Stream::Plain(ours.as_raw_fd()),
                 &mut parser,
                 &mut out,
                 &[b"PING"],
@@ -929,7 +1301,12 @@ mod tests {
             thread::sleep(Duration::from_millis(50));
             read_exact(&mut peer, len)
         });
-        write_all(ours.as_raw_fd(), &big, Some(Duration::from_secs(10))).unwrap();
+        write_all(
+            &mut Stream::Plain(ours.as_raw_fd()),
+            &big,
+            Some(Duration::from_secs(10)),
+        )
+        .unwrap();
         assert_eq!(reader.join().unwrap(), big);
         assert_eq!(flags(ours.as_raw_fd()), before);
     }

@@ -6,6 +6,7 @@ pub mod deadline;
 mod handshake;
 pub mod io;
 pub mod resp;
+pub mod tls;
 pub mod url;
 
 pub use handshake::{HandshakeError, Session, valid_client_name};

@@ -23,6 +23,8 @@ const REPLY_LIMITS: ReplyLimits = ReplyLimits {
 
 pub(crate) struct SentinelConn {
     sock: Socket,
+    /// The TLS session over `sock` when the sentinels are reached over TLS.
+    tls: Option<Box<rustls::ClientConnection>>,
     parser: Parser,
     out: Vec<u8>,
 }
@@ -38,8 +40,21 @@ impl SentinelConn {
         let sock = Dialer::from_addr(addr)
             .and_then(|d| d.dial(Some(left(deadline).ok_or_else(timed_out)?)))
             .map_err(|e| e.to_string())?;
+        let tls = match &cfg.tls {
+            Some(t) => {
+                let host = crate::redis::addr::split_host_port(addr)
+                    .ok()
+                    .map(|(h, _)| h.to_string());
+                let c = t
+                    .connect(sock.as_raw_fd(), host.as_deref(), Some(deadline))
+                    .map_err(|f| format!("redis: sentinel {addr}: {}", f.why))?;
+                Some(Box::new(c))
+            }
+            None => None,
+        };
         let mut conn = SentinelConn {
             sock,
+            tls,
             parser: Parser::with_limits(REPLY_LIMITS),
             out: Vec::new(),
         };
@@ -74,7 +89,12 @@ impl SentinelConn {
     /// by its caller.
     pub(crate) fn command(&mut self, args: &[&[u8]], deadline: Instant) -> Result<Reply, String> {
         let reply = self.exchange(args, deadline)?;
-        match io::has_unread_input(self.sock.as_raw_fd(), &self.parser) {
+        let fd = self.sock.as_raw_fd();
+        let mut stream = match &mut self.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        match io::has_unread_input(&mut stream, &self.parser) {
             Ok(false) => Ok(reply),
             Ok(true) => Err(format!(
                 "unexpected data after the reply to {} (a banner or an extra reply?)",
@@ -90,8 +110,13 @@ impl SentinelConn {
             deadline,
             left(deadline).ok_or_else(|| timed_out().to_string())?,
         ));
+        let fd = self.sock.as_raw_fd();
+        let mut stream = match &mut self.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
         io::command_with(
-            self.sock.as_raw_fd(),
+            &mut stream,
             &mut self.parser,
             &mut self.out,
             args,
@@ -141,7 +166,12 @@ impl SentinelConn {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<(String, String)>, String> {
-        match io::read_reply(self.sock.as_raw_fd(), &mut self.parser, Some(timeout)) {
+        let fd = self.sock.as_raw_fd();
+        let mut stream = match &mut self.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        match io::read_reply(&mut stream, &mut self.parser, Some(timeout)) {
             Ok(Reply::Array(v)) => match v.as_slice() {
                 [
                     Reply::String(kind),

@@ -66,6 +66,9 @@ pub struct SentinelConfig {
     /// Bounds one exchange with a sentinel: the connect, AUTH and one command together (the
     /// dial path uses the pool's dial timeout).
     pub timeout: Duration,
+    /// TLS to the sentinels themselves (the master conns take the pool's own `tls`); the
+    /// name verified is the config's server name, else the sentinel's host. None = plain.
+    pub tls: Option<Arc<crate::redis::tls::TlsConfig>>,
 }
 
 /// The password never appears in logs or messages.
@@ -78,6 +81,7 @@ impl fmt::Debug for SentinelConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("poll_interval", &self.poll_interval)
             .field("timeout", &self.timeout)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -91,6 +95,7 @@ impl SentinelConfig {
             password: None,
             poll_interval: Some(DEFAULT_POLL_INTERVAL),
             timeout: DEFAULT_SENTINEL_TIMEOUT,
+            tls: None,
         }
     }
 

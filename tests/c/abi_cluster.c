@@ -288,8 +288,13 @@ static void api_moved(void)
     CHECK_CMP(pool_cluster_info(cluster, &after), ==, POOL_OK);
     CHECK_CMP(after.moved, ==, before.moved + 2);
     /* A plain pool to that node sees the raw MOVED: only cluster conns follow it. */
-    char url[400];
-    snprintf(url, sizeof url, "redis://%s", other);
+    /* ABI_CLUSTER_TLS_CA: the cluster is reached over TLS (tests/cluster.rs api_over_tls). */
+    const char *tls_ca = getenv("ABI_CLUSTER_TLS_CA");
+    char url[1400];
+    if (tls_ca != NULL)
+        snprintf(url, sizeof url, "rediss://%s?tls_ca_file=%s", other, tls_ca);
+    else
+        snprintf(url, sizeof url, "redis://%s", other);
     pool_t *plain = NULL;
     if (CHECK_CMP(pool_new_url(url, &plain, &err), ==, POOL_OK) &&
         CHECK_CMP(pool_get(plain, &conn, &err), ==, POOL_OK)) {
@@ -308,6 +313,13 @@ static void api_moved(void)
     o.seeds = seeds;
     o.seeds_len = 1;
     o.max_redirects = 0;
+    pool_options_t node_opts;
+    pool_options_init(&node_opts);
+    if (tls_ca != NULL) {
+        node_opts.tls = true;
+        node_opts.tls_ca_file = tls_ca;
+        o.node = &node_opts;
+    }
     pool_cluster_t *c0 = NULL;
     if (CHECK_CMP(pool_cluster_new(&o, &c0, &err), ==, POOL_OK) &&
         CHECK_CMP(pool_cluster_get_node(c0, other, -1, NULL, &conn, &err), ==, POOL_OK)) {

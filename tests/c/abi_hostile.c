@@ -253,6 +253,36 @@ static int64_t ping_cmd(pool_conn_t *c, pool_error_t *err)
 }
 
 /* PING through pool_conn_command_ex with `timeout_ms`: POOL_OK must come with +PONG. */
+/* pool_conn_read of up to 8 bytes on `c`: the status; *n_out must stay 0 on failure. */
+static int64_t raw_read(pool_conn_t *c, int64_t timeout_ms, pool_error_t *err)
+{
+    char buf[8];
+    size_t n = 99;
+    pool_status_t rc = pool_conn_read(c, buf, sizeof buf, timeout_ms, &n, err);
+    if (rc != POOL_OK)
+        CHECK_EQ(n, 0);
+    return rc;
+}
+
+/* pool_conn_read into `buf` of `len` on the test's conn. */
+static int64_t raw_read_buf(void *buf, size_t len, int64_t timeout_ms, pool_error_t *err)
+{
+    size_t n = 99;
+    pool_status_t rc = pool_conn_read(g_conn, buf, len, timeout_ms, &n, err);
+    CHECK_EQ(n, 0);
+    return rc;
+}
+
+/* pool_conn_write of one byte on `c`: the status. */
+static int64_t raw_write(pool_conn_t *c, int64_t timeout_ms, pool_error_t *err)
+{
+    size_t n = 99;
+    pool_status_t rc = pool_conn_write(c, "x", 1, timeout_ms, &n, err);
+    if (rc != POOL_OK)
+        CHECK_EQ(n, 0);
+    return rc;
+}
+
 static int64_t ping_ex(pool_conn_t *c, int64_t timeout_ms, pool_error_t *err)
 {
     static const char *const argv[] = {"PING"};
@@ -529,7 +559,7 @@ static int64_t is_unknown_status(pool_status_t s)
 /* Every defined code has a non-empty text of its own. */
 static int64_t defined_statuses_named(void)
 {
-    for (pool_status_t s = POOL_OK; s <= POOL_ERR_CLUSTER; s++) {
+    for (pool_status_t s = POOL_OK; s <= POOL_ERR_TLS; s++) {
         const char *t = pool_status_str(s);
         if (t == NULL || t[0] == '\0' || is_unknown_status(s))
             return 0;
@@ -557,6 +587,9 @@ static int64_t options_init_over_garbage(void)
 
 /* The first published pool_options_t ends at write_timeout_ms: what a program built
  * against the oldest header has. */
+/* The first pool_sentinel_options_t ended at poll_interval_ms (sentinel_tls came later). */
+#define SENTINEL_OPTIONS_V1_SIZE \
+    (offsetof(pool_sentinel_options_t, poll_interval_ms) + sizeof(int64_t))
 #define OPTIONS_V1_SIZE (offsetof(pool_options_t, write_timeout_ms) + sizeof(int64_t))
 
 /* An "older header" caller: a struct of `size` bytes followed by a guard region. The
@@ -1323,8 +1356,8 @@ typedef struct hcase {
     X(status_min, "pool_status_str", "INT32_MIN", FX_NONE, 1, NULL, 0,                         \
       is_unknown_status(INT32_MIN))                                                            \
     X(status_m1, "pool_status_str", "-1", FX_NONE, 1, NULL, 0, is_unknown_status(-1))          \
-    X(status_next, "pool_status_str", "POOL_ERR_CLUSTER + 1", FX_NONE, 1, NULL, 0,             \
-      is_unknown_status(POOL_ERR_CLUSTER + 1))                                                \
+    X(status_next, "pool_status_str", "POOL_ERR_TLS + 1", FX_NONE, 1, NULL, 0,                 \
+      is_unknown_status(POOL_ERR_TLS + 1))                                                    \
     X(status_max, "pool_status_str", "INT32_MAX", FX_NONE, 1, NULL, 0,                         \
       is_unknown_status(INT32_MAX))                                                            \
     X(status_defined, "pool_status_str", "every defined code: its own text", FX_NONE, 1, NULL, \
@@ -1370,6 +1403,10 @@ typedef struct hcase {
       pipe_case(H, 0, 2, err))                                                                 \
     X(id##_wait, "pool_conn_wait_replicas", label, fixture, INV, cmd_msg, F_ERR,               \
       pool_conn_wait_replicas(H, 1, 50, NULL, err))                                            \
+    X(id##_read, "pool_conn_read", label, fixture, INV, cmd_msg, F_ERR, raw_read(H, 0, err))   \
+    X(id##_write, "pool_conn_write", label, fixture, INV, cmd_msg, F_ERR, raw_write(H, 0, err)) \
+    X(id##_wpend, "pool_conn_write_pending", label, fixture, 0, NULL, 0,                       \
+      pool_conn_write_pending(H))                                                              \
     X(id##_put, "pool_put", label, fixture, INV, NULL, 0, pool_put(g_pool, H))                 \
     X(id##_remove, "pool_remove", label, fixture, INV, NULL, 0, pool_remove(g_pool, H, "x"))   \
     X(id##_remove_nr, "pool_remove", label ", reason NULL", fixture, INV, NULL, 0,             \
@@ -1438,6 +1475,26 @@ typedef struct hcase {
       cmd_many_args(err))                                                                       \
     X(cmd_unknown, "pool_conn_command", "an unknown command: error reply, conn still good",     \
       FX_NONE, POOL_OK, NULL, F_ERR, cmd_unknown(err))                                          \
+    X(read_n_null, "pool_conn_read", "n_out NULL", FX_NONE, INV, "n_out", F_ERR,                \
+      pool_conn_read(g_conn, (char[4]){0}, 4, 0, NULL, err))                                    \
+    X(read_buf_null, "pool_conn_read", "buf NULL, len 4", FX_NONE, INV, "buf", F_ERR,           \
+      raw_read_buf(NULL, 4, 0, err))                                                            \
+    X(read_t_m2, "pool_conn_read", "timeout_ms -2", FX_NONE, INV, "timeout_ms", F_ERR,          \
+      raw_read(g_conn, -2, err))                                                                \
+    X(read_nothing, "pool_conn_read", "nothing sent: would block, conn still good", FX_NONE,    \
+      POOL_ERR_WOULD_BLOCK, "POLLIN", F_ERR, raw_read(g_conn, 0, err))                          \
+    X(read_len0, "pool_conn_read", "len 0", FX_NONE, INV, "len", F_ERR,                         \
+      raw_read_buf((char[4]){0}, 0, 0, err))                                                    \
+    X(write_n_null, "pool_conn_write", "n_out NULL", FX_NONE, INV, "n_out", F_ERR,              \
+      pool_conn_write(g_conn, "x", 1, 0, NULL, err))                                            \
+    X(write_buf_null, "pool_conn_write", "buf NULL, len 4", FX_NONE, INV, "buf", F_ERR,         \
+      pool_conn_write(g_conn, NULL, 4, 0, &(size_t){0}, err))                                   \
+    X(write_t_min, "pool_conn_write", "timeout_ms INT64_MIN", FX_NONE, INV, "timeout_ms",       \
+      F_ERR, pool_conn_write(g_conn, "x", 1, INT64_MIN, &(size_t){0}, err))                     \
+    X(write_len0, "pool_conn_write", "len 0 on a plain conn: nothing to do", FX_NONE, POOL_OK,  \
+      NULL, F_ERR, pool_conn_write(g_conn, NULL, 0, 0, &(size_t){7}, err))                      \
+    X(write_pending_plain, "pool_conn_write_pending", "a plain conn", FX_NONE, 0, NULL, 0,      \
+      pool_conn_write_pending(g_conn))                                                          \
     X(cmd_ex_reply_null, "pool_conn_command_ex", "reply_out NULL", FX_NONE, INV, "reply_out",   \
       F_ERR, cmd_ex_args(1, (const char *const[]){"PING"}, 0, err))                             \
     X(cmd_ex_argc0, "pool_conn_command_ex", "argc 0", FX_NONE, INV, "argc", F_ERR,              \
@@ -1650,7 +1707,8 @@ typedef struct hcase {
     BADURL(X, url_empty, "\"\"", "", "scheme")                                                  \
     BADURL(X, url_no_scheme, "host:port without a scheme", "localhost:6379", "scheme")          \
     BADURL(X, url_http, "http://", "http://localhost:6379", "scheme")                           \
-    BADURL(X, url_rediss, "rediss:// (TLS)", "rediss://localhost:6379", "TLS")                  \
+    BADURL(X, url_rediss, "rediss:// with a missing CA file",                                   \
+           "rediss://localhost:6379?tls_ca_file=/nonexistent/ca.pem", "tls_ca_file")             \
     BADURL(X, url_opaque, "redis: without //", "redis:", "redis://")                            \
     BADURL(X, url_port_big, "port 99999", "redis://localhost:99999", "port")                    \
     BADURL(X, url_port_alpha, "port abc", "redis://localhost:abc", "port")                      \
@@ -2055,8 +2113,10 @@ typedef struct hcase {
       (pool_sentinel_options_init(NULL), 0))                                                    \
     X(sn_init_size_null, "pool_sentinel_options_init_size", "NULL", FX_NONE, INV, NULL, 0,      \
       pool_sentinel_options_init_size(NULL, sizeof(pool_sentinel_options_t)))                   \
-    X(sn_init_size_short, "pool_sentinel_options_init_size", "one byte short: nothing written", \
-      FX_NONE, INV, NULL, 0, sentinel_options_init_sized(sizeof(pool_sentinel_options_t) - 1))  \
+    X(sn_init_size_short, "pool_sentinel_options_init_size", "one byte short of the first",     \
+      FX_NONE, INV, NULL, 0, sentinel_options_init_sized(SENTINEL_OPTIONS_V1_SIZE - 1))         \
+    X(sn_init_size_v1, "pool_sentinel_options_init_size", "an older header: its bytes written", \
+      FX_NONE, POOL_OK, NULL, 0, sentinel_options_init_sized(SENTINEL_OPTIONS_V1_SIZE))         \
     X(sn_init_size_exact, "pool_sentinel_options_init_size", "its sizeof: all of it written",   \
       FX_NONE, POOL_OK, NULL, 0, sentinel_options_init_sized(sizeof(pool_sentinel_options_t)))  \
     X(sn_new_null, "pool_sentinel_new", "sopts NULL", FX_NONE, INV, "sopts", F_ERR,             \

@@ -60,7 +60,7 @@ static void test_status_and_version(void)
         POOL_OK,          POOL_ERR_CLOSED,      POOL_ERR_EXHAUSTED, POOL_ERR_TIMEOUT,
         POOL_ERR_DIAL,    POOL_ERR_INVALID_ARG, POOL_ERR_WOULD_BLOCK, POOL_ERR_CANCELED,
         POOL_ERR_BAD_CONN, POOL_ERR_HANDSHAKE,  POOL_ERR_IO,        POOL_ERR_PROTOCOL,
-        POOL_ERR_INTERNAL, POOL_ERR_CLUSTER,
+        POOL_ERR_INTERNAL, POOL_ERR_CLUSTER, POOL_ERR_TLS,
     };
     const size_t n = sizeof codes / sizeof codes[0];
     CHECK_EQ(POOL_OK, 0);
@@ -80,7 +80,7 @@ static void test_status_and_version(void)
     CHECK_CONTAINS(pool_status_str(POOL_ERR_TIMEOUT), "redis: connection pool timeout");
     CHECK_CONTAINS(pool_status_str(POOL_ERR_BAD_CONN), "redis: Conn is in a bad state");
 
-    static const pool_status_t unknown[] = {-1, 14, 100, 1000, INT32_MIN, INT32_MAX};
+    static const pool_status_t unknown[] = {-1, 15, 100, 1000, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *s = pool_status_str(unknown[i]);
         if (CHECK(s != NULL) && !CHECK(strcmp(s, "unknown status") == 0))

@@ -258,7 +258,7 @@ static void test_malformed_urls(void)
         {"redis://127.0.0.1:6390/notadb", "database"},
         {"redis://127.0.0.1:6390?protocol=4", "protocol"},
         {"redis://127.0.0.1:6390?min_idle_conns=50&pool_size=2", "min_idle_conns"},
-        {"rediss://127.0.0.1:6390", "TLS"},
+        {"rediss://127.0.0.1:6390?tls_ca_file=/nonexistent/ca.pem", "tls_ca_file"},
         {"http://127.0.0.1:6390", "scheme"},
         {"redis://127.0.0.1:99999", "port"},
         {"not a url", "url"},

@@ -102,6 +102,28 @@ impl CPool {
         CPool::try_from_url(url).unwrap_or_else(|f| panic!("pool_new_url({url}): {f}"))
     }
 
+    /// `pool_new`, or the failure.
+    pub fn try_from_options(opts: &pool_options_t) -> Result<CPool, Failure> {
+        let mut raw: *mut pool_t = std::ptr::null_mut();
+        let mut err = new_error();
+        // SAFETY: `opts` is initialised by the caller (pool_options_init) and out-pointers
+        // are valid.
+        let st = unsafe { pool_new(opts, &mut raw, &mut err) };
+        if st != POOL_OK {
+            return Err(failure(st, &err));
+        }
+        Ok(CPool(raw))
+    }
+
+    /// Takes ownership of a pool made by another constructor (pool_sticky_new, ...).
+    ///
+    /// # Safety
+    /// `raw` is a live pool nobody else frees.
+    pub unsafe fn from_raw(raw: *mut pool_t) -> CPool {
+        assert!(!raw.is_null());
+        CPool(raw)
+    }
+
     /// `pool_new`; panics on failure. The strings `opts` points to need only live for the call.
     pub fn from_options(opts: &pool_options_t) -> CPool {
         let mut raw: *mut pool_t = std::ptr::null_mut();

@@ -292,6 +292,8 @@ impl ClusterNode {
 /// One redis-server process of the cluster.
 struct NodeProc {
     port: u16,
+    /// The TLS port of a node of a TLS cluster (`ClusterHarness::start_tls`).
+    tls_port: Option<u16>,
     /// Filled once the cluster is created (ids never change afterwards).
     id: String,
     log: PathBuf,
@@ -376,11 +378,19 @@ fn wait_node_ready(child: &mut Child, port: u16) -> Result<(), String> {
 
 /// Starts one cluster-enabled redis-server with its files under `dir`, retrying on fresh
 /// ports when it cannot bind.
-fn start_node(dir: &Path, logs: &Path) -> NodeProc {
+fn start_node(dir: &Path, logs: &Path, tls: bool) -> NodeProc {
     let program = env::var_os("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
     let mut failures = Vec::new();
     for _ in 0..NODE_START_ATTEMPTS {
         let port = reserve_port_pair();
+        let tls_port = tls.then(|| {
+            loop {
+                let p = super::free_port();
+                if !reserved_ports().contains(&p) && p != port + BUS_PORT_OFFSET {
+                    break p;
+                }
+            }
+        });
         let node_dir = dir.join(port.to_string());
         fs::create_dir_all(&node_dir)
             .unwrap_or_else(|e| panic!("create {}: {e}", node_dir.display()));
@@ -402,11 +412,40 @@ fn start_node(dir: &Path, logs: &Path) -> NodeProc {
             "--dir",
             node_dir.to_str().expect("UTF-8 temp path"),
         ];
+        let certs = super::tls::certs();
+        let (tls_port_arg, cert, key, ca) = (
+            tls_port.map(|p| p.to_string()).unwrap_or_default(),
+            certs.path("server.pem"),
+            certs.path("server.key"),
+            certs.path("ca.pem"),
+        );
+        let mut args: Vec<&str> = args.to_vec();
+        if tls {
+            // Plain client port kept (the harness administers over it); the cluster bus
+            // and replication speak TLS.
+            args.extend_from_slice(&[
+                "--tls-port",
+                &tls_port_arg,
+                "--tls-cluster",
+                "yes",
+                "--tls-replication",
+                "yes",
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-ca-cert-file",
+                &ca,
+                "--tls-auth-clients",
+                "no",
+            ]);
+        }
         let mut child = spawn_redis(&program, port, &log, &args);
         match wait_node_ready(&mut child, port) {
             Ok(()) => {
                 return NodeProc {
                     port,
+                    tls_port,
                     id: String::new(),
                     log,
                     child: Mutex::new(child),
@@ -448,6 +487,27 @@ impl ClusterHarness {
     /// returns once every node reports `cluster_state:ok`, all agree on the topology and slot
     /// ownership, and every replica's link to its master is up.
     pub fn start(masters: usize, replicas_per_master: usize) -> ClusterHarness {
+        ClusterHarness::start_with(masters, replicas_per_master, false)
+    }
+
+    /// `start`, each node also listening for TLS (`--tls-port`, with `--tls-cluster yes`
+    /// and `--tls-replication yes`), certificates from `super::tls`.
+    pub fn start_tls(masters: usize, replicas_per_master: usize) -> ClusterHarness {
+        ClusterHarness::start_with(masters, replicas_per_master, true)
+    }
+
+    /// `"127.0.0.1:TLS_PORT"` of every live master of a TLS cluster, in start order.
+    pub fn tls_seed_addrs(&self) -> Vec<String> {
+        self.seed_addrs()
+            .iter()
+            .map(|a| {
+                let p = self.proc(a).tls_port.expect("a TLS cluster (start_tls)");
+                format!("127.0.0.1:{p}")
+            })
+            .collect()
+    }
+
+    fn start_with(masters: usize, replicas_per_master: usize, tls: bool) -> ClusterHarness {
         assert!(
             masters >= 3,
             "redis-cli --cluster create needs at least 3 masters"
@@ -462,7 +522,7 @@ impl ClusterHarness {
             dir,
         };
         for _ in 0..masters * (1 + replicas_per_master) {
-            let node = start_node(&harness.dir, &logs);
+            let node = start_node(&harness.dir, &logs, tls);
             harness.nodes.push(node);
         }
 

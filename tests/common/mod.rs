@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod peers;
 pub mod procfs;
 pub mod sentinel;
+pub mod tls;
 
 use std::env;
 use std::ffi::OsStr;
@@ -547,11 +548,17 @@ pub fn run_under_memcheck(
     timeout: Duration,
 ) -> Output {
     let exe = exe.to_str().expect("UTF-8 path");
+    // ring's AES-GCM assembly is opaque to memcheck's definedness tracking: see the file.
+    let supp = format!(
+        "--suppressions={}",
+        repo_dir().join("tests/valgrind/ring.supp").display()
+    );
     let mut argv = vec![
         "--tool=memcheck",
         "--error-exitcode=99",
         "--leak-check=full",
         "--errors-for-leak-kinds=definite",
+        &supp,
         exe,
     ];
     argv.extend_from_slice(args);

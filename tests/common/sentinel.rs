@@ -29,8 +29,15 @@ pub fn query(addr: &str, args: &[&str]) -> std::io::Result<Reply> {
     let mut parser = Parser::new();
     let mut out = Vec::new();
     let t = Some(Duration::from_secs(10));
-    io::command(stream.as_raw_fd(), &mut parser, &mut out, &args, t, t)
-        .map_err(|e| std::io::Error::other(e.to_string()))
+    io::command(
+        &mut io::Stream::Plain(stream.as_raw_fd()),
+        &mut parser,
+        &mut out,
+        &args,
+        t,
+        t,
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 /// A reply's text (bulk or status string, error with its text, integer as decimal).
@@ -81,6 +88,8 @@ fn field<'a>(entry: &'a [(String, String)], name: &str) -> &'a str {
 
 pub struct Sentinel {
     pub port: u16,
+    /// Its TLS port, in a TLS deployment.
+    pub tls_port: Option<u16>,
     child: Child,
     log: PathBuf,
 }
@@ -107,6 +116,10 @@ pub struct Deployment {
     pub sentinels: Vec<Sentinel>,
     pub master: RedisServer,
     pub replica: RedisServer,
+    /// A TLS deployment (`start_tls`): the master's and the replica's TLS ports, which
+    /// replication and the sentinels use (the sentinels themselves listen in plain).
+    pub master_tls_port: Option<u16>,
+    pub replica_tls_port: Option<u16>,
     dir: PathBuf,
 }
 
@@ -136,11 +149,13 @@ fn start_sentinel(
     i: usize,
     master_port: u16,
     down_after_ms: u32,
+    tls: bool,
 ) -> Sentinel {
     let program = std::env::var_os("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
     let mut failures = Vec::new();
     for attempt in 0..START_ATTEMPTS {
         let port = free_port();
+        let tls_port = tls.then(free_port);
         let conf = dir.join(format!("sentinel-{i}-{attempt}.conf"));
         let log = dir.join(format!("sentinel-{i}-{attempt}.log"));
         let body = format!(
@@ -149,9 +164,22 @@ fn start_sentinel(
              sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
              sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}\n\
              sentinel failover-timeout {MASTER_NAME} 5000\n\
-             sentinel parallel-syncs {MASTER_NAME} 1\n",
+             sentinel parallel-syncs {MASTER_NAME} 1\n{tls}",
             log = log.display(),
             dir = dir.display(),
+            tls = if tls {
+                let c = super::tls::certs();
+                format!(
+                    "tls-port {}\ntls-replication yes\ntls-cert-file {}\ntls-key-file {}\n\
+                     tls-ca-cert-file {}\ntls-auth-clients no\n",
+                    tls_port.unwrap_or_default(),
+                    c.path("server.pem"),
+                    c.path("server.key"),
+                    c.path("ca.pem")
+                )
+            } else {
+                String::new()
+            },
         );
         fs::write(&conf, body).unwrap_or_else(|e| panic!("write {}: {e}", conf.display()));
         let child = Command::new(&program)
@@ -162,7 +190,12 @@ fn start_sentinel(
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start redis-server --sentinel: {e}"));
-        let mut s = Sentinel { port, child, log };
+        let mut s = Sentinel {
+            port,
+            tls_port,
+            child,
+            log,
+        };
         let end = Instant::now() + Duration::from_secs(10);
         let mut last;
         loop {
@@ -210,12 +243,50 @@ impl Deployment {
         let replica =
             RedisServer::start_with(&["--dir", &dir_arg, "--replicaof", "127.0.0.1", &mport]);
         let sentinels = (0..3)
-            .map(|i| start_sentinel(&dir, i, master.port, down_after_ms))
+            .map(|i| start_sentinel(&dir, i, master.port, down_after_ms, false))
             .collect();
         let d = Deployment {
             sentinels,
             master,
             replica,
+            master_tls_port: None,
+            replica_tls_port: None,
+            dir,
+        };
+        d.await_settled();
+        d
+    }
+
+    /// `start`, with the master and the replica listening for TLS too, replicating over
+    /// TLS, and the sentinels watching them over TLS (`tls-replication yes`): the master
+    /// address the sentinels report is its TLS port. The sentinels listen in plain.
+    pub fn start_tls() -> Deployment {
+        let dir = unique_dir();
+        let dir_arg = dir.to_str().expect("UTF-8 path").to_string();
+        let master = super::tls::TlsServer::start_with("server", false, &["--dir", &dir_arg]);
+        let mport = master.tls_port.to_string();
+        let replica = super::tls::TlsServer::start_with(
+            "server",
+            false,
+            &[
+                "--dir",
+                &dir_arg,
+                "--replicaof",
+                "127.0.0.1",
+                &mport,
+                "--tls-replication",
+                "yes",
+            ],
+        );
+        let sentinels = (0..3)
+            .map(|i| start_sentinel(&dir, i, master.tls_port, 1000, true))
+            .collect();
+        let d = Deployment {
+            sentinels,
+            master_tls_port: Some(master.tls_port),
+            replica_tls_port: Some(replica.tls_port),
+            master: master.server,
+            replica: replica.server,
             dir,
         };
         d.await_settled();
@@ -224,6 +295,14 @@ impl Deployment {
 
     pub fn sentinel_addrs(&self) -> Vec<String> {
         self.sentinels.iter().map(Sentinel::addr).collect()
+    }
+
+    /// The sentinels' TLS addresses, in a TLS deployment (`start_tls`).
+    pub fn sentinel_tls_addrs(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.tls_port.expect("a TLS deployment")))
+            .collect()
     }
 
     /// Polls `cond` every 50 ms until it holds; panics with `what` and the sentinels' logs
@@ -239,7 +318,10 @@ impl Deployment {
     }
 
     fn await_settled(&self) {
-        let replica_port = self.replica.port.to_string();
+        let replica_port = self
+            .replica_tls_port
+            .unwrap_or(self.replica.port)
+            .to_string();
         let n = self.sentinels.len();
         self.await_cond(
             "replica link up and every sentinel knowing the replica and the other sentinels",

@@ -49,6 +49,7 @@ STATUS_CODES = {
     "POOL_ERR_PROTOCOL": 11,
     "POOL_ERR_INTERNAL": 12,
     "POOL_ERR_CLUSTER": 13,
+    "POOL_ERR_TLS": 14,
 }
 POOL_OK = STATUS_CODES["POOL_OK"]
 POOL_ERR_WOULD_BLOCK = STATUS_CODES["POOL_ERR_WOULD_BLOCK"]
@@ -163,6 +164,14 @@ class PoolOptions(Structure):
         ("max_reply_bytes", c_int64),
         ("max_reply_elements", c_int64),
         ("dialer_userdata_free", c_void_p),
+        ("tls", c_bool),
+        ("tls_ca_file", c_char_p),
+        ("tls_ca_dir", c_char_p),
+        ("tls_cert_file", c_char_p),
+        ("tls_key_file", c_char_p),
+        ("tls_server_name", c_char_p),
+        ("tls_min_version", c_int32),
+        ("tls_insecure_skip_verify", c_bool),
     ]
 
 
@@ -207,6 +216,7 @@ class PoolSentinelOptions(Structure):
         ("sentinel_username", c_char_p),
         ("sentinel_password", c_char_p),
         ("poll_interval_ms", c_int64),
+        ("sentinel_tls", c_bool),
     ]
 
 

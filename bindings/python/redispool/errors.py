@@ -110,6 +110,14 @@ class ClusterError(RedisPoolError):
     code = _native.STATUS_CODES["POOL_ERR_CLUSTER"]
 
 
+class TLSError(RedisPoolError):
+    """POOL_ERR_TLS: the TLS handshake of a new conn failed (the server's
+    certificate refused: unknown CA, wrong host name, expired; the server refused
+    ours; not a TLS port). The message names the reason."""
+
+    code = _native.STATUS_CODES["POOL_ERR_TLS"]
+
+
 class ReplyError(RedisPoolError):
     """A Redis error reply ("WRONGTYPE ...", "ERR ..."): the command went through
     and the conn stays good. ``execute`` raises it for a top-level error reply;
@@ -137,6 +145,7 @@ ERRORS_BY_CODE: dict[int, type[RedisPoolError]] = {
         ProtocolError,
         InternalError,
         ClusterError,
+        TLSError,
     )
 }
 

@@ -31,7 +31,16 @@ OPTION_NAMES = tuple(
     for name, _ in _native.PoolOptions._fields_
     if name not in ("struct_size", "addr", "dialer", "dialer_userdata")
 )
-_STRING_OPTIONS = {"username", "password", "client_name"}
+_STRING_OPTIONS = {
+    "username",
+    "password",
+    "client_name",
+    "tls_ca_file",
+    "tls_ca_dir",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_server_name",
+}
 
 # The fields of pool_stats_t (struct_size aside), as a frozen dataclass.
 Stats = dataclasses.make_dataclass(
@@ -132,6 +141,7 @@ class Pool:
         sentinel_username: str | None = None,
         sentinel_password: str | None = None,
         poll_interval_ms: int | None = None,
+        sentinel_tls: bool = False,
         decode_responses: bool = False,
         encoding: str = "utf-8",
         encoding_errors: str = "strict",
@@ -157,6 +167,8 @@ class Pool:
             sopts.sentinel_password = sentinel_password.encode()
         if poll_interval_ms is not None:
             sopts.poll_interval_ms = poll_interval_ms
+        # TLS to the sentinels, with the tls_* options of the master conns.
+        sopts.sentinel_tls = bool(sentinel_tls)
         out = c_void_p()
         err = _native.PoolError()
         status = lib.pool_sentinel_new(byref(sopts), byref(node), byref(out), byref(err))

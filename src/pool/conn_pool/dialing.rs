@@ -329,7 +329,7 @@ impl Inner {
                     last = self.retired_dial_error();
                     continue;
                 }
-                Err(e @ Error::Handshake(_)) => return Err(e),
+                Err(e @ (Error::Handshake(_) | Error::Tls(_))) => return Err(e),
                 Err(e) => last = e,
             }
             if attempt + 1 < attempts && !self.opts.dialer_retry_backoff.is_zero() {
@@ -378,6 +378,15 @@ impl Inner {
         let Ok(registered) = self.in_flight.register(conn.fd()) else {
             return Err(Error::Closed);
         };
+        if let Some(tls) = &self.opts.tls
+            && let Err(why) = self.start_tls(&mut conn, tls, deadline)
+        {
+            drop(registered);
+            if self.in_flight.is_closed() {
+                return Err(Error::Closed);
+            }
+            return Err(why);
+        }
         // The default dialer reaches a Redis server: check it accepted the conn. A custom
         // dialer may hand over anything, so an empty session sends nothing there.
         let ping = !matches!(self.opts.dialer, Dialer::Custom(_));
@@ -424,11 +433,64 @@ impl Inner {
                     self.opts.dialer.target()
                 )))
             }
-            Err(e @ HandshakeError::Io { .. }) => Err(Error::Dial {
-                message: format!("redis: dial {}: {e}", self.opts.dialer.target()),
-                errno: None,
-            }),
+            // The TLS session failed after the handshake (TLS 1.3 servers refuse a client
+            // certificate, or the lack of one, with their first record): not retried.
+            Err(
+                e @ HandshakeError::Io {
+                    err: io::IoError::Tls(_),
+                    ..
+                },
+            ) => Err(Error::Tls(format!(
+                "redis: dial {}: {e} (the server refused the TLS session: a client \
+                 certificate required or refused? tls_cert_file, tls_key_file)",
+                self.opts.dialer.target()
+            ))),
+            Err(e @ HandshakeError::Io { .. }) => {
+                let hint = if self.opts.tls.is_none() && looks_like_tls_port(&e) {
+                    " (a TLS port? use rediss:// or set tls)"
+                } else {
+                    ""
+                };
+                Err(Error::Dial {
+                    message: format!("redis: dial {}: {e}{hint}", self.opts.dialer.target()),
+                    errno: None,
+                })
+            }
         }
+    }
+
+    /// The TLS handshake of a new conn, by the dial's deadline. The name verified is
+    /// `tls_server_name`, else the host dialed: the address's host, or for a dial source
+    /// (the sentinels' master) the IP the socket reached.
+    fn start_tls(
+        &self,
+        conn: &mut Conn,
+        tls: &crate::redis::tls::TlsConfig,
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        let host = match &self.opts.dialer {
+            Dialer::Tcp(addr) => crate::redis::addr::split_host_port(addr)
+                .ok()
+                .map(|(h, _)| h.to_string()),
+            Dialer::Source(_) => conn
+                .socket()
+                .peer_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .map(|a| a.ip().to_string()),
+            Dialer::Unix(_) | Dialer::Custom(_) => None,
+        };
+        conn.start_tls(tls, host.as_deref(), deadline).map_err(|f| {
+            let message = format!("redis: dial {}: {}", self.opts.dialer.target(), f.why);
+            if f.transient {
+                Error::Dial {
+                    message,
+                    errno: None,
+                }
+            } else {
+                Error::Tls(message)
+            }
+        })
     }
 
     pub(super) fn wrap(&self, sock: Socket, pooled: bool, epoch: u64) -> Conn {
@@ -493,5 +555,22 @@ impl Inner {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+}
+
+/// Whether a plain set-up failed the way a TLS port answers plain text: it closes or
+/// resets the connection, or sends a TLS alert record (content type 0x15).
+fn looks_like_tls_port(e: &HandshakeError) -> bool {
+    match e {
+        HandshakeError::Io { err, .. } => match err {
+            io::IoError::Eof => true,
+            io::IoError::Os(os) => os.raw_os_error() == Some(libc::ECONNRESET),
+            io::IoError::Protocol(crate::redis::resp::ProtocolError::UnknownType {
+                byte: 0x15 | 0x16,
+                ..
+            }) => true,
+            _ => false,
+        },
+        _ => false,
     }
 }

@@ -261,7 +261,7 @@ impl Inner {
             Some(p) => (self.limits.ping_after_ns, Some(p)),
             None => (None, None),
         };
-        let health = health::check(&conn, now, &self.limits).and_then(|()| {
+        let health = health::check(&mut conn, now, &self.limits).and_then(|()| {
             health::check_ping(&mut conn, now, ping_after, || {
                 ping.and_then(|(wait, began)| self.ping_cap(wait, began))
             })

@@ -26,8 +26,9 @@ pub struct ClusterUrl {
 const CLUSTER_PARAMS: [&str; 3] = ["addr", "max_redirects", "refresh_min_interval"];
 
 /// Parses `redis://[[user][:password]@]host:port[?addr=host2:port2&addr=...&max_redirects=N&
-/// refresh_min_interval=D&<node options>]`. Only `redis://` (cluster nodes are reached over
-/// TCP); a database number other than 0 is refused (a cluster has only db 0). The password
+/// refresh_min_interval=D&<node options>]`, or `rediss://` for a cluster reached over TLS
+/// (the nodes' TLS ports are then taken from CLUSTER SHARDS). Only TCP (no `unix://`);
+/// a database number other than 0 is refused (a cluster has only db 0). The password
 /// is never shown in a message.
 pub fn parse_cluster_url(s: &str) -> Result<ClusterUrl, Error> {
     if s.len() > MAX_URL_LEN {
@@ -37,7 +38,8 @@ pub fn parse_cluster_url(s: &str) -> Result<ClusterUrl, Error> {
         )));
     }
     match split_scheme(s) {
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("redis") => {}
+        Some((scheme, _))
+            if scheme.eq_ignore_ascii_case("redis") || scheme.eq_ignore_ascii_case("rediss") => {}
         Some((scheme, _)) if scheme.eq_ignore_ascii_case("unix") => {
             return Err(Error::invalid(
                 "redis: a cluster URL is redis://host:port…: cluster nodes are reached over TCP",

@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use url::{Host, Url};
 
 use super::addr;
+use super::tls::TlsSettings;
 use crate::error::Error;
 use duration::{DurationError, NANOS_PER_MILLI, NANOS_PER_SEC, parse_go_duration};
 use redact::{CLIP_BYTES, REDACTED, Redactor};
@@ -92,6 +93,8 @@ pub struct UrlConfig {
     pub max_reply_bytes: Option<i64>,
     /// Elements one reply may have, nested ones included; 0 = the default.
     pub max_reply_elements: Option<i64>,
+    /// `rediss://`: TLS, with what the URL's `skip_verify` and `tls_*` parameters set.
+    pub tls: Option<TlsSettings>,
 }
 
 /// Parses `redis://[[user][:password]@]host[:port][/db][?params]` or
@@ -101,7 +104,12 @@ pub struct UrlConfig {
 /// Stricter than go-redis, to fail at start-up rather than on every dial: a parameter given
 /// twice (or with its alias) is an error instead of "last one wins"; integers must fit `i32`
 /// and be `>= 0`; `protocol` must be 2 or 3; `client_name` must be a name Redis accepts; a
-/// `unix://` URL may not name a host other than `localhost`; `rediss://` is refused (no TLS).
+/// `unix://` URL may not name a host other than `localhost`.
+///
+/// `rediss://` is `redis://` over TLS: go-redis's `skip_verify=true` turns verification
+/// off, and `tls_ca_file`, `tls_ca_dir`, `tls_cert_file`, `tls_key_file`,
+/// `tls_server_name` and `tls_min_version` (12 or 13) mean what the `pool_options_t`
+/// fields of those names mean. They are refused on a `redis://` or `unix://` URL.
 pub fn parse_url(s: &str) -> Result<UrlConfig, Error> {
     if s.len() > MAX_URL_LEN {
         return Err(Error::invalid(format!(
@@ -123,17 +131,13 @@ pub fn parse_url(s: &str) -> Result<UrlConfig, Error> {
             "redis: invalid URL scheme: \"\" (expected redis:// or unix://)",
         ));
     };
-    let unix = match scheme.to_ascii_lowercase().as_str() {
-        "redis" => false,
-        "unix" => true,
-        "rediss" => {
-            return Err(Error::invalid(
-                "redis: rediss:// (TLS) is not supported by redispool",
-            ));
-        }
+    let (unix, tls) = match scheme.to_ascii_lowercase().as_str() {
+        "redis" => (false, false),
+        "rediss" => (false, true),
+        "unix" => (true, false),
         other => {
             return Err(Error::invalid(format!(
-                "redis: invalid URL scheme: {} (expected redis:// or unix://)",
+                "redis: invalid URL scheme: {} (expected redis://, rediss:// or unix://)",
                 redact.quote(other)
             )));
         }
@@ -166,6 +170,15 @@ pub fn parse_url(s: &str) -> Result<UrlConfig, Error> {
         cfg.db = path_db(&u, &redact)?;
     }
     apply_query(&u, &mut cfg, &redact)?;
+    match (tls, &cfg.tls) {
+        (true, None) => cfg.tls = Some(TlsSettings::default()),
+        (false, Some(_)) => {
+            return Err(Error::invalid(
+                "redis: TLS options (skip_verify, tls_*) need a rediss:// URL",
+            ));
+        }
+        _ => {}
+    }
     Ok(cfg)
 }
 
@@ -338,12 +351,26 @@ enum Key {
     OvertakeWindow,
     MaxReplyBytes,
     MaxReplyElements,
+    SkipVerify,
+    TlsCaFile,
+    TlsCaDir,
+    TlsCertFile,
+    TlsKeyFile,
+    TlsServerName,
+    TlsMinVersion,
 }
 
-const KEY_COUNT: usize = Key::MaxReplyElements as usize + 1;
+const KEY_COUNT: usize = Key::TlsMinVersion as usize + 1;
 
 /// Every query parameter this pool understands, by its name in the URL.
-const PARAMS: [(&str, Key); 27] = [
+const PARAMS: [(&str, Key); 34] = [
+    ("skip_verify", Key::SkipVerify),
+    ("tls_ca_file", Key::TlsCaFile),
+    ("tls_ca_dir", Key::TlsCaDir),
+    ("tls_cert_file", Key::TlsCertFile),
+    ("tls_key_file", Key::TlsKeyFile),
+    ("tls_server_name", Key::TlsServerName),
+    ("tls_min_version", Key::TlsMinVersion),
     ("db", Key::Db),
     ("client_name", Key::ClientName),
     ("protocol", Key::Protocol),
@@ -375,11 +402,10 @@ const PARAMS: [(&str, Key); 27] = [
 
 /// go-redis parameters that configure its client (command retries, TLS, pipelining), which a
 /// bare pool does not have: named as such rather than as unknown.
-const UNSUPPORTED: [(&str, &str); 7] = [
+const UNSUPPORTED: [(&str, &str); 6] = [
     ("max_retries", "command retries are a client setting"),
     ("min_retry_backoff", "command retries are a client setting"),
     ("max_retry_backoff", "command retries are a client setting"),
-    ("skip_verify", "TLS is not supported"),
     ("pipeline_pool_size", "pipelining is a client setting"),
     (
         "pipeline_read_buffer_size",
@@ -480,6 +506,27 @@ fn apply_param(
         Key::OvertakeWindow => cfg.overtake_window = Some(duration()?),
         Key::MaxReplyBytes => cfg.max_reply_bytes = Some(parse_size(name, value, redact)?),
         Key::MaxReplyElements => cfg.max_reply_elements = Some(parse_size(name, value, redact)?),
+        Key::SkipVerify => {
+            let tls = cfg.tls.get_or_insert_default();
+            tls.insecure_skip_verify = parse_bool(name, value, redact)?;
+        }
+        Key::TlsCaFile => cfg.tls.get_or_insert_default().ca_file = Some(value.to_owned()),
+        Key::TlsCaDir => cfg.tls.get_or_insert_default().ca_dir = Some(value.to_owned()),
+        Key::TlsCertFile => cfg.tls.get_or_insert_default().cert_file = Some(value.to_owned()),
+        Key::TlsKeyFile => cfg.tls.get_or_insert_default().key_file = Some(value.to_owned()),
+        Key::TlsServerName => cfg.tls.get_or_insert_default().server_name = Some(value.to_owned()),
+        Key::TlsMinVersion => {
+            cfg.tls.get_or_insert_default().min_version = match value {
+                "12" | "1.2" => 12,
+                "13" | "1.3" => 13,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "redis: invalid tls_min_version: {} (12 or 13)",
+                        redact.quote(value)
+                    )));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -936,6 +983,32 @@ mod tests {
     }
 
     #[test]
+    fn rediss_urls_set_tls() {
+        let cfg = parse_url("rediss://h:6380/1").unwrap();
+        assert_eq!(cfg.addr, "h:6380");
+        assert_eq!(cfg.db, Some(1));
+        assert_eq!(cfg.tls, Some(TlsSettings::default()));
+        assert_eq!(parse_url("redis://h").unwrap().tls, None);
+        let cfg = parse_url(
+            "rediss://h?skip_verify=true&tls_ca_file=/c/ca.pem&tls_ca_dir=/c&tls_cert_file=/c/a.pem\
+             &tls_key_file=/c/a%20b.key&tls_server_name=redis.example&tls_min_version=13",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.tls,
+            Some(TlsSettings {
+                ca_file: Some("/c/ca.pem".into()),
+                ca_dir: Some("/c".into()),
+                cert_file: Some("/c/a.pem".into()),
+                key_file: Some("/c/a b.key".into()),
+                server_name: Some("redis.example".into()),
+                min_version: 13,
+                insecure_skip_verify: true,
+            })
+        );
+    }
+
+    #[test]
     fn refused_urls() {
         // (url, texts the message must contain)
         let cases: &[(&str, &[&str])] = &[
@@ -943,7 +1016,11 @@ mod tests {
             ("localhost:6379", &["invalid URL scheme", "\"localhost\""]),
             ("//h:1", &["invalid URL scheme"]),
             ("http://h", &["invalid URL scheme", "\"http\""]),
-            ("rediss://h", &["rediss", "TLS", "not supported"]),
+            (
+                "rediss://h?tls_min_version=1.1",
+                &["tls_min_version", "12 or 13"],
+            ),
+            ("rediss://h?skip_verify=maybe", &["skip_verify"]),
             ("redis:foo", &["invalid URL"]),
             ("redis://h:99999", &["invalid URL", "port"]),
             ("redis://h:x", &["invalid URL", "port"]),
@@ -1015,10 +1092,7 @@ mod tests {
                 "redis://h?max_retry_backoff=1s",
                 &["max_retry_backoff", "not supported"],
             ),
-            (
-                "redis://h?skip_verify=true",
-                &["skip_verify", "not supported", "TLS"],
-            ),
+            ("redis://h?skip_verify=true", &["TLS options", "rediss://"]),
             (
                 "redis://h?pipeline_pool_size=1",
                 &["pipeline_pool_size", "not supported"],

@@ -64,6 +64,10 @@ module RedisPool
   # POOL_ERR_CLUSTER: a Redis Cluster cannot serve the request (no node could give
   # the slot map, or no master serves the slot): RedisPool::Cluster#get and the like.
   class ClusterError < Error; end
+  # POOL_ERR_TLS: the TLS handshake of a new conn failed (the server's certificate
+  # refused: unknown CA, wrong host name, expired; the server refused ours; not a
+  # TLS port). The message names the reason.
+  class TLSError < Error; end
 
   # A Redis error reply ("WRONGTYPE ...", "ERR ..."). The command itself went
   # through and the conn stays good. Conn#call raises it for a top-level error
@@ -89,6 +93,7 @@ module RedisPool
     Native::ERR_PROTOCOL => ProtocolError,
     Native::ERR_INTERNAL => InternalError,
     Native::ERR_CLUSTER => ClusterError,
+    Native::ERR_TLS => TLSError,
   }.freeze
   private_constant :ERRORS_BY_CODE
 

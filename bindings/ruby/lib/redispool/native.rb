@@ -51,6 +51,7 @@ module RedisPool
     ERR_PROTOCOL = 11
     ERR_INTERNAL = 12
     ERR_CLUSTER = 13
+    ERR_TLS = 14
 
     # Reply types (POOL_REPLY_*), checked against the header as the status codes.
     REPLY_STRING = 1
@@ -159,7 +160,15 @@ module RedisPool
              :overtake_window_ms, :int64,
              :max_reply_bytes, :int64,
              :max_reply_elements, :int64,
-             :dialer_userdata_free, :pointer
+             :dialer_userdata_free, :pointer,
+             :tls, :bool,
+             :tls_ca_file, :pointer,
+             :tls_ca_dir, :pointer,
+             :tls_cert_file, :pointer,
+             :tls_key_file, :pointer,
+             :tls_server_name, :pointer,
+             :tls_min_version, :int32,
+             :tls_insecure_skip_verify, :bool
     end
 
     # pool_cluster_options_t; always filled by pool_cluster_options_init first.
@@ -201,7 +210,8 @@ module RedisPool
              :sentinel_addrs_len, :size_t,
              :sentinel_username, :pointer,
              :sentinel_password, :pointer,
-             :poll_interval_ms, :int64
+             :poll_interval_ms, :int64,
+             :sentinel_tls, :bool
     end
 
     # --- Cheap calls: never wait, keep the GVL. ---

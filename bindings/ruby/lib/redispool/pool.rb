@@ -44,10 +44,13 @@ module RedisPool
     ].freeze
     INTEGER_OPTIONS = %i[
       pool_size min_idle_conns max_idle_conns max_active_conns max_concurrent_dials
-      dialer_retries db protocol max_reply_bytes max_reply_elements
+      dialer_retries db protocol max_reply_bytes max_reply_elements tls_min_version
     ].freeze
-    STRING_OPTIONS = %i[addr username password client_name].freeze
-    BOOLEAN_OPTIONS = %i[pool_fifo].freeze
+    STRING_OPTIONS = %i[
+      addr username password client_name
+      tls_ca_file tls_ca_dir tls_cert_file tls_key_file tls_server_name
+    ].freeze
+    BOOLEAN_OPTIONS = %i[pool_fifo tls tls_insecure_skip_verify].freeze
     OPTIONS = (DURATION_OPTIONS + INTEGER_OPTIONS + STRING_OPTIONS + BOOLEAN_OPTIONS).freeze
 
     # Called by FFI::AutoPointer at GC time. pool_free never blocks; conns still
@@ -99,7 +102,7 @@ module RedisPool
       adopt(out.read_pointer)
     end
 
-    SENTINEL_OPTIONS = %i[sentinel_username sentinel_password poll_interval].freeze
+    SENTINEL_OPTIONS = %i[sentinel_username sentinel_password poll_interval sentinel_tls].freeze
 
     # A pool for the master that Redis Sentinel reports for `master_name`, which
     # follows failovers (pool_sentinel_new): new conns go to the address the
@@ -113,11 +116,13 @@ module RedisPool
     # `sentinel_password:` authenticate to the sentinels (the master's own are
     # `username:` / `password:`); `poll_interval:` seconds between the pool's
     # checks besides listening for failover events (default 1; 0 = only listen).
+    # `sentinel_tls: true` reaches the sentinels over TLS with the tls_* options
+    # (which `tls: true` applies to the master conns).
     # Every other keyword is a pool option as for Pool.new, but not `addr:`.
     # Contacts no sentinel (the first get does): never waits.
     # InvalidArgumentError for a bad option, an empty list, a missing name.
     def self.sentinel(master_name, sentinels, sentinel_username: nil, sentinel_password: nil,
-                      poll_interval: nil, **options)
+                      poll_interval: nil, sentinel_tls: false, **options)
       sentinels = [sentinels] if sentinels.is_a?(String)
       sentinels = sentinels.to_ary
       keep = []
@@ -131,6 +136,8 @@ module RedisPool
         sopts[name] = FFI::MemoryPointer.from_string(value.to_str).tap { |m| keep << m } unless value.nil?
       end
       sopts[:poll_interval_ms] = duration_ms(:poll_interval, poll_interval) unless poll_interval.nil?
+      # TLS to the sentinels, with the tls_* options of the master conns.
+      sopts[:sentinel_tls] = sentinel_tls ? true : false
 
       out = FFI::MemoryPointer.new(:pointer)
       err = Native::PoolError.new

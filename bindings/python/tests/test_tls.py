@@ -1,0 +1,63 @@
+"""Pool over TLS against a redis-server started with --tls-port: tests/python_binding.rs
+starts it and passes REDISPOOL_TEST_TLS_ADDR ("127.0.0.1:port" of the TLS port) and
+REDISPOOL_TEST_TLS_CERTS (the directory of the test certificates)."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+
+import pytest
+
+import redispool
+
+ADDR = os.environ.get("REDISPOOL_TEST_TLS_ADDR", "")
+CERTS = os.environ.get("REDISPOOL_TEST_TLS_CERTS", "")
+pytestmark = pytest.mark.skipif(
+    not ADDR or not CERTS,
+    reason="REDISPOOL_TEST_TLS_ADDR not set (cargo test --test python_binding)",
+)
+
+
+def _round_trip(pool: redispool.Pool) -> None:
+    try:
+        with pool.get() as conn:
+            assert conn.execute("SET", "py:tls", "over tls") == b"OK"
+            assert conn.execute("GET", "py:tls") == b"over tls"
+    finally:
+        pool.close()
+
+
+def test_rediss_url():
+    ca = urllib.parse.quote(os.path.join(CERTS, "ca.pem"), safe="")
+    _round_trip(redispool.Pool.from_url(f"rediss://{ADDR}/?tls_ca_file={ca}"))
+
+
+def test_tls_options():
+    _round_trip(
+        redispool.Pool(
+            ADDR, tls=True, tls_ca_file=os.path.join(CERTS, "ca.pem"), tls_min_version=12
+        )
+    )
+
+
+def test_unknown_ca_is_a_tls_error():
+    pool = redispool.Pool(
+        ADDR, tls=True, tls_ca_file=os.path.join(CERTS, "other-ca.pem"), dialer_retries=1
+    )
+    try:
+        with pytest.raises(redispool.TLSError, match="unknown issuer"):
+            pool.get(timeout=10)
+    finally:
+        pool.close()
+
+
+def test_mismatched_key_is_refused_by_the_constructor():
+    with pytest.raises(redispool.InvalidArgumentError, match="does not match"):
+        redispool.Pool(
+            ADDR,
+            tls=True,
+            tls_ca_file=os.path.join(CERTS, "ca.pem"),
+            tls_cert_file=os.path.join(CERTS, "client.pem"),
+            tls_key_file=os.path.join(CERTS, "server.key"),
+        )

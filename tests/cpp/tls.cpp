@@ -1,0 +1,92 @@
+/*
+ * tls.cpp - the C++ wrapper (include/redispool.hpp) over TLS: Pool(url) with a
+ * rediss:// URL, Pool(options) with the tls_* fields, Error with POOL_ERR_TLS.
+ *
+ *   ./tls TLS_ADDR CERT_DIR
+ *
+ * TLS_ADDR is the TLS port of a redis-server whose certificate is signed by
+ * CERT_DIR/ca.pem. Run by tests/cpp_tls.rs. Prints one line per check ("ok ..." or
+ * "FAIL ...") and exits non-zero when any check failed.
+ */
+#include "redispool.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+using redispool::Error;
+using redispool::Pool;
+
+static int checks = 0;
+static int failures = 0;
+
+static void check(bool ok, const char *what, int line) {
+    checks++;
+    if (ok) {
+        std::printf("ok   %s\n", what);
+    } else {
+        failures++;
+        std::printf("FAIL %s (tls.cpp:%d)\n", what, line);
+    }
+    std::fflush(stdout);
+}
+
+#define CHECK(cond) check((cond), #cond, __LINE__)
+
+static bool round_trip(Pool &pool) {
+    auto conn = pool.get(); /* given back when it goes out of scope */
+    conn.command({"SET", "cpp:tls", "over tls"});
+    return conn.command({"GET", "cpp:tls"}).str() == "over tls";
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        std::fprintf(stderr, "usage: %s TLS_ADDR CERT_DIR\n", argv[0]);
+        return 2;
+    }
+    const std::string addr = argv[1];
+    const std::string dir = argv[2];
+    const std::string ca = dir + "/ca.pem";
+    const std::string other_ca = dir + "/other-ca.pem";
+    try {
+        Pool url_pool("rediss://" + addr + "/?tls_ca_file=" + ca);
+        CHECK(round_trip(url_pool));
+
+        pool_options_t o = Pool::default_options();
+        o.addr = addr.c_str();
+        o.tls = true;
+        o.tls_ca_file = ca.c_str();
+        Pool opt_pool(o);
+        CHECK(round_trip(opt_pool));
+
+        /* Raw I/O through the TLS session: write(), read(). */
+        {
+            auto conn = opt_pool.get();
+            const std::string ping = "*1\r\n$4\r\nPING\r\n";
+            auto w = conn.write(ping, std::chrono::milliseconds(5000));
+            CHECK(w.ok() && *w == ping.size());
+            CHECK(!conn.write_pending());
+            char buf[16];
+            auto r = conn.read(buf, sizeof buf, std::chrono::milliseconds(5000));
+            CHECK(r.ok() && *r == 7 && std::string(buf, 7) == "+PONG\r\n");
+        }
+
+        o.tls_ca_file = other_ca.c_str();
+        o.dialer_retries = 1;
+        Pool bad_ca(o);
+        std::optional<Error> err;
+        try {
+            bad_ca.get();
+        } catch (const Error &e) {
+            err = e;
+        }
+        CHECK(err.has_value() && err->code() == POOL_ERR_TLS);
+        CHECK(err.has_value() && std::string(err->what()).find("unknown issuer") != std::string::npos);
+    } catch (const Error &e) {
+        std::printf("FAIL threw %s: %s\n", e.code_str(), e.what());
+        failures++;
+    }
+    std::printf("%d of %d checks passed\n", checks - failures, checks);
+    return failures == 0 ? 0 : 1;
+}
