@@ -700,3 +700,45 @@ fn sentinel_pool_resumes_on_a_restarted_master_with_the_sentinels_down() {
     assert_eq!(s.master_addr(), Some(d.master.addr()));
     pool.close().expect("close");
 }
+
+/// The same over TLS (the master conns, and the resolver's ROLE probe of the node being
+/// promoted, which must speak TLS too or the pause would never end).
+#[test]
+fn sentinel_failover_over_tls_loses_no_acknowledged_write() {
+    use redispool::redis::tls::{TlsConfig, TlsSettings};
+    let _serial = serial();
+    let d = Deployment::start_tls();
+    let state =
+        SentinelState::new(SentinelConfig::new(MASTER_NAME, d.sentinel_addrs())).expect("config");
+    let mut opts = Options::new(Dialer::sentinel(Arc::new(state)));
+    opts.pool_size = THREADS * 2;
+    opts.pool_timeout = Wait::For(Duration::from_secs(10));
+    opts.dial_timeout = Some(Duration::from_secs(10));
+    let settings = TlsSettings {
+        ca_file: Some(common::tls::certs().path("ca.pem")),
+        ..TlsSettings::default()
+    };
+    opts.tls = Some(Arc::new(TlsConfig::new(&settings).expect("TLS config")));
+    let pool = ConnPool::new(opts).expect("pool");
+    let load = Load::start("tls", incr_through(&pool));
+    load.await_progress(&[0; THREADS], 200, "before the failover");
+    let r = query(
+        &d.sentinels[2].addr(),
+        &["SENTINEL", "FAILOVER", MASTER_NAME],
+    )
+    .expect("SENTINEL FAILOVER");
+    assert_eq!(text(&r), "OK", "SENTINEL FAILOVER: {r:?}");
+    let new_master = format!("127.0.0.1:{}", d.replica_tls_port.expect("TLS"));
+    await_pool_on(&pool, &new_master, &d);
+    load.await_progress(&load.acked(), 200, "after the failover");
+    let (keys, counts) = load.finish();
+    let values: Vec<i64> = keys.iter().map(|k| get_int(&d.replica.addr(), k)).collect();
+    let row = tally(&counts, &values);
+    print_row("`SENTINEL FAILOVER` over TLS", &row);
+    assert_eq!(
+        row.extra, 0,
+        "values above acknowledged + ambiguous: {values:?}"
+    );
+    assert_eq!(row.lost, 0, "lost {} of {}", row.lost, row.acked);
+    pool.close().expect("close");
+}

@@ -67,7 +67,7 @@ pub trait Retire: Send + Sync {
     /// Whether the pool was closed (a source's background thread then ends).
     fn is_closed(&self) -> bool;
     /// Asks the node at `addr` ("host:port") `ROLE` on a conn of its own, set up as the
-    /// pool's conns are (AUTH, HELLO, SELECT...), all within `timeout`, then closes it:
+    /// pool's conns are (TLS, AUTH, HELLO, SELECT...), all within `timeout`, then closes it:
     /// Ok(Some(role)) ("master", "slave", ...), Ok(None) when the node refuses ROLE (an
     /// ACL without it), Err when it cannot be reached or set up. Never counted in the
     /// pool's conns or stats; closing the pool ends it at once. A source uses it to learn

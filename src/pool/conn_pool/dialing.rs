@@ -462,7 +462,7 @@ impl Inner {
     /// The TLS handshake of a new conn, by the dial's deadline. The name verified is
     /// `tls_server_name`, else the host dialed: the address's host, or for a dial source
     /// (the sentinels' master) the IP the socket reached.
-    fn start_tls(
+    pub(super) fn start_tls(
         &self,
         conn: &mut Conn,
         tls: &crate::redis::tls::TlsConfig,

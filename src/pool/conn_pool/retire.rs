@@ -23,6 +23,10 @@ impl Retire for Inner {
         let Ok(registered) = self.in_flight.register(conn.fd()) else {
             return Err(Error::Closed);
         };
+        // Over TLS when the pool's conns are (`dialing::start_tls`).
+        if let Some(tls) = &self.opts.tls {
+            self.start_tls(&mut conn, tls, Some(deadline))?;
+        }
         let res = conn
             .set_up(&self.opts.session, true, timeout, Some(deadline))
             .map_err(|e| Error::Dial {
