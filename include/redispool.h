@@ -564,8 +564,8 @@ struct pool_sentinel_options {
   // or "" = no AUTH. Never shown in any message. The master's own password is
   // `pool_options_t.password`.
   const char *sentinel_password;
-  // How often the watcher thread asks its sentinel for the master besides listening for
-  // `+switch-master`, so a message missed while reconnecting is caught. Default 1000;
+  // How often the pool asks the sentinels for the master besides listening for their
+  // failover events, so an event missed while reconnecting is caught. Default 1000;
   // 0 = only listen.
   int64_t poll_interval_ms;
   // Reach the sentinels themselves over TLS (their --tls-port), with the TLS settings of
@@ -578,6 +578,31 @@ struct pool_sentinel_options {
 };
 
 typedef struct pool_sentinel_options pool_sentinel_options_t;
+
+// Failover figures of a sentinel pool (pool_sentinel_stats). Counters only increase;
+// `in_failover` is a gauge.
+struct pool_sentinel_stats {
+  // Set to sizeof(pool_sentinel_stats_t) (or 0) before pool_sentinel_stats; set to the
+  // bytes written after.
+  size_t struct_size;
+  // Failovers seen: times the pool stopped handing out conns to its master on a sign
+  // that it was being replaced (a sentinel event, READONLY, a ROLE that is not master).
+  uint64_t failovers;
+  // Dials (for gets, refills, pool_new_conn) that waited for a failover to end.
+  uint64_t failover_waits;
+  // Failovers that ended on another master.
+  uint64_t switches;
+  // Conns closed because a failover retired them (idle ones at once, checked-out ones
+  // when given back, dials in flight when they landed); also counted in the pool's
+  // stale_conns.
+  uint64_t conns_retired;
+  // The longest time the pool handed out no conn for a failover, in milliseconds.
+  uint64_t longest_pause_ms;
+  // 1 while a failover is under way (gets wait), else 0.
+  uint64_t in_failover;
+};
+
+typedef struct pool_sentinel_stats pool_sentinel_stats_t;
 
 // See `struct pool_subscriber`.
 typedef struct pool_subscriber pool_subscriber_t;
@@ -971,6 +996,29 @@ pool_status_t pool_conn_command_ex(pool_conn_t *conn,
                                    pool_reply_t **reply_out,
                                    pool_error_t *err_out);
 
+// `WAIT numreplicas timeout_ms` on `conn`: blocks until the writes sent on this conn so
+// far have reached at least `numreplicas` replicas, or `timeout_ms` (at least 1) passed.
+// For a write that must survive a failover: a write the master acknowledged but no
+// replica received is lost when a replica is promoted (docs/sentinel.md, "Failover").
+// `*acked_out` (may be NULL) receives how many replicas have the writes.
+//
+// POOL_OK: at least `numreplicas` have them. POOL_ERR_TIMEOUT: fewer did within
+// `timeout_ms`; the writes are applied on the master (this is no undo), but a failover
+// may lose them. POOL_ERR_IO with the server's text when it refuses WAIT (a replica, an
+// ACL without it); the conn stays good. The reply is awaited `timeout_ms` plus the pool's
+// read_timeout_ms (an I/O failure or timeout marks the conn bad, as pool_conn_command's).
+// POOL_ERR_INVALID_ARG for a NULL or not checked-out conn, `numreplicas` < 0 or
+// `timeout_ms` < 1. On a cluster conn, WAIT goes to the conn's own node: it covers
+// the writes sent there, not those a redirect sent to another node. Costs one round trip
+// plus the replicas' acknowledgement (a replica acknowledges within a millisecond on a
+// LAN; see the docs for the measured throughput). The thread that holds the conn calls
+// this.
+pool_status_t pool_conn_wait_replicas(pool_conn_t *conn,
+                                      int numreplicas,
+                                      int64_t timeout_ms,
+                                      int *acked_out,
+                                      pool_error_t *err_out);
+
 // Sends `ncmds` commands on `conn` in one write, then reads their `ncmds` replies (a
 // pipeline, as hiredis's redisAppendCommandArgv then redisGetReply, or go-redis's
 // Pipeline). Command `i` has `argcs[i]` arguments `argvs[i][j]` of `argvlens[i][j]` bytes;
@@ -1284,16 +1332,24 @@ pool_status_t pool_sentinel_options_init_size(pool_sentinel_options_t *sopts, si
 // New conns go to the address the sentinels give for `SENTINEL GET-MASTER-ADDR-BY-NAME`
 // (asked on the first dial, bounded by dial_timeout_ms), and each is checked with `ROLE`
 // after the session set-up: a node that is not a master is refused (a dial error, retried
-// as any dial) and the sentinels are asked again. A watcher thread ("redispool-sentinel")
-// subscribes to `+switch-master` on one sentinel (the next one on error, after a backoff
-// of at most 2 s) and asks it for the master every `poll_interval_ms`. When the master
-// changes, every conn to the old one is retired before the new address is reported by
-// pool_sentinel_master_addr: idle conns are closed at once, conns checked out are closed
-// when put (pool_put acts as pool_remove), and a dial in flight is discarded when it
-// lands; such conns count in pool_stats_t.stale_conns. A get that begins after the switch
-// is seen never gets a conn to the old master. A command answered with a READONLY error
-// (the master was demoted under the conn) marks the conn bad: pool_put removes it and the
-// sentinels are asked again.
+// as any dial). Watcher threads (all named "redispool-sentinel"; a listener per
+// sentinel, reconnecting after a backoff of at most 2 s, and a resolver) follow the
+// sentinels' failover events and ask them for the master every `poll_interval_ms`.
+//
+// Failover: on the first sign that the master is being replaced (`+selected-slave`,
+// `+failover-state-send-slaveof-noone`, `+promoted-slave` or `+switch-master` from any
+// sentinel, a READONLY reply, a new conn whose ROLE is not master, a poll naming another
+// master) the pool stops handing out conns to it at once: every conn is retired (idle
+// conns closed; conns checked out refuse further commands with POOL_ERR_BAD_CONN and are
+// closed when put, as pool_remove; dials in flight discarded when they land; counted in pool_stats_t.stale_conns and
+// pool_sentinel_stats_t.conns_retired) and new gets wait, within their own
+// pool_timeout_ms (their dials within dial_timeout_ms), until the node being promoted
+// answers ROLE as master; then the pool resumes there. The old master is not written to
+// after the sign, so writes it would have thrown away when demoted are not lost; what is
+// left is what it acknowledged but had not replicated at the promotion (see
+// pool_conn_wait_replicas, and docs/sentinel.md, "Failover"). A dial to the master that
+// fails pauses the pool the same way (gets wait while the sentinels promote a replica),
+// but may end on the same master once it answers again.
 //
 // `node_opts` configures the master conns exactly as for pool_new (pool size, timeouts,
 // password, db, protocol, ...); NULL means pool_options_init defaults. Its `addr` and
@@ -1301,9 +1357,9 @@ pool_status_t pool_sentinel_options_init_size(pool_sentinel_options_t *sopts, si
 // copied. The sentinels are not contacted here (the first get does), so this never
 // blocks. On success stores an ordinary pool in `*pool_out`: every Pooler function works
 // on it (sticky and single pools too); release it with pool_free, which also stops the
-// watcher thread (within about 100 ms; it is not joined). Invalid options ->
+// watcher threads (within about 100 ms; they are not joined). Invalid options ->
 // POOL_ERR_INVALID_ARG naming the field. In a forked child the pool forgets the parent's
-// state on first use and starts its own watcher. Any thread.
+// state on first use and starts its own watchers. Any thread.
 pool_status_t pool_sentinel_new(const pool_sentinel_options_t *sopts,
                                 const pool_options_t *node_opts,
                                 pool_t **pool_out,
@@ -1322,6 +1378,14 @@ pool_status_t pool_sentinel_master_addr(const pool_t *pool,
                                         char *buf,
                                         size_t cap,
                                         pool_error_t *err_out);
+
+// Failover figures of a pool made by pool_sentinel_new into `*stats_out`: set
+// `stats_out->struct_size` to sizeof(pool_sentinel_stats_t) (or 0, the same) first; only
+// that many bytes are written. POOL_ERR_INVALID_ARG for NULLs or a pool that is not a
+// sentinel pool. `err_out` may be NULL. Any thread; never blocks on I/O.
+pool_status_t pool_sentinel_stats(const pool_t *pool,
+                                  pool_sentinel_stats_t *stats_out,
+                                  pool_error_t *err_out);
 
 // A static, NUL-terminated description of `status`; never NULL ("unknown status" for a
 // value this library does not define). Any thread.

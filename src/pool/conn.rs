@@ -4,6 +4,8 @@ use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::ClientConnection;
@@ -124,6 +126,10 @@ struct ConnState {
     /// A READONLY error reply marks the conn broken: on a pool that follows a failover
     /// (sentinel), such a conn talks to a demoted master (go-redis closes it too).
     close_on_readonly: bool,
+    /// On a pool whose target changes (a dial source: sentinel), the pool's retire epoch:
+    /// once it differs from `epoch`, the conn's commands are refused (its node is being
+    /// replaced), before the conn is even given back. None elsewhere.
+    retire_signal: Option<Arc<AtomicU64>>,
     /// A token a layer above the pool keeps here for the conn's lifetime: the C ABI's
     /// handle-table slot, reserved on its first checkout through the C ABI and released
     /// when the conn is closed (`HandleToken`).
@@ -179,6 +185,10 @@ pub(crate) const SESSION_CHANGED_REASON: &str = "commands on the conn changed th
 /// failovers; `ConnPool::remove` recognises it by this prefix.
 pub(crate) const READONLY_REASON: &str =
     "READONLY reply: the server is a replica now (failover); the conn is closed";
+
+/// Why a command on a conn retired by a failover is refused.
+pub(crate) const RETIRED_REASON: &str = "the master is being replaced (failover): the conn \
+     was retired and takes no more commands; give it back and get another";
 
 /// Commands whose replies are RESP3 pushes (one per channel): SUBSCRIBE and its kin.
 fn replies_are_pushes(name: &[u8]) -> bool {
@@ -288,6 +298,7 @@ impl Conn {
             broken: None,
             epoch: 0,
             close_on_readonly: false,
+            retire_signal: None,
             handle_token: None,
             tls: None,
             kept: None,
@@ -338,10 +349,29 @@ impl Conn {
         self.s.epoch
     }
 
-    /// Records the retire epoch and the READONLY policy; set once, at dial time.
-    pub(crate) fn set_failover_state(&mut self, epoch: u64, close_on_readonly: bool) {
+    /// Records the retire epoch, the READONLY policy and the pool's retire signal (see
+    /// `ConnState::retire_signal`); set once, at dial time.
+    pub(crate) fn set_failover_state(
+        &mut self,
+        epoch: u64,
+        close_on_readonly: bool,
+        retire_signal: Option<Arc<AtomicU64>>,
+    ) {
         self.s.epoch = epoch;
         self.s.close_on_readonly = close_on_readonly;
+        self.s.retire_signal = retire_signal;
+    }
+
+    /// Refuses a command on a conn its pool retired (a failover began): its node is being
+    /// replaced, and a write there may be thrown away.
+    #[inline]
+    fn check_not_retired(&self) -> Result<(), Error> {
+        match &self.s.retire_signal {
+            Some(sig) if sig.load(Ordering::Relaxed) != self.s.epoch => {
+                Err(Error::BadConn(RETIRED_REASON.into()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Unique within its pool, never reused.
@@ -605,6 +635,38 @@ impl Conn {
         self.command_full(args, None, Some(read))
     }
 
+    /// `WAIT numreplicas timeout`: blocks until the writes sent on this conn so far have
+    /// reached at least `numreplicas` replicas, or `timeout` passed (Redis counts it; the
+    /// read deadline is that plus the conn's read timeout, so a slow reply to a WAIT that
+    /// ended on time does not break the conn). Ok(n): `n` replicas have the writes; fewer
+    /// than `numreplicas` means the timeout passed first (the writes are applied on the
+    /// master, but a failover may lose them). A Redis error reply (WAIT on a replica, an
+    /// ACL without WAIT) is `Error::Io` with its text; the conn stays good. For a write
+    /// that must outlive a failover (docs/sentinel.md, "Failover").
+    pub fn wait_replicas(&mut self, numreplicas: u32, timeout: Duration) -> Result<u32, Error> {
+        let ms = timeout.as_millis().clamp(1, i64::MAX as u128);
+        let read = timeout
+            .checked_add(self.timeouts().0.unwrap_or(Duration::from_secs(1)))
+            .unwrap_or(Duration::MAX);
+        let n = numreplicas.to_string();
+        let t = ms.to_string();
+        match self.command_full(
+            &[b"WAIT", n.as_bytes(), t.as_bytes()],
+            None,
+            Some(Some(read)),
+        )? {
+            Reply::Integer(k) => Ok(u32::try_from(k.max(0)).unwrap_or(u32::MAX)),
+            Reply::Error(e) => Err(Error::Io(format!(
+                "redis: WAIT refused: {}",
+                String::from_utf8_lossy(&e[..e.len().min(200)])
+            ))),
+            other => Err(Error::Protocol(format!(
+                "redis: WAIT: unexpected reply {}",
+                other.summary()
+            ))),
+        }
+    }
+
     /// Sends `cmds` in one write, then reads one reply per command, handing each to
     /// `on_reply` as it arrives (a Redis error reply is a reply: it does not stop the
     /// rest). `read` (when Some) is the call's read timeout instead of the pool's (None
@@ -622,6 +684,7 @@ impl Conn {
         if let Some(why) = &self.s.broken {
             return Err((0, Error::BadConn(why.to_string())));
         }
+        self.check_not_retired().map_err(|e| (0, e))?;
         if self.is_inherited() {
             return Err((
                 0,
@@ -895,6 +958,7 @@ impl Conn {
         if let Some(why) = &self.s.broken {
             return Err(Error::BadConn(why.to_string()));
         }
+        self.check_not_retired()?;
         if self.is_inherited() {
             return Err(Error::BadConn(
                 "the conn was opened before fork(): the parent process owns its session".into(),

@@ -104,6 +104,10 @@ struct Inner {
     epoch: AtomicU64,
     /// Conns closed because `retire_all` retired them (also counted as stale).
     retired: AtomicU64,
+    /// `epoch` again, shared with the conns of a pool with a dial source, so that a
+    /// checked-out conn refuses commands once retired (`Conn::check_not_retired`). Not
+    /// `epoch` itself: put reads that one inline, without an indirection.
+    retire_signal: Option<Arc<AtomicU64>>,
     /// `opts.overtake_window` in ns; 0 = strict first come, first served.
     overtake_ns: u64,
 }
@@ -350,7 +354,8 @@ impl ConnPool {
         let conn = self.check_owner(conn)?;
         let inner = self.inner();
         if let Some(s) = inner.opts.dialer.source() {
-            if conn.broken_reason() == Some(READONLY_REASON) {
+            // A conn retired already (dialed before the target changed) brings no news.
+            if conn.broken_reason() == Some(READONLY_REASON) && inner.is_current(&conn) {
                 s.note_readonly();
             }
         }
@@ -557,6 +562,8 @@ impl Inner {
             .leak_detection_threshold
             .map(|_| Mutex::new(HashMap::new()));
         let opts_overtake_ns = opts.overtake_window.map_or(0, |w| clock::ns(w).max(1));
+        let retire_signal =
+            matches!(opts.dialer, Dialer::Source(_)).then(|| Arc::new(AtomicU64::new(0)));
         Inner {
             limits: health::Limits::new(
                 opts.conn_max_idle_time,
@@ -587,6 +594,7 @@ impl Inner {
             next_conn_id: AtomicU64::new(next_conn_id),
             epoch: AtomicU64::new(0),
             retired: AtomicU64::new(0),
+            retire_signal,
             overtake_ns: opts_overtake_ns,
         }
     }
