@@ -9,11 +9,11 @@
  *      then the 200 replies) and checks every reply;
  *   2. sends MULTI, INCR, INCR, EXEC as one pipeline: three status/QUEUED
  *      replies, then EXEC's array of the two INCR results;
- *   3. runs BLPOP with a 1 s server-side timeout through pool_conn_command_ex,
- *      whose timeout (1 s + the pool's read timeout) replaces the pool's read
- *      timeout of 200 ms for this call only: the nil reply after 1 s is POOL_OK
+ *   3. runs BLPOP with a 2 s server-side timeout through pool_conn_command_ex,
+ *      whose timeout (2 s + the pool's read timeout) replaces the pool's read
+ *      timeout of 1 s for this call only: the nil reply after 2 s is POOL_OK
  *      and the conn stays good (plain pool_conn_command would fail with
- *      POOL_ERR_IO after 200 ms and the conn would be removed on pool_put);
+ *      POOL_ERR_IO after 1 s and the conn would be removed on pool_put);
  * then gives it back and checks that the pool kept it. Exits 0 only if every
  * check passed.
  *
@@ -27,8 +27,8 @@
 #include "redispool.h"
 
 #define PAIRS 100
-#define READ_TIMEOUT_MS 200
-#define BLPOP_SECONDS 1
+#define READ_TIMEOUT_MS 1000
+#define BLPOP_SECONDS 2
 
 static int failures;
 

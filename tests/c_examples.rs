@@ -45,9 +45,19 @@ fn basic_static() {
 
 #[test]
 fn basic_reports_dial_failure_with_the_address() {
-    // Nothing listens on a port that was just free: the first get must fail to
-    // dial and the example must say so and exit non-zero.
-    let addr = format!("127.0.0.1:{}", common::free_port());
+    // Nothing listens on the port: the first get must fail to dial and the example must
+    // say so and exit non-zero. The port is held by a socket bound but never listening
+    // (a connect is refused), so no server another test starts can take it meanwhile.
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    held.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    let port = held.local_addr().unwrap().as_socket().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
     let exe = build_c(
         "basic-dial-failure",
         &["examples-c/basic.c"],
@@ -140,7 +150,7 @@ fn run_pipeline(link: Link, name: &str) {
     assert_stdout_has(&output, "transaction: exec=[1, 2]\n");
     assert_stdout_has(
         &output,
-        "blpop: status=ok reply=nil timeout_ms=1200 read_timeout_ms=200\n",
+        "blpop: status=ok reply=nil timeout_ms=3000 read_timeout_ms=1000\n",
     );
     assert_stdout_has(&output, "after put: total_conns=1 idle_conns=1\n");
     assert_stdout_has(&output, "\nOK\n");
