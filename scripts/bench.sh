@@ -8,7 +8,7 @@
 # bench-results/throughput.png; then TLS (bench-results/tls.md) and failover under
 # load (bench-results/failover.md).
 #
-#   scripts/bench.sh            # full run (about 5 minutes on 2 cores)
+#   scripts/bench.sh            # full run (about 10 minutes on 2 cores, 6 of them failover)
 #   scripts/bench.sh --quick    # short smoke run
 #   REDISPOOL_GOREDIS_V9=v9.24.0 scripts/bench.sh   # pin go-redis v9 (default: latest)
 #   REDISPOOL_BENCH_PYTHON=1 scripts/bench.sh   # also the Python binding vs redis-py
