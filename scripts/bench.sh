@@ -5,9 +5,10 @@
 # redis-server against dedicated per-thread conns (and the go-redis v9 client, and
 # redis-benchmark), allocations and memory per conn, system calls per Get+Put,
 # overload fairness. Prints the tables and writes bench-results/results.md and
-# bench-results/throughput.png.
+# bench-results/throughput.png; then TLS (bench-results/tls.md) and failover under
+# load (bench-results/failover.md).
 #
-#   scripts/bench.sh            # full run (about 5 minutes on 2 cores)
+#   scripts/bench.sh            # full run (about 10 minutes on 2 cores, 6 of them failover)
 #   scripts/bench.sh --quick    # short smoke run
 #   REDISPOOL_GOREDIS_V9=v9.24.0 scripts/bench.sh   # pin go-redis v9 (default: latest)
 #   REDISPOOL_BENCH_PYTHON=1 scripts/bench.sh   # also the Python binding vs redis-py
@@ -42,6 +43,36 @@ echo "results: $(pwd)/bench-results/ (results.md, throughput.png)"
 install_missing "openssl:openssl"
 cargo bench --bench tls -- "$@"
 echo "TLS results: $(pwd)/bench-results/tls.md"
+
+# Failover (tests/failover.rs, issue 24): the scenarios the README test command runs
+# briefly, each with REDISPOOL_FAILOVER_SECS (default 30) of load of 8 INCR threads
+# before the failover and again after it, against a real master + replica + 3 sentinels
+# or a 3+3 Redis Cluster started on loopback; each scenario appends its row to
+# bench-results/failover.md. --quick: 5 s.
+failover_secs="${REDISPOOL_FAILOVER_SECS:-30}"
+for a in "$@"; do
+    if [ "$a" = --quick ]; then failover_secs="${REDISPOOL_FAILOVER_SECS:-5}"; fi
+done
+mkdir -p bench-results
+report="$(pwd)/bench-results/failover.md"
+{
+    echo "# Failover under load"
+    echo
+    echo "8 threads of INCR on their own keys, ${failover_secs} s of load before the failover and"
+    echo "again after it (and after the reshard), every key read back at the end."
+    echo "Commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(date -u +%Y-%m-%dT%H:%MZ), nproc $(nproc)."
+    echo
+    echo "| scenario | acknowledged writes | acknowledged writes lost | errors returned | longest pause |"
+    echo "|---|---|---|---|---|"
+} >"$report"
+REDISPOOL_FAILOVER_SECS="$failover_secs" REDISPOOL_FAILOVER_REPORT="$report" \
+    cargo test --release --test failover -- --test-threads=1 --exact \
+    sentinel_failover_loses_no_acknowledged_write \
+    sentinel_master_sigkilled \
+    cluster_graceful_failover_and_reshard_lose_nothing \
+    cluster_failover_force \
+    cluster_master_sigkilled
+echo "failover results: $report"
 
 # Optional: the Python binding against redis-py's ConnectionPool (with hiredis),
 # PING/s from 8 threads. Needs PyPI (redis, hiredis go into a venv under target/).

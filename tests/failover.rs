@@ -16,6 +16,12 @@
 //! - Redis Cluster (3 masters with a replica each): `CLUSTER FAILOVER` (graceful, the old
 //!   master pauses its clients) and a reshard lose nothing; `CLUSTER FAILOVER FORCE` and a
 //!   SIGKILLed master are measured (the client follows MOVED to the new owner).
+//!
+//! Run length: by default (the README test command) each phase of load lasts until every
+//! thread acknowledged 200 INCRs, a second or so. `scripts/bench.sh` runs the same
+//! scenarios longer: `REDISPOOL_FAILOVER_SECS=N` keeps the load running N more seconds
+//! before the failover and again after it, and `REDISPOOL_FAILOVER_REPORT=FILE` appends
+//! each scenario's row (a Markdown table row) to FILE (`bench-results/failover.md`).
 
 mod common;
 
@@ -117,6 +123,16 @@ impl Load {
             .collect()
     }
 
+    /// One phase of load: every thread acknowledges `more` INCRs beyond what it had, then,
+    /// in a long run (`REDISPOOL_FAILOVER_SECS`), the load goes on for that long.
+    fn phase(&self, more: u64, what: &str) {
+        self.await_progress(&self.acked(), more, what);
+        if let Some(d) = long_run() {
+            thread::sleep(d);
+            self.await_progress(&self.acked(), 1, what);
+        }
+    }
+
     /// Waits (bounded) until every thread acknowledged `more` INCRs beyond `from`.
     fn await_progress(&self, from: &[u64], more: u64, what: &str) {
         let end = Instant::now() + LIMIT;
@@ -170,6 +186,17 @@ fn tally(counts: &[ThreadCounts], values: &[i64]) -> Row {
     row
 }
 
+/// `REDISPOOL_FAILOVER_SECS`: how long each phase of load lasts beyond its 200 INCRs per
+/// thread (unset: no longer, the short run of the README test command).
+fn long_run() -> Option<Duration> {
+    let v = std::env::var("REDISPOOL_FAILOVER_SECS").ok()?;
+    let secs: u64 = v
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("REDISPOOL_FAILOVER_SECS={v:?}: a whole number of seconds"));
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
 fn print_row(scenario: &str, r: &Row) {
     println!(
         "| {scenario} | {} of {} lost ({:.3} %) | {} | {} ms |",
@@ -179,6 +206,26 @@ fn print_row(scenario: &str, r: &Row) {
         r.errors,
         r.longest_pause.as_millis()
     );
+    // The benchmark suite's table: scenario, acknowledged writes, acknowledged writes
+    // lost, errors returned, longest pause.
+    if let Ok(path) = std::env::var("REDISPOOL_FAILOVER_REPORT") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("REDISPOOL_FAILOVER_REPORT {path}: {e}"));
+        writeln!(
+            f,
+            "| {scenario} | {} | {} ({:.3} %) | {} | {} ms |",
+            r.acked,
+            r.lost,
+            100.0 * r.lost as f64 / r.acked.max(1) as f64,
+            r.errors,
+            r.longest_pause.as_millis()
+        )
+        .unwrap_or_else(|e| panic!("REDISPOOL_FAILOVER_REPORT {path}: {e}"));
+    }
 }
 
 fn get_int(addr: &str, key: &str) -> i64 {
@@ -252,7 +299,7 @@ fn sentinel_failover_loses_no_acknowledged_write() {
     let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
     let pool = sentinel_pool(&d);
     let load = Load::start("sentinel", incr_through(&pool));
-    load.await_progress(&[0; THREADS], 200, "before the failover");
+    load.phase(200, "before the failover");
 
     let r = query(
         &d.sentinels[0].addr(),
@@ -263,7 +310,7 @@ fn sentinel_failover_loses_no_acknowledged_write() {
     let new_master = d.replica.addr();
     await_pool_on(&pool, &new_master, &d);
     // Every thread writes on the new master for a while.
-    load.await_progress(&load.acked(), 200, "after the failover");
+    load.phase(200, "after the failover");
     let (keys, counts) = load.finish();
 
     let values: Vec<i64> = keys.iter().map(|k| get_int(&new_master, k)).collect();
@@ -300,7 +347,7 @@ fn sentinel_failover_conns_held_across_it_lose_nothing() {
     let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
     let pool = sentinel_pool(&d);
     let load = Load::start("held", incr_on_held_conn(&pool));
-    load.await_progress(&[0; THREADS], 200, "before the failover");
+    load.phase(200, "before the failover");
     let r = query(
         &d.sentinels[1].addr(),
         &["SENTINEL", "FAILOVER", MASTER_NAME],
@@ -309,7 +356,7 @@ fn sentinel_failover_conns_held_across_it_lose_nothing() {
     assert_eq!(text(&r), "OK", "SENTINEL FAILOVER: {r:?}");
     let new_master = d.replica.addr();
     await_pool_on(&pool, &new_master, &d);
-    load.await_progress(&load.acked(), 200, "after the failover");
+    load.phase(200, "after the failover");
     let (keys, counts) = load.finish();
     let values: Vec<i64> = keys.iter().map(|k| get_int(&new_master, k)).collect();
     let row = tally(&counts, &values);
@@ -332,7 +379,7 @@ fn sentinel_master_sigkilled() {
     let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
     let pool = sentinel_pool(&d);
     let load = Load::start("sigkill", incr_through(&pool));
-    load.await_progress(&[0; THREADS], 200, "before the kill");
+    load.phase(200, "before the kill");
 
     let pid = d.master.pid().to_string();
     let killed = std::process::Command::new("kill")
@@ -342,7 +389,7 @@ fn sentinel_master_sigkilled() {
     assert!(killed.success());
     let new_master = d.replica.addr();
     await_pool_on(&pool, &new_master, &d);
-    load.await_progress(&load.acked(), 200, "after the failover");
+    load.phase(200, "after the failover");
     let (keys, counts) = load.finish();
 
     let values: Vec<i64> = keys.iter().map(|k| get_int(&new_master, k)).collect();
@@ -457,13 +504,13 @@ fn cluster_graceful_failover_and_reshard_lose_nothing() {
     let h = ClusterHarness::start(3, 1);
     let c = cluster_client(&h);
     let load = Load::start("cluster-graceful", incr_cluster(&c));
-    load.await_progress(&[0; THREADS], 200, "before the failover");
+    load.phase(200, "before the failover");
     let key = load.keys[0].clone();
     let victim = h.master_of_key(key.as_bytes());
     let replica = h.replicas_of(&victim)[0].clone();
     assert_eq!(h.command(&replica, &["CLUSTER", "FAILOVER"]), "OK");
     await_owner(&h, &key, &replica);
-    load.await_progress(&load.acked(), 200, "after the failover");
+    load.phase(200, "after the failover");
     // A reshard under load: the slot of another key moves to another master.
     let moved = load.keys[1].clone();
     let slot = key_slot(moved.as_bytes());
@@ -475,7 +522,7 @@ fn cluster_graceful_failover_and_reshard_lose_nothing() {
         .expect("another master")
         .addr;
     h.migrate_slot(slot, &to);
-    load.await_progress(&load.acked(), 200, "after the reshard");
+    load.phase(200, "after the reshard");
     let keys = load.keys.clone();
     let (_, counts) = load.finish();
     let row = tally(&counts, &cluster_values(&h, &keys));
@@ -491,13 +538,13 @@ fn cluster_failover_force() {
     let h = ClusterHarness::start(3, 1);
     let c = cluster_client(&h);
     let load = Load::start("cluster-force", incr_cluster(&c));
-    load.await_progress(&[0; THREADS], 200, "before the failover");
+    load.phase(200, "before the failover");
     let key = load.keys[0].clone();
     let victim = h.master_of_key(key.as_bytes());
     let replica = h.replicas_of(&victim)[0].clone();
     assert_eq!(h.command(&replica, &["CLUSTER", "FAILOVER", "FORCE"]), "OK");
     await_owner(&h, &key, &replica);
-    load.await_progress(&load.acked(), 200, "after the failover");
+    load.phase(200, "after the failover");
     let keys = load.keys.clone();
     let (_, counts) = load.finish();
     let row = tally(&counts, &cluster_values(&h, &keys));
@@ -512,12 +559,12 @@ fn cluster_master_sigkilled() {
     let h = ClusterHarness::start(3, 1);
     let c = cluster_client(&h);
     let load = Load::start("cluster-kill", incr_cluster(&c));
-    load.await_progress(&[0; THREADS], 200, "before the kill");
+    load.phase(200, "before the kill");
     let key = load.keys[0].clone();
     let victim = h.master_of_key(key.as_bytes());
     let promoted = h.kill_master_and_await_failover(&victim);
     await_owner(&h, &key, &promoted);
-    load.await_progress(&load.acked(), 200, "after the failover");
+    load.phase(200, "after the failover");
     let keys = load.keys.clone();
     let (_, counts) = load.finish();
     let row = tally(&counts, &cluster_values(&h, &keys));
@@ -721,7 +768,7 @@ fn sentinel_failover_over_tls_loses_no_acknowledged_write() {
     opts.tls = Some(Arc::new(TlsConfig::new(&settings).expect("TLS config")));
     let pool = ConnPool::new(opts).expect("pool");
     let load = Load::start("tls", incr_through(&pool));
-    load.await_progress(&[0; THREADS], 200, "before the failover");
+    load.phase(200, "before the failover");
     let r = query(
         &d.sentinels[2].addr(),
         &["SENTINEL", "FAILOVER", MASTER_NAME],
@@ -730,7 +777,7 @@ fn sentinel_failover_over_tls_loses_no_acknowledged_write() {
     assert_eq!(text(&r), "OK", "SENTINEL FAILOVER: {r:?}");
     let new_master = format!("127.0.0.1:{}", d.replica_tls_port.expect("TLS"));
     await_pool_on(&pool, &new_master, &d);
-    load.await_progress(&load.acked(), 200, "after the failover");
+    load.phase(200, "after the failover");
     let (keys, counts) = load.finish();
     let values: Vec<i64> = keys.iter().map(|k| get_int(&d.replica.addr(), k)).collect();
     let row = tally(&counts, &values);
