@@ -14,11 +14,16 @@ use crate::redis::io::{self, IoError};
 use crate::redis::resp::{Parser, Reply, ReplyLimits};
 use crate::redis::{HandshakeError, Session};
 
+mod started;
+pub use started::{Progress, Want};
+
 /// The conn's own Redis I/O state, made on first use so a conn only ever used through its
 /// fd pays nothing for it.
 struct ConnIo {
     parser: Parser,
     out: Vec<u8>,
+    /// The command started without waiting (`Conn::start`), kept for reuse.
+    started: started::Started,
 }
 
 impl ConnIo {
@@ -26,6 +31,7 @@ impl ConnIo {
         Box::new(ConnIo {
             parser: Parser::with_limits(limits),
             out: Vec::new(),
+            started: started::Started::default(),
         })
     }
 }
@@ -102,6 +108,9 @@ const PEEK_FD_LENT: u8 = 1;
 /// check peeks it even inside `health_check_bypass`, and so does its first command (a conn
 /// dialed for a get is handed out without a health check). Once per conn.
 const PEEK_FRESH: u8 = 2;
+/// `ConnState::peek`: a command was started without waiting (`Conn::start`) and is not
+/// finished: the conn's blocking commands and raw I/O are refused until it is.
+const PEEK_STARTED: u8 = 4;
 
 /// `ConnState::session`: SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE was sent (subscribe mode; kept
 /// after the UNSUBSCRIBEs too: which channels are left is not tracked).
@@ -115,6 +124,9 @@ const SESSION_DB: u8 = 8;
 /// `ConnState::session`: a command that changes what the pool set up, or what the server
 /// sends: CLIENT REPLY OFF|SKIP, HELLO, AUTH, RESET (which undoes the set-up).
 const SESSION_OTHER: u8 = 16;
+/// `ConnState::session`: a command started without waiting is unfinished: its reply is
+/// on the way, so a conn given back now is closed, never pooled.
+const SESSION_STARTED: u8 = 32;
 
 /// Why a conn given back was closed when `Conn::session_changed`.
 pub(crate) const SESSION_CHANGED_REASON: &str = "commands on the conn changed the session the \
@@ -313,6 +325,9 @@ impl Conn {
         }
         if let Some(why) = &self.s.broken {
             return Err(Error::BadConn(why.to_string()));
+        }
+        if self.s.peek & PEEK_STARTED != 0 {
+            return Err(started::unfinished());
         }
         Ok(())
     }
@@ -526,6 +541,9 @@ impl Conn {
         if let Some(why) = &self.s.broken {
             return Err((0, Error::BadConn(why.to_string())));
         }
+        if self.s.peek & PEEK_STARTED != 0 {
+            return Err((0, started::unfinished()));
+        }
         if self.is_inherited() {
             return Err((
                 0,
@@ -647,6 +665,9 @@ impl Conn {
             ));
         }
         if self.s.peek != 0 {
+            if self.s.peek & PEEK_STARTED != 0 {
+                return Err(started::unfinished());
+            }
             self.check_in_step()?;
         }
         let (rt, wt) = self.timeouts();
