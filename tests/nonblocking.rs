@@ -180,31 +180,57 @@ fn tls_pool(srv: &TlsServer, extra: &str) -> CPool {
     ))
 }
 
-/// A value far larger than the socket buffers is sent (WANT_WRITE on the way) and read
-/// back (many WANT_READs), then 16 conns each run a command and are finished from one
-/// thread in whatever order their fds become ready.
-fn round_trips(pool: &CPool) {
+/// Stops (SIGSTOP) or resumes (SIGCONT) the server, so that the socket fills up for sure.
+fn signal(pid: u32, sig: c_int) {
+    // SAFETY: a signal to the test's own child process.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
+}
+
+/// A value far larger than the socket buffers is sent to a stopped server (POOL_WANT_WRITE,
+/// then POOL_ERR_WOULD_BLOCK for writing) and read back (POOL_ERR_WOULD_BLOCK for reading
+/// once the server stops again mid-reply), then 16 conns each run a command and are
+/// finished from one thread in whatever order their fds become ready.
+fn round_trips(pool: &CPool, server_pid: u32) {
     let conn = pool.get(-1).unwrap();
     let big: Vec<u8> = (0..24 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    signal(server_pid, libc::SIGSTOP);
     let (st, want, msg) = start(&conn, &[b"SET", b"nb:big", &big], -1);
     assert_eq!(st, POOL_OK, "{msg}");
-    assert_eq!(want, POOL_WANT_WRITE, "24 MiB fit in the socket at once?");
+    assert_eq!(
+        want, POOL_WANT_WRITE,
+        "24 MiB fit in the socket of a stopped server?"
+    );
     assert_eq!(pool_conn_started(conn.0), 1);
-    let (res, blocked) = finish_polling(&conn, want);
+    let (st, w, _) = finish_once(&conn).unwrap_err();
+    assert_eq!((st, w), (POOL_ERR_WOULD_BLOCK, POOL_WANT_WRITE));
+    signal(server_pid, libc::SIGCONT);
+    let (res, _) = finish_polling(&conn, want);
     assert_eq!(res.unwrap(), "OK");
-    assert!(blocked[1] > 0, "never waited to write: {blocked:?}");
     assert_eq!(pool_conn_started(conn.0), 0);
     let (st, want, _) = start(&conn, &[b"GET", b"nb:big"], -1);
     assert_eq!((st, want), (POOL_OK, POOL_WANT_READ));
-    let (res, blocked) = finish_polling(&conn, want);
+    assert!(poll_fd(conn.fd(), want, 10_000), "no reply within 10 s");
+    signal(server_pid, libc::SIGSTOP);
+    // The server is stopped mid-reply (24 MiB do not fit in the socket buffers): what
+    // arrived is parsed, then finish says to wait for more.
+    let mut blocked = None;
+    for _ in 0..100_000 {
+        match finish_once(&conn) {
+            Err((POOL_ERR_WOULD_BLOCK, w, _)) => {
+                blocked = Some(w);
+                break;
+            }
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("24 MiB arrived whole from a stopped server"),
+        }
+    }
+    assert_eq!(blocked, Some(POOL_WANT_READ));
+    signal(server_pid, libc::SIGCONT);
+    let (res, _) = finish_polling(&conn, POOL_WANT_READ);
     let got = res.unwrap();
     assert!(
         got.as_bytes() == big.as_slice(),
         "the value came back different"
-    );
-    assert!(
-        blocked[0] > 0,
-        "24 MiB arrived before the first finish? {blocked:?}"
     );
     // The conn is good for blocking commands again, and pooled on put.
     assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
@@ -312,13 +338,13 @@ fn pipelines(pool: &CPool) {
 #[test]
 fn nonblocking_round_trips_plain() {
     let srv = RedisServer::start();
-    round_trips(&plain_pool(&srv, ""));
+    round_trips(&plain_pool(&srv, ""), srv.pid());
 }
 
 #[test]
 fn nonblocking_round_trips_tls() {
     let srv = TlsServer::start();
-    round_trips(&tls_pool(&srv, ""));
+    round_trips(&tls_pool(&srv, ""), srv.server.pid());
 }
 
 #[test]
