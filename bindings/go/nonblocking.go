@@ -155,12 +155,23 @@ func (cn *Conn) state() *connState {
 	return cs
 }
 
-// release drops a kept Conn's reference to its pool once it is given back:
+// release drops a kept Conn's reference to its pool p as it is given back:
 // the connState is reachable from its cgo.Handle for the conn's whole life,
-// and must not keep an unused Pool (and its finalizer) alive.
-func (cn *Conn) release() {
-	if cn.cs != nil && cn == &cn.cs.conn {
+// and must not keep an unused Pool (and its finalizer) alive. Done before
+// the put (another goroutine may get the conn the moment it is back); true
+// when it dropped it, for unrelease.
+func (cn *Conn) release(p *Pool) bool {
+	if cn.cs != nil && cn == &cn.cs.conn && cn.pool == p {
 		cn.pool = nil
+		return true
+	}
+	return false
+}
+
+// unrelease undoes release after a put or remove that was refused.
+func (cn *Conn) unrelease(p *Pool, released bool) {
+	if released {
+		cn.pool = p
 	}
 }
 

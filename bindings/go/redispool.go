@@ -289,12 +289,13 @@ func (p *Pool) Put(cn *Conn) error {
 	if cn == nil {
 		return statusError(C.POOL_ERR_INVALID_ARG, "put: nil conn")
 	}
+	kept := cn.release(p)
 	st := C.pool_put(p.p, cn.h)
 	runtime.KeepAlive(p)
 	if st != C.POOL_OK {
+		cn.unrelease(p, kept)
 		return statusError(st, "put")
 	}
-	cn.release()
 	return nil
 }
 
@@ -310,12 +311,13 @@ func (p *Pool) Remove(cn *Conn, reason string) error {
 		creason = C.CString(strings.ReplaceAll(reason, "\x00", " "))
 		defer C.free(unsafe.Pointer(creason))
 	}
+	kept := cn.release(p)
 	st := C.pool_remove(p.p, cn.h, creason)
 	runtime.KeepAlive(p)
 	if st != C.POOL_OK {
+		cn.unrelease(p, kept)
 		return statusError(st, "remove")
 	}
-	cn.release()
 	return nil
 }
 
