@@ -117,6 +117,50 @@
 // address of at most 261 characters and its NUL).
 #define POOL_SENTINEL_ADDR_LEN 272
 
+// A message published to a channel subscribed to: `channel`, `payload`.
+#define POOL_MSG_MESSAGE 1
+
+// A message published to a channel matching a pattern: `pattern`, `channel`, `payload`.
+#define POOL_MSG_PMESSAGE 2
+
+// A message published to a shard channel (SPUBLISH): `channel`, `payload`.
+#define POOL_MSG_SMESSAGE 3
+
+// SUBSCRIBE confirmed for `channel`; `count` = subscriptions on that conn.
+#define POOL_MSG_SUBSCRIBE 4
+
+// PSUBSCRIBE confirmed for the pattern in `channel`; `count` as above.
+#define POOL_MSG_PSUBSCRIBE 5
+
+// SSUBSCRIBE confirmed for `channel`; `count` as above.
+#define POOL_MSG_SSUBSCRIBE 6
+
+// UNSUBSCRIBE confirmed for `channel` (NULL when there was none); `count` = left.
+#define POOL_MSG_UNSUBSCRIBE 7
+
+// PUNSUBSCRIBE confirmed; as above.
+#define POOL_MSG_PUNSUBSCRIBE 8
+
+// SUNSUBSCRIBE confirmed (also sent by the server when a shard channel's slot moves).
+#define POOL_MSG_SUNSUBSCRIBE 9
+
+// The answer to a PING you sent yourself: `payload`.
+#define POOL_MSG_PONG 10
+
+// The subscriber's conn was lost (the server closed it, restarted, or a ping failed) and a
+// new conn now carries every subscription: messages published in between were missed.
+// `count` = resubscriptions so far (pool_subscriber_resubscribes), `payload` = why the
+// old conn was lost. Comes before the new conn's subscribe confirmations.
+#define POOL_MSG_RESUBSCRIBED 11
+
+// Any other push the server sent (e.g. a RESP3 client tracking "invalidate"): the whole
+// frame in `reply`.
+#define POOL_MSG_PUSH 12
+
+// An error reply in the stream (a refused SUBSCRIBE, a MOVED for an SSUBSCRIBE, which is
+// then subscribed again where the slot is now): the text in `payload`.
+#define POOL_MSG_ERROR 13
+
 // A pooler: a connection pool (pool_new, pool_new_url), a single-conn pool
 // (pool_single_new) or a sticky pool (pool_sticky_new). Every pool_* function of the
 // Pooler interface works on all three. Opaque.
@@ -132,6 +176,11 @@ struct pool_cluster;
 // One checked-out connection. Opaque: the handle is not a memory address, so a stale
 // handle (after put/remove) is detected by every function instead of dereferenced.
 struct pool_conn;
+
+// A subscriber: SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE on conns of its own, and the messages
+// they bring. Opaque. Used by one thread at a time (it may move between threads), except
+// pool_subscriber_fd and pool_subscriber_resubscribes, which any thread may call.
+struct pool_subscriber;
 
 // See `struct pool_cancel`.
 typedef struct pool_cancel pool_cancel_t;
@@ -403,12 +452,21 @@ struct pool_stats {
   // Leak detection: conns given back (put or removed) after being checked out for
   // longer than leak_detection_threshold_ms.
   uint64_t late_returns;
-  // Conns closed on their way back (put or remove) because commands sent on them
-  // through pool_conn_command changed the session the pool set up: SUBSCRIBE,
-  // PSUBSCRIBE or SSUBSCRIBE (subscribe mode), MULTI without EXEC/DISCARD, WATCH without
-  // EXEC/DISCARD/UNWATCH, SELECT of another db, CLIENT REPLY OFF|SKIP, HELLO, AUTH,
-  // RESET. Such a conn is never handed to the next user; it is also counted in
-  // removed_conns. Raw I/O on pool_conn_fd is not tracked (see pool_conn_fd).
+  // Conns whose session commands sent on them (pool_conn_command, pool_conn_pipeline)
+  // changed from the one the pool set up, and that were restored before the next user
+  // got them: SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE (subscribe mode), MULTI without
+  // EXEC/DISCARD, WATCH without EXEC/DISCARD/UNWATCH, SELECT of another db, CLIENT REPLY
+  // OFF, CLIENT TRACKING ON, HELLO, AUTH, RESET, pool_conn_keep_pushes,
+  // pool_conn_session_changed. pool_put pools such a conn, and the get that takes it
+  // sends PING, RESET (Redis 6.2+) and the set-up (HELLO / AUTH /
+  // SELECT / CLIENT SETNAME) in one write, drops whatever came before RESET's reply
+  // (messages, unread replies), and hands it out (about 30 us on loopback, against
+  // over 1 ms for closing it and dialing a new one); a conn that cannot be restored (no
+  // RESET before Redis 6.2, a timeout), or one met by pool_try_get (which never waits
+  // for a reply), is closed and counted in stale_conns. Also
+  // counted: such conns given back with pool_remove (then in removed_conns too), or
+  // to a sticky or single pool (closed). Raw I/O on pool_conn_fd is not tracked (see
+  // pool_conn_fd).
   uint64_t reset_conns;
 };
 
@@ -526,6 +584,32 @@ struct pool_sentinel_options {
 };
 
 typedef struct pool_sentinel_options pool_sentinel_options_t;
+
+// See `struct pool_subscriber`.
+typedef struct pool_subscriber pool_subscriber_t;
+
+// One message or event from pool_subscriber_receive. Owned by the caller: release with
+// pool_message_free. The strings are binary safe (use the lengths) and NUL-terminated
+// too; a field that does not apply to `kind` is NULL with length 0.
+struct pool_message {
+  // POOL_MSG_*.
+  int32_t kind;
+  const char *channel;
+  size_t channel_len;
+  // PMESSAGE: the pattern that matched.
+  const char *pattern;
+  size_t pattern_len;
+  const char *payload;
+  size_t payload_len;
+  // Subscribe kinds: subscriptions left on that conn; RESUBSCRIBED: resubscriptions so
+  // far; else 0.
+  int64_t count;
+  // PUSH: the whole frame (owned by the message); else NULL.
+  const pool_reply_t *reply;
+};
+
+// See `struct pool_message`.
+typedef struct pool_message pool_message_t;
 
 // Success.
 #define POOL_OK 0
@@ -766,9 +850,10 @@ void pool_cluster_free(pool_cluster_t *cluster);
 // POOL_ERR_PROTOCOL and mark the conn bad, rather than be returned as its reply.
 // Session state your own I/O changes (SUBSCRIBE, MULTI, WATCH, SELECT, CLIENT REPLY,
 // AUTH, HELLO) cannot be tracked: undo it (UNSUBSCRIBE, EXEC or DISCARD, UNWATCH, SELECT
-// back, or RESET) before pool_put, or give the conn back with pool_remove. The same
-// commands sent through pool_conn_command are tracked, and such a conn is closed on
-// pool_put (pool_stats_t.reset_conns).
+// back, or RESET) before pool_put, call pool_conn_session_changed (the pool restores it),
+// or give the conn back with pool_remove. The same
+// commands sent through pool_conn_command are tracked, and such a conn is restored (RESET
+// and the pool's set-up) by the get that takes it next (pool_stats_t.reset_conns).
 int pool_conn_fd(const pool_conn_t *conn);
 
 // Reads up to `len` bytes of what the server sent on `conn` into `buf`, for your own
@@ -929,6 +1014,41 @@ pool_status_t pool_conn_pipeline(pool_conn_t *conn,
                                  pool_reply_t **replies_out,
                                  size_t *nreplies_out,
                                  pool_error_t *err_out);
+
+// Client-side caching and other RESP3 pushes on a normal conn: with `keep` true, pushes
+// the server sends on this conn (CLIENT TRACKING invalidations, ...) are kept for
+// pool_conn_next_push instead of skipped, whenever the conn's own calls meet them (before
+// or right behind a reply) and when pool_conn_next_push reads them; at most 65536 are
+// kept (the oldest dropped beyond that). `keep` false drops those kept and skips them
+// again. RESP3 only (protocol=3): POOL_ERR_INVALID_ARG on a RESP2 conn, which gets no
+// pushes. Asking for pushes changes the conn's session: it is not handed to a next user
+// as it is (restored first, with tracking off; see pool_stats_t.reset_conns).
+// POOL_ERR_INVALID_ARG for NULL or a handle that is not checked out. The thread that
+// holds the conn calls this.
+pool_status_t pool_conn_keep_pushes(pool_conn_t *conn, bool keep, pool_error_t *err_out);
+
+// The oldest push kept on `conn` (see pool_conn_keep_pushes), as a POOL_REPLY_PUSH tree the
+// caller frees with pool_reply_free; when none is kept, waits for the next one to arrive,
+// at most `timeout_ms` (< 0: as long as it takes; 0: only what has already arrived).
+// POOL_ERR_TIMEOUT with `*push_out` NULL when none came (the conn stays good). A frame
+// that is not a push arriving while no command waits for it means the conn is out of
+// step: POOL_ERR_PROTOCOL, the conn is bad. An I/O failure: POOL_ERR_IO, the conn is bad.
+// On a conn that keeps no pushes, pushes that arrive are returned too (and none are
+// kept). POOL_ERR_INVALID_ARG for NULLs or a handle that is not checked out. The thread
+// that holds the conn calls this.
+pool_status_t pool_conn_next_push(pool_conn_t *conn,
+                                  int64_t timeout_ms,
+                                  pool_reply_t **push_out,
+                                  pool_error_t *err_out);
+
+// Tells the pool that your own I/O on the conn's fd (pool_conn_fd: hiredis, a raw
+// SUBSCRIBE, MULTI, SELECT ...) changed the session it set up, which it cannot see: the
+// conn is then treated as one whose commands changed it. Given back with pool_put, it is
+// restored (PING, RESET, the pool's set-up; whatever your I/O left unread is dropped)
+// by the get that takes it next, counted in pool_stats_t.reset_conns; a sticky or single
+// pool closes it instead. POOL_ERR_INVALID_ARG for NULL or a handle that is not checked
+// out. The thread that holds the conn calls this.
+pool_status_t pool_conn_session_changed(pool_conn_t *conn);
 
 // The fd for event loops: readable while pool_try_get may find a conn. Made on the
 // first call (an eventfd, non-blocking and close-on-exec); later calls return the same
@@ -1166,7 +1286,9 @@ pool_status_t pool_get_ex(pool_t *pool,
 
 // Never waits, dials or resolves: an idle conn that passes the socket checks, or
 // POOL_ERR_WOULD_BLOCK (also when callers are queued in pool_get, so they keep their turn
-// order). The ping_after_idle_ms PING is skipped (it would wait for a reply). A miss makes
+// order). The ping_after_idle_ms PING is skipped (it would wait for a reply), and an idle
+// conn whose session its last user changed is closed rather than restored (restoring
+// waits for a reply; see pool_stats_t.reset_conns). A miss makes
 // pool_notify_fd unreadable and, when the pool has room and nothing is queued, starts one
 // dial on a library thread whose conn goes to the idle list and makes the fd readable
 // (never more conns than pool_size). POOL_ERR_CLOSED after close, POOL_ERR_INVALID_ARG
@@ -1308,6 +1430,131 @@ pool_status_t pool_sentinel_master_addr(const pool_t *pool,
 // A static, NUL-terminated description of `status`; never NULL ("unknown status" for a
 // value this library does not define). Any thread.
 const char *pool_status_str(pool_status_t status);
+
+// A subscriber on `pool`: its conn is its own, dialed now with the pool's dialer and
+// session set-up (AUTH, HELLO, SELECT, CLIENT SETNAME), as pool_new_conn does (outside the
+// pool's turns, as go-redis's PubSub; it counts in pool_len and obeys max_active_conns),
+// and closed by pool_subscriber_free or when lost. Nothing is subscribed yet.
+// POOL_ERR_DIAL (or another pool_new_conn status) when the conn cannot be made;
+// POOL_ERR_CLOSED for a closed pool. Release with pool_subscriber_free. Any thread.
+pool_status_t pool_subscriber_new(pool_t *pool, pool_subscriber_t **sub_out, pool_error_t *err_out);
+
+// A subscriber on a cluster: pool_subscriber_ssubscribe sends each shard channel to the
+// master of its slot (one conn per node, made as needed), SUBSCRIBE and PSUBSCRIBE go to
+// the master of slot 0 (a cluster delivers PUBLISH to every node). A conn that is lost,
+// or an SSUBSCRIBE answered with MOVED, makes the slot map refresh and the channels go
+// where their slots are now (a POOL_MSG_RESUBSCRIBED event says so); so does a slot
+// migration, after which the old master unsubscribes the slot's shard channels (the
+// POOL_MSG_SUNSUBSCRIBE is delivered, then POOL_MSG_RESUBSCRIBED, then the new
+// master's POOL_MSG_SSUBSCRIBE). Otherwise as pool_subscriber_new. Any thread.
+pool_status_t pool_cluster_subscriber_new(pool_cluster_t *cluster,
+                                          pool_subscriber_t **sub_out,
+                                          pool_error_t *err_out);
+
+// SUBSCRIBE to `count` (at least 1) channels: `names[i]` of `lens[i]` bytes, or
+// NUL-terminated strings when `lens` is NULL. Sends the command and returns (bounded by
+// the pool's write_timeout_ms); the confirmations (POOL_MSG_SUBSCRIBE, one per channel)
+// and then the messages come through pool_subscriber_receive. The subscriptions are
+// remembered: a lost conn is replaced and resubscribed to all of them. If the conn was
+// lost, it is dialed again here (and a failure to do so is this call's status, the
+// subscription still remembered). POOL_ERR_CLOSED once the pool is closed.
+pool_status_t pool_subscriber_subscribe(pool_subscriber_t *sub,
+                                        size_t count,
+                                        const char *const *names,
+                                        const size_t *lens,
+                                        pool_error_t *err_out);
+
+// PSUBSCRIBE to `count` patterns; as pool_subscriber_subscribe (POOL_MSG_PSUBSCRIBE, then
+// POOL_MSG_PMESSAGE).
+pool_status_t pool_subscriber_psubscribe(pool_subscriber_t *sub,
+                                         size_t count,
+                                         const char *const *names,
+                                         const size_t *lens,
+                                         pool_error_t *err_out);
+
+// SSUBSCRIBE to `count` shard channels (Redis 7); as pool_subscriber_subscribe
+// (POOL_MSG_SSUBSCRIBE, then POOL_MSG_SMESSAGE). On a cluster subscriber each channel goes
+// to the master of its slot (channels of several slots are fine: one command per node).
+pool_status_t pool_subscriber_ssubscribe(pool_subscriber_t *sub,
+                                         size_t count,
+                                         const char *const *names,
+                                         const size_t *lens,
+                                         pool_error_t *err_out);
+
+// UNSUBSCRIBE from `count` channels, or from all when `count` is 0 (`names` may then be
+// NULL). They are forgotten at once (a later resubscription leaves them out); the
+// confirmations come through pool_subscriber_receive. Otherwise as
+// pool_subscriber_subscribe.
+pool_status_t pool_subscriber_unsubscribe(pool_subscriber_t *sub,
+                                          size_t count,
+                                          const char *const *names,
+                                          const size_t *lens,
+                                          pool_error_t *err_out);
+
+// PUNSUBSCRIBE; as pool_subscriber_unsubscribe.
+pool_status_t pool_subscriber_punsubscribe(pool_subscriber_t *sub,
+                                           size_t count,
+                                           const char *const *names,
+                                           const size_t *lens,
+                                           pool_error_t *err_out);
+
+// SUNSUBSCRIBE; as pool_subscriber_unsubscribe (each channel to its node).
+pool_status_t pool_subscriber_sunsubscribe(pool_subscriber_t *sub,
+                                           size_t count,
+                                           const char *const *names,
+                                           const size_t *lens,
+                                           pool_error_t *err_out);
+
+// The next message or event, waiting at most `timeout_ms` (< 0: as long as it takes; 0:
+// only what has already arrived). POOL_OK with `*msg_out` set (release it with
+// pool_message_free); POOL_ERR_TIMEOUT with `*msg_out` NULL when nothing came in time
+// (nothing is lost: the subscriber is as good as before). Frames are delivered in the
+// order the server sent them, RESP2 and RESP3 alike.
+//
+// A lost conn (EOF when the server restarts or kills the client, an I/O error, a
+// failed pool_subscriber_ping) is replaced right here: a new conn is dialed, subscribed to
+// everything, and POOL_MSG_RESUBSCRIBED is returned first (go-redis's PubSub does this).
+// If no conn can be dialed, its status is returned (POOL_ERR_DIAL, ...) and the next call
+// tries again. POOL_ERR_CLOSED once the pool (or cluster) is closed: the subscriber's
+// conns are then closed. The thread using the subscriber calls this.
+pool_status_t pool_subscriber_receive(pool_subscriber_t *sub,
+                                      int64_t timeout_ms,
+                                      pool_message_t **msg_out,
+                                      pool_error_t *err_out);
+
+// Frees a message from pool_subscriber_receive (with its `reply`). NULL is fine. Any
+// thread.
+void pool_message_free(pool_message_t *msg);
+
+// A health check: PINGs each of the subscriber's conns and waits for the answers, at most
+// `timeout_ms` (< 0: as long as it takes). Messages that arrive meanwhile are kept for
+// pool_subscriber_receive; the answers are not delivered. A conn that fails or does not
+// answer in time is treated as lost: the status is POOL_ERR_IO, and the next call
+// resubscribes on a new conn (POOL_MSG_RESUBSCRIBED). Use it on a quiet subscriber to
+// find a dead peer (a server gone without closing the socket), e.g. every minute as
+// go-redis does. POOL_ERR_CLOSED once the pool is closed.
+pool_status_t pool_subscriber_ping(pool_subscriber_t *sub,
+                                   int64_t timeout_ms,
+                                   pool_error_t *err_out);
+
+// A file descriptor for event loops (an epoll set; owned by the subscriber, do not close
+// it): readable when pool_subscriber_receive has something to return without waiting (a
+// frame arrived or is buffered, a message is kept, or a conn was closed by the server and
+// the call will resubscribe). When it is readable, call pool_subscriber_receive with
+// timeout_ms 0 until it returns POOL_ERR_TIMEOUT. While a lost conn cannot be dialed
+// again (receive returned POOL_ERR_DIAL), nothing makes it readable: retry
+// pool_subscriber_receive from a timer. The same fd for the subscriber's whole life. -1
+// for NULL. Any thread.
+int pool_subscriber_fd(const pool_subscriber_t *sub);
+
+// How many times a lost conn was replaced and resubscribed (each is one
+// POOL_MSG_RESUBSCRIBED). 0 for NULL. Any thread.
+uint64_t pool_subscriber_resubscribes(const pool_subscriber_t *sub);
+
+// Closes the subscriber's conns (given back to the pool's count) and frees it, with the
+// messages it kept. NULL is fine. No other call may be using it. Works after pool_close or
+// pool_free of its pool (the subscriber holds the pool's memory until then).
+void pool_subscriber_free(pool_subscriber_t *sub);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -714,6 +714,263 @@ private:
     pool_t *p_ = nullptr;
 };
 
+/// Commands queued on a Conn and sent in one write (pool_conn_pipeline): add() them, then
+/// exec() reads one Reply per command, in order (a Redis error reply is a Reply with
+/// is_error() in its place; the ones after it are read as usual). The arguments are
+/// copied when added. An I/O or protocol failure marks the conn bad (it is removed when
+/// its guard gives it back); the replies that arrived before it are lost with the
+/// exception (exec_nothrow returns the error). The Conn must outlive the Pipeline.
+///   redispool::Pipeline p(conn);
+///   p.add({"SET", "a", "1"}).add({"INCR", "a"});
+///   std::vector<redispool::Reply> r = p.exec();   // r[1].integer() == 2
+class Pipeline {
+public:
+    explicit Pipeline(Conn &conn) noexcept : conn_(&conn) {}
+
+    /// Queues one command (binary safe). Returns *this for chaining.
+    Pipeline &add(std::initializer_list<std::string_view> args) {
+        cmds_.emplace_back(args.begin(), args.end());
+        return *this;
+    }
+    /// As above, for any container of things convertible to std::string_view.
+    template <class Args> Pipeline &add(const Args &args) {
+        cmds_.emplace_back(std::begin(args), std::end(args));
+        return *this;
+    }
+    /// Commands queued and not yet sent.
+    size_t size() const noexcept { return cmds_.size(); }
+    /// Forgets the queued commands.
+    void clear() noexcept { cmds_.clear(); }
+
+#if REDISPOOL_EXCEPTIONS
+    /// Sends the queued commands and returns their replies; the queue is then empty.
+    /// `read_timeout` bounds the reading of all the replies (negative: the pool's; 0:
+    /// none). Throws Error: POOL_ERR_INVALID_ARG for an empty pipeline, or the failure.
+    std::vector<Reply> exec(std::chrono::milliseconds read_timeout = std::chrono::milliseconds(-1)) {
+        return exec_nothrow(read_timeout).value();
+    }
+#endif
+
+    /// exec() without exceptions.
+    Result<std::vector<Reply>> exec_nothrow(
+        std::chrono::milliseconds read_timeout = std::chrono::milliseconds(-1)) noexcept {
+        const size_t n = cmds_.size();
+        std::vector<int> argcs(n);
+        std::vector<std::vector<const char *>> ptrs(n);
+        std::vector<std::vector<size_t>> lens(n);
+        std::vector<const char *const *> argvs(n);
+        std::vector<const size_t *> argvlens(n);
+        for (size_t i = 0; i < n; i++) {
+            for (const std::string &a : cmds_[i]) {
+                ptrs[i].push_back(a.c_str());
+                lens[i].push_back(a.size());
+            }
+            argcs[i] = static_cast<int>(cmds_[i].size());
+            argvs[i] = ptrs[i].data();
+            argvlens[i] = lens[i].data();
+        }
+        std::vector<pool_reply_t *> raw(n, nullptr);
+        size_t got = 0;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_conn_pipeline(conn_->native(), n, argcs.data(), argvs.data(),
+                                              argvlens.data(),
+                                              static_cast<int64_t>(read_timeout.count()),
+                                              raw.data(), &got, &err);
+        std::vector<Reply> replies;
+        replies.reserve(n);
+        for (size_t i = 0; i < n; i++) replies.emplace_back(raw[i]);
+        cmds_.clear();
+        if (rc != POOL_OK) {
+            Error error = detail::make_error(rc, err);
+            if (rc == POOL_ERR_IO || rc == POOL_ERR_PROTOCOL || rc == POOL_ERR_BAD_CONN) {
+                conn_->mark_bad(error.what());
+            }
+            return error;
+        }
+        return replies;
+    }
+
+protected:
+    Conn *conn_;
+    std::vector<std::vector<std::string>> cmds_;
+};
+
+/// A MULTI ... EXEC transaction sent as one pipeline (go-redis's TxPipeline): add() the
+/// commands, then exec() returns EXEC's reply: an array of the commands' replies,
+/// is_nil() when a key WATCHed before (conn.command({"WATCH", key})) changed (aborted: not
+/// an error), or an EXECABORT error reply when a queued command was refused.
+class Transaction : private Pipeline {
+public:
+    explicit Transaction(Conn &conn) : Pipeline(conn) { Pipeline::add({"MULTI"}); }
+    Transaction &add(std::initializer_list<std::string_view> args) {
+        Pipeline::add(args);
+        return *this;
+    }
+    template <class Args> Transaction &add(const Args &args) {
+        Pipeline::add(args);
+        return *this;
+    }
+    /// Commands queued (MULTI not counted).
+    size_t size() const noexcept { return cmds_.size() - 1; }
+
+#if REDISPOOL_EXCEPTIONS
+    /// Sends MULTI, the commands and EXEC in one write; EXEC's reply. Throws Error on
+    /// failure. The transaction is then empty (MULTI queued again).
+    Reply exec(std::chrono::milliseconds read_timeout = std::chrono::milliseconds(-1)) {
+        return exec_nothrow(read_timeout).value();
+    }
+#endif
+    /// exec() without exceptions.
+    Result<Reply> exec_nothrow(
+        std::chrono::milliseconds read_timeout = std::chrono::milliseconds(-1)) noexcept {
+        Pipeline::add({"EXEC"});
+        Result<std::vector<Reply>> r = Pipeline::exec_nothrow(read_timeout);
+        Pipeline::add({"MULTI"});
+        if (!r.ok()) return r.error();
+        return std::move(r->back());
+    }
+};
+
+/// One message or event from a Subscriber (pool_message_t), owned: freed when destroyed.
+class Message {
+public:
+    explicit Message(pool_message_t *m) noexcept : m_(m) {}
+    ~Message() { pool_message_free(m_); }
+    Message(Message &&other) noexcept : m_(std::exchange(other.m_, nullptr)) {}
+    Message &operator=(Message &&other) noexcept {
+        if (this != &other) {
+            pool_message_free(m_);
+            m_ = std::exchange(other.m_, nullptr);
+        }
+        return *this;
+    }
+    Message(const Message &) = delete;
+    Message &operator=(const Message &) = delete;
+
+    /// POOL_MSG_*.
+    int kind() const noexcept { return m_ != nullptr ? m_->kind : 0; }
+    std::string_view channel() const noexcept { return view(m_ ? m_->channel : nullptr, m_ ? m_->channel_len : 0); }
+    /// POOL_MSG_PMESSAGE: the pattern that matched.
+    std::string_view pattern() const noexcept { return view(m_ ? m_->pattern : nullptr, m_ ? m_->pattern_len : 0); }
+    std::string_view payload() const noexcept { return view(m_ ? m_->payload : nullptr, m_ ? m_->payload_len : 0); }
+    /// Subscribe kinds: subscriptions left; POOL_MSG_RESUBSCRIBED: resubscriptions so far.
+    int64_t count() const noexcept { return m_ != nullptr ? m_->count : 0; }
+    /// POOL_MSG_PUSH: the whole frame (valid while the Message lives).
+    ReplyView reply() const noexcept { return ReplyView(m_ != nullptr ? m_->reply : nullptr); }
+    const pool_message_t *native() const noexcept { return m_; }
+
+private:
+    static std::string_view view(const char *p, size_t n) noexcept {
+        return p != nullptr ? std::string_view(p, n) : std::string_view();
+    }
+    pool_message_t *m_;
+};
+
+/// A subscriber (pool_subscriber_t) on conns of its own, freed when destroyed: see
+/// pool_subscriber_new. Subscriptions survive a lost conn (a POOL_MSG_RESUBSCRIBED message
+/// says so). One thread at a time.
+///   redispool::Subscriber sub(pool);
+///   sub.subscribe({"news"});
+///   while (auto m = sub.receive(1s)) if (m->kind() == POOL_MSG_MESSAGE) use(m->payload());
+class Subscriber {
+public:
+    /// An empty subscriber (every call fails with POOL_ERR_INVALID_ARG).
+    Subscriber() noexcept = default;
+    /// Adopts a subscriber made with the C API.
+    explicit Subscriber(pool_subscriber_t *s) noexcept : s_(s) {}
+#if REDISPOOL_EXCEPTIONS
+    /// A subscriber on `pool` (pool_subscriber_new). Throws Error.
+    explicit Subscriber(const Pool &pool) : Subscriber(open(pool).value()) {}
+#endif
+    /// Subscriber(pool) without exceptions.
+    static Result<Subscriber> open(const Pool &pool) noexcept {
+        pool_subscriber_t *s = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_subscriber_new(pool.native(), &s, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Subscriber(s);
+    }
+    /// A subscriber on a cluster (pool_cluster_subscriber_new: SSUBSCRIBE goes to the
+    /// master of each channel's slot), e.g. Subscriber::open(cluster.native()).
+    static Result<Subscriber> open(pool_cluster_t *cluster) noexcept {
+        pool_subscriber_t *s = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_cluster_subscriber_new(cluster, &s, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Subscriber(s);
+    }
+    ~Subscriber() { pool_subscriber_free(s_); }
+    Subscriber(Subscriber &&other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+    Subscriber &operator=(Subscriber &&other) noexcept {
+        if (this != &other) {
+            pool_subscriber_free(s_);
+            s_ = std::exchange(other.s_, nullptr);
+        }
+        return *this;
+    }
+    Subscriber(const Subscriber &) = delete;
+    Subscriber &operator=(const Subscriber &) = delete;
+
+    using Fn = pool_status_t (*)(pool_subscriber_t *, size_t, const char *const *,
+                                 const size_t *, pool_error_t *);
+
+    /// (P|S)(UN)SUBSCRIBE without exceptions; `names` empty unsubscribes from all.
+    Result<void> change_nothrow(Fn fn, std::initializer_list<std::string_view> names) noexcept {
+        std::vector<const char *> ptrs;
+        std::vector<size_t> lens;
+        for (std::string_view n : names) {
+            ptrs.push_back(n.data() != nullptr ? n.data() : "");
+            lens.push_back(n.size());
+        }
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = fn(s_, ptrs.size(), ptrs.empty() ? nullptr : ptrs.data(),
+                              lens.empty() ? nullptr : lens.data(), &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Result<void>();
+    }
+#if REDISPOOL_EXCEPTIONS
+    void subscribe(std::initializer_list<std::string_view> c) { change_nothrow(pool_subscriber_subscribe, c).value(); }
+    void psubscribe(std::initializer_list<std::string_view> p) { change_nothrow(pool_subscriber_psubscribe, p).value(); }
+    void ssubscribe(std::initializer_list<std::string_view> c) { change_nothrow(pool_subscriber_ssubscribe, c).value(); }
+    void unsubscribe(std::initializer_list<std::string_view> c = {}) { change_nothrow(pool_subscriber_unsubscribe, c).value(); }
+    void punsubscribe(std::initializer_list<std::string_view> p = {}) { change_nothrow(pool_subscriber_punsubscribe, p).value(); }
+    void sunsubscribe(std::initializer_list<std::string_view> c = {}) { change_nothrow(pool_subscriber_sunsubscribe, c).value(); }
+
+    /// The next message or event, waiting at most `timeout` (negative: as long as it
+    /// takes); std::nullopt when none came. Throws Error for any other failure (a lost
+    /// conn that cannot be dialed again: POOL_ERR_DIAL; a closed pool: POOL_ERR_CLOSED).
+    std::optional<Message> receive(std::chrono::milliseconds timeout) {
+        return receive_nothrow(timeout).value();
+    }
+    /// PINGs the subscriber's conns (pool_subscriber_ping). Throws Error.
+    void ping(std::chrono::milliseconds timeout) { ping_nothrow(timeout).value(); }
+#endif
+    /// receive() without exceptions.
+    Result<std::optional<Message>> receive_nothrow(std::chrono::milliseconds timeout) noexcept {
+        pool_message_t *m = nullptr;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_subscriber_receive(s_, static_cast<int64_t>(timeout.count()), &m, &err);
+        if (rc == POOL_ERR_TIMEOUT) return std::optional<Message>();
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return std::optional<Message>(Message(m));
+    }
+    /// ping() without exceptions.
+    Result<void> ping_nothrow(std::chrono::milliseconds timeout) noexcept {
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_subscriber_ping(s_, static_cast<int64_t>(timeout.count()), &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return Result<void>();
+    }
+    /// The fd for event loops (pool_subscriber_fd); -1 when empty.
+    int fd() const noexcept { return pool_subscriber_fd(s_); }
+    /// Lost conns replaced so far (pool_subscriber_resubscribes).
+    uint64_t resubscribes() const noexcept { return pool_subscriber_resubscribes(s_); }
+    pool_subscriber_t *native() const noexcept { return s_; }
+
+private:
+    pool_subscriber_t *s_ = nullptr;
+};
+
 /// A Redis Cluster (pool_cluster_t): a slot map and one pool per node, made on demand
 /// with the same node options. Freed with pool_cluster_free when destroyed (which
 /// closes it). get(key) borrows a Conn to the master serving the key's slot; commands

@@ -36,6 +36,13 @@ require_cargo
 cargo bench --bench suite -- "$@"
 echo "results: $(pwd)/bench-results/ (results.md, throughput.png)"
 
+# TLS (benches/tls.rs): Get+PING+Put over TLS as a percentage of dedicated per-thread
+# TLS conns at 8 and 64 threads, one dial's time p50/p99 (TLS vs plain), allocations per
+# Get+Put and Get+PING+Put on a TLS conn. Certificates are made with the openssl CLI.
+install_missing "openssl:openssl"
+cargo bench --bench tls -- "$@"
+echo "TLS results: $(pwd)/bench-results/tls.md"
+
 # Optional: the Python binding against redis-py's ConnectionPool (with hiredis),
 # PING/s from 8 threads. Needs PyPI (redis, hiredis go into a venv under target/).
 if [ "${REDISPOOL_BENCH_PYTHON:-0}" = 1 ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bounded fuzzing and concurrency models:
-#  1. the cargo-fuzz targets in fuzz/ (url, resp, options), each for SECONDS (default 20),
+#  1. the cargo-fuzz targets in fuzz/ (url, resp, options, pipeline), each for SECONDS (default 20),
 #     starting from the seeds in fuzz/corpus/<target> plus what earlier runs found
 #     (fuzz/target/corpus/<target>, where new inputs go, so the seed corpora stay small);
 #  2. the loom models of the conn table's lock-free free list and fresh-index counter
@@ -25,7 +25,7 @@ if ! [[ "$secs" =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: $0 [SECONDS_PER_TARGET]" >&2
     exit 2
 fi
-targets=(url resp options)
+targets=(url resp options pipeline)
 failed=0
 root="$PWD"
 logs="$root/fuzz/target/logs"
@@ -36,8 +36,9 @@ fuzz() {
     if ! cargo +nightly --version >/dev/null 2>&1; then
         echo "SKIP fuzzing: no nightly toolchain ('cargo +nightly' fails; rustup toolchain install nightly)."
         echo "     Only the stable unit tests' bounded fuzz loops cover the parsers then:"
-        echo "     src/redis/url/mod.rs fuzz_never_panics_and_messages_stay_bounded and"
-        echo "     src/redis/resp/parser.rs fuzz_mutated_replies_never_panic (cargo test --lib fuzz)."
+        echo "     src/redis/url/mod.rs fuzz_never_panics_and_messages_stay_bounded,"
+        echo "     src/redis/resp/parser.rs fuzz_mutated_replies_never_panic and src/fuzzing.rs"
+        echo "     fuzz_pipeline_reader_never_panics (cargo test --lib fuzz)."
         return 0
     fi
     if ! cargo +nightly fuzz --version >/dev/null 2>&1; then

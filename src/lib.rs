@@ -19,5 +19,6 @@ pub mod ffi;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod pool;
+pub mod pubsub;
 pub mod redis;
 pub mod sentinel;

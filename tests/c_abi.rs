@@ -19,6 +19,9 @@
 //!   leak detection (`pool_leaks`, `leak_suspects`, `late_returns`), and fork():
 //!   parent and child never share a conn, a thread busy in the pool never deadlocks
 //!   a child, sticky and single pools in a child.
+//! - `abi_pubsub.c` (against a real redis-server it kills and restarts): pool_subscriber_t,
+//!   messages in RESP2 and RESP3, the pollable fd, ping, resubscription after CLIENT KILL and
+//!   after a server restart, a closed pool, misuse.
 //! - `abi_tls.c` (against redis-servers with `--tls-port`, certificates made at test
 //!   time): TLS options and rediss://, every verification and configuration error, mutual
 //!   TLS, pool_conn_read / pool_conn_write, the health check, try_get, cancel, fork.
@@ -50,6 +53,23 @@ const DIALER_SRC: &str = "tests/c/abi_dialer.c";
 const STICKY_SRC: &str = "tests/c/abi_sticky.c";
 const REDIS_SRC: &str = "tests/c/abi_redis.c";
 const EVENTS_SRC: &str = "tests/c/abi_events.c";
+const PUBSUB_SRC: &str = "tests/c/abi_pubsub.c";
+
+/// Every section of abi_pubsub.c, in order.
+const PUBSUB_SECTIONS: &[&str] = &[
+    "== subscribe, psubscribe, ssubscribe: messages and confirmations (RESP2)\n",
+    "== the same in RESP3 (pushes)\n",
+    "== the pollable fd: readable while receive has something\n",
+    "== CLIENT KILL: resubscribed, the gap reported, nothing subscribed lost (RESP2)\n",
+    "== CLIENT KILL in RESP3\n",
+    "== server restart: dial errors while down, then resubscribed (RESP2)\n",
+    "== server restart in RESP3\n",
+    "== a closed or freed pool: POOL_ERR_CLOSED\n",
+    "== misuse: NULLs, no names, made-up handles\n",
+    "== RESP3 pushes on a normal conn: client tracking invalidations kept and delivered\n",
+    "== raw I/O on the fd: pool_conn_session_changed has the conn restored\n",
+];
+const PUBSUB_MIN_CHECKS: u64 = 250;
 const TLS_SRC: &str = "tests/c/abi_tls.c";
 const NONBLOCKING_SRC: &str = "tests/c/abi_nonblocking.c";
 
@@ -344,6 +364,38 @@ fn assert_events_passed(output: &Output) {
             describe(output)
         );
     }
+}
+
+/// abi_pubsub.c kills its server and starts another on the same port (it shuts that one
+/// down itself); the RedisServer here only provides the port and the first server.
+#[test]
+fn abi_pubsub_shared() {
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "abi_pubsub-shared",
+        &[PUBSUB_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run(&exe, &[&redis.addr()], &[], RUN_TIMEOUT);
+    check_pubsub(&output);
+}
+
+#[test]
+fn abi_pubsub_under_valgrind() {
+    if !valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let redis = RedisServer::start();
+    let exe = build_c(
+        "abi_pubsub-valgrind",
+        &[PUBSUB_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let output = run_under_valgrind(&exe, &[&redis.addr()]);
+    check_pubsub(&output);
 }
 
 #[test]
@@ -707,6 +759,9 @@ fn check_sticky(o: &Output) {
 fn check_redis(o: &Output) {
     assert_all_checks_passed(o, REDIS_SECTIONS, 250);
 }
+fn check_pubsub(o: &Output) {
+    assert_all_checks_passed(o, PUBSUB_SECTIONS, PUBSUB_MIN_CHECKS);
+}
 fn check_dialer(o: &Output) {
     assert_all_checks_passed(o, DIALER_SECTIONS, 100);
 }
@@ -735,6 +790,12 @@ const SANITIZED_PROGRAMS: &[SanitizedProgram] = &[
         src: EVENTS_SRC,
         servers: ServersNeeded::One,
         check: assert_events_passed,
+    },
+    SanitizedProgram {
+        name: "abi_pubsub",
+        src: PUBSUB_SRC,
+        servers: ServersNeeded::One,
+        check: check_pubsub,
     },
     SanitizedProgram {
         name: "abi_dialer",

@@ -146,6 +146,49 @@ fn run_pipeline(link: Link, name: &str) {
     assert_stdout_has(&output, "\nOK\n");
 }
 
+/// examples-c/pubsub.c: SUBSCRIBE + PSUBSCRIBE on a subscriber, messages received in a
+/// poll() loop on its fd, and resubscription after CLIENT KILL reported by
+/// POOL_MSG_RESUBSCRIBED.
+fn run_pubsub(link: Link, name: &str, valgrind: bool) {
+    let redis = RedisServer::start();
+    let exe = build_c(name, &["examples-c/pubsub.c"], link, &[]);
+    let output = if valgrind {
+        common::run_under_memcheck(&exe, &[&redis.addr()], &[], RUN_TIMEOUT * 2)
+    } else {
+        run(&exe, &[&redis.addr()], &[], RUN_TIMEOUT)
+    };
+    assert_success(&output);
+    assert_stdout_has(&output, "message channel=news payload=hello\n");
+    assert_stdout_has(
+        &output,
+        "pmessage pattern=sport.* channel=sport.ski payload=fast\n",
+    );
+    assert_stdout_has(&output, "message channel=news payload=bye\n");
+    assert_stdout_has(&output, "resubscribed\n");
+    assert_stdout_has(&output, "message channel=news payload=again\n");
+    assert_stdout_has(&output, "pubsub: resubscribes=1\n");
+    assert_stdout_has(&output, "\nOK\n");
+}
+
+#[test]
+fn pubsub_shared() {
+    run_pubsub(Link::Shared, "pubsub-shared", false);
+}
+
+#[test]
+fn pubsub_static() {
+    run_pubsub(Link::Static, "pubsub-static", false);
+}
+
+#[test]
+fn pubsub_under_valgrind_has_no_errors_or_definite_leaks() {
+    if !common::valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    run_pubsub(Link::Shared, "pubsub-valgrind", true);
+}
+
 #[test]
 fn pipeline_shared() {
     run_pipeline(Link::Shared, "pipeline-shared");

@@ -383,3 +383,183 @@ fn example_cluster() {
         "{stdout}"
     );
 }
+
+/// The next message of a subscriber (panics after 10 s): (kind, channel, payload).
+fn sub_next(sub: *mut redispool::ffi::subscriber::pool_subscriber_t) -> (i32, String, String) {
+    use redispool::ffi::subscriber::{pool_message_free, pool_subscriber_receive};
+    let mut m = std::ptr::null_mut();
+    // SAFETY: an all-zero pool_error_t is a valid value of the C struct.
+    let mut err: redispool::ffi::error::pool_error_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a live subscriber and writable out-pointers.
+    let st = unsafe { pool_subscriber_receive(sub, 10_000, &mut m, &mut err) };
+    assert_eq!(st, 0, "receive: {}", unsafe {
+        // SAFETY: the message is NUL-terminated on failure.
+        std::ffi::CStr::from_ptr(err.message.as_ptr()).to_string_lossy()
+    });
+    // SAFETY: POOL_OK: `m` points to a message until pool_message_free.
+    let msg = unsafe { &*m };
+    let text = |p: *const std::ffi::c_char, n: usize| {
+        if p.is_null() {
+            String::new()
+        } else {
+            // SAFETY: `p` holds `n` bytes per the header.
+            String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) })
+                .into_owned()
+        }
+    };
+    let out = (
+        msg.kind,
+        text(msg.channel, msg.channel_len),
+        text(msg.payload, msg.payload_len),
+    );
+    // SAFETY: freed once.
+    unsafe { pool_message_free(m) };
+    out
+}
+
+/// A cluster subscriber: SSUBSCRIBE to shard channels of three slots (one per master) in
+/// one call sends each to the master of its slot; SPUBLISH on each master reaches it; a
+/// CLIENT KILL of its conn on one master resubscribes that node's channel only
+/// (POOL_MSG_RESUBSCRIBED, then its confirmation), and every channel works again; a slot
+/// migrated to another master makes its old master SUNSUBSCRIBE the channel, and the
+/// subscriber subscribes it on the new one.
+/// SUBSCRIBE goes to its main conn, and a PUBLISH on any node reaches it.
+#[test]
+fn sharded_subscriber_routes_by_slot_and_resubscribes() {
+    use redispool::ffi::cluster::{pool_cluster_free, pool_cluster_new_url};
+    use redispool::ffi::subscriber::*;
+    let h = ClusterHarness::start(3, 0);
+    let u = std::ffi::CString::new(url(&h, "")).unwrap();
+    let mut cluster = std::ptr::null_mut();
+    let mut sub = std::ptr::null_mut();
+    // SAFETY: valid C strings and out-pointers throughout; handles used while live.
+    unsafe {
+        assert_eq!(
+            pool_cluster_new_url(u.as_ptr(), &mut cluster, std::ptr::null_mut()),
+            0
+        );
+        assert_eq!(
+            pool_cluster_subscriber_new(cluster, &mut sub, std::ptr::null_mut()),
+            0
+        );
+    }
+    let chans: Vec<String> = [0u16, 8000, 16000]
+        .iter()
+        .map(|&s| format!("{}:ch", hashtag_for_slot(s)))
+        .collect();
+    let masters: Vec<String> = chans
+        .iter()
+        .map(|c| h.master_of_key(c.as_bytes()))
+        .collect();
+    assert_eq!(
+        masters
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3,
+        "{masters:?}"
+    );
+    let cs: Vec<std::ffi::CString> = chans
+        .iter()
+        .map(|c| std::ffi::CString::new(c.as_str()).unwrap())
+        .collect();
+    let ptrs: Vec<*const std::ffi::c_char> = cs.iter().map(|c| c.as_ptr()).collect();
+    // SAFETY: as above.
+    let st = unsafe {
+        pool_subscriber_ssubscribe(
+            sub,
+            3,
+            ptrs.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, 0);
+    let mut confirmed: Vec<String> = (0..3)
+        .map(|_| {
+            let (kind, ch, _) = sub_next(sub);
+            assert_eq!(kind, POOL_MSG_SSUBSCRIBE);
+            ch
+        })
+        .collect();
+    confirmed.sort();
+    let mut want = chans.clone();
+    want.sort();
+    assert_eq!(confirmed, want);
+    let publish_all = |round: &str| {
+        for (c, m) in chans.iter().zip(&masters) {
+            assert_eq!(h.query(m, &["SPUBLISH", c, round]).int(), 1, "{c} on {m}");
+        }
+        let mut got: Vec<(i32, String, String)> = (0..3).map(|_| sub_next(sub)).collect();
+        got.sort();
+        let mut expected: Vec<(i32, String, String)> = chans
+            .iter()
+            .map(|c| (POOL_MSG_SMESSAGE, c.clone(), round.to_string()))
+            .collect();
+        expected.sort();
+        assert_eq!(got, expected);
+    };
+    publish_all("one");
+    // One node drops the subscriber's conn: only that node's channel is subscribed again.
+    assert_eq!(
+        h.query(&masters[1], &["CLIENT", "KILL", "TYPE", "pubsub"])
+            .int(),
+        1
+    );
+    let (kind, _, why) = sub_next(sub);
+    assert_eq!(kind, POOL_MSG_RESUBSCRIBED, "{why}");
+    assert_eq!(
+        sub_next(sub),
+        (POOL_MSG_SSUBSCRIBE, chans[1].clone(), String::new())
+    );
+    // SAFETY: a live subscriber.
+    assert_eq!(unsafe { pool_subscriber_resubscribes(sub) }, 1);
+    publish_all("two");
+    // The slot of chans[0] moves to masters[1]: its old master unsubscribes the channel
+    // (SUNSUBSCRIBE), and the subscriber subscribes it where the slot is now.
+    let slot0 = key_slot(chans[0].as_bytes());
+    h.migrate_slot(slot0, &masters[1]);
+    assert_eq!(
+        sub_next(sub),
+        (POOL_MSG_SUNSUBSCRIBE, chans[0].clone(), String::new())
+    );
+    let (kind, _, why) = sub_next(sub);
+    assert_eq!(kind, POOL_MSG_RESUBSCRIBED, "{why}");
+    assert!(why.contains("slot moved"), "{why}");
+    assert_eq!(
+        sub_next(sub),
+        (POOL_MSG_SSUBSCRIBE, chans[0].clone(), String::new())
+    );
+    // SAFETY: a live subscriber.
+    assert_eq!(unsafe { pool_subscriber_resubscribes(sub) }, 2);
+    let moved_to = masters[1].clone();
+    assert_eq!(
+        h.query(&moved_to, &["SPUBLISH", &chans[0], "three"]).int(),
+        1
+    );
+    assert_eq!(
+        sub_next(sub),
+        (POOL_MSG_SMESSAGE, chans[0].clone(), "three".to_string())
+    );
+    // A plain channel: on the main conn, and PUBLISH reaches it from any node.
+    let plain = std::ffi::CString::new("plain").unwrap();
+    let p = [plain.as_ptr()];
+    // SAFETY: as above.
+    let st = unsafe {
+        pool_subscriber_subscribe(sub, 1, p.as_ptr(), std::ptr::null(), std::ptr::null_mut())
+    };
+    assert_eq!(st, 0);
+    assert_eq!(sub_next(sub).0, POOL_MSG_SUBSCRIBE);
+    // PUBLISH counts the receivers of the node it runs on only; the cluster bus carries
+    // the message to the others (the main conn is on the master of slot 0).
+    h.query(&masters[2], &["PUBLISH", "plain", "x"]);
+    assert_eq!(
+        sub_next(sub),
+        (POOL_MSG_MESSAGE, "plain".to_string(), "x".to_string())
+    );
+    // SAFETY: freed once each; the subscriber before its cluster.
+    unsafe {
+        pool_subscriber_free(sub);
+        pool_cluster_free(cluster);
+    }
+}

@@ -53,6 +53,7 @@ fn cpp_cluster_and_sentinel() {
     for line in [
         "ok   slots_agree\n",
         "ok   nodes_hit.size() == 3\n",
+        "ok   shard_messages == 3\n",
         "ok   all_found\n",
         "ok   r.is_error() && starts_with(r.str(), \"MOVED\")\n",
         "ok   cluster.info().moved == moved_before + 1\n",

@@ -868,6 +868,9 @@ fn cpp_wrapper_against_real_redis() {
         "ok   e.has_value() && e->code() == POOL_ERR_CANCELED\n",
         "ok   !a && a.id() == 0 && a.fd() == -1 && a.native() == nullptr\n",
         "ok   nil.is_nil() && !fresh.bad()\n",
+        "ok   r[2].is_error() && r[3].str() == \"2\"\n",
+        "ok   aborted.is_nil() && !conn.bad()\n",
+        "ok   gap.has_value() && gap->kind() == POOL_MSG_RESUBSCRIBED && sub.resubscribes() == 1\n",
     ] {
         assert_stdout_has(&output, line);
     }

@@ -591,3 +591,93 @@ fn a_stopped_tls_server_bounds_commands_and_handshakes() {
     assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
     pool.put(conn);
 }
+
+/// A TLS server on a unix socket (redis-server speaks TLS on TCP only): a rustls server
+/// with the test server certificate that answers each PING with PONG, for `conns` conns.
+fn unix_tls_pong_server(path: &std::path::Path, conns: usize) -> std::thread::JoinHandle<()> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    let c = certs();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(c.path("server.pem"))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(c.path("server.key")).unwrap();
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    );
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..conns {
+            let (sock, _) = listener.accept().unwrap();
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, sock);
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    pending.extend_from_slice(&buf[..n]);
+                    let ping = b"*1\r\n$4\r\nPING\r\n";
+                    while pending.starts_with(ping) {
+                        pending.drain(..ping.len());
+                        if tls.write_all(b"+PONG\r\n").is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[test]
+fn tls_over_a_unix_socket() {
+    let dir = common::c_tests_dir().join(format!("tls-unix.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tls.sock");
+    let _ = std::fs::remove_file(&path);
+    let server = unix_tls_pong_server(&path, 1);
+    let u = format!("unix://{}", path.to_str().unwrap());
+    // Over a unix socket there is no host: tls_server_name names the certificate's.
+    let addr = CString::new(path.to_str().unwrap()).unwrap();
+    let ca = CString::new(certs().path("ca.pem")).unwrap();
+    let name = CString::new("localhost").unwrap();
+    let mut o = std::mem::MaybeUninit::<pool_options_t>::uninit();
+    // SAFETY: pool_options_init fills every field.
+    let mut o = unsafe {
+        pool_options_init(o.as_mut_ptr());
+        o.assume_init()
+    };
+    o.addr = addr.as_ptr();
+    o.tls = true;
+    o.tls_ca_file = ca.as_ptr();
+    o.tls_server_name = name.as_ptr();
+    o.dialer_retries = 1;
+    let pool = CPool::from_options(&o);
+    let conn = pool.get(-1).unwrap_or_else(|f| panic!("get over {u}: {f}"));
+    for _ in 0..3 {
+        assert_eq!(conn.command(&[b"PING"]).unwrap().text, "PONG");
+    }
+    pool.put(conn);
+    drop(pool);
+    server.join().unwrap();
+    // Without tls_server_name, pool_new refuses: nothing to verify the certificate against.
+    o.tls_server_name = std::ptr::null();
+    let f = CPool::try_from_options(&o).map(|_| ()).unwrap_err();
+    assert_eq!(f.code, POOL_ERR_INVALID_ARG, "{f}");
+    assert!(f.message.contains("tls_server_name"), "{f}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

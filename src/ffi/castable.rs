@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use super::handle_table;
 use super::handles::{ClusterObj, PoolObj, pool_cancel_t, pool_cluster_t, pool_conn_t, pool_t};
+use super::subscriber::{MessageBox, SubObj, pool_message_t, pool_subscriber_t};
 use crate::pool::CancelToken;
 
 /// A new handle for `obj` (see `handle_table`); `obj` back when the table is full.
@@ -74,6 +75,37 @@ pub(crate) fn conn_bits(c: *const pool_conn_t) -> u64 {
 
 pub(crate) fn conn_from_bits(bits: u64) -> *mut pool_conn_t {
     std::ptr::without_provenance_mut(bits as usize)
+}
+
+pub(crate) fn sub_into_raw(s: Box<SubObj>) -> *mut pool_subscriber_t {
+    Box::into_raw(s).cast()
+}
+
+/// # Safety
+/// `s` is NULL or a live handle from `sub_into_raw`.
+pub(crate) unsafe fn sub_ref<'a>(s: *const pool_subscriber_t) -> Option<&'a SubObj> {
+    // SAFETY: per the contract above.
+    unsafe { s.cast::<SubObj>().as_ref() }
+}
+
+/// # Safety
+/// `s` is a non-NULL handle from `sub_into_raw`, freed at most once.
+pub(crate) unsafe fn sub_from_raw(s: *mut pool_subscriber_t) -> Box<SubObj> {
+    // SAFETY: `s` came from `Box::into_raw` in `sub_into_raw`.
+    unsafe { Box::from_raw(s.cast::<SubObj>()) }
+}
+
+/// A message's handle: a pointer to its `pool_message_t`, the first field of the
+/// `#[repr(C)]` `MessageBox`.
+pub(crate) fn msg_into_raw(m: Box<MessageBox>) -> *mut pool_message_t {
+    Box::into_raw(m).cast()
+}
+
+/// # Safety
+/// `m` is a non-NULL pointer from `msg_into_raw`, freed at most once.
+pub(crate) unsafe fn msg_from_raw(m: *mut pool_message_t) -> Box<MessageBox> {
+    // SAFETY: `m` came from `Box::into_raw` in `msg_into_raw`.
+    unsafe { Box::from_raw(m.cast::<MessageBox>()) }
 }
 
 /// The caller's `len` bytes at `p`, borrowed.

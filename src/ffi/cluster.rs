@@ -179,7 +179,7 @@ fn cluster_hold(c: *const pool_cluster_t) -> Option<Arc<ClusterObj>> {
 }
 
 /// `cluster_hold`, or the status (and message) of a NULL or dead handle.
-fn cluster_or_fail(
+pub(crate) fn cluster_or_fail(
     c: *const pool_cluster_t,
     err_out: *mut pool_error_t,
 ) -> Result<Arc<ClusterObj>, pool_status_t> {

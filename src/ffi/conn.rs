@@ -55,9 +55,10 @@ impl Drop for CUserData {
 /// POOL_ERR_PROTOCOL and mark the conn bad, rather than be returned as its reply.
 /// Session state your own I/O changes (SUBSCRIBE, MULTI, WATCH, SELECT, CLIENT REPLY,
 /// AUTH, HELLO) cannot be tracked: undo it (UNSUBSCRIBE, EXEC or DISCARD, UNWATCH, SELECT
-/// back, or RESET) before pool_put, or give the conn back with pool_remove. The same
-/// commands sent through pool_conn_command are tracked, and such a conn is closed on
-/// pool_put (pool_stats_t.reset_conns).
+/// back, or RESET) before pool_put, call pool_conn_session_changed (the pool restores it),
+/// or give the conn back with pool_remove. The same
+/// commands sent through pool_conn_command are tracked, and such a conn is restored (RESET
+/// and the pool's set-up) by the get that takes it next (pool_stats_t.reset_conns).
 #[unsafe(no_mangle)]
 pub extern "C" fn pool_conn_fd(conn: *const pool_conn_t) -> c_int {
     ffi_boundary!(-1, {
@@ -634,6 +635,117 @@ pub unsafe extern "C" fn pool_conn_pipeline(
                 &Error::Protocol("out of memory: a reply could not be handed over".into()),
             ),
             Some(Ok(())) => POOL_OK,
+        }
+    })
+}
+
+/// Client-side caching and other RESP3 pushes on a normal conn: with `keep` true, pushes
+/// the server sends on this conn (CLIENT TRACKING invalidations, ...) are kept for
+/// pool_conn_next_push instead of skipped, whenever the conn's own calls meet them (before
+/// or right behind a reply) and when pool_conn_next_push reads them; at most 65536 are
+/// kept (the oldest dropped beyond that). `keep` false drops those kept and skips them
+/// again. RESP3 only (protocol=3): POOL_ERR_INVALID_ARG on a RESP2 conn, which gets no
+/// pushes. Asking for pushes changes the conn's session: it is not handed to a next user
+/// as it is (restored first, with tracking off; see pool_stats_t.reset_conns).
+/// POOL_ERR_INVALID_ARG for NULL or a handle that is not checked out. The thread that
+/// holds the conn calls this.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_conn_keep_pushes(
+    conn: *mut pool_conn_t,
+    keep: bool,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_conn_keep_pushes"), {
+        if conn.is_null() {
+            return invalid(err_out, "conn: NULL");
+        }
+        match conn_table::with(conn_bits(conn), |e| e.conn.keep_pushes(keep)) {
+            None => invalid(
+                err_out,
+                "conn: not a checked-out conn (already put or removed?)",
+            ),
+            Some(Err(e)) => fail(err_out, &e),
+            Some(Ok(())) => POOL_OK,
+        }
+    })
+}
+
+/// The oldest push kept on `conn` (see pool_conn_keep_pushes), as a POOL_REPLY_PUSH tree the
+/// caller frees with pool_reply_free; when none is kept, waits for the next one to arrive,
+/// at most `timeout_ms` (< 0: as long as it takes; 0: only what has already arrived).
+/// POOL_ERR_TIMEOUT with `*push_out` NULL when none came (the conn stays good). A frame
+/// that is not a push arriving while no command waits for it means the conn is out of
+/// step: POOL_ERR_PROTOCOL, the conn is bad. An I/O failure: POOL_ERR_IO, the conn is bad.
+/// On a conn that keeps no pushes, pushes that arrive are returned too (and none are
+/// kept). POOL_ERR_INVALID_ARG for NULLs or a handle that is not checked out. The thread
+/// that holds the conn calls this.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_conn_next_push(
+    conn: *mut pool_conn_t,
+    timeout_ms: i64,
+    push_out: *mut *mut pool_reply_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_conn_next_push"), {
+        if push_out.is_null() {
+            return invalid(err_out, "push_out: NULL");
+        }
+        // SAFETY: checked non-NULL; writable per the header.
+        unsafe { *push_out = std::ptr::null_mut() };
+        if conn.is_null() {
+            return invalid(err_out, "conn: NULL");
+        }
+        let deadline = match timeout_ms {
+            ..0 => None,
+            ms => Some(io::Deadline::after(Some(Duration::from_millis(ms as u64)))),
+        };
+        let res = conn_table::with(conn_bits(conn), |e| match deadline {
+            None => e.conn.next_push(None),
+            // An unrepresentable deadline is as good as none.
+            Some(d) => e.conn.next_push(d),
+        });
+        match res {
+            None => invalid(
+                err_out,
+                "conn: not a checked-out conn (already put or removed?)",
+            ),
+            Some(Err(e)) => fail(err_out, &e),
+            Some(Ok(None)) => {
+                super::error::write_error(
+                    err_out,
+                    super::status::POOL_ERR_TIMEOUT,
+                    &format!("redis: no push within {timeout_ms} ms"),
+                );
+                super::status::POOL_ERR_TIMEOUT
+            }
+            Some(Ok(Some(p))) => match into_c(p) {
+                Some(r) => {
+                    // SAFETY: checked non-NULL above.
+                    unsafe { *push_out = r };
+                    POOL_OK
+                }
+                None => fail(
+                    err_out,
+                    &Error::Protocol("out of memory: the push could not be handed over".into()),
+                ),
+            },
+        }
+    })
+}
+
+/// Tells the pool that your own I/O on the conn's fd (pool_conn_fd: hiredis, a raw
+/// SUBSCRIBE, MULTI, SELECT ...) changed the session it set up, which it cannot see: the
+/// conn is then treated as one whose commands changed it. Given back with pool_put, it is
+/// restored (PING, RESET, the pool's set-up; whatever your I/O left unread is dropped)
+/// by the get that takes it next, counted in pool_stats_t.reset_conns; a sticky or single
+/// pool closes it instead. POOL_ERR_INVALID_ARG for NULL or a handle that is not checked
+/// out. The thread that holds the conn calls this.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_conn_session_changed(conn: *mut pool_conn_t) -> pool_status_t {
+    ffi_boundary!(super::status::POOL_ERR_INTERNAL, {
+        match conn_table::with(conn_bits(conn), |e| e.conn.mark_session_changed()) {
+            Some(()) => POOL_OK,
+            None => super::status::POOL_ERR_INVALID_ARG,
         }
     })
 }

@@ -24,6 +24,7 @@ pub mod reply;
 pub mod sentinel;
 pub mod stats;
 pub mod status;
+pub mod subscriber;
 
 use std::ffi::c_char;
 

@@ -534,7 +534,9 @@ pub unsafe extern "C" fn pool_get_ex(
 
 /// Never waits, dials or resolves: an idle conn that passes the socket checks, or
 /// POOL_ERR_WOULD_BLOCK (also when callers are queued in pool_get, so they keep their turn
-/// order). The ping_after_idle_ms PING is skipped (it would wait for a reply). A miss makes
+/// order). The ping_after_idle_ms PING is skipped (it would wait for a reply), and an idle
+/// conn whose session its last user changed is closed rather than restored (restoring
+/// waits for a reply; see pool_stats_t.reset_conns). A miss makes
 /// pool_notify_fd unreadable and, when the pool has room and nothing is queued, starts one
 /// dial on a library thread whose conn goes to the idle list and makes the fd readable
 /// (never more conns than pool_size). POOL_ERR_CLOSED after close, POOL_ERR_INVALID_ARG

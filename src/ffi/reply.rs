@@ -348,7 +348,7 @@ unsafe fn free_contents(r: &mut pool_reply) {
 ///
 /// # Safety
 /// `r` came from `into_c` and is freed once.
-unsafe fn free_tree(r: *mut pool_reply) {
+pub(crate) unsafe fn free_tree(r: *mut pool_reply) {
     // SAFETY: per contract, `r` is the boxed one-element slice made by `into_c`.
     let mut root = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(r, 1)) };
     // SAFETY: built by `into_c`, freed once (now).

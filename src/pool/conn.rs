@@ -96,6 +96,8 @@ struct ConnState {
     /// commands and of raw I/O (`stream`) goes through it. Dropped without a word to the
     /// server (no close_notify): a forked child drops its parent's sessions this way.
     tls: Option<Box<ClientConnection>>,
+    /// RESP3 pushes kept for the user (`keep_pushes`), oldest first; None = skipped.
+    kept: Option<std::collections::VecDeque<Reply>>,
 }
 
 /// `ConnState::peek`: the socket was lent out for the caller's own I/O (`lend_fd`) since
@@ -122,11 +124,18 @@ const SESSION_WATCH: u8 = 4;
 /// `ConnState::session`: SELECT of a db other than the set-up's (SELECT of that db clears it).
 const SESSION_DB: u8 = 8;
 /// `ConnState::session`: a command that changes what the pool set up, or what the server
-/// sends: CLIENT REPLY OFF|SKIP, HELLO, AUTH, RESET (which undoes the set-up).
+/// sends: CLIENT REPLY OFF|SKIP, CLIENT TRACKING ON, HELLO, AUTH, RESET (which undoes the
+/// set-up).
 const SESSION_OTHER: u8 = 16;
+/// `ConnState::session`: the user asked for the conn's RESP3 pushes (`keep_pushes`): the
+/// next user did not, and must not get them.
+const SESSION_PUSHES: u8 = 32;
 /// `ConnState::session`: a command started without waiting is unfinished: its reply is
-/// on the way, so a conn given back now is closed, never pooled.
-const SESSION_STARTED: u8 = 32;
+/// on the way, so a conn given back now is closed, never pooled (`must_remove_on_put`).
+const SESSION_STARTED: u8 = 64;
+
+/// At most this many pushes are kept per conn; beyond it the oldest is dropped.
+pub(crate) const MAX_KEPT_PUSHES: usize = 65536;
 
 /// Why a conn given back was closed when `Conn::session_changed`.
 pub(crate) const SESSION_CHANGED_REASON: &str = "commands on the conn changed the session the \
@@ -201,6 +210,7 @@ fn track_session_named(bits: u8, session_db: u32, name: &[u8], args: &[&[u8]]) -
             bits | SESSION_DB
         }
     } else if (is(b"CLIENT") && arg_is(1, b"REPLY") && !arg_is(2, b"ON"))
+        || (is(b"CLIENT") && arg_is(1, b"TRACKING") && !arg_is(2, b"OFF"))
         || is(b"HELLO")
         || is(b"AUTH")
         || is(b"RESET")
@@ -245,8 +255,18 @@ impl Conn {
             close_on_readonly: false,
             handle_token: None,
             tls: None,
+            kept: None,
         });
         Conn { s }
+    }
+
+    /// A conn over `sock` outside any pool, speaking RESP3 when `resp3` (as if HELLO 3 had
+    /// been answered): for the fuzz targets and tests that play the server themselves.
+    #[doc(hidden)]
+    pub fn over_socket(sock: Socket, resp3: bool) -> Conn {
+        let mut c = Conn::new(sock, 1, 0, u64::MAX, false, super::fork::conn_generation());
+        c.s.resp3 = resp3;
+        c
     }
 
     /// The token a layer above the pool gave the conn (`set_handle_token`), if any.
@@ -408,10 +428,12 @@ impl Conn {
         self.s.tls.as_ref().is_some_and(|c| c.wants_write())
     }
 
-    /// Whether the next get must peek the socket even inside `health_check_bypass`: the fd
-    /// was lent out since the last get's health check, or the conn is new.
+    /// Whether the next get must look at the conn even inside `health_check_bypass`: the fd
+    /// was lent out since the last get's health check, the conn is new, or its session
+    /// must be restored (`restore`). Two adjacent bytes: one test on the get's path.
+    #[inline]
     pub(crate) fn needs_peek(&self) -> bool {
-        self.s.peek != 0
+        (self.s.peek | self.s.session) != 0
     }
 
     /// A get's health check passed: what was done with a lent fd, and what may have
@@ -566,11 +588,16 @@ impl Conn {
         let write = io::Deadline::after_from(now, wt);
         let limits = self.s.reply_limits;
         let resp3 = self.s.resp3;
+        let keeping = resp3 && self.s.kept.is_some();
+        // Kept pushes come to `each` in a reply's place (and are set aside there): the
+        // replies they displaced are read after `pipeline_each`.
         let pushes = |i: usize| match (resp3, cmds[i].first()) {
             (false, _) => io::Pushes::Refuse,
             (true, Some(name)) if replies_are_pushes(name) => io::Pushes::Return,
+            (true, _) if keeping => io::Pushes::Return,
             (true, _) => io::Pushes::Skip,
         };
+        let kept_now: std::cell::RefCell<Vec<Reply>> = Default::default();
         let close_on_readonly = self.s.close_on_readonly;
         let mut readonly = false;
         // A HELLO inside the pipeline switches the protocol for the commands after it (as
@@ -578,6 +605,16 @@ impl Conn {
         let mut hello: Option<bool> = None;
         let mut i = 0;
         let mut each = |reply: Reply| {
+            if keeping
+                && matches!(reply, Reply::Push(_))
+                && !cmds
+                    .get(i)
+                    .and_then(|c| c.first())
+                    .is_some_and(|n| replies_are_pushes(n))
+            {
+                kept_now.borrow_mut().push(reply);
+                return;
+            }
             if close_on_readonly && matches!(&reply, Reply::Error(e) if e.starts_with(b"READONLY"))
             {
                 readonly = true;
@@ -612,12 +649,35 @@ impl Conn {
             &pushes,
             &mut each,
         );
+        // The replies displaced by kept pushes, each maybe behind more pushes.
+        let mut res = res.map_err(|(_, e)| e);
+        let mut missing = kept_now.borrow().len();
+        while res.is_ok() && missing > 0 {
+            match io::read_frame(&mut stream, &mut cio.parser, read) {
+                Ok(p @ Reply::Push(_)) => kept_now.borrow_mut().push(p),
+                Ok(reply) => {
+                    missing -= 1;
+                    each(reply);
+                }
+                Err(e) => res = Err(e),
+            }
+        }
+        let res = res.map_err(|e| (i, e));
+        if let Some(kept) = st.kept.as_mut() {
+            for p in kept_now.into_inner() {
+                keep_push(kept, p);
+            }
+        }
         match res {
             Ok(()) => {
                 let mut stray = false;
                 while resp3 && !cio.parser.is_clean() {
                     match cio.parser.next_reply() {
-                        Ok(Some(Reply::Push(_))) => {}
+                        Ok(Some(p @ Reply::Push(_))) => {
+                            if let Some(kept) = st.kept.as_mut() {
+                                keep_push(kept, p);
+                            }
+                        }
                         Ok(None) => break,
                         Ok(Some(_)) | Err(_) => {
                             stray = true;
@@ -646,6 +706,125 @@ impl Conn {
                     },
                 ))
             }
+        }
+    }
+
+    /// Sends `cmds` in one write (bounded by the conn's write timeout) and reads nothing:
+    /// their replies are read later with `receive`, as frames among others (a subscriber's
+    /// conn, where confirmations and messages share the stream). A failure marks the conn
+    /// broken. The session bits are not tracked: such a conn is never pooled again.
+    pub fn send(&mut self, cmds: &[&[&[u8]]]) -> Result<(), Error> {
+        if let Some(why) = &self.s.broken {
+            return Err(Error::BadConn(why.to_string()));
+        }
+        let fd = self.fd();
+        let write = io::Deadline::after(self.timeouts().1);
+        let limits = self.s.reply_limits;
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
+        cio.out.clear();
+        for args in cmds {
+            crate::redis::resp::encode_command(&mut cio.out, args);
+        }
+        let res = io::write_by(&mut stream, &cio.out, write);
+        // A subscriber's buffer would otherwise keep its largest SUBSCRIBE forever.
+        if cio.out.capacity() > 64 * 1024 {
+            cio.out = Vec::new();
+        }
+        res.map_err(|e| self.fail(e))
+    }
+
+    /// Reads the next frame (a reply or a RESP3 push, as it comes) by `deadline`; None when
+    /// no whole frame arrived by then, and the conn stays good (part of a frame stays
+    /// buffered for the next call). A deadline already passed takes what has arrived. EOF,
+    /// an OS error or a malformed frame marks the conn broken.
+    pub fn receive(&mut self, deadline: Option<io::Deadline>) -> Result<Option<Reply>, Error> {
+        if let Some(why) = &self.s.broken {
+            return Err(Error::BadConn(why.to_string()));
+        }
+        let fd = self.fd();
+        let limits = self.s.reply_limits;
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
+        match io::read_frame(&mut stream, &mut cio.parser, deadline) {
+            Ok(r) => Ok(Some(r)),
+            Err(IoError::Timeout(..)) => Ok(None),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// From now on (`keep`) RESP3 pushes that arrive around this conn's replies (client
+    /// tracking invalidations, ...) are kept for `next_push` instead of skipped, at most
+    /// `MAX_KEPT_PUSHES` (the oldest dropped beyond it); `!keep` drops those kept and skips
+    /// again. Asking for them changes the session: the conn is not pooled for a next user
+    /// as it is (see `must_close_on_put`). RESP3 only.
+    pub fn keep_pushes(&mut self, keep: bool) -> Result<(), Error> {
+        if !self.s.resp3 {
+            return Err(Error::invalid(
+                "pushes: the conn speaks RESP2, which has none (use protocol=3)",
+            ));
+        }
+        if keep {
+            self.s.kept.get_or_insert_with(Default::default);
+            self.s.session |= SESSION_PUSHES;
+        } else {
+            self.s.kept = None;
+        }
+        Ok(())
+    }
+
+    /// The oldest kept push; when none is kept, the next push that arrives by `deadline`
+    /// (a deadline already passed takes what has arrived). Ok(None) when none came. A frame
+    /// that is not a push (no command is waiting for a reply) means the conn is out of step:
+    /// it is marked broken.
+    pub fn next_push(&mut self, deadline: Option<io::Deadline>) -> Result<Option<Reply>, Error> {
+        if let Some(p) = self.s.kept.as_mut().and_then(|k| k.pop_front()) {
+            return Ok(Some(p));
+        }
+        if !self.s.resp3 {
+            return Ok(None);
+        }
+        match self.receive(deadline)? {
+            None => Ok(None),
+            Some(p @ Reply::Push(_)) => Ok(Some(p)),
+            Some(other) => {
+                let e = Error::Protocol(format!(
+                    "redis: a reply nobody asked for ({}) while waiting for a push: the conn \
+                     is out of step",
+                    other.summary()
+                ));
+                self.s.broken = Some(e.to_string().into());
+                Err(e)
+            }
+        }
+    }
+
+    /// The caller's own I/O on the fd changed the session (`lend_fd` cannot see it): the
+    /// conn is restored like one whose commands changed it (`restore`).
+    pub fn mark_session_changed(&mut self) {
+        self.s.session |= SESSION_OTHER;
+    }
+
+    /// Whether the session speaks RESP3 (HELLO 3).
+    pub fn is_resp3(&self) -> bool {
+        self.s.resp3
+    }
+
+    /// Marks the conn broken by `e` and says so as a pool error.
+    fn fail(&mut self, e: IoError) -> Error {
+        let msg = e.to_string();
+        self.s.broken = Some(msg.as_str().into());
+        match e {
+            IoError::Protocol(_) | IoError::PushOnResp2 => Error::Protocol(msg),
+            _ => Error::Io(msg),
         }
     }
 
@@ -690,7 +869,9 @@ impl Conn {
         // any time, also just before a reply: they are not this command's reply, except
         // for the subscribe family, whose replies are pushes. RESP2 has no pushes.
         let skip_pushes = !args.first().is_some_and(|name| replies_are_pushes(name));
-        let pushes = match (self.s.resp3, skip_pushes) {
+        // Kept pushes are returned by the read and set aside here, one by one.
+        let keeping = skip_pushes && self.s.kept.is_some();
+        let pushes = match (self.s.resp3, skip_pushes && !keeping) {
             (false, _) => io::Pushes::Refuse,
             (true, true) => io::Pushes::Skip,
             (true, false) => io::Pushes::Return,
@@ -705,7 +886,7 @@ impl Conn {
             None => io::Stream::Plain(fd),
         };
         let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
-        let res = io::command_with(
+        let mut res = io::command_with(
             &mut stream,
             &mut cio.parser,
             &mut cio.out,
@@ -715,14 +896,31 @@ impl Conn {
             wait,
             pushes,
         );
+        if keeping && st.resp3 {
+            while let Ok(Reply::Push(_)) = &res {
+                if let (Some(kept), Ok(p)) = (st.kept.as_mut(), res) {
+                    keep_push(kept, p);
+                }
+                res = if io::Deadline::passed(read) {
+                    let t = read_override.unwrap_or(rt).unwrap_or_default();
+                    Err(IoError::Timeout("read", t))
+                } else {
+                    io::read_frame(&mut stream, &mut cio.parser, read)
+                };
+            }
+        }
         match res {
             Ok(reply) => {
                 let mut stray = false;
-                // Pushes right behind the reply, in the same read, are skipped as well; a
-                // reply nobody asked for means the conn is out of step.
-                while pushes == io::Pushes::Skip && !cio.parser.is_clean() {
+                // Pushes right behind the reply, in the same read, are skipped (or kept) as
+                // well; a reply nobody asked for means the conn is out of step.
+                while (pushes == io::Pushes::Skip || keeping) && !cio.parser.is_clean() {
                     match cio.parser.next_reply() {
-                        Ok(Some(Reply::Push(_))) => {}
+                        Ok(Some(p @ Reply::Push(_))) => {
+                            if let Some(kept) = st.kept.as_mut() {
+                                keep_push(kept, p);
+                            }
+                        }
                         Ok(None) => break,
                         Ok(Some(_)) | Err(_) => {
                             stray = true;
@@ -862,7 +1060,7 @@ impl Conn {
     /// timeout (none: 0, block forever), so that the wait for a reply is one blocking
     /// `recv` (bounded by the kernel) instead of `poll` and `recv`: a syscall fewer per
     /// command. A socket that refuses the option keeps the `poll` path.
-    pub(crate) fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
+    pub fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) {
         let ms =
             |t: Option<Duration>| t.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32);
         self.s.timeouts_ms = [ms(read), ms(write)];
@@ -890,8 +1088,90 @@ impl Conn {
         self.s.session != 0
     }
 
-    /// Broken or `session_changed`: given back, it is removed instead of pooled. One
-    /// branch for a conn used for plain commands.
+    /// Broken, or mid-command (`start` without its `finish`: the reply is on the way, and
+    /// part of the command may not even be sent): given back, it is removed instead of
+    /// pooled (a conn whose session changed is pooled, and restored by the next get's
+    /// health check: `restore`).
+    #[inline]
+    pub(crate) fn must_remove_on_put(&self) -> bool {
+        self.s.broken.is_some() | (self.s.peek & PEEK_STARTED != 0)
+    }
+
+    /// Brings a conn whose session its commands changed (`session_changed`) back to the
+    /// session the pool set up, before it is handed out again: `PING`, `RESET` (Redis 6.2+:
+    /// leaves subscribe mode, discards MULTI, unwatches, turns CLIENT REPLY and tracking
+    /// off, back to RESP2, db 0, the default user, no name), then the set-up's commands
+    /// (HELLO / AUTH / SELECT / CLIENT SETNAME), all in one write. Everything that arrives
+    /// before RESET's `+RESET` is discarded: pub/sub messages, replies nobody read, the
+    /// PING's answer (which is there only to absorb a pending CLIENT REPLY SKIP, which
+    /// would eat RESET's reply). Bounded by the conn's read timeout and `cap`. On failure
+    /// (a server without RESET, an error reply to the set-up, a timeout) the conn is marked
+    /// broken and the reason returned: it must be closed.
+    pub(crate) fn restore(
+        &mut self,
+        session: &Session,
+        cap: Option<io::Deadline>,
+    ) -> Result<(), String> {
+        let res = self.restore_inner(session, cap);
+        if let Err(why) = &res {
+            self.s.broken = Some(why.as_str().into());
+        }
+        res
+    }
+
+    fn restore_inner(
+        &mut self,
+        session: &Session,
+        cap: Option<io::Deadline>,
+    ) -> Result<(), String> {
+        let setup = session.commands();
+        let mut cmds: Vec<Vec<&[u8]>> = vec![vec![b"PING"], vec![b"RESET"]];
+        for (_, args) in &setup {
+            cmds.push(args.iter().map(Vec::as_slice).collect());
+        }
+        let refs: Vec<&[&[u8]]> = cmds.iter().map(Vec::as_slice).collect();
+        // After RESET the server speaks RESP2 until the set-up's HELLO 3: frames are read
+        // as they come (pushes included), whatever the conn spoke before.
+        let (rt, _) = self.timeouts();
+        let read = io::Deadline::earliest(io::Deadline::after(rt), cap);
+        self.send(&refs).map_err(|e| e.to_string())?;
+        loop {
+            match self.receive(read).map_err(|e| e.to_string())? {
+                None => return Err("redis: restoring the session: no +RESET in time".into()),
+                Some(Reply::Status(s)) if s == b"RESET" => break,
+                Some(Reply::Error(e)) if e.windows(5).any(|w| w.eq_ignore_ascii_case(b"RESET")) => {
+                    return Err(format!(
+                        "redis: restoring the session: RESET refused ({}): Redis 6.2 or later \
+                         is needed to restore a conn; it is closed instead",
+                        String::from_utf8_lossy(&e)
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, _) in &setup {
+            match self.receive(read).map_err(|e| e.to_string())? {
+                None => return Err(format!("redis: restoring the session: no reply to {name}")),
+                Some(Reply::Error(e)) => {
+                    return Err(format!(
+                        "redis: restoring the session: {name} refused: {}",
+                        String::from_utf8_lossy(&e)
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if self.has_buffered_input() {
+            return Err("redis: restoring the session: unexpected bytes after it".into());
+        }
+        self.s.session = 0;
+        self.s.kept = None;
+        self.s.resp3 = session.protocol == 3;
+        Ok(())
+    }
+
+    /// Broken or `session_changed`: given back to a sticky or single pool, it is removed
+    /// instead of kept. One branch for a conn used for plain commands.
     #[inline]
     pub(crate) fn must_close_on_put(&self) -> bool {
         self.s.broken.is_some() | (self.s.session != 0)
@@ -903,9 +1183,17 @@ impl Conn {
     }
 
     /// Bytes received by `command` and not consumed: should never happen on a good conn.
-    pub(crate) fn has_buffered_input(&self) -> bool {
+    pub fn has_buffered_input(&self) -> bool {
         self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean())
     }
+}
+
+/// Appends `p` to the kept pushes, dropping the oldest beyond `MAX_KEPT_PUSHES`.
+fn keep_push(kept: &mut std::collections::VecDeque<Reply>, p: Reply) {
+    if kept.len() >= MAX_KEPT_PUSHES {
+        kept.pop_front();
+    }
+    kept.push_back(p);
 }
 
 /// How long raw I/O on a conn (`Conn::read_raw`, `Conn::write_raw`) may wait.
@@ -980,6 +1268,8 @@ mod tests {
         assert_eq!(track(SESSION_DB, &["select", "2"]), 0);
         assert_eq!(track(0, &["client", "reply", "skip"]), SESSION_OTHER);
         assert_eq!(track(0, &["CLIENT", "REPLY", "OFF"]), SESSION_OTHER);
+        assert_eq!(track(0, &["client", "tracking", "on"]), SESSION_OTHER);
+        assert_eq!(track(0, &["CLIENT", "TRACKING", "OFF"]), 0);
         for other in ["HELLO", "AUTH", "RESET"] {
             assert_eq!(track(0, &[other]), SESSION_OTHER, "{other}");
         }

@@ -18,6 +18,8 @@ pub enum Staleness {
     SocketError,
     /// The PING check for long-idle conns got no PONG in time.
     NoPong,
+    /// A conn whose session changed could not be restored (`Conn::restore`).
+    NotRestored,
 }
 
 /// A pool's health-check thresholds in nanoseconds, converted once from its `Options`
@@ -106,7 +108,7 @@ pub(crate) fn check_socket(conn: &mut Conn) -> Result<(), Staleness> {
 /// meanwhile and it is not new (`Conn::needs_peek`): then the peek is skipped.
 pub(crate) fn check(conn: &mut Conn, now: u64, limits: &Limits) -> Result<(), Staleness> {
     check_age(conn, now, limits.max_idle_ns)?;
-    if conn.has_buffered_input() {
+    if conn.has_buffered_input() && !conn.session_changed() {
         return Err(Staleness::UnreadData);
     }
     if !conn.needs_peek()
@@ -116,7 +118,28 @@ pub(crate) fn check(conn: &mut Conn, now: u64, limits: &Limits) -> Result<(), St
     {
         return Ok(());
     }
+    // Unread messages and replies are expected on it: `check_restore` drains them.
+    if conn.session_changed() {
+        return Ok(());
+    }
     check_socket(conn)
+}
+
+/// A conn given back with its session changed (subscribe mode, MULTI, WATCH, SELECT, ...)
+/// is restored to the pool's set-up before it is handed out (`Conn::restore`); true when
+/// it was. `cap` as `check_ping`'s.
+pub(crate) fn check_restore(
+    conn: &mut Conn,
+    session: &crate::redis::Session,
+    cap: impl FnOnce() -> Option<Deadline>,
+) -> Result<bool, Staleness> {
+    if !conn.session_changed() {
+        return Ok(false);
+    }
+    match conn.restore(session, cap()) {
+        Ok(()) => Ok(true),
+        Err(_) => Err(Staleness::NotRestored),
+    }
 }
 
 /// The PING check (redis-client's idle_timeout idea): a conn idle for `after` or longer

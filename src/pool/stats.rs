@@ -44,9 +44,10 @@ pub struct Stats {
     pub in_use_conns: u32,
     /// Leak detection: conns given back after being held longer than the threshold.
     pub late_returns: u64,
-    /// Conns closed on their way back (put or remove) because commands sent on them
-    /// changed the session the pool set up: subscribe mode, MULTI, WATCH, SELECT of another
-    /// db, CLIENT REPLY OFF|SKIP, HELLO, AUTH, RESET. Also counted in `removed_conns`.
+    /// Conns whose session commands sent on them changed (subscribe mode, MULTI, WATCH,
+    /// SELECT of another db, ...): restored (RESET and the set-up again) by the get that
+    /// took them after a put (`health::check_restore`), or closed when given back with
+    /// `remove` or to a sticky / single pool.
     pub reset_conns: u64,
 }
 

@@ -98,7 +98,7 @@ impl Session {
     }
 
     /// The commands, each with the name of its step.
-    fn commands(&self) -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    pub(crate) fn commands(&self) -> Vec<(&'static str, Vec<Vec<u8>>)> {
         let mut cmds = Vec::new();
         let user = self.username.as_deref().unwrap_or("default");
         if self.protocol == 3 {

@@ -65,6 +65,24 @@ pub fn write_all(s: &mut Stream<'_>, buf: &[u8], timeout: Option<Duration>) -> R
     write_until(s, buf, Deadline::after(timeout))
 }
 
+/// Writes all of `buf` by `deadline`, reading nothing back: for a caller whose replies come
+/// later as frames of their own (a subscriber's SUBSCRIBE, whose confirmations arrive among
+/// the messages).
+pub fn write_by(s: &mut Stream<'_>, buf: &[u8], deadline: Option<Deadline>) -> Result<(), IoError> {
+    write_until(s, buf, deadline)
+}
+
+/// Reads one frame (a reply or a push), by `deadline`: what the parser already holds first,
+/// then the socket. A deadline already passed still takes what has arrived (one `recv`).
+/// A frame cut short by the deadline stays buffered in the parser for the next call.
+pub fn read_frame(
+    s: &mut Stream<'_>,
+    parser: &mut Parser,
+    deadline: Option<Deadline>,
+) -> Result<Reply, IoError> {
+    read_until(s, parser, deadline, false)
+}
+
 /// Reads one reply. What the parser already holds is parsed first; the socket is read only if
 /// that is not a whole reply. `timeout` bounds the whole reply, not each `recv`.
 pub fn read_reply(

@@ -409,6 +409,70 @@ static int64_t pipe_case(pool_conn_t *c, int which, size_t ncmds, pool_error_t *
     return rc;
 }
 
+/* A subscriber of g_other that lives for the whole run (made in main). */
+static pool_subscriber_t *g_sub;
+
+typedef pool_status_t (*sub_fn_t)(pool_subscriber_t *, size_t, const char *const *,
+                                  const size_t *, pool_error_t *);
+
+/* `fn` on g_sub with hostile names: nothing is sent, g_sub stays as it was. */
+static int64_t sub_call(sub_fn_t fn, size_t count, const char *const *names, pool_error_t *err)
+{
+    return fn(g_sub, count, names, NULL, err);
+}
+
+/* A subscriber made on a pool of its own, subscribed, its confirmation received, freed. */
+static int64_t sub_roundtrip(pool_error_t *err)
+{
+    pool_options_t o = base_options(1);
+    pool_t *pool = NULL;
+    pool_status_t rc = pool_new(&o, &pool, err);
+    if (rc != POOL_OK)
+        return rc;
+    pool_subscriber_t *sub = NULL;
+    rc = pool_subscriber_new(pool, &sub, err);
+    if (rc != POOL_OK) {
+        pool_free(pool);
+        return rc;
+    }
+    const char *names[] = {"hostile-sub"};
+    rc = pool_subscriber_subscribe(sub, 1, names, NULL, err);
+    pool_message_t *m = NULL;
+    if (rc == POOL_OK)
+        rc = pool_subscriber_receive(sub, scaled(5000), &m, err);
+    if (rc == POOL_OK && !CHECK(m->kind == POOL_MSG_SUBSCRIBE))
+        rc = POOL_ERR_INTERNAL;
+    pool_message_free(m);
+    pool_subscriber_free(sub);
+    CHECK_EQ(pool_len(pool), 0);
+    pool_free(pool);
+    return rc;
+}
+
+/* g_sub subscribes once more: its confirmation is received with `timeout_ms`. */
+static int64_t sub_recv_pong(int64_t timeout_ms, pool_error_t *err)
+{
+    const char *names[] = {"hostile-pong"};
+    pool_status_t rc = pool_subscriber_subscribe(g_sub, 1, names, NULL, err);
+    if (rc != POOL_OK)
+        return rc;
+    pool_message_t *m = NULL;
+    rc = pool_subscriber_receive(g_sub, timeout_ms, &m, err);
+    if (rc == POOL_OK && !CHECK(m->kind == POOL_MSG_SUBSCRIBE))
+        rc = POOL_ERR_INTERNAL;
+    pool_message_free(m);
+    return rc;
+}
+
+/* Nothing is there for g_sub: receive with `timeout_ms` times out with msg_out NULL. */
+static int64_t sub_recv_none(int64_t timeout_ms, pool_error_t *err)
+{
+    pool_message_t *m = (pool_message_t *)1;
+    pool_status_t rc = pool_subscriber_receive(g_sub, timeout_ms, &m, err);
+    CHECK(m == NULL);
+    return rc;
+}
+
 /* A normal get, PING and put on `pool` give `want_get` and then work: nothing was lost. */
 static void check_get_put_works(pool_t *pool, pool_status_t want_get)
 {
@@ -1453,6 +1517,12 @@ typedef struct hcase {
       ping_ex(H, 1000, err))                                                                   \
     X(id##_pipe, "pool_conn_pipeline", label, fixture, INV, cmd_msg, F_ERR,                    \
       pipe_case(H, 0, 2, err))                                                                 \
+    X(id##_session_changed, "pool_conn_session_changed", label, fixture, INV, NULL, 0,        \
+      pool_conn_session_changed(H))                                                            \
+    X(id##_keep_pushes, "pool_conn_keep_pushes", label, fixture, INV, cmd_msg, F_ERR,         \
+      pool_conn_keep_pushes(H, true, err))                                                      \
+    X(id##_next_push, "pool_conn_next_push", label, fixture, INV, cmd_msg, F_ERR,             \
+      pool_conn_next_push(H, 0, &(pool_reply_t *){NULL}, err))                                  \
     X(id##_read, "pool_conn_read", label, fixture, INV, cmd_msg, F_ERR, raw_read(H, 0, err))   \
     X(id##_write, "pool_conn_write", label, fixture, INV, cmd_msg, F_ERR, raw_write(H, 0, err)) \
     X(id##_wpend, "pool_conn_write_pending", label, fixture, 0, NULL, 0,                       \
@@ -1588,6 +1658,16 @@ typedef struct hcase {
       ping_ex(g_conn, 0, err))                                                                  \
     X(cmd_ex_t_max, "pool_conn_command_ex", "timeout_ms INT64_MAX: as good as none", FX_NONE,   \
       POOL_OK, NULL, F_ERR, ping_ex(g_conn, INT64_MAX, err))                                    \
+    X(keep_resp2, "pool_conn_keep_pushes", "a RESP2 conn: it gets no pushes", FX_NONE, INV,    \
+      "RESP2", F_ERR, pool_conn_keep_pushes(g_conn, true, err))                                 \
+    X(next_push_out_null, "pool_conn_next_push", "push_out NULL", FX_NONE, INV, "push_out",     \
+      F_ERR, pool_conn_next_push(g_conn, 0, NULL, err))                                         \
+    X(next_push_none, "pool_conn_next_push", "timeout_ms 0, none there", FX_NONE,               \
+      POOL_ERR_TIMEOUT, "no push", F_ERR | F_COUNTS, pool_conn_next_push(g_conn, 0,             \
+      &(pool_reply_t *){NULL}, err))                                                            \
+    X(next_push_t_min, "pool_conn_next_push", "timeout_ms INT64_MIN on a RESP2 conn: none",     \
+      FX_NONE, POOL_ERR_TIMEOUT, "no push", F_ERR | F_COUNTS, pool_conn_next_push(g_conn,       \
+      INT64_MIN, &(pool_reply_t *){NULL}, err))                                                 \
     X(pipe_ok, "pool_conn_pipeline", "PING + ECHO, lengths for one, NUL-terminated the other",  \
       FX_NONE, POOL_OK, NULL, F_ERR, pipe_case(g_conn, 0, 2, err))                              \
     X(pipe_no_lens, "pool_conn_pipeline", "argvlens NULL", FX_NONE, POOL_OK, NULL, F_ERR,       \
@@ -2045,7 +2125,58 @@ typedef struct hcase {
     X(len_null, "pool_len", "NULL", FX_NONE, -1, NULL, 0, pool_len(NULL))                       \
     X(idle_len_null, "pool_idle_len", "NULL", FX_NONE, -1, NULL, 0, pool_idle_len(NULL))        \
     X(close_null, "pool_close", "NULL", FX_NONE, INV, NULL, 0, pool_close(NULL))                \
-    X(free_null, "pool_free", "NULL", FX_NONE, 0, NULL, 0, (pool_free(NULL), 0))
+    X(free_null, "pool_free", "NULL", FX_NONE, 0, NULL, 0, (pool_free(NULL), 0))               \
+    SUBSCRIBER_CASES(X)
+
+/* ---- subscribers ---- */
+#define SUB_NAMES ((const char *[]){"c", NULL})
+#define SUB_FN_CASES(X, id, fn)                                                                 \
+    X(id##_null, #fn, "sub NULL", FX_NONE, INV, "sub", F_ERR, fn(NULL, 1, SUB_NAMES, NULL, err)) \
+    X(id##_names_null, #fn, "names NULL, count 1", FX_NONE, INV, "names", F_ERR,                \
+      sub_call(fn, 1, NULL, err))                                                               \
+    X(id##_name1_null, #fn, "names[1] NULL", FX_NONE, INV, "names[1]", F_ERR,                   \
+      sub_call(fn, 2, SUB_NAMES, err))                                                          \
+    X(id##_huge, #fn, "count SIZE_MAX", FX_NONE, INV, "count", F_ERR,                           \
+      sub_call(fn, SIZE_MAX, SUB_NAMES, err))
+#define SUBSCRIBER_CASES(X)                                                                     \
+    X(sub_new_null, "pool_subscriber_new", "pool NULL", FX_NONE, INV, "pool", F_ERR,            \
+      pool_subscriber_new(NULL, &(pool_subscriber_t *){NULL}, err))                             \
+    X(sub_new_out_null, "pool_subscriber_new", "sub_out NULL", FX_NONE, INV, "sub_out", F_ERR,  \
+      pool_subscriber_new(g_pool, NULL, err))                                                   \
+    X(sub_new_made_up, "pool_subscriber_new", "a made-up pool", FX_NONE, INV, "pool", F_ERR,    \
+      pool_subscriber_new((pool_t *)(uintptr_t)0x1234, &(pool_subscriber_t *){NULL}, err))      \
+    X(sub_roundtrip, "pool_subscriber_new", "made, subscribed, received, freed", FX_NONE,      \
+      POOL_OK, NULL, F_ERR | F_COUNTS, sub_roundtrip(err))                              \
+    X(csub_new_null, "pool_cluster_subscriber_new", "cluster NULL", FX_NONE, INV, "cluster",    \
+      F_ERR, pool_cluster_subscriber_new(NULL, &(pool_subscriber_t *){NULL}, err))              \
+    X(csub_new_out_null, "pool_cluster_subscriber_new", "sub_out NULL", FX_NONE, INV,           \
+      "sub_out", F_ERR, pool_cluster_subscriber_new(g_cluster, NULL, err))                      \
+    SUB_FN_CASES(X, sub_sub, pool_subscriber_subscribe)                                         \
+    SUB_FN_CASES(X, sub_psub, pool_subscriber_psubscribe)                                       \
+    SUB_FN_CASES(X, sub_ssub, pool_subscriber_ssubscribe)                                       \
+    SUB_FN_CASES(X, sub_unsub, pool_subscriber_unsubscribe)                                     \
+    SUB_FN_CASES(X, sub_punsub, pool_subscriber_punsubscribe)                                   \
+    SUB_FN_CASES(X, sub_sunsub, pool_subscriber_sunsubscribe)                                   \
+    X(sub_count0, "pool_subscriber_subscribe", "count 0", FX_NONE, INV, "count", F_ERR,         \
+      sub_call(pool_subscriber_subscribe, 0, SUB_NAMES, err))                                   \
+    X(sub_recv_null, "pool_subscriber_receive", "sub NULL", FX_NONE, INV, "sub", F_ERR,         \
+      pool_subscriber_receive(NULL, 0, &(pool_message_t *){NULL}, err))                         \
+    X(sub_recv_out_null, "pool_subscriber_receive", "msg_out NULL", FX_NONE, INV, "msg_out",    \
+      F_ERR, pool_subscriber_receive(g_sub, 0, NULL, err))                                      \
+    X(sub_recv_t_min, "pool_subscriber_receive", "timeout_ms INT64_MIN: waits (a message is there)", \
+      FX_NONE, POOL_OK, NULL, F_ERR | F_COUNTS, sub_recv_pong(INT64_MIN, err))                  \
+    X(sub_recv_t_0, "pool_subscriber_receive", "timeout_ms 0, nothing there", FX_NONE,          \
+      POOL_ERR_TIMEOUT, "no message", F_ERR | F_COUNTS, sub_recv_none(0, err))                  \
+    X(sub_ping_null, "pool_subscriber_ping", "sub NULL", FX_NONE, INV, "sub", F_ERR,            \
+      pool_subscriber_ping(NULL, 0, err))                                                       \
+    X(sub_ping_t_max, "pool_subscriber_ping", "timeout_ms INT64_MAX", FX_NONE, POOL_OK, NULL,   \
+      F_ERR | F_COUNTS, pool_subscriber_ping(g_sub, INT64_MAX, err))                            \
+    X(sub_fd_null, "pool_subscriber_fd", "NULL", FX_NONE, -1, NULL, 0, pool_subscriber_fd(NULL)) \
+    X(sub_resubs_null, "pool_subscriber_resubscribes", "NULL", FX_NONE, 0, NULL, 0,             \
+      (int64_t)pool_subscriber_resubscribes(NULL))                                              \
+    X(sub_free_null, "pool_subscriber_free", "NULL", FX_NONE, 0, NULL, 0,                       \
+      (pool_subscriber_free(NULL), 0))                                                          \
+    X(msg_free_null, "pool_message_free", "NULL", FX_NONE, 0, NULL, 0, (pool_message_free(NULL), 0))
 
 /* ---- Redis Cluster handles ---- */
 #define CLUSTER_CASES(X)                                                                        \
@@ -2541,7 +2672,7 @@ static void run_case(const hcase_t *c)
 }
 
 /* The distinct functions the rows exercise, for the "covers:" line. */
-static const char *covered[64];
+static const char *covered[256];
 static size_t n_covered;
 
 static void note_covered(const char *fn)
@@ -2627,6 +2758,13 @@ int main(int argc, char **argv)
     pool_conn_set_userdata(g_conn, &g_ud, count_free);
     g_other_conn = must_get(g_other);
     g_other_conn_id = pool_conn_id(g_other_conn);
+    {
+        pool_error_t serr;
+        if (pool_subscriber_new(g_other, &g_sub, &serr) != POOL_OK) {
+            fprintf(stderr, "pool_subscriber_new: %s\n", serr.message);
+            return 2;
+        }
+    }
     /* The made-up handle next to g_conn must not be one of ours. */
     if (FLIPPED_CONN == g_other_conn) {
         fprintf(stderr, "the flipped handle is g_other_conn: the test needs another value\n");
@@ -2648,6 +2786,8 @@ int main(int argc, char **argv)
     CHECK_STATUS(pool_put(g_pool, g_conn), POOL_OK, NULL);
     CHECK_STATUS(pool_put(g_other, g_other_conn), POOL_OK, NULL);
     CHECK_EQ(g_ud.freed, 0);
+    CHECK_STATUS(pool_subscriber_ping(g_sub, scaled(5000), NULL), POOL_OK, NULL);
+    pool_subscriber_free(g_sub);
     pool_cluster_free(g_cluster);
     pool_free(g_pool);
     pool_free(g_other);

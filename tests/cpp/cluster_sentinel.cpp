@@ -121,6 +121,39 @@ static void routing(const std::vector<std::string> &seeds) {
     CHECK(masters == 3 && slots == 16384);
     CHECK(nodes.size() >= 3 && nodes_hit.count(nodes[0].addr) == 1);
 
+    section("Cluster subscriber: shard channels on every master");
+    {
+        auto made = redispool::Subscriber::open(cluster.native());
+        CHECK(made.ok());
+        redispool::Subscriber sub = std::move(made).value();
+        // One shard channel per master (the keys of the routing check above reached all 3).
+        std::vector<std::string> chans;
+        std::set<std::string> owners;
+        for (int i = 0; i < KEYS && owners.size() < 3; i++) {
+            Conn c = cluster.get(key_of(i));
+            if (owners.insert(c.node()).second) chans.push_back(key_of(i));
+        }
+        CHECK(chans.size() == 3);
+        for (const std::string &ch : chans) sub.ssubscribe({ch});
+        int confirmed = 0;
+        for (int i = 0; i < 3; i++) {
+            auto m = sub.receive(std::chrono::seconds(5));
+            if (m && m->kind() == POOL_MSG_SSUBSCRIBE) confirmed++;
+        }
+        CHECK(confirmed == 3);
+        for (const std::string &ch : chans) {
+            Conn c = cluster.get(ch);
+            c.command({"SPUBLISH", ch, "to " + ch});
+        }
+        int shard_messages = 0;
+        for (int i = 0; i < 3; i++) {
+            auto m = sub.receive(std::chrono::seconds(5));
+            if (m && m->kind() == POOL_MSG_SMESSAGE && m->payload() == "to " + std::string(m->channel()))
+                shard_messages++;
+        }
+        CHECK(shard_messages == 3);
+    }
+
     section("Cluster without redirects: every key is on the node get(key) chose");
     pool_options_t node = Pool::default_options();
     node.pool_size = 2;

@@ -348,6 +348,81 @@ static void from_options(const std::string &addr) {
     CHECK(name.str() == "redispool-cpp");
 }
 
+static void conversations(const std::string &base) {
+    section("Pipeline: replies in order, an error reply in its place");
+    Pool pool(base + "?pool_size=2");
+    {
+        Conn conn = pool.get();
+        redispool::Pipeline p(conn);
+        p.add({"SET", "cpp:pipe", "1"}).add({"INCR", "cpp:pipe"}).add({"LPUSH", "cpp:pipe", "x"});
+        p.add(std::vector<std::string>{"GET", "cpp:pipe"});
+        CHECK(p.size() == 4);
+        std::vector<Reply> r = p.exec();
+        CHECK(r.size() == 4 && p.size() == 0);
+        CHECK(r[0].is_status() && r[1].integer() == 2);
+        CHECK(r[2].is_error() && r[3].str() == "2");
+        auto empty = p.exec_nothrow();
+        CHECK(!empty.ok() && empty.code() == POOL_ERR_INVALID_ARG && !conn.bad());
+    }
+    section("Transaction: EXEC's array, and nil when a WATCHed key changed");
+    {
+        Conn conn = pool.get();
+        redispool::Transaction tx(conn);
+        tx.add({"INCR", "cpp:tx"}).add({"INCR", "cpp:tx"});
+        CHECK(tx.size() == 2);
+        Reply exec = tx.exec();
+        CHECK(exec.is_array() && exec.size() == 2 && exec[1].integer() == 2);
+        conn.command({"WATCH", "cpp:tx"});
+        {
+            Conn other = pool.get();
+            other.command({"SET", "cpp:tx", "changed"});
+        }
+        tx.add({"INCR", "cpp:tx"});
+        Reply aborted = tx.exec();
+        CHECK(aborted.is_nil() && !conn.bad());
+    }
+    section("Subscriber: messages, a pattern, a kill resubscribes");
+    {
+        redispool::Subscriber sub(pool);
+        CHECK(sub.fd() >= 0);
+        sub.subscribe({"cpp:news"});
+        sub.psubscribe({"cpp:sport.*"});
+        auto first = sub.receive(5s);
+        CHECK(first.has_value() && first->kind() == POOL_MSG_SUBSCRIBE &&
+              first->channel() == "cpp:news" && first->count() == 1);
+        auto second = sub.receive(5s);
+        CHECK(second.has_value() && second->kind() == POOL_MSG_PSUBSCRIBE);
+        {
+            Conn c = pool.get();
+            CHECK(c.command({"PUBLISH", "cpp:news", "hello"}).integer() == 1);
+            CHECK(c.command({"PUBLISH", "cpp:sport.ski", "fast"}).integer() == 1);
+        }
+        auto m = sub.receive(5s);
+        CHECK(m.has_value() && m->kind() == POOL_MSG_MESSAGE && m->payload() == "hello");
+        auto pm = sub.receive(5s);
+        CHECK(pm.has_value() && pm->kind() == POOL_MSG_PMESSAGE && pm->pattern() == "cpp:sport.*" &&
+              pm->channel() == "cpp:sport.ski" && pm->payload() == "fast");
+        CHECK(!sub.receive(0ms).has_value());
+        sub.ping(5s);
+        {
+            Conn c = pool.get();
+            CHECK(c.command({"CLIENT", "KILL", "TYPE", "pubsub"}).integer() == 1);
+        }
+        auto gap = sub.receive(5s);
+        CHECK(gap.has_value() && gap->kind() == POOL_MSG_RESUBSCRIBED && sub.resubscribes() == 1);
+        sub.unsubscribe();
+        sub.punsubscribe();
+        int confirmations = 0;
+        while (auto x = sub.receive(1s)) {
+            confirmations++;
+            if (x->kind() == POOL_MSG_PUNSUBSCRIBE) break;
+        }
+        CHECK(confirmations == 4); /* two resubscribed, two unsubscribed */
+        redispool::Subscriber moved = std::move(sub);
+        CHECK(sub.fd() == -1 && moved.fd() >= 0);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         std::fprintf(stderr, "usage: %s HOST:PORT\n", argv[0]);
@@ -362,6 +437,7 @@ int main(int argc, char **argv) {
         cancel(base);
         move_semantics(base);
         from_options(addr);
+        conversations(base);
     } catch (const Error &e) {
         std::printf("FAIL unexpected redispool::Error code %d: %s\n", static_cast<int>(e.code()),
                     e.what());

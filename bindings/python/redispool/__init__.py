@@ -30,7 +30,7 @@ from .errors import (
     WouldBlockError,
 )
 from .cluster import Cluster, ClusterInfo, key_slot
-from .pool import OPTION_NAMES, Cancel, Conn, Pool, Stats
+from .pool import OPTION_NAMES, Cancel, Conn, Pool, Stats, Subscriber, TransactionAborted
 
 __version__ = "0.1.0"
 
@@ -69,6 +69,8 @@ __all__ = [
     "RedisPoolError",
     "ReplyError",
     "Stats",
+    "Subscriber",
+    "TransactionAborted",
     "WouldBlockError",
     "key_slot",
     "library_path",

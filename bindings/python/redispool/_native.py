@@ -97,6 +97,42 @@ PoolReply._fields_ = [
 ]
 
 
+class PoolMessage(Structure):
+    """pool_message_t (from pool_subscriber_receive)"""
+
+    _fields_ = [
+        ("kind", c_int32),
+        # const char * in C; binary safe: read through the raw pointer with the
+        # lengths (pool.py _message_bytes), never as a NUL-terminated c_char_p.
+        ("channel", c_char_p),
+        ("channel_len", c_size_t),
+        ("pattern", c_char_p),
+        ("pattern_len", c_size_t),
+        ("payload", c_char_p),
+        ("payload_len", c_size_t),
+        ("count", c_int64),
+        ("reply", POINTER(PoolReply)),
+    ]
+
+
+# Message kinds (POOL_MSG_*), checked against the header.
+MESSAGE_KINDS = {
+    "POOL_MSG_MESSAGE": 1,
+    "POOL_MSG_PMESSAGE": 2,
+    "POOL_MSG_SMESSAGE": 3,
+    "POOL_MSG_SUBSCRIBE": 4,
+    "POOL_MSG_PSUBSCRIBE": 5,
+    "POOL_MSG_SSUBSCRIBE": 6,
+    "POOL_MSG_UNSUBSCRIBE": 7,
+    "POOL_MSG_PUNSUBSCRIBE": 8,
+    "POOL_MSG_SUNSUBSCRIBE": 9,
+    "POOL_MSG_PONG": 10,
+    "POOL_MSG_RESUBSCRIBED": 11,
+    "POOL_MSG_PUSH": 12,
+    "POOL_MSG_ERROR": 13,
+}
+
+
 class PoolStats(Structure):
     """pool_stats_t; set struct_size to sizeof(PoolStats) before pool_stats."""
 
@@ -285,6 +321,54 @@ PROTOTYPES = {
         ],
     ),
     "pool_reply_free": (None, [POINTER(PoolReply)]),
+    "pool_conn_pipeline": (
+        c_int32,
+        [
+            c_void_p,
+            c_size_t,
+            POINTER(c_int),
+            POINTER(POINTER(c_char_p)),
+            POINTER(POINTER(c_size_t)),
+            c_int64,
+            POINTER(POINTER(PoolReply)),
+            POINTER(c_size_t),
+            POINTER(PoolError),
+        ],
+    ),
+    "pool_subscriber_new": (c_int32, [c_void_p, _HANDLE_OUT, POINTER(PoolError)]),
+    "pool_subscriber_subscribe": (
+        c_int32,
+        [c_void_p, c_size_t, POINTER(c_char_p), POINTER(c_size_t), POINTER(PoolError)],
+    ),
+    "pool_subscriber_psubscribe": (
+        c_int32,
+        [c_void_p, c_size_t, POINTER(c_char_p), POINTER(c_size_t), POINTER(PoolError)],
+    ),
+    "pool_subscriber_ssubscribe": (
+        c_int32,
+        [c_void_p, c_size_t, POINTER(c_char_p), POINTER(c_size_t), POINTER(PoolError)],
+    ),
+    "pool_subscriber_unsubscribe": (
+        c_int32,
+        [c_void_p, c_size_t, POINTER(c_char_p), POINTER(c_size_t), POINTER(PoolError)],
+    ),
+    "pool_subscriber_punsubscribe": (
+        c_int32,
+        [c_void_p, c_size_t, POINTER(c_char_p), POINTER(c_size_t), POINTER(PoolError)],
+    ),
+    "pool_subscriber_sunsubscribe": (
+        c_int32,
+        [c_void_p, c_size_t, POINTER(c_char_p), POINTER(c_size_t), POINTER(PoolError)],
+    ),
+    "pool_subscriber_receive": (
+        c_int32,
+        [c_void_p, c_int64, POINTER(POINTER(PoolMessage)), POINTER(PoolError)],
+    ),
+    "pool_message_free": (None, [POINTER(PoolMessage)]),
+    "pool_subscriber_ping": (c_int32, [c_void_p, c_int64, POINTER(PoolError)]),
+    "pool_subscriber_fd": (c_int, [c_void_p]),
+    "pool_subscriber_resubscribes": (c_uint64, [c_void_p]),
+    "pool_subscriber_free": (None, [c_void_p]),
     "pool_cluster_options_init": (None, [POINTER(PoolClusterOptions)]),
     "pool_cluster_new": (
         c_int32,

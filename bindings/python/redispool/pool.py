@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import dataclasses
 import math
 import threading
@@ -609,3 +610,218 @@ class Conn:
             self.remove("garbage collected while checked out")
         except Exception:  # interpreter shutdown
             pass
+
+
+def _pipeline_call(conn, cmds, timeout_ms: int):
+    """pool_conn_pipeline on conn's handle: the converted replies (a Redis error
+    reply as a ReplyError value in its place)."""
+    handle = conn._handle
+    if handle is None:
+        raise _misuse("conn was already given back")
+    n = len(cmds)
+    if n == 0:
+        raise ValueError("a pipeline needs at least one command")
+    pool = conn._pool
+    enc, errs = pool._encoding, pool._errors
+    argcs = (c_int * n)()
+    argvs = (POINTER(c_char_p) * n)()
+    lens = (POINTER(c_size_t) * n)()
+    keep = []
+    for i, cmd in enumerate(cmds):
+        if len(cmd) == 0:
+            raise ValueError(f"command {i} is empty")
+        bufs = [_encode_arg(a, enc, errs) for a in cmd]
+        argv = (c_char_p * len(bufs))(*bufs)
+        ln = (c_size_t * len(bufs))(*map(len, bufs))
+        keep.append((bufs, argv, ln))
+        argcs[i] = len(bufs)
+        argvs[i] = argv
+        lens[i] = ln
+    replies = (POINTER(_native.PoolReply) * n)()
+    got = c_size_t(0)
+    err = _native.PoolError()
+    status = lib.pool_conn_pipeline(handle, n, argcs, argvs, lens, timeout_ms, replies,
+                                    byref(got), byref(err))
+    out = []
+    try:
+        for i in range(got.value):
+            if replies[i]:
+                out.append(_reply.convert(replies[i].contents, pool._reply_encoding, errs))
+            else:
+                out.append(None)
+    finally:
+        for i in range(n):
+            if replies[i]:
+                lib.pool_reply_free(replies[i])
+    if status != _native.POOL_OK:
+        raise error_for(status, err)
+    return out
+
+
+class TransactionAborted(Exception):
+    """EXEC answered nil: a key WATCHed on the conn changed, and the transaction
+    was not run (redis-py's WatchError). The conn stays good."""
+
+
+def _conn_pipeline(self, *cmds, timeout: float | None = None):
+    """Sends cmds (each a tuple of arguments) in one write and returns their
+    replies in order (pool_conn_pipeline, GIL released). A Redis error reply is a
+    ReplyError value in its place; the replies after it are read as usual. An I/O
+    or protocol failure raises ConnIOError / ProtocolError and makes the conn bad.
+    `timeout` bounds the reading of all the replies (None: the pool's read
+    timeout; 0: none)."""
+    return _pipeline_call(self, cmds, -1 if timeout is None else _ms(timeout))
+
+
+def _conn_transaction(self, *cmds, timeout: float | None = None):
+    """MULTI, cmds and EXEC in one write (go-redis's TxPipeline): EXEC's replies.
+    EXEC's nil (a WATCHed key changed) raises TransactionAborted; an EXECABORT
+    (a command refused while queued) raises its ReplyError."""
+    replies = _pipeline_call(
+        self, (("MULTI",), *cmds, ("EXEC",)), -1 if timeout is None else _ms(timeout)
+    )
+    execd = replies[-1]
+    if execd is None:
+        raise TransactionAborted("transaction aborted: a WATCHed key changed")
+    if isinstance(execd, ReplyError):
+        raise execd
+    return execd
+
+
+Conn.pipeline = _conn_pipeline
+Conn.transaction = _conn_transaction
+
+_KIND_NAMES = {v: k[len("POOL_MSG_"):].lower() for k, v in _native.MESSAGE_KINDS.items()}
+
+
+def _message_bytes(msg, field: str, length: int):
+    ptr = ctypes.c_void_p.from_buffer(msg, getattr(_native.PoolMessage, field).offset).value
+    return None if not ptr else ctypes.string_at(ptr, length)
+
+
+class Subscriber:
+    """Pub/Sub on a conn of its own (pool_subscriber_t): made with the pool's
+    dialer and set-up, outside the pool's turns, and resubscribed to everything
+    when the conn is lost (a "resubscribed" message says so). One thread at a
+    time. get_message returns dicts shaped like redis-py's: type ("message",
+    "pmessage", "smessage", "subscribe", ..., "resubscribed"), channel, pattern,
+    data (bytes, or str with decode_responses), count."""
+
+    def __init__(self, pool: Pool):
+        self._pool = pool
+        handle = c_void_p()
+        err = _native.PoolError()
+        status = lib.pool_subscriber_new(pool._handle, byref(handle), byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        self._handle = handle.value
+
+    def _change(self, fn, names):
+        if self._handle is None:
+            raise _misuse("subscriber was closed")
+        pool = self._pool
+        bufs = [_encode_arg(n, pool._encoding, pool._errors) for n in names]
+        n = len(bufs)
+        argv = (c_char_p * max(n, 1))(*bufs)
+        lens = (c_size_t * max(n, 1))(*map(len, bufs))
+        err = _native.PoolError()
+        status = fn(self._handle, n, argv if n else None, lens if n else None, byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+
+    def subscribe(self, *channels):
+        self._change(lib.pool_subscriber_subscribe, channels)
+
+    def psubscribe(self, *patterns):
+        self._change(lib.pool_subscriber_psubscribe, patterns)
+
+    def ssubscribe(self, *channels):
+        self._change(lib.pool_subscriber_ssubscribe, channels)
+
+    def unsubscribe(self, *channels):
+        """No channels: from all."""
+        self._change(lib.pool_subscriber_unsubscribe, channels)
+
+    def punsubscribe(self, *patterns):
+        self._change(lib.pool_subscriber_punsubscribe, patterns)
+
+    def sunsubscribe(self, *channels):
+        self._change(lib.pool_subscriber_sunsubscribe, channels)
+
+    def get_message(self, timeout: float | None = 0.0):
+        """The next message or event, waiting at most `timeout` seconds (None: as
+        long as it takes); None when none came. A lost conn is replaced on the way
+        ("resubscribed" first); if it cannot be dialed, the error is raised and the
+        next call tries again."""
+        if self._handle is None:
+            raise _misuse("subscriber was closed")
+        msg = POINTER(_native.PoolMessage)()
+        err = _native.PoolError()
+        ms = -1 if timeout is None else _ms(timeout)
+        status = lib.pool_subscriber_receive(self._handle, ms, byref(msg), byref(err))
+        if status == _native.STATUS_CODES["POOL_ERR_TIMEOUT"]:
+            return None
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        try:
+            m = msg.contents
+            dec = self._pool._reply_encoding
+
+            def text(field, length):
+                b = _message_bytes(m, field, length)
+                if b is not None and dec is not None:
+                    return b.decode(dec, self._pool._errors)
+                return b
+
+            return {
+                "type": _KIND_NAMES.get(m.kind, str(m.kind)),
+                "channel": text("channel", m.channel_len),
+                "pattern": text("pattern", m.pattern_len),
+                "data": text("payload", m.payload_len),
+                "count": m.count,
+            }
+        finally:
+            lib.pool_message_free(msg)
+
+    def ping(self, timeout: float | None = None) -> None:
+        """PINGs the subscriber's conns (pool_subscriber_ping)."""
+        if self._handle is None:
+            raise _misuse("subscriber was closed")
+        err = _native.PoolError()
+        status = lib.pool_subscriber_ping(self._handle, -1 if timeout is None else _ms(timeout),
+                                          byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+
+    def fileno(self) -> int:
+        """An fd readable when get_message(0) has something (pool_subscriber_fd)."""
+        return lib.pool_subscriber_fd(self._handle) if self._handle is not None else -1
+
+    @property
+    def resubscribes(self) -> int:
+        return lib.pool_subscriber_resubscribes(self._handle) if self._handle is not None else 0
+
+    def close(self) -> None:
+        if self._handle is not None:
+            lib.pool_subscriber_free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _pool_subscriber(self) -> Subscriber:
+    """A Subscriber on this pool (pool_subscriber_new)."""
+    return Subscriber(self)
+
+
+Pool.subscriber = _pool_subscriber

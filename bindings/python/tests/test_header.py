@@ -72,6 +72,7 @@ SCALARS = {
     "struct pool_reply **": ctypes.POINTER(ctypes.POINTER(_native.PoolReply)),
     "const char *const *": ctypes.POINTER(ctypes.c_char_p),
     "const pool_options_t *": ctypes.POINTER(_native.PoolOptions),
+    "const pool_reply_t *": ctypes.POINTER(_native.PoolReply),
 }
 
 
@@ -103,6 +104,10 @@ def test_every_error_code_has_its_exception_class(header):
         assert type(err) is cls and err.code == code and str(err), code
 
 
+def test_message_kinds_match_header(header):
+    assert defines(header, "POOL_MSG_") == _native.MESSAGE_KINDS
+
+
 def test_reply_types_match_header(header):
     assert defines(header, "POOL_REPLY_") == _native.REPLY_TYPES
 
@@ -120,6 +125,7 @@ def test_buffer_sizes_match_header(header):
         ("pool_error", _native.PoolError),
         ("pool_reply", _native.PoolReply),
         ("pool_leak", _native.PoolLeak),
+        ("pool_message", _native.PoolMessage),
         ("pool_cluster_options", _native.PoolClusterOptions),
         ("pool_cluster_info", _native.PoolClusterInfo),
         ("pool_sentinel_options", _native.PoolSentinelOptions),
@@ -171,6 +177,11 @@ ARG_TYPES.update(
         "pool_leak_t *": ctypes.POINTER(_native.PoolLeak),
         "pool_reply_t *": ctypes.POINTER(_native.PoolReply),
         "pool_reply_t **": ctypes.POINTER(ctypes.POINTER(_native.PoolReply)),
+        "const int *": ctypes.POINTER(ctypes.c_int),
+        "const char *const *const *": ctypes.POINTER(ctypes.POINTER(ctypes.c_char_p)),
+        "const size_t *const *": ctypes.POINTER(ctypes.POINTER(ctypes.c_size_t)),
+        "pool_message_t *": ctypes.POINTER(_native.PoolMessage),
+        "pool_message_t **": ctypes.POINTER(ctypes.POINTER(_native.PoolMessage)),
     }
 )
 ARG_TYPES.update(
@@ -182,7 +193,7 @@ ARG_TYPES.update(
         "const pool_sentinel_options_t *": ctypes.POINTER(_native.PoolSentinelOptions),
     }
 )
-for handle in ("pool_t", "pool_conn_t", "pool_cancel_t", "pool_cluster_t"):
+for handle in ("pool_t", "pool_conn_t", "pool_cancel_t", "pool_cluster_t", "pool_subscriber_t"):
     ARG_TYPES[f"{handle} *"] = ctypes.c_void_p
     ARG_TYPES[f"const {handle} *"] = ctypes.c_void_p
     ARG_TYPES[f"{handle} **"] = ctypes.POINTER(ctypes.c_void_p)

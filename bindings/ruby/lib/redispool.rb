@@ -15,6 +15,7 @@ require_relative "redispool/cancel"
 require_relative "redispool/conn"
 require_relative "redispool/pool"
 require_relative "redispool/cluster"
+require_relative "redispool/conversations"
 
 module RedisPool
   # The version of the loaded C library, e.g. "0.1.0".

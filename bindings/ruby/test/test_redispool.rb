@@ -772,6 +772,86 @@ class TestRedisPool < Minitest::Test
     assert_operator p.stats.removed_conns, :>, 0
     assert_operator p.len, :<, 40
   end
+
+  # --- pipelines, transactions, pub/sub ---
+
+  def test_pipeline_replies_in_order_with_error_in_place
+    p = pool
+    p.with do |c|
+      c.call("DEL", "rb:pipe")
+      r = c.pipeline(["SET", "rb:pipe", "1"], ["INCR", "rb:pipe"], ["LPUSH", "rb:pipe", "x"], ["GET", "rb:pipe"])
+      assert_equal "OK", r[0]
+      assert_equal 2, r[1]
+      assert_kind_of RedisPool::CommandError, r[2]
+      assert_equal "2", r[3]
+      assert_raises(ArgumentError) { c.pipeline }
+    end
+  end
+
+  def test_multi_and_watch
+    p = pool
+    p.with do |c|
+      c.call("DEL", "rb:tx")
+      assert_equal [1, 2], c.multi(["INCR", "rb:tx"], ["INCR", "rb:tx"])
+      c.call("WATCH", "rb:tx")
+      p.with { |other| other.call("SET", "rb:tx", "changed") }
+      assert_raises(RedisPool::TransactionAborted) { c.multi(["INCR", "rb:tx"]) }
+      assert_equal "changed", c.call("GET", "rb:tx")
+    end
+  end
+
+  def test_header_message_kinds
+    want = header_defines("POOL_MSG_\\w+").to_h { |k, v| [v, k.delete_prefix("POOL_MSG_").downcase.to_sym] }
+    assert_equal want, RedisPool::Native::MESSAGE_KINDS
+    fields = header_struct("pool_message").map(&:first)
+    assert_equal fields.map(&:to_sym), RedisPool::Native::Message.members
+  end
+
+  def expect_message(sub, type)
+    m = sub.next_message(5)
+    refute_nil m, "no #{type} message"
+    assert_equal type, m.type, m.inspect
+    m
+  end
+
+  def test_subscriber_messages_and_resubscription
+    [2, 3].each do |protocol|
+      p = pool(protocol: protocol)
+      sub = p.subscriber
+      assert_operator sub.fd, :>=, 0
+      assert_nil sub.next_message(0)
+      sub.subscribe("rb:news")
+      sub.psubscribe("rb:sport.*")
+      assert_equal "rb:news", expect_message(sub, :subscribe).channel
+      expect_message(sub, :psubscribe)
+      p.with do |c|
+        assert_equal 1, c.call("PUBLISH", "rb:news", "bin\0ary")
+        assert_equal 1, c.call("PUBLISH", "rb:sport.ski", "fast")
+      end
+      assert_equal "bin\0ary".b, expect_message(sub, :message).payload
+      m = expect_message(sub, :pmessage)
+      assert_equal ["rb:sport.*", "fast"], [m.pattern, m.payload]
+      sub.ping(5)
+      p.with { |c| assert_equal 1, c.call("CLIENT", "KILL", "TYPE", "pubsub") }
+      assert_equal 1, expect_message(sub, :resubscribed).count
+      assert_equal 1, sub.resubscribes
+      expect_message(sub, :subscribe)
+      expect_message(sub, :psubscribe)
+      p.with { |c| assert_equal 1, c.call("PUBLISH", "rb:news", "again") }
+      assert_equal "again", expect_message(sub, :message).payload
+      sub.close
+      assert_raises(ArgumentError) { sub.next_message }
+    end
+  end
+
+  def test_subscriber_after_the_pool_is_closed
+    p = pool
+    sub = p.subscriber
+    p.close
+    assert_raises(RedisPool::ClosedError) { sub.next_message(0) }
+    sub.close
+  end
+
 end
 
 # Conn#call under a fiber scheduler: started with pool_conn_start, the fiber waits

@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    Conn, ConnIo, PEEK_STARTED, READONLY_REASON, SESSION_STARTED, replies_are_pushes, track_session,
+    Conn, ConnIo, PEEK_STARTED, READONLY_REASON, SESSION_STARTED, keep_push, replies_are_pushes,
+    track_session,
 };
 use crate::error::Error;
 use crate::redis::io::{self, IoError};
@@ -307,8 +308,11 @@ impl Conn {
                     if bits & CMD_PUSH_REFUSE != 0 {
                         return Err(IoError::PushOnResp2);
                     }
-                    // Skipped; a flood of buffered pushes is cut by the deadline, as in
-                    // the blocking call.
+                    // Kept for the user when asked (`keep_pushes`), else skipped; a flood
+                    // of buffered pushes is cut by the deadline, as in the blocking call.
+                    if let Some(kept) = st.kept.as_mut() {
+                        keep_push(kept, reply);
+                    }
                     if io::Deadline::passed(started.read) {
                         return Err(io::timeout("read", started.read));
                     }

@@ -261,11 +261,19 @@ impl Inner {
             Some(p) => (self.limits.ping_after_ns, Some(p)),
             None => (None, None),
         };
-        let health = health::check(&mut conn, now, &self.limits).and_then(|()| {
-            health::check_ping(&mut conn, now, ping_after, || {
-                ping.and_then(|(wait, began)| self.ping_cap(wait, began))
+        let mut ping = ping;
+        let health = health::check(&mut conn, now, &self.limits)
+            .and_then(|()| {
+                if !conn.session_changed() {
+                    return Ok(());
+                }
+                self.restore(&mut conn, ping.as_mut().map(|(w, b)| (*w, &mut **b)))
             })
-        });
+            .and_then(|()| {
+                health::check_ping(&mut conn, now, ping_after, || {
+                    ping.and_then(|(wait, began)| self.ping_cap(wait, began))
+                })
+            });
         match health {
             Ok(()) => {
                 conn.set_used_at(now);
@@ -284,6 +292,27 @@ impl Inner {
                 None
             }
         }
+    }
+
+    /// Restores a conn whose session changed (`health::check_restore`), bounded as the PING
+    /// check is; counted in `reset_conns`. A `try_get` (no `ping`) never waits for a reply:
+    /// it closes such a conn instead (counted in `reset_conns` too).
+    #[cold]
+    fn restore(
+        &self,
+        conn: &mut Conn,
+        ping: Option<(Wait, &mut Began)>,
+    ) -> std::result::Result<(), health::Staleness> {
+        let Some((wait, began)) = ping else {
+            Counters::inc(&self.counters.reset);
+            return Err(health::Staleness::NotRestored);
+        };
+        let restored =
+            health::check_restore(conn, &self.opts.session, || self.ping_cap(wait, began))?;
+        if restored {
+            Counters::inc(&self.counters.reset);
+        }
+        Ok(())
     }
 
     /// The bound of a get's PING check (on top of the conn's read timeout): the get's own

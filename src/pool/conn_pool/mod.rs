@@ -266,10 +266,11 @@ impl ConnPool {
     }
 
     /// Returns a conn for reuse. A conn from `new_conn` is closed instead.
-    /// A broken conn (a command failed mid-way), or one whose session its commands changed
-    /// (`Conn::session_changed`: counted in `Stats::reset_conns`), is removed instead.
+    /// A broken conn (a command failed mid-way) is removed instead. One whose session its
+    /// commands changed (`Conn::session_changed`) is pooled, and restored by the get that
+    /// takes it (`health::check_restore`, counted in `Stats::reset_conns`).
     pub fn put(&self, conn: Conn) -> std::result::Result<(), Rejected> {
-        if conn.must_close_on_put() {
+        if conn.must_remove_on_put() {
             return self.remove(conn, None);
         }
         let mut conn = self.check_owner(conn)?;

@@ -1,0 +1,696 @@
+//! `Subscriber`: pub/sub on dedicated conns, with resubscription after a lost conn.
+//!
+//! A subscriber's conns are its own: dialed with the pool's dialer and set-up (go-redis's
+//! `PubSub` takes `NewConn`, outside the pool's turns), never handed to anyone else, and
+//! closed (with the pool's `close_conn`) when lost or when the subscriber is dropped. A
+//! conn in subscribe mode is of no use to other users, so it does not hold one of the
+//! pool's turns forever; it still counts in the pool's `len` and obeys `max_active_conns`.
+//!
+//! Links: the main link carries SUBSCRIBE and PSUBSCRIBE (and SSUBSCRIBE when the source
+//! has one node); on a cluster, each shard channel goes to a link to the master of its slot.
+//! A lost link (EOF, I/O error, a failed ping) is closed, and the next call dials a new one,
+//! subscribes it to everything the old one carried and queues a `Resubscribed` event: the
+//! receiver sees the gap in the stream.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::message::{Kind, Message, decode};
+use crate::pool::{Conn, Error, Result};
+use crate::redis::io::Deadline;
+
+/// Where a subscriber's conns come from: a pool (one node) or a cluster (a node per slot).
+pub trait Source: Send + Sync {
+    /// The node serving `slot` ("" when there is one node).
+    fn node_of(&self, slot: u16) -> Result<String>;
+    /// A new dedicated conn to `node` ("" = the main link's node).
+    fn open(&self, node: &str) -> Result<Conn>;
+    /// Gives a conn from `open(node)` back (closed).
+    fn close(&self, node: &str, conn: Conn);
+    /// The pool (or cluster) was closed: the subscriber is over.
+    fn is_closed(&self) -> bool;
+    /// A link of a node was lost or answered MOVED: the slot map may be stale.
+    fn topology_changed(&self) {}
+    /// The server dropped a shard channel (its slot moved): the slot map is stale, reload
+    /// it now (bounded) so the channel goes where its slot is.
+    fn refresh_topology(&self) {}
+    /// Whether SSUBSCRIBE goes to per-slot links (cluster) rather than the main link.
+    fn sharded(&self) -> bool {
+        false
+    }
+}
+
+/// A source that is one `ConnPool`.
+impl Source for crate::pool::ConnPool {
+    fn node_of(&self, _slot: u16) -> Result<String> {
+        Ok(String::new())
+    }
+    fn open(&self, _node: &str) -> Result<Conn> {
+        self.new_conn()
+    }
+    fn close(&self, _node: &str, conn: Conn) {
+        let _ = self.close_conn(conn);
+    }
+    fn is_closed(&self) -> bool {
+        crate::pool::ConnPool::is_closed(self)
+    }
+}
+
+struct Link {
+    /// "" for the main link, else the node's address.
+    node: String,
+    conn: Option<Conn>,
+    /// Why the last conn was lost (None: never had one, or up).
+    lost: Option<String>,
+}
+
+/// The subscribe family, as the index of its command names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+/// Subscriptions on dedicated conns. One thread at a time.
+pub struct Subscriber {
+    source: Box<dyn Source>,
+    channels: BTreeSet<Vec<u8>>,
+    patterns: BTreeSet<Vec<u8>>,
+    /// Shard channel -> the node of its link.
+    shard_channels: BTreeMap<Vec<u8>, String>,
+    /// links[0] is the main link.
+    links: Vec<Link>,
+    queue: VecDeque<Message>,
+    resubscribes: u64,
+    /// The PING payloads sent by `ping` whose answers are still to come.
+    pings_out: usize,
+    /// An epoll set of every link's fd and `ready`: readable when `receive` has something.
+    epoll: OwnedFd,
+    /// An eventfd, readable while a message is queued or buffered.
+    ready: OwnedFd,
+    ready_set: bool,
+    closed: bool,
+    /// A deadline in the past (the subscriber's birth): "take what has arrived" without a
+    /// clock read per message.
+    passed: Deadline,
+}
+
+const PING_TOKEN: &[u8] = b"redispool-subscriber-ping";
+
+fn os_err(what: &str) -> Error {
+    Error::Internal(format!("{what}: {}", std::io::Error::last_os_error()))
+}
+
+impl Subscriber {
+    /// A subscriber on `source`, with its main link dialed now (a dial failure is reported
+    /// here rather than at the first receive).
+    pub fn new(source: Box<dyn Source>) -> Result<Subscriber> {
+        // SAFETY: plain syscalls; the fds returned are owned right away.
+        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epoll < 0 {
+            return Err(os_err("epoll_create1"));
+        }
+        // SAFETY: a new fd nobody else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+        // SAFETY: as above.
+        let ready = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if ready < 0 {
+            return Err(os_err("eventfd"));
+        }
+        // SAFETY: as above.
+        let ready = unsafe { OwnedFd::from_raw_fd(ready) };
+        let mut s = Subscriber {
+            source,
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
+            shard_channels: BTreeMap::new(),
+            links: vec![Link {
+                node: String::new(),
+                conn: None,
+                lost: None,
+            }],
+            queue: VecDeque::new(),
+            resubscribes: 0,
+            pings_out: 0,
+            epoll,
+            ready,
+            ready_set: false,
+            closed: false,
+            passed: Deadline::at(Instant::now(), Duration::ZERO),
+        };
+        s.epoll_ctl(libc::EPOLL_CTL_ADD, s.ready.as_raw_fd())?;
+        let conn = s.source.open("")?;
+        s.attach(0, conn)?;
+        Ok(s)
+    }
+
+    /// The epoll fd: readable when `receive` has a frame or event to return without
+    /// waiting (or a conn was lost: the receive then resubscribes).
+    pub fn fd(&self) -> RawFd {
+        self.epoll.as_raw_fd()
+    }
+
+    /// Conns lost and replaced, each with every subscription it carried, so far.
+    pub fn resubscribes(&self) -> u64 {
+        self.resubscribes
+    }
+
+    fn epoll_ctl(&self, op: libc::c_int, fd: RawFd) -> Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: fd as u64,
+        };
+        // SAFETY: `ev` is a valid epoll_event for the call; bad fds are errors.
+        let rc = unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) };
+        if rc < 0 {
+            return Err(os_err("epoll_ctl"));
+        }
+        Ok(())
+    }
+
+    fn attach(&mut self, i: usize, conn: Conn) -> Result<()> {
+        let fd = conn.fd();
+        let node = self.links[i].node.clone();
+        if let Err(e) = self.epoll_ctl(libc::EPOLL_CTL_ADD, fd) {
+            self.source.close(&node, conn);
+            return Err(e);
+        }
+        self.links[i].conn = Some(conn);
+        Ok(())
+    }
+
+    /// Closes link `i`'s conn, remembering why (it is dialed again by the next call).
+    fn lose(&mut self, i: usize, why: String) {
+        if let Some(conn) = self.links[i].conn.take() {
+            let _ = self.epoll_ctl(libc::EPOLL_CTL_DEL, conn.fd());
+            self.source.close(&self.links[i].node, conn);
+        }
+        if i > 0 || self.source.sharded() {
+            self.source.topology_changed();
+        }
+        self.links[i].lost = Some(why);
+    }
+
+    fn check_open(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        if self.source.is_closed() {
+            self.shut();
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn shut(&mut self) {
+        self.closed = true;
+        for i in 0..self.links.len() {
+            if let Some(conn) = self.links[i].conn.take() {
+                self.source.close(&self.links[i].node, conn);
+            }
+        }
+        self.queue.clear();
+    }
+
+    /// SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE `names` (none: an error). The confirmations
+    /// arrive later through `receive`. On a lost link the names are kept and subscribed
+    /// by the resubscription.
+    pub fn subscribe(&mut self, family: Family, names: &[&[u8]]) -> Result<()> {
+        self.check_open()?;
+        if names.is_empty() {
+            return Err(Error::invalid("no channel or pattern given"));
+        }
+        let res = match family {
+            Family::Channel | Family::Pattern => {
+                let set = if family == Family::Channel {
+                    &mut self.channels
+                } else {
+                    &mut self.patterns
+                };
+                set.extend(names.iter().map(|n| n.to_vec()));
+                let cmd: &[u8] = if family == Family::Channel {
+                    b"SUBSCRIBE"
+                } else {
+                    b"PSUBSCRIBE"
+                };
+                self.send_on(0, cmd, names)
+            }
+            Family::Shard => self.ssubscribe(names),
+        };
+        self.sync_ready();
+        res
+    }
+
+    fn ssubscribe(&mut self, names: &[&[u8]]) -> Result<()> {
+        let mut by_node: BTreeMap<String, Vec<&[u8]>> = BTreeMap::new();
+        for n in names {
+            let node = if self.source.sharded() {
+                self.source.node_of(crate::cluster::slot::key_slot(n))?
+            } else {
+                String::new()
+            };
+            by_node.entry(node).or_default().push(n);
+        }
+        for (node, chans) in by_node {
+            for c in &chans {
+                self.shard_channels.insert(c.to_vec(), node.clone());
+            }
+            let i = self.link_of(&node);
+            if self.links[i].conn.is_none() && self.links[i].lost.is_none() {
+                // A new link: dialed now, subscribed by `reconnect` with its channels; if
+                // that fails, the next call dials it again.
+                if let Err(e) = self.reconnect(i, false) {
+                    self.links[i].lost = Some(e.to_string());
+                    return Err(e);
+                }
+            } else {
+                self.send_on(i, b"SSUBSCRIBE", &chans)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn link_of(&mut self, node: &str) -> usize {
+        if node.is_empty() {
+            return 0;
+        }
+        if let Some(i) = self.links.iter().skip(1).position(|l| l.node == node) {
+            return i + 1;
+        }
+        self.links.push(Link {
+            node: node.to_string(),
+            conn: None,
+            lost: None,
+        });
+        self.links.len() - 1
+    }
+
+    /// UNSUBSCRIBE, PUNSUBSCRIBE or SUNSUBSCRIBE `names`; none = all of that family.
+    pub fn unsubscribe(&mut self, family: Family, names: &[&[u8]]) -> Result<()> {
+        self.check_open()?;
+        let res = match family {
+            Family::Channel | Family::Pattern => {
+                let (set, cmd): (_, &[u8]) = if family == Family::Channel {
+                    (&mut self.channels, b"UNSUBSCRIBE")
+                } else {
+                    (&mut self.patterns, b"PUNSUBSCRIBE")
+                };
+                if names.is_empty() {
+                    set.clear();
+                } else {
+                    for n in names {
+                        set.remove(*n);
+                    }
+                }
+                self.send_on(0, cmd, names)
+            }
+            Family::Shard => {
+                let mut by_link: BTreeMap<usize, Vec<Vec<u8>>> = BTreeMap::new();
+                let picked: Vec<Vec<u8>> = if names.is_empty() {
+                    self.shard_channels.keys().cloned().collect()
+                } else {
+                    names.iter().map(|n| n.to_vec()).collect()
+                };
+                for n in picked {
+                    if let Some(node) = self.shard_channels.remove(&n) {
+                        let i = self.link_of(&node);
+                        by_link.entry(i).or_default().push(n);
+                    }
+                }
+                let mut res = Ok(());
+                for (i, chans) in by_link {
+                    let refs: Vec<&[u8]> = chans.iter().map(|c| c.as_slice()).collect();
+                    if let Err(e) = self.send_on(i, b"SUNSUBSCRIBE", &refs) {
+                        res = Err(e);
+                    }
+                }
+                res
+            }
+        };
+        self.sync_ready();
+        res
+    }
+
+    /// Sends `cmd names...` on link `i` if it is up; a lost link is dialed again (and
+    /// resubscribed, which covers `names`) right away.
+    fn send_on(&mut self, i: usize, cmd: &[u8], names: &[&[u8]]) -> Result<()> {
+        let Some(conn) = self.links[i].conn.as_mut() else {
+            return self.reconnect(i, true);
+        };
+        let mut args: Vec<&[u8]> = Vec::with_capacity(names.len() + 1);
+        args.push(cmd);
+        args.extend_from_slice(names);
+        match conn.send(&[&args]) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.lose(i, e.to_string());
+                self.reconnect(i, true)
+            }
+        }
+    }
+
+    /// Dials link `i` again and subscribes it to everything it carries. `gap`: a conn was
+    /// lost before (a `Resubscribed` event is queued); false for a link's first dial.
+    fn reconnect(&mut self, i: usize, gap: bool) -> Result<()> {
+        let node = self.links[i].node.clone();
+        // Shard channels of this link whose slot is served by another node now.
+        let mut moved: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        if i > 0 && gap {
+            // The slot map may have changed: the link's channels go where their slots are
+            // now (possibly another link), then this link carries what is left.
+            let mine: Vec<Vec<u8>> = self
+                .shard_channels
+                .iter()
+                .filter(|(_, n)| **n == node)
+                .map(|(c, _)| c.clone())
+                .collect();
+            for c in mine {
+                let now = self.source.node_of(crate::cluster::slot::key_slot(&c))?;
+                if now != node {
+                    self.shard_channels.insert(c.clone(), now.clone());
+                    moved.entry(now).or_default().push(c);
+                }
+            }
+        }
+        let mut conn = self.source.open(&node)?;
+        let mut cmds: Vec<Vec<&[u8]>> = Vec::new();
+        let chunk = 1024;
+        if i == 0 {
+            for (set, cmd) in [
+                (&self.channels, &b"SUBSCRIBE"[..]),
+                (&self.patterns, &b"PSUBSCRIBE"[..]),
+            ] {
+                let names: Vec<&[u8]> = set.iter().map(|c| c.as_slice()).collect();
+                for part in names.chunks(chunk) {
+                    let mut args = vec![cmd];
+                    args.extend_from_slice(part);
+                    cmds.push(args);
+                }
+            }
+        }
+        let shard: Vec<&[u8]> = self
+            .shard_channels
+            .iter()
+            .filter(|(_, n)| **n == node)
+            .map(|(c, _)| c.as_slice())
+            .collect();
+        for part in shard.chunks(chunk) {
+            let mut args = vec![&b"SSUBSCRIBE"[..]];
+            args.extend_from_slice(part);
+            cmds.push(args);
+        }
+        let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| c.as_slice()).collect();
+        if !refs.is_empty() {
+            if let Err(e) = conn.send(&refs) {
+                self.source.close(&node, conn);
+                return Err(e);
+            }
+        }
+        drop(cmds);
+        self.attach(i, conn)?;
+        let lost = self.links[i].lost.take();
+        if gap {
+            self.resubscribes += 1;
+            let why = lost.unwrap_or_else(|| "the conn was lost".into());
+            self.push(Message::event(
+                Kind::Resubscribed,
+                self.resubscribes as i64,
+                Some(why.into_bytes()),
+            ));
+        }
+        // Shard channels that moved to another node are subscribed there.
+        for (n, chans) in moved {
+            let j = self.link_of(&n);
+            if self.links[j].conn.is_some() {
+                let refs: Vec<&[u8]> = chans.iter().map(|c| c.as_slice()).collect();
+                self.send_on(j, b"SSUBSCRIBE", &refs)?;
+            } else if self.links[j].lost.is_none() {
+                // A new link: `reconnect` subscribes it to its channels.
+                self.reconnect(j, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, m: Message) {
+        self.queue.push_back(m);
+    }
+
+    /// Links that were lost are dialed again (and resubscribed) now.
+    fn heal(&mut self) -> Result<()> {
+        for i in 0..self.links.len() {
+            if self.links[i].conn.is_none() {
+                let gap = self.links[i].lost.is_some();
+                self.reconnect(i, gap)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next message or event, waiting at most `timeout` (None = as long as it takes):
+    /// Ok(None) when nothing came. A lost conn is replaced (and resubscribed) on the way,
+    /// and a `Resubscribed` event comes first; if no new conn can be dialed, the error is
+    /// returned and the next call tries again.
+    pub fn receive(&mut self, timeout: Option<Duration>) -> Result<Option<Message>> {
+        let res = self.receive_inner(timeout);
+        self.sync_ready();
+        res
+    }
+
+    fn receive_inner(&mut self, timeout: Option<Duration>) -> Result<Option<Message>> {
+        self.check_open()?;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        loop {
+            if let Some(m) = self.queue.pop_front() {
+                return Ok(Some(m));
+            }
+            self.heal()?;
+            if let Some(m) = self.queue.pop_front() {
+                return Ok(Some(m));
+            }
+            if let Some(m) = self.take_frame()? {
+                return Ok(Some(m));
+            }
+            // A link lost on the way is dialed again by the next round, not waited on.
+            if !self.queue.is_empty() || self.links.iter().any(|l| l.conn.is_none()) {
+                continue;
+            }
+            if !self.wait_readable(deadline)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// A frame some link has now (buffered or in its socket), without waiting; a link
+    /// that fails is lost (and a message says why on the next round).
+    fn take_frame(&mut self) -> Result<Option<Message>> {
+        let now = Some(self.passed);
+        for i in 0..self.links.len() {
+            let Some(conn) = self.links[i].conn.as_mut() else {
+                continue;
+            };
+            match conn.receive(now) {
+                Ok(None) => {}
+                Ok(Some(frame)) => {
+                    let m = decode(frame);
+                    if let Some(m) = self.filter(i, m) {
+                        return Ok(Some(m));
+                    }
+                }
+                Err(e) => self.lose(i, e.to_string()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether a frame is for the user: answers to `ping`'s own PINGs are not; a MOVED for
+    /// an SSUBSCRIBE also makes the link resubscribe where the slot is now.
+    fn filter(&mut self, i: usize, m: Message) -> Option<Message> {
+        if m.kind == Kind::Pong && self.pings_out > 0 && m.payload.as_deref() == Some(PING_TOKEN) {
+            self.pings_out -= 1;
+            return None;
+        }
+        if m.kind == Kind::SUnsubscribe && self.source.sharded() {
+            // Not one the user asked for (those left `shard_channels` when asked): the
+            // server dropped it because its slot moved to another node.
+            if let Some(ch) = m
+                .channel
+                .as_ref()
+                .filter(|c| self.shard_channels.contains_key(*c))
+            {
+                let ch = ch.clone();
+                self.reroute(ch);
+            }
+        }
+        if m.kind == Kind::Error
+            && i > 0
+            && m.payload
+                .as_deref()
+                .is_some_and(|p| p.starts_with(b"MOVED"))
+        {
+            let why = String::from_utf8_lossy(m.payload.as_deref().unwrap_or_default());
+            let why = format!("SSUBSCRIBE answered {why}");
+            self.lose(i, why);
+        }
+        Some(m)
+    }
+
+    /// Subscribes shard channel `ch` again where its slot is now (the server unsubscribed
+    /// it), reporting the gap as a `Resubscribed` event. Should the slot map still be
+    /// stale, the old node answers MOVED and the link is rerouted then.
+    fn reroute(&mut self, ch: Vec<u8>) {
+        self.source.refresh_topology();
+        let Ok(now) = self.source.node_of(crate::cluster::slot::key_slot(&ch)) else {
+            return;
+        };
+        self.shard_channels.insert(ch.clone(), now.clone());
+        let j = self.link_of(&now);
+        let res = if self.links[j].conn.is_some() {
+            self.send_on(j, b"SSUBSCRIBE", &[&ch])
+        } else if self.links[j].lost.is_none() {
+            self.reconnect(j, false)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = res {
+            self.links[j].lost.get_or_insert_with(|| e.to_string());
+        }
+        self.resubscribes += 1;
+        let why = format!(
+            "the server unsubscribed shard channel {} (its slot moved)",
+            String::from_utf8_lossy(&ch)
+        );
+        self.push(Message::event(
+            Kind::Resubscribed,
+            self.resubscribes as i64,
+            Some(why.into_bytes()),
+        ));
+    }
+
+    /// Waits until a link or `ready` is readable, or `deadline`; false when it passed.
+    fn wait_readable(&mut self, deadline: Option<Instant>) -> Result<bool> {
+        loop {
+            let ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(false);
+                    }
+                    libc::c_int::try_from(left.as_nanos().div_ceil(1_000_000))
+                        .unwrap_or(libc::c_int::MAX)
+                }
+            };
+            let mut ev = libc::epoll_event { events: 0, u64: 0 };
+            // SAFETY: one valid epoll_event to fill; maxevents 1.
+            let rc = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, ms) };
+            if rc > 0 {
+                return Ok(true);
+            }
+            if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return Err(os_err("epoll_wait"));
+            }
+        }
+    }
+
+    /// Makes `ready` readable exactly while a message is queued or a frame buffered.
+    fn sync_ready(&mut self) {
+        let want = !self.queue.is_empty()
+            || self
+                .links
+                .iter()
+                .any(|l| l.conn.as_ref().is_some_and(|c| c.has_buffered_input()));
+        if want == self.ready_set {
+            return;
+        }
+        let fd = self.ready.as_raw_fd();
+        if want {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+            unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+        } else {
+            let mut v: u64 = 0;
+            // SAFETY: reads 8 bytes into a valid u64 from our non-blocking eventfd.
+            unsafe { libc::read(fd, (&mut v as *mut u64).cast(), 8) };
+        }
+        self.ready_set = want;
+    }
+
+    /// PINGs every link and waits (at most `timeout`) for every answer; messages that
+    /// arrive meanwhile are kept for `receive`. A link that fails or does not answer in
+    /// time is lost (resubscribed by the next call) and the error returned.
+    pub fn ping(&mut self, timeout: Option<Duration>) -> Result<()> {
+        let res = self.ping_inner(timeout);
+        self.sync_ready();
+        res
+    }
+
+    fn ping_inner(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.check_open()?;
+        self.heal()?;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // Answers to earlier pings that never came would be miscounted: start afresh.
+        self.pings_out = 0;
+        let mut waiting: Vec<usize> = Vec::new();
+        for i in 0..self.links.len() {
+            let Some(conn) = self.links[i].conn.as_mut() else {
+                continue;
+            };
+            match conn.send(&[&[b"PING", PING_TOKEN]]) {
+                Ok(()) => waiting.push(i),
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.lose(i, msg);
+                    return Err(e);
+                }
+            }
+        }
+        self.pings_out = waiting.len();
+        for i in waiting {
+            loop {
+                let left = deadline.map(|d| Deadline::at(d, timeout.unwrap_or_default()));
+                let Some(conn) = self.links[i].conn.as_mut() else {
+                    break;
+                };
+                match conn.receive(left) {
+                    Ok(Some(frame)) => {
+                        let m = decode(frame);
+                        let before = self.pings_out;
+                        if let Some(m) = self.filter(i, m) {
+                            self.push(m);
+                        }
+                        if self.pings_out < before {
+                            break;
+                        }
+                    }
+                    Ok(None) => {
+                        let e = Error::Io(format!(
+                            "redis: subscriber ping: no answer within {:?}",
+                            timeout.unwrap_or_default()
+                        ));
+                        self.lose(i, e.to_string());
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        self.lose(i, e.to_string());
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every conn; later calls fail with `Error::Closed`.
+    pub fn close(&mut self) {
+        self.shut();
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
