@@ -284,23 +284,26 @@ struct pool_options {
   // and is listed by pool_leaks. 0 = off (default); the bookkeeping then costs nothing.
   int64_t leak_detection_threshold_ms;
   // Skip the health check's socket peek (one recv syscall) for a conn given back less
-  // than this long ago (HikariCP's alive-bypass window, 500 ms there). 0 = always peek
-  // (default, as go-redis): the peek is what catches a conn the server closed, or one
-  // with a reply nobody read, before a caller gets it. Set it when the ~0.3 us matter
-  // more: a conn closed within the window then fails its first command instead. A conn
+  // than this long ago (HikariCP's alive-bypass window, 500 ms there). 0 = off
+  // (default): a get peeks its conn unless the pool's health sweep vouches for it (one
+  // epoll_wait at most every 0.5 ms answers for all conns: a conn the server closed, or
+  // one with bytes nobody read, at least 1 ms before a get is never handed out; see
+  // docs/performance.md). With a window, a conn closed within it may be handed out
+  // without a peek, and fails its first command instead. A conn
   // whose fd was asked for (pool_conn_fd) is peeked anyway on its next get, since raw
   // I/O may have left a reply unread (pool_conn_command never does), and so is a new
   // conn on its first get (a reply more than its set-up asked for may come late).
   int64_t health_check_bypass_ms;
-  // How long queued gets may be overtaken, in ms. 0 = never (default): strict first
-  // come, first served; a put hands its conn straight to the oldest waiting get, so
-  // with more threads than conns each get waits its turn and costs a context switch.
-  // Above 0: while the oldest waiting get has waited less than this, a put leaves its
-  // conn idle and wakes that waiter to take it, and a get that finds the conn idle
-  // first takes it at once, without a context switch (the woken waiter queues again at
-  // the front). Once the oldest has waited this long, puts hand conns over in order
-  // again. Throughput under oversubscription for a bounded unfairness (Go's sync.Mutex
-  // switches to hand-off after 1 ms); see docs/behaviour.md, "Overtaking".
+  // How long queued gets may be overtaken, in ms; 1 by default. While the oldest
+  // waiting get has waited less than this, a put leaves its conn idle and wakes that
+  // waiter to take it, and a get that finds the conn idle first takes it at once,
+  // without a context switch (the woken waiter queues again at the front). Once the
+  // oldest has waited this long, puts hand conns over in order again, so no get waits
+  // much longer than this plus its turn (Go's sync.Mutex switches to hand-off after
+  // 1 ms too). 0 = never: strict first come, first served; a put hands its conn
+  // straight to the oldest waiting get, so with more threads than conns each get waits
+  // its turn and costs a context switch (about 10x slower; see docs/performance.md and
+  // docs/behaviour.md, "Overtaking").
   int64_t overtake_window_ms;
   // The most string data one reply may hold, in bytes: bulk and simple strings, errors,
   // verbatim strings, big numbers and double texts, counted over the whole reply (nested
@@ -570,8 +573,8 @@ struct pool_sentinel_options {
   // or "" = no AUTH. Never shown in any message. The master's own password is
   // `pool_options_t.password`.
   const char *sentinel_password;
-  // How often the watcher thread asks its sentinel for the master besides listening for
-  // `+switch-master`, so a message missed while reconnecting is caught. Default 1000;
+  // How often the pool asks the sentinels for the master besides listening for their
+  // failover events, so an event missed while reconnecting is caught. Default 1000;
   // 0 = only listen.
   int64_t poll_interval_ms;
   // Reach the sentinels themselves over TLS (their --tls-port), with the TLS settings of
@@ -584,6 +587,31 @@ struct pool_sentinel_options {
 };
 
 typedef struct pool_sentinel_options pool_sentinel_options_t;
+
+// Failover figures of a sentinel pool (pool_sentinel_stats). Counters only increase;
+// `in_failover` is a gauge.
+struct pool_sentinel_stats {
+  // Set to sizeof(pool_sentinel_stats_t) (or 0) before pool_sentinel_stats; set to the
+  // bytes written after.
+  size_t struct_size;
+  // Failovers seen: times the pool stopped handing out conns to its master on a sign
+  // that it was being replaced (a sentinel event, READONLY, a ROLE that is not master).
+  uint64_t failovers;
+  // Dials (for gets, refills, pool_new_conn) that waited for a failover to end.
+  uint64_t failover_waits;
+  // Failovers that ended on another master.
+  uint64_t switches;
+  // Conns closed because a failover retired them (idle ones at once, checked-out ones
+  // when given back, dials in flight when they landed); also counted in the pool's
+  // stale_conns.
+  uint64_t conns_retired;
+  // The longest time the pool handed out no conn for a failover, in milliseconds.
+  uint64_t longest_pause_ms;
+  // 1 while a failover is under way (gets wait), else 0.
+  uint64_t in_failover;
+};
+
+typedef struct pool_sentinel_stats pool_sentinel_stats_t;
 
 // See `struct pool_subscriber`.
 typedef struct pool_subscriber pool_subscriber_t;
@@ -977,6 +1005,29 @@ pool_status_t pool_conn_command_ex(pool_conn_t *conn,
                                    pool_reply_t **reply_out,
                                    pool_error_t *err_out);
 
+// `WAIT numreplicas timeout_ms` on `conn`: blocks until the writes sent on this conn so
+// far have reached at least `numreplicas` replicas, or `timeout_ms` (at least 1) passed.
+// For a write that must survive a failover: a write the master acknowledged but no
+// replica received is lost when a replica is promoted (docs/sentinel.md, "Failover").
+// `*acked_out` (may be NULL) receives how many replicas have the writes.
+//
+// POOL_OK: at least `numreplicas` have them. POOL_ERR_TIMEOUT: fewer did within
+// `timeout_ms`; the writes are applied on the master (this is no undo), but a failover
+// may lose them. POOL_ERR_IO with the server's text when it refuses WAIT (a replica, an
+// ACL without it); the conn stays good. The reply is awaited `timeout_ms` plus the pool's
+// read_timeout_ms (an I/O failure or timeout marks the conn bad, as pool_conn_command's).
+// POOL_ERR_INVALID_ARG for a NULL or not checked-out conn, `numreplicas` < 0 or
+// `timeout_ms` < 1. On a cluster conn, WAIT goes to the conn's own node: it covers
+// the writes sent there, not those a redirect sent to another node. Costs one round trip
+// plus the replicas' acknowledgement (a replica acknowledges within a millisecond on a
+// LAN; see the docs for the measured throughput). The thread that holds the conn calls
+// this.
+pool_status_t pool_conn_wait_replicas(pool_conn_t *conn,
+                                      int numreplicas,
+                                      int64_t timeout_ms,
+                                      int *acked_out,
+                                      pool_error_t *err_out);
+
 // Sends `ncmds` commands on `conn` in one write, then reads their `ncmds` replies (a
 // pipeline, as hiredis's redisAppendCommandArgv then redisGetReply, or go-redis's
 // Pipeline). Command `i` has `argcs[i]` arguments `argvs[i][j]` of `argvlens[i][j]` bytes;
@@ -1265,13 +1316,15 @@ pool_status_t pool_sticky_reset(pool_t *sticky);
 // Get: an idle, health-checked conn, or a newly dialed one. Blocks until a turn is free and,
 // on a miss, until the dial finishes: at most pool_timeout_ms in all (-1: forever;
 // 0: no wait for a turn, the dial itself still awaited), then POOL_ERR_TIMEOUT with a
-// message describing the pool. Waiters are served in arrival order (with
-// overtake_window_ms set, a get may take a conn ahead of them while the oldest has
-// waited less than that window). The ping_after_idle_ms check of a long-idle conn is
+// message describing the pool. Waiters are served in arrival order, except that a get
+// may take a conn ahead of them while the oldest has waited less than overtake_window_ms
+// (1 ms by default; 0 keeps strict arrival order). The ping_after_idle_ms check of a long-idle conn is
 // part of the get and ends by its pool_timeout_ms too (see ping_after_idle_ms).
 // On success `*conn_out` is a conn used by one thread at a time until it is given back with
 // `pool_put` or `pool_remove`. Any thread.
-pool_status_t pool_get(pool_t *pool, pool_conn_t **conn_out, pool_error_t *err_out);
+pool_status_t pool_get(pool_t *pool,
+                       pool_conn_t **conn_out,
+                       pool_error_t *err_out);
 
 // Get with its own timeout and cancel token: `timeout_ms < 0` uses the pool's
 // pool_timeout_ms, 0 does not wait for a turn, > 0 bounds the whole get. `cancel` may be
@@ -1388,16 +1441,24 @@ pool_status_t pool_sentinel_options_init_size(pool_sentinel_options_t *sopts, si
 // New conns go to the address the sentinels give for `SENTINEL GET-MASTER-ADDR-BY-NAME`
 // (asked on the first dial, bounded by dial_timeout_ms), and each is checked with `ROLE`
 // after the session set-up: a node that is not a master is refused (a dial error, retried
-// as any dial) and the sentinels are asked again. A watcher thread ("redispool-sentinel")
-// subscribes to `+switch-master` on one sentinel (the next one on error, after a backoff
-// of at most 2 s) and asks it for the master every `poll_interval_ms`. When the master
-// changes, every conn to the old one is retired before the new address is reported by
-// pool_sentinel_master_addr: idle conns are closed at once, conns checked out are closed
-// when put (pool_put acts as pool_remove), and a dial in flight is discarded when it
-// lands; such conns count in pool_stats_t.stale_conns. A get that begins after the switch
-// is seen never gets a conn to the old master. A command answered with a READONLY error
-// (the master was demoted under the conn) marks the conn bad: pool_put removes it and the
-// sentinels are asked again.
+// as any dial). Watcher threads (all named "redispool-sentinel"; a listener per
+// sentinel, reconnecting after a backoff of at most 2 s, and a resolver) follow the
+// sentinels' failover events and ask them for the master every `poll_interval_ms`.
+//
+// Failover: on the first sign that the master is being replaced (`+selected-slave`,
+// `+failover-state-send-slaveof-noone`, `+promoted-slave` or `+switch-master` from any
+// sentinel, a READONLY reply, a new conn whose ROLE is not master, a poll naming another
+// master) the pool stops handing out conns to it at once: every conn is retired (idle
+// conns closed; conns checked out refuse further commands with POOL_ERR_BAD_CONN and are
+// closed when put, as pool_remove; dials in flight discarded when they land; counted in pool_stats_t.stale_conns and
+// pool_sentinel_stats_t.conns_retired) and new gets wait, within their own
+// pool_timeout_ms (their dials within dial_timeout_ms), until the node being promoted
+// answers ROLE as master; then the pool resumes there. The old master is not written to
+// after the sign, so writes it would have thrown away when demoted are not lost; what is
+// left is what it acknowledged but had not replicated at the promotion (see
+// pool_conn_wait_replicas, and docs/sentinel.md, "Failover"). A dial to the master that
+// fails pauses the pool the same way (gets wait while the sentinels promote a replica),
+// but may end on the same master once it answers again.
 //
 // `node_opts` configures the master conns exactly as for pool_new (pool size, timeouts,
 // password, db, protocol, ...); NULL means pool_options_init defaults. Its `addr` and
@@ -1405,9 +1466,9 @@ pool_status_t pool_sentinel_options_init_size(pool_sentinel_options_t *sopts, si
 // copied. The sentinels are not contacted here (the first get does), so this never
 // blocks. On success stores an ordinary pool in `*pool_out`: every Pooler function works
 // on it (sticky and single pools too); release it with pool_free, which also stops the
-// watcher thread (within about 100 ms; it is not joined). Invalid options ->
+// watcher threads (within about 100 ms; they are not joined). Invalid options ->
 // POOL_ERR_INVALID_ARG naming the field. In a forked child the pool forgets the parent's
-// state on first use and starts its own watcher. Any thread.
+// state on first use and starts its own watchers. Any thread.
 pool_status_t pool_sentinel_new(const pool_sentinel_options_t *sopts,
                                 const pool_options_t *node_opts,
                                 pool_t **pool_out,
@@ -1426,6 +1487,14 @@ pool_status_t pool_sentinel_master_addr(const pool_t *pool,
                                         char *buf,
                                         size_t cap,
                                         pool_error_t *err_out);
+
+// Failover figures of a pool made by pool_sentinel_new into `*stats_out`: set
+// `stats_out->struct_size` to sizeof(pool_sentinel_stats_t) (or 0, the same) first; only
+// that many bytes are written. POOL_ERR_INVALID_ARG for NULLs or a pool that is not a
+// sentinel pool. `err_out` may be NULL. Any thread; never blocks on I/O.
+pool_status_t pool_sentinel_stats(const pool_t *pool,
+                                  pool_sentinel_stats_t *stats_out,
+                                  pool_error_t *err_out);
 
 // A static, NUL-terminated description of `status`; never NULL ("unknown status" for a
 // value this library does not define). Any thread.

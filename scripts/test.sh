@@ -3,7 +3,8 @@
 # integration tests against a real redis-server, the C examples, valgrind).
 #
 # On a fresh Debian/Ubuntu machine run it as root: it installs redis-server,
-# gcc, g++, valgrind, pkg-config, binutils, cmake, ninja, libhiredis-dev, Go 1.21+,
+# gcc, g++, valgrind, strace (tests/health_sweep.rs counts system calls with it),
+# pkg-config, binutils, cmake, ninja, libhiredis-dev, Go 1.21+,
 # Ruby (with ruby-ffi and minitest) and Python 3 (with pytest and venv), for the
 # language bindings, and go-redis v5's source (the bench suite's go-redis
 # baseline) when they are missing. The fuzz step
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 
 install_missing "redis-server:redis-server" "redis-cli:redis-tools" "cc:gcc libc6-dev" "c++:g++" \
-    "valgrind:valgrind" "pkg-config:pkg-config" "readelf:binutils" \
+    "valgrind:valgrind" "strace:strace" "pkg-config:pkg-config" "readelf:binutils" \
     "ruby:ruby ruby-ffi ruby-minitest" "python3:python3" "cmake:cmake" "ninja:ninja-build" "objcopy:binutils" \
     "openssl:openssl"
 # Go 1.21 or later for the Go binding: /usr/local/go/bin when present, else

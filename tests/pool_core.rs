@@ -820,7 +820,12 @@ fn try_get_never_waits_or_dials_on_the_caller() {
 
 #[test]
 fn notify_fd_is_level_triggered_and_drained_by_a_miss() {
-    let (p, _peers) = pool(1);
+    // Strict order: a put while a get waits hands the conn to it (with the default overtake
+    // window it would go idle, and signal, while the waiter has waited under 1 ms).
+    let peers = Arc::new(Peers::default());
+    let mut o = options(&peers, 1);
+    o.overtake_window = None;
+    let p = ConnPool::new(o).unwrap();
     let fd = p.notify_fd().unwrap();
     assert_eq!(p.notify_fd().unwrap(), fd, "one fd per pool");
     // New fd: readable, so a loop tries at least once.

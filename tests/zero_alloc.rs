@@ -77,6 +77,19 @@ fn first_park() {
     parking_lot::Condvar::new().wait_for(&mut g, std::time::Duration::ZERO);
 }
 
+/// A thread's first wait for a turn makes its spare waiters at once (see `Waiter::acquire`):
+/// a once-per-thread allocation that a thread whose warm-up never waited (it got a conn
+/// every time, overtaking or running alone on a core) would otherwise make while counting.
+fn first_wait() {
+    let (p, _peers) = core_pool(1, None);
+    let held = p.get().unwrap();
+    assert!(matches!(
+        p.get_with(Wait::For(Duration::from_millis(1)), None),
+        Err(redispool::pool::Error::Timeout(_))
+    ));
+    p.put(held).unwrap();
+}
+
 /// Runs `op` on `threads` threads: `warm` rounds first (first-use allocations: thread
 /// locals, queue capacity, the C handle table), then `rounds` counted ones. Returns the
 /// allocations made while counting.
@@ -91,6 +104,7 @@ fn count_allocs(
         .map(|_| {
             let (b, op) = (barrier.clone(), op.clone());
             thread::spawn(move || {
+                first_wait();
                 MEASURED.with(|m| m.set(true));
                 first_park();
                 // All threads warm up together, so each one really waits for turns (and

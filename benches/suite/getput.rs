@@ -79,7 +79,7 @@ impl<'g> VariantPools<'g> {
         VariantPools {
             default: CPool::new(addr, size, 0),
             hot: CPool::new(addr, size, HOT_BYPASS_MS),
-            overtake: CPool::with(addr, size, 0, OVERTAKE_MS),
+            overtake: CPool::with(addr, size, 0, Some(OVERTAKE_MS)),
             mutex: MutexPool::new(addr, size),
             fifo: FifoPool::new(addr, size),
             go,

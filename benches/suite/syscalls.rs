@@ -49,7 +49,7 @@ pub(crate) fn syscall_loop(args: &[String]) {
     let p = match arg(0) {
         "default" => CPool::new(&addr, size, 0),
         "hot" => CPool::new(&addr, size, HOT_BYPASS_MS),
-        "overtake" => CPool::with(&addr, size, 0, OVERTAKE_MS),
+        "overtake" => CPool::with(&addr, size, 0, Some(OVERTAKE_MS)),
         other => panic!("--syscall-loop: unknown variant {other:?}"),
     };
     for _ in 0..1000 {

@@ -18,13 +18,14 @@ unsafe impl Send for CPool {}
 unsafe impl Sync for CPool {}
 
 impl CPool {
-    /// A pool over `addr` (TCP) with `pool_size` conns, all dialed before it is returned.
+    /// A pool over `addr` (TCP) with `pool_size` conns, all dialed before it is returned;
+    /// the library's default `overtake_window_ms`.
     pub(crate) fn new(addr: &str, size: usize, bypass_ms: i64) -> CPool {
-        CPool::with(addr, size, bypass_ms, 0)
+        CPool::with(addr, size, bypass_ms, None)
     }
 
-    /// `new`, with `overtake_window_ms` too.
-    pub(crate) fn with(addr: &str, size: usize, bypass_ms: i64, overtake_ms: i64) -> CPool {
+    /// `new`, with `overtake_window_ms` too (None: the library's default).
+    pub(crate) fn with(addr: &str, size: usize, bypass_ms: i64, overtake_ms: Option<i64>) -> CPool {
         let caddr = CString::new(addr).unwrap();
         let mut o = options_init();
         o.addr = caddr.as_ptr();
@@ -32,7 +33,9 @@ impl CPool {
         // Oversubscribed cells queue for as long as it takes: a get must never time out.
         o.pool_timeout_ms = -1;
         o.health_check_bypass_ms = bypass_ms;
-        o.overtake_window_ms = overtake_ms;
+        if let Some(ms) = overtake_ms {
+            o.overtake_window_ms = ms;
+        }
         let p = CPool::from_options(&o);
         p.prewarm(size);
         p

@@ -77,11 +77,13 @@ type Options struct {
 	// Stats.LeakSuspects and Stats.LateReturns. 0 or negative = off.
 	LeakDetectionThreshold time.Duration
 	// HealthCheckBypass skips Get's socket peek for a conn given back less than
-	// this long ago. 0 or negative = always peek (default).
+	// this long ago. 0 or negative = off (default): Get peeks a conn unless the
+	// pool's health sweep vouches for it (see docs/performance.md).
 	HealthCheckBypass time.Duration
 	// OvertakeWindow lets a Get take a free conn ahead of queued Gets while the
 	// oldest has waited less than this (no context switch; Go's sync.Mutex does
-	// the same for 1ms). 0 or negative = strict first come, first served (default).
+	// the same for 1ms). 0 = the default, 1ms; negative = strict first come,
+	// first served.
 	OvertakeWindow time.Duration
 	// MaxReplyBytes caps the string data of one reply (bytes, the whole reply
 	// counted); a reply past it fails with CodeProtocol and the conn is closed.

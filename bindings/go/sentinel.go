@@ -29,8 +29,9 @@ type SentinelOptions struct {
 	// SentinelPassword is the sentinels' requirepass; "" = no AUTH. The
 	// master's own password is Options.Password.
 	SentinelPassword string
-	// PollInterval is how often the watcher asks its sentinel for the master
-	// besides listening for +switch-master. 0 = 1s; negative = only listen.
+	// PollInterval is how often the pool asks the sentinels for the master
+	// besides listening for their failover events. 0 = 1s; negative = only
+	// listen.
 	PollInterval time.Duration
 	// SentinelTLS reaches the sentinels over TLS, with the TLS* settings of the
 	// node Options (whose TLS field switches TLS to the master on its own).
@@ -45,7 +46,7 @@ type SentinelOptions struct {
 // configures the master conns as for NewWithOptions; its Addr must be empty.
 // The sentinels are first asked by the first Get, so this never waits.
 // Invalid options give an error matching ErrInvalidArg that names the field.
-// The Pool is an ordinary Pool; Close also stops its watcher.
+// The Pool is an ordinary Pool; Close also stops its watchers.
 func NewSentinelPool(sopts SentinelOptions, node Options) (*Pool, error) {
 	c, err := node.toC()
 	if err != nil {

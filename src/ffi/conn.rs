@@ -388,6 +388,79 @@ pub unsafe extern "C" fn pool_conn_command_ex(
     }
 }
 
+/// `WAIT numreplicas timeout_ms` on `conn`: blocks until the writes sent on this conn so
+/// far have reached at least `numreplicas` replicas, or `timeout_ms` (at least 1) passed.
+/// For a write that must survive a failover: a write the master acknowledged but no
+/// replica received is lost when a replica is promoted (docs/sentinel.md, "Failover").
+/// `*acked_out` (may be NULL) receives how many replicas have the writes.
+///
+/// POOL_OK: at least `numreplicas` have them. POOL_ERR_TIMEOUT: fewer did within
+/// `timeout_ms`; the writes are applied on the master (this is no undo), but a failover
+/// may lose them. POOL_ERR_IO with the server's text when it refuses WAIT (a replica, an
+/// ACL without it); the conn stays good. The reply is awaited `timeout_ms` plus the pool's
+/// read_timeout_ms (an I/O failure or timeout marks the conn bad, as pool_conn_command's).
+/// POOL_ERR_INVALID_ARG for a NULL or not checked-out conn, `numreplicas` < 0 or
+/// `timeout_ms` < 1. On a cluster conn, WAIT goes to the conn's own node: it covers
+/// the writes sent there, not those a redirect sent to another node. Costs one round trip
+/// plus the replicas' acknowledgement (a replica acknowledges within a millisecond on a
+/// LAN; see the docs for the measured throughput). The thread that holds the conn calls
+/// this.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_conn_wait_replicas(
+    conn: *mut pool_conn_t,
+    numreplicas: c_int,
+    timeout_ms: i64,
+    acked_out: *mut c_int,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_conn_wait_replicas"), {
+        if !acked_out.is_null() {
+            // SAFETY: checked non-NULL; the caller passes a writable pointer.
+            unsafe { *acked_out = 0 };
+        }
+        if conn.is_null() {
+            return invalid(err_out, "conn: NULL");
+        }
+        let Ok(n) = u32::try_from(numreplicas) else {
+            return invalid(
+                err_out,
+                &format!("numreplicas: {numreplicas} (must be >= 0)"),
+            );
+        };
+        if timeout_ms < 1 {
+            return invalid(err_out, &format!("timeout_ms: {timeout_ms} (must be >= 1)"));
+        }
+        let timeout = Duration::from_millis(timeout_ms as u64);
+        let result = conn_table::with(conn_bits(conn), |e| e.conn.wait_replicas(n, timeout));
+        let set_acked = |k: u32| {
+            if !acked_out.is_null() {
+                // SAFETY: checked non-NULL above.
+                unsafe { *acked_out = c_int::try_from(k).unwrap_or(c_int::MAX) };
+            }
+        };
+        match result {
+            None => invalid(
+                err_out,
+                "conn: not a checked-out conn (already put or removed?)",
+            ),
+            Some(Ok(k)) => {
+                set_acked(k);
+                if k >= n {
+                    return POOL_OK;
+                }
+                fail(
+                    err_out,
+                    &Error::Timeout(format!(
+                        "redis: WAIT: the writes reached {k} of the {n} replicas asked for within {timeout_ms} ms \
+                         (they are applied on the master, but a failover may lose them)"
+                    )),
+                )
+            }
+            Some(Err(e)) => fail(err_out, &e),
+        }
+    })
+}
+
 /// The body of pool_conn_command(_ex): `read` (when Some) is this call's read timeout
 /// (None inside = none).
 #[allow(clippy::too_many_arguments)]

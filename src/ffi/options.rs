@@ -112,23 +112,26 @@ pub struct pool_options {
     /// and is listed by pool_leaks. 0 = off (default); the bookkeeping then costs nothing.
     pub leak_detection_threshold_ms: i64,
     /// Skip the health check's socket peek (one recv syscall) for a conn given back less
-    /// than this long ago (HikariCP's alive-bypass window, 500 ms there). 0 = always peek
-    /// (default, as go-redis): the peek is what catches a conn the server closed, or one
-    /// with a reply nobody read, before a caller gets it. Set it when the ~0.3 us matter
-    /// more: a conn closed within the window then fails its first command instead. A conn
+    /// than this long ago (HikariCP's alive-bypass window, 500 ms there). 0 = off
+    /// (default): a get peeks its conn unless the pool's health sweep vouches for it (one
+    /// epoll_wait at most every 0.5 ms answers for all conns: a conn the server closed, or
+    /// one with bytes nobody read, at least 1 ms before a get is never handed out; see
+    /// docs/performance.md). With a window, a conn closed within it may be handed out
+    /// without a peek, and fails its first command instead. A conn
     /// whose fd was asked for (pool_conn_fd) is peeked anyway on its next get, since raw
     /// I/O may have left a reply unread (pool_conn_command never does), and so is a new
     /// conn on its first get (a reply more than its set-up asked for may come late).
     pub health_check_bypass_ms: i64,
-    /// How long queued gets may be overtaken, in ms. 0 = never (default): strict first
-    /// come, first served; a put hands its conn straight to the oldest waiting get, so
-    /// with more threads than conns each get waits its turn and costs a context switch.
-    /// Above 0: while the oldest waiting get has waited less than this, a put leaves its
-    /// conn idle and wakes that waiter to take it, and a get that finds the conn idle
-    /// first takes it at once, without a context switch (the woken waiter queues again at
-    /// the front). Once the oldest has waited this long, puts hand conns over in order
-    /// again. Throughput under oversubscription for a bounded unfairness (Go's sync.Mutex
-    /// switches to hand-off after 1 ms); see docs/behaviour.md, "Overtaking".
+    /// How long queued gets may be overtaken, in ms; 1 by default. While the oldest
+    /// waiting get has waited less than this, a put leaves its conn idle and wakes that
+    /// waiter to take it, and a get that finds the conn idle first takes it at once,
+    /// without a context switch (the woken waiter queues again at the front). Once the
+    /// oldest has waited this long, puts hand conns over in order again, so no get waits
+    /// much longer than this plus its turn (Go's sync.Mutex switches to hand-off after
+    /// 1 ms too). 0 = never: strict first come, first served; a put hands its conn
+    /// straight to the oldest waiting get, so with more threads than conns each get waits
+    /// its turn and costs a context switch (about 10x slower; see docs/performance.md and
+    /// docs/behaviour.md, "Overtaking").
     pub overtake_window_ms: i64,
     /// The most string data one reply may hold, in bytes: bulk and simple strings, errors,
     /// verbatim strings, big numbers and double texts, counted over the whole reply (nested

@@ -473,9 +473,9 @@ unsafe fn get_args(
 /// Get: an idle, health-checked conn, or a newly dialed one. Blocks until a turn is free and,
 /// on a miss, until the dial finishes: at most pool_timeout_ms in all (-1: forever;
 /// 0: no wait for a turn, the dial itself still awaited), then POOL_ERR_TIMEOUT with a
-/// message describing the pool. Waiters are served in arrival order (with
-/// overtake_window_ms set, a get may take a conn ahead of them while the oldest has
-/// waited less than that window). The ping_after_idle_ms check of a long-idle conn is
+/// message describing the pool. Waiters are served in arrival order, except that a get
+/// may take a conn ahead of them while the oldest has waited less than overtake_window_ms
+/// (1 ms by default; 0 keeps strict arrival order). The ping_after_idle_ms check of a long-idle conn is
 /// part of the get and ends by its pool_timeout_ms too (see ping_after_idle_ms).
 /// On success `*conn_out` is a conn used by one thread at a time until it is given back with
 /// `pool_put` or `pool_remove`. Any thread.

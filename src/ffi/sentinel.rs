@@ -47,8 +47,8 @@ pub struct pool_sentinel_options {
     /// or "" = no AUTH. Never shown in any message. The master's own password is
     /// `pool_options_t.password`.
     pub sentinel_password: *const c_char,
-    /// How often the watcher thread asks its sentinel for the master besides listening for
-    /// `+switch-master`, so a message missed while reconnecting is caught. Default 1000;
+    /// How often the pool asks the sentinels for the master besides listening for their
+    /// failover events, so an event missed while reconnecting is caught. Default 1000;
     /// 0 = only listen.
     pub poll_interval_ms: i64,
     /// Reach the sentinels themselves over TLS (their --tls-port), with the TLS settings of
@@ -196,7 +196,7 @@ unsafe fn read_sentinel_options(
         v if v > 0 => Some(Duration::from_millis(v as u64)),
         v => {
             return Err(Error::invalid(format!(
-                "poll_interval_ms: {v} is negative (0 = only listen for +switch-master)"
+                "poll_interval_ms: {v} is negative (0 = only listen for failover events)"
             )));
         }
     };
@@ -209,16 +209,24 @@ unsafe fn read_sentinel_options(
 /// New conns go to the address the sentinels give for `SENTINEL GET-MASTER-ADDR-BY-NAME`
 /// (asked on the first dial, bounded by dial_timeout_ms), and each is checked with `ROLE`
 /// after the session set-up: a node that is not a master is refused (a dial error, retried
-/// as any dial) and the sentinels are asked again. A watcher thread ("redispool-sentinel")
-/// subscribes to `+switch-master` on one sentinel (the next one on error, after a backoff
-/// of at most 2 s) and asks it for the master every `poll_interval_ms`. When the master
-/// changes, every conn to the old one is retired before the new address is reported by
-/// pool_sentinel_master_addr: idle conns are closed at once, conns checked out are closed
-/// when put (pool_put acts as pool_remove), and a dial in flight is discarded when it
-/// lands; such conns count in pool_stats_t.stale_conns. A get that begins after the switch
-/// is seen never gets a conn to the old master. A command answered with a READONLY error
-/// (the master was demoted under the conn) marks the conn bad: pool_put removes it and the
-/// sentinels are asked again.
+/// as any dial). Watcher threads (all named "redispool-sentinel"; a listener per
+/// sentinel, reconnecting after a backoff of at most 2 s, and a resolver) follow the
+/// sentinels' failover events and ask them for the master every `poll_interval_ms`.
+///
+/// Failover: on the first sign that the master is being replaced (`+selected-slave`,
+/// `+failover-state-send-slaveof-noone`, `+promoted-slave` or `+switch-master` from any
+/// sentinel, a READONLY reply, a new conn whose ROLE is not master, a poll naming another
+/// master) the pool stops handing out conns to it at once: every conn is retired (idle
+/// conns closed; conns checked out refuse further commands with POOL_ERR_BAD_CONN and are
+/// closed when put, as pool_remove; dials in flight discarded when they land; counted in pool_stats_t.stale_conns and
+/// pool_sentinel_stats_t.conns_retired) and new gets wait, within their own
+/// pool_timeout_ms (their dials within dial_timeout_ms), until the node being promoted
+/// answers ROLE as master; then the pool resumes there. The old master is not written to
+/// after the sign, so writes it would have thrown away when demoted are not lost; what is
+/// left is what it acknowledged but had not replicated at the promotion (see
+/// pool_conn_wait_replicas, and docs/sentinel.md, "Failover"). A dial to the master that
+/// fails pauses the pool the same way (gets wait while the sentinels promote a replica),
+/// but may end on the same master once it answers again.
 ///
 /// `node_opts` configures the master conns exactly as for pool_new (pool size, timeouts,
 /// password, db, protocol, ...); NULL means pool_options_init defaults. Its `addr` and
@@ -226,9 +234,9 @@ unsafe fn read_sentinel_options(
 /// copied. The sentinels are not contacted here (the first get does), so this never
 /// blocks. On success stores an ordinary pool in `*pool_out`: every Pooler function works
 /// on it (sticky and single pools too); release it with pool_free, which also stops the
-/// watcher thread (within about 100 ms; it is not joined). Invalid options ->
+/// watcher threads (within about 100 ms; they are not joined). Invalid options ->
 /// POOL_ERR_INVALID_ARG naming the field. In a forked child the pool forgets the parent's
-/// state on first use and starts its own watcher. Any thread.
+/// state on first use and starts its own watchers. Any thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pool_sentinel_new(
     sopts: *const pool_sentinel_options_t,
@@ -352,5 +360,97 @@ pub unsafe extern "C" fn pool_sentinel_master_addr(
             *buf.add(addr.len()) = 0;
         }
         POOL_OK
+    })
+}
+
+/// Failover figures of a sentinel pool (pool_sentinel_stats). Counters only increase;
+/// `in_failover` is a gauge.
+#[repr(C)]
+pub struct pool_sentinel_stats {
+    /// Set to sizeof(pool_sentinel_stats_t) (or 0) before pool_sentinel_stats; set to the
+    /// bytes written after.
+    pub struct_size: usize,
+    /// Failovers seen: times the pool stopped handing out conns to its master on a sign
+    /// that it was being replaced (a sentinel event, READONLY, a ROLE that is not master).
+    pub failovers: u64,
+    /// Dials (for gets, refills, pool_new_conn) that waited for a failover to end.
+    pub failover_waits: u64,
+    /// Failovers that ended on another master.
+    pub switches: u64,
+    /// Conns closed because a failover retired them (idle ones at once, checked-out ones
+    /// when given back, dials in flight when they landed); also counted in the pool's
+    /// stale_conns.
+    pub conns_retired: u64,
+    /// The longest time the pool handed out no conn for a failover, in milliseconds.
+    pub longest_pause_ms: u64,
+    /// 1 while a failover is under way (gets wait), else 0.
+    pub in_failover: u64,
+}
+
+pub type pool_sentinel_stats_t = pool_sentinel_stats;
+
+const _: () = assert!(size_of::<pool_sentinel_stats>() == 56);
+
+// SAFETY: repr(C), struct_size first; every field is an integer.
+unsafe impl Versioned for pool_sentinel_stats {
+    const NAME: &'static str = "pool_sentinel_stats_t";
+    const HINT: &'static str = "set it to sizeof(pool_sentinel_stats_t) or 0";
+    const MIN_SIZE: usize = size_of::<pool_sentinel_stats>();
+    fn defaults() -> Self {
+        pool_sentinel_stats {
+            struct_size: size_of::<pool_sentinel_stats>(),
+            failovers: 0,
+            failover_waits: 0,
+            switches: 0,
+            conns_retired: 0,
+            longest_pause_ms: 0,
+            in_failover: 0,
+        }
+    }
+}
+
+/// Failover figures of a pool made by pool_sentinel_new into `*stats_out`: set
+/// `stats_out->struct_size` to sizeof(pool_sentinel_stats_t) (or 0, the same) first; only
+/// that many bytes are written. POOL_ERR_INVALID_ARG for NULLs or a pool that is not a
+/// sentinel pool. `err_out` may be NULL. Any thread; never blocks on I/O.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pool_sentinel_stats(
+    pool: *const pool_t,
+    stats_out: *mut pool_sentinel_stats_t,
+    err_out: *mut pool_error_t,
+) -> pool_status_t {
+    ffi_boundary!(internal(err_out, "pool_sentinel_stats"), {
+        let Some(obj) = super::pool::Held::new(pool) else {
+            return invalid(err_out, "pool: NULL");
+        };
+        let Some((pool, state)) = (match obj.kind() {
+            PoolKind::Conn(p) => p.sentinel().map(|s| (p.clone(), s)),
+            _ => None,
+        }) else {
+            return invalid(
+                err_out,
+                "pool: not a sentinel pool (made by pool_sentinel_new)",
+            );
+        };
+        if stats_out.is_null() {
+            return invalid(err_out, "stats_out: NULL");
+        }
+        let f = state.failover_stats();
+        // SAFETY: non-NULL; writable for its struct_size per the header.
+        let size = unsafe { super::castable::out_size(stats_out) };
+        let snapshot = pool_sentinel_stats {
+            struct_size: size.min(size_of::<pool_sentinel_stats>()),
+            failovers: f.failovers,
+            failover_waits: f.waits,
+            switches: f.switches,
+            conns_retired: pool.retired_conns(),
+            longest_pause_ms: f.longest_pause_ms,
+            in_failover: u64::from(f.in_failover),
+        };
+        // SAFETY: as above.
+        match unsafe { write_versioned(snapshot, stats_out, size) } {
+            Ok(_) => POOL_OK,
+            Err(e) => invalid(err_out, &format!("stats_out: {e}")),
+        }
     })
 }

@@ -1,8 +1,11 @@
 //! One pooled connection: its socket, identity and the timestamps the health check reads.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::ClientConnection;
@@ -17,13 +20,27 @@ use crate::redis::{HandshakeError, Session};
 mod started;
 pub use started::{Progress, Want};
 
-/// The conn's own Redis I/O state, made on first use so a conn only ever used through its
-/// fd pays nothing for it.
+/// The Redis I/O state of a conn's commands (reply parser, command buffer): borrowed from
+/// the thread's spare (`SPARE_IO`) for a command and given back after it, so a conn holds
+/// one only while a command runs (or while a reply left bytes unread, or a command started
+/// without waiting is unfinished: `Conn::start`).
 struct ConnIo {
     parser: Parser,
     out: Vec<u8>,
     /// The command started without waiting (`Conn::start`), kept for reuse.
     started: started::Started,
+}
+
+/// The most command-encoding capacity a spare `ConnIo` keeps (a huge command's buffer
+/// is freed, not kept by the thread).
+const SPARE_OUT_MAX: usize = 64 * 1024;
+
+thread_local! {
+    /// The thread's spare I/O state. A conn borrows it for a command and gives it back
+    /// when the reply left nothing unread, so an idle conn keeps no read buffer (the
+    /// parser's 32 KiB) and a thread running commands on many conns in turn reuses one:
+    /// no allocation per command, one buffer per thread instead of one per conn.
+    static SPARE_IO: Cell<Option<Box<ConnIo>>> = const { Cell::new(None) };
 }
 
 impl ConnIo {
@@ -33,6 +50,28 @@ impl ConnIo {
             out: Vec::new(),
             started: started::Started::default(),
         })
+    }
+
+    /// The thread's spare (see `SPARE_IO`), or a new one.
+    fn take(limits: ReplyLimits) -> Box<Self> {
+        match SPARE_IO.try_with(Cell::take).ok().flatten() {
+            Some(mut cio) => {
+                cio.parser.set_limits(limits);
+                cio
+            }
+            None => ConnIo::new(limits),
+        }
+    }
+
+    /// Keeps a clean one as the thread's spare (see `SPARE_IO`).
+    fn give_back(mut cio: Box<Self>) {
+        debug_assert!(cio.parser.is_clean());
+        if cio.out.capacity() > SPARE_OUT_MAX {
+            cio.out = Vec::new();
+        }
+        cio.out.clear();
+        // A thread exiting has no spare any more: the state is dropped.
+        let _ = SPARE_IO.try_with(|spare| spare.set(Some(cio)));
     }
 }
 
@@ -59,6 +98,7 @@ struct ConnState {
     /// False for conns from `new_conn`: they live outside the turns and the idle list.
     pooled: bool,
     userdata: Option<Box<dyn Any + Send>>,
+    /// Some only during a command, or when its reply left bytes unread (see `ConnIo`).
     io: Option<Box<ConnIo>>,
     /// What one reply of the conn's own commands may hold (the pool's `reply_limits`).
     reply_limits: ReplyLimits,
@@ -73,6 +113,11 @@ struct ConnState {
     /// Why the stream must be looked at before it is trusted, as `PEEK_*` bits; 0 on the
     /// hot path. One byte, so the get's health check tests it as it tested one flag.
     peek: u8,
+    /// It joined its pool's epoll set (`sweep::SweepState::register`): sweeps answer for it.
+    swept: bool,
+    /// When the sweep that vouches for it began (`sweep::SweepState::stamp`, by the get that
+    /// took it), in `clock::now_ns()` time; 0 = none. Cleared when it is handed out.
+    swept_at: u64,
     /// How the session differs from the one the pool set up, as `SESSION_*` bits, tracked
     /// from the names of the commands sent (the server is never asked); 0 for a conn used
     /// for plain commands. A conn with any bit set is closed when given back, never pooled.
@@ -88,6 +133,10 @@ struct ConnState {
     /// A READONLY error reply marks the conn broken: on a pool that follows a failover
     /// (sentinel), such a conn talks to a demoted master (go-redis closes it too).
     close_on_readonly: bool,
+    /// On a pool whose target changes (a dial source: sentinel), the pool's retire epoch:
+    /// once it differs from `epoch`, the conn's commands are refused (its node is being
+    /// replaced), before the conn is even given back. None elsewhere.
+    retire_signal: Option<Arc<AtomicU64>>,
     /// A token a layer above the pool keeps here for the conn's lifetime: the C ABI's
     /// handle-table slot, reserved on its first checkout through the C ABI and released
     /// when the conn is closed (`HandleToken`).
@@ -110,9 +159,12 @@ const PEEK_FD_LENT: u8 = 1;
 /// check peeks it even inside `health_check_bypass`, and so does its first command (a conn
 /// dialed for a get is handed out without a health check). Once per conn.
 const PEEK_FRESH: u8 = 2;
+/// `ConnState::peek`: a sweep reported it while it was idle (closed by the server, an error,
+/// or bytes nobody asked for): the next get peeks it (and closes it, as stale).
+const PEEK_SUSPECT: u8 = 4;
 /// `ConnState::peek`: a command was started without waiting (`Conn::start`) and is not
 /// finished: the conn's blocking commands and raw I/O are refused until it is.
-const PEEK_STARTED: u8 = 4;
+const PEEK_STARTED: u8 = 8;
 
 /// `ConnState::session`: SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE was sent (subscribe mode; kept
 /// after the UNSUBSCRIBEs too: which channels are left is not tracked).
@@ -146,6 +198,10 @@ pub(crate) const SESSION_CHANGED_REASON: &str = "commands on the conn changed th
 /// failovers; `ConnPool::remove` recognises it by this prefix.
 pub(crate) const READONLY_REASON: &str =
     "READONLY reply: the server is a replica now (failover); the conn is closed";
+
+/// Why a command on a conn retired by a failover is refused.
+pub(crate) const RETIRED_REASON: &str = "the master is being replaced (failover): the conn \
+     was retired and takes no more commands; give it back and get another";
 
 /// Commands whose replies are RESP3 pushes (one per channel): SUBSCRIBE and its kin.
 fn replies_are_pushes(name: &[u8]) -> bool {
@@ -248,11 +304,14 @@ impl Conn {
             recv_bounded: false,
             resp3: false,
             peek: 0,
+            swept: false,
+            swept_at: 0,
             session: 0,
             session_db: 0,
             broken: None,
             epoch: 0,
             close_on_readonly: false,
+            retire_signal: None,
             handle_token: None,
             tls: None,
             kept: None,
@@ -303,10 +362,29 @@ impl Conn {
         self.s.epoch
     }
 
-    /// Records the retire epoch and the READONLY policy; set once, at dial time.
-    pub(crate) fn set_failover_state(&mut self, epoch: u64, close_on_readonly: bool) {
+    /// Records the retire epoch, the READONLY policy and the pool's retire signal (see
+    /// `ConnState::retire_signal`); set once, at dial time.
+    pub(crate) fn set_failover_state(
+        &mut self,
+        epoch: u64,
+        close_on_readonly: bool,
+        retire_signal: Option<Arc<AtomicU64>>,
+    ) {
         self.s.epoch = epoch;
         self.s.close_on_readonly = close_on_readonly;
+        self.s.retire_signal = retire_signal;
+    }
+
+    /// Refuses a command on a conn its pool retired (a failover began): its node is being
+    /// replaced, and a write there may be thrown away.
+    #[inline]
+    fn check_not_retired(&self) -> Result<(), Error> {
+        match &self.s.retire_signal {
+            Some(sig) if sig.load(Ordering::Relaxed) != self.s.epoch => {
+                Err(Error::BadConn(RETIRED_REASON.into()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Unique within its pool, never reused.
@@ -440,6 +518,33 @@ impl Conn {
     /// followed the set-up's replies, has been looked at.
     pub(crate) fn clear_needs_peek(&mut self) {
         self.s.peek = 0;
+        self.s.swept_at = 0;
+    }
+
+    /// A sweep reported it while it was idle: the next get peeks it.
+    pub(crate) fn mark_suspect(&mut self) {
+        self.s.peek |= PEEK_SUSPECT;
+    }
+
+    /// Whether it joined its pool's epoll set.
+    #[inline]
+    pub(crate) fn is_swept(&self) -> bool {
+        self.s.swept
+    }
+
+    pub(crate) fn set_swept(&mut self, swept: bool) {
+        self.s.swept = swept;
+    }
+
+    /// When the sweep that vouches for it began; 0 = none (`sweep::SweepState::stamp`).
+    #[inline]
+    pub(crate) fn swept_at(&self) -> u64 {
+        self.s.swept_at
+    }
+
+    #[inline]
+    pub(crate) fn set_swept_at(&mut self, at_ns: u64) {
+        self.s.swept_at = at_ns;
     }
 
     /// Runs the TLS handshake on the conn's socket (right after the dial, before the
@@ -546,6 +651,38 @@ impl Conn {
         self.command_full(args, None, Some(read))
     }
 
+    /// `WAIT numreplicas timeout`: blocks until the writes sent on this conn so far have
+    /// reached at least `numreplicas` replicas, or `timeout` passed (Redis counts it; the
+    /// read deadline is that plus the conn's read timeout, so a slow reply to a WAIT that
+    /// ended on time does not break the conn). Ok(n): `n` replicas have the writes; fewer
+    /// than `numreplicas` means the timeout passed first (the writes are applied on the
+    /// master, but a failover may lose them). A Redis error reply (WAIT on a replica, an
+    /// ACL without WAIT) is `Error::Io` with its text; the conn stays good. For a write
+    /// that must outlive a failover (docs/sentinel.md, "Failover").
+    pub fn wait_replicas(&mut self, numreplicas: u32, timeout: Duration) -> Result<u32, Error> {
+        let ms = timeout.as_millis().clamp(1, i64::MAX as u128);
+        let read = timeout
+            .checked_add(self.timeouts().0.unwrap_or(Duration::from_secs(1)))
+            .unwrap_or(Duration::MAX);
+        let n = numreplicas.to_string();
+        let t = ms.to_string();
+        match self.command_full(
+            &[b"WAIT", n.as_bytes(), t.as_bytes()],
+            None,
+            Some(Some(read)),
+        )? {
+            Reply::Integer(k) => Ok(u32::try_from(k.max(0)).unwrap_or(u32::MAX)),
+            Reply::Error(e) => Err(Error::Io(format!(
+                "redis: WAIT refused: {}",
+                String::from_utf8_lossy(&e[..e.len().min(200)])
+            ))),
+            other => Err(Error::Protocol(format!(
+                "redis: WAIT: unexpected reply {}",
+                other.summary()
+            ))),
+        }
+    }
+
     /// Sends `cmds` in one write, then reads one reply per command, handing each to
     /// `on_reply` as it arrives (a Redis error reply is a reply: it does not stop the
     /// rest). `read` (when Some) is the call's read timeout instead of the pool's (None
@@ -566,6 +703,7 @@ impl Conn {
         if self.s.peek & PEEK_STARTED != 0 {
             return Err((0, started::unfinished()));
         }
+        self.check_not_retired().map_err(|e| (0, e))?;
         if self.is_inherited() {
             return Err((
                 0,
@@ -638,7 +776,7 @@ impl Conn {
             Some(c) => io::Stream::Tls(fd, c),
             None => io::Stream::Plain(fd),
         };
-        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
+        let cio = st.io.get_or_insert_with(|| ConnIo::take(limits));
         let res = io::pipeline_each(
             &mut stream,
             &mut cio.parser,
@@ -693,6 +831,7 @@ impl Conn {
                 if let Some(resp3) = hello {
                     self.s.resp3 = resp3;
                 }
+                self.release_io();
                 Ok(())
             }
             Err((n, e)) => {
@@ -838,6 +977,7 @@ impl Conn {
         if let Some(why) = &self.s.broken {
             return Err(Error::BadConn(why.to_string()));
         }
+        self.check_not_retired()?;
         if self.is_inherited() {
             return Err(Error::BadConn(
                 "the conn was opened before fork(): the parent process owns its session".into(),
@@ -885,7 +1025,7 @@ impl Conn {
             Some(c) => io::Stream::Tls(fd, c),
             None => io::Stream::Plain(fd),
         };
-        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
+        let cio = st.io.get_or_insert_with(|| ConnIo::take(limits));
         let mut res = io::command_with(
             &mut stream,
             &mut cio.parser,
@@ -947,6 +1087,7 @@ impl Conn {
                         _ => {}
                     }
                 }
+                self.release_io();
                 Ok(reply)
             }
             Err(e) => {
@@ -990,7 +1131,7 @@ impl Conn {
     /// Runs the Redis session set-up on a freshly dialed conn.
     /// With `ping`, an empty session still makes one round trip (a PING), so a refusal
     /// the server sends on accept (maxclients, NOAUTH) is seen at dial time. The reply
-    /// buffers are freed afterwards: an idle conn holds none until a command needs them.
+    /// buffers are freed afterwards: an idle conn holds none (see `ConnIo`).
     /// The read and write timeouts bound it, and `unbounded` stands for either when it is
     /// none: a set-up is part of a dial and must end. Its replies (HELLO's map, OK, PONG)
     /// are held to the default reply limits, not the pool's: limits set for data replies,
@@ -1041,6 +1182,8 @@ impl Conn {
             ping,
         );
         cio.parser.set_limits(limits);
+        // Freed, not kept as the thread's spare: set-ups run on dial threads, which come
+        // and go (a spare there would be 32 KiB per live dial thread, for one use per conn).
         if res.is_ok() && cio.parser.is_clean() {
             self.s.io = None;
         }
@@ -1180,6 +1323,18 @@ impl Conn {
     /// Why the conn is out of step with the server, if it is.
     pub fn broken_reason(&self) -> Option<&str> {
         self.s.broken.as_deref()
+    }
+
+    /// After a command: gives the I/O state back to the thread (`SPARE_IO`) unless the
+    /// reply left bytes unread or the conn broke (then it stays, for the checks that look
+    /// at what is buffered, until the conn is closed).
+    #[inline]
+    fn release_io(&mut self) {
+        if self.s.broken.is_none()
+            && let Some(cio) = self.s.io.take_if(|cio| cio.parser.is_clean())
+        {
+            ConnIo::give_back(cio);
+        }
     }
 
     /// Bytes received by `command` and not consumed: should never happen on a good conn.

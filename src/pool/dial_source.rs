@@ -9,7 +9,7 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
@@ -66,4 +66,11 @@ pub trait Retire: Send + Sync {
     fn retire_all(self: Arc<Self>);
     /// Whether the pool was closed (a source's background thread then ends).
     fn is_closed(&self) -> bool;
+    /// Asks the node at `addr` ("host:port") `ROLE` on a conn of its own, set up as the
+    /// pool's conns are (TLS, AUTH, HELLO, SELECT...), all within `timeout`, then closes it:
+    /// Ok(Some(role)) ("master", "slave", ...), Ok(None) when the node refuses ROLE (an
+    /// ACL without it), Err when it cannot be reached or set up. Never counted in the
+    /// pool's conns or stats; closing the pool ends it at once. A source uses it to learn
+    /// when a failover's new master is ready (the sentinel module).
+    fn probe_role(&self, addr: &str, timeout: Duration) -> Result<Option<Vec<u8>>>;
 }

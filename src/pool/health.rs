@@ -103,18 +103,25 @@ pub(crate) fn check_socket(conn: &mut Conn) -> Result<(), Staleness> {
     }
 }
 
-/// Age, buffered input, then the socket peek, unless the conn was given back less than
-/// `bypass` ago (HikariCP's alive-bypass window), its fd was not lent out for raw I/O
-/// meanwhile and it is not new (`Conn::needs_peek`): then the peek is skipped.
-pub(crate) fn check(conn: &mut Conn, now: u64, limits: &Limits) -> Result<(), Staleness> {
+/// Age, buffered input, then the socket peek, unless the conn's fd was not lent out for
+/// raw I/O, it is not new and no sweep reported it (`Conn::needs_peek`), and either a
+/// recent sweep vouches for it (`vouched`, see `sweep`) or it was given back less than
+/// `bypass` ago (HikariCP's alive-bypass window): then the peek is skipped.
+pub(crate) fn check(
+    conn: &mut Conn,
+    now: u64,
+    limits: &Limits,
+    vouched: bool,
+) -> Result<(), Staleness> {
     check_age(conn, now, limits.max_idle_ns)?;
     if conn.has_buffered_input() && !conn.session_changed() {
         return Err(Staleness::UnreadData);
     }
     if !conn.needs_peek()
-        && limits
-            .bypass_ns
-            .is_some_and(|b| now.saturating_sub(conn.used_at()) < b)
+        && (vouched
+            || limits
+                .bypass_ns
+                .is_some_and(|b| now.saturating_sub(conn.used_at()) < b))
     {
         return Ok(());
     }

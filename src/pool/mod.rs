@@ -28,6 +28,7 @@ mod settings;
 mod single;
 mod stats;
 mod sticky;
+mod sweep;
 mod waiter;
 
 pub use crate::error::{Error, Result};
@@ -40,7 +41,8 @@ pub use handle_token::HandleToken;
 pub use health::Staleness;
 pub use in_flight::InFlight;
 pub use options::{
-    DEFAULT_MAX_CONCURRENT_DIALS, MAX_CONCURRENT_DIALS, Options, Wait, default_pool_size,
+    DEFAULT_MAX_CONCURRENT_DIALS, DEFAULT_OVERTAKE_WINDOW, MAX_CONCURRENT_DIALS, Options, Wait,
+    default_pool_size,
 };
 pub use pooler::{Pooler, Rejected};
 pub use resolve::{TestResolver, set_test_resolver};

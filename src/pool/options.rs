@@ -85,17 +85,19 @@ pub struct Options {
     /// this are counted in stats and listed by `ConnPool::leaks`. None = off.
     pub leak_detection_threshold: Option<Duration>,
     /// Skip the socket peek of the health check for a conn given back less than this long
-    /// ago (HikariCP's alive-bypass window). None = always peek (go-redis).
+    /// ago (HikariCP's alive-bypass window). None (default) = peek unless the pool's health
+    /// sweep vouches for the conn (see `pool::sweep` and docs/performance.md).
     pub health_check_bypass: Option<Duration>,
-    /// How long queued gets may be overtaken. None (default) = strict first come, first
-    /// served: a put hands its conn to the oldest waiting get, so with more threads than
-    /// conns every get waits its turn (one context switch per get). With a window, a put
-    /// while the oldest waiter has waited less than this leaves the conn idle and wakes
-    /// that waiter to take it; a get that finds the conn idle first takes it at once (no
-    /// context switch, as Go's sync.Mutex in normal mode), and the woken waiter queues
-    /// again at the front. Once the oldest waiter has waited the window, puts hand conns
-    /// to waiters in order again, so no get waits much longer than the window plus its
-    /// turn.
+    /// How long queued gets may be overtaken: `DEFAULT_OVERTAKE_WINDOW` (1 ms) by
+    /// default. With a window, a put while the oldest waiter has waited less than this
+    /// leaves the conn idle and wakes that waiter to take it; a get that finds the conn
+    /// idle first takes it at once (no context switch, as Go's sync.Mutex in normal mode),
+    /// and the woken waiter queues again at the front. Once the oldest waiter has waited
+    /// the window, puts hand conns to waiters in order again (Go's starvation mode), so no
+    /// get waits much longer than the window plus its turn. None = strict first come,
+    /// first served: a put hands its conn to the oldest waiting get, so with more threads
+    /// than conns every get waits its turn (one context switch per get, about 10x slower
+    /// Get+Put; see docs/performance.md).
     pub overtake_window: Option<Duration>,
     /// A READONLY error reply marks the conn broken, so giving it back closes it: for pools
     /// whose master may be demoted under them (always on with a `Dialer::Source`: the sentinel one).
@@ -114,6 +116,10 @@ pub const DEFAULT_MAX_CONCURRENT_DIALS: usize = 64;
 /// The most dial threads a pool runs, whatever `max_concurrent_dials` says: a large
 /// `pool_size` or `min_idle_conns` is dialed by this many threads in turn.
 pub const MAX_CONCURRENT_DIALS: usize = 1024;
+
+/// `Options::overtake_window` by default: Go's sync.Mutex hands off to the oldest waiter
+/// once it has waited 1 ms (its starvation threshold); here too.
+pub const DEFAULT_OVERTAKE_WINDOW: Duration = Duration::from_millis(1);
 
 pub fn default_pool_size() -> usize {
     10 * std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -148,7 +154,7 @@ impl Options {
             ping_after_idle: None,
             leak_detection_threshold: None,
             health_check_bypass: None,
-            overtake_window: None,
+            overtake_window: Some(DEFAULT_OVERTAKE_WINDOW),
             close_on_readonly: false,
             reply_limits: ReplyLimits::DEFAULT,
             tls: None,
@@ -219,5 +225,17 @@ impl Options {
             None => Duration::ZERO,
         };
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gets_may_overtake_the_queue_for_1_ms_by_default() {
+        let o = Options::new(Dialer::from_addr("127.0.0.1:1").unwrap());
+        assert_eq!(o.overtake_window, Some(Duration::from_millis(1)));
+        assert_eq!(DEFAULT_OVERTAKE_WINDOW, Duration::from_millis(1));
     }
 }

@@ -141,24 +141,31 @@ impl SentinelConn {
         parse_master_addr_reply(&reply)
     }
 
-    /// Subscribes to `channel` and waits for the confirmation, by `deadline`.
-    pub(crate) fn subscribe(&mut self, channel: &str, deadline: Instant) -> Result<(), String> {
+    /// Subscribes to `channels` and waits for the first confirmation, by `deadline` (the
+    /// others are read, and skipped, by `next_message`).
+    pub(crate) fn subscribe(&mut self, channels: &[&str], deadline: Instant) -> Result<(), String> {
+        let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+        args.extend(channels.iter().map(|c| c.as_bytes()));
         // Messages may follow the confirmation at once: they are read by `next_message`.
-        match self.exchange(&[b"SUBSCRIBE", channel.as_bytes()], deadline)? {
+        match self.exchange(&args, deadline)? {
             Reply::Array(v) if matches!(v.first(), Some(Reply::String(k)) if k == b"subscribe") => {
                 Ok(())
             }
             other => Err(format!(
-                "SUBSCRIBE {channel}: unexpected reply: {}",
+                "SUBSCRIBE {}: unexpected reply: {}",
+                channels.join(" "),
                 other.summary()
             )),
         }
     }
 
-    /// The next message of a subscription: Ok(Some(payload)) for a "message" on any
-    /// channel, Ok(None) when `timeout` passed first. Bytes of a message cut by the timeout
+    /// The next message of a subscription: Ok(Some((channel, payload))) for a "message" on
+    /// any channel, Ok(None) when `timeout` passed first. Bytes of a message cut by the timeout
     /// stay in the parser for the next call.
-    pub(crate) fn next_message(&mut self, timeout: Duration) -> Result<Option<String>, String> {
+    pub(crate) fn next_message(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<(String, String)>, String> {
         let fd = self.sock.as_raw_fd();
         let mut stream = match &mut self.tls {
             Some(c) => io::Stream::Tls(fd, c),
@@ -166,9 +173,14 @@ impl SentinelConn {
         };
         match io::read_reply(&mut stream, &mut self.parser, Some(timeout)) {
             Ok(Reply::Array(v)) => match v.as_slice() {
-                [Reply::String(kind), _, Reply::String(payload)] if kind == b"message" => {
-                    Ok(Some(String::from_utf8_lossy(payload).into_owned()))
-                }
+                [
+                    Reply::String(kind),
+                    Reply::String(channel),
+                    Reply::String(payload),
+                ] if kind == b"message" => Ok(Some((
+                    String::from_utf8_lossy(channel).into_owned(),
+                    String::from_utf8_lossy(payload).into_owned(),
+                ))),
                 // Other pushes (a PONG, a second subscribe confirmation) carry nothing.
                 _ => Ok(None),
             },

@@ -1523,6 +1523,8 @@ typedef struct hcase {
       pool_conn_keep_pushes(H, true, err))                                                      \
     X(id##_next_push, "pool_conn_next_push", label, fixture, INV, cmd_msg, F_ERR,             \
       pool_conn_next_push(H, 0, &(pool_reply_t *){NULL}, err))                                  \
+    X(id##_wait, "pool_conn_wait_replicas", label, fixture, INV, cmd_msg, F_ERR,               \
+      pool_conn_wait_replicas(H, 1, 50, NULL, err))                                            \
     X(id##_read, "pool_conn_read", label, fixture, INV, cmd_msg, F_ERR, raw_read(H, 0, err))   \
     X(id##_write, "pool_conn_write", label, fixture, INV, cmd_msg, F_ERR, raw_write(H, 0, err)) \
     X(id##_wpend, "pool_conn_write_pending", label, fixture, 0, NULL, 0,                       \
@@ -2112,6 +2114,10 @@ typedef struct hcase {
     X(notify_null, "pool_notify_fd", "NULL", FX_NONE, -1, NULL, 0, pool_notify_fd(NULL))        \
     X(notify_twice, "pool_notify_fd", "twice: the same fd", FX_NONE, 1, NULL, 0,                \
       notify_same_fd(g_pool))                                                                   \
+    X(sstats_pool_null, "pool_sentinel_stats", "pool NULL", FX_NONE, INV, "pool", F_ERR,        \
+      pool_sentinel_stats(NULL, &(pool_sentinel_stats_t){.struct_size = 0}, err))               \
+    X(sstats_plain, "pool_sentinel_stats", "a plain pool", FX_NONE, INV, "not a sentinel pool", \
+      F_ERR, pool_sentinel_stats(g_pool, &(pool_sentinel_stats_t){.struct_size = 0}, err))      \
     X(stats_pool_null, "pool_stats", "pool NULL", FX_NONE, INV, NULL, 0,                        \
       pool_stats(NULL, &(pool_stats_t){.struct_size = sizeof(pool_stats_t)}))                   \
     X(stats_out_null, "pool_stats", "stats_out NULL", FX_NONE, INV, NULL, 0,                    \

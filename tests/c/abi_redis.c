@@ -936,9 +936,13 @@ static int put_then_ask_again(pool_t *pool, pool_conn_t **held)
 static void test_overtake_window(void)
 {
     section("overtake_window: a get may take a conn ahead of queued gets, for a bounded time");
-    /* Default: strict arrival order. The put hands the conn to the queued get, so the
-       immediate ask never gets it. */
-    pool_t *strict = pool_from_url("redis://%s?pool_size=1", plain_addr);
+    /* The default window is 1 ms (Go's sync.Mutex starvation threshold). */
+    pool_options_t defaults;
+    pool_options_init(&defaults);
+    CHECK_EQ(defaults.overtake_window_ms, 1);
+    /* overtake_window=0: strict arrival order. The put hands the conn to the queued get,
+       so the immediate ask never gets it. */
+    pool_t *strict = pool_from_url("redis://%s?pool_size=1&overtake_window=0", plain_addr);
     pool_conn_t *held = get_conn_or_exit(strict);
     int overtakes = 0;
     for (int round = 0; round < 10; round++)

@@ -219,8 +219,9 @@ static int child_uses_pool(pool_t *pool, int parent_conn_id)
     pool_put(pool, c);
     if (!ok)
         return 13;
+    /* The child's own watchers: a listener per sentinel and the resolver. */
     int watching;
-    POLL_UNTIL(watching, watcher_threads() == 1, 5000);
+    POLL_UNTIL(watching, watcher_threads() == 3 + 1, 5000);
     return watching ? 0 : 14;
 }
 
@@ -363,6 +364,23 @@ static void inputs(void)
         CHECK(r != NULL && r->type == POOL_REPLY_ARRAY && r->elements >= 1 &&
               strcmp(r->element[0]->str, "master") == 0);
         pool_reply_free(r);
+        /* WAIT: the SET reached the replica; two replicas cannot confirm it. */
+        int acked = -1;
+        CHECK_STATUS(pool_conn_wait_replicas(conn, 1, 5000, &acked, &err), POOL_OK, &err);
+        CHECK_EQ(acked, 1);
+        acked = -1;
+        CHECK_STATUS(pool_conn_wait_replicas(conn, 2, 50, &acked, &err), POOL_ERR_TIMEOUT, &err);
+        CHECK_EQ(acked, 1);
+        CHECK_CONTAINS(err.message, "reached 1 of the 2 replicas");
+        CHECK_STATUS(pool_conn_wait_replicas(conn, 1, 5000, NULL, NULL), POOL_OK, NULL);
+        CHECK_STATUS(pool_conn_wait_replicas(conn, -1, 50, &acked, &err), POOL_ERR_INVALID_ARG,
+                     &err);
+        CHECK_CONTAINS(err.message, "numreplicas");
+        CHECK_STATUS(pool_conn_wait_replicas(conn, 1, 0, &acked, &err), POOL_ERR_INVALID_ARG,
+                     &err);
+        CHECK_CONTAINS(err.message, "timeout_ms");
+        CHECK_STATUS(pool_conn_wait_replicas(NULL, 1, 50, &acked, &err), POOL_ERR_INVALID_ARG,
+                     &err);
         /* An ordinary error reply leaves the conn good. */
         const char *bad_cmd[] = {"INCR", "sentinel:key"};
         r = cmdv(conn, NULL, 2, bad_cmd);
@@ -415,6 +433,25 @@ static void inputs(void)
             CHECK_EQ(peer_port(c), port_of(g_master));
             CHECK_STATUS(pool_put(pool, c), POOL_OK, NULL);
         }
+    }
+
+    {
+        /* No failover yet; bad arguments named. */
+        pool_sentinel_stats_t fs;
+        memset(&fs, 0xAB, sizeof fs);
+        fs.struct_size = 0;
+        if (CHECK_STATUS(pool_sentinel_stats(pool, &fs, &err), POOL_OK, &err)) {
+            CHECK_EQ(fs.struct_size, sizeof fs);
+            CHECK_EQ(fs.failovers, 0);
+            CHECK_EQ(fs.switches, 0);
+            CHECK_EQ(fs.in_failover, 0);
+        }
+        CHECK_STATUS(pool_sentinel_stats(pool, NULL, &err), POOL_ERR_INVALID_ARG, &err);
+        CHECK_CONTAINS(err.message, "stats_out");
+        CHECK_STATUS(pool_sentinel_stats(NULL, &fs, &err), POOL_ERR_INVALID_ARG, &err);
+        fs.struct_size = 8;
+        CHECK_STATUS(pool_sentinel_stats(pool, &fs, &err), POOL_ERR_INVALID_ARG, &err);
+        CHECK_CONTAINS(err.message, "pool_sentinel_stats_t");
     }
 
     section("pool_sentinel_master_addr: NULLs, small buffers, plain pools");
@@ -785,6 +822,20 @@ static void failover(void)
     CHECK(moved);
     char sbuf[512];
     printf("failover: stats %s\n", stats_str(&st, sbuf, sizeof sbuf));
+    /* The failover figures: one failover seen, ended on the new master. */
+    pool_sentinel_stats_t fs;
+    fs.struct_size = sizeof fs;
+    if (CHECK_STATUS(pool_sentinel_stats(pool, &fs, &err), POOL_OK, &err)) {
+        CHECK_EQ(fs.struct_size, sizeof fs);
+        CHECK(fs.failovers >= 1);
+        CHECK(fs.switches >= 1);
+        CHECK(fs.conns_retired >= 1);
+        CHECK_EQ(fs.in_failover, 0);
+        printf("failover: %llu failovers, %llu dials waited, %llu conns retired, longest pause "
+               "%llu ms\n",
+               (unsigned long long)fs.failovers, (unsigned long long)fs.failover_waits,
+               (unsigned long long)fs.conns_retired, (unsigned long long)fs.longest_pause_ms);
+    }
     pool_free(pool);
 }
 

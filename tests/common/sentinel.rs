@@ -144,7 +144,13 @@ fn unique_dir() -> PathBuf {
     dir
 }
 
-fn start_sentinel(dir: &std::path::Path, i: usize, master_port: u16, tls: bool) -> Sentinel {
+fn start_sentinel(
+    dir: &std::path::Path,
+    i: usize,
+    master_port: u16,
+    down_after_ms: u32,
+    tls: bool,
+) -> Sentinel {
     let program = std::env::var_os("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
     let mut failures = Vec::new();
     for attempt in 0..START_ATTEMPTS {
@@ -156,7 +162,7 @@ fn start_sentinel(dir: &std::path::Path, i: usize, master_port: u16, tls: bool) 
             "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile {log}\ndir {dir}\n\
              sentinel resolve-hostnames no\n\
              sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
-             sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+             sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}\n\
              sentinel failover-timeout {MASTER_NAME} 5000\n\
              sentinel parallel-syncs {MASTER_NAME} 1\n{tls}",
             log = log.display(),
@@ -224,6 +230,11 @@ impl Deployment {
     /// Master, replica, 3 sentinels; returns once the sentinels know each other and the
     /// replica and the replica's link is up.
     pub fn start() -> Deployment {
+        Self::start_with_down_after(1000)
+    }
+
+    /// `start`, the sentinels judging the master down after `down_after_ms`.
+    pub fn start_with_down_after(down_after_ms: u32) -> Deployment {
         // Replication writes the RDB it receives into the working dir: keep it in ours.
         let dir = unique_dir();
         let dir_arg = dir.to_str().expect("UTF-8 path").to_string();
@@ -232,7 +243,7 @@ impl Deployment {
         let replica =
             RedisServer::start_with(&["--dir", &dir_arg, "--replicaof", "127.0.0.1", &mport]);
         let sentinels = (0..3)
-            .map(|i| start_sentinel(&dir, i, master.port, false))
+            .map(|i| start_sentinel(&dir, i, master.port, down_after_ms, false))
             .collect();
         let d = Deployment {
             sentinels,
@@ -268,7 +279,7 @@ impl Deployment {
             ],
         );
         let sentinels = (0..3)
-            .map(|i| start_sentinel(&dir, i, master.tls_port, true))
+            .map(|i| start_sentinel(&dir, i, master.tls_port, 1000, true))
             .collect();
         let d = Deployment {
             sentinels,

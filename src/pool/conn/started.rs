@@ -116,6 +116,7 @@ impl Conn {
         if self.is_started() {
             return Err(unfinished());
         }
+        self.check_not_retired()?;
         if cmds.is_empty() {
             return Err(Error::invalid("no command to start"));
         }
@@ -132,7 +133,7 @@ impl Conn {
             self.s.session = track_session(self.s.session, self.s.session_db, args);
         }
         let st = &mut *self.s;
-        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
+        let cio = st.io.get_or_insert_with(|| ConnIo::take(limits));
         cio.out.clear();
         let started = &mut cio.started;
         started.cmds.clear();
@@ -216,6 +217,8 @@ impl Conn {
                 for reply in started.replies.drain(..) {
                     on_reply(reply);
                 }
+                // The I/O state goes back to the thread, as after a blocking command.
+                self.release_io();
                 Ok(Progress::Done)
             }
             Err(e) => {

@@ -462,7 +462,7 @@ impl Inner {
     /// The TLS handshake of a new conn, by the dial's deadline. The name verified is
     /// `tls_server_name`, else the host dialed: the address's host, or for a dial source
     /// (the sentinels' master) the IP the socket reached.
-    fn start_tls(
+    pub(super) fn start_tls(
         &self,
         conn: &mut Conn,
         tls: &crate::redis::tls::TlsConfig,
@@ -519,7 +519,11 @@ impl Inner {
         conn.set_reply_limits(self.opts.reply_limits);
         let close_on_readonly =
             self.opts.close_on_readonly || matches!(self.opts.dialer, Dialer::Source(_));
-        conn.set_failover_state(epoch, close_on_readonly);
+        conn.set_failover_state(epoch, close_on_readonly, self.retire_signal.clone());
+        // TLS conns stay out of the sweep (see `sweep`): their gets peek, TLS-aware.
+        if pooled && self.opts.tls.is_none() {
+            self.state.lock().sweep.register(&mut conn);
+        }
         conn
     }
 

@@ -58,9 +58,11 @@ impl ConnPool {
                 old.next_conn_id.load(Ordering::Relaxed),
                 old.closed.load(Ordering::Acquire),
             );
-            fresh
-                .epoch
-                .store(old.epoch.load(Ordering::Relaxed), Ordering::Relaxed);
+            let epoch = old.epoch.load(Ordering::Relaxed);
+            fresh.epoch.store(epoch, Ordering::Relaxed);
+            if let Some(sig) = &fresh.retire_signal {
+                sig.store(epoch, Ordering::Relaxed);
+            }
             let fresh = Arc::new(fresh);
             let fresh_ptr = Box::into_raw(Box::new(fresh));
             match self.cell.cur.compare_exchange(

@@ -145,13 +145,14 @@ impl Inner {
 
     /// Pops the idle list (LIFO or FIFO) and counts the conn as checked out.
     pub(super) fn pop_idle(&self, st: &mut State) -> Option<Conn> {
-        let conn = if self.opts.pool_fifo {
+        let mut conn = if self.opts.pool_fifo {
             st.idle.pop_front()
         } else {
             st.idle.pop_back()
         }?;
         st.checked_out += 1;
         st.hits += 1;
+        st.sweep.stamp(&mut conn);
         Some(conn)
     }
 
@@ -163,7 +164,7 @@ impl Inner {
     pub(super) fn hand_over(
         &self,
         st: &mut State,
-        conn: Conn,
+        mut conn: Conn,
     ) -> std::result::Result<Handed, Conn> {
         let max_idle = self.opts.max_idle_conns;
         if self.overtake_open(st) && (max_idle == 0 || st.idle.len() < max_idle) {
@@ -175,6 +176,8 @@ impl Inner {
                 went_idle: true,
             });
         }
+        // Stamped for the waiter, as a get stamps the conn it pops (`pop_idle`).
+        st.sweep.stamp(&mut conn);
         match hand_to_oldest_later(&mut st.waiters, Grant::Conn(conn, false)) {
             Ok(wake) => {
                 st.hits += 1;
@@ -256,13 +259,20 @@ impl Inner {
         mut conn: Conn,
         ping: Option<(Wait, &mut Began)>,
     ) -> Option<Conn> {
-        let now = self.limits.now();
+        // The precise clock: a sweep vouches for 0.5 ms.
+        let now = clock::now_ns();
+        let mut vouched = SweepState::vouches(&conn, now);
+        if !vouched && !conn.needs_peek() && conn.is_swept() {
+            // The sweep that stamped it is 0.5 ms old (or none did): sweep, if that is
+            // still due, and look again.
+            vouched = self.sweep_for(&mut conn, now);
+        }
         let (ping_after, ping) = match ping {
             Some(p) => (self.limits.ping_after_ns, Some(p)),
             None => (None, None),
         };
         let mut ping = ping;
-        let health = health::check(&mut conn, now, &self.limits)
+        let health = health::check(&mut conn, now, &self.limits, vouched)
             .and_then(|()| {
                 if !conn.session_changed() {
                     return Ok(());
@@ -313,6 +323,16 @@ impl Inner {
             Counters::inc(&self.counters.reset);
         }
         Ok(())
+    }
+
+    /// Sweeps if the last sweep is due and stamps `conn` again (`SweepState::sweep_for`).
+    #[cold]
+    fn sweep_for(&self, conn: &mut Conn, now: u64) -> bool {
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let conns = st.total();
+        st.sweep
+            .sweep_for(&mut st.idle, conn, now, self.opts.pool_fifo, conns)
     }
 
     /// The bound of a get's PING check (on top of the conn's read timeout): the get's own

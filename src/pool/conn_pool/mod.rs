@@ -46,6 +46,7 @@ use super::notify::Notifier;
 use super::options::{Options, Wait};
 use super::pooler::{Pooler, Rejected};
 use super::stats::{Counters, Stats};
+use super::sweep::SweepState;
 use super::waiter::{
     Grant, Outcome, Waiter, Wake, hand_to_oldest, hand_to_oldest_later, wait_or_withdraw,
 };
@@ -103,6 +104,10 @@ struct Inner {
     epoch: AtomicU64,
     /// Conns closed because `retire_all` retired them (also counted as stale).
     retired: AtomicU64,
+    /// `epoch` again, shared with the conns of a pool with a dial source, so that a
+    /// checked-out conn refuses commands once retired (`Conn::check_not_retired`). Not
+    /// `epoch` itself: put reads that one inline, without an indirection.
+    retire_signal: Option<Arc<AtomicU64>>,
     /// `opts.overtake_window` in ns; 0 = strict first come, first served.
     overtake_ns: u64,
 }
@@ -155,6 +160,8 @@ struct State {
     hits: u64,
     /// User data of conns closed on library threads, dropped on the next user call.
     deferred_userdata: Vec<Box<dyn Any + Send>>,
+    /// The epoll set whose sweeps vouch for idle conns, and what the last one found.
+    sweep: SweepState,
 }
 
 impl State {
@@ -347,7 +354,8 @@ impl ConnPool {
         let conn = self.check_owner(conn)?;
         let inner = self.inner();
         if let Some(s) = inner.opts.dialer.source() {
-            if conn.broken_reason() == Some(READONLY_REASON) {
+            // A conn retired already (dialed before the target changed) brings no news.
+            if conn.broken_reason() == Some(READONLY_REASON) && inner.is_current(&conn) {
                 s.note_readonly();
             }
         }
@@ -457,7 +465,7 @@ impl ConnPool {
     /// closed when they come back. A second close returns `Error::Closed`.
     pub fn close(&self) -> Result<()> {
         let inner = self.inner();
-        let (idle, deferred) = {
+        let (idle, deferred, sweep_fd) = {
             let mut st = inner.state.lock();
             if st.closed {
                 return Err(Error::Closed);
@@ -482,12 +490,14 @@ impl ConnPool {
             (
                 std::mem::take(&mut st.idle),
                 std::mem::take(&mut st.deferred_userdata),
+                st.sweep.close(),
             )
         };
         // Dials in flight end now: their connects and set-up reads are woken.
         inner.in_flight.close();
         inner.notify.signal();
         drop(idle);
+        drop(sweep_fd);
         drop(deferred);
         Ok(())
     }
@@ -552,6 +562,8 @@ impl Inner {
             .leak_detection_threshold
             .map(|_| Mutex::new(HashMap::new()));
         let opts_overtake_ns = opts.overtake_window.map_or(0, |w| clock::ns(w).max(1));
+        let retire_signal =
+            matches!(opts.dialer, Dialer::Source(_)).then(|| Arc::new(AtomicU64::new(0)));
         Inner {
             limits: health::Limits::new(
                 opts.conn_max_idle_time,
@@ -567,6 +579,11 @@ impl Inner {
             leaks: opts_leaks,
             state: Mutex::new(State {
                 closed,
+                sweep: if closed {
+                    SweepState::default()
+                } else {
+                    SweepState::new()
+                },
                 ..State::default()
             }),
             sleep_lock: std::sync::Mutex::new(()),
@@ -577,6 +594,7 @@ impl Inner {
             next_conn_id: AtomicU64::new(next_conn_id),
             epoch: AtomicU64::new(0),
             retired: AtomicU64::new(0),
+            retire_signal,
             overtake_ns: opts_overtake_ns,
         }
     }

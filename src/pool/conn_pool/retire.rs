@@ -2,6 +2,7 @@
 //! idle ones at once, checked-out and in-flight ones when they come back or land.
 
 use super::*;
+use crate::redis::resp::Reply;
 
 impl Retire for Inner {
     fn retire_all(self: Arc<Self>) {
@@ -11,11 +12,47 @@ impl Retire for Inner {
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
+
+    fn probe_role(&self, addr: &str, timeout: Duration) -> Result<Option<Vec<u8>>> {
+        let deadline = crate::redis::deadline::bounded_instant_after(timeout);
+        let sock = Dialer::from_addr(addr)?.dial_within(Some(deadline), Some(&self.in_flight))?;
+        // Outside the pool: no turn, no count, an id no pooled conn will have.
+        let mut conn = self.wrap(sock, false, u64::MAX);
+        // Not one of the pool's conns: retires do not concern it.
+        conn.set_failover_state(u64::MAX, false, None);
+        let Ok(registered) = self.in_flight.register(conn.fd()) else {
+            return Err(Error::Closed);
+        };
+        // Over TLS when the pool's conns are (`dialing::start_tls`).
+        if let Some(tls) = &self.opts.tls {
+            self.start_tls(&mut conn, tls, Some(deadline))?;
+        }
+        let res = conn
+            .set_up(&self.opts.session, true, timeout, Some(deadline))
+            .map_err(|e| Error::Dial {
+                message: format!("redis: probe {addr}: {e}"),
+                errno: None,
+            })
+            .and_then(|()| {
+                let cap = io::Deadline::at(deadline, timeout);
+                conn.command_until(&[b"ROLE"], Some(cap))
+            });
+        drop(registered);
+        match res? {
+            Reply::Array(v) => Ok(Some(match v.first() {
+                Some(Reply::String(r) | Reply::Status(r)) => r.clone(),
+                _ => b"?".to_vec(),
+            })),
+            Reply::Error(_) => Ok(None),
+            other => Ok(Some(other.summary().into_bytes())),
+        }
+    }
 }
 
 impl ConnPool {
     /// Retires every conn the pool has now: idle conns are closed at once, conns checked
-    /// out are closed when given back (put acts as remove), and a dial in flight is
+    /// out are closed when given back (put acts as remove; on a pool with a dial source
+    /// they refuse commands from now on, `Error::BadConn`), and a dial in flight is
     /// discarded (and dialed again) when it lands. Conns made afterwards are pooled as
     /// usual. Used when the master changes (sentinel failover); each conn closed this way
     /// counts in `stale_conns` and in `retired_conns`.
@@ -34,7 +71,10 @@ impl Inner {
     pub(super) fn retire_conns(self: &Arc<Self>) {
         let idle = {
             let mut st = self.state.lock();
-            self.epoch.fetch_add(1, Ordering::Relaxed);
+            let epoch = self.epoch.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(sig) = &self.retire_signal {
+                sig.store(epoch, Ordering::Relaxed);
+            }
             let mut idle = std::mem::take(&mut st.idle);
             self.count_retired(idle.len());
             // User data is freed on a user thread, never on a library thread.

@@ -114,8 +114,8 @@ module RedisPool
     #
     # `sentinels`: "host:port" addresses, asked in order. `sentinel_username:`,
     # `sentinel_password:` authenticate to the sentinels (the master's own are
-    # `username:` / `password:`); `poll_interval:` seconds between the watcher's
-    # checks besides listening for +switch-master (default 1; 0 = only listen).
+    # `username:` / `password:`); `poll_interval:` seconds between the pool's
+    # checks besides listening for failover events (default 1; 0 = only listen).
     # `sentinel_tls: true` reaches the sentinels over TLS with the tls_* options
     # (which `tls: true` applies to the master conns).
     # Every other keyword is a pool option as for Pool.new, but not `addr:`.
