@@ -62,6 +62,15 @@
 // Room for "host:port" with the longest DNS name (253) and port, and a NUL.
 #define POOL_CLUSTER_ADDR_MAX 264
 
+// `*want_out` of the non-blocking calls: poll pool_conn_fd() for readability (POLLIN,
+// EPOLLIN, EV_READ, UV_READABLE) before calling pool_conn_finish again.
+#define POOL_WANT_READ 1
+
+// `*want_out` of the non-blocking calls: poll pool_conn_fd() for writability (POLLOUT,
+// EPOLLOUT, EV_WRITE, UV_WRITABLE): the command (or, on a TLS conn, the session's
+// records) is not all sent yet.
+#define POOL_WANT_WRITE 2
+
 // A bulk string (`$`): `str`/`len`.
 #define POOL_REPLY_STRING 1
 
@@ -1123,6 +1132,106 @@ pool_status_t pool_leaks(const pool_t *pool,
                          size_t cap,
                          size_t *count_out,
                          pool_error_t *err_out);
+
+// Starts one command on `conn` without waiting for anything: encodes it (`argc`,
+// `argv`, `argvlen` as pool_conn_command's) and writes what the socket takes now. On
+// POOL_OK the command is started and `*want_out` (may be NULL) says what to poll
+// pool_conn_fd() for before calling pool_conn_finish: POOL_WANT_READ when it is all
+// sent (its reply is on the way), POOL_WANT_WRITE when the socket was full. Calling
+// pool_conn_finish before the fd is ready is harmless (POOL_ERR_WOULD_BLOCK).
+//
+// `timeout_ms` as pool_conn_command_ex's (< 0 the pool's read_timeout_ms, 0 none, > 0
+// this command's); it and the pool's write_timeout_ms are counted from this call, as the
+// blocking call counts them from its start: pool_conn_finish fails the command with
+// POOL_ERR_IO (an i/o timeout; the conn is bad) when it still waits for the fd after its
+// deadline. The library keeps no timer: give your poll a timeout of
+// pool_conn_wait_ms() and call pool_conn_finish when it expires.
+//
+// Works on plain and TLS conns alike (never read or write the fd yourself meanwhile).
+// Until the command is finished (or failed) the conn refuses pool_conn_command,
+// pool_conn_pipeline, pool_conn_read and pool_conn_write, and a second pool_conn_start,
+// with POOL_ERR_INVALID_ARG (the started command is unaffected); pool_put of a conn
+// mid-command closes it (its reply is on the way) and counts it in
+// pool_stats_t.reset_conns, never pooling it. Cluster redirects (MOVED, ASK) are not
+// followed: they are the error reply. Other statuses as pool_conn_command's
+// (POOL_ERR_BAD_CONN, POOL_ERR_IO on a write failure, which marks the conn bad;
+// POOL_ERR_INVALID_ARG for NULLs, a bad argc or a handle that is not checked out). The
+// thread that holds the conn calls this.
+pool_status_t pool_conn_start(pool_conn_t *conn,
+                              int argc,
+                              const char *const *argv,
+                              const size_t *argvlen,
+                              int64_t timeout_ms,
+                              int *want_out,
+                              pool_error_t *err_out);
+
+// Starts a pipeline of `ncmds` commands on `conn` without waiting (one write of all of
+// them, as much as the socket takes now): the commands as pool_conn_pipeline's
+// (`argcs`, `argvs`, `argvlens`; a transaction is MULTI ... EXEC in it). Then
+// pool_conn_finish_pipeline. Everything else as pool_conn_start's; `ncmds` 0 or above
+// 1048576 is POOL_ERR_INVALID_ARG (nothing sent).
+pool_status_t pool_conn_start_pipeline(pool_conn_t *conn,
+                                       size_t ncmds,
+                                       const int *argcs,
+                                       const char *const *const *argvs,
+                                       const size_t *const *argvlens,
+                                       int64_t timeout_ms,
+                                       int *want_out,
+                                       pool_error_t *err_out);
+
+// How many replies the command started on `conn` waits for (1 for pool_conn_start, ncmds
+// for pool_conn_start_pipeline); 0 when none is started, for NULL, or for a handle that
+// is not checked out.
+size_t pool_conn_started(const pool_conn_t *conn);
+
+// Milliseconds until the deadline of the command started on `conn` (its write deadline
+// while it is not all sent, else its read deadline), rounded up, 0 once it has passed:
+// the timeout for your poll, after which pool_conn_finish fails the command. -1 when it
+// has no deadline (timeouts of 0), no command is started, for NULL, or for a handle
+// that is not checked out.
+int64_t pool_conn_wait_ms(const pool_conn_t *conn);
+
+// Makes progress on the command started on `conn` (pool_conn_start) without waiting:
+// sends what is left of it, then parses what has arrived. POOL_OK: the reply is there,
+// `*reply_out` holds it (the caller frees it with pool_reply_free; a Redis error reply is
+// POOL_OK with type POOL_REPLY_ERROR), and the conn is ready for anything again.
+// POOL_ERR_WOULD_BLOCK: not yet; `*want_out` (may be NULL) says what to poll
+// pool_conn_fd() for (POOL_WANT_READ or POOL_WANT_WRITE; on a TLS conn either may come),
+// then call again. The reply is parsed from whatever arrived: bytes a TLS session holds
+// already decrypted are parsed before it says POOL_ERR_WOULD_BLOCK, so polling the fd
+// then is always right.
+//
+// Failures end the command and mark the conn bad, as pool_conn_command's do: POOL_ERR_IO
+// (EOF, an OS or TLS failure, or an i/o timeout: the deadline set at the start passed
+// while the command still waited for the fd), POOL_ERR_PROTOCOL (malformed reply, limits,
+// a push on a RESP2 conn). RESP3 pushes are skipped as by pool_conn_command.
+// POOL_ERR_INVALID_ARG, nothing changed: NULL conn or reply_out, a handle that is not
+// checked out, no command started on the conn, or one started with
+// pool_conn_start_pipeline of more than one command (use pool_conn_finish_pipeline).
+// The thread that holds the conn calls this.
+pool_status_t pool_conn_finish(pool_conn_t *conn,
+                               pool_reply_t **reply_out,
+                               int *want_out,
+                               pool_error_t *err_out);
+
+// pool_conn_finish for a command started with pool_conn_start_pipeline (or
+// pool_conn_start: a pipeline of one). `replies_out` is the caller's array of `cap`
+// entries, at least pool_conn_started(conn); they are set (NULL first) only when this
+// call returns the replies: POOL_OK with `*nreplies_out` = ncmds, `replies_out[i]` command
+// i's reply (each freed by the caller with pool_reply_free; an error reply is a reply).
+// POOL_ERR_WOULD_BLOCK with `*want_out` as pool_conn_finish's: not all there yet, nothing
+// handed over. A failure (POOL_ERR_IO, POOL_ERR_PROTOCOL: the conn is bad) hands over the
+// replies read before it, `*nreplies_out` says how many (the first ones). Out of memory
+// for one reply's tree once it was read whole leaves that entry NULL and returns
+// POOL_ERR_PROTOCOL with all the others (the conn stays good). POOL_ERR_INVALID_ARG,
+// nothing changed: NULLs, `cap` below the number of commands started, no command
+// started, a handle that is not checked out.
+pool_status_t pool_conn_finish_pipeline(pool_conn_t *conn,
+                                        pool_reply_t **replies_out,
+                                        size_t cap,
+                                        size_t *nreplies_out,
+                                        int *want_out,
+                                        pool_error_t *err_out);
 
 // Fills every field of `*opts` with its default, including `struct_size`, writing
 // sizeof(pool_options_t) of the library. NULL is ignored. Any thread; never blocks.

@@ -23,6 +23,8 @@ install_missing "redis-server:redis-server" "redis-cli:redis-tools" "cc:gcc libc
 install_go
 # examples-c/hiredis.c (tests/c_examples.rs) builds against Debian's hiredis.
 [ -f /usr/include/hiredis/hiredis.h ] || install_packages libhiredis-dev
+# examples-c/libevent.c (tests/c_examples.rs) builds against Debian's libevent.
+[ -f /usr/include/event2/event.h ] || install_packages libevent-dev
 # The bench suite's smoke run builds and runs its go-redis baseline with it.
 install_go_redis_v5
 # Ruby may be there without the gems the binding and its tests use.

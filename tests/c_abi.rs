@@ -71,6 +71,19 @@ const PUBSUB_SECTIONS: &[&str] = &[
 ];
 const PUBSUB_MIN_CHECKS: u64 = 250;
 const TLS_SRC: &str = "tests/c/abi_tls.c";
+const NONBLOCKING_SRC: &str = "tests/c/abi_nonblocking.c";
+
+/// Every section of abi_nonblocking.c, in order.
+const NONBLOCKING_SECTIONS: &[&str] = &[
+    "== non-blocking: 64 conns on one thread, a value larger than the socket\n",
+    "== non-blocking: a pipeline of 200, an error reply in its place\n",
+    "== non-blocking: a deadline passes between start and finish\n",
+    "== non-blocking: misuse gets clear codes, nothing is lost\n",
+    "== non-blocking over TLS: 64 conns on one thread, a value larger than the socket\n",
+    "== non-blocking over TLS: a pipeline of 200, an error reply in its place\n",
+    "== non-blocking over TLS: a deadline passes between start and finish\n",
+    "== non-blocking over TLS: misuse gets clear codes, nothing is lost\n",
+];
 
 /// Every section of abi_tls.c, in order.
 const TLS_SECTIONS: &[&str] = &[
@@ -633,6 +646,8 @@ enum ServersNeeded {
     RedisPair,
     /// abi_tls.c: TLS servers (`TlsServers`).
     Tls,
+    /// abi_nonblocking.c: one TLS server (its plain port too).
+    PlainAndTls,
 }
 
 /// The servers abi_tls.c runs against, and its arguments: the certificate dir, a TLS port
@@ -666,6 +681,51 @@ impl TlsServers {
 
 fn check_tls(o: &Output) {
     assert_all_checks_passed(o, TLS_SECTIONS, 100);
+}
+
+fn check_nonblocking(o: &Output) {
+    assert_all_checks_passed(o, NONBLOCKING_SECTIONS, 200);
+}
+
+/// abi_nonblocking.c's arguments: the plain port, the certificates, the TLS port.
+fn nonblocking_args(srv: &TlsServer) -> Vec<String> {
+    vec![
+        srv.server.addr(),
+        certs().dir.to_str().expect("UTF-8 path").to_string(),
+        srv.tls_addr(),
+    ]
+}
+
+#[test]
+fn abi_nonblocking_shared() {
+    let srv = TlsServer::start();
+    let exe = build_c(
+        "abi_nonblocking-shared",
+        &[NONBLOCKING_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let args = nonblocking_args(&srv);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    check_nonblocking(&run(&exe, &args, &[], RUN_TIMEOUT));
+}
+
+#[test]
+fn abi_nonblocking_under_valgrind() {
+    if !valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let srv = TlsServer::start();
+    let exe = build_c(
+        "abi_nonblocking-valgrind",
+        &[NONBLOCKING_SRC],
+        Link::Shared,
+        &["-pthread"],
+    );
+    let args = nonblocking_args(&srv);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    check_nonblocking(&run_under_valgrind(&exe, &args));
 }
 
 #[test]
@@ -750,6 +810,12 @@ const SANITIZED_PROGRAMS: &[SanitizedProgram] = &[
         check: check_tls,
     },
     SanitizedProgram {
+        name: "abi_nonblocking",
+        src: NONBLOCKING_SRC,
+        servers: ServersNeeded::PlainAndTls,
+        check: check_nonblocking,
+    },
+    SanitizedProgram {
         name: "abi_hostile",
         src: HOSTILE_SRC,
         servers: ServersNeeded::One,
@@ -776,11 +842,15 @@ fn run_sanitized(p: &SanitizedProgram, asan_options: &str) {
         ("REDISPOOL_SLOW", slow.as_str()),
     ];
     // The servers live until the program is done.
-    let (one, pair, tls);
+    let (one, pair, tls, tls_one);
     let addrs: Vec<String> = match p.servers {
         ServersNeeded::Tls => {
             tls = TlsServers::start();
             tls.args()
+        }
+        ServersNeeded::PlainAndTls => {
+            tls_one = TlsServer::start();
+            nonblocking_args(&tls_one)
         }
         ServersNeeded::None => Vec::new(),
         ServersNeeded::One => {

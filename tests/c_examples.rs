@@ -553,3 +553,85 @@ fn readme_c_program_runs() {
         assert!(stderr.contains("127.0.0.1:"), "{}", describe(&output));
     }
 }
+
+/// examples-c/libevent.c, linked with Debian's libevent (libevent-dev, installed by
+/// scripts/test.sh): on a missing header the test fails under REDISPOOL_REQUIRE_BINDINGS.
+fn build_libevent_example(name: &str) -> Option<std::path::PathBuf> {
+    if !std::path::Path::new("/usr/include/event2/event.h").is_file() {
+        assert!(
+            std::env::var_os("REDISPOOL_REQUIRE_BINDINGS").is_none(),
+            "libevent-dev is not installed (./scripts/test.sh installs it)"
+        );
+        eprintln!("libevent-dev not installed: skipping (./scripts/test.sh installs it)");
+        return None;
+    }
+    Some(build_c(
+        name,
+        &["examples-c/libevent.c"],
+        Link::Shared,
+        &["-Wl,--no-as-needed", "-levent"],
+    ))
+}
+
+/// Checks libevent.c's report: every request served right, most of them queued for a
+/// conn (far more requests than conns) and started commands that had to wait for the fd.
+fn check_libevent(output: &Output, requests: u64, pool_size: u64) {
+    assert_success(output);
+    assert_stdout_has(
+        output,
+        &format!("requests={requests} ok={requests} errors=0 "),
+    );
+    let field = |key: &str| event_loop_field(output, key);
+    assert!(
+        (1..=pool_size).contains(&field("max_in_flight")),
+        "{}",
+        describe(output)
+    );
+    assert!(field("would_block") > 0, "{}", describe(output));
+    assert!(field("notify_wakeups") > 0, "{}", describe(output));
+    assert!(field("finish_calls") >= requests, "{}", describe(output));
+}
+
+/// Thousands of commands (and pipelines) at once on one libevent thread through
+/// pool_try_get, pool_notify_fd and pool_conn_start / pool_conn_finish.
+#[test]
+fn libevent_example_serves_thousands_of_commands_on_one_thread() {
+    let Some(exe) = build_libevent_example("libevent-shared") else {
+        return;
+    };
+    let redis = RedisServer::start();
+    let url = format!("redis://{}/?pool_size=16", redis.addr());
+    let output = run(&exe, &[&url, "5000"], &[], RUN_TIMEOUT);
+    check_libevent(&output, 5000, 16);
+    println!("{}", stdout_of(&output));
+}
+
+#[test]
+fn libevent_example_over_tls() {
+    let Some(exe) = build_libevent_example("libevent-tls") else {
+        return;
+    };
+    let srv = common::tls::TlsServer::start();
+    let url = format!(
+        "rediss://{}/?tls_ca_file={}&pool_size=16",
+        srv.tls_addr(),
+        common::tls::certs().path("ca.pem")
+    );
+    let output = run(&exe, &[&url, "3000"], &[], RUN_TIMEOUT);
+    check_libevent(&output, 3000, 16);
+}
+
+#[test]
+fn libevent_example_under_valgrind_has_no_errors_or_definite_leaks() {
+    if !common::valgrind_available() {
+        eprintln!("valgrind not installed: skipping (./scripts/test.sh installs it)");
+        return;
+    }
+    let Some(exe) = build_libevent_example("libevent-valgrind") else {
+        return;
+    };
+    let redis = RedisServer::start();
+    let url = format!("redis://{}/?pool_size=8", redis.addr());
+    let output = common::run_under_memcheck(&exe, &[&url, "400"], &[], RUN_TIMEOUT * 2);
+    check_libevent(&output, 400, 8);
+}

@@ -41,7 +41,11 @@
 // context is canceled or its deadline passes. Go keeps the threads it made
 // and reuses them for later cgo calls. Servers that may have thousands of
 // requests waiting at once should use GetPolled, which waits on the pool's
-// notify fd through Go's netpoller and parks no thread at all.
+// notify fd through Go's netpoller and parks no thread at all. Conn.Do on a
+// pool conn never blocks in cgo: it starts the command (pool_conn_start) and
+// waits for the reply in the netpoller, so a goroutine waiting for a reply
+// holds no thread either (a cluster conn's Do is the blocking call, which
+// follows redirects).
 //
 // # Conns and commands
 //

@@ -15,21 +15,26 @@ typedef struct {
 	pool_status_t status;
 	pool_conn_t *conn;
 	char *msg; // NULL on success or when the library gave no message; free() it
+	void *ud;  // the conn's userdata: the binding's per-conn state (nonblocking.go), or NULL
 } rp_get_result;
 
 static rp_get_result rp_get(pool_t *pool, int64_t timeout_ms, const pool_cancel_t *cancel) {
-	rp_get_result r = {POOL_OK, NULL, NULL};
+	rp_get_result r = {POOL_OK, NULL, NULL, NULL};
 	pool_error_t err;
 	err.message[0] = 0;
 	r.status = pool_get_ex(pool, timeout_ms, cancel, &r.conn, &err);
 	if (r.status != POOL_OK && err.message[0] != 0)
 		r.msg = strdup(err.message);
+	if (r.status == POOL_OK)
+		r.ud = pool_conn_userdata(r.conn);
 	return r;
 }
 
 static rp_get_result rp_try_get(pool_t *pool) {
-	rp_get_result r = {POOL_OK, NULL, NULL};
+	rp_get_result r = {POOL_OK, NULL, NULL, NULL};
 	r.status = pool_try_get(pool, &r.conn);
+	if (r.status == POOL_OK)
+		r.ud = pool_conn_userdata(r.conn);
 	return r;
 }
 */
@@ -53,6 +58,7 @@ func Version() string { return C.GoString(C.pool_version()) }
 type Pool struct {
 	p       *C.pool_t
 	timeout poolTimeout
+	waiters notifyWaiters // GetPolled's duplicates of the notify fd (polled.go)
 }
 
 // New makes a pool from a go-redis URL (redis.ParseURL format):
@@ -102,19 +108,33 @@ func newPool(p *C.pool_t, timeout poolTimeout) *Pool {
 // finalize releases the C handle. pool_free never blocks; conns still checked
 // out keep a reference to the Pool, so it only runs once they are unreachable.
 func (p *Pool) finalize() {
+	p.closeNotifyWaiters()
 	C.pool_free(p.p)
 	p.p = nil
 }
 
 // Conn is a connection checked out from a Pool, used by one goroutine at a
 // time until it is given back with Pool.Put or Pool.Remove.
+//
+// A *Conn must not be used after Put or Remove: a later Get of the same
+// connection returns the same *Conn (the binding keeps one per connection,
+// so that Get, Do and Put allocate nothing).
 type Conn struct {
 	h       *C.pool_conn_t // a checked handle, not a memory address
 	pool    *Pool          // keeps the pool alive while the conn is out (nil for a cluster conn)
 	cluster *Cluster       // keeps the cluster alive while the conn is out (nil for a pool conn)
+	cs      *connState     // the non-blocking path's state (nonblocking.go); nil until first used
 }
 
-func (p *Pool) conn(h *C.pool_conn_t) *Conn { return &Conn{h: h, pool: p} }
+// conn is the *Conn for handle h, whose userdata is ud: the conn's own one
+// when it has a connState, a new one otherwise.
+func (p *Pool) conn(h *C.pool_conn_t, ud unsafe.Pointer) *Conn {
+	if cs := stateOf(ud); cs != nil {
+		cs.conn.h, cs.conn.pool, cs.conn.cluster = h, p, nil
+		return &cs.conn
+	}
+	return &Conn{h: h, pool: p}
+}
 
 // getTimeout chooses pool_get_ex's timeout for ctx: the time left until its
 // deadline when that is shorter than the pool's own timeout, otherwise -1 (the
@@ -155,15 +175,17 @@ func (t poolTimeout) getTimeout(ctx context.Context) (ms int64, byDeadline, expi
 // cancel token on ctx.Done(). A context that can never be done
 // (context.Background) costs no helper goroutine.
 func (p *Pool) Get(ctx context.Context) (*Conn, error) {
+	var ud unsafe.Pointer
 	h, err := waitGet(ctx, p.timeout, func(ms C.int64_t, tok *C.pool_cancel_t) (C.pool_status_t, *C.pool_conn_t, *C.char) {
 		r := C.rp_get(p.p, ms, tok)
+		ud = r.ud
 		return r.status, r.conn, r.msg
 	})
 	runtime.KeepAlive(p)
 	if err != nil {
 		return nil, err
 	}
-	return p.conn(h), nil
+	return p.conn(h, ud), nil
 }
 
 // waitGet runs one blocking get of the library (get, given the timeout in
@@ -232,12 +254,29 @@ func waitGet(ctx context.Context, t poolTimeout, get func(ms C.int64_t, tok *C.p
 // room starts one dial in the background, whose conn lands in the idle list
 // (and makes the notify fd readable). ErrClosed after Close.
 func (p *Pool) TryGet() (*Conn, error) {
-	r := C.rp_try_get(p.p)
+	st, h, ud := rawTryGet(p.p)
 	runtime.KeepAlive(p)
-	if r.status != C.POOL_OK {
-		return nil, statusError(r.status, "try get")
+	return p.tryGetResult(st, h, ud)
+}
+
+// rawTryGet is one pool_try_get: the status, the conn and its userdata.
+func rawTryGet(pool *C.pool_t) (C.pool_status_t, *C.pool_conn_t, unsafe.Pointer) {
+	r := C.rp_try_get(pool)
+	return r.status, r.conn, r.ud
+}
+
+// errTryGetWouldBlock is TryGet's miss: one value, so a miss allocates nothing.
+var errTryGetWouldBlock = statusError(C.POOL_ERR_WOULD_BLOCK, "try get")
+
+// tryGetResult is TryGet's outcome from rp_try_get's result.
+func (p *Pool) tryGetResult(st C.pool_status_t, h *C.pool_conn_t, ud unsafe.Pointer) (*Conn, error) {
+	switch st {
+	case C.POOL_OK:
+		return p.conn(h, ud), nil
+	case C.POOL_ERR_WOULD_BLOCK:
+		return nil, errTryGetWouldBlock
 	}
-	return p.conn(r.conn), nil
+	return nil, statusError(st, "try get")
 }
 
 // Put gives cn back for reuse; cn must not be used afterwards. The oldest
@@ -250,9 +289,11 @@ func (p *Pool) Put(cn *Conn) error {
 	if cn == nil {
 		return statusError(C.POOL_ERR_INVALID_ARG, "put: nil conn")
 	}
+	kept := cn.release(p)
 	st := C.pool_put(p.p, cn.h)
 	runtime.KeepAlive(p)
 	if st != C.POOL_OK {
+		cn.unrelease(p, kept)
 		return statusError(st, "put")
 	}
 	return nil
@@ -270,9 +311,11 @@ func (p *Pool) Remove(cn *Conn, reason string) error {
 		creason = C.CString(strings.ReplaceAll(reason, "\x00", " "))
 		defer C.free(unsafe.Pointer(creason))
 	}
+	kept := cn.release(p)
 	st := C.pool_remove(p.p, cn.h, creason)
 	runtime.KeepAlive(p)
 	if st != C.POOL_OK {
+		cn.unrelease(p, kept)
 		return statusError(st, "remove")
 	}
 	return nil

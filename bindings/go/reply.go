@@ -45,6 +45,13 @@ func (cn *Conn) do(ctx context.Context, what string, timeoutMs int64, args []str
 	if len(args) == 0 {
 		return nil, &Error{Code: CodeInvalidArg, Msg: "redispool: " + what + ": no command"}
 	}
+	// Pool conns wait for the reply in Go's netpoller (nonblocking.go); a
+	// cluster conn's command may follow redirects, which the blocking call does.
+	if cn.cluster == nil {
+		if cs := cn.state(); cs != nil {
+			return cs.do(cn.h, what, timeoutMs, args)
+		}
+	}
 	block, argv, argvlen := argBlock(args)
 	if block == nil {
 		return nil, &Error{Code: CodeInternal, Msg: "redispool: " + what + ": out of memory"}
@@ -108,7 +115,14 @@ type nilReply struct{}
 // convertReply copies a reply tree out of C memory.
 func convertReply(r *C.pool_reply_t) interface{} {
 	switch r._type {
-	case C.POOL_REPLY_STRING, C.POOL_REPLY_STATUS, C.POOL_REPLY_VERB:
+	case C.POOL_REPLY_STATUS:
+		// The usual status replies without a copy: PING, SET and the like
+		// then allocate nothing.
+		if v := knownStatus(r); v != nil {
+			return v
+		}
+		return replyString(r)
+	case C.POOL_REPLY_STRING, C.POOL_REPLY_VERB:
 		return replyString(r)
 	case C.POOL_REPLY_ERROR:
 		return RedisError(replyString(r))
@@ -161,6 +175,29 @@ func mapKey(v interface{}) interface{} {
 		return fmt.Sprint(v)
 	}
 	return v
+}
+
+// Status replies common enough to be returned without allocating.
+var (
+	statusOK     interface{} = "OK"
+	statusPONG   interface{} = "PONG"
+	statusQUEUED interface{} = "QUEUED"
+)
+
+// knownStatus is the interned value of a common status reply, or nil.
+func knownStatus(r *C.pool_reply_t) interface{} {
+	if r.str == nil || r.len > 6 {
+		return nil
+	}
+	switch string(unsafe.Slice((*byte)(unsafe.Pointer(r.str)), int(r.len))) {
+	case "OK":
+		return statusOK
+	case "PONG":
+		return statusPONG
+	case "QUEUED":
+		return statusQUEUED
+	}
+	return nil
 }
 
 func replyString(r *C.pool_reply_t) string {

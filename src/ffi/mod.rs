@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod conn;
 pub mod error;
 pub mod events;
+pub mod nonblocking;
 pub mod options;
 pub mod pool;
 pub mod reply;

@@ -17,12 +17,18 @@ use crate::redis::io::{self, IoError};
 use crate::redis::resp::{Parser, Reply, ReplyLimits};
 use crate::redis::{HandshakeError, Session};
 
+mod started;
+pub use started::{Progress, Want};
+
 /// The Redis I/O state of a conn's commands (reply parser, command buffer): borrowed from
 /// the thread's spare (`SPARE_IO`) for a command and given back after it, so a conn holds
-/// one only while a command runs (or while a reply left bytes unread).
+/// one only while a command runs (or while a reply left bytes unread, or a command started
+/// without waiting is unfinished: `Conn::start`).
 struct ConnIo {
     parser: Parser,
     out: Vec<u8>,
+    /// The command started without waiting (`Conn::start`), kept for reuse.
+    started: started::Started,
 }
 
 /// The most command-encoding capacity a spare `ConnIo` keeps (a huge command's buffer
@@ -42,6 +48,7 @@ impl ConnIo {
         Box::new(ConnIo {
             parser: Parser::with_limits(limits),
             out: Vec::new(),
+            started: started::Started::default(),
         })
     }
 
@@ -155,6 +162,9 @@ const PEEK_FRESH: u8 = 2;
 /// `ConnState::peek`: a sweep reported it while it was idle (closed by the server, an error,
 /// or bytes nobody asked for): the next get peeks it (and closes it, as stale).
 const PEEK_SUSPECT: u8 = 4;
+/// `ConnState::peek`: a command was started without waiting (`Conn::start`) and is not
+/// finished: the conn's blocking commands and raw I/O are refused until it is.
+const PEEK_STARTED: u8 = 8;
 
 /// `ConnState::session`: SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE was sent (subscribe mode; kept
 /// after the UNSUBSCRIBEs too: which channels are left is not tracked).
@@ -172,6 +182,9 @@ const SESSION_OTHER: u8 = 16;
 /// `ConnState::session`: the user asked for the conn's RESP3 pushes (`keep_pushes`): the
 /// next user did not, and must not get them.
 const SESSION_PUSHES: u8 = 32;
+/// `ConnState::session`: a command started without waiting is unfinished: its reply is
+/// on the way, so a conn given back now is closed, never pooled (`must_remove_on_put`).
+const SESSION_STARTED: u8 = 64;
 
 /// At most this many pushes are kept per conn; beyond it the oldest is dropped.
 pub(crate) const MAX_KEPT_PUSHES: usize = 65536;
@@ -410,6 +423,9 @@ impl Conn {
         }
         if let Some(why) = &self.s.broken {
             return Err(Error::BadConn(why.to_string()));
+        }
+        if self.s.peek & PEEK_STARTED != 0 {
+            return Err(started::unfinished());
         }
         Ok(())
     }
@@ -683,6 +699,9 @@ impl Conn {
     ) -> Result<(), (usize, Error)> {
         if let Some(why) = &self.s.broken {
             return Err((0, Error::BadConn(why.to_string())));
+        }
+        if self.s.peek & PEEK_STARTED != 0 {
+            return Err((0, started::unfinished()));
         }
         self.check_not_retired().map_err(|e| (0, e))?;
         if self.is_inherited() {
@@ -965,6 +984,9 @@ impl Conn {
             ));
         }
         if self.s.peek != 0 {
+            if self.s.peek & PEEK_STARTED != 0 {
+                return Err(started::unfinished());
+            }
             self.check_in_step()?;
         }
         let (rt, wt) = self.timeouts();
@@ -1209,11 +1231,13 @@ impl Conn {
         self.s.session != 0
     }
 
-    /// Broken: given back, it is removed instead of pooled (a conn whose session changed
-    /// is pooled, and restored by the next get's health check: `restore`).
+    /// Broken, or mid-command (`start` without its `finish`: the reply is on the way, and
+    /// part of the command may not even be sent): given back, it is removed instead of
+    /// pooled (a conn whose session changed is pooled, and restored by the next get's
+    /// health check: `restore`).
     #[inline]
     pub(crate) fn must_remove_on_put(&self) -> bool {
-        self.s.broken.is_some()
+        self.s.broken.is_some() | (self.s.peek & PEEK_STARTED != 0)
     }
 
     /// Brings a conn whose session its commands changed (`session_changed`) back to the

@@ -33,7 +33,7 @@ mod waiter;
 
 pub use crate::error::{Error, Result};
 pub use cancel::CancelToken;
-pub use conn::{Conn, RawWait};
+pub use conn::{Conn, Progress, RawWait, Want};
 pub use conn_pool::{ConnPool, PING_CAP_WITHOUT_DIAL_TIMEOUT};
 pub use dial::{DialFn, Dialer};
 pub use dial_source::{DialSource, Retire};

@@ -24,7 +24,7 @@ use super::resp::{Parser, ProtocolError, Reply, encode_command};
 
 /// `recv` asks for at least this much room in the parser's buffer, so a large reply is read in
 /// a few big system calls rather than many small ones.
-const READ_CHUNK: usize = 16 * 1024;
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
 /// Why a command could not complete. A Redis error reply is not one of these: it is
 /// `Ok(Reply::Error(..))`.
@@ -470,7 +470,7 @@ fn read_until(
     }
 }
 
-fn timeout(op: &'static str, deadline: Option<Deadline>) -> IoError {
+pub(crate) fn timeout(op: &'static str, deadline: Option<Deadline>) -> IoError {
     IoError::Timeout(op, deadline.map_or(Duration::ZERO, |d| d.timeout))
 }
 

@@ -273,6 +273,58 @@ static int64_t raw_read_buf(void *buf, size_t len, int64_t timeout_ms, pool_erro
     return rc;
 }
 
+/* pool_conn_start of PING (argc 1) or of `argc` arguments: the status; *want_out
+ * must be 0 on failure. */
+static int64_t nb_start(pool_conn_t *c, int argc, pool_error_t *err)
+{
+    static const char *const argv[] = {"PING"};
+    int want = 7;
+    pool_status_t rc = pool_conn_start(c, argc, argc == 1 ? argv : NULL, NULL, -1, &want, err);
+    if (rc != POOL_OK)
+        CHECK_EQ(want, 0);
+    return rc;
+}
+
+/* pool_conn_start_pipeline of `ncmds` PINGs (at most 2): the status. */
+static int64_t nb_start_pipe(pool_conn_t *c, size_t ncmds, pool_error_t *err)
+{
+    static const char *const argv[] = {"PING"};
+    const int argcs[] = {1, 1};
+    const char *const *argvs[] = {argv, argv};
+    int want = 7;
+    pool_status_t rc = pool_conn_start_pipeline(c, ncmds, argcs, argvs, NULL, -1, &want, err);
+    if (rc != POOL_OK)
+        CHECK_EQ(want, 0);
+    return rc;
+}
+
+/* pool_conn_finish on `c`: the status; no reply and no interest on failure. */
+static int64_t nb_finish(pool_conn_t *c, pool_error_t *err)
+{
+    pool_reply_t *reply = (pool_reply_t *)(uintptr_t)1;
+    int want = 7;
+    pool_status_t rc = pool_conn_finish(c, &reply, &want, err);
+    if (rc != POOL_OK) {
+        CHECK(reply == NULL);
+        CHECK_EQ(want, 0);
+    }
+    return rc;
+}
+
+/* pool_conn_finish_pipeline on `c` with room for `cap`: the status; no replies. */
+static int64_t nb_finish_pipe(pool_conn_t *c, size_t cap, pool_error_t *err)
+{
+    pool_reply_t *replies[2] = {NULL, NULL};
+    size_t n = 7;
+    int want = 7;
+    pool_status_t rc = pool_conn_finish_pipeline(c, replies, cap, &n, &want, err);
+    if (rc != POOL_OK) {
+        CHECK_EQ(n, 0);
+        CHECK_EQ(want, 0);
+    }
+    return rc;
+}
+
 /* pool_conn_write of one byte on `c`: the status. */
 static int64_t raw_write(pool_conn_t *c, int64_t timeout_ms, pool_error_t *err)
 {
@@ -1477,6 +1529,14 @@ typedef struct hcase {
     X(id##_write, "pool_conn_write", label, fixture, INV, cmd_msg, F_ERR, raw_write(H, 0, err)) \
     X(id##_wpend, "pool_conn_write_pending", label, fixture, 0, NULL, 0,                       \
       pool_conn_write_pending(H))                                                              \
+    X(id##_nb_start, "pool_conn_start", label, fixture, INV, cmd_msg, F_ERR, nb_start(H, 1, err)) \
+    X(id##_nb_start_pipe, "pool_conn_start_pipeline", label, fixture, INV, cmd_msg, F_ERR,     \
+      nb_start_pipe(H, 2, err))                                                                \
+    X(id##_nb_finish, "pool_conn_finish", label, fixture, INV, cmd_msg, F_ERR, nb_finish(H, err)) \
+    X(id##_nb_finish_pipe, "pool_conn_finish_pipeline", label, fixture, INV, cmd_msg, F_ERR,   \
+      nb_finish_pipe(H, 2, err))                                                               \
+    X(id##_nb_started, "pool_conn_started", label, fixture, 0, NULL, 0, pool_conn_started(H))  \
+    X(id##_nb_wait, "pool_conn_wait_ms", label, fixture, -1, NULL, 0, pool_conn_wait_ms(H))    \
     X(id##_put, "pool_put", label, fixture, INV, NULL, 0, pool_put(g_pool, H))                 \
     X(id##_remove, "pool_remove", label, fixture, INV, NULL, 0, pool_remove(g_pool, H, "x"))   \
     X(id##_remove_nr, "pool_remove", label ", reason NULL", fixture, INV, NULL, 0,             \
@@ -1565,6 +1625,23 @@ typedef struct hcase {
       NULL, F_ERR, pool_conn_write(g_conn, NULL, 0, 0, &(size_t){7}, err))                      \
     X(write_pending_plain, "pool_conn_write_pending", "a plain conn", FX_NONE, 0, NULL, 0,      \
       pool_conn_write_pending(g_conn))                                                          \
+    X(nb_start_argc0, "pool_conn_start", "argc 0", FX_NONE, INV, "argc", F_ERR,                  \
+      nb_start(g_conn, 0, err))                                                                 \
+    X(nb_start_argv_null, "pool_conn_start", "argv NULL", FX_NONE, INV, "argv", F_ERR,           \
+      nb_start(g_conn, 2, err))                                                                 \
+    X(nb_start_pipe0, "pool_conn_start_pipeline", "ncmds 0", FX_NONE, INV, "ncmds", F_ERR,       \
+      nb_start_pipe(g_conn, 0, err))                                                            \
+    X(nb_finish_none, "pool_conn_finish", "nothing started", FX_NONE, INV, "no command started", \
+      F_ERR, nb_finish(g_conn, err))                                                            \
+    X(nb_finish_pipe_none, "pool_conn_finish_pipeline", "nothing started", FX_NONE, INV,         \
+      "no command started", F_ERR, nb_finish_pipe(g_conn, 2, err))                              \
+    X(nb_finish_pipe_null, "pool_conn_finish_pipeline", "replies_out NULL", FX_NONE, INV,        \
+      "replies_out", F_ERR,                                                                     \
+      pool_conn_finish_pipeline(g_conn, NULL, 1, &(size_t){0}, NULL, err))                      \
+    X(nb_started_none, "pool_conn_started", "nothing started", FX_NONE, 0, NULL, 0,              \
+      pool_conn_started(g_conn))                                                                \
+    X(nb_wait_none, "pool_conn_wait_ms", "nothing started", FX_NONE, -1, NULL, 0,                \
+      pool_conn_wait_ms(g_conn))                                                                \
     X(cmd_ex_reply_null, "pool_conn_command_ex", "reply_out NULL", FX_NONE, INV, "reply_out",   \
       F_ERR, cmd_ex_args(1, (const char *const[]){"PING"}, 0, err))                             \
     X(cmd_ex_argc0, "pool_conn_command_ex", "argc 0", FX_NONE, INV, "argc", F_ERR,              \

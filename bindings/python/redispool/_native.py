@@ -52,6 +52,9 @@ STATUS_CODES = {
     "POOL_ERR_TLS": 14,
 }
 POOL_OK = STATUS_CODES["POOL_OK"]
+# pool_conn_start / pool_conn_finish: what to wait for on the conn's fd.
+POOL_WANT_READ = 1
+POOL_WANT_WRITE = 2
 POOL_ERR_WOULD_BLOCK = STATUS_CODES["POOL_ERR_WOULD_BLOCK"]
 
 # Reply types (POOL_REPLY_*), checked against the header.
@@ -289,6 +292,23 @@ PROTOTYPES = {
     ),
     "pool_conn_fd": (c_int, [c_void_p]),
     "pool_conn_id": (c_uint64, [c_void_p]),
+    "pool_conn_start": (
+        c_int32,
+        [
+            c_void_p,
+            c_int,
+            POINTER(c_char_p),
+            POINTER(c_size_t),
+            c_int64,
+            POINTER(c_int),
+            POINTER(PoolError),
+        ],
+    ),
+    "pool_conn_finish": (
+        c_int32,
+        [c_void_p, POINTER(POINTER(PoolReply)), POINTER(c_int), POINTER(PoolError)],
+    ),
+    "pool_conn_wait_ms": (c_int64, [c_void_p]),
     "pool_conn_command": (
         c_int32,
         [

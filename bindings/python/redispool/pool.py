@@ -58,6 +58,26 @@ their meanings), e.g. hits, misses, timeouts, total_conns, idle_conns, in_use_co
 _DEFAULT_POOL_TIMEOUT = 6.0
 
 
+async def _ready(loop, fd: int, want: int, wait_ms: int) -> None:
+    """Waits on the loop until fd is ready for want (POOL_WANT_READ or
+    POOL_WANT_WRITE), or wait_ms passed (-1: no limit)."""
+    fut = loop.create_future()
+
+    def wake():
+        if not fut.done():
+            fut.set_result(None)
+
+    writing = want == _native.POOL_WANT_WRITE
+    (loop.add_writer if writing else loop.add_reader)(fd, wake)
+    timer = loop.call_later(wait_ms / 1000 + 0.001, wake) if wait_ms >= 0 else None
+    try:
+        await fut
+    finally:
+        (loop.remove_writer if writing else loop.remove_reader)(fd)
+        if timer is not None:
+            timer.cancel()
+
+
 def _ms(seconds: float) -> int:
     return max(0, math.ceil(seconds * 1000))
 
@@ -498,8 +518,46 @@ class Conn:
         return value
 
     async def aexecute(self, *args):
-        """execute on a worker thread (asyncio.to_thread), so the loop goes on."""
-        return await asyncio.to_thread(self.execute, *args)
+        """execute for asyncio, never blocking the loop nor using a thread: the
+        command is started with pool_conn_start, and the loop waits for the
+        conn's socket (loop.add_reader / add_writer, as pool_conn_finish asks)
+        until pool_conn_finish has the reply, at most until the command's
+        deadline (the pool's read timeout). Replies and errors as execute's. A
+        task cancelled mid-command leaves the conn mid-command: put then closes
+        it (its reply is on the way), never pooling it."""
+        handle = self._handle
+        if handle is None:
+            raise _misuse("conn was already given back")
+        n = len(args)
+        if n == 0:
+            raise ValueError("aexecute needs a command")
+        pool = self._pool
+        enc, errs = pool._encoding, pool._errors
+        bufs = [_encode_arg(a, enc, errs) for a in args]
+        argv = (c_char_p * n)(*bufs)
+        lens = (c_size_t * n)(*map(len, bufs))
+        want = c_int(0)
+        err = _native.PoolError()
+        status = lib.pool_conn_start(handle, n, argv, lens, -1, byref(want), byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        loop = asyncio.get_running_loop()
+        fd = lib.pool_conn_fd(handle)
+        reply = POINTER(_native.PoolReply)()
+        while True:
+            await _ready(loop, fd, want.value, lib.pool_conn_wait_ms(handle))
+            status = lib.pool_conn_finish(handle, byref(reply), byref(want), byref(err))
+            if status != _native.POOL_ERR_WOULD_BLOCK:
+                break
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        try:
+            value = _reply.convert(reply.contents, pool._reply_encoding, errs)
+        finally:
+            lib.pool_reply_free(reply)
+        if isinstance(value, ReplyError):
+            raise value
+        return value
 
     @property
     def id(self) -> int:

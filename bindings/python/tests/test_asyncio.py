@@ -127,3 +127,72 @@ def test_close_wakes_agets_with_closed_error(redis_server):
         held.put()
 
     run(main())
+
+
+def test_aexecute_waits_on_the_loop_not_on_threads(redis_server):
+    """50 commands that each take 200 ms run at once on the loop: no worker
+    thread (asyncio.to_thread would start some), the loop keeps ticking, and
+    they take about 200 ms together, not 50 x 200 ms."""
+    import threading
+
+    pool = redispool.Pool(redis_server.addr, pool_size=50, pool_timeout_ms=10000)
+
+    async def main():
+        conns = [await pool.aget(timeout=5) for _ in range(50)]
+        threads_before = threading.active_count()
+        ticks = 0
+        stop = False
+
+        async def ticker():
+            nonlocal ticks
+            while not stop:
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        tick_task = asyncio.create_task(ticker())
+        started = time.monotonic()
+        # BLPOP on an empty list answers nil after 200 ms.
+        replies = await asyncio.gather(
+            *(c.aexecute("BLPOP", "py:nb:empty", "0.2") for c in conns)
+        )
+        took = time.monotonic() - started
+        threads_during = threading.active_count()
+        stop = True
+        await tick_task
+        big = "x" * (4 << 20)
+        # A command larger than the socket buffers: written as the loop allows.
+        await conns[0].aexecute("SET", "py:nb:big", big)
+        assert await conns[0].aexecute("STRLEN", "py:nb:big") == len(big)
+        for c in conns:
+            c.put()
+        return replies, took, ticks, threads_before, threads_during
+
+    try:
+        replies, took, ticks, before, during = run(main())
+        assert replies == [None] * 50
+        assert during == before, f"threads went from {before} to {during}"
+        assert ticks > 20, "the loop was blocked"
+        assert took < 5, f"50 concurrent 200 ms commands took {took:.1f} s"
+    finally:
+        pool.close()
+
+
+def test_aexecute_deadline_is_a_conn_io_error_and_the_conn_is_bad(redis_server):
+    pool = redispool.Pool(redis_server.addr, pool_size=1, read_timeout_ms=200)
+
+    async def main():
+        conn = await pool.aget(timeout=5)
+        with pytest.raises(redispool.ConnIOError) as info:
+            await conn.aexecute("BLPOP", "py:nb:empty", "5")
+        assert "timeout" in str(info.value)
+        with pytest.raises(redispool.BadConnError):
+            await conn.aexecute("PING")
+        conn.put()
+        conn = await pool.aget(timeout=5)
+        assert await conn.aexecute("PING") == b"PONG"
+        conn.put()
+
+    try:
+        run(main())
+    finally:
+        pool.close()

@@ -169,6 +169,7 @@ ARG_TYPES.update(
         "const char *const *": ctypes.POINTER(ctypes.c_char_p),
         "const size_t *": ctypes.POINTER(ctypes.c_size_t),
         "size_t *": ctypes.POINTER(ctypes.c_size_t),
+        "int *": ctypes.POINTER(ctypes.c_int),
         "pool_error_t *": ctypes.POINTER(_native.PoolError),
         "pool_options_t *": ctypes.POINTER(_native.PoolOptions),
         "const pool_options_t *": ctypes.POINTER(_native.PoolOptions),

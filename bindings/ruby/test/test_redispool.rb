@@ -12,6 +12,7 @@ require "minitest/autorun"
 require "socket"
 require "securerandom"
 require "redispool"
+require_relative "fiber_scheduler"
 
 module TestRedis
   class << self
@@ -851,4 +852,66 @@ class TestRedisPool < Minitest::Test
     sub.close
   end
 
+end
+
+# Conn#call under a fiber scheduler: started with pool_conn_start, the fiber waits
+# for the socket in the scheduler, so other fibers run meanwhile.
+class TestFiberSchedulerCalls < Minitest::Test
+  def test_calls_yield_to_other_fibers_while_waiting_for_replies
+    pool = RedisPool::Pool.new("#{TestRedis.url}/?pool_size=10")
+    conns = Array.new(10) { pool.get }
+    replies = []
+    ticks = 0
+    done = false
+    Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      Fiber.schedule do
+        until done
+          ticks += 1
+          sleep 0.005
+        end
+      end
+      conns.each_with_index do |c, i|
+        Fiber.schedule do
+          # BLPOP on an empty list answers nil after 300 ms.
+          replies << c.call("BLPOP", "rb:fiber:empty#{i}", "0.3")
+          done = true if replies.size == conns.size
+        end
+      end
+    end.join
+    assert_equal [nil] * 10, replies
+    # Ten 300 ms waits in turn would leave the ticker no turn at all.
+    assert_operator ticks, :>, 20, "the fibers blocked the thread"
+    big = "x" * (4 << 20)
+    Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      Fiber.schedule do
+        assert_equal "OK", conns[0].call("SET", "rb:fiber:big", big)
+        assert_equal big.bytesize, conns[0].call("STRLEN", "rb:fiber:big")
+      end
+    end.join
+    conns.each(&:put)
+  ensure
+    pool&.close
+  end
+
+  def test_a_deadline_under_the_scheduler_is_an_io_error_and_the_conn_is_bad
+    pool = RedisPool::Pool.new("#{TestRedis.url}/?pool_size=1&read_timeout=200ms")
+    conn = pool.get
+    err = nil
+    Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      Fiber.schedule do
+        conn.call("BLPOP", "rb:fiber:empty", "5")
+      rescue StandardError => e
+        err = e
+      end
+    end.join
+    assert_kind_of RedisPool::IOError, err
+    assert_match(/timeout/, err.message)
+    assert_raises(RedisPool::BadConnError) { conn.call("PING") }
+    conn.put
+  ensure
+    pool&.close
+  end
 end

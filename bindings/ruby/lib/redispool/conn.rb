@@ -87,7 +87,11 @@ module RedisPool
     # Integers and Floats as their text; Arrays are flattened.
     #
     # Blocks (without the GVL) for the write and the reply, bounded by the pool's
-    # write_timeout / read_timeout. A failure mid-way raises IOError or
+    # write_timeout / read_timeout. Under a fiber scheduler (Fiber.set_scheduler,
+    # in a non-blocking fiber) it never blocks the thread: the command is started
+    # with pool_conn_start and the fiber waits for the conn's socket with
+    # IO#wait_readable / #wait_writable (so the scheduler runs other fibers)
+    # until pool_conn_finish has the reply. A failure mid-way raises IOError or
     # ProtocolError and marks the conn bad: later calls raise BadConnError and
     # putting it back removes it.
     def call(*args)
@@ -125,6 +129,59 @@ module RedisPool
     private
 
     def command(args)
+      return command_nonblocking(args) if Fiber.scheduler && !Fiber.current.blocking?
+
+      command_blocking(args)
+    end
+
+    # The command started without waiting, the fiber parked in the scheduler (IO
+    # waits on the conn's socket) until its reply is there or its deadline passed.
+    def command_nonblocking(args)
+      n, argv, lens, buf = self.class.encode(args)
+      want = FFI::MemoryPointer.new(:int)
+      err = Native::PoolError.new
+      status = Native.pool_conn_start(@ptr, n, argv, lens, -1, want, err)
+      raise RedisPool.error_for(status, err) unless status == Native::OK
+
+      io = IO.for_fd(Native.pool_conn_fd(@ptr), autoclose: false)
+      reply_out = FFI::MemoryPointer.new(:pointer)
+      loop do
+        ms = Native.pool_conn_wait_ms(@ptr)
+        wait = ms.negative? ? nil : (ms / 1000.0) + 0.001
+        want.read_int == Native::WANT_WRITE ? io.wait_writable(wait) : io.wait_readable(wait)
+        status = Native.pool_conn_finish(@ptr, reply_out, want, err)
+        break unless status == Native::ERR_WOULD_BLOCK
+      end
+      buf.clear
+      raise RedisPool.error_for(status, err) unless status == Native::OK
+
+      reply = reply_out.read_pointer
+      begin
+        self.class.convert(reply)
+      ensure
+        Native.pool_reply_free(reply)
+      end
+    end
+
+    # argc, argv, argvlen and the buffer they point into (keep it alive) for args.
+    def self.encode(args)
+      strs = args.map { |a| arg_bytes(a) }
+      n = strs.size
+      argv = FFI::MemoryPointer.new(:pointer, n)
+      lens = FFI::MemoryPointer.new(:size_t, n)
+      buf = FFI::MemoryPointer.new(:char, [strs.sum(&:bytesize), 1].max)
+      offset = 0
+      strs.each_with_index do |s, i|
+        buf.put_bytes(offset, s) unless s.empty?
+        argv.put_pointer(i * FFI::Pointer.size, buf + offset)
+        offset += s.bytesize
+      end
+      size_t = FFI.type_size(:size_t)
+      strs.each_with_index { |s, i| lens.put(:size_t, i * size_t, s.bytesize) }
+      [n, argv, lens, [buf]]
+    end
+
+    def command_blocking(args)
       strs = args.map { |a| self.class.arg_bytes(a) }
       n = strs.size
       argv = FFI::MemoryPointer.new(:pointer, n)

@@ -44,6 +44,9 @@ module RedisPool
     ERR_DIAL = 4
     ERR_INVALID_ARG = 5
     ERR_WOULD_BLOCK = 6
+    # pool_conn_start / pool_conn_finish: what to wait for on the conn's fd.
+    WANT_READ = 1
+    WANT_WRITE = 2
     ERR_CANCELED = 7
     ERR_BAD_CONN = 8
     ERR_HANDSHAKE = 9
@@ -221,6 +224,11 @@ module RedisPool
     attach_function :pool_cancel_fire, [:pointer], :void
     attach_function :pool_cancel_free, [:pointer], :void
     attach_function :pool_conn_fd, [:pointer], :int
+    # The non-blocking command path (Conn#call under a fiber scheduler): each call
+    # only does what the socket allows now.
+    attach_function :pool_conn_start, [:pointer, :int, :pointer, :pointer, :int64, :pointer, :pointer], :int32
+    attach_function :pool_conn_finish, [:pointer, :pointer, :pointer, :pointer], :int32
+    attach_function :pool_conn_wait_ms, [:pointer], :int64
     attach_function :pool_conn_id, [:pointer], :uint64
     attach_function :pool_notify_fd, [:pointer], :int32
     attach_function :pool_leaks, [:pointer, :pointer, :size_t, :pointer, :pointer], :int32

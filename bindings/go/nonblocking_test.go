@@ -1,0 +1,162 @@
+package redispool
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Get/GetPolled + Do + Put on a warm conn allocate nothing: the *Conn, the
+// error detail and the argument block are the conn's own, kept for its life,
+// and PING's PONG is an interned value.
+func TestGetDoPutAllocateNothing(t *testing.T) {
+	p := newTestPool(t, "pool_size=4")
+	ctx := context.Background()
+	for name, get := range map[string]func(context.Context) (*Conn, error){
+		"Get":       p.Get,
+		"GetPolled": p.GetPolled,
+	} {
+		round := func() {
+			cn, err := get(ctx)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			v, err := cn.Do(ctx, "PING")
+			if err != nil || v != "PONG" {
+				t.Fatalf("%s: Do(PING) = %v, %v", name, v, err)
+			}
+			if err := p.Put(cn); err != nil {
+				t.Fatalf("%s: Put: %v", name, err)
+			}
+		}
+		round() // warm: the conn's state is made on its first command
+		if allocs := testing.AllocsPerRun(500, round); allocs != 0 {
+			t.Errorf("%s + Do(PING) + Put: %v allocations per run, want 0", name, allocs)
+		}
+	}
+	// A longer command with arguments reuses the same block.
+	cn, _ := p.GetPolled(ctx)
+	if v, err := cn.Do(ctx, "SET", "nb:alloc", strings.Repeat("x", 4096)); err != nil || v != "OK" {
+		t.Fatalf("SET = %v, %v", v, err)
+	}
+	set := func() {
+		if _, err := cn.Do(ctx, "SET", "nb:alloc", "small"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if allocs := testing.AllocsPerRun(200, set); allocs != 0 {
+		t.Errorf("Do(SET) on a warm conn: %v allocations per run, want 0", allocs)
+	}
+	_ = p.Put(cn)
+}
+
+// Goroutines waiting for a conn (GetPolled) and for replies (Do) wait in the
+// netpoller, not in cgo calls: the OS thread count stays flat from 8 to 256
+// goroutines, though 128 of them at a time wait for a reply that takes 100 ms
+// (blocking cgo calls would hold 128 threads). The bound leaves room for the
+// threads Go starts when a busy machine stalls a short cgo call or syscall.
+func TestThreadsFlatAsGoroutinesGrow(t *testing.T) {
+	p := newTestPool(t, "pool_size=128&pool_timeout=30s")
+	ctx := context.Background()
+	run := func(goroutines int) (maxThreads int, done int64) {
+		var wg sync.WaitGroup
+		var ops int64
+		var failed atomic.Value
+		stop := make(chan struct{})
+		for i := 0; i < goroutines; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					cn, err := p.GetPolled(ctx)
+					if err != nil {
+						failed.Store(err)
+						return
+					}
+					// BLPOP on an empty list answers nil after 100 ms.
+					if _, err := cn.Do(ctx, "BLPOP", "nb:threads:empty", "0.1"); !errors.Is(err, Nil) {
+						failed.Store(err)
+					}
+					_ = p.Put(cn)
+					atomic.AddInt64(&ops, 1)
+				}
+			}()
+		}
+		deadline := time.Now().Add(1500 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			if n := osThreads(t); n > maxThreads {
+				maxThreads = n
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		close(stop)
+		wg.Wait()
+		if err := failed.Load(); err != nil {
+			t.Fatalf("%d goroutines: %v", goroutines, err)
+		}
+		return maxThreads, atomic.LoadInt64(&ops)
+	}
+	// All 128 conns dialed first: the library's dial threads are not the waits'.
+	var warm []*Conn
+	for i := 0; i < 128; i++ {
+		warm = append(warm, mustGet(t, p))
+	}
+	for _, cn := range warm {
+		_ = p.Put(cn)
+	}
+	few, opsFew := run(8)
+	many, opsMany := run(256)
+	t.Logf("OS threads: %d with 8 goroutines (%d ops), %d with 256 goroutines (%d ops)", few, opsFew, many, opsMany)
+	if opsMany == 0 {
+		t.Fatal("no command completed with 256 goroutines")
+	}
+	// 128 commands waiting at once would hold 128 threads in blocking cgo calls.
+	if many > few+64 {
+		t.Errorf("OS threads grew from %d (8 goroutines) to %d (256 goroutines): waits hold threads", few, many)
+	}
+}
+
+// A reply that does not come within the command's timeout: the wait in the
+// netpoller ends at the library's deadline, with ErrIO, and the conn is bad.
+func TestDoTimeoutInTheNetpoller(t *testing.T) {
+	p := newTestPool(t, "pool_size=2")
+	ctx := context.Background()
+	cn, err := p.GetPolled(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = cn.DoTimeout(ctx, 200*time.Millisecond, "BLPOP", "nb:timeout:empty", "10")
+	took := time.Since(start)
+	if !errors.Is(err, ErrIO) || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("DoTimeout(200ms, BLPOP 10) = %v, want an ErrIO timeout", err)
+	}
+	if took > 8*time.Second {
+		t.Fatalf("the timeout took %v", took)
+	}
+	if _, err := cn.Do(ctx, "PING"); !errors.Is(err, ErrBadConn) {
+		t.Fatalf("Do after a timeout = %v, want ErrBadConn", err)
+	}
+	id := cn.ID()
+	_ = p.Put(cn)
+	cn2, err := p.GetPolled(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn2.ID() == id {
+		t.Fatal("a conn that timed out mid-command was pooled")
+	}
+	if v, err := cn2.Do(ctx, "PING"); v != "PONG" || err != nil {
+		t.Fatalf("PING = %v, %v", v, err)
+	}
+	_ = p.Put(cn2)
+}
