@@ -273,7 +273,12 @@ fn duration(d: UrlDuration) -> String {
 
 /// `cfg` written back as a URL, with canonical parameter names and values.
 fn canonical(cfg: &UrlConfig, unix: bool) -> String {
-    let mut u = String::from(if unix { "unix://" } else { "redis://" });
+    let scheme = match (unix, cfg.tls.is_some()) {
+        (true, _) => "unix://",
+        (false, true) => "rediss://",
+        (false, false) => "redis://",
+    };
+    let mut u = String::from(scheme);
     if cfg.username.is_some() || cfg.password.is_some() {
         enc(&mut u, cfg.username.as_deref().unwrap_or_default());
         if let Some(p) = &cfg.password {
@@ -354,6 +359,28 @@ fn canonical(cfg: &UrlConfig, unix: bool) -> String {
     for (name, v) in sizes {
         if let Some(v) = v {
             query.push((name, v.to_string()));
+        }
+    }
+    if let Some(tls) = &cfg.tls {
+        if tls.insecure_skip_verify {
+            query.push(("skip_verify", "true".to_owned()));
+        }
+        let files = [
+            ("tls_ca_file", &tls.ca_file),
+            ("tls_ca_dir", &tls.ca_dir),
+            ("tls_cert_file", &tls.cert_file),
+            ("tls_key_file", &tls.key_file),
+            ("tls_server_name", &tls.server_name),
+        ];
+        for (name, v) in files {
+            if let Some(v) = v {
+                let mut e = String::new();
+                enc(&mut e, v);
+                query.push((name, e));
+            }
+        }
+        if tls.min_version != 0 {
+            query.push(("tls_min_version", tls.min_version.to_string()));
         }
     }
     for (i, (name, value)) in query.iter().enumerate() {
@@ -577,7 +604,13 @@ fn check_core_options(cfg: &UrlConfig, o: &Options) {
         opt(cfg.leak_detection_threshold, None)
     );
     assert_eq!(o.health_check_bypass, opt(cfg.health_check_bypass, None));
-    assert_eq!(o.overtake_window, opt(cfg.overtake_window, None));
+    // Not in the URL: the 1 ms default; 0 (or disabled): strict order.
+    let overtake = match cfg.overtake_window {
+        None => Some(redispool::pool::DEFAULT_OVERTAKE_WINDOW),
+        Some(UrlDuration::Disabled) | Some(UrlDuration::Millis(0)) => None,
+        Some(UrlDuration::Millis(v)) => Some(ms(v)),
+    };
+    assert_eq!(o.overtake_window, overtake);
     // 0 (or not in the URL) is the default.
     let limit = |v: Option<i64>, default: u64| match v {
         None | Some(0) => default,
