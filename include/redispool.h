@@ -1204,7 +1204,9 @@ int64_t pool_conn_wait_ms(const pool_conn_t *conn);
 // Failures end the command and mark the conn bad, as pool_conn_command's do: POOL_ERR_IO
 // (EOF, an OS or TLS failure, or an i/o timeout: the deadline set at the start passed
 // while the command still waited for the fd), POOL_ERR_PROTOCOL (malformed reply, limits,
-// a push on a RESP2 conn). RESP3 pushes are skipped as by pool_conn_command.
+// a push on a RESP2 conn). RESP3 pushes (before, between or right behind the replies)
+// are skipped, or kept for pool_conn_next_push on a conn that keeps pushes, as by
+// pool_conn_command.
 // POOL_ERR_INVALID_ARG, nothing changed: NULL conn or reply_out, a handle that is not
 // checked out, no command started on the conn, or one started with
 // pool_conn_start_pipeline of more than one command (use pool_conn_finish_pipeline).

@@ -79,10 +79,12 @@ const NONBLOCKING_SECTIONS: &[&str] = &[
     "== non-blocking: a pipeline of 200, an error reply in its place\n",
     "== non-blocking: a deadline passes between start and finish\n",
     "== non-blocking: misuse gets clear codes, nothing is lost\n",
+    "== non-blocking: pushes right behind the last reply are kept\n",
     "== non-blocking over TLS: 64 conns on one thread, a value larger than the socket\n",
     "== non-blocking over TLS: a pipeline of 200, an error reply in its place\n",
     "== non-blocking over TLS: a deadline passes between start and finish\n",
     "== non-blocking over TLS: misuse gets clear codes, nothing is lost\n",
+    "== non-blocking over TLS: pushes right behind the last reply are kept\n",
 ];
 
 /// Every section of abi_tls.c, in order.

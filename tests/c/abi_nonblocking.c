@@ -14,7 +14,9 @@
  *    never pooled again;
  *  - misuse: finish without start, a second start, a blocking command and raw I/O
  *    mid-command, finish of a pipeline with too little room, put mid-command (closed,
- *    counted in reset_conns, never handed out), NULLs.
+ *    counted in reset_conns, never handed out), NULLs;
+ *  - RESP3 pushes right behind the last reply of a command or a pipeline (a tracking
+ *    conn's invalidation of a key it wrote) are kept for pool_conn_next_push.
  *
  * Prints one line per failed check (file:line) on stderr; exits 0 only if every check
  * passed. Run by tests/c_abi.rs (also under valgrind and ASan).
@@ -31,10 +33,11 @@
 static const char *plain_addr, *tls_addr;
 static char ca_file[1024];
 
-static pool_t *make_pool(int tls)
+static pool_t *make_pool_protocol(int tls, int protocol)
 {
     pool_options_t o;
     pool_options_init(&o);
+    o.protocol = protocol;
     o.addr = tls ? tls_addr : plain_addr;
     o.pool_size = NCONNS;
     o.dialer_retries = 1;
@@ -48,6 +51,11 @@ static pool_t *make_pool(int tls)
     pool_error_t err;
     CHECK_STATUS(pool_new(&o, &pool, &err), POOL_OK, &err);
     return pool;
+}
+
+static pool_t *make_pool(int tls)
+{
+    return make_pool_protocol(tls, 2);
 }
 
 static short events_of(int want)
@@ -367,6 +375,102 @@ static void test_misuse(int tls)
     pool_free(pool);
 }
 
+static int is_invalidate(const pool_reply_t *r, const char *key)
+{
+    return r != NULL && r->type == POOL_REPLY_PUSH && r->elements == 2 &&
+           r->element[0]->str != NULL && strcmp(r->element[0]->str, "invalidate") == 0 &&
+           r->element[1]->elements == 1 && r->element[1]->element[0]->str != NULL &&
+           strcmp(r->element[1]->element[0]->str, key) == 0;
+}
+
+/* Finishes the pipeline started on `conn`, waiting only in poll(2). */
+static pool_status_t finish_pipeline_polling(pool_conn_t *conn, int want, pool_reply_t **replies,
+                                             size_t cap, size_t *n, pool_error_t *err)
+{
+    int64_t end = now_ms() + scaled(30000);
+    for (;;) {
+        struct pollfd p = {.fd = pool_conn_fd(conn), .events = events_of(want)};
+        (void)poll(&p, 1, (int)scaled(5000));
+        pool_status_t st = pool_conn_finish_pipeline(conn, replies, cap, n, &want, err);
+        if (st != POOL_ERR_WOULD_BLOCK || now_ms() > end)
+            return st;
+    }
+}
+
+/* RESP3 pushes that arrive right behind a started command's last reply (an invalidation
+ * Redis sends a tracking conn after the reply of its own write to a key it tracks) are
+ * kept for pool_conn_next_push when the conn keeps pushes, as the blocking call keeps
+ * them; the conn stays in step. */
+static void test_pushes(int tls)
+{
+    section(tls ? "non-blocking over TLS: pushes right behind the last reply are kept"
+                : "non-blocking: pushes right behind the last reply are kept");
+    pool_t *pool = make_pool_protocol(tls, 3);
+    if (pool == NULL)
+        return;
+    pool_error_t err;
+    pool_conn_t *conn = NULL;
+    CHECK_STATUS(pool_get(pool, &conn, &err), POOL_OK, &err);
+    if (conn == NULL) {
+        pool_free(pool);
+        return;
+    }
+    CHECK_STATUS(pool_conn_keep_pushes(conn, true, &err), POOL_OK, &err);
+    const char *tracking[] = {"CLIENT", "TRACKING", "ON"};
+    const char *get[] = {"GET", "nb:tracked"};
+    const char *set[] = {"SET", "nb:tracked", "v"};
+    const char *ping[] = {"PING"};
+    pool_reply_t *reply = NULL, *push = NULL;
+    CHECK_STATUS(pool_conn_command(conn, 3, tracking, NULL, &reply, &err), POOL_OK, &err);
+    pool_reply_free(reply);
+    for (int round = 0; round < 2; round++) {
+        /* Track the key, then change it on this conn: the invalidation follows the reply. */
+        reply = NULL;
+        CHECK_STATUS(pool_conn_command(conn, 2, get, NULL, &reply, &err), POOL_OK, &err);
+        pool_reply_free(reply);
+        int want = 0;
+        if (round == 0) {
+            CHECK_STATUS(pool_conn_start(conn, 3, set, NULL, -1, &want, &err), POOL_OK, &err);
+            int waits[2] = {0, 0};
+            reply = NULL;
+            CHECK_STATUS(finish_polling(conn, want, &reply, waits, &err), POOL_OK, &err);
+            if (CHECK(reply != NULL)) {
+                CHECK_EQ(reply->type, POOL_REPLY_STATUS);
+                pool_reply_free(reply);
+            }
+        } else {
+            const char *const *argvs[] = {ping, set};
+            int argcs[] = {1, 3};
+            CHECK_STATUS(pool_conn_start_pipeline(conn, 2, argcs, argvs, NULL, -1, &want, &err),
+                         POOL_OK, &err);
+            pool_reply_t *replies[2] = {NULL, NULL};
+            size_t n = 0;
+            CHECK_STATUS(finish_pipeline_polling(conn, want, replies, 2, &n, &err), POOL_OK, &err);
+            CHECK_EQ(n, 2);
+            for (size_t i = 0; i < n && i < 2; i++) {
+                CHECK(replies[i] != NULL && replies[i]->type == POOL_REPLY_STATUS);
+                pool_reply_free(replies[i]);
+            }
+        }
+        /* Already read with the reply: there without waiting. */
+        push = NULL;
+        CHECK_STATUS(pool_conn_next_push(conn, 0, &push, &err), POOL_OK, &err);
+        CHECK(is_invalidate(push, "nb:tracked"));
+        pool_reply_free(push);
+        push = NULL;
+        CHECK_STATUS(pool_conn_next_push(conn, 0, &push, &err), POOL_ERR_TIMEOUT, &err);
+        CHECK(push == NULL);
+        /* The conn is in step: the next reply is its own. */
+        reply = NULL;
+        CHECK_STATUS(pool_conn_command(conn, 1, ping, NULL, &reply, &err), POOL_OK, &err);
+        CHECK(reply != NULL && reply->type == POOL_REPLY_STATUS && reply->str != NULL &&
+              strcmp(reply->str, "PONG") == 0);
+        pool_reply_free(reply);
+    }
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+    pool_free(pool);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -382,6 +486,7 @@ int main(int argc, char **argv)
         test_pipeline(tls);
         test_deadline(tls);
         test_misuse(tls);
+        test_pushes(tls);
     }
     return check_exit_status();
 }

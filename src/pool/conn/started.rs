@@ -185,18 +185,20 @@ impl Conn {
         match res {
             Ok(Progress::Pending(want)) => Ok(Progress::Pending(want)),
             Ok(Progress::Done) => {
-                let cio = self
-                    .s
-                    .io
-                    .as_mut()
-                    .expect("a started conn has its I/O block");
+                let st = &mut *self.s;
+                let cio = st.io.as_mut().expect("a started conn has its I/O block");
                 let started = &mut cio.started;
-                // Pushes right behind the last reply are skipped (a RESP3 conn); anything
-                // else is a reply nobody asked for: the conn is out of step.
+                // Pushes right behind the last reply (a RESP3 conn) are kept when the conn
+                // keeps pushes (`keep_pushes`), else skipped, as after a blocking command;
+                // anything else is a reply nobody asked for: the conn is out of step.
                 let mut stray = false;
-                while self.s.resp3 && !cio.parser.is_clean() {
+                while st.resp3 && !cio.parser.is_clean() {
                     match cio.parser.next_reply() {
-                        Ok(Some(Reply::Push(_))) => {}
+                        Ok(Some(p @ Reply::Push(_))) => {
+                            if let Some(kept) = st.kept.as_mut() {
+                                keep_push(kept, p);
+                            }
+                        }
                         Ok(None) => break,
                         Ok(Some(_)) | Err(_) => {
                             stray = true;
@@ -205,15 +207,15 @@ impl Conn {
                     }
                 }
                 if stray || !cio.parser.is_clean() {
-                    self.s.broken = Some("unexpected bytes after a reply".into());
+                    st.broken = Some("unexpected bytes after a reply".into());
                 } else if started.readonly {
-                    self.s.broken = Some(READONLY_REASON.into());
+                    st.broken = Some(READONLY_REASON.into());
                 }
                 if let Some(resp3) = started.hello {
-                    self.s.resp3 = resp3;
+                    st.resp3 = resp3;
                 }
-                self.s.peek &= !PEEK_STARTED;
-                self.s.session &= !SESSION_STARTED;
+                st.peek &= !PEEK_STARTED;
+                st.session &= !SESSION_STARTED;
                 for reply in started.replies.drain(..) {
                     on_reply(reply);
                 }
