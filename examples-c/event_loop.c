@@ -3,8 +3,8 @@
  *
  *   ./event_loop [URL | HOST:PORT] [REQUESTS] [IN_FLIGHT]
  *
- * Sends REQUESTS PINGs (default 2000), keeping IN_FLIGHT of them (default 64)
- * going at once, from a single thread driven by one epoll instance. The pool
+ * Sends REQUESTS requests (default 2000: PINGs, every fourth a pipeline of
+ * SET + GET + PING), keeping IN_FLIGHT of them (default 64) going at once, from a single thread driven by one epoll instance. The pool
  * is small (a bare HOST:PORT becomes redis://HOST:PORT?pool_size=4; a URL is
  * used as given), so most requests have to wait for a connection.
  *
@@ -36,20 +36,24 @@
  *    readable. That is how the pool grows without the loop ever waiting for a
  *    TCP handshake.
  *
- *  - With a connection, the loop does its own non-blocking I/O with
- *    pool_conn_write and pool_conn_read (timeout 0), which work the same on a
- *    plain and on a TLS connection (a rediss:// URL): POOL_ERR_WOULD_BLOCK
- *    means "wait for EPOLLOUT" (write) or "wait for EPOLLIN" (read) on
- *    pool_conn_fd(conn), which is for readiness only (on TLS it carries
- *    encrypted records). A TLS connection may hold a few encrypted bytes a
- *    write could not send yet (pool_conn_write_pending): a write of 0 bytes
- *    sends them once the fd is writable. And it may hold decrypted bytes the
- *    fd does not signal, so the loop reads until POOL_ERR_WOULD_BLOCK before
- *    it waits. The fd's flags (the pool's business) are never touched. Once
- *    the whole reply is read,
- *    the fd leaves the epoll set and pool_put returns the connection. After
- *    anything unexpected the connection's protocol state is unknown, so
- *    pool_remove closes it instead.
+ *  - With a connection, the loop starts the request's command with
+ *    pool_conn_start (every fourth request is a pipeline, SET + GET + PING,
+ *    started with pool_conn_start_pipeline). That writes what the socket takes
+ *    now and says what to wait for: POOL_WANT_WRITE (EPOLLOUT: the socket was
+ *    full) or POOL_WANT_READ (EPOLLIN: the reply is on the way) on
+ *    pool_conn_fd(conn). When the fd is ready, pool_conn_finish (or
+ *    pool_conn_finish_pipeline) sends the rest and parses what arrived: the
+ *    reply, or POOL_ERR_WOULD_BLOCK with the next interest. The library does
+ *    the RESP parsing and, on a TLS conn (a rediss:// URL), the TLS: the loop
+ *    never reads or writes the fd, and the same code runs plain and TLS. The
+ *    fd's flags are the pool's business and never touched.
+ *
+ *  - Each command gets a deadline at its start (REPLY_TIMEOUT_MS). The library
+ *    keeps no timer: on each tick the loop calls finish for a request whose
+ *    pool_conn_wait_ms has reached 0, which fails it with POOL_ERR_IO (an i/o
+ *    timeout) and marks the conn bad. Once the reply is there (or the command
+ *    failed), the fd leaves the epoll set and pool_put takes the conn back: a
+ *    good one is pooled, a bad one closed.
  *
  * To show that nothing blocks, a timerfd ticks every 5 ms in the same epoll
  * set, and the program reports the longest time one loop iteration spent
@@ -78,33 +82,31 @@
 #define MAX_IN_FLIGHT 4096
 #define TICK_NS (5 * 1000 * 1000) /* the timerfd period: 5 ms */
 #define QUEUE_TIMEOUT_MS 5000     /* longest wait for a conn, as a pool_timeout */
-#define REPLY_TIMEOUT_MS 5000     /* longest wait for the whole PONG */
+#define REPLY_TIMEOUT_MS 5000     /* each command's deadline, from its start */
 
 /* epoll_event.data.u64 holds a request's index, or one of these. */
 #define TAG_TIMER UINT64_MAX
 #define TAG_NOTIFY (UINT64_MAX - 1)
 
-static const char PING[] = "*1\r\n$4\r\nPING\r\n";
-static const char PONG[] = "+PONG\r\n";
-#define PING_LEN (sizeof PING - 1)
-#define PONG_LEN (sizeof PONG - 1)
+#define PIPELINE_EVERY 4 /* requests 3, 7, 11, ... are a pipeline of PIPELINE_LEN */
+#define PIPELINE_LEN 3   /* SET key value, GET key, PING */
 
 enum req_state {
     REQ_FREE,    /* slot unused */
     REQ_QUEUED,  /* waiting in the queue for a conn */
-    REQ_SENDING, /* has a conn, PING not fully sent: fd watched for EPOLLOUT */
-    REQ_READING, /* PING sent: fd watched for EPOLLIN until the PONG is complete */
+    REQ_STARTED, /* command started: fd watched for what the last start/finish wanted */
 };
 
 struct request {
     enum req_state state;
     pool_conn_t *conn;
     int fd;
-    bool watched;         /* fd is in the epoll set */
-    size_t sent;          /* bytes of PING sent */
-    size_t got;           /* bytes of the reply received */
-    char reply[PONG_LEN]; /* never read more than a PONG: anything else is an error */
-    int64_t since_ns;     /* when it was queued, or when it got its conn */
+    uint32_t watched;  /* the epoll events the fd is in the set for (0: not in it) */
+    long seq;          /* the request's number, 0 .. REQUESTS-1 */
+    bool pipeline;     /* SET + GET + PING instead of one PING */
+    char key[40];      /* the pipeline's key and value */
+    char value[24];
+    int64_t since_ns;  /* when it was queued */
 };
 
 struct loop {
@@ -135,6 +137,11 @@ struct loop {
     uint64_t try_get_calls;
     uint64_t would_block;
     uint64_t timer_ticks;
+    long commands;         /* served requests that were one PING */
+    long pipelines;        /* served requests that were a pipeline */
+    uint64_t finish_calls; /* pool_conn_finish / pool_conn_finish_pipeline calls */
+    uint64_t finish_would_block;
+    uint64_t want_write;   /* a start or finish asked for EPOLLOUT */
     int64_t max_try_get_ns;
     int64_t max_iteration_ns;
 };
@@ -215,9 +222,14 @@ static pool_status_t try_get(struct loop *lp, pool_conn_t **conn)
 /* The slot is done (served or failed): free it. The caller then refills it. */
 static void finish(struct loop *lp, long i, bool ok)
 {
-    lp->reqs[i].state = REQ_FREE;
-    lp->reqs[i].conn = NULL;
-    lp->reqs[i].fd = -1;
+    struct request *r = &lp->reqs[i];
+    if (ok && r->pipeline)
+        lp->pipelines++;
+    else if (ok)
+        lp->commands++;
+    r->state = REQ_FREE;
+    r->conn = NULL;
+    r->fd = -1;
     lp->active--;
     if (ok)
         lp->served++;
@@ -225,109 +237,136 @@ static void finish(struct loop *lp, long i, bool ok)
         lp->errors++;
 }
 
-/* Gives a request's conn back: pool_put when the exchange completed, else pool_remove. */
+/*
+ * Gives a request's conn back with pool_put. A conn whose command failed is bad (the
+ * library marked it): pool_put closes it instead of pooling it, and the freed slot
+ * signals the notify fd. A wrong reply is our request's failure, not the conn's.
+ */
 static void release(struct loop *lp, long i, const char *failure)
 {
     struct request *r = &lp->reqs[i];
     /* Out of the epoll set first: the pool may close the fd, or hand it to someone else. */
-    if (r->watched && epoll_ctl(lp->epfd, EPOLL_CTL_DEL, r->fd, NULL) != 0)
+    if (r->watched != 0 && epoll_ctl(lp->epfd, EPOLL_CTL_DEL, r->fd, NULL) != 0)
         fprintf(stderr, "epoll_ctl(DEL fd %d): %s\n", r->fd, strerror(errno));
-    r->watched = false;
+    r->watched = 0;
     lp->in_use--;
-    if (failure == NULL) {
-        pool_status_t rc = pool_put(lp->pool, r->conn); /* consumes the conn */
-        if (rc != POOL_OK) {
-            report(lp, "pool_put", pool_status_str(rc));
-            finish(lp, i, false);
-            return;
-        }
-        finish(lp, i, true);
-    } else {
+    if (failure != NULL)
         report(lp, "request failed", failure);
-        /* Unknown protocol state: close it. The freed slot signals the notify fd. */
-        pool_remove(lp->pool, r->conn, failure);
-        finish(lp, i, false);
+    pool_status_t rc = pool_put(lp->pool, r->conn); /* consumes the conn */
+    if (rc != POOL_OK) {
+        report(lp, "pool_put", pool_status_str(rc));
+        failure = "pool_put failed";
     }
+    finish(lp, i, failure == NULL);
 }
 
-/* Puts the request's fd in the epoll set for `events` (ADD the first time, then MOD). */
-static int watch(struct loop *lp, long i, uint32_t events)
+/* Watches the request's fd for what the library wants next (ADD, or MOD when it changed). */
+static int watch(struct loop *lp, long i, int want)
 {
     struct request *r = &lp->reqs[i];
-    if (epoll_set(lp, r->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, r->fd, events, (uint64_t)i) != 0)
+    uint32_t events = want == POOL_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+    if (want == POOL_WANT_WRITE)
+        lp->want_write++;
+    if (events == r->watched)
+        return 0;
+    if (epoll_set(lp, r->watched != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, r->fd, events,
+                  (uint64_t)i) != 0)
         return -1;
-    r->watched = true;
+    r->watched = events;
     return 0;
 }
 
+static bool is_status(const pool_reply_t *reply, const char *text)
+{
+    return reply != NULL && reply->type == POOL_REPLY_STATUS && reply->str != NULL &&
+           strcmp(reply->str, text) == 0;
+}
+
+/* Checks a pipeline's replies: +OK, the value just set, +PONG. NULL when right. */
+static const char *check_pipeline(const struct request *r, pool_reply_t **replies)
+{
+    if (!is_status(replies[0], "OK"))
+        return "SET: unexpected reply";
+    if (replies[1] == NULL || replies[1]->type != POOL_REPLY_STRING ||
+        replies[1]->len != strlen(r->value) || memcmp(replies[1]->str, r->value, replies[1]->len) != 0)
+        return "GET: not the value just set";
+    if (!is_status(replies[2], "PONG"))
+        return "PING: unexpected reply";
+    return NULL;
+}
+
 /*
- * Sends what is left of the PING without waiting. Usually all 14 bytes go at
- * once; if the socket buffer is full, EPOLLOUT says when to go on. Once it is
- * all out, waits for the reply (EPOLLIN).
+ * Makes progress on the request's command without waiting: sends what is left and parses
+ * what arrived. Done (reply checked, conn released), or watching the fd for what the
+ * library wants next.
  */
-static void on_writable(struct loop *lp, long i)
+static void on_ready(struct loop *lp, long i)
 {
     struct request *r = &lp->reqs[i];
-    while (r->sent < PING_LEN || pool_conn_write_pending(r->conn)) {
+    pool_error_t err;
+    int want = 0;
+    pool_status_t rc;
+    const char *failure = NULL;
+    lp->finish_calls++;
+    if (r->pipeline) {
+        pool_reply_t *replies[PIPELINE_LEN] = {NULL};
         size_t n = 0;
-        pool_error_t err;
-        pool_status_t rc =
-            pool_conn_write(r->conn, PING + r->sent, PING_LEN - r->sent, 0, &n, &err);
-        if (rc == POOL_ERR_WOULD_BLOCK) {
-            if (!r->watched && watch(lp, i, EPOLLOUT) != 0)
-                release(lp, i, "epoll_ctl failed");
-            return;
-        }
-        if (rc != POOL_OK) {
-            release(lp, i, err.message);
-            return;
-        }
-        r->sent += n;
+        rc = pool_conn_finish_pipeline(r->conn, replies, PIPELINE_LEN, &n, &want, &err);
+        if (rc == POOL_OK)
+            failure = check_pipeline(r, replies);
+        for (size_t k = 0; k < n && k < PIPELINE_LEN; k++)
+            pool_reply_free(replies[k]); /* a failure hands over those read before it */
+    } else {
+        pool_reply_t *reply = NULL;
+        rc = pool_conn_finish(r->conn, &reply, &want, &err);
+        if (rc == POOL_OK && !is_status(reply, "PONG"))
+            failure = "unexpected reply";
+        pool_reply_free(reply);
     }
-    r->state = REQ_READING;
-    r->since_ns = now_ns();
-    if (watch(lp, i, EPOLLIN) != 0)
-        release(lp, i, "epoll_ctl failed");
+    if (rc == POOL_ERR_WOULD_BLOCK) {
+        /* Not all there yet (or a wake-up with nothing new): wait for what it wants. */
+        lp->finish_would_block++;
+        if (watch(lp, i, want) != 0)
+            lp->stopping = true; /* the tick's deadline check still ends the command */
+        return;
+    }
+    release(lp, i, rc == POOL_OK ? failure : err.message);
 }
 
-/* Reads whatever part of the reply has arrived; done once the whole PONG is in. */
-static void on_readable(struct loop *lp, long i)
-{
-    struct request *r = &lp->reqs[i];
-    while (r->got < PONG_LEN) {
-        /* Ask for the rest of a PONG only: bytes beyond it would belong to nothing. */
-        size_t n = 0;
-        pool_error_t err;
-        pool_status_t rc = pool_conn_read(r->conn, r->reply + r->got, PONG_LEN - r->got, 0, &n, &err);
-        if (rc == POOL_ERR_WOULD_BLOCK)
-            return; /* partial reply (or a spurious wake-up): wait for more */
-        if (rc != POOL_OK || n == 0) {
-            release(lp, i, rc != POOL_OK ? err.message : "server closed the connection");
-            return;
-        }
-        if (memcmp(r->reply + r->got, PONG + r->got, n) != 0) {
-            release(lp, i, "unexpected reply");
-            return;
-        }
-        r->got += n;
-    }
-    release(lp, i, NULL);
-}
-
-/* A request got a conn: send its PING. */
+/* A request got a conn: start its command (or pipeline), never waiting. */
 static void dispatch(struct loop *lp, long i, pool_conn_t *conn)
 {
     struct request *r = &lp->reqs[i];
     r->conn = conn;
     r->fd = pool_conn_fd(conn);
-    r->sent = 0;
-    r->got = 0;
-    r->watched = false;
-    r->state = REQ_SENDING;
-    r->since_ns = now_ns();
+    r->watched = 0;
+    r->state = REQ_STARTED;
     if (++lp->in_use > lp->max_in_use)
         lp->max_in_use = lp->in_use;
-    on_writable(lp, i);
+    pool_error_t err;
+    int want = 0;
+    pool_status_t rc;
+    if (r->pipeline) {
+        snprintf(r->key, sizeof r->key, "event_loop:%ld", i);
+        snprintf(r->value, sizeof r->value, "%ld", r->seq);
+        const char *set[] = {"SET", r->key, r->value};
+        const char *get[] = {"GET", r->key};
+        const char *ping[] = {"PING"};
+        const char *const *argvs[PIPELINE_LEN] = {set, get, ping};
+        const int argcs[PIPELINE_LEN] = {3, 2, 1};
+        rc = pool_conn_start_pipeline(conn, PIPELINE_LEN, argcs, argvs, NULL, REPLY_TIMEOUT_MS,
+                                      &want, &err);
+    } else {
+        const char *ping[] = {"PING"};
+        rc = pool_conn_start(conn, 1, ping, NULL, REPLY_TIMEOUT_MS, &want, &err);
+    }
+    if (rc != POOL_OK) {
+        release(lp, i, err.message);
+        return;
+    }
+    /* Usually all of it went out (POOL_WANT_READ); the reply comes later. */
+    if (watch(lp, i, want) != 0)
+        lp->stopping = true;
 }
 
 /* Something other than a miss from pool_try_get (e.g. POOL_ERR_CLOSED): give up. */
@@ -363,6 +402,8 @@ static void start_requests(struct loop *lp)
     for (long i = 0; i < lp->in_flight && lp->started < lp->total && !lp->stopping; i++) {
         if (lp->reqs[i].state != REQ_FREE)
             continue;
+        lp->reqs[i].seq = lp->started;
+        lp->reqs[i].pipeline = lp->started % PIPELINE_EVERY == PIPELINE_EVERY - 1;
         lp->started++;
         lp->active++;
         /* Never overtake requests already queued: join the queue behind them. */
@@ -387,7 +428,8 @@ static void start_requests(struct loop *lp)
  * Every timer tick: fail requests that waited too long (for a conn, or for
  * their reply). A request that cannot get a conn in QUEUE_TIMEOUT_MS means the
  * pool cannot dial (server down?): stop instead of waiting that long for every
- * remaining request.
+ * remaining request. A started command whose deadline passed (pool_conn_wait_ms
+ * 0) is ended by a finish: POOL_ERR_IO, and pool_put closes the conn.
  */
 static void check_timeouts(struct loop *lp)
 {
@@ -409,9 +451,8 @@ static void check_timeouts(struct loop *lp)
     }
     for (long i = 0; i < lp->in_flight; i++) {
         struct request *r = &lp->reqs[i];
-        if ((r->state == REQ_SENDING || r->state == REQ_READING) &&
-            now - r->since_ns > (int64_t)REPLY_TIMEOUT_MS * 1000000)
-            release(lp, i, "reply timeout");
+        if (r->state == REQ_STARTED && pool_conn_wait_ms(r->conn) == 0)
+            on_ready(lp, i);
     }
 }
 
@@ -449,10 +490,8 @@ static int run_loop(struct loop *lp, int timer_fd)
                 /* A request's conn fd. Act on the request's state, not on the event
                  * bits: an earlier event of this batch may have changed it. */
                 long i = (long)tag;
-                if (lp->reqs[i].state == REQ_SENDING)
-                    on_writable(lp, i);
-                else if (lp->reqs[i].state == REQ_READING)
-                    on_readable(lp, i);
+                if (lp->reqs[i].state == REQ_STARTED)
+                    on_ready(lp, i);
             }
         }
         if (lp->stopping)
@@ -556,6 +595,9 @@ int main(int argc, char **argv)
 
     long pool_size = url_pool_size(url);
     printf("served=%ld errors=%ld\n", lp.served, lp.errors);
+    printf("commands=%ld pipelines=%ld finish_calls=%" PRIu64 " finish_would_block=%" PRIu64
+           " want_write=%" PRIu64 "\n",
+           lp.commands, lp.pipelines, lp.finish_calls, lp.finish_would_block, lp.want_write);
     if (pool_size > 0)
         printf("pool_size=%ld max_queued=%ld max_in_use=%ld\n", pool_size, lp.max_queued,
                lp.max_in_use);

@@ -380,10 +380,16 @@ fn event_loop_serves_every_request_through_try_get_and_the_notify_fd() {
     assert!(field("dials") <= pool_size, "{}", describe(&output));
     // Every request got its conn from exactly one successful pool_try_get: a hit.
     assert_eq!(field("hits"), 3000, "{}", describe(&output));
+    // Commands and pipelines went through pool_conn_start / pool_conn_finish: every
+    // fourth request a SET + GET + PING pipeline whose GET read back the value it set,
+    // each finished at least once.
+    assert_eq!(field("commands"), 2250, "{}", describe(&output));
+    assert_eq!(field("pipelines"), 750, "{}", describe(&output));
+    assert!(field("finish_calls") >= 3000, "{}", describe(&output));
 }
 
-/// The same event loop over TLS (a rediss:// URL): pool_conn_read / pool_conn_write do
-/// the I/O, the fd only says when.
+/// The same event loop over TLS (a rediss:// URL): pool_conn_start / pool_conn_finish do
+/// the I/O (and the TLS), the fd only says when.
 #[test]
 fn event_loop_over_tls_serves_every_request() {
     let srv = common::tls::TlsServer::start();
@@ -418,6 +424,12 @@ fn event_loop_over_tls_serves_every_request() {
         "{}",
         describe(&output)
     );
+    assert_eq!(
+        event_loop_field(&output, "pipelines"),
+        500,
+        "{}",
+        describe(&output)
+    );
 }
 
 #[test]
@@ -439,6 +451,12 @@ fn event_loop_under_valgrind_has_no_errors_or_definite_leaks() {
     assert_stdout_has(&output, "served=300 errors=0\n");
     assert!(
         event_loop_field(&output, "notify_wakeups") > 0,
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(
+        event_loop_field(&output, "pipelines"),
+        75,
         "{}",
         describe(&output)
     );
