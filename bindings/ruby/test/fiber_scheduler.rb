@@ -24,15 +24,21 @@ class TestFiberScheduler
     f
   end
 
+  # Several fibers may wait for one IO (fibers waiting for a conn of one pool all
+  # wait for its notify IO): each IO keeps a list of its fibers.
   def io_wait(io, events, timeout)
     fiber = Fiber.current
-    @readable[io] = fiber if (events & IO::READABLE).positive?
-    @writable[io] = fiber if (events & IO::WRITABLE).positive?
+    (@readable[io] ||= []) << fiber if (events & IO::READABLE).positive?
+    (@writable[io] ||= []) << fiber if (events & IO::WRITABLE).positive?
     @waiting[fiber] = now + timeout if timeout
     Fiber.yield
   ensure
-    @readable.delete(io)
-    @writable.delete(io)
+    [@readable, @writable].each do |set|
+      next unless set[io]
+
+      set[io].delete(fiber)
+      set.delete(io) if set[io].empty?
+    end
     @waiting.delete(fiber)
   end
 
@@ -73,8 +79,8 @@ class TestFiberScheduler
       r, w = IO.select([*@readable.keys, @urgent_r], @writable.keys, [], timeout)
       @urgent_r.read_nonblock(64, exception: false) if r&.include?(@urgent_r)
       resume = []
-      r&.each { |io| resume << @readable[io] if @readable[io] }
-      w&.each { |io| resume << @writable[io] if @writable[io] }
+      r&.each { |io| resume.concat(@readable[io]) if @readable[io] }
+      w&.each { |io| resume.concat(@writable[io]) if @writable[io] }
       t = now
       @waiting.each { |f, at| resume << f if at <= t }
       @lock.synchronize { resume.concat(@ready); @ready.clear }

@@ -895,6 +895,113 @@ class TestFiberSchedulerCalls < Minitest::Test
     pool&.close
   end
 
+  # A fiber waiting for a conn of a full pool yields: the ticker runs, and the fiber
+  # holding the conn gets to give it back (a get that parked the thread would wait
+  # for a put that can never run, until pool_timeout).
+  def test_a_fiber_waiting_for_a_conn_yields_to_the_others
+    pool = RedisPool::Pool.new("#{TestRedis.url}/?pool_size=1&pool_timeout=5s")
+    holder = pool.get
+    got = []
+    ticks = 0
+    ticks_while_waiting = nil
+    waiting = 0
+    Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      Fiber.schedule do
+        ticks += 1 while got.size < 3 && sleep(0.005)
+      end
+      3.times do |i|
+        Fiber.schedule do
+          waiting += 1
+          case i
+          when 0 then pool.with { |c| got << c.call("ECHO", "with") }
+          when 1 then pool.checkout.then { |c| got << c.call("ECHO", "checkout"); pool.checkin }
+          else pool.get.then { |c| got << c.call("ECHO", "get"); c.put }
+          end
+        end
+      end
+      Fiber.schedule do
+        # Runs only if the waiters above yielded.
+        sleep 0.01 until waiting == 3
+        sleep 0.1
+        ticks_while_waiting = ticks
+        holder.put
+      end
+    end.join
+    assert_equal %w[checkout get with], got.sort
+    assert_operator ticks_while_waiting, :>, 5, "the waiting fibers blocked the thread"
+    assert_equal 1, pool.len
+  ensure
+    pool&.close
+  end
+
+  def test_a_fiber_get_times_out_and_a_closed_pool_wakes_it
+    pool = RedisPool::Pool.new("#{TestRedis.url}/?pool_size=1&pool_timeout=250ms")
+    holder = pool.get
+    errors = []
+    ticks = 0
+    Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      Fiber.schedule do
+        ticks += 1 while errors.size < 2 && sleep(0.005)
+      end
+      Fiber.schedule do
+        pool.get # the URL's pool_timeout
+      rescue RedisPool::Error => e
+        errors << e
+      end
+      Fiber.schedule do
+        pool.get(timeout: 0.1)
+      rescue RedisPool::Error => e
+        errors << e
+      end
+    end.join
+    assert_equal [RedisPool::PoolTimeoutError] * 2, errors.map(&:class)
+    assert_match(/in a fiber/, errors[0].message)
+    assert_operator ticks, :>, 5, "the waiting fibers blocked the thread"
+    err = nil
+    Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      Fiber.schedule do
+        pool.get(timeout: 30)
+      rescue RedisPool::Error => e
+        err = e
+      end
+      Fiber.schedule { pool.close }
+    end.join
+    assert_kind_of RedisPool::ClosedError, err
+    holder.put
+  ensure
+    pool&.close
+  end
+
+  def test_a_fiber_get_dials_in_the_background
+    pool = RedisPool::Pool.new(addr: TestRedis.url.sub(%r{\Aredis://}, "").sub(%r{/.*\z}, ""),
+                               pool_size: 4, pool_timeout: 10)
+    got = []
+    Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      8.times do |i|
+        Fiber.schedule { pool.with { |c| got << c.call("INCRBY", "rb:fiber:dials", 1) } }
+      end
+    end.join
+    assert_equal 8, got.size
+    assert_operator pool.len, :<=, 4
+    assert_equal 0, pool.stats.dial_errors
+  ensure
+    pool&.close
+  end
+
+  def test_url_durations_as_the_library_reads_them
+    assert_equal 2000, RedisPool::Pool.url_duration_ms("2")
+    assert_equal(-1000, RedisPool::Pool.url_duration_ms("-1"))
+    assert_equal 0, RedisPool::Pool.url_duration_ms("0")
+    assert_equal 250, RedisPool::Pool.url_duration_ms("250ms")
+    assert_equal 90_000, RedisPool::Pool.url_duration_ms("1m30s")
+    assert_equal 1500, RedisPool::Pool.url_duration_ms("1.5s")
+    assert_nil RedisPool::Pool.url_duration_ms("soon")
+  end
+
   def test_a_deadline_under_the_scheduler_is_an_io_error_and_the_conn_is_bad
     pool = RedisPool::Pool.new("#{TestRedis.url}/?pool_size=1&read_timeout=200ms")
     conn = pool.get

@@ -100,6 +100,8 @@ module RedisPool
       raise RedisPool.error_for(status, err) unless status == Native::OK
 
       adopt(out.read_pointer)
+      url ? timeouts_from_url(url) : use_timeouts(@new_options)
+      @new_options = nil
     end
 
     SENTINEL_OPTIONS = %i[sentinel_username sentinel_password poll_interval sentinel_tls].freeze
@@ -144,7 +146,7 @@ module RedisPool
       status = Native.pool_sentinel_new(sopts, node, out, err)
       raise RedisPool.error_for(status, err) unless status == Native::OK
 
-      adopt(out.read_pointer)
+      adopt(out.read_pointer).tap { |pool| pool.send(:use_timeouts, node) }
     end
 
     # Internal: a Pool over a native pool this object now holds a reference to
@@ -159,7 +161,16 @@ module RedisPool
     # PoolTimeoutError. `cancel`: a RedisPool::Cancel another thread may fire
     # (raises CanceledError). Also ClosedError, PoolExhaustedError, DialError.
     # Give the conn back with #put or #remove, or use #with.
+    #
+    # Under a fiber scheduler (Fiber.set_scheduler; a non-blocking fiber) and
+    # without `cancel`, the fiber never parks the thread: it takes an idle conn
+    # with #try_get and, on a miss (which starts a background dial while the pool
+    # has room), waits for #notify_io with IO#wait_readable, so the scheduler runs
+    # the other fibers meanwhile (see #get_in_scheduler). With `cancel` it is the
+    # blocking get.
     def get(timeout: nil, cancel: nil)
+      return get_in_scheduler(timeout) if cancel.nil? && Fiber.scheduler && !Fiber.current.blocking?
+
       ms = self.class.timeout_ms(timeout)
       out = FFI::MemoryPointer.new(:pointer)
       err = Native::PoolError.new
@@ -201,6 +212,38 @@ module RedisPool
         end
 
         io.wait_readable(remaining)
+      end
+    end
+
+    # #get under a fiber scheduler: #try_get, and while it misses, IO#wait_readable
+    # on #notify_io (which yields to the scheduler). `timeout` as #get's: nil is
+    # the pool's pool_timeout (from its URL or options; forever when negative),
+    # 0 waits only for a dial (at most the pool's dial_timeout), Float::INFINITY
+    # for ever; then PoolTimeoutError. A dial failure does not end the wait: the
+    # freed turn wakes the fiber, whose next miss dials again. Fibers waiting for
+    # one pool all wake when a conn comes back and the first to #try_get takes it
+    # (no queue), unlike #get's turn order. ClosedError once the pool is closed.
+    def get_in_scheduler(timeout = nil)
+      conn = try_get
+      return conn if conn
+
+      wait = scheduler_wait(timeout)
+      deadline = wait && Process.clock_gettime(Process::CLOCK_MONOTONIC) + wait
+      io = notify_io
+      loop do
+        remaining = deadline && deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+        if remaining && remaining <= 0
+          s = stats
+          raise PoolTimeoutError.new(
+            "redis: connection pool timeout after #{(wait * 1000).ceil}ms in a fiber " \
+            "(#{s.total_conns - s.idle_conns}/#{s.total_conns} conns in use, " \
+            "#{s.idle_conns} idle, #{s.dial_errors} dial errors so far)",
+            Native::ERR_TIMEOUT
+          )
+        end
+        io.wait_readable(remaining)
+        conn = try_get # a miss re-arms the fd (and may start a dial)
+        return conn if conn
       end
     end
 
@@ -479,6 +522,66 @@ module RedisPool
       @notify_pid = nil
       # The fiber-local slot (Thread#[]) holding [conn, depth, pid] for #checkout.
       @checkout_key = :"redispool_checkout_#{object_id}"
+      defaults = Native::Options.new
+      Native.pool_options_init(defaults)
+      @pool_timeout_ms = defaults[:pool_timeout_ms]
+      @dial_timeout_ms = defaults[:dial_timeout_ms]
+    end
+
+    # The pool_timeout and dial_timeout of a Native::Options, for #get_in_scheduler.
+    def use_timeouts(opts)
+      @pool_timeout_ms = opts[:pool_timeout_ms]
+      @dial_timeout_ms = opts[:dial_timeout_ms]
+    end
+
+    # Seconds a fiber waits in #get_in_scheduler for a `timeout` given to #get
+    # (nil: for ever), by #get's rules.
+    def scheduler_wait(timeout)
+      if timeout.nil?
+        return nil if @pool_timeout_ms.negative?
+        return @pool_timeout_ms / 1000.0 if @pool_timeout_ms.positive?
+      elsif timeout.negative?
+        raise ArgumentError, "timeout must be >= 0 seconds, got #{timeout.inspect}"
+      elsif timeout.to_f.infinite?
+        return nil
+      elsif timeout.positive?
+        return timeout.to_f
+      end
+      # No wait for a turn: only for the dial a miss started.
+      @dial_timeout_ms.positive? ? @dial_timeout_ms / 1000.0 : 5.0
+    end
+
+    # The pool_timeout and dial_timeout of a URL's query (as the library reads them:
+    # an integer is seconds, else a Go duration; for dial_timeout <= 0 is none),
+    # for #get_in_scheduler. Left at the defaults when absent or unreadable (the
+    # library refused a bad value already).
+    def timeouts_from_url(url)
+      query = url.to_s.split("#", 2)[0].split("?", 2)[1] or return
+      query.split("&").each do |pair|
+        name, value = pair.split("=", 2)
+        ms = value && self.class.url_duration_ms(value)
+        next if ms.nil?
+
+        case name
+        when "pool_timeout" then @pool_timeout_ms = ms
+        when "dial_timeout" then @dial_timeout_ms = ms.positive? ? ms : 0
+        end
+      end
+    end
+
+    GO_DURATION_UNITS = { "ns" => 1e-6, "us" => 1e-3, "µs" => 1e-3, "μs" => 1e-3, "ms" => 1,
+                          "s" => 1000, "m" => 60_000, "h" => 3_600_000 }.freeze
+    private_constant :GO_DURATION_UNITS
+
+    # A URL duration in ms (negative: for ever), or nil when it is not one.
+    def self.url_duration_ms(value)
+      return Integer(value, 10) * 1000 if value.match?(/\A[+-]?\d+\z/)
+
+      m = value.match(/\A([+-]?)((?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)\z/)
+      return nil unless m
+
+      ms = m[2].scan(/(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)/).sum { |n, u| n.to_f * GO_DURATION_UNITS[u] }
+      m[1] == "-" ? -ms.ceil : ms.ceil
     end
 
     # [conn, depth, pid] when this thread (fiber) holds a conn from #checkout / #with
@@ -494,7 +597,8 @@ module RedisPool
 
     def new_from_options(options, out, err)
       keep = [] # the strings must live until pool_new has copied them
-      Native.pool_new(self.class.native_options(options, keep), out, err)
+      @new_options = self.class.native_options(options, keep)
+      Native.pool_new(@new_options, out, err)
     end
   end
 end
