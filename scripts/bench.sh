@@ -11,7 +11,7 @@
 #   scripts/bench.sh            # full run (about 10 minutes on 2 cores, 6 of them failover)
 #   scripts/bench.sh --quick    # short smoke run
 #   REDISPOOL_GOREDIS_V9=v9.24.0 scripts/bench.sh   # pin go-redis v9 (default: latest)
-#   REDISPOOL_BENCH_PYTHON=1 scripts/bench.sh   # also the Python binding vs redis-py
+#   REDISPOOL_BENCH_PYTHON=1 scripts/bench.sh   # also the Python binding vs redis-py (threads, asyncio)
 #
 # On a fresh Debian/Ubuntu machine run it as root: it installs redis-server,
 # redis-benchmark (redis-tools), strace, valgrind, Go and go-redis v5's source
@@ -75,7 +75,8 @@ REDISPOOL_FAILOVER_SECS="$failover_secs" REDISPOOL_FAILOVER_REPORT="$report" \
 echo "failover results: $report"
 
 # Optional: the Python binding against redis-py's ConnectionPool (with hiredis),
-# PING/s from 8 threads. Needs PyPI (redis, hiredis go into a venv under target/).
+# PING/s from 8 threads, and against redis-py's asyncio client from coroutines on
+# one event loop. Needs PyPI (redis, hiredis go into a venv under target/).
 if [ "${REDISPOOL_BENCH_PYTHON:-0}" = 1 ]; then
     venv=target/bench-venv
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
@@ -83,4 +84,6 @@ if [ "${REDISPOOL_BENCH_PYTHON:-0}" = 1 ]; then
     cargo build --release
     REDISPOOL_LIB="$(pwd)/target/release/libredispool.so" \
         "$venv/bin/python" bindings/python/bench/ping_threads.py
+    REDISPOOL_LIB="$(pwd)/target/release/libredispool.so" \
+        "$venv/bin/python" bindings/python/bench/ping_asyncio.py
 fi
