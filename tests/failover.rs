@@ -293,29 +293,76 @@ fn await_pool_on(pool: &ConnPool, new_master: &str, d: &Deployment) {
     });
 }
 
+/// `SENTINEL FAILOVER` asked of sentinel `which` of `d`.
+fn sentinel_failover(d: &Deployment, which: usize) {
+    let r = query(
+        &d.sentinels[which].addr(),
+        &["SENTINEL", "FAILOVER", MASTER_NAME],
+    )
+    .expect("SENTINEL FAILOVER");
+    assert_eq!(text(&r), "OK", "SENTINEL FAILOVER: {r:?}");
+}
+
+fn sigkill(pid: u32) {
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+}
+
+/// The sentinel scenarios' sequence: a phase of `load`, `fail_over`, the pool awaited on
+/// the replica of `d` (its TLS port on a TLS deployment), a phase of load there, then every
+/// key read back from the replica, tallied and printed as `scenario`'s row. Asserts that no
+/// value is above acknowledged + ambiguous; the caller asserts what its scenario may lose.
+fn sentinel_scenario(
+    d: &Deployment,
+    pool: &ConnPool,
+    load: Load,
+    fail_over: impl FnOnce(),
+    scenario: &str,
+) -> Row {
+    let new_master = d.replica.addr();
+    let new_master_served = match d.replica_tls_port {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => new_master.clone(),
+    };
+    load.phase(200, "before the failover");
+    fail_over();
+    await_pool_on(pool, &new_master_served, d);
+    // Every thread writes on the new master for a while.
+    load.phase(200, "after the failover");
+    let (keys, counts) = load.finish();
+    let values: Vec<i64> = keys.iter().map(|k| get_int(&new_master, k)).collect();
+    let row = tally(&counts, &values);
+    print_row(scenario, &row);
+    assert_eq!(
+        row.extra, 0,
+        "values above acknowledged + ambiguous: {values:?}"
+    );
+    row
+}
+
+fn assert_none_lost(row: &Row) {
+    assert_eq!(
+        row.lost, 0,
+        "acknowledged INCRs lost: {} of {}",
+        row.lost, row.acked
+    );
+}
+
 #[test]
 fn sentinel_failover_loses_no_acknowledged_write() {
     let _serial = serial();
     let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
     let pool = sentinel_pool(&d);
-    let load = Load::start("sentinel", incr_through(&pool));
-    load.phase(200, "before the failover");
-
-    let r = query(
-        &d.sentinels[0].addr(),
-        &["SENTINEL", "FAILOVER", MASTER_NAME],
-    )
-    .expect("SENTINEL FAILOVER");
-    assert_eq!(text(&r), "OK", "SENTINEL FAILOVER: {r:?}");
-    let new_master = d.replica.addr();
-    await_pool_on(&pool, &new_master, &d);
-    // Every thread writes on the new master for a while.
-    load.phase(200, "after the failover");
-    let (keys, counts) = load.finish();
-
-    let values: Vec<i64> = keys.iter().map(|k| get_int(&new_master, k)).collect();
-    let row = tally(&counts, &values);
-    print_row("`SENTINEL FAILOVER`, old master alive", &row);
+    let row = sentinel_scenario(
+        &d,
+        &pool,
+        Load::start("sentinel", incr_through(&pool)),
+        || sentinel_failover(&d, 0),
+        "`SENTINEL FAILOVER`, old master alive",
+    );
     let fs = pool.sentinel().expect("sentinel").failover_stats();
     println!(
         "sentinel stats: failovers {}, waits {}, switches {}, longest pause {} ms, conns retired {}",
@@ -325,15 +372,7 @@ fn sentinel_failover_loses_no_acknowledged_write() {
         fs.longest_pause_ms,
         pool.retired_conns()
     );
-    assert_eq!(
-        row.extra, 0,
-        "values above acknowledged + ambiguous: {values:?}"
-    );
-    assert_eq!(
-        row.lost, 0,
-        "acknowledged INCRs lost: {} of {} (values {values:?})",
-        row.lost, row.acked
-    );
+    assert_none_lost(&row);
     assert!(fs.failovers >= 1 && fs.switches == 1, "{fs:?}");
     pool.close().expect("close");
 }
@@ -346,30 +385,14 @@ fn sentinel_failover_conns_held_across_it_lose_nothing() {
     let _serial = serial();
     let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
     let pool = sentinel_pool(&d);
-    let load = Load::start("held", incr_on_held_conn(&pool));
-    load.phase(200, "before the failover");
-    let r = query(
-        &d.sentinels[1].addr(),
-        &["SENTINEL", "FAILOVER", MASTER_NAME],
-    )
-    .expect("SENTINEL FAILOVER");
-    assert_eq!(text(&r), "OK", "SENTINEL FAILOVER: {r:?}");
-    let new_master = d.replica.addr();
-    await_pool_on(&pool, &new_master, &d);
-    load.phase(200, "after the failover");
-    let (keys, counts) = load.finish();
-    let values: Vec<i64> = keys.iter().map(|k| get_int(&new_master, k)).collect();
-    let row = tally(&counts, &values);
-    print_row("`SENTINEL FAILOVER`, conns held across it", &row);
-    assert_eq!(
-        row.extra, 0,
-        "values above acknowledged + ambiguous: {values:?}"
+    let row = sentinel_scenario(
+        &d,
+        &pool,
+        Load::start("held", incr_on_held_conn(&pool)),
+        || sentinel_failover(&d, 1),
+        "`SENTINEL FAILOVER`, conns held across it",
     );
-    assert_eq!(
-        row.lost, 0,
-        "acknowledged INCRs lost: {} of {} (values {values:?})",
-        row.lost, row.acked
-    );
+    assert_none_lost(&row);
     pool.close().expect("close");
 }
 
@@ -378,26 +401,12 @@ fn sentinel_master_sigkilled() {
     let _serial = serial();
     let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
     let pool = sentinel_pool(&d);
-    let load = Load::start("sigkill", incr_through(&pool));
-    load.phase(200, "before the kill");
-
-    let pid = d.master.pid().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let new_master = d.replica.addr();
-    await_pool_on(&pool, &new_master, &d);
-    load.phase(200, "after the failover");
-    let (keys, counts) = load.finish();
-
-    let values: Vec<i64> = keys.iter().map(|k| get_int(&new_master, k)).collect();
-    let row = tally(&counts, &values);
-    print_row("sentinel: master SIGKILLed", &row);
-    assert_eq!(
-        row.extra, 0,
-        "values above acknowledged + ambiguous: {values:?}"
+    let row = sentinel_scenario(
+        &d,
+        &pool,
+        Load::start("sigkill", incr_through(&pool)),
+        || sigkill(d.master.pid()),
+        "sentinel: master SIGKILLed",
     );
     // Only what the replica had not received can be lost: at most a moment of writes.
     assert!(
@@ -498,6 +507,38 @@ fn await_owner(h: &ClusterHarness, key: &str, addr: &str) {
     }
 }
 
+/// The master serving the first key of `load` failed over by `fail_over` (given its address,
+/// it returns the node taking over), awaited until the harness sees the new owner.
+fn fail_over_master_of_first_key(
+    h: &ClusterHarness,
+    load: &Load,
+    fail_over: impl FnOnce(&str) -> String,
+) {
+    let key = &load.keys[0];
+    let victim = h.master_of_key(key.as_bytes());
+    let new_owner = fail_over(&victim);
+    await_owner(h, key, &new_owner);
+}
+
+/// `CLUSTER FAILOVER [FORCE]` (`how`) asked of the first replica of `victim`, which it
+/// returns.
+fn cluster_failover_command(h: &ClusterHarness, victim: &str, how: &[&str]) -> String {
+    let replica = h.replicas_of(victim)[0].clone();
+    let args: Vec<&str> = ["CLUSTER", "FAILOVER"].iter().chain(how).copied().collect();
+    assert_eq!(h.command(&replica, &args), "OK");
+    replica
+}
+
+/// The load stopped and every key read back from its master, tallied and printed as
+/// `scenario`'s row. Asserts that no value is above acknowledged + ambiguous.
+fn cluster_row(h: &ClusterHarness, load: Load, scenario: &str) -> Row {
+    let (keys, counts) = load.finish();
+    let row = tally(&counts, &cluster_values(h, &keys));
+    print_row(scenario, &row);
+    assert_eq!(row.extra, 0);
+    row
+}
+
 #[test]
 fn cluster_graceful_failover_and_reshard_lose_nothing() {
     let _serial = serial();
@@ -505,11 +546,9 @@ fn cluster_graceful_failover_and_reshard_lose_nothing() {
     let c = cluster_client(&h);
     let load = Load::start("cluster-graceful", incr_cluster(&c));
     load.phase(200, "before the failover");
-    let key = load.keys[0].clone();
-    let victim = h.master_of_key(key.as_bytes());
-    let replica = h.replicas_of(&victim)[0].clone();
-    assert_eq!(h.command(&replica, &["CLUSTER", "FAILOVER"]), "OK");
-    await_owner(&h, &key, &replica);
+    fail_over_master_of_first_key(&h, &load, |victim| {
+        cluster_failover_command(&h, victim, &[])
+    });
     load.phase(200, "after the failover");
     // A reshard under load: the slot of another key moves to another master.
     let moved = load.keys[1].clone();
@@ -523,12 +562,8 @@ fn cluster_graceful_failover_and_reshard_lose_nothing() {
         .addr;
     h.migrate_slot(slot, &to);
     load.phase(200, "after the reshard");
-    let keys = load.keys.clone();
-    let (_, counts) = load.finish();
-    let row = tally(&counts, &cluster_values(&h, &keys));
-    print_row("`CLUSTER FAILOVER` (graceful) + reshard", &row);
-    assert_eq!(row.extra, 0);
-    assert_eq!(row.lost, 0, "lost {} of {}", row.lost, row.acked);
+    let row = cluster_row(&h, load, "`CLUSTER FAILOVER` (graceful) + reshard");
+    assert_none_lost(&row);
     c.close().expect("close");
 }
 
@@ -539,17 +574,11 @@ fn cluster_failover_force() {
     let c = cluster_client(&h);
     let load = Load::start("cluster-force", incr_cluster(&c));
     load.phase(200, "before the failover");
-    let key = load.keys[0].clone();
-    let victim = h.master_of_key(key.as_bytes());
-    let replica = h.replicas_of(&victim)[0].clone();
-    assert_eq!(h.command(&replica, &["CLUSTER", "FAILOVER", "FORCE"]), "OK");
-    await_owner(&h, &key, &replica);
+    fail_over_master_of_first_key(&h, &load, |victim| {
+        cluster_failover_command(&h, victim, &["FORCE"])
+    });
     load.phase(200, "after the failover");
-    let keys = load.keys.clone();
-    let (_, counts) = load.finish();
-    let row = tally(&counts, &cluster_values(&h, &keys));
-    print_row("`CLUSTER FAILOVER FORCE`, old master alive", &row);
-    assert_eq!(row.extra, 0);
+    cluster_row(&h, load, "`CLUSTER FAILOVER FORCE`, old master alive");
     c.close().expect("close");
 }
 
@@ -560,16 +589,9 @@ fn cluster_master_sigkilled() {
     let c = cluster_client(&h);
     let load = Load::start("cluster-kill", incr_cluster(&c));
     load.phase(200, "before the kill");
-    let key = load.keys[0].clone();
-    let victim = h.master_of_key(key.as_bytes());
-    let promoted = h.kill_master_and_await_failover(&victim);
-    await_owner(&h, &key, &promoted);
+    fail_over_master_of_first_key(&h, &load, |victim| h.kill_master_and_await_failover(victim));
     load.phase(200, "after the failover");
-    let keys = load.keys.clone();
-    let (_, counts) = load.finish();
-    let row = tally(&counts, &cluster_values(&h, &keys));
-    print_row("cluster: master SIGKILLed", &row);
-    assert_eq!(row.extra, 0);
+    let row = cluster_row(&h, load, "cluster: master SIGKILLed");
     // Only what the replica had not received can be lost.
     assert!(
         row.lost * 10 < row.acked,
@@ -621,17 +643,11 @@ fn cluster_failover_force_loses_no_write_a_replica_confirmed() {
     let c = cluster_client(&h);
     let load = Load::start("cluster-force-wait", incr_cluster_confirmed(&c));
     load.await_progress(&[0; THREADS], 100, "before the failover");
-    let key = load.keys[0].clone();
-    let victim = h.master_of_key(key.as_bytes());
-    let replica = h.replicas_of(&victim)[0].clone();
-    assert_eq!(h.command(&replica, &["CLUSTER", "FAILOVER", "FORCE"]), "OK");
-    await_owner(&h, &key, &replica);
+    fail_over_master_of_first_key(&h, &load, |victim| {
+        cluster_failover_command(&h, victim, &["FORCE"])
+    });
     load.await_progress(&load.acked(), 100, "after the failover");
-    let keys = load.keys.clone();
-    let (_, counts) = load.finish();
-    let row = tally(&counts, &cluster_values(&h, &keys));
-    print_row("`CLUSTER FAILOVER FORCE` + WAIT 1 200", &row);
-    assert_eq!(row.extra, 0);
+    let row = cluster_row(&h, load, "`CLUSTER FAILOVER FORCE` + WAIT 1 200");
     assert_eq!(
         row.lost, 0,
         "writes a replica confirmed were lost: {} of {}",
@@ -709,12 +725,7 @@ fn sentinel_pool_resumes_on_a_restarted_master_with_the_sentinels_down() {
     let incr = incr_through(&pool);
     assert!(matches!(incr(b"restart"), Ok(Reply::Integer(1))));
     d.sentinels.clear();
-    let pid = d.master.pid().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    sigkill(d.master.pid());
     // A call on a conn to the dead master fails; then a dial fails and the pool pauses.
     let getter = {
         let incr = incr.clone();
@@ -767,25 +778,13 @@ fn sentinel_failover_over_tls_loses_no_acknowledged_write() {
     };
     opts.tls = Some(Arc::new(TlsConfig::new(&settings).expect("TLS config")));
     let pool = ConnPool::new(opts).expect("pool");
-    let load = Load::start("tls", incr_through(&pool));
-    load.phase(200, "before the failover");
-    let r = query(
-        &d.sentinels[2].addr(),
-        &["SENTINEL", "FAILOVER", MASTER_NAME],
-    )
-    .expect("SENTINEL FAILOVER");
-    assert_eq!(text(&r), "OK", "SENTINEL FAILOVER: {r:?}");
-    let new_master = format!("127.0.0.1:{}", d.replica_tls_port.expect("TLS"));
-    await_pool_on(&pool, &new_master, &d);
-    load.phase(200, "after the failover");
-    let (keys, counts) = load.finish();
-    let values: Vec<i64> = keys.iter().map(|k| get_int(&d.replica.addr(), k)).collect();
-    let row = tally(&counts, &values);
-    print_row("`SENTINEL FAILOVER` over TLS", &row);
-    assert_eq!(
-        row.extra, 0,
-        "values above acknowledged + ambiguous: {values:?}"
+    let row = sentinel_scenario(
+        &d,
+        &pool,
+        Load::start("tls", incr_through(&pool)),
+        || sentinel_failover(&d, 2),
+        "`SENTINEL FAILOVER` over TLS",
     );
-    assert_eq!(row.lost, 0, "lost {} of {}", row.lost, row.acked);
+    assert_none_lost(&row);
     pool.close().expect("close");
 }
