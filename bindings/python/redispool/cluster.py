@@ -6,6 +6,7 @@ import dataclasses
 from ctypes import byref, c_char_p, c_void_p, cast, create_string_buffer, pointer, sizeof
 
 from . import _native
+from ._give_back import GiveBack
 from .errors import error_for
 from .pool import Cancel, Conn, Stats, _init_codec, _pool_options, _timeout_ms
 
@@ -30,7 +31,7 @@ def key_slot(key: bytes | str) -> int:
     return lib.pool_cluster_key_slot(data, len(data))
 
 
-class Cluster:
+class Cluster(GiveBack):
     """A Redis Cluster client's pools (pool_cluster_t), safe to share between threads.
 
     ``Cluster(["127.0.0.1:7000", ...], pool_size=4)`` takes seed addresses and
@@ -39,6 +40,10 @@ class Cluster:
     a go-redis cluster URL. ``get(key)`` gives a conn to the master serving the
     key; commands on it follow MOVED / ASK. Conns work as Pool conns (``with``,
     ``execute``, ``put``, ``remove``)."""
+
+    _native_put = staticmethod(lib.pool_cluster_put)
+    _native_remove = staticmethod(lib.pool_cluster_remove)
+    _native_close = staticmethod(lib.pool_cluster_close)
 
     def __init__(
         self,
@@ -131,19 +136,6 @@ class Cluster:
         )
         return self._conn(status, out, err)
 
-    def put(self, conn: Conn) -> None:
-        """Gives ``conn`` back to its node's pool (pool_cluster_put)."""
-        conn._release(self, None, False)
-
-    def remove(self, conn: Conn, reason: str | None = None) -> None:
-        """Closes ``conn`` and frees its turn in its node's pool (pool_cluster_remove)."""
-        conn._release(self, reason, True)
-
-    def _give_back(self, handle: int, reason: bytes | None, remove: bool) -> int:
-        if remove:
-            return lib.pool_cluster_remove(self._handle, handle, reason)
-        return lib.pool_cluster_put(self._handle, handle)
-
     @staticmethod
     def conn_node(conn: Conn) -> str:
         """The node ("host:port") a cluster conn is connected to."""
@@ -174,18 +166,6 @@ class Cluster:
         return ClusterInfo(
             **{name: getattr(raw, name) for name in ClusterInfo.__dataclass_fields__}
         )
-
-    def close(self) -> None:
-        """Closes every node pool; later gets raise ClosedError. Idempotent."""
-        status = lib.pool_cluster_close(self._handle)
-        if status not in (_native.POOL_OK, _native.STATUS_CODES["POOL_ERR_CLOSED"]):
-            raise error_for(status)
-
-    def __enter__(self) -> Cluster:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __del__(self):
         # pool_cluster_free must not race with another call on the cluster: here

@@ -22,6 +22,7 @@ from ctypes import (
 )
 
 from . import _native, _reply
+from ._give_back import GiveBack
 from .errors import InvalidArgumentError, PoolTimeoutError, ReplyError, error_for
 
 lib = _native.lib
@@ -126,7 +127,7 @@ class Cancel:
             lib.pool_cancel_free(handle)
 
 
-class Pool:
+class Pool(GiveBack):
     """A connection pool (pool_t), safe to share between threads.
 
     ``Pool("127.0.0.1:6379", pool_size=8, pool_timeout_ms=1000)`` takes the
@@ -134,6 +135,10 @@ class Pool:
     in milliseconds, as in C); ``Pool.from_url("redis://...")`` takes a go-redis
     URL. ``decode_responses=True`` makes replies str instead of bytes.
     """
+
+    _native_put = staticmethod(lib.pool_put)
+    _native_remove = staticmethod(lib.pool_remove)
+    _native_close = staticmethod(lib.pool_close)
 
     def __init__(
         self,
@@ -277,20 +282,6 @@ class Pool:
             return None
         raise error_for(status)
 
-    def put(self, conn: Conn) -> None:
-        """Gives ``conn`` back for reuse (pool_put); a conn an I/O or protocol
-        error made bad is closed instead."""
-        conn._release(self, None, False)
-
-    def remove(self, conn: Conn, reason: str | None = None) -> None:
-        """Closes ``conn`` and frees its turn (pool_remove)."""
-        conn._release(self, reason, True)
-
-    def _give_back(self, handle: int, reason: bytes | None, remove: bool) -> int:
-        if remove:
-            return lib.pool_remove(self._handle, handle, reason)
-        return lib.pool_put(self._handle, handle)
-
     async def aget(self, timeout: float | None = ...) -> Conn:
         """The asyncio get: never blocks the event loop. Tries pool_try_get and,
         on a miss, waits for the pool's notify fd (loop.add_reader) until a conn
@@ -372,19 +363,6 @@ class Pool:
         if fd < 0:
             raise OSError("pool_notify_fd failed")
         return fd
-
-    def close(self) -> None:
-        """Closes idle conns and wakes every waiter with ClosedError; later gets
-        raise ClosedError. Conns still out are closed when given back. Idempotent."""
-        status = lib.pool_close(self._handle)
-        if status not in (_native.POOL_OK, _native.STATUS_CODES["POOL_ERR_CLOSED"]):
-            raise error_for(status)
-
-    def __enter__(self) -> Pool:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __del__(self):
         handle, self._handle = getattr(self, "_handle", None), None

@@ -36,6 +36,8 @@ module RedisPool
   # made with Process.fork: the child's first call forgets the parent's conns and
   # dials its own (ask for #notify_io again in the child).
   class Pool
+    include GiveBack
+
     DURATION_OPTIONS = %i[
       dial_timeout pool_timeout conn_max_idle_time conn_max_lifetime
       conn_max_lifetime_jitter dialer_retry_backoff read_timeout write_timeout
@@ -207,20 +209,12 @@ module RedisPool
     # Gives `conn` back for reuse (a conn a command failed on is closed instead).
     # Never blocks. InvalidArgumentError for a double put or a foreign conn.
     def put(conn)
-      status = Native.pool_put(@ptr, conn.to_ptr)
-      raise RedisPool.error_for(status) unless status == Native::OK
-
-      conn._returned!
-      nil
+      given_back(conn, Native.pool_put(@ptr, conn.to_ptr))
     end
 
     # Closes `conn` and frees its turn; `reason` is informational.
     def remove(conn, reason = nil)
-      status = Native.pool_remove(@ptr, conn.to_ptr, reason&.to_s)
-      raise RedisPool.error_for(status) unless status == Native::OK
-
-      conn._returned!
-      nil
+      given_back(conn, Native.pool_remove(@ptr, conn.to_ptr, reason&.to_s))
     end
 
     # Checks out a conn, yields it, gives it back, and returns the block's value.
@@ -247,22 +241,10 @@ module RedisPool
 
       conn = get(timeout: timeout, cancel: cancel)
       Thread.current[@checkout_key] = [conn, 1, Process.pid]
-      broken = nil
       begin
-        yield conn
-      rescue IOError, ProtocolError, BadConnError => e
-        broken = "#{e.class}: #{e.message}"
-        raise
-      rescue StandardError
-        raise
-      rescue Exception => e # rubocop:disable Lint/RescueException
-        broken = "#{e.class} raised"
-        raise
+        yield_then_give_back(conn) { yield conn }
       ensure
         Thread.current[@checkout_key] = nil
-        if conn.checked_out?
-          broken ? remove(conn, broken) : put(conn)
-        end
       end
     end
 
