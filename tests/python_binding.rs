@@ -14,50 +14,22 @@ mod common;
 
 use common::cluster::ClusterHarness;
 use common::sentinel::{Deployment, MASTER_NAME};
+use common::toolchain::{binding_ready, probe};
 use common::{Link, build_c, describe, repo_dir, run_command, shared_lib_dir};
-use std::env;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// The whole suite takes a few seconds (the venv a few more); this only catches a hang.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Why Python cannot run the suite, or None when it can.
-fn python_missing() -> Option<String> {
-    let probe = Command::new("python3")
-        .args(["-c", "import pytest, venv, ensurepip"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output();
-    match probe {
-        Err(e) => Some(format!("cannot run `python3`: {e}")),
-        Ok(out) if !out.status.success() => Some(format!(
-            "`python3 -c \"import pytest, venv, ensurepip\"` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Ok(_) => None,
-    }
-}
-
 /// Fails (REDISPOOL_REQUIRE_BINDINGS) or tells why it skips; true when Python can run.
 fn python_ready() -> bool {
-    let Some(why) = python_missing() else {
-        return true;
-    };
-    if env::var_os("REDISPOOL_REQUIRE_BINDINGS").is_some() {
-        panic!(
-            "REDISPOOL_REQUIRE_BINDINGS is set but the Python binding cannot be tested: \
-             {why}. Install python3, python3-pytest and python3-venv (apt), or run \
-             ./scripts/test.sh"
-        );
-    }
-    eprintln!(
-        "SKIPPED python_binding: {why}. Install python3-pytest and python3-venv to run it \
-         (set REDISPOOL_REQUIRE_BINDINGS=1 to make this a failure)"
-    );
-    false
+    binding_ready(
+        "python_binding",
+        "the Python binding",
+        "python3, python3-pytest and python3-venv",
+        probe("python3", &["-c", "import pytest, venv, ensurepip"]),
+    )
 }
 
 /// Runs `python3 -m pytest` on `args` (paths under bindings/python/tests) with the

@@ -13,6 +13,7 @@ pub mod peers;
 pub mod procfs;
 pub mod sentinel;
 pub mod tls;
+pub mod toolchain;
 
 use std::env;
 use std::ffi::OsStr;
