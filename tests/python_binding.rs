@@ -14,8 +14,8 @@ mod common;
 
 use common::cluster::ClusterHarness;
 use common::sentinel::{Deployment, MASTER_NAME};
-use common::toolchain::{binding_ready, probe};
-use common::{Link, build_c, describe, repo_dir, run_command, shared_lib_dir};
+use common::toolchain::{binding_ready, probe, run_suite, shared_lib};
+use common::{Link, build_c, describe, repo_dir, run_command};
 use std::process::Command;
 use std::time::Duration;
 
@@ -35,10 +35,7 @@ fn python_ready() -> bool {
 /// Runs `python3 -m pytest` on `args` (paths under bindings/python/tests) with the
 /// library under test and `envs`; fails on a failure or a skipped test.
 fn run_pytest(args: &[&str], envs: &[(&str, String)]) {
-    let lib = shared_lib_dir().join("libredispool.so");
-    let lib = lib
-        .canonicalize()
-        .unwrap_or_else(|e| panic!("{}: {e}", lib.display()));
+    let lib = shared_lib();
 
     // The struct sizes of the header, which the binding's ctypes layouts must match.
     let layout = build_c("layout", &["tests/c/layout.c"], Link::Shared, &[]);
@@ -57,16 +54,8 @@ fn run_pytest(args: &[&str], envs: &[(&str, String)]) {
             repo_dir().join("include").join("redispool.h"),
         )
         .envs(envs.iter().map(|(k, v)| (k, v)));
-    let output = run_command(&mut cmd, SUITE_TIMEOUT);
-
-    println!("{}", String::from_utf8_lossy(&output.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "the Python pytest suite failed (REDISPOOL_LIB={})\n{}",
-        lib.display(),
-        describe(&output)
-    );
+    let what = format!("the Python pytest suite (REDISPOOL_LIB={})", lib.display());
+    let output = run_suite(&mut cmd, SUITE_TIMEOUT, &what);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(" passed") && !stdout.contains(" skipped"),

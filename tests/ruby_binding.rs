@@ -16,7 +16,7 @@ mod common;
 
 use common::cluster::ClusterHarness;
 use common::sentinel::{Deployment, MASTER_NAME};
-use common::toolchain::{binding_ready, probe};
+use common::toolchain::{binding_ready, probe, run_suite, shared_lib};
 use common::{
     Link, RedisServer, build_c, c_tests_dir, describe, repo_dir, run_command, shared_lib_dir,
 };
@@ -81,10 +81,7 @@ fn c_struct_sizes() -> String {
 /// Runs one minitest file of bindings/ruby/test against the freshly built library
 /// with `envs`; fails on a failure, an error, or (with `no_skips`) a skipped test.
 fn run_minitest(file: &str, envs: &[(&str, String)], no_skips: bool) {
-    let lib = shared_lib_dir().join("libredispool.so");
-    let lib = lib
-        .canonicalize()
-        .unwrap_or_else(|e| panic!("{}: {e}", lib.display()));
+    let lib = shared_lib();
     let dir = repo_dir().join("bindings").join("ruby");
 
     let mut cmd = Command::new("ruby");
@@ -92,16 +89,11 @@ fn run_minitest(file: &str, envs: &[(&str, String)], no_skips: bool) {
         .current_dir(&dir)
         .env("REDISPOOL_LIB", &lib)
         .envs(envs.iter().map(|(k, v)| (k, v)));
-    let output = run_command(&mut cmd, SUITE_TIMEOUT);
-
-    println!("{}", String::from_utf8_lossy(&output.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "the Ruby minitest file {file} failed (REDISPOOL_LIB={}, {envs:?})\n{}",
-        lib.display(),
-        describe(&output)
+    let what = format!(
+        "the Ruby minitest file {file} (REDISPOOL_LIB={}, {envs:?})",
+        lib.display()
     );
+    let output = run_suite(&mut cmd, SUITE_TIMEOUT, &what);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary = if no_skips {
         " 0 failures, 0 errors, 0 skips"

@@ -1,10 +1,15 @@
-//! Whether a binding's toolchain is on the machine (tests/python_binding.rs,
-//! tests/ruby_binding.rs): a binding test skips with a note when it is not, or fails
-//! when `REDISPOOL_REQUIRE_BINDINGS` is set (scripts/test.sh and CI set it and install
-//! the toolchains).
+//! A binding's toolchain and test suite (tests/python_binding.rs,
+//! tests/ruby_binding.rs): whether the toolchain is on the machine (a binding test
+//! skips with a note when it is not, or fails when `REDISPOOL_REQUIRE_BINDINGS` is set:
+//! scripts/test.sh and CI set it and install the toolchains), and running the suite
+//! against the freshly built library.
 
 use std::env;
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use super::{describe, run_command, shared_lib_dir};
 
 /// Runs `program args` as a probe: None when it exits 0, else why it could not run
 /// (its stderr included).
@@ -55,4 +60,26 @@ pub fn binding_ready(test: &str, binding: &str, packages: &str, missing: Option<
          (set REDISPOOL_REQUIRE_BINDINGS=1 to make this a failure)"
     );
     false
+}
+
+/// The freshly built `libredispool.so`, as an absolute path (a suite's REDISPOOL_LIB).
+pub fn shared_lib() -> PathBuf {
+    let lib = shared_lib_dir().join("libredispool.so");
+    lib.canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", lib.display()))
+}
+
+/// Runs a binding's test suite `cmd` (a hang ends at `timeout`), shows its output, and
+/// fails unless it exited 0 (`what` names the suite in the panic). Returns the output
+/// for the caller's checks of its summary line.
+pub fn run_suite(cmd: &mut Command, timeout: Duration, what: &str) -> Output {
+    let output = run_command(cmd, timeout);
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{what} failed\n{}",
+        describe(&output)
+    );
+    output
 }
