@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <optional>
 
 inline int checks = 0;
@@ -45,6 +46,24 @@ template <class F> std::optional<redispool::Error> thrown(F f) {
 inline void section(const char *name) { std::printf("== %s\n", name); }
 
 /// The last line ("all N checks passed" or "F of N checks failed") and the exit status.
+inline int check_summary();
+
+/// Runs the checks in `f`; an exception none of them caught fails the program (1),
+/// else its exit status is check_summary()'s.
+template <class F> int run_checks(F f) {
+    try {
+        f();
+    } catch (const redispool::Error &e) {
+        std::printf("FAIL unexpected redispool::Error code %d: %s\n", static_cast<int>(e.code()),
+                    e.what());
+        return 1;
+    } catch (const std::exception &e) {
+        std::printf("FAIL unexpected exception: %s\n", e.what());
+        return 1;
+    }
+    return check_summary();
+}
+
 inline int check_summary() {
     if (failures != 0) {
         std::printf("%d of %d checks failed\n", failures, checks);

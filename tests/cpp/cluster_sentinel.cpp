@@ -306,16 +306,8 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "need 3 cluster masters and at least one sentinel\n");
         return 2;
     }
-    try {
+    return run_checks([&] {
         routing(seeds);
         sentinel(sentinels, argv[3], argv[4]);
-    } catch (const Error &e) {
-        std::printf("FAIL unexpected redispool::Error code %d: %s\n", static_cast<int>(e.code()),
-                    e.what());
-        return 1;
-    } catch (const std::exception &e) {
-        std::printf("FAIL unexpected exception: %s\n", e.what());
-        return 1;
-    }
-    return check_summary();
+    });
 }

@@ -400,7 +400,7 @@ int main(int argc, char **argv) {
     }
     const std::string addr = argv[1];
     const std::string base = "redis://" + addr;
-    try {
+    return run_checks([&] {
         pool_and_guard(base);
         failed_command_marks_bad(base);
         exceptions(base);
@@ -408,13 +408,5 @@ int main(int argc, char **argv) {
         move_semantics(base);
         from_options(addr);
         conversations(base);
-    } catch (const Error &e) {
-        std::printf("FAIL unexpected redispool::Error code %d: %s\n", static_cast<int>(e.code()),
-                    e.what());
-        return 1;
-    } catch (const std::exception &e) {
-        std::printf("FAIL unexpected exception: %s\n", e.what());
-        return 1;
-    }
-    return check_summary();
+    });
 }
