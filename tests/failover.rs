@@ -343,6 +343,26 @@ fn sentinel_scenario(
     row
 }
 
+/// One test's sentinel scenario, start to end: (one at a time) a deployment with a 2 s
+/// down-after and a pool through its sentinels, load through `op` tagged `tag`, failed
+/// over by `fail_over`, as `sentinel_scenario`; then `check` asserts what the scenario
+/// may lose, given the pool and the row, and the pool is closed.
+fn on_sentinel_deployment(
+    tag: &str,
+    op: fn(&ConnPool) -> Arc<Op>,
+    fail_over: impl FnOnce(&Deployment),
+    scenario: &str,
+    check: impl FnOnce(&ConnPool, &Row),
+) {
+    let _serial = serial();
+    let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
+    let pool = sentinel_pool(&d);
+    let load = Load::start(tag, op(&pool));
+    let row = sentinel_scenario(&d, &pool, load, || fail_over(&d), scenario);
+    check(&pool, &row);
+    pool.close().expect("close");
+}
+
 fn assert_none_lost(row: &Row) {
     assert_eq!(
         row.lost, 0,
@@ -353,28 +373,26 @@ fn assert_none_lost(row: &Row) {
 
 #[test]
 fn sentinel_failover_loses_no_acknowledged_write() {
-    let _serial = serial();
-    let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
-    let pool = sentinel_pool(&d);
-    let row = sentinel_scenario(
-        &d,
-        &pool,
-        Load::start("sentinel", incr_through(&pool)),
-        || sentinel_failover(&d, 0),
+    on_sentinel_deployment(
+        "sentinel",
+        incr_through,
+        |d| sentinel_failover(d, 0),
         "`SENTINEL FAILOVER`, old master alive",
+        |pool, row| {
+            let fs = pool.sentinel().expect("sentinel").failover_stats();
+            println!(
+                "sentinel stats: failovers {}, waits {}, switches {}, longest pause {} ms, \
+                 conns retired {}",
+                fs.failovers,
+                fs.waits,
+                fs.switches,
+                fs.longest_pause_ms,
+                pool.retired_conns()
+            );
+            assert_none_lost(row);
+            assert!(fs.failovers >= 1 && fs.switches == 1, "{fs:?}");
+        },
     );
-    let fs = pool.sentinel().expect("sentinel").failover_stats();
-    println!(
-        "sentinel stats: failovers {}, waits {}, switches {}, longest pause {} ms, conns retired {}",
-        fs.failovers,
-        fs.waits,
-        fs.switches,
-        fs.longest_pause_ms,
-        pool.retired_conns()
-    );
-    assert_none_lost(&row);
-    assert!(fs.failovers >= 1 && fs.switches == 1, "{fs:?}");
-    pool.close().expect("close");
 }
 
 /// Conns held across the failover refuse commands from the first sign on (they would
@@ -382,54 +400,48 @@ fn sentinel_failover_loses_no_acknowledged_write() {
 /// written through them is lost either.
 #[test]
 fn sentinel_failover_conns_held_across_it_lose_nothing() {
-    let _serial = serial();
-    let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
-    let pool = sentinel_pool(&d);
-    let row = sentinel_scenario(
-        &d,
-        &pool,
-        Load::start("held", incr_on_held_conn(&pool)),
-        || sentinel_failover(&d, 1),
+    on_sentinel_deployment(
+        "held",
+        incr_on_held_conn,
+        |d| sentinel_failover(d, 1),
         "`SENTINEL FAILOVER`, conns held across it",
+        |_, row| assert_none_lost(row),
     );
-    assert_none_lost(&row);
-    pool.close().expect("close");
 }
 
 #[test]
 fn sentinel_master_sigkilled() {
-    let _serial = serial();
-    let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
-    let pool = sentinel_pool(&d);
-    let row = sentinel_scenario(
-        &d,
-        &pool,
-        Load::start("sigkill", incr_through(&pool)),
-        || sigkill(d.master.pid()),
+    on_sentinel_deployment(
+        "sigkill",
+        incr_through,
+        |d| sigkill(d.master.pid()),
         "sentinel: master SIGKILLed",
+        |_, row| {
+            // Only what the replica had not received can be lost: at most a moment of
+            // writes.
+            assert!(
+                row.lost * 10 < row.acked,
+                "lost {} of {} acknowledged INCRs",
+                row.lost,
+                row.acked
+            );
+            // Gets wait out the promotion instead of failing: only the calls under way at
+            // the kill fail (before the pause on unreachable masters: 1254-1592 errors).
+            assert!(
+                row.errors <= 4 * THREADS as u64,
+                "{} errors returned",
+                row.errors
+            );
+            // down-after, the election and the promotion, with generous slack for a
+            // loaded machine.
+            assert!(
+                row.longest_pause
+                    < Duration::from_millis(u64::from(DOWN_AFTER_MS)) + Duration::from_secs(30),
+                "longest pause {:?}",
+                row.longest_pause
+            );
+        },
     );
-    // Only what the replica had not received can be lost: at most a moment of writes.
-    assert!(
-        row.lost * 10 < row.acked,
-        "lost {} of {} acknowledged INCRs",
-        row.lost,
-        row.acked
-    );
-    // Gets wait out the promotion instead of failing: only the calls under way at the
-    // kill fail (before the pause on unreachable masters: 1254-1592 errors).
-    assert!(
-        row.errors <= 4 * THREADS as u64,
-        "{} errors returned",
-        row.errors
-    );
-    // down-after, the election and the promotion, with generous slack for a loaded machine.
-    assert!(
-        row.longest_pause
-            < Duration::from_millis(u64::from(DOWN_AFTER_MS)) + Duration::from_secs(30),
-        "longest pause {:?}",
-        row.longest_pause
-    );
-    pool.close().expect("close");
 }
 
 // ---------------------------------------------------------------------------
