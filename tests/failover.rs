@@ -541,6 +541,29 @@ fn cluster_failover_command(h: &ClusterHarness, victim: &str, how: &[&str]) -> S
     replica
 }
 
+/// A phase of load, the master of the first key failed over by `fail_over` (as
+/// `fail_over_master_of_first_key`), and a phase of load after it.
+fn phases_around_failover(h: &ClusterHarness, load: &Load, fail_over: impl FnOnce(&str) -> String) {
+    load.phase(200, "before the failover");
+    fail_over_master_of_first_key(h, load, fail_over);
+    load.phase(200, "after the failover");
+}
+
+/// One test's cluster scenario, start to end: (one at a time) 3 masters with a replica
+/// each and a client, load through `op` tagged `tag`, `run` given the harness and the
+/// load, and the client closed.
+fn on_cluster(
+    tag: &str,
+    op: fn(&Arc<Cluster<Node>>) -> Arc<Op>,
+    run: impl FnOnce(&ClusterHarness, Load),
+) {
+    let _serial = serial();
+    let h = ClusterHarness::start(3, 1);
+    let c = cluster_client(&h);
+    run(&h, Load::start(tag, op(&c)));
+    c.close().expect("close");
+}
+
 /// The load stopped and every key read back from its master, tallied and printed as
 /// `scenario`'s row. Asserts that no value is above acknowledged + ambiguous.
 fn cluster_row(h: &ClusterHarness, load: Load, scenario: &str) -> Row {
@@ -553,65 +576,48 @@ fn cluster_row(h: &ClusterHarness, load: Load, scenario: &str) -> Row {
 
 #[test]
 fn cluster_graceful_failover_and_reshard_lose_nothing() {
-    let _serial = serial();
-    let h = ClusterHarness::start(3, 1);
-    let c = cluster_client(&h);
-    let load = Load::start("cluster-graceful", incr_cluster(&c));
-    load.phase(200, "before the failover");
-    fail_over_master_of_first_key(&h, &load, |victim| {
-        cluster_failover_command(&h, victim, &[])
+    on_cluster("cluster-graceful", incr_cluster, |h, load| {
+        phases_around_failover(h, &load, |victim| cluster_failover_command(h, victim, &[]));
+        // A reshard under load: the slot of another key moves to another master.
+        let moved = load.keys[1].clone();
+        let slot = key_slot(moved.as_bytes());
+        // Every node agrees on the failover first (the old master is a replica everywhere).
+        let to = h
+            .wait_settled()
+            .into_iter()
+            .find(|n| n.role == Role::Master && n.alive && !n.owns(slot))
+            .expect("another master")
+            .addr;
+        h.migrate_slot(slot, &to);
+        load.phase(200, "after the reshard");
+        let row = cluster_row(h, load, "`CLUSTER FAILOVER` (graceful) + reshard");
+        assert_none_lost(&row);
     });
-    load.phase(200, "after the failover");
-    // A reshard under load: the slot of another key moves to another master.
-    let moved = load.keys[1].clone();
-    let slot = key_slot(moved.as_bytes());
-    // Every node agrees on the failover first (the old master is a replica everywhere).
-    let to = h
-        .wait_settled()
-        .into_iter()
-        .find(|n| n.role == Role::Master && n.alive && !n.owns(slot))
-        .expect("another master")
-        .addr;
-    h.migrate_slot(slot, &to);
-    load.phase(200, "after the reshard");
-    let row = cluster_row(&h, load, "`CLUSTER FAILOVER` (graceful) + reshard");
-    assert_none_lost(&row);
-    c.close().expect("close");
 }
 
 #[test]
 fn cluster_failover_force() {
-    let _serial = serial();
-    let h = ClusterHarness::start(3, 1);
-    let c = cluster_client(&h);
-    let load = Load::start("cluster-force", incr_cluster(&c));
-    load.phase(200, "before the failover");
-    fail_over_master_of_first_key(&h, &load, |victim| {
-        cluster_failover_command(&h, victim, &["FORCE"])
+    on_cluster("cluster-force", incr_cluster, |h, load| {
+        phases_around_failover(h, &load, |victim| {
+            cluster_failover_command(h, victim, &["FORCE"])
+        });
+        cluster_row(h, load, "`CLUSTER FAILOVER FORCE`, old master alive");
     });
-    load.phase(200, "after the failover");
-    cluster_row(&h, load, "`CLUSTER FAILOVER FORCE`, old master alive");
-    c.close().expect("close");
 }
 
 #[test]
 fn cluster_master_sigkilled() {
-    let _serial = serial();
-    let h = ClusterHarness::start(3, 1);
-    let c = cluster_client(&h);
-    let load = Load::start("cluster-kill", incr_cluster(&c));
-    load.phase(200, "before the kill");
-    fail_over_master_of_first_key(&h, &load, |victim| h.kill_master_and_await_failover(victim));
-    load.phase(200, "after the failover");
-    let row = cluster_row(&h, load, "cluster: master SIGKILLed");
-    // Only what the replica had not received can be lost.
-    assert!(
-        row.lost * 10 < row.acked,
-        "lost {} of {}",
-        row.lost,
-        row.acked
-    );
-    c.close().expect("close");
+    on_cluster("cluster-kill", incr_cluster, |h, load| {
+        phases_around_failover(h, &load, |victim| h.kill_master_and_await_failover(victim));
+        let row = cluster_row(h, load, "cluster: master SIGKILLed");
+        // Only what the replica had not received can be lost.
+        assert!(
+            row.lost * 10 < row.acked,
+            "lost {} of {}",
+            row.lost,
+            row.acked
+        );
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -650,22 +656,19 @@ fn incr_cluster_confirmed(c: &Arc<Cluster<Node>>) -> Arc<Op> {
 
 #[test]
 fn cluster_failover_force_loses_no_write_a_replica_confirmed() {
-    let _serial = serial();
-    let h = ClusterHarness::start(3, 1);
-    let c = cluster_client(&h);
-    let load = Load::start("cluster-force-wait", incr_cluster_confirmed(&c));
-    load.await_progress(&[0; THREADS], 100, "before the failover");
-    fail_over_master_of_first_key(&h, &load, |victim| {
-        cluster_failover_command(&h, victim, &["FORCE"])
+    on_cluster("cluster-force-wait", incr_cluster_confirmed, |h, load| {
+        load.await_progress(&[0; THREADS], 100, "before the failover");
+        fail_over_master_of_first_key(h, &load, |victim| {
+            cluster_failover_command(h, victim, &["FORCE"])
+        });
+        load.await_progress(&load.acked(), 100, "after the failover");
+        let row = cluster_row(h, load, "`CLUSTER FAILOVER FORCE` + WAIT 1 200");
+        assert_eq!(
+            row.lost, 0,
+            "writes a replica confirmed were lost: {} of {}",
+            row.lost, row.acked
+        );
     });
-    load.await_progress(&load.acked(), 100, "after the failover");
-    let row = cluster_row(&h, load, "`CLUSTER FAILOVER FORCE` + WAIT 1 200");
-    assert_eq!(
-        row.lost, 0,
-        "writes a replica confirmed were lost: {} of {}",
-        row.lost, row.acked
-    );
-    c.close().expect("close");
 }
 
 #[test]
