@@ -12,9 +12,7 @@
 
 mod common;
 
-use common::cluster::ClusterHarness;
-use common::sentinel::{Deployment, MASTER_NAME};
-use common::toolchain::{binding_ready, probe, run_suite, shared_lib};
+use common::toolchain::{binding_ready, cluster_and_sentinels, probe, run_suite, shared_lib};
 use common::{Link, build_c, describe, repo_dir, run_command};
 use std::process::Command;
 use std::time::Duration;
@@ -105,23 +103,6 @@ fn python_cluster_and_sentinel() {
     if !python_ready() {
         return;
     }
-    let cluster = ClusterHarness::start(3, 0);
-    let sentinels = Deployment::start();
-    run_pytest(
-        &[CLUSTER_TESTS, SENTINEL_TESTS],
-        &[
-            (
-                "REDISPOOL_TEST_CLUSTER_SEEDS",
-                cluster.seed_addrs().join(","),
-            ),
-            (
-                "REDISPOOL_TEST_SENTINELS",
-                sentinels.sentinel_addrs().join(","),
-            ),
-            (
-                "REDISPOOL_TEST_SENTINEL_MASTER",
-                format!("{MASTER_NAME}={}", sentinels.master.addr()),
-            ),
-        ],
-    );
+    let (_cluster, _sentinels, env) = cluster_and_sentinels();
+    run_pytest(&[CLUSTER_TESTS, SENTINEL_TESTS], &env);
 }

@@ -14,9 +14,7 @@
 
 mod common;
 
-use common::cluster::ClusterHarness;
-use common::sentinel::{Deployment, MASTER_NAME};
-use common::toolchain::{binding_ready, probe, run_suite, shared_lib};
+use common::toolchain::{binding_ready, cluster_and_sentinels, probe, run_suite, shared_lib};
 use common::{
     Link, RedisServer, build_c, c_tests_dir, describe, repo_dir, run_command, shared_lib_dir,
 };
@@ -151,26 +149,8 @@ fn ruby_cluster_and_sentinel() {
     if !ruby_available() {
         return;
     }
-    let cluster = ClusterHarness::start(3, 0);
-    let sentinels = Deployment::start();
-    run_minitest(
-        "test/test_cluster_sentinel.rb",
-        &[
-            (
-                "REDISPOOL_TEST_CLUSTER_SEEDS",
-                cluster.seed_addrs().join(","),
-            ),
-            (
-                "REDISPOOL_TEST_SENTINELS",
-                sentinels.sentinel_addrs().join(","),
-            ),
-            (
-                "REDISPOOL_TEST_SENTINEL_MASTER",
-                format!("{MASTER_NAME}={}", sentinels.master.addr()),
-            ),
-        ],
-        true,
-    );
+    let (_cluster, _sentinels, env) = cluster_and_sentinels();
+    run_minitest("test/test_cluster_sentinel.rb", &env, true);
 }
 
 /// A scratch directory under `target/<profile>/c-tests/`, removed when the test

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use super::cluster::ClusterHarness;
+use super::sentinel::{Deployment, MASTER_NAME};
 use super::{describe, run_command, shared_lib_dir};
 
 /// Runs `program args` as a probe: None when it exits 0, else why it could not run
@@ -82,4 +84,28 @@ pub fn run_suite(cmd: &mut Command, timeout: Duration, what: &str) -> Output {
         describe(&output)
     );
     output
+}
+
+/// What a binding's cluster and sentinel tests run against: a Redis Cluster of 3
+/// masters, a master + replica + 3 sentinels deployment, and the environment that
+/// names them to the tests (REDISPOOL_TEST_CLUSTER_SEEDS, REDISPOOL_TEST_SENTINELS,
+/// REDISPOOL_TEST_SENTINEL_MASTER). Both stop when dropped: keep them while the tests run.
+pub fn cluster_and_sentinels() -> (ClusterHarness, Deployment, Vec<(&'static str, String)>) {
+    let cluster = ClusterHarness::start(3, 0);
+    let sentinels = Deployment::start();
+    let env = vec![
+        (
+            "REDISPOOL_TEST_CLUSTER_SEEDS",
+            cluster.seed_addrs().join(","),
+        ),
+        (
+            "REDISPOOL_TEST_SENTINELS",
+            sentinels.sentinel_addrs().join(","),
+        ),
+        (
+            "REDISPOOL_TEST_SENTINEL_MASTER",
+            format!("{MASTER_NAME}={}", sentinels.master.addr()),
+        ),
+    ];
+    (cluster, sentinels, env)
 }
