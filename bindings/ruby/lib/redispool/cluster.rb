@@ -250,16 +250,7 @@ module RedisPool
     # Closes every node pool: idle conns are closed, waiters and later gets raise
     # ClosedError, conns checked out are closed when given back. Idempotent.
     def close
-      status = Native.pool_cluster_close(@ptr)
-      @closed = true
-      raise RedisPool.error_for(status) unless status == Native::OK || status == Native::ERR_CLOSED
-
-      nil
-    end
-
-    # Whether #close was called on this object.
-    def closed?
-      @closed
+      closed_with(Native.pool_cluster_close(@ptr))
     end
 
     # Internal: the native handle.

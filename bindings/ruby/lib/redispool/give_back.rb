@@ -1,11 +1,25 @@
 # frozen_string_literal: true
 
 module RedisPool
-  # Giving a checked-out conn back, the same for Pool and Cluster: each calls its
-  # own native put / remove (pool_put, pool_cluster_put, ...) and hands the status
-  # to #given_back; #with of each yields through #yield_then_give_back.
+  # Giving a checked-out conn back, and closing, the same for Pool and Cluster:
+  # each calls its own native put / remove / close (pool_put, pool_cluster_put,
+  # ...) and hands the status to #given_back / #closed_with; #with of each yields
+  # through #yield_then_give_back.
   module GiveBack
+    # Whether #close was called on this object.
+    def closed?
+      @closed
+    end
+
     private
+
+    # Records a #close and raises for a failed one (closing twice is no error).
+    def closed_with(status)
+      @closed = true
+      raise RedisPool.error_for(status) unless status == Native::OK || status == Native::ERR_CLOSED
+
+      nil
+    end
 
     # Raises for a failed put / remove (a double put, a foreign conn), else marks
     # `conn` given back.

@@ -350,16 +350,7 @@ module RedisPool
     # Closes the pool: idle conns are closed, waiters and later gets raise
     # ClosedError, conns still checked out are closed when given back. Idempotent.
     def close
-      status = Native.pool_close(@ptr)
-      @closed = true
-      raise RedisPool.error_for(status) unless status == Native::OK || status == Native::ERR_CLOSED
-
-      nil
-    end
-
-    # Whether #close was called on this object.
-    def closed?
-      @closed
+      closed_with(Native.pool_close(@ptr))
     end
 
     # An IO on the pool's notify fd (pool_notify_fd): readable while #try_get may
