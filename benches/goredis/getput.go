@@ -1,5 +1,5 @@
-// The Get+Put loop of the go-redis drivers (v5/main.go, v9/main.go), the same for both:
-// each driver hands it a batch of its own pool's Get+Put pairs. The suite copies this
+// The timed loop of the go-redis drivers (v5/main.go, v9/main.go), the same for both:
+// each driver hands it a batch of its own pool's Get+Put pairs (v9 also its pings). The suite copies this
 // file (with hist.go) next to either driver before it builds it; the two are built in
 // separate trees (v5 in GOPATH mode, v9 inside its module), so a file copied into both
 // is what they can share.
@@ -49,11 +49,11 @@ func (s *spans) ended() {
 	}
 }
 
-// runGetPut runs `goroutines` goroutines calling getPutBatch (`batch` Get+Put pairs; with
-// a histogram, every Get timed into it) for dur. It returns the wall time (first
-// goroutine's start to last goroutine's end) per pair over all goroutines, and the
-// merged histogram of a timed run.
-func runGetPut(getPutBatch func(h *hist), goroutines int, dur time.Duration, timed bool) (float64, *hist) {
+// runLoop runs `goroutines` goroutines calling step for dur; step does some operations
+// (with a histogram, each timed into it) and returns how many. It returns the wall time
+// in ns (first goroutine's start to last goroutine's end), the operations of all
+// goroutines, and the merged histogram of a timed run.
+func runLoop(step func(h *hist) uint64, goroutines int, dur time.Duration, timed bool) (int64, uint64, *hist) {
 	var stop int32
 	var total uint64
 	var wg sync.WaitGroup
@@ -73,8 +73,7 @@ func runGetPut(getPutBatch func(h *hist), goroutines int, dur time.Duration, tim
 			sp.began()
 			var n uint64
 			for atomic.LoadInt32(&stop) == 0 {
-				getPutBatch(h)
-				n += batch
+				n += step(h)
 			}
 			sp.ended()
 			atomic.AddUint64(&total, n)
@@ -89,11 +88,18 @@ func runGetPut(getPutBatch func(h *hist), goroutines int, dur time.Duration, tim
 	time.Sleep(dur)
 	atomic.StoreInt32(&stop, 1)
 	wg.Wait()
-	ops := atomic.LoadUint64(&total)
+	return sp.last - sp.first, atomic.LoadUint64(&total), merged
+}
+
+// runGetPut is runLoop over getPutBatch (`batch` Get+Put pairs, every Get timed into a
+// histogram when there is one): the wall time per pair over all goroutines, and the
+// merged histogram of a timed run.
+func runGetPut(getPutBatch func(h *hist) uint64, goroutines int, dur time.Duration, timed bool) (float64, *hist) {
+	wall, ops, merged := runLoop(getPutBatch, goroutines, dur, timed)
 	if ops == 0 {
 		ops = 1
 	}
-	return float64(sp.last-sp.first) / float64(ops), merged
+	return float64(wall) / float64(ops), merged
 }
 
 // getPutReport does the run of a warmed-up pool of `size` conns and prints its line,
@@ -102,7 +108,7 @@ func runGetPut(getPutBatch func(h *hist), goroutines int, dur time.Duration, tim
 //
 // with "timed", a second run times every Get (nanoseconds). It fails when the pool
 // dialed during the runs (poolLen is no longer size).
-func getPutReport(getPutBatch func(h *hist), poolLen func() int, size, goroutines int, dur time.Duration, timed bool) {
+func getPutReport(getPutBatch func(h *hist) uint64, poolLen func() int, size, goroutines int, dur time.Duration, timed bool) {
 	ns, _ := runGetPut(getPutBatch, goroutines, dur, false)
 	line := fmt.Sprintf("ns_per_op %.1f", ns)
 	if timed {

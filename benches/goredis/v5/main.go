@@ -27,9 +27,10 @@ import (
 	"gopkg.in/redis.v5/internal/pool"
 )
 
-// A batch of Get+Put pairs on p, every Get timed into h when h is not nil.
-func getPutBatch(p *pool.ConnPool) func(h *hist) {
-	return func(h *hist) {
+// A batch of Get+Put pairs on p, every Get timed into h when h is not nil; returns
+// how many.
+func getPutBatch(p *pool.ConnPool) func(h *hist) uint64 {
+	return func(h *hist) uint64 {
 		for j := 0; j < batch; j++ {
 			var t0 time.Time
 			if h != nil {
@@ -46,6 +47,7 @@ func getPutBatch(p *pool.ConnPool) func(h *hist) {
 				fail("put", err)
 			}
 		}
+		return batch
 	}
 }
 

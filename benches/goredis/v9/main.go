@@ -27,12 +27,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,10 +38,11 @@ import (
 	"github.com/redis/go-redis/v9/internal/proto"
 )
 
-// A batch of Get+Put pairs on p, every Get timed into h when h is not nil.
-func getPutBatch(p *pool.ConnPool) func(h *hist) {
+// A batch of Get+Put pairs on p, every Get timed into h when h is not nil; returns
+// how many.
+func getPutBatch(p *pool.ConnPool) func(h *hist) uint64 {
 	ctx := context.Background()
-	return func(h *hist) {
+	return func(h *hist) uint64 {
 		for j := 0; j < batch; j++ {
 			var t0 time.Time
 			if h != nil {
@@ -58,6 +57,7 @@ func getPutBatch(p *pool.ConnPool) func(h *hist) {
 			}
 			p.Put(ctx, cn)
 		}
+		return batch
 	}
 }
 
@@ -142,36 +142,17 @@ func ping(addr string, goroutines int, dur time.Duration) {
 		}()
 	}
 	wg.Wait()
-	var stop int32
-	var total uint64
-	sp := &spans{base: time.Now(), first: math.MaxInt64}
-	start := make(chan struct{})
-	for i := 0; i < goroutines; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			sp.began()
-			var n uint64
-			for atomic.LoadInt32(&stop) == 0 {
-				if err := c.Ping(ctx).Err(); err != nil {
-					fail("ping", err)
-				}
-				n++
-			}
-			sp.ended()
-			atomic.AddUint64(&total, n)
-		}()
-	}
-	close(start)
-	time.Sleep(dur)
-	atomic.StoreInt32(&stop, 1)
-	wg.Wait()
-	secs := float64(sp.last-sp.first) / 1e9
+	wall, ops, _ := runLoop(func(*hist) uint64 {
+		if err := c.Ping(ctx).Err(); err != nil {
+			fail("ping", err)
+		}
+		return 1
+	}, goroutines, dur, false)
+	secs := float64(wall) / 1e9
 	if secs <= 0 {
 		secs = 1e-9
 	}
-	fmt.Printf("ops_per_sec %.1f\n", float64(atomic.LoadUint64(&total))/secs)
+	fmt.Printf("ops_per_sec %.1f\n", float64(ops)/secs)
 }
 
 func atoi(s string) int {
