@@ -6,7 +6,7 @@ import dataclasses
 from ctypes import byref, c_char_p, c_void_p, cast, create_string_buffer, pointer, sizeof
 
 from . import _native
-from ._give_back import GiveBack
+from ._native_handle import NativeHandle
 from .errors import error_for
 from .pool import Cancel, Conn, Stats, _init_codec, _pool_options, _timeout_ms
 
@@ -31,7 +31,7 @@ def key_slot(key: bytes | str) -> int:
     return lib.pool_cluster_key_slot(data, len(data))
 
 
-class Cluster(GiveBack):
+class Cluster(NativeHandle):
     """A Redis Cluster client's pools (pool_cluster_t), safe to share between threads.
 
     ``Cluster(["127.0.0.1:7000", ...], pool_size=4)`` takes seed addresses and
@@ -69,12 +69,7 @@ class Cluster(GiveBack):
             copts.max_redirects = max_redirects
         if refresh_min_interval_ms is not None:
             copts.refresh_min_interval_ms = refresh_min_interval_ms
-        out = c_void_p()
-        err = _native.PoolError()
-        status = lib.pool_cluster_new(byref(copts), byref(out), byref(err))
-        if status != _native.POOL_OK:
-            raise error_for(status, err)
-        self._handle = out.value
+        self._open(lib.pool_cluster_new, byref(copts))
 
     @classmethod
     def from_url(
@@ -90,12 +85,7 @@ class Cluster(GiveBack):
         self = cls.__new__(cls)
         self._handle = None
         _init_codec(self, decode_responses, encoding, encoding_errors)
-        out = c_void_p()
-        err = _native.PoolError()
-        status = lib.pool_cluster_new_url(url.encode(), byref(out), byref(err))
-        if status != _native.POOL_OK:
-            raise error_for(status, err)
-        self._handle = out.value
+        self._open(lib.pool_cluster_new_url, url.encode())
         return self
 
     def _conn(self, status: int, out: c_void_p, err) -> Conn:

@@ -22,7 +22,7 @@ from ctypes import (
 )
 
 from . import _native, _reply
-from ._give_back import GiveBack
+from ._native_handle import NativeHandle
 from .errors import InvalidArgumentError, PoolTimeoutError, ReplyError, error_for
 
 lib = _native.lib
@@ -127,7 +127,7 @@ class Cancel:
             lib.pool_cancel_free(handle)
 
 
-class Pool(GiveBack):
+class Pool(NativeHandle):
     """A connection pool (pool_t), safe to share between threads.
 
     ``Pool("127.0.0.1:6379", pool_size=8, pool_timeout_ms=1000)`` takes the
@@ -152,12 +152,7 @@ class Pool(GiveBack):
         self._handle = None
         opts = _pool_options(addr, options, "Pool()")
         self._init_common(decode_responses, encoding, encoding_errors, opts)
-        out = c_void_p()
-        err = _native.PoolError()
-        status = lib.pool_new(byref(opts), byref(out), byref(err))
-        if status != _native.POOL_OK:
-            raise error_for(status, err)
-        self._handle = out.value
+        self._open(lib.pool_new, byref(opts))
 
     @classmethod
     def sentinel(
@@ -196,12 +191,7 @@ class Pool(GiveBack):
             sopts.poll_interval_ms = poll_interval_ms
         # TLS to the sentinels, with the tls_* options of the master conns.
         sopts.sentinel_tls = bool(sentinel_tls)
-        out = c_void_p()
-        err = _native.PoolError()
-        status = lib.pool_sentinel_new(byref(sopts), byref(node), byref(out), byref(err))
-        if status != _native.POOL_OK:
-            raise error_for(status, err)
-        self._handle = out.value
+        self._open(lib.pool_sentinel_new, byref(sopts), byref(node))
         return self
 
     def sentinel_master_addr(self) -> str:
@@ -230,12 +220,7 @@ class Pool(GiveBack):
         self = cls.__new__(cls)
         self._handle = None
         self._init_common(decode_responses, encoding, encoding_errors, None)
-        out = c_void_p()
-        err = _native.PoolError()
-        status = lib.pool_new_url(url.encode(), byref(out), byref(err))
-        if status != _native.POOL_OK:
-            raise error_for(status, err)
-        self._handle = out.value
+        self._open(lib.pool_new_url, url.encode())
         return self
 
     def _init_common(self, decode_responses, encoding, encoding_errors, opts):

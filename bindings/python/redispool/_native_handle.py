@@ -1,15 +1,28 @@
-"""What Pool and Cluster share: giving conns back, closing, ``with``."""
+"""What Pool and Cluster share over their native handle: making it, giving conns
+back, closing, ``with``."""
 
 from __future__ import annotations
+
+from ctypes import byref, c_void_p
 
 from . import _native
 from .errors import error_for
 
 
-class GiveBack:
+class NativeHandle:
     """A mixin over a native handle (``self._handle``): a subclass names its native
     put, remove and close (``_native_put``, ``_native_remove``, ``_native_close``,
     as staticmethods), e.g. pool_put, pool_remove and pool_close."""
+
+    def _open(self, new, *args) -> None:
+        """Sets ``self._handle`` from the native constructor ``new`` (given ``args``,
+        then the out and error pointers); raises its error."""
+        out = c_void_p()
+        err = _native.PoolError()
+        status = new(*args, byref(out), byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        self._handle = out.value
 
     def put(self, conn) -> None:
         """Gives ``conn`` back for reuse (to its node's pool for a cluster); a conn
