@@ -46,17 +46,8 @@ fn basic_static() {
 #[test]
 fn basic_reports_dial_failure_with_the_address() {
     // Nothing listens on the port: the first get must fail to dial and the example must
-    // say so and exit non-zero. The port is held by a socket bound but never listening
-    // (a connect is refused), so no server another test starts can take it meanwhile.
-    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    held.bind(
-        &"127.0.0.1:0"
-            .parse::<std::net::SocketAddr>()
-            .unwrap()
-            .into(),
-    )
-    .unwrap();
-    let port = held.local_addr().unwrap().as_socket().unwrap().port();
+    // say so and exit non-zero. The port is held (bound, never listening) until the end.
+    let (_held, port) = common::refused_port();
     let addr = format!("127.0.0.1:{port}");
     let exe = build_c(
         "basic-dial-failure",
@@ -563,7 +554,9 @@ fn readme_c_program_runs() {
                 describe(&output)
             );
         }
-        let down = format!("redis://127.0.0.1:{}?dialer_retries=1", common::free_port());
+        // Refused for as long as `_held` lives: no server another test starts takes it.
+        let (_held, port) = common::refused_port();
+        let down = format!("redis://127.0.0.1:{port}?dialer_retries=1");
         let output = run(&exe, &[&down], &[], RUN_TIMEOUT);
         assert!(!output.status.success(), "{}", describe(&output));
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -293,49 +293,106 @@ fn await_pool_on(pool: &ConnPool, new_master: &str, d: &Deployment) {
     });
 }
 
-#[test]
-fn sentinel_failover_loses_no_acknowledged_write() {
-    let _serial = serial();
-    let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
-    let pool = sentinel_pool(&d);
-    let load = Load::start("sentinel", incr_through(&pool));
-    load.phase(200, "before the failover");
-
+/// `SENTINEL FAILOVER` asked of sentinel `which` of `d`.
+fn sentinel_failover(d: &Deployment, which: usize) {
     let r = query(
-        &d.sentinels[0].addr(),
+        &d.sentinels[which].addr(),
         &["SENTINEL", "FAILOVER", MASTER_NAME],
     )
     .expect("SENTINEL FAILOVER");
     assert_eq!(text(&r), "OK", "SENTINEL FAILOVER: {r:?}");
+}
+
+fn sigkill(pid: u32) {
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+}
+
+/// The sentinel scenarios' sequence: a phase of `load`, `fail_over`, the pool awaited on
+/// the replica of `d` (its TLS port on a TLS deployment), a phase of load there, then every
+/// key read back from the replica, tallied and printed as `scenario`'s row. Asserts that no
+/// value is above acknowledged + ambiguous; the caller asserts what its scenario may lose.
+fn sentinel_scenario(
+    d: &Deployment,
+    pool: &ConnPool,
+    load: Load,
+    fail_over: impl FnOnce(),
+    scenario: &str,
+) -> Row {
     let new_master = d.replica.addr();
-    await_pool_on(&pool, &new_master, &d);
+    let new_master_served = match d.replica_tls_port {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => new_master.clone(),
+    };
+    load.phase(200, "before the failover");
+    fail_over();
+    await_pool_on(pool, &new_master_served, d);
     // Every thread writes on the new master for a while.
     load.phase(200, "after the failover");
     let (keys, counts) = load.finish();
-
     let values: Vec<i64> = keys.iter().map(|k| get_int(&new_master, k)).collect();
     let row = tally(&counts, &values);
-    print_row("`SENTINEL FAILOVER`, old master alive", &row);
-    let fs = pool.sentinel().expect("sentinel").failover_stats();
-    println!(
-        "sentinel stats: failovers {}, waits {}, switches {}, longest pause {} ms, conns retired {}",
-        fs.failovers,
-        fs.waits,
-        fs.switches,
-        fs.longest_pause_ms,
-        pool.retired_conns()
-    );
+    print_row(scenario, &row);
     assert_eq!(
         row.extra, 0,
         "values above acknowledged + ambiguous: {values:?}"
     );
+    row
+}
+
+/// One test's sentinel scenario, start to end: (one at a time) a deployment with a 2 s
+/// down-after and a pool through its sentinels, load through `op` tagged `tag`, failed
+/// over by `fail_over`, as `sentinel_scenario`; then `check` asserts what the scenario
+/// may lose, given the pool and the row, and the pool is closed.
+fn on_sentinel_deployment(
+    tag: &str,
+    op: fn(&ConnPool) -> Arc<Op>,
+    fail_over: impl FnOnce(&Deployment),
+    scenario: &str,
+    check: impl FnOnce(&ConnPool, &Row),
+) {
+    let _serial = serial();
+    let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
+    let pool = sentinel_pool(&d);
+    let load = Load::start(tag, op(&pool));
+    let row = sentinel_scenario(&d, &pool, load, || fail_over(&d), scenario);
+    check(&pool, &row);
+    pool.close().expect("close");
+}
+
+fn assert_none_lost(row: &Row) {
     assert_eq!(
         row.lost, 0,
-        "acknowledged INCRs lost: {} of {} (values {values:?})",
+        "acknowledged INCRs lost: {} of {}",
         row.lost, row.acked
     );
-    assert!(fs.failovers >= 1 && fs.switches == 1, "{fs:?}");
-    pool.close().expect("close");
+}
+
+#[test]
+fn sentinel_failover_loses_no_acknowledged_write() {
+    on_sentinel_deployment(
+        "sentinel",
+        incr_through,
+        |d| sentinel_failover(d, 0),
+        "`SENTINEL FAILOVER`, old master alive",
+        |pool, row| {
+            let fs = pool.sentinel().expect("sentinel").failover_stats();
+            println!(
+                "sentinel stats: failovers {}, waits {}, switches {}, longest pause {} ms, \
+                 conns retired {}",
+                fs.failovers,
+                fs.waits,
+                fs.switches,
+                fs.longest_pause_ms,
+                pool.retired_conns()
+            );
+            assert_none_lost(row);
+            assert!(fs.failovers >= 1 && fs.switches == 1, "{fs:?}");
+        },
+    );
 }
 
 /// Conns held across the failover refuse commands from the first sign on (they would
@@ -343,84 +400,48 @@ fn sentinel_failover_loses_no_acknowledged_write() {
 /// written through them is lost either.
 #[test]
 fn sentinel_failover_conns_held_across_it_lose_nothing() {
-    let _serial = serial();
-    let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
-    let pool = sentinel_pool(&d);
-    let load = Load::start("held", incr_on_held_conn(&pool));
-    load.phase(200, "before the failover");
-    let r = query(
-        &d.sentinels[1].addr(),
-        &["SENTINEL", "FAILOVER", MASTER_NAME],
-    )
-    .expect("SENTINEL FAILOVER");
-    assert_eq!(text(&r), "OK", "SENTINEL FAILOVER: {r:?}");
-    let new_master = d.replica.addr();
-    await_pool_on(&pool, &new_master, &d);
-    load.phase(200, "after the failover");
-    let (keys, counts) = load.finish();
-    let values: Vec<i64> = keys.iter().map(|k| get_int(&new_master, k)).collect();
-    let row = tally(&counts, &values);
-    print_row("`SENTINEL FAILOVER`, conns held across it", &row);
-    assert_eq!(
-        row.extra, 0,
-        "values above acknowledged + ambiguous: {values:?}"
+    on_sentinel_deployment(
+        "held",
+        incr_on_held_conn,
+        |d| sentinel_failover(d, 1),
+        "`SENTINEL FAILOVER`, conns held across it",
+        |_, row| assert_none_lost(row),
     );
-    assert_eq!(
-        row.lost, 0,
-        "acknowledged INCRs lost: {} of {} (values {values:?})",
-        row.lost, row.acked
-    );
-    pool.close().expect("close");
 }
 
 #[test]
 fn sentinel_master_sigkilled() {
-    let _serial = serial();
-    let d = Deployment::start_with_down_after(DOWN_AFTER_MS);
-    let pool = sentinel_pool(&d);
-    let load = Load::start("sigkill", incr_through(&pool));
-    load.phase(200, "before the kill");
-
-    let pid = d.master.pid().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let new_master = d.replica.addr();
-    await_pool_on(&pool, &new_master, &d);
-    load.phase(200, "after the failover");
-    let (keys, counts) = load.finish();
-
-    let values: Vec<i64> = keys.iter().map(|k| get_int(&new_master, k)).collect();
-    let row = tally(&counts, &values);
-    print_row("sentinel: master SIGKILLed", &row);
-    assert_eq!(
-        row.extra, 0,
-        "values above acknowledged + ambiguous: {values:?}"
+    on_sentinel_deployment(
+        "sigkill",
+        incr_through,
+        |d| sigkill(d.master.pid()),
+        "sentinel: master SIGKILLed",
+        |_, row| {
+            // Only what the replica had not received can be lost: at most a moment of
+            // writes.
+            assert!(
+                row.lost * 10 < row.acked,
+                "lost {} of {} acknowledged INCRs",
+                row.lost,
+                row.acked
+            );
+            // Gets wait out the promotion instead of failing: only the calls under way at
+            // the kill fail (before the pause on unreachable masters: 1254-1592 errors).
+            assert!(
+                row.errors <= 4 * THREADS as u64,
+                "{} errors returned",
+                row.errors
+            );
+            // down-after, the election and the promotion, with generous slack for a
+            // loaded machine.
+            assert!(
+                row.longest_pause
+                    < Duration::from_millis(u64::from(DOWN_AFTER_MS)) + Duration::from_secs(30),
+                "longest pause {:?}",
+                row.longest_pause
+            );
+        },
     );
-    // Only what the replica had not received can be lost: at most a moment of writes.
-    assert!(
-        row.lost * 10 < row.acked,
-        "lost {} of {} acknowledged INCRs",
-        row.lost,
-        row.acked
-    );
-    // Gets wait out the promotion instead of failing: only the calls under way at the
-    // kill fail (before the pause on unreachable masters: 1254-1592 errors).
-    assert!(
-        row.errors <= 4 * THREADS as u64,
-        "{} errors returned",
-        row.errors
-    );
-    // down-after, the election and the promotion, with generous slack for a loaded machine.
-    assert!(
-        row.longest_pause
-            < Duration::from_millis(u64::from(DOWN_AFTER_MS)) + Duration::from_secs(30),
-        "longest pause {:?}",
-        row.longest_pause
-    );
-    pool.close().expect("close");
 }
 
 // ---------------------------------------------------------------------------
@@ -498,86 +519,105 @@ fn await_owner(h: &ClusterHarness, key: &str, addr: &str) {
     }
 }
 
-#[test]
-fn cluster_graceful_failover_and_reshard_lose_nothing() {
+/// The master serving the first key of `load` failed over by `fail_over` (given its address,
+/// it returns the node taking over), awaited until the harness sees the new owner.
+fn fail_over_master_of_first_key(
+    h: &ClusterHarness,
+    load: &Load,
+    fail_over: impl FnOnce(&str) -> String,
+) {
+    let key = &load.keys[0];
+    let victim = h.master_of_key(key.as_bytes());
+    let new_owner = fail_over(&victim);
+    await_owner(h, key, &new_owner);
+}
+
+/// `CLUSTER FAILOVER [FORCE]` (`how`) asked of the first replica of `victim`, which it
+/// returns.
+fn cluster_failover_command(h: &ClusterHarness, victim: &str, how: &[&str]) -> String {
+    let replica = h.replicas_of(victim)[0].clone();
+    let args: Vec<&str> = ["CLUSTER", "FAILOVER"].iter().chain(how).copied().collect();
+    assert_eq!(h.command(&replica, &args), "OK");
+    replica
+}
+
+/// A phase of load, the master of the first key failed over by `fail_over` (as
+/// `fail_over_master_of_first_key`), and a phase of load after it.
+fn phases_around_failover(h: &ClusterHarness, load: &Load, fail_over: impl FnOnce(&str) -> String) {
+    load.phase(200, "before the failover");
+    fail_over_master_of_first_key(h, load, fail_over);
+    load.phase(200, "after the failover");
+}
+
+/// One test's cluster scenario, start to end: (one at a time) 3 masters with a replica
+/// each and a client, load through `op` tagged `tag`, `run` given the harness and the
+/// load, and the client closed.
+fn on_cluster(
+    tag: &str,
+    op: fn(&Arc<Cluster<Node>>) -> Arc<Op>,
+    run: impl FnOnce(&ClusterHarness, Load),
+) {
     let _serial = serial();
     let h = ClusterHarness::start(3, 1);
     let c = cluster_client(&h);
-    let load = Load::start("cluster-graceful", incr_cluster(&c));
-    load.phase(200, "before the failover");
-    let key = load.keys[0].clone();
-    let victim = h.master_of_key(key.as_bytes());
-    let replica = h.replicas_of(&victim)[0].clone();
-    assert_eq!(h.command(&replica, &["CLUSTER", "FAILOVER"]), "OK");
-    await_owner(&h, &key, &replica);
-    load.phase(200, "after the failover");
-    // A reshard under load: the slot of another key moves to another master.
-    let moved = load.keys[1].clone();
-    let slot = key_slot(moved.as_bytes());
-    // Every node agrees on the failover first (the old master is a replica everywhere).
-    let to = h
-        .wait_settled()
-        .into_iter()
-        .find(|n| n.role == Role::Master && n.alive && !n.owns(slot))
-        .expect("another master")
-        .addr;
-    h.migrate_slot(slot, &to);
-    load.phase(200, "after the reshard");
-    let keys = load.keys.clone();
-    let (_, counts) = load.finish();
-    let row = tally(&counts, &cluster_values(&h, &keys));
-    print_row("`CLUSTER FAILOVER` (graceful) + reshard", &row);
-    assert_eq!(row.extra, 0);
-    assert_eq!(row.lost, 0, "lost {} of {}", row.lost, row.acked);
+    run(&h, Load::start(tag, op(&c)));
     c.close().expect("close");
+}
+
+/// The load stopped and every key read back from its master, tallied and printed as
+/// `scenario`'s row. Asserts that no value is above acknowledged + ambiguous.
+fn cluster_row(h: &ClusterHarness, load: Load, scenario: &str) -> Row {
+    let (keys, counts) = load.finish();
+    let row = tally(&counts, &cluster_values(h, &keys));
+    print_row(scenario, &row);
+    assert_eq!(row.extra, 0);
+    row
+}
+
+#[test]
+fn cluster_graceful_failover_and_reshard_lose_nothing() {
+    on_cluster("cluster-graceful", incr_cluster, |h, load| {
+        phases_around_failover(h, &load, |victim| cluster_failover_command(h, victim, &[]));
+        // A reshard under load: the slot of another key moves to another master.
+        let moved = load.keys[1].clone();
+        let slot = key_slot(moved.as_bytes());
+        // Every node agrees on the failover first (the old master is a replica everywhere).
+        let to = h
+            .wait_settled()
+            .into_iter()
+            .find(|n| n.role == Role::Master && n.alive && !n.owns(slot))
+            .expect("another master")
+            .addr;
+        h.migrate_slot(slot, &to);
+        load.phase(200, "after the reshard");
+        let row = cluster_row(h, load, "`CLUSTER FAILOVER` (graceful) + reshard");
+        assert_none_lost(&row);
+    });
 }
 
 #[test]
 fn cluster_failover_force() {
-    let _serial = serial();
-    let h = ClusterHarness::start(3, 1);
-    let c = cluster_client(&h);
-    let load = Load::start("cluster-force", incr_cluster(&c));
-    load.phase(200, "before the failover");
-    let key = load.keys[0].clone();
-    let victim = h.master_of_key(key.as_bytes());
-    let replica = h.replicas_of(&victim)[0].clone();
-    assert_eq!(h.command(&replica, &["CLUSTER", "FAILOVER", "FORCE"]), "OK");
-    await_owner(&h, &key, &replica);
-    load.phase(200, "after the failover");
-    let keys = load.keys.clone();
-    let (_, counts) = load.finish();
-    let row = tally(&counts, &cluster_values(&h, &keys));
-    print_row("`CLUSTER FAILOVER FORCE`, old master alive", &row);
-    assert_eq!(row.extra, 0);
-    c.close().expect("close");
+    on_cluster("cluster-force", incr_cluster, |h, load| {
+        phases_around_failover(h, &load, |victim| {
+            cluster_failover_command(h, victim, &["FORCE"])
+        });
+        cluster_row(h, load, "`CLUSTER FAILOVER FORCE`, old master alive");
+    });
 }
 
 #[test]
 fn cluster_master_sigkilled() {
-    let _serial = serial();
-    let h = ClusterHarness::start(3, 1);
-    let c = cluster_client(&h);
-    let load = Load::start("cluster-kill", incr_cluster(&c));
-    load.phase(200, "before the kill");
-    let key = load.keys[0].clone();
-    let victim = h.master_of_key(key.as_bytes());
-    let promoted = h.kill_master_and_await_failover(&victim);
-    await_owner(&h, &key, &promoted);
-    load.phase(200, "after the failover");
-    let keys = load.keys.clone();
-    let (_, counts) = load.finish();
-    let row = tally(&counts, &cluster_values(&h, &keys));
-    print_row("cluster: master SIGKILLed", &row);
-    assert_eq!(row.extra, 0);
-    // Only what the replica had not received can be lost.
-    assert!(
-        row.lost * 10 < row.acked,
-        "lost {} of {}",
-        row.lost,
-        row.acked
-    );
-    c.close().expect("close");
+    on_cluster("cluster-kill", incr_cluster, |h, load| {
+        phases_around_failover(h, &load, |victim| h.kill_master_and_await_failover(victim));
+        let row = cluster_row(h, load, "cluster: master SIGKILLed");
+        // Only what the replica had not received can be lost.
+        assert!(
+            row.lost * 10 < row.acked,
+            "lost {} of {}",
+            row.lost,
+            row.acked
+        );
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -616,28 +656,19 @@ fn incr_cluster_confirmed(c: &Arc<Cluster<Node>>) -> Arc<Op> {
 
 #[test]
 fn cluster_failover_force_loses_no_write_a_replica_confirmed() {
-    let _serial = serial();
-    let h = ClusterHarness::start(3, 1);
-    let c = cluster_client(&h);
-    let load = Load::start("cluster-force-wait", incr_cluster_confirmed(&c));
-    load.await_progress(&[0; THREADS], 100, "before the failover");
-    let key = load.keys[0].clone();
-    let victim = h.master_of_key(key.as_bytes());
-    let replica = h.replicas_of(&victim)[0].clone();
-    assert_eq!(h.command(&replica, &["CLUSTER", "FAILOVER", "FORCE"]), "OK");
-    await_owner(&h, &key, &replica);
-    load.await_progress(&load.acked(), 100, "after the failover");
-    let keys = load.keys.clone();
-    let (_, counts) = load.finish();
-    let row = tally(&counts, &cluster_values(&h, &keys));
-    print_row("`CLUSTER FAILOVER FORCE` + WAIT 1 200", &row);
-    assert_eq!(row.extra, 0);
-    assert_eq!(
-        row.lost, 0,
-        "writes a replica confirmed were lost: {} of {}",
-        row.lost, row.acked
-    );
-    c.close().expect("close");
+    on_cluster("cluster-force-wait", incr_cluster_confirmed, |h, load| {
+        load.await_progress(&[0; THREADS], 100, "before the failover");
+        fail_over_master_of_first_key(h, &load, |victim| {
+            cluster_failover_command(h, victim, &["FORCE"])
+        });
+        load.await_progress(&load.acked(), 100, "after the failover");
+        let row = cluster_row(h, load, "`CLUSTER FAILOVER FORCE` + WAIT 1 200");
+        assert_eq!(
+            row.lost, 0,
+            "writes a replica confirmed were lost: {} of {}",
+            row.lost, row.acked
+        );
+    });
 }
 
 #[test]
@@ -709,12 +740,7 @@ fn sentinel_pool_resumes_on_a_restarted_master_with_the_sentinels_down() {
     let incr = incr_through(&pool);
     assert!(matches!(incr(b"restart"), Ok(Reply::Integer(1))));
     d.sentinels.clear();
-    let pid = d.master.pid().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    sigkill(d.master.pid());
     // A call on a conn to the dead master fails; then a dial fails and the pool pauses.
     let getter = {
         let incr = incr.clone();
@@ -767,25 +793,13 @@ fn sentinel_failover_over_tls_loses_no_acknowledged_write() {
     };
     opts.tls = Some(Arc::new(TlsConfig::new(&settings).expect("TLS config")));
     let pool = ConnPool::new(opts).expect("pool");
-    let load = Load::start("tls", incr_through(&pool));
-    load.phase(200, "before the failover");
-    let r = query(
-        &d.sentinels[2].addr(),
-        &["SENTINEL", "FAILOVER", MASTER_NAME],
-    )
-    .expect("SENTINEL FAILOVER");
-    assert_eq!(text(&r), "OK", "SENTINEL FAILOVER: {r:?}");
-    let new_master = format!("127.0.0.1:{}", d.replica_tls_port.expect("TLS"));
-    await_pool_on(&pool, &new_master, &d);
-    load.phase(200, "after the failover");
-    let (keys, counts) = load.finish();
-    let values: Vec<i64> = keys.iter().map(|k| get_int(&d.replica.addr(), k)).collect();
-    let row = tally(&counts, &values);
-    print_row("`SENTINEL FAILOVER` over TLS", &row);
-    assert_eq!(
-        row.extra, 0,
-        "values above acknowledged + ambiguous: {values:?}"
+    let row = sentinel_scenario(
+        &d,
+        &pool,
+        Load::start("tls", incr_through(&pool)),
+        || sentinel_failover(&d, 2),
+        "`SENTINEL FAILOVER` over TLS",
     );
-    assert_eq!(row.lost, 0, "lost {} of {}", row.lost, row.acked);
+    assert_none_lost(&row);
     pool.close().expect("close");
 }

@@ -12,61 +12,28 @@
 
 mod common;
 
-use common::cluster::ClusterHarness;
-use common::sentinel::{Deployment, MASTER_NAME};
-use common::{Link, build_c, describe, repo_dir, run_command, shared_lib_dir};
-use std::env;
-use std::process::{Command, Stdio};
+use common::toolchain::{binding_ready, cluster_and_sentinels, probe, run_suite, shared_lib};
+use common::{Link, build_c, describe, repo_dir, run_command};
+use std::process::Command;
 use std::time::Duration;
 
 /// The whole suite takes a few seconds (the venv a few more); this only catches a hang.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Why Python cannot run the suite, or None when it can.
-fn python_missing() -> Option<String> {
-    let probe = Command::new("python3")
-        .args(["-c", "import pytest, venv, ensurepip"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output();
-    match probe {
-        Err(e) => Some(format!("cannot run `python3`: {e}")),
-        Ok(out) if !out.status.success() => Some(format!(
-            "`python3 -c \"import pytest, venv, ensurepip\"` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Ok(_) => None,
-    }
-}
-
 /// Fails (REDISPOOL_REQUIRE_BINDINGS) or tells why it skips; true when Python can run.
 fn python_ready() -> bool {
-    let Some(why) = python_missing() else {
-        return true;
-    };
-    if env::var_os("REDISPOOL_REQUIRE_BINDINGS").is_some() {
-        panic!(
-            "REDISPOOL_REQUIRE_BINDINGS is set but the Python binding cannot be tested: \
-             {why}. Install python3, python3-pytest and python3-venv (apt), or run \
-             ./scripts/test.sh"
-        );
-    }
-    eprintln!(
-        "SKIPPED python_binding: {why}. Install python3-pytest and python3-venv to run it \
-         (set REDISPOOL_REQUIRE_BINDINGS=1 to make this a failure)"
-    );
-    false
+    binding_ready(
+        "python_binding",
+        "the Python binding",
+        "python3, python3-pytest and python3-venv",
+        probe("python3", &["-c", "import pytest, venv, ensurepip"]),
+    )
 }
 
 /// Runs `python3 -m pytest` on `args` (paths under bindings/python/tests) with the
 /// library under test and `envs`; fails on a failure or a skipped test.
 fn run_pytest(args: &[&str], envs: &[(&str, String)]) {
-    let lib = shared_lib_dir().join("libredispool.so");
-    let lib = lib
-        .canonicalize()
-        .unwrap_or_else(|e| panic!("{}: {e}", lib.display()));
+    let lib = shared_lib();
 
     // The struct sizes of the header, which the binding's ctypes layouts must match.
     let layout = build_c("layout", &["tests/c/layout.c"], Link::Shared, &[]);
@@ -85,16 +52,8 @@ fn run_pytest(args: &[&str], envs: &[(&str, String)]) {
             repo_dir().join("include").join("redispool.h"),
         )
         .envs(envs.iter().map(|(k, v)| (k, v)));
-    let output = run_command(&mut cmd, SUITE_TIMEOUT);
-
-    println!("{}", String::from_utf8_lossy(&output.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "the Python pytest suite failed (REDISPOOL_LIB={})\n{}",
-        lib.display(),
-        describe(&output)
-    );
+    let what = format!("the Python pytest suite (REDISPOOL_LIB={})", lib.display());
+    let output = run_suite(&mut cmd, SUITE_TIMEOUT, &what);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(" passed") && !stdout.contains(" skipped"),
@@ -144,23 +103,6 @@ fn python_cluster_and_sentinel() {
     if !python_ready() {
         return;
     }
-    let cluster = ClusterHarness::start(3, 0);
-    let sentinels = Deployment::start();
-    run_pytest(
-        &[CLUSTER_TESTS, SENTINEL_TESTS],
-        &[
-            (
-                "REDISPOOL_TEST_CLUSTER_SEEDS",
-                cluster.seed_addrs().join(","),
-            ),
-            (
-                "REDISPOOL_TEST_SENTINELS",
-                sentinels.sentinel_addrs().join(","),
-            ),
-            (
-                "REDISPOOL_TEST_SENTINEL_MASTER",
-                format!("{MASTER_NAME}={}", sentinels.master.addr()),
-            ),
-        ],
-    );
+    let (_cluster, _sentinels, env) = cluster_and_sentinels();
+    run_pytest(&[CLUSTER_TESTS, SENTINEL_TESTS], &env);
 }

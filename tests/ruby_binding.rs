@@ -14,72 +14,33 @@
 
 mod common;
 
-use common::cluster::ClusterHarness;
-use common::sentinel::{Deployment, MASTER_NAME};
+use common::toolchain::{binding_ready, cluster_and_sentinels, probe, run_suite, shared_lib};
 use common::{
     Link, RedisServer, build_c, c_tests_dir, describe, repo_dir, run_command, shared_lib_dir,
 };
 use std::env;
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::thread;
 use std::time::Duration;
 
 /// The whole suite takes a few seconds; this only catches a hang.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Why the Ruby toolchain cannot run the suite, or None when it can.
-fn ruby_missing() -> Option<String> {
-    // `gem` (Debian: ruby-rubygems, which the `ruby` package depends on) builds
-    // and installs the binding's gem.
-    match Command::new("gem")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Err(e) => return Some(format!("cannot run `gem`: {e}")),
-        Ok(status) if !status.success() => {
-            return Some(format!("`gem --version` failed ({status})"));
-        }
-        Ok(_) => {}
-    }
-    let probe = Command::new("ruby")
-        .args(["-e", "require 'ffi'; require 'minitest'"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output();
-    match probe {
-        Err(e) => Some(format!("cannot run `ruby`: {e}")),
-        Ok(out) if !out.status.success() => Some(format!(
-            "`ruby -e \"require 'ffi'; require 'minitest'\"` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Ok(_) => None,
-    }
-}
-
 /// True when the Ruby tests can run; false (after a note on stderr) when they must
 /// be skipped; panics when they cannot run but REDISPOOL_REQUIRE_BINDINGS is set.
 fn ruby_available() -> bool {
-    let Some(why) = ruby_missing() else {
-        return true;
-    };
-    if env::var_os("REDISPOOL_REQUIRE_BINDINGS").is_some() {
-        panic!(
-            "REDISPOOL_REQUIRE_BINDINGS is set but the Ruby binding cannot be tested: {why}. \
-             Install ruby, ruby-ffi and ruby-minitest (apt), or run ./scripts/test.sh"
-        );
-    }
-    eprintln!(
-        "SKIPPED ruby_binding: {why}. Install ruby, ruby-ffi and ruby-minitest to run it \
-         (set REDISPOOL_REQUIRE_BINDINGS=1 to make this a failure)"
-    );
-    false
+    // `gem` (Debian: ruby-rubygems, which the `ruby` package depends on) builds
+    // and installs the binding's gem.
+    let missing = probe("gem", &["--version"])
+        .or_else(|| probe("ruby", &["-e", "require 'ffi'; require 'minitest'"]));
+    binding_ready(
+        "ruby_binding",
+        "the Ruby binding",
+        "ruby, ruby-ffi and ruby-minitest",
+        missing,
+    )
 }
 
 /// The structs the Ruby binding mirrors besides those tests/c/layout.c prints.
@@ -118,10 +79,7 @@ fn c_struct_sizes() -> String {
 /// Runs one minitest file of bindings/ruby/test against the freshly built library
 /// with `envs`; fails on a failure, an error, or (with `no_skips`) a skipped test.
 fn run_minitest(file: &str, envs: &[(&str, String)], no_skips: bool) {
-    let lib = shared_lib_dir().join("libredispool.so");
-    let lib = lib
-        .canonicalize()
-        .unwrap_or_else(|e| panic!("{}: {e}", lib.display()));
+    let lib = shared_lib();
     let dir = repo_dir().join("bindings").join("ruby");
 
     let mut cmd = Command::new("ruby");
@@ -129,16 +87,11 @@ fn run_minitest(file: &str, envs: &[(&str, String)], no_skips: bool) {
         .current_dir(&dir)
         .env("REDISPOOL_LIB", &lib)
         .envs(envs.iter().map(|(k, v)| (k, v)));
-    let output = run_command(&mut cmd, SUITE_TIMEOUT);
-
-    println!("{}", String::from_utf8_lossy(&output.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "the Ruby minitest file {file} failed (REDISPOOL_LIB={}, {envs:?})\n{}",
-        lib.display(),
-        describe(&output)
+    let what = format!(
+        "the Ruby minitest file {file} (REDISPOOL_LIB={}, {envs:?})",
+        lib.display()
     );
+    let output = run_suite(&mut cmd, SUITE_TIMEOUT, &what);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary = if no_skips {
         " 0 failures, 0 errors, 0 skips"
@@ -196,26 +149,8 @@ fn ruby_cluster_and_sentinel() {
     if !ruby_available() {
         return;
     }
-    let cluster = ClusterHarness::start(3, 0);
-    let sentinels = Deployment::start();
-    run_minitest(
-        "test/test_cluster_sentinel.rb",
-        &[
-            (
-                "REDISPOOL_TEST_CLUSTER_SEEDS",
-                cluster.seed_addrs().join(","),
-            ),
-            (
-                "REDISPOOL_TEST_SENTINELS",
-                sentinels.sentinel_addrs().join(","),
-            ),
-            (
-                "REDISPOOL_TEST_SENTINEL_MASTER",
-                format!("{MASTER_NAME}={}", sentinels.master.addr()),
-            ),
-        ],
-        true,
-    );
+    let (_cluster, _sentinels, env) = cluster_and_sentinels();
+    run_minitest("test/test_cluster_sentinel.rb", &env, true);
 }
 
 /// A scratch directory under `target/<profile>/c-tests/`, removed when the test

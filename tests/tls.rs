@@ -76,6 +76,29 @@ fn rediss_url_with_the_ca_round_trips() {
     pool.put(conn);
 }
 
+/// The test helper itself: a TLS port taken between its choice and redis-server's bind
+/// (here held by a listener) makes the server exit; TlsServer starts again on a fresh
+/// TLS port instead of failing (every other TLS test depends on it on a busy machine).
+#[test]
+fn tls_server_starts_again_when_its_tls_port_was_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_port = taken.local_addr().expect("local_addr").port();
+    let mut picked = Vec::new();
+    let srv = TlsServer::start_picking_port("server", false, &[], || {
+        let p = if picked.is_empty() {
+            taken_port
+        } else {
+            common::free_port()
+        };
+        picked.push(p);
+        p
+    });
+    assert_eq!(picked.len(), 2, "{picked:?}");
+    assert_ne!(srv.tls_port, taken_port);
+    assert_eq!(srv.tls_port, picked[1]);
+    round_trip(&CPool::from_url(&url(&srv, "")));
+}
+
 #[test]
 fn session_set_up_runs_over_tls() {
     let srv = TlsServer::start_with("server", false, &["--requirepass", "s3cret"]);

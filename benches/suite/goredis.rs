@@ -122,6 +122,8 @@ impl GoRedis {
             .map_err(|e| e.to_string())?;
         std::fs::write(dir.join("hist.go"), include_str!("../goredis/hist.go"))
             .map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("getput.go"), include_str!("../goredis/getput.go"))
+            .map_err(|e| e.to_string())?;
         let exe = root.join("redispoolbench");
         let out = Command::new("go")
             .args(["build", "-o"])
@@ -199,6 +201,8 @@ impl GoRedis {
         std::fs::write(pkg.join("main.go"), include_str!("../goredis/v9/main.go"))
             .map_err(|e| e.to_string())?;
         std::fs::write(pkg.join("hist.go"), include_str!("../goredis/hist.go"))
+            .map_err(|e| e.to_string())?;
+        std::fs::write(pkg.join("getput.go"), include_str!("../goredis/getput.go"))
             .map_err(|e| e.to_string())?;
         let exe = root.join("redispoolbench");
         let exe_arg = exe.to_string_lossy().into_owned();

@@ -84,20 +84,34 @@ static pool_status_t finish_polling(pool_conn_t *conn, int want, pool_reply_t **
     }
 }
 
+/* Opens the section "non-blocking[ over TLS]: `what`", makes its pool and gets a conn;
+   NULL (the failure counted, nothing left open) when either could not be had. */
+static pool_t *section_pool_conn(int tls, const char *what, pool_conn_t **conn)
+{
+    static char name[256]; /* section() keeps the pointer until the next section */
+    snprintf(name, sizeof name, "non-blocking%s: %s", tls ? " over TLS" : "", what);
+    section(name);
+    *conn = NULL;
+    pool_t *pool = make_pool(tls);
+    if (pool == NULL)
+        return NULL;
+    pool_error_t err;
+    CHECK_STATUS(pool_get(pool, conn, &err), POOL_OK, &err);
+    if (*conn == NULL) {
+        pool_free(pool);
+        return NULL;
+    }
+    return pool;
+}
+
 static void test_many(int tls)
 {
-    section(tls ? "non-blocking over TLS: 64 conns on one thread, a value larger than the socket"
-                : "non-blocking: 64 conns on one thread, a value larger than the socket");
-    pool_t *pool = make_pool(tls);
+    pool_conn_t *conn;
+    pool_t *pool =
+        section_pool_conn(tls, "64 conns on one thread, a value larger than the socket", &conn);
     if (pool == NULL)
         return;
     pool_error_t err;
-    pool_conn_t *conn = NULL;
-    CHECK_STATUS(pool_get(pool, &conn, &err), POOL_OK, &err);
-    if (conn == NULL) {
-        pool_free(pool);
-        return;
-    }
     size_t big_len = 16u << 20;
     char *big = malloc(big_len);
     for (size_t i = 0; i < big_len; i++)
@@ -195,18 +209,12 @@ static void test_many(int tls)
 
 static void test_pipeline(int tls)
 {
-    section(tls ? "non-blocking over TLS: a pipeline of 200, an error reply in its place"
-                : "non-blocking: a pipeline of 200, an error reply in its place");
-    pool_t *pool = make_pool(tls);
+    pool_conn_t *conn;
+    pool_t *pool =
+        section_pool_conn(tls, "a pipeline of 200, an error reply in its place", &conn);
     if (pool == NULL)
         return;
     pool_error_t err;
-    pool_conn_t *conn = NULL;
-    CHECK_STATUS(pool_get(pool, &conn, &err), POOL_OK, &err);
-    if (conn == NULL) {
-        pool_free(pool);
-        return;
-    }
     enum { N = 200 };
     int argcs[N];
     const char *const *argvs[N];
@@ -255,18 +263,11 @@ static void test_pipeline(int tls)
 
 static void test_deadline(int tls)
 {
-    section(tls ? "non-blocking over TLS: a deadline passes between start and finish"
-                : "non-blocking: a deadline passes between start and finish");
-    pool_t *pool = make_pool(tls);
+    pool_conn_t *conn;
+    pool_t *pool = section_pool_conn(tls, "a deadline passes between start and finish", &conn);
     if (pool == NULL)
         return;
     pool_error_t err;
-    pool_conn_t *conn = NULL;
-    CHECK_STATUS(pool_get(pool, &conn, &err), POOL_OK, &err);
-    if (conn == NULL) {
-        pool_free(pool);
-        return;
-    }
     uint64_t id = pool_conn_id(conn);
     const char *argv[] = {"BLPOP", "nb:empty", "0"};
     int want = 0;
@@ -297,18 +298,11 @@ static void test_deadline(int tls)
 
 static void test_misuse(int tls)
 {
-    section(tls ? "non-blocking over TLS: misuse gets clear codes, nothing is lost"
-                : "non-blocking: misuse gets clear codes, nothing is lost");
-    pool_t *pool = make_pool(tls);
+    pool_conn_t *conn;
+    pool_t *pool = section_pool_conn(tls, "misuse gets clear codes, nothing is lost", &conn);
     if (pool == NULL)
         return;
     pool_error_t err;
-    pool_conn_t *conn = NULL;
-    CHECK_STATUS(pool_get(pool, &conn, &err), POOL_OK, &err);
-    if (conn == NULL) {
-        pool_free(pool);
-        return;
-    }
     pool_reply_t *reply = NULL;
     int want = -1;
     CHECK_STATUS(pool_conn_finish(conn, &reply, &want, &err), POOL_ERR_INVALID_ARG, &err);

@@ -32,6 +32,21 @@ static pool_t *new_pool(const char *query)
     return p;
 }
 
+/* A pool on `query` and a subscriber of it; NULL (the failure counted, the pool freed) if
+   either could not be made. */
+static pool_subscriber_t *new_subscriber(const char *query, pool_t **pool)
+{
+    *pool = new_pool(query);
+    pool_subscriber_t *sub = NULL;
+    pool_error_t err;
+    CHECK_STATUS(pool_subscriber_new(*pool, &sub, &err), POOL_OK, &err);
+    if (sub == NULL) {
+        pool_free(*pool);
+        *pool = NULL;
+    }
+    return sub;
+}
+
 /* Runs a command on a pooled conn; returns the reply's integer (-1 on failure). */
 static long long run(pool_t *pool, int argc, const char **argv)
 {
@@ -117,14 +132,11 @@ static void no_message(pool_subscriber_t *sub, int64_t ms)
 
 static void messages(const char *query)
 {
-    pool_t *pool = new_pool(query);
-    pool_subscriber_t *sub = NULL;
-    pool_error_t err;
-    CHECK_STATUS(pool_subscriber_new(pool, &sub, &err), POOL_OK, &err);
-    if (sub == NULL) {
-        pool_free(pool);
+    pool_t *pool = NULL;
+    pool_subscriber_t *sub = new_subscriber(query, &pool);
+    if (sub == NULL)
         return;
-    }
+    pool_error_t err;
     CHECK_EQ(pool_len(pool), 1); /* its own conn, counted, outside the turns */
     CHECK_EQ(pool_idle_len(pool), 0);
     no_message(sub, 0);
@@ -228,14 +240,11 @@ static void messages(const char *query)
 /* The fd is readable exactly while receive has something without waiting. */
 static void pollable_fd(void)
 {
-    pool_t *pool = new_pool("?protocol=3");
-    pool_subscriber_t *sub = NULL;
-    pool_error_t err;
-    CHECK_STATUS(pool_subscriber_new(pool, &sub, &err), POOL_OK, &err);
-    if (sub == NULL) {
-        pool_free(pool);
+    pool_t *pool = NULL;
+    pool_subscriber_t *sub = new_subscriber("?protocol=3", &pool);
+    if (sub == NULL)
         return;
-    }
+    pool_error_t err;
     int fd = pool_subscriber_fd(sub);
     CHECK(fd >= 0);
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -271,14 +280,11 @@ static void pollable_fd(void)
 
 static void client_kill(const char *query)
 {
-    pool_t *pool = new_pool(query);
-    pool_subscriber_t *sub = NULL;
-    pool_error_t err;
-    CHECK_STATUS(pool_subscriber_new(pool, &sub, &err), POOL_OK, &err);
-    if (sub == NULL) {
-        pool_free(pool);
+    pool_t *pool = NULL;
+    pool_subscriber_t *sub = new_subscriber(query, &pool);
+    if (sub == NULL)
         return;
-    }
+    pool_error_t err;
     const char *chans[] = {"k1", "k2"};
     const char *pats[] = {"kp*"};
     const char *shards[] = {"ks"};
@@ -364,14 +370,11 @@ static void start_server(void)
 
 static void server_restart(const char *query)
 {
-    pool_t *pool = new_pool(query);
-    pool_subscriber_t *sub = NULL;
-    pool_error_t err;
-    CHECK_STATUS(pool_subscriber_new(pool, &sub, &err), POOL_OK, &err);
-    if (sub == NULL) {
-        pool_free(pool);
+    pool_t *pool = NULL;
+    pool_subscriber_t *sub = new_subscriber(query, &pool);
+    if (sub == NULL)
         return;
-    }
+    pool_error_t err;
     const char *chans[] = {"r"};
     CHECK_STATUS(pool_subscriber_subscribe(sub, 1, chans, NULL, &err), POOL_OK, &err);
     EXPECT_MSG(sub, POOL_MSG_SUBSCRIBE, "r", NULL);

@@ -13,6 +13,7 @@ pub mod peers;
 pub mod procfs;
 pub mod sentinel;
 pub mod tls;
+pub mod toolchain;
 
 use std::env;
 use std::ffi::OsStr;
@@ -93,6 +94,13 @@ impl RedisServer {
     /// (e.g. `["--requirepass", "secret"]`). Retries on a fresh port when the
     /// chosen one was taken in the meantime.
     pub fn start_with(extra_args: &[&str]) -> RedisServer {
+        RedisServer::start_making_args(|| extra_args.iter().map(|a| a.to_string()).collect())
+    }
+
+    /// As `start_with`, with the extra arguments made anew by `make_args` for each
+    /// attempt, so that a port of their own (a TLS port from `free_port`) is chosen
+    /// afresh too when a race lost it: redis-server exits when it cannot bind one.
+    pub fn start_making_args(mut make_args: impl FnMut() -> Vec<String>) -> RedisServer {
         let program = env::var_os("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
         let logs = c_tests_dir().join("redis-logs");
         fs::create_dir_all(&logs).unwrap_or_else(|e| panic!("create {}: {e}", logs.display()));
@@ -101,12 +109,14 @@ impl RedisServer {
         for _ in 0..REDIS_START_ATTEMPTS {
             let port = free_port();
             let log = logs.join(unique_name(&format!("redis-{port}")) + ".log");
-            let child = spawn_redis(&program, port, &log, extra_args);
+            let extra_args = make_args();
+            let args: Vec<&str> = extra_args.iter().map(String::as_str).collect();
+            let child = spawn_redis(&program, port, &log, &args);
             let mut server = RedisServer {
                 port,
                 child,
                 log,
-                extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+                extra_args,
             };
             match server.wait_ready() {
                 Ok(()) => return server,
@@ -261,6 +271,23 @@ fn spawn_redis(program: &OsStr, port: u16, log: &Path, extra_args: &[&str]) -> C
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local_addr").port()
+}
+
+/// A loopback port nothing answers on, held for as long as the returned socket lives:
+/// bound but never listening, so a connect to it is refused and no server another test
+/// starts can take it meanwhile (unlike a `free_port`, which may be taken).
+pub fn refused_port() -> (socket2::Socket, u16) {
+    let held =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    held.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind 127.0.0.1:0");
+    let port = held
+        .local_addr()
+        .expect("local_addr")
+        .as_socket()
+        .expect("an IP address")
+        .port();
+    (held, port)
 }
 
 /// Sends PING then `INFO server` (after AUTH when the server has a password) and returns

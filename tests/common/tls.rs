@@ -160,28 +160,42 @@ impl TlsServer {
     /// TLS with the certificate `cert` (`server`, `expired`, `wronghost`); with
     /// `auth_clients`, clients must show a certificate signed by the CA.
     pub fn start_with(cert: &str, auth_clients: bool, extra: &[&str]) -> TlsServer {
+        TlsServer::start_picking_port(cert, auth_clients, extra, free_port)
+    }
+
+    /// As `start_with`, with the TLS port of each attempt from `pick_tls_port`.
+    pub fn start_picking_port(
+        cert: &str,
+        auth_clients: bool,
+        extra: &[&str],
+        mut pick_tls_port: impl FnMut() -> u16,
+    ) -> TlsServer {
         let c = certs();
-        let tls_port = free_port();
-        let port = tls_port.to_string();
         let (cert_file, key_file, ca) = (
             c.path(&format!("{cert}.pem")),
             c.path(&format!("{cert}.key")),
             c.path("ca.pem"),
         );
-        let mut args = vec![
-            "--tls-port",
-            &port,
-            "--tls-cert-file",
-            &cert_file,
-            "--tls-key-file",
-            &key_file,
-            "--tls-ca-cert-file",
-            &ca,
-            "--tls-auth-clients",
-            if auth_clients { "yes" } else { "no" },
-        ];
-        args.extend_from_slice(extra);
-        let server = RedisServer::start_with(&args);
+        // A fresh TLS port for each attempt: one taken since it was chosen makes
+        // redis-server exit, and the start is tried again on new ports.
+        let mut tls_port = 0;
+        let server = RedisServer::start_making_args(|| {
+            tls_port = pick_tls_port();
+            let mut args = vec![
+                "--tls-port".to_string(),
+                tls_port.to_string(),
+                "--tls-cert-file".to_string(),
+                cert_file.clone(),
+                "--tls-key-file".to_string(),
+                key_file.clone(),
+                "--tls-ca-cert-file".to_string(),
+                ca.clone(),
+                "--tls-auth-clients".to_string(),
+                if auth_clients { "yes" } else { "no" }.to_string(),
+            ];
+            args.extend(extra.iter().map(|a| a.to_string()));
+            args
+        });
         TlsServer { server, tls_port }
     }
 

@@ -9,7 +9,7 @@
  * tests/cpp_cluster_sentinel.rs, which starts both. Prints one line per check
  * ("ok ..." or "FAIL ...") and exits non-zero when any check failed.
  */
-#include "redispool.hpp"
+#include "check.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -26,36 +26,6 @@ using redispool::Conn;
 using redispool::Error;
 using redispool::Pool;
 using redispool::Reply;
-
-static int checks = 0;
-static int failures = 0;
-
-static void check(bool ok, const char *what, int line) {
-    checks++;
-    if (ok) {
-        std::printf("ok   %s\n", what);
-    } else {
-        failures++;
-        std::printf("FAIL %s (cluster_sentinel.cpp:%d)\n", what, line);
-    }
-    std::fflush(stdout);
-}
-
-#define CHECK(cond) check((cond), #cond, __LINE__)
-
-/// Runs f and returns the redispool::Error it threw, if any.
-template <class F> static std::optional<Error> thrown(F f) {
-    try {
-        f();
-    } catch (const Error &e) {
-        std::printf("     (threw code %d %s: %s)\n", static_cast<int>(e.code()), e.code_str(),
-                    e.what());
-        return e;
-    }
-    return std::nullopt;
-}
-
-static void section(const char *name) { std::printf("== %s\n", name); }
 
 static std::vector<std::string> split(const std::string &list) {
     std::vector<std::string> out;
@@ -336,21 +306,8 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "need 3 cluster masters and at least one sentinel\n");
         return 2;
     }
-    try {
+    return run_checks([&] {
         routing(seeds);
         sentinel(sentinels, argv[3], argv[4]);
-    } catch (const Error &e) {
-        std::printf("FAIL unexpected redispool::Error code %d: %s\n", static_cast<int>(e.code()),
-                    e.what());
-        return 1;
-    } catch (const std::exception &e) {
-        std::printf("FAIL unexpected exception: %s\n", e.what());
-        return 1;
-    }
-    if (failures != 0) {
-        std::printf("%d of %d checks failed\n", failures, checks);
-        return 1;
-    }
-    std::printf("all %d checks passed\n", checks);
-    return 0;
+    });
 }

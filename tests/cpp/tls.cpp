@@ -8,7 +8,7 @@
  * CERT_DIR/ca.pem. Run by tests/cpp_tls.rs. Prints one line per check ("ok ..." or
  * "FAIL ...") and exits non-zero when any check failed.
  */
-#include "redispool.hpp"
+#include "check.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -17,22 +17,6 @@
 
 using redispool::Error;
 using redispool::Pool;
-
-static int checks = 0;
-static int failures = 0;
-
-static void check(bool ok, const char *what, int line) {
-    checks++;
-    if (ok) {
-        std::printf("ok   %s\n", what);
-    } else {
-        failures++;
-        std::printf("FAIL %s (tls.cpp:%d)\n", what, line);
-    }
-    std::fflush(stdout);
-}
-
-#define CHECK(cond) check((cond), #cond, __LINE__)
 
 static bool round_trip(Pool &pool) {
     auto conn = pool.get(); /* given back when it goes out of scope */

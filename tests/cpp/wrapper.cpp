@@ -6,7 +6,7 @@
  * Run by tests/install.rs (cpp_wrapper_against_real_redis). Prints one line per
  * check ("ok ..." or "FAIL ...") and exits non-zero when any check failed.
  */
-#include "redispool.hpp"
+#include "check.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -24,39 +24,9 @@ using redispool::Error;
 using redispool::Pool;
 using redispool::Reply;
 
-static int checks = 0;
-static int failures = 0;
-
-static void check(bool ok, const char *what, int line) {
-    checks++;
-    if (ok) {
-        std::printf("ok   %s\n", what);
-    } else {
-        failures++;
-        std::printf("FAIL %s (wrapper.cpp:%d)\n", what, line);
-    }
-    std::fflush(stdout);
-}
-
-#define CHECK(cond) check((cond), #cond, __LINE__)
-
-/// Runs f and returns the redispool::Error it threw, if any.
-template <class F> static std::optional<Error> thrown(F f) {
-    try {
-        f();
-    } catch (const Error &e) {
-        std::printf("     (threw code %d %s: %s)\n", static_cast<int>(e.code()), e.code_str(),
-                    e.what());
-        return e;
-    }
-    return std::nullopt;
-}
-
 static bool contains(const char *haystack, const char *needle) {
     return std::strstr(haystack, needle) != nullptr;
 }
-
-static void section(const char *name) { std::printf("== %s\n", name); }
 
 static void pool_and_guard(const std::string &base) {
     section("Pool from a URL, Conn guard, scope exit puts");
@@ -430,7 +400,7 @@ int main(int argc, char **argv) {
     }
     const std::string addr = argv[1];
     const std::string base = "redis://" + addr;
-    try {
+    return run_checks([&] {
         pool_and_guard(base);
         failed_command_marks_bad(base);
         exceptions(base);
@@ -438,18 +408,5 @@ int main(int argc, char **argv) {
         move_semantics(base);
         from_options(addr);
         conversations(base);
-    } catch (const Error &e) {
-        std::printf("FAIL unexpected redispool::Error code %d: %s\n", static_cast<int>(e.code()),
-                    e.what());
-        return 1;
-    } catch (const std::exception &e) {
-        std::printf("FAIL unexpected exception: %s\n", e.what());
-        return 1;
-    }
-    if (failures != 0) {
-        std::printf("%d of %d checks failed\n", failures, checks);
-        return 1;
-    }
-    std::printf("all %d checks passed\n", checks);
-    return 0;
+    });
 }

@@ -13,96 +13,42 @@
 //
 // ns_per_op is wall time (first goroutine's start to last goroutine's end) per Get+Put
 // over all goroutines; with "timed", a second run times every Get (nanoseconds). The
-// histogram is in ../hist.go, copied next to this file by the suite.
+// loop is in ../getput.go and the histogram in ../hist.go, copied next to this file by
+// the suite.
 package main
 
 import (
 	"fmt"
-	"math"
 	"net"
 	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"gopkg.in/redis.v5/internal/pool"
 )
 
-const batch = 16
-
-func run(p *pool.ConnPool, goroutines int, dur time.Duration, timed bool) (float64, *hist) {
-	var stop int32
-	var total uint64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	merged := &hist{}
-	base := time.Now()
-	first := int64(math.MaxInt64)
-	var last int64
-	start := make(chan struct{})
-	for i := 0; i < goroutines; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var h *hist
-			if timed {
-				h = &hist{}
+// A batch of Get+Put pairs on p, every Get timed into h when h is not nil; returns
+// how many.
+func getPutBatch(p *pool.ConnPool) func(h *hist) uint64 {
+	return func(h *hist) uint64 {
+		for j := 0; j < batch; j++ {
+			var t0 time.Time
+			if h != nil {
+				t0 = time.Now()
 			}
-			<-start
-			began := int64(time.Since(base))
-			for {
-				old := atomic.LoadInt64(&first)
-				if began >= old || atomic.CompareAndSwapInt64(&first, old, began) {
-					break
-				}
+			cn, _, err := p.Get()
+			if err != nil {
+				fail("get", err)
 			}
-			var n uint64
-			for atomic.LoadInt32(&stop) == 0 {
-				for j := 0; j < batch; j++ {
-					var t0 time.Time
-					if timed {
-						t0 = time.Now()
-					}
-					cn, _, err := p.Get()
-					if err != nil {
-						fmt.Fprintln(os.Stderr, "get:", err)
-						os.Exit(1)
-					}
-					if timed {
-						h.record(uint64(time.Since(t0)))
-					}
-					if err := p.Put(cn); err != nil {
-						fmt.Fprintln(os.Stderr, "put:", err)
-						os.Exit(1)
-					}
-				}
-				n += batch
+			if h != nil {
+				h.record(uint64(time.Since(t0)))
 			}
-			ended := int64(time.Since(base))
-			for {
-				old := atomic.LoadInt64(&last)
-				if ended <= old || atomic.CompareAndSwapInt64(&last, old, ended) {
-					break
-				}
+			if err := p.Put(cn); err != nil {
+				fail("put", err)
 			}
-			atomic.AddUint64(&total, n)
-			if timed {
-				mu.Lock()
-				merged.merge(h)
-				mu.Unlock()
-			}
-		}()
+		}
+		return batch
 	}
-	close(start)
-	time.Sleep(dur)
-	atomic.StoreInt32(&stop, 1)
-	wg.Wait()
-	ops := atomic.LoadUint64(&total)
-	if ops == 0 {
-		ops = 1
-	}
-	return float64(last-first) / float64(ops), merged
 }
 
 func main() {
@@ -129,8 +75,7 @@ func main() {
 	for i := range held {
 		cn, _, err := p.Get()
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "dial:", err)
-			os.Exit(1)
+			fail("dial", err)
 		}
 		held[i] = cn
 	}
@@ -139,20 +84,5 @@ func main() {
 	}
 
 	dur := time.Duration(millis) * time.Millisecond
-	ns, _ := run(p, goroutines, dur, false)
-	line := fmt.Sprintf("ns_per_op %.1f", ns)
-	if timed {
-		_, h := run(p, goroutines, dur, true)
-		mean := 0.0
-		if h.n > 0 {
-			mean = float64(h.sum) / float64(h.n)
-		}
-		line += fmt.Sprintf(" mean %.0f p50 %d p99 %d max %d", mean, h.quantile(0.50),
-			h.quantile(0.99), h.maxVal)
-	}
-	if p.Len() != size {
-		fmt.Fprintf(os.Stderr, "the pool dialed during the run: %d conns, want %d\n", p.Len(), size)
-		os.Exit(1)
-	}
-	fmt.Println(line)
+	getPutReport(getPutBatch(p), p.Len, size, goroutines, dur, timed)
 }

@@ -1,7 +1,7 @@
 // The go-redis v9 baseline of the bench suite (benches/suite/goredis.rs). The suite
 // fetches the current github.com/redis/go-redis/v9 from the Go module proxy at run time
 // (never committed), copies the module into a temporary directory and builds this file
-// (with ../hist.go) as a package inside it, so it can import the module's internal/pool.
+// (with ../getput.go and ../hist.go) as a package inside it, so it can import the module's internal/pool.
 // Two modes, one process per run:
 //
 //	redispoolbench getput ADDR POOL_SIZE GOROUTINES MILLIS [timed]
@@ -27,12 +27,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,94 +38,27 @@ import (
 	"github.com/redis/go-redis/v9/internal/proto"
 )
 
-const batch = 16
-
-func fail(what string, err error) {
-	fmt.Fprintln(os.Stderr, what+":", err)
-	os.Exit(1)
-}
-
-// spans records the first start and the last end of the goroutines of one run.
-type spans struct {
-	base        time.Time
-	first, last int64
-}
-
-func (s *spans) began() {
-	t := int64(time.Since(s.base))
-	for {
-		old := atomic.LoadInt64(&s.first)
-		if t >= old || atomic.CompareAndSwapInt64(&s.first, old, t) {
-			return
-		}
-	}
-}
-
-func (s *spans) ended() {
-	t := int64(time.Since(s.base))
-	for {
-		old := atomic.LoadInt64(&s.last)
-		if t <= old || atomic.CompareAndSwapInt64(&s.last, old, t) {
-			return
-		}
-	}
-}
-
-func runGetPut(p *pool.ConnPool, goroutines int, dur time.Duration, timed bool) (float64, *hist) {
+// A batch of Get+Put pairs on p, every Get timed into h when h is not nil; returns
+// how many.
+func getPutBatch(p *pool.ConnPool) func(h *hist) uint64 {
 	ctx := context.Background()
-	var stop int32
-	var total uint64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	merged := &hist{}
-	sp := &spans{base: time.Now(), first: math.MaxInt64}
-	start := make(chan struct{})
-	for i := 0; i < goroutines; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var h *hist
-			if timed {
-				h = &hist{}
+	return func(h *hist) uint64 {
+		for j := 0; j < batch; j++ {
+			var t0 time.Time
+			if h != nil {
+				t0 = time.Now()
 			}
-			<-start
-			sp.began()
-			var n uint64
-			for atomic.LoadInt32(&stop) == 0 {
-				for j := 0; j < batch; j++ {
-					var t0 time.Time
-					if timed {
-						t0 = time.Now()
-					}
-					cn, err := p.Get(ctx)
-					if err != nil {
-						fail("get", err)
-					}
-					if timed {
-						h.record(uint64(time.Since(t0)))
-					}
-					p.Put(ctx, cn)
-				}
-				n += batch
+			cn, err := p.Get(ctx)
+			if err != nil {
+				fail("get", err)
 			}
-			sp.ended()
-			atomic.AddUint64(&total, n)
-			if timed {
-				mu.Lock()
-				merged.merge(h)
-				mu.Unlock()
+			if h != nil {
+				h.record(uint64(time.Since(t0)))
 			}
-		}()
+			p.Put(ctx, cn)
+		}
+		return batch
 	}
-	close(start)
-	time.Sleep(dur)
-	atomic.StoreInt32(&stop, 1)
-	wg.Wait()
-	ops := atomic.LoadUint64(&total)
-	if ops == 0 {
-		ops = 1
-	}
-	return float64(sp.last-sp.first) / float64(ops), merged
 }
 
 func getput(addr string, size, goroutines int, dur time.Duration, timed bool) {
@@ -190,22 +121,7 @@ func getput(addr string, size, goroutines int, dur time.Duration, timed bool) {
 	for _, cn := range held {
 		p.Put(ctx, cn)
 	}
-	ns, _ := runGetPut(p, goroutines, dur, false)
-	line := fmt.Sprintf("ns_per_op %.1f", ns)
-	if timed {
-		_, h := runGetPut(p, goroutines, dur, true)
-		mean := 0.0
-		if h.n > 0 {
-			mean = float64(h.sum) / float64(h.n)
-		}
-		line += fmt.Sprintf(" mean %.0f p50 %d p99 %d max %d", mean, h.quantile(0.50),
-			h.quantile(0.99), h.maxVal)
-	}
-	if p.Len() != size {
-		fmt.Fprintf(os.Stderr, "the pool dialed during the run: %d conns, want %d\n", p.Len(), size)
-		os.Exit(1)
-	}
-	fmt.Println(line)
+	getPutReport(getPutBatch(p), p.Len, size, goroutines, dur, timed)
 }
 
 func ping(addr string, goroutines int, dur time.Duration) {
@@ -226,36 +142,17 @@ func ping(addr string, goroutines int, dur time.Duration) {
 		}()
 	}
 	wg.Wait()
-	var stop int32
-	var total uint64
-	sp := &spans{base: time.Now(), first: math.MaxInt64}
-	start := make(chan struct{})
-	for i := 0; i < goroutines; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			sp.began()
-			var n uint64
-			for atomic.LoadInt32(&stop) == 0 {
-				if err := c.Ping(ctx).Err(); err != nil {
-					fail("ping", err)
-				}
-				n++
-			}
-			sp.ended()
-			atomic.AddUint64(&total, n)
-		}()
-	}
-	close(start)
-	time.Sleep(dur)
-	atomic.StoreInt32(&stop, 1)
-	wg.Wait()
-	secs := float64(sp.last-sp.first) / 1e9
+	wall, ops, _ := runLoop(func(*hist) uint64 {
+		if err := c.Ping(ctx).Err(); err != nil {
+			fail("ping", err)
+		}
+		return 1
+	}, goroutines, dur, false)
+	secs := float64(wall) / 1e9
 	if secs <= 0 {
 		secs = 1e-9
 	}
-	fmt.Printf("ops_per_sec %.1f\n", float64(atomic.LoadUint64(&total))/secs)
+	fmt.Printf("ops_per_sec %.1f\n", float64(ops)/secs)
 }
 
 func atoi(s string) int {

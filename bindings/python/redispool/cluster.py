@@ -6,6 +6,7 @@ import dataclasses
 from ctypes import byref, c_char_p, c_void_p, cast, create_string_buffer, pointer, sizeof
 
 from . import _native
+from ._native_handle import NativeHandle
 from .errors import error_for
 from .pool import Cancel, Conn, Stats, _init_codec, _pool_options, _timeout_ms
 
@@ -30,7 +31,7 @@ def key_slot(key: bytes | str) -> int:
     return lib.pool_cluster_key_slot(data, len(data))
 
 
-class Cluster:
+class Cluster(NativeHandle):
     """A Redis Cluster client's pools (pool_cluster_t), safe to share between threads.
 
     ``Cluster(["127.0.0.1:7000", ...], pool_size=4)`` takes seed addresses and
@@ -39,6 +40,10 @@ class Cluster:
     a go-redis cluster URL. ``get(key)`` gives a conn to the master serving the
     key; commands on it follow MOVED / ASK. Conns work as Pool conns (``with``,
     ``execute``, ``put``, ``remove``)."""
+
+    _native_put = staticmethod(lib.pool_cluster_put)
+    _native_remove = staticmethod(lib.pool_cluster_remove)
+    _native_close = staticmethod(lib.pool_cluster_close)
 
     def __init__(
         self,
@@ -64,12 +69,7 @@ class Cluster:
             copts.max_redirects = max_redirects
         if refresh_min_interval_ms is not None:
             copts.refresh_min_interval_ms = refresh_min_interval_ms
-        out = c_void_p()
-        err = _native.PoolError()
-        status = lib.pool_cluster_new(byref(copts), byref(out), byref(err))
-        if status != _native.POOL_OK:
-            raise error_for(status, err)
-        self._handle = out.value
+        self._open(lib.pool_cluster_new, byref(copts))
 
     @classmethod
     def from_url(
@@ -85,12 +85,7 @@ class Cluster:
         self = cls.__new__(cls)
         self._handle = None
         _init_codec(self, decode_responses, encoding, encoding_errors)
-        out = c_void_p()
-        err = _native.PoolError()
-        status = lib.pool_cluster_new_url(url.encode(), byref(out), byref(err))
-        if status != _native.POOL_OK:
-            raise error_for(status, err)
-        self._handle = out.value
+        self._open(lib.pool_cluster_new_url, url.encode())
         return self
 
     def _conn(self, status: int, out: c_void_p, err) -> Conn:
@@ -131,19 +126,6 @@ class Cluster:
         )
         return self._conn(status, out, err)
 
-    def put(self, conn: Conn) -> None:
-        """Gives ``conn`` back to its node's pool (pool_cluster_put)."""
-        conn._release(self, None, False)
-
-    def remove(self, conn: Conn, reason: str | None = None) -> None:
-        """Closes ``conn`` and frees its turn in its node's pool (pool_cluster_remove)."""
-        conn._release(self, reason, True)
-
-    def _give_back(self, handle: int, reason: bytes | None, remove: bool) -> int:
-        if remove:
-            return lib.pool_cluster_remove(self._handle, handle, reason)
-        return lib.pool_cluster_put(self._handle, handle)
-
     @staticmethod
     def conn_node(conn: Conn) -> str:
         """The node ("host:port") a cluster conn is connected to."""
@@ -174,18 +156,6 @@ class Cluster:
         return ClusterInfo(
             **{name: getattr(raw, name) for name in ClusterInfo.__dataclass_fields__}
         )
-
-    def close(self) -> None:
-        """Closes every node pool; later gets raise ClosedError. Idempotent."""
-        status = lib.pool_cluster_close(self._handle)
-        if status not in (_native.POOL_OK, _native.STATUS_CODES["POOL_ERR_CLOSED"]):
-            raise error_for(status)
-
-    def __enter__(self) -> Cluster:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __del__(self):
         # pool_cluster_free must not race with another call on the cluster: here

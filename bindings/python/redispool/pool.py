@@ -22,6 +22,7 @@ from ctypes import (
 )
 
 from . import _native, _reply
+from ._native_handle import NativeHandle
 from .errors import InvalidArgumentError, PoolTimeoutError, ReplyError, error_for
 
 lib = _native.lib
@@ -126,7 +127,7 @@ class Cancel:
             lib.pool_cancel_free(handle)
 
 
-class Pool:
+class Pool(NativeHandle):
     """A connection pool (pool_t), safe to share between threads.
 
     ``Pool("127.0.0.1:6379", pool_size=8, pool_timeout_ms=1000)`` takes the
@@ -134,6 +135,10 @@ class Pool:
     in milliseconds, as in C); ``Pool.from_url("redis://...")`` takes a go-redis
     URL. ``decode_responses=True`` makes replies str instead of bytes.
     """
+
+    _native_put = staticmethod(lib.pool_put)
+    _native_remove = staticmethod(lib.pool_remove)
+    _native_close = staticmethod(lib.pool_close)
 
     def __init__(
         self,
@@ -147,12 +152,7 @@ class Pool:
         self._handle = None
         opts = _pool_options(addr, options, "Pool()")
         self._init_common(decode_responses, encoding, encoding_errors, opts)
-        out = c_void_p()
-        err = _native.PoolError()
-        status = lib.pool_new(byref(opts), byref(out), byref(err))
-        if status != _native.POOL_OK:
-            raise error_for(status, err)
-        self._handle = out.value
+        self._open(lib.pool_new, byref(opts))
 
     @classmethod
     def sentinel(
@@ -191,12 +191,7 @@ class Pool:
             sopts.poll_interval_ms = poll_interval_ms
         # TLS to the sentinels, with the tls_* options of the master conns.
         sopts.sentinel_tls = bool(sentinel_tls)
-        out = c_void_p()
-        err = _native.PoolError()
-        status = lib.pool_sentinel_new(byref(sopts), byref(node), byref(out), byref(err))
-        if status != _native.POOL_OK:
-            raise error_for(status, err)
-        self._handle = out.value
+        self._open(lib.pool_sentinel_new, byref(sopts), byref(node))
         return self
 
     def sentinel_master_addr(self) -> str:
@@ -225,12 +220,7 @@ class Pool:
         self = cls.__new__(cls)
         self._handle = None
         self._init_common(decode_responses, encoding, encoding_errors, None)
-        out = c_void_p()
-        err = _native.PoolError()
-        status = lib.pool_new_url(url.encode(), byref(out), byref(err))
-        if status != _native.POOL_OK:
-            raise error_for(status, err)
-        self._handle = out.value
+        self._open(lib.pool_new_url, url.encode())
         return self
 
     def _init_common(self, decode_responses, encoding, encoding_errors, opts):
@@ -276,20 +266,6 @@ class Pool:
         if status == _native.POOL_ERR_WOULD_BLOCK:
             return None
         raise error_for(status)
-
-    def put(self, conn: Conn) -> None:
-        """Gives ``conn`` back for reuse (pool_put); a conn an I/O or protocol
-        error made bad is closed instead."""
-        conn._release(self, None, False)
-
-    def remove(self, conn: Conn, reason: str | None = None) -> None:
-        """Closes ``conn`` and frees its turn (pool_remove)."""
-        conn._release(self, reason, True)
-
-    def _give_back(self, handle: int, reason: bytes | None, remove: bool) -> int:
-        if remove:
-            return lib.pool_remove(self._handle, handle, reason)
-        return lib.pool_put(self._handle, handle)
 
     async def aget(self, timeout: float | None = ...) -> Conn:
         """The asyncio get: never blocks the event loop. Tries pool_try_get and,
@@ -372,19 +348,6 @@ class Pool:
         if fd < 0:
             raise OSError("pool_notify_fd failed")
         return fd
-
-    def close(self) -> None:
-        """Closes idle conns and wakes every waiter with ClosedError; later gets
-        raise ClosedError. Conns still out are closed when given back. Idempotent."""
-        status = lib.pool_close(self._handle)
-        if status not in (_native.POOL_OK, _native.STATUS_CODES["POOL_ERR_CLOSED"]):
-            raise error_for(status)
-
-    def __enter__(self) -> Pool:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __del__(self):
         handle, self._handle = getattr(self, "_handle", None), None

@@ -37,6 +37,8 @@ module RedisPool
   # by the garbage collector (pool_cluster_free never blocks), and conns still
   # checked out can still be given back after that.
   class Cluster
+    include GiveBack
+
     # Options of the cluster itself; every other keyword is a node pool option.
     CLUSTER_OPTIONS = %i[seeds max_redirects refresh_min_interval].freeze
 
@@ -149,20 +151,12 @@ module RedisPool
     # Gives a conn from #get* back to its node's pool (a conn a command failed on
     # is closed instead). InvalidArgumentError for a double put or a foreign conn.
     def put(conn)
-      status = Native.pool_cluster_put(@ptr, conn.to_ptr)
-      raise RedisPool.error_for(status) unless status == Native::OK
-
-      conn._returned!
-      nil
+      given_back(conn, Native.pool_cluster_put(@ptr, conn.to_ptr))
     end
 
     # Closes a conn from #get* and frees its turn in its node's pool.
     def remove(conn, reason = nil)
-      status = Native.pool_cluster_remove(@ptr, conn.to_ptr, reason&.to_s)
-      raise RedisPool.error_for(status) unless status == Native::OK
-
-      conn._returned!
-      nil
+      given_back(conn, Native.pool_cluster_remove(@ptr, conn.to_ptr, reason&.to_s))
     end
 
     # Checks out a conn for `key` (or `slot:`, or `node:` an address), yields it,
@@ -178,22 +172,7 @@ module RedisPool
              elsif !slot.nil? then get_slot(slot, timeout: timeout, cancel: cancel)
              else get_node(node, timeout: timeout, cancel: cancel)
              end
-      broken = nil
-      begin
-        yield conn
-      rescue IOError, ProtocolError, BadConnError => e
-        broken = "#{e.class}: #{e.message}"
-        raise
-      rescue StandardError
-        raise
-      rescue Exception => e # rubocop:disable Lint/RescueException
-        broken = "#{e.class} raised"
-        raise
-      ensure
-        if conn.checked_out?
-          broken ? remove(conn, broken) : put(conn)
-        end
-      end
+      yield_then_give_back(conn) { yield conn }
     end
 
     # The pool of node `addr` ("host:port"; made on first use) as a Pool, e.g.
@@ -271,16 +250,7 @@ module RedisPool
     # Closes every node pool: idle conns are closed, waiters and later gets raise
     # ClosedError, conns checked out are closed when given back. Idempotent.
     def close
-      status = Native.pool_cluster_close(@ptr)
-      @closed = true
-      raise RedisPool.error_for(status) unless status == Native::OK || status == Native::ERR_CLOSED
-
-      nil
-    end
-
-    # Whether #close was called on this object.
-    def closed?
-      @closed
+      closed_with(Native.pool_cluster_close(@ptr))
     end
 
     # Internal: the native handle.

@@ -36,6 +36,8 @@ module RedisPool
   # made with Process.fork: the child's first call forgets the parent's conns and
   # dials its own (ask for #notify_io again in the child).
   class Pool
+    include GiveBack
+
     DURATION_OPTIONS = %i[
       dial_timeout pool_timeout conn_max_idle_time conn_max_lifetime
       conn_max_lifetime_jitter dialer_retry_backoff read_timeout write_timeout
@@ -250,20 +252,12 @@ module RedisPool
     # Gives `conn` back for reuse (a conn a command failed on is closed instead).
     # Never blocks. InvalidArgumentError for a double put or a foreign conn.
     def put(conn)
-      status = Native.pool_put(@ptr, conn.to_ptr)
-      raise RedisPool.error_for(status) unless status == Native::OK
-
-      conn._returned!
-      nil
+      given_back(conn, Native.pool_put(@ptr, conn.to_ptr))
     end
 
     # Closes `conn` and frees its turn; `reason` is informational.
     def remove(conn, reason = nil)
-      status = Native.pool_remove(@ptr, conn.to_ptr, reason&.to_s)
-      raise RedisPool.error_for(status) unless status == Native::OK
-
-      conn._returned!
-      nil
+      given_back(conn, Native.pool_remove(@ptr, conn.to_ptr, reason&.to_s))
     end
 
     # Checks out a conn, yields it, gives it back, and returns the block's value.
@@ -290,22 +284,10 @@ module RedisPool
 
       conn = get(timeout: timeout, cancel: cancel)
       Thread.current[@checkout_key] = [conn, 1, Process.pid]
-      broken = nil
       begin
-        yield conn
-      rescue IOError, ProtocolError, BadConnError => e
-        broken = "#{e.class}: #{e.message}"
-        raise
-      rescue StandardError
-        raise
-      rescue Exception => e # rubocop:disable Lint/RescueException
-        broken = "#{e.class} raised"
-        raise
+        yield_then_give_back(conn) { yield conn }
       ensure
         Thread.current[@checkout_key] = nil
-        if conn.checked_out?
-          broken ? remove(conn, broken) : put(conn)
-        end
       end
     end
 
@@ -411,16 +393,7 @@ module RedisPool
     # Closes the pool: idle conns are closed, waiters and later gets raise
     # ClosedError, conns still checked out are closed when given back. Idempotent.
     def close
-      status = Native.pool_close(@ptr)
-      @closed = true
-      raise RedisPool.error_for(status) unless status == Native::OK || status == Native::ERR_CLOSED
-
-      nil
-    end
-
-    # Whether #close was called on this object.
-    def closed?
-      @closed
+      closed_with(Native.pool_close(@ptr))
     end
 
     # An IO on the pool's notify fd (pool_notify_fd): readable while #try_get may
