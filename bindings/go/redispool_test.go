@@ -703,7 +703,7 @@ func TestGetPolled(t *testing.T) {
 			cn, err := p.GetPolled(context.Background())
 			results <- result{cn, err}
 		}()
-		waitFor(t, prompt, "GetPolled to wait", func() bool { return goroutinesWaitingIn("GetPolled", "IO wait") == 1 })
+		waitFor(t, prompt, "GetPolled to wait", func() bool { return goroutinesWaitingIn("GetPolled", "select") == 1 })
 		id := held.ID()
 		p.Put(held)
 		select {
@@ -723,7 +723,7 @@ func TestGetPolled(t *testing.T) {
 			_, err := p.GetPolled(ctx)
 			result <- err
 		}()
-		waitFor(t, prompt, "GetPolled to wait", func() bool { return goroutinesWaitingIn("GetPolled", "IO wait") == 1 })
+		waitFor(t, prompt, "GetPolled to wait", func() bool { return goroutinesWaitingIn("GetPolled", "select") == 1 })
 		cancel()
 		select {
 		case err := <-result:
@@ -763,7 +763,7 @@ func TestGetPolled(t *testing.T) {
 			_, err := closing.GetPolled(context.Background())
 			result <- err
 		}()
-		waitFor(t, prompt, "GetPolled to wait", func() bool { return goroutinesWaitingIn("GetPolled", "IO wait") == 1 })
+		waitFor(t, prompt, "GetPolled to wait", func() bool { return goroutinesWaitingIn("GetPolled", "select") == 1 })
 		closing.Close()
 		select {
 		case err := <-result:
@@ -831,7 +831,7 @@ func TestGetPolledManyWaiters(t *testing.T) {
 		}()
 	}
 	waitFor(t, 60*time.Second, fmt.Sprintf("%d GetPolled waiting", waiters), func() bool {
-		return goroutinesWaitingIn("GetPolled", "IO wait") == waiters
+		return goroutinesWaitingIn("GetPolled", "select") == waiters
 	})
 	peak := osThreads(t)
 
