@@ -3,6 +3,7 @@ package redispool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -159,4 +160,77 @@ func TestDoTimeoutInTheNetpoller(t *testing.T) {
 		t.Fatalf("PING = %v, %v", v, err)
 	}
 	_ = p.Put(cn2)
+}
+
+// waitsHoldNoThread runs n goroutines at once, each through wait (a command
+// whose reply takes about 300 ms), and returns the OS threads before and the
+// most seen while they waited: a blocking cgo call holds one thread each.
+func waitsHoldNoThread(t *testing.T, n int, wait func(i int) error) (before, peak int) {
+	t.Helper()
+	before = osThreads(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := wait(i); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	peak = before
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-time.After(10 * time.Millisecond):
+		}
+		if th := osThreads(t); th > peak {
+			peak = th
+		}
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return before, peak
+}
+
+// Pipeline and TxPipeline wait for their replies in the netpoller: 64 of them
+// waiting at once (a BLPOP that answers nil after 300 ms) hold no thread each.
+func TestPipelineWaitsInTheNetpoller(t *testing.T) {
+	const n = 64
+	p := newTestPool(t, "pool_size=64&pool_timeout=30s")
+	ctx := context.Background()
+	var conns []*Conn
+	for i := 0; i < n; i++ {
+		conns = append(conns, mustGet(t, p))
+	}
+	before, peak := waitsHoldNoThread(t, n, func(i int) error {
+		cn := conns[i]
+		if i%2 == 0 {
+			r, err := cn.Pipeline(ctx, [][]string{{"BLPOP", "nb:pipe:empty", "0.3"}, {"PING"}})
+			if err != nil || len(r) != 2 || r[0] != nil || r[1] != "PONG" {
+				return fmt.Errorf("Pipeline = %v, %v", r, err)
+			}
+			return nil
+		}
+		r, err := cn.TxPipeline(ctx, [][]string{{"PING"}})
+		if err != nil || len(r) != 1 || r[0] != "PONG" {
+			return fmt.Errorf("TxPipeline = %v, %v", r, err)
+		}
+		// Then a plain pipeline whose reply takes as long.
+		_, err = cn.Pipeline(ctx, [][]string{{"BLPOP", "nb:pipe:empty", "0.3"}})
+		return err
+	})
+	for _, cn := range conns {
+		_ = p.Put(cn)
+	}
+	t.Logf("OS threads: %d before, at most %d with %d pipelines waiting", before, peak, n)
+	if peak > before+n/2 {
+		t.Errorf("%d pipelines waiting made threads: %d before, %d while waiting", n, before, peak)
+	}
 }
