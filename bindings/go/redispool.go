@@ -266,10 +266,13 @@ func waitGet(ctx context.Context, t poolTimeout, get func(ms C.int64_t, tok *C.p
 
 // TryGet returns an idle conn that passes the socket health checks, or an
 // error matching ErrWouldBlock at once. It never waits, dials or resolves,
-// and never overtakes goroutines waiting in Get. A miss while the pool has
-// room starts one dial in the background, whose conn lands in the idle list
-// (and makes the notify fd readable). ErrClosed after Close.
+// and never overtakes goroutines waiting in Get or GetPolled. A miss while
+// the pool has room starts one dial in the background, whose conn lands in
+// the idle list (and makes the notify fd readable). ErrClosed after Close.
 func (p *Pool) TryGet() (*Conn, error) {
+	if !p.q.mayTake(0) {
+		return nil, errTryGetWouldBlock
+	}
 	st, h, ud := rawTryGet(p.p)
 	runtime.KeepAlive(p)
 	return p.tryGetResult(st, h, ud)
@@ -296,7 +299,8 @@ func (p *Pool) tryGetResult(st C.pool_status_t, h *C.pool_conn_t, ud unsafe.Poin
 }
 
 // Put gives cn back for reuse; cn must not be used afterwards. The oldest
-// waiting Get receives it directly. A conn a command failed on is removed
+// goroutine waiting in Get or GetPolled receives it (from the pool's reactor,
+// see GetPolled). A conn a command failed on is removed
 // instead of pooled; after Close the conn is simply closed. A Conn that is not
 // checked out from this pool (a double Put, a Put after Remove, a conn of
 // another pool) gives an error matching ErrInvalidArg and changes nothing.
