@@ -55,14 +55,25 @@ func TestGetDoPutAllocateNothing(t *testing.T) {
 	_ = p.Put(cn)
 }
 
-// Goroutines waiting for a conn (GetPolled) and for replies (Do) wait in the
-// netpoller, not in cgo calls: the OS thread count stays flat from 8 to 256
-// goroutines, though 128 of them at a time wait for a reply that takes 100 ms
-// (blocking cgo calls would hold 128 threads). The bound leaves room for the
+// Goroutines waiting for a conn (Get, GetPolled: in the pool's queue) and for
+// replies (Do: in the netpoller) wait in Go, not in cgo calls: the OS thread
+// count stays flat from 8 to 256 goroutines, though 128 of them at a time wait
+// for a reply that takes 100 ms and 128 for a conn (blocking cgo calls would
+// hold a thread each). The bound leaves room for the
 // threads Go starts when a busy machine stalls a short cgo call or syscall.
 func TestThreadsFlatAsGoroutinesGrow(t *testing.T) {
+	for _, name := range []string{"Get", "GetPolled"} {
+		t.Run(name, func(t *testing.T) { threadsFlat(t, name) })
+	}
+}
+
+func threadsFlat(t *testing.T, name string) {
 	p := newTestPool(t, "pool_size=128&pool_timeout=30s")
 	ctx := context.Background()
+	get := p.Get
+	if name == "GetPolled" {
+		get = p.GetPolled
+	}
 	run := func(goroutines int) (maxThreads int, done int64) {
 		var wg sync.WaitGroup
 		var ops int64
@@ -78,7 +89,7 @@ func TestThreadsFlatAsGoroutinesGrow(t *testing.T) {
 						return
 					default:
 					}
-					cn, err := p.GetPolled(ctx)
+					cn, err := get(ctx)
 					if err != nil {
 						failed.Store(err)
 						return
