@@ -72,12 +72,13 @@ type getQueue struct {
 	reactorStarts atomic.Uint64
 
 	// The reactor's duplicate of the notify fd, made on first use.
-	fdOnce sync.Once
-	fdErr  error
-	f      *os.File
-	rc     syscall.RawConn
-	tryFn  func(uintptr) bool
-	res    getResult // the reactor's last pool_try_get
+	fdOnce  sync.Once
+	fdErr   error
+	f       *os.File
+	rc      syscall.RawConn
+	tryFn   func(uintptr) bool
+	reactFn func()    // q.react, made once: `go q.reactFn()` would allocate a closure per start
+	res     getResult // the reactor's last pool_try_get
 }
 
 // getResult is what the reactor hands a waiter: a conn, or the status that
@@ -104,6 +105,7 @@ func monoNow() int64 { return int64(time.Since(qEpoch)) }
 func newGetQueue(pool *C.pool_t) *getQueue {
 	q := &getQueue{pool: pool}
 	q.tryFn = q.try
+	q.reactFn = q.react
 	return q
 }
 
@@ -304,7 +306,7 @@ func (p *Pool) wait(ctx context.Context) (*Conn, error) {
 	q.mu.Unlock()
 	if startReactor {
 		q.reactorStarts.Add(1)
-		go q.react()
+		go q.reactFn()
 	}
 
 	var timeout <-chan time.Time

@@ -3,6 +3,7 @@ package redispool
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -113,4 +114,57 @@ func TestGetGiveUpLosesNoConn(t *testing.T) {
 		}
 		waitFor(t, prompt, "both conns idle", func() bool { return p.IdleLen() == 2 })
 	}
+}
+
+// A Get that waits in the queue allocates nothing either: the waiter, its
+// channel and its timer are reused, and so is the reactor's start.
+func TestWaitedGetAllocatesNothing(t *testing.T) {
+	p := newTestPool(t, "pool_size=1&pool_timeout=30s")
+	ctx := context.Background()
+	held := mustGet(t, p)
+	if _, err := held.Do(ctx, "PING"); err != nil { // the conn's state, kept for its life
+		t.Fatal(err)
+	}
+	give := make(chan *Conn)
+	given := make(chan error)
+	go func() {
+		for cn := range give {
+			// Put back once the Get below waits (bounded by the test's timeout).
+			for p.q.n.Load() != 1 {
+				runtime.Gosched()
+			}
+			given <- p.Put(cn)
+		}
+	}()
+	defer close(give)
+	var failed error
+	round := func() {
+		give <- held
+		cn, err := p.Get(ctx)
+		if perr := <-given; perr != nil && failed == nil {
+			failed = perr
+		}
+		if err != nil {
+			if failed == nil {
+				failed = err
+			}
+			return
+		}
+		if _, err := cn.Do(ctx, "PING"); err != nil && failed == nil {
+			failed = err
+		}
+		held = cn
+	}
+	round()
+	allocs := testing.AllocsPerRun(200, round)
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if s := p.Stats(); s.WaitCount < 200 {
+		t.Fatalf("only %d Gets waited", s.WaitCount)
+	}
+	if allocs != 0 {
+		t.Errorf("a waited Get + Do + Put: %v allocations, want 0", allocs)
+	}
+	_ = p.Put(held)
 }
