@@ -527,11 +527,15 @@ func TestMaxReplyBytes(t *testing.T) {
 	}
 }
 
-// OvertakeWindow reaches the library: with it, a Get right after a Put takes the conn
-// ahead of a Get that waits in the queue (the woken waiter needs a moment to run, so most
-// rounds, not all); without it (negative: strict order), never (the Put hands the conn to
-// the waiter).
+// OvertakeWindow: with it, a Get right after a Put takes the conn ahead of a Get that
+// waits in the queue (it tries the pool while the oldest waiter has waited less than the
+// window, racing the queue's reactor for the conn); without it (negative: strict order),
+// never (it queues behind the waiter, and the reactor hands the conn to the waiter).
+// GOMAXPROCS 1 for the test: the Get right after the Put then runs before the reactor
+// can (it needs the one P), as it mostly does on a busy server; with two Ps the reactor
+// often wins the race, and under the race detector always.
 func TestOvertakeWindow(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	for _, window := range []time.Duration{-1, time.Minute} {
 		p, err := NewWithOptions(Options{Addr: redisAddr, PoolSize: 1, OvertakeWindow: window,
 			HealthCheckBypass: 500 * time.Millisecond})
