@@ -306,6 +306,7 @@ const GO_CLUSTER_SENTINEL_TESTS: &[&str] = &[
     "TestClusterErrors",
     "TestClusterContext",
     "TestClusterGetPutAllocs",
+    "TestClusterDoInTheNetpoller",
     "TestSentinelPool",
 ];
 

@@ -444,3 +444,41 @@ func TestClusterGetPutAllocs(t *testing.T) {
 		t.Errorf("%.1f allocations per Cluster.Get+Put, want at most 1 (the *Conn)", allocs)
 	}
 }
+
+// A cluster conn's Do waits for its reply in the netpoller: 48 of them waiting
+// at once (a BLPOP that answers nil after 300 ms) hold no thread each.
+func TestClusterDoInTheNetpoller(t *testing.T) {
+	const n = 48
+	cl, err := NewCluster(ClusterOptions{
+		Seeds: clusterSeeds(t),
+		Node:  Options{PoolSize: n, PoolTimeout: 10 * time.Second, ReadTimeout: 5 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	var conns []*Conn
+	for i := 0; i < n; i++ {
+		cn, err := cl.Get(ctx, fmt.Sprintf("go-cluster-nb-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, cn)
+	}
+	before, peak := waitsHoldNoThread(t, n, func(i int) error {
+		if _, err := conns[i].Do(ctx, "BLPOP", fmt.Sprintf("go-cluster-nb-%d", i), "0.3"); !errors.Is(err, Nil) {
+			return fmt.Errorf("BLPOP: %v, want Nil", err)
+		}
+		return nil
+	})
+	for _, cn := range conns {
+		if err := cl.Put(cn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("OS threads: %d before, at most %d with %d cluster commands waiting", before, peak, n)
+	if peak > before+n/2 {
+		t.Errorf("%d cluster commands waiting made threads: %d before, %d while waiting", n, before, peak)
+	}
+}

@@ -34,18 +34,17 @@
 //
 // # Threads
 //
-// Get calls the library's blocking pool_get_ex, so a goroutine waiting in Get
-// occupies an OS thread for the length of its wait (as any blocking cgo call
-// does). The wait ends as soon as the context is done: a helper goroutine
-// fires a cancel token on ctx.Done(), so no thread stays parked after its
-// context is canceled or its deadline passes. Go keeps the threads it made
-// and reuses them for later cgo calls. Servers that may have thousands of
-// requests waiting at once should use GetPolled, which waits on the pool's
-// notify fd through Go's netpoller and parks no thread at all. Conn.Do on a
-// pool conn never blocks in cgo: it starts the command (pool_conn_start) and
-// waits for the reply in the netpoller, so a goroutine waiting for a reply
-// holds no thread either (a cluster conn's Do is the blocking call, which
-// follows redirects).
+// No call of a Pool's conns waits inside cgo. A goroutine waiting for a conn
+// (Get, GetPolled) queues in Go, in arrival order; one reactor goroutine per
+// pool waits on the pool's notify fd in Go's netpoller and hands each conn
+// that comes back to the oldest waiter, so a waiting goroutine holds no OS
+// thread and a conn put back wakes one goroutine. Conn.Do, DoTimeout,
+// Pipeline and TxPipeline start the command (pool_conn_start,
+// pool_conn_start_pipeline) and wait for the reply in the netpoller, on pool
+// and cluster conns alike (a cluster redirect is followed by the blocking
+// call, holding a thread for that command only). Cluster.Get still waits in
+// the library: a goroutine waiting for a cluster conn holds a thread, and a
+// helper goroutine fires a cancel token on ctx.Done().
 //
 // # Conns and commands
 //

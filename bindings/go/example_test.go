@@ -58,8 +58,8 @@ func ExampleNewWithOptions() {
 	fmt.Println(st.TotalConns, st.IdleConns)
 }
 
-// GetPolled waits without holding an OS thread: for servers where thousands
-// of requests may wait for a conn at once.
+// GetPolled never dials on the calling goroutine: a miss starts a dial on a
+// library thread, and the goroutine waits in the pool's queue meanwhile.
 func ExamplePool_GetPolled() {
 	pool, err := redispool.New("redis://127.0.0.1:6379?pool_size=4")
 	if err != nil {

@@ -21,6 +21,10 @@ typedef struct {
 	int64_t wait_ms;
 	char *block;
 	size_t cap;
+	// A pipeline's: where its replies go (NULL for one command).
+	pool_reply_t **replies;
+	size_t ncap;
+	size_t nreplies;
 } rp_cs;
 
 static rp_cs *rp_cs_new(void) { return calloc(1, sizeof(rp_cs)); }
@@ -56,9 +60,27 @@ static pool_status_t rp_start(pool_conn_t *c, rp_cs *s, int argc, int64_t timeou
 	return st;
 }
 
+static pool_status_t rp_start_pipeline(pool_conn_t *c, rp_cs *s, size_t n, const int *argcs,
+                                       const char *const *const *argvs,
+                                       const size_t *const *argvlens, pool_reply_t **replies,
+                                       int64_t timeout_ms) {
+	s->replies = replies;
+	s->ncap = n;
+	s->nreplies = 0;
+	pool_status_t st = pool_conn_start_pipeline(c, n, argcs, argvs, argvlens, timeout_ms, &s->want, &s->err);
+	s->wait_ms = st == POOL_OK ? pool_conn_wait_ms(c) : -1;
+	return st;
+}
+
+// Progress on the started command or pipeline.
 static pool_status_t rp_finish(pool_conn_t *c, rp_cs *s) {
-	s->reply = NULL;
-	pool_status_t st = pool_conn_finish(c, &s->reply, &s->want, &s->err);
+	pool_status_t st;
+	if (s->replies != NULL) {
+		st = pool_conn_finish_pipeline(c, s->replies, s->ncap, &s->nreplies, &s->want, &s->err);
+	} else {
+		s->reply = NULL;
+		st = pool_conn_finish(c, &s->reply, &s->want, &s->err);
+	}
 	if (st == POOL_ERR_WOULD_BLOCK)
 		s->wait_ms = pool_conn_wait_ms(c);
 	return st;
@@ -148,7 +170,9 @@ func (cn *Conn) state() *connState {
 	cs := &connState{c: c, f: f, rc: rc}
 	cs.readFn = cs.onReadable
 	cs.writeFn = cs.onWritable
-	cs.conn = Conn{h: cn.h, pool: cn.pool, cluster: cn.cluster, cs: cs}
+	// A cluster conn's *Conn is made per Get (Cluster.conn): the state must
+	// not keep the Cluster alive through its handle.
+	cs.conn = Conn{h: cn.h, pool: cn.pool, cs: cs}
 	cs.handle = cgo.NewHandle(cs)
 	C.rp_attach(cn.h, C.uintptr_t(cs.handle))
 	cn.cs = cs
@@ -252,6 +276,24 @@ func (cs *connState) wait(h *C.pool_conn_t) C.pool_status_t {
 		}
 		// The other interest (TLS), or the deadline not quite passed yet.
 	}
+}
+
+// pipeline runs a pipeline through pool_conn_start_pipeline /
+// pool_conn_finish_pipeline: replies (n entries of C memory) receives the
+// replies; returns the status and how many replies were handed over.
+func (cs *connState) pipeline(h *C.pool_conn_t, n int, argcs *C.int, argvs ***C.char, argvlens **C.size_t,
+	replies **C.pool_reply_t, timeoutMs int64) (C.pool_status_t, int) {
+	cs.conn.h = h
+	st := C.rp_start_pipeline(h, cs.c, C.size_t(n), argcs, argvs, argvlens, replies, C.int64_t(timeoutMs))
+	if st == C.POOL_OK {
+		st = cs.wait(h)
+	}
+	got := int(cs.c.nreplies)
+	cs.c.replies, cs.c.ncap, cs.c.nreplies = nil, 0, 0
+	if st != C.POOL_OK && got == 0 {
+		return st, 0
+	}
+	return st, got
 }
 
 // do runs one command through pool_conn_start / pool_conn_finish.

@@ -3,6 +3,7 @@ package redispool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,14 +55,25 @@ func TestGetDoPutAllocateNothing(t *testing.T) {
 	_ = p.Put(cn)
 }
 
-// Goroutines waiting for a conn (GetPolled) and for replies (Do) wait in the
-// netpoller, not in cgo calls: the OS thread count stays flat from 8 to 256
-// goroutines, though 128 of them at a time wait for a reply that takes 100 ms
-// (blocking cgo calls would hold 128 threads). The bound leaves room for the
+// Goroutines waiting for a conn (Get, GetPolled: in the pool's queue) and for
+// replies (Do: in the netpoller) wait in Go, not in cgo calls: the OS thread
+// count stays flat from 8 to 256 goroutines, though 128 of them at a time wait
+// for a reply that takes 100 ms and 128 for a conn (blocking cgo calls would
+// hold a thread each). The bound leaves room for the
 // threads Go starts when a busy machine stalls a short cgo call or syscall.
 func TestThreadsFlatAsGoroutinesGrow(t *testing.T) {
+	for _, name := range []string{"Get", "GetPolled"} {
+		t.Run(name, func(t *testing.T) { threadsFlat(t, name) })
+	}
+}
+
+func threadsFlat(t *testing.T, name string) {
 	p := newTestPool(t, "pool_size=128&pool_timeout=30s")
 	ctx := context.Background()
+	get := p.Get
+	if name == "GetPolled" {
+		get = p.GetPolled
+	}
 	run := func(goroutines int) (maxThreads int, done int64) {
 		var wg sync.WaitGroup
 		var ops int64
@@ -77,7 +89,7 @@ func TestThreadsFlatAsGoroutinesGrow(t *testing.T) {
 						return
 					default:
 					}
-					cn, err := p.GetPolled(ctx)
+					cn, err := get(ctx)
 					if err != nil {
 						failed.Store(err)
 						return
@@ -159,4 +171,77 @@ func TestDoTimeoutInTheNetpoller(t *testing.T) {
 		t.Fatalf("PING = %v, %v", v, err)
 	}
 	_ = p.Put(cn2)
+}
+
+// waitsHoldNoThread runs n goroutines at once, each through wait (a command
+// whose reply takes about 300 ms), and returns the OS threads before and the
+// most seen while they waited: a blocking cgo call holds one thread each.
+func waitsHoldNoThread(t *testing.T, n int, wait func(i int) error) (before, peak int) {
+	t.Helper()
+	before = osThreads(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := wait(i); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	peak = before
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-time.After(10 * time.Millisecond):
+		}
+		if th := osThreads(t); th > peak {
+			peak = th
+		}
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return before, peak
+}
+
+// Pipeline and TxPipeline wait for their replies in the netpoller: 64 of them
+// waiting at once (a BLPOP that answers nil after 300 ms) hold no thread each.
+func TestPipelineWaitsInTheNetpoller(t *testing.T) {
+	const n = 64
+	p := newTestPool(t, "pool_size=64&pool_timeout=30s")
+	ctx := context.Background()
+	var conns []*Conn
+	for i := 0; i < n; i++ {
+		conns = append(conns, mustGet(t, p))
+	}
+	before, peak := waitsHoldNoThread(t, n, func(i int) error {
+		cn := conns[i]
+		if i%2 == 0 {
+			r, err := cn.Pipeline(ctx, [][]string{{"BLPOP", "nb:pipe:empty", "0.3"}, {"PING"}})
+			if err != nil || len(r) != 2 || r[0] != nil || r[1] != "PONG" {
+				return fmt.Errorf("Pipeline = %v, %v", r, err)
+			}
+			return nil
+		}
+		r, err := cn.TxPipeline(ctx, [][]string{{"PING"}})
+		if err != nil || len(r) != 1 || r[0] != "PONG" {
+			return fmt.Errorf("TxPipeline = %v, %v", r, err)
+		}
+		// Then a plain pipeline whose reply takes as long.
+		_, err = cn.Pipeline(ctx, [][]string{{"BLPOP", "nb:pipe:empty", "0.3"}})
+		return err
+	})
+	for _, cn := range conns {
+		_ = p.Put(cn)
+	}
+	t.Logf("OS threads: %d before, at most %d with %d pipelines waiting", before, peak, n)
+	if peak > before+n/2 {
+		t.Errorf("%d pipelines waiting made threads: %d before, %d while waiting", n, before, peak)
+	}
 }

@@ -295,3 +295,28 @@ func urlPoolTimeout(raw string) poolTimeout {
 	}
 	return poolTimeoutFromMillis(ceilMillis(d))
 }
+
+// urlOvertakeWindow reads the overtake_window option of a go-redis URL that
+// the library accepted (integer seconds or a Go duration; 0 = strict arrival
+// order), or pool_options_init's default when it is absent or unreadable.
+func urlOvertakeWindow(raw string) time.Duration {
+	var o C.pool_options_t
+	C.pool_options_init(&o)
+	def := time.Duration(o.overtake_window_ms) * time.Millisecond
+	u, err := url.Parse(raw)
+	if err != nil {
+		return def
+	}
+	vals, err := url.ParseQuery(u.RawQuery)
+	if err != nil || len(vals["overtake_window"]) != 1 {
+		return def
+	}
+	v := vals["overtake_window"][0]
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 && secs < 1<<30 {
+		return time.Duration(secs) * time.Second
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return d
+	}
+	return def
+}

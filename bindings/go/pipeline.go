@@ -117,10 +117,20 @@ func (cn *Conn) pipeline(ctx context.Context, what string, timeoutMs int64, cmds
 		}
 	}
 
+	// The replies are waited for in Go's netpoller (nonblocking.go); on a
+	// cluster conn too: a pipeline's redirects are returned, never followed.
 	var got C.size_t
 	var cerr C.pool_error_t
-	st := C.pool_conn_pipeline(cn.h, C.size_t(n), &argcs[0], &argvs[0], &argvlens[0],
-		C.int64_t(timeoutMs), &replies[0], &got, &cerr)
+	var st C.pool_status_t
+	if cs := cn.state(); cs != nil {
+		var k int
+		st, k = cs.pipeline(cn.h, n, &argcs[0], &argvs[0], &argvlens[0], &replies[0], timeoutMs)
+		got = C.size_t(k)
+		cerr = cs.c.err
+	} else {
+		st = C.pool_conn_pipeline(cn.h, C.size_t(n), &argcs[0], &argvs[0], &argvlens[0],
+			C.int64_t(timeoutMs), &replies[0], &got, &cerr)
+	}
 	out := make([]interface{}, 0, int(got))
 	for i := 0; i < int(got) && i < n; i++ {
 		if replies[i] == nil {

@@ -56,9 +56,10 @@ func Version() string { return C.GoString(C.pool_version()) }
 // number of goroutines. Close it when done; its C memory is released when the
 // Pool is garbage collected (the finalizer never blocks).
 type Pool struct {
-	p       *C.pool_t
-	timeout poolTimeout
-	waiters notifyWaiters // GetPolled's duplicates of the notify fd (polled.go)
+	p        *C.pool_t
+	timeout  poolTimeout
+	overtake time.Duration // the overtake window (<= 0: strict arrival order)
+	q        *getQueue     // the goroutines waiting for a conn (polled.go)
 }
 
 // New makes a pool from a go-redis URL (redis.ParseURL format):
@@ -80,7 +81,7 @@ func New(rawURL string) (*Pool, error) {
 	if st := C.pool_new_url(curl, &p, &cerr); st != C.POOL_OK {
 		return nil, errorFrom(st, &cerr)
 	}
-	return newPool(p, urlPoolTimeout(rawURL)), nil
+	return newPool(p, urlPoolTimeout(rawURL), urlOvertakeWindow(rawURL)), nil
 }
 
 // NewWithOptions makes a pool from opts. Invalid options give an error
@@ -96,11 +97,12 @@ func NewWithOptions(opts Options) (*Pool, error) {
 	if st := C.pool_new(&c.opts, &p, &cerr); st != C.POOL_OK {
 		return nil, errorFrom(st, &cerr)
 	}
-	return newPool(p, poolTimeoutFromMillis(int64(c.opts.pool_timeout_ms))), nil
+	return newPool(p, poolTimeoutFromMillis(int64(c.opts.pool_timeout_ms)),
+		time.Duration(c.opts.overtake_window_ms)*time.Millisecond), nil
 }
 
-func newPool(p *C.pool_t, timeout poolTimeout) *Pool {
-	pool := &Pool{p: p, timeout: timeout}
+func newPool(p *C.pool_t, timeout poolTimeout, overtake time.Duration) *Pool {
+	pool := &Pool{p: p, timeout: timeout, overtake: overtake, q: newGetQueue(p)}
 	runtime.SetFinalizer(pool, (*Pool).finalize)
 	return pool
 }
@@ -108,7 +110,7 @@ func newPool(p *C.pool_t, timeout poolTimeout) *Pool {
 // finalize releases the C handle. pool_free never blocks; conns still checked
 // out keep a reference to the Pool, so it only runs once they are unreachable.
 func (p *Pool) finalize() {
-	p.closeNotifyWaiters()
+	p.q.closeFD()
 	C.pool_free(p.p)
 	p.p = nil
 }
@@ -166,26 +168,40 @@ func (t poolTimeout) getTimeout(ctx context.Context) (ms int64, byDeadline, expi
 //   - ctx done (before or during the wait): an error matching ErrCanceled and
 //     ctx.Err() (context.Canceled or context.DeadlineExceeded), as go-redis;
 //   - pool timeout: an error matching ErrPoolTimeout whose message describes
-//     the pool ("… (2/2 conns in use, 0 idle, 3 waiting; …)");
+//     the pool ("… (2 conns in use, 0 idle, 3 waiting)");
 //   - ErrClosed after Close, ErrPoolExhausted when max_active_conns conns
 //     exist, ErrDial or ErrHandshake when a new conn could not be made.
 //
-// The goroutine holds its OS thread while it waits (a blocking cgo call) but
-// not a moment longer than ctx allows: a helper goroutine fires the wait's
-// cancel token on ctx.Done(). A context that can never be done
-// (context.Background) costs no helper goroutine.
+// A free turn costs one cgo call that never waits for a turn (pool_get_ex
+// with a timeout of 0; on a miss it dials on the calling goroutine, bounded
+// by the dial timeout rather than by ctx). The wait for a turn happens in Go,
+// never in a cgo call: the goroutine parks on a channel of the pool's queue
+// (see GetPolled), so waiting goroutines hold no OS thread and ctx costs no
+// helper goroutine. The queue's waits count in Stats (Waiting,
+// PendingRequests, WaitCount, WaitDuration, Timeouts) as the library's own.
 func (p *Pool) Get(ctx context.Context) (*Conn, error) {
-	var ud unsafe.Pointer
-	h, err := waitGet(ctx, p.timeout, func(ms C.int64_t, tok *C.pool_cancel_t) (C.pool_status_t, *C.pool_conn_t, *C.char) {
-		r := C.rp_get(p.p, ms, tok)
-		ud = r.ud
-		return r.status, r.conn, r.msg
-	})
-	runtime.KeepAlive(p)
-	if err != nil {
-		return nil, err
+	if err := ctx.Err(); err != nil {
+		return nil, contextError(err)
 	}
-	return p.conn(h, ud), nil
+	if p.q.mayTake(p.overtake) {
+		r := C.rp_get(p.p, 0, nil)
+		runtime.KeepAlive(p)
+		switch {
+		case r.status == C.POOL_OK:
+			return p.conn(r.conn, r.ud), nil
+		case r.status != C.POOL_ERR_TIMEOUT:
+			msg := ""
+			if r.msg != nil {
+				msg = C.GoString(r.msg)
+			}
+			C.free(unsafe.Pointer(r.msg))
+			return nil, errorWithMessage(r.status, msg)
+		}
+		// No free turn: the library counted a timeout that Stats takes back.
+		C.free(unsafe.Pointer(r.msg))
+		p.q.noWaitMisses.Add(1)
+	}
+	return p.wait(ctx)
 }
 
 // waitGet runs one blocking get of the library (get, given the timeout in
@@ -250,10 +266,13 @@ func waitGet(ctx context.Context, t poolTimeout, get func(ms C.int64_t, tok *C.p
 
 // TryGet returns an idle conn that passes the socket health checks, or an
 // error matching ErrWouldBlock at once. It never waits, dials or resolves,
-// and never overtakes goroutines waiting in Get. A miss while the pool has
-// room starts one dial in the background, whose conn lands in the idle list
-// (and makes the notify fd readable). ErrClosed after Close.
+// and never overtakes goroutines waiting in Get or GetPolled. A miss while
+// the pool has room starts one dial in the background, whose conn lands in
+// the idle list (and makes the notify fd readable). ErrClosed after Close.
 func (p *Pool) TryGet() (*Conn, error) {
+	if !p.q.mayTake(0) {
+		return nil, errTryGetWouldBlock
+	}
 	st, h, ud := rawTryGet(p.p)
 	runtime.KeepAlive(p)
 	return p.tryGetResult(st, h, ud)
@@ -280,7 +299,8 @@ func (p *Pool) tryGetResult(st C.pool_status_t, h *C.pool_conn_t, ud unsafe.Poin
 }
 
 // Put gives cn back for reuse; cn must not be used afterwards. The oldest
-// waiting Get receives it directly. A conn a command failed on is removed
+// goroutine waiting in Get or GetPolled receives it (from the pool's reactor,
+// see GetPolled). A conn a command failed on is removed
 // instead of pooled; after Close the conn is simply closed. A Conn that is not
 // checked out from this pool (a double Put, a Put after Remove, a conn of
 // another pool) gives an error matching ErrInvalidArg and changes nothing.
@@ -368,7 +388,9 @@ func (p *Pool) Stats() Stats {
 	s.struct_size = C.sizeof_pool_stats_t
 	C.pool_stats(p.p, &s)
 	runtime.KeepAlive(p)
-	return statsFromC(&s)
+	out := statsFromC(&s)
+	p.q.addStats(&out)
+	return out
 }
 
 // statsFromC converts a pool_stats_t.
@@ -446,6 +468,8 @@ func (s Stats) poolStats() *PoolStats {
 func (p *Pool) Close() error {
 	st := C.pool_close(p.p)
 	runtime.KeepAlive(p)
+	// The queue's waiters now, not when the reactor sees the close.
+	p.q.failAll(C.POOL_ERR_CLOSED)
 	if st != C.POOL_OK {
 		return statusError(st, "close")
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"strings"
 	"unsafe"
 )
 
@@ -45,11 +46,15 @@ func (cn *Conn) do(ctx context.Context, what string, timeoutMs int64, args []str
 	if len(args) == 0 {
 		return nil, &Error{Code: CodeInvalidArg, Msg: "redispool: " + what + ": no command"}
 	}
-	// Pool conns wait for the reply in Go's netpoller (nonblocking.go); a
-	// cluster conn's command may follow redirects, which the blocking call does.
-	if cn.cluster == nil {
-		if cs := cn.state(); cs != nil {
-			return cs.do(cn.h, what, timeoutMs, args)
+	// The reply is waited for in Go's netpoller (nonblocking.go). On a cluster
+	// conn, a redirect (MOVED, ASK) or a retry (TRYAGAIN, CLUSTERDOWN) reply
+	// was not executed: the blocking call below sends the command again and
+	// follows it through the library (slot map update, ASKING, the other
+	// node's pool), holding the thread for that rare case only.
+	if cs := cn.state(); cs != nil {
+		v, err := cs.do(cn.h, what, timeoutMs, args)
+		if cn.cluster == nil || !isRedirect(err) {
+			return v, err
 		}
 	}
 	block, argv, argvlen := argBlock(args)
@@ -212,4 +217,18 @@ func replyElements(r *C.pool_reply_t) []*C.pool_reply_t {
 		return nil
 	}
 	return unsafe.Slice((**C.pool_reply_t)(unsafe.Pointer(r.element)), int(r.elements))
+}
+
+// isRedirect tells the error replies the library's cluster command follows.
+func isRedirect(err error) bool {
+	e, ok := err.(RedisError)
+	if !ok {
+		return false
+	}
+	for _, p := range []string{"MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"} {
+		if strings.HasPrefix(string(e), p) {
+			return true
+		}
+	}
+	return false
 }

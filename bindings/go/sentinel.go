@@ -93,7 +93,8 @@ func NewSentinelPool(sopts SentinelOptions, node Options) (*Pool, error) {
 	if st := C.pool_sentinel_new(&so, &c.opts, &p, &cerr); st != C.POOL_OK {
 		return nil, errorFrom(st, &cerr)
 	}
-	return newPool(p, poolTimeoutFromMillis(int64(c.opts.pool_timeout_ms))), nil
+	return newPool(p, poolTimeoutFromMillis(int64(c.opts.pool_timeout_ms)),
+		time.Duration(c.opts.overtake_window_ms)*time.Millisecond), nil
 }
 
 // SentinelMasterAddr returns the address ("ip:port") of the master a pool
