@@ -136,6 +136,18 @@ fn main() {
         one_cell(size, threads);
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--rt-loop") {
+        round_trips::rt_loop(&args[i + 1..]);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--overload") {
+        let windows: Vec<i64> = args[i + 1..]
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        fairness::overload(&windows);
+        return;
+    }
     if args.iter().any(|a| a == "--round-trips") {
         // Section b alone, at full length (its numbers move the most between runs).
         let redis = Redis::start().expect("start redis-server");

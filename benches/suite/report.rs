@@ -394,6 +394,20 @@ impl Report<'_> {
                 fmt_ns(b.waits.mean),
                 yes_no(ratio <= 10.0)
             );
+            // The same maximum against the mean of the gets that queued (go-redis's
+            // WaitDurationNs / WaitCount): how far the unluckiest get is from a typical
+            // waiting one. Not the target, which counts every get; shown beside it.
+            if let Some((share, queued_mean)) = b.waits.queued {
+                let _ = writeln!(
+                    md,
+                    "| Overload, {}: max wait vs the mean of the {:.1} % of gets that queued (pool stats; not the target) | {:.1}x ({} / {}) | – |",
+                    v.name(),
+                    100.0 * share,
+                    b.waits.max as f64 / queued_mean.max(1.0),
+                    fmt_ns(b.waits.max as f64),
+                    fmt_ns(queued_mean),
+                );
+            }
         }
         if let Ok(rts) = &self.round_trips {
             for (variant, hot) in [("", false), (" hot", true)] {
