@@ -85,6 +85,37 @@ pub(crate) fn overload(windows: &[i64]) {
             };
             pcts.push(100.0 * few / many);
         }
+        // Where the longest gets fall in the run: (wait, its start since the start line).
+        {
+            use std::sync::Mutex;
+            use std::time::Instant;
+            let base = Instant::now();
+            let worst = Mutex::new(Vec::new());
+            run(
+                256,
+                slice,
+                false,
+                |_| (0u64, 0u64),
+                |st, _| {
+                    let t0 = Instant::now();
+                    let c = crate::runner::BenchPool::get(&p);
+                    let ns = t0.elapsed().as_nanos() as u64;
+                    crate::runner::BenchPool::put(&p, c);
+                    if ns > st.0 {
+                        *st = (ns, (t0 - base).as_nanos() as u64);
+                        worst.lock().unwrap().push(*st);
+                    }
+                },
+            );
+            let mut w = worst.into_inner().unwrap();
+            w.sort_unstable_by(|a, b| b.cmp(a));
+            let top: Vec<String> = w
+                .iter()
+                .take(6)
+                .map(|(ns, at)| format!("{:.1} ms at {:.0} ms", *ns as f64 / 1e6, *at as f64 / 1e6))
+                .collect();
+            println!("  longest gets: {}", top.join(", "));
+        }
         let before = p.stats();
         let timed = run(256, slice, true, |_| (), |_, h| get_put(&p, h));
         let after = p.stats();
