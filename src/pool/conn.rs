@@ -149,6 +149,7 @@ struct ConnState {
     tls: Option<Box<ClientConnection>>,
     /// RESP3 pushes kept for the user (`keep_pushes`), oldest first; None = skipped. Boxed:
     /// one word in every conn instead of a `VecDeque`'s four, for a rare feature.
+    #[allow(clippy::box_collection, reason = "one word in every conn, not four")]
     kept: Option<Box<std::collections::VecDeque<Reply>>>,
 }
 
