@@ -275,7 +275,9 @@ impl Inner {
             None => (None, None),
         };
         let mut ping = ping;
+        let mut peeked = false;
         let health = health::check(&mut conn, now, &self.limits, vouched)
+            .map(|p| peeked = p)
             .and_then(|()| {
                 if !conn.session_changed() {
                     return Ok(());
@@ -291,6 +293,11 @@ impl Inner {
             Ok(()) => {
                 conn.set_used_at(now);
                 conn.clear_needs_peek();
+                if peeked && conn.is_swept() {
+                    // Clean at `now` or later, as a sweep that began at `now` would have
+                    // found it: vouches for it as such a sweep would (`SweepState::stamp`).
+                    conn.set_swept_at(now);
+                }
                 Some(conn)
             }
             Err(_) => {
