@@ -15,7 +15,10 @@
 //!   stale and close it, as they would have without the sweep;
 //! - not idle (checked out, being handed over, or closed meanwhile): its id goes into the
 //!   sweep's suspect list. Checked-out conns are reported for their replies too (`EPOLLIN`),
-//!   so the list holds more than dead conns: a get that takes one of them peeks it.
+//!   so the list holds more than dead conns: a get that takes one of them peeks it, and a
+//!   clean peek then vouches for the conn as a sweep begun at that get's clock read would
+//!   (`ConnPool` stamps it; `stamp` keeps a stamp newer than the last sweep), so such a
+//!   conn costs one peek per sweep, not one per get.
 //!
 //! A get *stamps* the conn it takes from the idle list (and a put the conn it hands to a
 //! waiting get) with the start of the last sweep, unless that sweep reported it
