@@ -129,7 +129,8 @@ pub struct pool_options {
     /// oldest has waited this long, puts hand conns over in order again, so no get waits
     /// much longer than this plus its turn (Go's sync.Mutex switches to hand-off after
     /// 1 ms, but a hand-off between threads costs 10-30x a goroutine switch: with 1 ms,
-    /// 256 threads on 8 conns spend most of their time handing over). 0 = never: strict first come, first served; a put hands its conn
+    /// 256 threads on 8 conns spend most of their time handing over). 0 = never: strict
+    /// first come, first served; a put hands its conn
     /// straight to the oldest waiting get, so with more threads than conns each get waits
     /// its turn and costs a context switch (about 10x slower; see docs/performance.md and
     /// docs/behaviour.md, "Overtaking").
