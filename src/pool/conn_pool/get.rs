@@ -490,6 +490,30 @@ mod tests {
         assert_eq!(st.idle.len(), 3);
     }
 
+    /// A conn given back while a get waits goes idle for that get, woken to take it:
+    /// `try_get` must not take it first (it never overtakes a blocked get), though the
+    /// woken get has left the queue.
+    #[test]
+    fn try_get_leaves_an_idle_conn_to_the_waiter_woken_for_it() {
+        let (p, _peers) = pool(1, Some(Duration::from_secs(60)));
+        let held = p.get().unwrap();
+        let inner = p.inner().clone();
+        let w = Arc::new(Waiter::new());
+        {
+            let mut st = inner.state.lock();
+            w.set_queued_at(clock::now_ns());
+            st.waiters.push_back(w.clone());
+        }
+        p.put(held).unwrap();
+        assert_eq!(p.idle_len(), 1);
+        assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
+        // The woken get takes it.
+        let mut st = inner.state.lock();
+        assert!(matches!(w.withdraw(), Some(Grant::Retry)));
+        let taken = inner.take_after_retry(&mut st).unwrap();
+        assert!(matches!(taken, Some((Grant::Conn(..), None))));
+    }
+
     /// The same in strict order: each put hands its conn itself to the oldest waiter.
     #[test]
     fn each_put_in_strict_order_hands_its_conn_to_the_oldest() {

@@ -242,7 +242,13 @@ impl ConnPool {
                 if st.closed {
                     return Err(Error::Closed);
                 }
-                let popped = if st.waiters.is_empty() && st.turns_used < inner.opts.pool_size {
+                // Waiters woken to take an idle conn (`Grant::Retry`) have left the queue
+                // but are still ahead: the conns and turns they will take are not free.
+                let ahead = st.retries_pending;
+                let popped = if st.waiters.is_empty()
+                    && st.idle.len() > ahead
+                    && st.turns_used + ahead < inner.opts.pool_size
+                {
                     inner.pop_idle(&mut st)
                 } else {
                     None
