@@ -294,13 +294,15 @@ struct pool_options {
   // I/O may have left a reply unread (pool_conn_command never does), and so is a new
   // conn on its first get (a reply more than its set-up asked for may come late).
   int64_t health_check_bypass_ms;
-  // How long queued gets may be overtaken, in ms; 1 by default. While the oldest
+  // How long queued gets may be overtaken, in ms; 5 by default. While the oldest
   // waiting get has waited less than this, a put leaves its conn idle and wakes that
   // waiter to take it, and a get that finds the conn idle first takes it at once,
   // without a context switch (the woken waiter queues again at the front). Once the
   // oldest has waited this long, puts hand conns over in order again, so no get waits
   // much longer than this plus its turn (Go's sync.Mutex switches to hand-off after
-  // 1 ms too). 0 = never: strict first come, first served; a put hands its conn
+  // 1 ms, but a hand-off between threads costs 10-30x a goroutine switch: with 1 ms,
+  // 256 threads on 8 conns spend most of their time handing over). 0 = never: strict
+  // first come, first served; a put hands its conn
   // straight to the oldest waiting get, so with more threads than conns each get waits
   // its turn and costs a context switch (about 10x slower; see docs/performance.md and
   // docs/behaviour.md, "Overtaking").

@@ -218,9 +218,9 @@ fn overtake_window_lets_a_get_ahead_only_within_the_window() {
     }
 }
 
-/// Two conns go idle at once while two gets wait: the first put wakes one waiter (only
-/// one at a time), and that waiter, having taken its conn, wakes the next for the other.
-/// Both end up holding a conn although nobody puts again.
+/// Two conns go idle at once while two gets wait: each put wakes one waiter (one per free
+/// conn, no more), or the first woken waiter, having taken its conn, wakes the next for
+/// the other. Both end up holding a conn although nobody puts again.
 #[test]
 fn overtake_window_wakes_the_next_waiter_while_conns_are_idle() {
     let peers = Arc::new(Peers::default());

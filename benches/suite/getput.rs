@@ -91,9 +91,9 @@ impl<'g> VariantPools<'g> {
     /// `getput_cell` on the pool of `v`; None for go-redis when it is not built.
     pub(crate) fn cell(&self, v: Variant, threads: usize, dur: Duration) -> Option<(f64, Waits)> {
         Some(match v {
-            Variant::Default => getput_cell(&self.default, threads, dur),
-            Variant::Hot => getput_cell(&self.hot, threads, dur),
-            Variant::Overtake => getput_cell(&self.overtake, threads, dur),
+            Variant::Default => cpool_cell(&self.default, threads, dur),
+            Variant::Hot => cpool_cell(&self.hot, threads, dur),
+            Variant::Overtake => cpool_cell(&self.overtake, threads, dur),
             Variant::MutexCondvar => getput_cell(&self.mutex, threads, dur),
             Variant::Fifo => getput_cell(&self.fifo, threads, dur),
             Variant::GoRedis | Variant::GoRedisV9 => {
@@ -118,6 +118,23 @@ impl<'g> VariantPools<'g> {
             }
         })
     }
+}
+
+/// `getput_cell` on redispool, with the waits of the gets that queued from the pool's
+/// stats (`Waits::queued`).
+pub(crate) fn cpool_cell(p: &CPool, threads: usize, dur: Duration) -> (f64, Waits) {
+    let ns = getput_ns(p, threads, dur);
+    let before = p.stats();
+    let timed = run(threads, dur, true, |_| (), |_, h| get_put(p, h));
+    let after = p.stats();
+    let mut waits = timed.waits.unwrap_or_default();
+    let queued = after.wait_count - before.wait_count;
+    let queued_ns = after.wait_duration_ns - before.wait_duration_ns;
+    waits.queued = Some((
+        queued as f64 / timed.ops.max(1) as f64,
+        queued_ns as f64 / queued.max(1) as f64,
+    ));
+    (ns, waits)
 }
 
 pub(crate) fn section_getput(plan: &Plan, addr: &str, go: &GoBuilds) -> Vec<Cell> {

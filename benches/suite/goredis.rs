@@ -283,6 +283,7 @@ impl GoRedis {
             p99: field("p99").unwrap_or(0.0) as u64,
             max: field("max").unwrap_or(0.0) as u64,
             mean: field("mean").unwrap_or(0.0),
+            queued: None,
         });
         (ns, waits)
     }

@@ -88,7 +88,12 @@ pub(crate) struct Waits {
     pub(crate) p50: u64,
     pub(crate) p99: u64,
     pub(crate) max: u64,
+    /// Over every get: one served at once waited 0 (issue 22's "mean wait").
     pub(crate) mean: f64,
+    /// For redispool: (share of the gets that queued, their mean wait in ns), from the
+    /// pool's own `wait_count` and `wait_duration_ns` (go-redis's `WaitCount` and
+    /// `WaitDurationNs`), around the timed run. None for the other pools.
+    pub(crate) queued: Option<(f64, f64)>,
 }
 
 impl From<&Hist> for Waits {
@@ -98,6 +103,7 @@ impl From<&Hist> for Waits {
             p99: h.percentile(0.99),
             max: h.max,
             mean: h.mean(),
+            queued: None,
         }
     }
 }

@@ -136,6 +136,33 @@ fn main() {
         one_cell(size, threads);
         return;
     }
+    if args.iter().any(|a| a == "--memory") {
+        // Section c's bytes per pooled conn alone (quick-mode conn counts).
+        raise_fd_limit();
+        let plan = Plan::new(Mode::Quick);
+        let mut rows = section_memory(&plan);
+        let redis = Redis::start().expect("start redis-server");
+        rows.push(memory_after_command(plan.mem_conns, &redis.addr()));
+        for r in rows {
+            println!(
+                "{}: {} conns, {:.1} bytes per conn (empty pool {} bytes)",
+                r.what, r.conns, r.per_conn, r.empty_pool
+            );
+        }
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--rt-loop") {
+        round_trips::rt_loop(&args[i + 1..]);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--overload") {
+        let windows: Vec<i64> = args[i + 1..]
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        fairness::overload(&windows);
+        return;
+    }
     if args.iter().any(|a| a == "--round-trips") {
         // Section b alone, at full length (its numbers move the most between runs).
         let redis = Redis::start().expect("start redis-server");

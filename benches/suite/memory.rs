@@ -5,7 +5,7 @@ use crate::plan::Plan;
 use crate::report::progress;
 use crate::runner::BenchPool;
 use crate::under_test::{CPool, options_init};
-use redispool::ffi::conn::pool_conn_command;
+use redispool::ffi::conn::{pool_conn_command, pool_conn_t};
 use redispool::ffi::pool::pool_idle_len;
 use redispool::ffi::reply::{pool_reply_free, pool_reply_t};
 use redispool::ffi::status::POOL_OK;
@@ -168,6 +168,25 @@ pub(crate) fn section_memory(plan: &Plan) -> Vec<MemRow> {
     rows
 }
 
+/// PING through pool_conn_command on a conn checked out by this thread.
+fn ping(c: *mut pool_conn_t) {
+    let argv: [*const c_char; 1] = [c"PING".as_ptr()];
+    let mut reply: *mut pool_reply_t = std::ptr::null_mut();
+    // SAFETY: `c` is checked out by this thread; argv holds one C string.
+    unsafe {
+        let rc = pool_conn_command(
+            c,
+            1,
+            argv.as_ptr(),
+            std::ptr::null(),
+            &mut reply,
+            std::ptr::null_mut(),
+        );
+        assert_eq!(rc, POOL_OK, "PING");
+        pool_reply_free(reply);
+    }
+}
+
 /// Library heap per idle conn after every conn ran a command (PING through
 /// pool_conn_command against redis-server), so the read buffer a conn keeps after a
 /// reply is counted: a pool of `n` on `redis_addr`, `n` gets at once (each dials), a PING
@@ -179,27 +198,27 @@ pub(crate) fn memory_after_command(n: usize, redis_addr: &str) -> MemRow {
     o.addr = caddr.as_ptr();
     o.pool_size = n as i32;
     o.pool_timeout_ms = -1;
+    // What this thread and the process allocate once, not per conn: the thread's reply
+    // buffer (32 KiB, lent to whichever conn runs a command) and the first chunk of the C
+    // ABI's handle table (1024 slots of 40 bytes; each conn checked out through the C ABI
+    // keeps one slot, inside the chunk). Made by a PING on a throwaway pool first, so the
+    // figure does not depend on what ran before.
+    {
+        let mut w = options_init();
+        w.addr = caddr.as_ptr();
+        w.pool_size = 1;
+        let warm = CPool::from_options(&w);
+        let c = warm.get();
+        ping(c);
+        warm.put(c);
+    }
     count_start();
     let p = CPool::from_options(&o);
     let empty = count_stop();
     count_start();
     let conns: Vec<_> = (0..n).map(|_| p.get()).collect();
     for &c in &conns {
-        let argv: [*const c_char; 1] = [c"PING".as_ptr()];
-        let mut reply: *mut pool_reply_t = std::ptr::null_mut();
-        // SAFETY: `c` is checked out by this thread; argv holds one C string.
-        unsafe {
-            let rc = pool_conn_command(
-                c,
-                1,
-                argv.as_ptr(),
-                std::ptr::null(),
-                &mut reply,
-                std::ptr::null_mut(),
-            );
-            assert_eq!(rc, POOL_OK, "PING");
-            pool_reply_free(reply);
-        }
+        ping(c);
     }
     for c in conns {
         p.put(c);

@@ -178,3 +178,61 @@ pub(crate) fn section_round_trips(
     }
     out
 }
+
+/// `--rt-loop dedicated|pool|hot THREADS MS`: one round-trip variant alone on a fresh
+/// redis-server, for `strace -f -c` or `perf record` (section b runs them interleaved).
+pub(crate) fn rt_loop(args: &[String]) {
+    use crate::server::Redis;
+    use std::time::Duration;
+    let variant = args.first().map(String::as_str).unwrap_or("pool");
+    let threads: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(8);
+    let ms: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let redis = Redis::start().expect("start redis-server");
+    let addr = redis.addr();
+    let slice = Duration::from_millis(ms);
+    let r = match variant {
+        "dedicated" => {
+            let own: Vec<TcpStream> = connect_all(&addr, threads).collect();
+            run(
+                threads,
+                slice,
+                false,
+                |t| own[t].try_clone().expect("dup"),
+                |s, _| ping_on(s),
+            )
+        }
+        v => {
+            let pool = CPool::new(&addr, threads, if v == "hot" { HOT_BYPASS_MS } else { 0 });
+            run(
+                threads,
+                slice,
+                false,
+                |_| (),
+                |_, _| {
+                    let argv: [*const c_char; 1] = [c"PING".as_ptr()];
+                    let c = pool.get();
+                    let mut reply: *mut pool_reply_t = std::ptr::null_mut();
+                    // SAFETY: `c` is checked out by this thread; argv holds one C string.
+                    unsafe {
+                        let rc = pool_conn_command(
+                            c,
+                            1,
+                            argv.as_ptr(),
+                            std::ptr::null(),
+                            &mut reply,
+                            std::ptr::null_mut(),
+                        );
+                        assert_eq!(rc, POOL_OK, "pool_conn_command");
+                        pool_reply_free(reply);
+                    }
+                    pool.put(c);
+                },
+            )
+        }
+    };
+    println!(
+        "{variant} {threads} threads: {:.0} ops/s ({} ops)",
+        r.ops as f64 * 1e9 / r.span_ns.max(1) as f64,
+        r.ops
+    );
+}

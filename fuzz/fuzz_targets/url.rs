@@ -604,7 +604,7 @@ fn check_core_options(cfg: &UrlConfig, o: &Options) {
         opt(cfg.leak_detection_threshold, None)
     );
     assert_eq!(o.health_check_bypass, opt(cfg.health_check_bypass, None));
-    // Not in the URL: the 1 ms default; 0 (or disabled): strict order.
+    // Not in the URL: the library default; 0 (or disabled): strict order.
     let overtake = match cfg.overtake_window {
         None => Some(redispool::pool::DEFAULT_OVERTAKE_WINDOW),
         Some(UrlDuration::Disabled) | Some(UrlDuration::Millis(0)) => None,

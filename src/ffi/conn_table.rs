@@ -82,6 +82,10 @@ struct Slot {
     next_free: AtomicU32,
 }
 
+// tests/conn_memory.rs allows an idle conn 256 heap bytes less one slot's 40: a slot is
+// the C ABI's share of every conn checked out through it.
+const _: () = assert!(std::mem::size_of::<Slot>() <= 40);
+
 // SAFETY: `entry` is only accessed by the thread that owns the slot by the protocol on
 // `state` (the reservation holder in FREE, the compare-exchange winner in BUSY), with
 // Release/Acquire on `state` ordering the handovers; everything else is atomic.

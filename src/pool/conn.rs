@@ -126,7 +126,9 @@ struct ConnState {
     session_db: u32,
     /// Why the conn is out of step with the server (a command failed mid-way, or bytes
     /// nobody asked for followed a reply): it is removed, never pooled, when given back.
-    broken: Option<Box<str>>,
+    /// Boxed twice so the field is one word: an idle conn is never broken, and every conn
+    /// pays for the field (issue 22: at most 256 heap bytes per idle conn).
+    broken: Option<Box<Box<str>>>,
     /// The pool's retire epoch when its dial began (`ConnPool::retire_all`): a conn of an
     /// older epoch is closed when given back, never pooled again.
     epoch: u64,
@@ -145,8 +147,10 @@ struct ConnState {
     /// commands and of raw I/O (`stream`) goes through it. Dropped without a word to the
     /// server (no close_notify): a forked child drops its parent's sessions this way.
     tls: Option<Box<ClientConnection>>,
-    /// RESP3 pushes kept for the user (`keep_pushes`), oldest first; None = skipped.
-    kept: Option<std::collections::VecDeque<Reply>>,
+    /// RESP3 pushes kept for the user (`keep_pushes`), oldest first; None = skipped. Boxed:
+    /// one word in every conn instead of a `VecDeque`'s four, for a rare feature.
+    #[allow(clippy::box_collection, reason = "one word in every conn, not four")]
+    kept: Option<Box<std::collections::VecDeque<Reply>>>,
 }
 
 /// `ConnState::peek`: the socket was lent out for the caller's own I/O (`lend_fd`) since
@@ -433,7 +437,7 @@ impl Conn {
     /// A raw I/O failure: the stream's position is unknown, the conn is bad.
     fn raw_failed(&mut self, err: std::io::Error) -> Error {
         let msg = io::Stream::error(err).to_string();
-        self.s.broken = Some(msg.as_str().into());
+        self.s.broken = Some(Box::new(msg.as_str().into()));
         Error::Io(msg)
     }
 
@@ -824,9 +828,9 @@ impl Conn {
                     }
                 }
                 if stray || !cio.parser.is_clean() {
-                    self.s.broken = Some("unexpected bytes after a reply".into());
+                    self.s.broken = Some(Box::new("unexpected bytes after a reply".into()));
                 } else if readonly {
-                    self.s.broken = Some(READONLY_REASON.into());
+                    self.s.broken = Some(Box::new(READONLY_REASON.into()));
                 }
                 if let Some(resp3) = hello {
                     self.s.resp3 = resp3;
@@ -836,7 +840,7 @@ impl Conn {
             }
             Err((n, e)) => {
                 let msg = e.to_string();
-                self.s.broken = Some(msg.as_str().into());
+                self.s.broken = Some(Box::new(msg.as_str().into()));
                 Err((
                     n,
                     match e {
@@ -940,7 +944,7 @@ impl Conn {
                      is out of step",
                     other.summary()
                 ));
-                self.s.broken = Some(e.to_string().into());
+                self.s.broken = Some(Box::new(e.to_string().into()));
                 Err(e)
             }
         }
@@ -960,7 +964,7 @@ impl Conn {
     /// Marks the conn broken by `e` and says so as a pool error.
     fn fail(&mut self, e: IoError) -> Error {
         let msg = e.to_string();
-        self.s.broken = Some(msg.as_str().into());
+        self.s.broken = Some(Box::new(msg.as_str().into()));
         match e {
             IoError::Protocol(_) | IoError::PushOnResp2 => Error::Protocol(msg),
             _ => Error::Io(msg),
@@ -1069,11 +1073,11 @@ impl Conn {
                     }
                 }
                 if stray || !cio.parser.is_clean() {
-                    self.s.broken = Some("unexpected bytes after a reply".into());
+                    self.s.broken = Some(Box::new("unexpected bytes after a reply".into()));
                 } else if self.s.close_on_readonly
                     && matches!(&reply, Reply::Error(e) if e.starts_with(b"READONLY"))
                 {
-                    self.s.broken = Some(READONLY_REASON.into());
+                    self.s.broken = Some(Box::new(READONLY_REASON.into()));
                 }
                 if args
                     .first()
@@ -1092,7 +1096,7 @@ impl Conn {
             }
             Err(e) => {
                 let msg = e.to_string();
-                self.s.broken = Some(msg.as_str().into());
+                self.s.broken = Some(Box::new(msg.as_str().into()));
                 Err(match e {
                     IoError::Protocol(_) | IoError::PushOnResp2 => Error::Protocol(msg),
                     _ => Error::Io(msg),
@@ -1124,7 +1128,7 @@ impl Conn {
             ),
             (_, Err(e)) => Error::Io(e.to_string()),
         };
-        self.s.broken = Some(why.to_string().into());
+        self.s.broken = Some(Box::new(why.to_string().into()));
         Err(why)
     }
 
@@ -1257,7 +1261,7 @@ impl Conn {
     ) -> Result<(), String> {
         let res = self.restore_inner(session, cap);
         if let Err(why) = &res {
-            self.s.broken = Some(why.as_str().into());
+            self.s.broken = Some(Box::new(why.as_str().into()));
         }
         res
     }
@@ -1322,7 +1326,7 @@ impl Conn {
 
     /// Why the conn is out of step with the server, if it is.
     pub fn broken_reason(&self) -> Option<&str> {
-        self.s.broken.as_deref()
+        self.s.broken.as_deref().map(|b| &**b)
     }
 
     /// After a command: gives the I/O state back to the thread (`SPARE_IO`) unless the

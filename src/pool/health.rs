@@ -106,13 +106,14 @@ pub(crate) fn check_socket(conn: &mut Conn) -> Result<(), Staleness> {
 /// Age, buffered input, then the socket peek, unless the conn's fd was not lent out for
 /// raw I/O, it is not new and no sweep reported it (`Conn::needs_peek`), and either a
 /// recent sweep vouches for it (`vouched`, see `sweep`) or it was given back less than
-/// `bypass` ago (HikariCP's alive-bypass window): then the peek is skipped.
+/// `bypass` ago (HikariCP's alive-bypass window): then the peek is skipped. Ok(true) when
+/// the socket was peeked and found clean.
 pub(crate) fn check(
     conn: &mut Conn,
     now: u64,
     limits: &Limits,
     vouched: bool,
-) -> Result<(), Staleness> {
+) -> Result<bool, Staleness> {
     check_age(conn, now, limits.max_idle_ns)?;
     if conn.has_buffered_input() && !conn.session_changed() {
         return Err(Staleness::UnreadData);
@@ -123,13 +124,13 @@ pub(crate) fn check(
                 .bypass_ns
                 .is_some_and(|b| now.saturating_sub(conn.used_at()) < b))
     {
-        return Ok(());
+        return Ok(false);
     }
     // Unread messages and replies are expected on it: `check_restore` drains them.
     if conn.session_changed() {
-        return Ok(());
+        return Ok(false);
     }
-    check_socket(conn)
+    check_socket(conn).map(|()| true)
 }
 
 /// A conn given back with its session changed (subscribe mode, MULTI, WATCH, SELECT, ...)

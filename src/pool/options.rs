@@ -88,7 +88,7 @@ pub struct Options {
     /// ago (HikariCP's alive-bypass window). None (default) = peek unless the pool's health
     /// sweep vouches for the conn (see `pool::sweep` and docs/performance.md).
     pub health_check_bypass: Option<Duration>,
-    /// How long queued gets may be overtaken: `DEFAULT_OVERTAKE_WINDOW` (1 ms) by
+    /// How long queued gets may be overtaken: `DEFAULT_OVERTAKE_WINDOW` (5 ms) by
     /// default. With a window, a put while the oldest waiter has waited less than this
     /// leaves the conn idle and wakes that waiter to take it; a get that finds the conn
     /// idle first takes it at once (no context switch, as Go's sync.Mutex in normal mode),
@@ -117,9 +117,14 @@ pub const DEFAULT_MAX_CONCURRENT_DIALS: usize = 64;
 /// `pool_size` or `min_idle_conns` is dialed by this many threads in turn.
 pub const MAX_CONCURRENT_DIALS: usize = 1024;
 
-/// `Options::overtake_window` by default: Go's sync.Mutex hands off to the oldest waiter
-/// once it has waited 1 ms (its starvation threshold); here too.
-pub const DEFAULT_OVERTAKE_WINDOW: Duration = Duration::from_millis(1);
+/// `Options::overtake_window` by default. Go's sync.Mutex hands off to the oldest waiter
+/// once it has waited 1 ms, but a goroutine switch costs about 0.2 us and a hand-off between
+/// OS threads several us (3-7 here): serving N parked waiters in order once per window
+/// costs N x that per window, so with 256 threads on 8 conns a 1 ms window spends most of
+/// the CPU on hand-offs, and the pool never leaves hand-off mode (every waiter served in
+/// order has waited the window again by its turn). 5 ms keeps that near a tenth; see
+/// docs/performance.md.
+pub const DEFAULT_OVERTAKE_WINDOW: Duration = Duration::from_millis(5);
 
 pub fn default_pool_size() -> usize {
     10 * std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -233,9 +238,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gets_may_overtake_the_queue_for_1_ms_by_default() {
+    fn gets_may_overtake_the_queue_for_5_ms_by_default() {
         let o = Options::new(Dialer::from_addr("127.0.0.1:1").unwrap());
-        assert_eq!(o.overtake_window, Some(Duration::from_millis(1)));
-        assert_eq!(DEFAULT_OVERTAKE_WINDOW, Duration::from_millis(1));
+        assert_eq!(o.overtake_window, Some(Duration::from_millis(5)));
+        assert_eq!(DEFAULT_OVERTAKE_WINDOW, Duration::from_millis(5));
     }
 }

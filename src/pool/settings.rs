@@ -79,7 +79,7 @@ impl Default for Settings {
             leak_detection_threshold_ms: 0,
             health_check_bypass_ms: 0,
             // `DEFAULT_OVERTAKE_WINDOW`; 0 = strict arrival order.
-            overtake_window_ms: 1,
+            overtake_window_ms: 5,
             max_reply_bytes: 0,
             max_reply_elements: 0,
             tls: None,

@@ -15,7 +15,10 @@
 //!   stale and close it, as they would have without the sweep;
 //! - not idle (checked out, being handed over, or closed meanwhile): its id goes into the
 //!   sweep's suspect list. Checked-out conns are reported for their replies too (`EPOLLIN`),
-//!   so the list holds more than dead conns: a get that takes one of them peeks it.
+//!   so the list holds more than dead conns: a get that takes one of them peeks it, and a
+//!   clean peek then vouches for the conn as a sweep begun at that get's clock read would
+//!   (`ConnPool` stamps it; `stamp` keeps a stamp newer than the last sweep), so such a
+//!   conn costs one peek per sweep, not one per get.
 //!
 //! A get *stamps* the conn it takes from the idle list (and a put the conn it hands to a
 //! waiting get) with the start of the last sweep, unless that sweep reported it
@@ -121,14 +124,20 @@ impl SweepState {
 
     /// As a get takes `conn` from the idle list, or a put hands it to a waiting get (under
     /// the pool lock): stamps it with the start of the last sweep, unless that sweep
-    /// reported it (or there is none, or the conn is not in the set). No clock, no system
+    /// reported it (or there is none, or the conn is not in the set), or with the time of
+    /// the conn's own clean peek when that is newer than the sweep. No clock, no system
     /// call: whether the stamp is recent enough is judged outside the lock (`vouches`).
     #[inline]
     pub(crate) fn stamp(&self, conn: &mut Conn) {
-        let at = if conn.is_swept()
-            && self.ep.is_some()
-            && (self.suspects.is_empty() || self.suspects.binary_search(&conn.id()).is_err())
-        {
+        let at = if !conn.is_swept() || self.ep.is_none() {
+            0
+        } else if conn.swept_at() > self.started_ns {
+            // A get peeked it clean after the last sweep began (`ConnPool` stamps such a
+            // conn with the clock read before its peek): the peek saw whatever that sweep
+            // saw, and more recently. A conn the sweep reported while checked out (a reply
+            // on its way, most often) then costs one peek per sweep, not one per get.
+            conn.swept_at()
+        } else if self.suspects.is_empty() || self.suspects.binary_search(&conn.id()).is_err() {
             self.started_ns
         } else {
             0
@@ -341,6 +350,45 @@ mod tests {
             assert!(!state.sweep_for(&mut idle, &mut healthy, now, fifo, 6));
             assert_eq!(healthy.swept_at(), 0);
         }
+    }
+
+    /// A conn the sweep reported while checked out (its reply on the way) is peeked by the
+    /// next get; once that peek found it clean (the get stamps it with its clock, later than
+    /// the sweep's start), later gets take it on that peek's word until it is `TRUST_NS`
+    /// old, instead of peeking it on every get until the next sweep.
+    #[test]
+    fn a_clean_peek_newer_than_the_sweep_vouches_for_a_reported_conn() {
+        let mut state = SweepState::new();
+        let (all, mut peers) = conns(&state, 2);
+        let mut idle: VecDeque<Conn> = all.into_iter().collect();
+        let mut taken = idle.pop_back().unwrap();
+        let mut busy = idle.pop_back().unwrap();
+        // A reply on its way to the checked-out conn 1 when the sweep runs.
+        peers[0].write_all(b"+PONG\r\n").unwrap();
+        let now = crate::pool::clock::now_ns();
+        assert!(state.sweep_for(&mut idle, &mut taken, now, false, 2));
+        assert_eq!(state.suspects, vec![busy.id()]);
+        // Its user reads the reply; given back, the next get takes it: not vouched.
+        let mut reply = [0u8; 7];
+        // SAFETY: reads into a live buffer of its length from the conn's open fd.
+        let n = unsafe { libc::read(busy.fd(), reply.as_mut_ptr().cast(), reply.len()) };
+        assert_eq!(n, 7);
+        state.stamp(&mut busy);
+        assert_eq!(busy.swept_at(), 0, "reported by the sweep: peeked");
+        // That get's peek finds it clean and stamps it with its own (later) clock.
+        assert!(crate::pool::health::check_socket(&mut busy).is_ok());
+        let peeked_at = now + 1;
+        busy.set_swept_at(peeked_at);
+        // The gets after it are vouched for by that peek, not by the sweep.
+        state.stamp(&mut busy);
+        assert_eq!(busy.swept_at(), peeked_at);
+        assert!(SweepState::vouches(&busy, peeked_at + TRUST_NS - 1));
+        assert!(!SweepState::vouches(&busy, peeked_at + TRUST_NS));
+        // A later sweep is newer than the peek: its word counts again.
+        let later = peeked_at + TRUST_NS;
+        assert!(state.sweep_for(&mut idle, &mut taken, later, false, 2));
+        state.stamp(&mut busy);
+        assert_eq!(busy.swept_at(), later);
     }
 
     #[test]

@@ -207,9 +207,9 @@ impl Conn {
                     }
                 }
                 if stray || !cio.parser.is_clean() {
-                    st.broken = Some("unexpected bytes after a reply".into());
+                    st.broken = Some(Box::new("unexpected bytes after a reply".into()));
                 } else if started.readonly {
-                    st.broken = Some(READONLY_REASON.into());
+                    st.broken = Some(Box::new(READONLY_REASON.into()));
                 }
                 if let Some(resp3) = started.hello {
                     st.resp3 = resp3;
@@ -240,7 +240,7 @@ impl Conn {
     /// is unknown), and no longer mid-command.
     fn started_failed(&mut self, e: IoError) -> Error {
         let msg = e.to_string();
-        self.s.broken = Some(msg.as_str().into());
+        self.s.broken = Some(Box::new(msg.as_str().into()));
         self.s.peek &= !PEEK_STARTED;
         self.s.session &= !SESSION_STARTED;
         match e {

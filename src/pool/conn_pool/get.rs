@@ -213,20 +213,23 @@ impl Inner {
         }
     }
 
-    /// Keeps one waiter on its way while gets may overtake the queue: with a turn free,
-    /// waiters queued and none woken yet, gives the oldest `Grant::Retry`. Returns its
-    /// wake-up, to drop once the lock is released. (In strict order a freed turn goes
-    /// straight to the oldest waiter instead, and turns are never free with gets queued.)
+    /// Keeps a waiter on its way to each free turn while gets may overtake the queue:
+    /// with more turns free than waiters already woken (`retries_pending`), gives the
+    /// oldest waiter still asleep `Grant::Retry`. Returns its wake-up, to drop once the
+    /// lock is released. (In strict order a freed turn goes straight to the oldest waiter
+    /// instead, and turns are never free with gets queued.) One waiter per free turn, not
+    /// one at a time: when the gets that overtook stop coming, the queue drains through
+    /// every free conn at once instead of one wake-up after another (with 256 threads on
+    /// pool 8, the tens of ms the last waiters waited as the others left).
     pub(super) fn nudge(&self, st: &mut State) -> Option<Wake> {
         if self.overtake_ns == 0
-            || st.retry_pending
             || st.closed
-            || st.turns_used >= self.opts.pool_size
+            || st.turns_used + st.retries_pending >= self.opts.pool_size
         {
             return None;
         }
         let wake = hand_to_oldest_later(&mut st.waiters, Grant::Retry).ok()?;
-        st.retry_pending = true;
+        st.retries_pending += 1;
         Some(wake)
     }
 
@@ -235,7 +238,7 @@ impl Inner {
     /// plus the wake-up of the next waiter when turns remain free. None when gets took
     /// them first: the caller queues again at the front.
     pub(super) fn take_after_retry(&self, st: &mut State) -> Result<Option<(Grant, Option<Wake>)>> {
-        st.retry_pending = false;
+        st.retries_pending = st.retries_pending.saturating_sub(1);
         if st.closed {
             return Err(Error::Closed);
         }
@@ -272,7 +275,9 @@ impl Inner {
             None => (None, None),
         };
         let mut ping = ping;
+        let mut peeked = false;
         let health = health::check(&mut conn, now, &self.limits, vouched)
+            .map(|p| peeked = p)
             .and_then(|()| {
                 if !conn.session_changed() {
                     return Ok(());
@@ -288,6 +293,11 @@ impl Inner {
             Ok(()) => {
                 conn.set_used_at(now);
                 conn.clear_needs_peek();
+                if peeked && conn.is_swept() {
+                    // Clean at `now` or later, as a sweep that began at `now` would have
+                    // found it: vouches for it as such a sweep would (`SweepState::stamp`).
+                    conn.set_swept_at(now);
+                }
                 Some(conn)
             }
             Err(_) => {
@@ -424,5 +434,111 @@ impl Inner {
         if hand_to_oldest(&mut st.waiters, Grant::Turn).is_some() {
             st.turns_used -= 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::dial::Dialer;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::Mutex as StdMutex;
+
+    /// A pool of socketpair conns whose peers stay open while the pool lives.
+    fn pool(size: usize, window: Option<Duration>) -> (ConnPool, Arc<StdMutex<Vec<UnixStream>>>) {
+        let peers = Arc::new(StdMutex::new(Vec::new()));
+        let kept = peers.clone();
+        let dialer = Dialer::Custom(Arc::new(move |_| {
+            let (ours, theirs) = UnixStream::pair()?;
+            kept.lock().unwrap().push(theirs);
+            Ok(OwnedFd::from(ours))
+        }));
+        let mut o = Options::new(dialer);
+        o.pool_size = size;
+        o.overtake_window = window;
+        (ConnPool::new(o).unwrap(), peers)
+    }
+
+    /// Conns given back while gets may overtake the queue each wake a queued get of their
+    /// own: three puts with three gets queued leave three waiters woken (`Grant::Retry`),
+    /// not one that must wake the next once it has run. The waiters are queued by hand
+    /// (this thread's), so nothing runs in between and the count is exact.
+    #[test]
+    fn each_put_while_overtaking_wakes_a_waiter_of_its_own() {
+        let (p, _peers) = pool(3, Some(Duration::from_secs(60)));
+        let held: Vec<Conn> = (0..3).map(|_| p.get().unwrap()).collect();
+        let inner = p.inner().clone();
+        let queued: Vec<Arc<Waiter>> = (0..3).map(|_| Arc::new(Waiter::new())).collect();
+        {
+            let mut st = inner.state.lock();
+            for w in &queued {
+                w.set_queued_at(clock::now_ns());
+                st.waiters.push_back(w.clone());
+            }
+        }
+        for c in held {
+            p.put(c).unwrap();
+        }
+        let st = inner.state.lock();
+        let retries = queued
+            .iter()
+            .filter(|w| matches!(w.withdraw(), Some(Grant::Retry)))
+            .count();
+        assert_eq!(retries, 3, "one woken waiter per conn given back");
+        assert_eq!(st.retries_pending, 3);
+        assert_eq!(st.idle.len(), 3);
+    }
+
+    /// A conn given back while a get waits goes idle for that get, woken to take it:
+    /// `try_get` must not take it first (it never overtakes a blocked get), though the
+    /// woken get has left the queue.
+    #[test]
+    fn try_get_leaves_an_idle_conn_to_the_waiter_woken_for_it() {
+        let (p, _peers) = pool(1, Some(Duration::from_secs(60)));
+        let held = p.get().unwrap();
+        let inner = p.inner().clone();
+        let w = Arc::new(Waiter::new());
+        {
+            let mut st = inner.state.lock();
+            w.set_queued_at(clock::now_ns());
+            st.waiters.push_back(w.clone());
+        }
+        p.put(held).unwrap();
+        assert_eq!(p.idle_len(), 1);
+        assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
+        // The woken get takes it.
+        let mut st = inner.state.lock();
+        assert!(matches!(w.withdraw(), Some(Grant::Retry)));
+        let taken = inner.take_after_retry(&mut st).unwrap();
+        assert!(matches!(taken, Some((Grant::Conn(..), None))));
+    }
+
+    /// The same in strict order: each put hands its conn itself to the oldest waiter.
+    #[test]
+    fn each_put_in_strict_order_hands_its_conn_to_the_oldest() {
+        let (p, _peers) = pool(3, None);
+        let held: Vec<Conn> = (0..3).map(|_| p.get().unwrap()).collect();
+        let inner = p.inner().clone();
+        let queued: Vec<Arc<Waiter>> = (0..3).map(|_| Arc::new(Waiter::new())).collect();
+        {
+            let mut st = inner.state.lock();
+            for w in &queued {
+                st.waiters.push_back(w.clone());
+            }
+        }
+        for c in held {
+            p.put(c).unwrap();
+        }
+        let st = inner.state.lock();
+        let conns = queued
+            .iter()
+            .filter_map(|w| match w.withdraw() {
+                Some(Grant::Conn(c, _)) => Some(c),
+                _ => None,
+            })
+            .count();
+        assert_eq!(conns, 3);
+        assert_eq!((st.retries_pending, st.idle.len()), (0, 0));
     }
 }

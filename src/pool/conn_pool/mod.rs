@@ -150,10 +150,11 @@ struct State {
     dial_failures: usize,
     last_dial_error: Option<Error>,
     probe_running: bool,
-    /// A waiter was given `Grant::Retry` and has not looked at the idle list yet. While
-    /// gets may overtake the queue, idle conns with gets queued always have one waiter on
-    /// its way to them (`nudge`), and only one at a time (no thundering herd).
-    retry_pending: bool,
+    /// Waiters given `Grant::Retry` that have not looked at the idle list yet. While gets
+    /// may overtake the queue, each free turn with gets queued has one waiter on its way
+    /// to it (`nudge`), and no more (no thundering herd): when load drops, the queue
+    /// drains through every free conn at once, not one woken waiter after another.
+    retries_pending: usize,
     /// Hits counted under the lock, so a get served from the idle list touches no shared
     /// counter: every conn taken for a get (idle pops, puts handed to a waiter), less those
     /// then found stale. `Stats::hits` is this plus `Counters::hits` (fresh dials).
@@ -241,7 +242,13 @@ impl ConnPool {
                 if st.closed {
                     return Err(Error::Closed);
                 }
-                let popped = if st.waiters.is_empty() && st.turns_used < inner.opts.pool_size {
+                // Waiters woken to take an idle conn (`Grant::Retry`) have left the queue
+                // but are still ahead: the conns and turns they will take are not free.
+                let ahead = st.retries_pending;
+                let popped = if st.waiters.is_empty()
+                    && st.idle.len() > ahead
+                    && st.turns_used + ahead < inner.opts.pool_size
+                {
                     inner.pop_idle(&mut st)
                 } else {
                     None
