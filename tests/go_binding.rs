@@ -307,6 +307,7 @@ const GO_CLUSTER_SENTINEL_TESTS: &[&str] = &[
     "TestClusterContext",
     "TestClusterGetPutAllocs",
     "TestClusterDoInTheNetpoller",
+    "TestClusterGetWaitsInGo",
     "TestSentinelPool",
 ];
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -480,5 +481,77 @@ func TestClusterDoInTheNetpoller(t *testing.T) {
 	t.Logf("OS threads: %d before, at most %d with %d cluster commands waiting", before, peak, n)
 	if peak > before+n/2 {
 		t.Errorf("%d cluster commands waiting made threads: %d before, %d while waiting", n, before, peak)
+	}
+}
+
+// Goroutines waiting for a cluster conn (Get, GetSlot and GetNode on a node
+// whose one-conn pool is taken) wait in Go, on the node's queue, and hold no
+// OS thread each; the conn given back goes round all of them, and Stats shows
+// them waiting.
+func TestClusterGetWaitsInGo(t *testing.T) {
+	const n = 48
+	cl, err := NewCluster(ClusterOptions{
+		Seeds: clusterSeeds(t),
+		Node:  Options{PoolSize: 1, PoolTimeout: 30 * time.Second, ReadTimeout: 5 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	const key = "go-cluster-waits"
+	held, err := cl.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := held.Node()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Give the held conn back once every waiter is queued.
+	putErr := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(60 * time.Second)
+		for cl.Stats().Waiting < n {
+			if time.Now().After(deadline) {
+				putErr <- fmt.Errorf("waiters queued: %d, want %d", cl.Stats().Waiting, n)
+				cl.Put(held)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		putErr <- cl.Put(held)
+	}()
+	before, peak := waitsHoldNoThread(t, n, func(i int) error {
+		var cn *Conn
+		var err error
+		switch i % 3 {
+		case 0:
+			cn, err = cl.Get(ctx, key)
+		case 1:
+			cn, err = cl.GetSlot(ctx, KeySlot(key))
+		default:
+			cn, err = cl.GetNode(ctx, node)
+		}
+		if err != nil {
+			return fmt.Errorf("waiter %d: %v", i, err)
+		}
+		if got, err := cn.Node(); err != nil || got != node {
+			return fmt.Errorf("waiter %d: a conn of %q (%v), want %q", i, got, err, node)
+		}
+		if _, err := cn.Do(ctx, "SET", key, strconv.Itoa(i)); err != nil {
+			return fmt.Errorf("waiter %d: SET: %v", i, err)
+		}
+		return cl.Put(cn)
+	})
+	if err := <-putErr; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("OS threads: %d before, at most %d with %d cluster gets waiting", before, peak, n)
+	if peak > before+n/2 {
+		t.Errorf("%d cluster gets waiting made threads: %d before, %d while waiting", n, before, peak)
+	}
+	if s := cl.Stats(); s.Waiting != 0 || s.WaitCount < n {
+		t.Errorf("after the waits: Waiting %d, WaitCount %d; want 0 and at least %d", s.Waiting, s.WaitCount, n)
 	}
 }
