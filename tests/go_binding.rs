@@ -308,6 +308,7 @@ const GO_CLUSTER_SENTINEL_TESTS: &[&str] = &[
     "TestClusterGetPutAllocs",
     "TestClusterDoInTheNetpoller",
     "TestClusterGetWaitsInGo",
+    "TestClusterWaitEnds",
     "TestSentinelPool",
 ];
 

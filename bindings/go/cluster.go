@@ -88,8 +88,9 @@ const Slots = 16384
 // safe for concurrent use by any number of goroutines. Close it when done; its
 // C memory is released when the Cluster is garbage collected.
 type Cluster struct {
-	c       *C.pool_cluster_t
-	timeout poolTimeout // the node pools' pool timeout
+	c        *C.pool_cluster_t
+	timeout  poolTimeout   // the node pools' pool timeout
+	overtake time.Duration // the node pools' overtake window (<= 0: strict arrival order)
 
 	// Gets that find a node's pool full wait in Go, on the queue of a Pool
 	// made of that node's pool (pool_cluster_node_pool): one per node, made on
@@ -137,7 +138,7 @@ func NewClusterURL(rawURL string) (*Cluster, error) {
 	if st := C.pool_cluster_new_url(curl, &c, &cerr); st != C.POOL_OK {
 		return nil, errorFrom(st, &cerr)
 	}
-	return newCluster(c, urlPoolTimeout(rawURL)), nil
+	return newCluster(c, urlPoolTimeout(rawURL), urlOvertakeWindow(rawURL)), nil
 }
 
 // NewCluster makes a Cluster from opts. Invalid options give an error matching
@@ -191,7 +192,8 @@ func NewCluster(opts ClusterOptions) (*Cluster, error) {
 	if st := C.pool_cluster_new(&co, &c, &cerr); st != C.POOL_OK {
 		return nil, errorFrom(st, &cerr)
 	}
-	return newCluster(c, poolTimeoutFromMillis(int64(node.opts.pool_timeout_ms))), nil
+	return newCluster(c, poolTimeoutFromMillis(int64(node.opts.pool_timeout_ms)),
+		time.Duration(node.opts.overtake_window_ms)*time.Millisecond), nil
 }
 
 // clampInt32 keeps v in int32's range so the library sees an out-of-range
@@ -206,8 +208,8 @@ func clampInt32(v int) int32 {
 	return int32(v)
 }
 
-func newCluster(c *C.pool_cluster_t, timeout poolTimeout) *Cluster {
-	cl := &Cluster{c: c, timeout: timeout}
+func newCluster(c *C.pool_cluster_t, timeout poolTimeout, overtake time.Duration) *Cluster {
+	cl := &Cluster{c: c, timeout: timeout, overtake: overtake}
 	runtime.SetFinalizer(cl, (*Cluster).finalize)
 	return cl
 }
@@ -319,7 +321,7 @@ func (cl *Cluster) get(ctx context.Context, slot int, needsMap bool, route func(
 	var node *Pool
 	if cl.waiting.Load() > 0 && (slot >= 0 || cl.hasNodes()) {
 		// Goroutines wait for conns: a conn of this node goes to them first.
-		if node = route(); node != nil && !node.q.mayTake(0) {
+		if node = route(); node != nil && !node.q.mayTake(cl.overtake) {
 			return cl.waitNode(ctx, node)
 		}
 	}
@@ -424,7 +426,7 @@ func (cl *Cluster) nodePool(addr string) *Pool {
 	}
 	// Its finalizer gives back this reference (pool_free) once the Cluster,
 	// which holds it in nodes, is unreachable.
-	p := newPool(cp, cl.timeout, 0)
+	p := newPool(cp, cl.timeout, cl.overtake)
 	if cl.nodes == nil {
 		cl.nodes = make(map[string]*Pool)
 	}

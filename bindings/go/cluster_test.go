@@ -555,3 +555,77 @@ func TestClusterGetWaitsInGo(t *testing.T) {
 		t.Errorf("after the waits: Waiting %d, WaitCount %d; want 0 and at least %d", s.Waiting, s.WaitCount, n)
 	}
 }
+
+// A cluster get queued in Go on a full node ends as the library's wait did:
+// at the node pool's timeout (ErrPoolTimeout, counted in Stats), and with
+// ErrClosed for every waiter when the Cluster is closed.
+func TestClusterWaitEnds(t *testing.T) {
+	const n = 6
+	cl, err := NewCluster(ClusterOptions{
+		Seeds: clusterSeeds(t),
+		Node:  Options{PoolSize: 1, PoolTimeout: 200 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	const key = "go-cluster-wait-ends"
+	held, err := cl.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeoutsBefore := cl.Stats().Timeouts
+	if _, err := cl.Get(ctx, key); !errors.Is(err, ErrPoolTimeout) {
+		t.Fatalf("Get on a full node: %v, want ErrPoolTimeout", err)
+	}
+	if got := cl.Stats().Timeouts - timeoutsBefore; got != 1 {
+		t.Errorf("Stats().Timeouts went up by %d after one pool timeout, want 1", got)
+	}
+
+	// Waiters with no pool timeout of their own end at Close.
+	cl2, err := NewCluster(ClusterOptions{
+		Seeds: clusterSeeds(t),
+		Node:  Options{PoolSize: 1, PoolTimeout: time.Minute},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held2, err := cl2.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := cl2.Get(ctx, key)
+			errs <- err
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for cl2.Stats().Waiting < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiters queued: %d, want %d", cl2.Stats().Waiting, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cl2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrClosed) {
+				t.Errorf("a waiter at Close: %v, want ErrClosed", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d waiters still waiting 30s after Close", n-i)
+		}
+	}
+	if err := cl2.Put(held2); err != nil {
+		t.Errorf("Put after Close: %v", err)
+	}
+	if err := cl.Put(held); err != nil {
+		t.Fatal(err)
+	}
+}
