@@ -12,38 +12,45 @@ typedef struct {
 	pool_status_t status;
 	pool_conn_t *conn;
 	char *msg; // NULL on success or when the library gave no message; free() it
+	void *ud;  // the conn's userdata: its kept state (nonblocking.go), or NULL
 } rp_cluster_result;
 
 static rp_cluster_result rp_cluster_get(pool_cluster_t *cluster, const char *key, size_t keylen,
                                         int64_t timeout_ms, const pool_cancel_t *cancel) {
-	rp_cluster_result r = {POOL_OK, NULL, NULL};
+	rp_cluster_result r = {POOL_OK, NULL, NULL, NULL};
 	pool_error_t err;
 	err.message[0] = 0;
 	r.status = pool_cluster_get(cluster, key, keylen, timeout_ms, cancel, &r.conn, &err);
 	if (r.status != POOL_OK && err.message[0] != 0)
 		r.msg = strdup(err.message);
+	if (r.status == POOL_OK)
+		r.ud = pool_conn_userdata(r.conn);
 	return r;
 }
 
 static rp_cluster_result rp_cluster_get_slot(pool_cluster_t *cluster, int32_t slot,
                                              int64_t timeout_ms, const pool_cancel_t *cancel) {
-	rp_cluster_result r = {POOL_OK, NULL, NULL};
+	rp_cluster_result r = {POOL_OK, NULL, NULL, NULL};
 	pool_error_t err;
 	err.message[0] = 0;
 	r.status = pool_cluster_get_slot(cluster, slot, timeout_ms, cancel, &r.conn, &err);
 	if (r.status != POOL_OK && err.message[0] != 0)
 		r.msg = strdup(err.message);
+	if (r.status == POOL_OK)
+		r.ud = pool_conn_userdata(r.conn);
 	return r;
 }
 
 static rp_cluster_result rp_cluster_get_node(pool_cluster_t *cluster, const char *addr,
                                              int64_t timeout_ms, const pool_cancel_t *cancel) {
-	rp_cluster_result r = {POOL_OK, NULL, NULL};
+	rp_cluster_result r = {POOL_OK, NULL, NULL, NULL};
 	pool_error_t err;
 	err.message[0] = 0;
 	r.status = pool_cluster_get_node(cluster, addr, timeout_ms, cancel, &r.conn, &err);
 	if (r.status != POOL_OK && err.message[0] != 0)
 		r.msg = strdup(err.message);
+	if (r.status == POOL_OK)
+		r.ud = pool_conn_userdata(r.conn);
 	return r;
 }
 
@@ -222,7 +229,26 @@ func (cl *Cluster) finalize() {
 	cl.c = nil
 }
 
-func (cl *Cluster) conn(h *C.pool_conn_t) *Conn { return &Conn{h: h, cluster: cl} }
+// conn is the *Conn for handle h, whose userdata is ud: the conn's kept one
+// when it has a connState (so a warm Get allocates nothing), a new one
+// otherwise.
+func (cl *Cluster) conn(h *C.pool_conn_t, ud unsafe.Pointer) *Conn {
+	if cs := stateOf(ud); cs != nil {
+		cs.conn.h, cs.conn.pool, cs.conn.cluster = h, nil, cl
+		return &cs.conn
+	}
+	return &Conn{h: h, cluster: cl}
+}
+
+// releaseCluster drops a kept Conn's reference to its Cluster as it is
+// given back (as release does for a pool); true when it did.
+func (cn *Conn) releaseCluster(cl *Cluster) bool {
+	if cn.cs != nil && cn == &cn.cs.conn && cn.cluster == cl {
+		cn.cluster = nil
+		return true
+	}
+	return false
+}
 
 // KeySlot returns the hash slot of key (0..Slots-1): CRC16 of the key, or of
 // its hash tag (the text between the first "{" and the next "}", when not
@@ -329,7 +355,7 @@ func (cl *Cluster) get(ctx context.Context, slot int, needsMap bool, route func(
 	runtime.KeepAlive(cl)
 	switch {
 	case r.status == C.POOL_OK:
-		return cl.conn(r.conn), nil
+		return cl.conn(r.conn, r.ud), nil
 	case r.status != C.POOL_ERR_TIMEOUT:
 		msg := ""
 		if r.msg != nil {
@@ -356,15 +382,17 @@ func (cl *Cluster) get(ctx context.Context, slot int, needsMap bool, route func(
 
 // blockingGet waits for a conn inside the library (waitGet).
 func (cl *Cluster) blockingGet(ctx context.Context, get func(ms C.int64_t, tok *C.pool_cancel_t) C.rp_cluster_result) (*Conn, error) {
+	var ud unsafe.Pointer
 	h, err := waitGet(ctx, cl.timeout, func(ms C.int64_t, tok *C.pool_cancel_t) (C.pool_status_t, *C.pool_conn_t, *C.char) {
 		r := get(ms, tok)
+		ud = r.ud
 		return r.status, r.conn, r.msg
 	})
 	runtime.KeepAlive(cl)
 	if err != nil {
 		return nil, err
 	}
-	return cl.conn(h), nil
+	return cl.conn(h, ud), nil
 }
 
 // hasNodes tells whether any node has a queue (GetNode checks for waiters
@@ -384,9 +412,7 @@ func (cl *Cluster) waitNode(ctx context.Context, node *Pool) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cn := cl.conn(h)
-	cn.cs = stateOf(ud)
-	return cn, nil
+	return cl.conn(h, ud), nil
 }
 
 // slotPool is the Pool of the master serving slot per the current slot map,
@@ -442,9 +468,13 @@ func (cl *Cluster) Put(cn *Conn) error {
 	if cn == nil {
 		return statusError(C.POOL_ERR_INVALID_ARG, "cluster put: nil conn")
 	}
+	kept := cn.releaseCluster(cl)
 	st := C.pool_cluster_put(cl.c, cn.h)
 	runtime.KeepAlive(cl)
 	if st != C.POOL_OK {
+		if kept {
+			cn.cluster = cl
+		}
 		return statusError(st, "cluster put")
 	}
 	return nil
@@ -461,9 +491,13 @@ func (cl *Cluster) Remove(cn *Conn, reason string) error {
 		creason = C.CString(strings.ReplaceAll(reason, "\x00", " "))
 		defer C.free(unsafe.Pointer(creason))
 	}
+	kept := cn.releaseCluster(cl)
 	st := C.pool_cluster_remove(cl.c, cn.h, creason)
 	runtime.KeepAlive(cl)
 	if st != C.POOL_OK {
+		if kept {
+			cn.cluster = cl
+		}
 		return statusError(st, "cluster remove")
 	}
 	return nil

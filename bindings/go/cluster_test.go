@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -413,9 +414,10 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
-// TestClusterGetPutAllocs checks that a Cluster.Get served by an idle conn
-// and its Put allocate only the *Conn, as Pool.Get: the key is passed in
-// place and the error struct stays on the C side.
+// TestClusterGetPutAllocs checks that a Cluster.Get served by an idle conn,
+// a Do and its Put allocate nothing, as Pool.Get: the key is passed in place,
+// the error struct stays on the C side, and a conn's *Conn is kept with its
+// state.
 func TestClusterGetPutAllocs(t *testing.T) {
 	cl := newTestCluster(t, clusterSeeds(t))
 	ctx := context.Background()
@@ -424,12 +426,18 @@ func TestClusterGetPutAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := cn.Do(ctx, "PING"); err != nil { // the conn's state, kept for its life
+		t.Fatal(err)
+	}
 	if err := cl.Put(cn); err != nil {
 		t.Fatal(err)
 	}
 	var failed error
 	allocs := testing.AllocsPerRun(1000, func() {
 		cn, err := cl.Get(ctx, key)
+		if err == nil {
+			_, err = cn.Do(ctx, "PING")
+		}
 		if err == nil {
 			err = cl.Put(cn)
 		}
@@ -440,9 +448,9 @@ func TestClusterGetPutAllocs(t *testing.T) {
 	if failed != nil {
 		t.Fatal(failed)
 	}
-	t.Logf("%.1f allocations per Cluster.Get+Put", allocs)
-	if allocs > 1 {
-		t.Errorf("%.1f allocations per Cluster.Get+Put, want at most 1 (the *Conn)", allocs)
+	t.Logf("%.1f allocations per Cluster.Get+Do+Put", allocs)
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per Cluster.Get+Do(PING)+Put, want 0 (the conn's *Conn is kept)", allocs)
 	}
 }
 
@@ -627,5 +635,71 @@ func TestClusterWaitEnds(t *testing.T) {
 	}
 	if err := cl.Put(held); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A cluster Get that waits on its node's queue allocates nothing, as one
+// served at once does: the waiter, its channel and timer are reused, the
+// route (slot -> node -> queue) allocates nothing, and the conn's *Conn is
+// kept with its state.
+func TestClusterWaitedGetAllocs(t *testing.T) {
+	cl, err := NewCluster(ClusterOptions{
+		Seeds: clusterSeeds(t),
+		Node:  Options{PoolSize: 1, PoolTimeout: 30 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	const key = "go-cluster-waited-allocs"
+	held, err := cl.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Do(ctx, "PING"); err != nil { // the conn's state, kept for its life
+		t.Fatal(err)
+	}
+	give := make(chan *Conn)
+	given := make(chan error)
+	go func() {
+		for cn := range give {
+			// Put back once the Get below waits (bounded by the test's timeout).
+			for cl.waiting.Load() != 1 {
+				runtime.Gosched()
+			}
+			given <- cl.Put(cn)
+		}
+	}()
+	defer close(give)
+	var failed error
+	round := func() {
+		give <- held
+		cn, err := cl.Get(ctx, key)
+		if perr := <-given; perr != nil && failed == nil {
+			failed = perr
+		}
+		if err != nil {
+			if failed == nil {
+				failed = err
+			}
+			return
+		}
+		held = cn
+	}
+	round()
+	allocs := testing.AllocsPerRun(200, round)
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if err := cl.Put(held); err != nil {
+		t.Fatal(err)
+	}
+	if s := cl.Stats(); s.WaitCount < 200 {
+		t.Errorf("WaitCount %d after 201 waited Gets: they did not wait in Go", s.WaitCount)
+	}
+	t.Logf("%.1f allocations per waited Cluster.Get", allocs)
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per waited Cluster.Get, want 0", allocs)
 	}
 }
