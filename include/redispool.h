@@ -810,6 +810,21 @@ pool_status_t pool_cluster_node_pool(pool_cluster_t *cluster,
 // a `buf` too small. Any thread.
 pool_status_t pool_cluster_conn_node(const pool_conn_t *conn, char *buf, size_t cap);
 
+// The master ("host:port") serving hash slot `slot` per the slot map as it is now,
+// copied with a NUL into `buf` of `cap` bytes (POOL_CLUSTER_ADDR_MAX is always enough).
+// Never loads the map, dials or waits for the network: with it a host that waits for
+// conns in its own scheduler routes a slot to its node's pool (pool_cluster_node_pool)
+// and waits on that pool's pool_try_get and pool_notify_fd (see docs/nonblocking.md). The
+// map may change right after: a conn of the node named is still usable, as commands on it
+// follow MOVED / ASK. POOL_ERR_CLUSTER before a get (or pool_cluster_refresh) loaded the
+// map, or when no master serves the slot; POOL_ERR_CLOSED after pool_cluster_close;
+// POOL_ERR_INVALID_ARG for NULLs, a dead handle, a slot outside 0..16383 or a `buf` too
+// small. Any thread.
+pool_status_t pool_cluster_slot_node(const pool_cluster_t *cluster,
+                                     int32_t slot,
+                                     char *buf,
+                                     size_t cap);
+
 // Reloads the slot map now (CLUSTER SHARDS, or CLUSTER SLOTS on servers without it),
 // asking the known nodes and then the seeds until one answers; waits first for a refresh
 // already running. Blocks at most `timeout_ms` (< 0: the node options' pool_timeout_ms;

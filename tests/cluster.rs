@@ -47,7 +47,9 @@ fn url(h: &ClusterHarness, extra: &str) -> String {
 }
 
 const API_SECTIONS: &[&str] = &[
+    "== cluster: pool_cluster_slot_node before the slot map is loaded\n",
     "== cluster: keys spread over every master from 16 threads\n",
+    "== cluster: pool_cluster_slot_node routes a slot to its master's pool\n",
     "== cluster: get by key, slot and node; node pools; conn node\n",
     "== cluster: a command sent to the wrong node follows MOVED\n",
     "== cluster: fork() - the child uses the cluster with conns of its own\n",

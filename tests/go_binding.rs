@@ -10,7 +10,8 @@
 //! `go_cluster_and_sentinel` runs the binding's Cluster and Sentinel tests
 //! (`-run 'Cluster|Sentinel'`, plain and with `-race`) against a 3-master Redis
 //! Cluster and a master + replica + 3 sentinels deployment it starts
-//! (tests/common), passed in environment variables; the Go tests skip without them.
+//! (tests/common/toolchain.rs, shared with the Ruby and Python binding tests), passed
+//! in environment variables; the Go tests skip without them.
 //!
 //! Skipped (with a note on stderr) when `go` is not installed or older than
 //! the binding's go.mod (1.21), unless `REDISPOOL_REQUIRE_BINDINGS` is set, as
@@ -18,8 +19,7 @@
 
 mod common;
 
-use common::cluster::ClusterHarness;
-use common::sentinel::{Deployment, MASTER_NAME};
+use common::toolchain::cluster_and_sentinels;
 use common::{RedisServer, STATIC_NATIVE_LIBS, repo_dir, run_command, shared_lib_dir, target_dir};
 use std::collections::hash_map::DefaultHasher;
 use std::env;
@@ -307,6 +307,9 @@ const GO_CLUSTER_SENTINEL_TESTS: &[&str] = &[
     "TestClusterContext",
     "TestClusterGetPutAllocs",
     "TestClusterDoInTheNetpoller",
+    "TestClusterGetWaitsInGo",
+    "TestClusterWaitEnds",
+    "TestClusterWaitedGetAllocs",
     "TestSentinelPool",
 ];
 
@@ -320,8 +323,8 @@ fn go_cluster_and_sentinel() {
     let pkg_config_dir = write_pkg_config(&work, &lib_dir);
     // TestMain wants a plain server too (it would start one itself otherwise).
     let redis = RedisServer::start();
-    let cluster = ClusterHarness::start(3, 0);
-    let sentinels = Deployment::start();
+    // Kept until the suites end: dropping them stops the deployments.
+    let (_cluster, _sentinels, deployments) = cluster_and_sentinels();
 
     for race in [false, true] {
         let mut cmd = go_command(&go, &work, &pkg_config_dir, &lib_dir);
@@ -331,18 +334,7 @@ fn go_cluster_and_sentinel() {
         }
         cmd.args(["-run", "Cluster|Sentinel", "."])
             .env("REDISPOOL_TEST_REDIS_ADDR", redis.addr())
-            .env(
-                "REDISPOOL_TEST_CLUSTER_SEEDS",
-                cluster.seed_addrs().join(","),
-            )
-            .env(
-                "REDISPOOL_TEST_SENTINELS",
-                sentinels.sentinel_addrs().join(","),
-            )
-            .env(
-                "REDISPOOL_TEST_SENTINEL_MASTER",
-                format!("{MASTER_NAME}={}", sentinels.master.addr()),
-            );
+            .envs(deployments.iter().map(|(k, v)| (k, v)));
         let out = run_command(&mut cmd, GO_TEST_TIMEOUT);
         let what = if race { "go test -race" } else { "go test" };
         let report = describe(

@@ -12,38 +12,63 @@ typedef struct {
 	pool_status_t status;
 	pool_conn_t *conn;
 	char *msg; // NULL on success or when the library gave no message; free() it
+	void *ud;  // the conn's userdata: its kept state (nonblocking.go), or NULL
 } rp_cluster_result;
 
 static rp_cluster_result rp_cluster_get(pool_cluster_t *cluster, const char *key, size_t keylen,
                                         int64_t timeout_ms, const pool_cancel_t *cancel) {
-	rp_cluster_result r = {POOL_OK, NULL, NULL};
+	rp_cluster_result r = {POOL_OK, NULL, NULL, NULL};
 	pool_error_t err;
 	err.message[0] = 0;
 	r.status = pool_cluster_get(cluster, key, keylen, timeout_ms, cancel, &r.conn, &err);
 	if (r.status != POOL_OK && err.message[0] != 0)
 		r.msg = strdup(err.message);
+	if (r.status == POOL_OK)
+		r.ud = pool_conn_userdata(r.conn);
 	return r;
 }
 
 static rp_cluster_result rp_cluster_get_slot(pool_cluster_t *cluster, int32_t slot,
                                              int64_t timeout_ms, const pool_cancel_t *cancel) {
-	rp_cluster_result r = {POOL_OK, NULL, NULL};
+	rp_cluster_result r = {POOL_OK, NULL, NULL, NULL};
 	pool_error_t err;
 	err.message[0] = 0;
 	r.status = pool_cluster_get_slot(cluster, slot, timeout_ms, cancel, &r.conn, &err);
 	if (r.status != POOL_OK && err.message[0] != 0)
 		r.msg = strdup(err.message);
+	if (r.status == POOL_OK)
+		r.ud = pool_conn_userdata(r.conn);
 	return r;
 }
 
 static rp_cluster_result rp_cluster_get_node(pool_cluster_t *cluster, const char *addr,
                                              int64_t timeout_ms, const pool_cancel_t *cancel) {
-	rp_cluster_result r = {POOL_OK, NULL, NULL};
+	rp_cluster_result r = {POOL_OK, NULL, NULL, NULL};
 	pool_error_t err;
 	err.message[0] = 0;
 	r.status = pool_cluster_get_node(cluster, addr, timeout_ms, cancel, &r.conn, &err);
 	if (r.status != POOL_OK && err.message[0] != 0)
 		r.msg = strdup(err.message);
+	if (r.status == POOL_OK)
+		r.ud = pool_conn_userdata(r.conn);
+	return r;
+}
+
+// The master of a slot per the current slot map (pool_cluster_slot_node),
+// returned by value so that the address never lives in Go memory C writes.
+typedef struct {
+	pool_status_t status;
+	size_t len;
+	char addr[POOL_CLUSTER_ADDR_MAX];
+} rp_slot_node_result;
+
+static rp_slot_node_result rp_slot_node(const pool_cluster_t *cluster, int32_t slot) {
+	rp_slot_node_result r;
+	r.len = 0;
+	r.addr[0] = 0;
+	r.status = pool_cluster_slot_node(cluster, slot, r.addr, sizeof r.addr);
+	if (r.status == POOL_OK)
+		r.len = strlen(r.addr);
 	return r;
 }
 */
@@ -54,6 +79,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -68,8 +95,17 @@ const Slots = 16384
 // safe for concurrent use by any number of goroutines. Close it when done; its
 // C memory is released when the Cluster is garbage collected.
 type Cluster struct {
-	c       *C.pool_cluster_t
-	timeout poolTimeout // the node pools' pool timeout
+	c        *C.pool_cluster_t
+	timeout  poolTimeout   // the node pools' pool timeout
+	overtake time.Duration // the node pools' overtake window (<= 0: strict arrival order)
+
+	// Gets that find a node's pool full wait in Go, on the queue of a Pool
+	// made of that node's pool (pool_cluster_node_pool): one per node, made on
+	// its first wait, kept (and so freed) with the Cluster.
+	nodesMu sync.Mutex
+	nodes   map[string]*Pool
+	waiting atomic.Int32 // goroutines queued on a node's queue
+	mapped  atomic.Bool  // a Get by key or slot succeeded: the slot map is loaded
 }
 
 // ClusterOptions configures a Cluster made by NewCluster. The zero value of a
@@ -109,7 +145,7 @@ func NewClusterURL(rawURL string) (*Cluster, error) {
 	if st := C.pool_cluster_new_url(curl, &c, &cerr); st != C.POOL_OK {
 		return nil, errorFrom(st, &cerr)
 	}
-	return newCluster(c, urlPoolTimeout(rawURL)), nil
+	return newCluster(c, urlPoolTimeout(rawURL), urlOvertakeWindow(rawURL)), nil
 }
 
 // NewCluster makes a Cluster from opts. Invalid options give an error matching
@@ -163,7 +199,8 @@ func NewCluster(opts ClusterOptions) (*Cluster, error) {
 	if st := C.pool_cluster_new(&co, &c, &cerr); st != C.POOL_OK {
 		return nil, errorFrom(st, &cerr)
 	}
-	return newCluster(c, poolTimeoutFromMillis(int64(node.opts.pool_timeout_ms))), nil
+	return newCluster(c, poolTimeoutFromMillis(int64(node.opts.pool_timeout_ms)),
+		time.Duration(node.opts.overtake_window_ms)*time.Millisecond), nil
 }
 
 // clampInt32 keeps v in int32's range so the library sees an out-of-range
@@ -178,8 +215,8 @@ func clampInt32(v int) int32 {
 	return int32(v)
 }
 
-func newCluster(c *C.pool_cluster_t, timeout poolTimeout) *Cluster {
-	cl := &Cluster{c: c, timeout: timeout}
+func newCluster(c *C.pool_cluster_t, timeout poolTimeout, overtake time.Duration) *Cluster {
+	cl := &Cluster{c: c, timeout: timeout, overtake: overtake}
 	runtime.SetFinalizer(cl, (*Cluster).finalize)
 	return cl
 }
@@ -192,7 +229,26 @@ func (cl *Cluster) finalize() {
 	cl.c = nil
 }
 
-func (cl *Cluster) conn(h *C.pool_conn_t) *Conn { return &Conn{h: h, cluster: cl} }
+// conn is the *Conn for handle h, whose userdata is ud: the conn's kept one
+// when it has a connState (so a warm Get allocates nothing), a new one
+// otherwise.
+func (cl *Cluster) conn(h *C.pool_conn_t, ud unsafe.Pointer) *Conn {
+	if cs := stateOf(ud); cs != nil {
+		cs.conn.h, cs.conn.pool, cs.conn.cluster = h, nil, cl
+		return &cs.conn
+	}
+	return &Conn{h: h, cluster: cl}
+}
+
+// releaseCluster drops a kept Conn's reference to its Cluster as it is
+// given back (as release does for a pool); true when it did.
+func (cn *Conn) releaseCluster(cl *Cluster) bool {
+	if cn.cs != nil && cn == &cn.cs.conn && cn.cluster == cl {
+		cn.cluster = nil
+		return true
+	}
+	return false
+}
 
 // KeySlot returns the hash slot of key (0..Slots-1): CRC16 of the key, or of
 // its hash tag (the text between the first "{" and the next "}", when not
@@ -207,19 +263,37 @@ func KeySlot(key string) int {
 // waits and fails as Pool.Get does (ctx, the node pool's timeout), and with an
 // error matching ErrCluster when no node gives a slot map or no master serves
 // the slot. Give the conn back with Put or Remove.
+//
+// As Pool.Get, it waits in Go, never in a cgo call: a free turn costs one cgo
+// call that does not wait for one (it may load the slot map or dial on the
+// calling goroutine); when the node's pool is full, the goroutine queues on
+// that node's queue (see Pool.GetPolled), fed by one reactor goroutine per
+// node from the node pool's notify fd. So goroutines waiting for cluster
+// conns hold no OS thread, and ctx costs no helper goroutine. A slot that
+// moves to another node meanwhile still gets a conn of the node it was routed
+// to, on which Do follows MOVED. While the pool is full a dial that fails
+// shows as the pool timeout (as in GetPolled).
 func (cl *Cluster) Get(ctx context.Context, key string) (*Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, contextError(err)
+	}
 	// The key's bytes are passed in place (C reads them during the call only).
 	kp := (*C.char)(unsafe.Pointer(unsafe.StringData(key)))
-	h, err := waitGet(ctx, cl.timeout, func(ms C.int64_t, tok *C.pool_cancel_t) (C.pool_status_t, *C.pool_conn_t, *C.char) {
-		r := C.rp_cluster_get(cl.c, kp, C.size_t(len(key)), ms, tok)
-		return r.status, r.conn, r.msg
-	})
-	runtime.KeepAlive(cl)
-	runtime.KeepAlive(key)
-	if err != nil {
-		return nil, err
+	kl := C.size_t(len(key))
+	slot := -1
+	if cl.waiting.Load() > 0 {
+		slot = int(C.pool_cluster_key_slot(kp, kl))
 	}
-	return cl.conn(h), nil
+	cn, err := cl.get(ctx, slot, true, func() *Pool {
+		if slot < 0 {
+			slot = int(C.pool_cluster_key_slot(kp, kl))
+		}
+		return cl.slotPool(slot)
+	}, func(ms C.int64_t, tok *C.pool_cancel_t) C.rp_cluster_result {
+		return C.rp_cluster_get(cl.c, kp, kl, ms, tok)
+	})
+	runtime.KeepAlive(key)
+	return cn, err
 }
 
 // GetSlot is Get for hash slot slot (0..Slots-1; any other value gives an
@@ -228,15 +302,13 @@ func (cl *Cluster) GetSlot(ctx context.Context, slot int) (*Conn, error) {
 	if slot < 0 || slot >= Slots {
 		return nil, &Error{Code: CodeInvalidArg, Msg: "redispool: slot " + strconv.Itoa(slot) + " is not in 0..16383"}
 	}
-	h, err := waitGet(ctx, cl.timeout, func(ms C.int64_t, tok *C.pool_cancel_t) (C.pool_status_t, *C.pool_conn_t, *C.char) {
-		r := C.rp_cluster_get_slot(cl.c, C.int32_t(slot), ms, tok)
-		return r.status, r.conn, r.msg
-	})
-	runtime.KeepAlive(cl)
-	if err != nil {
-		return nil, err
+	if err := ctx.Err(); err != nil {
+		return nil, contextError(err)
 	}
-	return cl.conn(h), nil
+	return cl.get(ctx, slot, true, func() *Pool { return cl.slotPool(slot) },
+		func(ms C.int64_t, tok *C.pool_cancel_t) C.rp_cluster_result {
+			return C.rp_cluster_get_slot(cl.c, C.int32_t(slot), ms, tok)
+		})
 }
 
 // GetNode returns a conn to node addr ("host:port", master or replica, known
@@ -246,17 +318,146 @@ func (cl *Cluster) GetNode(ctx context.Context, addr string) (*Conn, error) {
 	if strings.IndexByte(addr, 0) >= 0 {
 		return nil, &Error{Code: CodeInvalidArg, Msg: "redispool: the address contains a NUL byte"}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, contextError(err)
+	}
 	caddr := C.CString(addr)
 	defer C.free(unsafe.Pointer(caddr))
+	return cl.get(ctx, -1, false, func() *Pool { return cl.nodePool(addr) },
+		func(ms C.int64_t, tok *C.pool_cancel_t) C.rp_cluster_result {
+			return C.rp_cluster_get_node(cl.c, caddr, ms, tok)
+		})
+}
+
+// get is the Get methods' common part. slot >= 0 when known before the first
+// try (only then are there waiters whose order it must keep); needsMap that
+// the get needs the slot map; route names the node's Pool (nil when it
+// cannot: no slot map yet, no master for the slot); get runs the library's
+// get with a timeout (0: no wait for a turn) and a cancel token.
+func (cl *Cluster) get(ctx context.Context, slot int, needsMap bool, route func() *Pool, get func(ms C.int64_t, tok *C.pool_cancel_t) C.rp_cluster_result) (*Conn, error) {
+	if needsMap && !cl.mapped.Load() {
+		// The first gets load the slot map, which a get that may not wait
+		// cannot: they wait in the library, as the map load does anyway.
+		cn, err := cl.blockingGet(ctx, get)
+		if err == nil {
+			cl.mapped.Store(true)
+		}
+		return cn, err
+	}
+	var node *Pool
+	if cl.waiting.Load() > 0 && (slot >= 0 || cl.hasNodes()) {
+		// Goroutines wait for conns: a conn of this node goes to them first.
+		if node = route(); node != nil && !node.q.mayTake(cl.overtake) {
+			return cl.waitNode(ctx, node)
+		}
+	}
+	r := get(0, nil)
+	runtime.KeepAlive(cl)
+	switch {
+	case r.status == C.POOL_OK:
+		return cl.conn(r.conn, r.ud), nil
+	case r.status != C.POOL_ERR_TIMEOUT:
+		msg := ""
+		if r.msg != nil {
+			msg = C.GoString(r.msg)
+		}
+		C.free(unsafe.Pointer(r.msg))
+		return nil, errorWithMessage(r.status, msg)
+	}
+	// The node's pool is full (or, rarely, the slot map is being loaded by
+	// another goroutine): queue in Go on the node's queue.
+	C.free(unsafe.Pointer(r.msg))
+	if node == nil {
+		node = route()
+	}
+	if node == nil {
+		// No route (a slot map being reloaded without this slot's master):
+		// the library's own wait.
+		return cl.blockingGet(ctx, get)
+	}
+	// The library counted that try as a timeout: Stats takes it back.
+	node.q.noWaitMisses.Add(1)
+	return cl.waitNode(ctx, node)
+}
+
+// blockingGet waits for a conn inside the library (waitGet).
+func (cl *Cluster) blockingGet(ctx context.Context, get func(ms C.int64_t, tok *C.pool_cancel_t) C.rp_cluster_result) (*Conn, error) {
+	var ud unsafe.Pointer
 	h, err := waitGet(ctx, cl.timeout, func(ms C.int64_t, tok *C.pool_cancel_t) (C.pool_status_t, *C.pool_conn_t, *C.char) {
-		r := C.rp_cluster_get_node(cl.c, caddr, ms, tok)
+		r := get(ms, tok)
+		ud = r.ud
 		return r.status, r.conn, r.msg
 	})
 	runtime.KeepAlive(cl)
 	if err != nil {
 		return nil, err
 	}
-	return cl.conn(h), nil
+	return cl.conn(h, ud), nil
+}
+
+// hasNodes tells whether any node has a queue (GetNode checks for waiters
+// only then).
+func (cl *Cluster) hasNodes() bool {
+	cl.nodesMu.Lock()
+	n := len(cl.nodes)
+	cl.nodesMu.Unlock()
+	return n > 0
+}
+
+// waitNode queues the calling goroutine on node's queue.
+func (cl *Cluster) waitNode(ctx context.Context, node *Pool) (*Conn, error) {
+	cl.waiting.Add(1)
+	h, ud, err := node.waitHandle(ctx)
+	cl.waiting.Add(-1)
+	if err != nil {
+		return nil, err
+	}
+	return cl.conn(h, ud), nil
+}
+
+// slotPool is the Pool of the master serving slot per the current slot map,
+// or nil when there is none (the map is not loaded, no master serves it).
+func (cl *Cluster) slotPool(slot int) *Pool {
+	r := C.rp_slot_node(cl.c, C.int32_t(slot))
+	runtime.KeepAlive(cl)
+	if r.status != C.POOL_OK {
+		return nil
+	}
+	addr := unsafe.Slice((*byte)(unsafe.Pointer(&r.addr[0])), int(r.len))
+	cl.nodesMu.Lock()
+	p := cl.nodes[string(addr)] // no allocation: the conversion is only a key
+	cl.nodesMu.Unlock()
+	if p != nil {
+		return p
+	}
+	return cl.nodePool(string(addr))
+}
+
+// nodePool is node addr's Pool (with its queue), made on first use; nil when
+// the library has no pool for it (closed, a bad address).
+func (cl *Cluster) nodePool(addr string) *Pool {
+	cl.nodesMu.Lock()
+	defer cl.nodesMu.Unlock()
+	if p := cl.nodes[addr]; p != nil {
+		return p
+	}
+	caddr := C.CString(addr)
+	defer C.free(unsafe.Pointer(caddr))
+	var cp *C.pool_t
+	var cerr C.pool_error_t
+	st := C.pool_cluster_node_pool(cl.c, caddr, &cp, &cerr)
+	runtime.KeepAlive(cl)
+	if st != C.POOL_OK {
+		return nil
+	}
+	// Its finalizer gives back this reference (pool_free) once the Cluster,
+	// which holds it in nodes, is unreachable.
+	p := newPool(cp, cl.timeout, cl.overtake)
+	if cl.nodes == nil {
+		cl.nodes = make(map[string]*Pool)
+	}
+	cl.nodes[addr] = p
+	return p
 }
 
 // Put gives cn, from one of the Cluster's Get methods, back to its node's
@@ -267,9 +468,13 @@ func (cl *Cluster) Put(cn *Conn) error {
 	if cn == nil {
 		return statusError(C.POOL_ERR_INVALID_ARG, "cluster put: nil conn")
 	}
+	kept := cn.releaseCluster(cl)
 	st := C.pool_cluster_put(cl.c, cn.h)
 	runtime.KeepAlive(cl)
 	if st != C.POOL_OK {
+		if kept {
+			cn.cluster = cl
+		}
 		return statusError(st, "cluster put")
 	}
 	return nil
@@ -286,9 +491,13 @@ func (cl *Cluster) Remove(cn *Conn, reason string) error {
 		creason = C.CString(strings.ReplaceAll(reason, "\x00", " "))
 		defer C.free(unsafe.Pointer(creason))
 	}
+	kept := cn.releaseCluster(cl)
 	st := C.pool_cluster_remove(cl.c, cn.h, creason)
 	runtime.KeepAlive(cl)
 	if st != C.POOL_OK {
+		if kept {
+			cn.cluster = cl
+		}
 		return statusError(st, "cluster remove")
 	}
 	return nil
@@ -338,7 +547,13 @@ func (cl *Cluster) Stats() Stats {
 	s.struct_size = C.sizeof_pool_stats_t
 	C.pool_cluster_stats(cl.c, nil, &s)
 	runtime.KeepAlive(cl)
-	return statsFromC(&s)
+	out := statsFromC(&s)
+	cl.nodesMu.Lock()
+	for _, p := range cl.nodes {
+		p.q.addStats(&out)
+	}
+	cl.nodesMu.Unlock()
+	return out
 }
 
 // PoolStats is Stats in the shape of go-redis's ClusterClient.PoolStats (the
@@ -360,7 +575,13 @@ func (cl *Cluster) NodeStats(addr string) (Stats, error) {
 	if st != C.POOL_OK {
 		return Stats{}, statusError(st, "node stats "+addr)
 	}
-	return statsFromC(&s), nil
+	out := statsFromC(&s)
+	cl.nodesMu.Lock()
+	if p := cl.nodes[addr]; p != nil {
+		p.q.addStats(&out)
+	}
+	cl.nodesMu.Unlock()
+	return out, nil
 }
 
 // ClusterInfo holds a Cluster's own counters (pool_cluster_info_t); Nodes,

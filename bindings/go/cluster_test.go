@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -412,9 +414,10 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
-// TestClusterGetPutAllocs checks that a Cluster.Get served by an idle conn
-// and its Put allocate only the *Conn, as Pool.Get: the key is passed in
-// place and the error struct stays on the C side.
+// TestClusterGetPutAllocs checks that a Cluster.Get served by an idle conn,
+// a Do and its Put allocate nothing, as Pool.Get: the key is passed in place,
+// the error struct stays on the C side, and a conn's *Conn is kept with its
+// state.
 func TestClusterGetPutAllocs(t *testing.T) {
 	cl := newTestCluster(t, clusterSeeds(t))
 	ctx := context.Background()
@@ -423,12 +426,18 @@ func TestClusterGetPutAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := cn.Do(ctx, "PING"); err != nil { // the conn's state, kept for its life
+		t.Fatal(err)
+	}
 	if err := cl.Put(cn); err != nil {
 		t.Fatal(err)
 	}
 	var failed error
 	allocs := testing.AllocsPerRun(1000, func() {
 		cn, err := cl.Get(ctx, key)
+		if err == nil {
+			_, err = cn.Do(ctx, "PING")
+		}
 		if err == nil {
 			err = cl.Put(cn)
 		}
@@ -439,9 +448,9 @@ func TestClusterGetPutAllocs(t *testing.T) {
 	if failed != nil {
 		t.Fatal(failed)
 	}
-	t.Logf("%.1f allocations per Cluster.Get+Put", allocs)
-	if allocs > 1 {
-		t.Errorf("%.1f allocations per Cluster.Get+Put, want at most 1 (the *Conn)", allocs)
+	t.Logf("%.1f allocations per Cluster.Get+Do+Put", allocs)
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per Cluster.Get+Do(PING)+Put, want 0 (the conn's *Conn is kept)", allocs)
 	}
 }
 
@@ -480,5 +489,217 @@ func TestClusterDoInTheNetpoller(t *testing.T) {
 	t.Logf("OS threads: %d before, at most %d with %d cluster commands waiting", before, peak, n)
 	if peak > before+n/2 {
 		t.Errorf("%d cluster commands waiting made threads: %d before, %d while waiting", n, before, peak)
+	}
+}
+
+// Goroutines waiting for a cluster conn (Get, GetSlot and GetNode on a node
+// whose one-conn pool is taken) wait in Go, on the node's queue, and hold no
+// OS thread each; the conn given back goes round all of them, and Stats shows
+// them waiting.
+func TestClusterGetWaitsInGo(t *testing.T) {
+	const n = 48
+	cl, err := NewCluster(ClusterOptions{
+		Seeds: clusterSeeds(t),
+		Node:  Options{PoolSize: 1, PoolTimeout: 30 * time.Second, ReadTimeout: 5 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	const key = "go-cluster-waits"
+	held, err := cl.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := held.Node()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Give the held conn back once every waiter is queued.
+	putErr := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(60 * time.Second)
+		for cl.Stats().Waiting < n {
+			if time.Now().After(deadline) {
+				putErr <- fmt.Errorf("waiters queued: %d, want %d", cl.Stats().Waiting, n)
+				cl.Put(held)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		putErr <- cl.Put(held)
+	}()
+	before, peak := waitsHoldNoThread(t, n, func(i int) error {
+		var cn *Conn
+		var err error
+		switch i % 3 {
+		case 0:
+			cn, err = cl.Get(ctx, key)
+		case 1:
+			cn, err = cl.GetSlot(ctx, KeySlot(key))
+		default:
+			cn, err = cl.GetNode(ctx, node)
+		}
+		if err != nil {
+			return fmt.Errorf("waiter %d: %v", i, err)
+		}
+		if got, err := cn.Node(); err != nil || got != node {
+			return fmt.Errorf("waiter %d: a conn of %q (%v), want %q", i, got, err, node)
+		}
+		if _, err := cn.Do(ctx, "SET", key, strconv.Itoa(i)); err != nil {
+			return fmt.Errorf("waiter %d: SET: %v", i, err)
+		}
+		return cl.Put(cn)
+	})
+	if err := <-putErr; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("OS threads: %d before, at most %d with %d cluster gets waiting", before, peak, n)
+	if peak > before+n/2 {
+		t.Errorf("%d cluster gets waiting made threads: %d before, %d while waiting", n, before, peak)
+	}
+	if s := cl.Stats(); s.Waiting != 0 || s.WaitCount < n {
+		t.Errorf("after the waits: Waiting %d, WaitCount %d; want 0 and at least %d", s.Waiting, s.WaitCount, n)
+	}
+}
+
+// A cluster get queued in Go on a full node ends as the library's wait did:
+// at the node pool's timeout (ErrPoolTimeout, counted in Stats), and with
+// ErrClosed for every waiter when the Cluster is closed.
+func TestClusterWaitEnds(t *testing.T) {
+	const n = 6
+	cl, err := NewCluster(ClusterOptions{
+		Seeds: clusterSeeds(t),
+		Node:  Options{PoolSize: 1, PoolTimeout: 200 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	const key = "go-cluster-wait-ends"
+	held, err := cl.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeoutsBefore := cl.Stats().Timeouts
+	if _, err := cl.Get(ctx, key); !errors.Is(err, ErrPoolTimeout) {
+		t.Fatalf("Get on a full node: %v, want ErrPoolTimeout", err)
+	}
+	if got := cl.Stats().Timeouts - timeoutsBefore; got != 1 {
+		t.Errorf("Stats().Timeouts went up by %d after one pool timeout, want 1", got)
+	}
+
+	// Waiters with no pool timeout of their own end at Close.
+	cl2, err := NewCluster(ClusterOptions{
+		Seeds: clusterSeeds(t),
+		Node:  Options{PoolSize: 1, PoolTimeout: time.Minute},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held2, err := cl2.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := cl2.Get(ctx, key)
+			errs <- err
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for cl2.Stats().Waiting < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiters queued: %d, want %d", cl2.Stats().Waiting, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cl2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrClosed) {
+				t.Errorf("a waiter at Close: %v, want ErrClosed", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d waiters still waiting 30s after Close", n-i)
+		}
+	}
+	if err := cl2.Put(held2); err != nil {
+		t.Errorf("Put after Close: %v", err)
+	}
+	if err := cl.Put(held); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A cluster Get that waits on its node's queue allocates nothing, as one
+// served at once does: the waiter, its channel and timer are reused, the
+// route (slot -> node -> queue) allocates nothing, and the conn's *Conn is
+// kept with its state.
+func TestClusterWaitedGetAllocs(t *testing.T) {
+	cl, err := NewCluster(ClusterOptions{
+		Seeds: clusterSeeds(t),
+		Node:  Options{PoolSize: 1, PoolTimeout: 30 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	const key = "go-cluster-waited-allocs"
+	held, err := cl.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Do(ctx, "PING"); err != nil { // the conn's state, kept for its life
+		t.Fatal(err)
+	}
+	give := make(chan *Conn)
+	given := make(chan error)
+	go func() {
+		for cn := range give {
+			// Put back once the Get below waits (bounded by the test's timeout).
+			for cl.waiting.Load() != 1 {
+				runtime.Gosched()
+			}
+			given <- cl.Put(cn)
+		}
+	}()
+	defer close(give)
+	var failed error
+	round := func() {
+		give <- held
+		cn, err := cl.Get(ctx, key)
+		if perr := <-given; perr != nil && failed == nil {
+			failed = perr
+		}
+		if err != nil {
+			if failed == nil {
+				failed = err
+			}
+			return
+		}
+		held = cn
+	}
+	round()
+	allocs := testing.AllocsPerRun(200, round)
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if err := cl.Put(held); err != nil {
+		t.Fatal(err)
+	}
+	if s := cl.Stats(); s.WaitCount < 200 {
+		t.Errorf("WaitCount %d after 201 waited Gets: they did not wait in Go", s.WaitCount)
+	}
+	t.Logf("%.1f allocations per waited Cluster.Get", allocs)
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per waited Cluster.Get, want 0", allocs)
 	}
 }

@@ -42,9 +42,11 @@
 // Pipeline and TxPipeline start the command (pool_conn_start,
 // pool_conn_start_pipeline) and wait for the reply in the netpoller, on pool
 // and cluster conns alike (a cluster redirect is followed by the blocking
-// call, holding a thread for that command only). Cluster.Get still waits in
-// the library: a goroutine waiting for a cluster conn holds a thread, and a
-// helper goroutine fires a cancel token on ctx.Done().
+// call, holding a thread for that command only). Cluster.Get, GetSlot and
+// GetNode wait the same way, on the queue of the node the slot routes to
+// (pool_cluster_slot_node, pool_cluster_node_pool); only the first gets,
+// which load the slot map, wait in the library (holding a thread, with a
+// helper goroutine that fires a cancel token on ctx.Done()).
 //
 // # Conns and commands
 //

@@ -281,6 +281,16 @@ func (q *getQueue) kick() { _ = q.f.SetReadDeadline(time.Unix(1, 0)) }
 // wait queues the calling goroutine for a conn until ctx is done or the pool
 // timeout passes. Get and GetPolled share it.
 func (p *Pool) wait(ctx context.Context) (*Conn, error) {
+	h, ud, err := p.waitHandle(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.conn(h, ud), nil
+}
+
+// waitHandle is wait's queueing: the conn's handle and userdata, or the
+// error. Cluster gets wait on a node pool's queue with it (cluster.go).
+func (p *Pool) waitHandle(ctx context.Context) (*C.pool_conn_t, unsafe.Pointer, error) {
 	q := p.q
 	start := time.Now()
 	var deadline time.Time
@@ -292,13 +302,13 @@ func (p *Pool) wait(ctx context.Context) (*Conn, error) {
 		deadline, byDeadline = dl, true
 	}
 	if err := q.openFD(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		return nil, statusError(C.POOL_ERR_CLOSED, "get")
+		return nil, nil, statusError(C.POOL_ERR_CLOSED, "get")
 	}
 	w := q.push()
 	startReactor := !q.reacting
@@ -352,7 +362,7 @@ func (p *Pool) wait(ctx context.Context) (*Conn, error) {
 			if !byDeadline && errors.Is(err, ErrPoolTimeout) {
 				q.timeouts.Add(1)
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		q.mu.Unlock()
 		// The reactor took this waiter off the queue: its answer is on the
@@ -365,15 +375,15 @@ func (p *Pool) wait(ctx context.Context) (*Conn, error) {
 		if errors.Is(err, ErrPoolTimeout) {
 			q.timeouts.Add(1)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	q.recycle(w)
 	if r.st != C.POOL_OK {
-		return nil, statusError(r.st, "get")
+		return nil, nil, statusError(r.st, "get")
 	}
 	q.waitCount.Add(1)
 	q.waitDuration.Add(int64(time.Since(start)))
-	return p.conn(r.h, r.ud), nil
+	return r.h, r.ud, nil
 }
 
 // timeoutError is the pool timeout's error, shaped as the library's.

@@ -209,7 +209,8 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 // deadline when that comes before the pool timeout t, and a helper goroutine
 // fires the token when ctx is done. get returns the status, the conn and the
 // library's message (malloc'd, freed here; nil on success). Errors are
-// mapped as Get documents. Pool.Get and Cluster.Get* share it.
+// mapped as Get documents. Cluster gets use it while the slot map is not
+// loaded (cluster.go).
 func waitGet(ctx context.Context, t poolTimeout, get func(ms C.int64_t, tok *C.pool_cancel_t) (C.pool_status_t, *C.pool_conn_t, *C.char)) (*C.pool_conn_t, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, contextError(err)

@@ -258,6 +258,28 @@ impl<N: NodePool> Cluster<N> {
         }
     }
 
+    /// The master serving `slot` per the slot map as it is now: never loads the map, never
+    /// waits but for the map's lock. `Error::Cluster` before the map was loaded or when no
+    /// master serves the slot.
+    pub fn slot_master_now(&self, slot: u16) -> Result<String> {
+        self.check_open()?;
+        if usize::from(slot) >= SLOTS {
+            return Err(Error::invalid(format!("slot: {slot} (must be 0..16383)")));
+        }
+        let st = self.state.read();
+        if !st.loaded {
+            return Err(Error::Cluster(
+                "cluster: the slot map is not loaded yet".into(),
+            ));
+        }
+        match st.slots[usize::from(slot)] {
+            NO_NODE => Err(Error::Cluster(format!(
+                "cluster: slot {slot} is not served by any master in the slot map"
+            ))),
+            i => Ok(st.masters[usize::from(i)].clone()),
+        }
+    }
+
     /// A conn to the master of `slot`. A node that cannot be dialed triggers a refresh,
     /// and the get is tried once more if the slot moved elsewhere.
     pub fn get_slot(

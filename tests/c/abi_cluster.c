@@ -169,6 +169,61 @@ static void api_spread(int masters)
     CHECK_CMP(pool_cluster_stats(cluster, "127.0.0.1:1", &none), ==, POOL_ERR_INVALID_ARG);
 }
 
+/* Before any get: no slot map, so no route (and no load, no wait). */
+static void api_route_unloaded(void)
+{
+    section("cluster: pool_cluster_slot_node before the slot map is loaded");
+    char addr[POOL_CLUSTER_ADDR_MAX];
+    CHECK_CMP(pool_cluster_slot_node(cluster, 0, addr, sizeof addr), ==, POOL_ERR_CLUSTER);
+    pool_cluster_info_t info = {.struct_size = sizeof info};
+    CHECK_CMP(pool_cluster_info(cluster, &info), ==, POOL_OK);
+    CHECK_CMP(info.refreshes, ==, 0);
+}
+
+/* The route a host's own scheduler uses: slot -> master (pool_cluster_slot_node) -> that
+ * node's pool (pool_cluster_node_pool), whose pool_try_get hands out conns of that node. */
+static void api_route(void)
+{
+    section("cluster: pool_cluster_slot_node routes a slot to its master's pool");
+    const int32_t slots[] = {0, 5061, 12182, 16383};
+    pool_error_t err;
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
+        char routed[POOL_CLUSTER_ADDR_MAX], got[POOL_CLUSTER_ADDR_MAX];
+        if (!CHECK_CMP(pool_cluster_slot_node(cluster, slots[i], routed, sizeof routed), ==,
+                       POOL_OK))
+            continue;
+        pool_conn_t *conn;
+        if (CHECK_CMP(pool_cluster_get_slot(cluster, slots[i], -1, NULL, &conn, &err), ==,
+                      POOL_OK)) {
+            CHECK_CMP(pool_cluster_conn_node(conn, got, sizeof got), ==, POOL_OK);
+            CHECK_STREQ(routed, got);
+            CHECK_CMP(pool_cluster_put(cluster, conn), ==, POOL_OK);
+        }
+        pool_t *node = NULL;
+        if (CHECK_CMP(pool_cluster_node_pool(cluster, routed, &node, &err), ==, POOL_OK)) {
+            /* The conn just put back is idle there: try_get takes it without waiting. */
+            if (CHECK_CMP(pool_try_get(node, &conn), ==, POOL_OK)) {
+                CHECK_CMP(pool_cluster_conn_node(conn, got, sizeof got), ==, POOL_OK);
+                CHECK_STREQ(routed, got);
+                CHECK_CMP(pool_cluster_put(cluster, conn), ==, POOL_OK);
+            }
+            CHECK(pool_notify_fd(node) >= 0);
+            pool_free(node);
+        }
+    }
+    /* Bad input: out-of-range slots, no room, NULLs; nothing is written on failure. */
+    char buf[POOL_CLUSTER_ADDR_MAX] = "unchanged";
+    CHECK_CMP(pool_cluster_slot_node(cluster, -1, buf, sizeof buf), ==, POOL_ERR_INVALID_ARG);
+    CHECK_CMP(pool_cluster_slot_node(cluster, 16384, buf, sizeof buf), ==, POOL_ERR_INVALID_ARG);
+    CHECK_CMP(pool_cluster_slot_node(cluster, 0, buf, 4), ==, POOL_ERR_INVALID_ARG);
+    CHECK_CMP(pool_cluster_slot_node(cluster, 0, buf, 0), ==, POOL_ERR_INVALID_ARG);
+    CHECK_CMP(pool_cluster_slot_node(cluster, 0, NULL, 64), ==, POOL_ERR_INVALID_ARG);
+    CHECK_CMP(pool_cluster_slot_node(NULL, 0, buf, sizeof buf), ==, POOL_ERR_INVALID_ARG);
+    CHECK_CMP(pool_cluster_slot_node((pool_cluster_t *)0x1234, 0, buf, sizeof buf), ==,
+              POOL_ERR_INVALID_ARG);
+    CHECK_STREQ(buf, "unchanged");
+}
+
 static void api_targets(void)
 {
     section("cluster: get by key, slot and node; node pools; conn node");
@@ -517,6 +572,7 @@ static void api_misuse(const char *url)
         CHECK_CMP(pool_cluster_close(cluster), ==, POOL_ERR_CLOSED);
         CHECK_CMP(pool_cluster_get(cluster, "k", 1, -1, NULL, &conn, &err), ==, POOL_ERR_CLOSED);
         CHECK_CMP(pool_cluster_node_pool(cluster, "127.0.0.1:1", &np, &err), ==, POOL_ERR_CLOSED);
+        CHECK_CMP(pool_cluster_slot_node(cluster, 0, buf, sizeof buf), ==, POOL_ERR_CLOSED);
         pool_cluster_free(cluster);
         /* After free, its conns can still come back (and are closed). */
         CHECK_CMP(pool_cluster_put(cluster, late), ==, POOL_OK);
@@ -700,7 +756,9 @@ int main(int argc, char **argv)
         pool_cluster_free(cluster);
         return 0;
     }
+    api_route_unloaded();
     api_spread(atoi(argv[3]));
+    api_route();
     api_targets();
     api_moved();
     api_fork();

@@ -2288,6 +2288,20 @@ typedef struct hcase {
       pool_cluster_conn_node(g_conn, NULL, 64))                                                 \
     X(cl_cn_cap0, "pool_cluster_conn_node", "cap 0", FX_NONE, INV, NULL, 0,                     \
       pool_cluster_conn_node(g_conn, (char[8]){0}, 0))                                          \
+    X(cl_sn_null, "pool_cluster_slot_node", "cluster NULL", FX_NONE, INV, NULL, 0,              \
+      pool_cluster_slot_node(NULL, 0, (char[64]){0}, 64))                                       \
+    X(cl_sn_madeup, "pool_cluster_slot_node", "a made-up cluster", FX_NONE, INV, NULL, 0,       \
+      pool_cluster_slot_node((pool_cluster_t *)(uintptr_t)1, 0, (char[64]){0}, 64))            \
+    X(cl_sn_buf_null, "pool_cluster_slot_node", "buf NULL", FX_NONE, INV, NULL, 0,              \
+      pool_cluster_slot_node(g_cluster, 0, NULL, 64))                                           \
+    X(cl_sn_cap0, "pool_cluster_slot_node", "cap 0", FX_NONE, INV, NULL, 0,                     \
+      pool_cluster_slot_node(g_cluster, 0, (char[8]){0}, 0))                                    \
+    X(cl_sn_slot_neg, "pool_cluster_slot_node", "slot -1", FX_NONE, INV, NULL, 0,               \
+      pool_cluster_slot_node(g_cluster, -1, (char[64]){0}, 64))                                 \
+    X(cl_sn_slot_big, "pool_cluster_slot_node", "slot 16384", FX_NONE, INV, NULL, 0,            \
+      pool_cluster_slot_node(g_cluster, 16384, (char[64]){0}, 64))                              \
+    X(cl_sn_unloaded, "pool_cluster_slot_node", "no slot map loaded", FX_NONE, POOL_ERR_CLUSTER, \
+      NULL, 0, pool_cluster_slot_node(g_cluster, 0, (char[64]){0}, 64))                         \
     X(cl_refresh_null, "pool_cluster_refresh", "cluster NULL", FX_NONE, INV, "cluster", F_ERR,  \
       pool_cluster_refresh(NULL, -1, err))                                                      \
     X(cl_stats_null, "pool_cluster_stats", "cluster NULL", FX_NONE, INV, NULL, 0,               \
