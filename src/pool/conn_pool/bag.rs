@@ -235,7 +235,10 @@ impl Bag {
     /// waiting there (under the pool lock) clears it. Called by every locked put.
     #[inline]
     pub(super) fn note_waiters(&self, st: &State) {
-        if st.waiters.is_empty() && self.gate.load(Ordering::Relaxed) & WAITING != 0 {
+        if st.waiters.is_empty()
+            && !st.retry_pending
+            && self.gate.load(Ordering::Relaxed) & WAITING != 0
+        {
             self.gate.fetch_and(!WAITING, Ordering::SeqCst);
         }
     }

@@ -252,7 +252,11 @@ impl Inner {
             return Err(Error::Closed);
         }
         if st.turns_used >= self.opts.pool_size {
-            return Ok(None);
+            // The turns may be held by parked conns (`bag`): take one, or announce the
+            // wait again before queueing again (puts stop parking).
+            return Ok(self
+                .steal_before_wait(st)
+                .map(|conn| (Grant::Conn(conn, false), None)));
         }
         st.turns_used += 1;
         let grant = match self.pop_idle(st).or_else(|| self.steal_parked(st)) {
