@@ -12,7 +12,7 @@ use std::time::Duration;
 mod common;
 
 use common::peers::{Peers, eventually, options, peer_sees_eof, pool};
-use redispool::pool::{ConnPool, Wait};
+use redispool::pool::{ConnPool, Error, Wait};
 
 /// Gets and gives back one conn on a new thread, which then ends: the conn stays parked
 /// in that thread's slot. Returns its id.
@@ -208,22 +208,31 @@ fn retire_all_closes_parked_conns_at_once() {
     p.close().unwrap();
 }
 
-#[test]
-fn notify_fd_users_see_conns_on_the_idle_list() {
-    // `pool_notify_fd` tracks the idle list: parked conns move there, and puts stop
-    // parking.
-    let (p, _peers) = pool(2);
-    park_on_other_thread(&p);
-    let fd = p.notify_fd().unwrap();
+fn readable(fd: i32) -> bool {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
     // SAFETY: one valid pollfd, no wait.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    assert_eq!(n, 1, "readable: a conn is idle");
+    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+}
+
+#[test]
+fn notify_fd_users_see_conns_on_the_idle_list() {
+    // `pool_notify_fd` is readable while `try_get` may find a conn: once it was asked
+    // for, parked conns move to the idle list and puts stop parking (a parked conn would
+    // not make the fd readable, and an event loop would never look).
+    let (p, _peers) = pool(1);
+    park_on_other_thread(&p);
+    let fd = p.notify_fd().unwrap();
+    assert!(readable(fd), "a conn is idle");
     assert_eq!(p.idle_len(), 1);
+    let c = p.try_get().unwrap();
+    assert!(matches!(p.try_get(), Err(Error::WouldBlock)));
+    assert!(!readable(fd), "nothing to get");
+    p.put(c).unwrap();
+    assert!(readable(fd), "the conn given back is there to get");
     p.close().unwrap();
 }
 
