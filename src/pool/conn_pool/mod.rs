@@ -475,7 +475,6 @@ impl ConnPool {
             let st = inner.state.lock();
             locked_hits = st.hits;
             s.total_conns = clamp_u32(st.total());
-            s.idle_conns = clamp_u32(st.idle.len());
             s.waiting = clamp_u32(st.waiters.len());
             s.dials_in_progress = clamp_u32(st.dials_pending + st.unpooled_dials);
             // Parked conns count as checked out in `State`, as idle for users (`bag`).
