@@ -333,9 +333,13 @@ impl Inner {
     /// Under the pool lock, for a get about to wait for a turn: announces the wait to puts
     /// (`WAITING`) and then takes a parked conn if there is one (it brings its turn).
     pub(super) fn steal_before_wait(&self, st: &mut State) -> Option<Conn> {
-        // Always the SeqCst write, even when the bit is set: the Dekker pairing with
-        // `Bag::park` needs this thread's own store ahead of its scan.
-        self.bag.gate.fetch_or(WAITING, Ordering::SeqCst);
+        // WAITING is set and cleared only under the pool lock, which this get holds: a set
+        // bit was set by a SeqCst write that happens before this scan, which is all the
+        // Dekker pairing with `Bag::park` needs. Only a clear bit costs a write (a get
+        // waiting in an overloaded pool writes nothing here).
+        if self.bag.gate.load(Ordering::Relaxed) & WAITING == 0 {
+            self.bag.gate.fetch_or(WAITING, Ordering::SeqCst);
+        }
         let mut conn = self.bag.steal()?;
         st.hits = st.hits.wrapping_add(1);
         st.sweep.stamp(&mut conn);
