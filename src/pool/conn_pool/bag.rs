@@ -272,9 +272,15 @@ impl Inner {
     }
 
     /// A get's first try: the conn parked in the calling thread's slot, health-checked.
-    /// None when there is none, or it was stale or retired (closed; its turn released).
+    /// None when there is none, or it was stale or retired (closed; its turn released):
+    /// the get goes on. A PING check that ran out the get's own deadline ends the get, as
+    /// on the locked path (`get_conn`).
     #[inline]
-    pub(super) fn claim_parked(self: &Arc<Self>, wait: Wait, began: &mut Began) -> Option<Conn> {
+    pub(super) fn claim_parked(
+        self: &Arc<Self>,
+        wait: Wait,
+        began: &mut Began,
+    ) -> Option<Result<Conn>> {
         let mut conn = self.bag.claim()?;
         if !self.is_current(&conn) {
             self.close_parked(vec_of(conn));
@@ -286,15 +292,28 @@ impl Inner {
             0
         };
         conn.set_swept_at(at);
-        match self.check_health(conn, Some((wait, began))) {
-            Some(conn) => Some(conn),
-            None => {
-                // Closed and counted by `check_health`; the turn it held is freed here.
-                let mut st = self.state.lock();
-                self.release_turn(&mut st);
-                None
-            }
+        match self.check_health(conn, Some((wait, &mut *began))) {
+            Some(conn) => Some(Ok(conn)),
+            None => self.stale_claim(wait, *began),
         }
+    }
+
+    /// A claimed conn was stale (closed and counted by `check_health`): frees the turn it
+    /// held; a get whose deadline passed in its PING check ends with a timeout.
+    #[cold]
+    fn stale_claim(&self, wait: Wait, began: Began) -> Option<Result<Conn>> {
+        let mut st = self.state.lock();
+        self.release_turn(&mut st);
+        if let (Wait::For(_), Some((start, Some(deadline)))) = (wait, began)
+            && Instant::now() >= deadline
+        {
+            return Some(Err(self.timeout_error(
+                &st,
+                start,
+                " checking idle connections",
+            )));
+        }
+        None
     }
 
     /// `try_get`'s first try: a parked conn, its own or another thread's, socket-checked

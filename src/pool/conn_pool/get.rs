@@ -31,8 +31,8 @@ impl Inner {
         // The clock is read only off the fast path: a wait or a dial starts the timeout.
         let mut began: Began = None;
         // The uncontended path: this thread's parked conn, no lock (`bag`).
-        if let Some(conn) = self.claim_parked(wait, &mut began) {
-            return Ok(conn);
+        if let Some(res) = self.claim_parked(wait, &mut began) {
+            return res;
         }
         // Counted in `pending_requests` once it waits or dials: a get served at once
         // stays off that gauge (and its shared cache line).
