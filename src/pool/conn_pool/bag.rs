@@ -273,14 +273,16 @@ impl Inner {
 
     /// A get's first try: the conn parked in the calling thread's slot, health-checked.
     /// None when there is none, or it was stale or retired (closed; its turn released):
-    /// the get goes on. A PING check that ran out the get's own deadline ends the get, as
-    /// on the locked path (`get_conn`).
+    /// the get goes on, unless a PING check ran out the get's own deadline: then `over`
+    /// says how the get ends, as on the locked path (`get_conn`). An out-parameter, so
+    /// the hot path moves no `Result` around.
     #[inline]
     pub(super) fn claim_parked(
         self: &Arc<Self>,
         wait: Wait,
         began: &mut Began,
-    ) -> Option<Result<Conn>> {
+        over: &mut Option<Error>,
+    ) -> Option<Conn> {
         let mut conn = self.bag.claim()?;
         if !self.is_current(&conn) {
             self.close_parked(vec_of(conn));
@@ -293,25 +295,24 @@ impl Inner {
         };
         conn.set_swept_at(at);
         match self.check_health(conn, Some((wait, &mut *began))) {
-            Some(conn) => Some(Ok(conn)),
-            None => self.stale_claim(wait, *began),
+            Some(conn) => Some(conn),
+            None => {
+                *over = self.stale_claim(wait, *began);
+                None
+            }
         }
     }
 
     /// A claimed conn was stale (closed and counted by `check_health`): frees the turn it
     /// held; a get whose deadline passed in its PING check ends with a timeout.
     #[cold]
-    fn stale_claim(&self, wait: Wait, began: Began) -> Option<Result<Conn>> {
+    fn stale_claim(&self, wait: Wait, began: Began) -> Option<Error> {
         let mut st = self.state.lock();
         self.release_turn(&mut st);
         if let (Wait::For(_), Some((start, Some(deadline)))) = (wait, began)
             && Instant::now() >= deadline
         {
-            return Some(Err(self.timeout_error(
-                &st,
-                start,
-                " checking idle connections",
-            )));
+            return Some(self.timeout_error(&st, start, " checking idle connections"));
         }
         None
     }

@@ -31,8 +31,12 @@ impl Inner {
         // The clock is read only off the fast path: a wait or a dial starts the timeout.
         let mut began: Began = None;
         // The uncontended path: this thread's parked conn, no lock (`bag`).
-        if let Some(res) = self.claim_parked(wait, &mut began) {
-            return res;
+        let mut over = None;
+        if let Some(conn) = self.claim_parked(wait, &mut began, &mut over) {
+            return Ok(conn);
+        }
+        if let Some(e) = over {
+            return Err(e);
         }
         // Counted in `pending_requests` once it waits or dials: a get served at once
         // stays off that gauge (and its shared cache line).
