@@ -6,7 +6,9 @@
 //!
 //! Each pool has a small array of cache-line-padded slots; a thread uses the slot its
 //! process-wide thread index picks (`my_index`, modulo the array). Two threads that share
-//! a slot stay correct, they only share its line.
+//! a slot stay correct, they only share its line. A put that finds its slot taken parks
+//! the newer conn and sends the older one to the idle list, so the thread's next get takes
+//! the conn given back last, as the LIFO idle list would.
 //!
 //! Accounting: a parked conn keeps its turn and counts as checked out in `State`
 //! (`turns_used`, `checked_out`), so parking and claiming change no count and need no
