@@ -600,6 +600,21 @@ impl Conn {
         self.s.created_at
     }
 
+    /// The conn as a thin pointer, for the pool's parking slots (`conn_pool::bag`); no
+    /// allocation. Give it back to `from_raw` exactly once.
+    pub(crate) fn into_raw(self) -> *mut () {
+        Box::into_raw(self.s).cast()
+    }
+
+    /// # Safety
+    /// `raw` came from `into_raw` and is given back once.
+    pub(crate) unsafe fn from_raw(raw: *mut ()) -> Conn {
+        // SAFETY: per the contract, `raw` is a `Box<ConnState>` from `into_raw`.
+        Conn {
+            s: unsafe { Box::from_raw(raw.cast()) },
+        }
+    }
+
     /// Whether the conn came from `new_conn` (outside the pool).
     pub fn is_pooled(&self) -> bool {
         self.s.pooled

@@ -145,6 +145,17 @@ impl SweepState {
         conn.set_swept_at(at);
     }
 
+    /// The start of the last sweep if it reported no conn outside the idle list (so it
+    /// vouches for every conn not marked suspect); 0 otherwise. Parked conns (`bag`) are
+    /// stamped with it without the pool lock.
+    pub(crate) fn clean_since(&self) -> u64 {
+        if self.ep.is_some() && self.suspects.is_empty() {
+            self.started_ns
+        } else {
+            0
+        }
+    }
+
     /// Whether a sweep vouches for `conn` at `now` (precise clock): the get that took it
     /// stamped it, and that sweep began less than `TRUST_NS` ago.
     #[inline]

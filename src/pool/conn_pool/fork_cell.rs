@@ -100,6 +100,8 @@ impl Inner {
             return;
         };
         let idle = std::mem::take(&mut st.idle);
+        // The parent's parked conns: this process's copies are closed with the idle ones.
+        self.bag.forget_parked();
         let deferred = std::mem::take(&mut st.deferred_userdata);
         drop(st);
         drop(idle);

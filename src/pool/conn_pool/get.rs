@@ -30,6 +30,14 @@ impl Inner {
         }
         // The clock is read only off the fast path: a wait or a dial starts the timeout.
         let mut began: Began = None;
+        // The uncontended path: this thread's parked conn, no lock (`bag`).
+        let mut over = None;
+        if let Some(conn) = self.claim_parked(wait, &mut began, &mut over) {
+            return Ok(conn);
+        }
+        if let Some(e) = over {
+            return Err(e);
+        }
         // Counted in `pending_requests` once it waits or dials: a get served at once
         // stays off that gauge (and its shared cache line).
         let mut pending: Option<Pending<'_>> = None;
@@ -44,10 +52,16 @@ impl Inner {
             {
                 st.turns_used += 1;
                 // Fast path: the idle conn comes in the same critical section as the turn.
-                handed = self.pop_idle(&mut st).map(|c| (c, false));
+                handed = self
+                    .pop_idle(&mut st)
+                    .or_else(|| self.steal_parked(&mut st))
+                    .map(|c| (c, false));
                 if handed.is_some() {
                     self.refill(&mut st);
                 }
+            } else if let Some(conn) = self.steal_before_wait(&mut st) {
+                // A conn parked by another thread, with its turn: no wait.
+                handed = Some((conn, false));
             } else {
                 pending = Some(Pending::new(&self.counters));
                 let start = Instant::now();
@@ -109,7 +123,9 @@ impl Inner {
                         st.turns_used -= 1;
                         return Err(Error::Closed);
                     }
-                    let popped = self.pop_idle(&mut st);
+                    let popped = self
+                        .pop_idle(&mut st)
+                        .or_else(|| self.steal_parked(&mut st));
                     self.refill(&mut st);
                     match popped {
                         Some(c) => (c, false),
@@ -151,7 +167,7 @@ impl Inner {
             st.idle.pop_back()
         }?;
         st.checked_out += 1;
-        st.hits += 1;
+        st.hits = st.hits.wrapping_add(1);
         st.sweep.stamp(&mut conn);
         Some(conn)
     }
@@ -180,7 +196,7 @@ impl Inner {
         st.sweep.stamp(&mut conn);
         match hand_to_oldest_later(&mut st.waiters, Grant::Conn(conn, false)) {
             Ok(wake) => {
-                st.hits += 1;
+                st.hits = st.hits.wrapping_add(1);
                 Ok(Handed {
                     _wake: Some(wake),
                     went_idle: false,
@@ -243,10 +259,14 @@ impl Inner {
             return Err(Error::Closed);
         }
         if st.turns_used >= self.opts.pool_size {
-            return Ok(None);
+            // The turns may be held by parked conns (`bag`): take one, or announce the
+            // wait again before queueing again (puts stop parking).
+            return Ok(self
+                .steal_before_wait(st)
+                .map(|conn| (Grant::Conn(conn, false), None)));
         }
         st.turns_used += 1;
-        let grant = match self.pop_idle(st) {
+        let grant = match self.pop_idle(st).or_else(|| self.steal_parked(st)) {
             Some(conn) => Grant::Conn(conn, false),
             None => Grant::Turn,
         };
@@ -265,7 +285,12 @@ impl Inner {
         // The precise clock: a sweep vouches for 0.5 ms.
         let now = clock::now_ns();
         let mut vouched = SweepState::vouches(&conn, now);
-        if !vouched && !conn.needs_peek() && conn.is_swept() {
+        // Inside `health_check_bypass` no sweep is needed (`health::check` skips the peek).
+        let bypassed = self
+            .limits
+            .bypass_ns
+            .is_some_and(|b| now.saturating_sub(conn.used_at()) < b);
+        if !vouched && !bypassed && !conn.needs_peek() && conn.is_swept() {
             // The sweep that stamped it is 0.5 ms old (or none did): sweep, if that is
             // still due, and look again.
             vouched = self.sweep_for(&mut conn, now);
@@ -304,8 +329,9 @@ impl Inner {
                 {
                     let mut st = self.state.lock();
                     st.checked_out -= 1;
-                    // Counted as a hit when it was taken.
-                    st.hits -= 1;
+                    // Counted as a hit when it was taken (a claim counts it in its slot,
+                    // `bag`, so this count alone may go below zero: it wraps).
+                    st.hits = st.hits.wrapping_sub(1);
                     Counters::inc(&self.counters.stale);
                 }
                 drop(conn);
@@ -341,8 +367,11 @@ impl Inner {
         let mut st = self.state.lock();
         let st = &mut *st;
         let conns = st.total();
-        st.sweep
-            .sweep_for(&mut st.idle, conn, now, self.opts.pool_fifo, conns)
+        let vouched = st
+            .sweep
+            .sweep_for(&mut st.idle, conn, now, self.opts.pool_fifo, conns);
+        self.bag.note_sweep(st.sweep.clean_since());
+        vouched
     }
 
     /// The bound of a get's PING check (on top of the conn's read timeout): the get's own

@@ -15,6 +15,7 @@
 //! `probe` the fast-fail probe, `reaper` the stale-conn reaper, `leaks` leak detection,
 //! `retire` retiring every conn on a failover, `fork_cell` the state a forked child swaps in.
 
+mod bag;
 mod dialing;
 mod fork_cell;
 mod get;
@@ -26,7 +27,7 @@ mod retire;
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -110,6 +111,8 @@ struct Inner {
     retire_signal: Option<Arc<AtomicU64>>,
     /// `opts.overtake_window` in ns; 0 = strict first come, first served.
     overtake_ns: u64,
+    /// Per-thread parking slots: the lock-free get and put of an uncontended pool.
+    bag: bag::Bag,
 }
 
 /// Where `Inner::hand_over` put a conn; dropping it wakes the waiter concerned (do that
@@ -157,7 +160,8 @@ struct State {
     retries_pending: usize,
     /// Hits counted under the lock, so a get served from the idle list touches no shared
     /// counter: every conn taken for a get (idle pops, puts handed to a waiter), less those
-    /// then found stale. `Stats::hits` is this plus `Counters::hits` (fresh dials).
+    /// then found stale. `Stats::hits` is this plus `Counters::hits` (fresh dials) plus
+    /// the claims of parked conns (`bag`); it wraps, as a stale claim subtracts here.
     hits: u64,
     /// User data of conns closed on library threads, dropped on the next user call.
     deferred_userdata: Vec<Box<dyn Any + Send>>,
@@ -236,6 +240,12 @@ impl ConnPool {
     /// the notify fd. Nothing queued for the pool is overtaken: with gets waiting, it misses.
     pub fn try_get(&self) -> Result<Conn> {
         let inner = self.inner();
+        if !inner.closed.load(Ordering::Acquire)
+            && let Some(conn) = inner.try_claim_parked()
+        {
+            inner.track(&conn);
+            return Ok(conn);
+        }
         loop {
             let conn = {
                 let mut st = inner.state.lock();
@@ -276,7 +286,10 @@ impl ConnPool {
 
     /// The readiness fd of `pool_notify_fd`, made on first use.
     pub fn notify_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
-        self.inner().notify.fd()
+        let inner = self.inner();
+        let fd = inner.notify.fd()?;
+        inner.stop_parking_for_notify();
+        Ok(fd)
     }
 
     /// Returns a conn for reuse. A conn from `new_conn` is closed instead.
@@ -287,7 +300,7 @@ impl ConnPool {
         if conn.must_remove_on_put() {
             return self.remove(conn, None);
         }
-        let mut conn = self.check_owner(conn)?;
+        let conn = self.check_owner(conn)?;
         let inner = self.inner();
         if conn.is_inherited() {
             // Checked out before fork(): the parent's session. Close this process's copy.
@@ -295,10 +308,25 @@ impl ConnPool {
             return Ok(());
         }
         inner.untrack(&conn);
+        // The uncontended path: parked in this thread's slot, no lock (`bag`).
+        match inner.park(conn) {
+            bag::Parked::Yes => Ok(()),
+            bag::Parked::Back(conn) => self.put_locked(conn),
+            bag::Parked::Back2(a, b) => {
+                self.put_locked(a)?;
+                self.put_locked(b)
+            }
+        }
+    }
+
+    /// A put that was not parked: under the pool lock, to a waiter or the idle list.
+    fn put_locked(&self, mut conn: Conn) -> std::result::Result<(), Rejected> {
+        let inner = self.inner();
         let deferred;
         let mut surplus = None;
         {
             let mut st = inner.state.lock();
+            inner.bag.note_waiters(&st);
             // Userdata of conns a library thread closed, freed here on a user thread; a
             // `Vec` moved out and dropped on every put shows up in instruction counts, so
             // only when there is any.
@@ -439,8 +467,11 @@ impl ConnPool {
         self.len() == 0
     }
 
+    /// Idle conns, those parked in threads' slots (`bag`) included.
     pub fn idle_len(&self) -> usize {
-        self.inner().state.lock().idle.len()
+        let inner = self.inner();
+        let idle = inner.state.lock().idle.len();
+        idle + inner.bag.parked()
     }
 
     pub fn stats(&self) -> Stats {
@@ -451,13 +482,18 @@ impl ConnPool {
             let st = inner.state.lock();
             locked_hits = st.hits;
             s.total_conns = clamp_u32(st.total());
-            s.idle_conns = clamp_u32(st.idle.len());
             s.waiting = clamp_u32(st.waiters.len());
             s.dials_in_progress = clamp_u32(st.dials_pending + st.unpooled_dials);
-            s.in_use_conns = clamp_u32(st.checked_out + st.unpooled);
+            // Parked conns count as checked out in `State`, as idle for users (`bag`).
+            let parked = inner.bag.parked().min(st.checked_out);
+            s.idle_conns = clamp_u32(st.idle.len() + parked);
+            s.in_use_conns = clamp_u32(st.checked_out - parked + st.unpooled);
         }
         inner.counters.fill(&mut s);
-        s.hits += locked_hits;
+        s.hits = s
+            .hits
+            .wrapping_add(locked_hits)
+            .wrapping_add(inner.bag.hits());
         if let Some(held) = inner.held_too_long() {
             s.leak_suspects = clamp_u32(held.len());
         }
@@ -486,6 +522,9 @@ impl ConnPool {
             // Dials not started never start: a large refill is dropped at once, not
             // drained one job at a time by the workers.
             inner.fail_queued_dials(st, &Error::Closed);
+            // Parked conns are closed with the idle ones, outside the lock.
+            let parked = inner.drain_parked_on_close(st);
+            st.idle.extend(parked);
             // `closed` is set: a sleeper checks it under `sleep_lock`, so none misses this.
             drop(
                 inner
@@ -571,7 +610,9 @@ impl Inner {
         let opts_overtake_ns = opts.overtake_window.map_or(0, |w| clock::ns(w).max(1));
         let retire_signal =
             matches!(opts.dialer, Dialer::Source(_)).then(|| Arc::new(AtomicU64::new(0)));
+        let bag = bag::Bag::new(&opts);
         Inner {
+            bag,
             limits: health::Limits::new(
                 opts.conn_max_idle_time,
                 opts.health_check_bypass,

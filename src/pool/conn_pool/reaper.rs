@@ -14,7 +14,11 @@ pub(super) fn reaper_loop(weak: Weak<Inner>, every: Duration) {
             if st.closed {
                 return;
             }
-            inner.reap(&mut st)
+            // Parked conns join the idle list first, so their age is looked at too.
+            let mut closed = inner.unpark_all(&mut st);
+            let mut stale = inner.reap(&mut st);
+            stale.append(&mut closed);
+            stale
         };
         drop(stale);
     }

@@ -75,6 +75,8 @@ impl Inner {
             if let Some(sig) = &self.retire_signal {
                 sig.store(epoch, Ordering::Relaxed);
             }
+            // Parked conns are of an older epoch now: closed and counted (`bag`).
+            let parked = self.unpark_all(&mut st);
             let mut idle = std::mem::take(&mut st.idle);
             self.count_retired(idle.len());
             // User data is freed on a user thread, never on a library thread.
@@ -84,7 +86,7 @@ impl Inner {
                 }
             }
             self.refill(&mut st);
-            idle
+            (idle, parked)
         };
         drop(idle);
     }
