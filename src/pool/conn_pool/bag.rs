@@ -238,7 +238,7 @@ impl Bag {
     #[inline]
     pub(super) fn note_waiters(&self, st: &State) {
         if st.waiters.is_empty()
-            && !st.retry_pending
+            && st.retries_pending == 0
             && self.gate.load(Ordering::Relaxed) & WAITING != 0
         {
             self.gate.fetch_and(!WAITING, Ordering::SeqCst);

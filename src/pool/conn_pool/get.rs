@@ -505,6 +505,8 @@ mod tests {
                 w.set_queued_at(clock::now_ns());
                 st.waiters.push_back(w.clone());
             }
+            // As a get about to wait does: puts stop parking (`bag`).
+            assert!(inner.steal_before_wait(&mut st).is_none());
         }
         for c in held {
             p.put(c).unwrap();
@@ -532,6 +534,7 @@ mod tests {
             let mut st = inner.state.lock();
             w.set_queued_at(clock::now_ns());
             st.waiters.push_back(w.clone());
+            assert!(inner.steal_before_wait(&mut st).is_none());
         }
         p.put(held).unwrap();
         assert_eq!(p.idle_len(), 1);
@@ -555,6 +558,7 @@ mod tests {
             for w in &queued {
                 st.waiters.push_back(w.clone());
             }
+            assert!(inner.steal_before_wait(&mut st).is_none());
         }
         for c in held {
             p.put(c).unwrap();
