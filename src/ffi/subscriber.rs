@@ -63,8 +63,8 @@ pub const POOL_MSG_RESUBSCRIBED: i32 = 11;
 /// Any other push the server sent (e.g. a RESP3 client tracking "invalidate"): the whole
 /// frame in `reply`.
 pub const POOL_MSG_PUSH: i32 = 12;
-/// An error reply in the stream (a refused SUBSCRIBE, a MOVED for an SSUBSCRIBE, which is
-/// then subscribed again where the slot is now): the text in `payload`.
+/// An error reply in the stream (a refused SUBSCRIBE, ...): the text in `payload`. Not a
+/// MOVED for an SSUBSCRIBE: that one is followed (see pool_cluster_subscriber_new).
 pub const POOL_MSG_ERROR: i32 = 13;
 
 /// One message or event from pool_subscriber_receive. Owned by the caller: release with
