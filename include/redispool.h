@@ -157,8 +157,8 @@
 // frame in `reply`.
 #define POOL_MSG_PUSH 12
 
-// An error reply in the stream (a refused SUBSCRIBE, a MOVED for an SSUBSCRIBE, which is
-// then subscribed again where the slot is now): the text in `payload`.
+// An error reply in the stream (a refused SUBSCRIBE, ...): the text in `payload`. Not a
+// MOVED for an SSUBSCRIBE: that one is followed (see pool_cluster_subscriber_new).
 #define POOL_MSG_ERROR 13
 
 // A pooler: a connection pool (pool_new, pool_new_url), a single-conn pool

@@ -874,3 +874,198 @@ fn a_subscriber_on_a_tls_pool() {
     // SAFETY: freed once, before its pool.
     unsafe { pool_subscriber_free(sub) };
 }
+
+/// A RESP message push: `*3 message <chan> <payload>`, with a payload of `n` bytes.
+fn message_frame(chan: &str, n: usize) -> Vec<u8> {
+    let mut f = format!(
+        "*3\r\n$7\r\nmessage\r\n${}\r\n{chan}\r\n${n}\r\n",
+        chan.len()
+    )
+    .into_bytes();
+    f.extend(std::iter::repeat_n(b'm', n));
+    f.extend_from_slice(b"\r\n");
+    f
+}
+
+/// A message frame of exactly `len` bytes in all.
+fn message_frame_of_len(chan: &str, len: usize) -> Vec<u8> {
+    let mut n = len - message_frame(chan, 0).len();
+    // The length prefix grows with the payload's digit count.
+    while message_frame(chan, n).len() > len {
+        n -= 1;
+    }
+    let f = message_frame(chan, n);
+    assert_eq!(f.len(), len);
+    f
+}
+
+/// A TLS subscriber whose session holds a decrypted message its parser did not take: the
+/// fd must be readable. A fake server (rustls over a unix socket) controls the records: a
+/// first write leaves a partial frame in the parser (17,000 bytes of room left in its
+/// 32 KiB buffer); a second write is two records (16,384 + 1,500 bytes) that one TLS read
+/// decrypts together (18 KiB of ciphertext fit rustls's read buffer): the parser takes
+/// 17,000 bytes, ending exactly after a whole frame, and the last frame stays decrypted in
+/// the session, with nothing left in the socket.
+#[test]
+fn a_tls_subscriber_fd_is_readable_while_the_session_holds_a_message() {
+    use redispool::ffi::subscriber::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+    // The frames: f0 is cut after its first `first` bytes.
+    let room = 17_000;
+    let first = 32 * 1024 - room;
+    let second = 16_384 + 1_500;
+    let f2 = message_frame("c", 300);
+    let f0 = message_frame_of_len("c", first + room - f2.len());
+    let f3 = message_frame_of_len("c", second - room);
+    let mut w2 = f0[first..].to_vec();
+    w2.extend_from_slice(&f2);
+    w2.extend_from_slice(&f3);
+    assert_eq!(w2.len(), second);
+    let w1 = f0[..first].to_vec();
+
+    let dir = common::c_tests_dir().join(format!("tls-sub.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tls.sock");
+    let _ = std::fs::remove_file(&path);
+    let c = certs();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(c.path("server.pem"))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(c.path("server.key")).unwrap();
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    );
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (go_tx, go_rx) = mpsc::channel::<Vec<u8>>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (sock, _) = listener.accept().unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        // Commands in, until SUBSCRIBE: each answered (+PONG, +OK, the confirmation).
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 4096];
+        'serve: loop {
+            let n = tls.read(&mut buf).unwrap();
+            assert!(n > 0, "the client left before subscribing");
+            pending.extend_from_slice(&buf[..n]);
+            // Whole commands only: `*N` then N bulk strings.
+            while let Some(args) = take_command(&mut pending) {
+                let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+                match name.as_str() {
+                    "PING" => tls.write_all(b"+PONG\r\n").unwrap(),
+                    "SUBSCRIBE" => {
+                        tls.write_all(b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n")
+                            .unwrap();
+                        break 'serve;
+                    }
+                    _ => tls.write_all(b"+OK\r\n").unwrap(),
+                }
+            }
+        }
+        // Each write when the test says, and said done once it is in the client's socket.
+        for w in go_rx {
+            tls.write_all(&w).unwrap();
+            tls.flush().unwrap();
+            done_tx.send(()).unwrap();
+        }
+        // Until the client closes.
+        while matches!(tls.read(&mut buf), Ok(n) if n > 0) {}
+    });
+
+    let addr = CString::new(path.to_str().unwrap()).unwrap();
+    let ca = CString::new(certs().path("ca.pem")).unwrap();
+    let name = CString::new("localhost").unwrap();
+    let mut o = std::mem::MaybeUninit::<pool_options_t>::uninit();
+    // SAFETY: pool_options_init fills every field.
+    let mut o = unsafe {
+        pool_options_init(o.as_mut_ptr());
+        o.assume_init()
+    };
+    o.addr = addr.as_ptr();
+    o.tls = true;
+    o.tls_ca_file = ca.as_ptr();
+    o.tls_server_name = name.as_ptr();
+    o.tls_min_version = 13;
+    o.dialer_retries = 1;
+    let pool = CPool::from_options(&o);
+    let mut sub = std::ptr::null_mut();
+    // SAFETY: a live pool and a writable out-pointer.
+    let st = unsafe { pool_subscriber_new(pool.raw(), &mut sub, std::ptr::null_mut()) };
+    assert_eq!(st, 0);
+    // SAFETY: a live subscriber.
+    let fd = unsafe { pool_subscriber_fd(sub) };
+    let ch = CString::new("c").unwrap();
+    // SAFETY: a live subscriber, one NUL-terminated name.
+    let st = unsafe {
+        pool_subscriber_subscribe(sub, 1, &ch.as_ptr(), std::ptr::null(), std::ptr::null_mut())
+    };
+    assert_eq!(st, 0);
+    assert_eq!(
+        sub_receive(sub, 10_000).map(|m| m.0),
+        Some(POOL_MSG_SUBSCRIBE)
+    );
+    // The first part of f0: taken into the parser, no message yet.
+    go_tx.send(w1).unwrap();
+    done_rx.recv().unwrap();
+    assert!(readable(fd, 10_000));
+    assert_eq!(sub_receive(sub, 0), None);
+    // The rest: f0 and f2 from the parser, f3 from the session.
+    go_tx.send(w2).unwrap();
+    done_rx.recv().unwrap();
+    for (i, f) in [&f0, &f2, &f3].into_iter().enumerate() {
+        assert!(
+            readable(fd, 10_000),
+            "frame {i} of 3 pending, the fd not readable"
+        );
+        let (kind, chan, p) = sub_receive(sub, 0).expect("readable, yet nothing");
+        assert_eq!((kind, chan.as_str()), (POOL_MSG_MESSAGE, "c"));
+        assert_eq!(message_frame("c", p.len()), *f, "frame {i}");
+    }
+    assert!(!readable(fd, 0));
+    // SAFETY: freed once, before its pool.
+    unsafe { pool_subscriber_free(sub) };
+    drop(pool);
+    drop(go_tx);
+    server.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One whole RESP command (`*N` then N bulk strings) off the front of `buf`, if there.
+fn take_command(buf: &mut Vec<u8>) -> Option<Vec<Vec<u8>>> {
+    fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let end = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
+        Some((&buf[at..end], end + 2))
+    }
+    let (head, mut at) = line(buf, 0)?;
+    let n: usize = std::str::from_utf8(head.strip_prefix(b"*")?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (len, next) = line(buf, at)?;
+        let len: usize = std::str::from_utf8(len.strip_prefix(b"$")?)
+            .ok()?
+            .parse()
+            .ok()?;
+        if buf.len() < next + len + 2 {
+            return None;
+        }
+        args.push(buf[next..next + len].to_vec());
+        at = next + len + 2;
+    }
+    buf.drain(..at);
+    Some(args)
+}

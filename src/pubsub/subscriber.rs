@@ -674,13 +674,14 @@ impl Subscriber {
         }
     }
 
-    /// Makes `ready` readable exactly while a message is queued or a frame buffered.
+    /// Makes `ready` readable exactly while a message is queued or a frame buffered (in a
+    /// parser, or decrypted in a TLS session: neither shows on the socket).
     fn sync_ready(&mut self) {
         let want = !self.queue.is_empty()
             || self
                 .links
-                .iter()
-                .any(|l| l.conn.as_ref().is_some_and(|c| c.has_buffered_input()));
+                .iter_mut()
+                .any(|l| l.conn.as_mut().is_some_and(|c| c.has_pending_input()));
         if want == self.ready_set {
             return;
         }
