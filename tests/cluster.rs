@@ -9,6 +9,9 @@
 //! - `master_killed_replica_promoted`: 16 threads over every slot while a master is
 //!   SIGKILLed and its replica promoted: every thread succeeds again within the failover
 //!   time and keeps succeeding.
+//! - `ssubscribe_splits_by_slot_and_follows_moved` (plain and over TLS): a cluster
+//!   subscriber's SSUBSCRIBE of two slots of one master, and one answered MOVED after a
+//!   slot moved behind its back.
 
 mod common;
 
@@ -573,12 +576,48 @@ fn sharded_subscriber_routes_by_slot_and_resubscribes() {
 /// with no error message and no gap for the channels its link to the old master carries.
 #[test]
 fn ssubscribe_splits_by_slot_and_follows_moved() {
+    ssubscribe_splits_and_follows_moved(false);
+}
+
+/// The same over TLS (`--tls-cluster yes`): the subscriber's conns are TLS sessions to
+/// the nodes' TLS ports, and MOVED names a TLS port.
+#[test]
+fn ssubscribe_splits_by_slot_and_follows_moved_over_tls() {
+    ssubscribe_splits_and_follows_moved(true);
+}
+
+fn ssubscribe_splits_and_follows_moved(tls: bool) {
     use redispool::ffi::cluster::{
         pool_cluster_free, pool_cluster_new_url, pool_cluster_slot_node,
     };
     use redispool::ffi::subscriber::*;
-    let h = ClusterHarness::start(3, 0);
-    let u = std::ffi::CString::new(url(&h, "")).unwrap();
+    let h = if tls {
+        ClusterHarness::start_tls(3, 0)
+    } else {
+        ClusterHarness::start(3, 0)
+    };
+    // The address the library knows a master by (its TLS port on a TLS cluster).
+    let known: std::collections::BTreeMap<String, String> = if tls {
+        h.seed_addrs().into_iter().zip(h.tls_seed_addrs()).collect()
+    } else {
+        h.seed_addrs().into_iter().map(|a| (a.clone(), a)).collect()
+    };
+    let u = if tls {
+        let seeds = h.tls_seed_addrs();
+        let mut u = format!(
+            "rediss://{}?pool_size=8&dial_timeout=5s&tls_ca_file={}",
+            seeds[0],
+            common::tls::certs().path("ca.pem")
+        );
+        for s in &seeds[1..] {
+            u.push_str("&addr=");
+            u.push_str(s);
+        }
+        u
+    } else {
+        url(&h, "")
+    };
+    let u = std::ffi::CString::new(u).unwrap();
     let mut cluster = std::ptr::null_mut();
     let mut sub = std::ptr::null_mut();
     // SAFETY: valid C strings and out-pointers throughout; handles used while live.
@@ -642,7 +681,7 @@ fn ssubscribe_splits_by_slot_and_follows_moved() {
     // SAFETY: NUL-terminated on POOL_OK.
     let mapped = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
     assert_eq!(
-        mapped, old,
+        mapped, known[&old],
         "the slot map was refreshed: MOVED would not be tested"
     );
     ssubscribe(&[&chans[2]]);
