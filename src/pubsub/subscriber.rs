@@ -382,7 +382,8 @@ impl Subscriber {
         let Some(conn) = self.links[i].conn.as_mut() else {
             return self.reconnect(i, true);
         };
-        let cmds = if cmd.first() == Some(&b'S') && !names.is_empty() {
+        let sharded = cmd == b"SSUBSCRIBE" || cmd == b"SUNSUBSCRIBE";
+        let cmds = if sharded && !names.is_empty() {
             per_slot(cmd, names)
         } else {
             let mut args: Vec<&[u8]> = Vec::with_capacity(names.len() + 1);
