@@ -630,7 +630,7 @@ impl Subscriber {
 
     /// Subscribes shard channel `ch` again where its slot is now (the server unsubscribed
     /// it), reporting the gap as a `Resubscribed` event. Should the slot map still be
-    /// stale, the old node answers MOVED and the link is rerouted then.
+    /// stale, the node it goes to answers MOVED and `follow_moved` takes it from there.
     fn reroute(&mut self, ch: Vec<u8>) {
         self.source.refresh_topology();
         let Ok(now) = self.source.node_of(crate::cluster::slot::key_slot(&ch)) else {
