@@ -157,8 +157,8 @@
 // frame in `reply`.
 #define POOL_MSG_PUSH 12
 
-// An error reply in the stream (a refused SUBSCRIBE, a MOVED for an SSUBSCRIBE, which is
-// then subscribed again where the slot is now): the text in `payload`.
+// An error reply in the stream (a refused SUBSCRIBE, ...): the text in `payload`. Not a
+// MOVED for an SSUBSCRIBE: that one is followed (see pool_cluster_subscriber_new).
 #define POOL_MSG_ERROR 13
 
 // A pooler: a connection pool (pool_new, pool_new_url), a single-conn pool
@@ -1529,12 +1529,15 @@ pool_status_t pool_subscriber_new(pool_t *pool, pool_subscriber_t **sub_out, poo
 
 // A subscriber on a cluster: pool_subscriber_ssubscribe sends each shard channel to the
 // master of its slot (one conn per node, made as needed), SUBSCRIBE and PSUBSCRIBE go to
-// the master of slot 0 (a cluster delivers PUBLISH to every node). A conn that is lost,
-// or an SSUBSCRIBE answered with MOVED, makes the slot map refresh and the channels go
-// where their slots are now (a POOL_MSG_RESUBSCRIBED event says so); so does a slot
-// migration, after which the old master unsubscribes the slot's shard channels (the
-// POOL_MSG_SUNSUBSCRIBE is delivered, then POOL_MSG_RESUBSCRIBED, then the new
-// master's POOL_MSG_SSUBSCRIBE). Otherwise as pool_subscriber_new. Any thread.
+// the master of slot 0 (a cluster delivers PUBLISH to every node). A conn that is lost
+// makes the slot map refresh and its channels go where their slots are now (a
+// POOL_MSG_RESUBSCRIBED event says so); so does a slot migration, after which the old
+// master unsubscribes the slot's shard channels (the POOL_MSG_SUNSUBSCRIBE is delivered,
+// then POOL_MSG_RESUBSCRIBED, then the new master's POOL_MSG_SSUBSCRIBE). An SSUBSCRIBE
+// answered MOVED (a stale slot map) is followed: the slot map is refreshed and the
+// channel subscribed where MOVED points, with no POOL_MSG_ERROR delivered and the conn
+// and its other channels left alone (its POOL_MSG_SSUBSCRIBE then comes from the new
+// master). Otherwise as pool_subscriber_new. Any thread.
 pool_status_t pool_cluster_subscriber_new(pool_cluster_t *cluster,
                                           pool_subscriber_t **sub_out,
                                           pool_error_t *err_out);
@@ -1562,7 +1565,8 @@ pool_status_t pool_subscriber_psubscribe(pool_subscriber_t *sub,
 
 // SSUBSCRIBE to `count` shard channels (Redis 7); as pool_subscriber_subscribe
 // (POOL_MSG_SSUBSCRIBE, then POOL_MSG_SMESSAGE). On a cluster subscriber each channel goes
-// to the master of its slot (channels of several slots are fine: one command per node).
+// to the master of its slot (channels of several slots are fine: one SSUBSCRIBE per slot,
+// as a cluster node refuses one naming two slots with CROSSSLOT).
 pool_status_t pool_subscriber_ssubscribe(pool_subscriber_t *sub,
                                          size_t count,
                                          const char *const *names,

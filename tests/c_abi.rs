@@ -97,6 +97,7 @@ const TLS_SECTIONS: &[&str] = &[
     "== TLS: health check: a killed conn is never handed out, a healthy one is reused\n",
     "== TLS: pool_try_get and pool_notify_fd, a cancelled get\n",
     "== TLS: fork: the child drops the parent's sessions, dials its own\n",
+    "== TLS: a subscriber: messages over many records, its fd, resubscribed after a kill\n",
 ];
 
 /// Every section of abi_redis.c, in order.

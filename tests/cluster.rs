@@ -9,6 +9,9 @@
 //! - `master_killed_replica_promoted`: 16 threads over every slot while a master is
 //!   SIGKILLed and its replica promoted: every thread succeeds again within the failover
 //!   time and keeps succeeding.
+//! - `ssubscribe_splits_by_slot_and_follows_moved` (plain and over TLS): a cluster
+//!   subscriber's SSUBSCRIBE of two slots of one master, and one answered MOVED after a
+//!   slot moved behind its back.
 
 mod common;
 
@@ -559,6 +562,148 @@ fn sharded_subscriber_routes_by_slot_and_resubscribes() {
         sub_next(sub),
         (POOL_MSG_MESSAGE, "plain".to_string(), "x".to_string())
     );
+    // SAFETY: freed once each; the subscriber before its cluster.
+    unsafe {
+        pool_subscriber_free(sub);
+        pool_cluster_free(cluster);
+    }
+}
+
+/// SSUBSCRIBE on a cluster subscriber: shard channels of two slots of one master in one
+/// call are subscribed (one SSUBSCRIBE per slot: one naming both would be refused with
+/// CROSSSLOT); a channel whose slot moved while the subscriber's slot map still names the
+/// old master is answered MOVED there, and the subscriber subscribes it where MOVED points,
+/// with no error message and no gap for the channels its link to the old master carries.
+#[test]
+fn ssubscribe_splits_by_slot_and_follows_moved() {
+    ssubscribe_splits_and_follows_moved(false);
+}
+
+/// The same over TLS (`--tls-cluster yes`): the subscriber's conns are TLS sessions to
+/// the nodes' TLS ports, and MOVED names a TLS port.
+#[test]
+fn ssubscribe_splits_by_slot_and_follows_moved_over_tls() {
+    ssubscribe_splits_and_follows_moved(true);
+}
+
+fn ssubscribe_splits_and_follows_moved(tls: bool) {
+    use redispool::ffi::cluster::{
+        pool_cluster_free, pool_cluster_new_url, pool_cluster_slot_node,
+    };
+    use redispool::ffi::subscriber::*;
+    let h = if tls {
+        ClusterHarness::start_tls(3, 0)
+    } else {
+        ClusterHarness::start(3, 0)
+    };
+    // The address the library knows a master by (its TLS port on a TLS cluster).
+    let known: std::collections::BTreeMap<String, String> = if tls {
+        h.seed_addrs().into_iter().zip(h.tls_seed_addrs()).collect()
+    } else {
+        h.seed_addrs().into_iter().map(|a| (a.clone(), a)).collect()
+    };
+    let u = if tls {
+        let seeds = h.tls_seed_addrs();
+        let mut u = format!(
+            "rediss://{}?pool_size=8&dial_timeout=5s&tls_ca_file={}",
+            seeds[0],
+            common::tls::certs().path("ca.pem")
+        );
+        for s in &seeds[1..] {
+            u.push_str("&addr=");
+            u.push_str(s);
+        }
+        u
+    } else {
+        url(&h, "")
+    };
+    let u = std::ffi::CString::new(u).unwrap();
+    let mut cluster = std::ptr::null_mut();
+    let mut sub = std::ptr::null_mut();
+    // SAFETY: valid C strings and out-pointers throughout; handles used while live.
+    unsafe {
+        assert_eq!(
+            pool_cluster_new_url(u.as_ptr(), &mut cluster, std::ptr::null_mut()),
+            0
+        );
+        assert_eq!(
+            pool_cluster_subscriber_new(cluster, &mut sub, std::ptr::null_mut()),
+            0
+        );
+    }
+    let chans: Vec<String> = [0u16, 1, 2]
+        .iter()
+        .map(|&s| format!("{}:ch", hashtag_for_slot(s)))
+        .collect();
+    let old = h.master_of_key(chans[0].as_bytes());
+    for c in &chans {
+        assert_eq!(h.master_of_key(c.as_bytes()), old, "{c}");
+    }
+    let ssubscribe = |names: &[&String]| {
+        let cs: Vec<std::ffi::CString> = names
+            .iter()
+            .map(|c| std::ffi::CString::new(c.as_str()).unwrap())
+            .collect();
+        let ptrs: Vec<*const std::ffi::c_char> = cs.iter().map(|c| c.as_ptr()).collect();
+        // SAFETY: a live subscriber, `ptrs.len()` NUL-terminated names.
+        let st = unsafe {
+            pool_subscriber_ssubscribe(
+                sub,
+                ptrs.len(),
+                ptrs.as_ptr(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(st, 0);
+    };
+    // Two slots of one master in one call.
+    ssubscribe(&[&chans[0], &chans[1]]);
+    let mut confirmed: Vec<(i32, String, String)> = (0..2).map(|_| sub_next(sub)).collect();
+    confirmed.sort();
+    let mut want = vec![
+        (POOL_MSG_SSUBSCRIBE, chans[0].clone(), String::new()),
+        (POOL_MSG_SSUBSCRIBE, chans[1].clone(), String::new()),
+    ];
+    want.sort();
+    assert_eq!(confirmed, want);
+    // The slot of chans[2] moves to another master behind the subscriber's back: its slot
+    // map still names the old master.
+    let slot2 = key_slot(chans[2].as_bytes());
+    let new = h.master_of_slot(16000);
+    assert_ne!(new, old);
+    h.migrate_slot(slot2, &new);
+    let mut buf = [0 as std::ffi::c_char; redispool::ffi::cluster::POOL_CLUSTER_ADDR_MAX];
+    // SAFETY: a live cluster and a buffer of the size given.
+    let st =
+        unsafe { pool_cluster_slot_node(cluster, i32::from(slot2), buf.as_mut_ptr(), buf.len()) };
+    assert_eq!(st, 0);
+    // SAFETY: NUL-terminated on POOL_OK.
+    let mapped = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
+    assert_eq!(
+        mapped, known[&old],
+        "the slot map was refreshed: MOVED would not be tested"
+    );
+    ssubscribe(&[&chans[2]]);
+    assert_eq!(
+        sub_next(sub),
+        (POOL_MSG_SSUBSCRIBE, chans[2].clone(), String::new())
+    );
+    assert_eq!(h.query(&new, &["SPUBLISH", &chans[2], "moved"]).int(), 1);
+    assert_eq!(
+        sub_next(sub),
+        (POOL_MSG_SMESSAGE, chans[2].clone(), "moved".to_string())
+    );
+    // The old master's link kept its channels all along.
+    for c in &chans[..2] {
+        assert_eq!(h.query(&old, &["SPUBLISH", c, "kept"]).int(), 1, "{c}");
+        assert_eq!(
+            sub_next(sub),
+            (POOL_MSG_SMESSAGE, c.clone(), "kept".to_string())
+        );
+    }
+    // SAFETY: a live subscriber.
+    assert_eq!(unsafe { pool_subscriber_resubscribes(sub) }, 0);
     // SAFETY: freed once each; the subscriber before its cluster.
     unsafe {
         pool_subscriber_free(sub);

@@ -1,6 +1,7 @@
 //! The C++ wrapper (include/redispool.hpp) over TLS, through `tests/cpp/tls.cpp`, against a
 //! redis-server with `--tls-port` and certificates made at test time (tests/common/tls.rs):
-//! a rediss:// URL, the pool_options_t tls fields, and POOL_ERR_TLS thrown as an Error.
+//! a rediss:// URL, the pool_options_t tls fields, POOL_ERR_TLS thrown as an Error, and a
+//! Subscriber on a TLS pool.
 
 mod common;
 
@@ -21,7 +22,7 @@ fn cpp_pool_over_tls() {
     assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains("FAIL"), "{}", describe(&output));
-    assert_stdout_has(&output, "7 of 7 checks passed\n");
+    assert_stdout_has(&output, "14 of 14 checks passed\n");
     assert_stdout_has(
         &output,
         "ok   err.has_value() && err->code() == POOL_ERR_TLS\n",

@@ -272,7 +272,7 @@ fn go_test_suite() {
 }
 
 /// The Go binding against a redis-server with `--tls-port`: rediss:// URLs, the TLS
-/// options, ErrTLS (TestTLSPool must run, not skip).
+/// options, ErrTLS, a subscriber (TestTLSPool and TestTLSSubscribe must run, not skip).
 #[test]
 fn go_tls() {
     let Some(go) = require_go() else { return };
@@ -292,10 +292,12 @@ fn go_tls() {
     let out = run_command(&mut cmd, GO_TEST_TIMEOUT);
     let report = describe("go test -run TLS in bindings/go", &out);
     assert!(out.status.success(), "{report}");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("--- PASS: TestTLSPool "),
-        "TestTLSPool did not pass (skipped or missing)\n{report}"
-    );
+    for name in ["TestTLSPool", "TestTLSSubscribe"] {
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("--- PASS: {name} ")),
+            "{name} did not pass (skipped or missing)\n{report}"
+        );
+    }
 }
 
 /// The Go tests that need a cluster or sentinels; each must run (not skip)

@@ -704,3 +704,368 @@ fn tls_over_a_unix_socket() {
     assert!(f.message.contains("tls_server_name"), "{f}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A subscriber's next message or event within `timeout_ms` (0: only what has arrived):
+/// (kind, channel, payload), or None on POOL_ERR_TIMEOUT.
+fn sub_receive(
+    sub: *mut redispool::ffi::subscriber::pool_subscriber_t,
+    timeout_ms: i64,
+) -> Option<(i32, String, Vec<u8>)> {
+    use redispool::ffi::subscriber::{pool_message_free, pool_subscriber_receive};
+    let mut m = std::ptr::null_mut();
+    // SAFETY: an all-zero pool_error_t is a valid value of the C struct.
+    let mut err: redispool::ffi::error::pool_error_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a live subscriber and writable out-pointers.
+    let st = unsafe { pool_subscriber_receive(sub, timeout_ms, &mut m, &mut err) };
+    if st == redispool::ffi::status::POOL_ERR_TIMEOUT {
+        return None;
+    }
+    assert_eq!(st, 0, "receive: {}", unsafe {
+        // SAFETY: the message is NUL-terminated on failure.
+        std::ffi::CStr::from_ptr(err.message.as_ptr()).to_string_lossy()
+    });
+    // SAFETY: POOL_OK: `m` points to a message until pool_message_free.
+    let msg = unsafe { &*m };
+    let bytes = |p: *const std::ffi::c_char, n: usize| {
+        if p.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: `p` holds `n` bytes per the header.
+            unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) }.to_vec()
+        }
+    };
+    let out = (
+        msg.kind,
+        String::from_utf8_lossy(&bytes(msg.channel, msg.channel_len)).into_owned(),
+        bytes(msg.payload, msg.payload_len),
+    );
+    // SAFETY: freed once.
+    unsafe { pool_message_free(m) };
+    Some(out)
+}
+
+/// Whether `fd` becomes readable within `ms`.
+fn readable(fd: i32, ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, ms) == 1 }
+}
+
+/// A payload of `len` bytes that says which message it is.
+fn payload(i: usize, len: usize) -> String {
+    let head = format!("{i}:");
+    let mut p = head.clone();
+    p.extend(std::iter::repeat_n('x', len.saturating_sub(head.len())));
+    p
+}
+
+/// A subscriber on a TLS pool: SUBSCRIBE and PSUBSCRIBE over TLS; a burst of messages
+/// of many sizes (some far larger than a TLS record) arrives whole and in order when the
+/// caller takes one message each time pool_subscriber_fd is readable (what the session
+/// has decrypted but the parser not taken yet must keep the fd readable); a ping over
+/// TLS; CLIENT KILL of the subscriber's conn: POOL_MSG_RESUBSCRIBED, the confirmations,
+/// and messages flow again over a new TLS session.
+#[test]
+fn a_subscriber_on_a_tls_pool() {
+    use redispool::ffi::subscriber::*;
+    let srv = TlsServer::start();
+    let pool = CPool::from_url(&url(&srv, "&client_name=tls-sub"));
+    let mut sub = std::ptr::null_mut();
+    // SAFETY: a live pool and a writable out-pointer.
+    let st = unsafe { pool_subscriber_new(pool.raw(), &mut sub, std::ptr::null_mut()) };
+    assert_eq!(st, 0);
+    // SAFETY: a live subscriber.
+    let fd = unsafe { pool_subscriber_fd(sub) };
+    let ch = CString::new("tls-ch").unwrap();
+    let pat = CString::new("tls-p*").unwrap();
+    // SAFETY: a live subscriber, one NUL-terminated name each.
+    unsafe {
+        assert_eq!(
+            pool_subscriber_subscribe(sub, 1, &ch.as_ptr(), std::ptr::null(), std::ptr::null_mut()),
+            0
+        );
+        assert_eq!(
+            pool_subscriber_psubscribe(
+                sub,
+                1,
+                &pat.as_ptr(),
+                std::ptr::null(),
+                std::ptr::null_mut()
+            ),
+            0
+        );
+    }
+    let confirm = |kinds: &[i32]| {
+        for &k in kinds {
+            let (kind, _, why) = sub_receive(sub, 10_000).expect("a confirmation");
+            assert_eq!(kind, k, "{}", String::from_utf8_lossy(&why));
+        }
+    };
+    confirm(&[POOL_MSG_SUBSCRIBE, POOL_MSG_PSUBSCRIBE]);
+    let mut admin = srv.server.admin();
+    // A burst of messages of many sizes, published before the subscriber reads any.
+    let sizes: Vec<usize> = (0..600)
+        .map(|i| match i % 7 {
+            0 => 100_000,
+            1 => 16_384 - 40 + i % 80,
+            2 => 5,
+            3 => 4_000 + i,
+            4 => 33_000,
+            _ => 60 + i % 500,
+        })
+        .collect();
+    let round = |admin: &mut common::admin::Admin, tag: &str| {
+        for (i, &len) in sizes.iter().enumerate() {
+            let chan = if i % 2 == 0 { "tls-ch" } else { "tls-pat" };
+            assert_eq!(
+                admin.query(&["PUBLISH", chan, &payload(i, len)]),
+                "1",
+                "{tag}"
+            );
+        }
+        // At most one message per readiness of the fd, as an event loop that takes one at
+        // a time (a readable fd may hold only part of a large message: nothing then).
+        let mut i = 0;
+        let mut wakeups = 0;
+        while i < sizes.len() {
+            assert!(
+                readable(fd, 10_000),
+                "{tag}: message {i} of {} pending, the fd not readable",
+                sizes.len()
+            );
+            wakeups += 1;
+            assert!(wakeups < 1_000_000, "{tag}: no progress at message {i}");
+            let Some((kind, chan, p)) = sub_receive(sub, 0) else {
+                continue;
+            };
+            let want = if i % 2 == 0 {
+                (POOL_MSG_MESSAGE, "tls-ch")
+            } else {
+                (POOL_MSG_PMESSAGE, "tls-pat")
+            };
+            assert_eq!((kind, chan.as_str()), want, "{tag}: {i}");
+            assert!(p == payload(i, sizes[i]).into_bytes(), "{tag}: message {i}");
+            i += 1;
+        }
+        assert_eq!(sub_receive(sub, 0), None, "{tag}");
+    };
+    round(&mut admin, "first burst");
+    // SAFETY: a live subscriber.
+    assert_eq!(
+        unsafe { pool_subscriber_ping(sub, 10_000, std::ptr::null_mut()) },
+        0
+    );
+    assert_eq!(admin.kill_clients_named("tls-sub"), 1);
+    let (kind, _, why) = sub_receive(sub, 10_000).expect("resubscribed");
+    assert_eq!(
+        kind,
+        POOL_MSG_RESUBSCRIBED,
+        "{}",
+        String::from_utf8_lossy(&why)
+    );
+    confirm(&[POOL_MSG_SUBSCRIBE, POOL_MSG_PSUBSCRIBE]);
+    round(&mut admin, "after the kill");
+    // SAFETY: a live subscriber.
+    assert_eq!(unsafe { pool_subscriber_resubscribes(sub) }, 1);
+    // SAFETY: freed once, before its pool.
+    unsafe { pool_subscriber_free(sub) };
+}
+
+/// A RESP message push: `*3 message <chan> <payload>`, with a payload of `n` bytes.
+fn message_frame(chan: &str, n: usize) -> Vec<u8> {
+    let mut f = format!(
+        "*3\r\n$7\r\nmessage\r\n${}\r\n{chan}\r\n${n}\r\n",
+        chan.len()
+    )
+    .into_bytes();
+    f.extend(std::iter::repeat_n(b'm', n));
+    f.extend_from_slice(b"\r\n");
+    f
+}
+
+/// A message frame of exactly `len` bytes in all.
+fn message_frame_of_len(chan: &str, len: usize) -> Vec<u8> {
+    let mut n = len - message_frame(chan, 0).len();
+    // The length prefix grows with the payload's digit count.
+    while message_frame(chan, n).len() > len {
+        n -= 1;
+    }
+    let f = message_frame(chan, n);
+    assert_eq!(f.len(), len);
+    f
+}
+
+/// A TLS subscriber whose session holds a decrypted message its parser did not take: the
+/// fd must be readable. A fake server (rustls over a unix socket) controls the records: a
+/// first write leaves a partial frame in the parser (17,000 bytes of room left in its
+/// 32 KiB buffer); a second write is two records (16,384 + 1,500 bytes) that one TLS read
+/// decrypts together (18 KiB of ciphertext fit rustls's read buffer): the parser takes
+/// 17,000 bytes, ending exactly after a whole frame, and the last frame stays decrypted in
+/// the session, with nothing left in the socket.
+#[test]
+fn a_tls_subscriber_fd_is_readable_while_the_session_holds_a_message() {
+    use redispool::ffi::subscriber::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+    // The frames: f0 is cut after its first `first` bytes.
+    let room = 17_000;
+    let first = 32 * 1024 - room;
+    let second = 16_384 + 1_500;
+    let f2 = message_frame("c", 300);
+    let f0 = message_frame_of_len("c", first + room - f2.len());
+    let f3 = message_frame_of_len("c", second - room);
+    let mut w2 = f0[first..].to_vec();
+    w2.extend_from_slice(&f2);
+    w2.extend_from_slice(&f3);
+    assert_eq!(w2.len(), second);
+    let w1 = f0[..first].to_vec();
+
+    let dir = common::c_tests_dir().join(format!("tls-sub.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tls.sock");
+    let _ = std::fs::remove_file(&path);
+    let c = certs();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(c.path("server.pem"))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(c.path("server.key")).unwrap();
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    );
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (go_tx, go_rx) = mpsc::channel::<Vec<u8>>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (sock, _) = listener.accept().unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        // Commands in, until SUBSCRIBE: each answered (+PONG, +OK, the confirmation).
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 4096];
+        'serve: loop {
+            let n = tls.read(&mut buf).unwrap();
+            assert!(n > 0, "the client left before subscribing");
+            pending.extend_from_slice(&buf[..n]);
+            // Whole commands only: `*N` then N bulk strings.
+            while let Some(args) = take_command(&mut pending) {
+                let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+                match name.as_str() {
+                    "PING" => tls.write_all(b"+PONG\r\n").unwrap(),
+                    "SUBSCRIBE" => {
+                        tls.write_all(b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n")
+                            .unwrap();
+                        break 'serve;
+                    }
+                    _ => tls.write_all(b"+OK\r\n").unwrap(),
+                }
+            }
+        }
+        // Each write when the test says, and said done once it is in the client's socket.
+        for w in go_rx {
+            tls.write_all(&w).unwrap();
+            tls.flush().unwrap();
+            done_tx.send(()).unwrap();
+        }
+        // Until the client closes.
+        while matches!(tls.read(&mut buf), Ok(n) if n > 0) {}
+    });
+
+    let addr = CString::new(path.to_str().unwrap()).unwrap();
+    let ca = CString::new(certs().path("ca.pem")).unwrap();
+    let name = CString::new("localhost").unwrap();
+    let mut o = std::mem::MaybeUninit::<pool_options_t>::uninit();
+    // SAFETY: pool_options_init fills every field.
+    let mut o = unsafe {
+        pool_options_init(o.as_mut_ptr());
+        o.assume_init()
+    };
+    o.addr = addr.as_ptr();
+    o.tls = true;
+    o.tls_ca_file = ca.as_ptr();
+    o.tls_server_name = name.as_ptr();
+    o.tls_min_version = 13;
+    o.dialer_retries = 1;
+    let pool = CPool::from_options(&o);
+    let mut sub = std::ptr::null_mut();
+    // SAFETY: a live pool and a writable out-pointer.
+    let st = unsafe { pool_subscriber_new(pool.raw(), &mut sub, std::ptr::null_mut()) };
+    assert_eq!(st, 0);
+    // SAFETY: a live subscriber.
+    let fd = unsafe { pool_subscriber_fd(sub) };
+    let ch = CString::new("c").unwrap();
+    // SAFETY: a live subscriber, one NUL-terminated name.
+    let st = unsafe {
+        pool_subscriber_subscribe(sub, 1, &ch.as_ptr(), std::ptr::null(), std::ptr::null_mut())
+    };
+    assert_eq!(st, 0);
+    assert_eq!(
+        sub_receive(sub, 10_000).map(|m| m.0),
+        Some(POOL_MSG_SUBSCRIBE)
+    );
+    // The first part of f0: taken into the parser, no message yet.
+    go_tx.send(w1).unwrap();
+    done_rx.recv().unwrap();
+    assert!(readable(fd, 10_000));
+    assert_eq!(sub_receive(sub, 0), None);
+    // The rest: f0 and f2 from the parser, f3 from the session.
+    go_tx.send(w2).unwrap();
+    done_rx.recv().unwrap();
+    for (i, f) in [&f0, &f2, &f3].into_iter().enumerate() {
+        assert!(
+            readable(fd, 10_000),
+            "frame {i} of 3 pending, the fd not readable"
+        );
+        let (kind, chan, p) = sub_receive(sub, 0).expect("readable, yet nothing");
+        assert_eq!((kind, chan.as_str()), (POOL_MSG_MESSAGE, "c"));
+        assert_eq!(message_frame("c", p.len()), *f, "frame {i}");
+    }
+    assert!(!readable(fd, 0));
+    // SAFETY: freed once, before its pool.
+    unsafe { pool_subscriber_free(sub) };
+    drop(pool);
+    drop(go_tx);
+    server.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One whole RESP command (`*N` then N bulk strings) off the front of `buf`, if there.
+fn take_command(buf: &mut Vec<u8>) -> Option<Vec<Vec<u8>>> {
+    fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let end = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
+        Some((&buf[at..end], end + 2))
+    }
+    let (head, mut at) = line(buf, 0)?;
+    let n: usize = std::str::from_utf8(head.strip_prefix(b"*")?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (len, next) = line(buf, at)?;
+        let len: usize = std::str::from_utf8(len.strip_prefix(b"$")?)
+            .ok()?
+            .parse()
+            .ok()?;
+        if buf.len() < next + len + 2 {
+            return None;
+        }
+        args.push(buf[next..next + len].to_vec());
+        at = next + len + 2;
+    }
+    buf.drain(..at);
+    Some(args)
+}

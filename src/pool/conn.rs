@@ -1360,6 +1360,19 @@ impl Conn {
     pub fn has_buffered_input(&self) -> bool {
         self.s.io.as_ref().is_some_and(|c| !c.parser.is_clean())
     }
+
+    /// Bytes received and not consumed that the socket no longer shows: in the parser, or
+    /// decrypted in the TLS session (a TLS read can decrypt more than the parser takes).
+    /// A poll on the fd does not see them: `receive` gets them without waiting. No system
+    /// call.
+    pub fn has_pending_input(&mut self) -> bool {
+        self.has_buffered_input()
+            || self
+                .s
+                .tls
+                .as_mut()
+                .is_some_and(|c| io::tls_has_plaintext(c))
+    }
 }
 
 /// Appends `p` to the kept pushes, dropping the oldest beyond `MAX_KEPT_PUSHES`.

@@ -10,7 +10,9 @@
 //! has one node); on a cluster, each shard channel goes to a link to the master of its slot.
 //! A lost link (EOF, I/O error, a failed ping) is closed, and the next call dials a new one,
 //! subscribes it to everything the old one carried and queues a `Resubscribed` event: the
-//! receiver sees the gap in the stream.
+//! receiver sees the gap in the stream. Shard channels go one SSUBSCRIBE per slot (a
+//! cluster node refuses CROSSSLOT ones); one answered MOVED is subscribed where MOVED
+//! points, the link untouched.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -72,6 +74,47 @@ pub enum Family {
     Pattern,
     Shard,
 }
+
+/// Shard channels in a command of their own per slot (at most `SUBSCRIBE_CHUNK` names
+/// each), in slot order: a cluster node refuses SSUBSCRIBE and SUNSUBSCRIBE naming
+/// channels of two slots (CROSSSLOT), even slots it serves both of.
+fn per_slot<'a>(cmd: &'a [u8], names: &[&'a [u8]]) -> Vec<Vec<&'a [u8]>> {
+    let mut by_slot: BTreeMap<u16, Vec<&[u8]>> = BTreeMap::new();
+    for n in names {
+        by_slot
+            .entry(crate::cluster::slot::key_slot(n))
+            .or_default()
+            .push(n);
+    }
+    let mut cmds = Vec::with_capacity(by_slot.len());
+    for chans in by_slot.values() {
+        for part in chans.chunks(SUBSCRIBE_CHUNK) {
+            let mut args = Vec::with_capacity(part.len() + 1);
+            args.push(cmd);
+            args.extend_from_slice(part);
+            cmds.push(args);
+        }
+    }
+    cmds
+}
+
+/// The slot and node of a `MOVED <slot> <host:port>` error; a node given as ":port" (Redis 7
+/// when it does not know its endpoint) is on the host of `from`.
+fn parse_moved(err: &[u8], from: &str) -> Option<(u16, String)> {
+    match crate::cluster::topology::parse_redirect(err)? {
+        crate::cluster::topology::Redirect::Moved { slot, addr } => {
+            let addr = match addr.strip_prefix(':') {
+                Some(port) => format!("{}:{port}", from.rsplit_once(':')?.0),
+                None => addr,
+            };
+            Some((slot, addr))
+        }
+        _ => None,
+    }
+}
+
+/// Names per SUBSCRIBE-family command sent by a resubscription.
+const SUBSCRIBE_CHUNK: usize = 1024;
 
 /// Subscriptions on dedicated conns. One thread at a time.
 pub struct Subscriber {
@@ -339,10 +382,17 @@ impl Subscriber {
         let Some(conn) = self.links[i].conn.as_mut() else {
             return self.reconnect(i, true);
         };
-        let mut args: Vec<&[u8]> = Vec::with_capacity(names.len() + 1);
-        args.push(cmd);
-        args.extend_from_slice(names);
-        match conn.send(&[&args]) {
+        let sharded = cmd == b"SSUBSCRIBE" || cmd == b"SUNSUBSCRIBE";
+        let cmds = if sharded && !names.is_empty() {
+            per_slot(cmd, names)
+        } else {
+            let mut args: Vec<&[u8]> = Vec::with_capacity(names.len() + 1);
+            args.push(cmd);
+            args.extend_from_slice(names);
+            vec![args]
+        };
+        let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| c.as_slice()).collect();
+        match conn.send(&refs) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.lose(i, e.to_string());
@@ -376,14 +426,13 @@ impl Subscriber {
         }
         let mut conn = self.source.open(&node)?;
         let mut cmds: Vec<Vec<&[u8]>> = Vec::new();
-        let chunk = 1024;
         if i == 0 {
             for (set, cmd) in [
                 (&self.channels, &b"SUBSCRIBE"[..]),
                 (&self.patterns, &b"PSUBSCRIBE"[..]),
             ] {
                 let names: Vec<&[u8]> = set.iter().map(|c| c.as_slice()).collect();
-                for part in names.chunks(chunk) {
+                for part in names.chunks(SUBSCRIBE_CHUNK) {
                     let mut args = vec![cmd];
                     args.extend_from_slice(part);
                     cmds.push(args);
@@ -396,11 +445,7 @@ impl Subscriber {
             .filter(|(_, n)| **n == node)
             .map(|(c, _)| c.as_slice())
             .collect();
-        for part in shard.chunks(chunk) {
-            let mut args = vec![&b"SSUBSCRIBE"[..]];
-            args.extend_from_slice(part);
-            cmds.push(args);
-        }
+        cmds.extend(per_slot(b"SSUBSCRIBE", &shard));
         let refs: Vec<&[&[u8]]> = cmds.iter().map(|c| c.as_slice()).collect();
         if !refs.is_empty() {
             if let Err(e) = conn.send(&refs) {
@@ -505,8 +550,8 @@ impl Subscriber {
         Ok(None)
     }
 
-    /// Whether a frame is for the user: answers to `ping`'s own PINGs are not; a MOVED for
-    /// an SSUBSCRIBE also makes the link resubscribe where the slot is now.
+    /// Whether a frame is for the user: answers to `ping`'s own PINGs are not, nor a MOVED
+    /// for an SSUBSCRIBE (followed here: the channels go where the slot is now).
     fn filter(&mut self, i: usize, m: Message) -> Option<Message> {
         if m.kind == Kind::Pong && self.pings_out > 0 && m.payload.as_deref() == Some(PING_TOKEN) {
             self.pings_out -= 1;
@@ -526,29 +571,53 @@ impl Subscriber {
         }
         if m.kind == Kind::Error
             && i > 0
-            && m.payload
+            && let Some((slot, to)) = m
+                .payload
                 .as_deref()
-                .is_some_and(|p| p.starts_with(b"MOVED"))
+                .and_then(|p| parse_moved(p, &self.links[i].node))
         {
-            let why = String::from_utf8_lossy(m.payload.as_deref().unwrap_or_default());
-            let why = format!("SSUBSCRIBE answered {why}");
-            self.lose(i, why);
+            self.follow_moved(i, slot, to);
+            return None;
         }
         Some(m)
     }
 
-    /// Subscribes shard channel `ch` again where its slot is now (the server unsubscribed
-    /// it), reporting the gap as a `Resubscribed` event. Should the slot map still be
-    /// stale, the old node answers MOVED and the link is rerouted then.
-    fn reroute(&mut self, ch: Vec<u8>) {
-        self.source.refresh_topology();
-        let Ok(now) = self.source.node_of(crate::cluster::slot::key_slot(&ch)) else {
+    /// Link `i`'s node answered an SSUBSCRIBE with MOVED: the slot map was stale. The
+    /// channels of `slot` the link's node was to carry are subscribed where the slot is now
+    /// (the refreshed map's master, or the node MOVED names if the map still says this
+    /// one). Nothing was received on them yet, so there is no gap to report; the link and
+    /// its other channels are untouched.
+    fn follow_moved(&mut self, i: usize, slot: u16, to: String) {
+        let node = self.links[i].node.clone();
+        let chans: Vec<Vec<u8>> = self
+            .shard_channels
+            .iter()
+            .filter(|(c, n)| **n == node && crate::cluster::slot::key_slot(c) == slot)
+            .map(|(c, _)| c.clone())
+            .collect();
+        if chans.is_empty() {
+            // Unsubscribed since: nothing to follow.
             return;
+        }
+        self.source.refresh_topology();
+        let now = match self.source.node_of(slot) {
+            Ok(n) if n != node => n,
+            _ => to,
         };
-        self.shard_channels.insert(ch.clone(), now.clone());
-        let j = self.link_of(&now);
+        self.subscribe_at(chans, now);
+    }
+
+    /// Records shard channels `chans` as carried by `node`'s link and subscribes them
+    /// there (a link not dialed yet is dialed; a failure leaves the link lost, for the next
+    /// call to dial again and subscribe).
+    fn subscribe_at(&mut self, chans: Vec<Vec<u8>>, node: String) {
+        for c in &chans {
+            self.shard_channels.insert(c.clone(), node.clone());
+        }
+        let j = self.link_of(&node);
         let res = if self.links[j].conn.is_some() {
-            self.send_on(j, b"SSUBSCRIBE", &[&ch])
+            let refs: Vec<&[u8]> = chans.iter().map(|c| c.as_slice()).collect();
+            self.send_on(j, b"SSUBSCRIBE", &refs)
         } else if self.links[j].lost.is_none() {
             self.reconnect(j, false)
         } else {
@@ -557,6 +626,17 @@ impl Subscriber {
         if let Err(e) = res {
             self.links[j].lost.get_or_insert_with(|| e.to_string());
         }
+    }
+
+    /// Subscribes shard channel `ch` again where its slot is now (the server unsubscribed
+    /// it), reporting the gap as a `Resubscribed` event. Should the slot map still be
+    /// stale, the node it goes to answers MOVED and `follow_moved` takes it from there.
+    fn reroute(&mut self, ch: Vec<u8>) {
+        self.source.refresh_topology();
+        let Ok(now) = self.source.node_of(crate::cluster::slot::key_slot(&ch)) else {
+            return;
+        };
+        self.subscribe_at(vec![ch.clone()], now);
         self.resubscribes += 1;
         let why = format!(
             "the server unsubscribed shard channel {} (its slot moved)",
@@ -595,13 +675,14 @@ impl Subscriber {
         }
     }
 
-    /// Makes `ready` readable exactly while a message is queued or a frame buffered.
+    /// Makes `ready` readable exactly while a message is queued or a frame buffered (in a
+    /// parser, or decrypted in a TLS session: neither shows on the socket).
     fn sync_ready(&mut self) {
         let want = !self.queue.is_empty()
             || self
                 .links
-                .iter()
-                .any(|l| l.conn.as_ref().is_some_and(|c| c.has_buffered_input()));
+                .iter_mut()
+                .any(|l| l.conn.as_mut().is_some_and(|c| c.has_pending_input()));
         if want == self.ready_set {
             return;
         }
@@ -692,5 +773,46 @@ impl Subscriber {
 impl Drop for Subscriber {
     fn drop(&mut self) {
         self.shut();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::slot::key_slot;
+
+    #[test]
+    fn moved_names_its_slot_and_node_with_the_host_filled_in() {
+        assert_eq!(
+            parse_moved(b"MOVED 2 127.0.0.1:7001", "127.0.0.1:7000"),
+            Some((2, "127.0.0.1:7001".to_string()))
+        );
+        assert_eq!(
+            parse_moved(b"MOVED 2 :7001", "10.0.0.5:7000"),
+            Some((2, "10.0.0.5:7001".to_string()))
+        );
+        assert_eq!(parse_moved(b"ASK 2 127.0.0.1:7001", "127.0.0.1:7000"), None);
+        assert_eq!(parse_moved(b"MOVED 16384 127.0.0.1:7001", "x:1"), None);
+        assert_eq!(parse_moved(b"CROSSSLOT Keys", "127.0.0.1:7000"), None);
+    }
+
+    #[test]
+    fn shard_commands_name_one_slot_each() {
+        let names: Vec<Vec<u8>> = (0..4500)
+            .map(|i| format!("{{t{}}}c{i}", i % 3).into_bytes())
+            .collect();
+        let refs: Vec<&[u8]> = names.iter().map(|n| n.as_slice()).collect();
+        let cmds = per_slot(b"SSUBSCRIBE", &refs);
+        // 1500 channels per slot: one full chunk and a rest, for each of three slots.
+        assert_eq!(cmds.len(), 6);
+        let mut seen = 0;
+        for c in &cmds {
+            assert_eq!(c[0], b"SSUBSCRIBE");
+            assert!(c.len() - 1 <= SUBSCRIBE_CHUNK);
+            let slot = key_slot(c[1]);
+            assert!(c[1..].iter().all(|n| key_slot(n) == slot));
+            seen += c.len() - 1;
+        }
+        assert_eq!(seen, names.len());
     }
 }

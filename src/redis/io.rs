@@ -644,8 +644,8 @@ impl std::io::Read for FdIoBlocking {
 }
 
 /// Whether the session holds decrypted bytes not read yet (or has seen the end of the
-/// stream: a read then returns at once too).
-fn tls_has_plaintext(c: &mut ClientConnection) -> bool {
+/// stream: a read then returns at once too). No system call.
+pub(crate) fn tls_has_plaintext(c: &mut ClientConnection) -> bool {
     use std::io::BufRead;
     !matches!(c.reader().fill_buf(), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }

@@ -20,7 +20,9 @@
  *  - the health check: a TLS conn the server killed is never handed out, a healthy one
  *    is reused; pool_try_get; a cancelled get;
  *  - fork(): the child drops the parent's TLS sessions without using them, and dials
- *    its own; the parent's conn still works afterwards.
+ *    its own; the parent's conn still works afterwards;
+ *  - a subscriber on a TLS pool: messages of many records taken as its fd says, ping,
+ *    resubscription over a new TLS session after CLIENT KILL.
  *
  * Prints one line per failed check (file:line) on stderr; exits 0 only if every
  * check passed. Run by tests/c_abi.rs (also under valgrind and ASan).
@@ -428,6 +430,117 @@ out:
     pool_free(pool);
 }
 
+/* The next subscriber message within 10 s (scaled) of `kind`, NULL (a failed check) else. */
+static pool_message_t *sub_expect(pool_subscriber_t *sub, int32_t kind, int line)
+{
+    pool_message_t *m = NULL;
+    pool_error_t err;
+    err_reset(&err);
+    pool_status_t st = pool_subscriber_receive(sub, scaled(10000), &m, &err);
+    if (!check_status(st, POOL_OK, &err, __FILE__, line, "pool_subscriber_receive"))
+        return NULL;
+    if (!check_eq_i64(m->kind, kind, __FILE__, line, "message kind", "kind")) {
+        pool_message_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void publish(pool_t *pool, const char *chan, const char *payload, size_t len)
+{
+    pool_conn_t *conn = get_conn(pool);
+    if (conn == NULL)
+        return;
+    const char *argv[] = {"PUBLISH", chan, payload};
+    size_t lens[] = {7, strlen(chan), len};
+    pool_reply_t *r = NULL;
+    pool_error_t err;
+    err_reset(&err);
+    if (CHECK_STATUS(pool_conn_command(conn, 3, argv, lens, &r, &err), POOL_OK, &err))
+        CHECK(r != NULL && r->type == POOL_REPLY_INTEGER && r->integer == 1);
+    pool_reply_free(r);
+    CHECK_EQ(pool_put(pool, conn), POOL_OK);
+}
+
+static void test_subscriber(void)
+{
+    section("TLS: a subscriber: messages over many records, its fd, resubscribed after a kill");
+    pool_options_t o = tls_options(tls_addr);
+    o.client_name = "abi-tls-sub";
+    pool_t *pool = new_pool_or_exit(&o);
+    pool_subscriber_t *sub = NULL;
+    pool_error_t err;
+    err_reset(&err);
+    if (!CHECK_STATUS(pool_subscriber_new(pool, &sub, &err), POOL_OK, &err))
+        goto out;
+    const char *chans[] = {"abi-tls-ch"};
+    err_reset(&err);
+    CHECK_STATUS(pool_subscriber_subscribe(sub, 1, chans, NULL, &err), POOL_OK, &err);
+    pool_message_free(sub_expect(sub, POOL_MSG_SUBSCRIBE, __LINE__));
+    /* Small and large messages (a 200 kB payload spans 13 TLS records), taken as the fd
+     * says: poll, then receive without waiting until nothing is left. */
+    size_t big_len = 200 * 1000;
+    char *big = malloc(big_len);
+    if (!CHECK(big != NULL))
+        goto out;
+    for (size_t i = 0; i < big_len; i++)
+        big[i] = (char)('a' + i % 26);
+    enum { N = 20 };
+    for (int i = 0; i < N; i++) {
+        if (i % 4 == 3)
+            publish(pool, chans[0], big, big_len);
+        else
+            publish(pool, chans[0], "small", 5);
+    }
+    int fd = pool_subscriber_fd(sub);
+    CHECK(fd >= 0);
+    int got = 0;
+    int64_t deadline = now_ms() + scaled(10000);
+    while (got < N && now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)scaled(10000)) != 1)
+            break;
+        pool_message_t *m = NULL;
+        while (pool_subscriber_receive(sub, 0, &m, NULL) == POOL_OK) {
+            int want_big = got % 4 == 3;
+            CHECK_EQ(m->kind, POOL_MSG_MESSAGE);
+            if (want_big)
+                CHECK(m->payload_len == big_len && memcmp(m->payload, big, big_len) == 0);
+            else
+                CHECK(m->payload_len == 5 && memcmp(m->payload, "small", 5) == 0);
+            pool_message_free(m);
+            got++;
+        }
+    }
+    CHECK_EQ(got, N);
+    free(big);
+    err_reset(&err);
+    CHECK_STATUS(pool_subscriber_ping(sub, scaled(5000), &err), POOL_OK, &err);
+    /* The server kills the subscriber's conn: a new TLS session carries the channel. */
+    pool_conn_t *killer = get_conn(pool);
+    if (killer != NULL) {
+        pool_reply_t *r =
+            cmd(killer, 4, (const char *const[]){"CLIENT", "KILL", "TYPE", "pubsub"});
+        CHECK(r != NULL && r->type == POOL_REPLY_INTEGER && r->integer == 1);
+        pool_reply_free(r);
+        CHECK_EQ(pool_put(pool, killer), POOL_OK);
+    }
+    pool_message_t *m = sub_expect(sub, POOL_MSG_RESUBSCRIBED, __LINE__);
+    if (m != NULL)
+        CHECK_EQ(m->count, 1);
+    pool_message_free(m);
+    pool_message_free(sub_expect(sub, POOL_MSG_SUBSCRIBE, __LINE__));
+    publish(pool, chans[0], "again", 5);
+    m = sub_expect(sub, POOL_MSG_MESSAGE, __LINE__);
+    if (m != NULL)
+        CHECK(m->payload_len == 5 && memcmp(m->payload, "again", 5) == 0);
+    pool_message_free(m);
+    CHECK_EQ(pool_subscriber_resubscribes(sub), 1);
+out:
+    pool_subscriber_free(sub);
+    pool_free(pool);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -453,5 +566,6 @@ int main(int argc, char **argv)
     test_raw_io();
     test_health();
     test_fork();
+    test_subscriber();
     return check_exit_status();
 }

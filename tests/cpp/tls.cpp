@@ -1,6 +1,7 @@
 /*
  * tls.cpp - the C++ wrapper (include/redispool.hpp) over TLS: Pool(url) with a
- * rediss:// URL, Pool(options) with the tls_* fields, Error with POOL_ERR_TLS.
+ * rediss:// URL, Pool(options) with the tls_* fields, Error with POOL_ERR_TLS, a
+ * Subscriber on a TLS pool.
  *
  *   ./tls TLS_ADDR CERT_DIR
  *
@@ -54,6 +55,37 @@ int main(int argc, char **argv) {
             char buf[16];
             auto r = conn.read(buf, sizeof buf, std::chrono::milliseconds(5000));
             CHECK(r.ok() && *r == 7 && std::string(buf, 7) == "+PONG\r\n");
+        }
+
+        /* A subscriber on the TLS pool: a message of many records, ping, and a new TLS
+         * session after CLIENT KILL that carries the channel again. */
+        {
+            redispool::Subscriber sub(opt_pool);
+            sub.subscribe({"cpp:tls:news"});
+            const std::chrono::milliseconds wait(10000);
+            auto m = sub.receive(wait);
+            CHECK(m && m->kind() == POOL_MSG_SUBSCRIBE);
+            std::string big;
+            for (int i = 0; i < 12500; i++)
+                big += "0123456789abcdef"; /* 200 kB: 13 TLS records */
+            {
+                auto conn = opt_pool.get();
+                conn.command({"PUBLISH", "cpp:tls:news", big});
+                conn.command({"PUBLISH", "cpp:tls:news", "small"});
+            }
+            m = sub.receive(wait);
+            CHECK(m && m->kind() == POOL_MSG_MESSAGE && m->payload() == big);
+            m = sub.receive(wait);
+            CHECK(m && m->kind() == POOL_MSG_MESSAGE && m->payload() == "small");
+            sub.ping(wait);
+            CHECK(opt_pool.get().command({"CLIENT", "KILL", "TYPE", "pubsub"}).integer() == 1);
+            m = sub.receive(wait);
+            CHECK(m && m->kind() == POOL_MSG_RESUBSCRIBED && m->count() == 1);
+            m = sub.receive(wait);
+            CHECK(m && m->kind() == POOL_MSG_SUBSCRIBE);
+            opt_pool.get().command({"PUBLISH", "cpp:tls:news", "again"});
+            m = sub.receive(wait);
+            CHECK(m && m->kind() == POOL_MSG_MESSAGE && m->payload() == "again");
         }
 
         o.tls_ca_file = other_ca.c_str();

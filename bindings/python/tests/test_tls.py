@@ -61,3 +61,38 @@ def test_mismatched_key_is_refused_by_the_constructor():
             tls_cert_file=os.path.join(CERTS, "client.pem"),
             tls_key_file=os.path.join(CERTS, "server.key"),
         )
+
+
+def _expect(sub, kind, timeout=10.0):
+    m = sub.get_message(timeout=timeout)
+    assert m is not None, f"no {kind} message"
+    assert m["type"] == kind, m
+    return m
+
+
+def test_subscriber_over_tls():
+    """A subscriber on a TLS pool: a message far larger than a TLS record, ping, and a
+    new TLS session after CLIENT KILL that carries the subscription again."""
+    pool = redispool.Pool(
+        ADDR, tls=True, tls_ca_file=os.path.join(CERTS, "ca.pem"), client_name="py-tls-sub"
+    )
+    try:
+        with pool.subscriber() as sub:
+            sub.subscribe("py:tls:news")
+            assert _expect(sub, "subscribe")["channel"] == b"py:tls:news"
+            big = bytes(range(256)) * 800
+            with pool.get() as conn:
+                assert conn.execute("PUBLISH", "py:tls:news", big) == 1
+                assert conn.execute("PUBLISH", "py:tls:news", "small") == 1
+            assert _expect(sub, "message")["data"] == big
+            assert _expect(sub, "message")["data"] == b"small"
+            sub.ping(timeout=10.0)
+            with pool.get() as conn:
+                assert conn.execute("CLIENT", "KILL", "TYPE", "pubsub") == 1
+            assert _expect(sub, "resubscribed")["count"] == 1
+            _expect(sub, "subscribe")
+            with pool.get() as conn:
+                assert conn.execute("PUBLISH", "py:tls:news", "again") == 1
+            assert _expect(sub, "message")["data"] == b"again"
+    finally:
+        pool.close()

@@ -55,4 +55,36 @@ class TestTLS < Minitest::Test
     end
     assert_includes err.message, "does not match"
   end
+
+  def expect_message(sub, type)
+    m = sub.next_message(10)
+    refute_nil m, "no #{type} message"
+    assert_equal type, m.type, m.inspect
+    m
+  end
+
+  # A subscriber on a TLS pool: a message far larger than a TLS record and a small
+  # one, ping, and after CLIENT KILL a new TLS session that carries the channel again.
+  def test_subscriber_over_tls
+    pool = RedisPool::Pool.new(addr: @addr, tls: true, tls_ca_file: @ca)
+    sub = pool.subscriber
+    sub.subscribe("rb:tls:news")
+    assert_equal "rb:tls:news", expect_message(sub, :subscribe).channel
+    big = ("0123456789abcdef" * 12_500).b # 200 kB: 13 TLS records
+    pool.with do |c|
+      assert_equal 1, c.call("PUBLISH", "rb:tls:news", big)
+      assert_equal 1, c.call("PUBLISH", "rb:tls:news", "small")
+    end
+    assert_equal big, expect_message(sub, :message).payload
+    assert_equal "small", expect_message(sub, :message).payload
+    sub.ping(10)
+    pool.with { |c| assert_equal 1, c.call("CLIENT", "KILL", "TYPE", "pubsub") }
+    assert_equal 1, expect_message(sub, :resubscribed).count
+    expect_message(sub, :subscribe)
+    pool.with { |c| assert_equal 1, c.call("PUBLISH", "rb:tls:news", "again") }
+    assert_equal "again", expect_message(sub, :message).payload
+  ensure
+    sub&.close
+    pool&.close
+  end
 end
