@@ -140,8 +140,45 @@ class TestRedisPool < Minitest::Test
       "pool_cluster_info_t" => native::ClusterInfo.size,
       "pool_cluster_node_t" => native::ClusterNode.size,
       "pool_sentinel_options_t" => native::SentinelOptions.size,
+      "pool_sentinel_stats_t" => native::SentinelStats.size,
     }
     assert_equal want, got
+  end
+
+  # The option structs are filled through the sized initialisers (as the header's
+  # pool_*_options_init macros): a binding whose struct is shorter than the
+  # library's (built against an older header) gets only its own bytes written. Here
+  # the struct is cut to the C API's first version of it, inside a larger buffer of
+  # 0xAA bytes; the unsized pool_options_init would write the whole of today's struct.
+  def test_options_init_writes_only_the_bindings_struct
+    native = RedisPool::Native
+    refute native.respond_to?(:pool_options_init), "the unsized initialiser is not bound"
+    refute native.respond_to?(:pool_cluster_options_init)
+    refute native.respond_to?(:pool_sentinel_options_init)
+    { native::Options => [:write_timeout_ms, :pool_options_init_size],
+      native::SentinelOptions => [:poll_interval_ms, :pool_sentinel_options_init_size] }.each do |klass, (last, init)|
+      members = klass.members
+      fields = members.take(members.index(last) + 1).flat_map { |m| [m, klass.layout[m].type] }
+      short_class = Class.new(FFI::Struct) { layout(*fields) }
+      assert_operator short_class.size, :<, klass.size
+      buf = FFI::MemoryPointer.new(:uint8, klass.size + 64)
+      buf.put_bytes(0, "\xAA".b * buf.size)
+      short = short_class.new(buf)
+      native.init_options(short, init)
+      assert_equal short_class.size, short[:struct_size], klass.name
+      assert_equal "\xAA".b * (buf.size - short_class.size), buf.get_bytes(short_class.size, buf.size - short_class.size)
+      whole = native.init_options(klass.new)
+      assert_equal klass.size, whole[:struct_size]
+    end
+    # pool_cluster_options_t has had one version: a shorter one is refused, nothing written.
+    short_cluster = Class.new(FFI::Struct) { layout :struct_size, :size_t, :seeds, :pointer }
+    buf = FFI::MemoryPointer.new(:uint8, native::ClusterOptions.size)
+    buf.put_bytes(0, "\xAA".b * buf.size)
+    assert_raises(RedisPool::InvalidArgumentError) do
+      native.init_options(short_cluster.new(buf), :pool_cluster_options_init_size)
+    end
+    assert_equal "\xAA".b * buf.size, buf.get_bytes(0, buf.size)
+    assert_equal native::ClusterOptions.size, native.init_options(native::ClusterOptions.new)[:struct_size]
   end
 
   # --- one source of truth: the header ---
@@ -211,7 +248,8 @@ class TestRedisPool < Minitest::Test
       "pool_reply" => native::Reply, "pool_leak" => native::Leak,
       "pool_cluster_options" => native::ClusterOptions, "pool_cluster_info" => native::ClusterInfo,
       "pool_cluster_node" => native::ClusterNode,
-      "pool_sentinel_options" => native::SentinelOptions }.each do |name, klass|
+      "pool_sentinel_options" => native::SentinelOptions,
+      "pool_sentinel_stats" => native::SentinelStats }.each do |name, klass|
       fields = header_struct(name)
       assert_equal fields.map(&:first), klass.members.map(&:to_s), "#{name}: field names"
       fields.each do |field, c_type, len|
@@ -264,6 +302,9 @@ class TestRedisPool < Minitest::Test
     stats = header_struct("pool_stats").map(&:first) - ["struct_size"]
     assert_includes stats, "in_use_conns"
     assert_equal stats, RedisPool::Stats.members.map(&:to_s)
+    sentinel_stats = header_struct("pool_sentinel_stats").map(&:first) - ["struct_size"]
+    assert_includes sentinel_stats, "in_failover"
+    assert_equal sentinel_stats, RedisPool::SentinelStats.members.map(&:to_s)
 
     want = { duration: [], integer: [], string: [], boolean: [] }
     header_struct("pool_options").each do |field, c_type, _|

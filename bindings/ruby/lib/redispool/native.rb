@@ -217,6 +217,18 @@ module RedisPool
              :sentinel_tls, :bool
     end
 
+    # pool_sentinel_stats_t; set :struct_size to SentinelStats.size before
+    # pool_sentinel_stats.
+    class SentinelStats < FFI::Struct
+      layout :struct_size, :size_t,
+             :failovers, :uint64,
+             :failover_waits, :uint64,
+             :switches, :uint64,
+             :conns_retired, :uint64,
+             :longest_pause_ms, :uint64,
+             :in_failover, :uint64
+    end
+
     # --- Cheap calls: never wait, keep the GVL. ---
     attach_function :pool_version, [], :string
     attach_function :pool_status_str, [:int32], :string
@@ -232,7 +244,9 @@ module RedisPool
     attach_function :pool_conn_id, [:pointer], :uint64
     attach_function :pool_notify_fd, [:pointer], :int32
     attach_function :pool_leaks, [:pointer, :pointer, :size_t, :pointer, :pointer], :int32
-    attach_function :pool_options_init, [:pointer], :void
+    # The sized initialisers the header's pool_*_options_init macros call: the
+    # library writes only `size` bytes (see Native.init_options).
+    attach_function :pool_options_init_size, [:pointer, :size_t], :int32
     attach_function :pool_try_get, [:pointer, :pointer], :int32
     attach_function :pool_put, [:pointer, :pointer], :int32
     attach_function :pool_remove, [:pointer, :pointer, :string], :int32
@@ -243,7 +257,8 @@ module RedisPool
     attach_function :pool_close, [:pointer], :int32
     attach_function :pool_free, [:pointer], :void
     attach_function :pool_reply_free, [:pointer], :void
-    attach_function :pool_cluster_options_init, [:pointer], :void
+    attach_function :pool_cluster_options_init_size, [:pointer, :size_t], :int32
+    attach_function :pool_cluster_slot_node, [:pointer, :int32, :pointer, :size_t], :int32
     attach_function :pool_cluster_key_slot, [:pointer, :size_t], :int32
     attach_function :pool_cluster_put, [:pointer, :pointer], :int32
     attach_function :pool_cluster_remove, [:pointer, :pointer, :string], :int32
@@ -254,7 +269,8 @@ module RedisPool
     attach_function :pool_cluster_nodes, [:pointer, :pointer, :size_t, :pointer], :int32
     attach_function :pool_cluster_close, [:pointer], :int32
     attach_function :pool_cluster_free, [:pointer], :void
-    attach_function :pool_sentinel_options_init, [:pointer], :void
+    attach_function :pool_sentinel_options_init_size, [:pointer, :size_t], :int32
+    attach_function :pool_sentinel_stats, [:pointer, :pointer, :pointer], :int32
 
     # --- Calls that wait or dial: the GVL is released. ---
     # pool_new / pool_new_url never wait for a dial, but parse, allocate and may start
@@ -265,6 +281,8 @@ module RedisPool
     attach_function :pool_get_ex, [:pointer, :int64, :pointer, :pointer, :pointer], :int32, blocking: true
     attach_function :pool_new_conn, [:pointer, :pointer, :pointer], :int32, blocking: true
     attach_function :pool_conn_command, [:pointer, :int, :pointer, :pointer, :pointer, :pointer], :int32,
+                    blocking: true
+    attach_function :pool_conn_wait_replicas, [:pointer, :int, :int64, :pointer, :pointer], :int32,
                     blocking: true
     attach_function :pool_cluster_new, [:pointer, :pointer, :pointer], :int32, blocking: true
     attach_function :pool_cluster_new_url, [:string, :pointer, :pointer], :int32, blocking: true
@@ -280,5 +298,24 @@ module RedisPool
     # Asks the sentinels when no master address is known yet.
     attach_function :pool_sentinel_master_addr, [:pointer, :pointer, :size_t, :pointer], :int32,
                     blocking: true
+
+    INIT_SIZE = {
+      Options => :pool_options_init_size,
+      ClusterOptions => :pool_cluster_options_init_size,
+      SentinelOptions => :pool_sentinel_options_init_size,
+    }.freeze
+
+    # Fills `struct` (a Native::Options, ClusterOptions or SentinelOptions, or a
+    # `layout` of the same fields cut short, as a binding built against an older
+    # header has) with the library's defaults through its sized initialiser, as
+    # the header's pool_*_options_init macros do: only `struct.size` bytes are
+    # written, so a newer library never writes past the binding's struct.
+    # `init` names the initialiser when `struct` is none of the three classes.
+    def self.init_options(struct, init = INIT_SIZE.fetch(struct.class))
+      status = public_send(init, struct, struct.size)
+      raise RedisPool.error_for(status) unless status == OK
+
+      struct
+    end
   end
 end

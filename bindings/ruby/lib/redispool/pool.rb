@@ -14,6 +14,14 @@ module RedisPool
     keyword_init: true
   )
 
+  # A sentinel pool's failover figures (Pool#sentinel_stats): every field of
+  # pool_sentinel_stats_t but struct_size, in the header's order (the tests check
+  # it). in_failover is 1 while a failover is under way.
+  SentinelStats = Struct.new(
+    :failovers, :failover_waits, :switches, :conns_retired, :longest_pause_ms, :in_failover,
+    keyword_init: true
+  )
+
   # A conn checked out longer than leak_detection_threshold (Pool#leaks).
   Leak = Struct.new(:conn_id, :held_ms)
 
@@ -132,7 +140,7 @@ module RedisPool
       keep = []
       node = native_options(options, keep)
       sopts = Native::SentinelOptions.new
-      Native.pool_sentinel_options_init(sopts)
+      Native.init_options(sopts)
       sopts[:master_name] = FFI::MemoryPointer.from_string(master_name.to_s).tap { |m| keep << m }
       sopts[:sentinel_addrs] = string_array(sentinels, keep)
       sopts[:sentinel_addrs_len] = sentinels.size
@@ -445,7 +453,7 @@ module RedisPool
       raise ArgumentError, "unknown option(s): #{unknown.join(", ")}" unless unknown.empty?
 
       opts = Native::Options.new
-      Native.pool_options_init(opts)
+      Native.init_options(opts)
       options.each do |name, value|
         next if value.nil?
 
@@ -486,6 +494,18 @@ module RedisPool
       buf.read_string
     end
 
+    # A RedisPool::SentinelStats snapshot of a Pool.sentinel pool (never waits).
+    # InvalidArgumentError for a pool not made by Pool.sentinel.
+    def sentinel_stats
+      raw = Native::SentinelStats.new
+      raw[:struct_size] = Native::SentinelStats.size
+      err = Native::PoolError.new
+      status = Native.pool_sentinel_stats(@ptr, raw, err)
+      raise RedisPool.error_for(status, err) unless status == Native::OK
+
+      SentinelStats.new(**SentinelStats.members.to_h { |m| [m, raw[m]] })
+    end
+
     private
 
     def adopt(ptr)
@@ -496,7 +516,7 @@ module RedisPool
       # The fiber-local slot (Thread#[]) holding [conn, depth, pid] for #checkout.
       @checkout_key = :"redispool_checkout_#{object_id}"
       defaults = Native::Options.new
-      Native.pool_options_init(defaults)
+      Native.init_options(defaults)
       @pool_timeout_ms = defaults[:pool_timeout_ms]
       @dial_timeout_ms = defaults[:dial_timeout_ms]
     end
