@@ -977,6 +977,83 @@ class TestFiberSchedulerCalls < Minitest::Test
     pool&.close
   end
 
+  # Fibers waiting for a conn are served in arrival order: five fibers queue for
+  # the one conn, then a sixth puts it back and asks for one at once. Without a
+  # queue the sixth would take the conn it just put (the waiters have not run yet),
+  # and the order of the others would be the scheduler's.
+  def test_fibers_get_conns_in_arrival_order
+    pool = RedisPool::Pool.new("#{TestRedis.url}/?pool_size=1&pool_timeout=10s")
+    holder = pool.get
+    order = []
+    t = Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      5.times do |i|
+        Fiber.schedule do
+          conn = pool.get
+          order << i
+          assert_equal i.to_s, conn.call("ECHO", i.to_s) # yields while the reply comes
+          conn.put
+        end
+      end
+      Fiber.schedule do
+        holder.put
+        conn = pool.get
+        order << :late
+        conn.put
+      end
+    end
+    assert t.join(60), "the fibers hung"
+    assert_equal [0, 1, 2, 3, 4, :late], order
+    assert_equal 1, pool.len
+  ensure
+    pool&.close
+  end
+
+  # A queued fiber whose own timeout passes leaves the queue without stopping the
+  # ones behind it; a closed pool wakes every queued fiber in turn.
+  def test_queued_fibers_time_out_and_close_in_turn
+    pool = RedisPool::Pool.new("#{TestRedis.url}/?pool_size=1&pool_timeout=10s")
+    holder = pool.get
+    results = []
+    t = Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      Fiber.schedule do
+        results << [:first, pool.get.tap(&:put) && :got]
+      end
+      Fiber.schedule do
+        pool.get(timeout: 0.1)
+        results << %i[second got]
+      rescue RedisPool::PoolTimeoutError
+        results << %i[second timeout]
+        holder.put # only now: the third, behind the second, gets a turn
+      end
+      Fiber.schedule do
+        results << [:third, pool.get.tap(&:put) && :got]
+      end
+    end
+    assert t.join(60), "the fibers hung"
+    assert_equal [%i[second timeout], %i[first got], %i[third got]], results
+
+    holder = pool.get
+    errors = []
+    t = Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      3.times do
+        Fiber.schedule do
+          pool.get(timeout: 30)
+        rescue RedisPool::Error => e
+          errors << e.class
+        end
+      end
+      Fiber.schedule { pool.close }
+    end
+    assert t.join(60), "the fibers hung"
+    assert_equal [RedisPool::ClosedError] * 3, errors
+    holder.put
+  ensure
+    pool&.close
+  end
+
   def test_a_fiber_get_times_out_and_a_closed_pool_wakes_it
     pool = RedisPool::Pool.new("#{TestRedis.url}/?pool_size=1&pool_timeout=250ms")
     holder = pool.get
