@@ -168,7 +168,7 @@ class PoolLeak(Structure):
 
 
 class PoolOptions(Structure):
-    """pool_options_t; always filled by pool_options_init first."""
+    """pool_options_t; always filled by init_struct(pool_options_init_size) first."""
 
     _fields_ = [
         ("struct_size", c_size_t),
@@ -215,7 +215,8 @@ class PoolOptions(Structure):
 
 
 class PoolClusterOptions(Structure):
-    """pool_cluster_options_t; always filled by pool_cluster_options_init first."""
+    """pool_cluster_options_t; always filled by
+    init_struct(pool_cluster_options_init_size) first."""
 
     _fields_ = [
         ("struct_size", c_size_t),
@@ -245,7 +246,8 @@ class PoolClusterInfo(Structure):
 
 
 class PoolSentinelOptions(Structure):
-    """pool_sentinel_options_t; always filled by pool_sentinel_options_init first."""
+    """pool_sentinel_options_t; always filled by init_struct(pool_sentinel_options_init_size)
+    first."""
 
     _fields_ = [
         ("struct_size", c_size_t),

@@ -281,8 +281,9 @@ def test_cluster_options_init_refuses_a_short_struct():
     buf = (ctypes.c_ubyte * ctypes.sizeof(_native.PoolClusterOptions))()
     for i in range(len(buf)):
         buf[i] = 0xAA
+    init = _native.lib.pool_cluster_options_init_size
     with pytest.raises(OSError):
-        _native.init_struct(_native.lib.pool_cluster_options_init_size, short_type.from_buffer(buf))
+        _native.init_struct(init, short_type.from_buffer(buf))
     assert bytes(buf) == b"\xaa" * len(buf)
     whole = _native.PoolClusterOptions()
     _native.init_struct(_native.lib.pool_cluster_options_init_size, whole)

@@ -123,7 +123,7 @@ class TestRedisPool < Minitest::Test
   end
 
   # The FFI::Struct layouts are written by hand: they must match the header's sizes
-  # (pool_options_init writes a whole pool_options_t; a short layout would overflow).
+  # (the library writes the sizes they give; a wrong layout would be misread).
   # The Rust harness passes the sizes a C program compiled against the header printed.
   def test_struct_layouts_match_the_header
     sizes = ENV["REDISPOOL_C_SIZES"]

@@ -130,7 +130,7 @@ module RedisPool
              :held_ms, :int64
     end
 
-    # pool_options_t; always filled by pool_options_init first.
+    # pool_options_t; always filled by Native.init_options first.
     class Options < FFI::Struct
       layout :struct_size, :size_t,
              :addr, :pointer,
@@ -174,7 +174,7 @@ module RedisPool
              :tls_insecure_skip_verify, :bool
     end
 
-    # pool_cluster_options_t; always filled by pool_cluster_options_init first.
+    # pool_cluster_options_t; always filled by Native.init_options first.
     class ClusterOptions < FFI::Struct
       layout :struct_size, :size_t,
              :seeds, :pointer,
@@ -205,7 +205,7 @@ module RedisPool
              :slots, :int32
     end
 
-    # pool_sentinel_options_t; always filled by pool_sentinel_options_init first.
+    # pool_sentinel_options_t; always filled by Native.init_options first.
     class SentinelOptions < FFI::Struct
       layout :struct_size, :size_t,
              :master_name, :pointer,

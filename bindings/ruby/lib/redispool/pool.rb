@@ -469,7 +469,7 @@ module RedisPool
       (value * 1000).ceil
     end
 
-    # Internal: a Native::Options filled by pool_options_init, then with the
+    # Internal: a Native::Options filled by Native.init_options, then with the
     # keyword `options` (as for Pool.new). The C strings it points to are appended
     # to `keep`, which must stay referenced until the native call has copied them.
     def self.native_options(options, keep)
