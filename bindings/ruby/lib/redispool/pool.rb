@@ -537,6 +537,11 @@ module RedisPool
       @closed = false
       @notify_io = nil
       @notify_pid = nil
+      # The FIFO of fibers waiting in #get_in_scheduler (made here, before any
+      # thread can race to make it; again in a forked child).
+      @waiters_lock = Mutex.new
+      @waiters_pid = Process.pid
+      @fiber_waiters = []
       # The fiber-local slot (Thread#[]) holding [conn, depth, pid] for #checkout.
       @checkout_key = :"redispool_checkout_#{object_id}"
       defaults = Native::Options.new
