@@ -16,11 +16,12 @@
  *
  * The classes, all in namespace redispool:
  *   Pool       owns a pool_t (pool_free on destruction); get, try_get, stats, close.
- *              Pool::sentinel(master, sentinels) follows a Sentinel-managed master.
+ *              Pool::sentinel(master, sentinels) follows a Sentinel-managed master
+ *              (sentinel_master_addr, sentinel_stats).
  *   Cluster    owns a pool_cluster_t (pool_cluster_free on destruction); get(key),
- *              get_slot, get_node, stats, info, nodes, refresh, close.
+ *              get_slot, get_node, slot_node, stats, info, nodes, refresh, close.
  *   Conn       a checked-out connection; gives it back to its pool (or cluster) on
- *              scope exit.
+ *              scope exit. command, pipelines, wait_replicas (WAIT).
  *   Reply      owns a pool_reply_t (pool_reply_free on destruction); ReplyView reads
  *              one node of its tree without owning it.
  *   Cancel     owns a pool_cancel_t; fire() it from any thread to stop a get.
@@ -404,6 +405,29 @@ public:
         return std::string(buf);
     }
 
+#if REDISPOOL_EXCEPTIONS
+    /// `WAIT numreplicas timeout` (pool_conn_wait_replicas): blocks until the writes sent
+    /// on this conn so far reached at least `numreplicas` replicas, or `timeout` (at least
+    /// 1 ms) passed; returns how many replicas have them. Throws Error: POOL_ERR_TIMEOUT
+    /// when fewer did in time (the writes stay applied on the master; a failover may lose
+    /// them), POOL_ERR_IO when the server refuses WAIT, POOL_ERR_INVALID_ARG.
+    int wait_replicas(int numreplicas, std::chrono::milliseconds timeout) {
+        return wait_replicas_nothrow(numreplicas, timeout).value();
+    }
+#endif
+    /// wait_replicas() without exceptions. On POOL_ERR_TIMEOUT the Error's code says so;
+    /// the count acknowledged is then in `*acked` when not NULL.
+    Result<int> wait_replicas_nothrow(int numreplicas, std::chrono::milliseconds timeout,
+                                      int *acked = nullptr) noexcept {
+        int n = 0;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_conn_wait_replicas(conn_, numreplicas,
+                                                   static_cast<int64_t>(timeout.count()), &n, &err);
+        if (acked != nullptr) *acked = n;
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return n;
+    }
+
     /// Makes the guard remove the conn (pool_remove with `reason`) instead of putting it.
     void mark_bad(std::string reason = {}) {
         bad_ = true;
@@ -705,6 +729,21 @@ public:
         pool_status_t rc = pool_sentinel_master_addr(p_, buf, sizeof buf, &err);
         if (rc != POOL_OK) return detail::make_error(rc, err);
         return std::string(buf);
+    }
+
+#if REDISPOOL_EXCEPTIONS
+    /// For a sentinel pool: its failover figures (pool_sentinel_stats). Throws Error
+    /// (POOL_ERR_INVALID_ARG for a pool that is not a sentinel one, or an empty object).
+    pool_sentinel_stats_t sentinel_stats() const { return sentinel_stats_nothrow().value(); }
+#endif
+    /// sentinel_stats() without exceptions.
+    Result<pool_sentinel_stats_t> sentinel_stats_nothrow() const noexcept {
+        pool_sentinel_stats_t s{};
+        s.struct_size = sizeof s;
+        pool_error_t err = detail::empty_error();
+        pool_status_t rc = pool_sentinel_stats(p_, &s, &err);
+        if (rc != POOL_OK) return detail::make_error(rc, err);
+        return s;
     }
 
     /// The C handle, for the functions this wrapper does not cover (NULL when empty).
@@ -1120,6 +1159,20 @@ public:
             pool_cluster_get_node(c_, addr.c_str(), static_cast<int64_t>(timeout.count()),
                                   native_cancel(cancel), &conn, &err);
         return adopt(rc, conn, err);
+    }
+#if REDISPOOL_EXCEPTIONS
+    /// The master ("host:port") serving hash slot `slot` per the slot map as it is now
+    /// (pool_cluster_slot_node): never loads the map, dials or waits. Throws Error:
+    /// POOL_ERR_CLUSTER before a get or refresh() loaded the map (or no master serves the
+    /// slot), POOL_ERR_INVALID_ARG for a slot outside 0..16383, POOL_ERR_CLOSED.
+    std::string slot_node(int slot) const { return slot_node_nothrow(slot).value(); }
+#endif
+    /// slot_node() without exceptions.
+    Result<std::string> slot_node_nothrow(int slot) const noexcept {
+        char buf[POOL_CLUSTER_ADDR_MAX];
+        pool_status_t rc = pool_cluster_slot_node(c_, static_cast<int32_t>(slot), buf, sizeof buf);
+        if (rc != POOL_OK) return detail::make_error(rc);
+        return std::string(buf);
     }
     /// node_pool() without exceptions.
     Result<Pool> node_pool_nothrow(const std::string &addr) noexcept {

@@ -27,14 +27,15 @@ fn build(name: &str) -> PathBuf {
 }
 
 /// Starts the cluster and the sentinels, then calls `run_exe` with the program's
-/// arguments for them: SEEDS SENTINELS MASTER_NAME MASTER_ADDR.
+/// arguments for them: SEEDS SENTINELS MASTER_NAME MASTER_ADDR REPLICA_ADDR.
 fn run_against_deployments(run_exe: impl FnOnce(&[&str]) -> Output) -> Output {
     let cluster = ClusterHarness::start(3, 0);
     let sentinels = Deployment::start();
     let seeds = cluster.seed_addrs().join(",");
     let sentinel_addrs = sentinels.sentinel_addrs().join(",");
     let master = sentinels.master.addr();
-    run_exe(&[&seeds, &sentinel_addrs, MASTER_NAME, &master])
+    let replica = sentinels.replica.addr();
+    run_exe(&[&seeds, &sentinel_addrs, MASTER_NAME, &master, &replica])
 }
 
 fn assert_all_passed(output: &Output) {
@@ -60,6 +61,11 @@ fn cpp_cluster_and_sentinel() {
         "ok   unreachable.has_value() && unreachable->code() == POOL_ERR_CLUSTER\n",
         "ok   role.is_array() && role[0].str() == \"master\"\n",
         "ok   again.command({\"INCR\", \"cpp:sentinel:counter\"}).integer() == 2\n",
+        "ok   conn.wait_replicas(1, 10000ms) == 1\n",
+        "ok   !two.ok() && two.code() == POOL_ERR_TIMEOUT && acked == 1\n",
+        "ok   !refused.ok() && refused.code() == POOL_ERR_IO\n",
+        "ok   cluster.slot_node(Cluster::key_slot(key)) == owner\n",
+        "ok   !none.ok() && none.code() == POOL_ERR_CLUSTER\n",
     ] {
         assert_stdout_has(&output, line);
     }

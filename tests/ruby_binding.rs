@@ -49,9 +49,10 @@ const EXTRA_LAYOUT_C: &str = r#"#include <stdio.h>
 int main(void)
 {
     printf("pool_cluster_options_t=%zu pool_cluster_info_t=%zu pool_cluster_node_t=%zu "
-           "pool_sentinel_options_t=%zu\n",
+           "pool_sentinel_options_t=%zu pool_sentinel_stats_t=%zu\n",
            sizeof(pool_cluster_options_t), sizeof(pool_cluster_info_t),
-           sizeof(pool_cluster_node_t), sizeof(pool_sentinel_options_t));
+           sizeof(pool_cluster_node_t), sizeof(pool_sentinel_options_t),
+           sizeof(pool_sentinel_stats_t));
     return 0;
 }
 "#;

@@ -515,6 +515,24 @@ func (cn *Conn) Node() (string, error) {
 	return C.GoString(&buf[0]), nil
 }
 
+// SlotNode returns the master ("host:port") serving hash slot slot per the
+// slot map as it is now (pool_cluster_slot_node): it never loads the map,
+// dials or waits. The map may change right after: a conn of the node named
+// still follows MOVED / ASK. An error matching ErrCluster before a Get (or
+// Refresh) loaded the map, or when no master serves the slot; ErrInvalidArg
+// for a slot outside 0..16383; ErrClosed after Close.
+func (cl *Cluster) SlotNode(slot int) (string, error) {
+	if slot < 0 || slot >= Slots {
+		return "", &Error{Code: CodeInvalidArg, Msg: "redispool: slot node: slot " + strconv.Itoa(slot) + " out of range 0..16383"}
+	}
+	r := C.rp_slot_node(cl.c, C.int32_t(slot))
+	runtime.KeepAlive(cl)
+	if r.status != C.POOL_OK {
+		return "", statusError(r.status, "slot node")
+	}
+	return C.GoStringN(&r.addr[0], C.int(r.len)), nil
+}
+
 // Refresh reloads the slot map now, asking the known nodes and then the seeds
 // until one answers. ctx's deadline bounds it (without one, the node pools'
 // pool timeout does). An error matching ErrCluster when no node answered,

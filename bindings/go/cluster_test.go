@@ -21,6 +21,7 @@ import (
 //	REDISPOOL_TEST_CLUSTER_SEEDS    "host:port,host:port,…" (cluster nodes)
 //	REDISPOOL_TEST_SENTINELS        "host:port,host:port,…" (sentinels)
 //	REDISPOOL_TEST_SENTINEL_MASTER  "name=host:port" (the master's name and address)
+//	REDISPOOL_TEST_SENTINEL_REPLICA "host:port" (the master's replica)
 
 // clusterSeeds returns the seeds of the test cluster, or skips the test.
 func clusterSeeds(t *testing.T) []string {
@@ -399,6 +400,112 @@ func TestSentinelPool(t *testing.T) {
 	}
 	if _, err := NewSentinelPool(SentinelOptions{MasterName: name, SentinelAddrs: sentinels}, Options{Addr: master}); !errors.Is(err, ErrInvalidArg) {
 		t.Fatalf("NewSentinelPool with Addr: %v, want ErrInvalidArg", err)
+	}
+}
+
+// TestSentinelWaitReplicas checks WaitReplicas through a sentinel pool (the
+// deployment's one replica acknowledges, two never do, the replica itself
+// refuses WAIT) and SentinelStats (no failover seen; not on a plain pool).
+func TestSentinelWaitReplicas(t *testing.T) {
+	sentinels, name, master := sentinelSetup(t)
+	replica := os.Getenv("REDISPOOL_TEST_SENTINEL_REPLICA")
+	if replica == "" {
+		t.Fatal("REDISPOOL_TEST_SENTINEL_REPLICA is not set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := NewSentinelPool(
+		SentinelOptions{MasterName: name, SentinelAddrs: sentinels},
+		Options{PoolSize: 2, DialTimeout: 5 * time.Second, PoolTimeout: 10 * time.Second},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cn, err := p.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cn.Do(ctx, "SET", "go-sentinel-waited", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := cn.WaitReplicas(ctx, 1, 10*time.Second); err != nil || n != 1 {
+		t.Fatalf("WaitReplicas(1): %d, %v; want 1, nil", n, err)
+	}
+	if n, err := cn.WaitReplicas(ctx, 2, 100*time.Millisecond); !errors.Is(err, ErrPoolTimeout) || n != 1 {
+		t.Fatalf("WaitReplicas(2) with one replica: %d, %v; want 1, ErrPoolTimeout", n, err)
+	}
+	if _, err := cn.WaitReplicas(ctx, -1, 100*time.Millisecond); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("WaitReplicas(-1): %v, want ErrInvalidArg", err)
+	}
+	if v, err := cn.Do(ctx, "GET", "go-sentinel-waited"); err != nil || v != "1" {
+		t.Fatalf("GET after the waits: %v, %v", v, err)
+	}
+	if err := p.Put(cn); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.SentinelStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Failovers != 0 || st.Switches != 0 || st.InFailover {
+		t.Fatalf("SentinelStats without a failover: %+v", st)
+	}
+
+	plain, err := New("redis://" + master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := plain.SentinelStats(); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("SentinelStats of a plain pool: %v, want ErrInvalidArg", err)
+	}
+	rp, err := New("redis://" + replica)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rp.Close()
+	rc, err := rp.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.WaitReplicas(ctx, 1, 100*time.Millisecond); !errors.Is(err, ErrIO) {
+		t.Fatalf("WaitReplicas on a replica: %v, want ErrIO", err)
+	}
+	if v, err := rc.Do(ctx, "PING"); err != nil || v != "PONG" {
+		t.Fatalf("PING after a refused WAIT: %v, %v", v, err)
+	}
+	rp.Put(rc)
+}
+
+// TestClusterSlotNode checks that SlotNode names the master GetSlot reaches,
+// without loading the slot map itself.
+func TestClusterSlotNode(t *testing.T) {
+	cl := newTestCluster(t, clusterSeeds(t))
+	if _, err := cl.SlotNode(0); !errors.Is(err, ErrCluster) {
+		t.Fatalf("SlotNode before the map is loaded: %v, want ErrCluster", err)
+	}
+	if s := cl.Stats(); s.TotalConns != 0 {
+		t.Fatalf("SlotNode dialed: %+v", s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, slot := range []int{0, 8000, Slots - 1} {
+		cn, err := cl.GetSlot(ctx, slot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := cn.Node()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.Put(cn)
+		if got, err := cl.SlotNode(slot); err != nil || got != want {
+			t.Fatalf("SlotNode(%d): %q, %v; want %q", slot, got, err, want)
+		}
+	}
+	if _, err := cl.SlotNode(Slots); !errors.Is(err, ErrInvalidArg) {
+		t.Fatalf("SlotNode(16384): %v, want ErrInvalidArg", err)
 	}
 }
 

@@ -219,3 +219,10 @@ func TestSentinelOptionsMatchHeader(t *testing.T) {
 	compareFields(t, "pool_sentinel_options_t", headerFieldsMin(t, "pool_sentinel_options", 6),
 		goFields(SentinelOptions{}, "_len"), "SentinelOptions")
 }
+
+// TestSentinelStatsMatchHeader checks SentinelStats against the header's
+// struct pool_sentinel_stats: LongestPause for longest_pause_ms.
+func TestSentinelStatsMatchHeader(t *testing.T) {
+	compareFields(t, "pool_sentinel_stats_t", headerFieldsMin(t, "pool_sentinel_stats", 6),
+		goFields(SentinelStats{}, ""), "SentinelStats")
+}

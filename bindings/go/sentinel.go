@@ -8,6 +8,7 @@ package redispool
 import "C"
 
 import (
+	"context"
 	"runtime"
 	"strconv"
 	"time"
@@ -111,4 +112,63 @@ func (p *Pool) SentinelMasterAddr() (string, error) {
 		return "", errorFrom(st, &cerr)
 	}
 	return C.GoString(&buf[0]), nil
+}
+
+// SentinelStats holds a sentinel pool's failover figures
+// (pool_sentinel_stats_t). The counters only increase; InFailover is a gauge.
+type SentinelStats struct {
+	Failovers     uint64        // failovers seen (the pool stopped handing out conns to its master)
+	FailoverWaits uint64        // dials that waited for a failover to end
+	Switches      uint64        // failovers that ended on another master
+	ConnsRetired  uint64        // conns closed because a failover retired them (also in Stats.StaleConns)
+	LongestPause  time.Duration // the longest time the pool handed out no conn for a failover (ms precision)
+	InFailover    bool          // a failover is under way (gets wait)
+}
+
+// SentinelStats returns the failover figures of a pool from
+// NewSentinelPool; it never waits. An error matching ErrInvalidArg for a pool
+// that is not a sentinel pool.
+func (p *Pool) SentinelStats() (SentinelStats, error) {
+	var s C.pool_sentinel_stats_t
+	s.struct_size = C.sizeof_pool_sentinel_stats_t
+	var cerr C.pool_error_t
+	st := C.pool_sentinel_stats(p.p, &s, &cerr)
+	runtime.KeepAlive(p)
+	if st != C.POOL_OK {
+		return SentinelStats{}, errorFrom(st, &cerr)
+	}
+	return SentinelStats{
+		Failovers:     uint64(s.failovers),
+		FailoverWaits: uint64(s.failover_waits),
+		Switches:      uint64(s.switches),
+		ConnsRetired:  uint64(s.conns_retired),
+		LongestPause:  time.Duration(s.longest_pause_ms) * time.Millisecond,
+		InFailover:    s.in_failover != 0,
+	}, nil
+}
+
+// WaitReplicas runs WAIT numReplicas timeout on cn (pool_conn_wait_replicas):
+// it waits until the writes sent on cn so far reached at least numReplicas
+// replicas, or timeout (at least 1ms) passed, and returns how many replicas
+// have them. For a write that must survive a failover: a write the master
+// acknowledged but no replica received is lost when a replica is promoted.
+//
+// Fewer replicas in time: the count that did, with an error matching
+// ErrPoolTimeout (the writes stay applied on the master; a failover may lose
+// them). A server that refuses WAIT (a replica): ErrIO, and the conn stays
+// good. ErrInvalidArg for numReplicas < 0 or timeout < 1ms. The reply is
+// awaited timeout plus the pool's read timeout. Unlike Do, this is one cgo
+// call that blocks its OS thread for up to timeout; ctx is only checked
+// before it starts.
+func (cn *Conn) WaitReplicas(ctx context.Context, numReplicas int, timeout time.Duration) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var acked C.int
+	var cerr C.pool_error_t
+	st := C.pool_conn_wait_replicas(cn.h, C.int(numReplicas), C.int64_t(ceilMillis(timeout)), &acked, &cerr)
+	if st != C.POOL_OK {
+		return int(acked), errorFrom(st, &cerr)
+	}
+	return int(acked), nil
 }

@@ -89,7 +89,7 @@ pub fn run_suite(cmd: &mut Command, timeout: Duration, what: &str) -> Output {
 /// What a binding's cluster and sentinel tests run against: a Redis Cluster of 3
 /// masters, a master + replica + 3 sentinels deployment, and the environment that
 /// names them to the tests (REDISPOOL_TEST_CLUSTER_SEEDS, REDISPOOL_TEST_SENTINELS,
-/// REDISPOOL_TEST_SENTINEL_MASTER). Both stop when dropped: keep them while the tests run.
+/// REDISPOOL_TEST_SENTINEL_MASTER "name=addr", REDISPOOL_TEST_SENTINEL_REPLICA). Both stop when dropped: keep them while the tests run.
 pub fn cluster_and_sentinels() -> (ClusterHarness, Deployment, Vec<(&'static str, String)>) {
     let cluster = ClusterHarness::start(3, 0);
     let sentinels = Deployment::start();
@@ -106,6 +106,7 @@ pub fn cluster_and_sentinels() -> (ClusterHarness, Deployment, Vec<(&'static str
             "REDISPOOL_TEST_SENTINEL_MASTER",
             format!("{MASTER_NAME}={}", sentinels.master.addr()),
         ),
+        ("REDISPOOL_TEST_SENTINEL_REPLICA", sentinels.replica.addr()),
     ];
     (cluster, sentinels, env)
 }

@@ -182,6 +182,19 @@ static void routing(const std::vector<std::string> &seeds) {
     }
     CHECK(cluster.info().moved == moved_before + 1);
 
+    section("Cluster::slot_node names the slot's master without a get");
+    CHECK(cluster.slot_node(Cluster::key_slot(key)) == owner);
+    CHECK(strict.slot_node(Cluster::key_slot(key)) == owner);
+    {
+        std::optional<Error> bad = thrown([&] { (void)cluster.slot_node(16384); });
+        CHECK(bad.has_value() && bad->code() == POOL_ERR_INVALID_ARG);
+        // A cluster that never loaded its map: POOL_ERR_CLUSTER, and still nothing dialed.
+        Cluster unloaded = Cluster::from_seeds({seeds[0]}, &node);
+        redispool::Result<std::string> none = unloaded.slot_node_nothrow(0);
+        CHECK(!none.ok() && none.code() == POOL_ERR_CLUSTER);
+        CHECK(unloaded.stats().total_conns == 0);
+    }
+
     section("Cluster stats, node pools, bad conns");
     pool_stats_t st = cluster.stats();
     CHECK(st.hits + st.misses >= static_cast<uint64_t>(KEYS));
@@ -243,7 +256,7 @@ static void routing(const std::vector<std::string> &seeds) {
 }
 
 static void sentinel(const std::vector<std::string> &sentinels, const std::string &master_name,
-                     const std::string &master_addr) {
+                     const std::string &master_addr, const std::string &replica_addr) {
     section("Pool::sentinel reaches the master");
     pool_options_t node = Pool::default_options();
     node.pool_size = 2;
@@ -266,6 +279,22 @@ static void sentinel(const std::vector<std::string> &sentinels, const std::strin
     pool_stats_t st = pool.stats();
     CHECK(st.hits >= 1 && st.total_conns >= 1);
 
+    section("Conn::wait_replicas waits for the replica; Pool::sentinel_stats");
+    {
+        Conn conn = pool.get();
+        CHECK(conn.command({"SET", "cpp:sentinel:waited", "1"}).str() == "OK");
+        CHECK(conn.wait_replicas(1, 10000ms) == 1);
+        // Two replicas never acknowledge: the deployment has one.
+        int acked = -1;
+        redispool::Result<int> two = conn.wait_replicas_nothrow(2, 100ms, &acked);
+        CHECK(!two.ok() && two.code() == POOL_ERR_TIMEOUT && acked == 1);
+        std::optional<Error> bad = thrown([&] { (void)conn.wait_replicas(-1, 100ms); });
+        CHECK(bad.has_value() && bad->code() == POOL_ERR_INVALID_ARG);
+        CHECK(conn.command({"GET", "cpp:sentinel:waited"}).str() == "1");
+    }
+    pool_sentinel_stats_t ss = pool.sentinel_stats();
+    CHECK(ss.struct_size == sizeof ss && ss.in_failover == 0 && ss.failovers == 0);
+
     // The other form: options built by hand, without exceptions.
     pool_sentinel_options_t so = Pool::default_sentinel_options();
     std::vector<const char *> addrs;
@@ -286,6 +315,15 @@ static void sentinel(const std::vector<std::string> &sentinels, const std::strin
     Pool plain("redis://" + master_addr);
     e = thrown([&] { (void)plain.sentinel_master_addr(); });
     CHECK(e.has_value() && e->code() == POOL_ERR_INVALID_ARG);
+    e = thrown([&] { (void)plain.sentinel_stats(); });
+    CHECK(e.has_value() && e->code() == POOL_ERR_INVALID_ARG);
+    {
+        // On a replica WAIT is refused: POOL_ERR_IO with the server's text.
+        Pool replica_pool("redis://" + replica_addr);
+        Conn on_replica = replica_pool.get();
+        redispool::Result<int> refused = on_replica.wait_replicas_nothrow(1, 100ms);
+        CHECK(!refused.ok() && refused.code() == POOL_ERR_IO);
+    }
     pool_options_t quick = Pool::default_options();
     quick.dial_timeout_ms = 1000;
     quick.dialer_retries = 1;
@@ -295,8 +333,9 @@ static void sentinel(const std::vector<std::string> &sentinels, const std::strin
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        std::fprintf(stderr, "usage: %s SEED,... SENTINEL,... MASTER_NAME MASTER_ADDR\n",
+    if (argc != 6) {
+        std::fprintf(stderr,
+                     "usage: %s SEED,... SENTINEL,... MASTER_NAME MASTER_ADDR REPLICA_ADDR\n",
                      argv[0]);
         return 2;
     }
@@ -308,6 +347,6 @@ int main(int argc, char **argv) {
     }
     return run_checks([&] {
         routing(seeds);
-        sentinel(sentinels, argv[3], argv[4]);
+        sentinel(sentinels, argv[3], argv[4], argv[5]);
     });
 }

@@ -30,7 +30,16 @@ from .errors import (
     WouldBlockError,
 )
 from .cluster import Cluster, ClusterInfo, key_slot
-from .pool import OPTION_NAMES, Cancel, Conn, Pool, Stats, Subscriber, TransactionAborted
+from .pool import (
+    OPTION_NAMES,
+    Cancel,
+    Conn,
+    Pool,
+    SentinelStats,
+    Stats,
+    Subscriber,
+    TransactionAborted,
+)
 
 __version__ = "0.1.0"
 
@@ -68,6 +77,7 @@ __all__ = [
     "ProtocolError",
     "RedisPoolError",
     "ReplyError",
+    "SentinelStats",
     "Stats",
     "Subscriber",
     "TransactionAborted",

@@ -168,7 +168,7 @@ class PoolLeak(Structure):
 
 
 class PoolOptions(Structure):
-    """pool_options_t; always filled by pool_options_init first."""
+    """pool_options_t; always filled by init_struct(pool_options_init_size) first."""
 
     _fields_ = [
         ("struct_size", c_size_t),
@@ -215,7 +215,8 @@ class PoolOptions(Structure):
 
 
 class PoolClusterOptions(Structure):
-    """pool_cluster_options_t; always filled by pool_cluster_options_init first."""
+    """pool_cluster_options_t; always filled by
+    init_struct(pool_cluster_options_init_size) first."""
 
     _fields_ = [
         ("struct_size", c_size_t),
@@ -245,7 +246,8 @@ class PoolClusterInfo(Structure):
 
 
 class PoolSentinelOptions(Structure):
-    """pool_sentinel_options_t; always filled by pool_sentinel_options_init first."""
+    """pool_sentinel_options_t; always filled by init_struct(pool_sentinel_options_init_size)
+    first."""
 
     _fields_ = [
         ("struct_size", c_size_t),
@@ -259,6 +261,20 @@ class PoolSentinelOptions(Structure):
     ]
 
 
+class PoolSentinelStats(Structure):
+    """pool_sentinel_stats_t"""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("failovers", c_uint64),
+        ("failover_waits", c_uint64),
+        ("switches", c_uint64),
+        ("conns_retired", c_uint64),
+        ("longest_pause_ms", c_uint64),
+        ("in_failover", c_uint64),
+    ]
+
+
 # Opaque handles (pool_t *, pool_conn_t *, pool_cancel_t *, pool_cluster_t *) are c_void_p.
 _HANDLE_OUT = POINTER(c_void_p)
 
@@ -269,7 +285,7 @@ PROTOTYPES = {
     "pool_cancel_new": (c_void_p, []),
     "pool_cancel_fire": (None, [c_void_p]),
     "pool_cancel_free": (None, [c_void_p]),
-    "pool_options_init": (None, [POINTER(PoolOptions)]),
+    "pool_options_init_size": (c_int32, [POINTER(PoolOptions), c_size_t]),
     "pool_new": (c_int32, [POINTER(PoolOptions), _HANDLE_OUT, POINTER(PoolError)]),
     "pool_new_url": (c_int32, [c_char_p, _HANDLE_OUT, POINTER(PoolError)]),
     "pool_get": (c_int32, [c_void_p, _HANDLE_OUT, POINTER(PoolError)]),
@@ -369,7 +385,7 @@ PROTOTYPES = {
     "pool_subscriber_fd": (c_int, [c_void_p]),
     "pool_subscriber_resubscribes": (c_uint64, [c_void_p]),
     "pool_subscriber_free": (None, [c_void_p]),
-    "pool_cluster_options_init": (None, [POINTER(PoolClusterOptions)]),
+    "pool_cluster_options_init_size": (c_int32, [POINTER(PoolClusterOptions), c_size_t]),
     "pool_cluster_new": (
         c_int32,
         [POINTER(PoolClusterOptions), _HANDLE_OUT, POINTER(PoolError)],
@@ -395,17 +411,34 @@ PROTOTYPES = {
     "pool_cluster_info": (c_int32, [c_void_p, POINTER(PoolClusterInfo)]),
     "pool_cluster_close": (c_int32, [c_void_p]),
     "pool_cluster_free": (None, [c_void_p]),
-    "pool_sentinel_options_init": (None, [POINTER(PoolSentinelOptions)]),
+    "pool_sentinel_options_init_size": (c_int32, [POINTER(PoolSentinelOptions), c_size_t]),
     "pool_sentinel_new": (
         c_int32,
         [POINTER(PoolSentinelOptions), POINTER(PoolOptions), _HANDLE_OUT, POINTER(PoolError)],
     ),
     "pool_sentinel_master_addr": (c_int32, [c_void_p, c_void_p, c_size_t, POINTER(PoolError)]),
+    "pool_sentinel_stats": (c_int32, [c_void_p, POINTER(PoolSentinelStats), POINTER(PoolError)]),
+    "pool_conn_wait_replicas": (
+        c_int32,
+        [c_void_p, c_int, c_int64, POINTER(c_int), POINTER(PoolError)],
+    ),
+    "pool_cluster_slot_node": (c_int32, [c_void_p, c_int32, c_void_p, c_size_t]),
 }
 
 # Buffer sizes from the header (checked by the tests).
 POOL_CLUSTER_ADDR_MAX = 264
 POOL_SENTINEL_ADDR_LEN = 272
+
+
+def init_struct(init_size, struct) -> None:
+    """Fills ``struct`` with the library's defaults through its sized initialiser
+    (pool_options_init_size, ...), as the header's pool_options_init macros do: the
+    library writes only ctypes.sizeof(struct) bytes, so a library newer than these
+    tables (a longer struct) never writes past the binding's struct."""
+    ptr = ctypes.cast(ctypes.addressof(struct), init_size.argtypes[0])
+    status = init_size(ptr, ctypes.sizeof(struct))
+    if status != POOL_OK:
+        raise OSError(f"{init_size.__name__}: status {status} for {type(struct).__name__}")
 
 
 def _in_tree_candidates() -> list[Path]:

@@ -60,7 +60,7 @@ class Cluster(NativeHandle):
         _init_codec(self, decode_responses, encoding, encoding_errors)
         node = _pool_options(None, options, "Cluster()")
         copts = _native.PoolClusterOptions()
-        lib.pool_cluster_options_init(byref(copts))
+        _native.init_struct(lib.pool_cluster_options_init_size, copts)
         seeds_arr = (c_char_p * len(seeds))(*(s.encode() for s in seeds))
         copts.seeds = seeds_arr
         copts.seeds_len = len(seeds)
@@ -131,6 +131,17 @@ class Cluster(NativeHandle):
         """The node ("host:port") a cluster conn is connected to."""
         buf = create_string_buffer(_native.POOL_CLUSTER_ADDR_MAX)
         status = lib.pool_cluster_conn_node(conn._handle, cast(buf, c_void_p), len(buf))
+        if status != _native.POOL_OK:
+            raise error_for(status)
+        return buf.value.decode()
+
+    def slot_node(self, slot: int) -> str:
+        """The master ("host:port") serving hash slot ``slot`` per the slot map as it
+        is now (pool_cluster_slot_node): never loads the map, dials or waits.
+        ClusterError before a get or refresh loaded the map (or when no master
+        serves the slot); InvalidArgumentError for a slot outside 0..16383."""
+        buf = create_string_buffer(_native.POOL_CLUSTER_ADDR_MAX)
+        status = lib.pool_cluster_slot_node(self._handle, slot, cast(buf, c_void_p), len(buf))
         if status != _native.POOL_OK:
             raise error_for(status)
         return buf.value.decode()

@@ -55,6 +55,17 @@ Stats.__module__ = __name__
 Stats.__doc__ = """A pool_stats_t snapshot: every field of the C struct (see the header for
 their meanings), e.g. hits, misses, timeouts, total_conns, idle_conns, in_use_conns."""
 
+# The fields of pool_sentinel_stats_t (struct_size aside), as a frozen dataclass.
+SentinelStats = dataclasses.make_dataclass(
+    "SentinelStats",
+    [(name, int) for name, _ in _native.PoolSentinelStats._fields_ if name != "struct_size"],
+    frozen=True,
+)
+SentinelStats.__module__ = __name__
+SentinelStats.__doc__ = """A pool_sentinel_stats_t snapshot (Pool.sentinel_stats): failovers,
+failover_waits, switches, conns_retired, longest_pause_ms, in_failover (1 while one is
+under way)."""
+
 # The library's pool_timeout_ms default, used by aget for a pool made from a URL.
 _DEFAULT_POOL_TIMEOUT = 6.0
 
@@ -90,7 +101,7 @@ def _timeout_ms(timeout: float | None) -> int:
 def _pool_options(addr: str | None, options: dict, who: str) -> _native.PoolOptions:
     """A pool_options_t: the library's defaults, then ``addr`` and ``options``."""
     opts = _native.PoolOptions()
-    lib.pool_options_init(byref(opts))
+    _native.init_struct(lib.pool_options_init_size, opts)
     if addr is not None:
         opts.addr = addr.encode()
     for name, value in options.items():
@@ -178,7 +189,7 @@ class Pool(NativeHandle):
         node = _pool_options(None, options, "Pool.sentinel()")
         self._init_common(decode_responses, encoding, encoding_errors, node)
         sopts = _native.PoolSentinelOptions()
-        lib.pool_sentinel_options_init(byref(sopts))
+        _native.init_struct(lib.pool_sentinel_options_init_size, sopts)
         sopts.master_name = master_name.encode()
         addrs = (c_char_p * len(sentinel_addrs))(*(a.encode() for a in sentinel_addrs))
         sopts.sentinel_addrs = addrs
@@ -205,6 +216,20 @@ class Pool(NativeHandle):
         if status != _native.POOL_OK:
             raise error_for(status, err)
         return buf.value.decode()
+
+    def sentinel_stats(self) -> SentinelStats:
+        """A sentinel pool's failover figures (pool_sentinel_stats): failovers,
+        failover_waits, switches, conns_retired, longest_pause_ms, in_failover.
+        InvalidArgumentError for a pool that is not a sentinel one."""
+        raw = _native.PoolSentinelStats()
+        raw.struct_size = sizeof(raw)
+        err = _native.PoolError()
+        status = lib.pool_sentinel_stats(self._handle, byref(raw), byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        return SentinelStats(
+            **{name: getattr(raw, name) for name in SentinelStats.__dataclass_fields__}
+        )
 
     @classmethod
     def from_url(
@@ -521,6 +546,28 @@ class Conn:
         if isinstance(value, ReplyError):
             raise value
         return value
+
+    def wait_replicas(self, numreplicas: int, timeout: float) -> int:
+        """``WAIT numreplicas timeout`` (pool_conn_wait_replicas, GIL released):
+        blocks until the writes sent on this conn so far reached at least
+        ``numreplicas`` replicas, or ``timeout`` seconds (at least 1 ms) passed;
+        returns how many replicas have them. Fewer in time raises PoolTimeoutError
+        with ``acked`` set to that count (the writes stay applied on the master,
+        but a failover may lose them); a server that refuses WAIT (a replica)
+        raises ConnIOError and the conn stays good."""
+        handle = self._handle
+        if handle is None:
+            raise _misuse("conn was already given back")
+        acked = c_int(0)
+        err = _native.PoolError()
+        status = lib.pool_conn_wait_replicas(
+            handle, numreplicas, _ms(timeout), byref(acked), byref(err)
+        )
+        if status != _native.POOL_OK:
+            e = error_for(status, err)
+            e.acked = acked.value
+            raise e
+        return acked.value
 
     @property
     def id(self) -> int:

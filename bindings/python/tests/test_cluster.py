@@ -36,6 +36,22 @@ def test_keys_go_to_their_masters(cluster):
     assert cluster.stats().in_use_conns == 0 and cluster.stats().total_conns >= 3
 
 
+def test_slot_node_names_the_master_get_slot_reaches():
+    # Its own cluster: slot_node before any get must not load the map.
+    c = redispool.Cluster(SEEDS, pool_size=2)
+    try:
+        with pytest.raises(redispool.ClusterError):
+            c.slot_node(0)
+        assert c.stats().total_conns == 0
+        for slot in (0, 8000, 16383):
+            with c.get_slot(slot) as conn:
+                assert c.slot_node(slot) == redispool.Cluster.conn_node(conn)
+        with pytest.raises(redispool.InvalidArgumentError):
+            c.slot_node(16384)
+    finally:
+        c.close()
+
+
 def test_moved_is_followed(cluster):
     a, b = "py:moved:a", "py:moved:b{x}"
     slot_a = redispool.key_slot(a)

@@ -129,6 +129,7 @@ def test_buffer_sizes_match_header(header):
         ("pool_cluster_options", _native.PoolClusterOptions),
         ("pool_cluster_info", _native.PoolClusterInfo),
         ("pool_sentinel_options", _native.PoolSentinelOptions),
+        ("pool_sentinel_stats", _native.PoolSentinelStats),
     ],
 )
 def test_struct_layouts_match_header(header, c_name, py_struct):
@@ -191,6 +192,7 @@ ARG_TYPES.update(
         "pool_cluster_info_t *": ctypes.POINTER(_native.PoolClusterInfo),
         "pool_sentinel_options_t *": ctypes.POINTER(_native.PoolSentinelOptions),
         "const pool_sentinel_options_t *": ctypes.POINTER(_native.PoolSentinelOptions),
+        "pool_sentinel_stats_t *": ctypes.POINTER(_native.PoolSentinelStats),
     }
 )
 for handle in ("pool_t", "pool_conn_t", "pool_cancel_t", "pool_cluster_t", "pool_subscriber_t"):
@@ -229,3 +231,60 @@ def test_prototypes_match_header(header):
             assert c_arg in ARG_TYPES, f"{name} arg {i}: no mapping for {c_arg!r}"
             want = ARG_TYPES[c_arg]
             assert want == py_arg, f"{name} arg {i}: {c_arg} must be {want}"
+
+
+def test_sentinel_stats_cover_every_header_field(header):
+    fields = [n for _, n in struct_fields(header, "pool_sentinel_stats") if n != "struct_size"]
+    assert list(redispool.SentinelStats.__dataclass_fields__) == fields
+
+
+def test_no_unsized_options_init_is_bound():
+    """The binding fills its option structs through the sized initialisers, as the
+    header's pool_*_options_init macros do."""
+    for name in _native.PROTOTYPES:
+        assert not name.endswith("_options_init"), name
+
+
+@pytest.mark.parametrize(
+    "init_name,py_struct,first_version_ends",
+    [
+        ("pool_options_init_size", _native.PoolOptions, "write_timeout_ms"),
+        ("pool_sentinel_options_init_size", _native.PoolSentinelOptions, "poll_interval_ms"),
+    ],
+)
+def test_options_init_writes_only_the_bindings_struct(init_name, py_struct, first_version_ends):
+    """A binding built against an older header has a shorter struct: the library must
+    write only the binding's sizeof (the unsized pool_*_options_init would write the
+    whole of today's struct). Here the binding's struct is cut to the C API's first
+    version of it, inside a larger buffer of 0xAA bytes: init_struct must fill it
+    (struct_size = the short size) and leave every byte after it alone."""
+    names = [n for n, _ in py_struct._fields_]
+    fields = py_struct._fields_[: names.index(first_version_ends) + 1]
+    short_type = type("Short", (ctypes.Structure,), {"_fields_": fields})
+    size = ctypes.sizeof(short_type)
+    full = ctypes.sizeof(py_struct)
+    assert size < full
+    buf = (ctypes.c_ubyte * (full + 64))(*([0xAA] * (full + 64)))
+    short = short_type.from_buffer(buf)
+    _native.init_struct(getattr(_native.lib, init_name), short)
+    assert short.struct_size == size
+    assert bytes(buf[size:]) == b"\xaa" * (full + 64 - size)
+    whole = py_struct()
+    _native.init_struct(getattr(_native.lib, init_name), whole)
+    assert whole.struct_size == full
+
+
+def test_cluster_options_init_refuses_a_short_struct():
+    """pool_cluster_options_t has had one version: a shorter one is refused, nothing written."""
+    fields = _native.PoolClusterOptions._fields_[:2]
+    short_type = type("Short", (ctypes.Structure,), {"_fields_": fields})
+    buf = (ctypes.c_ubyte * ctypes.sizeof(_native.PoolClusterOptions))()
+    for i in range(len(buf)):
+        buf[i] = 0xAA
+    init = _native.lib.pool_cluster_options_init_size
+    with pytest.raises(OSError):
+        _native.init_struct(init, short_type.from_buffer(buf))
+    assert bytes(buf) == b"\xaa" * len(buf)
+    whole = _native.PoolClusterOptions()
+    _native.init_struct(_native.lib.pool_cluster_options_init_size, whole)
+    assert whole.struct_size == ctypes.sizeof(whole)

@@ -26,6 +26,7 @@ module ClusterSentinelEnv
   SEEDS = list("REDISPOOL_TEST_CLUSTER_SEEDS").freeze
   SENTINELS = list("REDISPOOL_TEST_SENTINELS").freeze
   MASTER_NAME, MASTER_ADDR = ENV.fetch("REDISPOOL_TEST_SENTINEL_MASTER", "").split("=", 2)
+  REPLICA_ADDR = ENV.fetch("REDISPOOL_TEST_SENTINEL_REPLICA", "")
 
   # A loopback port nothing listens on (bound, then closed).
   def self.closed_port
@@ -181,6 +182,19 @@ class TestCluster < Minitest::Test
     assert_equal removed, c.stats.removed_conns
     assert_raises(RedisPool::IOError) { c.with(k) { raise RedisPool::IOError, "broken" } }
     assert_equal removed + 1, c.stats.removed_conns
+  end
+
+  def test_slot_node_names_the_master_get_slot_reaches
+    c = cluster(seeds: SEEDS, pool_size: 2)
+    # Before any get the map is not loaded, and slot_node does not load it.
+    assert_raises(RedisPool::ClusterError) { c.slot_node(0) }
+    assert_equal 0, c.stats.total_conns
+    [0, 8000, 16_383].each do |slot|
+      addr = c.get_slot(slot).then { |conn| conn.node.tap { c.put(conn) } }
+      assert_equal addr, c.slot_node(slot)
+      assert_includes masters(c), addr
+    end
+    assert_raises(RedisPool::InvalidArgumentError) { c.slot_node(16_384) }
   end
 
   def test_key_slot_matches_redis
@@ -376,6 +390,33 @@ class TestSentinel < Minitest::Test
       assert_equal 3, c.call("HELLO")["proto"]
     end
     assert_equal MASTER_ADDR, pool.sentinel_master_addr
+  end
+
+  def test_wait_replicas_and_sentinel_stats
+    flunk "REDISPOOL_TEST_SENTINEL_REPLICA not set" if ClusterSentinelEnv::REPLICA_ADDR.empty?
+    pool = sentinel_pool(pool_size: 2)
+    k = "rb:sentinel:waited:#{SecureRandom.hex(4)}"
+    pool.with do |conn|
+      assert_equal "OK", conn.call("SET", k, "1")
+      assert_equal 1, conn.wait_replicas(1, 10)
+      # The deployment has one replica: two never acknowledge.
+      e = assert_raises(RedisPool::PoolTimeoutError) { conn.wait_replicas(2, 0.1) }
+      assert_equal 1, e.acked
+      assert_raises(RedisPool::InvalidArgumentError) { conn.wait_replicas(-1, 0.1) }
+      assert_equal "1", conn.call("GET", k)
+    end
+    st = pool.sentinel_stats
+    assert_kind_of RedisPool::SentinelStats, st
+    assert_equal [0, 0, 0], [st.failovers, st.switches, st.in_failover]
+
+    direct = RedisPool::Pool.new(addr: MASTER_ADDR).tap { |p| @pools << p }
+    assert_raises(RedisPool::InvalidArgumentError) { direct.sentinel_stats }
+    # A replica refuses WAIT: IOError, and the conn stays good.
+    replica = RedisPool::Pool.new(addr: ClusterSentinelEnv::REPLICA_ADDR).tap { |p| @pools << p }
+    replica.with do |conn|
+      assert_raises(RedisPool::IOError) { conn.wait_replicas(1, 0.1) }
+      assert_equal "PONG", conn.call("PING")
+    end
   end
 
   def test_sentinel_errors

@@ -123,7 +123,7 @@ class TestRedisPool < Minitest::Test
   end
 
   # The FFI::Struct layouts are written by hand: they must match the header's sizes
-  # (pool_options_init writes a whole pool_options_t; a short layout would overflow).
+  # (the library writes the sizes they give; a wrong layout would be misread).
   # The Rust harness passes the sizes a C program compiled against the header printed.
   def test_struct_layouts_match_the_header
     sizes = ENV["REDISPOOL_C_SIZES"]
@@ -140,8 +140,45 @@ class TestRedisPool < Minitest::Test
       "pool_cluster_info_t" => native::ClusterInfo.size,
       "pool_cluster_node_t" => native::ClusterNode.size,
       "pool_sentinel_options_t" => native::SentinelOptions.size,
+      "pool_sentinel_stats_t" => native::SentinelStats.size,
     }
     assert_equal want, got
+  end
+
+  # The option structs are filled through the sized initialisers (as the header's
+  # pool_*_options_init macros): a binding whose struct is shorter than the
+  # library's (built against an older header) gets only its own bytes written. Here
+  # the struct is cut to the C API's first version of it, inside a larger buffer of
+  # 0xAA bytes; the unsized pool_options_init would write the whole of today's struct.
+  def test_options_init_writes_only_the_bindings_struct
+    native = RedisPool::Native
+    refute native.respond_to?(:pool_options_init), "the unsized initialiser is not bound"
+    refute native.respond_to?(:pool_cluster_options_init)
+    refute native.respond_to?(:pool_sentinel_options_init)
+    { native::Options => [:write_timeout_ms, :pool_options_init_size],
+      native::SentinelOptions => [:poll_interval_ms, :pool_sentinel_options_init_size] }.each do |klass, (last, init)|
+      members = klass.members
+      fields = members.take(members.index(last) + 1).flat_map { |m| [m, klass.layout[m].type] }
+      short_class = Class.new(FFI::Struct) { layout(*fields) }
+      assert_operator short_class.size, :<, klass.size
+      buf = FFI::MemoryPointer.new(:uint8, klass.size + 64)
+      buf.put_bytes(0, "\xAA".b * buf.size)
+      short = short_class.new(buf)
+      native.init_options(short, init)
+      assert_equal short_class.size, short[:struct_size], klass.name
+      assert_equal "\xAA".b * (buf.size - short_class.size), buf.get_bytes(short_class.size, buf.size - short_class.size)
+      whole = native.init_options(klass.new)
+      assert_equal klass.size, whole[:struct_size]
+    end
+    # pool_cluster_options_t has had one version: a shorter one is refused, nothing written.
+    short_cluster = Class.new(FFI::Struct) { layout :struct_size, :size_t, :seeds, :pointer }
+    buf = FFI::MemoryPointer.new(:uint8, native::ClusterOptions.size)
+    buf.put_bytes(0, "\xAA".b * buf.size)
+    assert_raises(RedisPool::InvalidArgumentError) do
+      native.init_options(short_cluster.new(buf), :pool_cluster_options_init_size)
+    end
+    assert_equal "\xAA".b * buf.size, buf.get_bytes(0, buf.size)
+    assert_equal native::ClusterOptions.size, native.init_options(native::ClusterOptions.new)[:struct_size]
   end
 
   # --- one source of truth: the header ---
@@ -211,7 +248,8 @@ class TestRedisPool < Minitest::Test
       "pool_reply" => native::Reply, "pool_leak" => native::Leak,
       "pool_cluster_options" => native::ClusterOptions, "pool_cluster_info" => native::ClusterInfo,
       "pool_cluster_node" => native::ClusterNode,
-      "pool_sentinel_options" => native::SentinelOptions }.each do |name, klass|
+      "pool_sentinel_options" => native::SentinelOptions,
+      "pool_sentinel_stats" => native::SentinelStats }.each do |name, klass|
       fields = header_struct(name)
       assert_equal fields.map(&:first), klass.members.map(&:to_s), "#{name}: field names"
       fields.each do |field, c_type, len|
@@ -264,6 +302,9 @@ class TestRedisPool < Minitest::Test
     stats = header_struct("pool_stats").map(&:first) - ["struct_size"]
     assert_includes stats, "in_use_conns"
     assert_equal stats, RedisPool::Stats.members.map(&:to_s)
+    sentinel_stats = header_struct("pool_sentinel_stats").map(&:first) - ["struct_size"]
+    assert_includes sentinel_stats, "in_failover"
+    assert_equal sentinel_stats, RedisPool::SentinelStats.members.map(&:to_s)
 
     want = { duration: [], integer: [], string: [], boolean: [] }
     header_struct("pool_options").each do |field, c_type, _|
@@ -932,6 +973,83 @@ class TestFiberSchedulerCalls < Minitest::Test
     assert_equal %w[checkout get with], got.sort
     assert_operator ticks_while_waiting, :>=, 10, "the waiting fibers blocked the thread"
     assert_equal 1, pool.len
+  ensure
+    pool&.close
+  end
+
+  # Fibers waiting for a conn are served in arrival order: five fibers queue for
+  # the one conn, then a sixth puts it back and asks for one at once. Without a
+  # queue the sixth would take the conn it just put (the waiters have not run yet),
+  # and the order of the others would be the scheduler's.
+  def test_fibers_get_conns_in_arrival_order
+    pool = RedisPool::Pool.new("#{TestRedis.url}/?pool_size=1&pool_timeout=10s")
+    holder = pool.get
+    order = []
+    t = Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      5.times do |i|
+        Fiber.schedule do
+          conn = pool.get
+          order << i
+          assert_equal i.to_s, conn.call("ECHO", i.to_s) # yields while the reply comes
+          conn.put
+        end
+      end
+      Fiber.schedule do
+        holder.put
+        conn = pool.get
+        order << :late
+        conn.put
+      end
+    end
+    assert t.join(60), "the fibers hung"
+    assert_equal [0, 1, 2, 3, 4, :late], order
+    assert_equal 1, pool.len
+  ensure
+    pool&.close
+  end
+
+  # A queued fiber whose own timeout passes leaves the queue without stopping the
+  # ones behind it; a closed pool wakes every queued fiber in turn.
+  def test_queued_fibers_time_out_and_close_in_turn
+    pool = RedisPool::Pool.new("#{TestRedis.url}/?pool_size=1&pool_timeout=10s")
+    holder = pool.get
+    results = []
+    t = Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      Fiber.schedule do
+        results << [:first, pool.get.tap(&:put) && :got]
+      end
+      Fiber.schedule do
+        pool.get(timeout: 0.1)
+        results << %i[second got]
+      rescue RedisPool::PoolTimeoutError
+        results << %i[second timeout]
+        holder.put # only now: the third, behind the second, gets a turn
+      end
+      Fiber.schedule do
+        results << [:third, pool.get.tap(&:put) && :got]
+      end
+    end
+    assert t.join(60), "the fibers hung"
+    assert_equal [%i[second timeout], %i[first got], %i[third got]], results
+
+    holder = pool.get
+    errors = []
+    t = Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      3.times do
+        Fiber.schedule do
+          pool.get(timeout: 30)
+        rescue RedisPool::Error => e
+          errors << e.class
+        end
+      end
+      Fiber.schedule { pool.close }
+    end
+    assert t.join(60), "the fibers hung"
+    assert_equal [RedisPool::ClosedError] * 3, errors
+    holder.put
   ensure
     pool&.close
   end

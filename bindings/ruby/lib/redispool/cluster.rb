@@ -98,7 +98,7 @@ module RedisPool
         seeds = Array(seeds).map(&:to_str)
         keep = [] # the strings must live until pool_cluster_new has copied them
         copts = Native::ClusterOptions.new
-        Native.pool_cluster_options_init(copts)
+        Native.init_options(copts)
         copts[:seeds] = Pool.string_array(seeds, keep)
         copts[:seeds_len] = seeds.size
         copts[:node] = Pool.native_options(options, keep)
@@ -138,6 +138,24 @@ module RedisPool
       checked_out do |out, err|
         Native.pool_cluster_get_slot(@ptr, slot, Pool.timeout_ms(timeout), cancel&.to_ptr, out, err)
       end
+    end
+
+    # The master ("host:port") serving hash slot `slot` per the slot map as it is
+    # now (pool_cluster_slot_node): never loads the map, dials or waits, so a fiber
+    # may route a slot to its #node_pool and wait there. ClusterError before a get
+    # (or #refresh) loaded the map, or when no master serves the slot;
+    # InvalidArgumentError for a slot outside 0..16383.
+    def slot_node(slot)
+      slot = Integer(slot)
+      unless slot.between?(-2**31, 2**31 - 1)
+        raise InvalidArgumentError.new("cluster: slot #{slot} out of range 0..16383", Native::ERR_INVALID_ARG)
+      end
+
+      buf = FFI::MemoryPointer.new(:char, Native::CLUSTER_ADDR_MAX)
+      status = Native.pool_cluster_slot_node(@ptr, slot, buf, buf.size)
+      raise RedisPool.error_for(status) unless status == Native::OK
+
+      buf.read_string
     end
 
     # A conn to node `addr` ("host:port"; master or replica, known or not), from

@@ -60,6 +60,26 @@ module RedisPool
       buf.read_string
     end
 
+    # `WAIT numreplicas timeout` (pool_conn_wait_replicas; blocks without the GVL):
+    # waits until the writes sent on this conn so far reached at least
+    # `numreplicas` replicas, or `timeout` seconds (at least a millisecond) passed,
+    # and returns how many replicas have them. Fewer in time raises
+    # PoolTimeoutError whose #acked is that count (the writes stay applied on the
+    # master, but a failover may lose them); a server that refuses WAIT (a replica)
+    # raises IOError and the conn stays good.
+    def wait_replicas(numreplicas, timeout)
+      acked = FFI::MemoryPointer.new(:int)
+      err = Native::PoolError.new
+      status = Native.pool_conn_wait_replicas(@ptr, Integer(numreplicas), (timeout * 1000).ceil, acked, err)
+      unless status == Native::OK
+        e = RedisPool.error_for(status, err)
+        e.acked = acked.read_int if e.respond_to?(:acked=)
+        raise e
+      end
+
+      acked.read_int
+    end
+
     # Whether this conn has not been given back to its pool yet.
     def checked_out?
       @state[0]

@@ -30,6 +30,9 @@ module RedisPool
   # not a RedisPool::Error subclass (is_a?(RedisPool::Error) is false).
   class PoolTimeoutError < ::Timeout::Error
     attr_reader :code
+    # From Conn#wait_replicas: how many replicas had the writes when the time ran
+    # out (nil for a get that timed out).
+    attr_accessor :acked
 
     def initialize(message = nil, code = Native::ERR_TIMEOUT)
       super(message)

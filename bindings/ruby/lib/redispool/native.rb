@@ -130,7 +130,7 @@ module RedisPool
              :held_ms, :int64
     end
 
-    # pool_options_t; always filled by pool_options_init first.
+    # pool_options_t; always filled by Native.init_options first.
     class Options < FFI::Struct
       layout :struct_size, :size_t,
              :addr, :pointer,
@@ -174,7 +174,7 @@ module RedisPool
              :tls_insecure_skip_verify, :bool
     end
 
-    # pool_cluster_options_t; always filled by pool_cluster_options_init first.
+    # pool_cluster_options_t; always filled by Native.init_options first.
     class ClusterOptions < FFI::Struct
       layout :struct_size, :size_t,
              :seeds, :pointer,
@@ -205,7 +205,7 @@ module RedisPool
              :slots, :int32
     end
 
-    # pool_sentinel_options_t; always filled by pool_sentinel_options_init first.
+    # pool_sentinel_options_t; always filled by Native.init_options first.
     class SentinelOptions < FFI::Struct
       layout :struct_size, :size_t,
              :master_name, :pointer,
@@ -215,6 +215,18 @@ module RedisPool
              :sentinel_password, :pointer,
              :poll_interval_ms, :int64,
              :sentinel_tls, :bool
+    end
+
+    # pool_sentinel_stats_t; set :struct_size to SentinelStats.size before
+    # pool_sentinel_stats.
+    class SentinelStats < FFI::Struct
+      layout :struct_size, :size_t,
+             :failovers, :uint64,
+             :failover_waits, :uint64,
+             :switches, :uint64,
+             :conns_retired, :uint64,
+             :longest_pause_ms, :uint64,
+             :in_failover, :uint64
     end
 
     # --- Cheap calls: never wait, keep the GVL. ---
@@ -232,7 +244,9 @@ module RedisPool
     attach_function :pool_conn_id, [:pointer], :uint64
     attach_function :pool_notify_fd, [:pointer], :int32
     attach_function :pool_leaks, [:pointer, :pointer, :size_t, :pointer, :pointer], :int32
-    attach_function :pool_options_init, [:pointer], :void
+    # The sized initialisers the header's pool_*_options_init macros call: the
+    # library writes only `size` bytes (see Native.init_options).
+    attach_function :pool_options_init_size, [:pointer, :size_t], :int32
     attach_function :pool_try_get, [:pointer, :pointer], :int32
     attach_function :pool_put, [:pointer, :pointer], :int32
     attach_function :pool_remove, [:pointer, :pointer, :string], :int32
@@ -243,7 +257,8 @@ module RedisPool
     attach_function :pool_close, [:pointer], :int32
     attach_function :pool_free, [:pointer], :void
     attach_function :pool_reply_free, [:pointer], :void
-    attach_function :pool_cluster_options_init, [:pointer], :void
+    attach_function :pool_cluster_options_init_size, [:pointer, :size_t], :int32
+    attach_function :pool_cluster_slot_node, [:pointer, :int32, :pointer, :size_t], :int32
     attach_function :pool_cluster_key_slot, [:pointer, :size_t], :int32
     attach_function :pool_cluster_put, [:pointer, :pointer], :int32
     attach_function :pool_cluster_remove, [:pointer, :pointer, :string], :int32
@@ -254,7 +269,8 @@ module RedisPool
     attach_function :pool_cluster_nodes, [:pointer, :pointer, :size_t, :pointer], :int32
     attach_function :pool_cluster_close, [:pointer], :int32
     attach_function :pool_cluster_free, [:pointer], :void
-    attach_function :pool_sentinel_options_init, [:pointer], :void
+    attach_function :pool_sentinel_options_init_size, [:pointer, :size_t], :int32
+    attach_function :pool_sentinel_stats, [:pointer, :pointer, :pointer], :int32
 
     # --- Calls that wait or dial: the GVL is released. ---
     # pool_new / pool_new_url never wait for a dial, but parse, allocate and may start
@@ -265,6 +281,8 @@ module RedisPool
     attach_function :pool_get_ex, [:pointer, :int64, :pointer, :pointer, :pointer], :int32, blocking: true
     attach_function :pool_new_conn, [:pointer, :pointer, :pointer], :int32, blocking: true
     attach_function :pool_conn_command, [:pointer, :int, :pointer, :pointer, :pointer, :pointer], :int32,
+                    blocking: true
+    attach_function :pool_conn_wait_replicas, [:pointer, :int, :int64, :pointer, :pointer], :int32,
                     blocking: true
     attach_function :pool_cluster_new, [:pointer, :pointer, :pointer], :int32, blocking: true
     attach_function :pool_cluster_new_url, [:string, :pointer, :pointer], :int32, blocking: true
@@ -280,5 +298,24 @@ module RedisPool
     # Asks the sentinels when no master address is known yet.
     attach_function :pool_sentinel_master_addr, [:pointer, :pointer, :size_t, :pointer], :int32,
                     blocking: true
+
+    INIT_SIZE = {
+      Options => :pool_options_init_size,
+      ClusterOptions => :pool_cluster_options_init_size,
+      SentinelOptions => :pool_sentinel_options_init_size,
+    }.freeze
+
+    # Fills `struct` (a Native::Options, ClusterOptions or SentinelOptions, or a
+    # `layout` of the same fields cut short, as a binding built against an older
+    # header has) with the library's defaults through its sized initialiser, as
+    # the header's pool_*_options_init macros do: only `struct.size` bytes are
+    # written, so a newer library never writes past the binding's struct.
+    # `init` names the initialiser when `struct` is none of the three classes.
+    def self.init_options(struct, init = INIT_SIZE.fetch(struct.class))
+      status = public_send(init, struct, struct.size)
+      raise RedisPool.error_for(status) unless status == OK
+
+      struct
+    end
   end
 end

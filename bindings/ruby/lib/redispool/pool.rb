@@ -14,6 +14,14 @@ module RedisPool
     keyword_init: true
   )
 
+  # A sentinel pool's failover figures (Pool#sentinel_stats): every field of
+  # pool_sentinel_stats_t but struct_size, in the header's order (the tests check
+  # it). in_failover is 1 while a failover is under way.
+  SentinelStats = Struct.new(
+    :failovers, :failover_waits, :switches, :conns_retired, :longest_pause_ms, :in_failover,
+    keyword_init: true
+  )
+
   # A conn checked out longer than leak_detection_threshold (Pool#leaks).
   Leak = Struct.new(:conn_id, :held_ms)
 
@@ -132,7 +140,7 @@ module RedisPool
       keep = []
       node = native_options(options, keep)
       sopts = Native::SentinelOptions.new
-      Native.pool_sentinel_options_init(sopts)
+      Native.init_options(sopts)
       sopts[:master_name] = FFI::MemoryPointer.from_string(master_name.to_s).tap { |m| keep << m }
       sopts[:sentinel_addrs] = string_array(sentinels, keep)
       sopts[:sentinel_addrs_len] = sentinels.size
@@ -217,35 +225,59 @@ module RedisPool
       end
     end
 
-    # #get under a fiber scheduler: #try_get, and while it misses, IO#wait_readable
-    # on #notify_io (which yields to the scheduler). `timeout` as #get's: nil is
-    # the pool's pool_timeout (from its URL or options; forever when negative),
-    # 0 waits only for a dial (at most the pool's dial_timeout), Float::INFINITY
-    # for ever; then PoolTimeoutError. A dial failure does not end the wait: the
-    # freed turn wakes the fiber, whose next miss dials again. Fibers waiting for
-    # one pool all wake when a conn comes back and the first to #try_get takes it
-    # (no queue), unlike #get's turn order. ClosedError once the pool is closed.
+    # #get under a fiber scheduler, in arrival order: the fibers of this pool wait
+    # in a FIFO (shared by every thread's fibers), and only the oldest waits on
+    # #notify_io (IO#wait_readable, which yields to the scheduler); the others
+    # wait in the scheduler's #block until the one before them leaves the queue
+    # (with a conn, a timeout or an error) and #unblock's them. So a conn that
+    # comes back goes to the fiber that has waited longest, and a fiber that
+    # arrives while others wait queues behind them instead of taking it.
+    # `timeout` as #get's: nil is the pool's pool_timeout (from its URL or
+    # options; forever when negative), 0 waits only for a dial (at most the
+    # pool's dial_timeout), Float::INFINITY for ever; then PoolTimeoutError. A
+    # dial failure does not end the wait: the freed turn wakes the oldest fiber,
+    # whose next miss dials again. ClosedError once the pool is closed (each
+    # waiter in turn).
     def get_in_scheduler(timeout = nil)
-      conn = try_get
-      return conn if conn
+      waiters = fiber_waiters
+      if @waiters_lock.synchronize { waiters.empty? }
+        conn = try_get
+        return conn if conn
+      end
 
       wait = scheduler_wait(timeout)
       deadline = wait && Process.clock_gettime(Process::CLOCK_MONOTONIC) + wait
-      io = notify_io
-      loop do
-        remaining = deadline && deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
-        if remaining && remaining <= 0
-          s = stats
-          raise PoolTimeoutError.new(
-            "redis: connection pool timeout after #{(wait * 1000).ceil}ms in a fiber " \
-            "(#{s.total_conns - s.idle_conns}/#{s.total_conns} conns in use, " \
-            "#{s.idle_conns} idle, #{s.dial_errors} dial errors so far)",
-            Native::ERR_TIMEOUT
-          )
+      me = FiberWaiter.new(Fiber.current, Fiber.scheduler, false)
+      head = @waiters_lock.synchronize do
+        waiters << me
+        waiters.first.equal?(me)
+      end
+      begin
+        first_turn = !head # a fiber that queued behind others tries once it leads
+        io = notify_io
+        loop do
+          remaining = deadline && deadline - Process.clock_gettime(Process::CLOCK_MONOTONIC)
+          raise scheduler_timeout(wait) if remaining && remaining <= 0
+
+          if @waiters_lock.synchronize { waiters.first.equal?(me) }
+            if first_turn
+              first_turn = false
+              conn = try_get # a miss arms the fd (and may start a dial)
+              return conn if conn
+
+              next
+            end
+            io.wait_readable(remaining)
+            conn = try_get # a miss re-arms the fd (and may start a dial)
+            return conn if conn
+          else
+            # Woken by #leave_fiber_queue of the fiber before; the cap only
+            # bounds a wake-up lost to a race between threads.
+            me.scheduler.block(self, remaining ? [remaining, WAITER_RECHECK].min : WAITER_RECHECK)
+          end
         end
-        io.wait_readable(remaining)
-        conn = try_get # a miss re-arms the fd (and may start a dial)
-        return conn if conn
+      ensure
+        leave_fiber_queue(me)
       end
     end
 
@@ -437,7 +469,7 @@ module RedisPool
       (value * 1000).ceil
     end
 
-    # Internal: a Native::Options filled by pool_options_init, then with the
+    # Internal: a Native::Options filled by Native.init_options, then with the
     # keyword `options` (as for Pool.new). The C strings it points to are appended
     # to `keep`, which must stay referenced until the native call has copied them.
     def self.native_options(options, keep)
@@ -445,7 +477,7 @@ module RedisPool
       raise ArgumentError, "unknown option(s): #{unknown.join(", ")}" unless unknown.empty?
 
       opts = Native::Options.new
-      Native.pool_options_init(opts)
+      Native.init_options(opts)
       options.each do |name, value|
         next if value.nil?
 
@@ -486,6 +518,18 @@ module RedisPool
       buf.read_string
     end
 
+    # A RedisPool::SentinelStats snapshot of a Pool.sentinel pool (never waits).
+    # InvalidArgumentError for a pool not made by Pool.sentinel.
+    def sentinel_stats
+      raw = Native::SentinelStats.new
+      raw[:struct_size] = Native::SentinelStats.size
+      err = Native::PoolError.new
+      status = Native.pool_sentinel_stats(@ptr, raw, err)
+      raise RedisPool.error_for(status, err) unless status == Native::OK
+
+      SentinelStats.new(**SentinelStats.members.to_h { |m| [m, raw[m]] })
+    end
+
     private
 
     def adopt(ptr)
@@ -493,10 +537,15 @@ module RedisPool
       @closed = false
       @notify_io = nil
       @notify_pid = nil
+      # The FIFO of fibers waiting in #get_in_scheduler (made here, before any
+      # thread can race to make it; again in a forked child).
+      @waiters_lock = Mutex.new
+      @waiters_pid = Process.pid
+      @fiber_waiters = []
       # The fiber-local slot (Thread#[]) holding [conn, depth, pid] for #checkout.
       @checkout_key = :"redispool_checkout_#{object_id}"
       defaults = Native::Options.new
-      Native.pool_options_init(defaults)
+      Native.init_options(defaults)
       @pool_timeout_ms = defaults[:pool_timeout_ms]
       @dial_timeout_ms = defaults[:dial_timeout_ms]
     end
@@ -505,6 +554,49 @@ module RedisPool
     def use_timeouts(opts)
       @pool_timeout_ms = opts[:pool_timeout_ms]
       @dial_timeout_ms = opts[:dial_timeout_ms]
+    end
+
+    # A fiber queued in #get_in_scheduler, with the scheduler that can wake it.
+    FiberWaiter = Struct.new(:fiber, :scheduler, :woken)
+    private_constant :FiberWaiter
+
+    # Longest a queued (not leading) fiber sleeps before it checks its place again.
+    WAITER_RECHECK = 1.0
+    private_constant :WAITER_RECHECK
+
+    # This pool's FIFO of waiting fibers (a new, empty one in a forked child).
+    def fiber_waiters
+      pid = Process.pid
+      return @fiber_waiters if @waiters_pid == pid
+
+      @waiters_lock = Mutex.new
+      @waiters_pid = pid
+      @fiber_waiters = []
+    end
+
+    # Takes `me` out of the queue; when it led, wakes the fiber now first.
+    def leave_fiber_queue(me)
+      waiters = @fiber_waiters
+      next_up = @waiters_lock.synchronize do
+        led = waiters.first.equal?(me)
+        waiters.delete_if { |w| w.equal?(me) }
+        first = waiters.first
+        if led && first && !first.woken
+          first.woken = true
+          first
+        end
+      end
+      next_up&.scheduler&.unblock(self, next_up.fiber)
+    end
+
+    def scheduler_timeout(wait)
+      s = stats
+      PoolTimeoutError.new(
+        "redis: connection pool timeout after #{(wait * 1000).ceil}ms in a fiber " \
+        "(#{s.total_conns - s.idle_conns}/#{s.total_conns} conns in use, " \
+        "#{s.idle_conns} idle, #{s.dial_errors} dial errors so far)",
+        Native::ERR_TIMEOUT
+      )
     end
 
     # Seconds a fiber waits in #get_in_scheduler for a `timeout` given to #get
