@@ -93,6 +93,7 @@ static void rp_attach(pool_conn_t *c, uintptr_t h) {
 import "C"
 
 import (
+	"context"
 	"os"
 	"runtime/cgo"
 	"syscall"
@@ -118,8 +119,10 @@ type connState struct {
 	// lose a wake-up, since RawConn.Read forgets readiness seen before it.
 	st       C.pool_status_t
 	deadline bool
-	readFn   func(uintptr) bool
-	writeFn  func(uintptr) bool
+	// ctx of a wait that honours cancellation (doCtx), nil otherwise.
+	ctx     context.Context
+	readFn  func(uintptr) bool
+	writeFn func(uintptr) bool
 }
 
 // stateOf returns the connState a conn's userdata points to, or nil.
@@ -261,6 +264,11 @@ func (cs *connState) wait(h *C.pool_conn_t) C.pool_status_t {
 			_ = cs.f.SetDeadline(time.Time{})
 			cs.deadline = false
 		}
+		// Looked at after the deadline is set: a cancellation from here on
+		// moves the deadline to the past (doCtx's AfterFunc) and wakes the poll.
+		if cs.ctx != nil && cs.ctx.Err() != nil {
+			return C.POOL_ERR_CANCELED
+		}
 		var err error
 		if cs.c.want == C.POOL_WANT_WRITE {
 			err = cs.rc.Write(cs.writeFn)
@@ -319,4 +327,36 @@ func (cs *connState) do(h *C.pool_conn_t, what string, timeoutMs int64, args []s
 		return nil, v
 	}
 	return v, nil
+}
+
+// longAgo is a deadline in the past: it wakes a poll at once.
+var longAgo = time.Unix(1, 0)
+
+// doCtx is do whose wait also ends when ctx is done, without a goroutine: an
+// AfterFunc moves the file's deadline to the past, which wakes the poll. The
+// command is then left unfinished (the conn is removed or drained when put,
+// never handed out again as it is) and the error matches ErrCanceled and
+// ctx's error.
+func (cs *connState) doCtx(ctx context.Context, h *C.pool_conn_t, what string, timeoutMs int64, args []string) (interface{}, error) {
+	if ctx.Done() == nil {
+		return cs.do(h, what, timeoutMs, args)
+	}
+	fired := make(chan struct{})
+	// The wait sets (or clears) the deadline before each poll.
+	cs.deadline = true
+	cs.ctx = ctx
+	stop := context.AfterFunc(ctx, func() {
+		_ = cs.f.SetDeadline(longAgo)
+		close(fired)
+	})
+	v, err := cs.do(h, what, timeoutMs, args)
+	if !stop() {
+		<-fired
+	}
+	cs.ctx = nil
+	cs.deadline = true
+	if e, ok := err.(*Error); ok && e.Code == CodeCanceled && ctx.Err() != nil {
+		return nil, &Error{Code: CodeCanceled, Msg: "redispool: " + what + ": " + ctx.Err().Error(), err: ctx.Err()}
+	}
+	return v, err
 }

@@ -10,8 +10,10 @@ import "C"
 import (
 	"context"
 	"errors"
+	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -93,6 +95,13 @@ type PubSub struct {
 	chMu   sync.Mutex // guards ch and done
 	ch     chan *Message
 	done   chan struct{} // closed when the Channel goroutine has ended
+	// A duplicate of pool_subscriber_fd registered with Go's netpoller:
+	// receives wait there, never in a cgo call. nil when it could not be
+	// made (receives then wait in C, in slices).
+	f  *os.File
+	rc syscall.RawConn
+	// The turn to wait on f (one waiter at a time owns its deadline).
+	turn chan struct{}
 }
 
 // Subscribe makes a PubSub on the pool and subscribes it to channels (none:
@@ -108,7 +117,8 @@ func (p *Pool) Subscribe(ctx context.Context, channels ...string) (*PubSub, erro
 	if st != C.POOL_OK {
 		return nil, errorFrom(st, &cerr)
 	}
-	ps := &PubSub{s: s, closed: make(chan struct{})}
+	ps := &PubSub{s: s, closed: make(chan struct{}), turn: make(chan struct{}, 1)}
+	ps.f, ps.rc = pollFile(int(C.pool_subscriber_fd(s)), "redispool-subscriber")
 	runtime.SetFinalizer(ps, func(ps *PubSub) { _ = ps.Close() })
 	if len(channels) > 0 {
 		if err := ps.Subscribe(ctx, channels...); err != nil {
@@ -206,19 +216,145 @@ func (ps *PubSub) PUnsubscribe(ctx context.Context, patterns ...string) error {
 	return ps.change(ctx, punsubscribeC, patterns)
 }
 
-// receiveSlice bounds one C receive, so that a context and Close are looked
-// at in time and Subscribe calls from other goroutines get their turn.
+// receiveSlice bounds one C receive when the subscriber's fd could not be
+// put in the netpoller, so that a context and Close are looked at in time;
+// it is also the Channel goroutine's pause after an error.
 const receiveSlice = 100 * time.Millisecond
+
+// pollFile wraps a duplicate of fd (the library keeps its own) in an
+// *os.File registered with Go's netpoller; nils when it cannot.
+func pollFile(fd int, name string) (*os.File, syscall.RawConn) {
+	if fd < 0 {
+		return nil, nil
+	}
+	dup, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+	if errno != 0 {
+		return nil, nil
+	}
+	if err := syscall.SetNonblock(int(dup), true); err != nil {
+		syscall.Close(int(dup))
+		return nil, nil
+	}
+	f := os.NewFile(dup, name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil
+	}
+	return f, rc
+}
 
 // ReceiveTimeout returns the next message or event, waiting at most timeout
 // (negative: until ctx is done); (nil, nil) when none came in time. A lost
 // conn is replaced on the way (MsgResubscribed comes first); if it cannot be
 // dialed, the error is returned and the next call tries again.
+//
+// The wait happens in Go's netpoller on the subscriber's fd
+// (pool_subscriber_fd), never in a cgo call: a waiting goroutine holds no
+// OS thread, and ctx is honoured at once without a goroutine per call.
+// Concurrent receivers on one PubSub wait in turn.
 func (ps *PubSub) ReceiveTimeout(ctx context.Context, timeout time.Duration) (*Message, error) {
 	var deadline time.Time
 	if timeout >= 0 {
 		deadline = time.Now().Add(timeout)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	select {
+	case <-ps.closed:
+		return nil, ErrClosed
+	default:
+	}
+	if ps.rc == nil {
+		return ps.receiveSliced(ctx, deadline)
+	}
+	// The turn: at once when free, else waiting for it in Go.
+	select {
+	case ps.turn <- struct{}{}:
+	default:
+		var expired <-chan time.Time
+		if !deadline.IsZero() {
+			t := time.NewTimer(time.Until(deadline))
+			defer t.Stop()
+			expired = t.C
+		}
+		select {
+		case ps.turn <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ps.closed:
+			return nil, ErrClosed
+		case <-expired:
+			return nil, nil
+		}
+	}
+	defer func() { <-ps.turn }()
+
+	// The poll's deadline: timeout's or ctx's, whichever comes first; ctx's
+	// cancellation moves it to the past (AfterFunc, no goroutine until then).
+	pollDeadline := deadline
+	if dl, ok := ctx.Deadline(); ok && (pollDeadline.IsZero() || dl.Before(pollDeadline)) {
+		pollDeadline = dl
+	}
+	_ = ps.f.SetReadDeadline(pollDeadline)
+	if ctx.Done() != nil {
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			_ = ps.f.SetReadDeadline(longAgo)
+			close(fired)
+		})
+		defer func() {
+			if !stop() {
+				<-fired
+			}
+		}()
+	}
+	var m *Message
+	var err error
+	// The callback runs first, then after each readiness: the fd is readable
+	// while the library has something to return, so receive (timeout 0)
+	// until it reports nothing more before waiting.
+	called := false
+	rerr := ps.rc.Read(func(uintptr) bool {
+		called = true
+		if ctx.Err() != nil {
+			return true
+		}
+		m, err = ps.receiveOnce(0)
+		return m != nil || err != nil
+	})
+	if m != nil || err != nil {
+		return m, err
+	}
+	select {
+	case <-ps.closed:
+		return nil, ErrClosed
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !called {
+		// A deadline already passed (a timeout of 0): Read polled nothing,
+		// but what has already arrived is still returned.
+		if m, err = ps.receiveOnce(0); m != nil || err != nil {
+			return m, err
+		}
+	}
+	if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+		return nil, &Error{Code: CodeIO, Msg: "redispool: PubSub receive: " + rerr.Error()}
+	}
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return nil, nil
+	}
+	// ctx's deadline passed; its Err may lag the clock by a moment.
+	return nil, context.DeadlineExceeded
+}
+
+// receiveSliced is ReceiveTimeout's wait in C, in slices of receiveSlice,
+// when the fd is not in the netpoller.
+func (ps *PubSub) receiveSliced(ctx context.Context, deadline time.Time) (*Message, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -330,7 +466,7 @@ func (ps *PubSub) feed(ctx context.Context, out chan<- *Message, done chan<- str
 	defer close(done)
 	defer close(out)
 	for {
-		m, err := ps.ReceiveTimeout(ctx, receiveSlice)
+		m, err := ps.ReceiveTimeout(ctx, -1)
 		switch {
 		case err == nil && m == nil:
 			continue
@@ -361,6 +497,10 @@ func (ps *PubSub) feed(ctx context.Context, out chan<- *Message, done chan<- str
 func (ps *PubSub) Close() error {
 	ps.once.Do(func() {
 		close(ps.closed)
+		if ps.f != nil {
+			// Wakes the receivers waiting in the netpoller.
+			_ = ps.f.Close()
+		}
 		ps.chMu.Lock()
 		done := ps.done
 		ps.chMu.Unlock()

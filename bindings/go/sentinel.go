@@ -147,28 +147,62 @@ func (p *Pool) SentinelStats() (SentinelStats, error) {
 	}, nil
 }
 
-// WaitReplicas runs WAIT numReplicas timeout on cn (pool_conn_wait_replicas):
-// it waits until the writes sent on cn so far reached at least numReplicas
-// replicas, or timeout (at least 1ms) passed, and returns how many replicas
-// have them. For a write that must survive a failover: a write the master
-// acknowledged but no replica received is lost when a replica is promoted.
+// WaitReplicas runs WAIT numReplicas timeout on cn (as
+// pool_conn_wait_replicas): it waits until the writes sent on cn so far
+// reached at least numReplicas replicas, or timeout (at least 1ms) passed,
+// and returns how many replicas have them. For a write that must survive a
+// failover: a write the master acknowledged but no replica received is lost
+// when a replica is promoted.
 //
 // Fewer replicas in time: the count that did, with an error matching
 // ErrPoolTimeout (the writes stay applied on the master; a failover may lose
 // them). A server that refuses WAIT (a replica): ErrIO, and the conn stays
 // good. ErrInvalidArg for numReplicas < 0 or timeout < 1ms. The reply is
-// awaited timeout plus the pool's read timeout. Unlike Do, this is one cgo
-// call that blocks its OS thread for up to timeout; ctx is only checked
-// before it starts.
+// awaited timeout plus one second. As Do, the reply is waited for in Go's
+// netpoller (no OS thread is held); when ctx is done first, ctx's error is
+// returned at once (an error matching ErrCanceled and ctx.Err()) and the conn
+// is left mid-command: Put removes it.
 func (cn *Conn) WaitReplicas(ctx context.Context, numReplicas int, timeout time.Duration) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	var acked C.int
-	var cerr C.pool_error_t
-	st := C.pool_conn_wait_replicas(cn.h, C.int(numReplicas), C.int64_t(ceilMillis(timeout)), &acked, &cerr)
-	if st != C.POOL_OK {
-		return int(acked), errorFrom(st, &cerr)
+	cs := cn.state()
+	if cs == nil {
+		var acked C.int
+		var cerr C.pool_error_t
+		st := C.pool_conn_wait_replicas(cn.h, C.int(numReplicas), C.int64_t(ceilMillis(timeout)), &acked, &cerr)
+		if st != C.POOL_OK {
+			return int(acked), errorFrom(st, &cerr)
+		}
+		return int(acked), nil
 	}
-	return int(acked), nil
+	if numReplicas < 0 {
+		return 0, &Error{Code: CodeInvalidArg, Msg: "redispool: WaitReplicas: numReplicas " + strconv.Itoa(numReplicas) + " (must be >= 0)"}
+	}
+	ms := ceilMillis(timeout)
+	if ms < 1 {
+		return 0, &Error{Code: CodeInvalidArg, Msg: "redispool: WaitReplicas: timeout " + timeout.String() + " (must be >= 1ms)"}
+	}
+	v, err := cs.doCtx(ctx, cn.h, "WaitReplicas", ms+1000,
+		[]string{"WAIT", strconv.Itoa(numReplicas), strconv.FormatInt(ms, 10)})
+	if err != nil {
+		if re, ok := err.(RedisError); ok {
+			// As the library: a refusal is an I/O error; the conn stays good.
+			return 0, &Error{Code: CodeIO, Msg: "redis: WAIT refused: " + string(re)}
+		}
+		return 0, err
+	}
+	k, ok := v.(int64)
+	if !ok {
+		return 0, &Error{Code: CodeProtocol, Msg: "redis: WAIT: unexpected reply"}
+	}
+	if k < 0 {
+		k = 0
+	}
+	if k < int64(numReplicas) {
+		return int(k), &Error{Code: CodeTimeout, Msg: "redis: WAIT: the writes reached " + strconv.FormatInt(k, 10) +
+			" of the " + strconv.Itoa(numReplicas) + " replicas asked for within " + strconv.FormatInt(ms, 10) +
+			" ms (they are applied on the master, but a failover may lose them)"}
+	}
+	return int(k), nil
 }
