@@ -244,6 +244,22 @@ func pollFile(fd int, name string) (*os.File, syscall.RawConn) {
 	return f, rc
 }
 
+// readable polls fd for input without waiting (ppoll: a syscall, not a cgo
+// call).
+func readable(fd uintptr) bool {
+	type pollFd struct {
+		fd      int32
+		events  int16
+		revents int16
+	}
+	const pollIn = 0x1
+	pfd := pollFd{fd: int32(fd), events: pollIn}
+	var zero syscall.Timespec
+	n, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1,
+		uintptr(unsafe.Pointer(&zero)), 0, 0, 0)
+	return errno == 0 && n == 1 && pfd.revents&pollIn != 0
+}
+
 // ReceiveTimeout returns the next message or event, waiting at most timeout
 // (negative: until ctx is done); (nil, nil) when none came in time. A lost
 // conn is replaced on the way (MsgResubscribed comes first); if it cannot be
@@ -316,13 +332,24 @@ func (ps *PubSub) ReceiveTimeout(ctx context.Context, timeout time.Duration) (*M
 	// while the library has something to return, so receive (timeout 0)
 	// until it reports nothing more before waiting.
 	called := false
-	rerr := ps.rc.Read(func(uintptr) bool {
+	rerr := ps.rc.Read(func(fd uintptr) bool {
 		called = true
-		if ctx.Err() != nil {
-			return true
+		// Go's netpoller is edge-triggered, and an epoll set nested in it
+		// signals only new events: receive while the fd stays readable (a
+		// receive of timeout 0 may leave data read but not yet parsed, as a
+		// TLS record), and wait only once it is not.
+		for i := 0; i < 1<<16; i++ {
+			if ctx.Err() != nil {
+				return true
+			}
+			if m, err = ps.receiveOnce(0); m != nil || err != nil {
+				return true
+			}
+			if !readable(fd) {
+				return false
+			}
 		}
-		m, err = ps.receiveOnce(0)
-		return m != nil || err != nil
+		return false
 	})
 	if m != nil || err != nil {
 		return m, err
