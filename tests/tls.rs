@@ -615,12 +615,10 @@ fn a_stopped_tls_server_bounds_commands_and_handshakes() {
     pool.put(conn);
 }
 
-/// A TLS server on a unix socket (redis-server speaks TLS on TCP only): a rustls server
-/// with the test server certificate that answers each PING with PONG, for `conns` conns.
-fn unix_tls_pong_server(path: &std::path::Path, conns: usize) -> std::thread::JoinHandle<()> {
+/// A rustls server config with the test server certificate (for the fake TLS servers).
+fn test_server_config() -> std::sync::Arc<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    use std::io::{Read, Write};
     let c = certs();
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(c.path("server.pem"))
         .unwrap()
@@ -629,14 +627,21 @@ fn unix_tls_pong_server(path: &std::path::Path, conns: usize) -> std::thread::Jo
     let key = PrivateKeyDer::from_pem_file(c.path("server.key")).unwrap();
     #[allow(deprecated)]
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = std::sync::Arc::new(
+    std::sync::Arc::new(
         rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .unwrap(),
-    );
+    )
+}
+
+/// A TLS server on a unix socket (redis-server speaks TLS on TCP only): a rustls server
+/// with the test server certificate that answers each PING with PONG, for `conns` conns.
+fn unix_tls_pong_server(path: &std::path::Path, conns: usize) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    let config = test_server_config();
     let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
     std::thread::spawn(move || {
         for _ in 0..conns {
@@ -909,8 +914,6 @@ fn message_frame_of_len(chan: &str, len: usize) -> Vec<u8> {
 #[test]
 fn a_tls_subscriber_fd_is_readable_while_the_session_holds_a_message() {
     use redispool::ffi::subscriber::*;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use std::io::{Read, Write};
     use std::sync::mpsc;
     // The frames: f0 is cut after its first `first` bytes.
@@ -930,22 +933,7 @@ fn a_tls_subscriber_fd_is_readable_while_the_session_holds_a_message() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tls.sock");
     let _ = std::fs::remove_file(&path);
-    let c = certs();
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(c.path("server.pem"))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(c.path("server.key")).unwrap();
-    #[allow(deprecated)]
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = std::sync::Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap(),
-    );
+    let config = test_server_config();
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
     let (go_tx, go_rx) = mpsc::channel::<Vec<u8>>();
     let (done_tx, done_rx) = mpsc::channel::<()>();
