@@ -615,6 +615,25 @@ fn a_stopped_tls_server_bounds_commands_and_handshakes() {
     pool.put(conn);
 }
 
+/// Options for a pool over TLS on the unix socket `path`, trusting the test CA and naming
+/// the certificate's host (a unix socket has none); the strings they point into come along.
+fn unix_tls_options(path: &std::path::Path) -> (pool_options_t, [CString; 3]) {
+    let addr = CString::new(path.to_str().unwrap()).unwrap();
+    let ca = CString::new(certs().path("ca.pem")).unwrap();
+    let name = CString::new("localhost").unwrap();
+    let mut o = std::mem::MaybeUninit::<pool_options_t>::uninit();
+    // SAFETY: pool_options_init fills every field.
+    let mut o = unsafe {
+        pool_options_init(o.as_mut_ptr());
+        o.assume_init()
+    };
+    o.addr = addr.as_ptr();
+    o.tls = true;
+    o.tls_ca_file = ca.as_ptr();
+    o.tls_server_name = name.as_ptr();
+    (o, [addr, ca, name])
+}
+
 /// A rustls server config with the test server certificate (for the fake TLS servers).
 fn test_server_config() -> std::sync::Arc<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
@@ -680,19 +699,7 @@ fn tls_over_a_unix_socket() {
     let server = unix_tls_pong_server(&path, 1);
     let u = format!("unix://{}", path.to_str().unwrap());
     // Over a unix socket there is no host: tls_server_name names the certificate's.
-    let addr = CString::new(path.to_str().unwrap()).unwrap();
-    let ca = CString::new(certs().path("ca.pem")).unwrap();
-    let name = CString::new("localhost").unwrap();
-    let mut o = std::mem::MaybeUninit::<pool_options_t>::uninit();
-    // SAFETY: pool_options_init fills every field.
-    let mut o = unsafe {
-        pool_options_init(o.as_mut_ptr());
-        o.assume_init()
-    };
-    o.addr = addr.as_ptr();
-    o.tls = true;
-    o.tls_ca_file = ca.as_ptr();
-    o.tls_server_name = name.as_ptr();
+    let (mut o, _strings) = unix_tls_options(&path);
     o.dialer_retries = 1;
     let pool = CPool::from_options(&o);
     let conn = pool.get(-1).unwrap_or_else(|f| panic!("get over {u}: {f}"));
@@ -972,19 +979,7 @@ fn a_tls_subscriber_fd_is_readable_while_the_session_holds_a_message() {
         while matches!(tls.read(&mut buf), Ok(n) if n > 0) {}
     });
 
-    let addr = CString::new(path.to_str().unwrap()).unwrap();
-    let ca = CString::new(certs().path("ca.pem")).unwrap();
-    let name = CString::new("localhost").unwrap();
-    let mut o = std::mem::MaybeUninit::<pool_options_t>::uninit();
-    // SAFETY: pool_options_init fills every field.
-    let mut o = unsafe {
-        pool_options_init(o.as_mut_ptr());
-        o.assume_init()
-    };
-    o.addr = addr.as_ptr();
-    o.tls = true;
-    o.tls_ca_file = ca.as_ptr();
-    o.tls_server_name = name.as_ptr();
+    let (mut o, _strings) = unix_tls_options(&path);
     o.tls_min_version = 13;
     o.dialer_retries = 1;
     let pool = CPool::from_options(&o);
