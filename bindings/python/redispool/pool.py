@@ -481,24 +481,34 @@ class Conn:
         ReplyError (the conn stays good); nested in an array (EXEC) it is returned
         as a ReplyError value. I/O and protocol failures raise ConnIOError /
         ProtocolError and make the conn bad (put then closes it)."""
-        handle = self._handle
-        if handle is None:
-            raise _misuse("conn was already given back")
-        n = len(args)
-        if n == 0:
-            raise ValueError("execute needs a command")
-        pool = self._pool
-        enc, errs = pool._encoding, pool._errors
-        bufs = [_encode_arg(a, enc, errs) for a in args]
-        argv = (c_char_p * n)(*bufs)
-        lens = (c_size_t * n)(*map(len, bufs))
+        handle, n, argv, lens = self._command_args(args, "execute")
         reply = POINTER(_native.PoolReply)()
         err = _native.PoolError()
         status = lib.pool_conn_command(handle, n, argv, lens, byref(reply), byref(err))
         if status != _native.POOL_OK:
             raise error_for(status, err)
+        return self._take_reply(reply)
+
+    def _command_args(self, args, what):
+        """The conn's handle and one command's argc, argv and lengths (execute,
+        aexecute)."""
+        handle = self._handle
+        if handle is None:
+            raise _misuse("conn was already given back")
+        n = len(args)
+        if n == 0:
+            raise ValueError(f"{what} needs a command")
+        pool = self._pool
+        bufs = [_encode_arg(a, pool._encoding, pool._errors) for a in args]
+        argv = (c_char_p * n)(*bufs)
+        lens = (c_size_t * n)(*map(len, bufs))
+        return handle, n, argv, lens
+
+    def _take_reply(self, reply):
+        """Converts and frees a command's reply; a Redis error reply raises."""
+        pool = self._pool
         try:
-            value = _reply.convert(reply.contents, pool._reply_encoding, errs)
+            value = _reply.convert(reply.contents, pool._reply_encoding, pool._errors)
         finally:
             lib.pool_reply_free(reply)
         if isinstance(value, ReplyError):
@@ -513,17 +523,7 @@ class Conn:
         deadline (the pool's read timeout). Replies and errors as execute's. A
         task cancelled mid-command leaves the conn mid-command: put then closes
         it (its reply is on the way), never pooling it."""
-        handle = self._handle
-        if handle is None:
-            raise _misuse("conn was already given back")
-        n = len(args)
-        if n == 0:
-            raise ValueError("aexecute needs a command")
-        pool = self._pool
-        enc, errs = pool._encoding, pool._errors
-        bufs = [_encode_arg(a, enc, errs) for a in args]
-        argv = (c_char_p * n)(*bufs)
-        lens = (c_size_t * n)(*map(len, bufs))
+        handle, n, argv, lens = self._command_args(args, "aexecute")
         want = c_int(0)
         err = _native.PoolError()
         status = lib.pool_conn_start(handle, n, argv, lens, -1, byref(want), byref(err))
@@ -539,13 +539,7 @@ class Conn:
                 break
         if status != _native.POOL_OK:
             raise error_for(status, err)
-        try:
-            value = _reply.convert(reply.contents, pool._reply_encoding, errs)
-        finally:
-            lib.pool_reply_free(reply)
-        if isinstance(value, ReplyError):
-            raise value
-        return value
+        return self._take_reply(reply)
 
     def wait_replicas(self, numreplicas: int, timeout: float) -> int:
         """``WAIT numreplicas timeout`` (pool_conn_wait_replicas, GIL released):
