@@ -12,45 +12,45 @@ typedef struct {
 	pool_status_t status;
 	pool_conn_t *conn;
 	char *msg; // NULL on success or when the library gave no message; free() it
-	void *ud;  // the conn's userdata: its kept state (nonblocking.go), or NULL
+	uintptr_t ud; // the conn's userdata: its kept state (nonblocking.go), or NULL
 } rp_cluster_result;
 
 static rp_cluster_result rp_cluster_get(pool_cluster_t *cluster, const char *key, size_t keylen,
                                         int64_t timeout_ms, const pool_cancel_t *cancel) {
-	rp_cluster_result r = {POOL_OK, NULL, NULL, NULL};
+	rp_cluster_result r = {POOL_OK, NULL, NULL, 0};
 	pool_error_t err;
 	err.message[0] = 0;
 	r.status = pool_cluster_get(cluster, key, keylen, timeout_ms, cancel, &r.conn, &err);
 	if (r.status != POOL_OK && err.message[0] != 0)
 		r.msg = strdup(err.message);
 	if (r.status == POOL_OK)
-		r.ud = pool_conn_userdata(r.conn);
+		r.ud = (uintptr_t)pool_conn_userdata(r.conn);
 	return r;
 }
 
 static rp_cluster_result rp_cluster_get_slot(pool_cluster_t *cluster, int32_t slot,
                                              int64_t timeout_ms, const pool_cancel_t *cancel) {
-	rp_cluster_result r = {POOL_OK, NULL, NULL, NULL};
+	rp_cluster_result r = {POOL_OK, NULL, NULL, 0};
 	pool_error_t err;
 	err.message[0] = 0;
 	r.status = pool_cluster_get_slot(cluster, slot, timeout_ms, cancel, &r.conn, &err);
 	if (r.status != POOL_OK && err.message[0] != 0)
 		r.msg = strdup(err.message);
 	if (r.status == POOL_OK)
-		r.ud = pool_conn_userdata(r.conn);
+		r.ud = (uintptr_t)pool_conn_userdata(r.conn);
 	return r;
 }
 
 static rp_cluster_result rp_cluster_get_node(pool_cluster_t *cluster, const char *addr,
                                              int64_t timeout_ms, const pool_cancel_t *cancel) {
-	rp_cluster_result r = {POOL_OK, NULL, NULL, NULL};
+	rp_cluster_result r = {POOL_OK, NULL, NULL, 0};
 	pool_error_t err;
 	err.message[0] = 0;
 	r.status = pool_cluster_get_node(cluster, addr, timeout_ms, cancel, &r.conn, &err);
 	if (r.status != POOL_OK && err.message[0] != 0)
 		r.msg = strdup(err.message);
 	if (r.status == POOL_OK)
-		r.ud = pool_conn_userdata(r.conn);
+		r.ud = (uintptr_t)pool_conn_userdata(r.conn);
 	return r;
 }
 
@@ -232,7 +232,7 @@ func (cl *Cluster) finalize() {
 // conn is the *Conn for handle h, whose userdata is ud: the conn's kept one
 // when it has a connState (so a warm Get allocates nothing), a new one
 // otherwise.
-func (cl *Cluster) conn(h *C.pool_conn_t, ud unsafe.Pointer) *Conn {
+func (cl *Cluster) conn(h *C.pool_conn_t, ud uintptr) *Conn {
 	if cs := stateOf(ud); cs != nil {
 		cs.conn.h, cs.conn.pool, cs.conn.cluster = h, nil, cl
 		return &cs.conn
@@ -355,7 +355,7 @@ func (cl *Cluster) get(ctx context.Context, slot int, needsMap bool, route func(
 	runtime.KeepAlive(cl)
 	switch {
 	case r.status == C.POOL_OK:
-		return cl.conn(r.conn, r.ud), nil
+		return cl.conn(r.conn, uintptr(r.ud)), nil
 	case r.status != C.POOL_ERR_TIMEOUT:
 		msg := ""
 		if r.msg != nil {
@@ -382,10 +382,10 @@ func (cl *Cluster) get(ctx context.Context, slot int, needsMap bool, route func(
 
 // blockingGet waits for a conn inside the library (waitGet).
 func (cl *Cluster) blockingGet(ctx context.Context, get func(ms C.int64_t, tok *C.pool_cancel_t) C.rp_cluster_result) (*Conn, error) {
-	var ud unsafe.Pointer
+	var ud uintptr
 	h, err := waitGet(ctx, cl.timeout, func(ms C.int64_t, tok *C.pool_cancel_t) (C.pool_status_t, *C.pool_conn_t, *C.char) {
 		r := get(ms, tok)
-		ud = r.ud
+		ud = uintptr(r.ud)
 		return r.status, r.conn, r.msg
 	})
 	runtime.KeepAlive(cl)

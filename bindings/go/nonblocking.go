@@ -7,8 +7,16 @@ package redispool
 #include <string.h>
 #include <redispool.h>
 
-// rpConnStateFree is Go's (nonblocking_export.go): the conn userdata's free_fn.
-extern void rpConnStateFree(void *);
+// rpConnStateFree is Go's (nonblocking_export.go), called through rp_ud_free,
+// the conn userdata's free_fn. The userdata is a cgo.Handle, a small integer:
+// Go code only ever holds it as a uintptr, never as a pointer (a pointer-typed
+// Go variable holding 0x3c makes the runtime throw "invalid pointer found on
+// stack" when it copies the goroutine's stack).
+extern void rpConnStateFree(uintptr_t);
+
+static void rp_ud_free(void *ud) { rpConnStateFree((uintptr_t)ud); }
+
+static uintptr_t rp_userdata(pool_conn_t *c) { return (uintptr_t)pool_conn_userdata(c); }
 
 // The C half of a conn's state, reused by every command on it: the error
 // detail, the reply, what to wait for and the argument block. Every out-value
@@ -87,7 +95,7 @@ static pool_status_t rp_finish(pool_conn_t *c, rp_cs *s) {
 }
 
 static void rp_attach(pool_conn_t *c, uintptr_t h) {
-	pool_conn_set_userdata(c, (void *)h, rpConnStateFree);
+	pool_conn_set_userdata(c, (void *)h, rp_ud_free);
 }
 */
 import "C"
@@ -126,11 +134,11 @@ type connState struct {
 }
 
 // stateOf returns the connState a conn's userdata points to, or nil.
-func stateOf(ud unsafe.Pointer) *connState {
-	if ud == nil {
+func stateOf(ud uintptr) *connState {
+	if ud == 0 {
 		return nil
 	}
-	cs, _ := cgo.Handle(uintptr(ud)).Value().(*connState)
+	cs, _ := cgo.Handle(ud).Value().(*connState)
 	return cs
 }
 
@@ -140,7 +148,7 @@ func (cn *Conn) state() *connState {
 	if cn.cs != nil {
 		return cn.cs
 	}
-	if cs := stateOf(C.pool_conn_userdata(cn.h)); cs != nil {
+	if cs := stateOf(uintptr(C.rp_userdata(cn.h))); cs != nil {
 		cn.cs = cs
 		return cs
 	}

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // GetPolled is Get without a dial on the calling goroutine: it takes an idle
@@ -86,7 +85,7 @@ type getQueue struct {
 type getResult struct {
 	st C.pool_status_t
 	h  *C.pool_conn_t
-	ud unsafe.Pointer
+	ud uintptr
 }
 
 // getWaiter is one waiting Get, kept on the queue's free list for the next
@@ -290,7 +289,7 @@ func (p *Pool) wait(ctx context.Context) (*Conn, error) {
 
 // waitHandle is wait's queueing: the conn's handle and userdata, or the
 // error. Cluster gets wait on a node pool's queue with it (cluster.go).
-func (p *Pool) waitHandle(ctx context.Context) (*C.pool_conn_t, unsafe.Pointer, error) {
+func (p *Pool) waitHandle(ctx context.Context) (*C.pool_conn_t, uintptr, error) {
 	q := p.q
 	start := time.Now()
 	var deadline time.Time
@@ -302,13 +301,13 @@ func (p *Pool) waitHandle(ctx context.Context) (*C.pool_conn_t, unsafe.Pointer, 
 		deadline, byDeadline = dl, true
 	}
 	if err := q.openFD(); err != nil {
-		return nil, nil, err
+		return nil, 0, err
 	}
 
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		return nil, nil, statusError(C.POOL_ERR_CLOSED, "get")
+		return nil, 0, statusError(C.POOL_ERR_CLOSED, "get")
 	}
 	w := q.push()
 	startReactor := !q.reacting
@@ -362,7 +361,7 @@ func (p *Pool) waitHandle(ctx context.Context) (*C.pool_conn_t, unsafe.Pointer, 
 			if !byDeadline && errors.Is(err, ErrPoolTimeout) {
 				q.timeouts.Add(1)
 			}
-			return nil, nil, err
+			return nil, 0, err
 		}
 		q.mu.Unlock()
 		// The reactor took this waiter off the queue: its answer is on the
@@ -375,11 +374,11 @@ func (p *Pool) waitHandle(ctx context.Context) (*C.pool_conn_t, unsafe.Pointer, 
 		if errors.Is(err, ErrPoolTimeout) {
 			q.timeouts.Add(1)
 		}
-		return nil, nil, err
+		return nil, 0, err
 	}
 	q.recycle(w)
 	if r.st != C.POOL_OK {
-		return nil, nil, statusError(r.st, "get")
+		return nil, 0, statusError(r.st, "get")
 	}
 	q.waitCount.Add(1)
 	q.waitDuration.Add(int64(time.Since(start)))

@@ -52,7 +52,7 @@ func TestGetWaitersQueueInGo(t *testing.T) {
 			if n := goroutinesWaitingIn(name, "select"); n != waiters {
 				t.Errorf("%d goroutines parked in %s's select, want %d", n, name, waiters)
 			}
-			peak := osThreads(t)
+			peak, inCgo := osThreads(t), goroutinesInCgo()
 			tries0 := p.q.reactorTries.Load()
 			if err := p.Put(held); err != nil {
 				t.Fatal(err)
@@ -69,10 +69,11 @@ func TestGetWaitersQueueInGo(t *testing.T) {
 					t.Fatalf("served out of arrival order: %v", order)
 				}
 			}
-			// A waiter blocked in pool_get_ex holds a thread (+~200); the slack
-			// is for threads Go starts when a loaded machine stalls a short call.
-			if peak > start+waiters/4 {
-				t.Errorf("%d waiting goroutines made threads: %d before, %d with them waiting", waiters, start, peak)
+			// A waiter blocked in pool_get_ex holds a thread (+~200 before the
+			// queue); the thread count itself is only logged, as it also grows
+			// when a loaded machine stalls a short call.
+			if inCgo > waiters/4 {
+				t.Errorf("%d of %d waiting goroutines in a cgo call: waits hold threads", inCgo, waiters)
 			}
 			// Each conn put back is taken once (plus the miss that re-arms the
 			// fd): waking every waiter would cost ~waiters²/2 tries.

@@ -15,26 +15,26 @@ typedef struct {
 	pool_status_t status;
 	pool_conn_t *conn;
 	char *msg; // NULL on success or when the library gave no message; free() it
-	void *ud;  // the conn's userdata: the binding's per-conn state (nonblocking.go), or NULL
+	uintptr_t ud; // the conn's userdata: the binding's per-conn state (nonblocking.go), or NULL
 } rp_get_result;
 
 static rp_get_result rp_get(pool_t *pool, int64_t timeout_ms, const pool_cancel_t *cancel) {
-	rp_get_result r = {POOL_OK, NULL, NULL, NULL};
+	rp_get_result r = {POOL_OK, NULL, NULL, 0};
 	pool_error_t err;
 	err.message[0] = 0;
 	r.status = pool_get_ex(pool, timeout_ms, cancel, &r.conn, &err);
 	if (r.status != POOL_OK && err.message[0] != 0)
 		r.msg = strdup(err.message);
 	if (r.status == POOL_OK)
-		r.ud = pool_conn_userdata(r.conn);
+		r.ud = (uintptr_t)pool_conn_userdata(r.conn);
 	return r;
 }
 
 static rp_get_result rp_try_get(pool_t *pool) {
-	rp_get_result r = {POOL_OK, NULL, NULL, NULL};
+	rp_get_result r = {POOL_OK, NULL, NULL, 0};
 	r.status = pool_try_get(pool, &r.conn);
 	if (r.status == POOL_OK)
-		r.ud = pool_conn_userdata(r.conn);
+		r.ud = (uintptr_t)pool_conn_userdata(r.conn);
 	return r;
 }
 */
@@ -130,7 +130,7 @@ type Conn struct {
 
 // conn is the *Conn for handle h, whose userdata is ud: the conn's own one
 // when it has a connState, a new one otherwise.
-func (p *Pool) conn(h *C.pool_conn_t, ud unsafe.Pointer) *Conn {
+func (p *Pool) conn(h *C.pool_conn_t, ud uintptr) *Conn {
 	if cs := stateOf(ud); cs != nil {
 		cs.conn.h, cs.conn.pool, cs.conn.cluster = h, p, nil
 		return &cs.conn
@@ -188,7 +188,7 @@ func (p *Pool) Get(ctx context.Context) (*Conn, error) {
 		runtime.KeepAlive(p)
 		switch {
 		case r.status == C.POOL_OK:
-			return p.conn(r.conn, r.ud), nil
+			return p.conn(r.conn, uintptr(r.ud)), nil
 		case r.status != C.POOL_ERR_TIMEOUT:
 			msg := ""
 			if r.msg != nil {
@@ -280,16 +280,16 @@ func (p *Pool) TryGet() (*Conn, error) {
 }
 
 // rawTryGet is one pool_try_get: the status, the conn and its userdata.
-func rawTryGet(pool *C.pool_t) (C.pool_status_t, *C.pool_conn_t, unsafe.Pointer) {
+func rawTryGet(pool *C.pool_t) (C.pool_status_t, *C.pool_conn_t, uintptr) {
 	r := C.rp_try_get(pool)
-	return r.status, r.conn, r.ud
+	return r.status, r.conn, uintptr(r.ud)
 }
 
 // errTryGetWouldBlock is TryGet's miss: one value, so a miss allocates nothing.
 var errTryGetWouldBlock = statusError(C.POOL_ERR_WOULD_BLOCK, "try get")
 
 // tryGetResult is TryGet's outcome from rp_try_get's result.
-func (p *Pool) tryGetResult(st C.pool_status_t, h *C.pool_conn_t, ud unsafe.Pointer) (*Conn, error) {
+func (p *Pool) tryGetResult(st C.pool_status_t, h *C.pool_conn_t, ud uintptr) (*Conn, error) {
 	switch st {
 	case C.POOL_OK:
 		return p.conn(h, ud), nil

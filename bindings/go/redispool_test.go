@@ -785,23 +785,43 @@ func TestGetPolled(t *testing.T) {
 // goroutinesWaitingIn counts the goroutines in state `state` (as runtime.Stack
 // prints it, e.g. "IO wait") whose stack contains function fn.
 func goroutinesWaitingIn(fn, state string) int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
+	for _, g := range goroutineStacks() {
 		header, _, _ := strings.Cut(g, "\n")
 		if strings.Contains(header, "["+state) && strings.Contains(g, ".(*Pool)."+fn+"(") {
 			count++
 		}
 	}
 	return count
+}
+
+// goroutinesInCgo counts the goroutines inside a cgo call right now (state
+// "syscall" with runtime.cgocall on the stack). A goroutine waiting in a cgo
+// call holds an OS thread for the whole wait; one parked in the netpoller or
+// on a channel holds none. Counting these is what the "holds no thread" tests
+// assert: the OS thread count itself also moves when a loaded machine stalls
+// a short cgo call long enough for sysmon to hand its P to a new thread.
+func goroutinesInCgo() int {
+	count := 0
+	for _, g := range goroutineStacks() {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "[syscall") && strings.Contains(g, "runtime.cgocall(") {
+			count++
+		}
+	}
+	return count
+}
+
+// goroutineStacks returns every goroutine's stack as runtime.Stack prints it.
+func goroutineStacks() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Split(string(buf[:n]), "\n\n")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
 
 const waiters = 200
@@ -837,7 +857,7 @@ func TestGetPolledManyWaiters(t *testing.T) {
 	waitFor(t, 60*time.Second, fmt.Sprintf("%d GetPolled waiting", waiters), func() bool {
 		return goroutinesWaitingIn("GetPolled", "select") == waiters
 	})
-	peak := osThreads(t)
+	peak, inCgo := osThreads(t), goroutinesInCgo()
 
 	// One conn coming back serves exactly one waiter.
 	p.Put(held)
@@ -858,14 +878,14 @@ func TestGetPolledManyWaiters(t *testing.T) {
 		return runtime.NumGoroutine() <= baseGoroutines
 	})
 	after := osThreads(t)
-	t.Logf("OS threads: start %d, peak with %d GetPolled waiting %d, after %d", start, waiters, peak, after)
+	t.Logf("OS threads: start %d, peak with %d GetPolled waiting %d, after %d; %d goroutines in a cgo call with them waiting",
+		start, waiters, peak, after, inCgo)
 	// A waiter parked in the netpoller holds no thread; a waiter blocked in
-	// cgo holds one each (TestCancelManyWaiters: +~200). The short cgo calls
-	// GetPolled makes (try_get, notify fd) can still get their P handed off by
-	// sysmon on a loaded machine, which starts a few threads (CI saw +37), so
-	// the bound is "well under one per waiter", not "none".
-	if slack := waiters / 2; peak > start+slack || after > start+slack {
-		t.Fatalf("GetPolled waiters made threads: start %d, peak %d, after %d", start, peak, after)
+	// cgo holds one each. The thread count is only logged: the short cgo
+	// calls GetPolled makes (try_get, notify fd) can get their P handed off
+	// by sysmon on a loaded machine, which starts threads (CI saw +37).
+	if inCgo > waiters/4 {
+		t.Fatalf("%d of %d GetPolled waiters in a cgo call: waits hold threads", inCgo, waiters)
 	}
 }
 
@@ -881,8 +901,7 @@ func TestGetPolledManyWaiters(t *testing.T) {
 //   - the pool has no waiter or pending get left, and no turn is leaked;
 //   - no goroutine is left behind (runtime.NumGoroutine back to its baseline:
 //     the queue's reactor ends with the last waiter);
-//   - the thread count stays bounded by the number of Gets waiting at once
-//     and does not grow with every burst of canceled requests.
+//   - no queued Get waits inside a cgo call (where it would hold a thread).
 //
 // The OS thread counts before, at the peak and after each wave are logged.
 func TestCancelManyWaiters(t *testing.T) {
@@ -891,7 +910,7 @@ func TestCancelManyWaiters(t *testing.T) {
 	baseGoroutines := runtime.NumGoroutine()
 	start := osThreads(t)
 
-	wave := func(n int) (peak, after int) {
+	wave := func(n int) (peak, after, inCgo int) {
 		parent, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		errs := make(chan error, waiters)
@@ -907,7 +926,7 @@ func TestCancelManyWaiters(t *testing.T) {
 		waitFor(t, 60*time.Second, fmt.Sprintf("wave %d: %d Gets queued", n, waiters), func() bool {
 			return p.Stats().Waiting == waiters
 		})
-		peak = osThreads(t)
+		peak, inCgo = osThreads(t), goroutinesInCgo()
 		// Let them wait a moment (as a request would) before canceling; not a
 		// synchronisation: they are all queued already.
 		time.Sleep(100 * time.Millisecond)
@@ -931,16 +950,18 @@ func TestCancelManyWaiters(t *testing.T) {
 		waitFor(t, 10*time.Second, fmt.Sprintf("wave %d: goroutines back to %d", n, baseGoroutines), func() bool {
 			return runtime.NumGoroutine() <= baseGoroutines
 		})
-		return peak, osThreads(t)
+		return peak, osThreads(t), inCgo
 	}
 
-	peak1, after1 := wave(1)
-	peak2, after2 := wave(2)
-	t.Logf("OS threads: start %d; wave 1 peak %d, after %d; wave 2 peak %d, after %d (GOMAXPROCS %d)",
-		start, peak1, after1, peak2, after2, runtime.GOMAXPROCS(0))
-	if slack := 20; peak2 > after1+slack {
-		t.Fatalf("wave 2 needed %d new threads (after wave 1: %d, wave 2 peak: %d): threads of canceled Gets were not free",
-			peak2-after1, after1, peak2)
+	peak1, after1, inCgo1 := wave(1)
+	peak2, after2, inCgo2 := wave(2)
+	t.Logf("OS threads: start %d; wave 1 peak %d, after %d; wave 2 peak %d, after %d (GOMAXPROCS %d); in a cgo call with the waves queued: %d, %d",
+		start, peak1, after1, peak2, after2, runtime.GOMAXPROCS(0), inCgo1, inCgo2)
+	// A Get waiting in a cgo call holds a thread (the binding before the queue
+	// climbed by ~200 threads per wave); thread counts are only logged, as a
+	// loaded machine's sysmon also starts some.
+	if inCgo1 > waiters/4 || inCgo2 > waiters/4 {
+		t.Fatalf("%d / %d of %d queued Gets in a cgo call: waits hold threads", inCgo1, inCgo2, waiters)
 	}
 
 	// No turn was leaked: the held conn is handed out again at once.
