@@ -796,7 +796,7 @@ func goroutinesWaitingIn(fn, state string) int {
 }
 
 // goroutinesInCgo counts the goroutines inside a cgo call right now (state
-// "syscall" with runtime.cgocall on the stack). A goroutine waiting in a cgo
+// "syscall" with a cgo stub, _Cfunc_*, on top of its stack). A goroutine waiting in a cgo
 // call holds an OS thread for the whole wait; one parked in the netpoller or
 // on a channel holds none. Counting these is what the "holds no thread" tests
 // assert: the OS thread count itself also moves when a loaded machine stalls
@@ -805,7 +805,7 @@ func goroutinesInCgo() int {
 	count := 0
 	for _, g := range goroutineStacks() {
 		header, _, _ := strings.Cut(g, "\n")
-		if strings.Contains(header, "[syscall") && strings.Contains(g, "runtime.cgocall(") {
+		if strings.Contains(header, "[syscall") && strings.Contains(g, "._Cfunc_") {
 			count++
 		}
 	}
