@@ -328,6 +328,21 @@ func sentinelSetup(t *testing.T) (sentinels []string, name, master string) {
 	return strings.Split(s, ","), name, master
 }
 
+// newSentinelPool is a sentinel pool of size conns on the deployment's master,
+// closed when the test ends.
+func newSentinelPool(t *testing.T, sentinels []string, name string, size int) *Pool {
+	t.Helper()
+	p, err := NewSentinelPool(
+		SentinelOptions{MasterName: name, SentinelAddrs: sentinels},
+		Options{PoolSize: size, DialTimeout: 5 * time.Second, PoolTimeout: 10 * time.Second},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 // TestSentinelPool checks that a sentinel pool reaches the master the
 // sentinels watch (ROLE says master, the address is the master's) and that
 // commands work on it; and that bad options are refused.
@@ -335,14 +350,7 @@ func TestSentinelPool(t *testing.T) {
 	sentinels, name, master := sentinelSetup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := NewSentinelPool(
-		SentinelOptions{MasterName: name, SentinelAddrs: sentinels},
-		Options{PoolSize: 4, DialTimeout: 5 * time.Second, PoolTimeout: 10 * time.Second},
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newSentinelPool(t, sentinels, name, 4)
 	cn, err := p.Get(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -414,14 +422,7 @@ func TestSentinelWaitReplicas(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := NewSentinelPool(
-		SentinelOptions{MasterName: name, SentinelAddrs: sentinels},
-		Options{PoolSize: 2, DialTimeout: 5 * time.Second, PoolTimeout: 10 * time.Second},
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newSentinelPool(t, sentinels, name, 2)
 	cn, err := p.Get(ctx)
 	if err != nil {
 		t.Fatal(err)
