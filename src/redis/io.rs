@@ -83,6 +83,35 @@ pub fn read_frame(
     read_until(s, parser, deadline, false)
 }
 
+/// The next frame among the bytes that have arrived, without waiting: what the parser holds,
+/// else the socket read (on TLS, its records decrypted) until a whole frame or EAGAIN. None
+/// only at EAGAIN, so it leaves no whole frame in the parser, no decrypted byte in the TLS
+/// session and nothing in the socket: the next byte to arrive makes the fd readable anew,
+/// which an edge-triggered poller relies on (a subscriber's fd). A frame still arriving is
+/// read as fast as it comes, at most up to the parser's reply limits.
+pub fn read_frame_arrived(
+    s: &mut Stream<'_>,
+    parser: &mut Parser,
+) -> Result<Option<Reply>, IoError> {
+    if let Some(reply) = parser.next_reply()? {
+        return Ok(Some(reply));
+    }
+    loop {
+        match s.recv(parser.try_spare(READ_CHUNK)?) {
+            Ok(0) => return Err(IoError::Eof),
+            Ok(n) => {
+                parser.advance(n);
+                if let Some(reply) = parser.next_reply()? {
+                    return Ok(Some(reply));
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(err) => return Err(os(err)),
+        }
+    }
+}
+
 /// Reads one reply. What the parser already holds is parsed first; the socket is read only if
 /// that is not a whole reply. `timeout` bounds the whole reply, not each `recv`.
 pub fn read_reply(
