@@ -895,6 +895,51 @@ mod tests {
         assert!(parser.is_clean());
     }
 
+    /// `read_frame_arrived` reads on until a whole frame or EAGAIN (not one recv, as
+    /// `read_frame` with a deadline already passed does): None leaves the socket empty, a
+    /// part of a frame buffered in the parser.
+    #[test]
+    fn read_frame_arrived_reads_until_a_whole_frame_or_eagain() {
+        let (ours, mut peer) = pair();
+        // Room for the whole first part in the socket at once.
+        let size: libc::c_int = 1 << 20;
+        // SAFETY: a valid int option value for an fd the test owns.
+        let rc = unsafe {
+            libc::setsockopt(
+                peer.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        let body = vec![b'b'; 200_000];
+        let mut frame = format!("${}\r\n", body.len()).into_bytes();
+        frame.extend_from_slice(&body);
+        frame.extend_from_slice(b"\r\n");
+        peer.write_all(b"+a\r\n").unwrap();
+        peer.write_all(&frame[..150_000]).unwrap();
+        let mut parser = Parser::new();
+        let mut s = Stream::Plain(ours.as_raw_fd());
+        let got = read_frame_arrived(&mut s, &mut parser).unwrap();
+        assert_eq!(got, Some(Reply::Status(b"a".to_vec())));
+        // 150 kB of the bulk, more than the parser's buffer takes in two reads: all read,
+        // the frame not whole yet.
+        assert_eq!(read_frame_arrived(&mut s, &mut parser).unwrap(), None);
+        assert_eq!(socket_peek_byte(ours.as_raw_fd()).unwrap(), None);
+        assert!(!parser.is_clean());
+        peer.write_all(&frame[150_000..]).unwrap();
+        let got = read_frame_arrived(&mut s, &mut parser).unwrap();
+        assert_eq!(got, Some(Reply::String(body)));
+        assert_eq!(read_frame_arrived(&mut s, &mut parser).unwrap(), None);
+        drop(peer);
+        assert!(matches!(
+            read_frame_arrived(&mut s, &mut parser),
+            Err(IoError::Eof)
+        ));
+    }
+
     #[test]
     fn command_round_trip_on_a_blocking_socket() {
         round_trip_in_pieces(ReplyWait::Poll);
