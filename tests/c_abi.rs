@@ -20,8 +20,8 @@
 //!   parent and child never share a conn, a thread busy in the pool never deadlocks
 //!   a child, sticky and single pools in a child.
 //! - `abi_pubsub.c` (against a real redis-server it kills and restarts): pool_subscriber_t,
-//!   messages in RESP2 and RESP3, the pollable fd, ping, resubscription after CLIENT KILL and
-//!   after a server restart, a closed pool, misuse.
+//!   messages in RESP2 and RESP3, the pollable fd (also edge-triggered), ping,
+//!   resubscription after CLIENT KILL and after a server restart, a closed pool, misuse.
 //! - `abi_tls.c` (against redis-servers with `--tls-port`, certificates made at test
 //!   time): TLS options and rediss://, every verification and configuration error, mutual
 //!   TLS, pool_conn_read / pool_conn_write, the health check, try_get, cancel, fork.
@@ -60,6 +60,8 @@ const PUBSUB_SECTIONS: &[&str] = &[
     "== subscribe, psubscribe, ssubscribe: messages and confirmations (RESP2)\n",
     "== the same in RESP3 (pushes)\n",
     "== the pollable fd: readable while receive has something\n",
+    "== the pollable fd, edge-triggered: every message of a burst (RESP2)\n",
+    "== the pollable fd, edge-triggered, in RESP3\n",
     "== CLIENT KILL: resubscribed, the gap reported, nothing subscribed lost (RESP2)\n",
     "== CLIENT KILL in RESP3\n",
     "== server restart: dial errors while down, then resubscribed (RESP2)\n",
@@ -98,6 +100,7 @@ const TLS_SECTIONS: &[&str] = &[
     "== TLS: pool_try_get and pool_notify_fd, a cancelled get\n",
     "== TLS: fork: the child drops the parent's sessions, dials its own\n",
     "== TLS: a subscriber: messages over many records, its fd, resubscribed after a kill\n",
+    "== TLS: a subscriber on an edge-triggered epoll: every message of a burst\n",
 ];
 
 /// Every section of abi_redis.c, in order.

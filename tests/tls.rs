@@ -1,7 +1,9 @@
 //! TLS against a real redis-server started with `--tls-port` and certificates generated at
 //! test time (tests/common/tls.rs), through the C ABI: `rediss://` URLs and the
 //! `pool_options_t` `tls_*` fields, every verification failure, configuration errors from
-//! pool_new*, mutual TLS, and the health check on get under TLS.
+//! pool_new*, mutual TLS, and the health check on get under TLS. Subscribers too, with an
+//! edge-triggered loop on pool_subscriber_fd over TLS and, for comparison, plain TCP and a
+//! plain unix socket.
 
 mod common;
 
@@ -912,7 +914,7 @@ fn message_frame_of_len(chan: &str, len: usize) -> Vec<u8> {
 }
 
 /// A TLS subscriber whose session holds a decrypted message its parser did not take: the
-/// fd must be readable. A fake server (rustls over a unix socket) controls the records: a
+/// fd must be readable (and not while only a part of a frame is buffered). A fake server (rustls over a unix socket) controls the records: a
 /// first write leaves a partial frame in the parser (17,000 bytes of room left in its
 /// 32 KiB buffer); a second write is two records (16,384 + 1,500 bytes) that one TLS read
 /// decrypts together (18 KiB of ciphertext fit rustls's read buffer): the parser takes
@@ -1004,6 +1006,8 @@ fn a_tls_subscriber_fd_is_readable_while_the_session_holds_a_message() {
     done_rx.recv().unwrap();
     assert!(readable(fd, 10_000));
     assert_eq!(sub_receive(sub, 0), None);
+    // Not readable again until the rest arrives: a level-triggered loop would only spin.
+    assert!(!readable(fd, 0));
     // The rest: f0 and f2 from the parser, f3 from the session.
     go_tx.send(w2).unwrap();
     done_rx.recv().unwrap();
@@ -1051,4 +1055,217 @@ fn take_command(buf: &mut Vec<u8>) -> Option<Vec<Vec<u8>>> {
     }
     buf.drain(..at);
     Some(args)
+}
+
+/// An edge-triggered event loop on pool_subscriber_fd (epoll with EPOLLET, as Go's netpoller,
+/// libuv or libevent's EV_ET): wait for an edge, then receive with timeout 0 until
+/// POOL_ERR_TIMEOUT. A burst of 200 messages (3 KiB, every tenth 40 KB to 640 KB: frames cut
+/// across socket reads and TLS records, some larger than the parser's buffer) published before the subscriber
+/// reads any must all arrive, each wait seeing an edge: when receive(0) says nothing is
+/// ready, nothing may be left in the socket, the parser or the TLS session, or no new edge
+/// ever comes.
+fn edge_triggered_burst(pool_url: &str, srv: &TlsServer) {
+    use redispool::ffi::subscriber::*;
+    let pool = CPool::from_url(pool_url);
+    let mut sub = std::ptr::null_mut();
+    // SAFETY: a live pool and a writable out-pointer.
+    let st = unsafe { pool_subscriber_new(pool.raw(), &mut sub, std::ptr::null_mut()) };
+    assert_eq!(st, 0);
+    // SAFETY: a live subscriber.
+    let ep = edge_triggered_epoll(unsafe { pool_subscriber_fd(sub) });
+    let mut wakeups = 0;
+    // One edge within 10 s (else the test fails), then everything receive(0) has.
+    let mut wait_and_drain = |what: &str| -> Vec<(i32, String, Vec<u8>)> {
+        assert!(
+            edge_within(ep, 10_000),
+            "{pool_url}: {what}: no edge on the fd within 10 s"
+        );
+        wakeups += 1;
+        assert!(wakeups < 100_000, "{pool_url}: {what}: no progress");
+        std::iter::from_fn(|| sub_receive(sub, 0)).collect()
+    };
+    let ch = CString::new("et-ch").unwrap();
+    // SAFETY: a live subscriber, one NUL-terminated name.
+    let st = unsafe {
+        pool_subscriber_subscribe(sub, 1, &ch.as_ptr(), std::ptr::null(), std::ptr::null_mut())
+    };
+    assert_eq!(st, 0);
+    let mut got = Vec::new();
+    while got.is_empty() {
+        got = wait_and_drain("the confirmation");
+    }
+    assert_eq!(got.len(), 1, "{pool_url}");
+    assert_eq!(got[0].0, POOL_MSG_SUBSCRIBE, "{pool_url}");
+    let sizes: Vec<usize> = (0..200)
+        .map(|i| match i % 10 {
+            // 40 KB to 640 KB: more than a read into the parser's buffer takes.
+            9 => 40_000 << (i / 10 % 5),
+            _ => 3_072,
+        })
+        .collect();
+    let mut admin = srv.server.admin();
+    for (i, &len) in sizes.iter().enumerate() {
+        assert_eq!(admin.query(&["PUBLISH", "et-ch", &payload(i, len)]), "1");
+    }
+    let mut i = 0;
+    while i < sizes.len() {
+        let what = format!("message {i} of {} pending", sizes.len());
+        for (kind, chan, p) in wait_and_drain(&what) {
+            assert_eq!((kind, chan.as_str()), (POOL_MSG_MESSAGE, "et-ch"), "{i}");
+            assert!(
+                p == payload(i, sizes[i]).into_bytes(),
+                "{pool_url}: message {i}"
+            );
+            i += 1;
+        }
+    }
+    // SAFETY: this test's epoll fd, closed once.
+    unsafe { libc::close(ep) };
+    // SAFETY: freed once, before its pool.
+    unsafe { pool_subscriber_free(sub) };
+}
+
+#[test]
+fn an_edge_triggered_loop_gets_every_message_of_a_burst_over_plain_tcp() {
+    let srv = TlsServer::start();
+    edge_triggered_burst(
+        &format!("redis://{}/?dialer_retries=1", srv.server.addr()),
+        &srv,
+    );
+}
+
+#[test]
+fn an_edge_triggered_loop_gets_every_message_of_a_burst_over_tls() {
+    let srv = TlsServer::start();
+    edge_triggered_burst(&url(&srv, ""), &srv);
+}
+
+/// An epoll set with `fd` in it, edge-triggered (EPOLLET).
+fn edge_triggered_epoll(fd: i32) -> i32 {
+    // SAFETY: plain syscalls; the epoll fd is the caller's to close.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    assert!(ep >= 0);
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: 1,
+    };
+    // SAFETY: a valid epoll_event for the call.
+    assert_eq!(
+        unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) },
+        0
+    );
+    ep
+}
+
+/// Whether the epoll set `ep` reports an edge within `ms`.
+fn edge_within(ep: i32, ms: i32) -> bool {
+    let mut out = libc::epoll_event { events: 0, u64: 0 };
+    // SAFETY: one valid epoll_event to fill.
+    unsafe { libc::epoll_wait(ep, &mut out, 1, ms) == 1 }
+}
+
+/// A plain subscriber whose socket holds, all at once, a small message and then one of
+/// 150 kB (more than the parser's 32 KiB buffer takes in the reads of two receives): an
+/// edge-triggered loop (EPOLLET, receive with timeout 0 until POOL_ERR_TIMEOUT after each
+/// edge) gets both. A fake server (a unix socket) writes them in one go, and the loop
+/// starts once they are in the subscriber's socket: nothing more arrives, so a receive that
+/// left a part of the large one in the socket would never see another edge.
+#[test]
+fn an_edge_triggered_loop_gets_a_large_message_that_arrived_whole() {
+    use redispool::ffi::subscriber::*;
+    use std::io::{Read, Write};
+    use std::sync::mpsc;
+    let small = message_frame("c", 100);
+    let large = message_frame("c", 150_000);
+    let mut burst = small.clone();
+    burst.extend_from_slice(&large);
+
+    let dir = common::c_tests_dir().join(format!("et-sub.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("plain.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 4096];
+        'serve: loop {
+            let n = sock.read(&mut buf).unwrap();
+            assert!(n > 0, "the client left before subscribing");
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(args) = take_command(&mut pending) {
+                let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+                match name.as_str() {
+                    "PING" => sock.write_all(b"+PONG\r\n").unwrap(),
+                    "SUBSCRIBE" => {
+                        sock.write_all(b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n")
+                            .unwrap();
+                        break 'serve;
+                    }
+                    _ => sock.write_all(b"+OK\r\n").unwrap(),
+                }
+            }
+        }
+        if go_rx.recv().is_ok() {
+            sock.write_all(&burst).unwrap();
+            let _ = done_tx.send(());
+        }
+        // Until the client closes.
+        while matches!(sock.read(&mut buf), Ok(n) if n > 0) {}
+    });
+
+    let pool = CPool::from_url(&format!(
+        "unix://{}?dialer_retries=1",
+        path.to_str().unwrap()
+    ));
+    let mut sub = std::ptr::null_mut();
+    // SAFETY: a live pool and a writable out-pointer.
+    let st = unsafe { pool_subscriber_new(pool.raw(), &mut sub, std::ptr::null_mut()) };
+    assert_eq!(st, 0);
+    // SAFETY: a live subscriber.
+    let ep = edge_triggered_epoll(unsafe { pool_subscriber_fd(sub) });
+    let ch = CString::new("c").unwrap();
+    // SAFETY: a live subscriber, one NUL-terminated name.
+    let st = unsafe {
+        pool_subscriber_subscribe(sub, 1, &ch.as_ptr(), std::ptr::null(), std::ptr::null_mut())
+    };
+    assert_eq!(st, 0);
+    let mut got: Vec<(i32, String, Vec<u8>)> = Vec::new();
+    while got.is_empty() {
+        assert!(edge_within(ep, 10_000), "no edge for the confirmation");
+        got.extend(std::iter::from_fn(|| sub_receive(sub, 0)));
+    }
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, POOL_MSG_SUBSCRIBE);
+    go_tx.send(()).unwrap();
+    done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the burst did not fit in the socket at once");
+    got.clear();
+    for wakeups in 0.. {
+        assert!(wakeups < 1_000, "no progress");
+        assert!(
+            edge_within(ep, 10_000),
+            "{} of 2 messages received, then no edge within 10 s",
+            got.len()
+        );
+        got.extend(std::iter::from_fn(|| sub_receive(sub, 0)));
+        if got.len() >= 2 {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 2);
+    for ((kind, chan, p), f) in got.iter().zip([&small, &large]) {
+        assert_eq!((*kind, chan.as_str()), (POOL_MSG_MESSAGE, "c"));
+        assert!(message_frame("c", p.len()) == *f, "{} bytes", p.len());
+    }
+    // SAFETY: this test's epoll fd, closed once.
+    unsafe { libc::close(ep) };
+    // SAFETY: freed once, before its pool.
+    unsafe { pool_subscriber_free(sub) };
+    drop(pool);
+    server.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -244,22 +244,6 @@ func pollFile(fd int, name string) (*os.File, syscall.RawConn) {
 	return f, rc
 }
 
-// readable polls fd for input without waiting (ppoll: a syscall, not a cgo
-// call).
-func readable(fd uintptr) bool {
-	type pollFd struct {
-		fd      int32
-		events  int16
-		revents int16
-	}
-	const pollIn = 0x1
-	pfd := pollFd{fd: int32(fd), events: pollIn}
-	var zero syscall.Timespec
-	n, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1,
-		uintptr(unsafe.Pointer(&zero)), 0, 0, 0)
-	return errno == 0 && n == 1 && pfd.revents&pollIn != 0
-}
-
 // ReceiveTimeout returns the next message or event, waiting at most timeout
 // (negative: until ctx is done); (nil, nil) when none came in time. A lost
 // conn is replaced on the way (MsgResubscribed comes first); if it cannot be
@@ -328,28 +312,19 @@ func (ps *PubSub) ReceiveTimeout(ctx context.Context, timeout time.Duration) (*M
 	}
 	var m *Message
 	var err error
-	// The callback runs first, then after each readiness: the fd is readable
-	// while the library has something to return, so receive (timeout 0)
-	// until it reports nothing more before waiting.
+	// The callback runs first, then after each readiness. Go's netpoller is
+	// edge-triggered: one receive of timeout 0 that finds nothing leaves
+	// nothing behind (pool_subscriber_receive's contract: every socket read
+	// until EAGAIN, no whole message buffered), so the next message is a new
+	// edge and waiting right after it is safe.
 	called := false
-	rerr := ps.rc.Read(func(fd uintptr) bool {
+	rerr := ps.rc.Read(func(uintptr) bool {
 		called = true
-		// Go's netpoller is edge-triggered, and an epoll set nested in it
-		// signals only new events: receive while the fd stays readable (a
-		// receive of timeout 0 may leave data read but not yet parsed, as a
-		// TLS record), and wait only once it is not.
-		for i := 0; i < 1<<16; i++ {
-			if ctx.Err() != nil {
-				return true
-			}
-			if m, err = ps.receiveOnce(0); m != nil || err != nil {
-				return true
-			}
-			if !readable(fd) {
-				return false
-			}
+		if ctx.Err() != nil {
+			return true
 		}
-		return false
+		m, err = ps.receiveOnce(0)
+		return m != nil || err != nil
 	})
 	if m != nil || err != nil {
 		return m, err

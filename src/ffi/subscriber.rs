@@ -563,6 +563,12 @@ fn timeout_of(ms: i64) -> Option<Duration> {
 /// (nothing is lost: the subscriber is as good as before). Frames are delivered in the
 /// order the server sent them, RESP2 and RESP3 alike.
 ///
+/// POOL_ERR_TIMEOUT means nothing is left to take without waiting: each conn's socket was
+/// read until EAGAIN (TLS records decrypted) and no whole message is buffered. So the next
+/// message to arrive makes pool_subscriber_fd readable anew, and an edge-triggered loop
+/// (epoll EPOLLET, libevent EV_ET, Go's netpoller) may wait for the next edge right after
+/// it, with no extra poll.
+///
 /// A lost conn (EOF when the server restarts or kills the client, an I/O error, a
 /// failed pool_subscriber_ping) is replaced right here: a new conn is dialed, subscribed to
 /// everything, and POOL_MSG_RESUBSCRIBED is returned first (go-redis's PubSub does this).
@@ -660,7 +666,11 @@ pub unsafe extern "C" fn pool_subscriber_ping(
 /// it): readable when pool_subscriber_receive has something to return without waiting (a
 /// frame arrived or is buffered, a message is kept, or a conn was closed by the server and
 /// the call will resubscribe). When it is readable, call pool_subscriber_receive with
-/// timeout_ms 0 until it returns POOL_ERR_TIMEOUT. While a lost conn cannot be dialed
+/// timeout_ms 0 until it returns POOL_ERR_TIMEOUT: then the fd is not readable again until
+/// something new arrives (a part of a large message does not keep it readable), and each
+/// new arrival makes it readable anew, so edge-triggered polling (epoll EPOLLET) is safe
+/// under the same rule: after each edge, receive with timeout_ms 0 until
+/// POOL_ERR_TIMEOUT, then wait for the next edge. While a lost conn cannot be dialed
 /// again (receive returned POOL_ERR_DIAL), nothing makes it readable: retry
 /// pool_subscriber_receive from a timer. The same fd for the subscriber's whole life. -1
 /// for NULL. Any thread.

@@ -919,6 +919,26 @@ impl Conn {
         }
     }
 
+    /// The next frame among the bytes that have arrived, without waiting; None when no whole
+    /// frame has. The socket is read (and TLS records decrypted) until a whole frame or
+    /// EAGAIN, so None leaves nothing readable behind: the next byte to arrive makes the fd
+    /// readable anew (a part of a frame stays buffered for the next call). EOF, an OS error
+    /// or a malformed frame marks the conn broken.
+    pub fn receive_arrived(&mut self) -> Result<Option<Reply>, Error> {
+        if let Some(why) = &self.s.broken {
+            return Err(Error::BadConn(why.to_string()));
+        }
+        let fd = self.fd();
+        let limits = self.s.reply_limits;
+        let st = &mut *self.s;
+        let mut stream = match &mut st.tls {
+            Some(c) => io::Stream::Tls(fd, c),
+            None => io::Stream::Plain(fd),
+        };
+        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
+        io::read_frame_arrived(&mut stream, &mut cio.parser).map_err(|e| self.fail(e))
+    }
+
     /// From now on (`keep`) RESP3 pushes that arrive around this conn's replies (client
     /// tracking invalidations, ...) are kept for `next_push` instead of skipped, at most
     /// `MAX_KEPT_PUSHES` (the oldest dropped beyond it); `!keep` drops those kept and skips

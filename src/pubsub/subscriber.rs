@@ -135,9 +135,6 @@ pub struct Subscriber {
     ready: OwnedFd,
     ready_set: bool,
     closed: bool,
-    /// A deadline in the past (the subscriber's birth): "take what has arrived" without a
-    /// clock read per message.
-    passed: Deadline,
 }
 
 const PING_TOKEN: &[u8] = b"redispool-subscriber-ping";
@@ -181,7 +178,6 @@ impl Subscriber {
             ready,
             ready_set: false,
             closed: false,
-            passed: Deadline::at(Instant::now(), Duration::ZERO),
         };
         s.epoll_ctl(libc::EPOLL_CTL_ADD, s.ready.as_raw_fd())?;
         let conn = s.source.open("")?;
@@ -190,7 +186,9 @@ impl Subscriber {
     }
 
     /// The epoll fd: readable when `receive` has a frame or event to return without
-    /// waiting (or a conn was lost: the receive then resubscribes).
+    /// waiting (or a conn was lost: the receive then resubscribes). Safe for edge-triggered
+    /// pollers: once `receive(Some(ZERO))` returns Ok(None), every socket was read until
+    /// EAGAIN and no whole frame is buffered, so whatever comes next is a new readiness.
     pub fn fd(&self) -> RawFd {
         self.epoll.as_raw_fd()
     }
@@ -498,9 +496,18 @@ impl Subscriber {
     /// Ok(None) when nothing came. A lost conn is replaced (and resubscribed) on the way,
     /// and a `Resubscribed` event comes first; if no new conn can be dialed, the error is
     /// returned and the next call tries again.
+    ///
+    /// Ok(None) leaves nothing to take without waiting: every link's socket was read until
+    /// EAGAIN (and its TLS records decrypted), and no whole frame is buffered, so the next
+    /// frame to arrive makes `fd` readable anew (an edge for an edge-triggered poller).
     pub fn receive(&mut self, timeout: Option<Duration>) -> Result<Option<Message>> {
         let res = self.receive_inner(timeout);
-        self.sync_ready();
+        match res {
+            // Drained (`receive_inner` waits only once `take_frame` found nothing): a part
+            // of a frame in a parser waits for bytes the socket will signal.
+            Ok(None) => self.set_ready(!self.queue.is_empty()),
+            _ => self.sync_ready(),
+        }
         res
     }
 
@@ -522,6 +529,9 @@ impl Subscriber {
             if !self.queue.is_empty() || self.links.iter().any(|l| l.conn.is_none()) {
                 continue;
             }
+            // Every link drained: `ready` (set for what an earlier call left buffered) would
+            // end the wait at once, a part of a frame comes through its socket.
+            self.set_ready(false);
             if !self.wait_readable(deadline)? {
                 return Ok(None);
             }
@@ -529,22 +539,22 @@ impl Subscriber {
     }
 
     /// A frame some link has now (buffered or in its socket), without waiting; a link
-    /// that fails is lost (and a message says why on the next round).
+    /// that fails is lost (and a message says why on the next round). None: every link was
+    /// read until EAGAIN and holds no whole frame (frames `filter` keeps from the user
+    /// do not end a link's turn).
     fn take_frame(&mut self) -> Result<Option<Message>> {
-        let now = Some(self.passed);
         for i in 0..self.links.len() {
-            let Some(conn) = self.links[i].conn.as_mut() else {
-                continue;
-            };
-            match conn.receive(now) {
-                Ok(None) => {}
-                Ok(Some(frame)) => {
-                    let m = decode(frame);
-                    if let Some(m) = self.filter(i, m) {
-                        return Ok(Some(m));
+            while let Some(conn) = self.links[i].conn.as_mut() {
+                match conn.receive_arrived() {
+                    Ok(None) => break,
+                    Ok(Some(frame)) => {
+                        let m = decode(frame);
+                        if let Some(m) = self.filter(i, m) {
+                            return Ok(Some(m));
+                        }
                     }
+                    Err(e) => self.lose(i, e.to_string()),
                 }
-                Err(e) => self.lose(i, e.to_string()),
             }
         }
         Ok(None)
@@ -675,14 +685,20 @@ impl Subscriber {
         }
     }
 
-    /// Makes `ready` readable exactly while a message is queued or a frame buffered (in a
-    /// parser, or decrypted in a TLS session: neither shows on the socket).
+    /// Makes `ready` readable while a message is queued or a frame may be buffered (in a
+    /// parser, or decrypted in a TLS session: neither shows on the socket); a part of a
+    /// frame counts too until a receive finds nothing (`receive` then clears it).
     fn sync_ready(&mut self) {
         let want = !self.queue.is_empty()
             || self
                 .links
                 .iter_mut()
                 .any(|l| l.conn.as_mut().is_some_and(|c| c.has_pending_input()));
+        self.set_ready(want);
+    }
+
+    /// Makes `ready` readable or not; a change to readable is a new edge on `fd`.
+    fn set_ready(&mut self, want: bool) {
         if want == self.ready_set {
             return;
         }

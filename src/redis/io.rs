@@ -83,6 +83,35 @@ pub fn read_frame(
     read_until(s, parser, deadline, false)
 }
 
+/// The next frame among the bytes that have arrived, without waiting: what the parser holds,
+/// else the socket read (on TLS, its records decrypted) until a whole frame or EAGAIN. None
+/// only at EAGAIN, so it leaves no whole frame in the parser, no decrypted byte in the TLS
+/// session and nothing in the socket: the next byte to arrive makes the fd readable anew,
+/// which an edge-triggered poller relies on (a subscriber's fd). A frame still arriving is
+/// read as fast as it comes, at most up to the parser's reply limits.
+pub fn read_frame_arrived(
+    s: &mut Stream<'_>,
+    parser: &mut Parser,
+) -> Result<Option<Reply>, IoError> {
+    if let Some(reply) = parser.next_reply()? {
+        return Ok(Some(reply));
+    }
+    loop {
+        match s.recv(parser.try_spare(READ_CHUNK)?) {
+            Ok(0) => return Err(IoError::Eof),
+            Ok(n) => {
+                parser.advance(n);
+                if let Some(reply) = parser.next_reply()? {
+                    return Ok(Some(reply));
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(err) => return Err(os(err)),
+        }
+    }
+}
+
 /// Reads one reply. What the parser already holds is parsed first; the socket is read only if
 /// that is not a whole reply. `timeout` bounds the whole reply, not each `recv`.
 pub fn read_reply(
@@ -864,6 +893,51 @@ mod tests {
         assert_eq!(out, request, "out_buf holds the encoded command");
         assert_eq!(flags(ours.as_raw_fd()), before);
         assert!(parser.is_clean());
+    }
+
+    /// `read_frame_arrived` reads on until a whole frame or EAGAIN (not one recv, as
+    /// `read_frame` with a deadline already passed does): None leaves the socket empty, a
+    /// part of a frame buffered in the parser.
+    #[test]
+    fn read_frame_arrived_reads_until_a_whole_frame_or_eagain() {
+        let (ours, mut peer) = pair();
+        // Room for the whole first part in the socket at once.
+        let size: libc::c_int = 1 << 20;
+        // SAFETY: a valid int option value for an fd the test owns.
+        let rc = unsafe {
+            libc::setsockopt(
+                peer.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        let body = vec![b'b'; 200_000];
+        let mut frame = format!("${}\r\n", body.len()).into_bytes();
+        frame.extend_from_slice(&body);
+        frame.extend_from_slice(b"\r\n");
+        peer.write_all(b"+a\r\n").unwrap();
+        peer.write_all(&frame[..150_000]).unwrap();
+        let mut parser = Parser::new();
+        let mut s = Stream::Plain(ours.as_raw_fd());
+        let got = read_frame_arrived(&mut s, &mut parser).unwrap();
+        assert_eq!(got, Some(Reply::Status(b"a".to_vec())));
+        // 150 kB of the bulk, more than the parser's buffer takes in two reads: all read,
+        // the frame not whole yet.
+        assert_eq!(read_frame_arrived(&mut s, &mut parser).unwrap(), None);
+        assert_eq!(socket_peek_byte(ours.as_raw_fd()).unwrap(), None);
+        assert!(!parser.is_clean());
+        peer.write_all(&frame[150_000..]).unwrap();
+        let got = read_frame_arrived(&mut s, &mut parser).unwrap();
+        assert_eq!(got, Some(Reply::String(body)));
+        assert_eq!(read_frame_arrived(&mut s, &mut parser).unwrap(), None);
+        drop(peer);
+        assert!(matches!(
+            read_frame_arrived(&mut s, &mut parser),
+            Err(IoError::Eof)
+        ));
     }
 
     #[test]

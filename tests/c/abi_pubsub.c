@@ -1,7 +1,7 @@
 /*
  * abi_pubsub.c - pool_subscriber_t against a real redis-server: SUBSCRIBE / PSUBSCRIBE /
  * SSUBSCRIBE and their UNSUBSCRIBEs, messages in RESP2 and RESP3, the receive timeout, the
- * pollable fd, the health ping, resubscription after CLIENT KILL and after a server restart
+ * pollable fd (level- and edge-triggered), the health ping, resubscription after CLIENT KILL and after a server restart
  * (this program kills the server and starts a new one on the same port), a closed or freed
  * pool, and misuse.
  *
@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <signal.h>
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 
 #include "check.h"
@@ -274,6 +275,97 @@ static void pollable_fd(void)
     EXPECT_MSG(sub, POOL_MSG_MESSAGE, "ev", "kept");
     CHECK_EQ(poll(&p, 1, 0), 0);
     CHECK_EQ(pool_subscriber_fd(sub), fd);
+    pool_subscriber_free(sub);
+    pool_free(pool);
+}
+
+/* A payload of `len` bytes that says which message it is ("<i>:xxx..."), NUL-terminated;
+   the caller frees it. */
+static char *numbered_payload(int i, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (p == NULL)
+        return NULL;
+    memset(p, 'x', len);
+    char head[16];
+    int n = snprintf(head, sizeof head, "%d:", i);
+    memcpy(p, head, (size_t)n < len ? (size_t)n : len);
+    p[len] = 0;
+    return p;
+}
+
+/* The burst's message sizes: 3 KiB, every tenth 40 KB to 640 KB (more than one read into
+   the parser's buffer takes). */
+static size_t burst_size(int i)
+{
+    return i % 10 == 9 ? (size_t)40000 << (i / 10 % 5) : 3072;
+}
+
+/* An edge-triggered loop on pool_subscriber_fd (epoll EPOLLET, as libuv, libevent's EV_ET or
+   Go's netpoller): after each edge, receive with timeout 0 until POOL_ERR_TIMEOUT. A burst
+   of 200 messages published before the subscriber reads any must all arrive, each wait
+   seeing an edge: a POOL_ERR_TIMEOUT leaves nothing unread in the socket or the parser. */
+static void edge_triggered(const char *query)
+{
+    enum { N = 200 };
+    pool_t *pool = NULL;
+    pool_subscriber_t *sub = new_subscriber(query, &pool);
+    if (sub == NULL)
+        return;
+    pool_error_t err;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    CHECK(ep >= 0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
+    CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, pool_subscriber_fd(sub), &ev), 0);
+    const char *chans[] = {"et"};
+    CHECK_STATUS(pool_subscriber_subscribe(sub, 1, chans, NULL, &err), POOL_OK, &err);
+    int got = -1; /* -1: the confirmation comes first */
+    int edges = 0, bad = 0;
+    while (got < N && edges < 100000) {
+        struct epoll_event out;
+        check_total++;
+        if (epoll_wait(ep, &out, 1, (int)scaled(10000)) != 1) {
+            check_fail(__FILE__, __LINE__, "\"%s\": message %d of %d pending, no edge within %lld ms",
+                       query, got, N, (long long)scaled(10000));
+            break;
+        }
+        edges++;
+        pool_message_t *m = NULL;
+        pool_status_t st;
+        while ((st = pool_subscriber_receive(sub, 0, &m, &err)) == POOL_OK) {
+            if (got < 0) {
+                CHECK_EQ(m->kind, POOL_MSG_SUBSCRIBE);
+            } else if (got < N) {
+                char *want = numbered_payload(got, burst_size(got));
+                int ok = want != NULL && m->kind == POOL_MSG_MESSAGE &&
+                         m->payload_len == burst_size(got) &&
+                         memcmp(m->payload, want, m->payload_len) == 0;
+                free(want);
+                /* One check for the burst, with the first message that is wrong. */
+                if (!ok && bad++ == 0) {
+                    check_total++;
+                    check_fail(__FILE__, __LINE__, "\"%s\": message %d: kind %d, %zu bytes", query,
+                               got, m->kind, m->payload_len);
+                }
+            }
+            got++;
+            pool_message_free(m);
+        }
+        CHECK_STATUS(st, POOL_ERR_TIMEOUT, &err);
+        /* The burst goes out once the confirmation is in, before any of it is read. */
+        if (got == 0) {
+            for (int i = 0; i < N; i++) {
+                char *p = numbered_payload(i, burst_size(i));
+                CHECK(p != NULL);
+                if (p != NULL)
+                    CHECK_EQ(publish(pool, "PUBLISH", "et", p), 1);
+                free(p);
+            }
+        }
+    }
+    CHECK_EQ(got, N);
+    CHECK_EQ(bad, 0);
+    close(ep);
     pool_subscriber_free(sub);
     pool_free(pool);
 }
@@ -655,6 +747,10 @@ int main(int argc, char **argv)
     messages("?protocol=3");
     section("the pollable fd: readable while receive has something");
     pollable_fd();
+    section("the pollable fd, edge-triggered: every message of a burst (RESP2)");
+    edge_triggered("");
+    section("the pollable fd, edge-triggered, in RESP3");
+    edge_triggered("?protocol=3");
     section("CLIENT KILL: resubscribed, the gap reported, nothing subscribed lost (RESP2)");
     client_kill("");
     section("CLIENT KILL in RESP3");
