@@ -107,15 +107,26 @@ impl PoolObj {
 
 /// Children (single and sticky pools) hold their parent's object, which keeps it alive
 /// after the caller's pool_free of the parent.
+///
+/// Get, put and the pool timeout call a connection pool's own methods directly (the hot
+/// path: no call through `dyn Pooler`), the other kinds through `pooler`.
 impl Pooler for PoolObj {
+    #[inline]
     fn get_with(&self, wait: Wait, cancel: Option<&CancelToken>) -> crate::pool::Result<Conn> {
-        self.pooler().get_with(wait, cancel)
+        match &self.kind {
+            PoolKind::Conn(p) => p.get_with(wait, cancel),
+            _ => self.pooler().get_with(wait, cancel),
+        }
     }
     fn try_get(&self) -> crate::pool::Result<Conn> {
         self.pooler().try_get()
     }
+    #[inline]
     fn put(&self, conn: Conn) -> Result<(), Rejected> {
-        self.pooler().put(conn)
+        match &self.kind {
+            PoolKind::Conn(p) => p.put(conn),
+            _ => self.pooler().put(conn),
+        }
     }
     fn remove(&self, conn: Conn, reason: Option<&str>) -> Result<(), Rejected> {
         self.pooler().remove(conn, reason)
@@ -138,8 +149,12 @@ impl Pooler for PoolObj {
     fn close(&self) -> crate::pool::Result<()> {
         self.pooler().close()
     }
+    #[inline]
     fn pool_timeout(&self) -> Wait {
-        self.pooler().pool_timeout()
+        match &self.kind {
+            PoolKind::Conn(p) => p.pool_timeout(),
+            _ => self.pooler().pool_timeout(),
+        }
     }
     fn notify_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
         self.pooler().notify_fd()

@@ -591,6 +591,7 @@ impl Pooler for ConnPool {
     fn close(&self) -> Result<()> {
         ConnPool::close(self)
     }
+    #[inline]
     fn pool_timeout(&self) -> Wait {
         self.inner().opts.pool_timeout
     }
