@@ -121,6 +121,20 @@ fn main() {
         hot_loop(n);
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--uncontended") {
+        // Section a's 1-thread figures alone, for N rounds (default 5), one line each.
+        let rounds = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(5);
+        let addr = acceptor();
+        let plan = Plan::new(Mode::Full);
+        for round in 0..rounds {
+            let row: Vec<String> = section_uncontended(&plan, &addr)
+                .iter()
+                .map(|u| format!("{} {:.1} ns", u.name, u.ns_per_op))
+                .collect();
+            println!("round {round}: {}", row.join(", "));
+        }
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--syscall-loop") {
         syscall_loop(&args[i + 1..]);
         return;
