@@ -60,6 +60,8 @@ const PUBSUB_SECTIONS: &[&str] = &[
     "== subscribe, psubscribe, ssubscribe: messages and confirmations (RESP2)\n",
     "== the same in RESP3 (pushes)\n",
     "== the pollable fd: readable while receive has something\n",
+    "== ping start / finish / cancel: never waiting, misuse, a paused server (RESP2)\n",
+    "== ping start / finish in RESP3\n",
     "== the pollable fd, edge-triggered: every message of a burst (RESP2)\n",
     "== the pollable fd, edge-triggered, in RESP3\n",
     "== CLIENT KILL: resubscribed, the gap reported, nothing subscribed lost (RESP2)\n",
