@@ -467,8 +467,8 @@ const HOSTILE_SECTIONS: &[&str] = &[
 ];
 
 /// The table rows abi_hostile.c has at least, and the checks they make.
-const HOSTILE_MIN_CASES: u64 = 730;
-const HOSTILE_MIN_CHECKS: u64 = 19_000;
+const HOSTILE_MIN_CASES: u64 = 737;
+const HOSTILE_MIN_CHECKS: u64 = 19_200;
 
 /// Every function `include/redispool.h` declares: a line at the top level (not indented,
 /// not a typedef, comment or macro) naming `pool_*(`.
