@@ -1630,10 +1630,50 @@ void pool_message_free(pool_message_t *msg);
 // answer in time is treated as lost: the status is POOL_ERR_IO, and the next call
 // resubscribes on a new conn (POOL_MSG_RESUBSCRIBED). Use it on a quiet subscriber to
 // find a dead peer (a server gone without closing the socket), e.g. every minute as
-// go-redis does. POOL_ERR_CLOSED once the pool is closed.
+// go-redis does. POOL_ERR_CLOSED once the pool is closed. It blocks the calling thread
+// until the answers come: an event loop uses pool_subscriber_ping_start and
+// pool_subscriber_ping_finish instead (this call is the two with a wait between them, so
+// it is POOL_ERR_INVALID_ARG while such a ping is under way).
 pool_status_t pool_subscriber_ping(pool_subscriber_t *sub,
                                    int64_t timeout_ms,
                                    pool_error_t *err_out);
+
+// Starts a health check that never waits: PINGs each of the subscriber's conns (a lost one
+// is dialed again first, as pool_subscriber_receive does) and notes the deadline,
+// `timeout_ms` from now (< 0: none). End it with pool_subscriber_ping_finish (or
+// pool_subscriber_ping_cancel). POOL_OK when the PINGs went out; POOL_ERR_INVALID_ARG when
+// a ping is already under way (started and not finished or cancelled), or for NULL `sub`;
+// a conn that fails to take the PING is treated as lost and its status returned (no ping
+// is then under way). POOL_ERR_CLOSED once the pool is closed. The thread using the
+// subscriber calls this.
+pool_status_t pool_subscriber_ping_start(pool_subscriber_t *sub,
+                                         int64_t timeout_ms,
+                                         pool_error_t *err_out);
+
+// Looks at the ping pool_subscriber_ping_start began, without waiting: reads what each
+// conn's socket has (messages that arrived are kept for pool_subscriber_receive; the
+// answers are not delivered), as pool_subscriber_ping does.
+//
+// - POOL_ERR_WOULD_BLOCK: answers are outstanding and the deadline has not passed. Wait
+//   for pool_subscriber_fd to be readable (or the deadline), then call this again. Every
+//   socket was read until EAGAIN, so the next answer makes the fd readable anew: safe for
+//   edge-triggered polling. The fd is also readable while a message is kept for
+//   pool_subscriber_receive (take those too, or a level-triggered loop spins).
+// - POOL_OK: every conn answered; the ping is over.
+// - POOL_ERR_IO: the deadline passed with answers outstanding, or a conn failed: those
+//   conns are treated as lost (the next receive resubscribes on a new conn,
+//   POOL_MSG_RESUBSCRIBED); the ping is over.
+// - POOL_ERR_INVALID_ARG: no ping under way (never started, already finished or
+//   cancelled), or NULL `sub`. POOL_ERR_CLOSED once the pool is closed.
+//
+// The thread using the subscriber calls this.
+pool_status_t pool_subscriber_ping_finish(pool_subscriber_t *sub, pool_error_t *err_out);
+
+// Gives up the ping under way (e.g. when the caller's own deadline or cancellation comes
+// first) without waiting: its answers are dropped when they arrive, the conns are kept and
+// the subscriber stays usable (a new ping may start). POOL_OK, also when no ping is under
+// way; POOL_ERR_INVALID_ARG for NULL `sub`. The thread using the subscriber calls this.
+pool_status_t pool_subscriber_ping_cancel(pool_subscriber_t *sub, pool_error_t *err_out);
 
 // A file descriptor for event loops (an epoll set; owned by the subscriber, do not close
 // it): readable when pool_subscriber_receive has something to return without waiting (a

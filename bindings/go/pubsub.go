@@ -102,6 +102,13 @@ type PubSub struct {
 	rc syscall.RawConn
 	// The turn to wait on f (one waiter at a time owns its deadline).
 	turn chan struct{}
+	// Another duplicate of the fd for Ping, which waits there while a
+	// receiver may hold turn (the Channel goroutine does for good); both
+	// see every readiness. nil with f.
+	pf  *os.File
+	prc syscall.RawConn
+	// One Ping at a time (the library has one ping under way at most).
+	pingTurn chan struct{}
 }
 
 // Subscribe makes a PubSub on the pool and subscribes it to channels (none:
@@ -117,8 +124,16 @@ func (p *Pool) Subscribe(ctx context.Context, channels ...string) (*PubSub, erro
 	if st != C.POOL_OK {
 		return nil, errorFrom(st, &cerr)
 	}
-	ps := &PubSub{s: s, closed: make(chan struct{}), turn: make(chan struct{}, 1)}
+	ps := &PubSub{s: s, closed: make(chan struct{}), turn: make(chan struct{}, 1),
+		pingTurn: make(chan struct{}, 1)}
 	ps.f, ps.rc = pollFile(int(C.pool_subscriber_fd(s)), "redispool-subscriber")
+	if ps.f != nil {
+		ps.pf, ps.prc = pollFile(int(C.pool_subscriber_fd(s)), "redispool-subscriber-ping")
+		if ps.pf == nil {
+			_ = ps.f.Close()
+			ps.f, ps.rc = nil, nil
+		}
+	}
 	runtime.SetFinalizer(ps, func(ps *PubSub) { _ = ps.Close() })
 	if len(channels) > 0 {
 		if err := ps.Subscribe(ctx, channels...); err != nil {
@@ -423,12 +438,110 @@ func (ps *PubSub) receiveOnce(d time.Duration) (*Message, error) {
 }
 
 // Ping PINGs the subscriber's conns and waits for the answers, at most
-// timeout; a conn that does not answer is lost (the next receive
-// resubscribes) and the error returned.
+// timeout (negative: as long as it takes); a conn that does not answer in
+// time is lost (the next receive resubscribes) and the error returned.
+// Messages that arrive meanwhile are kept for Receive.
+//
+// The wait happens in Go's netpoller on the subscriber's fd
+// (pool_subscriber_ping_start, then pool_subscriber_ping_finish at each
+// readiness), never in a cgo call: a waiting goroutine holds no OS thread.
+// When ctx is done first, the ping is given up (pool_subscriber_ping_cancel)
+// and ctx's error returned; the conns are kept and the PubSub stays usable.
+// Concurrent Pings on one PubSub run in turn; Receive may run meanwhile.
 func (ps *PubSub) Ping(ctx context.Context, timeout time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	select {
+	case <-ps.closed:
+		return ErrClosed
+	default:
+	}
+	if ps.prc == nil {
+		return ps.pingBlocking(timeout)
+	}
+	select {
+	case ps.pingTurn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-ps.closed:
+		return ErrClosed
+	}
+	defer func() { <-ps.pingTurn }()
+
+	ms := timeoutMillis(timeout)
+	if err := ps.pingStart(ms); err != nil {
+		return err
+	}
+	// Taken after the start: never before the library's own deadline.
+	var deadline time.Time
+	if ms >= 0 {
+		deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
+	}
+	pollDeadline := deadline
+	if dl, ok := ctx.Deadline(); ok && (pollDeadline.IsZero() || dl.Before(pollDeadline)) {
+		pollDeadline = dl
+	}
+	_ = ps.pf.SetReadDeadline(pollDeadline)
+	if ctx.Done() != nil {
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			_ = ps.pf.SetReadDeadline(longAgo)
+			close(fired)
+		})
+		defer func() {
+			if !stop() {
+				<-fired
+			}
+		}()
+	}
+	// Bounded: each round past the library's deadline waits 1 ms more, and
+	// the library's deadline is never later than ours.
+	for round := 0; round < 1000; round++ {
+		var done bool
+		var err error
+		// Go's netpoller is edge-triggered: a finish that says WOULD_BLOCK
+		// read every socket until EAGAIN, so the next answer is a new edge.
+		rerr := ps.prc.Read(func(uintptr) bool {
+			if ctx.Err() != nil {
+				return true
+			}
+			done, err = ps.pingFinish()
+			return done
+		})
+		if done {
+			return err
+		}
+		select {
+		case <-ps.closed:
+			return ErrClosed
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			ps.pingCancel()
+			return err
+		}
+		if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+			ps.pingCancel()
+			return &Error{Code: CodeIO, Msg: "redispool: PubSub ping: " + rerr.Error()}
+		}
+		if deadline.IsZero() || time.Now().Before(deadline) {
+			// ctx's deadline passed; its Err may lag the clock by a moment.
+			ps.pingCancel()
+			return context.DeadlineExceeded
+		}
+		// The library's deadline passed: its finish says so.
+		if done, err = ps.pingFinish(); done {
+			return err
+		}
+		_ = ps.pf.SetReadDeadline(time.Now().Add(time.Millisecond))
+	}
+	ps.pingCancel()
+	return &Error{Code: CodeIO, Msg: "redispool: PubSub ping: no answer by the deadline"}
+}
+
+// pingBlocking is Ping's wait in C, when the fd is not in the netpoller.
+func (ps *PubSub) pingBlocking(timeout time.Duration) error {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.s == nil {
@@ -439,6 +552,45 @@ func (ps *PubSub) Ping(ctx context.Context, timeout time.Duration) error {
 		return errorFrom(st, &cerr)
 	}
 	return nil
+}
+
+func (ps *PubSub) pingStart(ms int64) error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.s == nil {
+		return ErrClosed
+	}
+	var cerr C.pool_error_t
+	if st := C.pool_subscriber_ping_start(ps.s, C.int64_t(ms), &cerr); st != C.POOL_OK {
+		return errorFrom(st, &cerr)
+	}
+	return nil
+}
+
+// pingFinish: done false while answers are outstanding.
+func (ps *PubSub) pingFinish() (done bool, err error) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.s == nil {
+		return true, ErrClosed
+	}
+	var cerr C.pool_error_t
+	switch st := C.pool_subscriber_ping_finish(ps.s, &cerr); st {
+	case C.POOL_OK:
+		return true, nil
+	case C.POOL_ERR_WOULD_BLOCK:
+		return false, nil
+	default:
+		return true, errorFrom(st, &cerr)
+	}
+}
+
+func (ps *PubSub) pingCancel() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.s != nil {
+		C.pool_subscriber_ping_cancel(ps.s, nil)
+	}
 }
 
 // Resubscribes counts the lost conns replaced so far.
@@ -500,8 +652,9 @@ func (ps *PubSub) Close() error {
 	ps.once.Do(func() {
 		close(ps.closed)
 		if ps.f != nil {
-			// Wakes the receivers waiting in the netpoller.
+			// Wakes the receivers and Ping waiting in the netpoller.
 			_ = ps.f.Close()
+			_ = ps.pf.Close()
 		}
 		ps.chMu.Lock()
 		done := ps.done

@@ -201,3 +201,120 @@ func TestPubSubConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// pauseServer has the test server hold every client's commands for ms
+// milliseconds (CLIENT PAUSE ... ALL): a subscriber's PING waits for its PONG.
+func pauseServer(t *testing.T, p *Pool, ms int) {
+	t.Helper()
+	cn := mustGet(t, p)
+	defer func() { _ = p.Put(cn) }()
+	if _, err := cn.Do(context.Background(), "CLIENT", "PAUSE", strconv.Itoa(ms), "ALL"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// 48 PubSubs pinging a paused server (each answer about 300 ms away) wait in
+// the netpoller: no goroutine holds an OS thread in a cgo call meanwhile.
+func TestPubSubPingWaitsInTheNetpoller(t *testing.T) {
+	const n = 48
+	p := newTestPool(t, "pool_size=2")
+	ctx := context.Background()
+	subs := make([]*PubSub, n)
+	for i := range subs {
+		ps, err := p.Subscribe(ctx, "go:ping:netpoller")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = ps.Close() }()
+		subs[i] = ps
+	}
+	pauseServer(t, p, 300)
+	waitsHoldNoThread(t, n, "subscriber pings", func(i int) error {
+		return subs[i].Ping(ctx, 30*time.Second)
+	})
+	for i, ps := range subs {
+		if r := ps.Resubscribes(); r != 0 {
+			t.Fatalf("PubSub %d: %d resubscribes after an answered ping", i, r)
+		}
+	}
+}
+
+// Ping returns ctx's error when ctx ends first (its deadline, or a cancel),
+// and the PubSub stays usable: the next Ping is answered, no resubscription,
+// and a message still arrives.
+func TestPubSubPingHonoursCtx(t *testing.T) {
+	p := newTestPool(t, "pool_size=2")
+	ctx := context.Background()
+	ch := "go:ping:ctx:" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	ps, err := p.Subscribe(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ps.Close() }()
+	if m, err := ps.ReceiveTimeout(ctx, 10*time.Second); err != nil || m == nil || m.Kind != MsgSubscribe {
+		t.Fatalf("subscribe confirmation: %+v, %v", m, err)
+	}
+	pauseServer(t, p, 1500)
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancelShort()
+	if err := ps.Ping(short, 30*time.Second); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping past ctx's deadline = %v, want context.DeadlineExceeded", err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	stop := time.AfterFunc(100*time.Millisecond, cancel)
+	defer stop.Stop()
+	if err := ps.Ping(canceled, 30*time.Second); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Ping with ctx canceled = %v, want context.Canceled", err)
+	}
+	// Waits out the pause: the given-up pings' answers are not counted.
+	if err := ps.Ping(ctx, 30*time.Second); err != nil {
+		t.Fatalf("Ping after the canceled ones: %v", err)
+	}
+	if r := ps.Resubscribes(); r != 0 {
+		t.Fatalf("%d resubscribes after ctx ended a Ping", r)
+	}
+	cn := mustGet(t, p)
+	if _, err := cn.Do(ctx, "PUBLISH", ch, "after"); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Put(cn)
+	if m, err := ps.ReceiveTimeout(ctx, 10*time.Second); err != nil || m == nil || m.Payload != "after" {
+		t.Fatalf("the message after the pings: %+v, %v", m, err)
+	}
+}
+
+// Ping while the Channel goroutine waits to receive (it holds the receive
+// turn for good): the answer is awaited on Ping's own fd, whichever of the
+// two reads it, and messages still flow.
+func TestPubSubPingWhileChannelReceives(t *testing.T) {
+	p := newTestPool(t, "pool_size=2")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := "go:ping:chan:" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	ps, err := p.Subscribe(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ps.Close() }()
+	msgs := ps.Channel(ctx)
+	if m := next(t, msgs); m.Kind != MsgSubscribe {
+		t.Fatalf("first: %+v", m)
+	}
+	for i := 0; i < 3; i++ {
+		pauseServer(t, p, 100)
+		if err := ps.Ping(ctx, 30*time.Second); err != nil {
+			t.Fatalf("Ping %d with Channel receiving: %v", i, err)
+		}
+	}
+	cn := mustGet(t, p)
+	if _, err := cn.Do(ctx, "PUBLISH", ch, "after"); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Put(cn)
+	if m := next(t, msgs); m.Kind != MsgMessage || m.Payload != "after" {
+		t.Fatalf("after the pings: %+v", m)
+	}
+	if r := ps.Resubscribes(); r != 0 {
+		t.Fatalf("%d resubscribes", r)
+	}
+}

@@ -4,4 +4,4 @@ mod message;
 mod subscriber;
 
 pub use message::{Kind, Message, decode};
-pub use subscriber::{Family, Source, Subscriber};
+pub use subscriber::{Family, PingState, Source, Subscriber};

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use super::message::{Kind, Message, decode};
 use crate::pool::{Conn, Error, Result};
-use crate::redis::io::Deadline;
 
 /// Where a subscriber's conns come from: a pool (one node) or a cluster (a node per slot).
 pub trait Source: Send + Sync {
@@ -65,6 +64,26 @@ struct Link {
     conn: Option<Conn>,
     /// Why the last conn was lost (None: never had one, or up).
     lost: Option<String>,
+    /// Answers to the subscriber's own PINGs still to come on this conn (dropped when they
+    /// arrive); 0 for a new conn.
+    pings_owed: u32,
+}
+
+/// A health check under way: `ping_start` sent a PING on each of `links`, `ping_finish`
+/// ends it.
+struct PingRound {
+    links: Vec<usize>,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+}
+
+/// How far a ping round got (`ping_finish`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingState {
+    /// Every conn answered.
+    Answered,
+    /// Answers are outstanding and the deadline has not passed.
+    Waiting,
 }
 
 /// The subscribe family, as the index of its command names.
@@ -127,8 +146,8 @@ pub struct Subscriber {
     links: Vec<Link>,
     queue: VecDeque<Message>,
     resubscribes: u64,
-    /// The PING payloads sent by `ping` whose answers are still to come.
-    pings_out: usize,
+    /// The ping round under way, if any.
+    ping_round: Option<PingRound>,
     /// An epoll set of every link's fd and `ready`: readable when `receive` has something.
     epoll: OwnedFd,
     /// An eventfd, readable while a message is queued or buffered.
@@ -170,10 +189,11 @@ impl Subscriber {
                 node: String::new(),
                 conn: None,
                 lost: None,
+                pings_owed: 0,
             }],
             queue: VecDeque::new(),
             resubscribes: 0,
-            pings_out: 0,
+            ping_round: None,
             epoll,
             ready,
             ready_set: false,
@@ -219,6 +239,7 @@ impl Subscriber {
             return Err(e);
         }
         self.links[i].conn = Some(conn);
+        self.links[i].pings_owed = 0;
         Ok(())
     }
 
@@ -228,6 +249,7 @@ impl Subscriber {
             let _ = self.epoll_ctl(libc::EPOLL_CTL_DEL, conn.fd());
             self.source.close(&self.links[i].node, conn);
         }
+        self.links[i].pings_owed = 0;
         if i > 0 || self.source.sharded() {
             self.source.topology_changed();
         }
@@ -324,6 +346,7 @@ impl Subscriber {
             node: node.to_string(),
             conn: None,
             lost: None,
+            pings_owed: 0,
         });
         self.links.len() - 1
     }
@@ -563,8 +586,11 @@ impl Subscriber {
     /// Whether a frame is for the user: answers to `ping`'s own PINGs are not, nor a MOVED
     /// for an SSUBSCRIBE (followed here: the channels go where the slot is now).
     fn filter(&mut self, i: usize, m: Message) -> Option<Message> {
-        if m.kind == Kind::Pong && self.pings_out > 0 && m.payload.as_deref() == Some(PING_TOKEN) {
-            self.pings_out -= 1;
+        if m.kind == Kind::Pong
+            && self.links[i].pings_owed > 0
+            && m.payload.as_deref() == Some(PING_TOKEN)
+        {
+            self.links[i].pings_owed -= 1;
             return None;
         }
         if m.kind == Kind::SUnsubscribe && self.source.sharded() {
@@ -717,65 +743,180 @@ impl Subscriber {
 
     /// PINGs every link and waits (at most `timeout`) for every answer; messages that
     /// arrive meanwhile are kept for `receive`. A link that fails or does not answer in
-    /// time is lost (resubscribed by the next call) and the error returned.
+    /// time is lost (resubscribed by the next call) and the error returned. It is
+    /// `ping_start`, waits on the links' sockets, and `ping_finish`.
     pub fn ping(&mut self, timeout: Option<Duration>) -> Result<()> {
-        let res = self.ping_inner(timeout);
+        self.ping_start(timeout)?;
+        loop {
+            match self.ping_finish()? {
+                PingState::Answered => return Ok(()),
+                PingState::Waiting => {
+                    let deadline = self.ping_round.as_ref().and_then(|r| r.deadline);
+                    if let Err(e) = self.wait_ping_answers(deadline) {
+                        self.ping_round = None;
+                        self.sync_ready();
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a ping round: PINGs every link (a lost one is dialed again first) and notes
+    /// the deadline, `timeout` from now (None: none). Never waits for an answer. A round
+    /// already under way is an `Error::InvalidArg`; a link that fails to take the PING is
+    /// lost and the error returned (no round then).
+    pub fn ping_start(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.check_open()?;
+        if self.ping_round.is_some() {
+            return Err(Error::invalid(
+                "a subscriber ping is already under way (finish or cancel it first)",
+            ));
+        }
+        let res = self.ping_send(timeout);
         self.sync_ready();
         res
     }
 
-    fn ping_inner(&mut self, timeout: Option<Duration>) -> Result<()> {
-        self.check_open()?;
+    fn ping_send(&mut self, timeout: Option<Duration>) -> Result<()> {
         self.heal()?;
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        // Answers to earlier pings that never came would be miscounted: start afresh.
-        self.pings_out = 0;
-        let mut waiting: Vec<usize> = Vec::new();
+        let mut links: Vec<usize> = Vec::new();
         for i in 0..self.links.len() {
             let Some(conn) = self.links[i].conn.as_mut() else {
                 continue;
             };
             match conn.send(&[&[b"PING", PING_TOKEN]]) {
-                Ok(()) => waiting.push(i),
+                Ok(()) => {
+                    self.links[i].pings_owed += 1;
+                    links.push(i);
+                }
                 Err(e) => {
-                    let msg = e.to_string();
-                    self.lose(i, msg);
+                    self.lose(i, e.to_string());
                     return Err(e);
                 }
             }
         }
-        self.pings_out = waiting.len();
-        for i in waiting {
-            loop {
-                let left = deadline.map(|d| Deadline::at(d, timeout.unwrap_or_default()));
-                let Some(conn) = self.links[i].conn.as_mut() else {
-                    break;
-                };
-                match conn.receive(left) {
+        self.ping_round = Some(PingRound {
+            links,
+            deadline,
+            timeout,
+        });
+        Ok(())
+    }
+
+    /// Looks at the round `ping_start` began, without waiting: reads what every link's
+    /// socket has (messages are kept for `receive`, the answers dropped). `Answered` ends
+    /// the round; `Waiting` while answers are outstanding before the deadline. After the
+    /// deadline the links that did not answer are lost and `Error::Io` returned; a link
+    /// lost meanwhile gives its error. Either ends the round. No round: `InvalidArg`.
+    ///
+    /// On `Waiting` every socket was read until EAGAIN, so the next answer makes `fd`
+    /// readable anew (an edge); `fd` stays readable while a message is kept for `receive`.
+    pub fn ping_finish(&mut self) -> Result<PingState> {
+        self.check_open()?;
+        let Some(round) = self.ping_round.take() else {
+            return Err(Error::invalid(
+                "no subscriber ping under way (pool_subscriber_ping_start first)",
+            ));
+        };
+        self.drain_links();
+        let lost = round
+            .links
+            .iter()
+            .copied()
+            .find(|&i| self.links[i].conn.is_none());
+        if let Some(i) = lost {
+            let why = self.links[i].lost.clone().unwrap_or_default();
+            self.sync_ready();
+            return Err(Error::Io(format!("redis: subscriber ping: {why}")));
+        }
+        let waiting: Vec<usize> = round
+            .links
+            .iter()
+            .copied()
+            .filter(|&i| self.links[i].pings_owed > 0)
+            .collect();
+        if waiting.is_empty() {
+            self.sync_ready();
+            return Ok(PingState::Answered);
+        }
+        if round.deadline.is_some_and(|d| Instant::now() >= d) {
+            let e = Error::Io(format!(
+                "redis: subscriber ping: no answer within {:?}",
+                round.timeout.unwrap_or_default()
+            ));
+            for i in waiting {
+                self.lose(i, e.to_string());
+            }
+            self.sync_ready();
+            return Err(e);
+        }
+        self.ping_round = Some(round);
+        // Every socket is drained: only a kept message makes `fd` readable now.
+        self.set_ready(!self.queue.is_empty());
+        Ok(PingState::Waiting)
+    }
+
+    /// Ends the round under way (if any) without waiting: its answers are dropped when they
+    /// arrive, the conns kept.
+    pub fn ping_cancel(&mut self) {
+        self.ping_round = None;
+    }
+
+    /// Whether a ping round is under way.
+    pub fn ping_pending(&self) -> bool {
+        self.ping_round.is_some()
+    }
+
+    /// Reads every link until EAGAIN (no whole frame left buffered): messages are queued
+    /// for `receive`, ping answers dropped; a link that fails is lost.
+    fn drain_links(&mut self) {
+        for i in 0..self.links.len() {
+            while let Some(conn) = self.links[i].conn.as_mut() {
+                match conn.receive_arrived() {
+                    Ok(None) => break,
                     Ok(Some(frame)) => {
                         let m = decode(frame);
-                        let before = self.pings_out;
                         if let Some(m) = self.filter(i, m) {
                             self.push(m);
                         }
-                        if self.pings_out < before {
-                            break;
-                        }
                     }
-                    Ok(None) => {
-                        let e = Error::Io(format!(
-                            "redis: subscriber ping: no answer within {:?}",
-                            timeout.unwrap_or_default()
-                        ));
-                        self.lose(i, e.to_string());
-                        return Err(e);
-                    }
-                    Err(e) => {
-                        self.lose(i, e.to_string());
-                        return Err(e);
-                    }
+                    Err(e) => self.lose(i, e.to_string()),
                 }
             }
+        }
+    }
+
+    /// Waits until a socket of a link owing a ping answer is readable, or `deadline`.
+    /// The sockets were drained by `ping_finish`, so readable means new bytes.
+    fn wait_ping_answers(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let mut fds: Vec<libc::pollfd> = self
+            .links
+            .iter()
+            .filter(|l| l.pings_owed > 0)
+            .filter_map(|l| l.conn.as_ref())
+            .map(|c| libc::pollfd {
+                fd: c.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if fds.is_empty() {
+            return Ok(());
+        }
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                libc::c_int::try_from(left.as_nanos().div_ceil(1_000_000))
+                    .unwrap_or(libc::c_int::MAX)
+            }
+        };
+        // SAFETY: `fds` is a valid array of its length for the call.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return Err(os_err("poll"));
         }
         Ok(())
     }

@@ -2177,6 +2177,16 @@ typedef struct hcase {
       pool_subscriber_ping(NULL, 0, err))                                                       \
     X(sub_ping_t_max, "pool_subscriber_ping", "timeout_ms INT64_MAX", FX_NONE, POOL_OK, NULL,   \
       F_ERR | F_COUNTS, pool_subscriber_ping(g_sub, INT64_MAX, err))                            \
+    X(sub_ping_start_null, "pool_subscriber_ping_start", "sub NULL", FX_NONE, INV, "sub",       \
+      F_ERR, pool_subscriber_ping_start(NULL, 0, err))                                          \
+    X(sub_ping_finish_null, "pool_subscriber_ping_finish", "sub NULL", FX_NONE, INV, "sub",     \
+      F_ERR, pool_subscriber_ping_finish(NULL, err))                                            \
+    X(sub_ping_finish_none, "pool_subscriber_ping_finish", "no ping under way", FX_NONE, INV,   \
+      "no subscriber ping", F_ERR, pool_subscriber_ping_finish(g_sub, err))                     \
+    X(sub_ping_cancel_null, "pool_subscriber_ping_cancel", "sub NULL", FX_NONE, INV, "sub",     \
+      F_ERR, pool_subscriber_ping_cancel(NULL, err))                                            \
+    X(sub_ping_cancel_none, "pool_subscriber_ping_cancel", "no ping under way", FX_NONE,        \
+      POOL_OK, NULL, F_ERR | F_COUNTS, pool_subscriber_ping_cancel(g_sub, err))                 \
     X(sub_fd_null, "pool_subscriber_fd", "NULL", FX_NONE, -1, NULL, 0, pool_subscriber_fd(NULL)) \
     X(sub_resubs_null, "pool_subscriber_resubscribes", "NULL", FX_NONE, 0, NULL, 0,             \
       (int64_t)pool_subscriber_resubscribes(NULL))                                              \

@@ -279,6 +279,86 @@ static void pollable_fd(void)
     pool_free(pool);
 }
 
+/* Waits for pool_subscriber_ping_finish to end the ping: on POOL_ERR_WOULD_BLOCK, polls
+   the fd in slices of 50 ms (the deadline brings no readiness), at most `ms` in all. The fd
+   stays readable while a message is kept, so this may spin until the answer comes. */
+static pool_status_t finish_ping(pool_subscriber_t *sub, int64_t ms, int *would_block,
+                                 pool_error_t *err)
+{
+    struct pollfd p = {.fd = pool_subscriber_fd(sub), .events = POLLIN};
+    pool_status_t st = POOL_ERR_WOULD_BLOCK;
+    for (int64_t end = now_ms() + ms; now_ms() <= end;) {
+        st = pool_subscriber_ping_finish(sub, err);
+        if (st != POOL_ERR_WOULD_BLOCK)
+            break;
+        (*would_block)++;
+        poll(&p, 1, 50);
+    }
+    return st;
+}
+
+/* pool_subscriber_ping_start / _finish / _cancel: the ping split in two calls that never
+   wait; misuse gets POOL_ERR_INVALID_ARG; a paused server's missing answer ends in
+   POOL_ERR_IO at the deadline with the conn treated as lost. */
+static void ping_nonblocking(const char *query)
+{
+    pool_t *pool = NULL;
+    pool_subscriber_t *sub = new_subscriber(query, &pool);
+    if (sub == NULL)
+        return;
+    pool_error_t err;
+    const char *chans[] = {"np"};
+    CHECK_STATUS(pool_subscriber_subscribe(sub, 1, chans, NULL, &err), POOL_OK, &err);
+    EXPECT_MSG(sub, POOL_MSG_SUBSCRIBE, "np", NULL);
+
+    /* Answered; a message published before the answer is kept for receive. */
+    CHECK_EQ(publish(pool, "PUBLISH", "np", "before-pong"), 1);
+    CHECK_STATUS(pool_subscriber_ping_start(sub, scaled(5000), &err), POOL_OK, &err);
+    int wb = 0;
+    CHECK_STATUS(finish_ping(sub, scaled(5000), &wb, &err), POOL_OK, &err);
+    EXPECT_MSG(sub, POOL_MSG_MESSAGE, "np", "before-pong");
+    no_message(sub, 0);
+
+    /* Misuse: finish with none under way, start twice, the blocking ping meanwhile. */
+    CHECK_STATUS(pool_subscriber_ping_finish(sub, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK(strstr(err.message, "no subscriber ping") != NULL);
+    CHECK_STATUS(pool_subscriber_ping_start(sub, scaled(5000), &err), POOL_OK, &err);
+    CHECK_STATUS(pool_subscriber_ping_start(sub, scaled(5000), &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK(strstr(err.message, "already under way") != NULL);
+    CHECK_STATUS(pool_subscriber_ping(sub, scaled(5000), &err), POOL_ERR_INVALID_ARG, &err);
+    /* Cancelled: its answer is dropped, a new ping counts only its own. */
+    CHECK_STATUS(pool_subscriber_ping_cancel(sub, &err), POOL_OK, &err);
+    CHECK_STATUS(pool_subscriber_ping_finish(sub, &err), POOL_ERR_INVALID_ARG, &err);
+    CHECK_STATUS(pool_subscriber_ping_start(sub, scaled(5000), &err), POOL_OK, &err);
+    CHECK_STATUS(finish_ping(sub, scaled(5000), &wb, &err), POOL_OK, &err);
+    no_message(sub, 0);
+    CHECK_EQ(pool_subscriber_resubscribes(sub), 0);
+
+    /* A paused server: start returns at once, finish says WOULD_BLOCK until the deadline,
+       then POOL_ERR_IO; the next receive resubscribes on a new conn. */
+    char pause_ms[32];
+    snprintf(pause_ms, sizeof pause_ms, "%lld", (long long)scaled(1500));
+    const char *pause[] = {"CLIENT", "PAUSE", pause_ms, "ALL"};
+    pool_conn_t *c = NULL;
+    CHECK_STATUS(pool_get(pool, &c, &err), POOL_OK, &err);
+    pool_reply_t *r = NULL;
+    CHECK_STATUS(pool_conn_command(c, 4, pause, NULL, &r, &err), POOL_OK, &err);
+    pool_reply_free(r);
+    pool_put(pool, c);
+    wb = 0;
+    CHECK_STATUS(pool_subscriber_ping_start(sub, 200, &err), POOL_OK, &err);
+    CHECK_STATUS(finish_ping(sub, scaled(5000), &wb, &err), POOL_ERR_IO, &err);
+    CHECK(strstr(err.message, "no answer within") != NULL);
+    CHECK(wb >= 1);
+    CHECK_STATUS(pool_subscriber_ping_finish(sub, &err), POOL_ERR_INVALID_ARG, &err);
+    pool_message_t *m = EXPECT(sub, POOL_MSG_RESUBSCRIBED);
+    pool_message_free(m);
+    EXPECT_MSG(sub, POOL_MSG_SUBSCRIBE, "np", NULL);
+    CHECK_EQ(pool_subscriber_resubscribes(sub), 1);
+    pool_subscriber_free(sub);
+    pool_free(pool);
+}
+
 /* A payload of `len` bytes that says which message it is ("<i>:xxx..."), NUL-terminated;
    the caller frees it. */
 static char *numbered_payload(int i, size_t len)
@@ -747,6 +827,10 @@ int main(int argc, char **argv)
     messages("?protocol=3");
     section("the pollable fd: readable while receive has something");
     pollable_fd();
+    section("ping start / finish / cancel: never waiting, misuse, a paused server (RESP2)");
+    ping_nonblocking("");
+    section("ping start / finish in RESP3");
+    ping_nonblocking("?protocol=3");
     section("the pollable fd, edge-triggered: every message of a burst (RESP2)");
     edge_triggered("");
     section("the pollable fd, edge-triggered, in RESP3");

@@ -936,6 +936,55 @@ class TestFiberSchedulerCalls < Minitest::Test
     pool&.close
   end
 
+  # Conn#wait_replicas under a fiber scheduler: WAIT 1 on a server with no replica
+  # (300 ms) lets the ticker fiber run meanwhile, and reads the reply as the blocking
+  # call does (PoolTimeoutError with #acked 0; enough replicas: the count).
+  def test_fibers_wait_replicas_yields_to_other_fibers
+    pool = RedisPool::Pool.new("#{TestRedis.url}/?pool_size=2")
+    conn = pool.get
+    ticks = 0
+    done = false
+    outcome = nil
+    Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      Fiber.schedule do
+        until done
+          ticks += 1
+          sleep 0.005
+        end
+      end
+      Fiber.schedule do
+        conn.call("SET", "rb:fiber:wait", "1")
+        begin
+          conn.wait_replicas(1, 0.3)
+          outcome = :returned
+        rescue RedisPool::PoolTimeoutError => e
+          outcome = [e.class, e.acked, e.message]
+        ensure
+          done = true
+        end
+      end
+    end.join
+    assert_equal RedisPool::PoolTimeoutError, outcome[0]
+    assert_equal 0, outcome[1]
+    assert_match(/reached 0 of the 1 replicas/, outcome[2])
+    # One 300 ms wait that parked the thread would leave the ticker a tick or two.
+    assert_operator ticks, :>, 10, "wait_replicas blocked the thread"
+    Thread.new do
+      Fiber.set_scheduler(TestFiberScheduler.new)
+      Fiber.schedule do
+        outcome = conn.wait_replicas(0, 0.3)
+        assert_raises(RedisPool::InvalidArgumentError) { conn.wait_replicas(-1, 0.3) }
+        assert_raises(RedisPool::InvalidArgumentError) { conn.wait_replicas(1, 0) }
+        assert_equal "PONG", conn.call("PING")
+      end
+    end.join
+    assert_equal 0, outcome
+    conn.put
+  ensure
+    pool&.close
+  end
+
   # A fiber waiting for a conn of a full pool yields: the ticker runs, and the fiber
   # holding the conn gets to give it back (a get that parked the thread would wait
   # for a put that can never run, until pool_timeout).

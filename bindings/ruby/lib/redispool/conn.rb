@@ -67,10 +67,20 @@ module RedisPool
     # PoolTimeoutError whose #acked is that count (the writes stay applied on the
     # master, but a failover may lose them); a server that refuses WAIT (a replica)
     # raises IOError and the conn stays good.
+    #
+    # Under a fiber scheduler (in a non-blocking fiber) it never blocks the thread:
+    # WAIT goes through the same non-blocking path as #call (pool_conn_start /
+    # pool_conn_finish, the fiber waiting in the scheduler), its reply read as
+    # pool_conn_wait_replicas reads it (the reply awaited `timeout` plus the pool's
+    # read_timeout).
     def wait_replicas(numreplicas, timeout)
+      numreplicas = Integer(numreplicas)
+      timeout_ms = (timeout * 1000).ceil
+      return wait_replicas_nonblocking(numreplicas, timeout_ms) if Fiber.scheduler && !Fiber.current.blocking?
+
       acked = FFI::MemoryPointer.new(:int)
       err = Native::PoolError.new
-      status = Native.pool_conn_wait_replicas(@ptr, Integer(numreplicas), (timeout * 1000).ceil, acked, err)
+      status = Native.pool_conn_wait_replicas(@ptr, numreplicas, timeout_ms, acked, err)
       unless status == Native::OK
         e = RedisPool.error_for(status, err)
         e.acked = acked.read_int if e.respond_to?(:acked=)
@@ -154,13 +164,45 @@ module RedisPool
       command_blocking(args)
     end
 
+    # #wait_replicas under a fiber scheduler: WAIT through #command_nonblocking,
+    # with pool_conn_wait_replicas's checks, read timeout and reading of the reply.
+    def wait_replicas_nonblocking(numreplicas, timeout_ms)
+      if numreplicas.negative?
+        raise InvalidArgumentError.new("numreplicas: #{numreplicas} (must be >= 0)", Native::ERR_INVALID_ARG)
+      end
+      if timeout_ms < 1
+        raise InvalidArgumentError.new("timeout_ms: #{timeout_ms} (must be >= 1)", Native::ERR_INVALID_ARG)
+      end
+
+      read_ms = @pool.respond_to?(:_read_timeout_ms) ? @pool._read_timeout_ms.to_i : 0
+      read_ms = 1000 unless read_ms.positive?
+      reply = command_nonblocking(["WAIT", numreplicas, timeout_ms], timeout_ms + read_ms)
+      case reply
+      when Integer
+        acked = reply.clamp(0, (2**31) - 1)
+        return acked if acked >= numreplicas
+
+        e = PoolTimeoutError.new(
+          "redis: WAIT: the writes reached #{acked} of the #{numreplicas} replicas asked for " \
+          "within #{timeout_ms} ms (they are applied on the master, but a failover may lose them)"
+        )
+        e.acked = acked
+        raise e
+      when CommandError
+        raise IOError.new("redis: WAIT refused: #{reply.message[0, 200]}", Native::ERR_IO)
+      else
+        raise ProtocolError.new("redis: WAIT: unexpected reply #{reply.inspect[0, 100]}", Native::ERR_PROTOCOL)
+      end
+    end
+
     # The command started without waiting, the fiber parked in the scheduler (IO
     # waits on the conn's socket) until its reply is there or its deadline passed.
-    def command_nonblocking(args)
+    # `timeout_ms` as pool_conn_start's (< 0: the pool's read_timeout).
+    def command_nonblocking(args, timeout_ms = -1)
       n, argv, lens, buf = self.class.encode(args)
       want = FFI::MemoryPointer.new(:int)
       err = Native::PoolError.new
-      status = Native.pool_conn_start(@ptr, n, argv, lens, -1, want, err)
+      status = Native.pool_conn_start(@ptr, n, argv, lens, timeout_ms, want, err)
       raise RedisPool.error_for(status, err) unless status == Native::OK
 
       io = IO.for_fd(Native.pool_conn_fd(@ptr), autoclose: false)

@@ -448,6 +448,12 @@ module RedisPool
       @ptr
     end
 
+    # Internal: the read_timeout in ms as set (<= 0: none), for Conn#wait_replicas
+    # under a fiber scheduler.
+    def _read_timeout_ms
+      @read_timeout_ms
+    end
+
     def inspect
       "#<#{self.class} len=#{len} idle=#{idle_len}#{@closed ? " closed" : ""}>"
     end
@@ -548,12 +554,14 @@ module RedisPool
       Native.init_options(defaults)
       @pool_timeout_ms = defaults[:pool_timeout_ms]
       @dial_timeout_ms = defaults[:dial_timeout_ms]
+      @read_timeout_ms = defaults[:read_timeout_ms]
     end
 
     # The pool_timeout and dial_timeout of a Native::Options, for #get_in_scheduler.
     def use_timeouts(opts)
       @pool_timeout_ms = opts[:pool_timeout_ms]
       @dial_timeout_ms = opts[:dial_timeout_ms]
+      @read_timeout_ms = opts[:read_timeout_ms]
     end
 
     # A fiber queued in #get_in_scheduler, with the scheduler that can wake it.
@@ -630,6 +638,7 @@ module RedisPool
         case name
         when "pool_timeout" then @pool_timeout_ms = ms
         when "dial_timeout" then @dial_timeout_ms = ms.positive? ? ms : 0
+        when "read_timeout" then @read_timeout_ms = ms
         end
       end
     end
