@@ -7,6 +7,7 @@ import collections
 import ctypes
 import dataclasses
 import math
+import select
 import threading
 import warnings
 from ctypes import (
@@ -88,6 +89,13 @@ async def _ready(loop, fd: int, want: int, wait_ms: int) -> None:
         (loop.remove_writer if writing else loop.remove_reader)(fd)
         if timer is not None:
             timer.cancel()
+
+
+def _readable_now(fd: int) -> bool:
+    """Whether fd is readable right now (poll with timeout 0)."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(0))
 
 
 def _ms(seconds: float) -> int:
@@ -794,6 +802,66 @@ class Subscriber:
         err = _native.PoolError()
         status = lib.pool_subscriber_ping(self._handle, -1 if timeout is None else _ms(timeout),
                                           byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+
+    async def aget_message(self, timeout: float | None = 0.0):
+        """get_message for asyncio: waits on the event loop (a reader on
+        fileno()), never in the library, so other tasks run meanwhile. Same
+        results as get_message; None when nothing came within `timeout` seconds
+        (None: as long as it takes). A lost conn is still dialed again inside
+        the call, as get_message does. One task at a time per subscriber (the
+        loop has one reader per fd), as one thread at a time for get_message."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            msg = self.get_message(0)  # takes what has arrived, never waits
+            if msg is not None:
+                return msg
+            wait_ms = -1
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return None
+                wait_ms = _ms(left)
+            # pool_subscriber_receive(0) found nothing: every socket was read to
+            # EAGAIN, so the next message makes the fd readable.
+            await _ready(loop, self.fileno(), _native.POOL_WANT_READ, wait_ms)
+
+    async def aping(self, timeout: float | None = None) -> None:
+        """ping for asyncio (pool_subscriber_ping_start, then
+        pool_subscriber_ping_finish each time the fd is readable): the answers
+        are waited for on the event loop. Messages that arrive meanwhile are
+        kept for get_message/aget_message. A conn that does not answer within
+        `timeout` seconds is treated as lost (IOError; the next receive
+        resubscribes). Cancelling the task gives the ping up
+        (pool_subscriber_ping_cancel); the subscriber stays usable. Not while
+        another task of the subscriber waits in aget_message."""
+        if self._handle is None:
+            raise _misuse("subscriber was closed")
+        loop = asyncio.get_running_loop()
+        err = _native.PoolError()
+        status = lib.pool_subscriber_ping_start(self._handle, _timeout_ms(timeout), byref(err))
+        if status != _native.POOL_OK:
+            raise error_for(status, err)
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            while True:
+                status = lib.pool_subscriber_ping_finish(self._handle, byref(err))
+                if status != _native.POOL_ERR_WOULD_BLOCK:
+                    break
+                # The library reports the deadline itself; wake for it too.
+                wait_ms = -1 if deadline is None else _ms(max(0.0, deadline - loop.time()))
+                if _readable_now(self.fileno()):
+                    # Readable with answers still owed: a message is kept for
+                    # get_message (a level-triggered wait would spin on it).
+                    await asyncio.sleep(0.001)
+                else:
+                    await _ready(loop, self.fileno(), _native.POOL_WANT_READ, wait_ms)
+        except BaseException:
+            if self._handle is not None:
+                lib.pool_subscriber_ping_cancel(self._handle, byref(_native.PoolError()))
+            raise
         if status != _native.POOL_OK:
             raise error_for(status, err)
 

@@ -196,3 +196,109 @@ def test_aexecute_deadline_is_a_conn_io_error_and_the_conn_is_bad(redis_server):
         run(main())
     finally:
         pool.close()
+
+
+class _Ticker:
+    """A task counting how often the loop ran it: a call that blocks the loop
+    stops the count."""
+
+    def __init__(self):
+        self.ticks = 0
+        self._stop = False
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self):
+        while not self._stop:
+            self.ticks += 1
+            await asyncio.sleep(0.001)
+
+    async def stop(self):
+        self._stop = True
+        await self._task
+        return self.ticks
+
+
+def test_subscriber_aget_message_waits_on_the_loop(redis_server):
+    pool = redispool.Pool(redis_server.addr, pool_size=2)
+
+    async def main():
+        with pool.subscriber() as sub:
+            sub.subscribe("py:asub")
+            first = await sub.aget_message(timeout=5)
+            assert first["type"] == "subscribe" and first["channel"] == b"py:asub"
+
+            ticker = _Ticker()
+            started = time.monotonic()
+            assert await sub.aget_message(timeout=0.3) is None
+            waited = time.monotonic() - started
+            ticks = await ticker.stop()
+            assert 0.25 <= waited < 10, waited
+            assert ticks >= 10, f"the loop ran {ticks} times in a 0.3 s wait: it was blocked"
+
+            async def publish_later():
+                await asyncio.sleep(0.05)
+                with pool.get() as conn:
+                    conn.execute("PUBLISH", "py:asub", "hello")
+
+            publisher = asyncio.create_task(publish_later())
+            msg = await sub.aget_message(timeout=10)
+            await publisher
+            assert msg["type"] == "message" and msg["data"] == b"hello"
+            assert await sub.aget_message(timeout=0) is None
+
+    try:
+        run(main())
+    finally:
+        pool.close()
+
+
+def test_subscriber_aping_waits_on_the_loop_and_can_be_cancelled(redis_server):
+    pool = redispool.Pool(redis_server.addr, pool_size=2)
+
+    def pause(ms):
+        with pool.get() as conn:
+            conn.execute("CLIENT", "PAUSE", str(ms), "ALL")
+
+    async def main():
+        with pool.subscriber() as sub:
+            sub.subscribe("py:aping")
+            assert (await sub.aget_message(timeout=5))["type"] == "subscribe"
+
+            # The PONG is held back while the server is paused: the loop runs on.
+            pause(300)
+            ticker = _Ticker()
+            await sub.aping(timeout=10)
+            ticks = await ticker.stop()
+            assert ticks >= 10, f"the loop ran {ticks} times while the PONG was held: it was blocked"
+
+            # Cancelled mid-wait: the ping is given up, the subscriber stays good.
+            pause(300)
+            task = asyncio.create_task(sub.aping(timeout=10))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await sub.aping(timeout=10)
+
+            # No answer within the timeout: the conn is lost, and replaced on the next receive.
+            pause(600)
+            with pytest.raises(redispool.ConnIOError):
+                await sub.aping(timeout=0.1)
+            msg = await sub.aget_message(timeout=10)
+            assert msg["type"] == "resubscribed", msg
+            assert sub.resubscribes == 1
+            with pool.get() as conn:
+                conn.execute("PUBLISH", "py:aping", "after")
+            while True:
+                msg = await sub.aget_message(timeout=10)
+                assert msg is not None
+                if msg["type"] == "message":
+                    break
+            assert msg["data"] == b"after"
+
+    try:
+        run(main())
+    finally:
+        with pool.get() as conn:
+            conn.execute("CLIENT", "UNPAUSE")
+        pool.close()
