@@ -901,22 +901,13 @@ impl Conn {
     /// buffered for the next call). A deadline already passed takes what has arrived. EOF,
     /// an OS error or a malformed frame marks the conn broken.
     pub fn receive(&mut self, deadline: Option<io::Deadline>) -> Result<Option<Reply>, Error> {
-        if let Some(why) = &self.s.broken {
-            return Err(Error::BadConn(why.to_string()));
-        }
-        let fd = self.fd();
-        let limits = self.s.reply_limits;
-        let st = &mut *self.s;
-        let mut stream = match &mut st.tls {
-            Some(c) => io::Stream::Tls(fd, c),
-            None => io::Stream::Plain(fd),
-        };
-        let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
-        match io::read_frame(&mut stream, &mut cio.parser, deadline) {
-            Ok(r) => Ok(Some(r)),
-            Err(IoError::Timeout(..)) => Ok(None),
-            Err(e) => Err(self.fail(e)),
-        }
+        self.read_with(
+            |stream, parser| match io::read_frame(stream, parser, deadline) {
+                Ok(r) => Ok(Some(r)),
+                Err(IoError::Timeout(..)) => Ok(None),
+                Err(e) => Err(e),
+            },
+        )
     }
 
     /// The next frame among the bytes that have arrived, without waiting; None when no whole
@@ -925,6 +916,15 @@ impl Conn {
     /// readable anew (a part of a frame stays buffered for the next call). EOF, an OS error
     /// or a malformed frame marks the conn broken.
     pub fn receive_arrived(&mut self) -> Result<Option<Reply>, Error> {
+        self.read_with(io::read_frame_arrived)
+    }
+
+    /// Runs `read` on the conn's byte stream and parser (made on first use); an error it
+    /// returns marks the conn broken. A conn already broken is `Error::BadConn`.
+    fn read_with<T>(
+        &mut self,
+        read: impl FnOnce(&mut io::Stream<'_>, &mut Parser) -> Result<T, IoError>,
+    ) -> Result<T, Error> {
         if let Some(why) = &self.s.broken {
             return Err(Error::BadConn(why.to_string()));
         }
@@ -936,7 +936,8 @@ impl Conn {
             None => io::Stream::Plain(fd),
         };
         let cio = st.io.get_or_insert_with(|| ConnIo::new(limits));
-        io::read_frame_arrived(&mut stream, &mut cio.parser).map_err(|e| self.fail(e))
+        let res = read(&mut stream, &mut cio.parser);
+        res.map_err(|e| self.fail(e))
     }
 
     /// From now on (`keep`) RESP3 pushes that arrive around this conn's replies (client

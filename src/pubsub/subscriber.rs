@@ -567,20 +567,30 @@ impl Subscriber {
     /// do not end a link's turn).
     fn take_frame(&mut self) -> Result<Option<Message>> {
         for i in 0..self.links.len() {
-            while let Some(conn) = self.links[i].conn.as_mut() {
-                match conn.receive_arrived() {
-                    Ok(None) => break,
-                    Ok(Some(frame)) => {
-                        let m = decode(frame);
-                        if let Some(m) = self.filter(i, m) {
-                            return Ok(Some(m));
-                        }
-                    }
-                    Err(e) => self.lose(i, e.to_string()),
-                }
+            if let Some(m) = self.next_frame_of(i) {
+                return Ok(Some(m));
             }
         }
         Ok(None)
+    }
+
+    /// The next frame for the user that link `i` has now, without waiting: its socket read
+    /// until one, or until EAGAIN (None; frames `filter` keeps from the user are read past).
+    /// A link that fails is lost (None).
+    fn next_frame_of(&mut self, i: usize) -> Option<Message> {
+        while let Some(conn) = self.links[i].conn.as_mut() {
+            match conn.receive_arrived() {
+                Ok(None) => return None,
+                Ok(Some(frame)) => {
+                    let m = decode(frame);
+                    if let Some(m) = self.filter(i, m) {
+                        return Some(m);
+                    }
+                }
+                Err(e) => self.lose(i, e.to_string()),
+            }
+        }
+        None
     }
 
     /// Whether a frame is for the user: answers to `ping`'s own PINGs are not, nor a MOVED
@@ -873,17 +883,8 @@ impl Subscriber {
     /// for `receive`, ping answers dropped; a link that fails is lost.
     fn drain_links(&mut self) {
         for i in 0..self.links.len() {
-            while let Some(conn) = self.links[i].conn.as_mut() {
-                match conn.receive_arrived() {
-                    Ok(None) => break,
-                    Ok(Some(frame)) => {
-                        let m = decode(frame);
-                        if let Some(m) = self.filter(i, m) {
-                            self.push(m);
-                        }
-                    }
-                    Err(e) => self.lose(i, e.to_string()),
-                }
+            while let Some(m) = self.next_frame_of(i) {
+                self.push(m);
             }
         }
     }
