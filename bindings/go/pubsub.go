@@ -306,25 +306,8 @@ func (ps *PubSub) ReceiveTimeout(ctx context.Context, timeout time.Duration) (*M
 	}
 	defer func() { <-ps.turn }()
 
-	// The poll's deadline: timeout's or ctx's, whichever comes first; ctx's
-	// cancellation moves it to the past (AfterFunc, no goroutine until then).
-	pollDeadline := deadline
-	if dl, ok := ctx.Deadline(); ok && (pollDeadline.IsZero() || dl.Before(pollDeadline)) {
-		pollDeadline = dl
-	}
-	_ = ps.f.SetReadDeadline(pollDeadline)
-	if ctx.Done() != nil {
-		fired := make(chan struct{})
-		stop := context.AfterFunc(ctx, func() {
-			_ = ps.f.SetReadDeadline(longAgo)
-			close(fired)
-		})
-		defer func() {
-			if !stop() {
-				<-fired
-			}
-		}()
-	}
+	// The poll's deadline: timeout's or ctx's, whichever comes first.
+	defer armPollDeadline(ctx, ps.f, deadline).release()
 	var m *Message
 	var err error
 	// The callback runs first, then after each readiness. Go's netpoller is
@@ -478,23 +461,7 @@ func (ps *PubSub) Ping(ctx context.Context, timeout time.Duration) error {
 	if ms >= 0 {
 		deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
 	}
-	pollDeadline := deadline
-	if dl, ok := ctx.Deadline(); ok && (pollDeadline.IsZero() || dl.Before(pollDeadline)) {
-		pollDeadline = dl
-	}
-	_ = ps.pf.SetReadDeadline(pollDeadline)
-	if ctx.Done() != nil {
-		fired := make(chan struct{})
-		stop := context.AfterFunc(ctx, func() {
-			_ = ps.pf.SetReadDeadline(longAgo)
-			close(fired)
-		})
-		defer func() {
-			if !stop() {
-				<-fired
-			}
-		}()
-	}
+	defer armPollDeadline(ctx, ps.pf, deadline).release()
 	// Bounded: each round past the library's deadline waits 1 ms more, and
 	// the library's deadline is never later than ours.
 	for round := 0; round < 1000; round++ {
@@ -669,4 +636,38 @@ func (ps *PubSub) Close() error {
 		runtime.SetFinalizer(ps, nil)
 	})
 	return nil
+}
+
+// pollWatch is armPollDeadline's hold on ctx: release it once the wait on the
+// fd is over.
+type pollWatch struct {
+	stop  func() bool
+	fired chan struct{}
+}
+
+// armPollDeadline sets f's read deadline to deadline (zero: none) or ctx's,
+// whichever comes first, and moves it to the past when ctx is canceled
+// (context.AfterFunc: no goroutine until then), which ends a wait on f.
+func armPollDeadline(ctx context.Context, f *os.File, deadline time.Time) pollWatch {
+	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
+		deadline = dl
+	}
+	_ = f.SetReadDeadline(deadline)
+	if ctx.Done() == nil {
+		return pollWatch{}
+	}
+	w := pollWatch{fired: make(chan struct{})}
+	w.stop = context.AfterFunc(ctx, func() {
+		_ = f.SetReadDeadline(longAgo)
+		close(w.fired)
+	})
+	return w
+}
+
+// release undoes the AfterFunc, waiting for it if it already runs (so that
+// it never touches the fd's deadline after the wait is over).
+func (w pollWatch) release() {
+	if w.stop != nil && !w.stop() {
+		<-w.fired
+	}
 }
